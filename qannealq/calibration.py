@@ -1,0 +1,148 @@
+"""Calibration: forward hooks on ``torch.nn.Linear`` layers accumulate ``H``, ``g`` and ``c``.
+
+Two modes (ARCHITECTURE.md §1):
+
+* ``"float"`` (the paper's): every layer sees the float network's inputs.
+* ``"sequential"``: each layer sees the inputs produced by the already-quantized earlier layers; the
+  targets stay the float network's pre-activations (as in AdaRound and GPTQ).
+
+Statistics are accumulated in float64 batch by batch, so the calibration set is never held per layer.
+Hooks are removed on every exit path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from qannealq.errors import CalibrationError, InvalidArgumentError, NonFiniteError
+from qannealq.formulation import LayerStats
+
+__all__ = ["CALIBRATION_MODES", "as_calibration_tensor", "linear_layers", "collect_stats"]
+
+CALIBRATION_MODES = ("float", "sequential")
+
+
+def as_calibration_tensor(data: object, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Validate calibration inputs (array or tensor, first axis = samples) and return a tensor."""
+    try:
+        tensor = torch.as_tensor(np.asarray(data) if not isinstance(data, torch.Tensor) else data)
+    except (TypeError, ValueError) as exc:
+        raise CalibrationError(f"calibration data must be an array or tensor of inputs: {exc}") from None
+    if tensor.ndim < 2 or tensor.shape[0] == 0:
+        raise CalibrationError(
+            f"calibration data must have shape (N, ...) with N >= 1 samples, got {tuple(tensor.shape)}"
+        )
+    tensor = tensor.to(dtype)
+    if not torch.isfinite(tensor).all():
+        raise NonFiniteError("calibration data contain NaN or infinity: clean them before calibrating")
+    return tensor
+
+
+def _forward(model: torch.nn.Module, batch: torch.Tensor) -> None:
+    try:
+        model(batch)
+    except RuntimeError as exc:
+        raise CalibrationError(
+            f"the model cannot run on calibration data of shape {tuple(batch.shape[1:])} per sample: {exc}"
+        ) from None
+
+
+@contextlib.contextmanager
+def _hooks(model: torch.nn.Module, names: Sequence[str], fn) -> Iterator[None]:
+    modules = dict(model.named_modules())
+    handles = []
+    try:
+        for name in names:
+            handles.append(modules[name].register_forward_hook(lambda mod, inp, out, _n=name: fn(_n, inp, out)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def linear_layers(model: torch.nn.Module, data: torch.Tensor, names: Sequence[str] | None = None) -> list[str]:
+    """Names of the model's ``nn.Linear`` layers in the order a forward pass runs them.
+
+    Args:
+        model: the float network.
+        data: calibration inputs (one sample is run).
+        names: restrict to these layers; each must be an ``nn.Linear``.
+    """
+    modules = dict(model.named_modules())
+    if names is None:
+        names = [n for n, m in modules.items() if isinstance(m, torch.nn.Linear)]
+    for name in names:
+        if name not in modules:
+            raise InvalidArgumentError(f"layers: the model has no layer named {name!r}")
+        if not isinstance(modules[name], torch.nn.Linear):
+            raise InvalidArgumentError(
+                f"layers: {name!r} is a {type(modules[name]).__name__}, not a torch.nn.Linear; "
+                "only dense layers can be quantized"
+            )
+    if not names:
+        raise InvalidArgumentError("the model has no torch.nn.Linear layer to quantize")
+    order: list[str] = []
+    with _hooks(model, names, lambda n, inp, out: order.append(n)), torch.no_grad():
+        _forward(model, data[:1])
+    if len(order) != len(set(order)):
+        raise InvalidArgumentError("a Linear layer runs more than once per forward pass (shared weights): "
+                                   "not supported")
+    missing = [n for n in names if n not in order]
+    if missing:
+        raise CalibrationError(f"layers {missing} are not reached by a forward pass on the calibration data")
+    return order
+
+
+class _Accumulator:
+    def __init__(self, bias: bool) -> None:
+        self.bias = bias
+        self.hessian = self.cross = self.target_sq = None
+        self.count = 0
+
+    def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        x = x.detach().reshape(-1, x.shape[-1]).double()
+        y = y.detach().reshape(-1, y.shape[-1]).double()
+        if self.bias:
+            x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)
+        if self.hessian is None:
+            self.hessian, self.cross, self.target_sq = x.T @ x, y.T @ x, (y * y).sum(0)
+        else:
+            self.hessian += x.T @ x
+            self.cross += y.T @ x
+            self.target_sq += (y * y).sum(0)
+        self.count += x.shape[0]
+
+    def stats(self) -> LayerStats:
+        n = self.count
+        return LayerStats((self.hessian / n).numpy(), (self.cross / n).numpy(), (self.target_sq / n).numpy(), n)
+
+
+def collect_stats(input_model: torch.nn.Module, target_model: torch.nn.Module, names: Sequence[str],
+                  data: torch.Tensor, batch_size: int = 256) -> dict[str, LayerStats]:
+    """Accumulate per-layer statistics: inputs from ``input_model``, targets from ``target_model``.
+
+    Pass the same model twice for float calibration; for sequential calibration pass the partially
+    quantized copy as ``input_model`` and the float network as ``target_model``.
+    """
+    if batch_size < 1:
+        raise InvalidArgumentError(f"batch_size={batch_size} must be >= 1")
+    modules = dict(target_model.named_modules())
+    acc = {n: _Accumulator(modules[n].bias is not None) for n in names}
+    xs: dict[str, torch.Tensor] = {}
+    ys: dict[str, torch.Tensor] = {}
+    same = input_model is target_model
+    with contextlib.ExitStack() as stack, torch.no_grad():
+        stack.enter_context(_hooks(input_model, names, lambda n, inp, out: xs.__setitem__(n, inp[0])))
+        stack.enter_context(_hooks(target_model, names, lambda n, inp, out: ys.__setitem__(n, out)))
+        for start in range(0, data.shape[0], batch_size):
+            batch = data[start:start + batch_size]
+            _forward(input_model, batch)
+            if not same:
+                _forward(target_model, batch)
+            for n in names:
+                acc[n].add(xs[n], ys[n])
+    return {n: a.stats() for n, a in acc.items()}

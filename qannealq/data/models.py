@@ -1,0 +1,94 @@
+"""MLP definition, deterministic training with a cached checkpoint, and accuracy."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from qannealq.data.datasets import Dataset
+
+__all__ = ["MLP", "train_mlp", "accuracy", "cache_dir"]
+
+logger = logging.getLogger(__name__)
+
+
+class MLP(torch.nn.Sequential):
+    """Dense ReLU network ``sizes[0] -> ... -> sizes[-1]`` (no activation after the last layer)."""
+
+    def __init__(self, sizes: Sequence[int]) -> None:
+        layers: list[torch.nn.Module] = []
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            layers.append(torch.nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                layers.append(torch.nn.ReLU())
+        super().__init__(*layers)
+        self.sizes = tuple(sizes)
+
+
+def cache_dir() -> Path:
+    """``$QANNEALQ_CACHE`` or ``~/.cache/qannealq``."""
+    return Path(os.environ.get("QANNEALQ_CACHE", Path.home() / ".cache" / "qannealq"))
+
+
+def _fit(model: MLP, data: Dataset, epochs: int, lr: float, batch_size: int, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.as_tensor(data.x_train)
+    y = torch.as_tensor(data.y_train)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        for start in range(0, len(x), batch_size):
+            idx = perm[start:start + batch_size]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            opt.step()
+    model.eval()
+
+
+def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-3, batch_size: int = 128,
+              seed: int = 0, cache: bool = True) -> MLP:
+    """Train (or load from the cache) an MLP on ``data`` with a fixed seed.
+
+    The global RNG is not touched: initialisation runs under ``torch.random.fork_rng``.
+    """
+    sizes = (data.num_inputs, *hidden, data.num_classes)
+    key = json.dumps({"data": data.name, "n": len(data.x_train), "sizes": sizes, "epochs": epochs, "lr": lr,
+                      "batch": batch_size, "seed": seed, "torch": torch.__version__.split("+")[0]}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    path = cache_dir() / "models" / f"{data.name}-{'-'.join(map(str, sizes))}-{digest}.pt"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = MLP(sizes)
+    if cache and path.is_file():
+        model.load_state_dict(torch.load(path, weights_only=True))
+        model.eval()
+        logger.info("loaded cached model %s", path)
+        return model
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        _fit(model, data, epochs, lr, batch_size, seed)
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(model.state_dict(), tmp)
+        tmp.replace(path)
+        logger.info("trained and cached model %s", path)
+    return model
+
+
+def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 4096) -> float:
+    """Top-1 accuracy of ``model`` on inputs ``x`` and labels ``y``."""
+    correct = 0
+    with torch.no_grad():
+        for start in range(0, len(x), batch_size):
+            logits = model(torch.as_tensor(x[start:start + batch_size]))
+            correct += int((logits.argmax(1).numpy() == y[start:start + batch_size]).sum())
+    return correct / len(x)

@@ -1,0 +1,41 @@
+"""The exception hierarchy: one root, each subclass also a matching built-in."""
+
+from __future__ import annotations
+
+__all__ = [
+    "QannealqError",
+    "InvalidArgumentError",
+    "NonFiniteError",
+    "CalibrationError",
+    "ProblemTooLargeError",
+    "BackendUnavailableError",
+    "CredentialsError",
+]
+
+
+class QannealqError(Exception):
+    """Root of every error raised by qannealq."""
+
+
+class InvalidArgumentError(QannealqError, ValueError):
+    """An argument has a value qannealq cannot use; the message names it and what to do."""
+
+
+class NonFiniteError(InvalidArgumentError):
+    """Weights, biases or calibration data contain NaN or infinity."""
+
+
+class CalibrationError(InvalidArgumentError):
+    """Calibration data are empty, of the wrong shape, or do not reach a layer."""
+
+
+class ProblemTooLargeError(QannealqError, ValueError):
+    """A backend was given a problem larger than it can take; names both sizes."""
+
+
+class BackendUnavailableError(QannealqError, ImportError):
+    """A backend's SDK is not installed; the message gives the pip command."""
+
+
+class CredentialsError(QannealqError, RuntimeError):
+    """A cloud backend has no credentials; the message says how to set them (never shows one)."""

@@ -1,0 +1,237 @@
+"""The exact rounding QUBO of a dense layer (ARCHITECTURE.md §1), one neuron at a time.
+
+Notation (augmented rows, ``m = f + 1`` coordinates with a bias, ``f`` without):
+
+* ``H = X̂ᵀX̂ / N`` (shared by every neuron), ``g_i = X̂ᵀ y_i / N``, ``c_i = mean(y_i²)``;
+  ``E_i(q) = qᵀ H q − 2 qᵀ g_i + c_i`` is neuron i's mean squared pre-activation error.
+* ``q_ij = d_ij (k_ij + v_ij + o)`` with ``k`` the clipped floor, ``v ∈ {0, 1}`` and the grid offset ``o``.
+  With the base values ``u_i = d_i ∘ (k_i + o)`` the BQM of neuron i is, exactly,
+
+      linear  a_ij = d_ij² H_jj + 2 d_ij (H u_i)_j − 2 d_ij g_ij
+      quad    b_ijl = 2 d_ij d_il H_jl                  (j < l)
+      offset  e_i  = u_iᵀ H u_i − 2 u_iᵀ g_i + c_i
+
+Coordinates whose floor was clipped, whose ``k + 1`` leaves the range, or whose input is dead
+(``H_jj = 0``, rounded to nearest) are fixed and are not variables. BQM variables are labelled by their
+coordinate index ``j`` (``j = f`` is the bias).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Mapping
+
+import dimod
+import numpy as np
+
+from qannealq.errors import InvalidArgumentError
+from qannealq.grid import Grid
+
+__all__ = ["LayerStats", "LayerProblem", "DecodedRow", "build_problem"]
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Calibration statistics of one layer (float64).
+
+    Attributes:
+        hessian: ``H = X̂ᵀX̂ / N``, shape ``(m, m)``.
+        cross: rows ``g_i = X̂ᵀ y_i / N``, shape ``(n, m)``.
+        target_sq: ``c_i = mean_s y_is²``, shape ``(n,)``.
+        num_samples: ``N``.
+    """
+
+    hessian: np.ndarray
+    cross: np.ndarray
+    target_sq: np.ndarray
+    num_samples: int
+
+    @classmethod
+    def from_arrays(cls, inputs: np.ndarray, targets: np.ndarray, bias: bool = True) -> "LayerStats":
+        """Statistics of inputs ``(N, f)`` and targets ``(N, n)`` (augmented with a ones column if ``bias``)."""
+        x = np.asarray(inputs, dtype=np.float64)
+        y = np.asarray(targets, dtype=np.float64)
+        if x.ndim != 2 or y.ndim != 2 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
+            raise InvalidArgumentError(
+                f"inputs (N, f) and targets (N, n) must be 2-D with the same N > 0, got {x.shape} and {y.shape}"
+            )
+        if bias:
+            x = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
+        n_s = x.shape[0]
+        return cls(x.T @ x / n_s, y.T @ x / n_s, np.mean(y * y, axis=0), n_s)
+
+
+@dataclass(frozen=True)
+class DecodedRow:
+    """A decoded neuron: grid integers and their values, both of shape ``(m,)``."""
+
+    integers: np.ndarray
+    values: np.ndarray
+
+
+@dataclass(frozen=True)
+class LayerProblem:
+    """All neuron QUBOs of one layer, stored once: the shared ``H`` plus per-neuron vectors.
+
+    Attributes:
+        stats: calibration statistics.
+        grid: the quantization grid.
+        weights: float augmented rows ``[W_i, b_i]``, shape ``(n, m)``.
+        steps: step ``d_ij`` of every coordinate, ``(n, m)``.
+        base: clipped floor integers ``k`` (nearest for dead inputs), ``(n, m)``.
+        free: which coordinates are BQM variables, ``(n, m)`` bool.
+    """
+
+    stats: LayerStats
+    grid: Grid
+    weights: np.ndarray
+    steps: np.ndarray
+    base: np.ndarray
+    free: np.ndarray
+    has_bias: bool = True
+    name: str = field(default="layer")
+
+    @property
+    def num_neurons(self) -> int:
+        return self.weights.shape[0]
+
+    @property
+    def num_coordinates(self) -> int:
+        return self.weights.shape[1]
+
+    @property
+    def hessian(self) -> np.ndarray:
+        return self.stats.hessian
+
+    @cached_property
+    def dead(self) -> np.ndarray:
+        """Coordinates whose input is always zero (``H_jj = 0``), shape ``(m,)``."""
+        return np.diag(self.hessian) <= 0.0
+
+    @cached_property
+    def base_values(self) -> np.ndarray:
+        """``u = d ∘ (k + o)``, the values at ``v = 0``."""
+        return self.grid.dequantize(self.base, self.steps)
+
+    @cached_property
+    def linear(self) -> np.ndarray:
+        """Linear coefficients ``a`` of every coordinate, ``(n, m)`` (used only where ``free``)."""
+        d, h = self.steps, self.hessian
+        return d * d * np.diag(h) + 2.0 * d * (self.base_values @ h) - 2.0 * d * self.stats.cross
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """Constant ``e_i = E_i(u_i)`` of every neuron, ``(n,)``."""
+        return self.errors(self.base_values)
+
+    def variables(self, i: int) -> np.ndarray:
+        """Coordinate indices that are variables of neuron ``i``'s BQM."""
+        return np.flatnonzero(self.free[i])
+
+    def quadratic_matrix(self, i: int) -> np.ndarray:
+        """Neuron ``i``'s dense quadratic matrix over its variables, ``2 d_j d_l H_jl`` (diagonal zeroed)."""
+        idx = self.variables(i)
+        d = self.steps[i, idx]
+        q = 2.0 * (d[:, None] * self.hessian[np.ix_(idx, idx)] * d[None, :])
+        np.fill_diagonal(q, 0.0)
+        return q
+
+    def neuron_bqm(self, i: int) -> dimod.BinaryQuadraticModel:
+        """The exact BQM of neuron ``i``: energy of a sample == ``E_i`` of its decoded row."""
+        self._check_neuron(i)
+        idx = self.variables(i)
+        bqm = dimod.BinaryQuadraticModel(
+            self.linear[i, idx], np.triu(self.quadratic_matrix(i), 1), float(self.offsets[i]), "BINARY"
+        )
+        bqm.relabel_variables(dict(enumerate(idx.tolist())), inplace=True)
+        return bqm
+
+    def errors(self, values: np.ndarray) -> np.ndarray:
+        """Reconstruction error ``E_i`` of each row of ``values`` ``(n, m)``, by matrix products."""
+        q = np.asarray(values, dtype=np.float64)
+        return (np.einsum("ij,ij->i", q @ self.hessian, q) - 2.0 * np.einsum("ij,ij->i", q, self.stats.cross)
+                + self.stats.target_sq)
+
+    def qubo_energies(self, assignments: np.ndarray) -> np.ndarray:
+        """Energies of binary ``assignments`` ``(n, m)`` from the QUBO coefficients (fixed entries ignored)."""
+        v = np.where(self.free, np.asarray(assignments, dtype=np.float64), 0.0)
+        u = self.steps * v
+        diag_part = (self.steps ** 2) * np.diag(self.hessian) * v
+        return self.offsets + np.einsum("ij,ij->i", self.linear - diag_part, v) + np.einsum(
+            "ij,ij->i", u @ self.hessian, u)
+
+    def decode(self, i: int, sample: Mapping[int, int]) -> DecodedRow:
+        """Integers and values of neuron ``i`` for a sample over its BQM variables."""
+        self._check_neuron(i)
+        v = self.assignment(i, sample)
+        ints = self.base[i] + v
+        return DecodedRow(ints, self.grid.dequantize(ints, self.steps[i]))
+
+    def assignment(self, i: int, sample: Mapping[int, int]) -> np.ndarray:
+        """The full binary row ``(m,)`` of a sample over neuron ``i``'s variables (0 at fixed coordinates)."""
+        idx = self.variables(i)
+        try:
+            vals = np.fromiter((sample[j] for j in idx.tolist()), dtype=np.int64, count=idx.size)
+        except KeyError as exc:
+            raise InvalidArgumentError(f"sample for neuron {i} lacks variable {exc.args[0]}") from None
+        if np.any((vals != 0) & (vals != 1)):
+            raise InvalidArgumentError(f"sample for neuron {i} is not binary (values must be 0 or 1)")
+        v = np.zeros(self.num_coordinates, dtype=np.int64)
+        v[idx] = vals
+        return v
+
+    def decode_layer(self, assignments: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Integers and values ``(n, m)`` of binary ``assignments`` (fixed entries ignored)."""
+        v = np.where(self.free, np.asarray(assignments), 0).astype(np.int64)
+        ints = self.base + v
+        return ints, self.grid.dequantize(ints, self.steps)
+
+    def encode(self, integers: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`decode_layer`: the binary assignments of grid ``integers`` ``(n, m)``.
+
+        Raises:
+            InvalidArgumentError: if an integer is not reachable (not ``k`` or ``k + 1`` where free,
+                not ``k`` where fixed).
+        """
+        v = np.asarray(integers, dtype=np.int64) - self.base
+        bad = (v < 0) | (v > 1) | (~self.free & (v != 0))
+        if np.any(bad):
+            i, j = np.argwhere(bad)[0]
+            raise InvalidArgumentError(
+                f"integers[{i}, {j}]={integers[i, j]} is not a rounding of the weight (floor {self.base[i, j]}"
+                f"{'' if self.free[i, j] else ', fixed'})"
+            )
+        return v.astype(np.uint8)
+
+    def _check_neuron(self, i: int) -> None:
+        if not 0 <= i < self.num_neurons:
+            raise InvalidArgumentError(f"neuron index {i} is out of range 0..{self.num_neurons - 1}")
+
+
+def build_problem(stats: LayerStats, weight: np.ndarray, bias: np.ndarray | None, grid: Grid,
+                  name: str = "layer") -> LayerProblem:
+    """Formulate the rounding QUBOs of a layer ``y = W x + b`` on ``grid``.
+
+    Args:
+        stats: calibration statistics (augmented with the bias input when ``bias`` is not None).
+        weight: ``(n, f)`` float weights.
+        bias: ``(n,)`` float bias or None.
+        grid: the grid, from :func:`qannealq.grid.make_grid`.
+        name: label used in results and messages.
+    """
+    weight = np.asarray(weight, dtype=np.float64)
+    n, f = weight.shape
+    w = weight if bias is None else np.concatenate([weight, np.asarray(bias, np.float64)[:, None]], axis=1)
+    m = w.shape[1]
+    if stats.hessian.shape != (m, m) or stats.cross.shape != (n, m):
+        raise InvalidArgumentError(
+            f"calibration statistics of {name} have H {stats.hessian.shape} and g {stats.cross.shape}, "
+            f"but the layer needs ({m}, {m}) and ({n}, {m}): collect them on this layer's inputs"
+        )
+    steps = grid.steps(f)
+    base, free = grid.floor(w, steps)
+    dead = np.diag(stats.hessian) <= 0.0
+    base[:, dead] = grid.nearest(w[:, dead], steps[:, dead])
+    free[:, dead] = False
+    return LayerProblem(stats, grid, w, steps, base, free, bias is not None, name)

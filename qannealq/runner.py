@@ -1,0 +1,86 @@
+"""``qannealq run``: the bits x methods sweep on one dataset, with progress and incremental results."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from qannealq.errors import InvalidArgumentError
+from qannealq.grid import check_bits
+from qannealq.pipeline import quantize_model
+from qannealq.report import ResultRow, RunWriter, format_table, plot_accuracy
+from qannealq.solve import METHODS
+
+__all__ = ["run_experiment"]
+
+logger = logging.getLogger(__name__)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    for bits in args.bits:
+        check_bits(bits)
+    if not args.bits:
+        raise InvalidArgumentError("--bits is empty: give a comma list such as 8,4,2")
+    for method in args.methods:
+        if method not in METHODS:
+            raise InvalidArgumentError(f"--methods: {method!r} is unknown; choose from {', '.join(METHODS)}")
+    if args.num_calibration < 1:
+        raise InvalidArgumentError(f"--num-calibration={args.num_calibration} must be >= 1")
+
+
+def run_experiment(args: argparse.Namespace, out: Path) -> int:
+    """Run the sweep described by the parsed ``qannealq run`` arguments; write results into ``out``."""
+    from qannealq.backends import resolve_sampler
+    from qannealq.cli import DEFAULT_EPOCHS, DEFAULT_HIDDEN
+    from qannealq.data import accuracy, load_dataset, train_mlp
+
+    _validate(args)
+    data = load_dataset(args.dataset, args.data_dir, args.input_size)
+    hidden = args.hidden or DEFAULT_HIDDEN[args.dataset]
+    epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
+    lr = 1e-2 if args.dataset == "digits" else 1e-3
+    model = train_mlp(data, hidden, epochs, lr=lr, batch_size=64 if args.dataset == "digits" else 128, seed=args.seed)
+    float_acc = accuracy(model, data.x_test, data.y_test)
+    rng = np.random.default_rng(args.seed)
+    n_cal = min(args.num_calibration, len(data.x_train))
+    calib = data.x_train[np.sort(rng.choice(len(data.x_train), n_cal, replace=False))]
+    sampler = resolve_sampler(args.backend) if "qubo" in args.methods else None
+    options = dict(args.sampler_option)
+    warm = None if args.warm_start in ("none", "None", "") else args.warm_start
+    settings = {"dataset": data.name, "model": [data.num_inputs, *hidden, data.num_classes], "epochs": epochs,
+                "float_accuracy": float_acc, "num_calibration": n_cal, "backend": args.backend,
+                "sampler_options": {k: repr(v) for k, v in options.items()}, "warm_start": warm,
+                "calibration": args.calibration, "granularity": args.granularity, "int1": args.int1,
+                "seed": args.seed, "bits": args.bits, "methods": args.methods}
+    writer = RunWriter(out, settings)
+    print(f"{data.name}: MLP {settings['model']}, float test accuracy {float_acc:.4f}; "
+          f"{n_cal} calibration samples; results -> {out}")
+    if "qubo" in args.methods:
+        print(f"qubo method: backend {args.backend!r}, warm start {warm}", flush=True)
+    neurons = sum(settings["model"][1:])
+    total = neurons * len(args.bits) * args.methods.count("qubo")
+    with tqdm(total=total, desc="solving QUBOs", unit="neuron", disable=total == 0) as bar:
+        for bits in args.bits:
+            for method in args.methods:
+                bar.set_postfix_str(f"int{bits} {method}")
+                result = quantize_model(
+                    model, calib, bits, method, sampler if method == "qubo" else None, args.calibration,
+                    args.granularity, args.int1, warm_start=warm, seed=args.seed,
+                    progress=(lambda name, k, n: bar.update(k)) if method == "qubo" else None, **options)
+                acc = accuracy(result.model, data.x_test, data.y_test)
+                layers = [{"name": l.name, "error": l.error, "seconds": l.seconds, "seed": l.seed,
+                           "neurons": int(l.errors.size), "free_variables": int(l.integers.size),
+                           "warm_start_error": None if l.warm_start_errors is None else float(l.warm_start_errors.sum())}
+                          for l in result.layers]
+                writer.add(ResultRow(data.name, method, args.backend if method == "qubo" else "", bits,
+                                     args.calibration, args.granularity, acc, result.layer_error, result.seconds,
+                                     layers))
+    print(format_table(writer.rows))
+    print(f"float accuracy {float_acc:.4f}")
+    plot_accuracy(writer.rows, out / "accuracy_vs_bits.png", float_acc, f"{data.name}, {args.calibration} calibration")
+    print(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'accuracy_vs_bits.png'}")
+    return 0

@@ -1,0 +1,194 @@
+"""Solve loop: formulate each layer, solve it with a baseline or any ``dimod.Sampler``, decode, evaluate.
+
+A sampler that also offers ``sample_layer(problem, initial_states=None, seed=None, **kwargs)`` (returning a
+:class:`LayerSample`) solves all neurons of a layer at once; otherwise each neuron's BQM is sampled on its
+own and the lowest-energy sample is used.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import dimod
+import numpy as np
+
+from qannealq.baselines import BASELINES
+from qannealq.errors import InvalidArgumentError
+from qannealq.formulation import LayerProblem
+
+__all__ = ["METHODS", "LayerSample", "LayerResult", "quantize_layer", "solve_neuron", "NeuronProgress"]
+
+logger = logging.getLogger(__name__)
+
+METHODS = (*BASELINES, "qubo")
+WARM_STARTS = (*BASELINES, None)
+NeuronProgress = Callable[[int], None]
+
+
+@dataclass
+class LayerSample:
+    """What a whole-layer sampler returns.
+
+    Attributes:
+        assignments: best binary assignment of every neuron, ``(n, m)`` (entries at fixed coordinates ignored).
+        energies: their QUBO energies, ``(n,)``.
+        info: timing (``info["timing"]`` in ns) and solver details.
+    """
+
+    assignments: np.ndarray
+    energies: np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+@dataclass
+class LayerResult:
+    """One layer quantized by one method.
+
+    Attributes:
+        name: layer name.
+        method: ``rtn``, ``gptq``, ``gptq-restricted`` or ``qubo``.
+        backend: sampler name for ``qubo`` (else ``""``).
+        bits: bit width.
+        integers: grid integers ``(n, m)``.
+        values: dequantized augmented rows ``(n, m)``.
+        errors: per-neuron reconstruction error on the layer's ``H`` ``(n,)``.
+        seconds: wall time of the solve (formulation excluded).
+        seed: seed given to the sampler (``None`` for deterministic baselines).
+        warm_start_errors: per-neuron errors of the warm start, when one was used.
+        samplesets: the raw per-neuron SampleSets (per-neuron path only).
+        info: sampler info (timing in ns, etc.).
+    """
+
+    name: str
+    method: str
+    backend: str
+    bits: int
+    integers: np.ndarray
+    values: np.ndarray
+    errors: np.ndarray
+    seconds: float
+    seed: int | None = None
+    warm_start_errors: np.ndarray | None = None
+    samplesets: list[dimod.SampleSet] | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def error(self) -> float:
+        """The layer's objective: the sum of its neuron errors."""
+        return float(np.sum(self.errors))
+
+
+def _accepts(sampler: dimod.Sampler, name: str) -> bool:
+    try:
+        return name in sampler.parameters
+    except Exception:  # a sampler whose parameters property needs a network call
+        return False
+
+
+def solve_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np.ndarray | None,
+                 seed: int | None, sampler_kwargs: dict[str, Any]) -> tuple[np.ndarray, dimod.SampleSet]:
+    """Sample neuron ``i``'s BQM; return its best binary row ``(m,)`` and the raw SampleSet."""
+    bqm = problem.neuron_bqm(i)
+    if bqm.num_variables == 0:
+        return np.zeros(problem.num_coordinates, dtype=np.int64), dimod.SampleSet.from_samples_bqm([{}], bqm)
+    kwargs = dict(sampler_kwargs)
+    if seed is not None and _accepts(sampler, "seed"):
+        kwargs.setdefault("seed", seed)
+    if warm is not None and _accepts(sampler, "initial_states"):
+        idx = problem.variables(i)
+        kwargs.setdefault("initial_states", (warm[i, idx][None, :].astype(np.int8), idx.tolist()))
+    sampleset = sampler.sample(bqm, **kwargs)
+    sampleset.resolve()
+    if len(sampleset) == 0:
+        raise InvalidArgumentError(f"the sampler returned no sample for neuron {i} of {problem.name}")
+    best = int(np.argmin(sampleset.record.energy))
+    sample = dict(zip(sampleset.variables, sampleset.record.sample[best].tolist()))
+    if sampleset.vartype is dimod.SPIN:
+        sample = {k: (v + 1) // 2 for k, v in sample.items()}
+    return problem.assignment(i, sample), sampleset
+
+
+def _seed(seed: int | None) -> int:
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidArgumentError(f"seed={seed!r} must be a non-negative integer or None")
+    return int(seed)
+
+
+def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None, seed: int,
+                executor: Executor | None, progress: NeuronProgress | None,
+                sampler_kwargs: dict[str, Any]) -> tuple[np.ndarray, list | None, dict]:
+    if hasattr(sampler, "sample_layer"):
+        result = sampler.sample_layer(problem, initial_states=warm, seed=seed, **sampler_kwargs)
+        if progress:
+            progress(problem.num_neurons)
+        return np.asarray(result.assignments), None, result.info
+    seeds = np.random.SeedSequence(seed).generate_state(problem.num_neurons) & 0x7FFFFFFF
+    args = [(problem, i, sampler, warm, int(seeds[i]), sampler_kwargs) for i in range(problem.num_neurons)]
+    mapper = executor.map if executor is not None else map
+    rows, samplesets = [], []
+    for row, sampleset in mapper(solve_neuron, *zip(*args)):
+        rows.append(row)
+        samplesets.append(sampleset)
+        if progress:
+            progress(1)
+    timing: dict[str, int] = {}
+    for ss in samplesets:
+        for key, value in ss.info.get("timing", {}).items():
+            if key.endswith("_ns"):
+                timing[key] = timing.get(key, 0) + int(value)
+    return np.stack(rows), samplesets, {"timing": timing}
+
+
+def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler | None = None,
+                   backend: str = "", warm_start: str | None = "gptq-restricted", seed: int | None = None,
+                   executor: Executor | None = None, progress: NeuronProgress | None = None,
+                   **sampler_kwargs: Any) -> LayerResult:
+    """Quantize one layer with a baseline or with a sampler on its neuron QUBOs.
+
+    Args:
+        problem: the layer's QUBOs (:func:`qannealq.formulation.build_problem`).
+        method: one of :data:`METHODS`.
+        sampler: the ``dimod.Sampler`` for ``method="qubo"``.
+        backend: the sampler's name, recorded in the result.
+        warm_start: baseline whose floor/ceil assignment seeds the sampler (``initial_states``), or None.
+        seed: base seed; each neuron gets a seed derived from it; drawn at random (and recorded) if None.
+        executor: optional executor mapping the per-neuron solves.
+        progress: called with the number of neurons just finished.
+        **sampler_kwargs: passed to ``sampler.sample`` (or ``sample_layer``).
+    """
+    if method not in METHODS:
+        raise InvalidArgumentError(f"method={method!r} is unknown: choose one of {', '.join(METHODS)}")
+    t0 = time.perf_counter()
+    warm_errors = None
+    samplesets, info, used_seed = None, {}, None
+    if method in BASELINES:
+        integers = BASELINES[method](problem)
+        if progress:
+            progress(problem.num_neurons)
+    else:
+        if sampler is None:
+            raise InvalidArgumentError("method='qubo' needs a sampler (a backend name or a dimod.Sampler)")
+        if warm_start not in WARM_STARTS:
+            raise InvalidArgumentError(f"warm_start={warm_start!r} must be one of {WARM_STARTS}")
+        warm = None
+        if warm_start is not None:
+            warm_ints = BASELINES[warm_start](problem)
+            if warm_start != "gptq-restricted":
+                warm_ints = np.clip(warm_ints, problem.base, problem.base + problem.free)
+            warm = problem.encode(warm_ints)
+            warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
+        used_seed = _seed(seed)
+        assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
+                                                    sampler_kwargs)
+        integers, _ = problem.decode_layer(assignments)
+    values = problem.grid.dequantize(integers, problem.steps)
+    seconds = time.perf_counter() - t0
+    logger.debug("%s %s: %.3g s", problem.name, method, seconds)
+    return LayerResult(problem.name, method, backend if method == "qubo" else "", problem.grid.bits, integers,
+                       values, problem.errors(values), seconds, used_seed, warm_errors, samplesets, info)
