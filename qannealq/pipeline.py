@@ -14,7 +14,7 @@ import torch
 from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, build_problem
-from qannealq.grid import make_grid
+from qannealq.grid import check_bits, make_grid
 from qannealq.solve import METHODS, LayerResult, quantize_layer
 
 __all__ = ["ModelResult", "quantize_model", "formulate_layer", "ProgressCallback"]
@@ -97,6 +97,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         raise InvalidArgumentError(f"method={method!r} is unknown: choose one of {', '.join(METHODS)}")
     if calibration not in CALIBRATION_MODES:
         raise InvalidArgumentError(f"calibration={calibration!r} must be one of {', '.join(CALIBRATION_MODES)}")
+    check_bits(bits)
     t0 = time.perf_counter()
     backend = ""
     solver = None
@@ -104,8 +105,18 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         backend = sampler if isinstance(sampler, str) else type(sampler).__name__
         solver = resolve_sampler(sampler)
     data = as_calibration_tensor(calibration_data, dtype=next(model.parameters()).dtype)
-    float_model = model.eval()
-    quant_model = copy.deepcopy(model).eval()
+    was_training = model.training
+    try:
+        return _quantize(model.eval(), data, bits, method, solver, backend, calibration, granularity, int1, layers,
+                         warm_start, seed, batch_size, progress, sampler_kwargs, t0)
+    finally:
+        model.train(was_training)
+
+
+def _quantize(float_model: torch.nn.Module, data: torch.Tensor, bits: int, method: str, solver, backend: str,
+              calibration: str, granularity: str, int1: str, layers, warm_start, seed, batch_size, progress,
+              sampler_kwargs: dict, t0: float) -> ModelResult:
+    quant_model = copy.deepcopy(float_model).eval()
     names = linear_layers(float_model, data, layers)
     modules = dict(quant_model.named_modules())
     all_stats = collect_stats(float_model, float_model, names, data, batch_size) if calibration == "float" else {}

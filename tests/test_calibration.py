@@ -1,0 +1,111 @@
+"""Hooks, float vs sequential calibration, and quantize_model's argument errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qannealq import CalibrationError, InvalidArgumentError, NonFiniteError, quantize_model
+from qannealq.calibration import collect_stats, linear_layers
+
+
+def _net(seed=0):
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3)).double()
+
+
+def _data(n=64, seed=1):
+    return torch.as_tensor(np.random.default_rng(seed).normal(size=(n, 6)))
+
+
+def _no_hooks(model):
+    return all(not m._forward_hooks for m in model.modules())
+
+
+def _direct(x, y, values):
+    x_aug = np.concatenate([x, np.ones((len(x), 1))], axis=1)
+    return np.mean((y - x_aug @ values.T) ** 2, axis=0)
+
+
+def test_float_statistics_match_direct_products():
+    net, data = _net(), _data()
+    stats = collect_stats(net, net, ["0", "2"], data, batch_size=10)
+    with torch.no_grad():
+        y1 = net[0](data)
+        x2 = torch.relu(y1)
+        y2 = net[2](x2)
+    x_aug = np.concatenate([x2.numpy(), np.ones((64, 1))], axis=1)
+    np.testing.assert_allclose(stats["2"].hessian, x_aug.T @ x_aug / 64, rtol=1e-12)
+    np.testing.assert_allclose(stats["2"].cross, y2.numpy().T @ x_aug / 64, rtol=1e-12)
+    np.testing.assert_allclose(stats["2"].target_sq, np.mean(y2.numpy() ** 2, axis=0), rtol=1e-12)
+    assert stats["0"].num_samples == 64
+    assert _no_hooks(net)
+
+
+@pytest.mark.parametrize("mode", ["float", "sequential"])
+def test_calibration_modes_use_the_right_inputs(mode):
+    net, data = _net(), _data()
+    result = quantize_model(net, data, bits=2, method="gptq", calibration=mode)
+    with torch.no_grad():
+        y2_float = net[2](torch.relu(net[0](data))).numpy()
+        x2_float = torch.relu(net[0](data)).numpy()
+        x2_quant = torch.relu(result.model[0](data)).numpy()
+    second = result.layers[1]
+    x2 = x2_float if mode == "float" else x2_quant
+    np.testing.assert_allclose(second.errors, _direct(x2, y2_float, second.values), rtol=1e-9)
+    assert not np.allclose(x2_float, x2_quant)  # int2 changes the first layer's outputs
+    assert _no_hooks(net) and _no_hooks(result.model)
+
+
+def test_quantized_copy_holds_grid_values_and_original_untouched():
+    net, data = _net(), _data()
+    before = [p.detach().clone() for p in net.parameters()]
+    net.train()
+    result = quantize_model(net, data, bits=3, method="rtn")
+    assert net.training  # mode restored
+    for p, q in zip(before, net.parameters()):
+        assert torch.equal(p, q)
+    first = result.layers[0]
+    np.testing.assert_allclose(result.model[0].weight.detach().numpy(), first.values[:, :6])
+    np.testing.assert_allclose(result.model[0].bias.detach().numpy(), first.values[:, 6])
+    assert [l.name for l in result.layers] == ["0", "2"]
+
+
+def test_layers_in_forward_order_and_non_linear_rejected():
+    net = _net()
+    assert linear_layers(net, _data(), ["2", "0"]) == ["0", "2"]
+    with pytest.raises(InvalidArgumentError, match="'1' is a ReLU, not a torch.nn.Linear"):
+        quantize_model(net, _data(), 4, method="rtn", layers=["1"])
+    with pytest.raises(InvalidArgumentError, match="no layer named"):
+        quantize_model(net, _data(), 4, method="rtn", layers=["fc9"])
+
+
+def test_calibration_data_errors_and_hooks_removed():
+    net = _net()
+    with pytest.raises(CalibrationError, match="N >= 1"):
+        quantize_model(net, np.zeros((0, 6)), 4, method="rtn")
+    with pytest.raises(CalibrationError, match="cannot run on calibration data of shape"):
+        quantize_model(net, np.zeros((8, 7)), 4, method="rtn")
+    assert _no_hooks(net)
+    bad = np.zeros((8, 6))
+    bad[3, 2] = np.nan
+    with pytest.raises(NonFiniteError, match="calibration data"):
+        quantize_model(net, bad, 4, method="rtn")
+
+
+def test_bits_and_options_validated_before_work():
+    net = _net()
+    for kwargs, name in [({"bits": 0}, "bits"), ({"bits": 4, "calibration": "mixed"}, "calibration"),
+                         ({"bits": 4, "method": "round"}, "method"), ({"bits": 4, "granularity": "row"}, "granularity")]:
+        with pytest.raises(InvalidArgumentError, match=name):
+            quantize_model(net, _data(), **{"method": "rtn", **kwargs})
+
+
+def test_non_finite_weights_rejected():
+    net = _net()
+    with torch.no_grad():
+        net[0].weight[0, 0] = float("inf")
+    with pytest.raises(NonFiniteError, match="weight"):
+        quantize_model(net, _data(), 4, method="rtn")

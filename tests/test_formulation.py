@@ -1,0 +1,131 @@
+"""The energy identity, the per-neuron decomposition, clipping and the encode/decode round trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import GRIDS, random_layer
+from qannealq import InvalidArgumentError, LayerStats, build_problem, make_grid
+
+
+def _random_assignments(rng, problem, count):
+    return [rng.integers(0, 2, size=problem.free.shape) for _ in range(count)]
+
+
+@pytest.mark.parametrize("bits, granularity, int1", GRIDS)
+@pytest.mark.parametrize("f, n, bias", [(50, 8, True), (13, 3, False), (1, 1, True)])
+def test_bqm_energy_equals_reconstruction_error(bits, granularity, int1, f, n, bias):
+    rng = np.random.default_rng(1000 * bits + f)
+    layer = random_layer(rng, f, n, dead=min(2, f - 1), bias=bias)
+    problem = layer.problem(bits, granularity, int1)
+    for i in range(n):
+        bqm = problem.neuron_bqm(i)
+        for v in _random_assignments(rng, problem, 4) + [np.zeros_like(problem.free), np.ones_like(problem.free)]:
+            sample = {j: int(v[i, j]) for j in bqm.variables}
+            direct = layer.direct_error(i, problem.decode(i, sample).values)
+            assert bqm.energy(sample) == pytest.approx(direct, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("bits, granularity, int1", GRIDS)
+def test_layer_energies_match_bqms_and_data(bits, granularity, int1):
+    rng = np.random.default_rng(bits)
+    layer = random_layer(rng, 30, 6)
+    problem = layer.problem(bits, granularity, int1)
+    for v in _random_assignments(rng, problem, 3):
+        ints, values = problem.decode_layer(v)
+        direct = layer.direct_errors(values)
+        np.testing.assert_allclose(problem.qubo_energies(v), direct, rtol=1e-9)
+        np.testing.assert_allclose(problem.errors(values), direct, rtol=1e-9)
+        bqm_energies = [problem.neuron_bqm(i).energy({j: int(v[i, j]) for j in problem.variables(i)})
+                        for i in range(problem.num_neurons)]
+        np.testing.assert_allclose(bqm_energies, direct, rtol=1e-9)
+
+
+def test_layer_objective_is_sum_of_neuron_errors():
+    rng = np.random.default_rng(7)
+    layer = random_layer(rng, 40, 8)
+    problem = layer.problem(3)
+    _, values = problem.decode_layer(rng.integers(0, 2, size=problem.free.shape))
+    frobenius = np.linalg.norm(layer.y - layer.x_aug @ values.T) ** 2 / len(layer.y)
+    assert problem.errors(values).sum() == pytest.approx(frobenius, rel=1e-10)
+
+
+def test_unquantized_weights_have_zero_error_in_float_calibration():
+    rng = np.random.default_rng(3)
+    layer = random_layer(rng, 20, 4, noise=0.0)
+    problem = layer.problem(4)
+    np.testing.assert_allclose(problem.errors(problem.weights), 0.0, atol=1e-10)
+
+
+@pytest.mark.parametrize("bits, granularity, int1", GRIDS)
+def test_clipping_fixed_and_dead_coordinates(bits, granularity, int1):
+    rng = np.random.default_rng(11 + bits)
+    layer = random_layer(rng, 25, 5, dead=3)
+    problem = layer.problem(bits, granularity, int1)
+    grid = problem.grid
+    assert problem.dead[:3].all() and not problem.dead[3:].any()
+    scaled = grid.scaled(problem.weights, problem.steps)
+    clipped = (np.floor(scaled) < grid.lo) | (np.floor(scaled) > grid.hi)
+    at_top = np.floor(scaled) >= grid.hi
+    assert (clipped | at_top).any()  # the random layers reach the grid edges
+    for i in range(problem.num_neurons):
+        variables = set(problem.neuron_bqm(i).variables)
+        expected = {j for j in range(problem.num_coordinates)
+                    if not problem.dead[j] and not clipped[i, j] and not at_top[i, j]}
+        assert variables == expected
+    for v in (np.zeros_like(problem.free), np.ones_like(problem.free)):
+        ints, _ = problem.decode_layer(v)
+        assert ints.min() >= grid.lo and ints.max() <= grid.hi
+    # dead inputs are rounded to nearest
+    np.testing.assert_array_equal(problem.base[:, :3], grid.nearest(problem.weights, problem.steps)[:, :3])
+
+
+def test_encode_decode_round_trip():
+    rng = np.random.default_rng(5)
+    problem = random_layer(rng, 30, 6).problem(4, "channel")
+    v = np.where(problem.free, rng.integers(0, 2, size=problem.free.shape), 0).astype(np.uint8)
+    ints, _ = problem.decode_layer(v)
+    np.testing.assert_array_equal(problem.encode(ints), v)
+    for i in range(problem.num_neurons):
+        sample = {j: int(v[i, j]) for j in problem.variables(i)}
+        np.testing.assert_array_equal(problem.decode(i, sample).integers, ints[i])
+        np.testing.assert_array_equal(problem.assignment(i, sample), v[i])
+
+
+def test_encode_rejects_unreachable_integers():
+    rng = np.random.default_rng(5)
+    problem = random_layer(rng, 10, 2).problem(4)
+    bad = problem.base.copy()
+    bad[0, 5] += 2
+    with pytest.raises(InvalidArgumentError, match=r"integers\[0, 5\]"):
+        problem.encode(bad)
+
+
+def test_decode_rejects_bad_samples():
+    rng = np.random.default_rng(5)
+    problem = random_layer(rng, 10, 2).problem(4)
+    j = int(problem.variables(0)[0])
+    with pytest.raises(InvalidArgumentError, match="lacks variable"):
+        problem.decode(0, {})
+    with pytest.raises(InvalidArgumentError, match="binary"):
+        problem.decode(0, {k: 2 if k == j else 0 for k in problem.variables(0).tolist()})
+    with pytest.raises(InvalidArgumentError, match="neuron index"):
+        problem.neuron_bqm(7)
+
+
+def test_statistics_shape_mismatch_is_a_clear_error():
+    rng = np.random.default_rng(0)
+    layer = random_layer(rng, 10, 3)
+    stats = LayerStats.from_arrays(layer.x[:, :5], layer.y)
+    with pytest.raises(InvalidArgumentError, match="calibration statistics"):
+        build_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 4))
+    with pytest.raises(InvalidArgumentError, match="same N"):
+        LayerStats.from_arrays(np.zeros((0, 3)), np.zeros((0, 2)))
+
+
+def test_hessian_is_shared_not_copied_per_neuron():
+    rng = np.random.default_rng(0)
+    problem = random_layer(rng, 20, 6).problem(4)
+    assert problem.hessian.shape == (21, 21)
+    assert problem.linear.shape == (6, 21) and problem.offsets.shape == (6,)

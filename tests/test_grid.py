@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from qannealq import InvalidArgumentError, NonFiniteError, QannealqError, make_grid
+
+
+@pytest.mark.parametrize("bits", [0, 9, -1, 2.5, "4", True])
+def test_bits_outside_range_rejected(bits):
+    with pytest.raises(InvalidArgumentError, match="bits"):
+        make_grid(np.ones((2, 3)), None, bits)
+
+
+def test_errors_share_root_and_builtin():
+    with pytest.raises(QannealqError):
+        make_grid(np.ones((2, 3)), None, 12)
+    with pytest.raises(ValueError):
+        make_grid(np.ones((2, 3)), None, 12)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights_rejected(bad):
+    w = np.ones((2, 3))
+    w[1, 1] = bad
+    with pytest.raises(NonFiniteError, match="weight"):
+        make_grid(w, None, 4)
+    with pytest.raises(NonFiniteError, match="bias"):
+        make_grid(np.ones((2, 3)), np.array([0.0, bad]), 4)
+
+
+@pytest.mark.parametrize("bits", range(2, 9))
+def test_paper_grid_per_tensor(bits):
+    rng = np.random.default_rng(bits)
+    w = rng.normal(size=(4, 7))
+    b = rng.normal(size=4)
+    g = make_grid(w, b, bits)
+    assert (g.lo, g.hi, g.offset) == (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1, 0.0)
+    np.testing.assert_allclose(g.weight_step, np.abs(w).max() / 2 ** (bits - 1))
+    assert g.bias_step == pytest.approx(np.abs(b).max() / 2 ** (bits - 1))
+    steps = g.steps(7)
+    assert steps.shape == (4, 8)
+    ints = g.nearest(np.concatenate([w, b[:, None]], axis=1), steps)
+    assert ints.min() >= g.lo and ints.max() <= g.hi
+
+
+def test_per_channel_steps_follow_rows():
+    w = np.array([[1.0, -2.0], [0.5, 0.25], [0.0, 0.0]])
+    g = make_grid(w, None, 3, granularity="channel")
+    np.testing.assert_allclose(g.weight_step, [2.0 / 4, 0.5 / 4, 1.0])  # all-zero row: any positive step
+    assert g.bias_step is None
+    assert g.steps(2).shape == (3, 2)
+
+
+def test_int1_sign_grid_is_plus_minus_alpha():
+    w = np.array([[0.5, -1.5, 0.2, -0.1]])
+    g = make_grid(w, None, 1)
+    alpha = np.abs(w).mean()
+    levels = g.dequantize(np.array([g.lo, g.hi]), g.steps(4)[0, :2])
+    np.testing.assert_allclose(levels, [-alpha, alpha])
+
+
+def test_int1_paper_grid_is_minus_max_and_zero():
+    w = np.array([[0.5, -1.5, 0.2, -0.1]])
+    g = make_grid(w, None, 1, int1="paper")
+    levels = g.dequantize(np.array([g.lo, g.hi]), g.steps(4)[0, :2])
+    np.testing.assert_allclose(levels, [-1.5, 0.0])
+
+
+def test_floor_marks_clipped_and_top_edge_fixed():
+    w = np.array([[-9.0, -1.0, 0.6, 1.0, 1.9]])
+    g = make_grid(np.array([[2.0, -2.0]]), None, 2)  # step 1, integers [-2, 1]
+    k, free = g.floor(w, np.ones_like(w))
+    np.testing.assert_array_equal(k, [[-2, -1, 0, 1, 1]])
+    # -9 clipped (fixed), -1 and 0.6 free, 1.0 sits on the top edge (k + 1 leaves), 1.9 clipped at the top
+    np.testing.assert_array_equal(free, [[False, True, True, False, False]])
+
+
+@pytest.mark.parametrize("kwargs, name", [({"granularity": "row"}, "granularity"), ({"int1": "ternary"}, "int1")])
+def test_bad_choices_name_the_argument(kwargs, name):
+    with pytest.raises(InvalidArgumentError, match=name):
+        make_grid(np.ones((2, 2)), None, 1, **kwargs)

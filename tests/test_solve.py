@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import itertools
+
+import dimod
+import numpy as np
+import pytest
+
+from helpers import random_layer
+from qannealq import InvalidArgumentError, ProblemTooLargeError, gptq_restricted, quantize_layer
+from qannealq.backends import get_sampler
+
+
+def _brute_force(layer, problem, i):
+    """Minimum of neuron i's error over all 2^m assignments, straight from the data."""
+    idx = problem.variables(i)
+    best = np.inf
+    for bits in itertools.product((0, 1), repeat=idx.size):
+        v = np.zeros(problem.num_coordinates, dtype=np.int64)
+        v[idx] = bits
+        ints = problem.base[i] + v
+        best = min(best, layer.direct_error(i, problem.grid.dequantize(ints, problem.steps[i])))
+    return best
+
+
+@pytest.fixture(scope="module")
+def small_layer():
+    rng = np.random.default_rng(42)
+    layer = random_layer(rng, 12, 4, samples=200)
+    problem = layer.problem(3)
+    assert 0 < problem.free.sum(axis=1).max() <= 16
+    return layer, problem
+
+
+def test_exact_and_sa_reach_the_brute_force_minimum(small_layer):
+    layer, problem = small_layer
+    minima = np.array([_brute_force(layer, problem, i) for i in range(problem.num_neurons)])
+    exact = quantize_layer(problem, "qubo", get_sampler("exact"), "exact")
+    np.testing.assert_allclose(exact.errors, minima, rtol=1e-9)
+    sa = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=3, num_reads=20)
+    np.testing.assert_allclose(sa.errors, minima, rtol=1e-9)
+    for i in range(problem.num_neurons):
+        assert exact.samplesets[i].first.energy == pytest.approx(minima[i], rel=1e-9)
+
+
+def test_exact_refuses_large_problems():
+    rng = np.random.default_rng(0)
+    problem = random_layer(rng, 40, 1).problem(8)
+    with pytest.raises(ProblemTooLargeError, match=r"at most 24 variables.*has \d+"):
+        quantize_layer(problem, "qubo", get_sampler("exact"), "exact")
+
+
+class _RecordingSampler(dimod.Sampler):
+    """Returns three samples whose lowest-energy one is NOT the first record; records its kwargs."""
+
+    parameters = {"seed": [], "initial_states": []}
+    properties: dict = {}
+
+    def __init__(self):
+        self.calls = []
+
+    def sample(self, bqm, **kwargs):
+        self.calls.append(kwargs)
+        n = bqm.num_variables
+        rng = np.random.default_rng(kwargs["seed"])
+        samples = rng.integers(0, 2, size=(3, n))
+        ss = dimod.SampleSet.from_samples_bqm((samples, list(bqm.variables)), bqm)
+        order = np.argsort(-ss.record.energy)  # highest energy first
+        return dimod.SampleSet(ss.record[order], ss.variables, {}, ss.vartype)
+
+
+def test_lowest_energy_sample_used_and_warm_start_and_seed_passed(small_layer):
+    _, problem = small_layer
+    sampler = _RecordingSampler()
+    result = quantize_layer(problem, "qubo", sampler, "recording", seed=11)
+    warm = problem.encode(gptq_restricted(problem))
+    assert result.seed == 11
+    for i, (kwargs, ss) in enumerate(zip(sampler.calls, result.samplesets)):
+        assert ss.record.energy[0] > ss.record.energy.min()
+        assert result.errors[i] == pytest.approx(ss.record.energy.min(), rel=1e-9)
+        states, labels = kwargs["initial_states"]
+        assert labels == problem.variables(i).tolist()
+        np.testing.assert_array_equal(states[0], warm[i, labels])
+    assert len({c["seed"] for c in sampler.calls}) == problem.num_neurons  # a derived seed per neuron
+    again = quantize_layer(problem, "qubo", _RecordingSampler(), "recording", seed=11)
+    np.testing.assert_array_equal(again.integers, result.integers)
+
+
+def test_warm_start_errors_recorded(small_layer):
+    _, problem = small_layer
+    result = quantize_layer(problem, "qubo", get_sampler("exact"), "exact")
+    assert result.warm_start_errors is not None
+    assert np.all(result.errors <= result.warm_start_errors + 1e-12)
+
+
+def test_bad_method_and_missing_sampler(small_layer):
+    _, problem = small_layer
+    with pytest.raises(InvalidArgumentError, match="method"):
+        quantize_layer(problem, "annealing")
+    with pytest.raises(InvalidArgumentError, match="sampler"):
+        quantize_layer(problem, "qubo")
+    with pytest.raises(InvalidArgumentError, match="warm_start"):
+        quantize_layer(problem, "qubo", get_sampler("exact"), warm_start="best")
+    with pytest.raises(InvalidArgumentError, match="seed"):
+        quantize_layer(problem, "qubo", get_sampler("exact"), seed=-3)
+
+
+def test_neuron_without_variables_keeps_its_fixed_row():
+    rng = np.random.default_rng(0)
+    layer = random_layer(rng, 4, 2, dead=4)  # every input dead: only the bias may be a variable
+    problem = layer.problem(2)
+    result = quantize_layer(problem, "qubo", get_sampler("exact"), "exact")
+    np.testing.assert_allclose(result.errors, [_brute_force(layer, problem, i) for i in range(2)], rtol=1e-9)
