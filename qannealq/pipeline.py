@@ -68,6 +68,22 @@ def _write_back(layer: torch.nn.Linear, values: np.ndarray) -> None:
             layer.bias.copy_(torch.as_tensor(values[:, f], dtype=layer.bias.dtype))
 
 
+@dataclass(frozen=True)
+class _Run:
+    """The settings of one model quantization (plain data: picklable for executors)."""
+
+    bits: int
+    method: str
+    backend: str
+    calibration: str
+    granularity: str
+    int1: str
+    warm_start: str | None
+    seed: int | None
+    batch_size: int
+    sampler_kwargs: dict
+
+
 def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, method: str = "qubo",
                    sampler: "str | dimod.Sampler | None" = "sa", calibration: str = "float",
                    granularity: str = "tensor", int1: str = "sign", layers: Sequence[str] | None = None,
@@ -76,7 +92,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     """Quantize every ``nn.Linear`` layer of ``model`` (or those named in ``layers``).
 
     Args:
-        model: the trained float network (not modified).
+        model: the trained float network (its weights are not modified; its train/eval mode is restored).
         calibration_data: inputs ``(N, ...)``, array or tensor.
         bits: 1..8.
         method: ``rtn``, ``gptq``, ``gptq-restricted`` or ``qubo``.
@@ -97,41 +113,42 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         raise InvalidArgumentError(f"method={method!r} is unknown: choose one of {', '.join(METHODS)}")
     if calibration not in CALIBRATION_MODES:
         raise InvalidArgumentError(f"calibration={calibration!r} must be one of {', '.join(CALIBRATION_MODES)}")
-    check_bits(bits)
     t0 = time.perf_counter()
-    backend = ""
-    solver = None
-    if method == "qubo":
-        backend = sampler if isinstance(sampler, str) else type(sampler).__name__
-        solver = resolve_sampler(sampler)
+    solver = resolve_sampler(sampler) if method == "qubo" else None
+    backend = "" if solver is None else (sampler if isinstance(sampler, str) else type(sampler).__name__)
+    run = _Run(check_bits(bits), method, backend, calibration, granularity, int1, warm_start, seed, batch_size,
+               sampler_kwargs)
     data = as_calibration_tensor(calibration_data, dtype=next(model.parameters()).dtype)
     was_training = model.training
     try:
-        return _quantize(model.eval(), data, bits, method, solver, backend, calibration, granularity, int1, layers,
-                         warm_start, seed, batch_size, progress, sampler_kwargs, t0)
+        names = linear_layers(model.eval(), data, layers)
+        quant_model, results, t_form = _quantize_layers(model, names, data, run, solver, progress)
     finally:
         model.train(was_training)
+    settings = {"layers": names, "warm_start": warm_start, "seed": seed, "int1": int1,
+                "num_calibration": int(data.shape[0]),
+                "sampler_kwargs": {k: repr(v) for k, v in sampler_kwargs.items()}}
+    return ModelResult(quant_model, results, method, backend, run.bits, calibration, granularity,
+                       time.perf_counter() - t0, t_form, settings)
 
 
-def _quantize(float_model: torch.nn.Module, data: torch.Tensor, bits: int, method: str, solver, backend: str,
-              calibration: str, granularity: str, int1: str, layers, warm_start, seed, batch_size, progress,
-              sampler_kwargs: dict, t0: float) -> ModelResult:
+def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch.Tensor, run: _Run,
+                     solver: dimod.Sampler | None,
+                     progress: ProgressCallback | None) -> tuple[torch.nn.Module, list[LayerResult], float]:
+    """Formulate and solve each layer in forward order; write its values into a copy of the model."""
     quant_model = copy.deepcopy(float_model).eval()
-    names = linear_layers(float_model, data, layers)
     modules = dict(quant_model.named_modules())
-    all_stats = collect_stats(float_model, float_model, names, data, batch_size) if calibration == "float" else {}
+    float_stats = collect_stats(float_model, float_model, names, data, run.batch_size) \
+        if run.calibration == "float" else {}
     results, t_form = [], 0.0
     for index, name in enumerate(names):
         tf = time.perf_counter()
-        stats = all_stats.get(name) or collect_stats(quant_model, float_model, [name], data, batch_size)[name]
-        problem = formulate_layer(modules[name], stats, bits, granularity, int1, name)
+        stats = float_stats.get(name) or collect_stats(quant_model, float_model, [name], data, run.batch_size)[name]
+        problem = formulate_layer(modules[name], stats, run.bits, run.granularity, run.int1, name)
         t_form += time.perf_counter() - tf
         step = None if progress is None else (lambda k, _n=name, _t=problem.num_neurons: progress(_n, k, _t))
-        result = quantize_layer(problem, method, solver, backend, warm_start,
-                                None if seed is None else seed + index, progress=step, **sampler_kwargs)
+        result = quantize_layer(problem, run.method, solver, run.backend, run.warm_start,
+                                None if run.seed is None else run.seed + index, progress=step, **run.sampler_kwargs)
         _write_back(modules[name], result.values)
         results.append(result)
-    settings = {"layers": names, "warm_start": warm_start, "seed": seed, "int1": int1,
-                "num_calibration": int(data.shape[0]), "sampler_kwargs": {k: repr(v) for k, v in sampler_kwargs.items()}}
-    return ModelResult(quant_model, results, method, backend, bits, calibration, granularity,
-                       time.perf_counter() - t0, t_form, settings)
+    return quant_model, results, t_form
