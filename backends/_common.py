@@ -1,0 +1,58 @@
+"""Helpers shared by the backends: capacity checks, seeds and timing in nanoseconds (ARCHITECTURE.md §3)."""
+
+from __future__ import annotations
+
+import time
+
+import dimod
+import numpy as np
+
+from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
+
+__all__ = ["check_capacity", "draw_seed", "record", "now_ns"]
+
+now_ns = time.perf_counter_ns
+
+
+def check_capacity(backend: str, bqm: dimod.BinaryQuadraticModel, limit: int | None, why: str = "",
+                   hint: str = "") -> None:
+    """Refuse ``bqm`` before running when it has more than ``limit`` variables (``None``: no limit).
+
+    Raises:
+        ProblemTooLargeError: naming the backend, the BQM's size and the limit.
+    """
+    if limit is None or bqm.num_variables <= limit:
+        return
+    reason = f" ({why})" if why else ""
+    advice = f": {hint}" if hint else ""
+    raise ProblemTooLargeError(
+        f"backend {backend!r} takes at most {limit} variables{reason}; this BQM has {bqm.num_variables}{advice}"
+    )
+
+
+def draw_seed(seed: int | None) -> int:
+    """``seed`` checked, or a fresh 31-bit seed when None (so that the seed used can be recorded)."""
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+        raise InvalidArgumentError(f"seed={seed!r} must be an integer in 0..2**32-1 or None")
+    return int(seed)
+
+
+def record(sampleset: dimod.SampleSet, seed: int | None, start_ns: int, **timing: int) -> dimod.SampleSet:
+    """Record ``seed`` in ``info["seed"]`` and complete ``info["timing"]`` with the dwave-samplers keys.
+
+    Keys already present (a backend's own figures) are kept; missing ones are filled from ``timing`` or,
+    for ``sampling_ns``, from the wall time since ``start_ns``.
+    """
+    sampleset.resolve()
+    info = sampleset.info
+    times = dict(info.get("timing") or {})
+    for key, value in timing.items():
+        times.setdefault(key, int(value))
+    times.setdefault("preprocessing_ns", 0)
+    times.setdefault("sampling_ns", now_ns() - start_ns)
+    times.setdefault("postprocessing_ns", 0)
+    info["timing"] = times
+    info["seed"] = seed
+    return sampleset

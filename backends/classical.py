@@ -1,0 +1,80 @@
+"""Classical Ocean solvers from dwave-samplers: simulated annealing, tabu search and steepest descent.
+
+Each is the dwave-samplers sampler itself (every parameter passes through unchanged) with two additions:
+the seed used is drawn when none is given and recorded in ``info["seed"]``, and ``info["timing"]`` always
+holds the nanosecond keys. All three take ``initial_states``, so the solve loop warm-starts them.
+"""
+
+from __future__ import annotations
+
+import dimod
+from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
+
+from qannealq.backends._common import draw_seed, now_ns, record
+
+__all__ = ["SimulatedAnnealing", "Tabu", "SteepestDescent"]
+
+
+class _Recorded:
+    """Mixin: draw and record the seed, complete the timing, fill per-backend defaults for missing kwargs."""
+
+    max_variables = None  # no size limit
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self._defaults(None).items())
+        return f"{type(self).__name__}({options})"
+
+    def _defaults(self, bqm: dimod.BinaryQuadraticModel | None) -> dict:
+        return {}
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, seed: int | None = None, **kwargs) -> dimod.SampleSet:
+        """Sample ``bqm``; ``kwargs`` are the dwave-samplers sampler's own (num_reads, initial_states...)."""
+        seed = draw_seed(seed)
+        for key, value in self._defaults(bqm).items():
+            if kwargs.get(key) is None:
+                kwargs[key] = value
+        start = now_ns()
+        return record(super().sample(bqm, seed=seed, **kwargs), seed, start)
+
+
+class SimulatedAnnealing(_Recorded, SimulatedAnnealingSampler):
+    """``sa`` (alias ``neal``): dwave-samplers' simulated annealing; every parameter passes through."""
+
+
+class Tabu(_Recorded, TabuSampler):
+    """``tabu``: dwave-samplers' tabu search (MST2 restarts).
+
+    Defaults differ from dwave-samplers' where neuron BQMs need it: its tenure ``min(20, m // 4)`` often
+    stalls above the optimum on these ill-conditioned problems, so the default here is ``min(20, m // 2)``.
+
+    Args:
+        timeout: default time per read in ms (dwave-samplers uses 100; neuron problems need far less).
+        num_reads: default number of reads (starts beyond the given ``initial_states`` are random).
+    """
+
+    def __init__(self, timeout: int = 20, num_reads: int = 10) -> None:
+        super().__init__()
+        self.timeout = timeout
+        self.num_reads = num_reads
+
+    def _defaults(self, bqm: dimod.BinaryQuadraticModel | None) -> dict:
+        defaults = {"timeout": self.timeout, "num_reads": self.num_reads}
+        if bqm is not None:
+            defaults["tenure"] = min(20, len(bqm) // 2)
+        return defaults
+
+
+class SteepestDescent(_Recorded, SteepestDescentSolver):
+    """``steepest``: greedy single-flip descent to a local minimum, from the warm start and random starts.
+
+    Args:
+        num_reads: default number of descents (dwave-samplers uses 1); starts beyond the given
+            ``initial_states`` (a warm start) are drawn at random.
+    """
+
+    def __init__(self, num_reads: int = 10) -> None:
+        super().__init__()
+        self.num_reads = num_reads
+
+    def _defaults(self, bqm: dimod.BinaryQuadraticModel | None) -> dict:
+        return {"num_reads": self.num_reads}
