@@ -1,0 +1,143 @@
+"""``gurobi``: the neuron BQM as a convex binary quadratic program, solved to proven optimality by Gurobi.
+
+For binary ``x``, ``x_j² = x_j``, so shifting the quadratic form by ``s I`` and the linear part by ``−s`` leaves
+every energy unchanged: ``xᵀ(P + sI)x + (a − s)ᵀx == xᵀPx + aᵀx``. With ``s = max(0, −λ_min(P))`` the
+quadratic form is positive semidefinite, so Gurobi solves a convex MIQP (a neuron BQM, ``2 d_j d_l H_jl``
+off the diagonal and ``d_j² H_jj`` on it, is already convex). The pip wheel's licence is size-limited
+(200 variables for quadratic models), hence the default capacity.
+"""
+
+from __future__ import annotations
+
+import dimod
+import gurobipy as gp
+import numpy as np
+
+from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
+from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
+
+__all__ = ["GurobiSampler", "convex_form"]
+
+_SIZE_LIMITED = 10010  # GurobiError.errno: "Model too large for size-limited license"
+
+
+def convex_form(bqm: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, np.ndarray, float, list]:
+    """``(P, a, offset, labels)`` with ``P`` symmetric PSD and ``xᵀPx + aᵀx + offset`` == the BQM's energy."""
+    binary = bqm.change_vartype("BINARY", inplace=False)
+    lin, (row, col, quad), offset, labels = binary.to_numpy_vectors(return_labels=True)
+    m = len(labels)
+    p = np.zeros((m, m))
+    np.add.at(p, (row, col), quad / 2.0)
+    p = p + p.T
+    shift = max(0.0, -float(np.linalg.eigvalsh(p)[0])) if m else 0.0
+    shift = shift * (1.0 + 1e-9) + (1e-12 if shift else 0.0)
+    return p + shift * np.eye(m), np.asarray(lin, dtype=np.float64) - shift, float(offset), list(labels)
+
+
+class GurobiSampler(dimod.Sampler):
+    """Exact solver: returns the proven optimum (and other pool solutions up to ``num_reads``).
+
+    Args:
+        max_variables: refuse larger BQMs (200: the pip licence's limit; raise it with a full licence).
+        time_limit: seconds per BQM (None: until proven optimal).
+        threads: Gurobi threads per solve (1 keeps parallel neuron solves fair).
+    """
+
+    def __init__(self, max_variables: int = 200, time_limit: float | None = None, threads: int = 1) -> None:
+        if max_variables < 0:
+            raise InvalidArgumentError(f"max_variables={max_variables} must be >= 0")
+        self.max_variables = max_variables
+        self.time_limit = time_limit
+        self.threads = threads
+        self._env = None
+
+    def __repr__(self) -> str:
+        return f"GurobiSampler(max_variables={self.max_variables}, time_limit={self.time_limit})"
+
+    @property
+    def properties(self) -> dict:
+        return {"max_variables": self.max_variables, "gurobi_version": gp.gurobi.version()}
+
+    @property
+    def parameters(self) -> dict:
+        return {"num_reads": [], "seed": [], "initial_states": [], "time_limit": []}
+
+    def _environment(self) -> gp.Env:
+        if self._env is None:  # an empty env keeps Gurobi's licence banner off stdout
+            env = gp.Env(empty=True)
+            env.setParam("OutputFlag", 0)
+            env.start()
+            self._env = env
+        return self._env
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, num_reads: int = 1, seed: int | None = None,
+               initial_states=None, time_limit: float | None = None, **kwargs) -> dimod.SampleSet:
+        """Solve ``bqm`` to optimality; ``initial_states`` (first row) becomes Gurobi's MIP start."""
+        self.remove_unknown_kwargs(**kwargs)
+        check_capacity("gurobi", bqm, self.max_variables, "Gurobi's pip licence is limited to 200 "
+                       "variables in quadratic models", "use 'sa', or a full licence with a larger max_variables")
+        if num_reads < 1:
+            raise InvalidArgumentError(f"num_reads={num_reads} must be >= 1")
+        seed = draw_seed(seed)
+        start = now_ns()
+        p, a, offset, labels = convex_form(bqm)
+        if not labels:
+            return record(dimod.SampleSet.from_samples_bqm([{}], bqm), seed, start)
+        model = self._model(p, a, offset, seed, num_reads, time_limit)
+        if initial_states is not None:
+            self._warm(model, bqm, initial_states, labels)
+        t1 = now_ns()
+        try:
+            model.optimize()
+        except gp.GurobiError as exc:
+            if exc.errno == _SIZE_LIMITED:
+                raise ProblemTooLargeError(f"backend 'gurobi': this BQM has {len(labels)} variables, more than "
+                                           f"the installed Gurobi licence allows: {exc}") from None
+            raise
+        t2 = now_ns()
+        ss = self._sampleset(model, bqm, labels, num_reads)
+        ss.info.update(proved_optimal=model.Status == gp.GRB.OPTIMAL, objective_bound=float(model.ObjBound),
+                       mip_gap=float(model.MIPGap), status=int(model.Status))
+        ss.info["timing"] = {"preprocessing_ns": t1 - start, "sampling_ns": t2 - t1,
+                             "postprocessing_ns": now_ns() - t2, "gurobi_runtime_s": float(model.Runtime)}
+        model.dispose()
+        return record(ss, seed, start)
+
+    def _model(self, p: np.ndarray, a: np.ndarray, offset: float, seed: int, num_reads: int,
+               time_limit: float | None) -> gp.Model:
+        model = gp.Model(env=self._environment())
+        x = model.addMVar(len(a), vtype=gp.GRB.BINARY, name="x")
+        model.setObjective(x @ p @ x + a @ x + offset, gp.GRB.MINIMIZE)
+        model.Params.Seed = seed % 2_000_000_000
+        model.Params.Threads = self.threads
+        model.Params.MIPGap = 0.0
+        model.Params.PoolSolutions = num_reads
+        limit = time_limit if time_limit is not None else self.time_limit
+        if limit is not None:
+            model.Params.TimeLimit = float(limit)
+        model.update()
+        return model
+
+    @staticmethod
+    def _warm(model: gp.Model, bqm: dimod.BinaryQuadraticModel, initial_states, labels: list) -> None:
+        arr, names = dimod.as_samples(initial_states)
+        if len(arr) == 0:
+            return
+        row = dict(zip(names, arr[0].tolist()))
+        spin = bqm.vartype is dimod.SPIN
+        for var, label in zip(model.getVars(), labels):
+            if label in row:
+                var.Start = (row[label] + 1) // 2 if spin else row[label]
+
+    @staticmethod
+    def _sampleset(model: gp.Model, bqm: dimod.BinaryQuadraticModel, labels: list, num_reads: int) -> dimod.SampleSet:
+        rows = []
+        for k in range(min(num_reads, model.SolCount)):
+            model.Params.SolutionNumber = k
+            rows.append(np.rint(model.getAttr("Xn", model.getVars())).astype(np.int8))
+        if not rows:
+            raise InvalidArgumentError(f"gurobi found no solution within time_limit (status {model.Status})")
+        samples = np.array(rows)
+        if bqm.vartype is dimod.SPIN:
+            samples = 2 * samples - 1
+        return dimod.SampleSet.from_samples_bqm((samples, labels), bqm)
