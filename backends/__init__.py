@@ -1,7 +1,9 @@
 """Backend registry: every backend is a ``dimod.Sampler``, imported lazily by name.
 
-``get_sampler("sa")`` returns a sampler; ``available_backends()`` reports what is installed. Third-party
-backends register ``name = "module:Class"`` in the entry-point group ``qannealq.backends``.
+``get_sampler("sa")`` returns a sampler; ``available_backends()`` reports what is installed (``ready``,
+``package missing`` with the pip command, or ``no credentials`` for the D-Wave cloud backends), without
+touching the network. Third-party backends register ``name = "module:Class"`` in the entry-point group
+``qannealq.backends``. A backend's SDK is imported only by its own module, when the backend is asked for.
 """
 
 from __future__ import annotations
@@ -19,21 +21,55 @@ __all__ = ["BackendSpec", "BACKENDS", "ALIASES", "get_sampler", "resolve_sampler
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """How to build a backend: ``target`` is ``"module:Class"``; ``extra`` the pip extra providing its SDK."""
+    """How to build a backend.
+
+    Attributes:
+        name: the registry key.
+        target: ``"module:Class"``, imported at first use.
+        summary: one line for ``qannealq backends``.
+        extra: the pip extra providing its SDK (``pip install 'qannealq[extra]'``), None if always installed.
+        family: classical, exact, D-Wave, Qiskit, third-party...
+        capacity: the largest problem it takes, in words.
+        warm_start: whether it takes ``initial_states``.
+    """
 
     name: str
     target: str
     summary: str
     extra: str | None = None
+    family: str = ""
+    capacity: str = "any"
+    warm_start: bool = False
 
 
 BACKENDS: dict[str, BackendSpec] = {
     spec.name: spec
     for spec in [
-        BackendSpec("sa", "dwave.samplers:SimulatedAnnealingSampler",
-                    "simulated annealing, one BQM per neuron (dwave-samplers)"),
+        BackendSpec("sa", "qannealq.backends.classical:SimulatedAnnealing",
+                    "simulated annealing, one BQM per neuron (dwave-samplers)", None, "classical",
+                    warm_start=True),
+        BackendSpec("tabu", "qannealq.backends.classical:Tabu", "tabu search (dwave-samplers)", None,
+                    "classical", warm_start=True),
+        BackendSpec("steepest", "qannealq.backends.classical:SteepestDescent",
+                    "steepest descent from the warm start and random starts (dwave-samplers)", None,
+                    "classical", warm_start=True),
         BackendSpec("exact", "qannealq.backends.exact:ExactSampler",
-                    "brute force over all 2^m assignments (m <= 24); proves the optimum"),
+                    "brute force over all 2^m assignments (m <= 24); proves the optimum", None, "exact",
+                    "24 (max_variables)"),
+        BackendSpec("gurobi", "qannealq.backends.gurobi:GurobiSampler",
+                    "convex binary quadratic program solved by Gurobi; proves the optimum", "gurobi", "exact",
+                    "200 (Gurobi pip licence)", True),
+        BackendSpec("dwave", "qannealq.backends.dwave:QPUSampler",
+                    "D-Wave QPU, clique embedding found once per size and reused", "dwave", "D-Wave",
+                    "largest clique, ~177-184"),
+        BackendSpec("dwave-mock", "qannealq.backends.dwave:MockQPUSampler",
+                    "the dwave code path on MockDWaveSampler (Pegasus P16), offline", "dwave", "D-Wave",
+                    "largest clique, 180 on P16"),
+        BackendSpec("dwave-hybrid", "qannealq.backends.dwave:HybridSampler", "Leap hybrid BQM solver",
+                    "dwave", "D-Wave", "solver limit, ~1M"),
+        BackendSpec("qaoa", "qannealq.backends.qiskit:QAOASampler",
+                    "QAOA (qiskit-optimization) on Aer or a statevector simulator", "qiskit", "Qiskit",
+                    "20 qubits (max_qubits)"),
     ]
 }
 ALIASES = {"neal": "sa"}
@@ -41,12 +77,21 @@ ALIASES = {"neal": "sa"}
 
 @dataclass(frozen=True)
 class BackendStatus:
-    """One row of :func:`available_backends`."""
+    """One row of :func:`available_backends`.
+
+    Attributes:
+        name: registry key.
+        status: ``ready``, ``package missing`` or ``no credentials``.
+        summary: what the backend is.
+        hint: what to do when not ready (the pip command, or how to set a token); never a secret.
+        spec: the registry entry (family, extra, capacity, warm start).
+    """
 
     name: str
     status: str
     summary: str
     hint: str = ""
+    spec: BackendSpec | None = None
 
 
 def _specs() -> dict[str, BackendSpec]:
@@ -55,7 +100,8 @@ def _specs() -> dict[str, BackendSpec]:
         from importlib.metadata import entry_points
 
         for ep in entry_points(group="qannealq.backends"):
-            specs.setdefault(ep.name, BackendSpec(ep.name, ep.value, f"third-party ({ep.value})"))
+            specs.setdefault(ep.name, BackendSpec(ep.name, ep.value, f"third-party ({ep.value})", None,
+                                                  "third-party", "see its documentation"))
     except Exception:  # pragma: no cover - broken metadata must not break the registry
         pass
     return specs
@@ -66,15 +112,29 @@ def _load(spec: BackendSpec) -> type:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        hint = f"pip install 'qannealq[{spec.extra}]'" if spec.extra else f"install the package providing {module_name}"
+        missing = exc.name or module_name
+        hint = f"pip install 'qannealq[{spec.extra}]'" if spec.extra else f"pip install the package providing {missing}"
         raise BackendUnavailableError(
-            f"backend {spec.name!r} needs {module_name}, which is not installed ({exc.name}): {hint}"
+            f"backend {spec.name!r} needs the package {missing}, which is not installed: {hint}"
         ) from exc
-    return getattr(module, attr)
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise BackendUnavailableError(f"backend {spec.name!r}: {module_name} has no {attr!r}") from None
 
 
-def get_sampler(name: str, **options: object) -> dimod.Sampler:
-    """Build the backend ``name`` (or an alias) with constructor ``options``."""
+def get_sampler(name: "str | dimod.Sampler", **options: object) -> dimod.Sampler:
+    """Build the backend ``name`` (or an alias) with constructor ``options``; a sampler instance is returned as is.
+
+    Raises:
+        InvalidArgumentError: unknown name, or options given with an instance.
+        BackendUnavailableError: the backend's SDK is missing (the message has the pip command).
+        CredentialsError: a cloud backend without credentials (the message says how to set them).
+    """
+    if not isinstance(name, str):
+        if options:
+            raise InvalidArgumentError(f"options {sorted(options)} cannot be applied to an existing sampler")
+        return resolve_sampler(name)
     specs = _specs()
     key = ALIASES.get(name, name)
     if key not in specs:
@@ -94,12 +154,22 @@ def resolve_sampler(sampler: "str | dimod.Sampler") -> dimod.Sampler:
 
 
 def available_backends() -> list[BackendStatus]:
-    """Every registered backend with its status: ``ready`` or ``package missing`` (with the pip hint)."""
+    """Every registered backend with its status; imports SDKs but never calls the network.
+
+    ``ready``; ``package missing`` with the pip command; ``no credentials`` (the SDK is there but no API
+    token is configured) with how to set one.
+    """
     rows = []
     for name, spec in sorted(_specs().items()):
         try:
-            _load(spec)
-            rows.append(BackendStatus(name, "ready", spec.summary))
+            cls = _load(spec)
         except BackendUnavailableError as exc:
-            rows.append(BackendStatus(name, "package missing", spec.summary, str(exc)))
+            rows.append(BackendStatus(name, "package missing", spec.summary, str(exc), spec))
+            continue
+        check = getattr(cls, "missing_credentials", None)
+        hint = check() if callable(check) else None
+        if hint:
+            rows.append(BackendStatus(name, "no credentials", spec.summary, hint, spec))
+        else:
+            rows.append(BackendStatus(name, "ready", spec.summary, "", spec))
     return rows

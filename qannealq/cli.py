@@ -18,6 +18,18 @@ logger = logging.getLogger("qannealq")
 
 DEFAULT_HIDDEN = {"digits": (32,), "mnist": (128,), "fashion-mnist": (128,), "emnist-letters": (256,)}
 DEFAULT_EPOCHS = {"digits": 60, "mnist": 3, "fashion-mnist": 5, "emnist-letters": 5}
+TINY_HIDDEN = (16,)  # digits at --input-size 4 or less: 16-16-10, at most 17 variables per neuron
+
+
+def default_hidden(dataset: str, input_size: int | None = None) -> tuple[int, ...]:
+    """Hidden sizes when ``--hidden`` is not given: the tiny classroom model for pooled digits (<= 4x4).
+
+    Every neuron of the tiny model has at most 17 variables, so every backend (qaoa and exact included)
+    can quantize the whole network.
+    """
+    if dataset == "digits" and input_size is not None and input_size <= 4:
+        return TINY_HIDDEN
+    return DEFAULT_HIDDEN[dataset]
 
 
 def _int_list(text: str) -> list[int]:
@@ -49,7 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="train or load a model, quantize it with each method and bit width")
     run.add_argument("--dataset", default="digits", choices=DATASETS)
-    run.add_argument("--input-size", type=int, default=None, help="digits only: pool the 8x8 images to NxN")
+    run.add_argument("--input-size", type=int, default=None,
+                     help="digits only: pool the 8x8 images to NxN; 4 gives the tiny 16-16-10 model that every "
+                     "backend (qaoa, dwave-mock...) can quantize")
     run.add_argument("--data-dir", default=None, help="folder with the npz datasets (default ../shared/datasets)")
     run.add_argument("--bits", type=_int_list, default=[8, 4, 3, 2, 1], help="comma list, e.g. 8,4,2")
     run.add_argument("--methods", type=_str_list, default=["rtn", "gptq", "qubo"],
@@ -85,14 +99,17 @@ def _out_dir(out: Path | None, dataset: str) -> Path:
 
 
 def _cmd_backends() -> int:
-    from qannealq.backends import available_backends
+    from qannealq.backends import ALIASES, available_backends
 
     rows = available_backends()
     width = max(len(r.name) for r in rows) + 2
+    print(f"{'backend':<{width}}{'status':<17}{'capacity':<28}summary")
     for r in rows:
-        print(f"{r.name:<{width}}{r.status:<18}{r.summary}")
+        capacity = r.spec.capacity if r.spec is not None else ""
+        print(f"{r.name:<{width}}{r.status:<17}{capacity:<28}{r.summary}")
         if r.hint:
             print(f"{'':<{width}}  -> {r.hint}")
+    print("aliases: " + ", ".join(f"{a} = {t}" for a, t in sorted(ALIASES.items())))
     return 0
 
 

@@ -32,15 +32,20 @@ def _validate(args: argparse.Namespace) -> None:
         raise InvalidArgumentError(f"--num-calibration={args.num_calibration} must be >= 1")
 
 
+def _shown_options(options: dict) -> dict[str, str]:
+    """Sampler options as written to the results; a value whose key names a token is never written."""
+    return {k: "<redacted>" if "token" in k.lower() else repr(v) for k, v in options.items()}
+
+
 def run_experiment(args: argparse.Namespace, out: Path) -> int:
     """Run the sweep described by the parsed ``qannealq run`` arguments; write results into ``out``."""
     from qannealq.backends import resolve_sampler
-    from qannealq.cli import DEFAULT_EPOCHS, DEFAULT_HIDDEN
+    from qannealq.cli import DEFAULT_EPOCHS, default_hidden
     from qannealq.data import accuracy, load_dataset, train_mlp
 
     _validate(args)
     data = load_dataset(args.dataset, args.data_dir, args.input_size)
-    hidden = args.hidden or DEFAULT_HIDDEN[args.dataset]
+    hidden = args.hidden or default_hidden(args.dataset, args.input_size)
     epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
     lr = 1e-2 if args.dataset == "digits" else 1e-3
     model = train_mlp(data, hidden, epochs, lr=lr, batch_size=64 if args.dataset == "digits" else 128, seed=args.seed)
@@ -53,7 +58,7 @@ def run_experiment(args: argparse.Namespace, out: Path) -> int:
     warm = None if args.warm_start in ("none", "None", "") else args.warm_start
     settings = {"dataset": data.name, "model": [data.num_inputs, *hidden, data.num_classes], "epochs": epochs,
                 "float_accuracy": float_acc, "num_calibration": n_cal, "backend": args.backend,
-                "sampler_options": {k: repr(v) for k, v in options.items()}, "warm_start": warm,
+                "sampler_options": _shown_options(options), "warm_start": warm,
                 "calibration": args.calibration, "granularity": args.granularity, "int1": args.int1,
                 "seed": args.seed, "bits": args.bits, "methods": args.methods}
     writer = RunWriter(out, settings)
