@@ -1,0 +1,148 @@
+"""D-Wave backends offline: credentials, lazy QPU construction, the token never leaking, the QPU code path on
+``MockDWaveSampler`` and the hybrid path on a stand-in; live tests behind the ``live`` marker."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dimod
+import numpy as np
+import pytest
+
+pytest.importorskip("dwave.system")
+
+from backend_fixtures import (FAKE_TOKEN, digits_neurons, fake_dwave_token,  # noqa: E402,F401 (fixtures)
+                              no_dwave_token, optimum)
+from dwave.system.testing import MockDWaveSampler  # noqa: E402
+
+from qannealq.backends import available_backends, get_sampler  # noqa: E402
+from qannealq.backends import dwave as dwave_backend  # noqa: E402
+from qannealq.cli import main  # noqa: E402
+from qannealq.errors import CredentialsError  # noqa: E402
+
+
+def _mock_child(self):
+    return MockDWaveSampler(topology_type="pegasus", topology_shape=[6], parameter_warnings=False)
+
+
+class _FakeHybrid:
+    """Stands in for LeapHybridSampler: exact answers with hybrid-style microsecond timing."""
+
+    properties = {"maximum_number_of_variables": 50}
+    parameters = {"time_limit": [], "label": []}
+
+    def __init__(self, **config):
+        self.config = config
+
+    def sample(self, bqm, **kwargs):
+        ss = dimod.ExactSolver().sample(bqm).truncate(1)
+        ss.info.update(run_time=3_000_000, charge_time=3_000_000, qpu_access_time=40_000, problem_id="x")
+        ss.info["kwargs"] = kwargs
+        return ss
+
+
+@pytest.mark.parametrize("name", ["dwave", "dwave-hybrid"])
+def test_no_token_is_a_clear_error_before_any_sampler(no_dwave_token, monkeypatch, name):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a sampler was built without credentials")
+
+    monkeypatch.setattr("dwave.system.DWaveSampler", forbidden)
+    monkeypatch.setattr("dwave.system.LeapHybridSampler", forbidden)
+    assert not dwave_backend.has_credentials()
+    with pytest.raises(CredentialsError, match="DWAVE_API_TOKEN") as info:
+        get_sampler(name)
+    assert "dwave config create" in str(info.value) and name in str(info.value)
+
+
+def test_token_in_the_config_file_is_found(no_dwave_token, tmp_path, monkeypatch):
+    conf = tmp_path / "with-token.conf"
+    conf.write_text(f"[defaults]\ntoken = {FAKE_TOKEN}\n")
+    monkeypatch.setenv("DWAVE_CONFIG_FILE", str(conf))
+    assert dwave_backend.has_credentials()
+    assert {r.name: r.status for r in available_backends()}["dwave"] == "ready"
+
+
+def test_qpu_sampler_is_lazy(fake_dwave_token, monkeypatch):
+    built = []
+    monkeypatch.setattr(dwave_backend.QPUSampler, "_make_child", lambda self: built.append(1) or _mock_child(self))
+    sampler = get_sampler("dwave", chain_strength=2.0)
+    assert built == [] and sampler._child is None
+    assert "num_reads" in sampler.parameters and built == []  # the solve loop reads parameters: no network
+    sampler.sample(digits_neurons(9, 1)[0], num_reads=5)
+    sampler.sample(digits_neurons(9, 1)[0], num_reads=5)
+    assert built == [1]
+
+
+def test_qpu_path_on_the_mock_reaches_the_optimum(fake_dwave_token, monkeypatch):
+    monkeypatch.setattr(dwave_backend.QPUSampler, "_make_child", _mock_child)
+    sampler = get_sampler("dwave")
+    bqm = digits_neurons(7, 1)[0]
+    ss = sampler.sample(bqm, num_reads=200, chain_strength=1.5)
+    assert ss.first.energy == pytest.approx(optimum(bqm), abs=1e-9)
+    assert ss.info["seed"] is None and ss.info["chain_strength"] == 1.5
+    assert "qpu_access_time" in ss.info["timing"] and "sampling_ns" in ss.info["timing"]
+
+
+def test_hybrid_path_with_a_stand_in(fake_dwave_token, monkeypatch):
+    monkeypatch.setattr("dwave.system.LeapHybridSampler", _FakeHybrid)
+    sampler = get_sampler("dwave-hybrid", time_limit=5)
+    assert sampler._child is None
+    bqm = digits_neurons(9, 1)[0]
+    ss = sampler.sample(bqm, seed=4)
+    assert ss.first.energy == pytest.approx(optimum(bqm))
+    assert ss.info["kwargs"] == {"time_limit": 5}  # seed dropped: the hybrid solver takes none
+    assert ss.info["timing"]["run_time"] == 3_000_000 and ss.info["timing"]["sampling_ns"] > 0
+    with pytest.raises(ValueError, match="at most 50 variables"):
+        sampler.sample(dimod.BinaryQuadraticModel({k: 1.0 for k in range(51)}, {}, 0.0, "BINARY"))
+
+
+def _all_output(capsys, caplog, out: Path) -> str:
+    captured = capsys.readouterr()
+    texts = [captured.out, captured.err, caplog.text]
+    texts += [p.read_bytes().decode("utf-8", "replace") for p in out.rglob("*") if p.is_file()]
+    return "\n".join(texts)
+
+
+def test_the_token_never_leaks(fake_dwave_token, monkeypatch, capsys, caplog, tmp_path):
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(dwave_backend.QPUSampler, "_make_child", _mock_child)
+    monkeypatch.setattr("dwave.system.LeapHybridSampler", _FakeHybrid)
+    assert main(["backends"]) == 0
+    samplers = [get_sampler("dwave"), get_sampler("dwave-hybrid"),
+                get_sampler("dwave", token=FAKE_TOKEN), get_sampler("dwave-hybrid", token=FAKE_TOKEN)]
+    bqm = digits_neurons(7, 1)[0]
+    results = [s.sample(bqm) for s in samplers]
+    texts = [repr(s) + str(s) for s in samplers]
+    texts += [repr(r.info) + str(r) for r in results]
+    texts += [repr(r) for r in available_backends()]
+    out = tmp_path / "run"
+    code = main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "qubo",
+                 "--backend", "dwave", "--sampler-option", "num_reads=5", "--sampler-option",
+                 f"token={FAKE_TOKEN}", "--out", str(out), "-v"])
+    texts.append(_all_output(capsys, caplog, out))
+    assert code == 2  # the per-call token option is refused ...
+    assert "token" in texts[-1]  # ... by name, without its value
+    code = main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "qubo",
+                 "--backend", "dwave", "--sampler-option", "num_reads=5", "--out", str(out), "-v"])
+    assert code == 0 and (out / "results.json").is_file()
+    texts.append(_all_output(capsys, caplog, out))
+    monkeypatch.delenv("DWAVE_API_TOKEN")
+    with pytest.raises(CredentialsError) as info:
+        get_sampler("dwave")
+    texts.append(str(info.value))
+    leaks = [t for t in texts if FAKE_TOKEN in t]
+    assert not leaks, "the API token appeared in an output"
+
+
+@pytest.mark.live
+def test_live_qpu_and_hybrid_on_a_neuron():
+    if not dwave_backend.has_credentials():
+        pytest.skip("no D-Wave API token configured")
+    bqm = digits_neurons(9, 1)[0]
+    qpu = get_sampler("dwave")
+    ss = qpu.sample(bqm, num_reads=100)
+    assert np.allclose(bqm.energies(ss), ss.record.energy)
+    assert "qpu_access_time" in ss.info["timing"] and 170 <= qpu.max_variables <= 190
+    hybrid = get_sampler("dwave-hybrid")
+    assert hybrid.sample(bqm).first.energy == pytest.approx(optimum(bqm), rel=1e-6)

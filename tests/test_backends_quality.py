@@ -1,0 +1,125 @@
+"""Backends on real neuron BQMs of the tiny digits model (16 -> 16 -> 10, 4x4 inputs)."""
+
+from __future__ import annotations
+
+import dimod
+import numpy as np
+import pytest
+
+from backend_fixtures import digits_layer, digits_neurons, mock_qpu, optimum
+from qannealq.backends import get_sampler
+from qannealq.solve import quantize_layer
+
+TIMING_KEYS = {"preprocessing_ns", "sampling_ns", "postprocessing_ns"}
+
+
+def _best(sampleset: dimod.SampleSet) -> float:
+    return float(sampleset.record.energy.min())
+
+
+def _assert_optimal(sampleset: dimod.SampleSet, bqm: dimod.BinaryQuadraticModel) -> None:
+    best = optimum(bqm)
+    assert _best(sampleset) == pytest.approx(best, rel=1e-9, abs=1e-9)
+
+
+def test_exact_and_gurobi_agree_on_every_size():
+    pytest.importorskip("gurobipy")
+    exact, gurobi = get_sampler("exact"), get_sampler("gurobi")
+    bqms = digits_neurons(17, 3, min_variables=17, bits=(4,)) + digits_neurons(12, 3)
+    assert max(b.num_variables for b in bqms) == 17
+    for bqm in bqms:
+        ss_exact, ss_gurobi = exact.sample(bqm), gurobi.sample(bqm, seed=1)
+        assert _best(ss_gurobi) == pytest.approx(_best(ss_exact), rel=1e-9, abs=1e-12)
+        assert ss_gurobi.info["proved_optimal"]
+        assert np.allclose(bqm.energies(ss_gurobi), ss_gurobi.record.energy)
+
+
+def test_gurobi_warm_start_and_pool():
+    pytest.importorskip("gurobipy")
+    bqm = digits_neurons(10, 1)[0]
+    best = dimod.ExactSolver().sample(bqm).first.sample
+    ss = get_sampler("gurobi").sample(bqm, num_reads=3, initial_states=best, seed=2)
+    assert 1 <= len(ss) <= 3
+    _assert_optimal(ss, bqm)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("sa", {"num_reads": 20}),
+    ("tabu", {"num_reads": 10, "timeout": 10}),
+    ("steepest", {"num_reads": 200}),
+    ("dwave-mock", {"num_reads": 1000}),
+])
+def test_heuristics_reach_the_optimum_up_to_12_variables(name, options):
+    if name == "dwave-mock":
+        pytest.importorskip("dwave.system")
+    sampler = mock_qpu() if name == "dwave-mock" else get_sampler(name)
+    bqms = digits_neurons(12, 4, min_variables=5)
+    assert len(bqms) == 4 and max(b.num_variables for b in bqms) >= 9
+    for k, bqm in enumerate(bqms):
+        ss = sampler.sample(bqm, seed=k, **options)
+        _assert_optimal(ss, bqm)
+        assert np.allclose(bqm.energies(ss), ss.record.energy)
+        assert ss.info["seed"] == k
+        assert TIMING_KEYS <= set(ss.info["timing"])
+
+
+def test_qaoa_samples_are_valid_with_correct_energies():
+    pytest.importorskip("qiskit_optimization")
+    sampler = get_sampler("qaoa", maxiter=15, shots=512)
+    for bqm in digits_neurons(8, 2, min_variables=4):
+        ss = sampler.sample(bqm, seed=5)
+        assert set(ss.variables) == set(bqm.variables)
+        assert set(np.unique(ss.record.sample)) <= {0, 1}
+        assert np.allclose(bqm.energies(ss), ss.record.energy)
+        assert ss.record.num_occurrences.sum() == pytest.approx(512, abs=len(ss))
+        assert ss.info["optimizer_evals"] > 0 and ss.info["optimizer_time_s"] > 0
+        assert ss.info["seed"] == 5 and TIMING_KEYS <= set(ss.info["timing"])
+
+
+def test_qaoa_is_reproducible_with_a_seed():
+    pytest.importorskip("qiskit_optimization")
+    sampler = get_sampler("qaoa", maxiter=5, shots=128)
+    bqm = digits_neurons(6, 1, min_variables=4)[0]
+    a, b = sampler.sample(bqm, seed=9), sampler.sample(bqm, seed=9)
+    assert np.array_equal(a.record.sample, b.record.sample)
+
+
+def test_steepest_warm_started_at_the_optimum_stays_there():
+    bqm = digits_neurons(12, 1)[0]
+    best = dimod.ExactSolver().sample(bqm).first.sample
+    ss = get_sampler("steepest").sample(bqm, initial_states=best, num_reads=1, seed=0)
+    _assert_optimal(ss, bqm)
+
+
+def test_dwave_mock_keeps_chain_breaks_and_qpu_timing():
+    pytest.importorskip("dwave.system")
+    sampler = mock_qpu()
+    bqm = digits_neurons(17, 1, min_variables=17, bits=(4,))[0]
+    ss = sampler.sample(bqm, seed=1, num_reads=10)
+    assert "chain_break_fraction" in ss.record.dtype.names
+    assert 0.0 <= ss.info["chain_break_fraction"] <= 1.0
+    assert ss.info["max_chain_length"] >= 2 and ss.info["num_qubits"] > 17
+    assert TIMING_KEYS <= set(ss.info["timing"]) and "qpu_access_time" in ss.info["timing"]
+    assert np.allclose(bqm.energies(ss), ss.record.energy)
+    # the clique embedding of a size is found once and reused for every neuron of that size
+    first = sampler.embedding(17)
+    sampler.sample(digits_neurons(17, 2, min_variables=17, bits=(4,))[1], seed=2, num_reads=2)
+    assert sampler.embedding(17) is first
+
+
+@pytest.mark.parametrize("name", ["tabu", "gurobi", "dwave-mock"])
+def test_solve_loop_quantizes_a_whole_layer(name):
+    if name == "gurobi":
+        pytest.importorskip("gurobipy")
+    problem = digits_layer(1)
+    sampler = mock_qpu() if name == "dwave-mock" else get_sampler(name)
+    kwargs = {"num_reads": 1000} if name == "dwave-mock" else {}
+    exact = quantize_layer(problem, "qubo", get_sampler("exact"), "exact")
+    result = quantize_layer(problem, "qubo", sampler, name, seed=3, **kwargs)
+    assert result.seed == 3 and len(result.samplesets) == problem.num_neurons
+    assert np.all(result.errors >= exact.errors - 1e-9)  # exact is the optimum of every neuron
+    if name == "gurobi":
+        assert result.error == pytest.approx(exact.error, rel=1e-9)
+    elif name == "tabu":  # warm-started: never worse than its initial state
+        assert np.all(result.errors <= result.warm_start_errors + 1e-9)
+    assert result.error <= 1.1 * exact.error  # int1 neurons have up to 17 variables here

@@ -1,0 +1,132 @@
+"""The registry: names and aliases, statuses and pip hints, entry points, instances, capacity refusals."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import time
+
+import dimod
+import numpy as np
+import pytest
+
+from backend_fixtures import mock_qpu, no_dwave_token  # noqa: F401 (a fixture)
+from qannealq.backends import BACKENDS, BackendSpec, available_backends, get_sampler, resolve_sampler
+from qannealq.cli import main
+from qannealq.errors import BackendUnavailableError, InvalidArgumentError, ProblemTooLargeError
+
+EXPECTED = {"sa", "tabu", "steepest", "exact", "gurobi", "dwave", "dwave-mock", "dwave-hybrid", "qaoa"}
+
+
+def _dense(m: int) -> dimod.BinaryQuadraticModel:
+    rng = np.random.default_rng(m)
+    return dimod.BinaryQuadraticModel(rng.normal(size=m), np.triu(rng.normal(size=(m, m)), 1), 0.0, "BINARY")
+
+
+def test_every_backend_is_registered_with_a_capacity_and_family():
+    assert EXPECTED <= set(BACKENDS)
+    for spec in BACKENDS.values():
+        assert spec.family and spec.capacity and spec.target.count(":") == 1
+    assert BackendSpec("x", "m:C", "s").extra is None  # the four-field construction still works
+
+
+def test_alias_and_instances():
+    assert type(get_sampler("neal")) is type(get_sampler("sa"))
+    exact = get_sampler("exact")
+    assert resolve_sampler(exact) is exact and get_sampler(exact) is exact
+    assert resolve_sampler(dimod.ExactSolver()).sample(_dense(3)).first.energy is not None
+    with pytest.raises(InvalidArgumentError, match="backend='nope' is unknown"):
+        get_sampler("nope")
+    with pytest.raises(InvalidArgumentError, match="cannot be applied"):
+        get_sampler(exact, max_variables=3)
+
+
+def test_statuses_without_credentials(no_dwave_token):
+    rows = {r.name: r for r in available_backends()}
+    assert EXPECTED <= set(rows)
+    for name in ("sa", "tabu", "steepest", "exact", "dwave-mock", "qaoa", "gurobi"):
+        assert rows[name].status == "ready", rows[name]
+    for name in ("dwave", "dwave-hybrid"):
+        assert rows[name].status == "no credentials"
+        assert "DWAVE_API_TOKEN" in rows[name].hint and "dwave config create" in rows[name].hint
+
+
+@pytest.mark.parametrize("module, backend, extra", [
+    ("gurobipy", "gurobi", "gurobi"),
+    ("qiskit_optimization", "qaoa", "qiskit"),
+    ("dwave.system", "dwave-mock", "dwave"),
+    ("dwave.system", "dwave", "dwave"),
+])
+def test_missing_package_gives_the_exact_pip_hint(monkeypatch, module, backend, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
+    target = BACKENDS[backend].target.partition(":")[0]
+    monkeypatch.delitem(sys.modules, target, raising=False)
+    row = next(r for r in available_backends() if r.name == backend)
+    assert row.status == "package missing"
+    assert f"pip install 'qannealq[{extra}]'" in row.hint and module in row.hint
+    with pytest.raises(BackendUnavailableError, match=rf"pip install 'qannealq\[{extra}\]'"):
+        get_sampler(backend)
+    with pytest.raises(ImportError):  # BackendUnavailableError is also an ImportError
+        get_sampler(backend)
+
+
+def test_third_party_backend_through_entry_points(monkeypatch):
+    ep = importlib.metadata.EntryPoint("brute", "dimod:ExactSolver", "qannealq.backends")
+    real = importlib.metadata.entry_points
+
+    def fake(**kwargs):
+        return [ep] if kwargs.get("group") == "qannealq.backends" else real(**kwargs)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", fake)
+    assert isinstance(get_sampler("brute"), dimod.ExactSolver)
+    assert any(r.name == "brute" and r.status == "ready" for r in available_backends())
+
+
+def test_cli_lists_every_backend_with_status_and_capacity(capsys, no_dwave_token):
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    for name in EXPECTED:
+        assert f"\n{name} " in out
+    assert "no credentials" in out and "DWAVE_API_TOKEN" in out and "neal = sa" in out
+    assert "200 (Gurobi pip licence)" in out
+
+
+@pytest.mark.parametrize("name, options, size, limit", [
+    ("exact", {}, 25, 24),
+    ("exact", {"max_variables": 6}, 7, 6),
+    ("gurobi", {}, 201, 200),
+    ("qaoa", {}, 21, 20),
+    ("qaoa", {"max_qubits": 5}, 6, 5),
+])
+def test_capacity_refusals_name_both_sizes(name, options, size, limit):
+    if name == "gurobi":
+        pytest.importorskip("gurobipy")
+    if name == "qaoa":
+        pytest.importorskip("qiskit_optimization")
+    sampler = get_sampler(name, **options)
+    start = time.perf_counter()
+    with pytest.raises(ProblemTooLargeError, match=rf"at most {limit} variables.*this BQM has {size}"):
+        sampler.sample(_dense(size))
+    assert time.perf_counter() - start < 1.0  # refused before running
+
+
+def test_dwave_mock_capacity_is_its_graphs_largest_clique():
+    pytest.importorskip("dwave.system")
+    sampler = mock_qpu()
+    assert 170 <= sampler.max_variables <= 190
+    limit = sampler.max_variables
+    with pytest.raises(ProblemTooLargeError, match=rf"at most {limit} variables.*this BQM has {limit + 1}"):
+        sampler.sample(_dense(limit + 1))
+    small = get_sampler("dwave-mock", topology_shape=[2])
+    assert small.max_variables < 20
+    with pytest.raises(ProblemTooLargeError, match=rf"at most {small.max_variables} variables"):
+        small.sample(_dense(small.max_variables + 1))
+
+
+def test_core_and_registry_import_no_backend_sdk():
+    code = ("import sys, qannealq, qannealq.solve, qannealq.backends; "
+            "print([m for m in ('gurobipy', 'qiskit', 'qiskit_optimization', 'dwave.system', 'dwave.cloud') "
+            "if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
