@@ -18,7 +18,7 @@ from qiskit_optimization.minimum_eigensolvers import QAOA
 from qiskit_optimization.optimizers import COBYLA, NELDER_MEAD, SPSA
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
-from qannealq.errors import InvalidArgumentError
+from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["QAOASampler", "to_quadratic_program"]
 
@@ -48,7 +48,8 @@ def _primitive(shots: int, seed: int, simulator: str):
             from qiskit_aer.primitives import SamplerV2
         except ImportError:
             if simulator == "aer":
-                raise InvalidArgumentError("simulator='aer' needs qiskit-aer: pip install 'qannealq[qiskit]'") from None
+                raise BackendUnavailableError("simulator='aer' needs qiskit-aer, which is not installed: "
+                                              "pip install 'qannealq[qiskit]'") from None
         else:
             sim = AerSimulator(seed_simulator=seed)
             pm = generate_preset_pass_manager(optimization_level=1, backend=sim)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import dimod
 import numpy as np
 import pytest
@@ -123,3 +125,14 @@ def test_solve_loop_quantizes_a_whole_layer(name):
     elif name == "tabu":  # warm-started: never worse than its initial state
         assert np.all(result.errors <= result.warm_start_errors + 1e-9)
     assert result.error <= 1.1 * exact.error  # int1 neurons have up to 17 variables here
+
+
+def test_qaoa_falls_back_to_the_statevector_sampler_without_aer(monkeypatch):
+    pytest.importorskip("qiskit_optimization")
+    monkeypatch.setitem(sys.modules, "qiskit_aer", None)
+    bqm = digits_neurons(5, 1, min_variables=3)[0]
+    ss = get_sampler("qaoa", maxiter=5, shots=128).sample(bqm, seed=1)
+    assert ss.info["simulator"].endswith("StatevectorSampler")
+    assert np.allclose(bqm.energies(ss), ss.record.energy)
+    with pytest.raises(ImportError, match=r"pip install 'qannealq\[qiskit\]'"):
+        get_sampler("qaoa", simulator="aer").sample(bqm)
