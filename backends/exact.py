@@ -71,4 +71,5 @@ class ExactSampler(dimod.Sampler):
             samples = 2 * samples - 1
         ss = dimod.SampleSet.from_samples_bqm((samples, labels), bqm)
         ss.info["timing"] = {"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1, "postprocessing_ns": 0}
+        ss.info["seed"] = None  # deterministic: no seed is used
         return ss
