@@ -115,7 +115,7 @@ def _load(spec: BackendSpec) -> type:
         missing = exc.name or module_name
         hint = f"pip install 'qannealq[{spec.extra}]'" if spec.extra else f"pip install the package providing {missing}"
         raise BackendUnavailableError(
-            f"backend {spec.name!r} needs the package {missing}, which is not installed: {hint}"
+            f"backend {spec.name!r} needs {missing}, which is not installed: {hint}"
         ) from exc
     try:
         return getattr(module, attr)
