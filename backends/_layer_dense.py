@@ -1,0 +1,143 @@
+"""The dense view of many QUBOs that share one quadratic matrix, for the ``layer-sa`` kernel.
+
+A :class:`DenseQubos` holds one symmetric matrix ``M`` ``(m, m)`` and, per problem ``i``, a scale vector
+``d_i``, linear coefficients ``a_i``, a mask of free coordinates and an offset ``e_i``. Problem ``i``'s energy
+of a binary row ``v`` is
+
+    E_i(v) = e_i + Σ_j a_ij v_j + Σ_{j≠l} d_ij d_il M_jl v_j v_l .
+
+A layer (ARCHITECTURE.md §1) is ``M = H``, ``d = steps``, ``a = linear``: then ``E_i`` is neuron i's BQM, whose
+quadratic coefficient ``b_jl = 2 d_j d_l H_jl``. A single BQM is ``M = (B + Bᵀ) / 2`` (zero diagonal), ``d = 1``.
+Nothing here ever forms a per-problem ``(m, m)`` matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dimod
+import numpy as np
+
+from qannealq.errors import InvalidArgumentError
+from qannealq.formulation import LayerProblem
+
+__all__ = ["DenseQubos", "pair_partners", "beta_schedule"]
+
+
+@dataclass(frozen=True)
+class DenseQubos:
+    """Many QUBOs over one shared matrix (see the module docstring).
+
+    Attributes:
+        mat: shared symmetric ``M`` ``(m, m)`` float64 (C-contiguous).
+        lin: ``a`` ``(n, m)``; steps: ``d`` ``(n, m)``; free: ``(n, m)`` bool; offsets: ``e`` ``(n,)``.
+    """
+
+    mat: np.ndarray
+    lin: np.ndarray
+    steps: np.ndarray
+    free: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def diag(self) -> np.ndarray:
+        return np.ascontiguousarray(np.diag(self.mat))
+
+    @classmethod
+    def from_problem(cls, problem: LayerProblem) -> "DenseQubos":
+        """All neurons of a layer: the shared ``H`` and the per-neuron vectors (no copy of ``H`` per neuron)."""
+        c = np.ascontiguousarray
+        return cls(c(problem.hessian, dtype=np.float64), c(problem.linear, dtype=np.float64),
+                   c(problem.steps, dtype=np.float64), c(problem.free, dtype=np.bool_),
+                   c(problem.offsets, dtype=np.float64))
+
+    @classmethod
+    def from_bqm(cls, bqm: dimod.BinaryQuadraticModel) -> tuple["DenseQubos", list]:
+        """One BINARY BQM as a single problem; returns it and the variable labels in column order."""
+        if bqm.vartype is not dimod.BINARY:
+            raise InvalidArgumentError("from_bqm needs a BINARY BQM: convert it with change_vartype first")
+        lin, (row, col, quad), offset, labels = bqm.to_numpy_vectors(return_labels=True)
+        m = len(labels)
+        mat = np.zeros((m, m))
+        np.add.at(mat, (row, col), 0.5 * quad)
+        mat = mat + mat.T
+        ones = np.ones((1, m))
+        return cls(mat, np.asarray(lin, np.float64)[None, :], ones, np.ones((1, m), bool),
+                   np.array([float(offset)])), list(labels)
+
+    def energies(self, v: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
+        """Energies of binary rows ``v`` ``(R, m)`` of problems ``owner`` (default: row i is problem i)."""
+        own = np.arange(v.shape[0]) if owner is None else owner
+        x = np.where(self.free[own], np.asarray(v, dtype=np.float64), 0.0)
+        d = self.steps[own]
+        u = d * x
+        lin = self.lin[own] - d * d * np.diag(self.mat)
+        return (self.offsets[own] + np.einsum("ij,ij->i", lin, x)
+                + np.einsum("ij,ij->i", u @ self.mat, u))
+
+    def single_flip_costs(self, v: np.ndarray) -> np.ndarray:
+        """``ΔE`` of flipping each coordinate of rows ``v`` ``(n, m)`` (row i of problem i); NaN where fixed."""
+        u = self.steps * v
+        field = self.lin + 2.0 * self.steps * (u @ self.mat - np.diag(self.mat) * u)
+        return np.where(self.free, np.where(v == 0, field, -field), np.nan)
+
+
+def pair_partners(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most strongly coupled partners of every coordinate, for pair flips.
+
+    Coupling strength is ``|M_jl| / sqrt(M_jj M_ll)`` (the input correlation, for a Hessian) or ``|M_jl|``
+    where the diagonal is zero. A pair listed by both ends is kept once (by its larger index).
+    Returns ``(partners (m, k) int64, -1 = none; couplings M_jl (m, k))``.
+    """
+    m = mat.shape[0]
+    k = max(0, min(int(k), m - 1))
+    if k == 0:
+        return np.full((m, 1), -1, np.int64), np.zeros((m, 1))
+    diag = np.diag(mat)
+    scale = np.where(diag > 0, np.sqrt(np.abs(diag)), 1.0)
+    strength = np.abs(mat) / scale[:, None] / scale[None, :]
+    np.fill_diagonal(strength, 0.0)
+    part = np.argpartition(-strength, k - 1, axis=1)[:, :k]
+    live = np.take_along_axis(strength, part, axis=1) > 0
+    # each unordered pair once: j drops l < j when l already lists j
+    listed = np.zeros((m, m), bool)
+    listed[np.repeat(np.arange(m), k)[live.ravel()], part[live]] = True
+    rows = np.arange(m)[:, None]
+    live &= ~(listed[part, rows] & (part < rows))
+    part = np.where(live, part, -1).astype(np.int64)
+    coup = np.where(live, np.take_along_axis(mat, np.maximum(part, 0), axis=1), 0.0)
+    return np.ascontiguousarray(part), np.ascontiguousarray(coup)
+
+
+def beta_schedule(costs: np.ndarray, num_sweeps: int, hot_acceptance: np.ndarray, cold_acceptance: float,
+                  beta_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Geometric inverse-temperature schedules, one per row, from its problem's single-flip costs.
+
+    Hot end: a flip costing the problem's median ``|ΔE|`` is accepted with probability ``hot_acceptance``
+    (one value per row); cold end: one costing its 5th-percentile ``|ΔE|`` with ``cold_acceptance`` (so at the
+    end only nearly free moves survive). ``beta_range`` overrides both with absolute values.
+
+    Args:
+        costs: single-flip ``ΔE`` of each row's start ``(R, m)``, NaN where fixed.
+        num_sweeps: schedule length.
+        hot_acceptance: ``(R,)`` values in (0, 1).
+        cold_acceptance: in (0, 1).
+        beta_range: optional absolute ``(hot, cold)``.
+
+    Returns:
+        ``betas (R, num_sweeps)``.
+    """
+    t = np.linspace(0.0, 1.0, num_sweeps)[None, :] if num_sweeps > 1 else np.zeros((1, num_sweeps))
+    if beta_range is not None:
+        hot, cold = (float(b) for b in beta_range)
+        if not 0 < hot <= cold:
+            raise InvalidArgumentError(f"beta_range={beta_range!r} must satisfy 0 < hot <= cold")
+        return np.broadcast_to(hot * (cold / hot) ** t, (costs.shape[0], num_sweeps)).copy()
+    mags = np.abs(costs)
+    mags = np.where(mags > 0, mags, np.nan)
+    mags[np.all(np.isnan(mags), axis=1)] = 1.0
+    median = np.nanquantile(mags, 0.5, axis=1)
+    low = np.nanquantile(mags, 0.05, axis=1)
+    hot = np.log(1.0 / np.asarray(hot_acceptance, dtype=np.float64)) / median
+    cold = np.maximum(np.log(1.0 / cold_acceptance) / low, hot)
+    return hot[:, None] * (cold / hot)[:, None] ** t
