@@ -68,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--bits", type=_int_list, default=[8, 4, 3, 2, 1], help="comma list, e.g. 8,4,2")
     run.add_argument("--methods", type=_str_list, default=["rtn", "gptq", "qubo"],
                      help="comma list of rtn, gptq, gptq-restricted, qubo")
-    run.add_argument("--backend", default="sa", help="sampler for the qubo method (see `qannealq backends`)")
+    run.add_argument("--backend", default="layer-sa",
+                     help="sampler for the qubo method (see `qannealq backends`); default: the whole-layer "
+                          "solver layer-sa (use sa for the paper's per-neuron annealing)")
     run.add_argument("--sampler-option", type=_option, action="append", default=[], metavar="KEY=VALUE",
                      help="passed to the sampler, e.g. num_reads=10 (repeatable)")
     run.add_argument("--calibration", default="float", choices=("float", "sequential"))

@@ -65,7 +65,9 @@ def run_experiment(args: argparse.Namespace, out: Path) -> int:
     print(f"{data.name}: MLP {settings['model']}, float test accuracy {float_acc:.4f}; "
           f"{n_cal} calibration samples; results -> {out}")
     if "qubo" in args.methods:
-        print(f"qubo method: backend {args.backend!r}, warm start {warm}", flush=True)
+        whole = hasattr(sampler, "sample_layer")
+        how = "the whole-layer solver (all neurons of a layer at once)" if whole else "one BQM per neuron"
+        print(f"qubo method: backend {args.backend!r}, {how}, warm start {warm}", flush=True)
     neurons = sum(settings["model"][1:])
     total = neurons * len(args.bits) * args.methods.count("qubo")
     with tqdm(total=total, desc="solving QUBOs", unit="neuron", disable=total == 0) as bar:

@@ -1,0 +1,146 @@
+"""The ``layer-sa`` whole-layer solver: optimality on small neurons, quality and safety on medium ones,
+determinism, memory (no per-neuron quadratic matrix), the dimod contract and the solve-loop/CLI wiring."""
+
+from __future__ import annotations
+
+import tracemalloc
+import unittest
+
+import dimod
+import dimod.testing
+import numpy as np
+import pytest
+
+from helpers import random_layer
+from qannealq import gptq_restricted, quantize_layer
+from qannealq.backends import get_sampler
+from qannealq.backends.layer_sa import LayerSASampler
+from qannealq.formulation import LayerProblem
+
+pytest.importorskip("numba")
+
+
+@pytest.fixture(scope="module")
+def solver() -> LayerSASampler:
+    return get_sampler("layer-sa")
+
+
+def _problem(seed: int, f: int, n: int, bits: int, samples: int = 300) -> tuple:
+    layer = random_layer(np.random.default_rng(seed), f, n, samples=samples)
+    return layer, layer.problem(bits)
+
+
+def _check_energies(layer, problem: LayerProblem, sample) -> None:
+    """Energies equal qubo_energies, each neuron's BQM energy, and the error recomputed from the data."""
+    np.testing.assert_array_equal(sample.energies, problem.qubo_energies(sample.assignments))
+    assert np.all(sample.assignments[~problem.free] == 0), "a fixed coordinate was flipped"
+    _, values = problem.decode_layer(sample.assignments)
+    np.testing.assert_allclose(sample.energies, layer.direct_errors(values), rtol=1e-9, atol=1e-12)
+    for i in range(problem.num_neurons):
+        idx = problem.variables(i)
+        bqm = problem.neuron_bqm(i)
+        energy = bqm.energy(dict(zip(idx.tolist(), sample.assignments[i, idx].tolist()))) if idx.size else bqm.offset
+        assert energy == pytest.approx(sample.energies[i], rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4])
+def test_reaches_exact_optimum_on_small_neurons(solver, bits):
+    layer, problem = _problem(bits, 14, 12, bits)
+    sample = solver.sample_layer(problem, seed=1)
+    exact = get_sampler("exact")
+    optimum = np.array([exact.sample(problem.neuron_bqm(i)).first.energy for i in range(problem.num_neurons)])
+    _check_energies(layer, problem, sample)
+    np.testing.assert_allclose(sample.energies, optimum, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_medium_neurons_never_worse_than_warm_start_and_beat_sa(solver, bits):
+    layer, problem = _problem(10 + bits, 90, 16, bits, samples=400)
+    warm = problem.encode(gptq_restricted(problem))
+    sample = solver.sample_layer(problem, initial_states=warm, seed=3)
+    _check_energies(layer, problem, sample)
+    warm_e = problem.qubo_energies(warm)
+    assert np.all(sample.energies <= warm_e + 1e-15)
+    assert sample.energies.sum() < warm_e.sum()
+    sa = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=3)
+    assert sample.energies.sum() <= sa.errors.sum() * (1 + 1e-12)
+
+
+def test_same_seed_same_result_other_seed_differs():
+    layer, problem = _problem(7, 60, 12, 3)
+    hot = LayerSASampler(hot_acceptance=0.3, cold_acceptance=0.2, num_sweeps=4, polish_sweeps=0)
+    a, b = (hot.sample_layer(problem, seed=5) for _ in range(2))
+    np.testing.assert_array_equal(a.assignments, b.assignments)
+    assert a.info["seed"] == 5
+    c = hot.sample_layer(problem, seed=6)
+    assert not np.array_equal(a.assignments, c.assignments)
+    single = LayerSASampler(num_threads=1).sample_layer(problem, seed=5, hot_acceptance=0.3, cold_acceptance=0.2,
+                                                        num_sweeps=4, polish_sweeps=0)
+    np.testing.assert_array_equal(a.assignments, single.assignments)  # independent of the thread split
+    bqm = problem.neuron_bqm(0)
+    s1, s2 = (LayerSASampler().sample(bqm, num_reads=3, seed=9) for _ in range(2))
+    np.testing.assert_array_equal(s1.record.sample, s2.record.sample)
+    assert s1.info["seed"] == 9
+
+
+def test_no_per_neuron_quadratic_matrix(solver, monkeypatch):
+    """A 300-variable, 64-neuron layer: 64 dense (300, 300) matrices would take 46 MB."""
+    _, problem = _problem(11, 299, 64, 4, samples=400)
+    warm = problem.encode(gptq_restricted(problem))
+    _ = problem.linear, problem.offsets  # formulation, not the solver
+    for name in ("quadratic_matrix", "neuron_bqm"):
+        monkeypatch.setattr(LayerProblem, name, lambda *a, **k: pytest.fail("per-neuron matrix built"))
+    solver.sample_layer(problem, initial_states=warm, seed=0)  # compile outside the measurement
+    tracemalloc.start()
+    try:
+        solver.sample_layer(problem, initial_states=warm, seed=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    per_neuron = 64 * 300 * 300 * 8
+    assert peak < per_neuron / 4, f"peak {peak / 1e6:.1f} MB"  # ~7 MB: rows (n x reads x m) and one m x m
+
+
+def test_sample_single_bqm_matches_exact():
+    _, problem = _problem(4, 16, 4, 2)
+    exact = get_sampler("exact")
+    for i in range(problem.num_neurons):
+        bqm = problem.neuron_bqm(i)
+        ss = LayerSASampler().sample(bqm, num_reads=4, seed=i)
+        assert len(ss) == 4
+        assert ss.first.energy == pytest.approx(exact.sample(bqm).first.energy, rel=1e-9, abs=1e-12)
+        assert set(ss.info["timing"]) == {"preprocessing_ns", "sampling_ns", "postprocessing_ns"}
+    spin = dimod.BinaryQuadraticModel({"a": 1.0, "b": -0.5}, {("a", "b"): -2.0}, 0.3, "SPIN")
+    ss = LayerSASampler().sample(spin, seed=0, initial_states=[{"a": 1, "b": -1}])
+    assert ss.first.energy == pytest.approx(dimod.ExactSolver().sample(spin).first.energy)
+
+
+def test_solve_loop_uses_the_whole_layer_path(solver):
+    layer, problem = _problem(5, 30, 8, 3)
+    result = quantize_layer(problem, "qubo", solver, "layer-sa", seed=2)
+    assert result.samplesets is None
+    assert set(result.info["timing"]) == {"preprocessing_ns", "sampling_ns", "postprocessing_ns"}
+    assert result.info["seed"] == 2
+    assert np.all(result.errors <= result.warm_start_errors + 1e-15)
+    np.testing.assert_allclose(result.errors, layer.direct_errors(result.values), rtol=1e-9, atol=1e-12)
+
+
+def test_cli_defaults_to_layer_sa():
+    from qannealq.cli import build_parser
+
+    assert build_parser().parse_args(["run"]).backend == "layer-sa"
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="num_reads"):
+        LayerSASampler(num_reads=0)
+    with pytest.raises(ValueError, match="unknown layer-sa options"):
+        LayerSASampler(bogus=1)
+    with pytest.raises(ValueError, match="beta_range"):
+        _, problem = _problem(1, 8, 2, 2)
+        LayerSASampler().sample_layer(problem, beta_range=(2.0, 1.0))
+
+
+@dimod.testing.load_sampler_bqm_tests(LayerSASampler())
+class TestDimodContract(unittest.TestCase):
+    pass
