@@ -21,8 +21,8 @@ def _initial_row(initial_states: Any, labels: list, spin: bool, seed: int) -> np
         return np.random.default_rng(seed).integers(0, 2, len(labels)).astype(np.uint8)
     arr, init_labels = dimod.as_samples(initial_states)
     if arr.shape[0] == 0 or set(init_labels) != set(labels):
-        raise InvalidArgumentError(
-            f"initial_states must give every variable of the BQM ({len(labels)}); got labels {list(init_labels)[:5]}...")
+        raise InvalidArgumentError(f"initial_states must give one state over exactly the BQM's {len(labels)} "
+                                   f"variables; got labels {list(init_labels)[:5]}...")
     pos = {v: k for k, v in enumerate(init_labels)}
     row = np.asarray(arr[0])[[pos[v] for v in labels]]
     if spin:

@@ -93,10 +93,12 @@ class _Run:
 
     def kernel(self, owner: np.ndarray, v: np.ndarray, u: np.ndarray, g: np.ndarray, betas: np.ndarray,
                seeds: np.ndarray) -> np.ndarray:
+        """Run :func:`anneal_rows` on row ranges in ``num_threads`` threads; returns the best row states."""
         d = self.dense
         best = v.copy()
         args = (d.mat, self.diag, d.lin, d.steps, d.free, self.partners, self.couplings, self.indptr,
-                self.indices, owner, v, u, g, betas, self.tol[owner], seeds.copy(), int(self.params["polish_sweeps"]), best)
+                self.indices, owner, v, u, g, betas, self.tol[owner], seeds.copy(),
+                int(self.params["polish_sweeps"]), best)
         threads = max(1, min(int(self.params["num_threads"] or os.cpu_count() or 1), owner.size))
         bounds = np.linspace(0, owner.size, threads + 1).astype(int)
         if threads == 1:
@@ -182,8 +184,9 @@ class LayerSASampler(dimod.Sampler):
         seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF) if seed is None else int(seed)
         t0 = time.perf_counter_ns()
         warm = problem.encode(gptq_restricted(problem)) if initial_states is None else np.asarray(initial_states)
-        if warm.shape != problem.free.shape:
-            raise InvalidArgumentError(f"initial_states has shape {warm.shape}; expected {problem.free.shape}")
+        if warm.shape != problem.free.shape or np.any((warm != 0) & (warm != 1)):
+            raise InvalidArgumentError(f"initial_states must be a binary array of shape {problem.free.shape} "
+                                       f"(problem.encode of grid integers); got shape {warm.shape}")
         warm = np.where(problem.free, warm, 0).astype(np.uint8)
         starts = [warm]
         if params["rtn_start"]:
