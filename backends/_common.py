@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import dimod
-import numpy as np
 
-from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
+from qannealq.errors import ProblemTooLargeError
+from qannealq.solve import draw_seed
 
 __all__ = ["check_capacity", "draw_seed", "record", "now_ns"]
 
@@ -28,15 +28,6 @@ def check_capacity(backend: str, bqm: dimod.BinaryQuadraticModel, limit: int | N
     raise ProblemTooLargeError(
         f"backend {backend!r} takes at most {limit} variables{reason}; this BQM has {bqm.num_variables}{advice}"
     )
-
-
-def draw_seed(seed: int | None) -> int:
-    """``seed`` checked, or a fresh 31-bit seed when None (so that the seed used can be recorded)."""
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
-        raise InvalidArgumentError(f"seed={seed!r} must be an integer in 0..2**32-1 or None")
-    return int(seed)
 
 
 def record(sampleset: dimod.SampleSet, seed: int | None, start_ns: int, **timing: int) -> dimod.SampleSet:

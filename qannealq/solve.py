@@ -20,7 +20,7 @@ from qannealq.baselines import BASELINES
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
-__all__ = ["METHODS", "LayerSample", "LayerResult", "quantize_layer", "solve_neuron", "NeuronProgress"]
+__all__ = ["METHODS", "draw_seed", "LayerSample", "LayerResult", "quantize_layer", "solve_neuron", "NeuronProgress"]
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +112,12 @@ def solve_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np
     return problem.assignment(i, sample), sampleset
 
 
-def _seed(seed: int | None) -> int:
+def draw_seed(seed: int | None) -> int:
+    """``seed`` checked, or a fresh 31-bit seed when None (so that the seed used can be recorded)."""
     if seed is None:
         return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidArgumentError(f"seed={seed!r} must be a non-negative integer or None")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+        raise InvalidArgumentError(f"seed={seed!r} must be an integer in 0..2**32-1 or None")
     return int(seed)
 
 
@@ -183,7 +184,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                 warm_ints = np.clip(warm_ints, problem.base, problem.base + problem.free)
             warm = problem.encode(warm_ints)
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
-        used_seed = _seed(seed)
+        used_seed = draw_seed(seed)
         assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
                                                     sampler_kwargs)
         integers, _ = problem.decode_layer(assignments)
