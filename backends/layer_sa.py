@@ -58,11 +58,11 @@ def _check(params: dict[str, Any]) -> None:
 def effort(params: dict[str, Any], m: int) -> tuple[int, int]:
     """``(num_reads, num_sweeps)``; where None, scaled to the size ``m`` (small problems are cheap and rugged).
 
-    ``num_reads = clip(2^19 / m², 2, 128)``, ``num_sweeps = clip(2^32 / m⁴, 8, 256)``: 2 x 8 on a 785-input
-    MNIST layer, 31 x 15 at m = 129, 124 x 240 on 65-variable digits neurons, 128 x 256 below that.
+    ``num_reads = clip(2^25 / m³, 2, 128)``, ``num_sweeps = clip(2^32 / m⁴, 8, 256)``: 2 x 8 on a 785-input
+    MNIST layer, 15 x 15 at m = 129, 122 x 240 on 65-variable digits neurons, 128 x 256 below that.
     """
     m = max(int(m), 1)
-    reads = params["num_reads"] if params["num_reads"] is not None else np.clip(2**19 // m**2, 2, 128)
+    reads = params["num_reads"] if params["num_reads"] is not None else np.clip(2**25 // m**3, 2, 128)
     sweeps = params["num_sweeps"] if params["num_sweeps"] is not None else np.clip(2**32 // m**4, 8, 256)
     return int(reads), int(sweeps)
 
