@@ -85,7 +85,7 @@ class _Run:
 
 
 def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, method: str = "qubo",
-                   sampler: "str | dimod.Sampler | None" = "sa", calibration: str = "float",
+                   sampler: "str | dimod.Sampler | None" = "layer-sa", calibration: str = "float",
                    granularity: str = "tensor", int1: str = "sign", layers: Sequence[str] | None = None,
                    warm_start: str | None = "gptq-restricted", seed: int | None = None, batch_size: int = 256,
                    progress: ProgressCallback | None = None, **sampler_kwargs: Any) -> ModelResult:
