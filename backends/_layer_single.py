@@ -38,7 +38,7 @@ def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_
 
     ``initial_states`` (its first row) is the start; without it, a seeded random state.
     """
-    from .layer_sa import _Run, effort
+    from .layer_sa import effort, make_run
 
     t0 = time.perf_counter_ns()
     spin = bqm.vartype is dimod.SPIN
@@ -50,7 +50,7 @@ def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_
         ss.info.update(timing={"preprocessing_ns": 0, "sampling_ns": 0, "postprocessing_ns": 0}, seed=seed)
         return ss
     start = _initial_row(initial_states, labels, spin, seed)
-    run = _Run(dense, params)
+    run, device = make_run(dense, params)
     t1 = time.perf_counter_ns()
     v, u, g = run.polish(start[None, :])
     rows, _ = run.anneal(v, u, g, seed)
@@ -60,5 +60,5 @@ def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_
         samples = 2 * samples - 1
     ss = dimod.SampleSet.from_samples_bqm((samples, labels), bqm)
     ss.info.update(timing={"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1,
-                           "postprocessing_ns": time.perf_counter_ns() - t2}, seed=seed)
+                           "postprocessing_ns": time.perf_counter_ns() - t2}, seed=seed, device=device)
     return ss

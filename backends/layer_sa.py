@@ -14,12 +14,15 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
    than the warm start).
 
 Runs in a numba kernel, rows in parallel threads, each with its own seeded generator (deterministic for a
-seed, whatever the thread count). It is also a plain ``dimod.Sampler`` for single BQMs.
+seed, whatever the thread count); with a GPU (``device``), in torch on CUDA (:mod:`._layer_torch`: the same
+starts, schedule and polish, all rows updated in parallel one coordinate at a time). It is also a plain
+``dimod.Sampler`` for single BQMs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -28,7 +31,7 @@ import dimod
 import numpy as np
 
 from qannealq.baselines import gptq_restricted, rtn
-from qannealq.errors import InvalidArgumentError
+from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.solve import LayerSample
 
@@ -39,7 +42,8 @@ __all__ = ["LayerSASampler"]
 
 _DEFAULTS = {"num_reads": None, "num_sweeps": None, "pairs": 4, "hot_acceptance": 1e-9, "ladder_acceptance": 0.3,
              "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": True,
-             "num_threads": None}
+             "num_threads": None, "device": "auto"}
+_DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 
 
 def _check(params: dict[str, Any]) -> None:
@@ -50,6 +54,9 @@ def _check(params: dict[str, Any]) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise InvalidArgumentError(f"{name}={value!r} must be an integer >= {low}")
+    device = params["device"]
+    if not isinstance(device, str) or not (device in _DEVICES or re.fullmatch(r"cuda:\d+", device)):
+        raise InvalidArgumentError(f"device={device!r} must be one of {list(_DEVICES)} or 'cuda:<index>'")
     for name in ("hot_acceptance", "ladder_acceptance", "cold_acceptance"):
         if not 0 < params[name] < 1:
             raise InvalidArgumentError(f"{name}={params[name]!r} must be a probability within (0, 1)")
@@ -72,6 +79,54 @@ def hot_ladder(params: dict[str, Any], reads: int) -> np.ndarray:
     lo, hi = float(params["hot_acceptance"]), float(params["ladder_acceptance"])
     ladder = np.geomspace(lo, max(hi, lo), max(reads - 1, 2))[1:]
     return np.concatenate([[lo, lo], ladder])[:reads] if reads > 2 else np.full(reads, lo)
+
+
+def anneal_schedule(dense: DenseQubos, params: dict[str, Any], v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the reheat anneal from the polished states ``v`` ``(n, m)``: ``(owner (R,), betas (R, S))``.
+
+    ``num_reads`` rows per problem (problem-major), each with the geometric schedule of :func:`beta_schedule`
+    from its problem's single-flip costs at ``v`` and its rung of :func:`hot_ladder`.
+    """
+    n = v.shape[0]
+    reads, sweeps = effort(params, dense.mat.shape[0])
+    owner = np.repeat(np.arange(n), reads)
+    hot = np.tile(hot_ladder(params, reads), n)
+    betas = beta_schedule(dense.single_flip_costs(v)[owner], sweeps, hot, params["cold_acceptance"],
+                          params["beta_range"])
+    return owner, betas
+
+
+def resolve_device(device: str) -> str:
+    """The device a run uses: ``"cpu"`` (the numba kernel), ``"torch-cpu"`` or a CUDA device (torch).
+
+    ``"auto"`` is CUDA when ``torch.cuda.is_available()``, else ``"cpu"``.
+
+    Raises:
+        BackendUnavailableError: ``device`` asks for CUDA and torch sees no CUDA device.
+    """
+    if device in ("cpu", "torch-cpu"):
+        return device
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not torch.cuda.is_available():
+        raise BackendUnavailableError(f"device={device!r}: torch {torch.__version__} sees no CUDA device; use "
+                                      "device='auto' or 'cpu' (numba), or install a CUDA build of torch")
+    index = int(device.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise BackendUnavailableError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s)")
+    return device
+
+
+def make_run(dense: DenseQubos, params: dict[str, Any]) -> tuple["_Run | Any", str]:
+    """The run object for ``params["device"]`` (numba :class:`_Run` or torch ``TorchRun``) and the device used."""
+    device = resolve_device(params["device"])
+    if device == "cpu":
+        return _Run(dense, params), device
+    from ._layer_torch import TorchRun
+
+    return TorchRun(dense, params, "cpu" if device == "torch-cpu" else device), device
 
 
 def _row_seeds(seed: int, rows: int) -> np.ndarray:
@@ -119,13 +174,7 @@ class _Run:
 
     def anneal(self, v: np.ndarray, u: np.ndarray, g: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """``num_reads`` reheat anneals per problem from the polished states; returns rows and owners."""
-        p = self.params
-        n = v.shape[0]
-        reads, sweeps = effort(p, self.dense.mat.shape[0])
-        owner = np.repeat(np.arange(n), reads)
-        hot = np.tile(hot_ladder(p, reads), n)
-        betas = beta_schedule(self.dense.single_flip_costs(v)[owner], sweeps, hot,
-                              p["cold_acceptance"], p["beta_range"])
+        owner, betas = anneal_schedule(self.dense, self.params, v)
         rows = self.kernel(owner, v[owner], u[owner], g[owner], betas, _row_seeds(seed, owner.size))
         return rows, owner
 
@@ -146,7 +195,10 @@ class LayerSASampler(dimod.Sampler):
         **defaults: override the defaults of ``num_reads`` and ``num_sweeps`` (None: scaled to the size, see
             :func:`effort`; 2 reads x 8 sweeps on a 785-input layer), ``pairs`` (4), ``hot_acceptance`` (1e-9),
             ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range`` (None),
-            ``polish_sweeps`` (200), ``rtn_start`` (True) and ``num_threads`` (None: one per CPU core).
+            ``polish_sweeps`` (200), ``rtn_start`` (True), ``num_threads`` (None: one per CPU core) and
+            ``device`` ("auto": torch on CUDA when ``torch.cuda.is_available()``, else the numba kernel;
+            "cpu": numba; "cuda" or "cuda:<index>": torch on that GPU, required; "torch-cpu": the torch
+            implementation on the CPU). ``info["device"]`` records the device used.
     """
 
     def __init__(self, **defaults: Any) -> None:
@@ -191,7 +243,7 @@ class LayerSASampler(dimod.Sampler):
         starts = [warm]
         if params["rtn_start"]:
             starts.append(problem.encode(np.clip(rtn(problem), problem.base, problem.base + problem.free)))
-        run = _Run(DenseQubos.from_problem(problem), params)
+        run, device = make_run(DenseQubos.from_problem(problem), params)
         t1 = time.perf_counter_ns()
         best, stats = _solve(run, starts, seed)
         t2 = time.perf_counter_ns()
@@ -201,7 +253,7 @@ class LayerSASampler(dimod.Sampler):
         best[worse], energies[worse] = warm[worse], warm_energies[worse]  # float ties only
         info = {"timing": {"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1,
                            "postprocessing_ns": time.perf_counter_ns() - t2},
-                "seed": seed, "params": params, **stats}
+                "seed": seed, "device": device, "params": params, **stats}
         return LayerSample(best, energies, info)
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, initial_states: Any = None, seed: int | None = None,

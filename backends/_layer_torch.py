@@ -1,0 +1,203 @@
+"""Torch implementation of ``layer-sa``'s anneal, for GPUs (``device="cuda"``; ``"torch-cpu"`` for tests).
+
+Same maths as the numba kernel (:mod:`._layer_kernel`): one shared ``M`` ``(m, m)`` on the device; per
+neuron its steps ``d``, linear coefficients ``a`` and free mask ``(n, m)``; per row (neuron x read, held as
+``(n, reads, m)`` so that the per-neuron vectors broadcast without copies) only the state ``v`` and the field
+``G = M (d ∘ v)``. Flipping ``j`` costs ``ΔE = (1 − 2 v_j) (a_j + 2 d_j (G_j − M_jj d_j v_j))``.
+
+Where the numba kernel walks one row at a time, this walks one *coordinate* at a time for all rows at once:
+
+- **Metropolis sweep**: for each free coordinate ``j``, in a random order per sweep shared by all rows, the
+  ``ΔE`` of column ``j`` for every row, one Metropolis test per row (own inverse temperature), then the rank-1
+  update ``G += (δ_j)[:, None] M_j`` (``δ_j = ±d_j`` where accepted, 0 elsewhere); then the pair flips of
+  ``j`` with its partners (:func:`pair_partners`), each also tested and applied for all rows at once.
+- **Greedy polish**: at each step every row takes its best improving move among all single flips and all
+  pair flips (``(rows, m, pairs)`` candidate costs), all rows in parallel, until no row improves.
+
+Randomness comes from one ``torch.Generator`` on the device, seeded per call: deterministic for a seed on a
+given device (not bit-identical to the numba kernel, nor across devices). Float64 throughout, on CUDA too:
+the incremental fields must not drift over thousands of rank-1 updates (fp32 would lose the tiny ΔE near a
+local minimum), and data-centre GPUs run fp64 at a useful rate.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._layer_dense import DenseQubos, pair_partners
+
+__all__ = ["TorchRun"]
+
+_MAX_EXPONENT = 20.0  # as in the numba kernel: a move with β ΔE beyond this is rejected
+
+
+class TorchRun:
+    """One solve of a :class:`DenseQubos` on a torch device; the interface of ``layer_sa._Run``.
+
+    Args:
+        dense: the problems (shared matrix kept once on the device).
+        params: the sampler's parameters (``pairs``, ``polish_sweeps``, schedule options).
+        device: a torch device.
+    """
+
+    def __init__(self, dense: DenseQubos, params: dict[str, Any], device: torch.device) -> None:
+        self.dense, self.params, self.device = dense, params, torch.device(device)
+
+        def put(a: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=self.device)
+
+        self.mat = put(dense.mat)
+        self.diag = put(dense.diag)
+        self.lin, self.steps = put(dense.lin)[:, None, :], put(dense.steps)[:, None, :]
+        self.free = put(dense.free, torch.bool)[:, None, :]
+        partners, couplings = pair_partners(dense.mat, params["pairs"])
+        self.partners, self.couplings = put(np.maximum(partners, 0), torch.long), put(couplings)
+        self.pair_live = put(partners >= 0, torch.bool)
+        self.cols = np.nonzero(dense.free.any(axis=0))[0]
+        self.pairs_of = [[(int(l), float(c)) for l, c in zip(partners[j], couplings[j]) if l >= 0]
+                         for j in range(dense.mat.shape[0])]
+        tol = 1e-10 * (np.max(np.abs(dense.lin), axis=1, initial=0.0) + 1e-300)
+        self.tol = put(tol)[:, None]
+
+    # -- the interface used by layer_sa._solve ------------------------------------------------------------
+
+    def polish(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Greedy descent from every start ``(n, m)``; returns the states, ``d ∘ v`` and fields (numpy)."""
+        v = torch.as_tensor(np.where(self.dense.free, starts, 0), dtype=torch.float64, device=self.device)
+        v = v[:, None, :].clone()
+        g = self._field(v)
+        self._polish(v, g)
+        v_np = v[:, 0].to(torch.uint8).cpu().numpy()
+        return v_np, self.dense.steps * v_np, g[:, 0].cpu().numpy()
+
+    def anneal(self, v: np.ndarray, u: np.ndarray, g: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """``num_reads`` reheat anneals per problem from the polished states ``v``; returns rows and owners.
+
+        ``u`` and ``g`` are recomputed on the device from ``v`` (no drift carried over).
+        """
+        from .layer_sa import anneal_schedule
+
+        owner, betas = anneal_schedule(self.dense, self.params, v)
+        n, m = v.shape
+        reads = owner.size // max(n, 1)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(int(seed))
+        state = torch.as_tensor(v, dtype=torch.float64, device=self.device)[:, None, :].repeat(1, reads, 1)
+        beta = torch.as_tensor(betas.reshape(n, reads, -1), dtype=torch.float64, device=self.device)
+        best = self._anneal_rows(state, beta, gen)
+        return best.reshape(n * reads, m).to(torch.uint8).cpu().numpy(), owner
+
+    # -- kernels --------------------------------------------------------------------------------------------
+
+    def _field(self, v: torch.Tensor) -> torch.Tensor:
+        """``G = (d ∘ v) M`` for states ``(n, k, m)``: one GEMM for all rows."""
+        return (self.steps * v) @ self.mat
+
+    def _anneal_rows(self, v: torch.Tensor, beta: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """Polish, ``S`` Metropolis sweeps, polish; the best state each row has seen (``v`` updated in place)."""
+        g = self._field(v)
+        energy = self._polish(v, g)
+        best_e = torch.clamp(energy, max=0.0)
+        best = v.clone()
+        phases = [(s, beta[:, :, s]) for s in range(beta.shape[2])]
+        if phases:
+            phases.append((None, None))
+        for s, b in phases:
+            energy = energy + (self._sweep(v, g, b, gen) if s is not None else self._polish(v, g))
+            better = energy < best_e
+            best_e = torch.where(better, energy, best_e)
+            best = torch.where(better[:, :, None], v, best)
+        return best
+
+    def _delta(self, v: torch.Tensor, g: torch.Tensor, j: int) -> torch.Tensor:
+        """``ΔE`` of flipping coordinate ``j`` in every row ``(n, k)`` (ignores the free mask)."""
+        d = self.steps[:, :, j]
+        vj = v[:, :, j]
+        field = self.lin[:, :, j] + 2.0 * d * (g[:, :, j] - self.diag[j] * d * vj)
+        return torch.where(vj == 0, field, -field)
+
+    def _flip(self, v: torch.Tensor, g: torch.Tensor, j: int, accept: torch.Tensor) -> None:
+        """Flip ``j`` in the rows where ``accept``; rank-1 update of their fields with row ``j`` of ``M``."""
+        vj = v[:, :, j]
+        step = torch.where(accept, self.steps[:, :, j] * (1.0 - 2.0 * vj), 0.0)
+        v[:, :, j] = torch.where(accept, 1.0 - vj, vj)
+        g.addcmul_(step[:, :, None], self.mat[j])
+
+    def _sweep(self, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One Metropolis sweep of single and pair flips, columns in a random order; returns each row's ΔE.
+
+        After a move the ``ΔE`` of ``j`` is updated, not recomputed: a single flip negates it; a pair flip
+        ``(j, l)`` makes it ``−ΔE_j − 2 M_jl δ_j δ_l``.
+        """
+        total = torch.zeros(v.shape[:2], dtype=torch.float64, device=self.device)
+        order = torch.randperm(self.cols.size, generator=gen, device=self.device).cpu().numpy()
+        rand = torch.rand((self.cols.size, 1 + self.partners.shape[1]) + v.shape[:2], generator=gen,
+                          dtype=torch.float64, device=self.device)
+        for t, j in enumerate(self.cols[order].tolist()):
+            free_j = self.free[:, :, j]
+            de_j = self._delta(v, g, j)
+            accept = free_j & _metropolis(de_j, beta, rand[t, 0])
+            self._flip(v, g, j, accept)
+            total += torch.where(accept, de_j, 0.0)
+            de_j = torch.where(accept, -de_j, de_j)
+            d_j = self.steps[:, :, j] * (1.0 - 2.0 * v[:, :, j])
+            for k, (l, c) in enumerate(self.pairs_of[j]):
+                d_l = self.steps[:, :, l] * (1.0 - 2.0 * v[:, :, l])
+                coupling = 2.0 * c * d_j * d_l
+                de = de_j + self._delta(v, g, l) + coupling
+                accept = free_j & self.free[:, :, l] & _metropolis(de, beta, rand[t, k + 1])
+                self._flip(v, g, j, accept)
+                self._flip(v, g, l, accept)
+                total += torch.where(accept, de, 0.0)
+                de_j = torch.where(accept, -de_j - coupling, de_j)
+                d_j = torch.where(accept, -d_j, d_j)
+        return total
+
+    def _move_costs(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """``ΔE`` of every single flip ``(n, k, m)`` then every pair flip ``(n, k, m·pairs)``; inf where barred."""
+        d = self.steps
+        field = self.lin + 2.0 * d * (g - self.diag * d * v)
+        single = torch.where(self.free, torch.where(v == 0, field, -field), torch.inf)
+        delta = d * (1.0 - 2.0 * v)
+        p = self.partners
+        pair = (single[..., None] + single[..., p] + 2.0 * self.couplings * delta[..., None] * delta[..., p])
+        pair = torch.where(self.pair_live, pair, torch.inf)
+        return torch.cat([single, pair.flatten(-2)], dim=-1)
+
+    def _polish(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Best-improvement descent, all rows in parallel, until no row gains more than its ``tol``.
+
+        At most ``polish_sweeps x m`` moves per row (the numba kernel's cap of ``polish_sweeps`` sweeps).
+        Returns each row's energy change.
+        """
+        m = self.mat.shape[0]
+        total = torch.zeros(v.shape[:2], dtype=torch.float64, device=self.device)
+        for _ in range(int(self.params["polish_sweeps"]) * m):
+            cost, idx = self._move_costs(v, g).min(dim=-1)
+            move = cost < -self.tol
+            if not bool(move.any()):
+                break
+            j = torch.where(idx < m, idx, (idx - m) // self.partners.shape[1])
+            l = self.partners.flatten()[torch.clamp(idx - m, min=0)]
+            pair = move & (idx >= m)
+            self._flip_at(v, g, j, move)
+            self._flip_at(v, g, l, pair)
+            total += torch.where(move, cost, 0.0)
+        return total
+
+    def _flip_at(self, v: torch.Tensor, g: torch.Tensor, j: torch.Tensor, move: torch.Tensor) -> None:
+        """Flip coordinate ``j[r]`` of each row ``r`` where ``move``; ``G += δ M_j`` (rows of ``M`` gathered)."""
+        vj = torch.gather(v, 2, j[..., None])[..., 0]
+        d = torch.gather(self.steps.expand_as(v), 2, j[..., None])[..., 0]
+        step = torch.where(move, d * (1.0 - 2.0 * vj), 0.0)
+        v.scatter_(2, j[..., None], torch.where(move, 1.0 - vj, vj)[..., None])
+        g.addcmul_(step[..., None], self.mat[j])
+
+
+def _metropolis(de: torch.Tensor, beta: torch.Tensor, rand: torch.Tensor) -> torch.Tensor:
+    """Accept downhill moves, and uphill ones with probability ``exp(−β ΔE)`` (never beyond ``_MAX_EXPONENT``)."""
+    x = beta * de
+    return (de <= 0.0) | ((x < _MAX_EXPONENT) & (rand < torch.exp(-x)))
