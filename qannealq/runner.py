@@ -13,7 +13,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.grid import check_bits
 from qannealq.pipeline import quantize_model
 from qannealq.report import ResultRow, RunWriter, format_table, plot_accuracy
-from qannealq.solve import METHODS
+from qannealq.solve import METHODS, accepts_parameter
 
 __all__ = ["run_experiment"]
 
@@ -67,7 +67,12 @@ def run_experiment(args: argparse.Namespace, out: Path) -> int:
     if "qubo" in args.methods:
         whole = hasattr(sampler, "sample_layer")
         how = "the whole-layer solver (all neurons of a layer at once)" if whole else "one BQM per neuron"
-        print(f"qubo method: backend {args.backend!r}, {how}, warm start {warm}", flush=True)
+        if warm is not None and not (whole or accepts_parameter(sampler, "initial_states")):
+            warm = settings["warm_start"] = None
+            how += ", no warm start (the backend takes no initial states)"
+        else:
+            how += f", warm start {warm}"
+        print(f"qubo method: backend {args.backend!r}, {how}", flush=True)
     neurons = sum(settings["model"][1:])
     total = neurons * len(args.bits) * args.methods.count("qubo")
     with tqdm(total=total, desc="solving QUBOs", unit="neuron", disable=total == 0) as bar:

@@ -82,7 +82,7 @@ class LayerResult:
         return float(np.sum(self.errors))
 
 
-def _accepts(sampler: dimod.Sampler, name: str) -> bool:
+def accepts_parameter(sampler: dimod.Sampler, name: str) -> bool:
     try:
         return name in sampler.parameters
     except Exception:  # a sampler whose parameters property needs a network call
@@ -96,9 +96,9 @@ def solve_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np
     if bqm.num_variables == 0:
         return np.zeros(problem.num_coordinates, dtype=np.int64), dimod.SampleSet.from_samples_bqm([{}], bqm)
     kwargs = dict(sampler_kwargs)
-    if seed is not None and _accepts(sampler, "seed"):
+    if seed is not None and accepts_parameter(sampler, "seed"):
         kwargs.setdefault("seed", seed)
-    if warm is not None and _accepts(sampler, "initial_states"):
+    if warm is not None and accepts_parameter(sampler, "initial_states"):
         idx = problem.variables(i)
         kwargs.setdefault("initial_states", (warm[i, idx][None, :].astype(np.int8), idx.tolist()))
     sampleset = sampler.sample(bqm, **kwargs)
