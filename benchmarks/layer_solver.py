@@ -11,7 +11,8 @@ independently of the QUBO algebra.
 
 Per-neuron ``sa`` is dwave-samplers' simulated annealing with its defaults and no warm start (the paper's
 solver). With 10 reads it runs on a subset of each layer's neurons (``--sa10-neurons``) and its time is
-extrapolated to the whole layer; the output says so. Run: ``.venv/bin/python benchmarks/layer_solver.py``.
+extrapolated to the whole layer; the output says so. ``--device`` picks layer-sa's device (default auto: CUDA
+via torch when present, else the numba kernel). Run: ``.venv/bin/python benchmarks/layer_solver.py``.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ def direct_error(acts: tuple, values: np.ndarray, neurons: np.ndarray | None = N
 
 def run_layer(problem: LayerProblem, args: argparse.Namespace) -> dict[str, Run]:
     """Every method on one layer; ``sa`` x10 on a subset (time extrapolated)."""
-    layer_sa = dict(backend="layer-sa", num_threads=args.threads)
+    layer_sa = dict(backend="layer-sa", num_threads=args.threads, device=args.device)
     runs = {m: measure(problem, m, args.repeats, args.seed, **(layer_sa if m == "layer-sa" else {}))
             for m in FAST}
     new = problem.errors(runs["layer-sa"].values)
@@ -157,6 +158,9 @@ def main() -> None:
     parser.add_argument("--sa10-neurons", type=int, default=32, help="neurons per layer for sa with 10 reads")
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=list(BITS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "torch-cpu"],
+                        help="layer-sa's device: auto (CUDA via torch when available, else numba), cpu (numba), "
+                             "cuda (torch on the GPU), torch-cpu (the torch implementation on the CPU)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
@@ -179,10 +183,10 @@ def bench(args: argparse.Namespace) -> None:
     print(f"trained MNIST MLP 784-128-10 in {time.perf_counter() - t0:.1f} s (seed {args.seed}); "
           f"1024 calibration images, float calibration")
     tc = time.perf_counter()
-    get_sampler("layer-sa").sample_layer(formulate_layer(modules[names[-1]], stats[names[-1]], 4, "tensor",
-                                                         "sign", names[-1]), seed=0)
-    print(f"layer-sa kernel compiled or loaded from numba's cache in {time.perf_counter() - tc:.1f} s "
-          "(once per install; excluded from the timings)")
+    warm_up = get_sampler("layer-sa").sample_layer(formulate_layer(modules[names[-1]], stats[names[-1]], 4, "tensor",
+                                                                   "sign", names[-1]), seed=0, device=args.device)
+    print(f"layer-sa device: {warm_up.info['device']} (--device {args.device}); kernel compiled, loaded from "
+          f"numba's cache or warmed up in {time.perf_counter() - tc:.1f} s (excluded from the timings)")
     summary = []
     for bits in args.bits:
         print(f"\nint{bits}")
