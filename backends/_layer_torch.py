@@ -47,7 +47,7 @@ class TorchRun:
         self.dense, self.params, self.device = dense, params, torch.device(device)
 
         def put(a: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=self.device)
+            return torch.tensor(np.asarray(a), dtype=dtype, device=self.device)  # a copy: never aliases numpy
 
         self.mat = put(dense.mat)
         self.diag = put(dense.diag)

@@ -3,6 +3,10 @@ safety on medium ones, exact energies, determinism, fixed coordinates, and the c
 
 from __future__ import annotations
 
+import unittest
+
+import dimod
+import dimod.testing
 import numpy as np
 import pytest
 import torch
@@ -12,6 +16,7 @@ from qannealq.backends import get_sampler
 from qannealq.backends._layer_dense import DenseQubos
 from qannealq.backends.layer_sa import LayerSASampler, _Run, make_run
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
+from qannealq.formulation import LayerProblem
 from test_layer_solver import _check_energies, _problem
 
 FAST = {"num_reads": 6, "num_sweeps": 12}  # medium problems: the default effort is slow in torch on a CPU
@@ -71,6 +76,18 @@ def test_fixed_coordinates_never_flipped_in_any_row():
     assert np.any(rows[problem.free[owner]] == 1)
 
 
+def test_one_shared_matrix_on_the_device(monkeypatch):
+    """No per-neuron quadratic matrix is built; the run holds one (m, m) tensor, rows hold (n, reads, m)."""
+    _, problem = _problem(11, 99, 16, 4)
+    for name in ("quadratic_matrix", "neuron_bqm"):
+        monkeypatch.setattr(LayerProblem, name, lambda *a, **k: pytest.fail("per-neuron matrix built"))
+    run, _ = make_run(DenseQubos.from_problem(problem), {**LayerSASampler().defaults, "device": "torch-cpu"})
+    m = problem.num_coordinates
+    square = [k for k, t in vars(run).items() if isinstance(t, torch.Tensor) and t.numel() >= m * m]
+    assert square == ["mat"]
+    assert LayerSASampler(device="torch-cpu", **FAST).sample_layer(problem, seed=0).info["device"] == "torch-cpu"
+
+
 def test_single_bqm_matches_exact():
     _, problem = _problem(4, 16, 3, 2)
     exact = get_sampler("exact")
@@ -108,3 +125,8 @@ def test_cuda_matches_exact_and_is_deterministic():
     _check_energies(layer, problem, a)
     np.testing.assert_array_equal(a.assignments, b.assignments)
     np.testing.assert_allclose(a.energies, _optimum(problem), rtol=1e-9, atol=1e-12)
+
+
+@dimod.testing.load_sampler_bqm_tests(LayerSASampler(device="torch-cpu", num_reads=4, num_sweeps=16))
+class TestDimodContractTorch(unittest.TestCase):
+    pass
