@@ -12,7 +12,9 @@ Where the numba kernel walks one row at a time, this walks one *coordinate* at a
   update ``G += (δ_j)[:, None] M_j`` (``δ_j = ±d_j`` where accepted, 0 elsewhere); then the pair flips of
   ``j`` with its partners (:func:`pair_partners`), each also tested and applied for all rows at once.
 - **Greedy polish**: at each step every row takes its best improving move among all single flips and all
-  pair flips (``(rows, m, pairs)`` candidate costs), all rows in parallel, until no row improves.
+  pair flips, all rows in parallel, until no row improves. Its candidate costs are temporaries of
+  ``rows x m x pairs`` floats (~1 GB each for 8192 rows x 4096 inputs x 4 pairs): the one place where memory
+  grows with more than the rows' state and fields.
 
 Randomness comes from one ``torch.Generator`` on the device, seeded per call: deterministic for a seed on a
 given device (not bit-identical to the numba kernel, nor across devices). Float64 throughout, on CUDA too:
@@ -40,10 +42,10 @@ class TorchRun:
     Args:
         dense: the problems (shared matrix kept once on the device).
         params: the sampler's parameters (``pairs``, ``polish_sweeps``, schedule options).
-        device: a torch device.
+        device: a torch device (or its name: "cpu", "cuda", "cuda:1").
     """
 
-    def __init__(self, dense: DenseQubos, params: dict[str, Any], device: torch.device) -> None:
+    def __init__(self, dense: DenseQubos, params: dict[str, Any], device: torch.device | str) -> None:
         self.dense, self.params, self.device = dense, params, torch.device(device)
 
         def put(a: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
