@@ -13,7 +13,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.grid import check_bits
 from qannealq.pipeline import quantize_model
 from qannealq.report import ResultRow, RunWriter, format_table, plot_accuracy
-from qannealq.solve import METHODS, accepts_parameter
+from qannealq.solve import METHODS, WARM_STARTS, accepts_parameter
 
 __all__ = ["run_experiment"]
 
@@ -30,11 +30,30 @@ def _validate(args: argparse.Namespace) -> None:
             raise InvalidArgumentError(f"--methods: {method!r} is unknown; choose from {', '.join(METHODS)}")
     if args.num_calibration < 1:
         raise InvalidArgumentError(f"--num-calibration={args.num_calibration} must be >= 1")
+    if args.warm_start not in (*WARM_STARTS, "none", "None", ""):
+        raise InvalidArgumentError(f"--warm-start={args.warm_start!r} must be one of "
+                                   f"{', '.join(w for w in WARM_STARTS if w)} or none")
 
 
 def _shown_options(options: dict) -> dict[str, str]:
     """Sampler options as written to the results; a value whose key names a token is never written."""
     return {k: "<redacted>" if "token" in k.lower() else repr(v) for k, v in options.items()}
+
+
+def _layer_rows(result) -> list[dict]:
+    return [{"name": l.name, "error": l.error, "seconds": l.seconds, "seed": l.seed, "neurons": int(l.errors.size),
+             "variables": l.num_variables,
+             "warm_start_error": None if l.warm_start_errors is None else float(l.warm_start_errors.sum())}
+            for l in result.layers]
+
+
+def _qubo_line(args: argparse.Namespace, sampler, warm: str | None) -> tuple[str, str | None]:
+    """What the qubo method will do, and the warm start actually used (None if the backend takes none)."""
+    whole = hasattr(sampler, "sample_layer")
+    how = "the whole-layer solver (all neurons of a layer at once)" if whole else "one BQM per neuron"
+    if warm is not None and not (whole or accepts_parameter(sampler, "initial_states")):
+        return f"{how}, no warm start (the backend takes no initial states)", None
+    return f"{how}, warm start {warm}", warm
 
 
 def run_experiment(args: argparse.Namespace, out: Path) -> int:
@@ -45,52 +64,39 @@ def run_experiment(args: argparse.Namespace, out: Path) -> int:
 
     _validate(args)
     data = load_dataset(args.dataset, args.data_dir, args.input_size)
+    sampler = resolve_sampler(args.backend) if "qubo" in args.methods else None
     hidden = args.hidden or default_hidden(args.dataset, args.input_size)
     epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
     lr = 1e-2 if args.dataset == "digits" else 1e-3
     model = train_mlp(data, hidden, epochs, lr=lr, batch_size=64 if args.dataset == "digits" else 128, seed=args.seed)
     float_acc = accuracy(model, data.x_test, data.y_test)
-    rng = np.random.default_rng(args.seed)
     n_cal = min(args.num_calibration, len(data.x_train))
-    calib = data.x_train[np.sort(rng.choice(len(data.x_train), n_cal, replace=False))]
-    sampler = resolve_sampler(args.backend) if "qubo" in args.methods else None
+    calib = data.x_train[np.sort(np.random.default_rng(args.seed).choice(len(data.x_train), n_cal, replace=False))]
     options = dict(args.sampler_option)
     warm = None if args.warm_start in ("none", "None", "") else args.warm_start
+    print(f"{data.name}: MLP {[data.num_inputs, *hidden, data.num_classes]}, float test accuracy {float_acc:.4f}; "
+          f"{n_cal} calibration samples; results -> {out}")
+    if sampler is not None:
+        how, warm = _qubo_line(args, sampler, warm)
+        print(f"qubo method: backend {args.backend!r}, {how}", flush=True)
     settings = {"dataset": data.name, "model": [data.num_inputs, *hidden, data.num_classes], "epochs": epochs,
                 "float_accuracy": float_acc, "num_calibration": n_cal, "backend": args.backend,
                 "sampler_options": _shown_options(options), "warm_start": warm,
                 "calibration": args.calibration, "granularity": args.granularity, "int1": args.int1,
                 "seed": args.seed, "bits": args.bits, "methods": args.methods}
     writer = RunWriter(out, settings)
-    print(f"{data.name}: MLP {settings['model']}, float test accuracy {float_acc:.4f}; "
-          f"{n_cal} calibration samples; results -> {out}")
-    if "qubo" in args.methods:
-        whole = hasattr(sampler, "sample_layer")
-        how = "the whole-layer solver (all neurons of a layer at once)" if whole else "one BQM per neuron"
-        if warm is not None and not (whole or accepts_parameter(sampler, "initial_states")):
-            warm = settings["warm_start"] = None
-            how += ", no warm start (the backend takes no initial states)"
-        else:
-            how += f", warm start {warm}"
-        print(f"qubo method: backend {args.backend!r}, {how}", flush=True)
-    neurons = sum(settings["model"][1:])
-    total = neurons * len(args.bits) * args.methods.count("qubo")
+    total = sum(settings["model"][1:]) * len(args.bits) * args.methods.count("qubo")
     with tqdm(total=total, desc="solving QUBOs", unit="neuron", disable=total == 0) as bar:
         for bits in args.bits:
             for method in args.methods:
                 bar.set_postfix_str(f"int{bits} {method}")
-                result = quantize_model(
-                    model, calib, bits, method, sampler if method == "qubo" else None, args.calibration,
-                    args.granularity, args.int1, warm_start=warm, seed=args.seed,
-                    progress=(lambda name, k, n: bar.update(k)) if method == "qubo" else None, **options)
-                acc = accuracy(result.model, data.x_test, data.y_test)
-                layers = [{"name": l.name, "error": l.error, "seconds": l.seconds, "seed": l.seed,
-                           "neurons": int(l.errors.size), "free_variables": int(l.integers.size),
-                           "warm_start_error": None if l.warm_start_errors is None else float(l.warm_start_errors.sum())}
-                          for l in result.layers]
-                writer.add(ResultRow(data.name, method, args.backend if method == "qubo" else "", bits,
-                                     args.calibration, args.granularity, acc, result.layer_error, result.seconds,
-                                     layers))
+                qubo = method == "qubo"
+                result = quantize_model(model, calib, bits, method, sampler if qubo else None, args.calibration,
+                                        args.granularity, args.int1, warm_start=warm, seed=args.seed,
+                                        progress=(lambda name, k, n: bar.update(k)) if qubo else None, **options)
+                writer.add(ResultRow(data.name, method, args.backend if qubo else "", bits, args.calibration,
+                                     args.granularity, accuracy(result.model, data.x_test, data.y_test),
+                                     result.layer_error, result.seconds, _layer_rows(result)))
     print(format_table(writer.rows))
     print(f"float accuracy {float_acc:.4f}")
     plot_accuracy(writer.rows, out / "accuracy_vs_bits.png", float_acc, f"{data.name}, {args.calibration} calibration")

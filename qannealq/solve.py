@@ -61,6 +61,7 @@ class LayerResult:
         warm_start_errors: per-neuron errors of the warm start, when one was used.
         samplesets: the raw per-neuron SampleSets (per-neuron path only).
         info: sampler info (timing in ns, etc.).
+        num_variables: BQM variables over all neurons (free coordinates).
     """
 
     name: str
@@ -75,6 +76,7 @@ class LayerResult:
     warm_start_errors: np.ndarray | None = None
     samplesets: list[dimod.SampleSet] | None = None
     info: dict = field(default_factory=dict)
+    num_variables: int = 0
 
     @property
     def error(self) -> float:
@@ -192,4 +194,5 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
     seconds = time.perf_counter() - t0
     logger.debug("%s %s: %.3g s", problem.name, method, seconds)
     return LayerResult(problem.name, method, backend if method == "qubo" else "", problem.grid.bits, integers,
-                       values, problem.errors(values), seconds, used_seed, warm_errors, samplesets, info)
+                       values, problem.errors(values), seconds, used_seed, warm_errors, samplesets, info,
+                       int(problem.free.sum()))

@@ -38,6 +38,8 @@ def test_run_on_digits_writes_results(tmp_path, capsys):
     assert payload["settings"]["dataset"] == "digits"
     first = payload["results"][0]
     assert [l["name"] for l in first["layers"]] == ["0", "2"]
+    assert [l["neurons"] for l in first["layers"]] == [32, 10]
+    assert 0 < first["layers"][0]["variables"] < 32 * 65  # dead border pixels and clipped weights are fixed
     assert sum(l["error"] for l in first["layers"]) == pytest.approx(first["layer_error"])
     assert (out / "accuracy_vs_bits.png").stat().st_size > 1000
 
@@ -54,6 +56,7 @@ def test_run_without_out_creates_a_folder_under_runs(tmp_path, monkeypatch, caps
     (["run", "--bits", "4,9", "--methods", "rtn"], "bits=9"),
     (["run", "--methods", "rtn,magic"], "--methods: 'magic'"),
     (["run", "--methods", "qubo", "--backend", "nope"], "backend='nope' is unknown"),
+    (["run", "--methods", "qubo", "--warm-start", "best"], "--warm-start='best'"),
     (["run", "--dataset", "mnist", "--data-dir", "/nonexistent", "--methods", "rtn"], "not found"),
 ])
 def test_bad_arguments_exit_with_a_clear_message(argv, message, tmp_path, capsys):
