@@ -33,7 +33,7 @@ import numpy as np
 from qannealq.baselines import gptq_restricted, rtn
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
-from qannealq.solve import LayerSample
+from qannealq.solve import LayerSample, draw_seed
 
 from ._layer_dense import DenseQubos, beta_schedule, pair_partners
 from ._layer_kernel import anneal_rows
@@ -233,7 +233,7 @@ class LayerSASampler(dimod.Sampler):
         """
         self.remove_unknown_kwargs(**kwargs)
         params = self._params(kwargs)
-        seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF) if seed is None else int(seed)
+        seed = draw_seed(seed)
         t0 = time.perf_counter_ns()
         warm = problem.encode(gptq_restricted(problem)) if initial_states is None else np.asarray(initial_states)
         if warm.shape != problem.free.shape or np.any((warm != 0) & (warm != 1)):
@@ -262,7 +262,7 @@ class LayerSASampler(dimod.Sampler):
         self.remove_unknown_kwargs(**kwargs)
         from ._layer_single import sample_bqm
 
-        seed = int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF) if seed is None else int(seed)
+        seed = draw_seed(seed)
         return sample_bqm(bqm, self._params(kwargs), initial_states, seed)
 
 
