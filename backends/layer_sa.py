@@ -242,7 +242,7 @@ class LayerSASampler(dimod.Sampler):
         warm = np.where(problem.free, warm, 0).astype(np.uint8)
         starts = [warm]
         if params["rtn_start"]:
-            starts.append(problem.encode(np.clip(rtn(problem), problem.base, problem.base + problem.free)))
+            starts.append(problem.encode(problem.restrict(rtn(problem))))
         run, device = make_run(DenseQubos.from_problem(problem), params)
         t1 = time.perf_counter_ns()
         best, stats = _solve(run, starts, seed)

@@ -187,6 +187,11 @@ class LayerProblem:
         ints = self.base + v
         return ints, self.grid.dequantize(ints, self.steps)
 
+    def restrict(self, integers: np.ndarray) -> np.ndarray:
+        """Grid ``integers`` ``(n, m)`` moved to the nearest QUBO-reachable value: ``k`` or ``k + 1`` where free,
+        ``k`` where fixed (so that :meth:`encode` accepts them)."""
+        return np.clip(np.asarray(integers, dtype=np.int64), self.base, self.base + self.free)
+
     def encode(self, integers: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`decode_layer`: the binary assignments of grid ``integers`` ``(n, m)``.
 

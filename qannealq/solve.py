@@ -183,7 +183,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
         if warm_start is not None:
             warm_ints = BASELINES[warm_start](problem)
             if warm_start != "gptq-restricted":
-                warm_ints = np.clip(warm_ints, problem.base, problem.base + problem.free)
+                warm_ints = problem.restrict(warm_ints)
             warm = problem.encode(warm_ints)
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
         used_seed = draw_seed(seed)

@@ -129,3 +129,14 @@ def test_hessian_is_shared_not_copied_per_neuron():
     problem = random_layer(rng, 20, 6).problem(4)
     assert problem.hessian.shape == (21, 21)
     assert problem.linear.shape == (6, 21) and problem.offsets.shape == (6,)
+
+
+def test_restrict_moves_integers_to_floor_or_ceil():
+    rng = np.random.default_rng(9)
+    problem = random_layer(rng, 20, 4).problem(3)
+    far = problem.base + rng.integers(-3, 4, size=problem.base.shape)
+    near = problem.restrict(far)
+    problem.encode(near)  # every restricted integer is reachable
+    np.testing.assert_array_equal(near[~problem.free], problem.base[~problem.free])
+    inside = (far >= problem.base) & (far <= problem.base + problem.free)
+    np.testing.assert_array_equal(near[inside], far[inside])
