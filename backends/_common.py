@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import dimod
+import numpy as np
 
 from qannealq.errors import ProblemTooLargeError
 from qannealq.solve import draw_seed
 
-__all__ = ["check_capacity", "draw_seed", "record", "now_ns"]
+__all__ = ["check_capacity", "draw_seed", "record", "now_ns", "dense_binary"]
 
 now_ns = time.perf_counter_ns
 
@@ -47,3 +48,14 @@ def record(sampleset: dimod.SampleSet, seed: int | None, start_ns: int, **timing
     info["timing"] = times
     info["seed"] = seed
     return sampleset
+
+
+def dense_binary(bqm: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, np.ndarray, float, list]:
+    """The BINARY form of ``bqm`` as ``(linear, P, offset, labels)``: ``P`` symmetric with a zero diagonal and
+    each interaction split over both triangles, so ``energy(x) == linear·x + xᵀPx + offset``."""
+    binary = bqm.change_vartype("BINARY", inplace=False)
+    lin, (row, col, quad), offset, labels = binary.to_numpy_vectors(return_labels=True)
+    m = len(labels)
+    mat = np.zeros((m, m))
+    np.add.at(mat, (row, col), 0.5 * quad)
+    return np.asarray(lin, dtype=np.float64), mat + mat.T, float(offset), list(labels)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import dimod
 import numpy as np
 
+from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
@@ -56,14 +57,10 @@ class DenseQubos:
         """One BINARY BQM as a single problem; returns it and the variable labels in column order."""
         if bqm.vartype is not dimod.BINARY:
             raise InvalidArgumentError("from_bqm needs a BINARY BQM: convert it with change_vartype first")
-        lin, (row, col, quad), offset, labels = bqm.to_numpy_vectors(return_labels=True)
+        lin, mat, offset, labels = dense_binary(bqm)
         m = len(labels)
-        mat = np.zeros((m, m))
-        np.add.at(mat, (row, col), 0.5 * quad)
-        mat = mat + mat.T
         ones = np.ones((1, m))
-        return cls(mat, np.asarray(lin, np.float64)[None, :], ones, np.ones((1, m), bool),
-                   np.array([float(offset)])), list(labels)
+        return cls(mat, lin[None, :], ones, np.ones((1, m), bool), np.array([offset])), labels
 
     def energies(self, v: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
         """Energies of binary rows ``v`` ``(R, m)`` of problems ``owner`` (default: row i is problem i)."""

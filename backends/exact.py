@@ -7,6 +7,7 @@ import time
 import dimod
 import numpy as np
 
+from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["ExactSampler"]
@@ -46,10 +47,7 @@ class ExactSampler(dimod.Sampler):
         if num_reads < 1:
             raise InvalidArgumentError(f"num_reads={num_reads} must be >= 1")
         t0 = time.perf_counter_ns()
-        binary = bqm.change_vartype("BINARY", inplace=False)
-        lin, (row, col, quad), offset, labels = binary.to_numpy_vectors(return_labels=True)
-        q = np.zeros((m, m))
-        np.add.at(q, (row, col), quad)
+        lin, q, offset, labels = dense_binary(bqm)
         t1 = time.perf_counter_ns()
         keep = min(num_reads, 2 ** m)
         best_e = np.empty(0)

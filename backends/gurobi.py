@@ -13,7 +13,7 @@ import dimod
 import gurobipy as gp
 import numpy as np
 
-from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
+from qannealq.backends._common import check_capacity, dense_binary, draw_seed, now_ns, record
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["GurobiSampler", "convex_form"]
@@ -23,15 +23,11 @@ _SIZE_LIMITED = 10010  # GurobiError.errno: "Model too large for size-limited li
 
 def convex_form(bqm: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, np.ndarray, float, list]:
     """``(P, a, offset, labels)`` with ``P`` symmetric PSD and ``xᵀPx + aᵀx + offset`` == the BQM's energy."""
-    binary = bqm.change_vartype("BINARY", inplace=False)
-    lin, (row, col, quad), offset, labels = binary.to_numpy_vectors(return_labels=True)
+    lin, p, offset, labels = dense_binary(bqm)
     m = len(labels)
-    p = np.zeros((m, m))
-    np.add.at(p, (row, col), quad / 2.0)
-    p = p + p.T
     shift = max(0.0, -float(np.linalg.eigvalsh(p)[0])) if m else 0.0
     shift = shift * (1.0 + 1e-9) + (1e-12 if shift else 0.0)
-    return p + shift * np.eye(m), np.asarray(lin, dtype=np.float64) - shift, float(offset), list(labels)
+    return p + shift * np.eye(m), lin - shift, offset, labels
 
 
 class GurobiSampler(dimod.Sampler):
