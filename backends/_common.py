@@ -7,28 +7,11 @@ import time
 import dimod
 import numpy as np
 
-from qannealq.errors import ProblemTooLargeError
-from qannealq.solve import draw_seed
+from qannealq.contract import check_capacity, draw_seed
 
 __all__ = ["check_capacity", "draw_seed", "record", "now_ns", "dense_binary"]
 
 now_ns = time.perf_counter_ns
-
-
-def check_capacity(backend: str, bqm: dimod.BinaryQuadraticModel, limit: int | None, why: str = "",
-                   hint: str = "") -> None:
-    """Refuse ``bqm`` before running when it has more than ``limit`` variables (``None``: no limit).
-
-    Raises:
-        ProblemTooLargeError: naming the backend, the BQM's size and the limit.
-    """
-    if limit is None or bqm.num_variables <= limit:
-        return
-    reason = f" ({why})" if why else ""
-    advice = f": {hint}" if hint else ""
-    raise ProblemTooLargeError(
-        f"backend {backend!r} takes at most {limit} variables{reason}; this BQM has {bqm.num_variables}{advice}"
-    )
 
 
 def record(sampleset: dimod.SampleSet, seed: int | None, start_ns: int, **timing: int) -> dimod.SampleSet:

@@ -33,7 +33,7 @@ import numpy as np
 from qannealq.baselines import gptq_restricted, rtn
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
-from qannealq.solve import LayerSample, draw_seed
+from qannealq.contract import LayerSample, draw_seed
 
 from ._layer_dense import DenseQubos, beta_schedule, pair_partners
 from ._layer_kernel import anneal_rows

@@ -6,18 +6,19 @@ Pipeline (ARCHITECTURE.md): accumulate (hooks) -> formulate (BQM) -> solve (samp
 from __future__ import annotations
 
 from qannealq.baselines import gptq, gptq_restricted, rtn
+from qannealq.contract import LayerComposite, LayerSample, LayerSampler, draw_seed, redact
 from qannealq.errors import (BackendUnavailableError, CalibrationError, CredentialsError, InvalidArgumentError,
                              NonFiniteError, ProblemTooLargeError, QannealqError)
 from qannealq.formulation import DecodedRow, LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid
 from qannealq.pipeline import ModelResult, formulate_layer, quantize_model
-from qannealq.solve import LayerResult, LayerSample, quantize_layer
+from qannealq.solve import LayerResult, quantize_layer
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError", "CalibrationError", "CredentialsError", "DecodedRow", "Grid",
-    "InvalidArgumentError", "LayerProblem", "LayerResult", "LayerSample", "LayerStats", "ModelResult",
-    "NonFiniteError", "ProblemTooLargeError", "QannealqError", "build_problem", "formulate_layer", "gptq",
+    "InvalidArgumentError", "LayerComposite", "LayerProblem", "LayerResult", "LayerSample", "LayerSampler", "LayerStats", "ModelResult",
+    "NonFiniteError", "ProblemTooLargeError", "QannealqError", "build_problem", "draw_seed", "redact", "formulate_layer", "gptq",
     "gptq_restricted", "make_grid", "quantize_layer", "quantize_model", "rtn",
 ]

@@ -17,31 +17,17 @@ import dimod
 import numpy as np
 
 from qannealq.baselines import BASELINES
+from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
-__all__ = ["METHODS", "draw_seed", "LayerSample", "LayerResult", "quantize_layer", "solve_neuron", "NeuronProgress"]
+__all__ = ["METHODS", "WARM_STARTS", "LayerResult", "quantize_layer", "solve_neuron", "NeuronProgress", "accepts_parameter"]
 
 logger = logging.getLogger(__name__)
 
 METHODS = (*BASELINES, "qubo")
 WARM_STARTS = (*BASELINES, None)
 NeuronProgress = Callable[[int], None]
-
-
-@dataclass
-class LayerSample:
-    """What a whole-layer sampler returns.
-
-    Attributes:
-        assignments: best binary assignment of every neuron, ``(n, m)`` (entries at fixed coordinates ignored).
-        energies: their QUBO energies, ``(n,)``.
-        info: timing (``info["timing"]`` in ns) and solver details.
-    """
-
-    assignments: np.ndarray
-    energies: np.ndarray
-    info: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -114,20 +100,12 @@ def solve_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np
     return problem.assignment(i, sample), sampleset
 
 
-def draw_seed(seed: int | None) -> int:
-    """``seed`` checked, or a fresh 31-bit seed when None (so that the seed used can be recorded)."""
-    if seed is None:
-        return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
-        raise InvalidArgumentError(f"seed={seed!r} must be an integer in 0..2**32-1 or None")
-    return int(seed)
-
-
 def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None, seed: int,
                 executor: Executor | None, progress: NeuronProgress | None,
                 sampler_kwargs: dict[str, Any]) -> tuple[np.ndarray, list | None, dict]:
-    if hasattr(sampler, "sample_layer"):
-        result = sampler.sample_layer(problem, initial_states=warm, seed=seed, **sampler_kwargs)
+    whole = layer_solver(sampler)
+    if whole is not None:
+        result = whole.sample_layer(problem, initial_states=warm, seed=seed, **sampler_kwargs)
         if progress:
             progress(problem.num_neurons)
         return np.asarray(result.assignments), None, result.info
@@ -140,12 +118,7 @@ def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
         samplesets.append(sampleset)
         if progress:
             progress(1)
-    timing: dict[str, int] = {}
-    for ss in samplesets:
-        for key, value in ss.info.get("timing", {}).items():
-            if key.endswith("_ns"):
-                timing[key] = timing.get(key, 0) + int(value)
-    return np.stack(rows), samplesets, {"timing": timing}
+    return np.stack(rows), samplesets, {"timing": merge_timing(ss.info for ss in samplesets)}
 
 
 def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler | None = None,

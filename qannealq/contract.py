@@ -1,0 +1,208 @@
+"""The backend contract (ARCHITECTURE.md §3), below both the solve loop and the backends.
+
+One module holds what a sampler and its caller must agree on, so that neither imports the other:
+
+* :class:`LayerSample` and the whole-layer protocol :class:`LayerSampler` (``sample_layer``), with
+  :func:`layer_solver`, the one test of whether a sampler (or a composite of ours around one) takes a whole
+  layer; :class:`LayerComposite`, the base of our composites, keeps its child's whole-layer path.
+* :func:`draw_seed`: the seed checked, or drawn so that it can be recorded.
+* :func:`check_capacity` and :func:`describe_capacity`: capacity in one form, ``properties["max_variables"]``
+  (None = any size), refused before any work with a message naming both sizes.
+* :func:`merge_timing`: the nanosecond timing keys summed over many SampleSets.
+* :func:`redact`: the one way settings (sampler options) are stored; a token-like value is never written.
+* :class:`Closeable`: ``close()`` and ``with`` support for samplers that hold a resource.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
+
+import dimod
+import numpy as np
+
+from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
+
+__all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "draw_seed",
+           "check_capacity", "describe_capacity", "max_variables", "merge_timing", "redact", "REDACTED",
+           "TIMING_KEYS"]
+
+TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
+REDACTED = "<redacted>"
+_SECRET = re.compile(r"token|secret|password|api[_-]?key|credential", re.IGNORECASE)
+
+
+@dataclass
+class LayerSample:
+    """What a whole-layer sampler returns.
+
+    Attributes:
+        assignments: best binary assignment of every neuron, ``(n, m)`` (entries at fixed coordinates ignored).
+        energies: their QUBO energies, ``(n,)``.
+        info: timing (``info["timing"]`` in ns), the seed used and solver details.
+    """
+
+    assignments: np.ndarray
+    energies: np.ndarray
+    info: dict = field(default_factory=dict)
+
+
+@runtime_checkable
+class LayerSampler(Protocol):
+    """A sampler that solves every neuron of a layer at once over the shared ``H``.
+
+    ``sample_layer(problem, initial_states=None, seed=None, **kwargs) -> LayerSample``, where ``problem`` is a
+    :class:`qannealq.formulation.LayerProblem` and ``initial_states`` its warm assignments ``(n, m)``.
+    """
+
+    def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
+                     **kwargs: Any) -> LayerSample: ...
+
+
+def layer_solver(sampler: Any) -> LayerSampler | None:
+    """``sampler`` itself when it takes whole layers, else None.
+
+    A sampler takes whole layers when it has a callable ``sample_layer`` and does not say otherwise in
+    ``properties["whole_layer"]`` (a composite of ours sets it from its child: see :class:`LayerComposite`).
+    """
+    method = getattr(sampler, "sample_layer", None)
+    if not callable(method):
+        return None
+    try:
+        flag = sampler.properties.get("whole_layer", True)
+    except Exception:  # a sampler whose properties need the network: trust the method
+        flag = True
+    return sampler if flag else None
+
+
+class Closeable:
+    """``with sampler: ...`` closes it; ``close()`` releases what it holds (idempotent; a no-op by default)."""
+
+    def close(self) -> None:
+        """Release the sampler's resources (licence environment, cloud client); safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LayerComposite(Closeable, dimod.ComposedSampler):
+    """Base of qannealq's composites: one child; its whole-layer path and ``close()`` are kept.
+
+    ``sample`` passes through to the child unchanged; subclasses override ``sample`` (and, where they change
+    the solve, ``sample_layer``). ``properties["whole_layer"]`` is True exactly when the child takes whole
+    layers, and ``sample_layer`` forwards to the child's.
+    """
+
+    def __init__(self, child: dimod.Sampler) -> None:
+        self._children = [child]
+
+    @property
+    def child(self) -> dimod.Sampler:
+        return self._children[0]
+
+    @property
+    def children(self) -> list:
+        return self._children
+
+    @property
+    def parameters(self) -> dict:
+        return dict(self.child.parameters)
+
+    @property
+    def properties(self) -> dict:
+        child = self.child.properties
+        return {"child_properties": dict(child), "max_variables": child.get("max_variables"),
+                "whole_layer": layer_solver(self.child) is not None}
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
+        return self.child.sample(bqm, **kwargs)
+
+    def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
+                     **kwargs: Any) -> LayerSample:
+        """The child's whole-layer solve (raises when the child has none: check :func:`layer_solver`)."""
+        inner = layer_solver(self.child)
+        if inner is None:
+            raise InvalidArgumentError(f"{type(self.child).__name__} does not solve whole layers; sample each "
+                                       "neuron's BQM instead")
+        return inner.sample_layer(problem, initial_states=initial_states, seed=seed, **kwargs)
+
+    def close(self) -> None:
+        for child in self._children:
+            close = getattr(child, "close", None)
+            if callable(close):
+                close()
+
+
+def draw_seed(seed: int | None) -> int:
+    """``seed`` checked, or a fresh 31-bit seed when None (so that the seed used can be recorded).
+
+    Raises:
+        InvalidArgumentError: ``seed`` is not an integer in ``0..2**32-1``.
+    """
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0] & 0x7FFFFFFF)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
+        raise InvalidArgumentError(f"seed={seed!r} must be an integer in 0..2**32-1 or None")
+    return int(seed)
+
+
+def describe_capacity(limit: int | None, why: str = "") -> str:
+    """The capacity in words, as ``qannealq backends`` shows it: ``any``, or ``N`` with the reason."""
+    if limit is None:
+        return "any" if not why else f"any ({why})"
+    return f"{limit}" + (f" ({why})" if why else "")
+
+
+def max_variables(sampler: Any) -> int | None:
+    """``sampler.properties["max_variables"]`` (None: any size, also when the sampler does not say)."""
+    try:
+        return sampler.properties.get("max_variables")
+    except Exception:  # properties that need a network call: no limit known here
+        return None
+
+
+def check_capacity(backend: str, bqm: dimod.BinaryQuadraticModel | int, limit: int | None, why: str = "",
+                   hint: str = "") -> None:
+    """Refuse ``bqm`` (or a size) before running when it has more than ``limit`` variables (None: no limit).
+
+    Raises:
+        ProblemTooLargeError: naming the backend, the BQM's size, the limit and what to do.
+    """
+    size = bqm if isinstance(bqm, (int, np.integer)) else bqm.num_variables
+    if limit is None or size <= limit:
+        return
+    reason = f" ({why})" if why else ""
+    advice = f": {hint}" if hint else ""
+    raise ProblemTooLargeError(f"backend {backend!r} takes at most {limit} variables{reason}; this BQM has "
+                               f"{size}{advice}")
+
+
+def merge_timing(infos: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """Sum every ``*_ns`` key of the ``info["timing"]`` of many SampleSets (or ``info`` dicts)."""
+    total: dict[str, int] = {}
+    for info in infos:
+        for key, value in (info.get("timing") or {}).items():
+            if key.endswith("_ns"):
+                total[key] = total.get(key, 0) + int(value)
+    return total
+
+
+def redact(options: Mapping[str, Any]) -> dict[str, str]:
+    """Settings as they may be stored: ``repr`` of each value, ``<redacted>`` where the key names a secret.
+
+    Keys containing ``token``, ``secret``, ``password``, ``api_key`` or ``credential`` (any case) are never
+    written; nested mappings are redacted the same way.
+    """
+    shown: dict[str, str] = {}
+    for key, value in options.items():
+        if _SECRET.search(str(key)):
+            shown[key] = REDACTED
+        elif isinstance(value, Mapping):
+            shown[key] = repr(redact(value))
+        else:
+            shown[key] = repr(value)
+    return shown
