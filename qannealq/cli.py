@@ -1,4 +1,8 @@
-"""The ``qannealq`` command: ``qannealq run`` and ``qannealq backends``."""
+"""The ``qannealq`` command: ``qannealq run`` and ``qannealq backends``.
+
+The command line only parses: it builds a frozen config per command (:mod:`qannealq.config`), calls the
+library (:mod:`qannealq.runner`) with a console reporter, and turns a :class:`QannealqError` into exit 2.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +10,16 @@ import argparse
 import ast
 import logging
 import sys
-import time
 from pathlib import Path
 from typing import Sequence
 
+from qannealq.config import ModelConfig, QuantizeConfig, RunConfig
 from qannealq.errors import QannealqError
+from qannealq.report import ConsoleReporter
 
 __all__ = ["main", "build_parser"]
 
 logger = logging.getLogger("qannealq")
-
-DEFAULT_HIDDEN = {"digits": (32,), "mnist": (128,), "fashion-mnist": (128,), "emnist-letters": (256,)}
-DEFAULT_EPOCHS = {"digits": 60, "mnist": 3, "fashion-mnist": 5, "emnist-letters": 5}
-TINY_HIDDEN = (16,)  # digits at --input-size 4 or less: 16-16-10, at most 17 variables per neuron
-
-
-def default_hidden(dataset: str, input_size: int | None = None) -> tuple[int, ...]:
-    """Hidden sizes when ``--hidden`` is not given: the tiny classroom model for pooled digits (<= 4x4).
-
-    Every neuron of the tiny model has at most 17 variables, so every backend (qaoa and exact included)
-    can quantize the whole network.
-    """
-    if dataset == "digits" and input_size is not None and input_size <= 4:
-        return TINY_HIDDEN
-    return DEFAULT_HIDDEN[dataset]
-
 
 def _int_list(text: str) -> list[int]:
     try:
@@ -88,16 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _out_dir(out: Path | None, dataset: str) -> Path:
-    if out is not None:
-        return out
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = Path("runs") / f"{dataset}-{stamp}"
-    suffix = 1
-    while path.exists():
-        suffix += 1
-        path = Path("runs") / f"{dataset}-{stamp}-{suffix}"
-    return path
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    """The frozen, validated settings of ``qannealq run``."""
+    model = ModelConfig(dataset=args.dataset, input_size=args.input_size, data_dir=args.data_dir,
+                        hidden=None if args.hidden is None else tuple(args.hidden), epochs=args.epochs,
+                        seed=args.seed, num_calibration=args.num_calibration)
+    quantize = QuantizeConfig(bits=tuple(args.bits), methods=tuple(args.methods), backend=args.backend,
+                              sampler_options=dict(args.sampler_option), calibration=args.calibration,
+                              granularity=args.granularity, int1=args.int1, warm_start=args.warm_start)
+    return RunConfig(model, quantize, args.out)
 
 
 def _cmd_backends() -> int:
@@ -123,9 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "backends":
             return _cmd_backends()
-        from qannealq.runner import run_experiment
+        from qannealq.runner import run
 
-        return run_experiment(args, _out_dir(args.out, args.dataset))
+        run(_run_config(args), ConsoleReporter())
+        return 0
     except QannealqError as exc:
         print(f"qannealq: error: {exc}", file=sys.stderr)
         return 2

@@ -25,8 +25,8 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "draw_seed",
-           "check_capacity", "describe_capacity", "max_variables", "merge_timing", "redact", "REDACTED",
-           "TIMING_KEYS"]
+           "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing", "redact",
+           "REDACTED", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -150,8 +150,12 @@ def draw_seed(seed: int | None) -> int:
     return int(seed)
 
 
-def describe_capacity(limit: int | None, why: str = "") -> str:
-    """The capacity in words, as ``qannealq backends`` shows it: ``any``, or ``N`` with the reason."""
+def describe_capacity(limit: int | str | None, why: str = "") -> str:
+    """The capacity in words, as ``qannealq backends`` shows it: ``any``, or ``N`` with the reason.
+
+    ``limit`` may also be words, for a backend whose limit only its solver knows (a cloud solver's graph):
+    ``describe_capacity("largest clique of the solver's graph", "~177-184")``.
+    """
     if limit is None:
         return "any" if not why else f"any ({why})"
     return f"{limit}" + (f" ({why})" if why else "")
@@ -179,6 +183,28 @@ def check_capacity(backend: str, bqm: dimod.BinaryQuadraticModel | int, limit: i
     advice = f": {hint}" if hint else ""
     raise ProblemTooLargeError(f"backend {backend!r} takes at most {limit} variables{reason}; this BQM has "
                                f"{size}{advice}")
+
+
+def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any]) -> None:
+    """Refuse sampler options that ``sampler.parameters`` does not list, naming the valid ones.
+
+    Used by the commands before any training or solving (a sampler itself warns about and drops an unknown
+    keyword, as dimod's ``remove_unknown_kwargs`` does).
+
+    Raises:
+        InvalidArgumentError: an unknown key (the message lists the valid keys).
+    """
+    try:
+        known = set(sampler.parameters)
+    except Exception:  # parameters that need the network: leave the check to the sampler
+        return
+    whole = layer_solver(sampler) is not None
+    known |= {"seed", "initial_states"} if whole else set()
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise InvalidArgumentError(
+            f"--sampler-option {', '.join(unknown)}: backend {backend!r} does not take "
+            f"{'this option' if len(unknown) == 1 else 'these options'}; valid keys: {', '.join(sorted(known))}")
 
 
 def merge_timing(infos: Iterable[Mapping[str, Any]]) -> dict[str, int]:

@@ -5,17 +5,18 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import dimod
 import numpy as np
 import torch
 
 from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
+from qannealq.contract import redact
 from qannealq.errors import InvalidArgumentError
-from qannealq.formulation import LayerProblem, build_problem
-from qannealq.grid import check_bits, make_grid
-from qannealq.solve import METHODS, LayerResult, quantize_layer
+from qannealq.formulation import LayerProblem, LayerStats, build_problem
+from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits, make_grid
+from qannealq.solve import METHODS, WARM_STARTS, LayerResult, quantize_layer
 
 __all__ = ["ModelResult", "quantize_model", "formulate_layer", "ProgressCallback"]
 
@@ -88,7 +89,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
                    sampler: "str | dimod.Sampler | None" = "layer-sa", calibration: str = "float",
                    granularity: str = "tensor", int1: str = "sign", layers: Sequence[str] | None = None,
                    warm_start: str | None = "gptq-restricted", seed: int | None = None, batch_size: int = 256,
-                   progress: ProgressCallback | None = None, **sampler_kwargs: Any) -> ModelResult:
+                   progress: ProgressCallback | None = None,
+                   float_stats: Mapping[str, LayerStats] | None = None, **sampler_kwargs: Any) -> ModelResult:
     """Quantize every ``nn.Linear`` layer of ``model`` (or those named in ``layers``).
 
     Args:
@@ -105,14 +107,16 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         seed: base seed; layer ``l`` uses ``seed + l``.
         batch_size: calibration batch size.
         progress: see :data:`ProgressCallback`.
+        float_stats: float statistics of the layers, computed once by the caller (e.g.
+            :func:`qannealq.experiment.calibrate`) and reused here when ``calibration="float"``.
         **sampler_kwargs: passed to the sampler.
+
+    Raises:
+        InvalidArgumentError: a bad option, raised before the calibration pass.
     """
     from qannealq.backends import resolve_sampler
 
-    if method not in METHODS:
-        raise InvalidArgumentError(f"method={method!r} is unknown: choose one of {', '.join(METHODS)}")
-    if calibration not in CALIBRATION_MODES:
-        raise InvalidArgumentError(f"calibration={calibration!r} must be one of {', '.join(CALIBRATION_MODES)}")
+    _check_options(method, calibration, granularity, int1, warm_start, batch_size)
     t0 = time.perf_counter()
     solver = resolve_sampler(sampler) if method == "qubo" else None
     backend = "" if solver is None else (sampler if isinstance(sampler, str) else type(sampler).__name__)
@@ -122,28 +126,47 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     was_training = model.training
     try:
         names = linear_layers(model.eval(), data, layers)
-        quant_model, results, t_form = _quantize_layers(model, names, data, run, solver, progress)
+        quant_model, results, t_form = _quantize_layers(model, names, data, run, solver, progress,
+                                                        dict(float_stats or {}))
     finally:
         model.train(was_training)
     settings = {"layers": names, "warm_start": warm_start, "seed": seed, "int1": int1,
                 "num_calibration": int(data.shape[0]),
-                "sampler_kwargs": {k: repr(v) for k, v in sampler_kwargs.items()}}
+                "sampler_kwargs": redact(sampler_kwargs)}
     return ModelResult(quant_model, results, method, backend, run.bits, calibration, granularity,
                        time.perf_counter() - t0, t_form, settings)
 
 
+def _check_options(method: str, calibration: str, granularity: str, int1: str, warm_start: str | None,
+                   batch_size: int) -> None:
+    """Every option of :func:`quantize_model` checked before any work."""
+    for name, value, allowed in (("method", method, METHODS), ("calibration", calibration, CALIBRATION_MODES),
+                                 ("granularity", granularity, GRANULARITIES), ("int1", int1, INT1_SCHEMES),
+                                 ("warm_start", warm_start, WARM_STARTS)):
+        if value not in allowed:
+            shown = ", ".join(repr(a) for a in allowed)
+            raise InvalidArgumentError(f"{name}={value!r} is unknown: choose one of {shown}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidArgumentError(f"batch_size={batch_size!r} must be an integer >= 1")
+
+
 def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch.Tensor, run: _Run,
                      solver: dimod.Sampler | None,
-                     progress: ProgressCallback | None) -> tuple[torch.nn.Module, list[LayerResult], float]:
+                     progress: ProgressCallback | None,
+                     float_stats: dict[str, LayerStats]) -> tuple[torch.nn.Module, list[LayerResult], float]:
     """Formulate and solve each layer in forward order; write its values into a copy of the model."""
     quant_model = copy.deepcopy(float_model).eval()
     modules = dict(quant_model.named_modules())
-    float_stats = collect_stats(float_model, float_model, names, data, run.batch_size) \
-        if run.calibration == "float" else {}
+    missing = [n for n in names if n not in float_stats]
+    if run.calibration == "float" and missing:
+        float_stats.update(collect_stats(float_model, float_model, missing, data, run.batch_size))
     results, t_form = [], 0.0
     for index, name in enumerate(names):
         tf = time.perf_counter()
-        stats = float_stats.get(name) or collect_stats(quant_model, float_model, [name], data, run.batch_size)[name]
+        if run.calibration == "float":
+            stats = float_stats[name]
+        else:
+            stats = collect_stats(quant_model, float_model, [name], data, run.batch_size)[name]
         problem = formulate_layer(modules[name], stats, run.bits, run.granularity, run.int1, name)
         t_form += time.perf_counter() - tf
         step = None if progress is None else (lambda k, _n=name, _t=problem.num_neurons: progress(_n, k, _t))

@@ -5,10 +5,17 @@ from __future__ import annotations
 import csv
 import json
 import os
+import logging
+import sys
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Iterator, Protocol, TextIO
 
-__all__ = ["ResultRow", "RunWriter", "CSV_COLUMNS", "format_table", "plot_accuracy"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["ResultRow", "RunWriter", "CSV_COLUMNS", "format_table", "plot_accuracy", "Reporter", "LogReporter",
+           "ConsoleReporter"]
 
 CSV_COLUMNS = ("dataset", "method", "backend", "bits", "calibration", "granularity", "accuracy", "layer_error",
                "seconds")
@@ -73,12 +80,13 @@ def format_table(rows: list[ResultRow]) -> str:
 
 def plot_accuracy(rows: list[ResultRow], path: Path, float_accuracy: float | None, title: str) -> None:
     """Accuracy and summed layer error against bits, one line per method."""
-    import matplotlib
+    # A Figure with its own Agg canvas: no pyplot, so the user's global matplotlib backend is left alone.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax_acc, ax_err) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    ax_acc, ax_err = fig.subplots(1, 2)
     methods = sorted({(r.method, r.backend) for r in rows})
     for method, backend in methods:
         sel = sorted((r for r in rows if (r.method, r.backend) == (method, backend)), key=lambda r: r.bits)
@@ -95,5 +103,67 @@ def plot_accuracy(rows: list[ResultRow], path: Path, float_accuracy: float | Non
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=120)
-    plt.close(fig)
     os.replace(tmp, path)
+
+
+class Reporter(Protocol):
+    """Where a long command reports: messages, and a progress bar over a known total."""
+
+    def message(self, text: str) -> None:
+        """One line for the user."""
+
+    def progress(self, total: int, desc: str, unit: str) -> "AbstractContextManager[Progress]":
+        """A progress context; the object it yields advances with ``update(k)`` and ``status(text)``."""
+
+
+class Progress(Protocol):
+    def update(self, k: int) -> None: ...
+
+    def status(self, text: str) -> None: ...
+
+
+class _NoProgress:
+    def update(self, k: int) -> None:
+        pass
+
+    def status(self, text: str) -> None:
+        pass
+
+
+class LogReporter:
+    """The library's default: messages go to the ``qannealq`` logger at INFO, no progress bar."""
+
+    def message(self, text: str) -> None:
+        logger.info("%s", text)
+
+    @contextmanager
+    def progress(self, total: int, desc: str, unit: str = "it") -> Iterator[_NoProgress]:
+        yield _NoProgress()
+
+
+class _Bar:
+    def __init__(self, bar) -> None:
+        self._bar = bar
+
+    def update(self, k: int) -> None:
+        self._bar.update(k)
+
+    def status(self, text: str) -> None:
+        self._bar.set_postfix_str(text)
+
+
+class ConsoleReporter:
+    """The command line's: messages printed to ``stream`` (stdout), progress as a tqdm bar on stderr."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+
+    def message(self, text: str) -> None:
+        print(text, file=self.stream or sys.stdout, flush=True)
+
+    @contextmanager
+    def progress(self, total: int, desc: str, unit: str = "it") -> Iterator[_Bar]:
+        from tqdm.auto import tqdm
+
+        with tqdm(total=total, desc=desc, unit=unit, disable=total == 0) as bar:
+            yield _Bar(bar)

@@ -1,104 +1,138 @@
-"""``qannealq run``: the bits x methods sweep on one dataset, with progress and incremental results."""
+"""``qannealq run``: the bits x methods sweep on one dataset, with progress and incremental results.
+
+:func:`run` takes a validated :class:`~qannealq.config.RunConfig` and reports through a
+:class:`~qannealq.report.Reporter`; it never parses arguments and never prints.
+"""
 
 from __future__ import annotations
 
-import argparse
 import logging
+import time
+from contextlib import closing, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from tqdm.auto import tqdm
+import dimod
 
+from qannealq.config import QuantizeConfig, RunConfig
+from qannealq.contract import check_parameters, layer_solver, redact
 from qannealq.errors import InvalidArgumentError
-from qannealq.grid import check_bits
-from qannealq.pipeline import quantize_model
-from qannealq.report import ResultRow, RunWriter, format_table, plot_accuracy
-from qannealq.solve import METHODS, WARM_STARTS, accepts_parameter
+from qannealq.experiment import Experiment, calibrate, prepare
+from qannealq.pipeline import ModelResult, quantize_model
+from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_table, plot_accuracy
+from qannealq.solve import accepts_parameter
 
-__all__ = ["run_experiment"]
+__all__ = ["run", "RunSummary", "default_out_dir", "resolve_backend"]
 
 logger = logging.getLogger(__name__)
 
 
-def _validate(args: argparse.Namespace) -> None:
-    for bits in args.bits:
-        check_bits(bits)
-    if not args.bits:
-        raise InvalidArgumentError("--bits is empty: give a comma list such as 8,4,2")
-    for method in args.methods:
-        if method not in METHODS:
-            raise InvalidArgumentError(f"--methods: {method!r} is unknown; choose from {', '.join(METHODS)}")
-    if args.num_calibration < 1:
-        raise InvalidArgumentError(f"--num-calibration={args.num_calibration} must be >= 1")
-    if args.warm_start not in (*WARM_STARTS, "none", "None", ""):
-        raise InvalidArgumentError(f"--warm-start={args.warm_start!r} must be one of "
-                                   f"{', '.join(w for w in WARM_STARTS if w)} or none")
+@dataclass(frozen=True)
+class RunSummary:
+    """What :func:`run` produced: the results folder, its rows and the float accuracy."""
+
+    out: Path
+    rows: list[ResultRow]
+    float_accuracy: float
 
 
-def _shown_options(options: dict) -> dict[str, str]:
-    """Sampler options as written to the results; a value whose key names a token is never written."""
-    return {k: "<redacted>" if "token" in k.lower() else repr(v) for k, v in options.items()}
+def default_out_dir(dataset: str, root: Path = Path("runs")) -> Path:
+    """A new folder ``runs/<dataset>-<timestamp>[-k]`` that does not exist yet."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = root / f"{dataset}-{stamp}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = root / f"{dataset}-{stamp}-{suffix}"
+    return path
 
 
-def _layer_rows(result) -> list[dict]:
+def check_out_dir(out: Path) -> Path:
+    """``out`` usable as a results folder: not an existing file."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"--out={str(out)!r} is an existing file, not a folder: give a folder path")
+    return out
+
+
+def resolve_backend(quant: QuantizeConfig) -> dimod.Sampler | None:
+    """The qubo method's sampler, built and its options checked before any training (None without qubo)."""
+    if "qubo" not in quant.methods:
+        return None
+    from qannealq.backends import resolve_sampler
+
+    sampler = resolve_sampler(quant.backend)
+    check_parameters(quant.backend, sampler, quant.sampler_options)
+    return sampler
+
+
+def _qubo_line(backend: str, sampler: dimod.Sampler, warm: str | None) -> tuple[str, str | None]:
+    """What the qubo method will do, and the warm start actually used (None if the backend takes none)."""
+    whole = layer_solver(sampler) is not None
+    how = "the whole-layer solver (all neurons of a layer at once)" if whole else "one BQM per neuron"
+    if warm is not None and not (whole or accepts_parameter(sampler, "initial_states")):
+        return f"backend {backend!r}, {how}, no warm start (the backend takes no initial states)", None
+    return f"backend {backend!r}, {how}, warm start {warm}", warm
+
+
+def _layer_rows(result: ModelResult) -> list[dict]:
     return [{"name": l.name, "error": l.error, "seconds": l.seconds, "seed": l.seed, "neurons": int(l.errors.size),
              "variables": l.num_variables,
              "warm_start_error": None if l.warm_start_errors is None else float(l.warm_start_errors.sum())}
             for l in result.layers]
 
 
-def _qubo_line(args: argparse.Namespace, sampler, warm: str | None) -> tuple[str, str | None]:
-    """What the qubo method will do, and the warm start actually used (None if the backend takes none)."""
-    whole = hasattr(sampler, "sample_layer")
-    how = "the whole-layer solver (all neurons of a layer at once)" if whole else "one BQM per neuron"
-    if warm is not None and not (whole or accepts_parameter(sampler, "initial_states")):
-        return f"{how}, no warm start (the backend takes no initial states)", None
-    return f"{how}, warm start {warm}", warm
+def _settings(config: RunConfig, exp: Experiment, warm: str | None) -> dict:
+    q = config.quantize
+    return {"dataset": exp.name, "model": exp.sizes, "epochs": exp.recipe.epochs,
+            "float_accuracy": exp.float_accuracy, "num_calibration": len(exp.calibration), "backend": q.backend,
+            "sampler_options": redact(q.sampler_options), "warm_start": warm, "calibration": q.calibration,
+            "granularity": q.granularity, "int1": q.int1, "seed": config.model.seed, "bits": list(q.bits),
+            "methods": list(q.methods)}
 
 
-def run_experiment(args: argparse.Namespace, out: Path) -> int:
-    """Run the sweep described by the parsed ``qannealq run`` arguments; write results into ``out``."""
-    from qannealq.backends import resolve_sampler
-    from qannealq.cli import DEFAULT_EPOCHS, default_hidden
-    from qannealq.data import accuracy, load_dataset, train_mlp
+def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
+    """Quantize one dataset's model with every method at every bit width; write results as they finish.
 
-    _validate(args)
-    data = load_dataset(args.dataset, args.data_dir, args.input_size)
-    sampler = resolve_sampler(args.backend) if "qubo" in args.methods else None
-    hidden = args.hidden or default_hidden(args.dataset, args.input_size)
-    epochs = args.epochs or DEFAULT_EPOCHS[args.dataset]
-    lr = 1e-2 if args.dataset == "digits" else 1e-3
-    model = train_mlp(data, hidden, epochs, lr=lr, batch_size=64 if args.dataset == "digits" else 128, seed=args.seed)
-    float_acc = accuracy(model, data.x_test, data.y_test)
-    n_cal = min(args.num_calibration, len(data.x_train))
-    calib = data.x_train[np.sort(np.random.default_rng(args.seed).choice(len(data.x_train), n_cal, replace=False))]
-    options = dict(args.sampler_option)
-    warm = None if args.warm_start in ("none", "None", "") else args.warm_start
-    print(f"{data.name}: MLP {[data.num_inputs, *hidden, data.num_classes]}, float test accuracy {float_acc:.4f}; "
-          f"{n_cal} calibration samples; results -> {out}")
-    if sampler is not None:
-        how, warm = _qubo_line(args, sampler, warm)
-        print(f"qubo method: backend {args.backend!r}, {how}", flush=True)
-    settings = {"dataset": data.name, "model": [data.num_inputs, *hidden, data.num_classes], "epochs": epochs,
-                "float_accuracy": float_acc, "num_calibration": n_cal, "backend": args.backend,
-                "sampler_options": _shown_options(options), "warm_start": warm,
-                "calibration": args.calibration, "granularity": args.granularity, "int1": args.int1,
-                "seed": args.seed, "bits": args.bits, "methods": args.methods}
-    writer = RunWriter(out, settings)
-    total = sum(settings["model"][1:]) * len(args.bits) * args.methods.count("qubo")
-    with tqdm(total=total, desc="solving QUBOs", unit="neuron", disable=total == 0) as bar:
-        for bits in args.bits:
-            for method in args.methods:
-                bar.set_postfix_str(f"int{bits} {method}")
+    Every option is checked (and the backend built, its options checked against its ``parameters``) before
+    any training. Float statistics are computed once and reused for every (bits, method) pair.
+    """
+    reporter = reporter or LogReporter()
+    q = config.quantize
+    out = check_out_dir(config.out if config.out is not None else default_out_dir(config.model.dataset))
+    sampler = resolve_backend(q)
+    with closing(sampler) if hasattr(sampler, "close") else nullcontext():
+        exp = prepare(config.model)
+        stats = calibrate(exp) if q.calibration == "float" else None
+        warm = q.warm_start
+        reporter.message(f"{exp.name}: MLP {exp.sizes}, float test accuracy {exp.float_accuracy:.4f}; "
+                         f"{len(exp.calibration)} calibration samples; results -> {out}")
+        if sampler is not None:
+            how, warm = _qubo_line(q.backend, sampler, warm)
+            reporter.message(f"qubo method: {how}")
+        writer = RunWriter(out, _settings(config, exp, warm))
+        _sweep(exp, q, sampler, warm, stats, writer, reporter)
+    reporter.message(format_table(writer.rows))
+    reporter.message(f"float accuracy {exp.float_accuracy:.4f}")
+    plot_accuracy(writer.rows, out / "accuracy_vs_bits.png", exp.float_accuracy,
+                  f"{exp.name}, {q.calibration} calibration")
+    reporter.message(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'accuracy_vs_bits.png'}")
+    return RunSummary(out, list(writer.rows), exp.float_accuracy)
+
+
+def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats, writer: RunWriter,
+           reporter: Reporter) -> None:
+    total = sum(exp.sizes[1:]) * len(q.bits) * q.methods.count("qubo")
+    with reporter.progress(total, "solving QUBOs", "neuron") as bar:
+        for bits in q.bits:
+            for method in q.methods:
+                bar.status(f"int{bits} {method}")
                 qubo = method == "qubo"
-                result = quantize_model(model, calib, bits, method, sampler if qubo else None, args.calibration,
-                                        args.granularity, args.int1, warm_start=warm, seed=args.seed,
-                                        progress=(lambda name, k, n: bar.update(k)) if qubo else None, **options)
-                writer.add(ResultRow(data.name, method, args.backend if qubo else "", bits, args.calibration,
-                                     args.granularity, accuracy(result.model, data.x_test, data.y_test),
-                                     result.layer_error, result.seconds, _layer_rows(result)))
-    print(format_table(writer.rows))
-    print(f"float accuracy {float_acc:.4f}")
-    plot_accuracy(writer.rows, out / "accuracy_vs_bits.png", float_acc, f"{data.name}, {args.calibration} calibration")
-    print(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'accuracy_vs_bits.png'}")
-    return 0
+                result = quantize_model(exp.model, exp.calibration, bits, method, sampler if qubo else None,
+                                        q.calibration, q.granularity, q.int1, warm_start=warm,
+                                        seed=exp.config.seed, float_stats=stats,
+                                        progress=(lambda name, k, n: bar.update(k)) if qubo else None,
+                                        **q.sampler_options)
+                writer.add(ResultRow(exp.name, method, q.backend if qubo else "", bits, q.calibration,
+                                     q.granularity, exp.test_accuracy(result.model), result.layer_error,
+                                     result.seconds, _layer_rows(result)))

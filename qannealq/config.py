@@ -1,0 +1,142 @@
+"""Typed, frozen settings of the commands; each validates itself on construction, before any work.
+
+The CLI parses its arguments into these objects and calls the library with them; library code never sees an
+``argparse.Namespace``. A bad value raises :class:`~qannealq.errors.InvalidArgumentError` naming the option
+(as the CLI spells it) and what to do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from qannealq.calibration import CALIBRATION_MODES
+from qannealq.errors import InvalidArgumentError
+from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
+from qannealq.solve import METHODS, WARM_STARTS
+
+__all__ = ["ModelConfig", "QuantizeConfig", "RunConfig", "check_choice", "check_positive", "parse_warm_start"]
+
+
+def check_positive(option: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int ``>= minimum``, else an error naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidArgumentError(f"{option}={value!r} must be an integer >= {minimum}")
+    return value
+
+
+def check_choice(option: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else an error listing them."""
+    if value not in allowed:
+        raise InvalidArgumentError(f"{option}={value!r} is unknown: choose one of {', '.join(allowed)}")
+    return value
+
+
+def parse_warm_start(value: str | None) -> str | None:
+    """``none``/``None``/empty -> None; else one of the baselines (``gptq-restricted``, ``gptq``, ``rtn``)."""
+    if value in (None, "none", "None", ""):
+        return None
+    choices = tuple(w for w in WARM_STARTS if w)
+    if value not in choices:
+        raise InvalidArgumentError(f"--warm-start={value!r} must be one of {', '.join(choices)} or none")
+    return value
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network to quantize: a dataset, its trained MLP and the calibration draw.
+
+    Attributes:
+        dataset: a name of :data:`qannealq.data.DATASETS`.
+        input_size: digits only: pool the 8x8 images to ``input_size``² (4 gives the tiny 16-16-10 model).
+        data_dir: folder holding the datasets (None: ``$QANNEALQ_DATA``, else the default folders).
+        hidden: hidden layer sizes (None: the dataset's recipe, see :data:`qannealq.experiment.RECIPES`).
+        epochs: training epochs (None: the recipe's).
+        seed: seed of the initialisation, the training order and the calibration draw.
+        num_calibration: calibration samples drawn from the training set.
+    """
+
+    dataset: str = "digits"
+    input_size: int | None = None
+    data_dir: Path | None = None
+    hidden: tuple[int, ...] | None = None
+    epochs: int | None = None
+    seed: int = 0
+    num_calibration: int = 1024
+
+    def __post_init__(self) -> None:
+        from qannealq.data import DATASETS
+
+        check_choice("--dataset", self.dataset, DATASETS)
+        if self.input_size is not None:
+            if self.dataset != "digits":
+                raise InvalidArgumentError(f"--input-size applies to --dataset digits only, not {self.dataset!r}")
+            if self.input_size not in (1, 2, 4, 8):
+                raise InvalidArgumentError(f"--input-size={self.input_size!r} must divide 8: use 8, 4, 2 or 1")
+        if self.hidden is not None:
+            object.__setattr__(self, "hidden", tuple(self.hidden))
+            if not self.hidden:
+                raise InvalidArgumentError("--hidden is empty: give sizes such as 128 or 256,128")
+            for size in self.hidden:
+                check_positive("--hidden", size)
+        if self.epochs is not None:
+            check_positive("--epochs", self.epochs)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 31:
+            raise InvalidArgumentError(f"--seed={self.seed!r} must be an integer in 0..2**31-1")
+        check_positive("--num-calibration", self.num_calibration)
+        if self.data_dir is not None:
+            object.__setattr__(self, "data_dir", Path(self.data_dir))
+
+
+@dataclass(frozen=True)
+class QuantizeConfig:
+    """How to quantize: bit widths, methods, the QUBO backend and the grid and calibration options.
+
+    Attributes:
+        bits: bit widths, each 1..8.
+        methods: from :data:`qannealq.solve.METHODS`.
+        backend: the sampler for ``qubo`` (a registry name).
+        sampler_options: passed to the sampler (checked against its ``parameters`` by the commands).
+        calibration: ``float`` or ``sequential``.
+        granularity: ``tensor`` or ``channel``.
+        int1: ``sign`` or ``paper``.
+        warm_start: ``gptq-restricted``, ``gptq``, ``rtn`` or None.
+    """
+
+    bits: tuple[int, ...] = (8, 4, 3, 2, 1)
+    methods: tuple[str, ...] = ("rtn", "gptq", "qubo")
+    backend: str = "layer-sa"
+    sampler_options: Mapping[str, Any] = field(default_factory=dict)
+    calibration: str = "float"
+    granularity: str = "tensor"
+    int1: str = "sign"
+    warm_start: str | None = "gptq-restricted"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bits", tuple(self.bits))
+        object.__setattr__(self, "methods", tuple(self.methods))
+        object.__setattr__(self, "sampler_options", dict(self.sampler_options))
+        if not self.bits:
+            raise InvalidArgumentError("--bits is empty: give a comma list such as 8,4,2")
+        for bits in self.bits:
+            check_bits(bits)
+        if not self.methods:
+            raise InvalidArgumentError("--methods is empty: give a comma list such as rtn,gptq,qubo")
+        for method in self.methods:
+            check_choice("--methods", method, METHODS)
+        check_choice("--calibration", self.calibration, CALIBRATION_MODES)
+        check_choice("--granularity", self.granularity, GRANULARITIES)
+        check_choice("--int1", self.int1, INT1_SCHEMES)
+        object.__setattr__(self, "warm_start", parse_warm_start(self.warm_start))
+        if not isinstance(self.backend, str) or not self.backend:
+            raise InvalidArgumentError(f"--backend={self.backend!r} must be a backend name (see qannealq backends)")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``qannealq run``: one model, every (bits, method) pair, results into ``out``."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
+    out: Path | None = None

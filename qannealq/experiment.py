@@ -1,0 +1,156 @@
+"""One place that turns (dataset, seed, options) into data, a trained model and a calibration set.
+
+``run``, every benchmark and the test fixtures get their models here, so that a model and its calibration
+draw are the same wherever a dataset and seed are named:
+
+* :data:`RECIPES`: the per-dataset training recipe (hidden sizes, epochs, learning rate, batch size);
+* :func:`prepare`: load the data, train (or load from the cache) the MLP, measure its float accuracy and
+  draw the calibration set, with every option validated first (:class:`~qannealq.config.ModelConfig`);
+* :func:`calibrate`: the float statistics of every Linear layer, computed once and reused for every
+  (bits, method) pair;
+* :func:`formulate`: the layer problems (grids and QUBOs) for one bit width.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from qannealq.calibration import as_calibration_tensor, collect_stats, linear_layers
+from qannealq.config import ModelConfig
+from qannealq.data import Dataset, accuracy, load_dataset, train_mlp
+from qannealq.formulation import LayerProblem, LayerStats
+from qannealq.grid import check_bits
+from qannealq.pipeline import formulate_layer
+
+__all__ = ["Recipe", "RECIPES", "TINY_RECIPE", "Experiment", "recipe", "prepare", "calibrate", "formulate"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a dataset's MLP is trained: hidden sizes, epochs, Adam's learning rate, batch size."""
+
+    hidden: tuple[int, ...]
+    epochs: int
+    lr: float
+    batch_size: int
+
+
+RECIPES: dict[str, Recipe] = {
+    "digits": Recipe((32,), 60, 1e-2, 64),
+    "mnist": Recipe((128,), 3, 1e-3, 128),
+    "fashion-mnist": Recipe((128,), 5, 1e-3, 128),
+    "emnist-letters": Recipe((256,), 5, 1e-3, 128),
+}
+TINY_RECIPE = Recipe((16,), 60, 1e-2, 64)
+"""Digits pooled to 4x4 or less: the 16-16-10 classroom model, at most 17 variables per neuron, so every
+backend (qaoa and exact included) can quantize the whole network."""
+
+
+def recipe(dataset: str, input_size: int | None = None) -> Recipe:
+    """The training recipe of ``dataset`` (the tiny model for digits at ``input_size <= 4``)."""
+    if dataset == "digits" and input_size is not None and input_size <= 4:
+        return TINY_RECIPE
+    if dataset not in RECIPES:
+        raise KeyError(dataset)
+    return RECIPES[dataset]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A prepared experiment: the data, the trained float network and its calibration inputs.
+
+    Attributes:
+        config: the validated settings it was prepared from.
+        recipe: the recipe actually used (``config.hidden`` and ``config.epochs`` applied).
+        data: the dataset (flattened float32 inputs, int64 labels).
+        model: the trained float MLP (eval mode).
+        float_accuracy: its test accuracy.
+        calibration: the calibration inputs ``(N, f)`` (a fixed draw from the training set, sorted).
+    """
+
+    config: ModelConfig
+    recipe: Recipe
+    data: Dataset
+    model: torch.nn.Module
+    float_accuracy: float
+    calibration: np.ndarray
+
+    @property
+    def sizes(self) -> list[int]:
+        """Layer widths ``[inputs, *hidden, classes]``."""
+        return [self.data.num_inputs, *self.recipe.hidden, self.data.num_classes]
+
+    @property
+    def name(self) -> str:
+        return self.data.name
+
+    def layer_names(self) -> list[str]:
+        """The Linear layers in forward order."""
+        return linear_layers(self.model, as_calibration_tensor(self.calibration[:1]))
+
+    def test_accuracy(self, model: torch.nn.Module) -> float:
+        """Test accuracy of ``model`` (e.g. a quantized copy) on this experiment's test set."""
+        return accuracy(model, self.data.x_test, self.data.y_test)
+
+
+def calibration_draw(data: Dataset, num: int, seed: int) -> np.ndarray:
+    """``min(num, N)`` training inputs drawn without replacement by ``seed``, in their original order."""
+    n_cal = min(num, len(data.x_train))
+    index = np.random.default_rng(seed).choice(len(data.x_train), n_cal, replace=False)
+    return data.x_train[np.sort(index)]
+
+
+def prepare(config: ModelConfig | None = None, *, cache: bool = True, **options) -> Experiment:
+    """Load, train (or load the cached model) and draw the calibration set.
+
+    Args:
+        config: the settings; or pass them as keywords (``prepare(dataset="mnist", seed=1)``).
+        cache: load/store the trained model under the cache folder (``$QANNEALQ_CACHE``).
+        **options: fields of :class:`~qannealq.config.ModelConfig`, when ``config`` is None (or to override).
+
+    Raises:
+        InvalidArgumentError: a bad option (before any loading or training).
+    """
+    config = ModelConfig(**options) if config is None else (replace(config, **options) if options else config)
+    base = recipe(config.dataset, config.input_size)
+    used = Recipe(config.hidden or base.hidden, config.epochs or base.epochs, base.lr, base.batch_size)
+    data = load_dataset(config.dataset, config.data_dir, config.input_size)
+    model = train_mlp(data, used.hidden, used.epochs, lr=used.lr, batch_size=used.batch_size, seed=config.seed,
+                      cache=cache)
+    float_acc = accuracy(model, data.x_test, data.y_test)
+    calib = calibration_draw(data, config.num_calibration, config.seed)
+    logger.info("%s: MLP %s, float accuracy %.4f, %d calibration samples", data.name,
+                [data.num_inputs, *used.hidden, data.num_classes], float_acc, len(calib))
+    return Experiment(config, used, data, model, float_acc, calib)
+
+
+def calibrate(experiment: Experiment, layers: Sequence[str] | None = None,
+              batch_size: int = 256) -> dict[str, LayerStats]:
+    """Float statistics (``H``, ``g``, ``c``) of every Linear layer (or those named), in forward order."""
+    x = as_calibration_tensor(experiment.calibration)
+    names = linear_layers(experiment.model, x, layers)
+    return collect_stats(experiment.model, experiment.model, names, x, batch_size)
+
+
+def formulate(experiment: Experiment, bits: int, granularity: str = "tensor", int1: str = "sign",
+              stats: dict[str, LayerStats] | None = None) -> list[LayerProblem]:
+    """The layer problems of every Linear layer on a ``bits`` grid, float calibration, in forward order.
+
+    Args:
+        experiment: from :func:`prepare`.
+        bits: 1..8.
+        granularity, int1: grid options (see :func:`qannealq.grid.make_grid`).
+        stats: float statistics from :func:`calibrate` (computed here when None).
+    """
+    check_bits(bits)
+    stats = calibrate(experiment) if stats is None else stats
+    modules = dict(experiment.model.named_modules())
+    return [formulate_layer(modules[name], layer_stats, bits, granularity, int1, name)
+            for name, layer_stats in stats.items()]
