@@ -1,8 +1,10 @@
 """Solve loop: formulate each layer, solve it with a baseline or any ``dimod.Sampler``, decode, evaluate.
 
-A sampler that also offers ``sample_layer(problem, initial_states=None, seed=None, **kwargs)`` (returning a
-:class:`LayerSample`) solves all neurons of a layer at once; otherwise each neuron's BQM is sampled on its
-own and the lowest-energy sample is used.
+A sampler that takes whole layers (:func:`qannealq.contract.layer_solver`: ``sample_layer(problem,
+initial_states=None, seed=None, **kwargs)`` returning a :class:`~qannealq.contract.LayerSample`) solves all
+neurons of a layer at once; otherwise each neuron's BQM is sampled on its own and the lowest-energy sample is
+used. Every neuron of a layer is submitted before any SampleSet is resolved, so that the calls of a cloud or
+QPU sampler (which return ``SampleSet.from_future``) overlap; an ``executor`` maps whole neuron solves instead.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
-__all__ = ["METHODS", "WARM_STARTS", "LayerResult", "quantize_layer", "solve_neuron", "NeuronProgress", "accepts_parameter"]
+__all__ = ["METHODS", "WARM_STARTS", "LayerResult", "quantize_layer", "solve_neuron", "submit_neuron", "best_row", "NeuronProgress", "accepts_parameter"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,27 +79,66 @@ def accepts_parameter(sampler: dimod.Sampler, name: str) -> bool:
         return False
 
 
-def solve_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np.ndarray | None,
-                 seed: int | None, sampler_kwargs: dict[str, Any]) -> tuple[np.ndarray, dimod.SampleSet]:
-    """Sample neuron ``i``'s BQM; return its best binary row ``(m,)`` and the raw SampleSet."""
+def submit_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np.ndarray | None,
+                  seed: int | None, sampler_kwargs: dict[str, Any]) -> dimod.SampleSet:
+    """Submit neuron ``i``'s BQM to ``sampler`` and return its SampleSet, possibly not yet resolved.
+
+    A cloud or QPU sampler returns at once (``SampleSet.from_future``), so submitting every neuron of a
+    layer before resolving any lets the calls overlap.
+    """
     bqm = problem.neuron_bqm(i)
     if bqm.num_variables == 0:
-        return np.zeros(problem.num_coordinates, dtype=np.int64), dimod.SampleSet.from_samples_bqm([{}], bqm)
+        return dimod.SampleSet.from_samples_bqm([{}], bqm)
     kwargs = dict(sampler_kwargs)
     if seed is not None and accepts_parameter(sampler, "seed"):
         kwargs.setdefault("seed", seed)
     if warm is not None and accepts_parameter(sampler, "initial_states"):
         idx = problem.variables(i)
         kwargs.setdefault("initial_states", (warm[i, idx][None, :].astype(np.int8), idx.tolist()))
-    sampleset = sampler.sample(bqm, **kwargs)
+    return sampler.sample(bqm, **kwargs)
+
+
+def best_row(problem: LayerProblem, i: int, sampleset: dimod.SampleSet) -> np.ndarray:
+    """Resolve neuron ``i``'s SampleSet and return the binary row ``(m,)`` of its lowest-energy sample."""
     sampleset.resolve()
+    if not len(sampleset.variables):
+        return np.zeros(problem.num_coordinates, dtype=np.int64)
     if len(sampleset) == 0:
         raise InvalidArgumentError(f"the sampler returned no sample for neuron {i} of {problem.name}")
     best = int(np.argmin(sampleset.record.energy))
     sample = dict(zip(sampleset.variables, sampleset.record.sample[best].tolist()))
     if sampleset.vartype is dimod.SPIN:
         sample = {k: (v + 1) // 2 for k, v in sample.items()}
-    return problem.assignment(i, sample), sampleset
+    return problem.assignment(i, sample)
+
+
+def solve_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np.ndarray | None,
+                 seed: int | None, sampler_kwargs: dict[str, Any]) -> tuple[np.ndarray, dimod.SampleSet]:
+    """Sample neuron ``i``'s BQM and wait for it; return its best binary row ``(m,)`` and the raw SampleSet."""
+    sampleset = submit_neuron(problem, i, sampler, warm, seed, sampler_kwargs)
+    return best_row(problem, i, sampleset), sampleset
+
+
+def _per_neuron(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None, seed: int,
+                executor: Executor | None, progress: NeuronProgress | None,
+                sampler_kwargs: dict[str, Any]) -> tuple[list[np.ndarray], list[dimod.SampleSet]]:
+    """Every neuron's BQM: mapped by ``executor``, or all submitted first and then resolved in order."""
+    seeds = np.random.SeedSequence(seed).generate_state(problem.num_neurons) & 0x7FFFFFFF
+    args = [(problem, i, sampler, warm, int(seeds[i]), sampler_kwargs) for i in range(problem.num_neurons)]
+    rows, samplesets = [], []
+    if executor is not None:
+        for row, sampleset in executor.map(solve_neuron, *zip(*args)):
+            rows.append(row)
+            samplesets.append(sampleset)
+            if progress:
+                progress(1)
+        return rows, samplesets
+    samplesets = [submit_neuron(*a) for a in args]
+    for i, sampleset in enumerate(samplesets):
+        rows.append(best_row(problem, i, sampleset))
+        if progress:
+            progress(1)
+    return rows, samplesets
 
 
 def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None, seed: int,
@@ -109,15 +150,7 @@ def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
         if progress:
             progress(problem.num_neurons)
         return np.asarray(result.assignments), None, result.info
-    seeds = np.random.SeedSequence(seed).generate_state(problem.num_neurons) & 0x7FFFFFFF
-    args = [(problem, i, sampler, warm, int(seeds[i]), sampler_kwargs) for i in range(problem.num_neurons)]
-    mapper = executor.map if executor is not None else map
-    rows, samplesets = [], []
-    for row, sampleset in mapper(solve_neuron, *zip(*args)):
-        rows.append(row)
-        samplesets.append(sampleset)
-        if progress:
-            progress(1)
+    rows, samplesets = _per_neuron(problem, sampler, warm, seed, executor, progress, sampler_kwargs)
     return np.stack(rows), samplesets, {"timing": merge_timing(ss.info for ss in samplesets)}
 
 

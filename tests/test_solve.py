@@ -9,6 +9,7 @@ import pytest
 from helpers import random_layer
 from qannealq import InvalidArgumentError, ProblemTooLargeError, gptq_restricted, quantize_layer
 from qannealq.backends import get_sampler
+from qannealq.contract import LayerComposite, layer_solver
 
 
 def _brute_force(layer, problem, i):
@@ -111,3 +112,86 @@ def test_neuron_without_variables_keeps_its_fixed_row():
     problem = layer.problem(2)
     result = quantize_layer(problem, "qubo", get_sampler("exact"), "exact")
     np.testing.assert_allclose(result.errors, [_brute_force(layer, problem, i) for i in range(2)], rtol=1e-9)
+
+
+class _CountingSampler(dimod.Sampler):
+    """Exact sampler that returns unresolved SampleSets and logs submissions and resolutions in order."""
+
+    parameters = {"seed": []}
+    properties = {}
+
+    def __init__(self):
+        self.log = []
+        self.threads = set()
+
+    def sample(self, bqm, seed=None):
+        import threading
+
+        label = len([e for e in self.log if e[0] == "submit"])
+        self.log.append(("submit", label))
+        self.threads.add(threading.get_ident())
+
+        def resolve(_future):
+            self.log.append(("resolve", label))
+            return dimod.ExactSolver().sample(bqm)
+
+        return dimod.SampleSet.from_future(None, resolve)
+
+
+def test_every_neuron_is_submitted_before_any_is_resolved(small_layer):
+    _, problem = small_layer
+    sampler = _CountingSampler()
+    result = quantize_layer(problem, "qubo", sampler, warm_start=None, seed=3)
+    kinds = [kind for kind, _ in sampler.log]
+    n = problem.num_neurons
+    assert kinds == ["submit"] * n + ["resolve"] * n
+    exact = quantize_layer(problem, "qubo", get_sampler("exact"), warm_start=None)
+    np.testing.assert_allclose(result.errors, exact.errors, rtol=1e-12)
+
+
+def test_executor_maps_the_neuron_solves_with_the_same_result(small_layer):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, problem = small_layer
+    plain = quantize_layer(problem, "qubo", get_sampler("sa"), seed=11, num_reads=5)
+    sampler = _CountingSampler()
+    with ThreadPoolExecutor(2) as pool:
+        mapped = quantize_layer(problem, "qubo", get_sampler("sa"), seed=11, executor=pool, num_reads=5)
+        threaded = quantize_layer(problem, "qubo", sampler, warm_start=None, executor=pool)
+    np.testing.assert_array_equal(mapped.integers, plain.integers)  # same per-neuron seeds, same answers
+    assert [ss.info["seed"] for ss in mapped.samplesets] == [ss.info["seed"] for ss in plain.samplesets]
+    assert len(sampler.log) == 2 * problem.num_neurons
+    assert sampler.threads and threading_main() not in sampler.threads  # the pool ran them
+    exact = quantize_layer(problem, "qubo", get_sampler("exact"), warm_start=None)
+    np.testing.assert_allclose(threaded.errors, exact.errors, rtol=1e-12)
+
+
+def threading_main():
+    import threading
+
+    return threading.main_thread().ident
+
+
+class _Wrapper(LayerComposite):
+    """A composite of ours that counts calls and otherwise passes through."""
+
+    calls = 0
+
+    def sample_layer(self, problem, initial_states=None, seed=None, **kwargs):
+        type(self).calls += 1
+        return super().sample_layer(problem, initial_states=initial_states, seed=seed, **kwargs)
+
+
+def test_a_composite_around_a_whole_layer_sampler_keeps_the_whole_layer_path(small_layer):
+    _, problem = small_layer
+    inner = get_sampler("layer-sa")
+    wrapped = _Wrapper(inner)
+    assert wrapped.properties["whole_layer"] is True and layer_solver(wrapped) is wrapped
+    direct = quantize_layer(problem, "qubo", inner, seed=5)
+    via = quantize_layer(problem, "qubo", wrapped, seed=5)
+    assert _Wrapper.calls == 1 and via.samplesets is None  # solved as one layer, not neuron by neuron
+    np.testing.assert_array_equal(via.integers, direct.integers)
+    assert via.info["seed"] == 5 and "timing" in via.info
+    per_neuron = _Wrapper(get_sampler("exact"))
+    assert per_neuron.properties["whole_layer"] is False and layer_solver(per_neuron) is None
+    assert quantize_layer(problem, "qubo", per_neuron, warm_start=None).samplesets is not None
