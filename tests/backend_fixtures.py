@@ -1,45 +1,36 @@
 """Real neuron BQMs of the tiny digits model (4x4 inputs, 16 hidden), shared by the backend tests.
 
-Plain cached functions, plus two fixtures that tests import by name (this file is not a conftest.py).
+Plain cached functions; the model and its calibration draw come from :mod:`qannealq.experiment`, exactly as
+``qannealq run --dataset digits --input-size 4`` makes them. Fixtures live in ``conftest.py``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import lru_cache
 
 import dimod
 import numpy as np
-import pytest
-import torch
 
-from qannealq.data import load_digits, train_mlp
-from qannealq.formulation import LayerProblem, LayerStats, build_problem
-from qannealq.grid import make_grid
+from qannealq.experiment import Experiment, formulate, prepare
+from qannealq.formulation import LayerProblem
 
-__all__ = ["digits_layer", "digits_neurons", "optimum", "mock_qpu", "no_dwave_token", "fake_dwave_token", "FAKE_TOKEN"]
+__all__ = ["tiny_digits", "digits_layer", "digits_neurons", "optimum", "mock_qpu", "FAKE_TOKEN"]
 
 FAKE_TOKEN = "DEV-fake0token0never0to0leak-8c1d2e"
 
 
 @lru_cache(maxsize=None)
-def _model() -> torch.nn.Module:
-    return train_mlp(load_digits(input_size=4), (16,), epochs=20, lr=1e-2, batch_size=64, seed=0, cache=False)
+def tiny_digits() -> Experiment:
+    """The tiny classroom experiment: digits pooled to 4x4, MLP 16-16-10, seed 0, 1024 calibration images."""
+    return prepare(dataset="digits", input_size=4, seed=0)
 
 
 @lru_cache(maxsize=None)
 def digits_layer(bits: int) -> LayerProblem:
     """The first layer (16 -> 16) of the tiny digits model on a ``bits`` grid, float calibration."""
-    data = load_digits(input_size=4)
-    layer = _first_linear(_model())
-    x = data.x_train[:512].astype(np.float64)
-    weight = layer.weight.detach().double().numpy()
-    bias = layer.bias.detach().double().numpy()
-    stats = LayerStats.from_arrays(x, x @ weight.T + bias)
-    return build_problem(stats, weight, bias, make_grid(weight, bias, bits), name=f"fc1-int{bits}")
-
-
-def _first_linear(model: torch.nn.Module) -> torch.nn.Linear:
-    return next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    problem = formulate(tiny_digits(), bits)[0]
+    return replace(problem, name=f"fc1-int{bits}")
 
 
 def digits_neurons(max_variables: int, count: int = 3, bits: tuple[int, ...] = (1, 2, 3, 4),
@@ -68,26 +59,3 @@ def mock_qpu():
     from qannealq.backends import get_sampler
 
     return get_sampler("dwave-mock")
-
-
-def _isolate_dwave_config(monkeypatch, tmp_path) -> None:
-    """The dwave config is an empty file (``DWAVE_CONFIG_FILE`` replaces the search for one)."""
-    empty = tmp_path / "dwave.conf"
-    empty.write_text("")
-    monkeypatch.setenv("DWAVE_CONFIG_FILE", str(empty))
-    for var in ("DWAVE_API_TOKEN", "DWAVE_PROFILE"):
-        monkeypatch.delenv(var, raising=False)
-
-
-@pytest.fixture
-def no_dwave_token(monkeypatch, tmp_path):
-    """An environment without any D-Wave API token."""
-    _isolate_dwave_config(monkeypatch, tmp_path)
-
-
-@pytest.fixture
-def fake_dwave_token(monkeypatch, tmp_path):
-    """``DWAVE_API_TOKEN`` set to :data:`FAKE_TOKEN` (and no config file)."""
-    _isolate_dwave_config(monkeypatch, tmp_path)
-    monkeypatch.setenv("DWAVE_API_TOKEN", FAKE_TOKEN)
-    return FAKE_TOKEN

@@ -73,9 +73,25 @@ def test_quantized_copy_holds_grid_values_and_original_untouched():
     assert [l.name for l in result.layers] == ["0", "2"]
 
 
+class _Reordered(torch.nn.Module):
+    """Layers defined in the reverse of the order the forward pass runs them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last = torch.nn.Linear(5, 3).double()
+        self.first = torch.nn.Linear(6, 5).double()
+
+    def forward(self, x):
+        return self.last(torch.relu(self.first(x)))
+
+
 def test_layers_in_forward_order_and_non_linear_rejected():
     net = _net()
     assert linear_layers(net, _data(), ["2", "0"]) == ["0", "2"]
+    reordered = _Reordered()
+    assert [n for n, m in reordered.named_modules() if isinstance(m, torch.nn.Linear)] == ["last", "first"]
+    assert linear_layers(reordered, _data()) == ["first", "last"]  # the forward order, not definition order
+    assert [l.name for l in quantize_model(reordered, _data(), 4, method="rtn").layers] == ["first", "last"]
     with pytest.raises(InvalidArgumentError, match="'1' is a ReLU, not a torch.nn.Linear"):
         quantize_model(net, _data(), 4, method="rtn", layers=["1"])
     with pytest.raises(InvalidArgumentError, match="no layer named"):

@@ -52,19 +52,59 @@ def test_run_without_out_creates_a_folder_under_runs(tmp_path, monkeypatch, caps
     assert str(folders[0].relative_to(tmp_path)) in capsys.readouterr().out
 
 
+@pytest.fixture
+def no_training(monkeypatch):
+    """Any call to train a model fails the test: bad options must be refused before training."""
+    import qannealq.experiment
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was trained although the options were invalid")
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", refuse)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--bits", "4,9", "--methods", "rtn"], "bits=9"),
-    (["run", "--methods", "rtn,magic"], "--methods: 'magic'"),
+    (["run", "--methods", "rtn,magic"], "--methods='magic' is unknown"),
     (["run", "--methods", "qubo", "--backend", "nope"], "backend='nope' is unknown"),
     (["run", "--methods", "qubo", "--warm-start", "best"], "--warm-start='best'"),
     (["run", "--dataset", "mnist", "--data-dir", "/nonexistent", "--methods", "rtn"], "not found"),
+    (["run", "--hidden", "0", "--methods", "rtn"], "--hidden=0 must be an integer >= 1"),
+    (["run", "--hidden", "16,-3", "--methods", "rtn"], "--hidden=-3"),
+    (["run", "--epochs", "0", "--methods", "rtn"], "--epochs=0 must be an integer >= 1"),
+    (["run", "--epochs", "-1", "--methods", "rtn"], "--epochs=-1"),
+    (["run", "--num-calibration", "0", "--methods", "rtn"], "--num-calibration=0"),
+    (["run", "--input-size", "3", "--methods", "rtn"], "--input-size=3"),
+    (["run", "--dataset", "mnist", "--input-size", "4", "--methods", "rtn"], "--input-size applies to"),
+    (["run", "--methods", "qubo", "--backend", "sa", "--sampler-option", "num_read=10"],
+     "--sampler-option num_read: backend 'sa' does not take"),
+    (["run", "--methods", "qubo", "--sampler-option", "num_sweep=3"],
+     "--sampler-option num_sweep: backend 'layer-sa' does not take"),
 ])
-def test_bad_arguments_exit_with_a_clear_message(argv, message, tmp_path, capsys):
+def test_bad_arguments_exit_2_before_any_training(argv, message, tmp_path, capsys, no_training):
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
-    assert message in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert message in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_sampler_option_lists_the_valid_keys(tmp_path, capsys, no_training):
+    argv = ["run", "--methods", "qubo", "--backend", "layer-sa", "--sampler-option", "num_read=10"]
+    assert main([*argv, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "valid keys:" in err and "num_reads" in err and "num_sweeps" in err
+
+
+def test_out_naming_an_existing_file_exits_2(tmp_path, capsys, no_training):
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    assert main(["run", "--methods", "rtn", "--out", str(target)]) == 2
+    assert "is an existing file" in capsys.readouterr().err
+    assert target.read_text() == "keep me"
 
 
 def test_backends_command_lists_sa_and_exact(capsys):
     assert main(["backends"]) == 0
-    out = capsys.readouterr().out
-    assert "sa" in out and "exact" in out and "ready" in out
+    lines = capsys.readouterr().out.splitlines()
+    status = {line.split()[0]: line.split()[1] for line in lines[1:] if line and not line.startswith((" ", "aliases"))}
+    assert status["sa"] == "ready" and status["exact"] == "ready" and status["layer-sa"] == "ready"

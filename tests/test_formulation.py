@@ -126,9 +126,27 @@ def test_statistics_shape_mismatch_is_a_clear_error():
 
 def test_hessian_is_shared_not_copied_per_neuron():
     rng = np.random.default_rng(0)
-    problem = random_layer(rng, 20, 6).problem(4)
-    assert problem.hessian.shape == (21, 21)
-    assert problem.linear.shape == (6, 21) and problem.offsets.shape == (6,)
+    layer = random_layer(rng, 20, 6)
+    stats = LayerStats.from_arrays(layer.x, layer.y)
+    problem = build_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 4))
+    assert problem.hessian is stats.hessian  # the calibration's one H, not a copy
+    # the problem holds one (m, m) matrix and per-neuron vectors only: no per-neuron matrix anywhere
+    n, m = problem.linear.shape
+    held = [v for v in vars(problem).values() if isinstance(v, np.ndarray)]
+    held += [getattr(problem, name) for name in ("linear", "offsets", "dead", "base_values")]
+    assert all(a.ndim < 3 for a in held)
+    assert sum(a.nbytes for a in held if a.ndim == 2 and a.shape == (m, m)) == 0  # H lives in stats only
+    # every neuron's quadratic coefficients are 2 d_j d_l H_jl of that same H
+    for i in range(n):
+        bqm = problem.neuron_bqm(i)
+        d = problem.steps[i]
+        for (j, l), b in bqm.quadratic.items():
+            assert b == pytest.approx(2 * d[j] * d[l] * stats.hessian[j, l], rel=1e-12, abs=1e-15)
+    # changing H changes every neuron's BQM: they read the shared matrix
+    bumped = LayerStats(stats.hessian * 2.0, stats.cross, stats.target_sq, stats.num_samples)
+    other = build_problem(bumped, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 4))
+    j, l = next(iter(problem.neuron_bqm(0).quadratic))
+    assert other.neuron_bqm(0).quadratic[j, l] == pytest.approx(2 * problem.neuron_bqm(0).quadratic[j, l])
 
 
 def test_restrict_moves_integers_to_floor_or_ceil():
