@@ -1,0 +1,57 @@
+"""The ``qannealq`` command: one module per subcommand in this package.
+
+The command line only parses: each subcommand module builds a frozen config (:mod:`qannealq.config`), calls
+the library with a console reporter, and returns an exit code. A :class:`QannealqError` becomes exit 2 with
+its message; Ctrl-C exit 130. A subcommand module ``qannealq/cli/NAME.py`` provides ``HELP``,
+``add_arguments(parser)`` and ``main(args) -> int``; it is listed once in :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from qannealq.errors import QannealqError
+
+__all__ = ["main", "build_parser", "COMMANDS"]
+
+COMMANDS = ("run", "backends")
+"""Subcommands, in the order ``qannealq --help`` lists them; each is the module ``qannealq.cli.<name>``."""
+
+
+def _module(name: str):
+    return importlib.import_module(f"qannealq.cli.{name}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(prog="qannealq", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMANDS:
+        module = _module(name)
+        command = sub.add_parser(name, help=module.HELP, description=module.__doc__)
+        module.add_arguments(command)
+        command.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return _module(args.command).main(args)
+    except QannealqError as exc:
+        print(f"qannealq: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("qannealq: interrupted; results finished so far are in the results folder", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Argument types and argument groups shared by the subcommands, and the configs built from them."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+
+from qannealq.config import ModelConfig, QuantizeConfig
+
+__all__ = ["int_list", "str_list", "option", "add_model_arguments", "model_config", "add_quantize_arguments",
+           "quantize_config"]
+
+
+def int_list(text: str) -> list[int]:
+    """``"8,4,2"`` -> ``[8, 4, 2]``."""
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def str_list(text: str) -> list[str]:
+    """``"rtn, gptq"`` -> ``["rtn", "gptq"]``."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def option(text: str) -> tuple[str, object]:
+    """``key=value`` with the value read as a Python literal when it is one (``num_reads=10`` -> 10)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"sampler options look like key=value, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that choose a dataset, its trained MLP and the calibration draw (:class:`ModelConfig`)."""
+    from qannealq.data import DATASETS
+
+    group = parser.add_argument_group("model and data")
+    group.add_argument("--dataset", default="digits", choices=DATASETS)
+    group.add_argument("--input-size", type=int, default=None,
+                       help="digits only: pool the 8x8 images to NxN; 4 gives the tiny 16-16-10 model that every "
+                       "backend (qaoa, dwave-mock...) can quantize")
+    group.add_argument("--data-dir", type=Path, default=None,
+                       help="folder with the datasets (default: $QANNEALQ_DATA, else ../shared/datasets)")
+    group.add_argument("--hidden", type=int_list, default=None, help="hidden layer sizes, e.g. 128 or 256,128")
+    group.add_argument("--epochs", type=int, default=None, help="training epochs (default: the dataset's recipe)")
+    group.add_argument("--seed", type=int, default=0, help="training and calibration-draw seed")
+    group.add_argument("--num-calibration", type=int, default=1024, help="calibration samples from train")
+
+
+def model_config(args: argparse.Namespace) -> ModelConfig:
+    """The validated :class:`ModelConfig` of the parsed options."""
+    return ModelConfig(dataset=args.dataset, input_size=args.input_size, data_dir=args.data_dir,
+                       hidden=None if args.hidden is None else tuple(args.hidden), epochs=args.epochs,
+                       seed=args.seed, num_calibration=args.num_calibration)
+
+
+def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
+    """Bits, methods, backend and its options, grid and calibration (:class:`QuantizeConfig`)."""
+    group = parser.add_argument_group("quantization")
+    group.add_argument("--bits", type=int_list, default=[8, 4, 3, 2, 1], help="comma list, e.g. 8,4,2")
+    group.add_argument("--methods", type=str_list, default=["rtn", "gptq", "qubo"],
+                       help="comma list of rtn, gptq, gptq-restricted, qubo")
+    group.add_argument("--backend", default="layer-sa",
+                       help="sampler for the qubo method (see `qannealq backends`); default: the whole-layer "
+                       "solver layer-sa (use sa for the paper's per-neuron annealing)")
+    group.add_argument("--sampler-option", type=option, action="append", default=[], metavar="KEY=VALUE",
+                       help="passed to the sampler, e.g. num_reads=10 (repeatable)")
+    group.add_argument("--calibration", default="float", choices=("float", "sequential"))
+    group.add_argument("--granularity", default="tensor", choices=("tensor", "channel"))
+    group.add_argument("--int1", default="sign", choices=("sign", "paper"),
+                       help="int1 grid: ±alpha (sign) or the paper's {-max|w|, 0}")
+    group.add_argument("--warm-start", default="gptq-restricted",
+                       help="initial state for samplers that take one: gptq-restricted, gptq, rtn or none")
+
+
+def quantize_config(args: argparse.Namespace) -> QuantizeConfig:
+    """The validated :class:`QuantizeConfig` of the parsed options."""
+    return QuantizeConfig(bits=tuple(args.bits), methods=tuple(args.methods), backend=args.backend,
+                          sampler_options=dict(args.sampler_option), calibration=args.calibration,
+                          granularity=args.granularity, int1=args.int1, warm_start=args.warm_start)

@@ -1,0 +1,25 @@
+"""Train (or load) a model and quantize it with each method at each bit width; results into --out."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from qannealq.cli._args import add_model_arguments, add_quantize_arguments, model_config, quantize_config
+from qannealq.config import RunConfig
+from qannealq.report import ConsoleReporter
+
+HELP = "train or load a model, quantize it with each method and bit width"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    add_quantize_arguments(parser)
+    parser.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from qannealq.runner import run
+
+    run(RunConfig(model_config(args), quantize_config(args), args.out), ConsoleReporter())
+    return 0
