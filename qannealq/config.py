@@ -135,8 +135,29 @@ class QuantizeConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """``qannealq run``: one model, every (bits, method) pair, results into ``out``."""
+    """``qannealq run``: one model, every (bits, method) pair, results into ``out``.
+
+    Attributes:
+        model, quantize: what to quantize and how.
+        out: the results folder (None: a new folder under ``runs/``).
+        resume: continue the run stored in ``out`` (same settings), skipping its finished rows.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     out: Path | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if self.resume and self.out is None:
+            raise InvalidArgumentError("resume=True needs the folder of the run to continue (--resume DIR)")
+
+    def stored_settings(self) -> dict:
+        """What must match to resume: every model and quantization option (secrets redacted)."""
+        from dataclasses import asdict
+
+        from qannealq.contract import redact
+
+        quantize = asdict(self.quantize)
+        quantize["sampler_options"] = redact(self.quantize.sampler_options)
+        return {"model": asdict(self.model), "quantize": quantize}

@@ -10,6 +10,7 @@ __all__ = [
     "ProblemTooLargeError",
     "BackendUnavailableError",
     "CredentialsError",
+    "StoreError",
 ]
 
 
@@ -39,3 +40,7 @@ class BackendUnavailableError(QannealqError, ImportError):
 
 class CredentialsError(QannealqError, RuntimeError):
     """A cloud backend has no credentials; the message says how to set them (never shows one)."""
+
+
+class StoreError(QannealqError, OSError):
+    """The results folder cannot be written (permissions, full disk); the message names the folder."""

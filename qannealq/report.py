@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
 import logging
+import os
 import sys
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol, TextIO
+
+from qannealq.store import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -37,20 +40,14 @@ class ResultRow:
     layers: list[dict] = field(default_factory=list)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class RunWriter:
-    """Writes ``results.csv`` and ``results.json`` after every row, so an interrupted run keeps its rows."""
+    """Keeps ``results.csv`` and ``results.json`` in step with the rows, rewriting both atomically after each."""
 
-    def __init__(self, out: Path, settings: dict) -> None:
+    def __init__(self, out: Path, settings: dict, rows: list[ResultRow] | None = None) -> None:
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.settings = settings
-        self.rows: list[ResultRow] = []
+        self.rows: list[ResultRow] = list(rows or [])
         self.flush()
 
     def add(self, row: ResultRow) -> None:
@@ -58,14 +55,14 @@ class RunWriter:
         self.flush()
 
     def flush(self) -> None:
-        with open(self.out / "results.csv.tmp", "w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(CSV_COLUMNS)
-            for row in self.rows:
-                writer.writerow([getattr(row, c) for c in CSV_COLUMNS])
-        os.replace(self.out / "results.csv.tmp", self.out / "results.csv")
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        for row in self.rows:
+            writer.writerow([getattr(row, c) for c in CSV_COLUMNS])
+        atomic_write(self.out / "results.csv", buffer.getvalue())
         payload = {"settings": self.settings, "results": [asdict(r) for r in self.rows]}
-        _atomic_write(self.out / "results.json", json.dumps(payload, indent=2, default=float))
+        atomic_write(self.out / "results.json", json.dumps(payload, indent=2, default=float))
 
 
 def format_table(rows: list[ResultRow]) -> str:

@@ -9,18 +9,18 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import closing, nullcontext
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import dimod
 
 from qannealq.config import QuantizeConfig, RunConfig
 from qannealq.contract import check_parameters, layer_solver, redact
-from qannealq.errors import InvalidArgumentError
 from qannealq.experiment import Experiment, calibrate, prepare
 from qannealq.pipeline import ModelResult, quantize_model
 from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_table, plot_accuracy
 from qannealq.solve import accepts_parameter
+from qannealq.store import ResultStore, unit_key
 
 __all__ = ["run", "RunSummary", "default_out_dir", "resolve_backend"]
 
@@ -45,14 +45,6 @@ def default_out_dir(dataset: str, root: Path = Path("runs")) -> Path:
         suffix += 1
         path = root / f"{dataset}-{stamp}-{suffix}"
     return path
-
-
-def check_out_dir(out: Path) -> Path:
-    """``out`` usable as a results folder: not an existing file."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InvalidArgumentError(f"--out={str(out)!r} is an existing file, not a folder: give a folder path")
-    return out
 
 
 def resolve_backend(quant: QuantizeConfig) -> dimod.Sampler | None:
@@ -99,7 +91,8 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
     """
     reporter = reporter or LogReporter()
     q = config.quantize
-    out = check_out_dir(config.out if config.out is not None else default_out_dir(config.model.dataset))
+    out = Path(config.out) if config.out is not None else default_out_dir(config.model.dataset)
+    ResultStore.check(out, "run", config.stored_settings(), config.resume)
     sampler = resolve_backend(q)
     with closing(sampler) if hasattr(sampler, "close") else nullcontext():
         exp = prepare(config.model)
@@ -110,8 +103,11 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
         if sampler is not None:
             how, warm = _qubo_line(q.backend, sampler, warm)
             reporter.message(f"qubo method: {how}")
+        store = ResultStore.open(out, "run", config.stored_settings(), config.resume)
+        if store.resumed:
+            reporter.message(f"resuming {out}: {len(store.resumed)} finished row(s) kept, not recomputed")
         writer = RunWriter(out, _settings(config, exp, warm))
-        _sweep(exp, q, sampler, warm, stats, writer, reporter)
+        _sweep(exp, q, sampler, warm, stats, writer, store, reporter)
     reporter.message(format_table(writer.rows))
     reporter.message(f"float accuracy {exp.float_accuracy:.4f}")
     plot_accuracy(writer.rows, out / "accuracy_vs_bits.png", exp.float_accuracy,
@@ -121,18 +117,27 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
 
 
 def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats, writer: RunWriter,
-           reporter: Reporter) -> None:
+           store: ResultStore, reporter: Reporter) -> None:
+    """Every (bits, method) row not yet in the store, in order; each written to the store when finished."""
     total = sum(exp.sizes[1:]) * len(q.bits) * q.methods.count("qubo")
     with reporter.progress(total, "solving QUBOs", "neuron") as bar:
         for bits in q.bits:
             for method in q.methods:
-                bar.status(f"int{bits} {method}")
+                key = unit_key(bits=bits, method=method)
                 qubo = method == "qubo"
+                stored = store.get(key)
+                if stored is not None:
+                    writer.add(ResultRow(**stored))
+                    bar.update(sum(exp.sizes[1:]) if qubo else 0)
+                    continue
+                bar.status(f"int{bits} {method}")
                 result = quantize_model(exp.model, exp.calibration, bits, method, sampler if qubo else None,
                                         q.calibration, q.granularity, q.int1, warm_start=warm,
                                         seed=exp.config.seed, float_stats=stats,
                                         progress=(lambda name, k, n: bar.update(k)) if qubo else None,
                                         **q.sampler_options)
-                writer.add(ResultRow(exp.name, method, q.backend if qubo else "", bits, q.calibration,
-                                     q.granularity, exp.test_accuracy(result.model), result.layer_error,
-                                     result.seconds, _layer_rows(result)))
+                row = ResultRow(exp.name, method, q.backend if qubo else "", bits, q.calibration, q.granularity,
+                                exp.test_accuracy(result.model), result.layer_error, result.seconds,
+                                _layer_rows(result))
+                store.put(key, asdict(row))
+                writer.add(row)

@@ -15,11 +15,17 @@ HELP = "train or load a model, quantize it with each method and bit width"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_quantize_arguments(parser)
-    parser.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
+    where.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                       help="continue the run stored in DIR after an interruption (same options; finished rows "
+                       "are kept, not recomputed)")
 
 
 def main(args: argparse.Namespace) -> int:
     from qannealq.runner import run
 
-    run(RunConfig(model_config(args), quantize_config(args), args.out), ConsoleReporter())
+    out = args.resume if args.resume is not None else args.out
+    run(RunConfig(model_config(args), quantize_config(args), out, resume=args.resume is not None),
+        ConsoleReporter())
     return 0

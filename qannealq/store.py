@@ -1,0 +1,189 @@
+"""ONE results store for ``run``, ``sweep`` and ``compare``: finished units written atomically, ``--resume``.
+
+A run folder holds ``store.json`` (the command, its settings and a format version) and ``units/``, one JSON
+file per finished unit (a method x bits row, a sweep cell, a compare task, a batch of neurons), each written
+to a temporary file and renamed, so a unit is either wholly there or absent whatever interrupts the run.
+Resuming (``ResultStore.open(out, command, settings, resume=True)``) refuses different settings and says which
+differ; a fresh run refuses a folder that already holds a store (use ``--resume`` or another ``--out``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from qannealq.errors import InvalidArgumentError, StoreError
+
+__all__ = ["ResultStore", "StoreError", "atomic_write", "settings_diff", "unit_key"]
+
+FORMAT = 1
+_SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename.
+
+    Raises:
+        StoreError: the folder is not writable or the disk is full (the temporary file is removed).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}; free disk space or choose another "
+                         f"--out folder (units finished before this one are kept)") from exc
+
+
+def _canonical(value: Any) -> Any:
+    """Settings as plain JSON values (tuples -> lists, paths -> str), for comparison and storage."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """Human-readable differences ``key: old -> new`` between two settings mappings."""
+    old, new = _canonical(old), _canonical(new)
+    keys = sorted(set(old) | set(new))
+    return [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in keys
+            if old.get(k, "<absent>") != new.get(k, "<absent>")]
+
+
+def unit_key(**parts: Any) -> str:
+    """A stable, file-safe key from named parts: ``unit_key(method="qubo", bits=4)`` -> ``bits=4_method=qubo``."""
+    text = "_".join(f"{k}={parts[k]}" for k in sorted(parts))
+    safe = _SAFE.sub("-", text)
+    if len(safe) > 120:
+        safe = safe[:100] + "-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+    return safe
+
+
+@dataclass
+class ResultStore:
+    """A run folder's finished units (see the module docstring).
+
+    Attributes:
+        root: the run folder.
+        command: ``run``, ``sweep`` or ``compare``.
+        settings: the settings the units were computed with.
+        resumed: keys of the units found when the store was opened (skipped by the command).
+    """
+
+    root: Path
+    command: str
+    settings: dict
+    resumed: list[str] = field(default_factory=list)
+
+    @classmethod
+    def check(cls, root: Path, command: str, settings: Mapping[str, Any], resume: bool = False) -> None:
+        """Every check of :meth:`open` without writing anything (so a command can fail before any work).
+
+        Also refuses a folder that cannot be created or written (the nearest existing parent not writable).
+        """
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise InvalidArgumentError(f"--out={str(root)!r} is an existing file, not a folder: give a folder path")
+        if resume:
+            cls._reopen(root, root / "store.json", command, _canonical(dict(settings)), write=False)
+            return
+        if (root / "store.json").exists():
+            raise InvalidArgumentError(f"{root} already holds the results of a run: continue it with "
+                                       f"--resume {root}, or give another --out folder")
+        parent = root
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise StoreError(f"cannot create the results folder {root}: {parent} is not writable; choose another "
+                             "--out folder")
+
+    @classmethod
+    def open(cls, root: Path, command: str, settings: Mapping[str, Any], resume: bool = False) -> "ResultStore":
+        """Create the store in ``root``, or with ``resume`` reopen it after checking the settings match.
+
+        Raises:
+            InvalidArgumentError: ``root`` is a file; a fresh run into a folder holding a store; resuming a
+                folder without one, of another command, or with different settings (listed).
+            StoreError: the folder cannot be created or written.
+        """
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise InvalidArgumentError(f"--out={str(root)!r} is an existing file, not a folder: give a folder path")
+        meta = root / "store.json"
+        settings = _canonical(dict(settings))
+        if resume:
+            return cls._reopen(root, meta, command, settings)
+        if meta.exists():
+            raise InvalidArgumentError(f"{root} already holds the results of a {command} run: continue it with "
+                                       f"--resume {root}, or give another --out folder")
+        try:
+            (root / "units").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the results folder {root}: {exc.strerror or exc}; choose another "
+                             "--out folder") from exc
+        atomic_write(meta, json.dumps({"format": FORMAT, "command": command, "settings": settings}, indent=2))
+        return cls(root, command, settings)
+
+    @classmethod
+    def _reopen(cls, root: Path, meta: Path, command: str, settings: dict, write: bool = True) -> "ResultStore":
+        if not meta.is_file():
+            raise InvalidArgumentError(f"--resume {root}: no results store there (no store.json); start a new run "
+                                       "with --out instead")
+        try:
+            saved = json.loads(meta.read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidArgumentError(f"--resume {root}: store.json is unreadable ({exc}); start a new run") from exc
+        if saved.get("command") != command:
+            raise InvalidArgumentError(f"--resume {root}: that folder holds a {saved.get('command')!r} run, not "
+                                       f"a {command!r} run")
+        diff = settings_diff(saved.get("settings", {}), settings)
+        if diff:
+            raise InvalidArgumentError(f"--resume {root}: the settings differ from the stored run's ("
+                                       + "; ".join(diff) + "); resume with the same options or start a new run")
+        store = cls(root, command, settings)
+        if write:
+            (root / "units").mkdir(exist_ok=True)
+        store.resumed = sorted(store._keys())
+        return store
+
+    def _path(self, key: str) -> Path:
+        return self.root / "units" / f"{key}.json"
+
+    def _keys(self) -> Iterator[str]:
+        units = self.root / "units"
+        if not units.is_dir():
+            return
+        for path in sorted(units.glob("*.json")):
+            yield path.stem
+
+    def done(self, key: str) -> bool:
+        """Whether unit ``key`` is finished (its file exists and is readable)."""
+        return self.get(key) is not None
+
+    def get(self, key: str) -> dict | None:
+        """The stored record of ``key``, or None (an unreadable file counts as not done)."""
+        try:
+            return json.loads(self._path(key).read_text())["record"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def put(self, key: str, record: Mapping[str, Any]) -> None:
+        """Write one finished unit atomically (replacing a previous record of the same key)."""
+        atomic_write(self._path(key), json.dumps({"key": key, "record": _canonical(dict(record))}))
+
+    def records(self) -> list[dict]:
+        """Every finished unit's record, ordered by key."""
+        out = []
+        for key in self._keys():
+            record = self.get(key)
+            if record is not None:
+                out.append(record)
+        return out

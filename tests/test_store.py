@@ -1,0 +1,92 @@
+"""The results store: atomic units, resume without recomputation, refusal of different settings."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+import qannealq.runner
+from qannealq.cli import main
+from qannealq.errors import InvalidArgumentError, StoreError
+from qannealq.store import ResultStore, atomic_write, unit_key
+
+
+def test_units_round_trip_and_fresh_run_refuses_an_existing_store(tmp_path):
+    store = ResultStore.open(tmp_path / "r", "run", {"a": 1, "b": (1, 2)})
+    store.put(unit_key(bits=4, method="rtn"), {"x": 1.5})
+    assert store.done("bits=4_method=rtn") and not store.done("bits=2_method=rtn")
+    assert store.records() == [{"x": 1.5}]
+    assert not list((tmp_path / "r" / "units").glob(".*tmp"))  # no temporary file left behind
+    with pytest.raises(InvalidArgumentError, match="--resume"):
+        ResultStore.open(tmp_path / "r", "run", {"a": 1, "b": (1, 2)})
+    again = ResultStore.open(tmp_path / "r", "run", {"a": 1, "b": [1, 2]}, resume=True)
+    assert again.resumed == ["bits=4_method=rtn"] and again.get("bits=4_method=rtn") == {"x": 1.5}
+
+
+def test_resume_refuses_other_settings_naming_them(tmp_path):
+    ResultStore.open(tmp_path / "r", "run", {"bits": [4], "seed": 0})
+    with pytest.raises(InvalidArgumentError, match=r"seed: 0 -> 1"):
+        ResultStore.open(tmp_path / "r", "run", {"bits": [4], "seed": 1}, resume=True)
+    with pytest.raises(InvalidArgumentError, match="holds a 'run' run, not a 'sweep' run"):
+        ResultStore.open(tmp_path / "r", "sweep", {"bits": [4], "seed": 0}, resume=True)
+    with pytest.raises(InvalidArgumentError, match="no results store there"):
+        ResultStore.open(tmp_path / "none", "run", {}, resume=True)
+
+
+def test_a_truncated_unit_counts_as_not_done(tmp_path):
+    store = ResultStore.open(tmp_path / "r", "run", {})
+    store.put("k", {"x": 1})
+    (tmp_path / "r" / "units" / "k.json").write_text('{"key": "k", "rec')
+    assert not store.done("k") and store.records() == []
+
+
+def test_atomic_write_failure_is_a_store_error_and_leaves_the_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "f.json"
+    atomic_write(target, "old")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("qannealq.store.os.fsync", full_disk)
+    with pytest.raises(StoreError, match="No space left on device"):
+        atomic_write(target, "new")
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def _table(out):
+    with open(out / "results.csv") as fh:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+
+
+def test_run_resume_recomputes_only_the_missing_rows(tmp_path, monkeypatch):
+    argv = ["run", "--bits", "4,2", "--methods", "rtn,qubo", "--backend", "sa", "--sampler-option", "num_reads=2"]
+    full = tmp_path / "full"
+    assert main([*argv, "--out", str(full)]) == 0
+    # an interrupted run: only the first two units finished
+    part = tmp_path / "part"
+    assert main([*argv, "--out", str(part)]) == 0
+    for unit in sorted((part / "units").glob("*.json"))[2:]:
+        unit.unlink()
+    calls = []
+    real = qannealq.runner.quantize_model
+    monkeypatch.setattr(qannealq.runner, "quantize_model",
+                        lambda *a, **k: calls.append((a[2], a[3])) or real(*a, **k))
+    assert main([*argv, "--resume", str(part)]) == 0
+    assert sorted(calls) == [(4, "qubo"), (4, "rtn")]  # keys sort bits=2_... first: the int2 rows were kept
+    assert _table(part) == _table(full)
+    assert main([*argv[:-2], "--sampler-option", "num_reads=3", "--resume", str(part)]) == 2
+
+
+def test_run_refuses_an_unwritable_out_before_training(tmp_path, monkeypatch, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        monkeypatch.setattr("qannealq.store.os.access", lambda path, mode: False)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    monkeypatch.setattr("qannealq.experiment.train_mlp", lambda *a, **k: pytest.fail("trained"))
+    assert main(["run", "--methods", "rtn", "--out", str(locked / "run")]) == 2
+    assert "is not writable" in capsys.readouterr().err
+    assert not (locked / "run").exists()
