@@ -19,7 +19,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from qannealq.calibration import collect_stats
-from qannealq.data import load_npz, train_mlp
+from qannealq.experiment import prepare
 from qannealq.pipeline import formulate_layer
 
 
@@ -52,10 +52,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with threadpool_limits(args.threads):
-        data = load_npz("mnist", args.data_dir)
-        model = train_mlp(data, (128,), epochs=3, lr=1e-3, batch_size=128, seed=0)
-        calib = torch.as_tensor(data.x_train[: args.num_calibration])
-        print(f"threads={args.threads}  layer 784->128  calibration samples={len(calib)}  int{args.bits}")
+        exp = prepare(dataset="mnist", data_dir=args.data_dir, seed=0, num_calibration=args.num_calibration)
+        model = exp.model
+        calib = torch.as_tensor(exp.calibration)
+        print(f"threads={args.threads}  layer 784->128 (qannealq.experiment's MNIST model, seed 0)  "
+              f"calibration samples={len(calib)}  int{args.bits}")
 
         t0 = time.perf_counter()
         stats = collect_stats(model, model, ["0"], calib)["0"]
