@@ -22,7 +22,12 @@ from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
-__all__ = ["DenseQubos", "pair_partners", "beta_schedule"]
+__all__ = ["DenseQubos", "pair_partners", "beta_schedule", "greedy_tolerance", "MAX_EXPONENT"]
+
+#: Largest ``β ΔE`` of an uphill move still tested: ``exp(-20) ~ 2e-9``, so a move beyond it is rejected without
+#: drawing a number (the numba kernel and the torch path both). Numba freezes it into the compiled kernel,
+#: whose on-disk cache is keyed on ``_layer_kernel.py`` alone: after changing it, touch that file.
+MAX_EXPONENT = 20.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,15 @@ class DenseQubos:
         u = self.steps * v
         field = self.lin + 2.0 * self.steps * (u @ self.mat - np.diag(self.mat) * u)
         return np.where(self.free, np.where(v == 0, field, -field), np.nan)
+
+
+def greedy_tolerance(lin: np.ndarray) -> np.ndarray:
+    """Per problem, the least energy decrease a greedy move must bring: ``1e-10 (max_j |a_ij| + 1e-300)``.
+
+    Incremental fields drift by rounding; without this margin a descent could cycle between two states whose
+    energies differ only by that drift. ``lin`` is ``a`` ``(n, m)``; returns ``(n,)``.
+    """
+    return 1e-10 * (np.max(np.abs(lin), axis=1, initial=0.0) + 1e-300)
 
 
 def pair_partners(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

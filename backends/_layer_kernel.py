@@ -17,10 +17,11 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ._layer_dense import MAX_EXPONENT
+
 __all__ = ["anneal_rows"]
 
 _MULT = np.uint64(0x2545F4914F6CDD1D)
-_MAX_EXPONENT = 20.0  # exp(-20) ~ 2e-9: such an uphill move is rejected without drawing a number
 
 
 @numba.njit(cache=True, inline="always")
@@ -75,7 +76,7 @@ def _accept(de, beta, tol, state, r):
     if de <= 0.0:
         return True
     x = beta * de
-    return x < _MAX_EXPONENT and _uniform(state, r) < np.exp(-x)
+    return x < MAX_EXPONENT and _uniform(state, r) < np.exp(-x)
 
 
 @numba.njit(cache=True)

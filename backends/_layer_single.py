@@ -11,6 +11,8 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError
 
 from ._layer_dense import DenseQubos
+from ._layer_run import make_run
+from ._layer_schedule import effort
 
 __all__ = ["sample_bqm"]
 
@@ -38,8 +40,6 @@ def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_
 
     ``initial_states`` (its first row) is the start; without it, a seeded random state.
     """
-    from .layer_sa import effort, make_run
-
     t0 = time.perf_counter_ns()
     spin = bqm.vartype is dimod.SPIN
     binary = bqm.change_vartype(dimod.BINARY, inplace=False) if spin else bqm

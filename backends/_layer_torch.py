@@ -29,15 +29,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._layer_dense import DenseQubos, pair_partners
+from ._layer_dense import MAX_EXPONENT, DenseQubos, greedy_tolerance, pair_partners
+from ._layer_schedule import anneal_schedule
 
 __all__ = ["TorchRun"]
 
-_MAX_EXPONENT = 20.0  # as in the numba kernel: a move with β ΔE beyond this is rejected
-
 
 class TorchRun:
-    """One solve of a :class:`DenseQubos` on a torch device; the interface of ``layer_sa._Run``.
+    """One solve of a :class:`DenseQubos` on a torch device; the interface of ``_layer_run._Run``.
 
     Args:
         dense: the problems (shared matrix kept once on the device).
@@ -61,8 +60,7 @@ class TorchRun:
         self.cols = np.nonzero(dense.free.any(axis=0))[0]
         self.pairs_of = [[(int(l), float(c)) for l, c in zip(partners[j], couplings[j]) if l >= 0]
                          for j in range(dense.mat.shape[0])]
-        tol = 1e-10 * (np.max(np.abs(dense.lin), axis=1, initial=0.0) + 1e-300)
-        self.tol = put(tol)[:, None]
+        self.tol = put(greedy_tolerance(dense.lin))[:, None]
 
     # -- the interface used by layer_sa._solve ------------------------------------------------------------
 
@@ -80,8 +78,6 @@ class TorchRun:
 
         ``u`` and ``g`` are recomputed on the device from ``v`` (no drift carried over).
         """
-        from .layer_sa import anneal_schedule
-
         owner, betas = anneal_schedule(self.dense, self.params, v)
         n, m = v.shape
         reads = owner.size // max(n, 1)
@@ -200,6 +196,6 @@ class TorchRun:
 
 
 def _metropolis(de: torch.Tensor, beta: torch.Tensor, rand: torch.Tensor) -> torch.Tensor:
-    """Accept downhill moves, and uphill ones with probability ``exp(−β ΔE)`` (never beyond ``_MAX_EXPONENT``)."""
+    """Accept downhill moves, and uphill ones with probability ``exp(−β ΔE)`` (never beyond ``MAX_EXPONENT``)."""
     x = beta * de
-    return (de <= 0.0) | ((x < _MAX_EXPONENT) & (rand < torch.exp(-x)))
+    return (de <= 0.0) | ((x < MAX_EXPONENT) & (rand < torch.exp(-x)))

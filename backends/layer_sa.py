@@ -9,7 +9,7 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 2. **Reheat anneal**: ``num_reads`` rows per neuron start from that local minimum and run ``num_sweeps``
    Metropolis sweeps of single flips and *pair flips* (each coordinate with its ``pairs`` most correlated
    inputs: rounding one pixel up and its neighbour down crosses the ridges single flips cannot), under a
-   geometric schedule derived from each neuron's single-flip costs at the start (:func:`beta_schedule`).
+   geometric schedule derived from each neuron's single-flip costs at the start (:func:`._layer_dense.beta_schedule`).
 3. **Polish** each read greedily, recompute the energies in float64 and keep each neuron's best (never worse
    than the warm start).
 
@@ -17,26 +17,31 @@ Runs in a numba kernel, rows in parallel threads, each with its own seeded gener
 seed, whatever the thread count); with a GPU (``device``), in torch on CUDA (:mod:`._layer_torch`: the same
 starts, schedule and polish, all rows updated in parallel one coordinate at a time). It is also a plain
 ``dimod.Sampler`` for single BQMs.
+
+Modules, each importing only those below it: this one (the sampler) -> :mod:`._layer_single` (one BQM) ->
+:mod:`._layer_run` (device choice, numba run) -> :mod:`._layer_kernel` (numba) and :mod:`._layer_torch`
+(loaded only for a torch device) -> :mod:`._layer_schedule` (effort, anneal schedule) -> :mod:`._layer_dense`
+(the dense problems and the constants shared by both kernels).
 """
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dimod
 import numpy as np
 
 from qannealq.baselines import gptq_restricted, rtn
-from qannealq.errors import BackendUnavailableError, InvalidArgumentError
+from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.contract import LayerSample, draw_seed
 
-from ._layer_dense import DenseQubos, beta_schedule, pair_partners
-from ._layer_kernel import anneal_rows
+from ._layer_dense import DenseQubos
+from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
+from ._layer_schedule import anneal_schedule, effort, hot_ladder  # noqa: F401  (re-exported)
+from ._layer_single import sample_bqm
 
 __all__ = ["LayerSASampler"]
 
@@ -62,123 +67,6 @@ def _check(params: dict[str, Any]) -> None:
             raise InvalidArgumentError(f"{name}={params[name]!r} must be a probability within (0, 1)")
 
 
-def effort(params: dict[str, Any], m: int) -> tuple[int, int]:
-    """``(num_reads, num_sweeps)``; where None, scaled to the size ``m`` (small problems are cheap and rugged).
-
-    ``num_reads = clip(2^25 / m³, 2, 128)``, ``num_sweeps = clip(2^32 / m⁴, 8, 256)``: 2 x 8 on a 785-input
-    MNIST layer, 15 x 15 at m = 129, 122 x 240 on 65-variable digits neurons, 128 x 256 below that.
-    """
-    m = max(int(m), 1)
-    reads = params["num_reads"] if params["num_reads"] is not None else np.clip(2**25 // m**3, 2, 128)
-    sweeps = params["num_sweeps"] if params["num_sweeps"] is not None else np.clip(2**32 // m**4, 8, 256)
-    return int(reads), int(sweeps)
-
-
-def hot_ladder(params: dict[str, Any], reads: int) -> np.ndarray:
-    """Hot-end acceptance of each read: the first two reheat cold, the others climb to ``ladder_acceptance``."""
-    lo, hi = float(params["hot_acceptance"]), float(params["ladder_acceptance"])
-    ladder = np.geomspace(lo, max(hi, lo), max(reads - 1, 2))[1:]
-    return np.concatenate([[lo, lo], ladder])[:reads] if reads > 2 else np.full(reads, lo)
-
-
-def anneal_schedule(dense: DenseQubos, params: dict[str, Any], v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of the reheat anneal from the polished states ``v`` ``(n, m)``: ``(owner (R,), betas (R, S))``.
-
-    ``num_reads`` rows per problem (problem-major), each with the geometric schedule of :func:`beta_schedule`
-    from its problem's single-flip costs at ``v`` and its rung of :func:`hot_ladder`.
-    """
-    n = v.shape[0]
-    reads, sweeps = effort(params, dense.mat.shape[0])
-    owner = np.repeat(np.arange(n), reads)
-    hot = np.tile(hot_ladder(params, reads), n)
-    betas = beta_schedule(dense.single_flip_costs(v)[owner], sweeps, hot, params["cold_acceptance"],
-                          params["beta_range"])
-    return owner, betas
-
-
-def resolve_device(device: str) -> str:
-    """The device a run uses: ``"cpu"`` (the numba kernel), ``"torch-cpu"`` or a CUDA device (torch).
-
-    ``"auto"`` is CUDA when ``torch.cuda.is_available()``, else ``"cpu"``.
-
-    Raises:
-        BackendUnavailableError: ``device`` asks for CUDA and torch sees no CUDA device.
-    """
-    if device in ("cpu", "torch-cpu"):
-        return device
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if not torch.cuda.is_available():
-        raise BackendUnavailableError(f"device={device!r}: torch {torch.__version__} sees no CUDA device; use "
-                                      "device='auto' or 'cpu' (numba), or install a CUDA build of torch")
-    index = int(device.partition(":")[2] or 0)
-    if index >= torch.cuda.device_count():
-        raise BackendUnavailableError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s)")
-    return device
-
-
-def make_run(dense: DenseQubos, params: dict[str, Any]) -> tuple["_Run | Any", str]:
-    """The run object for ``params["device"]`` (numba :class:`_Run` or torch ``TorchRun``) and the device used."""
-    device = resolve_device(params["device"])
-    if device == "cpu":
-        return _Run(dense, params), device
-    from ._layer_torch import TorchRun
-
-    return TorchRun(dense, params, "cpu" if device == "torch-cpu" else device), device
-
-
-def _row_seeds(seed: int, rows: int) -> np.ndarray:
-    return np.random.SeedSequence(seed).generate_state(rows, np.uint64) | np.uint64(1)
-
-
-class _Run:
-    """One solve of a :class:`DenseQubos`: the shared inputs of both kernel calls."""
-
-    def __init__(self, dense: DenseQubos, params: dict[str, Any]) -> None:
-        self.dense, self.params = dense, params
-        self.diag = dense.diag
-        self.partners, self.couplings = pair_partners(dense.mat, params["pairs"])
-        counts = dense.free.sum(axis=1)
-        self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.indices = np.nonzero(dense.free)[1].astype(np.int64)
-        # Greedy moves must gain more than this (incremental fields drift by rounding; no cycles).
-        self.tol = 1e-10 * (np.max(np.abs(dense.lin), axis=1, initial=0.0) + 1e-300)
-
-    def kernel(self, owner: np.ndarray, v: np.ndarray, u: np.ndarray, g: np.ndarray, betas: np.ndarray,
-               seeds: np.ndarray) -> np.ndarray:
-        """Run :func:`anneal_rows` on row ranges in ``num_threads`` threads; returns the best row states."""
-        d = self.dense
-        best = v.copy()
-        args = (d.mat, self.diag, d.lin, d.steps, d.free, self.partners, self.couplings, self.indptr,
-                self.indices, owner, v, u, g, betas, self.tol[owner], seeds.copy(),
-                int(self.params["polish_sweeps"]), best)
-        threads = max(1, min(int(self.params["num_threads"] or os.cpu_count() or 1), owner.size))
-        bounds = np.linspace(0, owner.size, threads + 1).astype(int)
-        if threads == 1:
-            anneal_rows(*args, 0, owner.size)
-        else:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(lambda k: anneal_rows(*args, bounds[k], bounds[k + 1]), range(threads)))
-        return best
-
-    def polish(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Greedy descent from every start ``(n, m)``; returns the states, ``d ∘ v`` and fields."""
-        n = starts.shape[0]
-        v = np.where(self.dense.free, starts, 0).astype(np.uint8)
-        u = self.dense.steps * v
-        g = u @ self.dense.mat
-        v = self.kernel(np.arange(n), v, u, g, np.empty((n, 0)), np.ones(n, np.uint64))
-        return v, u, g
-
-    def anneal(self, v: np.ndarray, u: np.ndarray, g: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """``num_reads`` reheat anneals per problem from the polished states; returns rows and owners."""
-        owner, betas = anneal_schedule(self.dense, self.params, v)
-        rows = self.kernel(owner, v[owner], u[owner], g[owner], betas, _row_seeds(seed, owner.size))
-        return rows, owner
-
-
 def _best_per_problem(energies: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
     """Index of the lowest-energy row of each problem (first on ties)."""
     order = np.lexsort((np.arange(owner.size), energies, owner))
@@ -201,6 +89,9 @@ class LayerSASampler(dimod.Sampler):
             implementation on the CPU). ``info["device"]`` records the device used.
     """
 
+    default_max_variables = None  # any size: memory grows with the rows, never with a per-neuron matrix
+    capacity_reason = ""
+
     def __init__(self, **defaults: Any) -> None:
         unknown = set(defaults) - set(_DEFAULTS)
         if unknown:
@@ -214,7 +105,7 @@ class LayerSASampler(dimod.Sampler):
 
     @property
     def properties(self) -> dict:
-        return {"defaults": dict(self.defaults), "whole_layer": True}
+        return {"defaults": dict(self.defaults), "whole_layer": True, "max_variables": None}
 
     def _params(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         params = {**self.defaults, **{k: v for k, v in kwargs.items() if k in _DEFAULTS and v is not None}}
@@ -260,8 +151,6 @@ class LayerSASampler(dimod.Sampler):
                **kwargs: Any) -> dimod.SampleSet:
         """Anneal one BQM; returns ``num_reads`` samples (the best of each read)."""
         self.remove_unknown_kwargs(**kwargs)
-        from ._layer_single import sample_bqm
-
         seed = draw_seed(seed)
         return sample_bqm(bqm, self._params(kwargs), initial_states, seed)
 

@@ -3,21 +3,25 @@ determinism, memory (no per-neuron quadratic matrix), the dimod contract and the
 
 from __future__ import annotations
 
+import ast
+import graphlib
 import tracemalloc
 import unittest
+from pathlib import Path
 
 import dimod
 import dimod.testing
 import numpy as np
 import pytest
 
-from helpers import random_layer
-from qannealq import gptq_restricted, quantize_layer
-from qannealq.backends import get_sampler
-from qannealq.backends.layer_sa import LayerSASampler
-from qannealq.formulation import LayerProblem
+pytest.importorskip("numba")  # before the imports below: layer_sa loads the numba kernel
 
-pytest.importorskip("numba")
+import qannealq.backends  # noqa: E402
+from helpers import random_layer  # noqa: E402
+from qannealq import gptq_restricted, quantize_layer  # noqa: E402
+from qannealq.backends import get_sampler  # noqa: E402
+from qannealq.backends.layer_sa import LayerSASampler  # noqa: E402
+from qannealq.formulation import LayerProblem  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +148,45 @@ def test_bad_options_are_named():
 @dimod.testing.load_sampler_bqm_tests(LayerSASampler())
 class TestDimodContract(unittest.TestCase):
     pass
+
+
+def _sibling_imports(path: Path) -> set[str]:
+    """The modules of ``qannealq.backends`` that ``path`` imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            parts = node.module.split(".")
+            if parts[:2] == ["qannealq", "backends"]:
+                found |= {parts[2]} if len(parts) > 2 else {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[2] for a in node.names if a.name.startswith("qannealq.backends.")}
+    return found
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """Import graph of ``layer_sa`` and the ``_layer_*`` modules, and of any sibling module they reach."""
+    root = Path(qannealq.backends.__file__).parent
+    todo = ["layer_sa", *sorted(p.stem for p in root.glob("_layer_*.py"))]
+    graph: dict[str, set[str]] = {}
+    while todo:
+        name = todo.pop()
+        if name in graph or not (root / f"{name}.py").is_file():
+            continue
+        graph[name] = _sibling_imports(root / f"{name}.py") - {name}
+        todo.extend(graph[name])
+    return graph
+
+
+def test_layer_modules_import_one_way():
+    """No import loop among the layer-sa modules (function-level imports count): each imports only lower ones."""
+    graph = _import_graph()
+    assert {"layer_sa", "_layer_single", "_layer_run", "_layer_kernel", "_layer_torch", "_layer_schedule",
+            "_layer_dense"} <= set(graph)
+    assert "_layer_run" in graph["_layer_single"] and "_layer_torch" in graph["_layer_run"]  # the parser sees them
+    with pytest.raises(graphlib.CycleError):  # and the check catches a loop
+        tuple(graphlib.TopologicalSorter({**graph, "_layer_dense": graph["_layer_dense"] | {"layer_sa"}}).static_order())
+    order = tuple(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a loop
+    assert order.index("_layer_dense") < order.index("_layer_schedule") < order.index("_layer_run") \
+        < order.index("_layer_single") < order.index("layer_sa")

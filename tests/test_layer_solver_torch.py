@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 import torch
 
-from qannealq import gptq_restricted
-from qannealq.backends import get_sampler
-from qannealq.backends._layer_dense import DenseQubos
-from qannealq.backends.layer_sa import LayerSASampler, _Run, make_run
-from qannealq.errors import BackendUnavailableError, InvalidArgumentError
-from qannealq.formulation import LayerProblem
-from test_layer_solver import _check_energies, _problem
+pytest.importorskip("numba")  # before the imports below: layer_sa loads the numba kernel
+
+from qannealq import gptq_restricted  # noqa: E402
+from qannealq.backends import get_sampler  # noqa: E402
+from qannealq.backends._layer_dense import DenseQubos  # noqa: E402
+from qannealq.backends.layer_sa import LayerSASampler, _Run, make_run, resolve_device  # noqa: E402
+from qannealq.errors import BackendUnavailableError, InvalidArgumentError  # noqa: E402
+from qannealq.formulation import LayerProblem  # noqa: E402
+from test_layer_solver import _check_energies, _problem  # noqa: E402
 
 FAST = {"num_reads": 6, "num_sweeps": 12}  # medium problems: the default effort is slow in torch on a CPU
 
@@ -111,8 +113,6 @@ def test_device_choice(monkeypatch):
         with pytest.raises(BackendUnavailableError, match="device"):
             LayerSASampler(device=name).sample_layer(problem, seed=0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    from qannealq.backends.layer_sa import resolve_device
-
     assert resolve_device("auto") == "cuda" and resolve_device("cpu") == "cpu"
 
 
