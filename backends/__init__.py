@@ -1,9 +1,11 @@
 """Backend registry: every backend is a ``dimod.Sampler``, imported lazily by name.
 
 ``get_sampler("sa")`` returns a sampler; ``available_backends()`` reports what is installed (``ready``,
-``package missing`` with the pip command, or ``no credentials`` for the D-Wave cloud backends), without
-touching the network. Third-party backends register ``name = "module:Class"`` in the entry-point group
-``qannealq.backends``. A backend's SDK is imported only by its own module, when the backend is asked for.
+``package missing`` with the pip command, or ``no credentials`` for the D-Wave cloud backends) and each
+backend's capacity, without touching the network. The capacity text comes from the backend class itself:
+its ``default_max_variables`` (None: any size) and ``capacity_reason``, through
+:func:`qannealq.contract.describe_capacity`. Third-party backends register ``name = "module:Class"`` in the
+entry-point group ``qannealq.backends``. A backend's SDK is imported only by its own module, when asked for.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from dataclasses import dataclass
 
 import dimod
 
+from qannealq.contract import describe_capacity
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["BackendSpec", "BACKENDS", "ALIASES", "get_sampler", "resolve_sampler", "available_backends",
-           "BackendStatus"]
+           "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY"]
+
+UNDOCUMENTED_CAPACITY = "see its documentation"
 
 
 @dataclass(frozen=True)
@@ -29,8 +34,9 @@ class BackendSpec:
         summary: one line for ``qannealq backends``.
         extra: the pip extra providing its SDK (``pip install 'qannealq[extra]'``), None if always installed.
         family: classical, exact, D-Wave, Qiskit, third-party...
-        capacity: the largest problem it takes, in words.
         warm_start: whether it takes ``initial_states``.
+
+    The capacity is not here: the class says it (:func:`capacity_of`).
     """
 
     name: str
@@ -38,7 +44,6 @@ class BackendSpec:
     summary: str
     extra: str | None = None
     family: str = ""
-    capacity: str = "any"
     warm_start: bool = False
 
 
@@ -57,22 +62,18 @@ BACKENDS: dict[str, BackendSpec] = {
                     "steepest descent from the warm start and random starts (dwave-samplers)", None,
                     "classical", warm_start=True),
         BackendSpec("exact", "qannealq.backends.exact:ExactSampler",
-                    "brute force over all 2^m assignments (m <= 24); proves the optimum", None, "exact",
-                    "24 (max_variables)"),
+                    "brute force over all 2^m assignments (m <= 24); proves the optimum", None, "exact"),
         BackendSpec("gurobi", "qannealq.backends.gurobi:GurobiSampler",
                     "convex binary quadratic program solved by Gurobi; proves the optimum", "gurobi", "exact",
-                    "200 (Gurobi pip licence)", True),
+                    warm_start=True),
         BackendSpec("dwave", "qannealq.backends.dwave:QPUSampler",
-                    "D-Wave QPU, clique embedding found once per size and reused", "dwave", "D-Wave",
-                    "largest clique, ~177-184"),
+                    "D-Wave QPU, clique embedding found once per size and reused", "dwave", "D-Wave"),
         BackendSpec("dwave-mock", "qannealq.backends.dwave:MockQPUSampler",
-                    "the dwave code path on MockDWaveSampler (Pegasus P16), offline", "dwave", "D-Wave",
-                    "largest clique, 180 on P16"),
+                    "the dwave code path on MockDWaveSampler (Pegasus P16), offline", "dwave", "D-Wave"),
         BackendSpec("dwave-hybrid", "qannealq.backends.dwave:HybridSampler", "Leap hybrid BQM solver",
-                    "dwave", "D-Wave", "solver limit, ~1M"),
+                    "dwave", "D-Wave"),
         BackendSpec("qaoa", "qannealq.backends.qiskit:QAOASampler",
-                    "QAOA (qiskit-optimization) on Aer or a statevector simulator", "qiskit", "Qiskit",
-                    "20 qubits (max_qubits)"),
+                    "QAOA (qiskit-optimization) on Aer or a statevector simulator", "qiskit", "Qiskit"),
     ]
 }
 ALIASES = {"neal": "sa"}
@@ -87,7 +88,9 @@ class BackendStatus:
         status: ``ready``, ``package missing`` or ``no credentials``.
         summary: what the backend is.
         hint: what to do when not ready (the pip command, or how to set a token); never a secret.
-        spec: the registry entry (family, extra, capacity, warm start).
+        spec: the registry entry (family, extra, warm start).
+        capacity: the largest problem it takes, in words (:func:`capacity_of` its class); empty when the
+            backend's package is missing.
     """
 
     name: str
@@ -95,6 +98,17 @@ class BackendStatus:
     summary: str
     hint: str = ""
     spec: BackendSpec | None = None
+    capacity: str = ""
+
+
+def capacity_of(cls: type) -> str:
+    """The capacity of backend class ``cls`` in words, from its ``default_max_variables`` and ``capacity_reason``.
+
+    A class without ``default_max_variables`` (a third-party sampler) gets :data:`UNDOCUMENTED_CAPACITY`.
+    """
+    if not hasattr(cls, "default_max_variables"):
+        return UNDOCUMENTED_CAPACITY
+    return describe_capacity(cls.default_max_variables, getattr(cls, "capacity_reason", "") or "")
 
 
 def _specs() -> dict[str, BackendSpec]:
@@ -104,7 +118,7 @@ def _specs() -> dict[str, BackendSpec]:
 
         for ep in entry_points(group="qannealq.backends"):
             specs.setdefault(ep.name, BackendSpec(ep.name, ep.value, f"third-party ({ep.value})", None,
-                                                  "third-party", "see its documentation"))
+                                                  "third-party"))
     except Exception:  # pragma: no cover - broken metadata must not break the registry
         pass
     return specs
@@ -160,7 +174,7 @@ def available_backends() -> list[BackendStatus]:
     """Every registered backend with its status; imports SDKs but never calls the network.
 
     ``ready``; ``package missing`` with the pip command; ``no credentials`` (the SDK is there but no API
-    token is configured) with how to set one.
+    token is configured) with how to set one. ``capacity`` is the class's own (:func:`capacity_of`).
     """
     rows = []
     for name, spec in sorted(_specs().items()):
@@ -171,8 +185,6 @@ def available_backends() -> list[BackendStatus]:
             continue
         check = getattr(cls, "missing_credentials", None)
         hint = check() if callable(check) else None
-        if hint:
-            rows.append(BackendStatus(name, "no credentials", spec.summary, hint, spec))
-        else:
-            rows.append(BackendStatus(name, "ready", spec.summary, "", spec))
+        status = "no credentials" if hint else "ready"
+        rows.append(BackendStatus(name, status, spec.summary, hint or "", spec, capacity_of(cls)))
     return rows

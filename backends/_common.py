@@ -1,4 +1,4 @@
-"""Helpers shared by the backends: capacity checks, seeds and timing in nanoseconds (ARCHITECTURE.md §3)."""
+"""Helpers shared by the backends: capacity checks, seeds, timing in ns, closing a child (ARCHITECTURE.md §3)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from qannealq.contract import check_capacity, draw_seed
 
-__all__ = ["check_capacity", "draw_seed", "record", "now_ns", "dense_binary"]
+__all__ = ["check_capacity", "draw_seed", "record", "now_ns", "dense_binary", "close_child"]
 
 now_ns = time.perf_counter_ns
 
@@ -18,7 +18,8 @@ def record(sampleset: dimod.SampleSet, seed: int | None, start_ns: int, **timing
     """Record ``seed`` in ``info["seed"]`` and complete ``info["timing"]`` with the dwave-samplers keys.
 
     Keys already present (a backend's own figures) are kept; missing ones are filled from ``timing`` or,
-    for ``sampling_ns``, from the wall time since ``start_ns``.
+    for ``sampling_ns``, from the wall time since ``start_ns``. It resolves ``sampleset``: a backend that
+    returns before its answer is in (``SampleSet.from_future``) calls it in the resolve hook.
     """
     sampleset.resolve()
     info = sampleset.info
@@ -42,3 +43,10 @@ def dense_binary(bqm: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, np.ndarra
     mat = np.zeros((m, m))
     np.add.at(mat, (row, col), 0.5 * quad)
     return np.asarray(lin, dtype=np.float64), mat + mat.T, float(offset), list(labels)
+
+
+def close_child(child: object) -> None:
+    """``child.close()`` when the child has one (a ``DWaveSampler`` closes its cloud client)."""
+    close = getattr(child, "close", None)
+    if callable(close):
+        close()

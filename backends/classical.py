@@ -1,8 +1,11 @@
 """Classical Ocean solvers from dwave-samplers: simulated annealing, tabu search and steepest descent.
 
-Each is the dwave-samplers sampler itself (every parameter passes through unchanged) with two additions:
-the seed used is drawn when none is given and recorded in ``info["seed"]``, and ``info["timing"]`` always
-holds the nanosecond keys. All three take ``initial_states``, so the solve loop warm-starts them.
+Each is the dwave-samplers sampler itself (every parameter it lists passes through unchanged) with these
+additions: the seed used is drawn when none is given and recorded in ``info["seed"]``; ``info["timing"]``
+always holds the nanosecond keys; ``properties["max_variables"]`` is None (any size); a keyword argument that
+is not in ``parameters`` (a typo such as ``num_read``) is warned about and dropped, as dimod's
+``remove_unknown_kwargs`` does, where dwave-samplers would ignore it silently. All three take
+``initial_states``, so the solve loop warm-starts them.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import dimod
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
 
-from qannealq.backends._common import draw_seed, now_ns, record
+from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
 
 __all__ = ["SimulatedAnnealing", "Tabu", "SteepestDescent"]
 
@@ -18,7 +21,13 @@ __all__ = ["SimulatedAnnealing", "Tabu", "SteepestDescent"]
 class _Recorded:
     """Mixin: draw and record the seed, complete the timing, fill per-backend defaults for missing kwargs."""
 
-    max_variables = None  # no size limit
+    name = ""
+    default_max_variables: int | None = None  # any size
+    capacity_reason = ""
+
+    def __init__(self) -> None:
+        super().__init__()  # dwave-samplers sets properties and parameters on the instance
+        self.properties = {**self.properties, "max_variables": self.default_max_variables}
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self._defaults(None).items())
@@ -28,7 +37,12 @@ class _Recorded:
         return {}
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, seed: int | None = None, **kwargs) -> dimod.SampleSet:
-        """Sample ``bqm``; ``kwargs`` are the dwave-samplers sampler's own (num_reads, initial_states...)."""
+        """Sample ``bqm``; ``kwargs`` are the dwave-samplers sampler's own (num_reads, initial_states...).
+
+        Others are warned about (``dimod.exceptions.SamplerUnknownArgWarning``) and dropped.
+        """
+        kwargs = self.remove_unknown_kwargs(**kwargs)
+        check_capacity(self.name, bqm, self.properties["max_variables"])
         seed = draw_seed(seed)
         for key, value in self._defaults(bqm).items():
             if kwargs.get(key) is None:
@@ -39,6 +53,8 @@ class _Recorded:
 
 class SimulatedAnnealing(_Recorded, SimulatedAnnealingSampler):
     """``sa`` (alias ``neal``): dwave-samplers' simulated annealing; every parameter passes through."""
+
+    name = "sa"
 
 
 class Tabu(_Recorded, TabuSampler):
@@ -51,6 +67,8 @@ class Tabu(_Recorded, TabuSampler):
         timeout: default time per read in ms (dwave-samplers uses 100; neuron problems need far less).
         num_reads: default number of reads (starts beyond the given ``initial_states`` are random).
     """
+
+    name = "tabu"
 
     def __init__(self, timeout: int = 20, num_reads: int = 10) -> None:
         super().__init__()
@@ -71,6 +89,8 @@ class SteepestDescent(_Recorded, SteepestDescentSolver):
         num_reads: default number of descents (dwave-samplers uses 1); starts beyond the given
             ``initial_states`` (a warm start) are drawn at random.
     """
+
+    name = "steepest"
 
     def __init__(self, num_reads: int = 10) -> None:
         super().__init__()

@@ -2,9 +2,12 @@
 
 A neuron BQM is dense, so the QPU path uses a clique embedding (minorminer's busclique, chains of equal
 length), found once per problem size and reused for every neuron of that size, then samples through
-``FixedEmbeddingComposite`` with the scaling that ``DWaveCliqueSampler`` applies. The QPU sampler's constructor
-calls the network, so it is built lazily at the first ``sample``; credentials are checked, without network,
-when the backend is created. The API token is never stored in a repr, message or result.
+``FixedEmbeddingComposite`` with the scaling that ``DWaveCliqueSampler`` applies (:mod:`._dwave_embed`).
+``sample`` returns as soon as the problem is submitted (``SampleSet.from_future``): unembedding, timing and the
+seed are recorded when the SampleSet is resolved, so a caller submits every neuron of a layer before waiting.
+The QPU sampler's constructor calls the network, so it is built lazily at the first ``sample``; credentials are
+checked, without network, when the backend is created; ``parameters`` never calls the network. ``close()``
+(or a ``with`` block) closes the cloud client. The API token is never stored in a repr, message or result.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import os
 
 import dimod
 from dwave.embedding.chain_strength import uniform_torque_compensation
-from dwave.preprocessing import ScaleComposite
-from dwave.system import FixedEmbeddingComposite
 from minorminer.busclique import busgraph_cache
 
-from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
+from qannealq.backends._common import check_capacity, close_child, draw_seed, now_ns, record
+from qannealq.backends._dwave_embed import finish, submit
+from qannealq.contract import Closeable
 from qannealq.errors import CredentialsError, InvalidArgumentError
 
 __all__ = ["QPUSampler", "MockQPUSampler", "HybridSampler", "has_credentials", "CREDENTIALS_HINT"]
@@ -54,8 +57,11 @@ def _missing_credentials(cls) -> str | None:
     return None if has_credentials() else f"no D-Wave API token found: {CREDENTIALS_HINT}"
 
 
-class QPUSampler(dimod.Sampler):
+class QPUSampler(Closeable, dimod.Sampler):
     """``dwave``: a D-Wave QPU through clique embeddings reused per problem size.
+
+    ``sample`` returns unresolved (see the module docstring). ``close()`` closes the solver's cloud client; a
+    closed sampler connects again (a new client) if it is used after that.
 
     Args:
         chain_strength: default chain strength (a number, or a callable ``f(bqm, embedding)``); None uses
@@ -65,6 +71,8 @@ class QPUSampler(dimod.Sampler):
     """
 
     name = "dwave"
+    default_max_variables: int | str | None = "largest clique"  # of the solver's graph: known once connected
+    capacity_reason = "~177-184"
     missing_credentials = classmethod(_missing_credentials)
 
     def __init__(self, chain_strength=None, num_reads: int = 100, **config) -> None:
@@ -93,6 +101,13 @@ class QPUSampler(dimod.Sampler):
             self._graph_cache = busgraph_cache(self._child.to_networkx_graph())
         return self._child
 
+    def close(self) -> None:
+        """Close the solver's cloud client (waits for submitted problems); safe to call twice."""
+        child, self._child, self._graph_cache = self._child, None, None
+        self._embeddings.clear()
+        if child is not None:
+            close_child(child)
+
     @property
     def max_variables(self) -> int:
         """The largest clique the solver's working graph embeds (computed once)."""
@@ -107,6 +122,7 @@ class QPUSampler(dimod.Sampler):
 
     @property
     def parameters(self) -> dict:
+        """:data:`QPU_PARAMETERS` (no network call: the commands check option keys against it first)."""
         return {name: [] for name in QPU_PARAMETERS}
 
     def embedding(self, size: int) -> dict:
@@ -120,67 +136,29 @@ class QPUSampler(dimod.Sampler):
         return self._embeddings[size]
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, chain_strength=None, **kwargs) -> dimod.SampleSet:
-        """Embed ``bqm`` on a clique, sample it, unembed; chain-break fractions stay in the record."""
+        """Embed ``bqm`` on a clique and submit it; returns at once, unembedded when resolved.
+
+        Unknown keyword arguments are warned about and dropped (``remove_unknown_kwargs``). The resolved
+        SampleSet has ``chain_break_fraction`` per sample and in ``info``, ``info["seed"]`` and ``info["timing"]``.
+        """
         start = now_ns()
+        kwargs = self.remove_unknown_kwargs(**kwargs)
         check_capacity(self.name, bqm, self.max_variables, "the largest clique the solver embeds",
                        "use 'dwave-hybrid' or 'sa'")
         seed = self._seed(kwargs)
-        unknown = set(kwargs) - set(QPU_PARAMETERS) - set(self.child.parameters)
-        if unknown:
-            raise InvalidArgumentError(f"backend {self.name!r} does not take {', '.join(sorted(unknown))}")
         kwargs.setdefault("num_reads", self.num_reads)
         if bqm.num_variables == 0:
             return record(dimod.SampleSet.from_samples_bqm([{}], bqm), seed, start)
         clique = self.embedding(bqm.num_variables)
         embedding = {v: clique[k] for k, v in enumerate(bqm.variables)}
         strength = chain_strength if chain_strength is not None else self.chain_strength
-        spin = bqm.change_vartype(dimod.SPIN, inplace=False)
-        sampler = FixedEmbeddingComposite(ScaleComposite(self._scaled_child()), embedding)
-        t1 = now_ns()
-        ss = sampler.sample(spin, chain_strength=strength or uniform_torque_compensation,
-                            bias_range=self._range("h_range"), quadratic_range=self._quadratic_range(),
-                            return_embedding=True, **self._child_kwargs(kwargs))
-        ss.resolve()
-        t2 = now_ns()
-        return record(self._finish(ss, bqm, embedding, start, t1, t2), seed, start)
+        marks: dict = {}
+        answer = submit(self.child, bqm, embedding, strength or uniform_torque_compensation, marks, **kwargs)
+        return dimod.SampleSet.from_future(
+            answer, lambda done: record(finish(done, bqm, embedding, start, marks), seed, start))
 
     def _seed(self, kwargs: dict) -> int | None:
-        kwargs.pop("seed", None)
-        return None  # a QPU takes no seed
-
-    def _child_kwargs(self, kwargs: dict) -> dict:
-        if "auto_scale" in self.child.parameters:
-            kwargs["auto_scale"] = False  # scaled here, as DWaveCliqueSampler does
-        return kwargs
-
-    def _scaled_child(self) -> dimod.Sampler:
-        try:  # DWaveCliqueSampler's per-qubit coupling scaling (private in dwave-system)
-            from dwave.system.samplers.clique import _QubitCouplingComposite
-        except ImportError:  # pragma: no cover - a future dwave-system
-            return self.child
-        return _QubitCouplingComposite(self.child, self._range("h_range"), self._quadratic_range())
-
-    def _range(self, key: str) -> tuple[float, float]:
-        return tuple(self.child.properties.get(key, (-2.0, 2.0)))
-
-    def _quadratic_range(self) -> tuple[float, float]:
-        props = self.child.properties
-        return tuple(props.get("extended_j_range", props.get("j_range", (-1.0, 1.0))))
-
-    def _finish(self, ss: dimod.SampleSet, bqm: dimod.BinaryQuadraticModel, embedding: dict, start: int,
-                t1: int, t2: int) -> dimod.SampleSet:
-        context = ss.info.pop("embedding_context", {})
-        qpu_timing = dict(ss.info.pop("timing", None) or {})
-        out = ss.change_vartype(bqm.vartype, energy_offset=0.0, inplace=False)
-        cbf = out.record.chain_break_fraction
-        strength = context.get("chain_strength")
-        out.info.update(chain_strength=strength if isinstance(strength, (int, float)) else None,
-                        chain_break_fraction=float(cbf.mean()) if len(cbf) else 0.0,
-                        num_qubits=sum(len(c) for c in embedding.values()),
-                        max_chain_length=max(len(c) for c in embedding.values()))
-        out.info["timing"] = {"preprocessing_ns": t1 - start, "sampling_ns": t2 - t1,
-                              "postprocessing_ns": now_ns() - t2, **qpu_timing}
-        return out
+        return None  # a QPU takes no seed (``seed`` is not in its parameters)
 
 
 class MockQPUSampler(QPUSampler):
@@ -195,6 +173,8 @@ class MockQPUSampler(QPUSampler):
     """
 
     name = "dwave-mock"
+    default_max_variables = 180  # len(busgraph_cache(pegasus P16).largest_clique()), the default topology
+    capacity_reason = "largest clique, P16"
 
     @classmethod
     def missing_credentials(cls) -> None:
@@ -225,12 +205,15 @@ class MockQPUSampler(QPUSampler):
 
     def _seed(self, kwargs: dict) -> int:
         seed = draw_seed(kwargs.pop("seed", None))
-        self.child.substitute_kwargs = {"seed": seed}
+        self.child.substitute_kwargs = {"seed": seed}  # the mock samples at submission, with this seed
         return seed
 
 
-class HybridSampler(dimod.Sampler):
+class HybridSampler(Closeable, dimod.Sampler):
     """``dwave-hybrid``: Leap's hybrid BQM solver (``LeapHybridSampler``), built lazily at first use.
+
+    ``sample`` returns as soon as the problem is submitted; timing is recorded when the SampleSet resolves.
+    ``close()`` closes the solver's cloud client; a closed sampler connects again if it is used after that.
 
     Args:
         time_limit: default seconds per BQM (None: the solver's minimum for the problem size).
@@ -238,6 +221,8 @@ class HybridSampler(dimod.Sampler):
     """
 
     name = "dwave-hybrid"
+    default_max_variables: int | str | None = "solver's limit"  # its maximum_number_of_variables
+    capacity_reason = "~1M"
     missing_credentials = classmethod(_missing_credentials)
 
     def __init__(self, time_limit: float | None = None, **config) -> None:
@@ -257,6 +242,12 @@ class HybridSampler(dimod.Sampler):
             self._child = LeapHybridSampler(**self._config)
         return self._child
 
+    def close(self) -> None:
+        """Close the solver's cloud client (waits for submitted problems); safe to call twice."""
+        child, self._child = self._child, None
+        if child is not None:
+            close_child(child)
+
     @property
     def max_variables(self) -> int:
         return int(self.child.properties.get("maximum_number_of_variables", 1_000_000))
@@ -270,16 +261,25 @@ class HybridSampler(dimod.Sampler):
         return {"time_limit": [], "label": []}
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, time_limit: float | None = None, **kwargs) -> dimod.SampleSet:
-        """Submit ``bqm`` to the hybrid solver; its own microsecond timing stays beside the ns keys."""
+        """Submit ``bqm`` to the hybrid solver; its own microsecond timing stays beside the ns keys.
+
+        Unknown keyword arguments (``seed`` included: the solver takes none) are warned about and dropped.
+        """
         start = now_ns()
+        kwargs = self.remove_unknown_kwargs(**kwargs)
         check_capacity(self.name, bqm, self.max_variables, "the hybrid solver's limit")
-        kwargs.pop("seed", None)
         limit = time_limit if time_limit is not None else self.time_limit
         if limit is not None:
             kwargs["time_limit"] = limit
-        ss = self.child.sample(bqm, **kwargs)
-        ss.resolve()
-        own = dict(ss.info.get("timing") or {})
-        own.update({k: v for k, v in ss.info.items() if k in ("run_time", "charge_time", "qpu_access_time")})
-        ss.info["timing"] = {"preprocessing_ns": 0, "sampling_ns": now_ns() - start, "postprocessing_ns": 0, **own}
-        return record(ss, None, start)
+        submitted = now_ns()
+        return dimod.SampleSet.from_future(self.child.sample(bqm, **kwargs),
+                                           lambda answer: _hybrid_finish(answer, start, submitted))
+
+
+def _hybrid_finish(answer: dimod.SampleSet, start: int, submitted: int) -> dimod.SampleSet:
+    answer.resolve()
+    own = dict(answer.info.get("timing") or {})
+    own.update({k: v for k, v in answer.info.items() if k in ("run_time", "charge_time", "qpu_access_time")})
+    answer.info["timing"] = {"preprocessing_ns": submitted - start, "sampling_ns": now_ns() - submitted,
+                             "postprocessing_ns": 0, **own}
+    return record(answer, None, start)

@@ -7,8 +7,8 @@ import time
 import dimod
 import numpy as np
 
-from qannealq.backends._common import dense_binary
-from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
+from qannealq.backends._common import check_capacity, dense_binary
+from qannealq.errors import InvalidArgumentError
 
 __all__ = ["ExactSampler"]
 
@@ -22,7 +22,11 @@ class ExactSampler(dimod.Sampler):
         max_variables: refuse larger problems (2^24 assignments take a few seconds).
     """
 
-    def __init__(self, max_variables: int = 24) -> None:
+    name = "exact"
+    default_max_variables: int | None = 24
+    capacity_reason = "2^m assignments"
+
+    def __init__(self, max_variables: int = default_max_variables) -> None:
         if not 0 <= max_variables <= 30:
             raise InvalidArgumentError(f"max_variables={max_variables} must be within 0..30")
         self.max_variables = max_variables
@@ -36,14 +40,11 @@ class ExactSampler(dimod.Sampler):
         return {"num_reads": []}
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, num_reads: int = 1, **kwargs) -> dimod.SampleSet:
-        """Return the ``num_reads`` lowest-energy assignments of ``bqm``."""
+        """Return the ``num_reads`` lowest-energy assignments of ``bqm`` (unknown kwargs: warned and dropped)."""
         self.remove_unknown_kwargs(**kwargs)
+        check_capacity(self.name, bqm, self.max_variables, f"2^{self.max_variables} assignments",
+                       "use 'sa' or a larger max_variables")
         m = bqm.num_variables
-        if m > self.max_variables:
-            raise ProblemTooLargeError(
-                f"backend 'exact' takes at most {self.max_variables} variables (2^{self.max_variables} "
-                f"assignments); this BQM has {m}: use 'sa' or a larger max_variables"
-            )
         if num_reads < 1:
             raise InvalidArgumentError(f"num_reads={num_reads} must be >= 1")
         t0 = time.perf_counter_ns()

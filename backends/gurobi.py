@@ -4,7 +4,8 @@ For binary ``x``, ``x_j² = x_j``, so shifting the quadratic form by ``s I`` and
 every energy unchanged: ``xᵀ(P + sI)x + (a − s)ᵀx == xᵀPx + aᵀx``. With ``s = max(0, −λ_min(P))`` the
 quadratic form is positive semidefinite, so Gurobi solves a convex MIQP (a neuron BQM, ``2 d_j d_l H_jl``
 off the diagonal and ``d_j² H_jj`` on it, is already convex). The pip wheel's licence is size-limited
-(200 variables for quadratic models), hence the default capacity.
+(200 variables for quadratic models), hence the default capacity. The sampler holds a Gurobi environment
+(a licence token): ``close()``, or leaving a ``with`` block, disposes of it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import gurobipy as gp
 import numpy as np
 
 from qannealq.backends._common import check_capacity, dense_binary, draw_seed, now_ns, record
+from qannealq.contract import Closeable
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["GurobiSampler", "convex_form"]
@@ -30,8 +32,11 @@ def convex_form(bqm: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, np.ndarray
     return p + shift * np.eye(m), lin - shift, offset, labels
 
 
-class GurobiSampler(dimod.Sampler):
+class GurobiSampler(Closeable, dimod.Sampler):
     """Exact solver: returns the proven optimum (and other pool solutions up to ``num_reads``).
+
+    The Gurobi environment is started at the first ``sample`` and kept for the next ones. ``close()`` (or the
+    end of a ``with`` block) disposes of it; a closed sampler that samples again starts a new environment.
 
     Args:
         max_variables: refuse larger BQMs (200: the pip licence's limit; raise it with a full licence).
@@ -39,7 +44,12 @@ class GurobiSampler(dimod.Sampler):
         threads: Gurobi threads per solve (1 keeps parallel neuron solves fair).
     """
 
-    def __init__(self, max_variables: int = 200, time_limit: float | None = None, threads: int = 1) -> None:
+    name = "gurobi"
+    default_max_variables: int | None = 200
+    capacity_reason = "Gurobi pip licence"
+
+    def __init__(self, max_variables: int = default_max_variables, time_limit: float | None = None,
+                 threads: int = 1) -> None:
         if max_variables < 0:
             raise InvalidArgumentError(f"max_variables={max_variables} must be >= 0")
         self.max_variables = max_variables
@@ -66,11 +76,20 @@ class GurobiSampler(dimod.Sampler):
             self._env = env
         return self._env
 
+    def close(self) -> None:
+        """Dispose of the Gurobi environment (releasing its licence); safe to call twice."""
+        env, self._env = self._env, None
+        if env is not None:
+            env.dispose()
+
     def sample(self, bqm: dimod.BinaryQuadraticModel, num_reads: int = 1, seed: int | None = None,
                initial_states=None, time_limit: float | None = None, **kwargs) -> dimod.SampleSet:
-        """Solve ``bqm`` to optimality; ``initial_states`` (first row) becomes Gurobi's MIP start."""
+        """Solve ``bqm`` to optimality; ``initial_states`` (first row) becomes Gurobi's MIP start.
+
+        Unknown keyword arguments are warned about and dropped (``remove_unknown_kwargs``).
+        """
         self.remove_unknown_kwargs(**kwargs)
-        check_capacity("gurobi", bqm, self.max_variables, "Gurobi's pip licence is limited to 200 "
+        check_capacity(self.name, bqm, self.max_variables, "Gurobi's pip licence is limited to 200 "
                        "variables in quadratic models", "use 'sa', or a full licence with a larger max_variables")
         if num_reads < 1:
             raise InvalidArgumentError(f"num_reads={num_reads} must be >= 1")

@@ -69,8 +69,12 @@ class QAOASampler(dimod.Sampler):
         simulator: ``"auto"`` (Aer when installed), ``"aer"`` or ``"statevector"``.
     """
 
+    name = "qaoa"
+    default_max_variables: int | None = 20
+    capacity_reason = "one qubit per variable"
+
     def __init__(self, reps: int = 1, optimizer: str = "cobyla", maxiter: int = 50, shots: int = 1024,
-                 max_qubits: int = 20, simulator: str = "auto") -> None:
+                 max_qubits: int = default_max_variables, simulator: str = "auto") -> None:
         if optimizer not in OPTIMIZERS:
             raise InvalidArgumentError(f"optimizer={optimizer!r} is unknown: choose one of {', '.join(OPTIMIZERS)}")
         if simulator not in ("auto", "aer", "statevector"):
@@ -99,9 +103,12 @@ class QAOASampler(dimod.Sampler):
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, seed: int | None = None, reps: int | None = None,
                maxiter: int | None = None, shots: int | None = None, **kwargs) -> dimod.SampleSet:
-        """Run QAOA on ``bqm``; every distinct measured bitstring becomes a record with its count."""
+        """Run QAOA on ``bqm``; every distinct measured bitstring becomes a record with its count.
+
+        Unknown keyword arguments are warned about and dropped (``remove_unknown_kwargs``).
+        """
         self.remove_unknown_kwargs(**kwargs)
-        check_capacity("qaoa", bqm, self.max_qubits, "one qubit per variable",
+        check_capacity(self.name, bqm, self.max_qubits, "one qubit per variable",
                        "raise max_qubits (time and memory double per qubit) or use 'sa'")
         seed = draw_seed(seed)
         shots = shots or self.shots

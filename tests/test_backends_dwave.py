@@ -1,5 +1,6 @@
 """D-Wave backends offline: credentials, lazy QPU construction, the token never leaking, the QPU code path on
-``MockDWaveSampler`` and the hybrid path on a stand-in; live tests behind the ``live`` marker."""
+``MockDWaveSampler`` (submitting every problem before resolving any) and the hybrid path on a stand-in; live
+tests behind the ``live`` marker. Fixtures ``no_dwave_token`` / ``fake_dwave_token`` come from conftest.py."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import pytest
 
 pytest.importorskip("dwave.system")
 
-from backend_fixtures import (FAKE_TOKEN, digits_neurons, fake_dwave_token,  # noqa: E402,F401 (fixtures)
-                              no_dwave_token, optimum)
+from backend_fixtures import FAKE_TOKEN, digits_neurons, optimum  # noqa: E402
+from dimod.exceptions import SamplerUnknownArgWarning  # noqa: E402
 from dwave.system.testing import MockDWaveSampler  # noqa: E402
 
 from qannealq.backends import available_backends, get_sampler  # noqa: E402
 from qannealq.backends import dwave as dwave_backend  # noqa: E402
 from qannealq.cli import main  # noqa: E402
+from qannealq.contract import TIMING_KEYS  # noqa: E402
 from qannealq.errors import CredentialsError  # noqa: E402
 
 
@@ -34,6 +36,10 @@ class _FakeHybrid:
 
     def __init__(self, **config):
         self.config = config
+        self.closed = 0
+
+    def close(self):
+        self.closed += 1
 
     def sample(self, bqm, **kwargs):
         ss = dimod.ExactSolver().sample(bqm).truncate(1)
@@ -89,12 +95,118 @@ def test_hybrid_path_with_a_stand_in(fake_dwave_token, monkeypatch):
     sampler = get_sampler("dwave-hybrid", time_limit=5)
     assert sampler._child is None
     bqm = digits_neurons(9, 1)[0]
-    ss = sampler.sample(bqm, seed=4)
+    with pytest.warns(SamplerUnknownArgWarning, match="'seed'"):
+        ss = sampler.sample(bqm, seed=4)
     assert ss.first.energy == pytest.approx(optimum(bqm))
-    assert ss.info["kwargs"] == {"time_limit": 5}  # seed dropped: the hybrid solver takes none
+    assert ss.info["kwargs"] == {"time_limit": 5}  # seed warned about and dropped: the hybrid solver takes none
     assert ss.info["timing"]["run_time"] == 3_000_000 and ss.info["timing"]["sampling_ns"] > 0
     with pytest.raises(ValueError, match="at most 50 variables"):
         sampler.sample(dimod.BinaryQuadraticModel({k: 1.0 for k in range(51)}, {}, 0.0, "BINARY"))
+
+
+class _Answer:
+    """A QPU answer that is not in yet: taking it is logged."""
+
+    def __init__(self, answer: dimod.SampleSet, log: list, k: int) -> None:
+        self.answer, self.log, self.k = answer, log, k
+
+    def done(self) -> bool:
+        return any(event == ("answer", self.k) for event in self.log)
+
+    def take(self) -> dimod.SampleSet:
+        self.log.append(("answer", self.k))
+        return self.answer
+
+
+class _LoggedMock(dwave_backend.MockQPUSampler):
+    """The mock QPU whose solver logs each submission and hands its answers back only when resolved."""
+
+    def __init__(self, log: list, **options) -> None:
+        super().__init__(**options)
+        self.log = log
+
+    def _make_child(self):
+        child = super()._make_child()
+        submit = child.sample
+
+        def sample(bqm, **kwargs):
+            k = sum(event[0] == "submit" for event in self.log)
+            self.log.append(("submit", k))
+            return dimod.SampleSet.from_future(_Answer(submit(bqm, **kwargs), self.log, k), _Answer.take)
+
+        child.sample = sample
+        return child
+
+
+def test_qpu_sample_returns_before_any_answer_is_resolved(monkeypatch):
+    log: list = []
+    real_finish = dwave_backend.finish
+
+    def finish(answer, bqm, *args):  # the resolve hook's unembedding, logged once done
+        out = real_finish(answer, bqm, *args)
+        log.append(("hook", sum(event[0] == "hook" for event in log)))
+        return out
+
+    monkeypatch.setattr(dwave_backend, "finish", finish)
+    sampler = _LoggedMock(log, topology_shape=[6])
+    bqms = digits_neurons(12, 3, min_variables=5)
+    pending = [sampler.sample(bqm, seed=10 + k, num_reads=50) for k, bqm in enumerate(bqms)]
+    assert log == [("submit", k) for k in range(len(bqms))]  # every problem submitted, nothing resolved
+    for ss in pending:
+        ss.resolve()
+    assert log[len(bqms):] == [event for k in range(len(bqms)) for event in (("answer", k), ("hook", k))]
+    for k, (bqm, ss) in enumerate(zip(bqms, pending)):
+        assert np.allclose(bqm.energies(ss), ss.record.energy)
+        assert ss.vartype is bqm.vartype and set(ss.variables) == set(bqm.variables)
+        assert "chain_break_fraction" in ss.record.dtype.names and 0.0 <= ss.info["chain_break_fraction"] <= 1.0
+        assert set(TIMING_KEYS) <= set(ss.info["timing"]) and "qpu_access_time" in ss.info["timing"]
+        assert all(ss.info["timing"][key] >= 0 for key in TIMING_KEYS)
+        assert ss.info["seed"] == 10 + k
+
+
+def test_hybrid_sample_returns_before_its_answer_is_resolved(fake_dwave_token, monkeypatch):
+    log: list = []
+
+    class Pending(_FakeHybrid):
+        def sample(self, bqm, **kwargs):
+            log.append("submit")
+            answer = super().sample(bqm, **kwargs)
+            return dimod.SampleSet.from_future(_Answer(answer, log, 0), _Answer.take)
+
+    monkeypatch.setattr("dwave.system.LeapHybridSampler", Pending)
+    bqm = digits_neurons(9, 1)[0]
+    ss = get_sampler("dwave-hybrid").sample(bqm)
+    assert log == ["submit"]
+    assert ss.first.energy == pytest.approx(optimum(bqm)) and log == ["submit", ("answer", 0)]
+    assert ss.info["timing"]["run_time"] == 3_000_000 and ss.info["seed"] is None
+
+
+def test_qpu_and_hybrid_close_their_clients(fake_dwave_token, monkeypatch):
+    closed: list = []
+
+    def child(self):
+        mock = _mock_child(self)
+        mock.close = lambda: closed.append(type(self).__name__)
+        return mock
+
+    monkeypatch.setattr(dwave_backend.QPUSampler, "_make_child", child)
+    monkeypatch.setattr("dwave.system.LeapHybridSampler", _FakeHybrid)
+    bqm = digits_neurons(7, 1)[0]
+    with get_sampler("dwave") as qpu:
+        qpu.sample(bqm, num_reads=5).resolve()
+        assert qpu._child is not None
+    assert closed == ["QPUSampler"] and qpu._child is None
+    qpu.close()  # idempotent
+    assert closed == ["QPUSampler"]
+    assert len(qpu.sample(bqm, num_reads=5)) >= 1  # used again: a new client
+    qpu.close()
+    assert closed == ["QPUSampler", "QPUSampler"]
+    hybrid = get_sampler("dwave-hybrid")
+    hybrid.sample(bqm).resolve()
+    fake = hybrid._child
+    hybrid.close()
+    hybrid.close()
+    assert fake.closed == 1 and hybrid._child is None
 
 
 def _all_output(capsys, caplog, out: Path) -> str:

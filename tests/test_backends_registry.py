@@ -1,18 +1,20 @@
-"""The registry: names and aliases, statuses and pip hints, entry points, instances, capacity refusals."""
+"""The registry: names and aliases, statuses and pip hints, entry points, instances, capacities (the classes'
+own) and capacity refusals."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import subprocess
 import sys
-import time
 
 import dimod
 import numpy as np
 import pytest
 
-from backend_fixtures import mock_qpu, no_dwave_token  # noqa: F401 (a fixture)
-from qannealq.backends import BACKENDS, BackendSpec, available_backends, get_sampler, resolve_sampler
+from backend_fixtures import mock_qpu
+from qannealq.backends import (BACKENDS, UNDOCUMENTED_CAPACITY, available_backends, capacity_of, get_sampler,
+                               resolve_sampler)
+from qannealq.backends.exact import ExactSampler
 from qannealq.cli import main
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError, ProblemTooLargeError
 
@@ -24,11 +26,36 @@ def _dense(m: int) -> dimod.BinaryQuadraticModel:
     return dimod.BinaryQuadraticModel(rng.normal(size=m), np.triu(rng.normal(size=(m, m)), 1), 0.0, "BINARY")
 
 
-def test_every_backend_is_registered_with_a_capacity_and_family():
+CAPACITIES = {"sa": "any", "tabu": "any", "steepest": "any", "layer-sa": "any", "exact": "24 (2^m assignments)",
+              "gurobi": "200 (Gurobi pip licence)", "qaoa": "20 (one qubit per variable)",
+              "dwave-mock": "180 (largest clique, P16)", "dwave": "largest clique (~177-184)",
+              "dwave-hybrid": "solver's limit (~1M)"}
+
+
+def test_every_backend_is_registered_with_a_family_and_its_class_capacity(no_dwave_token):
     assert EXPECTED <= set(BACKENDS)
-    for spec in BACKENDS.values():
-        assert spec.family and spec.capacity and spec.target.count(":") == 1
-    assert BackendSpec("x", "m:C", "s").extra is None  # the four-field construction still works
+    assert all(spec.family and spec.target.count(":") == 1 for spec in BACKENDS.values())
+    rows = {r.name: r for r in available_backends()}
+    for name, row in rows.items():
+        if row.status == "package missing":
+            assert row.capacity == ""
+            continue
+        assert row.capacity == CAPACITIES[name], name
+
+
+def test_capacity_text_is_read_from_the_class(monkeypatch):
+    monkeypatch.setattr(ExactSampler, "default_max_variables", 7)
+    monkeypatch.setattr(ExactSampler, "capacity_reason", "a test limit")
+    assert {r.name: r.capacity for r in available_backends()}["exact"] == "7 (a test limit)"
+    assert get_sampler("exact").properties["max_variables"] == 24  # the constructor's default is bound once
+    assert capacity_of(dimod.ExactSolver) == UNDOCUMENTED_CAPACITY
+
+
+def test_mock_capacity_text_is_its_real_largest_clique():
+    pytest.importorskip("dwave.system")
+    from qannealq.backends.dwave import MockQPUSampler
+
+    assert mock_qpu().max_variables == MockQPUSampler.default_max_variables == 180
 
 
 def test_alias_and_instances():
@@ -61,9 +88,10 @@ def test_statuses_without_credentials(no_dwave_token):
 def test_missing_package_gives_the_exact_pip_hint(monkeypatch, module, backend, extra):
     monkeypatch.setitem(sys.modules, module, None)  # makes `import module` raise ImportError
     target = BACKENDS[backend].target.partition(":")[0]
-    monkeypatch.delitem(sys.modules, target, raising=False)
+    for name in [m for m in sys.modules if m == target or m.startswith("qannealq.backends._dwave")]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh, as in an environment without the SDK
     row = next(r for r in available_backends() if r.name == backend)
-    assert row.status == "package missing"
+    assert row.status == "package missing" and row.capacity == ""
     assert f"pip install 'qannealq[{extra}]'" in row.hint and module in row.hint
     with pytest.raises(BackendUnavailableError, match=rf"pip install 'qannealq\[{extra}\]'"):
         get_sampler(backend)
@@ -72,15 +100,19 @@ def test_missing_package_gives_the_exact_pip_hint(monkeypatch, module, backend, 
 
 
 def test_third_party_backend_through_entry_points(monkeypatch):
-    ep = importlib.metadata.EntryPoint("brute", "dimod:ExactSolver", "qannealq.backends")
+    eps = [importlib.metadata.EntryPoint("brute", "dimod:ExactSolver", "qannealq.backends"),
+           importlib.metadata.EntryPoint("own-exact", "qannealq.backends.exact:ExactSampler", "qannealq.backends")]
     real = importlib.metadata.entry_points
 
     def fake(**kwargs):
-        return [ep] if kwargs.get("group") == "qannealq.backends" else real(**kwargs)
+        return eps if kwargs.get("group") == "qannealq.backends" else real(**kwargs)
 
     monkeypatch.setattr(importlib.metadata, "entry_points", fake)
     assert isinstance(get_sampler("brute"), dimod.ExactSolver)
-    assert any(r.name == "brute" and r.status == "ready" for r in available_backends())
+    rows = {r.name: r for r in available_backends()}
+    assert rows["brute"].status == "ready" and rows["brute"].spec.family == "third-party"
+    assert rows["brute"].capacity == "see its documentation"  # the class does not say
+    assert rows["own-exact"].capacity == "24 (2^m assignments)"  # the class says
 
 
 def test_cli_lists_every_backend_with_status_and_capacity(capsys, no_dwave_token):
@@ -105,16 +137,26 @@ def test_capacity_refusals_name_both_sizes(name, options, size, limit):
     if name == "qaoa":
         pytest.importorskip("qiskit_optimization")
     sampler = get_sampler(name, **options)
-    start = time.perf_counter()
+
+    class Untouchable(dimod.BinaryQuadraticModel):
+        """Any conversion of the BQM means the backend started working on it before checking its size."""
+
+        def change_vartype(self, *args, **kwargs):
+            raise AssertionError("the backend started work before checking the capacity")
+
+        def to_numpy_vectors(self, *args, **kwargs):
+            raise AssertionError("the backend started work before checking the capacity")
+
+    big = _dense(size)
+    untouchable = Untouchable(big.linear, big.quadratic, big.offset, "BINARY")
     with pytest.raises(ProblemTooLargeError, match=rf"at most {limit} variables.*this BQM has {size}"):
-        sampler.sample(_dense(size))
-    assert time.perf_counter() - start < 1.0  # refused before running
+        sampler.sample(untouchable)
 
 
 def test_dwave_mock_capacity_is_its_graphs_largest_clique():
     pytest.importorskip("dwave.system")
     sampler = mock_qpu()
-    assert 170 <= sampler.max_variables <= 190
+    assert sampler.max_variables == sampler.properties["max_variables"] == 180
     limit = sampler.max_variables
     with pytest.raises(ProblemTooLargeError, match=rf"at most {limit} variables.*this BQM has {limit + 1}"):
         sampler.sample(_dense(limit + 1))
