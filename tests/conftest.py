@@ -21,11 +21,24 @@ _ISOLATED = ("QANNEALQ_CACHE", "XDG_DATA_HOME", "XDG_CACHE_HOME")
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_caches(tmp_path_factory):
-    """Point every cache the code or its dependencies write to into a temporary folder, for the session."""
+    """Point every cache the code or its dependencies write to into a temporary folder, for the session.
+
+    minorminer's busclique finds its clique cache through ``homebase.user_data_dir``, which inside a
+    virtualenv ignores ``XDG_DATA_HOME`` (it uses ``sys.prefix/data``), so that function is redirected too.
+    """
     root = tmp_path_factory.mktemp("caches")
     with pytest.MonkeyPatch.context() as mp:
         for var in _ISOLATED:
             mp.setenv(var, str(root / var.lower()))
+        try:
+            import homebase
+        except ImportError:  # no D-Wave extra installed: nothing uses it
+            homebase = None
+        if homebase is not None:
+            data = root / "user_data"
+            mp.setattr(homebase, "user_data_dir",
+                       lambda app_name, app_author=None, version=None, *args, **kwargs:
+                       str(data / (app_name if version is None else f"{app_name}_{version}")))
         yield root
 
 

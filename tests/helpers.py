@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import make_grid
@@ -54,3 +55,22 @@ def random_layer(rng: np.random.Generator, f: int, n: int, samples: int = 300, d
 
 GRIDS = [(bits, gran, int1) for bits in (1, 2, 3, 4, 8) for gran in ("tensor", "channel")
          for int1 in (("sign", "paper") if bits == 1 else ("sign",))]
+
+
+def layer_problem(seed: int, f: int, n: int, bits: int, samples: int = 300) -> tuple[RandomLayer, LayerProblem]:
+    """A random layer and its problem on a ``bits`` grid."""
+    layer = random_layer(np.random.default_rng(seed), f, n, samples=samples)
+    return layer, layer.problem(bits)
+
+
+def check_layer_energies(layer: RandomLayer, problem: LayerProblem, sample) -> None:
+    """A LayerSample's energies equal qubo_energies, each neuron's BQM energy, and the error from the data."""
+    np.testing.assert_array_equal(sample.energies, problem.qubo_energies(sample.assignments))
+    assert np.all(sample.assignments[~problem.free] == 0), "a fixed coordinate was flipped"
+    _, values = problem.decode_layer(sample.assignments)
+    np.testing.assert_allclose(sample.energies, layer.direct_errors(values), rtol=1e-9, atol=1e-12)
+    for i in range(problem.num_neurons):
+        idx = problem.variables(i)
+        bqm = problem.neuron_bqm(i)
+        energy = bqm.energy(dict(zip(idx.tolist(), sample.assignments[i, idx].tolist()))) if idx.size else bqm.offset
+        assert energy == pytest.approx(sample.energies[i], rel=1e-9, abs=1e-12)

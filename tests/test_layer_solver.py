@@ -17,7 +17,7 @@ import pytest
 pytest.importorskip("numba")  # before the imports below: layer_sa loads the numba kernel
 
 import qannealq.backends  # noqa: E402
-from helpers import random_layer  # noqa: E402
+from helpers import layer_problem as _problem, check_layer_energies as _check_energies, random_layer  # noqa: E402,F401
 from qannealq import gptq_restricted, quantize_layer  # noqa: E402
 from qannealq.backends import get_sampler  # noqa: E402
 from qannealq.backends.layer_sa import LayerSASampler  # noqa: E402
@@ -27,24 +27,6 @@ from qannealq.formulation import LayerProblem  # noqa: E402
 @pytest.fixture(scope="module")
 def solver() -> LayerSASampler:
     return get_sampler("layer-sa")
-
-
-def _problem(seed: int, f: int, n: int, bits: int, samples: int = 300) -> tuple:
-    layer = random_layer(np.random.default_rng(seed), f, n, samples=samples)
-    return layer, layer.problem(bits)
-
-
-def _check_energies(layer, problem: LayerProblem, sample) -> None:
-    """Energies equal qubo_energies, each neuron's BQM energy, and the error recomputed from the data."""
-    np.testing.assert_array_equal(sample.energies, problem.qubo_energies(sample.assignments))
-    assert np.all(sample.assignments[~problem.free] == 0), "a fixed coordinate was flipped"
-    _, values = problem.decode_layer(sample.assignments)
-    np.testing.assert_allclose(sample.energies, layer.direct_errors(values), rtol=1e-9, atol=1e-12)
-    for i in range(problem.num_neurons):
-        idx = problem.variables(i)
-        bqm = problem.neuron_bqm(i)
-        energy = bqm.energy(dict(zip(idx.tolist(), sample.assignments[i, idx].tolist()))) if idx.size else bqm.offset
-        assert energy == pytest.approx(sample.energies[i], rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4])

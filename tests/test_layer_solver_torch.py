@@ -19,7 +19,7 @@ from qannealq.backends._layer_dense import DenseQubos  # noqa: E402
 from qannealq.backends.layer_sa import LayerSASampler, _Run, make_run, resolve_device  # noqa: E402
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError  # noqa: E402
 from qannealq.formulation import LayerProblem  # noqa: E402
-from test_layer_solver import _check_energies, _problem  # noqa: E402
+from helpers import check_layer_energies as _check_energies, layer_problem as _problem  # noqa: E402
 
 FAST = {"num_reads": 6, "num_sweeps": 12}  # medium problems: the default effort is slow in torch on a CPU
 

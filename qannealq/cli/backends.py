@@ -16,10 +16,10 @@ def main(args: argparse.Namespace) -> int:
 
     rows = available_backends()
     width = max(len(r.name) for r in rows) + 2
-    print(f"{'backend':<{width}}{'status':<17}{'capacity':<28}summary")
+    cap = max(len("capacity"), *(len(r.capacity) for r in rows)) + 2
+    print(f"{'backend':<{width}}{'status':<17}{'capacity':<{cap}}summary")
     for r in rows:
-        capacity = r.spec.capacity if r.spec is not None else ""
-        print(f"{r.name:<{width}}{r.status:<17}{capacity:<28}{r.summary}")
+        print(f"{r.name:<{width}}{r.status:<17}{r.capacity:<{cap}}{r.summary}")
         if r.hint:
             print(f"{'':<{width}}  -> {r.hint}")
     print("aliases: " + ", ".join(f"{a} = {t}" for a, t in sorted(ALIASES.items())))
