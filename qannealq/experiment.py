@@ -26,8 +26,10 @@ from qannealq.data import Dataset, accuracy, load_dataset, train_mlp
 from qannealq.formulation import LayerProblem, LayerStats
 from qannealq.grid import check_bits
 from qannealq.pipeline import formulate_layer
+from qannealq.report import Reporter
 
-__all__ = ["Recipe", "RECIPES", "TINY_RECIPE", "Experiment", "recipe", "prepare", "calibrate", "formulate"]
+__all__ = ["Recipe", "RECIPES", "TINY_RECIPE", "Experiment", "recipe", "prepare", "calibrate", "formulate",
+           "calibration_draw"]
 
 logger = logging.getLogger(__name__)
 
@@ -107,12 +109,15 @@ def calibration_draw(data: Dataset, num: int, seed: int) -> np.ndarray:
     return data.x_train[np.sort(index)]
 
 
-def prepare(config: ModelConfig | None = None, *, cache: bool = True, **options) -> Experiment:
+def prepare(config: ModelConfig | None = None, *, cache: bool = True, data: Dataset | None = None,
+            reporter: Reporter | None = None, **options) -> Experiment:
     """Load, train (or load the cached model) and draw the calibration set.
 
     Args:
         config: the settings; or pass them as keywords (``prepare(dataset="mnist", seed=1)``).
         cache: load/store the trained model under the cache folder (``$QANNEALQ_CACHE``).
+        data: the dataset already loaded (e.g. by an earlier ``prepare`` with another seed), else loaded here.
+        reporter: where training shows its progress bar (default: the log, no bar).
         **options: fields of :class:`~qannealq.config.ModelConfig`, when ``config`` is None (or to override).
 
     Raises:
@@ -121,9 +126,10 @@ def prepare(config: ModelConfig | None = None, *, cache: bool = True, **options)
     config = ModelConfig(**options) if config is None else (replace(config, **options) if options else config)
     base = recipe(config.dataset, config.input_size)
     used = Recipe(config.hidden or base.hidden, config.epochs or base.epochs, base.lr, base.batch_size)
-    data = load_dataset(config.dataset, config.data_dir, config.input_size)
+    if data is None:
+        data = load_dataset(config.dataset, config.data_dir, config.input_size)
     model = train_mlp(data, used.hidden, used.epochs, lr=used.lr, batch_size=used.batch_size, seed=config.seed,
-                      cache=cache)
+                      cache=cache, reporter=reporter)
     float_acc = accuracy(model, data.x_test, data.y_test)
     calib = calibration_draw(data, config.num_calibration, config.seed)
     logger.info("%s: MLP %s, float accuracy %.4f, %d calibration samples", data.name,

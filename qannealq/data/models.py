@@ -7,12 +7,13 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from qannealq.data.datasets import Dataset
+from qannealq.report import LogReporter, Reporter
 
 __all__ = ["MLP", "train_mlp", "accuracy", "cache_dir"]
 
@@ -37,7 +38,8 @@ def cache_dir() -> Path:
     return Path(os.environ.get("QANNEALQ_CACHE", Path.home() / ".cache" / "qannealq"))
 
 
-def _fit(model: MLP, data: Dataset, epochs: int, lr: float, batch_size: int, seed: int) -> None:
+def _fit(model: MLP, data: Dataset, epochs: int, lr: float, batch_size: int, seed: int,
+         progress: Callable[[int], None] | None = None) -> None:
     gen = torch.Generator().manual_seed(seed)
     x = torch.as_tensor(data.x_train)
     y = torch.as_tensor(data.y_train)
@@ -50,11 +52,13 @@ def _fit(model: MLP, data: Dataset, epochs: int, lr: float, batch_size: int, see
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
+        if progress is not None:
+            progress(1)
     model.eval()
 
 
 def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-3, batch_size: int = 128,
-              seed: int = 0, cache: bool = True) -> MLP:
+              seed: int = 0, cache: bool = True, reporter: Reporter | None = None) -> MLP:
     """Train (or load from the cache) an MLP on ``data`` with a fixed seed.
 
     The global RNG is not touched: initialisation runs under ``torch.random.fork_rng``.
@@ -72,9 +76,10 @@ def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-
         model.eval()
         logger.info("loaded cached model %s", path)
         return model
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), (reporter or LogReporter()).progress(
+            epochs, f"training {data.name} MLP {'-'.join(map(str, sizes))}", "epoch") as bar:
         torch.manual_seed(seed)
-        _fit(model, data, epochs, lr, batch_size, seed)
+        _fit(model, data, epochs, lr, batch_size, seed, bar.update)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

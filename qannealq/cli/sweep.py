@@ -1,0 +1,57 @@
+"""Methods x bit widths x seeds on one dataset (mean ± std over seeds), each finished cell stored; --resume.
+
+Presets: ``--preset paper`` (float calibration, per-tensor max-scale grid, int1 = {-max|w|, 0}, per-neuron
+``sa`` with 1 read, no warm start) and ``--preset best`` (sequential calibration, the better of the tensor and
+channel grids per cell by calibration error, int1 = ±mean|w|, ``layer-sa``). Options given explicitly
+override the preset's. Seeds 0..N-1 vary the calibration draw (and, with --train-seeds, the training).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from qannealq.cli._args import add_model_arguments, int_list, model_config, option, str_list
+from qannealq.report import ConsoleReporter
+
+HELP = "sweep methods x bits x seeds on one dataset; resumable; tables and plots with mean ± std"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    group = parser.add_argument_group("sweep")
+    group.add_argument("--preset", choices=("paper", "best"), default=None,
+                       help="paper: the paper's set-up; best: this project's improvements (see the README)")
+    group.add_argument("--bits", type=int_list, default=[8, 6, 4, 3, 2, 1], help="comma list, e.g. 8,4,2")
+    group.add_argument("--methods", type=str_list, default=["rtn", "gptq", "qubo"],
+                       help="comma list of rtn, gptq, gptq-restricted, qubo or qubo:BACKEND (e.g. qubo:sa)")
+    group.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1: calibration draws (default 3)")
+    group.add_argument("--train-seeds", action="store_true",
+                       help="also train one network per seed (default: one network, the --seed one)")
+    group.add_argument("--backend", default=None, help="sampler of a plain `qubo` (preset's, else layer-sa)")
+    group.add_argument("--sampler-option", type=option, action="append", default=None, metavar="KEY=VALUE",
+                       help="passed to every qubo sampler, e.g. num_reads=1 (repeatable)")
+    group.add_argument("--calibration", default=None, choices=("float", "sequential"))
+    group.add_argument("--granularity", default=None, choices=("tensor", "channel", "best"),
+                       help="best: per cell the grid with the lower summed layer error on the calibration data")
+    group.add_argument("--int1", default=None, choices=("sign", "paper"))
+    group.add_argument("--warm-start", default=None, help="gptq-restricted, gptq, rtn or none")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
+    where.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                       help="continue the sweep stored in DIR (same options; finished cells are not recomputed)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from qannealq.sweep import SweepConfig, sweep
+
+    config = SweepConfig.from_preset(
+        args.preset, model=model_config(args), bits=tuple(args.bits), methods=tuple(args.methods),
+        seeds=args.seeds, train_seeds=args.train_seeds, backend=args.backend,
+        sampler_options=None if args.sampler_option is None else dict(args.sampler_option),
+        calibration=args.calibration, granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,
+        out=args.resume if args.resume is not None else args.out, resume=args.resume is not None)
+    reporter = ConsoleReporter()
+    summary = sweep(config, reporter)
+    reporter.message((summary.out / "summary.md").read_text())
+    return 0

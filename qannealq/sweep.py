@@ -1,0 +1,262 @@
+"""``qannealq sweep``: methods x bit widths x seeds on one dataset, each finished cell stored at once.
+
+A *cell* is one (method, bits, seed): the dataset's MLP (trained with the base seed, or with the cell's
+seed under ``train_seeds``) quantized with one method at one bit width on a calibration draw made with the
+cell's seed. Every cell records the test accuracy, the float accuracy of its network, the summed and
+per-layer reconstruction errors and the time. Finished cells go to a :class:`~qannealq.store.ResultStore`
+(one atomic file each), so an interrupted sweep loses at most the running cell and ``resume=True``
+continues it; ``sweep.csv``, ``sweep.json``, ``summary.md`` and the plots are rewritten from the store.
+
+Presets (:data:`PRESETS`) name the two settings the README compares: ``paper`` (arXiv 2510.16075's set-up)
+and ``best`` (this project's improvements); explicit options override a preset's, and the settings used
+are spelled out in ``sweep.json`` and ``summary.md``.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack, closing
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from qannealq.config import ModelConfig, check_choice, check_positive, parse_warm_start
+from qannealq.contract import check_parameters, redact
+from qannealq.errors import InvalidArgumentError
+from qannealq.experiment import Experiment, calibrate, calibration_draw, prepare
+from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
+from qannealq.pipeline import quantize_model
+from qannealq.report import LogReporter, Reporter
+from qannealq.solve import METHODS
+from qannealq.store import ResultStore, unit_key
+from qannealq.sweep_report import CellResult, write_outputs
+
+__all__ = ["Preset", "PRESETS", "SweepConfig", "SweepSummary", "parse_method", "sweep"]
+
+SWEEP_GRANULARITIES = (*GRANULARITIES, "best")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Settings that a preset stands for (each can be overridden by an explicit option)."""
+
+    calibration: str
+    granularity: str
+    int1: str
+    backend: str
+    warm_start: str | None
+    sampler_options: Mapping[str, Any]
+    description: str
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset("float", "tensor", "paper", "sa", None, {"num_reads": 1},
+                    "the paper's set-up: float calibration; per-tensor max-scale grid; int1 = {-max|w|, 0}; "
+                    "qubo = per-neuron simulated annealing (dwave-samplers `sa`, its default schedule), 1 read, "
+                    "no warm start"),
+    "best": Preset("sequential", "best", "sign", "layer-sa", "gptq-restricted", {},
+                   "this project's improvements: sequential calibration; per cell the per-tensor or per-channel "
+                   "grid, whichever gives the lower summed layer error on the calibration data (never the test "
+                   "set); int1 = ±mean|w|; qubo = the whole-layer solver `layer-sa` warm-started from "
+                   "GPTQ-restricted"),
+    "custom": Preset("float", "tensor", "sign", "layer-sa", "gptq-restricted", {},
+                     "explicit options (the defaults of `qannealq run` where none is given)"),
+}
+
+
+def parse_method(text: str, backend: str) -> tuple[str, str]:
+    """``"rtn"`` -> ``("rtn", "")``; ``"qubo"`` -> ``("qubo", backend)``; ``"qubo:sa"`` -> ``("qubo", "sa")``."""
+    method, _, name = text.partition(":")
+    check_choice("--methods", method, METHODS)
+    if name and method != "qubo":
+        raise InvalidArgumentError(f"--methods {text!r}: only qubo takes a backend (qubo:BACKEND)")
+    return method, (name or backend) if method == "qubo" else ""
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """``qannealq sweep``: validated settings (see :meth:`from_preset` for presets and overrides).
+
+    Attributes:
+        model: dataset, recipe overrides, base seed (training) and calibration size.
+        bits, methods: bit widths and methods (``rtn``, ``gptq``, ``gptq-restricted``, ``qubo[:BACKEND]``).
+        seeds: the number of seeds; seed ``s`` in ``0..seeds-1`` draws the calibration set (and seeds the
+            samplers); with ``train_seeds`` it also trains the network.
+        preset: the preset name whose settings were used (``custom`` when none).
+        calibration, granularity, int1, backend, warm_start, sampler_options: the quantization settings;
+            ``granularity="best"`` keeps the lower-error of ``tensor`` and ``channel`` per cell.
+        out, resume: the results folder, and whether to continue the sweep stored there.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    bits: tuple[int, ...] = (8, 6, 4, 3, 2, 1)
+    methods: tuple[str, ...] = ("rtn", "gptq", "qubo")
+    seeds: int = 3
+    train_seeds: bool = False
+    preset: str = "custom"
+    calibration: str = "float"
+    granularity: str = "tensor"
+    int1: str = "sign"
+    backend: str = "layer-sa"
+    warm_start: str | None = "gptq-restricted"
+    sampler_options: Mapping[str, Any] = field(default_factory=dict)
+    out: Path | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("bits", "methods"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "sampler_options", dict(self.sampler_options))
+        if not self.bits or not self.methods:
+            raise InvalidArgumentError("--bits and --methods need at least one value each, e.g. 4,2 and rtn,qubo")
+        for bits in self.bits:
+            check_bits(bits)
+        for method in self.methods:
+            parse_method(method, self.backend)
+        check_positive("--seeds", self.seeds)
+        check_choice("--preset", self.preset, tuple(PRESETS))
+        check_choice("--calibration", self.calibration, ("float", "sequential"))
+        check_choice("--granularity", self.granularity, SWEEP_GRANULARITIES)
+        check_choice("--int1", self.int1, INT1_SCHEMES)
+        object.__setattr__(self, "warm_start", parse_warm_start(self.warm_start))
+        if self.resume and self.out is None:
+            raise InvalidArgumentError("resume=True needs the folder of the sweep to continue (--resume DIR)")
+
+    @classmethod
+    def from_preset(cls, preset: str | None = None, **options: Any) -> "SweepConfig":
+        """A config from a preset's settings, overridden by the options given (None values are ignored)."""
+        name = preset or "custom"
+        check_choice("--preset", name, tuple(PRESETS))
+        base = {k: v for k, v in asdict(PRESETS[name]).items() if k != "description"}
+        given = {k: v for k, v in options.items() if v is not None}
+        if "sampler_options" in given:
+            given["sampler_options"] = {**base["sampler_options"], **given["sampler_options"]}
+        return cls(**{**base, **given, "preset": name})
+
+    def labels(self) -> list[str]:
+        """Method labels as in the results: ``rtn``, ``gptq``, ``qubo:layer-sa``..."""
+        out = []
+        for text in self.methods:
+            method, backend = parse_method(text, self.backend)
+            out.append(f"{method}:{backend}" if backend else method)
+        return out
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds))
+
+    def stored_settings(self) -> dict:
+        """What must match to resume (secrets redacted), and what the results spell out."""
+        settings = asdict(self)
+        settings.pop("out"), settings.pop("resume")
+        settings["sampler_options"] = redact(self.sampler_options)
+        settings["methods"] = self.labels()
+        settings["preset_means"] = PRESETS[self.preset].description
+        return settings
+
+
+@dataclass(frozen=True)
+class SweepSummary:
+    """What :func:`sweep` produced: the folder, every cell (sorted) and how many were computed now."""
+
+    out: Path
+    cells: list[CellResult]
+    computed: int
+    resumed: int
+
+
+def _samplers(config: SweepConfig, stack: ExitStack) -> dict[str, Any]:
+    """Every qubo backend of the sweep, built once, its options checked, closed at the end."""
+    from qannealq.backends import resolve_sampler
+
+    samplers = {}
+    for label in config.labels():
+        method, _, backend = label.partition(":")
+        if method == "qubo" and backend not in samplers:
+            sampler = resolve_sampler(backend)
+            check_parameters(backend, sampler, config.sampler_options)
+            if hasattr(sampler, "close"):
+                stack.enter_context(closing(sampler))
+            samplers[backend] = sampler
+    return samplers
+
+
+def _experiment(config: SweepConfig, seed: int, trained: dict[int, Experiment], reporter: Reporter) -> Experiment:
+    """The cell seed's experiment: its training seed's network and data, a calibration draw by ``seed``."""
+    train_seed = seed if config.train_seeds else config.model.seed
+    if train_seed not in trained:
+        data = next(iter(trained.values())).data if trained else None
+        trained[train_seed] = prepare(replace(config.model, seed=train_seed), data=data, reporter=reporter)
+    exp = trained[train_seed]
+    if seed == exp.config.seed:
+        return exp
+    return replace(exp, calibration=calibration_draw(exp.data, config.model.num_calibration, seed))
+
+
+def _cell(exp: Experiment, config: SweepConfig, label: str, bits: int, seed: int, sampler, stats) -> CellResult:
+    """Quantize the network with one method at one bit width (both grids under ``granularity="best"``)."""
+    method, _, backend = label.partition(":")
+    grains = GRANULARITIES if config.granularity == "best" else (config.granularity,)
+    t0 = time.perf_counter()
+    results = {g: quantize_model(exp.model, exp.calibration, bits, method, sampler, config.calibration, g,
+                                 config.int1, warm_start=config.warm_start, seed=seed, float_stats=stats,
+                                 **(config.sampler_options if sampler is not None else {}))
+               for g in grains}
+    chosen = min(results, key=lambda g: results[g].layer_error)
+    result = results[chosen]
+    return CellResult(
+        dataset=exp.name, preset=config.preset, method=label, backend=backend, bits=bits, seed=seed,
+        train_seed=exp.config.seed, calibration=config.calibration, granularity=chosen, int1=config.int1,
+        num_calibration=len(exp.calibration), accuracy=exp.test_accuracy(result.model),
+        float_accuracy=exp.float_accuracy, layer_error=result.layer_error,
+        layer_errors={layer.name: layer.error for layer in result.layers},
+        seconds=time.perf_counter() - t0,
+        candidates={g: r.layer_error for g, r in results.items()} if len(results) > 1 else {})
+
+
+def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary:
+    """Run (or continue) the sweep; each finished cell is stored at once; outputs rewritten after each.
+
+    Every option, the folder and the backends (and their options) are checked before any training.
+    """
+    reporter = reporter or LogReporter()
+    out = Path(config.out) if config.out is not None else _default_out(config)
+    settings = config.stored_settings()
+    ResultStore.check(out, "sweep", settings, config.resume)
+    labels, seeds = config.labels(), config.seed_list()
+    with ExitStack() as stack:
+        samplers = _samplers(config, stack)
+        store = ResultStore.open(out, "sweep", settings, config.resume)
+        if store.resumed:
+            reporter.message(f"resuming {out}: {len(store.resumed)} finished cell(s) kept, not recomputed")
+        reporter.message(f"sweep {config.model.dataset}, preset {config.preset}: {PRESETS[config.preset].description}")
+        cells = [CellResult(**r) for r in store.records()]
+        computed, trained = 0, {}
+        total = len(labels) * len(config.bits) * len(seeds)
+        with reporter.progress(total, "sweep", "cell") as bar:
+            for seed in seeds:
+                keys = [(label, bits, unit_key(method=label, bits=bits, seed=seed))
+                        for bits in config.bits for label in labels]
+                todo = [k for k in keys if not store.done(k[2])]
+                bar.update(len(keys) - len(todo))
+                if not todo:
+                    continue
+                exp = _experiment(config, seed, trained, reporter)
+                stats = calibrate(exp) if config.calibration == "float" else None
+                for label, bits, key in todo:
+                    bar.status(f"seed {seed} int{bits} {label}")
+                    cell = _cell(exp, config, label, bits, seed, samplers.get(label.partition(":")[2]), stats)
+                    store.put(key, asdict(cell))
+                    cells.append(cell)
+                    computed += 1
+                    write_outputs(out, settings, cells, plots=False)
+                    bar.update(1)
+    cells = write_outputs(out, settings, cells, plots=True)
+    reporter.message(f"wrote {out}/sweep.csv, sweep.json, summary.md and plots ({computed} cell(s) computed, "
+                     f"{len(store.resumed)} kept)")
+    return SweepSummary(out, cells, computed, len(store.resumed))
+
+
+def _default_out(config: SweepConfig) -> Path:
+    from qannealq.runner import default_out_dir
+
+    return default_out_dir(f"sweep-{config.model.dataset}-{config.preset}")

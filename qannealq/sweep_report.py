@@ -1,0 +1,178 @@
+"""The sweep's outputs: one :class:`CellResult` per cell, ``sweep.csv``, ``sweep.json``, ``summary.md`` and plots.
+
+Aggregates are the mean and the sample standard deviation (``ddof=1``; 0 for a single seed) over seeds of
+each (method, bits); the float network's accuracy is aggregated the same way over the seeds' networks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from qannealq.store import atomic_write
+
+__all__ = ["CellResult", "CSV_COLUMNS", "Aggregate", "aggregate", "summary_markdown", "write_outputs",
+           "plot_sweep"]
+
+CSV_COLUMNS = ("dataset", "preset", "method", "backend", "bits", "seed", "train_seed", "calibration",
+               "granularity", "int1", "num_calibration", "accuracy", "float_accuracy", "layer_error", "seconds")
+
+
+@dataclass
+class CellResult:
+    """One (method, bits, seed) of a sweep.
+
+    Attributes:
+        method: the label (``rtn``, ``gptq``, ``qubo:layer-sa``...); ``backend`` the qubo sampler or ``""``.
+        seed: the calibration draw's (and the samplers') seed; ``train_seed`` the network's.
+        granularity: the grid used (under ``best``, the one chosen; ``candidates`` holds both errors).
+        accuracy, float_accuracy: test accuracy of the quantized and of the float network.
+        layer_error, layer_errors: summed and per-layer reconstruction errors on the calibration data.
+        seconds: wall time of the cell (both grids under ``best``).
+    """
+
+    dataset: str
+    preset: str
+    method: str
+    backend: str
+    bits: int
+    seed: int
+    train_seed: int
+    calibration: str
+    granularity: str
+    int1: str
+    num_calibration: int
+    accuracy: float
+    float_accuracy: float
+    layer_error: float
+    layer_errors: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    candidates: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """Mean and standard deviation over seeds of one method at one bit width."""
+
+    method: str
+    bits: int
+    n: int
+    accuracy_mean: float
+    accuracy_std: float
+    error_mean: float
+    error_std: float
+    seconds_mean: float
+
+
+def _std(values: list[float]) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def aggregate(cells: list[CellResult], order: list[str] | None = None) -> list[Aggregate]:
+    """One :class:`Aggregate` per (method, bits): methods in ``order`` (else as they appear), bits descending."""
+    groups: dict[tuple[str, int], list[CellResult]] = defaultdict(list)
+    for cell in cells:
+        groups[(cell.method, cell.bits)].append(cell)
+    order = [m for m in (order or []) if any(c.method == m for c in cells)]
+    order += [m for m in dict.fromkeys(c.method for c in cells) if m not in order]
+    out = []
+    for (method, bits), group in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), -kv[0][1])):
+        acc, err = [c.accuracy for c in group], [c.layer_error for c in group]
+        out.append(Aggregate(method, bits, len(group), float(np.mean(acc)), _std(acc), float(np.mean(err)),
+                             _std(err), float(np.mean([c.seconds for c in group]))))
+    return out
+
+
+def _float_accuracy(cells: list[CellResult]) -> tuple[float, float, int]:
+    per_network = {c.train_seed: c.float_accuracy for c in cells}
+    values = list(per_network.values())
+    return float(np.mean(values)), _std(values), len(values)
+
+
+def summary_markdown(cells: list[CellResult], settings: dict) -> str:
+    """Markdown tables: accuracy (mean ± std over seeds) and summed layer error per method and bits."""
+    if not cells:
+        return "no finished cells yet\n"
+    aggs = aggregate(cells, settings.get("methods"))
+    methods = list(dict.fromkeys(a.method for a in aggs))
+    bits = sorted({a.bits for a in aggs}, reverse=True)
+    table = {(a.method, a.bits): a for a in aggs}
+    fmean, fstd, nets = _float_accuracy(cells)
+    seeds = sorted({c.seed for c in cells})
+    lines = [f"**{cells[0].dataset}**, preset `{settings.get('preset')}` ({settings.get('preset_means')}); "
+             f"{cells[0].num_calibration} calibration samples; seeds {seeds}; float accuracy "
+             f"{fmean:.4f} ± {fstd:.4f} ({nets} network(s)).", "",
+             "| bits | " + " | ".join(f"{m} accuracy" for m in methods) + " |",
+             "| --- |" + " --- |" * len(methods)]
+    for b in bits:
+        row = [f"{table[m, b].accuracy_mean:.4f} ± {table[m, b].accuracy_std:.4f}" if (m, b) in table else "—"
+               for m in methods]
+        lines.append(f"| int{b} | " + " | ".join(row) + " |")
+    lines += ["", "| bits | " + " | ".join(f"{m} layer error" for m in methods) + " |",
+              "| --- |" + " --- |" * len(methods)]
+    for b in bits:
+        row = [f"{table[m, b].error_mean:.4g} ± {table[m, b].error_std:.2g}" if (m, b) in table else "—"
+               for m in methods]
+        lines.append(f"| int{b} | " + " | ".join(row) + " |")
+    grains = sorted({c.granularity for c in cells})
+    lines += ["", f"grids used: {', '.join(grains)}; mean seconds per cell: "
+              + ", ".join(f"{m} {np.mean([a.seconds_mean for a in aggs if a.method == m]):.3g}" for m in methods)]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(out: Path, settings: dict, cells: list[CellResult], plots: bool = True) -> list[CellResult]:
+    """Rewrite ``sweep.csv``, ``sweep.json`` and ``summary.md`` (and the plots) from ``cells``, atomically."""
+    cells = sorted(cells, key=lambda c: (c.seed, -c.bits, c.method))
+    layers = list(dict.fromkeys(name for c in cells for name in c.layer_errors))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([*CSV_COLUMNS, *(f"layer_error_{name}" for name in layers)])
+    for c in cells:
+        writer.writerow([getattr(c, k) for k in CSV_COLUMNS] + [c.layer_errors.get(name, "") for name in layers])
+    atomic_write(out / "sweep.csv", buffer.getvalue())
+    payload = {"settings": settings, "cells": [asdict(c) for c in cells],
+               "aggregates": [asdict(a) for a in aggregate(cells, settings.get("methods"))]}
+    atomic_write(out / "sweep.json", json.dumps(payload, indent=2))
+    atomic_write(out / "summary.md", summary_markdown(cells, settings))
+    if plots and cells:
+        plot_sweep(cells, out / "sweep.png", f"{cells[0].dataset}, preset {settings.get('preset')}",
+                   settings.get("methods"))
+    return cells
+
+
+def plot_sweep(cells: list[CellResult], path: Path, title: str, order: list[str] | None = None) -> None:
+    """Accuracy vs bits (mean ± std band per method, float band) and summed layer error vs bits (log)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.2))
+    FigureCanvasAgg(fig)
+    ax_acc, ax_err = fig.subplots(1, 2)
+    aggs = aggregate(cells, order)
+    for method in dict.fromkeys(a.method for a in aggs):
+        sel = sorted((a for a in aggs if a.method == method), key=lambda a: a.bits)
+        x = np.array([a.bits for a in sel])
+        for ax, mean, std in ((ax_acc, [a.accuracy_mean for a in sel], [a.accuracy_std for a in sel]),
+                              (ax_err, [a.error_mean for a in sel], [a.error_std for a in sel])):
+            mean, std = np.asarray(mean), np.asarray(std)
+            line, = ax.plot(x, np.maximum(mean, 1e-12), marker="o", label=method)
+            ax.fill_between(x, np.maximum(mean - std, 1e-12), mean + std, color=line.get_color(), alpha=0.2)
+    fmean, fstd, _ = _float_accuracy(cells)
+    ax_acc.axhline(fmean, color="gray", linestyle="--", label="float")
+    ax_acc.axhspan(fmean - fstd, fmean + fstd, color="gray", alpha=0.15)
+    ax_acc.set(xlabel="bits", ylabel="test accuracy (mean ± std over seeds)", title=title)
+    ax_err.set(xlabel="bits", ylabel="summed layer error", yscale="log", title="reconstruction error (calibration)")
+    for ax in (ax_acc, ax_err):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
