@@ -1,0 +1,345 @@
+"""Scale-out on an existing engine: any ``concurrent.futures.Executor`` runs neuron solves, sweep cells or tasks.
+
+``make_executor(spec)`` turns the ``--executor`` text into an executor (None means serial, in this process):
+
+* ``serial`` (or None): no executor; the solve loop submits every neuron before resolving any, which is what
+  cloud and QPU samplers want (their calls overlap without any pool).
+* ``threads:N``: a :class:`~concurrent.futures.ThreadPoolExecutor` of N threads (useful for samplers that
+  release the GIL or wait on the network).
+* ``processes:N``: a :class:`ProcessExecutor`, N local worker processes (``forkserver`` start), each with its
+  BLAS/OpenMP/torch threads limited to ``threads_per_worker`` (default ``max(1, cores // N)``).
+* ``dask://HOST:PORT``: a :class:`DaskExecutor` on the user's running Dask scheduler
+  (``dask.distributed.Client``, extra ``qannealq[dask]``; the workers need qannealq installed, same version).
+
+Results equal the serial run's for a fixed seed: every neuron's seed is derived from the layer seed before
+anything is sent, so neither the executor nor the number of workers changes a sample.
+
+What is sent must pickle. ``map`` sends each call's arguments; both executors here group the calls into a
+few chunks (about four per worker) so that an argument shared by every call (the layer's
+:class:`~qannealq.formulation.LayerProblem`, whose ``H`` is ``m x m``) travels once per chunk, not once per
+neuron; :class:`DaskExecutor` scatters such an argument to the cluster once. A sampler that does not pickle
+(one holding a licence or cloud client) is sent by name with :func:`portable_sampler` and built in the worker.
+
+For commands that run independent units (sweep cells, compare tasks), :func:`run_tasks` maps a picklable
+function over them with any executor, or serially, and yields each result as it finishes so that it can be
+written to the results store at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import os
+import pickle
+import re
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import dimod
+
+from qannealq.errors import BackendUnavailableError, InvalidArgumentError, QannealqError
+
+__all__ = ["ExecutorSpec", "parse_executor", "make_executor", "ProcessExecutor", "DaskExecutor", "NamedSampler",
+           "portable_sampler", "run_tasks", "describe_executor", "ExecutorConnectionError"]
+
+logger = logging.getLogger(__name__)
+
+_SPEC = re.compile(r"^(threads|processes):(\d+)$")
+_DASK = re.compile(r"^dask://([^:/\s]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$")
+_HELP = "use serial, threads:N, processes:N or dask://HOST:PORT"
+
+
+class ExecutorConnectionError(QannealqError, ConnectionError):
+    """The Dask scheduler named by ``--executor dask://HOST:PORT`` cannot be reached."""
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    """A parsed ``--executor`` value.
+
+    Attributes:
+        kind: ``serial``, ``threads``, ``processes`` or ``dask``.
+        workers: number of threads or processes (None for serial and dask).
+        address: the scheduler's ``tcp://HOST:PORT`` (dask only).
+    """
+
+    kind: str
+    workers: int | None = None
+    address: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "dask":
+            return "dask://" + str(self.address).removeprefix("tcp://")
+        return self.kind if self.workers is None else f"{self.kind}:{self.workers}"
+
+
+def parse_executor(spec: str | None) -> ExecutorSpec:
+    """Check the syntax of an ``--executor`` value (no connection, no process started).
+
+    Raises:
+        InvalidArgumentError: an unknown form or a worker count below 1, naming the value.
+    """
+    if spec is None or spec in ("", "serial", "none"):
+        return ExecutorSpec("serial")
+    if not isinstance(spec, str):
+        raise InvalidArgumentError(f"--executor={spec!r} must be text: {_HELP}")
+    match = _SPEC.match(spec.strip())
+    if match:
+        workers = int(match.group(2))
+        if workers < 1:
+            raise InvalidArgumentError(f"--executor={spec!r}: the number of workers must be >= 1")
+        return ExecutorSpec(match.group(1), workers)
+    match = _DASK.match(spec.strip())
+    if match and 0 < int(match.group(2)) < 65536:
+        return ExecutorSpec("dask", address=f"tcp://{match.group(1)}:{int(match.group(2))}")
+    raise InvalidArgumentError(f"--executor={spec!r} is not understood: {_HELP} (e.g. processes:4 or "
+                               "dask://scheduler.example:8786)")
+
+
+def make_executor(spec: "str | ExecutorSpec | Executor | None", threads_per_worker: int | None = None,
+                  connect_timeout: float = 10.0) -> Executor | None:
+    """The executor named by ``spec`` (None for serial); use it in a ``with`` block to release it.
+
+    Args:
+        spec: ``serial``, ``threads:N``, ``processes:N``, ``dask://HOST:PORT``, a parsed
+            :class:`ExecutorSpec`, or an executor (returned as is).
+        threads_per_worker: ``processes:N`` only: BLAS/OpenMP/torch threads per worker process
+            (default ``max(1, cores // N)``).
+        connect_timeout: seconds to wait for a Dask scheduler.
+
+    Raises:
+        InvalidArgumentError: a bad ``spec``.
+        BackendUnavailableError: ``dask://`` without the ``dask`` extra installed.
+        ExecutorConnectionError: the Dask scheduler does not answer.
+    """
+    if spec is None or isinstance(spec, Executor):
+        return spec
+    parsed = spec if isinstance(spec, ExecutorSpec) else parse_executor(spec)
+    if parsed.kind == "threads":
+        return ThreadPoolExecutor(parsed.workers, thread_name_prefix="qannealq")
+    if parsed.kind == "processes":
+        return ProcessExecutor(parsed.workers, threads_per_worker)
+    if parsed.kind == "dask":
+        return DaskExecutor.connect(parsed.address, connect_timeout)
+    return None
+
+
+def describe_executor(executor: Executor | None) -> str:
+    """The executor in words, for messages: ``serial``, ``threads:2``, ``processes:2 (1 thread each)``..."""
+    if executor is None:
+        return "serial (this process)"
+    describe = getattr(executor, "describe", None)
+    if callable(describe):
+        return describe()
+    if isinstance(executor, ThreadPoolExecutor):
+        return f"threads:{executor._max_workers}"
+    return type(executor).__name__
+
+
+def _limit_threads(threads: int) -> None:
+    """Worker initializer: at most ``threads`` BLAS/OpenMP/torch threads in this worker process."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def _chunks(calls: list, parts: int) -> list[list]:
+    size = max(1, math.ceil(len(calls) / max(1, parts)))
+    return [calls[k:k + size] for k in range(0, len(calls), size)]
+
+
+def _call_chunk(fn: Callable, calls: list[tuple], *shared: Any) -> list:
+    """Run ``fn`` on each call of a chunk; ``_Shared(k)`` placeholders take the k-th shared value."""
+    return [fn(*(shared[a.index] if isinstance(a, _Shared) else a for a in args)) for args in calls]
+
+
+@dataclass(frozen=True)
+class _Shared:
+    index: int
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` (never ``fork``: torch and OpenMP threads do not survive it) with the solve loop
+    imported once in the server, so each worker starts by a fork of it; ``spawn`` where there is no
+    forkserver."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["qannealq.solve"])
+    return context
+
+
+class ProcessExecutor(ProcessPoolExecutor):
+    """``processes:N``: local worker processes whose ``map`` sends the calls in a few chunks.
+
+    Within a chunk, pickle writes an argument shared by all its calls once, so a layer's ``H`` travels once
+    per chunk (about four chunks per worker), not once per neuron.
+    """
+
+    def __init__(self, workers: int, threads_per_worker: int | None = None) -> None:
+        cores = os.cpu_count() or 1
+        self.workers = workers
+        self.threads_per_worker = threads_per_worker or max(1, cores // workers)
+        super().__init__(workers, mp_context=_context(), initializer=_limit_threads,
+                         initargs=(self.threads_per_worker,))
+
+    def describe(self) -> str:
+        return f"processes:{self.workers} ({self.threads_per_worker} thread(s) per worker)"
+
+    def map(self, fn: Callable, *iterables: Iterable, timeout: float | None = None, chunksize: int = 0):
+        """``ProcessPoolExecutor.map``; ``chunksize`` 0 (default) gives about four chunks per worker."""
+        calls = list(zip(*iterables))
+        if chunksize < 1:
+            chunksize = max(1, math.ceil(len(calls) / (4 * self.workers)))
+        return super().map(fn, *zip(*calls), timeout=timeout, chunksize=chunksize) if calls else iter(())
+
+
+class DaskExecutor(Executor):
+    """``dask://HOST:PORT``: the user's Dask scheduler behind the ``Executor`` interface.
+
+    ``submit`` is ``Client.submit`` (``pure=False``); ``map`` scatters an argument that every call shares
+    (the same object) to the cluster once, and sends the calls in chunks of about four per worker thread.
+    ``shutdown`` closes the client (the cluster is the user's and keeps running).
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._inner = client.get_executor(pure=False)
+
+    @classmethod
+    def connect(cls, address: str, timeout: float = 10.0) -> "DaskExecutor":
+        """Connect to the scheduler at ``address`` (``tcp://HOST:PORT``)."""
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise BackendUnavailableError("--executor dask://... needs dask.distributed, which is not installed: "
+                                          "pip install 'qannealq[dask]'") from exc
+        try:
+            client = Client(address, timeout=f"{timeout}s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            shown = "dask://" + address.removeprefix("tcp://")
+            raise ExecutorConnectionError(f"--executor={shown}: no Dask scheduler answered at {address} within "
+                                          f"{timeout:g} s ({exc}); start one (dask scheduler; dask worker "
+                                          f"{address}) or check the host and port") from exc
+        return cls(client)
+
+    def describe(self) -> str:
+        threads = self.client.nthreads()
+        return f"dask {self.client.scheduler.address} ({len(threads)} worker(s), {sum(threads.values())} thread(s))"
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        return self._inner.submit(fn, *args, **kwargs)
+
+    def map(self, fn: Callable, *iterables: Iterable, timeout: float | None = None, chunksize: int = 0):
+        calls = list(zip(*iterables))
+        if not calls:
+            return iter(())
+        shared_positions = [k for k in range(len(calls[0])) if _is_shared(calls, k)]
+        futures = [self.client.scatter(calls[0][k], broadcast=False, hash=False) for k in shared_positions]
+        slots = {k: _Shared(j) for j, k in enumerate(shared_positions)}
+        stripped = [tuple(slots.get(k, a) for k, a in enumerate(args)) for args in calls]
+        parts = len(calls) if chunksize < 1 else math.ceil(len(calls) / chunksize)
+        if chunksize < 1:
+            parts = min(parts, 4 * max(1, sum(self.client.nthreads().values())))
+        chunks = [self._inner.submit(_call_chunk, fn, chunk, *futures) for chunk in _chunks(stripped, parts)]
+
+        def results() -> Iterator:
+            for chunk in chunks:
+                yield from chunk.result(timeout)
+
+        return results()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._inner.shutdown(wait=wait)
+        self.client.close()
+
+
+def _is_shared(calls: list[tuple], k: int) -> bool:
+    """Whether argument ``k`` is the same non-trivial object in every call (worth scattering once)."""
+    first = calls[0][k]
+    if first is None or isinstance(first, (int, float, str, bool, bytes)):
+        return False
+    return len(calls) > 1 and all(args[k] is first for args in calls)
+
+
+class NamedSampler(dimod.Sampler):
+    """A registry backend sent by name and built where it is used (in the worker), with constructor options.
+
+    Pickles as ``(name, options)`` only, so a sampler holding a licence or a cloud client never travels.
+    """
+
+    def __init__(self, name: str, **options: Any) -> None:
+        self.name = name
+        self.options = options
+        self._sampler: dimod.Sampler | None = None
+
+    @property
+    def sampler(self) -> dimod.Sampler:
+        if self._sampler is None:
+            from qannealq.backends import get_sampler
+
+            self._sampler = get_sampler(self.name, **self.options)
+        return self._sampler
+
+    @property
+    def parameters(self) -> dict:
+        return self.sampler.parameters
+
+    @property
+    def properties(self) -> dict:
+        return self.sampler.properties
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
+        return self.sampler.sample(bqm, **kwargs)
+
+    def __getstate__(self) -> dict:
+        return {"name": self.name, "options": self.options, "_sampler": None}
+
+    def __repr__(self) -> str:
+        return f"NamedSampler({self.name!r})"
+
+
+def portable_sampler(sampler: dimod.Sampler, name: str, executor: Executor | None) -> dimod.Sampler:
+    """``sampler`` itself when it can go to ``executor``'s workers, else a :class:`NamedSampler` of ``name``.
+
+    Threads (and serial runs) share the instance; process and Dask workers get a pickled copy when the
+    sampler pickles, else the sampler built by name in each worker.
+    """
+    if executor is None or isinstance(executor, ThreadPoolExecutor):
+        return sampler
+    try:
+        pickle.dumps(sampler)
+        return sampler
+    except Exception:  # noqa: BLE001 - any pickling failure: send the name instead
+        logger.info("sampler %r does not pickle: workers build it by name", name)
+        return NamedSampler(name)
+
+
+def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any],
+              executor: Executor | None = None) -> Iterator[tuple[int, Any]]:
+    """``(index, fn(task))`` for every task, each as soon as it finishes.
+
+    With ``executor`` None the tasks run here, in order; otherwise all are submitted first and the results
+    come back in completion order (so a command can store each finished unit at once). ``fn`` and the tasks
+    must pickle for process and Dask executors (a module-level function and plain data).
+    """
+    tasks = list(tasks)
+    if executor is None:
+        for index, task in enumerate(tasks):
+            yield index, fn(task)
+        return
+    futures = {executor.submit(fn, task): index for index, task in enumerate(tasks)}
+    try:
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        for future in futures:
+            future.cancel()

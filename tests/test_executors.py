@@ -1,0 +1,131 @@
+"""--executor: threads, local processes and a Dask cluster give the serial run's results for a fixed seed."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import dimod
+import numpy as np
+import pytest
+
+from helpers import random_layer
+from qannealq import InvalidArgumentError, quantize_layer
+from qannealq.backends import get_sampler
+from qannealq.executors import (DaskExecutor, ExecutorConnectionError, NamedSampler, ProcessExecutor,
+                                describe_executor, make_executor, parse_executor, portable_sampler, run_tasks)
+
+
+@pytest.fixture(scope="module")
+def problem():
+    return random_layer(np.random.default_rng(7), 24, 10).problem(3)
+
+
+@pytest.fixture(scope="module")
+def serial(problem):
+    return quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, num_reads=3)
+
+
+def _assert_same(result, serial) -> None:
+    np.testing.assert_array_equal(result.integers, serial.integers)
+    np.testing.assert_array_equal(result.errors, serial.errors)
+    assert [s.info["seed"] for s in result.samplesets] == [s.info["seed"] for s in serial.samplesets]
+
+
+class _Unpicklable(dimod.Sampler):
+    """``sa`` holding a lock, as a sampler with a licence or a cloud client would: it cannot be pickled."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inner = get_sampler("sa")
+
+    parameters = property(lambda self: self.inner.parameters)
+    properties = property(lambda self: self.inner.properties)
+
+    def sample(self, bqm, **kwargs):
+        return self.inner.sample(bqm, **kwargs)
+
+
+@pytest.mark.parametrize("text, kind, workers", [(None, "serial", None), ("serial", "serial", None),
+                                                 ("threads:3", "threads", 3), ("processes:2", "processes", 2)])
+def test_parse_executor_forms(text, kind, workers):
+    spec = parse_executor(text)
+    assert (spec.kind, spec.workers) == (kind, workers)
+    assert make_executor(None) is None and make_executor("serial") is None
+
+
+def test_parse_executor_dask_address():
+    spec = parse_executor("dask://scheduler.lab:8786")
+    assert (spec.kind, spec.address, str(spec)) == ("dask", "tcp://scheduler.lab:8786", "dask://scheduler.lab:8786")
+
+
+@pytest.mark.parametrize("text", ["processes", "processes:0", "threads:x", "dask://host", "dask://h:99999",
+                                  "mpi:4", "tcp://host:8786"])
+def test_bad_executor_names_the_value(text):
+    with pytest.raises(InvalidArgumentError, match="--executor=") as info:
+        parse_executor(text)
+    assert repr(text) in str(info.value)
+
+
+def test_threads_equal_serial(problem, serial):
+    with make_executor("threads:2") as pool:
+        assert describe_executor(pool) == "threads:2"
+        _assert_same(quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, executor=pool, num_reads=3),
+                     serial)
+
+
+def test_processes_equal_serial_and_build_unpicklable_samplers_by_name(problem, serial):
+    unpicklable = _Unpicklable()
+    with make_executor("processes:2", threads_per_worker=1) as pool:
+        assert isinstance(pool, ProcessExecutor)
+        assert describe_executor(pool) == "processes:2 (1 thread(s) per worker)"
+        _assert_same(quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, executor=pool, num_reads=3),
+                     serial)
+        sent = portable_sampler(unpicklable, "sa", pool)
+        assert isinstance(sent, NamedSampler)
+        assert portable_sampler(unpicklable, "sa", None) is unpicklable
+        by_name = quantize_layer(problem, "qubo", sent, "sa", seed=5, executor=pool, num_reads=3)
+    _assert_same(by_name, serial)
+
+
+def test_named_sampler_pickles_as_its_name_only():
+    named = NamedSampler("sa")
+    assert "seed" in named.parameters  # built here on first use
+    clone = pickle.loads(pickle.dumps(named))
+    assert clone._sampler is None and clone.name == "sa"
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_run_tasks_serial_and_pooled_give_every_result():
+    assert list(run_tasks(_square, [1, 2, 3])) == [(0, 1), (1, 4), (2, 9)]
+    with ThreadPoolExecutor(2) as pool:
+        assert sorted(run_tasks(_square, range(5), pool)) == [(i, i * i) for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        yield cluster
+
+
+def test_dask_local_cluster_equals_serial(local_cluster, problem, serial):
+    address = local_cluster.scheduler_address
+    assert address.startswith("tcp://127.0.0.1:")
+    with make_executor("dask://" + address.removeprefix("tcp://")) as dask:
+        assert isinstance(dask, DaskExecutor)
+        assert "1 worker(s), 2 thread(s)" in describe_executor(dask)
+        result = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, executor=dask, num_reads=3)
+        assert sorted(run_tasks(_square, [3, 4], dask)) == [(0, 9), (1, 16)]
+    _assert_same(result, serial)
+
+
+def test_unreachable_dask_scheduler_is_a_clear_error():
+    pytest.importorskip("distributed")
+    with pytest.raises(ExecutorConnectionError, match=r"dask://127.0.0.1:9: no Dask scheduler answered"):
+        make_executor("dask://127.0.0.1:9", connect_timeout=1)
