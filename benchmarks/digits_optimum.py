@@ -18,25 +18,15 @@ import time
 import numpy as np
 
 from qannealq.backends import get_sampler
-from qannealq.calibration import as_calibration_tensor, collect_stats, linear_layers
-from qannealq.data import load_digits, train_mlp
 from qannealq.errors import QannealqError
-from qannealq.pipeline import formulate_layer
+from qannealq.experiment import formulate, prepare
 
 BITS = (4, 3, 2)
 
 
-def layer_problems(input_size: int, hidden: tuple[int, ...], bits: int, seed: int) -> list:
-    """Train the CLI's digits model (60 epochs, Adam 1e-2, batch 64) and formulate every layer."""
-    data = load_digits(input_size)
-    model = train_mlp(data, hidden, 60, lr=1e-2, batch_size=64, seed=seed)
-    rng = np.random.default_rng(seed)
-    n_cal = min(1024, len(data.x_train))
-    x = as_calibration_tensor(data.x_train[np.sort(rng.choice(len(data.x_train), n_cal, replace=False))])
-    names = linear_layers(model, x)
-    stats = collect_stats(model, model, names, x, 256)
-    modules = dict(model.named_modules())
-    return [formulate_layer(modules[n], stats[n], bits, "tensor", "sign", n) for n in names]
+def layer_problems(input_size: int, bits: int, seed: int) -> list:
+    """The CLI's digits model (qannealq.experiment's recipe and calibration draw), every layer formulated."""
+    return formulate(prepare(dataset="digits", input_size=None if input_size == 8 else input_size, seed=seed), bits)
 
 
 def long_runs(problem) -> np.ndarray:
@@ -76,13 +66,13 @@ def main() -> None:
     parser.add_argument("--gurobi-seconds", type=float, default=2.0, help="Gurobi time limit per neuron")
     args = parser.parse_args()
     solver = get_sampler("layer-sa")
-    cases = [("digits 8x8, 65 variables", 8, (32,), 65, "long runs + gurobi", 0.95),
-             ("digits 4x4, 17 variables", 4, (16,), 17, "exact", 0.99)]
-    for title, size, hidden, width, reference, target in cases:
+    cases = [("digits 8x8, 65 variables", 8, 65, "long runs + gurobi", 0.95),
+             ("digits 4x4, 17 variables", 4, 17, "exact", 0.99)]
+    for title, size, width, reference, target in cases:
         hits = total = proved = 0
         t_solver = t_ref = 0.0
         for bits in BITS:
-            for problem in layer_problems(size, hidden, bits, args.seed):
+            for problem in layer_problems(size, bits, args.seed):
                 if problem.num_coordinates != width:
                     continue
                 t0 = time.perf_counter()

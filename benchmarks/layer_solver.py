@@ -1,7 +1,7 @@
 """Side by side on the MNIST MLP (784-128-10): RTN, GPTQ, GPTQ-restricted, per-neuron ``sa`` and ``layer-sa``.
 
-Step 1 trains the model with a fixed seed (Adam 1e-3, batch 128, 3 epochs; ``--data-dir`` holds
-``mnist.npz``). Then, on 1024 calibration images (float calibration) and for int4, int3 and int2, every method
+Step 1 takes the MNIST model of :mod:`qannealq.experiment` (its recipe: Adam 1e-3, batch 128, 3 epochs, seed
+``--seed``; trained once and cached; ``--data-dir`` holds ``mnist.npz``) and its calibration draw. Then, on 1024 calibration images (float calibration) and for int4, int3 and int2, every method
 quantizes every layer in this one process; the script prints per layer and in total the error (sum of the
 neurons' mean squared pre-activation errors), the wall time (the best of ``--repeats`` runs for the fast
 methods), the peak traced memory (tracemalloc: numpy and Python allocations; for ``sa`` traced on two
@@ -28,8 +28,8 @@ import torch
 from threadpoolctl import threadpool_info, threadpool_limits
 
 from qannealq.backends import get_sampler
-from qannealq.calibration import as_calibration_tensor, collect_stats, linear_layers
-from qannealq.data import load_npz, train_mlp
+from qannealq.calibration import as_calibration_tensor
+from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem, LayerStats
 from qannealq.pipeline import formulate_layer
 from qannealq.solve import quantize_layer
@@ -172,16 +172,15 @@ def main() -> None:
 
 def bench(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
-    data = load_npz("mnist", args.data_dir)
-    model = train_mlp(data, (128,), epochs=3, lr=1e-3, batch_size=128, seed=args.seed, cache=False)
-    rng = np.random.default_rng(args.seed)
-    x = as_calibration_tensor(data.x_train[np.sort(rng.choice(len(data.x_train), 1024, replace=False))])
-    names = linear_layers(model, x)
-    stats = collect_stats(model, model, names, x, 256)
+    exp = prepare(dataset="mnist", data_dir=args.data_dir, seed=args.seed, num_calibration=1024)
+    model = exp.model
+    x = as_calibration_tensor(exp.calibration)
+    stats = calibrate(exp)
+    names = list(stats)
     acts = activations(model, names, x)
     modules = dict(model.named_modules())
-    print(f"trained MNIST MLP 784-128-10 in {time.perf_counter() - t0:.1f} s (seed {args.seed}); "
-          f"1024 calibration images, float calibration")
+    print(f"MNIST MLP {exp.sizes} from qannealq.experiment (seed {args.seed}), trained or loaded in "
+          f"{time.perf_counter() - t0:.1f} s; {len(exp.calibration)} calibration images, float calibration")
     tc = time.perf_counter()
     warm_up = get_sampler("layer-sa").sample_layer(formulate_layer(modules[names[-1]], stats[names[-1]], 4, "tensor",
                                                                    "sign", names[-1]), seed=0, device=args.device)
