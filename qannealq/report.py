@@ -7,18 +7,17 @@ import io
 import json
 import logging
 import os
-import sys
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterator, Protocol, TextIO
+from typing import Iterator, Protocol
 
 from qannealq.store import atomic_write
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ResultRow", "RunWriter", "CSV_COLUMNS", "format_table", "plot_accuracy", "Reporter", "LogReporter",
-           "ConsoleReporter"]
+__all__ = ["ResultRow", "RunWriter", "CSV_COLUMNS", "format_table", "plot_accuracy", "Reporter", "Progress",
+           "LogReporter"]
 
 CSV_COLUMNS = ("dataset", "method", "backend", "bits", "calibration", "granularity", "accuracy", "layer_error",
                "seconds")
@@ -136,31 +135,3 @@ class LogReporter:
     @contextmanager
     def progress(self, total: int, desc: str, unit: str = "it") -> Iterator[_NoProgress]:
         yield _NoProgress()
-
-
-class _Bar:
-    def __init__(self, bar) -> None:
-        self._bar = bar
-
-    def update(self, k: int) -> None:
-        self._bar.update(k)
-
-    def status(self, text: str) -> None:
-        self._bar.set_postfix_str(text)
-
-
-class ConsoleReporter:
-    """The command line's: messages printed to ``stream`` (stdout), progress as a tqdm bar on stderr."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream
-
-    def message(self, text: str) -> None:
-        print(text, file=self.stream or sys.stdout, flush=True)
-
-    @contextmanager
-    def progress(self, total: int, desc: str, unit: str = "it") -> Iterator[_Bar]:
-        from tqdm.auto import tqdm
-
-        with tqdm(total=total, desc=desc, unit=unit, disable=total == 0) as bar:
-            yield _Bar(bar)

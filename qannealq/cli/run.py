@@ -7,7 +7,7 @@ from pathlib import Path
 
 from qannealq.cli._args import add_model_arguments, add_quantize_arguments, model_config, quantize_config
 from qannealq.config import RunConfig
-from qannealq.report import ConsoleReporter
+from qannealq.cli._console import ConsoleReporter
 
 HELP = "train or load a model, quantize it with each method and bit width"
 

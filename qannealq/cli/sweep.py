@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from qannealq.cli._args import add_model_arguments, int_list, model_config, option, str_list
-from qannealq.report import ConsoleReporter
+from qannealq.cli._console import ConsoleReporter
 
 HELP = "sweep methods x bits x seeds on one dataset; resumable; tables and plots with mean ± std"
 
