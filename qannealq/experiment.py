@@ -49,6 +49,9 @@ RECIPES: dict[str, Recipe] = {
     "mnist": Recipe((128,), 3, 1e-3, 128),
     "fashion-mnist": Recipe((128,), 5, 1e-3, 128),
     "emnist-letters": Recipe((256,), 5, 1e-3, 128),
+    "cifar10": Recipe((512,), 10, 1e-3, 128),
+    **{f"emnist-{split}": Recipe((256,), 5, 1e-3, 128)
+       for split in ("balanced", "byclass", "bymerge", "digits", "mnist")},
 }
 TINY_RECIPE = Recipe((16,), 60, 1e-2, 64)
 """Digits pooled to 4x4 or less: the 16-16-10 classroom model, at most 17 variables per neuron, so every
@@ -110,7 +113,7 @@ def calibration_draw(data: Dataset, num: int, seed: int) -> np.ndarray:
 
 
 def prepare(config: ModelConfig | None = None, *, cache: bool = True, data: Dataset | None = None,
-            reporter: Reporter | None = None, **options) -> Experiment:
+            reporter: Reporter | None = None, download: bool = False, **options) -> Experiment:
     """Load, train (or load the cached model) and draw the calibration set.
 
     Args:
@@ -118,6 +121,7 @@ def prepare(config: ModelConfig | None = None, *, cache: bool = True, data: Data
         cache: load/store the trained model under the cache folder (``$QANNEALQ_CACHE``).
         data: the dataset already loaded (e.g. by an earlier ``prepare`` with another seed), else loaded here.
         reporter: where training shows its progress bar (default: the log, no bar).
+        download: fetch the dataset from its canonical location when it is found nowhere (SHA-256 checked).
         **options: fields of :class:`~qannealq.config.ModelConfig`, when ``config`` is None (or to override).
 
     Raises:
@@ -127,7 +131,7 @@ def prepare(config: ModelConfig | None = None, *, cache: bool = True, data: Data
     base = recipe(config.dataset, config.input_size)
     used = Recipe(config.hidden or base.hidden, config.epochs or base.epochs, base.lr, base.batch_size)
     if data is None:
-        data = load_dataset(config.dataset, config.data_dir, config.input_size)
+        data = load_dataset(config.dataset, config.data_dir, config.input_size, download=download)
     model = train_mlp(data, used.hidden, used.epochs, lr=used.lr, batch_size=used.batch_size, seed=config.seed,
                       cache=cache, reporter=reporter)
     float_acc = accuracy(model, data.x_test, data.y_test)

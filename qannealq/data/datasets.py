@@ -1,24 +1,52 @@
-"""Dataset loaders: the embedded sklearn digits, and the npz datasets of ``../shared/datasets``."""
+"""Dataset loading: the embedded sklearn digits, the MNIST family and CIFAR-10 from any of their formats.
+
+:func:`load_dataset` finds the dataset (:func:`qannealq.data.sources.find_source`: npz, ImageFolder or the
+official raw files in the data folders, then the download folder), downloads it first when asked
+(``download=True``, checked by SHA-256), and returns flattened float32 inputs in [0, 1] with int64 labels
+``0..K-1``. Decoded raw files and image folders are cached as arrays under ``<cache>/datasets``, keyed by the
+source's checksum (:func:`source_checksum`), so a second load of CIFAR-10 only reads one array file.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from qannealq.data import formats
+from qannealq.data.sources import SPECS, DatasetSpec, Source, data_dirs, find_source
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["Dataset", "load_dataset", "load_digits", "load_npz", "DATASETS", "default_data_dir"]
+__all__ = ["Dataset", "DATASETS", "cache_dir", "default_data_dir", "load_dataset", "load_digits", "load_npz",
+           "source_checksum"]
 
-NPZ_FILES = {"mnist": "mnist.npz", "fashion-mnist": "fashion-mnist.npz", "emnist-letters": "emnist-letters.npz"}
-DATASETS = ("digits", *NPZ_FILES)
+logger = logging.getLogger(__name__)
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "emnist-letters", "cifar10",
+            *(name for name in SPECS if name.startswith("emnist-") and name != "emnist-letters"))
+"""Every dataset name; EMNIST's other splits load when their files are present (or downloaded)."""
+_CACHE_FORMAT = 1
+
+
+def cache_dir() -> Path:
+    """``$QANNEALQ_CACHE`` or ``~/.cache/qannealq``."""
+    return Path(os.environ.get("QANNEALQ_CACHE", Path.home() / ".cache" / "qannealq"))
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """Flattened float32 inputs in [0, 1] and int64 labels 0..num_classes-1."""
+    """Flattened float32 inputs in [0, 1] and int64 labels 0..num_classes-1.
+
+    Attributes:
+        checksum: SHA-256 identifying the source data (part of the trained model's cache key).
+        source: where the data came from (e.g. ``npz at ../shared/datasets/mnist.npz``).
+        classes: class names when the source has them (ImageFolder folders, CIFAR's meta file).
+    """
 
     name: str
     x_train: np.ndarray
@@ -26,10 +54,20 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray
     num_classes: int
+    checksum: str = ""
+    source: str = ""
+    classes: tuple[str, ...] = ()
 
     @property
     def num_inputs(self) -> int:
         return self.x_train.shape[1]
+
+
+def _array_digest(*arrays: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for a in arrays:
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()
 
 
 def load_digits(input_size: int = 8) -> Dataset:
@@ -50,43 +88,132 @@ def load_digits(input_size: int = 8) -> Dataset:
     x_tr, x_te, y_tr, y_te = train_test_split(x, raw.target.astype(np.int64), test_size=0.25,
                                               stratify=raw.target, random_state=0)
     name = "digits" if input_size == 8 else f"digits{input_size}x{input_size}"
-    return Dataset(name, x_tr, y_tr, x_te, y_te, 10)
+    return Dataset(name, x_tr, y_tr, x_te, y_te, 10, _array_digest(x_tr, y_tr, x_te, y_te), "scikit-learn",
+                   tuple(str(i) for i in range(10)))
 
 
 def default_data_dir() -> Path:
-    """``$QANNEALQ_DATA``, else ``./datasets``, else ``../shared/datasets`` (the first that exists)."""
-    env = os.environ.get("QANNEALQ_DATA")
-    if env:
-        return Path(env)
-    for candidate in (Path("datasets"), Path("..") / "shared" / "datasets"):
-        if candidate.is_dir():
-            return candidate
-    return Path("..") / "shared" / "datasets"
+    """The first existing data folder of :func:`qannealq.data.sources.data_dirs` (else the last searched)."""
+    dirs = data_dirs()
+    return next((d for d in dirs if d.is_dir()), dirs[-1])
+
+
+def source_checksum(source: Source) -> str:
+    """SHA-256 identifying a source: of the file contents (npz, IDX, CIFAR batches); for an ImageFolder
+    tree, of every image's relative path, size and modification time (hashing 60 000 images each load would
+    cost seconds)."""
+    digest = hashlib.sha256(source.format.encode())
+    if source.format == "folder":
+        root = source.paths[0]
+        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in formats.IMAGE_SUFFIXES):
+            st = path.stat()
+            digest.update(f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+    files = source.paths if source.format != "cifar" else sorted(
+        p for p in source.paths[0].iterdir() if p.name.startswith(("data_batch_", "test_batch", "batches.meta")))
+    from qannealq.data.download import sha256_file
+
+    for path in files:
+        digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def _read(source: Source, spec: DatasetSpec) -> formats.RawSplits:
+    if source.format == "npz":
+        return formats.read_npz(source.paths[0])
+    if source.format == "folder":
+        return formats.read_image_folder(source.paths[0])
+    if source.format == "cifar":
+        return formats.read_cifar_batches(source.paths[0])
+    x_tr, y_tr = formats.read_idx_pair(source.paths[0], source.paths[1], spec.transpose)
+    x_te, y_te = formats.read_idx_pair(source.paths[2], source.paths[3], spec.transpose)
+    return formats.RawSplits(x_tr, y_tr, x_te, y_te)
+
+
+def _decoded(source: Source, spec: DatasetSpec, checksum: str, cache: Path) -> formats.RawSplits:
+    """The raw arrays of a non-npz source, from the decoded-array cache when its checksum is there."""
+    path = cache / "datasets" / f"{spec.name}-{checksum[:24]}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                return formats.RawSplits(z["x_train"], z["y_train"], z["x_test"], z["y_test"],
+                                         tuple(json.loads(str(z["classes"]))))
+        except (OSError, ValueError, KeyError) as exc:
+            logger.warning("decoded cache %s unreadable (%s): decoding again", path, exc)
+    raw = _read(source, spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, x_train=raw.x_train, y_train=raw.y_train, x_test=raw.x_test, y_test=raw.y_test,
+             classes=np.array(json.dumps(list(raw.classes))), format=np.array(_CACHE_FORMAT))
+    os.replace(tmp, path)
+    logger.info("decoded %s and cached the arrays in %s", source.describe(), path)
+    return raw
+
+
+def _to_dataset(raw: formats.RawSplits, spec: DatasetSpec, source: Source, checksum: str) -> Dataset:
+    """Scale pixels to [0, 1] (float32), shift labels to 0..K-1 and check their range."""
+    ys = []
+    for split, y in (("train", raw.y_train), ("test", raw.y_test)):
+        y = y.astype(np.int64) - spec.label_offset
+        if y.size and (y.min() < 0 or y.max() >= spec.num_classes):
+            raise InvalidArgumentError(
+                f"dataset {spec.name!r} from {source.describe()}: {split} labels span "
+                f"{y.min() + spec.label_offset}..{y.max() + spec.label_offset}, expected {spec.label_offset}.."
+                f"{spec.num_classes - 1 + spec.label_offset}; check that the files belong to {spec.name}")
+        ys.append(y)
+    xs = [x.reshape(len(x), -1).astype(np.float32) / 255.0 for x in (raw.x_train, raw.x_test)]
+    return Dataset(spec.name, xs[0], ys[0], xs[1], ys[1], spec.num_classes, checksum, source.describe(),
+                   raw.classes)
+
+
+def _spec(name: str) -> DatasetSpec:
+    if name not in SPECS:
+        raise InvalidArgumentError(f"dataset={name!r} is unknown: choose one of {', '.join(DATASETS)}")
+    return SPECS[name]
 
 
 def load_npz(name: str, data_dir: str | Path | None = None) -> Dataset:
-    """MNIST, Fashion-MNIST or EMNIST-letters from a Keras-style npz (pixels / 255, flattened)."""
-    if name not in NPZ_FILES:
-        raise InvalidArgumentError(f"dataset={name!r} has no npz file: choose one of {', '.join(NPZ_FILES)}")
-    path = Path(data_dir or default_data_dir()) / NPZ_FILES[name]
-    if not path.is_file():
-        raise InvalidArgumentError(
-            f"dataset {name!r}: {path} not found; pass --data-dir (or set QANNEALQ_DATA) to the folder holding "
-            f"{NPZ_FILES[name]}"
-        )
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    ys = [arrays["y_train"].astype(np.int64), arrays["y_test"].astype(np.int64)]
-    low = min(y.min() for y in ys)  # EMNIST letters are labelled 1..26
-    ys = [y - low for y in ys]
-    xs = [arrays[k].reshape(len(arrays[k]), -1).astype(np.float32) / 255.0 for k in ("x_train", "x_test")]
-    return Dataset(name, xs[0], ys[0], xs[1], ys[1], int(max(y.max() for y in ys)) + 1)
+    """A dataset from its Keras-style npz in ``data_dir`` (pixels / 255, flattened; labels from 0)."""
+    spec = _spec(name)
+    folder = Path(data_dir) if data_dir is not None else default_data_dir()
+    source = Source(name, "npz", (folder / f"{name}.npz",))
+    if not source.paths[0].is_file():
+        raise InvalidArgumentError(f"dataset {name!r}: {source.paths[0]} not found; pass --data-dir (or set "
+                                   f"QANNEALQ_DATA) to the folder holding {name}.npz")
+    return _to_dataset(formats.read_npz(source.paths[0]), spec, source, source_checksum(source))
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, input_size: int | None = None) -> Dataset:
-    """Load a dataset by name (see :data:`DATASETS`)."""
+def load_dataset(name: str, data_dir: str | Path | None = None, input_size: int | None = None,
+                 download: bool = False, cache: str | Path | None = None, mirror: str | None = None) -> Dataset:
+    """Load a dataset by name (see :data:`DATASETS`) from wherever it is found.
+
+    Args:
+        name: the dataset.
+        data_dir: the folder to search (default: ``$QANNEALQ_DATA``, else the default folders).
+        input_size: digits only: pool to ``input_size``².
+        download: when it is found nowhere, fetch it from its canonical location (SHA-256 checked).
+        cache: the cache folder (default :func:`cache_dir`): downloads and decoded arrays.
+        mirror: a base URL replacing the canonical locations (for tests and private mirrors).
+
+    Raises:
+        DatasetNotFoundError: not found (and not downloaded); the message lists every place searched.
+        ChecksumError, DownloadError: the download failed.
+    """
     if name == "digits":
         return load_digits(8 if input_size is None else input_size)
     if input_size is not None:
         raise InvalidArgumentError(f"input_size applies to dataset 'digits' only, not {name!r}")
-    return load_npz(name, data_dir)
+    spec = _spec(name)
+    cache = Path(cache) if cache is not None else cache_dir()
+    try:
+        source = find_source(spec, data_dir, cache)
+    except FileNotFoundError:
+        if not download:
+            raise
+        from qannealq.data.download import download_dataset
+
+        download_dataset(spec, cache, mirror)
+        source = find_source(spec, data_dir, cache)
+    checksum = source_checksum(source)
+    raw = formats.read_npz(source.paths[0]) if source.format == "npz" else _decoded(source, spec, checksum, cache)
+    return _to_dataset(raw, spec, source, checksum)

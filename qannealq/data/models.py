@@ -5,17 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from qannealq.data.datasets import Dataset
+from qannealq.data.datasets import Dataset, cache_dir
 from qannealq.report import LogReporter, Reporter
 
-__all__ = ["MLP", "train_mlp", "accuracy", "cache_dir"]
+__all__ = ["MLP", "train_mlp", "accuracy", "cache_dir", "checkpoint_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,11 +30,6 @@ class MLP(torch.nn.Sequential):
                 layers.append(torch.nn.ReLU())
         super().__init__(*layers)
         self.sizes = tuple(sizes)
-
-
-def cache_dir() -> Path:
-    """``$QANNEALQ_CACHE`` or ``~/.cache/qannealq``."""
-    return Path(os.environ.get("QANNEALQ_CACHE", Path.home() / ".cache" / "qannealq"))
 
 
 def _fit(model: MLP, data: Dataset, epochs: int, lr: float, batch_size: int, seed: int,
@@ -57,6 +51,17 @@ def _fit(model: MLP, data: Dataset, epochs: int, lr: float, batch_size: int, see
     model.eval()
 
 
+def checkpoint_path(data: Dataset, sizes: Sequence[int], epochs: int, lr: float, batch_size: int,
+                    seed: int) -> Path:
+    """The cached checkpoint of a training run, keyed by (dataset, its data checksum, architecture, seed,
+    epochs, learning rate, batch size, torch version): new data or any other setting trains a new model."""
+    key = json.dumps({"data": data.name, "checksum": data.checksum or f"n={len(data.x_train)}",
+                      "sizes": list(sizes), "epochs": epochs, "lr": lr, "batch": batch_size, "seed": seed,
+                      "torch": torch.__version__.split("+")[0]}, sort_keys=True)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
+    return cache_dir() / "models" / f"{data.name}-{'-'.join(map(str, sizes))}-s{seed}-e{epochs}-{digest}.pt"
+
+
 def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-3, batch_size: int = 128,
               seed: int = 0, cache: bool = True, reporter: Reporter | None = None) -> MLP:
     """Train (or load from the cache) an MLP on ``data`` with a fixed seed.
@@ -64,10 +69,7 @@ def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-
     The global RNG is not touched: initialisation runs under ``torch.random.fork_rng``.
     """
     sizes = (data.num_inputs, *hidden, data.num_classes)
-    key = json.dumps({"data": data.name, "n": len(data.x_train), "sizes": sizes, "epochs": epochs, "lr": lr,
-                      "batch": batch_size, "seed": seed, "torch": torch.__version__.split("+")[0]}, sort_keys=True)
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    path = cache_dir() / "models" / f"{data.name}-{'-'.join(map(str, sizes))}-{digest}.pt"
+    path = checkpoint_path(data, sizes, epochs, lr, batch_size, seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = MLP(sizes)
