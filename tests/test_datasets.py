@@ -1,0 +1,182 @@
+"""Dataset loaders on small files written in each real format, the search order and its error, the decoded
+cache, the checkpoint key, and the real datasets of ../shared/datasets when present."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from data_files import (images, write_cifar_batches, write_idx_dataset, write_image_folder, write_npz)
+from qannealq.data import DatasetNotFoundError, checkpoint_path, load_dataset
+from qannealq.data import formats as formats_module
+from qannealq.data.sources import SPECS, data_dirs
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+IDX = SPECS["mnist"].raw_files
+CLASSES = ["cat", "airplane", "bird"]  # written unsorted: labels follow the sorted names
+
+
+def _check(data, n_train, n_test, inputs, classes):
+    assert data.x_train.shape == (n_train, inputs) and data.x_test.shape == (n_test, inputs)
+    assert data.x_train.dtype == np.float32 and data.y_train.dtype == np.int64
+    assert 0.0 <= data.x_train.min() and data.x_train.max() <= 1.0
+    assert data.num_classes == classes
+    for y in (data.y_train, data.y_test):
+        assert 0 <= y.min() and y.max() < classes
+
+
+def test_npz_scales_pixels_and_shifts_emnist_letters_labels(tmp_path):
+    x, xt = images(30, (28, 28)), images(10, (28, 28), seed=1)
+    y = np.arange(30) % 26 + 1  # EMNIST letters are published as 1..26
+    write_npz(tmp_path / "emnist-letters.npz", x, y, xt, np.arange(10) + 1)
+    data = load_dataset("emnist-letters", data_dir=tmp_path, cache=tmp_path / "cache")
+    _check(data, 30, 10, 784, 26)
+    np.testing.assert_array_equal(data.y_train, y - 1)
+    np.testing.assert_array_equal(data.x_train[3], x[3].reshape(-1).astype(np.float32) / 255.0)
+    assert data.source.startswith("npz at") and len(data.checksum) == 64
+
+
+def test_labels_outside_the_published_range_are_refused(tmp_path):
+    write_npz(tmp_path / "mnist.npz", images(4, (28, 28)), np.array([0, 1, 2, 10]), images(2, (28, 28)),
+              np.array([0, 1]))
+    with pytest.raises(ValueError, match=r"labels span 0..10, expected 0..9"):
+        load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+
+
+def test_image_folder_decodes_rgb_channel_first_with_sorted_class_labels(tmp_path):
+    rgb = images(6, (4, 5, 3))
+    write_image_folder(tmp_path / "cifar10", {"train": [(CLASSES[k % 3], rgb[k]) for k in range(6)],
+                                              "test": [(c, rgb[k]) for k, c in enumerate(CLASSES)]})
+    data = load_dataset("cifar10", data_dir=tmp_path, cache=tmp_path / "cache")
+    _check(data, 6, 3, 60, 10)
+    assert data.classes == ("airplane", "bird", "cat")
+    # class folders in sorted order; within a class, files in name order
+    assert data.y_train.tolist() == [0, 0, 1, 1, 2, 2]
+    first_airplane = rgb[1]  # k=1 is the first image written to airplane/
+    np.testing.assert_array_equal(data.x_train[0], first_airplane.transpose(2, 0, 1).reshape(-1) / np.float32(255))
+
+
+def test_idx_files_and_emnist_transpose(tmp_path):
+    x, xt = images(12, (28, 28)), images(5, (28, 28), seed=2)
+    y, yt = np.arange(12) % 10, np.arange(5)
+    write_idx_dataset(tmp_path / "mnist", IDX, x, y, xt, yt)
+    mnist = load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+    _check(mnist, 12, 5, 784, 10)
+    np.testing.assert_array_equal(mnist.x_train, x.reshape(12, -1) / np.float32(255))
+    assert mnist.source.startswith("idx at")
+
+    spec = SPECS["emnist-letters"]
+    write_idx_dataset(tmp_path / "emnist", tuple(f.removesuffix(".gz") for f in spec.raw_files), x, y + 1, xt,
+                      yt + 1, transpose=True)  # stored transposed and uncompressed
+    letters = load_dataset("emnist-letters", data_dir=tmp_path, cache=tmp_path / "cache")
+    np.testing.assert_array_equal(letters.x_train, x.reshape(12, -1) / np.float32(255))  # upright again
+    np.testing.assert_array_equal(letters.y_test, yt)
+
+
+def test_cifar_batches_equal_the_same_images_as_an_image_folder(tmp_path):
+    train, test = images(10, (32, 32, 3)), images(4, (32, 32, 3), seed=3)
+    y, yt = np.arange(10) % 10, np.array([3, 1, 4, 1])
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    write_cifar_batches(tmp_path / "a" / "cifar-10-batches-py", train, y, test, yt, names)
+    batches = load_dataset("cifar10", data_dir=tmp_path / "a", cache=tmp_path / "cache")
+    _check(batches, 10, 4, 3072, 10)
+    assert batches.classes == tuple(names) and batches.y_test.tolist() == [3, 1, 4, 1]
+    write_image_folder(tmp_path / "b" / "cifar10", {"train": [(names[c], train[k]) for k, c in enumerate(y)],
+                                                    "test": [(names[c], test[k]) for k, c in enumerate(yt)]})
+    folder = load_dataset("cifar10", data_dir=tmp_path / "b", cache=tmp_path / "cache")
+    order = np.argsort(y, kind="stable")  # the folder lists images class by class
+    np.testing.assert_array_equal(folder.x_train, batches.x_train[order])
+
+
+def test_missing_dataset_error_names_every_place_searched(tmp_path, monkeypatch):
+    monkeypatch.setenv("QANNEALQ_DATA", str(tmp_path / "data"))
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_dataset("fashion-mnist", cache=tmp_path / "cache")
+    text = str(err.value)
+    data, down = tmp_path / "data", tmp_path / "cache" / "downloads" / "fashion-mnist"
+    for place in (data / "fashion-mnist.npz", data / "fashion-mnist", data / "FashionMNIST" / "raw",
+                  down / "fashion-mnist.npz", down):
+        assert str(place) in text
+    assert "qannealq datasets --download fashion-mnist" in text and "--data-dir" in text
+    assert isinstance(err.value, FileNotFoundError)
+
+
+def test_search_order_and_default_folders(tmp_path, monkeypatch):
+    x = images(4, (28, 28))
+    write_idx_dataset(tmp_path / "mnist", IDX, x, np.arange(4), x, np.arange(4))
+    write_npz(tmp_path / "mnist.npz", x, np.arange(4), x[:2], np.arange(2))
+    assert load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "c").source.startswith("npz")  # npz first
+    monkeypatch.delenv("QANNEALQ_DATA", raising=False)
+    assert Path("..") / "shared" / "datasets" in data_dirs()
+    monkeypatch.setenv("QANNEALQ_DATA", str(tmp_path))
+    assert data_dirs() == [tmp_path] and data_dirs(tmp_path / "x") == [tmp_path / "x"]
+
+
+def test_decoded_arrays_are_cached_by_source_checksum(tmp_path, monkeypatch):
+    x = images(6, (28, 28))
+    paths = write_idx_dataset(tmp_path / "mnist", IDX, x, np.arange(6), x[:2], np.arange(2))
+    first = load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+    assert len(list((tmp_path / "cache" / "datasets").glob("mnist-*.npz"))) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("decoded again although the cache holds these files")
+
+    monkeypatch.setattr(formats_module, "read_idx_pair", fail)
+    again = load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+    np.testing.assert_array_equal(again.x_train, first.x_train)
+    assert again.checksum == first.checksum
+    monkeypatch.undo()
+    write_idx_dataset(tmp_path / "mnist", IDX, x[::-1].copy(), np.arange(6), x[:2], np.arange(2))  # new data
+    changed = load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+    assert changed.checksum != first.checksum
+    np.testing.assert_array_equal(changed.x_train, first.x_train[::-1])
+    assert len(paths) == 4
+
+
+def test_checkpoint_key_covers_data_architecture_seed_and_epochs(tmp_path):
+    x = images(4, (28, 28))
+    write_npz(tmp_path / "mnist.npz", x, np.arange(4), x, np.arange(4))
+    data = load_dataset("mnist", data_dir=tmp_path)
+    base = checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 0)
+    assert base == checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 0)
+    others = {checkpoint_path(replace(data, checksum="0" * 64), (784, 8, 10), 2, 1e-3, 128, 0),
+              checkpoint_path(data, (784, 16, 10), 2, 1e-3, 128, 0), checkpoint_path(data, (784, 8, 10), 3, 1e-3, 128, 0),
+              checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 1)}
+    assert base not in others and len(others) == 4
+
+
+def _shared(name: str) -> Path:
+    path = SHARED / name
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return path
+
+
+@pytest.mark.parametrize("name, n_train, n_test, classes, train_per_class", [
+    ("mnist", 60000, 10000, 10, None),
+    pytest.param("fashion-mnist", 60000, 10000, 10, 6000, marks=pytest.mark.slow),
+    pytest.param("emnist-letters", 124800, 20800, 26, 4800, marks=pytest.mark.slow)])
+def test_shared_npz_datasets(name, n_train, n_test, classes, train_per_class):
+    _shared(f"{name}.npz")
+    data = load_dataset(name, data_dir=SHARED)
+    _check(data, n_train, n_test, 784, classes)
+    counts = np.bincount(data.y_train, minlength=classes)
+    assert counts.sum() == n_train and (counts > 0).all()
+    if train_per_class:
+        assert (counts == train_per_class).all()
+    if name == "mnist":
+        assert data.y_train[:5].tolist() == [5, 0, 4, 1, 9]  # the canonical first training labels
+        assert counts.tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+        assert abs(float(data.x_train.mean()) - 0.1307) < 1e-3
+
+
+@pytest.mark.slow
+def test_shared_cifar10_image_folder(tmp_path):
+    _shared("cifar10")
+    data = load_dataset("cifar10", data_dir=SHARED, cache=tmp_path)
+    _check(data, 50000, 10000, 3072, 10)
+    assert data.classes[:3] == ("airplane", "automobile", "bird")
+    assert np.bincount(data.y_train).tolist() == [5000] * 10 and np.bincount(data.y_test).tolist() == [1000] * 10

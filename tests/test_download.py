@@ -1,0 +1,107 @@
+"""``--download``: files served by a loopback HTTP server the test starts (never the internet); the SHA-256
+is checked, a corrupted file is rejected and removed, archives are unpacked and the dataset loads."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import tarfile
+import threading
+from dataclasses import replace
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from data_files import images, write_cifar_batches, write_idx_dataset
+from qannealq.data import load_dataset
+from qannealq.data import sources as sources_module
+from qannealq.data.download import ChecksumError, DownloadError, fetch_resource
+from qannealq.data.sources import SPECS, Resource
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """An HTTP server on 127.0.0.1 serving ``tmp_path/www``; yields (folder, base URL)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(www)))
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield www, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def _sha(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_checksum_verified_and_a_corrupted_file_rejected_and_removed(server, tmp_path):
+    www, url = server
+    (www / "f.bin").write_bytes(b"published bytes")
+    good = Resource("f.bin", (f"{url}/f.bin",), hashlib.sha256(b"published bytes").hexdigest())
+    path = fetch_resource(good, tmp_path / "dl")
+    assert path.read_bytes() == b"published bytes"
+
+    (www / "f.bin").write_bytes(b"corrupted bytes")  # the server now sends other bytes
+    path.unlink()
+    with pytest.raises(ChecksumError, match="differs from the pinned"):
+        fetch_resource(good, tmp_path / "dl")
+    assert not list((tmp_path / "dl").iterdir())  # neither the file nor a partial one is left
+
+    path.write_bytes(b"stale local copy")  # a stored file with a wrong checksum is replaced by a good one
+    (www / "f.bin").write_bytes(b"published bytes")
+    assert fetch_resource(good, tmp_path / "dl").read_bytes() == b"published bytes"
+
+
+def test_unreachable_urls_are_named(tmp_path, server):
+    _, url = server
+    with pytest.raises(DownloadError, match=r"could not download missing\.bin: .*missing\.bin"):
+        fetch_resource(Resource("missing.bin", (f"{url}/missing.bin",), "0" * 64), tmp_path, timeout=5)
+
+
+def test_the_real_pins_reject_a_fake_mnist_and_nothing_is_kept(server, tmp_path):
+    www, url = server
+    x = images(3, (28, 28))
+    write_idx_dataset(www, SPECS["mnist"].raw_files, x, np.arange(3), x, np.arange(3))
+    with pytest.raises(ChecksumError):
+        load_dataset("mnist", data_dir=tmp_path / "empty", download=True, cache=tmp_path / "cache", mirror=url)
+    assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))
+
+
+def test_download_then_load_idx_and_cifar_archives(server, tmp_path, monkeypatch):
+    www, url = server
+    x, xt = images(8, (28, 28)), images(3, (28, 28), seed=5)
+    files = write_idx_dataset(www, SPECS["mnist"].raw_files, x, np.arange(8) % 10, xt, np.arange(3))
+    monkeypatch.setitem(sources_module.SPECS, "mnist", replace(
+        SPECS["mnist"], resources=tuple(Resource(p.name, ("https://example.invalid/" + p.name,), _sha(p))
+                                        for p in files)))
+    data = load_dataset("mnist", data_dir=tmp_path / "empty", download=True, cache=tmp_path / "cache", mirror=url)
+    np.testing.assert_array_equal(data.x_test, xt.reshape(3, -1) / np.float32(255))
+    assert "(downloaded)" in data.source
+
+    train, test = images(5, (32, 32, 3)), images(2, (32, 32, 3), seed=6)
+    batches = write_cifar_batches(tmp_path / "src" / "cifar-10-batches-py", train, np.arange(5), test,
+                                  np.array([1, 2]), [f"c{i}" for i in range(10)])
+    with tarfile.open(www / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(batches, arcname="cifar-10-batches-py")
+    resource = Resource("cifar-10-python.tar.gz", ("https://example.invalid/x",), _sha(www / "cifar-10-python.tar.gz"))
+    monkeypatch.setitem(sources_module.SPECS, "cifar10", replace(SPECS["cifar10"], resources=(resource,)))
+    cifar = load_dataset("cifar10", data_dir=tmp_path / "empty", download=True, cache=tmp_path / "cache", mirror=url)
+    assert cifar.x_train.shape == (5, 3072) and cifar.y_test.tolist() == [1, 2]
+    np.testing.assert_array_equal(cifar.x_train[0], train[0].transpose(2, 0, 1).reshape(-1) / np.float32(255))
+
+
+def test_without_download_nothing_is_fetched(server, tmp_path):
+    www, url = server
+    with pytest.raises(FileNotFoundError, match="--download"):
+        load_dataset("fashion-mnist", data_dir=tmp_path / "empty", cache=tmp_path / "cache", mirror=url)
+    assert not (tmp_path / "cache" / "downloads").exists()
