@@ -11,6 +11,7 @@ from qannealq.errors import (BackendUnavailableError, CalibrationError, Credenti
                              NonFiniteError, ProblemTooLargeError, QannealqError)
 from qannealq.formulation import DecodedRow, LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid
+from qannealq.model_export import QuantizedModel, load_quantized
 from qannealq.pipeline import ModelResult, formulate_layer, quantize_model
 from qannealq.solve import LayerResult, quantize_layer
 
@@ -18,7 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackendUnavailableError", "CalibrationError", "CredentialsError", "DecodedRow", "Grid",
-    "InvalidArgumentError", "LayerComposite", "LayerProblem", "LayerResult", "LayerSample", "LayerSampler", "LayerStats", "ModelResult",
+    "InvalidArgumentError", "LayerComposite", "LayerProblem", "LayerResult", "LayerSample", "LayerSampler", "LayerStats", "ModelResult", "QuantizedModel",
     "NonFiniteError", "ProblemTooLargeError", "QannealqError", "build_problem", "draw_seed", "redact", "formulate_layer", "gptq",
-    "gptq_restricted", "make_grid", "quantize_layer", "quantize_model", "rtn",
+    "gptq_restricted", "load_quantized", "make_grid", "quantize_layer", "quantize_model", "rtn",
 ]

@@ -141,14 +141,22 @@ class RunConfig:
         model, quantize: what to quantize and how.
         out: the results folder (None: a new folder under ``runs/``).
         resume: continue the run stored in ``out`` (same settings), skipping its finished rows.
+        executor: where per-neuron solves run: ``serial`` (None), ``threads:N``, ``processes:N`` or
+            ``dask://HOST:PORT`` (:mod:`qannealq.executors`); not a setting of the results (they are equal).
+        save_model: write every quantized model into ``out/models/`` (:meth:`ModelResult.save`).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     quantize: QuantizeConfig = field(default_factory=QuantizeConfig)
     out: Path | None = None
     resume: bool = False
+    executor: str | None = None
+    save_model: bool = False
 
     def __post_init__(self) -> None:
+        from qannealq.executors import parse_executor
+
+        parse_executor(self.executor)
         if self.resume and self.out is None:
             raise InvalidArgumentError("resume=True needs the folder of the run to continue (--resume DIR)")
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import time
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import dimod
@@ -52,6 +54,16 @@ class ModelResult:
         """Sum over layers of each layer's reconstruction error."""
         return float(sum(layer.error for layer in self.layers))
 
+    def save(self, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write the quantized model (int8 grid integers, steps, offsets, bits, redacted settings, checksum).
+
+        Load it with :func:`qannealq.load_quantized`; see :mod:`qannealq.model_export` for the format.
+        ``extra`` adds settings to record (dataset, accuracy...).
+        """
+        from qannealq.model_export import save_quantized
+
+        return save_quantized(self, path, extra)
+
 
 def formulate_layer(layer: torch.nn.Linear, stats, bits: int, granularity: str, int1: str,
                     name: str) -> LayerProblem:
@@ -90,7 +102,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
                    granularity: str = "tensor", int1: str = "sign", layers: Sequence[str] | None = None,
                    warm_start: str | None = "gptq-restricted", seed: int | None = None, batch_size: int = 256,
                    progress: ProgressCallback | None = None,
-                   float_stats: Mapping[str, LayerStats] | None = None, **sampler_kwargs: Any) -> ModelResult:
+                   float_stats: Mapping[str, LayerStats] | None = None, executor: Executor | None = None,
+                   **sampler_kwargs: Any) -> ModelResult:
     """Quantize every ``nn.Linear`` layer of ``model`` (or those named in ``layers``).
 
     Args:
@@ -109,6 +122,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         progress: see :data:`ProgressCallback`.
         float_stats: float statistics of the layers, computed once by the caller (e.g.
             :func:`qannealq.experiment.calibrate`) and reused here when ``calibration="float"``.
+        executor: runs the per-neuron solves of a per-neuron sampler (see :mod:`qannealq.executors`); a
+            whole-layer sampler (``layer-sa``) ignores it. Results equal the serial run's for a fixed seed.
         **sampler_kwargs: passed to the sampler.
 
     Raises:
@@ -127,7 +142,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     try:
         names = linear_layers(model.eval(), data, layers)
         quant_model, results, t_form = _quantize_layers(model, names, data, run, solver, progress,
-                                                        dict(float_stats or {}))
+                                                        dict(float_stats or {}), executor)
     finally:
         model.train(was_training)
     settings = {"layers": names, "warm_start": warm_start, "seed": seed, "int1": int1,
@@ -153,7 +168,8 @@ def _check_options(method: str, calibration: str, granularity: str, int1: str, w
 def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch.Tensor, run: _Run,
                      solver: dimod.Sampler | None,
                      progress: ProgressCallback | None,
-                     float_stats: dict[str, LayerStats]) -> tuple[torch.nn.Module, list[LayerResult], float]:
+                     float_stats: dict[str, LayerStats],
+                     executor: Executor | None = None) -> tuple[torch.nn.Module, list[LayerResult], float]:
     """Formulate and solve each layer in forward order; write its values into a copy of the model."""
     quant_model = copy.deepcopy(float_model).eval()
     modules = dict(quant_model.named_modules())
@@ -171,7 +187,8 @@ def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch
         t_form += time.perf_counter() - tf
         step = None if progress is None else (lambda k, _n=name, _t=problem.num_neurons: progress(_n, k, _t))
         result = quantize_layer(problem, run.method, solver, run.backend, run.warm_start,
-                                None if run.seed is None else run.seed + index, progress=step, **run.sampler_kwargs)
+                                None if run.seed is None else run.seed + index, executor=executor, progress=step,
+                                **run.sampler_kwargs)
         _write_back(modules[name], result.values)
         results.append(result)
     return quant_model, results, t_form

@@ -16,13 +16,14 @@ import dimod
 
 from qannealq.config import QuantizeConfig, RunConfig
 from qannealq.contract import check_parameters, layer_solver, redact
+from qannealq.executors import describe_executor, make_executor, portable_sampler
 from qannealq.experiment import Experiment, calibrate, prepare
 from qannealq.pipeline import ModelResult, quantize_model
 from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_table, plot_accuracy
 from qannealq.solve import accepts_parameter
 from qannealq.store import ResultStore, unit_key
 
-__all__ = ["run", "RunSummary", "default_out_dir", "resolve_backend"]
+__all__ = ["run", "RunSummary", "default_out_dir", "resolve_backend", "model_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,21 @@ def _qubo_line(backend: str, sampler: dimod.Sampler, warm: str | None) -> tuple[
     return f"backend {backend!r}, {how}, warm start {warm}", warm
 
 
+def model_path(models: Path, bits: int, method: str) -> Path:
+    """Where ``qannealq run --save-model`` writes the model of one (bits, method) row."""
+    return models / f"int{bits}-{method}.npz"
+
+
+def _distribute(backend: str, sampler: dimod.Sampler, executor) -> tuple[dimod.Sampler, str]:
+    """The sampler to send to ``executor``'s workers (by name if it does not pickle), and where solves run."""
+    if executor is None:
+        return sampler, "neuron solves: serial, in this process"
+    if layer_solver(sampler) is not None:
+        return sampler, (f"--executor {describe_executor(executor)} is not used: backend {backend!r} solves whole "
+                         "layers in this process (use a per-neuron backend such as sa to spread the solves)")
+    return portable_sampler(sampler, backend, executor), f"neuron solves on {describe_executor(executor)}"
+
+
 def _layer_rows(result: ModelResult) -> list[dict]:
     return [{"name": l.name, "error": l.error, "seconds": l.seconds, "seed": l.seed, "neurons": int(l.errors.size),
              "variables": l.num_variables,
@@ -94,7 +110,8 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
     out = Path(config.out) if config.out is not None else default_out_dir(config.model.dataset)
     ResultStore.check(out, "run", config.stored_settings(), config.resume)
     sampler = resolve_backend(q)
-    with closing(sampler) if hasattr(sampler, "close") else nullcontext():
+    executor = make_executor(config.executor)  # a Dask scheduler is reached before any training
+    with closing(sampler) if hasattr(sampler, "close") else nullcontext(), executor or nullcontext():
         exp = prepare(config.model)
         stats = calibrate(exp) if q.calibration == "float" else None
         warm = q.warm_start
@@ -103,11 +120,14 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
         if sampler is not None:
             how, warm = _qubo_line(q.backend, sampler, warm)
             reporter.message(f"qubo method: {how}")
+            sampler, where = _distribute(q.backend, sampler, executor)
+            reporter.message(where)
         store = ResultStore.open(out, "run", config.stored_settings(), config.resume)
         if store.resumed:
             reporter.message(f"resuming {out}: {len(store.resumed)} finished row(s) kept, not recomputed")
         writer = RunWriter(out, _settings(config, exp, warm))
-        _sweep(exp, q, sampler, warm, stats, writer, store, reporter)
+        _sweep(exp, q, sampler, warm, stats, writer, store, reporter, executor=executor,
+               models=out / "models" if config.save_model else None)
     reporter.message(format_table(writer.rows))
     reporter.message(f"float accuracy {exp.float_accuracy:.4f}")
     plot_accuracy(writer.rows, out / "accuracy_vs_bits.png", exp.float_accuracy,
@@ -117,7 +137,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
 
 
 def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats, writer: RunWriter,
-           store: ResultStore, reporter: Reporter) -> None:
+           store: ResultStore, reporter: Reporter, executor=None, models: Path | None = None) -> None:
     """Every (bits, method) row not yet in the store, in order; each written to the store when finished."""
     total = sum(exp.sizes[1:]) * len(q.bits) * q.methods.count("qubo")
     with reporter.progress(total, "solving QUBOs", "neuron") as bar:
@@ -128,16 +148,22 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                 stored = store.get(key)
                 if stored is not None:
                     writer.add(ResultRow(**stored))
+                    if models is not None and not model_path(models, bits, method).is_file():
+                        reporter.message(f"int{bits} {method} was finished by a run without --save-model: its "
+                                         "model is not saved")
                     bar.update(sum(exp.sizes[1:]) if qubo else 0)
                     continue
                 bar.status(f"int{bits} {method}")
                 result = quantize_model(exp.model, exp.calibration, bits, method, sampler if qubo else None,
                                         q.calibration, q.granularity, q.int1, warm_start=warm,
-                                        seed=exp.config.seed, float_stats=stats,
+                                        seed=exp.config.seed, float_stats=stats, executor=executor if qubo else None,
                                         progress=(lambda name, k, n: bar.update(k)) if qubo else None,
                                         **q.sampler_options)
                 row = ResultRow(exp.name, method, q.backend if qubo else "", bits, q.calibration, q.granularity,
                                 exp.test_accuracy(result.model), result.layer_error, result.seconds,
                                 _layer_rows(result))
+                if models is not None:  # before the row: a stored row has its model file
+                    result.save(model_path(models, bits, method), {"dataset": exp.name, "model": exp.sizes,
+                                                                    "seed": exp.config.seed, "accuracy": row.accuracy})
                 store.put(key, asdict(row))
                 writer.add(row)

@@ -22,6 +22,7 @@ from qannealq.baselines import BASELINES
 from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
+from qannealq.grid import Grid
 
 __all__ = ["METHODS", "WARM_STARTS", "LayerResult", "quantize_layer", "solve_neuron", "submit_neuron", "best_row", "NeuronProgress", "accepts_parameter"]
 
@@ -50,6 +51,7 @@ class LayerResult:
         samplesets: the raw per-neuron SampleSets (per-neuron path only).
         info: sampler info (timing in ns, etc.).
         num_variables: BQM variables over all neurons (free coordinates).
+        grid: the layer's grid (steps, offset, range): what :meth:`ModelResult.save` stores beside the integers.
     """
 
     name: str
@@ -65,6 +67,7 @@ class LayerResult:
     samplesets: list[dimod.SampleSet] | None = None
     info: dict = field(default_factory=dict)
     num_variables: int = 0
+    grid: Grid | None = None
 
     @property
     def error(self) -> float:
@@ -201,4 +204,4 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
     logger.debug("%s %s: %.3g s", problem.name, method, seconds)
     return LayerResult(problem.name, method, backend if method == "qubo" else "", problem.grid.bits, integers,
                        values, problem.errors(values), seconds, used_seed, warm_errors, samplesets, info,
-                       int(problem.free.sum()))
+                       int(problem.free.sum()), problem.grid)

@@ -25,8 +25,8 @@ FORMAT = 1
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and an atomic rename.
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write ``text`` (or bytes) to ``path`` through a temporary file in the same folder and an atomic rename.
 
     Raises:
         StoreError: the folder is not writable or the disk is full (the temporary file is removed).
@@ -34,7 +34,7 @@ def atomic_write(path: Path, text: str) -> None:
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "w") as fh:
+        with open(tmp, "wb" if isinstance(text, bytes) else "w") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

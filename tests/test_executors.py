@@ -129,3 +129,24 @@ def test_unreachable_dask_scheduler_is_a_clear_error():
     pytest.importorskip("distributed")
     with pytest.raises(ExecutorConnectionError, match=r"dask://127.0.0.1:9: no Dask scheduler answered"):
         make_executor("dask://127.0.0.1:9", connect_timeout=1)
+
+
+def test_run_on_a_local_cluster_writes_the_serial_runs_results(local_cluster, tmp_path):
+    from qannealq.config import ModelConfig, QuantizeConfig, RunConfig
+    from qannealq.report import LogReporter
+    from qannealq.runner import run
+
+    model = ModelConfig(dataset="digits", input_size=4)
+    quant = QuantizeConfig(bits=(2,), methods=("qubo",), backend="sa", sampler_options={"num_reads": 2})
+    address = "dask://" + local_cluster.scheduler_address.removeprefix("tcp://")
+    messages = []
+
+    class Collect(LogReporter):
+        def message(self, text):
+            messages.append(text)
+
+    spread = run(RunConfig(model, quant, tmp_path / "dask", executor=address), Collect())
+    plain = run(RunConfig(model, quant, tmp_path / "serial"))
+    assert any(m.startswith("neuron solves on dask tcp://127.0.0.1:") for m in messages)
+    assert [(r.accuracy, r.layer_error) for r in spread.rows] == [(r.accuracy, r.layer_error) for r in plain.rows]
+    assert [l["seed"] for l in spread.rows[0].layers] == [l["seed"] for l in plain.rows[0].layers]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qannealq.cli._args import add_model_arguments, add_quantize_arguments, model_config, quantize_config
+from qannealq.cli._args import (add_executor_argument, add_model_arguments, add_quantize_arguments, model_config,
+                                quantize_config)
 from qannealq.config import RunConfig
 from qannealq.cli._console import ConsoleReporter
 
@@ -15,6 +16,10 @@ HELP = "train or load a model, quantize it with each method and bit width"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_quantize_arguments(parser)
+    add_executor_argument(parser, "per-neuron QUBO solves (--backend sa, tabu...; layer-sa ignores it)")
+    parser.add_argument("--save-model", action="store_true",
+                        help="save every quantized model (integer weights, steps, checksum) into OUT/models/ "
+                        "(load with qannealq.load_quantized)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
     where.add_argument("--resume", type=Path, default=None, metavar="DIR",
@@ -26,6 +31,6 @@ def main(args: argparse.Namespace) -> int:
     from qannealq.runner import run
 
     out = args.resume if args.resume is not None else args.out
-    run(RunConfig(model_config(args), quantize_config(args), out, resume=args.resume is not None),
-        ConsoleReporter())
+    run(RunConfig(model_config(args), quantize_config(args), out, resume=args.resume is not None,
+                  executor=args.executor, save_model=args.save_model), ConsoleReporter())
     return 0

@@ -1,0 +1,103 @@
+"""``--executor dask://HOST:PORT``: the user's Dask scheduler behind the ``concurrent.futures.Executor`` interface.
+
+Imported by :mod:`qannealq.executors`; ``dask.distributed`` itself is imported only when a client connects
+(extra ``qannealq[dask]``).
+"""
+
+from __future__ import annotations
+
+import math
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+from qannealq.errors import BackendUnavailableError, QannealqError
+
+__all__ = ["DaskExecutor", "ExecutorConnectionError"]
+
+
+class ExecutorConnectionError(QannealqError, ConnectionError):
+    """The Dask scheduler named by ``--executor dask://HOST:PORT`` cannot be reached."""
+
+
+def _chunks(calls: list, parts: int) -> list[list]:
+    size = max(1, math.ceil(len(calls) / max(1, parts)))
+    return [calls[k:k + size] for k in range(0, len(calls), size)]
+
+
+def _call_chunk(fn: Callable, calls: list[tuple], *shared: Any) -> list:
+    """Run ``fn`` on each call of a chunk; ``_Shared(k)`` placeholders take the k-th shared value."""
+    return [fn(*(shared[a.index] if isinstance(a, _Shared) else a for a in args)) for args in calls]
+
+
+@dataclass(frozen=True)
+class _Shared:
+    index: int
+
+
+class DaskExecutor(Executor):
+    """``dask://HOST:PORT``: the user's Dask scheduler behind the ``Executor`` interface.
+
+    ``submit`` is ``Client.submit`` (``pure=False``); ``map`` scatters an argument that every call shares
+    (the same object) to the cluster once, and sends the calls in chunks of about four per worker thread.
+    ``shutdown`` closes the client (the cluster is the user's and keeps running).
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self._inner = client.get_executor(pure=False)
+
+    @classmethod
+    def connect(cls, address: str, timeout: float = 10.0) -> "DaskExecutor":
+        """Connect to the scheduler at ``address`` (``tcp://HOST:PORT``)."""
+        try:
+            from distributed import Client
+        except ImportError as exc:
+            raise BackendUnavailableError("--executor dask://... needs dask.distributed, which is not installed: "
+                                          "pip install 'qannealq[dask]'") from exc
+        try:
+            client = Client(address, timeout=f"{timeout}s", set_as_default=False)
+        except (OSError, TimeoutError) as exc:
+            shown = "dask://" + address.removeprefix("tcp://")
+            raise ExecutorConnectionError(f"--executor={shown}: no Dask scheduler answered at {address} within "
+                                          f"{timeout:g} s ({exc}); start one (dask scheduler; dask worker "
+                                          f"{address}) or check the host and port") from exc
+        return cls(client)
+
+    def describe(self) -> str:
+        threads = self.client.nthreads()
+        return f"dask {self.client.scheduler.address} ({len(threads)} worker(s), {sum(threads.values())} thread(s))"
+
+    def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
+        return self._inner.submit(fn, *args, **kwargs)
+
+    def map(self, fn: Callable, *iterables: Iterable, timeout: float | None = None, chunksize: int = 0):
+        calls = list(zip(*iterables))
+        if not calls:
+            return iter(())
+        shared_positions = [k for k in range(len(calls[0])) if _is_shared(calls, k)]
+        futures = [self.client.scatter(calls[0][k], broadcast=False, hash=False) for k in shared_positions]
+        slots = {k: _Shared(j) for j, k in enumerate(shared_positions)}
+        stripped = [tuple(slots.get(k, a) for k, a in enumerate(args)) for args in calls]
+        parts = len(calls) if chunksize < 1 else math.ceil(len(calls) / chunksize)
+        if chunksize < 1:
+            parts = min(parts, 4 * max(1, sum(self.client.nthreads().values())))
+        chunks = [self._inner.submit(_call_chunk, fn, chunk, *futures) for chunk in _chunks(stripped, parts)]
+
+        def results() -> Iterator:
+            for chunk in chunks:
+                yield from chunk.result(timeout)
+
+        return results()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._inner.shutdown(wait=wait)
+        self.client.close()
+
+
+def _is_shared(calls: list[tuple], k: int) -> bool:
+    """Whether argument ``k`` is the same non-trivial object in every call (worth scattering once)."""
+    first = calls[0][k]
+    if first is None or isinstance(first, (int, float, str, bool, bytes)):
+        return False
+    return len(calls) > 1 and all(args[k] is first for args in calls)

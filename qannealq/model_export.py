@@ -1,0 +1,289 @@
+"""The quantized model leaves the project: save/load with a checksum, an integer forward pass, ONNX export.
+
+File format (``ModelResult.save(path)``; ``.npz``, readable with ``numpy.load(path, allow_pickle=False)``):
+
+* ``meta``: JSON text: format name and version, the architecture (a ``torch.nn.Sequential`` of ``Linear``,
+  ``ReLU``, ``Flatten``, ``Identity``, ``Dropout``, ``Tanh``, ``Sigmoid``), per quantized layer its bits,
+  integer range ``[lo, hi]``, ``offset``, scheme and granularity; the method, backend, layer error and the
+  settings (every value through :func:`qannealq.contract.redact`, so no secret is ever written);
+* ``q<k>.integers`` (int8, ``(n, f + 1)`` with a bias), ``q<k>.weight_step`` (float64, ``(n,)``: one value
+  repeated per tensor, or one per output channel), ``q<k>.bias_step`` (float64): the grid of layer ``k``,
+  whose values are ``step * (integers + offset)``, exactly as the solve loop computed them;
+* ``f<k>.weight`` / ``f<k>.bias``: Linear layers that were not quantized, in their float dtype;
+* ``checksum``: SHA-256 of ``meta`` and every array (name, dtype, shape, bytes); checked on load.
+
+Loading rebuilds the dequantized torch model; its weights are bit-identical to ``ModelResult.model``'s.
+
+Integer forward pass (:meth:`QuantizedModel.integer_forward`), per quantized Linear layer:
+
+* integer weights ``w = (z + offset) * r`` with ``r = 2`` when the offset is ½ (the int1 ``±alpha`` grid,
+  whose integers become ``±1``) else ``1``, scale ``step / r`` per output row; int8;
+* ``a`` = the widest width in 2..16 bits for which no int32 accumulation can overflow:
+  ``(2**(a-1) - 1) * max_i Σ_j |w_ij| < 2**31``, from the weights alone
+  (:attr:`~qannealq._integer.QuantizedLayer.activation_bits`; 16 on every model here);
+* inputs quantized per sample, symmetric, round half to even: ``s = max_j |x_j| / Q``, ``x_q = round(x / s)``.
+  Default (``exact_inputs=True``): ``Q = 2**(2a-3) - 1`` (29 bits at ``a = 16``), each ``x_q`` split into a
+  high and a low ``(a-1)``-bit half, two int32 accumulations ``x_hi @ wᵀ`` and ``x_lo @ wᵀ`` combined
+  exactly in int64; ``exact_inputs=False``: ``Q = 2**(a-1) - 1`` (int16), one int32 accumulation (what the
+  ONNX graph's QuantizeLinear nodes do);
+* one rescale ``y = acc * (s * step / r) + bias`` (the bias is its dequantized grid value, added after the
+  rescale); ``ReLU`` and the other activations in float; layers left in float run in float.
+
+Rounding: the inputs err by at most ``s / 2``, i.e. ``2**-30`` of each sample's largest input by default
+(``2**-16`` in one pass). The default pass is more exact than the float32 torch model itself (its logits
+differ from float64 arithmetic by ~1e-7 relative; the integer pass's by ~1e-9), so its predictions equal the
+dequantized model's except where the float32 model's top two logits lie within its own rounding error. The
+tests check equality on the whole test set (tiny digits at int8/4/2/1, per tensor and per channel, both
+modes; MNIST the same in a ``slow`` test).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from qannealq._integer import QuantizedLayer, integer_linear
+from qannealq.contract import redact
+from qannealq.errors import InvalidArgumentError, QannealqError, StoreError
+from qannealq.grid import Grid
+from qannealq.store import atomic_write
+
+__all__ = ["ModelFileError", "QuantizedLayer", "QuantizedModel", "save_quantized", "load_quantized",
+           "run_onnx", "FORMAT", "VERSION"]
+
+FORMAT = "qannealq-quantized-model"
+VERSION = 1
+_ACTIVATIONS = {"ReLU": torch.nn.ReLU, "Flatten": torch.nn.Flatten, "Identity": torch.nn.Identity,
+                "Tanh": torch.nn.Tanh, "Sigmoid": torch.nn.Sigmoid}
+
+
+class ModelFileError(QannealqError, ValueError):
+    """A model file is missing, truncated, not a qannealq model, or fails its checksum."""
+
+
+@dataclass
+class QuantizedModel:
+    """A loaded quantized model.
+
+    Attributes:
+        model: the dequantized float network (``torch.nn.Sequential``, eval mode).
+        layers: the quantized Linear layers, in forward order.
+        meta: the file's metadata (architecture, method, bits, settings...).
+        checksum: the verified SHA-256.
+    """
+
+    model: torch.nn.Sequential
+    layers: list[QuantizedLayer]
+    meta: dict = field(default_factory=dict)
+    checksum: str = ""
+
+    @property
+    def settings(self) -> dict:
+        return self.meta.get("settings", {})
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Class predictions of the dequantized torch model."""
+        with torch.no_grad():
+            dtype = next(self.model.parameters()).dtype
+            return self.model(torch.as_tensor(np.asarray(x), dtype=dtype)).argmax(1).numpy()
+
+    def integer_forward(self, x: np.ndarray, exact_inputs: bool = True) -> np.ndarray:
+        """Logits (float64) of the integer-arithmetic forward pass described in the module docstring.
+
+        Args:
+            x: inputs ``(N, f)``.
+            exact_inputs: each layer's inputs as 29-bit integers in two int32 passes (default), or as
+                16-bit integers in one pass (``False``: what the ONNX graph's QuantizeLinear nodes do).
+        """
+        h = np.asarray(x, dtype=np.float64)
+        quantized = {layer.name: layer for layer in self.layers}
+        for name, module in self.model.named_children():
+            if name in quantized:
+                h = integer_linear(quantized[name], h, exact_inputs)
+            elif isinstance(module, torch.nn.Linear):
+                h = h @ module.weight.detach().double().numpy().T
+                h = h if module.bias is None else h + module.bias.detach().double().numpy()
+            else:
+                with torch.no_grad():
+                    h = module(torch.from_numpy(h)).numpy()
+        return h
+
+    def integer_predict(self, x: np.ndarray, exact_inputs: bool = True) -> np.ndarray:
+        """Class predictions of :meth:`integer_forward`."""
+        return self.integer_forward(x, exact_inputs).argmax(1)
+
+    def to_onnx(self, path: str | Path, quantize_activations: bool = True) -> Path:
+        """Write an ONNX model with QuantizeLinear/DequantizeLinear nodes (see :mod:`qannealq._onnx`).
+
+        Raises:
+            BackendUnavailableError: the ``onnx`` package is missing (``pip install 'qannealq[onnx]'``).
+        """
+        from qannealq._onnx import build_onnx
+
+        return _atomic_bytes(Path(path), build_onnx(self, quantize_activations).SerializeToString())
+
+
+def _architecture(model: torch.nn.Module, quantized: set[str]) -> list[dict]:
+    if not isinstance(model, torch.nn.Sequential):
+        raise InvalidArgumentError(f"saving needs a torch.nn.Sequential model, got {type(model).__name__}: "
+                                   "save its state_dict with torch.save instead")
+    arch = []
+    for name, module in model.named_children():
+        kind = type(module).__name__
+        if isinstance(module, torch.nn.Linear):
+            arch.append({"name": name, "type": "Linear", "in": module.in_features, "out": module.out_features,
+                         "bias": module.bias is not None, "quantized": name in quantized,
+                         "dtype": str(module.weight.dtype).removeprefix("torch.")})
+        elif isinstance(module, torch.nn.Dropout):
+            arch.append({"name": name, "type": "Dropout", "p": module.p})
+        elif kind in _ACTIVATIONS and type(module) is _ACTIVATIONS[kind]:
+            if isinstance(module, torch.nn.Flatten) and (module.start_dim, module.end_dim) != (1, -1):
+                raise InvalidArgumentError(f"module {name}: only Flatten(1, -1) can be saved")
+            arch.append({"name": name, "type": kind})
+        else:
+            raise InvalidArgumentError(f"module {name} ({kind}) cannot be saved: the format holds Sequential "
+                                       f"models of Linear, Dropout and {', '.join(_ACTIVATIONS)}")
+    return arch
+
+
+def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``result`` (a :class:`~qannealq.pipeline.ModelResult`) to ``path`` (see the module docstring).
+
+    Args:
+        result: the quantized model and its per-layer results (each with its grid).
+        path: the file to write (atomically: a temporary file, then a rename).
+        extra: more settings to record (dataset, accuracy...), redacted like the others.
+
+    Raises:
+        InvalidArgumentError: a module the format cannot hold, or a layer result without its grid.
+    """
+    names = {layer.name for layer in result.layers}
+    arch = _architecture(result.model, names)
+    modules = dict(result.model.named_children())
+    arrays: dict[str, np.ndarray] = {}
+    layers_meta = []
+    for k, layer in enumerate(result.layers):
+        if layer.grid is None or layer.name not in modules:
+            raise InvalidArgumentError(f"layer {layer.name!r} has no grid or is not a child of the model")
+        grid = layer.grid
+        if layer.integers.min() < grid.lo or layer.integers.max() > grid.hi or not -128 <= grid.lo <= grid.hi <= 127:
+            raise InvalidArgumentError(f"layer {layer.name}: integers outside the int8 grid [{grid.lo}, {grid.hi}]")
+        arrays[f"q{k}.integers"] = np.ascontiguousarray(layer.integers, dtype=np.int8)
+        arrays[f"q{k}.weight_step"] = np.asarray(grid.weight_step, dtype=np.float64)
+        arrays[f"q{k}.bias_step"] = np.asarray(np.nan if grid.bias_step is None else grid.bias_step, np.float64)
+        layers_meta.append({"name": layer.name, "bits": grid.bits, "lo": grid.lo, "hi": grid.hi,
+                            "offset": grid.offset, "scheme": grid.scheme, "granularity": grid.granularity,
+                            "in_features": modules[layer.name].in_features, "error": layer.error})
+    for entry in arch:
+        if entry["type"] == "Linear" and not entry["quantized"]:
+            module = modules[entry["name"]]
+            arrays[f"f{entry['name']}.weight"] = module.weight.detach().cpu().numpy()
+            if module.bias is not None:
+                arrays[f"f{entry['name']}.bias"] = module.bias.detach().cpu().numpy()
+    settings = {"method": result.method, "backend": result.backend, "bits": result.bits,
+                "calibration": result.calibration, "granularity": result.granularity, **result.settings,
+                **dict(extra or {})}
+    meta = {"format": FORMAT, "version": VERSION, "architecture": arch, "layers": layers_meta,
+            "method": result.method, "backend": result.backend, "bits": result.bits,
+            "layer_error": result.layer_error, "settings": redact(settings)}
+    meta_text = json.dumps(meta, sort_keys=True)
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.array(meta_text), checksum=np.array(_checksum(meta_text, arrays)), **arrays)
+    return _atomic_bytes(Path(path), buffer.getvalue())
+
+
+def _checksum(meta_text: str, arrays: Mapping[str, np.ndarray]) -> str:
+    digest = hashlib.sha256(meta_text.encode())
+    for key in sorted(arrays):
+        array = np.ascontiguousarray(arrays[key])
+        digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _atomic_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` atomically (:func:`qannealq.store.atomic_write`), creating the folder if needed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"cannot create the folder of {path}: {exc.strerror or exc}") from exc
+    atomic_write(path, data)
+    return path
+
+
+def load_quantized(path: str | Path) -> QuantizedModel:
+    """Read a file written by :func:`save_quantized`, check its checksum and rebuild the torch model.
+
+    Raises:
+        ModelFileError: missing, unreadable or truncated file, another format, or a checksum mismatch.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"path={str(path)!r}: no such model file")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"{path} is not a readable qannealq model file (truncated or another format: "
+                             f"{exc}); save it again with ModelResult.save") from exc
+    meta_text, stored = str(arrays.pop("meta", "")), str(arrays.pop("checksum", ""))
+    try:
+        meta = json.loads(meta_text)
+    except ValueError:
+        meta = {}
+    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        raise ModelFileError(f"{path} is not a {FORMAT} file of version {VERSION}")
+    computed = _checksum(meta_text, arrays)
+    if computed != stored:
+        raise ModelFileError(f"{path}: checksum mismatch (stored {stored[:16]}..., computed {computed[:16]}...): "
+                             "the file is corrupt or was edited; save the model again")
+    layers = [_layer(entry, arrays, k) for k, entry in enumerate(meta["layers"])]
+    return QuantizedModel(_rebuild(meta["architecture"], layers, arrays), layers, meta, computed)
+
+
+def _layer(entry: dict, arrays: Mapping[str, np.ndarray], k: int) -> QuantizedLayer:
+    bias_step = float(arrays[f"q{k}.bias_step"])
+    grid = Grid(entry["bits"], entry["lo"], entry["hi"], entry["offset"], arrays[f"q{k}.weight_step"],
+                None if np.isnan(bias_step) else bias_step, entry["scheme"], entry["granularity"])
+    return QuantizedLayer(entry["name"], arrays[f"q{k}.integers"], grid, entry["in_features"])
+
+
+def _rebuild(arch: list[dict], layers: list[QuantizedLayer], arrays: Mapping[str, np.ndarray]) -> torch.nn.Sequential:
+    quantized = {layer.name: layer for layer in layers}
+    modules: OrderedDict[str, torch.nn.Module] = OrderedDict()
+    for entry in arch:
+        kind = entry["type"]
+        if kind == "Linear":
+            dtype = getattr(torch, entry["dtype"])
+            module = torch.nn.Linear(entry["in"], entry["out"], bias=entry["bias"], dtype=dtype)
+            if entry["name"] in quantized:
+                values = quantized[entry["name"]].values
+                weight, bias = values[:, :entry["in"]], values[:, entry["in"]] if entry["bias"] else None
+            else:
+                weight, bias = arrays[f"f{entry['name']}.weight"], arrays.get(f"f{entry['name']}.bias")
+            with torch.no_grad():
+                module.weight.copy_(torch.as_tensor(weight, dtype=dtype))
+                if bias is not None:
+                    module.bias.copy_(torch.as_tensor(bias, dtype=dtype))
+        elif kind == "Dropout":
+            module = torch.nn.Dropout(entry["p"])
+        else:
+            module = _ACTIVATIONS[kind]()
+        modules[entry["name"]] = module
+    return torch.nn.Sequential(modules).eval()
+
+
+def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
+    """Logits of an exported ONNX model on inputs ``x``, computed by onnxruntime (CPU)."""
+    from qannealq._onnx import run_onnx as run
+
+    return run(path, x)

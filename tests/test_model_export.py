@@ -1,0 +1,202 @@
+"""The quantized model leaves the project: save/load round trip, checksum, integer forward pass, ONNX."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+from backend_fixtures import tiny_digits
+from qannealq import InvalidArgumentError, QuantizedModel, load_quantized, quantize_model
+from qannealq.model_export import ModelFileError
+
+CASES = [(bits, granularity) for bits in (8, 4, 2, 1) for granularity in ("tensor", "channel")]
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """(result, path) of the tiny digits model quantized by GPTQ at every bit width and granularity."""
+    exp = tiny_digits()
+    folder = tmp_path_factory.mktemp("models")
+    out = {}
+    for bits, granularity in CASES:
+        result = quantize_model(exp.model, exp.calibration, bits, "gptq", None, granularity=granularity, seed=0)
+        out[bits, granularity] = result, result.save(folder / f"int{bits}-{granularity}.npz",
+                                                      {"dataset": exp.name, "api_token": "DEV-do-not-write"})
+    return out
+
+
+def _logits(model: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.as_tensor(x)).numpy()
+
+
+@pytest.mark.parametrize("bits, granularity", CASES)
+def test_round_trip_rebuilds_the_same_model(saved, bits, granularity):
+    result, path = saved[bits, granularity]
+    loaded = load_quantized(path)
+    assert isinstance(loaded, QuantizedModel)
+    for (name, a), (other, b) in zip(result.model.state_dict().items(), loaded.model.state_dict().items()):
+        assert name == other and torch.equal(a, b)  # bit-identical weights
+    for layer, stored in zip(result.layers, loaded.layers):
+        assert stored.integers.dtype == np.int8
+        np.testing.assert_array_equal(stored.integers, layer.integers)
+        np.testing.assert_array_equal(stored.grid.weight_step, layer.grid.weight_step)
+        assert (stored.grid.offset, stored.grid.lo, stored.grid.hi) == (layer.grid.offset, layer.grid.lo, layer.grid.hi)
+        np.testing.assert_array_equal(stored.values, layer.values)
+    assert loaded.meta["bits"] == bits and loaded.meta["method"] == "gptq"
+    assert loaded.settings["granularity"] == repr(granularity)
+
+
+def test_integer_weights_fit_int8_and_int1_sign_becomes_plus_minus_one(saved):
+    sign = load_quantized(saved[1, "tensor"][1]).layers[0]
+    assert sign.grid.offset == 0.5 and set(np.unique(sign.weight_integers)) <= {-1, 1}
+    np.testing.assert_array_equal(sign.weight_integers * sign.weight_scale[:, None], sign.values[:, :-1])
+    eight = load_quantized(saved[8, "channel"][1]).layers[0]
+    assert eight.weight_integers.dtype == np.int8 and eight.weight_integers.min() >= -128
+    np.testing.assert_array_equal(eight.weight_integers * eight.weight_scale[:, None], eight.values[:, :-1])
+
+
+@pytest.mark.parametrize("bits, granularity", CASES)
+def test_integer_forward_predicts_as_the_dequantized_model_on_the_test_set(saved, bits, granularity):
+    exp = tiny_digits()
+    loaded = load_quantized(saved[bits, granularity][1])
+    x = exp.data.x_test
+    reference = _logits(loaded.model.double(), x.astype(np.float64))  # the dequantized model, exact arithmetic
+    expected = loaded.predict(x)
+    np.testing.assert_array_equal(expected, _logits(saved[bits, granularity][0].model, x).argmax(1))
+    np.testing.assert_array_equal(loaded.integer_predict(x), expected)
+    np.testing.assert_allclose(loaded.integer_forward(x), reference, rtol=0, atol=1e-6 * np.abs(reference).max())
+    np.testing.assert_array_equal(loaded.integer_predict(x, exact_inputs=False), expected)  # 16-bit inputs
+
+
+def test_int32_accumulation_cannot_overflow(saved):
+    layer = load_quantized(saved[8, "tensor"][1]).layers[0]
+    bits = layer.activation_bits
+    worst = np.abs(layer.weight_integers.astype(np.int64)).sum(axis=1).max()
+    assert 2 <= bits <= 16 and worst * (2 ** (bits - 1) - 1) < 2 ** 31
+    extreme = np.full((1, layer.in_features), 2 ** (bits - 1) - 1, dtype=np.int64) * np.sign(
+        layer.weight_integers[[np.argmax(np.abs(layer.weight_integers.astype(np.int64)).sum(axis=1))]])
+    wide = extreme @ layer.weight_integers.astype(np.int64).T
+    narrow = extreme.astype(np.int32) @ layer.weight_integers.astype(np.int32).T
+    np.testing.assert_array_equal(wide, narrow)
+
+
+def test_settings_are_redacted_and_the_file_holds_no_secret(saved):
+    _, path = saved[4, "tensor"]
+    assert b"DEV-do-not-write" not in path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        assert "DEV-do-not-write" not in archive.read("meta.npy").decode("latin-1")
+    assert load_quantized(path).settings["api_token"] == "<redacted>"
+
+
+def _rewrite(path, target, change) -> None:
+    with np.load(path) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    change(arrays)
+    np.savez(target, **arrays)
+
+
+def test_a_changed_integer_fails_the_checksum(saved, tmp_path):
+    _, path = saved[4, "tensor"]
+
+    def flip(arrays):
+        arrays["q0.integers"] = arrays["q0.integers"].copy()
+        arrays["q0.integers"][0, 0] ^= 1
+
+    _rewrite(path, tmp_path / "edited.npz", flip)
+    with pytest.raises(ModelFileError, match="checksum mismatch"):
+        load_quantized(tmp_path / "edited.npz")
+
+
+def test_truncated_missing_and_foreign_files_are_clear_errors(saved, tmp_path):
+    _, path = saved[4, "tensor"]
+    data = path.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelFileError, match="truncated or another format"):
+        load_quantized(tmp_path / "cut.npz")
+    with pytest.raises(ModelFileError, match="no such model file"):
+        load_quantized(tmp_path / "absent.npz")
+    np.savez(tmp_path / "other.npz", meta=np.array(json.dumps({"format": "something else"})))
+    with pytest.raises(ModelFileError, match="is not a qannealq-quantized-model file"):
+        load_quantized(tmp_path / "other.npz")
+
+
+def test_a_model_with_other_modules_is_refused_by_name():
+    exp = tiny_digits()
+    result = quantize_model(exp.model, exp.calibration, 4, "rtn", None)
+    result.model = torch.nn.Sequential(torch.nn.Unflatten(1, (1, 16)), torch.nn.Conv1d(1, 1, 1), *result.model)
+    with pytest.raises(InvalidArgumentError, match=r"module 0 \(Unflatten\) cannot be saved"):
+        result.save("never-written.npz")
+
+
+def test_loads_in_a_fresh_python_process(saved, tmp_path):
+    _, path = saved[2, "channel"]
+    exp = tiny_digits()
+    np.save(tmp_path / "x.npy", exp.data.x_test)
+    code = ("import sys, numpy as np, qannealq; m = qannealq.load_quantized(sys.argv[1]); "
+            "x = np.load(sys.argv[2]); print(int((m.predict(x) == m.integer_predict(x)).all()), m.meta['bits'])")
+    done = subprocess.run([sys.executable, "-c", code, str(path), str(tmp_path / "x.npy")], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["1", "2"]
+
+
+@pytest.mark.parametrize("quantize_activations", [True, False])
+@pytest.mark.parametrize("bits, granularity", [(8, "tensor"), (2, "channel"), (1, "tensor")])
+def test_onnx_predicts_as_torch(saved, tmp_path, bits, granularity, quantize_activations):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from qannealq.model_export import run_onnx
+
+    loaded = load_quantized(saved[bits, granularity][1])
+    path = loaded.to_onnx(tmp_path / "model.onnx", quantize_activations)
+    graph = onnx.load(path).graph
+    ops = {node.op_type for node in graph.node}
+    assert "DequantizeLinear" in ops and ("QuantizeLinear" in ops) == quantize_activations
+    weights = {init.name: init for init in graph.initializer if init.name.endswith("w_int8")}
+    assert weights and all(w.data_type == onnx.TensorProto.INT8 for w in weights.values())
+    x = tiny_digits().data.x_test
+    logits = run_onnx(path, x)
+    np.testing.assert_array_equal(logits.argmax(1), loaded.predict(x))
+    np.testing.assert_allclose(logits, loaded.integer_forward(x, exact_inputs=not quantize_activations),
+                               atol=1e-3 * np.abs(logits).max())
+
+
+@pytest.mark.slow
+def test_mnist_integer_and_onnx_predictions_equal_torch_on_the_whole_test_set(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from qannealq.experiment import calibrate, prepare
+    from qannealq.model_export import run_onnx
+
+    exp = prepare(dataset="mnist")
+    stats = calibrate(exp)
+    x = exp.data.x_test
+    for bits, granularity in CASES:
+        result = quantize_model(exp.model, exp.calibration, bits, "gptq", None, granularity=granularity,
+                                float_stats=stats)
+        loaded = load_quantized(result.save(tmp_path / "m.npz"))
+        expected = loaded.predict(x)
+        np.testing.assert_array_equal(loaded.integer_predict(x), expected)
+        np.testing.assert_array_equal(loaded.integer_predict(x, exact_inputs=False), expected)
+        np.testing.assert_array_equal(run_onnx(loaded.to_onnx(tmp_path / "m.onnx"), x).argmax(1), expected)
+
+
+def test_run_save_model_writes_each_row_s_model(tmp_path, capsys):
+    from qannealq.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "rtn,qubo",
+                 "--save-model", "--out", str(out)]) == 0
+    rows = {row["method"]: row for row in json.loads((out / "results.json").read_text())["results"]}
+    x, y = tiny_digits().data.x_test, tiny_digits().data.y_test
+    for method in ("rtn", "qubo"):
+        loaded = load_quantized(out / "models" / f"int2-{method}.npz")
+        assert loaded.meta["method"] == method and loaded.settings["dataset"] == repr("digits4x4")
+        assert float(np.mean(loaded.integer_predict(x) == y)) == pytest.approx(rows[method]["accuracy"], abs=0)
+        assert loaded.meta["layer_error"] == pytest.approx(rows[method]["layer_error"], rel=1e-12)
