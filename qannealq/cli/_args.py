@@ -85,28 +85,10 @@ def quantize_config(args: argparse.Namespace) -> QuantizeConfig:
                           sampler_options=dict(args.sampler_option), calibration=args.calibration,
                           granularity=args.granularity, int1=args.int1, warm_start=args.warm_start)
 
+
 def add_executor_argument(parser: argparse.ArgumentParser, what: str = "per-neuron QUBO solves") -> None:
     """``--executor``: where work runs (:func:`qannealq.executors.make_executor`); the value is the text."""
     parser.add_argument("--executor", default=None, metavar="SPEC",
                         help=f"where the {what} run: serial (default), threads:N, processes:N, or "
                         "dask://HOST:PORT for an existing Dask scheduler (pip install 'qannealq[dask]'); results "
                         "equal the serial run's")
-
-
-def qpu_budget(text: str) -> float:
-    """``--qpu-budget`` seconds (a positive number)."""
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds of QPU access time, e.g. 0.5, got {text!r}") from None
-
-
-def add_qpu_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--dry-run`` and ``--qpu-budget``: the QPU plan before any QPU time is spent (dwave, dwave-mock)."""
-    group = parser.add_argument_group("QPU time")
-    group.add_argument("--dry-run", action="store_true",
-                       help="print the QPU plan (calls, neurons per call, reads, estimated QPU access time per call "
-                       "and in total, from the solver's timing model) and stop before any solve")
-    group.add_argument("--qpu-budget", type=qpu_budget, default=None, metavar="SECONDS",
-                       help="refuse the run, before the first QPU call, when its estimated QPU access time exceeds "
-                       "SECONDS")
