@@ -19,7 +19,7 @@ from qannealq.contract import describe_capacity
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["BackendSpec", "BACKENDS", "ALIASES", "get_sampler", "resolve_sampler", "available_backends",
-           "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY"]
+           "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY", "with_retries"]
 
 UNDOCUMENTED_CAPACITY = "see its documentation"
 
@@ -168,6 +168,14 @@ def resolve_sampler(sampler: "str | dimod.Sampler") -> dimod.Sampler:
     if isinstance(sampler, dimod.Sampler) or hasattr(sampler, "sample"):
         return sampler
     raise InvalidArgumentError(f"sampler={sampler!r} is neither a backend name nor a dimod.Sampler")
+
+
+def with_retries(name: str, sampler: dimod.Sampler, retries: int, seed: int | None = None) -> dimod.Sampler:
+    """``sampler`` in a :class:`~qannealq.backends.retry.RetryComposite` when backend ``name`` calls a service
+    (``retries`` retries of transient failures, jitter seeded by ``seed``), else ``sampler`` itself."""
+    from qannealq.backends.retry import with_retries as wrap
+
+    return wrap(name, sampler, retries, seed)
 
 
 def available_backends() -> list[BackendStatus]:

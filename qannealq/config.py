@@ -102,6 +102,8 @@ class QuantizeConfig:
         granularity: ``tensor`` or ``channel``.
         int1: ``sign`` or ``paper``.
         warm_start: ``gptq-restricted``, ``gptq``, ``rtn`` or None.
+        retries: retries of a cloud backend's transient failures (:mod:`qannealq.backends.retry`); not a
+            setting of the results (a resumed run may change it).
     """
 
     bits: tuple[int, ...] = (8, 4, 3, 2, 1)
@@ -112,6 +114,7 @@ class QuantizeConfig:
     granularity: str = "tensor"
     int1: str = "sign"
     warm_start: str | None = "gptq-restricted"
+    retries: int = 3
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bits", tuple(self.bits))
@@ -131,6 +134,7 @@ class QuantizeConfig:
         object.__setattr__(self, "warm_start", parse_warm_start(self.warm_start))
         if not isinstance(self.backend, str) or not self.backend:
             raise InvalidArgumentError(f"--backend={self.backend!r} must be a backend name (see qannealq backends)")
+        check_positive("--retries", self.retries, minimum=0)
 
 
 @dataclass(frozen=True)
@@ -168,4 +172,5 @@ class RunConfig:
 
         quantize = asdict(self.quantize)
         quantize["sampler_options"] = redact(self.quantize.sampler_options)
+        quantize.pop("retries")  # how hard to try, not what is computed
         return {"model": asdict(self.model), "quantize": quantize}

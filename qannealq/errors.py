@@ -11,6 +11,7 @@ __all__ = [
     "BackendUnavailableError",
     "CredentialsError",
     "StoreError",
+    "BackendError",
 ]
 
 
@@ -44,3 +45,7 @@ class CredentialsError(QannealqError, RuntimeError):
 
 class StoreError(QannealqError, OSError):
     """The results folder cannot be written (permissions, full disk); the message names the folder."""
+
+
+class BackendError(QannealqError, RuntimeError):
+    """A backend call failed (after its retries, if the error was transient); names the backend and the cause."""

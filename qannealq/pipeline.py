@@ -1,8 +1,13 @@
-"""Whole-model quantization: calibrate, formulate and solve every Linear layer in forward order."""
+"""Whole-model quantization: calibrate, formulate and solve every Linear layer in forward order.
+
+Layers with weights that are not ``nn.Linear`` (``Conv2d``, ``Embedding``, normalisations...) stay in float: a
+warning says so once per call and ``ModelResult.settings["skipped_layers"]`` lists them (name -> type).
+"""
 
 from __future__ import annotations
 
 import copy
+import logging
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -15,12 +20,14 @@ import torch
 
 from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
 from qannealq.contract import redact
-from qannealq.errors import InvalidArgumentError
+from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits, make_grid
-from qannealq.solve import METHODS, WARM_STARTS, LayerResult, quantize_layer
+from qannealq.solve import METHODS, WARM_STARTS, LayerResult, NeuronCheckpoint, quantize_layer
 
-__all__ = ["ModelResult", "quantize_model", "formulate_layer", "ProgressCallback"]
+__all__ = ["ModelResult", "quantize_model", "formulate_layer", "ProgressCallback", "skipped_layers"]
+
+logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called as ``progress(layer_name, neurons_done_now, neurons_in_layer)``."""
@@ -36,6 +43,7 @@ class ModelResult:
         method, backend, bits, calibration, granularity: the settings.
         seconds: wall time of calibration, formulation and solving.
         formulate_seconds: of which spent accumulating statistics and formulating.
+        settings: the other options, and ``skipped_layers`` (layers with weights left in float: name -> type).
     """
 
     model: torch.nn.Module
@@ -101,7 +109,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
                    sampler: "str | dimod.Sampler | None" = "layer-sa", calibration: str = "float",
                    granularity: str = "tensor", int1: str = "sign", layers: Sequence[str] | None = None,
                    warm_start: str | None = "gptq-restricted", seed: int | None = None, batch_size: int = 256,
-                   progress: ProgressCallback | None = None,
+                   progress: ProgressCallback | None = None, checkpoint: NeuronCheckpoint | None = None,
                    float_stats: Mapping[str, LayerStats] | None = None, executor: Executor | None = None,
                    **sampler_kwargs: Any) -> ModelResult:
     """Quantize every ``nn.Linear`` layer of ``model`` (or those named in ``layers``).
@@ -120,6 +128,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         seed: base seed; layer ``l`` uses ``seed + l``.
         batch_size: calibration batch size.
         progress: see :data:`ProgressCallback`.
+        checkpoint: keeps each finished batch of neuron rows of the qubo solves (see
+            :class:`qannealq.solve.NeuronCheckpoint`), so that an interrupted call resumes.
         float_stats: float statistics of the layers, computed once by the caller (e.g.
             :func:`qannealq.experiment.calibrate`) and reused here when ``calibration="float"``.
         executor: runs the per-neuron solves of a per-neuron sampler (see :mod:`qannealq.executors`); a
@@ -141,15 +151,41 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     was_training = model.training
     try:
         names = linear_layers(model.eval(), data, layers)
-        quant_model, results, t_form = _quantize_layers(model, names, data, run, solver, progress,
+        _check_finite(model, names)
+        skipped = skipped_layers(model)
+        quant_model, results, t_form = _quantize_layers(model, names, data, run, solver, progress, checkpoint,
                                                         dict(float_stats or {}), executor)
     finally:
         model.train(was_training)
-    settings = {"layers": names, "warm_start": warm_start, "seed": seed, "int1": int1,
+    settings = {"layers": names, "skipped_layers": skipped, "warm_start": warm_start, "seed": seed, "int1": int1,
                 "num_calibration": int(data.shape[0]),
                 "sampler_kwargs": redact(sampler_kwargs)}
     return ModelResult(quant_model, results, method, backend, run.bits, calibration, granularity,
                        time.perf_counter() - t0, t_form, settings)
+
+
+def skipped_layers(model: torch.nn.Module) -> dict[str, str]:
+    """Layers with weights of their own that are not ``nn.Linear`` (they stay in float): name -> type.
+
+    Logs one warning listing them, when there are any.
+    """
+    skipped = {name: type(module).__name__ for name, module in model.named_modules()
+               if not isinstance(module, torch.nn.Linear) and any(True for _ in module.parameters(recurse=False))}
+    if skipped:
+        logger.warning("only torch.nn.Linear layers are quantized: %s stay in float",
+                       ", ".join(f"{name} ({kind})" for name, kind in skipped.items()))
+    return skipped
+
+
+def _check_finite(model: torch.nn.Module, names: Sequence[str]) -> None:
+    """Refuse, before any calibration, a layer whose weight or bias holds NaN or infinity."""
+    modules = dict(model.named_modules())
+    for name in names:
+        for kind in ("weight", "bias"):
+            tensor = getattr(modules[name], kind, None)
+            if tensor is not None and not bool(torch.isfinite(tensor).all()):
+                raise NonFiniteError(f"layer {name!r}: its {kind} contains NaN or infinity; fix or retrain the "
+                                     "model before quantizing it")
 
 
 def _check_options(method: str, calibration: str, granularity: str, int1: str, warm_start: str | None,
@@ -167,7 +203,7 @@ def _check_options(method: str, calibration: str, granularity: str, int1: str, w
 
 def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch.Tensor, run: _Run,
                      solver: dimod.Sampler | None,
-                     progress: ProgressCallback | None,
+                     progress: ProgressCallback | None, checkpoint: NeuronCheckpoint | None,
                      float_stats: dict[str, LayerStats],
                      executor: Executor | None = None) -> tuple[torch.nn.Module, list[LayerResult], float]:
     """Formulate and solve each layer in forward order; write its values into a copy of the model."""
@@ -188,6 +224,7 @@ def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch
         step = None if progress is None else (lambda k, _n=name, _t=problem.num_neurons: progress(_n, k, _t))
         result = quantize_layer(problem, run.method, solver, run.backend, run.warm_start,
                                 None if run.seed is None else run.seed + index, executor=executor, progress=step,
+                                checkpoint=checkpoint,
                                 **run.sampler_kwargs)
         _write_back(modules[name], result.values)
         results.append(result)

@@ -21,6 +21,7 @@ from qannealq.experiment import Experiment, calibrate, prepare
 from qannealq.pipeline import ModelResult, quantize_model
 from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_table, plot_accuracy
 from qannealq.solve import accepts_parameter
+from qannealq.checkpoint import StoreCheckpoint, is_batch_key
 from qannealq.store import ResultStore, unit_key
 
 __all__ = ["run", "RunSummary", "default_out_dir", "resolve_backend", "model_path"]
@@ -48,15 +49,19 @@ def default_out_dir(dataset: str, root: Path = Path("runs")) -> Path:
     return path
 
 
-def resolve_backend(quant: QuantizeConfig) -> dimod.Sampler | None:
-    """The qubo method's sampler, built and its options checked before any training (None without qubo)."""
+def resolve_backend(quant: QuantizeConfig, seed: int | None = None) -> dimod.Sampler | None:
+    """The qubo method's sampler, built and its options checked before any training (None without qubo).
+
+    A cloud backend comes wrapped in a :class:`~qannealq.backends.retry.RetryComposite` (``quant.retries``
+    retries of transient failures, its jitter seeded by ``seed``).
+    """
     if "qubo" not in quant.methods:
         return None
-    from qannealq.backends import resolve_sampler
+    from qannealq.backends import resolve_sampler, with_retries
 
     sampler = resolve_sampler(quant.backend)
     check_parameters(quant.backend, sampler, quant.sampler_options)
-    return sampler
+    return with_retries(quant.backend, sampler, quant.retries, seed)
 
 
 def _qubo_line(backend: str, sampler: dimod.Sampler, warm: str | None) -> tuple[str, str | None]:
@@ -109,7 +114,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
     q = config.quantize
     out = Path(config.out) if config.out is not None else default_out_dir(config.model.dataset)
     ResultStore.check(out, "run", config.stored_settings(), config.resume)
-    sampler = resolve_backend(q)
+    sampler = resolve_backend(q, config.model.seed)
     executor = make_executor(config.executor)  # a Dask scheduler is reached before any training
     with closing(sampler) if hasattr(sampler, "close") else nullcontext(), executor or nullcontext():
         exp = prepare(config.model)
@@ -124,7 +129,9 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
             reporter.message(where)
         store = ResultStore.open(out, "run", config.stored_settings(), config.resume)
         if store.resumed:
-            reporter.message(f"resuming {out}: {len(store.resumed)} finished row(s) kept, not recomputed")
+            batches = sum(map(is_batch_key, store.resumed))
+            reporter.message(f"resuming {out}: {len(store.resumed) - batches} finished row(s) and {batches} batch(es) "
+                             "of solved neurons kept, not recomputed")
         writer = RunWriter(out, _settings(config, exp, warm))
         _sweep(exp, q, sampler, warm, stats, writer, store, reporter, executor=executor,
                models=out / "models" if config.save_model else None)
@@ -154,10 +161,12 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                     bar.update(sum(exp.sizes[1:]) if qubo else 0)
                     continue
                 bar.status(f"int{bits} {method}")
+                checkpoint = StoreCheckpoint(store, {"bits": bits, "method": method}) if qubo else None
                 result = quantize_model(exp.model, exp.calibration, bits, method, sampler if qubo else None,
                                         q.calibration, q.granularity, q.int1, warm_start=warm,
                                         seed=exp.config.seed, float_stats=stats, executor=executor if qubo else None,
                                         progress=(lambda name, k, n: bar.update(k)) if qubo else None,
+                                        checkpoint=checkpoint,
                                         **q.sampler_options)
                 row = ResultRow(exp.name, method, q.backend if qubo else "", bits, q.calibration, q.granularity,
                                 exp.test_accuracy(result.model), result.layer_error, result.seconds,
@@ -166,4 +175,7 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                     result.save(model_path(models, bits, method), {"dataset": exp.name, "model": exp.sizes,
                                                                     "seed": exp.config.seed, "accuracy": row.accuracy})
                 store.put(key, asdict(row))
+                logger.info("solved and stored unit %s", key)
+                if checkpoint is not None:
+                    checkpoint.discard()  # its batches are in the row now
                 writer.add(row)

@@ -5,6 +5,13 @@ initial_states=None, seed=None, **kwargs)`` returning a :class:`~qannealq.contra
 neurons of a layer at once; otherwise each neuron's BQM is sampled on its own and the lowest-energy sample is
 used. Every neuron of a layer is submitted before any SampleSet is resolved, so that the calls of a cloud or
 QPU sampler (which return ``SampleSet.from_future``) overlap; an ``executor`` maps whole neuron solves instead.
+
+With a ``checkpoint`` (:class:`NeuronCheckpoint`, e.g. :class:`qannealq.checkpoint.StoreCheckpoint`) the neurons
+are solved in batches of ``checkpoint.batch_size``, each batch's rows saved when it is finished and loaded instead
+of solved when it was saved before, so that an interrupted layer loses at most one batch (a whole-layer solve is
+one batch). Every neuron's seed is derived from the layer seed alone, so a resumed layer equals an uninterrupted
+one. A :class:`~qannealq.errors.BackendError` raised by a neuron's solve is raised again naming the layer and the
+neuron.
 """
 
 from __future__ import annotations
@@ -12,25 +19,41 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Executor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import dimod
 import numpy as np
 
 from qannealq.baselines import BASELINES
 from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing
-from qannealq.errors import InvalidArgumentError
+from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.grid import Grid
 
-__all__ = ["METHODS", "WARM_STARTS", "LayerResult", "quantize_layer", "solve_neuron", "submit_neuron", "best_row", "NeuronProgress", "accepts_parameter"]
+__all__ = ["METHODS", "WARM_STARTS", "LayerResult", "quantize_layer", "solve_neuron", "submit_neuron", "best_row",
+           "NeuronProgress", "NeuronCheckpoint", "accepts_parameter"]
 
 logger = logging.getLogger(__name__)
 
 METHODS = (*BASELINES, "qubo")
 WARM_STARTS = (*BASELINES, None)
 NeuronProgress = Callable[[int], None]
+
+
+class NeuronCheckpoint(Protocol):
+    """Where the finished rows of a layer's QUBO solve are kept, batch by batch, so that it can resume.
+
+    ``load`` returns the binary rows ``(stop - start, m)`` of neurons ``start..stop-1`` saved before for the same
+    problem and layer seed, or None; ``save`` keeps them once solved.
+    """
+
+    batch_size: int
+
+    def load(self, problem: LayerProblem, start: int, stop: int, seed: int) -> np.ndarray | None: ...
+
+    def save(self, problem: LayerProblem, start: int, rows: np.ndarray, seed: int) -> None: ...
 
 
 @dataclass
@@ -48,7 +71,8 @@ class LayerResult:
         seconds: wall time of the solve (formulation excluded).
         seed: seed given to the sampler (``None`` for deterministic baselines).
         warm_start_errors: per-neuron errors of the warm start, when one was used.
-        samplesets: the raw per-neuron SampleSets (per-neuron path only).
+        samplesets: the raw per-neuron SampleSets (per-neuron path only; None for neurons loaded from a
+            checkpoint).
         info: sampler info (timing in ns, etc.).
         num_variables: BQM variables over all neurons (free coordinates).
         grid: the layer's grid (steps, offset, range): what :meth:`ModelResult.save` stores beside the integers.
@@ -122,45 +146,99 @@ def solve_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np
     return best_row(problem, i, sampleset), sampleset
 
 
-def _per_neuron(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None, seed: int,
-                executor: Executor | None, progress: NeuronProgress | None,
-                sampler_kwargs: dict[str, Any]) -> tuple[list[np.ndarray], list[dimod.SampleSet]]:
-    """Every neuron's BQM: mapped by ``executor``, or all submitted first and then resolved in order."""
-    seeds = np.random.SeedSequence(seed).generate_state(problem.num_neurons) & 0x7FFFFFFF
-    args = [(problem, i, sampler, warm, int(seeds[i]), sampler_kwargs) for i in range(problem.num_neurons)]
+@contextmanager
+def _naming(problem: LayerProblem, where: str) -> Iterator[None]:
+    """Raise a :class:`BackendError` again with the layer and the neuron(s) it failed on."""
+    try:
+        yield
+    except BackendError as exc:
+        raise BackendError(f"layer {problem.name!r}, {where}: {exc}") from exc
+
+
+def _solve_batch(problem: LayerProblem, neurons: Sequence[int], sampler: dimod.Sampler, warm: np.ndarray | None,
+                 seeds: np.ndarray, executor: Executor | None, progress: NeuronProgress | None,
+                 sampler_kwargs: dict[str, Any]) -> tuple[list[np.ndarray], list[dimod.SampleSet]]:
+    """The neurons' BQMs: mapped by ``executor``, or all submitted first and then resolved in order."""
+    args = [(problem, i, sampler, warm, int(seeds[i]), sampler_kwargs) for i in neurons]
     rows, samplesets = [], []
     if executor is not None:
-        for row, sampleset in executor.map(solve_neuron, *zip(*args)):
+        results = iter(executor.map(solve_neuron, *zip(*args)))
+        for i in neurons:
+            with _naming(problem, f"neuron {i}"):
+                row, sampleset = next(results)
             rows.append(row)
             samplesets.append(sampleset)
             if progress:
                 progress(1)
         return rows, samplesets
     samplesets = [submit_neuron(*a) for a in args]
-    for i, sampleset in enumerate(samplesets):
-        rows.append(best_row(problem, i, sampleset))
+    for i, sampleset in zip(neurons, samplesets):
+        with _naming(problem, f"neuron {i}"):
+            rows.append(best_row(problem, i, sampleset))
         if progress:
             progress(1)
     return rows, samplesets
 
 
+def _per_neuron(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None, seed: int,
+                executor: Executor | None, progress: NeuronProgress | None, sampler_kwargs: dict[str, Any],
+                checkpoint: NeuronCheckpoint | None = None) -> tuple[list[np.ndarray], list]:
+    """Every neuron's BQM, in batches saved to (or loaded from) ``checkpoint``, else all at once."""
+    n = problem.num_neurons
+    seeds = np.random.SeedSequence(seed).generate_state(n) & 0x7FFFFFFF
+    size = n if checkpoint is None else max(1, int(checkpoint.batch_size))
+    rows: list[np.ndarray] = []
+    samplesets: list = []
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        stored = None if checkpoint is None else checkpoint.load(problem, start, stop, seed)
+        if stored is not None:
+            rows.extend(np.asarray(stored))
+            samplesets.extend([None] * (stop - start))
+            if progress:
+                progress(stop - start)
+            continue
+        batch_rows, batch_sets = _solve_batch(problem, range(start, stop), sampler, warm, seeds, executor,
+                                              progress, sampler_kwargs)
+        if checkpoint is not None:
+            checkpoint.save(problem, start, np.stack(batch_rows), seed)
+        rows.extend(batch_rows)
+        samplesets.extend(batch_sets)
+    return rows, samplesets
+
+
+def _whole_layer(problem: LayerProblem, solver, warm: np.ndarray | None, seed: int,
+                 checkpoint: NeuronCheckpoint | None, sampler_kwargs: dict[str, Any]) -> tuple[np.ndarray, dict]:
+    """All neurons at once (one checkpoint batch)."""
+    n = problem.num_neurons
+    stored = None if checkpoint is None else checkpoint.load(problem, 0, n, seed)
+    if stored is not None:
+        return np.asarray(stored), {"resumed": True}
+    with _naming(problem, f"all {n} neurons (whole-layer solve)"):
+        result = solver.sample_layer(problem, initial_states=warm, seed=seed, **sampler_kwargs)
+    assignments = np.asarray(result.assignments)
+    if checkpoint is not None:
+        checkpoint.save(problem, 0, np.where(problem.free, assignments, 0), seed)
+    return assignments, result.info
+
+
 def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None, seed: int,
-                executor: Executor | None, progress: NeuronProgress | None,
-                sampler_kwargs: dict[str, Any]) -> tuple[np.ndarray, list | None, dict]:
+                executor: Executor | None, progress: NeuronProgress | None, sampler_kwargs: dict[str, Any],
+                checkpoint: NeuronCheckpoint | None = None) -> tuple[np.ndarray, list | None, dict]:
     whole = layer_solver(sampler)
     if whole is not None:
-        result = whole.sample_layer(problem, initial_states=warm, seed=seed, **sampler_kwargs)
+        assignments, info = _whole_layer(problem, whole, warm, seed, checkpoint, sampler_kwargs)
         if progress:
             progress(problem.num_neurons)
-        return np.asarray(result.assignments), None, result.info
-    rows, samplesets = _per_neuron(problem, sampler, warm, seed, executor, progress, sampler_kwargs)
-    return np.stack(rows), samplesets, {"timing": merge_timing(ss.info for ss in samplesets)}
+        return assignments, None, info
+    rows, samplesets = _per_neuron(problem, sampler, warm, seed, executor, progress, sampler_kwargs, checkpoint)
+    return np.stack(rows), samplesets, {"timing": merge_timing(ss.info for ss in samplesets if ss is not None)}
 
 
 def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler | None = None,
                    backend: str = "", warm_start: str | None = "gptq-restricted", seed: int | None = None,
                    executor: Executor | None = None, progress: NeuronProgress | None = None,
-                   **sampler_kwargs: Any) -> LayerResult:
+                   checkpoint: NeuronCheckpoint | None = None, **sampler_kwargs: Any) -> LayerResult:
     """Quantize one layer with a baseline or with a sampler on its neuron QUBOs.
 
     Args:
@@ -172,6 +250,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
         seed: base seed; each neuron gets a seed derived from it; drawn at random (and recorded) if None.
         executor: optional executor mapping the per-neuron solves.
         progress: called with the number of neurons just finished.
+        checkpoint: keeps finished batches of neuron rows so that an interrupted solve resumes (qubo only).
         **sampler_kwargs: passed to ``sampler.sample`` (or ``sample_layer``).
     """
     if method not in METHODS:
@@ -197,7 +276,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
         used_seed = draw_seed(seed)
         assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
-                                                    sampler_kwargs)
+                                                    sampler_kwargs, checkpoint)
         integers, _ = problem.decode_layer(assignments)
     values = problem.grid.dequantize(integers, problem.steps)
     seconds = time.perf_counter() - t0

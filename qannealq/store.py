@@ -43,6 +43,9 @@ def atomic_write(path: Path, text: str | bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}; free disk space or choose another "
                          f"--out folder (units finished before this one are kept)") from exc
+    except BaseException:  # Ctrl-C between the write and the rename: no temporary file left behind
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _canonical(value: Any) -> Any:
@@ -50,12 +53,18 @@ def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """Human-readable differences ``key: old -> new`` between two settings mappings."""
+def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
+    """Human-readable differences ``key: old -> new`` between two settings mappings (nested mappings are
+    compared key by key: ``quantize.bits: [4] -> [2]``)."""
     old, new = _canonical(old), _canonical(new)
-    keys = sorted(set(old) | set(new))
-    return [f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}" for k in keys
-            if old.get(k, "<absent>") != new.get(k, "<absent>")]
+    out = []
+    for k in sorted(set(old) | set(new)):
+        a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += settings_diff(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+    return out
 
 
 def unit_key(**parts: Any) -> str:
@@ -178,6 +187,13 @@ class ResultStore:
     def put(self, key: str, record: Mapping[str, Any]) -> None:
         """Write one finished unit atomically (replacing a previous record of the same key)."""
         atomic_write(self._path(key), json.dumps({"key": key, "record": _canonical(dict(record))}))
+
+    def discard(self, key: str) -> None:
+        """Remove unit ``key`` (e.g. a batch of neuron rows superseded by its finished row); absent is fine."""
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot remove {self._path(key)}: {exc.strerror or exc}") from exc
 
     def records(self) -> list[dict]:
         """Every finished unit's record, ordered by key."""

@@ -77,13 +77,17 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
                        help="int1 grid: ±alpha (sign) or the paper's {-max|w|, 0}")
     group.add_argument("--warm-start", default="gptq-restricted",
                        help="initial state for samplers that take one: gptq-restricted, gptq, rtn or none")
+    group.add_argument("--retries", type=int, default=3,
+                       help="retries of a cloud backend's transient failures (network, timeouts, solver-side), "
+                       "with exponential backoff and jitter (default 3)")
 
 
 def quantize_config(args: argparse.Namespace) -> QuantizeConfig:
     """The validated :class:`QuantizeConfig` of the parsed options."""
     return QuantizeConfig(bits=tuple(args.bits), methods=tuple(args.methods), backend=args.backend,
                           sampler_options=dict(args.sampler_option), calibration=args.calibration,
-                          granularity=args.granularity, int1=args.int1, warm_start=args.warm_start)
+                          granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,
+                          retries=args.retries)
 
 
 def add_executor_argument(parser: argparse.ArgumentParser, what: str = "per-neuron QUBO solves") -> None:

@@ -1,0 +1,95 @@
+"""Neuron-batch checkpoints in the results store: a long layer solve resumes at its first unfinished batch.
+
+:class:`StoreCheckpoint` is the solve loop's :class:`~qannealq.solve.NeuronCheckpoint` on a
+:class:`~qannealq.store.ResultStore`: each finished batch of neuron rows of one (bits, method) unit is a unit of
+its own, keyed ``bits=B_layer=L_method=M_neurons=START-END`` (plus the caller's other key parts), written
+atomically. Its record holds the binary rows (one ``"0101..."`` string per neuron over all coordinates), the
+layer seed and a fingerprint of the batch's problem (the floor integers and the free mask), and is used only
+when both match. Once the unit's own row is stored, :meth:`StoreCheckpoint.discard` removes its batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from qannealq.formulation import LayerProblem
+from qannealq.store import ResultStore, unit_key
+
+__all__ = ["StoreCheckpoint", "is_batch_key", "DEFAULT_BATCH"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 16
+"""Neurons per saved batch: an interruption loses at most this many neuron solves."""
+
+
+def is_batch_key(key: str) -> bool:
+    """Whether a store key is a batch of neuron rows (not a finished unit)."""
+    return "_neurons=" in key or key.startswith("neurons=")
+
+
+def _fingerprint(problem: LayerProblem, start: int, stop: int) -> str:
+    digest = hashlib.sha256()
+    for part in (problem.base[start:stop], problem.free[start:stop]):
+        digest.update(np.ascontiguousarray(part, dtype=np.int64).tobytes())
+    digest.update(repr(problem.free.shape).encode())
+    return digest.hexdigest()[:32]
+
+
+@dataclass
+class StoreCheckpoint:
+    """Batches of finished neuron rows of one unit, kept in ``store`` (see the module docstring).
+
+    Attributes:
+        store: the run's results store.
+        unit: the key parts of the unit the batches belong to, e.g. ``{"bits": 4, "method": "qubo"}``.
+        batch_size: neurons per batch.
+        loaded, saved: keys of the batches loaded from the store and written to it.
+    """
+
+    store: ResultStore
+    unit: dict[str, Any]
+    batch_size: int = DEFAULT_BATCH
+    loaded: list[str] = field(default_factory=list)
+    saved: list[str] = field(default_factory=list)
+
+    def key(self, problem: LayerProblem, start: int, stop: int) -> str:
+        """The store key of neurons ``start..stop-1`` of ``problem``'s layer."""
+        return unit_key(**self.unit, layer=problem.name, neurons=f"{start}-{stop - 1}")
+
+    def load(self, problem: LayerProblem, start: int, stop: int, seed: int) -> np.ndarray | None:
+        """The rows saved for this batch, or None (none saved, or saved for another problem or seed)."""
+        key = self.key(problem, start, stop)
+        record = self.store.get(key)
+        if record is None:
+            return None
+        rows = record.get("rows") or []
+        if (record.get("seed") != seed or record.get("fingerprint") != _fingerprint(problem, start, stop)
+                or len(rows) != stop - start or any(len(r) != problem.num_coordinates for r in rows)):
+            logger.warning("%s: saved for another problem or seed; solving these neurons again", key)
+            return None
+        self.loaded.append(key)
+        logger.info("resumed neurons %d-%d of layer %s from %s", start, stop - 1, problem.name, key)
+        return np.array([[c == "1" for c in r] for r in rows], dtype=np.int64)
+
+    def save(self, problem: LayerProblem, start: int, rows: np.ndarray, seed: int) -> None:
+        """Keep the binary rows of neurons ``start..start+len(rows)-1`` (atomically)."""
+        stop = start + len(rows)
+        key = self.key(problem, start, stop)
+        text = ["".join("1" if v else "0" for v in row) for row in np.asarray(rows).tolist()]
+        self.store.put(key, {"layer": problem.name, "start": start, "stop": stop, "seed": seed,
+                             "fingerprint": _fingerprint(problem, start, stop), "rows": text})
+        self.saved.append(key)
+        logger.info("solved and saved neurons %d-%d of layer %s as %s", start, stop - 1, problem.name, key)
+
+    def discard(self) -> None:
+        """Remove every batch this checkpoint loaded or saved (call once the unit itself is stored)."""
+        for key in dict.fromkeys(self.loaded + self.saved):
+            self.store.discard(key)
+        self.loaded.clear()
+        self.saved.clear()

@@ -1,0 +1,129 @@
+"""Kill and resume `qannealq run`: a real signal to a subprocess mid-layer, then `--resume`.
+
+The solves are counted from the run's own log lines (``-v``): every batch of neurons is logged once it is
+saved (``solved and saved neurons A-B of layer L as KEY``), every batch taken from the store once it is loaded
+(``resumed neurons ...``) and every finished row (``solved and stored unit KEY``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from qannealq.checkpoint import StoreCheckpoint
+from qannealq.cli import main
+from qannealq.store import ResultStore
+
+ARGS = ["run", "--dataset", "digits", "--bits", "4,2", "--methods", "qubo", "--backend", "sa",
+        "--sampler-option", "num_reads=10", "--warm-start", "none"]
+SAVED = re.compile(r"solved and saved neurons \d+-\d+ of layer \S+ as (\S+)")
+LOADED = re.compile(r"resumed neurons \d+-\d+ of layer \S+ from (\S+)")
+STORED = re.compile(r"solved and stored unit (\S+)")
+
+
+def _command(*extra: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from qannealq.cli import main; sys.exit(main())", *ARGS, *extra,
+            "-v"]
+
+
+def _table(out):
+    with open(out / "results.csv") as fh:
+        rows = [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+    layers = [[{k: v for k, v in layer.items() if k != "seconds"} for layer in r["layers"]]
+              for r in json.loads((out / "results.json").read_text())["results"]]
+    return rows, layers
+
+
+def _keys(pattern, text):
+    return pattern.findall(text)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The uninterrupted run (in this process; it also trains and caches the model the subprocesses load)."""
+    out = tmp_path_factory.mktemp("full") / "run"
+    logger, handler = logging.getLogger("qannealq"), _Lines()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        assert main([*ARGS, "--out", str(out)]) == 0
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    every = _keys(SAVED, "\n".join(handler.lines))
+    assert len(every) == len(set(every)) == 2 * 3  # per bit width: fc1 neurons 0-15 and 16-31, fc2 0-9
+    return out, every
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
+def test_killed_mid_layer_and_resumed_equals_an_uninterrupted_run_without_solving_twice(sig, tmp_path,
+                                                                                        uninterrupted):
+    full, every = uninterrupted
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_command("--out", str(out)), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    seen = []
+    for line in proc.stderr:  # wait for the first saved batch of the first layer, then interrupt the layer
+        seen.append(line)
+        if SAVED.search(line):
+            os.kill(proc.pid, sig)
+            break
+    rest, tail = proc.communicate(timeout=300)
+    first = "".join(seen) + tail
+    assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL), first[-2000:]
+    if sig == signal.SIGINT:
+        assert "interrupted; results finished so far are in the results folder" in first
+    kept = sorted(p.stem for p in (out / "units").glob("*.json"))
+    assert "bits=4_layer=0_method=qubo_neurons=0-15" in kept and "bits=4_method=qubo" not in kept
+    assert not list((out / "units").glob(".*tmp")) or sig == signal.SIGKILL  # Ctrl-C leaves no temporary file
+
+    resumed = subprocess.run(_command("--resume", str(out)), cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    second = resumed.stderr
+    assert f"{len(kept)} batch(es) of solved neurons kept" in resumed.stdout
+    solved_first, solved_second = _keys(SAVED, first), _keys(SAVED, second)
+    assert sorted(_keys(LOADED, second)) == kept  # what the killed run saved is loaded, not solved
+    assert not set(solved_second) & set(kept)  # no batch solved twice
+    assert sorted(solved_second + kept) == sorted(every)  # and every batch solved once in all
+    assert set(solved_first) <= set(kept)
+    assert sorted(_keys(STORED, second)) == ["bits=2_method=qubo", "bits=4_method=qubo"]
+    assert _table(out) == _table(full)  # the same results as the uninterrupted run
+    assert sorted(p.stem for p in (out / "units").glob("*.json")) == ["bits=2_method=qubo", "bits=4_method=qubo"]
+
+
+def test_batches_are_used_only_for_the_same_problem_and_seed(tmp_path, caplog):
+    from helpers import random_layer
+
+    problem = random_layer(np.random.default_rng(1), 6, 5).problem(3)
+    other = random_layer(np.random.default_rng(2), 6, 5).problem(3)
+    store = ResultStore.open(tmp_path / "r", "run", {})
+    check = StoreCheckpoint(store, {"bits": 3, "method": "qubo"}, batch_size=2)
+    rows = np.where(problem.free[:2], 1, 0)
+    check.save(problem, 0, rows, seed=7)
+    np.testing.assert_array_equal(check.load(problem, 0, 2, seed=7), rows)
+    assert check.load(problem, 0, 2, seed=8) is None  # another layer seed
+    assert check.load(other, 0, 2, seed=7) is None  # another problem under the same key
+    assert check.load(problem, 2, 4, seed=7) is None  # never saved
+    assert "saved for another problem or seed" in caplog.text
+    check.discard()
+    assert store.records() == []
