@@ -86,6 +86,7 @@ class SweepConfig:
         calibration, granularity, int1, backend, warm_start, sampler_options: the quantization settings;
             ``granularity="best"`` keeps the lower-error of ``tensor`` and ``channel`` per cell.
         out, resume: the results folder, and whether to continue the sweep stored there.
+        download: fetch the dataset when it is found nowhere (SHA-256 checked).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -102,6 +103,7 @@ class SweepConfig:
     sampler_options: Mapping[str, Any] = field(default_factory=dict)
     out: Path | None = None
     resume: bool = False
+    download: bool = False
 
     def __post_init__(self) -> None:
         for name in ("bits", "methods"):
@@ -147,7 +149,7 @@ class SweepConfig:
     def stored_settings(self) -> dict:
         """What must match to resume (secrets redacted), and what the results spell out."""
         settings = asdict(self)
-        settings.pop("out"), settings.pop("resume")
+        settings.pop("out"), settings.pop("resume"), settings.pop("download")
         settings["sampler_options"] = redact(self.sampler_options)
         settings["methods"] = self.labels()
         settings["preset_means"] = PRESETS[self.preset].description
@@ -185,7 +187,8 @@ def _experiment(config: SweepConfig, seed: int, trained: dict[int, Experiment], 
     train_seed = seed if config.train_seeds else config.model.seed
     if train_seed not in trained:
         data = next(iter(trained.values())).data if trained else None
-        trained[train_seed] = prepare(replace(config.model, seed=train_seed), data=data, reporter=reporter)
+        trained[train_seed] = prepare(replace(config.model, seed=train_seed), data=data, reporter=reporter,
+                                      download=config.download)
     exp = trained[train_seed]
     if seed == exp.config.seed:
         return exp

@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="best: per cell the grid with the lower summed layer error on the calibration data")
     group.add_argument("--int1", default=None, choices=("sign", "paper"))
     group.add_argument("--warm-start", default=None, help="gptq-restricted, gptq, rtn or none")
+    group.add_argument("--download", action="store_true",
+                       help="fetch the dataset from its canonical location if it is found nowhere (SHA-256 checked)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
     where.add_argument("--resume", type=Path, default=None, metavar="DIR",
@@ -50,7 +52,8 @@ def main(args: argparse.Namespace) -> int:
         seeds=args.seeds, train_seeds=args.train_seeds, backend=args.backend,
         sampler_options=None if args.sampler_option is None else dict(args.sampler_option),
         calibration=args.calibration, granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,
-        out=args.resume if args.resume is not None else args.out, resume=args.resume is not None)
+        out=args.resume if args.resume is not None else args.out, resume=args.resume is not None,
+        download=args.download)
     reporter = ConsoleReporter()
     summary = sweep(config, reporter)
     reporter.message((summary.out / "summary.md").read_text())

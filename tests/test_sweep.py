@@ -1,0 +1,106 @@
+"""``qannealq sweep`` on digits: presets, files and columns, and a run killed by a real signal then resumed
+giving the same table as an uninterrupted run without recomputing finished cells."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from qannealq.cli import main
+from qannealq.config import ModelConfig
+from qannealq.errors import InvalidArgumentError
+from qannealq.sweep import PRESETS, SweepConfig, parse_method, sweep
+from qannealq.sweep_report import CSV_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["--dataset", "digits", "--bits", "4,2", "--seeds", "2", "--methods", "rtn,gptq,qubo",
+        "--sampler-option", "num_reads=8", "--sampler-option", "num_sweeps=32"]
+COMPARED = [c for c in CSV_COLUMNS if c != "seconds"]
+
+
+def _table(out: Path) -> list[dict]:
+    """sweep.csv without the timing column (everything else must be identical)."""
+    with open(out / "sweep.csv") as fh:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
+
+
+def test_presets_are_spelled_out_and_explicit_options_win():
+    paper = SweepConfig.from_preset("paper")
+    assert (paper.calibration, paper.granularity, paper.int1, paper.backend, paper.warm_start) == \
+        ("float", "tensor", "paper", "sa", None)
+    assert paper.sampler_options == {"num_reads": 1} and paper.labels() == ["rtn", "gptq", "qubo:sa"]
+    best = SweepConfig.from_preset("best", int1="paper", sampler_options={"num_reads": 4})
+    assert (best.calibration, best.granularity, best.int1, best.backend) == ("sequential", "best", "paper", "layer-sa")
+    settings = best.stored_settings()
+    assert settings["preset"] == "best" and "sequential calibration" in settings["preset_means"]
+    assert best.sampler_options == {"num_reads": 4} and "sampler_options" in settings and "out" not in settings
+    assert "1 read" in PRESETS["paper"].description
+    assert parse_method("qubo:exact", "sa") == ("qubo", "exact") and parse_method("gptq", "sa") == ("gptq", "")
+    with pytest.raises(InvalidArgumentError, match="only qubo takes a backend"):
+        parse_method("rtn:sa", "sa")
+    with pytest.raises(InvalidArgumentError, match="--methods"):
+        SweepConfig(methods=("qubo", "adaround"))
+    with pytest.raises(InvalidArgumentError, match="--seeds"):
+        SweepConfig(seeds=0)
+
+
+def test_bad_backend_option_fails_before_any_training(tmp_path, capsys):
+    code = main(["sweep", *ARGS, "--sampler-option", "no_such_option=1", "--out", str(tmp_path / "s")])
+    assert code == 2 and "no_such_option" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
+def test_best_preset_keeps_the_lower_error_grid_and_writes_files(tmp_path):
+    config = SweepConfig.from_preset("best", model=ModelConfig(dataset="digits", num_calibration=256),
+                                     bits=(2,), methods=("rtn", "qubo"), seeds=1, out=tmp_path / "b",
+                                     sampler_options={"num_reads": 2, "num_sweeps": 8})
+    summary = sweep(config)
+    for cell in summary.cells:
+        assert set(cell.candidates) == {"tensor", "channel"}
+        assert cell.layer_error == min(cell.candidates.values())
+        assert cell.granularity == min(cell.candidates, key=cell.candidates.get)
+        assert cell.calibration == "sequential" and cell.num_calibration == 256
+    payload = json.loads((tmp_path / "b" / "sweep.json").read_text())
+    assert payload["settings"]["preset"] == "best" and payload["aggregates"][0]["n"] == 1
+    assert (tmp_path / "b" / "sweep.png").stat().st_size > 10_000
+
+
+def test_killed_by_a_signal_and_resumed_equals_an_uninterrupted_sweep(tmp_path):
+    killed, whole = tmp_path / "killed", tmp_path / "whole"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    code = "import sys; from qannealq.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, "sweep", *ARGS, "--out", str(killed)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    units = killed / "units"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and len(list(units.glob("*.json"))) < 2:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # a crash: no handler runs, the running cell is lost
+    proc.wait()
+    finished = {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in units.glob("*.json")}
+    assert 2 <= len(finished) < 12, "the sweep was not interrupted mid-way"
+    assert not list(units.glob(".*.tmp"))  # no half-written cell is counted
+
+    assert main(["sweep", "--resume", str(killed), *ARGS]) == 0
+    after = {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in units.glob("*.json")}
+    assert all(after[name] == stamp for name, stamp in finished.items())  # finished cells not recomputed
+    assert len(after) == 12
+
+    assert main(["sweep", *ARGS, "--out", str(whole)]) == 0
+    resumed = _table(killed)
+    assert resumed == _table(whole) and len(resumed) == 12
+    assert list(resumed[0]) == [*COMPARED, "layer_error_0", "layer_error_2"]
+    assert {(r["method"], r["bits"], r["seed"]) for r in resumed} == {
+        (m, b, s) for m in ("rtn", "gptq", "qubo:layer-sa") for b in ("4", "2") for s in ("0", "1")}
+    for name in ("sweep.json", "summary.md", "sweep.png"):
+        assert (killed / name).is_file()
+    text = (killed / "summary.md").read_text()
+    assert "| int4 |" in text and "± " in text and "seeds [0, 1]" in text
