@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,13 +44,24 @@ def _flat(x: np.ndarray) -> np.ndarray:
 
 
 def read_npz(path: Path) -> RawSplits:
-    """A Keras-style npz: ``x_train, y_train, x_test, y_test`` (images of any shape, flattened here)."""
-    with np.load(path) as z:
-        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
-        if missing:
-            raise InvalidArgumentError(f"{path}: not a Keras-style dataset npz (missing {', '.join(missing)})")
-        return RawSplits(_flat(z["x_train"]), z["y_train"].astype(np.int64).ravel(), _flat(z["x_test"]),
-                         z["y_test"].astype(np.int64).ravel())
+    """A Keras-style npz: ``x_train, y_train, x_test, y_test`` (images of any shape, flattened here).
+
+    Raises:
+        InvalidArgumentError: the file is not a readable npz (truncated or corrupt), or lacks an array.
+    """
+    try:
+        with np.load(path) as z:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
+            if missing:
+                raise InvalidArgumentError(f"{path}: not a Keras-style dataset npz (missing {', '.join(missing)})")
+            return RawSplits(_flat(z["x_train"]), z["y_train"].astype(np.int64).ravel(), _flat(z["x_test"]),
+                             z["y_test"].astype(np.int64).ravel())
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        if isinstance(exc, InvalidArgumentError):
+            raise
+        raise InvalidArgumentError(f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}): replace it with "
+                                   "a fresh copy (`qannealq datasets --download NAME` fetches one), or point "
+                                   "--data-dir at a folder holding a good copy") from exc
 
 
 def _image(path: Path) -> np.ndarray:

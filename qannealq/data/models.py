@@ -62,6 +62,21 @@ def checkpoint_path(data: Dataset, sizes: Sequence[int], epochs: int, lr: float,
     return cache_dir() / "models" / f"{data.name}-{'-'.join(map(str, sizes))}-s{seed}-e{epochs}-{digest}.pt"
 
 
+def _load_checkpoint(path: Path, sizes: Sequence[int]) -> MLP | None:
+    """The cached model at ``path``, or None (with a warning) when the file is truncated or corrupt."""
+    with torch.random.fork_rng(devices=[]):
+        model = MLP(sizes)  # a fresh one: a failed load may have filled part of it
+    try:
+        model.load_state_dict(torch.load(path, weights_only=True))
+    except Exception as exc:  # truncated zip, bad pickle, other shapes: whatever it is, the cache is rebuilt
+        logger.warning("cached model %s is unreadable (%s: %s); training it again and replacing the file", path,
+                       type(exc).__name__, exc)
+        return None
+    model.eval()
+    logger.info("loaded cached model %s", path)
+    return model
+
+
 def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-3, batch_size: int = 128,
               seed: int = 0, cache: bool = True, reporter: Reporter | None = None) -> MLP:
     """Train (or load from the cache) an MLP on ``data`` with a fixed seed.
@@ -74,10 +89,9 @@ def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-
         torch.manual_seed(seed)
         model = MLP(sizes)
     if cache and path.is_file():
-        model.load_state_dict(torch.load(path, weights_only=True))
-        model.eval()
-        logger.info("loaded cached model %s", path)
-        return model
+        cached = _load_checkpoint(path, sizes)
+        if cached is not None:
+            return cached
     with torch.random.fork_rng(devices=[]), (reporter or LogReporter()).progress(
             epochs, f"training {data.name} MLP {'-'.join(map(str, sizes))}", "epoch") as bar:
         torch.manual_seed(seed)

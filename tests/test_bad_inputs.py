@@ -1,0 +1,241 @@
+"""Every bad input gets a clear error and loses nothing: one test per row of the README's table.
+
+The README's table "Bad inputs and what they get" and :data:`ROWS` are the same list: a test checks that every
+row of the table names a test here (its last column) and that the error it quotes is the one asserted.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from qannealq import quantize_model
+from qannealq.cli import main
+from qannealq.errors import CalibrationError, NonFiniteError, ProblemTooLargeError
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+ROWS = {  # test id -> the part of the error message the test asserts (quoted in the README's table)
+    "hidden-0": "--hidden=0 must be an integer >= 1",
+    "epochs-negative": "--epochs=-1 must be an integer >= 1",
+    "bits-out-of-range": "bits=9 is not supported: use an integer from 1 to 8",
+    "unknown-backend": "backend='nope' is unknown: choose one of",
+    "retries-negative": "--retries=-1 must be an integer >= 0",
+    "out-is-a-file": "is an existing file, not a folder: give a folder path",
+    "unwritable-out": "is not writable; choose another --out folder",
+    "resume-other-settings": "the settings differ from the stored run's (quantize.bits: [4] -> [2])",
+    "missing-credentials": "backend 'dwave' needs a D-Wave API token and none was found",
+    "corrupt-dataset": "is corrupt or truncated",
+    "conv2d-layers": "only torch.nn.Linear layers are quantized: 0 (Conv2d) stay in float",
+    "nan-weights": "layer '2': its weight contains NaN or infinity",
+    "calibration-wrong-shape": "the model cannot run on calibration data of shape (5,) per sample",
+    "calibration-empty": "calibration data must have shape (N, ...) with N >= 1 samples",
+    "calibration-nan": "calibration data contain NaN or infinity",
+    "oversize-problem": "backend 'exact' takes at most 24 variables",
+    "corrupt-checkpoint": "is unreadable",
+    "full-disk": "No space left on device; free disk space or choose another --out folder",
+}
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training fails the test: these inputs must be refused before any."""
+    import qannealq.experiment
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("a model was trained"))
+
+
+def _cli_error(argv, capsys) -> str:
+    assert main(argv) == 2
+    return capsys.readouterr().err
+
+
+def _rows(out: Path) -> list[dict]:
+    with open(out / "results.csv") as fh:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(fh)]
+
+
+def test_the_readme_table_lists_exactly_these_rows_with_their_errors():
+    text = README.read_text()
+    section = text.split("### Bad inputs and what they get", 1)[1].split("\n#", 1)[0]
+    table = [line for line in section.splitlines() if line.startswith("|")][2:]
+    found = {}
+    for line in table:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        found[cells[-1].strip("`")] = cells[1]
+    assert sorted(found) == sorted(ROWS)
+    for key, message in ROWS.items():
+        assert message in found[key].replace("\\|", "|"), key
+
+
+@pytest.mark.parametrize("key, argv", [
+    ("hidden-0", ["--hidden", "0"]),
+    ("epochs-negative", ["--epochs", "-1"]),
+    ("bits-out-of-range", ["--bits", "4,9"]),
+    ("unknown-backend", ["--methods", "rtn,qubo", "--backend", "nope"]),
+    ("retries-negative", ["--methods", "qubo", "--retries", "-1"]),
+])
+def test_bad_options_are_refused_before_training_and_write_nothing(key, argv, tmp_path, capsys, no_training):
+    out = tmp_path / "out"
+    err = _cli_error(["run", "--methods", "rtn", *argv, "--out", str(out)], capsys)
+    assert ROWS[key] in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_out_naming_an_existing_file(tmp_path, capsys, no_training):
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    assert ROWS["out-is-a-file"] in _cli_error(["run", "--methods", "rtn", "--out", str(target)], capsys)
+    assert target.read_text() == "keep me"
+
+
+def test_unwritable_out(tmp_path, monkeypatch, capsys, no_training):
+    if os.geteuid() == 0:  # root writes anywhere: make the permission check see what a user would
+        monkeypatch.setattr("qannealq.store.os.access", lambda path, mode: False)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    assert ROWS["unwritable-out"] in _cli_error(["run", "--methods", "rtn", "--out", str(locked / "r")], capsys)
+    assert not (locked / "r").exists()
+
+
+def test_resume_with_other_settings(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "--bits", "4", "--methods", "rtn", "--out", str(out)]) == 0
+    before = (out / "results.csv").read_text()
+    capsys.readouterr()
+    assert ROWS["resume-other-settings"] in _cli_error(["run", "--bits", "2", "--methods", "rtn", "--resume",
+                                                        str(out)], capsys)
+    assert (out / "results.csv").read_text() == before
+
+
+def test_missing_credentials(tmp_path, capsys, no_dwave_token, no_training):
+    pytest.importorskip("dwave.system")
+    err = _cli_error(["run", "--methods", "rtn,qubo", "--backend", "dwave", "--out", str(tmp_path / "o")], capsys)
+    assert ROWS["missing-credentials"] in err and "DWAVE_API_TOKEN" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_corrupt_or_truncated_dataset_file(tmp_path, capsys, no_training):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    arrays = {"x_train": np.zeros((60, 28, 28), np.uint8), "y_train": np.arange(60) % 10,
+              "x_test": np.zeros((10, 28, 28), np.uint8), "y_test": np.arange(10)}
+    np.savez_compressed(folder / "mnist.npz", **arrays)
+    data = (folder / "mnist.npz").read_bytes()
+    (folder / "mnist.npz").write_bytes(data[: len(data) // 2])  # a download cut short
+    err = _cli_error(["run", "--dataset", "mnist", "--data-dir", str(folder), "--methods", "rtn", "--out",
+                      str(tmp_path / "o")], capsys)
+    assert ROWS["corrupt-dataset"] in err and str(folder / "mnist.npz") in err and "--download" in err
+    assert not (tmp_path / "o").exists()
+
+
+def _conv_net() -> torch.nn.Module:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                   torch.nn.Linear(2 * 6 * 6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 3))
+
+
+def test_conv2d_layers_stay_in_float_said_once_and_recorded(caplog):
+    model = _conv_net()
+    calib = np.random.default_rng(0).normal(size=(32, 1, 8, 8)).astype(np.float32)
+    with caplog.at_level(logging.WARNING, logger="qannealq"):
+        result = quantize_model(model, calib, bits=2, method="rtn")
+    warnings = [r.getMessage() for r in caplog.records if "stay in float" in r.getMessage()]
+    assert warnings == [ROWS["conv2d-layers"]]
+    assert result.settings["skipped_layers"] == {"0": "Conv2d"}
+    assert [layer.name for layer in result.layers] == ["3", "5"]
+    assert torch.equal(result.model[0].weight, model[0].weight)  # the convolution is untouched
+    assert not torch.equal(result.model[3].weight, model[3].weight)  # the Linear layers are quantized
+    plain = quantize_model(torch.nn.Sequential(torch.nn.Linear(4, 2)), np.ones((3, 4)), bits=4, method="rtn")
+    assert plain.settings["skipped_layers"] == {}
+
+
+@pytest.mark.parametrize("where", ["weight", "bias"])
+def test_nan_or_inf_weights_are_refused_before_calibration(where, monkeypatch):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with torch.no_grad():
+        getattr(model[2], where)[0] = float("nan") if where == "weight" else float("inf")
+    monkeypatch.setattr("qannealq.pipeline.collect_stats", lambda *a, **k: pytest.fail("calibrated"))
+    with pytest.raises(NonFiniteError, match=re.escape(ROWS["nan-weights"].replace("weight", where))):
+        quantize_model(model, np.ones((8, 4)), bits=4, method="rtn")
+
+
+@pytest.mark.parametrize("key, data, error", [
+    ("calibration-wrong-shape", np.ones((8, 5)), CalibrationError),
+    ("calibration-empty", np.ones((0, 4)), CalibrationError),
+    ("calibration-nan", np.full((8, 4), np.nan), NonFiniteError),
+])
+def test_bad_calibration_data(key, data, error):
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    with pytest.raises(error, match=re.escape(ROWS[key])):
+        quantize_model(model, data, bits=4, method="rtn")
+
+
+def test_oversize_problem_is_refused_naming_both_sizes_and_finished_rows_stay(tmp_path, capsys):
+    import dimod
+
+    from qannealq.backends import get_sampler
+
+    bqm = dimod.BinaryQuadraticModel({v: 1.0 for v in range(30)}, {(0, 1): 1.0}, 0.0, "BINARY")
+    with pytest.raises(ProblemTooLargeError, match=re.escape(ROWS["oversize-problem"]) + ".*this BQM has 30"):
+        get_sampler("exact").sample(bqm)
+    out = tmp_path / "r"
+    err = _cli_error(["run", "--bits", "4", "--methods", "rtn,qubo", "--backend", "exact", "--out", str(out)],
+                     capsys)
+    assert ROWS["oversize-problem"] in err and "Traceback" not in err
+    assert [r["method"] for r in _rows(out)] == ["rtn"]  # the row finished before it is kept
+
+
+def test_corrupt_checkpoint_in_the_cache_is_rebuilt_with_a_warning(tmp_path, monkeypatch, caplog):
+    from backend_fixtures import tiny_digits
+
+    from qannealq.data import checkpoint_path, load_dataset
+    from qannealq.experiment import TINY_RECIPE, prepare
+
+    reference = tiny_digits()  # trained (or loaded) in the session's cache
+    data = load_dataset("digits", input_size=4)
+    sizes = (16, *TINY_RECIPE.hidden, 10)
+    good = checkpoint_path(data, sizes, TINY_RECIPE.epochs, TINY_RECIPE.lr, TINY_RECIPE.batch_size, 0)
+    monkeypatch.setenv("QANNEALQ_CACHE", str(tmp_path / "cache"))
+    broken = checkpoint_path(data, sizes, TINY_RECIPE.epochs, TINY_RECIPE.lr, TINY_RECIPE.batch_size, 0)
+    broken.parent.mkdir(parents=True)
+    shutil.copyfile(good, broken)
+    broken.write_bytes(broken.read_bytes()[:200])  # truncated by a crash or a full disk
+    with caplog.at_level(logging.WARNING, logger="qannealq"):
+        rebuilt = prepare(dataset="digits", input_size=4)
+    assert any(ROWS["corrupt-checkpoint"] in r.getMessage() and str(broken) in r.getMessage()
+               for r in caplog.records)
+    for key, value in reference.model.state_dict().items():  # retrained deterministically: the same model
+        assert torch.equal(rebuilt.model.state_dict()[key], value), key
+    assert torch.load(broken, weights_only=True).keys() == reference.model.state_dict().keys()  # file replaced
+
+
+def test_full_disk_while_writing_keeps_finished_units_and_resumes(tmp_path, monkeypatch, capsys):
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if "method=gptq" in os.readlink(f"/proc/self/fd/{fd}"):  # the disk fills while the gptq row is written
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    argv = ["run", "--bits", "4", "--methods", "rtn,gptq"]
+    out = tmp_path / "r"
+    monkeypatch.setattr("qannealq.store.os.fsync", fsync)
+    err = _cli_error([*argv, "--out", str(out)], capsys)
+    assert ROWS["full-disk"] in err and "Traceback" not in err
+    assert [r["method"] for r in _rows(out)] == ["rtn"]
+    assert sorted(p.name for p in (out / "units").iterdir()) == ["bits=4_method=rtn.json"]  # no temporary file
+    monkeypatch.setattr("qannealq.store.os.fsync", real_fsync)  # space freed: resume
+    assert main([*argv, "--resume", str(out)]) == 0
+    assert [r["method"] for r in _rows(out)] == ["rtn", "gptq"]
