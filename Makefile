@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -c constraints.txt
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
+LAB_ARGS ?=
 
-.PHONY: demo test install install-test bench clean
+.PHONY: demo test lab install install-test bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +30,14 @@ demo: install
 
 test: install-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The classroom labs (notebooks/README.md): installs the `notebooks` extra and opens JupyterLab there.
+$(VENV)/.installed-notebooks: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) -e '.[notebooks]'
+	touch $@ $(VENV)/.installed
+
+lab: $(VENV)/.installed-notebooks
+	$(BIN)/jupyter lab notebooks/ $(LAB_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
