@@ -106,13 +106,16 @@ def summary_markdown(cells: list[CellResult], settings: dict) -> str:
     table = {(a.method, a.bits): a for a in aggs}
     fmean, fstd, nets = _float_accuracy(cells)
     seeds = sorted({c.seed for c in cells})
+    most = max(a.n for a in aggs)
     lines = [f"**{cells[0].dataset}**, preset `{settings.get('preset')}` ({settings.get('preset_means')}); "
              f"{cells[0].num_calibration} calibration samples; seeds {seeds}; float accuracy "
-             f"{fmean:.4f} ± {fstd:.4f} ({nets} network(s)).", "",
-             "| bits | " + " | ".join(f"{m} accuracy" for m in methods) + " |",
+             f"{fmean:.4f} ± {fstd:.4f} ({nets} network(s)); mean ± std over seeds"
+             + (f" (n = seeds finished where fewer than {most})" if any(a.n < most for a in aggs) else "") + ".",
+             "", "| bits | " + " | ".join(f"{m} accuracy" for m in methods) + " |",
              "| --- |" + " --- |" * len(methods)]
     for b in bits:
-        row = [f"{table[m, b].accuracy_mean:.4f} ± {table[m, b].accuracy_std:.4f}" if (m, b) in table else "—"
+        row = [f"{table[m, b].accuracy_mean:.4f} ± {table[m, b].accuracy_std:.4f}"
+               + (f" (n={table[m, b].n})" if table[m, b].n < most else "") if (m, b) in table else "—"
                for m in methods]
         lines.append(f"| int{b} | " + " | ".join(row) + " |")
     lines += ["", "| bits | " + " | ".join(f"{m} layer error" for m in methods) + " |",
