@@ -1,4 +1,4 @@
-"""Kill and resume `qannealq run`: a real signal to a subprocess mid-layer, then `--resume`.
+"""Kill and resume `qannealq run`: a real signal to a subprocess mid-layer, then `--resume` (in this process).
 
 The solves are counted from the run's own log lines (``-v``): every batch of neurons is logged once it is
 saved (``solved and saved neurons A-B of layer L as KEY``), every batch taken from the store once it is loaded
@@ -56,26 +56,31 @@ class _Lines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """The uninterrupted run (in this process; it also trains and caches the model the subprocesses load)."""
-    out = tmp_path_factory.mktemp("full") / "run"
+def _run_here(*extra: str) -> str:
+    """``qannealq run`` in this process; its log lines (as ``-v`` prints them)."""
     logger, handler = logging.getLogger("qannealq"), _Lines()
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        assert main([*ARGS, "--out", str(out)]) == 0
+        assert main([*ARGS, *extra]) == 0
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-    every = _keys(SAVED, "\n".join(handler.lines))
+    return "\n".join(handler.lines)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The uninterrupted run (in this process; it also trains and caches the model the subprocess loads)."""
+    out = tmp_path_factory.mktemp("full") / "run"
+    every = _keys(SAVED, _run_here("--out", str(out)))
     assert len(every) == len(set(every)) == 2 * 3  # per bit width: fc1 neurons 0-15 and 16-31, fc2 0-9
     return out, every
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "crash"])
-def test_killed_mid_layer_and_resumed_equals_an_uninterrupted_run_without_solving_twice(sig, tmp_path,
+def test_killed_mid_layer_and_resumed_equals_an_uninterrupted_run_without_solving_twice(sig, tmp_path, capsys,
                                                                                         uninterrupted):
     full, every = uninterrupted
     out = tmp_path / "run"
@@ -96,11 +101,9 @@ def test_killed_mid_layer_and_resumed_equals_an_uninterrupted_run_without_solvin
     assert "bits=4_layer=0_method=qubo_neurons=0-15" in kept and "bits=4_method=qubo" not in kept
     assert not list((out / "units").glob(".*tmp")) or sig == signal.SIGKILL  # Ctrl-C leaves no temporary file
 
-    resumed = subprocess.run(_command("--resume", str(out)), cwd=tmp_path, capture_output=True, text=True,
-                             timeout=300)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    second = resumed.stderr
-    assert f"{len(kept)} batch(es) of solved neurons kept" in resumed.stdout
+    capsys.readouterr()
+    second = _run_here("--resume", str(out))  # resumed here: the same code, without a second start-up
+    assert f"{len(kept)} batch(es) of solved neurons kept" in capsys.readouterr().out
     solved_first, solved_second = _keys(SAVED, first), _keys(SAVED, second)
     assert sorted(_keys(LOADED, second)) == kept  # what the killed run saved is loaded, not solved
     assert not set(solved_second) & set(kept)  # no batch solved twice
