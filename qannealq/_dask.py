@@ -76,7 +76,8 @@ class DaskExecutor(Executor):
         if not calls:
             return iter(())
         shared_positions = [k for k in range(len(calls[0])) if _is_shared(calls, k)]
-        futures = [self.client.scatter(calls[0][k], broadcast=False, hash=False) for k in shared_positions]
+        # one object per shared argument (a list around it: scatter would split a dict or a list)
+        futures = self.client.scatter([calls[0][k] for k in shared_positions], hash=False) if shared_positions else []
         slots = {k: _Shared(j) for j, k in enumerate(shared_positions)}
         stripped = [tuple(slots.get(k, a) for k, a in enumerate(args)) for args in calls]
         parts = len(calls) if chunksize < 1 else math.ceil(len(calls) / chunksize)

@@ -100,6 +100,10 @@ def _square(x: int) -> int:
     return x * x
 
 
+def _describe(i: int, mapping: dict, items: list) -> tuple:
+    return i, mapping, items
+
+
 def test_run_tasks_serial_and_pooled_give_every_result():
     assert list(run_tasks(_square, [1, 2, 3])) == [(0, 1), (1, 4), (2, 9)]
     with ThreadPoolExecutor(2) as pool:
@@ -122,6 +126,9 @@ def test_dask_local_cluster_equals_serial(local_cluster, problem, serial):
         assert "1 worker(s), 2 thread(s)" in describe_executor(dask)
         result = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, executor=dask, num_reads=3)
         assert sorted(run_tasks(_square, [3, 4], dask)) == [(0, 9), (1, 16)]
+        empty, pair = {}, [1, 2]  # shared by every call: each scattered once, as the object itself
+        assert list(dask.map(_describe, range(5), [empty] * 5, [pair] * 5)) == [(i, {}, [1, 2]) for i in range(5)]
+        assert list(dask.map(_square, [7])) == [49]  # nothing shared
     _assert_same(result, serial)
 
 
