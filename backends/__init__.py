@@ -19,7 +19,7 @@ from qannealq.contract import describe_capacity
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["BackendSpec", "BACKENDS", "ALIASES", "get_sampler", "resolve_sampler", "available_backends",
-           "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY", "with_retries"]
+           "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY", "with_retries", "decomposed", "auto_decompose"]
 
 UNDOCUMENTED_CAPACITY = "see its documentation"
 
@@ -176,6 +176,21 @@ def with_retries(name: str, sampler: dimod.Sampler, retries: int, seed: int | No
     from qannealq.backends.retry import with_retries as wrap
 
     return wrap(name, sampler, retries, seed)
+
+
+def decomposed(sampler: "str | dimod.Sampler", capacity: int | None = None, **options: object) -> dimod.Sampler:
+    """``sampler`` in the capacity-aware decomposition (:mod:`qannealq.backends.decompose`): BQMs larger than
+    ``capacity`` (default: the backend's ``max_variables``) are solved as sub-problems of that size."""
+    from qannealq.backends.decompose import decomposed as wrap
+
+    return wrap(sampler, capacity, **options)
+
+
+def auto_decompose(sampler: dimod.Sampler, **options: object) -> dimod.Sampler:
+    """``sampler`` in the decomposition when it has a capacity limit and no whole-layer path, else itself."""
+    from qannealq.backends.decompose import auto_decompose as wrap
+
+    return wrap(sampler, **options)
 
 
 def available_backends() -> list[BackendStatus]:

@@ -53,21 +53,24 @@ def resolve_backend(quant: QuantizeConfig, seed: int | None = None) -> dimod.Sam
     """The qubo method's sampler, built and its options checked before any training (None without qubo).
 
     A cloud backend comes wrapped in a :class:`~qannealq.backends.retry.RetryComposite` (``quant.retries``
-    retries of transient failures, its jitter seeded by ``seed``).
+    retries of transient failures, its jitter seeded by ``seed``); a backend with a capacity limit in the
+    capacity-aware decomposition (:func:`qannealq.backends.auto_decompose`: larger neurons are decomposed).
     """
     if "qubo" not in quant.methods:
         return None
-    from qannealq.backends import resolve_sampler, with_retries
+    from qannealq.backends import auto_decompose, resolve_sampler, with_retries
 
-    sampler = resolve_sampler(quant.backend)
-    check_parameters(quant.backend, sampler, quant.sampler_options)
-    return with_retries(quant.backend, sampler, quant.retries, seed)
+    sampler = auto_decompose(with_retries(quant.backend, resolve_sampler(quant.backend), quant.retries, seed))
+    check_parameters(quant.backend, sampler, quant.sampler_options)  # the decomposition's options included
+    return sampler
 
 
 def _qubo_line(backend: str, sampler: dimod.Sampler, warm: str | None) -> tuple[str, str | None]:
     """What the qubo method will do, and the warm start actually used (None if the backend takes none)."""
     whole = layer_solver(sampler) is not None
     how = "the whole-layer solver (all neurons of a layer at once)" if whole else "one BQM per neuron"
+    if getattr(sampler, "decomposes_above_capacity", False):
+        how += " (neurons above its capacity by capacity-aware decomposition)"
     if warm is not None and not (whole or accepts_parameter(sampler, "initial_states")):
         return f"backend {backend!r}, {how}, no warm start (the backend takes no initial states)", None
     return f"backend {backend!r}, {how}, warm start {warm}", warm
@@ -91,8 +94,22 @@ def _distribute(backend: str, sampler: dimod.Sampler, executor) -> tuple[dimod.S
 def _layer_rows(result: ModelResult) -> list[dict]:
     return [{"name": l.name, "error": l.error, "seconds": l.seconds, "seed": l.seed, "neurons": int(l.errors.size),
              "variables": l.num_variables,
-             "warm_start_error": None if l.warm_start_errors is None else float(l.warm_start_errors.sum())}
+             "warm_start_error": None if l.warm_start_errors is None else float(l.warm_start_errors.sum()),
+             **_decomposed(l)}
             for l in result.layers]
+
+
+def _decomposed(layer) -> dict:
+    """``{"decomposed": True, "decomposed_neurons": k}`` when ``k > 0`` neurons were solved by decomposition."""
+    count = sum(bool(ss.info.get("decomposed")) for ss in layer.samplesets or () if ss is not None)
+    return {"decomposed": True, "decomposed_neurons": count} if count else {}
+
+
+def _say_decomposed(reporter: Reporter, bits: int, result: ModelResult) -> None:
+    for layer in result.layers:
+        if _decomposed(layer):
+            reporter.message(f"int{bits} {layer.name}: {_decomposed(layer)['decomposed_neurons']} neuron(s) above "
+                             "the backend's capacity solved by decomposition")
 
 
 def _settings(config: RunConfig, exp: Experiment, warm: str | None) -> dict:
@@ -168,6 +185,7 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                                         progress=(lambda name, k, n: bar.update(k)) if qubo else None,
                                         checkpoint=checkpoint,
                                         **q.sampler_options)
+                _say_decomposed(reporter, bits, result)
                 row = ResultRow(exp.name, method, q.backend if qubo else "", bits, q.calibration, q.granularity,
                                 exp.test_accuracy(result.model), result.layer_error, result.seconds,
                                 _layer_rows(result))

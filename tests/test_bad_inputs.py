@@ -191,8 +191,9 @@ def test_oversize_problem_is_refused_naming_both_sizes_and_finished_rows_stay(tm
     with pytest.raises(ProblemTooLargeError, match=re.escape(ROWS["oversize-problem"]) + ".*this BQM has 30"):
         get_sampler("exact").sample(bqm)
     out = tmp_path / "r"
-    err = _cli_error(["run", "--bits", "4", "--methods", "rtn,qubo", "--backend", "exact", "--out", str(out)],
-                     capsys)
+    # run decomposes neurons above a backend's capacity; sub-problems of 30 variables are still too large
+    err = _cli_error(["run", "--bits", "4", "--methods", "rtn,qubo", "--backend", "exact", "--sampler-option",
+                      "capacity=30", "--out", str(out)], capsys)
     assert ROWS["oversize-problem"] in err and "Traceback" not in err
     assert [r["method"] for r in _rows(out)] == ["rtn"]  # the row finished before it is kept
 

@@ -1,0 +1,205 @@
+"""Capacity-aware decomposition: a composite that lets a backend with a size limit solve a larger BQM.
+
+Large-neighbourhood search with the backend as the sub-solver (as D-Wave's ``dwave-hybrid`` energy-impact
+decomposer does, here in a few dozen lines over the dense form ``E(x) = a·x + xᵀPx + c``):
+
+1. **Start** from the warm start given as ``initial_states`` (the solve loop and ``compare`` give GPTQ
+   restricted to floor/ceil), or else from a greedy descent from all zeros.
+2. **Pick a sub-problem** of at most ``capacity`` variables: on a round after an improvement, the half of the
+   capacity whose single flip gains most (lowest ``ΔE``); after a round without one, one random variable. The
+   rest of the capacity is filled one at a time, each variable drawn with probability proportional to its
+   coupling ``Σ|P_jl|`` to those already picked (so windows differ from round to round).
+3. **Clamp** every other variable at its current value (its couplings fold into the sub-problem's linear
+   terms and offset, so a sub-energy IS the full energy), solve the sub-BQM with the backend and **accept**
+   the best returned sample if the full energy drops.
+4. **Stop** after ``patience`` rounds in a row without improvement, or after ``max_calls`` backend calls.
+
+A BQM that fits the backend's capacity is passed straight to it (``info["decomposed"]`` is False). The
+SampleSet of a decomposed BQM holds one read (the final state) and ``info`` records ``decomposed``,
+``rounds``, ``backend_calls``, ``energies`` (the energy after each round, the start first), ``accepted``,
+``sub_sizes``, ``capacity``, ``start``, ``stop`` and ``timing``: ``sampling_ns`` is the backend's own summed
+``sampling_ns`` and any QPU figures (``qpu_access_time``...) are summed over the calls; the composite's
+own work is in ``preprocessing_ns``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import dimod
+import numpy as np
+
+from qannealq.backends._common import dense_binary
+from qannealq.backends._decompose_search import Search, child_summary, greedy, timing_of
+from qannealq.contract import LayerComposite, draw_seed, layer_solver, max_variables
+from qannealq.errors import InvalidArgumentError
+
+__all__ = ["DecomposingSampler", "decomposed", "capacity_limited", "auto_decompose"]
+
+_MISSING = object()
+_OWN_PARAMETERS = ("initial_states", "seed", "capacity", "patience", "max_calls")
+
+
+def _start_state(initial_states: Any, labels: list, spin: bool) -> np.ndarray | None:
+    """The first initial state over ``labels`` as a binary float row, or None when none is given."""
+    if initial_states is None:
+        return None
+    arr, names = dimod.as_samples(initial_states)
+    if arr.shape[0] == 0:
+        return None
+    row = dict(zip(names, arr[0].tolist()))
+    missing = [v for v in labels if v not in row]
+    if missing:
+        raise InvalidArgumentError(f"initial_states lacks variables {missing[:5]} of the BQM; give one state "
+                                   "over all of its variables")
+    x = np.array([row[v] for v in labels], dtype=np.float64)
+    return (x + 1) / 2 if spin else x
+
+
+class DecomposingSampler(LayerComposite):
+    """Solve BQMs larger than ``child``'s capacity by repeated sub-problems (see the module docstring).
+
+    ``decomposes_above_capacity`` (a class attribute, True) lets callers say so without importing this class.
+
+    Args:
+        child: any ``dimod.Sampler`` (the sub-solver).
+        capacity: largest sub-problem (None: the child's ``properties["max_variables"]``, read at first use).
+        patience: rounds in a row without improvement before stopping (None: ``ceil(2 m / capacity)``).
+        max_calls: budget of backend calls per BQM.
+    """
+
+    decomposes_above_capacity = True
+
+    def __init__(self, child: dimod.Sampler, capacity: int | None = None, patience: int | None = None,
+                 max_calls: int = 100) -> None:
+        super().__init__(child)
+        for name, value in (("capacity", capacity), ("patience", patience)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise InvalidArgumentError(f"{name}={value!r} must be a positive integer or None")
+        if isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 1:
+            raise InvalidArgumentError(f"max_calls={max_calls!r} must be a positive integer")
+        self._capacity, self.patience, self.max_calls = capacity, patience, max_calls
+
+    def __repr__(self) -> str:
+        return (f"DecomposingSampler({self.child!r}, capacity={self._capacity}, patience={self.patience}, "
+                f"max_calls={self.max_calls})")
+
+    @property
+    def capacity(self) -> int:
+        """The largest sub-problem sent to the child."""
+        if self._capacity is None:
+            limit = max_variables(self.child)
+            if limit is None:
+                raise InvalidArgumentError(f"{type(self.child).__name__} states no max_variables: give the "
+                                           "decomposition a capacity")
+            self._capacity = int(limit)
+        return self._capacity
+
+    @property
+    def parameters(self) -> dict:
+        return {**dict(self.child.parameters), **{name: [] for name in _OWN_PARAMETERS}}
+
+    @property
+    def properties(self) -> dict:
+        return {"child_properties": dict(self.child.properties), "max_variables": None,
+                "capacity": self._capacity, "whole_layer": layer_solver(self.child) is not None}
+
+    def _child_kwargs(self, kwargs: dict) -> dict:
+        accepted = set(self.child.parameters)
+        return {k: v for k, v in kwargs.items() if k in accepted}
+
+    def sample(self, bqm: dimod.BinaryQuadraticModel, initial_states: Any = None, seed: int | None = None,
+               capacity: int | None = None, patience: int | None = None, max_calls: int | None = None,
+               **kwargs: Any) -> dimod.SampleSet:
+        """Sample ``bqm``: straight through the child when it fits ``capacity``, else by decomposition.
+
+        ``capacity``, ``patience`` and ``max_calls`` override the sampler's for this call (so that
+        ``qannealq run --sampler-option capacity=16`` reaches it). ``kwargs`` the child lists in its
+        ``parameters`` go to every child call (``num_reads``...); others are warned about and dropped.
+        """
+        kwargs = self.remove_unknown_kwargs(**kwargs)
+        seed = draw_seed(seed)
+        child_kw = self._child_kwargs(kwargs)
+        capacity = capacity or self.capacity
+        if bqm.num_variables <= capacity:
+            return self._pass_through(bqm, initial_states, seed, child_kw)
+        t0 = time.perf_counter_ns()
+        spin = bqm.vartype is dimod.SPIN
+        lin, mat, offset, labels = dense_binary(bqm)
+        x = _start_state(initial_states, labels, spin)
+        start = "initial_states" if x is not None else "greedy"
+        if x is None:
+            x = greedy(lin, mat, np.zeros(len(labels)))
+        patience = patience or self.patience or math.ceil(2 * len(labels) / capacity)
+        search = Search(lin, mat, offset, labels, np.random.default_rng(seed))
+        x, log, child_infos = search.run(self.child, x, capacity, patience, max_calls or self.max_calls, child_kw)
+        samples = (2 * x - 1 if spin else x).astype(np.int8)[None, :]
+        ss = dimod.SampleSet.from_samples_bqm((samples, labels), bqm)
+        own = time.perf_counter_ns() - t0 - log.pop("child_ns")
+        ss.info.update(log, decomposed=True, capacity=capacity, start=start, seed=seed,
+                       timing=timing_of(child_infos, own), **child_summary(child_infos))
+        return ss
+
+    def _pass_through(self, bqm: dimod.BinaryQuadraticModel, initial_states: Any, seed: int,
+                      child_kw: dict) -> dimod.SampleSet:
+        accepted = set(self.child.parameters)
+        if "seed" in accepted:
+            child_kw.setdefault("seed", seed)
+        if initial_states is not None and "initial_states" in accepted:
+            child_kw.setdefault("initial_states", initial_states)
+        answer = self.child.sample(bqm, **child_kw)
+
+        def done(ss: dimod.SampleSet) -> dimod.SampleSet:
+            ss.resolve()
+            ss.info["decomposed"] = False
+            return ss
+
+        return dimod.SampleSet.from_future(answer, done)
+
+
+def decomposed(sampler: Any, capacity: int | None = None, **options: Any) -> DecomposingSampler:
+    """``sampler`` (a backend name or a ``dimod.Sampler``) inside a :class:`DecomposingSampler`.
+
+    ``decomposed("qaoa", capacity=16)``; ``options`` are ``patience`` and ``max_calls``.
+    """
+    from qannealq.backends import resolve_sampler
+
+    return DecomposingSampler(resolve_sampler(sampler), capacity, **options)
+
+
+def _declared_capacity(sampler: Any) -> Any:
+    """The ``default_max_variables`` its class declares, looking through composites to the first child."""
+    for _ in range(8):
+        declared = getattr(type(sampler), "default_max_variables", _MISSING)
+        if declared is not _MISSING:
+            return declared
+        children = getattr(sampler, "children", None)
+        if not children:
+            break
+        sampler = children[0]
+    return _MISSING
+
+
+def capacity_limited(sampler: Any) -> bool:
+    """Whether ``sampler`` has a size limit and no whole-layer path (so large neurons need decomposition).
+
+    Reads the declared ``default_max_variables`` of its class (or, through composites such as the retry
+    wrapper, of its child's), so that a QPU is not contacted; else ``properties["max_variables"]``.
+    """
+    if isinstance(sampler, DecomposingSampler) or layer_solver(sampler) is not None:
+        return False
+    declared = _declared_capacity(sampler)
+    if declared is not _MISSING:
+        return declared is not None
+    return max_variables(sampler) is not None
+
+
+def auto_decompose(sampler: Any, **options: Any) -> Any:
+    """``sampler`` in a :class:`DecomposingSampler` (``options``: capacity, patience, max_calls) when it is
+    :func:`capacity_limited`, else ``sampler`` itself.
+
+    BQMs within the capacity still go straight to the backend; only larger ones are decomposed.
+    """
+    return DecomposingSampler(sampler, **options) if capacity_limited(sampler) else sampler

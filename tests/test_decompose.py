@@ -1,0 +1,158 @@
+"""Capacity-aware decomposition: sub-problems within capacity, never worse than the warm start, reaches the
+optimum on easy instances, works with qaoa and dwave-mock, and ``run`` uses it on neurons above capacity."""
+
+from __future__ import annotations
+
+import json
+
+import dimod
+import numpy as np
+import pytest
+
+from helpers import random_layer
+from qannealq.backends import auto_decompose, decomposed, get_sampler
+from qannealq.baselines import gptq_restricted
+from qannealq.formulation import LayerStats, build_problem
+from qannealq.grid import make_grid
+
+
+class Recording(dimod.Sampler):
+    """``exact`` that records the size of every BQM it is given."""
+
+    properties = {"max_variables": 24}
+
+    def __init__(self) -> None:
+        self.inner = get_sampler("exact")
+        self.sizes: list[int] = []
+
+    @property
+    def parameters(self) -> dict:
+        return self.inner.parameters
+
+    def sample(self, bqm, **kwargs):
+        self.sizes.append(bqm.num_variables)
+        return self.inner.sample(bqm, **kwargs)
+
+
+def _warm(problem, i):
+    """Neuron ``i``'s GPTQ-restricted state as ``initial_states``, and its energy."""
+    warm = problem.encode(gptq_restricted(problem))
+    idx = problem.variables(i)
+    states = (warm[i, idx][None, :].astype(np.int8), idx.tolist())
+    return states, float(problem.neuron_bqm(i).energy(dict(zip(idx.tolist(), warm[i, idx].tolist()))))
+
+
+def grouped_layer(seed: int, bits: int, groups: int = 10, size: int = 6, n: int = 4, samples: int = 2000):
+    """An easy layer: 60 inputs in 10 groups of 6 strongly correlated ones, groups independent, no bias."""
+    rng = np.random.default_rng(seed)
+    x = np.repeat(rng.normal(size=(samples, groups)), size, axis=1) + 0.5 * rng.normal(size=(samples, groups * size))
+    w = rng.normal(size=(n, groups * size))
+    y = x @ w.T + 0.05 * rng.normal(size=(samples, n))
+    return build_problem(LayerStats.from_arrays(x, y, bias=False), w, None, make_grid(w, None, bits))
+
+
+@pytest.fixture(scope="module")
+def easy():
+    problem = grouped_layer(0, 4)
+    assert problem.free.sum(axis=1).min() >= 55
+    return problem
+
+
+def test_sub_problems_within_capacity_never_worse_than_the_warm_start(easy):
+    child = Recording()
+    sampler = decomposed(child, capacity=12)
+    for i in range(2):
+        states, warm_energy = _warm(easy, i)
+        bqm = easy.neuron_bqm(i)
+        ss = sampler.sample(bqm, initial_states=states, seed=i)
+        info = ss.info
+        assert info["decomposed"] and info["start"] == "initial_states"
+        assert ss.first.energy <= warm_energy * (1 + 1e-12)
+        assert ss.first.energy == pytest.approx(bqm.energy(ss.first.sample), rel=1e-12)
+        assert info["energies"][0] == pytest.approx(warm_energy, rel=1e-12)
+        assert np.all(np.diff(info["energies"]) <= 1e-15)  # accepted only when the energy drops
+        assert info["backend_calls"] == len(info["sub_sizes"]) and info["timing"]["sampling_ns"] > 0
+    assert child.sizes and max(child.sizes) <= 12
+
+
+def test_reaches_the_optimum_on_easy_instances(easy):
+    """Long layer-sa runs (from the warm start and from random states) give the optimum of these neurons."""
+    layer_sa = get_sampler("layer-sa")
+    reached = 0
+    for i in range(4):
+        states, _ = _warm(easy, i)
+        bqm = easy.neuron_bqm(i)
+        best = min(layer_sa.sample(bqm, num_reads=64, num_sweeps=1000, initial_states=s, seed=0).first.energy
+                   for s in (states, None))
+        found = decomposed("exact", capacity=12, patience=30, max_calls=200).sample(
+            bqm, initial_states=states, seed=1).first.energy
+        assert found >= best * (1 - 1e-9)
+        reached += found <= best * (1 + 1e-9)
+    assert reached >= 3
+
+
+def test_a_bqm_within_capacity_goes_straight_to_the_backend():
+    problem = random_layer(np.random.default_rng(1), 15, 1, dead=0).problem(4)
+    bqm = problem.neuron_bqm(0)
+    child = Recording()
+    ss = decomposed(child, capacity=100).sample(bqm)
+    assert child.sizes == [bqm.num_variables] and ss.info["decomposed"] is False
+    assert ss.first.energy == pytest.approx(get_sampler("exact").sample(bqm).first.energy, rel=1e-12)
+
+
+def test_a_random_start_without_initial_states_and_the_seed_makes_it_deterministic(easy):
+    bqm = easy.neuron_bqm(1)
+    a = decomposed("exact", capacity=10).sample(bqm, seed=5)
+    b = decomposed("exact", capacity=10).sample(bqm, seed=5)
+    assert a.info["start"] == "greedy" and a.info["energies"] == b.info["energies"]
+
+
+@pytest.fixture(scope="module")
+def forty():
+    layer = random_layer(np.random.default_rng(3), 39, 2, samples=400, dead=0)
+    problem = layer.problem(4)
+    i = int(np.argmax(problem.free.sum(axis=1)))
+    assert 36 <= problem.free[i].sum() <= 40
+    return problem, i
+
+
+def test_works_with_dwave_mock(forty):
+    from backend_fixtures import mock_qpu
+
+    problem, i = forty
+    states, warm_energy = _warm(problem, i)
+    ss = decomposed(mock_qpu(), capacity=16, max_calls=6).sample(problem.neuron_bqm(i), initial_states=states,
+                                                                  seed=2, num_reads=20)
+    assert ss.info["decomposed"] and max(ss.info["sub_sizes"]) <= 16 and ss.info["backend_calls"] <= 6
+    assert ss.first.energy <= warm_energy * (1 + 1e-12)
+    assert "qpu_access_time" in ss.info["timing"] and 0 <= ss.info["chain_break_fraction"] <= 1
+
+
+def test_works_with_qaoa(forty):
+    pytest.importorskip("qiskit_optimization")
+    problem, i = forty
+    states, warm_energy = _warm(problem, i)
+    qaoa = get_sampler("qaoa", maxiter=5, shots=256)
+    ss = decomposed(qaoa, capacity=8, max_calls=3).sample(problem.neuron_bqm(i), initial_states=states, seed=4)
+    assert ss.info["decomposed"] and 1 <= ss.info["backend_calls"] <= 3 and max(ss.info["sub_sizes"]) <= 8
+    assert ss.first.energy <= warm_energy * (1 + 1e-12)
+
+
+def test_auto_decompose_wraps_capacity_limited_backends_only():
+    assert auto_decompose(get_sampler("exact")).decomposes_above_capacity
+    for name in ("sa", "layer-sa"):
+        sampler = get_sampler(name)
+        assert auto_decompose(sampler) is sampler
+
+
+def test_run_decomposes_neurons_above_capacity_and_says_so(tmp_path, capsys):
+    from qannealq.cli import main
+
+    out = tmp_path / "run"
+    code = main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "qubo", "--backend",
+                 "exact", "--sampler-option", "capacity=12", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "capacity-aware decomposition" in printed and "solved by decomposition" in printed
+    layers = json.loads((out / "results.json").read_text())["results"][0]["layers"]
+    assert layers[0]["decomposed"] and layers[0]["decomposed_neurons"] == 16  # all have 14-17 variables
