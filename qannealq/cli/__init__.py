@@ -18,7 +18,7 @@ from qannealq.errors import QannealqError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = ("run", "sweep", "datasets", "backends")
+COMMANDS = ("run", "sweep", "compare", "export", "datasets", "backends")
 """Subcommands, in the order ``qannealq --help`` lists them; each is the module ``qannealq.cli.<name>``."""
 
 

@@ -1,0 +1,154 @@
+"""``qannealq compare`` and ``qannealq export`` as library calls: configs in, files and a summary out.
+
+The command-line modules only parse into :class:`CompareJob` / :class:`ExportJob` and call :func:`run_compare`
+/ :func:`run_export`; every option is checked before any model is trained.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from qannealq._compare_instances import NeuronInstance, instances_from_experiment
+from qannealq._compare_plots import plot_all
+from qannealq._compare_reference import ReferenceOptions
+from qannealq._compare_report import CompareResult, format_summary
+from qannealq.compare import CompareSettings, compare_backends
+from qannealq.config import ModelConfig, check_choice
+from qannealq.errors import InvalidArgumentError
+from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
+from qannealq.report import LogReporter, Reporter
+from qannealq.runner import default_out_dir
+from qannealq.store import ResultStore
+
+__all__ = ["Selection", "CompareJob", "ExportJob", "run_compare", "run_export"]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which neurons: a layer of a model at a bit width, or an exported instances folder.
+
+    Attributes:
+        model: the dataset and its model (ignored with ``instances``).
+        layer: position of the Linear layer (0 = first) or its module name.
+        bits: the grid's bit width.
+        neurons: ``"0:16"``, ``"3"``, ``"0,4,7"`` or None (all).
+        granularity, int1: grid options.
+        instances: an exported folder (``qannealq export``) to read instead of a model.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    layer: int | str = 0
+    bits: int = 2
+    neurons: str | None = "0:8"
+    granularity: str = "tensor"
+    int1: str = "sign"
+    instances: Path | None = None
+
+    def __post_init__(self) -> None:
+        check_bits(self.bits)
+        check_choice("--granularity", self.granularity, GRANULARITIES)
+        check_choice("--int1", self.int1, INT1_SCHEMES)
+        if self.instances is not None and not Path(self.instances, "index.json").is_file():
+            raise InvalidArgumentError(f"--instances={str(self.instances)!r} holds no index.json: give a folder "
+                                       "written by `qannealq export`")
+
+    def load(self) -> list[NeuronInstance]:
+        """The instances (trains or loads the model when there is no instances folder)."""
+        if self.instances is not None:
+            from qannealq.export import load_instances
+
+            return load_instances(self.instances)
+        from qannealq.experiment import prepare
+
+        return instances_from_experiment(prepare(self.model), self.layer, self.bits, self.neurons,
+                                         self.granularity, self.int1)
+
+    def describe(self) -> dict:
+        if self.instances is not None:
+            return {"instances": str(self.instances)}
+        return {"model": asdict(self.model), "layer": self.layer, "bits": self.bits, "neurons": self.neurons,
+                "granularity": self.granularity, "int1": self.int1}
+
+
+@dataclass(frozen=True)
+class CompareJob:
+    """``qannealq compare``: which neurons, which backends, how, and where the results go."""
+
+    selection: Selection
+    backends: tuple[str, ...]
+    settings: CompareSettings = field(default_factory=CompareSettings)
+    out: Path | None = None
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "backends", tuple(self.backends))
+        if not self.backends:
+            raise InvalidArgumentError("--backends is empty: give a comma list such as sa,exact,qaoa")
+        if len(set(self.backends)) != len(self.backends):
+            raise InvalidArgumentError(f"--backends={','.join(self.backends)} names a backend twice")
+        if self.resume and self.out is None:
+            raise InvalidArgumentError("resume=True needs the folder of the comparison to continue (--resume DIR)")
+
+
+def _check_backends(names: tuple[str, ...]) -> None:
+    """Unknown backend names refused before any training (a known one that is not ready is skipped later)."""
+    from qannealq.backends import ALIASES, available_backends
+
+    known = {row.name for row in available_backends()} | set(ALIASES)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise InvalidArgumentError(f"--backends: {', '.join(unknown)} unknown; choose from {', '.join(sorted(known))}")
+
+
+def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[CompareResult, Path]:
+    """Run the comparison; write ``compare.csv``, ``compare.json`` and the plots; report the summary."""
+    reporter = reporter or LogReporter()
+    _check_backends(job.backends)
+    out = Path(job.out) if job.out is not None else default_out_dir("compare")
+    if not job.resume:
+        ResultStore.check(out, "compare", {})
+    instances = job.selection.load()
+    sizes = sorted({i.num_variables for i in instances})
+    reporter.message(f"{len(instances)} neuron QUBO(s) of {sizes[0]}-{sizes[-1]} variables; backends "
+                     f"{', '.join(job.backends)}; {job.settings.reads} reads x {job.settings.repeats} repeats; "
+                     f"results -> {out}")
+    result = compare_backends(instances, list(job.backends), job.settings, out, job.resume, reporter,
+                              job.selection.describe())
+    for name in {r.backend for r in result.rows if r.decomposed}:
+        reporter.message(f"backend {name!r}: neurons above its capacity were solved by capacity-aware "
+                         "decomposition (column 'decomposed')")
+    files = result.write(out) + plot_all(result, out)
+    reporter.message(format_summary(result))
+    reporter.message("wrote " + ", ".join(str(f) for f in files))
+    return result, out
+
+
+@dataclass(frozen=True)
+class ExportJob:
+    """``qannealq export``: a selection (or the whole benchmark library) into ``out``."""
+
+    out: Path
+    selection: Selection | None = None
+    library: bool = False
+    data_dir: Path | None = None
+    reference: ReferenceOptions = field(default_factory=ReferenceOptions)
+
+    def __post_init__(self) -> None:
+        if self.library == (self.selection is not None):
+            raise InvalidArgumentError("give either --library or a model selection (--dataset, --layer, --bits)")
+
+
+def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:
+    """Export the instances with their best known solutions; returns the metadata files."""
+    from qannealq.export import export_instances, library_instances
+
+    reporter = reporter or LogReporter()
+    if job.library:
+        instances = library_instances(data_dir=job.data_dir)
+    else:
+        instances = job.selection.load()
+    reporter.message(f"exporting {len(instances)} neuron QUBO(s) to {job.out}")
+    paths = export_instances(instances, job.out, job.reference, reporter)
+    reporter.message(f"wrote {len(paths)} instances (.bqm, .coo, .json), index.json and FORMAT.txt to {job.out}")
+    return paths

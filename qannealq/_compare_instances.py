@@ -1,0 +1,174 @@
+"""Neuron QUBO instances: what ``compare`` runs and ``export`` writes, each with its metadata and baselines.
+
+A :class:`NeuronInstance` is one neuron's exact rounding BQM (energy = the neuron's mean squared
+pre-activation error, ARCHITECTURE.md §1) with where it came from (dataset, layer, neuron, grid, calibration),
+the errors of the RTN, GPTQ and GPTQ-restricted baselines on the same grid, the GPTQ-restricted warm start and,
+when known, a reference optimum. :func:`instances_from_experiment` makes them from a trained model;
+:mod:`qannealq.export` writes and reads them as files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import dimod
+import numpy as np
+
+from qannealq.baselines import BASELINES
+from qannealq.errors import InvalidArgumentError
+from qannealq.formulation import LayerProblem
+
+__all__ = ["NeuronInstance", "Reference", "instances_from_layer", "instances_from_experiment", "parse_neurons",
+           "layer_index"]
+
+
+@dataclass
+class Reference:
+    """The reference optimum of an instance.
+
+    Attributes:
+        energy: its energy (the neuron's error).
+        provenance: ``proven`` (exact enumeration, or Gurobi with a proof) or ``best-known``.
+        method: what found it (``exact``, ``gurobi``, ``layer-sa long run``, ``backend sa``, ``file``...).
+        sample: the assignment, ``{variable: 0/1}`` (may be empty when only the energy is known).
+        seconds: time spent computing it.
+    """
+
+    energy: float
+    provenance: str
+    method: str
+    sample: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"energy": self.energy, "provenance": self.provenance, "method": self.method,
+                "sample": {str(k): int(v) for k, v in self.sample.items()}, "seconds": self.seconds}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Reference":
+        sample = {int(k): int(v) for k, v in (data.get("sample") or {}).items()}
+        return cls(float(data["energy"]), str(data["provenance"]), str(data["method"]), sample,
+                   float(data.get("seconds", 0.0)))
+
+
+@dataclass
+class NeuronInstance:
+    """One neuron's QUBO with its metadata (see the module docstring).
+
+    Attributes:
+        name: unique, file-safe (``digits4x4-L0-int2-n3``).
+        bqm: the BINARY BQM over the neuron's free coordinates (labels: coordinate indices, the bias last).
+        meta: dataset, layer, neuron, bits, grid, calibration and the number of variables.
+        baselines: error of ``rtn``, ``gptq`` and ``gptq-restricted`` on the same grid and ``H``.
+        warm_start: the GPTQ-restricted assignment ``{variable: 0/1}`` (a valid QUBO state).
+        reference: the reference optimum, when known.
+    """
+
+    name: str
+    bqm: dimod.BinaryQuadraticModel
+    meta: dict
+    baselines: dict[str, float]
+    warm_start: dict[int, int] | None = None
+    reference: Reference | None = None
+
+    @property
+    def num_variables(self) -> int:
+        return self.bqm.num_variables
+
+    def initial_states(self) -> tuple[np.ndarray, list] | None:
+        """The warm start as ``initial_states`` for a sampler (one row over the BQM's variables)."""
+        if self.warm_start is None:
+            return None
+        labels = list(self.bqm.variables)
+        return np.array([[self.warm_start[v] for v in labels]], dtype=np.int8), labels
+
+
+def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:
+    """Neuron indices from ``"0:16"``, ``"3"``, ``"0,4,7"`` or a list; None means all ``count`` neurons.
+
+    Raises:
+        InvalidArgumentError: a malformed text or an index outside ``0..count-1``.
+    """
+    if text is None:
+        return list(range(count))
+    if isinstance(text, str):
+        try:
+            if ":" in text:
+                parts = [int(p) if p.strip() else None for p in text.split(":")]
+                picked = list(range(count))[slice(*parts)]
+            else:
+                picked = [int(t) for t in text.split(",") if t.strip()]
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(f"--neurons={text!r} must look like 0:16, 0:16:4, 3 or 0,4,7") from None
+    else:
+        picked = [int(t) for t in text]
+    bad = [i for i in picked if not 0 <= i < count]
+    if bad or not picked:
+        raise InvalidArgumentError(f"--neurons={text!r} selects {bad or 'no neuron'}; this layer has neurons "
+                                   f"0..{count - 1}")
+    return picked
+
+
+def layer_index(names: Sequence[str], layer: int | str) -> int:
+    """Position of ``layer`` (a position 0.. in forward order, or a module name) among the Linear ``names``."""
+    if isinstance(layer, str) and not layer.lstrip("-").isdigit():
+        if layer not in names:
+            raise InvalidArgumentError(f"--layer={layer!r} is not a Linear layer of the model: give a position "
+                                       f"0..{len(names) - 1} or one of {list(names)}")
+        return list(names).index(layer)
+    index = int(layer)
+    if not 0 <= index < len(names):
+        raise InvalidArgumentError(f"--layer={layer!r} is out of range: the model has Linear layers 0.."
+                                   f"{len(names) - 1} ({', '.join(names)})")
+    return index
+
+
+def _baseline_errors(problem: LayerProblem) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Per-neuron errors of every baseline, and the GPTQ-restricted binary assignments ``(n, m)``."""
+    errors, warm = {}, None
+    for name, method in BASELINES.items():
+        ints = method(problem)
+        errors[name] = problem.errors(problem.grid.dequantize(ints, problem.steps))
+        if name == "gptq-restricted":
+            warm = problem.encode(ints)
+    return errors, warm
+
+
+def instances_from_layer(problem: LayerProblem, neurons: Sequence[int], meta: dict[str, Any],
+                         prefix: str) -> list[NeuronInstance]:
+    """The instances of ``neurons`` of one layer; ``meta`` (dataset, layer...) is copied into each."""
+    errors, warm = _baseline_errors(problem)
+    out = []
+    for i in neurons:
+        bqm = problem.neuron_bqm(i)
+        idx = problem.variables(i)
+        grid = problem.grid
+        info = {**meta, "neuron": int(i), "bits": grid.bits, "num_variables": int(idx.size),
+                "coordinates": int(problem.num_coordinates), "variables": idx.tolist(),
+                "base_integers": problem.base[i, idx].tolist(), "steps": problem.steps[i, idx].tolist(),
+                "grid": {"lo": grid.lo, "hi": grid.hi, "offset": grid.offset, "scheme": grid.scheme,
+                         "granularity": grid.granularity},
+                "decode": "integer_j = base_integers[k] + x_k; value_j = steps[k] * (integer_j + grid.offset)"}
+        out.append(NeuronInstance(f"{prefix}-n{i}", bqm, info, {k: float(v[i]) for k, v in errors.items()},
+                                  {int(j): int(warm[i, j]) for j in idx}))
+    return out
+
+
+def instances_from_experiment(experiment: Any, layer: int | str, bits: int, neurons: str | Sequence[int] | None,
+                              granularity: str = "tensor", int1: str = "sign") -> list[NeuronInstance]:
+    """The neuron instances of one layer of a prepared experiment (:func:`qannealq.experiment.prepare`)."""
+    from qannealq.experiment import formulate
+
+    names = experiment.layer_names()
+    index = layer_index(names, layer)
+    problem = formulate(experiment, bits, granularity, int1)[index]
+    picked = parse_neurons(neurons, problem.num_neurons)
+    config = experiment.config
+    size = f"{config.input_size}x{config.input_size}" if config.input_size else ""
+    meta = {"dataset": experiment.name, "input_size": config.input_size, "model": experiment.sizes,
+            "model_seed": config.seed, "layer": index, "layer_name": names[index],
+            "calibration": {"mode": "float", "num_samples": int(len(experiment.calibration)),
+                            "seed": config.seed}}
+    prefix = f"{config.dataset}{size}-L{index}-int{bits}" + ("" if granularity == "tensor" else "-channel")
+    return instances_from_layer(problem, picked, meta, prefix)

@@ -1,0 +1,117 @@
+"""``compare``'s plots, drawn on their own Agg canvases (no pyplot global state).
+
+* ``gap_vs_tts.png``: per backend and neuron, the residual gap of its best read against TTS99 (solver time
+  and wall time, log axes); a neuron that no read solved (p = 0, TTS infinite) sits at the right edge, marked.
+* ``success_probability.png``: per backend, the success probability of each neuron (points) and the median.
+* ``energy_distribution.png``: for one neuron, the residual gap of every read, per backend.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from qannealq._compare_report import CompareResult
+from qannealq.metrics import residual_gap
+
+__all__ = ["plot_all", "GAP_FLOOR"]
+
+GAP_FLOOR = 1e-12
+"""Gaps are drawn as ``max(gap, GAP_FLOOR)`` on log axes (0 = the reference optimum itself)."""
+
+
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, path)
+    return path
+
+
+def _backends(result: CompareResult) -> list[str]:
+    return list(dict.fromkeys(n.backend for n in result.neurons))
+
+
+def plot_gap_vs_tts(result: CompareResult, path: Path) -> Path:
+    fig = _figure(11, 4.5)
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, attr, label in ((axes[0], "tts99_solver_seconds", "TTS99, solver time (s)"),
+                            (axes[1], "tts99_wall_seconds", "TTS99, wall time (s)")):
+        finite = [getattr(n, attr) for n in result.neurons if math.isfinite(getattr(n, attr))]
+        edge = (max(finite) if finite else 1.0) * 3
+        for k, backend in enumerate(_backends(result)):
+            sel = [n for n in result.neurons if n.backend == backend]
+            t = np.array([getattr(n, attr) for n in sel])
+            gap = np.maximum([n.residual_gap for n in sel], GAP_FLOOR)
+            solved = np.isfinite(t)
+            color = f"C{k % 10}"
+            ax.scatter(t[solved], gap[solved], color=color, label=backend, alpha=0.8)
+            ax.scatter(np.full((~solved).sum(), edge), gap[~solved], color=color, marker="x", alpha=0.8)
+        ax.axvline(edge / 1.5, color="gray", linewidth=0.5, linestyle=":")
+        ax.set(xscale="log", yscale="log", xlabel=label + "; x at right: never solved (p = 0)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"residual gap of the best read (floor {GAP_FLOOR:g})")
+    axes[1].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def plot_success(result: CompareResult, path: Path) -> Path:
+    fig = _figure(8, 4)
+    ax = fig.subplots()
+    names = _backends(result)
+    for k, backend in enumerate(names):
+        p = np.array([n.success_probability for n in result.neurons if n.backend == backend])
+        jitter = np.linspace(-0.15, 0.15, p.size) if p.size > 1 else np.zeros(1)
+        ax.scatter(k + jitter, p, color=f"C{k % 10}", alpha=0.7)
+        ax.hlines(np.nanmedian(p), k - 0.3, k + 0.3, color="black")
+    ax.set_xticks(range(len(names)), names, rotation=30)
+    ax.set(ylabel="success probability per read", ylim=(-0.05, 1.05), title="per neuron (points), median (bar)")
+    ax.grid(alpha=0.3, axis="y")
+    return _save(fig, path)
+
+
+def plot_energies(result: CompareResult, path: Path, instance: str | None = None) -> Path:
+    """Every read's residual gap for ``instance`` (default: the largest instance compared)."""
+    if instance is None:
+        instance = max(result.neurons, key=lambda n: n.num_variables).instance
+    ref = result.references[instance].energy
+    fig = _figure(8, 4)
+    ax = fig.subplots()
+    gaps = {}
+    for backend in _backends(result):
+        reads = [e for u in result.units if u["backend"] == backend and u["instance"] == instance
+                 for e in u["energies"]]
+        if reads:
+            gaps[backend] = np.maximum(residual_gap(np.asarray(reads), ref), GAP_FLOOR)
+    top = max(max(g.max() for g in gaps.values()), GAP_FLOOR * 10) if gaps else 1.0
+    bins = np.logspace(math.log10(GAP_FLOOR), math.log10(top) + 0.1, 40)
+    for k, (backend, g) in enumerate(gaps.items()):
+        ax.hist(g, bins=bins, weights=np.full(g.size, 1.0 / g.size), histtype="step", color=f"C{k % 10}",
+                label=f"{backend} ({g.size} reads)", linewidth=1.5)
+    ax.set(xscale="log", xlabel=f"residual gap of each read (floor {GAP_FLOOR:g} = optimum)",
+           ylabel="share of the backend's reads",
+           title=f"energy distribution, {instance}")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_all(result: CompareResult, out: Path) -> list[Path]:
+    """The three plots into ``out``; returns their paths (none without any neuron summary)."""
+    out = Path(out)
+    if not result.neurons:
+        return []
+    return [plot_gap_vs_tts(result, out / "gap_vs_tts.png"), plot_success(result, out / "success_probability.png"),
+            plot_energies(result, out / "energy_distribution.png")]

@@ -1,0 +1,114 @@
+"""Run samplers on the same neuron QUBOs and compare solution quality and time-to-solution (TTS99).
+
+Per backend x neuron x repeat: every read's energy, the timing and the seed (compare.csv, compare.json);
+the reference optimum of each neuron (proven by exact or Gurobi, else best-known); residual gaps, success
+probabilities and TTS99 in solver and wall time; a summary table and plots (gap_vs_tts.png,
+success_probability.png, energy_distribution.png). Backends with a capacity limit solve larger neurons by
+capacity-aware decomposition; backends that are not ready are skipped with their reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from qannealq.cli._args import add_model_arguments, model_config, option, str_list
+
+HELP = "compare backends on the same neuron QUBOs: residual gap, success probability, TTS99, plots"
+
+
+def backend_option(text: str) -> tuple[str, str, object]:
+    """``BACKEND:KEY=VALUE`` -> ``(backend, key, value)`` (the value read as a Python literal when it is one)."""
+    backend, sep, rest = text.partition(":")
+    if not sep or not backend:
+        raise argparse.ArgumentTypeError(f"expected BACKEND:KEY=VALUE (e.g. qaoa:maxiter=20), got {text!r}")
+    key, value = option(rest)
+    return backend, key, value
+
+
+def capacity_option(text: str) -> tuple[str, int]:
+    """``BACKEND=N`` -> ``(backend, N)``."""
+    backend, sep, value = text.partition("=")
+    try:
+        return backend, int(value) if sep and backend else int("x")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected BACKEND=N (e.g. qaoa=16), got {text!r}") from None
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser, neurons: str | None = "0:8") -> None:
+    """The model (or instances folder), layer, neurons, bits and grid options shared with ``export``."""
+    add_model_arguments(parser)
+    group = parser.add_argument_group("neurons")
+    group.add_argument("--layer", default="0", help="Linear layer: position (0 = first) or module name")
+    group.add_argument("--neurons", default=neurons, help="neurons of that layer: 0:16, 0:16:4, 3 or 0,4,7 "
+                       f"(default {neurons or 'all'})")
+    group.add_argument("--bits", type=int, default=2, help="grid bit width (1..8)")
+    group.add_argument("--granularity", default="tensor", choices=("tensor", "channel"))
+    group.add_argument("--int1", default="sign", choices=("sign", "paper"))
+
+
+def selection(args: argparse.Namespace, instances: Path | None = None):
+    from qannealq._compare_command import Selection
+
+    layer = int(args.layer) if str(args.layer).lstrip("-").isdigit() else args.layer
+    return Selection(model_config(args), layer, args.bits, args.neurons, args.granularity, args.int1, instances)
+
+
+def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("reference optimum")
+    group.add_argument("--proof-time", type=float, default=10.0,
+                       help="seconds Gurobi may take per neuron above 24 variables to prove the optimum (0: skip)")
+    group.add_argument("--long-reads", type=int, default=64, help="reads of the long layer-sa runs")
+    group.add_argument("--long-sweeps", type=int, default=2000, help="sweeps of the long layer-sa runs")
+
+
+def reference_options(args: argparse.Namespace):
+    from qannealq._compare_reference import ReferenceOptions
+
+    return ReferenceOptions(proof_seconds=args.proof_time, long_reads=args.long_reads, long_sweeps=args.long_sweeps)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from qannealq.compare import OFFLINE_BACKENDS
+
+    add_selection_arguments(parser)
+    parser.add_argument("--instances", type=Path, default=None, metavar="DIR",
+                        help="compare on instances exported by `qannealq export` instead of a model")
+    group = parser.add_argument_group("comparison")
+    group.add_argument("--backends", type=str_list, default=list(OFFLINE_BACKENDS),
+                       help=f"comma list (default: every offline backend, {','.join(OFFLINE_BACKENDS)})")
+    group.add_argument("--reads", type=int, default=10, help="num_reads per call (exact and gurobi: 1)")
+    group.add_argument("--repeats", type=int, default=3, help="calls per backend and neuron, seeds differ")
+    group.add_argument("--eps", type=float, default=1e-9, help="success: E <= E_ref + eps |E_ref| (relative)")
+    group.add_argument("--loose-eps", type=float, default=0.01, help="a second, looser success target")
+    group.add_argument("--solver-seed", type=int, default=0, help="base seed of every call")
+    group.add_argument("--warm-start", default="gptq-restricted", choices=("gptq-restricted", "none"),
+                       help="initial state given to backends that take one")
+    group.add_argument("--sampler-option", type=backend_option, action="append", default=[],
+                       metavar="BACKEND:KEY=VALUE", help="passed to that backend's calls, e.g. qaoa:maxiter=20")
+    group.add_argument("--capacity", type=capacity_option, action="append", default=[], metavar="BACKEND=N",
+                       help="decomposition sub-problem size for a backend (default: its capacity)")
+    group.add_argument("--max-calls", type=int, default=100, help="decomposition: backend calls per neuron")
+    add_reference_arguments(parser)
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
+    where.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                       help="continue the comparison stored in DIR (same options; finished calls are kept)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from qannealq._compare_command import CompareJob, run_compare
+    from qannealq.compare import CompareSettings
+    from qannealq.cli._console import ConsoleReporter
+
+    options: dict[str, dict] = {}
+    for backend, key, value in args.sampler_option:
+        options.setdefault(backend, {})[key] = value
+    settings = CompareSettings(reads=args.reads, repeats=args.repeats, eps=args.eps, loose_eps=args.loose_eps,
+                               seed=args.solver_seed, warm_start=args.warm_start != "none",
+                               sampler_options=options, capacity=dict(args.capacity), max_calls=args.max_calls,
+                               reference=reference_options(args))
+    out = args.resume if args.resume is not None else args.out
+    job = CompareJob(selection(args, args.instances), tuple(args.backends), settings, out, args.resume is not None)
+    run_compare(job, ConsoleReporter())
+    return 0

@@ -1,0 +1,30 @@
+"""Export neuron QUBOs as files other solvers read without qannealq (dimod .bqm, plain-text .coo, .json
+metadata with the best known solution), or the whole benchmark library with --library."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from qannealq.cli.compare import add_reference_arguments, add_selection_arguments, reference_options, selection
+
+HELP = "export neuron QUBO instances (dimod, COO text, metadata, best known solution); --library: the benchmark set"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_selection_arguments(parser, neurons=None)
+    parser.add_argument("--library", action="store_true",
+                        help="export the fixed benchmark library (digits 4x4, digits 8x8, MNIST first layer) "
+                        "instead of one selection")
+    add_reference_arguments(parser)
+    parser.add_argument("--out", type=Path, required=True, help="folder for the instance files")
+
+
+def main(args: argparse.Namespace) -> int:
+    from qannealq._compare_command import ExportJob, run_export
+    from qannealq.cli._console import ConsoleReporter
+
+    job = ExportJob(args.out, None if args.library else selection(args), args.library, args.data_dir,
+                    reference_options(args))
+    run_export(job, ConsoleReporter())
+    return 0

@@ -1,0 +1,261 @@
+"""The backend comparison harness: the same neuron BQMs through many samplers, solution quality and TTS.
+
+:func:`compare_backends` runs every ready backend on every instance ``repeats`` times (one stored unit per
+backend x instance x repeat, so ``--resume`` skips finished calls), computes each instance's reference
+optimum once (:mod:`qannealq._compare_reference`: ``proven`` or ``best-known``), and returns typed rows and
+summaries (:mod:`qannealq._compare_report`). A backend with a capacity limit gets larger instances through the
+capacity-aware decomposition (:mod:`qannealq.backends.decompose`); a backend that is not ready (missing
+package, no credentials) is skipped with its reason. ``qannealq compare`` is the command line around it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import dimod
+import numpy as np
+
+from qannealq._compare_instances import NeuronInstance, Reference
+from qannealq._compare_reference import ReferenceOptions, reference_optimum
+from qannealq._compare_report import CompareResult, summarise
+from qannealq.config import check_positive
+from qannealq.contract import check_parameters, redact
+from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
+from qannealq.metrics import call_timing
+from qannealq.report import LogReporter, Reporter
+from qannealq.store import ResultStore, unit_key
+
+__all__ = ["CompareSettings", "compare_backends", "OFFLINE_BACKENDS", "DETERMINISTIC", "unit_seed"]
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_BACKENDS = ("sa", "tabu", "steepest", "exact", "gurobi", "qaoa", "dwave-mock", "layer-sa")
+DETERMINISTIC = ("exact", "gurobi")
+"""Backends whose call returns the optimum, not samples: one read per call (``--reads`` is not passed)."""
+_EXTRA_KEYS = ("chain_break_fraction", "chain_strength", "num_qubits", "max_chain_length", "reps", "shots",
+               "optimizer_evals", "circuit_depth", "proved_optimal", "rounds", "backend_calls", "accepted",
+               "capacity", "stop", "energies", "device")
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    """How the backends are compared (validated on construction).
+
+    Attributes:
+        reads: ``num_reads`` per call for backends that take it (not for :data:`DETERMINISTIC` ones; qaoa's
+            reads are its ``shots``).
+        repeats: calls per backend and instance, each with its own seed.
+        eps: success when ``E <= E_ref + eps |E_ref|`` (1e-9: the optimum up to float noise).
+        loose_eps: a second, looser target (0.01: within 1 %).
+        seed: base of every call's seed (:func:`unit_seed`).
+        warm_start: give the GPTQ-restricted state as ``initial_states`` to backends that take one.
+        sampler_options: per backend, keyword arguments for every ``sample`` call.
+        capacity: per backend, the decomposition's sub-problem size (default: the backend's capacity).
+        max_calls: the decomposition's budget of backend calls per BQM.
+        reference: how the reference optimum is found.
+    """
+
+    reads: int = 10
+    repeats: int = 3
+    eps: float = 1e-9
+    loose_eps: float = 0.01
+    seed: int = 0
+    warm_start: bool = True
+    sampler_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    capacity: Mapping[str, int] = field(default_factory=dict)
+    max_calls: int = 100
+    reference: ReferenceOptions = field(default_factory=ReferenceOptions)
+
+    def __post_init__(self) -> None:
+        check_positive("--reads", self.reads)
+        check_positive("--repeats", self.repeats)
+        check_positive("max_calls", self.max_calls)
+        for name, value in (("--eps", self.eps), ("--loose-eps", self.loose_eps)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
+                raise InvalidArgumentError(f"{name}={value!r} must be a number >= 0 (a relative tolerance)")
+        object.__setattr__(self, "sampler_options", {k: dict(v) for k, v in self.sampler_options.items()})
+        object.__setattr__(self, "capacity", dict(self.capacity))
+        for name, value in self.capacity.items():
+            check_positive(f"capacity[{name!r}]", value)
+
+    def stored(self) -> dict:
+        """The settings as stored with the results (sampler options redacted)."""
+        out = asdict(self)
+        out["sampler_options"] = {k: redact(v) for k, v in self.sampler_options.items()}
+        return out
+
+
+def unit_seed(seed: int, backend: str, instance: str, repeat: int) -> int:
+    """The seed of one call: the same for a (seed, backend, instance, repeat) wherever it runs."""
+    words = [seed, zlib.crc32(backend.encode()), zlib.crc32(instance.encode()), repeat]
+    return int(np.random.SeedSequence(words).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+class _MemoryStore:
+    """A :class:`ResultStore` stand-in when no results folder is given."""
+
+    def __init__(self) -> None:
+        self.units: dict[str, dict] = {}
+        self.resumed: list[str] = []
+
+    def get(self, key: str) -> dict | None:
+        return self.units.get(key)
+
+    def put(self, key: str, record: Mapping[str, Any]) -> None:
+        self.units[key] = dict(record)
+
+
+def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: CompareSettings
+           ) -> tuple[dict[str, dimod.Sampler], dict[str, str]]:
+    """The ready samplers (decomposing where capacity-limited) and the skipped backends with their reasons."""
+    from qannealq.backends import auto_decompose, available_backends, get_sampler
+
+    given = dict(names) if isinstance(names, Mapping) else {name: None for name in names}
+    status = {row.name: row for row in available_backends()}
+    samplers, skipped = {}, {}
+    for name, sampler in given.items():
+        row = status.get(name)
+        if sampler is None and row is not None and row.status != "ready":
+            skipped[name] = f"{row.status}: {row.hint}"
+            continue
+        try:
+            sampler = sampler if sampler is not None else get_sampler(name)
+        except (BackendUnavailableError, CredentialsError) as exc:
+            skipped[name] = str(exc)
+            continue
+        sampler = auto_decompose(sampler, capacity=settings.capacity.get(name), max_calls=settings.max_calls)
+        check_parameters(name, sampler, settings.sampler_options.get(name, {}))
+        samplers[name] = sampler
+    unknown = set(settings.sampler_options) - set(given)
+    if unknown:
+        raise InvalidArgumentError(f"--sampler-option names backends {sorted(unknown)} that are not compared "
+                                   f"({', '.join(given)})")
+    return samplers, skipped
+
+
+def _extras(info: Mapping[str, Any]) -> dict:
+    out = {k: info[k] for k in _EXTRA_KEYS if k in info}
+    for key, value in list(out.items()):
+        if isinstance(value, (np.generic,)):
+            out[key] = value.item()
+    return out
+
+
+def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat: int,
+             settings: CompareSettings) -> dict:
+    """One call of ``sampler`` on ``instance``: every read's energy (recomputed on the BQM), timing, seed."""
+    params = set(sampler.parameters)
+    kwargs = dict(settings.sampler_options.get(name, {}))
+    seed = unit_seed(settings.seed, name, instance.name, repeat) if "seed" in params else None
+    if seed is not None:
+        kwargs["seed"] = seed
+    if "num_reads" in params and name not in DETERMINISTIC:
+        kwargs.setdefault("num_reads", settings.reads)
+    warm = settings.warm_start and "initial_states" in params and instance.warm_start is not None
+    if warm:
+        kwargs["initial_states"] = instance.initial_states()
+    t0 = time.perf_counter()
+    sampleset = sampler.sample(instance.bqm, **kwargs)
+    sampleset.resolve()
+    wall = time.perf_counter() - t0
+    if sampleset.vartype is not instance.bqm.vartype:
+        sampleset = sampleset.change_vartype(instance.bqm.vartype, inplace=False)
+    labels = list(sampleset.variables)
+    energies = np.asarray(instance.bqm.energies((sampleset.record.sample, labels)), dtype=np.float64)
+    reads = np.repeat(energies, sampleset.record.num_occurrences)
+    timing = call_timing(sampleset, wall)
+    best = sampleset.record.sample[int(np.argmin(energies))] if len(energies) else np.array([])
+    return {"backend": name, "instance": instance.name, "repeat": repeat, "seed": seed,
+            "warm_start": bool(warm), "energies": reads.tolist(), "reads": int(reads.size),
+            "best_sample": dict(zip((str(v) for v in labels), (int(b) for b in best))),
+            "wall_s": timing.wall_s, "solver_s": timing.solver_s, "qpu_access_s": timing.qpu_access_s,
+            "decomposed": bool(sampleset.info.get("decomposed", False)),
+            "timing": {k: v for k, v in (sampleset.info.get("timing") or {}).items()
+                       if isinstance(v, (int, float))},
+            "info": _extras(sampleset.info)}
+
+
+def _references(instances: Sequence[NeuronInstance], store, settings: CompareSettings,
+                reporter: Reporter) -> dict[str, Reference]:
+    refs = {}
+    with reporter.progress(len(instances), "reference optima", "neuron") as bar:
+        for instance in instances:
+            key = unit_key(kind="reference", instance=instance.name)
+            stored = store.get(key)
+            if stored is None:
+                ref = reference_optimum(instance, settings.reference)
+                store.put(key, {"kind": "reference", "instance": instance.name, **ref.to_dict()})
+            else:
+                ref = Reference.from_dict(stored)
+            refs[instance.name] = ref
+            bar.update(1)
+    return refs
+
+
+def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str] | Mapping[str, dimod.Sampler],
+                     settings: CompareSettings | None = None, out: Path | None = None, resume: bool = False,
+                     reporter: Reporter | None = None, source: Mapping[str, Any] | None = None) -> CompareResult:
+    """Run every ready backend on every instance and summarise quality and time-to-solution.
+
+    Args:
+        instances: the neuron BQMs (:func:`qannealq._compare_instances.instances_from_experiment`, or
+            :func:`qannealq.export.load_instances`); every backend sees exactly these BQMs.
+        samplers: backend names, or a mapping name -> ``dimod.Sampler``.
+        settings: reads, repeats, targets, seeds, options (:class:`CompareSettings`).
+        out: results folder (a :class:`~qannealq.store.ResultStore`); None keeps the units in memory.
+        resume: continue the comparison stored in ``out`` (same settings), skipping finished calls.
+        reporter: messages and progress (default: the log).
+        source: where the instances come from (dataset, layer, bits, or an instances folder), stored with
+            the settings.
+
+    Returns:
+        :class:`~qannealq._compare_report.CompareResult` (rows per call, summaries per backend and neuron,
+        per backend, the references and the skipped backends).
+    """
+    settings = settings or CompareSettings()
+    reporter = reporter or LogReporter()
+    if not instances:
+        raise InvalidArgumentError("no instances to compare: select at least one neuron")
+    names = [i.name for i in instances]
+    if len(set(names)) != len(names):
+        raise InvalidArgumentError("instance names must be unique")
+    built, skipped = _build(samplers, settings)
+    for name, reason in skipped.items():
+        reporter.message(f"skipping backend {name!r}: {reason}")
+    stored = {"source": dict(source or {}), "instances": names, "backends": list(samplers), **settings.stored()}
+    store = ResultStore.open(Path(out), "compare", stored, resume) if out is not None else _MemoryStore()
+    if store.resumed:
+        reporter.message(f"resuming {out}: {len(store.resumed)} finished unit(s) kept, not recomputed")
+    try:
+        refs = _references(instances, store, settings, reporter)
+        units = _run_all(built, instances, store, settings, reporter)
+    finally:
+        for sampler in built.values():
+            close = getattr(sampler, "close", None)
+            if callable(close):
+                close()
+    return summarise(instances, refs, units, settings, skipped, list(built))
+
+
+def _run_all(samplers: Mapping[str, dimod.Sampler], instances: Sequence[NeuronInstance], store,
+             settings: CompareSettings, reporter: Reporter) -> list[dict]:
+    units = []
+    total = len(samplers) * len(instances) * settings.repeats
+    with reporter.progress(total, "comparing backends", "call") as bar:
+        for name, sampler in samplers.items():
+            for instance in instances:
+                for repeat in range(settings.repeats):
+                    key = unit_key(backend=name, instance=instance.name, repeat=repeat)
+                    record = store.get(key)
+                    if record is None:
+                        bar.status(f"{name} {instance.name} #{repeat}")
+                        record = run_unit(sampler, name, instance, repeat, settings)
+                        store.put(key, record)
+                    units.append(record)
+                    bar.update(1)
+    return units

@@ -1,0 +1,93 @@
+"""Instance export: every format re-read gives the same energies (also with a parser that is not qannealq's),
+the metadata and best-known solution are right, and ``compare --instances`` runs on the exported folder."""
+
+from __future__ import annotations
+
+import json
+
+import dimod
+import numpy as np
+import pytest
+
+from backend_fixtures import tiny_digits
+from qannealq._compare_instances import instances_from_experiment
+from qannealq.compare import CompareSettings, compare_backends
+from qannealq.errors import InvalidArgumentError
+from qannealq.export import LIBRARY, export_instances, load_instances, read_coo
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    instances = instances_from_experiment(tiny_digits(), 1, 2, "0:3")  # the output layer: 17 variables
+    out = tmp_path_factory.mktemp("instances")
+    export_instances(instances, out)
+    return instances, out
+
+
+def _plain_coo(path) -> tuple[float, dict[tuple[int, int], float]]:
+    """The COO file read with nothing but the standard library (as another team would)."""
+    offset, terms = 0.0, {}
+    for line in open(path):
+        if line.startswith("#") or not line.strip():
+            continue
+        parts = line.split()
+        if parts[0] == "offset":
+            offset = float(parts[1])
+        else:
+            terms[int(parts[0]), int(parts[1])] = float(parts[2])
+    return offset, terms
+
+
+def _plain_energy(offset: float, terms: dict, x: np.ndarray) -> float:
+    return offset + sum(v * x[k] * x[l] if k != l else v * x[k] for (k, l), v in terms.items())
+
+
+def test_every_format_gives_the_same_energies(exported):
+    instances, out = exported
+    rng = np.random.default_rng(0)
+    for inst in instances:
+        labels = list(inst.bqm.variables)
+        x = rng.integers(0, 2, size=(20, len(labels)))
+        expected = inst.bqm.energies((x, labels))
+        with open(out / f"{inst.name}.bqm", "rb") as fh:
+            dimod_bqm = dimod.BinaryQuadraticModel.from_file(fh)
+        np.testing.assert_allclose(dimod_bqm.energies((x, labels)), expected, rtol=1e-13)
+        coo = read_coo(out / f"{inst.name}.coo")
+        np.testing.assert_allclose(coo.energies((x, list(range(len(labels))))), expected, rtol=1e-13)
+        offset, terms = _plain_coo(out / f"{inst.name}.coo")
+        np.testing.assert_allclose([_plain_energy(offset, terms, row) for row in x], expected, rtol=1e-12)
+
+
+def test_metadata_and_best_known_solution(exported):
+    instances, out = exported
+    index = json.loads((out / "index.json").read_text())
+    assert [row["name"] for row in index["instances"]] == [i.name for i in instances]
+    assert "NAME.coo" in (out / "FORMAT.txt").read_text()
+    for inst in instances:
+        meta = json.loads((out / f"{inst.name}.json").read_text())
+        assert meta["dataset"] == "digits4x4" and meta["layer"] == 1 and meta["bits"] == 2
+        assert meta["num_variables"] == inst.num_variables == len(meta["labels"]) == len(meta["steps"])
+        assert meta["calibration"]["num_samples"] == 1024 and meta["grid"]["lo"] == -2
+        best = meta["best_known"]
+        assert best["provenance"] == "proven" and best["method"] == "exact"
+        offset, terms = _plain_coo(out / f"{inst.name}.coo")
+        assert _plain_energy(offset, terms, np.array(best["x"])) == pytest.approx(best["energy"], rel=1e-12)
+        assert best["energy"] == pytest.approx(dimod.ExactSolver().sample(inst.bqm).first.energy, rel=1e-12)
+        assert meta["warm_start_energy"] == pytest.approx(meta["baselines"]["gptq-restricted"], rel=1e-9)
+        assert best["energy"] <= min(meta["baselines"]["rtn"], meta["warm_start_energy"]) * (1 + 1e-12)
+
+
+def test_compare_runs_on_exported_instances(exported):
+    instances, out = exported
+    loaded = load_instances(out)
+    assert [i.name for i in loaded] == [i.name for i in instances]
+    for a, b in zip(loaded, instances):
+        assert a.bqm == b.bqm and a.warm_start == b.warm_start and a.reference.provenance == "proven"
+    result = compare_backends(loaded, ["steepest"], CompareSettings(reads=4, repeats=1))
+    assert {r.reference_provenance for r in result.rows} == {"proven"}
+    with pytest.raises(InvalidArgumentError, match="index.json"):
+        load_instances(out / "nowhere")
+
+
+def test_the_library_names_the_three_sizes():
+    assert {(e.dataset, e.input_size) for e in LIBRARY} == {("digits", 4), ("digits", None), ("mnist", None)}
