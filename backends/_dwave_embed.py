@@ -92,7 +92,8 @@ def finish(answer: dimod.SampleSet, bqm: dimod.BinaryQuadraticModel, embedding: 
     """Resolve ``answer`` (from :func:`submit`) into ``bqm``'s vartype with chain statistics and timing.
 
     ``info`` gets ``chain_strength`` (None when it was a callable's result that is not a number),
-    ``chain_break_fraction`` (mean over the samples), ``num_qubits``, ``max_chain_length`` and ``timing``.
+    ``chain_break_fraction`` (mean over the samples), ``num_qubits``, ``max_chain_length``,
+    ``neurons_in_call`` (1) and ``timing`` (with ``qpu_access_time_share``, the whole call's time).
     """
     answer.resolve()
     context = answer.info.pop("embedding_context", {})
@@ -103,9 +104,11 @@ def finish(answer: dimod.SampleSet, bqm: dimod.BinaryQuadraticModel, embedding: 
     out.info.update(chain_strength=strength if isinstance(strength, (int, float)) else None,
                     chain_break_fraction=float(cbf.mean()) if len(cbf) else 0.0,
                     num_qubits=sum(len(c) for c in embedding.values()),
-                    max_chain_length=max(len(c) for c in embedding.values()))
+                    max_chain_length=max(len(c) for c in embedding.values()), neurons_in_call=1)
     submitted = marks.get("submitted", start)
     resolved = marks.get("resolved", submitted)
     out.info["timing"] = {"preprocessing_ns": submitted - start, "sampling_ns": resolved - submitted,
                           "postprocessing_ns": now_ns() - resolved, **qpu_timing}
+    if "qpu_access_time" in qpu_timing:  # one neuron per call: the whole call is its share
+        out.info["timing"]["qpu_access_time_share"] = qpu_timing["qpu_access_time"]
     return out

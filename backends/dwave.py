@@ -1,92 +1,118 @@
-"""D-Wave backends: ``dwave`` (QPU), ``dwave-mock`` (the same code on ``MockDWaveSampler``) and ``dwave-hybrid``.
+"""D-Wave backends: ``dwave`` (QPU), ``dwave-mock`` (the same code on a mock QPU) and ``dwave-hybrid``.
 
-A neuron BQM is dense, so the QPU path uses a clique embedding (minorminer's busclique, chains of equal
-length), found once per problem size and reused for every neuron of that size, then samples through
-``FixedEmbeddingComposite`` with the scaling that ``DWaveCliqueSampler`` applies (:mod:`._dwave_embed`).
-``sample`` returns as soon as the problem is submitted (``SampleSet.from_future``): unembedding, timing and the
-seed are recorded when the SampleSet is resolved, so a caller submits every neuron of a layer before waiting.
-The QPU sampler's constructor calls the network, so it is built lazily at the first ``sample``; credentials are
-checked, without network, when the backend is created; ``parameters`` never calls the network. ``close()``
-(or a ``with`` block) closes the cloud client. The API token is never stored in a repr, message or result.
+A neuron BQM is dense, so the QPU path embeds it on a clique (minorminer's busclique, chains of equal length).
+
+* **Many neurons per call** (``parallel=True``, the default): the sampler takes whole layers
+  (``sample_layer``, :mod:`._dwave_parallel`): the layer's neurons sit on disjoint clique embeddings, found once
+  per (solver graph, size) and cached on disk (:mod:`._dwave_cliques`), as many per QPU call as the graph
+  holds, each with its own chain strength; warm-started layers are reverse-annealed from the warm start where
+  the solver supports it (:mod:`._dwave_plan`). :meth:`QPUSampler.plan` predicts the calls and their QPU
+  access time from the solver's ``problem_timing_data`` before any call (``--dry-run``, ``--qpu-budget``).
+* **One neuron per call** (``parallel=False``): each neuron's BQM through ``sample`` on the clique embedding
+  of its size (the same cache), with the scaling that ``DWaveCliqueSampler`` applies (:mod:`._dwave_embed`).
+
+``sample`` returns as soon as the problem is submitted (``SampleSet.from_future``); a layer submits every call
+before waiting on any. The QPU sampler's constructor calls the network, so it is built lazily at first use;
+credentials are checked, without network, when the backend is created; ``parameters`` and
+``properties["whole_layer"]`` never call the network. ``close()`` (or ``with``) closes the cloud client. The
+API token is never stored in a repr, message or result.
 """
 
 from __future__ import annotations
 
 import logging
-import os
+import warnings
+from collections.abc import Mapping
+from typing import Any, Callable
 
 import dimod
-from dwave.embedding.chain_strength import uniform_torque_compensation
+import numpy as np
+from dimod.exceptions import SamplerUnknownArgWarning
 from minorminer.busclique import busgraph_cache
 
 from qannealq.backends._common import check_capacity, close_child, draw_seed, now_ns, record
+from qannealq.backends._dwave_cliques import CliqueCache
+from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has_credentials, missing_credentials,
+                                            require_credentials)
 from qannealq.backends._dwave_embed import finish, submit
-from qannealq.contract import Closeable
-from qannealq.errors import CredentialsError, InvalidArgumentError
+from qannealq.backends._dwave_parallel import chain_strength_of, solve_layer
+from qannealq.backends._dwave_plan import PLAN_OPTIONS, QPUPlan, anneal_settings, plan_layer
+from qannealq.contract import Closeable, LayerSample
+from qannealq.errors import InvalidArgumentError
 
-__all__ = ["QPUSampler", "MockQPUSampler", "HybridSampler", "has_credentials", "CREDENTIALS_HINT"]
+__all__ = ["QPUSampler", "MockQPUSampler", "HybridSampler", "has_credentials", "CREDENTIALS_HINT",
+           "QPU_PARAMETERS", "LAYER_PARAMETERS"]
 
 logger = logging.getLogger(__name__)
 
-CREDENTIALS_HINT = ("set the DWAVE_API_TOKEN environment variable to your Leap API token, or run "
-                    "`dwave config create` (or `dwave setup`) to write it to the dwave config file")
-QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_break_method", "annealing_time", "answer_mode",
-                  "anneal_schedule", "label", "programming_thermalization", "readout_thermalization",
-                  "reduce_intersample_correlation")
+LAYER_PARAMETERS = ("anneal", "reversal_point", "reversal_pause", "reinitialize_state", "parallel")
+"""Options of the whole-layer path only (see :func:`._dwave_plan.anneal_settings`)."""
+QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_strength_scale", "chain_break_method", "annealing_time",
+                  "answer_mode", "anneal_schedule", "label", "programming_thermalization",
+                  "readout_thermalization", "reduce_intersample_correlation", *LAYER_PARAMETERS)
 
 
-def has_credentials() -> bool:
-    """Whether a D-Wave API token is configured (environment or config file); never calls the network."""
-    if os.environ.get("DWAVE_API_TOKEN"):
-        return True
-    try:
-        from dwave.cloud.config import load_config
+class _LazyProperties(Mapping):
+    """Properties computed key by key when read, so that reading ``whole_layer`` never connects."""
 
-        return bool(load_config().get("token"))
-    except Exception:  # an unreadable config file means no usable token
-        return False
+    def __init__(self, values: dict[str, Callable[[], Any]]) -> None:
+        self._values = values
 
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]()
 
-def _require_credentials(backend: str, config: dict) -> None:
-    if not (config.get("token") or has_credentials()):
-        raise CredentialsError(f"backend {backend!r} needs a D-Wave API token and none was found: {CREDENTIALS_HINT}")
+    def __iter__(self):
+        return iter(self._values)
 
-
-def _missing_credentials(cls) -> str | None:
-    """The hint when no token is configured, else None (for ``available_backends``)."""
-    return None if has_credentials() else f"no D-Wave API token found: {CREDENTIALS_HINT}"
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 class QPUSampler(Closeable, dimod.Sampler):
-    """``dwave``: a D-Wave QPU through clique embeddings reused per problem size.
-
-    ``sample`` returns unresolved (see the module docstring). ``close()`` closes the solver's cloud client; a
-    closed sampler connects again (a new client) if it is used after that.
+    """``dwave``: a D-Wave QPU, many neurons per call through disjoint clique embeddings.
 
     Args:
-        chain_strength: default chain strength (a number, or a callable ``f(bqm, embedding)``); None uses
-            ``uniform_torque_compensation``. ``sample(chain_strength=...)`` overrides it.
-        num_reads: default reads per BQM.
+        chain_strength: chain strength (a number, or a callable ``f(bqm, embedding)``); None (default): each
+            neuron's ``uniform_torque_compensation``. A sampler option of the same name overrides it.
+        num_reads: default reads per call (every neuron of a call gets these reads).
+        parallel: many neurons per call (the whole-layer path); False: one neuron per call (``sample``).
+        chain_strength_scale: factor on the chain strength (default 1.0).
+        anneal: ``auto`` (reverse from the warm start where supported, else forward), ``forward``, ``reverse``.
+        reversal_point, reversal_pause: the reverse schedule: back to s=``reversal_point``, held
+            ``reversal_pause`` microseconds.
+        embedding_cache: folder of the clique embedding cache (default ``<qannealq cache>/dwave-embeddings``).
         **config: passed to ``DWaveSampler`` (``solver``, ``region``, ``token``...) at first use.
     """
 
     name = "dwave"
     default_max_variables: int | str | None = "largest clique"  # of the solver's graph: known once connected
     capacity_reason = "~177-184"
-    missing_credentials = classmethod(_missing_credentials)
+    missing_credentials = classmethod(missing_credentials)
 
-    def __init__(self, chain_strength=None, num_reads: int = 100, **config) -> None:
-        _require_credentials(self.name, config)
-        self.chain_strength = chain_strength
-        self.num_reads = num_reads
+    def __init__(self, chain_strength=None, num_reads: int = 100, parallel: bool = True,
+                 chain_strength_scale: float = 1.0, anneal: str = "auto", reversal_point: float = 0.35,
+                 reversal_pause: float = 8.0, embedding_cache=None, **config) -> None:
+        require_credentials(self.name, config)
+        self._setup(chain_strength, num_reads, parallel, chain_strength_scale, anneal, reversal_point,
+                    reversal_pause, embedding_cache)
         self._config = config
-        self._child = None
-        self._graph_cache = None
+
+    def _setup(self, chain_strength, num_reads, parallel, chain_strength_scale, anneal, reversal_point,
+               reversal_pause, embedding_cache) -> None:
+        if not isinstance(parallel, bool):
+            raise InvalidArgumentError(f"parallel={parallel!r} must be True or False")
+        self.chain_strength, self.num_reads, self.parallel = chain_strength, num_reads, parallel
+        self.chain_strength_scale, self.anneal = chain_strength_scale, anneal
+        self.reversal_point, self.reversal_pause = reversal_point, reversal_pause
+        self._embedding_cache = embedding_cache
+        self._child = self._graph = self._graph_cache = self._cliques = None
         self._embeddings: dict = {}
+        self._config = {}
 
     def __repr__(self) -> str:
         safe = {k: v for k, v in self._config.items() if "token" not in k.lower()}
-        return f"{type(self).__name__}(chain_strength={self.chain_strength!r}, num_reads={self.num_reads}, {safe})"
+        return (f"{type(self).__name__}(chain_strength={self.chain_strength!r}, num_reads={self.num_reads}, "
+                f"parallel={self.parallel}, anneal={self.anneal!r}, {safe})")
 
     def _make_child(self) -> dimod.Sampler:
         from dwave.system import DWaveSampler
@@ -98,12 +124,20 @@ class QPUSampler(Closeable, dimod.Sampler):
         """The structured sampler, built at first use (for the QPU this opens a network connection)."""
         if self._child is None:
             self._child = self._make_child()
-            self._graph_cache = busgraph_cache(self._child.to_networkx_graph())
+            self._graph = self._child.to_networkx_graph()
         return self._child
+
+    @property
+    def cliques(self) -> CliqueCache:
+        """Disjoint clique embeddings of the solver's graph, per size, cached on disk."""
+        if self._cliques is None:
+            topology = dict(self.child.properties.get("topology", {}))
+            self._cliques = CliqueCache(self._graph, topology, self._embedding_cache)
+        return self._cliques
 
     def close(self) -> None:
         """Close the solver's cloud client (waits for submitted problems); safe to call twice."""
-        child, self._child, self._graph_cache = self._child, None, None
+        child, self._child, self._graph, self._graph_cache, self._cliques = self._child, None, None, None, None
         self._embeddings.clear()
         if child is not None:
             close_child(child)
@@ -112,37 +146,94 @@ class QPUSampler(Closeable, dimod.Sampler):
     def max_variables(self) -> int:
         """The largest clique the solver's working graph embeds (computed once)."""
         if "largest" not in self._embeddings:
-            _ = self.child
-            self._embeddings["largest"] = len(self._graph_cache.largest_clique())
+            child = self.child
+            self._graph_cache = self._graph_cache or busgraph_cache(self._graph)
+            self._embeddings["largest"] = len(self._graph_cache.largest_clique()) if child else 0
         return self._embeddings["largest"]
 
     @property
-    def properties(self) -> dict:
-        return {"max_variables": self.max_variables, "topology": dict(self.child.properties.get("topology", {}))}
+    def solver(self) -> str:
+        """The solver's name and topology, e.g. ``Advantage_system4.1 (pegasus [16])``."""
+        props = self.child.properties
+        topology = props.get("topology", {})
+        return f"{props.get('chip_id', 'QPU')} ({topology.get('type', '?')} {topology.get('shape', '')})"
+
+    @property
+    def properties(self) -> Mapping:
+        return _LazyProperties({"max_variables": lambda: self.max_variables, "whole_layer": lambda: self.parallel,
+                                "topology": lambda: dict(self.child.properties.get("topology", {})),
+                                "solver": lambda: self.solver})
 
     @property
     def parameters(self) -> dict:
-        """:data:`QPU_PARAMETERS` (no network call: the commands check option keys against it first)."""
-        return {name: [] for name in QPU_PARAMETERS}
+        """:data:`QPU_PARAMETERS`; with ``parallel=False`` less the whole-layer options. No network call."""
+        names = QPU_PARAMETERS if self.parallel else [p for p in QPU_PARAMETERS if p not in LAYER_PARAMETERS]
+        return {name: [] for name in names}
 
     def embedding(self, size: int) -> dict:
-        """Clique embedding of variables ``0..size-1``, found once per size and reused."""
+        """Clique embedding of variables ``0..size-1`` (the first of the cached set), found once per size."""
         if size not in self._embeddings:
-            _ = self.child
-            found = self._graph_cache.find_clique_embedding(size)
-            if len(found) != size:
+            found = self.cliques.get(size, 1)
+            if not len(found):
                 raise InvalidArgumentError(f"no clique embedding of {size} variables on this solver")
-            self._embeddings[size] = found
+            self._embeddings[size] = {v: list(chain) for v, chain in enumerate(found.embeddings[0])}
         return self._embeddings[size]
+
+    def plan(self, problems, warm_start: bool = True, **options) -> QPUPlan:
+        """The QPU calls of ``problems`` (layer problems) and their estimated access time; no QPU time spent.
+
+        Args:
+            problems: :class:`~qannealq.formulation.LayerProblem` objects (their names, bits and free variables).
+            warm_start: whether the run gives a warm start (reverse annealing under ``anneal='auto'``).
+            **options: sampler options (``num_reads``, ``anneal``, ``parallel``...); others are ignored here.
+        """
+        options = {k: v for k, v in options.items() if k in QPU_PARAMETERS}
+        options.setdefault("anneal", self.anneal)
+        parallel = options.pop("parallel", self.parallel)
+        if not isinstance(parallel, bool):
+            raise InvalidArgumentError(f"parallel={parallel!r} must be True or False")
+        settings = anneal_settings(self.child.parameters, options, warm_start and parallel, self.num_reads,
+                                   self.reversal_point, self.reversal_pause)
+        layers = []
+        for p in problems:
+            sizes = np.asarray(p.free).sum(axis=1)
+            size, active = int(sizes.max(initial=0)), int((sizes > 0).sum())
+            problem = None if size <= self.max_variables else (
+                f"a neuron has {size} variables, more than the largest clique ({self.max_variables}) of this "
+                "solver: use --backend dwave-hybrid, or a decomposing sampler")
+            found = self.cliques.get(size, active if parallel else 1) if active and problem is None else None
+            if found is not None and not len(found):
+                problem, found = f"no clique embedding of {size} variables found on this solver", None
+            layers.append(plan_layer(p.name, p.grid.bits, sizes.tolist(), found, len(found or ()) if parallel else 1,
+                                     settings, self.child.properties, problem))
+        return QPUPlan(self.name, self.solver, tuple(layers))
+
+    def sample_layer(self, problem, initial_states: np.ndarray | None = None, seed: int | None = None,
+                     **kwargs) -> LayerSample:
+        """Every neuron of ``problem``, many per QPU call (see :mod:`._dwave_parallel`).
+
+        Unknown keyword arguments are warned about and dropped. ``info["qpu"]`` has the calls and the
+        per-neuron QPU time, share and chain-break fraction; ``info["samplesets"]`` the raw SampleSets.
+        """
+        known = set(QPU_PARAMETERS) | set(self.parameters)
+        for key in [k for k in kwargs if k not in known]:
+            warnings.warn(f"Ignoring unknown kwarg: {key!r}", SamplerUnknownArgWarning, stacklevel=2)
+            kwargs.pop(key)
+        kwargs.setdefault("parallel", self.parallel)
+        return solve_layer(self, problem, initial_states, self._layer_seed(seed), **kwargs)
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, chain_strength=None, **kwargs) -> dimod.SampleSet:
         """Embed ``bqm`` on a clique and submit it; returns at once, unembedded when resolved.
 
-        Unknown keyword arguments are warned about and dropped (``remove_unknown_kwargs``). The resolved
+        Unknown keyword arguments (and the whole-layer options) are warned about and dropped. The resolved
         SampleSet has ``chain_break_fraction`` per sample and in ``info``, ``info["seed"]`` and ``info["timing"]``.
         """
         start = now_ns()
         kwargs = self.remove_unknown_kwargs(**kwargs)
+        for key in [k for k in kwargs if k in LAYER_PARAMETERS]:
+            warnings.warn(f"{key!r} applies to whole layers (sample_layer) only: ignored", SamplerUnknownArgWarning,
+                          stacklevel=2)
+            kwargs.pop(key)
         check_capacity(self.name, bqm, self.max_variables, "the largest clique the solver embeds",
                        "use 'dwave-hybrid' or 'sa'")
         seed = self._seed(kwargs)
@@ -151,25 +242,35 @@ class QPUSampler(Closeable, dimod.Sampler):
             return record(dimod.SampleSet.from_samples_bqm([{}], bqm), seed, start)
         clique = self.embedding(bqm.num_variables)
         embedding = {v: clique[k] for k, v in enumerate(bqm.variables)}
-        strength = chain_strength if chain_strength is not None else self.chain_strength
+        base = chain_strength if chain_strength is not None else self.chain_strength
+        scale = kwargs.pop("chain_strength_scale", self.chain_strength_scale)
+        chain_strength_of(bqm, embedding, 1.0, scale)  # checks the scale before any submission
         marks: dict = {}
-        answer = submit(self.child, bqm, embedding, strength or uniform_torque_compensation, marks, **kwargs)
+        answer = submit(self.child, bqm, embedding, lambda b, e: chain_strength_of(b, e, base, scale), marks,
+                        **kwargs)
         return dimod.SampleSet.from_future(
             answer, lambda done: record(finish(done, bqm, embedding, start, marks), seed, start))
 
     def _seed(self, kwargs: dict) -> int | None:
         return None  # a QPU takes no seed (``seed`` is not in its parameters)
 
+    def _layer_seed(self, seed: int | None) -> int | None:
+        return None
+
+    def _seed_call(self, seed: int | None) -> None:
+        """Seed the next call (the mock's annealer); a QPU takes no seed."""
+
 
 class MockQPUSampler(QPUSampler):
-    """``dwave-mock``: :class:`QPUSampler`'s code on ``MockDWaveSampler`` (no network, no credentials).
+    """``dwave-mock``: :class:`QPUSampler`'s code on a mock QPU (no network, no credentials).
 
-    The mock's substitute sampler is simulated annealing on the embedded problem, seeded per call.
+    The mock (:mod:`._dwave_mock`) is dwave-system's ``MockDWaveSampler`` with an Advantage timing model and
+    simulated annealing on the embedded problem, seeded per call, emulating reverse annealing.
 
     Args:
         topology_type: ``"pegasus"`` (default), ``"zephyr"`` or ``"chimera"``.
         topology_shape: e.g. ``[16]`` for Pegasus P16 (the default).
-        chain_strength, num_reads: as for :class:`QPUSampler`.
+        **options: as for :class:`QPUSampler` (``num_reads``, ``parallel``, ``chain_strength``...).
     """
 
     name = "dwave-mock"
@@ -182,22 +283,22 @@ class MockQPUSampler(QPUSampler):
         return None
 
     def __init__(self, topology_type: str = "pegasus", topology_shape: list[int] | None = None,
-                 chain_strength=None, num_reads: int = 100) -> None:
+                 chain_strength=None, num_reads: int = 100, parallel: bool = True, chain_strength_scale: float = 1.0,
+                 anneal: str = "auto", reversal_point: float = 0.35, reversal_pause: float = 8.0,
+                 embedding_cache=None) -> None:
         self.topology_type = topology_type
         self.topology_shape = list(topology_shape or [16])
-        self.chain_strength, self.num_reads = chain_strength, num_reads
-        self._config, self._child, self._graph_cache, self._embeddings = {}, None, None, {}
+        self._setup(chain_strength, num_reads, parallel, chain_strength_scale, anneal, reversal_point,
+                    reversal_pause, embedding_cache)
 
     def __repr__(self) -> str:
         return (f"MockQPUSampler(topology_type={self.topology_type!r}, topology_shape={self.topology_shape}, "
-                f"chain_strength={self.chain_strength!r}, num_reads={self.num_reads})")
+                f"chain_strength={self.chain_strength!r}, num_reads={self.num_reads}, parallel={self.parallel})")
 
     def _make_child(self) -> dimod.Sampler:
-        from dwave.samplers import SimulatedAnnealingSampler
-        from dwave.system.testing import MockDWaveSampler
+        from qannealq.backends._dwave_mock import TimedMockDWaveSampler
 
-        return MockDWaveSampler(topology_type=self.topology_type, topology_shape=self.topology_shape,
-                                substitute_sampler=SimulatedAnnealingSampler(), parameter_warnings=False)
+        return TimedMockDWaveSampler(topology_type=self.topology_type, topology_shape=self.topology_shape)
 
     @property
     def parameters(self) -> dict:
@@ -205,81 +306,11 @@ class MockQPUSampler(QPUSampler):
 
     def _seed(self, kwargs: dict) -> int:
         seed = draw_seed(kwargs.pop("seed", None))
-        self.child.substitute_kwargs = {"seed": seed}  # the mock samples at submission, with this seed
+        self._seed_call(seed)
         return seed
 
+    def _layer_seed(self, seed: int | None) -> int:
+        return draw_seed(seed)
 
-class HybridSampler(Closeable, dimod.Sampler):
-    """``dwave-hybrid``: Leap's hybrid BQM solver (``LeapHybridSampler``), built lazily at first use.
-
-    ``sample`` returns as soon as the problem is submitted; timing is recorded when the SampleSet resolves.
-    ``close()`` closes the solver's cloud client; a closed sampler connects again if it is used after that.
-
-    Args:
-        time_limit: default seconds per BQM (None: the solver's minimum for the problem size).
-        **config: passed to ``LeapHybridSampler`` (``solver``, ``region``, ``token``...).
-    """
-
-    name = "dwave-hybrid"
-    default_max_variables: int | str | None = "solver's limit"  # its maximum_number_of_variables
-    capacity_reason = "~1M"
-    missing_credentials = classmethod(_missing_credentials)
-
-    def __init__(self, time_limit: float | None = None, **config) -> None:
-        _require_credentials(self.name, config)
-        self.time_limit = time_limit
-        self._config = config
-        self._child = None
-
-    def __repr__(self) -> str:
-        return f"HybridSampler(time_limit={self.time_limit!r})"
-
-    @property
-    def child(self) -> dimod.Sampler:
-        if self._child is None:
-            from dwave.system import LeapHybridSampler
-
-            self._child = LeapHybridSampler(**self._config)
-        return self._child
-
-    def close(self) -> None:
-        """Close the solver's cloud client (waits for submitted problems); safe to call twice."""
-        child, self._child = self._child, None
-        if child is not None:
-            close_child(child)
-
-    @property
-    def max_variables(self) -> int:
-        return int(self.child.properties.get("maximum_number_of_variables", 1_000_000))
-
-    @property
-    def properties(self) -> dict:
-        return {"max_variables": self.max_variables}
-
-    @property
-    def parameters(self) -> dict:
-        return {"time_limit": [], "label": []}
-
-    def sample(self, bqm: dimod.BinaryQuadraticModel, time_limit: float | None = None, **kwargs) -> dimod.SampleSet:
-        """Submit ``bqm`` to the hybrid solver; its own microsecond timing stays beside the ns keys.
-
-        Unknown keyword arguments (``seed`` included: the solver takes none) are warned about and dropped.
-        """
-        start = now_ns()
-        kwargs = self.remove_unknown_kwargs(**kwargs)
-        check_capacity(self.name, bqm, self.max_variables, "the hybrid solver's limit")
-        limit = time_limit if time_limit is not None else self.time_limit
-        if limit is not None:
-            kwargs["time_limit"] = limit
-        submitted = now_ns()
-        return dimod.SampleSet.from_future(self.child.sample(bqm, **kwargs),
-                                           lambda answer: _hybrid_finish(answer, start, submitted))
-
-
-def _hybrid_finish(answer: dimod.SampleSet, start: int, submitted: int) -> dimod.SampleSet:
-    answer.resolve()
-    own = dict(answer.info.get("timing") or {})
-    own.update({k: v for k, v in answer.info.items() if k in ("run_time", "charge_time", "qpu_access_time")})
-    answer.info["timing"] = {"preprocessing_ns": submitted - start, "sampling_ns": now_ns() - submitted,
-                             "postprocessing_ns": 0, **own}
-    return record(answer, None, start)
+    def _seed_call(self, seed: int | None) -> None:
+        self.child.substitute_kwargs = {"seed": seed}  # the mock samples at submission, with this seed

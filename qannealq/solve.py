@@ -230,7 +230,7 @@ def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
         assignments, info = _whole_layer(problem, whole, warm, seed, checkpoint, sampler_kwargs)
         if progress:
             progress(problem.num_neurons)
-        return assignments, None, info
+        return assignments, info.pop("samplesets", None), info  # a whole-layer sampler may keep its raw sets
     rows, samplesets = _per_neuron(problem, sampler, warm, seed, executor, progress, sampler_kwargs, checkpoint)
     return np.stack(rows), samplesets, {"timing": merge_timing(ss.info for ss in samplesets if ss is not None)}
 

@@ -1,0 +1,202 @@
+"""Many neurons per QPU call: each neuron on its own disjoint clique embedding, one tiled problem per call.
+
+An equivalent of dwave-system's ``ParallelEmbeddingComposite.sample_multiple`` that does not wait, with the
+scaling of ``DWaveCliqueSampler`` per neuron:
+
+1. each neuron's BQM (as SPIN) is embedded on its clique (:class:`Piece`) with its **own chain strength**:
+   dwave-system's ``uniform_torque_compensation`` of that neuron (or the ``chain_strength`` given: a number
+   or a callable ``f(bqm, embedding)``), times ``chain_strength_scale``;
+2. each embedded piece is scaled on its own into the solver's ``h_range`` and extended ``j_range`` and within
+   its ``per_qubit_coupling_range`` (its qubits are its own, so the limits hold piece by piece);
+3. the pieces, on disjoint qubits, are summed into one problem and submitted with ``auto_scale`` off
+   (:func:`submit_call`), with ``initial_state`` the warm start on every chain for a reverse anneal;
+4. each neuron's SampleSet is a future on the call's answer (:func:`neuron_sampleset`): resolving it unembeds
+   that neuron's chains (majority vote) with energies from the neuron's own BQM, and records the chain
+   strength, chain-break fraction, the call, the call's QPU times and this neuron's share of them (the call's
+   time divided equally among its neurons).
+
+:func:`solve_layer` submits every call of a layer (as planned by :mod:`._dwave_plan`) before resolving any,
+keeps each neuron's lowest-energy sample, or the warm start where no sample beats it, and returns a
+:class:`~qannealq.contract.LayerSample` whose ``info["qpu"]`` holds the per-call and per-neuron figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dimod
+import numpy as np
+from dwave.embedding import embed_bqm, unembed_sampleset
+from dwave.embedding.chain_breaks import majority_vote
+from dwave.embedding.chain_strength import uniform_torque_compensation
+
+from qannealq.backends._common import now_ns
+from qannealq.backends._dwave_embed import child_ranges
+from qannealq.backends._dwave_report import layer_result
+from qannealq.contract import LayerSample
+from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
+
+__all__ = ["Piece", "embed_piece", "chain_strength_of", "submit_call", "neuron_sampleset", "solve_layer",
+           "CHAIN_OPTIONS"]
+
+CHAIN_OPTIONS = ("chain_strength", "chain_strength_scale", "chain_break_method")
+
+
+@dataclass
+class Piece:
+    """One neuron of a call: its BQM, the SPIN form, chains, chain strength and the scaled embedded problem."""
+
+    neuron: int
+    bqm: dimod.BinaryQuadraticModel
+    spin: dimod.BinaryQuadraticModel
+    embedding: dict
+    chain_strength: float
+    embedded: dimod.BinaryQuadraticModel
+
+    @property
+    def num_qubits(self) -> int:
+        return sum(len(chain) for chain in self.embedding.values())
+
+
+def chain_strength_of(spin: dimod.BinaryQuadraticModel, embedding: dict, chain_strength=None,
+                      scale: float = 1.0) -> float:
+    """``scale`` x (``chain_strength``, its value ``f(spin, embedding)`` if callable, or uniform torque
+    compensation of ``spin`` when None)."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
+        raise InvalidArgumentError(f"chain_strength_scale={scale!r} must be a positive number, e.g. 1.0")
+    if chain_strength is None:
+        base = uniform_torque_compensation(spin, embedding) if spin.num_interactions else 1.0
+    elif callable(chain_strength):
+        base = chain_strength(spin, embedding)
+    else:
+        base = chain_strength
+    if isinstance(base, bool) or not isinstance(base, (int, float, np.floating)) or not base > 0:
+        raise InvalidArgumentError(f"chain_strength={chain_strength!r} gives {base!r}: use a positive number, a "
+                                   "callable f(bqm, embedding) returning one, or None (uniform torque compensation)")
+    return float(scale * base)
+
+
+def _scale_into(embedded: dimod.BinaryQuadraticModel, properties: dict) -> None:
+    """Scale ``embedded`` in place into the solver's ranges, as ``DWaveCliqueSampler`` does for one problem."""
+    (h_lo, h_hi), (j_lo, j_hi) = child_ranges(_Props(properties))
+    embedded.normalize(bias_range=(h_lo, h_hi), quadratic_range=(j_lo, j_hi))
+    limits = properties.get("per_qubit_coupling_range")
+    if limits and embedded.num_interactions:
+        sums = [sum(embedded.adj[v].values()) for v in embedded.variables]
+        factor = max(min(sums) / limits[0], max(sums) / limits[1])
+        if factor > 1.0:
+            embedded.scale(1.0 / factor)
+    for v, bias in embedded.iter_linear():  # rounding after the scalings: clip into range
+        embedded.set_linear(v, min(max(bias, h_lo), h_hi))
+    for u, v, bias in embedded.iter_quadratic():
+        embedded.set_quadratic(u, v, min(max(bias, j_lo), j_hi))
+
+
+@dataclass(frozen=True)
+class _Props:
+    properties: dict
+
+
+def embed_piece(neuron: int, bqm: dimod.BinaryQuadraticModel, embedding: dict, adjacency, properties: dict,
+                chain_strength=None, scale: float = 1.0) -> Piece:
+    """Neuron ``neuron``'s BQM embedded on ``embedding`` with its own chain strength and scaling."""
+    spin = bqm.change_vartype(dimod.SPIN, inplace=False)
+    strength = chain_strength_of(spin, embedding, chain_strength, scale)
+    embedded = embed_bqm(spin, embedding, adjacency, chain_strength=strength)
+    _scale_into(embedded, properties)
+    return Piece(neuron, bqm, spin, embedding, strength, embedded)
+
+
+def submit_call(child: dimod.Sampler, pieces: list[Piece], kwargs: dict, warm: dict | None) -> dimod.SampleSet:
+    """Sum the pieces into one problem and submit it; returns the child's (possibly unresolved) SampleSet.
+
+    ``warm`` maps each piece's neuron to its warm state (spin per variable); it becomes ``initial_state`` on
+    every qubit of every chain when ``kwargs`` asks for a reverse anneal.
+    """
+    tiled = dimod.BinaryQuadraticModel.empty(dimod.SPIN)
+    for piece in pieces:
+        tiled.update(piece.embedded)
+    kwargs = dict(kwargs)
+    if "initial_state" in kwargs:
+        kwargs["initial_state"] = {q: int(warm[p.neuron][v]) for p in pieces
+                                   for v, chain in p.embedding.items() for q in chain}
+    if "auto_scale" in child.parameters:
+        kwargs["auto_scale"] = False  # scaled per piece above
+    return child.sample(tiled, **kwargs)
+
+
+def neuron_sampleset(answer: dimod.SampleSet, piece: Piece, call: int, neurons_in_call: int,
+                     chain_break_method=majority_vote) -> dimod.SampleSet:
+    """Neuron ``piece``'s SampleSet from the call's ``answer``, unembedded and annotated when resolved."""
+
+    def finish(done: dimod.SampleSet) -> dimod.SampleSet:
+        start = now_ns()
+        out = unembed_sampleset(done, piece.embedding, piece.spin, chain_break_method=chain_break_method,
+                                chain_break_fraction=True)
+        out = out.change_vartype(piece.bqm.vartype, energy_offset=0.0, inplace=False)
+        qpu = {k: float(v) for k, v in (done.info.get("timing") or {}).items() if not k.endswith("_ns")}
+        access = qpu.get("qpu_access_time")
+        cbf = out.record.chain_break_fraction
+        out.info.update(chain_strength=piece.chain_strength, chain_break_fraction=float(cbf.mean()),
+                        num_qubits=piece.num_qubits, call=call, neurons_in_call=neurons_in_call,
+                        problem_id=done.info.get("problem_id"))
+        out.info["timing"] = {"preprocessing_ns": 0, "sampling_ns": 0, "postprocessing_ns": now_ns() - start,
+                              **qpu, "qpu_access_time_share": None if access is None else access / neurons_in_call}
+        return out
+
+    return dimod.SampleSet.from_future(answer, finish)
+
+
+def _chain_break_method(method):
+    """A chain-break function, or its name in ``dwave.embedding.chain_breaks`` (a sampler option is text)."""
+    if callable(method):
+        return method
+    from dwave.embedding import chain_breaks
+
+    if method not in ("majority_vote", "weighted_random"):
+        raise InvalidArgumentError(f"chain_break_method={method!r}: use majority_vote (the default) or "
+                                   "weighted_random, or a function of dwave.embedding.chain_breaks")
+    return getattr(chain_breaks, method)
+
+
+def _warm_states(problem, initial_states: np.ndarray | None) -> dict | None:
+    if initial_states is None:
+        return None
+    warm = np.asarray(initial_states)
+    if warm.shape != (problem.num_neurons, problem.num_coordinates):
+        raise InvalidArgumentError(f"initial_states has shape {warm.shape}; expected "
+                                   f"{(problem.num_neurons, problem.num_coordinates)} (neurons x coordinates)")
+    return {i: {int(j): 2 * int(warm[i, j]) - 1 for j in problem.variables(i)} for i in range(problem.num_neurons)}
+
+
+def solve_layer(qpu, problem, initial_states: np.ndarray | None = None, seed: int | None = None,
+                **options) -> LayerSample:
+    """Every neuron of ``problem`` on the QPU, many per call (see the module docstring).
+
+    ``qpu`` is a :class:`~.dwave.QPUSampler` (its ``plan``, ``child`` and per-call seeding are used).
+    """
+    start = now_ns()
+    chain = {k: options.pop(k) for k in CHAIN_OPTIONS if k in options}
+    plan = qpu.plan([problem], warm_start=initial_states is not None, **options).layers[0]
+    if plan.problem:
+        raise ProblemTooLargeError(f"backend {qpu.name!r}, layer {problem.name}: {plan.problem}")
+    bqms = {i: problem.neuron_bqm(i) for call in plan.calls for i in call.neurons}
+    warm = _warm_states(problem, initial_states)
+    kwargs = plan.settings.solver_kwargs({} if plan.settings.reverse else None)
+    method = _chain_break_method(chain.get("chain_break_method", majority_vote))
+    seeds = np.random.SeedSequence(seed).generate_state(max(len(plan.calls), 1)) & 0x7FFFFFFF
+    futures, answers = {}, []
+    for c, call in enumerate(plan.calls):
+        pieces = [embed_piece(i, bqms[i], plan.embeddings.chains(k, list(bqms[i].variables)), qpu.child.adjacency,
+                              qpu.child.properties, chain.get("chain_strength", qpu.chain_strength),
+                              chain.get("chain_strength_scale", qpu.chain_strength_scale))
+                  for k, i in enumerate(call.neurons)]
+        qpu._seed_call(int(seeds[c]))
+        answers.append(submit_call(qpu.child, pieces, kwargs, warm))
+        futures.update({p.neuron: neuron_sampleset(answers[-1], p, c, len(pieces), method) for p in pieces})
+    submitted = now_ns()
+    for answer in answers:
+        answer.resolve()
+    resolved = now_ns()
+    warm_rows = None if initial_states is None else np.asarray(initial_states)
+    return layer_result(problem, plan, futures, warm_rows, seed, (start, submitted, resolved))

@@ -1,0 +1,259 @@
+"""Many neurons per QPU call on the mock QPU: disjoint clique embeddings (valid, cached, a corrupt entry rebuilt),
+a layer in fewer calls than neurons with every sample decoded to its own neuron, per-neuron chain strength and
+QPU time, reverse annealing from the warm start (its parameters reach the solver; never worse than the warm
+start), ``parallel=False`` as one neuron per call, and quality not below one neuron per call."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+
+import dimod
+import networkx as nx
+import numpy as np
+import pytest
+
+pytest.importorskip("dwave.system")
+
+from backend_fixtures import digits_layer, tiny_digits  # noqa: E402
+from dwave.embedding import is_valid_embedding  # noqa: E402
+from dwave.system.testing import MockDWaveSampler  # noqa: E402
+
+from qannealq.backends import _dwave_cliques, get_sampler  # noqa: E402
+from qannealq.baselines import BASELINES  # noqa: E402
+from qannealq.backends._dwave_cliques import CliqueCache, graph_key  # noqa: E402
+from qannealq.backends._dwave_parallel import embed_piece, neuron_sampleset, submit_call  # noqa: E402
+from qannealq.contract import layer_solver  # noqa: E402
+from qannealq.errors import InvalidArgumentError  # noqa: E402
+from qannealq.experiment import formulate  # noqa: E402
+from qannealq.solve import quantize_layer  # noqa: E402
+
+
+def _graph(shape: int = 4, broken=()) -> tuple[nx.Graph, dict]:
+    mock = MockDWaveSampler(topology_type="pegasus", topology_shape=[shape], broken_nodes=list(broken) or None)
+    return mock.to_networkx_graph(), mock.properties["topology"]
+
+
+class _Calls:
+    """Counts the mock solver's calls and keeps their keyword arguments and problems."""
+
+    def __init__(self, sampler, monkeypatch) -> None:
+        self.kwargs: list[dict] = []
+        self.bqms: list = []
+        child = sampler.child
+        real = child.sample
+
+        def sample(bqm, **kwargs):
+            self.kwargs.append(kwargs)
+            self.bqms.append(bqm)
+            return real(bqm, **kwargs)
+
+        monkeypatch.setattr(child, "sample", sample)
+
+
+def test_disjoint_clique_embeddings_are_valid_cached_and_extended(tmp_path, monkeypatch):
+    graph, topology = _graph()
+    cache = CliqueCache(graph, topology, tmp_path)
+    one = cache.get(11, 1)
+    assert len(one) == 1 and not one.exhausted
+    every = cache.get(11, 1000)  # extends the one: the graph holds a few more, then no more
+    assert every.exhausted and len(every) > 2 and one.embeddings[0] in every.embeddings
+    couplers = [graph.subgraph([q for c in emb for q in c]).number_of_edges() for emb in every.embeddings]
+    assert couplers == sorted(couplers, reverse=True)  # best first
+    used = [q for emb in every.embeddings for chain in emb for q in chain]
+    assert len(used) == len(set(used))  # pairwise disjoint
+    for emb in every.embeddings:
+        assert is_valid_embedding(dict(enumerate(emb)), nx.complete_graph(11), graph)
+    assert every.qubits(0, 11) == sum(len(c) for c in every.embeddings[0]) > every.qubits(0, 5)
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("searched although the cache holds the embeddings")
+
+    monkeypatch.setattr("minorminer.utils.parallel_embeddings.find_multiple_embeddings", no_search)
+    again = CliqueCache(graph, topology, tmp_path).get(11, 1000)  # a new process: read from disk
+    assert again == every
+    assert cache.path(11).parent.name == graph_key(graph, topology) and "pegasus-4-" in graph_key(graph, topology)
+    other, _ = _graph(broken=[next(iter(used))])  # a solver with another broken qubit: another entry
+    assert graph_key(other, topology) != graph_key(graph, topology)
+
+
+@pytest.mark.parametrize("damage", ["garbage", "overlap", "other graph"])
+def test_a_corrupt_cache_entry_is_rebuilt(tmp_path, caplog, damage):
+    graph, topology = _graph()
+    first = CliqueCache(graph, topology, tmp_path).get(9, 3)
+    path = CliqueCache(graph, topology, tmp_path).path(9)
+    data = json.loads(path.read_text())
+    if damage == "garbage":
+        path.write_text('{"format": 1, "embeddings": [[[1, 2')
+    elif damage == "overlap":
+        data["embeddings"][1] = data["embeddings"][0]
+        path.write_text(json.dumps(data))
+    else:
+        data["graph"] = "pegasus-4-0000000000000000"
+        path.write_text(json.dumps(data))
+    caplog.set_level(logging.WARNING, logger=_dwave_cliques.__name__)
+    rebuilt = CliqueCache(graph, topology, tmp_path).get(9, 3)
+    assert "unusable" in caplog.text and str(path) in caplog.text
+    assert rebuilt == first and CliqueCache(graph, topology, tmp_path)._load(9) == first  # written back, valid
+
+
+def _second_layer(bits: int):
+    """The tiny model's second layer: 10 neurons of up to 11 variables (exact answers in milliseconds)."""
+    return formulate(tiny_digits(), bits)[1]
+
+
+def test_a_layer_in_fewer_calls_than_neurons_each_sample_decoded_to_its_neuron(monkeypatch):
+    problem = _second_layer(4)
+    sampler = get_sampler("dwave-mock", topology_shape=[4], num_reads=100)  # P4 holds 6 cliques of 11
+    assert layer_solver(sampler) is sampler
+    calls = _Calls(sampler, monkeypatch)
+    result = quantize_layer(problem, "qubo", sampler, "dwave-mock", seed=4, warm_start=None)
+    qpu = result.info["qpu"]
+    assert len(calls.kwargs) == qpu["calls"] == 2 < problem.num_neurons
+    assert qpu["neurons_per_call"] == [6, 4] and qpu["per_call"] == 6
+    for bqm, qubits in zip(calls.bqms, qpu["call_qubits"]):
+        assert bqm.num_variables == qubits  # the call's pieces sit on disjoint qubits
+    exact = quantize_layer(problem, "qubo", get_sampler("exact"), "exact")
+    assert np.all(result.errors >= exact.errors - 1e-12) and result.error <= 1.25 * exact.error
+    for i, ss in enumerate(result.samplesets):  # a neuron's samples are over its own variables, its energies
+        bqm = problem.neuron_bqm(i)
+        assert set(ss.variables) == set(bqm.variables) and np.allclose(bqm.energies(ss), ss.record.energy)
+        assert ss.info["call"] == qpu["neuron_call"][i] == i // 6
+        assert ss.info["chain_strength"] == pytest.approx(qpu["neuron_chain_strength"][i])
+    for i in range(problem.num_neurons):
+        call = qpu["neuron_call"][i]
+        size = qpu["neurons_per_call"][call]
+        assert qpu["neuron_qpu_access_time_us"][i] == qpu["call_qpu_access_time_us"][call] > 0
+        assert qpu["neuron_qpu_share_us"][i] == pytest.approx(qpu["call_qpu_access_time_us"][call] / size)
+        assert 0.0 <= qpu["neuron_chain_break_fraction"][i] <= 1.0
+    assert result.info["timing"]["qpu_access_time"] == pytest.approx(sum(qpu["call_qpu_access_time_us"]))
+    assert qpu["anneal"] == "forward" and "summary" in qpu  # no warm start: forward
+
+
+def test_reverse_anneal_parameters_reach_the_solver_and_never_lose_to_the_warm_start(monkeypatch):
+    sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=20)
+    calls = _Calls(sampler, monkeypatch)
+    for bits, seed in [(4, 0), (2, 1)]:
+        problem = digits_layer(bits)
+        start = len(calls.kwargs)
+        result = quantize_layer(problem, "qubo", sampler, "dwave-mock", seed=seed)
+        assert np.all(result.errors <= result.warm_start_errors + 1e-12)  # after the best-sample selection
+        qpu = result.info["qpu"]
+        assert qpu["anneal"] == "reverse" and qpu["reinitialize_state"] is True
+        assert qpu["anneal_schedule"] == [[0.0, 1.0], [1.0, 0.35], [9.0, 0.35], [10.0, 1.0]]
+        warm = problem.encode(BASELINES["gptq-restricted"](problem))
+        plan = sampler.plan([problem], warm_start=True).layers[0]
+        assert len(calls.kwargs) - start == len(plan.calls) == qpu["calls"]
+        for call, kwargs, bqm in zip(plan.calls, calls.kwargs[start:], calls.bqms[start:]):
+            assert kwargs["anneal_schedule"] == qpu["anneal_schedule"] and kwargs["reinitialize_state"] is True
+            assert kwargs["auto_scale"] is False and kwargs["num_reads"] == 20
+            state = kwargs["initial_state"]
+            assert set(state) == set(bqm.variables)  # every active qubit starts from the warm start:
+            for k, i in enumerate(call.neurons):  # each chain of neuron i holds its warm value as a spin
+                chains = plan.embeddings.chains(k, list(problem.neuron_bqm(i).variables))
+                assert all(state[q] == 2 * int(warm[i, j]) - 1 for j, chain in chains.items() for q in chain)
+
+
+def test_reverse_needs_a_warm_start_and_a_solver_that_takes_one(monkeypatch):
+    problem = digits_layer(4)
+    sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=5)
+    with pytest.raises(InvalidArgumentError, match="needs a warm start"):
+        quantize_layer(problem, "qubo", sampler, "dwave-mock", seed=0, warm_start=None, anneal="reverse")
+    params = {k: v for k, v in sampler.child.parameters.items() if k != "initial_state"}
+    monkeypatch.setattr(sampler.child, "parameters", params)
+    result = quantize_layer(problem, "qubo", sampler, "dwave-mock", seed=0)
+    assert result.info["qpu"]["anneal"] == "forward" and result.info["qpu"]["anneal_schedule"] is None
+    with pytest.raises(InvalidArgumentError, match="takes no initial_state"):
+        quantize_layer(problem, "qubo", sampler, "dwave-mock", seed=0, anneal="reverse")
+
+
+def test_parallel_false_keeps_one_neuron_per_call(monkeypatch):
+    problem = digits_layer(4)
+    sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=10, parallel=False)
+    assert layer_solver(sampler) is None and "anneal" not in sampler.parameters
+    calls = _Calls(sampler, monkeypatch)
+    result = quantize_layer(problem, "qubo", sampler, "dwave-mock", seed=2)
+    assert len(calls.kwargs) == problem.num_neurons and "qpu" not in result.info
+    assert all("initial_state" not in kw and "anneal_schedule" not in kw for kw in calls.kwargs)
+    assert all(ss.info["neurons_in_call"] == 1 for ss in result.samplesets)
+    one = get_sampler("dwave-mock", topology_shape=[6], num_reads=10)  # the option, on the whole-layer path
+    calls = _Calls(one, monkeypatch)
+    again = quantize_layer(problem, "qubo", one, "dwave-mock", seed=2, parallel=False, warm_start=None)
+    assert len(calls.kwargs) == again.info["qpu"]["calls"] == problem.num_neurons
+    assert again.info["qpu"]["neurons_per_call"] == [1] * problem.num_neurons
+
+
+def _read_mean(result) -> float:
+    """Sum over neurons of the mean energy of all reads (weighted by occurrences)."""
+    total = 0.0
+    for ss in result.samplesets:
+        if len(ss.variables):
+            weights = ss.record.num_occurrences
+            total += float(ss.record.energy @ weights / weights.sum())
+    return total
+
+
+def test_quality_does_not_drop_versus_one_neuron_per_call():
+    """Same reads (20), no warm start, both forward, on the tiny model's first layer (16 neurons of up to 17
+    variables) at int4 and int2 with 3 seeds: the mean energy of the reads (the steady statistic) and the
+    layer error of the best reads (noisier: 20 reads) are not worse with many neurons per call."""
+    parallel = get_sampler("dwave-mock", num_reads=20)
+    single = get_sampler("dwave-mock", num_reads=20, parallel=False)
+    error, reads = {"parallel": 0.0, "single": 0.0}, {"parallel": 0.0, "single": 0.0}
+    for bits in (4, 2):
+        problem = digits_layer(bits)
+        for seed in (0, 1, 2):
+            for name, sampler in (("parallel", parallel), ("single", single)):
+                result = quantize_layer(problem, "qubo", sampler, name, seed=seed, warm_start=None)
+                error[name] += result.error
+                reads[name] += _read_mean(result)
+    assert reads["parallel"] <= 1.03 * reads["single"], reads
+    assert error["parallel"] <= 1.10 * error["single"], error
+
+
+def test_each_neuron_is_decoded_from_its_own_chains():
+    """Neurons over the same labels, each with its own optimum (a sign pattern), in one call: each neuron's
+    samples come back from its own chains."""
+    sampler = get_sampler("dwave-mock", topology_shape=[4], num_reads=10)
+    child, found = sampler.child, sampler.cliques.get(6, 5)
+    rng = np.random.default_rng(0)
+    patterns = [[(i >> j) & 1 for j in range(6)] for i in (5, 10, 33, 62, 17)]
+    bqms = [dimod.BinaryQuadraticModel({j: -1.0 if bit else 1.0 for j, bit in enumerate(row)},
+                                       {(a, b): 0.05 * rng.normal() for a in range(6) for b in range(a + 1, 6)},
+                                       0.0, "BINARY") for row in patterns]
+    pieces = [embed_piece(i, bqm, found.chains(i, list(bqm.variables)), child.adjacency, child.properties)
+              for i, bqm in enumerate(bqms)]
+    sampler._seed_call(3)
+    answer = submit_call(child, pieces, {"num_reads": 10}, None)
+    for i, piece in enumerate(pieces):
+        ss = neuron_sampleset(answer, piece, 0, len(pieces))
+        assert [ss.first.sample[j] for j in range(6)] == patterns[i]
+        assert ss.info["neurons_in_call"] == 5 and ss.info["num_qubits"] == found.qubits(i, 6)
+
+
+def test_chain_strength_option_and_scale(monkeypatch):
+    problem = digits_layer(4)
+    sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=5)
+    base = quantize_layer(problem, "qubo", sampler, "m", seed=0).info["qpu"]["neuron_chain_strength"]
+    assert len(set(base)) > 1  # every neuron its own (neurons with other free variables differ)
+    doubled = quantize_layer(problem, "qubo", sampler, "m", seed=0, chain_strength_scale=2.0)
+    assert np.allclose(doubled.info["qpu"]["neuron_chain_strength"], 2 * np.asarray(base))
+    fixed = quantize_layer(problem, "qubo", sampler, "m", seed=0, chain_strength=0.5)
+    assert set(fixed.info["qpu"]["neuron_chain_strength"]) == {0.5}
+    for bad in ({"chain_strength_scale": 0}, {"chain_strength": -1.0}, {"chain_break_method": "nope"}):
+        with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
+            quantize_layer(problem, "qubo", sampler, "m", seed=0, **bad)
+    ss = sampler.sample(problem.neuron_bqm(0), seed=1, num_reads=5, chain_strength_scale=2.0)
+    assert ss.info["chain_strength"] == pytest.approx(2 * base[0])  # the one-neuron path takes the scale too
+
+
+def test_empty_neurons_need_no_call():
+    problem = digits_layer(4)
+    free = problem.free.copy()
+    free[3] = False
+    trimmed = replace(problem, free=free)
+    result = quantize_layer(trimmed, "qubo", get_sampler("dwave-mock", topology_shape=[6], num_reads=5), "m",
+                            seed=0)
+    assert result.info["qpu"]["neuron_call"][3] == -1 and sum(result.info["qpu"]["neurons_per_call"]) == 15
+    assert isinstance(result.samplesets[3], dimod.SampleSet) and np.all(result.integers[3] == problem.base[3])
