@@ -16,7 +16,8 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.solve import METHODS, WARM_STARTS
 
-__all__ = ["ModelConfig", "QuantizeConfig", "RunConfig", "check_choice", "check_positive", "parse_warm_start"]
+__all__ = ["ModelConfig", "QuantizeConfig", "RunConfig", "check_choice", "check_positive", "parse_warm_start",
+           "check_qpu_budget"]
 
 
 def check_positive(option: str, value: Any, minimum: int = 1) -> int:
@@ -24,6 +25,14 @@ def check_positive(option: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise InvalidArgumentError(f"{option}={value!r} must be an integer >= {minimum}")
     return value
+
+
+def check_qpu_budget(value: Any) -> float:
+    """``--qpu-budget`` as a positive, finite number of seconds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
+        raise InvalidArgumentError(f"--qpu-budget={value!r} must be a positive number of seconds of QPU access "
+                                   "time, e.g. 0.5")
+    return float(value)
 
 
 def check_choice(option: str, value: Any, allowed: tuple[str, ...]) -> str:
@@ -148,6 +157,10 @@ class RunConfig:
         executor: where per-neuron solves run: ``serial`` (None), ``threads:N``, ``processes:N`` or
             ``dask://HOST:PORT`` (:mod:`qannealq.executors`); not a setting of the results (they are equal).
         save_model: write every quantized model into ``out/models/`` (:meth:`ModelResult.save`).
+        dry_run: print the QPU plan (calls, neurons per call, reads, estimated QPU access time) and stop
+            before any solve; nothing is written.
+        qpu_budget: seconds of estimated QPU access time the run may use; a larger plan is refused before the
+            first QPU call (QPU backends only).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -156,11 +169,15 @@ class RunConfig:
     resume: bool = False
     executor: str | None = None
     save_model: bool = False
+    dry_run: bool = False
+    qpu_budget: float | None = None
 
     def __post_init__(self) -> None:
         from qannealq.executors import parse_executor
 
         parse_executor(self.executor)
+        if self.qpu_budget is not None:
+            object.__setattr__(self, "qpu_budget", check_qpu_budget(self.qpu_budget))
         if self.resume and self.out is None:
             raise InvalidArgumentError("resume=True needs the folder of the run to continue (--resume DIR)")
 

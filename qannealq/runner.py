@@ -17,7 +17,8 @@ import dimod
 from qannealq.config import QuantizeConfig, RunConfig
 from qannealq.contract import check_parameters, layer_solver, redact
 from qannealq.executors import describe_executor, make_executor, portable_sampler
-from qannealq.experiment import Experiment, calibrate, prepare
+from qannealq.errors import InvalidArgumentError
+from qannealq.experiment import Experiment, calibrate, formulate, prepare
 from qannealq.pipeline import ModelResult, quantize_model
 from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_table, plot_accuracy
 from qannealq.solve import accepts_parameter
@@ -95,8 +96,45 @@ def _layer_rows(result: ModelResult) -> list[dict]:
     return [{"name": l.name, "error": l.error, "seconds": l.seconds, "seed": l.seed, "neurons": int(l.errors.size),
              "variables": l.num_variables,
              "warm_start_error": None if l.warm_start_errors is None else float(l.warm_start_errors.sum()),
-             **_decomposed(l)}
+             **_decomposed(l),
+             **({"qpu": l.info["qpu"]} if "qpu" in l.info else {})}  # QPU calls and per-neuron QPU time
             for l in result.layers]
+
+
+def _qpu_planner(sampler):
+    """``sampler``, or the first of its children (through our composites), that plans QPU calls, else None."""
+    for _ in range(8):
+        if sampler is None or callable(getattr(sampler, "plan", None)):
+            return sampler
+        sampler = (getattr(sampler, "children", None) or [None])[0]
+    return None
+
+
+def _check_qpu_options(config: RunConfig, sampler) -> None:
+    """``--qpu-budget`` needs a QPU backend: refused before any training otherwise."""
+    if config.qpu_budget is not None and _qpu_planner(sampler) is None:
+        raise InvalidArgumentError(f"--qpu-budget={config.qpu_budget:g}: backend {config.quantize.backend!r} "
+                                   "spends no QPU time (with the qubo method); use --backend dwave or dwave-mock")
+
+
+def _qpu_plan(config: RunConfig, exp: Experiment, sampler, stats, warm: str | None, reporter: Reporter) -> None:
+    """Print the QPU plan of every qubo row (``--dry-run``) and refuse it over ``--qpu-budget``, before any call.
+
+    Layer sizes come from the float-calibration problems (sequential calibration gives the same free variables
+    up to rare clamps).
+    """
+    planner, q = _qpu_planner(sampler), config.quantize
+    if planner is None:
+        reporter.message(f"dry run: backend {q.backend!r} spends no QPU time: nothing to plan" if sampler is not None
+                         else "dry run: no qubo method: nothing to plan")
+        return
+    stats = stats if stats is not None else calibrate(exp)
+    problems = [p for bits in q.bits for p in formulate(exp, bits, q.granularity, q.int1, stats)]
+    plan = planner.plan(problems, warm_start=warm is not None, **q.sampler_options)
+    reporter.message(plan.table())
+    if config.qpu_budget is not None:
+        plan.check_budget(config.qpu_budget)
+        reporter.message(f"--qpu-budget {config.qpu_budget:g} s: the plan fits")
 
 
 def _decomposed(layer) -> dict:
@@ -132,6 +170,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
     out = Path(config.out) if config.out is not None else default_out_dir(config.model.dataset)
     ResultStore.check(out, "run", config.stored_settings(), config.resume)
     sampler = resolve_backend(q, config.model.seed)
+    _check_qpu_options(config, sampler)
     executor = make_executor(config.executor)  # a Dask scheduler is reached before any training
     with closing(sampler) if hasattr(sampler, "close") else nullcontext(), executor or nullcontext():
         exp = prepare(config.model)
@@ -144,6 +183,10 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
             reporter.message(f"qubo method: {how}")
             sampler, where = _distribute(q.backend, sampler, executor)
             reporter.message(where)
+        if config.dry_run or config.qpu_budget is not None:
+            _qpu_plan(config, exp, sampler, stats, warm, reporter)
+            if config.dry_run:
+                return RunSummary(out, [], exp.float_accuracy)
         store = ResultStore.open(out, "run", config.stored_settings(), config.resume)
         if store.resumed:
             batches = sum(map(is_batch_key, store.resumed))
@@ -185,6 +228,9 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                                         progress=(lambda name, k, n: bar.update(k)) if qubo else None,
                                         checkpoint=checkpoint,
                                         **q.sampler_options)
+                for layer in result.layers if qubo else ():
+                    if "qpu" in layer.info:
+                        reporter.message(f"int{bits} {layer.name}: {layer.info['qpu']['summary']}")
                 _say_decomposed(reporter, bits, result)
                 row = ResultRow(exp.name, method, q.backend if qubo else "", bits, q.calibration, q.granularity,
                                 exp.test_accuracy(result.model), result.layer_error, result.seconds,

@@ -9,7 +9,7 @@ from pathlib import Path
 from qannealq.config import ModelConfig, QuantizeConfig
 
 __all__ = ["int_list", "str_list", "option", "add_model_arguments", "model_config", "add_quantize_arguments",
-           "quantize_config", "add_executor_argument"]
+           "quantize_config", "add_executor_argument", "add_qpu_arguments", "qpu_budget"]
 
 
 def int_list(text: str) -> list[int]:
@@ -96,3 +96,22 @@ def add_executor_argument(parser: argparse.ArgumentParser, what: str = "per-neur
                         help=f"where the {what} run: serial (default), threads:N, processes:N, or "
                         "dask://HOST:PORT for an existing Dask scheduler (pip install 'qannealq[dask]'); results "
                         "equal the serial run's")
+
+
+def qpu_budget(text: str) -> float:
+    """``--qpu-budget`` seconds (a positive number)."""
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds of QPU access time, e.g. 0.5, got {text!r}") from None
+
+
+def add_qpu_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--dry-run`` and ``--qpu-budget``: the QPU plan before any QPU time is spent (dwave, dwave-mock)."""
+    group = parser.add_argument_group("QPU time")
+    group.add_argument("--dry-run", action="store_true",
+                       help="print the QPU plan (calls, neurons per call, reads, estimated QPU access time per call "
+                       "and in total, from the solver's timing model) and stop before any solve")
+    group.add_argument("--qpu-budget", type=qpu_budget, default=None, metavar="SECONDS",
+                       help="refuse the run, before the first QPU call, when its estimated QPU access time exceeds "
+                       "SECONDS")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qannealq.cli._args import (add_executor_argument, add_model_arguments, add_quantize_arguments, model_config,
-                                quantize_config)
+from qannealq.cli._args import (add_executor_argument, add_model_arguments, add_qpu_arguments,
+                                add_quantize_arguments, model_config, quantize_config)
 from qannealq.config import RunConfig
 from qannealq.cli._console import ConsoleReporter
 
@@ -17,6 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_quantize_arguments(parser)
     add_executor_argument(parser, "per-neuron QUBO solves (--backend sa, tabu...; layer-sa ignores it)")
+    add_qpu_arguments(parser)
     parser.add_argument("--save-model", action="store_true",
                         help="save every quantized model (integer weights, steps, checksum) into OUT/models/ "
                         "(load with qannealq.load_quantized)")
@@ -32,5 +33,6 @@ def main(args: argparse.Namespace) -> int:
 
     out = args.resume if args.resume is not None else args.out
     run(RunConfig(model_config(args), quantize_config(args), out, resume=args.resume is not None,
-                  executor=args.executor, save_model=args.save_model), ConsoleReporter())
+                  executor=args.executor, save_model=args.save_model, dry_run=args.dry_run,
+                  qpu_budget=args.qpu_budget), ConsoleReporter())
     return 0

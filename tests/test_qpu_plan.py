@@ -1,0 +1,166 @@
+"""The QPU plan before any QPU time: anneal settings, the access-time estimate (dwave-cloud-client's model on the
+solver's ``problem_timing_data``) against what the mock QPU reports for the calls actually made, ``--dry-run``
+making no sampling call and writing nothing, and ``--qpu-budget`` refusing before the first call."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("dwave.system")
+
+from backend_fixtures import digits_layer, tiny_digits  # noqa: E402
+from dwave.cloud.solver import StructuredSolver  # noqa: E402
+from dwave.cloud.testing.mocks import qpu_pegasus_solver_data, qpu_problem_timing_data  # noqa: E402
+from dwave.system.testing import MockDWaveSampler  # noqa: E402
+
+from qannealq.backends import get_sampler  # noqa: E402
+from qannealq.backends._dwave_mock import TimedMockDWaveSampler, modelled_timing  # noqa: E402
+from qannealq.backends._dwave_plan import QPUBudgetError, anneal_settings, estimate_access_us  # noqa: E402
+from qannealq.cli import main  # noqa: E402
+from qannealq.errors import InvalidArgumentError, ProblemTooLargeError  # noqa: E402
+from qannealq.experiment import formulate  # noqa: E402
+from qannealq.solve import quantize_layer  # noqa: E402
+
+QPU = {"initial_state": [], "anneal_schedule": []}
+
+
+def test_anneal_settings():
+    reverse = anneal_settings(QPU, {}, warm=True, num_reads=7)
+    assert reverse.reverse and reverse.num_reads == 7 and reverse.reinitialize_state
+    assert reverse.schedule == ((0.0, 1.0), (1.0, 0.35), (9.0, 0.35), (10.0, 1.0))  # ReverseAdvanceComposite's
+    kwargs = reverse.solver_kwargs({5: -1})
+    assert kwargs == {"num_reads": 7, "anneal_schedule": [[0.0, 1.0], [1.0, 0.35], [9.0, 0.35], [10.0, 1.0]],
+                      "initial_state": {5: -1}, "reinitialize_state": True}
+    assert "s=0.35" in reverse.describe() and "pause 8 us" in reverse.describe()
+    custom = anneal_settings(QPU, {"reversal_point": 0.5, "reversal_pause": 0, "reinitialize_state": False}, True, 1)
+    assert custom.schedule == ((0.0, 1.0), (1.0, 0.5), (2.0, 1.0)) and not custom.reinitialize_state
+    for options, warm, params, why in [({}, False, QPU, "no warm start"), ({}, True, {}, "takes no initial_state"),
+                                       ({"annealing_time": 50}, True, QPU, "annealing_time"),
+                                       ({"anneal": "forward"}, True, QPU, "asked")]:
+        forward = anneal_settings(params, options, warm, 3)
+        assert not forward.reverse and forward.schedule is None and why in forward.describe()
+        assert "initial_state" not in forward.solver_kwargs({1: 1})
+    assert anneal_settings(QPU, {"annealing_time": 50}, True, 3).solver_kwargs()["annealing_time"] == 50
+    for options, match in [({"anneal": "sideways"}, "anneal="), ({"reversal_point": 1.0}, "reversal_point"),
+                           ({"reversal_pause": -1}, "reversal_pause"), ({"num_reads": 0}, "num_reads"),
+                           ({"reinitialize_state": "yes"}, "reinitialize_state"),
+                           ({"anneal": "reverse", "anneal_schedule": [[0, 0.5], [5, 1]]}, "start at s=1")]:
+        with pytest.raises(InvalidArgumentError, match=match):
+            anneal_settings(QPU, options, True, 3)
+
+
+def test_the_estimate_is_dwave_cloud_clients_on_the_solvers_timing_data():
+    timing = qpu_problem_timing_data("advantage")
+    solver = StructuredSolver(client=None, data=qpu_pegasus_solver_data(4, problem_timing_data=timing))
+    for kwargs in [{"num_reads": 100}, {"num_reads": 10, "annealing_time": 50.0},
+                   anneal_settings(QPU, {}, True, 25).solver_kwargs({0: 1})]:
+        ours = estimate_access_us(solver.properties, 300, kwargs)
+        theirs = solver.estimate_qpu_access_time(300, num_reads=kwargs["num_reads"],
+                                                 annealing_time=kwargs.get("annealing_time"),
+                                                 anneal_schedule=kwargs.get("anneal_schedule"),
+                                                 initial_state=kwargs.get("initial_state"),
+                                                 reinitialize_state=kwargs.get("reinitialize_state", False))
+        assert ours == pytest.approx(theirs, rel=1e-12)
+    assert estimate_access_us({"problem_timing_data": None}, 300, {"num_reads": 1}) is None
+    # the mock's per-read anneal and delay are dwave-system's MockDWaveSampler demonstration figures
+    plain = MockDWaveSampler(topology_type="pegasus", topology_shape=[2]).sample_ising({}, {}).info["timing"]
+    ours = modelled_timing(TimedMockDWaveSampler(topology_type="pegasus", topology_shape=[2]).properties, 10,
+                           {"num_reads": 1})
+    for key in ("qpu_anneal_time_per_sample", "qpu_delay_time_per_sample"):
+        assert ours[key] == plain[key]
+    assert ours["qpu_access_time"] == pytest.approx(ours["qpu_programming_time"] + ours["qpu_sampling_time"])
+
+
+@pytest.mark.parametrize("warm_start", ["gptq-restricted", None])
+def test_the_plan_predicts_the_calls_and_the_qpu_time_the_mock_reports(warm_start):
+    problem = digits_layer(4)
+    sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=15)
+    plan = sampler.plan([problem], warm_start=warm_start is not None).layers[0]
+    result = quantize_layer(problem, "qubo", sampler, "dwave-mock", seed=1, warm_start=warm_start)
+    qpu = result.info["qpu"]
+    assert qpu["calls"] == len(plan.calls) == 2 and qpu["anneal"] == plan.settings.anneal
+    assert qpu["anneal"] == ("reverse" if warm_start else "forward")
+    assert qpu["call_qubits"] == [c.qubits for c in plan.calls]
+    for estimate, reported in zip([c.estimate_us for c in plan.calls], qpu["call_qpu_access_time_us"]):
+        assert estimate == pytest.approx(reported, rel=1e-9) and 10_000 < reported < 100_000
+    assert plan.estimate_us == pytest.approx(result.info["timing"]["qpu_access_time"], rel=1e-9)
+    one = sampler.plan([problem], warm_start=True, parallel=False).layers[0]
+    assert len(one.calls) == problem.num_neurons and one.per_call == 1
+    assert one.estimate_us > 7 * plan.estimate_us  # the programming time is paid per call
+
+
+def test_the_budget_check_and_layers_that_do_not_fit():
+    problems = formulate(tiny_digits(), 4)
+    plan = get_sampler("dwave-mock", topology_shape=[3], num_reads=10).plan(problems, warm_start=True)
+    assert plan.num_calls >= 2 and plan.estimate_us > 0 and not any(p.problem for p in plan.layers)
+    with pytest.raises(QPUBudgetError, match=r"--qpu-budget=0.001 s: the plan needs an estimated 0\.\d+ s"):
+        plan.check_budget(0.001)
+    plan.check_budget(10.0)
+    small = get_sampler("dwave-mock", topology_shape=[2], num_reads=10)  # its largest clique has 10 variables
+    unfit = small.plan(problems, warm_start=True)
+    assert all("more than the largest clique (10)" in p.problem for p in unfit.layers) and unfit.num_calls == 0
+    assert "more than the largest clique (10)" in unfit.table()
+    with pytest.raises(QPUBudgetError, match="cannot run on this solver"):
+        unfit.check_budget(10.0)
+    with pytest.raises(ProblemTooLargeError, match="largest clique"):
+        quantize_layer(problems[0], "qubo", small, "dwave-mock", seed=0)
+
+
+def _no_sampling(monkeypatch) -> None:
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the QPU was sampled")
+
+    monkeypatch.setattr(TimedMockDWaveSampler, "sample", refuse)
+
+
+RUN = ["run", "--dataset", "digits", "--input-size", "4", "--bits", "4,2", "--methods", "rtn,qubo", "--backend",
+       "dwave-mock", "--sampler-option", "num_reads=20"]
+
+
+def test_dry_run_prints_the_plan_and_samples_nothing(tmp_path, capsys, monkeypatch):
+    _no_sampling(monkeypatch)
+    out = tmp_path / "run"
+    assert main([*RUN, "--dry-run", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "QPU plan: backend 'dwave-mock' on MockDWaveSampler (pegasus [16])" in printed
+    assert "total: 4 QPU calls, estimated QPU access time 0.0" in printed  # 2 layers x 2 bit widths, 1 call each
+    assert "reverse anneal from the warm start" in printed and "20 reads" in printed
+    assert not out.exists()
+
+
+def test_budget_refused_before_the_first_call(tmp_path, capsys, monkeypatch):
+    _no_sampling(monkeypatch)
+    out = tmp_path / "run"
+    assert main([*RUN, "--qpu-budget", "0.01", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--qpu-budget=0.01 s: the plan needs an estimated" in err and "nothing was sent to the QPU" in err
+    assert not (out / "results.json").exists()
+
+
+def test_budget_needs_a_qpu_backend_and_is_checked_before_training(tmp_path, capsys, monkeypatch):
+    import qannealq.experiment
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("trained"))
+    argv = ["run", "--methods", "qubo", "--backend", "sa", "--out", str(tmp_path / "x")]
+    assert main([*argv, "--qpu-budget", "5"]) == 2
+    assert "spends no QPU time" in capsys.readouterr().err
+    assert main([*argv, "--qpu-budget", "-1"]) == 2
+    assert "--qpu-budget=-1.0 must be a positive number" in capsys.readouterr().err
+
+
+def test_a_full_mock_run_within_its_budget_records_calls_and_qpu_time(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([*RUN, "--bits", "4", "--qpu-budget", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "--qpu-budget 1 s: the plan fits" in printed
+    assert "int4 0: 1 QPU call(s) for 16 neurons (16 per call), QPU access" in printed
+    rows = json.loads((out / "results.json").read_text())["results"]
+    layers = [row for row in rows if row["method"] == "qubo"][0]["layers"]
+    for layer in layers:
+        qpu = layer["qpu"]
+        assert qpu["calls"] == 1 and qpu["anneal"] == "reverse" and qpu["num_reads"] == 20
+        assert qpu["qpu_access_time_us"] == pytest.approx(qpu["estimated_qpu_access_time_us"])
+        assert sum(s for s in qpu["neuron_qpu_share_us"] if s) == pytest.approx(qpu["qpu_access_time_us"])
+        assert len(qpu["neuron_chain_break_fraction"]) == layer["neurons"]
