@@ -10,6 +10,7 @@ so it is a valid QUBO assignment (and a strong warm start).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
@@ -37,13 +38,40 @@ def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) ->
 def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int) -> np.ndarray:
     if not percdamp >= 0:
         raise InvalidArgumentError(f"percdamp={percdamp!r} must be >= 0 (GPTQ uses 0.01)")
-    grid, steps = problem.grid, problem.steps
-    dead = problem.dead
-    w = problem.weights.copy()
+    if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): each row on its own Cholesky factor
+        return np.concatenate([
+            _gptq_rows(problem, slice(i, i + 1), _reversed_inverse_cholesky(problem.neuron_hessian(i),
+                                                                           problem.dead[i], percdamp),
+                       problem.dead[i], restricted, block_size) for i in range(problem.num_neurons)])
+    u = _inverse_cholesky(problem.hessian, problem.dead, percdamp)
+    return _gptq_rows(problem, slice(None), u, problem.dead, restricted, block_size)
+
+
+def _reversed_inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:
+    """:func:`_inverse_cholesky` in 2m³/3 flops instead of ~5m³ (it runs once per neuron on per-neuron ``H_i``).
+
+    With ``J`` the order reversal and ``J H J = L Lᵀ``, ``H = R Rᵀ`` with ``R = J L J`` upper, so
+    ``H⁻¹ = R⁻ᵀ R⁻¹`` and the upper Cholesky factor of ``H⁻¹`` is ``R⁻¹ = J L⁻¹ J``: one Cholesky, one
+    triangular inverse, over the live coordinates only (a dead one is decoupled: its factor is diagonal).
+    """
+    damp = percdamp * float(np.mean(np.where(dead, 1.0, np.diag(hessian))))
+    live = np.flatnonzero(~dead)[::-1]
+    h = hessian[np.ix_(live, live)] + damp * np.eye(live.size)
+    lower = torch.linalg.cholesky(torch.from_numpy(h))
+    inverse = torch.linalg.solve_triangular(lower, torch.eye(live.size, dtype=lower.dtype), upper=False).numpy()
+    u = np.diag(np.full(hessian.shape[0], 1.0 / np.sqrt(1.0 + damp)))
+    u[np.ix_(live, live)] = inverse
+    return u
+
+
+def _gptq_rows(problem: LayerProblem, rows: slice, u: np.ndarray, dead: np.ndarray, restricted: bool,
+               block_size: int) -> np.ndarray:
+    """GPTQ of the neurons ``rows``, which share the inverse Cholesky factor ``u`` and the ``dead`` inputs."""
+    grid, steps = problem.grid, problem.steps[rows]
+    w = problem.weights[rows].copy()
     w[:, dead] = 0.0
-    u = _inverse_cholesky(problem.hessian, dead, percdamp)
-    lo, hi = problem.base, problem.base + problem.free
-    ints = np.empty_like(problem.base)
+    lo, hi = problem.base[rows], problem.base[rows] + problem.free[rows]
+    ints = np.empty_like(lo)
     m = w.shape[1]
     for start in range(0, m, block_size):
         stop = min(start + block_size, m)
@@ -59,7 +87,7 @@ def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: 
             w[:, j + 1:stop] -= np.outer(err, u[j, j + 1:stop])
             errs[:, j - start] = err
         w[:, stop:] -= errs @ u[start:stop, stop:]
-    ints[:, dead] = problem.base[:, dead]
+    ints[:, dead] = lo[:, dead]
     return ints
 
 

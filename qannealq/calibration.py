@@ -13,7 +13,7 @@ Hooks are removed on every exit path.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ import torch
 from qannealq.errors import CalibrationError, InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerStats
 
-__all__ = ["CALIBRATION_MODES", "as_calibration_tensor", "linear_layers", "collect_stats"]
+__all__ = ["CALIBRATION_MODES", "as_calibration_tensor", "linear_layers", "collect_stats", "Accumulator", "as_rows"]
 
 CALIBRATION_MODES = ("float", "sequential")
 
@@ -97,17 +97,25 @@ def linear_layers(model: torch.nn.Module, data: torch.Tensor, names: Sequence[st
     return order
 
 
-class _Accumulator:
+def as_rows(x: torch.Tensor, y: torch.Tensor, bias: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of a layer's inputs and outputs as float64 rows ``(N, m)`` and ``(N, n)`` (a ones column if ``bias``)."""
+    x = x.detach().reshape(-1, x.shape[-1]).double()
+    y = y.detach().reshape(-1, y.shape[-1]).double()
+    if bias:
+        x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)
+    return x, y
+
+
+class Accumulator:
+    """Running sums of ``X̂ᵀX̂``, ``Yᵀ X̂`` and ``Σ y²`` of one layer; :meth:`stats` divides by ``N``."""
+
     def __init__(self, bias: bool) -> None:
         self.bias = bias
         self.hessian = self.cross = self.target_sq = None
         self.count = 0
 
     def add(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        x = x.detach().reshape(-1, x.shape[-1]).double()
-        y = y.detach().reshape(-1, y.shape[-1]).double()
-        if self.bias:
-            x = torch.cat([x, torch.ones(x.shape[0], 1, dtype=x.dtype)], dim=1)
+        x, y = as_rows(x, y, self.bias)
         if self.hessian is None:
             self.hessian, self.cross, self.target_sq = x.T @ x, y.T @ x, (y * y).sum(0)
         else:
@@ -122,16 +130,20 @@ class _Accumulator:
 
 
 def collect_stats(input_model: torch.nn.Module, target_model: torch.nn.Module, names: Sequence[str],
-                  data: torch.Tensor, batch_size: int = 256) -> dict[str, LayerStats]:
+                  data: torch.Tensor, batch_size: int = 256,
+                  accumulator: Callable[[str, torch.nn.Linear], Any] | None = None) -> dict[str, Any]:
     """Accumulate per-layer statistics: inputs from ``input_model``, targets from ``target_model``.
 
     Pass the same model twice for float calibration; for sequential calibration pass the partially
-    quantized copy as ``input_model`` and the float network as ``target_model``.
+    quantized copy as ``input_model`` and the float network as ``target_model``. ``accumulator(name, layer)``
+    makes another accumulator (``add(x, y)``, ``stats()``) than :class:`Accumulator`'s :class:`LayerStats`
+    (e.g. :mod:`qannealq.weighted_calibration`'s).
     """
     if batch_size < 1:
         raise InvalidArgumentError(f"batch_size={batch_size} must be >= 1")
     modules = dict(target_model.named_modules())
-    acc = {n: _Accumulator(modules[n].bias is not None) for n in names}
+    make = accumulator or (lambda name, layer: Accumulator(layer.bias is not None))
+    acc = {n: make(n, modules[n]) for n in names}
     xs: dict[str, torch.Tensor] = {}
     ys: dict[str, torch.Tensor] = {}
     same = input_model is target_model

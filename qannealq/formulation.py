@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Mapping
+from typing import ClassVar, Mapping
 
 import dimod
 import numpy as np
@@ -81,8 +81,11 @@ class LayerProblem:
         steps: step ``d_ij`` of every coordinate, ``(n, m)``.
         base: clipped floor integers ``k`` (nearest for dead inputs), ``(n, m)``.
         free: which coordinates are BQM variables, ``(n, m)`` bool.
+        per_neuron: False here: every neuron shares ``H``. True for :mod:`qannealq.weighted`'s problems, which
+            have one ``H_i`` per neuron (ARCHITECTURE.md §1, weighted form) and no shared :attr:`hessian`.
     """
 
+    per_neuron: ClassVar[bool] = False
     stats: LayerStats
     grid: Grid
     weights: np.ndarray

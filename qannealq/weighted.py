@@ -1,0 +1,259 @@
+"""The activation-aware (``relu-aware``) objective: per-neuron sample weights, still an exact QUBO per neuron.
+
+For a Linear layer whose output feeds a ``torch.nn.ReLU``, an error on a sample where the float neuron is off
+(pre-activation ``y_si <= 0``) mostly vanishes after the ReLU. With sample weights ``m_si = 1`` where
+``y_si > 0`` and ``w`` (``inactive_weight``) elsewhere, neuron i's error (ARCHITECTURE.md §1, weighted form)
+
+    E_i(q) = Σ_s m_si (x̂_sᵀ q − y_si)² / N  =  qᵀ H_i q − 2 qᵀ g_i + c_i
+    H_i = X̂ᵀ diag(m_i) X̂ / N,   g_i = X̂ᵀ (m_i ∘ y_i) / N,   c_i = Σ_s m_si y_si² / N
+
+is the plain objective's formula with one ``H_i`` per neuron, so the BQM coefficients of
+:mod:`qannealq.formulation` hold with ``H_i`` in place of ``H``. The weights always come from the FLOAT
+network's pre-activations (both calibration modes); the last layer and any Linear not followed by a ReLU keep
+the plain objective. A coordinate that no weighted sample excites (``H_i,jj = 0``) is dead for that neuron.
+
+Memory: all ``H_i`` together are ``n·m²`` float64 (MNIST's first layer 128·785² = 79M numbers, 631 MB;
+EMNIST letters' 256·785², 1.26 GB). :class:`WeightedLayerStats` keeps the calibration samples instead
+(``X̂`` ``(N, m)``, ``Y`` and the weights ``(N, n)``: ``N(m + 2n)`` numbers, 8.5 MB for MNIST at N = 1024),
+computes every vector term (linear coefficients, errors, energies) from them, and forms each ``H_i`` when a
+consumer asks (its BQM, GPTQ's Cholesky, ``layer-sa``), in ``O(N_i m²)`` over the ``N_i`` samples of
+non-zero weight. The ``H_i`` are kept once formed only when samples and all ``H_i`` fit in
+``Objective.memory_limit`` (default 2 GiB), else formed again at each use. Samples beyond the limit raise
+:class:`~qannealq.errors.InvalidArgumentError` while they are collected (:mod:`qannealq.weighted_calibration`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import ClassVar
+
+import numpy as np
+
+from qannealq.errors import InvalidArgumentError
+from qannealq.formulation import LayerProblem, LayerStats, build_problem
+from qannealq.grid import Grid
+
+__all__ = ["OBJECTIVES", "DEFAULT_INACTIVE_WEIGHT", "DEFAULT_MEMORY_LIMIT", "Objective", "make_objective",
+           "WeightedLayerStats", "WeightedLayerProblem", "build_weighted_problem"]
+
+OBJECTIVES = ("preact", "relu-aware")
+DEFAULT_INACTIVE_WEIGHT = 0.0
+DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Which per-neuron error the QUBOs minimise.
+
+    Attributes:
+        name: ``"preact"`` (the paper's plain pre-activation error) or ``"relu-aware"``.
+        inactive_weight: ``w``, the weight of samples where the float neuron is off (``relu-aware`` only);
+            0 ignores them, 1 is the plain objective.
+        memory_limit: bytes a weighted layer may hold (samples, and the ``H_i`` when they fit).
+    """
+
+    name: str = "preact"
+    inactive_weight: float = DEFAULT_INACTIVE_WEIGHT
+    memory_limit: int = DEFAULT_MEMORY_LIMIT
+
+    def __post_init__(self) -> None:
+        if self.name not in OBJECTIVES:
+            raise InvalidArgumentError(f"objective={self.name!r} is unknown: choose one of {', '.join(OBJECTIVES)}")
+        w = self.inactive_weight
+        if isinstance(w, bool) or not isinstance(w, (int, float, np.floating)) or not 0.0 <= w <= 1.0:
+            raise InvalidArgumentError(f"inactive_weight={w!r} must be a number in [0, 1] (0: inactive samples "
+                                       "ignored, 1: the plain objective)")
+        object.__setattr__(self, "inactive_weight", float(w))
+        if isinstance(self.memory_limit, bool) or not isinstance(self.memory_limit, int) or self.memory_limit < 1:
+            raise InvalidArgumentError(f"memory_limit={self.memory_limit!r} must be a positive number of bytes")
+
+    @property
+    def weighted(self) -> bool:
+        """Whether layers followed by a ReLU get per-neuron sample weights."""
+        return self.name == "relu-aware"
+
+    def sample_weights(self, preact: np.ndarray) -> np.ndarray:
+        """``m_si``: 1 where the float pre-activation is positive, ``inactive_weight`` elsewhere."""
+        return np.where(np.asarray(preact) > 0, 1.0, self.inactive_weight)
+
+    def describe(self) -> dict:
+        """What results record: the objective and, for ``relu-aware``, the inactive weight."""
+        return {"objective": self.name, "inactive_weight": self.inactive_weight if self.weighted else None}
+
+
+def make_objective(objective: "str | Objective" = "preact", inactive_weight: float | None = None) -> Objective:
+    """The validated :class:`Objective` of ``objective=`` and ``inactive_weight=`` (None: the default)."""
+    if isinstance(objective, Objective):
+        if inactive_weight is not None and inactive_weight != objective.inactive_weight:
+            raise InvalidArgumentError("inactive_weight is given twice (in the Objective and as an argument)")
+        return objective
+    if inactive_weight is not None and objective != "relu-aware":
+        raise InvalidArgumentError(f"inactive_weight={inactive_weight!r} applies to objective='relu-aware' only, "
+                                   f"not {objective!r}")
+    return Objective(objective, DEFAULT_INACTIVE_WEIGHT if inactive_weight is None else inactive_weight)
+
+
+class _Kept(dict):
+    """The ``H_i`` formed so far (when they all fit); never pickled (executors get the samples only)."""
+
+    def __reduce__(self):
+        return (_Kept, ())
+
+
+@dataclass(frozen=True, eq=False)
+class WeightedLayerStats:
+    """Calibration samples of one weighted layer (float64) and the plain statistics of the same data.
+
+    Attributes:
+        plain: ``H``, ``g``, ``c`` of the unweighted objective (the calibration accumulator's, unchanged).
+        inputs: ``X̂`` ``(N, m)`` (with the ones column when the layer has a bias).
+        targets: the float pre-activations ``Y`` ``(N, n)``.
+        weights: ``m_si`` ``(N, n)``, each ``>= 0``.
+        objective: the objective the weights come from.
+    """
+
+    plain: LayerStats
+    inputs: np.ndarray
+    targets: np.ndarray
+    weights: np.ndarray
+    objective: Objective = field(default_factory=lambda: Objective("relu-aware"))
+    _kept: _Kept = field(default_factory=_Kept, repr=False)
+
+    @classmethod
+    def from_arrays(cls, inputs: np.ndarray, targets: np.ndarray, weights: np.ndarray, bias: bool = True,
+                    objective: Objective | None = None) -> "WeightedLayerStats":
+        """Statistics of inputs ``(N, f)``, targets ``(N, n)`` and sample weights ``(N, n)``."""
+        plain = LayerStats.from_arrays(inputs, targets, bias)
+        x = np.asarray(inputs, np.float64)
+        x = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1) if bias else x
+        w = np.asarray(weights, np.float64)
+        if w.shape != np.shape(targets) or not np.all(w >= 0):
+            raise InvalidArgumentError(f"weights must be >= 0 with the targets' shape {np.shape(targets)}, "
+                                       f"got shape {w.shape}")
+        return cls(plain, x, np.asarray(targets, np.float64), w, objective or Objective("relu-aware"))
+
+    @property
+    def num_samples(self) -> int:
+        return self.inputs.shape[0]
+
+    @property
+    def uniform(self) -> bool:
+        """All weights are 1: the plain objective exactly."""
+        return bool(np.all(self.weights == 1.0))
+
+    @cached_property
+    def cross(self) -> np.ndarray:
+        """``g_i = X̂ᵀ (m_i ∘ y_i) / N``, rows ``(n, m)``."""
+        return (self.weights * self.targets).T @ self.inputs / self.num_samples
+
+    @cached_property
+    def hessian_diagonals(self) -> np.ndarray:
+        """``diag(H_i)`` of every neuron, ``(n, m)``."""
+        return self.weights.T @ (self.inputs * self.inputs) / self.num_samples
+
+    @cached_property
+    def live(self) -> np.ndarray:
+        """``(n, m)``: coordinate j of neuron i is excited by a sample of non-zero weight (else dead)."""
+        return ((self.weights > 0).T.astype(np.float64) @ (self.inputs != 0).astype(np.float64)) > 0
+
+    def hessian(self, i: int) -> np.ndarray:
+        """``H_i = X̂ᵀ diag(m_i) X̂ / N`` ``(m, m)``, over the samples of non-zero weight."""
+        if i in self._kept:
+            return self._kept[i]
+        rows = self.weights[:, i] > 0
+        x = self.inputs[rows]
+        h = (x * self.weights[rows, i, None]).T @ x / self.num_samples
+        n, m = self.weights.shape[1], self.inputs.shape[1]
+        if self.nbytes + 8 * n * m * m <= self.objective.memory_limit:
+            self._kept[i] = h
+        return h
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the samples (``X̂``, ``Y``, weights)."""
+        return self.inputs.nbytes + self.targets.nbytes + self.weights.nbytes
+
+    def errors(self, values: np.ndarray) -> np.ndarray:
+        """``E_i`` of each row of ``values`` ``(n, m)``, straight from the samples."""
+        residual = self.inputs @ np.asarray(values, np.float64).T - self.targets
+        return np.einsum("sn,sn->n", self.weights, residual * residual) / self.num_samples
+
+    def quadratic_forms(self, rows: np.ndarray) -> np.ndarray:
+        """``u_iᵀ H_i u_i`` of each row ``u_i`` of ``rows`` ``(n, m)``."""
+        z = self.inputs @ rows.T
+        return np.einsum("sn,sn->n", self.weights, z * z) / self.num_samples
+
+    def hessian_products(self, rows: np.ndarray) -> np.ndarray:
+        """``H_i u_i`` of each row ``u_i`` of ``rows`` ``(n, m)``."""
+        return (self.weights * (self.inputs @ rows.T)).T @ self.inputs / self.num_samples
+
+
+@dataclass(frozen=True)
+class WeightedLayerProblem(LayerProblem):
+    """A layer's neuron QUBOs with one ``H_i`` per neuron (same grid, encode/decode and BQM labels).
+
+    Every method of :class:`LayerProblem` keeps its meaning; the vector terms come from the samples
+    (:class:`WeightedLayerStats`), ``H_i`` from :meth:`neuron_hessian`. There is no shared :attr:`hessian`.
+    """
+
+    per_neuron: ClassVar[bool] = True
+    stats: WeightedLayerStats
+
+    @property
+    def hessian(self) -> np.ndarray:
+        raise InvalidArgumentError(f"{self.name}: a relu-aware problem has one H_i per neuron and no shared H; "
+                                   "use neuron_hessian(i) (and check problem.per_neuron before using .hessian)")
+
+    def neuron_hessian(self, i: int) -> np.ndarray:
+        """``H_i`` ``(m, m)``."""
+        self._check_neuron(i)
+        return self.stats.hessian(i)
+
+    @cached_property
+    def dead(self) -> np.ndarray:
+        """``(n, m)``: coordinates with ``H_i,jj = 0`` (per neuron, unlike the plain ``(m,)``)."""
+        return ~self.stats.live
+
+    @cached_property
+    def linear(self) -> np.ndarray:
+        """``a_ij = d² H_i,jj + 2 d (H_i u_i)_j − 2 d g_ij``, ``(n, m)``."""
+        d = self.steps
+        return (d * d * self.stats.hessian_diagonals + 2.0 * d * self.stats.hessian_products(self.base_values)
+                - 2.0 * d * self.stats.cross)
+
+    def quadratic_matrix(self, i: int) -> np.ndarray:
+        idx = self.variables(i)
+        d = self.steps[i, idx]
+        q = 2.0 * (d[:, None] * self.neuron_hessian(i)[np.ix_(idx, idx)] * d[None, :])
+        np.fill_diagonal(q, 0.0)
+        return q
+
+    def errors(self, values: np.ndarray) -> np.ndarray:
+        return self.stats.errors(values)
+
+    def qubo_energies(self, assignments: np.ndarray) -> np.ndarray:
+        v = np.where(self.free, np.asarray(assignments, dtype=np.float64), 0.0)
+        diag_part = (self.steps ** 2) * self.stats.hessian_diagonals * v
+        return (self.offsets + np.einsum("ij,ij->i", self.linear - diag_part, v)
+                + self.stats.quadratic_forms(self.steps * v))
+
+
+def build_weighted_problem(stats: WeightedLayerStats, weight: np.ndarray, bias: np.ndarray | None, grid: Grid,
+                           name: str = "layer") -> LayerProblem:
+    """The layer's QUBOs under sample weights; the plain :class:`LayerProblem` itself when all weights are 1.
+
+    Same grid, floors and fixed coordinates as :func:`~qannealq.formulation.build_problem`, plus the
+    coordinates dead for a neuron (no sample of non-zero weight excites them), rounded to nearest.
+    """
+    plain = build_problem(stats.plain, weight, bias, grid, name)
+    if stats.uniform:
+        return plain
+    n, m = plain.weights.shape
+    if stats.weights.shape[1] != n or stats.inputs.shape[1] != m:
+        raise InvalidArgumentError(f"weighted statistics of {name} have {stats.weights.shape[1]} neurons and "
+                                   f"{stats.inputs.shape[1]} inputs, but the layer has {n} and {m}")
+    dead = ~stats.live
+    base, free = plain.base.copy(), plain.free & ~dead
+    base[dead] = grid.nearest(plain.weights, plain.steps)[dead]
+    return WeightedLayerProblem(stats, grid, plain.weights, plain.steps, base, free, plain.has_bias, name)
