@@ -42,6 +42,7 @@ from ._layer_dense import DenseQubos
 from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
 from ._layer_schedule import anneal_schedule, effort, hot_ladder  # noqa: F401  (re-exported)
 from ._layer_single import sample_bqm
+from ._layer_weighted import sample_per_neuron
 
 __all__ = ["LayerSASampler"]
 
@@ -134,6 +135,8 @@ class LayerSASampler(dimod.Sampler):
         starts = [warm]
         if params["rtn_start"]:
             starts.append(problem.encode(problem.restrict(rtn(problem))))
+        if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): the same search, one run per neuron
+            return sample_per_neuron(problem, warm, starts, params, seed, _solve, t0)
         run, device = make_run(DenseQubos.from_problem(problem), params)
         t1 = time.perf_counter_ns()
         best, stats = _solve(run, starts, seed)
