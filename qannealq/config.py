@@ -15,6 +15,7 @@ from qannealq.calibration import CALIBRATION_MODES
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.solve import METHODS, WARM_STARTS
+from qannealq.weighted import OBJECTIVES, make_objective
 
 __all__ = ["ModelConfig", "QuantizeConfig", "RunConfig", "check_choice", "check_positive", "parse_warm_start",
            "check_qpu_budget"]
@@ -111,6 +112,9 @@ class QuantizeConfig:
         granularity: ``tensor`` or ``channel``.
         int1: ``sign`` or ``paper``.
         warm_start: ``gptq-restricted``, ``gptq``, ``rtn`` or None.
+        objective: ``preact`` (the paper's) or ``relu-aware`` (:mod:`qannealq.weighted`).
+        inactive_weight: ``relu-aware``: weight of the samples where the float neuron is off (None: the
+            default, :data:`qannealq.weighted.DEFAULT_INACTIVE_WEIGHT`, recorded as its value).
         retries: retries of a cloud backend's transient failures (:mod:`qannealq.backends.retry`); not a
             setting of the results (a resumed run may change it).
     """
@@ -124,6 +128,8 @@ class QuantizeConfig:
     int1: str = "sign"
     warm_start: str | None = "gptq-restricted"
     retries: int = 3
+    objective: str = "preact"
+    inactive_weight: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bits", tuple(self.bits))
@@ -144,6 +150,11 @@ class QuantizeConfig:
         if not isinstance(self.backend, str) or not self.backend:
             raise InvalidArgumentError(f"--backend={self.backend!r} must be a backend name (see qannealq backends)")
         check_positive("--retries", self.retries, minimum=0)
+        check_choice("--objective", self.objective, OBJECTIVES)
+        if self.inactive_weight is not None and self.objective != "relu-aware":
+            raise InvalidArgumentError(f"--inactive-weight applies to --objective relu-aware, not {self.objective!r}")
+        goal = make_objective(self.objective, self.inactive_weight)
+        object.__setattr__(self, "inactive_weight", goal.inactive_weight if goal.weighted else None)
 
 
 @dataclass(frozen=True)

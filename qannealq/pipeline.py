@@ -10,7 +10,7 @@ import copy
 import logging
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -24,6 +24,8 @@ from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits, make_grid
 from qannealq.solve import METHODS, WARM_STARTS, LayerResult, NeuronCheckpoint, quantize_layer
+from qannealq.weighted import Objective, WeightedLayerStats, build_weighted_problem, make_objective
+from qannealq.weighted_calibration import collect_weighted_stats, relu_fed_layers, stale_weighted
 
 __all__ = ["ModelResult", "quantize_model", "formulate_layer", "ProgressCallback", "skipped_layers"]
 
@@ -78,7 +80,8 @@ def formulate_layer(layer: torch.nn.Linear, stats, bits: int, granularity: str, 
     """Grid and QUBOs of one ``nn.Linear`` layer from its calibration statistics."""
     weight = layer.weight.detach().double().cpu().numpy()
     bias = None if layer.bias is None else layer.bias.detach().double().cpu().numpy()
-    return build_problem(stats, weight, bias, make_grid(weight, bias, bits, granularity, int1), name)
+    build = build_weighted_problem if isinstance(stats, WeightedLayerStats) else build_problem
+    return build(stats, weight, bias, make_grid(weight, bias, bits, granularity, int1), name)
 
 
 def _write_back(layer: torch.nn.Linear, values: np.ndarray) -> None:
@@ -103,6 +106,8 @@ class _Run:
     seed: int | None
     batch_size: int
     sampler_kwargs: dict
+    objective: Objective = Objective()
+    weighted: tuple[str, ...] = ()  # layers with the relu-aware objective
 
 
 def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, method: str = "qubo",
@@ -111,6 +116,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
                    warm_start: str | None = "gptq-restricted", seed: int | None = None, batch_size: int = 256,
                    progress: ProgressCallback | None = None, checkpoint: NeuronCheckpoint | None = None,
                    float_stats: Mapping[str, LayerStats] | None = None, executor: Executor | None = None,
+                   objective: "str | Objective" = "preact", inactive_weight: float | None = None,
                    **sampler_kwargs: Any) -> ModelResult:
     """Quantize every ``nn.Linear`` layer of ``model`` (or those named in ``layers``).
 
@@ -134,6 +140,10 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
             :func:`qannealq.experiment.calibrate`) and reused here when ``calibration="float"``.
         executor: runs the per-neuron solves of a per-neuron sampler (see :mod:`qannealq.executors`); a
             whole-layer sampler (``layer-sa``) ignores it. Results equal the serial run's for a fixed seed.
+        objective: ``"preact"`` (the paper's) or ``"relu-aware"``: layers followed by a ReLU weight each
+            sample by whether the float neuron is active (:mod:`qannealq.weighted`); or an ``Objective``.
+        inactive_weight: ``relu-aware``: the weight of inactive samples (default
+            :data:`qannealq.weighted.DEFAULT_INACTIVE_WEIGHT`; 0 ignores them).
         **sampler_kwargs: passed to the sampler.
 
     Raises:
@@ -142,24 +152,26 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     from qannealq.backends import resolve_sampler
 
     _check_options(method, calibration, granularity, int1, warm_start, batch_size)
+    goal = make_objective(objective, inactive_weight)
     t0 = time.perf_counter()
     solver = resolve_sampler(sampler) if method == "qubo" else None
     backend = "" if solver is None else (sampler if isinstance(sampler, str) else type(sampler).__name__)
     run = _Run(check_bits(bits), method, backend, calibration, granularity, int1, warm_start, seed, batch_size,
-               sampler_kwargs)
+               sampler_kwargs, goal)
     data = as_calibration_tensor(calibration_data, dtype=next(model.parameters()).dtype)
     was_training = model.training
     try:
         names = linear_layers(model.eval(), data, layers)
         _check_finite(model, names)
         skipped = skipped_layers(model)
+        run = replace(run, weighted=tuple(relu_fed_layers(model, data, names)) if goal.weighted else ())
         quant_model, results, t_form = _quantize_layers(model, names, data, run, solver, progress, checkpoint,
                                                         dict(float_stats or {}), executor)
     finally:
         model.train(was_training)
     settings = {"layers": names, "skipped_layers": skipped, "warm_start": warm_start, "seed": seed, "int1": int1,
                 "num_calibration": int(data.shape[0]),
-                "sampler_kwargs": redact(sampler_kwargs)}
+                "sampler_kwargs": redact(sampler_kwargs), **goal.describe(), "weighted_layers": list(run.weighted)}
     return ModelResult(quant_model, results, method, backend, run.bits, calibration, granularity,
                        time.perf_counter() - t0, t_form, settings)
 
@@ -212,11 +224,18 @@ def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch
     missing = [n for n in names if n not in float_stats]
     if run.calibration == "float" and missing:
         float_stats.update(collect_stats(float_model, float_model, missing, data, run.batch_size))
+    stale = stale_weighted(float_stats, run.weighted, run.objective) if run.calibration == "float" else []
+    if stale:
+        float_stats.update(collect_weighted_stats(float_model, float_model, stale, data, run.objective,
+                                                  run.batch_size))
     results, t_form = [], 0.0
     for index, name in enumerate(names):
         tf = time.perf_counter()
         if run.calibration == "float":
             stats = float_stats[name]
+            stats = stats if name in run.weighted or not isinstance(stats, WeightedLayerStats) else stats.plain
+        elif name in run.weighted:
+            stats = collect_weighted_stats(quant_model, float_model, [name], data, run.objective, run.batch_size)[name]
         else:
             stats = collect_stats(quant_model, float_model, [name], data, run.batch_size)[name]
         problem = formulate_layer(modules[name], stats, run.bits, run.granularity, run.int1, name)

@@ -24,6 +24,8 @@ from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_
 from qannealq.solve import accepts_parameter
 from qannealq.checkpoint import StoreCheckpoint, is_batch_key
 from qannealq.store import ResultStore, unit_key
+from qannealq.weighted import make_objective
+from qannealq.weighted_calibration import with_weighted_stats
 
 __all__ = ["run", "RunSummary", "default_out_dir", "resolve_backend", "model_path"]
 
@@ -156,7 +158,7 @@ def _settings(config: RunConfig, exp: Experiment, warm: str | None) -> dict:
             "float_accuracy": exp.float_accuracy, "num_calibration": len(exp.calibration), "backend": q.backend,
             "sampler_options": redact(q.sampler_options), "warm_start": warm, "calibration": q.calibration,
             "granularity": q.granularity, "int1": q.int1, "seed": config.model.seed, "bits": list(q.bits),
-            "methods": list(q.methods)}
+            "methods": list(q.methods), "objective": q.objective, "inactive_weight": q.inactive_weight}
 
 
 def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
@@ -206,6 +208,9 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
 def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats, writer: RunWriter,
            store: ResultStore, reporter: Reporter, executor=None, models: Path | None = None) -> None:
     """Every (bits, method) row not yet in the store, in order; each written to the store when finished."""
+    goal = make_objective(q.objective, q.inactive_weight)
+    if stats is not None:  # relu-aware: the weighted float statistics, once for every (bits, method)
+        stats = with_weighted_stats(exp.model, exp.calibration, goal, stats)
     total = sum(exp.sizes[1:]) * len(q.bits) * q.methods.count("qubo")
     with reporter.progress(total, "solving QUBOs", "neuron") as bar:
         for bits in q.bits:
@@ -225,6 +230,7 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                 result = quantize_model(exp.model, exp.calibration, bits, method, sampler if qubo else None,
                                         q.calibration, q.granularity, q.int1, warm_start=warm,
                                         seed=exp.config.seed, float_stats=stats, executor=executor if qubo else None,
+                                        objective=goal,
                                         progress=(lambda name, k, n: bar.update(k)) if qubo else None,
                                         checkpoint=checkpoint,
                                         **q.sampler_options)

@@ -7,6 +7,7 @@ import ast
 from pathlib import Path
 
 from qannealq.config import ModelConfig, QuantizeConfig
+from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT
 
 __all__ = ["int_list", "str_list", "option", "add_model_arguments", "model_config", "add_quantize_arguments",
            "quantize_config", "add_executor_argument", "add_qpu_arguments", "qpu_budget"]
@@ -77,6 +78,12 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
                        help="int1 grid: ±alpha (sign) or the paper's {-max|w|, 0}")
     group.add_argument("--warm-start", default="gptq-restricted",
                        help="initial state for samplers that take one: gptq-restricted, gptq, rtn or none")
+    group.add_argument("--objective", default="preact", choices=("preact", "relu-aware"),
+                       help="per-neuron error the QUBOs minimise: the paper's pre-activation error, or relu-aware "
+                       "(layers followed by a ReLU weight each sample by whether the float neuron is active)")
+    group.add_argument("--inactive-weight", type=float, default=None, metavar="W",
+                       help="relu-aware: weight of samples where the float neuron is off, in [0, 1] (default "
+                       f"{DEFAULT_INACTIVE_WEIGHT}; 0 ignores them)")
     group.add_argument("--retries", type=int, default=3,
                        help="retries of a cloud backend's transient failures (network, timeouts, solver-side), "
                        "with exponential backoff and jitter (default 3)")
@@ -87,7 +94,7 @@ def quantize_config(args: argparse.Namespace) -> QuantizeConfig:
     return QuantizeConfig(bits=tuple(args.bits), methods=tuple(args.methods), backend=args.backend,
                           sampler_options=dict(args.sampler_option), calibration=args.calibration,
                           granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,
-                          retries=args.retries)
+                          retries=args.retries, objective=args.objective, inactive_weight=args.inactive_weight)
 
 
 def add_executor_argument(parser: argparse.ArgumentParser, what: str = "per-neuron QUBO solves") -> None:

@@ -1,0 +1,227 @@
+"""The relu-aware objective (qannealq.weighted): the weighted energy identity against raw data, m = 1 giving the
+plain problem exactly, which layers are weighted, per-neuron GPTQ and layer-sa, the memory ceiling, the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import dimod
+import numpy as np
+import pytest
+import torch
+
+from backend_fixtures import optimum, tiny_digits
+from helpers import GRIDS, random_layer
+from qannealq import InvalidArgumentError, LayerStats, build_problem, make_grid, quantize_layer
+from qannealq.backends import get_sampler
+from qannealq.baselines import gptq, gptq_restricted
+from qannealq.calibration import as_calibration_tensor
+from qannealq.pipeline import quantize_model
+from qannealq.weighted import (Objective, WeightedLayerProblem, WeightedLayerStats, build_weighted_problem,
+                               make_objective)
+from qannealq.weighted_calibration import collect_weighted_stats, relu_fed_layers, with_weighted_stats
+
+
+def _weighted(seed: int, f: int = 20, n: int = 5, bias: bool = True, binary: bool = True):
+    """A random layer, sample weights (ReLU masks, or fractional with an inactive weight) and its stats."""
+    rng = np.random.default_rng(seed)
+    layer = random_layer(rng, f, n, bias=bias)
+    weights = np.where(layer.y > 0, 1.0, 0.0 if binary else 0.25)
+    weights[:, -1] = rng.random(len(weights))  # one neuron with arbitrary weights >= 0
+    return layer, weights, WeightedLayerStats.from_arrays(layer.x, layer.y, weights, bias)
+
+
+def _direct(layer, weights, values: np.ndarray) -> np.ndarray:
+    """Σ_s m_si (y_si − x̃_sᵀ q_i)² / N per neuron, straight from the data."""
+    return np.sum(weights * (layer.y - layer.x_aug @ values.T) ** 2, axis=0) / len(layer.y)
+
+
+@pytest.mark.parametrize("bits, granularity, int1", GRIDS)
+@pytest.mark.parametrize("binary, bias", [(True, True), (False, False)])
+def test_weighted_energy_identity_against_raw_data(bits, granularity, int1, binary, bias):
+    layer, weights, stats = _weighted(bits + 100 * binary, bias=bias, binary=binary)
+    problem = build_weighted_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, bits,
+                                                                                  granularity, int1))
+    assert isinstance(problem, WeightedLayerProblem) and problem.per_neuron
+    rng = np.random.default_rng(7)
+    v = np.where(problem.free, rng.integers(0, 2, problem.free.shape), 0)
+    _, values = problem.decode_layer(v)
+    direct = _direct(layer, weights, values)
+    np.testing.assert_allclose(problem.qubo_energies(v), direct, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(problem.errors(values), direct, rtol=1e-12, atol=1e-14)
+    for i in range(problem.num_neurons):
+        idx = problem.variables(i)
+        energy = problem.neuron_bqm(i).energy(dict(zip(idx.tolist(), v[i, idx].tolist())))
+        assert energy == pytest.approx(direct[i], rel=1e-9, abs=1e-12)
+
+
+def test_per_neuron_terms_equal_the_plain_formulation_on_reweighted_data():
+    """Neuron i's BQM equals the plain BQM built from the data scaled by sqrt(m_i) (an independent route)."""
+    layer, weights, stats = _weighted(3, f=15, n=4)
+    grid = make_grid(layer.weight, layer.bias, 2, "tensor", "sign")
+    problem = build_weighted_problem(stats, layer.weight, layer.bias, grid)
+    for i in range(problem.num_neurons):
+        root = np.sqrt(weights[:, i])[:, None]
+        plain = build_problem(LayerStats.from_arrays(root * layer.x_aug, root * layer.y, bias=False), layer.weight,
+                              layer.bias, grid)
+        np.testing.assert_array_equal(problem.free[i], plain.free[i])
+        np.testing.assert_allclose(problem.neuron_hessian(i), plain.hessian, rtol=1e-12, atol=1e-15)
+        a, b = problem.neuron_bqm(i), plain.neuron_bqm(i)
+        assert a.variables == b.variables and a.offset == pytest.approx(b.offset, rel=1e-10)
+        for v, bias in b.linear.items():
+            assert a.linear[v] == pytest.approx(bias, rel=1e-9, abs=1e-12)
+        for (u, v), bias in b.quadratic.items():
+            assert a.quadratic[u, v] == pytest.approx(bias, rel=1e-9, abs=1e-12)
+        for method in (gptq, gptq_restricted):  # the per-neuron baseline runs on this neuron's H_i
+            np.testing.assert_array_equal(method(problem)[i], method(plain)[i])
+
+
+def test_unit_weights_give_the_plain_problem_exactly():
+    layer, _, _ = _weighted(5)
+    ones = WeightedLayerStats.from_arrays(layer.x, layer.y, np.ones_like(layer.y))
+    grid = make_grid(layer.weight, layer.bias, 2, "tensor", "sign")
+    plain = build_problem(LayerStats.from_arrays(layer.x, layer.y), layer.weight, layer.bias, grid)
+    same = build_weighted_problem(ones, layer.weight, layer.bias, grid)
+    assert not same.per_neuron
+    for i in range(plain.num_neurons):
+        assert same.neuron_bqm(i) == plain.neuron_bqm(i)
+    sampler = get_sampler("layer-sa")
+    a = quantize_layer(same, "qubo", sampler, seed=3)
+    b = quantize_layer(plain, "qubo", sampler, seed=3)
+    np.testing.assert_array_equal(a.integers, b.integers)
+    np.testing.assert_array_equal(a.errors, b.errors)
+    # forced through the per-neuron formulation, m = 1 still gives the plain BQMs and baselines
+    forced = WeightedLayerProblem(ones, grid, plain.weights, plain.steps, plain.base, plain.free, True)
+    for i in range(plain.num_neurons):
+        np.testing.assert_allclose(forced.neuron_hessian(i), plain.hessian, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(forced.linear[i], plain.linear[i], rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(gptq_restricted(forced), gptq_restricted(plain))
+
+
+def test_model_with_inactive_weight_one_reproduces_the_paper_objective():
+    exp = tiny_digits()
+    for calibration in ("float", "sequential"):
+        runs = [quantize_model(exp.model, exp.calibration, 2, calibration=calibration, seed=4, **kw)
+                for kw in ({}, {"objective": "relu-aware", "inactive_weight": 1.0})]
+        assert runs[1].settings["objective"] == "relu-aware" and runs[1].settings["inactive_weight"] == 1.0
+        assert runs[1].settings["weighted_layers"] == ["0"] and runs[0].settings["weighted_layers"] == []
+        for a, b in zip(*(r.layers for r in runs)):
+            np.testing.assert_array_equal(a.integers, b.integers)
+            np.testing.assert_array_equal(a.errors, b.errors)
+
+
+def test_only_linear_layers_feeding_a_relu_are_weighted():
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 5), torch.nn.Tanh(),
+                              torch.nn.Linear(5, 4), torch.nn.ReLU(inplace=True), torch.nn.Linear(4, 3))
+    x = torch.randn(40, 6)
+    names = ["0", "2", "4", "6"]
+    assert relu_fed_layers(net, x, names) == ["0", "4"]
+
+    class Functional(torch.nn.Module):  # a ReLU called as a function is not seen: plain objective
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(6, 5), torch.nn.Linear(5, 2)
+
+        def forward(self, z):
+            return self.b(torch.relu(self.a(z)))
+
+    assert relu_fed_layers(Functional(), x, ["a", "b"]) == []
+    result = quantize_model(net, x.numpy(), 3, "gptq", objective="relu-aware")
+    assert result.settings["weighted_layers"] == ["0", "4"]
+    assert [type(layer).__name__ for layer in result.layers]  # every layer quantized
+
+
+def test_weights_come_from_the_float_network_in_sequential_mode():
+    exp = tiny_digits()
+    x = as_calibration_tensor(exp.calibration)
+    other = quantize_model(exp.model, exp.calibration, 1, "rtn").model
+    objective = Objective("relu-aware", 0.5)
+    stats = collect_weighted_stats(other, exp.model, ["0"], x, objective)["0"]
+    with torch.no_grad():
+        float_pre = exp.model[0](x).double().numpy()
+        inputs = x.double().numpy()
+    np.testing.assert_array_equal(stats.weights, np.where(float_pre > 0, 1.0, 0.5))
+    np.testing.assert_allclose(stats.targets, float_pre, rtol=1e-6)
+    np.testing.assert_allclose(stats.inputs[:, :-1], inputs)  # the first layer sees the data either way
+
+
+def test_layer_sa_reaches_the_exact_optimum_on_17_variable_weighted_neurons():
+    exp = tiny_digits()
+    stats = with_weighted_stats(exp.model, exp.calibration, make_objective("relu-aware", 0.0),
+                                {"0": collect_weighted_stats(exp.model, exp.model, ["0"],
+                                                             as_calibration_tensor(exp.calibration),
+                                                             Objective("relu-aware"))["0"].plain})
+    layer = exp.model[0]
+    problem = build_weighted_problem(stats["0"], layer.weight.detach().double().numpy(),
+                                     layer.bias.detach().double().numpy(),
+                                     make_grid(layer.weight.detach().double().numpy(),
+                                               layer.bias.detach().double().numpy(), 3, "tensor", "sign"))
+    assert problem.per_neuron and problem.free.sum(axis=1).max() == 17
+    sampler = get_sampler("layer-sa")
+    sample = sampler.sample_layer(problem, seed=11)
+    again = sampler.sample_layer(problem, seed=11, num_threads=1)
+    np.testing.assert_array_equal(sample.assignments, again.assignments)  # deterministic, any thread count
+    warm = problem.qubo_energies(problem.encode(gptq_restricted(problem)))
+    assert np.all(sample.energies <= warm)
+    big = [i for i in range(problem.num_neurons) if problem.free[i].sum() == 17][:6]
+    for i in big:
+        assert sample.energies[i] == pytest.approx(optimum(problem.neuron_bqm(i)), rel=1e-9, abs=1e-12)
+
+
+def test_every_backend_gets_ordinary_bqms():
+    layer, weights, stats = _weighted(9, f=8, n=3)
+    problem = build_weighted_problem(stats, layer.weight, layer.bias,
+                                     make_grid(layer.weight, layer.bias, 2, "tensor", "sign"))
+    assert all(isinstance(problem.neuron_bqm(i), dimod.BinaryQuadraticModel) for i in range(3))
+    result = quantize_layer(problem, "qubo", dimod.ExactSolver())
+    np.testing.assert_allclose(result.errors, [optimum(problem.neuron_bqm(i)) for i in range(3)], rtol=1e-9)
+    np.testing.assert_allclose(result.errors, _direct(layer, weights, result.values), rtol=1e-9)
+
+
+def test_memory_ceiling_is_a_clear_error_and_hessians_are_kept_only_when_they_fit():
+    exp = tiny_digits()
+    x = as_calibration_tensor(exp.calibration)
+    with pytest.raises(InvalidArgumentError, match="memory_limit=1000 bytes.*--num-calibration"):
+        collect_weighted_stats(exp.model, exp.model, ["0"], x, Objective("relu-aware", 0.0, 1000))
+    stats = collect_weighted_stats(exp.model, exp.model, ["0"], x, Objective("relu-aware", 0.0, 10 ** 6))["0"]
+    assert stats.hessian(0) is stats.hessian(0)  # 16 x 17² numbers fit: formed once
+    tight = replace(stats, objective=Objective("relu-aware", 0.0, stats.nbytes + 100), _kept=type(stats._kept)())
+    assert tight.hessian(0) is not tight.hessian(0)  # they do not: formed at each use
+    np.testing.assert_array_equal(tight.hessian(0), stats.hessian(0))
+
+
+def test_objective_options_are_checked():
+    assert make_objective().describe() == {"objective": "preact", "inactive_weight": None}
+    assert make_objective("relu-aware", 0).describe() == {"objective": "relu-aware", "inactive_weight": 0.0}
+    for bad in ({"objective": "relu"}, {"objective": "relu-aware", "inactive_weight": -0.1},
+                {"objective": "relu-aware", "inactive_weight": 2}, {"objective": "preact", "inactive_weight": 0.5}):
+        with pytest.raises(InvalidArgumentError):
+            make_objective(**bad)
+    with pytest.raises(InvalidArgumentError, match="objective='relu'"):
+        quantize_model(torch.nn.Sequential(torch.nn.Linear(3, 2)), np.ones((4, 3)), 2, objective="relu")
+
+
+def test_run_command_records_the_objective(tmp_path, monkeypatch, capsys):
+    import json
+
+    from qannealq.cli import main
+
+    monkeypatch.setenv("QANNEALQ_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "gptq,qubo",
+                 "--objective", "relu-aware", "--inactive-weight", "0.25", "--out", str(out)]) == 0
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    assert settings["objective"] == "relu-aware" and settings["inactive_weight"] == 0.25
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--objective", "relu-aware", "--inactive-weight", "2"], "inactive_weight=2.0 must be a number in [0, 1]"),
+    (["--inactive-weight", "0.5"], "--inactive-weight applies to --objective relu-aware"),
+])
+def test_bad_objective_options_exit_2_before_training(argv, message, tmp_path, monkeypatch, capsys):
+    import qannealq.experiment
+    from qannealq.cli import main
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("trained a model"))
+    assert main(["run", "--methods", "rtn", *argv, "--out", str(tmp_path / "x")]) == 2
+    assert message in capsys.readouterr().err
