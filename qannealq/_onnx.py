@@ -21,11 +21,11 @@ onnxruntime. Needs the ``onnx`` extra (``pip install 'qannealq[onnx]'``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from qannealq.errors import BackendUnavailableError
+from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["build_onnx", "run_onnx", "OPSET"]
 
@@ -79,9 +79,10 @@ def _quantized_linear(g: _Graph, layer: Any, h: str, k: int, quantize_activation
     return g.node("Gemm", inputs, f"l{k}.y", transB=1)
 
 
-def build_onnx(quantized: Any, quantize_activations: bool = True) -> Any:
+def build_onnx(quantized: Any, quantize_activations: bool = True,
+               input_shape: Sequence[int | str] | None = None) -> Any:
     """``quantized`` (a :class:`~qannealq.model_export.QuantizedModel`) as a checked ``onnx.ModelProto``
-    (input ``input`` ``(batch, f)`` float32, output ``logits``).
+    (input ``input`` float32 of ``input_shape``, by default ``(batch, f)``; output ``logits``).
 
     Raises:
         BackendUnavailableError: the ``onnx`` package is missing.
@@ -108,8 +109,11 @@ def build_onnx(quantized: Any, quantize_activations: bool = True) -> Any:
             h = g.node(_OPS[kind], [h], f"l{k}.{kind.lower()}")
     g.nodes[-1].output[0] = "logits"
     helper, tensor = onnx.helper, onnx.TensorProto
-    graph = helper.make_graph(g.nodes, "qannealq", [helper.make_tensor_value_info("input", tensor.FLOAT,
-                                                                                  ["batch", first])],
+    if input_shape is None and quantized.meta["architecture"][0]["type"] != "Linear":
+        raise InvalidArgumentError("the model starts with a " + quantized.meta["architecture"][0]["type"] + ": give "
+                                   "to_onnx the input shape, e.g. input_shape=('batch', 1, 28, 28)")
+    shape = list(input_shape) if input_shape is not None else ["batch", first]
+    graph = helper.make_graph(g.nodes, "qannealq", [helper.make_tensor_value_info("input", tensor.FLOAT, shape)],
                               [helper.make_tensor_value_info("logits", tensor.FLOAT, ["batch", last])], g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="qannealq")
     model.ir_version = 10

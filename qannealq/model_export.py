@@ -46,7 +46,7 @@ import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -121,15 +121,18 @@ class QuantizedModel:
         """Class predictions of :meth:`integer_forward`."""
         return self.integer_forward(x, exact_inputs).argmax(1)
 
-    def to_onnx(self, path: str | Path, quantize_activations: bool = True) -> Path:
+    def to_onnx(self, path: str | Path, quantize_activations: bool = True,
+                input_shape: Sequence[int | str] | None = None) -> Path:
         """Write an ONNX model with QuantizeLinear/DequantizeLinear nodes (see :mod:`qannealq._onnx`).
+
+        ``input_shape`` (default ``("batch", f)``) is needed when the model starts with a ``Flatten``.
 
         Raises:
             BackendUnavailableError: the ``onnx`` package is missing (``pip install 'qannealq[onnx]'``).
         """
         from qannealq._onnx import build_onnx
 
-        return _atomic_bytes(Path(path), build_onnx(self, quantize_activations).SerializeToString())
+        return _atomic_bytes(Path(path), build_onnx(self, quantize_activations, input_shape).SerializeToString())
 
 
 def _architecture(model: torch.nn.Module, quantized: set[str]) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -200,3 +201,24 @@ def test_run_save_model_writes_each_row_s_model(tmp_path, capsys):
         assert loaded.meta["method"] == method and loaded.settings["dataset"] == repr("digits4x4")
         assert float(np.mean(loaded.integer_predict(x) == y)) == pytest.approx(rows[method]["accuracy"], abs=0)
         assert loaded.meta["layer_error"] == pytest.approx(rows[method]["layer_error"], rel=1e-12)
+
+
+def test_flatten_dropout_and_a_layer_left_in_float_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(12, 8), torch.nn.ReLU(), torch.nn.Dropout(0.1),
+                                torch.nn.Linear(8, 3)).eval()
+    x = np.random.default_rng(0).normal(size=(300, 3, 4)).astype(np.float32)
+    result = quantize_model(model, x, 3, "gptq", None, layers=["1"], seed=0)
+    loaded = load_quantized(result.save(tmp_path / "m.npz"))
+    assert [layer.name for layer in loaded.layers] == ["1"]
+    assert torch.equal(loaded.model[4].weight, model[4].weight)  # left in float, stored as it was
+    expected = _logits(result.model, x).argmax(1)
+    np.testing.assert_array_equal(loaded.predict(x), expected)
+    np.testing.assert_array_equal(loaded.integer_predict(x), expected)
+    if importlib.util.find_spec("onnxruntime") is not None:
+        from qannealq.model_export import run_onnx
+
+        with pytest.raises(InvalidArgumentError, match="input_shape"):
+            loaded.to_onnx(tmp_path / "m.onnx")
+        onnx_path = loaded.to_onnx(tmp_path / "m.onnx", input_shape=("batch", 3, 4))
+        np.testing.assert_array_equal(run_onnx(onnx_path, x).argmax(1), expected)
