@@ -22,7 +22,7 @@ from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
-__all__ = ["DenseQubos", "pair_partners", "beta_schedule", "greedy_tolerance", "MAX_EXPONENT"]
+__all__ = ["DenseQubos", "pair_partners", "beta_ends", "beta_schedule", "greedy_tolerance", "MAX_EXPONENT"]
 
 #: Largest ``β ΔE`` of an uphill move still tested: ``exp(-20) ~ 2e-9``, so a move beyond it is rejected without
 #: drawing a number (the numba kernel and the torch path both). Numba freezes it into the compiled kernel,
@@ -120,9 +120,9 @@ def pair_partners(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(part), np.ascontiguousarray(coup)
 
 
-def beta_schedule(costs: np.ndarray, num_sweeps: int, hot_acceptance: np.ndarray, cold_acceptance: float,
-                  beta_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Geometric inverse-temperature schedules, one per row, from its problem's single-flip costs.
+def beta_ends(costs: np.ndarray, hot_acceptance: np.ndarray, cold_acceptance: float,
+              beta_range: tuple[float, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Both ends of each row's geometric inverse-temperature schedule, from its problem's single-flip costs.
 
     Hot end: a flip costing the problem's median ``|ΔE|`` is accepted with probability ``hot_acceptance``
     (one value per row); cold end: one costing its 5th-percentile ``|ΔE|`` with ``cold_acceptance`` (so at the
@@ -130,20 +130,19 @@ def beta_schedule(costs: np.ndarray, num_sweeps: int, hot_acceptance: np.ndarray
 
     Args:
         costs: single-flip ``ΔE`` of each row's start ``(R, m)``, NaN where fixed.
-        num_sweeps: schedule length.
         hot_acceptance: ``(R,)`` values in (0, 1).
         cold_acceptance: in (0, 1).
         beta_range: optional absolute ``(hot, cold)``.
 
     Returns:
-        ``betas (R, num_sweeps)``.
+        ``(hot (R,), cold (R,))``, ``0 < hot <= cold``.
     """
-    t = np.linspace(0.0, 1.0, num_sweeps)[None, :] if num_sweeps > 1 else np.zeros((1, num_sweeps))
+    rows = costs.shape[0]
     if beta_range is not None:
         hot, cold = (float(b) for b in beta_range)
         if not 0 < hot <= cold:
             raise InvalidArgumentError(f"beta_range={beta_range!r} must satisfy 0 < hot <= cold")
-        return np.broadcast_to(hot * (cold / hot) ** t, (costs.shape[0], num_sweeps)).copy()
+        return np.full(rows, hot), np.full(rows, cold)
     mags = np.abs(costs)
     mags = np.where(mags > 0, mags, np.nan)
     mags[np.all(np.isnan(mags), axis=1)] = 1.0
@@ -151,4 +150,12 @@ def beta_schedule(costs: np.ndarray, num_sweeps: int, hot_acceptance: np.ndarray
     low = np.nanquantile(mags, 0.05, axis=1)
     hot = np.log(1.0 / np.asarray(hot_acceptance, dtype=np.float64)) / median
     cold = np.maximum(np.log(1.0 / cold_acceptance) / low, hot)
+    return hot, cold
+
+
+def beta_schedule(costs: np.ndarray, num_sweeps: int, hot_acceptance: np.ndarray, cold_acceptance: float,
+                  beta_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Geometric inverse-temperature schedules ``(R, num_sweeps)`` between the ends of :func:`beta_ends`."""
+    hot, cold = beta_ends(costs, hot_acceptance, cold_acceptance, beta_range)
+    t = np.linspace(0.0, 1.0, num_sweeps)[None, :] if num_sweeps > 1 else np.zeros((1, num_sweeps))
     return hot[:, None] * (cold / hot)[:, None] ** t

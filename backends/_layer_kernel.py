@@ -3,13 +3,19 @@
 Every row ``r`` of the state is one read of one neuron ``i = owner[r]``. With the shared symmetric matrix
 ``M`` (zero diagonal is *not* required), the per-neuron steps ``d_i`` and linear coefficients ``a_i``, a row's
 energy is ``E(v) = e_i + Σ_j a_ij v_j + Σ_{j≠l} d_ij d_il M_jl v_j v_l``; for a layer ``M = H`` and this is
-exactly the BQM of ARCHITECTURE.md §1 (``b_jl = 2 d_j d_l H_jl``). The kernel keeps each row's field
-``G_r = M (d_i ∘ v_r)`` (initialised by one GEMM outside), so flipping ``j`` costs
+exactly the BQM of ARCHITECTURE.md §1 (``b_jl = 2 d_j d_l H_jl``). The kernel keeps each row's *up-field*
 
-    ΔE = (1 − 2 v_j) (a_ij + 2 d_ij (G_rj − M_jj d_ij v_j)),     and on acceptance  G_r += ±d_ij M_j,:
+    h_rj = a_ij + 2 d_ij (G_rj − M_jj d_ij v_rj),   G_r = M (d_i ∘ v_r)   (one GEMM outside, :func:`up_fields`)
+
+so flipping ``j`` costs ``ΔE = h_rj`` (``v_rj = 0``) or ``−h_rj`` (two loads), a pair ``(j, l)`` costs
+``ΔE_j + ΔE_l + 2 M_jl δ_j δ_l`` (``δ = ±d``, the value changes), and on acceptance
+
+    h_rk += 2 δ_j d_ik M_jk   (k ≠ j; h_rj is unchanged by its own flip):
 
 one row of the shared matrix per accepted flip, never a per-neuron matrix. Each row has its own
-xorshift64* generator seeded from the call's seed, so results do not depend on the thread schedule.
+xorshift64* generator seeded from the call's seed, so results do not depend on the thread schedule nor on
+how the sweeps are cut into calls. Every entry point releases the GIL and checks ``stop[0]`` before each
+sweep of each row: a watchdog thread sets it to end a run cleanly at a time limit.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import numpy as np
 
 from ._layer_dense import MAX_EXPONENT
 
-__all__ = ["anneal_rows"]
+__all__ = ["anneal_block", "polish_block", "up_fields", "anneal_rows"]
 
 _MULT = np.uint64(0x2545F4914F6CDD1D)
 
@@ -35,37 +41,38 @@ def _uniform(state: np.ndarray, r: int) -> float:
 
 
 @numba.njit(cache=True, inline="always")
-def _flip(r, j, v, u, g, mat, d):
-    delta = d if v[r, j] == 0 else -d
-    v[r, j] = 1 - v[r, j]
-    u[r, j] += delta
-    row = mat[j]
-    gr = g[r]
-    for k in range(gr.shape[0]):
-        gr[k] += delta * row[k]
+def _cost(vr, hr, dr, j):
+    """``ΔE`` of flipping ``j``: ``±d_j h_j``."""
+    return dr[j] * hr[j] if vr[j] == 0 else -dr[j] * hr[j]
 
 
 @numba.njit(cache=True, inline="always")
-def _flip_pair(r, j, l, v, u, g, mat, d_j, d_l):
+def _flip(vr, hr, dr, mat, j):
+    """Flip ``j`` of one row (state ``vr``, scaled up-field ``hr``, steps ``dr``)."""
+    c = 2.0 * (dr[j] if vr[j] == 0 else -dr[j])
+    vr[j] = 1 - vr[j]
+    keep = hr[j]
+    row = mat[j]
+    for k in range(hr.shape[0]):
+        hr[k] += c * row[k]
+    hr[j] = keep
+
+
+@numba.njit(cache=True, inline="always")
+def _flip_pair(vr, hr, dr, mat, j, l):
     """Flip ``j`` and ``l`` together: one pass over the field instead of two."""
-    delta_j = d_j if v[r, j] == 0 else -d_j
-    delta_l = d_l if v[r, l] == 0 else -d_l
-    v[r, j] = 1 - v[r, j]
-    v[r, l] = 1 - v[r, l]
-    u[r, j] += delta_j
-    u[r, l] += delta_l
+    cj = 2.0 * (dr[j] if vr[j] == 0 else -dr[j])
+    cl = 2.0 * (dr[l] if vr[l] == 0 else -dr[l])
+    vr[j] = 1 - vr[j]
+    vr[l] = 1 - vr[l]
+    hj = hr[j] + cl * mat[l, j]
+    hl = hr[l] + cj * mat[j, l]
     row_j = mat[j]
     row_l = mat[l]
-    gr = g[r]
-    for k in range(gr.shape[0]):
-        gr[k] += delta_j * row_j[k] + delta_l * row_l[k]
-
-
-@numba.njit(cache=True, inline="always")
-def _delta(r, i, j, v, u, g, diag, lin, steps):
-    d = steps[i, j]
-    field = lin[i, j] + 2.0 * d * (g[r, j] - diag[j] * u[r, j])
-    return field if v[r, j] == 0 else -field
+    for k in range(hr.shape[0]):
+        hr[k] += cj * row_j[k] + cl * row_l[k]
+    hr[j] = hj
+    hr[l] = hl
 
 
 @numba.njit(cache=True, inline="always")
@@ -80,11 +87,10 @@ def _accept(de, beta, tol, state, r):
 
 
 @numba.njit(cache=True)
-def _sweep(r, i, cols, free, nbr, coup, v, u, g, mat, diag, lin, steps, beta, tol, state):
+def _sweep(r, vr, hr, dr, fr, cols, nbr, coup, mat, beta, tol, state):
     """One Metropolis sweep over ``cols``: a single flip of ``j``, then pair flips of ``j`` with its partners.
 
-    A pair flip changes the energy by ``ΔE_j + ΔE_l + 2 M_jl δ_j δ_l`` (``δ = ±d``, the value changes): it
-    moves along strongly coupled directions that single flips cross only uphill.
+    A pair flip moves along a strongly coupled direction that single flips cross only uphill.
 
     Returns:
         ``(total ΔE, number of accepted moves)``.
@@ -92,78 +98,130 @@ def _sweep(r, i, cols, free, nbr, coup, v, u, g, mat, diag, lin, steps, beta, to
     total = 0.0
     moves = 0
     for j in cols:
-        de_j = _delta(r, i, j, v, u, g, diag, lin, steps)
+        de_j = _cost(vr, hr, dr, j)
         if _accept(de_j, beta, tol, state, r):
-            _flip(r, j, v, u, g, mat, steps[i, j])
+            _flip(vr, hr, dr, mat, j)
             total += de_j
             moves += 1
             de_j = -de_j
         for k in range(nbr.shape[1]):
             l = nbr[j, k]
-            if l < 0 or not free[i, l]:
+            if l < 0 or not fr[l]:
                 continue
-            dj = steps[i, j] if v[r, j] == 0 else -steps[i, j]
-            dl = steps[i, l] if v[r, l] == 0 else -steps[i, l]
-            de = de_j + _delta(r, i, l, v, u, g, diag, lin, steps) + 2.0 * coup[j, k] * dj * dl
+            sj = dr[j] if vr[j] == 0 else -dr[j]
+            sl = dr[l] if vr[l] == 0 else -dr[l]
+            de = de_j + _cost(vr, hr, dr, l) + 2.0 * coup[j, k] * sj * sl
             if _accept(de, beta, tol, state, r):
-                _flip_pair(r, j, l, v, u, g, mat, steps[i, j], steps[i, l])
+                _flip_pair(vr, hr, dr, mat, j, l)
                 total += de
                 moves += 1
-                de_j = _delta(r, i, j, v, u, g, diag, lin, steps)
+                de_j = _cost(vr, hr, dr, j)
     return total, moves
 
 
 @numba.njit(cache=True)
-def _polish(r, i, cols, free, nbr, coup, v, u, g, mat, diag, lin, steps, tol, state, max_sweeps):
-    """Greedy sweeps (single and pair flips improving by more than ``tol``) until none; returns the ΔE."""
-    total = 0.0
-    for _ in range(max_sweeps):
-        de, moves = _sweep(r, i, cols, free, nbr, coup, v, u, g, mat, diag, lin, steps, np.inf, tol, state)
-        total += de
-        if moves == 0:
-            break
-    return total
+def _keep_best(r, energy, best_e, best_v, v):
+    if energy[r] < best_e[r]:
+        best_e[r] = energy[r]
+        best_v[r] = v[r]
 
 
 @numba.njit(cache=True, nogil=True)
-def anneal_rows(mat, diag, lin, steps, free, nbr, coup, indptr, indices, owner, v, u, g, betas, tol,
-                seeds, polish_sweeps, best_v, row_start, row_stop):
-    """Anneal rows ``row_start:row_stop`` in place; write the best state seen per row into ``best_v``.
+def polish_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, energy, best_e, best_v, tol,
+                 max_sweeps, stop, rows):
+    """Greedy sweeps (single and pair flips improving by more than ``tol[r]``) of each row in ``rows`` until
+    none improves or ``max_sweeps``; adds the change to ``energy`` and keeps the best state in ``best_v``.
 
-    Releases the GIL: callers run disjoint row ranges in threads (each row has its own generator, so the
-    result does not depend on how rows are split).
+    Args are those of :func:`anneal_block`; ``max_sweeps`` caps the greedy sweeps of a row.
+    """
+    unused = np.ones(1, np.uint64)  # greedy moves draw no random numbers
+    for r in rows:
+        i = owner[r]
+        cols = indices[indptr[i]:indptr[i + 1]]
+        for _ in range(max_sweeps):
+            if stop[0] != 0:
+                break
+            de, moves = _sweep(0, v[r], h[r], steps[i], free[i], cols, nbr, coup, mat, np.inf, tol[r], unused)
+            energy[r] += de
+            if moves == 0:
+                break
+        _keep_best(r, energy, best_e, best_v, v)
+
+
+@numba.njit(cache=True, nogil=True)
+def anneal_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, energy, best_e, best_v, tol,
+                 hot, cold, num_sweeps, sweep_start, sweep_stop, seeds, stop, rows):
+    """Metropolis sweeps ``sweep_start:sweep_stop`` of a ``num_sweeps`` geometric schedule, for each row in ``rows``.
+
+    Row ``r``'s inverse temperature at sweep ``s`` is ``hot[r] (cold[r] / hot[r])^(s / (num_sweeps − 1))``.
+    Rows are independent (callers run disjoint ``rows`` in threads); a row's state persists in the arrays, so
+    a schedule may be run in several calls with the same result.
 
     Args:
         mat: shared matrix ``M`` ``(m, m)`` float64, symmetric.
-        lin: linear coefficients ``a`` ``(n, m)``; steps: ``d`` ``(n, m)``; free: ``(n, m)`` bool.
-        nbr: ``(m, K)`` partner coordinates for pair flips (``-1`` = none).
+        steps: ``d`` ``(n, m)``; free: ``(n, m)`` bool.
+        nbr: ``(m, K)`` partner coordinates for pair flips (``-1`` = none); coup: ``M_jl`` of each pair.
         indptr, indices: CSR lists of each neuron's free coordinates (only these are ever flipped).
         owner: neuron of every row ``(R,)``.
-        v: binary states ``(R, m)`` uint8; u: ``d ∘ v`` float64; g: ``u @ M`` float64 (all updated in place).
-        betas: inverse temperature of every row's sweeps ``(R, S)``.
-        tol: per row, the least energy decrease a greedy move must bring (guards against rounding cycles).
-        seeds: one nonzero uint64 per row.
-        polish_sweeps: cap on the greedy sweeps before and after the anneal.
-        best_v: output ``(R, m)`` uint8.
-        row_start, row_stop: the rows to process.
+        v: binary states ``(R, m)`` uint8; h: up-fields ``(R, m)`` (:func:`up_fields`), both updated in place.
+        energy: each row's energy change since its start ``(R,)``; best_e: the lowest seen; best_v: its state.
+        tol: per row, the least decrease a greedy move must bring (guards against rounding cycles).
+        hot, cold: ``(R,)`` inverse temperatures at both ends of the schedule.
+        seeds: one nonzero uint64 generator state per row (advanced in place).
+        stop: ``(1,)`` int64; nonzero ends the call before the next sweep of any row.
+        rows: the rows to process.
     """
-    state = seeds
-    best_delta = np.zeros(v.shape[0])
-    for r in range(row_start, row_stop):
+    span = max(num_sweeps - 1, 1)
+    for r in rows:
         i = owner[r]
         cols = indices[indptr[i]:indptr[i + 1]]
-        energy = _polish(r, i, cols, free, nbr, coup, v, u, g, mat, diag, lin, steps, tol[r], state, polish_sweeps)
-        best_delta[r] = min(energy, 0.0)
-        best_v[r] = v[r]
-        for s in range(betas.shape[1]):
-            de, _ = _sweep(r, i, cols, free, nbr, coup, v, u, g, mat, diag, lin, steps, betas[r, s],
-                           tol[r], state)
-            energy += de
-            if energy < best_delta[r]:
-                best_delta[r] = energy
-                best_v[r] = v[r]
-        if betas.shape[1] > 0:
-            energy += _polish(r, i, cols, free, nbr, coup, v, u, g, mat, diag, lin, steps, tol[r], state, polish_sweeps)
-            if energy < best_delta[r]:
-                best_delta[r] = energy
-                best_v[r] = v[r]
+        ratio = cold[r] / hot[r]
+        for s in range(sweep_start, sweep_stop):
+            if stop[0] != 0:
+                break
+            beta = hot[r] * ratio ** (s / span)
+            de, _ = _sweep(r, v[r], h[r], steps[i], free[i], cols, nbr, coup, mat, beta, tol[r], seeds)
+            energy[r] += de
+            _keep_best(r, energy, best_e, best_v, v)
+
+
+def up_fields(mat: np.ndarray, diag: np.ndarray, lin: np.ndarray, steps: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """The scaled up-fields ``h = a / d + 2 (M (d ∘ v) − diag(M) ∘ d ∘ v)`` of rows ``v`` (one GEMM for all rows).
+
+    Where ``d = 0`` the flip costs nothing whatever ``h`` (``a = d² M_jj + … = 0``): ``h`` is set to 0 there.
+    """
+    u = steps * v
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.where(steps != 0, lin / steps, 0.0)
+    return np.ascontiguousarray(scaled + 2.0 * (u @ mat - diag * u))
+
+
+def anneal_rows(mat, diag, lin, steps, free, nbr, coup, indptr, indices, owner, v, u, g, betas, tol,
+                seeds, polish_sweeps, best_v, row_start, row_stop):
+    """The former single entry point, kept for callers outside ``layer-sa``: polish, ``betas.shape[1]`` sweeps
+    at the given inverse temperatures ``(R, S)``, polish; the best state of each row of ``row_start:row_stop``
+    goes into ``best_v``. ``v``, ``u = d ∘ v`` and ``g = (d ∘ v) M`` are left at each row's final state; ``lin``
+    is per problem ``(n, m)``, indexed through ``owner``.
+    """
+    rows = np.arange(row_start, row_stop)
+    own = owner[rows]
+    local = np.arange(rows.size)
+    vv = np.ascontiguousarray(v[rows])
+    h = up_fields(mat, diag, lin[own], steps[own], vv)
+    energy, best_e, stop = np.zeros(rows.size), np.zeros(rows.size), np.zeros(1, np.int64)
+    best = vv.copy()
+    state = seeds[rows].copy()
+    steps_r, free_r = np.ascontiguousarray(steps[own]), np.ascontiguousarray(free[own])
+    ptr = np.concatenate([[0], np.cumsum(indptr[own + 1] - indptr[own])]).astype(np.int64)
+    idx = np.concatenate([indices[indptr[i]:indptr[i + 1]] for i in own]) if rows.size else indices[:0]
+    common = (mat, steps_r, free_r, nbr, coup, ptr, idx.astype(np.int64), local, vv, h, energy, best_e, best)
+    polish_block(*common, tol[rows], polish_sweeps, stop, local)
+    for s in range(betas.shape[1]):
+        b = np.ascontiguousarray(betas[rows, s])
+        anneal_block(*common, tol[rows], b, b, 1, 0, 1, state, stop, local)
+    if betas.shape[1] > 0:
+        polish_block(*common, tol[rows], polish_sweeps, stop, local)
+    seeds[rows] = state
+    v[rows], best_v[rows] = vv, best
+    u[rows] = steps[own] * vv
+    g[rows] = u[rows] @ mat

@@ -12,7 +12,7 @@ from qannealq.errors import InvalidArgumentError
 
 from ._layer_dense import DenseQubos
 from ._layer_run import make_run
-from ._layer_schedule import effort
+from ._layer_schedule import Clock, effort
 
 __all__ = ["sample_bqm"]
 
@@ -50,15 +50,18 @@ def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_
         ss.info.update(timing={"preprocessing_ns": 0, "sampling_ns": 0, "postprocessing_ns": 0}, seed=seed)
         return ss
     start = _initial_row(initial_states, labels, spin, seed)
-    run, device = make_run(dense, params)
+    clock = Clock(params["time_limit"], start=t0 / 1e9)
+    run, device = make_run(dense, params, clock)
     t1 = time.perf_counter_ns()
-    v, u, g = run.polish(start[None, :])
-    rows, _ = run.anneal(v, u, g, seed)
+    v = run.polish(start[None, :])
+    rows, _ = run.anneal(v, seed)
+    rows = rows if len(rows) else v  # no anneal (sweeps = 0): the polished start
     t2 = time.perf_counter_ns()
     samples = rows.astype(np.int8)
     if spin:
         samples = 2 * samples - 1
     ss = dimod.SampleSet.from_samples_bqm((samples, labels), bqm)
     ss.info.update(timing={"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1,
-                           "postprocessing_ns": time.perf_counter_ns() - t2}, seed=seed, device=device)
+                           "postprocessing_ns": time.perf_counter_ns() - t2}, seed=seed, device=device,
+                   time_limited=clock.cut)
     return ss

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ._layer_dense import MAX_EXPONENT, DenseQubos, greedy_tolerance, pair_partners
-from ._layer_schedule import anneal_schedule
+from ._layer_schedule import Clock, anneal_schedule
 
 __all__ = ["TorchRun"]
 
@@ -42,10 +42,13 @@ class TorchRun:
         dense: the problems (shared matrix kept once on the device).
         params: the sampler's parameters (``pairs``, ``polish_sweeps``, schedule options).
         device: a torch device (or its name: "cpu", "cuda", "cuda:1").
+        clock: the solve's time limit and trace (checked and recorded after every sweep and polish step).
     """
 
-    def __init__(self, dense: DenseQubos, params: dict[str, Any], device: torch.device | str) -> None:
+    def __init__(self, dense: DenseQubos, params: dict[str, Any], device: torch.device | str,
+                 clock: Clock | None = None) -> None:
         self.dense, self.params, self.device = dense, params, torch.device(device)
+        self.clock = Clock() if clock is None else clock
 
         def put(a: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
             return torch.tensor(np.asarray(a), dtype=dtype, device=self.device)  # a copy: never aliases numpy
@@ -62,30 +65,37 @@ class TorchRun:
                          for j in range(dense.mat.shape[0])]
         self.tol = put(greedy_tolerance(dense.lin))[:, None]
 
-    # -- the interface used by layer_sa._solve ------------------------------------------------------------
+    # -- the interface of _layer_run._Run, used by layer_sa._solve ------------------------------------------------------------
 
-    def polish(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Greedy descent from every start ``(n, m)``; returns the states, ``d ∘ v`` and fields (numpy)."""
-        v = torch.as_tensor(np.where(self.dense.free, starts, 0), dtype=torch.float64, device=self.device)
-        v = v[:, None, :].clone()
+    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
+        """Greedy descent from every start ``(R, m)``; the states (numpy).
+
+        Row ``r`` belongs to problem ``owner[r]`` (default ``r``); ``owner`` lists the problems in order, once
+        per start (``np.tile(np.arange(n), k)``), as :func:`layer_sa._solve` passes them.
+        """
+        n = self.dense.lin.shape[0]
+        k = 1 if owner is None else owner.size // n
+        if owner is not None and not np.array_equal(owner, np.tile(np.arange(n), k)):
+            raise ValueError("TorchRun.polish takes the problems in order, once per start")
+        arr = np.where(self.dense.free, starts.reshape(k, n, -1), 0).transpose(1, 0, 2)
+        v = torch.as_tensor(np.ascontiguousarray(arr), dtype=torch.float64, device=self.device)
         g = self._field(v)
         self._polish(v, g)
-        v_np = v[:, 0].to(torch.uint8).cpu().numpy()
-        return v_np, self.dense.steps * v_np, g[:, 0].cpu().numpy()
+        return v.transpose(0, 1).reshape(k * n, -1).to(torch.uint8).cpu().numpy()
 
-    def anneal(self, v: np.ndarray, u: np.ndarray, g: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """``num_reads`` reheat anneals per problem from the polished states ``v``; returns rows and owners.
-
-        ``u`` and ``g`` are recomputed on the device from ``v`` (no drift carried over).
-        """
+    def anneal(self, v: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """``num_reads`` reheat anneals per problem from the polished states ``v``; returns rows and owners."""
         owner, betas = anneal_schedule(self.dense, self.params, v)
         n, m = v.shape
         reads = owner.size // max(n, 1)
+        if betas.shape[1] == 0 or reads == 0:
+            return v[:0], owner[:0]
         gen = torch.Generator(device=self.device)
         gen.manual_seed(int(seed))
         state = torch.as_tensor(v, dtype=torch.float64, device=self.device)[:, None, :].repeat(1, reads, 1)
         beta = torch.as_tensor(betas.reshape(n, reads, -1), dtype=torch.float64, device=self.device)
-        best = self._anneal_rows(state, beta, gen)
+        base = torch.as_tensor(self.dense.energies(v), device=self.device)[:, None]
+        best = self._anneal_rows(state, beta, gen, base)
         return best.reshape(n * reads, m).to(torch.uint8).cpu().numpy(), owner
 
     # -- kernels --------------------------------------------------------------------------------------------
@@ -94,20 +104,25 @@ class TorchRun:
         """``G = (d ∘ v) M`` for states ``(n, k, m)``: one GEMM for all rows."""
         return (self.steps * v) @ self.mat
 
-    def _anneal_rows(self, v: torch.Tensor, beta: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        """Polish, ``S`` Metropolis sweeps, polish; the best state each row has seen (``v`` updated in place)."""
+    def _anneal_rows(self, v: torch.Tensor, beta: torch.Tensor, gen: torch.Generator,
+                     base: torch.Tensor) -> torch.Tensor:
+        """``S`` Metropolis sweeps then a polish (stopping at the clock's limit); the best state of each row.
+
+        ``base`` ``(n, 1)``: the problems' energies at the start, for the clock's trace.
+        """
         g = self._field(v)
-        energy = self._polish(v, g)
-        best_e = torch.clamp(energy, max=0.0)
+        energy = torch.zeros(v.shape[:2], dtype=torch.float64, device=self.device)
+        best_e = energy.clone()
         best = v.clone()
-        phases = [(s, beta[:, :, s]) for s in range(beta.shape[2])]
-        if phases:
-            phases.append((None, None))
+        phases = [(s, beta[:, :, s]) for s in range(beta.shape[2])] + [(None, None)]
         for s, b in phases:
+            if self.clock.expired():
+                break
             energy = energy + (self._sweep(v, g, b, gen) if s is not None else self._polish(v, g))
             better = energy < best_e
             best_e = torch.where(better, energy, best_e)
             best = torch.where(better[:, :, None], v, best)
+            self.clock.record(float((base + best_e).min(dim=1).values.sum()))
         return best
 
     def _delta(self, v: torch.Tensor, g: torch.Tensor, j: int) -> torch.Tensor:
@@ -174,6 +189,8 @@ class TorchRun:
         m = self.mat.shape[0]
         total = torch.zeros(v.shape[:2], dtype=torch.float64, device=self.device)
         for _ in range(int(self.params["polish_sweeps"]) * m):
+            if self.clock.expired():
+                break
             cost, idx = self._move_costs(v, g).min(dim=-1)
             move = cost < -self.tol
             if not bool(move.any()):

@@ -4,19 +4,29 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 (ARCHITECTURE.md §1), so the solver keeps ``H`` once and, per neuron and read, only a state row and its field
 ``H (d ∘ v)`` (one GEMM for all rows at the start, one row of ``H`` per accepted flip after). Algorithm:
 
-1. **Starts**: the warm start (GPTQ restricted to floor/ceil, or ``initial_states``) and RTN (clipped to
-   floor/ceil), each polished by greedy descent; each neuron keeps the better of the two.
+1. **Starts**: the warm start (GPTQ restricted to floor/ceil, or ``initial_states``) and, unless the effort is
+   ``fast``, RTN (clipped to floor/ceil), each polished by greedy descent; each neuron keeps the better.
 2. **Reheat anneal**: ``num_reads`` rows per neuron start from that local minimum and run ``num_sweeps``
    Metropolis sweeps of single flips and *pair flips* (each coordinate with its ``pairs`` most correlated
    inputs: rounding one pixel up and its neighbour down crosses the ridges single flips cannot), under a
-   geometric schedule derived from each neuron's single-flip costs at the start (:func:`._layer_dense.beta_schedule`).
+   geometric schedule derived from each neuron's single-flip costs at the start (:func:`._layer_dense.beta_ends`).
+   Reads and sweeps follow the ``effort`` preset and the size (:func:`._layer_schedule.effort`): on wide
+   layers one long cold anneal per neuron, which reaches lower energies than several short ones in the same
+   time.
 3. **Polish** each read greedily, recompute the energies in float64 and keep each neuron's best (never worse
    than the warm start).
 
-Runs in a numba kernel, rows in parallel threads, each with its own seeded generator (deterministic for a
-seed, whatever the thread count); with a GPU (``device``), in torch on CUDA (:mod:`._layer_torch`: the same
-starts, schedule and polish, all rows updated in parallel one coordinate at a time). It is also a plain
-``dimod.Sampler`` for single BQMs.
+``time_limit`` (seconds from the call) bounds a solve: the first chunk of the anneal measures the speed and
+the schedule is shortened to fit (so that it still ends cold), and a watchdog stops the kernel at the limit
+in any case; the best states found are returned. ``info["trace"]`` records the total energy reached over time
+(``seconds`` since the call, ``energy``: the sum over neurons of the best so far), for time-to-target.
+
+Runs in a numba kernel, rows in parallel threads, each with its own seeded generator: deterministic for a
+seed whatever the thread count, and whatever the time limit as long as it does not cut the run
+(``info["time_limited"]`` is False; when it is True the result depends on timing). With a GPU (``device``),
+in torch on CUDA (:mod:`._layer_torch`: the same starts, schedule and polish, all rows updated in parallel one
+coordinate at a time; there a time limit stops the run after the sweep that passes it, without shortening
+the schedule). It is also a plain ``dimod.Sampler`` for single BQMs.
 
 Modules, each importing only those below it: this one (the sampler) -> :mod:`._layer_single` (one BQM) ->
 :mod:`._layer_run` (device choice, numba run) -> :mod:`._layer_kernel` (numba) and :mod:`._layer_torch`
@@ -40,15 +50,14 @@ from qannealq.contract import LayerSample, draw_seed
 
 from ._layer_dense import DenseQubos
 from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
-from ._layer_schedule import anneal_schedule, effort, hot_ladder  # noqa: F401  (re-exported)
+from ._layer_schedule import EFFORTS, Clock, anneal_schedule, effort, hot_ladder, preset  # noqa: F401
 from ._layer_single import sample_bqm
-from ._layer_weighted import sample_per_neuron
 
 __all__ = ["LayerSASampler"]
 
-_DEFAULTS = {"num_reads": None, "num_sweeps": None, "pairs": 4, "hot_acceptance": 1e-9, "ladder_acceptance": 0.3,
-             "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": True,
-             "num_threads": None, "device": "auto"}
+_DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sweeps": None, "pairs": 4,
+             "hot_acceptance": 1e-9, "ladder_acceptance": 0.3, "cold_acceptance": 1e-3, "beta_range": None,
+             "polish_sweeps": 200, "rtn_start": None, "num_threads": None, "device": "auto"}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 
 
@@ -60,6 +69,11 @@ def _check(params: dict[str, Any]) -> None:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise InvalidArgumentError(f"{name}={value!r} must be an integer >= {low}")
+    if params["effort"] not in EFFORTS:
+        raise InvalidArgumentError(f"effort={params['effort']!r} must be one of {list(EFFORTS)}")
+    limit = params["time_limit"]
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
+        raise InvalidArgumentError(f"time_limit={limit!r} must be a number of seconds > 0 (or None: no limit)")
     device = params["device"]
     if not isinstance(device, str) or not (device in _DEVICES or re.fullmatch(r"cuda:\d+", device)):
         raise InvalidArgumentError(f"device={device!r} must be one of {list(_DEVICES)} or 'cuda:<index>'")
@@ -81,10 +95,13 @@ class LayerSASampler(dimod.Sampler):
     """Whole-layer simulated annealing over the shared Hessian (see the module docstring).
 
     Args:
-        **defaults: override the defaults of ``num_reads`` and ``num_sweeps`` (None: scaled to the size, see
-            :func:`effort`; 2 reads x 8 sweeps on a 785-input layer), ``pairs`` (4), ``hot_acceptance`` (1e-9),
-            ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range`` (None),
-            ``polish_sweeps`` (200), ``rtn_start`` (True), ``num_threads`` (None: one per CPU core) and
+        **defaults: override the defaults of ``effort`` ("fast", "default" or "thorough": see
+            :data:`._layer_schedule.EFFORTS`), ``time_limit`` (None, or seconds per call: see the module
+            docstring), ``num_reads`` and ``num_sweeps`` (None: from the effort and the size, see
+            :func:`effort`; default 1 read x 96 sweeps on a 785-input layer), ``pairs`` (4),
+            ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range``
+            (None), ``polish_sweeps`` (200), ``rtn_start`` (None: False for ``fast``, else True),
+            ``num_threads`` (None: one per CPU core) and
             ``device`` ("auto": torch on CUDA when ``torch.cuda.is_available()``, else the numba kernel;
             "cpu": numba; "cuda" or "cuda:<index>": torch on that GPU, required; "torch-cpu": the torch
             implementation on the CPU). ``info["device"]`` records the device used.
@@ -127,27 +144,31 @@ class LayerSASampler(dimod.Sampler):
         params = self._params(kwargs)
         seed = draw_seed(seed)
         t0 = time.perf_counter_ns()
+        clock = Clock(params["time_limit"], start=t0 / 1e9)
         warm = problem.encode(gptq_restricted(problem)) if initial_states is None else np.asarray(initial_states)
         if warm.shape != problem.free.shape or np.any((warm != 0) & (warm != 1)):
             raise InvalidArgumentError(f"initial_states must be a binary array of shape {problem.free.shape} "
                                        f"(problem.encode of grid integers); got shape {warm.shape}")
         warm = np.where(problem.free, warm, 0).astype(np.uint8)
         starts = [warm]
-        if params["rtn_start"]:
+        if params["rtn_start"] if params["rtn_start"] is not None else preset(params).rtn_start:
             starts.append(problem.encode(problem.restrict(rtn(problem))))
-        if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): the same search, one run per neuron
-            return sample_per_neuron(problem, warm, starts, params, seed, _solve, t0)
-        run, device = make_run(DenseQubos.from_problem(problem), params)
+        warm_energies = problem.qubo_energies(warm)
+        clock.record(float(warm_energies.sum()))
+        run, device = make_run(DenseQubos.from_problem(problem), params, clock)
         t1 = time.perf_counter_ns()
         best, stats = _solve(run, starts, seed)
         t2 = time.perf_counter_ns()
         energies = problem.qubo_energies(best)
-        warm_energies = problem.qubo_energies(warm)
         worse = energies > warm_energies
         best[worse], energies[worse] = warm[worse], warm_energies[worse]  # float ties only
+        clock.record(float(energies.sum()))
         info = {"timing": {"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1,
                            "postprocessing_ns": time.perf_counter_ns() - t2},
-                "seed": seed, "device": device, "params": params, **stats}
+                "seed": seed, "device": device, "params": params, "effort": params["effort"],
+                "reads_sweeps": effort(params, problem.num_coordinates), "time_limited": clock.cut,
+                "trace": {"seconds": [t for t, _ in clock.trace], "energy": [e for _, e in clock.trace]},
+                **stats}
         return LayerSample(best, energies, info)
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, initial_states: Any = None, seed: int | None = None,
@@ -160,15 +181,16 @@ class LayerSASampler(dimod.Sampler):
 
 def _solve(run: _Run, starts: list[np.ndarray], seed: int) -> tuple[np.ndarray, dict]:
     """Polish each start, anneal from each problem's best polished start, return the best row per problem."""
-    n = starts[0].shape[0]
-    polished = [run.polish(s) for s in starts]
-    start_e = np.stack([run.dense.energies(p[0]) for p in polished])
+    n, k = starts[0].shape[0], len(starts)
+    polished = run.polish(np.concatenate(starts), np.tile(np.arange(n), k)).reshape(k, n, -1)
+    start_e = np.stack([run.dense.energies(p) for p in polished])
     which = np.argmin(start_e, axis=0)
-    chosen = [np.stack([p[k] for p in polished])[which, np.arange(n)] for k in range(3)]
-    rows, owner = run.anneal(*chosen, seed)
-    all_rows = np.concatenate([chosen[0], rows])
+    chosen = polished[which, np.arange(n)]
+    run.clock.record(float(start_e[which, np.arange(n)].sum()))
+    rows, owner = run.anneal(chosen, seed)
+    all_rows = np.concatenate([chosen, rows])
     all_owner = np.concatenate([np.arange(n), owner])
     pick = _best_per_problem(run.dense.energies(all_rows, all_owner), all_owner, n)
     stats = {"polished_start_energies": start_e.sum(axis=1).tolist(),
-             "starts_chosen": np.bincount(which, minlength=len(starts)).tolist()}
+             "starts_chosen": np.bincount(which, minlength=k).tolist()}
     return all_rows[pick].copy(), stats

@@ -3,6 +3,7 @@ safety on medium ones, exact energies, determinism, fixed coordinates, and the c
 
 from __future__ import annotations
 
+import time
 import unittest
 
 import dimod
@@ -71,9 +72,9 @@ def test_fixed_coordinates_never_flipped_in_any_row():
     run, device = make_run(DenseQubos.from_problem(problem), {**LayerSASampler().defaults, "device": "torch-cpu",
                                                                "num_reads": 4, "num_sweeps": 6,
                                                                "hot_acceptance": 0.3})
-    v, u, g = run.polish(np.ones(problem.free.shape, np.uint8))
+    v = run.polish(np.ones(problem.free.shape, np.uint8))
     assert device == "torch-cpu" and np.all(v[~problem.free] == 0)
-    rows, owner = run.anneal(v, u, g, seed=0)
+    rows, owner = run.anneal(v, seed=0)
     assert np.all(rows[~problem.free[owner]] == 0)
     assert np.any(rows[problem.free[owner]] == 1)
 
@@ -114,6 +115,22 @@ def test_device_choice(monkeypatch):
             LayerSASampler(device=name).sample_layer(problem, seed=0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert resolve_device("auto") == "cuda" and resolve_device("cpu") == "cpu"
+
+
+def test_time_limit_and_trace_on_the_torch_path():
+    """A thorough run far longer than the limit stops after the sweep that passes it, states valid."""
+    layer, problem = _problem(9, 60, 6, 3)
+    warm = problem.encode(gptq_restricted(problem))
+    solver = LayerSASampler(device="torch-cpu", effort="thorough")
+    solver.sample_layer(problem, initial_states=warm, seed=0, num_reads=1, num_sweeps=1)  # warm-up, not timed
+    t0 = time.perf_counter()
+    sample = solver.sample_layer(problem, initial_states=warm, seed=0, time_limit=0.5)
+    assert time.perf_counter() - t0 < 0.5 + 3.0  # unlimited: minutes; margin for a shared 2-core machine
+    assert sample.info["time_limited"] is True
+    _check_energies(layer, problem, sample)
+    assert np.all(sample.energies <= problem.qubo_energies(warm) + 1e-15)
+    energy = np.array(sample.info["trace"]["energy"])
+    assert energy.size >= 3 and np.all(np.diff(energy) <= 1e-12 * abs(energy[0]))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

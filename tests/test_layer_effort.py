@@ -1,0 +1,178 @@
+"""``layer-sa``'s effort presets, time limit and energy trace: every preset keeps the solver's guarantees
+(exact optimum on 17-variable neurons, never worse than the warm start, deterministic per seed), a time limit
+stops a long run cleanly with valid states, and the trace records the energy reached over time."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")  # before the imports below: layer_sa loads the numba kernel
+
+from helpers import check_layer_energies, layer_problem  # noqa: E402
+from qannealq import gptq_restricted  # noqa: E402
+from qannealq.backends import get_sampler  # noqa: E402
+from qannealq.backends._layer_dense import DenseQubos  # noqa: E402
+from qannealq.backends._layer_kernel import anneal_block, anneal_rows, up_fields  # noqa: E402
+from qannealq.backends._layer_run import _row_seeds, make_run  # noqa: E402
+from qannealq.backends._layer_schedule import EFFORTS, anneal_plan, effort  # noqa: E402
+from qannealq.backends.layer_sa import LayerSASampler  # noqa: E402
+from qannealq.contract import check_parameters  # noqa: E402
+from qannealq.errors import InvalidArgumentError  # noqa: E402
+
+PRESETS = list(EFFORTS)
+
+
+def _optimum(problem) -> np.ndarray:
+    exact = get_sampler("exact")
+    return np.array([exact.sample(problem.neuron_bqm(i)).first.energy for i in range(problem.num_neurons)])
+
+
+def _check_wide(layer, problem, sample) -> None:
+    """check_layer_energies without its per-neuron BQMs (slow to build on wide layers)."""
+    np.testing.assert_array_equal(sample.energies, problem.qubo_energies(sample.assignments))
+    assert np.all(sample.assignments[~problem.free] == 0), "a fixed coordinate was flipped"
+    _, values = problem.decode_layer(sample.assignments)
+    np.testing.assert_allclose(sample.energies, layer.direct_errors(values), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("level", PRESETS)
+def test_every_preset_reaches_the_exact_optimum_on_17_variable_neurons(level):
+    layer, problem = layer_problem(21, 16, 6, 3)
+    sample = LayerSASampler(effort=level).sample_layer(problem, seed=4)
+    check_layer_energies(layer, problem, sample)
+    np.testing.assert_allclose(sample.energies, _optimum(problem), rtol=1e-9, atol=1e-12)
+    assert sample.info["effort"] == level
+
+
+@pytest.mark.parametrize("level", PRESETS)
+def test_every_preset_is_deterministic_and_never_worse_than_the_warm_start(level):
+    """A wide layer (500 variables per neuron: one read, the preset's sweeps; fast only polishes)."""
+    layer, problem = layer_problem(22, 499, 4, 2, samples=600)
+    warm = problem.encode(gptq_restricted(problem))
+    a, b = (LayerSASampler(effort=level).sample_layer(problem, initial_states=warm, seed=7) for _ in range(2))
+    np.testing.assert_array_equal(a.assignments, b.assignments)
+    one = LayerSASampler(effort=level, num_threads=1).sample_layer(problem, initial_states=warm, seed=7)
+    np.testing.assert_array_equal(a.assignments, one.assignments)  # whatever the thread split
+    _check_wide(layer, problem, a)
+    warm_e = problem.qubo_energies(warm)
+    assert np.all(a.energies <= warm_e + 1e-15) and a.energies.sum() < warm_e.sum()
+
+
+def test_presets_order_the_work():
+    params = LayerSASampler().defaults
+    work = {level: np.prod(effort({**params, "effort": level}, 785)) for level in PRESETS}
+    assert work["fast"] < work["default"] < work["thorough"]
+    assert effort({**params, "effort": "fast"}, 3073) == (1, 0)  # wide layers: polish only
+    assert effort({**params, "num_reads": 3, "num_sweeps": 5}, 785) == (3, 5)  # explicit values win
+
+
+def test_time_limit_stops_a_long_run_cleanly():
+    """A wide layer whose thorough run takes far longer than the limit: stops near it, states valid."""
+    layer, problem = layer_problem(23, 500, 24, 4, samples=600)
+    warm = problem.encode(gptq_restricted(problem))
+    solver = LayerSASampler(effort="thorough", num_sweeps=100_000)
+    solver.sample_layer(layer_problem(1, 8, 2, 2)[1], seed=0, num_sweeps=2)  # the kernels' first load is not timed
+    limit = 1.0
+    t0 = time.perf_counter()
+    sample = solver.sample_layer(problem, initial_states=warm, seed=1, time_limit=limit)
+    elapsed = time.perf_counter() - t0
+    assert sample.info["time_limited"] is True
+    # unlimited, this run takes minutes; the margin is for a 2-core machine shared by many processes (~0.3 s idle)
+    assert elapsed < limit + 3.0, f"took {elapsed:.2f} s for a {limit} s limit"
+    _check_wide(layer, problem, sample)
+    warm_e = problem.qubo_energies(warm)
+    assert np.all(sample.energies <= warm_e + 1e-15) and sample.energies.sum() < warm_e.sum()
+    assert sample.info["trace"]["seconds"][-2] < limit + 3.0  # the anneal's last point
+
+
+def test_a_generous_time_limit_changes_nothing():
+    _, problem = layer_problem(24, 100, 6, 3)
+    solver = LayerSASampler(num_sweeps=64)
+    free, limited = solver.sample_layer(problem, seed=3), solver.sample_layer(problem, seed=3, time_limit=600)
+    np.testing.assert_array_equal(free.assignments, limited.assignments)
+    assert limited.info["time_limited"] is False
+
+
+def test_a_tiny_time_limit_still_returns_the_warm_start_or_better():
+    _, problem = layer_problem(25, 200, 4, 2)
+    warm = problem.encode(gptq_restricted(problem))
+    sample = LayerSASampler(effort="thorough").sample_layer(problem, initial_states=warm, seed=0, time_limit=1e-6)
+    assert sample.info["time_limited"] is True
+    assert np.all(sample.energies <= problem.qubo_energies(warm) + 1e-15)
+
+
+def test_trace_records_the_energy_over_time():
+    _, problem = layer_problem(26, 150, 8, 4)
+    warm = problem.encode(gptq_restricted(problem))
+    sample = LayerSASampler(num_sweeps=64).sample_layer(problem, initial_states=warm, seed=2)
+    seconds, energy = (np.array(sample.info["trace"][k]) for k in ("seconds", "energy"))
+    assert seconds.size == energy.size >= 18  # warm, polished starts, 16 chunks, final polish, final
+    assert np.all(np.diff(seconds) >= 0)
+    assert np.all(np.diff(energy) <= 1e-12 * abs(energy[0]))  # the best so far never rises
+    assert energy[0] == pytest.approx(problem.qubo_energies(warm).sum(), rel=1e-12)
+    assert energy[-1] == pytest.approx(sample.energies.sum(), rel=1e-12)
+
+
+def test_schedule_in_chunks_equals_one_call():
+    """The anneal is cut into chunks (for the trace and the time limit): the cut must not change a row."""
+    _, problem = layer_problem(27, 80, 5, 3)
+    dense = DenseQubos.from_problem(problem)
+    params = {**LayerSASampler().defaults, "num_reads": 2, "num_sweeps": 20}
+    run, _ = make_run(dense, params)
+    v = run.polish(problem.encode(gptq_restricted(problem)))
+    owner, hot, cold, sweeps = anneal_plan(dense, params, v)
+    results = []
+    for cuts in ([0, sweeps], [0, 3, 11, 12, sweeps]):
+        vv = np.ascontiguousarray(v[owner])
+        h = up_fields(dense.mat, dense.diag, dense.lin[owner], dense.steps[owner], vv)
+        energy, best_e, best_v, seeds = np.zeros(owner.size), np.zeros(owner.size), vv.copy(), _row_seeds(5, owner.size)
+        for a, b in zip(cuts, cuts[1:]):
+            anneal_block(dense.mat, dense.steps, dense.free, run.partners, run.couplings, run.indptr, run.indices,
+                         owner, vv, h, energy, best_e, best_v, run.tol[owner], hot, cold, sweeps, a, b, seeds,
+                         np.zeros(1, np.int64), np.arange(owner.size))
+        results.append((best_v, best_e))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    np.testing.assert_array_equal(results[0][1], results[1][1])
+    best_v, best_e = results[0]  # the tracked energy changes agree with energies recomputed from the states
+    np.testing.assert_allclose(dense.energies(best_v, owner), dense.energies(v[owner], owner) + best_e,
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_former_kernel_entry_point_still_works():
+    """``anneal_rows`` (the former signature, kept for other callers): valid states, never worse than the start."""
+    _, problem = layer_problem(28, 60, 4, 2)
+    dense = DenseQubos.from_problem(problem)
+    run, _ = make_run(dense, {**LayerSASampler().defaults})
+    v = problem.encode(gptq_restricted(problem))
+    u = dense.steps * v
+    g = u @ dense.mat
+    owner = np.arange(4)
+    betas = np.tile(np.geomspace(1.0, 100.0, 10) / np.abs(dense.lin).mean(), (4, 1))
+    best = np.zeros_like(v)
+    anneal_rows(dense.mat, dense.diag, dense.lin, dense.steps, dense.free, run.partners, run.couplings, run.indptr,
+                run.indices, owner, v.copy(), u, g, betas, run.tol, _row_seeds(0, 4), 50, best, 0, 4)
+    assert np.all(best[~problem.free] == 0)
+    assert np.all(dense.energies(best) <= dense.energies(v) + 1e-12)
+
+
+def test_options_checked_and_listed_for_the_cli():
+    assert {"effort", "time_limit"} <= set(LayerSASampler().parameters)
+    check_parameters("layer-sa", LayerSASampler(), {"effort": "fast", "time_limit": 2.5})  # what the CLI checks
+    with pytest.raises(InvalidArgumentError, match="effort"):
+        LayerSASampler(effort="slow")
+    for bad in (0, -1, "soon", True):
+        with pytest.raises(InvalidArgumentError, match="time_limit"):
+            LayerSASampler(time_limit=bad)
+
+
+def test_single_bqm_path_takes_effort_and_time_limit():
+    _, problem = layer_problem(29, 16, 2, 2)
+    bqm = problem.neuron_bqm(0)
+    best = get_sampler("exact").sample(bqm).first.energy
+    for level in PRESETS:
+        ss = LayerSASampler(effort=level).sample(bqm, seed=1, time_limit=60)
+        assert ss.first.energy == pytest.approx(best, rel=1e-9, abs=1e-12)
+        assert ss.info["time_limited"] is False
