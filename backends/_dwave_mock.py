@@ -25,7 +25,7 @@ import networkx as nx
 import numpy as np
 from dwave.system.testing import MockDWaveSampler
 
-from qannealq.backends._dwave_plan import estimate_access_us
+from qannealq.backends._dwave_anneal import estimate_access_us
 
 __all__ = ["TimedMockDWaveSampler", "MockAnnealer", "modelled_timing"]
 

@@ -187,7 +187,7 @@ def solve_layer(qpu, problem, initial_states: np.ndarray | None = None, seed: in
     seeds = np.random.SeedSequence(seed).generate_state(max(len(plan.calls), 1)) & 0x7FFFFFFF
     futures, answers = {}, []
     for c, call in enumerate(plan.calls):
-        pieces = [embed_piece(i, bqms[i], plan.embeddings.chains(k, list(bqms[i].variables)), qpu.child.adjacency,
+        pieces = [embed_piece(i, bqms[i], call.embeddings.chains(k, list(bqms[i].variables)), qpu.child.adjacency,
                               qpu.child.properties, chain.get("chain_strength", qpu.chain_strength),
                               chain.get("chain_strength_scale", qpu.chain_strength_scale))
                   for k, i in enumerate(call.neurons)]

@@ -1,37 +1,26 @@
-"""QPU access time known before any call: the anneal settings of a call, the solver's timing model, a plan.
+"""A QPU plan before any call: which neurons go in which call, on which clique embeddings, at what QPU time.
 
-* :func:`anneal_settings` turns the sampler options into the solver parameters of every call of a layer
-  (:class:`AnnealSettings`: reads, forward or reverse annealing from the warm start with its schedule). The
-  plan and the sampler both use it, so a plan predicts exactly the calls that a run makes.
-* :func:`estimate_access_us`: the QPU access time of one call, in microseconds, by dwave-cloud-client's own
-  model (``StructuredSolver.estimate_qpu_access_time``) over the solver's ``problem_timing_data`` property;
-  None when the solver publishes no timing data.
-* :func:`plan_layer` assigns a layer's neurons to calls (as many per call as disjoint clique embeddings
-  allow, or one with ``parallel=False``); :class:`QPUPlan` holds every layer's calls, prints the plan table
-  and refuses a budget (:meth:`QPUPlan.check_budget`) before the first call.
+* :func:`plan_problems` plans layers on a QPU sampler: its neurons grouped by clique size
+  (:func:`neuron_groups`), each group as many per call as disjoint clique embeddings fit (one with
+  ``parallel=False``), each call's QPU access time estimated from the solver's timing model
+  (:mod:`._dwave_anneal`); :func:`plan_bqms` plans neurons sampled one by one (as ``qannealq compare`` does).
+* :func:`plan_layer` turns groups into calls; :class:`QPUPlan` holds every layer's calls, prints the plan
+  table and refuses a budget (:meth:`QPUPlan.check_budget`) before the first call.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
+import numpy as np
+
+from qannealq.backends._dwave_anneal import AnnealSettings, anneal_settings, estimate_access_us
 from qannealq.errors import InvalidArgumentError, QannealqError
 
-__all__ = ["AnnealSettings", "anneal_settings", "estimate_access_us", "CallPlan", "LayerPlan", "QPUPlan",
-           "plan_layer", "QPUBudgetError", "ANNEAL_MODES", "SOLVER_OPTIONS", "PLAN_OPTIONS"]
-
-ANNEAL_MODES = ("auto", "forward", "reverse")
-SOLVER_OPTIONS = ("annealing_time", "anneal_schedule", "answer_mode", "label", "programming_thermalization",
-                  "readout_thermalization", "reduce_intersample_correlation")
-"""Solver parameters passed through to every call (the others are the sampler's own, below)."""
-PLAN_OPTIONS = ("num_reads", "anneal", "reversal_point", "reversal_pause", "reinitialize_state", "parallel")
-RAMP_US = 1.0
-"""Duration of each ramp of the reverse schedule (1 -> reversal point, and back), in microseconds. With the
-defaults (reversal point 0.35, pause 8 us) the schedule is ``[[0, 1], [1, 0.35], [9, 0.35], [10, 1]]``,
-dwave-system's ``ReverseAdvanceComposite`` default."""
+__all__ = ["CallPlan", "LayerPlan", "QPUPlan", "plan_layer", "plan_problems", "plan_bqms", "neuron_groups",
+           "QPUBudgetError"]
 
 
 class QPUBudgetError(QannealqError, RuntimeError):
@@ -39,136 +28,20 @@ class QPUBudgetError(QannealqError, RuntimeError):
 
 
 @dataclass(frozen=True)
-class AnnealSettings:
-    """The solver parameters of every call of a layer.
-
-    Attributes:
-        num_reads: reads per call (so per neuron).
-        reverse: reverse annealing from the warm start (``initial_state`` set per call).
-        schedule: the ``anneal_schedule`` (reverse: ``1 -> s -> pause -> 1``), None for the default anneal.
-        reinitialize_state: reverse only: every read starts again from the warm start.
-        solver_options: other solver parameters passed through (``annealing_time``...).
-        why: why this anneal was chosen (for the plan and the results).
-    """
-
-    num_reads: int
-    reverse: bool = False
-    schedule: tuple[tuple[float, float], ...] | None = None
-    reinitialize_state: bool = True
-    solver_options: tuple[tuple[str, Any], ...] = ()
-    why: str = ""
-
-    def solver_kwargs(self, initial_state: Mapping | None = None) -> dict:
-        """Keyword arguments of the solver's ``sample`` (``initial_state``: qubit -> spin, reverse only)."""
-        kwargs = dict(self.solver_options, num_reads=self.num_reads)
-        if self.schedule is not None:
-            kwargs["anneal_schedule"] = [list(point) for point in self.schedule]
-        if self.reverse:
-            kwargs["initial_state"] = dict(initial_state or {})
-            kwargs["reinitialize_state"] = self.reinitialize_state
-        return kwargs
-
-    @property
-    def anneal(self) -> str:
-        """``reverse`` or ``forward``."""
-        return "reverse" if self.reverse else "forward"
-
-    def describe(self) -> str:
-        """One line: the anneal and its parameters."""
-        if not self.reverse:
-            return f"forward anneal ({self.why})" if self.why else "forward anneal"
-        s = min(p[1] for p in self.schedule or ((0.0, 1.0),))
-        pause = sum(b[0] - a[0] for a, b in zip(self.schedule, self.schedule[1:]) if a[1] == b[1] == s)
-        return (f"reverse anneal from the warm start (reversal point s={s:g}, pause {pause:g} us, "
-                f"{'reinitialized every read' if self.reinitialize_state else 'not reinitialized'})")
-
-
-def _reverse_schedule(point: Any, pause: Any) -> tuple[tuple[float, float], ...]:
-    if isinstance(point, bool) or not isinstance(point, (int, float)) or not 0.0 < point < 1.0:
-        raise InvalidArgumentError(f"reversal_point={point!r} must be a number strictly between 0 and 1 "
-                                   "(the anneal fraction s the reverse anneal goes back to), e.g. 0.35")
-    if isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0.0 <= pause <= 1000.0:
-        raise InvalidArgumentError(f"reversal_pause={pause!r} must be microseconds in 0..1000, e.g. 8")
-    points = [(0.0, 1.0), (RAMP_US, float(point))]
-    if pause > 0:
-        points.append((RAMP_US + float(pause), float(point)))
-    points.append((points[-1][0] + RAMP_US, 1.0))
-    return tuple(points)
-
-
-def anneal_settings(parameters: Mapping, options: Mapping[str, Any], warm: bool, num_reads: int,
-                    reversal_point: float = 0.35, reversal_pause: float = 8.0) -> AnnealSettings:
-    """The calls' solver parameters from the sampler options.
-
-    ``anneal``: ``auto`` (default: reverse from the warm start when there is one and the solver takes
-    ``initial_state`` and ``anneal_schedule``, forward otherwise), ``forward`` or ``reverse``. A given
-    ``annealing_time`` or forward ``anneal_schedule`` means forward under ``auto``.
-
-    Raises:
-        InvalidArgumentError: a bad option, or ``reverse`` without a warm start or on a solver without it.
-    """
-    mode = options.get("anneal", "auto")
-    if mode not in ANNEAL_MODES:
-        raise InvalidArgumentError(f"anneal={mode!r} must be one of {', '.join(ANNEAL_MODES)}")
-    reads = options.get("num_reads", num_reads)
-    if isinstance(reads, bool) or not isinstance(reads, int) or reads < 1:
-        raise InvalidArgumentError(f"num_reads={reads!r} must be a positive integer, e.g. 100")
-    reinit = options.get("reinitialize_state", True)
-    if not isinstance(reinit, bool):
-        raise InvalidArgumentError(f"reinitialize_state={reinit!r} must be True or False")
-    passed = tuple((k, options[k]) for k in SOLVER_OPTIONS if k in options and options[k] is not None)
-    supports = "initial_state" in parameters and "anneal_schedule" in parameters
-    forward_asked = "annealing_time" in options or "anneal_schedule" in options
-    if mode == "reverse" and not supports:
-        raise InvalidArgumentError("anneal='reverse': this solver takes no initial_state/anneal_schedule; use "
-                                   "anneal='forward' (or 'auto')")
-    if mode == "reverse" and not warm:
-        raise InvalidArgumentError("anneal='reverse' needs a warm start to anneal back from: use --warm-start "
-                                   "gptq-restricted (the default) or anneal='forward'")
-    reverse = mode == "reverse" or (mode == "auto" and warm and supports and not forward_asked)
-    if not reverse:
-        why = ("asked" if mode == "forward" else "no warm start" if not warm else
-               "the solver takes no initial_state" if not supports else "annealing_time/anneal_schedule given")
-        return AnnealSettings(reads, False, None, reinit, passed, why)
-    schedule = options.get("anneal_schedule")
-    if schedule is None:
-        schedule = _reverse_schedule(options.get("reversal_point", reversal_point),
-                                     options.get("reversal_pause", reversal_pause))
-    passed = tuple((k, v) for k, v in passed if k not in ("anneal_schedule", "annealing_time"))
-    schedule = tuple((float(t), float(s)) for t, s in schedule)
-    if schedule[0][1] != 1.0:
-        raise InvalidArgumentError(f"anneal_schedule={list(schedule)!r} must start at s=1 for a reverse anneal")
-    return AnnealSettings(reads, True, schedule, reinit, passed, "warm start")
-
-
-def estimate_access_us(properties: Mapping, num_qubits: int, solver_kwargs: Mapping[str, Any]) -> float | None:
-    """Estimated QPU access time (microseconds) of one call with ``solver_kwargs`` on ``num_qubits`` qubits.
-
-    dwave-cloud-client's ``estimate_qpu_access_time`` over the solver's ``problem_timing_data``: programming
-    (typical time, thermalization, reverse-anneal delta) plus reads x (anneal + readout for the qubit count +
-    delay). None when the solver publishes no timing data.
-    """
-    if not properties.get("problem_timing_data"):
-        return None
-    from dwave.cloud.solver import StructuredSolver
-
-    kw = dict(solver_kwargs)
-    return float(StructuredSolver.estimate_qpu_access_time(
-        SimpleNamespace(properties=properties), int(num_qubits), num_reads=int(kw.get("num_reads", 1)),
-        annealing_time=kw.get("annealing_time"), anneal_schedule=kw.get("anneal_schedule"),
-        initial_state=kw.get("initial_state") or None, reinitialize_state=bool(kw.get("reinitialize_state")),
-        programming_thermalization=kw.get("programming_thermalization"),
-        readout_thermalization=kw.get("readout_thermalization"),
-        reduce_intersample_correlation=bool(kw.get("reduce_intersample_correlation"))))
-
-
-@dataclass(frozen=True)
 class CallPlan:
-    """One QPU call: the layer's neurons it solves (in embedding order), its qubits, its estimate (us)."""
+    """One QPU call: the layer's neurons it solves (in embedding order), its qubits, its estimate (us).
+
+    ``embeddings`` (:class:`~._dwave_cliques.CliqueEmbeddings`): neuron ``neurons[k]`` sits on embedding ``k``.
+    """
 
     neurons: tuple[int, ...]
     qubits: int
     estimate_us: float | None
+    embeddings: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def clique_size(self) -> int:
+        return 0 if self.embeddings is None else self.embeddings.size
 
 
 @dataclass(frozen=True)
@@ -178,11 +51,10 @@ class LayerPlan:
     Attributes:
         name, bits: the layer and its bit width.
         neurons: neurons with a BQM (a neuron with no free variable needs no call).
-        clique_size: variables of the layer's largest neuron (the clique every neuron is embedded on).
-        per_call: neurons per call at most (disjoint embeddings used; 1 with ``parallel=False``).
+        clique_size: variables of the layer's largest neuron.
+        per_call: neurons in the fullest call (disjoint embeddings used; 1 with ``parallel=False``).
         calls: the calls, in submission order.
         settings: the calls' solver parameters.
-        embeddings: the clique embeddings (:class:`~._dwave_cliques.CliqueEmbeddings`), None if it does not fit.
         problem: why the layer cannot run on this solver (None when it can).
     """
 
@@ -193,7 +65,6 @@ class LayerPlan:
     per_call: int
     calls: tuple[CallPlan, ...]
     settings: AnnealSettings
-    embeddings: Any = field(default=None, repr=False, compare=False)
     problem: str | None = None
 
     @property
@@ -203,21 +74,23 @@ class LayerPlan:
         return None if any(t is None for t in times) else float(sum(times))
 
 
-def plan_layer(name: str, bits: int | None, sizes: Sequence[int], embeddings, per_call: int,
+def plan_layer(name: str, bits: int | None, sizes: Sequence[int], groups: Sequence[tuple[Sequence[int], Any, int]],
                settings: AnnealSettings, properties: Mapping, problem: str | None = None) -> LayerPlan:
-    """Neurons with variables, in order, ``per_call`` at a time, each on the next disjoint embedding."""
+    """The calls of a layer: each group ``(neurons, embeddings, per_call)`` in its own calls, its neurons in
+    order, ``per_call`` at a time, each on the next disjoint embedding of the group's clique."""
     active = [i for i, size in enumerate(sizes) if size > 0]
     size = max((int(s) for s in sizes), default=0)
     if problem is not None or not active:
-        return LayerPlan(name, bits, len(active), size, 0, (), settings, None, problem)
-    per_call = max(1, min(per_call, len(active)))
+        return LayerPlan(name, bits, len(active), size, 0, (), settings, problem)
     kwargs = settings.solver_kwargs({0: 1} if settings.reverse else None)
     calls = []
-    for start in range(0, len(active), per_call):
-        chunk = tuple(active[start:start + per_call])
-        qubits = sum(embeddings.qubits(k, int(sizes[i])) for k, i in enumerate(chunk))
-        calls.append(CallPlan(chunk, qubits, estimate_access_us(properties, qubits, kwargs)))
-    return LayerPlan(name, bits, len(active), size, per_call, tuple(calls), settings, embeddings)
+    for neurons, embeddings, per_call in groups:
+        per_call = max(1, min(per_call, len(neurons)))
+        for start in range(0, len(neurons), per_call):
+            chunk = tuple(neurons[start:start + per_call])
+            qubits = sum(embeddings.qubits(k, int(sizes[i])) for k, i in enumerate(chunk))
+            calls.append(CallPlan(chunk, qubits, estimate_access_us(properties, qubits, kwargs), embeddings))
+    return LayerPlan(name, bits, len(active), size, max(len(c.neurons) for c in calls), tuple(calls), settings)
 
 
 def _counts(values: Sequence[int]) -> str:
@@ -277,11 +150,12 @@ class QPUPlan:
         """Refuse the run when its estimate exceeds ``seconds`` (or cannot be made).
 
         Raises:
+            InvalidArgumentError: ``seconds`` is not a positive number.
             QPUBudgetError: the estimate exceeds the budget, a layer does not fit, or no timing model.
         """
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) \
-                or seconds <= 0:
-            raise InvalidArgumentError(f"--qpu-budget={seconds!r} must be a positive number of seconds")
+        from qannealq.config import check_qpu_budget
+
+        seconds = check_qpu_budget(seconds)
         unfit = [p for p in self.layers if p.problem]
         if unfit:
             raise QPUBudgetError(f"--qpu-budget={seconds:g} s: layer {unfit[0].name} cannot run on this solver "
@@ -295,3 +169,61 @@ class QPUPlan:
             raise QPUBudgetError(f"--qpu-budget={seconds:g} s: the plan needs an estimated {est / 1e6:.4f} s of "
                                  f"QPU access time in {self.num_calls} calls; nothing was sent to the QPU. Raise "
                                  "the budget, or lower num_reads, the bit widths or the methods")
+
+
+def neuron_groups(qpu, sizes: np.ndarray, parallel: bool) -> tuple[list, str | None]:
+    """A layer's neurons in groups sharing a clique: ``([(neurons, embeddings, per_call)], problem)``.
+
+    One neuron per call: each neuron on the best clique of its own size (as the per-neuron path samples it).
+    Many per call: neurons are grouped by the longest chain of their own size's best clique, each group on the
+    clique of its largest neuron, so that no neuron gets longer chains than it would alone (a layer of 9- to
+    11-variable neurons on Pegasus: 9 and 10 have chains of 2 qubits, 11 of 3, so two groups), and every group
+    as many per call as disjoint embeddings of its clique fit.
+    """
+    own = {int(s): qpu.cliques.get(int(s), 1) for s in np.unique(sizes[sizes > 0])}
+    missing = [s for s, found in own.items() if not len(found)]
+    if missing:
+        return [], f"no clique embedding of {missing[-1]} variables found on this solver"
+    if not parallel:
+        return [([int(i) for i in np.flatnonzero(sizes == s)], found, 1) for s, found in own.items()], None
+    longest = {s: max(len(chain) for chain in found.embeddings[0]) for s, found in own.items()}
+    groups = []
+    for chain in sorted(set(longest.values())):
+        members = [s for s in own if longest[s] == chain]
+        neurons = [int(i) for i in np.flatnonzero(np.isin(sizes, members))]
+        found = qpu.cliques.get(max(members), len(neurons))
+        groups.append((neurons, found, len(found)))
+    return groups, None
+
+
+def plan_problems(qpu, problems, warm_start: bool, options: Mapping[str, Any], known: Sequence[str]) -> QPUPlan:
+    """The plan of ``problems`` (layer problems: names, bits, free variables) on ``qpu`` with ``options``
+    (those in ``known``; ``parallel`` defaults to the sampler's)."""
+    options = {k: v for k, v in options.items() if k in known}
+    options.setdefault("anneal", qpu.anneal)
+    parallel = options.pop("parallel", qpu.parallel)
+    if not isinstance(parallel, bool):
+        raise InvalidArgumentError(f"parallel={parallel!r} must be True or False")
+    settings = anneal_settings(qpu.child.parameters, options, warm_start and parallel, qpu.num_reads,
+                               qpu.reversal_point, qpu.reversal_pause)
+    layers = []
+    for p in problems:
+        sizes = np.asarray(p.free).sum(axis=1)
+        size = int(sizes.max(initial=0))
+        groups, problem = [], None if size <= qpu.max_variables else (
+            f"a neuron has {size} variables, more than the largest clique ({qpu.max_variables}) of this solver: "
+            "use --backend dwave-hybrid, or a decomposing sampler")
+        if problem is None and size:
+            groups, problem = neuron_groups(qpu, sizes, parallel)
+        layers.append(plan_layer(p.name, p.grid.bits, sizes.tolist(), groups, settings, qpu.child.properties,
+                                 problem))
+    return QPUPlan(qpu.name, qpu.solver, tuple(layers))
+
+
+def plan_bqms(qpu, bqms, repeats: int, name: str, options: Mapping[str, Any], known: Sequence[str]) -> QPUPlan:
+    """Each of ``bqms`` sampled on its own, ``repeats`` times: one neuron per call, forward anneal."""
+    sizes = [bqm.num_variables for bqm in bqms]
+    free = np.arange(max(sizes, default=0))[None, :] < np.asarray(sizes, dtype=int)[:, None]
+    problem = SimpleNamespace(name=name, grid=SimpleNamespace(bits=None), free=free)
+    layer = plan_problems(qpu, [problem], False, {**options, "parallel": False}, known).layers[0]
+    return QPUPlan(qpu.name, qpu.solver, (layer,) * repeats)

@@ -45,7 +45,7 @@ def _best_rows(problem, futures: dict) -> tuple[np.ndarray, list]:
 def _per_call(plan, samplesets: list) -> dict:
     """Reported QPU figures per call (from the first neuron of each call: all share the call's answer)."""
     reported = [samplesets[call.neurons[0]].info["timing"] for call in plan.calls]
-    return {"call_qubits": [c.qubits for c in plan.calls],
+    return {"call_clique_size": [c.clique_size for c in plan.calls], "call_qubits": [c.qubits for c in plan.calls],
             "call_estimated_us": [c.estimate_us for c in plan.calls],
             "call_qpu_access_time_us": [t.get("qpu_access_time") for t in reported],
             "call_problem_id": [samplesets[c.neurons[0]].info.get("problem_id") for c in plan.calls]}

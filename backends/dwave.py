@@ -6,7 +6,7 @@ A neuron BQM is dense, so the QPU path embeds it on a clique (minorminer's buscl
   (``sample_layer``, :mod:`._dwave_parallel`): the layer's neurons sit on disjoint clique embeddings, found once
   per (solver graph, size) and cached on disk (:mod:`._dwave_cliques`), as many per QPU call as the graph
   holds, each with its own chain strength; warm-started layers are reverse-annealed from the warm start where
-  the solver supports it (:mod:`._dwave_plan`). :meth:`QPUSampler.plan` predicts the calls and their QPU
+  the solver supports it (:mod:`._dwave_anneal`). :meth:`QPUSampler.plan` predicts the calls and their QPU
   access time from the solver's ``problem_timing_data`` before any call (``--dry-run``, ``--qpu-budget``).
 * **One neuron per call** (``parallel=False``): each neuron's BQM through ``sample`` on the clique embedding
   of its size (the same cache), with the scaling that ``DWaveCliqueSampler`` applies (:mod:`._dwave_embed`).
@@ -36,7 +36,7 @@ from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has
                                             require_credentials)
 from qannealq.backends._dwave_embed import finish, submit
 from qannealq.backends._dwave_parallel import chain_strength_of, solve_layer
-from qannealq.backends._dwave_plan import PLAN_OPTIONS, QPUPlan, anneal_settings, plan_layer
+from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
 from qannealq.contract import Closeable, LayerSample
 from qannealq.errors import InvalidArgumentError
 
@@ -46,7 +46,7 @@ __all__ = ["QPUSampler", "MockQPUSampler", "HybridSampler", "has_credentials", "
 logger = logging.getLogger(__name__)
 
 LAYER_PARAMETERS = ("anneal", "reversal_point", "reversal_pause", "reinitialize_state", "parallel")
-"""Options of the whole-layer path only (see :func:`._dwave_plan.anneal_settings`)."""
+"""Options of the whole-layer path only (see :func:`._dwave_anneal.anneal_settings`)."""
 QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_strength_scale", "chain_break_method", "annealing_time",
                   "answer_mode", "anneal_schedule", "label", "programming_thermalization",
                   "readout_thermalization", "reduce_intersample_correlation", *LAYER_PARAMETERS)
@@ -180,33 +180,19 @@ class QPUSampler(Closeable, dimod.Sampler):
         return self._embeddings[size]
 
     def plan(self, problems, warm_start: bool = True, **options) -> QPUPlan:
-        """The QPU calls of ``problems`` (layer problems) and their estimated access time; no QPU time spent.
+        """The QPU calls of ``problems`` and their estimated access time; no QPU time spent (:mod:`._dwave_plan`).
 
         Args:
             problems: :class:`~qannealq.formulation.LayerProblem` objects (their names, bits and free variables).
             warm_start: whether the run gives a warm start (reverse annealing under ``anneal='auto'``).
             **options: sampler options (``num_reads``, ``anneal``, ``parallel``...); others are ignored here.
         """
-        options = {k: v for k, v in options.items() if k in QPU_PARAMETERS}
-        options.setdefault("anneal", self.anneal)
-        parallel = options.pop("parallel", self.parallel)
-        if not isinstance(parallel, bool):
-            raise InvalidArgumentError(f"parallel={parallel!r} must be True or False")
-        settings = anneal_settings(self.child.parameters, options, warm_start and parallel, self.num_reads,
-                                   self.reversal_point, self.reversal_pause)
-        layers = []
-        for p in problems:
-            sizes = np.asarray(p.free).sum(axis=1)
-            size, active = int(sizes.max(initial=0)), int((sizes > 0).sum())
-            problem = None if size <= self.max_variables else (
-                f"a neuron has {size} variables, more than the largest clique ({self.max_variables}) of this "
-                "solver: use --backend dwave-hybrid, or a decomposing sampler")
-            found = self.cliques.get(size, active if parallel else 1) if active and problem is None else None
-            if found is not None and not len(found):
-                problem, found = f"no clique embedding of {size} variables found on this solver", None
-            layers.append(plan_layer(p.name, p.grid.bits, sizes.tolist(), found, len(found or ()) if parallel else 1,
-                                     settings, self.child.properties, problem))
-        return QPUPlan(self.name, self.solver, tuple(layers))
+        return plan_problems(self, problems, warm_start, options, QPU_PARAMETERS)
+
+    def plan_bqms(self, bqms, repeats: int = 1, name: str = "neurons", **options) -> QPUPlan:
+        """The plan of sampling each of ``bqms`` on its own, ``repeats`` times (one neuron per call, forward), as
+        ``qannealq compare`` samples them; ``options`` as for :meth:`plan` (``num_reads``...)."""
+        return plan_bqms(self, bqms, repeats, name, options, QPU_PARAMETERS)
 
     def sample_layer(self, problem, initial_states: np.ndarray | None = None, seed: int | None = None,
                      **kwargs) -> LayerSample:

@@ -1,6 +1,8 @@
 """D-Wave backends offline: credentials, lazy QPU construction, the token never leaking, the QPU code path on
 ``MockDWaveSampler`` (submitting every problem before resolving any) and the hybrid path on a stand-in; live
-tests behind the ``live`` marker. Fixtures ``no_dwave_token`` / ``fake_dwave_token`` come from conftest.py."""
+tests behind the ``live`` marker (one neuron, and a whole layer many neurons per call within a QPU budget).
+Fixtures ``no_dwave_token`` / ``fake_dwave_token`` come from conftest.py. Many neurons per call, the plan and
+the budget on the mock: tests/test_qpu_parallel.py and tests/test_qpu_plan.py."""
 
 from __future__ import annotations
 
@@ -258,3 +260,29 @@ def test_live_qpu_and_hybrid_on_a_neuron():
     assert "qpu_access_time" in ss.info["timing"] and 170 <= qpu.max_variables <= 190
     hybrid = get_sampler("dwave-hybrid")
     assert hybrid.sample(bqm).first.energy == pytest.approx(optimum(bqm), rel=1e-6)
+
+
+@pytest.mark.live
+def test_live_qpu_layer_many_neurons_per_call_within_a_budget():
+    """The tiny model's second layer (10 neurons of up to 11 variables) in one QPU call, reverse-annealed from the
+    warm start, planned first and refused over budget before any call."""
+    if not dwave_backend.has_credentials():
+        pytest.skip("no D-Wave API token configured")
+    from backend_fixtures import tiny_digits
+
+    from qannealq.backends._dwave_plan import QPUBudgetError
+    from qannealq.experiment import formulate
+    from qannealq.solve import quantize_layer
+
+    problem = formulate(tiny_digits(), 4)[1]
+    with get_sampler("dwave", num_reads=50) as qpu:
+        plan = qpu.plan([problem], warm_start=True)
+        with pytest.raises(QPUBudgetError):
+            plan.check_budget(plan.estimate_us / 2e6)
+        plan.check_budget(1.0)
+        result = quantize_layer(problem, "qubo", qpu, "dwave", seed=0)
+    info = result.info["qpu"]
+    assert info["calls"] == len(plan.layers[0].calls) == 1 and info["anneal"] == plan.layers[0].settings.anneal
+    assert 0.5 < info["qpu_access_time_us"] / info["estimated_qpu_access_time_us"] < 2.0
+    assert np.all(result.errors <= result.warm_start_errors + 1e-12)
+

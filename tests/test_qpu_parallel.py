@@ -151,7 +151,7 @@ def test_reverse_anneal_parameters_reach_the_solver_and_never_lose_to_the_warm_s
             state = kwargs["initial_state"]
             assert set(state) == set(bqm.variables)  # every active qubit starts from the warm start:
             for k, i in enumerate(call.neurons):  # each chain of neuron i holds its warm value as a spin
-                chains = plan.embeddings.chains(k, list(problem.neuron_bqm(i).variables))
+                chains = call.embeddings.chains(k, list(problem.neuron_bqm(i).variables))
                 assert all(state[q] == 2 * int(warm[i, j]) - 1 for j, chain in chains.items() for q in chain)
 
 

@@ -5,6 +5,7 @@ making no sampling call and writing nothing, and ``--qpu-budget`` refusing befor
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -17,7 +18,8 @@ from dwave.system.testing import MockDWaveSampler  # noqa: E402
 
 from qannealq.backends import get_sampler  # noqa: E402
 from qannealq.backends._dwave_mock import TimedMockDWaveSampler, modelled_timing  # noqa: E402
-from qannealq.backends._dwave_plan import QPUBudgetError, anneal_settings, estimate_access_us  # noqa: E402
+from qannealq.backends._dwave_anneal import anneal_settings, estimate_access_us  # noqa: E402
+from qannealq.backends._dwave_plan import QPUBudgetError  # noqa: E402
 from qannealq.cli import main  # noqa: E402
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError  # noqa: E402
 from qannealq.experiment import formulate  # noqa: E402
@@ -108,6 +110,17 @@ def test_the_budget_check_and_layers_that_do_not_fit():
         quantize_layer(problems[0], "qubo", small, "dwave-mock", seed=0)
 
 
+def test_plan_of_neurons_sampled_one_by_one_as_compare_does():
+    problem = digits_layer(2)
+    sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=10)
+    bqms = [problem.neuron_bqm(i) for i in range(4)]
+    plan = sampler.plan_bqms(bqms, repeats=3, num_reads=10)
+    assert plan.num_calls == 12 and all(len(c.neurons) == 1 for layer in plan.layers for c in layer.calls)
+    reported = [sampler.sample(bqm, seed=0, num_reads=10).info["timing"]["qpu_access_time"] for bqm in bqms]
+    estimates = {c.neurons[0]: c.estimate_us for c in plan.layers[0].calls}
+    assert [estimates[i] for i in range(4)] == pytest.approx(reported, rel=1e-9)
+
+
 def _no_sampling(monkeypatch) -> None:
     def refuse(self, *args, **kwargs):
         raise AssertionError("the QPU was sampled")
@@ -125,7 +138,10 @@ def test_dry_run_prints_the_plan_and_samples_nothing(tmp_path, capsys, monkeypat
     assert main([*RUN, "--dry-run", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "QPU plan: backend 'dwave-mock' on MockDWaveSampler (pegasus [16])" in printed
-    assert "total: 4 QPU calls, estimated QPU access time 0.0" in printed  # 2 layers x 2 bit widths, 1 call each
+    rows = [line for line in printed.splitlines() if re.match(r"\s+[42] [02] ", line)]
+    assert len(rows) == 4 and all("reverse, 20 reads" in row for row in rows)  # 2 layers x 2 bit widths
+    calls = int(re.search(r"total: (\d+) QPU calls, estimated QPU access time 0\.\d+ s", printed).group(1))
+    assert 4 <= calls < 52  # at least one call per layer and bit width, far fewer than neurons
     assert "reverse anneal from the warm start" in printed and "20 reads" in printed
     assert not out.exists()
 
