@@ -19,7 +19,7 @@ from qannealq.calibration import as_calibration_tensor
 from qannealq.pipeline import quantize_model
 from qannealq.weighted import (Objective, WeightedLayerProblem, WeightedLayerStats, build_weighted_problem,
                                make_objective)
-from qannealq.weighted_calibration import collect_weighted_stats, relu_fed_layers, with_weighted_stats
+from qannealq.weighted_calibration import collect_weighted_stats, relu_fed_layers
 
 
 def _weighted(seed: int, f: int = 20, n: int = 5, bias: bool = True, binary: bool = True):
@@ -110,6 +110,29 @@ def test_model_with_inactive_weight_one_reproduces_the_paper_objective():
             np.testing.assert_array_equal(a.errors, b.errors)
 
 
+def test_model_errors_are_the_weighted_errors_of_the_activations():
+    exp = tiny_digits()
+    x = as_calibration_tensor(exp.calibration)
+    result = quantize_model(exp.model, exp.calibration, 2, seed=1, objective="relu-aware", inactive_weight=0.0)
+    with torch.no_grad():
+        y = exp.model[0](x).double()
+        y_hat = result.model[0](x).double()
+    direct = (((y > 0) * (y - y_hat) ** 2).sum(0) / len(x)).numpy()
+    np.testing.assert_allclose(result.layers[0].errors, direct, rtol=1e-5, atol=1e-9)  # float32 forward
+
+
+def test_reversed_inverse_cholesky_equals_gptqs_factor():
+    from qannealq.baselines import _inverse_cholesky, _reversed_inverse_cholesky
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(200, 30))
+    x[:, [0, 7]] = 0.0
+    h = x.T @ x / 200
+    dead = np.diag(h) <= 0
+    np.testing.assert_allclose(_reversed_inverse_cholesky(h, dead, 0.01), _inverse_cholesky(h, dead, 0.01),
+                               rtol=1e-10, atol=1e-12)
+
+
 def test_only_linear_layers_feeding_a_relu_are_weighted():
     net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.ReLU(), torch.nn.Linear(5, 5), torch.nn.Tanh(),
                               torch.nn.Linear(5, 4), torch.nn.ReLU(inplace=True), torch.nn.Linear(4, 3))
@@ -147,15 +170,10 @@ def test_weights_come_from_the_float_network_in_sequential_mode():
 
 def test_layer_sa_reaches_the_exact_optimum_on_17_variable_weighted_neurons():
     exp = tiny_digits()
-    stats = with_weighted_stats(exp.model, exp.calibration, make_objective("relu-aware", 0.0),
-                                {"0": collect_weighted_stats(exp.model, exp.model, ["0"],
-                                                             as_calibration_tensor(exp.calibration),
-                                                             Objective("relu-aware"))["0"].plain})
-    layer = exp.model[0]
-    problem = build_weighted_problem(stats["0"], layer.weight.detach().double().numpy(),
-                                     layer.bias.detach().double().numpy(),
-                                     make_grid(layer.weight.detach().double().numpy(),
-                                               layer.bias.detach().double().numpy(), 3, "tensor", "sign"))
+    stats = collect_weighted_stats(exp.model, exp.model, ["0"], as_calibration_tensor(exp.calibration),
+                                   Objective("relu-aware", 0.0))["0"]
+    weight, bias = (t.detach().double().numpy() for t in (exp.model[0].weight, exp.model[0].bias))
+    problem = build_weighted_problem(stats, weight, bias, make_grid(weight, bias, 3, "tensor", "sign"))
     assert problem.per_neuron and problem.free.sum(axis=1).max() == 17
     sampler = get_sampler("layer-sa")
     sample = sampler.sample_layer(problem, seed=11)
@@ -201,12 +219,12 @@ def test_objective_options_are_checked():
         quantize_model(torch.nn.Sequential(torch.nn.Linear(3, 2)), np.ones((4, 3)), 2, objective="relu")
 
 
-def test_run_command_records_the_objective(tmp_path, monkeypatch, capsys):
+def test_run_command_records_the_objective(tmp_path, capsys):
     import json
 
     from qannealq.cli import main
 
-    monkeypatch.setenv("QANNEALQ_CACHE", str(tmp_path / "cache"))
+    tiny_digits()  # the session's cached model: the command loads it
     out = tmp_path / "run"
     assert main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "gptq,qubo",
                  "--objective", "relu-aware", "--inactive-weight", "0.25", "--out", str(out)]) == 0
