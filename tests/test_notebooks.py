@@ -11,6 +11,8 @@ themselves: a failing one fails the test. The ``slow`` tests execute the labs at
 from __future__ import annotations
 
 import ast
+import resource
+import time
 from pathlib import Path
 
 import pytest
@@ -58,14 +60,21 @@ def inject(nb, overrides: dict[str, object]) -> None:
 
 
 def execute(path: Path, overrides: dict[str, object]) -> None:
-    """Run ``path`` top to bottom in a fresh kernel (cwd: its folder); raise on any cell error."""
+    """Run ``path`` top to bottom in a fresh kernel (cwd: its folder); raise on any cell error.
+
+    Prints the kernel's CPU time and the wall time (``pytest -s`` shows them).
+    """
     nb = nbformat.read(path, as_version=4)
     inject(nb, overrides)
     client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=False,
                                      resources={"metadata": {"path": str(path.parent)}})
     with pytest.MonkeyPatch.context() as mp:  # the kernel inherits the environment: plots inline, not Agg
         mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+        start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         client.execute()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the kernel, reaped at shutdown
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    print(f"\n{path.name}: kernel CPU {cpu:.1f} s, wall {time.perf_counter() - start:.1f} s")
 
 
 def test_every_lab_has_a_solution_and_its_small_settings():
