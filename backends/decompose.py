@@ -36,9 +36,12 @@ from qannealq.backends._decompose_search import Search, child_summary, greedy, t
 from qannealq.contract import LayerComposite, draw_seed, layer_solver, max_variables
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["DecomposingSampler", "decomposed", "capacity_limited", "auto_decompose"]
+__all__ = ["DecomposingSampler", "decomposed", "capacity_limited", "auto_decompose", "SUB_PROBLEM_SIZE"]
 
 _MISSING = object()
+SUB_PROBLEM_SIZE = {"exact": 16}
+"""Default sub-problem size of backends whose time grows steeply below their capacity (by their ``name``):
+``exact`` enumerates ``2^m`` states, ~0.2 s at 16 variables but ~30 s at its capacity of 24."""
 _OWN_PARAMETERS = ("initial_states", "seed", "capacity", "patience", "max_calls")
 
 
@@ -65,7 +68,8 @@ class DecomposingSampler(LayerComposite):
 
     Args:
         child: any ``dimod.Sampler`` (the sub-solver).
-        capacity: largest sub-problem (None: the child's ``properties["max_variables"]``, read at first use).
+        capacity: BQMs above it are decomposed into sub-problems of this size (None: the child's
+            ``properties["max_variables"]``, read at first use, with sub-problems capped by :data:`SUB_PROBLEM_SIZE`).
         patience: rounds in a row without improvement before stopping (None: ``ceil(2 m / capacity)``).
         max_calls: budget of backend calls per BQM.
     """
@@ -88,14 +92,22 @@ class DecomposingSampler(LayerComposite):
 
     @property
     def capacity(self) -> int:
-        """The largest sub-problem sent to the child."""
-        if self._capacity is None:
-            limit = max_variables(self.child)
-            if limit is None:
-                raise InvalidArgumentError(f"{type(self.child).__name__} states no max_variables: give the "
-                                           "decomposition a capacity")
-            self._capacity = int(limit)
-        return self._capacity
+        """BQMs above this size are decomposed (the given capacity, else the child's ``max_variables``)."""
+        if self._capacity is not None:
+            return self._capacity
+        limit = max_variables(self.child)
+        if limit is None:
+            raise InvalidArgumentError(f"{type(self.child).__name__} states no max_variables: give the "
+                                       "decomposition a capacity")
+        return int(limit)
+
+    @property
+    def sub_size(self) -> int:
+        """The size of the sub-problems: the given capacity, else the child's capacity capped by
+        :data:`SUB_PROBLEM_SIZE`."""
+        if self._capacity is not None:
+            return self._capacity
+        return min(self.capacity, SUB_PROBLEM_SIZE.get(getattr(self.child, "name", None), self.capacity))
 
     @property
     def parameters(self) -> dict:
@@ -122,8 +134,8 @@ class DecomposingSampler(LayerComposite):
         kwargs = self.remove_unknown_kwargs(**kwargs)
         seed = draw_seed(seed)
         child_kw = self._child_kwargs(kwargs)
-        capacity = capacity or self.capacity
-        if bqm.num_variables <= capacity:
+        size = capacity or self.sub_size
+        if bqm.num_variables <= (capacity or self.capacity):
             return self._pass_through(bqm, initial_states, seed, child_kw)
         t0 = time.perf_counter_ns()
         spin = bqm.vartype is dimod.SPIN
@@ -132,13 +144,13 @@ class DecomposingSampler(LayerComposite):
         start = "initial_states" if x is not None else "greedy"
         if x is None:
             x = greedy(lin, mat, np.zeros(len(labels)))
-        patience = patience or self.patience or math.ceil(2 * len(labels) / capacity)
+        patience = patience or self.patience or math.ceil(2 * len(labels) / size)
         search = Search(lin, mat, offset, labels, np.random.default_rng(seed))
-        x, log, child_infos = search.run(self.child, x, capacity, patience, max_calls or self.max_calls, child_kw)
+        x, log, child_infos = search.run(self.child, x, size, patience, max_calls or self.max_calls, child_kw)
         samples = (2 * x - 1 if spin else x).astype(np.int8)[None, :]
         ss = dimod.SampleSet.from_samples_bqm((samples, labels), bqm)
         own = time.perf_counter_ns() - t0 - log.pop("child_ns")
-        ss.info.update(log, decomposed=True, capacity=capacity, start=start, seed=seed,
+        ss.info.update(log, decomposed=True, capacity=size, start=start, seed=seed,
                        timing=timing_of(child_infos, own), **child_summary(child_infos))
         return ss
 
@@ -183,12 +195,14 @@ def _declared_capacity(sampler: Any) -> Any:
 
 
 def capacity_limited(sampler: Any) -> bool:
-    """Whether ``sampler`` has a size limit and no whole-layer path (so large neurons need decomposition).
+    """Whether ``sampler`` has a size limit on single BQMs (so large neurons need decomposition).
 
     Reads the declared ``default_max_variables`` of its class (or, through composites such as the retry
-    wrapper, of its child's), so that a QPU is not contacted; else ``properties["max_variables"]``.
+    wrapper, of its child's), so that a QPU is not contacted; else ``properties["max_variables"]``. A sampler
+    with a whole-layer path may still be limited: the decomposition keeps that path (it is a
+    :class:`~qannealq.contract.LayerComposite`) and decomposes only single BQMs.
     """
-    if isinstance(sampler, DecomposingSampler) or layer_solver(sampler) is not None:
+    if isinstance(sampler, DecomposingSampler):
         return False
     declared = _declared_capacity(sampler)
     if declared is not _MISSING:

@@ -20,9 +20,9 @@ from typing import Any, Mapping, Sequence
 import dimod
 import numpy as np
 
-from qannealq._compare_instances import NeuronInstance, Reference
+from qannealq._compare_instances import NeuronInstance, Reference, instances_from_experiment, instances_from_layer
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
-from qannealq._compare_report import CompareResult, summarise
+from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
 from qannealq.config import check_positive
 from qannealq.contract import check_parameters, redact
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
@@ -30,11 +30,16 @@ from qannealq.metrics import call_timing
 from qannealq.report import LogReporter, Reporter
 from qannealq.store import ResultStore, unit_key
 
-__all__ = ["CompareSettings", "compare_backends", "OFFLINE_BACKENDS", "DETERMINISTIC", "unit_seed"]
+__all__ = ["CompareSettings", "compare_backends", "OFFLINE_BACKENDS", "DETERMINISTIC", "DEFAULT_OPTIONS", "unit_seed",
+           "run_unit", "NeuronInstance", "Reference", "CompareResult", "CompareRow", "ReferenceOptions",
+           "instances_from_experiment", "instances_from_layer", "format_summary"]
 
 logger = logging.getLogger(__name__)
 
 OFFLINE_BACKENDS = ("sa", "tabu", "steepest", "exact", "gurobi", "qaoa", "dwave-mock", "layer-sa")
+DEFAULT_OPTIONS = {"gurobi": {"time_limit": 10.0}}
+"""Options every call of a backend gets unless ``sampler_options`` say otherwise (Gurobi would otherwise
+search until it proves the optimum, which on ~60-variable neurons takes hours)."""
 DETERMINISTIC = ("exact", "gurobi")
 """Backends whose call returns the optimum, not samples: one read per call (``--reads`` is not passed)."""
 _EXTRA_KEYS = ("chain_break_fraction", "chain_strength", "num_qubits", "max_chain_length", "reps", "shots",
@@ -150,7 +155,7 @@ def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat
              settings: CompareSettings) -> dict:
     """One call of ``sampler`` on ``instance``: every read's energy (recomputed on the BQM), timing, seed."""
     params = set(sampler.parameters)
-    kwargs = dict(settings.sampler_options.get(name, {}))
+    kwargs = {**DEFAULT_OPTIONS.get(name, {}), **settings.sampler_options.get(name, {})}
     seed = unit_seed(settings.seed, name, instance.name, repeat) if "seed" in params else None
     if seed is not None:
         kwargs["seed"] = seed
