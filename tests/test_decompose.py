@@ -156,3 +156,13 @@ def test_run_decomposes_neurons_above_capacity_and_says_so(tmp_path, capsys):
     assert "capacity-aware decomposition" in printed and "solved by decomposition" in printed
     layers = json.loads((out / "results.json").read_text())["results"][0]["layers"]
     assert layers[0]["decomposed"] and layers[0]["decomposed_neurons"] == 16  # all have 14-17 variables
+
+
+def test_exact_decomposes_above_its_capacity_into_sub_problems_of_16():
+    small = random_layer(np.random.default_rng(4), 19, 1, dead=0).problem(4).neuron_bqm(0)
+    large = random_layer(np.random.default_rng(4), 29, 1, dead=0).problem(4).neuron_bqm(0)
+    assert 16 < small.num_variables <= 24 < large.num_variables
+    sampler = decomposed("exact", max_calls=2)
+    assert sampler.sample(small).info["decomposed"] is False  # within exact's 24 variables: solved directly
+    info = sampler.sample(large, seed=0).info
+    assert info["decomposed"] and info["sub_sizes"] == [16, 16]
