@@ -59,14 +59,27 @@ def inject(nb, overrides: dict[str, object]) -> None:
     nb.cells.insert(index + 1, cell)
 
 
-def execute(path: Path, overrides: dict[str, object]) -> None:
-    """Run ``path`` top to bottom in a fresh kernel (cwd: its folder); raise on any cell error.
+@pytest.fixture(scope="session")
+def kernel(tmp_path_factory):
+    """The name of a kernelspec for this very interpreter, found first (``JUPYTER_PATH``): a ``python3``
+    kernelspec of another environment on the machine must not run the labs."""
+    from ipykernel.kernelspec import write_kernel_spec
+
+    root = tmp_path_factory.mktemp("jupyter")
+    write_kernel_spec(root / "kernels" / "qannealq-tests")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JUPYTER_PATH", str(root))
+        yield "qannealq-tests"
+
+
+def execute(path: Path, overrides: dict[str, object], kernel: str) -> None:
+    """Run ``path`` top to bottom in a fresh ``kernel`` (cwd: its folder); raise on any cell error.
 
     Prints the kernel's CPU time and the wall time (``pytest -s`` shows them).
     """
     nb = nbformat.read(path, as_version=4)
     inject(nb, overrides)
-    client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3", allow_errors=False,
+    client = nbclient.NotebookClient(nb, timeout=900, kernel_name=kernel, allow_errors=False,
                                      resources={"metadata": {"path": str(path.parent)}})
     with pytest.MonkeyPatch.context() as mp:  # the kernel inherits the environment: plots inline, not Agg
         mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
@@ -106,11 +119,11 @@ def test_readme_lists_every_lab():
 
 
 @pytest.mark.parametrize("path", LABS, ids=lambda p: p.stem)
-def test_lab_runs_with_small_settings(path):
-    execute(path, SMALL[path.stem])
+def test_lab_runs_with_small_settings(path, kernel):
+    execute(path, SMALL[path.stem], kernel)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", LABS + SOLUTIONS, ids=lambda p: p.stem)
-def test_notebook_runs_with_default_settings(path):
-    execute(path, {})
+def test_notebook_runs_with_default_settings(path, kernel):
+    execute(path, {}, kernel)
