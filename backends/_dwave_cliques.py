@@ -8,11 +8,14 @@ keeps them per (solver graph, clique size):
 * in memory, and on disk under ``<cache>/dwave-embeddings/<key>/clique-<size>.json`` (``<cache>`` is
   ``$QANNEALQ_CACHE`` or ``~/.cache/qannealq``), where ``<key>`` names the solver's topology and a digest of
   its working graph (qubits and couplers), so a solver with other broken qubits gets its own entry;
-* one embedding is searched for when one is asked for (one neuron per call); a request for more searches all
-  that the graph holds (``exhausted``), extending what was found before, and the set is ordered best first:
-  most couplers among its qubits (an interaction split over more couplers, chains held by more couplers: on
-  the mock, lower energies than the embeddings with fewest couplers), then fewest qubits; so a layer of ``n``
-  neurons uses the best ``n`` embeddings, not the first ``n`` found;
+* one embedding is searched for when one is asked for (one neuron per call); a request for more searches up to
+  :data:`MAX_SET` (64) or all that the graph holds (``exhausted``), whichever is fewer, extending what was
+  found before (each busclique search takes ~0.04 s on Pegasus P16, so a set costs a few seconds, once). :meth:`CliqueCache.get` keeps the
+  search order, so the first embedding of a size is the same whatever was searched before (one neuron per
+  call always uses it); :meth:`CliqueCache.best` orders the whole set best first: most couplers among its
+  qubits (an interaction split over more couplers, chains held by more couplers: on the mock's 17-cliques,
+  lower energies than the embeddings with fewest couplers), then fewest qubits; so a layer of ``n`` neurons
+  uses the best ``n`` embeddings, not the first ``n`` found;
 * an entry is checked when read (format, graph, size, every embedding a valid clique minor of the graph, all
   pairwise disjoint): a corrupt or foreign entry is logged and rebuilt.
 """
@@ -32,11 +35,13 @@ from dwave.embedding import is_valid_embedding
 
 from qannealq.store import atomic_write
 
-__all__ = ["CliqueEmbeddings", "CliqueCache", "graph_key", "check_embeddings"]
+__all__ = ["CliqueEmbeddings", "CliqueCache", "graph_key", "check_embeddings", "MAX_SET"]
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
+MAX_SET = 64
+"""Most embeddings searched per size: a call of 64 neurons already spreads its programming time thin."""
 
 
 def graph_key(graph: nx.Graph, topology: Mapping) -> str:
@@ -113,24 +118,28 @@ class CliqueCache:
         return self.root / f"clique-{size}.json"
 
     def get(self, size: int, count: int) -> CliqueEmbeddings:
-        """Disjoint ``size``-clique embeddings, best first: one (``count <= 1``), or all the graph holds.
+        """Disjoint ``size``-clique embeddings in search order: one (``count <= 1``), or :data:`MAX_SET` (all the
+        graph holds when fewer fit).
 
         Read from memory or disk, and searched (then written) only where more are needed.
         """
+        target = 1 if count <= 1 else MAX_SET
         found = self._sets.get(size) or self._load(size)
-        if found is None or (len(found) < count and not found.exhausted):
-            found = self._extend(size, None if count > 1 else 1, found)
+        if found is None or (len(found) < target and not found.exhausted):
+            found = self._extend(size, target, found)
             self._save(found)
         self._sets[size] = found
         return found
 
-    def _ordered(self, size: int, embeddings, exhausted: bool) -> CliqueEmbeddings:
-        """Best first: most couplers among an embedding's qubits, then fewest qubits (stable otherwise)."""
+    def best(self, size: int) -> CliqueEmbeddings:
+        """The set of :meth:`get` for many neurons, best first: most couplers among an embedding's qubits, then
+        fewest qubits (search order otherwise)."""
         def key(emb):
             qubits = [q for chain in emb for q in chain]
             return -self.graph.subgraph(qubits).number_of_edges(), len(qubits)
 
-        return CliqueEmbeddings(size, tuple(sorted(embeddings, key=key)), exhausted)
+        found = self.get(size, 2)
+        return CliqueEmbeddings(size, tuple(sorted(found.embeddings, key=key)), found.exhausted)
 
     def _load(self, size: int) -> CliqueEmbeddings | None:
         path = self.path(size)
@@ -144,7 +153,7 @@ class CliqueCache:
             problem = check_embeddings(embeddings, size, self.graph)
             if problem:
                 raise ValueError(problem)
-            return self._ordered(size, embeddings, bool(data["exhausted"]))
+            return CliqueEmbeddings(size, embeddings, bool(data["exhausted"]))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             logger.warning("clique embedding cache %s is unusable (%s): searching again", path, exc)
             return None
@@ -158,15 +167,17 @@ class CliqueCache:
         except (OSError, ValueError) as exc:  # StoreError is an OSError: an unwritable cache costs a search
             logger.warning("could not cache clique embeddings in %s: %s", self.root, exc)
 
-    def _extend(self, size: int, count: int | None, found: CliqueEmbeddings | None) -> CliqueEmbeddings:
-        """Greedy search for ``count`` more disjoint cliques (None: all) on the qubits left free so far."""
+    def _extend(self, size: int, count: int, found: CliqueEmbeddings | None) -> CliqueEmbeddings:
+        """Greedy search for up to ``count`` disjoint cliques in all, on the qubits the set so far leaves free."""
         from minorminer import busclique
         from minorminer.utils.parallel_embeddings import find_multiple_embeddings
 
         have = list(found.embeddings) if found else []
-        free = self.graph.copy()
-        free.remove_nodes_from(q for emb in have for chain in emb for q in chain)
-        want = None if count is None else max(count - len(have), 1)
+        free = self.graph
+        if have:  # the search itself copies the graph before removing what it uses
+            free = self.graph.copy()
+            free.remove_nodes_from(q for emb in have for chain in emb for q in chain)
+        want = max(count - len(have), 1)
         start = time.perf_counter()
         new = find_multiple_embeddings(
             nx.complete_graph(size), free, max_num_emb=want, use_filter=False, one_to_iterable=True,
@@ -174,4 +185,4 @@ class CliqueCache:
         have += [tuple(tuple(int(q) for q in emb[v]) for v in range(size)) for emb in new]
         logger.info("found %d disjoint %d-clique embeddings (%d new) in %.1f s on %s", len(have), size, len(new),
                     time.perf_counter() - start, self.key)
-        return self._ordered(size, have, want is None or len(new) < want)
+        return CliqueEmbeddings(size, tuple(have), len(new) < want)

@@ -191,7 +191,7 @@ def neuron_groups(qpu, sizes: np.ndarray, parallel: bool) -> tuple[list, str | N
     for chain in sorted(set(longest.values())):
         members = [s for s in own if longest[s] == chain]
         neurons = [int(i) for i in np.flatnonzero(np.isin(sizes, members))]
-        found = qpu.cliques.get(max(members), len(neurons))
+        found = qpu.cliques.best(max(members)) if len(neurons) > 1 else own[max(members)]
         groups.append((neurons, found, len(found)))
     return groups, None
 

@@ -58,9 +58,10 @@ def test_disjoint_clique_embeddings_are_valid_cached_and_extended(tmp_path, monk
     one = cache.get(11, 1)
     assert len(one) == 1 and not one.exhausted
     every = cache.get(11, 1000)  # extends the one: the graph holds a few more, then no more
-    assert every.exhausted and len(every) > 2 and one.embeddings[0] in every.embeddings
-    couplers = [graph.subgraph([q for c in emb for q in c]).number_of_edges() for emb in every.embeddings]
-    assert couplers == sorted(couplers, reverse=True)  # best first
+    assert every.exhausted and len(every) > 2 and one.embeddings[0] == every.embeddings[0]  # search order kept
+    best = cache.best(11)
+    couplers = [graph.subgraph([q for c in emb for q in c]).number_of_edges() for emb in best.embeddings]
+    assert couplers == sorted(couplers, reverse=True) and set(best.embeddings) == set(every.embeddings)
     used = [q for emb in every.embeddings for chain in emb for q in chain]
     assert len(used) == len(set(used))  # pairwise disjoint
     for emb in every.embeddings:
@@ -196,14 +197,14 @@ def _read_mean(result) -> float:
 
 def test_quality_does_not_drop_versus_one_neuron_per_call():
     """Same reads (20), no warm start, both forward, on the tiny model's first layer (16 neurons of up to 17
-    variables) at int4 and int2 with 3 seeds: the mean energy of the reads (the steady statistic) and the
+    variables) at int4 and int2 with 2 seeds: the mean energy of the reads (the steady statistic) and the
     layer error of the best reads (noisier: 20 reads) are not worse with many neurons per call."""
     parallel = get_sampler("dwave-mock", num_reads=20)
     single = get_sampler("dwave-mock", num_reads=20, parallel=False)
     error, reads = {"parallel": 0.0, "single": 0.0}, {"parallel": 0.0, "single": 0.0}
     for bits in (4, 2):
         problem = digits_layer(bits)
-        for seed in (0, 1, 2):
+        for seed in (0, 1):
             for name, sampler in (("parallel", parallel), ("single", single)):
                 result = quantize_layer(problem, "qubo", sampler, name, seed=seed, warm_start=None)
                 error[name] += result.error
