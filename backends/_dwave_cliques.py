@@ -39,7 +39,7 @@ __all__ = ["CliqueEmbeddings", "CliqueCache", "graph_key", "check_embeddings", "
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: search order kept (1 stored them sorted)
 MAX_SET = 64
 """Most embeddings searched per size: a call of 64 neurons already spreads its programming time thin."""
 
