@@ -17,7 +17,10 @@ scaling of ``DWaveCliqueSampler`` per neuron:
 
 :func:`solve_layer` submits every call of a layer (as planned by :mod:`._dwave_plan`) before resolving any,
 keeps each neuron's lowest-energy sample, or the warm start where no sample beats it, and returns a
-:class:`~qannealq.contract.LayerSample` whose ``info["qpu"]`` holds the per-call and per-neuron figures.
+:class:`~qannealq.contract.LayerSample` whose ``info["qpu"]`` holds the per-call and per-neuron figures. A
+neuron with more variables than the largest clique is solved by capacity-aware decomposition
+(:class:`~.decompose.DecomposingSampler` around the QPU, one sub-problem per call), as the per-neuron path
+does.
 """
 
 from __future__ import annotations
@@ -195,8 +198,26 @@ def solve_layer(qpu, problem, initial_states: np.ndarray | None = None, seed: in
         answers.append(submit_call(qpu.child, pieces, kwargs, warm))
         futures.update({p.neuron: neuron_sampleset(answers[-1], p, c, len(pieces), method) for p in pieces})
     submitted = now_ns()
+    warm_rows = None if initial_states is None else np.asarray(initial_states)
+    futures.update(_decomposed(qpu, problem, plan, warm_rows, seed))
     for answer in answers:
         answer.resolve()
     resolved = now_ns()
-    warm_rows = None if initial_states is None else np.asarray(initial_states)
     return layer_result(problem, plan, futures, warm_rows, seed, (start, submitted, resolved))
+
+
+def _decomposed(qpu, problem, plan, warm_rows: np.ndarray | None, seed: int | None) -> dict:
+    """Neurons above the largest clique, each by capacity-aware decomposition on the QPU (one sub-problem per
+    call), warm-started like the others."""
+    if not plan.decomposed:
+        return {}
+    from qannealq.backends.decompose import DecomposingSampler
+
+    sampler = DecomposingSampler(qpu)
+    seeds = np.random.SeedSequence([seed or 0, 1]).generate_state(len(plan.decomposed)) & 0x7FFFFFFF
+    out = {}
+    for i, neuron_seed in zip(plan.decomposed, seeds.tolist()):
+        start = None if warm_rows is None else {int(j): int(warm_rows[i, j]) for j in problem.variables(i)}
+        out[i] = sampler.sample(problem.neuron_bqm(i), initial_states=start, seed=neuron_seed,
+                                num_reads=plan.settings.num_reads)
+    return out

@@ -56,6 +56,8 @@ class LayerPlan:
         calls: the calls, in submission order.
         settings: the calls' solver parameters.
         problem: why the layer cannot run on this solver (None when it can).
+        decomposed: neurons with more variables than the largest clique: decomposed at run time
+            (:class:`~.decompose.DecomposingSampler`, one sub-problem per call), their calls not planned.
     """
 
     name: str
@@ -66,6 +68,7 @@ class LayerPlan:
     calls: tuple[CallPlan, ...]
     settings: AnnealSettings
     problem: str | None = None
+    decomposed: tuple[int, ...] = ()
 
     @property
     def estimate_us(self) -> float | None:
@@ -75,13 +78,14 @@ class LayerPlan:
 
 
 def plan_layer(name: str, bits: int | None, sizes: Sequence[int], groups: Sequence[tuple[Sequence[int], Any, int]],
-               settings: AnnealSettings, properties: Mapping, problem: str | None = None) -> LayerPlan:
+               settings: AnnealSettings, properties: Mapping, problem: str | None = None,
+               decomposed: tuple[int, ...] = ()) -> LayerPlan:
     """The calls of a layer: each group ``(neurons, embeddings, per_call)`` in its own calls, its neurons in
     order, ``per_call`` at a time, each on the next disjoint embedding of the group's clique."""
     active = [i for i, size in enumerate(sizes) if size > 0]
     size = max((int(s) for s in sizes), default=0)
     if problem is not None or not active:
-        return LayerPlan(name, bits, len(active), size, 0, (), settings, problem)
+        return LayerPlan(name, bits, len(active), size, 0, (), settings, problem, decomposed)
     kwargs = settings.solver_kwargs({0: 1} if settings.reverse else None)
     calls = []
     for neurons, embeddings, per_call in groups:
@@ -90,7 +94,8 @@ def plan_layer(name: str, bits: int | None, sizes: Sequence[int], groups: Sequen
             chunk = tuple(neurons[start:start + per_call])
             qubits = sum(embeddings.qubits(k, int(sizes[i])) for k, i in enumerate(chunk))
             calls.append(CallPlan(chunk, qubits, estimate_access_us(properties, qubits, kwargs), embeddings))
-    return LayerPlan(name, bits, len(active), size, max(len(c.neurons) for c in calls), tuple(calls), settings)
+    return LayerPlan(name, bits, len(active), size, max(len(c.neurons) for c in calls), tuple(calls), settings,
+                     None, decomposed)
 
 
 def _counts(values: Sequence[int]) -> str:
@@ -118,6 +123,11 @@ class QPUPlan:
         return sum(len(layer.calls) for layer in self.layers)
 
     @property
+    def decomposed(self) -> int:
+        """Neurons decomposed at run time (not planned)."""
+        return sum(len(layer.decomposed) for layer in self.layers)
+
+    @property
     def estimate_us(self) -> float | None:
         """Total estimated QPU access time in microseconds (None if the solver has no timing model)."""
         times = [layer.estimate_us for layer in self.layers]
@@ -139,9 +149,13 @@ class QPUPlan:
             lines.append(f"{p.bits or '-':>4} {p.name:<10}{p.neurons:>8}{p.clique_size:>6}{p.per_call:>9}"
                          f"{len(p.calls):>6}  {_counts([len(c.neurons) for c in p.calls]):<14}{qubits:>12}"
                          f"{per:>13}{total:>10}  {p.settings.anneal}, {p.settings.num_reads} reads")
+            if p.decomposed:
+                lines.append(f"{'':>5}{p.name:<10}+ {len(p.decomposed)} neuron(s) above the largest clique: decomposed "
+                             "at run time, one sub-problem per call, not planned")
         est = self.estimate_us
         total = "unknown (the solver publishes no problem_timing_data)" if est is None else f"{est / 1e6:.4f} s"
-        lines.append(f"total: {self.num_calls} QPU calls, estimated QPU access time {total}")
+        lines.append(f"total: {self.num_calls} QPU calls, estimated QPU access time {total}"
+                     + (" (without the decomposed neurons)" if self.decomposed else ""))
         anneals = sorted({p.settings.describe() for p in self.layers if p.calls})
         lines += [f"anneal: {a}" for a in anneals]
         return "\n".join(lines)
@@ -160,6 +174,10 @@ class QPUPlan:
         if unfit:
             raise QPUBudgetError(f"--qpu-budget={seconds:g} s: layer {unfit[0].name} cannot run on this solver "
                                  f"({unfit[0].problem}); nothing was sent to the QPU")
+        if self.decomposed:
+            raise QPUBudgetError(f"--qpu-budget={seconds:g} s: {self.decomposed} neuron(s) have more variables than "
+                                 "the largest clique and are decomposed at run time, so their QPU time cannot be "
+                                 "estimated; nothing was sent to the QPU. Run without --qpu-budget to go ahead")
         est = self.estimate_us
         if est is None:
             raise QPUBudgetError(f"--qpu-budget={seconds:g} s: solver {self.solver} publishes no "
@@ -209,14 +227,11 @@ def plan_problems(qpu, problems, warm_start: bool, options: Mapping[str, Any], k
     layers = []
     for p in problems:
         sizes = np.asarray(p.free).sum(axis=1)
-        size = int(sizes.max(initial=0))
-        groups, problem = [], None if size <= qpu.max_variables else (
-            f"a neuron has {size} variables, more than the largest clique ({qpu.max_variables}) of this solver: "
-            "use --backend dwave-hybrid, or a decomposing sampler")
-        if problem is None and size:
-            groups, problem = neuron_groups(qpu, sizes, parallel)
-        layers.append(plan_layer(p.name, p.grid.bits, sizes.tolist(), groups, settings, qpu.child.properties,
-                                 problem))
+        over = sizes > qpu.max_variables  # decomposed at run time
+        fits = np.where(over, 0, sizes)
+        groups, problem = neuron_groups(qpu, fits, parallel) if fits.any() else ([], None)
+        layers.append(plan_layer(p.name, p.grid.bits, fits.tolist(), groups, settings, qpu.child.properties,
+                                 problem, tuple(int(i) for i in np.flatnonzero(over))))
     return QPUPlan(qpu.name, qpu.solver, tuple(layers))
 
 

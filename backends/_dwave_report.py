@@ -11,7 +11,8 @@ than the warm start), and writes ``info``:
 * ``qpu``: JSON-ready figures: calls, neurons per call, qubits and estimated/reported access time per call,
   and per neuron its call, the call's access time, its share (the call's time over its neurons), its
   chain-break fraction and chain strength; the anneal (forward/reverse, schedule) and how many neurons kept
-  the warm start; ``summary`` is one line of them;
+  the warm start; the neurons decomposed (above the largest clique), their calls and QPU time (also in the
+  ``timing`` sums); ``summary`` is one line of them;
 * ``samplesets``: each neuron's raw SampleSet (a neuron without variables: its one empty sample, no call).
 """
 
@@ -52,12 +53,18 @@ def _per_call(plan, samplesets: list) -> dict:
 
 
 def _per_neuron(n: int, samplesets: list) -> dict:
-    def column(get, missing=None):
-        return [get(ss.info) if "call" in ss.info else missing for ss in samplesets[:n]]
+    """Per neuron: its call (-1: none, or decomposed), the call's QPU access time and its share of it (a
+    decomposed neuron: the time of all its sub-problem calls), its chain-break fraction and chain strength."""
+    def column(get, missing=None, decomposed=None):
+        return [get(ss.info) if "call" in ss.info else decomposed(ss.info) if decomposed and
+                ss.info.get("decomposed") else missing for ss in samplesets[:n]]
+
+    def own(info):
+        return (info.get("timing") or {}).get("qpu_access_time")
 
     return {"neuron_call": column(lambda info: info["call"], -1),
-            "neuron_qpu_access_time_us": column(lambda info: info["timing"].get("qpu_access_time")),
-            "neuron_qpu_share_us": column(lambda info: info["timing"].get("qpu_access_time_share")),
+            "neuron_qpu_access_time_us": column(lambda info: info["timing"].get("qpu_access_time"), None, own),
+            "neuron_qpu_share_us": column(lambda info: info["timing"].get("qpu_access_time_share"), None, own),
             "neuron_chain_break_fraction": column(lambda info: info["chain_break_fraction"]),
             "neuron_chain_strength": column(lambda info: info["chain_strength"])}
 
@@ -78,7 +85,10 @@ def qpu_summary(qpu: dict) -> str:
             f"{ms(qpu['qpu_access_time_us'])} (estimated {ms(qpu['estimated_qpu_access_time_us'])}), "
             f"{ms(float(np.mean(shares)) if shares else None)} per neuron, chain breaks "
             f"{float(np.mean(cbf)) if cbf else 0.0:.1%}, {qpu['anneal']} anneal, {qpu['num_reads']} reads"
-            + (f", warm start kept for {qpu['warm_start_kept']} neuron(s)" if qpu["warm_start_kept"] else ""))
+            + (f", warm start kept for {qpu['warm_start_kept']} neuron(s)" if qpu["warm_start_kept"] else "")
+            + (f", {len(qpu['decomposed_neurons'])} neuron(s) above the largest clique decomposed in "
+               f"{qpu['decomposed_calls']} more call(s) ({ms(qpu['decomposed_qpu_access_time_us'])})"
+               if qpu["decomposed_neurons"] else ""))
 
 
 def layer_result(problem, plan, futures: dict, warm_rows: np.ndarray | None, seed: int | None,
@@ -99,10 +109,16 @@ def layer_result(problem, plan, futures: dict, warm_rows: np.ndarray | None, see
            [list(p) for p in settings.schedule], "reinitialize_state": settings.reinitialize_state if
            settings.reverse else None, "warm_start_kept": int(kept.sum()),
            **_per_call(plan, samplesets), **_per_neuron(problem.num_neurons, samplesets)}
+    decomposed = [samplesets[i].info for i in plan.decomposed]
+    qpu["decomposed_neurons"] = list(plan.decomposed)
+    qpu["decomposed_calls"] = int(sum(info.get("backend_calls", 0) for info in decomposed))
+    qpu["decomposed_qpu_access_time_us"] = _total([(info.get("timing") or {}).get("qpu_access_time", 0.0)
+                                                   for info in decomposed]) if decomposed else 0.0
     qpu["qpu_access_time_us"] = _total(qpu["call_qpu_access_time_us"])
     qpu["estimated_qpu_access_time_us"] = _total(qpu["call_estimated_us"])
     qpu["summary"] = qpu_summary(qpu)
     reported = [samplesets[c.neurons[0]].info["timing"] for c in plan.calls]
+    reported += [samplesets[i].info.get("timing") or {} for i in plan.decomposed]
     timing = {"preprocessing_ns": submitted - start, "sampling_ns": resolved - submitted,
               "postprocessing_ns": now_ns() - resolved,
               **{k: float(sum(t.get(k, 0.0) for t in reported)) for k in _SUMMED if any(k in t for t in reported)}}

@@ -9,11 +9,11 @@ estimated QPU access time side by side with their ratio. No QPU is sampled: this
 --dry-run`` prints, for both settings.
 
 A layer whose neurons have more variables than the largest clique (180 on P16) does not fit a clique: MNIST's
-first layer. For it the script plans one *sweep of a decomposition* instead: each neuron split into
-sub-problems of at most ``--sub-size`` variables (each variable in one sub-problem), the sub-problems planned
-like neurons. The decomposing sampler of ``backends/decompose.py`` runs several sweeps and sends its
-sub-problems one per call; batching sub-problems of many neurons per call is not built, so its row is what
-such batching would save. Run: ``.venv/bin/python benchmarks/qpu_plan.py`` (MNIST needs ``mnist.npz`` in
+first layer. A run decomposes such neurons (``backends/decompose.py``: several sweeps of sub-problems, one
+per call), which a plan cannot count in advance. For it the script plans one *sweep of a decomposition*: each
+neuron split into sub-problems of at most ``--sub-size`` variables (each variable in one sub-problem), the
+sub-problems planned like neurons; batching sub-problems of many neurons per call is not built, so the
+parallel column is what such batching would save per sweep. Run: ``.venv/bin/python benchmarks/qpu_plan.py`` (MNIST needs ``mnist.npz`` in
 ``--data-dir``; the model is trained once and cached).
 """
 
@@ -49,8 +49,8 @@ def plan_rows(name: str, problems, sampler, reads: int, sub_size: int) -> list[t
     rows = []
     for problem in problems:
         single = sampler.plan([problem], warm_start=True, num_reads=reads, parallel=False).layers[0]
-        layer = problem if not single.problem else sweep_of(problem, sub_size)
-        if single.problem:
+        layer = problem if not single.decomposed else sweep_of(problem, sub_size)
+        if single.decomposed:
             single = sampler.plan([layer], warm_start=True, num_reads=reads, parallel=False).layers[0]
         many = sampler.plan([layer], warm_start=True, num_reads=reads).layers[0]
         rows.append((name, layer.name, problem.free.shape[0], int(problem.free.sum(axis=1).max()), single, many))

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
+import numpy as np
 import pytest
 
 pytest.importorskip("dwave.system")
@@ -21,7 +23,7 @@ from qannealq.backends._dwave_mock import TimedMockDWaveSampler, modelled_timing
 from qannealq.backends._dwave_anneal import anneal_settings, estimate_access_us  # noqa: E402
 from qannealq.backends._dwave_plan import QPUBudgetError  # noqa: E402
 from qannealq.cli import main  # noqa: E402
-from qannealq.errors import InvalidArgumentError, ProblemTooLargeError  # noqa: E402
+from qannealq.errors import InvalidArgumentError  # noqa: E402
 from qannealq.experiment import formulate  # noqa: E402
 from qannealq.solve import quantize_layer  # noqa: E402
 
@@ -102,12 +104,19 @@ def test_the_budget_check_and_layers_that_do_not_fit():
     plan.check_budget(10.0)
     small = get_sampler("dwave-mock", topology_shape=[2], num_reads=10)  # its largest clique has 10 variables
     unfit = small.plan(problems, warm_start=True)
-    assert all("more than the largest clique (10)" in p.problem for p in unfit.layers) and unfit.num_calls == 0
-    assert "more than the largest clique (10)" in unfit.table()
-    with pytest.raises(QPUBudgetError, match="cannot run on this solver"):
+    assert [len(p.decomposed) for p in unfit.layers] == [16, 10] and unfit.num_calls == 0
+    assert "10 neuron(s) above the largest clique: decomposed at run time" in unfit.table()
+    with pytest.raises(QPUBudgetError, match="decomposed at run time"):
         unfit.check_budget(10.0)
-    with pytest.raises(ProblemTooLargeError, match="largest clique"):
-        quantize_layer(problems[0], "qubo", small, "dwave-mock", seed=0)
+    free = problems[1].free.copy()
+    free[2:] = False  # two neurons of 11 variables: decomposed into sub-problems of at most 10, on the QPU
+    two = replace(problems[1], free=free)
+    result = quantize_layer(two, "qubo", small, "dwave-mock", seed=0)
+    qpu = result.info["qpu"]
+    assert qpu["calls"] == 0 and qpu["decomposed_neurons"] == [0, 1] and qpu["decomposed_calls"] >= 2
+    assert qpu["neuron_call"][:2] == [-1, -1] and qpu["neuron_qpu_access_time_us"][0] > 0
+    assert result.info["timing"]["qpu_access_time"] == pytest.approx(qpu["decomposed_qpu_access_time_us"])
+    assert np.all(result.errors <= result.warm_start_errors + 1e-12)
 
 
 def test_plan_of_neurons_sampled_one_by_one_as_compare_does():
