@@ -15,9 +15,9 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ._layer_dense import DenseQubos, beta_ends, beta_schedule
+from ._layer_dense import DenseQubos, beta_ends, beta_schedule, excess_ends
 
-__all__ = ["EFFORTS", "Preset", "preset", "effort", "hot_ladder", "anneal_plan", "anneal_schedule", "Clock"]
+__all__ = ["EFFORTS", "WIDE", "RTN_INPUTS", "Preset", "preset", "rtn_start", "effort", "hot_ladder", "anneal_plan", "anneal_schedule", "Clock"]
 
 
 @dataclass(frozen=True)
@@ -26,26 +26,37 @@ class Preset:
 
     Attributes:
         reads: factor on the size-scaled reads.
-        sweeps: factor on the size-scaled sweeps.
-        min_sweeps: floor of the sweeps on wide layers (where the size scaling would give fewer).
-        max_sweeps: ceiling of the size-scaled sweeps.
-        rtn_start: polish the RTN start too (a second start: costs one more polish).
+        sweeps: factor on the size-scaled sweeps of small problems.
+        max_sweeps: ceiling of those.
+        wide_sweeps: sweeps per input on wide layers (where the small-problem scaling gives fewer).
+        rtn_start: polish the RTN start too on layers narrower than :data:`RTN_INPUTS` (a second start: one
+            more polish; on wide layers it seldom wins: 1-2 of MNIST's 128 first-layer neurons, none of 32
+            CIFAR-10 ones).
     """
 
     reads: float
     sweeps: float
-    min_sweeps: int
     max_sweeps: int
+    wide_sweeps: float
     rtn_start: bool
 
 
 #: The ``effort`` presets. ``fast`` polishes the warm start and anneals only problems small enough to be cheap;
-#: ``default`` adds one long cold anneal per neuron on wide layers; ``thorough`` anneals 16 times longer.
+#: ``default`` adds one cold anneal of ``m / 16`` sweeps per neuron on wide layers (49 on MNIST's 785 inputs,
+#: 192 on CIFAR-10's 3073); ``thorough`` anneals 16 times longer.
 EFFORTS: dict[str, Preset] = {
-    "fast": Preset(1.0, 1.0, 0, 256, False),
-    "default": Preset(1.0, 1.0, 96, 256, True),
-    "thorough": Preset(4.0, 16.0, 1536, 4096, True),
+    "fast": Preset(1.0, 1.0, 256, 0.0, False),
+    "default": Preset(1.0, 1.0, 256, 1 / 16, True),
+    "thorough": Preset(4.0, 16.0, 4096, 1.0, True),
 }
+
+
+#: Widest layer (coordinates) on which the RTN start is polished by default.
+RTN_INPUTS = 256
+
+#: Free variables from which a layer's anneal scales its temperatures to the error left to gain: measured
+#: better on 129-input layers (MNIST's second), as good at 65, worse at 33 (digits' second layer).
+WIDE = 100
 
 
 def preset(params: dict[str, Any]) -> Preset:
@@ -53,19 +64,27 @@ def preset(params: dict[str, Any]) -> Preset:
     return EFFORTS[params.get("effort") or "default"]
 
 
+def rtn_start(params: dict[str, Any], m: int) -> bool:
+    """Whether to polish the RTN start too: ``params["rtn_start"]``, or (None) the preset's choice below
+    :data:`RTN_INPUTS` coordinates."""
+    if params["rtn_start"] is not None:
+        return bool(params["rtn_start"])
+    return preset(params).rtn_start and m < RTN_INPUTS
+
+
 def effort(params: dict[str, Any], m: int) -> tuple[int, int]:
     """``(num_reads, num_sweeps)``; where None, scaled to the size ``m`` and the ``effort`` preset.
 
     Small problems are cheap and rugged, wide ones smooth and costly per sweep: ``num_reads = clip(f_r 2^25 /
-    m³, 1, 128)``, ``num_sweeps = clip(f_s 2^32 / m⁴, min, max)`` with the preset's factors and bounds
-    (:data:`EFFORTS`). Default: 1 read x 96 sweeps on a 785-input layer, 15 x 256 at m = 129, 122 x 256 on
-    65-variable neurons, 128 x 256 below that.
+    m³, 1, 128)``, ``num_sweeps = max(min(f_s 2^32 / m⁴, max), w m)`` with the preset's factors ``f_r, f_s``,
+    ceiling and sweeps per input ``w`` (:data:`EFFORTS`). Default: 1 read x 49 sweeps on a 785-input layer,
+    1 x 192 at 3073, 15 x 15 at 129, 122 x 256 on 65-variable neurons, 128 x 256 below that.
     """
     p = preset(params)
     m = max(int(m), 1)
     reads = params["num_reads"] if params["num_reads"] is not None else np.clip(p.reads * 2**25 / m**3, 1, 128)
-    sized = min(p.sweeps * 2**32 / m**4, p.max_sweeps)
-    sweeps = params["num_sweeps"] if params["num_sweeps"] is not None else max(sized, p.min_sweeps)
+    sized = max(min(p.sweeps * 2**32 / m**4, p.max_sweeps), p.wide_sweeps * m)
+    sweeps = params["num_sweeps"] if params["num_sweeps"] is not None else sized
     return int(reads), int(sweeps)
 
 
@@ -80,27 +99,31 @@ def anneal_plan(dense: DenseQubos, params: dict[str, Any], v: np.ndarray) -> tup
                                                                                    np.ndarray, int]:
     """Rows of the reheat anneal from the polished states ``v`` ``(n, m)``: ``(owner, hot, cold, sweeps)``.
 
-    ``num_reads`` rows per problem (problem-major), each with the ends of :func:`beta_ends` from its problem's
-    single-flip costs at ``v`` and its rung of :func:`hot_ladder`; ``sweeps`` is the schedule's length.
+    ``num_reads`` rows per problem (problem-major), each with the ends of its geometric schedule and its rung
+    of :func:`hot_ladder`; ``sweeps`` is the schedule's length. The ends scale with the problem's single-flip
+    costs at ``v`` (:func:`beta_ends`), except for problems with a known floor (a layer) and at least
+    :data:`WIDE` free variables: there they scale with each neuron's error left to gain (:func:`excess_ends`;
+    on small problems that schedule is too cold at its hot end). ``beta_range`` overrides both.
     """
     n = v.shape[0]
     reads, sweeps = effort(params, dense.mat.shape[0])
     owner = np.repeat(np.arange(n), reads)
-    hot = np.tile(hot_ladder(params, reads), n)
-    hot_b, cold_b = beta_ends(dense.single_flip_costs(v)[owner], hot, params["cold_acceptance"],
-                              params["beta_range"])
-    return owner, hot_b, cold_b, sweeps
+    ladder = np.tile(hot_ladder(params, reads), n)
+    hot, cold = beta_ends(dense.single_flip_costs(v)[owner], ladder, params["cold_acceptance"], params["beta_range"])
+    if dense.floors is not None and params["beta_range"] is None:
+        wide = dense.free[owner].sum(axis=1) >= WIDE
+        factor = np.log(params["hot_acceptance"]) / np.log(ladder)  # the ladder's rungs as temperature factors
+        excess = (dense.energies(v) - dense.floors)[owner]
+        hot_x, cold_x = excess_ends(excess, dense.free[owner], params["hot_temperature"],
+                                    params["cold_temperature"], factor)
+        hot, cold = np.where(wide, hot_x, hot), np.where(wide, cold_x, cold)
+    return owner, hot, cold, sweeps
 
 
 def anneal_schedule(dense: DenseQubos, params: dict[str, Any], v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """:func:`anneal_plan` as ``(owner (R,), betas (R, S))``, every sweep's inverse temperature spelled out."""
-    n = v.shape[0]
-    reads, sweeps = effort(params, dense.mat.shape[0])
-    owner = np.repeat(np.arange(n), reads)
-    hot = np.tile(hot_ladder(params, reads), n)
-    betas = beta_schedule(dense.single_flip_costs(v)[owner], sweeps, hot, params["cold_acceptance"],
-                          params["beta_range"])
-    return owner, betas
+    owner, hot, cold, sweeps = anneal_plan(dense, params, v)
+    return owner, beta_schedule(hot, cold, sweeps)
 
 
 class Clock:

@@ -143,13 +143,15 @@ class TorchRun:
         """One Metropolis sweep of single and pair flips, columns in a random order; returns each row's ΔE.
 
         After a move the ``ΔE`` of ``j`` is updated, not recomputed: a single flip negates it; a pair flip
-        ``(j, l)`` makes it ``−ΔE_j − 2 M_jl δ_j δ_l``.
+        ``(j, l)`` makes it ``−ΔE_j − 2 M_jl δ_j δ_l``. Past the clock's limit it stops between coordinates.
         """
         total = torch.zeros(v.shape[:2], dtype=torch.float64, device=self.device)
         order = torch.randperm(self.cols.size, generator=gen, device=self.device).cpu().numpy()
         rand = torch.rand((self.cols.size, 1 + self.partners.shape[1]) + v.shape[:2], generator=gen,
                           dtype=torch.float64, device=self.device)
         for t, j in enumerate(self.cols[order].tolist()):
+            if self.clock.expired():  # a sweep may take long on a busy CPU: stop between coordinates
+                break
             free_j = self.free[:, :, j]
             de_j = self._delta(v, g, j)
             accept = free_j & _metropolis(de_j, beta, rand[t, 0])

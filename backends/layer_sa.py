@@ -4,8 +4,9 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 (ARCHITECTURE.md §1), so the solver keeps ``H`` once and, per neuron and read, only a state row and its field
 ``H (d ∘ v)`` (one GEMM for all rows at the start, one row of ``H`` per accepted flip after). Algorithm:
 
-1. **Starts**: the warm start (GPTQ restricted to floor/ceil, or ``initial_states``) and, unless the effort is
-   ``fast``, RTN (clipped to floor/ceil), each polished by greedy descent; each neuron keeps the better.
+1. **Starts**: the warm start (GPTQ restricted to floor/ceil, or ``initial_states``) and, on layers narrower
+   than 256 inputs unless the effort is ``fast``, RTN (clipped to floor/ceil), each polished by greedy
+   descent; each neuron keeps the better.
 2. **Reheat anneal**: ``num_reads`` rows per neuron start from that local minimum and run ``num_sweeps``
    Metropolis sweeps of single flips and *pair flips* (each coordinate with its ``pairs`` most correlated
    inputs: rounding one pixel up and its neighbour down crosses the ridges single flips cannot), under a
@@ -50,14 +51,16 @@ from qannealq.contract import LayerSample, draw_seed
 
 from ._layer_dense import DenseQubos
 from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
-from ._layer_schedule import EFFORTS, Clock, anneal_schedule, effort, hot_ladder, preset  # noqa: F401
+from ._layer_schedule import EFFORTS, Clock, anneal_schedule, effort, hot_ladder, rtn_start  # noqa: F401
 from ._layer_single import sample_bqm
+from ._layer_weighted import sample_per_neuron
 
 __all__ = ["LayerSASampler"]
 
 _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sweeps": None, "pairs": 4,
-             "hot_acceptance": 1e-9, "ladder_acceptance": 0.3, "cold_acceptance": 1e-3, "beta_range": None,
-             "polish_sweeps": 200, "rtn_start": None, "num_threads": None, "device": "auto"}
+             "hot_temperature": 0.2, "cold_temperature": 1.0, "hot_acceptance": 1e-9, "ladder_acceptance": 0.3,
+             "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": None,
+             "num_threads": None, "device": "auto"}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 
 
@@ -77,6 +80,10 @@ def _check(params: dict[str, Any]) -> None:
     device = params["device"]
     if not isinstance(device, str) or not (device in _DEVICES or re.fullmatch(r"cuda:\d+", device)):
         raise InvalidArgumentError(f"device={device!r} must be one of {list(_DEVICES)} or 'cuda:<index>'")
+    for name in ("hot_temperature", "cold_temperature"):
+        value = params[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise InvalidArgumentError(f"{name}={value!r} must be a number > 0")
     for name in ("hot_acceptance", "ladder_acceptance", "cold_acceptance"):
         if not 0 < params[name] < 1:
             raise InvalidArgumentError(f"{name}={params[name]!r} must be a probability within (0, 1)")
@@ -100,7 +107,8 @@ class LayerSASampler(dimod.Sampler):
             docstring), ``num_reads`` and ``num_sweeps`` (None: from the effort and the size, see
             :func:`effort`; default 1 read x 96 sweeps on a 785-input layer), ``pairs`` (4),
             ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range``
-            (None), ``polish_sweeps`` (200), ``rtn_start`` (None: False for ``fast``, else True),
+            (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
+            with ``fast``),
             ``num_threads`` (None: one per CPU core) and
             ``device`` ("auto": torch on CUDA when ``torch.cuda.is_available()``, else the numba kernel;
             "cpu": numba; "cuda" or "cuda:<index>": torch on that GPU, required; "torch-cpu": the torch
@@ -151,13 +159,18 @@ class LayerSASampler(dimod.Sampler):
                                        f"(problem.encode of grid integers); got shape {warm.shape}")
         warm = np.where(problem.free, warm, 0).astype(np.uint8)
         starts = [warm]
-        if params["rtn_start"] if params["rtn_start"] is not None else preset(params).rtn_start:
+        if rtn_start(params, problem.num_coordinates):
             starts.append(problem.encode(problem.restrict(rtn(problem))))
+        if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): the same search, one run per neuron
+            return sample_per_neuron(problem, warm, starts, params, seed, _solve, t0)
         warm_energies = problem.qubo_energies(warm)
         clock.record(float(warm_energies.sum()))
-        run, device = make_run(DenseQubos.from_problem(problem), params, clock)
+        anneals = effort(params, problem.num_coordinates)[1] > 0  # the schedule then scales with the floors
+        dense, live = DenseQubos.from_problem(problem, floors=anneals).live()
+        run, device = make_run(dense, params, clock)
         t1 = time.perf_counter_ns()
-        best, stats = _solve(run, starts, seed)
+        best = np.zeros_like(warm)
+        best[:, live], stats = _solve(run, [s[:, live] for s in starts], seed)
         t2 = time.perf_counter_ns()
         energies = problem.qubo_energies(best)
         worse = energies > warm_energies

@@ -14,7 +14,7 @@ pytest.importorskip("numba")  # before the imports below: layer_sa loads the num
 from helpers import check_layer_energies, layer_problem  # noqa: E402
 from qannealq import gptq_restricted  # noqa: E402
 from qannealq.backends import get_sampler  # noqa: E402
-from qannealq.backends._layer_dense import DenseQubos  # noqa: E402
+from qannealq.backends._layer_dense import DenseQubos, continuous_floor  # noqa: E402
 from qannealq.backends._layer_kernel import anneal_block, anneal_rows, up_fields  # noqa: E402
 from qannealq.backends._layer_run import _row_seeds, make_run  # noqa: E402
 from qannealq.backends._layer_schedule import EFFORTS, anneal_plan, effort  # noqa: E402
@@ -176,3 +176,28 @@ def test_single_bqm_path_takes_effort_and_time_limit():
         ss = LayerSASampler(effort=level).sample(bqm, seed=1, time_limit=60)
         assert ss.first.energy == pytest.approx(best, rel=1e-9, abs=1e-12)
         assert ss.info["time_limited"] is False
+
+
+def test_continuous_floor_is_the_least_squares_error():
+    """The floor that scales wide layers' temperatures: the real-valued optimum, recomputed from the data."""
+    layer, problem = layer_problem(30, 40, 5, 3, samples=200)
+    floor = continuous_floor(problem)
+    x = layer.x_aug
+    live = np.any(x != 0, axis=0)
+    coef, *_ = np.linalg.lstsq(x[:, live], layer.y, rcond=None)
+    direct = np.mean((layer.y - x[:, live] @ coef) ** 2, axis=0)
+    np.testing.assert_allclose(floor, direct, rtol=1e-3)  # c − gᵀH⁻¹g cancels digits; a scale needs few
+    rtn_e = problem.qubo_energies(problem.encode(problem.restrict(problem.grid.nearest(problem.weights,
+                                                                                        problem.steps))))
+    assert np.all(floor <= rtn_e)
+
+
+def test_live_coordinates_keep_the_energies():
+    """Coordinates fixed in every neuron are dropped before the anneal; energies are unchanged."""
+    _, problem = layer_problem(31, 50, 6, 2)
+    full = DenseQubos.from_problem(problem)
+    dense, keep = full.live()
+    assert keep.size < problem.num_coordinates  # random_layer has dead inputs
+    v = np.random.default_rng(0).integers(0, 2, problem.free.shape).astype(np.uint8) * problem.free
+    np.testing.assert_allclose(dense.energies(v[:, keep]), full.energies(v), rtol=1e-12)
+    np.testing.assert_allclose(full.energies(v), problem.qubo_energies(v), rtol=1e-9)
