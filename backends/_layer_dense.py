@@ -22,7 +22,7 @@ from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
-__all__ = ["DenseQubos", "continuous_floor", "pair_partners", "beta_ends", "excess_ends", "beta_schedule",
+__all__ = ["DenseQubos", "Rows", "continuous_floor", "pair_partners", "beta_ends", "excess_ends", "beta_schedule",
            "greedy_tolerance", "MAX_EXPONENT"]
 
 #: Largest ``β ΔE`` of an uphill move still tested: ``exp(-20) ~ 2e-9``, so a move beyond it is rejected without
@@ -95,11 +95,42 @@ class DenseQubos:
         return (self.offsets[own] + np.einsum("ij,ij->i", lin, x)
                 + np.einsum("ij,ij->i", u @ self.mat, u))
 
-    def single_flip_costs(self, v: np.ndarray) -> np.ndarray:
-        """``ΔE`` of flipping each coordinate of rows ``v`` ``(n, m)`` (row i of problem i); NaN where fixed."""
-        u = self.steps * v
-        field = self.lin + 2.0 * self.steps * (u @ self.mat - np.diag(self.mat) * u)
-        return np.where(self.free, np.where(v == 0, field, -field), np.nan)
+    def single_flip_costs(self, v: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
+        """``ΔE`` of flipping each coordinate of rows ``v`` ``(R, m)`` of problems ``owner`` (default: row i is
+        problem i); NaN where fixed."""
+        own = np.arange(v.shape[0]) if owner is None else owner
+        d = self.steps[own]
+        u = d * v
+        field = self.lin[own] + 2.0 * d * (u @ self.mat - np.diag(self.mat) * u)
+        return np.where(self.free[own], np.where(v == 0, field, -field), np.nan)
+
+
+@dataclass
+class Rows:
+    """States of many rows (reads) of the problems of a :class:`DenseQubos`, passed from polish to anneal.
+
+    Attributes:
+        v: binary states ``(R, m)`` uint8.
+        owner: problem of each row ``(R,)``.
+        energy: each row's energy ``(R,)`` (tracked by the kernel; the sampler recomputes the final ones).
+        h: scaled up-fields ``(R, m)`` of the numba kernel (None from the torch run).
+    """
+
+    v: np.ndarray
+    owner: np.ndarray
+    energy: np.ndarray
+    h: np.ndarray | None = None
+
+    def take(self, index: np.ndarray) -> "Rows":
+        """The rows ``index`` (copies)."""
+        return Rows(self.v[index], self.owner[index], self.energy[index], None if self.h is None else self.h[index])
+
+    def costs(self, dense: "DenseQubos") -> np.ndarray:
+        """``ΔE`` of flipping each coordinate of each row ``(R, m)``, NaN where fixed (from ``h``: no product)."""
+        if self.h is None:
+            return dense.single_flip_costs(self.v, self.owner)
+        dh = dense.steps[self.owner] * self.h
+        return np.where(dense.free[self.owner], np.where(self.v == 0, dh, -dh), np.nan)
 
 
 def continuous_floor(problem: LayerProblem) -> np.ndarray:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ._layer_dense import MAX_EXPONENT
 
-__all__ = ["anneal_block", "polish_block", "up_fields", "anneal_rows"]
+__all__ = ["anneal_block", "polish_block", "up_fields", "row_energies", "anneal_rows"]
 
 _MULT = np.uint64(0x2545F4914F6CDD1D)
 
@@ -164,7 +164,8 @@ def anneal_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, ener
         indptr, indices: CSR lists of each neuron's free coordinates (only these are ever flipped).
         owner: neuron of every row ``(R,)``.
         v: binary states ``(R, m)`` uint8; h: up-fields ``(R, m)`` (:func:`up_fields`), both updated in place.
-        energy: each row's energy change since its start ``(R,)``; best_e: the lowest seen; best_v: its state.
+        energy: each row's energy ``(R,)`` (or its change since the start); best_e: the lowest seen; best_v:
+            its state.
         tol: per row, the least decrease a greedy move must bring (guards against rounding cycles).
         hot, cold: ``(R,)`` inverse temperatures at both ends of the schedule.
         seeds: one nonzero uint64 generator state per row (advanced in place).
@@ -194,6 +195,17 @@ def up_fields(mat: np.ndarray, diag: np.ndarray, lin: np.ndarray, steps: np.ndar
     with np.errstate(divide="ignore", invalid="ignore"):
         scaled = np.where(steps != 0, lin / steps, 0.0)
     return np.ascontiguousarray(scaled + 2.0 * (u @ mat - diag * u))
+
+
+def row_energies(offsets: np.ndarray, lin: np.ndarray, steps: np.ndarray, v: np.ndarray,
+                 h: np.ndarray) -> np.ndarray:
+    """Energies of rows ``v`` from their up-fields ``h`` (no matrix product): ``e + (a·v + (d ∘ v)·h) / 2``.
+
+    With ``Q = Σ_{j≠l} u_j M_jl u_l`` (``u = d ∘ v``), ``(d ∘ v)·h = a·v + 2Q``, so the sum is ``2 (a·v + Q)``.
+    ``offsets``, ``lin`` and ``steps`` are those of each row's problem.
+    """
+    vf = v.astype(np.float64)
+    return offsets + 0.5 * (np.einsum("ij,ij->i", lin, vf) + np.einsum("ij,ij->i", steps * vf, h))
 
 
 def anneal_rows(mat, diag, lin, steps, free, nbr, coup, indptr, indices, owner, v, u, g, betas, tol,

@@ -1,7 +1,8 @@
 """``layer-sa``'s run objects: the choice of device and the numba run (:class:`_Run`).
 
 A run holds one solve's shared inputs and its :class:`~._layer_schedule.Clock`, and offers
-``polish(starts, owner=None) -> states`` and ``anneal(v, seed) -> (rows, owner)``; the numba one is
+``polish(starts, owner=None) -> Rows`` and ``anneal(rows, seed) -> Rows`` (:class:`._layer_dense.Rows`:
+states, owners, energies); the numba one is
 :class:`_Run` (blocks of rows in parallel threads over :func:`anneal_block` and :func:`polish_block`, the
 schedule in chunks so that the clock can trace the energy and fit the schedule to a time limit), the torch
 one :class:`._layer_torch.TorchRun` (imported only when a torch device is asked for). Both the whole-layer
@@ -19,8 +20,8 @@ import numpy as np
 
 from qannealq.errors import BackendUnavailableError
 
-from ._layer_dense import DenseQubos, greedy_tolerance, pair_partners
-from ._layer_kernel import anneal_block, polish_block, up_fields
+from ._layer_dense import DenseQubos, Rows, greedy_tolerance, pair_partners
+from ._layer_kernel import anneal_block, polish_block, row_energies, up_fields
 from ._layer_schedule import Clock, anneal_plan
 
 __all__ = ["resolve_device", "make_run"]
@@ -84,15 +85,20 @@ class _Run:
         self.threads = max(1, int(params["num_threads"] or os.cpu_count() or 1))
         self.stop = np.zeros(1, np.int64)
 
-    def _rows(self, owner: np.ndarray, v: np.ndarray) -> tuple:
-        """The kernel's per-row arrays for states ``v`` of problems ``owner``: common args, energies."""
+    def start(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
+        """Rows at the states ``starts`` ``(R, m)`` (row r of problem ``owner[r]``, default r): fields by one GEMM."""
         d = self.dense
-        v = np.ascontiguousarray(np.where(d.free[owner], v, 0), dtype=np.uint8)
+        owner = np.arange(starts.shape[0]) if owner is None else owner
+        v = np.ascontiguousarray(np.where(d.free[owner], starts, 0), dtype=np.uint8)
         h = up_fields(d.mat, self.diag, d.lin[owner], d.steps[owner], v)
-        energy, best_e = np.zeros(owner.size), np.zeros(owner.size)
-        common = (d.mat, d.steps, d.free, self.partners, self.couplings, self.indptr, self.indices, owner, v, h,
-                  energy, best_e, v.copy(), self.tol[owner])
-        return common, best_e, common[12]
+        return Rows(v, owner, row_energies(d.offsets[owner], d.lin[owner], d.steps[owner], v, h), h)
+
+    def _args(self, rows: Rows) -> tuple[tuple, np.ndarray, np.ndarray]:
+        """The kernels' leading arguments for ``rows`` (updated in place), and the best energies and states."""
+        d = self.dense
+        best_e, best_v = rows.energy.copy(), rows.v.copy()
+        return (d.mat, d.steps, d.free, self.partners, self.couplings, self.indptr, self.indices, rows.owner,
+                rows.v, rows.h, rows.energy, best_e, best_v, self.tol[rows.owner]), best_e, best_v
 
     def _parallel(self, kernel: Callable, args: tuple, rows: int) -> None:
         """``kernel(*args, block)`` over blocks of rows in ``num_threads`` threads (GIL released)."""
@@ -104,40 +110,40 @@ class _Run:
         with ThreadPoolExecutor(self.threads) as pool:
             list(pool.map(lambda block: kernel(*args, block), blocks))
 
-    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
-        """Greedy descent from every start ``(R, m)`` (row r of problem ``owner[r]``, default r); the states."""
-        owner = np.arange(starts.shape[0]) if owner is None else owner
-        common, _, best_v = self._rows(owner, starts)
+    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
+        """Greedy descent from every start ``(R, m)`` (row r of problem ``owner[r]``, default r)."""
+        rows = self.start(starts, owner)
+        args, _, _ = self._args(rows)
         with self.clock.watch(self.stop):
-            self._parallel(polish_block, (*common, int(self.params["polish_sweeps"]), self.stop), owner.size)
-        return best_v
+            self._parallel(polish_block, (*args, int(self.params["polish_sweeps"]), self.stop), rows.owner.size)
+        return rows  # a descent only goes down: its last state is its best
 
-    def anneal(self, v: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """``num_reads`` reheat anneals per problem from the polished states ``v``; returns rows and owners.
+    def anneal(self, rows: Rows, seed: int) -> Rows:
+        """``num_reads`` reheat anneals per problem from its polished row (``rows``: one per problem, in order);
+        the best state each anneal row has seen.
 
         The schedule runs in chunks; after each, the clock records the best total energy. Under a time limit
         the first chunk measures the speed and the schedule is shortened to fit when it would not.
         """
-        owner, hot, cold, sweeps = anneal_plan(self.dense, self.params, v)
-        if sweeps == 0 or owner.size == 0:
-            return v[:0], owner[:0]
-        n, reads = v.shape[0], owner.size // v.shape[0]
-        common, best_e, best_v = self._rows(owner, v[owner])
-        base = self.dense.energies(v)[owner]
-        seeds, polish_sweeps = _row_seeds(seed, owner.size), int(self.params["polish_sweeps"])
+        start, hot, cold, sweeps = anneal_plan(self.dense, self.params, rows)
+        if sweeps == 0 or start.owner.size == 0:
+            return rows.take(np.arange(0))
+        n, reads = rows.v.shape[0], start.owner.size // rows.v.shape[0]
+        args, best_e, best_v = self._args(start)
+        seeds, polish_sweeps = _row_seeds(seed, start.owner.size), int(self.params["polish_sweeps"])
         chunk, done, total = max(1, -(-sweeps // 16)), 0, sweeps
         with self.clock.watch(self.stop):
             while done < total and not self.stop[0]:
                 step, t0 = min(chunk, total - done), time.perf_counter()
-                self._parallel(anneal_block, (*common, hot, cold, total, done, done + step, seeds, self.stop),
-                               owner.size)
+                self._parallel(anneal_block, (*args, hot, cold, total, done, done + step, seeds, self.stop),
+                               start.owner.size)
                 done += step
-                self.clock.record(float((base + best_e).reshape(n, reads).min(axis=1).sum()))
+                self.clock.record(float(best_e.reshape(n, reads).min(axis=1).sum()))
                 if done == step and self.clock.limit is not None:
                     total = self._fit(total, done, (time.perf_counter() - t0) / step)
-            self._parallel(polish_block, (*common, polish_sweeps, self.stop), owner.size)
-        self.clock.record(float((base + best_e).reshape(n, reads).min(axis=1).sum()))
-        return best_v, owner
+            self._parallel(polish_block, (*args, polish_sweeps, self.stop), start.owner.size)
+        self.clock.record(float(best_e.reshape(n, reads).min(axis=1).sum()))
+        return Rows(best_v, start.owner, best_e)
 
     def _fit(self, total: int, done: int, per_sweep: float) -> int:
         """The schedule length that fits the time left (keeping two sweeps' worth for the final polish)."""

@@ -15,7 +15,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from ._layer_dense import DenseQubos, beta_ends, beta_schedule, excess_ends
+from ._layer_dense import DenseQubos, Rows, beta_ends, beta_schedule, excess_ends
 
 __all__ = ["EFFORTS", "WIDE", "RTN_INPUTS", "Preset", "preset", "rtn_start", "effort", "hot_ladder", "anneal_plan", "anneal_schedule", "Clock"]
 
@@ -95,35 +95,38 @@ def hot_ladder(params: dict[str, Any], reads: int) -> np.ndarray:
     return np.concatenate([[lo, lo], ladder])[:reads] if reads > 2 else np.full(reads, lo)
 
 
-def anneal_plan(dense: DenseQubos, params: dict[str, Any], v: np.ndarray) -> tuple[np.ndarray, np.ndarray,
-                                                                                   np.ndarray, int]:
-    """Rows of the reheat anneal from the polished states ``v`` ``(n, m)``: ``(owner, hot, cold, sweeps)``.
+def anneal_plan(dense: DenseQubos, params: dict[str, Any], rows: Rows) -> tuple[Rows, np.ndarray, np.ndarray, int]:
+    """The reheat anneal from one polished row per problem: ``(start rows, hot, cold, sweeps)``.
 
-    ``num_reads`` rows per problem (problem-major), each with the ends of its geometric schedule and its rung
+    ``num_reads`` copies of each row (problem-major), each with the ends of its geometric schedule and its rung
     of :func:`hot_ladder`; ``sweeps`` is the schedule's length. The ends scale with the problem's single-flip
-    costs at ``v`` (:func:`beta_ends`), except for problems with a known floor (a layer) and at least
+    costs at the start (:func:`beta_ends`), except for problems with a known floor (a layer) and at least
     :data:`WIDE` free variables: there they scale with each neuron's error left to gain (:func:`excess_ends`;
     on small problems that schedule is too cold at its hot end). ``beta_range`` overrides both.
     """
-    n = v.shape[0]
+    n = rows.v.shape[0]
     reads, sweeps = effort(params, dense.mat.shape[0])
-    owner = np.repeat(np.arange(n), reads)
+    start = rows.take(np.repeat(np.arange(n), reads))
     ladder = np.tile(hot_ladder(params, reads), n)
-    hot, cold = beta_ends(dense.single_flip_costs(v)[owner], ladder, params["cold_acceptance"], params["beta_range"])
+    wide = np.zeros(start.owner.size, bool)
     if dense.floors is not None and params["beta_range"] is None:
-        wide = dense.free[owner].sum(axis=1) >= WIDE
+        wide = dense.free[start.owner].sum(axis=1) >= WIDE
+    hot = cold = np.zeros(start.owner.size)
+    if not np.all(wide):
+        hot, cold = beta_ends(start.costs(dense), ladder, params["cold_acceptance"], params["beta_range"])
+    if np.any(wide):
         factor = np.log(params["hot_acceptance"]) / np.log(ladder)  # the ladder's rungs as temperature factors
-        excess = (dense.energies(v) - dense.floors)[owner]
-        hot_x, cold_x = excess_ends(excess, dense.free[owner], params["hot_temperature"],
+        excess = start.energy - dense.floors[start.owner]
+        hot_x, cold_x = excess_ends(excess, dense.free[start.owner], params["hot_temperature"],
                                     params["cold_temperature"], factor)
         hot, cold = np.where(wide, hot_x, hot), np.where(wide, cold_x, cold)
-    return owner, hot, cold, sweeps
+    return start, hot, cold, sweeps
 
 
-def anneal_schedule(dense: DenseQubos, params: dict[str, Any], v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`anneal_plan` as ``(owner (R,), betas (R, S))``, every sweep's inverse temperature spelled out."""
-    owner, hot, cold, sweeps = anneal_plan(dense, params, v)
-    return owner, beta_schedule(hot, cold, sweeps)
+def anneal_schedule(dense: DenseQubos, params: dict[str, Any], rows: Rows) -> tuple[Rows, np.ndarray]:
+    """:func:`anneal_plan` as ``(start rows, betas (R, S))``, every sweep's inverse temperature spelled out."""
+    start, hot, cold, sweeps = anneal_plan(dense, params, rows)
+    return start, beta_schedule(hot, cold, sweeps)
 
 
 class Clock:

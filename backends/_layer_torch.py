@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._layer_dense import MAX_EXPONENT, DenseQubos, greedy_tolerance, pair_partners
+from ._layer_dense import MAX_EXPONENT, DenseQubos, Rows, greedy_tolerance, pair_partners
 from ._layer_schedule import Clock, anneal_schedule
 
 __all__ = ["TorchRun"]
@@ -67,36 +67,39 @@ class TorchRun:
 
     # -- the interface of _layer_run._Run, used by layer_sa._solve ------------------------------------------------------------
 
-    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
-        """Greedy descent from every start ``(R, m)``; the states (numpy).
+    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
+        """Greedy descent from every start ``(R, m)``.
 
         Row ``r`` belongs to problem ``owner[r]`` (default ``r``); ``owner`` lists the problems in order, once
         per start (``np.tile(np.arange(n), k)``), as :func:`layer_sa._solve` passes them.
         """
         n = self.dense.lin.shape[0]
         k = 1 if owner is None else owner.size // n
-        if owner is not None and not np.array_equal(owner, np.tile(np.arange(n), k)):
+        owner = np.tile(np.arange(n), k) if owner is None else owner
+        if not np.array_equal(owner, np.tile(np.arange(n), k)):
             raise ValueError("TorchRun.polish takes the problems in order, once per start")
         arr = np.where(self.dense.free, starts.reshape(k, n, -1), 0).transpose(1, 0, 2)
         v = torch.as_tensor(np.ascontiguousarray(arr), dtype=torch.float64, device=self.device)
         g = self._field(v)
         self._polish(v, g)
-        return v.transpose(0, 1).reshape(k * n, -1).to(torch.uint8).cpu().numpy()
+        states = v.transpose(0, 1).reshape(k * n, -1).to(torch.uint8).cpu().numpy()
+        return Rows(states, owner, self.dense.energies(states, owner))
 
-    def anneal(self, v: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """``num_reads`` reheat anneals per problem from the polished states ``v``; returns rows and owners."""
-        owner, betas = anneal_schedule(self.dense, self.params, v)
-        n, m = v.shape
-        reads = owner.size // max(n, 1)
+    def anneal(self, rows: Rows, seed: int) -> Rows:
+        """``num_reads`` reheat anneals per problem from its polished row; the best state of each anneal row."""
+        start, betas = anneal_schedule(self.dense, self.params, rows)
+        n, m = rows.v.shape
+        reads = start.owner.size // max(n, 1)
         if betas.shape[1] == 0 or reads == 0:
-            return v[:0], owner[:0]
+            return rows.take(np.arange(0))
         gen = torch.Generator(device=self.device)
         gen.manual_seed(int(seed))
-        state = torch.as_tensor(v, dtype=torch.float64, device=self.device)[:, None, :].repeat(1, reads, 1)
+        state = torch.as_tensor(start.v, dtype=torch.float64, device=self.device).reshape(n, reads, m)
         beta = torch.as_tensor(betas.reshape(n, reads, -1), dtype=torch.float64, device=self.device)
-        base = torch.as_tensor(self.dense.energies(v), device=self.device)[:, None]
-        best = self._anneal_rows(state, beta, gen, base)
-        return best.reshape(n * reads, m).to(torch.uint8).cpu().numpy(), owner
+        base = torch.as_tensor(rows.energy, device=self.device)[:, None]
+        best = self._anneal_rows(state.clone(), beta, gen, base)
+        states = best.reshape(n * reads, m).to(torch.uint8).cpu().numpy()
+        return Rows(states, start.owner, self.dense.energies(states, start.owner))
 
     # -- kernels --------------------------------------------------------------------------------------------
 

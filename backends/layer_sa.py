@@ -195,15 +195,15 @@ class LayerSASampler(dimod.Sampler):
 def _solve(run: _Run, starts: list[np.ndarray], seed: int) -> tuple[np.ndarray, dict]:
     """Polish each start, anneal from each problem's best polished start, return the best row per problem."""
     n, k = starts[0].shape[0], len(starts)
-    polished = run.polish(np.concatenate(starts), np.tile(np.arange(n), k)).reshape(k, n, -1)
-    start_e = np.stack([run.dense.energies(p) for p in polished])
+    polished = run.polish(np.concatenate(starts), np.tile(np.arange(n), k))
+    start_e = polished.energy.reshape(k, n)
     which = np.argmin(start_e, axis=0)
-    chosen = polished[which, np.arange(n)]
-    run.clock.record(float(start_e[which, np.arange(n)].sum()))
-    rows, owner = run.anneal(chosen, seed)
-    all_rows = np.concatenate([chosen, rows])
-    all_owner = np.concatenate([np.arange(n), owner])
-    pick = _best_per_problem(run.dense.energies(all_rows, all_owner), all_owner, n)
+    chosen = polished.take(which * n + np.arange(n))
+    run.clock.record(float(chosen.energy.sum()))
+    annealed = run.anneal(chosen, seed)
+    all_rows = np.concatenate([chosen.v, annealed.v])
+    all_owner = np.concatenate([np.arange(n), annealed.owner])
+    pick = _best_per_problem(np.concatenate([chosen.energy, annealed.energy]), all_owner, n)
     stats = {"polished_start_energies": start_e.sum(axis=1).tolist(),
              "starts_chosen": np.bincount(which, minlength=k).tolist()}
     return all_rows[pick].copy(), stats

@@ -72,11 +72,13 @@ def test_fixed_coordinates_never_flipped_in_any_row():
     run, device = make_run(DenseQubos.from_problem(problem), {**LayerSASampler().defaults, "device": "torch-cpu",
                                                                "num_reads": 4, "num_sweeps": 6,
                                                                "hot_acceptance": 0.3})
-    v = run.polish(np.ones(problem.free.shape, np.uint8))
-    assert device == "torch-cpu" and np.all(v[~problem.free] == 0)
-    rows, owner = run.anneal(v, seed=0)
+    polished = run.polish(np.ones(problem.free.shape, np.uint8))
+    assert device == "torch-cpu" and np.all(polished.v[~problem.free] == 0)
+    annealed = run.anneal(polished, seed=0)
+    rows, owner = annealed.v, annealed.owner
     assert np.all(rows[~problem.free[owner]] == 0)
     assert np.any(rows[problem.free[owner]] == 1)
+    np.testing.assert_allclose(annealed.energy, DenseQubos.from_problem(problem).energies(rows, owner), rtol=1e-12)
 
 
 def test_one_shared_matrix_on_the_device(monkeypatch):
