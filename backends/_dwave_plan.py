@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 from typing import Any, Mapping, Sequence
 
@@ -241,4 +241,4 @@ def plan_bqms(qpu, bqms, repeats: int, name: str, options: Mapping[str, Any], kn
     free = np.arange(max(sizes, default=0))[None, :] < np.asarray(sizes, dtype=int)[:, None]
     problem = SimpleNamespace(name=name, grid=SimpleNamespace(bits=None), free=free)
     layer = plan_problems(qpu, [problem], False, {**options, "parallel": False}, known).layers[0]
-    return QPUPlan(qpu.name, qpu.solver, (layer,) * repeats)
+    return QPUPlan(qpu.name, qpu.solver, tuple(replace(layer, name=f"{name} #{r + 1}") for r in range(repeats)))

@@ -14,7 +14,7 @@ from qannealq._compare_plots import plot_all
 from qannealq._compare_reference import ReferenceOptions
 from qannealq._compare_report import CompareResult, format_summary
 from qannealq.compare import CompareSettings, compare_backends
-from qannealq.config import ModelConfig, check_choice
+from qannealq.config import ModelConfig, check_choice, check_qpu_budget
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.report import LogReporter, Reporter
@@ -80,9 +80,13 @@ class CompareJob:
     settings: CompareSettings = field(default_factory=CompareSettings)
     out: Path | None = None
     resume: bool = False
+    dry_run: bool = False
+    qpu_budget: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "backends", tuple(self.backends))
+        if self.qpu_budget is not None:
+            object.__setattr__(self, "qpu_budget", check_qpu_budget(self.qpu_budget))
         if not self.backends:
             raise InvalidArgumentError("--backends is empty: give a comma list such as sa,exact,qaoa")
         if len(set(self.backends)) != len(self.backends):
@@ -101,8 +105,35 @@ def _check_backends(names: tuple[str, ...]) -> None:
         raise InvalidArgumentError(f"--backends: {', '.join(unknown)} unknown; choose from {', '.join(sorted(known))}")
 
 
-def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[CompareResult, Path]:
-    """Run the comparison; write ``compare.csv``, ``compare.json`` and the plots; report the summary."""
+def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Reporter) -> list:
+    """The QPU plan of every ready backend of ``job`` that plans its calls (``dwave``, ``dwave-mock``): each
+    neuron on its own, ``repeats`` times, ``reads`` reads; reported, and refused over ``job.qpu_budget`` (the
+    sum over those backends) before any call."""
+    from qannealq.backends import available_backends, get_sampler
+
+    ready = {row.name for row in available_backends() if row.status == "ready"}
+    plans = []
+    for name in (n for n in job.backends if n in ready):
+        sampler = get_sampler(name)
+        if callable(getattr(sampler, "plan_bqms", None)):
+            options = {"num_reads": job.settings.reads, **job.settings.sampler_options.get(name, {})}
+            with sampler:  # a QPU's cloud client, opened to read the solver's graph and timing model
+                plans.append(sampler.plan_bqms([i.bqm for i in instances], job.settings.repeats, **options))
+            reporter.message(plans[-1].table())
+    if job.qpu_budget is not None:
+        if not plans:
+            raise InvalidArgumentError(f"--qpu-budget={job.qpu_budget:g}: none of --backends spends QPU time; "
+                                       "it applies to dwave and dwave-mock")
+        type(plans[0])("+".join(p.backend for p in plans), plans[0].solver,
+                       tuple(layer for p in plans for layer in p.layers)).check_budget(job.qpu_budget)
+        reporter.message(f"--qpu-budget {job.qpu_budget:g} s: the plan fits")
+    return plans
+
+
+def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[CompareResult | None, Path]:
+    """Run the comparison; write ``compare.csv``, ``compare.json`` and the plots; report the summary.
+
+    With ``job.dry_run`` only the QPU plan is reported (:func:`qpu_plans`) and the result is None."""
     reporter = reporter or LogReporter()
     _check_backends(job.backends)
     out = Path(job.out) if job.out is not None else default_out_dir("compare")
@@ -113,6 +144,10 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
     reporter.message(f"{len(instances)} neuron QUBO(s) of {sizes[0]}-{sizes[-1]} variables; backends "
                      f"{', '.join(job.backends)}; {job.settings.reads} reads x {job.settings.repeats} repeats; "
                      f"results -> {out}")
+    if job.dry_run or job.qpu_budget is not None:
+        qpu_plans(job, instances, reporter)
+        if job.dry_run:
+            return None, out
     result = compare_backends(instances, list(job.backends), job.settings, out, job.resume, reporter,
                               job.selection.describe())
     for name in {r.backend for r in result.rows if r.decomposed}:

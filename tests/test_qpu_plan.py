@@ -189,3 +189,19 @@ def test_a_full_mock_run_within_its_budget_records_calls_and_qpu_time(tmp_path, 
         assert qpu["qpu_access_time_us"] == pytest.approx(qpu["estimated_qpu_access_time_us"])
         assert sum(s for s in qpu["neuron_qpu_share_us"] if s) == pytest.approx(qpu["qpu_access_time_us"])
         assert len(qpu["neuron_chain_break_fraction"]) == layer["neurons"]
+
+
+def test_compare_dry_run_and_budget(tmp_path, capsys, monkeypatch):
+    _no_sampling(monkeypatch)
+    argv = ["compare", "--dataset", "digits", "--input-size", "4", "--layer", "0", "--neurons", "0:4", "--bits",
+            "2", "--backends", "sa,dwave-mock", "--reads", "10", "--repeats", "2", "--out", str(tmp_path / "cmp")]
+    assert main([*argv, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "QPU plan: backend 'dwave-mock'" in printed and "neurons #2" in printed
+    assert re.search(r"total: 8 QPU calls, estimated QPU access time 0\.\d+ s", printed)  # 4 neurons x 2 repeats
+    assert main([*argv, "--qpu-budget", "0.01"]) == 2
+    assert "nothing was sent to the QPU" in capsys.readouterr().err
+    only_sa = [("sa" if arg == "sa,dwave-mock" else arg) for arg in argv[:-2]]
+    assert main([*only_sa, "--out", str(tmp_path / "x"), "--qpu-budget", "1"]) == 2
+    assert "none of --backends spends QPU time" in capsys.readouterr().err
+

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qannealq.cli._args import add_model_arguments, model_config, option, str_list
+from qannealq.cli._args import add_model_arguments, add_qpu_arguments, model_config, option, str_list
 
 HELP = "compare backends on the same neuron QUBOs: residual gap, success probability, TTS99, plots"
 
@@ -90,6 +90,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="decomposition sub-problem size for a backend (default: its capacity)")
     group.add_argument("--max-calls", type=int, default=100, help="decomposition: backend calls per neuron")
     add_reference_arguments(parser)
+    add_qpu_arguments(parser)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
     where.add_argument("--resume", type=Path, default=None, metavar="DIR",
@@ -109,6 +110,7 @@ def main(args: argparse.Namespace) -> int:
                                sampler_options=options, capacity=dict(args.capacity), max_calls=args.max_calls,
                                reference=reference_options(args))
     out = args.resume if args.resume is not None else args.out
-    job = CompareJob(selection(args, args.instances), tuple(args.backends), settings, out, args.resume is not None)
+    job = CompareJob(selection(args, args.instances), tuple(args.backends), settings, out, args.resume is not None,
+                     dry_run=args.dry_run, qpu_budget=args.qpu_budget)
     run_compare(job, ConsoleReporter())
     return 0
