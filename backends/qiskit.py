@@ -57,6 +57,14 @@ def _primitive(shots: int, seed: int, simulator: str):
     return StatevectorSampler(default_shots=shots, seed=seed), None
 
 
+def _depth(ansatz, pass_manager) -> int | None:
+    """Depth of the circuit as run: transpiled by ``pass_manager`` (Aer), else decomposed to basic gates."""
+    if ansatz is None:
+        return None
+    circuit = pass_manager.run(ansatz) if pass_manager is not None else ansatz.decompose(reps=3)
+    return int(circuit.depth())
+
+
 class QAOASampler(dimod.Sampler):
     """QAOA on a simulator, as a ``dimod.Sampler``.
 
@@ -128,7 +136,8 @@ class QAOASampler(dimod.Sampler):
         t2 = now_ns()
         ss = self._sampleset(result, bqm, labels, shots)
         mes = result.min_eigen_solver_result
-        ss.info.update(optimizer_evals=evals[0], optimizer_time_s=float(mes.optimizer_time),
+        ss.info.update(circuit_depth=_depth(qaoa.ansatz, pm), qubits=len(labels),
+                       optimizer_evals=evals[0], optimizer_time_s=float(mes.optimizer_time),
                        optimal_parameters=[float(t) for t in mes.optimal_point], shots=shots,
                        reps=reps or self.reps, simulator=type(sampler).__module__ + "." + type(sampler).__name__)
         ss.info["timing"] = {"preprocessing_ns": t1 - start, "sampling_ns": t2 - t1,

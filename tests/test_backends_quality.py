@@ -136,3 +136,12 @@ def test_qaoa_falls_back_to_the_statevector_sampler_without_aer(monkeypatch):
     assert np.allclose(bqm.energies(ss), ss.record.energy)
     with pytest.raises(ImportError, match=r"pip install 'qannealq\[qiskit\]'"):
         get_sampler("qaoa", simulator="aer").sample(bqm)
+
+
+def test_qaoa_records_its_circuit_depth_and_qubits():
+    pytest.importorskip("qiskit_optimization")
+    bqm = digits_neurons(6, count=1, min_variables=4)[0]
+    one = get_sampler("qaoa", maxiter=3, reps=1).sample(bqm, seed=2)
+    two = get_sampler("qaoa", maxiter=3, reps=2).sample(bqm, seed=2)
+    assert one.info["qubits"] == two.info["qubits"] == bqm.num_variables
+    assert 0 < one.info["circuit_depth"] < two.info["circuit_depth"]  # one more QAOA layer, a deeper circuit
