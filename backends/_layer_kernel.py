@@ -150,12 +150,13 @@ def polish_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, ener
 
 @numba.njit(cache=True, nogil=True)
 def anneal_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, energy, best_e, best_v, tol,
-                 hot, cold, num_sweeps, sweep_start, sweep_stop, seeds, stop, rows):
-    """Metropolis sweeps ``sweep_start:sweep_stop`` of a ``num_sweeps`` geometric schedule, for each row in ``rows``.
+                 hot, cold, num_sweeps, sweep_start, count, stride, seeds, stop, rows):
+    """``count`` Metropolis sweeps of a ``num_sweeps`` geometric schedule, from its step ``sweep_start`` on in
+    steps of ``stride`` (1: every step; more: a shortened schedule), for each row in ``rows``.
 
-    Row ``r``'s inverse temperature at sweep ``s`` is ``hot[r] (cold[r] / hot[r])^(s / (num_sweeps − 1))``.
-    Rows are independent (callers run disjoint ``rows`` in threads); a row's state persists in the arrays, so
-    a schedule may be run in several calls with the same result.
+    Row ``r``'s inverse temperature at step ``s`` is ``hot[r] (cold[r] / hot[r])^(s / (num_sweeps − 1))``
+    (steps past the end stay at ``cold``). Rows are independent (callers run disjoint ``rows`` in threads); a
+    row's state persists in the arrays, so a schedule may be run in several calls with the same result.
 
     Args:
         mat: shared matrix ``M`` ``(m, m)`` float64, symmetric.
@@ -168,6 +169,8 @@ def anneal_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, ener
             its state.
         tol: per row, the least decrease a greedy move must bring (guards against rounding cycles).
         hot, cold: ``(R,)`` inverse temperatures at both ends of the schedule.
+        num_sweeps, sweep_start, count, stride: the schedule's length, the first step run, the sweeps to run and
+            the steps between them.
         seeds: one nonzero uint64 generator state per row (advanced in place).
         stop: ``(1,)`` int64; nonzero ends the call before the next sweep of any row.
         rows: the rows to process.
@@ -177,10 +180,10 @@ def anneal_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, ener
         i = owner[r]
         cols = indices[indptr[i]:indptr[i + 1]]
         ratio = cold[r] / hot[r]
-        for s in range(sweep_start, sweep_stop):
+        for k in range(count):
             if stop[0] != 0:
                 break
-            beta = hot[r] * ratio ** (s / span)
+            beta = hot[r] * ratio ** (min(sweep_start + k * stride, span) / span)
             de, _ = _sweep(r, v[r], h[r], steps[i], free[i], cols, nbr, coup, mat, beta, tol[r], seeds)
             energy[r] += de
             _keep_best(r, energy, best_e, best_v, v)
@@ -230,7 +233,7 @@ def anneal_rows(mat, diag, lin, steps, free, nbr, coup, indptr, indices, owner, 
     polish_block(*common, tol[rows], polish_sweeps, stop, local)
     for s in range(betas.shape[1]):
         b = np.ascontiguousarray(betas[rows, s])
-        anneal_block(*common, tol[rows], b, b, 1, 0, 1, state, stop, local)
+        anneal_block(*common, tol[rows], b, b, 1, 0, 1, 1, state, stop, local)
     if betas.shape[1] > 0:
         polish_block(*common, tol[rows], polish_sweeps, stop, local)
     seeds[rows] = state

@@ -122,8 +122,10 @@ class _Run:
         """``num_reads`` reheat anneals per problem from its polished row (``rows``: one per problem, in order);
         the best state each anneal row has seen.
 
-        The schedule runs in chunks; after each, the clock records the best total energy. Under a time limit
-        the first chunk measures the speed and the schedule is shortened to fit when it would not.
+        The schedule runs in chunks of a 16th; after each, the clock records the best total energy. Under a
+        time limit, a first short chunk measures the speed and every chunk then takes the schedule's steps in
+        strides wide enough to reach its cold end before the limit (:meth:`_stride`): the anneal always
+        cools, however short the time.
         """
         start, hot, cold, sweeps = anneal_plan(self.dense, self.params, rows)
         if sweeps == 0 or start.owner.size == 0:
@@ -131,24 +133,29 @@ class _Run:
         n, reads = rows.v.shape[0], start.owner.size // rows.v.shape[0]
         args, best_e, best_v = self._args(start)
         seeds, polish_sweeps = _row_seeds(seed, start.owner.size), int(self.params["polish_sweeps"])
-        chunk, done, total = max(1, -(-sweeps // 16)), 0, sweeps
+        chunk, step, per_sweep = max(1, -(-sweeps // 16)), 0, None
         with self.clock.watch(self.stop):
-            while done < total and not self.stop[0]:
-                step, t0 = min(chunk, total - done), time.perf_counter()
-                self._parallel(anneal_block, (*args, hot, cold, total, done, done + step, seeds, self.stop),
+            while step < sweeps and not self.stop[0]:
+                stride = 1 if self.clock.limit is None else self._stride(sweeps - step, per_sweep)
+                count = min(-(-chunk // stride), -(-(sweeps - step) // stride))
+                count = count if per_sweep is not None or self.clock.limit is None else min(count, 2)
+                t0 = time.perf_counter()
+                self._parallel(anneal_block, (*args, hot, cold, sweeps, step, count, stride, seeds, self.stop),
                                start.owner.size)
-                done += step
+                per_sweep = (time.perf_counter() - t0) / count
+                step += count * stride
                 self.clock.record(float(best_e.reshape(n, reads).min(axis=1).sum()))
-                if done == step and self.clock.limit is not None:
-                    total = self._fit(total, done, (time.perf_counter() - t0) / step)
             self._parallel(polish_block, (*args, polish_sweeps, self.stop), start.owner.size)
         self.clock.record(float(best_e.reshape(n, reads).min(axis=1).sum()))
         return Rows(best_v, start.owner, best_e)
 
-    def _fit(self, total: int, done: int, per_sweep: float) -> int:
-        """The schedule length that fits the time left (keeping two sweeps' worth for the final polish)."""
-        fit = done + int(0.9 * (self.clock.remaining() - 2.0 * per_sweep) / max(per_sweep, 1e-9))
-        if fit < total:
-            self.clock.cut = True
-            return max(done, fit)
-        return total
+    def _stride(self, steps_left: int, per_sweep: float | None) -> int:
+        """Steps of the schedule per sweep so that the ``steps_left`` fit the time left (two sweeps kept for the
+        final polish); 1 until the speed is known or when they fit (then nothing depends on timing)."""
+        if per_sweep is None:
+            return 1
+        affordable = int(0.9 * (self.clock.remaining() - 2.0 * per_sweep) / max(per_sweep, 1e-9))
+        if affordable >= steps_left:
+            return 1
+        self.clock.cut = True
+        return max(1, -(-steps_left // max(affordable, 1)))

@@ -84,7 +84,9 @@ def test_time_limit_stops_a_long_run_cleanly():
     assert elapsed < limit + 3.0, f"took {elapsed:.2f} s for a {limit} s limit"
     _check_wide(layer, problem, sample)
     warm_e = problem.qubo_energies(warm)
-    assert np.all(sample.energies <= warm_e + 1e-15) and sample.energies.sum() < warm_e.sum()
+    assert np.all(sample.energies <= warm_e + 1e-15)
+    # the schedule was taken in strides to cool before the limit: the anneal beat the polished start
+    assert sample.energies.sum() < min(sample.info["polished_start_energies"]) * (1 - 1e-6)
     assert sample.info["trace"]["seconds"][-2] < limit + 3.0  # the anneal's last point
 
 
@@ -130,7 +132,7 @@ def test_schedule_in_chunks_equals_one_call():
         for a, b in zip(cuts, cuts[1:]):
             anneal_block(dense.mat, dense.steps, dense.free, run.partners, run.couplings, run.indptr, run.indices,
                          start.owner, start.v, start.h, start.energy, best_e, best_v, run.tol[start.owner], hot,
-                         cold, sweeps, a, b, seeds, np.zeros(1, np.int64), np.arange(start.owner.size))
+                         cold, sweeps, a, b - a, 1, seeds, np.zeros(1, np.int64), np.arange(start.owner.size))
         results.append((best_v, best_e))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
