@@ -17,7 +17,7 @@ import numpy as np
 
 from ._layer_dense import DenseQubos, Rows, beta_ends, beta_schedule, excess_ends
 
-__all__ = ["EFFORTS", "WIDE", "RTN_INPUTS", "Preset", "preset", "rtn_start", "effort", "hot_ladder", "anneal_plan", "anneal_schedule", "Clock"]
+__all__ = ["EFFORTS", "WIDE", "RTN_INPUTS", "Preset", "preset", "rtn_start", "effort", "time_to_target", "hot_ladder", "anneal_plan", "anneal_schedule", "Clock"]
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ class Preset:
 
 
 #: The ``effort`` presets. ``fast`` polishes the warm start and anneals only problems small enough to be cheap;
-#: ``default`` adds one cold anneal of ``m / 16`` sweeps per neuron on wide layers (49 on MNIST's 785 inputs,
-#: 192 on CIFAR-10's 3073); ``thorough`` anneals 16 times longer.
+#: ``default`` adds one cold anneal of ``m / 20`` sweeps per neuron on wide layers (39 on MNIST's 785 inputs,
+#: 153 on CIFAR-10's 3073: about 4x and 3x GPTQ's time with the warm start); ``thorough`` anneals 20 times longer.
 EFFORTS: dict[str, Preset] = {
     "fast": Preset(1.0, 1.0, 256, 0.0, False),
-    "default": Preset(1.0, 1.0, 256, 1 / 16, True),
+    "default": Preset(1.0, 1.0, 256, 1 / 20, True),
     "thorough": Preset(4.0, 16.0, 4096, 1.0, True),
 }
 
@@ -77,8 +77,8 @@ def effort(params: dict[str, Any], m: int) -> tuple[int, int]:
 
     Small problems are cheap and rugged, wide ones smooth and costly per sweep: ``num_reads = clip(f_r 2^25 /
     m³, 1, 128)``, ``num_sweeps = max(min(f_s 2^32 / m⁴, max), w m)`` with the preset's factors ``f_r, f_s``,
-    ceiling and sweeps per input ``w`` (:data:`EFFORTS`). Default: 1 read x 49 sweeps on a 785-input layer,
-    1 x 192 at 3073, 15 x 15 at 129, 122 x 256 on 65-variable neurons, 128 x 256 below that.
+    ceiling and sweeps per input ``w`` (:data:`EFFORTS`). Default: 1 read x 39 sweeps on a 785-input layer,
+    1 x 153 at 3073, 15 x 15 at 129, 122 x 240 on 65-variable neurons, 128 x 256 below that.
     """
     p = preset(params)
     m = max(int(m), 1)
@@ -183,3 +183,9 @@ class Clock:
             yield
         finally:
             timer.cancel()
+
+
+def time_to_target(trace: dict[str, list[float]], target: float) -> float | None:
+    """Seconds a solve took to reach a total energy ``<= target``, from its ``info["trace"]`` (None: never)."""
+    reached = [t for t, e in zip(trace["seconds"], trace["energy"]) if e <= target]
+    return reached[0] if reached else None

@@ -20,7 +20,8 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 ``time_limit`` (seconds from the call) bounds a solve: the first chunk of the anneal measures the speed and
 the schedule is shortened to fit (so that it still ends cold), and a watchdog stops the kernel at the limit
 in any case; the best states found are returned. ``info["trace"]`` records the total energy reached over time
-(``seconds`` since the call, ``energy``: the sum over neurons of the best so far), for time-to-target.
+(``seconds`` since the call, ``energy``: the sum over neurons of the best so far), for time-to-target
+(:func:`time_to_target`).
 
 Runs in a numba kernel, rows in parallel threads, each with its own seeded generator: deterministic for a
 seed whatever the thread count, and whatever the time limit as long as it does not cut the run
@@ -52,6 +53,7 @@ from qannealq.contract import LayerSample, draw_seed
 from ._layer_dense import DenseQubos
 from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
 from ._layer_schedule import EFFORTS, Clock, anneal_schedule, effort, hot_ladder, rtn_start  # noqa: F401
+from ._layer_schedule import time_to_target  # noqa: F401  (re-exported: the trace's reader)
 from ._layer_single import sample_bqm
 from ._layer_weighted import sample_per_neuron
 
@@ -105,7 +107,7 @@ class LayerSASampler(dimod.Sampler):
         **defaults: override the defaults of ``effort`` ("fast", "default" or "thorough": see
             :data:`._layer_schedule.EFFORTS`), ``time_limit`` (None, or seconds per call: see the module
             docstring), ``num_reads`` and ``num_sweeps`` (None: from the effort and the size, see
-            :func:`effort`; default 1 read x 96 sweeps on a 785-input layer), ``pairs`` (4),
+            :func:`effort`; default 1 read x 39 sweeps on a 785-input layer), ``pairs`` (4),
             ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range``
             (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),

@@ -18,7 +18,7 @@ from qannealq.backends._layer_dense import DenseQubos, continuous_floor  # noqa:
 from qannealq.backends._layer_kernel import anneal_block, anneal_rows, up_fields  # noqa: E402
 from qannealq.backends._layer_run import _row_seeds, make_run  # noqa: E402
 from qannealq.backends._layer_schedule import EFFORTS, anneal_plan, effort  # noqa: E402
-from qannealq.backends.layer_sa import LayerSASampler  # noqa: E402
+from qannealq.backends.layer_sa import LayerSASampler, time_to_target  # noqa: E402
 from qannealq.contract import check_parameters  # noqa: E402
 from qannealq.errors import InvalidArgumentError  # noqa: E402
 
@@ -116,6 +116,10 @@ def test_trace_records_the_energy_over_time():
     assert np.all(np.diff(energy) <= 1e-12 * abs(energy[0]))  # the best so far never rises
     assert energy[0] == pytest.approx(problem.qubo_energies(warm).sum(), rel=1e-12)
     assert energy[-1] == pytest.approx(sample.energies.sum(), rel=1e-12)
+    trace = sample.info["trace"]
+    assert time_to_target(trace, energy[0]) == seconds[0] and time_to_target(trace, energy[-1] - 1.0) is None
+    middle = energy[len(energy) // 2]
+    assert time_to_target(trace, middle) == seconds[np.argmax(energy <= middle)]
 
 
 def test_schedule_in_chunks_equals_one_call():
