@@ -39,10 +39,9 @@ def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: 
     if not percdamp >= 0:
         raise InvalidArgumentError(f"percdamp={percdamp!r} must be >= 0 (GPTQ uses 0.01)")
     if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): each row on its own Cholesky factor
-        return np.concatenate([
-            _gptq_rows(problem, slice(i, i + 1), _reversed_inverse_cholesky(problem.neuron_hessian(i),
-                                                                           problem.dead[i], percdamp),
-                       problem.dead[i], restricted, block_size) for i in range(problem.num_neurons)])
+        return np.concatenate([_gptq_rows(problem, slice(i, i + 1), _neuron_factor(problem, i, percdamp),
+                                          problem.dead[i], restricted, block_size)
+                               for i in range(problem.num_neurons)])
     u = _inverse_cholesky(problem.hessian, problem.dead, percdamp)
     return _gptq_rows(problem, slice(None), u, problem.dead, restricted, block_size)
 
@@ -62,6 +61,13 @@ def _reversed_inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: 
     u = np.diag(np.full(hessian.shape[0], 1.0 / np.sqrt(1.0 + damp)))
     u[np.ix_(live, live)] = inverse
     return u
+
+
+def _neuron_factor(problem: LayerProblem, i: int, percdamp: float) -> np.ndarray:
+    """Neuron ``i``'s factor of its own ``H_i``, kept beside the ``H_i`` when memory allows (the same for every
+    bit width: it depends on ``H_i`` and ``percdamp`` only)."""
+    return problem.stats.kept(("gptq", percdamp), i, lambda: _reversed_inverse_cholesky(
+        problem.neuron_hessian(i), problem.dead[i], percdamp))
 
 
 def _gptq_rows(problem: LayerProblem, rows: slice, u: np.ndarray, dead: np.ndarray, restricted: bool,

@@ -18,7 +18,8 @@ EMNIST letters' 256·785², 1.26 GB). :class:`WeightedLayerStats` keeps the cali
 computes every vector term (linear coefficients, errors, energies) from them, and forms each ``H_i`` when a
 consumer asks (its BQM, GPTQ's Cholesky, ``layer-sa``), in ``O(N_i m²)`` over the ``N_i`` samples of
 non-zero weight. The ``H_i`` are kept once formed only when samples and all ``H_i`` fit in
-``Objective.memory_limit`` (default 2 GiB), else formed again at each use. Samples beyond the limit raise
+``Objective.memory_limit`` (default 2 GiB), else formed again at each use; so are GPTQ's per-neuron factors
+when they fit beside them (:meth:`WeightedLayerStats.kept`). Samples beyond the limit raise
 :class:`~qannealq.errors.InvalidArgumentError` while they are collected (:mod:`qannealq.weighted_calibration`).
 """
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import numpy as np
 
@@ -95,7 +96,12 @@ def make_objective(objective: "str | Objective" = "preact", inactive_weight: flo
 
 
 class _Kept(dict):
-    """The ``H_i`` formed so far (when they all fit); never pickled (executors get the samples only)."""
+    """Per-neuron matrices formed so far, by ``(kind, i)``, and the kinds in the order first asked for; never
+    pickled (executors get the samples only)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kinds: list = []
 
     def __reduce__(self):
         return (_Kept, ())
@@ -159,15 +165,26 @@ class WeightedLayerStats:
 
     def hessian(self, i: int) -> np.ndarray:
         """``H_i = X̂ᵀ diag(m_i) X̂ / N`` ``(m, m)``, over the samples of non-zero weight."""
-        if i in self._kept:
-            return self._kept[i]
-        rows = self.weights[:, i] > 0
-        x = self.inputs[rows]
-        h = (x * self.weights[rows, i, None]).T @ x / self.num_samples
+        def form() -> np.ndarray:
+            rows = self.weights[:, i] > 0
+            x = self.inputs[rows] * np.sqrt(self.weights[rows, i, None])
+            return x.T @ x / self.num_samples  # one operand transposed: numpy's symmetric rank-k update (syrk)
+
+        return self.kept("hessian", i, form)
+
+    def kept(self, kind: object, i: int, form: Callable[[], np.ndarray]) -> np.ndarray:
+        """Neuron ``i``'s ``(m, m)`` matrix of ``kind`` (``"hessian"``, or e.g. GPTQ's factor of ``H_i``): ``form()``,
+        kept when the samples and ``n`` matrices of this kind and of every kind asked for before fit in
+        ``objective.memory_limit`` (a result never depends on what was kept)."""
+        if (kind, i) in self._kept:
+            return self._kept[kind, i]
+        matrix = form()
+        if kind not in self._kept.kinds:
+            self._kept.kinds.append(kind)
         n, m = self.weights.shape[1], self.inputs.shape[1]
-        if self.nbytes + 8 * n * m * m <= self.objective.memory_limit:
-            self._kept[i] = h
-        return h
+        if self.nbytes + 8 * n * m * m * (self._kept.kinds.index(kind) + 1) <= self.objective.memory_limit:
+            self._kept[kind, i] = matrix
+        return matrix
 
     @property
     def nbytes(self) -> int:

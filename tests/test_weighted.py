@@ -206,6 +206,12 @@ def test_memory_ceiling_is_a_clear_error_and_hessians_are_kept_only_when_they_fi
     tight = replace(stats, objective=Objective("relu-aware", 0.0, stats.nbytes + 100), _kept=type(stats._kept)())
     assert tight.hessian(0) is not tight.hessian(0)  # they do not: formed at each use
     np.testing.assert_array_equal(tight.hessian(0), stats.hessian(0))
+    weight, bias = (t.detach().double().numpy() for t in (exp.model[0].weight, exp.model[0].bias))
+    grid = make_grid(weight, bias, 2, "tensor", "sign")
+    kept, formed = (build_weighted_problem(s, weight, bias, grid) for s in (stats, tight))
+    np.testing.assert_array_equal(gptq(kept), gptq(formed))  # GPTQ's factors kept beside the H_i, same result
+    assert ("gptq", 0.01) in stats._kept.kinds and (("gptq", 0.01), 0) in stats._kept
+    assert not any(key[0] == ("gptq", 0.01) for key in tight._kept)
 
 
 def test_objective_options_are_checked():
