@@ -114,6 +114,27 @@ class ResultStore:
             raise StoreError(f"cannot create the results folder {root}: {parent} is not writable; choose another "
                              "--out folder")
 
+    @staticmethod
+    def stored_settings(root: Path, command: str) -> dict:
+        """The settings a ``command`` run stored in ``root`` (for ``--resume DIR`` without repeating options).
+
+        Raises:
+            InvalidArgumentError: no readable store there, or one of another command.
+        """
+        root = Path(root)
+        meta = root / "store.json"
+        if not meta.is_file():
+            raise InvalidArgumentError(f"--resume {root}: no results store there (no store.json); start a new run "
+                                       "with --out instead")
+        try:
+            saved = json.loads(meta.read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidArgumentError(f"--resume {root}: store.json is unreadable ({exc}); start a new run") from exc
+        if saved.get("command") != command:
+            raise InvalidArgumentError(f"--resume {root}: that folder holds a {saved.get('command')!r} run, not "
+                                       f"a {command!r} run")
+        return dict(saved.get("settings", {}))
+
     @classmethod
     def open(cls, root: Path, command: str, settings: Mapping[str, Any], resume: bool = False) -> "ResultStore":
         """Create the store in ``root``, or with ``resume`` reopen it after checking the settings match.
@@ -143,17 +164,7 @@ class ResultStore:
 
     @classmethod
     def _reopen(cls, root: Path, meta: Path, command: str, settings: dict, write: bool = True) -> "ResultStore":
-        if not meta.is_file():
-            raise InvalidArgumentError(f"--resume {root}: no results store there (no store.json); start a new run "
-                                       "with --out instead")
-        try:
-            saved = json.loads(meta.read_text())
-        except (OSError, ValueError) as exc:
-            raise InvalidArgumentError(f"--resume {root}: store.json is unreadable ({exc}); start a new run") from exc
-        if saved.get("command") != command:
-            raise InvalidArgumentError(f"--resume {root}: that folder holds a {saved.get('command')!r} run, not "
-                                       f"a {command!r} run")
-        diff = settings_diff(saved.get("settings", {}), settings)
+        diff = settings_diff(cls.stored_settings(root, command), settings)
         if diff:
             raise InvalidArgumentError(f"--resume {root}: the settings differ from the stored run's ("
                                        + "; ".join(diff) + "); resume with the same options or start a new run")

@@ -14,14 +14,15 @@ are spelled out in ``sweep.json`` and ``summary.md``.
 
 from __future__ import annotations
 
+import ast
 import time
 from contextlib import ExitStack, closing
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 from qannealq.config import ModelConfig, check_choice, check_positive, parse_warm_start
-from qannealq.contract import check_parameters, redact
+from qannealq.contract import REDACTED, check_parameters, redact
 from qannealq.errors import InvalidArgumentError
 from qannealq.experiment import Experiment, calibrate, calibration_draw, prepare
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
@@ -134,6 +135,31 @@ class SweepConfig:
         if "sampler_options" in given:
             given["sampler_options"] = {**base["sampler_options"], **given["sampler_options"]}
         return cls(**{**base, **given, "preset": name})
+
+    @classmethod
+    def from_stored(cls, settings: Mapping[str, Any], out: Path, **given: Any) -> "SweepConfig":
+        """The config of the sweep stored in ``out`` (its :meth:`stored_settings`), resumed, with the options
+        ``given`` (explicitly, e.g. on the command line) in place of the stored ones; ``model`` may be a dict of
+        :class:`ModelConfig` fields to change. A given option that differs from the stored one makes the resume
+        fail with the list of differences (see :meth:`ResultStore.open`)."""
+        stored = {k: v for k, v in settings.items() if k in {f.name for f in fields(cls)}}
+        model = {**stored.pop("model", {}), **given.pop("model", {})}
+        if model.get("hidden") is not None:
+            model["hidden"] = tuple(model["hidden"])
+        options = {}
+        for key, text in stored.get("sampler_options", {}).items():  # stored as repr (secrets redacted)
+            if text == REDACTED:
+                if key not in given.get("sampler_options", {}):
+                    raise InvalidArgumentError(f"--resume {out}: the stored sweep had the secret sampler option "
+                                               f"{key!r}, which is never stored; give it again (--sampler-option "
+                                               f"{key}=...) or set it in the environment")
+                continue
+            try:
+                options[key] = ast.literal_eval(text)
+            except (ValueError, SyntaxError):
+                options[key] = text
+        stored["sampler_options"] = {**options, **given.pop("sampler_options", {})}
+        return cls(**{**stored, **given, "model": ModelConfig(**model), "out": Path(out), "resume": True})
 
     def labels(self) -> list[str]:
         """Method labels as in the results: ``rtn``, ``gptq``, ``qubo:layer-sa``..."""

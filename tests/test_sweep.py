@@ -17,6 +17,7 @@ import pytest
 from qannealq.cli import main
 from qannealq.config import ModelConfig
 from qannealq.errors import InvalidArgumentError
+from qannealq.store import settings_diff
 from qannealq.sweep import PRESETS, SweepConfig, parse_method, sweep
 from qannealq.sweep_report import CSV_COLUMNS
 
@@ -89,7 +90,7 @@ def test_killed_by_a_signal_and_resumed_equals_an_uninterrupted_sweep(tmp_path):
     assert 2 <= len(finished) < 12, "the sweep was not interrupted mid-way"
     assert not list(units.glob(".*.tmp"))  # no half-written cell is counted
 
-    assert main(["sweep", "--resume", str(killed), *ARGS]) == 0
+    assert main(["sweep", "--resume", str(killed)]) == 0  # the stored options: none repeated
     after = {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in units.glob("*.json")}
     assert all(after[name] == stamp for name, stamp in finished.items())  # finished cells not recomputed
     assert len(after) == 12
@@ -104,3 +105,23 @@ def test_killed_by_a_signal_and_resumed_equals_an_uninterrupted_sweep(tmp_path):
         assert (killed / name).is_file()
     text = (killed / "summary.md").read_text()
     assert "| int4 |" in text and "± " in text and "seeds [0, 1]" in text
+
+
+def test_resume_takes_the_stored_options_and_refuses_different_ones(tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["--dataset", "digits", "--input-size", "4", "--bits", "2", "--seeds", "1", "--methods", "rtn,qubo",
+            "--preset", "paper", "--sampler-option", "num_reads=2", "--sampler-option", "num_sweeps=8"]
+    assert main(["sweep", *args, "--out", str(out)]) == 0
+    stored = json.loads((out / "store.json").read_text())["settings"]
+    capsys.readouterr()
+    assert main(["sweep", "--resume", str(out)]) == 0  # nothing left to compute, same settings
+    shown = capsys.readouterr()
+    assert "2 finished cell(s) kept" in shown.out + shown.err
+    assert json.loads((out / "store.json").read_text())["settings"] == stored
+    config = SweepConfig.from_stored(stored, out)
+    assert settings_diff(config.stored_settings(), stored) == [] and config.sampler_options == {"num_reads": 2, "num_sweeps": 8}
+    assert main(["sweep", "--resume", str(out), "--seeds", "3", "--sampler-option", "num_reads=2"]) == 2
+    err = capsys.readouterr().err
+    assert "seeds: 1 -> 3" in err and "num_reads" not in err  # the repeated equal option is no difference
+    assert main(["sweep", "--resume", str(tmp_path / "none")]) == 2
+    assert "no store.json" in capsys.readouterr().err

@@ -26,8 +26,9 @@ def _module(name: str):
     return importlib.import_module(f"qannealq.cli.{name}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and docs)."""
+def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs); ``explicit_only``: no defaults, so the parsed options
+    are only those given on the command line."""
     parser = argparse.ArgumentParser(prog="qannealq", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
@@ -35,12 +36,21 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=module.HELP, description=module.__doc__)
         module.add_arguments(command)
         command.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+        if explicit_only:
+            for action in command._actions:
+                action.default = argparse.SUPPRESS
     return parser
+
+
+def _explicit(argv: Sequence[str] | None) -> frozenset[str]:
+    """The option names (``dest``) given on the command line, not filled in from a default."""
+    return frozenset(vars(build_parser(explicit_only=True).parse_args(argv))) - {"command"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = build_parser().parse_args(argv)
+    args.explicit = _explicit(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -41,19 +41,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
     where.add_argument("--resume", type=Path, default=None, metavar="DIR",
-                       help="continue the sweep stored in DIR (same options; finished cells are not recomputed)")
+                       help="continue the sweep stored in DIR with its stored options (finished cells are not recomputed; an "
+                       "option given too must equal the stored one)")
+
+
+_MODEL = {"dataset", "input_size", "data_dir", "hidden", "epochs", "seed", "num_calibration"}
+_SWEEP = {"bits", "methods", "seeds", "train_seeds", "preset", "backend", "calibration", "granularity", "int1",
+          "warm_start"}
+
+
+def _resumed(args: argparse.Namespace):
+    """``--resume DIR``: the stored sweep's settings, with the options given on the command line in their place
+    (a given option that differs from the stored one is refused, with the differences listed)."""
+    from qannealq.store import ResultStore
+    from qannealq.sweep import SweepConfig
+
+    explicit = getattr(args, "explicit", None)
+    given_names = set(vars(args)) if explicit is None else set(explicit)
+    given = {name: getattr(args, name) for name in _SWEEP & given_names}
+    for name in ("bits", "methods", "hidden"):
+        if given.get(name) is not None:
+            given[name] = tuple(given[name])
+    if "sampler_option" in given_names and args.sampler_option is not None:
+        given["sampler_options"] = dict(args.sampler_option)
+    given["model"] = {name: getattr(args, name) for name in _MODEL & given_names}
+    if given["model"].get("hidden") is not None:
+        given["model"]["hidden"] = tuple(given["model"]["hidden"])
+    return SweepConfig.from_stored(ResultStore.stored_settings(args.resume, "sweep"), args.resume,
+                                   download=args.download, **given)
 
 
 def main(args: argparse.Namespace) -> int:
     from qannealq.sweep import SweepConfig, sweep
 
-    config = SweepConfig.from_preset(
-        args.preset, model=model_config(args), bits=tuple(args.bits), methods=tuple(args.methods),
-        seeds=args.seeds, train_seeds=args.train_seeds, backend=args.backend,
-        sampler_options=None if args.sampler_option is None else dict(args.sampler_option),
-        calibration=args.calibration, granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,
-        out=args.resume if args.resume is not None else args.out, resume=args.resume is not None,
-        download=args.download)
+    if args.resume is not None:
+        config = _resumed(args)
+    else:
+        config = SweepConfig.from_preset(
+            args.preset, model=model_config(args), bits=tuple(args.bits), methods=tuple(args.methods),
+            seeds=args.seeds, train_seeds=args.train_seeds, backend=args.backend,
+            sampler_options=None if args.sampler_option is None else dict(args.sampler_option),
+            calibration=args.calibration, granularity=args.granularity, int1=args.int1,
+            warm_start=args.warm_start, out=args.out, download=args.download)
     reporter = ConsoleReporter()
     summary = sweep(config, reporter)
     reporter.message((summary.out / "summary.md").read_text())
