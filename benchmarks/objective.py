@@ -75,7 +75,7 @@ def _row(exp, calibration, bits, method, objective, seed, stats, threads) -> dic
     kw = {"sampler": "layer-sa", "num_threads": threads} if method == "qubo" else {}
     t0 = time.perf_counter()
     result = quantize_model(exp.model, exp.calibration, bits, method, calibration=calibration, seed=seed,
-                            objective=objective, float_stats=stats if calibration == "float" else None, **kw)
+                            objective=objective, float_stats=stats, **kw)
     seconds = time.perf_counter() - t0
     row = {"dataset": exp.name, "calibration": calibration, "bits": bits, "method": method, "seed": seed,
            **objective.describe(), "accuracy": exp.test_accuracy(result.model), "error": result.layer_error,

@@ -137,7 +137,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         checkpoint: keeps each finished batch of neuron rows of the qubo solves (see
             :class:`qannealq.solve.NeuronCheckpoint`), so that an interrupted call resumes.
         float_stats: float statistics of the layers, computed once by the caller (e.g.
-            :func:`qannealq.experiment.calibrate`) and reused here when ``calibration="float"``.
+            :func:`qannealq.experiment.calibrate`) and reused here when ``calibration="float"``, and by the
+            first quantized layer with ``calibration="sequential"`` (its inputs are still the float network's).
         executor: runs the per-neuron solves of a per-neuron sampler (see :mod:`qannealq.executors`); a
             whole-layer sampler (``layer-sa``) ignores it. Results equal the serial run's for a fixed seed.
         objective: ``"preact"`` (the paper's) or ``"relu-aware"``: layers followed by a ReLU weight each
@@ -213,6 +214,11 @@ def _check_options(method: str, calibration: str, granularity: str, int1: str, w
         raise InvalidArgumentError(f"batch_size={batch_size!r} must be an integer >= 1")
 
 
+def _fresh(float_stats: Mapping[str, LayerStats], name: str, run: _Run) -> bool:
+    """Whether ``float_stats`` holds ``name``'s statistics as ``run`` needs them (weighted by its objective)."""
+    return name in float_stats and (name not in run.weighted or not stale_weighted(float_stats, [name], run.objective))
+
+
 def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch.Tensor, run: _Run,
                      solver: dimod.Sampler | None,
                      progress: ProgressCallback | None, checkpoint: NeuronCheckpoint | None,
@@ -231,7 +237,8 @@ def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch
     results, t_form = [], 0.0
     for index, name in enumerate(names):
         tf = time.perf_counter()
-        if run.calibration == "float":
+        if run.calibration == "float" or (index == 0 and _fresh(float_stats, name, run)):
+            # sequential calibration's first layer sees the float network's inputs: its float statistics hold
             stats = float_stats[name]
             stats = stats if name in run.weighted or not isinstance(stats, WeightedLayerStats) else stats.plain
         elif name in run.weighted:

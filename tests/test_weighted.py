@@ -249,3 +249,26 @@ def test_bad_objective_options_exit_2_before_training(argv, message, tmp_path, m
     monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("trained a model"))
     assert main(["run", "--methods", "rtn", *argv, "--out", str(tmp_path / "x")]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("objective", ["preact", "relu-aware"])
+def test_sequential_first_layer_reuses_the_float_statistics_with_the_same_result(objective):
+    from qannealq.experiment import calibrate
+    from qannealq.weighted_calibration import with_weighted_stats
+
+    exp = tiny_digits()
+    goal = make_objective(objective)
+    stats = with_weighted_stats(exp.model, exp.calibration, goal, calibrate(exp))
+    kw = {"calibration": "sequential", "objective": goal, "seed": 3, "num_reads": 2, "num_sweeps": 16}
+    fresh = quantize_model(exp.model, exp.calibration, 2, "qubo", **kw)
+    reused = quantize_model(exp.model, exp.calibration, 2, "qubo", float_stats=stats, **kw)
+    assert [r.errors.tolist() for r in reused.layers] == [r.errors.tolist() for r in fresh.layers]
+    for a, b in zip(fresh.model.parameters(), reused.model.parameters()):
+        assert torch.equal(a, b)
+    assert reused.layers[1].errors.sum() != float_layer_error(exp, stats, goal)  # the second layer: sequential
+
+
+def float_layer_error(exp, stats, goal) -> float:
+    """The second layer's error under float calibration (differs from sequential's, which sees int2 inputs)."""
+    return quantize_model(exp.model, exp.calibration, 2, "qubo", objective=goal, float_stats=stats, seed=3,
+                          num_reads=2, num_sweeps=16).layers[1].errors.sum()
