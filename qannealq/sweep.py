@@ -30,6 +30,8 @@ from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS
 from qannealq.store import ResultStore, unit_key
+from qannealq.weighted import make_objective
+from qannealq.weighted_calibration import with_weighted_stats
 from qannealq.sweep_report import CellResult, write_outputs
 
 __all__ = ["Preset", "PRESETS", "SweepConfig", "SweepSummary", "parse_method", "sweep"]
@@ -86,6 +88,8 @@ class SweepConfig:
         preset: the preset name whose settings were used (``custom`` when none).
         calibration, granularity, int1, backend, warm_start, sampler_options: the quantization settings;
             ``granularity="best"`` keeps the lower-error of ``tensor`` and ``channel`` per cell.
+        objective, inactive_weight: the QUBOs' objective (``preact``, the paper's, or ``relu-aware``: see
+            :mod:`qannealq.weighted`), for every method (RTN does not depend on it).
         out, resume: the results folder, and whether to continue the sweep stored there.
         download: fetch the dataset when it is found nowhere (SHA-256 checked).
     """
@@ -102,6 +106,8 @@ class SweepConfig:
     backend: str = "layer-sa"
     warm_start: str | None = "gptq-restricted"
     sampler_options: Mapping[str, Any] = field(default_factory=dict)
+    objective: str = "preact"
+    inactive_weight: float | None = None
     out: Path | None = None
     resume: bool = False
     download: bool = False
@@ -122,6 +128,8 @@ class SweepConfig:
         check_choice("--granularity", self.granularity, SWEEP_GRANULARITIES)
         check_choice("--int1", self.int1, INT1_SCHEMES)
         object.__setattr__(self, "warm_start", parse_warm_start(self.warm_start))
+        goal = make_objective(self.objective, self.inactive_weight)
+        object.__setattr__(self, "inactive_weight", goal.inactive_weight if goal.weighted else None)
         if self.resume and self.out is None:
             raise InvalidArgumentError("resume=True needs the folder of the sweep to continue (--resume DIR)")
 
@@ -179,6 +187,8 @@ class SweepConfig:
         settings["sampler_options"] = redact(self.sampler_options)
         settings["methods"] = self.labels()
         settings["preset_means"] = PRESETS[self.preset].description
+        if self.objective == "preact":  # the paper's: not spelled out (as in sweeps stored before the option)
+            settings.pop("objective"), settings.pop("inactive_weight")
         return settings
 
 
@@ -228,6 +238,7 @@ def _cell(exp: Experiment, config: SweepConfig, label: str, bits: int, seed: int
     t0 = time.perf_counter()
     results = {g: quantize_model(exp.model, exp.calibration, bits, method, sampler, config.calibration, g,
                                  config.int1, warm_start=config.warm_start, seed=seed, float_stats=stats,
+                                 objective=config.objective, inactive_weight=config.inactive_weight,
                                  **(config.sampler_options if sampler is not None else {}))
                for g in grains}
     chosen = min(results, key=lambda g: results[g].layer_error)
@@ -260,6 +271,7 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
         reporter.message(f"sweep {config.model.dataset}, preset {config.preset}: {PRESETS[config.preset].description}")
         cells = [CellResult(**r) for r in store.records()]
         computed, trained = 0, {}
+        goal = make_objective(config.objective, config.inactive_weight)
         total = len(labels) * len(config.bits) * len(seeds)
         with reporter.progress(total, "sweep", "cell") as bar:
             for seed in seeds:
@@ -270,7 +282,9 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
                 if not todo:
                     continue
                 exp = _experiment(config, seed, trained, reporter)
-                stats = calibrate(exp) if config.calibration == "float" else None
+                first = exp.layer_names()[:1] if config.calibration == "sequential" else None
+                stats = with_weighted_stats(exp.model, exp.calibration, goal, calibrate(exp, first))  # float
+                # statistics, once per seed; sequential calibration reuses only the first layer's
                 for label, bits, key in todo:
                     bar.status(f"seed {seed} int{bits} {label}")
                     cell = _cell(exp, config, label, bits, seed, samplers.get(label.partition(":")[2]), stats)

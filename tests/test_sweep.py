@@ -125,3 +125,25 @@ def test_resume_takes_the_stored_options_and_refuses_different_ones(tmp_path, ca
     assert "seeds: 1 -> 3" in err and "num_reads" not in err  # the repeated equal option is no difference
     assert main(["sweep", "--resume", str(tmp_path / "none")]) == 2
     assert "no store.json" in capsys.readouterr().err
+
+
+def test_relu_aware_sweep_records_its_objective_and_equals_quantize_model(tmp_path):
+    from qannealq.experiment import prepare
+    from qannealq.pipeline import quantize_model
+
+    out = tmp_path / "r"
+    args = ["--dataset", "digits", "--input-size", "4", "--bits", "1", "--seeds", "1", "--methods", "gptq,qubo",
+            "--calibration", "sequential", "--objective", "relu-aware", "--inactive-weight", "0.25",
+            "--sampler-option", "num_reads=2", "--sampler-option", "num_sweeps=8"]
+    assert main(["sweep", *args, "--out", str(out)]) == 0
+    settings = json.loads((out / "store.json").read_text())["settings"]
+    assert (settings["objective"], settings["inactive_weight"]) == ("relu-aware", 0.25)
+    cells = {r["method"]: r for r in _table(out)}
+    exp = prepare(dataset="digits", input_size=4)
+    direct = quantize_model(exp.model, exp.calibration, 1, "gptq", calibration="sequential", seed=0,
+                            objective="relu-aware", inactive_weight=0.25)
+    assert float(cells["gptq"]["layer_error"]) == pytest.approx(direct.layer_error, rel=1e-9)
+    plain = SweepConfig(model=ModelConfig(dataset="digits", input_size=4)).stored_settings()
+    assert "objective" not in plain  # preact sweeps store what they stored before the option existed
+    with pytest.raises(InvalidArgumentError, match="inactive_weight"):
+        SweepConfig(inactive_weight=0.5)  # preact takes no inactive weight

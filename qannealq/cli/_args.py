@@ -10,7 +10,7 @@ from qannealq.config import ModelConfig, QuantizeConfig
 from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT
 
 __all__ = ["int_list", "str_list", "option", "add_model_arguments", "model_config", "add_quantize_arguments",
-           "quantize_config", "add_executor_argument", "add_qpu_arguments", "qpu_budget"]
+           "quantize_config", "add_executor_argument", "add_objective_arguments", "add_qpu_arguments", "qpu_budget"]
 
 
 def int_list(text: str) -> list[int]:
@@ -78,15 +78,20 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
                        help="int1 grid: ±alpha (sign) or the paper's {-max|w|, 0}")
     group.add_argument("--warm-start", default="gptq-restricted",
                        help="initial state for samplers that take one: gptq-restricted, gptq, rtn or none")
+    add_objective_arguments(group)
+    group.add_argument("--retries", type=int, default=3,
+                       help="retries of a cloud backend's transient failures (network, timeouts, solver-side), "
+                       "with exponential backoff and jitter (default 3)")
+
+
+def add_objective_arguments(group: argparse._ArgumentGroup) -> None:
+    """``--objective`` and ``--inactive-weight`` (:func:`qannealq.weighted.make_objective`)."""
     group.add_argument("--objective", default="preact", choices=("preact", "relu-aware"),
                        help="per-neuron error the QUBOs minimise: the paper's pre-activation error, or relu-aware "
                        "(layers followed by a ReLU weight each sample by whether the float neuron is active)")
     group.add_argument("--inactive-weight", type=float, default=None, metavar="W",
                        help="relu-aware: weight of samples where the float neuron is off, in [0, 1] (default "
                        f"{DEFAULT_INACTIVE_WEIGHT}; 0 ignores them)")
-    group.add_argument("--retries", type=int, default=3,
-                       help="retries of a cloud backend's transient failures (network, timeouts, solver-side), "
-                       "with exponential backoff and jitter (default 3)")
 
 
 def quantize_config(args: argparse.Namespace) -> QuantizeConfig:

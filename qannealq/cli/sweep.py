@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qannealq.cli._args import add_model_arguments, int_list, model_config, option, str_list
+from qannealq.cli._args import (add_model_arguments, add_objective_arguments, int_list, model_config, option,
+                                str_list)
 from qannealq.cli._console import ConsoleReporter
 
 HELP = "sweep methods x bits x seeds on one dataset; resumable; tables and plots with mean ± std"
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="best: per cell the grid with the lower summed layer error on the calibration data")
     group.add_argument("--int1", default=None, choices=("sign", "paper"))
     group.add_argument("--warm-start", default=None, help="gptq-restricted, gptq, rtn or none")
+    add_objective_arguments(group)
     group.add_argument("--download", action="store_true",
                        help="fetch the dataset from its canonical location if it is found nowhere (SHA-256 checked)")
     where = parser.add_mutually_exclusive_group()
@@ -47,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 _MODEL = {"dataset", "input_size", "data_dir", "hidden", "epochs", "seed", "num_calibration"}
 _SWEEP = {"bits", "methods", "seeds", "train_seeds", "preset", "backend", "calibration", "granularity", "int1",
-          "warm_start"}
+          "warm_start", "objective", "inactive_weight"}
 
 
 def _resumed(args: argparse.Namespace):
@@ -82,7 +84,8 @@ def main(args: argparse.Namespace) -> int:
             seeds=args.seeds, train_seeds=args.train_seeds, backend=args.backend,
             sampler_options=None if args.sampler_option is None else dict(args.sampler_option),
             calibration=args.calibration, granularity=args.granularity, int1=args.int1,
-            warm_start=args.warm_start, out=args.out, download=args.download)
+            warm_start=args.warm_start, objective=args.objective, inactive_weight=args.inactive_weight,
+            out=args.out, download=args.download)
     reporter = ConsoleReporter()
     summary = sweep(config, reporter)
     reporter.message((summary.out / "summary.md").read_text())
