@@ -1,0 +1,99 @@
+"""The README's Results tables and the plots under docs/results/, from the sweep folders of each dataset.
+
+Reads ``RESULTS/DATASET-PRESET`` (and ``RESULTS/DATASET-PRESET-low``, a second folder run at the same time on
+the low bit widths, if present; a cell found in both is taken once) for the presets ``paper`` and ``best``,
+and prints, per dataset, the accuracy table (mean ± std over the seeds, ``(n=…)`` where fewer seeds finished
+than in the rest of the table, ``—`` where none did) and the summed layer error table, in Markdown; writes
+``docs/results/DATASET-PRESET.png`` (accuracy vs bits with mean ± std bands, layer error vs bits).
+
+Run: ``.venv/bin/python benchmarks/results_tables.py [--results runs/results] [--docs docs/results]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from qannealq.store import ResultStore
+from qannealq.sweep_report import CellResult, aggregate, plot_sweep
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "emnist-letters", "cifar10")
+NAMES = {"rtn": "RTN", "gptq": "GPTQ"}
+
+
+def load(results: Path, dataset: str, preset: str) -> tuple[list[CellResult], dict | None]:
+    """The cells of one dataset and preset (main folder, then ``-low``) and the stored settings."""
+    cells, settings, seen = [], None, set()
+    for suffix in ("", "-low"):
+        root = results / f"{dataset}-{preset}{suffix}"
+        if not (root / "store.json").is_file():
+            continue
+        stored = ResultStore.stored_settings(root, "sweep")
+        settings = settings or stored
+        for record in ResultStore(root, "sweep", stored).records():
+            cell = CellResult(**record)
+            if (cell.method, cell.bits, cell.seed) not in seen:
+                seen.add((cell.method, cell.bits, cell.seed))
+                cells.append(cell)
+    return cells, settings
+
+
+def _accuracy(agg, most: int) -> str:
+    text = f"{100 * agg.accuracy_mean:.2f} ± {100 * agg.accuracy_std:.2f}"
+    return text + (f" (n={agg.n})" if agg.n < most else "")
+
+
+def dataset_tables(results: Path, docs: Path, dataset: str) -> list[str]:
+    runs = {p: load(results, dataset, p) for p in ("paper", "best")}
+    runs = {p: v for p, v in runs.items() if v[0]}
+    if not runs:
+        return []
+    cols, table, bits, floats, info = [], {}, set(), {}, []
+    for preset, (cells, settings) in runs.items():
+        plot_sweep(cells, docs / f"{dataset}-{preset}.png", f"{dataset}, preset {preset}", settings["methods"])
+        aggs = aggregate(cells, settings["methods"])
+        most = max(a.n for a in aggs)
+        for agg in aggs:
+            if (preset, agg.method) not in cols:
+                cols.append((preset, agg.method))
+            table[(preset, agg.method), agg.bits] = (agg, most)
+            bits.add(agg.bits)
+        floats[preset] = np.mean(list({c.train_seed: c.float_accuracy for c in cells}.values()))
+        seeds = sorted({c.seed for c in cells})
+        grains = ", ".join(sorted({c.granularity for c in cells}))
+        info.append(f"{preset}: seeds {seeds} ({len(cells)} cells), {cells[0].num_calibration} calibration "
+                    f"samples, grids {grains}")
+    out = [f"#### {dataset} — float accuracy {100 * next(iter(floats.values())):.2f} %", "", "; ".join(info) + ".",
+           "", "| bits | " + " | ".join(f"{p}: {NAMES.get(m, 'QUBO (' + m.partition(':')[2] + ')')}"
+                                        for p, m in cols) + " |", "| --- |" + " --- |" * len(cols)]
+    for b in sorted(bits, reverse=True):
+        out.append(f"| int{b} | " + " | ".join(_accuracy(*table[c, b]) if (c, b) in table else "—" for c in cols)
+                   + " |")
+    out += ["", "Summed layer error (calibration data, mean over seeds):", "",
+            "| bits | " + " | ".join(f"{p}: {NAMES.get(m, 'QUBO')}" for p, m in cols) + " |",
+            "| --- |" + " --- |" * len(cols)]
+    for b in sorted(bits, reverse=True):
+        out.append(f"| int{b} | " + " | ".join(f"{table[c, b][0].error_mean:.3g}" if (c, b) in table else "—"
+                                               for c in cols) + " |")
+    out += ["", " ".join(f"![{dataset}](docs/results/{dataset}-{p}.png)" for p in runs), ""]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", type=Path, default=Path("runs/results"))
+    parser.add_argument("--docs", type=Path, default=Path("docs/results"))
+    parser.add_argument("--datasets", default=",".join(DATASETS))
+    args = parser.parse_args()
+    args.docs.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for dataset in args.datasets.split(","):
+        lines += dataset_tables(args.results, args.docs, dataset)
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
