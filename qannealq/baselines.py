@@ -23,6 +23,10 @@ def rtn(problem: LayerProblem) -> np.ndarray:
     return problem.grid.nearest(problem.weights, problem.steps)
 
 
+#: Bytes of stacked per-neuron factors GPTQ holds at once on per-neuron ``H_i`` (rows advance together).
+_CHUNK_BYTES = 2 ** 28
+
+
 def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:
     """Upper Cholesky factor of the damped inverse Hessian (dead inputs given a unit diagonal)."""
     h = hessian.copy()
@@ -38,10 +42,14 @@ def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) ->
 def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int) -> np.ndarray:
     if not percdamp >= 0:
         raise InvalidArgumentError(f"percdamp={percdamp!r} must be >= 0 (GPTQ uses 0.01)")
-    if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): each row on its own Cholesky factor
-        return np.concatenate([_gptq_rows(problem, slice(i, i + 1), _neuron_factor(problem, i, percdamp),
-                                          problem.dead[i], restricted, block_size)
-                               for i in range(problem.num_neurons)])
+    if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): each row on its own Cholesky factor,
+        n, m = problem.weights.shape  # rows in chunks of at most _CHUNK_BYTES of stacked factors
+        chunk = max(1, _CHUNK_BYTES // (8 * m * m))
+        return np.concatenate([
+            _gptq_rows(problem, slice(a, min(a + chunk, n)),
+                       np.stack([_neuron_factor(problem, i, percdamp) for i in range(a, min(a + chunk, n))]),
+                       problem.dead[a:a + chunk], restricted, block_size)
+            for a in range(0, n, chunk)])
     u = _inverse_cholesky(problem.hessian, problem.dead, percdamp)
     return _gptq_rows(problem, slice(None), u, problem.dead, restricted, block_size)
 
@@ -72,10 +80,12 @@ def _neuron_factor(problem: LayerProblem, i: int, percdamp: float) -> np.ndarray
 
 def _gptq_rows(problem: LayerProblem, rows: slice, u: np.ndarray, dead: np.ndarray, restricted: bool,
                block_size: int) -> np.ndarray:
-    """GPTQ of the neurons ``rows``, which share the inverse Cholesky factor ``u`` and the ``dead`` inputs."""
+    """GPTQ of the neurons ``rows``: on the inverse Cholesky factor ``u`` ``(m, m)`` and ``dead`` inputs
+    ``(m,)`` they share, or on one factor and mask per row (``u`` ``(r, m, m)``, ``dead`` ``(r, m)``), all rows
+    advancing column by column together."""
     grid, steps = problem.grid, problem.steps[rows]
-    w = problem.weights[rows].copy()
-    w[:, dead] = 0.0
+    own = u.ndim == 3
+    w = np.where(dead, 0.0, problem.weights[rows])
     lo, hi = problem.base[rows], problem.base[rows] + problem.free[rows]
     ints = np.empty_like(lo)
     m = w.shape[1]
@@ -89,12 +99,18 @@ def _gptq_rows(problem: LayerProblem, rows: slice, u: np.ndarray, dead: np.ndarr
             else:
                 z = grid.nearest(col, steps[:, j])
             ints[:, j] = z
-            err = (col - grid.dequantize(z, steps[:, j])) / u[j, j]
-            w[:, j + 1:stop] -= np.outer(err, u[j, j + 1:stop])
+            if own:
+                err = (col - grid.dequantize(z, steps[:, j])) / u[:, j, j]
+                w[:, j + 1:stop] -= err[:, None] * u[:, j, j + 1:stop]
+            else:
+                err = (col - grid.dequantize(z, steps[:, j])) / u[j, j]
+                w[:, j + 1:stop] -= np.outer(err, u[j, j + 1:stop])
             errs[:, j - start] = err
-        w[:, stop:] -= errs @ u[start:stop, stop:]
-    ints[:, dead] = lo[:, dead]
-    return ints
+        if own:
+            w[:, stop:] -= (errs[:, None, :] @ u[:, start:stop, stop:])[:, 0]
+        else:
+            w[:, stop:] -= errs @ u[start:stop, stop:]
+    return np.where(dead, lo, ints)
 
 
 def gptq(problem: LayerProblem, percdamp: float = 0.01, block_size: int = 128) -> np.ndarray:
