@@ -208,7 +208,7 @@ def beta_ends(costs: np.ndarray, hot_acceptance: np.ndarray, cold_acceptance: fl
         if not 0 < hot <= cold:
             raise InvalidArgumentError(f"beta_range={beta_range!r} must satisfy 0 < hot <= cold")
         return np.full(rows, hot), np.full(rows, cold)
-    mags = np.abs(costs)
+    mags = np.abs(costs) if costs.shape[1] else np.ones((rows, 1))  # no free variable: any schedule
     mags = np.where(mags > 0, mags, np.nan)
     mags[np.all(np.isnan(mags), axis=1)] = 1.0
     median = np.nanquantile(mags, 0.5, axis=1)
