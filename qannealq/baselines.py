@@ -43,8 +43,9 @@ def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: 
     if not percdamp >= 0:
         raise InvalidArgumentError(f"percdamp={percdamp!r} must be >= 0 (GPTQ uses 0.01)")
     if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): each row on its own Cholesky factor,
-        n, m = problem.weights.shape  # rows in chunks of at most _CHUNK_BYTES of stacked factors
-        chunk = max(1, _CHUNK_BYTES // (8 * m * m))
+        n, m = problem.weights.shape  # rows in chunks of stacked factors: _CHUNK_BYTES, or an eighth of a
+        limit = getattr(getattr(problem.stats, "objective", None), "memory_limit", None)  # smaller memory limit
+        chunk = max(1, min(_CHUNK_BYTES, limit // 8 if limit else _CHUNK_BYTES) // (8 * m * m))
         return np.concatenate([
             _gptq_rows(problem, slice(a, min(a + chunk, n)),
                        np.stack([_neuron_factor(problem, i, percdamp) for i in range(a, min(a + chunk, n))]),

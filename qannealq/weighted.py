@@ -18,8 +18,10 @@ EMNIST letters' 256·785², 1.26 GB). :class:`WeightedLayerStats` keeps the cali
 computes every vector term (linear coefficients, errors, energies) from them, and forms each ``H_i`` when a
 consumer asks (its BQM, GPTQ's Cholesky, ``layer-sa``), in ``O(N_i m²)`` over the ``N_i`` samples of
 non-zero weight. The ``H_i`` are kept once formed only when samples and all ``H_i`` fit in
-``Objective.memory_limit`` (default 2 GiB), else formed again at each use; so are GPTQ's per-neuron factors
-when they fit beside them (:meth:`WeightedLayerStats.kept`). Samples beyond the limit raise
+``Objective.memory_limit`` (default 4 GiB: EMNIST letters' 256 ``H_i`` and their GPTQ factors, 2.5 GB, fit),
+else formed again at each use; so are GPTQ's per-neuron factors when they fit beside them
+(:meth:`WeightedLayerStats.kept`); GPTQ stacks at most an eighth of the limit of them at a time. Samples
+beyond the limit raise
 :class:`~qannealq.errors.InvalidArgumentError` while they are collected (:mod:`qannealq.weighted_calibration`).
 """
 
@@ -40,7 +42,7 @@ __all__ = ["OBJECTIVES", "DEFAULT_INACTIVE_WEIGHT", "DEFAULT_MEMORY_LIMIT", "Obj
 
 OBJECTIVES = ("preact", "relu-aware")
 DEFAULT_INACTIVE_WEIGHT = 0.0
-DEFAULT_MEMORY_LIMIT = 2 * 2 ** 30
+DEFAULT_MEMORY_LIMIT = 4 * 2 ** 30
 
 
 @dataclass(frozen=True)
