@@ -1,0 +1,256 @@
+"""Time–quality frontier of layer solvers on the first layers of the MNIST (784-128-10) and CIFAR-10
+(3072-512-10) MLPs, at int4 and int2.
+
+Each model and calibration draw (1024 images, float calibration) comes from :mod:`qannealq.experiment`
+(trained once and cached). On the first layer, every method runs through :func:`qannealq.solve.quantize_layer`
+in this one process, side by side: GPTQ and GPTQ-restricted; ``layer-sa`` at several budgets (its effort
+presets, 4x the default sweeps, and ``thorough`` under time limits of 4 and 9 GPTQ times; its time includes
+the GPTQ-restricted warm start the solve loop computes, about one GPTQ time); and
+per-neuron ``sa`` (dwave-samplers, 1000 sweeps a read) and ``tabu`` (20 ms a read), from the same warm start,
+at several read counts,
+on a subset of the neurons (``--neurons``) with their time extrapolated to the whole layer (the table says
+so). The fast methods run ``--repeats`` times, interleaved, and keep their best wall time.
+
+The reference is the best-known energy of each neuron: the lowest any run reached, long runs included
+(``layer-sa`` with ``--long-sweeps`` sweeps per neuron, one read, ``--long-seeds`` seeds, and per-neuron
+``sa`` with ``--long-sa-reads`` reads on the subset; the table gives their times). Errors are reported relative to it:
+``E / E_best − 1`` over the neurons a method ran. Results go to ``--out`` (one JSON per layer and bit width,
+so several invocations add up), then ``frontier.md`` (tables) and ``frontier.png`` (error above the
+best-known against time, log axes) are rebuilt from every JSON there.
+
+Run: ``.venv/bin/python benchmarks/frontier.py --datasets mnist,cifar10 --bits 4,2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from layer_solver import subset  # benchmarks/ is the script's folder
+from qannealq.backends import get_sampler
+from qannealq.backends.layer_sa import LayerSASampler, effort
+from qannealq.experiment import calibrate, prepare
+from qannealq.formulation import LayerProblem
+from qannealq.pipeline import formulate_layer
+from qannealq.solve import quantize_layer
+
+SLOW = ("4x default", "thorough")  # timed once
+PER_NEURON = "sa:1,sa:10,tabu:1,tabu:10,tabu:100"
+
+
+def per_neuron_list(text: str) -> list[tuple[str, dict]]:
+    """``"sa:1,tabu:10"`` -> ``[("sa", {"num_reads": 1}), ("tabu", {"num_reads": 10})]``."""
+    out = []
+    for item in filter(None, (t.strip() for t in text.split(","))):
+        backend, _, reads = item.partition(":")
+        if backend not in ("sa", "tabu") or not reads.isdigit() or int(reads) < 1:
+            raise argparse.ArgumentTypeError(f"--per-neuron: {item!r} is not sa:READS or tabu:READS")
+        out.append((backend, {"num_reads": int(reads)}))
+    return out
+
+
+def first_layer(dataset: str, bits: list[int], data_dir: str | None, seed: int) -> dict[int, LayerProblem]:
+    """The first layer's problem at each bit width (float calibration, per-tensor grid)."""
+    exp = prepare(dataset=dataset, data_dir=data_dir, seed=seed, num_calibration=1024)
+    name = exp.layer_names()[0]
+    stats = calibrate(exp, layers=[name])[name]
+    module = dict(exp.model.named_modules())[name]
+    return {b: formulate_layer(module, stats, b, "tensor", "sign", name) for b in bits}
+
+
+def point(method: str, label: str, seconds: float, energies: np.ndarray, neurons: np.ndarray, n: int) -> dict:
+    """One measured point; on a subset of ``n`` neurons the time is extrapolated to the layer."""
+    return {"method": method, "label": label, "seconds": seconds * n / neurons.size, "measured_s": seconds,
+            "energies": energies.tolist(), "neurons": neurons.tolist(), "extrapolated": bool(neurons.size < n)}
+
+
+def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, **options) -> tuple[np.ndarray, float]:
+    """Per-neuron energies and wall seconds of one run through the solve loop."""
+    sampler = get_sampler(backend) if backend else None
+    t0 = time.perf_counter()
+    result = quantize_layer(problem, method, sampler=sampler, backend=backend or "", seed=seed, **options)
+    seconds = time.perf_counter() - t0
+    shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in ("num_threads", "device"))
+    print(f"  {backend or method}{' (' + shown + ')' if shown else ''} on {problem.num_neurons} neurons: "
+          f"error {result.errors.sum():.6g} in {seconds:.3g} s", flush=True)
+    return result.errors, seconds
+
+
+def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[str, dict]]:
+    """layer-sa's points: the presets, 4x the default sweeps, and time limits of 4 and 9 GPTQ times (the solve
+    loop's warm start, about one GPTQ time, comes on top: about 5x and 10x in all)."""
+    sweeps = effort(LayerSASampler().defaults, problem.num_coordinates)[1]
+    return [("fast", {"effort": "fast"}), ("default", {}), ("4x default", {"num_sweeps": 4 * sweeps}),
+            ("thorough", {"effort": "thorough"}),
+            ("thorough, time_limit 4x GPTQ", {"effort": "thorough", "time_limit": 4 * gptq_seconds}),
+            ("thorough, time_limit 9x GPTQ", {"effort": "thorough", "time_limit": 9 * gptq_seconds})]
+
+
+def fast_methods(problem: LayerProblem, args: argparse.Namespace) -> list[dict]:
+    """GPTQ, GPTQ-restricted and layer-sa's budgets, interleaved; all but the slow ones ``--repeats`` times, the
+    best wall time kept (GPTQ's first, to set the time limits)."""
+    best: dict[str, tuple[np.ndarray, float]] = {}
+
+    def keep(label: str, energies: np.ndarray, seconds: float) -> None:
+        if label not in best or seconds < best[label][1]:
+            best[label] = (energies, seconds)
+
+    for _ in range(args.repeats):
+        for method in ("gptq", "gptq-restricted"):
+            keep(method, *solve(problem, method, None, args.seed))
+    runs = [("gptq", "gptq", None, {}), ("gptq-restricted", "gptq-restricted", None, {})]
+    runs += [("layer-sa", label, "layer-sa", {**opts, "num_threads": args.threads, "device": "cpu"})
+             for label, opts in layer_sa_budgets(problem, best["gptq"][1])]
+    for rep in range(args.repeats):
+        for method, label, backend, opts in runs:
+            if rep and label in SLOW:
+                continue
+            keep(label, *solve(problem, "qubo" if backend else method, backend, args.seed, **opts))
+    every = np.arange(problem.num_neurons)
+    return [point(m, lab, best[lab][1], best[lab][0], every, problem.num_neurons) for m, lab, _, _ in runs]
+
+
+def per_neuron(problem: LayerProblem, args: argparse.Namespace, configs: list) -> list[dict]:
+    """Per-neuron samplers on ``--neurons`` evenly spread neurons (time extrapolated)."""
+    n = problem.num_neurons
+    rows = np.linspace(0, n - 1, min(args.neurons, n)).astype(int)
+    part = subset(problem, rows)
+    out = []
+    for backend, opts in configs:
+        energies, seconds = solve(part, "qubo", backend, args.seed, **opts)
+        out.append(point(backend, f"{backend} x{opts['num_reads']}", seconds, energies, rows, n))
+    return out
+
+
+def long_runs(problem: LayerProblem, args: argparse.Namespace) -> list[dict]:
+    """The long runs behind the best-known energies (layer-sa long schedules, per-neuron sa x100)."""
+    every = np.arange(problem.num_neurons)
+    out = []
+    for seed in range(args.long_seeds):
+        energies, seconds = solve(problem, "qubo", "layer-sa", seed, num_sweeps=args.long_sweeps, num_reads=1,
+                                  num_threads=args.threads, device="cpu")
+        out.append(point("long", f"layer-sa {args.long_sweeps} sweeps (seed {seed})", seconds, energies, every,
+                         problem.num_neurons))
+    if args.long_sa_reads:
+        out += [{**p, "method": "long"} for p in per_neuron(problem, args, [("sa", {"num_reads": args.long_sa_reads})])]
+    return out
+
+
+def best_known(points: list[dict], n: int) -> np.ndarray:
+    """The lowest energy any run reached, per neuron."""
+    best = np.full(n, np.inf)
+    for p in points:
+        np.minimum.at(best, np.array(p["neurons"]), np.array(p["energies"]))
+    return best
+
+
+def run_layer(dataset: str, bits: int, problem: LayerProblem, args: argparse.Namespace) -> dict:
+    print(f"\n{dataset} first layer int{bits}: {problem.num_neurons} neurons x {problem.num_coordinates} "
+          f"coordinates ({int(problem.free.sum())} variables)", flush=True)
+    points = fast_methods(problem, args) + per_neuron(problem, args, args.per_neuron)
+    points += long_runs(problem, args)
+    best = best_known(points, problem.num_neurons)
+    gptq = next(p for p in points if p["method"] == "gptq")["seconds"]
+    for p in points:
+        rows = np.array(p["neurons"])
+        p["excess"] = float(np.sum(p["energies"]) / best[rows].sum() - 1.0)
+        p["time_vs_gptq"] = p["seconds"] / gptq
+    record = {"dataset": dataset, "bits": bits, "neurons": problem.num_neurons, "coordinates":
+              problem.num_coordinates, "threads": args.threads, "blas_threads": args.blas_threads,
+              "best_known": float(best.sum()), "date": time.strftime("%Y-%m-%d"), "points": points}
+    print_table(record)
+    return record
+
+
+def print_table(record: dict) -> None:
+    print(markdown(record), flush=True)
+
+
+def markdown(record: dict) -> str:
+    """The table of one layer: each point's time, ratio to GPTQ's time and error above the best-known."""
+    lines = [f"### {record['dataset']} first layer ({record['coordinates'] - 1}-{record['neurons']}), "
+             f"int{record['bits']}: best-known error {record['best_known']:.6g}", "",
+             "| method | time (s) | time / GPTQ | error | above best-known |", "| --- | --- | --- | --- | --- |"]
+    for p in record["points"]:
+        note = f" (on {len(p['neurons'])} neurons, time extrapolated)" if p["extrapolated"] else ""
+        lines.append(f"| {p['label']}{note} | {p['seconds']:.3g} | {p['time_vs_gptq']:.3g} | "
+                     f"{np.sum(p['energies']):.5g} | {100 * p['excess']:.2f}% |")
+    return "\n".join(lines)
+
+
+def plot(records: list[dict], path: Path) -> None:
+    """Error above the best-known against time, log axes, one panel per layer and bit width."""
+    cols = min(len(records), 2)
+    rows = -(-len(records) // cols)
+    fig = Figure(figsize=(5.6 * cols, 4.3 * rows))
+    FigureCanvasAgg(fig)
+    styles = {"layer-sa": ("C0", "o-"), "sa": ("C1", "s-"), "tabu": ("C2", "^-"), "gptq": ("C3", "D"),
+              "gptq-restricted": ("C4", "v"), "long": ("C7", "x")}
+    for k, record in enumerate(records):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        for method, (color, style) in styles.items():
+            pts = sorted((p for p in record["points"] if p["method"] == method), key=lambda p: p["seconds"])
+            if pts:
+                ax.plot([p["seconds"] for p in pts], [max(p["excess"], 1e-4) for p in pts], style, color=color,
+                        label=method)
+        ax.set(xscale="log", yscale="log", xlabel="wall time per layer (s)", ylabel="error / best-known − 1",
+               title=f"{record['dataset']} {record['coordinates'] - 1}-{record['neurons']} int{record['bits']}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def rebuild(out: Path) -> None:
+    """frontier.md and frontier.png from every frontier_*.json in ``out``."""
+    records = [json.loads(p.read_text()) for p in sorted(out.glob("frontier_*.json"))]
+    records.sort(key=lambda r: (r["coordinates"], -r["bits"]))
+    (out / "frontier.md").write_text("\n\n".join(markdown(r) for r in records) + "\n")
+    plot(records, out / "frontier.png")
+    print(f"\nwrote {out / 'frontier.md'} and {out / 'frontier.png'} ({len(records)} layers)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="mnist,cifar10")
+    parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=[4, 2])
+    parser.add_argument("--data-dir", default=None, help="dataset folder (default: as the CLI's)")
+    parser.add_argument("--threads", type=int, default=2, help="layer-sa threads (numba)")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="BLAS threads for every method (1: GPTQ's fastest here; OpenBLAS with 2 threads made "
+                             "it 5-10x slower on the shared 2-core machine)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of the fast methods (best kept)")
+    parser.add_argument("--neurons", type=int, default=16, help="neurons for the per-neuron samplers")
+    parser.add_argument("--per-neuron", type=per_neuron_list, default=per_neuron_list(PER_NEURON),
+                        help=f"per-neuron samplers and read counts (default {PER_NEURON})")
+    parser.add_argument("--long-sweeps", type=int, default=16384, help="sweeps of the long layer-sa runs")
+    parser.add_argument("--long-seeds", type=int, default=1, help="seeds of the long layer-sa runs")
+    parser.add_argument("--long-sa-reads", type=int, default=100, help="reads of the long per-neuron sa (0: none)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("runs/frontier"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.blas_threads)
+    with threadpool_limits(args.blas_threads):
+        blas = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
+        print(f"threads: BLAS {', '.join(blas)}; layer-sa {args.threads}; torch {torch.get_num_threads()}; "
+              f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+        get_sampler("layer-sa").sample_layer(first_layer("digits", [2], args.data_dir, 0)[2], seed=0)  # load kernel
+        for dataset in args.datasets.split(","):
+            for bits, problem in first_layer(dataset, args.bits, args.data_dir, args.seed).items():
+                record = run_layer(dataset, bits, problem, args)
+                (args.out / f"frontier_{dataset}_int{bits}.json").write_text(json.dumps(record))
+    rebuild(args.out)
+
+
+if __name__ == "__main__":
+    main()
