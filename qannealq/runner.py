@@ -195,7 +195,9 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
             reporter.message(f"resuming {out}: {len(store.resumed) - batches} finished row(s) and {batches} batch(es) "
                              "of solved neurons kept, not recomputed")
         writer = RunWriter(out, _settings(config, exp, warm))
-        _sweep(exp, q, sampler, warm, stats, writer, store, reporter, executor=executor,
+        # sequential calibration: the first layer still sees the float inputs, so its float statistics hold
+        first = stats if stats is not None else calibrate(exp, exp.layer_names()[:1])
+        _sweep(exp, q, sampler, warm, first, writer, store, reporter, executor=executor,
                models=out / "models" if config.save_model else None)
     reporter.message(format_table(writer.rows))
     reporter.message(f"float accuracy {exp.float_accuracy:.4f}")

@@ -238,6 +238,22 @@ def test_run_command_records_the_objective(tmp_path, capsys):
     assert settings["objective"] == "relu-aware" and settings["inactive_weight"] == 0.25
 
 
+def test_run_command_in_sequential_mode_equals_quantize_model(tmp_path):
+    """The run command hands the first layer's float statistics to sequential calibration: same errors as a
+    quantize_model call that collects every statistic itself."""
+    import json
+
+    from qannealq.cli import main
+
+    exp = tiny_digits()
+    out = tmp_path / "run"
+    assert main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "gptq",
+                 "--calibration", "sequential", "--objective", "relu-aware", "--out", str(out)]) == 0
+    row = json.loads((out / "results.json").read_text())["results"][0]
+    direct = quantize_model(exp.model, exp.calibration, 2, "gptq", calibration="sequential", objective="relu-aware")
+    assert row["layer_error"] == pytest.approx(direct.layer_error, rel=1e-12)
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--objective", "relu-aware", "--inactive-weight", "2"], "inactive_weight=2.0 must be a number in [0, 1]"),
     (["--inactive-weight", "0.5"], "--inactive-weight applies to --objective relu-aware"),
