@@ -187,11 +187,15 @@ class ProcessExecutor(ProcessPoolExecutor):
 class NamedSampler(dimod.Sampler):
     """A registry backend sent by name and built where it is used (in the worker), with constructor options.
 
-    Pickles as ``(name, options)`` only, so a sampler holding a licence or a cloud client never travels.
+    Pickles as ``(name, options, wrap)`` only, so a sampler holding a licence or a cloud client never travels.
+    ``wrap(name, sampler)`` (a picklable callable, e.g. a ``functools.partial`` of a module-level function)
+    rebuilds the composites the sender had around it (retries, decomposition) in the worker too.
     """
 
-    def __init__(self, name: str, **options: Any) -> None:
+    def __init__(self, name: str, wrap: Callable[[str, dimod.Sampler], dimod.Sampler] | None = None,
+                 **options: Any) -> None:
         self.name = name
+        self.wrap = wrap
         self.options = options
         self._sampler: dimod.Sampler | None = None
 
@@ -200,7 +204,8 @@ class NamedSampler(dimod.Sampler):
         if self._sampler is None:
             from qannealq.backends import get_sampler
 
-            self._sampler = get_sampler(self.name, **self.options)
+            sampler = get_sampler(self.name, **self.options)
+            self._sampler = sampler if self.wrap is None else self.wrap(self.name, sampler)
         return self._sampler
 
     @property
@@ -215,17 +220,19 @@ class NamedSampler(dimod.Sampler):
         return self.sampler.sample(bqm, **kwargs)
 
     def __getstate__(self) -> dict:
-        return {"name": self.name, "options": self.options, "_sampler": None}
+        return {"name": self.name, "wrap": self.wrap, "options": self.options, "_sampler": None}
 
     def __repr__(self) -> str:
         return f"NamedSampler({self.name!r})"
 
 
-def portable_sampler(sampler: dimod.Sampler, name: str, executor: Executor | None) -> dimod.Sampler:
+def portable_sampler(sampler: dimod.Sampler, name: str, executor: Executor | None,
+                     wrap: Callable[[str, dimod.Sampler], dimod.Sampler] | None = None) -> dimod.Sampler:
     """``sampler`` itself when it can go to ``executor``'s workers, else a :class:`NamedSampler` of ``name``.
 
     Threads (and serial runs) share the instance; process and Dask workers get a pickled copy when the
-    sampler pickles, else the sampler built by name in each worker.
+    sampler pickles, else the sampler built by name in each worker and wrapped there by ``wrap`` (which
+    must rebuild the composites ``sampler`` has around the registry backend).
     """
     if executor is None or isinstance(executor, ThreadPoolExecutor):
         return sampler
@@ -234,7 +241,7 @@ def portable_sampler(sampler: dimod.Sampler, name: str, executor: Executor | Non
         return sampler
     except Exception:  # noqa: BLE001 - any pickling failure: send the name instead
         logger.info("sampler %r does not pickle: workers build it by name", name)
-        return NamedSampler(name)
+        return NamedSampler(name, wrap=wrap)
 
 
 def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any],

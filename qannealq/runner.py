@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from contextlib import closing, nullcontext
@@ -61,11 +62,19 @@ def resolve_backend(quant: QuantizeConfig, seed: int | None = None) -> dimod.Sam
     """
     if "qubo" not in quant.methods:
         return None
-    from qannealq.backends import auto_decompose, resolve_sampler, with_retries
+    from qannealq.backends import resolve_sampler
 
-    sampler = auto_decompose(with_retries(quant.backend, resolve_sampler(quant.backend), quant.retries, seed))
+    sampler = wrap_backend(quant.backend, resolve_sampler(quant.backend), quant.retries, seed)
     check_parameters(quant.backend, sampler, quant.sampler_options)  # the decomposition's options included
     return sampler
+
+
+def wrap_backend(name: str, sampler: dimod.Sampler, retries: int, seed: int | None) -> dimod.Sampler:
+    """The composites :func:`resolve_backend` puts around a registry backend (retries of a cloud backend,
+    capacity-aware decomposition); also applied in workers that build the backend by name."""
+    from qannealq.backends import auto_decompose, with_retries
+
+    return auto_decompose(with_retries(name, sampler, retries, seed))
 
 
 def _qubo_line(backend: str, sampler: dimod.Sampler, warm: str | None) -> tuple[str, str | None]:
@@ -84,14 +93,17 @@ def model_path(models: Path, bits: int, method: str) -> Path:
     return models / f"int{bits}-{method}.npz"
 
 
-def _distribute(backend: str, sampler: dimod.Sampler, executor) -> tuple[dimod.Sampler, str]:
-    """The sampler to send to ``executor``'s workers (by name if it does not pickle), and where solves run."""
+def _distribute(backend: str, sampler: dimod.Sampler, executor, retries: int = 0,
+                seed: int | None = None) -> tuple[dimod.Sampler, str]:
+    """The sampler to send to ``executor``'s workers (by name if it does not pickle, rebuilt there with the
+    same retries and decomposition), and where solves run."""
     if executor is None:
         return sampler, "neuron solves: serial, in this process"
     if layer_solver(sampler) is not None:
         return sampler, (f"--executor {describe_executor(executor)} is not used: backend {backend!r} solves whole "
                          "layers in this process (use a per-neuron backend such as sa to spread the solves)")
-    return portable_sampler(sampler, backend, executor), f"neuron solves on {describe_executor(executor)}"
+    wrap = functools.partial(wrap_backend, retries=retries, seed=seed)
+    return portable_sampler(sampler, backend, executor, wrap), f"neuron solves on {describe_executor(executor)}"
 
 
 def _layer_rows(result: ModelResult) -> list[dict]:
@@ -183,7 +195,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
         if sampler is not None:
             how, warm = _qubo_line(q.backend, sampler, warm)
             reporter.message(f"qubo method: {how}")
-            sampler, where = _distribute(q.backend, sampler, executor)
+            sampler, where = _distribute(q.backend, sampler, executor, q.retries, config.model.seed)
             reporter.message(where)
         if config.dry_run or config.qpu_budget is not None:
             _qpu_plan(config, exp, sampler, stats, warm, reporter)

@@ -96,6 +96,26 @@ def test_named_sampler_pickles_as_its_name_only():
     assert clone._sampler is None and clone.name == "sa"
 
 
+def test_named_sampler_rebuilds_the_senders_retries_and_decomposition_in_the_worker():
+    import functools
+
+    from qannealq.backends.retry import RetryComposite
+    from qannealq.runner import wrap_backend
+
+    def chain(sampler):
+        while sampler is not None:
+            yield sampler
+            sampler = (getattr(sampler, "children", None) or [None])[0]
+
+    here = wrap_backend("dwave-mock", get_sampler("dwave-mock"), retries=2, seed=1)
+    named = NamedSampler("dwave-mock", wrap=functools.partial(wrap_backend, retries=2, seed=1))
+    there = pickle.loads(pickle.dumps(named)).sampler  # as a process or Dask worker builds it
+    assert [type(s) for s in chain(there)] == [type(s) for s in chain(here)]
+    retry = next(s for s in chain(there) if isinstance(s, RetryComposite))
+    assert retry.retries == 2
+    assert not any(isinstance(s, RetryComposite) for s in chain(NamedSampler("dwave-mock").sampler))
+
+
 def _square(x: int) -> int:
     return x * x
 
