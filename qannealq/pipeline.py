@@ -177,14 +177,14 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
                        time.perf_counter() - t0, t_form, settings)
 
 
-def skipped_layers(model: torch.nn.Module) -> dict[str, str]:
+def skipped_layers(model: torch.nn.Module, warn: bool = True) -> dict[str, str]:
     """Layers with weights of their own that are not ``nn.Linear`` (they stay in float): name -> type.
 
-    Logs one warning listing them, when there are any.
+    Logs one warning listing them, when there are any (unless ``warn`` is False).
     """
     skipped = {name: type(module).__name__ for name, module in model.named_modules()
                if not isinstance(module, torch.nn.Linear) and any(True for _ in module.parameters(recurse=False))}
-    if skipped:
+    if skipped and warn:
         logger.warning("only torch.nn.Linear layers are quantized: %s stay in float",
                        ", ".join(f"{name} ({kind})" for name, kind in skipped.items()))
     return skipped

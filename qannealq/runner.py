@@ -20,7 +20,7 @@ from qannealq.contract import check_parameters, layer_solver, redact
 from qannealq.executors import describe_executor, make_executor, portable_sampler
 from qannealq.errors import InvalidArgumentError
 from qannealq.experiment import Experiment, calibrate, formulate, prepare
-from qannealq.pipeline import ModelResult, quantize_model
+from qannealq.pipeline import ModelResult, quantize_model, skipped_layers
 from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_table, plot_accuracy
 from qannealq.solve import accepts_parameter
 from qannealq.checkpoint import StoreCheckpoint, is_batch_key
@@ -170,7 +170,8 @@ def _settings(config: RunConfig, exp: Experiment, warm: str | None) -> dict:
             "float_accuracy": exp.float_accuracy, "num_calibration": len(exp.calibration), "backend": q.backend,
             "sampler_options": redact(q.sampler_options), "warm_start": warm, "calibration": q.calibration,
             "granularity": q.granularity, "int1": q.int1, "seed": config.model.seed, "bits": list(q.bits),
-            "methods": list(q.methods), "objective": q.objective, "inactive_weight": q.inactive_weight}
+            "methods": list(q.methods), "objective": q.objective, "inactive_weight": q.inactive_weight,
+            "skipped_layers": skipped_layers(exp.model, warn=False)}
 
 
 def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:

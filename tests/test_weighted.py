@@ -236,6 +236,7 @@ def test_run_command_records_the_objective(tmp_path, capsys):
                  "--objective", "relu-aware", "--inactive-weight", "0.25", "--out", str(out)]) == 0
     settings = json.loads((out / "results.json").read_text())["settings"]
     assert settings["objective"] == "relu-aware" and settings["inactive_weight"] == 0.25
+    assert settings["skipped_layers"] == {}  # an MLP: every weight is in a Linear
 
 
 def test_run_command_in_sequential_mode_equals_quantize_model(tmp_path):
