@@ -75,6 +75,14 @@ class ModelConfig:
     seed: int = 0
     num_calibration: int = 1024
 
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any], **given: Any) -> "ModelConfig":
+        """The config stored by a results store (a plain dict), with the fields ``given`` in its place."""
+        fields_ = {**stored, **given}
+        if fields_.get("hidden") is not None:
+            fields_["hidden"] = tuple(fields_["hidden"])
+        return cls(**fields_)
+
     def __post_init__(self) -> None:
         from qannealq.data import DATASETS
 
@@ -191,6 +199,22 @@ class RunConfig:
             object.__setattr__(self, "qpu_budget", check_qpu_budget(self.qpu_budget))
         if self.resume and self.out is None:
             raise InvalidArgumentError("resume=True needs the folder of the run to continue (--resume DIR)")
+
+    @classmethod
+    def from_stored(cls, settings: Mapping[str, Any], out: Path, model: Mapping[str, Any] | None = None,
+                    quantize: Mapping[str, Any] | None = None, **options: Any) -> "RunConfig":
+        """The config of the run stored in ``out`` (its :meth:`stored_settings`), resumed, with the ``model``
+        and ``quantize`` fields given (e.g. on the command line) in place of the stored ones and the other
+        ``options`` (executor, retries via ``quantize``...). A given field that differs from the stored one
+        makes the resume fail with the list of differences (see :meth:`ResultStore.open`)."""
+        from qannealq.contract import unredact
+
+        given = dict(quantize or {})
+        stored = dict(settings.get("quantize", {}))
+        stored["sampler_options"] = unredact(stored.get("sampler_options", {}), given.pop("sampler_options", {}),
+                                             f"--resume {out}")
+        return cls(ModelConfig.from_stored(settings.get("model", {}), **(model or {})),
+                   QuantizeConfig(**{**stored, **given}), Path(out), resume=True, **options)
 
     def stored_settings(self) -> dict:
         """What must match to resume: every model and quantization option (secrets redacted)."""

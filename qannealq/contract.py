@@ -26,7 +26,7 @@ from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "draw_seed",
            "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing", "redact",
-           "REDACTED", "TIMING_KEYS"]
+           "unredact", "REDACTED", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -215,6 +215,30 @@ def merge_timing(infos: Iterable[Mapping[str, Any]]) -> dict[str, int]:
             if key.endswith("_ns"):
                 total[key] = total.get(key, 0) + int(value)
     return total
+
+
+def unredact(stored: Mapping[str, str], given: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Sampler options back from :func:`redact`'s form (each ``repr`` read as a Python literal where it is
+    one), with the options ``given`` again in their place; a secret, never stored, must be among them.
+
+    Raises:
+        InvalidArgumentError: a redacted secret is not given again (``where`` names the run).
+    """
+    import ast
+
+    options: dict[str, Any] = {}
+    for key, text in stored.items():
+        if text == REDACTED:
+            if key not in given:
+                raise InvalidArgumentError(f"{where}: the stored run had the secret sampler option {key!r}, "
+                                           f"which is never stored; give it again (--sampler-option {key}=...) "
+                                           "or set it in the environment")
+            continue
+        try:
+            options[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            options[key] = text
+    return {**options, **given}
 
 
 def redact(options: Mapping[str, Any]) -> dict[str, str]:

@@ -14,7 +14,6 @@ are spelled out in ``sweep.json`` and ``summary.md``.
 
 from __future__ import annotations
 
-import ast
 import time
 from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from qannealq.config import ModelConfig, check_choice, check_positive, parse_warm_start
-from qannealq.contract import REDACTED, check_parameters, redact
+from qannealq.contract import check_parameters, redact, unredact
 from qannealq.errors import InvalidArgumentError
 from qannealq.experiment import Experiment, calibrate, calibration_draw, prepare
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
@@ -151,23 +150,10 @@ class SweepConfig:
         :class:`ModelConfig` fields to change. A given option that differs from the stored one makes the resume
         fail with the list of differences (see :meth:`ResultStore.open`)."""
         stored = {k: v for k, v in settings.items() if k in {f.name for f in fields(cls)}}
-        model = {**stored.pop("model", {}), **given.pop("model", {})}
-        if model.get("hidden") is not None:
-            model["hidden"] = tuple(model["hidden"])
-        options = {}
-        for key, text in stored.get("sampler_options", {}).items():  # stored as repr (secrets redacted)
-            if text == REDACTED:
-                if key not in given.get("sampler_options", {}):
-                    raise InvalidArgumentError(f"--resume {out}: the stored sweep had the secret sampler option "
-                                               f"{key!r}, which is never stored; give it again (--sampler-option "
-                                               f"{key}=...) or set it in the environment")
-                continue
-            try:
-                options[key] = ast.literal_eval(text)
-            except (ValueError, SyntaxError):
-                options[key] = text
-        stored["sampler_options"] = {**options, **given.pop("sampler_options", {})}
-        return cls(**{**stored, **given, "model": ModelConfig(**model), "out": Path(out), "resume": True})
+        model = ModelConfig.from_stored(stored.pop("model", {}), **given.pop("model", {}))
+        stored["sampler_options"] = unredact(stored.get("sampler_options", {}), given.pop("sampler_options", {}),
+                                             f"--resume {out}")
+        return cls(**{**stored, **given, "model": model, "out": Path(out), "resume": True})
 
     def labels(self) -> list[str]:
         """Method labels as in the results: ``rtn``, ``gptq``, ``qubo:layer-sa``..."""

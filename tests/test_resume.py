@@ -56,14 +56,14 @@ class _Lines(logging.Handler):
         self.lines.append(record.getMessage())
 
 
-def _run_here(*extra: str) -> str:
+def _run_here(*extra: str, options: list[str] = ARGS) -> str:
     """``qannealq run`` in this process; its log lines (as ``-v`` prints them)."""
     logger, handler = logging.getLogger("qannealq"), _Lines()
     level = logger.level
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     try:
-        assert main([*ARGS, *extra]) == 0
+        assert main([*options, *extra]) == 0
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
@@ -102,7 +102,8 @@ def test_killed_mid_layer_and_resumed_equals_an_uninterrupted_run_without_solvin
     assert not list((out / "units").glob(".*tmp")) or sig == signal.SIGKILL  # Ctrl-C leaves no temporary file
 
     capsys.readouterr()
-    second = _run_here("--resume", str(out))  # resumed here: the same code, without a second start-up
+    # resumed here (the same code, without a second start-up); after the crash with the stored options alone
+    second = _run_here("--resume", str(out), options=ARGS if sig == signal.SIGINT else ["run"])
     assert f"{len(kept)} batch(es) of solved neurons kept" in capsys.readouterr().out
     solved_first, solved_second = _keys(SAVED, first), _keys(SAVED, second)
     assert sorted(_keys(LOADED, second)) == kept  # what the killed run saved is loaded, not solved
@@ -130,3 +131,24 @@ def test_batches_are_used_only_for_the_same_problem_and_seed(tmp_path, caplog):
     assert "saved for another problem or seed" in caplog.text
     check.discard()
     assert store.records() == []
+
+
+def test_resume_alone_takes_the_stored_options_and_asks_for_a_secret_again(tmp_path):
+    from qannealq.config import ModelConfig, QuantizeConfig, RunConfig
+    from qannealq.errors import InvalidArgumentError
+    from qannealq.store import settings_diff
+
+    secret = "not-a-real-token-123"
+    config = RunConfig(ModelConfig(dataset="digits", input_size=4),
+                       QuantizeConfig(bits=(2,), methods=("qubo",), sampler_options={"num_reads": 4, "token": secret}))
+    stored = config.stored_settings()
+    assert secret not in str(stored)
+    with pytest.raises(InvalidArgumentError, match="secret sampler option 'token'") as caught:
+        RunConfig.from_stored(stored, tmp_path)
+    assert secret not in str(caught.value)
+    again = RunConfig.from_stored(stored, tmp_path, quantize={"sampler_options": {"token": secret}, "retries": 1})
+    assert settings_diff(again.stored_settings(), stored) == []
+    assert again.quantize.sampler_options == {"num_reads": 4, "token": secret} and again.quantize.retries == 1
+    assert again.resume and again.out == tmp_path and again.model.input_size == 4
+    other = RunConfig.from_stored(stored, tmp_path, {"seed": 3}, {"sampler_options": {"token": secret}})
+    assert settings_diff(stored, other.stored_settings()) == ["model.seed: 0 -> 3"]

@@ -9,7 +9,7 @@ from pathlib import Path
 from qannealq.config import ModelConfig, QuantizeConfig
 from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT
 
-__all__ = ["int_list", "str_list", "option", "add_model_arguments", "model_config", "add_quantize_arguments",
+__all__ = ["int_list", "str_list", "option", "MODEL_OPTIONS", "given_options", "add_model_arguments", "model_config", "add_quantize_arguments",
            "quantize_config", "add_executor_argument", "add_objective_arguments", "add_qpu_arguments", "qpu_budget"]
 
 
@@ -35,6 +35,26 @@ def option(text: str) -> tuple[str, object]:
         return key, ast.literal_eval(value)
     except (ValueError, SyntaxError):
         return key, value
+
+
+#: The options of :func:`add_model_arguments`, as ``ModelConfig`` fields.
+MODEL_OPTIONS = ("dataset", "input_size", "data_dir", "hidden", "epochs", "seed", "num_calibration")
+
+
+def given_options(args: argparse.Namespace, names) -> dict:
+    """Those of the options ``names`` given on the command line (``args.explicit``, set by the entry point;
+    all of them when it is absent), lists as tuples; ``sampler_option`` comes back as ``sampler_options``."""
+    explicit = getattr(args, "explicit", None)
+    chosen = set(vars(args)) if explicit is None else set(explicit)
+    out = {name: getattr(args, name) for name in names if name in chosen}
+    for name in ("bits", "methods", "hidden"):
+        if out.get(name) is not None:
+            out[name] = tuple(out[name])
+    if "sampler_option" in out:
+        options = out.pop("sampler_option")
+        if options is not None:
+            out["sampler_options"] = dict(options)
+    return out
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qannealq.cli._args import (add_executor_argument, add_model_arguments, add_qpu_arguments,
-                                add_quantize_arguments, model_config, quantize_config)
+from qannealq.cli._args import (MODEL_OPTIONS, add_executor_argument, add_model_arguments, add_qpu_arguments,
+                                add_quantize_arguments, given_options, model_config, quantize_config)
 from qannealq.config import RunConfig
 from qannealq.cli._console import ConsoleReporter
 
@@ -24,15 +24,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
     where.add_argument("--resume", type=Path, default=None, metavar="DIR",
-                       help="continue the run stored in DIR after an interruption (same options; finished rows "
-                       "are kept, not recomputed)")
+                       help="continue the run stored in DIR after an interruption, with its stored options (an "
+                       "option given too must equal the stored one); finished rows are kept, not recomputed")
+
+
+_QUANTIZE = ("bits", "methods", "backend", "sampler_option", "calibration", "granularity", "int1", "warm_start",
+             "objective", "inactive_weight")
 
 
 def main(args: argparse.Namespace) -> int:
     from qannealq.runner import run
 
-    out = args.resume if args.resume is not None else args.out
-    run(RunConfig(model_config(args), quantize_config(args), out, resume=args.resume is not None,
-                  executor=args.executor, save_model=args.save_model, dry_run=args.dry_run,
-                  qpu_budget=args.qpu_budget), ConsoleReporter())
+    options = {"executor": args.executor, "save_model": args.save_model, "dry_run": args.dry_run,
+               "qpu_budget": args.qpu_budget}
+    if args.resume is not None:  # the stored options, with those given here in their place
+        from qannealq.store import ResultStore
+
+        config = RunConfig.from_stored(ResultStore.stored_settings(args.resume, "run"), args.resume,
+                                       given_options(args, MODEL_OPTIONS),
+                                       {**given_options(args, _QUANTIZE), "retries": args.retries}, **options)
+    else:
+        config = RunConfig(model_config(args), quantize_config(args), args.out, **options)
+    run(config, ConsoleReporter())
     return 0

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qannealq.cli._args import (add_model_arguments, add_objective_arguments, int_list, model_config, option,
-                                str_list)
+from qannealq.cli._args import (MODEL_OPTIONS, add_model_arguments, add_objective_arguments, given_options, int_list,
+                                model_config, option, str_list)
 from qannealq.cli._console import ConsoleReporter
 
 HELP = "sweep methods x bits x seeds on one dataset; resumable; tables and plots with mean ± std"
@@ -47,9 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "option given too must equal the stored one)")
 
 
-_MODEL = {"dataset", "input_size", "data_dir", "hidden", "epochs", "seed", "num_calibration"}
-_SWEEP = {"bits", "methods", "seeds", "train_seeds", "preset", "backend", "calibration", "granularity", "int1",
-          "warm_start", "objective", "inactive_weight"}
+_SWEEP = ("bits", "methods", "seeds", "train_seeds", "preset", "backend", "calibration", "granularity", "int1",
+          "warm_start", "objective", "inactive_weight", "sampler_option")
 
 
 def _resumed(args: argparse.Namespace):
@@ -58,19 +57,9 @@ def _resumed(args: argparse.Namespace):
     from qannealq.store import ResultStore
     from qannealq.sweep import SweepConfig
 
-    explicit = getattr(args, "explicit", None)
-    given_names = set(vars(args)) if explicit is None else set(explicit)
-    given = {name: getattr(args, name) for name in _SWEEP & given_names}
-    for name in ("bits", "methods", "hidden"):
-        if given.get(name) is not None:
-            given[name] = tuple(given[name])
-    if "sampler_option" in given_names and args.sampler_option is not None:
-        given["sampler_options"] = dict(args.sampler_option)
-    given["model"] = {name: getattr(args, name) for name in _MODEL & given_names}
-    if given["model"].get("hidden") is not None:
-        given["model"]["hidden"] = tuple(given["model"]["hidden"])
     return SweepConfig.from_stored(ResultStore.stored_settings(args.resume, "sweep"), args.resume,
-                                   download=args.download, **given)
+                                   download=args.download, model=given_options(args, MODEL_OPTIONS),
+                                   **given_options(args, _SWEEP))
 
 
 def main(args: argparse.Namespace) -> int:
