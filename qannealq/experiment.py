@@ -27,6 +27,8 @@ from qannealq.formulation import LayerProblem, LayerStats
 from qannealq.grid import check_bits
 from qannealq.pipeline import formulate_layer
 from qannealq.report import Reporter
+from qannealq.weighted import Objective
+from qannealq.weighted_calibration import with_weighted_stats
 
 __all__ = ["Recipe", "RECIPES", "TINY_RECIPE", "Experiment", "recipe", "prepare", "calibrate", "formulate",
            "calibration_draw"]
@@ -147,6 +149,20 @@ def calibrate(experiment: Experiment, layers: Sequence[str] | None = None,
     x = as_calibration_tensor(experiment.calibration)
     names = linear_layers(experiment.model, x, layers)
     return collect_stats(experiment.model, experiment.model, names, x, batch_size)
+
+
+def reusable_stats(experiment: Experiment, calibration: str, objective: Objective,
+                   stats: dict[str, LayerStats] | None = None) -> dict[str, LayerStats]:
+    """The float statistics a :func:`qannealq.pipeline.quantize_model` call can reuse (``float_stats=``), once
+    for every bit width and method: every layer's with ``calibration="float"``, only the first layer's with
+    ``"sequential"`` (its inputs are still the float network's), weighted by ``objective`` where it says so.
+    ``stats``: every layer's float statistics when the caller already has them."""
+    first = None if calibration == "float" else experiment.layer_names()[:1]
+    if stats is None:
+        stats = calibrate(experiment, first)
+    elif first is not None:
+        stats = {name: stats[name] for name in first}
+    return with_weighted_stats(experiment.model, experiment.calibration, objective, stats)
 
 
 def formulate(experiment: Experiment, bits: int, granularity: str = "tensor", int1: str = "sign",

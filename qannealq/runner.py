@@ -19,14 +19,13 @@ from qannealq.config import QuantizeConfig, RunConfig
 from qannealq.contract import check_parameters, layer_solver, redact
 from qannealq.executors import describe_executor, make_executor, portable_sampler
 from qannealq.errors import InvalidArgumentError
-from qannealq.experiment import Experiment, calibrate, formulate, prepare
+from qannealq.experiment import Experiment, calibrate, formulate, prepare, reusable_stats
 from qannealq.pipeline import ModelResult, quantize_model, skipped_layers
 from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_table, plot_accuracy
 from qannealq.solve import accepts_parameter
 from qannealq.checkpoint import StoreCheckpoint, is_batch_key
 from qannealq.store import ResultStore, unit_key
 from qannealq.weighted import make_objective
-from qannealq.weighted_calibration import with_weighted_stats
 
 __all__ = ["run", "RunSummary", "default_out_dir", "resolve_backend", "model_path"]
 
@@ -93,8 +92,8 @@ def model_path(models: Path, bits: int, method: str) -> Path:
     return models / f"int{bits}-{method}.npz"
 
 
-def _distribute(backend: str, sampler: dimod.Sampler, executor, retries: int = 0,
-                seed: int | None = None) -> tuple[dimod.Sampler, str]:
+def _distribute(backend: str, sampler: dimod.Sampler, executor, retries: int,
+                seed: int | None) -> tuple[dimod.Sampler, str]:
     """The sampler to send to ``executor``'s workers (by name if it does not pickle, rebuilt there with the
     same retries and decomposition), and where solves run."""
     if executor is None:
@@ -208,9 +207,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
             reporter.message(f"resuming {out}: {len(store.resumed) - batches} finished row(s) and {batches} batch(es) "
                              "of solved neurons kept, not recomputed")
         writer = RunWriter(out, _settings(config, exp, warm))
-        # sequential calibration: the first layer still sees the float inputs, so its float statistics hold
-        first = stats if stats is not None else calibrate(exp, exp.layer_names()[:1])
-        _sweep(exp, q, sampler, warm, first, writer, store, reporter, executor=executor,
+        _sweep(exp, q, sampler, warm, stats, writer, store, reporter, executor=executor,
                models=out / "models" if config.save_model else None)
     reporter.message(format_table(writer.rows))
     reporter.message(f"float accuracy {exp.float_accuracy:.4f}")
@@ -222,10 +219,10 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
 
 def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats, writer: RunWriter,
            store: ResultStore, reporter: Reporter, executor=None, models: Path | None = None) -> None:
-    """Every (bits, method) row not yet in the store, in order; each written to the store when finished."""
+    """Every (bits, method) row not yet in the store, in order; each written to the store when finished.
+    ``stats``: every layer's float statistics (float calibration), or None."""
     goal = make_objective(q.objective, q.inactive_weight)
-    if stats is not None:  # relu-aware: the weighted float statistics, once for every (bits, method)
-        stats = with_weighted_stats(exp.model, exp.calibration, goal, stats)
+    stats = reusable_stats(exp, q.calibration, goal, stats)  # once for every (bits, method)
     total = sum(exp.sizes[1:]) * len(q.bits) * q.methods.count("qubo")
     with reporter.progress(total, "solving QUBOs", "neuron") as bar:
         for bits in q.bits:

@@ -102,7 +102,7 @@ class ResultStore:
         if root.exists() and not root.is_dir():
             raise InvalidArgumentError(f"--out={str(root)!r} is an existing file, not a folder: give a folder path")
         if resume:
-            cls._reopen(root, root / "store.json", command, _canonical(dict(settings)), write=False)
+            cls._reopen(root, command, _canonical(dict(settings)), write=False)
             return
         if (root / "store.json").exists():
             raise InvalidArgumentError(f"{root} already holds the results of a run: continue it with "
@@ -150,7 +150,7 @@ class ResultStore:
         meta = root / "store.json"
         settings = _canonical(dict(settings))
         if resume:
-            return cls._reopen(root, meta, command, settings)
+            return cls._reopen(root, command, settings)
         if meta.exists():
             raise InvalidArgumentError(f"{root} already holds the results of a {command} run: continue it with "
                                        f"--resume {root}, or give another --out folder")
@@ -163,7 +163,7 @@ class ResultStore:
         return cls(root, command, settings)
 
     @classmethod
-    def _reopen(cls, root: Path, meta: Path, command: str, settings: dict, write: bool = True) -> "ResultStore":
+    def _reopen(cls, root: Path, command: str, settings: dict, write: bool = True) -> "ResultStore":
         diff = settings_diff(cls.stored_settings(root, command), settings)
         if diff:
             raise InvalidArgumentError(f"--resume {root}: the settings differ from the stored run's ("

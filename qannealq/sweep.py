@@ -23,14 +23,13 @@ from typing import Any, Mapping
 from qannealq.config import ModelConfig, check_choice, check_positive, parse_warm_start
 from qannealq.contract import check_parameters, redact, unredact
 from qannealq.errors import InvalidArgumentError
-from qannealq.experiment import Experiment, calibrate, calibration_draw, prepare
+from qannealq.experiment import Experiment, calibration_draw, prepare, reusable_stats
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS
 from qannealq.store import ResultStore, unit_key
 from qannealq.weighted import make_objective
-from qannealq.weighted_calibration import with_weighted_stats
 from qannealq.sweep_report import CellResult, write_outputs
 
 __all__ = ["Preset", "PRESETS", "SweepConfig", "SweepSummary", "parse_method", "sweep"]
@@ -149,7 +148,8 @@ class SweepConfig:
         ``given`` (explicitly, e.g. on the command line) in place of the stored ones; ``model`` may be a dict of
         :class:`ModelConfig` fields to change. A given option that differs from the stored one makes the resume
         fail with the list of differences (see :meth:`ResultStore.open`)."""
-        stored = {k: v for k, v in settings.items() if k in {f.name for f in fields(cls)}}
+        names = {f.name for f in fields(cls)}
+        stored = {k: v for k, v in settings.items() if k in names}
         model = ModelConfig.from_stored(stored.pop("model", {}), **given.pop("model", {}))
         stored["sampler_options"] = unredact(stored.get("sampler_options", {}), given.pop("sampler_options", {}),
                                              f"--resume {out}")
@@ -268,9 +268,7 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
                 if not todo:
                     continue
                 exp = _experiment(config, seed, trained, reporter)
-                first = exp.layer_names()[:1] if config.calibration == "sequential" else None
-                stats = with_weighted_stats(exp.model, exp.calibration, goal, calibrate(exp, first))  # float
-                # statistics, once per seed; sequential calibration reuses only the first layer's
+                stats = reusable_stats(exp, config.calibration, goal)  # once per seed
                 for label, bits, key in todo:
                     bar.status(f"seed {seed} int{bits} {label}")
                     cell = _cell(exp, config, label, bits, seed, samplers.get(label.partition(":")[2]), stats)
