@@ -6,14 +6,15 @@ The command-line modules only parse into :class:`CompareJob` / :class:`ExportJob
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Any, Mapping
 
 from qannealq._compare_instances import NeuronInstance, instances_from_experiment
 from qannealq._compare_plots import plot_all
 from qannealq._compare_reference import ReferenceOptions
 from qannealq._compare_report import CompareResult, format_summary
-from qannealq.compare import CompareSettings, compare_backends
+from qannealq.compare import CompareSettings, compare_backends, stored_settings
 from qannealq.config import ModelConfig, check_choice, check_qpu_budget
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
@@ -52,6 +53,17 @@ class Selection:
         if self.instances is not None and not Path(self.instances, "index.json").is_file():
             raise InvalidArgumentError(f"--instances={str(self.instances)!r} holds no index.json: give a folder "
                                        "written by `qannealq export`")
+
+    @classmethod
+    def from_stored(cls, source: Mapping[str, Any], **given: Any) -> "Selection":
+        """The selection stored with a comparison (:meth:`describe`), with the fields ``given`` in its place;
+        ``model`` may be a dict of :class:`ModelConfig` fields to change."""
+        stored = dict(source)
+        model = ModelConfig.from_stored(stored.pop("model", {}), **given.pop("model", {}))
+        chosen = {**stored, **given}
+        if chosen.get("instances") is not None:
+            chosen["instances"] = Path(chosen["instances"])
+        return cls(**{**chosen, "model": model})
 
     def load(self) -> list[NeuronInstance]:
         """The instances (trains or loads the model when there is no instances folder)."""
@@ -93,6 +105,29 @@ class CompareJob:
             raise InvalidArgumentError(f"--backends={','.join(self.backends)} names a backend twice")
         if self.resume and self.out is None:
             raise InvalidArgumentError("resume=True needs the folder of the comparison to continue (--resume DIR)")
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any], out: Path, selection: Mapping[str, Any] | None = None,
+                    backends: tuple[str, ...] | None = None, settings: Mapping[str, Any] | None = None,
+                    **options: Any) -> "CompareJob":
+        """The job of the comparison stored in ``out`` (``ResultStore.stored_settings(out, "compare")``), resumed,
+        with the ``selection`` fields (:meth:`Selection.from_stored`), ``backends`` and ``settings`` fields
+        (:meth:`CompareSettings.from_stored`) given (e.g. on the command line) in place of the stored ones, and
+        the other ``options`` (dry_run, qpu_budget). A given one that differs from the stored one makes the
+        resume fail with the list of differences (:func:`run_compare` checks them before any training).
+
+        Raises:
+            InvalidArgumentError: the stored settings are incomplete, or a stored secret is not given again.
+        """
+        missing = [k for k in ("source", "instances", "backends", *(f.name for f in fields(CompareSettings)))
+                   if k not in stored or (k == "source" and not stored[k])]  # no source: run from Python
+        if missing:
+            raise InvalidArgumentError(f"--resume {out}: store.json lacks the comparison's settings "
+                                       f"({', '.join(missing)}); start a new comparison with --out")
+        return cls(Selection.from_stored(stored["source"], **(selection or {})),
+                   tuple(stored["backends"] if backends is None else backends),
+                   CompareSettings.from_stored(stored, f"--resume {out}", **(settings or {})), Path(out),
+                   resume=True, **options)
 
 
 def _check_backends(names: tuple[str, ...]) -> None:
@@ -137,7 +172,11 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
     reporter = reporter or LogReporter()
     _check_backends(job.backends)
     out = Path(job.out) if job.out is not None else default_out_dir("compare")
-    if not job.resume:
+    if job.resume:  # every option before any training; the instance names once they are loaded
+        names = ResultStore.stored_settings(out, "compare").get("instances", [])
+        ResultStore.check(out, "compare", stored_settings(job.selection.describe(), names, job.backends,
+                                                          job.settings), resume=True)
+    else:
         ResultStore.check(out, "compare", {})
     instances = job.selection.load()
     sizes = sorted({i.num_variables for i in instances})

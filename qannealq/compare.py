@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -24,15 +24,15 @@ from qannealq._compare_instances import NeuronInstance, Reference, instances_fro
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
 from qannealq.config import check_positive
-from qannealq.contract import check_parameters, redact
+from qannealq.contract import check_parameters, redact, unredact
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import call_timing
 from qannealq.report import LogReporter, Reporter
 from qannealq.store import ResultStore, unit_key
 
-__all__ = ["CompareSettings", "compare_backends", "OFFLINE_BACKENDS", "DETERMINISTIC", "DEFAULT_OPTIONS", "unit_seed",
-           "run_unit", "NeuronInstance", "Reference", "CompareResult", "CompareRow", "ReferenceOptions",
-           "instances_from_experiment", "instances_from_layer", "format_summary"]
+__all__ = ["CompareSettings", "compare_backends", "stored_settings", "OFFLINE_BACKENDS", "DETERMINISTIC",
+           "DEFAULT_OPTIONS", "unit_seed", "run_unit", "NeuronInstance", "Reference", "CompareResult", "CompareRow",
+           "ReferenceOptions", "instances_from_experiment", "instances_from_layer", "format_summary"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,30 @@ class CompareSettings:
         out = asdict(self)
         out["sampler_options"] = {k: redact(v) for k, v in self.sampler_options.items()}
         return out
+
+    @classmethod
+    def from_stored(cls, stored: Mapping[str, Any], where: str, **given: Any) -> "CompareSettings":
+        """The settings stored with a comparison (:meth:`stored`; other keys ignored), with the fields ``given``
+        in their place; ``reference`` may be a dict of :class:`ReferenceOptions` fields, ``sampler_options``
+        per backend the options to set (a redacted secret must be among them).
+
+        Raises:
+            InvalidArgumentError: a stored secret sampler option is not given again (``where`` names the folder).
+        """
+        kept = {k: v for k, v in stored.items() if k in {f.name for f in fields(cls)}}
+        reference = ReferenceOptions(**{**kept.pop("reference", {}), **given.pop("reference", {})})
+        saved, options = kept.pop("sampler_options", {}), given.pop("sampler_options", {})
+        kept["sampler_options"] = {name: unredact(saved.get(name, {}), options.get(name, {}), where, f"{name}:")
+                                   for name in {**saved, **options}}
+        return cls(**{**kept, **given, "reference": reference})
+
+
+def stored_settings(source: Mapping[str, Any] | None, instances: Sequence[str], backends: Sequence[str],
+                    settings: CompareSettings) -> dict:
+    """What a comparison stores with its results, and a resume must match: where the instances come from,
+    their names, the backends and the settings (sampler options redacted)."""
+    return {"source": dict(source or {}), "instances": list(instances), "backends": list(backends),
+            **settings.stored()}
 
 
 def unit_seed(seed: int, backend: str, instance: str, repeat: int) -> int:
@@ -232,7 +256,7 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
     built, skipped = _build(samplers, settings)
     for name, reason in skipped.items():
         reporter.message(f"skipping backend {name!r}: {reason}")
-    stored = {"source": dict(source or {}), "instances": names, "backends": list(samplers), **settings.stored()}
+    stored = stored_settings(source, names, samplers, settings)
     store = ResultStore.open(Path(out), "compare", stored, resume) if out is not None else _MemoryStore()
     if store.resumed:
         reporter.message(f"resuming {out}: {len(store.resumed)} finished unit(s) kept, not recomputed")

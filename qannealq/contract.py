@@ -217,12 +217,13 @@ def merge_timing(infos: Iterable[Mapping[str, Any]]) -> dict[str, int]:
     return total
 
 
-def unredact(stored: Mapping[str, str], given: Mapping[str, Any], where: str) -> dict[str, Any]:
+def unredact(stored: Mapping[str, str], given: Mapping[str, Any], where: str, prefix: str = "") -> dict[str, Any]:
     """Sampler options back from :func:`redact`'s form (each ``repr`` read as a Python literal where it is
     one), with the options ``given`` again in their place; a secret, never stored, must be among them.
 
     Raises:
-        InvalidArgumentError: a redacted secret is not given again (``where`` names the run).
+        InvalidArgumentError: a redacted secret is not given again (``where`` names the run, ``prefix`` is
+            what the command line puts before the key: ``compare`` takes ``--sampler-option BACKEND:KEY=...``).
     """
     import ast
 
@@ -231,7 +232,7 @@ def unredact(stored: Mapping[str, str], given: Mapping[str, Any], where: str) ->
         if text == REDACTED:
             if key not in given:
                 raise InvalidArgumentError(f"{where}: the stored run had the secret sampler option {key!r}, "
-                                           f"which is never stored; give it again (--sampler-option {key}=...) "
+                                           f"which is never stored; give it again (--sampler-option {prefix}{key}=...) "
                                            "or set it in the environment")
             continue
         try:

@@ -132,7 +132,8 @@ class ResultStore:
             raise InvalidArgumentError(f"--resume {root}: store.json is unreadable ({exc}); start a new run") from exc
         if saved.get("command") != command:
             raise InvalidArgumentError(f"--resume {root}: that folder holds a {saved.get('command')!r} run, not "
-                                       f"a {command!r} run")
+                                       f"a {command!r} run; give the folder of a {command} run, or start a new one "
+                                       "with --out")
         return dict(saved.get("settings", {}))
 
     @classmethod

@@ -1,11 +1,14 @@
 """``compare``: the documented columns, metrics recomputed independently from the stored energies, the reference
-optimum and its provenance, unready backends skipped with their reason, resume without recomputation."""
+optimum and its provenance, unready backends skipped with their reason, resume without recomputation (also after
+a real SIGKILL, with the stored options alone), and secret sampler options never stored nor shown."""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import subprocess
+import sys
 
 import dimod
 import numpy as np
@@ -13,11 +16,15 @@ import pytest
 
 from backend_fixtures import tiny_digits
 from helpers import random_layer
+from qannealq._compare_command import CompareJob, Selection
 from qannealq._compare_instances import instances_from_experiment, instances_from_layer
 from qannealq._compare_reference import ReferenceOptions, reference_optimum, settle
 from qannealq._compare_report import CSV_COLUMNS
+from qannealq.cli import main
 from qannealq.compare import CompareSettings, compare_backends
+from qannealq.config import ModelConfig
 from qannealq.errors import InvalidArgumentError
+from qannealq.store import ResultStore
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +57,6 @@ class Counting(dimod.Sampler):
 
 def test_compare_writes_the_documented_columns_and_skips_an_unready_backend(tiny, tmp_path, capsys,
                                                                              no_dwave_token):
-    from qannealq.cli import main
-
     out = tmp_path / "cmp"
     code = main(["compare", "--input-size", "4", "--bits", "3", "--neurons", "0:2", "--backends",
                  "sa,exact,layer-sa,dwave", "--reads", "8", "--repeats", "2", "--out", str(out)])
@@ -143,3 +148,108 @@ def test_bad_settings_are_refused():
     with pytest.raises(InvalidArgumentError, match="not compared"):
         compare_backends(instances_from_layer(random_layer(np.random.default_rng(0), 6, 1).problem(4), [0], {},
                                               "r"), ["sa"], CompareSettings(sampler_options={"qaoa": {"reps": 2}}))
+
+
+CHEAP = ["compare", "--input-size", "4", "--bits", "3", "--neurons", "0:2", "--backends", "exact,steepest,sa",
+         "--reads", "4", "--repeats", "2", "--sampler-option", "sa:num_sweeps=50", "--solver-seed", "5"]
+KILL_AFTER = 7  # units: the 2 references, exact's 4 calls, then the first steepest call
+_KILLED = f"""
+import os, signal, sys
+from qannealq.cli import main
+from qannealq.store import ResultStore
+put, done = ResultStore.put, []
+def put_then_crash(self, key, record):
+    put(self, key, record)
+    done.append(key)
+    if len(done) == {KILL_AFTER}:
+        os.kill(os.getpid(), signal.SIGKILL)  # a crash right after this unit is stored: no handler runs
+ResultStore.put = put_then_crash
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _units(out) -> dict:
+    """compare.json's calls without their times, by (backend, instance, repeat), and the references."""
+    data = json.loads((out / "compare.json").read_text())
+    timed = {"wall_s", "solver_s", "qpu_access_s", "timing"}
+    units = {(u["backend"], u["instance"], u["repeat"]): {k: v for k, v in u.items() if k not in timed}
+             for u in data["units"]}
+    return {"units": units, "references": {k: {**v, "seconds": None} for k, v in data["references"].items()}}
+
+
+def test_killed_compare_resumed_alone_equals_an_uninterrupted_one(tiny, tmp_path, capsys):
+    killed, whole = tmp_path / "killed", tmp_path / "whole"  # ``tiny`` has cached the model the subprocess loads
+    proc = subprocess.run([sys.executable, "-c", _KILLED, *CHEAP, "--out", str(killed)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    finished = {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in (killed / "units").glob("*.json")}
+    assert len(finished) == KILL_AFTER and not (killed / "compare.json").exists()
+
+    assert main(["compare", "--resume", str(killed)]) == 0  # the stored options: none repeated
+    assert f"{KILL_AFTER} finished unit(s) kept, not recomputed" in capsys.readouterr().out
+    after = {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in (killed / "units").glob("*.json")}
+    assert all(after[name] == stamp for name, stamp in finished.items()) and len(after) == 2 + 3 * 2 * 2
+
+    assert main([*CHEAP, "--out", str(whole)]) == 0
+    assert _units(killed) == _units(whole) and len(_units(whole)["units"]) == 12
+    assert main([*CHEAP, "--resume", str(whole)]) == 0  # every option repeated, as before bare resumes
+
+
+def test_compare_resume_refuses_other_options_and_folders_that_are_not_comparisons(tiny, tmp_path, capsys):
+    out = tmp_path / "c"
+    compare_backends(tiny, ["steepest"], CompareSettings(reads=2, repeats=1), out,
+                     source=Selection(ModelConfig(dataset="digits", input_size=4), 0, 3, "0:2").describe())
+    capsys.readouterr()
+    assert main(["compare", "--resume", str(out), "--reads", "5", "--repeats", "1", "--neurons", "0:3",
+                 "--backends", "steepest,exact"]) == 2
+    err = capsys.readouterr().err
+    assert f"--resume {out}: the settings differ from the stored run's (" in err
+    assert "reads: 2 -> 5" in err and "source.neurons: '0:2' -> '0:3'" in err and "backends: ['steepest'] -> " in err
+    assert "repeats" not in err  # the repeated equal option is no difference
+
+    ResultStore.open(tmp_path / "run", "run", {})
+    assert main(["compare", "--resume", str(tmp_path / "run")]) == 2
+    assert "holds a 'run' run, not a 'compare' run; give the folder of a compare run" in capsys.readouterr().err
+    (tmp_path / "bare").mkdir()
+    (tmp_path / "bare" / "store.json").write_text(json.dumps({"format": 1, "command": "compare"}))
+    assert main(["compare", "--resume", str(tmp_path / "bare")]) == 2
+    assert "store.json lacks the comparison's settings (source, instances, backends, reads" in capsys.readouterr().err
+    assert main(["compare", "--resume", str(tmp_path / "none")]) == 2
+    assert "no store.json" in capsys.readouterr().err
+
+
+class TokenCounting(Counting):
+    """:class:`Counting` that also takes a secret ``token`` (and drops it)."""
+
+    @property
+    def parameters(self) -> dict:
+        return {**self.inner.parameters, "token": []}
+
+    def sample(self, bqm, token=None, **kwargs):
+        return super().sample(bqm, **kwargs)
+
+
+def test_compare_resume_asks_for_a_secret_again_and_never_stores_or_shows_it(tiny, tmp_path, capsys):
+    secret, out = "not-a-real-token-456", tmp_path / "c"
+    source = Selection(ModelConfig(dataset="digits", input_size=4), 0, 3, "0:2")
+    settings = CompareSettings(reads=2, repeats=1, sampler_options={"steepest": {"token": secret, "num_reads": 3}})
+    sampler = TokenCounting()
+    first = compare_backends(tiny, {"steepest": sampler}, settings, out, source=source.describe())
+    capsys.readouterr()
+    assert main(["compare", "--resume", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "secret sampler option 'token'" in err and "(--sampler-option steepest:token=...)" in err
+    assert main(["compare", "--resume", str(out), "--sampler-option", f"steepest:token={secret}", "--reads", "9"]) == 2
+    err = capsys.readouterr().err
+    assert "reads: 2 -> 9" in err and "token" not in err and secret not in err
+
+    stored = ResultStore.stored_settings(out, "compare")
+    with pytest.raises(InvalidArgumentError, match="secret sampler option 'token'") as caught:
+        CompareJob.from_stored(stored, out)
+    assert secret not in str(caught.value)
+    job = CompareJob.from_stored(stored, out, settings={"sampler_options": {"steepest": {"token": secret}}})
+    assert job.settings == settings and job.selection == source and job.backends == ("steepest",) and job.resume
+    again = compare_backends(tiny, {"steepest": sampler}, job.settings, out, resume=True,
+                             source=job.selection.describe())
+    assert sampler.calls == 2 and [r.best_energy for r in again.rows] == [r.best_energy for r in first.rows]
+    assert not any(secret.encode() in p.read_bytes() for p in out.rglob("*") if p.is_file())

@@ -47,9 +47,7 @@ def given_options(args: argparse.Namespace, names) -> dict:
     explicit = getattr(args, "explicit", None)
     chosen = set(vars(args)) if explicit is None else set(explicit)
     out = {name: getattr(args, name) for name in names if name in chosen}
-    for name in ("bits", "methods", "hidden"):
-        if out.get(name) is not None:
-            out[name] = tuple(out[name])
+    out = {name: tuple(value) if isinstance(value, list) else value for name, value in out.items()}
     if "sampler_option" in out:
         options = out.pop("sampler_option")
         if options is not None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any, Mapping
 
-from qannealq.cli._args import add_model_arguments, add_qpu_arguments, model_config, option, str_list
+from qannealq.cli._args import (MODEL_OPTIONS, add_model_arguments, add_qpu_arguments, given_options, model_config,
+                                option, str_list)
 
 HELP = "compare backends on the same neuron QUBOs: residual gap, success probability, TTS99, plots"
 
@@ -47,11 +49,16 @@ def add_selection_arguments(parser: argparse.ArgumentParser, neurons: str | None
     group.add_argument("--int1", default="sign", choices=("sign", "paper"))
 
 
+def layer(text: str | int) -> int | str:
+    """``--layer``: a position (an int) or a module name."""
+    return int(text) if str(text).lstrip("-").isdigit() else text
+
+
 def selection(args: argparse.Namespace, instances: Path | None = None):
     from qannealq._compare_command import Selection
 
-    layer = int(args.layer) if str(args.layer).lstrip("-").isdigit() else args.layer
-    return Selection(model_config(args), layer, args.bits, args.neurons, args.granularity, args.int1, instances)
+    return Selection(model_config(args), layer(args.layer), args.bits, args.neurons, args.granularity, args.int1,
+                     instances)
 
 
 def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,10 +69,14 @@ def add_reference_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--long-sweeps", type=int, default=2000, help="sweeps of the long layer-sa runs")
 
 
+#: The options of :func:`add_reference_arguments`, and the ``ReferenceOptions`` field each sets.
+_REFERENCE = {"proof_time": "proof_seconds", "long_reads": "long_reads", "long_sweeps": "long_sweeps"}
+
+
 def reference_options(args: argparse.Namespace):
     from qannealq._compare_reference import ReferenceOptions
 
-    return ReferenceOptions(proof_seconds=args.proof_time, long_reads=args.long_reads, long_sweeps=args.long_sweeps)
+    return ReferenceOptions(**{field: getattr(args, name) for name, field in _REFERENCE.items()})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--warm-start", default="gptq-restricted", choices=("gptq-restricted", "none"),
                        help="initial state given to backends that take one")
     group.add_argument("--sampler-option", type=backend_option, action="append", default=[],
-                       metavar="BACKEND:KEY=VALUE", help="passed to that backend's calls, e.g. qaoa:maxiter=20")
+                       dest="backend_option", metavar="BACKEND:KEY=VALUE",
+                       help="passed to that backend's calls, e.g. qaoa:maxiter=20")
     group.add_argument("--capacity", type=capacity_option, action="append", default=[], metavar="BACKEND=N",
                        help="decomposition sub-problem size for a backend (default: its capacity)")
     group.add_argument("--max-calls", type=int, default=100, help="decomposition: backend calls per neuron")
@@ -94,7 +106,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
     where.add_argument("--resume", type=Path, default=None, metavar="DIR",
-                       help="continue the comparison stored in DIR (same options; finished calls are kept)")
+                       help="continue the comparison stored in DIR with its stored options (an option given too "
+                       "must equal the stored one; a secret sampler option must be given again); finished calls "
+                       "are kept, not recomputed")
+
+
+#: The options of the comparison, and the ``CompareSettings`` field each sets.
+_SETTINGS = {"reads": "reads", "repeats": "repeats", "eps": "eps", "loose_eps": "loose_eps", "solver_seed": "seed",
+             "warm_start": "warm_start", "backend_option": "sampler_options", "capacity": "capacity",
+             "max_calls": "max_calls"}
+_SELECTION = ("layer", "bits", "neurons", "granularity", "int1", "instances")
+
+
+def settings_fields(options: Mapping[str, Any]) -> dict:
+    """The ``CompareSettings`` fields set by those of the parsed ``options`` (option name -> value) it holds;
+    ``reference`` is a dict of ``ReferenceOptions`` fields, ``sampler_options`` a dict per backend."""
+    out = {field: options[name] for name, field in _SETTINGS.items() if name in options}
+    if "warm_start" in out:
+        out["warm_start"] = out["warm_start"] != "none"
+    if "capacity" in out:
+        out["capacity"] = dict(out["capacity"])
+    if "sampler_options" in out:
+        grouped: dict[str, dict] = {}
+        for backend, key, value in out["sampler_options"]:
+            grouped.setdefault(backend, {})[key] = value
+        out["sampler_options"] = grouped
+    reference = {field: options[name] for name, field in _REFERENCE.items() if name in options}
+    return {**out, "reference": reference} if reference else out
+
+
+def _resumed(args: argparse.Namespace, **options: Any):
+    """``--resume DIR``: the stored comparison's options, with those given on the command line in their place
+    (a given option that differs from the stored one is refused, with the differences listed)."""
+    from qannealq._compare_command import CompareJob
+    from qannealq.store import ResultStore
+
+    chosen = {**given_options(args, _SELECTION), "model": given_options(args, MODEL_OPTIONS)}
+    if "layer" in chosen:
+        chosen["layer"] = layer(chosen["layer"])
+    given = given_options(args, ("backends", *_SETTINGS, *_REFERENCE))
+    return CompareJob.from_stored(ResultStore.stored_settings(args.resume, "compare"), args.resume, chosen,
+                                  given.pop("backends", None), settings_fields(given), **options)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -102,15 +154,13 @@ def main(args: argparse.Namespace) -> int:
     from qannealq.compare import CompareSettings
     from qannealq.cli._console import ConsoleReporter
 
-    options: dict[str, dict] = {}
-    for backend, key, value in args.sampler_option:
-        options.setdefault(backend, {})[key] = value
-    settings = CompareSettings(reads=args.reads, repeats=args.repeats, eps=args.eps, loose_eps=args.loose_eps,
-                               seed=args.solver_seed, warm_start=args.warm_start != "none",
-                               sampler_options=options, capacity=dict(args.capacity), max_calls=args.max_calls,
-                               reference=reference_options(args))
-    out = args.resume if args.resume is not None else args.out
-    job = CompareJob(selection(args, args.instances), tuple(args.backends), settings, out, args.resume is not None,
-                     dry_run=args.dry_run, qpu_budget=args.qpu_budget)
+    options = {"dry_run": args.dry_run, "qpu_budget": args.qpu_budget}
+    if args.resume is not None:
+        job = _resumed(args, **options)
+    else:
+        fields = settings_fields(vars(args))
+        fields["reference"] = reference_options(args)
+        job = CompareJob(selection(args, args.instances), tuple(args.backends), CompareSettings(**fields), args.out,
+                         **options)
     run_compare(job, ConsoleReporter())
     return 0
