@@ -16,10 +16,10 @@ import argparse
 import time
 
 from qpu_quality import MODELS, run  # benchmarks/qpu_quality.py, beside this script
-from threadpoolctl import threadpool_info, threadpool_limits
 
 from qannealq.backends import get_sampler
 from qannealq.experiment import formulate, prepare
+from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 
 def measure(problem, sampler, scale: float, reads: int, seeds: int) -> tuple[float, float, float]:
@@ -36,9 +36,8 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    with threadpool_limits(args.threads):
-        blas = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
-        print(f"threads: BLAS {', '.join(blas) or 'none'}; dwave-mock (Pegasus P16), int{args.bits}, {args.reads} reads, "
+    with pinned(args.threads) as threads:
+        print(f"threads: {threads}; dwave-mock (Pegasus P16), int{args.bits}, {args.reads} reads, "
               f"forward anneal, no warm start, {args.seeds} seeds")
         sampler = get_sampler("dwave-mock")
         for name, options in MODELS:

@@ -29,7 +29,6 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from threadpoolctl import threadpool_info, threadpool_limits
 
 from qannealq._compare_reference import ReferenceOptions
 from qannealq._compare_report import CompareResult, backend_summaries, format_summary
@@ -37,6 +36,7 @@ from qannealq._compare_plots import plot_all
 from qannealq.compare import CompareSettings, compare_backends
 from qannealq.export import LIBRARY, library_instances, load_instances
 from qannealq.store import atomic_write
+from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 
 @dataclass(frozen=True)
@@ -142,10 +142,9 @@ def main() -> None:
                           reference=replace(g.reference, proof_seconds=min(g.reference.proof_seconds, 1.0),
                                             long_reads=4, long_sweeps=100)) for g in groups]
     library = load_instances(args.instances) if args.instances else None
-    with threadpool_limits(args.threads):
-        blas = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
+    with pinned(args.threads) as threads:
         header = (f"date {datetime.date.today()}, machine {platform.machine()} {os.cpu_count()} cores "
-                  f"({platform.processor() or platform.platform()}), threads: {', '.join(blas)}, layer-sa "
+                  f"({platform.processor() or platform.platform()}), threads: {threads}, layer-sa "
                   f"num_threads={args.threads}; command: {' '.join([Path(sys.executable).name, *sys.argv])}")
         print(header, flush=True)
         done: dict = {}

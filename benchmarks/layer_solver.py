@@ -18,14 +18,12 @@ via torch when present, else the numba kernel). Run: ``.venv/bin/python benchmar
 from __future__ import annotations
 
 import argparse
-import os
 import time
 import tracemalloc
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_info, threadpool_limits
 
 from qannealq.backends import get_sampler
 from qannealq.calibration import as_calibration_tensor
@@ -33,6 +31,7 @@ from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem, LayerStats
 from qannealq.pipeline import formulate_layer
 from qannealq.solve import quantize_layer
+from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 BITS = (4, 3, 2)
 FAST = ("rtn", "gptq", "gptq-restricted", "layer-sa")
@@ -162,11 +161,8 @@ def main() -> None:
                         help="layer-sa's device: auto (CUDA via torch when available, else numba), cpu (numba), "
                              "cuda (torch on the GPU), torch-cpu (the torch implementation on the CPU)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    with threadpool_limits(args.threads):
-        blas = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
-        print(f"threads: BLAS {', '.join(blas)}; layer-sa {args.threads}; torch {torch.get_num_threads()}; "
-              f"{os.cpu_count()} CPUs")
+    with pinned(args.threads, torch_threads=args.threads) as threads:
+        print(f"threads: {threads}; layer-sa {args.threads}")
         bench(args)
 
 

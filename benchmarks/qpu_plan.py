@@ -25,10 +25,10 @@ import time
 from types import SimpleNamespace
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
 
 from qannealq.backends import get_sampler
 from qannealq.experiment import formulate, prepare
+from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 MODELS = (("digits 4x4", {"dataset": "digits", "input_size": 4}, None),
           ("digits 8x8", {"dataset": "digits"}, None),
@@ -65,9 +65,8 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    with threadpool_limits(args.threads):
-        blas = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
-        print(f"threads: BLAS {', '.join(blas) or 'none'}")
+    with pinned(args.threads) as threads:
+        print(f"threads: {threads}")
         sampler = get_sampler("dwave-mock")
         start = time.perf_counter()
         print(f"solver: {sampler.solver}, largest clique {sampler.max_variables}; int{args.bits}, {args.reads} reads "

@@ -20,12 +20,12 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from threadpoolctl import threadpool_info, threadpool_limits
 
 from qannealq.backends import get_sampler
 from qannealq.experiment import formulate, prepare
 from qannealq.metrics import read_energies
 from qannealq.solve import quantize_layer
+from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 MODELS = (("digits 4x4", {"input_size": 4}), ("digits 8x8", {}))
 WAYS = (("one/call", {"parallel": False}, None), ("parallel", {}, None), ("parallel+RA", {}, "gptq-restricted"))
@@ -60,9 +60,8 @@ def main() -> None:
     parser.add_argument("--chain-strength-scale", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    with threadpool_limits(args.threads):
-        blas = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
-        print(f"threads: BLAS {', '.join(blas) or 'none'}; dwave-mock (Pegasus P16), {args.reads} reads per call, "
+    with pinned(args.threads) as threads:
+        print(f"threads: {threads}; dwave-mock (Pegasus P16), {args.reads} reads per call, "
               f"{args.seeds} seeds, chain_strength_scale {args.chain_strength_scale:g}")
         samplers = {False: get_sampler("dwave-mock", parallel=False), True: get_sampler("dwave-mock")}
         head = (f"{'model':<12}{'bits':>5}  {'way':<12}{'layer error':>12}{'ratio':>7}{'mean read E':>12}{'ratio':>7}"

@@ -1,0 +1,29 @@
+"""The thread counts every benchmark pins and prints: on a shared machine they decide the timings."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+from threadpoolctl import threadpool_info, threadpool_limits
+
+
+@contextmanager
+def pinned(blas: int, torch_threads: int | None = None) -> Iterator[str]:
+    """Within the block, BLAS/OpenMP run ``blas`` threads (and torch ``torch_threads``, when given).
+
+    Yields:
+        One line for the benchmark's header: each BLAS/OpenMP library and its count, torch's count, the CPUs
+        and the 1-minute load average.
+    """
+    if torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    with threadpool_limits(blas):
+        libs = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
+        line = f"BLAS {', '.join(libs) or 'none'}"
+        if torch_threads is not None:
+            line += f"; torch {torch.get_num_threads()}"
+        yield f"{line}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}"
