@@ -22,7 +22,7 @@ from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
-__all__ = ["DenseQubos", "Rows", "continuous_floor", "pair_partners", "beta_ends", "excess_ends", "beta_schedule",
+__all__ = ["DenseQubos", "Rows", "continuous_floor", "pair_partners", "chain_partners", "beta_ends", "excess_ends", "beta_schedule",
            "greedy_tolerance", "MAX_EXPONENT"]
 
 #: Largest ``β ΔE`` of an uphill move still tested: ``exp(-20) ~ 2e-9``, so a move beyond it is rejected without
@@ -158,31 +158,53 @@ def greedy_tolerance(lin: np.ndarray) -> np.ndarray:
     return 1e-10 * (np.max(np.abs(lin), axis=1, initial=0.0) + 1e-300)
 
 
-def pair_partners(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` most strongly coupled partners of every coordinate, for pair flips.
-
-    Coupling strength is ``|M_jl| / sqrt(M_jj M_ll)`` (the input correlation, for a Hessian) or ``|M_jl|``
-    where the diagonal is zero. A pair listed by both ends is kept once (by its larger index).
-    Returns ``(partners (m, k) int64, -1 = none; couplings M_jl (m, k))``.
-    """
+def _strongest(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each coordinate's ``k`` most strongly coupled others: ``(partners (m, k), live (m, k), k)``, ``k`` capped
+    at ``m − 1``. Strength is ``|M_jl| / sqrt(M_jj M_ll)`` (the input correlation, for a Hessian) or ``|M_jl|``
+    where the diagonal is zero; a partner is live when its strength is positive."""
     m = mat.shape[0]
     k = max(0, min(int(k), m - 1))
     if k == 0:
-        return np.full((m, 1), -1, np.int64), np.zeros((m, 1))
+        return np.zeros((m, 0), np.int64), np.zeros((m, 0), bool), 0
     diag = np.diag(mat)
     scale = np.where(diag > 0, np.sqrt(np.abs(diag)), 1.0)
     strength = np.abs(mat) / scale[:, None] / scale[None, :]
     np.fill_diagonal(strength, 0.0)
     part = np.argpartition(-strength, k - 1, axis=1)[:, :k]
-    live = np.take_along_axis(strength, part, axis=1) > 0
-    # each unordered pair once: j drops l < j when l already lists j
-    listed = np.zeros((m, m), bool)
-    listed[np.repeat(np.arange(m), k)[live.ravel()], part[live]] = True
-    rows = np.arange(m)[:, None]
-    live &= ~(listed[part, rows] & (part < rows))
+    return part, np.take_along_axis(strength, part, axis=1) > 0, k
+
+
+def _listed(mat: np.ndarray, part: np.ndarray, live: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(partners, couplings M_jl)`` with ``-1`` and ``0`` where not live (one column of them when none)."""
+    if part.shape[1] == 0:
+        return np.full((mat.shape[0], 1), -1, np.int64), np.zeros((mat.shape[0], 1))
     part = np.where(live, part, -1).astype(np.int64)
     coup = np.where(live, np.take_along_axis(mat, np.maximum(part, 0), axis=1), 0.0)
     return np.ascontiguousarray(part), np.ascontiguousarray(coup)
+
+
+def pair_partners(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most strongly coupled partners of every coordinate (:func:`_strongest`), for pair flips.
+
+    A pair listed by both ends is kept once (by its larger index).
+    Returns ``(partners (m, k) int64, -1 = none; couplings M_jl (m, k))``.
+    """
+    part, live, k = _strongest(mat, k)
+    if k:  # each unordered pair once: j drops l < j when l already lists j
+        m = mat.shape[0]
+        listed = np.zeros((m, m), bool)
+        listed[np.repeat(np.arange(m), k)[live.ravel()], part[live]] = True
+        rows = np.arange(m)[:, None]
+        live &= ~(listed[part, rows] & (part < rows))
+    return _listed(mat, part, live)
+
+
+def chain_partners(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most strongly coupled partners of every coordinate (:func:`_strongest`), for chain moves; unlike
+    pair partners, a pair is listed from both ends. Returns ``(partners (m, k) int64, -1 = none; couplings
+    M_jl (m, k))``."""
+    part, live, _ = _strongest(mat, k)
+    return _listed(mat, part, live)
 
 
 def beta_ends(costs: np.ndarray, hot_acceptance: np.ndarray, cold_acceptance: float,

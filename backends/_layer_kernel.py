@@ -87,14 +87,18 @@ def _accept(de, beta, tol, state, r):
 
 
 @numba.njit(cache=True)
-def _sweep(r, vr, hr, dr, fr, cols, nbr, coup, mat, beta, tol, state):
-    """One Metropolis sweep over ``cols``: a single flip of ``j``, then pair flips of ``j`` with its partners.
+def _sweep(r, vr, hr, dr, fr, cols, nbr, coup, depth, mat, beta, tol, state):
+    """One Metropolis sweep over ``cols``: with ``depth`` < 3, a single flip of ``j``, then pair flips of ``j``
+    with its partners; with ``depth`` >= 3, one chain move from each ``j`` (:func:`_chain_sweep`).
 
-    A pair flip moves along a strongly coupled direction that single flips cross only uphill.
+    A pair flip moves along a strongly coupled direction that single flips cross only uphill; a chain follows
+    several such couplings at once.
 
     Returns:
         ``(total ΔE, number of accepted moves)``.
     """
+    if depth >= 3:
+        return _chain_sweep(r, vr, hr, dr, fr, cols, nbr, coup, depth, mat, beta, tol, state)
     total = 0.0
     moves = 0
     for j in cols:
@@ -120,6 +124,91 @@ def _sweep(r, vr, hr, dr, fr, cols, nbr, coup, mat, beta, tol, state):
 
 
 @numba.njit(cache=True)
+def _chain_sweep(r, vr, hr, dr, fr, cols, nbr, coup, depth, mat, beta, tol, state):
+    """One sweep of chain moves: from each ``j`` in ``cols``, the chain ``j = c_1, c_2, …, c_depth`` where each
+    ``c_{t+1}`` is the partner of ``c_t`` (``nbr``: every coordinate's most correlated inputs, ``coup`` their
+    ``M_jl``) whose flip costs least given the flips before it, ``ΔE(c | c_1..c_t) = s_c (h_c + 2 Σ_{u≤t} s_u
+    M_{c_u c})`` (``s = ±d``, the value changes; no field is touched while the chain is built). The prefix of
+    least total ``ΔE`` is one move, accepted by the Metropolis test and then applied in one pass over the
+    field. Depth 2 with every partner tried is the pair flip; longer chains cross the wider ridges of strongly
+    correlated inputs (neighbouring pixels, colour channels) that pairs cannot.
+
+    Returns:
+        ``(total ΔE, number of accepted moves)``.
+    """
+    chain = np.empty(depth, np.int64)
+    sign = np.empty(depth)
+    total = 0.0
+    moves = 0
+    for j in cols:
+        sj = dr[j] if vr[j] == 0 else -dr[j]
+        run = sj * hr[j]
+        chain[0], sign[0] = j, sj
+        best, length, size = run, 1, 1
+        while size < depth:
+            last = chain[size - 1]
+            pick, cheapest = -1, np.inf
+            for k in range(nbr.shape[1]):
+                c = nbr[last, k]
+                if c < 0 or not fr[c]:
+                    continue
+                taken = False
+                for t in range(size - 1):
+                    taken |= chain[t] == c
+                if taken:
+                    continue
+                field = hr[c] + 2.0 * sign[size - 1] * coup[last, k]
+                for t in range(size - 1):
+                    field += 2.0 * sign[t] * mat[chain[t], c]
+                cost = (dr[c] if vr[c] == 0 else -dr[c]) * field
+                if cost < cheapest:
+                    pick, cheapest = c, cost
+            if pick < 0:
+                break
+            chain[size], sign[size] = pick, (dr[pick] if vr[pick] == 0 else -dr[pick])
+            size += 1
+            run += cheapest
+            if run < best:
+                best, length = run, size
+        if _accept(best, beta, tol, state, r):
+            _flip_chain(vr, hr, mat, chain, sign, length)
+            total += best
+            moves += 1
+    return total, moves
+
+
+@numba.njit(cache=True, inline="always")
+def _flip_chain(vr, hr, mat, chain, sign, length):
+    """Flip ``chain[:length]`` (value changes ``sign``) in one pass over the field; each member's own field
+    takes the other members' flips only."""
+    if length == 1:
+        j = chain[0]
+        keep = hr[j]
+        row = mat[j]
+        c = 2.0 * sign[0]
+        for k in range(hr.shape[0]):
+            hr[k] += c * row[k]
+        hr[j] = keep
+        vr[j] = 1 - vr[j]
+        return
+    keep = np.empty(length)
+    for t in range(length):
+        own = hr[chain[t]]
+        for u in range(length):
+            if u != t:
+                own += 2.0 * sign[u] * mat[chain[u], chain[t]]
+        keep[t] = own
+    for u in range(length):
+        row = mat[chain[u]]
+        c = 2.0 * sign[u]
+        for k in range(hr.shape[0]):
+            hr[k] += c * row[k]
+    for t in range(length):
+        hr[chain[t]] = keep[t]
+        vr[chain[t]] = 1 - vr[chain[t]]
+
+
+@numba.njit(cache=True)
 def _keep_best(r, energy, best_e, best_v, v):
     if energy[r] < best_e[r]:
         best_e[r] = energy[r]
@@ -127,7 +216,7 @@ def _keep_best(r, energy, best_e, best_v, v):
 
 
 @numba.njit(cache=True, nogil=True)
-def polish_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, energy, best_e, best_v, tol,
+def polish_block(mat, steps, free, nbr, coup, depth, indptr, indices, owner, v, h, energy, best_e, best_v, tol,
                  max_sweeps, stop, rows):
     """Greedy sweeps (single and pair flips improving by more than ``tol[r]``) of each row in ``rows`` until
     none improves or ``max_sweeps``; adds the change to ``energy`` and keeps the best state in ``best_v``.
@@ -141,7 +230,7 @@ def polish_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, ener
         for _ in range(max_sweeps):
             if stop[0] != 0:
                 break
-            de, moves = _sweep(0, v[r], h[r], steps[i], free[i], cols, nbr, coup, mat, np.inf, tol[r], unused)
+            de, moves = _sweep(0, v[r], h[r], steps[i], free[i], cols, nbr, coup, depth, mat, np.inf, tol[r], unused)
             energy[r] += de
             if moves == 0:
                 break
@@ -149,7 +238,7 @@ def polish_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, ener
 
 
 @numba.njit(cache=True, nogil=True)
-def anneal_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, energy, best_e, best_v, tol,
+def anneal_block(mat, steps, free, nbr, coup, depth, indptr, indices, owner, v, h, energy, best_e, best_v, tol,
                  hot, cold, num_sweeps, sweep_start, count, stride, seeds, stop, rows):
     """``count`` Metropolis sweeps of a ``num_sweeps`` geometric schedule, from its step ``sweep_start`` on in
     steps of ``stride`` (1: every step; more: a shortened schedule), for each row in ``rows``.
@@ -162,6 +251,8 @@ def anneal_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, ener
         mat: shared matrix ``M`` ``(m, m)`` float64, symmetric.
         steps: ``d`` ``(n, m)``; free: ``(n, m)`` bool.
         nbr: ``(m, K)`` partner coordinates for pair flips (``-1`` = none); coup: ``M_jl`` of each pair.
+        depth: chain length of the moves (:func:`_chain_sweep`; then ``nbr`` lists every coordinate's
+            partners, each pair from both ends); below 3, single and pair flips.
         indptr, indices: CSR lists of each neuron's free coordinates (only these are ever flipped).
         owner: neuron of every row ``(R,)``.
         v: binary states ``(R, m)`` uint8; h: up-fields ``(R, m)`` (:func:`up_fields`), both updated in place.
@@ -184,7 +275,7 @@ def anneal_block(mat, steps, free, nbr, coup, indptr, indices, owner, v, h, ener
             if stop[0] != 0:
                 break
             beta = hot[r] * ratio ** (min(sweep_start + k * stride, span) / span)
-            de, _ = _sweep(r, v[r], h[r], steps[i], free[i], cols, nbr, coup, mat, beta, tol[r], seeds)
+            de, _ = _sweep(r, v[r], h[r], steps[i], free[i], cols, nbr, coup, depth, mat, beta, tol[r], seeds)
             energy[r] += de
             _keep_best(r, energy, best_e, best_v, v)
 
@@ -229,7 +320,7 @@ def anneal_rows(mat, diag, lin, steps, free, nbr, coup, indptr, indices, owner, 
     steps_r, free_r = np.ascontiguousarray(steps[own]), np.ascontiguousarray(free[own])
     ptr = np.concatenate([[0], np.cumsum(indptr[own + 1] - indptr[own])]).astype(np.int64)
     idx = np.concatenate([indices[indptr[i]:indptr[i + 1]] for i in own]) if rows.size else indices[:0]
-    common = (mat, steps_r, free_r, nbr, coup, ptr, idx.astype(np.int64), local, vv, h, energy, best_e, best)
+    common = (mat, steps_r, free_r, nbr, coup, 0, ptr, idx.astype(np.int64), local, vv, h, energy, best_e, best)
     polish_block(*common, tol[rows], polish_sweeps, stop, local)
     for s in range(betas.shape[1]):
         b = np.ascontiguousarray(betas[rows, s])

@@ -20,9 +20,9 @@ import numpy as np
 
 from qannealq.errors import BackendUnavailableError
 
-from ._layer_dense import DenseQubos, Rows, greedy_tolerance, pair_partners
+from ._layer_dense import DenseQubos, Rows, chain_partners, greedy_tolerance, pair_partners
 from ._layer_kernel import anneal_block, polish_block, row_energies, up_fields
-from ._layer_schedule import Clock, anneal_plan
+from ._layer_schedule import Clock, anneal_plan, chain_depth
 
 __all__ = ["resolve_device", "make_run"]
 
@@ -78,6 +78,8 @@ class _Run:
         self.clock = Clock() if clock is None else clock
         self.diag = dense.diag
         self.partners, self.couplings = pair_partners(dense.mat, params["pairs"])
+        self.depth = chain_depth(params, dense.mat.shape[0])
+        self.chains = chain_partners(dense.mat, params["chain_partners"]) if self.depth >= 3 else None
         counts = dense.free.sum(axis=1)
         self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.indices = np.nonzero(dense.free)[1].astype(np.int64)
@@ -93,11 +95,14 @@ class _Run:
         h = up_fields(d.mat, self.diag, d.lin[owner], d.steps[owner], v)
         return Rows(v, owner, row_energies(d.offsets[owner], d.lin[owner], d.steps[owner], v, h), h)
 
-    def _args(self, rows: Rows) -> tuple[tuple, np.ndarray, np.ndarray]:
-        """The kernels' leading arguments for ``rows`` (updated in place), and the best energies and states."""
+    def _args(self, rows: Rows, chains: bool = False) -> tuple[tuple, np.ndarray, np.ndarray]:
+        """The kernels' leading arguments for ``rows`` (updated in place), and the best energies and states;
+        the moves are chains with ``chains`` where the run uses them (:func:`chain_depth`), else pair flips."""
         d = self.dense
         best_e, best_v = rows.energy.copy(), rows.v.copy()
-        return (d.mat, d.steps, d.free, self.partners, self.couplings, self.indptr, self.indices, rows.owner,
+        moves = (*self.chains, self.depth) if chains and self.chains is not None else \
+            (self.partners, self.couplings, 0)
+        return (d.mat, d.steps, d.free, *moves, self.indptr, self.indices, rows.owner,
                 rows.v, rows.h, rows.energy, best_e, best_v, self.tol[rows.owner]), best_e, best_v
 
     def _parallel(self, kernel: Callable, args: tuple, rows: int) -> None:
@@ -111,7 +116,8 @@ class _Run:
             list(pool.map(lambda block: kernel(*args, block), blocks))
 
     def polish(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
-        """Greedy descent from every start ``(R, m)`` (row r of problem ``owner[r]``, default r)."""
+        """Greedy descent (single and pair flips) from every start ``(R, m)`` (row r of problem ``owner[r]``,
+        default r)."""
         rows = self.start(starts, owner)
         args, _, _ = self._args(rows)
         with self.clock.watch(self.stop):
@@ -131,7 +137,7 @@ class _Run:
         if sweeps == 0 or start.owner.size == 0:
             return rows.take(np.arange(0))
         n, reads = rows.v.shape[0], start.owner.size // rows.v.shape[0]
-        args, best_e, best_v = self._args(start)
+        args, best_e, best_v = self._args(start, chains=True)
         seeds, polish_sweeps = _row_seeds(seed, start.owner.size), int(self.params["polish_sweeps"])
         chunk, step, per_sweep = max(1, -(-sweeps // 16)), 0, None
         with self.clock.watch(self.stop):

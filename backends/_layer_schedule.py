@@ -17,7 +17,7 @@ import numpy as np
 
 from ._layer_dense import DenseQubos, Rows, beta_ends, beta_schedule, excess_ends
 
-__all__ = ["EFFORTS", "WIDE", "RTN_INPUTS", "Preset", "preset", "rtn_start", "effort", "time_to_target", "hot_ladder", "anneal_plan", "anneal_schedule", "Clock"]
+__all__ = ["EFFORTS", "WIDE", "RTN_INPUTS", "CHAIN_INPUTS", "CHAIN_DEPTH", "Preset", "preset", "rtn_start", "chain_depth", "effort", "time_to_target", "hot_ladder", "anneal_plan", "anneal_schedule", "Clock"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,9 @@ class Preset:
         rtn_start: polish the RTN start too on layers narrower than :data:`RTN_INPUTS` (a second start: one
             more polish; on wide layers it seldom wins: 1-2 of MNIST's 128 first-layer neurons, none of 32
             CIFAR-10 ones).
+        chain_sweeps, chain_per_input: sweeps of chain moves (:func:`chain_depth`) on layers that use them,
+            ``max(chain_sweeps, chain_per_input · m)``, in place of ``wide_sweeps``; 0: no chains (the start is
+            polished by single and pair flips in every preset).
     """
 
     reads: float
@@ -39,15 +42,19 @@ class Preset:
     max_sweeps: int
     wide_sweeps: float
     rtn_start: bool
+    chain_sweeps: int
+    chain_per_input: float
 
 
-#: The ``effort`` presets. ``fast`` polishes the warm start and anneals only problems small enough to be cheap;
-#: ``default`` adds one cold anneal of ``m / 20`` sweeps per neuron on wide layers (39 on MNIST's 785 inputs,
-#: 153 on CIFAR-10's 3073: about 4x and 3x GPTQ's time with the warm start); ``thorough`` anneals 20 times longer.
+#: The ``effort`` presets. ``fast`` polishes the warm start (single and pair flips) and anneals only problems
+#: small enough to be cheap; ``default`` adds one cold anneal per neuron on wide layers: from
+#: :data:`CHAIN_INPUTS` inputs on, ``max(16, m / 128)`` sweeps of chain moves (16 on MNIST's 785 inputs, 24 on
+#: CIFAR-10's 3073: about 4x and 7x GPTQ's time with the warm start), below that ``m / 20`` sweeps of pair
+#: flips; ``thorough`` anneals 10-20 times longer.
 EFFORTS: dict[str, Preset] = {
-    "fast": Preset(1.0, 1.0, 256, 0.0, False),
-    "default": Preset(1.0, 1.0, 256, 1 / 20, True),
-    "thorough": Preset(4.0, 16.0, 4096, 1.0, True),
+    "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0),
+    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 16, 1 / 128),
+    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12),
 }
 
 
@@ -72,18 +79,36 @@ def rtn_start(params: dict[str, Any], m: int) -> bool:
     return preset(params).rtn_start and m < RTN_INPUTS
 
 
+#: Coordinates from which a layer's moves are chains (:func:`chain_depth`) by default.
+CHAIN_INPUTS = 256
+
+#: Default chain length on those layers.
+CHAIN_DEPTH = 4
+
+
+def chain_depth(params: dict[str, Any], m: int) -> int:
+    """Length of the chain moves (:func:`._layer_kernel._chain_sweep`) on ``m`` coordinates: ``params["chain"]``,
+    or (None) :data:`CHAIN_DEPTH` from :data:`CHAIN_INPUTS` coordinates on, else 0; below 3, single and pair
+    flips."""
+    if params.get("chain") is not None:
+        return int(params["chain"])
+    return CHAIN_DEPTH if m >= CHAIN_INPUTS and preset(params).chain_sweeps > 0 else 0
+
+
 def effort(params: dict[str, Any], m: int) -> tuple[int, int]:
     """``(num_reads, num_sweeps)``; where None, scaled to the size ``m`` and the ``effort`` preset.
 
     Small problems are cheap and rugged, wide ones smooth and costly per sweep: ``num_reads = clip(f_r 2^25 /
-    m³, 1, 128)``, ``num_sweeps = max(min(f_s 2^32 / m⁴, max), w m)`` with the preset's factors ``f_r, f_s``,
-    ceiling and sweeps per input ``w`` (:data:`EFFORTS`). Default: 1 read x 39 sweeps on a 785-input layer,
-    1 x 153 at 3073, 15 x 15 at 129, 122 x 240 on 65-variable neurons, 128 x 256 below that.
+    m³, 1, 128)``, ``num_sweeps = max(min(f_s 2^32 / m⁴, max), w)`` with the preset's factors ``f_r, f_s``,
+    ceiling and wide-layer sweeps ``w`` (:data:`EFFORTS`: its ``chain_sweeps`` where the moves are chains,
+    :func:`chain_depth`, else ``wide_sweeps · m``). Default: 1 read x 16 sweeps of chains on a 785-input
+    layer, 1 x 24 at 3073, 15 x 15 at 129, 122 x 240 on 65-variable neurons, 128 x 256 below that.
     """
     p = preset(params)
     m = max(int(m), 1)
     reads = params["num_reads"] if params["num_reads"] is not None else np.clip(p.reads * 2**25 / m**3, 1, 128)
-    sized = max(min(p.sweeps * 2**32 / m**4, p.max_sweeps), p.wide_sweeps * m)
+    wide = max(p.chain_sweeps, p.chain_per_input * m) if chain_depth(params, m) >= 3 else p.wide_sweeps * m
+    sized = max(min(p.sweeps * 2**32 / m**4, p.max_sweeps), wide)
     sweeps = params["num_sweeps"] if params["num_sweeps"] is not None else sized
     return int(reads), int(sweeps)
 

@@ -11,11 +11,11 @@ import pytest
 
 pytest.importorskip("numba")  # before the imports below: layer_sa loads the numba kernel
 
-from helpers import check_layer_energies, layer_problem  # noqa: E402
+from helpers import RandomLayer, check_layer_energies, layer_problem  # noqa: E402
 from qannealq import gptq_restricted  # noqa: E402
 from qannealq.backends import get_sampler  # noqa: E402
 from qannealq.backends._layer_dense import DenseQubos, continuous_floor  # noqa: E402
-from qannealq.backends._layer_kernel import anneal_block, anneal_rows, up_fields  # noqa: E402
+from qannealq.backends._layer_kernel import anneal_block, anneal_rows, polish_block, up_fields  # noqa: E402
 from qannealq.backends._layer_run import _row_seeds, make_run  # noqa: E402
 from qannealq.backends._layer_schedule import EFFORTS, anneal_plan, effort  # noqa: E402
 from qannealq.backends.layer_sa import LayerSASampler, time_to_target  # noqa: E402
@@ -122,19 +122,22 @@ def test_trace_records_the_energy_over_time():
     assert time_to_target(trace, middle) == seconds[np.argmax(energy <= middle)]
 
 
-def test_schedule_in_chunks_equals_one_call():
-    """The anneal is cut into chunks (for the trace and the time limit): the cut must not change a row."""
+@pytest.mark.parametrize("chain", [0, 4])
+def test_schedule_in_chunks_equals_one_call(chain):
+    """The anneal is cut into chunks (for the trace and the time limit): the cut must not change a row; the
+    energies the kernel tracks (pair flips or chain moves) equal those recomputed from the states."""
     _, problem = layer_problem(27, 80, 5, 3)
     dense = DenseQubos.from_problem(problem)
-    params = {**LayerSASampler().defaults, "num_reads": 2, "num_sweeps": 20}
+    params = {**LayerSASampler().defaults, "num_reads": 2, "num_sweeps": 20, "chain": chain}
     run, _ = make_run(dense, params)
+    moves = (*run.chains, chain) if chain else (run.partners, run.couplings, 0)
     polished = run.polish(problem.encode(gptq_restricted(problem)))
     results = []
     for cuts in ([0, 20], [0, 3, 11, 12, 20]):
         start, hot, cold, sweeps = anneal_plan(dense, params, polished)
         best_e, best_v, seeds = start.energy.copy(), start.v.copy(), _row_seeds(5, start.owner.size)
         for a, b in zip(cuts, cuts[1:]):
-            anneal_block(dense.mat, dense.steps, dense.free, run.partners, run.couplings, run.indptr, run.indices,
+            anneal_block(dense.mat, dense.steps, dense.free, *moves, run.indptr, run.indices,
                          start.owner, start.v, start.h, start.energy, best_e, best_v, run.tol[start.owner], hot,
                          cold, sweeps, a, b - a, 1, seeds, np.zeros(1, np.int64), np.arange(start.owner.size))
         results.append((best_v, best_e))
@@ -205,3 +208,52 @@ def test_live_coordinates_keep_the_energies():
     v = np.random.default_rng(0).integers(0, 2, problem.free.shape).astype(np.uint8) * problem.free
     np.testing.assert_allclose(dense.energies(v[:, keep]), full.energies(v), rtol=1e-12)
     np.testing.assert_allclose(full.energies(v), problem.qubo_energies(v), rtol=1e-9)
+
+
+def _smooth_layer(seed: int, f: int, n: int, bits: int):
+    """A layer whose inputs are smooth signals (neighbouring inputs correlated ~0.9+, as pixels are)."""
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.normal(size=(400, f + 40)), axis=1)
+    x = np.stack([np.convolve(row, np.ones(40) / 40, mode="valid")[:f] for row in x])
+    x /= x.std()
+    w = rng.normal(size=(n, f)) / np.sqrt(f)
+    layer = RandomLayer(x, x @ w.T + 0.01 * rng.normal(size=(400, n)), w, None)
+    return layer, layer.problem(bits)
+
+
+@pytest.mark.parametrize("chain", [4, 6])
+def test_chain_moves_reach_the_exact_optimum_on_17_variable_neurons(chain):
+    layer, problem = layer_problem(21, 16, 6, 3)
+    sample = LayerSASampler(chain=chain).sample_layer(problem, seed=4)
+    assert sample.info["chain"] == chain
+    check_layer_energies(layer, problem, sample)
+    np.testing.assert_allclose(sample.energies, _optimum(problem), rtol=1e-9, atol=1e-12)
+
+
+def test_wide_layers_anneal_with_chains_except_fast():
+    _, wide = layer_problem(32, 300, 2, 2)
+    _, narrow = layer_problem(32, 100, 2, 2)
+    assert LayerSASampler().sample_layer(wide, seed=0).info["chain"] == 4
+    assert LayerSASampler(effort="fast").sample_layer(wide, seed=0).info["chain"] == 0
+    assert LayerSASampler().sample_layer(narrow, seed=0).info["chain"] == 0
+    assert LayerSASampler(chain=0).sample_layer(wide, seed=0).info["reads_sweeps"][1] == 14  # 300 / 20 pair sweeps
+    for bad in (-1, 2.5, "long"):
+        with pytest.raises(InvalidArgumentError, match="chain"):
+            LayerSASampler(chain=bad)
+
+
+def test_chain_descent_escapes_pair_flip_minima():
+    """On correlated inputs, a greedy descent by chain moves lowers states no single or pair flip improves; the
+    energies the kernel tracks stay exact."""
+    layer, problem = _smooth_layer(33, 300, 6, 3)
+    dense = DenseQubos.from_problem(problem)
+    run, _ = make_run(dense, {**LayerSASampler().defaults, "chain": 4})
+    pairs_min = run.polish(problem.encode(gptq_restricted(problem)))
+    rows = pairs_min.take(np.arange(problem.num_neurons))
+    args, _, best_v = run._args(rows, chains=True)
+    polish_block(*args, 200, np.zeros(1, np.int64), np.arange(problem.num_neurons))
+    np.testing.assert_allclose(rows.energy, dense.energies(rows.v), rtol=1e-9, atol=1e-12)
+    assert np.all(rows.energy <= pairs_min.energy + 1e-15)
+    assert rows.energy.sum() < pairs_min.energy.sum() * (1 - 1e-3)
+    again = run.polish(rows.v)  # and the chain minimum is still a pair-flip minimum
+    np.testing.assert_allclose(again.energy, rows.energy, rtol=1e-9, atol=1e-12)

@@ -149,3 +149,13 @@ def test_cuda_matches_exact_and_is_deterministic():
 @dimod.testing.load_sampler_bqm_tests(LayerSASampler(device="torch-cpu", num_reads=4, num_sweeps=16))
 class TestDimodContractTorch(unittest.TestCase):
     pass
+
+
+def test_torch_runs_pair_flips_and_refuses_chain_moves():
+    """Chain moves live in the numba kernel: on torch a wide layer anneals with pair flips (the pair sweeps of
+    its width), and asking for chains there is a clear error."""
+    _, problem = _problem(41, 300, 2, 2)
+    sample = LayerSASampler(device="torch-cpu").sample_layer(problem, seed=0)
+    assert sample.info["chain"] == 0 and sample.info["reads_sweeps"][1] == 14
+    with pytest.raises(InvalidArgumentError, match="chain=4 runs in the numba kernel only"):
+        LayerSASampler(device="torch-cpu", chain=4).sample_layer(problem, seed=0)
