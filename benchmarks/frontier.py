@@ -18,22 +18,24 @@ The reference is the best-known energy of each neuron: the lowest any run reache
 so several invocations add up), then ``frontier.md`` (tables) and ``frontier.png`` (error above the
 best-known against time, log axes) are rebuilt from every JSON there.
 
-Run: ``.venv/bin/python benchmarks/frontier.py --datasets mnist,cifar10 --bits 4,2``.
+``--reuse`` keeps the per-neuron ``sa``/``tabu`` points and the long runs of the JSON already in ``--out`` for
+that layer (marked "earlier run" with their date; dwave-samplers' runs do not depend on this code) instead of
+rerunning the per-neuron samplers: the reference then is the best of the earlier and the new long runs.
+
+Run: ``.venv/bin/python benchmarks/frontier.py --datasets mnist,cifar10 --bits 4,2`` (add ``--reuse
+--long-sweeps 1024`` to re-measure ``layer-sa`` in minutes instead of hours).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from threadpoolctl import threadpool_info, threadpool_limits
 
 from layer_solver import subset  # benchmarks/ is the script's folder
 from qannealq.backends import get_sampler
@@ -42,8 +44,9 @@ from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem
 from qannealq.pipeline import formulate_layer
 from qannealq.solve import quantize_layer
+from _threads import pinned  # benchmarks/_threads.py, beside this script
 
-SLOW = ("4x default", "thorough")  # timed once
+SLOW = ("4x default", "4x default, pair flips", "thorough")  # timed once
 PER_NEURON = "sa:1,sa:10,tabu:1,tabu:10,tabu:100"
 
 
@@ -89,7 +92,10 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     """layer-sa's points: the presets, 4x the default sweeps, and time limits of 4 and 9 GPTQ times (the solve
     loop's warm start, about one GPTQ time, comes on top: about 5x and 10x in all)."""
     sweeps = effort(LayerSASampler().defaults, problem.num_coordinates)[1]
-    return [("fast", {"effort": "fast"}), ("default", {}), ("4x default", {"num_sweeps": 4 * sweeps}),
+    pairs = effort({**LayerSASampler().defaults, "chain": 0}, problem.num_coordinates)[1]
+    return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
+            ("4x default", {"num_sweeps": 4 * sweeps}),
+            ("4x default, pair flips", {"chain": 0, "num_sweeps": 4 * pairs}),
             ("thorough", {"effort": "thorough"}),
             ("thorough, time_limit 4x GPTQ", {"effort": "thorough", "time_limit": 4 * gptq_seconds}),
             ("thorough, time_limit 9x GPTQ", {"effort": "thorough", "time_limit": 9 * gptq_seconds})]
@@ -131,8 +137,9 @@ def per_neuron(problem: LayerProblem, args: argparse.Namespace, configs: list) -
     return out
 
 
-def long_runs(problem: LayerProblem, args: argparse.Namespace) -> list[dict]:
-    """The long runs behind the best-known energies (layer-sa long schedules, per-neuron sa x100)."""
+def long_runs(problem: LayerProblem, args: argparse.Namespace, reused: list[dict]) -> list[dict]:
+    """The long runs behind the best-known energies (layer-sa long schedules, per-neuron sa x100; with
+    ``reused`` points, those of an earlier run instead of a new per-neuron sa x100)."""
     every = np.arange(problem.num_neurons)
     out = []
     for seed in range(args.long_seeds):
@@ -140,9 +147,26 @@ def long_runs(problem: LayerProblem, args: argparse.Namespace) -> list[dict]:
                                   num_threads=args.threads, device="cpu")
         out.append(point("long", f"layer-sa {args.long_sweeps} sweeps (seed {seed})", seconds, energies, every,
                          problem.num_neurons))
+    if args.long_sa_reads and reused:
+        return out + [p for p in reused if p["method"] == "long"]
     if args.long_sa_reads:
         out += [{**p, "method": "long"} for p in per_neuron(problem, args, [("sa", {"num_reads": args.long_sa_reads})])]
     return out
+
+
+def earlier_points(path: Path, problem: LayerProblem) -> list[dict]:
+    """The per-neuron and long points of an earlier run of the same layer (``--reuse``), labelled as such."""
+    if not path.exists():
+        return []
+    record = json.loads(path.read_text())
+    if (record["neurons"], record["coordinates"]) != (problem.num_neurons, problem.num_coordinates):
+        raise SystemExit(f"--reuse: {path} holds a {record['coordinates']}x{record['neurons']} layer, not this one")
+    keep = [p for p in record["points"] if p["method"] in ("sa", "tabu", "long")]
+    for p in keep:
+        if "earlier run" not in p["label"]:
+            p["label"] += f" (earlier run, {p.get('date', record['date'])})"
+        p.setdefault("date", record["date"])
+    return keep
 
 
 def best_known(points: list[dict], n: int) -> np.ndarray:
@@ -156,8 +180,10 @@ def best_known(points: list[dict], n: int) -> np.ndarray:
 def run_layer(dataset: str, bits: int, problem: LayerProblem, args: argparse.Namespace) -> dict:
     print(f"\n{dataset} first layer int{bits}: {problem.num_neurons} neurons x {problem.num_coordinates} "
           f"coordinates ({int(problem.free.sum())} variables)", flush=True)
-    points = fast_methods(problem, args) + per_neuron(problem, args, args.per_neuron)
-    points += long_runs(problem, args)
+    reused = earlier_points(args.out / f"frontier_{dataset}_int{bits}.json", problem) if args.reuse else []
+    points = fast_methods(problem, args)
+    points += [p for p in reused if p["method"] != "long"] if reused else per_neuron(problem, args, args.per_neuron)
+    points += long_runs(problem, args, reused)
     best = best_known(points, problem.num_neurons)
     gptq = next(p for p in points if p["method"] == "gptq")["seconds"]
     for p in points:
@@ -193,12 +219,16 @@ def plot(records: list[dict], path: Path) -> None:
     rows = -(-len(records) // cols)
     fig = Figure(figsize=(5.6 * cols, 4.3 * rows))
     FigureCanvasAgg(fig)
-    styles = {"layer-sa": ("C0", "o-"), "sa": ("C1", "s-"), "tabu": ("C2", "^-"), "gptq": ("C3", "D"),
-              "gptq-restricted": ("C4", "v"), "long": ("C7", "x")}
+    styles = {"layer-sa": ("C0", "o-"), "layer-sa, pair flips": ("C9", "o--"), "sa": ("C1", "s-"),
+              "tabu": ("C2", "^-"), "gptq": ("C3", "D"), "gptq-restricted": ("C4", "v"), "long": ("C7", "x")}
+
+    def series(p: dict) -> str:  # layer-sa's points with chain=0 are a line of their own
+        return f"{p['method']}, pair flips" if p["method"] == "layer-sa" and "pair flips" in p["label"] else p["method"]
+
     for k, record in enumerate(records):
         ax = fig.add_subplot(rows, cols, k + 1)
         for method, (color, style) in styles.items():
-            pts = sorted((p for p in record["points"] if p["method"] == method), key=lambda p: p["seconds"])
+            pts = sorted((p for p in record["points"] if series(p) == method), key=lambda p: p["seconds"])
             if pts:
                 ax.plot([p["seconds"] for p in pts], [max(p["excess"], 1e-4) for p in pts], style, color=color,
                         label=method)
@@ -232,18 +262,18 @@ def main() -> None:
     parser.add_argument("--neurons", type=int, default=16, help="neurons for the per-neuron samplers")
     parser.add_argument("--per-neuron", type=per_neuron_list, default=per_neuron_list(PER_NEURON),
                         help=f"per-neuron samplers and read counts (default {PER_NEURON})")
-    parser.add_argument("--long-sweeps", type=int, default=16384, help="sweeps of the long layer-sa runs")
+    parser.add_argument("--long-sweeps", type=int, default=2048, help="sweeps of the long layer-sa runs (its "
+                        "default moves: chains on these layers)")
+    parser.add_argument("--reuse", action="store_true", help="keep the per-neuron sa/tabu points and long runs of "
+                        "the JSON already in --out for each layer instead of rerunning the per-neuron samplers")
     parser.add_argument("--long-seeds", type=int, default=1, help="seeds of the long layer-sa runs")
     parser.add_argument("--long-sa-reads", type=int, default=100, help="reads of the long per-neuron sa (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/frontier"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(args.blas_threads)
-    with threadpool_limits(args.blas_threads):
-        blas = sorted({f"{p['internal_api']}={p['num_threads']}" for p in threadpool_info()})
-        print(f"threads: BLAS {', '.join(blas)}; layer-sa {args.threads}; torch {torch.get_num_threads()}; "
-              f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}")
+    with pinned(args.blas_threads, torch_threads=args.blas_threads) as threads:
+        print(f"threads: {threads}; layer-sa {args.threads}")
         get_sampler("layer-sa").sample_layer(first_layer("digits", [2], args.data_dir, 0)[2], seed=0)  # load kernel
         for dataset in args.datasets.split(","):
             for bits, problem in first_layer(dataset, args.bits, args.data_dir, args.seed).items():
