@@ -22,8 +22,8 @@ from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
-__all__ = ["DenseQubos", "Rows", "continuous_floor", "pair_partners", "chain_partners", "beta_ends", "excess_ends", "beta_schedule",
-           "greedy_tolerance", "MAX_EXPONENT"]
+__all__ = ["DenseQubos", "Rows", "continuous_floor", "coupling_strength", "pair_partners", "chain_partners",
+           "beta_ends", "excess_ends", "beta_schedule", "greedy_tolerance", "MAX_EXPONENT"]
 
 #: Largest ``β ΔE`` of an uphill move still tested: ``exp(-20) ~ 2e-9``, so a move beyond it is rejected without
 #: drawing a number (the numba kernel and the torch path both). Numba freezes it into the compiled kernel,
@@ -158,18 +158,23 @@ def greedy_tolerance(lin: np.ndarray) -> np.ndarray:
     return 1e-10 * (np.max(np.abs(lin), axis=1, initial=0.0) + 1e-300)
 
 
-def _strongest(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each coordinate's ``k`` most strongly coupled others: ``(partners (m, k), live (m, k), k)``, ``k`` capped
-    at ``m − 1``. Strength is ``|M_jl| / sqrt(M_jj M_ll)`` (the input correlation, for a Hessian) or ``|M_jl|``
-    where the diagonal is zero; a partner is live when its strength is positive."""
-    m = mat.shape[0]
-    k = max(0, min(int(k), m - 1))
-    if k == 0:
-        return np.zeros((m, 0), np.int64), np.zeros((m, 0), bool), 0
+def coupling_strength(mat: np.ndarray) -> np.ndarray:
+    """``|M_jl| / sqrt(M_jj M_ll)`` (the input correlation, for a Hessian; ``|M_jl|`` where the diagonal is
+    zero), with a zero diagonal: how strongly each pair of coordinates is coupled."""
     diag = np.diag(mat)
     scale = np.where(diag > 0, np.sqrt(np.abs(diag)), 1.0)
     strength = np.abs(mat) / scale[:, None] / scale[None, :]
     np.fill_diagonal(strength, 0.0)
+    return strength
+
+
+def _strongest(strength: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Each coordinate's ``k`` most strongly coupled others (:func:`coupling_strength`): ``(partners (m, k),
+    live (m, k), k)``, ``k`` capped at ``m − 1``; a partner is live when its strength is positive."""
+    m = strength.shape[0]
+    k = max(0, min(int(k), m - 1))
+    if k == 0:
+        return np.zeros((m, 0), np.int64), np.zeros((m, 0), bool), 0
     part = np.argpartition(-strength, k - 1, axis=1)[:, :k]
     return part, np.take_along_axis(strength, part, axis=1) > 0, k
 
@@ -183,13 +188,14 @@ def _listed(mat: np.ndarray, part: np.ndarray, live: np.ndarray) -> tuple[np.nda
     return np.ascontiguousarray(part), np.ascontiguousarray(coup)
 
 
-def pair_partners(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` most strongly coupled partners of every coordinate (:func:`_strongest`), for pair flips.
+def pair_partners(mat: np.ndarray, k: int, strength: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most strongly coupled partners of every coordinate, for pair flips (``strength``: the
+    :func:`coupling_strength` of ``mat`` when the caller already has it).
 
     A pair listed by both ends is kept once (by its larger index).
     Returns ``(partners (m, k) int64, -1 = none; couplings M_jl (m, k))``.
     """
-    part, live, k = _strongest(mat, k)
+    part, live, k = _strongest(coupling_strength(mat) if strength is None else strength, k)
     if k:  # each unordered pair once: j drops l < j when l already lists j
         m = mat.shape[0]
         listed = np.zeros((m, m), bool)
@@ -199,12 +205,11 @@ def pair_partners(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return _listed(mat, part, live)
 
 
-def chain_partners(mat: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` most strongly coupled partners of every coordinate (:func:`_strongest`), for chain moves; unlike
-    pair partners, a pair is listed from both ends. Returns ``(partners (m, k) int64, -1 = none; couplings
-    M_jl (m, k))``."""
-    part, live, _ = _strongest(mat, k)
-    return _listed(mat, part, live)
+def chain_partners(mat: np.ndarray, k: int, strength: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most strongly coupled partners of every coordinate, for chain moves (``strength`` as in
+    :func:`pair_partners`); unlike pair partners, a pair is listed from both ends. Returns ``(partners (m, k)
+    int64, -1 = none; couplings M_jl (m, k))``."""
+    return _listed(mat, *_strongest(coupling_strength(mat) if strength is None else strength, k)[:2])
 
 
 def beta_ends(costs: np.ndarray, hot_acceptance: np.ndarray, cold_acceptance: float,

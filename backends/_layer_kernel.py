@@ -41,15 +41,21 @@ def _uniform(state: np.ndarray, r: int) -> float:
 
 
 @numba.njit(cache=True, inline="always")
+def _delta(vr, dr, j):
+    """The value change ``δ_j = ±d_j`` of flipping ``j`` (``+`` from 0 to 1)."""
+    return dr[j] if vr[j] == 0 else -dr[j]
+
+
+@numba.njit(cache=True, inline="always")
 def _cost(vr, hr, dr, j):
-    """``ΔE`` of flipping ``j``: ``±d_j h_j``."""
-    return dr[j] * hr[j] if vr[j] == 0 else -dr[j] * hr[j]
+    """``ΔE`` of flipping ``j``: ``δ_j h_j``."""
+    return _delta(vr, dr, j) * hr[j]
 
 
 @numba.njit(cache=True, inline="always")
 def _flip(vr, hr, dr, mat, j):
     """Flip ``j`` of one row (state ``vr``, scaled up-field ``hr``, steps ``dr``)."""
-    c = 2.0 * (dr[j] if vr[j] == 0 else -dr[j])
+    c = 2.0 * _delta(vr, dr, j)
     vr[j] = 1 - vr[j]
     keep = hr[j]
     row = mat[j]
@@ -61,8 +67,8 @@ def _flip(vr, hr, dr, mat, j):
 @numba.njit(cache=True, inline="always")
 def _flip_pair(vr, hr, dr, mat, j, l):
     """Flip ``j`` and ``l`` together: one pass over the field instead of two."""
-    cj = 2.0 * (dr[j] if vr[j] == 0 else -dr[j])
-    cl = 2.0 * (dr[l] if vr[l] == 0 else -dr[l])
+    cj = 2.0 * _delta(vr, dr, j)
+    cl = 2.0 * _delta(vr, dr, l)
     vr[j] = 1 - vr[j]
     vr[l] = 1 - vr[l]
     hj = hr[j] + cl * mat[l, j]
@@ -112,8 +118,8 @@ def _sweep(r, vr, hr, dr, fr, cols, nbr, coup, depth, mat, beta, tol, state):
             l = nbr[j, k]
             if l < 0 or not fr[l]:
                 continue
-            sj = dr[j] if vr[j] == 0 else -dr[j]
-            sl = dr[l] if vr[l] == 0 else -dr[l]
+            sj = _delta(vr, dr, j)
+            sl = _delta(vr, dr, l)
             de = de_j + _cost(vr, hr, dr, l) + 2.0 * coup[j, k] * sj * sl
             if _accept(de, beta, tol, state, r):
                 _flip_pair(vr, hr, dr, mat, j, l)
@@ -129,9 +135,9 @@ def _chain_sweep(r, vr, hr, dr, fr, cols, nbr, coup, depth, mat, beta, tol, stat
     ``c_{t+1}`` is the partner of ``c_t`` (``nbr``: every coordinate's most correlated inputs, ``coup`` their
     ``M_jl``) whose flip costs least given the flips before it, ``ΔE(c | c_1..c_t) = s_c (h_c + 2 Σ_{u≤t} s_u
     M_{c_u c})`` (``s = ±d``, the value changes; no field is touched while the chain is built). The prefix of
-    least total ``ΔE`` is one move, accepted by the Metropolis test and then applied in one pass over the
-    field. Depth 2 with every partner tried is the pair flip; longer chains cross the wider ridges of strongly
-    correlated inputs (neighbouring pixels, colour channels) that pairs cannot.
+    least total ``ΔE`` is one move, accepted by the Metropolis test and then applied to the field one member's
+    row of ``mat`` after the other. Depth 2 with every partner tried is the pair flip; longer chains cross the
+    wider ridges of strongly correlated inputs (neighbouring pixels, colour channels) that pairs cannot.
 
     Returns:
         ``(total ΔE, number of accepted moves)``.
@@ -141,7 +147,7 @@ def _chain_sweep(r, vr, hr, dr, fr, cols, nbr, coup, depth, mat, beta, tol, stat
     total = 0.0
     moves = 0
     for j in cols:
-        sj = dr[j] if vr[j] == 0 else -dr[j]
+        sj = _delta(vr, dr, j)
         run = sj * hr[j]
         chain[0], sign[0] = j, sj
         best, length, size = run, 1, 1
@@ -160,36 +166,29 @@ def _chain_sweep(r, vr, hr, dr, fr, cols, nbr, coup, depth, mat, beta, tol, stat
                 field = hr[c] + 2.0 * sign[size - 1] * coup[last, k]
                 for t in range(size - 1):
                     field += 2.0 * sign[t] * mat[chain[t], c]
-                cost = (dr[c] if vr[c] == 0 else -dr[c]) * field
+                cost = _delta(vr, dr, c) * field
                 if cost < cheapest:
                     pick, cheapest = c, cost
             if pick < 0:
                 break
-            chain[size], sign[size] = pick, (dr[pick] if vr[pick] == 0 else -dr[pick])
+            chain[size], sign[size] = pick, _delta(vr, dr, pick)
             size += 1
             run += cheapest
             if run < best:
                 best, length = run, size
         if _accept(best, beta, tol, state, r):
-            _flip_chain(vr, hr, mat, chain, sign, length)
+            _flip_chain(vr, hr, dr, mat, chain, sign, length)
             total += best
             moves += 1
     return total, moves
 
 
 @numba.njit(cache=True, inline="always")
-def _flip_chain(vr, hr, mat, chain, sign, length):
-    """Flip ``chain[:length]`` (value changes ``sign``) in one pass over the field; each member's own field
-    takes the other members' flips only."""
+def _flip_chain(vr, hr, dr, mat, chain, sign, length):
+    """Flip ``chain[:length]`` (value changes ``sign``), one row of ``mat`` after the other; each member's own
+    field takes the other members' flips only."""
     if length == 1:
-        j = chain[0]
-        keep = hr[j]
-        row = mat[j]
-        c = 2.0 * sign[0]
-        for k in range(hr.shape[0]):
-            hr[k] += c * row[k]
-        hr[j] = keep
-        vr[j] = 1 - vr[j]
+        _flip(vr, hr, dr, mat, chain[0])
         return
     keep = np.empty(length)
     for t in range(length):

@@ -20,7 +20,7 @@ import numpy as np
 
 from qannealq.errors import BackendUnavailableError
 
-from ._layer_dense import DenseQubos, Rows, chain_partners, greedy_tolerance, pair_partners
+from ._layer_dense import DenseQubos, Rows, chain_partners, coupling_strength, greedy_tolerance, pair_partners
 from ._layer_kernel import anneal_block, polish_block, row_energies, up_fields
 from ._layer_schedule import Clock, anneal_plan, chain_depth
 
@@ -77,9 +77,10 @@ class _Run:
         self.dense, self.params = dense, params
         self.clock = Clock() if clock is None else clock
         self.diag = dense.diag
-        self.partners, self.couplings = pair_partners(dense.mat, params["pairs"])
         self.depth = chain_depth(params, dense.mat.shape[0])
-        self.chains = chain_partners(dense.mat, params["chain_partners"]) if self.depth >= 3 else None
+        strength = coupling_strength(dense.mat)  # both partner lists rank the same couplings
+        self.partners, self.couplings = pair_partners(dense.mat, params["pairs"], strength)
+        self.chains = chain_partners(dense.mat, params["chain_partners"], strength) if self.depth >= 3 else None
         counts = dense.free.sum(axis=1)
         self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.indices = np.nonzero(dense.free)[1].astype(np.int64)

@@ -17,7 +17,8 @@ import numpy as np
 
 from ._layer_dense import DenseQubos, Rows, beta_ends, beta_schedule, excess_ends
 
-__all__ = ["EFFORTS", "WIDE", "RTN_INPUTS", "CHAIN_INPUTS", "CHAIN_DEPTH", "Preset", "preset", "rtn_start", "chain_depth", "effort", "time_to_target", "hot_ladder", "anneal_plan", "anneal_schedule", "Clock"]
+__all__ = ["EFFORTS", "WIDE", "RTN_INPUTS", "CHAIN_INPUTS", "CHAIN_DEPTH", "Preset", "preset", "rtn_start",
+           "chain_depth", "effort", "time_to_target", "hot_ladder", "anneal_plan", "anneal_schedule", "Clock"]
 
 
 @dataclass(frozen=True)

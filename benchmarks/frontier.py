@@ -147,7 +147,7 @@ def long_runs(problem: LayerProblem, args: argparse.Namespace, reused: list[dict
                                   num_threads=args.threads, device="cpu")
         out.append(point("long", f"layer-sa {args.long_sweeps} sweeps (seed {seed})", seconds, energies, every,
                          problem.num_neurons))
-    if args.long_sa_reads and reused:
+    if reused:  # the earlier long runs, whatever --long-sa-reads says now
         return out + [p for p in reused if p["method"] == "long"]
     if args.long_sa_reads:
         out += [{**p, "method": "long"} for p in per_neuron(problem, args, [("sa", {"num_reads": args.long_sa_reads})])]
