@@ -16,11 +16,11 @@ import time
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from qannealq.calibration import collect_stats
 from qannealq.experiment import prepare
 from qannealq.pipeline import formulate_layer
+from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 
 def naive_neuron_bqm(x_aug: np.ndarray, y: np.ndarray, problem, i: int):
@@ -50,8 +50,8 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=4)
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    with threadpool_limits(args.threads):
+    with pinned(args.threads, torch_threads=args.threads) as threads:
+        print(f"threads: {threads}")
         exp = prepare(dataset="mnist", data_dir=args.data_dir, seed=0, num_calibration=args.num_calibration)
         model = exp.model
         calib = torch.as_tensor(exp.calibration)

@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from qannealq.calibration import as_calibration_tensor
 from qannealq.experiment import calibrate, prepare
 from qannealq.pipeline import quantize_model
 from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT, make_objective
 from qannealq.weighted_calibration import with_weighted_stats
+from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "emnist-letters")
 
@@ -103,7 +103,7 @@ def run(args) -> None:
     if args.out.is_file():
         done = {_key(json.loads(line)) for line in args.out.read_text().splitlines() if line.strip()}
     goals = [make_objective("preact")] + [make_objective("relu-aware", w) for w in args.inactive_weights]
-    with threadpool_limits(args.threads), args.out.open("a") as fh:
+    with args.out.open("a") as fh:
         for dataset in args.datasets:
             data = None
             for seed in args.seeds:
@@ -217,11 +217,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/qannealq-objective.jsonl"))
     parser.add_argument("--summary", action="store_true", help="only print the tables of --out")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"threads: BLAS {args.threads}, torch {torch.get_num_threads()}, layer-sa {args.threads}; results -> "
-          f"{args.out}", flush=True)
-    if not args.summary:
-        run(args)
+    with pinned(args.threads, torch_threads=args.threads) as threads:
+        print(f"threads: {threads}; layer-sa {args.threads}; results -> {args.out}", flush=True)
+        if not args.summary:
+            run(args)
     summary(args.out)
 
 
