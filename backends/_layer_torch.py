@@ -10,9 +10,13 @@ Where the numba kernel walks one row at a time, this walks one *coordinate* at a
 - **Metropolis sweep**: for each free coordinate ``j``, in a random order per sweep shared by all rows, the
   ``ΔE`` of column ``j`` for every row, one Metropolis test per row (own inverse temperature), then the rank-1
   update ``G += (δ_j)[:, None] M_j`` (``δ_j = ±d_j`` where accepted, 0 elsewhere); then the pair flips of
-  ``j`` with its partners (:func:`pair_partners`), each also tested and applied for all rows at once.
+  ``j`` with its partners (:func:`pair_partners`), each also tested and applied for all rows at once; where
+  the run uses chain moves (:func:`chain_depth`: wide layers), one chain from ``j`` per row instead
+  (:meth:`TorchRun._chain_sweep`, as the numba kernel's: each row picks its own partners, a few gathers per
+  member), the cheapest prefix tested per row and applied one member's row of ``M`` after the other.
 - **Greedy polish**: at each step every row takes its best improving move among all single flips and all
-  pair flips, all rows in parallel, until no row improves. Its candidate costs are temporaries of
+  pair flips, all rows in parallel, until no row improves (after an anneal of chain moves, greedy chain
+  sweeps come first). Its candidate costs are temporaries of
   ``rows x m x pairs`` floats (~1 GB each for 8192 rows x 4096 inputs x 4 pairs): the one place where memory
   grows with more than the rows' state and fields.
 
@@ -29,8 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._layer_dense import MAX_EXPONENT, DenseQubos, Rows, greedy_tolerance, pair_partners
-from ._layer_schedule import Clock, anneal_schedule
+from ._layer_dense import MAX_EXPONENT, DenseQubos, Rows, chain_partners, coupling_strength, greedy_tolerance, \
+    pair_partners
+from ._layer_schedule import Clock, anneal_schedule, chain_depth
 
 __all__ = ["TorchRun"]
 
@@ -57,8 +62,14 @@ class TorchRun:
         self.diag = put(dense.diag)
         self.lin, self.steps = put(dense.lin)[:, None, :], put(dense.steps)[:, None, :]
         self.free = put(dense.free, torch.bool)[:, None, :]
-        partners, couplings = pair_partners(dense.mat, params["pairs"])
+        strength = coupling_strength(dense.mat)  # both partner lists rank the same couplings
+        partners, couplings = pair_partners(dense.mat, params["pairs"], strength)
         self.partners, self.couplings = put(np.maximum(partners, 0), torch.long), put(couplings)
+        self.depth = chain_depth(params, dense.mat.shape[0])
+        if self.depth >= 3:
+            nbr, coup = chain_partners(dense.mat, params["chain_partners"], strength)
+            self.chain_nbr, self.chain_coup = put(np.maximum(nbr, 0), torch.long), put(coup)
+            self.chain_live = put(nbr >= 0, torch.bool)
         self.pair_live = put(partners >= 0, torch.bool)
         self.cols = np.nonzero(dense.free.any(axis=0))[0]
         self.pairs_of = [[(int(l), float(c)) for l, c in zip(partners[j], couplings[j]) if l >= 0]
@@ -121,7 +132,13 @@ class TorchRun:
         for s, b in phases:
             if self.clock.expired():
                 break
-            energy = energy + (self._sweep(v, g, b, gen) if s is not None else self._polish(v, g))
+            if s is None:
+                change = self._chain_polish(v, g) + self._polish(v, g)
+            elif self.depth >= 3:
+                change = self._chain_sweep(v, g, b, gen)
+            else:
+                change = self._sweep(v, g, b, gen)
+            energy = energy + change
             better = energy < best_e
             best_e = torch.where(better, energy, best_e)
             best = torch.where(better[:, :, None], v, best)
@@ -172,6 +189,80 @@ class TorchRun:
                 total += torch.where(accept, de, 0.0)
                 de_j = torch.where(accept, -de_j - coupling, de_j)
                 d_j = torch.where(accept, -d_j, d_j)
+        return total
+
+    def _chain_sweep(self, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor | None,
+                     gen: torch.Generator | None) -> torch.Tensor:
+        """One sweep of chain moves (as :func:`._layer_kernel._chain_sweep`), columns in a random order (the
+        given order without ``gen``); returns each row's ΔE.
+
+        From coordinate ``j``, in every row at once: the chain ``j = c_1, c_2, …`` where ``c_{t+1}`` is the
+        partner of ``c_t`` (:func:`chain_partners`) whose flip costs least given the flips before it,
+        ``ΔE(c | c_1..c_t) = ΔE_c + 2 u_c Σ_u u_{c_u} M_{c_u c}`` (``u = ±d``, the value changes), up to
+        ``depth`` members; the prefix of least total ``ΔE`` is one move, tested per row (``beta`` None: greedy,
+        improving by more than the row's tolerance) and applied one member's row of ``M`` after the other.
+        """
+        total = torch.zeros(v.shape[:2], dtype=torch.float64, device=self.device)
+        cols = self.cols if gen is None else \
+            self.cols[torch.randperm(self.cols.size, generator=gen, device=self.device).cpu().numpy()]
+        rand = None if gen is None else torch.rand((self.cols.size,) + v.shape[:2], generator=gen,
+                                                   dtype=torch.float64, device=self.device)
+        steps = self.steps.expand_as(v)
+        lin = self.lin.expand_as(v)
+        free = self.free.expand_as(v)
+        for t, j in enumerate(cols.tolist()):
+            if self.clock.expired():  # a sweep may take long on a busy CPU: stop between coordinates
+                break
+            first = torch.full(v.shape[:2], j, dtype=torch.long, device=self.device)
+            chain, change = [first], [self.steps[:, :, j] * (1.0 - 2.0 * v[:, :, j])]
+            run = self._delta(v, g, j)
+            best, length = run, torch.ones_like(first)
+            alive = self.free[:, :, j].expand_as(first)
+            for size in range(1, self.depth):
+                last = chain[-1]
+                cand = self.chain_nbr[last]  # (n, k, K)
+                ok = self.chain_live[last] & torch.gather(free, 2, cand.flatten(2)).view_as(cand)
+                for member in chain[:-1]:
+                    ok &= cand != member[..., None]
+                vc = torch.gather(v, 2, cand.flatten(2)).view_as(cand)
+                dc = torch.gather(steps, 2, cand.flatten(2)).view_as(cand)
+                gc = torch.gather(g, 2, cand.flatten(2)).view_as(cand)
+                ac = torch.gather(lin, 2, cand.flatten(2)).view_as(cand)
+                uc = dc * (1.0 - 2.0 * vc)
+                own = (1.0 - 2.0 * vc) * (ac + 2.0 * dc * (gc - self.diag[cand] * dc * vc))
+                pull = change[-1][..., None] * self.chain_coup[last]
+                for member, u in zip(chain[:-1], change[:-1]):
+                    pull = pull + u[..., None] * self.mat[member[..., None], cand]
+                cost = torch.where(ok, own + 2.0 * uc * pull, torch.inf)
+                cheapest, pick = cost.min(dim=-1)
+                alive = alive & torch.isfinite(cheapest)
+                chain.append(torch.gather(cand, 2, pick[..., None])[..., 0])
+                change.append(torch.gather(uc, 2, pick[..., None])[..., 0])
+                run = run + torch.where(alive, cheapest, 0.0)
+                better = alive & (run < best)
+                best = torch.where(better, run, best)
+                length = torch.where(better, size + 1, length)
+            if rand is None:
+                accept = self.free[:, :, j] & (best < -self.tol)
+            else:
+                accept = self.free[:, :, j] & _metropolis(best, beta, rand[t])
+            for size, member in enumerate(chain):
+                self._flip_at(v, g, member, accept & (size < length))
+            total += torch.where(accept, best, 0.0)
+        return total
+
+    def _chain_polish(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+        """Greedy chain sweeps (the columns in order) until no row improves or ``polish_sweeps``; each row's ΔE."""
+        total = torch.zeros(v.shape[:2], dtype=torch.float64, device=self.device)
+        if self.depth < 3:
+            return total
+        for _ in range(int(self.params["polish_sweeps"])):
+            if self.clock.expired():
+                break
+            change = self._chain_sweep(v, g, None, None)
+            total += change
+            if not bool((change < 0).any()):
+                break
         return total
 
     def _move_costs(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

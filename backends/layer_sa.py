@@ -32,8 +32,8 @@ in any case; the best states found are returned. ``info["trace"]`` records the t
 Runs in a numba kernel, rows in parallel threads, each with its own seeded generator: deterministic for a
 seed whatever the thread count, and whatever the time limit as long as it does not cut the run
 (``info["time_limited"]`` is False; when it is True the result depends on timing). With a GPU (``device``),
-in torch on CUDA (:mod:`._layer_torch`: the same starts, schedule and polish, all rows updated in parallel one
-coordinate at a time; there a time limit stops the run after the sweep that passes it, without shortening
+in torch on CUDA (:mod:`._layer_torch`: the same starts, schedule, moves (chains included) and polish, all rows
+updated in parallel one coordinate at a time; there a time limit stops the run after the sweep that passes it, without shortening
 the schedule). It is also a plain ``dimod.Sampler`` for single BQMs.
 
 Modules, each importing only those below it: this one (the sampler) -> :mod:`._layer_single` (one BQM) ->
@@ -116,7 +116,7 @@ class LayerSASampler(dimod.Sampler):
             docstring), ``num_reads`` and ``num_sweeps`` (None: from the effort and the size, see
             :func:`effort`; default 1 read x 16 sweeps of chains on a 785-input layer), ``pairs`` (4),
             ``chain`` (None: 4 on layers of 256 inputs or more except with ``fast``, else 0; 3 or more: chain
-            moves of that length, numba device only; 0-2: single and pair flips), ``chain_partners`` (8),
+            moves of that length; 0-2: single and pair flips), ``chain_partners`` (8),
             ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range``
             (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),
@@ -147,12 +147,6 @@ class LayerSASampler(dimod.Sampler):
     def _params(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         params = {**self.defaults, **{k: v for k, v in kwargs.items() if k in _DEFAULTS and v is not None}}
         _check(params)
-        device = resolve_device(params["device"])
-        if device != "cpu":  # chain moves live in the numba kernel; the torch run flips singles and pairs
-            if params["chain"] is not None and params["chain"] >= 3:
-                raise InvalidArgumentError(f"chain={params['chain']} runs in the numba kernel only: use "
-                                           f"device='cpu', or chain=0 (pair flips) on device={device!r}")
-            params = {**params, "chain": 0}
         return params
 
     def sample_layer(self, problem: LayerProblem, initial_states: np.ndarray | None = None,

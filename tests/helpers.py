@@ -63,6 +63,17 @@ def layer_problem(seed: int, f: int, n: int, bits: int, samples: int = 300) -> t
     return layer, layer.problem(bits)
 
 
+def smooth_layer(seed: int, f: int, n: int, bits: int) -> tuple[RandomLayer, LayerProblem]:
+    """A layer whose inputs are smooth signals (neighbouring inputs correlated ~0.9+, as pixels are)."""
+    rng = np.random.default_rng(seed)
+    x = np.cumsum(rng.normal(size=(400, f + 40)), axis=1)
+    x = np.stack([np.convolve(row, np.ones(40) / 40, mode="valid")[:f] for row in x])
+    x /= x.std()
+    w = rng.normal(size=(n, f)) / np.sqrt(f)
+    layer = RandomLayer(x, x @ w.T + 0.01 * rng.normal(size=(400, n)), w, None)
+    return layer, layer.problem(bits)
+
+
 def check_layer_energies(layer: RandomLayer, problem: LayerProblem, sample) -> None:
     """A LayerSample's energies equal qubo_energies, each neuron's BQM energy, and the error from the data."""
     np.testing.assert_array_equal(sample.energies, problem.qubo_energies(sample.assignments))

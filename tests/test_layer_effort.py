@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("numba")  # before the imports below: layer_sa loads the numba kernel
 
-from helpers import RandomLayer, check_layer_energies, layer_problem  # noqa: E402
+from helpers import check_layer_energies, layer_problem, smooth_layer  # noqa: E402
 from qannealq import gptq_restricted  # noqa: E402
 from qannealq.backends import get_sampler  # noqa: E402
 from qannealq.backends._layer_dense import DenseQubos, continuous_floor  # noqa: E402
@@ -210,17 +210,6 @@ def test_live_coordinates_keep_the_energies():
     np.testing.assert_allclose(full.energies(v), problem.qubo_energies(v), rtol=1e-9)
 
 
-def _smooth_layer(seed: int, f: int, n: int, bits: int):
-    """A layer whose inputs are smooth signals (neighbouring inputs correlated ~0.9+, as pixels are)."""
-    rng = np.random.default_rng(seed)
-    x = np.cumsum(rng.normal(size=(400, f + 40)), axis=1)
-    x = np.stack([np.convolve(row, np.ones(40) / 40, mode="valid")[:f] for row in x])
-    x /= x.std()
-    w = rng.normal(size=(n, f)) / np.sqrt(f)
-    layer = RandomLayer(x, x @ w.T + 0.01 * rng.normal(size=(400, n)), w, None)
-    return layer, layer.problem(bits)
-
-
 @pytest.mark.parametrize("chain", [4, 6])
 def test_chain_moves_reach_the_exact_optimum_on_17_variable_neurons(chain):
     layer, problem = layer_problem(21, 16, 6, 3)
@@ -245,7 +234,7 @@ def test_wide_layers_anneal_with_chains_except_fast():
 def test_chain_descent_escapes_pair_flip_minima():
     """On correlated inputs, a greedy descent by chain moves lowers states no single or pair flip improves; the
     energies the kernel tracks stay exact."""
-    layer, problem = _smooth_layer(33, 300, 6, 3)
+    layer, problem = smooth_layer(33, 300, 6, 3)
     dense = DenseQubos.from_problem(problem)
     run, _ = make_run(dense, {**LayerSASampler().defaults, "chain": 4})
     pairs_min = run.polish(problem.encode(gptq_restricted(problem)))

@@ -21,6 +21,7 @@ from qannealq.backends.layer_sa import LayerSASampler, _Run, make_run, resolve_d
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError  # noqa: E402
 from qannealq.formulation import LayerProblem  # noqa: E402
 from helpers import check_layer_energies as _check_energies, layer_problem as _problem  # noqa: E402
+from helpers import smooth_layer  # noqa: E402
 
 FAST = {"num_reads": 6, "num_sweeps": 12}  # medium problems: the default effort is slow in torch on a CPU
 
@@ -151,11 +152,40 @@ class TestDimodContractTorch(unittest.TestCase):
     pass
 
 
-def test_torch_runs_pair_flips_and_refuses_chain_moves():
-    """Chain moves live in the numba kernel: on torch a wide layer anneals with pair flips (the pair sweeps of
-    its width), and asking for chains there is a clear error."""
-    _, problem = _problem(41, 300, 2, 2)
-    sample = LayerSASampler(device="torch-cpu").sample_layer(problem, seed=0)
-    assert sample.info["chain"] == 0 and sample.info["reads_sweeps"][1] == 14
-    with pytest.raises(InvalidArgumentError, match="chain=4 runs in the numba kernel only"):
-        LayerSASampler(device="torch-cpu", chain=4).sample_layer(problem, seed=0)
+def test_torch_runs_chain_moves_on_wide_layers():
+    """As in the numba kernel: chains on wide layers (the chain sweep count), pair flips with ``chain=0``; both
+    never worse than the warm start, energies exact."""
+    layer, problem = _problem(41, 300, 2, 2)
+    warm_e = problem.qubo_energies(problem.encode(gptq_restricted(problem)))
+    chains = LayerSASampler(device="torch-cpu").sample_layer(problem, seed=0)
+    pairs = LayerSASampler(device="torch-cpu", chain=0).sample_layer(problem, seed=0)
+    assert chains.info["chain"] == 4 and chains.info["reads_sweeps"][1] == 16
+    assert pairs.info["chain"] == 0 and pairs.info["reads_sweeps"][1] == 14  # 300 / 20 pair sweeps
+    for sample in (chains, pairs):
+        _check_energies(layer, problem, sample)
+        assert np.all(sample.energies <= warm_e + 1e-15) and sample.energies.sum() < warm_e.sum()
+
+
+@pytest.mark.parametrize("chain", [4, 6])
+def test_torch_chain_moves_reach_the_exact_optimum_on_small_neurons(chain):
+    layer, problem = _problem(21, 16, 6, 3)
+    sample = LayerSASampler(device="torch-cpu", chain=chain).sample_layer(problem, seed=4)
+    assert sample.info["chain"] == chain
+    _check_energies(layer, problem, sample)
+    np.testing.assert_allclose(sample.energies, _optimum(problem), rtol=1e-9, atol=1e-12)
+
+
+def test_torch_chain_descent_escapes_pair_flip_minima():
+    """Greedy chain sweeps in torch lower states that no single or pair flip improves (inputs correlated as
+    pixels are), with the field kept exact."""
+    _, problem = smooth_layer(33, 300, 6, 3)
+    dense = DenseQubos.from_problem(problem)
+    run, _ = make_run(dense, {**LayerSASampler().defaults, "chain": 4, "device": "torch-cpu"})
+    pairs_min = run.polish(problem.encode(gptq_restricted(problem)))
+    v = torch.as_tensor(pairs_min.v, dtype=torch.float64)[:, None, :]
+    g = run._field(v)
+    change = run._chain_polish(v, g)[:, 0].numpy()
+    states = v[:, 0].to(torch.uint8).numpy()
+    torch.testing.assert_close(g, run._field(v), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(pairs_min.energy + change, dense.energies(states), rtol=1e-9, atol=1e-12)
+    assert np.all(change <= 0) and change.sum() < -1e-3 * pairs_min.energy.sum()
