@@ -20,7 +20,9 @@ best-known against time, log axes) are rebuilt from every JSON there.
 
 ``--reuse`` keeps the per-neuron ``sa``/``tabu`` points and the long runs of the JSON already in ``--out`` for
 that layer (marked "earlier run" with their date; dwave-samplers' runs do not depend on this code) instead of
-rerunning the per-neuron samplers: the reference then is the best of the earlier and the new long runs.
+rerunning the per-neuron samplers: the reference then is the best of the earlier and the new long runs. A long
+run already stored (same sweeps and seed) is kept, not run again: raise ``--long-seeds`` to add runs to the
+reference.
 
 Run: ``.venv/bin/python benchmarks/frontier.py --datasets mnist,cifar10 --bits 4,2`` (add ``--reuse
 --long-sweeps 1024`` to re-measure ``layer-sa`` in minutes instead of hours).
@@ -141,12 +143,16 @@ def long_runs(problem: LayerProblem, args: argparse.Namespace, reused: list[dict
     """The long runs behind the best-known energies (layer-sa long schedules, per-neuron sa x100; with
     ``reused`` points, those of an earlier run instead of a new per-neuron sa x100)."""
     every = np.arange(problem.num_neurons)
+    stored = {p["label"].partition(" (earlier run")[0] for p in reused if p["method"] == "long"}
     out = []
     for seed in range(args.long_seeds):
+        label = f"layer-sa {args.long_sweeps} sweeps (seed {seed})"
+        if label in stored:  # kept from the earlier run below: not run twice
+            print(f"  {label}: kept from the earlier run", flush=True)
+            continue
         energies, seconds = solve(problem, "qubo", "layer-sa", seed, num_sweeps=args.long_sweeps, num_reads=1,
                                   num_threads=args.threads, device="cpu")
-        out.append(point("long", f"layer-sa {args.long_sweeps} sweeps (seed {seed})", seconds, energies, every,
-                         problem.num_neurons))
+        out.append(point("long", label, seconds, energies, every, problem.num_neurons))
     if reused:  # the earlier long runs, whatever --long-sa-reads says now
         return out + [p for p in reused if p["method"] == "long"]
     if args.long_sa_reads:
