@@ -50,7 +50,7 @@ class Preset:
 #: The ``effort`` presets. ``fast`` polishes the warm start (single and pair flips) and anneals only problems
 #: small enough to be cheap; ``default`` adds one cold anneal per neuron on wide layers: from
 #: :data:`CHAIN_INPUTS` inputs on, ``max(16, m / 64)`` sweeps of chain moves (16 on MNIST's 785 inputs, 48 on
-#: CIFAR-10's 3073: about 4x and 6x GPTQ's time with the warm start, within the 5x and 10x budgets of
+#: CIFAR-10's 3073: about 4.5x and 7-8x GPTQ's time with the warm start, within the 5x and 10x budgets of
 #: ``benchmarks/frontier.py``), below that ``m / 20`` sweeps of pair
 #: flips; ``thorough`` anneals 10-20 times longer.
 EFFORTS: dict[str, Preset] = {
