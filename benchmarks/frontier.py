@@ -22,7 +22,9 @@ best-known against time, log axes) are rebuilt from every JSON there.
 that layer (marked "earlier run" with their date; dwave-samplers' runs do not depend on this code) instead of
 rerunning the per-neuron samplers: the reference then is the best of the earlier and the new long runs. A long
 run already stored (same sweeps and seed) is kept, not run again: raise ``--long-seeds`` to add runs to the
-reference.
+reference. Every point records the fingerprint of its problem (``problem``: ``H``, weights, grid); ``--reuse``
+keeps only points of the same problem, since a retrained model or another calibration draw has the same
+shape but other energies.
 
 Run: ``.venv/bin/python benchmarks/frontier.py --datasets mnist,cifar10 --bits 4,2`` (add ``--reuse
 --long-sweeps 1024`` to re-measure ``layer-sa`` in minutes instead of hours).
@@ -31,6 +33,7 @@ Run: ``.venv/bin/python benchmarks/frontier.py --datasets mnist,cifar10 --bits 4
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -160,14 +163,31 @@ def long_runs(problem: LayerProblem, args: argparse.Namespace, reused: list[dict
     return out
 
 
+def fingerprint(problem: LayerProblem) -> str:
+    """SHA-256 (16 hex digits) of the layer's QUBOs: ``H``, weights, steps, floors and free mask. Energies are
+    comparable only between runs of the same fingerprint (a retrained model or another calibration draw gives
+    another problem of the same shape)."""
+    digest = hashlib.sha256()
+    for a in (problem.hessian, problem.weights, problem.steps, problem.base, problem.free):
+        digest.update(np.ascontiguousarray(a).tobytes())
+    return digest.hexdigest()[:16]
+
+
 def earlier_points(path: Path, problem: LayerProblem) -> list[dict]:
-    """The per-neuron and long points of an earlier run of the same layer (``--reuse``), labelled as such."""
+    """The per-neuron and long points of an earlier run of the same layer (``--reuse``), labelled as such; only
+    those of the same problem (:func:`fingerprint`): points of another problem are dropped, and said so."""
     if not path.exists():
         return []
     record = json.loads(path.read_text())
     if (record["neurons"], record["coordinates"]) != (problem.num_neurons, problem.num_coordinates):
         raise SystemExit(f"--reuse: {path} holds a {record['coordinates']}x{record['neurons']} layer, not this one")
-    keep = [p for p in record["points"] if p["method"] in ("sa", "tabu", "long")]
+    mine = fingerprint(problem)
+    earlier = [p for p in record["points"] if p["method"] in ("sa", "tabu", "long")]
+    keep = [p for p in earlier if p.get("problem") == mine]
+    for p in earlier:
+        if p.get("problem") != mine:
+            print(f"  --reuse: not kept: {p['label']} (of problem {p.get('problem', 'unrecorded')}, not {mine}: "
+                  "another trained model or calibration draw)", flush=True)
     for p in keep:
         if "earlier run" not in p["label"]:
             p["label"] += f" (earlier run, {p.get('date', record['date'])})"
@@ -188,8 +208,12 @@ def run_layer(dataset: str, bits: int, problem: LayerProblem, args: argparse.Nam
           f"coordinates ({int(problem.free.sum())} variables)", flush=True)
     reused = earlier_points(args.out / f"frontier_{dataset}_int{bits}.json", problem) if args.reuse else []
     points = fast_methods(problem, args)
-    points += [p for p in reused if p["method"] != "long"] if reused else per_neuron(problem, args, args.per_neuron)
+    earlier = [p for p in reused if p["method"] != "long"]
+    points += earlier if earlier else per_neuron(problem, args, args.per_neuron)
     points += long_runs(problem, args, reused)
+    mine = fingerprint(problem)
+    for p in points:
+        p.setdefault("problem", mine)
     best = best_known(points, problem.num_neurons)
     gptq = next(p for p in points if p["method"] == "gptq")["seconds"]
     for p in points:
@@ -197,7 +221,7 @@ def run_layer(dataset: str, bits: int, problem: LayerProblem, args: argparse.Nam
         p["excess"] = float(np.sum(p["energies"]) / best[rows].sum() - 1.0)
         p["time_vs_gptq"] = p["seconds"] / gptq
     record = {"dataset": dataset, "bits": bits, "neurons": problem.num_neurons, "coordinates":
-              problem.num_coordinates, "threads": args.threads, "blas_threads": args.blas_threads,
+              problem.num_coordinates, "problem": mine, "threads": args.threads, "blas_threads": args.blas_threads,
               "best_known": float(best.sum()), "date": time.strftime("%Y-%m-%d"), "points": points}
     print_table(record)
     return record
