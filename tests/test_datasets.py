@@ -3,6 +3,8 @@ cache, the checkpoint key, and the real datasets of ../shared/datasets when pres
 
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -134,6 +136,28 @@ def test_decoded_arrays_are_cached_by_source_checksum(tmp_path, monkeypatch):
     assert changed.checksum != first.checksum
     np.testing.assert_array_equal(changed.x_train, first.x_train[::-1])
     assert len(paths) == 4
+
+
+def test_image_folder_checksum_follows_the_contents_not_the_file_times(tmp_path):
+    """A copy or remount of the same images (new modification times) keeps the checksum, hence the decoded
+    arrays and the trained model; changing one image changes it."""
+    rgb = images(4, (4, 5, 3))
+    write_image_folder(tmp_path / "cifar10", {"train": [(CLASSES[k % 2], rgb[k]) for k in range(4)],
+                                              "test": [(CLASSES[0], rgb[0])]})
+    cache = tmp_path / "cache"
+    first = load_dataset("cifar10", data_dir=tmp_path, cache=cache)
+    assert (cache / "datasets" / "folder-checksums.json").is_file()
+    for path in (tmp_path / "cifar10").rglob("*.png"):
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    touched = load_dataset("cifar10", data_dir=tmp_path, cache=cache)
+    assert touched.checksum == first.checksum
+    assert len(json.loads((cache / "datasets" / "folder-checksums.json").read_text())) == 2  # two quick keys
+    (cache / "datasets" / "folder-checksums.json").write_text("not json")  # an unreadable index: hashed again
+    assert load_dataset("cifar10", data_dir=tmp_path, cache=cache).checksum == first.checksum
+    write_image_folder(tmp_path / "cifar10", {"test": [(CLASSES[0], rgb[1])]})  # one image changed
+    changed = load_dataset("cifar10", data_dir=tmp_path, cache=cache)
+    assert changed.checksum != first.checksum
+    np.testing.assert_array_equal(changed.x_test[0], rgb[1].transpose(2, 0, 1).reshape(-1) / np.float32(255))
 
 
 def test_checkpoint_key_covers_data_architecture_seed_and_epochs(tmp_path):

@@ -4,7 +4,7 @@
 official raw files in the data folders, then the download folder), downloads it first when asked
 (``download=True``, checked by SHA-256), and returns flattened float32 inputs in [0, 1] with int64 labels
 ``0..K-1``. Decoded raw files and image folders are cached as arrays under ``<cache>/datasets``, keyed by the
-source's checksum (:func:`source_checksum`), so a second load of CIFAR-10 only reads one array file.
+source's content checksum (:func:`source_checksum`), so a second load of CIFAR-10 only reads one array file.
 """
 
 from __future__ import annotations
@@ -98,16 +98,36 @@ def default_data_dir() -> Path:
     return next((d for d in dirs if d.is_dir()), dirs[-1])
 
 
-def source_checksum(source: Source) -> str:
-    """SHA-256 identifying a source: of the file contents (npz, IDX, CIFAR batches); for an ImageFolder
-    tree, of every image's relative path, size and modification time (hashing 60 000 images each load would
-    cost seconds)."""
+def source_checksum(source: Source, cache: str | Path | None = None) -> str:
+    """SHA-256 identifying a source by its contents: of the files (npz, IDX, CIFAR batches), or for an
+    ImageFolder tree of every image's relative path and bytes.
+
+    Hashing 60 000 images takes seconds, so a tree's content checksum is remembered in
+    ``<cache>/datasets/folder-checksums.json`` under a quick key of every image's path, size and modification
+    time: a second load costs one ``stat`` per image, and a copy or remount of the same images (new times)
+    hashes them once more and finds the same checksum, hence the same decoded arrays and the same trained
+    model (a key of the times alone retrained the model after every remount).
+    """
     digest = hashlib.sha256(source.format.encode())
     if source.format == "folder":
         root = source.paths[0]
-        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in formats.IMAGE_SUFFIXES):
+        images = sorted(p for p in root.rglob("*") if p.suffix.lower() in formats.IMAGE_SUFFIXES)
+        quick = hashlib.sha256(str(root.resolve()).encode())
+        for path in images:
             st = path.stat()
-            digest.update(f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            quick.update(f"{path.relative_to(root).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        index_path = Path(cache if cache is not None else cache_dir()) / "datasets" / "folder-checksums.json"
+        index = _read_index(index_path)
+        if quick.hexdigest() in index:
+            return index[quick.hexdigest()]
+        for path in images:
+            digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+        index = {**_read_index(index_path), quick.hexdigest(): digest.hexdigest()}
+        index_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index_path.with_name(f".{index_path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(index, indent=0, sort_keys=True))
+        os.replace(tmp, index_path)
         return digest.hexdigest()
     files = source.paths if source.format != "cifar" else sorted(
         p for p in source.paths[0].iterdir() if p.name.startswith(("data_batch_", "test_batch", "batches.meta")))
@@ -128,6 +148,15 @@ def _read(source: Source, spec: DatasetSpec) -> formats.RawSplits:
     x_tr, y_tr = formats.read_idx_pair(source.paths[0], source.paths[1], spec.transpose)
     x_te, y_te = formats.read_idx_pair(source.paths[2], source.paths[3], spec.transpose)
     return formats.RawSplits(x_tr, y_tr, x_te, y_te)
+
+
+def _read_index(path: Path) -> dict[str, str]:
+    """The folder-checksum index (empty when missing or unreadable: the checksums are then computed again)."""
+    try:
+        index = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return index if isinstance(index, dict) else {}
 
 
 def _decoded(source: Source, spec: DatasetSpec, checksum: str, cache: Path) -> formats.RawSplits:
@@ -214,6 +243,6 @@ def load_dataset(name: str, data_dir: str | Path | None = None, input_size: int 
 
         download_dataset(spec, cache, mirror)
         source = find_source(spec, data_dir, cache)
-    checksum = source_checksum(source)
+    checksum = source_checksum(source, cache)
     raw = formats.read_npz(source.paths[0]) if source.format == "npz" else _decoded(source, spec, checksum, cache)
     return _to_dataset(raw, spec, source, checksum)
