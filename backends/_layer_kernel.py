@@ -257,7 +257,7 @@ def anneal_block(mat, steps, free, nbr, coup, depth, indptr, indices, owner, v, 
     (``depth`` >= 3) in a fresh random order each (:func:`_shuffle`, the row's own generator). In index order,
     chains from consecutive coordinates (neighbouring pixels) pile up along the same direction: a random order
     cut the default preset's excess over the best-known energy from 22.0 to 20.2 % on MNIST's first layer and
-    from 30.0 to 24.3 % on CIFAR-10's (``benchmarks/frontier.py``'s layers, int4), for 3-14 % more time; with
+    from 31.7 to 26.0 % on CIFAR-10's (``benchmarks/frontier.py``'s layers, int4), for 3-14 % more time; with
     pair flips it did not help.
 
     Row ``r``'s inverse temperature at step ``s`` is ``hot[r] (cold[r] / hot[r])^(s / (num_sweeps − 1))``
