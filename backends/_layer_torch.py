@@ -147,10 +147,7 @@ class TorchRun:
 
     def _delta(self, v: torch.Tensor, g: torch.Tensor, j: int) -> torch.Tensor:
         """``ΔE`` of flipping coordinate ``j`` in every row ``(n, k)`` (ignores the free mask)."""
-        d = self.steps[:, :, j]
-        vj = v[:, :, j]
-        field = self.lin[:, :, j] + 2.0 * d * (g[:, :, j] - self.diag[j] * d * vj)
-        return torch.where(vj == 0, field, -field)
+        return _flip_costs(v[:, :, j], self.steps[:, :, j], self.lin[:, :, j], g[:, :, j], self.diag[j])
 
     def _flip(self, v: torch.Tensor, g: torch.Tensor, j: int, accept: torch.Tensor) -> None:
         """Flip ``j`` in the rows where ``accept``; rank-1 update of their fields with row ``j`` of ``M``."""
@@ -229,7 +226,7 @@ class TorchRun:
                 gc = torch.gather(g, 2, cand.flatten(2)).view_as(cand)
                 ac = torch.gather(lin, 2, cand.flatten(2)).view_as(cand)
                 uc = dc * (1.0 - 2.0 * vc)
-                own = (1.0 - 2.0 * vc) * (ac + 2.0 * dc * (gc - self.diag[cand] * dc * vc))
+                own = _flip_costs(vc, dc, ac, gc, self.diag[cand])
                 pull = change[-1][..., None] * self.chain_coup[last]
                 for member, u in zip(chain[:-1], change[:-1]):
                     pull = pull + u[..., None] * self.mat[member[..., None], cand]
@@ -268,8 +265,7 @@ class TorchRun:
     def _move_costs(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """``ΔE`` of every single flip ``(n, k, m)`` then every pair flip ``(n, k, m·pairs)``; inf where barred."""
         d = self.steps
-        field = self.lin + 2.0 * d * (g - self.diag * d * v)
-        single = torch.where(self.free, torch.where(v == 0, field, -field), torch.inf)
+        single = torch.where(self.free, _flip_costs(v, d, self.lin, g, self.diag), torch.inf)
         delta = d * (1.0 - 2.0 * v)
         p = self.partners
         pair = (single[..., None] + single[..., p] + 2.0 * self.couplings * delta[..., None] * delta[..., p])
@@ -306,6 +302,15 @@ class TorchRun:
         step = torch.where(move, d * (1.0 - 2.0 * vj), 0.0)
         v.scatter_(2, j[..., None], torch.where(move, 1.0 - vj, vj)[..., None])
         g.addcmul_(step[..., None], self.mat[j])
+
+
+def _flip_costs(v: torch.Tensor, d: torch.Tensor, a: torch.Tensor, g: torch.Tensor,
+                diag: torch.Tensor) -> torch.Tensor:
+    """``ΔE`` of flipping coordinates at states ``v`` with steps ``d``, linear coefficients ``a``, fields
+    ``G = M (d ∘ v)`` and diagonal entries ``M_jj`` (broadcasting shapes): ``±(a + 2 d (G − M_jj d v))``,
+    ``+`` from 0 to 1. The one formula behind single flips, the polish's candidates and chain members."""
+    field = a + 2.0 * d * (g - diag * d * v)
+    return torch.where(v == 0, field, -field)
 
 
 def _metropolis(de: torch.Tensor, beta: torch.Tensor, rand: torch.Tensor) -> torch.Tensor:

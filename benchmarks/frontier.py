@@ -173,15 +173,15 @@ def fingerprint(problem: LayerProblem) -> str:
     return digest.hexdigest()[:16]
 
 
-def earlier_points(path: Path, problem: LayerProblem) -> list[dict]:
+def earlier_points(path: Path, problem: LayerProblem, mine: str) -> list[dict]:
     """The per-neuron and long points of an earlier run of the same layer (``--reuse``), labelled as such; only
-    those of the same problem (:func:`fingerprint`): points of another problem are dropped, and said so."""
+    those of the same problem (``mine``: its :func:`fingerprint`): points of another problem are dropped, and
+    said so."""
     if not path.exists():
         return []
     record = json.loads(path.read_text())
     if (record["neurons"], record["coordinates"]) != (problem.num_neurons, problem.num_coordinates):
         raise SystemExit(f"--reuse: {path} holds a {record['coordinates']}x{record['neurons']} layer, not this one")
-    mine = fingerprint(problem)
     earlier = [p for p in record["points"] if p["method"] in ("sa", "tabu", "long")]
     keep = [p for p in earlier if p.get("problem") == mine]
     for p in earlier:
@@ -206,12 +206,12 @@ def best_known(points: list[dict], n: int) -> np.ndarray:
 def run_layer(dataset: str, bits: int, problem: LayerProblem, args: argparse.Namespace) -> dict:
     print(f"\n{dataset} first layer int{bits}: {problem.num_neurons} neurons x {problem.num_coordinates} "
           f"coordinates ({int(problem.free.sum())} variables)", flush=True)
-    reused = earlier_points(args.out / f"frontier_{dataset}_int{bits}.json", problem) if args.reuse else []
+    mine = fingerprint(problem)  # hashes H (75 MB on CIFAR-10): once per layer
+    reused = earlier_points(args.out / f"frontier_{dataset}_int{bits}.json", problem, mine) if args.reuse else []
     points = fast_methods(problem, args)
     earlier = [p for p in reused if p["method"] != "long"]
     points += earlier if earlier else per_neuron(problem, args, args.per_neuron)
     points += long_runs(problem, args, reused)
-    mine = fingerprint(problem)
     for p in points:
         p.setdefault("problem", mine)
     best = best_known(points, problem.num_neurons)

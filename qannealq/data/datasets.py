@@ -123,6 +123,7 @@ def source_checksum(source: Source, cache: str | Path | None = None) -> str:
         for path in images:
             digest.update(f"{path.relative_to(root).as_posix()}\0".encode())
             digest.update(hashlib.sha256(path.read_bytes()).digest())
+        # read again: another process may have added its folders while these images were hashed
         index = {**_read_index(index_path), quick.hexdigest(): digest.hexdigest()}
         index_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = index_path.with_name(f".{index_path.name}.{os.getpid()}.tmp")
