@@ -185,8 +185,9 @@ def _chain_sweep(r, vr, hr, dr, fr, cols, nbr, coup, depth, mat, beta, tol, stat
 
 @numba.njit(cache=True, inline="always")
 def _flip_chain(vr, hr, dr, mat, chain, sign, length):
-    """Flip ``chain[:length]`` (value changes ``sign``), one row of ``mat`` after the other; each member's own
-    field takes the other members' flips only."""
+    """Flip ``chain[:length]`` (value changes ``sign``); each member's own field takes the other members' flips
+    only. The members' rows of ``mat`` are added to the field up to four at a time, in one pass over it
+    (:func:`_add_rows`): a pass per member made the field's memory traffic, not the rows', the cost of a move."""
     if length == 1:
         _flip(vr, hr, dr, mat, chain[0])
         return
@@ -197,14 +198,40 @@ def _flip_chain(vr, hr, dr, mat, chain, sign, length):
             if u != t:
                 own += 2.0 * sign[u] * mat[chain[u], chain[t]]
         keep[t] = own
-    for u in range(length):
-        row = mat[chain[u]]
-        c = 2.0 * sign[u]
-        for k in range(hr.shape[0]):
-            hr[k] += c * row[k]
+    u = 0
+    while u < length:
+        take = min(length - u, 4)
+        _add_rows(hr, mat, chain, sign, u, take)
+        u += take
     for t in range(length):
         hr[chain[t]] = keep[t]
         vr[chain[t]] = 1 - vr[chain[t]]
+
+
+@numba.njit(cache=True, inline="always")
+def _add_rows(hr, mat, chain, sign, u, take):
+    """``hr += Σ 2 sign[t] mat[chain[t]]`` over ``t = u .. u + take − 1`` (``take`` 1 to 4), spelled out per
+    count so that the compiler vectorises the pass."""
+    if take == 4:
+        r0, r1, r2, r3 = mat[chain[u]], mat[chain[u + 1]], mat[chain[u + 2]], mat[chain[u + 3]]
+        c0, c1, c2, c3 = 2.0 * sign[u], 2.0 * sign[u + 1], 2.0 * sign[u + 2], 2.0 * sign[u + 3]
+        for k in range(hr.shape[0]):
+            hr[k] += c0 * r0[k] + c1 * r1[k] + c2 * r2[k] + c3 * r3[k]
+    elif take == 3:
+        r0, r1, r2 = mat[chain[u]], mat[chain[u + 1]], mat[chain[u + 2]]
+        c0, c1, c2 = 2.0 * sign[u], 2.0 * sign[u + 1], 2.0 * sign[u + 2]
+        for k in range(hr.shape[0]):
+            hr[k] += c0 * r0[k] + c1 * r1[k] + c2 * r2[k]
+    elif take == 2:
+        r0, r1 = mat[chain[u]], mat[chain[u + 1]]
+        c0, c1 = 2.0 * sign[u], 2.0 * sign[u + 1]
+        for k in range(hr.shape[0]):
+            hr[k] += c0 * r0[k] + c1 * r1[k]
+    else:
+        r0 = mat[chain[u]]
+        c0 = 2.0 * sign[u]
+        for k in range(hr.shape[0]):
+            hr[k] += c0 * r0[k]
 
 
 @numba.njit(cache=True)
@@ -265,7 +292,8 @@ def anneal_block(mat, steps, free, nbr, coup, depth, indptr, indices, owner, v, 
     row's state persists in the arrays, so a schedule may be run in several calls with the same result.
 
     Args:
-        mat: shared matrix ``M`` ``(m, m)`` float64, symmetric.
+        mat: shared matrix ``M`` ``(m, m)``, symmetric: float64, or for chain moves its float32 copy (then the
+            run anneals the energy of those couplings; ``coup`` must come from the same copy).
         steps: ``d`` ``(n, m)``; free: ``(n, m)`` bool.
         nbr: ``(m, K)`` partner coordinates for pair flips (``-1`` = none); coup: ``M_jl`` of each pair.
         depth: chain length of the moves (:func:`_chain_sweep`; then ``nbr`` lists every coordinate's

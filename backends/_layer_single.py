@@ -53,8 +53,9 @@ def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_
     clock = Clock(params["time_limit"], start=t0 / 1e9)
     run, device = make_run(dense, params, clock)
     t1 = time.perf_counter_ns()
-    polished = run.polish(start[None, :])
-    rows = run.anneal(polished, seed).v
+    with run:
+        polished = run.polish(start[None, :])
+        rows = run.anneal(polished, seed).v
     rows = rows if len(rows) else polished.v  # no anneal (sweeps = 0): the polished start
     t2 = time.perf_counter_ns()
     samples = rows.astype(np.int8)

@@ -78,6 +78,13 @@ class TorchRun:
 
     # -- the interface of _layer_run._Run, used by layer_sa._solve ------------------------------------------------------------
 
+    def __enter__(self) -> "TorchRun":
+        """``with run:`` as for ``_Run`` (which shares a thread pool within it); nothing to hold here."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
     def polish(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
         """Greedy descent from every start ``(R, m)``.
 

@@ -4,8 +4,9 @@
 Each model and calibration draw (1024 images, float calibration) comes from :mod:`qannealq.experiment`
 (trained once and cached). On the first layer, every method runs through :func:`qannealq.solve.quantize_layer`
 in this one process, side by side: GPTQ and GPTQ-restricted; ``layer-sa`` at several budgets (its effort
-presets, 4x the default sweeps, and ``thorough`` under time limits of 4 and 9 GPTQ times; its time includes
-the GPTQ-restricted warm start the solve loop computes, about one GPTQ time); and
+presets, the default with pair flips and with float64 chain moves, 4x the default sweeps, and ``thorough``
+under time limits of 4 and 9 GPTQ times; its time includes the GPTQ-restricted warm start the solve loop
+computes, about one GPTQ time); and
 per-neuron ``sa`` (dwave-samplers, 1000 sweeps a read) and ``tabu`` (20 ms a read), from the same warm start,
 at several read counts,
 on a subset of the neurons (``--neurons``) with their time extrapolated to the whole layer (the table says
@@ -99,6 +100,7 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     sweeps = effort(LayerSASampler().defaults, problem.num_coordinates)[1]
     pairs = effort({**LayerSASampler().defaults, "chain": 0}, problem.num_coordinates)[1]
     return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
+            ("default, float64 chains", {"chain_precision": "float64"}),
             ("4x default", {"num_sweeps": 4 * sweeps}),
             ("4x default, pair flips", {"chain": 0, "num_sweeps": 4 * pairs}),
             ("thorough", {"effort": "thorough"}),
@@ -249,11 +251,15 @@ def plot(records: list[dict], path: Path) -> None:
     rows = -(-len(records) // cols)
     fig = Figure(figsize=(5.6 * cols, 4.3 * rows))
     FigureCanvasAgg(fig)
-    styles = {"layer-sa": ("C0", "o-"), "layer-sa, pair flips": ("C9", "o--"), "sa": ("C1", "s-"),
+    styles = {"layer-sa": ("C0", "o-"), "layer-sa, pair flips": ("C9", "o--"),
+              "layer-sa, float64 chains": ("C5", "P"), "sa": ("C1", "s-"),
               "tabu": ("C2", "^-"), "gptq": ("C3", "D"), "gptq-restricted": ("C4", "v"), "long": ("C7", "x")}
 
-    def series(p: dict) -> str:  # layer-sa's points with chain=0 are a line of their own
-        return f"{p['method']}, pair flips" if p["method"] == "layer-sa" and "pair flips" in p["label"] else p["method"]
+    def series(p: dict) -> str:  # layer-sa's points with chain=0 are a line of their own, float64 chains a mark
+        for variant in ("pair flips", "float64 chains"):
+            if p["method"] == "layer-sa" and variant in p["label"]:
+                return f"{p['method']}, {variant}"
+        return p["method"]
 
     for k, record in enumerate(records):
         ax = fig.add_subplot(rows, cols, k + 1)

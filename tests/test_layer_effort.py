@@ -125,26 +125,37 @@ def test_trace_records_the_energy_over_time():
 @pytest.mark.parametrize("chain", [0, 4])
 def test_schedule_in_chunks_equals_one_call(chain):
     """The anneal is cut into chunks (for the trace and the time limit): the cut must not change a row; the
-    energies the kernel tracks (pair flips or chain moves) equal those recomputed from the states."""
+    energies the kernel tracks (pair flips or chain moves) equal those recomputed from the states.
+
+    Chain moves read the float32 copy of ``M``: from a start ``u0 = d ∘ v0`` (fields exact in float64) the
+    kernel tracks ``E(v) − Σ_{j≠l} (M − M32)_jl w_j w_l`` with ``w = d ∘ (v − v0)``, to float64 accuracy."""
     _, problem = layer_problem(27, 80, 5, 3)
     dense = DenseQubos.from_problem(problem)
     params = {**LayerSASampler().defaults, "num_reads": 2, "num_sweeps": 20, "chain": chain}
     run, _ = make_run(dense, params)
-    moves = (*run.chains, chain) if chain else (run.partners, run.couplings, 0)
+    mat, moves = (run.chain_mat, (*run.chains, chain)) if chain else (dense.mat, (run.partners, run.couplings, 0))
+    assert mat.dtype == (np.float32 if chain else np.float64)
     polished = run.polish(problem.encode(gptq_restricted(problem)))
     results = []
     for cuts in ([0, 20], [0, 3, 11, 12, 20]):
         start, hot, cold, sweeps = anneal_plan(dense, params, polished)
+        v0 = start.v.copy()
         best_e, best_v, seeds = start.energy.copy(), start.v.copy(), _row_seeds(5, start.owner.size)
         for a, b in zip(cuts, cuts[1:]):
-            anneal_block(dense.mat, dense.steps, dense.free, *moves, run.indptr, run.indices,
+            anneal_block(mat, dense.steps, dense.free, *moves, run.indptr, run.indices,
                          start.owner, start.v, start.h, start.energy, best_e, best_v, run.tol[start.owner], hot,
                          cold, sweeps, a, b - a, 1, seeds, np.zeros(1, np.int64), np.arange(start.owner.size))
         results.append((best_v, best_e))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
     best_v, best_e = results[0]  # the tracked energies agree with energies recomputed from the states
-    np.testing.assert_allclose(best_e, dense.energies(best_v, start.owner), rtol=1e-9, atol=1e-12)
+    assert np.any(best_v != v0)  # the anneal moved
+    w = dense.steps[start.owner] * (best_v.astype(float) - v0)
+    gap = dense.mat - mat.astype(np.float64)
+    np.fill_diagonal(gap, 0.0)
+    assert np.any(gap != 0) == bool(chain)
+    expected = dense.energies(best_v, start.owner) - np.einsum("rj,jl,rl->r", w, gap, w)
+    np.testing.assert_allclose(best_e, expected, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(polished.energy, dense.energies(polished.v), rtol=1e-9, atol=1e-12)
 
 
@@ -233,7 +244,8 @@ def test_wide_layers_anneal_with_chains_except_fast():
 
 def test_chain_descent_escapes_pair_flip_minima():
     """On correlated inputs, a greedy descent by chain moves lowers states no single or pair flip improves; the
-    energies the kernel tracks stay exact."""
+    energies the kernel tracks are those of the float32 couplings it reads, to float64 accuracy (see
+    ``test_schedule_in_chunks_equals_one_call``)."""
     layer, problem = smooth_layer(33, 300, 6, 3)
     dense = DenseQubos.from_problem(problem)
     run, _ = make_run(dense, {**LayerSASampler().defaults, "chain": 4})
@@ -241,8 +253,37 @@ def test_chain_descent_escapes_pair_flip_minima():
     rows = pairs_min.take(np.arange(problem.num_neurons))
     args, _, best_v = run._args(rows, chains=True)
     polish_block(*args, 200, np.zeros(1, np.int64), np.arange(problem.num_neurons))
-    np.testing.assert_allclose(rows.energy, dense.energies(rows.v), rtol=1e-9, atol=1e-12)
-    assert np.all(rows.energy <= pairs_min.energy + 1e-15)
-    assert rows.energy.sum() < pairs_min.energy.sum() * (1 - 1e-3)
-    again = run.polish(rows.v)  # and the chain minimum is still a pair-flip minimum
-    np.testing.assert_allclose(again.energy, rows.energy, rtol=1e-9, atol=1e-12)
+    w = dense.steps * (rows.v.astype(float) - pairs_min.v)
+    gap = dense.mat - run.chain_mat.astype(np.float64)
+    np.fill_diagonal(gap, 0.0)
+    exact = dense.energies(rows.v)
+    np.testing.assert_allclose(rows.energy, exact - np.einsum("rj,jl,rl->r", w, gap, w), rtol=1e-8, atol=1e-14)
+    assert np.all(exact <= pairs_min.energy * (1 + 1e-6))
+    assert exact.sum() < pairs_min.energy.sum() * (1 - 1e-3)
+    again = run.polish(rows.v)  # and the chain minimum is still a pair-flip minimum (up to float32 couplings)
+    np.testing.assert_allclose(again.energy, exact, rtol=1e-6)
+
+
+def test_chain_precision_float32_copy_and_float64_energies():
+    """Chain moves read a float32 copy of ``H`` by default (``chain_precision="float64"``: ``H`` itself); the
+    anneal returns energies recomputed in float64 either way, the two precisions reach energies within a few
+    tenths of a percent, and a bad value is refused by name."""
+    layer, problem = smooth_layer(34, 300, 6, 3)
+    dense = DenseQubos.from_problem(problem, floors=True)
+    totals = {}
+    for precision in ("float32", "float64"):
+        params = {**LayerSASampler().defaults, "chain": 4, "num_sweeps": 12, "chain_precision": precision}
+        run, _ = make_run(dense, params)
+        assert run.chain_mat.dtype == np.dtype(precision)
+        assert (run.chain_mat is dense.mat) == (precision == "float64")
+        np.testing.assert_array_equal(run.chains[1], np.where(run.chains[0] >= 0, np.take_along_axis(
+            run.chain_mat, np.maximum(run.chains[0], 0), axis=1), 0.0))  # couplings from the copy read
+        with run:
+            annealed = run.anneal(run.polish(problem.encode(gptq_restricted(problem))), seed=3)
+        np.testing.assert_allclose(annealed.energy, dense.energies(annealed.v, annealed.owner), rtol=1e-8)
+        sample = LayerSASampler(chain=4, num_sweeps=12, chain_precision=precision).sample_layer(problem, seed=3)
+        check_layer_energies(layer, problem, sample)
+        totals[precision] = sample.energies.sum()
+    assert totals["float32"] == pytest.approx(totals["float64"], rel=5e-3)
+    with pytest.raises(InvalidArgumentError, match="chain_precision='float16' must be one of"):
+        LayerSASampler(chain_precision="float16")
