@@ -49,13 +49,13 @@ class Preset:
 
 #: The ``effort`` presets. ``fast`` polishes the warm start (single and pair flips) and anneals only problems
 #: small enough to be cheap; ``default`` adds one cold anneal per neuron on wide layers: from
-#: :data:`CHAIN_INPUTS` inputs on, ``max(16, m / 64)`` sweeps of chain moves (16 on MNIST's 785 inputs, 48 on
-#: CIFAR-10's 3073: about 4.5x and 7-8x GPTQ's time with the warm start, within the 5x and 10x budgets of
-#: ``benchmarks/frontier.py``), below that ``m / 20`` sweeps of pair
-#: flips; ``thorough`` anneals 10-20 times longer.
+#: :data:`CHAIN_INPUTS` inputs on, ``max(16, m / 48)`` sweeps of chain moves (16 on MNIST's 785 inputs, 64 on
+#: CIFAR-10's 3073: about 4.3x and 6.5-7x GPTQ's time with the warm start, within the 5x and 10x budgets of
+#: ``benchmarks/frontier.py``), below that ``m / 20`` sweeps of pair flips; ``thorough`` anneals 4-20 times
+#: longer.
 EFFORTS: dict[str, Preset] = {
     "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0),
-    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 16, 1 / 64),
+    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 16, 1 / 48),
     "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12),
 }
 
@@ -104,7 +104,7 @@ def effort(params: dict[str, Any], m: int) -> tuple[int, int]:
     m³, 1, 128)``, ``num_sweeps = max(min(f_s 2^32 / m⁴, max), w)`` with the preset's factors ``f_r, f_s``,
     ceiling and wide-layer sweeps ``w`` (:data:`EFFORTS`: its ``chain_sweeps`` where the moves are chains,
     :func:`chain_depth`, else ``wide_sweeps · m``). Default: 1 read x 16 sweeps of chains on a 785-input
-    layer, 1 x 48 at 3073, 15 x 15 at 129, 122 x 240 on 65-variable neurons, 128 x 256 below that.
+    layer, 1 x 64 at 3073, 15 x 15 at 129, 122 x 240 on 65-variable neurons, 128 x 256 below that.
     """
     p = preset(params)
     m = max(int(m), 1)
