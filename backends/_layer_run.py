@@ -82,7 +82,8 @@ class _Run:
         self.partners, self.couplings = pair_partners(dense.mat, params["pairs"], strength)
         self.chains = None
         if self.depth >= 3:  # the chain anneal reads a float32 copy of M (by default), its couplings from it
-            self.chain_mat = np.ascontiguousarray(dense.mat, dtype=np.dtype(params.get("chain_precision", "float32")))
+            dtype = np.dtype(params.get("chain_precision", "float32"))
+            self.chain_mat = np.ascontiguousarray(dense.mat, dtype=dtype)
             nbr, coup = chain_partners(self.chain_mat, params["chain_partners"], strength)
             self.chains = (nbr, coup.astype(np.float64))
         counts = dense.free.sum(axis=1)
@@ -119,12 +120,12 @@ class _Run:
 
         Chain moves read ``M`` in float32 (``chain_mat``; ``chain_precision="float64"``: ``M`` itself): on
         CIFAR-10's first layer (``M`` 75 MB in float64) the field updates of accepted moves stream half the
-        bytes, and a sweep runs 1.25x (cold end) to 1.6x (hot end) faster. The run is then exactly an anneal of the energy whose couplings are that copy's (the fields
-        stay float64 and consistent: no drift); on the benchmark's layers its tracked energies differ from
-        float64 ones by at most 1e-6 (MNIST) and 3e-4 (CIFAR-10) relative per neuron, 1e-8 and 1e-5 summed over
-        the layer. :meth:`anneal` returns energies recomputed in float64 (one GEMM), and the sampler keeps a
-        neuron's warm start wherever the result is not lower. Pair flips and the polish of the starts read
-        ``M`` itself.
+        bytes, and a sweep runs 1.25x (cold end) to 1.6x (hot end) faster. The run is then exactly an anneal
+        of the energy whose couplings are that copy's (the fields stay float64 and consistent: no drift); on
+        the benchmark's layers its tracked energies differ from float64 ones by at most 1e-6 (MNIST) and 3e-4
+        (CIFAR-10) relative per neuron, 1e-8 and 1e-5 summed over the layer. :meth:`anneal` returns energies
+        recomputed in float64 (one GEMM), and the sampler keeps a neuron's warm start wherever the result is
+        not lower. Pair flips and the polish of the starts read ``M`` itself.
         """
         d = self.dense
         best_e, best_v = rows.energy.copy(), rows.v.copy()
