@@ -238,11 +238,27 @@ def beta_ends(costs: np.ndarray, hot_acceptance: np.ndarray, cold_acceptance: fl
     mags = np.abs(costs) if costs.shape[1] else np.ones((rows, 1))  # no free variable: any schedule
     mags = np.where(mags > 0, mags, np.nan)
     mags[np.all(np.isnan(mags), axis=1)] = 1.0
-    median = np.nanquantile(mags, 0.5, axis=1)
-    low = np.nanquantile(mags, 0.05, axis=1)
+    median = _row_nanquantile(mags, 0.5)
+    low = _row_nanquantile(mags, 0.05)
     hot = np.log(1.0 / np.asarray(hot_acceptance, dtype=np.float64)) / median
     cold = np.maximum(np.log(1.0 / cold_acceptance) / low, hot)
     return hot, cold
+
+
+def _row_nanquantile(a: np.ndarray, q: float) -> np.ndarray:
+    """``np.nanquantile(a, q, axis=1)`` (its default ``linear`` method, bit for bit) for rows with at least one
+    number, by one sort of all rows: numpy's loops over the rows in Python, which took 0.17 of 0.93 s of a default
+    ``layer-sa`` solve on the digits MLP's first layer (3904 reads of 65 variables)."""
+    ordered = np.sort(a, axis=1)  # NaN last
+    last = np.maximum(np.sum(~np.isnan(a), axis=1) - 1, 0)
+    virtual = last * float(q)
+    below = np.floor(virtual)
+    gamma = virtual - below
+    lo_i = np.minimum(below.astype(np.int64), last)[:, None]
+    hi_i = np.minimum(below.astype(np.int64) + 1, last)[:, None]
+    lo, hi = np.take_along_axis(ordered, lo_i, 1)[:, 0], np.take_along_axis(ordered, hi_i, 1)[:, 0]
+    diff = hi - lo
+    return np.where(gamma >= 0.5, hi - diff * (1 - gamma), lo + diff * gamma)  # numpy's _lerp
 
 
 def excess_ends(excess: np.ndarray, free: np.ndarray, hot_temperature: float, cold_temperature: float,
