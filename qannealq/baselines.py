@@ -5,17 +5,26 @@ not-yet-quantized coordinates with the upper Cholesky factor of ``H⁻¹`` (damp
 mean diagonal, as in the GPTQ paper), in blocks with lazy batch updates. Its floor/ceil-restricted variant
 chooses, for each free coordinate, between the clipped floor ``k`` and ``k + 1`` of the *original* weight,
 so it is a valid QUBO assignment (and a strong warm start).
+
+``act_order`` (``gptq-act``, ``gptq-restricted-act``) quantizes the inputs in order of decreasing ``H_jj``
+(the GPTQ reference code's ``--act-order``, AutoGPTQ's ``desc_act``) instead of index order: the inputs
+with the most signal are rounded first, while the most others are left to absorb their error. On the first
+layers of ``benchmarks/frontier.py`` it lowers GPTQ's error above the best-known QUBO optimum from 51 to
+38 % (MNIST int4) and from 811 to 339 % (CIFAR-10 int2), GPTQ-restricted's from 65 to 48 % and from 1003
+to 669 %.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import torch
 
 from qannealq.errors import InvalidArgumentError
-from qannealq.formulation import LayerProblem
+from qannealq.formulation import LayerProblem, LayerStats
 
-__all__ = ["rtn", "gptq", "gptq_restricted", "BASELINES"]
+__all__ = ["rtn", "gptq", "gptq_restricted", "gptq_act", "gptq_restricted_act", "BASELINES"]
 
 
 def rtn(problem: LayerProblem) -> np.ndarray:
@@ -39,9 +48,22 @@ def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) ->
     return np.linalg.cholesky(hinv).T
 
 
-def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int) -> np.ndarray:
+def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int,
+          act_order: bool = False) -> np.ndarray:
     if not percdamp >= 0:
         raise InvalidArgumentError(f"percdamp={percdamp!r} must be >= 0 (GPTQ uses 0.01)")
+    if act_order:
+        if problem.per_neuron:
+            raise InvalidArgumentError("act_order needs the layer's one shared H; this problem has one H_i per "
+                                       "neuron (the relu-aware objective): use gptq or gptq-restricted")
+        order = np.argsort(-np.diag(problem.hessian), kind="stable")
+        stats = problem.stats
+        permuted = replace(problem, stats=LayerStats(stats.hessian[np.ix_(order, order)], stats.cross[:, order],
+                                                     stats.target_sq, stats.num_samples),
+                           weights=problem.weights[:, order], steps=problem.steps[:, order],
+                           base=problem.base[:, order], free=problem.free[:, order])
+        ints = _gptq(permuted, restricted, percdamp, block_size)
+        return ints[:, np.argsort(order)]
     if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): each row on its own Cholesky factor,
         n, m = problem.weights.shape  # rows in chunks of stacked factors: _CHUNK_BYTES, or an eighth of a
         limit = getattr(getattr(problem.stats, "objective", None), "memory_limit", None)  # smaller memory limit
@@ -114,14 +136,27 @@ def _gptq_rows(problem: LayerProblem, rows: slice, u: np.ndarray, dead: np.ndarr
     return np.where(dead, lo, ints)
 
 
-def gptq(problem: LayerProblem, percdamp: float = 0.01, block_size: int = 128) -> np.ndarray:
-    """GPTQ grid integers ``(n, m)`` (nearest level of the error-corrected weight)."""
-    return _gptq(problem, False, percdamp, block_size)
+def gptq(problem: LayerProblem, percdamp: float = 0.01, block_size: int = 128, act_order: bool = False) -> np.ndarray:
+    """GPTQ grid integers ``(n, m)`` (nearest level of the error-corrected weight); ``act_order``: inputs in
+    order of decreasing ``H_jj`` (see the module docstring)."""
+    return _gptq(problem, False, percdamp, block_size, act_order)
 
 
-def gptq_restricted(problem: LayerProblem, percdamp: float = 0.01, block_size: int = 128) -> np.ndarray:
+def gptq_restricted(problem: LayerProblem, percdamp: float = 0.01, block_size: int = 128,
+                    act_order: bool = False) -> np.ndarray:
     """GPTQ restricted to each coordinate's floor/ceil: a valid QUBO assignment, as integers ``(n, m)``."""
-    return _gptq(problem, True, percdamp, block_size)
+    return _gptq(problem, True, percdamp, block_size, act_order)
 
 
-BASELINES = {"rtn": rtn, "gptq": gptq, "gptq-restricted": gptq_restricted}
+def gptq_act(problem: LayerProblem) -> np.ndarray:
+    """``gptq-act``: :func:`gptq` with ``act_order=True``."""
+    return gptq(problem, act_order=True)
+
+
+def gptq_restricted_act(problem: LayerProblem) -> np.ndarray:
+    """``gptq-restricted-act``: :func:`gptq_restricted` with ``act_order=True`` (a method and a warm start)."""
+    return gptq_restricted(problem, act_order=True)
+
+
+BASELINES = {"rtn": rtn, "gptq": gptq, "gptq-restricted": gptq_restricted, "gptq-act": gptq_act,
+             "gptq-restricted-act": gptq_restricted_act}

@@ -58,3 +58,43 @@ def test_percdamp_validated():
     problem = random_layer(rng, 5, 2).problem(3)
     with pytest.raises(InvalidArgumentError, match="percdamp"):
         gptq(problem, percdamp=-1)
+
+
+def test_act_order_quantizes_in_order_of_decreasing_hessian_diagonal():
+    """``act_order``: GPTQ over the inputs sorted by decreasing ``H_jj``, the result in the original order: it
+    equals plain GPTQ on the problem with its inputs so sorted, is unchanged by a prior shuffle of the inputs,
+    and its restricted form is a valid QUBO assignment."""
+    from dataclasses import replace
+
+    from qannealq.formulation import LayerStats
+
+    def permuted(problem, order):
+        st = problem.stats
+        return replace(problem, stats=LayerStats(st.hessian[np.ix_(order, order)], st.cross[:, order],
+                                                 st.target_sq, st.num_samples),
+                       weights=problem.weights[:, order], steps=problem.steps[:, order],
+                       base=problem.base[:, order], free=problem.free[:, order])
+
+    rng = np.random.default_rng(5)
+    layer = random_layer(rng, 40, 6, samples=400)
+    problem = layer.problem(3)
+    order = np.argsort(-np.diag(problem.hessian), kind="stable")
+    assert not np.array_equal(order, np.arange(order.size))  # the test means something
+    back = np.argsort(order)
+    for restricted, fn in ((False, gptq), (True, gptq_restricted)):
+        act = fn(problem, act_order=True)
+        np.testing.assert_array_equal(act, fn(permuted(problem, order))[:, back])
+        shuffle = rng.permutation(order.size)
+        np.testing.assert_array_equal(fn(permuted(problem, shuffle), act_order=True), act[:, shuffle])
+        assert not np.array_equal(act, fn(problem))  # another order, another rounding
+    problem.encode(BASELINES["gptq-restricted-act"](problem))  # floor/ceil only: raises otherwise
+
+
+def test_act_order_needs_a_shared_hessian():
+    """The relu-aware objective's problems have one ``H_i`` per neuron: no common order, a clear error."""
+    rng = np.random.default_rng(2)
+    problem = random_layer(rng, 12, 3).problem(4)
+    per_neuron = type("PerNeuron", (type(problem),), {"per_neuron": True})
+    fields = {f: getattr(problem, f) for f in ("stats", "grid", "weights", "steps", "base", "free")}
+    with pytest.raises(InvalidArgumentError, match="act_order needs the layer's one shared H"):
+        gptq(per_neuron(**fields), act_order=True)

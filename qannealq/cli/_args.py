@@ -95,7 +95,8 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--int1", default="sign", choices=("sign", "paper"),
                        help="int1 grid: ±alpha (sign) or the paper's {-max|w|, 0}")
     group.add_argument("--warm-start", default="gptq-restricted",
-                       help="initial state for samplers that take one: gptq-restricted, gptq, rtn or none")
+                       help="initial state for samplers that take one: gptq-restricted, gptq-restricted-act "
+                       "(inputs in order of decreasing H_jj), gptq, gptq-act, rtn or none")
     add_objective_arguments(group)
     group.add_argument("--retries", type=int, default=3,
                        help="retries of a cloud backend's transient failures (network, timeouts, solver-side), "

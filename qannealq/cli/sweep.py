@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--granularity", default=None, choices=("tensor", "channel", "best"),
                        help="best: per cell the grid with the lower summed layer error on the calibration data")
     group.add_argument("--int1", default=None, choices=("sign", "paper"))
-    group.add_argument("--warm-start", default=None, help="gptq-restricted, gptq, rtn or none")
+    group.add_argument("--warm-start", default=None,
+                       help="gptq-restricted, gptq-restricted-act, gptq, gptq-act, rtn or none")
     add_objective_arguments(group)
     group.add_argument("--download", action="store_true",
                        help="fetch the dataset from its canonical location if it is found nowhere (SHA-256 checked)")
