@@ -24,7 +24,7 @@ import torch
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, LayerStats
 
-__all__ = ["rtn", "gptq", "gptq_restricted", "gptq_act", "gptq_restricted_act", "BASELINES"]
+__all__ = ["rtn", "gptq", "gptq_restricted", "gptq_act", "gptq_restricted_act", "BASELINES", "ACT_ORDER"]
 
 
 def rtn(problem: LayerProblem) -> np.ndarray:
@@ -160,3 +160,6 @@ def gptq_restricted_act(problem: LayerProblem) -> np.ndarray:
 
 BASELINES = {"rtn": rtn, "gptq": gptq, "gptq-restricted": gptq_restricted, "gptq-act": gptq_act,
              "gptq-restricted-act": gptq_restricted_act}
+
+#: The act-order baselines (they need the layer's one shared ``H``); each name is its index-order one + ``-act``.
+ACT_ORDER = ("gptq-act", "gptq-restricted-act")

@@ -258,6 +258,10 @@ def test_run_command_in_sequential_mode_equals_quantize_model(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--objective", "relu-aware", "--inactive-weight", "2"], "inactive_weight=2.0 must be a number in [0, 1]"),
     (["--inactive-weight", "0.5"], "--inactive-weight applies to --objective relu-aware"),
+    (["--objective", "relu-aware", "--methods", "rtn,gptq-act"], "--methods gptq-act needs the layer's one shared H"),
+    (["--objective", "relu-aware", "--warm-start", "gptq-restricted-act"],
+     "--warm-start gptq-restricted-act needs the layer's one shared H, and --objective relu-aware has one H_i per "
+     "neuron: use gptq-restricted"),
 ])
 def test_bad_objective_options_exit_2_before_training(argv, message, tmp_path, monkeypatch, capsys):
     import qannealq.experiment
