@@ -80,10 +80,9 @@ class _Run:
         self.depth = chain_depth(params, dense.mat.shape[0])
         strength = coupling_strength(dense.mat)  # both partner lists rank the same couplings
         self.partners, self.couplings = pair_partners(dense.mat, params["pairs"], strength)
-        self.chains = None
+        self.chains, self.chain_mat = None, None
         if self.depth >= 3:  # the chain anneal reads a float32 copy of M (by default), its couplings from it
-            dtype = np.dtype(params.get("chain_precision", "float32"))
-            self.chain_mat = np.ascontiguousarray(dense.mat, dtype=dtype)
+            self.chain_mat = np.ascontiguousarray(dense.mat, dtype=np.dtype(params["chain_precision"]))
             nbr, coup = chain_partners(self.chain_mat, params["chain_partners"], strength)
             self.chains = (nbr, coup.astype(np.float64))
         counts = dense.free.sum(axis=1)
@@ -187,7 +186,7 @@ class _Run:
                 step += count * stride
                 self.clock.record(float(best_e.reshape(n, reads).min(axis=1).sum()))
             self._parallel(polish_block, (*args, polish_sweeps, self.stop), start.owner.size)
-        if self.chains is not None and self.chain_mat.dtype != np.float64:  # energies of float32 couplings
+        if self.chain_mat is not None and self.chain_mat.dtype != np.float64:  # energies of float32 couplings
             best_e = self.start(best_v, start.owner).energy
         self.clock.record(float(best_e.reshape(n, reads).min(axis=1).sum()))
         return Rows(best_v, start.owner, best_e)

@@ -33,8 +33,8 @@ Runs in a numba kernel, rows in parallel threads, each with its own seeded gener
 seed whatever the thread count, and whatever the time limit as long as it does not cut the run
 (``info["time_limited"]`` is False; when it is True the result depends on timing). With a GPU (``device``),
 in torch on CUDA (:mod:`._layer_torch`: the same starts, schedule, moves (chains included) and polish, all rows
-updated in parallel one coordinate at a time; there a time limit stops the run after the sweep that passes it, without shortening
-the schedule). It is also a plain ``dimod.Sampler`` for single BQMs.
+updated in parallel one coordinate at a time; there a time limit stops the run after the sweep that passes it,
+without shortening the schedule). It is also a plain ``dimod.Sampler`` for single BQMs.
 
 Modules, each importing only those below it: this one (the sampler) -> :mod:`._layer_single` (one BQM) ->
 :mod:`._layer_run` (device choice, numba run) -> :mod:`._layer_kernel` (numba) and :mod:`._layer_torch`

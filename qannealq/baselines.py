@@ -10,8 +10,8 @@ so it is a valid QUBO assignment (and a strong warm start).
 (the GPTQ reference code's ``--act-order``, AutoGPTQ's ``desc_act``) instead of index order: the inputs
 with the most signal are rounded first, while the most others are left to absorb their error. On the first
 layers of ``benchmarks/frontier.py`` it lowers GPTQ's error above the best-known QUBO optimum from 51 to
-38 % (MNIST int4) and from 811 to 339 % (CIFAR-10 int2), GPTQ-restricted's from 65 to 48 % and from 1003
-to 669 %.
+38 % (MNIST int4) and from 823 to 345 % (CIFAR-10 int2), GPTQ-restricted's from 65 to 48 % and from 1018
+to 679 % (the README's frontier table).
 """
 
 from __future__ import annotations
