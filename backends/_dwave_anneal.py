@@ -114,7 +114,7 @@ def anneal_settings(parameters: Mapping, options: Mapping[str, Any], warm: bool,
                                    "anneal='forward' (or 'auto')")
     if mode == "reverse" and not warm:
         raise InvalidArgumentError("anneal='reverse' needs a warm start to anneal back from: use --warm-start "
-                                   "gptq-restricted (the default) or anneal='forward'")
+                                   "gptq-restricted-act (the default) or anneal='forward'")
     reverse = mode == "reverse" or (mode == "auto" and warm and supports and not forward_asked)
     if not reverse:
         why = ("asked" if mode == "forward" else "no warm start" if not warm else

@@ -4,9 +4,9 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 (ARCHITECTURE.md §1), so the solver keeps ``H`` once and, per neuron and read, only a state row and its field
 ``H (d ∘ v)`` (one GEMM for all rows at the start, one row of ``H`` per accepted flip after). Algorithm:
 
-1. **Starts**: the warm start (GPTQ restricted to floor/ceil, or ``initial_states``) and, on layers narrower
-   than 256 inputs unless the effort is ``fast``, RTN (clipped to floor/ceil), each polished by greedy
-   descent; each neuron keeps the better.
+1. **Starts**: the warm start (GPTQ restricted to floor/ceil in act order, or ``initial_states``) and, on
+   layers narrower than 256 inputs unless the effort is ``fast``, RTN (clipped to floor/ceil), each polished
+   by greedy descent; each neuron keeps the better.
 2. **Reheat anneal**: ``num_reads`` rows per neuron start from that local minimum and run ``num_sweeps``
    Metropolis sweeps of single flips and *pair flips* (each coordinate with its ``pairs`` most correlated
    inputs: rounding one pixel up and its neighbour down crosses the ridges single flips cannot), under a
@@ -161,7 +161,7 @@ class LayerSASampler(dimod.Sampler):
 
         Args:
             problem: the layer's QUBOs.
-            initial_states: warm assignments ``(n, m)`` (default: GPTQ restricted to floor/ceil).
+            initial_states: warm assignments ``(n, m)`` (default: GPTQ restricted to floor/ceil, in act order).
             seed: seed of the anneal (drawn and recorded when None).
             **kwargs: any default named in the class docstring.
         """
@@ -170,7 +170,10 @@ class LayerSASampler(dimod.Sampler):
         seed = draw_seed(seed)
         t0 = time.perf_counter_ns()
         clock = Clock(params["time_limit"], start=t0 / 1e9)
-        warm = problem.encode(gptq_restricted(problem)) if initial_states is None else np.asarray(initial_states)
+        if initial_states is None:  # the solve loop's default start, DEFAULT_WARM_START
+            warm = problem.encode(gptq_restricted(problem, act_order=True))
+        else:
+            warm = np.asarray(initial_states)
         if warm.shape != problem.free.shape or np.any((warm != 0) & (warm != 1)):
             raise InvalidArgumentError(f"initial_states must be a binary array of shape {problem.free.shape} "
                                        f"(problem.encode of grid integers); got shape {warm.shape}")

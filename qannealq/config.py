@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from qannealq.baselines import ACT_ORDER
+from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
@@ -45,8 +45,8 @@ def check_choice(option: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 
 def parse_warm_start(value: str | None) -> str | None:
-    """``none``/``None``/empty -> None; else one of the baselines (``gptq-restricted``, ``gptq``, ``rtn``, the
-    act-order ``gptq-restricted-act`` and ``gptq-act``)."""
+    """``none``/``None``/empty -> None; else one of the baselines (the act-order ``gptq-restricted-act`` and
+    ``gptq-act``, ``gptq-restricted``, ``gptq``, ``rtn``)."""
     if value in (None, "none", "None", ""):
         return None
     choices = tuple(w for w in WARM_STARTS if w)
@@ -121,8 +121,9 @@ class QuantizeConfig:
         calibration: ``float`` or ``sequential``.
         granularity: ``tensor`` or ``channel``.
         int1: ``sign`` or ``paper``.
-        warm_start: ``gptq-restricted``, ``gptq-restricted-act``, ``gptq``, ``gptq-act``, ``rtn`` or None (the
-            act-order ones not with the relu-aware objective).
+        warm_start: ``gptq-restricted-act`` (the default: GPTQ-restricted with the inputs in order of decreasing
+            ``H_jj``, per neuron under the relu-aware objective), ``gptq-restricted``, ``gptq``, ``gptq-act``,
+            ``rtn`` or None.
         objective: ``preact`` (the paper's) or ``relu-aware`` (:mod:`qannealq.weighted`).
         inactive_weight: ``relu-aware``: weight of the samples where the float neuron is off (None: the
             default, :data:`qannealq.weighted.DEFAULT_INACTIVE_WEIGHT`, recorded as its value).
@@ -137,7 +138,7 @@ class QuantizeConfig:
     calibration: str = "float"
     granularity: str = "tensor"
     int1: str = "sign"
-    warm_start: str | None = "gptq-restricted"
+    warm_start: str | None = DEFAULT_WARM_START
     retries: int = 3
     objective: str = "preact"
     inactive_weight: float | None = None
@@ -166,11 +167,6 @@ class QuantizeConfig:
             raise InvalidArgumentError(f"--inactive-weight applies to --objective relu-aware, not {self.objective!r}")
         goal = make_objective(self.objective, self.inactive_weight)
         object.__setattr__(self, "inactive_weight", goal.inactive_weight if goal.weighted else None)
-        if goal.weighted:  # act order sorts the inputs by the diagonal of the layer's one H; relu-aware has H_i
-            for option, value in [*(("--methods", m) for m in self.methods), ("--warm-start", self.warm_start)]:
-                if value in ACT_ORDER:
-                    raise InvalidArgumentError(f"{option} {value} needs the layer's one shared H, and --objective "
-                                               f"relu-aware has one H_i per neuron: use {value[:-4]}")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import dimod
 import numpy as np
 import torch
 
+from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
 from qannealq.contract import redact
 from qannealq.errors import InvalidArgumentError, NonFiniteError
@@ -113,7 +114,7 @@ class _Run:
 def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, method: str = "qubo",
                    sampler: "str | dimod.Sampler | None" = "layer-sa", calibration: str = "float",
                    granularity: str = "tensor", int1: str = "sign", layers: Sequence[str] | None = None,
-                   warm_start: str | None = "gptq-restricted", seed: int | None = None, batch_size: int = 256,
+                   warm_start: str | None = DEFAULT_WARM_START, seed: int | None = None, batch_size: int = 256,
                    progress: ProgressCallback | None = None, checkpoint: NeuronCheckpoint | None = None,
                    float_stats: Mapping[str, LayerStats] | None = None, executor: Executor | None = None,
                    objective: "str | Objective" = "preact", inactive_weight: float | None = None,

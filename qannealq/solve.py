@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import dimod
 import numpy as np
 
-from qannealq.baselines import BASELINES
+from qannealq.baselines import BASELINES, DEFAULT_WARM_START
 from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
@@ -236,7 +236,7 @@ def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
 
 
 def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler | None = None,
-                   backend: str = "", warm_start: str | None = "gptq-restricted", seed: int | None = None,
+                   backend: str = "", warm_start: str | None = DEFAULT_WARM_START, seed: int | None = None,
                    executor: Executor | None = None, progress: NeuronProgress | None = None,
                    checkpoint: NeuronCheckpoint | None = None, **sampler_kwargs: Any) -> LayerResult:
     """Quantize one layer with a baseline or with a sampler on its neuron QUBOs.
@@ -270,7 +270,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
         warm = None
         if warm_start is not None:
             warm_ints = BASELINES[warm_start](problem)
-            if warm_start != "gptq-restricted":
+            if warm_start not in ("gptq-restricted", "gptq-restricted-act"):  # the others may leave floor/ceil
                 warm_ints = problem.restrict(warm_ints)
             warm = problem.encode(warm_ints)
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.config import ModelConfig, check_choice, check_positive, parse_warm_start
 from qannealq.contract import check_parameters, redact, unredact
 from qannealq.errors import InvalidArgumentError
@@ -55,12 +56,12 @@ PRESETS: dict[str, Preset] = {
                     "the paper's set-up: float calibration; per-tensor max-scale grid; int1 = {-max|w|, 0}; "
                     "qubo = per-neuron simulated annealing (dwave-samplers `sa`, its default schedule), 1 read, "
                     "no warm start"),
-    "best": Preset("sequential", "best", "sign", "layer-sa", "gptq-restricted", {},
+    "best": Preset("sequential", "best", "sign", "layer-sa", DEFAULT_WARM_START, {},
                    "this project's improvements: sequential calibration; per cell the per-tensor or per-channel "
                    "grid, whichever gives the lower summed layer error on the calibration data (never the test "
                    "set); int1 = ±mean|w|; qubo = the whole-layer solver `layer-sa` warm-started from "
-                   "GPTQ-restricted"),
-    "custom": Preset("float", "tensor", "sign", "layer-sa", "gptq-restricted", {},
+                   "GPTQ-restricted in act order (inputs by decreasing H_jj)"),
+    "custom": Preset("float", "tensor", "sign", "layer-sa", DEFAULT_WARM_START, {},
                      "explicit options (the defaults of `qannealq run` where none is given)"),
 }
 
@@ -102,7 +103,7 @@ class SweepConfig:
     granularity: str = "tensor"
     int1: str = "sign"
     backend: str = "layer-sa"
-    warm_start: str | None = "gptq-restricted"
+    warm_start: str | None = DEFAULT_WARM_START
     sampler_options: Mapping[str, Any] = field(default_factory=dict)
     objective: str = "preact"
     inactive_weight: float | None = None

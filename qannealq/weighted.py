@@ -29,13 +29,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, ClassVar
+from typing import Callable, ClassVar, TypeVar
 
 import numpy as np
 
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid
+
+_T = TypeVar("_T")
 
 __all__ = ["OBJECTIVES", "DEFAULT_INACTIVE_WEIGHT", "DEFAULT_MEMORY_LIMIT", "Objective", "make_objective",
            "WeightedLayerStats", "WeightedLayerProblem", "build_weighted_problem"]
@@ -174,8 +176,9 @@ class WeightedLayerStats:
 
         return self.kept("hessian", i, form)
 
-    def kept(self, kind: object, i: int, form: Callable[[], np.ndarray]) -> np.ndarray:
-        """Neuron ``i``'s ``(m, m)`` matrix of ``kind`` (``"hessian"``, or e.g. GPTQ's factor of ``H_i``): ``form()``,
+    def kept(self, kind: object, i: int, form: Callable[[], _T]) -> _T:
+        """Neuron ``i``'s ``(m, m)`` matrix of ``kind`` (``"hessian"``, or e.g. GPTQ's input order and factor of
+        ``H_i``): ``form()``,
         kept when the samples and ``n`` matrices of this kind and of every kind asked for before fit in
         ``objective.memory_limit`` (a result never depends on what was kept)."""
         if (kind, i) in self._kept:

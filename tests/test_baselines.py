@@ -88,13 +88,3 @@ def test_act_order_quantizes_in_order_of_decreasing_hessian_diagonal():
         np.testing.assert_array_equal(fn(permuted(problem, shuffle), act_order=True), act[:, shuffle])
         assert not np.array_equal(act, fn(problem))  # another order, another rounding
     problem.encode(BASELINES["gptq-restricted-act"](problem))  # floor/ceil only: raises otherwise
-
-
-def test_act_order_needs_a_shared_hessian():
-    """The relu-aware objective's problems have one ``H_i`` per neuron: no common order, a clear error."""
-    rng = np.random.default_rng(2)
-    problem = random_layer(rng, 12, 3).problem(4)
-    per_neuron = type("PerNeuron", (type(problem),), {"per_neuron": True})
-    fields = {f: getattr(problem, f) for f in ("stats", "grid", "weights", "steps", "base", "free")}
-    with pytest.raises(InvalidArgumentError, match="act_order needs the layer's one shared H"):
-        gptq(per_neuron(**fields), act_order=True)

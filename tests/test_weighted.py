@@ -95,7 +95,31 @@ def test_unit_weights_give_the_plain_problem_exactly():
     for i in range(plain.num_neurons):
         np.testing.assert_allclose(forced.neuron_hessian(i), plain.hessian, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(forced.linear[i], plain.linear[i], rtol=1e-9, atol=1e-12)
-    np.testing.assert_array_equal(gptq_restricted(forced), gptq_restricted(plain))
+    for act_order in (False, True):
+        np.testing.assert_array_equal(gptq_restricted(forced, act_order=act_order),
+                                      gptq_restricted(plain, act_order=act_order))
+
+
+def test_act_order_takes_each_neurons_inputs_in_the_order_of_its_own_hessian():
+    """Per-neuron ``H_i``: act-order GPTQ rounds neuron ``i``'s inputs by decreasing ``diag(H_i)``, so each row
+    equals act-order GPTQ of a one-neuron plain problem on ``H_i``; the orders differ between neurons."""
+    layer, weights, stats = _weighted(7, f=16, n=4, binary=False)
+    grid = make_grid(layer.weight, layer.bias, 3, "tensor", "sign")
+    problem = build_weighted_problem(stats, layer.weight, layer.bias, grid)
+    assert problem.per_neuron
+    orders = [np.argsort(-np.diag(problem.neuron_hessian(i)), kind="stable") for i in range(problem.num_neurons)]
+    assert len({tuple(o) for o in orders}) > 1  # the test means something
+    for fn in (gptq, gptq_restricted):
+        act = fn(problem, act_order=True)
+        assert not np.array_equal(act, fn(problem))
+        for i in range(problem.num_neurons):
+            h = problem.neuron_hessian(i)
+            one = replace(build_problem(LayerStats.from_arrays(layer.x, layer.y), layer.weight, layer.bias, grid),
+                          stats=LayerStats(h, np.zeros((1, h.shape[0])), np.zeros(1), len(layer.y)),
+                          weights=problem.weights[i:i + 1], steps=problem.steps[i:i + 1],
+                          base=problem.base[i:i + 1], free=problem.free[i:i + 1])
+            np.testing.assert_array_equal(act[i], fn(one, act_order=True)[0])
+    problem.encode(gptq_restricted(problem, act_order=True))  # floor/ceil only: raises otherwise
 
 
 def test_model_with_inactive_weight_one_reproduces_the_paper_objective():
@@ -258,10 +282,6 @@ def test_run_command_in_sequential_mode_equals_quantize_model(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--objective", "relu-aware", "--inactive-weight", "2"], "inactive_weight=2.0 must be a number in [0, 1]"),
     (["--inactive-weight", "0.5"], "--inactive-weight applies to --objective relu-aware"),
-    (["--objective", "relu-aware", "--methods", "rtn,gptq-act"], "--methods gptq-act needs the layer's one shared H"),
-    (["--objective", "relu-aware", "--warm-start", "gptq-restricted-act"],
-     "--warm-start gptq-restricted-act needs the layer's one shared H, and --objective relu-aware has one H_i per "
-     "neuron: use gptq-restricted"),
 ])
 def test_bad_objective_options_exit_2_before_training(argv, message, tmp_path, monkeypatch, capsys):
     import qannealq.experiment

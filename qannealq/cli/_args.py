@@ -6,6 +6,7 @@ import argparse
 import ast
 from pathlib import Path
 
+from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.config import ModelConfig, QuantizeConfig
 from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT
 
@@ -84,7 +85,7 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("quantization")
     group.add_argument("--bits", type=int_list, default=[8, 4, 3, 2, 1], help="comma list, e.g. 8,4,2")
     group.add_argument("--methods", type=str_list, default=["rtn", "gptq", "qubo"],
-                       help="comma list of rtn, gptq, gptq-restricted, qubo")
+                       help="comma list of rtn, gptq, gptq-restricted, gptq-act, gptq-restricted-act, qubo")
     group.add_argument("--backend", default="layer-sa",
                        help="sampler for the qubo method (see `qannealq backends`); default: the whole-layer "
                        "solver layer-sa (use sa for the paper's per-neuron annealing)")
@@ -94,9 +95,10 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--granularity", default="tensor", choices=("tensor", "channel"))
     group.add_argument("--int1", default="sign", choices=("sign", "paper"),
                        help="int1 grid: ±alpha (sign) or the paper's {-max|w|, 0}")
-    group.add_argument("--warm-start", default="gptq-restricted",
-                       help="initial state for samplers that take one: gptq-restricted, gptq-restricted-act "
-                       "(inputs in order of decreasing H_jj), gptq, gptq-act, rtn or none")
+    group.add_argument("--warm-start", default=DEFAULT_WARM_START,
+                       help="initial state for samplers that take one: gptq-restricted-act (the default: "
+                       "GPTQ-restricted with the inputs in order of decreasing H_jj), gptq-restricted, gptq, "
+                       "gptq-act, rtn or none")
     add_objective_arguments(group)
     group.add_argument("--retries", type=int, default=3,
                        help="retries of a cloud backend's transient failures (network, timeouts, solver-side), "
