@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from qannealq._compare_report import CompareResult
 from qannealq.metrics import residual_gap
+from qannealq.store import atomic_path
 
 __all__ = ["plot_all", "GAP_FLOOR"]
 
@@ -34,9 +34,8 @@ def _figure(width: float, height: float):
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     return path
 
 

@@ -6,13 +6,12 @@ import csv
 import io
 import json
 import logging
-import os
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from qannealq.store import atomic_write
+from qannealq.store import atomic_path, atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +96,8 @@ def plot_accuracy(rows: list[ResultRow], path: Path, float_accuracy: float | Non
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
 
 
 class Reporter(Protocol):

@@ -13,39 +13,58 @@ import hashlib
 import json
 import os
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from qannealq.errors import InvalidArgumentError, StoreError
 
-__all__ = ["ResultStore", "StoreError", "atomic_write", "settings_diff", "unit_key"]
+__all__ = ["ResultStore", "StoreError", "atomic_path", "atomic_write", "settings_diff", "unit_key", "OUT_REMEDY",
+           "CACHE_REMEDY"]
 
 FORMAT = 1
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
-def atomic_write(path: Path, text: str | bytes) -> None:
-    """Write ``text`` (or bytes) to ``path`` through a temporary file in the same folder and an atomic rename.
+#: What to do when a results file cannot be written (the default of :func:`atomic_write`).
+OUT_REMEDY = "free disk space or choose another --out folder (units finished before this one are kept)"
+#: The same for the dataset and model caches.
+CACHE_REMEDY = "free disk space or set QANNEALQ_CACHE to a writable folder"
+
+
+@contextmanager
+def atomic_path(path: Path, remedy: str = OUT_REMEDY) -> Iterator[Path]:
+    """A temporary path in ``path``'s folder (same suffix, so writers that go by it keep working) for the block
+    to write; renamed onto ``path`` when the block ends, removed when it fails or is interrupted, so ``path``
+    is either the old file or the complete new one.
+
+    Raises:
+        StoreError: the folder is not writable or the disk is full; the message ends with ``remedy``.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}; {remedy}") from exc
+    except BaseException:  # Ctrl-C between the write and the rename: no temporary file left behind
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write(path: Path, text: str | bytes, remedy: str = OUT_REMEDY) -> None:
+    """Write ``text`` (or bytes) to ``path`` through :func:`atomic_path`, synced to disk before the rename.
 
     Raises:
         StoreError: the folder is not writable or the disk is full (the temporary file is removed).
     """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb" if isinstance(text, bytes) else "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}; free disk space or choose another "
-                         f"--out folder (units finished before this one are kept)") from exc
-    except BaseException:  # Ctrl-C between the write and the rename: no temporary file left behind
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, remedy) as tmp, open(tmp, "wb" if isinstance(text, bytes) else "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _canonical(value: Any) -> Any:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from qannealq.store import atomic_write
+from qannealq.store import atomic_path, atomic_write
 
 __all__ = ["CellResult", "CSV_COLUMNS", "Aggregate", "aggregate", "summary_markdown", "write_outputs",
            "plot_sweep"]
@@ -176,6 +175,5 @@ def plot_sweep(cells: list[CellResult], path: Path, title: str, order: list[str]
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)

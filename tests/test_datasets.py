@@ -138,6 +138,24 @@ def test_decoded_arrays_are_cached_by_source_checksum(tmp_path, monkeypatch):
     assert len(paths) == 4
 
 
+def test_an_unwritable_cache_is_a_clear_error_naming_qannealq_cache(tmp_path, monkeypatch):
+    """The decoded-array cache goes through the project's atomic write: a failed write names the file and
+    QANNEALQ_CACHE, and leaves no temporary file."""
+    import qannealq.store
+    from qannealq.errors import StoreError
+
+    x = images(6, (28, 28))
+    write_idx_dataset(tmp_path / "mnist", IDX, x, np.arange(6), x[:2], np.arange(2))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(qannealq.store.os, "replace", full_disk)
+    with pytest.raises(StoreError, match="No space left on device; free disk space or set QANNEALQ_CACHE"):
+        load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+    assert list((tmp_path / "cache" / "datasets").iterdir()) == []
+
+
 def test_image_folder_checksum_follows_the_contents_not_the_file_times(tmp_path):
     """A copy or remount of the same images (new modification times) keeps the checksum, hence the decoded
     arrays and the trained model; changing one image changes it."""

@@ -9,7 +9,7 @@ import pytest
 import qannealq.runner
 from qannealq.cli import main
 from qannealq.errors import InvalidArgumentError, StoreError
-from qannealq.store import ResultStore, atomic_write, unit_key
+from qannealq.store import CACHE_REMEDY, ResultStore, atomic_path, atomic_write, unit_key
 
 
 def test_units_round_trip_and_fresh_run_refuses_an_existing_store(tmp_path):
@@ -52,6 +52,26 @@ def test_atomic_write_failure_is_a_store_error_and_leaves_the_old_file(tmp_path,
     with pytest.raises(StoreError, match="No space left on device"):
         atomic_write(target, "new")
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_atomic_path_renames_on_success_and_cleans_up_on_failure_or_interrupt(tmp_path):
+    """Writers that need a file name (savefig, np.savez, torch.save) get a temporary one with the same suffix;
+    the target is the old file or the complete new one, never a partial one, and nothing is left behind."""
+    import numpy as np
+
+    target = tmp_path / "a.npz"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp.suffix == ".npz" and tmp != target
+        np.savez(tmp, x=np.arange(3))  # np.savez would append .npz to another suffix
+    np.testing.assert_array_equal(np.load(target)["x"], np.arange(3))
+    for error in (KeyboardInterrupt, OSError(28, "No space left on device")):
+        with pytest.raises(StoreError if isinstance(error, OSError) else KeyboardInterrupt) as caught:
+            with atomic_path(target, CACHE_REMEDY) as tmp:
+                np.savez(tmp, x=np.zeros(5))
+                raise error
+        assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
+        np.testing.assert_array_equal(np.load(target)["x"], np.arange(3))
+    assert str(caught.value) == f"cannot write {target}: No space left on device; {CACHE_REMEDY}"
 
 
 def _table(out):

@@ -21,6 +21,7 @@ import numpy as np
 from qannealq.data import formats
 from qannealq.data.sources import SPECS, DatasetSpec, Source, data_dirs, find_source
 from qannealq.errors import InvalidArgumentError
+from qannealq.store import CACHE_REMEDY, atomic_path, atomic_write
 
 __all__ = ["Dataset", "DATASETS", "cache_dir", "default_data_dir", "load_dataset", "load_digits", "load_npz",
            "source_checksum"]
@@ -126,9 +127,7 @@ def source_checksum(source: Source, cache: str | Path | None = None) -> str:
         # read again: another process may have added its folders while these images were hashed
         index = {**_read_index(index_path), quick.hexdigest(): digest.hexdigest()}
         index_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = index_path.with_name(f".{index_path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(index, indent=0, sort_keys=True))
-        os.replace(tmp, index_path)
+        atomic_write(index_path, json.dumps(index, indent=0, sort_keys=True), CACHE_REMEDY)
         return digest.hexdigest()
     files = source.paths if source.format != "cifar" else sorted(
         p for p in source.paths[0].iterdir() if p.name.startswith(("data_batch_", "test_batch", "batches.meta")))
@@ -172,10 +171,9 @@ def _decoded(source: Source, spec: DatasetSpec, checksum: str, cache: Path) -> f
             logger.warning("decoded cache %s unreadable (%s): decoding again", path, exc)
     raw = _read(source, spec)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, x_train=raw.x_train, y_train=raw.y_train, x_test=raw.x_test, y_test=raw.y_test,
-             classes=np.array(json.dumps(list(raw.classes))), format=np.array(_CACHE_FORMAT))
-    os.replace(tmp, path)
+    with atomic_path(path, CACHE_REMEDY) as tmp:
+        np.savez(tmp, x_train=raw.x_train, y_train=raw.y_train, x_test=raw.x_test, y_test=raw.y_test,
+                 classes=np.array(json.dumps(list(raw.classes))), format=np.array(_CACHE_FORMAT))
     logger.info("decoded %s and cached the arrays in %s", source.describe(), path)
     return raw
 

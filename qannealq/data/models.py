@@ -13,6 +13,7 @@ import torch
 
 from qannealq.data.datasets import Dataset, cache_dir
 from qannealq.report import LogReporter, Reporter
+from qannealq.store import CACHE_REMEDY, atomic_path
 
 __all__ = ["MLP", "train_mlp", "accuracy", "cache_dir", "checkpoint_path"]
 
@@ -98,9 +99,8 @@ def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-
         _fit(model, data, epochs, lr, batch_size, seed, bar.update)
     if cache:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(model.state_dict(), tmp)
-        tmp.replace(path)
+        with atomic_path(path, CACHE_REMEDY) as tmp:
+            torch.save(model.state_dict(), tmp)
         logger.info("trained and cached model %s", path)
     return model
 
