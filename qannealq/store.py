@@ -202,7 +202,8 @@ class ResultStore:
         if not units.is_dir():
             return
         for path in sorted(units.glob("*.json")):
-            yield path.stem
+            if not path.name.startswith("."):  # another process's unit being written (atomic_path)
+                yield path.stem
 
     def done(self, key: str) -> bool:
         """Whether unit ``key`` is finished (its file exists and is readable)."""

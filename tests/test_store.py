@@ -17,7 +17,10 @@ def test_units_round_trip_and_fresh_run_refuses_an_existing_store(tmp_path):
     store.put(unit_key(bits=4, method="rtn"), {"x": 1.5})
     assert store.done("bits=4_method=rtn") and not store.done("bits=2_method=rtn")
     assert store.records() == [{"x": 1.5}]
-    assert not list((tmp_path / "r" / "units").glob(".*tmp"))  # no temporary file left behind
+    assert [p.name for p in (tmp_path / "r" / "units").iterdir()] == ["bits=4_method=rtn.json"]  # nothing else
+    # another process's unit, written but not yet renamed, is not a unit
+    (tmp_path / "r" / "units" / ".bits=2_method=rtn.999.tmp.json").write_text('{"key": "k", "record": {"x": 2}}')
+    assert store.records() == [{"x": 1.5}] and not store.done("bits=2_method=rtn")
     with pytest.raises(InvalidArgumentError, match="--resume"):
         ResultStore.open(tmp_path / "r", "run", {"a": 1, "b": (1, 2)})
     again = ResultStore.open(tmp_path / "r", "run", {"a": 1, "b": [1, 2]}, resume=True)
