@@ -3,12 +3,13 @@
 
 Each model and calibration draw (1024 images, float calibration) comes from :mod:`qannealq.experiment`
 (trained once and cached). On the first layer, every method runs through :func:`qannealq.solve.quantize_layer`
-in this one process, side by side: GPTQ and GPTQ-restricted; ``layer-sa`` at several budgets (its effort
-presets, the default with pair flips, with float64 chain moves and from the act-order GPTQ-restricted start
-(``gptq-restricted-act``; GPTQ in act order is measured too), 4x the default sweeps, and ``thorough``
-under time limits of 4 and 9 GPTQ times; its time includes the GPTQ-restricted warm start the solve loop
-computes, about one GPTQ time); and
-per-neuron ``sa`` (dwave-samplers, 1000 sweeps a read) and ``tabu`` (20 ms a read), from the same warm start,
+in this one process, side by side: GPTQ and GPTQ-restricted, in index and in act order; ``layer-sa`` at
+several budgets (its effort presets, the default with pair flips, with float64 chain moves and from the
+index-order GPTQ-restricted start (``gptq-restricted``, the default start before ``gptq-restricted-act``),
+4x the default sweeps, and ``thorough`` under time limits of 4 and 9 GPTQ times; its time includes the
+warm start the solve loop computes, about one GPTQ time); and
+per-neuron ``sa`` (dwave-samplers, 1000 sweeps a read) and ``tabu`` (20 ms a read), given the solve loop's warm
+start,
 at several read counts,
 on a subset of the neurons (``--neurons``) with their time extrapolated to the whole layer (the table says
 so). The fast methods run ``--repeats`` times, interleaved, and keep their best wall time.
@@ -103,7 +104,7 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     pairs = effort({**LayerSASampler().defaults, "chain": 0}, problem.num_coordinates)[1]
     return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
-            ("default, act-order start", {"warm_start": "gptq-restricted-act"}),
+            ("default, index-order start", {"warm_start": "gptq-restricted"}),
             ("4x default", {"num_sweeps": 4 * sweeps}),
             ("4x default, pair flips", {"chain": 0, "num_sweeps": 4 * pairs}),
             ("thorough", {"effort": "thorough"}),
@@ -255,12 +256,12 @@ def plot(records: list[dict], path: Path) -> None:
     fig = Figure(figsize=(5.6 * cols, 4.3 * rows))
     FigureCanvasAgg(fig)
     styles = {"layer-sa": ("C0", "o-"), "layer-sa, pair flips": ("C9", "o--"),
-              "layer-sa, float64 chains": ("C5", "P"), "layer-sa, act-order start": ("C6", "*"),
+              "layer-sa, float64 chains": ("C5", "P"), "layer-sa, index-order start": ("C6", "*"),
               "sa": ("C1", "s-"), "tabu": ("C2", "^-"), "gptq": ("C3", "D"), "gptq-restricted": ("C4", "v"),
               "gptq-act": ("C3", "d"), "gptq-restricted-act": ("C4", "1"), "long": ("C7", "x")}
 
     def series(p: dict) -> str:  # layer-sa's points with chain=0 are a line of their own, two variants marks
-        for variant in ("pair flips", "float64 chains", "act-order start"):
+        for variant in ("pair flips", "float64 chains", "index-order start"):
             if p["method"] == "layer-sa" and variant in p["label"]:
                 return f"{p['method']}, {variant}"
         return p["method"]
