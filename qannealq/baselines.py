@@ -10,8 +10,9 @@ so it is a valid QUBO assignment (and a strong warm start).
 (the GPTQ reference code's ``--act-order``, AutoGPTQ's ``desc_act``) instead of index order: the inputs
 with the most signal are rounded first, while the most others are left to absorb their error. On the first
 layers of ``benchmarks/frontier.py`` it lowers GPTQ's error above the best-known QUBO optimum from 51 to
-38 % (MNIST int4) and from 823 to 345 % (CIFAR-10 int2), GPTQ-restricted's from 65 to 48 % and from 1018
-to 679 % (the README's frontier table).
+38 % (MNIST int4) and from 852 to 359 % (CIFAR-10 int2), GPTQ-restricted's from 65 to 48 % and from 1053
+to 703 % (the README's frontier table), so ``gptq-restricted-act`` is the default warm start
+(:data:`DEFAULT_WARM_START`). On per-neuron ``H_i`` (the relu-aware objective) each neuron has its own order.
 """
 
 from __future__ import annotations
