@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Mapping
 
+from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["AnnealSettings", "anneal_settings", "estimate_access_us", "ANNEAL_MODES", "SOLVER_OPTIONS", "RAMP_US"]
@@ -114,7 +115,7 @@ def anneal_settings(parameters: Mapping, options: Mapping[str, Any], warm: bool,
                                    "anneal='forward' (or 'auto')")
     if mode == "reverse" and not warm:
         raise InvalidArgumentError("anneal='reverse' needs a warm start to anneal back from: use --warm-start "
-                                   "gptq-restricted-act (the default) or anneal='forward'")
+                                   f"{DEFAULT_WARM_START} (the default) or anneal='forward'")
     reverse = mode == "reverse" or (mode == "auto" and warm and supports and not forward_asked)
     if not reverse:
         why = ("asked" if mode == "forward" else "no warm start" if not warm else

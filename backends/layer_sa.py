@@ -51,7 +51,7 @@ from typing import Any
 import dimod
 import numpy as np
 
-from qannealq.baselines import gptq_restricted, rtn
+from qannealq.baselines import rtn, warm_start_integers
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.contract import LayerSample, draw_seed
@@ -170,10 +170,7 @@ class LayerSASampler(dimod.Sampler):
         seed = draw_seed(seed)
         t0 = time.perf_counter_ns()
         clock = Clock(params["time_limit"], start=t0 / 1e9)
-        if initial_states is None:  # the solve loop's default start, DEFAULT_WARM_START
-            warm = problem.encode(gptq_restricted(problem, act_order=True))
-        else:
-            warm = np.asarray(initial_states)
+        warm = problem.encode(warm_start_integers(problem)) if initial_states is None else np.asarray(initial_states)
         if warm.shape != problem.free.shape or np.any((warm != 0) & (warm != 1)):
             raise InvalidArgumentError(f"initial_states must be a binary array of shape {problem.free.shape} "
                                        f"(problem.encode of grid integers); got shape {warm.shape}")

@@ -24,7 +24,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
 __all__ = ["rtn", "gptq", "gptq_restricted", "gptq_act", "gptq_restricted_act", "BASELINES",
-           "DEFAULT_WARM_START"]
+           "DEFAULT_WARM_START", "warm_start_integers"]
 
 
 def rtn(problem: LayerProblem) -> np.ndarray:
@@ -185,3 +185,13 @@ BASELINES = {"rtn": rtn, "gptq": gptq, "gptq-restricted": gptq_restricted, "gptq
 #: The warm start of every sampler that takes one, unless told otherwise: GPTQ-restricted in act order, which
 #: starts ``layer-sa``'s default anneal closer to the best known (the README's frontier table).
 DEFAULT_WARM_START = "gptq-restricted-act"
+
+#: The baselines whose integers are each coordinate's floor or ceil already (valid QUBO states as they are).
+_RESTRICTED = ("gptq-restricted", "gptq-restricted-act")
+
+
+def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START) -> np.ndarray:
+    """Grid integers ``(n, m)`` of baseline ``name`` restricted to each coordinate's floor/ceil: a valid QUBO
+    state, the warm start the solve loop (and ``layer-sa`` without ``initial_states``) starts from."""
+    ints = BASELINES[name](problem)
+    return ints if name in _RESTRICTED else problem.restrict(ints)

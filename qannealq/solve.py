@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import dimod
 import numpy as np
 
-from qannealq.baselines import BASELINES, DEFAULT_WARM_START
+from qannealq.baselines import BASELINES, DEFAULT_WARM_START, warm_start_integers
 from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
@@ -269,9 +269,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             raise InvalidArgumentError(f"warm_start={warm_start!r} must be one of {WARM_STARTS}")
         warm = None
         if warm_start is not None:
-            warm_ints = BASELINES[warm_start](problem)
-            if warm_start not in ("gptq-restricted", "gptq-restricted-act"):  # the others may leave floor/ceil
-                warm_ints = problem.restrict(warm_ints)
+            warm_ints = warm_start_integers(problem, warm_start)
             warm = problem.encode(warm_ints)
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
         used_seed = draw_seed(seed)
