@@ -186,8 +186,48 @@ def test_checkpoint_key_covers_data_architecture_seed_and_epochs(tmp_path):
     assert base == checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 0)
     others = {checkpoint_path(replace(data, checksum="0" * 64), (784, 8, 10), 2, 1e-3, 128, 0),
               checkpoint_path(data, (784, 16, 10), 2, 1e-3, 128, 0), checkpoint_path(data, (784, 8, 10), 3, 1e-3, 128, 0),
-              checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 1)}
-    assert base not in others and len(others) == 4
+              checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 1), checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 0, 2)}
+    assert base not in others and len(others) == 5
+
+
+def test_training_runs_under_its_own_thread_count_whatever_the_process_uses():
+    """Digits' MLP trained under 1 and under 2 torch threads differ in their last bits (torch splits its sums
+    by thread count); ``train_mlp(threads=1)`` gives the 1-thread network whatever the process's setting, and
+    leaves that setting as it was."""
+    import torch
+
+    from qannealq.data import train_mlp
+    from qannealq.experiment import RECIPES
+
+    data, recipe = load_dataset("digits"), RECIPES["digits"]
+    before = torch.get_num_threads()
+
+    def train(threads):
+        model = train_mlp(data, recipe.hidden, 8, recipe.lr, recipe.batch_size, cache=False, threads=threads)
+        return [p.detach().clone() for p in model.parameters()]
+
+    try:
+        torch.set_num_threads(1)
+        one = train(1)
+        assert torch.get_num_threads() == 1
+        two = train(2)
+        torch.set_num_threads(2)
+        pinned = train(1)
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(a, b) for a, b in zip(one, pinned))  # the pin: the 1-thread network
+    if all(torch.equal(a, b) for a, b in zip(one, two)):
+        pytest.skip("this torch build sums alike on 1 and 2 threads: the pin was not needed here")
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, True])
+def test_bad_training_threads_are_refused(threads):
+    from qannealq.data import train_mlp
+    from qannealq.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="threads="):
+        train_mlp(load_dataset("digits"), (4,), 1, cache=False, threads=threads)
 
 
 def _shared(name: str) -> Path:
