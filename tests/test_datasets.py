@@ -262,3 +262,66 @@ def test_shared_cifar10_image_folder(tmp_path):
     _check(data, 50000, 10000, 3072, 10)
     assert data.classes[:3] == ("airplane", "automobile", "bird")
     assert np.bincount(data.y_train).tolist() == [5000] * 10 and np.bincount(data.y_test).tolist() == [1000] * 10
+
+
+class _StopAfter:
+    """A reporter whose progress bar raises KeyboardInterrupt at its ``n``-th update (Ctrl-C mid-training)."""
+
+    def __init__(self, n):
+        self.n, self.updates = n, []
+
+    def message(self, text):
+        pass
+
+    def progress(self, total, desc, unit):
+        from contextlib import nullcontext
+
+        outer = self
+
+        class Bar:
+            def update(self, k):
+                outer.updates.append(k)
+                if len(outer.updates) == outer.n:
+                    raise KeyboardInterrupt
+
+            def status(self, text):
+                pass
+
+        return nullcontext(Bar())
+
+
+def test_interrupted_training_resumes_to_the_same_network(tmp_path, monkeypatch, caplog):
+    """Ctrl-C after 3 of 6 epochs leaves the progress beside the checkpoint; the next call resumes at epoch 4
+    (its bar starts at 3) and ends with the uninterrupted network, bit for bit, and removes the progress file.
+    An unreadable progress file is a warning and a training from the first epoch, to the same network."""
+    import logging
+
+    import torch
+
+    import qannealq.data.models as models
+    from qannealq.data import checkpoint_path, partial_path, train_mlp
+
+    monkeypatch.setenv("QANNEALQ_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(models, "SAVE_EVERY_S", 0.0)
+    data = load_dataset("digits")
+    args = (data, (8,), 6, 1e-2, 64)
+    reference = train_mlp(*args, cache=False).state_dict()
+    path = checkpoint_path(data, (64, 8, 10), 6, 1e-2, 64, 0)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_mlp(*args, reporter=_StopAfter(3))
+    assert not path.exists() and torch.load(partial_path(path), weights_only=True)["epochs_done"] == 3
+    resumed_bar = _StopAfter(0)
+    resumed = train_mlp(*args, reporter=resumed_bar).state_dict()
+    assert resumed_bar.updates == [3, 1, 1, 1]  # picks up after epoch 3
+    assert all(torch.equal(resumed[k], v) for k, v in reference.items())
+    assert path.is_file() and not partial_path(path).exists()
+
+    path.unlink()
+    with pytest.raises(KeyboardInterrupt):
+        train_mlp(*args, reporter=_StopAfter(2))
+    partial_path(path).write_bytes(partial_path(path).read_bytes()[:100])  # truncated by a crash
+    with caplog.at_level(logging.WARNING, logger="qannealq"):
+        again = train_mlp(*args).state_dict()
+    assert any("unreadable" in r.getMessage() and "first epoch" in r.getMessage() for r in caplog.records)
+    assert all(torch.equal(again[k], v) for k, v in reference.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -17,7 +18,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.report import LogReporter, Reporter
 from qannealq.store import CACHE_REMEDY, atomic_path
 
-__all__ = ["MLP", "train_mlp", "accuracy", "cache_dir", "checkpoint_path"]
+__all__ = ["MLP", "train_mlp", "accuracy", "cache_dir", "checkpoint_path", "partial_path", "SAVE_EVERY_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,23 +36,63 @@ class MLP(torch.nn.Sequential):
         self.sizes = tuple(sizes)
 
 
+#: Seconds of training between two saves of a run's progress (a crash or Ctrl-C loses at most this much).
+SAVE_EVERY_S = 30.0
+
+
+def _load_partial(partial: Path, model: MLP, opt: torch.optim.Optimizer, gen: torch.Generator) -> int:
+    """The epochs done by an interrupted run saved at ``partial`` (its model, optimiser and shuffling states
+    restored into the objects given), or 0 (with a warning when the file is unreadable)."""
+    if not partial.is_file():
+        return 0
+    try:
+        state = torch.load(partial, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        done = int(state["epochs_done"])
+    except Exception as exc:  # truncated, corrupt or of another shape: train from the start
+        logger.warning("saved training progress %s is unreadable (%s: %s); training from the first epoch",
+                       partial, type(exc).__name__, exc)
+        return 0
+    logger.info("resuming training from %s after epoch %d", partial, done)
+    return done
+
+
 def _fit(model: MLP, data: Dataset, epochs: int, lr: float, batch_size: int, seed: int,
-         progress: Callable[[int], None] | None = None) -> None:
+         progress: Callable[[int], None] | None = None, partial: Path | None = None) -> None:
+    """Adam on shuffled mini-batches. With ``partial`` (a file path), the progress (model, optimiser and
+    shuffling generator after the last whole epoch) is saved there at most every :data:`SAVE_EVERY_S`
+    seconds, and a run finding it resumes from it: the network is bit for bit the uninterrupted one's."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.as_tensor(data.x_train)
     y = torch.as_tensor(data.y_train)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    done = _load_partial(partial, model, opt, gen) if partial is not None else 0
+    if done and progress is not None:
+        progress(done)
     model.train()
-    for _ in range(epochs):
+    saved = time.monotonic()
+    for epoch in range(done, epochs):
         perm = torch.randperm(len(x), generator=gen)
         for start in range(0, len(x), batch_size):
             idx = perm[start:start + batch_size]
             opt.zero_grad()
             torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
+        if partial is not None and epoch + 1 < epochs and time.monotonic() - saved >= SAVE_EVERY_S:
+            with atomic_path(partial, CACHE_REMEDY) as tmp:
+                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
+                            "generator": gen.get_state(), "epochs_done": epoch + 1}, tmp)
+            saved = time.monotonic()
         if progress is not None:
             progress(1)
     model.eval()
+
+
+def partial_path(path: Path) -> Path:
+    """Where an interrupted training run of the checkpoint ``path`` keeps its progress."""
+    return path.with_name(path.stem + ".partial.pt")
 
 
 def checkpoint_path(data: Dataset, sizes: Sequence[int], epochs: int, lr: float, batch_size: int,
@@ -96,6 +137,9 @@ def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-
               seed: int = 0, cache: bool = True, reporter: Reporter | None = None, threads: int = 1) -> MLP:
     """Train (or load from the cache) an MLP on ``data`` with a fixed seed.
 
+    With ``cache``, a run interrupted after :data:`SAVE_EVERY_S` seconds of training leaves its progress beside
+    the checkpoint (:func:`partial_path`) and the next call resumes it, to the same network.
+
     Training runs under ``threads`` torch threads whatever the process uses elsewhere: the thread count
     changes how torch splits its sums, so the same seed gave different networks on 1 and 2 threads (on digits,
     MNIST and CIFAR-10 alike); with it fixed, a seed gives the same network on any machine of the same
@@ -112,14 +156,17 @@ def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-
         cached = _load_checkpoint(path, sizes)
         if cached is not None:
             return cached
+    partial = partial_path(path) if cache else None
+    if partial is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]), _torch_threads(threads), (reporter or LogReporter()).progress(
             epochs, f"training {data.name} MLP {'-'.join(map(str, sizes))}", "epoch") as bar:
         torch.manual_seed(seed)
-        _fit(model, data, epochs, lr, batch_size, seed, bar.update)
+        _fit(model, data, epochs, lr, batch_size, seed, bar.update, partial)
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path, CACHE_REMEDY) as tmp:
             torch.save(model.state_dict(), tmp)
+        partial.unlink(missing_ok=True)
         logger.info("trained and cached model %s", path)
     return model
 
