@@ -20,7 +20,7 @@ import numpy as np
 
 from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError
-from qannealq.formulation import LayerProblem
+from qannealq.formulation import LayerProblem, submatrix
 
 __all__ = ["DenseQubos", "Rows", "continuous_floor", "coupling_strength", "pair_partners", "chain_partners",
            "beta_ends", "excess_ends", "beta_schedule", "greedy_tolerance", "MAX_EXPONENT"]
@@ -82,7 +82,7 @@ class DenseQubos:
         if keep.size == self.free.shape[1]:
             return self, keep
         c = np.ascontiguousarray
-        return DenseQubos(c(self.mat[np.ix_(keep, keep)]), c(self.lin[:, keep]), c(self.steps[:, keep]),
+        return DenseQubos(submatrix(self.mat, keep), c(self.lin[:, keep]), c(self.steps[:, keep]),
                           c(self.free[:, keep]), self.offsets, self.floors), keep
 
     def energies(self, v: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:

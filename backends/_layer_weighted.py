@@ -21,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from qannealq.contract import LayerSample
+from qannealq.formulation import submatrix
 
 from ._layer_dense import DenseQubos
 from ._layer_run import make_run, resolve_device
@@ -31,7 +32,7 @@ __all__ = ["neuron_qubo", "sample_per_neuron"]
 def neuron_qubo(problem: Any, i: int) -> tuple[DenseQubos, np.ndarray]:
     """Neuron ``i``'s QUBO over its variables as a one-problem :class:`DenseQubos`, and those variables."""
     idx = problem.variables(i)
-    mat = np.ascontiguousarray(problem.neuron_hessian(i)[np.ix_(idx, idx)])
+    mat = submatrix(problem.neuron_hessian(i), idx)
     return DenseQubos(mat, np.ascontiguousarray(problem.linear[i, idx][None, :]),
                       np.ascontiguousarray(problem.steps[i, idx][None, :]), np.ones((1, idx.size), np.bool_),
                       np.array([problem.offsets[i]], np.float64)), idx

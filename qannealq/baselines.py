@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from qannealq.errors import InvalidArgumentError
-from qannealq.formulation import LayerProblem
+from qannealq.formulation import LayerProblem, submatrix
 
 __all__ = ["rtn", "gptq", "gptq_restricted", "gptq_act", "gptq_restricted_act", "BASELINES",
            "DEFAULT_WARM_START", "warm_start_integers"]
@@ -63,7 +63,7 @@ def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: 
         u = _inverse_cholesky(problem.hessian, problem.dead, percdamp)
         return _gptq_rows(problem, np.broadcast_to(np.arange(m), (n, m)), u, problem.dead, restricted, block_size)
     order = np.argsort(-np.diag(problem.hessian), kind="stable")
-    u = _inverse_cholesky(problem.hessian[np.ix_(order, order)], problem.dead[order], percdamp)
+    u = _inverse_cholesky(submatrix(problem.hessian, order), problem.dead[order], percdamp)
     ints = _gptq_rows(problem, np.broadcast_to(order, (n, m)), u, problem.dead[order], restricted, block_size)
     return ints[:, np.argsort(order)]
 
@@ -94,7 +94,7 @@ def _reversed_inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: 
     """
     damp = percdamp * float(np.mean(np.where(dead, 1.0, np.diag(hessian))))
     live = np.flatnonzero(~dead)[::-1]
-    h = hessian[np.ix_(live, live)] + damp * np.eye(live.size)
+    h = submatrix(hessian, live) + damp * np.eye(live.size)
     lower = torch.linalg.cholesky(torch.from_numpy(h))
     inverse = torch.linalg.solve_triangular(lower, torch.eye(live.size, dtype=lower.dtype), upper=False).numpy()
     u = np.diag(np.full(hessian.shape[0], 1.0 / np.sqrt(1.0 + damp)))
@@ -112,7 +112,7 @@ def _neuron_factor(problem: LayerProblem, i: int, percdamp: float, act_order: bo
         if not act_order:
             return np.arange(m), _reversed_inverse_cholesky(hessian, problem.dead[i], percdamp)
         order = np.argsort(-np.diag(hessian), kind="stable")
-        return order, _reversed_inverse_cholesky(hessian[np.ix_(order, order)], problem.dead[i][order], percdamp)
+        return order, _reversed_inverse_cholesky(submatrix(hessian, order), problem.dead[i][order], percdamp)
     return problem.stats.kept(("gptq-act" if act_order else "gptq", percdamp), i, form)
 
 

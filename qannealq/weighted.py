@@ -34,7 +34,7 @@ from typing import Callable, ClassVar, TypeVar
 import numpy as np
 
 from qannealq.errors import InvalidArgumentError
-from qannealq.formulation import LayerProblem, LayerStats, build_problem
+from qannealq.formulation import LayerProblem, LayerStats, build_problem, submatrix
 from qannealq.grid import Grid
 
 _T = TypeVar("_T")
@@ -247,7 +247,7 @@ class WeightedLayerProblem(LayerProblem):
     def quadratic_matrix(self, i: int) -> np.ndarray:
         idx = self.variables(i)
         d = self.steps[i, idx]
-        q = 2.0 * (d[:, None] * self.neuron_hessian(i)[np.ix_(idx, idx)] * d[None, :])
+        q = 2.0 * (d[:, None] * submatrix(self.neuron_hessian(i), idx) * d[None, :])
         np.fill_diagonal(q, 0.0)
         return q
 
