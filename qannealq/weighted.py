@@ -27,6 +27,7 @@ beyond the limit raise
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Callable, ClassVar, TypeVar
@@ -38,6 +39,7 @@ from qannealq.formulation import LayerProblem, LayerStats, build_problem, submat
 from qannealq.grid import Grid
 
 _T = TypeVar("_T")
+logger = logging.getLogger(__name__)
 
 __all__ = ["OBJECTIVES", "DEFAULT_INACTIVE_WEIGHT", "DEFAULT_MEMORY_LIMIT", "Objective", "make_objective",
            "WeightedLayerStats", "WeightedLayerProblem", "build_weighted_problem"]
@@ -99,6 +101,11 @@ def make_objective(objective: "str | Objective" = "preact", inactive_weight: flo
     return Objective(objective, DEFAULT_INACTIVE_WEIGHT if inactive_weight is None else inactive_weight)
 
 
+def _size(nbytes: int) -> str:
+    """``nbytes`` in MiB below a GiB, else in GiB."""
+    return f"{nbytes / 2 ** 20:.1f} MiB" if nbytes < 2 ** 30 else f"{nbytes / 2 ** 30:.1f} GiB"
+
+
 class _Kept(dict):
     """Per-neuron matrices formed so far, by ``(kind, i)``, and the kinds in the order first asked for; never
     pickled (executors get the samples only)."""
@@ -106,6 +113,7 @@ class _Kept(dict):
     def __init__(self) -> None:
         super().__init__()
         self.kinds: list = []
+        self.warned: set = set()  # kinds whose matrices did not fit (warned about once)
 
     def __reduce__(self):
         return (_Kept, ())
@@ -187,8 +195,17 @@ class WeightedLayerStats:
         if kind not in self._kept.kinds:
             self._kept.kinds.append(kind)
         n, m = self.weights.shape[1], self.inputs.shape[1]
-        if self.nbytes + 8 * n * m * m * (self._kept.kinds.index(kind) + 1) <= self.objective.memory_limit:
+        need = self.nbytes + 8 * n * m * m * (self._kept.kinds.index(kind) + 1)
+        if need <= self.objective.memory_limit:
             self._kept[kind, i] = matrix
+        elif kind not in self._kept.warned:
+            self._kept.warned.add(kind)
+            logger.warning(
+                "relu-aware layer of %d neurons x %d inputs: its per-neuron %s matrices (%s with the samples and "
+                "the kinds kept before) do not fit in memory_limit=%s, so each use of the layer forms them again "
+                "(same results, each use as slow as the first); in Python, Objective(memory_limit=...) raises the "
+                "limit where the memory is there", n, m, kind if isinstance(kind, str) else kind[0], _size(need),
+                _size(self.objective.memory_limit))
         return matrix
 
     @property

@@ -3,6 +3,8 @@ plain problem exactly, which layers are weighted, per-neuron GPTQ and layer-sa, 
 
 from __future__ import annotations
 
+import logging
+
 from dataclasses import replace
 
 import dimod
@@ -220,7 +222,7 @@ def test_every_backend_gets_ordinary_bqms():
     np.testing.assert_allclose(result.errors, _direct(layer, weights, result.values), rtol=1e-9)
 
 
-def test_memory_ceiling_is_a_clear_error_and_hessians_are_kept_only_when_they_fit():
+def test_memory_ceiling_is_a_clear_error_and_hessians_are_kept_only_when_they_fit(caplog):
     exp = tiny_digits()
     x = as_calibration_tensor(exp.calibration)
     with pytest.raises(InvalidArgumentError, match="memory_limit=1000 bytes.*--num-calibration"):
@@ -228,7 +230,11 @@ def test_memory_ceiling_is_a_clear_error_and_hessians_are_kept_only_when_they_fi
     stats = collect_weighted_stats(exp.model, exp.model, ["0"], x, Objective("relu-aware", 0.0, 10 ** 6))["0"]
     assert stats.hessian(0) is stats.hessian(0)  # 16 x 17² numbers fit: formed once
     tight = replace(stats, objective=Objective("relu-aware", 0.0, stats.nbytes + 100), _kept=type(stats._kept)())
-    assert tight.hessian(0) is not tight.hessian(0)  # they do not: formed at each use
+    with caplog.at_level(logging.WARNING, logger="qannealq"):
+        assert tight.hessian(0) is not tight.hessian(0)  # they do not: formed at each use
+        tight.hessian(1)
+    warned = [r.getMessage() for r in caplog.records if "do not fit in memory_limit" in r.getMessage()]
+    assert len(warned) == 1 and "16 neurons x 17 inputs" in warned[0] and "hessian" in warned[0]  # once per kind
     np.testing.assert_array_equal(tight.hessian(0), stats.hessian(0))
     weight, bias = (t.detach().double().numpy() for t in (exp.model[0].weight, exp.model[0].bias))
     grid = make_grid(weight, bias, 2, "tensor", "sign")
