@@ -129,6 +129,8 @@ class QuantizeConfig:
             default, :data:`qannealq.weighted.DEFAULT_INACTIVE_WEIGHT`, recorded as its value).
         retries: retries of a cloud backend's transient failures (:mod:`qannealq.backends.retry`); not a
             setting of the results (a resumed run may change it).
+        memory_limit: ``relu-aware``: bytes a layer's samples and per-neuron matrices may hold (None: the
+            default, :data:`qannealq.weighted.DEFAULT_MEMORY_LIMIT`); not a setting of the results either.
     """
 
     bits: tuple[int, ...] = (8, 4, 3, 2, 1)
@@ -142,6 +144,7 @@ class QuantizeConfig:
     retries: int = 3
     objective: str = "preact"
     inactive_weight: float | None = None
+    memory_limit: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bits", tuple(self.bits))
@@ -165,7 +168,9 @@ class QuantizeConfig:
         check_choice("--objective", self.objective, OBJECTIVES)
         if self.inactive_weight is not None and self.objective != "relu-aware":
             raise InvalidArgumentError(f"--inactive-weight applies to --objective relu-aware, not {self.objective!r}")
-        goal = make_objective(self.objective, self.inactive_weight)
+        if self.memory_limit is not None and self.objective != "relu-aware":
+            raise InvalidArgumentError(f"--memory-limit applies to --objective relu-aware, not {self.objective!r}")
+        goal = make_objective(self.objective, self.inactive_weight, self.memory_limit)
         object.__setattr__(self, "inactive_weight", goal.inactive_weight if goal.weighted else None)
 
 
@@ -228,5 +233,5 @@ class RunConfig:
 
         quantize = asdict(self.quantize)
         quantize["sampler_options"] = redact(self.quantize.sampler_options)
-        quantize.pop("retries")  # how hard to try, not what is computed
+        quantize.pop("retries"), quantize.pop("memory_limit")  # how hard to try and what to keep, not what is computed
         return {"model": asdict(self.model), "quantize": quantize}

@@ -221,7 +221,7 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
            store: ResultStore, reporter: Reporter, executor=None, models: Path | None = None) -> None:
     """Every (bits, method) row not yet in the store, in order; each written to the store when finished.
     ``stats``: every layer's float statistics (float calibration), or None."""
-    goal = make_objective(q.objective, q.inactive_weight)
+    goal = make_objective(q.objective, q.inactive_weight, q.memory_limit)
     stats = reusable_stats(exp, q.calibration, goal, stats)  # once for every (bits, method)
     total = sum(exp.sizes[1:]) * len(q.bits) * q.methods.count("qubo")
     with reporter.progress(total, "solving QUBOs", "neuron") as bar:

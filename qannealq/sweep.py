@@ -89,6 +89,8 @@ class SweepConfig:
             ``granularity="best"`` keeps the lower-error of ``tensor`` and ``channel`` per cell.
         objective, inactive_weight: the QUBOs' objective (``preact``, the paper's, or ``relu-aware``: see
             :mod:`qannealq.weighted`), for every method (RTN does not depend on it).
+        memory_limit: ``relu-aware``: bytes a layer's samples and per-neuron matrices may hold (None: the
+            default); not stored (it changes the time, not the results).
         out, resume: the results folder, and whether to continue the sweep stored there.
         download: fetch the dataset when it is found nowhere (SHA-256 checked).
     """
@@ -107,6 +109,7 @@ class SweepConfig:
     sampler_options: Mapping[str, Any] = field(default_factory=dict)
     objective: str = "preact"
     inactive_weight: float | None = None
+    memory_limit: int | None = None
     out: Path | None = None
     resume: bool = False
     download: bool = False
@@ -127,7 +130,9 @@ class SweepConfig:
         check_choice("--granularity", self.granularity, SWEEP_GRANULARITIES)
         check_choice("--int1", self.int1, INT1_SCHEMES)
         object.__setattr__(self, "warm_start", parse_warm_start(self.warm_start))
-        goal = make_objective(self.objective, self.inactive_weight)
+        if self.memory_limit is not None and self.objective != "relu-aware":
+            raise InvalidArgumentError(f"--memory-limit applies to --objective relu-aware, not {self.objective!r}")
+        goal = make_objective(self.objective, self.inactive_weight, self.memory_limit)
         object.__setattr__(self, "inactive_weight", goal.inactive_weight if goal.weighted else None)
         if self.resume and self.out is None:
             raise InvalidArgumentError("resume=True needs the folder of the sweep to continue (--resume DIR)")
@@ -170,7 +175,7 @@ class SweepConfig:
     def stored_settings(self) -> dict:
         """What must match to resume (secrets redacted), and what the results spell out."""
         settings = asdict(self)
-        settings.pop("out"), settings.pop("resume"), settings.pop("download")
+        settings.pop("out"), settings.pop("resume"), settings.pop("download"), settings.pop("memory_limit")
         settings["sampler_options"] = redact(self.sampler_options)
         settings["methods"] = self.labels()
         settings["preset_means"] = PRESETS[self.preset].description
@@ -225,7 +230,8 @@ def _cell(exp: Experiment, config: SweepConfig, label: str, bits: int, seed: int
     t0 = time.perf_counter()
     results = {g: quantize_model(exp.model, exp.calibration, bits, method, sampler, config.calibration, g,
                                  config.int1, warm_start=config.warm_start, seed=seed, float_stats=stats,
-                                 objective=config.objective, inactive_weight=config.inactive_weight,
+                                 objective=make_objective(config.objective, config.inactive_weight,
+                                                          config.memory_limit),
                                  **(config.sampler_options if sampler is not None else {}))
                for g in grains}
     chosen = min(results, key=lambda g: results[g].layer_error)
@@ -258,7 +264,7 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
         reporter.message(f"sweep {config.model.dataset}, preset {config.preset}: {PRESETS[config.preset].description}")
         cells = [CellResult(**r) for r in store.records()]
         computed, trained = 0, {}
-        goal = make_objective(config.objective, config.inactive_weight)
+        goal = make_objective(config.objective, config.inactive_weight, config.memory_limit)
         total = len(labels) * len(config.bits) * len(seeds)
         with reporter.progress(total, "sweep", "cell") as bar:
             for seed in seeds:

@@ -89,21 +89,29 @@ class Objective:
         return {"objective": self.name, "inactive_weight": self.inactive_weight if self.weighted else None}
 
 
-def make_objective(objective: "str | Objective" = "preact", inactive_weight: float | None = None) -> Objective:
-    """The validated :class:`Objective` of ``objective=`` and ``inactive_weight=`` (None: the default)."""
+def make_objective(objective: "str | Objective" = "preact", inactive_weight: float | None = None,
+                   memory_limit: int | None = None) -> Objective:
+    """The validated :class:`Objective` of ``objective=``, ``inactive_weight=`` and ``memory_limit=`` (bytes;
+    None: the defaults)."""
     if isinstance(objective, Objective):
         if inactive_weight is not None and inactive_weight != objective.inactive_weight:
             raise InvalidArgumentError("inactive_weight is given twice (in the Objective and as an argument)")
+        if memory_limit is not None and memory_limit != objective.memory_limit:
+            raise InvalidArgumentError("memory_limit is given twice (in the Objective and as an argument)")
         return objective
     if inactive_weight is not None and objective != "relu-aware":
         raise InvalidArgumentError(f"inactive_weight={inactive_weight!r} applies to objective='relu-aware' only, "
                                    f"not {objective!r}")
-    return Objective(objective, DEFAULT_INACTIVE_WEIGHT if inactive_weight is None else inactive_weight)
+    return Objective(objective, DEFAULT_INACTIVE_WEIGHT if inactive_weight is None else inactive_weight,
+                     DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
 
 
 def _size(nbytes: int) -> str:
     """``nbytes`` in MiB below a GiB, else in GiB."""
-    return f"{nbytes / 2 ** 20:.1f} MiB" if nbytes < 2 ** 30 else f"{nbytes / 2 ** 30:.1f} GiB"
+    return f"{nbytes / 2 ** 20:.3g} MiB" if nbytes < 2 ** 30 else f"{nbytes / 2 ** 30:.3g} GiB"
+
+
+_KIND_NAMES = {"hessian": "H_i", "gptq": "GPTQ factors (index order)", "gptq-act": "GPTQ factors (act order)"}
 
 
 class _Kept(dict):
@@ -201,10 +209,11 @@ class WeightedLayerStats:
         elif kind not in self._kept.warned:
             self._kept.warned.add(kind)
             logger.warning(
-                "relu-aware layer of %d neurons x %d inputs: its per-neuron %s matrices (%s with the samples and "
+                "relu-aware layer of %d neurons x %d inputs: its per-neuron %s (%s with the samples and "
                 "the kinds kept before) do not fit in memory_limit=%s, so each use of the layer forms them again "
-                "(same results, each use as slow as the first); in Python, Objective(memory_limit=...) raises the "
-                "limit where the memory is there", n, m, kind if isinstance(kind, str) else kind[0], _size(need),
+                "(same results, each use as slow as the first); --memory-limit GIB (Objective(memory_limit=...) in "
+                "Python) raises the limit where the memory is there", n, m, _KIND_NAMES.get(name := kind if isinstance(kind, str) else kind[0], name),
+                _size(need),
                 _size(self.objective.memory_limit))
         return matrix
 

@@ -234,7 +234,7 @@ def test_memory_ceiling_is_a_clear_error_and_hessians_are_kept_only_when_they_fi
         assert tight.hessian(0) is not tight.hessian(0)  # they do not: formed at each use
         tight.hessian(1)
     warned = [r.getMessage() for r in caplog.records if "do not fit in memory_limit" in r.getMessage()]
-    assert len(warned) == 1 and "16 neurons x 17 inputs" in warned[0] and "hessian" in warned[0]  # once per kind
+    assert len(warned) == 1 and "16 neurons x 17 inputs: its per-neuron H_i" in warned[0]  # once per kind
     np.testing.assert_array_equal(tight.hessian(0), stats.hessian(0))
     weight, bias = (t.detach().double().numpy() for t in (exp.model[0].weight, exp.model[0].bias))
     grid = make_grid(weight, bias, 2, "tensor", "sign")
@@ -269,6 +269,33 @@ def test_run_command_records_the_objective(tmp_path, capsys):
     assert settings["skipped_layers"] == {}  # an MLP: every weight is in a Linear
 
 
+def test_memory_limit_changes_what_is_kept_not_the_results(tmp_path, capsys, caplog):
+    """``--memory-limit`` below the first layer's 16 ``H_i`` (but above its samples) forms them again at each use,
+    with one warning per kind of matrix, and gives the rows of a run with the default limit; a resumed run may
+    change it (it is not a setting of the results)."""
+    import json
+
+    from qannealq.cli import main
+
+    tiny_digits()
+    argv = ["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "gptq,qubo",
+            "--objective", "relu-aware"]
+    rows = {}
+    for name, extra in (("roomy", []), ("tight", ["--memory-limit", "0.0004"])):  # 419 KB: the samples fit
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="qannealq"):
+            assert main([*argv, *extra, "--out", str(tmp_path / name)]) == 0
+        rows[name] = [(r["method"], r["accuracy"], r["layer_error"], [layer["error"] for layer in r["layers"]])
+                      for r in json.loads((tmp_path / name / "results.json").read_text())["results"]]
+        warned = [r.getMessage() for r in caplog.records if "do not fit in memory_limit=0.41 MiB" in r.getMessage()]
+        assert len(warned) == (3 if name == "tight" else 0), warned  # H_i, GPTQ's two factors: once each
+    assert "per-neuron H_i" in warned[0] and "--memory-limit GIB" in warned[0]
+    assert rows["tight"] == rows["roomy"]
+    settings = json.loads((tmp_path / "tight" / "results.json").read_text())["settings"]
+    assert "memory_limit" not in settings and "memory_limit" not in json.dumps(settings)
+    assert main(["run", "--resume", str(tmp_path / "tight"), "--memory-limit", "2"]) == 0
+
+
 def test_run_command_in_sequential_mode_equals_quantize_model(tmp_path):
     """The run command hands the first layer's float statistics to sequential calibration: same errors as a
     quantize_model call that collects every statistic itself."""
@@ -288,6 +315,9 @@ def test_run_command_in_sequential_mode_equals_quantize_model(tmp_path):
 @pytest.mark.parametrize("argv, message", [
     (["--objective", "relu-aware", "--inactive-weight", "2"], "inactive_weight=2.0 must be a number in [0, 1]"),
     (["--inactive-weight", "0.5"], "--inactive-weight applies to --objective relu-aware"),
+    (["--memory-limit", "8"], "--memory-limit applies to --objective relu-aware"),
+    (["--objective", "relu-aware", "--memory-limit", "0"], "--memory-limit=0 must be a positive number of GiB"),
+    (["--objective", "relu-aware", "--memory-limit", "-2"], "--memory-limit=-2 must be a positive number of GiB"),
 ])
 def test_bad_objective_options_exit_2_before_training(argv, message, tmp_path, monkeypatch, capsys):
     import qannealq.experiment
@@ -319,3 +349,21 @@ def float_layer_error(exp, stats, goal) -> float:
     """The second layer's error under float calibration (differs from sequential's, which sees int2 inputs)."""
     return quantize_model(exp.model, exp.calibration, 2, "qubo", objective=goal, float_stats=stats, seed=3,
                           num_reads=2, num_sweeps=16).layers[1].errors.sum()
+
+
+def test_sweep_takes_memory_limit_without_storing_it(tmp_path, caplog):
+    import json
+
+    from qannealq.cli import main
+
+    tiny_digits()
+    out = tmp_path / "sweep"
+    with caplog.at_level(logging.WARNING, logger="qannealq"):
+        assert main(["sweep", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "gptq",
+                     "--seeds", "1", "--objective", "relu-aware", "--memory-limit", "0.0004", "--out", str(out)]) == 0
+    assert any("do not fit in memory_limit=0.41 MiB" in r.getMessage() for r in caplog.records)
+    for name in ("store.json", "sweep.json"):  # the settings stored and reported: the objective, not the limit
+        text = (out / name).read_text()
+        assert "inactive_weight" in text and "memory_limit" not in text
+    assert main(["sweep", "--resume", str(out), "--memory-limit", "1"]) == 0  # not a setting: may change
+    assert main(["sweep", "--dataset", "digits", "--memory-limit", "1", "--out", str(tmp_path / "x")]) == 2

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.config import ModelConfig, QuantizeConfig
-from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT
+from qannealq.errors import InvalidArgumentError
+from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT, DEFAULT_MEMORY_LIMIT
 
 __all__ = ["int_list", "str_list", "option", "MODEL_OPTIONS", "given_options", "add_model_arguments", "model_config", "add_quantize_arguments",
            "quantize_config", "add_executor_argument", "add_objective_arguments", "add_qpu_arguments", "qpu_budget"]
@@ -113,6 +114,20 @@ def add_objective_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--inactive-weight", type=float, default=None, metavar="W",
                        help="relu-aware: weight of samples where the float neuron is off, in [0, 1] (default "
                        f"{DEFAULT_INACTIVE_WEIGHT}; 0 ignores them)")
+    group.add_argument("--memory-limit", type=float, default=None, metavar="GIB",
+                       help=f"relu-aware: GiB a layer's samples and per-neuron H_i may hold (default "
+                       f"{DEFAULT_MEMORY_LIMIT / 2 ** 30:g}); matrices beyond it are formed again at each use, which "
+                       "is slower, not different")
+
+
+def memory_limit_bytes(args: argparse.Namespace) -> int | None:
+    """``--memory-limit`` GiB in bytes (None when not given)."""
+    gib = args.memory_limit
+    if gib is None:
+        return None
+    if not gib > 0 or gib == float("inf"):
+        raise InvalidArgumentError(f"--memory-limit={gib:g} must be a positive number of GiB, e.g. 16")
+    return max(1, int(gib * 2 ** 30))
 
 
 def quantize_config(args: argparse.Namespace) -> QuantizeConfig:
@@ -120,7 +135,8 @@ def quantize_config(args: argparse.Namespace) -> QuantizeConfig:
     return QuantizeConfig(bits=tuple(args.bits), methods=tuple(args.methods), backend=args.backend,
                           sampler_options=dict(args.sampler_option), calibration=args.calibration,
                           granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,
-                          retries=args.retries, objective=args.objective, inactive_weight=args.inactive_weight)
+                          retries=args.retries, objective=args.objective, inactive_weight=args.inactive_weight,
+                          memory_limit=memory_limit_bytes(args))
 
 
 def add_executor_argument(parser: argparse.ArgumentParser, what: str = "per-neuron QUBO solves") -> None:

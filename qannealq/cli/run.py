@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from qannealq.cli._args import (MODEL_OPTIONS, add_executor_argument, add_model_arguments, add_qpu_arguments,
-                                add_quantize_arguments, given_options, model_config, quantize_config)
+                                add_quantize_arguments, given_options, memory_limit_bytes, model_config,
+                                quantize_config)
 from qannealq.config import RunConfig
 from qannealq.cli._console import ConsoleReporter
 
@@ -42,7 +43,8 @@ def main(args: argparse.Namespace) -> int:
 
         config = RunConfig.from_stored(ResultStore.stored_settings(args.resume, "run"), args.resume,
                                        given_options(args, MODEL_OPTIONS),
-                                       {**given_options(args, _QUANTIZE), "retries": args.retries}, **options)
+                                       {**given_options(args, _QUANTIZE), "retries": args.retries,
+                                        "memory_limit": memory_limit_bytes(args)}, **options)
     else:
         config = RunConfig(model_config(args), quantize_config(args), args.out, **options)
     run(config, ConsoleReporter())

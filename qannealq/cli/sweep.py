@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from qannealq.cli._args import (MODEL_OPTIONS, add_model_arguments, add_objective_arguments, given_options, int_list,
-                                model_config, option, str_list)
+                                memory_limit_bytes, model_config, option, str_list)
 from qannealq.cli._console import ConsoleReporter
 
 HELP = "sweep methods x bits x seeds on one dataset; resumable; tables and plots with mean ± std"
@@ -61,8 +61,8 @@ def _resumed(args: argparse.Namespace):
     from qannealq.sweep import SweepConfig
 
     return SweepConfig.from_stored(ResultStore.stored_settings(args.resume, "sweep"), args.resume,
-                                   download=args.download, model=given_options(args, MODEL_OPTIONS),
-                                   **given_options(args, _SWEEP))
+                                   download=args.download, memory_limit=memory_limit_bytes(args),
+                                   model=given_options(args, MODEL_OPTIONS), **given_options(args, _SWEEP))
 
 
 def main(args: argparse.Namespace) -> int:
@@ -77,7 +77,7 @@ def main(args: argparse.Namespace) -> int:
             sampler_options=None if args.sampler_option is None else dict(args.sampler_option),
             calibration=args.calibration, granularity=args.granularity, int1=args.int1,
             warm_start=args.warm_start, objective=args.objective, inactive_weight=args.inactive_weight,
-            out=args.out, download=args.download)
+            memory_limit=memory_limit_bytes(args), out=args.out, download=args.download)
     reporter = ConsoleReporter()
     summary = sweep(config, reporter)
     reporter.message((summary.out / "summary.md").read_text())
