@@ -12,7 +12,8 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT, DEFAULT_MEMORY_LIMIT
 
 __all__ = ["int_list", "str_list", "option", "MODEL_OPTIONS", "given_options", "add_model_arguments", "model_config", "add_quantize_arguments",
-           "quantize_config", "add_executor_argument", "add_objective_arguments", "add_qpu_arguments", "qpu_budget"]
+           "quantize_config", "add_executor_argument", "add_objective_arguments", "add_qpu_arguments", "qpu_budget",
+           "memory_limit_bytes"]
 
 
 def int_list(text: str) -> list[int]:
