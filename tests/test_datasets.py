@@ -325,3 +325,12 @@ def test_interrupted_training_resumes_to_the_same_network(tmp_path, monkeypatch,
         again = train_mlp(*args).state_dict()
     assert any("unreadable" in r.getMessage() and "first epoch" in r.getMessage() for r in caplog.records)
     assert all(torch.equal(again[k], v) for k, v in reference.items())
+
+    path.unlink()  # weights that load, then an optimiser state that does not: the weights must not stay
+    torch.save({"epochs_done": 3, "model": {k: v + 1.0 for k, v in reference.items()}, "optimizer": {"state": 1},
+                "generator": torch.Generator().get_state()}, partial_path(path))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="qannealq"):
+        third = train_mlp(*args).state_dict()
+    assert any("unreadable" in r.getMessage() for r in caplog.records)
+    assert all(torch.equal(third[k], v) for k, v in reference.items())

@@ -42,16 +42,21 @@ SAVE_EVERY_S = 30.0
 
 def _load_partial(partial: Path, model: MLP, opt: torch.optim.Optimizer, gen: torch.Generator) -> int:
     """The epochs done by an interrupted run saved at ``partial`` (its model, optimiser and shuffling states
-    restored into the objects given), or 0 (with a warning when the file is unreadable)."""
+    restored into the objects given), or 0 with the objects as they were (and a warning when the file is
+    unreadable)."""
     if not partial.is_file():
         return 0
+    initial = ({k: v.clone() for k, v in model.state_dict().items()}, opt.state_dict(), gen.get_state())
     try:
         state = torch.load(partial, weights_only=True)
+        done = int(state["epochs_done"])
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
-        done = int(state["epochs_done"])
     except Exception as exc:  # truncated, corrupt or of another shape: train from the start
+        model.load_state_dict(initial[0])  # whatever part of the file was applied is undone
+        opt.load_state_dict(initial[1])
+        gen.set_state(initial[2])
         logger.warning("saved training progress %s is unreadable (%s: %s); training from the first epoch",
                        partial, type(exc).__name__, exc)
         return 0
