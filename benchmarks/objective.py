@@ -10,7 +10,7 @@ all measured in this one run. RTN does not depend on the objective. ``--inactive
 runs relu-aware with several inactive weights (the README's choice of the default). ``--memory`` adds one
 traced (tracemalloc: numpy and Python allocations) int2 QUBO run per objective, float calibration, with the
 weighted statistics collected inside it, and one relu-aware run whose ``memory_limit`` (64 MiB) holds the
-samples but not all ``H_i`` (each formed again at each use).
+samples but not all ``H_i`` (those beyond it formed again at each use).
 
 Every relu-aware row's layer errors are recomputed independently from the networks' activations (hooks on the
 float and quantized models: Σ_s m_si (y_si − ŷ_si)² / N with ŷ the quantized layer applied to that layer's
@@ -147,7 +147,7 @@ def _line(row: dict) -> str:
         return (f"{row['dataset']}: int2 qubo, float statistics collected inside, peak traced memory and time: "
                 f"preact {mib['preact']:.0f} MiB {sec['preact']:.1f} s; relu-aware (H_i kept) {mib['relu']:.0f} MiB "
                 f"{sec['relu']:.1f} s ({mib['relu'] / mib['preact']:.1f}x, {sec['relu'] / sec['preact']:.1f}x); "
-                f"relu-aware memory_limit 64 MiB (H_i formed at each use) {mib['tight']:.0f} MiB {sec['tight']:.1f} s "
+                f"relu-aware memory_limit 64 MiB (H_i beyond it formed at each use) {mib['tight']:.0f} MiB {sec['tight']:.1f} s "
                 f"({mib['tight'] / mib['preact']:.1f}x, {sec['tight'] / sec['preact']:.1f}x)")
     check = ""
     if "recomputed_error" in row:

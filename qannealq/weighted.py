@@ -17,9 +17,9 @@ EMNIST letters' 256·785², 1.26 GB). :class:`WeightedLayerStats` keeps the cali
 (``X̂`` ``(N, m)``, ``Y`` and the weights ``(N, n)``: ``N(m + 2n)`` numbers, 8.5 MB for MNIST at N = 1024),
 computes every vector term (linear coefficients, errors, energies) from them, and forms each ``H_i`` when a
 consumer asks (its BQM, GPTQ's Cholesky, ``layer-sa``), in ``O(N_i m²)`` over the ``N_i`` samples of
-non-zero weight. The ``H_i`` are kept once formed only when samples and all ``H_i`` fit in
+non-zero weight. The ``H_i`` are kept once formed while they fit beside the samples in
 ``Objective.memory_limit`` (default 4 GiB: EMNIST letters' 256 ``H_i`` and their GPTQ factors, 2.5 GB, fit),
-else formed again at each use; so are GPTQ's per-neuron factors when they fit beside them
+those beyond it formed again at each use; so are GPTQ's per-neuron factors in the room left beside all ``H_i``
 (:meth:`WeightedLayerStats.kept`); GPTQ stacks at most an eighth of the limit of them at a time. Samples
 beyond the limit raise
 :class:`~qannealq.errors.InvalidArgumentError` while they are collected (:mod:`qannealq.weighted_calibration`).
@@ -121,7 +121,8 @@ class _Kept(dict):
     def __init__(self) -> None:
         super().__init__()
         self.kinds: list = []
-        self.warned: set = set()  # kinds whose matrices did not fit (warned about once)
+        self.warned: set = set()  # kinds whose matrices did not all fit (warned about once)
+        self.bytes: dict = {}  # bytes kept, by kind
 
     def __reduce__(self):
         return (_Kept, ())
@@ -194,27 +195,31 @@ class WeightedLayerStats:
 
     def kept(self, kind: object, i: int, form: Callable[[], _T]) -> _T:
         """Neuron ``i``'s ``(m, m)`` matrix of ``kind`` (``"hessian"``, or e.g. GPTQ's input order and factor of
-        ``H_i``): ``form()``,
-        kept when the samples and ``n`` matrices of this kind and of every kind asked for before fit in
-        ``objective.memory_limit`` (a result never depends on what was kept)."""
+        ``H_i``): ``form()``, kept while it fits in ``objective.memory_limit`` beside the samples, the room of
+        ``n`` matrices for every kind asked for before and this kind's matrices kept so far (so a kind that fits
+        whole is kept whole, and the first kind that does not keeps as many as fit). A result never depends on
+        what was kept."""
         if (kind, i) in self._kept:
             return self._kept[kind, i]
         matrix = form()
         if kind not in self._kept.kinds:
             self._kept.kinds.append(kind)
         n, m = self.weights.shape[1], self.inputs.shape[1]
-        need = self.nbytes + 8 * n * m * m * (self._kept.kinds.index(kind) + 1)
-        if need <= self.objective.memory_limit:
+        size = sum(a.nbytes for a in (matrix if isinstance(matrix, tuple) else (matrix,)) if hasattr(a, "nbytes"))
+        room = self.objective.memory_limit - self.nbytes - 8 * n * m * m * self._kept.kinds.index(kind)
+        if self._kept.bytes.get(kind, 0) + size <= room:
             self._kept[kind, i] = matrix
+            self._kept.bytes[kind] = self._kept.bytes.get(kind, 0) + size
         elif kind not in self._kept.warned:
             self._kept.warned.add(kind)
+            name = kind if isinstance(kind, str) else kind[0]
             logger.warning(
-                "relu-aware layer of %d neurons x %d inputs: its per-neuron %s (%s with the samples and "
-                "the kinds kept before) do not fit in memory_limit=%s, so each use of the layer forms them again "
-                "(same results, each use as slow as the first); --memory-limit GIB (Objective(memory_limit=...) in "
-                "Python) raises the limit where the memory is there", n, m, _KIND_NAMES.get(name := kind if isinstance(kind, str) else kind[0], name),
-                _size(need),
-                _size(self.objective.memory_limit))
+                "relu-aware layer of %d neurons x %d inputs: its per-neuron %s (%s with the samples and the kinds "
+                "before) do not all fit in memory_limit=%s: %d are kept, the others are formed again at each use "
+                "of the layer (same results, slower); --memory-limit GIB (Objective(memory_limit=...) in Python) "
+                "raises the limit where the memory is there", n, m, _KIND_NAMES.get(name, name),
+                _size(self.nbytes + 8 * n * m * m * (self._kept.kinds.index(kind) + 1)),
+                _size(self.objective.memory_limit), sum(1 for key in self._kept if key[0] == kind))
         return matrix
 
     @property

@@ -233,7 +233,7 @@ def test_memory_ceiling_is_a_clear_error_and_hessians_are_kept_only_when_they_fi
     with caplog.at_level(logging.WARNING, logger="qannealq"):
         assert tight.hessian(0) is not tight.hessian(0)  # they do not: formed at each use
         tight.hessian(1)
-    warned = [r.getMessage() for r in caplog.records if "do not fit in memory_limit" in r.getMessage()]
+    warned = [r.getMessage() for r in caplog.records if "do not all fit in memory_limit" in r.getMessage()]
     assert len(warned) == 1 and "16 neurons x 17 inputs: its per-neuron H_i" in warned[0]  # once per kind
     np.testing.assert_array_equal(tight.hessian(0), stats.hessian(0))
     weight, bias = (t.detach().double().numpy() for t in (exp.model[0].weight, exp.model[0].bias))
@@ -242,6 +242,12 @@ def test_memory_ceiling_is_a_clear_error_and_hessians_are_kept_only_when_they_fi
     np.testing.assert_array_equal(gptq(kept), gptq(formed))  # GPTQ's factors kept beside the H_i, same result
     assert ("gptq", 0.01) in stats._kept.kinds and (("gptq", 0.01), 0) in stats._kept
     assert not any(key[0] == ("gptq", 0.01) for key in tight._kept)
+    sizes = [stats.hessian(i).nbytes for i in range(16)]  # room for the first 5 H_i: those 5 are kept, no more
+    part = replace(stats, objective=Objective("relu-aware", 0.0, stats.nbytes + sum(sizes[:5])),
+                   _kept=type(stats._kept)())
+    assert [part.hessian(i) is part.hessian(i) for i in range(16)] == [True] * 5 + [False] * 11
+    for i in range(16):
+        np.testing.assert_array_equal(part.hessian(i), stats.hessian(i))
 
 
 def test_objective_options_are_checked():
@@ -287,9 +293,12 @@ def test_memory_limit_changes_what_is_kept_not_the_results(tmp_path, capsys, cap
             assert main([*argv, *extra, "--out", str(tmp_path / name)]) == 0
         rows[name] = [(r["method"], r["accuracy"], r["layer_error"], [layer["error"] for layer in r["layers"]])
                       for r in json.loads((tmp_path / name / "results.json").read_text())["results"]]
-        warned = [r.getMessage() for r in caplog.records if "do not fit in memory_limit=0.41 MiB" in r.getMessage()]
+        warned = [r.getMessage() for r in caplog.records if "do not all fit in memory_limit=0.41 MiB" in r.getMessage()]
         assert len(warned) == (3 if name == "tight" else 0), warned  # H_i, GPTQ's two factors: once each
-    assert "per-neuron H_i" in warned[0] and "--memory-limit GIB" in warned[0]
+    import re
+
+    kept = [int(re.search(r": (\d+) are kept", w).group(1)) for w in warned if "per-neuron H_i" in w]
+    assert len(kept) == 1 and 0 < kept[0] < 16 and all("--memory-limit GIB" in w for w in warned)  # some fit
     assert rows["tight"] == rows["roomy"]
     settings = json.loads((tmp_path / "tight" / "results.json").read_text())["settings"]
     assert "memory_limit" not in settings and "memory_limit" not in json.dumps(settings)
@@ -361,7 +370,7 @@ def test_sweep_takes_memory_limit_without_storing_it(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="qannealq"):
         assert main(["sweep", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "gptq",
                      "--seeds", "1", "--objective", "relu-aware", "--memory-limit", "0.0004", "--out", str(out)]) == 0
-    assert any("do not fit in memory_limit=0.41 MiB" in r.getMessage() for r in caplog.records)
+    assert any("do not all fit in memory_limit=0.41 MiB" in r.getMessage() for r in caplog.records)
     for name in ("store.json", "sweep.json"):  # the settings stored and reported: the objective, not the limit
         text = (out / name).read_text()
         assert "inactive_weight" in text and "memory_limit" not in text
