@@ -30,7 +30,7 @@ from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS
 from qannealq.store import ResultStore, unit_key
-from qannealq.weighted import make_objective
+from qannealq.weighted import Objective, make_objective
 from qannealq.sweep_report import CellResult, write_outputs
 
 __all__ = ["Preset", "PRESETS", "SweepConfig", "SweepSummary", "parse_method", "sweep"]
@@ -132,7 +132,7 @@ class SweepConfig:
         object.__setattr__(self, "warm_start", parse_warm_start(self.warm_start))
         if self.memory_limit is not None and self.objective != "relu-aware":
             raise InvalidArgumentError(f"--memory-limit applies to --objective relu-aware, not {self.objective!r}")
-        goal = make_objective(self.objective, self.inactive_weight, self.memory_limit)
+        goal = self.goal()
         object.__setattr__(self, "inactive_weight", goal.inactive_weight if goal.weighted else None)
         if self.resume and self.out is None:
             raise InvalidArgumentError("resume=True needs the folder of the sweep to continue (--resume DIR)")
@@ -171,6 +171,10 @@ class SweepConfig:
 
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))
+
+    def goal(self) -> Objective:
+        """The QUBOs' :class:`~qannealq.weighted.Objective` (objective, inactive weight, memory limit)."""
+        return make_objective(self.objective, self.inactive_weight, self.memory_limit)
 
     def stored_settings(self) -> dict:
         """What must match to resume (secrets redacted), and what the results spell out."""
@@ -230,8 +234,7 @@ def _cell(exp: Experiment, config: SweepConfig, label: str, bits: int, seed: int
     t0 = time.perf_counter()
     results = {g: quantize_model(exp.model, exp.calibration, bits, method, sampler, config.calibration, g,
                                  config.int1, warm_start=config.warm_start, seed=seed, float_stats=stats,
-                                 objective=make_objective(config.objective, config.inactive_weight,
-                                                          config.memory_limit),
+                                 objective=config.goal(),
                                  **(config.sampler_options if sampler is not None else {}))
                for g in grains}
     chosen = min(results, key=lambda g: results[g].layer_error)
@@ -264,7 +267,7 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
         reporter.message(f"sweep {config.model.dataset}, preset {config.preset}: {PRESETS[config.preset].description}")
         cells = [CellResult(**r) for r in store.records()]
         computed, trained = 0, {}
-        goal = make_objective(config.objective, config.inactive_weight, config.memory_limit)
+        goal = config.goal()
         total = len(labels) * len(config.bits) * len(seeds)
         with reporter.progress(total, "sweep", "cell") as bar:
             for seed in seeds:

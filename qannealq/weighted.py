@@ -206,8 +206,8 @@ class WeightedLayerStats:
             self._kept.kinds.append(kind)
         n, m = self.weights.shape[1], self.inputs.shape[1]
         size = sum(a.nbytes for a in (matrix if isinstance(matrix, tuple) else (matrix,)) if hasattr(a, "nbytes"))
-        room = self.objective.memory_limit - self.nbytes - 8 * n * m * m * self._kept.kinds.index(kind)
-        if self._kept.bytes.get(kind, 0) + size <= room:
+        before = self.nbytes + 8 * n * m * m * self._kept.kinds.index(kind)  # the samples, earlier kinds' room
+        if before + self._kept.bytes.get(kind, 0) + size <= self.objective.memory_limit:
             self._kept[kind, i] = matrix
             self._kept.bytes[kind] = self._kept.bytes.get(kind, 0) + size
         elif kind not in self._kept.warned:
@@ -218,7 +218,7 @@ class WeightedLayerStats:
                 "before) do not all fit in memory_limit=%s: %d are kept, the others are formed again at each use "
                 "of the layer (same results, slower); --memory-limit GIB (Objective(memory_limit=...) in Python) "
                 "raises the limit where the memory is there", n, m, _KIND_NAMES.get(name, name),
-                _size(self.nbytes + 8 * n * m * m * (self._kept.kinds.index(kind) + 1)),
+                _size(before + 8 * n * m * m),
                 _size(self.objective.memory_limit), sum(1 for key in self._kept if key[0] == kind))
         return matrix
 
