@@ -4,7 +4,7 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 (ARCHITECTURE.md §1), so the solver keeps ``H`` once and, per neuron and read, only a state row and its field
 ``H (d ∘ v)`` (one GEMM for all rows at the start, one row of ``H`` per accepted flip after). Algorithm:
 
-1. **Starts**: the warm start (GPTQ restricted to floor/ceil in act order, or ``initial_states``) and, on
+1. **Starts**: the warm start (GPTQ restricted to floor/ceil in pivot order, or ``initial_states``) and, on
    layers narrower than 256 inputs unless the effort is ``fast``, RTN (clipped to floor/ceil), each polished
    by greedy descent; each neuron keeps the better.
 2. **Reheat anneal**: ``num_reads`` rows per neuron start from that local minimum and run ``num_sweeps``
@@ -161,7 +161,7 @@ class LayerSASampler(dimod.Sampler):
 
         Args:
             problem: the layer's QUBOs.
-            initial_states: warm assignments ``(n, m)`` (default: GPTQ restricted to floor/ceil, in act order).
+            initial_states: warm assignments ``(n, m)`` (default: GPTQ restricted to floor/ceil, in pivot order).
             seed: seed of the anneal (drawn and recorded when None).
             **kwargs: any default named in the class docstring.
         """

@@ -3,11 +3,11 @@
 
 Each model and calibration draw (1024 images, float calibration) comes from :mod:`qannealq.experiment`
 (trained once and cached). On the first layer, every method runs through :func:`qannealq.solve.quantize_layer`
-in this one process, side by side: GPTQ and GPTQ-restricted, in index and in act order; ``layer-sa`` at
+in this one process, side by side: GPTQ and GPTQ-restricted, in index, act and pivot order; ``layer-sa`` at
 several budgets (its effort presets, the default with pair flips, with float64 chain moves and from the
-index-order GPTQ-restricted start (``gptq-restricted``, the default start before ``gptq-restricted-act``),
+act-order GPTQ-restricted start (``gptq-restricted-act``, the default start before ``gptq-restricted-pivot``),
 4x the default sweeps, and ``thorough`` under time limits of 4 and 9 GPTQ times; its time includes the
-warm start the solve loop computes, about one GPTQ time); and
+warm start the solve loop computes, one to two GPTQ times); and
 per-neuron ``sa`` (dwave-samplers, 1000 sweeps a read) and ``tabu`` (20 ms a read), given the solve loop's warm
 start,
 at several read counts,
@@ -55,7 +55,7 @@ from qannealq.solve import quantize_layer
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 SLOW = ("4x default", "4x default, pair flips", "thorough")  # timed once
-GPTQS = ("gptq", "gptq-restricted", "gptq-act", "gptq-restricted-act")  # index order, then act order
+GPTQS = ("gptq", "gptq-restricted", "gptq-act", "gptq-restricted-act", "gptq-pivot", "gptq-restricted-pivot")
 PER_NEURON = "sa:1,sa:10,tabu:1,tabu:10,tabu:100"
 
 
@@ -104,7 +104,7 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     pairs = effort({**LayerSASampler().defaults, "chain": 0}, problem.num_coordinates)[1]
     return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
-            ("default, index-order start", {"warm_start": "gptq-restricted"}),
+            ("default, act-order start", {"warm_start": "gptq-restricted-act"}),
             ("4x default", {"num_sweeps": 4 * sweeps}),
             ("4x default, pair flips", {"chain": 0, "num_sweeps": 4 * pairs}),
             ("thorough", {"effort": "thorough"}),
@@ -256,12 +256,13 @@ def plot(records: list[dict], path: Path) -> None:
     fig = Figure(figsize=(5.6 * cols, 4.3 * rows))
     FigureCanvasAgg(fig)
     styles = {"layer-sa": ("C0", "o-"), "layer-sa, pair flips": ("C9", "o--"),
-              "layer-sa, float64 chains": ("C5", "P"), "layer-sa, index-order start": ("C6", "*"),
+              "layer-sa, float64 chains": ("C5", "P"), "layer-sa, act-order start": ("C6", "*"),
               "sa": ("C1", "s-"), "tabu": ("C2", "^-"), "gptq": ("C3", "D"), "gptq-restricted": ("C4", "v"),
-              "gptq-act": ("C3", "d"), "gptq-restricted-act": ("C4", "1"), "long": ("C7", "x")}
+              "gptq-act": ("C3", "d"), "gptq-restricted-act": ("C4", "1"), "gptq-pivot": ("C3", "p"),
+              "gptq-restricted-pivot": ("C4", "2"), "long": ("C7", "x")}
 
     def series(p: dict) -> str:  # layer-sa's points with chain=0 are a line of their own, two variants marks
-        for variant in ("pair flips", "float64 chains", "index-order start"):
+        for variant in ("pair flips", "float64 chains", "act-order start"):
             if p["method"] == "layer-sa" and variant in p["label"]:
                 return f"{p['method']}, {variant}"
         return p["method"]

@@ -1,8 +1,8 @@
 """The README's Results tables and the plots under docs/results/, from the sweep folders of each dataset.
 
 Reads ``RESULTS/DATASET-PRESET`` (and ``RESULTS/DATASET-PRESET-low``, a second folder run at the same time on
-the low bit widths, and ``RESULTS/DATASET-PRESET-act``, a sweep of ``gptq-act`` alone, if present; a cell
-found in two is taken once) for the presets ``paper`` and ``best``,
+the low bit widths, and ``RESULTS/DATASET-PRESET-act`` and ``-pivot``, sweeps of ``gptq-act`` and ``gptq-pivot``
+alone, if present; a cell found in two is taken once) for the presets ``paper`` and ``best``,
 and prints, per dataset, the accuracy table (mean ± std over the seeds, ``(n=…)`` where fewer seeds finished
 than in the rest of the table, ``—`` where none did) and the summed layer error table, in Markdown; writes
 ``docs/results/DATASET-PRESET.png`` (accuracy vs bits with mean ± std bands, layer error vs bits).
@@ -22,15 +22,16 @@ from qannealq.store import ResultStore
 from qannealq.sweep_report import CellResult, aggregate, plot_sweep
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "emnist-letters", "cifar10")
-NAMES = {"rtn": "RTN", "gptq": "GPTQ", "gptq-act": "GPTQ act-order"}
-ORDER = {"rtn": 0, "gptq": 1, "gptq-act": 2}
+NAMES = {"rtn": "RTN", "gptq": "GPTQ", "gptq-act": "GPTQ act-order", "gptq-pivot": "GPTQ pivot-order"}
+ORDER = {"rtn": 0, "gptq": 1, "gptq-act": 2, "gptq-pivot": 3}
 
 
 def load(results: Path, dataset: str, preset: str) -> tuple[list[CellResult], dict | None]:
-    """The cells of one dataset and preset (main folder, then ``-low``, then ``-act``: a sweep of the act-order
-    GPTQ baseline, ``--methods gptq-act``) and the stored settings, with the methods of every folder."""
+    """The cells of one dataset and preset (main folder, then ``-low``, then ``-act`` and ``-pivot``: sweeps of
+    the act- and pivot-order GPTQ baselines, ``--methods gptq-act``, ``gptq-pivot``) and the stored settings,
+    with the methods of every folder."""
     cells, settings, seen = [], None, set()
-    for suffix in ("", "-low", "-act"):
+    for suffix in ("", "-low", "-act", "-pivot"):
         root = results / f"{dataset}-{preset}{suffix}"
         if not (root / "store.json").is_file():
             continue
@@ -43,7 +44,7 @@ def load(results: Path, dataset: str, preset: str) -> tuple[list[CellResult], di
             if (cell.method, cell.bits, cell.seed) not in seen:
                 seen.add((cell.method, cell.bits, cell.seed))
                 cells.append(cell)
-    if settings is not None:  # baselines first (index-order GPTQ, then act order), the QUBO last
+    if settings is not None:  # baselines first (index-order GPTQ, then act and pivot order), the QUBO last
         settings["methods"].sort(key=lambda m: ORDER.get(m, len(ORDER)))
     return cells, settings
 

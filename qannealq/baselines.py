@@ -6,16 +6,30 @@ mean diagonal, as in the GPTQ paper), in blocks with lazy batch updates. Its flo
 chooses, for each free coordinate, between the clipped floor ``k`` and ``k + 1`` of the *original* weight,
 so it is a valid QUBO assignment (and a strong warm start).
 
-``act_order`` (``gptq-act``, ``gptq-restricted-act``) quantizes the inputs in order of decreasing ``H_jj``
-(the GPTQ reference code's ``--act-order``, AutoGPTQ's ``desc_act``) instead of index order: the inputs
-with the most signal are rounded first, while the most others are left to absorb their error. On the first
-layers of ``benchmarks/frontier.py`` it lowers GPTQ's error above the best-known QUBO optimum from 51 to
-38 % (MNIST int4) and from 852 to 359 % (CIFAR-10 int2), GPTQ-restricted's from 65 to 48 % and from 1053
-to 703 % (the README's frontier table), so ``gptq-restricted-act`` is the default warm start
+``order`` sets the order in which the inputs are quantized:
+
+* ``"index"`` (``gptq``, ``gptq-restricted``): the inputs' own order, as in the GPTQ paper.
+* ``"act"`` (``gptq-act``, ``gptq-restricted-act``): decreasing ``H_jj`` (the GPTQ reference code's
+  ``--act-order``, AutoGPTQ's ``desc_act``): the inputs with the most signal are rounded first, while the most
+  others are left to absorb their error.
+* ``"pivot"`` (``gptq-pivot``, ``gptq-restricted-pivot``): the order of a Cholesky factorization of ``H`` that
+  pivots on the *smallest* remaining diagonal, read backwards. An input's rounding error costs its variance
+  left unexplained by the inputs quantized after it (the later ones absorb the rest), so the sum of those
+  costs is what the order decides. Built from the end, the pivoted factorization gives the last input the
+  smallest variance, the one before it the smallest variance given the last, and so on: each input is
+  rounded while the inputs left to absorb its error explain as much of it as a greedy choice can make them.
+  Act order is the first step of this greedy choice (by the diagonal alone). It costs one Cholesky
+  factorization, which also gives GPTQ's factor, so it takes about GPTQ's time again on the CPU.
+
+On the first layers of ``benchmarks/frontier.py`` act order lowers GPTQ's error above the best-known QUBO
+optimum from 51 to 38 % (MNIST int4) and from 852 to 359 % (CIFAR-10 int2), and pivot order further to 32
+and ... % (the README's frontier table); ``gptq-restricted-pivot`` is the default warm start
 (:data:`DEFAULT_WARM_START`). On per-neuron ``H_i`` (the relu-aware objective) each neuron has its own order.
 """
 
 from __future__ import annotations
+
+from functools import partial
 
 import numpy as np
 import torch
@@ -23,8 +37,7 @@ import torch
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
-__all__ = ["rtn", "gptq", "gptq_restricted", "gptq_act", "gptq_restricted_act", "BASELINES",
-           "DEFAULT_WARM_START", "warm_start_integers"]
+__all__ = ["rtn", "gptq", "gptq_restricted", "ORDERS", "BASELINES", "DEFAULT_WARM_START", "warm_start_integers"]
 
 
 def rtn(problem: LayerProblem) -> np.ndarray:
@@ -48,36 +61,82 @@ def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) ->
     return np.linalg.cholesky(hinv).T
 
 
-def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int,
-          act_order: bool = False) -> np.ndarray:
+#: GPTQ's input orders (the module docstring).
+ORDERS = ("index", "act", "pivot")
+
+
+def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
+                  block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The ``pivot`` order of ``H`` and GPTQ's factor in that order (:func:`_inverse_cholesky`'s, the same
+    damping and dead inputs), from one Cholesky factorization pivoting on the smallest remaining diagonal.
+
+    It runs in blocks: within a block each column is ``H``'s column less the block's earlier columns, and the
+    diagonal is updated column by column, so every pivot is chosen on the exact Schur complement; the block's
+    columns are then subtracted from ``H`` in one matrix product. With the pivots ``p`` and
+    ``H[p][:, p] = L Lᵀ``, the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of
+    :func:`_reversed_inverse_cholesky`).
+    """
+    h = hessian.copy()
+    h[dead, dead] = 1.0
+    h[np.diag_indices_from(h)] += percdamp * float(np.mean(np.diag(h)))
+    m = h.shape[0]
+    columns = np.zeros((m, m))
+    diagonal = np.diag(h).copy()
+    left = np.ones(m, dtype=bool)
+    pivots = np.empty(m, dtype=np.int64)
+    for start in range(0, m, block):
+        stop = min(start + block, m)
+        for t in range(start, stop):
+            k = int(np.argmin(np.where(left, diagonal, np.inf)))
+            column = h[:, k] - columns[:, start:t] @ columns[k, start:t]
+            if not column[k] > 0.0:
+                raise InvalidArgumentError(
+                    f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's pivot order: give percdamp > 0 "
+                    "(GPTQ uses 0.01)")
+            column /= np.sqrt(column[k])
+            column[~left] = 0.0
+            columns[:, t] = column
+            diagonal -= column * column
+            left[k] = False
+            pivots[t] = k
+        h -= columns[:, start:stop] @ columns[:, start:stop].T
+    lower = torch.from_numpy(columns[pivots])
+    inverse = torch.linalg.solve_triangular(lower, torch.eye(m, dtype=lower.dtype), upper=False).numpy()
+    return pivots[::-1].copy(), np.ascontiguousarray(inverse[::-1, ::-1])
+
+
+def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int, order: str) -> np.ndarray:
     if not percdamp >= 0:
         raise InvalidArgumentError(f"percdamp={percdamp!r} must be >= 0 (GPTQ uses 0.01)")
+    if order not in ORDERS:
+        raise InvalidArgumentError(f"order={order!r} is unknown: choose one of {', '.join(ORDERS)}")
     n, m = problem.weights.shape
     if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): each row on its own Cholesky factor (of
-        # its own act order), rows in chunks of stacked factors: _CHUNK_BYTES, or an eighth of a smaller limit
+        # its own order), rows in chunks of stacked factors: _CHUNK_BYTES, or an eighth of a smaller limit
         limit = getattr(getattr(problem.stats, "objective", None), "memory_limit", None)
         chunk = max(1, min(_CHUNK_BYTES, limit // 8 if limit else _CHUNK_BYTES) // (8 * m * m))
         return np.concatenate([_gptq_neurons(problem, np.arange(a, min(a + chunk, n)), restricted, percdamp,
-                                             block_size, act_order) for a in range(0, n, chunk)])
-    if not act_order:
+                                             block_size, order) for a in range(0, n, chunk)])
+    if order == "index":
         u = _inverse_cholesky(problem.hessian, problem.dead, percdamp)
         return _gptq_rows(problem, np.broadcast_to(np.arange(m), (n, m)), u, problem.dead, restricted, block_size)
-    order = np.argsort(-np.diag(problem.hessian), kind="stable")
-    u = _inverse_cholesky(submatrix(problem.hessian, order), problem.dead[order], percdamp)
-    ints = _gptq_rows(problem, np.broadcast_to(order, (n, m)), u, problem.dead[order], restricted, block_size)
-    return ints[:, np.argsort(order)]
+    if order == "act":
+        perm = np.argsort(-np.diag(problem.hessian), kind="stable")
+        u = _inverse_cholesky(submatrix(problem.hessian, perm), problem.dead[perm], percdamp)
+    else:
+        perm, u = _pivot_factor(problem.hessian, problem.dead, percdamp)
+    ints = _gptq_rows(problem, np.broadcast_to(perm, (n, m)), u, problem.dead[perm], restricted, block_size)
+    return ints[:, np.argsort(perm)]
 
 
 def _gptq_neurons(problem: LayerProblem, rows: np.ndarray, restricted: bool, percdamp: float, block_size: int,
-                  act_order: bool) -> np.ndarray:
-    """GPTQ of the neurons ``rows`` of a per-neuron problem, each in its own order (its ``H_i``'s decreasing
-    diagonal under ``act_order``)."""
+                  order: str) -> np.ndarray:
+    """GPTQ of the neurons ``rows`` of a per-neuron problem, each in its own ``order`` of its own ``H_i``."""
     n, m = problem.weights.shape
     orders = np.empty((rows.size, m), np.int64)
     factors = np.empty((rows.size, m, m))
     for r, i in enumerate(rows):
-        order, factors[r] = _neuron_factor(problem, i, percdamp, act_order)
-        orders[r] = order
+        orders[r], factors[r] = _neuron_factor(problem, i, percdamp, order)
     dead = np.take_along_axis(problem.dead[rows], orders, axis=1)
     ints = _gptq_rows(problem, orders, factors, dead, restricted, block_size, rows)
     out = np.empty_like(ints)
@@ -102,18 +161,19 @@ def _reversed_inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: 
     return u
 
 
-def _neuron_factor(problem: LayerProblem, i: int, percdamp: float, act_order: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Neuron ``i``'s input order (decreasing ``diag(H_i)`` under ``act_order``, else index order) and the
-    factor of its ``H_i`` in that order, kept beside the ``H_i`` when memory allows (the same for every bit
-    width: it depends on ``H_i`` and ``percdamp`` only)."""
+def _neuron_factor(problem: LayerProblem, i: int, percdamp: float, order: str) -> tuple[np.ndarray, np.ndarray]:
+    """Neuron ``i``'s input ``order`` (:data:`ORDERS`) of its ``H_i`` and GPTQ's factor of ``H_i`` in that order,
+    kept beside the ``H_i`` when memory allows (the same for every bit width: it depends on ``H_i`` and
+    ``percdamp`` only)."""
     def form() -> tuple[np.ndarray, np.ndarray]:
         hessian = problem.neuron_hessian(i)
-        m = hessian.shape[0]
-        if not act_order:
-            return np.arange(m), _reversed_inverse_cholesky(hessian, problem.dead[i], percdamp)
-        order = np.argsort(-np.diag(hessian), kind="stable")
-        return order, _reversed_inverse_cholesky(submatrix(hessian, order), problem.dead[i][order], percdamp)
-    return problem.stats.kept(("gptq-act" if act_order else "gptq", percdamp), i, form)
+        if order == "index":
+            return np.arange(hessian.shape[0]), _reversed_inverse_cholesky(hessian, problem.dead[i], percdamp)
+        if order == "pivot":
+            return _pivot_factor(hessian, problem.dead[i], percdamp)
+        perm = np.argsort(-np.diag(hessian), kind="stable")
+        return perm, _reversed_inverse_cholesky(submatrix(hessian, perm), problem.dead[i][perm], percdamp)
+    return problem.stats.kept(("gptq" if order == "index" else f"gptq-{order}", percdamp), i, form)
 
 
 def _gptq_rows(problem: LayerProblem, orders: np.ndarray, u: np.ndarray, dead: np.ndarray, restricted: bool,
@@ -157,37 +217,29 @@ def _gptq_rows(problem: LayerProblem, orders: np.ndarray, u: np.ndarray, dead: n
     return np.where(dead, lo, ints)
 
 
-def gptq(problem: LayerProblem, percdamp: float = 0.01, block_size: int = 128, act_order: bool = False) -> np.ndarray:
-    """GPTQ grid integers ``(n, m)`` (nearest level of the error-corrected weight); ``act_order``: inputs in
-    order of decreasing ``H_jj`` (see the module docstring)."""
-    return _gptq(problem, False, percdamp, block_size, act_order)
+def gptq(problem: LayerProblem, percdamp: float = 0.01, block_size: int = 128, order: str = "index") -> np.ndarray:
+    """GPTQ grid integers ``(n, m)`` (nearest level of the error-corrected weight), the inputs quantized in
+    ``order``: ``"index"``, ``"act"`` or ``"pivot"`` (the module docstring)."""
+    return _gptq(problem, False, percdamp, block_size, order)
 
 
 def gptq_restricted(problem: LayerProblem, percdamp: float = 0.01, block_size: int = 128,
-                    act_order: bool = False) -> np.ndarray:
+                    order: str = "index") -> np.ndarray:
     """GPTQ restricted to each coordinate's floor/ceil: a valid QUBO assignment, as integers ``(n, m)``."""
-    return _gptq(problem, True, percdamp, block_size, act_order)
+    return _gptq(problem, True, percdamp, block_size, order)
 
 
-def gptq_act(problem: LayerProblem) -> np.ndarray:
-    """``gptq-act``: :func:`gptq` with ``act_order=True``."""
-    return gptq(problem, act_order=True)
+BASELINES = {"rtn": rtn, "gptq": gptq, "gptq-restricted": gptq_restricted,
+             "gptq-act": partial(gptq, order="act"), "gptq-restricted-act": partial(gptq_restricted, order="act"),
+             "gptq-pivot": partial(gptq, order="pivot"),
+             "gptq-restricted-pivot": partial(gptq_restricted, order="pivot")}
 
-
-def gptq_restricted_act(problem: LayerProblem) -> np.ndarray:
-    """``gptq-restricted-act``: :func:`gptq_restricted` with ``act_order=True`` (a method and a warm start)."""
-    return gptq_restricted(problem, act_order=True)
-
-
-BASELINES = {"rtn": rtn, "gptq": gptq, "gptq-restricted": gptq_restricted, "gptq-act": gptq_act,
-             "gptq-restricted-act": gptq_restricted_act}
-
-#: The warm start of every sampler that takes one, unless told otherwise: GPTQ-restricted in act order, which
-#: starts ``layer-sa``'s default anneal closer to the best known (the README's frontier table).
-DEFAULT_WARM_START = "gptq-restricted-act"
+#: The warm start of every sampler that takes one, unless told otherwise: GPTQ-restricted in pivot order, which
+#: starts ``layer-sa``'s default anneal closest to the best known (the README's frontier table).
+DEFAULT_WARM_START = "gptq-restricted-pivot"
 
 #: The baselines whose integers are each coordinate's floor or ceil already (valid QUBO states as they are).
-_RESTRICTED = ("gptq-restricted", "gptq-restricted-act")
+_RESTRICTED = ("gptq-restricted", "gptq-restricted-act", "gptq-restricted-pivot")
 
 
 def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START) -> np.ndarray:

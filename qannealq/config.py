@@ -45,8 +45,8 @@ def check_choice(option: str, value: Any, allowed: tuple[str, ...]) -> str:
 
 
 def parse_warm_start(value: str | None) -> str | None:
-    """``none``/``None``/empty -> None; else one of the baselines (the act-order ``gptq-restricted-act`` and
-    ``gptq-act``, ``gptq-restricted``, ``gptq``, ``rtn``)."""
+    """``none``/``None``/empty -> None; else one of the baselines (``gptq-restricted-pivot``,
+    ``gptq-restricted-act``, ``gptq-restricted``, their unrestricted forms, ``rtn``)."""
     if value in (None, "none", "None", ""):
         return None
     choices = tuple(w for w in WARM_STARTS if w)
@@ -121,9 +121,9 @@ class QuantizeConfig:
         calibration: ``float`` or ``sequential``.
         granularity: ``tensor`` or ``channel``.
         int1: ``sign`` or ``paper``.
-        warm_start: ``gptq-restricted-act`` (the default: GPTQ-restricted with the inputs in order of decreasing
-            ``H_jj``, per neuron under the relu-aware objective), ``gptq-restricted``, ``gptq``, ``gptq-act``,
-            ``rtn`` or None.
+        warm_start: ``gptq-restricted-pivot`` (the default: GPTQ-restricted with the inputs in pivot order,
+            :mod:`qannealq.baselines`; per neuron under the relu-aware objective), ``gptq-restricted-act`` (act
+            order), ``gptq-restricted``, ``gptq-pivot``, ``gptq-act``, ``gptq``, ``rtn`` or None.
         objective: ``preact`` (the paper's) or ``relu-aware`` (:mod:`qannealq.weighted`).
         inactive_weight: ``relu-aware``: weight of the samples where the float neuron is off (None: the
             default, :data:`qannealq.weighted.DEFAULT_INACTIVE_WEIGHT`, recorded as its value).

@@ -60,7 +60,7 @@ PRESETS: dict[str, Preset] = {
                    "this project's improvements: sequential calibration; per cell the per-tensor or per-channel "
                    "grid, whichever gives the lower summed layer error on the calibration data (never the test "
                    "set); int1 = ±mean|w|; qubo = the whole-layer solver `layer-sa` warm-started from "
-                   "GPTQ-restricted in act order (inputs by decreasing H_jj)"),
+                   "GPTQ-restricted in pivot order (qannealq.baselines)"),
     "custom": Preset("float", "tensor", "sign", "layer-sa", DEFAULT_WARM_START, {},
                      "explicit options (the defaults of `qannealq run` where none is given)"),
 }
@@ -257,6 +257,8 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
     reporter = reporter or LogReporter()
     out = Path(config.out) if config.out is not None else _default_out(config)
     settings = config.stored_settings()
+    if config.resume and (out / "store.json").exists():  # the preset's words, not a setting: kept as stored
+        settings["preset_means"] = ResultStore.stored_settings(out, "sweep").get("preset_means")
     ResultStore.check(out, "sweep", settings, config.resume)
     labels, seeds = config.labels(), config.seed_list()
     with ExitStack() as stack:

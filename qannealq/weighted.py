@@ -111,7 +111,8 @@ def _size(nbytes: int) -> str:
     return f"{nbytes / 2 ** 20:.3g} MiB" if nbytes < 2 ** 30 else f"{nbytes / 2 ** 30:.3g} GiB"
 
 
-_KIND_NAMES = {"hessian": "H_i", "gptq": "GPTQ factors (index order)", "gptq-act": "GPTQ factors (act order)"}
+_KIND_NAMES = {"hessian": "H_i", "gptq": "GPTQ factors (index order)", "gptq-act": "GPTQ factors (act order)",
+               "gptq-pivot": "GPTQ factors (pivot order)"}
 
 
 class _Kept(dict):

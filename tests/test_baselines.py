@@ -60,21 +60,23 @@ def test_percdamp_validated():
         gptq(problem, percdamp=-1)
 
 
-def test_act_order_quantizes_in_order_of_decreasing_hessian_diagonal():
-    """``act_order``: GPTQ over the inputs sorted by decreasing ``H_jj``, the result in the original order: it
-    equals plain GPTQ on the problem with its inputs so sorted, is unchanged by a prior shuffle of the inputs,
-    and its restricted form is a valid QUBO assignment."""
+def _permuted(problem, order):
+    """``problem`` with its inputs taken in ``order``."""
     from dataclasses import replace
 
     from qannealq.formulation import LayerStats
 
-    def permuted(problem, order):
-        st = problem.stats
-        return replace(problem, stats=LayerStats(st.hessian[np.ix_(order, order)], st.cross[:, order],
-                                                 st.target_sq, st.num_samples),
-                       weights=problem.weights[:, order], steps=problem.steps[:, order],
-                       base=problem.base[:, order], free=problem.free[:, order])
+    st = problem.stats
+    return replace(problem, stats=LayerStats(st.hessian[np.ix_(order, order)], st.cross[:, order], st.target_sq,
+                                             st.num_samples),
+                   weights=problem.weights[:, order], steps=problem.steps[:, order],
+                   base=problem.base[:, order], free=problem.free[:, order])
 
+
+def test_act_order_quantizes_in_order_of_decreasing_hessian_diagonal():
+    """``order="act"``: GPTQ over the inputs sorted by decreasing ``H_jj``, the result in the original order: it
+    equals plain GPTQ on the problem with its inputs so sorted, is unchanged by a prior shuffle of the inputs,
+    and its restricted form is a valid QUBO assignment."""
     rng = np.random.default_rng(5)
     layer = random_layer(rng, 40, 6, samples=400)
     problem = layer.problem(3)
@@ -82,9 +84,78 @@ def test_act_order_quantizes_in_order_of_decreasing_hessian_diagonal():
     assert not np.array_equal(order, np.arange(order.size))  # the test means something
     back = np.argsort(order)
     for restricted, fn in ((False, gptq), (True, gptq_restricted)):
-        act = fn(problem, act_order=True)
-        np.testing.assert_array_equal(act, fn(permuted(problem, order))[:, back])
+        act = fn(problem, order="act")
+        np.testing.assert_array_equal(act, fn(_permuted(problem, order))[:, back])
         shuffle = rng.permutation(order.size)
-        np.testing.assert_array_equal(fn(permuted(problem, shuffle), act_order=True), act[:, shuffle])
+        np.testing.assert_array_equal(fn(_permuted(problem, shuffle), order="act"), act[:, shuffle])
         assert not np.array_equal(act, fn(problem))  # another order, another rounding
     problem.encode(BASELINES["gptq-restricted-act"](problem))  # floor/ceil only: raises otherwise
+
+
+def _conditional_variance(h, j, later):
+    """Variance of input ``j`` left unexplained by the inputs ``later``: ``H_jj - H_jS H_SS⁻¹ H_Sj``."""
+    if not later:
+        return h[j, j]
+    s = np.array(later)
+    return h[j, j] - h[j, s] @ np.linalg.solve(h[np.ix_(s, s)], h[s, j])
+
+
+def test_pivot_order_rounds_each_input_while_the_later_ones_explain_the_most_of_it():
+    """``order="pivot"``, from the end: every input has the least variance left unexplained by the inputs after
+    it, among those not yet placed (greedily). Its factor is GPTQ's factor of ``H`` in that order, for any block
+    size of the pivoted factorization."""
+    from qannealq.baselines import _inverse_cholesky, _pivot_factor
+    from qannealq.formulation import submatrix
+
+    rng = np.random.default_rng(8)
+    problem = random_layer(rng, 30, 3, samples=400, dead=2).problem(3)
+    h = problem.hessian.copy()
+    h[problem.dead, problem.dead] = 1.0
+    h[np.diag_indices_from(h)] += 0.01 * np.mean(np.diag(h))
+    order, factor = _pivot_factor(problem.hessian, problem.dead, 0.01, block=7)  # blocks of 7: 5 blocks
+    assert sorted(order.tolist()) == list(range(31))
+    for t in range(30, -1, -1):
+        later = order[t + 1:].tolist()
+        costs = {j: _conditional_variance(h, j, later) for j in order[:t + 1].tolist()}
+        assert costs[order[t]] <= min(costs.values()) * (1 + 1e-9)
+    assert not np.array_equal(order, np.argsort(-np.diag(problem.hessian), kind="stable")[::-1])  # not act order
+    np.testing.assert_allclose(factor, _inverse_cholesky(submatrix(problem.hessian, order), problem.dead[order],
+                                                         0.01), rtol=1e-8, atol=1e-10)
+    for block in (1, 64):
+        other, other_factor = _pivot_factor(problem.hessian, problem.dead, 0.01, block=block)
+        np.testing.assert_array_equal(other, order)
+        np.testing.assert_allclose(other_factor, factor, rtol=1e-10, atol=1e-12)
+
+
+def test_pivot_order_gptq_is_gptq_of_the_problem_so_ordered():
+    """GPTQ in pivot order equals plain GPTQ on the inputs taken in that order, is unchanged by a prior shuffle
+    of the inputs, and its restricted form is a valid QUBO assignment."""
+    from qannealq.baselines import _pivot_factor
+
+    rng = np.random.default_rng(9)
+    problem = random_layer(rng, 40, 6, samples=400).problem(3)
+    order = _pivot_factor(problem.hessian, problem.dead, 0.01)[0]
+    back = np.argsort(order)
+    for fn in (gptq, gptq_restricted):
+        pivot = fn(problem, order="pivot")
+        np.testing.assert_array_equal(pivot, fn(_permuted(problem, order))[:, back])
+        shuffle = rng.permutation(order.size)
+        np.testing.assert_array_equal(fn(_permuted(problem, shuffle), order="pivot"), pivot[:, shuffle])
+        assert not np.array_equal(pivot, fn(problem, order="act"))  # another order, another rounding
+    problem.encode(BASELINES["gptq-restricted-pivot"](problem))  # floor/ceil only: raises otherwise
+
+
+def test_order_and_percdamp_errors_name_the_argument():
+    from qannealq import LayerStats, build_problem, make_grid
+
+    rng = np.random.default_rng(1)
+    problem = random_layer(rng, 5, 2).problem(3)
+    with pytest.raises(InvalidArgumentError, match="order='desc'.*index, act, pivot"):
+        gptq(problem, order="desc")
+    x = rng.normal(size=(3, 6))  # 3 samples of 6 inputs: H is singular
+    w = rng.normal(size=(2, 6))
+    stats = LayerStats.from_arrays(x, x @ w.T, bias=False)
+    singular = build_problem(stats, w, None, make_grid(w, None, 3))
+    with pytest.raises(InvalidArgumentError, match="percdamp=0.0 leaves the layer's H singular.*percdamp > 0"):
+        gptq_restricted(singular, percdamp=0.0, order="pivot")
+    assert gptq_restricted(singular, order="pivot").shape == (2, 6)  # the default damping is enough

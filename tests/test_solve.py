@@ -74,7 +74,7 @@ def test_lowest_energy_sample_used_and_warm_start_and_seed_passed(small_layer):
     _, problem = small_layer
     sampler = _RecordingSampler()
     result = quantize_layer(problem, "qubo", sampler, "recording", seed=11)
-    warm = problem.encode(gptq_restricted(problem, act_order=True))  # the default start, gptq-restricted-act
+    warm = problem.encode(gptq_restricted(problem, order="pivot"))  # the default start, gptq-restricted-pivot
     assert result.seed == 11
     for i, (kwargs, ss) in enumerate(zip(sampler.calls, result.samplesets)):
         assert ss.record.energy[0] > ss.record.energy.min()

@@ -125,6 +125,11 @@ def test_resume_takes_the_stored_options_and_refuses_different_ones(tmp_path, ca
     assert "seeds: 1 -> 3" in err and "num_reads" not in err  # the repeated equal option is no difference
     assert main(["sweep", "--resume", str(tmp_path / "none")]) == 2
     assert "no store.json" in capsys.readouterr().err
+    meta = json.loads((out / "store.json").read_text())  # a folder stored when the preset was worded otherwise
+    meta["settings"]["preset_means"] = "the paper's set-up, in older words"
+    (out / "store.json").write_text(json.dumps(meta))
+    assert main(["sweep", "--resume", str(out)]) == 0  # the words are not a setting: the resume goes on
+    assert json.loads((out / "store.json").read_text())["settings"]["preset_means"] == "the paper's set-up, in older words"
 
 
 def test_relu_aware_sweep_records_its_objective_and_equals_quantize_model(tmp_path):

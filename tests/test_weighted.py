@@ -16,7 +16,7 @@ from backend_fixtures import optimum, tiny_digits
 from helpers import GRIDS, random_layer
 from qannealq import InvalidArgumentError, LayerStats, build_problem, make_grid, quantize_layer
 from qannealq.backends import get_sampler
-from qannealq.baselines import gptq, gptq_restricted
+from qannealq.baselines import ORDERS, _pivot_factor, gptq, gptq_restricted
 from qannealq.calibration import as_calibration_tensor
 from qannealq.pipeline import quantize_model
 from qannealq.weighted import (Objective, WeightedLayerProblem, WeightedLayerStats, build_weighted_problem,
@@ -97,31 +97,33 @@ def test_unit_weights_give_the_plain_problem_exactly():
     for i in range(plain.num_neurons):
         np.testing.assert_allclose(forced.neuron_hessian(i), plain.hessian, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(forced.linear[i], plain.linear[i], rtol=1e-9, atol=1e-12)
-    for act_order in (False, True):
-        np.testing.assert_array_equal(gptq_restricted(forced, act_order=act_order),
-                                      gptq_restricted(plain, act_order=act_order))
+    for order in ORDERS:
+        np.testing.assert_array_equal(gptq_restricted(forced, order=order), gptq_restricted(plain, order=order))
 
 
-def test_act_order_takes_each_neurons_inputs_in_the_order_of_its_own_hessian():
-    """Per-neuron ``H_i``: act-order GPTQ rounds neuron ``i``'s inputs by decreasing ``diag(H_i)``, so each row
-    equals act-order GPTQ of a one-neuron plain problem on ``H_i``; the orders differ between neurons."""
+@pytest.mark.parametrize("order", ["act", "pivot"])
+def test_each_neurons_inputs_are_taken_in_the_order_of_its_own_hessian(order):
+    """Per-neuron ``H_i``: act- and pivot-order GPTQ take neuron ``i``'s inputs in the order of its own ``H_i``
+    (by decreasing ``diag(H_i)``; by the pivoted factorization of ``H_i``), so each row equals GPTQ of a
+    one-neuron plain problem on ``H_i`` in that order; the orders differ between neurons."""
     layer, weights, stats = _weighted(7, f=16, n=4, binary=False)
     grid = make_grid(layer.weight, layer.bias, 3, "tensor", "sign")
     problem = build_weighted_problem(stats, layer.weight, layer.bias, grid)
     assert problem.per_neuron
-    orders = [np.argsort(-np.diag(problem.neuron_hessian(i)), kind="stable") for i in range(problem.num_neurons)]
+    orders = [np.argsort(-np.diag(problem.neuron_hessian(i)), kind="stable") if order == "act" else
+              _pivot_factor(problem.neuron_hessian(i), problem.dead[i], 0.01)[0] for i in range(problem.num_neurons)]
     assert len({tuple(o) for o in orders}) > 1  # the test means something
     for fn in (gptq, gptq_restricted):
-        act = fn(problem, act_order=True)
-        assert not np.array_equal(act, fn(problem))
+        ordered = fn(problem, order=order)
+        assert not np.array_equal(ordered, fn(problem))
         for i in range(problem.num_neurons):
             h = problem.neuron_hessian(i)
             one = replace(build_problem(LayerStats.from_arrays(layer.x, layer.y), layer.weight, layer.bias, grid),
                           stats=LayerStats(h, np.zeros((1, h.shape[0])), np.zeros(1), len(layer.y)),
                           weights=problem.weights[i:i + 1], steps=problem.steps[i:i + 1],
                           base=problem.base[i:i + 1], free=problem.free[i:i + 1])
-            np.testing.assert_array_equal(act[i], fn(one, act_order=True)[0])
-    problem.encode(gptq_restricted(problem, act_order=True))  # floor/ceil only: raises otherwise
+            np.testing.assert_array_equal(ordered[i], fn(one, order=order)[0])
+    problem.encode(gptq_restricted(problem, order=order))  # floor/ceil only: raises otherwise
 
 
 def test_model_with_inactive_weight_one_reproduces_the_paper_objective():

@@ -87,7 +87,8 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("quantization")
     group.add_argument("--bits", type=int_list, default=[8, 4, 3, 2, 1], help="comma list, e.g. 8,4,2")
     group.add_argument("--methods", type=str_list, default=["rtn", "gptq", "qubo"],
-                       help="comma list of rtn, gptq, gptq-restricted, gptq-act, gptq-restricted-act, qubo")
+                       help="comma list of rtn, gptq, gptq-restricted, gptq-act, gptq-restricted-act, gptq-pivot, "
+                       "gptq-restricted-pivot, qubo")
     group.add_argument("--backend", default="layer-sa",
                        help="sampler for the qubo method (see `qannealq backends`); default: the whole-layer "
                        "solver layer-sa (use sa for the paper's per-neuron annealing)")
@@ -98,9 +99,9 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--int1", default="sign", choices=("sign", "paper"),
                        help="int1 grid: ±alpha (sign) or the paper's {-max|w|, 0}")
     group.add_argument("--warm-start", default=DEFAULT_WARM_START,
-                       help="initial state for samplers that take one: gptq-restricted-act (the default: "
-                       "GPTQ-restricted with the inputs in order of decreasing H_jj), gptq-restricted, gptq, "
-                       "gptq-act, rtn or none")
+                       help="initial state for samplers that take one: gptq-restricted-pivot (the default: "
+                       "GPTQ-restricted with the inputs in pivot order), gptq-restricted-act (act order: "
+                       "decreasing H_jj), gptq-restricted, gptq-pivot, gptq-act, gptq, rtn or none")
     add_objective_arguments(group)
     group.add_argument("--retries", type=int, default=3,
                        help="retries of a cloud backend's transient failures (network, timeouts, solver-side), "

@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="paper: the paper's set-up; best: this project's improvements (see the README)")
     group.add_argument("--bits", type=int_list, default=[8, 6, 4, 3, 2, 1], help="comma list, e.g. 8,4,2")
     group.add_argument("--methods", type=str_list, default=["rtn", "gptq", "qubo"],
-                       help="comma list of rtn, gptq, gptq-restricted, gptq-act, gptq-restricted-act, qubo or "
-                       "qubo:BACKEND (e.g. qubo:sa)")
+                       help="comma list of rtn, gptq, gptq-restricted, gptq-act, gptq-restricted-act, gptq-pivot, "
+                       "gptq-restricted-pivot, qubo or qubo:BACKEND (e.g. qubo:sa)")
     group.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1: calibration draws (default 3)")
     group.add_argument("--train-seeds", action="store_true",
                        help="also train one network per seed (default: one network, the --seed one)")
@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="best: per cell the grid with the lower summed layer error on the calibration data")
     group.add_argument("--int1", default=None, choices=("sign", "paper"))
     group.add_argument("--warm-start", default=None,
-                       help="gptq-restricted-act (the presets' qubo start), gptq-restricted, gptq, gptq-act, rtn "
-                       "or none")
+                       help="gptq-restricted-pivot (the presets' qubo start), gptq-restricted-act, gptq-restricted, "
+                       "gptq-pivot, gptq-act, gptq, rtn or none")
     add_objective_arguments(group)
     group.add_argument("--download", action="store_true",
                        help="fetch the dataset from its canonical location if it is found nowhere (SHA-256 checked)")
