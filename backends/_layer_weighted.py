@@ -35,7 +35,7 @@ def neuron_qubo(problem: Any, i: int) -> tuple[DenseQubos, np.ndarray]:
     mat = submatrix(problem.neuron_hessian(i), idx)
     return DenseQubos(mat, np.ascontiguousarray(problem.linear[i, idx][None, :]),
                       np.ascontiguousarray(problem.steps[i, idx][None, :]), np.ones((1, idx.size), np.bool_),
-                      np.array([problem.offsets[i]], np.float64)), idx
+                      np.array([problem.offsets[i]], np.float64), layer_neurons=problem.num_neurons), idx
 
 
 def sample_per_neuron(problem: Any, warm: np.ndarray, starts: list[np.ndarray], params: dict[str, Any], seed: int,

@@ -100,8 +100,8 @@ def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, **
 def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[str, dict]]:
     """layer-sa's points: the presets, 4x the default sweeps, and time limits of 4 and 9 GPTQ times (the solve
     loop's warm start, about one GPTQ time, comes on top: about 5x and 10x in all)."""
-    sweeps = effort(LayerSASampler().defaults, problem.num_coordinates)[1]
-    pairs = effort({**LayerSASampler().defaults, "chain": 0}, problem.num_coordinates)[1]
+    sweeps = effort(LayerSASampler().defaults, problem.num_coordinates, problem.num_neurons)[1]
+    pairs = effort({**LayerSASampler().defaults, "chain": 0}, problem.num_coordinates, problem.num_neurons)[1]
     return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
             ("default, act-order start", {"warm_start": "gptq-restricted-act"}),

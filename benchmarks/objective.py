@@ -3,7 +3,7 @@
 For each dataset (the MLP and calibration draw of :mod:`qannealq.experiment`, seed 0, 1024 calibration
 samples) and each of ``--seeds`` (the seed of the model's training, of the calibration draw and of the
 solver), calibration mode and bit width, the script quantizes the whole network with RTN, GPTQ and the QUBO
-route (``layer-sa`` from the default warm start, GPTQ-restricted in act order) under each objective, and
+route (``layer-sa`` from the default warm start, GPTQ-restricted in pivot order) under each objective, and
 prints the test accuracies (mean ± std over the seeds), the QUBO's accuracy change relu-aware − preact and the
 time ratio relu-aware / preact,
 all measured in this one run. RTN does not depend on the objective. ``--inactive-weights``

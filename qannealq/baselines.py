@@ -18,12 +18,13 @@ so it is a valid QUBO assignment (and a strong warm start).
   costs is what the order decides. Built from the end, the pivoted factorization gives the last input the
   smallest variance, the one before it the smallest variance given the last, and so on: each input is
   rounded while the inputs left to absorb its error explain as much of it as a greedy choice can make them.
-  Act order is the first step of this greedy choice (by the diagonal alone). It costs one Cholesky
-  factorization, which also gives GPTQ's factor, so it takes about GPTQ's time again on the CPU.
+  Act order is this choice made on the diagonal alone. The pivoted factorization also gives GPTQ's factor
+  (one triangular inverse), so pivot order takes less time than index order, which forms ``H⁻¹`` and
+  factors it again.
 
 On the first layers of ``benchmarks/frontier.py`` act order lowers GPTQ's error above the best-known QUBO
-optimum from 51 to 38 % (MNIST int4) and from 852 to 359 % (CIFAR-10 int2), and pivot order further to 32
-and ... % (the README's frontier table); ``gptq-restricted-pivot`` is the default warm start
+optimum from 51 to 38 % (MNIST int4) and from 866 to 366 % (CIFAR-10 int2), and pivot order further to 32
+and 318 % (the README's frontier table); ``gptq-restricted-pivot`` is the default warm start
 (:data:`DEFAULT_WARM_START`). On per-neuron ``H_i`` (the relu-aware objective) each neuron has its own order.
 """
 

@@ -69,6 +69,33 @@ def test_presets_order_the_work():
     assert effort({**params, "num_reads": 3, "num_sweeps": 5}, 785) == (3, 5)  # explicit values win
 
 
+def test_small_layers_anneal_at_least_the_presets_layer_flips():
+    """A layer of few neurons or inputs is offered the preset's layer flips (reads x sweeps x neurons x inputs),
+    up to its sweep ceiling; the frontier's first layers keep their sweeps; one BQM (not a layer) has no floor;
+    a layer's solve and the per-neuron (relu-aware) path floor by the layer's neuron count."""
+    from helpers import random_layer
+    from qannealq.backends._layer_weighted import neuron_qubo
+    from qannealq.grid import make_grid
+    from qannealq.weighted import WeightedLayerStats, build_weighted_problem
+
+    params = LayerSASampler().defaults
+    reads, sweeps = effort(params, 247, 26)  # EMNIST's output layer, 247 live inputs: 2 reads
+    assert reads * sweeps * 26 * 247 >= 2**20 > reads * (sweeps - 1) * 26 * 247
+    assert effort(params, 247) == (2, 12)  # the same problems outside a layer: the size scaling alone
+    assert effort(params, 599, 128) == (1, 16) and effort(params, 3073, 512) == (1, 64)  # MNIST's, CIFAR-10's
+    assert effort({**params, "effort": "thorough"}, 247, 1)[1] == 4096  # the preset's ceiling
+    assert effort({**params, "effort": "fast"}, 599, 2) == (1, 0)  # fast: no anneal on wide layers
+    assert effort({**params, "num_sweeps": 5}, 247, 26) == (2, 5)  # explicit values win
+    _, problem = layer_problem(3, 120, 3, 2)
+    sample = LayerSASampler().sample_layer(problem, seed=0)
+    live = int(problem.free.any(axis=0).sum())
+    assert sample.info["reads_sweeps"] == effort(params, live, 3) != effort(params, live)
+    layer = random_layer(np.random.default_rng(4), 30, 5)
+    stats = WeightedLayerStats.from_arrays(layer.x, layer.y, np.where(layer.y > 0, 1.0, 0.0))
+    weighted = build_weighted_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 2))
+    assert weighted.per_neuron and neuron_qubo(weighted, 0)[0].layer_neurons == 5
+
+
 def test_time_limit_stops_a_long_run_cleanly():
     """A wide layer whose thorough run takes far longer than the limit: stops near it, states valid."""
     layer, problem = layer_problem(23, 500, 24, 4, samples=600)
@@ -236,7 +263,11 @@ def test_wide_layers_anneal_with_chains_except_fast():
     assert LayerSASampler().sample_layer(wide, seed=0).info["chain"] == 4
     assert LayerSASampler(effort="fast").sample_layer(wide, seed=0).info["chain"] == 0
     assert LayerSASampler().sample_layer(narrow, seed=0).info["chain"] == 0
-    assert LayerSASampler(chain=0).sample_layer(wide, seed=0).info["reads_sweeps"][1] == 14  # 300 / 20 pair sweeps
+    pairs = {**LayerSASampler().defaults, "chain": 0}
+    live = int(wide.free.any(axis=0).sum())
+    assert effort(pairs, live) == (1, 14)  # 300 / 20 pair sweeps
+    # a layer of two neurons: the layer floor, up to the ceiling
+    assert LayerSASampler(chain=0).sample_layer(wide, seed=0).info["reads_sweeps"] == effort(pairs, live, 2) == (1, 256)
     for bad in (-1, 2.5, "long"):
         with pytest.raises(InvalidArgumentError, match="chain"):
             LayerSASampler(chain=bad)

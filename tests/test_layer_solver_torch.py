@@ -157,10 +157,11 @@ def test_torch_runs_chain_moves_on_wide_layers():
     never worse than the warm start, energies exact."""
     layer, problem = _problem(41, 300, 2, 2)
     warm_e = problem.qubo_energies(problem.encode(gptq_restricted(problem)))
-    chains = LayerSASampler(device="torch-cpu").sample_layer(problem, seed=0)
-    pairs = LayerSASampler(device="torch-cpu", chain=0).sample_layer(problem, seed=0)
-    assert chains.info["chain"] == 4 and chains.info["reads_sweeps"][1] == 16
-    assert pairs.info["chain"] == 0 and pairs.info["reads_sweeps"][1] == 14  # 300 / 20 pair sweeps
+    # the sweeps of a wide layer (a two-neuron layer would get the layer floor's 256, slow on torch-cpu)
+    chains = LayerSASampler(device="torch-cpu", num_sweeps=16).sample_layer(problem, seed=0)
+    pairs = LayerSASampler(device="torch-cpu", chain=0, num_sweeps=14).sample_layer(problem, seed=0)
+    assert chains.info["chain"] == 4 and chains.info["reads_sweeps"] == (1, 16)
+    assert pairs.info["chain"] == 0 and pairs.info["reads_sweeps"] == (1, 14)
     for sample in (chains, pairs):
         _check_energies(layer, problem, sample)
         assert np.all(sample.energies <= warm_e + 1e-15) and sample.energies.sum() < warm_e.sum()
