@@ -113,7 +113,7 @@ def effort(params: dict[str, Any], m: int, neurons: int | None = None) -> tuple[
     the preset's factors ``f_r, f_s``, ceiling, wide-layer sweeps ``w`` (:data:`EFFORTS`: its ``chain_sweeps``
     where the moves are chains, :func:`chain_depth`, else ``wide_sweeps · m``) and layer flips ``F``.
     Default: 1 read x 16 sweeps of chains on a 785-input layer, 1 x 64 at 3073, 15 x 15 at 129 (10 neurons:
-    15 x 54), 122 x 240 on 65-variable neurons, 128 x 256 below that.
+    15 x 55), 122 x 240 on 65-variable neurons, 128 x 256 below that.
     """
     p = preset(params)
     m = max(int(m), 1)

@@ -30,6 +30,7 @@ and 318 % (the README's frontier table); ``gptq-restricted-pivot`` is the defaul
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -50,12 +51,18 @@ def rtn(problem: LayerProblem) -> np.ndarray:
 _CHUNK_BYTES = 2 ** 28
 
 
-def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:
-    """Upper Cholesky factor of the damped inverse Hessian (dead inputs given a unit diagonal)."""
+def _damped(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:
+    """A copy of ``H`` with a unit diagonal at dead inputs, then ``percdamp`` times the mean diagonal added."""
     h = hessian.copy()
     h[dead, dead] = 1.0
     damp = percdamp * float(np.mean(np.diag(h)))
     h[np.diag_indices_from(h)] += damp
+    return h
+
+
+def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:
+    """Upper Cholesky factor of the damped inverse Hessian (dead inputs given a unit diagonal)."""
+    h = _damped(hessian, dead, percdamp)
     lower = np.linalg.cholesky(h)
     inv_lower = np.linalg.solve(lower, np.eye(h.shape[0]))
     hinv = inv_lower.T @ inv_lower
@@ -77,9 +84,7 @@ def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
     ``H[p][:, p] = L Lᵀ``, the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of
     :func:`_reversed_inverse_cholesky`).
     """
-    h = hessian.copy()
-    h[dead, dead] = 1.0
-    h[np.diag_indices_from(h)] += percdamp * float(np.mean(np.diag(h)))
+    h = _damped(hessian, dead, percdamp)
     m = h.shape[0]
     columns = np.zeros((m, m))
     diagonal = np.diag(h).copy()
@@ -118,16 +123,21 @@ def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: 
         chunk = max(1, min(_CHUNK_BYTES, limit // 8 if limit else _CHUNK_BYTES) // (8 * m * m))
         return np.concatenate([_gptq_neurons(problem, np.arange(a, min(a + chunk, n)), restricted, percdamp,
                                              block_size, order) for a in range(0, n, chunk)])
-    if order == "index":
-        u = _inverse_cholesky(problem.hessian, problem.dead, percdamp)
-        return _gptq_rows(problem, np.broadcast_to(np.arange(m), (n, m)), u, problem.dead, restricted, block_size)
-    if order == "act":
-        perm = np.argsort(-np.diag(problem.hessian), kind="stable")
-        u = _inverse_cholesky(submatrix(problem.hessian, perm), problem.dead[perm], percdamp)
-    else:
-        perm, u = _pivot_factor(problem.hessian, problem.dead, percdamp)
+    perm, u = _ordered_factor(problem.hessian, problem.dead, percdamp, order, _inverse_cholesky)
     ints = _gptq_rows(problem, np.broadcast_to(perm, (n, m)), u, problem.dead[perm], restricted, block_size)
-    return ints[:, np.argsort(perm)]
+    return ints if order == "index" else ints[:, np.argsort(perm)]
+
+
+def _ordered_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, order: str,
+                    factor: Callable[[np.ndarray, np.ndarray, float], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The input ``order`` of ``H`` (:data:`ORDERS`) and GPTQ's factor of ``H`` in it: by ``factor`` (one of the
+    inverse-Cholesky functions below) in index and act order, by the pivoted factorization in pivot order."""
+    if order == "pivot":
+        return _pivot_factor(hessian, dead, percdamp)
+    if order == "index":
+        return np.arange(hessian.shape[0]), factor(hessian, dead, percdamp)
+    perm = np.argsort(-np.diag(hessian), kind="stable")
+    return perm, factor(submatrix(hessian, perm), dead[perm], percdamp)
 
 
 def _gptq_neurons(problem: LayerProblem, rows: np.ndarray, restricted: bool, percdamp: float, block_size: int,
@@ -167,13 +177,7 @@ def _neuron_factor(problem: LayerProblem, i: int, percdamp: float, order: str) -
     kept beside the ``H_i`` when memory allows (the same for every bit width: it depends on ``H_i`` and
     ``percdamp`` only)."""
     def form() -> tuple[np.ndarray, np.ndarray]:
-        hessian = problem.neuron_hessian(i)
-        if order == "index":
-            return np.arange(hessian.shape[0]), _reversed_inverse_cholesky(hessian, problem.dead[i], percdamp)
-        if order == "pivot":
-            return _pivot_factor(hessian, problem.dead[i], percdamp)
-        perm = np.argsort(-np.diag(hessian), kind="stable")
-        return perm, _reversed_inverse_cholesky(submatrix(hessian, perm), problem.dead[i][perm], percdamp)
+        return _ordered_factor(problem.neuron_hessian(i), problem.dead[i], percdamp, order, _reversed_inverse_cholesky)
     return problem.stats.kept(("gptq" if order == "index" else f"gptq-{order}", percdamp), i, form)
 
 
