@@ -138,11 +138,15 @@ class LayerProblem:
         """Coordinate indices that are variables of neuron ``i``'s BQM."""
         return np.flatnonzero(self.free[i])
 
+    def neuron_hessian(self, i: int) -> np.ndarray:
+        """Neuron ``i``'s ``H`` ``(m, m)``: the layer's shared one here (per-neuron problems have their own)."""
+        return self.hessian
+
     def quadratic_matrix(self, i: int) -> np.ndarray:
         """Neuron ``i``'s dense quadratic matrix over its variables, ``2 d_j d_l H_jl`` (diagonal zeroed)."""
         idx = self.variables(i)
         d = self.steps[i, idx]
-        q = 2.0 * (d[:, None] * submatrix(self.hessian, idx) * d[None, :])
+        q = 2.0 * (d[:, None] * submatrix(self.neuron_hessian(i), idx) * d[None, :])
         np.fill_diagonal(q, 0.0)
         return q
 

@@ -35,7 +35,7 @@ from typing import Callable, ClassVar, TypeVar
 import numpy as np
 
 from qannealq.errors import InvalidArgumentError
-from qannealq.formulation import LayerProblem, LayerStats, build_problem, submatrix
+from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid
 
 _T = TypeVar("_T")
@@ -275,13 +275,6 @@ class WeightedLayerProblem(LayerProblem):
         d = self.steps
         return (d * d * self.stats.hessian_diagonals + 2.0 * d * self.stats.hessian_products(self.base_values)
                 - 2.0 * d * self.stats.cross)
-
-    def quadratic_matrix(self, i: int) -> np.ndarray:
-        idx = self.variables(i)
-        d = self.steps[i, idx]
-        q = 2.0 * (d[:, None] * submatrix(self.neuron_hessian(i), idx) * d[None, :])
-        np.fill_diagonal(q, 0.0)
-        return q
 
     def errors(self, values: np.ndarray) -> np.ndarray:
         return self.stats.errors(values)
