@@ -6,6 +6,8 @@ Each model and calibration draw (1024 images, float calibration) comes from :mod
 in this one process, side by side: GPTQ and GPTQ-restricted, in index, act and pivot order; ``layer-sa`` at
 several budgets (its effort presets, the default with pair flips, with float64 chain moves and from the
 act-order GPTQ-restricted start (``gptq-restricted-act``, the default start before ``gptq-restricted-pivot``),
+on a rank-deficient ``H`` from the start damped as the GPTQ baselines (``percdamp`` 0.01, the default start's
+damping there before :data:`qannealq.baselines.RANK_DEFICIENT_PERCDAMP`),
 4x the default sweeps, and ``thorough`` under time limits of 4 and 9 GPTQ times; its time includes the
 warm start the solve loop computes, one to two GPTQ times); and
 per-neuron ``sa`` (dwave-samplers, 1000 sweeps a read) and ``tabu`` (20 ms a read), given the solve loop's warm
@@ -41,6 +43,9 @@ import json
 import time
 from pathlib import Path
 
+from functools import partial
+from unittest import mock
+
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -51,6 +56,8 @@ from qannealq.backends.layer_sa import LayerSASampler, effort
 from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem
 from qannealq.pipeline import formulate_layer
+import qannealq.solve
+from qannealq.baselines import warm_start_integers
 from qannealq.solve import quantize_layer
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 
@@ -85,12 +92,18 @@ def point(method: str, label: str, seconds: float, energies: np.ndarray, neurons
             "energies": energies.tolist(), "neurons": neurons.tolist(), "extrapolated": bool(neurons.size < n)}
 
 
-def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, **options) -> tuple[np.ndarray, float]:
-    """Per-neuron energies and wall seconds of one run through the solve loop."""
+def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, start_percdamp: float | None = None,
+          **options) -> tuple[np.ndarray, float]:
+    """Per-neuron energies and wall seconds of one run through the solve loop; ``start_percdamp`` replaces the
+    warm start's damping (:func:`qannealq.baselines.warm_start_damping`) for this run."""
     sampler = get_sampler(backend) if backend else None
+    warm = warm_start_integers if start_percdamp is None else partial(warm_start_integers, percdamp=start_percdamp)
     t0 = time.perf_counter()
-    result = quantize_layer(problem, method, sampler=sampler, backend=backend or "", seed=seed, **options)
+    with mock.patch.object(qannealq.solve, "warm_start_integers", warm):
+        result = quantize_layer(problem, method, sampler=sampler, backend=backend or "", seed=seed, **options)
     seconds = time.perf_counter() - t0
+    if start_percdamp is not None:
+        options = {"start_percdamp": start_percdamp, **options}
     shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in ("num_threads", "device"))
     print(f"  {backend or method}{' (' + shown + ')' if shown else ''} on {problem.num_neurons} neurons: "
           f"error {result.errors.sum():.6g} in {seconds:.3g} s", flush=True)
@@ -105,6 +118,7 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
             ("default, act-order start", {"warm_start": "gptq-restricted-act"}),
+            *([("default, start damped 0.01", {"start_percdamp": 0.01})] if problem.rank_deficient.any() else []),
             ("4x default", {"num_sweeps": 4 * sweeps}),
             ("4x default, pair flips", {"chain": 0, "num_sweeps": 4 * pairs}),
             ("thorough", {"effort": "thorough"}),
@@ -257,12 +271,13 @@ def plot(records: list[dict], path: Path) -> None:
     FigureCanvasAgg(fig)
     styles = {"layer-sa": ("C0", "o-"), "layer-sa, pair flips": ("C9", "o--"),
               "layer-sa, float64 chains": ("C5", "P"), "layer-sa, act-order start": ("C6", "*"),
+              "layer-sa, start damped 0.01": ("C8", "X"),
               "sa": ("C1", "s-"), "tabu": ("C2", "^-"), "gptq": ("C3", "D"), "gptq-restricted": ("C4", "v"),
               "gptq-act": ("C3", "d"), "gptq-restricted-act": ("C4", "1"), "gptq-pivot": ("C3", "p"),
               "gptq-restricted-pivot": ("C4", "2"), "long": ("C7", "x")}
 
     def series(p: dict) -> str:  # layer-sa's points with chain=0 are a line of their own, two variants marks
-        for variant in ("pair flips", "float64 chains", "act-order start"):
+        for variant in ("pair flips", "float64 chains", "act-order start", "start damped 0.01"):
             if p["method"] == "layer-sa" and variant in p["label"]:
                 return f"{p['method']}, {variant}"
         return p["method"]

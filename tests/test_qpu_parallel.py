@@ -21,7 +21,7 @@ from dwave.embedding import is_valid_embedding  # noqa: E402
 from dwave.system.testing import MockDWaveSampler  # noqa: E402
 
 from qannealq.backends import _dwave_cliques, get_sampler  # noqa: E402
-from qannealq.baselines import BASELINES, DEFAULT_WARM_START  # noqa: E402
+from qannealq.baselines import warm_start_integers  # noqa: E402
 from qannealq.backends._dwave_cliques import CliqueCache, graph_key  # noqa: E402
 from qannealq.backends._dwave_parallel import embed_piece, neuron_sampleset, submit_call  # noqa: E402
 from qannealq.contract import layer_solver  # noqa: E402
@@ -143,7 +143,7 @@ def test_reverse_anneal_parameters_reach_the_solver_and_never_lose_to_the_warm_s
         qpu = result.info["qpu"]
         assert qpu["anneal"] == "reverse" and qpu["reinitialize_state"] is True
         assert qpu["anneal_schedule"] == [[0.0, 1.0], [1.0, 0.35], [9.0, 0.35], [10.0, 1.0]]
-        warm = problem.encode(BASELINES[DEFAULT_WARM_START](problem))  # the solve loop's default start
+        warm = problem.encode(warm_start_integers(problem))  # the solve loop's default start
         plan = sampler.plan([problem], warm_start=True).layers[0]
         assert len(calls.kwargs) - start == len(plan.calls) == qpu["calls"]
         for call, kwargs, bqm in zip(plan.calls, calls.kwargs[start:], calls.bqms[start:]):
