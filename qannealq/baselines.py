@@ -26,6 +26,7 @@ On the first layers of ``benchmarks/frontier.py`` act order lowers GPTQ's error 
 optimum from 51 to 38 % (MNIST int4) and from 866 to 366 % (CIFAR-10 int2), and pivot order further to 32
 and 318 % (the README's frontier table); ``gptq-restricted-pivot`` is the default warm start
 (:data:`DEFAULT_WARM_START`). On per-neuron ``H_i`` (the relu-aware objective) each neuron has its own order.
+A warm start on a rank-deficient ``H`` is damped less than the baselines (:func:`warm_start_damping`).
 """
 
 from __future__ import annotations
