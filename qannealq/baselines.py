@@ -41,13 +41,16 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
 __all__ = ["rtn", "gptq", "gptq_restricted", "ORDERS", "BASELINES", "DEFAULT_WARM_START",
-           "RANK_DEFICIENT_PERCDAMP", "warm_start_damping", "warm_start_integers"]
+           "GPTQ_PERCDAMP", "RANK_DEFICIENT_PERCDAMP", "warm_start_damping", "warm_start_integers"]
 
 
 def rtn(problem: LayerProblem) -> np.ndarray:
     """Round-to-nearest grid integers ``(n, m)``."""
     return problem.grid.nearest(problem.weights, problem.steps)
 
+
+#: GPTQ's damping (the GPTQ paper's): ``percdamp`` times the mean diagonal of ``H`` is added to its diagonal.
+GPTQ_PERCDAMP = 0.01
 
 #: Bytes of stacked per-neuron factors GPTQ holds at once on per-neuron ``H_i`` (rows advance together).
 _CHUNK_BYTES = 2 ** 28
@@ -100,7 +103,7 @@ def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
             if not column[k] > 0.0:
                 raise InvalidArgumentError(
                     f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's pivot order: give percdamp > 0 "
-                    "(GPTQ uses 0.01)")
+                    f"(GPTQ uses {GPTQ_PERCDAMP})")
             column /= np.sqrt(column[k])
             column[~left] = 0.0
             columns[:, t] = column
@@ -118,11 +121,11 @@ def _gptq(problem: LayerProblem, restricted: bool, percdamp: float | np.ndarray,
     n, m = problem.weights.shape
     damps = np.asarray(percdamp, dtype=np.float64)
     if not np.all(damps >= 0):
-        raise InvalidArgumentError(f"percdamp={percdamp!r} must be >= 0 (GPTQ uses 0.01)")
+        raise InvalidArgumentError(f"percdamp={percdamp!r} must be >= 0 (GPTQ uses {GPTQ_PERCDAMP})")
     if damps.ndim and (damps.shape != (n,) or not problem.per_neuron):
+        kind = "a per-neuron" if problem.per_neuron else "a shared-H"
         raise InvalidArgumentError(f"percdamp: one value per neuron ({n},) is for a relu-aware (per-neuron) problem "
-                                   f"only; got shape {damps.shape} on {'a per-neuron' if problem.per_neuron else 'a shared-H'} "
-                                   "problem: give one float")
+                                   f"only; got shape {damps.shape} on {kind} problem: give one float")
     if order not in ORDERS:
         raise InvalidArgumentError(f"order={order!r} is unknown: choose one of {', '.join(ORDERS)}")
     if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): each row on its own Cholesky factor (of
@@ -232,7 +235,7 @@ def _gptq_rows(problem: LayerProblem, orders: np.ndarray, u: np.ndarray, dead: n
     return np.where(dead, lo, ints)
 
 
-def gptq(problem: LayerProblem, percdamp: float | np.ndarray = 0.01, block_size: int = 128,
+def gptq(problem: LayerProblem, percdamp: float | np.ndarray = GPTQ_PERCDAMP, block_size: int = 128,
          order: str = "index") -> np.ndarray:
     """GPTQ grid integers ``(n, m)`` (nearest level of the error-corrected weight), the inputs quantized in
     ``order``: ``"index"``, ``"act"`` or ``"pivot"`` (the module docstring). ``percdamp``: one float, or on a
@@ -240,7 +243,7 @@ def gptq(problem: LayerProblem, percdamp: float | np.ndarray = 0.01, block_size:
     return _gptq(problem, False, percdamp, block_size, order)
 
 
-def gptq_restricted(problem: LayerProblem, percdamp: float | np.ndarray = 0.01, block_size: int = 128,
+def gptq_restricted(problem: LayerProblem, percdamp: float | np.ndarray = GPTQ_PERCDAMP, block_size: int = 128,
                     order: str = "index") -> np.ndarray:
     """GPTQ restricted to each coordinate's floor/ceil: a valid QUBO assignment, as integers ``(n, m)``."""
     return _gptq(problem, True, percdamp, block_size, order)
@@ -270,9 +273,9 @@ RANK_DEFICIENT_PERCDAMP = 0.001
 
 def warm_start_damping(problem: LayerProblem) -> float | np.ndarray:
     """GPTQ's ``percdamp`` in ``problem``'s warm start: :data:`RANK_DEFICIENT_PERCDAMP` where ``H`` is
-    rank-deficient (:attr:`~qannealq.formulation.LayerProblem.rank_deficient`), else 0.01; one per neuron on a
-    per-neuron problem."""
-    damps = np.where(problem.rank_deficient, RANK_DEFICIENT_PERCDAMP, 0.01)
+    rank-deficient (:attr:`~qannealq.formulation.LayerProblem.rank_deficient`), else :data:`GPTQ_PERCDAMP`; one
+    per neuron on a per-neuron problem."""
+    damps = np.where(problem.rank_deficient, RANK_DEFICIENT_PERCDAMP, GPTQ_PERCDAMP)
     return damps if problem.per_neuron else float(damps[0])
 
 
