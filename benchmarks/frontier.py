@@ -6,8 +6,8 @@ Each model and calibration draw (1024 images, float calibration) comes from :mod
 in this one process, side by side: GPTQ and GPTQ-restricted, in index, act and pivot order; ``layer-sa`` at
 several budgets (its effort presets, the default with pair flips, with float64 chain moves and from the
 act-order GPTQ-restricted start (``gptq-restricted-act``, the default start before ``gptq-restricted-pivot``),
-on a rank-deficient ``H`` from the start damped as the GPTQ baselines (``percdamp`` 0.01, the default start's
-damping there before :data:`qannealq.baselines.RANK_DEFICIENT_PERCDAMP`),
+on a rank-deficient ``H`` from the start damped as the GPTQ baselines alone (``percdamp`` 0.01: the default start
+there before it also tried :data:`qannealq.baselines.RANK_DEFICIENT_PERCDAMP`),
 4x the default sweeps, and ``thorough`` under time limits of 4 and 9 GPTQ times; its time includes the
 warm start the solve loop computes, one to two GPTQ times); and
 per-neuron ``sa`` (dwave-samplers, 1000 sweeps a read) and ``tabu`` (20 ms a read), given the solve loop's warm
@@ -43,7 +43,7 @@ import json
 import time
 from pathlib import Path
 
-from functools import partial
+from contextlib import nullcontext
 from unittest import mock
 
 import numpy as np
@@ -56,8 +56,8 @@ from qannealq.backends.layer_sa import LayerSASampler, effort
 from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem
 from qannealq.pipeline import formulate_layer
-import qannealq.solve
-from qannealq.baselines import warm_start_integers
+import qannealq.baselines
+from qannealq.baselines import rank_deficient
 from qannealq.solve import quantize_layer
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 
@@ -92,18 +92,18 @@ def point(method: str, label: str, seconds: float, energies: np.ndarray, neurons
             "energies": energies.tolist(), "neurons": neurons.tolist(), "extrapolated": bool(neurons.size < n)}
 
 
-def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, start_percdamp: float | None = None,
+def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, one_damping: bool = False,
           **options) -> tuple[np.ndarray, float]:
-    """Per-neuron energies and wall seconds of one run through the solve loop; ``start_percdamp`` replaces the
-    warm start's damping (:func:`qannealq.baselines.warm_start_damping`) for this run."""
+    """Per-neuron energies and wall seconds of one run through the solve loop; ``one_damping`` takes the warm
+    start at GPTQ's damping alone, also on a rank-deficient ``H`` (:func:`qannealq.baselines.warm_start_integers`
+    tries a second damping there)."""
     sampler = get_sampler(backend) if backend else None
-    warm = warm_start_integers if start_percdamp is None else partial(warm_start_integers, percdamp=start_percdamp)
     t0 = time.perf_counter()
-    with mock.patch.object(qannealq.solve, "warm_start_integers", warm):
+    with mock.patch.object(qannealq.baselines, "rank_deficient", lambda _: False) if one_damping else nullcontext():
         result = quantize_layer(problem, method, sampler=sampler, backend=backend or "", seed=seed, **options)
     seconds = time.perf_counter() - t0
-    if start_percdamp is not None:
-        options = {"start_percdamp": start_percdamp, **options}
+    if one_damping:
+        options = {"one_damping": True, **options}
     shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in ("num_threads", "device"))
     print(f"  {backend or method}{' (' + shown + ')' if shown else ''} on {problem.num_neurons} neurons: "
           f"error {result.errors.sum():.6g} in {seconds:.3g} s", flush=True)
@@ -118,7 +118,7 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
             ("default, act-order start", {"warm_start": "gptq-restricted-act"}),
-            *([("default, start damped 0.01", {"start_percdamp": 0.01})] if problem.rank_deficient.any() else []),
+            *([("default, start damped 0.01", {"one_damping": True})] if rank_deficient(problem) else []),
             ("4x default", {"num_sweeps": 4 * sweeps}),
             ("4x default, pair flips", {"chain": 0, "num_sweeps": 4 * pairs}),
             ("thorough", {"effort": "thorough"}),

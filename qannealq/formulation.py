@@ -119,12 +119,6 @@ class LayerProblem:
         return np.diag(self.hessian) <= 0.0
 
     @cached_property
-    def rank_deficient(self) -> np.ndarray:
-        """``(n,)`` bool: fewer calibration samples than live inputs, so ``H`` is singular beyond its dead inputs
-        (the same for every neuron here; per neuron for :mod:`qannealq.weighted`'s problems)."""
-        return np.full(self.num_neurons, self.stats.num_samples < np.count_nonzero(~self.dead))
-
-    @cached_property
     def base_values(self) -> np.ndarray:
         """``u = d ∘ (k + o)``, the values at ``v = 0``."""
         return self.grid.dequantize(self.base, self.steps)

@@ -270,11 +270,6 @@ class WeightedLayerProblem(LayerProblem):
         return ~self.stats.live
 
     @cached_property
-    def rank_deficient(self) -> np.ndarray:
-        """``(n,)`` bool: ``H_i`` has fewer samples of non-zero weight than live inputs."""
-        return np.count_nonzero(self.stats.weights > 0, axis=0) < np.count_nonzero(self.stats.live, axis=1)
-
-    @cached_property
     def linear(self) -> np.ndarray:
         """``a_ij = d² H_i,jj + 2 d (H_i u_i)_j − 2 d g_ij``, ``(n, m)``."""
         d = self.steps

@@ -161,49 +161,29 @@ def test_order_and_percdamp_errors_name_the_argument():
     assert gptq_restricted(singular, order="pivot").shape == (2, 6)  # the default damping is enough
 
 
-def test_warm_start_damps_less_where_h_is_rank_deficient():
-    """Fewer calibration samples than live inputs: the warm start is GPTQ-restricted at the lower damping;
-    enough samples: at the GPTQ baselines' 0.01. Dead inputs do not count as inputs."""
-    from qannealq.baselines import RANK_DEFICIENT_PERCDAMP, warm_start_damping, warm_start_integers
+
+def test_warm_start_on_a_rank_deficient_h_keeps_each_neurons_better_damping():
+    """Fewer calibration samples than live inputs (dead inputs do not count): the warm start is, per neuron, the
+    lower-energy one of GPTQ damped 0.01 and 0.001; with enough samples it is GPTQ damped 0.01 alone."""
+    from qannealq.baselines import RANK_DEFICIENT_PERCDAMP, rank_deficient, warm_start_integers
 
     rng = np.random.default_rng(3)
-    few = random_layer(rng, 30, 4, samples=20, dead=2).problem(3)  # 20 samples, 29 live inputs with the bias
+    few = random_layer(rng, 30, 12, samples=20, dead=2).problem(3)  # 20 samples, 29 live inputs with the bias
     enough = random_layer(rng, 30, 4, samples=29, dead=2).problem(3)  # 29 samples, 29 live inputs
-    assert few.rank_deficient.tolist() == [True] * 4 and not enough.rank_deficient.any()
-    assert warm_start_damping(few) == RANK_DEFICIENT_PERCDAMP < 0.01 == warm_start_damping(enough)
+    assert rank_deficient(few) and not rank_deficient(enough)
     pivot = BASELINES["gptq-restricted-pivot"]
-    low, paper = pivot(few, percdamp=RANK_DEFICIENT_PERCDAMP), pivot(few)
-    assert not np.array_equal(low, paper)  # the damping matters on this H
-    np.testing.assert_array_equal(warm_start_integers(few), low)
+    paper, low = pivot(few), pivot(few, percdamp=RANK_DEFICIENT_PERCDAMP)
+    e_paper, e_low = (few.qubo_energies(few.encode(ints)) for ints in (paper, low))
+    lower = e_low < e_paper
+    assert 0 < lower.sum() < few.num_neurons  # each damping wins on some neurons of this layer
+    warm = warm_start_integers(few)
+    np.testing.assert_array_equal(warm, np.where(lower[:, None], low, paper))
+    np.testing.assert_array_equal(few.qubo_energies(few.encode(warm)), np.minimum(e_paper, e_low))
     np.testing.assert_array_equal(warm_start_integers(enough), pivot(enough))
-    np.testing.assert_array_equal(warm_start_integers(few, percdamp=0.01), paper)  # an explicit damping wins
+    for name in ("gptq", "gptq-act"):  # unrestricted GPTQs: restricted to floor/ceil before they are compared
+        ints = warm_start_integers(few, name)
+        few.encode(ints)  # floor/ceil only: raises otherwise
+        restricted = [few.restrict(BASELINES[name](few, percdamp=d)) for d in (0.01, RANK_DEFICIENT_PERCDAMP)]
+        np.testing.assert_allclose(few.qubo_energies(few.encode(ints)),
+                                   np.min([few.qubo_energies(few.encode(r)) for r in restricted], axis=0))
     np.testing.assert_array_equal(warm_start_integers(few, "rtn"), few.restrict(rtn(few)))
-
-
-def test_per_neuron_damping_on_relu_aware_problems():
-    """On per-neuron H_i each neuron is damped by its own percdamp, and its warm start by whether its H_i has
-    fewer active samples than live inputs; a per-neuron damping on a shared H is refused."""
-    from qannealq import make_grid
-    from qannealq.baselines import RANK_DEFICIENT_PERCDAMP, warm_start_damping
-    from qannealq.weighted import WeightedLayerStats, build_weighted_problem
-
-    rng = np.random.default_rng(4)
-    layer = random_layer(rng, 12, 3, samples=40, dead=0)
-    weights = np.ones_like(layer.y)
-    weights[5:, 0] = 0.0  # neuron 0: 5 active samples for 13 live inputs; the others: all 40
-    weights[20:, 1] = 0.5
-    stats = WeightedLayerStats.from_arrays(layer.x, layer.y, weights)
-    problem = build_weighted_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 3))
-    assert problem.per_neuron and problem.rank_deficient.tolist() == [True, False, False]
-    np.testing.assert_array_equal(warm_start_damping(problem), [RANK_DEFICIENT_PERCDAMP, 0.01, 0.01])
-    damps = np.array([0.001, 0.3, 0.05])
-    mixed = gptq_restricted(problem, percdamp=damps, order="pivot")
-    for i, d in enumerate(damps):
-        np.testing.assert_array_equal(mixed[i], gptq_restricted(problem, percdamp=float(d), order="pivot")[i])
-    shared = random_layer(rng, 12, 3).problem(3)
-    with pytest.raises(InvalidArgumentError, match=r"percdamp: one value per neuron .*relu-aware.*give one float"):
-        gptq(shared, percdamp=damps)
-    with pytest.raises(InvalidArgumentError, match=r"percdamp: .*got shape \(2,\)"):
-        gptq(problem, percdamp=damps[:2])
-    with pytest.raises(InvalidArgumentError, match="percdamp=.* must be >= 0"):
-        gptq(problem, percdamp=-damps)

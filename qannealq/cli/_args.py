@@ -101,9 +101,9 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--warm-start", default=DEFAULT_WARM_START,
                        help="initial state for samplers that take one: gptq-restricted-pivot (the default: "
                        "GPTQ-restricted with the inputs in pivot order), gptq-restricted-act (act order: "
-                       "decreasing H_jj), gptq-restricted, gptq-pivot, gptq-act, gptq, rtn or none; a GPTQ start "
-                       "on a rank-deficient H (fewer calibration samples than live inputs) is damped by 0.001 "
-                       "instead of GPTQ's 0.01")
+                       "decreasing H_jj), gptq-restricted, gptq-pivot, gptq-act, gptq, rtn or none; on a "
+                       "rank-deficient H (fewer calibration samples than live inputs) a GPTQ start is also taken "
+                       "at a tenth of GPTQ's damping, and each neuron keeps the better")
     add_objective_arguments(group)
     group.add_argument("--retries", type=int, default=3,
                        help="retries of a cloud backend's transient failures (network, timeouts, solver-side), "
