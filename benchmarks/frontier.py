@@ -41,9 +41,8 @@ import argparse
 import hashlib
 import json
 import time
-from pathlib import Path
-
 from contextlib import nullcontext
+from pathlib import Path
 from unittest import mock
 
 import numpy as np
@@ -51,13 +50,13 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from layer_solver import subset  # benchmarks/ is the script's folder
+import qannealq.baselines
 from qannealq.backends import get_sampler
 from qannealq.backends.layer_sa import LayerSASampler, effort
+from qannealq.baselines import rank_deficient
 from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem
 from qannealq.pipeline import formulate_layer
-import qannealq.baselines
-from qannealq.baselines import rank_deficient
 from qannealq.solve import quantize_layer
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 
