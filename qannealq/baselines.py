@@ -81,38 +81,46 @@ ORDERS = ("index", "act", "pivot")
 def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
                   block: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """The ``pivot`` order of ``H`` and GPTQ's factor in that order (:func:`_inverse_cholesky`'s, the same
-    damping and dead inputs), from one Cholesky factorization pivoting on the smallest remaining diagonal.
+    damping and dead inputs), from one Cholesky factorization pivoting on the smallest remaining diagonal (ties
+    to the lowest input index).
 
-    It runs in blocks: within a block each column is ``H``'s column less the block's earlier columns, and the
-    diagonal is updated column by column, so every pivot is chosen on the exact Schur complement; the block's
-    columns are then subtracted from ``H`` in one matrix product. With the pivots ``p`` and
-    ``H[p][:, p] = L Lᵀ``, the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of
-    :func:`_reversed_inverse_cholesky`).
+    As LAPACK's pivoted Cholesky (``?pstrf``, which pivots on the largest), each pivot's row and column are
+    swapped into place, so the inputs left are always the trailing block of the working copy. It runs in
+    blocks: within a block each column is the trailing column less the block's earlier columns, and the
+    diagonal is updated column by column, so every pivot is chosen on the exact Schur complement; after the
+    block one matrix product updates the trailing block only (a third of the flops of updating all of ``H``:
+    CIFAR-10's 3073-input ``H`` in 1.5 s instead of 2.4 s). With the pivots ``p`` and ``H[p][:, p] = L Lᵀ``,
+    the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of :func:`_reversed_inverse_cholesky`).
     """
     h = _damped(hessian, dead, percdamp)
     m = h.shape[0]
-    columns = np.zeros((m, m))
+    lower = np.zeros((m, m))
     diagonal = np.diag(h).copy()
-    left = np.ones(m, dtype=bool)
-    pivots = np.empty(m, dtype=np.int64)
+    pivots = np.arange(m)  # position -> input
     for start in range(0, m, block):
         stop = min(start + block, m)
         for t in range(start, stop):
-            k = int(np.argmin(np.where(left, diagonal, np.inf)))
-            column = h[:, k] - columns[:, start:t] @ columns[k, start:t]
-            if not column[k] > 0.0:
+            rest = diagonal[t:]
+            ties = np.flatnonzero(rest == rest.min())
+            k = t + int(ties[np.argmin(pivots[t + ties])])
+            if k != t:
+                h[[t, k]] = h[[k, t]]
+                h[:, [t, k]] = h[:, [k, t]]
+                lower[[t, k], :t] = lower[[k, t], :t]
+                diagonal[[t, k]] = diagonal[[k, t]]
+                pivots[[t, k]] = pivots[[k, t]]
+            column = h[t:, t] - lower[t:, start:t] @ lower[t, start:t]
+            if not column[0] > 0.0:
                 raise InvalidArgumentError(
                     f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's pivot order: give percdamp > 0 "
                     f"(GPTQ uses {GPTQ_PERCDAMP})")
-            column /= np.sqrt(column[k])
-            column[~left] = 0.0
-            columns[:, t] = column
-            diagonal -= column * column
-            left[k] = False
-            pivots[t] = k
-        h -= columns[:, start:stop] @ columns[:, start:stop].T
-    lower = torch.from_numpy(columns[pivots])
-    inverse = torch.linalg.solve_triangular(lower, torch.eye(m, dtype=lower.dtype), upper=False).numpy()
+            column /= np.sqrt(column[0])
+            lower[t:, t] = column
+            diagonal[t:] -= column * column
+        trailing = lower[stop:, start:stop]
+        h[stop:, stop:] -= trailing @ trailing.T
+    factor = torch.from_numpy(lower)
+    inverse = torch.linalg.solve_triangular(factor, torch.eye(m, dtype=factor.dtype), upper=False).numpy()
     return pivots[::-1].copy(), np.ascontiguousarray(inverse[::-1, ::-1])
 
 
