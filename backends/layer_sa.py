@@ -196,7 +196,7 @@ class LayerSASampler(dimod.Sampler):
         info = {"timing": {"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1,
                            "postprocessing_ns": time.perf_counter_ns() - t2},
                 "seed": seed, "device": device, "params": params, "effort": params["effort"],
-                "reads_sweeps": effort(params, dense.mat.shape[0], problem.num_neurons),
+                "reads_sweeps": effort(params, dense.mat.shape[0], dense.layer_neurons),
                 "chain": chain_depth(params, dense.mat.shape[0]),
                 "time_limited": clock.cut,
                 "trace": {"seconds": [t for t, _ in clock.trace], "energy": [e for _, e in clock.trace]},

@@ -161,11 +161,10 @@ def test_order_and_percdamp_errors_name_the_argument():
     assert gptq_restricted(singular, order="pivot").shape == (2, 6)  # the default damping is enough
 
 
-
 def test_warm_start_on_a_rank_deficient_h_keeps_each_neurons_better_damping():
     """Fewer calibration samples than live inputs (dead inputs do not count): the warm start is, per neuron, the
     lower-energy one of GPTQ damped 0.01 and 0.001; with enough samples it is GPTQ damped 0.01 alone."""
-    from qannealq.baselines import RANK_DEFICIENT_PERCDAMP, rank_deficient, warm_start_integers
+    from qannealq.baselines import GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP, rank_deficient, warm_start_integers
 
     rng = np.random.default_rng(3)
     few = random_layer(rng, 30, 12, samples=20, dead=2).problem(3)  # 20 samples, 29 live inputs with the bias
@@ -183,7 +182,7 @@ def test_warm_start_on_a_rank_deficient_h_keeps_each_neurons_better_damping():
     for name in ("gptq", "gptq-act"):  # unrestricted GPTQs: restricted to floor/ceil before they are compared
         ints = warm_start_integers(few, name)
         few.encode(ints)  # floor/ceil only: raises otherwise
-        restricted = [few.restrict(BASELINES[name](few, percdamp=d)) for d in (0.01, RANK_DEFICIENT_PERCDAMP)]
+        restricted = [few.restrict(BASELINES[name](few, percdamp=d)) for d in (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP)]
         np.testing.assert_allclose(few.qubo_energies(few.encode(ints)),
                                    np.min([few.qubo_energies(few.encode(r)) for r in restricted], axis=0))
     np.testing.assert_array_equal(warm_start_integers(few, "rtn"), few.restrict(rtn(few)))
