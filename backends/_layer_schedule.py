@@ -39,6 +39,8 @@ class Preset:
         layer_flips: flips a layer's anneal is offered at least (reads x sweeps x neurons x inputs), up to
             ``max_sweeps``: a small layer (few neurons, or few inputs) then anneals longer, where a sweep costs
             little beside the layer's fixed costs (its warm start, polish and energies).
+        passes: randomized GPTQ passes the solve loop's warm start adds on a shared ``H``, per GPTQ start
+            (:func:`qannealq.baselines.warm_start_integers`): each neuron starts from the best of them.
     """
 
     reads: float
@@ -49,6 +51,7 @@ class Preset:
     chain_sweeps: int
     chain_per_input: float
     layer_flips: float
+    passes: int
 
 
 #: The ``effort`` presets. ``fast`` polishes the warm start (single and pair flips) and anneals only problems
@@ -61,9 +64,9 @@ class Preset:
 #: error in a few hundredths of a second; the first layers, MNIST's 128 x 599 live inputs x 16 sweeps and
 #: wider, have more).
 EFFORTS: dict[str, Preset] = {
-    "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0),
-    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 16, 1 / 48, 2.0**20),
-    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24),
+    "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0),
+    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 16, 1 / 48, 2.0**20, 15),
+    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 31),
 }
 
 
