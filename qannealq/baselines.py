@@ -26,7 +26,8 @@ On the first layers of ``benchmarks/frontier.py`` act order lowers GPTQ's error 
 optimum from 51 to 38 % (MNIST int4) and from 866 to 366 % (CIFAR-10 int2), and pivot order further to 32
 and 318 % (the README's frontier table); ``gptq-restricted-pivot`` is the default warm start
 (:data:`DEFAULT_WARM_START`). On per-neuron ``H_i`` (the relu-aware objective) each neuron has its own order.
-A warm start on a rank-deficient ``H`` also tries a tenth of GPTQ's damping (:func:`warm_start_integers`).
+A warm start on a rank-deficient ``H`` also tries a tenth of GPTQ's damping, and may add randomized passes of
+its GPTQ (:func:`warm_start_integers`, :mod:`qannealq._gptq_sampling`).
 """
 
 from __future__ import annotations
@@ -258,9 +259,6 @@ BASELINES = {"rtn": rtn, "gptq": gptq, "gptq-restricted": gptq_restricted,
 #: starts ``layer-sa``'s default anneal closest to the best known (the README's frontier table).
 DEFAULT_WARM_START = "gptq-restricted-pivot"
 
-#: The baselines whose integers are each coordinate's floor or ceil already (valid QUBO states as they are).
-_RESTRICTED = ("gptq-restricted", "gptq-restricted-act", "gptq-restricted-pivot")
-
 
 #: The second damping of a warm start on a rank-deficient ``H``: see :func:`warm_start_integers`.
 RANK_DEFICIENT_PERCDAMP = 0.001
@@ -275,7 +273,8 @@ def rank_deficient(problem: LayerProblem) -> bool:
 #: Half-width of their rounding noise, on the integer axis (:mod:`qannealq._gptq_sampling`).
 WARM_START_NOISE = 0.05
 
-#: The GPTQ baselines as ``(restricted, order)``.
+#: The GPTQ baselines as ``(restricted, order)``: a restricted one's integers are each coordinate's floor or ceil
+#: already (valid QUBO states as they are).
 _GPTQ_FORMS = {"gptq": (False, "index"), "gptq-restricted": (True, "index"), "gptq-act": (False, "act"),
                "gptq-restricted-act": (True, "act"), "gptq-pivot": (False, "pivot"),
                "gptq-restricted-pivot": (True, "pivot")}
@@ -295,7 +294,8 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, p
 
     On a shared ``H``, every GPTQ start also runs ``passes`` randomized passes on its factor (Klein's sampler:
     GPTQ-restricted with each input's rounding tie broken at random, :mod:`qannealq._gptq_sampling`), and each
-    neuron keeps the lowest-energy state of all (never worse than the GPTQ start itself). The best of many
+    neuron keeps the lowest-energy state of all, GPTQ's own rounding included (one unrandomized pass, float32
+    updates; for an unrestricted ``name``, its own start restricted). The best of many
     diverse GPTQ-quality states is a better start than GPTQ's own: on MNIST's first layer 15 passes take
     ``layer-sa``'s default anneal from 17-18 % to about 13 % above the best-known energy, for less time than
     more sweeps would need (the README's frontier). Per-neuron ``H_i`` (the relu-aware objective) get no passes.

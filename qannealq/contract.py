@@ -25,8 +25,8 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warm_start_passes",
-           "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing", "redact",
-           "unredact", "REDACTED", "TIMING_KEYS"]
+           "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing",
+           "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
