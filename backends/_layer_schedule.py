@@ -55,12 +55,13 @@ class Preset:
 
 
 #: The ``effort`` presets. ``fast`` polishes the warm start (single and pair flips) and anneals only problems
-#: small enough to be cheap; ``default`` adds one cold anneal per neuron on wide layers: from
-#: :data:`CHAIN_INPUTS` inputs on, ``max(16, m / 48)`` sweeps of chain moves (16 on MNIST's 785 inputs, 64 on
-#: CIFAR-10's 3073: about 4.3x and 6.5-7x GPTQ's time with the warm start, within the 5x and 10x budgets of
-#: ``benchmarks/frontier.py``), below that ``m / 20`` sweeps of pair flips; ``thorough`` anneals 4-20 times
-#: longer. A layer's anneal gets at least ``layer_flips`` flips (2^20 by default: the output layers of the
-#: MNIST and EMNIST MLPs, 10 x 129 and 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less
+#: small enough to be cheap; ``default`` adds 15 randomized GPTQ passes to the warm start and one cold anneal
+#: per neuron on wide layers: from :data:`CHAIN_INPUTS` inputs on, ``max(16, m / 48)`` sweeps of chain moves (16
+#: on MNIST's 785 inputs, 64 on CIFAR-10's 3073: about 3.7-3.8x and 6.8-8.6x GPTQ's time with the warm start and
+#: its passes, within the 5x and 10x budgets of ``benchmarks/frontier.py``), below that ``m / 20`` sweeps of
+#: pair flips; ``thorough`` takes 31 passes and anneals 4-20 times longer. A layer's anneal gets at least
+#: ``layer_flips`` flips (2^20 by default: the output layers of the MNIST and EMNIST MLPs, 10 x 129 and 26 x 257,
+#: anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less
 #: error in a few hundredths of a second; the first layers, MNIST's 128 x 599 live inputs x 16 sweeps and
 #: wider, have more).
 EFFORTS: dict[str, Preset] = {
