@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import random_layer
+from helpers import GRIDS, random_layer
 from qannealq import InvalidArgumentError
 from qannealq._gptq_sampling import sample_passes
 from qannealq.baselines import (BASELINES, GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP, _pivot_factor, rank_deficient,
@@ -38,6 +38,21 @@ def test_a_pass_without_noise_is_gptq_restricted_and_its_score_is_the_energy(bit
     np.testing.assert_array_equal(v[1], reference)
     w0 = np.where(problem.dead, 0.0, problem.weights)
     np.testing.assert_allclose(score + problem.errors(w0), [problem.qubo_energies(s) for s in v], rtol=1e-5)
+
+
+@pytest.mark.parametrize("bits,granularity,int1", GRIDS)
+def test_passes_on_every_grid_reproduce_gptq_and_score_their_energy(bits, granularity, int1):
+    """Every grid (per-tensor and per-channel steps, both int1 grids, clipped weights): the unrandomized pass is
+    GPTQ-restricted, and every pass's score plus ``E(w)`` is its QUBO energy (to float32 updates: at int8 the
+    error is small against the weights, 1e-5 relative)."""
+    problem = random_layer(np.random.default_rng(bits), 24, 5, samples=150).problem(bits, granularity, int1)
+    v, score = _passes(problem, 1, 0.0, seed=0)
+    np.testing.assert_array_equal(v[0], problem.encode(BASELINES["gptq-restricted-pivot"](problem)))
+    noisy, noisy_score = _passes(problem, 3, 0.05, seed=1)
+    w0 = np.where(problem.dead, 0.0, problem.weights)
+    for states, scores in ((v, score), (noisy, noisy_score)):
+        np.testing.assert_allclose(scores + problem.errors(w0), [problem.qubo_energies(s) for s in states],
+                                   rtol=1e-4 if bits == 8 else 1e-5)
 
 
 def test_noisy_passes_differ_score_exactly_and_do_not_depend_on_threads():
