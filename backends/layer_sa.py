@@ -166,7 +166,7 @@ class LayerSASampler(dimod.Sampler):
         """Randomized GPTQ passes this run's warm start should add (``warm_start_passes``, or the ``effort``
         preset's: 0 with ``fast``, 15 by default, 31 with ``thorough``): the solve loop asks before it computes
         the warm start (:func:`qannealq.baselines.warm_start_integers`)."""
-        params = self._params({k: v for k, v in kwargs.items() if k in _DEFAULTS})
+        params = self._params(kwargs)  # keeps the sampler's own options only
         chosen = params["warm_start_passes"]
         return int(preset(params).passes if chosen is None else chosen)
 

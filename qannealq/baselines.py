@@ -58,12 +58,17 @@ GPTQ_PERCDAMP = 0.01
 _CHUNK_BYTES = 2 ** 28
 
 
+def _damping(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> float:
+    """The damping ``λ`` GPTQ adds to ``H``'s diagonal: ``percdamp`` times its mean diagonal, dead inputs
+    counted as 1 (the unit diagonal they are given)."""
+    return percdamp * float(np.mean(np.where(dead, 1.0, np.diag(hessian))))
+
+
 def _damped(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:
-    """A copy of ``H`` with a unit diagonal at dead inputs, then ``percdamp`` times the mean diagonal added."""
+    """A copy of ``H`` with a unit diagonal at dead inputs, then :func:`_damping` added to the diagonal."""
     h = hessian.copy()
     h[dead, dead] = 1.0
-    damp = percdamp * float(np.mean(np.diag(h)))
-    h[np.diag_indices_from(h)] += damp
+    h[np.diag_indices_from(h)] += _damping(hessian, dead, percdamp)
     return h
 
 
@@ -177,7 +182,7 @@ def _reversed_inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: 
     ``H⁻¹ = R⁻ᵀ R⁻¹`` and the upper Cholesky factor of ``H⁻¹`` is ``R⁻¹ = J L⁻¹ J``: one Cholesky, one
     triangular inverse, over the live coordinates only (a dead one is decoupled: its factor is diagonal).
     """
-    damp = percdamp * float(np.mean(np.where(dead, 1.0, np.diag(hessian))))
+    damp = _damping(hessian, dead, percdamp)
     live = np.flatnonzero(~dead)[::-1]
     h = submatrix(hessian, live) + damp * np.eye(live.size)
     lower = torch.linalg.cholesky(torch.from_numpy(h))
@@ -250,10 +255,14 @@ def gptq_restricted(problem: LayerProblem, percdamp: float = GPTQ_PERCDAMP, bloc
     return _gptq(problem, True, percdamp, block_size, order)
 
 
-BASELINES = {"rtn": rtn, "gptq": gptq, "gptq-restricted": gptq_restricted,
-             "gptq-act": partial(gptq, order="act"), "gptq-restricted-act": partial(gptq_restricted, order="act"),
-             "gptq-pivot": partial(gptq, order="pivot"),
-             "gptq-restricted-pivot": partial(gptq_restricted, order="pivot")}
+#: The GPTQ baselines as ``(restricted, order)``: a restricted one's integers are each coordinate's floor or ceil
+#: already (valid QUBO states as they are).
+_GPTQ_FORMS = {"gptq": (False, "index"), "gptq-restricted": (True, "index"), "gptq-act": (False, "act"),
+               "gptq-restricted-act": (True, "act"), "gptq-pivot": (False, "pivot"),
+               "gptq-restricted-pivot": (True, "pivot")}
+
+BASELINES = {"rtn": rtn, **{name: partial(gptq_restricted if restricted else gptq, order=order)
+                            for name, (restricted, order) in _GPTQ_FORMS.items()}}
 
 #: The warm start of every sampler that takes one, unless told otherwise: GPTQ-restricted in pivot order, which
 #: starts ``layer-sa``'s default anneal closest to the best known (the README's frontier table).
@@ -272,13 +281,6 @@ def rank_deficient(problem: LayerProblem) -> bool:
 
 #: Half-width of their rounding noise, on the integer axis (:mod:`qannealq._gptq_sampling`).
 WARM_START_NOISE = 0.05
-
-#: The GPTQ baselines as ``(restricted, order)``: a restricted one's integers are each coordinate's floor or ceil
-#: already (valid QUBO states as they are).
-_GPTQ_FORMS = {"gptq": (False, "index"), "gptq-restricted": (True, "index"), "gptq-act": (False, "act"),
-               "gptq-restricted-act": (True, "act"), "gptq-pivot": (False, "pivot"),
-               "gptq-restricted-pivot": (True, "pivot")}
-
 
 def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, passes: int = 0,
                         seed: int = 0) -> np.ndarray:
@@ -338,7 +340,6 @@ def _best_of_passes(problem: LayerProblem, name: str, dampings: tuple[float, ...
 
     restricted, order = _GPTQ_FORMS[name]
     dead, n = problem.dead, problem.num_neurons
-    mean_diag = float(np.mean(np.where(dead, 1.0, np.diag(problem.hessian))))  # as _damped
     grad = np.where(dead, 0.0, problem.weights) @ problem.hessian - problem.stats.cross
     noise = np.full(passes + 1, WARM_START_NOISE)
     noise[0] = 0.0  # GPTQ's own rounding
@@ -347,7 +348,7 @@ def _best_of_passes(problem: LayerProblem, name: str, dampings: tuple[float, ...
         perm, factor = _ordered_factor(problem.hessian, dead, percdamp, order, _inverse_cholesky)
         v, score = sample_passes(problem.weights[:, perm], problem.steps[:, perm], problem.base[:, perm],
                                  problem.free[:, perm], float(problem.grid.offset), dead[perm], factor,
-                                 percdamp * mean_diag, grad[:, perm], noise, seed)
+                                 _damping(problem.hessian, dead, percdamp), grad[:, perm], noise, seed)
         pick = score.argmin(axis=0)
         lower = score[pick, np.arange(n)] < best_score
         best[np.ix_(lower, perm)] = v[pick, np.arange(n)][lower]
