@@ -39,8 +39,8 @@ class Preset:
         layer_flips: flips a layer's anneal is offered at least (reads x sweeps x neurons x inputs), up to
             ``max_sweeps``: a small layer (few neurons, or few inputs) then anneals longer, where a sweep costs
             little beside the layer's fixed costs (its warm start, polish and energies).
-        passes: randomized GPTQ passes the solve loop's warm start adds on a shared ``H``, per GPTQ start
-            (:func:`qannealq.baselines.warm_start_integers`): each neuron starts from the best of them.
+        beam: width of the beam search over GPTQ's roundings that the solve loop's warm start runs on a shared
+            ``H`` (:func:`qannealq.baselines.warm_start_integers`; 0: GPTQ-restricted's own start).
     """
 
     reads: float
@@ -51,23 +51,21 @@ class Preset:
     chain_sweeps: int
     chain_per_input: float
     layer_flips: float
-    passes: int
+    beam: int
 
 
 #: The ``effort`` presets. ``fast`` polishes the warm start (single and pair flips) and anneals only problems
-#: small enough to be cheap; ``default`` adds 15 randomized GPTQ passes to the warm start and one cold anneal
-#: per neuron on wide layers: from :data:`CHAIN_INPUTS` inputs on, ``max(16, m / 48)`` sweeps of chain moves (16
-#: on MNIST's 785 inputs, 64 on CIFAR-10's 3073: about 3.7-3.8x and 6.8-8.6x GPTQ's time with the warm start and
-#: its passes, within the 5x and 10x budgets of ``benchmarks/frontier.py``), below that ``m / 20`` sweeps of
-#: pair flips; ``thorough`` takes 31 passes and anneals 4-20 times longer. A layer's anneal gets at least
-#: ``layer_flips`` flips (2^20 by default: the output layers of the MNIST and EMNIST MLPs, 10 x 129 and 26 x 257,
-#: anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less
-#: error in a few hundredths of a second; the first layers, MNIST's 128 x 599 live inputs x 16 sweeps and
-#: wider, have more).
+#: small enough to be cheap; ``default`` starts from a beam search of width 64 over GPTQ's roundings and anneals
+#: once per neuron on wide layers: from :data:`CHAIN_INPUTS` inputs on, ``max(16, m / 48)`` sweeps of chain moves
+#: (16 on MNIST's 785 inputs, 64 on CIFAR-10's 3073), below that ``m / 20`` sweeps of pair flips; ``thorough``
+#: widens the beam to 256 and anneals 4-20 times longer. A layer's anneal gets at least ``layer_flips`` flips
+#: (2^20 by default: the output layers of the MNIST and EMNIST MLPs, 10 x 129 and 26 x 257, anneal 50 and 82
+#: sweeps instead of 18 and 12, for 4-5 % less error in a few hundredths of a second; the first layers, MNIST's
+#: 128 x 599 live inputs x 16 sweeps and wider, have more).
 EFFORTS: dict[str, Preset] = {
     "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0),
-    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 16, 1 / 48, 2.0**20, 15),
-    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 31),
+    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 16, 1 / 48, 2.0**20, 64),
+    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 256),
 }
 
 

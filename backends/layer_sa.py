@@ -6,10 +6,10 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 
 1. **Starts**: the warm start (GPTQ restricted to floor/ceil in pivot order, or ``initial_states``) and, on
    layers narrower than 256 inputs unless the effort is ``fast``, RTN (clipped to floor/ceil), each polished
-   by greedy descent; each neuron keeps the better. The solve loop asks :meth:`LayerSASampler.warm_start_passes`
-   how many randomized GPTQ passes its warm start should add (15 by default: each neuron then starts from the
-   best of GPTQ's state and the passes', :func:`qannealq.baselines.warm_start_integers`); without
-   ``initial_states`` the sampler computes that start itself.
+   by greedy descent; each neuron keeps the better. The solve loop asks :meth:`LayerSASampler.warm_start_beam`
+   how wide a beam search over GPTQ's roundings its warm start should run (64 by default: each neuron starts
+   from the best of its 64 lowest-energy partial roundings, :func:`qannealq.baselines.warm_start_integers`);
+   without ``initial_states`` the sampler computes that start itself.
 2. **Reheat anneal**: ``num_reads`` rows per neuron start from that local minimum and run ``num_sweeps``
    Metropolis sweeps of single flips and *pair flips* (each coordinate with its ``pairs`` most correlated
    inputs: rounding one pixel up and its neighbour down crosses the ridges single flips cannot), under a
@@ -73,17 +73,17 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "chain": None, "chain_partners": 8, "chain_precision": "float32",
              "hot_temperature": 0.2, "cold_temperature": 1.0, "hot_acceptance": 1e-9, "ladder_acceptance": 0.3,
              "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": None,
-             "num_threads": None, "device": "auto", "warm_start_passes": None}
+             "num_threads": None, "device": "auto", "warm_start_beam": None}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 _PRECISIONS = ("float32", "float64")
 
 
 def _check(params: dict[str, Any]) -> None:
     for name in ("num_reads", "num_sweeps", "pairs", "chain", "chain_partners", "polish_sweeps", "num_threads",
-                 "warm_start_passes"):
+                 "warm_start_beam"):
         value = params[name]
         low = 1 if name in ("num_reads", "num_threads") else 0
-        if value is None and name in ("num_reads", "num_sweeps", "num_threads", "chain", "warm_start_passes"):
+        if value is None and name in ("num_reads", "num_sweeps", "num_threads", "chain", "warm_start_beam"):
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise InvalidArgumentError(f"{name}={value!r} must be an integer >= {low}")
@@ -131,9 +131,9 @@ class LayerSASampler(dimod.Sampler):
             ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range``
             (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),
-            ``num_threads`` (None: one per CPU core), ``warm_start_passes`` (None: the effort's, 0 with
-            ``fast``, 15 by default, 31 with ``thorough``: randomized GPTQ passes the solve loop's warm start adds,
-            each neuron starting from the best, :meth:`warm_start_passes`) and
+            ``num_threads`` (None: one per CPU core), ``warm_start_beam`` (None: the effort's, 0 with
+            ``fast``, 64 by default, 256 with ``thorough``: the width of the beam search over GPTQ's roundings that
+            the solve loop's warm start runs, :meth:`warm_start_beam`) and
             ``device`` ("auto": torch on CUDA when ``torch.cuda.is_available()``, else the numba kernel;
             "cpu": numba; "cuda" or "cuda:<index>": torch on that GPU, required; "torch-cpu": the torch
             implementation on the CPU). ``info["device"]`` records the device used.
@@ -162,13 +162,13 @@ class LayerSASampler(dimod.Sampler):
         _check(params)
         return params
 
-    def warm_start_passes(self, **kwargs: Any) -> int:
-        """Randomized GPTQ passes this run's warm start should add (``warm_start_passes``, or the ``effort``
-        preset's: 0 with ``fast``, 15 by default, 31 with ``thorough``): the solve loop asks before it computes
+    def warm_start_beam(self, **kwargs: Any) -> int:
+        """The width of the beam search this run's warm start should run (``warm_start_beam``, or the ``effort``
+        preset's: 0 with ``fast``, 64 by default, 256 with ``thorough``): the solve loop asks before it computes
         the warm start (:func:`qannealq.baselines.warm_start_integers`)."""
         params = self._params(kwargs)  # keeps the sampler's own options only
-        chosen = params["warm_start_passes"]
-        return int(preset(params).passes if chosen is None else chosen)
+        chosen = params["warm_start_beam"]
+        return int(preset(params).beam if chosen is None else chosen)
 
     def sample_layer(self, problem: LayerProblem, initial_states: np.ndarray | None = None,
                      seed: int | None = None, **kwargs: Any) -> LayerSample:
@@ -186,7 +186,7 @@ class LayerSASampler(dimod.Sampler):
         t0 = time.perf_counter_ns()
         clock = Clock(params["time_limit"], start=t0 / 1e9)
         if initial_states is None:
-            warm = problem.encode(warm_start_integers(problem, passes=self.warm_start_passes(**params), seed=seed))
+            warm = problem.encode(warm_start_integers(problem, beam=self.warm_start_beam(**params)))
         else:
             warm = np.asarray(initial_states)
         if warm.shape != problem.free.shape or np.any((warm != 0) & (warm != 1)):

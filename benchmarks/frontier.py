@@ -117,7 +117,7 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
             ("default, act-order start", {"warm_start": "gptq-restricted-act"}),
-            ("default, no warm-start passes", {"warm_start_passes": 0}),
+            ("default, GPTQ start (no beam)", {"warm_start_beam": 0}),
             *([("default, start damped 0.01", {"one_damping": True})] if rank_deficient(problem) else []),
             ("4x default", {"num_sweeps": 4 * sweeps}),
             ("4x default, pair flips", {"chain": 0, "num_sweeps": 4 * pairs}),
@@ -271,14 +271,14 @@ def plot(records: list[dict], path: Path) -> None:
     FigureCanvasAgg(fig)
     styles = {"layer-sa": ("C0", "o-"), "layer-sa, pair flips": ("C9", "o--"),
               "layer-sa, float64 chains": ("C5", "P"), "layer-sa, act-order start": ("C6", "*"),
-              "layer-sa, start damped 0.01": ("C8", "X"), "layer-sa, no warm-start passes": ("k", "h"),
+              "layer-sa, start damped 0.01": ("C8", "X"), "layer-sa, GPTQ start (no beam)": ("k", "h"),
               "sa": ("C1", "s-"), "tabu": ("C2", "^-"), "gptq": ("C3", "D"), "gptq-restricted": ("C4", "v"),
               "gptq-act": ("C3", "d"), "gptq-restricted-act": ("C4", "1"), "gptq-pivot": ("C3", "p"),
               "gptq-restricted-pivot": ("C4", "2"), "long": ("C7", "x")}
 
     def series(p: dict) -> str:  # layer-sa's points with chain=0 are a line of their own, the variants marks
         for variant in ("pair flips", "float64 chains", "act-order start", "start damped 0.01",
-                        "no warm-start passes"):
+                        "GPTQ start (no beam)"):
             if p["method"] == "layer-sa" and variant in p["label"]:
                 return f"{p['method']}, {variant}"
         return p["method"]

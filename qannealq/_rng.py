@@ -1,5 +1,5 @@
 """The compiled kernels' random numbers: one xorshift64* generator per row (numba), so that a row's draws
-depend on its seed alone, not on which thread runs it (``layer-sa``'s anneal, the randomized GPTQ passes)."""
+depend on its seed alone, not on which thread runs it (``layer-sa``'s anneal)."""
 
 from __future__ import annotations
 

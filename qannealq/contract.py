@@ -24,7 +24,7 @@ import numpy as np
 
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
-__all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warm_start_passes",
+__all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warm_start_beam",
            "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing",
            "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
@@ -76,11 +76,11 @@ def layer_solver(sampler: Any) -> LayerSampler | None:
     return sampler if flag else None
 
 
-def warm_start_passes(sampler: Any, kwargs: dict[str, Any]) -> int:
-    """Randomized GPTQ passes the solve loop's warm start should add for ``sampler`` called with ``kwargs``
-    (:func:`qannealq.baselines.warm_start_integers`): what its ``warm_start_passes(**kwargs)`` says (``layer-sa``:
-    by its effort; a composite of ours: its child's), else 0 (the GPTQ baseline alone)."""
-    ask = getattr(sampler, "warm_start_passes", None)
+def warm_start_beam(sampler: Any, kwargs: dict[str, Any]) -> int:
+    """The width of the beam search the solve loop's warm start should run for ``sampler`` called with
+    ``kwargs`` (:func:`qannealq.baselines.warm_start_integers`): what its ``warm_start_beam(**kwargs)`` says
+    (``layer-sa``: by its effort; a composite of ours: its child's), else 0 (the GPTQ baseline alone)."""
+    ask = getattr(sampler, "warm_start_beam", None)
     return int(ask(**kwargs)) if callable(ask) else 0
 
 
@@ -129,9 +129,9 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
     def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
         return self.child.sample(bqm, **kwargs)
 
-    def warm_start_passes(self, **kwargs: Any) -> int:
-        """The child's :func:`warm_start_passes`."""
-        return warm_start_passes(self.child, kwargs)
+    def warm_start_beam(self, **kwargs: Any) -> int:
+        """The child's :func:`warm_start_beam`."""
+        return warm_start_beam(self.child, kwargs)
 
     def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
                      **kwargs: Any) -> LayerSample:

@@ -27,7 +27,7 @@ import dimod
 import numpy as np
 
 from qannealq.baselines import BASELINES, DEFAULT_WARM_START, warm_start_integers
-from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing, warm_start_passes
+from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.grid import Grid
@@ -270,8 +270,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
         warm = None
         used_seed = draw_seed(seed)
         if warm_start is not None:
-            passes = warm_start_passes(sampler, sampler_kwargs)
-            warm_ints = warm_start_integers(problem, warm_start, passes, used_seed)
+            warm_ints = warm_start_integers(problem, warm_start, warm_start_beam(sampler, sampler_kwargs))
             warm = problem.encode(warm_ints)
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
         assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,

@@ -60,7 +60,7 @@ PRESETS: dict[str, Preset] = {
                    "this project's improvements: sequential calibration; per cell the per-tensor or per-channel "
                    "grid, whichever gives the lower summed layer error on the calibration data (never the test "
                    "set); int1 = ±mean|w|; qubo = the whole-layer solver `layer-sa` warm-started from "
-                   "GPTQ-restricted in pivot order, each neuron from the best of it and 15 randomized passes "
+                   "a beam search of width 64 over GPTQ-restricted's roundings in pivot order "
                    "(qannealq.baselines)"),
     "custom": Preset("float", "tensor", "sign", "layer-sa", DEFAULT_WARM_START, {},
                      "explicit options (the defaults of `qannealq run` where none is given)"),

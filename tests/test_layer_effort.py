@@ -335,34 +335,34 @@ def test_row_quantiles_equal_numpys_bit_for_bit():
             np.testing.assert_array_equal(_row_nanquantile(a, q), np.nanquantile(a, q, axis=1))
 
 
-def test_the_solve_loop_gives_layer_sa_the_warm_start_passes_its_effort_asks_for():
-    """``layer-sa`` asks for randomized GPTQ passes (default 15, thorough 31, fast none; ``warm_start_passes``
-    overrides) and the solve loop's warm start is then each neuron's best of them and GPTQ's start, seeded by the
-    solve's seed; samplers that do not ask (and a composite around them) get GPTQ's start alone."""
+def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for():
+    """``layer-sa`` asks for a beam search of its warm start (width 64 by default, 256 thorough, none fast;
+    ``warm_start_beam`` overrides) and the solve loop's warm start is then each neuron's best of the beam and
+    GPTQ's start; samplers that do not ask (and a composite around them) get GPTQ's start alone."""
     from qannealq import quantize_layer
     from qannealq.backends.retry import RetryComposite
     from qannealq.baselines import warm_start_integers
-    from qannealq.contract import warm_start_passes
+    from qannealq.contract import warm_start_beam
 
     _, problem = layer_problem(41, 60, 6, 3)
     sampler = LayerSASampler()
-    assert [sampler.warm_start_passes(effort=level) for level in PRESETS] == [0, 15, 31]
-    assert sampler.warm_start_passes(warm_start_passes=4) == 4
-    assert warm_start_passes(RetryComposite(sampler, retries=0), {"effort": "thorough"}) == 31
-    assert warm_start_passes(get_sampler("sa"), {}) == 0
+    assert [sampler.warm_start_beam(effort=level) for level in PRESETS] == [0, 64, 256]
+    assert sampler.warm_start_beam(warm_start_beam=4) == 4
+    assert warm_start_beam(RetryComposite(sampler, retries=0), {"effort": "thorough"}) == 256
+    assert warm_start_beam(get_sampler("sa"), {}) == 0
 
     def errors(ints):
         return problem.errors(problem.grid.dequantize(ints, problem.steps))
     plain = errors(warm_start_integers(problem))
     result = quantize_layer(problem, "qubo", sampler, "layer-sa", seed=3)
-    np.testing.assert_array_equal(result.warm_start_errors, errors(warm_start_integers(problem, passes=15, seed=3)))
+    np.testing.assert_array_equal(result.warm_start_errors, errors(warm_start_integers(problem, beam=64)))
     assert np.all(result.warm_start_errors <= plain) and np.any(result.warm_start_errors < plain)
     assert np.all(result.errors <= result.warm_start_errors + 1e-15)
-    for options in ({"warm_start_passes": 0}, {"effort": "fast"}):
+    for options in ({"warm_start_beam": 0}, {"effort": "fast"}):
         np.testing.assert_array_equal(
             quantize_layer(problem, "qubo", sampler, "layer-sa", seed=3, **options).warm_start_errors, plain)
     wrapped = quantize_layer(problem, "qubo", RetryComposite(sampler, retries=0), "layer-sa", seed=3)
     np.testing.assert_array_equal(wrapped.warm_start_errors, result.warm_start_errors)
     for bad in (-1, 2.5, True):
-        with pytest.raises(InvalidArgumentError, match="warm_start_passes"):
-            LayerSASampler(warm_start_passes=bad)
+        with pytest.raises(InvalidArgumentError, match="warm_start_beam"):
+            LayerSASampler(warm_start_beam=bad)

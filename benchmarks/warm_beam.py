@@ -1,0 +1,80 @@
+"""How wide ``layer-sa``'s warm-start beam should be: start and end error against time, per effort.
+
+On the first layer of the MNIST (784-128-10) and, with ``--datasets cifar10``, CIFAR-10 (3072-512-10) MLPs
+(the models and 1024-image float calibration of ``benchmarks/frontier.py``), at int4 and int2, every run goes
+through :func:`qannealq.solve.quantize_layer` in this one process with ``layer-sa`` at each ``--efforts`` level
+and ``warm_start_beam`` = each value of ``--widths`` (0: GPTQ-restricted in pivot order alone, the start before
+the beam), over ``--seeds`` seeds of the anneal (the beam has no randomness). It prints, side by side, the warm
+start's error and the error the anneal ends at, both above the best-known energy that ``benchmarks/frontier.py``
+stored in ``--frontier`` (its JSON of the same problem: the script checks the fingerprint), and the run's time
+in GPTQ (index order) times, GPTQ timed in the same process (best of 3).
+
+Run: ``.venv/bin/python benchmarks/warm_beam.py`` (about 2 min on MNIST; CIFAR-10 about 20 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from frontier import first_layer, fingerprint  # benchmarks/ is the script's folder
+from qannealq.backends import get_sampler
+from qannealq.solve import quantize_layer
+from _threads import pinned  # benchmarks/_threads.py, beside this script
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", default="mnist")
+    parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=[4, 2])
+    parser.add_argument("--widths", type=lambda t: [int(p) for p in t.split(",")],
+                        default=[0, 4, 16, 32, 64, 128, 256])
+    parser.add_argument("--efforts", type=lambda t: t.split(","), default=["fast", "default"])
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2, help="layer-sa threads (the beam runs one per CPU)")
+    parser.add_argument("--blas-threads", type=int, default=1)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--frontier", type=Path, default=Path("runs/frontier"),
+                        help="folder of benchmarks/frontier.py's JSON (the best-known energies)")
+    args = parser.parse_args()
+    sampler = get_sampler("layer-sa")
+    with pinned(args.blas_threads, torch_threads=args.blas_threads) as threads:
+        print(f"threads: layer-sa {args.threads}; {threads}")
+        for dataset in args.datasets.split(","):
+            problems = first_layer(dataset, args.bits, args.data_dir, 0)
+            for bits, problem in problems.items():
+                stored = json.loads((args.frontier / f"frontier_{dataset}_int{bits}.json").read_text())
+                if stored["problem"] != fingerprint(problem):
+                    raise SystemExit(f"{dataset} int{bits}: the stored frontier is of another problem; rerun "
+                                     "benchmarks/frontier.py first")
+                best = stored["best_known"]
+                gptq = min(_timed(lambda: quantize_layer(problem, "gptq", seed=0))[1] for _ in range(3))
+                print(f"\n### {dataset} first layer, int{bits}: best known {best:.6g}, GPTQ {gptq:.3g} s")
+                print("| beam | effort | warm start above best | anneal ends above best | time / GPTQ |")
+                print("| --- | --- | --- | --- | --- |")
+                for width in args.widths:
+                    for level in args.efforts:
+                        starts, ends, seconds = [], [], []
+                        for seed in range(args.seeds):
+                            result, dt = _timed(lambda: quantize_layer(
+                                problem, "qubo", sampler=sampler, backend="layer-sa", seed=seed, effort=level,
+                                warm_start_beam=width, num_threads=args.threads, device="cpu"))
+                            starts.append(result.warm_start_errors.sum() / best - 1)
+                            ends.append(result.errors.sum() / best - 1)
+                            seconds.append(dt)
+                        print(f"| {width} | {level} | {100 * np.mean(starts):.2f} % | {100 * np.mean(ends):.2f} ± "
+                              f"{100 * np.std(ends):.2f} % | {np.median(seconds) / gptq:.2f} |", flush=True)
+
+
+def _timed(run):
+    t0 = time.perf_counter()
+    out = run()
+    return out, time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    main()

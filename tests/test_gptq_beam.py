@@ -1,0 +1,173 @@
+"""The beam search over GPTQ's roundings (qannealq._gptq_beam) and the warm start built on it."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import qannealq._gptq_beam as gptq_beam
+import qannealq.baselines as baselines
+from helpers import GRIDS, random_layer
+from qannealq import InvalidArgumentError
+from qannealq._gptq_beam import beam_search
+from qannealq.baselines import (BASELINES, GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP, _damping, _pivot_factor,
+                                rank_deficient, warm_start_integers)
+
+
+def _beam(problem, width, percdamp=GPTQ_PERCDAMP, **kwargs):
+    """``beam_search`` on the pivot-order factor, back in input order: ``(v (n, m), score (n,))``."""
+    perm, factor = _pivot_factor(problem.hessian, problem.dead, percdamp)
+    dead = problem.dead
+    grad = np.where(dead, 0.0, problem.weights) @ problem.hessian - problem.stats.cross
+    v, score = beam_search(problem.weights[:, perm], problem.steps[:, perm], problem.base[:, perm],
+                           problem.free[:, perm], float(problem.grid.offset), dead[perm], factor,
+                           _damping(problem.hessian, dead, percdamp), grad[:, perm], width, **kwargs)
+    out = np.empty_like(v)
+    out[:, perm] = v
+    return out, score
+
+
+def _reference(problem, width, percdamp=GPTQ_PERCDAMP):
+    """The same beam search written plainly (float64, no blocks, full sort by (energy, child index)),
+    per neuron: the states of each neuron's best survivor."""
+    perm, u = _pivot_factor(problem.hessian, problem.dead, percdamp)
+    lam = _damping(problem.hessian, problem.dead, percdamp)
+    w0 = np.where(problem.dead, 0.0, problem.weights)
+    grad = w0 @ problem.hessian - problem.stats.cross
+    steps = np.where(problem.dead, 0.0, problem.steps)
+    free = problem.free & ~problem.dead
+    offset = float(problem.grid.offset)
+    out = np.zeros(problem.free.shape, np.uint8)
+    for i in range(problem.num_neurons):
+        beam = [(0.0, w0[i, perm].copy(), [])]  # (partial energy, positions in beam order, choices)
+        for t, j in enumerate(perm):
+            if steps[i, j] == 0.0:
+                beam = [(c, x, bits + [0]) for c, x, bits in beam]
+                continue
+            children = []
+            for c, x, bits in beam:
+                for bit in ((0, 1) if free[i, j] else (0,)):
+                    value = steps[i, j] * (problem.base[i, j] + bit + offset)
+                    e = (x[t] - value) / u[t, t]
+                    d = value - w0[i, j]
+                    children.append((c + e * e - lam * d * d + 2 * d * grad[i, j], x, bits, bit, e))
+            order = sorted(range(len(children)), key=lambda k: children[k][0])[:width]
+            beam = []
+            for k in order:
+                c, x, bits, bit, e = children[k]
+                y = x.copy()
+                y[t + 1:] -= e * u[t, t + 1:]
+                beam.append((c, y, bits + [bit]))
+        best = min(beam, key=lambda item: item[0])[2]
+        out[i, perm] = best
+    return out
+
+
+@pytest.mark.parametrize("bits,granularity,int1", GRIDS)
+def test_a_beam_wide_enough_keeps_every_state_and_finds_the_optimum(bits, granularity, int1):
+    """Every grid: with a width of 2^(free inputs) no prefix is ever dropped, so each neuron's state is its
+    brute-force optimum; the score plus ``E(w)`` is the QUBO energy of the state (float32 updates)."""
+    problem = random_layer(np.random.default_rng(bits), 7, 4, samples=80).problem(bits, granularity, int1)
+    v, score = _beam(problem, 2 ** 8, block=3)
+    energies = problem.qubo_energies(v)
+    for i in range(problem.num_neurons):
+        free = np.flatnonzero(problem.free[i])
+        states = np.zeros((2 ** free.size, problem.free.shape[1]), np.uint8)
+        states[:, free] = list(itertools.product((0, 1), repeat=free.size))
+        u = problem.steps[i] * states
+        brute = (problem.offsets[i] + states @ (problem.linear[i] - problem.steps[i] ** 2 * np.diag(problem.hessian))
+                 + np.einsum("sj,sj->s", u @ problem.hessian, u)).min()
+        assert energies[i] == pytest.approx(brute, rel=1e-9, abs=1e-12)
+    w0 = np.where(problem.dead, 0.0, problem.weights)
+    np.testing.assert_allclose(score + problem.errors(w0), energies, rtol=1e-4 if bits == 8 else 1e-5)
+
+
+@pytest.mark.parametrize("width", [1, 3, 8])
+def test_the_compiled_beam_is_the_plain_beam_search(width):
+    """Blocks, lazy updates, shared rows and back-pointers change nothing: the states are those of a plain
+    float64 beam search (per neuron, every child sorted), on a layer with dead inputs and targets with noise."""
+    problem = random_layer(np.random.default_rng(width), 23, 5, samples=150).problem(3)
+    v, score = _beam(problem, width, block=5)
+    np.testing.assert_array_equal(v, _reference(problem, width))
+    w0 = np.where(problem.dead, 0.0, problem.weights)
+    np.testing.assert_allclose(score + problem.errors(w0), problem.qubo_energies(v), rtol=1e-5)
+
+
+def test_the_beam_does_not_depend_on_threads_or_chunks(monkeypatch):
+    """Neurons in fixed groups: the same states with one thread or two, and with the layer cut into chunks."""
+    problem = random_layer(np.random.default_rng(7), 40, 21, samples=300).problem(3)
+    v, score = _beam(problem, 6, threads=1)
+    assert np.all(v[~problem.free] == 0), "a fixed coordinate was rounded up"
+    again, again_score = _beam(problem, 6, threads=2)
+    np.testing.assert_array_equal(again, v)
+    np.testing.assert_array_equal(again_score, score)
+    monkeypatch.setattr(gptq_beam, "CHUNK_BYTES", 6 * 41 * 6 * gptq_beam.GROUP)  # one group per chunk
+    chunked, chunked_score = _beam(problem, 6, threads=2)
+    np.testing.assert_array_equal(chunked, v)
+    np.testing.assert_array_equal(chunked_score, score)
+
+
+def test_a_wider_beam_finds_lower_energies_on_a_correlated_layer():
+    """What the beam is for: on strongly correlated inputs, width 16 ends far below GPTQ-restricted (and width
+    1), summed over the layer."""
+    problem = random_layer(np.random.default_rng(3), 60, 12, samples=400).problem(2)
+    gptq = problem.qubo_energies(problem.encode(BASELINES["gptq-restricted-pivot"](problem))).sum()
+    narrow = problem.qubo_energies(_beam(problem, 1)[0]).sum()
+    wide = problem.qubo_energies(_beam(problem, 16)[0]).sum()
+    w0 = problem.errors(np.where(problem.dead, 0.0, problem.weights)).sum()
+    assert wide - w0 < 0.9 * (min(gptq, narrow) - w0)
+
+
+@pytest.mark.parametrize("name", ["gptq-restricted-pivot", "gptq-restricted", "gptq-act"])
+def test_the_beam_warm_start_is_never_worse_than_gptqs_and_is_deterministic(name):
+    """With a beam, each neuron's warm start is at most GPTQ's start (of ``name``, at each damping), lower on
+    some neurons, the same every call; a full-rank and a rank-deficient ``H``."""
+    rng = np.random.default_rng(11)
+    for problem in (random_layer(rng, 40, 10, samples=300).problem(3),
+                    random_layer(rng, 40, 10, samples=25).problem(3)):
+        plain = warm_start_integers(problem, name)
+        warm = warm_start_integers(problem, name, beam=8)
+        e_plain, e_warm = (problem.qubo_energies(problem.encode(ints)) for ints in (plain, warm))
+        assert np.all(e_warm <= e_plain)
+        assert np.any(e_warm < e_plain)
+        np.testing.assert_array_equal(warm_start_integers(problem, name, beam=8), warm)
+    assert rank_deficient(problem)
+    restricted = name != "gptq-act"
+    best = np.min([problem.qubo_energies(problem.encode(ints if restricted else problem.restrict(ints)))
+                   for ints in (BASELINES[name](problem, percdamp=d) for d in (GPTQ_PERCDAMP,
+                                                                               RANK_DEFICIENT_PERCDAMP))], axis=0)
+    assert np.all(e_warm <= best + 1e-12)
+
+
+def test_a_pilot_chooses_the_damping_of_a_rank_deficient_layer(monkeypatch):
+    """Rank-deficient ``H``, more neurons than the pilot: the pilot neurons keep their better damping's beam,
+    the others all take the damping whose pilot total is lower (or GPTQ's start where that is lower)."""
+    monkeypatch.setattr(baselines, "PILOT_NEURONS", 4)
+    problem = random_layer(np.random.default_rng(5), 50, 20, samples=30).problem(2)
+    assert rank_deficient(problem)
+    warm = problem.encode(warm_start_integers(problem, beam=6))
+    high, high_score = _beam(problem, 6, GPTQ_PERCDAMP)
+    low, low_score = _beam(problem, 6, RANK_DEFICIENT_PERCDAMP)
+    pilot = np.unique(np.linspace(0, 19, 4).round().astype(int))
+    chosen = low if low_score[pilot].sum() < high_score[pilot].sum() else high
+    e = problem.qubo_energies
+    gptq = np.min([e(problem.encode(BASELINES["gptq-restricted-pivot"](problem, percdamp=d)))
+                   for d in (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP)], axis=0)
+    rest = np.setdiff1d(np.arange(20), pilot)
+    np.testing.assert_allclose(e(warm)[rest], np.minimum(e(chosen)[rest], gptq[rest]))
+    np.testing.assert_allclose(e(warm)[pilot], np.min([e(high)[pilot], e(low)[pilot], gptq[pilot]], axis=0))
+    monkeypatch.setattr(baselines, "PILOT_NEURONS", 10)  # 20 neurons: every neuron is in the pilot
+    everyone = problem.encode(warm_start_integers(problem, beam=6))
+    np.testing.assert_allclose(e(everyone), np.min([e(high), e(low), gptq], axis=0))
+
+
+def test_the_beam_warm_start_refuses_bad_widths_and_skips_rtn():
+    problem = random_layer(np.random.default_rng(2), 12, 3).problem(4)
+    for bad in (-1, 1.5, True, "4"):
+        with pytest.raises(InvalidArgumentError, match="beam"):
+            warm_start_integers(problem, beam=bad)
+    with pytest.raises(InvalidArgumentError, match="unknown"):
+        warm_start_integers(problem, "gptq-sideways")
+    np.testing.assert_array_equal(warm_start_integers(problem, "rtn", beam=4), warm_start_integers(problem, "rtn"))
