@@ -36,11 +36,16 @@ class Preset:
         chain_sweeps, chain_per_input: sweeps of chain moves (:func:`chain_depth`) on layers that use them,
             ``max(chain_sweeps, chain_per_input · m)``, in place of ``wide_sweeps``; 0: no chains (the start is
             polished by single and pair flips in every preset).
-        layer_flips: flips a layer's anneal is offered at least (reads x sweeps x neurons x inputs), up to
-            ``max_sweeps``: a small layer (few neurons, or few inputs) then anneals longer, where a sweep costs
-            little beside the layer's fixed costs (its warm start, polish and energies).
+        layer_flips: flips a layer's anneal of single and pair flips is offered at least (reads x sweeps x
+            neurons x inputs), up to ``max_sweeps``: a small layer (few neurons, or few inputs) then anneals
+            longer, where a sweep costs little beside the layer's fixed costs (its warm start, polish and
+            energies). Layers of chain moves are not small: their sweeps are ``chain_sweeps`` and
+            ``chain_per_input``'s.
         beam: width of the beam search over GPTQ's roundings that the solve loop's warm start runs on a shared
             ``H`` (:func:`qannealq.baselines.warm_start_integers`; 0: GPTQ-restricted's own start).
+        hot_temperature: the hot end of wide layers' schedules, in units of each neuron's excess over its floor
+            (:func:`._layer_dense.excess_ends`): a beam's start is close to the optimum, and a colder reheat keeps
+            what it found.
     """
 
     reads: float
@@ -52,20 +57,23 @@ class Preset:
     chain_per_input: float
     layer_flips: float
     beam: int
+    hot_temperature: float
 
 
-#: The ``effort`` presets. ``fast`` polishes the warm start (single and pair flips) and anneals only problems
-#: small enough to be cheap; ``default`` starts from a beam search of width 64 over GPTQ's roundings and anneals
-#: once per neuron on wide layers: from :data:`CHAIN_INPUTS` inputs on, ``max(16, m / 48)`` sweeps of chain moves
-#: (16 on MNIST's 785 inputs, 64 on CIFAR-10's 3073), below that ``m / 20`` sweeps of pair flips; ``thorough``
-#: widens the beam to 256 and anneals 4-20 times longer. A layer's anneal gets at least ``layer_flips`` flips
-#: (2^20 by default: the output layers of the MNIST and EMNIST MLPs, 10 x 129 and 26 x 257, anneal 50 and 82
-#: sweeps instead of 18 and 12, for 4-5 % less error in a few hundredths of a second; the first layers, MNIST's
-#: 128 x 599 live inputs x 16 sweeps and wider, have more).
+#: The ``effort`` presets. ``fast`` polishes GPTQ-restricted's start (single and pair flips) and anneals only
+#: problems small enough to be cheap; ``default`` starts from a beam search of width 64 over GPTQ's roundings
+#: (:func:`qannealq.baselines.warm_start_integers`) and anneals once per neuron, cold (``hot_temperature``
+#: 0.025: the beam's start is within a few percent of the best known, and a hotter reheat, 0.2 until the beam,
+#: undoes it); on wide layers, from :data:`CHAIN_INPUTS` inputs on, ``max(4, m / 192)`` sweeps of chain moves
+#: (4 on MNIST's 599 live inputs, 16 on CIFAR-10's 3073: about 3.7x and 4-5x GPTQ's time with the beam, within
+#: the 5x and 10x budgets of ``benchmarks/frontier.py``), below that ``m / 20`` sweeps of pair flips;
+#: ``thorough`` widens the beam to 256 and anneals 16-64 times longer. A layer of pair flips gets at least
+#: ``layer_flips`` flips (2^20 by default: the output layers of the MNIST and EMNIST MLPs, 10 x 129 and
+#: 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less error in a few hundredths of a second).
 EFFORTS: dict[str, Preset] = {
-    "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0),
-    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 16, 1 / 48, 2.0**20, 64),
-    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 256),
+    "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, 0.2),
+    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 64, 0.025),
+    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 256, 0.025),
 }
 
 
@@ -80,6 +88,12 @@ WIDE = 100
 def preset(params: dict[str, Any]) -> Preset:
     """The :class:`Preset` named by ``params["effort"]`` (None: ``default``)."""
     return EFFORTS[params.get("effort") or "default"]
+
+
+def hot_temperature(params: dict[str, Any]) -> float:
+    """``params["hot_temperature"]``, or (None) the preset's."""
+    chosen = params.get("hot_temperature")
+    return float(preset(params).hot_temperature if chosen is None else chosen)
 
 
 def rtn_start(params: dict[str, Any], m: int) -> bool:
@@ -113,16 +127,18 @@ def effort(params: dict[str, Any], m: int, neurons: int | None = None) -> tuple[
     Small problems are cheap and rugged, wide ones smooth and costly per sweep: ``num_reads = clip(f_r 2^25 /
     m³, 1, 128)``, ``num_sweeps = max(min(f_s 2^32 / m⁴, max), w, min(F / (reads · neurons · m), max))`` with
     the preset's factors ``f_r, f_s``, ceiling, wide-layer sweeps ``w`` (:data:`EFFORTS`: its ``chain_sweeps``
-    where the moves are chains, :func:`chain_depth`, else ``wide_sweeps · m``) and layer flips ``F``.
-    Default: 1 read x 16 sweeps of chains on a 785-input layer, 1 x 64 at 3073, 15 x 15 at 129 (10 neurons:
+    where the moves are chains, :func:`chain_depth`, else ``wide_sweeps · m``) and layer flips ``F`` (layers of
+    pair flips only).
+    Default: 1 read x 4 sweeps of chains on a 785-input layer, 1 x 16 at 3073, 15 x 15 at 129 (10 neurons:
     15 x 55), 122 x 240 on 65-variable neurons, 128 x 256 below that.
     """
     p = preset(params)
     m = max(int(m), 1)
     reads = params["num_reads"] if params["num_reads"] is not None else np.clip(p.reads * 2**25 / m**3, 1, 128)
-    wide = max(p.chain_sweeps, p.chain_per_input * m) if chain_depth(params, m) >= 3 else p.wide_sweeps * m
-    floor = 0 if neurons is None else min(np.ceil(p.layer_flips / (int(reads) * max(int(neurons), 1) * m)),
-                                          p.max_sweeps)
+    chains = chain_depth(params, m) >= 3
+    wide = max(p.chain_sweeps, p.chain_per_input * m) if chains else p.wide_sweeps * m
+    floor = 0 if neurons is None or chains else min(
+        np.ceil(p.layer_flips / (int(reads) * max(int(neurons), 1) * m)), p.max_sweeps)
     sized = max(min(p.sweeps * 2**32 / m**4, p.max_sweeps), wide, floor)
     sweeps = params["num_sweeps"] if params["num_sweeps"] is not None else sized
     return int(reads), int(sweeps)
@@ -157,7 +173,7 @@ def anneal_plan(dense: DenseQubos, params: dict[str, Any], rows: Rows) -> tuple[
     if np.any(wide):
         factor = np.log(params["hot_acceptance"]) / np.log(ladder)  # the ladder's rungs as temperature factors
         excess = start.energy - dense.floors[start.owner]
-        hot_x, cold_x = excess_ends(excess, dense.free[start.owner], params["hot_temperature"],
+        hot_x, cold_x = excess_ends(excess, dense.free[start.owner], hot_temperature(params),
                                     params["cold_temperature"], factor)
         hot, cold = np.where(wide, hot_x, hot), np.where(wide, cold_x, cold)
     return start, hot, cold, sweeps

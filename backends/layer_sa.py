@@ -71,7 +71,7 @@ __all__ = ["LayerSASampler"]
 
 _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sweeps": None, "pairs": 4,
              "chain": None, "chain_partners": 8, "chain_precision": "float32",
-             "hot_temperature": 0.2, "cold_temperature": 1.0, "hot_acceptance": 1e-9, "ladder_acceptance": 0.3,
+             "hot_temperature": None, "cold_temperature": 1.0, "hot_acceptance": 1e-9, "ladder_acceptance": 0.3,
              "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": None,
              "num_threads": None, "device": "auto", "warm_start_beam": None}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
@@ -100,6 +100,8 @@ def _check(params: dict[str, Any]) -> None:
         raise InvalidArgumentError(f"device={device!r} must be one of {list(_DEVICES)} or 'cuda:<index>'")
     for name in ("hot_temperature", "cold_temperature"):
         value = params[name]
+        if value is None and name == "hot_temperature":
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise InvalidArgumentError(f"{name}={value!r} must be a number > 0")
     for name in ("hot_acceptance", "ladder_acceptance", "cold_acceptance"):
@@ -123,12 +125,14 @@ class LayerSASampler(dimod.Sampler):
         **defaults: override the defaults of ``effort`` ("fast", "default" or "thorough": see
             :data:`._layer_schedule.EFFORTS`), ``time_limit`` (None, or seconds per call: see the module
             docstring), ``num_reads`` and ``num_sweeps`` (None: from the effort and the size, see
-            :func:`effort`; default 1 read x 16 sweeps of chains on a 785-input layer), ``pairs`` (4),
+            :func:`effort`; default 1 read x 4 sweeps of chains on a 785-input layer), ``pairs`` (4),
             ``chain`` (None: 4 on layers of 256 inputs or more except with ``fast``, else 0; 3 or more: chain
             moves of that length; 0-2: single and pair flips), ``chain_partners`` (8), ``chain_precision``
             ("float32": the numba kernel's chain moves read a float32 copy of ``H``, 1.3-1.6x faster on
             CIFAR-10's first layer, energies recomputed in float64; "float64": ``H`` itself),
-            ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range``
+            ``hot_temperature`` (None: the effort's, 0.025 by default and with ``thorough``, 0.2 with ``fast``:
+            the hot end of a wide layer's schedule in units of each neuron's excess over its floor),
+            ``cold_temperature`` (1.0), ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range``
             (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),
             ``num_threads`` (None: one per CPU core), ``warm_start_beam`` (None: the effort's, 0 with

@@ -15,6 +15,7 @@ Run: ``.venv/bin/python benchmarks/warm_beam.py`` (about 2 min on MNIST; CIFAR-1
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -34,6 +35,8 @@ def main() -> None:
     parser.add_argument("--widths", type=lambda t: [int(p) for p in t.split(",")],
                         default=[0, 4, 16, 32, 64, 128, 256])
     parser.add_argument("--efforts", type=lambda t: t.split(","), default=["fast", "default"])
+    parser.add_argument("--sweeps", type=lambda t: [None if p == "preset" else int(p) for p in t.split(",")],
+                        default=[None], help="num_sweeps of the anneal ('preset': the effort's), e.g. preset,8,16")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="layer-sa threads (the beam runs one per CPU)")
     parser.add_argument("--blas-threads", type=int, default=1)
@@ -54,21 +57,20 @@ def main() -> None:
                 best = stored["best_known"]
                 gptq = min(_timed(lambda: quantize_layer(problem, "gptq", seed=0))[1] for _ in range(3))
                 print(f"\n### {dataset} first layer, int{bits}: best known {best:.6g}, GPTQ {gptq:.3g} s")
-                print("| beam | effort | warm start above best | anneal ends above best | time / GPTQ |")
-                print("| --- | --- | --- | --- | --- |")
-                for width in args.widths:
-                    for level in args.efforts:
-                        starts, ends, seconds = [], [], []
-                        for seed in range(args.seeds):
-                            result, dt = _timed(lambda: quantize_layer(
-                                problem, "qubo", sampler=sampler, backend="layer-sa", seed=seed, effort=level,
-                                warm_start_beam=width, num_threads=args.threads, device="cpu"))
-                            starts.append(result.warm_start_errors.sum() / best - 1)
-                            ends.append(result.errors.sum() / best - 1)
-                            seconds.append(dt)
-                        print(f"| {width} | {level} | {100 * np.mean(starts):.2f} % | {100 * np.mean(ends):.2f} ± "
-                              f"{100 * np.std(ends):.2f} % | {np.median(seconds) / gptq:.2f} |", flush=True)
-
+                print("| beam | effort | sweeps | warm start above best | anneal ends above best | time / GPTQ |")
+                print("| --- | --- | --- | --- | --- | --- |")
+                for width, level, sweeps in itertools.product(args.widths, args.efforts, args.sweeps):
+                    starts, ends, seconds = [], [], []
+                    for seed in range(args.seeds):
+                        result, dt = _timed(lambda: quantize_layer(
+                            problem, "qubo", sampler=sampler, backend="layer-sa", seed=seed, effort=level,
+                            warm_start_beam=width, num_sweeps=sweeps, num_threads=args.threads, device="cpu"))
+                        starts.append(result.warm_start_errors.sum() / best - 1)
+                        ends.append(result.errors.sum() / best - 1)
+                        seconds.append(dt)
+                    print(f"| {width} | {level} | {sweeps or 'preset'} | {100 * np.mean(starts):.2f} % | "
+                          f"{100 * np.mean(ends):.2f} ± {100 * np.std(ends):.2f} % | "
+                          f"{np.median(seconds) / gptq:.2f} |", flush=True)
 
 def _timed(run):
     t0 = time.perf_counter()

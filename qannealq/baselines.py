@@ -42,7 +42,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
 __all__ = ["rtn", "gptq", "gptq_restricted", "ORDERS", "BASELINES", "DEFAULT_WARM_START",
-           "GPTQ_PERCDAMP", "RANK_DEFICIENT_PERCDAMP", "PILOT_NEURONS", "rank_deficient",
+           "GPTQ_PERCDAMP", "RANK_DEFICIENT_PERCDAMP", "PILOT_NEURONS", "PILOT_MARGIN", "rank_deficient",
            "warm_start_integers"]
 
 
@@ -287,7 +287,10 @@ def rank_deficient(problem: LayerProblem) -> bool:
 
 
 #: Neurons of the pilot beam that chooses a rank-deficient layer's damping (:func:`warm_start_integers`).
-PILOT_NEURONS = 16
+PILOT_NEURONS = 32
+
+#: How much lower the pilot's energy must be at GPTQ's damping for the beam to take it over the lower damping.
+PILOT_MARGIN = 0.02
 
 
 def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, beam: int = 0) -> np.ndarray:
@@ -305,12 +308,14 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     samples do not span, where rounding errors cost nothing, as much as the others and steers GPTQ's errors away
     from them. Without a beam, the start is computed twice, damped by :data:`GPTQ_PERCDAMP` and by
     :data:`RANK_DEFICIENT_PERCDAMP`, and each neuron keeps the one of lower energy. With a beam, a pilot beam of
-    :data:`PILOT_NEURONS` neurons (spread over the layer) runs at both dampings and the rest of the layer at the
-    one whose pilot total is lower (the pilot neurons keep their better one): the better damping is a property
-    of the layer (on CIFAR-10's first layer, 1024 images and 3073 inputs, the lower damping wins for 98 % of the
-    neurons and a beam of 32 starts 8 % above the best known instead of 33 %; on MNIST's first layer with 256
-    images the 1 % one wins for 95 %), and running both on every neuron would double the beam's time for a few
-    tenths of a percent.
+    :data:`PILOT_NEURONS` neurons (spread over the layer) runs at both dampings, and the whole layer takes the
+    lower damping unless the pilot's energy at GPTQ's is lower by more than :data:`PILOT_MARGIN`. The better
+    damping is a property of the layer, and the start's energy alone does not show it near a tie: on
+    CIFAR-10's first layer (1024 images, 3073 inputs) a beam of 64 starts 8 % above the best known at 0.001
+    and 29 % at 0.01 (int4), while at int2 both start within 0.3 % of each other, yet the default anneal ends
+    0.8 % above the best known from the 0.001 start and 3.2 % from the 0.01 one; on MNIST's first layer with
+    256 images the 1 % start is 21-29 % lower and the anneal ends 12-16 % lower from it (the README).
+    Running both on every neuron would double the beam's time.
 
     Args:
         problem: the layer's QUBOs.
@@ -338,8 +343,8 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
 
 def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], width: int) -> np.ndarray:
     """Each neuron's best state of a beam search of ``width`` on the factor of ``name``'s input order and of
-    ``name``'s own start (restricted) at each damping, as grid integers ``(n, m)``; with two ``dampings``, the
-    beam's damping is chosen by a pilot (:func:`warm_start_integers`).
+    ``name``'s own start (restricted) at each damping, as grid integers ``(n, m)``; with two ``dampings``
+    (GPTQ's and the lower one), the beam's damping is chosen by a pilot (:func:`warm_start_integers`).
 
     The beam's energies come from the beam (:mod:`qannealq._gptq_beam`): the pilot compares them without a
     matrix product, across dampings too (each is ``E(q) − E(w)`` with the same ``w``).
@@ -364,16 +369,18 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     everyone = np.arange(n)
     if len(dampings) == 1:
         best, _ = search(dampings[0], everyone)
-    else:
+    else:  # (GPTQ's damping, the lower one)
         pilot = everyone if n <= 2 * PILOT_NEURONS else np.unique(np.linspace(0, n - 1, PILOT_NEURONS).round()
                                                                    .astype(np.int64))
         trials = [search(p, pilot) for p in dampings]
-        scores = np.stack([score for _, score in trials])
+        floor = problem.errors(np.where(dead, 0.0, problem.weights))[pilot].sum()  # E(w): energies, not scores
+        gptq_damped, less_damped = (floor + score.sum() for _, score in trials)
+        pick = 0 if gptq_damped < (1.0 - PILOT_MARGIN) * less_damped else 1
         best = np.empty(problem.free.shape, np.uint8)
-        best[pilot] = np.stack([v for v, _ in trials])[scores.argmin(axis=0), np.arange(pilot.size)]
+        best[pilot] = trials[pick][0]
         rest = np.setdiff1d(everyone, pilot)
         if rest.size:
-            best[rest], _ = search(dampings[int(scores.sum(axis=1).argmin())], rest)
+            best[rest], _ = search(dampings[pick], rest)
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam
     candidates = [problem.base + np.where(problem.free, best, 0)]
     for perm, factor in factors.values():

@@ -141,26 +141,29 @@ def test_the_beam_warm_start_is_never_worse_than_gptqs_and_is_deterministic(name
     assert np.all(e_warm <= best + 1e-12)
 
 
-def test_a_pilot_chooses_the_damping_of_a_rank_deficient_layer(monkeypatch):
-    """Rank-deficient ``H``, more neurons than the pilot: the pilot neurons keep their better damping's beam,
-    the others all take the damping whose pilot total is lower (or GPTQ's start where that is lower)."""
+@pytest.mark.parametrize("margin", [0.02, 1.0, -1e9])
+def test_a_pilot_chooses_the_damping_of_a_rank_deficient_layer(monkeypatch, margin):
+    """Rank-deficient ``H``, more neurons than the pilot: the whole layer takes the lower damping's beam unless
+    the pilot's energy at GPTQ's damping is lower by more than the margin (GPTQ's start where it is lower still);
+    with every neuron in the pilot, the same rule over the layer."""
     monkeypatch.setattr(baselines, "PILOT_NEURONS", 4)
+    monkeypatch.setattr(baselines, "PILOT_MARGIN", margin)
     problem = random_layer(np.random.default_rng(5), 50, 20, samples=30).problem(2)
     assert rank_deficient(problem)
-    warm = problem.encode(warm_start_integers(problem, beam=6))
-    high, high_score = _beam(problem, 6, GPTQ_PERCDAMP)
-    low, low_score = _beam(problem, 6, RANK_DEFICIENT_PERCDAMP)
-    pilot = np.unique(np.linspace(0, 19, 4).round().astype(int))
-    chosen = low if low_score[pilot].sum() < high_score[pilot].sum() else high
     e = problem.qubo_energies
+    high, _ = _beam(problem, 6, GPTQ_PERCDAMP)
+    low, _ = _beam(problem, 6, RANK_DEFICIENT_PERCDAMP)
     gptq = np.min([e(problem.encode(BASELINES["gptq-restricted-pivot"](problem, percdamp=d)))
                    for d in (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP)], axis=0)
-    rest = np.setdiff1d(np.arange(20), pilot)
-    np.testing.assert_allclose(e(warm)[rest], np.minimum(e(chosen)[rest], gptq[rest]))
-    np.testing.assert_allclose(e(warm)[pilot], np.min([e(high)[pilot], e(low)[pilot], gptq[pilot]], axis=0))
-    monkeypatch.setattr(baselines, "PILOT_NEURONS", 10)  # 20 neurons: every neuron is in the pilot
-    everyone = problem.encode(warm_start_integers(problem, beam=6))
-    np.testing.assert_allclose(e(everyone), np.min([e(high), e(low), gptq], axis=0))
+    for pilot in (np.unique(np.linspace(0, 19, 4).round().astype(int)), np.arange(20)):
+        if pilot.size == 20:
+            monkeypatch.setattr(baselines, "PILOT_NEURONS", 10)  # 20 neurons: every neuron is in the pilot
+        chosen = high if e(high)[pilot].sum() < (1 - margin) * e(low)[pilot].sum() else low
+        warm = problem.encode(warm_start_integers(problem, beam=6))
+        np.testing.assert_allclose(e(warm), np.minimum(e(chosen), gptq))
+    if margin != 0.02:  # a margin of 1 never takes GPTQ's damping, a hugely negative one always does
+        np.testing.assert_allclose(e(warm), np.minimum(e(low if margin > 0 else high), gptq))
+    assert not np.allclose(e(high), e(low))
 
 
 def test_the_beam_warm_start_refuses_bad_widths_and_skips_rtn():

@@ -71,7 +71,7 @@ def test_presets_order_the_work():
 
 def test_small_layers_anneal_at_least_the_presets_layer_flips():
     """A layer of few neurons or inputs is offered the preset's layer flips (reads x sweeps x neurons x inputs),
-    up to its sweep ceiling; the frontier's first layers keep their sweeps; one BQM (not a layer) has no floor;
+    up to its sweep ceiling; layers of chain moves (the frontier's first layers) keep their sweeps; one BQM (not a layer) has no floor;
     a layer's solve and the per-neuron (relu-aware) path floor by the layer's neuron count."""
     from helpers import random_layer
     from qannealq.backends._layer_weighted import neuron_qubo
@@ -82,7 +82,8 @@ def test_small_layers_anneal_at_least_the_presets_layer_flips():
     reads, sweeps = effort(params, 247, 26)  # EMNIST's output layer, 247 live inputs: 2 reads
     assert reads * sweeps * 26 * 247 >= 2**20 > reads * (sweeps - 1) * 26 * 247
     assert effort(params, 247) == (2, 12)  # the same problems outside a layer: the size scaling alone
-    assert effort(params, 599, 128) == (1, 16) and effort(params, 3073, 512) == (1, 64)  # MNIST's, CIFAR-10's
+    assert effort(params, 599, 128) == (1, 4) and effort(params, 3073, 512) == (1, 16)  # MNIST's, CIFAR-10's
+    assert effort(params, 599, 2) == (1, 4)  # chain layers have no floor: they are not small
     assert effort({**params, "effort": "thorough"}, 247, 1)[1] == 4096  # the preset's ceiling
     assert effort({**params, "effort": "fast"}, 599, 2) == (1, 0)  # fast: no anneal on wide layers
     assert effort({**params, "num_sweeps": 5}, 247, 26) == (2, 5)  # explicit values win
