@@ -17,7 +17,8 @@ on a subset of the neurons (``--neurons``) with their time extrapolated to the w
 so). The fast methods run ``--repeats`` times, interleaved, and keep their best wall time.
 
 The reference is the best-known energy of each neuron: the lowest any run reached, long runs included
-(``layer-sa`` with ``--long-sweeps`` sweeps per neuron, one read, ``--long-seeds`` seeds, and per-neuron
+(``layer-sa`` at ``--long-effort``, ``thorough`` by default (its warm start and temperatures), with
+``--long-sweeps`` sweeps per neuron, one read, ``--long-seeds`` seeds, and per-neuron
 ``sa`` with ``--long-sa-reads`` reads on the subset; the table gives their times). Errors are reported relative to it:
 ``E / E_best − 1`` over the neurons a method ran. Results go to ``--out`` (one JSON per layer and bit width,
 so several invocations add up), then ``frontier.md`` (tables) and ``frontier.png`` (error above the
@@ -26,7 +27,7 @@ best-known against time, log axes) are rebuilt from every JSON there.
 ``--reuse`` keeps the per-neuron ``sa``/``tabu`` points and the long runs of the JSON already in ``--out`` for
 that layer (marked "earlier run" with their date; dwave-samplers' runs do not depend on this code) instead of
 rerunning the per-neuron samplers: the reference then is the best of the earlier and the new long runs. A long
-run already stored (same sweeps and seed) is kept, not run again: raise ``--long-seeds`` to add runs to the
+run already stored (same effort, sweeps and seed) is kept, not run again: raise ``--long-seeds`` to add runs to the
 reference. Every point records the fingerprint of its problem (``problem``: ``H``, weights, grid); ``--reuse``
 keeps only points of the same problem, since a retrained model or another calibration draw has the same
 shape but other energies.
@@ -110,14 +111,17 @@ def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, on
 
 
 def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[str, dict]]:
-    """layer-sa's points: the presets, 4x the default sweeps, and time limits of 4 and 9 GPTQ times (the solve
-    loop's warm start, about one GPTQ time, comes on top: about 5x and 10x in all)."""
+    """layer-sa's points: the presets and variants of them, 4x the default sweeps, and ``thorough`` under time
+    limits of 4 and 9 GPTQ times (the limit bounds the anneal; the solve loop's warm start, a beam of 256 there,
+    comes on top)."""
     sweeps = effort(LayerSASampler().defaults, problem.num_coordinates, problem.num_neurons)[1]
     pairs = effort({**LayerSASampler().defaults, "chain": 0}, problem.num_coordinates, problem.num_neurons)[1]
     return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
             ("default, act-order start", {"warm_start": "gptq-restricted-act"}),
             ("default, GPTQ start (no beam)", {"warm_start_beam": 0}),
+            ("default, beam 128", {"warm_start_beam": 128}),
+            ("fast, beam 8", {"effort": "fast", "warm_start_beam": 8}),
             *([("default, start damped 0.01", {"one_damping": True})] if rank_deficient(problem) else []),
             ("4x default", {"num_sweeps": 4 * sweeps}),
             ("4x default, pair flips", {"chain": 0, "num_sweeps": 4 * pairs}),
@@ -169,12 +173,12 @@ def long_runs(problem: LayerProblem, args: argparse.Namespace, reused: list[dict
     stored = {p["label"].partition(" (earlier run")[0] for p in reused if p["method"] == "long"}
     out = []
     for seed in range(args.long_seeds):
-        label = f"layer-sa {args.long_sweeps} sweeps (seed {seed})"
+        label = f"layer-sa {args.long_effort} {args.long_sweeps} sweeps (seed {seed})"
         if label in stored:  # kept from the earlier run below: not run twice
             print(f"  {label}: kept from the earlier run", flush=True)
             continue
-        energies, seconds = solve(problem, "qubo", "layer-sa", seed, num_sweeps=args.long_sweeps, num_reads=1,
-                                  num_threads=args.threads, device="cpu")
+        energies, seconds = solve(problem, "qubo", "layer-sa", seed, effort=args.long_effort,
+                                  num_sweeps=args.long_sweeps, num_reads=1, num_threads=args.threads, device="cpu")
         out.append(point("long", label, seconds, energies, every, problem.num_neurons))
     if reused:  # the earlier long runs, whatever --long-sa-reads says now
         return out + [p for p in reused if p["method"] == "long"]
@@ -272,13 +276,14 @@ def plot(records: list[dict], path: Path) -> None:
     styles = {"layer-sa": ("C0", "o-"), "layer-sa, pair flips": ("C9", "o--"),
               "layer-sa, float64 chains": ("C5", "P"), "layer-sa, act-order start": ("C6", "*"),
               "layer-sa, start damped 0.01": ("C8", "X"), "layer-sa, GPTQ start (no beam)": ("k", "h"),
+              "layer-sa, beam 128": ("C0", "<"), "layer-sa, beam 8": ("C9", ">"),
               "sa": ("C1", "s-"), "tabu": ("C2", "^-"), "gptq": ("C3", "D"), "gptq-restricted": ("C4", "v"),
               "gptq-act": ("C3", "d"), "gptq-restricted-act": ("C4", "1"), "gptq-pivot": ("C3", "p"),
               "gptq-restricted-pivot": ("C4", "2"), "long": ("C7", "x")}
 
     def series(p: dict) -> str:  # layer-sa's points with chain=0 are a line of their own, the variants marks
         for variant in ("pair flips", "float64 chains", "act-order start", "start damped 0.01",
-                        "GPTQ start (no beam)"):
+                        "GPTQ start (no beam)", "beam 128", "beam 8"):
             if p["method"] == "layer-sa" and variant in p["label"]:
                 return f"{p['method']}, {variant}"
         return p["method"]
@@ -325,6 +330,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the per-neuron sa/tabu points and long runs of "
                         "the JSON already in --out for each layer instead of rerunning the per-neuron samplers")
     parser.add_argument("--long-seeds", type=int, default=1, help="seeds of the long layer-sa runs")
+    parser.add_argument("--long-effort", default="thorough", choices=["fast", "default", "thorough"],
+                        help="effort of the long layer-sa runs (its warm start and temperatures; the sweeps are "
+                             "--long-sweeps)")
     parser.add_argument("--long-sa-reads", type=int, default=100, help="reads of the long per-neuron sa (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/frontier"))
