@@ -130,8 +130,9 @@ class LayerSASampler(dimod.Sampler):
             moves of that length; 0-2: single and pair flips), ``chain_partners`` (8), ``chain_precision``
             ("float32": the numba kernel's chain moves read a float32 copy of ``H``, 1.3-1.6x faster on
             CIFAR-10's first layer, energies recomputed in float64; "float64": ``H`` itself),
-            ``hot_temperature`` (None: the effort's, 0.025 by default and with ``thorough``, 0.2 with ``fast``:
-            the hot end of a wide layer's schedule in units of each neuron's excess over its floor),
+            ``hot_temperature`` (None: on layers of chain moves the effort's, 0.025 by default and with
+            ``thorough``, 0.2 with ``fast``; 0.2 on layers of pair flips: the hot end of a wide layer's schedule
+            in units of each neuron's excess over its floor),
             ``cold_temperature`` (1.0), ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range``
             (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),
