@@ -347,8 +347,8 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     ``name``'s own start (restricted) at each damping, as grid integers ``(n, m)``; with two ``dampings``
     (GPTQ's and the lower one), the beam's damping is chosen by a pilot (:func:`warm_start_integers`).
 
-    The beam's energies come from the beam (:mod:`qannealq._gptq_beam`): the pilot compares them without a
-    matrix product, across dampings too (each is ``E(q) − E(w)`` with the same ``w``).
+    The pilot compares the beam's own scores (:mod:`qannealq._gptq_beam`: each ``E(q) − E(w)`` with the same
+    ``w``, across dampings too) plus ``E(w)``, so that its margin is relative to the energies themselves.
     """
     from qannealq._gptq_beam import beam_search  # compiled on first use
 
