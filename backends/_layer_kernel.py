@@ -23,11 +23,21 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from qannealq._rng import uniform as _uniform
-
 from ._layer_dense import MAX_EXPONENT
 
 __all__ = ["anneal_block", "polish_block", "up_fields", "row_energies", "anneal_rows"]
+
+_MULT = np.uint64(0x2545F4914F6CDD1D)
+
+
+@numba.njit(cache=True, inline="always")
+def _uniform(state: np.ndarray, r: int) -> float:
+    x = state[r]
+    x ^= x >> np.uint64(12)
+    x ^= x << np.uint64(25)
+    x ^= x >> np.uint64(27)
+    state[r] = x
+    return float((x * _MULT) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
 
 
 @numba.njit(cache=True, inline="always")

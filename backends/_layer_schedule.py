@@ -60,6 +60,12 @@ class Preset:
     hot_temperature: float
 
 
+#: The hot temperature of wide layers of pair flips (:func:`hot_temperature`). From the beam's start the
+#: output layers of the MNIST and EMNIST MLPs (129 and 247 live inputs, 50 and 82 sweeps of many reads) end
+#: 7 and 12 % higher at int2 at the chain layers' 0.025 (the Results sweeps), and EMNIST's at 0.2 as before.
+HOT_TEMPERATURE = 0.2
+
+
 #: The ``effort`` presets. ``fast`` polishes GPTQ-restricted's start (single and pair flips) and anneals only
 #: problems small enough to be cheap; ``default`` starts from a beam search of width 64 over GPTQ's roundings
 #: (:func:`qannealq.baselines.warm_start_integers`) and anneals once per neuron, cold on layers of chain moves
@@ -72,7 +78,7 @@ class Preset:
 #: ``layer_flips`` flips (2^20 by default: the output layers of the MNIST and EMNIST MLPs, 10 x 129 and
 #: 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less error in a few hundredths of a second).
 EFFORTS: dict[str, Preset] = {
-    "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, 0.2),
+    "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, HOT_TEMPERATURE),
     "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 64, 0.025),
     "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 256, 0.025),
 }
@@ -89,12 +95,6 @@ WIDE = 100
 def preset(params: dict[str, Any]) -> Preset:
     """The :class:`Preset` named by ``params["effort"]`` (None: ``default``)."""
     return EFFORTS[params.get("effort") or "default"]
-
-
-#: The hot temperature of wide layers of pair flips (:func:`hot_temperature`). From the beam's start the
-#: output layers of the MNIST and EMNIST MLPs (129 and 247 live inputs, 50 and 82 sweeps of many reads) end
-#: 7 and 12 % higher at int2 at the chain layers' 0.025 (the Results sweeps), and EMNIST's at 0.2 as before.
-HOT_TEMPERATURE = 0.2
 
 
 def hot_temperature(params: dict[str, Any], m: int) -> float:

@@ -133,8 +133,8 @@ class LayerSASampler(dimod.Sampler):
             ``hot_temperature`` (None: on layers of chain moves the effort's, 0.025 by default and with
             ``thorough``, 0.2 with ``fast``; 0.2 on layers of pair flips: the hot end of a wide layer's schedule
             in units of each neuron's excess over its floor),
-            ``cold_temperature`` (1.0), ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3), ``cold_acceptance`` (1e-3), ``beta_range``
-            (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
+            ``cold_temperature`` (1.0), ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3),
+            ``cold_acceptance`` (1e-3), ``beta_range`` (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),
             ``num_threads`` (None: one per CPU core), ``warm_start_beam`` (None: the effort's, 0 with
             ``fast``, 64 by default, 256 with ``thorough``: the width of the beam search over GPTQ's roundings that

@@ -268,11 +268,11 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
         if warm_start not in WARM_STARTS:
             raise InvalidArgumentError(f"warm_start={warm_start!r} must be one of {WARM_STARTS}")
         warm = None
-        used_seed = draw_seed(seed)
         if warm_start is not None:
             warm_ints = warm_start_integers(problem, warm_start, warm_start_beam(sampler, sampler_kwargs))
             warm = problem.encode(warm_ints)
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
+        used_seed = draw_seed(seed)
         assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
                                                     sampler_kwargs, checkpoint)
         integers, _ = problem.decode_layer(assignments)

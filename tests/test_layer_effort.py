@@ -71,8 +71,8 @@ def test_presets_order_the_work():
 
 def test_small_layers_anneal_at_least_the_presets_layer_flips():
     """A layer of few neurons or inputs is offered the preset's layer flips (reads x sweeps x neurons x inputs),
-    up to its sweep ceiling; layers of chain moves (the frontier's first layers) keep their sweeps; one BQM (not a layer) has no floor;
-    a layer's solve and the per-neuron (relu-aware) path floor by the layer's neuron count."""
+    up to its sweep ceiling; layers of chain moves (the frontier's first layers) keep their sweeps; one BQM (not a
+    layer) has no floor; a layer's solve and the per-neuron (relu-aware) path floor by the layer's neuron count."""
     from helpers import random_layer
     from qannealq.backends._layer_weighted import neuron_qubo
     from qannealq.grid import make_grid
