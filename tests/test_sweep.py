@@ -81,15 +81,15 @@ def test_killed_by_a_signal_and_resumed_equals_an_uninterrupted_sweep(tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", code, "sweep", *ARGS, "--out", str(killed)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     units = killed / "units"
+
+    def stored():  # a cell being written (or killed while written) has a hidden temporary file: the store ignores it
+        return {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in units.glob("*.json")
+                if not p.name.startswith(".")}
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and len(list(units.glob("*.json"))) < 2:
+    while time.monotonic() < deadline and proc.poll() is None and len(stored()) < 2:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)  # a crash: no handler runs, the running cell is lost
     proc.wait()
-
-    def stored():  # a cell killed while being written leaves its hidden temporary file, which the store ignores
-        return {p.name: (p.stat().st_mtime_ns, p.stat().st_ino) for p in units.glob("*.json")
-                if not p.name.startswith(".")}
     finished = stored()
     assert 2 <= len(finished) < 12, "the sweep was not interrupted mid-way"
 
