@@ -152,8 +152,8 @@ def get_sampler(name: "str | dimod.Sampler", **options: object) -> dimod.Sampler
         if options:
             raise InvalidArgumentError(f"options {sorted(options)} cannot be applied to an existing sampler")
         return resolve_sampler(name)
-    specs = _specs()
     key = ALIASES.get(name, name)
+    specs = BACKENDS if key in BACKENDS else _specs()  # built-ins win: no scan of the entry points (9 ms)
     if key not in specs:
         raise InvalidArgumentError(
             f"backend={name!r} is unknown: choose one of {', '.join(sorted(specs) + sorted(ALIASES))}"
