@@ -99,6 +99,10 @@ def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
     CIFAR-10's 3073-input ``H`` in 1.5 s instead of 2.4 s). With the pivots ``p`` and ``H[p][:, p] = L Lᵀ``,
     the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of :func:`_reversed_inverse_cholesky`).
     """
+    from scipy.linalg.lapack import dtrtri
+
+    from qannealq._pivot import pivot_block  # compiled on first use
+
     h = _damped(hessian, dead, percdamp)
     m = h.shape[0]
     lower = np.zeros((m, m))
@@ -106,29 +110,18 @@ def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
     pivots = np.arange(m)  # position -> input
     for start in range(0, m, block):
         stop = min(start + block, m)
-        for t in range(start, stop):
-            rest = diagonal[t:]
-            ties = np.flatnonzero(rest == rest.min())
-            k = t + int(ties[np.argmin(pivots[t + ties])])
-            if k != t:
-                h[[t, k]] = h[[k, t]]
-                h[:, [t, k]] = h[:, [k, t]]
-                lower[[t, k], :t] = lower[[k, t], :t]
-                diagonal[[t, k]] = diagonal[[k, t]]
-                pivots[[t, k]] = pivots[[k, t]]
-            column = h[t:, t] - lower[t:, start:t] @ lower[t, start:t]
-            if not column[0] > 0.0:
-                raise InvalidArgumentError(
-                    f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's pivot order: give percdamp > 0 "
-                    f"(GPTQ uses {GPTQ_PERCDAMP})")
-            column /= np.sqrt(column[0])
-            lower[t:, t] = column
-            diagonal[t:] -= column * column
+        if pivot_block(h, lower, diagonal, pivots, start, stop) >= 0:  # the in-block steps, compiled
+            raise InvalidArgumentError(
+                f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's pivot order: give percdamp > 0 "
+                f"(GPTQ uses {GPTQ_PERCDAMP})")
         trailing = lower[stop:, start:stop]
         h[stop:, stop:] -= trailing @ trailing.T
-    factor = torch.from_numpy(lower)
-    inverse = torch.linalg.solve_triangular(factor, torch.eye(m, dtype=factor.dtype), upper=False).numpy()
-    return pivots[::-1].copy(), np.ascontiguousarray(inverse[::-1, ::-1])
+    # L⁻¹ by LAPACK's triangular inverse (a third of the flops of solving L X = I: CIFAR-10's 3073 inputs in
+    # 0.24 s instead of 0.83 s), on Lᵀ, which is L's memory read in Fortran order: no copy
+    transposed_inverse, info = dtrtri(lower.T, lower=0, overwrite_c=1)
+    if info != 0:  # pragma: no cover - every pivot was checked positive above
+        raise InvalidArgumentError(f"percdamp={percdamp!r}: the pivoted factor of H is singular (LAPACK info {info})")
+    return pivots[::-1].copy(), np.ascontiguousarray(transposed_inverse.T[::-1, ::-1])
 
 
 def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int, order: str) -> np.ndarray:
@@ -350,7 +343,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     The pilot compares the beam's own scores (:mod:`qannealq._gptq_beam`: each ``E(q) − E(w)`` with the same
     ``w``, across dampings too) plus ``E(w)``, so that its margin is relative to the energies themselves.
     """
-    from qannealq._gptq_beam import beam_search  # compiled on first use
+    from qannealq._gptq_beam import beam_search, gptq_restricted_path  # compiled on first use
 
     restricted, order = _GPTQ_FORMS[name]
     dead, n = problem.dead, problem.num_neurons
@@ -385,7 +378,13 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam
     candidates = [problem.base + np.where(problem.free, best, 0)]
     for perm, factor in factors.values():
-        ints = _gptq_on(problem, perm, factor, restricted)
-        candidates.append(ints if restricted else problem.restrict(ints))
+        if restricted:  # the same integers as _gptq_on's, compiled
+            ints = np.empty_like(problem.base)
+            ints[:, perm] = gptq_restricted_path(problem.weights[:, perm], problem.steps[:, perm],
+                                                 problem.base[:, perm], problem.free[:, perm],
+                                                 float(problem.grid.offset), dead[perm], factor)
+            candidates.append(ints)
+        else:
+            candidates.append(problem.restrict(_gptq_on(problem, perm, factor, restricted)))
     energies = np.stack([problem.qubo_energies(problem.encode(ints)) for ints in candidates])
     return np.stack(candidates)[energies.argmin(axis=0), np.arange(n)]

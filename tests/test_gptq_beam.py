@@ -29,9 +29,10 @@ def _beam(problem, width, percdamp=GPTQ_PERCDAMP, **kwargs):
     return out, score
 
 
-def _reference(problem, width, percdamp=GPTQ_PERCDAMP):
+def _reference(problem, width, percdamp=GPTQ_PERCDAMP, widths=None):
     """The same beam search written plainly (float64, no blocks, full sort by (energy, child index)),
-    per neuron: the states of each neuron's best survivor."""
+    per neuron: the states of each neuron's best survivor; ``widths``: the width at each position of the
+    order (default: ``width`` throughout)."""
     perm, u = _pivot_factor(problem.hessian, problem.dead, percdamp)
     lam = _damping(problem.hessian, problem.dead, percdamp)
     w0 = np.where(problem.dead, 0.0, problem.weights)
@@ -53,7 +54,8 @@ def _reference(problem, width, percdamp=GPTQ_PERCDAMP):
                     e = (x[t] - value) / u[t, t]
                     d = value - w0[i, j]
                     children.append((c + e * e - lam * d * d + 2 * d * grad[i, j], x, bits, bit, e))
-            order = sorted(range(len(children)), key=lambda k: children[k][0])[:width]
+            keep = width if widths is None else widths[t]
+            order = sorted(range(len(children)), key=lambda k: children[k][0])[:keep]
             beam = []
             for k in order:
                 c, x, bits, bit, e = children[k]
@@ -95,18 +97,40 @@ def test_the_compiled_beam_is_the_plain_beam_search(width):
     np.testing.assert_allclose(score + problem.errors(w0), problem.qubo_energies(v), rtol=1e-5)
 
 
-def test_the_beam_does_not_depend_on_threads_or_chunks(monkeypatch):
-    """Neurons in fixed groups: the same states with one thread or two, and with the layer cut into chunks."""
+@pytest.mark.parametrize("growth", [4.0, 0.25])
+def test_a_widening_or_narrowing_beam_is_the_plain_beam_search_of_those_widths(growth):
+    """``growth``: each block's width, geometric from ``width / growth`` in the first block to ``width`` in the
+    last (:func:`beam_widths`), is the plain beam search's width at each input of that block, whether the beam
+    widens (empty slots filled by the children of the survivors) or narrows (the best survivors of a block go
+    on to the next: the narrower width holds from the block's last input)."""
+    problem = random_layer(np.random.default_rng(13), 31, 5, samples=200).problem(3)
+    widths = gptq_beam.beam_widths(8, growth, 32, block=5)
+    assert widths[-1] == 8 and widths[0] == (2 if growth > 1 else 32) and len(widths) == 7
+    v, score = _beam(problem, 8, block=5, growth=growth)
+    perm = _pivot_factor(problem.hessian, problem.dead, GPTQ_PERCDAMP)[0]
+    at = np.repeat(widths, 5)[:32]  # a narrowing beam narrows at the last input of the block before
+    np.testing.assert_array_equal(v, _reference(problem, 8, widths=np.minimum(at, np.append(at[1:], at[-1]))))
+    w0 = np.where(problem.dead, 0.0, problem.weights)
+    np.testing.assert_allclose(score + problem.errors(w0), problem.qubo_energies(v), rtol=1e-5)
+    assert perm.size == 32
+
+
+def test_beam_widths_refuse_bad_growth():
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InvalidArgumentError, match="growth"):
+            gptq_beam.beam_widths(8, bad, 100)
+    np.testing.assert_array_equal(gptq_beam.beam_widths(16, 1.0, 130, block=64), [16, 16, 16])
+    np.testing.assert_array_equal(gptq_beam.beam_widths(16, 16.0, 40, block=64), [16])  # one block: the width
+
+
+def test_the_beam_does_not_depend_on_threads():
+    """Neurons in fixed groups: the same states with one thread or two."""
     problem = random_layer(np.random.default_rng(7), 40, 21, samples=300).problem(3)
     v, score = _beam(problem, 6, threads=1)
     assert np.all(v[~problem.free] == 0), "a fixed coordinate was rounded up"
     again, again_score = _beam(problem, 6, threads=2)
     np.testing.assert_array_equal(again, v)
     np.testing.assert_array_equal(again_score, score)
-    monkeypatch.setattr(gptq_beam, "CHUNK_BYTES", 6 * 41 * 6 * gptq_beam.GROUP)  # one group per chunk
-    chunked, chunked_score = _beam(problem, 6, threads=2)
-    np.testing.assert_array_equal(chunked, v)
-    np.testing.assert_array_equal(chunked_score, score)
 
 
 def test_a_wider_beam_finds_lower_energies_on_a_correlated_layer():
@@ -174,3 +198,19 @@ def test_the_beam_warm_start_refuses_bad_widths_and_skips_rtn():
     with pytest.raises(InvalidArgumentError, match="unknown"):
         warm_start_integers(problem, "gptq-sideways")
     np.testing.assert_array_equal(warm_start_integers(problem, "rtn", beam=4), warm_start_integers(problem, "rtn"))
+
+
+@pytest.mark.parametrize("bits,granularity,int1", GRIDS)
+def test_the_compiled_gptq_restricted_path_is_gptq_restricted(bits, granularity, int1):
+    """The warm start's competing start, compiled: the integers of GPTQ-restricted in pivot order, on every
+    grid, a layer with dead inputs, blocks that do not divide the inputs."""
+    problem = random_layer(np.random.default_rng(bits + 40), 150, 9, samples=300, dead=3).problem(
+        bits, granularity, int1)
+    perm, factor = _pivot_factor(problem.hessian, problem.dead, GPTQ_PERCDAMP)
+    ints = gptq_beam.gptq_restricted_path(problem.weights[:, perm], problem.steps[:, perm], problem.base[:, perm],
+                                          problem.free[:, perm], float(problem.grid.offset), problem.dead[perm],
+                                          factor, block=64)
+    out = np.empty_like(ints)
+    out[:, perm] = ints
+    np.testing.assert_array_equal(out, baselines._gptq_on(problem, perm, factor, True, block_size=64))
+    np.testing.assert_array_equal(out, BASELINES["gptq-restricted-pivot"](problem, block_size=64))
