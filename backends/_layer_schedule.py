@@ -41,8 +41,9 @@ class Preset:
             longer, where a sweep costs little beside the layer's fixed costs (its warm start, polish and
             energies). Layers of chain moves are not small: their sweeps are ``chain_sweeps`` and
             ``chain_per_input``'s.
-        beam: width of the beam search over GPTQ's roundings that the solve loop's warm start runs on a shared
-            ``H`` (:func:`qannealq.baselines.warm_start_integers`; 0: GPTQ-restricted's own start).
+        beam, beam_per_input: width of the beam search over GPTQ's roundings that the solve loop's warm start
+            runs on a shared ``H`` (:func:`qannealq.baselines.warm_start_integers`), ``max(beam, beam_per_input ·
+            m)`` on ``m`` inputs (:func:`beam_width`; 0: GPTQ-restricted's own start).
         hot_temperature: the hot end of the schedules of layers of chain moves, in units of each neuron's
             excess over its floor (:func:`._layer_dense.excess_ends`): a beam's start is close to the optimum,
             and a colder reheat keeps what it found. Wide layers of pair flips keep :data:`HOT_TEMPERATURE`.
@@ -57,6 +58,7 @@ class Preset:
     chain_per_input: float
     layer_flips: float
     beam: int
+    beam_per_input: float
     hot_temperature: float
 
 
@@ -78,9 +80,9 @@ HOT_TEMPERATURE = 0.2
 #: ``layer_flips`` flips (2^20 by default: the output layers of the MNIST and EMNIST MLPs, 10 x 129 and
 #: 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less error in a few hundredths of a second).
 EFFORTS: dict[str, Preset] = {
-    "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, HOT_TEMPERATURE),
-    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 64, 0.025),
-    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 256, 0.025),
+    "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, 0.0, HOT_TEMPERATURE),
+    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 128, 1 / 4, 0.025),
+    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 512, 1 / 2, 0.025),
 }
 
 
@@ -95,6 +97,19 @@ WIDE = 100
 def preset(params: dict[str, Any]) -> Preset:
     """The :class:`Preset` named by ``params["effort"]`` (None: ``default``)."""
     return EFFORTS[params.get("effort") or "default"]
+
+
+def beam_width(params: dict[str, Any], m: int | None = None) -> int:
+    """The warm start's beam width: ``params["warm_start_beam"]``, or (None) the preset's on ``m`` inputs,
+    ``max(beam, round(beam_per_input · m))`` (``m`` None: ``beam``). Default: 196 on MNIST's 785-input first
+    layer, 768 on CIFAR-10's 3073; ``thorough`` 512 and 1536."""
+    chosen = params.get("warm_start_beam")
+    if chosen is not None:
+        return int(chosen)
+    p = preset(params)
+    if not p.beam or m is None:
+        return int(p.beam)
+    return int(max(p.beam, round(p.beam_per_input * int(m))))
 
 
 def hot_temperature(params: dict[str, Any], m: int) -> float:

@@ -61,8 +61,8 @@ from qannealq.contract import LayerSample, draw_seed
 
 from ._layer_dense import DenseQubos
 from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
-from ._layer_schedule import (EFFORTS, Clock, anneal_schedule, chain_depth, effort, hot_ladder, preset,  # noqa: F401
-                              rtn_start)
+from ._layer_schedule import (EFFORTS, Clock, anneal_schedule, beam_width, chain_depth, effort,  # noqa: F401
+                              hot_ladder, preset, rtn_start)
 from ._layer_schedule import time_to_target  # noqa: F401  (re-exported: the trace's reader)
 from ._layer_single import sample_bqm
 from ._layer_weighted import sample_per_neuron
@@ -167,13 +167,12 @@ class LayerSASampler(dimod.Sampler):
         _check(params)
         return params
 
-    def warm_start_beam(self, **kwargs: Any) -> int:
-        """The width of the beam search this run's warm start should run (``warm_start_beam``, or the ``effort``
-        preset's: 0 with ``fast``, 64 by default, 256 with ``thorough``): the solve loop asks before it computes
-        the warm start (:func:`qannealq.baselines.warm_start_integers`)."""
-        params = self._params(kwargs)  # keeps the sampler's own options only
-        chosen = params["warm_start_beam"]
-        return int(preset(params).beam if chosen is None else chosen)
+    def warm_start_beam(self, inputs: int | None = None, **kwargs: Any) -> int:
+        """The width of the beam search this run's warm start should run on a layer of ``inputs`` coordinates
+        (``warm_start_beam``, or the ``effort`` preset's, :func:`._layer_schedule.beam_width`: 0 with ``fast``,
+        by default ``max(128, inputs / 4)``, with ``thorough`` ``max(512, inputs / 2)``): the solve loop asks
+        before it computes the warm start (:func:`qannealq.baselines.warm_start_integers`)."""
+        return beam_width(self._params(kwargs), inputs)  # _params keeps the sampler's own options only
 
     def sample_layer(self, problem: LayerProblem, initial_states: np.ndarray | None = None,
                      seed: int | None = None, **kwargs: Any) -> LayerSample:
@@ -191,7 +190,8 @@ class LayerSASampler(dimod.Sampler):
         t0 = time.perf_counter_ns()
         clock = Clock(params["time_limit"], start=t0 / 1e9)
         if initial_states is None:
-            warm = problem.encode(warm_start_integers(problem, beam=self.warm_start_beam(**params)))
+            warm = problem.encode(warm_start_integers(problem, beam=self.warm_start_beam(problem.num_coordinates,
+                                                                                       **params)))
         else:
             warm = np.asarray(initial_states)
         if warm.shape != problem.free.shape or np.any((warm != 0) & (warm != 1)):

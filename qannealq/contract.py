@@ -76,12 +76,13 @@ def layer_solver(sampler: Any) -> LayerSampler | None:
     return sampler if flag else None
 
 
-def warm_start_beam(sampler: Any, kwargs: dict[str, Any]) -> int:
+def warm_start_beam(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> int:
     """The width of the beam search the solve loop's warm start should run for ``sampler`` called with
-    ``kwargs`` (:func:`qannealq.baselines.warm_start_integers`): what its ``warm_start_beam(**kwargs)`` says
-    (``layer-sa``: by its effort; a composite of ours: its child's), else 0 (the GPTQ baseline alone)."""
+    ``kwargs`` on a layer of ``inputs`` coordinates (:func:`qannealq.baselines.warm_start_integers`): what its
+    ``warm_start_beam(inputs, **kwargs)`` says (``layer-sa``: by its effort and the layer's size; a composite of
+    ours: its child's), else 0 (the GPTQ baseline alone)."""
     ask = getattr(sampler, "warm_start_beam", None)
-    return int(ask(**kwargs)) if callable(ask) else 0
+    return int(ask(inputs, **kwargs)) if callable(ask) else 0
 
 
 class Closeable:
@@ -129,9 +130,9 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
     def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
         return self.child.sample(bqm, **kwargs)
 
-    def warm_start_beam(self, **kwargs: Any) -> int:
+    def warm_start_beam(self, inputs: int | None = None, **kwargs: Any) -> int:
         """The child's :func:`warm_start_beam`."""
-        return warm_start_beam(self.child, kwargs)
+        return warm_start_beam(self.child, kwargs, inputs)
 
     def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
                      **kwargs: Any) -> LayerSample:

@@ -269,7 +269,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             raise InvalidArgumentError(f"warm_start={warm_start!r} must be one of {WARM_STARTS}")
         warm = None
         if warm_start is not None:
-            warm_ints = warm_start_integers(problem, warm_start, warm_start_beam(sampler, sampler_kwargs))
+            warm_ints = warm_start_integers(problem, warm_start,
+                                            warm_start_beam(sampler, sampler_kwargs, problem.num_coordinates))
             warm = problem.encode(warm_ints)
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
         used_seed = draw_seed(seed)
