@@ -81,7 +81,7 @@ HOT_TEMPERATURE = 0.2
 #: 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less error in a few hundredths of a second).
 EFFORTS: dict[str, Preset] = {
     "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, 0.0, HOT_TEMPERATURE),
-    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 128, 1 / 4, 0.025),
+    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 128, 1 / 5, 0.025),
     "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 512, 1 / 2, 0.025),
 }
 
@@ -101,8 +101,8 @@ def preset(params: dict[str, Any]) -> Preset:
 
 def beam_width(params: dict[str, Any], m: int | None = None) -> int:
     """The warm start's beam width: ``params["warm_start_beam"]``, or (None) the preset's on ``m`` inputs,
-    ``max(beam, round(beam_per_input · m))`` (``m`` None: ``beam``). Default: 196 on MNIST's 785-input first
-    layer, 768 on CIFAR-10's 3073; ``thorough`` 512 and 1536."""
+    ``max(beam, round(beam_per_input · m))`` (``m`` None: ``beam``). Default: 157 on MNIST's 785-input first
+    layer, 615 on CIFAR-10's 3073; ``thorough`` 512 and 1536."""
     chosen = params.get("warm_start_beam")
     if chosen is not None:
         return int(chosen)

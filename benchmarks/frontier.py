@@ -112,15 +112,15 @@ def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, on
 
 def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[str, dict]]:
     """layer-sa's points: the presets and variants of them, 4x the default sweeps, and ``thorough`` under time
-    limits of 4 and 9 GPTQ times (the limit bounds the anneal; the solve loop's warm start, a beam of 256 there,
-    comes on top)."""
+    limits of 4 and 9 GPTQ times (the limit bounds the anneal; the solve loop's warm start, a beam of
+    ``max(512, m / 2)`` there, comes on top)."""
     sweeps = effort(LayerSASampler().defaults, problem.num_coordinates, problem.num_neurons)[1]
     pairs = effort({**LayerSASampler().defaults, "chain": 0}, problem.num_coordinates, problem.num_neurons)[1]
     return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
             ("default, act-order start", {"warm_start": "gptq-restricted-act"}),
             ("default, GPTQ start (no beam)", {"warm_start_beam": 0}),
-            ("default, beam 128", {"warm_start_beam": 128}),
+            ("default, beam 64", {"warm_start_beam": 64}),
             ("fast, beam 8", {"effort": "fast", "warm_start_beam": 8}),
             *([("default, start damped 0.01", {"one_damping": True})] if rank_deficient(problem) else []),
             ("4x default", {"num_sweeps": 4 * sweeps}),
@@ -276,14 +276,14 @@ def plot(records: list[dict], path: Path) -> None:
     styles = {"layer-sa": ("C0", "o-"), "layer-sa, pair flips": ("C9", "o--"),
               "layer-sa, float64 chains": ("C5", "P"), "layer-sa, act-order start": ("C6", "*"),
               "layer-sa, start damped 0.01": ("C8", "X"), "layer-sa, GPTQ start (no beam)": ("k", "h"),
-              "layer-sa, beam 128": ("C0", "<"), "layer-sa, beam 8": ("C9", ">"),
+              "layer-sa, beam 64": ("C0", "<"), "layer-sa, beam 8": ("C9", ">"),
               "sa": ("C1", "s-"), "tabu": ("C2", "^-"), "gptq": ("C3", "D"), "gptq-restricted": ("C4", "v"),
               "gptq-act": ("C3", "d"), "gptq-restricted-act": ("C4", "1"), "gptq-pivot": ("C3", "p"),
               "gptq-restricted-pivot": ("C4", "2"), "long": ("C7", "x")}
 
     def series(p: dict) -> str:  # layer-sa's points with chain=0 are a line of their own, the variants marks
         for variant in ("pair flips", "float64 chains", "act-order start", "start damped 0.01",
-                        "GPTQ start (no beam)", "beam 128", "beam 8"):
+                        "GPTQ start (no beam)", "beam 64", "beam 8"):
             if p["method"] == "layer-sa" and variant in p["label"]:
                 return f"{p['method']}, {variant}"
         return p["method"]

@@ -337,7 +337,7 @@ def test_row_quantiles_equal_numpys_bit_for_bit():
 
 
 def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for():
-    """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 4)``, thorough
+    """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 5)``, thorough
     ``max(512, inputs / 2)``, none fast; ``warm_start_beam`` overrides) and the solve loop's warm start is then
     each neuron's best of the beam and GPTQ's start; samplers that do not ask (and a composite around them) get
     GPTQ's start alone."""
@@ -349,8 +349,8 @@ def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for()
     _, problem = layer_problem(41, 60, 6, 3)
     sampler = LayerSASampler()
     assert [sampler.warm_start_beam(effort=level) for level in PRESETS] == [0, 128, 512]
-    assert [sampler.warm_start_beam(785, effort=level) for level in PRESETS] == [0, 196, 512]  # MNIST's first
-    assert [sampler.warm_start_beam(3073, effort=level) for level in PRESETS] == [0, 768, 1536]  # CIFAR-10's
+    assert [sampler.warm_start_beam(785, effort=level) for level in PRESETS] == [0, 157, 512]  # MNIST's first
+    assert [sampler.warm_start_beam(3073, effort=level) for level in PRESETS] == [0, 615, 1536]  # CIFAR-10's
     assert sampler.warm_start_beam(3073, warm_start_beam=4) == 4
     assert warm_start_beam(RetryComposite(sampler, retries=0), {"effort": "thorough"}, 3073) == 1536
     assert warm_start_beam(get_sampler("sa"), {}, 3073) == 0
