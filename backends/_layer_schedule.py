@@ -69,16 +69,18 @@ HOT_TEMPERATURE = 0.2
 
 
 #: The ``effort`` presets. ``fast`` polishes GPTQ-restricted's start (single and pair flips) and anneals only
-#: problems small enough to be cheap; ``default`` starts from a beam search of width 64 over GPTQ's roundings
-#: (:func:`qannealq.baselines.warm_start_integers`) and anneals once per neuron, cold on layers of chain moves
+#: problems small enough to be cheap; ``default`` starts from a beam search of width ``max(128, m / 5)`` over
+#: GPTQ's roundings (:func:`qannealq.baselines.warm_start_integers`; 157 on MNIST's first layer, 615 on
+#: CIFAR-10's: the beam's cost relative to GPTQ's stays about the same, for its survivors share a trunk,
+#: :mod:`qannealq._gptq_beam`) and anneals once per neuron, cold on layers of chain moves
 #: (``hot_temperature`` 0.025: the beam's start is within a few percent of the best known, and a hotter reheat,
 #: 0.2 until the beam, undoes it; layers of pair flips keep 0.2); from :data:`CHAIN_INPUTS` inputs on,
-#: ``max(4, m / 192)`` sweeps of chain moves (4 on MNIST's 599 live inputs, 16 on CIFAR-10's 3073: about 3.6x
-#: and 4.4x GPTQ's time with the beam, within the 5x and 10x budgets of ``benchmarks/frontier.py``), below that
-#: ``m / 20`` sweeps of pair flips;
-#: ``thorough`` widens the beam to 256 and anneals 16-64 times longer. A layer of pair flips gets at least
-#: ``layer_flips`` flips (2^20 by default: the output layers of the MNIST and EMNIST MLPs, 10 x 129 and
-#: 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less error in a few hundredths of a second).
+#: ``max(4, m / 192)`` sweeps of chain moves (4 on MNIST's 599 live inputs, 16 on CIFAR-10's 3073: about 4.2x
+#: and 7x GPTQ's time with the beam, within the 5x and 10x budgets of ``benchmarks/frontier.py``), below that
+#: ``m / 20`` sweeps of pair flips; ``thorough`` widens the beam to ``max(512, m / 2)`` and anneals 16-64 times
+#: longer. A layer of pair flips gets at least ``layer_flips`` flips (2^20 by default: the output layers of the
+#: MNIST and EMNIST MLPs, 10 x 129 and 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less
+#: error in a few hundredths of a second).
 EFFORTS: dict[str, Preset] = {
     "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, 0.0, HOT_TEMPERATURE),
     "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 128, 1 / 5, 0.025),

@@ -7,8 +7,9 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 1. **Starts**: the warm start (GPTQ restricted to floor/ceil in pivot order, or ``initial_states``) and, on
    layers narrower than 256 inputs unless the effort is ``fast``, RTN (clipped to floor/ceil), each polished
    by greedy descent; each neuron keeps the better. The solve loop asks :meth:`LayerSASampler.warm_start_beam`
-   how wide a beam search over GPTQ's roundings its warm start should run (64 by default: each neuron starts
-   from the best of its 64 lowest-energy partial roundings, :func:`qannealq.baselines.warm_start_integers`);
+   how wide a beam search over GPTQ's roundings its warm start should run (by default ``max(128, m / 5)`` on
+   ``m`` inputs: each neuron starts from the best of that many lowest-energy partial roundings,
+   :func:`qannealq.baselines.warm_start_integers`);
    without ``initial_states`` the sampler computes that start itself.
 2. **Reheat anneal**: ``num_reads`` rows per neuron start from that local minimum and run ``num_sweeps``
    Metropolis sweeps of single flips and *pair flips* (each coordinate with its ``pairs`` most correlated
@@ -137,8 +138,9 @@ class LayerSASampler(dimod.Sampler):
             ``cold_acceptance`` (1e-3), ``beta_range`` (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),
             ``num_threads`` (None: one per CPU core), ``warm_start_beam`` (None: the effort's, 0 with
-            ``fast``, 64 by default, 256 with ``thorough``: the width of the beam search over GPTQ's roundings that
-            the solve loop's warm start runs, :meth:`warm_start_beam`) and
+            ``fast``, ``max(128, m / 5)`` by default, ``max(512, m / 2)`` with ``thorough`` on ``m`` inputs:
+            the width of the beam search over GPTQ's roundings that the solve loop's warm start runs,
+            :meth:`warm_start_beam`) and
             ``device`` ("auto": torch on CUDA when ``torch.cuda.is_available()``, else the numba kernel;
             "cpu": numba; "cuda" or "cuda:<index>": torch on that GPU, required; "torch-cpu": the torch
             implementation on the CPU). ``info["device"]`` records the device used.

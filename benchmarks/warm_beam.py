@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="mnist")
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=[4, 2])
     parser.add_argument("--widths", type=lambda t: [int(p) for p in t.split(",")],
-                        default=[0, 4, 16, 32, 64, 128, 256])
+                        default=[0, 8, 32, 64, 128, 157, 256, 512])
     parser.add_argument("--efforts", type=lambda t: t.split(","), default=["fast", "default"])
     parser.add_argument("--sweeps", type=lambda t: [None if p == "preset" else int(p) for p in t.split(",")],
                         default=[None], help="num_sweeps of the anneal ('preset': the effort's), e.g. preset,8,16")

@@ -315,7 +315,7 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
         problem: the layer's QUBOs.
         name: the baseline (:data:`BASELINES`).
         beam: the beam's width (0: the baseline's own start). The solve loop takes the sampler's choice
-            (:func:`qannealq.contract.warm_start_beam`: ``layer-sa``'s default effort asks for 64).
+            (:func:`qannealq.contract.warm_start_beam`: ``layer-sa``'s default effort asks for ``max(128, m / 5)``).
     """
     if not isinstance(beam, (int, np.integer)) or isinstance(beam, bool) or beam < 0:
         raise InvalidArgumentError(f"beam={beam!r} must be an integer >= 0 (0: the baseline's own warm start)")
