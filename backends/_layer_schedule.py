@@ -42,8 +42,9 @@ class Preset:
             energies). Layers of chain moves are not small: their sweeps are ``chain_sweeps`` and
             ``chain_per_input``'s.
         beam, beam_per_input: width of the beam search over GPTQ's roundings that the solve loop's warm start
-            runs on a shared ``H`` (:func:`qannealq.baselines.warm_start_integers`), ``max(beam, beam_per_input ·
-            m)`` on ``m`` inputs (:func:`beam_width`; 0: GPTQ-restricted's own start).
+            runs on a shared ``H`` (:func:`qannealq.baselines.warm_start_integers`), ``max(beam, round(beam_per_input
+            · m))`` on ``m`` inputs (Python's rounding, half to even: 1536 for 3073 / 2; :func:`beam_width`; 0:
+            GPTQ-restricted's own start).
         hot_temperature: the hot end of the schedules of layers of chain moves, in units of each neuron's
             excess over its floor (:func:`._layer_dense.excess_ends`): a beam's start is close to the optimum,
             and a colder reheat keeps what it found. Wide layers of pair flips keep :data:`HOT_TEMPERATURE`.

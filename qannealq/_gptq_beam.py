@@ -29,10 +29,13 @@ keeps a trunk, the errors its survivors share, and each survivor only its errors
 positions are one product of the trunks' errors for the group of neurons and one per neuron of its survivors'
 own, and the trunk moves on to the latest block boundary where the survivors' lineages meet. Updating every
 survivor's positions of all the inputs left after each block, as GPTQ does its one row, cost ``width`` times
-GPTQ's products: 2.5x the time on CIFAR-10's first layer at a width of 128 (3073 inputs), 1.15x on MNIST's (785).
+GPTQ's products: 2.5x the time of the trunk's search on CIFAR-10's first layer at a width of 128 (3073 inputs,
+one thread), 1.15x on MNIST's (785; 1.43x with the one-pass bookkeeping of the selection, the README).
 Back-pointers, one per input and survivor, give every neuron's best assignment at the end. Neurons go in groups
 of :data:`GROUP` through every block, the groups in parallel threads (the GIL released). Memory per group in
-flight: its back-pointers (int16 below a width of 16384) and its survivors' errors since their trunks.
+flight: its back-pointers (int16 below a width of 16384) and its survivors' errors since their trunks (at most
+``width · m`` float32 per neuron, where the survivors never share a trunk); the groups in flight at once are as
+many as :data:`MEMORY_BYTES` holds, at least one.
 
 A beam may also change its width from block to block (``growth``, :func:`beam_widths`). Measured on MNIST's first
 layer (``benchmarks/beam_schedule.py``), neither a beam that widens along the order nor one that narrows starts
@@ -60,6 +63,9 @@ __all__ = ["beam_search", "beam_widths", "gptq_restricted_path", "GROUP"]
 
 #: Neurons per kernel call and matrix product (a fixed grouping: the result does not depend on the threads).
 GROUP = 8
+#: The memory the groups in flight may hold at once, at their worst (back-pointers and errors since the trunks
+#: of :data:`GROUP` neurons each): fewer threads than cores where a group needs more (at least one group runs).
+MEMORY_BYTES = 1 << 30
 
 
 @numba.njit(cache=True, nogil=True)
@@ -115,12 +121,12 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
                 first, parents):
     """Inputs ``a .. b − 1`` of the neurons ``first .. first + len(pos) − 1``: branch, select and update.
 
-    ``pos[r, k]``: survivor ``k``'s positions of neuron ``first + r`` from input ``a`` on (float32; only the
-    block's columns are read here), for the ``parents`` survivors entering the block; ``cost[r, k]``: its
-    partial energy (inf: no survivor). The block keeps ``width = cost.shape[1]`` survivors (at least
-    ``parents``: a widening beam's slots beyond them start empty). Writes ``back[r, (j − a) · width + k]``
-    (``2 · parent + bit`` of survivor ``k`` after input ``j``), and for each survivor at the block's end its
-    block errors ``errors[r, k]`` and its ``ancestor[r, k]`` among the survivors entering the block.
+    ``pos[r, k]``: survivor ``k``'s positions of neuron ``first + r`` at the block's inputs (float32), for the
+    ``parents`` survivors entering the block; ``cost[r, k]``: its partial energy (inf: no survivor). The block
+    keeps ``width = cost.shape[1]`` survivors (at least ``parents``: a widening beam's slots beyond them start
+    empty). Writes ``back[r, (j − a) · width + k]`` (``2 · parent + bit`` of survivor ``k`` after input ``j``),
+    and for each survivor at the block's end its block errors ``errors[r, k]`` and its ``ancestor[r, k]`` among
+    the survivors entering the block.
 
     Each survivor owns a row of the block: its errors at the inputs done, its positions at the inputs left (the
     error at input ``j`` takes the place of the position it was computed from). A parent's first child keeps
@@ -298,9 +304,13 @@ def _best_paths(back, offsets, widths, starts, cost, v):
 
 def beam_widths(width: int, growth: float, m: int, block: int = 64) -> np.ndarray:
     """The beam's width in each block of ``block`` inputs out of ``m``: ``width`` in the last block, growing
-    geometrically from ``width / growth`` in the first (at least 1; ``growth`` 1: a constant width, below 1 a
-    narrowing beam, which keeps the best survivors of a block for the next)."""
-    if not (np.isfinite(growth) and growth > 0):
+    geometrically from ``width / growth`` in the first (each at least 1; ``growth`` 1: a constant width, below 1
+    a narrowing beam, which keeps the best survivors of a block for the next)."""
+    for name, value, meaning in (("width", width, "survivors per neuron"), ("block", block, "inputs per lazy update")):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise InvalidArgumentError(f"{name}={value!r} must be an integer >= 1 (the beam's {meaning})")
+    if isinstance(growth, bool) or not isinstance(growth, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(growth) and growth > 0):
         raise InvalidArgumentError(f"growth={growth!r} must be a finite number > 0 (the last block's width over "
                                    "the first's; 1: a constant width)")
     blocks = max(1, -(-m // block))
@@ -331,7 +341,7 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
         ``(n,)``, from float32 updates: within about 1e-6 of the QUBO energy (relative) at 2-4 bits.
     """
     n, m = weights.shape
-    widths = beam_widths(int(width), growth, m, block)
+    widths = beam_widths(width, growth, m, block)
     starts = np.arange(0, m, block, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(widths * np.diff(np.append(starts, m)))]).astype(np.int64)
     w0 = np.ascontiguousarray(np.where(dead, 0.0, weights), dtype=np.float64)
@@ -345,6 +355,8 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     score = np.empty(n)
     pointer = np.int16 if 2 * widths.max() < 2 ** 15 else np.int32
     workers = max(1, int(threads or os.cpu_count() or 1))
+    group_bytes = min(GROUP, n) * (offsets[-1] * np.dtype(pointer).itemsize + 4 * int(widths.max()) * (m + block))
+    workers = max(1, min(workers, MEMORY_BYTES // max(1, group_bytes)))  # bounded memory on wide beams
 
     def search(first: int) -> None:
         """Every block of the neurons ``first .. first + GROUP − 1``.
@@ -377,7 +389,7 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
             ancestor = np.empty((rows, k), np.int64)
             _beam_block(pos, w0, stp, lo, up, float(offset), u, inv_diag, g, float(damp), int(a), b, cost,
                         back[:, offsets[q]:offsets[q + 1]], errors, ancestor, first, parents)
-            if q > 0 and narrowed is not None:  # the block's parents were the best of the last block's survivors
+            if narrowed is not None:  # the block's parents were the best of the last block's survivors
                 head = back[:, offsets[q]:offsets[q] + k]
                 head[:] = 2 * np.take_along_axis(narrowed, head // 2, axis=1) + head % 2
             narrowed = None
@@ -411,7 +423,7 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
 def _restricted_block(w, steps, lo, hi, offset, u, start, stop, ints, errs):
     """GPTQ-restricted's inputs ``start .. stop − 1`` of every row of ``w`` (float64): each rounded to the nearest
     level clipped to its floor/ceil, its error spread over the block's later inputs (in a copy of the row's
-    block: the columns after the block are updated by the product after it); the errors scaled by ``U_jj`` into
+    block: the columns after the block are updated by the product after it); the errors divided by ``U_jj`` into
     ``errs``. The operations of :func:`qannealq.baselines._gptq_rows`, row by row."""
     size = stop - start
     row = np.empty(size)

@@ -15,6 +15,7 @@ One module holds what a sampler and its caller must agree on, so that neither im
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
@@ -82,7 +83,15 @@ def warm_start_beam(sampler: Any, kwargs: dict[str, Any], inputs: int | None = N
     ``warm_start_beam(inputs, **kwargs)`` says (``layer-sa``: by its effort and the layer's size; a composite of
     ours: its child's), else 0 (the GPTQ baseline alone)."""
     ask = getattr(sampler, "warm_start_beam", None)
-    return int(ask(inputs, **kwargs)) if callable(ask) else 0
+    if not callable(ask):
+        return 0
+    try:
+        params = inspect.signature(ask).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): the current contract
+        return int(ask(inputs, **kwargs))
+    if any(p.name == "inputs" or p.kind is p.VAR_POSITIONAL for p in params):
+        return int(ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"}))
+    return int(ask(**kwargs))  # a sampler written before the layer's size was passed
 
 
 class Closeable:

@@ -107,18 +107,41 @@ def test_a_widening_or_narrowing_beam_is_the_plain_beam_search_of_those_widths(g
     widths = gptq_beam.beam_widths(8, growth, 32, block=5)
     assert widths[-1] == 8 and widths[0] == (2 if growth > 1 else 32) and len(widths) == 7
     v, score = _beam(problem, 8, block=5, growth=growth)
-    perm = _pivot_factor(problem.hessian, problem.dead, GPTQ_PERCDAMP)[0]
     at = np.repeat(widths, 5)[:32]  # a narrowing beam narrows at the last input of the block before
     np.testing.assert_array_equal(v, _reference(problem, 8, widths=np.minimum(at, np.append(at[1:], at[-1]))))
     w0 = np.where(problem.dead, 0.0, problem.weights)
     np.testing.assert_allclose(score + problem.errors(w0), problem.qubo_energies(v), rtol=1e-5)
-    assert perm.size == 32
 
 
-def test_beam_widths_refuse_bad_growth():
-    for bad in (0.0, -1.0, float("nan"), float("inf")):
+def test_the_trunk_moves_and_every_neuron_group_is_the_plain_beam_search(monkeypatch):
+    """Thirteen neurons: two groups of the compiled kernels (8 and a partial 5), each neuron equal to the plain
+    search; and the survivors' shared errors do move into the trunk (a boundary where every survivor descends from
+    one is found), so the positions built from trunk and history are the ones checked."""
+    moved = []
+    extend = gptq_beam._extend
+
+    def spy(*args):
+        out = extend(*args)
+        moved.append(out[2])
+        return out
+    monkeypatch.setattr(gptq_beam, "_extend", spy)
+    problem = random_layer(np.random.default_rng(29), 47, 13, samples=250).problem(3)
+    v, score = _beam(problem, 4, block=4, threads=2)
+    assert max(moved) > 0, "the trunk never moved"
+    np.testing.assert_array_equal(v, _reference(problem, 4))
+    w0 = np.where(problem.dead, 0.0, problem.weights)
+    np.testing.assert_allclose(score + problem.errors(w0), problem.qubo_energies(v), rtol=1e-5)
+
+
+def test_beam_widths_refuse_bad_arguments():
+    for bad in (0.0, -1.0, float("nan"), float("inf"), "2", True):
         with pytest.raises(InvalidArgumentError, match="growth"):
             gptq_beam.beam_widths(8, bad, 100)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InvalidArgumentError, match="width"):
+            gptq_beam.beam_widths(bad, 1.0, 100)
+        with pytest.raises(InvalidArgumentError, match="block"):
+            gptq_beam.beam_widths(8, 1.0, 100, block=bad)
     np.testing.assert_array_equal(gptq_beam.beam_widths(16, 1.0, 130, block=64), [16, 16, 16])
     np.testing.assert_array_equal(gptq_beam.beam_widths(16, 16.0, 40, block=64), [16])  # one block: the width
 

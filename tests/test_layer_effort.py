@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import dimod
 import numpy as np
 import pytest
 
@@ -370,3 +371,32 @@ def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for()
     for bad in (-1, 2.5, True):
         with pytest.raises(InvalidArgumentError, match="warm_start_beam"):
             LayerSASampler(warm_start_beam=bad)
+
+
+def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeypatch):
+    """On a layer of 701 coordinates the width is the layer's (``max(128, 701 / 5)`` = 140, thorough 350 < 512),
+    so the solve loop must pass its size; a sampler written to the old contract (``warm_start_beam(**kw)``, no
+    size) is still asked, with its keyword arguments."""
+    import qannealq.solve as solve_module
+    from qannealq import quantize_layer
+
+    class Stop(Exception):
+        pass
+
+    asked = []
+
+    def spy(problem, warm_start=None, beam=0):
+        asked.append(beam)
+        raise Stop
+    monkeypatch.setattr(solve_module, "warm_start_integers", spy)
+    _, problem = layer_problem(5, 700, 2, 3, samples=40)
+    for options in ({}, {"effort": "thorough"}, {"warm_start_beam": 9}):
+        with pytest.raises(Stop):
+            quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, **options)
+    assert asked == [140, 512, 9]
+
+    class OldContract(dimod.ExactSolver):
+        def warm_start_beam(self, **kwargs):
+            return 3 + kwargs.get("extra", 0)
+    from qannealq.contract import warm_start_beam
+    assert warm_start_beam(OldContract(), {"extra": 2}, 701) == 5
