@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -303,11 +304,66 @@ def plot(records: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+# The summary's columns: (heading, label of the point); per-neuron samplers by method
+SUMMARY = [("GPTQ", "gptq"), ("GPTQ act order", "gptq-act"), ("GPTQ pivot order", "gptq-pivot"),
+           ("`fast`", "fast"), ("`fast`, beam 8", "fast, beam 8"), ("**`default`**", "default"),
+           ("`default`, beam 64", "default, beam 64"),
+           ("`default`, GPTQ start (no beam)", "default, GPTQ start (no beam)"),
+           ("`default`, start damped 0.01", "default, start damped 0.01"),
+           ("`default`, act-order start", "default, act-order start"),
+           ("`default`, float64 chains", "default, float64 chains"), ("`default`, pair flips", "default, pair flips"),
+           ("4× default sweeps", "4x default"), ("`thorough`", "thorough"),
+           ("`thorough`, `time_limit` 9× GPTQ", "thorough, time_limit 9x GPTQ")]
+
+
+def summary(records: list[dict]) -> str:
+    """One row per layer and bit width, one column per method: error above the best known, then time in GPTQ
+    times (the README's table); per-neuron ``tabu`` at its best read count, ``sa`` at its most reads."""
+    head = [h for h, _ in SUMMARY] + ["best per-neuron `tabu`", "per-neuron `sa` (most reads)"]
+    lines = ["| first layer, bits | " + " | ".join(head) + " |", "| --- " * (len(head) + 1) + "|"]
+    for r in records:
+        pts = {p["label"]: p for p in r["points"]}
+        cells = []
+        for _, label in SUMMARY:
+            p = pts.get(label)
+            if p is None:
+                cells.append("(the same start)" if label == "default, start damped 0.01" else "—")
+            elif label == "gptq":
+                cells.append(f"{100 * p['excess']:.3g} %, 1 ({p['seconds']:.2g} s)")
+            else:
+                cells.append(f"{100 * p['excess']:.3g} %, {p['time_vs_gptq']:.3g}")
+        tabu = [p for p in r["points"] if p["method"] == "tabu"]
+        sa = [p for p in r["points"] if p["method"] == "sa"]
+        for p in (min(tabu, key=lambda p: p["excess"]) if tabu else None,
+                  max(sa, key=lambda p: int(re.search(r"x(\d+)", p["label"]).group(1))) if sa else None):
+            cells.append(f"{100 * p['excess']:.3g} %, {p['time_vs_gptq']:.3g}" if p else "—")
+        lines.append(f"| {r['dataset']} int{r['bits']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def best_holders(record: dict, top: int = 6) -> str:
+    """Which whole-layer runs hold the best-known energies: the closest single runs (excess over the best known)
+    and, per run, the neurons whose best it holds (ties counted for each run that reaches them)."""
+    n = record["neurons"]
+    best = best_known(record["points"], n)
+    whole = [p for p in record["points"] if len(p["neurons"]) == n]
+    held = [(int(np.sum(np.array(p["energies"]) <= best * (1 + 1e-9) + 1e-12)), p) for p in whole]
+    held.sort(key=lambda t: -t[0])
+    closest = sorted(whole, key=lambda p: p["excess"])[:3]
+    return (f"{record['dataset']} int{record['bits']}: closest single runs "
+            + "; ".join(f"{p['label']} {100 * p['excess']:.3g} % ({p['seconds']:.3g} s)" for p in closest)
+            + f". Neurons (of {n}) whose best each run holds: "
+            + "; ".join(f"{p['label']} {k}" for k, p in held[:top] if k) + ".")
+
+
 def rebuild(out: Path) -> None:
-    """frontier.md and frontier.png from every frontier_*.json in ``out``."""
+    """frontier.md (the summary, the best known's holders, each layer's table) and frontier.png from every
+    frontier_*.json in ``out``."""
     records = [json.loads(p.read_text()) for p in sorted(out.glob("frontier_*.json"))]
     records.sort(key=lambda r: (r["coordinates"], -r["bits"]))
-    (out / "frontier.md").write_text("\n\n".join(markdown(r) for r in records) + "\n")
+    parts = ["## Summary: error above the best known, time in GPTQ times", summary(records),
+             "## Where the best known comes from", "\n\n".join(best_holders(r) for r in records)]
+    (out / "frontier.md").write_text("\n\n".join(parts + [markdown(r) for r in records]) + "\n")
     plot(records, out / "frontier.png")
     print(f"\nwrote {out / 'frontier.md'} and {out / 'frontier.png'} ({len(records)} layers)")
 
