@@ -225,8 +225,9 @@ def test_the_beam_warm_start_refuses_bad_widths_and_skips_rtn():
 
 @pytest.mark.parametrize("bits,granularity,int1", GRIDS)
 def test_the_compiled_gptq_restricted_path_is_gptq_restricted(bits, granularity, int1):
-    """The warm start's competing start, compiled: the integers of GPTQ-restricted in pivot order, on every
-    grid, a layer with dead inputs, blocks that do not divide the inputs."""
+    """GPTQ-restricted on a shared ``H``, compiled (the baselines' and the warm start's): the integers of the
+    numpy GPTQ rows in pivot order, on every grid, a layer with dead inputs, blocks that do not divide the
+    inputs."""
     problem = random_layer(np.random.default_rng(bits + 40), 150, 9, samples=300, dead=3).problem(
         bits, granularity, int1)
     perm, factor = _pivot_factor(problem.hessian, problem.dead, GPTQ_PERCDAMP)
@@ -235,5 +236,7 @@ def test_the_compiled_gptq_restricted_path_is_gptq_restricted(bits, granularity,
                                           factor, block=64)
     out = np.empty_like(ints)
     out[:, perm] = ints
-    np.testing.assert_array_equal(out, baselines._gptq_on(problem, perm, factor, True, block_size=64))
+    n, m = problem.weights.shape
+    rows = baselines._gptq_rows(problem, np.broadcast_to(perm, (n, m)), factor, problem.dead[perm], True, 64)
+    np.testing.assert_array_equal(out, rows[:, np.argsort(perm)])
     np.testing.assert_array_equal(out, BASELINES["gptq-restricted-pivot"](problem, block_size=64))
