@@ -30,17 +30,19 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--bits", type=int, default=4)
     parser.add_argument("--neurons", type=int, default=0, help="neurons spread over the layer (0: all)")
-    parser.add_argument("--percdamp", type=float, default=None, help="default: 0.01 (MNIST), 0.001 (others)")
+    parser.add_argument("--percdamp", type=float, default=None,
+                        help="default: 0.001 on a rank-deficient H, else GPTQ's 0.01 (the warm start's two dampings)")
     parser.add_argument("--threads", type=int, default=1, help="threads of the beam (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per schedule (best kept)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--frontier", type=Path, default=Path("runs/frontier"))
     args = parser.parse_args()
-    percdamp = args.percdamp or (0.01 if args.dataset == "mnist" else 0.001)
     with pinned(1, torch_threads=1) as threads:
         print(f"{threads}; beam threads {args.threads}")
         problem = first_layer(args.dataset, [args.bits], args.data_dir, 0)[args.bits]
         n, m = problem.weights.shape
+        percdamp = args.percdamp or (baselines.RANK_DEFICIENT_PERCDAMP if baselines.rank_deficient(problem)
+                                     else baselines.GPTQ_PERCDAMP)
         rows = np.arange(n) if not args.neurons else np.unique(np.linspace(0, n - 1, args.neurons).round()
                                                                  .astype(np.int64))
         stored = args.frontier / f"frontier_{args.dataset}_int{args.bits}.json"
