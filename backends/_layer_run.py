@@ -22,7 +22,7 @@ from qannealq.errors import BackendUnavailableError
 
 from ._layer_dense import DenseQubos, Rows, chain_partners, coupling_strength, greedy_tolerance, pair_partners
 from ._layer_kernel import anneal_block, polish_block, row_energies, up_fields
-from ._layer_schedule import Clock, anneal_plan, chain_depth
+from ._layer_schedule import Clock, anneal_plan, chain_depth, restricted
 
 __all__ = ["resolve_device", "make_run"]
 
@@ -113,7 +113,8 @@ class _Run:
         h = up_fields(d.mat, self.diag, d.lin[owner], d.steps[owner], v)
         return Rows(v, owner, row_energies(d.offsets[owner], d.lin[owner], d.steps[owner], v, h), h)
 
-    def _args(self, rows: Rows, chains: bool = False) -> tuple[tuple, np.ndarray, np.ndarray]:
+    def _args(self, rows: Rows, chains: bool = False,
+              movable: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[tuple, np.ndarray, np.ndarray]:
         """The kernels' leading arguments for ``rows`` (updated in place), and the best energies and states;
         the moves are chains with ``chains`` where the run uses them (:func:`chain_depth`), else pair flips.
 
@@ -125,6 +126,9 @@ class _Run:
         (CIFAR-10) relative per neuron, 1e-8 and 1e-5 summed over the layer. :meth:`anneal` returns energies
         recomputed in float64 (one GEMM), and the sampler keeps a neuron's warm start wherever the result is
         not lower. Pair flips and the polish of the starts read ``M`` itself.
+
+        ``movable``: ``(mask (n, m), indptr, indices)``, the coordinates the moves may flip (default: the free
+        ones); the others keep their values, whatever they are.
         """
         d = self.dense
         best_e, best_v = rows.energy.copy(), rows.v.copy()
@@ -132,7 +136,8 @@ class _Run:
             mat, moves = self.chain_mat, (*self.chains, self.depth)
         else:
             mat, moves = d.mat, (self.partners, self.couplings, 0)
-        return (mat, d.steps, d.free, *moves, self.indptr, self.indices, rows.owner,
+        free, indptr, indices = (d.free, self.indptr, self.indices) if movable is None else movable
+        return (mat, d.steps, free, *moves, indptr, indices, rows.owner,
                 rows.v, rows.h, rows.energy, best_e, best_v, self.tol[rows.owner]), best_e, best_v
 
     def _parallel(self, kernel: Callable, args: tuple, rows: int) -> None:
@@ -158,7 +163,8 @@ class _Run:
             self._parallel(polish_block, (*args, int(self.params["polish_sweeps"]), self.stop), rows.owner.size)
         return rows  # a descent only goes down: its last state is its best
 
-    def anneal(self, rows: Rows, seed: int) -> Rows:
+    def anneal(self, rows: Rows, seed: int, movable: np.ndarray | None = None, reads: int | None = None,
+               sweeps: int | None = None, exact: bool = True) -> Rows:
         """``num_reads`` reheat anneals per problem from its polished row (``rows``: one per problem, in order);
         the best state each anneal row has seen.
 
@@ -166,12 +172,23 @@ class _Run:
         time limit, a first short chunk measures the speed and every chunk then takes the schedule's steps in
         strides wide enough to reach its cold end before the limit (:meth:`_stride`): the anneal always
         cools, however short the time.
+
+        ``movable`` ``(n, m)`` restricts the moves to those coordinates of each problem (the others keep the
+        values of ``rows``, 1 included), and its schedule to their count (:func:`restricted`); ``reads`` and
+        ``sweeps`` override the effort's. ``exact=False`` returns the energies the kernel tracked (of the float32
+        couplings, where the chains read them: within about 1e-5 relative) instead of recomputing them in float64
+        (one GEMM per row: 2 s for 4 reads of CIFAR-10's first layer).
         """
-        start, hot, cold, sweeps = anneal_plan(self.dense, self.params, rows)
+        dense, params = restricted(self.dense, self.params, movable, reads, sweeps)
+        start, hot, cold, sweeps = anneal_plan(dense, params, rows)
         if sweeps == 0 or start.owner.size == 0:
             return rows.take(np.arange(0))
         n, reads = rows.v.shape[0], start.owner.size // rows.v.shape[0]
-        args, best_e, best_v = self._args(start, chains=True)
+        lists = None
+        if movable is not None:
+            indptr = np.concatenate([[0], np.cumsum(dense.free.sum(axis=1))]).astype(np.int64)
+            lists = (dense.free, indptr, np.nonzero(dense.free)[1].astype(np.int64))
+        args, best_e, best_v = self._args(start, chains=True, movable=lists)
         seeds, polish_sweeps = _row_seeds(seed, start.owner.size), int(self.params["polish_sweeps"])
         chunk, step, per_sweep = max(1, -(-sweeps // 16)), 0, None
         with self.clock.watch(self.stop):
@@ -186,7 +203,7 @@ class _Run:
                 step += count * stride
                 self.clock.record(float(best_e.reshape(n, reads).min(axis=1).sum()))
             self._parallel(polish_block, (*args, polish_sweeps, self.stop), start.owner.size)
-        if self.chain_mat is not None and self.chain_mat.dtype != np.float64:  # energies of float32 couplings
+        if exact and self.chain_mat is not None and self.chain_mat.dtype != np.float64:  # of float32 couplings
             best_e = self.start(best_v, start.owner).energy
         self.clock.record(float(best_e.reshape(n, reads).min(axis=1).sum()))
         return Rows(best_v, start.owner, best_e)

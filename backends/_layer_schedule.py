@@ -7,6 +7,7 @@ row) and :class:`Clock` the time limit of a solve and its energy trace.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from contextlib import contextmanager
@@ -17,8 +18,10 @@ import numpy as np
 
 from ._layer_dense import DenseQubos, Rows, beta_ends, beta_schedule, excess_ends
 
-__all__ = ["EFFORTS", "WIDE", "RTN_INPUTS", "CHAIN_INPUTS", "CHAIN_DEPTH", "Preset", "preset", "rtn_start",
-           "chain_depth", "effort", "time_to_target", "hot_ladder", "anneal_plan", "anneal_schedule", "Clock"]
+__all__ = ["EFFORTS", "WIDE", "RTN_INPUTS", "CHAIN_INPUTS", "CHAIN_DEPTH", "POPULATION_INPUTS", "RECOMBINE_SWEEPS",
+           "Preset", "Population", "preset", "population", "rtn_start",
+           "chain_depth", "effort", "recombination", "time_to_target", "hot_ladder", "anneal_plan",
+           "anneal_schedule", "restricted", "Clock"]
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class Preset:
         hot_temperature: the hot end of the schedules of layers of chain moves, in units of each neuron's
             excess over its floor (:func:`._layer_dense.excess_ends`): a beam's start is close to the optimum,
             and a colder reheat keeps what it found. Wide layers of pair flips keep :data:`HOT_TEMPERATURE`.
+        population: on layers of chain moves of at least :data:`POPULATION_INPUTS` coordinates, a population
+            of reads and its recombination instead of one long anneal (:class:`Population`); None: none.
     """
 
     reads: float
@@ -61,6 +66,41 @@ class Preset:
     beam: int
     beam_per_input: float
     hot_temperature: float
+    population: "Population | None" = None
+
+
+@dataclass(frozen=True)
+class Population:
+    """A preset's search on wide layers (:data:`POPULATION_INPUTS` coordinates or more, chain moves): a narrower
+    beam, ``reads`` short anneals per neuron, all cold (one rung of :func:`hot_ladder`), then ``rounds`` of
+    recombination (:func:`recombination`).
+
+    On such layers (CIFAR-10's first: 3073 inputs, 1024 calibration images, so ``H`` is singular far beyond its
+    dead inputs) a neuron has many distinct deep minima: two anneals from the same start end a few percent apart
+    and disagree on an eighth of the coordinates, and each neuron's best of several runs lies well below any one
+    run. A population of short reads finds more of them than one long read, and recombination then searches
+    where the reads disagree. Measured on CIFAR-10's first layer (``benchmarks/frontier.py``; the README), it
+    ends lower than the beam of ``m / 5`` and one read of ``m / 192`` sweeps in the same time; on MNIST's
+    (785 inputs, H of full rank), reads disagree on 4 % of the coordinates and it gains 0.1 % for 15 % more
+    time, so narrower layers keep one read.
+
+    Attributes:
+        reads, sweeps: the population's reads per neuron and their sweeps.
+        rounds, round_sweeps: rounds of recombination and the sweeps of each round's anneal.
+        beam: the warm start's beam width (:func:`beam_width`) on these layers (None: the preset's own): for
+            ``default`` the width beyond 256 buys less than the population in the same time (start energy on
+            CIFAR-10's first layer, int4: 1.8 % lower at 615 than at 256, for 1.9x the beam's time).
+    """
+
+    reads: int
+    sweeps: int
+    rounds: int
+    round_sweeps: int
+    beam: int | None = None
+
+
+#: Coordinates from which a preset's :class:`Population` replaces its single read (layers of chain moves).
+POPULATION_INPUTS = 1024
 
 
 #: The hot temperature of wide layers of pair flips (:func:`hot_temperature`). From the beam's start the
@@ -81,11 +121,15 @@ HOT_TEMPERATURE = 0.2
 #: ``m / 20`` sweeps of pair flips; ``thorough`` widens the beam to ``max(512, m / 2)`` and anneals 16-64 times
 #: longer. A layer of pair flips gets at least ``layer_flips`` flips (2^20 by default: the output layers of the
 #: MNIST and EMNIST MLPs, 10 x 129 and 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less
-#: error in a few hundredths of a second).
+#: error in a few hundredths of a second). From :data:`POPULATION_INPUTS` inputs on, ``default`` and ``thorough``
+#: anneal a :class:`Population` of short reads and recombine it instead (``default``: a beam of 256, 6 reads x 4
+#: sweeps, 2 rounds of 8 sweeps; ``thorough``: its beam, 8 x 16, 3 rounds of 16).
 EFFORTS: dict[str, Preset] = {
     "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, 0.0, HOT_TEMPERATURE),
-    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 128, 1 / 5, 0.025),
-    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 512, 1 / 2, 0.025),
+    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 128, 1 / 5, 0.025,
+                      Population(reads=6, sweeps=4, rounds=2, round_sweeps=8, beam=256)),
+    "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 512, 1 / 2, 0.025,
+                       Population(reads=8, sweeps=16, rounds=3, round_sweeps=16)),
 }
 
 
@@ -102,6 +146,15 @@ def preset(params: dict[str, Any]) -> Preset:
     return EFFORTS[params.get("effort") or "default"]
 
 
+def population(params: dict[str, Any], m: int | None) -> Population | None:
+    """The preset's :class:`Population` where it applies: layers of chain moves (:func:`chain_depth`) of at
+    least :data:`POPULATION_INPUTS` coordinates (``m`` None: not a layer's size, none)."""
+    p = preset(params)
+    if p.population is None or m is None or m < POPULATION_INPUTS or chain_depth(params, m) < 3:
+        return None
+    return p.population
+
+
 def beam_width(params: dict[str, Any], m: int | None = None) -> int:
     """The warm start's beam width: ``params["warm_start_beam"]``, or (None) the preset's on ``m`` inputs,
     ``max(beam, round(beam_per_input · m))`` (``m`` None: ``beam``). Default: 157 on MNIST's 785-input first
@@ -109,6 +162,9 @@ def beam_width(params: dict[str, Any], m: int | None = None) -> int:
     chosen = params.get("warm_start_beam")
     if chosen is not None:
         return int(chosen)
+    wide = population(params, m)
+    if wide is not None and wide.beam is not None:
+        return int(wide.beam)
     p = preset(params)
     if not p.beam or m is None:
         return int(p.beam)
@@ -156,25 +212,58 @@ def effort(params: dict[str, Any], m: int, neurons: int | None = None) -> tuple[
     m³, 1, 128)``, ``num_sweeps = max(min(f_s 2^32 / m⁴, max), w, min(F / (reads · neurons · m), max))`` with
     the preset's factors ``f_r, f_s``, ceiling, wide-layer sweeps ``w`` (:data:`EFFORTS`: its ``chain_sweeps``
     where the moves are chains, :func:`chain_depth`, else ``wide_sweeps · m``) and layer flips ``F`` (layers of
-    pair flips only).
-    Default: 1 read x 4 sweeps of chains on a 785-input layer, 1 x 16 at 3073, 15 x 15 at 129 (10 neurons:
-    15 x 55), 122 x 240 on 65-variable neurons, 128 x 256 below that.
+    pair flips only); on a layer where the preset's :class:`Population` applies (:func:`population`), its reads
+    and sweeps instead. Default: 1 read x 4 sweeps of chains on a 785-input layer, 6 x 4 on a 3073-input layer
+    (one BQM of that size: 1 x 16), 15 x 15 at 129 (10 neurons: 15 x 55), 122 x 240 on 65-variable neurons,
+    128 x 256 below that.
     """
     p = preset(params)
     m = max(int(m), 1)
-    reads = params["num_reads"] if params["num_reads"] is not None else np.clip(p.reads * 2**25 / m**3, 1, 128)
     chains = chain_depth(params, m) >= 3
+    reads = params["num_reads"] if params["num_reads"] is not None else np.clip(p.reads * 2**25 / m**3, 1, 128)
     wide = max(p.chain_sweeps, p.chain_per_input * m) if chains else p.wide_sweeps * m
     floor = 0 if neurons is None or chains else min(
         np.ceil(p.layer_flips / (int(reads) * max(int(neurons), 1) * m)), p.max_sweeps)
     sized = max(min(p.sweeps * 2**32 / m**4, p.max_sweeps), wide, floor)
+    wide_layer = population(params, m) if neurons is not None else None
+    if wide_layer is not None:  # a population instead of one long read (:class:`Population`)
+        reads = params["num_reads"] if params["num_reads"] is not None else wide_layer.reads
+        sized = wide_layer.sweeps
     sweeps = params["num_sweeps"] if params["num_sweeps"] is not None else sized
     return int(reads), int(sweeps)
 
 
-def hot_ladder(params: dict[str, Any], reads: int) -> np.ndarray:
-    """Hot-end acceptance of each read: the first two reheat cold, the others climb to ``ladder_acceptance``."""
+def recombination(params: dict[str, Any], m: int, reads: int) -> tuple[int, int]:
+    """``(rounds, sweeps)`` of recombination after an anneal of ``reads`` rows per neuron on ``m`` coordinates:
+    ``params["recombine"]`` and ``params["recombine_sweeps"]``, or (None) the preset's :class:`Population`'s
+    where it applies (:func:`population`; else no rounds, and :data:`RECOMBINE_SWEEPS` sweeps when only the
+    rounds are given); no rounds with fewer than two reads.
+
+    A round takes each neuron's reads, keeps the coordinates on which they all agree (its *backbone*) and
+    anneals the others only, from the best state found so far, with ``reads`` rows again (one in the last
+    round): the reads' disagreement marks where the search is still undecided, and a search of those
+    coordinates alone, with its schedule scaled to their number, goes much further in the same time than a
+    longer anneal of all (:mod:`.layer_sa`).
+    """
+    wide = population(params, m)
+    rounds = params.get("recombine")
+    rounds = (wide.rounds if wide is not None else 0) if rounds is None else int(rounds)
+    sweeps = params.get("recombine_sweeps")
+    sweeps = (wide.round_sweeps if wide is not None else RECOMBINE_SWEEPS) if sweeps is None else int(sweeps)
+    return (rounds, sweeps) if reads >= 2 and sweeps > 0 else (0, sweeps)
+
+
+#: Sweeps of each recombination round when ``recombine`` is given without ``recombine_sweeps`` on a layer
+#: without a :class:`Population`.
+RECOMBINE_SWEEPS = 8
+
+
+def hot_ladder(params: dict[str, Any], reads: int, flat: bool = False) -> np.ndarray:
+    """Hot-end acceptance of each read: the first two reheat cold, the others climb to ``ladder_acceptance``;
+    with ``flat`` (a :class:`Population`'s reads) all reheat cold."""
     lo, hi = float(params["hot_acceptance"]), float(params["ladder_acceptance"])
+    if flat:
+        return np.full(reads, lo)
     ladder = np.geomspace(lo, max(hi, lo), max(reads - 1, 2))[1:]
     return np.concatenate([[lo, lo], ladder])[:reads] if reads > 2 else np.full(reads, lo)
 
@@ -191,7 +280,9 @@ def anneal_plan(dense: DenseQubos, params: dict[str, Any], rows: Rows) -> tuple[
     n = rows.v.shape[0]
     reads, sweeps = effort(params, dense.mat.shape[0], dense.layer_neurons)
     start = rows.take(np.repeat(np.arange(n), reads))
-    ladder = np.tile(hot_ladder(params, reads), n)
+    m = dense.mat.shape[0]
+    flat = dense.layer_neurons is not None and population(params, m) is not None
+    ladder = np.tile(hot_ladder(params, reads, flat=flat), n)
     wide = np.zeros(start.owner.size, bool)
     if dense.floors is not None and params["beta_range"] is None:
         wide = dense.free[start.owner].sum(axis=1) >= WIDE
@@ -205,6 +296,19 @@ def anneal_plan(dense: DenseQubos, params: dict[str, Any], rows: Rows) -> tuple[
                                     params["cold_temperature"], factor)
         hot, cold = np.where(wide, hot_x, hot), np.where(wide, cold_x, cold)
     return start, hot, cold, sweeps
+
+
+def restricted(dense: DenseQubos, params: dict[str, Any], movable: np.ndarray | None, reads: int | None = None,
+               sweeps: int | None = None) -> tuple[DenseQubos, dict[str, Any]]:
+    """The problems and parameters of an anneal whose moves are restricted to ``movable`` ``(n, m)`` (None: the
+    free coordinates) with ``reads`` and ``sweeps`` (None: the effort's): the schedule (:func:`anneal_plan`)
+    then scales with the coordinates that may move, as for a problem of only those."""
+    override = {k: v for k, v in (("num_reads", reads), ("num_sweeps", sweeps)) if v is not None}
+    if override:
+        params = {**params, **override}
+    if movable is not None:
+        dense = dataclasses.replace(dense, free=np.ascontiguousarray(movable & dense.free))
+    return dense, params
 
 
 def anneal_schedule(dense: DenseQubos, params: dict[str, Any], rows: Rows) -> tuple[Rows, np.ndarray]:

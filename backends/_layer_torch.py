@@ -35,7 +35,7 @@ import torch
 
 from ._layer_dense import MAX_EXPONENT, DenseQubos, Rows, chain_partners, coupling_strength, greedy_tolerance, \
     pair_partners
-from ._layer_schedule import Clock, anneal_schedule, chain_depth
+from ._layer_schedule import Clock, anneal_schedule, chain_depth, restricted
 
 __all__ = ["TorchRun"]
 
@@ -103,9 +103,19 @@ class TorchRun:
         states = v.transpose(0, 1).reshape(k * n, -1).to(torch.uint8).cpu().numpy()
         return Rows(states, owner, self.dense.energies(states, owner))
 
-    def anneal(self, rows: Rows, seed: int) -> Rows:
-        """``num_reads`` reheat anneals per problem from its polished row; the best state of each anneal row."""
-        start, betas = anneal_schedule(self.dense, self.params, rows)
+    def start(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
+        """Rows at the states ``starts`` ``(R, m)`` (row r of problem ``owner[r]``, default r) and their energies."""
+        owner = np.arange(starts.shape[0]) if owner is None else owner
+        v = np.ascontiguousarray(np.where(self.dense.free[owner], starts, 0), dtype=np.uint8)
+        return Rows(v, owner, self.dense.energies(v, owner))
+
+    def anneal(self, rows: Rows, seed: int, movable: np.ndarray | None = None, reads: int | None = None,
+               sweeps: int | None = None, exact: bool = True) -> Rows:
+        """``num_reads`` reheat anneals per problem from its polished row; the best state of each anneal row.
+        ``movable``, ``reads`` and ``sweeps`` as for ``_layer_run._Run.anneal`` (the energies are always exact:
+        ``exact`` is accepted for that interface)."""
+        dense, params = restricted(self.dense, self.params, movable, reads, sweeps)
+        start, betas = anneal_schedule(dense, params, rows)
         n, m = rows.v.shape
         reads = start.owner.size // max(n, 1)
         if betas.shape[1] == 0 or reads == 0:
@@ -115,7 +125,13 @@ class TorchRun:
         state = torch.as_tensor(start.v, dtype=torch.float64, device=self.device).reshape(n, reads, m)
         beta = torch.as_tensor(betas.reshape(n, reads, -1), dtype=torch.float64, device=self.device)
         base = torch.as_tensor(rows.energy, device=self.device)[:, None]
-        best = self._anneal_rows(state.clone(), beta, gen, base)
+        free = self.free
+        if movable is not None:  # the moves' mask only: the energies below are the full problems'
+            self.free = torch.as_tensor(dense.free, device=self.device)[:, None, :]
+        try:
+            best = self._anneal_rows(state.clone(), beta, gen, base)
+        finally:
+            self.free = free
         states = best.reshape(n * reads, m).to(torch.uint8).cpu().numpy()
         return Rows(states, start.owner, self.dense.energies(states, start.owner))
 

@@ -18,8 +18,8 @@ so). The fast methods run ``--repeats`` times, interleaved, and keep their best 
 
 The reference is the best-known energy of each neuron: the lowest any run reached, long runs included
 (``layer-sa`` at ``--long-effort``, ``thorough`` by default (its warm start and temperatures), with
-``--long-sweeps`` sweeps per neuron, one read, ``--long-seeds`` seeds, and per-neuron
-``sa`` with ``--long-sa-reads`` reads on the subset; the table gives their times). Errors are reported relative to it:
+``--long-sweeps`` sweeps per neuron, ``--long-reads`` reads (1 by default: one long anneal), ``--long-seeds``
+seeds, and per-neuron ``sa`` with ``--long-sa-reads`` reads on the subset; the table gives their times). Errors are reported relative to it:
 ``E / E_best − 1`` over the neurons a method ran. Results go to ``--out`` (one JSON per layer and bit width,
 so several invocations add up), then ``frontier.md`` (tables) and ``frontier.png`` (error above the
 best-known against time, log axes) are rebuilt from every JSON there.
@@ -54,7 +54,7 @@ from matplotlib.figure import Figure
 from layer_solver import subset  # benchmarks/ is the script's folder
 import qannealq.baselines
 from qannealq.backends import get_sampler
-from qannealq.backends.layer_sa import LayerSASampler, effort
+from qannealq.backends.layer_sa import LayerSASampler, effort, population
 from qannealq.baselines import rank_deficient
 from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem
@@ -115,9 +115,17 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     """layer-sa's points: the presets and variants of them, 4x the default sweeps, and ``thorough`` under time
     limits of 4 and 9 GPTQ times (the limit bounds the anneal; the solve loop's warm start, a beam of
     ``max(512, m / 2)`` there, comes on top)."""
-    sweeps = effort(LayerSASampler().defaults, problem.num_coordinates, problem.num_neurons)[1]
-    pairs = effort({**LayerSASampler().defaults, "chain": 0}, problem.num_coordinates, problem.num_neurons)[1]
-    return [("fast", {"effort": "fast"}), ("default", {}), ("default, pair flips", {"chain": 0}),
+    defaults, m = LayerSASampler().defaults, problem.num_coordinates
+    sweeps = effort(defaults, m, problem.num_neurons)[1]
+    pairs = effort({**defaults, "chain": 0}, m, problem.num_neurons)[1]
+    # where the default anneals a population (wide layers), the single read it replaced, side by side
+    single = [("default, no recombination", {"recombine": 0}),
+              ("default, one read, beam m/5 (before the population)",
+               {"num_reads": 1, "num_sweeps": max(4, round(m / 192)), "warm_start_beam": max(128, round(m / 5))}),
+              ("thorough, one read (before the population)",
+               {"effort": "thorough", "num_reads": 1, "num_sweeps": max(256, round(m / 12))})] \
+        if population(defaults, m) is not None else []
+    return [("fast", {"effort": "fast"}), ("default", {}), *single, ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
             ("default, act-order start", {"warm_start": "gptq-restricted-act"}),
             ("default, GPTQ start (no beam)", {"warm_start_beam": 0}),
@@ -174,12 +182,14 @@ def long_runs(problem: LayerProblem, args: argparse.Namespace, reused: list[dict
     stored = {p["label"].partition(" (earlier run")[0] for p in reused if p["method"] == "long"}
     out = []
     for seed in range(args.long_seeds):
-        label = f"layer-sa {args.long_effort} {args.long_sweeps} sweeps (seed {seed})"
+        reads = f"{args.long_reads} reads x " if args.long_reads > 1 else ""
+        label = f"layer-sa {args.long_effort} {reads}{args.long_sweeps} sweeps (seed {seed})"
         if label in stored:  # kept from the earlier run below: not run twice
             print(f"  {label}: kept from the earlier run", flush=True)
             continue
         energies, seconds = solve(problem, "qubo", "layer-sa", seed, effort=args.long_effort,
-                                  num_sweeps=args.long_sweeps, num_reads=1, num_threads=args.threads, device="cpu")
+                                  num_sweeps=args.long_sweeps, num_reads=args.long_reads, num_threads=args.threads,
+                                  device="cpu")
         out.append(point("long", label, seconds, energies, every, problem.num_neurons))
     if reused:  # the earlier long runs, whatever --long-sa-reads says now
         return out + [p for p in reused if p["method"] == "long"]
@@ -307,12 +317,15 @@ def plot(records: list[dict], path: Path) -> None:
 # The summary's columns: (heading, label of the point); per-neuron samplers by method
 SUMMARY = [("GPTQ", "gptq"), ("GPTQ act order", "gptq-act"), ("GPTQ pivot order", "gptq-pivot"),
            ("`fast`", "fast"), ("`fast`, beam 8", "fast, beam 8"), ("**`default`**", "default"),
+           ("`default`, no recombination", "default, no recombination"),
+           ("`default`, one read, beam m/5 (before)", "default, one read, beam m/5 (before the population)"),
            ("`default`, beam 64", "default, beam 64"),
            ("`default`, GPTQ start (no beam)", "default, GPTQ start (no beam)"),
            ("`default`, start damped 0.01", "default, start damped 0.01"),
            ("`default`, act-order start", "default, act-order start"),
            ("`default`, float64 chains", "default, float64 chains"), ("`default`, pair flips", "default, pair flips"),
            ("4× default sweeps", "4x default"), ("`thorough`", "thorough"),
+           ("`thorough`, one read (before)", "thorough, one read (before the population)"),
            ("`thorough`, `time_limit` 9× GPTQ", "thorough, time_limit 9x GPTQ")]
 
 
@@ -386,6 +399,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the per-neuron sa/tabu points and long runs of "
                         "the JSON already in --out for each layer instead of rerunning the per-neuron samplers")
     parser.add_argument("--long-seeds", type=int, default=1, help="seeds of the long layer-sa runs")
+    parser.add_argument("--long-reads", type=int, default=1,
+                        help="reads of the long layer-sa runs (1: one long anneal; more: a population, recombined "
+                             "where the effort's preset recombines)")
     parser.add_argument("--long-effort", default="thorough", choices=["fast", "default", "thorough"],
                         help="effort of the long layer-sa runs (its warm start and temperatures; the sweeps are "
                              "--long-sweeps)")

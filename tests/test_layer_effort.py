@@ -18,7 +18,8 @@ from qannealq.backends import get_sampler  # noqa: E402
 from qannealq.backends._layer_dense import DenseQubos, _row_nanquantile, continuous_floor  # noqa: E402
 from qannealq.backends._layer_kernel import anneal_block, anneal_rows, polish_block, up_fields  # noqa: E402
 from qannealq.backends._layer_run import _row_seeds, make_run  # noqa: E402
-from qannealq.backends._layer_schedule import EFFORTS, anneal_plan, effort  # noqa: E402
+from qannealq.backends._layer_schedule import (EFFORTS, POPULATION_INPUTS, anneal_plan, effort,  # noqa: E402
+                                               hot_ladder, recombination)
 from qannealq.backends.layer_sa import LayerSASampler, time_to_target  # noqa: E402
 from qannealq.contract import check_parameters  # noqa: E402
 from qannealq.errors import InvalidArgumentError  # noqa: E402
@@ -46,6 +47,22 @@ def test_every_preset_reaches_the_exact_optimum_on_17_variable_neurons(level):
     check_layer_energies(layer, problem, sample)
     np.testing.assert_allclose(sample.energies, _optimum(problem), rtol=1e-9, atol=1e-12)
     assert sample.info["effort"] == level
+
+
+def test_recombination_only_adds_to_what_the_population_found():
+    """Forced on a layer whose reads disagree (short anneals from the floor rounding): rounds run, each on fewer
+    coordinates, and each neuron ends no higher than the same seed's population without them (its reads stay
+    candidates), lower in sum."""
+    layer, problem = layer_problem(25, 200, 5, 2)
+    zeros = np.zeros(problem.free.shape, np.uint8)
+    options = {"num_reads": 4, "num_sweeps": 3}
+    plain = LayerSASampler(recombine=0, **options).sample_layer(problem, initial_states=zeros, seed=6)
+    mixed = LayerSASampler(recombine=2, recombine_sweeps=6, **options).sample_layer(problem, initial_states=zeros,
+                                                                                     seed=6)
+    rounds = mixed.info["recombination"]
+    assert len(rounds) == 2 and 0 < rounds[1]["movable"] < rounds[0]["movable"] < 1
+    assert np.all(mixed.energies <= plain.energies + 1e-12) and mixed.energies.sum() < plain.energies.sum()
+    check_layer_energies(layer, problem, mixed)
 
 
 @pytest.mark.parametrize("level", PRESETS)
@@ -83,7 +100,8 @@ def test_small_layers_anneal_at_least_the_presets_layer_flips():
     reads, sweeps = effort(params, 247, 26)  # EMNIST's output layer, 247 live inputs: 2 reads
     assert reads * sweeps * 26 * 247 >= 2**20 > reads * (sweeps - 1) * 26 * 247
     assert effort(params, 247) == (2, 12)  # the same problems outside a layer: the size scaling alone
-    assert effort(params, 599, 128) == (1, 4) and effort(params, 3073, 512) == (1, 16)  # MNIST's, CIFAR-10's
+    assert effort(params, 599, 128) == (1, 4)  # MNIST's first layer; CIFAR-10's: a population
+    assert effort(params, 3073, 512) == (6, 4) and effort(params, 3073) == (1, 16)
     assert effort(params, 599, 2) == (1, 4)  # chain layers have no floor: they are not small
     assert effort({**params, "effort": "thorough"}, 247, 1)[1] == 4096  # the preset's ceiling
     assert effort({**params, "effort": "fast"}, 599, 2) == (1, 0)  # fast: no anneal on wide layers
@@ -186,6 +204,71 @@ def test_schedule_in_chunks_equals_one_call(chain):
     expected = dense.energies(best_v, start.owner) - np.einsum("rj,jl,rl->r", w, gap, w)
     np.testing.assert_allclose(best_e, expected, rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(polished.energy, dense.energies(polished.v), rtol=1e-9, atol=1e-12)
+
+
+def test_wide_layers_anneal_a_population_and_recombine_it_deterministically():
+    """From :data:`POPULATION_INPUTS` inputs the default anneals a population of cold reads and recombines it
+    (rounds recorded in ``info``); the guarantees hold: deterministic for a seed whatever the threads, never
+    worse than the warm start, valid states, energies exact."""
+    layer, problem = smooth_layer(23, POPULATION_INPUTS, 3, 3)  # 1025 coordinates, 400 samples: H singular
+    warm = problem.encode(gptq_restricted(problem))
+    sampler = LayerSASampler()
+    assert sampler.warm_start_beam(problem.num_coordinates) == 256
+    a, b = (sampler.sample_layer(problem, initial_states=warm, seed=5) for _ in range(2))
+    one = sampler.sample_layer(problem, initial_states=warm, seed=5, num_threads=1)
+    for other in (b, one):
+        np.testing.assert_array_equal(a.assignments, other.assignments)
+    assert a.info["reads_sweeps"] == (6, 4)
+    rounds = a.info["recombination"]
+    assert len(rounds) == 2 and 0 < rounds[1]["movable"] < rounds[0]["movable"] < 1
+    assert rounds[1]["energy"] <= rounds[0]["energy"]
+    _check_wide(layer, problem, a)
+    warm_e = problem.qubo_energies(warm)
+    assert np.all(a.energies <= warm_e + 1e-15) and a.energies.sum() < warm_e.sum()
+    assert a.energies.sum() <= rounds[-1]["energy"] * (1 + 1e-9)
+    plain = sampler.sample_layer(problem, initial_states=warm, seed=5, recombine=0)
+    assert plain.info["recombination"] == [] and plain.info["reads_sweeps"] == (6, 4)
+
+
+def test_recombination_rule_and_overrides():
+    """Rounds only where the preset's population applies (wide layers of chain moves) or when asked, and never
+    with a single read; the population's reads all reheat cold."""
+    params = LayerSASampler().defaults
+    assert recombination(params, 3073, 6) == (2, 8)
+    assert recombination(params, 599, 1) == (0, 8) and recombination(params, 599, 4) == (0, 8)  # MNIST's: none
+    assert recombination({**params, "recombine": 3}, 599, 4) == (3, 8)
+    assert recombination({**params, "recombine": 3, "recombine_sweeps": 5}, 599, 4) == (3, 5)
+    assert recombination({**params, "recombine": 3}, 599, 1) == (0, 8)  # nothing to recombine
+    assert recombination({**params, "effort": "fast"}, 3073, 6) == (0, 8)
+    assert recombination({**params, "chain": 0}, 3073, 6) == (0, 8)  # pair flips: no population
+    assert effort({**params, "effort": "fast"}, 3073, 512)[0] == 1
+    np.testing.assert_array_equal(hot_ladder(params, 4, flat=True), np.full(4, params["hot_acceptance"]))
+    assert hot_ladder(params, 4)[-1] > params["hot_acceptance"]
+    for bad in (-1, 1.5, True):
+        with pytest.raises(InvalidArgumentError, match="recombine"):
+            LayerSASampler(recombine=bad)
+
+
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+def test_a_restricted_anneal_moves_only_the_movable_coordinates(device):
+    """``anneal(..., movable=...)`` flips nothing outside the mask (values of 1 there stay 1), and its energies
+    are the full problems' (``exact``; the tracked ones agree closely)."""
+    _, problem = smooth_layer(24, 300, 4, 3)
+    dense = DenseQubos.from_problem(problem, floors=True)
+    params = {**LayerSASampler().defaults, "num_reads": 3, "num_sweeps": 6, "device": device}
+    run, _ = make_run(dense, params)
+    start = run.start(problem.encode(gptq_restricted(problem)))
+    assert np.any(start.v[dense.free] == 1)
+    movable = dense.free & (np.random.default_rng(0).random(dense.free.shape) < 0.3)
+    with run:
+        moved = run.anneal(start, 11, movable=movable, reads=2, sweeps=12)
+        tracked = run.anneal(start, 11, movable=movable, reads=2, sweeps=12, exact=False)
+    assert moved.owner.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    fixed = ~movable[moved.owner]
+    np.testing.assert_array_equal(moved.v[fixed], start.v[moved.owner][fixed])
+    assert np.any(moved.v[~fixed] != start.v[moved.owner][~fixed])
+    np.testing.assert_allclose(moved.energy, dense.energies(moved.v, moved.owner), rtol=1e-9)
+    np.testing.assert_allclose(tracked.energy, dense.energies(tracked.v, tracked.owner), rtol=1e-4)
 
 
 def test_former_kernel_entry_point_still_works():
@@ -338,8 +421,8 @@ def test_row_quantiles_equal_numpys_bit_for_bit():
 
 
 def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for():
-    """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 5)``, thorough
-    ``max(512, inputs / 2)``, none fast; ``warm_start_beam`` overrides) and the solve loop's warm start is then
+    """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 5)``, 256 from 1024
+    inputs on, where a population follows, thorough ``max(512, inputs / 2)``, none fast; ``warm_start_beam`` overrides) and the solve loop's warm start is then
     each neuron's best of the beam and GPTQ's start; samplers that do not ask (and a composite around them) get
     GPTQ's start alone."""
     from qannealq import quantize_layer
@@ -351,7 +434,8 @@ def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for()
     sampler = LayerSASampler()
     assert [sampler.warm_start_beam(effort=level) for level in PRESETS] == [0, 128, 512]
     assert [sampler.warm_start_beam(785, effort=level) for level in PRESETS] == [0, 157, 512]  # MNIST's first
-    assert [sampler.warm_start_beam(3073, effort=level) for level in PRESETS] == [0, 615, 1536]  # CIFAR-10's
+    assert [sampler.warm_start_beam(3073, effort=level) for level in PRESETS] == [0, 256, 1536]  # CIFAR-10's:
+    # the default's population (from 1024 inputs) with a narrower beam
     assert sampler.warm_start_beam(3073, warm_start_beam=4) == 4
     assert warm_start_beam(RetryComposite(sampler, retries=0), {"effort": "thorough"}, 3073) == 1536
     assert warm_start_beam(get_sampler("sa"), {}, 3073) == 0
