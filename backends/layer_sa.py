@@ -281,7 +281,8 @@ def _recombine(run: _Run, chosen: Rows, population: Rows, seed: int, rounds: int
     (``reads`` rows per neuron, problem-major) and the polished starts ``chosen``: each round anneals, from
     every neuron's best state so far, only the coordinates on which its population disagrees (``sweeps`` sweeps,
     ``reads`` rows; one in the last round, which is then polished over all coordinates). Returns the rows it
-    found and, per round, the share of free coordinates that moved and the energy reached."""
+    found and, per round, the share of the free coordinates it annealed (``movable``: where the reads
+    disagreed) and the layer's energy after it (the kernel's tracked energies: float32 couplings on chains)."""
     n = chosen.v.shape[0]
     free = run.dense.free
     best = _fold(chosen, population, n)
