@@ -40,6 +40,8 @@ class DenseQubos:
         lin: ``a`` ``(n, m)``; steps: ``d`` ``(n, m)``; free: ``(n, m)`` bool; offsets: ``e`` ``(n,)``.
         floors: optional lower bound of each problem's energy ``(n,)`` (a layer: :func:`continuous_floor`),
             which lets the anneal scale its temperatures to the energy left to gain.
+        layer_inputs: the coordinates of that layer, dead and fixed ones included (the size by which its
+            beam and population are chosen, :func:`._layer_schedule.population`); None: the matrix's.
         layer_neurons: the neurons of the layer these problems come from (its effort floor,
             :func:`._layer_schedule.effort`); None where they are not a layer's (one BQM).
     """
@@ -51,6 +53,7 @@ class DenseQubos:
     offsets: np.ndarray
     floors: np.ndarray | None = None
     layer_neurons: int | None = None
+    layer_inputs: int | None = None
 
     @property
     def diag(self) -> np.ndarray:
@@ -64,7 +67,7 @@ class DenseQubos:
         return cls(c(problem.hessian, dtype=np.float64), c(problem.linear, dtype=np.float64),
                    c(problem.steps, dtype=np.float64), c(problem.free, dtype=np.bool_),
                    c(problem.offsets, dtype=np.float64), continuous_floor(problem) if floors else None,
-                   problem.num_neurons)
+                   problem.num_neurons, problem.num_coordinates)
 
     @classmethod
     def from_bqm(cls, bqm: dimod.BinaryQuadraticModel) -> tuple["DenseQubos", list]:
@@ -87,7 +90,8 @@ class DenseQubos:
             return self, keep
         c = np.ascontiguousarray
         return DenseQubos(submatrix(self.mat, keep), c(self.lin[:, keep]), c(self.steps[:, keep]),
-                          c(self.free[:, keep]), self.offsets, self.floors, self.layer_neurons), keep
+                          c(self.free[:, keep]), self.offsets, self.floors, self.layer_neurons,
+                          self.layer_inputs), keep
 
     def energies(self, v: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
         """Energies of binary rows ``v`` ``(R, m)`` of problems ``owner`` (default: row i is problem i)."""

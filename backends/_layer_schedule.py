@@ -81,8 +81,9 @@ class Population:
     run. A population of short reads finds more of them than one long read, and recombination then searches
     where the reads disagree. Measured on CIFAR-10's first layer (``benchmarks/frontier.py``; the README), it
     ends lower than the beam of ``m / 5`` and one read of ``m / 192`` sweeps in the same time; on MNIST's
-    (785 inputs, H of full rank), reads disagree on 4 % of the coordinates and it gains 0.1 % for 15 % more
-    time, so narrower layers keep one read.
+    (785 inputs, H of full rank), reads disagree on 4 % of the coordinates and it gains 0.1 % for 17 % more
+    time, so narrower layers keep one read. Its threshold counts the layer's coordinates, dead ones included,
+    as the beam's width does (:func:`population`).
 
     Attributes:
         reads, sweeps: the population's reads per neuron and their sweeps.
@@ -146,19 +147,22 @@ def preset(params: dict[str, Any]) -> Preset:
     return EFFORTS[params.get("effort") or "default"]
 
 
-def population(params: dict[str, Any], m: int | None) -> Population | None:
-    """The preset's :class:`Population` where it applies: layers of chain moves (:func:`chain_depth`) of at
-    least :data:`POPULATION_INPUTS` coordinates (``m`` None: not a layer's size, none)."""
+def population(params: dict[str, Any], m: int | None, inputs: int | None = None) -> Population | None:
+    """The preset's :class:`Population` where it applies: layers of chain moves (:func:`chain_depth`, on ``m``
+    coordinates) of at least :data:`POPULATION_INPUTS` coordinates (``inputs``, the layer's, dead ones included,
+    as the beam's width counts them; None: ``m``; ``m`` None: not a layer's size, none)."""
     p = preset(params)
-    if p.population is None or m is None or m < POPULATION_INPUTS or chain_depth(params, m) < 3:
+    size = m if inputs is None else inputs
+    if p.population is None or m is None or size < POPULATION_INPUTS or chain_depth(params, m) < 3:
         return None
     return p.population
 
 
 def beam_width(params: dict[str, Any], m: int | None = None) -> int:
     """The warm start's beam width: ``params["warm_start_beam"]``, or (None) the preset's on ``m`` inputs,
-    ``max(beam, round(beam_per_input · m))`` (``m`` None: ``beam``). Default: 157 on MNIST's 785-input first
-    layer, 615 on CIFAR-10's 3073; ``thorough`` 512 and 1536."""
+    ``max(beam, round(beam_per_input · m))`` (``m`` None: ``beam``), or where the preset's :class:`Population`
+    applies and sets one, its width. Default: 157 on MNIST's 785-input first layer, 256 on CIFAR-10's 3073
+    (615 before the population); ``thorough`` 512 and 1536."""
     chosen = params.get("warm_start_beam")
     if chosen is not None:
         return int(chosen)
@@ -204,7 +208,7 @@ def chain_depth(params: dict[str, Any], m: int) -> int:
     return CHAIN_DEPTH if m >= CHAIN_INPUTS and preset(params).chain_sweeps > 0 else 0
 
 
-def effort(params: dict[str, Any], m: int, neurons: int | None = None) -> tuple[int, int]:
+def effort(params: dict[str, Any], m: int, neurons: int | None = None, inputs: int | None = None) -> tuple[int, int]:
     """``(num_reads, num_sweeps)`` of problems on ``m`` coordinates, the ``neurons`` of a layer (None: not a
     layer, e.g. one BQM: no layer floor); where None, scaled to the size and the ``effort`` preset.
 
@@ -225,7 +229,7 @@ def effort(params: dict[str, Any], m: int, neurons: int | None = None) -> tuple[
     floor = 0 if neurons is None or chains else min(
         np.ceil(p.layer_flips / (int(reads) * max(int(neurons), 1) * m)), p.max_sweeps)
     sized = max(min(p.sweeps * 2**32 / m**4, p.max_sweeps), wide, floor)
-    wide_layer = population(params, m) if neurons is not None else None
+    wide_layer = population(params, m, inputs) if neurons is not None else None
     if wide_layer is not None:  # a population instead of one long read (:class:`Population`)
         reads = params["num_reads"] if params["num_reads"] is not None else wide_layer.reads
         sized = wide_layer.sweeps
@@ -233,8 +237,9 @@ def effort(params: dict[str, Any], m: int, neurons: int | None = None) -> tuple[
     return int(reads), int(sweeps)
 
 
-def recombination(params: dict[str, Any], m: int, reads: int) -> tuple[int, int]:
-    """``(rounds, sweeps)`` of recombination after an anneal of ``reads`` rows per neuron on ``m`` coordinates:
+def recombination(params: dict[str, Any], m: int, reads: int, inputs: int | None = None) -> tuple[int, int]:
+    """``(rounds, sweeps)`` of recombination after an anneal of ``reads`` rows per neuron on ``m`` coordinates
+    (of a layer of ``inputs``, :func:`population`):
     ``params["recombine"]`` and ``params["recombine_sweeps"]``, or (None) the preset's :class:`Population`'s
     where it applies (:func:`population`; else no rounds, and :data:`RECOMBINE_SWEEPS` sweeps when only the
     rounds are given); no rounds with fewer than two reads.
@@ -245,7 +250,7 @@ def recombination(params: dict[str, Any], m: int, reads: int) -> tuple[int, int]
     coordinates alone, with its schedule scaled to their number, goes much further in the same time than a
     longer anneal of all (:mod:`.layer_sa`).
     """
-    wide = population(params, m)
+    wide = population(params, m, inputs)
     rounds = params.get("recombine")
     rounds = (wide.rounds if wide is not None else 0) if rounds is None else int(rounds)
     sweeps = params.get("recombine_sweeps")
@@ -278,10 +283,10 @@ def anneal_plan(dense: DenseQubos, params: dict[str, Any], rows: Rows) -> tuple[
     on small problems that schedule is too cold at its hot end). ``beta_range`` overrides both.
     """
     n = rows.v.shape[0]
-    reads, sweeps = effort(params, dense.mat.shape[0], dense.layer_neurons)
+    reads, sweeps = effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs)
     start = rows.take(np.repeat(np.arange(n), reads))
     m = dense.mat.shape[0]
-    flat = dense.layer_neurons is not None and population(params, m) is not None
+    flat = dense.layer_neurons is not None and population(params, m, dense.layer_inputs) is not None
     ladder = np.tile(hot_ladder(params, reads, flat=flat), n)
     wide = np.zeros(start.owner.size, bool)
     if dense.floors is not None and params["beta_range"] is None:

@@ -233,7 +233,7 @@ class LayerSASampler(dimod.Sampler):
         info = {"timing": {"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1,
                            "postprocessing_ns": time.perf_counter_ns() - t2},
                 "seed": seed, "device": device, "params": params, "effort": params["effort"],
-                "reads_sweeps": effort(params, dense.mat.shape[0], dense.layer_neurons),
+                "reads_sweeps": effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs),
                 "chain": chain_depth(params, dense.mat.shape[0]),
                 "time_limited": clock.cut,
                 "trace": {"seconds": [t for t, _ in clock.trace], "energy": [e for _, e in clock.trace]},
@@ -258,7 +258,9 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int) -> tuple[np.ndarray, 
         chosen = polished.take(which * n + np.arange(n))
         run.clock.record(float(chosen.energy.sum()))
         m = run.dense.mat.shape[0]
-        rounds, sweeps = recombination(run.params, m, effort(run.params, m, run.dense.layer_neurons)[0])
+        d = run.dense
+        rounds, sweeps = recombination(run.params, m, effort(run.params, m, d.layer_neurons, d.layer_inputs)[0],
+                                       d.layer_inputs)
         annealed = run.anneal(chosen, seed, exact=not rounds)  # recombination picks by the tracked energies
         recombined = _recombine(run, chosen, annealed, seed, rounds, sweeps) \
             if rounds and annealed.owner.size >= 2 * n else None

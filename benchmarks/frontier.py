@@ -19,8 +19,8 @@ so). The fast methods run ``--repeats`` times, interleaved, and keep their best 
 The reference is the best-known energy of each neuron: the lowest any run reached, long runs included
 (``layer-sa`` at ``--long-effort``, ``thorough`` by default (its warm start and temperatures), with
 ``--long-sweeps`` sweeps per neuron, ``--long-reads`` reads (1 by default: one long anneal), ``--long-seeds``
-seeds, and per-neuron ``sa`` with ``--long-sa-reads`` reads on the subset; the table gives their times). Errors are reported relative to it:
-``E / E_best − 1`` over the neurons a method ran. Results go to ``--out`` (one JSON per layer and bit width,
+seeds, and per-neuron ``sa`` with ``--long-sa-reads`` reads on the subset; the table gives their times).
+Errors are reported relative to it: ``E / E_best − 1`` over the neurons a method ran. Results go to ``--out`` (one JSON per layer and bit width,
 so several invocations add up), then ``frontier.md`` (tables) and ``frontier.png`` (error above the
 best-known against time, log axes) are rebuilt from every JSON there.
 

@@ -242,6 +242,13 @@ def test_recombination_rule_and_overrides():
     assert recombination({**params, "effort": "fast"}, 3073, 6) == (0, 8)
     assert recombination({**params, "chain": 0}, 3073, 6) == (0, 8)  # pair flips: no population
     assert effort({**params, "effort": "fast"}, 3073, 512)[0] == 1
+    # the threshold counts the layer's coordinates, dead ones included, as the beam's width does: 900 live of 1101
+    assert effort(params, 900, 8, inputs=1101) == (6, 4) and recombination(params, 900, 6, inputs=1101) == (2, 8)
+    assert effort(params, 900, 8)[0] == 1 and recombination(params, 900, 6) == (0, 8)
+    assert LayerSASampler().warm_start_beam(1101) == 256
+    _, problem = layer_problem(26, 40, 2, 3)
+    dense, _ = DenseQubos.from_problem(problem).live()
+    assert dense.layer_inputs == problem.num_coordinates
     np.testing.assert_array_equal(hot_ladder(params, 4, flat=True), np.full(4, params["hot_acceptance"]))
     assert hot_ladder(params, 4)[-1] > params["hot_acceptance"]
     for bad in (-1, 1.5, True):
@@ -422,9 +429,9 @@ def test_row_quantiles_equal_numpys_bit_for_bit():
 
 def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for():
     """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 5)``, 256 from 1024
-    inputs on, where a population follows, thorough ``max(512, inputs / 2)``, none fast; ``warm_start_beam`` overrides) and the solve loop's warm start is then
-    each neuron's best of the beam and GPTQ's start; samplers that do not ask (and a composite around them) get
-    GPTQ's start alone."""
+    inputs on, where a population follows, thorough ``max(512, inputs / 2)``, none fast; ``warm_start_beam``
+    overrides) and the solve loop's warm start is then each neuron's best of the beam and GPTQ's start;
+    samplers that do not ask (and a composite around them) get GPTQ's start alone."""
     from qannealq import quantize_layer
     from qannealq.backends.retry import RetryComposite
     from qannealq.baselines import warm_start_integers
