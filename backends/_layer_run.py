@@ -60,6 +60,13 @@ def make_run(dense: DenseQubos, params: dict[str, Any], clock: Clock | None = No
     return TorchRun(dense, params, "cpu" if device == "torch-cpu" else device, clock), device
 
 
+def _coordinate_lists(free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR lists ``(indptr, indices)`` of each problem's coordinates in ``free`` ``(n, m)``: the coordinates the
+    kernels visit (and flip) for each problem."""
+    indptr = np.concatenate([[0], np.cumsum(free.sum(axis=1))]).astype(np.int64)
+    return indptr, np.nonzero(free)[1].astype(np.int64)
+
+
 def _row_seeds(seed: int, rows: int) -> np.ndarray:
     return np.random.SeedSequence(seed).generate_state(rows, np.uint64) | np.uint64(1)
 
@@ -85,9 +92,7 @@ class _Run:
             self.chain_mat = np.ascontiguousarray(dense.mat, dtype=np.dtype(params["chain_precision"]))
             nbr, coup = chain_partners(self.chain_mat, params["chain_partners"], strength)
             self.chains = (nbr, coup.astype(np.float64))
-        counts = dense.free.sum(axis=1)
-        self.indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        self.indices = np.nonzero(dense.free)[1].astype(np.int64)
+        self.indptr, self.indices = _coordinate_lists(dense.free)
         self.tol = greedy_tolerance(dense.lin)
         self.threads = max(1, int(params["num_threads"] or os.cpu_count() or 1))
         self.stop = np.zeros(1, np.int64)
@@ -184,10 +189,7 @@ class _Run:
         if sweeps == 0 or start.owner.size == 0:
             return rows.take(np.arange(0))
         n, reads = rows.v.shape[0], start.owner.size // rows.v.shape[0]
-        lists = None
-        if movable is not None:
-            indptr = np.concatenate([[0], np.cumsum(dense.free.sum(axis=1))]).astype(np.int64)
-            lists = (dense.free, indptr, np.nonzero(dense.free)[1].astype(np.int64))
+        lists = None if movable is None else (dense.free, *_coordinate_lists(dense.free))
         args, best_e, best_v = self._args(start, chains=True, movable=lists)
         seeds, polish_sweeps = _row_seeds(seed, start.owner.size), int(self.params["polish_sweeps"])
         chunk, step, per_sweep = max(1, -(-sweeps // 16)), 0, None

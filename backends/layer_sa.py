@@ -264,17 +264,13 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int) -> tuple[np.ndarray, 
         annealed = run.anneal(chosen, seed, exact=not rounds)  # recombination picks by the tracked energies
         recombined = _recombine(run, chosen, annealed, seed, rounds, sweeps) \
             if rounds and annealed.owner.size >= 2 * n else None
+    best = _fold(chosen, annealed, n)
     if recombined is not None:
-        annealed = Rows(np.concatenate([annealed.v, recombined[0].v]),
-                        np.concatenate([annealed.owner, recombined[0].owner]),
-                        np.concatenate([annealed.energy, recombined[0].energy]))
-    all_rows = np.concatenate([chosen.v, annealed.v])
-    all_owner = np.concatenate([np.arange(n), annealed.owner])
-    pick = _best_per_problem(np.concatenate([chosen.energy, annealed.energy]), all_owner, n)
+        best = _fold(best, recombined[0], n)
     stats = {"polished_start_energies": start_e.sum(axis=1).tolist(),
              "starts_chosen": np.bincount(which, minlength=k).tolist(),
              "recombination": recombined[1] if recombined is not None else []}
-    return all_rows[pick].copy(), stats
+    return best.v.copy(), stats
 
 
 def _recombine(run: _Run, chosen: Rows, population: Rows, seed: int, rounds: int,
