@@ -23,8 +23,9 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
    error than 4096 sweeps of pair flips (``benchmarks/frontier.py``).
    Reads and sweeps follow the ``effort`` preset and the size (:func:`._layer_schedule.effort`): on layers of
    chain moves one cold anneal per neuron, and from :data:`._layer_schedule.POPULATION_INPUTS` (1024) inputs
-   on a *population* of short cold reads instead (:class:`._layer_schedule.Population`: ``default`` 6 reads x 4
-   sweeps after a beam of 256, ``thorough`` 8 x 16 after its own beam).
+   on a *population* of short cold reads instead (:class:`._layer_schedule.Population`: ``default`` 5 reads x 4
+   sweeps after a beam of 256, ``thorough`` 8 x 4 after its own beam), in ``cycles``: each cycle after the first
+   reheats a new population from every neuron's best state so far.
 3. **Recombination** (``recombine`` rounds, by default the population's: 2, 3 with ``thorough``): each neuron's
    coordinates on which all its reads agree (its backbone) are kept, and ``recombine_sweeps`` sweeps (8; 16)
    anneal only the others, from the best state found so far, with the same number of reads (one in the last
@@ -70,8 +71,8 @@ from qannealq.contract import LayerSample, draw_seed
 
 from ._layer_dense import DenseQubos, Rows
 from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
-from ._layer_schedule import (EFFORTS, Clock, anneal_schedule, beam_width, chain_depth, effort,  # noqa: F401
-                              hot_ladder, population, preset, recombination, rtn_start)
+from ._layer_schedule import (EFFORTS, Clock, anneal_schedule, beam_width, chain_depth, cycles,  # noqa: F401
+                              effort, hot_ladder, population, preset, recombination, rtn_start)
 from ._layer_schedule import time_to_target  # noqa: F401  (re-exported: the trace's reader)
 from ._layer_single import sample_bqm
 from ._layer_weighted import sample_per_neuron
@@ -83,18 +84,18 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "hot_temperature": None, "cold_temperature": 1.0, "hot_acceptance": 1e-9, "ladder_acceptance": 0.3,
              "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": None,
              "num_threads": None, "device": "auto", "warm_start_beam": None, "recombine": None,
-             "recombine_sweeps": None}
+             "recombine_sweeps": None, "cycles": None}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 _PRECISIONS = ("float32", "float64")
 
 
 def _check(params: dict[str, Any]) -> None:
     for name in ("num_reads", "num_sweeps", "pairs", "chain", "chain_partners", "polish_sweeps", "num_threads",
-                 "warm_start_beam", "recombine", "recombine_sweeps"):
+                 "warm_start_beam", "recombine", "recombine_sweeps", "cycles"):
         value = params[name]
-        low = 1 if name in ("num_reads", "num_threads") else 0
+        low = 1 if name in ("num_reads", "num_threads", "cycles") else 0
         if value is None and name in ("num_reads", "num_sweeps", "num_threads", "chain", "warm_start_beam",
-                                      "recombine", "recombine_sweeps"):
+                                      "recombine", "recombine_sweeps", "cycles"):
             continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise InvalidArgumentError(f"{name}={value!r} must be an integer >= {low}")
@@ -152,7 +153,9 @@ class LayerSASampler(dimod.Sampler):
             ``max(512, m / 2)`` with ``thorough`` on ``m`` inputs: the width of the beam search over GPTQ's
             roundings that the solve loop's warm start runs, :meth:`warm_start_beam`), ``recombine`` (None: the
             effort's population's rounds of recombination on layers of 1024 inputs or more, else 0; needs 2 reads
-            or more), ``recombine_sweeps`` (None: the population's, else 8; the sweeps of each round) and
+            or more), ``recombine_sweeps`` (None: the population's, else 8; the sweeps of each round),
+            ``cycles`` (None: the population's, else 1; populations in a row, each reheated from every neuron's
+            best state so far and recombined, :func:`._layer_schedule.cycles`) and
             ``device`` ("auto": torch on CUDA when ``torch.cuda.is_available()``, else the numba kernel;
             "cpu": numba; "cuda" or "cuda:<index>": torch on that GPU, required; "torch-cpu": the torch
             implementation on the CPU). ``info["device"]`` records the device used.
@@ -249,7 +252,12 @@ class LayerSASampler(dimod.Sampler):
 
 
 def _solve(run: _Run, starts: list[np.ndarray], seed: int) -> tuple[np.ndarray, dict]:
-    """Polish each start, anneal from each problem's best polished start, return the best row per problem."""
+    """Polish each start, anneal from each problem's best polished start, return the best row per problem.
+
+    Where a population recombines (:func:`._layer_schedule.recombination`) and runs several cycles
+    (:func:`._layer_schedule.cycles`), each cycle after the first anneals a new population from every problem's
+    best state so far (the last recombination's polished rows) and recombines it in turn.
+    """
     n, k = starts[0].shape[0], len(starts)
     with run:  # one thread pool for every kernel call of the solve
         polished = run.polish(np.concatenate(starts), np.tile(np.arange(n), k))
@@ -261,15 +269,24 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int) -> tuple[np.ndarray, 
         d = run.dense
         rounds, sweeps = recombination(run.params, m, effort(run.params, m, d.layer_neurons, d.layer_inputs)[0],
                                        d.layer_inputs)
-        annealed = run.anneal(chosen, seed, exact=not rounds)  # recombination picks by the tracked energies
-        recombined = _recombine(run, chosen, annealed, seed, rounds, sweeps) \
-            if rounds and annealed.owner.size >= 2 * n else None
-    best = _fold(chosen, annealed, n)
-    if recombined is not None:
-        best = _fold(best, recombined[0], n)
+        best, start, report, done = chosen, chosen, [], 0
+        for cycle in range(cycles(run.params, m, d.layer_inputs)):
+            if cycle and run.clock.expired():
+                break
+            if start is None:  # no recombination: the next population starts from the best so far
+                start = run.start(best.v)
+            cycle_seed = seed if cycle == 0 else int(np.random.SeedSequence([seed, 0, cycle])
+                                                      .generate_state(1, np.uint32)[0])
+            annealed = run.anneal(start, cycle_seed, exact=not rounds)  # recombination picks by tracked energies
+            best, done = _fold(best, annealed, n), done + 1
+            start = None
+            if rounds and annealed.owner.size >= 2 * n:  # its polished best: the next population's start
+                start, rounds_report = _recombine(run, best, annealed, cycle_seed, rounds, sweeps)
+                best = _fold(best, start, n)
+                report += [{"cycle": cycle, **r} for r in rounds_report]
     stats = {"polished_start_energies": start_e.sum(axis=1).tolist(),
              "starts_chosen": np.bincount(which, minlength=k).tolist(),
-             "recombination": recombined[1] if recombined is not None else []}
+             "cycles": done, "recombination": report}
     return best.v.copy(), stats
 
 

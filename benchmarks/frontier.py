@@ -18,8 +18,9 @@ so). The fast methods run ``--repeats`` times, interleaved, and keep their best 
 
 The reference is the best-known energy of each neuron: the lowest any run reached, long runs included
 (``layer-sa`` at ``--long-effort``, ``thorough`` by default (its warm start and temperatures), with
-``--long-sweeps`` sweeps per neuron, ``--long-reads`` reads (1 by default: one long anneal), ``--long-seeds``
-seeds, and per-neuron ``sa`` with ``--long-sa-reads`` reads on the subset; the table gives their times).
+``--long-sweeps`` sweeps per neuron, ``--long-reads`` reads (1 by default: one long anneal), ``--long-cycles``
+populations in a row (1 by default), ``--long-seeds`` seeds, and per-neuron ``sa`` with ``--long-sa-reads``
+reads on the subset; the table gives their times).
 Errors are reported relative to it: ``E / E_best − 1`` over the neurons a method ran. Results go to ``--out`` (one JSON per layer and bit width,
 so several invocations add up), then ``frontier.md`` (tables) and ``frontier.png`` (error above the
 best-known against time, log axes) are rebuilt from every JSON there.
@@ -62,7 +63,8 @@ from qannealq.pipeline import formulate_layer
 from qannealq.solve import quantize_layer
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 
-SLOW = ("4x default", "4x default, pair flips", "thorough")  # timed once
+SLOW = ("4x default", "4x default, pair flips", "thorough", "thorough, one cycle (before the cycles)",
+        "thorough, one read (before the population)")  # timed once
 GPTQS = ("gptq", "gptq-restricted", "gptq-act", "gptq-restricted-act", "gptq-pivot", "gptq-restricted-pivot")
 PER_NEURON = "sa:1,sa:10,tabu:1,tabu:10,tabu:100"
 
@@ -118,12 +120,17 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     defaults, m = LayerSASampler().defaults, problem.num_coordinates
     sweeps = effort(defaults, m, problem.num_neurons)[1]
     pairs = effort({**defaults, "chain": 0}, m, problem.num_neurons)[1]
-    # where the default anneals a population (wide layers), the single read it replaced, side by side
-    single = [("default, no recombination", {"recombine": 0}),
+    # where the default anneals populations (wide layers), the searches they replaced, side by side: one
+    # population (6 reads, 2 rounds; thorough: 8 x 16, 3 rounds of 16) and, before it, one read
+    single = [("default, no recombination", {"recombine": 0, "cycles": 1}),
+              ("default, one cycle (before the cycles)", {"num_reads": 6, "recombine": 2, "cycles": 1}),
               ("default, one read, beam m/5 (before the population)",
-               {"num_reads": 1, "num_sweeps": max(4, round(m / 192)), "warm_start_beam": max(128, round(m / 5))}),
+               {"num_reads": 1, "num_sweeps": max(4, round(m / 192)), "warm_start_beam": max(128, round(m / 5)),
+                "cycles": 1}),
+              ("thorough, one cycle (before the cycles)",
+               {"effort": "thorough", "num_sweeps": 16, "recombine": 3, "recombine_sweeps": 16, "cycles": 1}),
               ("thorough, one read (before the population)",
-               {"effort": "thorough", "num_reads": 1, "num_sweeps": max(256, round(m / 12))})] \
+               {"effort": "thorough", "num_reads": 1, "num_sweeps": max(256, round(m / 12)), "cycles": 1})] \
         if population(defaults, m) is not None else []
     return [("fast", {"effort": "fast"}), ("default", {}), *single, ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
@@ -183,13 +190,14 @@ def long_runs(problem: LayerProblem, args: argparse.Namespace, reused: list[dict
     out = []
     for seed in range(args.long_seeds):
         reads = f"{args.long_reads} reads x " if args.long_reads > 1 else ""
-        label = f"layer-sa {args.long_effort} {reads}{args.long_sweeps} sweeps (seed {seed})"
+        cycles = f", {args.long_cycles} cycles" if args.long_cycles > 1 else ""
+        label = f"layer-sa {args.long_effort} {reads}{args.long_sweeps} sweeps{cycles} (seed {seed})"
         if label in stored:  # kept from the earlier run below: not run twice
             print(f"  {label}: kept from the earlier run", flush=True)
             continue
         energies, seconds = solve(problem, "qubo", "layer-sa", seed, effort=args.long_effort,
                                   num_sweeps=args.long_sweeps, num_reads=args.long_reads, num_threads=args.threads,
-                                  device="cpu")
+                                  cycles=args.long_cycles, device="cpu")
         out.append(point("long", label, seconds, energies, every, problem.num_neurons))
     if reused:  # the earlier long runs, whatever --long-sa-reads says now
         return out + [p for p in reused if p["method"] == "long"]
@@ -402,6 +410,8 @@ def main() -> None:
     parser.add_argument("--long-reads", type=int, default=1,
                         help="reads of the long layer-sa runs (1: one long anneal; more: a population, recombined "
                              "where the effort's preset recombines)")
+    parser.add_argument("--long-cycles", type=int, default=1,
+                        help="populations in a row of the long layer-sa runs (layer-sa's cycles; 1: one)")
     parser.add_argument("--long-effort", default="thorough", choices=["fast", "default", "thorough"],
                         help="effort of the long layer-sa runs (its warm start and temperatures; the sweeps are "
                              "--long-sweeps)")

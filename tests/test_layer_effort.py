@@ -18,8 +18,8 @@ from qannealq.backends import get_sampler  # noqa: E402
 from qannealq.backends._layer_dense import DenseQubos, _row_nanquantile, continuous_floor  # noqa: E402
 from qannealq.backends._layer_kernel import anneal_block, anneal_rows, polish_block, up_fields  # noqa: E402
 from qannealq.backends._layer_run import _row_seeds, make_run  # noqa: E402
-from qannealq.backends._layer_schedule import (EFFORTS, POPULATION_INPUTS, anneal_plan, effort,  # noqa: E402
-                                               hot_ladder, recombination)
+from qannealq.backends._layer_schedule import (EFFORTS, POPULATION_INPUTS, anneal_plan, cycles,  # noqa: E402
+                                               effort, hot_ladder, recombination)
 from qannealq.backends.layer_sa import LayerSASampler, time_to_target  # noqa: E402
 from qannealq.contract import check_parameters  # noqa: E402
 from qannealq.errors import InvalidArgumentError  # noqa: E402
@@ -65,6 +65,28 @@ def test_recombination_only_adds_to_what_the_population_found():
     check_layer_energies(layer, problem, mixed)
 
 
+
+@pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
+def test_a_second_cycle_only_adds_to_the_first(device):
+    """A second population, reheated from every neuron's best after the first cycle's recombination, starts
+    where the first cycle ended (same seed: the same first cycle): each neuron ends no higher, the layer lower,
+    the rounds of both cycles recorded; deterministic."""
+    if device == "torch-cpu":
+        pytest.importorskip("torch")
+    layer, problem = layer_problem(25, 200, 5, 2)
+    zeros = np.zeros(problem.free.shape, np.uint8)
+    options = {"num_reads": 4, "num_sweeps": 3, "recombine": 2, "recombine_sweeps": 6, "device": device}
+    one = LayerSASampler(**options).sample_layer(problem, initial_states=zeros, seed=6)
+    two, again = (LayerSASampler(cycles=2, **options).sample_layer(problem, initial_states=zeros, seed=6)
+                  for _ in range(2))
+    np.testing.assert_array_equal(two.assignments, again.assignments)
+    assert one.info["cycles"] == 1 and two.info["cycles"] == 2
+    labels = [r["cycle"] for r in two.info["recombination"]]
+    assert labels[:2] == [0, 0] and labels[2:] and set(labels[2:]) == {1}  # a round stops once the reads agree
+    assert two.info["recombination"][:2] == one.info["recombination"]
+    assert np.all(two.energies <= one.energies * (1 + 1e-9) + 1e-12) and two.energies.sum() < one.energies.sum()
+    check_layer_energies(layer, problem, two)
+
 @pytest.mark.parametrize("level", PRESETS)
 def test_every_preset_is_deterministic_and_never_worse_than_the_warm_start(level):
     """A wide layer (500 variables per neuron: one read, the preset's sweeps; fast only polishes)."""
@@ -101,7 +123,7 @@ def test_small_layers_anneal_at_least_the_presets_layer_flips():
     assert reads * sweeps * 26 * 247 >= 2**20 > reads * (sweeps - 1) * 26 * 247
     assert effort(params, 247) == (2, 12)  # the same problems outside a layer: the size scaling alone
     assert effort(params, 599, 128) == (1, 4)  # MNIST's first layer; CIFAR-10's: a population
-    assert effort(params, 3073, 512) == (6, 4) and effort(params, 3073) == (1, 16)
+    assert effort(params, 3073, 512) == (5, 4) and effort(params, 3073) == (1, 16)
     assert effort(params, 599, 2) == (1, 4)  # chain layers have no floor: they are not small
     assert effort({**params, "effort": "thorough"}, 247, 1)[1] == 4096  # the preset's ceiling
     assert effort({**params, "effort": "fast"}, 599, 2) == (1, 0)  # fast: no anneal on wide layers
@@ -207,9 +229,9 @@ def test_schedule_in_chunks_equals_one_call(chain):
 
 
 def test_wide_layers_anneal_a_population_and_recombine_it_deterministically():
-    """From :data:`POPULATION_INPUTS` inputs the default anneals a population of cold reads and recombines it
-    (rounds recorded in ``info``); the guarantees hold: deterministic for a seed whatever the threads, never
-    worse than the warm start, valid states, energies exact."""
+    """From :data:`POPULATION_INPUTS` inputs the default anneals a population of cold reads and recombines it,
+    twice (cycles and rounds recorded in ``info``); the guarantees hold: deterministic for a seed whatever the
+    threads, never worse than the warm start, valid states, energies exact."""
     layer, problem = smooth_layer(23, POPULATION_INPUTS, 3, 3)  # 1025 coordinates, 400 samples: H singular
     warm = problem.encode(gptq_restricted(problem))
     sampler = LayerSASampler()
@@ -218,23 +240,24 @@ def test_wide_layers_anneal_a_population_and_recombine_it_deterministically():
     one = sampler.sample_layer(problem, initial_states=warm, seed=5, num_threads=1)
     for other in (b, one):
         np.testing.assert_array_equal(a.assignments, other.assignments)
-    assert a.info["reads_sweeps"] == (6, 4)
+    assert a.info["reads_sweeps"] == (5, 4) and a.info["cycles"] == 2
     rounds = a.info["recombination"]
-    assert len(rounds) == 2 and 0 < rounds[1]["movable"] < rounds[0]["movable"] < 1
+    assert [r["cycle"] for r in rounds] == [0, 1] and all(0 < r["movable"] < 1 for r in rounds)
     assert rounds[1]["energy"] <= rounds[0]["energy"]
     _check_wide(layer, problem, a)
     warm_e = problem.qubo_energies(warm)
     assert np.all(a.energies <= warm_e + 1e-15) and a.energies.sum() < warm_e.sum()
     assert a.energies.sum() <= rounds[-1]["energy"] * (1 + 1e-9)
     plain = sampler.sample_layer(problem, initial_states=warm, seed=5, recombine=0)
-    assert plain.info["recombination"] == [] and plain.info["reads_sweeps"] == (6, 4)
+    assert plain.info["recombination"] == [] and plain.info["reads_sweeps"] == (5, 4)
+    assert plain.info["cycles"] == 2  # two populations, each from the best so far, without recombination
 
 
 def test_recombination_rule_and_overrides():
     """Rounds only where the preset's population applies (wide layers of chain moves) or when asked, and never
     with a single read; the population's reads all reheat cold."""
     params = LayerSASampler().defaults
-    assert recombination(params, 3073, 6) == (2, 8)
+    assert recombination(params, 3073, 5) == (1, 8)
     assert recombination(params, 599, 1) == (0, 8) and recombination(params, 599, 4) == (0, 8)  # MNIST's: none
     assert recombination({**params, "recombine": 3}, 599, 4) == (3, 8)
     assert recombination({**params, "recombine": 3, "recombine_sweeps": 5}, 599, 4) == (3, 5)
@@ -243,9 +266,11 @@ def test_recombination_rule_and_overrides():
     assert recombination({**params, "chain": 0}, 3073, 6) == (0, 8)  # pair flips: no population
     assert effort({**params, "effort": "fast"}, 3073, 512)[0] == 1
     # the threshold counts the layer's coordinates, dead ones included, as the beam's width does: 900 live of 1101
-    assert effort(params, 900, 8, inputs=1101) == (6, 4) and recombination(params, 900, 6, inputs=1101) == (2, 8)
+    assert effort(params, 900, 8, inputs=1101) == (5, 4) and recombination(params, 900, 5, inputs=1101) == (1, 8)
     assert effort(params, 900, 8)[0] == 1 and recombination(params, 900, 6) == (0, 8)
     assert LayerSASampler().warm_start_beam(1101) == 256
+    assert cycles(params, 3073) == EFFORTS["default"].population.cycles and cycles(params, 599) == 1
+    assert cycles({**params, "cycles": 3}, 599) == 3 and cycles({**params, "effort": "fast"}, 3073) == 1
     _, problem = layer_problem(26, 40, 2, 3)
     dense, _ = DenseQubos.from_problem(problem).live()
     assert dense.layer_inputs == problem.num_coordinates
@@ -254,6 +279,9 @@ def test_recombination_rule_and_overrides():
     for bad in (-1, 1.5, True):
         with pytest.raises(InvalidArgumentError, match="recombine"):
             LayerSASampler(recombine=bad)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(InvalidArgumentError, match="cycles"):
+            LayerSASampler(cycles=bad)
 
 
 @pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
