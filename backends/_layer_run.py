@@ -170,8 +170,8 @@ class _Run:
 
     def anneal(self, rows: Rows, seed: int, movable: np.ndarray | None = None, reads: int | None = None,
                sweeps: int | None = None, exact: bool = True) -> Rows:
-        """``num_reads`` reheat anneals per problem from its polished row (``rows``: one per problem, in order);
-        the best state each anneal row has seen.
+        """``num_reads`` reheat anneals per problem from its polished row (``rows``: one per problem, in order;
+        with ``reads=1``, any rows, each of its problem ``rows.owner``); the best state each anneal row has seen.
 
         The schedule runs in chunks of a 16th; after each, the clock records the best total energy. Under a
         time limit, a first short chunk measures the speed and every chunk then takes the schedule's steps in
@@ -188,7 +188,13 @@ class _Run:
         start, hot, cold, sweeps = anneal_plan(dense, params, rows)
         if sweeps == 0 or start.owner.size == 0:
             return rows.take(np.arange(0))
-        n, reads = rows.v.shape[0], start.owner.size // rows.v.shape[0]
+        problems = self.dense.lin.shape[0]
+
+        def layer_best(energies: np.ndarray) -> float:  # the trace's value: each problem's best row, summed
+            best = np.full(problems, np.inf)
+            np.minimum.at(best, start.owner, energies)
+            return float(best[np.isfinite(best)].sum())
+
         lists = None if movable is None else (dense.free, *_coordinate_lists(dense.free))
         args, best_e, best_v = self._args(start, chains=True, movable=lists)
         seeds, polish_sweeps = _row_seeds(seed, start.owner.size), int(self.params["polish_sweeps"])
@@ -203,11 +209,11 @@ class _Run:
                                start.owner.size)
                 per_sweep = (time.perf_counter() - t0) / count
                 step += count * stride
-                self.clock.record(float(best_e.reshape(n, reads).min(axis=1).sum()))
+                self.clock.record(layer_best(best_e))
             self._parallel(polish_block, (*args, polish_sweeps, self.stop), start.owner.size)
         if exact and self.chain_mat is not None and self.chain_mat.dtype != np.float64:  # of float32 couplings
             best_e = self.start(best_v, start.owner).energy
-        self.clock.record(float(best_e.reshape(n, reads).min(axis=1).sum()))
+        self.clock.record(layer_best(best_e))
         return Rows(best_v, start.owner, best_e)
 
     def _stride(self, steps_left: int, per_sweep: float | None) -> int:

@@ -127,12 +127,12 @@ HOT_TEMPERATURE = 0.2
 #: MNIST and EMNIST MLPs, 10 x 129 and 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less
 #: error in a few hundredths of a second). From :data:`POPULATION_INPUTS` inputs on, ``default`` and ``thorough``
 #: anneal a :class:`Population` of short reads and recombine it instead (``default``: a beam of 256, then two
-#: cycles of 5 reads x 4 sweeps and a round of 8 sweeps; ``thorough``: its beam, then four cycles of 8 x 4 and 2
+#: cycles of 4 reads x 4 sweeps and a round of 8 sweeps; ``thorough``: its beam, then four cycles of 8 x 4 and 2
 #: rounds of 8; before the cycles, one population: 6 x 4 and 2 rounds of 8, and 8 x 16 and 3 rounds of 16).
 EFFORTS: dict[str, Preset] = {
     "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, 0.0, HOT_TEMPERATURE),
     "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 128, 1 / 5, 0.025,
-                      Population(reads=5, sweeps=4, rounds=1, round_sweeps=8, beam=256, cycles=2)),
+                      Population(reads=4, sweeps=4, rounds=1, round_sweeps=8, beam=256, cycles=2)),
     "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 512, 1 / 2, 0.025,
                        Population(reads=8, sweeps=4, rounds=2, round_sweeps=8, cycles=4)),
 }
@@ -221,7 +221,7 @@ def effort(params: dict[str, Any], m: int, neurons: int | None = None, inputs: i
     the preset's factors ``f_r, f_s``, ceiling, wide-layer sweeps ``w`` (:data:`EFFORTS`: its ``chain_sweeps``
     where the moves are chains, :func:`chain_depth`, else ``wide_sweeps · m``) and layer flips ``F`` (layers of
     pair flips only); on a layer where the preset's :class:`Population` applies (:func:`population`), its reads
-    and sweeps instead. Default: 1 read x 4 sweeps of chains on a 785-input layer, 5 x 4 on a 3073-input layer
+    and sweeps instead. Default: 1 read x 4 sweeps of chains on a 785-input layer, 4 x 4 on a 3073-input layer
     (one BQM of that size: 1 x 16), 15 x 15 at 129 (10 neurons: 15 x 55), 122 x 240 on 65-variable neurons,
     128 x 256 below that.
     """

@@ -120,15 +120,19 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     defaults, m = LayerSASampler().defaults, problem.num_coordinates
     sweeps = effort(defaults, m, problem.num_neurons)[1]
     pairs = effort({**defaults, "chain": 0}, m, problem.num_neurons)[1]
-    # where the default anneals populations (wide layers), the searches they replaced, side by side: one
-    # population (6 reads, 2 rounds; thorough: 8 x 16, 3 rounds of 16) and, before it, one read
-    single = [("default, no recombination", {"recombine": 0, "cycles": 1}),
-              ("default, one cycle (before the cycles)", {"num_reads": 6, "recombine": 2, "cycles": 1}),
+    # where the default anneals populations (wide layers), the searches they replaced, side by side: reads all
+    # from the warm start (not the beam's survivors), one population (6 reads, 2 rounds; thorough: 8 x 16, 3
+    # rounds of 16) and, before it, one read
+    single = [("default, no recombination", {"recombine": 0, "cycles": 1, "warm_start_paths": 1}),
+              ("default, reads from the warm start alone", {"warm_start_paths": 1}),
+              ("default, one cycle (before the cycles)", {"num_reads": 6, "recombine": 2, "cycles": 1,
+                                                          "warm_start_paths": 1}),
               ("default, one read, beam m/5 (before the population)",
                {"num_reads": 1, "num_sweeps": max(4, round(m / 192)), "warm_start_beam": max(128, round(m / 5)),
                 "cycles": 1}),
               ("thorough, one cycle (before the cycles)",
-               {"effort": "thorough", "num_sweeps": 16, "recombine": 3, "recombine_sweeps": 16, "cycles": 1}),
+               {"effort": "thorough", "num_sweeps": 16, "recombine": 3, "recombine_sweeps": 16, "cycles": 1,
+                "warm_start_paths": 1}),
               ("thorough, one read (before the population)",
                {"effort": "thorough", "num_reads": 1, "num_sweeps": max(256, round(m / 12)), "cycles": 1})] \
         if population(defaults, m) is not None else []

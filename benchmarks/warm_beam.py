@@ -1,14 +1,14 @@
 """How wide ``layer-sa``'s warm-start beam should be: start and end error against time, per effort.
 
-On the first layer of the MNIST (784-128-10) and, with ``--datasets cifar10``, CIFAR-10 (3072-512-10) MLPs
-(the models and 1024-image float calibration of ``benchmarks/frontier.py``), at int4 and int2, every run goes
-through :func:`qannealq.solve.quantize_layer` in this one process with ``layer-sa`` at each ``--efforts`` level
-and ``warm_start_beam`` = each value of ``--widths`` (0: GPTQ-restricted in pivot order alone, the start before
-the beam), each ``--reads``, ``--sweeps`` and ``--recombine`` (rounds of recombination, the population of wide
-layers), over ``--seeds`` seeds of the anneal (the beam has no randomness). It prints, side by side, the warm
-start's error and the error the anneal ends at, both above the best-known energy that ``benchmarks/frontier.py``
-stored in ``--frontier`` (its JSON of the same problem: the script checks the fingerprint), and the run's time
-in GPTQ (index order) times, GPTQ timed in the same process (best of 3).
+On the first layer of the MNIST (784-128-10) and, with ``--datasets cifar10``, CIFAR-10 (3072-512-10) MLPs (the
+models and 1024-image float calibration of ``benchmarks/frontier.py``), at int4 and int2, every run goes through
+:func:`qannealq.solve.quantize_layer` in this one process with ``layer-sa`` at each ``--efforts`` level and
+``warm_start_beam`` = each value of ``--widths`` (0: GPTQ-restricted in pivot order alone, the start before the
+beam), each ``--reads``, ``--sweeps``, ``--recombine`` (rounds of recombination, the population of wide layers) and
+``--cycles`` (populations in a row), over ``--seeds`` seeds of the anneal (the beam has no randomness). It prints,
+side by side, the warm start's error and the error the anneal ends at, both above the best-known energy that
+``benchmarks/frontier.py`` stored in ``--frontier`` (its JSON of the same problem: the script checks the
+fingerprint), and the run's time in GPTQ (index order) times, GPTQ timed in the same process (best of 3).
 
 Run: ``.venv/bin/python benchmarks/warm_beam.py`` (about 2 min on MNIST; CIFAR-10 about 20 min).
 """
@@ -42,6 +42,8 @@ def main() -> None:
                         default=[None], help="num_reads of the anneal ('preset': the effort's), e.g. preset,1,8")
     parser.add_argument("--recombine", type=lambda t: [None if p == "preset" else int(p) for p in t.split(",")],
                         default=[None], help="rounds of recombination ('preset': the effort's), e.g. preset,0")
+    parser.add_argument("--cycles", type=lambda t: [None if p == "preset" else int(p) for p in t.split(",")],
+                        default=[None], help="populations in a row ('preset': the effort's), e.g. preset,1")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="layer-sa threads (the beam runs one per CPU)")
     parser.add_argument("--blas-threads", type=int, default=1)
@@ -62,22 +64,23 @@ def main() -> None:
                 best = stored["best_known"]
                 gptq = min(_timed(lambda: quantize_layer(problem, "gptq", seed=0))[1] for _ in range(3))
                 print(f"\n### {dataset} first layer, int{bits}: best known {best:.6g}, GPTQ {gptq:.3g} s")
-                print("| beam | effort | reads | sweeps | recombination rounds | warm start above best | "
+                print("| beam | effort | reads | sweeps | recombination rounds | cycles | warm start above best | "
                       "anneal ends above best | time / GPTQ |")
-                print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-                for width, level, reads, sweeps, rounds in itertools.product(
-                        args.widths, args.efforts, args.reads, args.sweeps, args.recombine):
+                print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+                for width, level, reads, sweeps, rounds, cycles in itertools.product(
+                        args.widths, args.efforts, args.reads, args.sweeps, args.recombine, args.cycles):
                     starts, ends, seconds = [], [], []
                     for seed in range(args.seeds):
                         result, dt = _timed(lambda: quantize_layer(
                             problem, "qubo", sampler=sampler, backend="layer-sa", seed=seed, effort=level,
                             warm_start_beam=width, num_reads=reads, num_sweeps=sweeps, recombine=rounds,
-                            num_threads=args.threads, device="cpu"))
+                            cycles=cycles, num_threads=args.threads, device="cpu"))
                         starts.append(result.warm_start_errors.sum() / best - 1)
                         ends.append(result.errors.sum() / best - 1)
                         seconds.append(dt)
                     print(f"| {width} | {level} | {reads or 'preset'} | {sweeps or 'preset'} | "
-                          f"{'preset' if rounds is None else rounds} | {100 * np.mean(starts):.2f} % | "
+                          f"{'preset' if rounds is None else rounds} | {cycles or 'preset'} | "
+                          f"{100 * np.mean(starts):.2f} % | "
                           f"{100 * np.mean(ends):.2f} ± {100 * np.std(ends):.2f} % | "
                           f"{np.median(seconds) / gptq:.2f} |", flush=True)
 

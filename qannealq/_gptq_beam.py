@@ -294,12 +294,37 @@ def _best_paths(back, offsets, widths, starts, cost, v):
         for k in range(1, cost.shape[1]):
             if cost[r, k] < cost[r, s]:
                 s = k
-        for q in range(blocks - 1, -1, -1):
-            stop = starts[q + 1] if q + 1 < blocks else m
-            for j in range(stop - 1, starts[q] - 1, -1):
-                c = back[r, offsets[q] + (j - starts[q]) * widths[q] + s]
-                v[r, j] = c % 2
-                s = c // 2
+        _trace(back, offsets, widths, starts, r, s, v[r])
+
+
+@numba.njit(cache=True, nogil=True)
+def _trace(back, offsets, widths, starts, r, s, out):
+    """The binary choices ``out`` of neuron ``r``'s survivor ``s`` of the last block, traced back."""
+    blocks = widths.size
+    m = out.size
+    for q in range(blocks - 1, -1, -1):
+        stop = starts[q + 1] if q + 1 < blocks else m
+        for j in range(stop - 1, starts[q] - 1, -1):
+            c = back[r, offsets[q] + (j - starts[q]) * widths[q] + s]
+            out[j] = c % 2
+            s = c // 2
+
+
+@numba.njit(cache=True, nogil=True)
+def _spread_paths(back, offsets, widths, starts, cost, v):
+    """Each neuron's survivors at ranks ``t · (finite survivors // paths)`` of the last block, ``t < paths``
+    (``v`` ``(rows, paths, m)``; rank 0, the lowest energy, first; ties by index), traced back: paths spread
+    over the beam, not only its best few (where fewer survivors than paths, ranks repeat)."""
+    paths = v.shape[1]
+    for r in range(back.shape[0]):
+        order = np.argsort(cost[r], kind="mergesort")
+        finite = 0
+        for k in range(order.size):
+            finite += cost[r, order[k]] < np.inf
+        stride = max(finite // paths, 1)
+        for t in range(paths):
+            rank = min(t * stride, max(finite - 1, 0))
+            _trace(back, offsets, widths, starts, r, order[rank], v[r, t])
 
 
 def beam_widths(width: int, growth: float, m: int, block: int = 64) -> np.ndarray:
@@ -322,7 +347,8 @@ def beam_widths(width: int, growth: float, m: int, block: int = 64) -> np.ndarra
 
 def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: np.ndarray, offset: float,
                 dead: np.ndarray, factor: np.ndarray, damp: float, grad: np.ndarray, width: int,
-                block: int = 64, threads: int | None = None, growth: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+                block: int = 64, threads: int | None = None, growth: float = 1.0,
+                paths: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """A beam search of ``width`` over ``n`` neurons that share ``factor``, all arrays in its input order.
 
     Args:
@@ -335,10 +361,14 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
         block: inputs per lazy update.
         threads: threads of the compiled kernels (default: the CPU count; the result does not depend on it).
         growth: the last block's width over the first's (:func:`beam_widths`; 1: a constant width).
+        paths: survivors returned per neuron (1: the best); more: the best and others spread over the final
+            beam (:func:`_spread_paths`: ranks ``t · (width // paths)``), e.g. distinct starts for the reads of
+            a population.
 
     Returns:
-        ``(v, score)``: each neuron's best binary choices ``(n, m)`` uint8 (1 = ceil) and their ``E(q) − E(w)``
-        ``(n,)``, from float32 updates: within about 1e-6 of the QUBO energy (relative) at 2-4 bits.
+        ``(v, score)``: each neuron's best binary choices ``(n, m)`` uint8 (1 = ceil), or with ``paths`` > 1
+        its paths ``(n, paths, m)`` (the best first), and the best's ``E(q) − E(w)`` ``(n,)``, from float32
+        updates: within about 1e-6 of the QUBO energy (relative) at 2-4 bits.
     """
     n, m = weights.shape
     widths = beam_widths(width, growth, m, block)
@@ -351,7 +381,9 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     u = np.ascontiguousarray(factor, dtype=np.float32)
     inv_diag = 1.0 / np.diag(factor).astype(np.float64)
     g = np.ascontiguousarray(grad, dtype=np.float64)
-    v = np.zeros((n, m), np.uint8)
+    if isinstance(paths, bool) or not isinstance(paths, (int, np.integer)) or paths < 1:
+        raise InvalidArgumentError(f"paths={paths!r} must be an integer >= 1 (survivors returned per neuron)")
+    v = np.zeros((n, m) if paths == 1 else (n, int(paths), m), np.uint8)
     score = np.empty(n)
     pointer = np.int16 if 2 * widths.max() < 2 ** 15 else np.int32
     workers = max(1, int(threads or os.cpu_count() or 1))
@@ -409,7 +441,10 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
                         trunk[r] += span
                         history[r] = np.ascontiguousarray(history[r][:, span:])
                         lineage[r] = np.ascontiguousarray(lineage[r][:, bound:])
-        _best_paths(back, offsets, widths, starts, cost, v[first:first + rows])
+        if paths == 1:
+            _best_paths(back, offsets, widths, starts, cost, v[first:first + rows])
+        else:
+            _spread_paths(back, offsets, widths, starts, cost, v[first:first + rows])
         score[first:first + rows] = cost.min(axis=1)
 
     # the workers' products run on one BLAS thread each: BLAS threads of their own would oversubscribe the cores

@@ -32,7 +32,9 @@ search (:func:`warm_start_integers`, :mod:`qannealq._gptq_beam`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
 import numpy as np
@@ -295,7 +297,8 @@ PILOT_NEURONS = 32
 PILOT_MARGIN = 0.02
 
 
-def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, beam: int = 0) -> np.ndarray:
+def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, beam: int = 0,
+                        paths: int = 1) -> np.ndarray:
     """Grid integers ``(n, m)`` of baseline ``name`` restricted to each coordinate's floor/ceil: a valid QUBO
     state, the warm start the solve loop (and ``layer-sa`` without ``initial_states``) starts from.
 
@@ -325,15 +328,26 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
         name: the baseline (:data:`BASELINES`).
         beam: the beam's width (0: the baseline's own start). The solve loop takes the sampler's choice
             (:func:`qannealq.contract.warm_start_beam`: ``layer-sa``'s default effort asks for ``max(128, m / 5)``).
+        paths: starts per neuron (1: the start, ``(n, m)``). More: ``(n, paths, m)``, the start first, then
+            the beam's other final survivors spread over its width (:func:`qannealq._gptq_beam.beam_search`'s
+            ``paths``), distinct starts for a population's reads (:func:`qannealq.contract.warm_start_paths`);
+            copies of the start where no beam runs.
     """
     if not isinstance(beam, (int, np.integer)) or isinstance(beam, bool) or beam < 0:
         raise InvalidArgumentError(f"beam={beam!r} must be an integer >= 0 (0: the baseline's own warm start)")
+    if not isinstance(paths, (int, np.integer)) or isinstance(paths, bool) or paths < 1:
+        raise InvalidArgumentError(f"paths={paths!r} must be an integer >= 1 (starts per neuron)")
+    if paths > 1:
+        if beam and not problem.per_neuron and name in _GPTQ_FORMS:
+            return _beam_start(problem, name, _dampings(problem), int(beam), int(paths))
+        one = warm_start_integers(problem, name, beam)
+        return np.repeat(one[:, None], paths, axis=1)
     if name == "rtn":
         return problem.restrict(rtn(problem))
     if name not in _GPTQ_FORMS:
         raise InvalidArgumentError(f"warm start {name!r} is unknown: choose one of {', '.join(BASELINES)}")
     restricted, order = _GPTQ_FORMS[name]
-    dampings = (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP) if rank_deficient(problem) else (GPTQ_PERCDAMP,)
+    dampings = _dampings(problem)
     if beam and not problem.per_neuron:
         return _beam_start(problem, name, dampings, int(beam))
     candidates = [BASELINES[name](problem, percdamp=percdamp) for percdamp in dampings]
@@ -344,10 +358,32 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     return np.stack(candidates)[energies.argmin(axis=0), np.arange(problem.num_neurons)]
 
 
-def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], width: int) -> np.ndarray:
+def _side_by_side(fn: Callable, items: Iterable) -> list:
+    """``[fn(x) for x in items]``, two or more at once in threads (one BLAS thread each) where the CPU has the
+    cores: the warm start's per-damping factors, GPTQ starts and energies are independent (GEMMs and compiled
+    loops that release the GIL); on CIFAR-10's first layer the two pivoted factorizations took 2.6 s one after
+    the other."""
+    items = list(items)
+    workers = min(len(items), os.cpu_count() or 1)
+    if workers <= 1:
+        return [fn(x) for x in items]
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def _dampings(problem: LayerProblem) -> tuple[float, ...]:
+    """GPTQ's damping, and on a :func:`rank_deficient` ``H`` the lower one too (:func:`warm_start_integers`)."""
+    return (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP) if rank_deficient(problem) else (GPTQ_PERCDAMP,)
+
+
+def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], width: int,
+                paths: int = 1) -> np.ndarray:
     """Each neuron's best state of a beam search of ``width`` on the factor of ``name``'s input order and of
     ``name``'s own start (restricted) at each damping, as grid integers ``(n, m)``; with two ``dampings``
-    (GPTQ's and the lower one), the beam's damping is chosen by a pilot (:func:`warm_start_integers`).
+    (GPTQ's and the lower one), the beam's damping is chosen by a pilot (:func:`warm_start_integers`). With
+    ``paths`` > 1, ``(n, paths, m)``: that state, then the beam's other survivors (at the chosen damping).
 
     The pilot compares the beam's own scores (:mod:`qannealq._gptq_beam`: each ``E(q) − E(w)`` with the same
     ``w``, across dampings too) plus ``E(w)``, so that its margin is relative to the energies themselves.
@@ -363,12 +399,13 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         v, score = beam_search(problem.weights[rows][:, perm], problem.steps[rows][:, perm],
                                problem.base[rows][:, perm], problem.free[rows][:, perm], float(problem.grid.offset),
                                dead[perm], factor, _damping(problem.hessian, dead, percdamp), grad[rows][:, perm],
-                               width)
+                               width, paths=paths)
         out = np.empty_like(v)
-        out[:, perm] = v
+        out[..., perm] = v
         return out, score
 
-    factors = {p: _ordered_factor(problem.hessian, dead, p, order, _inverse_cholesky) for p in dampings}
+    factors = dict(zip(dampings, _side_by_side(lambda p: _ordered_factor(problem.hessian, dead, p, order,
+                                                                         _inverse_cholesky), dampings)))
     everyone = np.arange(n)
     if len(dampings) == 1:
         best, _ = search(dampings[0], everyone)
@@ -379,15 +416,18 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         floor = problem.errors(np.where(dead, 0.0, problem.weights))[pilot].sum()  # E(w): energies, not scores
         gptq_damped, less_damped = (floor + score.sum() for _, score in trials)
         pick = 0 if gptq_damped < (1.0 - PILOT_MARGIN) * less_damped else 1
-        best = np.empty(problem.free.shape, np.uint8)
+        best = np.empty((n, *trials[0][0].shape[1:]), np.uint8)
         best[pilot] = trials[pick][0]
         rest = np.setdiff1d(everyone, pilot)
         if rest.size:
             best[rest], _ = search(dampings[pick], rest)
+    others = None
+    if paths > 1:  # the beam's other survivors follow its start
+        best, others = best[:, 0], problem.base[:, None] + np.where(problem.free[:, None], best[:, 1:], 0)
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam
     candidates = [problem.base + np.where(problem.free, best, 0)]
-    for perm, factor in factors.values():
-        ints = _gptq_on(problem, perm, factor, restricted)
+    for ints in _side_by_side(lambda pf: _gptq_on(problem, *pf, restricted), factors.values()):
         candidates.append(ints if restricted else problem.restrict(ints))
-    energies = np.stack([problem.qubo_energies(problem.encode(ints)) for ints in candidates])
-    return np.stack(candidates)[energies.argmin(axis=0), np.arange(n)]
+    energies = np.stack(_side_by_side(lambda ints: problem.qubo_energies(problem.encode(ints)), candidates))
+    start = np.stack(candidates)[energies.argmin(axis=0), np.arange(n)]
+    return start if others is None else np.concatenate([start[:, None], others], axis=1)

@@ -26,6 +26,7 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warm_start_beam",
+           "warm_start_paths",
            "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing",
            "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
@@ -94,6 +95,18 @@ def warm_start_beam(sampler: Any, kwargs: dict[str, Any], inputs: int | None = N
     return int(ask(**kwargs))  # a sampler written before the layer's size was passed
 
 
+def warm_start_paths(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> int:
+    """How many warm starts per neuron the solve loop should give a whole-layer ``sampler`` called with
+    ``kwargs`` on a layer of ``inputs`` coordinates: what its ``warm_start_paths(inputs, **kwargs)`` says
+    (``layer-sa``: a population's reads, each from its own survivor of the beam), else 1. With more than one,
+    the solve loop passes ``initial_states`` of shape ``(n, paths, m)``: the warm start first, then the beam's
+    other survivors (:func:`qannealq.baselines.warm_start_integers`)."""
+    ask = getattr(sampler, "warm_start_paths", None)
+    if not callable(ask):
+        return 1
+    return max(1, int(ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"})))
+
+
 class Closeable:
     """``with sampler: ...`` closes it; ``close()`` releases what it holds (idempotent; a no-op by default)."""
 
@@ -142,6 +155,10 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
     def warm_start_beam(self, inputs: int | None = None, **kwargs: Any) -> int:
         """The child's :func:`warm_start_beam`."""
         return warm_start_beam(self.child, kwargs, inputs)
+
+    def warm_start_paths(self, inputs: int | None = None, **kwargs: Any) -> int:
+        """The child's :func:`warm_start_paths`."""
+        return warm_start_paths(self.child, kwargs, inputs)
 
     def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
                      **kwargs: Any) -> LayerSample:

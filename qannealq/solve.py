@@ -27,7 +27,7 @@ import dimod
 import numpy as np
 
 from qannealq.baselines import BASELINES, DEFAULT_WARM_START, warm_start_integers
-from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam
+from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam, warm_start_paths
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.grid import Grid
@@ -269,9 +269,15 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             raise InvalidArgumentError(f"warm_start={warm_start!r} must be one of {WARM_STARTS}")
         warm = None
         if warm_start is not None:
-            warm_ints = warm_start_integers(problem, warm_start,
-                                            warm_start_beam(sampler, sampler_kwargs, problem.num_coordinates))
+            m = problem.num_coordinates
+            # a whole-layer solver may ask for several starts per neuron (the beam's survivors): (n, paths, m)
+            paths = warm_start_paths(sampler, sampler_kwargs, m) if layer_solver(sampler) is not None else 1
+            warm_ints = warm_start_integers(problem, warm_start, warm_start_beam(sampler, sampler_kwargs, m), paths)
+            starts = warm_ints if warm_ints.ndim == 3 else None
+            warm_ints = warm_ints if starts is None else starts[:, 0]
             warm = problem.encode(warm_ints)
+            if starts is not None:
+                warm = np.stack([warm] + [problem.encode(starts[:, t]) for t in range(1, paths)], axis=1)
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
         used_seed = draw_seed(seed)
         assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,

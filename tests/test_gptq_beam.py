@@ -25,7 +25,7 @@ def _beam(problem, width, percdamp=GPTQ_PERCDAMP, **kwargs):
                            problem.free[:, perm], float(problem.grid.offset), dead[perm], factor,
                            _damping(problem.hessian, dead, percdamp), grad[:, perm], width, **kwargs)
     out = np.empty_like(v)
-    out[:, perm] = v
+    out[..., perm] = v
     return out, score
 
 
@@ -211,6 +211,54 @@ def test_a_pilot_chooses_the_damping_of_a_rank_deficient_layer(monkeypatch, marg
     if margin != 0.02:  # a margin of 1 never takes GPTQ's damping, a hugely negative one always does
         np.testing.assert_allclose(e(warm), np.minimum(e(low if margin > 0 else high), gptq))
     assert not np.allclose(e(high), e(low))
+
+
+def test_paths_are_the_final_beam_spread_by_rank_the_best_first():
+    """``paths``: with a width of 2^(free inputs) the final beam holds every state, so ``paths`` = that width
+    returns each state once, in order of energy (path 0 the best: ``paths=1``'s state); fewer paths take
+    every ``width // paths``-th of them; more paths than survivors repeat the last."""
+    problem = random_layer(np.random.default_rng(3), 5, 3, samples=60).problem(3)
+    free = int(problem.free.sum(axis=1).max())
+    width = 2 ** free
+    best, score = _beam(problem, width, block=2)
+    every, every_score = _beam(problem, width, block=2, paths=width)
+    assert every.shape == (3, width, problem.num_coordinates)
+    np.testing.assert_array_equal(every[:, 0], best)
+    np.testing.assert_array_equal(every_score, score)
+    for i in range(problem.num_neurons):
+        states = {tuple(row) for row in every[i]}
+        assert len(states) == 2 ** int(problem.free[i].sum())  # each reachable state once (then repeats)
+        e = np.array([problem.qubo_energies(np.repeat(row[None], 3, axis=0))[i] for row in every[i]])
+        assert np.all(np.diff(e) >= -1e-6 * np.abs(e).max())  # by energy (float32 scores)
+    spread, _ = _beam(problem, width, block=2, paths=4)
+    for i in range(problem.num_neurons):
+        finite = 2 ** int(problem.free[i].sum())
+        ranks = [min(t * max(finite // 4, 1), finite - 1) for t in range(4)]
+        np.testing.assert_array_equal(spread[i], every[i, ranks])
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InvalidArgumentError, match="paths"):
+            _beam(problem, 4, paths=bad)
+
+
+def test_the_warm_start_with_paths_starts_with_the_warm_start():
+    """``warm_start_integers(paths=k)``: ``(n, k, m)``, the start of ``paths=1`` first (also on a rank-deficient
+    ``H``, where the pilot picks the damping), then valid roundings, the beam's distinct survivors; copies
+    without a beam."""
+    rng = np.random.default_rng(17)
+    for problem in (random_layer(rng, 40, 6, samples=300).problem(3),
+                    random_layer(rng, 40, 6, samples=25).problem(3)):
+        one = warm_start_integers(problem, beam=16)
+        many = warm_start_integers(problem, beam=16, paths=4)
+        assert many.shape == (6, 4, problem.num_coordinates)
+        np.testing.assert_array_equal(many[:, 0], one)
+        for t in range(4):
+            problem.encode(many[:, t])  # each a floor/ceil rounding (raises otherwise)
+        assert all(len({tuple(row) for row in many[i, 1:]}) == 3 for i in range(6))  # distinct survivors
+        plain = warm_start_integers(problem, paths=3)
+        np.testing.assert_array_equal(plain, np.repeat(warm_start_integers(problem)[:, None], 3, axis=1))
+    for bad in (0, 2.5, True):
+        with pytest.raises(InvalidArgumentError, match="paths"):
+            warm_start_integers(problem, beam=4, paths=bad)
 
 
 def test_the_beam_warm_start_refuses_bad_widths_and_skips_rtn():

@@ -123,7 +123,7 @@ def test_small_layers_anneal_at_least_the_presets_layer_flips():
     assert reads * sweeps * 26 * 247 >= 2**20 > reads * (sweeps - 1) * 26 * 247
     assert effort(params, 247) == (2, 12)  # the same problems outside a layer: the size scaling alone
     assert effort(params, 599, 128) == (1, 4)  # MNIST's first layer; CIFAR-10's: a population
-    assert effort(params, 3073, 512) == (5, 4) and effort(params, 3073) == (1, 16)
+    assert effort(params, 3073, 512) == (4, 4) and effort(params, 3073) == (1, 16)
     assert effort(params, 599, 2) == (1, 4)  # chain layers have no floor: they are not small
     assert effort({**params, "effort": "thorough"}, 247, 1)[1] == 4096  # the preset's ceiling
     assert effort({**params, "effort": "fast"}, 599, 2) == (1, 0)  # fast: no anneal on wide layers
@@ -240,7 +240,7 @@ def test_wide_layers_anneal_a_population_and_recombine_it_deterministically():
     one = sampler.sample_layer(problem, initial_states=warm, seed=5, num_threads=1)
     for other in (b, one):
         np.testing.assert_array_equal(a.assignments, other.assignments)
-    assert a.info["reads_sweeps"] == (5, 4) and a.info["cycles"] == 2
+    assert a.info["reads_sweeps"] == (4, 4) and a.info["cycles"] == 2
     rounds = a.info["recombination"]
     assert [r["cycle"] for r in rounds] == [0, 1] and all(0 < r["movable"] < 1 for r in rounds)
     assert rounds[1]["energy"] <= rounds[0]["energy"]
@@ -249,15 +249,51 @@ def test_wide_layers_anneal_a_population_and_recombine_it_deterministically():
     assert np.all(a.energies <= warm_e + 1e-15) and a.energies.sum() < warm_e.sum()
     assert a.energies.sum() <= rounds[-1]["energy"] * (1 + 1e-9)
     plain = sampler.sample_layer(problem, initial_states=warm, seed=5, recombine=0)
-    assert plain.info["recombination"] == [] and plain.info["reads_sweeps"] == (5, 4)
+    assert plain.info["recombination"] == [] and plain.info["reads_sweeps"] == (4, 4)
     assert plain.info["cycles"] == 2  # two populations, each from the best so far, without recombination
+
+
+def test_a_populations_reads_start_from_the_beams_survivors():
+    """Where a population follows the beam (1024 inputs or more), ``layer-sa`` asks for one start per read
+    (``warm_start_paths``: the population's reads; 1 on narrower layers, with ``fast`` or without a beam) and
+    takes ``initial_states`` ``(n, k, m)``: the warm start, then the beam's other survivors, one read from each.
+    The result differs from reads all from the warm start and keeps the guarantees (deterministic, never worse
+    than the warm start, energies exact); the sampler alone and the solve loop pass the same starts; a bad
+    shape is refused."""
+    from qannealq import quantize_layer
+    from qannealq.baselines import warm_start_integers
+
+    layer, problem = smooth_layer(23, POPULATION_INPUTS, 3, 3)
+    sampler, m = LayerSASampler(), problem.num_coordinates
+    assert sampler.warm_start_paths(m) == 4 and sampler.warm_start_paths(785) == 1
+    assert sampler.warm_start_paths(m, effort="thorough") == 8 and sampler.warm_start_paths(m, num_reads=3) == 3
+    assert sampler.warm_start_paths(m, effort="fast") == 1 and sampler.warm_start_paths(m, warm_start_beam=0) == 1
+    assert sampler.warm_start_paths(m, warm_start_paths=2) == 2
+    assert sampler.warm_start_paths(785, warm_start_paths=2) == 1  # no population there
+    for bad in (0, 1.5, True):
+        with pytest.raises(InvalidArgumentError, match="warm_start_paths"):
+            LayerSASampler(warm_start_paths=bad)
+    ints = warm_start_integers(problem, beam=sampler.warm_start_beam(m), paths=4)
+    states = np.stack([problem.encode(ints[:, t]) for t in range(4)], axis=1)
+    a, b = (sampler.sample_layer(problem, initial_states=states, seed=5) for _ in range(2))
+    np.testing.assert_array_equal(a.assignments, b.assignments)
+    same = sampler.sample_layer(problem, initial_states=states[:, 0], seed=5)
+    assert not np.array_equal(a.assignments, same.assignments)
+    _check_wide(layer, problem, a)
+    assert np.all(a.energies <= problem.qubo_energies(states[:, 0]) + 1e-15)
+    np.testing.assert_array_equal(sampler.sample_layer(problem, seed=5).assignments, a.assignments)
+    looped = quantize_layer(problem, "qubo", sampler, "layer-sa", seed=5)
+    np.testing.assert_array_equal(problem.encode(looped.integers), a.assignments)
+    for bad in (states[:, :, :-1], states[:1], 2 * states, states[:, :0]):
+        with pytest.raises(InvalidArgumentError, match="initial_states"):
+            sampler.sample_layer(problem, initial_states=bad, seed=5)
 
 
 def test_recombination_rule_and_overrides():
     """Rounds only where the preset's population applies (wide layers of chain moves) or when asked, and never
     with a single read; the population's reads all reheat cold."""
     params = LayerSASampler().defaults
-    assert recombination(params, 3073, 5) == (1, 8)
+    assert recombination(params, 3073, 4) == (1, 8)
     assert recombination(params, 599, 1) == (0, 8) and recombination(params, 599, 4) == (0, 8)  # MNIST's: none
     assert recombination({**params, "recombine": 3}, 599, 4) == (3, 8)
     assert recombination({**params, "recombine": 3, "recombine_sweeps": 5}, 599, 4) == (3, 5)
@@ -266,7 +302,7 @@ def test_recombination_rule_and_overrides():
     assert recombination({**params, "chain": 0}, 3073, 6) == (0, 8)  # pair flips: no population
     assert effort({**params, "effort": "fast"}, 3073, 512)[0] == 1
     # the threshold counts the layer's coordinates, dead ones included, as the beam's width does: 900 live of 1101
-    assert effort(params, 900, 8, inputs=1101) == (5, 4) and recombination(params, 900, 5, inputs=1101) == (1, 8)
+    assert effort(params, 900, 8, inputs=1101) == (4, 4) and recombination(params, 900, 4, inputs=1101) == (1, 8)
     assert effort(params, 900, 8)[0] == 1 and recombination(params, 900, 6) == (0, 8)
     assert LayerSASampler().warm_start_beam(1101) == 256
     assert cycles(params, 3073) == EFFORTS["default"].population.cycles and cycles(params, 599) == 1
@@ -504,8 +540,9 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
 
     asked = []
 
-    def spy(problem, warm_start=None, beam=0):
+    def spy(problem, warm_start=None, beam=0, paths=1):
         asked.append(beam)
+        assert paths == 1  # no population on 701 inputs: one start per neuron
         raise Stop
     monkeypatch.setattr(solve_module, "warm_start_integers", spy)
     _, problem = layer_problem(5, 700, 2, 3, samples=40)
