@@ -250,6 +250,8 @@ class LayerSASampler(dimod.Sampler):
             given, others = given[:, 0], given[:, 1:]
             others = np.where(problem.free[:, None], others, 0).astype(np.uint8) if others.shape[1] else None
         warm = np.where(problem.free, given, 0).astype(np.uint8)
+        if others is not None and np.array_equal(others, np.broadcast_to(warm[:, None], others.shape)):
+            others = None  # copies of the warm start (no beam ran): the reads start from it polished
         starts = [warm]
         if rtn_start(params, problem.num_coordinates):
             starts.append(problem.encode(problem.restrict(rtn(problem))))

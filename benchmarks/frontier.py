@@ -329,6 +329,8 @@ def plot(records: list[dict], path: Path) -> None:
 # The summary's columns: (heading, label of the point); per-neuron samplers by method
 SUMMARY = [("GPTQ", "gptq"), ("GPTQ act order", "gptq-act"), ("GPTQ pivot order", "gptq-pivot"),
            ("`fast`", "fast"), ("`fast`, beam 8", "fast, beam 8"), ("**`default`**", "default"),
+           ("`default`, reads from the warm start alone", "default, reads from the warm start alone"),
+           ("`default`, one cycle (before)", "default, one cycle (before the cycles)"),
            ("`default`, no recombination", "default, no recombination"),
            ("`default`, one read, beam m/5 (before)", "default, one read, beam m/5 (before the population)"),
            ("`default`, beam 64", "default, beam 64"),
@@ -337,6 +339,7 @@ SUMMARY = [("GPTQ", "gptq"), ("GPTQ act order", "gptq-act"), ("GPTQ pivot order"
            ("`default`, act-order start", "default, act-order start"),
            ("`default`, float64 chains", "default, float64 chains"), ("`default`, pair flips", "default, pair flips"),
            ("4× default sweeps", "4x default"), ("`thorough`", "thorough"),
+           ("`thorough`, one cycle (before)", "thorough, one cycle (before the cycles)"),
            ("`thorough`, one read (before)", "thorough, one read (before the population)"),
            ("`thorough`, `time_limit` 9× GPTQ", "thorough, time_limit 9x GPTQ")]
 

@@ -257,9 +257,9 @@ def test_a_populations_reads_start_from_the_beams_survivors():
     """Where a population follows the beam (1024 inputs or more), ``layer-sa`` asks for one start per read
     (``warm_start_paths``: the population's reads; 1 on narrower layers, with ``fast`` or without a beam) and
     takes ``initial_states`` ``(n, k, m)``: the warm start, then the beam's other survivors, one read from each.
-    The result differs from reads all from the warm start and keeps the guarantees (deterministic, never worse
-    than the warm start, energies exact); the sampler alone and the solve loop pass the same starts; a bad
-    shape is refused."""
+    The result differs from reads all from the warm start (copies of it count as none) and keeps the guarantees
+    (deterministic, never worse than the warm start, energies exact); the sampler alone and the solve loop pass
+    the same starts; a bad shape is refused."""
     from qannealq import quantize_layer
     from qannealq.baselines import warm_start_integers
 
@@ -279,6 +279,8 @@ def test_a_populations_reads_start_from_the_beams_survivors():
     np.testing.assert_array_equal(a.assignments, b.assignments)
     same = sampler.sample_layer(problem, initial_states=states[:, 0], seed=5)
     assert not np.array_equal(a.assignments, same.assignments)
+    copies = sampler.sample_layer(problem, initial_states=np.repeat(states[:, :1], 4, axis=1), seed=5)
+    np.testing.assert_array_equal(copies.assignments, same.assignments)  # copies: reads from the polished start
     _check_wide(layer, problem, a)
     assert np.all(a.energies <= problem.qubo_energies(states[:, 0]) + 1e-15)
     np.testing.assert_array_equal(sampler.sample_layer(problem, seed=5).assignments, a.assignments)
