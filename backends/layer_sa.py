@@ -202,8 +202,8 @@ class LayerSASampler(dimod.Sampler):
         (:func:`._layer_schedule.population`), one per read of its first cycle (``num_reads``, or the
         population's; ``warm_start_paths`` overrides), else 1. The solve loop then passes ``initial_states``
         ``(n, k, m)``: the warm start and the beam's other final survivors, spread over its width; the reads start
-        one from each. Measured on CIFAR-10's first layer (int4, the default's population and its cycles): 0.6 %
-        lower error than every read from the warm start, for 3 % more time (the README)."""
+        one from each. Measured on CIFAR-10's first layer (int4, the default's population and its cycles): 0.5 %
+        lower error than every read from the warm start, for 6 % more time (the README)."""
         params = self._params(kwargs)
         wide = population(params, inputs)
         if wide is None or not beam_width(params, inputs):
