@@ -55,7 +55,8 @@ class LayerSampler(Protocol):
     """A sampler that solves every neuron of a layer at once over the shared ``H``.
 
     ``sample_layer(problem, initial_states=None, seed=None, **kwargs) -> LayerSample``, where ``problem`` is a
-    :class:`qannealq.formulation.LayerProblem` and ``initial_states`` its warm assignments ``(n, m)``.
+    :class:`qannealq.formulation.LayerProblem` and ``initial_states`` its warm assignments ``(n, m)``, or
+    ``(n, k, m)`` (the warm start first) for a sampler whose :func:`warm_start_paths` asked for ``k`` > 1.
     """
 
     def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
