@@ -232,10 +232,9 @@ class LayerSASampler(dimod.Sampler):
         clock = Clock(params["time_limit"], start=t0 / 1e9)
         m = problem.num_coordinates
         if initial_states is None:
-            ints = warm_start_integers(problem, beam=self.warm_start_beam(m, **params),
-                                       paths=1 if problem.per_neuron else self.warm_start_paths(m, **params))
-            given = np.stack([problem.encode(ints[:, t]) for t in range(ints.shape[1])], axis=1) \
-                if ints.ndim == 3 else problem.encode(ints)
+            given = problem.encode(warm_start_integers(
+                problem, beam=self.warm_start_beam(m, **params),
+                paths=1 if problem.per_neuron else self.warm_start_paths(m, **params)))
         else:
             given = np.asarray(initial_states)
         shape = problem.free.shape
@@ -308,8 +307,11 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int,
         run.clock.record(float(chosen.energy.sum()))
         m = run.dense.mat.shape[0]
         d = run.dense
-        rounds, sweeps = recombination(run.params, m, effort(run.params, m, d.layer_neurons, d.layer_inputs)[0],
-                                       d.layer_inputs)
+        reads, population_sweeps = effort(run.params, m, d.layer_neurons, d.layer_inputs)
+        rounds, sweeps = recombination(run.params, m, reads, d.layer_inputs)
+        if others is not None and not (isinstance(run, _Run) and reads >= 2  # the torch run: reads by problem
+                                       and population(run.params, m, d.layer_inputs) is not None):
+            others = None  # distinct starts only for a population's reads
         best, start, report, done = chosen, chosen, [], 0
         for cycle in range(cycles(run.params, m, d.layer_inputs)):
             if cycle and run.clock.expired():
@@ -318,8 +320,8 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int,
                 start = run.start(best.v)
             cycle_seed = seed if cycle == 0 else int(np.random.SeedSequence([seed, 0, cycle])
                                                       .generate_state(1, np.uint32)[0])
-            if cycle == 0 and others is not None and isinstance(run, _Run):  # the torch run: reads by problem
-                annealed = _first_population(run, start, others, cycle_seed, not rounds)
+            if cycle == 0 and others is not None:
+                annealed = _first_population(run, start, others, reads, population_sweeps, cycle_seed, not rounds)
             else:
                 annealed = run.anneal(start, cycle_seed, exact=not rounds)  # recombination: by tracked energies
             best, done = _fold(best, annealed, n), done + 1
@@ -334,19 +336,16 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int,
     return best.v.copy(), stats
 
 
-def _first_population(run: _Run, chosen: Rows, others: np.ndarray, seed: int, exact: bool) -> Rows:
-    """The population's reads (problem-major, as :meth:`._layer_run._Run.anneal` returns them) from distinct
-    starts: read 0 of each problem from its polished start ``chosen``, read ``t`` from ``others[:, t − 1]``
-    (cycling through them when there are fewer), each one anneal of the population's sweeps (their fields: one
-    GEMM, 0.5 s for 4 more rows per neuron on CIFAR-10's first layer; adding the rows of the few coordinates
-    where they differ from ``chosen``, a sparse product, took longer).
+def _first_population(run: _Run, chosen: Rows, others: np.ndarray, reads: int, sweeps: int, seed: int,
+                      exact: bool) -> Rows:
+    """The population's ``reads`` reads (problem-major, as :meth:`._layer_run._Run.anneal` returns them) from
+    distinct starts: read 0 of each problem from its polished start ``chosen``, read ``t`` from
+    ``others[:, t − 1]`` (cycling through them when there are fewer), each one anneal of ``sweeps`` sweeps
+    (their fields: one GEMM, 0.5 s for 4 more rows per neuron on CIFAR-10's first layer; adding the rows of the
+    few coordinates where they differ from ``chosen``, a sparse product, took longer).
     """
     n = chosen.v.shape[0]
-    d = run.dense
-    reads, sweeps = effort(run.params, d.mat.shape[0], d.layer_neurons, d.layer_inputs)
-    if reads < 2 or sweeps == 0 or population(run.params, d.mat.shape[0], d.layer_inputs) is None:
-        return run.anneal(chosen, seed, exact=exact)
-    pick = (np.arange(reads - 1) % others.shape[1])
+    pick = np.arange(reads - 1) % others.shape[1]
     states = np.concatenate([chosen.v[:, None], others[:, pick]], axis=1).reshape(n * reads, -1)
     owner = np.repeat(np.arange(n), reads)
     return run.anneal(run.start(states, owner), seed, reads=1, sweeps=sweeps, exact=exact)

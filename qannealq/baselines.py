@@ -337,19 +337,16 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
         raise InvalidArgumentError(f"beam={beam!r} must be an integer >= 0 (0: the baseline's own warm start)")
     if not isinstance(paths, (int, np.integer)) or isinstance(paths, bool) or paths < 1:
         raise InvalidArgumentError(f"paths={paths!r} must be an integer >= 1 (starts per neuron)")
-    if paths > 1:
-        if beam and not problem.per_neuron and name in _GPTQ_FORMS:
-            return _beam_start(problem, name, _dampings(problem), int(beam), int(paths))
-        one = warm_start_integers(problem, name, beam)
-        return np.repeat(one[:, None], paths, axis=1)
+    if paths > 1 and not (beam and not problem.per_neuron and name in _GPTQ_FORMS):  # no beam: copies
+        return np.repeat(warm_start_integers(problem, name, beam)[:, None], paths, axis=1)
     if name == "rtn":
         return problem.restrict(rtn(problem))
     if name not in _GPTQ_FORMS:
         raise InvalidArgumentError(f"warm start {name!r} is unknown: choose one of {', '.join(BASELINES)}")
     restricted, order = _GPTQ_FORMS[name]
-    dampings = _dampings(problem)
+    dampings = (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP) if rank_deficient(problem) else (GPTQ_PERCDAMP,)
     if beam and not problem.per_neuron:
-        return _beam_start(problem, name, dampings, int(beam))
+        return _beam_start(problem, name, dampings, int(beam), int(paths))
     candidates = [BASELINES[name](problem, percdamp=percdamp) for percdamp in dampings]
     candidates = [ints if restricted else problem.restrict(ints) for ints in candidates]
     if len(candidates) == 1:
@@ -371,11 +368,6 @@ def _side_by_side(fn: Callable, items: Iterable) -> list:
 
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
         return list(pool.map(fn, items))
-
-
-def _dampings(problem: LayerProblem) -> tuple[float, ...]:
-    """GPTQ's damping, and on a :func:`rank_deficient` ``H`` the lower one too (:func:`warm_start_integers`)."""
-    return (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP) if rank_deficient(problem) else (GPTQ_PERCDAMP,)
 
 
 def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], width: int,

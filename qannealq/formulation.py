@@ -206,19 +206,23 @@ class LayerProblem:
         return np.clip(np.asarray(integers, dtype=np.int64), self.base, self.base + self.free)
 
     def encode(self, integers: np.ndarray) -> np.ndarray:
-        """Inverse of :meth:`decode_layer`: the binary assignments of grid ``integers`` ``(n, m)``.
+        """Inverse of :meth:`decode_layer`: the binary assignments of grid ``integers`` ``(n, m)``, or of
+        ``(n, k, m)``: ``k`` assignments per neuron (e.g. several warm starts).
 
         Raises:
             InvalidArgumentError: if an integer is not reachable (not ``k`` or ``k + 1`` where free,
                 not ``k`` where fixed).
         """
-        v = np.asarray(integers, dtype=np.int64) - self.base
-        bad = (v < 0) | (v > 1) | (~self.free & (v != 0))
+        ints = np.asarray(integers, dtype=np.int64)
+        base, free = (self.base, self.free) if ints.ndim == 2 else (self.base[:, None], self.free[:, None])
+        v = ints - base
+        bad = (v < 0) | (v > 1) | (~free & (v != 0))
         if np.any(bad):
-            i, j = np.argwhere(bad)[0]
+            at = tuple(np.argwhere(bad)[0])
+            i, j = at[0], at[-1]
             raise InvalidArgumentError(
-                f"integers[{i}, {j}]={integers[i, j]} is not a rounding of the weight (floor {self.base[i, j]}"
-                f"{'' if self.free[i, j] else ', fixed'})"
+                f"integers[{', '.join(map(str, at))}]={ints[at]} is not a rounding of the weight (floor "
+                f"{self.base[i, j]}{'' if self.free[i, j] else ', fixed'})"
             )
         return v.astype(np.uint8)
 

@@ -272,12 +272,9 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             m = problem.num_coordinates
             # a whole-layer solver may ask for several starts per neuron (the beam's survivors): (n, paths, m)
             paths = warm_start_paths(sampler, sampler_kwargs, m) if layer_solver(sampler) is not None else 1
-            warm_ints = warm_start_integers(problem, warm_start, warm_start_beam(sampler, sampler_kwargs, m), paths)
-            starts = warm_ints if warm_ints.ndim == 3 else None
-            warm_ints = warm_ints if starts is None else starts[:, 0]
-            warm = problem.encode(warm_ints)
-            if starts is not None:
-                warm = np.stack([warm] + [problem.encode(starts[:, t]) for t in range(1, paths)], axis=1)
+            starts = warm_start_integers(problem, warm_start, warm_start_beam(sampler, sampler_kwargs, m), paths)
+            warm = problem.encode(starts)
+            warm_ints = starts if starts.ndim == 2 else starts[:, 0]
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
         used_seed = draw_seed(seed)
         assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,

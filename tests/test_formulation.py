@@ -91,6 +91,9 @@ def test_encode_decode_round_trip():
         sample = {j: int(v[i, j]) for j in problem.variables(i)}
         np.testing.assert_array_equal(problem.decode(i, sample).integers, ints[i])
         np.testing.assert_array_equal(problem.assignment(i, sample), v[i])
+    other = np.where(problem.free, 1 - v, 0).astype(np.uint8)
+    stacked = np.stack([ints, problem.decode_layer(other)[0]], axis=1)  # (n, k, m): several per neuron
+    np.testing.assert_array_equal(problem.encode(stacked), np.stack([v, other], axis=1))
 
 
 def test_encode_rejects_unreachable_integers():
@@ -100,6 +103,9 @@ def test_encode_rejects_unreachable_integers():
     bad[0, 5] += 2
     with pytest.raises(InvalidArgumentError, match=r"integers\[0, 5\]"):
         problem.encode(bad)
+    stacked = np.stack([problem.base, bad], axis=1)
+    with pytest.raises(InvalidArgumentError, match=r"integers\[0, 1, 5\]"):
+        problem.encode(stacked)
 
 
 def test_decode_rejects_bad_samples():
