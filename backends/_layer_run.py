@@ -20,11 +20,15 @@ import numpy as np
 
 from qannealq.errors import BackendUnavailableError
 
-from ._layer_dense import DenseQubos, Rows, chain_partners, coupling_strength, greedy_tolerance, pair_partners
+from ._layer_dense import DenseQubos, Rows, chain_hops, chain_partners, coupling_strength, greedy_tolerance, pair_partners
 from ._layer_kernel import anneal_block, polish_block, row_energies, up_fields
 from ._layer_schedule import Clock, anneal_plan, chain_depth, restricted
 
 __all__ = ["resolve_device", "make_run"]
+
+
+#: The hop tables of pair flips (none: :func:`._layer_dense.chain_hops`' empty tables).
+_NO_HOPS = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0, 0)))
 
 
 def resolve_device(device: str) -> str:
@@ -91,7 +95,7 @@ class _Run:
         if self.depth >= 3:  # the chain anneal reads a float32 copy of M (by default), its couplings from it
             self.chain_mat = np.ascontiguousarray(dense.mat, dtype=np.dtype(params["chain_precision"]))
             nbr, coup = chain_partners(self.chain_mat, params["chain_partners"], strength)
-            self.chains = (nbr, coup.astype(np.float64))
+            self.chains = (nbr, coup.astype(np.float64), *chain_hops(self.chain_mat, nbr))
         self.indptr, self.indices = _coordinate_lists(dense.free)
         self.tol = greedy_tolerance(dense.lin)
         self.threads = max(1, int(params["num_threads"] or os.cpu_count() or 1))
@@ -140,7 +144,7 @@ class _Run:
         if chains and self.chains is not None:
             mat, moves = self.chain_mat, (*self.chains, self.depth)
         else:
-            mat, moves = d.mat, (self.partners, self.couplings, 0)
+            mat, moves = d.mat, (self.partners, self.couplings, *_NO_HOPS, 0)
         free, indptr, indices = (d.free, self.indptr, self.indices) if movable is None else movable
         return (mat, d.steps, free, *moves, indptr, indices, rows.owner,
                 rows.v, rows.h, rows.energy, best_e, best_v, self.tol[rows.owner]), best_e, best_v

@@ -15,9 +15,10 @@ pytest.importorskip("numba")  # before the imports below: layer_sa loads the num
 from helpers import check_layer_energies, layer_problem, smooth_layer  # noqa: E402
 from qannealq import gptq_restricted  # noqa: E402
 from qannealq.backends import get_sampler  # noqa: E402
-from qannealq.backends._layer_dense import DenseQubos, _row_nanquantile, continuous_floor  # noqa: E402
+from qannealq.backends import _layer_dense  # noqa: E402
+from qannealq.backends._layer_dense import DenseQubos, _row_nanquantile, chain_hops, continuous_floor  # noqa: E402
 from qannealq.backends._layer_kernel import anneal_block, anneal_rows, polish_block, up_fields  # noqa: E402
-from qannealq.backends._layer_run import _row_seeds, make_run  # noqa: E402
+from qannealq.backends._layer_run import _NO_HOPS, _row_seeds, make_run  # noqa: E402
 from qannealq.backends._layer_schedule import (EFFORTS, POPULATION_INPUTS, anneal_plan, cycles,  # noqa: E402
                                                effort, hot_ladder, recombination)
 from qannealq.backends.layer_sa import LayerSASampler, time_to_target  # noqa: E402
@@ -202,7 +203,8 @@ def test_schedule_in_chunks_equals_one_call(chain):
     dense = DenseQubos.from_problem(problem)
     params = {**LayerSASampler().defaults, "num_reads": 2, "num_sweeps": 20, "chain": chain}
     run, _ = make_run(dense, params)
-    mat, moves = (run.chain_mat, (*run.chains, chain)) if chain else (dense.mat, (run.partners, run.couplings, 0))
+    mat, moves = ((run.chain_mat, (*run.chains, chain)) if chain
+                   else (dense.mat, (run.partners, run.couplings, *_NO_HOPS, 0)))
     assert mat.dtype == (np.float32 if chain else np.float64)
     polished = run.polish(problem.encode(gptq_restricted(problem)))
     results = []
@@ -476,6 +478,57 @@ def test_chain_precision_float32_copy_and_float64_energies():
     assert totals["float32"] == pytest.approx(totals["float64"], rel=5e-3)
     with pytest.raises(InvalidArgumentError, match="chain_precision='float16' must be one of"):
         LayerSASampler(chain_precision="float16")
+
+
+def test_chain_hops_read_the_couplings_along_the_partner_lists(monkeypatch):
+    """``hop2[a, s, t] = M[a, nbr[nbr[a, s], t]]`` and ``hop3[a, s, t, u] = M[a, nbr[nbr[nbr[a, s], t], u]]``,
+    0 wherever a partner on the way is missing, in ``M``'s dtype; empty tables beyond ``HOP_BYTES``."""
+    rng = np.random.default_rng(4)
+    m, k = 23, 4
+    mat = rng.standard_normal((m, m)).astype(np.float32)
+    nbr = rng.integers(0, m, (m, k))
+    nbr[rng.random((m, k)) < 0.2] = -1
+    hop2, hop3 = chain_hops(mat, nbr)
+    assert hop2.shape == (m, k, k) and hop3.shape == (m, k, k, k) and hop2.dtype == hop3.dtype == np.float32
+    for a in range(m):
+        for s_ in range(k):
+            b = nbr[a, s_]
+            for t in range(k):
+                c = nbr[b, t] if b >= 0 else -1
+                assert hop2[a, s_, t] == (mat[a, c] if c >= 0 else 0.0)
+                for u in range(k):
+                    e = nbr[c, u] if c >= 0 else -1
+                    assert hop3[a, s_, t, u] == (mat[a, e] if e >= 0 else 0.0)
+    monkeypatch.setattr(_layer_dense, "HOP_BYTES", m * k ** 3 * 4 - 1)
+    assert [h.size for h in chain_hops(mat, nbr)] == [0, 0]
+
+
+@pytest.mark.parametrize("chain", [3, 4, 6])
+def test_chain_moves_from_the_hop_tables_equal_those_from_the_matrix(chain):
+    """Chain moves reading the hop tables make the same moves as reading ``M`` (empty tables), bit for bit:
+    the same states, tracked energies and best states after an anneal and a greedy descent, for chains of 3
+    (one table), 4 (both) and 6 (both, and ``M`` for the older members); and the moves do move."""
+    _, problem = smooth_layer(35, 200, 5, 3)
+    dense = DenseQubos.from_problem(problem, floors=True)
+    params = {**LayerSASampler().defaults, "num_reads": 2, "num_sweeps": 6, "chain": chain}
+    run, _ = make_run(dense, params)
+    assert run.chains[2].size and run.chains[3].size  # the tables are in use
+    polished = run.polish(problem.encode(gptq_restricted(problem)))
+    start, hot, cold, sweeps = anneal_plan(dense, params, polished)
+    outcomes = []
+    for hops in (run.chains[2:], (np.zeros((0, 0, 0), np.float32), np.zeros((0, 0, 0, 0), np.float32))):
+        rows = start.take(np.arange(start.owner.size))
+        best_e, best_v = rows.energy.copy(), rows.v.copy()
+        moves = (*run.chains[:2], *hops, chain)
+        common = (run.chain_mat, dense.steps, dense.free, *moves, run.indptr, run.indices, rows.owner, rows.v, rows.h,
+                  rows.energy, best_e, best_v, run.tol[rows.owner])
+        stop, everyone = np.zeros(1, np.int64), np.arange(rows.owner.size)
+        anneal_block(*common, hot, cold, sweeps, 0, sweeps, 1, _row_seeds(9, rows.owner.size), stop, everyone)
+        polish_block(*common, 200, stop, everyone)
+        outcomes.append((rows.v, rows.h, rows.energy, best_v, best_e))
+    for tabled, read in zip(*outcomes):
+        np.testing.assert_array_equal(tabled, read)
+    assert np.any(outcomes[0][3] != start.v)
 
 
 def test_row_quantiles_equal_numpys_bit_for_bit():
