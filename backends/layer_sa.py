@@ -74,8 +74,8 @@ from qannealq.contract import LayerSample, draw_seed
 
 from ._layer_dense import DenseQubos, Rows
 from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
-from ._layer_schedule import (EFFORTS, Clock, anneal_schedule, beam_width, chain_depth, cycles,  # noqa: F401
-                              effort, hot_ladder, population, preset, recombination, rtn_start)
+from ._layer_schedule import (EFFORTS, Clock, anneal_schedule, beam_growth, beam_width, chain_depth,  # noqa: F401
+                              cycles, effort, hot_ladder, population, preset, recombination, rtn_start)
 from ._layer_schedule import time_to_target  # noqa: F401  (re-exported: the trace's reader)
 from ._layer_single import sample_bqm
 from ._layer_weighted import sample_per_neuron
@@ -87,7 +87,7 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "hot_temperature": None, "cold_temperature": 1.0, "hot_acceptance": 1e-9, "ladder_acceptance": 0.3,
              "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": None,
              "num_threads": None, "device": "auto", "warm_start_beam": None, "recombine": None,
-             "recombine_sweeps": None, "cycles": None, "warm_start_paths": None}
+             "recombine_sweeps": None, "cycles": None, "warm_start_paths": None, "warm_start_growth": None}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 _PRECISIONS = ("float32", "float64")
 
@@ -104,6 +104,11 @@ def _check(params: dict[str, Any]) -> None:
             raise InvalidArgumentError(f"{name}={value!r} must be an integer >= {low}")
     if params["effort"] not in EFFORTS:
         raise InvalidArgumentError(f"effort={params['effort']!r} must be one of {list(EFFORTS)}")
+    growth = params["warm_start_growth"]
+    if growth is not None and (isinstance(growth, bool) or not isinstance(growth, (int, float, np.integer, np.floating))
+                               or not (np.isfinite(growth) and growth > 0)):
+        raise InvalidArgumentError(f"warm_start_growth={growth!r} must be a finite number > 0 (the beam's last block's "
+                                   "width over its first's; 1: a constant width; None: the effort's)")
     limit = params["time_limit"]
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
         raise InvalidArgumentError(f"time_limit={limit!r} must be a number of seconds > 0 (or None: no limit)")
@@ -152,9 +157,11 @@ class LayerSASampler(dimod.Sampler):
             ``cold_acceptance`` (1e-3), ``beta_range`` (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),
             ``num_threads`` (None: one per CPU core), ``warm_start_beam`` (None: the effort's, 0 with
-            ``fast``, ``max(128, m / 5)`` by default (256 from 1024 inputs on, where a population follows),
+            ``fast``, ``max(128, m / 5)`` by default (1024 from 1024 inputs on, where a population follows),
             ``max(512, m / 2)`` with ``thorough`` on ``m`` inputs: the width of the beam search over GPTQ's
-            roundings that the solve loop's warm start runs, :meth:`warm_start_beam`), ``recombine`` (None: the
+            roundings that the solve loop's warm start runs, in its last block, :meth:`warm_start_beam`),
+            ``warm_start_growth`` (None: the effort's, 8 by default where a population follows, else 1: the
+            beam's last block's width over its first's, :meth:`warm_start_growth`), ``recombine`` (None: the
             effort's population's rounds of recombination on layers of 1024 inputs or more, else 0; needs 2 reads
             or more), ``recombine_sweeps`` (None: the population's, else 8; the sweeps of each round),
             ``cycles`` (None: the population's, else 1; populations in a row, each reheated from every neuron's
@@ -196,6 +203,13 @@ class LayerSASampler(dimod.Sampler):
         before it computes the warm start (:func:`qannealq.baselines.warm_start_integers`)."""
         return beam_width(self._params(kwargs), inputs)  # _params keeps the sampler's own options only
 
+    def warm_start_growth(self, inputs: int | None = None, **kwargs: Any) -> float:
+        """How the warm start's beam widens along GPTQ's order on a layer of ``inputs`` coordinates
+        (:func:`qannealq.contract.warm_start_growth`): its last block's width over its first's,
+        ``warm_start_growth`` or the effort's (:func:`._layer_schedule.beam_growth`: 8 by default where a
+        population follows, from 128 to 1024 on CIFAR-10's first layer; else 1, a constant width)."""
+        return beam_growth(self._params(kwargs), inputs)
+
     def warm_start_paths(self, inputs: int | None = None, **kwargs: Any) -> int:
         """How many warm starts per neuron this run takes on a layer of ``inputs`` coordinates
         (:func:`qannealq.contract.warm_start_paths`): where a population follows a beam
@@ -233,7 +247,7 @@ class LayerSASampler(dimod.Sampler):
         m = problem.num_coordinates
         if initial_states is None:
             given = problem.encode(warm_start_integers(
-                problem, beam=self.warm_start_beam(m, **params),
+                problem, beam=self.warm_start_beam(m, **params), growth=self.warm_start_growth(m, **params),
                 paths=1 if problem.per_neuron else self.warm_start_paths(m, **params)))
         else:
             given = np.asarray(initial_states)

@@ -4,7 +4,8 @@ On the first layer of the MNIST (784-128-10) and, with ``--datasets cifar10``, C
 models and 1024-image float calibration of ``benchmarks/frontier.py``), at int4 and int2, every run goes through
 :func:`qannealq.solve.quantize_layer` in this one process with ``layer-sa`` at each ``--efforts`` level and
 ``warm_start_beam`` = each value of ``--widths`` (0: GPTQ-restricted in pivot order alone, the start before the
-beam), each ``--reads``, ``--sweeps``, ``--recombine`` (rounds of recombination, the population of wide layers) and
+beam; the width of the beam's last block), each ``--growths`` (``warm_start_growth``: the last block's width over
+the first's; ``preset``: the effort's), each ``--reads``, ``--sweeps``, ``--recombine`` (rounds of recombination, the population of wide layers) and
 ``--cycles`` (populations in a row), over ``--seeds`` seeds of the anneal (the beam has no randomness). It prints,
 side by side, the warm start's error and the error the anneal ends at, both above the best-known energy that
 ``benchmarks/frontier.py`` stored in ``--frontier`` (its JSON of the same problem: the script checks the
@@ -42,6 +43,8 @@ def main() -> None:
                         default=[None], help="num_reads of the anneal ('preset': the effort's), e.g. preset,1,8")
     parser.add_argument("--recombine", type=lambda t: [None if p == "preset" else int(p) for p in t.split(",")],
                         default=[None], help="rounds of recombination ('preset': the effort's), e.g. preset,0")
+    parser.add_argument("--growths", type=lambda t: [None if p == "preset" else float(p) for p in t.split(",")],
+                        default=[None], help="warm_start_growth values (preset: the effort's)")
     parser.add_argument("--cycles", type=lambda t: [None if p == "preset" else int(p) for p in t.split(",")],
                         default=[None], help="populations in a row ('preset': the effort's), e.g. preset,1")
     parser.add_argument("--seeds", type=int, default=2)
@@ -64,21 +67,22 @@ def main() -> None:
                 best = stored["best_known"]
                 gptq = min(_timed(lambda: quantize_layer(problem, "gptq", seed=0))[1] for _ in range(3))
                 print(f"\n### {dataset} first layer, int{bits}: best known {best:.6g}, GPTQ {gptq:.3g} s")
-                print("| beam | effort | reads | sweeps | recombination rounds | cycles | warm start above best | "
+                print("| beam | growth | effort | reads | sweeps | recombination rounds | cycles | warm start above best | "
                       "anneal ends above best | time / GPTQ |")
-                print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-                for width, level, reads, sweeps, rounds, cycles in itertools.product(
-                        args.widths, args.efforts, args.reads, args.sweeps, args.recombine, args.cycles):
+                print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+                for width, growth, level, reads, sweeps, rounds, cycles in itertools.product(
+                        args.widths, args.growths, args.efforts, args.reads, args.sweeps, args.recombine,
+                        args.cycles):
                     starts, ends, seconds = [], [], []
                     for seed in range(args.seeds):
                         result, dt = _timed(lambda: quantize_layer(
                             problem, "qubo", sampler=sampler, backend="layer-sa", seed=seed, effort=level,
-                            warm_start_beam=width, num_reads=reads, num_sweeps=sweeps, recombine=rounds,
+                            warm_start_beam=width, warm_start_growth=growth, num_reads=reads, num_sweeps=sweeps, recombine=rounds,
                             cycles=cycles, num_threads=args.threads, device="cpu"))
                         starts.append(result.warm_start_errors.sum() / best - 1)
                         ends.append(result.errors.sum() / best - 1)
                         seconds.append(dt)
-                    print(f"| {width} | {level} | {reads or 'preset'} | {sweeps or 'preset'} | "
+                    print(f"| {width} | {growth or 'preset'} | {level} | {reads or 'preset'} | {sweeps or 'preset'} | "
                           f"{'preset' if rounds is None else rounds} | {cycles or 'preset'} | "
                           f"{100 * np.mean(starts):.2f} % | "
                           f"{100 * np.mean(ends):.2f} ± {100 * np.std(ends):.2f} % | "

@@ -298,7 +298,7 @@ PILOT_MARGIN = 0.02
 
 
 def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, beam: int = 0,
-                        paths: int = 1) -> np.ndarray:
+                        paths: int = 1, growth: float = 1.0) -> np.ndarray:
     """Grid integers ``(n, m)`` of baseline ``name`` restricted to each coordinate's floor/ceil: a valid QUBO
     state, the warm start the solve loop (and ``layer-sa`` without ``initial_states``) starts from.
 
@@ -332,11 +332,18 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
             the beam's other final survivors spread over its width (:func:`qannealq._gptq_beam.beam_search`'s
             ``paths``), distinct starts for a population's reads (:func:`qannealq.contract.warm_start_paths`);
             copies of the start where no beam runs.
+        growth: the beam's width in its last block over its first's (:func:`qannealq._gptq_beam.beam_widths`;
+            ``beam`` is the last's; 1: a constant width). The solve loop takes the sampler's
+            (:func:`qannealq.contract.warm_start_growth`).
     """
     if not isinstance(beam, (int, np.integer)) or isinstance(beam, bool) or beam < 0:
         raise InvalidArgumentError(f"beam={beam!r} must be an integer >= 0 (0: the baseline's own warm start)")
     if not isinstance(paths, (int, np.integer)) or isinstance(paths, bool) or paths < 1:
         raise InvalidArgumentError(f"paths={paths!r} must be an integer >= 1 (starts per neuron)")
+    if isinstance(growth, bool) or not isinstance(growth, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(growth) and growth > 0):
+        raise InvalidArgumentError(f"growth={growth!r} must be a finite number > 0 (the beam's last block's width "
+                                   "over its first's; 1: a constant width)")
     if paths > 1 and not (beam and not problem.per_neuron and name in _GPTQ_FORMS):  # no beam: copies
         return np.repeat(warm_start_integers(problem, name, beam)[:, None], paths, axis=1)
     if name == "rtn":
@@ -346,7 +353,7 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     restricted, order = _GPTQ_FORMS[name]
     dampings = (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP) if rank_deficient(problem) else (GPTQ_PERCDAMP,)
     if beam and not problem.per_neuron:
-        return _beam_start(problem, name, dampings, int(beam), int(paths))
+        return _beam_start(problem, name, dampings, int(beam), int(paths), float(growth))
     candidates = [BASELINES[name](problem, percdamp=percdamp) for percdamp in dampings]
     candidates = [ints if restricted else problem.restrict(ints) for ints in candidates]
     if len(candidates) == 1:
@@ -371,7 +378,7 @@ def _side_by_side(fn: Callable, items: Iterable) -> list:
 
 
 def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], width: int,
-                paths: int = 1) -> np.ndarray:
+                paths: int = 1, growth: float = 1.0) -> np.ndarray:
     """Each neuron's best state of a beam search of ``width`` on the factor of ``name``'s input order and of
     ``name``'s own start (restricted) at each damping, as grid integers ``(n, m)``; with two ``dampings``
     (GPTQ's and the lower one), the beam's damping is chosen by a pilot (:func:`warm_start_integers`). With
@@ -391,7 +398,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         v, score = beam_search(problem.weights[rows][:, perm], problem.steps[rows][:, perm],
                                problem.base[rows][:, perm], problem.free[rows][:, perm], float(problem.grid.offset),
                                dead[perm], factor, _damping(problem.hessian, dead, percdamp), grad[rows][:, perm],
-                               width, paths=paths)
+                               width, paths=paths, growth=growth)
         out = np.empty_like(v)
         out[..., perm] = v
         return out, score

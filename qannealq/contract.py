@@ -26,7 +26,7 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warm_start_beam",
-           "warm_start_paths",
+           "warm_start_growth", "warm_start_paths",
            "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing",
            "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
@@ -96,6 +96,17 @@ def warm_start_beam(sampler: Any, kwargs: dict[str, Any], inputs: int | None = N
     return int(ask(**kwargs))  # a sampler written before the layer's size was passed
 
 
+def warm_start_growth(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> float:
+    """How the warm start's beam (:func:`warm_start_beam`, the width of its last block) widens along GPTQ's order
+    for ``sampler`` called with ``kwargs`` on a layer of ``inputs`` coordinates: its last block's width over its
+    first's, what its ``warm_start_growth(inputs, **kwargs)`` says (``layer-sa``: 8 where a population follows,
+    else 1), else 1 (a constant width; :func:`qannealq._gptq_beam.beam_widths`)."""
+    ask = getattr(sampler, "warm_start_growth", None)
+    if not callable(ask):
+        return 1.0
+    return float(ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"}))
+
+
 def warm_start_paths(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> int:
     """How many warm starts per neuron the solve loop should give a whole-layer ``sampler`` called with
     ``kwargs`` on a layer of ``inputs`` coordinates: what its ``warm_start_paths(inputs, **kwargs)`` says
@@ -156,6 +167,10 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
     def warm_start_beam(self, inputs: int | None = None, **kwargs: Any) -> int:
         """The child's :func:`warm_start_beam`."""
         return warm_start_beam(self.child, kwargs, inputs)
+
+    def warm_start_growth(self, inputs: int | None = None, **kwargs: Any) -> float:
+        """The child's :func:`warm_start_growth`."""
+        return warm_start_growth(self.child, kwargs, inputs)
 
     def warm_start_paths(self, inputs: int | None = None, **kwargs: Any) -> int:
         """The child's :func:`warm_start_paths`."""

@@ -27,7 +27,8 @@ import dimod
 import numpy as np
 
 from qannealq.baselines import BASELINES, DEFAULT_WARM_START, warm_start_integers
-from qannealq.contract import LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam, warm_start_paths
+from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam,
+                               warm_start_growth, warm_start_paths)
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.grid import Grid
@@ -272,7 +273,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             m = problem.num_coordinates
             # a whole-layer solver may ask for several starts per neuron (the beam's survivors): (n, paths, m)
             paths = warm_start_paths(sampler, sampler_kwargs, m) if layer_solver(sampler) is not None else 1
-            starts = warm_start_integers(problem, warm_start, warm_start_beam(sampler, sampler_kwargs, m), paths)
+            starts = warm_start_integers(problem, warm_start, warm_start_beam(sampler, sampler_kwargs, m), paths,
+                                         growth=warm_start_growth(sampler, sampler_kwargs, m))
             warm = problem.encode(starts)
             warm_ints = starts if starts.ndim == 2 else starts[:, 0]
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))

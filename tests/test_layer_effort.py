@@ -5,6 +5,7 @@ stops a long run cleanly with valid states, and the trace records the energy rea
 from __future__ import annotations
 
 import time
+from unittest import mock
 
 import dimod
 import numpy as np
@@ -237,7 +238,8 @@ def test_wide_layers_anneal_a_population_and_recombine_it_deterministically():
     layer, problem = smooth_layer(23, POPULATION_INPUTS, 3, 3)  # 1025 coordinates, 400 samples: H singular
     warm = problem.encode(gptq_restricted(problem))
     sampler = LayerSASampler()
-    assert sampler.warm_start_beam(problem.num_coordinates) == 256
+    assert sampler.warm_start_beam(problem.num_coordinates) == 1024
+    assert sampler.warm_start_growth(problem.num_coordinates) == 8.0  # widening from 128
     a, b = (sampler.sample_layer(problem, initial_states=warm, seed=5) for _ in range(2))
     one = sampler.sample_layer(problem, initial_states=warm, seed=5, num_threads=1)
     for other in (b, one):
@@ -275,7 +277,7 @@ def test_a_populations_reads_start_from_the_beams_survivors():
     for bad in (0, 1.5, True):
         with pytest.raises(InvalidArgumentError, match="warm_start_paths"):
             LayerSASampler(warm_start_paths=bad)
-    ints = warm_start_integers(problem, beam=sampler.warm_start_beam(m), paths=4)
+    ints = warm_start_integers(problem, beam=sampler.warm_start_beam(m), paths=4, growth=sampler.warm_start_growth(m))
     states = np.stack([problem.encode(ints[:, t]) for t in range(4)], axis=1)
     a, b = (sampler.sample_layer(problem, initial_states=states, seed=5) for _ in range(2))
     np.testing.assert_array_equal(a.assignments, b.assignments)
@@ -308,7 +310,7 @@ def test_recombination_rule_and_overrides():
     # the threshold counts the layer's coordinates, dead ones included, as the beam's width does: 900 live of 1101
     assert effort(params, 900, 8, inputs=1101) == (4, 4) and recombination(params, 900, 4, inputs=1101) == (1, 8)
     assert effort(params, 900, 8)[0] == 1 and recombination(params, 900, 6) == (0, 8)
-    assert LayerSASampler().warm_start_beam(1101) == 256
+    assert LayerSASampler().warm_start_beam(1101) == 1024
     assert cycles(params, 3073) == EFFORTS["default"].population.cycles and cycles(params, 599) == 1
     assert cycles({**params, "cycles": 3}, 599) == 3 and cycles({**params, "effort": "fast"}, 3073) == 1
     _, problem = layer_problem(26, 40, 2, 3)
@@ -322,6 +324,43 @@ def test_recombination_rule_and_overrides():
     for bad in (0, -1, 2.0, True):
         with pytest.raises(InvalidArgumentError, match="cycles"):
             LayerSASampler(cycles=bad)
+
+
+def test_the_warm_starts_beam_widens_where_a_population_follows():
+    """``warm_start_growth``: 8 by default where a population follows (a beam widening from 128 to 1024), else 1
+    (MNIST-sized layers, ``fast``, ``thorough``'s constant 1536); the option overrides it, bad values are refused
+    by name; the solve loop and the sampler's own warm start both run the beam of that shape (the same start as
+    ``warm_start_integers`` with that growth, and not the constant beam's)."""
+    from qannealq.baselines import warm_start_integers
+    from qannealq.contract import warm_start_growth
+
+    sampler = LayerSASampler()
+    assert sampler.warm_start_growth(3073) == 8.0 and sampler.warm_start_growth(785) == 1.0
+    assert sampler.warm_start_growth(3073, effort="thorough") == 1.0
+    assert sampler.warm_start_growth(3073, effort="fast") == 1.0
+    assert sampler.warm_start_growth(785, warm_start_growth=2) == 2.0
+    assert warm_start_growth(sampler, {"warm_start_growth": 3.0}, 785) == 3.0
+    assert warm_start_growth(object(), {}, 3073) == 1.0  # a sampler that does not say: a constant width
+    for bad in (0, -1.0, float("inf"), True, "8"):
+        with pytest.raises(InvalidArgumentError, match="warm_start_growth"):
+            LayerSASampler(warm_start_growth=bad)
+    _, problem = smooth_layer(24, POPULATION_INPUTS, 2, 3)
+    m = problem.num_coordinates
+    for bad in (0, float("nan"), True):
+        with pytest.raises(InvalidArgumentError, match="growth"):
+            warm_start_integers(problem, beam=8, growth=bad)
+    small = LayerSASampler(warm_start_beam=16, num_reads=2, num_sweeps=1, cycles=1, recombine=0)
+    widening = warm_start_integers(problem, beam=16, paths=2, growth=8.0)
+    assert not np.array_equal(widening, warm_start_integers(problem, beam=16, paths=2))
+    from qannealq import quantize_layer
+
+    seen = []
+    for where, run in (("qannealq.solve", lambda: quantize_layer(problem, "qubo", small, "layer-sa", seed=2)),
+                       ("qannealq.backends.layer_sa", lambda: small.sample_layer(problem, seed=2))):
+        with mock.patch(f"{where}.warm_start_integers", wraps=warm_start_integers) as spy:
+            run()
+        seen += [call.kwargs.get("growth") for call in spy.call_args_list]
+    assert seen == [8.0, 8.0]
 
 
 @pytest.mark.parametrize("device", ["cpu", "torch-cpu"])
@@ -547,23 +586,24 @@ def test_row_quantiles_equal_numpys_bit_for_bit():
 
 
 def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for():
-    """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 5)``, 256 from 1024
-    inputs on, where a population follows, thorough ``max(512, inputs / 2)``, none fast; ``warm_start_beam``
+    """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 5)``, 1024 in its last
+    block from 1024 inputs on, where a population follows, thorough ``max(512, inputs / 2)``, none fast; ``warm_start_beam``
     overrides) and the solve loop's warm start is then each neuron's best of the beam and GPTQ's start;
     samplers that do not ask (and a composite around them) get GPTQ's start alone."""
     from qannealq import quantize_layer
     from qannealq.backends.retry import RetryComposite
     from qannealq.baselines import warm_start_integers
-    from qannealq.contract import warm_start_beam
+    from qannealq.contract import warm_start_beam, warm_start_growth
 
     _, problem = layer_problem(41, 60, 6, 3)
     sampler = LayerSASampler()
     assert [sampler.warm_start_beam(effort=level) for level in PRESETS] == [0, 128, 512]
     assert [sampler.warm_start_beam(785, effort=level) for level in PRESETS] == [0, 157, 512]  # MNIST's first
-    assert [sampler.warm_start_beam(3073, effort=level) for level in PRESETS] == [0, 256, 1536]  # CIFAR-10's:
-    # the default's population (from 1024 inputs) with a narrower beam
+    assert [sampler.warm_start_beam(3073, effort=level) for level in PRESETS] == [0, 1024, 1536]  # CIFAR-10's:
+    # the default's population (from 1024 inputs) with a beam widening from 128 (warm_start_growth)
     assert sampler.warm_start_beam(3073, warm_start_beam=4) == 4
     assert warm_start_beam(RetryComposite(sampler, retries=0), {"effort": "thorough"}, 3073) == 1536
+    assert warm_start_growth(RetryComposite(sampler, retries=0), {}, 3073) == 8.0
     assert warm_start_beam(get_sampler("sa"), {}, 3073) == 0
 
     def errors(ints):
@@ -595,9 +635,9 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
 
     asked = []
 
-    def spy(problem, warm_start=None, beam=0, paths=1):
+    def spy(problem, warm_start=None, beam=0, paths=1, growth=1.0):
         asked.append(beam)
-        assert paths == 1  # no population on 701 inputs: one start per neuron
+        assert paths == 1 and growth == 1.0  # no population on 701 inputs: one start per neuron, a constant beam
         raise Stop
     monkeypatch.setattr(solve_module, "warm_start_integers", spy)
     _, problem = layer_problem(5, 700, 2, 3, samples=40)
