@@ -89,7 +89,7 @@ class Population:
         reads, sweeps: the population's reads per neuron and their sweeps.
         rounds, round_sweeps: rounds of recombination and the sweeps of each round's anneal.
         beam: the warm start's beam width (:func:`beam_width`, in its last block) on these layers (None: the
-            preset's own). ``default``: 1024, widening from 128 (``growth`` 8); a constant width beyond 256
+            preset's own). ``default``: 768, widening from 96 (``growth`` 8); a constant width beyond 256
             bought less than the population in the same time (start energy on CIFAR-10's first layer, int4:
             1.8 % lower at 615 than at 256, for 1.9x the beam's time), the widening beam more (the README).
         cycles: populations in a row (:func:`cycles`): each after the first reheats its reads from every
@@ -129,14 +129,14 @@ HOT_TEMPERATURE = 0.2
 #: longer. A layer of pair flips gets at least ``layer_flips`` flips (2^20 by default: the output layers of the
 #: MNIST and EMNIST MLPs, 10 x 129 and 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less
 #: error in a few hundredths of a second). From :data:`POPULATION_INPUTS` inputs on, ``default`` and ``thorough``
-#: anneal a :class:`Population` of short reads and recombine it instead (``default``: a beam widening from 128
-#: to 1024 along GPTQ's order, then two cycles of 4 reads x 4 sweeps and a round of 8 sweeps; ``thorough``: its
+#: anneal a :class:`Population` of short reads and recombine it instead (``default``: a beam widening from 96
+#: to 768 along GPTQ's order, then two cycles of 6 reads x 4 sweeps and a round of 8 sweeps; ``thorough``: its
 #: beam, then four cycles of 8 x 4 and 2 rounds of 8; before the cycles, one population: 6 x 4 and 2 rounds of
-#: 8, and 8 x 16 and 3 rounds of 16; before the widening beam, ``default``'s was a constant 256).
+#: 8, and 8 x 16 and 3 rounds of 16; before the widening beam, ``default``'s was a constant 256 and 4 reads).
 EFFORTS: dict[str, Preset] = {
     "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, 0.0, HOT_TEMPERATURE),
     "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 128, 1 / 5, 0.025,
-                      Population(reads=4, sweeps=4, rounds=1, round_sweeps=8, beam=1024, cycles=2, growth=8.0)),
+                      Population(reads=6, sweeps=4, rounds=1, round_sweeps=8, beam=768, cycles=2, growth=8.0)),
     "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 512, 1 / 2, 0.025,
                        Population(reads=8, sweeps=4, rounds=2, round_sweeps=8, cycles=4)),
 }
@@ -170,7 +170,7 @@ def beam_width(params: dict[str, Any], m: int | None = None) -> int:
     """The warm start's beam width: ``params["warm_start_beam"]``, or (None) the preset's on ``m`` inputs,
     ``max(beam, round(beam_per_input · m))`` (``m`` None: ``beam``), or where the preset's :class:`Population`
     applies and sets one, its width (in the beam's last block: :func:`beam_growth`). Default: 157 on MNIST's
-    785-input first layer, 1024 widening from 128 on CIFAR-10's 3073 (a constant 256 before, 615 before the
+    785-input first layer, 768 widening from 96 on CIFAR-10's 3073 (a constant 256 before, 615 before the
     population); ``thorough`` 512 and 1536."""
     chosen = params.get("warm_start_beam")
     if chosen is not None:
@@ -187,7 +187,7 @@ def beam_width(params: dict[str, Any], m: int | None = None) -> int:
 def beam_growth(params: dict[str, Any], m: int | None = None) -> float:
     """The warm start's beam's last block's width over its first's (:func:`qannealq._gptq_beam.beam_widths`):
     ``params["warm_start_growth"]``, or (None) the preset's :class:`Population`'s where one applies on ``m``
-    inputs, else 1 (a constant width). ``default`` widens from 128 to 1024 on CIFAR-10's first layer: the last
+    inputs, else 1 (a constant width). ``default`` widens from 96 to 768 on CIFAR-10's first layer: the last
     inputs of GPTQ's order have the fewest left to take up their rounding errors, and a wide beam there ends
     lower than a constant width of the same cost (the README)."""
     chosen = params.get("warm_start_growth")

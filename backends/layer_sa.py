@@ -23,8 +23,8 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
    error than 4096 sweeps of pair flips (``benchmarks/frontier.py``).
    Reads and sweeps follow the ``effort`` preset and the size (:func:`._layer_schedule.effort`): on layers of
    chain moves one cold anneal per neuron, and from :data:`._layer_schedule.POPULATION_INPUTS` (1024) inputs
-   on a *population* of short cold reads instead (:class:`._layer_schedule.Population`: ``default`` 4 reads x 4
-   sweeps after a beam of 256, ``thorough`` 8 x 4 after its own beam), in ``cycles``: each cycle after the first
+   on a *population* of short cold reads instead (:class:`._layer_schedule.Population`: ``default`` 6 reads x 4
+   sweeps after a beam widening from 96 to 768, ``thorough`` 8 x 4 after its own beam), in ``cycles``: each cycle after the first
    reheats a new population from every neuron's best state so far.
    The first population's reads start from distinct states where the solve loop gives them
    (:meth:`LayerSASampler.warm_start_paths`: the beam's final survivors, spread over its width; ``initial_states``
@@ -157,7 +157,7 @@ class LayerSASampler(dimod.Sampler):
             ``cold_acceptance`` (1e-3), ``beta_range`` (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),
             ``num_threads`` (None: one per CPU core), ``warm_start_beam`` (None: the effort's, 0 with
-            ``fast``, ``max(128, m / 5)`` by default (1024 from 1024 inputs on, where a population follows),
+            ``fast``, ``max(128, m / 5)`` by default (768 from 1024 inputs on, where a population follows),
             ``max(512, m / 2)`` with ``thorough`` on ``m`` inputs: the width of the beam search over GPTQ's
             roundings that the solve loop's warm start runs, in its last block, :meth:`warm_start_beam`),
             ``warm_start_growth`` (None: the effort's, 8 by default where a population follows, else 1: the
@@ -207,7 +207,7 @@ class LayerSASampler(dimod.Sampler):
         """How the warm start's beam widens along GPTQ's order on a layer of ``inputs`` coordinates
         (:func:`qannealq.contract.warm_start_growth`): its last block's width over its first's,
         ``warm_start_growth`` or the effort's (:func:`._layer_schedule.beam_growth`: 8 by default where a
-        population follows, from 128 to 1024 on CIFAR-10's first layer; else 1, a constant width)."""
+        population follows, from 96 to 768 on CIFAR-10's first layer; else 1, a constant width)."""
         return beam_growth(self._params(kwargs), inputs)
 
     def warm_start_paths(self, inputs: int | None = None, **kwargs: Any) -> int:

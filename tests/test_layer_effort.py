@@ -125,7 +125,7 @@ def test_small_layers_anneal_at_least_the_presets_layer_flips():
     assert reads * sweeps * 26 * 247 >= 2**20 > reads * (sweeps - 1) * 26 * 247
     assert effort(params, 247) == (2, 12)  # the same problems outside a layer: the size scaling alone
     assert effort(params, 599, 128) == (1, 4)  # MNIST's first layer; CIFAR-10's: a population
-    assert effort(params, 3073, 512) == (4, 4) and effort(params, 3073) == (1, 16)
+    assert effort(params, 3073, 512) == (6, 4) and effort(params, 3073) == (1, 16)
     assert effort(params, 599, 2) == (1, 4)  # chain layers have no floor: they are not small
     assert effort({**params, "effort": "thorough"}, 247, 1)[1] == 4096  # the preset's ceiling
     assert effort({**params, "effort": "fast"}, 599, 2) == (1, 0)  # fast: no anneal on wide layers
@@ -238,22 +238,24 @@ def test_wide_layers_anneal_a_population_and_recombine_it_deterministically():
     layer, problem = smooth_layer(23, POPULATION_INPUTS, 3, 3)  # 1025 coordinates, 400 samples: H singular
     warm = problem.encode(gptq_restricted(problem))
     sampler = LayerSASampler()
-    assert sampler.warm_start_beam(problem.num_coordinates) == 1024
-    assert sampler.warm_start_growth(problem.num_coordinates) == 8.0  # widening from 128
+    assert sampler.warm_start_beam(problem.num_coordinates) == 768
+    assert sampler.warm_start_growth(problem.num_coordinates) == 8.0  # widening from 96
     a, b = (sampler.sample_layer(problem, initial_states=warm, seed=5) for _ in range(2))
     one = sampler.sample_layer(problem, initial_states=warm, seed=5, num_threads=1)
     for other in (b, one):
         np.testing.assert_array_equal(a.assignments, other.assignments)
-    assert a.info["reads_sweeps"] == (4, 4) and a.info["cycles"] == 2
+    assert a.info["reads_sweeps"] == (6, 4) and a.info["cycles"] == 2
     rounds = a.info["recombination"]
     assert [r["cycle"] for r in rounds] == [0, 1] and all(0 < r["movable"] < 1 for r in rounds)
     assert rounds[1]["energy"] <= rounds[0]["energy"]
     _check_wide(layer, problem, a)
     warm_e = problem.qubo_energies(warm)
     assert np.all(a.energies <= warm_e + 1e-15) and a.energies.sum() < warm_e.sum()
-    assert a.energies.sum() <= rounds[-1]["energy"] * (1 + 1e-9)
+    # the rounds report the kernel's tracked energies, of the float32 couplings the chains read (within about 1e-5
+    # relative of float64 here); the result's are float64
+    assert a.energies.sum() <= rounds[-1]["energy"] * (1 + 1e-4)
     plain = sampler.sample_layer(problem, initial_states=warm, seed=5, recombine=0)
-    assert plain.info["recombination"] == [] and plain.info["reads_sweeps"] == (4, 4)
+    assert plain.info["recombination"] == [] and plain.info["reads_sweeps"] == (6, 4)
     assert plain.info["cycles"] == 2  # two populations, each from the best so far, without recombination
 
 
@@ -269,7 +271,7 @@ def test_a_populations_reads_start_from_the_beams_survivors():
 
     layer, problem = smooth_layer(23, POPULATION_INPUTS, 3, 3)
     sampler, m = LayerSASampler(), problem.num_coordinates
-    assert sampler.warm_start_paths(m) == 4 and sampler.warm_start_paths(785) == 1
+    assert sampler.warm_start_paths(m) == 6 and sampler.warm_start_paths(785) == 1
     assert sampler.warm_start_paths(m, effort="thorough") == 8 and sampler.warm_start_paths(m, num_reads=3) == 3
     assert sampler.warm_start_paths(m, effort="fast") == 1 and sampler.warm_start_paths(m, warm_start_beam=0) == 1
     assert sampler.warm_start_paths(m, warm_start_paths=2) == 2
@@ -277,13 +279,14 @@ def test_a_populations_reads_start_from_the_beams_survivors():
     for bad in (0, 1.5, True):
         with pytest.raises(InvalidArgumentError, match="warm_start_paths"):
             LayerSASampler(warm_start_paths=bad)
-    ints = warm_start_integers(problem, beam=sampler.warm_start_beam(m), paths=4, growth=sampler.warm_start_growth(m))
-    states = np.stack([problem.encode(ints[:, t]) for t in range(4)], axis=1)
+    k = sampler.warm_start_paths(m)
+    ints = warm_start_integers(problem, beam=sampler.warm_start_beam(m), paths=k, growth=sampler.warm_start_growth(m))
+    states = np.stack([problem.encode(ints[:, t]) for t in range(k)], axis=1)
     a, b = (sampler.sample_layer(problem, initial_states=states, seed=5) for _ in range(2))
     np.testing.assert_array_equal(a.assignments, b.assignments)
     same = sampler.sample_layer(problem, initial_states=states[:, 0], seed=5)
     assert not np.array_equal(a.assignments, same.assignments)
-    copies = sampler.sample_layer(problem, initial_states=np.repeat(states[:, :1], 4, axis=1), seed=5)
+    copies = sampler.sample_layer(problem, initial_states=np.repeat(states[:, :1], k, axis=1), seed=5)
     np.testing.assert_array_equal(copies.assignments, same.assignments)  # copies: reads from the polished start
     _check_wide(layer, problem, a)
     assert np.all(a.energies <= problem.qubo_energies(states[:, 0]) + 1e-15)
@@ -308,9 +311,9 @@ def test_recombination_rule_and_overrides():
     assert recombination({**params, "chain": 0}, 3073, 6) == (0, 8)  # pair flips: no population
     assert effort({**params, "effort": "fast"}, 3073, 512)[0] == 1
     # the threshold counts the layer's coordinates, dead ones included, as the beam's width does: 900 live of 1101
-    assert effort(params, 900, 8, inputs=1101) == (4, 4) and recombination(params, 900, 4, inputs=1101) == (1, 8)
+    assert effort(params, 900, 8, inputs=1101) == (6, 4) and recombination(params, 900, 6, inputs=1101) == (1, 8)
     assert effort(params, 900, 8)[0] == 1 and recombination(params, 900, 6) == (0, 8)
-    assert LayerSASampler().warm_start_beam(1101) == 1024
+    assert LayerSASampler().warm_start_beam(1101) == 768
     assert cycles(params, 3073) == EFFORTS["default"].population.cycles and cycles(params, 599) == 1
     assert cycles({**params, "cycles": 3}, 599) == 3 and cycles({**params, "effort": "fast"}, 3073) == 1
     _, problem = layer_problem(26, 40, 2, 3)
@@ -327,7 +330,7 @@ def test_recombination_rule_and_overrides():
 
 
 def test_the_warm_starts_beam_widens_where_a_population_follows():
-    """``warm_start_growth``: 8 by default where a population follows (a beam widening from 128 to 1024), else 1
+    """``warm_start_growth``: 8 by default where a population follows (a beam widening from 96 to 768), else 1
     (MNIST-sized layers, ``fast``, ``thorough``'s constant 1536); the option overrides it, bad values are refused
     by name; the solve loop and the sampler's own warm start both run the beam of that shape (the same start as
     ``warm_start_integers`` with that growth, and not the constant beam's)."""
@@ -586,7 +589,7 @@ def test_row_quantiles_equal_numpys_bit_for_bit():
 
 
 def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for():
-    """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 5)``, 1024 in its last
+    """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 5)``, 768 in its last
     block from 1024 inputs on, where a population follows, thorough ``max(512, inputs / 2)``, none fast; ``warm_start_beam``
     overrides) and the solve loop's warm start is then each neuron's best of the beam and GPTQ's start;
     samplers that do not ask (and a composite around them) get GPTQ's start alone."""
@@ -599,7 +602,7 @@ def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for()
     sampler = LayerSASampler()
     assert [sampler.warm_start_beam(effort=level) for level in PRESETS] == [0, 128, 512]
     assert [sampler.warm_start_beam(785, effort=level) for level in PRESETS] == [0, 157, 512]  # MNIST's first
-    assert [sampler.warm_start_beam(3073, effort=level) for level in PRESETS] == [0, 1024, 1536]  # CIFAR-10's:
+    assert [sampler.warm_start_beam(3073, effort=level) for level in PRESETS] == [0, 768, 1536]  # CIFAR-10's:
     # the default's population (from 1024 inputs) with a beam widening from 128 (warm_start_growth)
     assert sampler.warm_start_beam(3073, warm_start_beam=4) == 4
     assert warm_start_beam(RetryComposite(sampler, retries=0), {"effort": "thorough"}, 3073) == 1536
