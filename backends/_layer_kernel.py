@@ -304,8 +304,8 @@ def _keep_best(r, energy, best_e, best_v, v):
 
 
 @numba.njit(cache=True, nogil=True)
-def polish_block(mat, steps, free, nbr, coup, hop2, hop3, depth, indptr, indices, owner, v, h, energy, best_e, best_v, tol,
-                 max_sweeps, stop, rows):
+def polish_block(mat, steps, free, nbr, coup, hop2, hop3, depth, indptr, indices, owner, v, h, energy, best_e, best_v,
+                 tol, max_sweeps, stop, rows):
     """Greedy sweeps (single and pair flips improving by more than ``tol[r]``) of each row in ``rows`` until
     none improves or ``max_sweeps``; adds the change to ``energy`` and keeps the best state in ``best_v``.
 
@@ -318,8 +318,8 @@ def polish_block(mat, steps, free, nbr, coup, hop2, hop3, depth, indptr, indices
         for _ in range(max_sweeps):
             if stop[0] != 0:
                 break
-            de, moves = _sweep(0, v[r], h[r], steps[i], free[i], cols, nbr, coup, hop2, hop3, depth, mat, np.inf, tol[r],
-                               unused)
+            de, moves = _sweep(0, v[r], h[r], steps[i], free[i], cols, nbr, coup, hop2, hop3, depth, mat, np.inf,
+                               tol[r], unused)
             energy[r] += de
             if moves == 0:
                 break
@@ -327,8 +327,8 @@ def polish_block(mat, steps, free, nbr, coup, hop2, hop3, depth, indptr, indices
 
 
 @numba.njit(cache=True, nogil=True)
-def anneal_block(mat, steps, free, nbr, coup, hop2, hop3, depth, indptr, indices, owner, v, h, energy, best_e, best_v, tol,
-                 hot, cold, num_sweeps, sweep_start, count, stride, seeds, stop, rows):
+def anneal_block(mat, steps, free, nbr, coup, hop2, hop3, depth, indptr, indices, owner, v, h, energy, best_e, best_v,
+                 tol, hot, cold, num_sweeps, sweep_start, count, stride, seeds, stop, rows):
     """``count`` Metropolis sweeps of a ``num_sweeps`` geometric schedule, from its step ``sweep_start`` on in
     steps of ``stride`` (1: every step; more: a shortened schedule), for each row in ``rows``.
 
@@ -377,7 +377,8 @@ def anneal_block(mat, steps, free, nbr, coup, hop2, hop3, depth, indptr, indices
             if depth >= 3:
                 _shuffle(cols, ordered, seeds, r)
             beta = hot[r] * ratio ** (min(sweep_start + k * stride, span) / span)
-            de, _ = _sweep(r, v[r], h[r], steps[i], free[i], cols, nbr, coup, hop2, hop3, depth, mat, beta, tol[r], seeds)
+            de, _ = _sweep(r, v[r], h[r], steps[i], free[i], cols, nbr, coup, hop2, hop3, depth, mat, beta, tol[r],
+                           seeds)
             energy[r] += de
             _keep_best(r, energy, best_e, best_v, v)
 
@@ -423,7 +424,8 @@ def anneal_rows(mat, diag, lin, steps, free, nbr, coup, indptr, indices, owner, 
     ptr = np.concatenate([[0], np.cumsum(indptr[own + 1] - indptr[own])]).astype(np.int64)
     idx = np.concatenate([indices[indptr[i]:indptr[i + 1]] for i in own]) if rows.size else indices[:0]
     hop2, hop3 = np.zeros((0, 0, 0), mat.dtype), np.zeros((0, 0, 0, 0), mat.dtype)  # pair flips: no chains
-    common = (mat, steps_r, free_r, nbr, coup, hop2, hop3, 0, ptr, idx.astype(np.int64), local, vv, h, energy, best_e, best)
+    common = (mat, steps_r, free_r, nbr, coup, hop2, hop3, 0, ptr, idx.astype(np.int64), local, vv, h, energy, best_e,
+              best)
     polish_block(*common, tol[rows], polish_sweeps, stop, local)
     for s in range(betas.shape[1]):
         b = np.ascontiguousarray(betas[rows, s])

@@ -20,7 +20,8 @@ import numpy as np
 
 from qannealq.errors import BackendUnavailableError
 
-from ._layer_dense import DenseQubos, Rows, chain_hops, chain_partners, coupling_strength, greedy_tolerance, pair_partners
+from ._layer_dense import (DenseQubos, Rows, chain_hops, chain_partners, coupling_strength, greedy_tolerance,
+                           pair_partners)
 from ._layer_kernel import anneal_block, polish_block, row_energies, up_fields
 from ._layer_schedule import Clock, anneal_plan, chain_depth, restricted
 

@@ -24,8 +24,8 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
    Reads and sweeps follow the ``effort`` preset and the size (:func:`._layer_schedule.effort`): on layers of
    chain moves one cold anneal per neuron, and from :data:`._layer_schedule.POPULATION_INPUTS` (1024) inputs
    on a *population* of short cold reads instead (:class:`._layer_schedule.Population`: ``default`` 6 reads x 4
-   sweeps after a beam widening from 96 to 768, ``thorough`` 8 x 4 after its own beam), in ``cycles``: each cycle after the first
-   reheats a new population from every neuron's best state so far.
+   sweeps after a beam widening from 96 to 768, ``thorough`` 8 x 4 after its own beam), in ``cycles``: each
+   cycle after the first reheats a new population from every neuron's best state so far.
    The first population's reads start from distinct states where the solve loop gives them
    (:meth:`LayerSASampler.warm_start_paths`: the beam's final survivors, spread over its width; ``initial_states``
    of shape ``(n, k, m)``), else all from the polished warm start.

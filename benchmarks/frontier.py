@@ -125,8 +125,7 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     # rounds of 16) and, before it, one read
     single = [("default, no recombination", {"recombine": 0, "cycles": 1, "warm_start_paths": 1}),
               ("default, reads from the warm start alone", {"warm_start_paths": 1}),
-              ("default, constant beam 256 (before the widening beam)", {"warm_start_beam": 256,
-                                                                         "warm_start_growth": 1}),
+              ("default, constant beam 256", {"warm_start_beam": 256, "warm_start_growth": 1}),
               ("default, one cycle (before the cycles)", {"num_reads": 6, "recombine": 2, "cycles": 1,
                                                           "warm_start_paths": 1, "warm_start_beam": 256,
                                                           "warm_start_growth": 1}),
@@ -333,7 +332,7 @@ def plot(records: list[dict], path: Path) -> None:
 SUMMARY = [("GPTQ", "gptq"), ("GPTQ act order", "gptq-act"), ("GPTQ pivot order", "gptq-pivot"),
            ("`fast`", "fast"), ("`fast`, beam 8", "fast, beam 8"), ("**`default`**", "default"),
            ("`default`, reads from the warm start alone", "default, reads from the warm start alone"),
-           ("`default`, constant beam 256 (before)", "default, constant beam 256 (before the widening beam)"),
+           ("`default`, constant beam 256", "default, constant beam 256"),
            ("`default`, one cycle (before)", "default, one cycle (before the cycles)"),
            ("`default`, no recombination", "default, no recombination"),
            ("`default`, one read, beam m/5 (before)", "default, one read, beam m/5 (before the population)"),

@@ -5,7 +5,8 @@ models and 1024-image float calibration of ``benchmarks/frontier.py``), at int4 
 :func:`qannealq.solve.quantize_layer` in this one process with ``layer-sa`` at each ``--efforts`` level and
 ``warm_start_beam`` = each value of ``--widths`` (0: GPTQ-restricted in pivot order alone, the start before the
 beam; the width of the beam's last block), each ``--growths`` (``warm_start_growth``: the last block's width over
-the first's; ``preset``: the effort's), each ``--reads``, ``--sweeps``, ``--recombine`` (rounds of recombination, the population of wide layers) and
+the first's; ``preset``: the effort's), each ``--reads``, ``--sweeps``, ``--recombine`` (rounds of recombination,
+the population of wide layers) and
 ``--cycles`` (populations in a row), over ``--seeds`` seeds of the anneal (the beam has no randomness). It prints,
 side by side, the warm start's error and the error the anneal ends at, both above the best-known energy that
 ``benchmarks/frontier.py`` stored in ``--frontier`` (its JSON of the same problem: the script checks the
@@ -67,8 +68,8 @@ def main() -> None:
                 best = stored["best_known"]
                 gptq = min(_timed(lambda: quantize_layer(problem, "gptq", seed=0))[1] for _ in range(3))
                 print(f"\n### {dataset} first layer, int{bits}: best known {best:.6g}, GPTQ {gptq:.3g} s")
-                print("| beam | growth | effort | reads | sweeps | recombination rounds | cycles | warm start above best | "
-                      "anneal ends above best | time / GPTQ |")
+                print("| beam | growth | effort | reads | sweeps | recombination rounds | cycles | "
+                      "warm start above best | anneal ends above best | time / GPTQ |")
                 print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
                 for width, growth, level, reads, sweeps, rounds, cycles in itertools.product(
                         args.widths, args.growths, args.efforts, args.reads, args.sweeps, args.recombine,
@@ -77,8 +78,8 @@ def main() -> None:
                     for seed in range(args.seeds):
                         result, dt = _timed(lambda: quantize_layer(
                             problem, "qubo", sampler=sampler, backend="layer-sa", seed=seed, effort=level,
-                            warm_start_beam=width, warm_start_growth=growth, num_reads=reads, num_sweeps=sweeps, recombine=rounds,
-                            cycles=cycles, num_threads=args.threads, device="cpu"))
+                            warm_start_beam=width, warm_start_growth=growth, num_reads=reads, num_sweeps=sweeps,
+                            recombine=rounds, cycles=cycles, num_threads=args.threads, device="cpu"))
                         starts.append(result.warm_start_errors.sum() / best - 1)
                         ends.append(result.errors.sum() / best - 1)
                         seconds.append(dt)

@@ -589,10 +589,10 @@ def test_row_quantiles_equal_numpys_bit_for_bit():
 
 
 def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for():
-    """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 5)``, 768 in its last
-    block from 1024 inputs on, where a population follows, thorough ``max(512, inputs / 2)``, none fast; ``warm_start_beam``
-    overrides) and the solve loop's warm start is then each neuron's best of the beam and GPTQ's start;
-    samplers that do not ask (and a composite around them) get GPTQ's start alone."""
+    """``layer-sa`` asks for a beam search of its warm start (by default ``max(128, inputs / 5)``, 768 in its
+    last block from 1024 inputs on, where a population follows, thorough ``max(512, inputs / 2)``, none fast;
+    ``warm_start_beam`` overrides) and the solve loop's warm start is then each neuron's best of the beam and
+    GPTQ's start; samplers that do not ask (and a composite around them) get GPTQ's start alone."""
     from qannealq import quantize_layer
     from qannealq.backends.retry import RetryComposite
     from qannealq.baselines import warm_start_integers
