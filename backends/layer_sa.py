@@ -67,7 +67,7 @@ from typing import Any
 import dimod
 import numpy as np
 
-from qannealq.baselines import rtn, warm_start_integers
+from qannealq.baselines import check_growth, rtn, warm_start_integers
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.contract import LayerSample, draw_seed
@@ -104,11 +104,8 @@ def _check(params: dict[str, Any]) -> None:
             raise InvalidArgumentError(f"{name}={value!r} must be an integer >= {low}")
     if params["effort"] not in EFFORTS:
         raise InvalidArgumentError(f"effort={params['effort']!r} must be one of {list(EFFORTS)}")
-    growth = params["warm_start_growth"]
-    if growth is not None and (isinstance(growth, bool) or not isinstance(growth, (int, float, np.integer, np.floating))
-                               or not (np.isfinite(growth) and growth > 0)):
-        raise InvalidArgumentError(f"warm_start_growth={growth!r} must be a finite number > 0 (the beam's last block's "
-                                   "width over its first's; 1: a constant width; None: the effort's)")
+    if params["warm_start_growth"] is not None:  # None: the effort's
+        check_growth(params["warm_start_growth"], "warm_start_growth")
     limit = params["time_limit"]
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
         raise InvalidArgumentError(f"time_limit={limit!r} must be a number of seconds > 0 (or None: no limit)")

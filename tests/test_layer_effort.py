@@ -545,16 +545,18 @@ def test_chain_hops_read_the_couplings_along_the_partner_lists(monkeypatch):
     assert [h.size for h in chain_hops(mat, nbr)] == [0, 0]
 
 
-@pytest.mark.parametrize("chain", [3, 4, 6])
-def test_chain_moves_from_the_hop_tables_equal_those_from_the_matrix(chain):
+@pytest.mark.parametrize("chain, partners", [(3, 8), (4, 8), (6, 8), (4, 5)])
+def test_chain_moves_from_the_hop_tables_equal_those_from_the_matrix(chain, partners):
     """Chain moves reading the hop tables make the same moves as reading ``M`` (empty tables), bit for bit:
     the same states, tracked energies and best states after an anneal and a greedy descent, for chains of 3
-    (one table), 4 (both) and 6 (both, and ``M`` for the older members); and the moves do move."""
+    (one table), 4 (both) and 6 (both, and ``M`` for the older members), with 8 partners (the least of them by
+    a tree of selects) and 5 (by a scan); and the moves do move."""
     _, problem = smooth_layer(35, 200, 5, 3)
     dense = DenseQubos.from_problem(problem, floors=True)
-    params = {**LayerSASampler().defaults, "num_reads": 2, "num_sweeps": 6, "chain": chain}
+    params = {**LayerSASampler().defaults, "num_reads": 2, "num_sweeps": 6, "chain": chain,
+              "chain_partners": partners}
     run, _ = make_run(dense, params)
-    assert run.chains[2].size and run.chains[3].size  # the tables are in use
+    assert run.chains[2].shape[1:] == (partners, partners) and run.chains[3].size  # the tables are in use
     polished = run.polish(problem.encode(gptq_restricted(problem)))
     start, hot, cold, sweeps = anneal_plan(dense, params, polished)
     outcomes = []
