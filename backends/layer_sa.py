@@ -67,7 +67,8 @@ from typing import Any
 import dimod
 import numpy as np
 
-from qannealq.baselines import check_growth, rtn, warm_start_integers
+from qannealq._gptq_beam import check_growth
+from qannealq.baselines import rtn, warm_start_integers
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.contract import LayerSample, draw_seed

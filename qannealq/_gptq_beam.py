@@ -59,7 +59,7 @@ from threadpoolctl import threadpool_limits
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["beam_search", "beam_widths", "gptq_restricted_path", "GROUP"]
+__all__ = ["beam_search", "beam_widths", "check_growth", "gptq_restricted_path", "GROUP"]
 
 #: Neurons per kernel call and matrix product (a fixed grouping: the result does not depend on the threads).
 GROUP = 8
@@ -283,23 +283,10 @@ def _extend(history, lineage, errors, ancestor, cost):
 
 
 @numba.njit(cache=True, nogil=True)
-def _best_paths(back, offsets, widths, starts, cost, v):
-    """Each neuron's lowest-energy survivor (``cost`` at the last block), traced back through every block's
-    back-pointers (block ``q`` from ``offsets[q]`` in ``back``, of width ``widths[q]``, inputs from
-    ``starts[q]``) to its binary choices ``v[r]``."""
-    blocks = widths.size
-    m = v.shape[1]
-    for r in range(back.shape[0]):
-        s = 0
-        for k in range(1, cost.shape[1]):
-            if cost[r, k] < cost[r, s]:
-                s = k
-        _trace(back, offsets, widths, starts, r, s, v[r])
-
-
-@numba.njit(cache=True, nogil=True)
 def _trace(back, offsets, widths, starts, r, s, out):
-    """The binary choices ``out`` of neuron ``r``'s survivor ``s`` of the last block, traced back."""
+    """The binary choices ``out`` of neuron ``r``'s survivor ``s`` of the last block, traced back through every
+    block's back-pointers (block ``q`` from ``offsets[q]`` in ``back``, of width ``widths[q]``, inputs from
+    ``starts[q]``)."""
     blocks = widths.size
     m = out.size
     for q in range(blocks - 1, -1, -1):
@@ -314,7 +301,8 @@ def _trace(back, offsets, widths, starts, r, s, out):
 def _spread_paths(back, offsets, widths, starts, cost, v):
     """Each neuron's survivors at ranks ``t · (finite survivors // paths)`` of the last block, ``t < paths``
     (``v`` ``(rows, paths, m)``; rank 0, the lowest energy, first; ties by index), traced back: paths spread
-    over the beam, not only its best few (where fewer survivors than paths, ranks repeat)."""
+    over the beam, not only its best few (where fewer survivors than paths, ranks repeat). One path: each
+    neuron's lowest-energy survivor (the first of equals)."""
     paths = v.shape[1]
     for r in range(back.shape[0]):
         order = np.argsort(cost[r], kind="mergesort")
@@ -327,6 +315,15 @@ def _spread_paths(back, offsets, widths, starts, cost, v):
             _trace(back, offsets, widths, starts, r, order[rank], v[r, t])
 
 
+def check_growth(growth: object, name: str = "growth") -> None:
+    """Refuse a beam ``growth`` (its last block's width over its first's) that is not a finite number > 0,
+    naming it ``name``."""
+    if isinstance(growth, bool) or not isinstance(growth, (int, float, np.integer, np.floating)) or not (
+            np.isfinite(growth) and growth > 0):
+        raise InvalidArgumentError(f"{name}={growth!r} must be a finite number > 0 (the beam's last block's width "
+                                   "over its first's; 1: a constant width)")
+
+
 def beam_widths(width: int, growth: float, m: int, block: int = 64) -> np.ndarray:
     """The beam's width in each block of ``block`` inputs out of ``m``: ``width`` in the last block, growing
     geometrically from ``width / growth`` in the first (each at least 1; ``growth`` 1: a constant width, below 1
@@ -334,10 +331,7 @@ def beam_widths(width: int, growth: float, m: int, block: int = 64) -> np.ndarra
     for name, value, meaning in (("width", width, "survivors per neuron"), ("block", block, "inputs per lazy update")):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise InvalidArgumentError(f"{name}={value!r} must be an integer >= 1 (the beam's {meaning})")
-    if isinstance(growth, bool) or not isinstance(growth, (int, float, np.integer, np.floating)) or not (
-            np.isfinite(growth) and growth > 0):
-        raise InvalidArgumentError(f"growth={growth!r} must be a finite number > 0 (the last block's width over "
-                                   "the first's; 1: a constant width)")
+    check_growth(growth)
     blocks = max(1, -(-m // block))
     if blocks == 1:
         return np.array([width], np.int64)
@@ -383,7 +377,7 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     g = np.ascontiguousarray(grad, dtype=np.float64)
     if isinstance(paths, bool) or not isinstance(paths, (int, np.integer)) or paths < 1:
         raise InvalidArgumentError(f"paths={paths!r} must be an integer >= 1 (survivors returned per neuron)")
-    v = np.zeros((n, m) if paths == 1 else (n, int(paths), m), np.uint8)
+    v = np.zeros((n, int(paths), m), np.uint8)
     score = np.empty(n)
     pointer = np.int16 if 2 * widths.max() < 2 ** 15 else np.int32
     workers = max(1, int(threads or os.cpu_count() or 1))
@@ -441,17 +435,14 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
                         trunk[r] += span
                         history[r] = np.ascontiguousarray(history[r][:, span:])
                         lineage[r] = np.ascontiguousarray(lineage[r][:, bound:])
-        if paths == 1:
-            _best_paths(back, offsets, widths, starts, cost, v[first:first + rows])
-        else:
-            _spread_paths(back, offsets, widths, starts, cost, v[first:first + rows])
+        _spread_paths(back, offsets, widths, starts, cost, v[first:first + rows])
         score[first:first + rows] = cost.min(axis=1)
 
     # the workers' products run on one BLAS thread each: BLAS threads of their own would oversubscribe the cores
     # (with 2 BLAS threads beside 2 workers, the search took 1.5x as long on MNIST's first layer)
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
         list(pool.map(search, range(0, n, GROUP)))
-    return v, score
+    return (v[:, 0] if paths == 1 else v), score
 
 
 @numba.njit(cache=True, nogil=True)

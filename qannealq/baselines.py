@@ -36,7 +36,6 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Any
 
 import numpy as np
 import torch
@@ -46,7 +45,7 @@ from qannealq.formulation import LayerProblem, submatrix
 
 __all__ = ["rtn", "gptq", "gptq_restricted", "ORDERS", "BASELINES", "DEFAULT_WARM_START",
            "GPTQ_PERCDAMP", "RANK_DEFICIENT_PERCDAMP", "PILOT_NEURONS", "PILOT_MARGIN", "rank_deficient",
-           "warm_start_integers", "check_growth"]
+           "warm_start_integers"]
 
 
 def rtn(problem: LayerProblem) -> np.ndarray:
@@ -298,15 +297,6 @@ PILOT_NEURONS = 32
 PILOT_MARGIN = 0.02
 
 
-def check_growth(growth: Any, name: str = "growth") -> None:
-    """Refuse a beam ``growth`` (its last block's width over its first's) that is not a finite number > 0,
-    naming it ``name``."""
-    if isinstance(growth, bool) or not isinstance(growth, (int, float, np.integer, np.floating)) or not (
-            np.isfinite(growth) and growth > 0):
-        raise InvalidArgumentError(f"{name}={growth!r} must be a finite number > 0 (the beam's last block's width "
-                                   "over its first's; 1: a constant width)")
-
-
 def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, beam: int = 0,
                         paths: int = 1, growth: float = 1.0) -> np.ndarray:
     """Grid integers ``(n, m)`` of baseline ``name`` restricted to each coordinate's floor/ceil: a valid QUBO
@@ -350,6 +340,8 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
         raise InvalidArgumentError(f"beam={beam!r} must be an integer >= 0 (0: the baseline's own warm start)")
     if not isinstance(paths, (int, np.integer)) or isinstance(paths, bool) or paths < 1:
         raise InvalidArgumentError(f"paths={paths!r} must be an integer >= 1 (starts per neuron)")
+    from qannealq._gptq_beam import check_growth  # the beam's own check (importing it compiles nothing)
+
     check_growth(growth)
     if paths > 1 and not (beam and not problem.per_neuron and name in _GPTQ_FORMS):  # no beam: copies
         return np.repeat(warm_start_integers(problem, name, beam)[:, None], paths, axis=1)
