@@ -116,6 +116,81 @@ def _kth(values: np.ndarray, scratch: np.ndarray, k: int) -> float:
     return scratch[k]
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _count_le(values: np.ndarray, g: float) -> int:
+    """How many of ``values`` are ``<= g`` (one branch-free pass that LLVM vectorizes)."""
+    c = 0
+    for t in range(values.size):
+        c += np.int64(values[t] <= g)
+    return c
+
+
+@numba.njit(cache=True, nogil=True, fastmath={"nnan", "nsz", "reassoc"})
+def _sum_between(values: np.ndarray, lo: float, hi: float) -> float:
+    """The sum of ``values`` in ``(lo, hi]``: where exactly one lies there, that value (exact: the others add
+    zeros). Vectorized, unlike a minimum, which numba leaves as a chain of compares."""
+    s = 0.0
+    for t in range(values.size):
+        x = values[t]
+        s += x if (x > lo) & (x <= hi) else 0.0
+    return s
+
+
+@numba.njit(cache=True, nogil=True)
+def _bounds(values: np.ndarray) -> tuple[float, float]:
+    """The least and the largest of ``values``, four accumulators each (one chain of compares made the beam's
+    selection slower than the counting it starts)."""
+    a0 = a1 = a2 = a3 = np.inf
+    b0 = b1 = b2 = b3 = -np.inf
+    n = values.size
+    for t in range(0, n - 3, 4):
+        x0, x1, x2, x3 = values[t], values[t + 1], values[t + 2], values[t + 3]
+        a0 = x0 if x0 < a0 else a0
+        a1 = x1 if x1 < a1 else a1
+        a2 = x2 if x2 < a2 else a2
+        a3 = x3 if x3 < a3 else a3
+        b0 = x0 if x0 > b0 else b0
+        b1 = x1 if x1 > b1 else b1
+        b2 = x2 if x2 > b2 else b2
+        b3 = x3 if x3 > b3 else b3
+    for t in range(n - n % 4, n):
+        x = values[t]
+        a0 = x if x < a0 else a0
+        b0 = x if x > b0 else b0
+    return min(min(a0, a1), min(a2, a3)), max(max(b0, b1), max(b2, b3))
+
+
+@numba.njit(cache=True, nogil=True)
+def _cut(values: np.ndarray, scratch: np.ndarray, k: int) -> float:
+    """The ``k``-th smallest (0-based) of finite ``values``, as :func:`_kth` returns it, by counting: an interval
+    ``(lo, hi]`` holding it narrows by interpolation on the counts ``<= lo`` and ``<= hi`` (each a vectorized
+    pass) until it holds one value, which a vectorized sum then reads off. On the beam's children (parents' costs
+    plus small increments, spread smoothly) three to five passes do; ties that no float separates end it with
+    the tied value, and after 12 passes :func:`_kth` takes over. The beam's selection in about half the time of
+    :func:`_kth` alone (a width of 157 on MNIST's first layer)."""
+    least, most = _bounds(values)
+    if k == 0:
+        return least
+    if k == values.size - 1:
+        return most
+    lo, c_lo = np.nextafter(least, -np.inf), 0  # count(<= lo) <= k < count(<= hi)
+    hi, c_hi = most, values.size
+    for _ in range(12):
+        if c_hi - c_lo == 1:
+            return _sum_between(values, lo, hi)
+        g = lo + (hi - lo) * ((k + 0.5 - c_lo) / (c_hi - c_lo))
+        if not lo < g < hi:
+            g = lo + 0.5 * (hi - lo)
+            if not lo < g < hi:  # no float between: every value in (lo, hi] is hi
+                return hi
+        c = _count_le(values, g)
+        if c <= k:
+            lo, c_lo = g, c
+        else:
+            hi, c_hi = g, c
+    return _kth(values, scratch, k)
+
+
 @numba.njit(cache=True, nogil=True)
 def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, cost, back, errors, ancestor,
                 first, parents):
@@ -154,6 +229,9 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
             else:  # an empty slot (inf cost): finite rows, so that its children stay at inf
                 for t in range(size):
                     rows[k, t] = 0.0
+        full = True  # every survivor at a finite cost: its children are finite where the input can rise
+        for k in range(width):
+            full &= cost[r, k] < np.inf
         for j in range(a, b):
             jj = j - a
             step = steps[i, j]
@@ -177,7 +255,11 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
                 child_cost[2 * k + 1] = cost[r, k] + e1 * e1 + t1 if can_rise else np.inf
                 child_err[2 * k + 1] = e1
             # the width lowest children, ties to the lowest index, in index order
-            cut = _kth(child_cost, scratch, width - 1)
+            if can_rise and full and width > 1:  # finite children: by counting
+                cut = _cut(child_cost, scratch, width - 1)
+            else:  # an unfilled beam's or a fixed input's infinities
+                cut = _kth(child_cost, scratch, width - 1)
+            full = cut < np.inf
             count = 0
             for c in range(2 * width):
                 pick[count] = c
@@ -243,30 +325,29 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
 
 
 @numba.njit(cache=True, nogil=True)
-def _extend(history, lineage, errors, ancestor, cost):
-    """One neuron's survivors after a block: each one's errors since the trunk, ``history[ancestor] + errors``
-    ``(width, L + size)``, and its ancestors at the block boundaries since the trunk, ``lineage[ancestor] +
-    [ancestor]`` ``(width, Q + 1)`` (a survivor at inf cost, an empty slot: zeros and -1).
+def _extend(history, lineage, errors, ancestor, cost, block):
+    """One neuron's survivors after a block: each one's errors since the trunk, ``history[ancestor] + errors``,
+    and its ancestors at the block boundaries since the trunk, ``lineage[ancestor] + [ancestor]`` (a survivor at
+    inf cost, an empty slot: zeros and -1), both less what moves into the trunk: the blocks before the latest
+    boundary at which every survivor at a finite cost descends from one survivor (they share their choices and
+    errors before it). Built in one pass from that boundary on (a second copy to move the trunk took half of
+    this bookkeeping's time on MNIST's first layer).
 
     Returns:
-        ``(history, lineage, shared, first)``: the latest boundary ``shared`` (an index of ``lineage``'s columns)
-        at which every survivor at a finite cost descends from one survivor, so that they share their choices
-        and errors before it (0: none past the trunk), and the first survivor at a finite cost.
+        ``(history, lineage, span, moved)``: the survivors' errors after the new trunk ``(width, L + size −
+        span)`` and their ancestors from the boundary on, the inputs ``span`` (``block`` per boundary passed; 0:
+        the trunk stays) that move into the trunk, and their errors ``moved`` ``(span,)``.
     """
     width, length, size, bounds = errors.shape[0], history.shape[1], errors.shape[1], lineage.shape[1]
-    out = np.empty((width, length + size), np.float32)
     lines = np.empty((width, bounds + 1), np.int64)
     first = -1
     for k in range(width):
         if cost[k] == np.inf:
-            out[k, :] = 0.0
             lines[k, :] = -1
             continue
         if first < 0:
             first = k
         s = ancestor[k]
-        out[k, :length] = history[s]
-        out[k, length:] = errors[k]
         lines[k, :bounds] = lineage[s]
         lines[k, bounds] = s
     shared = 0
@@ -279,7 +360,16 @@ def _extend(history, lineage, errors, ancestor, cost):
         if same:
             shared = t
             break
-    return out, lines, shared, first
+    span = shared * block
+    out = np.empty((width, length + size - span), np.float32)
+    for k in range(width):
+        if cost[k] == np.inf:
+            out[k, :] = 0.0
+            continue
+        out[k, :length - span] = history[ancestor[k], span:]
+        out[k, length - span:] = errors[k]
+    moved = history[ancestor[first], :span].copy() if span else np.empty(0, np.float32)
+    return out, np.ascontiguousarray(lines[:, shared:]), span, moved
 
 
 @numba.njit(cache=True, nogil=True)
@@ -427,14 +517,11 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
                     ancestor = np.take_along_axis(ancestor, narrowed, axis=1)
                     errors = np.take_along_axis(errors, narrowed[:, :, None], axis=1)
                 for r in range(rows):
-                    history[r], lineage[r], bound, one = _extend(history[r], lineage[r], errors[r], ancestor[r],
-                                                                 cost[r])
-                    if bound:  # the survivors share the blocks before that boundary: into the trunk
-                        span = bound * block
-                        common[r, trunk[r]:trunk[r] + span] = history[r][one, :span]
+                    history[r], lineage[r], span, moved = _extend(history[r], lineage[r], errors[r], ancestor[r],
+                                                                  cost[r], block)
+                    if span:  # the survivors share the blocks before that boundary: into the trunk
+                        common[r, trunk[r]:trunk[r] + span] = moved
                         trunk[r] += span
-                        history[r] = np.ascontiguousarray(history[r][:, span:])
-                        lineage[r] = np.ascontiguousarray(lineage[r][:, bound:])
         _spread_paths(back, offsets, widths, starts, cost, v[first:first + rows])
         score[first:first + rows] = cost.min(axis=1)
 

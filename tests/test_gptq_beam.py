@@ -97,6 +97,36 @@ def test_the_compiled_beam_is_the_plain_beam_search(width):
     np.testing.assert_allclose(score + problem.errors(w0), problem.qubo_energies(v), rtol=1e-5)
 
 
+
+def test_the_selection_by_counting_is_the_kth_smallest():
+    """The beam's cut (:func:`_cut`: interpolation on counts) is exactly the k-th smallest child cost, as the
+    quickselect's, on smooth, tied, clustered, negative and heavy-tailed values; ties that no float separates
+    and too many passes end it correctly (the quickselect takes over)."""
+    rng = np.random.default_rng(7)
+    cases = []
+    for trial in range(600):
+        n = int(rng.integers(2, 600))
+        kind = trial % 6
+        if kind == 0:
+            v = rng.random(n) + rng.random()
+        elif kind == 1:  # few distinct values: ties at the cut
+            v = rng.integers(-2, 3, n).astype(float)
+        elif kind == 2:  # values one float apart
+            v = np.nextafter(1.0, 2.0) ** rng.integers(0, 4, n)
+        elif kind == 3:  # heavy tail: interpolation converges slowly
+            v = np.sort(rng.standard_cauchy(n)) ** 3
+            rng.shuffle(v)
+        elif kind == 4:
+            v = -np.exp(rng.normal(0, 30, n))
+        else:
+            v = np.full(n, -0.5)
+        cases += [(v, int(k)) for k in rng.integers(0, n, 2)]
+    scratch = np.empty(600)
+    for v, k in cases:
+        assert gptq_beam._cut(v, scratch, k) == np.partition(v, k)[k]
+        assert gptq_beam._kth(v, scratch, k) == np.partition(v, k)[k]
+
+
 @pytest.mark.parametrize("growth", [4.0, 0.25])
 def test_a_widening_or_narrowing_beam_is_the_plain_beam_search_of_those_widths(growth):
     """``growth``: each block's width, geometric from ``width / growth`` in the first block to ``width`` in the
