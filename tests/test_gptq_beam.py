@@ -100,8 +100,8 @@ def test_the_compiled_beam_is_the_plain_beam_search(width):
 
 def test_the_selection_by_counting_is_the_kth_smallest():
     """The beam's cut (:func:`_cut`: interpolation on counts) is exactly the k-th smallest child cost, as the
-    quickselect's, on smooth, tied, clustered, negative and heavy-tailed values; ties that no float separates
-    and too many passes end it correctly (the quickselect takes over)."""
+    quickselect's, on smooth, tied, clustered, heavy-tailed values and values spread beyond the largest float's
+    range; ties that no float separates and too many passes end it correctly (the quickselect takes over)."""
     rng = np.random.default_rng(7)
     cases = []
     for trial in range(600):
@@ -116,8 +116,8 @@ def test_the_selection_by_counting_is_the_kth_smallest():
         elif kind == 3:  # heavy tail: interpolation converges slowly
             v = np.sort(rng.standard_cauchy(n)) ** 3
             rng.shuffle(v)
-        elif kind == 4:
-            v = -np.exp(rng.normal(0, 30, n))
+        elif kind == 4:  # the range beyond the largest float: hi − lo overflows
+            v = rng.choice([-1.0, 1.0], n) * np.exp(rng.uniform(0, 709.7, n))
         else:
             v = np.full(n, -0.5)
         cases += [(v, int(k)) for k in rng.integers(0, n, 2)]
