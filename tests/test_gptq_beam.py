@@ -243,6 +243,26 @@ def test_a_pilot_chooses_the_damping_of_a_rank_deficient_layer(monkeypatch, marg
     assert not np.allclose(e(high), e(low))
 
 
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_a_full_rank_layer_beams_at_its_bit_widths_damping(bits):
+    """Full-rank ``H``: from int4 on the beam runs at ``FULL_RANK_BEAM_PERCDAMP``, below at GPTQ's damping; GPTQ's
+    own start at its damping (and at the beam's) competes per neuron, so the warm start is never worse than it."""
+    problem = random_layer(np.random.default_rng(bits), 40, 12, samples=300).problem(bits)
+    assert not rank_deficient(problem)
+    e = problem.qubo_energies
+    damping = baselines.FULL_RANK_BEAM_PERCDAMP if bits >= baselines.FULL_RANK_BEAM_BITS else GPTQ_PERCDAMP
+    dampings = {GPTQ_PERCDAMP, damping}
+    beam, _ = _beam(problem, 6, damping)
+    gptq = np.min([e(problem.encode(BASELINES["gptq-restricted-pivot"](problem, percdamp=d))) for d in dampings],
+                  axis=0)
+    warm = e(problem.encode(warm_start_integers(problem, beam=6)))
+    np.testing.assert_allclose(warm, np.minimum(e(beam), gptq))
+    assert np.all(warm <= e(problem.encode(BASELINES["gptq-restricted-pivot"](problem))) + 1e-12)
+    if bits >= baselines.FULL_RANK_BEAM_BITS:  # the other damping's beam is another start
+        assert not np.allclose(e(beam), e(_beam(problem, 6, GPTQ_PERCDAMP)[0]))
+
+
 def test_paths_are_the_final_beam_spread_by_rank_the_best_first():
     """``paths``: with a width of 2^(free inputs) the final beam holds every state, so ``paths`` = that width
     returns each state once, in order of energy (path 0 the best: ``paths=1``'s state); fewer paths take
