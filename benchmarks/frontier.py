@@ -26,8 +26,8 @@ The reference is the best-known energy of each neuron: the lowest any run reache
 populations in a row (1 by default), ``--long-seeds`` seeds, and per-neuron ``sa`` with ``--long-sa-reads``
 reads on the subset; the table gives their times).
 Errors are reported relative to it: ``E / E_best − 1`` over the neurons a method ran. Results go to ``--out``
-(one JSON per layer and bit width, so several invocations add up), then ``frontier.md`` (tables) and ``frontier.png`` (error above the
-best-known against time, log axes) are rebuilt from every JSON there.
+(one JSON per layer and bit width, so several invocations add up), then ``frontier.md`` (tables) and
+``frontier.png`` (error above the best-known against time, log axes) are rebuilt from every JSON there.
 
 ``--reuse`` keeps the per-neuron ``sa``/``tabu`` points and the long runs of the JSON already in ``--out`` for
 that layer (marked "earlier run" with their date; dwave-samplers' runs do not depend on this code) instead of
