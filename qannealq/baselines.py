@@ -367,8 +367,8 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     restricted, order = _GPTQ_FORMS[name]
     dampings = (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP) if rank_deficient(problem) else (GPTQ_PERCDAMP,)
     if beam and not problem.per_neuron:
-        beam_at = None  # a rank-deficient layer's pilot chooses
-        if len(dampings) == 1 and problem.grid.bits >= FULL_RANK_BEAM_BITS:
+        beam_at = None if len(dampings) > 1 else GPTQ_PERCDAMP  # None: a rank-deficient layer's pilot chooses
+        if beam_at is not None and problem.grid.bits >= FULL_RANK_BEAM_BITS:
             dampings, beam_at = (GPTQ_PERCDAMP, FULL_RANK_BEAM_PERCDAMP), FULL_RANK_BEAM_PERCDAMP
         return _beam_start(problem, name, dampings, int(beam), int(paths), float(growth), beam_at)
     candidates = [BASELINES[name](problem, percdamp=percdamp) for percdamp in dampings]
@@ -398,8 +398,8 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
                 paths: int = 1, growth: float = 1.0, beam_at: float | None = None) -> np.ndarray:
     """Each neuron's best state of a beam search of ``width`` on the factor of ``name``'s input order and of
     ``name``'s own start (restricted) at each damping, as grid integers ``(n, m)``; the beam runs at ``beam_at``
-    (one of ``dampings``) or, with two ``dampings`` (GPTQ's and the lower one) and no ``beam_at``, at the one a
-    pilot chooses (:func:`warm_start_integers`). With ``paths`` > 1, ``(n, paths, m)``: that state, then the
+    (one of ``dampings``) or, without one, at the one of two ``dampings`` (GPTQ's and the lower one) a pilot
+    chooses (:func:`warm_start_integers`). With ``paths`` > 1, ``(n, paths, m)``: that state, then the
     beam's other survivors (at the beam's damping).
 
     The pilot compares the beam's own scores (:mod:`qannealq._gptq_beam`: each ``E(q) − E(w)`` with the same
@@ -424,8 +424,8 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     factors = dict(zip(dampings, _side_by_side(lambda p: _ordered_factor(problem.hessian, dead, p, order,
                                                                          _inverse_cholesky), dampings)))
     everyone = np.arange(n)
-    if beam_at is not None or len(dampings) == 1:
-        best, _ = search(dampings[0] if beam_at is None else beam_at, everyone)
+    if beam_at is not None:
+        best, _ = search(beam_at, everyone)
     else:  # (GPTQ's damping, the lower one)
         pilot = everyone if n <= 2 * PILOT_NEURONS else np.unique(np.linspace(0, n - 1, PILOT_NEURONS).round()
                                                                    .astype(np.int64))
