@@ -59,7 +59,7 @@ from threadpoolctl import threadpool_limits
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["beam_search", "beam_widths", "check_growth", "gptq_restricted_path", "GROUP"]
+__all__ = ["beam_search", "beam_widths", "check_growth", "gptq_path", "GROUP"]
 
 #: Neurons per kernel call and matrix product (a fixed grouping: the result does not depend on the threads).
 GROUP = 8
@@ -533,9 +533,9 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
 
 
 @numba.njit(cache=True, nogil=True)
-def _restricted_block(w, steps, lo, hi, offset, u, start, stop, ints, errs):
-    """GPTQ-restricted's inputs ``start .. stop − 1`` of every row of ``w`` (float64): each rounded to the nearest
-    level clipped to its floor/ceil, its error spread over the block's later inputs (in a copy of the row's
+def _gptq_block(w, steps, lo, hi, offset, u, start, stop, ints, errs):
+    """GPTQ's inputs ``start .. stop − 1`` of every row of ``w`` (float64): each rounded to the nearest level
+    clipped to ``[lo, hi]`` (the grid's range, or its floor/ceil for GPTQ-restricted), its error spread over the block's later inputs (in a copy of the row's
     block: the columns after the block are updated by the product after it); the errors divided by ``U_jj`` into
     ``errs``. The operations of :func:`qannealq.baselines._gptq_rows`, row by row."""
     size = stop - start
@@ -556,14 +556,16 @@ def _restricted_block(w, steps, lo, hi, offset, u, start, stop, ints, errs):
                 target[t] -= err * uj[t]
 
 
-def gptq_restricted_path(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: np.ndarray, offset: float,
-                         dead: np.ndarray, factor: np.ndarray, block: int = 128) -> np.ndarray:
-    """GPTQ restricted to floor/ceil on a shared ``factor``, all arrays in its input order (as
-    :func:`beam_search`'s): the grid integers ``(n, m)`` of :func:`qannealq.baselines._gptq_rows`, the in-block
-    steps compiled (MNIST's first layer in a third of the time: the warm start's competing start)."""
+def gptq_path(weights: np.ndarray, steps: np.ndarray, lo: np.ndarray, hi: np.ndarray, offset: float,
+              dead: np.ndarray, factor: np.ndarray, block: int = 128) -> np.ndarray:
+    """GPTQ on a shared ``factor``, all arrays in its input order (as :func:`beam_search`'s), each input rounded
+    to its nearest level clipped to ``[lo, hi]`` (``(n, m)``: the grid's range for GPTQ, each coordinate's
+    floor/ceil for GPTQ-restricted): the grid integers ``(n, m)`` of :func:`qannealq.baselines._gptq_rows`, the
+    in-block steps compiled (MNIST's first layer in a third of the time), dead inputs left as they come out
+    (the caller fills them)."""
     w = np.ascontiguousarray(np.where(dead, 0.0, weights), dtype=np.float64)  # row-major: [:, perm] is not
-    lo = np.ascontiguousarray(base, dtype=np.float64)
-    hi = lo + free
+    low = np.ascontiguousarray(np.broadcast_to(lo, w.shape), dtype=np.float64)
+    high = np.ascontiguousarray(np.broadcast_to(hi, w.shape), dtype=np.float64)
     stp = np.ascontiguousarray(steps, dtype=np.float64)
     u = np.ascontiguousarray(factor, dtype=np.float64)
     ints = np.empty(w.shape, np.int64)
@@ -571,6 +573,7 @@ def gptq_restricted_path(weights: np.ndarray, steps: np.ndarray, base: np.ndarra
     for start in range(0, m, block):
         stop = min(start + block, m)
         errs = np.empty((w.shape[0], stop - start))
-        _restricted_block(w, stp, lo, hi, float(offset), u, start, stop, ints, errs)
+        _gptq_block(w, stp, low, high, float(offset), u, start, stop, ints, errs)
         w[:, stop:] -= errs @ u[start:stop, stop:]
-    return np.where(dead, base, ints)
+    return ints
+

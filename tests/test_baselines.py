@@ -158,6 +158,9 @@ def test_order_and_percdamp_errors_name_the_argument():
     singular = build_problem(stats, w, None, make_grid(w, None, 3))
     with pytest.raises(InvalidArgumentError, match="percdamp=0.0 leaves the layer's H singular.*percdamp > 0"):
         gptq_restricted(singular, percdamp=0.0, order="pivot")
+    for order in ("index", "act"):  # GPTQ's own factor names the argument too
+        with pytest.raises(InvalidArgumentError, match="percdamp=0.0 leaves the layer's H singular.*percdamp > 0"):
+            gptq_restricted(singular, percdamp=0.0, order=order)
     assert gptq_restricted(singular, order="pivot").shape == (2, 6)  # the default damping is enough
 
 

@@ -321,20 +321,25 @@ def test_the_beam_warm_start_refuses_bad_widths_and_skips_rtn():
     np.testing.assert_array_equal(warm_start_integers(problem, "rtn", beam=4), warm_start_integers(problem, "rtn"))
 
 
+@pytest.mark.parametrize("restricted", [True, False], ids=["restricted", "gptq"])
 @pytest.mark.parametrize("bits,granularity,int1", GRIDS)
-def test_the_compiled_gptq_restricted_path_is_gptq_restricted(bits, granularity, int1):
-    """GPTQ-restricted on a shared ``H``, compiled (the baselines' and the warm start's): the integers of the
-    numpy GPTQ rows in pivot order, on every grid, a layer with dead inputs, blocks that do not divide the
+def test_the_compiled_gptq_path_is_gptq(bits, granularity, int1, restricted):
+    """GPTQ and GPTQ-restricted on a shared ``H``, compiled (the baselines' and the warm start's): the integers of
+    the numpy GPTQ rows in pivot order, on every grid, a layer with dead inputs, blocks that do not divide the
     inputs."""
     problem = random_layer(np.random.default_rng(bits + 40), 150, 9, samples=300, dead=3).problem(
         bits, granularity, int1)
     perm, factor = _pivot_factor(problem.hessian, problem.dead, GPTQ_PERCDAMP)
-    ints = gptq_beam.gptq_restricted_path(problem.weights[:, perm], problem.steps[:, perm], problem.base[:, perm],
-                                          problem.free[:, perm], float(problem.grid.offset), problem.dead[perm],
-                                          factor, block=64)
+    base = problem.base[:, perm]
+    lo, hi = (base, base + problem.free[:, perm]) if restricted else (problem.grid.lo, problem.grid.hi)
+    ints = gptq_beam.gptq_path(problem.weights[:, perm], problem.steps[:, perm], lo, hi, float(problem.grid.offset),
+                               problem.dead[perm], factor, block=64)
     out = np.empty_like(ints)
-    out[:, perm] = ints
+    out[:, perm] = np.where(problem.dead[perm], base, ints)
     n, m = problem.weights.shape
-    rows = baselines._gptq_rows(problem, np.broadcast_to(perm, (n, m)), factor, problem.dead[perm], True, 64)
+    rows = baselines._gptq_rows(problem, np.broadcast_to(perm, (n, m)), factor, problem.dead[perm], restricted, 64)
     np.testing.assert_array_equal(out, rows[:, np.argsort(perm)])
-    np.testing.assert_array_equal(out, BASELINES["gptq-restricted-pivot"](problem, block_size=64))
+    name = "gptq-restricted-pivot" if restricted else "gptq-pivot"
+    np.testing.assert_array_equal(out, BASELINES[name](problem, block_size=64))
+    if not restricted:  # rounding beyond floor/ceil: a grid level anywhere in range
+        assert out.min() >= problem.grid.lo and out.max() <= problem.grid.hi

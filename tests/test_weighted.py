@@ -149,16 +149,21 @@ def test_model_errors_are_the_weighted_errors_of_the_activations():
     np.testing.assert_allclose(result.layers[0].errors, direct, rtol=1e-5, atol=1e-9)  # float32 forward
 
 
-def test_reversed_inverse_cholesky_equals_gptqs_factor():
-    from qannealq.baselines import _inverse_cholesky, _reversed_inverse_cholesky
+def test_inverse_cholesky_is_the_textbook_gptq_factor():
+    """GPTQ's factor by one Cholesky and one triangular inverse in reversed order equals the GPTQ paper's form,
+    the upper Cholesky factor of the damped ``H⁻¹`` (dead inputs given a unit diagonal)."""
+    from qannealq.baselines import _inverse_cholesky
 
     rng = np.random.default_rng(2)
     x = rng.normal(size=(200, 30))
     x[:, [0, 7]] = 0.0
     h = x.T @ x / 200
     dead = np.diag(h) <= 0
-    np.testing.assert_allclose(_reversed_inverse_cholesky(h, dead, 0.01), _inverse_cholesky(h, dead, 0.01),
-                               rtol=1e-10, atol=1e-12)
+    damped = h.copy()
+    damped[dead, dead] = 1.0
+    damped[np.diag_indices_from(damped)] += 0.01 * np.mean(np.where(dead, 1.0, np.diag(h)))
+    textbook = np.linalg.cholesky(np.linalg.inv(damped)).T
+    np.testing.assert_allclose(_inverse_cholesky(h, dead, 0.01), textbook, rtol=1e-10, atol=1e-12)
 
 
 def test_only_linear_layers_feeding_a_relu_are_weighted():
