@@ -371,12 +371,16 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
         if beam_at is not None and problem.grid.bits >= FULL_RANK_BEAM_BITS:
             dampings, beam_at = (GPTQ_PERCDAMP, FULL_RANK_BEAM_PERCDAMP), FULL_RANK_BEAM_PERCDAMP
         return _beam_start(problem, name, dampings, int(beam), int(paths), float(growth), beam_at)
-    candidates = [BASELINES[name](problem, percdamp=percdamp) for percdamp in dampings]
-    candidates = [ints if restricted else problem.restrict(ints) for ints in candidates]
+    def start(percdamp: float) -> tuple[np.ndarray, np.ndarray | None]:  # the start at one damping, its energies
+        ints = BASELINES[name](problem, percdamp=percdamp)
+        ints = ints if restricted else problem.restrict(ints)
+        return ints, problem.qubo_energies(problem.encode(ints)) if len(dampings) > 1 else None
+
+    # side by side (CIFAR-10's first layer: 2.1 s instead of 2.8 s on 2 cores, `fast`'s whole start)
+    candidates, energies = zip(*(_side_by_side(start, dampings) if len(dampings) > 1 else [start(dampings[0])]))
     if len(candidates) == 1:
         return candidates[0]
-    energies = np.stack([problem.qubo_energies(problem.encode(ints)) for ints in candidates])
-    return np.stack(candidates)[energies.argmin(axis=0), np.arange(problem.num_neurons)]
+    return np.stack(candidates)[np.stack(energies).argmin(axis=0), np.arange(problem.num_neurons)]
 
 
 def _side_by_side(fn: Callable, items: Iterable) -> list:
