@@ -13,6 +13,7 @@ Nothing here ever forms a per-problem ``(m, m)`` matrix.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import dimod
@@ -48,6 +49,9 @@ class DenseQubos:
             beam and population are chosen, :func:`._layer_schedule.population`); None: the matrix's.
         layer_neurons: the neurons of the layer these problems come from (its effort floor,
             :func:`._layer_schedule.effort`); None where they are not a layer's (one BQM).
+        beamed: the problems start from the beam search over their shared matrix (a layer of one ``H``, the
+            preset's beam: :func:`._layer_schedule.beam_width`), whose start the effort's ``beam_sweeps``
+            polish (:func:`._layer_schedule.effort`).
     """
 
     mat: np.ndarray
@@ -58,6 +62,7 @@ class DenseQubos:
     floors: np.ndarray | None = None
     layer_neurons: int | None = None
     layer_inputs: int | None = None
+    beamed: bool = False
 
     @property
     def diag(self) -> np.ndarray:
@@ -93,9 +98,8 @@ class DenseQubos:
         if keep.size == self.free.shape[1]:
             return self, keep
         c = np.ascontiguousarray
-        return DenseQubos(submatrix(self.mat, keep), c(self.lin[:, keep]), c(self.steps[:, keep]),
-                          c(self.free[:, keep]), self.offsets, self.floors, self.layer_neurons,
-                          self.layer_inputs), keep
+        return dataclasses.replace(self, mat=submatrix(self.mat, keep), lin=c(self.lin[:, keep]),
+                                   steps=c(self.steps[:, keep]), free=c(self.free[:, keep])), keep
 
     def energies(self, v: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
         """Energies of binary rows ``v`` ``(R, m)`` of problems ``owner`` (default: row i is problem i)."""

@@ -53,6 +53,13 @@ class Preset:
             and a colder reheat keeps what it found. Wide layers of pair flips keep :data:`HOT_TEMPERATURE`.
         population: on layers of chain moves of at least :data:`POPULATION_INPUTS` coordinates, a population
             of reads and its recombination instead of one long anneal (:class:`Population`); None: none.
+        beam_sweeps: sweeps of chain moves on a layer that starts from the preset's beam (a shared ``H``, no
+            population: :attr:`._layer_dense.DenseQubos.beamed`), in place of ``chain_sweeps`` and
+            ``chain_per_input``'s; None: those. The beam decides the basin its start lies in, and a short cold
+            anneal only polishes within it: on MNIST's first layer the default's and ``thorough``'s best states
+            differ in a median 157 of a neuron's 599 live coordinates, two seeds of either in 4-7, and the
+            default's 4 sweeps after a beam of 157 ended 0.04 % below one sweep; the time of the other three
+            widens the beam to 196, 0.5-0.7 % lower (the README).
     """
 
     reads: float
@@ -67,6 +74,7 @@ class Preset:
     beam_per_input: float
     hot_temperature: float
     population: "Population | None" = None
+    beam_sweeps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -117,15 +125,14 @@ HOT_TEMPERATURE = 0.2
 
 
 #: The ``effort`` presets. ``fast`` polishes GPTQ-restricted's start (single and pair flips) and anneals only
-#: problems small enough to be cheap; ``default`` starts from a beam search of width ``max(128, m / 5)`` over
-#: GPTQ's roundings (:func:`qannealq.baselines.warm_start_integers`; 157 on MNIST's first layer, 615 on
-#: CIFAR-10's: the beam's cost relative to GPTQ's stays about the same, for its survivors share a trunk,
-#: :mod:`qannealq._gptq_beam`) and anneals once per neuron, cold on layers of chain moves
-#: (``hot_temperature`` 0.025: the beam's start is within a few percent of the best known, and a hotter reheat,
-#: 0.2 until the beam, undoes it; layers of pair flips keep 0.2); from :data:`CHAIN_INPUTS` inputs on,
-#: ``max(4, m / 192)`` sweeps of chain moves (4 on MNIST's 599 live inputs, 16 on CIFAR-10's 3073: about 4.2x
-#: and 7x GPTQ's time with the beam, within the 5x and 10x budgets of ``benchmarks/frontier.py``), below that
-#: ``m / 20`` sweeps of pair flips; ``thorough`` widens the beam to ``max(512, m / 2)`` and anneals 16-64 times
+#: problems small enough to be cheap; ``default`` starts from a beam search of width ``max(128, m / 4)`` over
+#: GPTQ's roundings (:func:`qannealq.baselines.warm_start_integers`; 196 on MNIST's first layer; 157, ``m / 5``,
+#: until the beam took the time of its anneal's last three sweeps: the survivors share a trunk, so the beam's
+#: cost relative to GPTQ's stays about the same, :mod:`qannealq._gptq_beam`) and anneals once per neuron, cold
+#: on layers of chain moves (``hot_temperature`` 0.025: the beam's start is within a few percent of the best
+#: known, and a hotter reheat, 0.2 until the beam, undoes it; layers of pair flips keep 0.2); from
+#: :data:`CHAIN_INPUTS` inputs on, one sweep of chain moves after the beam (``beam_sweeps``; ``max(4, m / 192)``
+#: without it, as on the relu-aware objective's per-neuron ``H_i``), below that ``m / 20`` sweeps of pair flips; ``thorough`` widens the beam to ``max(512, m / 2)`` and anneals 16-64 times
 #: longer. A layer of pair flips gets at least ``layer_flips`` flips (2^20 by default: the output layers of the
 #: MNIST and EMNIST MLPs, 10 x 129 and 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less
 #: error in a few hundredths of a second). From :data:`POPULATION_INPUTS` inputs on, ``default`` and ``thorough``
@@ -135,8 +142,9 @@ HOT_TEMPERATURE = 0.2
 #: 8, and 8 x 16 and 3 rounds of 16; before the widening beam, ``default``'s was a constant 256 and 4 reads).
 EFFORTS: dict[str, Preset] = {
     "fast": Preset(1.0, 1.0, 256, 0.0, False, 0, 0.0, 0.0, 0, 0.0, HOT_TEMPERATURE),
-    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 128, 1 / 5, 0.025,
-                      Population(reads=6, sweeps=4, rounds=1, round_sweeps=8, beam=768, cycles=2, growth=8.0)),
+    "default": Preset(1.0, 1.0, 256, 1 / 20, True, 4, 1 / 192, 2.0**20, 128, 1 / 4, 0.025,
+                      Population(reads=6, sweeps=4, rounds=1, round_sweeps=8, beam=768, cycles=2, growth=8.0),
+                      beam_sweeps=1),
     "thorough": Preset(4.0, 16.0, 4096, 1.0, True, 256, 1 / 12, 2.0**24, 512, 1 / 2, 0.025,
                        Population(reads=8, sweeps=4, rounds=2, round_sweeps=8, cycles=4)),
 }
@@ -169,9 +177,9 @@ def population(params: dict[str, Any], m: int | None, inputs: int | None = None)
 def beam_width(params: dict[str, Any], m: int | None = None) -> int:
     """The warm start's beam width: ``params["warm_start_beam"]``, or (None) the preset's on ``m`` inputs,
     ``max(beam, round(beam_per_input · m))`` (``m`` None: ``beam``), or where the preset's :class:`Population`
-    applies and sets one, its width (in the beam's last block: :func:`beam_growth`). Default: 157 on MNIST's
-    785-input first layer, 768 widening from 96 on CIFAR-10's 3073 (a constant 256 before, 615 before the
-    population); ``thorough`` 512 and 1536."""
+    applies and sets one, its width (in the beam's last block: :func:`beam_growth`). Default: 196 on MNIST's
+    785-input first layer (157 before its anneal's sweeps went to the beam), 768 widening from 96 on CIFAR-10's
+    3073 (a constant 256 before, 615 before the population); ``thorough`` 512 and 1536."""
     chosen = params.get("warm_start_beam")
     if chosen is not None:
         return int(chosen)
@@ -230,7 +238,8 @@ def chain_depth(params: dict[str, Any], m: int) -> int:
     return CHAIN_DEPTH if m >= CHAIN_INPUTS and preset(params).chain_sweeps > 0 else 0
 
 
-def effort(params: dict[str, Any], m: int, neurons: int | None = None, inputs: int | None = None) -> tuple[int, int]:
+def effort(params: dict[str, Any], m: int, neurons: int | None = None, inputs: int | None = None,
+           beamed: bool = False) -> tuple[int, int]:
     """``(num_reads, num_sweeps)`` of problems on ``m`` coordinates, the ``neurons`` of a layer (None: not a
     layer, e.g. one BQM: no layer floor); where None, scaled to the size and the ``effort`` preset.
 
@@ -238,16 +247,20 @@ def effort(params: dict[str, Any], m: int, neurons: int | None = None, inputs: i
     m³, 1, 128)``, ``num_sweeps = max(min(f_s 2^32 / m⁴, max), w, min(F / (reads · neurons · m), max))`` with
     the preset's factors ``f_r, f_s``, ceiling, wide-layer sweeps ``w`` (:data:`EFFORTS`: its ``chain_sweeps``
     where the moves are chains, :func:`chain_depth`, else ``wide_sweeps · m``) and layer flips ``F`` (layers of
-    pair flips only); on a layer where the preset's :class:`Population` applies (:func:`population`), its reads
-    and sweeps instead. Default: 1 read x 4 sweeps of chains on a 785-input layer, 4 x 4 on a 3073-input layer
-    (one BQM of that size: 1 x 16), 15 x 15 at 129 (10 neurons: 15 x 55), 122 x 240 on 65-variable neurons,
-    128 x 256 below that.
+    pair flips only); on a layer of chain moves that starts from the preset's beam (``beamed``, a layer's
+    ``neurons`` given) the preset's ``beam_sweeps`` in place of ``w``; on a layer where the preset's
+    :class:`Population` applies (:func:`population`), its reads and sweeps instead. Default: 1 read x 1 sweep of
+    chains on a 785-input layer from its beam (1 x 4 without one: the relu-aware objective's per-neuron ``H_i``),
+    6 x 4 on a 3073-input layer (one BQM of that size: 1 x 16), 15 x 15 at 129 (10 neurons: 15 x 55), 122 x 240
+    on 65-variable neurons, 128 x 256 below that.
     """
     p = preset(params)
     m = max(int(m), 1)
     chains = chain_depth(params, m) >= 3
     reads = params["num_reads"] if params["num_reads"] is not None else np.clip(p.reads * 2**25 / m**3, 1, 128)
     wide = max(p.chain_sweeps, p.chain_per_input * m) if chains else p.wide_sweeps * m
+    if chains and beamed and neurons is not None and p.beam_sweeps is not None:
+        wide = p.beam_sweeps  # a beam's start: polished within its basin (:class:`Preset`)
     floor = 0 if neurons is None or chains else min(
         np.ceil(p.layer_flips / (int(reads) * max(int(neurons), 1) * m)), p.max_sweeps)
     sized = max(min(p.sweeps * 2**32 / m**4, p.max_sweeps), wide, floor)
@@ -324,7 +337,7 @@ def anneal_plan(dense: DenseQubos, params: dict[str, Any], rows: Rows) -> tuple[
     on small problems that schedule is too cold at its hot end). ``beta_range`` overrides both.
     """
     n = rows.v.shape[0]
-    reads, sweeps = effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs)
+    reads, sweeps = effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs, dense.beamed)
     start = rows.take(np.repeat(np.arange(n), reads))
     m = dense.mat.shape[0]
     flat = dense.layer_neurons is not None and population(params, m, dense.layer_inputs) is not None

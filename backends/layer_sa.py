@@ -7,7 +7,7 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 1. **Starts**: the warm start (GPTQ restricted to floor/ceil in pivot order, or ``initial_states``) and, on
    layers narrower than 256 inputs unless the effort is ``fast``, RTN (clipped to floor/ceil), each polished
    by greedy descent; each neuron keeps the better. The solve loop asks :meth:`LayerSASampler.warm_start_beam`
-   how wide a beam search over GPTQ's roundings its warm start should run (by default ``max(128, m / 5)`` on
+   how wide a beam search over GPTQ's roundings its warm start should run (by default ``max(128, m / 4)`` on
    ``m`` inputs: each neuron starts from the best of that many lowest-energy partial roundings,
    :func:`qannealq.baselines.warm_start_integers`);
    without ``initial_states`` the sampler computes that start itself.
@@ -22,7 +22,8 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
    (neighbouring pixels, colour channels): on the CIFAR-10 MLP's first layer 24 sweeps of them reach a lower
    error than 4096 sweeps of pair flips (``benchmarks/frontier.py``).
    Reads and sweeps follow the ``effort`` preset and the size (:func:`._layer_schedule.effort`): on layers of
-   chain moves one cold anneal per neuron, and from :data:`._layer_schedule.POPULATION_INPUTS` (1024) inputs
+   chain moves one cold anneal per neuron (``default``: one sweep after its beam, which decides the basin the
+   anneal polishes; 4 without a beam), and from :data:`._layer_schedule.POPULATION_INPUTS` (1024) inputs
    on a *population* of short cold reads instead (:class:`._layer_schedule.Population`: ``default`` 6 reads x 4
    sweeps after a beam widening from 96 to 768, ``thorough`` 8 x 4 after its own beam), in ``cycles``: each
    cycle after the first reheats a new population from every neuron's best state so far.
@@ -60,6 +61,7 @@ Modules, each importing only those below it: this one (the sampler) -> :mod:`._l
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from typing import Any
@@ -155,7 +157,7 @@ class LayerSASampler(dimod.Sampler):
             ``cold_acceptance`` (1e-3), ``beta_range`` (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),
             ``num_threads`` (None: one per CPU core), ``warm_start_beam`` (None: the effort's, 0 with
-            ``fast``, ``max(128, m / 5)`` by default (768 from 1024 inputs on, where a population follows),
+            ``fast``, ``max(128, m / 4)`` by default (768 from 1024 inputs on, where a population follows),
             ``max(512, m / 2)`` with ``thorough`` on ``m`` inputs: the width of the beam search over GPTQ's
             roundings that the solve loop's warm start runs, in its last block, :meth:`warm_start_beam`),
             ``warm_start_growth`` (None: the effort's, 8 by default where a population follows, else 1: the
@@ -271,7 +273,9 @@ class LayerSASampler(dimod.Sampler):
         warm_energies = problem.qubo_energies(warm)
         clock.record(float(warm_energies.sum()))
         anneals = effort(params, problem.num_coordinates)[1] > 0  # the schedule then scales with the floors
-        dense, live = DenseQubos.from_problem(problem, floors=anneals).live()
+        # the start is the preset's beam (the solve loop's warm start asks this sampler for its width)
+        beamed = bool(self.warm_start_beam(m, **params))
+        dense, live = dataclasses.replace(DenseQubos.from_problem(problem, floors=anneals), beamed=beamed).live()
         run, device = make_run(dense, params, clock)
         t1 = time.perf_counter_ns()
         best = np.zeros_like(warm)
@@ -285,7 +289,8 @@ class LayerSASampler(dimod.Sampler):
         info = {"timing": {"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1,
                            "postprocessing_ns": time.perf_counter_ns() - t2},
                 "seed": seed, "device": device, "params": params, "effort": params["effort"],
-                "reads_sweeps": effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs),
+                "reads_sweeps": effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs,
+                                       dense.beamed),
                 "chain": chain_depth(params, dense.mat.shape[0]),
                 "time_limited": clock.cut,
                 "trace": {"seconds": [t for t, _ in clock.trace], "energy": [e for _, e in clock.trace]},
@@ -319,7 +324,7 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int,
         run.clock.record(float(chosen.energy.sum()))
         m = run.dense.mat.shape[0]
         d = run.dense
-        reads, population_sweeps = effort(run.params, m, d.layer_neurons, d.layer_inputs)
+        reads, population_sweeps = effort(run.params, m, d.layer_neurons, d.layer_inputs, d.beamed)
         rounds, sweeps = recombination(run.params, m, reads, d.layer_inputs)
         if others is not None and not (isinstance(run, _Run) and reads >= 2  # the torch run: reads by problem
                                        and population(run.params, m, d.layer_inputs) is not None):

@@ -136,7 +136,8 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     limits of 4 and 9 GPTQ times (the limit bounds the anneal; the solve loop's warm start, a beam of
     ``max(512, m / 2)`` there, comes on top)."""
     defaults, m = LayerSASampler().defaults, problem.num_coordinates
-    sweeps = effort(defaults, m, problem.num_neurons)[1]
+    beamed = bool(LayerSASampler().warm_start_beam(m))  # the default's sweeps after its beam
+    sweeps = effort(defaults, m, problem.num_neurons, beamed=beamed)[1]
     pairs = effort({**defaults, "chain": 0}, m, problem.num_neurons)[1]
     # where the default anneals populations (wide layers), the searches they replaced, side by side: reads all
     # from the warm start (not the beam's survivors), one population (6 reads, 2 rounds; thorough: 8 x 16, 3
@@ -155,7 +156,10 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
                 "warm_start_paths": 1}),
               ("thorough, one read (before the population)",
                {"effort": "thorough", "num_reads": 1, "num_sweeps": max(256, round(m / 12)), "cycles": 1})] \
-        if population(defaults, m) is not None else []
+        if population(defaults, m) is not None else [
+            # below the population's width: the default before its chain sweeps went to the beam (157 on MNIST)
+            ("default, beam m/5, 4 sweeps (before)",
+             {"warm_start_beam": max(128, round(m / 5)), "num_sweeps": max(4, round(m / 192))})]
     return [("fast", {"effort": "fast"}), ("default", {}), *single, ("default, pair flips", {"chain": 0}),
             ("default, float64 chains", {"chain_precision": "float64"}),
             ("default, act-order start", {"warm_start": "gptq-restricted-act"}),
@@ -365,6 +369,7 @@ SUMMARY = [("GPTQ", "gptq"), ("GPTQ act order", "gptq-act"), ("GPTQ pivot order"
            ("`default`, one cycle (before)", "default, one cycle (before the cycles)"),
            ("`default`, no recombination", "default, no recombination"),
            ("`default`, one read, beam m/5 (before)", "default, one read, beam m/5 (before the population)"),
+           ("`default`, beam m/5, 4 sweeps (before)", "default, beam m/5, 4 sweeps (before)"),
            ("`default`, beam 64", "default, beam 64"),
            ("`default`, GPTQ start (no beam)", "default, GPTQ start (no beam)"),
            ("`default`, start damped 0.01", "default, start damped 0.01"),

@@ -342,7 +342,7 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
         problem: the layer's QUBOs.
         name: the baseline (:data:`BASELINES`).
         beam: the beam's width (0: the baseline's own start). The solve loop takes the sampler's choice
-            (:func:`qannealq.contract.warm_start_beam`: ``layer-sa``'s default effort asks for ``max(128, m / 5)``).
+            (:func:`qannealq.contract.warm_start_beam`: ``layer-sa``'s default effort asks for ``max(128, m / 4)``).
         paths: starts per neuron (1: the start, ``(n, m)``). More: ``(n, paths, m)``, the start first, then
             the beam's other final survivors spread over its width (:func:`qannealq._gptq_beam.beam_search`'s
             ``paths``), distinct starts for a population's reads (:func:`qannealq.contract.warm_start_paths`);

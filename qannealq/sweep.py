@@ -60,7 +60,7 @@ PRESETS: dict[str, Preset] = {
                    "this project's improvements: sequential calibration; per cell the per-tensor or per-channel "
                    "grid, whichever gives the lower summed layer error on the calibration data (never the test "
                    "set); int1 = ±mean|w|; qubo = the whole-layer solver `layer-sa` warm-started from "
-                   "a beam search of width max(128, m/5) over GPTQ-restricted's roundings in pivot order "
+                   "a beam search of width max(128, m/4) over GPTQ-restricted's roundings in pivot order "
                    "(qannealq.baselines)"),
     "custom": Preset("float", "tensor", "sign", "layer-sa", DEFAULT_WARM_START, {},
                      "explicit options (the defaults of `qannealq run` where none is given)"),

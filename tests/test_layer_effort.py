@@ -125,6 +125,11 @@ def test_small_layers_anneal_at_least_the_presets_layer_flips():
     assert reads * sweeps * 26 * 247 >= 2**20 > reads * (sweeps - 1) * 26 * 247
     assert effort(params, 247) == (2, 12)  # the same problems outside a layer: the size scaling alone
     assert effort(params, 599, 128) == (1, 4)  # MNIST's first layer; CIFAR-10's: a population
+    assert effort(params, 599, 128, beamed=True) == (1, 1)  # ... from the default's beam: one sweep polishes it
+    assert effort(params, 599, beamed=True) == (1, 4)  # one BQM: no beam's start
+    assert effort({**params, "effort": "thorough"}, 599, 128, beamed=True) == effort(
+        {**params, "effort": "thorough"}, 599, 128)  # thorough: its own sweeps
+    assert effort(params, 3073, 512, beamed=True) == (6, 4)  # a population: its own reads and sweeps
     assert effort(params, 3073, 512) == (6, 4) and effort(params, 3073) == (1, 16)
     assert effort(params, 599, 2) == (1, 4)  # chain layers have no floor: they are not small
     assert effort({**params, "effort": "thorough"}, 247, 1)[1] == 4096  # the preset's ceiling
@@ -138,6 +143,23 @@ def test_small_layers_anneal_at_least_the_presets_layer_flips():
     stats = WeightedLayerStats.from_arrays(layer.x, layer.y, np.where(layer.y > 0, 1.0, 0.0))
     weighted = build_weighted_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 2))
     assert weighted.per_neuron and neuron_qubo(weighted, 0)[0].layer_neurons == 5
+
+
+def test_a_layer_from_the_default_beam_anneals_one_sweep():
+    """The default's start on a layer of chain moves is its beam, and one sweep polishes it (``beam_sweeps``):
+    the same states as an explicit ``num_sweeps=1``; without the beam (``warm_start_beam=0``) the layer keeps the
+    chain sweeps, the same states as an explicit ``num_sweeps=4``."""
+    _, problem = layer_problem(7, 300, 3, 3)
+    sampler = LayerSASampler()
+    beamed = sampler.sample_layer(problem, seed=2)
+    assert beamed.info["reads_sweeps"] == (1, 1)
+    np.testing.assert_array_equal(beamed.assignments, sampler.sample_layer(problem, seed=2, num_sweeps=1).assignments)
+    plain = sampler.sample_layer(problem, seed=2, warm_start_beam=0)
+    assert plain.info["reads_sweeps"] == (1, 4)
+    np.testing.assert_array_equal(plain.assignments, sampler.sample_layer(problem, seed=2, warm_start_beam=0,
+                                                                          num_sweeps=4).assignments)
+    assert not np.array_equal(plain.assignments, sampler.sample_layer(problem, seed=2, warm_start_beam=0,
+                                                                      num_sweeps=1).assignments)
 
 
 def test_time_limit_stops_a_long_run_cleanly():
@@ -603,7 +625,7 @@ def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for()
     _, problem = layer_problem(41, 60, 6, 3)
     sampler = LayerSASampler()
     assert [sampler.warm_start_beam(effort=level) for level in PRESETS] == [0, 128, 512]
-    assert [sampler.warm_start_beam(785, effort=level) for level in PRESETS] == [0, 157, 512]  # MNIST's first
+    assert [sampler.warm_start_beam(785, effort=level) for level in PRESETS] == [0, 196, 512]  # MNIST's first
     assert [sampler.warm_start_beam(3073, effort=level) for level in PRESETS] == [0, 768, 1536]  # CIFAR-10's:
     # the default's population (from 1024 inputs) with a beam widening from 128 (warm_start_growth)
     assert sampler.warm_start_beam(3073, warm_start_beam=4) == 4
@@ -629,7 +651,7 @@ def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for()
 
 
 def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeypatch):
-    """On a layer of 701 coordinates the width is the layer's (``max(128, 701 / 5)`` = 140, thorough 350 < 512),
+    """On a layer of 701 coordinates the width is the layer's (``max(128, 701 / 4)`` = 175, thorough 350 < 512),
     so the solve loop must pass its size; a sampler written to the old contract (``warm_start_beam(**kw)``, no
     size) is still asked, with its keyword arguments."""
     import qannealq.solve as solve_module
@@ -649,7 +671,7 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
     for options in ({}, {"effort": "thorough"}, {"warm_start_beam": 9}):
         with pytest.raises(Stop):
             quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, **options)
-    assert asked == [140, 512, 9]
+    assert asked == [175, 512, 9]
 
     class OldContract(dimod.ExactSolver):
         def warm_start_beam(self, **kwargs):
