@@ -132,10 +132,11 @@ HOT_TEMPERATURE = 0.2
 #: on layers of chain moves (``hot_temperature`` 0.025: the beam's start is within a few percent of the best
 #: known, and a hotter reheat, 0.2 until the beam, undoes it; layers of pair flips keep 0.2); from
 #: :data:`CHAIN_INPUTS` inputs on, one sweep of chain moves after the beam (``beam_sweeps``; ``max(4, m / 192)``
-#: without it, as on the relu-aware objective's per-neuron ``H_i``), below that ``m / 20`` sweeps of pair flips; ``thorough`` widens the beam to ``max(512, m / 2)`` and anneals 16-64 times
-#: longer. A layer of pair flips gets at least ``layer_flips`` flips (2^20 by default: the output layers of the
-#: MNIST and EMNIST MLPs, 10 x 129 and 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less
-#: error in a few hundredths of a second). From :data:`POPULATION_INPUTS` inputs on, ``default`` and ``thorough``
+#: without it, as on the relu-aware objective's per-neuron ``H_i``), below that ``m / 20`` sweeps of pair flips;
+#: ``thorough`` widens the beam to ``max(512, m / 2)`` and anneals 16-64 times longer. A layer of pair flips
+#: gets at least ``layer_flips`` flips (2^20 by default: the output layers of the MNIST and EMNIST MLPs, 10 x 129
+#: and 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less error in a few hundredths of a
+#: second). From :data:`POPULATION_INPUTS` inputs on, ``default`` and ``thorough``
 #: anneal a :class:`Population` of short reads and recombine it instead (``default``: a beam widening from 96
 #: to 768 along GPTQ's order, then two cycles of 6 reads x 4 sweeps and a round of 8 sweeps; ``thorough``: its
 #: beam, then four cycles of 8 x 4 and 2 rounds of 8; before the cycles, one population: 6 x 4 and 2 rounds of

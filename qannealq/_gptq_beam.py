@@ -535,9 +535,10 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
 @numba.njit(cache=True, nogil=True)
 def _gptq_block(w, steps, lo, hi, offset, u, start, stop, ints, errs):
     """GPTQ's inputs ``start .. stop − 1`` of every row of ``w`` (float64): each rounded to the nearest level
-    clipped to ``[lo, hi]`` (the grid's range, or its floor/ceil for GPTQ-restricted), its error spread over the block's later inputs (in a copy of the row's
-    block: the columns after the block are updated by the product after it); the errors divided by ``U_jj`` into
-    ``errs``. The operations of :func:`qannealq.baselines._gptq_rows`, row by row."""
+    clipped to ``[lo, hi]`` (the grid's range, or its floor/ceil for GPTQ-restricted), its error spread over the
+    block's later inputs (in a copy of the row's block: the columns after the block are updated by the product
+    after it); the errors divided by ``U_jj`` into ``errs``. The operations of
+    :func:`qannealq.baselines._gptq_rows`, row by row."""
     size = stop - start
     row = np.empty(size)
     for i in range(w.shape[0]):
@@ -576,4 +577,3 @@ def gptq_path(weights: np.ndarray, steps: np.ndarray, lo: np.ndarray, hi: np.nda
         _gptq_block(w, stp, low, high, float(offset), u, start, stop, ints, errs)
         w[:, stop:] -= errs @ u[start:stop, stop:]
     return ints
-

@@ -42,7 +42,7 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
-__all__ = ["rtn", "gptq", "gptq_restricted", "ORDERS", "BASELINES", "DEFAULT_WARM_START",
+__all__ = ["rtn", "gptq", "gptq_restricted", "ORDERS", "BASELINES", "BEAM_STARTS", "DEFAULT_WARM_START",
            "GPTQ_PERCDAMP", "RANK_DEFICIENT_PERCDAMP", "PILOT_NEURONS", "PILOT_MARGIN", "rank_deficient",
            "warm_start_integers"]
 
@@ -274,6 +274,9 @@ _GPTQ_FORMS = {"gptq": (False, "index"), "gptq-restricted": (True, "index"), "gp
 
 BASELINES = {"rtn": rtn, **{name: partial(gptq_restricted if restricted else gptq, order=order)
                             for name, (restricted, order) in _GPTQ_FORMS.items()}}
+
+#: The warm starts a beam search widens (:func:`warm_start_integers`, on a shared ``H``): GPTQ's forms, not RTN.
+BEAM_STARTS = tuple(_GPTQ_FORMS)
 
 #: The warm start of every sampler that takes one, unless told otherwise: GPTQ-restricted in pivot order, which
 #: starts ``layer-sa``'s default anneal closest to the best known (the README's frontier table).

@@ -83,7 +83,9 @@ def warm_start_beam(sampler: Any, kwargs: dict[str, Any], inputs: int | None = N
     """The width of the beam search the solve loop's warm start should run for ``sampler`` called with
     ``kwargs`` on a layer of ``inputs`` coordinates (:func:`qannealq.baselines.warm_start_integers`): what its
     ``warm_start_beam(inputs, **kwargs)`` says (``layer-sa``: by its effort and the layer's size; a composite of
-    ours: its child's), else 0 (the GPTQ baseline alone)."""
+    ours: its child's), else 0 (the GPTQ baseline alone). Where it asked for a beam and the loop's warm start
+    has none (RTN), the loop calls it with ``warm_start_beam=0``: a search tuned to a beam's start (``layer-sa``'s
+    one sweep after it) then runs as without one."""
     ask = getattr(sampler, "warm_start_beam", None)
     if not callable(ask):
         return 0

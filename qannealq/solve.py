@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import dimod
 import numpy as np
 
-from qannealq.baselines import BASELINES, DEFAULT_WARM_START, warm_start_integers
+from qannealq.baselines import BASELINES, BEAM_STARTS, DEFAULT_WARM_START, warm_start_integers
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam,
                                warm_start_growth, warm_start_paths)
 from qannealq.errors import BackendError, InvalidArgumentError
@@ -273,8 +273,11 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             m = problem.num_coordinates
             # a whole-layer solver may ask for several starts per neuron (the beam's survivors): (n, paths, m)
             paths = warm_start_paths(sampler, sampler_kwargs, m) if layer_solver(sampler) is not None else 1
-            starts = warm_start_integers(problem, warm_start, warm_start_beam(sampler, sampler_kwargs, m), paths,
+            beam = warm_start_beam(sampler, sampler_kwargs, m)
+            starts = warm_start_integers(problem, warm_start, beam, paths,
                                          growth=warm_start_growth(sampler, sampler_kwargs, m))
+            if beam and warm_start not in BEAM_STARTS:  # it asked for a beam, its start has none (RTN): say so
+                sampler_kwargs = {**sampler_kwargs, "warm_start_beam": 0}
             warm = problem.encode(starts)
             warm_ints = starts if starts.ndim == 2 else starts[:, 0]
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))

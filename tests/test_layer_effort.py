@@ -160,6 +160,10 @@ def test_a_layer_from_the_default_beam_anneals_one_sweep():
                                                                           num_sweeps=4).assignments)
     assert not np.array_equal(plain.assignments, sampler.sample_layer(problem, seed=2, warm_start_beam=0,
                                                                       num_sweeps=1).assignments)
+    from qannealq import quantize_layer  # the solve loop: a beam's start, or RTN's (no beam: the sampler is told)
+    assert quantize_layer(problem, "qubo", sampler, "layer-sa", seed=2).info["reads_sweeps"] == (1, 1)
+    rtn_start = quantize_layer(problem, "qubo", sampler, "layer-sa", seed=2, warm_start="rtn")
+    assert rtn_start.info["reads_sweeps"] == (1, 4)
 
 
 def test_time_limit_stops_a_long_run_cleanly():
