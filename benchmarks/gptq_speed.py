@@ -10,11 +10,14 @@ models and 1024-image float calibration of ``benchmarks/frontier.py``), at ``--b
   order: 2m³/3);
 * GPTQ's in-block steps as the numpy loop over the inputs (:func:`qannealq.baselines._gptq_rows`, the path
   before) and compiled (:func:`qannealq._gptq_beam.gptq_path`, now), on the same factor: the same integers;
-* GPTQ's whole ``quantize_layer`` call now.
+* GPTQ's whole ``quantize_layer`` call now;
+* the pivoted factorization of pivot order (``gptq-pivot``, ``layer-sa``'s start) with its trailing updates over
+  the whole trailing block (as before, and now below 1024 trailing rows) and over its lower triangle in panels
+  of 128 rows (now from 1024 trailing rows on).
 
 Each best of ``--repeats`` on each BLAS thread count of ``--blas-threads``; the ratios old / new are printed beside
 the times. Run: ``.venv/bin/python benchmarks/gptq_speed.py`` (about 30 s; with ``--datasets mnist,cifar10``
-about 2 min).
+about 3 min).
 """
 
 from __future__ import annotations
@@ -78,10 +81,10 @@ def main() -> None:
                     paper, paper_u = best(lambda: paper_factor(h, dead, damp), args.repeats)
                     new, u = best(lambda: baselines._inverse_cholesky(h, dead, damp), args.repeats)
                     scale = np.abs(reference).max()
+                    ours, theirs = (np.abs(x - reference).max() / scale for x in (u, paper_u))
                     print(f"  factor: before {old:.4f} s, GPTQ paper's {paper:.4f} s, now {new:.4f} s; "
                           f"before / now {old / new:.1f}x, paper's / now {paper / new:.1f}x; largest difference "
-                          f"{np.abs(u - reference).max() / scale:.1e}, paper's {np.abs(paper_u - reference).max() / scale:.1e} "
-                          f"(relative)")
+                          f"{ours:.1e}, paper's {theirs:.1e} (relative)")
                     loop, rows = best(lambda: baselines._gptq_rows(problem, np.broadcast_to(perm, (n, m)), u, dead,
                                                                    False, 128), max(1, args.repeats // 2))
                     compiled, ints = best(lambda: gptq_path(problem.weights, problem.steps, problem.grid.lo,
@@ -94,6 +97,13 @@ def main() -> None:
                     print(f"  GPTQ's whole quantize_layer call now: {whole:.4f} s; the factor and steps before "
                           f"cost {old + loop:.4f} s where they cost {new + compiled:.4f} s now "
                           f"({(old + loop) / (new + compiled):.1f}x)", flush=True)
+                    full, (order, factor) = best(lambda: baselines._pivot_factor(h, dead, damp, panels_from=m + 1),
+                                                 max(1, args.repeats // 2))
+                    panels, (order2, factor2) = best(lambda: baselines._pivot_factor(h, dead, damp, panels_from=0),
+                                                     args.repeats)
+                    print(f"  pivot order's factorization: whole trailing block {full:.4f} s, its lower triangle "
+                          f"in panels {panels:.4f} s; {full / panels:.2f}x; the same order: "
+                          f"{np.array_equal(order, order2)}", flush=True)
 
 
 if __name__ == "__main__":

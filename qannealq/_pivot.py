@@ -20,9 +20,13 @@ __all__ = ["pivot_block"]
 def pivot_block(h: np.ndarray, lower: np.ndarray, diagonal: np.ndarray, pivots: np.ndarray, start: int,
                 stop: int) -> int:
     """Pivots ``start .. stop − 1`` in place: each on the smallest remaining ``diagonal`` (ties to the lowest
-    input index in ``pivots``), its row and column swapped into place in ``h`` (the trailing block from
-    ``start`` on, the part still read), ``lower`` and ``diagonal``; its column of ``lower`` is the trailing
-    column of ``h`` less the block's earlier columns, scaled, and the diagonal is updated.
+    input index in ``pivots``), swapped into place in ``h``, ``lower`` and ``diagonal``; its column of ``lower``
+    is the trailing column of ``h`` less the block's earlier columns, scaled, and the diagonal is updated.
+
+    Only ``h``'s lower triangle from ``start`` on is read and kept (the trailing updates write no more): a swap
+    of ``t < k`` exchanges ``h[c, t]`` with ``h[k, c]`` for ``t < c < k``, ``h[r, t]`` with ``h[r, k]`` below
+    ``k`` and the two diagonal entries (LAPACK's ``?pstrf`` on lower storage); the block's earlier columns
+    of ``h`` are not read again.
 
     Returns:
         -1 when all pivots are placed, else the position whose pivot is not positive (``H`` singular).
@@ -35,10 +39,11 @@ def pivot_block(h: np.ndarray, lower: np.ndarray, diagonal: np.ndarray, pivots: 
             if diagonal[s] < diagonal[k] or (diagonal[s] == diagonal[k] and pivots[s] < pivots[k]):
                 k = s
         if k != t:
-            for c in range(start, m):
-                h[t, c], h[k, c] = h[k, c], h[t, c]
-            for r in range(start, m):
+            for c in range(t + 1, k):
+                h[c, t], h[k, c] = h[k, c], h[c, t]
+            for r in range(k + 1, m):
                 h[r, t], h[r, k] = h[r, k], h[r, t]
+            h[t, t], h[k, k] = h[k, k], h[t, t]
             for c in range(t):
                 lower[t, c], lower[k, c] = lower[k, c], lower[t, c]
             diagonal[t], diagonal[k] = diagonal[k], diagonal[t]
