@@ -303,8 +303,8 @@ def cycles(params: dict[str, Any], m: int, inputs: int | None = None) -> int:
     population of one cycle collapses onto a backbone: a third recombination round moves 2 % of the coordinates
     on CIFAR-10's first layer, where a fresh population from the best reopens a quarter of them. Measured there
     (int4, a beam of 256, 6 reads x 4 sweeps, 2 rounds of 8; the error above the frontier's best known, the time
-    in GPTQ times): one cycle 8.3 % in 8.7x, two 6.7 % in 12.1x, where 4x the sweeps of one read gave 7.1 % in
-    12.9x (the README).
+    in GPTQ times against GPTQ's old factor, about 3x as many now): one cycle 8.3 % in 8.7x, two 6.7 % in
+    12.1x, where 4x the sweeps of one read gave 7.1 % in 12.9x (the README).
     """
     chosen = params.get("cycles")
     if chosen is not None:
