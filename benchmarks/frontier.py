@@ -16,8 +16,9 @@ at several read counts,
 on a subset of the neurons (``--neurons``) with their time extrapolated to the whole layer (the table says
 so). The fast methods run ``--repeats`` times, interleaved, and keep their best wall time; the repeats alternate
 the BLAS thread counts of ``--blas-threads`` (1 and 2 by default), so that every method, GPTQ first, is timed at
-its fastest here: GPTQ runs 1.25-1.5x faster on two BLAS threads than on one when the other core is idle, and
-5-10x slower when it is busy (shared machines). The point records the count of its best time. The slow points,
+its fastest here: GPTQ runs 1.4x faster on two BLAS threads than on one on CIFAR-10's first layer when the other
+core is idle, 4-5x slower on MNIST's (OpenBLAS's threads cost more than its products there), and 5-10x slower
+whenever the other core is busy (shared machines). The point records the count of its best time. The slow points,
 timed once, and the per-neuron and long runs use the first count.
 
 The reference is the best-known energy of each neuron: the lowest any run reached, long runs included
@@ -135,8 +136,9 @@ def layer_sa_budgets(problem: LayerProblem, gptq_seconds: float) -> list[tuple[s
     """layer-sa's points: the presets and variants of them, 4x the default sweeps, and ``thorough`` under time
     limits of 4 and 9 GPTQ times (the limit bounds the anneal; the solve loop's warm start, a beam of
     ``max(512, m / 2)`` there, comes on top)."""
-    defaults, m = LayerSASampler().defaults, problem.num_coordinates
-    beamed = bool(LayerSASampler().warm_start_beam(m))  # the default's sweeps after its beam
+    sampler, m = LayerSASampler(), problem.num_coordinates
+    defaults = sampler.defaults
+    beamed = bool(sampler.warm_start_beam(m))  # the default's sweeps after its beam
     sweeps = effort(defaults, m, problem.num_neurons, beamed=beamed)[1]
     pairs = effort({**defaults, "chain": 0}, m, problem.num_neurons)[1]
     # where the default anneals populations (wide layers), the searches they replaced, side by side: reads all
@@ -441,8 +443,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="layer-sa threads (numba)")
     parser.add_argument("--blas-threads", type=thread_counts, default=thread_counts("1,2"),
                         help="BLAS thread counts the fast methods' repeats alternate, each method keeping its best "
-                             "time (default 1,2: GPTQ is fastest on 2 on an idle 2-core machine, on 1 where the "
-                             "other core is busy); the slow points and the per-neuron and long runs use the first")
+                             "time (default 1,2: GPTQ is fastest on 2 on CIFAR-10's layer on an idle 2-core "
+                             "machine, on 1 on MNIST's or where the other core is busy); the slow points and the "
+                             "per-neuron and long runs use the first")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of the fast methods (best kept)")
     parser.add_argument("--neurons", type=int, default=16, help="neurons for the per-neuron samplers")
     parser.add_argument("--per-neuron", type=per_neuron_list, default=per_neuron_list(PER_NEURON),
