@@ -20,8 +20,8 @@ import numpy as np
 
 from qannealq.errors import BackendUnavailableError
 
-from ._layer_dense import (DenseQubos, Rows, chain_hops, chain_partners, coupling_strength, greedy_tolerance,
-                           pair_partners)
+from ._layer_dense import (DenseQubos, Rows, chain_hops, chain_partners, greedy_tolerance, pair_partners,
+                           ranked_partners)
 from ._layer_kernel import anneal_block, polish_block, row_energies, up_fields
 from ._layer_schedule import Clock, anneal_plan, chain_depth, restricted
 
@@ -90,16 +90,19 @@ class _Run:
         self.clock = Clock() if clock is None else clock
         self.diag = dense.diag
         self.depth = chain_depth(params, dense.mat.shape[0])
-        strength = coupling_strength(dense.mat)  # both partner lists rank the same couplings
-        self.partners, self.couplings = pair_partners(dense.mat, params["pairs"], strength)
+        self.threads = max(1, int(params["num_threads"] or os.cpu_count() or 1))
+        # both partner lists take the first of one ranking of M's couplings
+        ranked = ranked_partners(dense.mat, max(int(params["pairs"]),
+                                                int(params["chain_partners"]) if self.depth >= 3 else 0),
+                                 self.threads)
+        self.partners, self.couplings = pair_partners(dense.mat, params["pairs"], ranked)
         self.chains, self.chain_mat = None, None
         if self.depth >= 3:  # the chain anneal reads a float32 copy of M (by default), its couplings from it
             self.chain_mat = np.ascontiguousarray(dense.mat, dtype=np.dtype(params["chain_precision"]))
-            nbr, coup = chain_partners(self.chain_mat, params["chain_partners"], strength)
+            nbr, coup = chain_partners(self.chain_mat, params["chain_partners"], ranked)
             self.chains = (nbr, coup.astype(np.float64), *chain_hops(self.chain_mat, nbr))
         self.indptr, self.indices = _coordinate_lists(dense.free)
         self.tol = greedy_tolerance(dense.lin)
-        self.threads = max(1, int(params["num_threads"] or os.cpu_count() or 1))
         self.stop = np.zeros(1, np.int64)
         self._pool: ThreadPoolExecutor | None = None
 

@@ -33,8 +33,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._layer_dense import MAX_EXPONENT, DenseQubos, Rows, chain_partners, coupling_strength, greedy_tolerance, \
-    pair_partners
+from ._layer_dense import MAX_EXPONENT, DenseQubos, Rows, chain_partners, greedy_tolerance, pair_partners, \
+    ranked_partners
 from ._layer_schedule import Clock, anneal_schedule, chain_depth, restricted
 
 __all__ = ["TorchRun"]
@@ -62,12 +62,14 @@ class TorchRun:
         self.diag = put(dense.diag)
         self.lin, self.steps = put(dense.lin)[:, None, :], put(dense.steps)[:, None, :]
         self.free = put(dense.free, torch.bool)[:, None, :]
-        strength = coupling_strength(dense.mat)  # both partner lists rank the same couplings
-        partners, couplings = pair_partners(dense.mat, params["pairs"], strength)
-        self.partners, self.couplings = put(np.maximum(partners, 0), torch.long), put(couplings)
         self.depth = chain_depth(params, dense.mat.shape[0])
+        # both partner lists take the first of one ranking of M's couplings
+        ranked = ranked_partners(dense.mat, max(int(params["pairs"]),
+                                                int(params["chain_partners"]) if self.depth >= 3 else 0))
+        partners, couplings = pair_partners(dense.mat, params["pairs"], ranked)
+        self.partners, self.couplings = put(np.maximum(partners, 0), torch.long), put(couplings)
         if self.depth >= 3:
-            nbr, coup = chain_partners(dense.mat, params["chain_partners"], strength)
+            nbr, coup = chain_partners(dense.mat, params["chain_partners"], ranked)
             self.chain_nbr, self.chain_coup = put(np.maximum(nbr, 0), torch.long), put(coup)
             self.chain_live = put(nbr >= 0, torch.bool)
         self.pair_live = put(partners >= 0, torch.bool)

@@ -17,7 +17,8 @@ from helpers import check_layer_energies, layer_problem, smooth_layer  # noqa: E
 from qannealq import gptq_restricted  # noqa: E402
 from qannealq.backends import get_sampler  # noqa: E402
 from qannealq.backends import _layer_dense  # noqa: E402
-from qannealq.backends._layer_dense import DenseQubos, _row_nanquantile, chain_hops, continuous_floor  # noqa: E402
+from qannealq.backends._layer_dense import (DenseQubos, _row_nanquantile, chain_hops, chain_partners,  # noqa: E402
+                                             continuous_floor, coupling_strength, pair_partners, ranked_partners)
 from qannealq.backends._layer_kernel import anneal_block, anneal_rows, polish_block, up_fields  # noqa: E402
 from qannealq.backends._layer_run import _NO_HOPS, _row_seeds, make_run  # noqa: E402
 from qannealq.backends._layer_schedule import (EFFORTS, POPULATION_INPUTS, anneal_plan, cycles,  # noqa: E402
@@ -569,6 +570,38 @@ def test_chain_hops_read_the_couplings_along_the_partner_lists(monkeypatch):
                     assert hop3[a, s_, t, u] == (mat[a, e] if e >= 0 else 0.0)
     monkeypatch.setattr(_layer_dense, "HOP_BYTES", m * k ** 3 * 4 - 1)
     assert [h.size for h in chain_hops(mat, nbr)] == [0, 0]
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_ranked_partners_are_the_strongest_couplings_in_order(threads):
+    """Each coordinate's ``k`` largest ``|M_jl| / sqrt(M_jj M_ll)`` (:func:`coupling_strength`), strongest first,
+    ties to the lower index, whatever the thread count; ``k`` capped at ``m − 1``; the pair and chain lists
+    take the first of them (each unordered pair once for pairs, from both ends for chains)."""
+    rng = np.random.default_rng(7)
+    m = 900  # three spans of rows with three threads
+    mat = rng.standard_normal((m, m))
+    mat = np.round(mat + mat.T, 1)  # many exact ties
+    mat[np.diag_indices(m)] = np.abs(np.diag(mat)) + 1.0
+    mat[5, :] = mat[:, 5] = 0.0  # a coordinate coupled to nothing (and an empty diagonal)
+    strength = coupling_strength(mat)
+    part, value = ranked_partners(mat, 6, threads)
+    for j in range(m):
+        others = np.array([col for col in range(m) if col != j])
+        order = others[np.lexsort((others, -strength[j, others]))][:6]  # strongest first, then lower index
+        assert np.array_equal(part[j], order), j
+        assert np.allclose(value[j], strength[j, order], rtol=1e-12, atol=0)
+    assert ranked_partners(mat[:4, :4], 9)[0].shape == (4, 3)
+    pairs, _ = pair_partners(mat, 3, (part, value))
+    chains, coup = chain_partners(mat, 4, (part, value))
+    assert np.array_equal(chains[chains[:, 0] >= 0], part[chains[:, 0] >= 0, :4])
+    assert np.all(chains[5] == -1) and np.all(coup[5] == 0.0)
+    assert np.array_equal(coup[chains >= 0], mat[np.nonzero(chains >= 0)[0], chains[chains >= 0]])
+    listed = {(j, int(col)) for j in range(m) for col in pairs[j] if col >= 0}
+    assert all((col, j) not in listed for j, col in listed)  # each unordered pair once
+    assert all(set(part[j, :3]) <= {int(c) for c in pairs[j]} | {c for c in range(m) if (c, j) in listed}
+               for j in range(m) if j != 5)
+    with pytest.raises(ValueError, match="fewer than the 7 asked for"):
+        pair_partners(mat, 7, (part, value))
 
 
 @pytest.mark.parametrize("chain, partners", [(3, 8), (4, 8), (6, 8), (4, 5)])
