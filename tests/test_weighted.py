@@ -16,7 +16,7 @@ from backend_fixtures import optimum, tiny_digits
 from helpers import GRIDS, random_layer
 from qannealq import InvalidArgumentError, LayerStats, build_problem, make_grid, quantize_layer
 from qannealq.backends import get_sampler
-from qannealq.baselines import ORDERS, _pivot_factor, gptq, gptq_restricted
+from qannealq.baselines import ORDERS, _pivot_factor, gptq, gptq_restricted, warm_start_integers
 from qannealq.calibration import as_calibration_tensor
 from qannealq.pipeline import quantize_model
 from qannealq.weighted import (Objective, WeightedLayerProblem, WeightedLayerStats, build_weighted_problem,
@@ -124,6 +124,54 @@ def test_each_neurons_inputs_are_taken_in_the_order_of_its_own_hessian(order):
                           base=problem.base[i:i + 1], free=problem.free[i:i + 1])
             np.testing.assert_array_equal(ordered[i], fn(one, order=order)[0])
     problem.encode(gptq_restricted(problem, order=order))  # floor/ceil only: raises otherwise
+
+
+def _one_neuron(layer, problem, i: int):
+    """Neuron ``i`` of a per-neuron ``problem`` as a one-neuron plain problem on its ``H_i`` (and its ``g_i``)."""
+    h = problem.neuron_hessian(i)
+    one = replace(build_problem(LayerStats.from_arrays(layer.x, layer.y), layer.weight, layer.bias, problem.grid),
+                  stats=LayerStats(h, problem.stats.cross[i:i + 1], np.zeros(1), len(layer.y)),
+                  weights=problem.weights[i:i + 1], steps=problem.steps[i:i + 1], base=problem.base[i:i + 1],
+                  free=problem.free[i:i + 1])
+    assert one.dead.tolist() == problem.dead[i].tolist() and not one.per_neuron
+    return one
+
+
+@pytest.mark.parametrize("name", ["gptq-restricted", "gptq-restricted-pivot"])
+def test_each_neurons_beam_runs_on_its_own_hessian(name):
+    """Per-neuron ``H_i`` get the warm-start beam: each row is the beam start of a one-neuron plain problem on
+    ``H_i`` (GPTQ's damping below int4, where the plain beam takes it too, and GPTQ-restricted's start competing),
+    so never worse than that start; the optimum at a width of ``2^free``; with several paths, copies of the
+    start (the growth passed on)."""
+    small_layer, _, small_stats = _weighted(11, f=16, n=4, binary=False)
+    small = build_weighted_problem(small_stats, small_layer.weight, small_layer.bias,
+                                   make_grid(small_layer.weight, small_layer.bias, 3, "tensor", "sign"))
+    wide_layer, _, wide_stats = _weighted(12, f=150, n=4, binary=False)  # three blocks of the beam
+    wide = build_weighted_problem(wide_stats, wide_layer.weight, wide_layer.bias,
+                                  make_grid(wide_layer.weight, wide_layer.bias, 2, "tensor", "sign"))
+    won = set()
+    for layer, problem in ((small_layer, small), (wide_layer, wide)):
+        assert problem.per_neuron
+        plain = warm_start_integers(problem, name)
+        for width in (1, 4):
+            start = warm_start_integers(problem, name, beam=width)
+            assert width == 1 or not np.array_equal(start, plain)  # the beam changed something
+            energy = problem.qubo_energies(problem.encode(start))
+            assert np.all(energy <= problem.qubo_energies(problem.encode(plain)))
+            won |= {(width, problem.weights.shape[1]) for i in range(problem.num_neurons)
+                    if np.array_equal(start[i], plain[i])}
+            for i in range(problem.num_neurons):
+                np.testing.assert_array_equal(start[i], warm_start_integers(_one_neuron(layer, problem, i), name,
+                                                                            beam=width)[0])
+    assert won  # somewhere GPTQ-restricted's own start won, and the rows above still matched
+    full = warm_start_integers(small, name, beam=2 ** 16)
+    exact = small.qubo_energies(small.encode(full))
+    for i in range(small.num_neurons):
+        assert exact[i] == pytest.approx(optimum(small.neuron_bqm(i)), rel=1e-9, abs=1e-12)
+    grown = warm_start_integers(wide, name, beam=8, growth=8.0)
+    assert not np.array_equal(grown, warm_start_integers(wide, name, beam=8))
+    np.testing.assert_array_equal(warm_start_integers(wide, name, beam=8, paths=3, growth=8.0),
+                                  np.repeat(grown[:, None], 3, axis=1))
 
 
 def test_model_with_inactive_weight_one_reproduces_the_paper_objective():
