@@ -132,7 +132,8 @@ HOT_TEMPERATURE = 0.2
 #: on layers of chain moves (``hot_temperature`` 0.025: the beam's start is within a few percent of the best
 #: known, and a hotter reheat, 0.2 until the beam, undoes it; layers of pair flips keep 0.2); from
 #: :data:`CHAIN_INPUTS` inputs on, one sweep of chain moves after the beam (``beam_sweeps``; ``max(4, m / 192)``
-#: without it, as on the relu-aware objective's per-neuron ``H_i``), below that ``m / 20`` sweeps of pair flips;
+#: without it, and on the relu-aware objective's per-neuron ``H_i`` after theirs), below that ``m / 20`` sweeps of
+#: pair flips;
 #: ``thorough`` widens the beam to ``max(512, m / 2)`` and anneals 16-64 times longer. A layer of pair flips
 #: gets at least ``layer_flips`` flips (2^20 by default: the output layers of the MNIST and EMNIST MLPs, 10 x 129
 #: and 26 x 257, anneal 50 and 82 sweeps instead of 18 and 12, for 4-5 % less error in a few hundredths of a
@@ -251,7 +252,8 @@ def effort(params: dict[str, Any], m: int, neurons: int | None = None, inputs: i
     pair flips only); on a layer of chain moves that starts from the preset's beam (``beamed``, a layer's
     ``neurons`` given) the preset's ``beam_sweeps`` in place of ``w``; on a layer where the preset's
     :class:`Population` applies (:func:`population`), its reads and sweeps instead. Default: 1 read x 1 sweep of
-    chains on a 785-input layer from its beam (1 x 4 without one: the relu-aware objective's per-neuron ``H_i``),
+    chains on a 785-input layer from its beam (1 x 4 without one, and on the relu-aware objective's per-neuron
+    ``H_i`` after theirs),
     6 x 4 on a 3073-input layer (one BQM of that size: 1 x 16), 15 x 15 at 129 (10 neurons: 15 x 55), 122 x 240
     on 65-variable neurons, 128 x 256 below that.
     """
