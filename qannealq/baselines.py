@@ -164,15 +164,22 @@ def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: 
         raise InvalidArgumentError(f"percdamp={percdamp!r} must be >= 0 (GPTQ uses {GPTQ_PERCDAMP})")
     if order not in ORDERS:
         raise InvalidArgumentError(f"order={order!r} is unknown: choose one of {', '.join(ORDERS)}")
-    n, m = problem.weights.shape
+    n = problem.num_neurons
     if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): each row on its own Cholesky factor (of
-        # its own order), rows in chunks of stacked factors: _CHUNK_BYTES, or an eighth of a smaller limit
-        limit = getattr(getattr(problem.stats, "objective", None), "memory_limit", None)
-        chunk = max(1, min(_CHUNK_BYTES, limit // 8 if limit else _CHUNK_BYTES) // (8 * m * m))
+        # its own order), rows in chunks of stacked factors
+        chunk = _factor_batch(problem)
         return np.concatenate([_gptq_neurons(problem, np.arange(a, min(a + chunk, n)), restricted, percdamp,
                                              block_size, order) for a in range(0, n, chunk)])
     perm, u = _ordered_factor(problem.hessian, problem.dead, percdamp, order, _inverse_cholesky)
     return _gptq_on(problem, perm, u, restricted, block_size)
+
+
+def _factor_batch(problem: LayerProblem) -> int:
+    """How many neurons' ``(m, m)`` factors a per-neuron problem's GPTQ and beam hold at once: as many as fit in
+    :data:`_CHUNK_BYTES`, or in an eighth of a smaller ``memory_limit``; at least one."""
+    m = problem.num_coordinates
+    limit = getattr(getattr(problem.stats, "objective", None), "memory_limit", None)
+    return max(1, min(_CHUNK_BYTES, limit // 8 if limit else _CHUNK_BYTES) // (8 * m * m))
 
 
 def _gptq_on(problem: LayerProblem, perm: np.ndarray, u: np.ndarray, restricted: bool,
@@ -456,8 +463,7 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
         choices[i, perm] = v[0]
 
     workers = max(1, os.cpu_count() or 1)
-    limit = getattr(getattr(problem.stats, "objective", None), "memory_limit", None)
-    batch = max(1, min(4 * workers, min(_CHUNK_BYTES, limit // 8 if limit else _CHUNK_BYTES) // (8 * m * m)))
+    batch = min(4 * workers, _factor_batch(problem))
     with ThreadPoolExecutor(workers) as pool:
         for first in range(0, n, batch):
             rows = range(first, min(first + batch, n))
