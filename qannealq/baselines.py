@@ -209,18 +209,26 @@ def _ordered_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, orde
 
 
 def _gptq_neurons(problem: LayerProblem, rows: np.ndarray, restricted: bool, percdamp: float, block_size: int,
-                  order: str) -> np.ndarray:
-    """GPTQ of the neurons ``rows`` of a per-neuron problem, each in its own ``order`` of its own ``H_i``."""
-    n, m = problem.weights.shape
-    orders = np.empty((rows.size, m), np.int64)
-    factors = np.empty((rows.size, m, m))
-    for r, i in enumerate(rows):
-        orders[r], factors[r] = _neuron_factor(problem, i, percdamp, order)
+                  order: str, factored: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """GPTQ of the neurons ``rows`` of a per-neuron problem, each in its own ``order`` of its own ``H_i``
+    (``factored``: their :func:`_neuron_factors`, when the caller has them)."""
+    orders, factors = _neuron_factors(problem, rows, percdamp, order) if factored is None else factored
     dead = np.take_along_axis(problem.dead[rows], orders, axis=1)
     ints = _gptq_rows(problem, orders, factors, dead, restricted, block_size, rows)
     out = np.empty_like(ints)
     np.put_along_axis(out, orders, ints, axis=1)
     return out
+
+
+def _neuron_factors(problem: LayerProblem, rows: np.ndarray, percdamp: float, order: str
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_neuron_factor` of the neurons ``rows``, stacked: orders ``(r, m)`` and factors ``(r, m, m)``."""
+    m = problem.num_coordinates
+    orders = np.empty((rows.size, m), np.int64)
+    factors = np.empty((rows.size, m, m))
+    for r, i in enumerate(rows):
+        orders[r], factors[r] = _neuron_factor(problem, i, percdamp, order)
+    return orders, factors
 
 
 def _neuron_factor(problem: LayerProblem, i: int, percdamp: float, order: str) -> tuple[np.ndarray, np.ndarray]:
@@ -434,22 +442,23 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
     where memory allows: :meth:`qannealq.weighted.WeightedLayerStats.kept`), or of that start (restricted),
     whichever is lower: grid integers ``(n, m)``.
 
-    The beam is :func:`qannealq._gptq_beam.beam_search` on one neuron at a time, neurons in parallel threads (one
-    BLAS thread each); the factors of each batch of neurons are formed first, in this thread, since the kept
-    matrices' accounting is not shared between threads. The start's factors are formed by ``name``'s own start
-    first, so where they are kept the beam forms none. Measured on MNIST's first layer (relu-aware, 1024 images,
-    a beam of 196, ``layer-sa``'s default): the start 34-37 % lower than GPTQ-restricted's in pivot order, and the
-    default anneal ends 22-24 % lower from it (the README). GPTQ's damping, where the shared ``H`` tries two:
-    not measured on per-neuron ``H_i``.
+    The neurons go in GPTQ's batches (:func:`_factor_batch`; the factors formed, or taken where kept, and a
+    stacked copy of them for GPTQ's steps: twice its bound at the peak): each batch's factors are formed in
+    this thread, since the kept matrices' accounting is not shared between threads, and serve both ``name``'s
+    own start (GPTQ's per-neuron path, the same integers as :data:`BASELINES`' ``name``) and the beams,
+    :func:`qannealq._gptq_beam.beam_search` on one neuron at a time, in parallel threads (one BLAS thread
+    each): where the factors do not fit in memory, the beam forms none of its own. Measured on MNIST's first
+    layer (relu-aware, 1024 images, a beam of 196, ``layer-sa``'s default): the start 34-37 % lower than
+    GPTQ-restricted's in pivot order, and the default anneal ends 22-24 % lower from it (the README). GPTQ's
+    damping, where the shared ``H`` tries two: not measured on per-neuron ``H_i``.
     """
     from threadpoolctl import threadpool_limits
 
     from qannealq._gptq_beam import beam_search  # compiled on first use
 
     restricted, order = _GPTQ_FORMS[name]
-    own = BASELINES[name](problem, percdamp=GPTQ_PERCDAMP)  # forms every neuron's factor (kept where it fits)
-    own = own if restricted else problem.restrict(own)
     n, m = problem.weights.shape
+    own = np.empty((n, m), np.int64)
     grad = problem.stats.hessian_products(np.where(problem.dead, 0.0, problem.weights)) - problem.stats.cross
     diagonals = problem.stats.hessian_diagonals
     choices = np.zeros((n, m), np.uint8)
@@ -462,14 +471,17 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
                            grad[i:i + 1, perm], width, threads=1, growth=growth)
         choices[i, perm] = v[0]
 
-    workers = max(1, os.cpu_count() or 1)
-    batch = min(4 * workers, _factor_batch(problem))
-    with ThreadPoolExecutor(workers) as pool:
+    batch = _factor_batch(problem)  # GPTQ's own chunks: the same integers as its per-neuron path
+    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
         for first in range(0, n, batch):
-            rows = range(first, min(first + batch, n))
-            factors = [_neuron_factor(problem, i, GPTQ_PERCDAMP, order) for i in rows]
-            with threadpool_limits(1, user_api="blas"):
-                list(pool.map(lambda job: search(job[0], *job[1]), zip(rows, factors)))
+            rows = np.arange(first, min(first + batch, n))
+            factored = [_neuron_factor(problem, int(i), GPTQ_PERCDAMP, order) for i in rows]
+            stacked = (np.stack([o for o, _ in factored]), np.stack([f for _, f in factored]))  # GPTQ's copy
+            own[rows] = _gptq_neurons(problem, rows, restricted, GPTQ_PERCDAMP, 128, order, stacked)  # its block
+            del stacked
+            with threadpool_limits(1, user_api="blas"):  # the beams read the factors themselves, not the copy
+                list(pool.map(lambda r: search(int(rows[r]), *factored[r]), range(rows.size)))
+    own = own if restricted else problem.restrict(own)
     candidates = np.stack([own, problem.base + np.where(problem.free, choices, 0)])
     energies = np.stack([problem.qubo_energies(problem.encode(c)) for c in candidates])
     return candidates[energies.argmin(axis=0), np.arange(n)]
