@@ -174,6 +174,24 @@ def test_each_neurons_beam_runs_on_its_own_hessian(name):
                                   np.repeat(grown[:, None], 3, axis=1))
 
 
+def test_the_beam_forms_no_factor_of_its_own_where_none_is_kept(monkeypatch):
+    """Where ``memory_limit`` keeps no factor, the per-neuron beam start still forms each neuron's factor once
+    (GPTQ-restricted's own start and the beam share it), and its result does not depend on what was kept."""
+    from qannealq import baselines
+
+    layer, _, stats = _weighted(13, f=40, n=6, binary=False)
+    tight = replace(stats, objective=Objective("relu-aware", 0.0, stats.nbytes + 100), _kept=type(stats._kept)())
+    grid = make_grid(layer.weight, layer.bias, 2, "tensor", "sign")
+    roomy, starved = (build_weighted_problem(s, layer.weight, layer.bias, grid) for s in (stats, tight))
+    calls = []
+    real = baselines._ordered_factor
+    monkeypatch.setattr(baselines, "_ordered_factor", lambda *a, **k: calls.append(1) or real(*a, **k))
+    start = warm_start_integers(starved, "gptq-restricted-pivot", beam=8)
+    assert len(calls) == starved.num_neurons  # one factorization per neuron, none kept
+    assert not any(key[0][0].startswith("gptq") for key in tight._kept)
+    np.testing.assert_array_equal(start, warm_start_integers(roomy, "gptq-restricted-pivot", beam=8))
+
+
 def test_model_with_inactive_weight_one_reproduces_the_paper_objective():
     exp = tiny_digits()
     for calibration in ("float", "sequential"):
