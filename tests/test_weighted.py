@@ -163,7 +163,7 @@ def test_each_neurons_beam_runs_on_its_own_hessian(name):
             for i in range(problem.num_neurons):
                 np.testing.assert_array_equal(start[i], warm_start_integers(_one_neuron(layer, problem, i), name,
                                                                             beam=width)[0])
-    assert won  # somewhere GPTQ-restricted's own start won, and the rows above still matched
+    assert won  # somewhere the start is GPTQ-restricted's own (where it competes), and the rows still matched
     full = warm_start_integers(small, name, beam=2 ** 16)
     exact = small.qubo_energies(small.encode(full))
     for i in range(small.num_neurons):
