@@ -209,26 +209,20 @@ def _ordered_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, orde
 
 
 def _gptq_neurons(problem: LayerProblem, rows: np.ndarray, restricted: bool, percdamp: float, block_size: int,
-                  order: str, factored: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                  order: str, factored: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """GPTQ of the neurons ``rows`` of a per-neuron problem, each in its own ``order`` of its own ``H_i``
-    (``factored``: their :func:`_neuron_factors`, when the caller has them)."""
-    orders, factors = _neuron_factors(problem, rows, percdamp, order) if factored is None else factored
+    (``factored``: their orders and factors from :func:`_neuron_factor`, when the caller has them), on a stacked
+    copy of the factors (formed one at a time where the caller has none)."""
+    m = problem.num_coordinates
+    orders = np.empty((rows.size, m), np.int64)
+    factors = np.empty((rows.size, m, m))
+    for r, i in enumerate(rows):
+        orders[r], factors[r] = factored[r] if factored is not None else _neuron_factor(problem, i, percdamp, order)
     dead = np.take_along_axis(problem.dead[rows], orders, axis=1)
     ints = _gptq_rows(problem, orders, factors, dead, restricted, block_size, rows)
     out = np.empty_like(ints)
     np.put_along_axis(out, orders, ints, axis=1)
     return out
-
-
-def _neuron_factors(problem: LayerProblem, rows: np.ndarray, percdamp: float, order: str
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_neuron_factor` of the neurons ``rows``, stacked: orders ``(r, m)`` and factors ``(r, m, m)``."""
-    m = problem.num_coordinates
-    orders = np.empty((rows.size, m), np.int64)
-    factors = np.empty((rows.size, m, m))
-    for r, i in enumerate(rows):
-        orders[r], factors[r] = _neuron_factor(problem, i, percdamp, order)
-    return orders, factors
 
 
 def _neuron_factor(problem: LayerProblem, i: int, percdamp: float, order: str) -> tuple[np.ndarray, np.ndarray]:
@@ -303,7 +297,7 @@ _GPTQ_FORMS = {"gptq": (False, "index"), "gptq-restricted": (True, "index"), "gp
 BASELINES = {"rtn": rtn, **{name: partial(gptq_restricted if restricted else gptq, order=order)
                             for name, (restricted, order) in _GPTQ_FORMS.items()}}
 
-#: The warm starts a beam search widens (:func:`warm_start_integers`, on a shared ``H``): GPTQ's forms, not RTN.
+#: The warm starts a beam search widens (:func:`warm_start_integers`): GPTQ's forms, not RTN.
 BEAM_STARTS = tuple(_GPTQ_FORMS)
 
 #: The warm start of every sampler that takes one, unless told otherwise: GPTQ-restricted in pivot order, which
@@ -390,7 +384,7 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     from qannealq._gptq_beam import check_growth  # the beam's own check (importing it compiles nothing)
 
     check_growth(growth)
-    if paths > 1 and not (beam and not problem.per_neuron and name in _GPTQ_FORMS):  # one start: copies
+    if paths > 1 and not (beam and not problem.per_neuron and name in BEAM_STARTS):  # one start: copies
         return np.repeat(warm_start_integers(problem, name, beam, growth=growth)[:, None], paths, axis=1)
     if name == "rtn":
         return problem.restrict(rtn(problem))
@@ -476,10 +470,9 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
         for first in range(0, n, batch):
             rows = np.arange(first, min(first + batch, n))
             factored = [_neuron_factor(problem, int(i), GPTQ_PERCDAMP, order) for i in rows]
-            stacked = (np.stack([o for o, _ in factored]), np.stack([f for _, f in factored]))  # GPTQ's copy
-            own[rows] = _gptq_neurons(problem, rows, restricted, GPTQ_PERCDAMP, 128, order, stacked)  # its block
-            del stacked
-            with threadpool_limits(1, user_api="blas"):  # the beams read the factors themselves, not the copy
+            own[rows] = _gptq_neurons(problem, rows, restricted, GPTQ_PERCDAMP, 128, order,  # GPTQ's block size
+                                      factored)
+            with threadpool_limits(1, user_api="blas"):  # the beams read the factors themselves, not GPTQ's copy
                 list(pool.map(lambda r: search(int(rows[r]), *factored[r]), range(rows.size)))
     own = own if restricted else problem.restrict(own)
     candidates = np.stack([own, problem.base + np.where(problem.free, choices, 0)])
