@@ -1,64 +1,123 @@
-"""The in-block steps of the pivoted Cholesky factorization behind GPTQ's ``pivot`` order, compiled (numba).
+"""The pivoted Cholesky factorization behind GPTQ's ``pivot`` order, compiled (numba), with LAPACK's layout.
 
-:func:`qannealq.baselines._pivot_factor` runs in blocks: within a block each pivot is chosen on the exact Schur
-complement and its column computed, then one matrix product updates the trailing block. The in-block steps were
-a Python loop of small numpy calls per input (0.035 s of the 0.06 s factorization of MNIST's 785-input ``H``);
-here they are one compiled call per block, the same operations in the same order (the column's dot products
-summed in index order, where numpy's matrix-vector product may group them otherwise: the factor agrees to
-rounding).
+:func:`qannealq.baselines._pivot_factor` calls :func:`pivoted_cholesky` once. It is LAPACK's blocked pivoted
+Cholesky (``?pstrf``, lower storage) with the opposite pivot rule: the smallest remaining diagonal. The matrix is
+held as LAPACK holds it, column-major with ``L`` overwriting the lower triangle, which in this C-order array is
+its upper triangle: ``a[c, r]`` is ``A(r, c)`` for ``r >= c``, so every column of ``L`` and of the Schur
+complement is a contiguous row of ``a``. Within a block of ``block`` pivots each pivot is chosen on the exact
+Schur complement (the diagonal updated column by column), and its column is the trailing column less the block's
+earlier columns (a sum of contiguous rows, vectorized); after the block one BLAS ``dsyrk`` updates the trailing
+triangle in place, on its own storage (scipy's BLAS, called directly: no temporary, half the flops of a full
+product). The swaps of a pivot touch the Schur complement and the block's own columns of ``L``; the earlier
+columns' rows are permuted once at the end, from each block's pivots.
+
+Before this kernel the in-block steps were compiled but the trailing updates were numpy products on a row-major
+lower triangle (a temporary per update, and over the whole trailing block below 1024 rows):
+``benchmarks/gptq_speed.py`` times both side by side (the README). The factor agrees to rounding.
 """
 
 from __future__ import annotations
 
+import llvmlite.binding as llvm
 import numba
 import numpy as np
+from numba import types
+from numba.extending import get_cython_function_address
 
-__all__ = ["pivot_block"]
+__all__ = ["pivoted_cholesky"]
+
+# scipy's BLAS dsyrk, called from compiled code by a symbol name (a ctypes pointer would keep numba from
+# caching the kernel: the name is bound again in each process, here at import)
+llvm.add_symbol("qannealq_cython_dsyrk", get_cython_function_address("scipy.linalg.cython_blas", "dsyrk"))
+_dsyrk = types.ExternalFunction("qannealq_cython_dsyrk", types.void(*([types.voidptr] * 10)))
 
 
 @numba.njit(cache=True, nogil=True)
-def pivot_block(h: np.ndarray, lower: np.ndarray, diagonal: np.ndarray, pivots: np.ndarray, start: int,
-                stop: int) -> int:
-    """Pivots ``start .. stop − 1`` in place: each on the smallest remaining ``diagonal`` (ties to the lowest
-    input index in ``pivots``), swapped into place in ``h``, ``lower`` and ``diagonal``; its column of ``lower``
-    is the trailing column of ``h`` less the block's earlier columns, scaled, and the diagonal is updated.
+def _trailing_update(flat: np.ndarray, m: int, start: int, stop: int) -> None:
+    """``A(stop:, stop:) −= P Pᵀ`` on the lower triangle (column-major ``A``, ``flat`` its storage), with
+    ``P = A(stop:, start:stop)``: BLAS ``dsyrk('L', 'N')`` on the matrix's own storage (leading dimension m)."""
+    chars = np.array([ord("L"), ord("N")], np.uint8)
+    ints = np.array([m - stop, stop - start, m], np.int32)
+    scalars = np.array([-1.0, 1.0])
+    _dsyrk(chars[0:].ctypes, chars[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes, scalars[0:].ctypes,
+           flat[start * m + stop:].ctypes, ints[2:].ctypes, scalars[1:].ctypes, flat[stop * m + stop:].ctypes,
+           ints[2:].ctypes)
 
-    Only ``h``'s lower triangle from ``start`` on is read and kept (the trailing updates write no more): a swap
-    of ``t < k`` exchanges ``h[c, t]`` with ``h[k, c]`` for ``t < c < k``, ``h[r, t]`` with ``h[r, k]`` below
-    ``k`` and the two diagonal entries (LAPACK's ``?pstrf`` on lower storage); the block's earlier columns
-    of ``h`` are not read again.
+
+@numba.njit(cache=True, nogil=True)
+def pivoted_cholesky(a: np.ndarray, pivots: np.ndarray, block: int) -> int:
+    """Factors the symmetric ``a`` ``(m, m)`` (C-contiguous; its upper triangle is read) in place: ``P A Pᵀ =
+    L Lᵀ`` with each pivot the smallest remaining diagonal of the Schur complement, ties to the lowest input
+    index in ``pivots`` (position -> input, permuted alongside).
+
+    On return ``a``'s upper triangle holds ``Lᵀ`` (``a[c, r] = L[r, c]``) and its strict lower triangle zeros:
+    ``a.T`` is ``L``, column-major.
 
     Returns:
         -1 when all pivots are placed, else the position whose pivot is not positive (``H`` singular).
     """
-    m = h.shape[0]
-    column = np.empty(m)
-    for t in range(start, stop):
-        k = t
-        for s in range(t + 1, m):
-            if diagonal[s] < diagonal[k] or (diagonal[s] == diagonal[k] and pivots[s] < pivots[k]):
-                k = s
-        if k != t:
-            for c in range(t + 1, k):
-                h[c, t], h[k, c] = h[k, c], h[c, t]
-            for r in range(k + 1, m):
-                h[r, t], h[r, k] = h[r, k], h[r, t]
-            h[t, t], h[k, k] = h[k, k], h[t, t]
-            for c in range(t):
-                lower[t, c], lower[k, c] = lower[k, c], lower[t, c]
-            diagonal[t], diagonal[k] = diagonal[k], diagonal[t]
-            pivots[t], pivots[k] = pivots[k], pivots[t]
-        for r in range(t, m):
-            total = 0.0
-            for c in range(start, t):
-                total += lower[r, c] * lower[t, c]
-            column[r] = h[r, t] - total
-        head = column[t]
-        if not head > 0.0:
-            return t
-        scale = np.sqrt(head)
-        for r in range(t, m):
-            value = column[r] / scale
-            lower[r, t] = value
-            diagonal[r] -= value * value
+    m = a.shape[0]
+    flat = a.reshape(m * m)
+    diagonal = np.empty(m)
+    for r in range(m):
+        diagonal[r] = a[r, r]
+    blocks = (m + block - 1) // block
+    kept = np.empty((blocks, m), np.int64)  # the pivots at each block's end, for the earlier columns' rows
+    for q in range(blocks):
+        start, stop = q * block, min((q + 1) * block, m)
+        for t in range(start, stop):
+            k = t
+            for s in range(t + 1, m):
+                if diagonal[s] < diagonal[k] or (diagonal[s] == diagonal[k] and pivots[s] < pivots[k]):
+                    k = s
+            if k != t:  # LAPACK's ?pstrf swaps, on the Schur complement and the block's columns of L
+                for y in range(k + 1, m):
+                    a[t, y], a[k, y] = a[k, y], a[t, y]
+                for x in range(t + 1, k):
+                    a[t, x], a[x, k] = a[x, k], a[t, x]
+                a[t, t], a[k, k] = a[k, k], a[t, t]
+                for c in range(start, t):
+                    a[c, t], a[c, k] = a[c, k], a[c, t]
+                diagonal[t], diagonal[k] = diagonal[k], diagonal[t]
+                pivots[t], pivots[k] = pivots[k], pivots[t]
+            column = a[t]
+            c = start  # less the block's earlier columns (the trailing update has the others), four at a time
+            while c + 4 <= t:
+                w0, w1, w2, w3 = a[c, t], a[c + 1, t], a[c + 2, t], a[c + 3, t]
+                e0, e1, e2, e3 = a[c], a[c + 1], a[c + 2], a[c + 3]
+                for r in range(t, m):
+                    column[r] -= (w0 * e0[r] + w1 * e1[r]) + (w2 * e2[r] + w3 * e3[r])
+                c += 4
+            while c < t:
+                weight, earlier = a[c, t], a[c]
+                for r in range(t, m):
+                    column[r] -= weight * earlier[r]
+                c += 1
+            head = column[t]
+            if not head > 0.0:
+                return t
+            scale = np.sqrt(head)
+            column[t] = scale
+            for r in range(t + 1, m):
+                value = column[r] / scale
+                column[r] = value
+                diagonal[r] -= value * value
+        kept[q] = pivots
+        if stop < m:
+            _trailing_update(flat, m, start, stop)
+    # the rows of each block's columns below it, into the final order (their swaps after the block were not done)
+    where = np.empty(m, np.int64)
+    row = np.empty(m)
+    for q in range(blocks - 1):
+        start, stop = q * block, min((q + 1) * block, m)
+        for s in range(stop, m):
+            where[kept[q, s]] = s
+        for c in range(start, stop):
+            for s in range(stop, m):
+                row[s] = a[c, where[pivots[s]]]
+            for s in range(stop, m):
+                a[c, s] = row[s]
+    for r in range(m):
+        for c in range(r):
+            a[r, c] = 0.0
     return -1

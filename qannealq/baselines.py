@@ -113,50 +113,36 @@ def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) ->
 ORDERS = ("index", "act", "pivot")
 
 
-def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, block: int = 64, panel: int = 128,
-                  panels_from: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
+                  block: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """The ``pivot`` order of ``H`` and GPTQ's factor in that order (:func:`_inverse_cholesky`'s, the same
     damping and dead inputs), from one Cholesky factorization pivoting on the smallest remaining diagonal (ties
     to the lowest input index).
 
-    As LAPACK's pivoted Cholesky (``?pstrf``, which pivots on the largest), each pivot's row and column are
-    swapped into place, so the inputs left are always the trailing block of the working copy. It runs in
-    blocks: within a block each column is the trailing column less the block's earlier columns, and the
-    diagonal is updated column by column, so every pivot is chosen on the exact Schur complement; after the
-    block, one matrix product updates the trailing block, or where it has ``panels_from`` rows or more, its
-    lower triangle only, in row panels of ``panel`` (the compiled steps read no more:
-    :func:`qannealq._pivot.pivot_block`): half the flops, CIFAR-10's 3073-input ``H`` in 0.64-0.69 s instead of
-    0.95-1.19 s (2.4 s when all of ``H`` was updated); below, small panels cost more than they save (MNIST's 785
-    inputs: 1.12x faster on one BLAS thread, 0.64x on two; ``benchmarks/gptq_speed.py``). With the pivots ``p``
-    and ``H[p][:, p] = L Lᵀ``,
-    the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of :func:`_inverse_cholesky`).
+    It is LAPACK's blocked pivoted Cholesky (``?pstrf``, which pivots on the largest) in LAPACK's layout,
+    compiled (:func:`qannealq._pivot.pivoted_cholesky`): within a block of ``block`` pivots each is chosen on the
+    exact Schur complement and its column computed, then one BLAS ``dsyrk`` updates the trailing triangle in
+    place. With the pivots ``p`` and ``H[p][:, p] = L Lᵀ``, the order is ``p`` reversed and its factor
+    ``J L⁻¹ J`` (the reasoning of :func:`_inverse_cholesky`).
     """
     from scipy.linalg.lapack import dtrtri
 
-    from qannealq._pivot import pivot_block  # compiled on first use
+    from qannealq._pivot import pivoted_cholesky  # compiled on first use
 
-    h = _damped(hessian, dead, percdamp)
-    m = h.shape[0]
-    lower = np.zeros((m, m))
-    diagonal = np.diag(h).copy()
-    pivots = np.arange(m)  # position -> input
-    for start in range(0, m, block):
-        stop = min(start + block, m)
-        if pivot_block(h, lower, diagonal, pivots, start, stop) >= 0:  # the in-block steps, compiled
-            raise InvalidArgumentError(
-                f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's pivot order: give percdamp > 0 "
-                f"(GPTQ uses {GPTQ_PERCDAMP})")
-        trailing = lower[stop:, start:stop]
-        step = panel if m - stop >= panels_from else m - stop
-        for top in range(stop, m, max(step, 1)):  # by panels: the lower triangle (and diagonal blocks) only
-            bottom = min(top + step, m)
-            h[top:bottom, stop:bottom] -= trailing[top - stop:bottom - stop] @ trailing[:bottom - stop].T
-    # L⁻¹ by LAPACK's triangular inverse (a third of the flops of solving L X = I: CIFAR-10's 3073 inputs in
-    # 0.24 s instead of 0.83 s), on Lᵀ, which is L's memory read in Fortran order: no copy
-    transposed_inverse, info = dtrtri(lower.T, lower=0, overwrite_c=1)
+    if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
+        raise InvalidArgumentError(f"block={block!r} must be an integer >= 1 (pivots per trailing update)")
+    h = np.ascontiguousarray(_damped(hessian, dead, percdamp))
+    pivots = np.arange(h.shape[0])  # position -> input
+    if pivoted_cholesky(h, pivots, int(block)) >= 0:
+        raise InvalidArgumentError(
+            f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's pivot order: give percdamp > 0 "
+            f"(GPTQ uses {GPTQ_PERCDAMP})")
+    # L⁻¹ by LAPACK's triangular inverse (a third of the flops of solving L X = I) on L, which is h's memory read
+    # in Fortran order: no copy
+    inverse, info = dtrtri(h.T, lower=1, overwrite_c=1)
     if info != 0:  # pragma: no cover - every pivot was checked positive above
         raise InvalidArgumentError(f"percdamp={percdamp!r}: the pivoted factor of H is singular (LAPACK info {info})")
-    return pivots[::-1].copy(), np.ascontiguousarray(transposed_inverse.T[::-1, ::-1])
+    return pivots[::-1].copy(), np.ascontiguousarray(inverse[::-1, ::-1])
 
 
 def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int, order: str) -> np.ndarray:

@@ -121,11 +121,12 @@ def test_pivot_order_rounds_each_input_while_the_later_ones_explain_the_most_of_
     assert not np.array_equal(order, np.argsort(-np.diag(problem.hessian), kind="stable")[::-1])  # not act order
     np.testing.assert_allclose(factor, _inverse_cholesky(submatrix(problem.hessian, order), problem.dead[order],
                                                          0.01), rtol=1e-8, atol=1e-10)
-    for block, panel in ((1, 128), (64, 128), (7, 4), (3, 5)):  # panels of 4 and 5 rows: several per block
-        other, other_factor = _pivot_factor(problem.hessian, problem.dead, 0.01, block=block, panel=panel,
-                                            panels_from=0 if panel < 10 else 1024)
+    for block in (1, 3, 4, 5, 30, 31, 64):  # one block, one pivot per block, and the four-column steps' remainders
+        other, other_factor = _pivot_factor(problem.hessian, problem.dead, 0.01, block=block)
         np.testing.assert_array_equal(other, order)
         np.testing.assert_allclose(other_factor, factor, rtol=1e-10, atol=1e-12)
+    with pytest.raises(InvalidArgumentError, match="block=0 must be an integer >= 1"):
+        _pivot_factor(problem.hessian, problem.dead, 0.01, block=0)
 
 
 def test_pivot_order_gptq_is_gptq_of_the_problem_so_ordered():
