@@ -7,9 +7,10 @@ its upper triangle: ``a[c, r]`` is ``A(r, c)`` for ``r >= c``, so every column o
 complement is a contiguous row of ``a``. Within a block of ``block`` pivots each pivot is chosen on the exact
 Schur complement (the diagonal updated column by column), and its column is the trailing column less the block's
 earlier columns (a sum of contiguous rows, vectorized); after the block one BLAS ``dsyrk`` updates the trailing
-triangle in place, on its own storage (scipy's BLAS, called directly: no temporary, half the flops of a full
-product). The swaps of a pivot touch the Schur complement and the block's own columns of ``L``; the earlier
-columns' rows are permuted once at the end, from each block's pivots.
+triangle in place, on its own storage (scipy's BLAS called from compiled code, :mod:`qannealq._lapack`: no
+temporary, half the flops of a full product, the GIL released). The swaps of a pivot touch the Schur complement
+and the block's own columns of ``L``; the earlier columns' rows are permuted once at the end, from each block's
+pivots.
 
 Before this kernel the in-block steps were compiled but the trailing updates were numpy products on a row-major
 lower triangle (a temporary per update, and over the whole trailing block below 1024 rows):
@@ -18,30 +19,12 @@ lower triangle (a temporary per update, and over the whole trailing block below 
 
 from __future__ import annotations
 
-import llvmlite.binding as llvm
 import numba
 import numpy as np
-from numba import types
-from numba.extending import get_cython_function_address
+
+from qannealq._lapack import syrk_update
 
 __all__ = ["pivoted_cholesky"]
-
-# scipy's BLAS dsyrk, called from compiled code by a symbol name (a ctypes pointer would keep numba from
-# caching the kernel: the name is bound again in each process, here at import)
-llvm.add_symbol("qannealq_cython_dsyrk", get_cython_function_address("scipy.linalg.cython_blas", "dsyrk"))
-_dsyrk = types.ExternalFunction("qannealq_cython_dsyrk", types.void(*([types.voidptr] * 10)))
-
-
-@numba.njit(cache=True, nogil=True)
-def _trailing_update(flat: np.ndarray, m: int, start: int, stop: int) -> None:
-    """``A(stop:, stop:) −= P Pᵀ`` on the lower triangle (column-major ``A``, ``flat`` its storage), with
-    ``P = A(stop:, start:stop)``: BLAS ``dsyrk('L', 'N')`` on the matrix's own storage (leading dimension m)."""
-    chars = np.array([ord("L"), ord("N")], np.uint8)
-    ints = np.array([m - stop, stop - start, m], np.int32)
-    scalars = np.array([-1.0, 1.0])
-    _dsyrk(chars[0:].ctypes, chars[1:].ctypes, ints[0:].ctypes, ints[1:].ctypes, scalars[0:].ctypes,
-           flat[start * m + stop:].ctypes, ints[2:].ctypes, scalars[1:].ctypes, flat[stop * m + stop:].ctypes,
-           ints[2:].ctypes)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -57,7 +40,6 @@ def pivoted_cholesky(a: np.ndarray, pivots: np.ndarray, block: int) -> int:
         -1 when all pivots are placed, else the position whose pivot is not positive (``H`` singular).
     """
     m = a.shape[0]
-    flat = a.reshape(m * m)
     diagonal = np.empty(m)
     for r in range(m):
         diagonal[r] = a[r, r]
@@ -104,7 +86,7 @@ def pivoted_cholesky(a: np.ndarray, pivots: np.ndarray, block: int) -> int:
                 diagonal[r] -= value * value
         kept[q] = pivots
         if stop < m:
-            _trailing_update(flat, m, start, stop)
+            syrk_update(a, start, stop)
     # the rows of each block's columns below it, into the final order (their swaps after the block were not done)
     where = np.empty(m, np.int64)
     row = np.empty(m)

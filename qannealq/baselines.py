@@ -90,22 +90,22 @@ def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) ->
     4-7x faster than before on the first layers of the MNIST and CIFAR-10 MLPs, 1.2-1.7x than the paper's form
     (``benchmarks/gptq_speed.py``; the README).
     """
-    from scipy.linalg.lapack import dpotrf, dtrtri
+    from qannealq._lapack import cholesky_lower, invert_lower  # compiled on first use
 
     damp = _damping(hessian, dead, percdamp)
     u = np.diag(np.full(hessian.shape[0], 1.0 / np.sqrt(1.0 + damp)))
     live = np.flatnonzero(~dead)[::-1]
     if live.size == 0:  # LAPACK refuses empty matrices
         return u
-    h = submatrix(hessian, live)
+    h = np.ascontiguousarray(submatrix(hessian, live))
     h[np.diag_indices_from(h)] += damp
-    lower, info = dpotrf(h, lower=1, clean=1, overwrite_a=1)
+    info = cholesky_lower(h)  # L in h read column-major (h.T), the GIL released
     if info == 0:
-        lower, info = dtrtri(lower, lower=1, overwrite_c=1)
+        info = invert_lower(h)
     if info != 0:
         raise InvalidArgumentError(f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's factor (LAPACK "
                                    f"info {info}): give percdamp > 0 (GPTQ uses {GPTQ_PERCDAMP})")
-    u[np.ix_(live, live)] = lower
+    u[np.ix_(live, live)] = np.tril(h.T)
     return u
 
 
@@ -125,8 +125,7 @@ def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
     place. With the pivots ``p`` and ``H[p][:, p] = L Lᵀ``, the order is ``p`` reversed and its factor
     ``J L⁻¹ J`` (the reasoning of :func:`_inverse_cholesky`).
     """
-    from scipy.linalg.lapack import dtrtri
-
+    from qannealq._lapack import invert_lower
     from qannealq._pivot import pivoted_cholesky  # compiled on first use
 
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
@@ -137,12 +136,12 @@ def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
         raise InvalidArgumentError(
             f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's pivot order: give percdamp > 0 "
             f"(GPTQ uses {GPTQ_PERCDAMP})")
-    # L⁻¹ by LAPACK's triangular inverse (a third of the flops of solving L X = I) on L, which is h's memory read
-    # in Fortran order: no copy
-    inverse, info = dtrtri(h.T, lower=1, overwrite_c=1)
+    # L⁻¹ by LAPACK's triangular inverse (a third of the flops of solving L X = I), in place on L (h read
+    # column-major), the GIL released
+    info = invert_lower(h)
     if info != 0:  # pragma: no cover - every pivot was checked positive above
         raise InvalidArgumentError(f"percdamp={percdamp!r}: the pivoted factor of H is singular (LAPACK info {info})")
-    return pivots[::-1].copy(), np.ascontiguousarray(inverse[::-1, ::-1])
+    return pivots[::-1].copy(), np.ascontiguousarray(h.T[::-1, ::-1])
 
 
 def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int, order: str) -> np.ndarray:
