@@ -191,3 +191,33 @@ def test_warm_start_on_a_rank_deficient_h_keeps_each_neurons_better_damping():
         np.testing.assert_allclose(few.qubo_energies(few.encode(ints)),
                                    np.min([few.qubo_energies(few.encode(r)) for r in restricted], axis=0))
     np.testing.assert_array_equal(warm_start_integers(few, "rtn"), few.restrict(rtn(few)))
+
+
+def test_the_compiled_lapack_calls_factor_and_invert_in_place_and_report_failure():
+    """``qannealq._lapack``: LAPACK's Cholesky and triangular inverse called from compiled code, on a C-order
+    matrix read column-major (``a.T``): ``L`` and ``L⁻¹`` in its lower triangle, the other left as it was, and
+    LAPACK's ``info`` where the matrix is not positive definite; the trailing update of ``dsyrk``."""
+    from qannealq._lapack import cholesky_lower, invert_lower, syrk_update
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(9, 20))
+    h = x @ x.T
+    a = h.copy()
+    assert cholesky_lower(a) == 0
+    lower = np.tril(a.T)
+    np.testing.assert_allclose(lower, np.linalg.cholesky(h), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(np.tril(a, -1), np.tril(h, -1))  # the other triangle untouched
+    assert invert_lower(a) == 0
+    np.testing.assert_allclose(np.tril(a.T) @ lower, np.eye(9), atol=1e-10)
+    indefinite = h.copy()
+    indefinite[4, 4] = -1.0
+    assert cholesky_lower(indefinite) == 5  # LAPACK's info: the order of the leading minor that is not positive
+    singular = np.ascontiguousarray(np.tril(rng.normal(size=(4, 4))).T)
+    singular[2, 2] = 0.0
+    assert invert_lower(singular) == 3
+    b = h.copy()  # A(3:, 3:) −= P Pᵀ with P = A(3:, 1:3), on the lower triangle of A = b.T (b's upper)
+    syrk_update(b, 1, 3)
+    want = h[3:, 3:] - h[3:, 1:3] @ h[3:, 1:3].T
+    np.testing.assert_allclose(np.triu(b[3:, 3:]), np.triu(want), rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(np.tril(b, -1), np.tril(h, -1))
+    np.testing.assert_array_equal(b[:3], h[:3])
