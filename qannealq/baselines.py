@@ -55,7 +55,7 @@ def rtn(problem: LayerProblem) -> np.ndarray:
 #: GPTQ's damping (the GPTQ paper's): ``percdamp`` times the mean diagonal of ``H`` is added to its diagonal.
 GPTQ_PERCDAMP = 0.01
 
-#: Bytes of stacked per-neuron factors GPTQ holds at once on per-neuron ``H_i`` (rows advance together).
+#: Bytes of the per-neuron factors GPTQ and the beam hold at once on per-neuron ``H_i`` (a batch of neurons).
 _CHUNK_BYTES = 2 ** 28
 
 
@@ -151,7 +151,7 @@ def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: 
         raise InvalidArgumentError(f"order={order!r} is unknown: choose one of {', '.join(ORDERS)}")
     n = problem.num_neurons
     if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): each row on its own Cholesky factor (of
-        # its own order), rows in chunks of stacked factors
+        # its own order), in batches of neurons whose factors fit in memory at once
         chunk = _factor_batch(problem)
         return np.concatenate([_gptq_neurons(problem, np.arange(a, min(a + chunk, n)), restricted, percdamp,
                                              block_size, order) for a in range(0, n, chunk)])
@@ -196,17 +196,22 @@ def _ordered_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, orde
 def _gptq_neurons(problem: LayerProblem, rows: np.ndarray, restricted: bool, percdamp: float, block_size: int,
                   order: str, factored: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """GPTQ of the neurons ``rows`` of a per-neuron problem, each in its own ``order`` of its own ``H_i``
-    (``factored``: their orders and factors from :func:`_neuron_factor`, when the caller has them), on a stacked
-    copy of the factors (formed one at a time where the caller has none)."""
-    m = problem.num_coordinates
-    orders = np.empty((rows.size, m), np.int64)
-    factors = np.empty((rows.size, m, m))
+    (``factored``: their orders and factors from :func:`_neuron_factor`, when the caller has them; else formed
+    one at a time), one neuron at a time on the compiled path (:func:`qannealq._gptq_beam.gptq_path` on the
+    neuron's factor: the integers of a plain problem whose ``H`` is ``H_i``). Until 2026-12-02 the rows ran the
+    numpy loop (:func:`_gptq_rows`) on a stacked copy of their factors: on the relu-aware objective's MNIST
+    first layer that copy (631 MB) and the loop took 1.1 s of a 2.4 s default solve."""
+    from qannealq._gptq_beam import gptq_path  # compiled on first use
+
+    grid = problem.grid
+    out = np.empty((rows.size, problem.num_coordinates), np.int64)
     for r, i in enumerate(rows):
-        orders[r], factors[r] = factored[r] if factored is not None else _neuron_factor(problem, i, percdamp, order)
-    dead = np.take_along_axis(problem.dead[rows], orders, axis=1)
-    ints = _gptq_rows(problem, orders, factors, dead, restricted, block_size, rows)
-    out = np.empty_like(ints)
-    np.put_along_axis(out, orders, ints, axis=1)
+        perm, u = factored[r] if factored is not None else _neuron_factor(problem, int(i), percdamp, order)
+        dead, base = problem.dead[i, perm], problem.base[i:i + 1, perm]
+        lo, hi = (base, base + problem.free[i:i + 1, perm]) if restricted else (grid.lo, grid.hi)
+        ints = gptq_path(problem.weights[i:i + 1, perm], problem.steps[i:i + 1, perm], lo, hi, float(grid.offset),
+                         dead, u, block=block_size)
+        out[r, perm] = np.where(dead, base, ints)[0]
     return out
 
 
@@ -421,12 +426,11 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
     where memory allows: :meth:`qannealq.weighted.WeightedLayerStats.kept`), or of that start (restricted),
     whichever is lower: grid integers ``(n, m)``.
 
-    The neurons go in GPTQ's batches (:func:`_factor_batch`; the factors formed, or taken where kept, and a
-    stacked copy of them for GPTQ's steps: twice its bound at the peak): each batch's factors are formed in
-    this thread, since the kept matrices' accounting is not shared between threads, and serve both ``name``'s
-    own start (GPTQ's per-neuron path, the same integers as :data:`BASELINES`' ``name``) and the beams,
-    :func:`qannealq._gptq_beam.beam_search` on one neuron at a time, in parallel threads (one BLAS thread
-    each): where the factors do not fit in memory, the beam forms none of its own. Measured on MNIST's first
+    The neurons go in GPTQ's batches (:func:`_factor_batch`; the factors formed, or taken where kept): each
+    batch's factors are formed in this thread, since the kept matrices' accounting is not shared between
+    threads, and serve both ``name``'s own start (GPTQ's per-neuron path, the same integers as
+    :data:`BASELINES`' ``name``) and the beams, :func:`qannealq._gptq_beam.beam_search` on one neuron at a
+    time, in parallel threads (one BLAS thread each): where the factors do not fit in memory, the beam forms none of its own. Measured on MNIST's first
     layer (relu-aware, 1024 images, a beam of 196, ``layer-sa``'s default): the start 34-37 % lower than
     GPTQ-restricted's in pivot order, and the default anneal ends 22-24 % lower from it (the README). GPTQ's
     damping, where the shared ``H`` tries two: not measured on per-neuron ``H_i``.
