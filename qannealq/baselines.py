@@ -196,17 +196,18 @@ def _ordered_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, orde
 def _gptq_neurons(problem: LayerProblem, rows: np.ndarray, restricted: bool, percdamp: float, block_size: int,
                   order: str, factored: list[tuple[np.ndarray, np.ndarray]] | None = None) -> np.ndarray:
     """GPTQ of the neurons ``rows`` of a per-neuron problem, each in its own ``order`` of its own ``H_i``
-    (``factored``: their orders and factors from :func:`_neuron_factor`, when the caller has them; else formed
-    one at a time), one neuron at a time on the compiled path (:func:`qannealq._gptq_beam.gptq_path` on the
+    (``factored``: their orders and factors from :func:`_neuron_factors`, when the caller has them; else formed
+    here), one neuron at a time on the compiled path (:func:`qannealq._gptq_beam.gptq_path` on the
     neuron's factor: the integers of a plain problem whose ``H`` is ``H_i``). Until 2026-12-02 the rows ran the
     numpy loop (:func:`_gptq_rows`) on a stacked copy of their factors: on the relu-aware objective's MNIST
     first layer that copy (631 MB) and the loop took 1.1 s of a 2.4 s default solve."""
     from qannealq._gptq_beam import gptq_path  # compiled on first use
 
     grid = problem.grid
+    factored = _neuron_factors(problem, rows, percdamp, order) if factored is None else factored
     out = np.empty((rows.size, problem.num_coordinates), np.int64)
     for r, i in enumerate(rows):
-        perm, u = factored[r] if factored is not None else _neuron_factor(problem, int(i), percdamp, order)
+        perm, u = factored[r]
         dead, base = problem.dead[i, perm], problem.base[i:i + 1, perm]
         lo, hi = (base, base + problem.free[i:i + 1, perm]) if restricted else (grid.lo, grid.hi)
         ints = gptq_path(problem.weights[i:i + 1, perm], problem.steps[i:i + 1, perm], lo, hi, float(grid.offset),
@@ -215,13 +216,38 @@ def _gptq_neurons(problem: LayerProblem, rows: np.ndarray, restricted: bool, per
     return out
 
 
-def _neuron_factor(problem: LayerProblem, i: int, percdamp: float, order: str) -> tuple[np.ndarray, np.ndarray]:
-    """Neuron ``i``'s input ``order`` (:data:`ORDERS`) of its ``H_i`` and GPTQ's factor of ``H_i`` in that order,
-    kept beside the ``H_i`` when memory allows (the same for every bit width: it depends on ``H_i`` and
-    ``percdamp`` only)."""
-    def form() -> tuple[np.ndarray, np.ndarray]:
-        return _ordered_factor(problem.neuron_hessian(i), problem.dead[i], percdamp, order, _inverse_cholesky)
-    return problem.stats.kept(("gptq" if order == "index" else f"gptq-{order}", percdamp), i, form)
+def _neuron_factors(problem: LayerProblem, rows: np.ndarray, percdamp: float,
+                    order: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each of the neurons ``rows``' input ``order`` (:data:`ORDERS`) of its ``H_i`` and GPTQ's factor of
+    ``H_i`` in that order, kept beside the ``H_i`` when memory allows (the same for every bit width: it depends
+    on ``H_i`` and ``percdamp`` only).
+
+    Those not kept are formed as many at a time as the CPU has cores, in threads (one BLAS thread each: forming
+    ``H_i`` and its factorization release the GIL, :mod:`qannealq._lapack`). The threads only form; each result
+    is then kept (or not) here, in this thread, its ``H_i`` first, as one neuron at a time would keep them, so
+    what is kept and every result are the same. On the relu-aware objective's MNIST first layer (128 neurons of
+    785 inputs) GPTQ's first run formed them in 3.0 s one at a time."""
+    from threadpoolctl import threadpool_limits
+
+    stats = problem.stats
+    kind = ("gptq" if order == "index" else f"gptq-{order}", percdamp)
+
+    def form(i: int) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+        hessian = stats.held("hessian", i)
+        hessian = stats.form_hessian(i) if hessian is None else hessian
+        return hessian, _ordered_factor(hessian, problem.dead[i], percdamp, order, _inverse_cholesky)
+
+    out = []
+    workers = max(1, min(len(rows), os.cpu_count() or 1))
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        for first in range(0, len(rows), workers):
+            window = [int(i) for i in rows[first:first + workers]]
+            missing = [i for i in window if stats.held(kind, i) is None]
+            formed = dict(zip(missing, pool.map(form, missing)))
+            for i in window:
+                hessian, factor = formed.get(i, (None, None))
+                out.append(stats.kept(kind, i, lambda: (stats.kept("hessian", i, lambda: hessian), factor)[1]))
+    return out
 
 
 def _gptq_rows(problem: LayerProblem, orders: np.ndarray, u: np.ndarray, dead: np.ndarray, restricted: bool,
@@ -458,7 +484,7 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
     with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
         for first in range(0, n, batch):
             rows = np.arange(first, min(first + batch, n))
-            factored = [_neuron_factor(problem, int(i), GPTQ_PERCDAMP, order) for i in rows]
+            factored = _neuron_factors(problem, rows, GPTQ_PERCDAMP, order)
             own[rows] = _gptq_neurons(problem, rows, restricted, GPTQ_PERCDAMP, 128, order,  # GPTQ's block size
                                       factored)
             with threadpool_limits(1, user_api="blas"):  # the beams read the factors themselves, not GPTQ's copy

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Callable, ClassVar, TypeVar
+from typing import Any, Callable, ClassVar, TypeVar
 
 import numpy as np
 
@@ -187,12 +187,18 @@ class WeightedLayerStats:
 
     def hessian(self, i: int) -> np.ndarray:
         """``H_i = X̂ᵀ diag(m_i) X̂ / N`` ``(m, m)``, over the samples of non-zero weight."""
-        def form() -> np.ndarray:
-            rows = self.weights[:, i] > 0
-            x = self.inputs[rows] * np.sqrt(self.weights[rows, i, None])
-            return x.T @ x / self.num_samples  # one operand transposed: numpy's symmetric rank-k update (syrk)
+        return self.kept("hessian", i, lambda: self.form_hessian(i))
 
-        return self.kept("hessian", i, form)
+    def form_hessian(self, i: int) -> np.ndarray:
+        """``H_i`` formed from the samples, not kept (:meth:`hessian` keeps it where it fits)."""
+        rows = self.weights[:, i] > 0
+        x = self.inputs[rows] * np.sqrt(self.weights[rows, i, None])
+        return x.T @ x / self.num_samples  # one operand transposed: numpy's symmetric rank-k update (syrk)
+
+    def held(self, kind: object, i: int) -> Any:
+        """Neuron ``i``'s kept matrix of ``kind`` (:meth:`kept`), or None where it is not kept; it only reads,
+        so threads that form matrices may call it while none is being kept."""
+        return self._kept.get((kind, i))
 
     def kept(self, kind: object, i: int, form: Callable[[], _T]) -> _T:
         """Neuron ``i``'s ``(m, m)`` matrix of ``kind`` (``"hessian"``, or e.g. GPTQ's input order and factor of

@@ -195,6 +195,36 @@ def test_the_beam_forms_no_factor_of_its_own_where_none_is_kept(monkeypatch):
     np.testing.assert_array_equal(start, warm_start_integers(roomy, "gptq-restricted-pivot", beam=8))
 
 
+@pytest.mark.parametrize("room", [3.5, 9.2])  # some H_i and no factor; every H_i and some factors
+def test_per_neuron_factors_formed_in_threads_keep_what_one_at_a_time_keeps(monkeypatch, room):
+    """The per-neuron factors are formed several at a time in threads, and kept in this thread in the order one
+    at a time would keep them: the same matrices kept under a ``memory_limit`` that keeps some, the same
+    integers."""
+    import os
+
+    from qannealq import baselines
+
+    layer, _, stats = _weighted(17, f=40, n=6, binary=False)
+    m = stats.inputs.shape[1]
+    grid = make_grid(layer.weight, layer.bias, 2, "tensor", "sign")
+    results = []
+    for cores in (1, 4):
+        monkeypatch.setattr(os, "cpu_count", lambda: cores)
+        limit = stats.nbytes + int(room * 8 * m * m)
+        tight = replace(stats, objective=Objective("relu-aware", 0.0, limit), _kept=type(stats._kept)())
+        problem = build_weighted_problem(tight, layer.weight, layer.bias, grid)
+        ints = gptq_restricted(problem, order="pivot")
+        results.append((ints, set(tight._kept), gptq_restricted(problem, order="pivot")))
+    (one, kept_one, again_one), (many, kept_many, again_many) = results
+    np.testing.assert_array_equal(one, many)
+    np.testing.assert_array_equal(again_one, one)  # from what was kept the second time
+    np.testing.assert_array_equal(again_many, one)
+    assert kept_one == kept_many
+    hessians = sum(key[0] == "hessian" for key in kept_one)
+    factors = len(kept_one) - hessians
+    assert (hessians, factors) == ((3, 0) if room == 3.5 else (6, 3))  # the test means something
+
+
 def test_model_with_inactive_weight_one_reproduces_the_paper_objective():
     exp = tiny_digits()
     for calibration in ("float", "sequential"):
