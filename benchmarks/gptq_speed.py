@@ -60,8 +60,9 @@ def paper_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.n
 def pivot_block(h: np.ndarray, lower: np.ndarray, diagonal: np.ndarray, pivots: np.ndarray, start: int,
                 stop: int) -> int:
     """The in-block steps before (row-major lower storage). Pivots ``start .. stop − 1`` in place: each on the
-    smallest remaining ``diagonal`` (ties to the lowest input index in ``pivots``), swapped into place in ``h``, ``lower`` and ``diagonal``; its column of ``lower``
-    is the trailing column of ``h`` less the block's earlier columns, scaled, and the diagonal is updated.
+    smallest remaining ``diagonal`` (ties to the lowest input index in ``pivots``), swapped into place in ``h``,
+    ``lower`` and ``diagonal``; its column of ``lower`` is the trailing column of ``h`` less the block's earlier
+    columns, scaled, and the diagonal is updated.
 
     Only ``h``'s lower triangle from ``start`` on is read and kept (the trailing updates write no more): a swap
     of ``t < k`` exchanges ``h[c, t]`` with ``h[k, c]`` for ``t < c < k``, ``h[r, t]`` with ``h[r, k]`` below

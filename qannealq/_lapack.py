@@ -1,10 +1,10 @@
 """scipy's BLAS and LAPACK routines called from compiled code (numba): the GIL released, no copies.
 
-scipy's Python wrappers of LAPACK (``scipy.linalg.lapack.dtrtri``, ``dpotrf``) hold the GIL while they run, so
-two factorizations in threads side by side took as long as one after the other (two triangular inverses of
-3073 × 3073, the size of CIFAR-10's first layer: 0.46 s against 0.25 s for one; compiled here, 0.26 s). These kernels call the same
-routines (``scipy.linalg.cython_blas`` / ``cython_lapack``: the same results, bit for bit) from numba, with the
-GIL released; they also work on a matrix's own storage with its leading dimension, where the Python wrappers
+scipy's Python wrappers of LAPACK (``scipy.linalg.lapack.dtrtri``, ``dpotrf``) hold the GIL while they run, so two
+factorizations in threads side by side took as long as one after the other (two triangular inverses of 3073 × 3073,
+the size of CIFAR-10's first layer: 0.46 s against 0.25 s for one; compiled here, 0.26 s). These kernels call the
+same routines (``scipy.linalg.cython_blas`` / ``cython_lapack``: the same results, bit for bit) from numba, with
+the GIL released; they also work on a matrix's own storage with its leading dimension, where the Python wrappers
 copy a strided block.
 
 Each routine is bound by a symbol name, not a ctypes pointer, so that numba caches the kernels that call it

@@ -252,16 +252,15 @@ def _neuron_factors(problem: LayerProblem, rows: np.ndarray, percdamp: float,
 
 def _gptq_rows(problem: LayerProblem, orders: np.ndarray, u: np.ndarray, dead: np.ndarray, restricted: bool,
                block_size: int, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-    """GPTQ of the neurons ``rows``, each row's inputs taken in its order (``orders`` ``(r, m)``): on the
-    inverse Cholesky factor ``u`` ``(m, m)`` and ``dead`` inputs ``(m,)`` they share, or on one factor and mask
-    per row (``u`` ``(r, m, m)``, ``dead`` ``(r, m)``), all rows advancing position by position together. The
-    integers come back in the rows' orders."""
+    """GPTQ of the neurons ``rows``, each row's inputs taken in its order (``orders`` ``(r, m)``), on the inverse
+    Cholesky factor ``u`` ``(m, m)`` and ``dead`` inputs ``(m,)`` they share, all rows advancing position by
+    position together: the numpy loop, the reference of the compiled path (:func:`qannealq._gptq_beam.gptq_path`,
+    the same integers), which every GPTQ now runs. The integers come back in the rows' orders."""
     grid = problem.grid
 
     def ordered(a: np.ndarray) -> np.ndarray:  # row-major: the in-block row updates ran 5x slower column-major
         return np.ascontiguousarray(np.take_along_axis(a[rows], orders, axis=1))
     steps = ordered(problem.steps)
-    own = u.ndim == 3
     w = np.where(dead, 0.0, ordered(problem.weights))
     lo = ordered(problem.base)
     hi = lo + ordered(problem.free)
@@ -277,17 +276,10 @@ def _gptq_rows(problem: LayerProblem, orders: np.ndarray, u: np.ndarray, dead: n
             else:
                 z = grid.nearest(col, steps[:, j])
             ints[:, j] = z
-            if own:
-                err = (col - grid.dequantize(z, steps[:, j])) / u[:, j, j]
-                w[:, j + 1:stop] -= err[:, None] * u[:, j, j + 1:stop]
-            else:
-                err = (col - grid.dequantize(z, steps[:, j])) / u[j, j]
-                w[:, j + 1:stop] -= np.outer(err, u[j, j + 1:stop])
+            err = (col - grid.dequantize(z, steps[:, j])) / u[j, j]
+            w[:, j + 1:stop] -= np.outer(err, u[j, j + 1:stop])
             errs[:, j - start] = err
-        if own:
-            w[:, stop:] -= (errs[:, None, :] @ u[:, start:stop, stop:])[:, 0]
-        else:
-            w[:, stop:] -= errs @ u[start:stop, stop:]
+        w[:, stop:] -= errs @ u[start:stop, stop:]
     return np.where(dead, lo, ints)
 
 
@@ -453,11 +445,11 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
     whichever is lower: grid integers ``(n, m)``.
 
     The neurons go in GPTQ's batches (:func:`_factor_batch`; the factors formed, or taken where kept): each
-    batch's factors are formed in this thread, since the kept matrices' accounting is not shared between
-    threads, and serve both ``name``'s own start (GPTQ's per-neuron path, the same integers as
-    :data:`BASELINES`' ``name``) and the beams, :func:`qannealq._gptq_beam.beam_search` on one neuron at a
-    time, in parallel threads (one BLAS thread each): where the factors do not fit in memory, the beam forms none of its own. Measured on MNIST's first
-    layer (relu-aware, 1024 images, a beam of 196, ``layer-sa``'s default): the start 34-37 % lower than
+    batch's factors (:func:`_neuron_factors`: formed in threads, kept in this one) serve both ``name``'s own
+    start (GPTQ's per-neuron path, the same integers as :data:`BASELINES`' ``name``) and the beams,
+    :func:`qannealq._gptq_beam.beam_search` on one neuron at a time, in parallel threads (one BLAS thread each):
+    where the factors do not fit in memory, the beam forms none of its own. Measured on MNIST's first layer
+    (relu-aware, 1024 images, a beam of 196, ``layer-sa``'s default): the start 34-37 % lower than
     GPTQ-restricted's in pivot order, and the default anneal ends 22-24 % lower from it (the README). GPTQ's
     damping, where the shared ``H`` tries two: not measured on per-neuron ``H_i``.
     """
