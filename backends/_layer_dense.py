@@ -23,9 +23,9 @@ from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
-__all__ = ["DenseQubos", "Rows", "continuous_floor", "coupling_strength", "ranked_partners", "pair_partners",
-           "chain_partners", "chain_hops", "beta_ends", "excess_ends", "beta_schedule", "greedy_tolerance",
-           "MAX_EXPONENT", "HOP_BYTES"]
+__all__ = ["DenseQubos", "Rows", "continuous_floor", "coupling_strength", "ranked_partners", "run_ranking",
+           "pair_partners", "chain_partners", "chain_hops", "beta_ends", "excess_ends", "beta_schedule",
+           "greedy_tolerance", "MAX_EXPONENT", "HOP_BYTES"]
 
 #: Largest ``β ΔE`` of an uphill move still tested: ``exp(-20) ~ 2e-9``, so a move beyond it is rejected without
 #: drawing a number (the numba kernel and the torch path both). Numba freezes it into the compiled kernel,
@@ -223,6 +223,14 @@ def ranked_partners(mat: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarr
         with ThreadPoolExecutor(len(spans)) as pool:
             list(pool.map(lambda span: strongest_rows(mat, scale, part, value, *span), spans))
     return part, value
+
+
+def run_ranking(mat: np.ndarray, params: dict, depth: int, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ranked_partners` of ``mat``, as many as a run's partner lists take: ``params["pairs"]`` for its
+    pair flips and, where it moves chains (``depth`` >= 3), ``params["chain_partners"]``; both lists take the
+    first columns of this one ranking."""
+    width = max(int(params["pairs"]), int(params["chain_partners"]) if depth >= 3 else 0)
+    return ranked_partners(mat, width, threads)
 
 
 def _strongest(mat: np.ndarray, k: int, ranked: tuple[np.ndarray, np.ndarray] | None) -> tuple[np.ndarray, np.ndarray]:

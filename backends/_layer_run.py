@@ -21,7 +21,7 @@ import numpy as np
 from qannealq.errors import BackendUnavailableError
 
 from ._layer_dense import (DenseQubos, Rows, chain_hops, chain_partners, greedy_tolerance, pair_partners,
-                           ranked_partners)
+                           run_ranking)
 from ._layer_kernel import anneal_block, polish_block, row_energies, up_fields
 from ._layer_schedule import Clock, anneal_plan, chain_depth, restricted
 
@@ -91,10 +91,7 @@ class _Run:
         self.diag = dense.diag
         self.depth = chain_depth(params, dense.mat.shape[0])
         self.threads = max(1, int(params["num_threads"] or os.cpu_count() or 1))
-        # both partner lists take the first of one ranking of M's couplings
-        ranked = ranked_partners(dense.mat, max(int(params["pairs"]),
-                                                int(params["chain_partners"]) if self.depth >= 3 else 0),
-                                 self.threads)
+        ranked = run_ranking(dense.mat, params, self.depth, self.threads)  # one ranking for both partner lists
         self.partners, self.couplings = pair_partners(dense.mat, params["pairs"], ranked)
         self.chains, self.chain_mat = None, None
         if self.depth >= 3:  # the chain anneal reads a float32 copy of M (by default), its couplings from it

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ._layer_dense import MAX_EXPONENT, DenseQubos, Rows, chain_partners, greedy_tolerance, pair_partners, \
-    ranked_partners
+    run_ranking
 from ._layer_schedule import Clock, anneal_schedule, chain_depth, restricted
 
 __all__ = ["TorchRun"]
@@ -63,9 +63,7 @@ class TorchRun:
         self.lin, self.steps = put(dense.lin)[:, None, :], put(dense.steps)[:, None, :]
         self.free = put(dense.free, torch.bool)[:, None, :]
         self.depth = chain_depth(params, dense.mat.shape[0])
-        # both partner lists take the first of one ranking of M's couplings
-        ranked = ranked_partners(dense.mat, max(int(params["pairs"]),
-                                                int(params["chain_partners"]) if self.depth >= 3 else 0))
+        ranked = run_ranking(dense.mat, params, self.depth)  # one ranking for both partner lists
         partners, couplings = pair_partners(dense.mat, params["pairs"], ranked)
         self.partners, self.couplings = put(np.maximum(partners, 0), torch.long), put(couplings)
         if self.depth >= 3:

@@ -479,7 +479,7 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
             factored = _neuron_factors(problem, rows, GPTQ_PERCDAMP, order)
             own[rows] = _gptq_neurons(problem, rows, restricted, GPTQ_PERCDAMP, 128, order,  # GPTQ's block size
                                       factored)
-            with threadpool_limits(1, user_api="blas"):  # the beams read the factors themselves, not GPTQ's copy
+            with threadpool_limits(1, user_api="blas"):  # the beams read the same factors as GPTQ's start
                 list(pool.map(lambda r: search(int(rows[r]), *factored[r]), range(rows.size)))
     own = own if restricted else problem.restrict(own)
     candidates = np.stack([own, problem.base + np.where(problem.free, choices, 0)])
