@@ -113,35 +113,68 @@ def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) ->
 ORDERS = ("index", "act", "pivot")
 
 
-def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
-                  block: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The ``pivot`` order of ``H`` and GPTQ's factor in that order (:func:`_inverse_cholesky`'s, the same
-    damping and dead inputs), from one Cholesky factorization pivoting on the smallest remaining diagonal (ties
-    to the lowest input index).
+def _pivot_cholesky(damped: np.ndarray, percdamp: float, block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The pivoted Cholesky factorization of a damped ``H`` (``percdamp``: its damping, for the message),
+    pivoting on the smallest remaining diagonal (ties to the lowest index): the pivots ``p`` (position -> row of
+    ``damped``) and ``Lᵀ`` (C-order, upper triangle) with ``damped[p][:, p] = L Lᵀ``.
 
     It is LAPACK's blocked pivoted Cholesky (``?pstrf``, which pivots on the largest) in LAPACK's layout,
     compiled (:func:`qannealq._pivot.pivoted_cholesky`): within a block of ``block`` pivots each is chosen on the
     exact Schur complement and its column computed, then one BLAS ``dsyrk`` updates the trailing triangle in
-    place. With the pivots ``p`` and ``H[p][:, p] = L Lᵀ``, the order is ``p`` reversed and its factor
-    ``J L⁻¹ J`` (the reasoning of :func:`_inverse_cholesky`).
+    place.
     """
-    from qannealq._lapack import invert_lower
     from qannealq._pivot import pivoted_cholesky  # compiled on first use
 
     if isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 1:
         raise InvalidArgumentError(f"block={block!r} must be an integer >= 1 (pivots per trailing update)")
-    h = np.ascontiguousarray(_damped(hessian, dead, percdamp))
-    pivots = np.arange(h.shape[0])  # position -> input
+    h = np.ascontiguousarray(damped, dtype=np.float64)
+    pivots = np.arange(h.shape[0])  # position -> row
     if pivoted_cholesky(h, pivots, int(block)) >= 0:
         raise InvalidArgumentError(
             f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's pivot order: give percdamp > 0 "
             f"(GPTQ uses {GPTQ_PERCDAMP})")
+    return pivots, h
+
+
+def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
+                  block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The ``pivot`` order of ``H`` and GPTQ's factor in that order (:func:`_inverse_cholesky`'s, the same
+    damping and dead inputs), from :func:`_pivot_cholesky`: with its pivots ``p`` and ``H[p][:, p] = L Lᵀ``,
+    the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of :func:`_inverse_cholesky`). The
+    beams need this factor; GPTQ itself in pivot order runs on ``L`` (:func:`_gptq_pivot`)."""
+    from qannealq._lapack import invert_lower
+
+    pivots, h = _pivot_cholesky(_damped(hessian, dead, percdamp), percdamp, block)
     # L⁻¹ by LAPACK's triangular inverse (a third of the flops of solving L X = I), in place on L (h read
     # column-major), the GIL released
     info = invert_lower(h)
     if info != 0:  # pragma: no cover - every pivot was checked positive above
         raise InvalidArgumentError(f"percdamp={percdamp!r}: the pivoted factor of H is singular (LAPACK info {info})")
     return pivots[::-1].copy(), np.ascontiguousarray(h.T[::-1, ::-1])
+
+
+def _gptq_pivot(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int) -> np.ndarray:
+    """GPTQ of a shared ``H`` in pivot order on the pivoted Cholesky factor itself (Babai's nearest plane,
+    :func:`qannealq._gptq_beam.nearest_plane_path`), of the live inputs alone: the integers of :func:`_gptq_on` on
+    :func:`_pivot_factor`'s factor, to rounding of the targets, without the triangular inverse and without the
+    dead inputs in the factorization (decoupled: with their unit diagonal they only take places in the order,
+    and keep their base integers). On MNIST's first layer (785 inputs, 186 dead) 14 ms where the factor and
+    :func:`_gptq_on` took 27 ms."""
+    from qannealq._gptq_beam import nearest_plane_path  # compiled on first use
+
+    live = np.flatnonzero(~problem.dead)
+    out = problem.base.copy()
+    if live.size == 0:
+        return out
+    damped = submatrix(problem.hessian, live)
+    damped[np.diag_indices_from(damped)] += _damping(problem.hessian, problem.dead, percdamp)
+    order, lt = _pivot_cholesky(damped, percdamp)
+    pivots = live[order]
+    grid, base = problem.grid, problem.base[:, pivots]
+    lo, hi = (base, base + problem.free[:, pivots]) if restricted else (grid.lo, grid.hi)
+    out[:, pivots] = nearest_plane_path(problem.weights[:, pivots], problem.steps[:, pivots], lo, hi,
+                                        float(grid.offset), np.zeros(live.size, bool), lt, block=block_size)
+    return out
 
 
 def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int, order: str) -> np.ndarray:
@@ -155,6 +188,8 @@ def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: 
         chunk = _factor_batch(problem)
         return np.concatenate([_gptq_neurons(problem, np.arange(a, min(a + chunk, n)), restricted, percdamp,
                                              block_size, order) for a in range(0, n, chunk)])
+    if order == "pivot":
+        return _gptq_pivot(problem, restricted, percdamp, block_size)
     perm, u = _ordered_factor(problem.hessian, problem.dead, percdamp, order, _inverse_cholesky)
     return _gptq_on(problem, perm, u, restricted, block_size)
 
