@@ -270,7 +270,9 @@ class LayerSASampler(dimod.Sampler):
             starts.append(problem.encode(problem.restrict(rtn(problem))))
         if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): the same search, one run per neuron
             return sample_per_neuron(problem, warm, starts, params, seed, _solve, t0)
-        warm_energies = problem.qubo_energies(warm)
+        # the energies are the neurons' errors (the QUBO is exact): the solve loop asked for the warm start's,
+        # and the result asks for the solution's, each remembered by the problem (one product each, not two)
+        warm_energies = problem.errors(problem.decode_layer(warm)[1])
         clock.record(float(warm_energies.sum()))
         anneals = effort(params, problem.num_coordinates)[1] > 0  # the schedule then scales with the floors
         # the start is the preset's beam (the solve loop's warm start asks this sampler for its width)
@@ -282,7 +284,7 @@ class LayerSASampler(dimod.Sampler):
         best[:, live], stats = _solve(run, [s[:, live] for s in starts], seed,
                                       None if others is None else others[:, :, live])
         t2 = time.perf_counter_ns()
-        energies = problem.qubo_energies(best)
+        energies = problem.errors(problem.decode_layer(best)[1])
         worse = energies > warm_energies
         best[worse], energies[worse] = warm[worse], warm_energies[worse]  # float ties only
         clock.record(float(energies.sum()))

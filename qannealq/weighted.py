@@ -282,6 +282,11 @@ class WeightedLayerProblem(LayerProblem):
         return (d * d * self.stats.hessian_diagonals + 2.0 * d * self.stats.hessian_products(self.base_values)
                 - 2.0 * d * self.stats.cross)
 
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """``e_i = E_i(u_i)``, ``(n,)``."""
+        return self.errors(self.base_values)
+
     def errors(self, values: np.ndarray) -> np.ndarray:
         return self.stats.errors(values)
 

@@ -164,3 +164,33 @@ def test_restrict_moves_integers_to_floor_or_ceil():
     np.testing.assert_array_equal(near[~problem.free], problem.base[~problem.free])
     inside = (far >= problem.base) & (far <= problem.base + problem.free)
     np.testing.assert_array_equal(near[inside], far[inside])
+
+
+def test_errors_remembered_by_content_are_the_errors_and_never_stale():
+    """``errors`` remembers its latest results by the exact bytes of the values: the same numbers as computed
+    afresh, a copy each time (the caller may change it), another result for values that differ in one entry,
+    the oldest forgotten, and nothing of it pickled."""
+    import pickle
+
+    from qannealq.formulation import ERRORS_REMEMBERED
+
+    problem = random_layer(np.random.default_rng(5), 30, 4, samples=200).problem(3)
+    values = problem.grid.dequantize(problem.base + problem.free, problem.steps)
+    first = problem.errors(values)
+    fresh = np.einsum("ij,ij->i", values @ problem.hessian, values) - 2 * np.einsum(
+        "ij,ij->i", values, problem.stats.cross) + problem.stats.target_sq
+    np.testing.assert_array_equal(first, fresh)
+    first[:] = -1.0  # the caller's copy
+    np.testing.assert_array_equal(problem.errors(values.copy()), fresh)
+    moved = values.copy()
+    moved[2, 7] += problem.steps[2, 7]
+    other = problem.errors(moved)
+    assert other[2] != fresh[2]
+    np.testing.assert_array_equal(other[[0, 1, 3]], fresh[[0, 1, 3]])
+    assert len(problem._remembered) == ERRORS_REMEMBERED
+    problem.errors(problem.base_values)
+    assert len(problem._remembered) == ERRORS_REMEMBERED  # the oldest went
+    np.testing.assert_array_equal(problem.errors(problem.base_values), problem.offsets)
+    copy = pickle.loads(pickle.dumps(problem))
+    assert len(copy._remembered) == 0
+    np.testing.assert_array_equal(copy.errors(moved), other)
