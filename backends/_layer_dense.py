@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import dimod
 import numpy as np
 
+from qannealq._pool import shared_pool
 from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
@@ -217,11 +218,8 @@ def ranked_partners(mat: np.ndarray, k: int, threads: int = 1) -> tuple[np.ndarr
     spans = list(zip(bounds[:-1], bounds[1:]))
     if len(spans) == 1:
         strongest_rows(mat, scale, part, value, 0, m)
-    else:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(len(spans)) as pool:
-            list(pool.map(lambda span: strongest_rows(mat, scale, part, value, *span), spans))
+    else:  # the process's pool (a pool of its own started its threads on every run's setup)
+        list(shared_pool(len(spans)).map(lambda span: strongest_rows(mat, scale, part, value, *span), spans))
     return part, value
 
 

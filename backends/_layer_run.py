@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 
+from qannealq._pool import shared_pool
 from qannealq.errors import BackendUnavailableError
 
 from ._layer_dense import (DenseQubos, Rows, chain_hops, chain_partners, greedy_tolerance, pair_partners,
                            run_ranking)
 from ._layer_kernel import anneal_block, polish_block, row_energies, up_fields
-from ._layer_schedule import Clock, anneal_plan, chain_depth, restricted
+from ._layer_schedule import Clock, anneal_plan, chain_depth, effort, restricted
 
 __all__ = ["resolve_device", "make_run"]
 
@@ -101,19 +101,15 @@ class _Run:
         self.indptr, self.indices = _coordinate_lists(dense.free)
         self.tol = greedy_tolerance(dense.lin)
         self.stop = np.zeros(1, np.int64)
-        self._pool: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> "_Run":
-        """Within ``with run:``, every kernel call shares one pool of ``num_threads`` threads (a pool per call
-        cost about a tenth of a default solve on MNIST's first layer: 18 calls, two thread starts each)."""
-        if self.threads > 1 and self._pool is None:
-            self._pool = ThreadPoolExecutor(self.threads)
+        """``with run:`` marks one solve's kernel calls; they all run in the process's pool of ``num_threads``
+        threads (:func:`qannealq._pool.shared_pool`: a pool per solve started two threads, about 2 ms of a
+        ``fast`` solve on MNIST's first layer; a pool per call, before that, a tenth of a default solve)."""
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        return None
 
     def start(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
         """Rows at the states ``starts`` ``(R, m)`` (row r of problem ``owner[r]``, default r): fields by one GEMM."""
@@ -151,18 +147,14 @@ class _Run:
                 rows.v, rows.h, rows.energy, best_e, best_v, self.tol[rows.owner]), best_e, best_v
 
     def _parallel(self, kernel: Callable, args: tuple, rows: int) -> None:
-        """``kernel(*args, block)`` over blocks of rows in ``num_threads`` threads (GIL released): the run's
-        pool within ``with run:``, else a pool for this call."""
+        """``kernel(*args, block)`` over blocks of rows in ``num_threads`` threads (GIL released), those of the
+        process's pool of that size (:func:`qannealq._pool.shared_pool`)."""
         blocks = np.array_split(np.arange(rows), min(rows, 4 * self.threads)) if rows else []
         if self.threads == 1 or len(blocks) <= 1:
             for block in blocks:
                 kernel(*args, block)
             return
-        if self._pool is not None:
-            list(self._pool.map(lambda block: kernel(*args, block), blocks))
-            return
-        with ThreadPoolExecutor(self.threads) as pool:
-            list(pool.map(lambda block: kernel(*args, block), blocks))
+        list(shared_pool(self.threads).map(lambda block: kernel(*args, block), blocks))
 
     def polish(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
         """Greedy descent (single and pair flips) from every start ``(R, m)`` (row r of problem ``owner[r]``,
@@ -190,6 +182,8 @@ class _Run:
         (one GEMM per row: 2 s for 4 reads of CIFAR-10's first layer).
         """
         dense, params = restricted(self.dense, self.params, movable, reads, sweeps)
+        if effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs, dense.beamed)[1] == 0:
+            return rows.take(np.arange(0))  # no sweeps (``fast`` on a wide layer): no schedule to plan
         start, hot, cold, sweeps = anneal_plan(dense, params, rows)
         if sweeps == 0 or start.owner.size == 0:
             return rows.take(np.arange(0))
