@@ -45,6 +45,7 @@ Run: ``.venv/bin/python benchmarks/frontier.py --datasets mnist,cifar10 --bits 4
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import re
@@ -118,8 +119,11 @@ def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, on
           **options) -> tuple[np.ndarray, float]:
     """Per-neuron energies and wall seconds of one run through the solve loop; ``one_damping`` takes the warm
     start at GPTQ's damping alone, also on a rank-deficient ``H`` (:func:`qannealq.baselines.warm_start_integers`
-    tries a second damping there)."""
+    tries a second damping there). Each run gets a fresh copy of the problem (the same arrays): no run reuses the
+    products an earlier one cached on it (``layer-sa``'s QUBO coefficients, the errors ``LayerProblem.errors``
+    remembers), as a layer solved once would not."""
     sampler = get_sampler(backend) if backend else None
+    problem = dataclasses.replace(problem)
     t0 = time.perf_counter()
     with mock.patch.object(qannealq.baselines, "rank_deficient", lambda _: False) if one_damping else nullcontext():
         result = quantize_layer(problem, method, sampler=sampler, backend=backend or "", seed=seed, **options)
