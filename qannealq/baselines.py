@@ -141,7 +141,7 @@ def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
     """The ``pivot`` order of ``H`` and GPTQ's factor in that order (:func:`_inverse_cholesky`'s, the same
     damping and dead inputs), from :func:`_pivot_cholesky`: with its pivots ``p`` and ``H[p][:, p] = L Lᵀ``,
     the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of :func:`_inverse_cholesky`). The
-    beams need this factor; GPTQ itself in pivot order runs on ``L`` (:func:`_gptq_pivot`)."""
+    beams need this factor; GPTQ itself in pivot order runs on ``L`` (:func:`_gptq_plane`)."""
     from qannealq._lapack import invert_lower
 
     pivots, h = _pivot_cholesky(_damped(hessian, dead, percdamp), percdamp, block)
@@ -153,27 +153,34 @@ def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
     return pivots[::-1].copy(), np.ascontiguousarray(h.T[::-1, ::-1])
 
 
-def _gptq_pivot(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int) -> np.ndarray:
-    """GPTQ of a shared ``H`` in pivot order on the pivoted Cholesky factor itself (Babai's nearest plane,
-    :func:`qannealq._gptq_beam.nearest_plane_path`), of the live inputs alone: the integers of :func:`_gptq_on` on
-    :func:`_pivot_factor`'s factor, to rounding of the targets, without the triangular inverse and without the
-    dead inputs in the factorization (decoupled: with their unit diagonal they only take places in the order,
-    and keep their base integers). On MNIST's first layer (785 inputs, 186 dead) 14 ms where the factor and
-    :func:`_gptq_on` took 27 ms."""
-    from qannealq._gptq_beam import nearest_plane_path  # compiled on first use
-
+def _plane_factor(problem: LayerProblem, percdamp: float) -> tuple[np.ndarray, np.ndarray]:
+    """The pivot order of a shared ``H``'s live inputs and the pivoted Cholesky factor of their damped ``H``
+    (:func:`_pivot_cholesky`): ``(pivots, Lᵀ)``, the inputs ``pivots`` in factor order, for :func:`_gptq_plane`.
+    The dead inputs are left out of the factorization: decoupled, with their unit diagonal they only take places
+    in the order, and keep their base integers."""
     live = np.flatnonzero(~problem.dead)
-    out = problem.base.copy()
-    if live.size == 0:
-        return out
     damped = submatrix(problem.hessian, live)
     damped[np.diag_indices_from(damped)] += _damping(problem.hessian, problem.dead, percdamp)
-    order, lt = _pivot_cholesky(damped, percdamp)
-    pivots = live[order]
-    grid, base = problem.grid, problem.base[:, pivots]
-    lo, hi = (base, base + problem.free[:, pivots]) if restricted else (grid.lo, grid.hi)
-    out[:, pivots] = nearest_plane_path(problem.weights[:, pivots], problem.steps[:, pivots], lo, hi,
-                                        float(grid.offset), np.zeros(live.size, bool), lt, block=block_size)
+    order, lt = _pivot_cholesky(damped, percdamp) if live.size else (np.zeros(0, np.int64), damped)
+    return live[order], lt
+
+
+def _gptq_plane(problem: LayerProblem, pivots: np.ndarray, lt: np.ndarray, restricted: bool, block_size: int = 128,
+                rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """GPTQ in pivot order of the neurons ``rows`` of a shared ``H`` on the pivoted Cholesky factor itself
+    (:func:`_plane_factor`; Babai's nearest plane, :func:`qannealq._gptq_beam.nearest_plane_path`): the integers
+    of :func:`_gptq_on` on :func:`_pivot_factor`'s factor, to rounding of the targets, without the triangular
+    inverse and without the dead inputs in the factorization. On MNIST's first layer (785 inputs, 186 dead) 9 ms
+    where the factor and :func:`_gptq_on` took 27 ms; on CIFAR-10's 0.5 s where they took 0.8 s."""
+    from qannealq._gptq_beam import nearest_plane_path  # compiled on first use
+
+    out = problem.base[rows].copy()
+    if pivots.size == 0:
+        return out
+    grid, base = problem.grid, out[:, pivots]
+    lo, hi = (base, base + problem.free[rows][:, pivots]) if restricted else (grid.lo, grid.hi)
+    out[:, pivots] = nearest_plane_path(problem.weights[rows][:, pivots], problem.steps[rows][:, pivots], lo, hi,
+                                        float(grid.offset), np.zeros(pivots.size, bool), lt, block=block_size)
     return out
 
 
@@ -189,7 +196,7 @@ def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: 
         return np.concatenate([_gptq_neurons(problem, np.arange(a, min(a + chunk, n)), restricted, percdamp,
                                              block_size, order) for a in range(0, n, chunk)])
     if order == "pivot":
-        return _gptq_pivot(problem, restricted, percdamp, block_size)
+        return _gptq_plane(problem, *_plane_factor(problem, percdamp), restricted, block_size)
     perm, u = _ordered_factor(problem.hessian, problem.dead, percdamp, order, _inverse_cholesky)
     return _gptq_on(problem, perm, u, restricted, block_size)
 
@@ -203,15 +210,15 @@ def _factor_batch(problem: LayerProblem) -> int:
 
 
 def _gptq_on(problem: LayerProblem, perm: np.ndarray, u: np.ndarray, restricted: bool,
-             block_size: int = 128) -> np.ndarray:
-    """GPTQ of a shared ``H`` on its factor ``u`` in the input order ``perm`` (:func:`_ordered_factor`), the
-    in-block steps compiled (:func:`qannealq._gptq_beam.gptq_path`: the integers of :func:`_gptq_rows`, 6-10x
-    faster than its numpy loop on MNIST's first layer, 3x on CIFAR-10's)."""
+             block_size: int = 128, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """GPTQ of the neurons ``rows`` of a shared ``H`` on its factor ``u`` in the input order ``perm``
+    (:func:`_ordered_factor`), the in-block steps compiled (:func:`qannealq._gptq_beam.gptq_path`: the integers of
+    :func:`_gptq_rows`, 6-10x faster than its numpy loop on MNIST's first layer, 3x on CIFAR-10's)."""
     from qannealq._gptq_beam import gptq_path  # compiled on first use
 
-    grid, base = problem.grid, problem.base[:, perm]
-    lo, hi = (base, base + problem.free[:, perm]) if restricted else (grid.lo, grid.hi)
-    ints = gptq_path(problem.weights[:, perm], problem.steps[:, perm], lo, hi, float(grid.offset),
+    grid, base = problem.grid, problem.base[rows][:, perm]
+    lo, hi = (base, base + problem.free[rows][:, perm]) if restricted else (grid.lo, grid.hi)
+    ints = gptq_path(problem.weights[rows][:, perm], problem.steps[rows][:, perm], lo, hi, float(grid.offset),
                      problem.dead[perm], u, block=block_size)
     return np.where(problem.dead[perm], base, ints)[:, np.argsort(perm)]
 
@@ -373,7 +380,7 @@ PILOT_MARGIN = 0.02
 
 
 def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, beam: int = 0,
-                        paths: int = 1, growth: float = 1.0) -> np.ndarray:
+                        paths: int = 1, growth: float = 1.0, pilot: bool = False) -> np.ndarray:
     """Grid integers ``(n, m)`` of baseline ``name`` restricted to each coordinate's floor/ceil: a valid QUBO
     state, the warm start the solve loop (and ``layer-sa`` without ``initial_states``) starts from.
 
@@ -419,6 +426,14 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
         growth: the beam's width in its last block over its first's (:func:`qannealq._gptq_beam.beam_widths`;
             ``beam`` is the last's; 1: a constant width). The solve loop takes the sampler's
             (:func:`qannealq.contract.warm_start_growth`).
+        pilot: on a rank-deficient ``H`` without a beam, the layer's damping as a beam's (a pilot of
+            :data:`PILOT_NEURONS` neurons at both dampings, then the rest at the chosen one) instead of both on
+            every neuron, each keeping its lower-energy start: one GPTQ run and no energies of the whole layer
+            instead of two of each. The solve loop takes the sampler's choice
+            (:func:`qannealq.contract.warm_start_pilot`: ``layer-sa``'s, whose search goes on from the start).
+            On CIFAR-10's first layer ``fast`` ends 2.0 % (int4) and 0.5 % (int2) lower from it (both dampings
+            per neuron start 10 % lower, but at the paper's damping on the eighth of the neurons where it wins),
+            and its start takes about half the time (the README).
     """
     if not isinstance(beam, (int, np.integer)) or isinstance(beam, bool) or beam < 0:
         raise InvalidArgumentError(f"beam={beam!r} must be an integer >= 0 (0: the baseline's own warm start)")
@@ -428,7 +443,7 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
 
     check_growth(growth)
     if paths > 1 and not (beam and not problem.per_neuron and name in BEAM_STARTS):  # one start: copies
-        return np.repeat(warm_start_integers(problem, name, beam, growth=growth)[:, None], paths, axis=1)
+        return np.repeat(warm_start_integers(problem, name, beam, growth=growth, pilot=pilot)[:, None], paths, axis=1)
     if name == "rtn":
         return problem.restrict(rtn(problem))
     if name not in _GPTQ_FORMS:
@@ -448,6 +463,8 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
 
     if len(dampings) == 1:
         return start(dampings[0])
+    if pilot:
+        return _pilot_start(problem, restricted, order, dampings)
 
     def scored(percdamp: float) -> tuple[np.ndarray, np.ndarray]:  # the start at one damping and its energies
         ints = start(percdamp)
@@ -456,6 +473,55 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     # side by side (CIFAR-10's first layer: 2.1 s instead of 2.8 s on 2 cores, `fast`'s whole start)
     candidates, energies = zip(*_side_by_side(scored, dampings))
     return np.stack(candidates)[np.stack(energies).argmin(axis=0), np.arange(problem.num_neurons)]
+
+
+def _pilot_neurons(n: int) -> np.ndarray:
+    """The neurons of a pilot (:func:`warm_start_integers`): :data:`PILOT_NEURONS` spread over the layer, or all
+    of a layer of at most twice as many."""
+    everyone = np.arange(n)
+    return everyone if n <= 2 * PILOT_NEURONS else np.unique(np.linspace(0, n - 1, PILOT_NEURONS).round()
+                                                             .astype(np.int64))
+
+
+def _pilot_pick(gptq_damped: float, less_damped: float) -> int:
+    """Which of (GPTQ's damping, the lower one) a pilot chooses from its summed energies at each: GPTQ's only
+    where lower by more than :data:`PILOT_MARGIN`."""
+    return 0 if gptq_damped < (1.0 - PILOT_MARGIN) * less_damped else 1
+
+
+def _pilot_start(problem: LayerProblem, restricted: bool, order: str, dampings: tuple[float, ...]) -> np.ndarray:
+    """GPTQ's start (restricted) at the damping of ``dampings`` (GPTQ's and the lower one) that a pilot chooses
+    (:func:`_pilot_neurons`, :func:`_pilot_pick`), as grid integers ``(n, m)``: both factorizations side by side,
+    GPTQ on the pilot's neurons at each, then on the others at the chosen one."""
+    n = problem.num_neurons
+
+    def factor(percdamp: float) -> tuple[np.ndarray, np.ndarray]:
+        if order == "pivot":
+            return _plane_factor(problem, percdamp)
+        return _ordered_factor(problem.hessian, problem.dead, percdamp, order, _inverse_cholesky)
+
+    def run(factored: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> np.ndarray:
+        ints = (_gptq_plane if order == "pivot" else _gptq_on)(problem, *factored, restricted, 128, rows)
+        return ints if restricted else np.clip(ints, problem.base[rows], problem.base[rows] + problem.free[rows])
+
+    factors = _side_by_side(factor, dampings)
+    pilot = _pilot_neurons(n)
+    trials = [run(f, pilot) for f in factors]
+    energies = [_neuron_errors(problem, pilot, ints).sum() for ints in trials]
+    pick = _pilot_pick(*energies)
+    out = np.empty((n, problem.num_coordinates), np.int64)
+    out[pilot] = trials[pick]
+    rest = np.setdiff1d(np.arange(n), pilot)
+    if rest.size:
+        out[rest] = run(factors[pick], rest)
+    return out
+
+
+def _neuron_errors(problem: LayerProblem, rows: np.ndarray, ints: np.ndarray) -> np.ndarray:
+    """``E_i`` of the neurons ``rows`` at grid integers ``ints`` ``(len(rows), m)`` (a shared ``H``)."""
+    q = problem.grid.dequantize(ints, problem.steps[rows])
+    return (np.einsum("ij,ij->i", q @ problem.hessian, q) - 2.0 * np.einsum("ij,ij->i", q, problem.stats.cross[rows])
+            + problem.stats.target_sq[rows])
 
 
 def _side_by_side(fn: Callable, items: Iterable) -> list:
@@ -555,12 +621,10 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     if beam_at is not None:
         best, _ = search(beam_at, everyone)
     else:  # (GPTQ's damping, the lower one)
-        pilot = everyone if n <= 2 * PILOT_NEURONS else np.unique(np.linspace(0, n - 1, PILOT_NEURONS).round()
-                                                                   .astype(np.int64))
+        pilot = _pilot_neurons(n)
         trials = [search(p, pilot) for p in dampings]
         floor = problem.errors(np.where(dead, 0.0, problem.weights))[pilot].sum()  # E(w): energies, not scores
-        gptq_damped, less_damped = (floor + score.sum() for _, score in trials)
-        pick = 0 if gptq_damped < (1.0 - PILOT_MARGIN) * less_damped else 1
+        pick = _pilot_pick(*(floor + score.sum() for _, score in trials))
         best = np.empty((n, *trials[0][0].shape[1:]), np.uint8)
         best[pilot] = trials[pick][0]
         rest = np.setdiff1d(everyone, pilot)

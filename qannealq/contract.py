@@ -26,7 +26,7 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warm_start_beam",
-           "warm_start_growth", "warm_start_paths",
+           "warm_start_growth", "warm_start_paths", "warm_start_pilot",
            "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing",
            "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
@@ -121,6 +121,18 @@ def warm_start_paths(sampler: Any, kwargs: dict[str, Any], inputs: int | None = 
     return max(1, int(ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"})))
 
 
+def warm_start_pilot(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> bool:
+    """Whether the solve loop's warm start without a beam, on a rank-deficient ``H``, takes the layer's damping
+    from a pilot (:func:`qannealq.baselines.warm_start_integers`'s ``pilot``) for ``sampler`` called with
+    ``kwargs`` on a layer of ``inputs`` coordinates: what its ``warm_start_pilot(inputs, **kwargs)`` says
+    (``layer-sa``: yes), else False (both dampings on every neuron, each keeping its lower-energy start: the
+    better start for a sampler that stays near it)."""
+    ask = getattr(sampler, "warm_start_pilot", None)
+    if not callable(ask):
+        return False
+    return bool(ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"}))
+
+
 class Closeable:
     """``with sampler: ...`` closes it; ``close()`` releases what it holds (idempotent; a no-op by default)."""
 
@@ -177,6 +189,10 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
     def warm_start_paths(self, inputs: int | None = None, **kwargs: Any) -> int:
         """The child's :func:`warm_start_paths`."""
         return warm_start_paths(self.child, kwargs, inputs)
+
+    def warm_start_pilot(self, inputs: int | None = None, **kwargs: Any) -> bool:
+        """The child's :func:`warm_start_pilot`."""
+        return warm_start_pilot(self.child, kwargs, inputs)
 
     def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
                      **kwargs: Any) -> LayerSample:

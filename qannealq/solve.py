@@ -28,7 +28,7 @@ import numpy as np
 
 from qannealq.baselines import BASELINES, BEAM_STARTS, DEFAULT_WARM_START, warm_start_integers
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam,
-                               warm_start_growth, warm_start_paths)
+                               warm_start_growth, warm_start_paths, warm_start_pilot)
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.grid import Grid
@@ -275,7 +275,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             paths = warm_start_paths(sampler, sampler_kwargs, m) if layer_solver(sampler) is not None else 1
             beam = warm_start_beam(sampler, sampler_kwargs, m)
             starts = warm_start_integers(problem, warm_start, beam, paths,
-                                         growth=warm_start_growth(sampler, sampler_kwargs, m))
+                                         growth=warm_start_growth(sampler, sampler_kwargs, m),
+                                         pilot=warm_start_pilot(sampler, sampler_kwargs, m))
             if beam and warm_start not in BEAM_STARTS:  # it asked for a beam, its start has none (RTN): say so
                 sampler_kwargs = {**sampler_kwargs, "warm_start_beam": 0}
             warm = problem.encode(starts)

@@ -193,6 +193,50 @@ def test_warm_start_on_a_rank_deficient_h_keeps_each_neurons_better_damping():
     np.testing.assert_array_equal(warm_start_integers(few, "rtn"), few.restrict(rtn(few)))
 
 
+def test_a_pilot_takes_one_damping_for_the_layer_and_layer_sa_asks_for_it():
+    """``pilot=True`` on a rank-deficient layer without a beam: GPTQ at the damping whose summed energy over the
+    pilot's neurons is lower (GPTQ's only by more than the margin), on every neuron; the pilot's neurons spread
+    over a wide layer give the same choice as their energies say. ``layer-sa`` asks for it through the solve
+    loop (and its composites pass the question on); other samplers keep both dampings per neuron."""
+    import qannealq.baselines
+    from qannealq import quantize_layer
+    from qannealq.backends import get_sampler
+    from qannealq.backends.retry import RetryComposite
+    from qannealq.baselines import (PILOT_MARGIN, RANK_DEFICIENT_PERCDAMP, _pilot_neurons, rank_deficient,
+                                    warm_start_integers)
+    from qannealq.contract import warm_start_pilot
+
+    rng = np.random.default_rng(8)
+    pivot = BASELINES["gptq-restricted-pivot"]
+    for neurons in (12, 70):  # the pilot: every neuron; 32 of 70
+        few = random_layer(rng, 30, neurons, samples=20, dead=2).problem(3)
+        assert rank_deficient(few)
+        paper, low = pivot(few), pivot(few, percdamp=RANK_DEFICIENT_PERCDAMP)
+        pilot = _pilot_neurons(neurons)
+        assert pilot.size == (neurons if neurons <= 64 else 32)
+        e_paper, e_low = (few.qubo_energies(few.encode(ints))[pilot].sum() for ints in (paper, low))
+        want = paper if e_paper < (1 - PILOT_MARGIN) * e_low else low
+        np.testing.assert_array_equal(warm_start_integers(few, pilot=True), want)
+        for margin in (-1.0, 0.999):  # GPTQ's damping wins unless twice as high / only if a thousandth as high
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(qannealq.baselines, "PILOT_MARGIN", margin)
+                np.testing.assert_array_equal(warm_start_integers(few, pilot=True), paper if margin < 0 else low)
+        for name in ("gptq", "gptq-act"):  # unrestricted: restricted to floor/ceil
+            few.encode(warm_start_integers(few, name, pilot=True))
+    enough = random_layer(rng, 30, 4, samples=29, dead=2).problem(3)
+    np.testing.assert_array_equal(warm_start_integers(enough, pilot=True), pivot(enough))
+
+    layer_sa = get_sampler("layer-sa")
+    assert warm_start_pilot(layer_sa, {}, 30) and not warm_start_pilot(layer_sa, {"warm_start_pilot": False}, 30)
+    assert warm_start_pilot(RetryComposite(layer_sa, retries=0), {}, 30)
+    assert not warm_start_pilot(get_sampler("sa"), {}, 30)
+    with pytest.raises(InvalidArgumentError, match="warm_start_pilot"):
+        layer_sa.warm_start_pilot(warm_start_pilot="yes")
+    result = quantize_layer(few, "qubo", layer_sa, "layer-sa", seed=0, effort="fast")
+    np.testing.assert_array_equal(result.warm_start_errors, few.errors(few.grid.dequantize(
+        warm_start_integers(few, pilot=True), few.steps)))
+
+
 def test_the_compiled_lapack_calls_factor_and_invert_in_place_and_report_failure():
     """``qannealq._lapack``: LAPACK's Cholesky and triangular inverse called from compiled code, on a C-order
     matrix read column-major (``a.T``): ``L`` and ``L⁻¹`` in its lower triangle, the other left as it was, and

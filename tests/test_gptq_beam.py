@@ -349,8 +349,9 @@ def test_the_compiled_gptq_path_is_gptq(bits, granularity, int1, restricted):
 @pytest.mark.parametrize("bits,granularity,int1", GRIDS)
 def test_nearest_plane_on_the_cholesky_factor_is_gptq_on_the_inverse_factor(bits, granularity, int1, restricted):
     """Babai's nearest plane on ``L`` (``H = L Lᵀ`` in pivot order, no inverse) rounds as GPTQ on ``J L⁻¹ J`` in
-    the reversed order, for blocks of one input, of sizes that do not divide the inputs and of all of them; and
-    the GPTQ baselines in pivot order (which run it on the live inputs alone) give those integers."""
+    the reversed order, for blocks of one input, of sizes that do not divide the inputs and of all of them, its
+    neurons in one group or several side by side; and the GPTQ baselines in pivot order (which run it on the live
+    inputs alone) give those integers."""
     problem = random_layer(np.random.default_rng(bits + 60), 90, 7, samples=200, dead=4).problem(
         bits, granularity, int1)
     damped = baselines._damped(problem.hessian, problem.dead, GPTQ_PERCDAMP)
@@ -362,9 +363,10 @@ def test_nearest_plane_on_the_cholesky_factor_is_gptq_on_the_inverse_factor(bits
     want = gptq_beam.gptq_path(problem.weights[:, perm], problem.steps[:, perm], lo, hi,
                                float(problem.grid.offset), problem.dead[perm], factor, block=16)[:, ::-1]
     lo, hi = (lo[:, ::-1], hi[:, ::-1]) if restricted else (lo, hi)
-    for block in (1, 7, 16, 91, 128):
+    for block, threads in ((1, 1), (7, 3), (16, 2), (91, 7), (128, 1)):  # neurons in groups side by side too
         got = gptq_beam.nearest_plane_path(problem.weights[:, pivots], problem.steps[:, pivots], lo, hi,
-                                           float(problem.grid.offset), problem.dead[pivots], lt, block=block)
+                                           float(problem.grid.offset), problem.dead[pivots], lt, block=block,
+                                           threads=threads)
         live = ~problem.dead[pivots]
         np.testing.assert_array_equal(got[:, live], want[:, live])
     name = "gptq-restricted-pivot" if restricted else "gptq-pivot"

@@ -699,9 +699,10 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
 
     asked = []
 
-    def spy(problem, warm_start=None, beam=0, paths=1, growth=1.0):
+    def spy(problem, warm_start=None, beam=0, paths=1, growth=1.0, pilot=False):
         asked.append(beam)
         assert paths == 1 and growth == 1.0  # no population on 701 inputs: one start per neuron, a constant beam
+        assert pilot is True  # layer-sa takes a rank-deficient layer's damping from a pilot
         raise Stop
     monkeypatch.setattr(solve_module, "warm_start_integers", spy)
     _, problem = layer_problem(5, 700, 2, 3, samples=40)
