@@ -394,6 +394,16 @@ def up_fields(mat: np.ndarray, diag: np.ndarray, lin: np.ndarray, steps: np.ndar
     return np.ascontiguousarray(scaled + 2.0 * (u @ mat - diag * u))
 
 
+def fields_from_products(products: np.ndarray, cross: np.ndarray, diag: np.ndarray, steps: np.ndarray,
+                         v: np.ndarray) -> np.ndarray:
+    """:func:`up_fields` of rows ``v`` from the products ``q H`` of their values ``q = b + d ∘ v`` (``b`` the base
+    values), which the errors of ``q`` needed already: with ``a = d² diag(H) + 2 d (H b − c)``, ``h = 2 (q H −
+    c) + diag(H) ∘ (d − 2 d ∘ v)``, no product of its own (0 where ``d = 0``). ``cross``: ``c`` of each row's
+    neuron; every argument restricted to the same coordinates."""
+    u = steps * v
+    return np.ascontiguousarray(np.where(steps != 0, 2.0 * (products - cross) + diag * (steps - 2.0 * u), 0.0))
+
+
 def row_energies(offsets: np.ndarray, lin: np.ndarray, steps: np.ndarray, v: np.ndarray,
                  h: np.ndarray) -> np.ndarray:
     """Energies of rows ``v`` from their up-fields ``h`` (no matrix product): ``e + (a·v + (d ∘ v)·h) / 2``.

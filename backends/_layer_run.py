@@ -111,12 +111,13 @@ class _Run:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def start(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
-        """Rows at the states ``starts`` ``(R, m)`` (row r of problem ``owner[r]``, default r): fields by one GEMM."""
+    def start(self, starts: np.ndarray, owner: np.ndarray | None = None, fields: np.ndarray | None = None) -> Rows:
+        """Rows at the states ``starts`` ``(R, m)`` (row r of problem ``owner[r]``, default r): fields by one GEMM,
+        or ``fields`` where the caller has them (:func:`._layer_kernel.fields_from_products`)."""
         d = self.dense
         owner = np.arange(starts.shape[0]) if owner is None else owner
         v = np.ascontiguousarray(np.where(d.free[owner], starts, 0), dtype=np.uint8)
-        h = up_fields(d.mat, self.diag, d.lin[owner], d.steps[owner], v)
+        h = up_fields(d.mat, self.diag, d.lin[owner], d.steps[owner], v) if fields is None else fields
         return Rows(v, owner, row_energies(d.offsets[owner], d.lin[owner], d.steps[owner], v, h), h)
 
     def _args(self, rows: Rows, chains: bool = False,
@@ -156,10 +157,10 @@ class _Run:
             return
         list(shared_pool(self.threads).map(lambda block: kernel(*args, block), blocks))
 
-    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
+    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None, fields: np.ndarray | None = None) -> Rows:
         """Greedy descent (single and pair flips) from every start ``(R, m)`` (row r of problem ``owner[r]``,
-        default r)."""
-        rows = self.start(starts, owner)
+        default r; ``fields``: their up-fields, where the caller has them)."""
+        rows = self.start(starts, owner, fields)
         args, _, _ = self._args(rows)
         with self.clock.watch(self.stop):
             self._parallel(polish_block, (*args, int(self.params["polish_sweeps"]), self.stop), rows.owner.size)

@@ -76,6 +76,7 @@ from qannealq.formulation import LayerProblem
 from qannealq.contract import LayerSample, draw_seed
 
 from ._layer_dense import DenseQubos, Rows
+from ._layer_kernel import fields_from_products
 from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
 from ._layer_schedule import (EFFORTS, Clock, anneal_schedule, beam_growth, beam_width, chain_depth,  # noqa: F401
                               cycles, effort, hot_ladder, population, preset, recombination, rtn_start)
@@ -286,7 +287,8 @@ class LayerSASampler(dimod.Sampler):
             return sample_per_neuron(problem, warm, starts, params, seed, _solve, t0)
         # the energies are the neurons' errors (the QUBO is exact): the solve loop asked for the warm start's,
         # and the result asks for the solution's, each remembered by the problem (one product each, not two)
-        warm_energies = problem.errors(problem.decode_layer(warm)[1])
+        warm_values = problem.decode_layer(warm)[1]
+        warm_energies = problem.errors(warm_values)
         clock.record(float(warm_energies.sum()))
         anneals = effort(params, problem.num_coordinates)[1] > 0  # the schedule then scales with the floors
         # the start is the preset's beam (the solve loop's warm start asks this sampler for its width)
@@ -295,8 +297,13 @@ class LayerSASampler(dimod.Sampler):
         run, device = make_run(dense, params, clock)
         t1 = time.perf_counter_ns()
         best = np.zeros_like(warm)
+        fields = None  # the warm start's up-fields from the product its errors took (the problem remembers it)
+        products = problem.remembered_products(warm_values) if len(starts) == 1 and device == "cpu" else None
+        if products is not None:
+            fields = fields_from_products(products[:, live], problem.stats.cross[:, live], dense.diag, dense.steps,
+                                          warm[:, live])
         best[:, live], stats = _solve(run, [s[:, live] for s in starts], seed,
-                                      None if others is None else others[:, :, live])
+                                      None if others is None else others[:, :, live], fields)
         t2 = time.perf_counter_ns()
         energies = problem.errors(problem.decode_layer(best)[1])
         worse = energies > warm_energies
@@ -321,19 +328,20 @@ class LayerSASampler(dimod.Sampler):
         return sample_bqm(bqm, self._params(kwargs), initial_states, seed)
 
 
-def _solve(run: _Run, starts: list[np.ndarray], seed: int,
-           others: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+def _solve(run: _Run, starts: list[np.ndarray], seed: int, others: np.ndarray | None = None,
+           fields: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Polish each start, anneal from each problem's best polished start, return the best row per problem.
 
     Where a population recombines (:func:`._layer_schedule.recombination`) and runs several cycles
     (:func:`._layer_schedule.cycles`), each cycle after the first anneals a new population from every problem's
     best state so far (the last recombination's polished rows) and recombines it in turn. ``others``
     ``(n, k, m)``: more states per problem; the first population's reads start one from each of them after
-    one from the best polished start (:func:`_first_population`).
+    one from the best polished start (:func:`_first_population`). ``fields``: the starts' up-fields, where the
+    caller has them.
     """
     n, k = starts[0].shape[0], len(starts)
-    with run:  # one thread pool for every kernel call of the solve
-        polished = run.polish(np.concatenate(starts), np.tile(np.arange(n), k))
+    with run:  # the solve's kernel calls
+        polished = run.polish(np.concatenate(starts), np.tile(np.arange(n), k), fields)
         start_e = polished.energy.reshape(k, n)
         which = np.argmin(start_e, axis=0)
         chosen = polished.take(which * n + np.arange(n))

@@ -69,17 +69,31 @@ class LayerStats:
         return cls(x.T @ x / n_s, y.T @ x / n_s, np.mean(y * y, axis=0), n_s)
 
 
-#: Results :meth:`LayerProblem.errors` remembers (the latest; by the exact bytes of their values).
+#: Results :meth:`LayerProblem.errors` remembers (the latest; found by comparing the values themselves).
 ERRORS_REMEMBERED = 2
 _REMEMBER_LOCK = threading.Lock()
 
 
-class _Remembered(dict):
-    """:meth:`LayerProblem.errors`'s latest results by ``(shape, bytes)`` of their values; never pickled (an
-    executor's copy of the problem starts without them)."""
+class _Remembered(list):
+    """:meth:`LayerProblem.errors`'s latest ``(values, errors, values @ H)``, the oldest first; never pickled
+    (an executor's copy of the problem starts without them)."""
 
     def __reduce__(self):
         return (_Remembered, ())
+
+    def find(self, values: np.ndarray) -> tuple | None:
+        """The entry of exactly these ``values`` (the same shape and every value equal), else None."""
+        with _REMEMBER_LOCK:
+            entries = list(self)
+        for entry in entries:
+            if entry[0].shape == values.shape and np.array_equal(entry[0], values):
+                return entry
+        return None
+
+    def keep(self, entry: tuple) -> None:
+        with _REMEMBER_LOCK:
+            self.append(entry)
+            del self[:-ERRORS_REMEMBERED]
 
 
 @dataclass(frozen=True)
@@ -186,25 +200,27 @@ class LayerProblem:
     def errors(self, values: np.ndarray) -> np.ndarray:
         """Reconstruction error ``E_i`` of each row of ``values`` ``(n, m)``, by matrix products.
 
-        The latest :data:`ERRORS_REMEMBERED` results are remembered by the exact bytes of ``values`` (a copy is
-        returned): a solve asks for the same rows' errors twice, the warm start's (the solve loop's record and a
-        whole-layer sampler's guard) and the solution's (the sampler's and the result's), and each is one
-        product of ``H`` with the layer's rows (3 ms of a 40 ms ``fast`` solve on MNIST's first layer, 0.1 s on
-        CIFAR-10's). Reading the bytes costs a twelfth of that.
+        The latest :data:`ERRORS_REMEMBERED` results are remembered with their values and their product ``values
+        @ H`` (a copy of the errors is returned): a solve asks for the same rows' errors twice, the warm start's
+        (the solve loop's record and a whole-layer sampler's guard) and the solution's (the sampler's and the
+        result's), and each is one product of ``H`` with the layer's rows (3 ms of a 35 ms ``fast`` solve on
+        MNIST's first layer, 0.09 s on CIFAR-10's); ``layer-sa`` forms its warm start's up-fields from the
+        product (:meth:`remembered_products`). Comparing the values costs a fortieth of a product.
         """
         q = np.ascontiguousarray(values, dtype=np.float64)
-        key = (q.shape, q.tobytes())
-        memo = self._remembered
-        with _REMEMBER_LOCK:
-            known = memo.get(key)
+        known = self._remembered.find(q)
         if known is not None:
-            return known.copy()
-        out = self._errors(q, q @ self.hessian)
-        with _REMEMBER_LOCK:
-            memo[key] = out.copy()
-            while len(memo) > ERRORS_REMEMBERED:
-                del memo[next(iter(memo))]
+            return known[1].copy()
+        products = q @ self.hessian
+        out = self._errors(q, products)
+        products.flags.writeable = False
+        self._remembered.keep((q.copy(), out.copy(), products))
         return out
+
+    def remembered_products(self, values: np.ndarray) -> np.ndarray | None:
+        """``values @ H`` (read-only) where :meth:`errors` of exactly these ``values`` is remembered, else None."""
+        known = self._remembered.find(np.ascontiguousarray(values, dtype=np.float64))
+        return None if known is None else known[2]
 
     def _errors(self, q: np.ndarray, products: np.ndarray) -> np.ndarray:
         """``E_i`` of the rows ``q`` from their products ``q H``."""

@@ -191,6 +191,10 @@ def test_errors_remembered_by_content_are_the_errors_and_never_stale():
     problem.errors(problem.base_values)
     assert len(problem._remembered) == ERRORS_REMEMBERED  # the oldest went
     np.testing.assert_array_equal(problem.errors(problem.base_values), problem.offsets)
+    products = problem.remembered_products(problem.base_values)  # with the errors, their product with H
+    np.testing.assert_array_equal(products, problem.base_values @ problem.hessian)
+    assert not products.flags.writeable
+    assert problem.remembered_products(values) is None  # forgotten
     copy = pickle.loads(pickle.dumps(problem))
     assert len(copy._remembered) == 0
     np.testing.assert_array_equal(copy.errors(moved), other)

@@ -13,7 +13,8 @@ import pytest
 
 pytest.importorskip("numba")  # before the imports below: layer_sa loads the numba kernel
 
-from helpers import check_layer_energies, check_reported_energies, layer_problem, smooth_layer  # noqa: E402
+from helpers import (check_layer_energies, check_reported_energies, layer_problem, random_layer,  # noqa: E402
+                     smooth_layer)
 from qannealq import gptq_restricted  # noqa: E402
 from qannealq.backends import get_sampler  # noqa: E402
 from qannealq.backends import _layer_dense  # noqa: E402
@@ -716,3 +717,33 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
             return 3 + kwargs.get("extra", 0)
     from qannealq.contract import warm_start_beam
     assert warm_start_beam(OldContract(), {"extra": 2}, 701) == 5
+
+
+def test_the_warm_starts_fields_come_from_the_product_its_errors_took(monkeypatch):
+    """The up-fields of the warm start, formed from ``q H`` (which its errors needed) instead of their own
+    product, equal :func:`up_fields` to rounding on a layer with dead and fixed inputs; the solve loop's
+    ``layer-sa`` run then gives the integers it gives without them."""
+    from qannealq import quantize_layer
+    from qannealq.backends._layer_dense import DenseQubos
+    from qannealq.backends._layer_kernel import fields_from_products, up_fields
+    from qannealq.baselines import warm_start_integers
+    from qannealq.formulation import LayerProblem
+
+    layer = random_layer(np.random.default_rng(31), 120, 9, samples=300, dead=5)
+    problem = layer.problem(2)
+    warm = problem.encode(warm_start_integers(problem))
+    values = problem.decode_layer(warm)[1]
+    problem.errors(values)
+    dense, live = DenseQubos.from_problem(problem).live()
+    assert live.size < problem.num_coordinates
+    v = warm[:, live]
+    want = up_fields(dense.mat, dense.diag, dense.lin, dense.steps, np.where(dense.free, v, 0))
+    got = fields_from_products(problem.remembered_products(values)[:, live], problem.stats.cross[:, live],
+                               dense.diag, dense.steps, v)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+    for effort in ("fast", "default"):
+        with_fields = quantize_layer(layer.problem(2), "qubo", LayerSASampler(), "layer-sa", seed=2, effort=effort)
+        with monkeypatch.context() as patch:
+            patch.setattr(LayerProblem, "remembered_products", lambda self, values: None)
+            without = quantize_layer(layer.problem(2), "qubo", LayerSASampler(), "layer-sa", seed=2, effort=effort)
+        np.testing.assert_array_equal(with_fields.integers, without.integers)
