@@ -44,6 +44,10 @@ closer to the best known than a constant width for the same time.
 The kernels' copy and update loops run over row slices from index 0: indexed from a variable start, numba's
 wraparound of negative indices keeps LLVM from vectorizing them, and the search took 1.7x as long.
 
+GPTQ itself (width 1, each rounding to the nearest level) needs no inverse: :func:`nearest_plane_path` runs it
+on the Cholesky factor of the damped ``H`` in pivot order (the baselines' ``gptq-pivot`` forms and ``layer-sa``'s
+start without a beam), with the integers of :func:`gptq_path` on ``U``.
+
 Deterministic: no random draws, and each product covers a fixed group of neurons (:data:`GROUP`) whatever the
 thread count, so the result does not depend on ``threads``.
 """
