@@ -394,14 +394,25 @@ def up_fields(mat: np.ndarray, diag: np.ndarray, lin: np.ndarray, steps: np.ndar
     return np.ascontiguousarray(scaled + 2.0 * (u @ mat - diag * u))
 
 
+@numba.njit(cache=True, nogil=True)
 def fields_from_products(products: np.ndarray, cross: np.ndarray, diag: np.ndarray, steps: np.ndarray,
-                         v: np.ndarray) -> np.ndarray:
-    """:func:`up_fields` of rows ``v`` from the products ``q H`` of their values ``q = b + d ∘ v`` (``b`` the base
-    values), which the errors of ``q`` needed already: with ``a = d² diag(H) + 2 d (H b − c)``, ``h = 2 (q H −
-    c) + diag(H) ∘ (d − 2 d ∘ v)``, no product of its own (0 where ``d = 0``). ``cross``: ``c`` of each row's
-    neuron; every argument restricted to the same coordinates."""
-    u = steps * v
-    return np.ascontiguousarray(np.where(steps != 0, 2.0 * (products - cross) + diag * (steps - 2.0 * u), 0.0))
+                         v: np.ndarray, live: np.ndarray) -> np.ndarray:
+    """:func:`up_fields` of rows ``v`` ``(n, k)`` on the coordinates ``live`` ``(k,)`` from the products ``q H``
+    ``(n, m)`` of their values ``q = b + d ∘ v`` (``b`` the base values), which the errors of ``q`` needed
+    already: with ``a = d² diag(H) + 2 d (H b − c)``, ``h = 2 (q H − c) + diag(H) ∘ (d − 2 d ∘ v)``, no product
+    of its own (0 where ``d = 0``). ``cross`` ``(n, m)``: ``c`` of each row's neuron; ``diag`` and ``steps``
+    ``(n, k)`` on ``live`` already. One pass, no temporaries (numpy's took 60 ms on CIFAR-10's first layer)."""
+    n, k = v.shape
+    h = np.empty((n, k))
+    for i in range(n):
+        for t in range(k):
+            d = steps[i, t]
+            if d == 0.0:
+                h[i, t] = 0.0
+            else:
+                j = live[t]
+                h[i, t] = 2.0 * (products[i, j] - cross[i, j]) + diag[t] * (d - 2.0 * (d * v[i, t]))
+    return h
 
 
 def row_energies(offsets: np.ndarray, lin: np.ndarray, steps: np.ndarray, v: np.ndarray,

@@ -300,8 +300,8 @@ class LayerSASampler(dimod.Sampler):
         fields = None  # the warm start's up-fields from the product its errors took (the problem remembers it)
         products = problem.remembered_products(warm_values) if len(starts) == 1 and device == "cpu" else None
         if products is not None:
-            fields = fields_from_products(products[:, live], problem.stats.cross[:, live], dense.diag, dense.steps,
-                                          warm[:, live])
+            fields = fields_from_products(products, problem.stats.cross, dense.diag, dense.steps,
+                                          np.ascontiguousarray(warm[:, live]), live)
         best[:, live], stats = _solve(run, [s[:, live] for s in starts], seed,
                                       None if others is None else others[:, :, live], fields)
         t2 = time.perf_counter_ns()
