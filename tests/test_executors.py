@@ -177,3 +177,27 @@ def test_run_on_a_local_cluster_writes_the_serial_runs_results(local_cluster, tm
     assert any(m.startswith("neuron solves on dask tcp://127.0.0.1:") for m in messages)
     assert [(r.accuracy, r.layer_error) for r in spread.rows] == [(r.accuracy, r.layer_error) for r in plain.rows]
     assert [l["seed"] for l in spread.rows[0].layers] == [l["seed"] for l in plain.rows[0].layers]
+
+
+def test_shared_pools_are_kept_per_size_and_fresh_in_a_forked_child():
+    """``qannealq._pool.shared_pool``: one pool per size for the process, its threads kept between calls; a
+    forked child (Dask's and multiprocessing's workers) gets a pool of its own, which runs its tasks (the
+    parent's worker threads do not exist there: its pool would take the tasks and never run them)."""
+    import os
+    import signal
+
+    from qannealq._pool import shared_pool
+
+    pool = shared_pool(2)
+    assert shared_pool(2) is pool and shared_pool(3) is not pool
+    assert list(pool.map(lambda x: x * x, range(5))) == [0, 1, 4, 9, 16]
+    pid = os.fork()
+    if pid == 0:  # the child
+        ok = False
+        try:
+            signal.alarm(20)  # a pool whose workers are gone would hang here
+            ok = shared_pool(2) is not pool and list(shared_pool(2).map(abs, [-1, -2])) == [1, 2]
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
