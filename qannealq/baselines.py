@@ -507,7 +507,8 @@ def _pilot_start(problem: LayerProblem, restricted: bool, order: str, dampings: 
     factors = _side_by_side(factor, dampings)
     pilot = _pilot_neurons(n)
     trials = [run(f, pilot) for f in factors]
-    energies = [_neuron_errors(problem, pilot, ints).sum() for ints in trials]
+    energies = [problem.neuron_errors(problem.grid.dequantize(ints, problem.steps[pilot]), pilot).sum()
+                for ints in trials]
     pick = _pilot_pick(*energies)
     out = np.empty((n, problem.num_coordinates), np.int64)
     out[pilot] = trials[pick]
@@ -515,13 +516,6 @@ def _pilot_start(problem: LayerProblem, restricted: bool, order: str, dampings: 
     if rest.size:
         out[rest] = run(factors[pick], rest)
     return out
-
-
-def _neuron_errors(problem: LayerProblem, rows: np.ndarray, ints: np.ndarray) -> np.ndarray:
-    """``E_i`` of the neurons ``rows`` at grid integers ``ints`` ``(len(rows), m)`` (a shared ``H``)."""
-    q = problem.grid.dequantize(ints, problem.steps[rows])
-    return (np.einsum("ij,ij->i", q @ problem.hessian, q) - 2.0 * np.einsum("ij,ij->i", q, problem.stats.cross[rows])
-            + problem.stats.target_sq[rows])
 
 
 def _side_by_side(fn: Callable, items: Iterable) -> list:
@@ -623,7 +617,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     else:  # (GPTQ's damping, the lower one)
         pilot = _pilot_neurons(n)
         trials = [search(p, pilot) for p in dampings]
-        floor = problem.errors(np.where(dead, 0.0, problem.weights))[pilot].sum()  # E(w): energies, not scores
+        floor = problem.neuron_errors(np.where(dead, 0.0, problem.weights[pilot]), pilot).sum()  # E(w), not scores
         pick = _pilot_pick(*(floor + score.sum() for _, score in trials))
         best = np.empty((n, *trials[0][0].shape[1:]), np.uint8)
         best[pilot] = trials[pick][0]

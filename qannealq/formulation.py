@@ -222,10 +222,16 @@ class LayerProblem:
         known = self._remembered.find(np.ascontiguousarray(values, dtype=np.float64))
         return None if known is None else known[2]
 
-    def _errors(self, q: np.ndarray, products: np.ndarray) -> np.ndarray:
-        """``E_i`` of the rows ``q`` from their products ``q H``."""
-        return (np.einsum("ij,ij->i", products, q) - 2.0 * np.einsum("ij,ij->i", q, self.stats.cross)
-                + self.stats.target_sq)
+    def neuron_errors(self, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``E_i`` of the neurons ``rows`` at ``values`` ``(len(rows), m)``: one product of those rows alone (a
+        pilot's few neurons; not remembered)."""
+        q = np.ascontiguousarray(values, dtype=np.float64)
+        return self._errors(q, q @ self.hessian, rows)
+
+    def _errors(self, q: np.ndarray, products: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """``E_i`` of the rows ``q`` (of the neurons ``rows``) from their products ``q H``."""
+        return (np.einsum("ij,ij->i", products, q) - 2.0 * np.einsum("ij,ij->i", q, self.stats.cross[rows])
+                + self.stats.target_sq[rows])
 
     def qubo_energies(self, assignments: np.ndarray) -> np.ndarray:
         """Energies of binary ``assignments`` ``(n, m)`` from the QUBO coefficients (fixed entries ignored)."""

@@ -261,6 +261,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
     samplesets, info, used_seed = None, {}, None
     if method in BASELINES:
         integers = BASELINES[method](problem)
+        values = problem.grid.dequantize(integers, problem.steps)
         if progress:
             progress(problem.num_neurons)
     else:
@@ -285,8 +286,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
         used_seed = draw_seed(seed)
         assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
                                                     sampler_kwargs, checkpoint)
-        integers, _ = problem.decode_layer(assignments)
-    values = problem.grid.dequantize(integers, problem.steps)
+        integers, values = problem.decode_layer(assignments)
     seconds = time.perf_counter() - t0
     logger.debug("%s %s: %.3g s", problem.name, method, seconds)
     return LayerResult(problem.name, method, backend if method == "qubo" else "", problem.grid.bits, integers,
