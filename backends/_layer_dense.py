@@ -14,7 +14,9 @@ Nothing here ever forms a per-problem ``(m, m)`` matrix.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from dataclasses import dataclass
+from typing import Callable
 
 import dimod
 import numpy as np
@@ -24,8 +26,8 @@ from qannealq.backends._common import dense_binary
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
-__all__ = ["DenseQubos", "Rows", "continuous_floor", "coupling_strength", "ranked_partners", "run_ranking",
-           "pair_partners", "chain_partners", "chain_hops", "beta_ends", "excess_ends", "beta_schedule",
+__all__ = ["DenseQubos", "Deferred", "Rows", "continuous_floor", "coupling_strength", "ranked_partners",
+           "run_ranking", "pair_partners", "chain_partners", "chain_hops", "beta_ends", "excess_ends", "beta_schedule",
            "greedy_tolerance", "MAX_EXPONENT", "HOP_BYTES"]
 
 #: Largest ``β ΔE`` of an uphill move still tested: ``exp(-20) ~ 2e-9``, so a move beyond it is rejected without
@@ -38,13 +40,33 @@ MAX_EXPONENT = 20.0
 HOP_BYTES = 1 << 28
 
 
+class Deferred:
+    """The ``(lin, offsets)`` of a :class:`DenseQubos`, formed by ``form`` on the first call and kept: copies of
+    the problems (``dataclasses.replace``, e.g. a run's restriction to movable coordinates) share it, so they
+    are formed once."""
+
+    def __init__(self, form: Callable[[], tuple[np.ndarray, np.ndarray]]) -> None:
+        self._form: Callable[[], tuple[np.ndarray, np.ndarray]] | None = form
+        self._value: tuple[np.ndarray, np.ndarray] = (np.empty((0, 0)), np.empty(0))
+        self._lock = threading.Lock()
+
+    def __call__(self) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            if self._form is not None:
+                self._value, self._form = self._form(), None
+            return self._value
+
+
 @dataclass(frozen=True)
 class DenseQubos:
     """Many QUBOs over one shared matrix (see the module docstring).
 
     Attributes:
         mat: shared symmetric ``M`` ``(m, m)`` float64 (C-contiguous).
-        lin: ``a`` ``(n, m)``; steps: ``d`` ``(n, m)``; free: ``(n, m)`` bool; offsets: ``e`` ``(n,)``.
+        given_lin, given_offsets: ``a`` ``(n, m)`` and ``e`` ``(n,)`` (read as :attr:`lin` and :attr:`offsets`),
+            or None where ``deferred`` forms them on first use: a layer's (:meth:`from_problem`) take a product
+            of ``H`` with the layer's base values, which a ``fast`` solve on a wide layer never needs.
+        steps: ``d`` ``(n, m)``; free: ``(n, m)`` bool.
         floors: optional lower bound of each problem's energy ``(n,)`` (a layer: :func:`continuous_floor`),
             which lets the anneal scale its temperatures to the energy left to gain.
         layer_inputs: the coordinates of that layer, dead and fixed ones included (the size by which its
@@ -54,17 +76,34 @@ class DenseQubos:
         beamed: the problems start from the beam search over their shared matrix (a layer of one ``H``, the
             preset's beam: :func:`._layer_schedule.beam_width`), whose start the effort's ``beam_sweeps``
             polish (:func:`._layer_schedule.effort`).
+        deferred: forms ``(a, e)`` where they are not given (:class:`Deferred`; shared by copies).
     """
 
     mat: np.ndarray
-    lin: np.ndarray
+    given_lin: np.ndarray | None
     steps: np.ndarray
     free: np.ndarray
-    offsets: np.ndarray
+    given_offsets: np.ndarray | None
     floors: np.ndarray | None = None
     layer_neurons: int | None = None
     layer_inputs: int | None = None
     beamed: bool = False
+    deferred: "Deferred | None" = dataclasses.field(default=None, repr=False, compare=False)
+
+    @property
+    def lin(self) -> np.ndarray:
+        """``a`` ``(n, m)``: as given, or formed on first use (:class:`Deferred`)."""
+        return self.given_lin if self.given_lin is not None else self._deferred()[0]
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """``e`` ``(n,)``: as given, or formed on first use (:class:`Deferred`)."""
+        return self.given_offsets if self.given_offsets is not None else self._deferred()[1]
+
+    def _deferred(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.deferred is None:
+            raise ValueError("DenseQubos needs lin and offsets, given or deferred")
+        return self.deferred()
 
     @property
     def diag(self) -> np.ndarray:
@@ -75,10 +114,10 @@ class DenseQubos:
         """All neurons of a layer: the shared ``H`` and the per-neuron vectors (no copy of ``H`` per neuron);
         with ``floors``, also each neuron's :func:`continuous_floor` (one linear solve with ``H``)."""
         c = np.ascontiguousarray
-        return cls(c(problem.hessian, dtype=np.float64), c(problem.linear, dtype=np.float64),
-                   c(problem.steps, dtype=np.float64), c(problem.free, dtype=np.bool_),
-                   c(problem.offsets, dtype=np.float64), continuous_floor(problem) if floors else None,
-                   problem.num_neurons, problem.num_coordinates)
+        deferred = Deferred(lambda: (c(problem.linear, dtype=np.float64), c(problem.offsets, dtype=np.float64)))
+        return cls(c(problem.hessian, dtype=np.float64), None, c(problem.steps, dtype=np.float64),
+                   c(problem.free, dtype=np.bool_), None, continuous_floor(problem) if floors else None,
+                   problem.num_neurons, problem.num_coordinates, deferred=deferred)
 
     @classmethod
     def from_bqm(cls, bqm: dimod.BinaryQuadraticModel) -> tuple["DenseQubos", list]:
@@ -100,7 +139,11 @@ class DenseQubos:
         if keep.size == self.free.shape[1]:
             return self, keep
         c = np.ascontiguousarray
-        return dataclasses.replace(self, mat=submatrix(self.mat, keep), lin=c(self.lin[:, keep]),
+        if self.given_lin is None:  # still deferred: formed (and cut to the live coordinates) on first use
+            lin, coefficients = None, Deferred(lambda: (c(self.lin[:, keep]), self.offsets))
+        else:
+            lin, coefficients = c(self.lin[:, keep]), None
+        return dataclasses.replace(self, mat=submatrix(self.mat, keep), given_lin=lin, deferred=coefficients,
                                    steps=c(self.steps[:, keep]), free=c(self.free[:, keep])), keep
 
     def energies(self, v: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:

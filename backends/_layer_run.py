@@ -55,11 +55,13 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def make_run(dense: DenseQubos, params: dict[str, Any], clock: Clock | None = None) -> tuple["_Run | Any", str]:
-    """The run object for ``params["device"]`` (numba :class:`_Run` or torch ``TorchRun``) and the device used."""
+def make_run(dense: DenseQubos, params: dict[str, Any], clock: Clock | None = None,
+             scale: np.ndarray | None = None) -> tuple["_Run | Any", str]:
+    """The run object for ``params["device"]`` (numba :class:`_Run` or torch ``TorchRun``) and the device used
+    (``scale``: :class:`_Run`'s; the torch run sets its tolerance from ``lin``)."""
     device = resolve_device(params["device"])
     if device == "cpu":
-        return _Run(dense, params, clock), device
+        return _Run(dense, params, clock, scale), device
     from ._layer_torch import TorchRun  # below this module: torch is loaded only when asked for
 
     return TorchRun(dense, params, "cpu" if device == "torch-cpu" else device, clock), device
@@ -83,9 +85,14 @@ class _Run:
         dense: the problems.
         params: the sampler's parameters.
         clock: the solve's time limit and trace (default: no limit).
+        scale: ``(n, m)`` magnitudes of each problem's flip gains, from which the greedy moves' tolerance is set
+            (:func:`greedy_tolerance`; default: ``dense.lin``, the gains at the all-down state). A caller that
+            has its starts' fields and not ``lin`` passes their gains ``d ∘ h`` (``a`` at the all-down state),
+            so that ``lin`` is never formed (a ``fast`` solve on a wide layer, :class:`.Deferred`).
     """
 
-    def __init__(self, dense: DenseQubos, params: dict[str, Any], clock: Clock | None = None) -> None:
+    def __init__(self, dense: DenseQubos, params: dict[str, Any], clock: Clock | None = None,
+                 scale: np.ndarray | None = None) -> None:
         self.dense, self.params = dense, params
         self.clock = Clock() if clock is None else clock
         self.diag = dense.diag
@@ -99,7 +106,7 @@ class _Run:
             nbr, coup = chain_partners(self.chain_mat, params["chain_partners"], ranked)
             self.chains = (nbr, coup.astype(np.float64), *chain_hops(self.chain_mat, nbr))
         self.indptr, self.indices = _coordinate_lists(dense.free)
-        self.tol = greedy_tolerance(dense.lin)
+        self.tol = greedy_tolerance(dense.lin if scale is None else scale)
         self.stop = np.zeros(1, np.int64)
 
     def __enter__(self) -> "_Run":
@@ -111,14 +118,19 @@ class _Run:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def start(self, starts: np.ndarray, owner: np.ndarray | None = None, fields: np.ndarray | None = None) -> Rows:
+    def start(self, starts: np.ndarray, owner: np.ndarray | None = None, fields: np.ndarray | None = None,
+              energies: np.ndarray | None = None) -> Rows:
         """Rows at the states ``starts`` ``(R, m)`` (row r of problem ``owner[r]``, default r): fields by one GEMM,
-        or ``fields`` where the caller has them (:func:`._layer_kernel.fields_from_products`)."""
+        or ``fields`` where the caller has them (:func:`._layer_kernel.fields_from_products`); energies from the
+        fields, or ``energies`` where the caller has them too (a layer's: its errors, which the exact QUBO
+        equals). With both given, neither ``lin`` nor ``offsets`` is formed."""
         d = self.dense
         owner = np.arange(starts.shape[0]) if owner is None else owner
         v = np.ascontiguousarray(np.where(d.free[owner], starts, 0), dtype=np.uint8)
         h = up_fields(d.mat, self.diag, d.lin[owner], d.steps[owner], v) if fields is None else fields
-        return Rows(v, owner, row_energies(d.offsets[owner], d.lin[owner], d.steps[owner], v, h), h)
+        if energies is None:
+            energies = row_energies(d.offsets[owner], d.lin[owner], d.steps[owner], v, h)
+        return Rows(v, owner, np.array(energies, dtype=np.float64), h)
 
     def _args(self, rows: Rows, chains: bool = False,
               movable: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[tuple, np.ndarray, np.ndarray]:
@@ -157,10 +169,11 @@ class _Run:
             return
         list(shared_pool(self.threads).map(lambda block: kernel(*args, block), blocks))
 
-    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None, fields: np.ndarray | None = None) -> Rows:
+    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None, fields: np.ndarray | None = None,
+               energies: np.ndarray | None = None) -> Rows:
         """Greedy descent (single and pair flips) from every start ``(R, m)`` (row r of problem ``owner[r]``,
-        default r; ``fields``: their up-fields, where the caller has them)."""
-        rows = self.start(starts, owner, fields)
+        default r; ``fields`` and ``energies``: theirs, where the caller has them, :meth:`start`)."""
+        rows = self.start(starts, owner, fields, energies)
         args, _, _ = self._args(rows)
         with self.clock.watch(self.stop):
             self._parallel(polish_block, (*args, int(self.params["polish_sweeps"]), self.stop), rows.owner.size)
@@ -188,7 +201,7 @@ class _Run:
         start, hot, cold, sweeps = anneal_plan(dense, params, rows)
         if sweeps == 0 or start.owner.size == 0:
             return rows.take(np.arange(0))
-        problems = self.dense.lin.shape[0]
+        problems = self.dense.steps.shape[0]
 
         def layer_best(energies: np.ndarray) -> float:  # the trace's value: each problem's best row, summed
             best = np.full(problems, np.inf)

@@ -85,8 +85,10 @@ class TorchRun:
     def __exit__(self, *exc: object) -> None:
         return None
 
-    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None, fields: np.ndarray | None = None) -> Rows:
-        """Greedy descent from every start ``(R, m)`` (``fields``: unused, this run keeps no up-fields).
+    def polish(self, starts: np.ndarray, owner: np.ndarray | None = None, fields: np.ndarray | None = None,
+               energies: np.ndarray | None = None) -> Rows:
+        """Greedy descent from every start ``(R, m)`` (``fields``, ``energies``: unused, this run keeps no
+        up-fields and computes its energies).
 
         Row ``r`` belongs to problem ``owner[r]`` (default ``r``); ``owner`` lists the problems in order, once
         per start (``np.tile(np.arange(n), k)``), as :func:`layer_sa._solve` passes them.

@@ -294,16 +294,21 @@ class LayerSASampler(dimod.Sampler):
         # the start is the preset's beam (the solve loop's warm start asks this sampler for its width)
         beamed = bool(self.warm_start_beam(m, **params))
         dense, live = dataclasses.replace(DenseQubos.from_problem(problem, floors=anneals), beamed=beamed).live()
-        run, device = make_run(dense, params, clock)
-        t1 = time.perf_counter_ns()
-        best = np.zeros_like(warm)
-        fields = None  # the warm start's up-fields from the product its errors took (the problem remembers it)
-        products = problem.remembered_products(warm_values) if len(starts) == 1 and device == "cpu" else None
+        # the warm start's up-fields from the product its errors took (the problem remembers it), its energies
+        # those errors, and the greedy tolerance from its flip gains: no product of the run's own, and the QUBO's
+        # linear terms and offsets (another product) only if the search needs them (fast on a wide layer: never)
+        fields = energies = None
+        products = (problem.remembered_products(warm_values)
+                    if len(starts) == 1 and resolve_device(params["device"]) == "cpu" else None)
         if products is not None:
             fields = fields_from_products(products, problem.stats.cross, dense.diag, dense.steps,
                                           np.ascontiguousarray(warm[:, live]), live)
+            energies = warm_energies
+        run, device = make_run(dense, params, clock, None if fields is None else dense.steps * fields)
+        t1 = time.perf_counter_ns()
+        best = np.zeros_like(warm)
         best[:, live], stats = _solve(run, [s[:, live] for s in starts], seed,
-                                      None if others is None else others[:, :, live], fields)
+                                      None if others is None else others[:, :, live], fields, energies)
         t2 = time.perf_counter_ns()
         energies = problem.errors(problem.decode_layer(best)[1])
         worse = energies > warm_energies
@@ -329,19 +334,19 @@ class LayerSASampler(dimod.Sampler):
 
 
 def _solve(run: _Run, starts: list[np.ndarray], seed: int, others: np.ndarray | None = None,
-           fields: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+           fields: np.ndarray | None = None, energies: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Polish each start, anneal from each problem's best polished start, return the best row per problem.
 
     Where a population recombines (:func:`._layer_schedule.recombination`) and runs several cycles
     (:func:`._layer_schedule.cycles`), each cycle after the first anneals a new population from every problem's
     best state so far (the last recombination's polished rows) and recombines it in turn. ``others``
     ``(n, k, m)``: more states per problem; the first population's reads start one from each of them after
-    one from the best polished start (:func:`_first_population`). ``fields``: the starts' up-fields, where the
-    caller has them.
+    one from the best polished start (:func:`_first_population`). ``fields`` and ``energies``: the starts'
+    up-fields and energies, where the caller has them.
     """
     n, k = starts[0].shape[0], len(starts)
     with run:  # the solve's kernel calls
-        polished = run.polish(np.concatenate(starts), np.tile(np.arange(n), k), fields)
+        polished = run.polish(np.concatenate(starts), np.tile(np.arange(n), k), fields, energies)
         start_e = polished.energy.reshape(k, n)
         which = np.argmin(start_e, axis=0)
         chosen = polished.take(which * n + np.arange(n))

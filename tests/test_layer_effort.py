@@ -747,3 +747,46 @@ def test_the_warm_starts_fields_come_from_the_product_its_errors_took(monkeypatc
             patch.setattr(LayerProblem, "remembered_products", lambda self, values: None)
             without = quantize_layer(layer.problem(2), "qubo", LayerSASampler(), "layer-sa", seed=2, effort=effort)
         np.testing.assert_array_equal(with_fields.integers, without.integers)
+
+
+def test_the_qubos_linear_terms_are_formed_once_and_only_where_a_solve_needs_them(monkeypatch):
+    """A layer's ``DenseQubos`` forms ``a`` and ``e`` (from a product of ``H`` with the base values) on first
+    use, once for the live copy and its restrictions, equal to the problem's; ``fast`` on a layer too wide to
+    anneal (its start's fields and errors known, its tolerance from their gains) never forms that product and
+    gives the integers of a run that does (fields by a product, energies from ``a`` and ``e``, tolerance from
+    ``a``); ``default``, which anneals, forms it once."""
+    import dataclasses
+    from functools import cached_property
+
+    from qannealq import quantize_layer
+    from qannealq.formulation import LayerProblem
+
+    layer = random_layer(np.random.default_rng(41), 300, 6, samples=400, dead=4)
+    problem = layer.problem(2)
+    assert effort(LayerSASampler()._params({"effort": "fast"}), problem.num_coordinates, problem.num_neurons)[1] == 0
+    formed = []
+    base_products = LayerProblem._base_products.func
+
+    def counted(self):
+        formed.append(1)
+        return base_products(self)
+
+    counting = cached_property(counted)
+    counting.__set_name__(LayerProblem, "_base_products")
+    monkeypatch.setattr(LayerProblem, "_base_products", counting)
+    dense, live = DenseQubos.from_problem(problem).live()
+    narrow = dataclasses.replace(dense, free=dense.free & (np.arange(live.size) % 2 == 0))
+    assert not formed and live.size < problem.num_coordinates
+    np.testing.assert_array_equal(narrow.lin, problem.linear[:, live])
+    np.testing.assert_array_equal(dense.offsets, problem.offsets)
+    assert dense.lin is narrow.lin and len(formed) == 1
+    for name, times in (("fast", 0), ("default", 1)):
+        formed.clear()
+        quiet = quantize_layer(layer.problem(2), "qubo", LayerSASampler(), "layer-sa", seed=3, effort=name)
+        assert len(formed) == times, name
+        with monkeypatch.context() as patch:
+            patch.setattr(LayerProblem, "remembered_products", lambda self, values: None)
+            formed.clear()
+            eager = quantize_layer(layer.problem(2), "qubo", LayerSASampler(), "layer-sa", seed=3, effort=name)
+            assert formed, name
+        np.testing.assert_array_equal(quiet.integers, eager.integers)
