@@ -56,10 +56,11 @@ def resolve_device(device: str) -> str:
 
 
 def make_run(dense: DenseQubos, params: dict[str, Any], clock: Clock | None = None,
-             scale: np.ndarray | None = None) -> tuple["_Run | Any", str]:
+             scale: np.ndarray | None = None, device: str | None = None) -> tuple["_Run | Any", str]:
     """The run object for ``params["device"]`` (numba :class:`_Run` or torch ``TorchRun``) and the device used
-    (``scale``: :class:`_Run`'s; the torch run sets its tolerance from ``lin``)."""
-    device = resolve_device(params["device"])
+    (``scale``: :class:`_Run`'s; the torch run sets its tolerance from ``lin``; ``device``: that device already
+    resolved by :func:`resolve_device`, where the caller has it)."""
+    device = resolve_device(params["device"]) if device is None else device
     if device == "cpu":
         return _Run(dense, params, clock, scale), device
     from ._layer_torch import TorchRun  # below this module: torch is loaded only when asked for
@@ -130,7 +131,9 @@ class _Run:
         h = up_fields(d.mat, self.diag, d.lin[owner], d.steps[owner], v) if fields is None else fields
         if energies is None:
             energies = row_energies(d.offsets[owner], d.lin[owner], d.steps[owner], v, h)
-        return Rows(v, owner, np.array(energies, dtype=np.float64), h)
+        else:  # a copy: the kernels update the rows' energies in place, and the caller keeps its own
+            energies = np.array(energies, dtype=np.float64)
+        return Rows(v, owner, energies, h)
 
     def _args(self, rows: Rows, chains: bool = False,
               movable: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> tuple[tuple, np.ndarray, np.ndarray]:

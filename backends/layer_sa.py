@@ -298,13 +298,13 @@ class LayerSASampler(dimod.Sampler):
         # those errors, and the greedy tolerance from its flip gains: no product of the run's own, and the QUBO's
         # linear terms and offsets (another product) only if the search needs them (fast on a wide layer: never)
         fields = energies = None
-        products = (problem.remembered_products(warm_values)
-                    if len(starts) == 1 and resolve_device(params["device"]) == "cpu" else None)
+        device = resolve_device(params["device"])
+        products = problem.remembered_products(warm_values) if len(starts) == 1 and device == "cpu" else None
         if products is not None:
             fields = fields_from_products(products, problem.stats.cross, dense.diag, dense.steps,
                                           np.ascontiguousarray(warm[:, live]), live)
             energies = warm_energies
-        run, device = make_run(dense, params, clock, None if fields is None else dense.steps * fields)
+        run, device = make_run(dense, params, clock, None if fields is None else dense.steps * fields, device)
         t1 = time.perf_counter_ns()
         best = np.zeros_like(warm)
         best[:, live], stats = _solve(run, [s[:, live] for s in starts], seed,
