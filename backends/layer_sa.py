@@ -40,14 +40,18 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 4. **Polish** each read greedily, recompute the energies in float64 and keep each neuron's best (never worse
    than the warm start).
 
-``time_limit`` (seconds from the call) bounds a solve: the first chunk of the anneal measures the speed and
-the schedule is shortened to fit (so that it still ends cold), and a watchdog stops the kernel at the limit
-in any case; the best states found are returned. ``info["trace"]`` records the total energy reached over time
-(``seconds`` since the call, ``energy``: the sum over neurons of the best so far), for time-to-target
-(:func:`time_to_target`).
+``time_limit`` (seconds per layer) bounds a solve, the warm start included: the warm start's beam gets
+:data:`WARM_START_SHARE` of it and narrows to end by then (groups of neurons it does not reach keep GPTQ's
+start; :func:`qannealq.baselines.warm_start_integers`'s ``deadline``); the search gets the rest (the solve loop
+passes the start's seconds as ``time_spent``): the first chunk of the anneal measures the speed and the schedule
+is shortened to fit (so that it still ends cold), and a watchdog stops the kernel at the limit in any case; the
+best states found are returned. The warm start's factorizations and GPTQ's own start (one to two GPTQ times) and
+the final polish and energies run in any case. ``info["trace"]`` records the total energy reached over time
+(``seconds`` since the layer's solve began, ``time_spent`` before the call, ``energy``: the sum over neurons of
+the best so far), for time-to-target (:func:`time_to_target`).
 
 Runs in a numba kernel, rows in parallel threads, each with its own seeded generator: deterministic for a
-seed whatever the thread count, and whatever the time limit as long as it does not cut the run
+seed whatever the thread count, and whatever the time limit as long as it cuts neither the beam nor the run
 (``info["time_limited"]`` is False; when it is True the result depends on timing). With a GPU (``device``),
 in torch on CUDA (:mod:`._layer_torch`: the same starts, schedule, moves (chains included) and polish, all rows
 updated in parallel one coordinate at a time; there a time limit stops the run after the sweep that passes it,
@@ -69,6 +73,7 @@ from typing import Any
 import dimod
 import numpy as np
 
+from qannealq._deadline import Deadline
 from qannealq._gptq_beam import check_growth
 from qannealq.baselines import rtn, warm_start_integers
 from qannealq.errors import InvalidArgumentError
@@ -92,8 +97,12 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": None,
              "num_threads": None, "device": "auto", "warm_start_beam": None, "recombine": None,
              "recombine_sweeps": None, "cycles": None, "warm_start_paths": None, "warm_start_growth": None,
-             "warm_start_pilot": True}
+             "warm_start_pilot": True, "time_spent": 0.0}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
+#: The share of ``time_limit`` the warm start's beam may take (:meth:`LayerSASampler.warm_start_time`); the
+#: search has what the start leaves. Below the beam's own time, the beam narrows to it; a wider limit changes
+#: nothing of the start.
+WARM_START_SHARE = 0.5
 _PRECISIONS = ("float32", "float64")
 
 
@@ -116,6 +125,10 @@ def _check(params: dict[str, Any]) -> None:
     limit = params["time_limit"]
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
         raise InvalidArgumentError(f"time_limit={limit!r} must be a number of seconds > 0 (or None: no limit)")
+    spent = params["time_spent"]
+    if isinstance(spent, bool) or not isinstance(spent, (int, float)) or not spent >= 0:
+        raise InvalidArgumentError(f"time_spent={spent!r} must be a number of seconds >= 0 (the layer's time "
+                                   "before the call, counted against time_limit)")
     if params["chain_precision"] not in _PRECISIONS:
         raise InvalidArgumentError(f"chain_precision={params['chain_precision']!r} must be one of "
                                    f"{list(_PRECISIONS)}")
@@ -173,7 +186,9 @@ class LayerSASampler(dimod.Sampler):
             per read of the first population where one follows the beam, else 1; 1: every read from the warm
             start, :meth:`warm_start_paths`), ``warm_start_pilot`` (True: without a beam, on a rank-deficient
             ``H``, the warm start takes the layer's damping from a pilot, :meth:`warm_start_pilot`; False: both
-            dampings on every neuron) and
+            dampings on every neuron), ``time_spent`` (0: seconds the layer took before this call, its warm
+            start, which ``time_limit`` counts and ``info["trace"]`` starts from; the solve loop passes it,
+            :meth:`warm_start_time`) and
             ``device`` ("auto": torch on CUDA when ``torch.cuda.is_available()``, else the numba kernel;
             "cpu": numba; "cuda" or "cuda:<index>": torch on that GPU, required; "torch-cpu": the torch
             implementation on the CPU). ``info["device"]`` records the device used.
@@ -216,6 +231,13 @@ class LayerSASampler(dimod.Sampler):
         population follows, from 96 to 768 on CIFAR-10's first layer; else 1, a constant width)."""
         return beam_growth(self._params(kwargs), inputs)
 
+    def warm_start_time(self, inputs: int | None = None, **kwargs: Any) -> float | None:
+        """Seconds this run's warm start may take (:func:`qannealq.contract.warm_start_time`): with a
+        ``time_limit``, :data:`WARM_START_SHARE` of it (the beam narrows to end by then, and the search has the
+        rest, after the seconds the start took, ``time_spent``), else None (no bound)."""
+        limit = self._params(kwargs)["time_limit"]
+        return None if limit is None else WARM_START_SHARE * float(limit)
+
     def warm_start_pilot(self, inputs: int | None = None, **kwargs: Any) -> bool:
         """Whether this run's warm start without a beam takes a rank-deficient layer's damping from a pilot
         (:func:`qannealq.contract.warm_start_pilot`; ``warm_start_pilot``, True by default), as its beam does:
@@ -257,13 +279,16 @@ class LayerSASampler(dimod.Sampler):
         params = self._params(kwargs)
         seed = draw_seed(seed)
         t0 = time.perf_counter_ns()
-        clock = Clock(params["time_limit"], start=t0 / 1e9)
+        clock = Clock(params["time_limit"], start=t0 / 1e9 - params["time_spent"])  # the layer's time so far
         m = problem.num_coordinates
         if initial_states is None:
+            budget = self.warm_start_time(m, **params)
+            deadline = None if budget is None else Deadline(clock.start + budget)
             given = problem.encode(warm_start_integers(
                 problem, beam=self.warm_start_beam(m, **params), growth=self.warm_start_growth(m, **params),
                 paths=1 if problem.per_neuron else self.warm_start_paths(m, **params),
-                pilot=self.warm_start_pilot(m, **params)))
+                pilot=self.warm_start_pilot(m, **params), deadline=deadline))
+            clock.cut |= deadline is not None and deadline.cut
         else:
             given = np.asarray(initial_states)
         shape = problem.free.shape
@@ -388,13 +413,21 @@ def _first_population(run: _Run, chosen: Rows, others: np.ndarray, reads: int, s
     distinct starts: read 0 of each problem from its polished start ``chosen``, read ``t`` from
     ``others[:, t − 1]`` (cycling through them when there are fewer), each one anneal of ``sweeps`` sweeps
     (their fields: one GEMM, 0.5 s for 4 more rows per neuron on CIFAR-10's first layer; adding the rows of the
-    few coordinates where they differ from ``chosen``, a sparse product, took longer).
+    few coordinates where they differ from ``chosen``, a sparse product, took longer). Under a time limit, one
+    GEMM per read, none after the limit: those reads start from ``chosen`` too.
     """
     n = chosen.v.shape[0]
     pick = np.arange(reads - 1) % others.shape[1]
-    states = np.concatenate([chosen.v[:, None], others[:, pick]], axis=1).reshape(n * reads, -1)
     owner = np.repeat(np.arange(n), reads)
-    return run.anneal(run.start(states, owner), seed, reads=1, sweeps=sweeps, exact=exact)
+    if run.clock.limit is None:
+        states = np.concatenate([chosen.v[:, None], others[:, pick]], axis=1).reshape(n * reads, -1)
+        return run.anneal(run.start(states, owner), seed, reads=1, sweeps=sweeps, exact=exact)
+    # under a time limit, one read's n rows at a time (thorough's 8 reads on CIFAR-10's first layer: a GEMM of
+    # 4096 rows, 3.2 s on one BLAS thread); the reads left when it expires start from `chosen` as the first
+    parts = [chosen] + [chosen if run.clock.expired() else run.start(others[:, t]) for t in pick]
+    rows = Rows(*(np.stack([getattr(r, k) for r in parts], axis=1).reshape(n * reads, *getattr(chosen, k).shape[1:])
+                  for k in ("v", "owner", "energy", "h")))
+    return run.anneal(rows, seed, reads=1, sweeps=sweeps, exact=exact)
 
 
 def _recombine(run: _Run, chosen: Rows, population: Rows, seed: int, rounds: int,

@@ -55,18 +55,24 @@ thread count, so the result does not depend on ``threads``.
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from qannealq._deadline import Deadline
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["beam_search", "beam_widths", "check_growth", "gptq_path", "nearest_plane_path", "GROUP"]
 
 #: Neurons per kernel call and matrix product (a fixed grouping: the result does not depend on the threads).
 GROUP = 8
+#: The first width at which a beam under a deadline times its first group (:func:`_waves`), and the factor by
+#: which each later probe, and each wave, may widen on the widest timed before it.
+PROBE_WIDTH = 8
+PROBE_GROWTH = 8
 #: The memory the groups in flight may hold at once, at their worst (back-pointers and errors since the trunks
 #: of :data:`GROUP` neurons each): fewer threads than cores where a group needs more (at least one group runs).
 MEMORY_BYTES = 1 << 30
@@ -436,7 +442,7 @@ def beam_widths(width: int, growth: float, m: int, block: int = 64) -> np.ndarra
 def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: np.ndarray, offset: float,
                 dead: np.ndarray, factor: np.ndarray, damp: float, grad: np.ndarray, width: int,
                 block: int = 64, threads: int | None = None, growth: float = 1.0,
-                paths: int = 1) -> tuple[np.ndarray, np.ndarray]:
+                paths: int = 1, deadline: Deadline | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A beam search of ``width`` over ``n`` neurons that share ``factor``, all arrays in its input order.
 
     Args:
@@ -452,6 +458,13 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
         paths: survivors returned per neuron (1: the best); more: the best and others spread over the final
             beam (:func:`_spread_paths`: ranks ``t · (width // paths)``), e.g. distinct starts for the reads of
             a population.
+        deadline: when the search should end (None: no bound). The groups of :data:`GROUP` neurons then run in
+            waves, one group per thread, each wave at the width (its last block's) the time left allows the
+            waves left, scaled from the last wave's time (the beam's time grows about linearly with its width),
+            never wider than ``width``; groups not started by the deadline are not searched (their ``score`` is
+            ``inf``, their choices all floor). Where it narrows or stops the beam it sets ``deadline.cut``: the
+            result then depends on timing. A deadline the beam meets at ``width`` changes nothing (:func:`_waves`:
+            the first group is timed at narrower widths first, to predict a wave's time).
 
     Returns:
         ``(v, score)``: each neuron's best binary choices ``(n, m)`` uint8 (1 = ceil), or with ``paths`` > 1
@@ -461,7 +474,14 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     n, m = weights.shape
     widths = beam_widths(width, growth, m, block)
     starts = np.arange(0, m, block, dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(widths * np.diff(np.append(starts, m)))]).astype(np.int64)
+    if deadline is not None and not isinstance(deadline, Deadline):
+        raise InvalidArgumentError(f"deadline={deadline!r} must be a qannealq._deadline.Deadline (or None: none)")
+
+    def plan(last: int) -> tuple[np.ndarray, np.ndarray]:  # each block's width and its back-pointers' offsets
+        ws = widths if last == width else beam_widths(last, growth, m, block)
+        return ws, np.concatenate([[0], np.cumsum(ws * np.diff(np.append(starts, m)))]).astype(np.int64)
+
+    offsets = plan(width)[1]
     w0 = np.ascontiguousarray(np.where(dead, 0.0, weights), dtype=np.float64)
     stp = np.ascontiguousarray(np.where(dead, 0.0, steps), dtype=np.float64)
     lo = np.ascontiguousarray(base, dtype=np.float64)
@@ -472,14 +492,14 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     if isinstance(paths, bool) or not isinstance(paths, (int, np.integer)) or paths < 1:
         raise InvalidArgumentError(f"paths={paths!r} must be an integer >= 1 (survivors returned per neuron)")
     v = np.zeros((n, int(paths), m), np.uint8)
-    score = np.empty(n)
+    score = np.full(n, np.inf)
     pointer = np.int16 if 2 * widths.max() < 2 ** 15 else np.int32
     workers = max(1, int(threads or os.cpu_count() or 1))
     group_bytes = min(GROUP, n) * (offsets[-1] * np.dtype(pointer).itemsize + 4 * int(widths.max()) * (m + block))
     workers = max(1, min(workers, MEMORY_BYTES // max(1, group_bytes)))  # bounded memory on wide beams
 
-    def search(first: int) -> None:
-        """Every block of the neurons ``first .. first + GROUP − 1``.
+    def search(first: int, widths: np.ndarray = widths, offsets: np.ndarray = offsets) -> None:
+        """Every block of the neurons ``first .. first + GROUP − 1``, at the blocks' ``widths``.
 
         Each neuron's survivors share their choices before its trunk ``trunk[r]`` (a block boundary): those
         errors are ``common[r, :trunk[r]]``, each survivor's since then ``history[r][k]``. A block's positions
@@ -531,9 +551,70 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
 
     # the workers' products run on one BLAS thread each: BLAS threads of their own would oversubscribe the cores
     # (with 2 BLAS threads beside 2 workers, the search took 1.5x as long on MNIST's first layer)
+    firsts = list(range(0, n, GROUP))
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        list(pool.map(search, range(0, n, GROUP)))
+        if deadline is None:
+            list(pool.map(search, firsts))
+        else:
+            _waves(pool, search, plan, firsts, workers, width, deadline)
     return (v[:, 0] if paths == 1 else v), score
+
+
+def _waves(pool: ThreadPoolExecutor, search, plan, firsts: list[int], workers: int, width: int,
+           deadline: Deadline) -> None:
+    """:func:`beam_search`'s groups under a deadline: the first group probed at widths growing from
+    :data:`PROBE_WIDTH`, then the others ``workers`` groups a wave, each wave at the widest width up to ``width``
+    whose predicted time fits the time left shared by the waves left; nothing after the deadline.
+
+    The probes time the first group at 8, 64, 512, ... (:data:`PROBE_GROWTH` times the last), up to ``width``,
+    while the next one's time (the last's, scaled by the width) fits one wave's share; where a probe reaches
+    ``width``, it is that group's search. A group's time is modelled as ``a + b · width`` through the last two
+    probes, each prediction scaled by the waves' measured time so far over their predicted time (groups side by
+    side, the machine's load), and no wave is wider than :data:`PROBE_GROWTH` times the widest timed yet (the
+    time grows faster than the width on wide beams: on CIFAR-10's first layer one group at ``thorough``'s 1536
+    takes seconds). A deadline the full width meets changes nothing: the first group ends at ``width``.
+    """
+    times: list[tuple[int, float]] = []
+    w = min(width, PROBE_WIDTH)
+    waves_after = -(-(len(firsts) - 1) // workers)
+    while True:
+        left = deadline.left()
+        if left <= 0:
+            deadline.mark_cut()
+            return
+        if times and times[-1][1] * w / times[-1][0] > left / max(1, waves_after + 1):
+            break  # the next probe would not fit a wave's share
+        t0 = time.perf_counter()
+        search(firsts[0], *plan(w))
+        times.append((w, time.perf_counter() - t0))
+        if w == width:
+            break
+        w = min(width, PROBE_GROWTH * w)
+    (w1, t1), (w2, t2) = times[-2] if len(times) > 1 else (0, 0.0), times[-1]
+    b = max((t2 - t1) / (w2 - w1), t2 / w2 / PROBE_GROWTH, 1e-12)
+    a = max(t2 - b * w2, 0.0)
+    widest = times[-1][0]
+    done = 1 if widest == width else 0  # the first group's probe at the full width is its search
+    if done == 0:
+        deadline.mark_cut()
+    took = predicted = 0.0  # the waves' measured and predicted seconds so far
+    while done < len(firsts):
+        left = deadline.left()
+        if left <= 0:
+            deadline.mark_cut()
+            return
+        waves_left = -(-(len(firsts) - done) // workers)
+        scale = took / predicted if predicted else 1.0
+        now = int(min(width, PROBE_GROWTH * widest, max(1.0, (left / (waves_left * scale) - a) / b)))
+        if now < width:
+            deadline.mark_cut()
+        ws, offs = plan(now)
+        wave = firsts[done:done + workers]
+        t0 = time.perf_counter()
+        list(pool.map(lambda first: search(first, ws, offs), wave))
+        done += len(wave)
+        took, predicted = took + time.perf_counter() - t0, predicted + a + b * now
+        widest = max(widest, now)
 
 
 @numba.njit(cache=True, nogil=True)

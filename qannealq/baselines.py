@@ -39,6 +39,7 @@ from functools import partial
 
 import numpy as np
 
+from qannealq._deadline import Deadline
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
@@ -380,7 +381,8 @@ PILOT_MARGIN = 0.02
 
 
 def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, beam: int = 0,
-                        paths: int = 1, growth: float = 1.0, pilot: bool = False) -> np.ndarray:
+                        paths: int = 1, growth: float = 1.0, pilot: bool = False,
+                        deadline: Deadline | None = None) -> np.ndarray:
     """Grid integers ``(n, m)`` of baseline ``name`` restricted to each coordinate's floor/ceil: a valid QUBO
     state, the warm start the solve loop (and ``layer-sa`` without ``initial_states``) starts from.
 
@@ -434,6 +436,11 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
             On CIFAR-10's first layer ``fast`` ends 2.0 % (int4) and 0.5 % (int2) lower from it (both dampings
             per neuron start 10 % lower, but at the paper's damping on the eighth of the neurons where it wins),
             and its start takes about half the time (the README).
+        deadline: when the beam should end (:class:`qannealq._deadline.Deadline`; None: no bound): it narrows
+            to meet it and stops there, the neurons it did not reach starting from GPTQ's own start
+            (:func:`_beam_start`), and sets ``deadline.cut`` where it did either. The solve loop takes the
+            sampler's share of its time limit (:func:`qannealq.contract.warm_start_time`). The factorizations
+            and GPTQ's own start run in any case (one to two GPTQ times).
     """
     if not isinstance(beam, (int, np.integer)) or isinstance(beam, bool) or beam < 0:
         raise InvalidArgumentError(f"beam={beam!r} must be an integer >= 0 (0: the baseline's own warm start)")
@@ -443,20 +450,21 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
 
     check_growth(growth)
     if paths > 1 and not (beam and not problem.per_neuron and name in BEAM_STARTS):  # one start: copies
-        return np.repeat(warm_start_integers(problem, name, beam, growth=growth, pilot=pilot)[:, None], paths, axis=1)
+        return np.repeat(warm_start_integers(problem, name, beam, growth=growth, pilot=pilot,
+                                             deadline=deadline)[:, None], paths, axis=1)
     if name == "rtn":
         return problem.restrict(rtn(problem))
     if name not in _GPTQ_FORMS:
         raise InvalidArgumentError(f"warm start {name!r} is unknown: choose one of {', '.join(BASELINES)}")
     if beam and problem.per_neuron:
-        return _neuron_beam_start(problem, name, int(beam), float(growth))
+        return _neuron_beam_start(problem, name, int(beam), float(growth), deadline)
     restricted, order = _GPTQ_FORMS[name]
     dampings = (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP) if rank_deficient(problem) else (GPTQ_PERCDAMP,)
     if beam and not problem.per_neuron:
         beam_at = None if len(dampings) > 1 else GPTQ_PERCDAMP  # None: a rank-deficient layer's pilot chooses
         if beam_at is not None and problem.grid.bits >= FULL_RANK_BEAM_BITS:
             dampings, beam_at = (GPTQ_PERCDAMP, FULL_RANK_BEAM_PERCDAMP), FULL_RANK_BEAM_PERCDAMP
-        return _beam_start(problem, name, dampings, int(beam), int(paths), float(growth), beam_at)
+        return _beam_start(problem, name, dampings, int(beam), int(paths), float(growth), beam_at, deadline)
     def start(percdamp: float) -> np.ndarray:
         ints = BASELINES[name](problem, percdamp=percdamp)
         return ints if restricted else problem.restrict(ints)
@@ -533,7 +541,8 @@ def _side_by_side(fn: Callable, items: Iterable) -> list:
         return list(pool.map(fn, items))
 
 
-def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: float = 1.0) -> np.ndarray:
+def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: float = 1.0,
+                       deadline: Deadline | None = None) -> np.ndarray:
     """On per-neuron ``H_i``: each neuron's best state of a beam search of ``width`` on its own ``H_i``'s factor
     in ``name``'s input order, at GPTQ's damping (the factor ``name``'s own start uses, kept beside the ``H_i``
     where memory allows: :meth:`qannealq.weighted.WeightedLayerStats.kept`), or of that start (restricted),
@@ -546,7 +555,8 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
     where the factors do not fit in memory, the beam forms none of its own. Measured on MNIST's first layer
     (relu-aware, 1024 images, a beam of 196, ``layer-sa``'s default): the start 34-37 % lower than
     GPTQ-restricted's in pivot order, and the default anneal ends 22-24 % lower from it (the README). GPTQ's
-    damping, where the shared ``H`` tries two: not measured on per-neuron ``H_i``.
+    damping, where the shared ``H`` tries two: not measured on per-neuron ``H_i``. With a ``deadline`` no beam
+    starts after it (``deadline.cut`` then set): those neurons start from ``name``'s own start.
     """
     from threadpoolctl import threadpool_limits
 
@@ -560,6 +570,9 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
     choices = np.zeros((n, m), np.uint8)
 
     def search(i: int, perm: np.ndarray, factor: np.ndarray) -> None:
+        if deadline is not None and deadline.left() <= 0:
+            deadline.mark_cut()
+            return  # choices all floor: the neuron keeps name's own start (lower energy below)
         dead = problem.dead[i]
         v, _ = beam_search(problem.weights[i:i + 1, perm], problem.steps[i:i + 1, perm],
                            problem.base[i:i + 1, perm], problem.free[i:i + 1, perm], float(problem.grid.offset),
@@ -583,7 +596,8 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
 
 
 def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], width: int,
-                paths: int = 1, growth: float = 1.0, beam_at: float | None = None) -> np.ndarray:
+                paths: int = 1, growth: float = 1.0, beam_at: float | None = None,
+                deadline: Deadline | None = None) -> np.ndarray:
     """Each neuron's best state of a beam search of ``width`` on the factor of ``name``'s input order and of
     ``name``'s own start (restricted) at each damping, as grid integers ``(n, m)``; the beam runs at ``beam_at``
     (one of ``dampings``) or, without one, at the one of two ``dampings`` (GPTQ's and the lower one) a pilot
@@ -592,6 +606,10 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
 
     The pilot compares the beam's own scores (:mod:`qannealq._gptq_beam`: each ``E(q) − E(w)`` with the same
     ``w``, across dampings too) plus ``E(w)``, so that its margin is relative to the energies themselves.
+
+    With a ``deadline`` the beams narrow to meet it and stop there
+    (:func:`qannealq._gptq_beam.beam_search`): a neuron the beam did not reach starts from GPTQ's own start, its
+    other paths copies of it; the pilot compares the neurons both its beams reached (none: the lower damping).
     """
     from qannealq._gptq_beam import beam_search  # compiled on first use
 
@@ -599,38 +617,49 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     dead, n = problem.dead, problem.num_neurons
     grad = np.where(dead, 0.0, problem.weights) @ problem.hessian - problem.stats.cross
 
-    def search(percdamp: float, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def search(percdamp: float, rows: np.ndarray, later: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """The beam on ``rows`` at ``percdamp``; under a deadline, its share of the time left by neuron count
+        (``later``: the neurons other searches will beam after it)."""
         perm, factor = factors[percdamp]
         v, score = beam_search(problem.weights[rows][:, perm], problem.steps[rows][:, perm],
                                problem.base[rows][:, perm], problem.free[rows][:, perm], float(problem.grid.offset),
                                dead[perm], factor, _damping(problem.hessian, dead, percdamp), grad[rows][:, perm],
-                               width, paths=paths, growth=growth)
+                               width, paths=paths, growth=growth,
+                               deadline=None if deadline is None else deadline.part(rows.size / (rows.size + later)))
         out = np.empty_like(v)
         out[..., perm] = v
         return out, score
 
     factors = dict(zip(dampings, _side_by_side(lambda p: _ordered_factor(problem.hessian, dead, p, order,
                                                                          _inverse_cholesky), dampings)))
+    # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam (first:
+    # under a deadline the beam then has the time these leave)
+    own = [ints if restricted else problem.restrict(ints)
+           for ints in _side_by_side(lambda pf: _gptq_on(problem, *pf, restricted), factors.values())]
     everyone = np.arange(n)
     if beam_at is not None:
-        best, _ = search(beam_at, everyone)
+        best, reached = search(beam_at, everyone)
     else:  # (GPTQ's damping, the lower one)
         pilot = _pilot_neurons(n)
-        trials = [search(p, pilot) for p in dampings]
-        floor = problem.neuron_errors(np.where(dead, 0.0, problem.weights[pilot]), pilot).sum()  # E(w), not scores
-        pick = _pilot_pick(*(floor + score.sum() for _, score in trials))
+        trials = [search(p, pilot, (len(dampings) - 1 - k) * pilot.size + n - pilot.size)
+                  for k, p in enumerate(dampings)]
+        both = np.isfinite(trials[0][1]) & np.isfinite(trials[1][1])  # all, unless a deadline stopped a beam
+        floor = problem.neuron_errors(np.where(dead, 0.0, problem.weights[pilot[both]]), pilot[both]).sum()
+        pick = _pilot_pick(*(floor + score[both].sum() for _, score in trials)) if both.any() else 1  # E(w) too
         best = np.empty((n, *trials[0][0].shape[1:]), np.uint8)
-        best[pilot] = trials[pick][0]
+        reached = np.empty(n)
+        best[pilot], reached[pilot] = trials[pick]
         rest = np.setdiff1d(everyone, pilot)
         if rest.size:
-            best[rest], _ = search(dampings[pick], rest)
+            best[rest], reached[rest] = search(dampings[pick], rest)
     others = None
     if paths > 1:  # the beam's other survivors follow its start
         best, others = best[:, 0], problem.base[:, None] + np.where(problem.free[:, None], best[:, 1:], 0)
-    # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam
-    candidates = [problem.base + np.where(problem.free, best, 0)]
-    for ints in _side_by_side(lambda pf: _gptq_on(problem, *pf, restricted), factors.values()):
-        candidates.append(ints if restricted else problem.restrict(ints))
+    candidates = [problem.base + np.where(problem.free, best, 0), *own]
     energies = np.stack(_side_by_side(lambda ints: problem.qubo_energies(problem.encode(ints)), candidates))
+    energies[0, ~np.isfinite(reached)] = np.inf  # a neuron no beam reached: GPTQ's own start
     start = np.stack(candidates)[energies.argmin(axis=0), np.arange(n)]
+    if others is not None:
+        missed = ~np.isfinite(reached)
+        others[missed] = start[missed, None]  # its other paths: copies of its start
     return start if others is None else np.concatenate([start[:, None], others], axis=1)

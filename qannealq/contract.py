@@ -26,7 +26,7 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warm_start_beam",
-           "warm_start_growth", "warm_start_paths", "warm_start_pilot",
+           "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_time",
            "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing",
            "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
@@ -133,6 +133,20 @@ def warm_start_pilot(sampler: Any, kwargs: dict[str, Any], inputs: int | None = 
     return bool(ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"}))
 
 
+def warm_start_time(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> float | None:
+    """Seconds the solve loop's warm start may take for a whole-layer ``sampler`` called with ``kwargs`` on a
+    layer of ``inputs`` coordinates: what its ``warm_start_time(inputs, **kwargs)`` says (``layer-sa``: a share of
+    its ``time_limit``, None without one), else None (no bound). Where it gives a bound, the loop's beam narrows
+    to end by then (:func:`qannealq.baselines.warm_start_integers`'s ``deadline``) and the loop passes the sampler
+    ``time_spent``, the seconds the layer took before the call, which its time limit counts: the limit then
+    bounds the whole layer, warm start included."""
+    ask = getattr(sampler, "warm_start_time", None)
+    if not callable(ask):
+        return None
+    seconds = ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"})
+    return None if seconds is None else float(seconds)
+
+
 class Closeable:
     """``with sampler: ...`` closes it; ``close()`` releases what it holds (idempotent; a no-op by default)."""
 
@@ -193,6 +207,10 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
     def warm_start_pilot(self, inputs: int | None = None, **kwargs: Any) -> bool:
         """The child's :func:`warm_start_pilot`."""
         return warm_start_pilot(self.child, kwargs, inputs)
+
+    def warm_start_time(self, inputs: int | None = None, **kwargs: Any) -> float | None:
+        """The child's :func:`warm_start_time`."""
+        return warm_start_time(self.child, kwargs, inputs)
 
     def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
                      **kwargs: Any) -> LayerSample:

@@ -26,9 +26,10 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import dimod
 import numpy as np
 
+from qannealq._deadline import Deadline
 from qannealq.baselines import BASELINES, BEAM_STARTS, DEFAULT_WARM_START, warm_start_integers
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam,
-                               warm_start_growth, warm_start_paths, warm_start_pilot)
+                               warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_time)
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.grid import Grid
@@ -269,23 +270,32 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             raise InvalidArgumentError("method='qubo' needs a sampler (a backend name or a dimod.Sampler)")
         if warm_start not in WARM_STARTS:
             raise InvalidArgumentError(f"warm_start={warm_start!r} must be one of {WARM_STARTS}")
-        warm = None
+        warm = deadline = None
         if warm_start is not None:
             m = problem.num_coordinates
             # a whole-layer solver may ask for several starts per neuron (the beam's survivors): (n, paths, m)
-            paths = warm_start_paths(sampler, sampler_kwargs, m) if layer_solver(sampler) is not None else 1
+            whole = layer_solver(sampler) is not None
+            paths = warm_start_paths(sampler, sampler_kwargs, m) if whole else 1
             beam = warm_start_beam(sampler, sampler_kwargs, m)
+            # a whole-layer sampler's time limit covers the layer: its share for the start, the rest after it
+            budget = warm_start_time(sampler, sampler_kwargs, m) if whole else None
+            deadline = None if budget is None else Deadline(t0 + budget)
             starts = warm_start_integers(problem, warm_start, beam, paths,
                                          growth=warm_start_growth(sampler, sampler_kwargs, m),
-                                         pilot=warm_start_pilot(sampler, sampler_kwargs, m))
+                                         pilot=warm_start_pilot(sampler, sampler_kwargs, m),
+                                         deadline=deadline)
             if beam and warm_start not in BEAM_STARTS:  # it asked for a beam, its start has none (RTN): say so
                 sampler_kwargs = {**sampler_kwargs, "warm_start_beam": 0}
             warm = problem.encode(starts)
             warm_ints = starts if starts.ndim == 2 else starts[:, 0]
             warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
+            if deadline is not None:
+                sampler_kwargs = {**sampler_kwargs, "time_spent": time.perf_counter() - t0}
         used_seed = draw_seed(seed)
         assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
                                                     sampler_kwargs, checkpoint)
+        if deadline is not None and deadline.cut:  # the time limit narrowed the warm start's beam
+            info = {**info, "time_limited": True}
         integers, values = problem.decode_layer(assignments)
     seconds = time.perf_counter() - t0
     logger.debug("%s %s: %.3g s", problem.name, method, seconds)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -373,3 +374,97 @@ def test_nearest_plane_on_the_cholesky_factor_is_gptq_on_the_inverse_factor(bits
     out = np.empty_like(want)
     out[:, pivots] = np.where(problem.dead[pivots], problem.base[:, pivots], want)
     np.testing.assert_array_equal(BASELINES[name](problem), out)
+
+
+def test_a_deadline_the_beam_meets_changes_nothing():
+    """A deadline far off: the same states and scores as without one (the probes' results are overwritten by
+    their group's wave), paths too, and ``cut`` stays False."""
+    from qannealq._deadline import Deadline
+
+    problem = random_layer(np.random.default_rng(8), 45, 21, samples=300).problem(3)
+    for paths in (1, 3):
+        free_v, free_score = _beam(problem, 12, paths=paths, threads=2)
+        deadline = Deadline(time.perf_counter() + 600)
+        v, score = _beam(problem, 12, paths=paths, threads=2, deadline=deadline)
+        np.testing.assert_array_equal(v, free_v)
+        np.testing.assert_array_equal(score, free_score)
+        assert deadline.cut is False
+    with pytest.raises(InvalidArgumentError, match="deadline"):
+        _beam(problem, 4, deadline=time.perf_counter() + 5)
+
+
+def _fake_clock(monkeypatch, per_width: float = 1e-4, slow_from: int | None = None):
+    """A clock the beam's own blocks advance: ``per_width · (1 + width)`` per block of a group (one block a
+    group on layers of at most 64 inputs), and 1 s more per block from group ``slow_from`` on (a slow spell).
+    Returns the clock (``[now]``) and the log of ``(group's first neuron, width, now before the block)``."""
+    import types
+
+    import qannealq._deadline as deadline_module
+
+    clock, log = [0.0], []
+    fake = types.SimpleNamespace(perf_counter=lambda: clock[0])
+    monkeypatch.setattr(gptq_beam, "time", fake)
+    monkeypatch.setattr(deadline_module, "time", fake)
+    block = gptq_beam._beam_block
+
+    def timed(*args):
+        first, width = int(args[16]), int(args[14].shape[1])
+        log.append((first, width, clock[0]))
+        clock[0] += per_width * (1 + width) + (1.0 if slow_from is not None and first >= slow_from else 0.0)
+        return block(*args)
+    monkeypatch.setattr(gptq_beam, "_beam_block", timed)
+    return clock, log
+
+
+def test_under_a_deadline_the_waves_narrow_to_end_by_it(monkeypatch):
+    """A group's time ``a + b · width`` from a fake clock, one group a wave (one thread), 5 groups. With time for
+    about 9 of 16 a wave: the first group is probed at 8 only (16 would not fit its share), the waves narrow and
+    end by the deadline having used most of it, each group's states are the plain beam's at the width it ran,
+    and ``cut`` is set. With time for the full width: the first group's probe at 16 is its search, nothing is
+    narrowed, the states are the unbounded beam's and ``cut`` stays False."""
+    from qannealq._deadline import Deadline
+
+    problem = random_layer(np.random.default_rng(9), 40, 40, samples=300).problem(3)  # 5 groups of 8
+    reference = {w: _beam(problem, w, threads=1) for w in range(1, 17)}  # unbounded, before the fake clock
+    clock, log = _fake_clock(monkeypatch)
+    deadline = Deadline(9e-4 + 50e-4)  # the probe at 8, then 10e-4 a wave: width 9 at a = b = 1e-4
+    v, score = _beam(problem, 16, threads=1, deadline=deadline)
+    assert log[0][:2] == (0, 8) and [f for f, _, _ in log[1:]] == [0, 8, 16, 24, 32]
+    widths = {first: width for first, width, _ in log[1:]}
+    for first, width in widths.items():
+        rows = slice(first, first + 8)
+        np.testing.assert_array_equal(v[rows], reference[width][0][rows])
+        np.testing.assert_allclose(score[rows], reference[width][1][rows])
+    assert max(widths.values()) < 16 and deadline.cut is True
+    assert clock[0] <= deadline.at + 1e-12 and deadline.at - clock[0] < 0.25 * 50e-4  # ended by it, most used
+
+    clock[0], log[:] = 0.0, []
+    deadline = Deadline(9e-4 + 5 * 18.5e-4)  # room for the probe at 16 and four waves at 16
+    v, score = _beam(problem, 16, threads=1, deadline=deadline)
+    assert [(f, w) for f, w, _ in log[:2]] == [(0, 8), (0, 16)] and [f for f, _, _ in log[2:]] == [8, 16, 24, 32]
+    assert {w for _, w, _ in log[1:]} == {16} and deadline.cut is False
+    np.testing.assert_array_equal(v, reference[16][0])
+    np.testing.assert_array_equal(score, reference[16][1])
+
+
+def test_groups_the_deadline_passes_before_are_not_searched(monkeypatch):
+    """A slow spell from the third group on: its wave overruns, the deadline passes, the groups after it are not
+    searched (score inf, every choice floor) and ``cut`` is set; the warm start past its deadline is GPTQ's own
+    start (int3, full rank: at GPTQ's damping), its other paths copies of it."""
+    from qannealq._deadline import Deadline
+
+    problem = random_layer(np.random.default_rng(9), 40, 40, samples=300).problem(3)
+    _fake_clock(monkeypatch, slow_from=16)
+    deadline = Deadline(26e-4 + 0.5)
+    v, score = _beam(problem, 16, threads=1, deadline=deadline)
+    assert np.all(np.isfinite(score[:24])) and np.all(np.isinf(score[24:]))
+    assert np.all(v[24:] == 0) and deadline.cut is True
+
+    monkeypatch.undo()
+    from qannealq._deadline import Deadline as Fresh
+    passed = Fresh(time.perf_counter() - 1.0)
+    warm = warm_start_integers(problem, beam=16, paths=3, deadline=passed)
+    assert passed.cut is True
+    np.testing.assert_array_equal(warm[:, 0], warm_start_integers(problem))
+    for t in (1, 2):
+        np.testing.assert_array_equal(warm[:, t], warm[:, 0])

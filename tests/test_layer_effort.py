@@ -698,19 +698,21 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
     class Stop(Exception):
         pass
 
-    asked = []
+    asked, deadlines = [], []
 
-    def spy(problem, warm_start=None, beam=0, paths=1, growth=1.0, pilot=False):
+    def spy(problem, warm_start=None, beam=0, paths=1, growth=1.0, pilot=False, deadline=None):
         asked.append(beam)
+        deadlines.append(deadline if deadline is None else deadline.left())
         assert paths == 1 and growth == 1.0  # no population on 701 inputs: one start per neuron, a constant beam
         assert pilot is True  # layer-sa takes a rank-deficient layer's damping from a pilot
         raise Stop
     monkeypatch.setattr(solve_module, "warm_start_integers", spy)
     _, problem = layer_problem(5, 700, 2, 3, samples=40)
-    for options in ({}, {"effort": "thorough"}, {"warm_start_beam": 9}):
+    for options in ({}, {"effort": "thorough"}, {"warm_start_beam": 9}, {"time_limit": 100}):
         with pytest.raises(Stop):
             quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, **options)
-    assert asked == [175, 512, 9]
+    assert asked == [175, 512, 9, 175]
+    assert deadlines[:3] == [None] * 3 and 40 < deadlines[3] <= 50  # a time limit: its share for the start
 
     class OldContract(dimod.ExactSolver):
         def warm_start_beam(self, **kwargs):
@@ -790,3 +792,92 @@ def test_the_qubos_linear_terms_are_formed_once_and_only_where_a_solve_needs_the
             eager = quantize_layer(layer.problem(2), "qubo", LayerSASampler(), "layer-sa", seed=3, effort=name)
             assert formed, name
         np.testing.assert_array_equal(quiet.integers, eager.integers)
+
+
+def test_time_limit_bounds_the_layer_warm_start_included():
+    """Through the solve loop, ``time_limit`` covers the layer: the warm start's beam gets its share
+    (``warm_start_time``) and narrows to it, the sampler the rest (``time_spent``: the start's seconds). A beam
+    of 4096 on 64 neurons of 1000 inputs takes several times the limit unbounded; limited, the layer ends near the
+    limit, marked time-limited, its trace counted from the layer's start, never worse than GPTQ-restricted."""
+    from qannealq import quantize_layer
+    from qannealq.backends.layer_sa import WARM_START_SHARE
+
+    _, problem = layer_problem(31, 1000, 64, 4, samples=1100)
+    sampler = LayerSASampler(effort="thorough", warm_start_beam=4096, num_sweeps=100_000)
+    assert sampler.warm_start_time(1001) is None and sampler.warm_start_time(1001, time_limit=2.0) == pytest.approx(
+        2.0 * WARM_START_SHARE)
+    # the kernels' first load (the beam's too: without a limit, so that it runs) is not timed
+    quantize_layer(layer_problem(1, 200, 9, 4)[1], "qubo", LayerSASampler(effort="thorough", num_sweeps=2), "layer-sa",
+                   seed=0)
+    limit = 1.0
+    t0 = time.perf_counter()
+    result = quantize_layer(problem, "qubo", sampler, "layer-sa", seed=0, time_limit=limit)
+    elapsed = time.perf_counter() - t0
+    assert result.info["time_limited"] is True
+    # the margin is for a 2-core machine shared by many processes; unbounded, the beam alone takes ~8 s here
+    assert elapsed < limit + 3.0, f"took {elapsed:.2f} s for a {limit} s limit"
+    spent = result.info["params"]["time_spent"]
+    assert 0 < spent < elapsed and result.info["trace"]["seconds"][0] >= spent
+    gptq = problem.qubo_energies(problem.encode(gptq_restricted(problem)))
+    assert np.all(result.errors <= result.warm_start_errors + 1e-12) and result.errors.sum() < gptq.sum()
+
+
+def test_a_limited_run_ends_at_least_where_fast_does_from_its_start():
+    """The polish of the starts is not bounded by the limit (a greedy descent of at most ``polish_sweeps``):
+    under a limit that has passed before the search, each neuron still ends at or below ``fast``'s state from
+    the same start."""
+    _, problem = layer_problem(25, 300, 6, 2)
+    warm = problem.encode(gptq_restricted(problem))
+    fast = LayerSASampler(effort="fast").sample_layer(problem, initial_states=warm, seed=0)
+    tiny = LayerSASampler(effort="thorough").sample_layer(problem, initial_states=warm, seed=0, time_limit=1e-9)
+    assert tiny.info["time_limited"] is True
+    assert np.all(tiny.energies <= fast.energies * (1 + 1e-12) + 1e-15)
+
+
+def test_time_spent_counts_against_the_limit_and_is_checked():
+    """``time_spent`` (the solve loop's warm start) shifts the clock: spent beyond the limit, the search is cut at
+    once and the trace starts after it; a bad value is refused naming it; a composite passes ``warm_start_time``
+    on from its child; a sampler without it gets no ``time_spent``."""
+    from qannealq.contract import LayerComposite, warm_start_time
+
+    _, problem = layer_problem(24, 100, 6, 3)
+    solver = LayerSASampler(num_sweeps=64)
+    sample = solver.sample_layer(problem, seed=3, time_limit=5.0, time_spent=6.0)
+    assert sample.info["time_limited"] is True and sample.info["trace"]["seconds"][0] >= 6.0
+    np.testing.assert_array_equal(solver.sample_layer(problem, seed=3, time_spent=6.0).assignments,
+                                  solver.sample_layer(problem, seed=3).assignments)  # no limit: nothing changes
+    for bad in (-1.0, "1", True, float("nan")):
+        with pytest.raises(InvalidArgumentError, match="time_spent"):
+            solver.sample_layer(problem, seed=3, time_spent=bad)
+    assert warm_start_time(LayerComposite(LayerSASampler(time_limit=4.0)), {}, 101) == pytest.approx(2.0)
+    assert warm_start_time(dimod.ExactSolver(), {"time_limit": 4.0}, 101) is None
+
+
+def test_a_populations_reads_under_a_limit_start_one_read_at_a_time():
+    """Under a time limit the first population forms its reads' fields one read at a time (the reads left once it
+    expires start from the polished start): a generous limit gives the integers of no limit; an expired one
+    starts every read from the polished start."""
+    from qannealq.backends import layer_sa
+    from qannealq.backends._layer_schedule import Clock
+    from qannealq.baselines import warm_start_integers
+
+    _, problem = smooth_layer(23, POPULATION_INPUTS, 3, 3)
+    sampler, m = LayerSASampler(), problem.num_coordinates
+    k = sampler.warm_start_paths(m)
+    ints = warm_start_integers(problem, beam=sampler.warm_start_beam(m), paths=k, growth=sampler.warm_start_growth(m))
+    states = np.stack([problem.encode(ints[:, t]) for t in range(k)], axis=1)
+    free = sampler.sample_layer(problem, initial_states=states, seed=5)
+    limited = sampler.sample_layer(problem, initial_states=states, seed=5, time_limit=600)
+    assert limited.info["time_limited"] is False
+    np.testing.assert_array_equal(limited.assignments, free.assignments)
+
+    dense = DenseQubos.from_problem(problem)
+    run, _ = make_run(dense, {**sampler.defaults, "num_threads": 1}, Clock(1e-9, start=time.perf_counter() - 1))
+    chosen = run.polish(states[:, 0])
+    given = []
+    with mock.patch.object(run, "anneal", lambda rows, *a, **kw: given.append(rows) or rows):
+        layer_sa._first_population(run, chosen, states[:, 1:], k, 4, 0, True)
+    rows = given[0]
+    np.testing.assert_array_equal(rows.v, np.repeat(chosen.v, k, axis=0))
+    np.testing.assert_array_equal(rows.owner, np.repeat(np.arange(3), k))
+    np.testing.assert_allclose(rows.h, np.repeat(chosen.h, k, axis=0))
