@@ -620,18 +620,23 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     def search(percdamp: float, rows: np.ndarray, later: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """The beam on ``rows`` at ``percdamp``; under a deadline, its share of the time left by neuron count
         (``later``: the neurons other searches will beam after it)."""
-        perm, factor = factors[percdamp]
+        perm, factor = live[percdamp]
         v, score = beam_search(problem.weights[rows][:, perm], problem.steps[rows][:, perm],
                                problem.base[rows][:, perm], problem.free[rows][:, perm], float(problem.grid.offset),
                                dead[perm], factor, _damping(problem.hessian, dead, percdamp), grad[rows][:, perm],
                                width, paths=paths, growth=growth,
                                deadline=None if deadline is None else deadline.part(rows.size / (rows.size + later)))
-        out = np.empty_like(v)
+        out = np.zeros((*v.shape[:-1], dead.size), np.uint8)  # dead inputs: floor (their rounding costs nothing)
         out[..., perm] = v
         return out, score
 
     factors = dict(zip(dampings, _side_by_side(lambda p: _ordered_factor(problem.hessian, dead, p, order,
                                                                          _inverse_cholesky), dampings)))
+    # the beam runs on the live inputs alone: the dead ones are decoupled in the damped H (a unit diagonal), so the
+    # factor's live rows and columns are the live inputs' own factor, in the same order (MNIST's first layer: 599
+    # of 785 inputs; the default's solve 0.36-0.37 -> 0.34-0.36 s, the same start to 1e-15)
+    live = {p: (perm[~dead[perm]], u if not dead.any() else u[np.ix_(~dead[perm], ~dead[perm])])
+            for p, (perm, u) in factors.items()}
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam (first:
     # under a deadline the beam then has the time these leave)
     own = [ints if restricted else problem.restrict(ints)

@@ -468,3 +468,25 @@ def test_groups_the_deadline_passes_before_are_not_searched(monkeypatch):
     np.testing.assert_array_equal(warm[:, 0], warm_start_integers(problem))
     for t in (1, 2):
         np.testing.assert_array_equal(warm[:, t], warm[:, 0])
+
+
+def test_the_warm_starts_beam_runs_on_the_live_inputs_alone(monkeypatch):
+    """Dead inputs are decoupled in the damped ``H``: the warm start's beam runs on the live inputs' rows and
+    columns of the factor (no dead input reaches it) and finds what a beam over every input finds, each dead
+    input left at its floor."""
+    problem = random_layer(np.random.default_rng(12), 60, 10, samples=300, dead=6).problem(3)
+    assert problem.dead.sum() == 6
+    seen = []
+    search = gptq_beam.beam_search
+
+    def spy(weights, steps, base, free, offset, dead, factor, *args, **kwargs):
+        seen.append((weights.shape[1], factor.shape, bool(dead.any())))
+        return search(weights, steps, base, free, offset, dead, factor, *args, **kwargs)
+    monkeypatch.setattr(gptq_beam, "beam_search", spy)
+    warm = warm_start_integers(problem, beam=8)
+    assert seen == [(55, (55, 55), False)]  # 60 inputs and the bias, 6 of them dead
+    full, _ = _beam(problem, 8)  # over all 60 inputs, the dead ones in place
+    gptq = problem.qubo_energies(problem.encode(warm_start_integers(problem)))
+    e = problem.qubo_energies
+    np.testing.assert_allclose(e(problem.encode(warm)), np.minimum(e(full), gptq), rtol=1e-12)
+    assert np.all(warm[:, problem.dead] == problem.base[:, problem.dead])
