@@ -45,8 +45,9 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 start; :func:`qannealq.baselines.warm_start_integers`'s ``deadline``); the search gets the rest (the solve loop
 passes the start's seconds as ``time_spent``): the first chunk of the anneal measures the speed and the schedule
 is shortened to fit (so that it still ends cold), and a watchdog stops the kernel at the limit in any case; the
-best states found are returned. The warm start's factorizations and GPTQ's own start (one to two GPTQ times) and
-the final polish and energies run in any case. ``info["trace"]`` records the total energy reached over time
+best states found are returned. The warm start's factorizations and GPTQ's own start (about three GPTQ times on
+CIFAR-10's rank-deficient first layer), the polish of the starts (a run under any limit ends at least where
+``fast`` does from its start) and the final energies run in any case. ``info["trace"]`` records the total energy reached over time
 (``seconds`` since the layer's solve began, ``time_spent`` before the call, ``energy``: the sum over neurons of
 the best so far), for time-to-target (:func:`time_to_target`).
 

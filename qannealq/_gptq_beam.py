@@ -458,13 +458,12 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
         paths: survivors returned per neuron (1: the best); more: the best and others spread over the final
             beam (:func:`_spread_paths`: ranks ``t · (width // paths)``), e.g. distinct starts for the reads of
             a population.
-        deadline: when the search should end (None: no bound). The groups of :data:`GROUP` neurons then run in
-            waves, one group per thread, each wave at the width (its last block's) the time left allows the
-            waves left, scaled from the last wave's time (the beam's time grows about linearly with its width),
-            never wider than ``width``; groups not started by the deadline are not searched (their ``score`` is
-            ``inf``, their choices all floor). Where it narrows or stops the beam it sets ``deadline.cut``: the
-            result then depends on timing. A deadline the beam meets at ``width`` changes nothing (:func:`_waves`:
-            the first group is timed at narrower widths first, to predict a wave's time).
+        deadline: when the search should end (None: no bound). The first group is then timed at narrower
+            widths, and the others run in waves, one group per thread, each wave at the widest width (its last
+            block's) up to ``width`` whose predicted time fits the time left shared by the waves left
+            (:func:`_waves`); groups not started by the deadline are not searched (their ``score`` is ``inf``,
+            their choices all floor). Where it narrows or stops the beam it sets ``deadline.cut``: the result
+            then depends on timing. A deadline the beam meets at ``width`` changes nothing.
 
     Returns:
         ``(v, score)``: each neuron's best binary choices ``(n, m)`` uint8 (1 = ceil), or with ``paths`` > 1
@@ -594,9 +593,7 @@ def _waves(pool: ThreadPoolExecutor, search, plan, firsts: list[int], workers: i
     b = max((t2 - t1) / (w2 - w1), t2 / w2 / PROBE_GROWTH, 1e-12)
     a = max(t2 - b * w2, 0.0)
     widest = times[-1][0]
-    done = 1 if widest == width else 0  # the first group's probe at the full width is its search
-    if done == 0:
-        deadline.mark_cut()
+    done = 1 if widest == width else 0  # the first group's probe at the full width is its search (else a wave's)
     took = predicted = 0.0  # the waves' measured and predicted seconds so far
     while done < len(firsts):
         left = deadline.left()
