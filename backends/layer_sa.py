@@ -104,6 +104,12 @@ _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 #: search has what the start leaves. Below the beam's own time, the beam narrows to it; a wider limit changes
 #: nothing of the start.
 WARM_START_SHARE = 0.5
+#: The share where the search after the beam is a single sweep (the default below the population's width: the
+#: beam decides the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``). On MNIST's first layer under 10
+#: GPTQ times (0.18 s) the default ends 7.2 % (int4) and 5.5–6.4 % (int2) above the best known with it, 17–19 %
+#: and 9–12 % with :data:`WARM_START_SHARE`; under 5, 29–30 % and 13–15 % against 33 % and 31–37 % (3 rounds,
+#: 2026-12-02; the limits overrun by 0.01–0.04 s either way).
+SHORT_SEARCH_SHARE = 0.85
 _PRECISIONS = ("float32", "float64")
 
 
@@ -234,10 +240,16 @@ class LayerSASampler(dimod.Sampler):
 
     def warm_start_time(self, inputs: int | None = None, **kwargs: Any) -> float | None:
         """Seconds this run's warm start may take (:func:`qannealq.contract.warm_start_time`): with a
-        ``time_limit``, :data:`WARM_START_SHARE` of it (the beam narrows to end by then, and the search has the
+        ``time_limit``, :data:`WARM_START_SHARE` of it, :data:`SHORT_SEARCH_SHARE` where a single sweep follows
+        the beam on a layer of ``inputs`` coordinates (the beam narrows to end by then, and the search has the
         rest, after the seconds the start took, ``time_spent``), else None (no bound)."""
-        limit = self._params(kwargs)["time_limit"]
-        return None if limit is None else WARM_START_SHARE * float(limit)
+        params = self._params(kwargs)
+        limit = params["time_limit"]
+        if limit is None:
+            return None
+        short = inputs is not None and beam_width(params, inputs) > 0 and np.prod(
+            effort(params, inputs, 1, inputs, beamed=True)) <= 1
+        return (SHORT_SEARCH_SHARE if short else WARM_START_SHARE) * float(limit)
 
     def warm_start_pilot(self, inputs: int | None = None, **kwargs: Any) -> bool:
         """Whether this run's warm start without a beam takes a rank-deficient layer's damping from a pilot

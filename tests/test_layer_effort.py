@@ -712,7 +712,9 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
         with pytest.raises(Stop):
             quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, **options)
     assert asked == [175, 512, 9, 175]
-    assert deadlines[:3] == [None] * 3 and 40 < deadlines[3] <= 50  # a time limit: its share for the start
+    from qannealq.backends.layer_sa import SHORT_SEARCH_SHARE
+    share = 100 * SHORT_SEARCH_SHARE  # a time limit: its share for the start (one sweep after the default's beam)
+    assert deadlines[:3] == [None] * 3 and share - 10 < deadlines[3] <= share
 
     class OldContract(dimod.ExactSolver):
         def warm_start_beam(self, **kwargs):
@@ -800,12 +802,17 @@ def test_time_limit_bounds_the_layer_warm_start_included():
     of 4096 on 64 neurons of 1000 inputs takes several times the limit unbounded; limited, the layer ends near the
     limit, marked time-limited, its trace counted from the layer's start, never worse than GPTQ-restricted."""
     from qannealq import quantize_layer
-    from qannealq.backends.layer_sa import WARM_START_SHARE
+    from qannealq.backends.layer_sa import SHORT_SEARCH_SHARE, WARM_START_SHARE
 
     _, problem = layer_problem(31, 1000, 64, 4, samples=1100)
     sampler = LayerSASampler(effort="thorough", warm_start_beam=4096, num_sweeps=100_000)
     assert sampler.warm_start_time(1001) is None and sampler.warm_start_time(1001, time_limit=2.0) == pytest.approx(
         2.0 * WARM_START_SHARE)
+    # one sweep after the default's beam (MNIST's 785 inputs): most of the time to the beam; a population or
+    # thorough's long anneal after it (CIFAR-10's 3073): half
+    default = LayerSASampler(time_limit=2.0)
+    assert default.warm_start_time(785) == pytest.approx(2.0 * SHORT_SEARCH_SHARE) and SHORT_SEARCH_SHARE > WARM_START_SHARE
+    assert default.warm_start_time(3073) == default.warm_start_time(785, effort="thorough") == pytest.approx(1.0)
     # the kernels' first load (the beam's too: without a limit, so that it runs) is not timed
     quantize_layer(layer_problem(1, 200, 9, 4)[1], "qubo", LayerSASampler(effort="thorough", num_sweeps=2), "layer-sa",
                    seed=0)
