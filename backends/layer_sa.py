@@ -431,10 +431,10 @@ def _first_population(run: _Run, chosen: Rows, others: np.ndarray, reads: int, s
     """
     n = chosen.v.shape[0]
     pick = np.arange(reads - 1) % others.shape[1]
-    owner = np.repeat(np.arange(n), reads)
     if run.clock.limit is None:
         states = np.concatenate([chosen.v[:, None], others[:, pick]], axis=1).reshape(n * reads, -1)
-        return run.anneal(run.start(states, owner), seed, reads=1, sweeps=sweeps, exact=exact)
+        return run.anneal(run.start(states, np.repeat(np.arange(n), reads)), seed, reads=1, sweeps=sweeps,
+                          exact=exact)
     # under a time limit, one read's n rows at a time (thorough's 8 reads on CIFAR-10's first layer: a GEMM of
     # 4096 rows, 3.2 s on one BLAS thread); the reads left when it expires start from `chosen` as the first
     parts = [chosen] + [chosen if run.clock.expired() else run.start(others[:, t]) for t in pick]

@@ -98,15 +98,21 @@ def warm_start_beam(sampler: Any, kwargs: dict[str, Any], inputs: int | None = N
     return int(ask(**kwargs))  # a sampler written before the layer's size was passed
 
 
+def _ask(sampler: Any, name: str, kwargs: dict[str, Any], inputs: int | None, default: Any) -> Any:
+    """What ``sampler``'s method ``name`` says for ``kwargs`` (less any ``inputs``) on a layer of ``inputs``
+    coordinates, ``name(inputs, **kwargs)``; ``default`` where it has no such method."""
+    ask = getattr(sampler, name, None)
+    if not callable(ask):
+        return default
+    return ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"})
+
+
 def warm_start_growth(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> float:
     """How the warm start's beam (:func:`warm_start_beam`, the width of its last block) widens along GPTQ's order
     for ``sampler`` called with ``kwargs`` on a layer of ``inputs`` coordinates: its last block's width over its
     first's, what its ``warm_start_growth(inputs, **kwargs)`` says (``layer-sa``: 8 where a population follows,
     else 1), else 1 (a constant width; :func:`qannealq._gptq_beam.beam_widths`)."""
-    ask = getattr(sampler, "warm_start_growth", None)
-    if not callable(ask):
-        return 1.0
-    return float(ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"}))
+    return float(_ask(sampler, "warm_start_growth", kwargs, inputs, 1.0))
 
 
 def warm_start_paths(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> int:
@@ -115,10 +121,7 @@ def warm_start_paths(sampler: Any, kwargs: dict[str, Any], inputs: int | None = 
     (``layer-sa``: a population's reads, each from its own survivor of the beam), else 1. With more than one,
     the solve loop passes ``initial_states`` of shape ``(n, paths, m)``: the warm start first, then the beam's
     other survivors (:func:`qannealq.baselines.warm_start_integers`)."""
-    ask = getattr(sampler, "warm_start_paths", None)
-    if not callable(ask):
-        return 1
-    return max(1, int(ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"})))
+    return max(1, int(_ask(sampler, "warm_start_paths", kwargs, inputs, 1)))
 
 
 def warm_start_pilot(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> bool:
@@ -127,10 +130,7 @@ def warm_start_pilot(sampler: Any, kwargs: dict[str, Any], inputs: int | None = 
     ``kwargs`` on a layer of ``inputs`` coordinates: what its ``warm_start_pilot(inputs, **kwargs)`` says
     (``layer-sa``: yes), else False (both dampings on every neuron, each keeping its lower-energy start: the
     better start for a sampler that stays near it)."""
-    ask = getattr(sampler, "warm_start_pilot", None)
-    if not callable(ask):
-        return False
-    return bool(ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"}))
+    return bool(_ask(sampler, "warm_start_pilot", kwargs, inputs, False))
 
 
 def warm_start_time(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> float | None:
@@ -140,10 +140,7 @@ def warm_start_time(sampler: Any, kwargs: dict[str, Any], inputs: int | None = N
     to end by then (:func:`qannealq.baselines.warm_start_integers`'s ``deadline``) and the loop passes the sampler
     ``time_spent``, the seconds the layer took before the call, which its time limit counts: the limit then
     bounds the whole layer, warm start included."""
-    ask = getattr(sampler, "warm_start_time", None)
-    if not callable(ask):
-        return None
-    seconds = ask(inputs, **{k: v for k, v in kwargs.items() if k != "inputs"})
+    seconds = _ask(sampler, "warm_start_time", kwargs, inputs, None)
     return None if seconds is None else float(seconds)
 
 
