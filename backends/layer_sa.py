@@ -40,14 +40,17 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 4. **Polish** each read greedily, recompute the energies in float64 and keep each neuron's best (never worse
    than the warm start).
 
-``time_limit`` (seconds per layer) bounds a solve, the warm start included: the warm start's beam gets
-:data:`WARM_START_SHARE` of it and narrows to end by then (groups of neurons it does not reach keep GPTQ's
-start; :func:`qannealq.baselines.warm_start_integers`'s ``deadline``); the search gets the rest (the solve loop
-passes the start's seconds as ``time_spent``): the first chunk of the anneal measures the speed and the schedule
-is shortened to fit (so that it still ends cold), and a watchdog stops the kernel at the limit in any case; the
-best states found are returned. The warm start's factorizations and GPTQ's own start (about three GPTQ times on
-CIFAR-10's rank-deficient first layer), the polish of the starts (a run under any limit ends at least where
-``fast`` does from its start) and the final energies run in any case. ``info["trace"]`` records the total energy reached over time
+``time_limit`` (seconds per layer) bounds a solve, the warm start included. The warm start's factorizations and
+GPTQ's own start run first, in any case (about 1.5-2 GPTQ times on CIFAR-10's rank-deficient first layer); its
+beam then takes :data:`WARM_START_SHARE` of the time they leave (:data:`SHORT_SEARCH_SHARE` where one sweep follows
+the beam, or where that time is under twice their own, :data:`qannealq._deadline.TIGHT`) and narrows to end by
+then (groups of neurons it does not reach keep GPTQ's start; :func:`qannealq.baselines.warm_start_integers`'s
+``deadline``); the search gets the rest (the solve loop passes the start's seconds as ``time_spent``): the first
+chunk of the anneal measures the speed and the schedule is shortened to fit (so that it still ends cold), and a
+watchdog stops the kernel at the limit in any case; the best states found are returned. Where the time left is
+under :data:`LATE_SHARE` of the start's, the search is the polish alone (``info["late"]``). The polish of the
+starts (a run under any limit ends at least where ``fast`` does from its start) and the final energies run in
+any case. ``info["trace"]`` records the total energy reached over time
 (``seconds`` since the layer's solve began, ``time_spent`` before the call, ``energy``: the sum over neurons of
 the best so far), for time-to-target (:func:`time_to_target`).
 
@@ -100,16 +103,28 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "recombine_sweeps": None, "cycles": None, "warm_start_paths": None, "warm_start_growth": None,
              "warm_start_pilot": True, "time_spent": 0.0}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
-#: The share of ``time_limit`` the warm start's beam may take (:meth:`LayerSASampler.warm_start_time`); the
-#: search has what the start leaves. Below the beam's own time, the beam narrows to it; a wider limit changes
-#: nothing of the start.
-WARM_START_SHARE = 0.5
+#: The share of the time a ``time_limit`` leaves, once the warm start's fixed costs are paid (its factorizations
+#: and GPTQ's own start), that the warm start's beam may take where a population follows it
+#: (:meth:`LayerSASampler.warm_start_deadline`, :meth:`qannealq._deadline.Deadline.search`): the search has the
+#: rest. Below the beam's own time the beam narrows to it; a wider limit changes nothing of the start. On
+#: CIFAR-10's first layer (int4) under 10 GPTQ times the default ended 6.5–8.8 % above the frontier's best known
+#: with 0.3 of the time after those costs, 13–15 % with 0.5 of it, and 9.5–13.5 % with half of the whole limit
+#: (before 2026-12-02 10:30; 3–4 runs each).
+WARM_START_SHARE = 0.3
 #: The share where the search after the beam is a single sweep (the default below the population's width: the
-#: beam decides the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``). On MNIST's first layer under 10
-#: GPTQ times (0.18 s) the default ends 7.2 % (int4) and 5.5–6.4 % (int2) above the best known with it, 17–19 %
-#: and 9–12 % with :data:`WARM_START_SHARE`; under 5, 29–30 % and 13–15 % against 33 % and 31–37 % (3 rounds,
-#: 2026-12-02; the limits overrun by 0.01–0.04 s either way).
+#: beam decides the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``), and where the time left is under
+#: :data:`qannealq._deadline.TIGHT` times the fixed costs (too little for a population to be worth its own: the
+#: search is then the polish alone, :data:`LATE_SHARE`). On MNIST's first layer under 10 GPTQ times (0.18 s) the
+#: default ends 7.2 % (int4) and 5.5–6.4 % (int2) above the best known with it, 17–19 % and 9–12 % with half of
+#: the limit; under 5, 29–30 % and 13–15 % against 33 % and 31–37 % (3 rounds, 2026-12-02; the limits overrun by
+#: 0.01–0.04 s either way). On CIFAR-10's first layer (int4) under 5 GPTQ times, XXX.
 SHORT_SEARCH_SHARE = 0.85
+#: Where the time a ``time_limit`` leaves the search is under this share of the time the layer took before it
+#: (its warm start: ``time_spent``), the search is the polish of its starts alone, ``fast``'s (no floors, no
+#: population, no anneal; ``info["late"]``): on CIFAR-10's first layer their fixed costs alone (the floors, the
+#: population's fields, the anneal's plan) took about 1.2 s, 1.5 GPTQ times, beyond a limit the beam had nearly
+#: spent. XXX
+LATE_SHARE = 0.5
 _PRECISIONS = ("float32", "float64")
 
 
@@ -195,7 +210,8 @@ class LayerSASampler(dimod.Sampler):
             ``H``, the warm start takes the layer's damping from a pilot, :meth:`warm_start_pilot`; False: both
             dampings on every neuron), ``time_spent`` (0: seconds the layer took before this call, its warm
             start, which ``time_limit`` counts and ``info["trace"]`` starts from; the solve loop passes it,
-            :meth:`warm_start_time`) and
+            :meth:`warm_start_deadline`; where little of the limit is left after it, the search is the polish alone,
+            :data:`LATE_SHARE`) and
             ``device`` ("auto": torch on CUDA when ``torch.cuda.is_available()``, else the numba kernel;
             "cpu": numba; "cuda" or "cuda:<index>": torch on that GPU, required; "torch-cpu": the torch
             implementation on the CPU). ``info["device"]`` records the device used.
@@ -238,18 +254,24 @@ class LayerSASampler(dimod.Sampler):
         population follows, from 96 to 768 on CIFAR-10's first layer; else 1, a constant width)."""
         return beam_growth(self._params(kwargs), inputs)
 
-    def warm_start_time(self, inputs: int | None = None, **kwargs: Any) -> float | None:
-        """Seconds this run's warm start may take (:func:`qannealq.contract.warm_start_time`): with a
-        ``time_limit``, :data:`WARM_START_SHARE` of it, :data:`SHORT_SEARCH_SHARE` where a single sweep follows
-        the beam on a layer of ``inputs`` coordinates (the beam narrows to end by then, and the search has the
-        rest, after the seconds the start took, ``time_spent``), else None (no bound)."""
+    def warm_start_deadline(self, inputs: int | None = None, start: float | None = None,
+                            **kwargs: Any) -> Deadline | None:
+        """When this run's warm start should end (:func:`qannealq.contract.warm_start_deadline`) on a layer of
+        ``inputs`` coordinates whose solve began at ``start`` (``time.perf_counter()``; None: now): with a
+        ``time_limit``, its end, from which the beam takes, once the start's fixed costs are paid,
+        :data:`WARM_START_SHARE` of the time left, or :data:`SHORT_SEARCH_SHARE` where a single sweep follows the
+        beam or the time left is tight (:meth:`qannealq._deadline.Deadline.search`); the beam narrows to end by
+        then, and the search has the rest, after the seconds the start took (``time_spent``). None without a
+        limit (no bound)."""
         params = self._params(kwargs)
         limit = params["time_limit"]
         if limit is None:
             return None
+        start = time.perf_counter() if start is None else float(start)
         short = inputs is not None and beam_width(params, inputs) > 0 and np.prod(
             effort(params, inputs, 1, inputs, beamed=True)) <= 1
-        return (SHORT_SEARCH_SHARE if short else WARM_START_SHARE) * float(limit)
+        return Deadline(start + float(limit), share=SHORT_SEARCH_SHARE if short else WARM_START_SHARE,
+                        tight_share=SHORT_SEARCH_SHARE)
 
     def warm_start_pilot(self, inputs: int | None = None, **kwargs: Any) -> bool:
         """Whether this run's warm start without a beam takes a rank-deficient layer's damping from a pilot
@@ -295,8 +317,7 @@ class LayerSASampler(dimod.Sampler):
         clock = Clock(params["time_limit"], start=t0 / 1e9 - params["time_spent"])  # the layer's time so far
         m = problem.num_coordinates
         if initial_states is None:
-            budget = self.warm_start_time(m, **params)
-            deadline = None if budget is None else Deadline(clock.start + budget)
+            deadline = self.warm_start_deadline(m, start=clock.start, **params)
             given = problem.encode(warm_start_integers(
                 problem, beam=self.warm_start_beam(m, **params), growth=self.warm_start_growth(m, **params),
                 paths=1 if problem.per_neuron else self.warm_start_paths(m, **params),
@@ -304,6 +325,11 @@ class LayerSASampler(dimod.Sampler):
             clock.cut |= deadline is not None and deadline.cut
         else:
             given = np.asarray(initial_states)
+        # the start took nearly all of the limit: the search is the polish alone, whose fixed costs are the least
+        late = clock.limit is not None and clock.remaining() < LATE_SHARE * clock.elapsed()
+        if late:
+            params = {**params, "num_reads": 1, "num_sweeps": 0, "recombine": 0, "cycles": 1}
+            clock.cut = True
         shape = problem.free.shape
         fits = given.shape == shape or (given.ndim == 3 and given.shape[0] == shape[0] and given.shape[1] >= 1
                                         and given.shape[2] == shape[1])
@@ -358,7 +384,7 @@ class LayerSASampler(dimod.Sampler):
                 "reads_sweeps": effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs,
                                        dense.beamed),
                 "chain": chain_depth(params, dense.mat.shape[0]),
-                "time_limited": clock.cut,
+                "time_limited": clock.cut, "late": late,
                 "trace": {"seconds": [t for t, _ in clock.trace], "energy": [e for _, e in clock.trace]},
                 **stats}
         return LayerSample(best, energies, info)

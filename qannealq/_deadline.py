@@ -7,7 +7,28 @@ from dataclasses import dataclass
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["Deadline"]
+__all__ = ["Deadline", "TIGHT", "RESERVE"]
+
+#: Where the time a deadline leaves, once a search's fixed costs are paid, is under this many times those costs,
+#: the search takes its deadline's ``tight_share`` of it (:meth:`Deadline.search`): too little is left for what
+#: follows it (``layer-sa``'s population, whose own fixed costs are about those of the warm start's) to be worth
+#: running, and the search is what the time buys. On CIFAR-10's first layer the warm start's fixed costs take
+#: about 1.1-1.5 s (1.4-1.9 GPTQ times): a limit of 5 GPTQ times leaves about 1.7 times them, 10 about 6.
+TIGHT = 3.5
+#: Where the time left is tight, what a search leaves for what follows it, in units of its fixed costs
+#: (:meth:`Deadline.search`): ``layer-sa``'s work after the warm start's beam whatever its search (the starts'
+#: energies, their polish and the final energies) took 0.8-0.9 s on CIFAR-10's first layer, after fixed costs of
+#: 1.2-1.5 s. There, under 5 GPTQ times, the default overran the limit by 0.2-0.6 GPTQ times with it and ended
+#: 23-26 % above the best known, by 1.1-1.2 GPTQ times without it and 17-19 % above. Where the time is not
+#: tight the search after the beam (a population) fits itself to the time left.
+RESERVE = 0.6
+
+
+def _share(name: str, value: float | None) -> None:
+    if value is None and name == "tight_share":
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise InvalidArgumentError(f"Deadline({name}={value!r}): {name} must be a fraction in (0, 1]")
 
 
 @dataclass
@@ -18,16 +39,27 @@ class Deadline:
         at: the time to end by.
         cut: set by the search it shortened (a narrower beam, neurons left to their own start): the result then
             depends on timing.
+        parent: the deadline this one is a part of (:meth:`part`): shortening a search under this one marks it
+            cut too.
+        share: where ``at`` is the end of more than the search (``layer-sa``'s whole layer), the fraction of the
+            time left, once the search's fixed costs are paid, that the search proper may take
+            (:meth:`search`); 1: all of it.
+        tight_share: that fraction where the time left is under :data:`TIGHT` times those fixed costs (None:
+            ``share``).
     """
 
     at: float
     cut: bool = False
     parent: "Deadline | None" = None
+    share: float = 1.0
+    tight_share: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.at, bool) or not isinstance(self.at, (int, float)):
             raise InvalidArgumentError(f"Deadline(at={self.at!r}): at must be a time.perf_counter() value")
         self.at = float(self.at)
+        _share("share", self.share)
+        _share("tight_share", self.tight_share)
 
     def left(self) -> float:
         """Seconds until the deadline (negative once passed)."""
@@ -43,3 +75,15 @@ class Deadline:
         """A deadline ``fraction`` of the time left from now (for one of several searches in a row, e.g. a
         beam's pilot before its other neurons); shortening a search under it marks this one cut too."""
         return Deadline(time.perf_counter() + max(0.0, self.left()) * float(fraction), parent=self)
+
+    def search(self, fixed: float) -> "Deadline":
+        """The search proper's deadline, now that its fixed costs (``fixed`` seconds: the warm start's
+        factorizations and GPTQ's own start) are paid: ``share`` of the time left, or where that is under
+        :data:`TIGHT` times ``fixed``, ``tight_share`` of it less :data:`RESERVE` times ``fixed`` (what follows
+        the search is then its fixed costs alone: ``layer-sa``'s polish, without a population). Shortening a
+        search under it marks this one cut too."""
+        fixed = max(0.0, float(fixed))
+        left = self.left()
+        if self.tight_share is not None and left < TIGHT * fixed:  # what follows is the polish: its time kept
+            return Deadline(time.perf_counter() + max(0.0, left - RESERVE * fixed) * self.tight_share, parent=self)
+        return self.part(self.share)

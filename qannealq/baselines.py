@@ -33,6 +33,7 @@ search (:func:`warm_start_integers`, :mod:`qannealq._gptq_beam`).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -436,12 +437,13 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
             On CIFAR-10's first layer ``fast`` ends 2.0 % (int4) and 0.5 % (int2) lower from it (both dampings
             per neuron start 10 % lower, but at the paper's damping on the eighth of the neurons where it wins),
             and its start takes about half the time (the README).
-        deadline: when the beam should end (:class:`qannealq._deadline.Deadline`; None: no bound): it narrows
-            to meet it and stops there, the neurons it did not reach starting from GPTQ's own start
-            (:func:`_beam_start`), and sets ``deadline.cut`` where it did either. The solve loop takes the
-            sampler's share of its time limit (:func:`qannealq.contract.warm_start_time`). The factorizations
-            and GPTQ's own start run in any case, before the beam (about three GPTQ times on CIFAR-10's
-            rank-deficient first layer, where both dampings run).
+        deadline: when the layer's solve should end (:class:`qannealq._deadline.Deadline`; None: no bound).
+            The factorizations and GPTQ's own start run in any case, first (about 1.5-2 GPTQ times on CIFAR-10's
+            rank-deficient first layer, where both dampings run); the beam then takes the deadline's share of
+            the time they leave (:meth:`qannealq._deadline.Deadline.search`), narrows to meet it and stops
+            there, the neurons it did not reach starting from GPTQ's own start (:func:`_beam_start`), and sets
+            ``deadline.cut`` where it did either. The solve loop takes the sampler's
+            (:func:`qannealq.contract.warm_start_deadline`: ``layer-sa``'s time limit and shares).
     """
     if not isinstance(beam, (int, np.integer)) or isinstance(beam, bool) or beam < 0:
         raise InvalidArgumentError(f"beam={beam!r} must be an integer >= 0 (0: the baseline's own warm start)")
@@ -557,7 +559,8 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
     (relu-aware, 1024 images, a beam of 196, ``layer-sa``'s default): the start 34-37 % lower than
     GPTQ-restricted's in pivot order, and the default anneal ends 22-24 % lower from it (the README). GPTQ's
     damping, where the shared ``H`` tries two: not measured on per-neuron ``H_i``. With a ``deadline`` no beam
-    starts after it (``deadline.cut`` then set): those neurons start from ``name``'s own start.
+    starts after the share of the time left that it gives the search (:meth:`qannealq._deadline.Deadline.search`;
+    ``deadline.cut`` then set): those neurons start from ``name``'s own start.
     """
     from threadpoolctl import threadpool_limits
 
@@ -565,6 +568,7 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
 
     restricted, order = _GPTQ_FORMS[name]
     n, m = problem.weights.shape
+    deadline = None if deadline is None else deadline.search(0.0)  # the factors come in batches, with the beams
     own = np.empty((n, m), np.int64)
     grad = problem.stats.hessian_products(np.where(problem.dead, 0.0, problem.weights)) - problem.stats.cross
     diagonals = problem.stats.hessian_diagonals
@@ -608,12 +612,14 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     The pilot compares the beam's own scores (:mod:`qannealq._gptq_beam`: each ``E(q) − E(w)`` with the same
     ``w``, across dampings too) plus ``E(w)``, so that its margin is relative to the energies themselves.
 
-    With a ``deadline`` the beams narrow to meet it and stop there
+    With a ``deadline`` the beams take its share of the time the factorizations and GPTQ's own start leave
+    (:meth:`qannealq._deadline.Deadline.search`), narrow to meet it and stop there
     (:func:`qannealq._gptq_beam.beam_search`): a neuron the beam did not reach starts from GPTQ's own start, its
     other paths copies of it; the pilot compares the neurons both its beams reached (none: the lower damping).
     """
     from qannealq._gptq_beam import beam_search  # compiled on first use
 
+    begun = time.perf_counter()
     restricted, order = _GPTQ_FORMS[name]
     dead, n = problem.dead, problem.num_neurons
     grad = np.where(dead, 0.0, problem.weights) @ problem.hessian - problem.stats.cross
@@ -643,6 +649,8 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     own = [ints if restricted else problem.restrict(ints)
            for ints in _side_by_side(lambda pf: _gptq_on(problem, *pf, restricted), factors.values())]
     everyone = np.arange(n)
+    if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave
+        deadline = deadline.search(time.perf_counter() - begun)
     if beam_at is not None:
         best, reached = search(beam_at, everyone)
     else:  # (GPTQ's damping, the lower one)

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 import inspect
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
 
 import dimod
 import numpy as np
 
+from qannealq._deadline import Deadline
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warm_start_beam",
-           "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_time",
+           "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline",
            "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing",
            "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
@@ -133,15 +135,25 @@ def warm_start_pilot(sampler: Any, kwargs: dict[str, Any], inputs: int | None = 
     return bool(_ask(sampler, "warm_start_pilot", kwargs, inputs, False))
 
 
-def warm_start_time(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> float | None:
-    """Seconds the solve loop's warm start may take for a whole-layer ``sampler`` called with ``kwargs`` on a
-    layer of ``inputs`` coordinates: what its ``warm_start_time(inputs, **kwargs)`` says (``layer-sa``: a share of
-    its ``time_limit``, None without one), else None (no bound). Where it gives a bound, the loop's beam narrows
-    to end by then (:func:`qannealq.baselines.warm_start_integers`'s ``deadline``) and the loop passes the sampler
+def warm_start_deadline(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None,
+                        start: float | None = None) -> Deadline | None:
+    """When the solve loop's warm start and the search after it should end, for a whole-layer ``sampler`` called
+    with ``kwargs`` on a layer of ``inputs`` coordinates whose solve began at ``start`` (``time.perf_counter()``;
+    None: now): what its ``warm_start_deadline(inputs, start=start, **kwargs)`` says (``layer-sa``: the end of its
+    ``time_limit``, with the share of the time left that the beam may take once the start's fixed costs are
+    paid; None without a limit), else None (no bound). Where it gives one, the loop's beam narrows to end by its
+    share (:func:`qannealq.baselines.warm_start_integers`'s ``deadline``) and the loop passes the sampler
     ``time_spent``, the seconds the layer took before the call, which its time limit counts: the limit then
     bounds the whole layer, warm start included."""
-    seconds = _ask(sampler, "warm_start_time", kwargs, inputs, None)
-    return None if seconds is None else float(seconds)
+    ask = getattr(sampler, "warm_start_deadline", None)
+    if not callable(ask):
+        return None
+    start = time.perf_counter() if start is None else float(start)
+    deadline = ask(inputs, start=start, **{k: v for k, v in kwargs.items() if k not in ("inputs", "start")})
+    if deadline is not None and not isinstance(deadline, Deadline):
+        raise InvalidArgumentError(f"{type(sampler).__name__}.warm_start_deadline returned {deadline!r}: it must "
+                                   "return a qannealq._deadline.Deadline or None")
+    return deadline
 
 
 class Closeable:
@@ -205,9 +217,10 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
         """The child's :func:`warm_start_pilot`."""
         return warm_start_pilot(self.child, kwargs, inputs)
 
-    def warm_start_time(self, inputs: int | None = None, **kwargs: Any) -> float | None:
-        """The child's :func:`warm_start_time`."""
-        return warm_start_time(self.child, kwargs, inputs)
+    def warm_start_deadline(self, inputs: int | None = None, start: float | None = None,
+                            **kwargs: Any) -> Deadline | None:
+        """The child's :func:`warm_start_deadline`."""
+        return warm_start_deadline(self.child, kwargs, inputs, start)
 
     def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
                      **kwargs: Any) -> LayerSample:

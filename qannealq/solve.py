@@ -26,10 +26,9 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import dimod
 import numpy as np
 
-from qannealq._deadline import Deadline
 from qannealq.baselines import BASELINES, BEAM_STARTS, DEFAULT_WARM_START, warm_start_integers
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam,
-                               warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_time)
+                               warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_deadline)
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.grid import Grid
@@ -278,8 +277,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             paths = warm_start_paths(sampler, sampler_kwargs, m) if whole else 1
             beam = warm_start_beam(sampler, sampler_kwargs, m)
             # a whole-layer sampler's time limit covers the layer: its share for the start, the rest after it
-            budget = warm_start_time(sampler, sampler_kwargs, m) if whole else None
-            deadline = None if budget is None else Deadline(t0 + budget)
+            deadline = warm_start_deadline(sampler, sampler_kwargs, m, t0) if whole else None
             starts = warm_start_integers(problem, warm_start, beam, paths,
                                          growth=warm_start_growth(sampler, sampler_kwargs, m),
                                          pilot=warm_start_pilot(sampler, sampler_kwargs, m),

@@ -490,3 +490,65 @@ def test_the_warm_starts_beam_runs_on_the_live_inputs_alone(monkeypatch):
     e = problem.qubo_energies
     np.testing.assert_allclose(e(problem.encode(warm)), np.minimum(e(full), gptq), rtol=1e-12)
     assert np.all(warm[:, problem.dead] == problem.base[:, problem.dead])
+
+
+def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypatch):
+    """``Deadline.search(fixed)`` on a fake clock: ``share`` of the time left where it is roomy (at least
+    ``TIGHT`` times the fixed costs); where it is tight, ``tight_share`` of it less ``RESERVE`` times those
+    costs; without a ``tight_share``, ``share`` in either case. Shortening a search under the result marks the
+    layer's deadline cut; shares outside (0, 1] are refused naming them."""
+    import types
+
+    import qannealq._deadline as deadline_module
+    from qannealq._deadline import RESERVE, TIGHT, Deadline
+
+    clock = [100.0]
+    monkeypatch.setattr(deadline_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    layer = Deadline(110.0, share=0.3, tight_share=0.85)
+    roomy = layer.search(10.0 / TIGHT)
+    assert roomy.at == pytest.approx(100.0 + 0.3 * 10.0)
+    tight = layer.search(10.0 / TIGHT + 1e-6)
+    assert tight.at == pytest.approx(100.0 + 0.85 * (10.0 - RESERVE * 10.0 / TIGHT))
+    assert Deadline(110.0, share=0.5).search(1000.0).at == pytest.approx(105.0)
+    assert layer.search(0.0).at == pytest.approx(103.0)
+    clock[0] = 120.0  # passed: nothing left for the search
+    assert layer.search(1.0).at == pytest.approx(120.0)
+    assert layer.cut is False
+    tight.part(0.5).mark_cut()
+    assert layer.cut is True
+    for bad in ({"share": 0.0}, {"share": 1.5}, {"share": True}, {"tight_share": 0}, {"tight_share": "1"}):
+        with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
+            Deadline(1.0, **bad)
+
+
+def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch):
+    """The warm start's factorizations and GPTQ's own start run first, then the beam asks the layer's deadline
+    for its share (``Deadline.search``) with the seconds they took: slowed by 0.2 s, the fixed costs passed are at
+    least that, and every beam runs under a part of the deadline that share gave."""
+    from qannealq._deadline import Deadline
+
+    problem = random_layer(np.random.default_rng(13), 40, 16, samples=300).problem(3)
+    own = baselines._gptq_on
+
+    def slow(*args, **kwargs):
+        time.sleep(0.2)
+        return own(*args, **kwargs)
+    monkeypatch.setattr(baselines, "_gptq_on", slow)
+    asked, given, search = [], [], Deadline.search
+
+    def spy_search(self, fixed):
+        asked.append(fixed)
+        given.append(search(self, fixed))
+        return given[-1]
+    monkeypatch.setattr(Deadline, "search", spy_search)
+    parents = []
+    beam = gptq_beam.beam_search
+
+    def spy_beam(*args, deadline=None, **kwargs):
+        parents.append(deadline.parent)
+        return beam(*args, deadline=deadline, **kwargs)
+    monkeypatch.setattr(gptq_beam, "beam_search", spy_beam)
+    layer = Deadline(time.perf_counter() + 600, share=0.5)
+    warm_start_integers(problem, beam=8, deadline=layer)
+    assert len(asked) == 1 and asked[0] >= 0.2
+    assert parents and all(p is given[0] for p in parents) and given[0].parent is layer

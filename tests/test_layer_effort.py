@@ -702,7 +702,7 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
 
     def spy(problem, warm_start=None, beam=0, paths=1, growth=1.0, pilot=False, deadline=None):
         asked.append(beam)
-        deadlines.append(deadline if deadline is None else deadline.left())
+        deadlines.append(deadline if deadline is None else (deadline.left(), deadline.share, deadline.tight_share))
         assert paths == 1 and growth == 1.0  # no population on 701 inputs: one start per neuron, a constant beam
         assert pilot is True  # layer-sa takes a rank-deficient layer's damping from a pilot
         raise Stop
@@ -713,8 +713,10 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
             quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, **options)
     assert asked == [175, 512, 9, 175]
     from qannealq.backends.layer_sa import SHORT_SEARCH_SHARE
-    share = 100 * SHORT_SEARCH_SHARE  # a time limit: its share for the start (one sweep after the default's beam)
-    assert deadlines[:3] == [None] * 3 and share - 10 < deadlines[3] <= share
+    # a time limit: the layer's end, and the beam's share of what the start's fixed costs leave (one sweep after
+    # the default's beam: most of it)
+    assert deadlines[:3] == [None] * 3 and 90 < deadlines[3][0] <= 100
+    assert deadlines[3][1:] == (SHORT_SEARCH_SHARE, SHORT_SEARCH_SHARE)
 
     class OldContract(dimod.ExactSolver):
         def warm_start_beam(self, **kwargs):
@@ -797,8 +799,9 @@ def test_the_qubos_linear_terms_are_formed_once_and_only_where_a_solve_needs_the
 
 
 def test_time_limit_bounds_the_layer_warm_start_included():
-    """Through the solve loop, ``time_limit`` covers the layer: the warm start's beam gets its share
-    (``warm_start_time``) and narrows to it, the sampler the rest (``time_spent``: the start's seconds). A beam
+    """Through the solve loop, ``time_limit`` covers the layer: the warm start's beam gets its share of the time
+    the start's fixed costs leave (``warm_start_deadline``) and narrows to it, the sampler the rest
+    (``time_spent``: the start's seconds). A beam
     of 4096 on 64 neurons of 1000 inputs takes several times the limit unbounded; limited, the layer ends near the
     limit, marked time-limited, its trace counted from the layer's start, never worse than GPTQ-restricted."""
     from qannealq import quantize_layer
@@ -806,13 +809,16 @@ def test_time_limit_bounds_the_layer_warm_start_included():
 
     _, problem = layer_problem(31, 1000, 64, 4, samples=1100)
     sampler = LayerSASampler(effort="thorough", warm_start_beam=4096, num_sweeps=100_000)
-    assert sampler.warm_start_time(1001) is None and sampler.warm_start_time(1001, time_limit=2.0) == pytest.approx(
-        2.0 * WARM_START_SHARE)
+    assert sampler.warm_start_deadline(1001) is None
+    limited = sampler.warm_start_deadline(1001, start=10.0, time_limit=2.0)
+    assert (limited.at, limited.share, limited.tight_share) == (12.0, WARM_START_SHARE, SHORT_SEARCH_SHARE)
     # one sweep after the default's beam (MNIST's 785 inputs): most of the time to the beam; a population or
-    # thorough's long anneal after it (CIFAR-10's 3073): half
+    # thorough's long anneal after it (CIFAR-10's 3073): its share, unless the time left is tight
     default = LayerSASampler(time_limit=2.0)
-    assert default.warm_start_time(785) == pytest.approx(2.0 * SHORT_SEARCH_SHARE) and SHORT_SEARCH_SHARE > WARM_START_SHARE
-    assert default.warm_start_time(3073) == default.warm_start_time(785, effort="thorough") == pytest.approx(1.0)
+    assert default.warm_start_deadline(785).share == SHORT_SEARCH_SHARE > WARM_START_SHARE
+    assert default.warm_start_deadline(3073).share == default.warm_start_deadline(785, effort="thorough").share \
+        == WARM_START_SHARE
+    assert 1.9 < default.warm_start_deadline(3073).left() <= 2.0  # from now, without a start
     # the kernels' first load (the beam's too: without a limit, so that it runs) is not timed
     quantize_layer(layer_problem(1, 200, 9, 4)[1], "qubo", LayerSASampler(effort="thorough", num_sweeps=2), "layer-sa",
                    seed=0)
@@ -841,11 +847,32 @@ def test_a_limited_run_ends_at_least_where_fast_does_from_its_start():
     assert np.all(tiny.energies <= fast.energies * (1 + 1e-12) + 1e-15)
 
 
+def test_a_search_left_too_little_of_the_limit_is_the_polish_alone():
+    """Where the time a limit leaves the search is under ``LATE_SHARE`` of the time the layer took before it (the
+    warm start's ``time_spent``), the search is ``fast``'s, the polish of its start alone: the same assignments
+    as ``fast`` from that start, marked late and time-limited, no sweeps. With time left, the search anneals."""
+    from qannealq.backends.layer_sa import LATE_SHARE
+
+    _, problem = layer_problem(26, 300, 6, 2)  # 301 coordinates: no RTN start in either preset
+    warm = problem.encode(gptq_restricted(problem))
+    fast = LayerSASampler(effort="fast").sample_layer(problem, initial_states=warm, seed=0)
+    spent, left = 4.0, 1.0
+    assert left < LATE_SHARE * spent
+    late = LayerSASampler().sample_layer(problem, initial_states=warm, seed=0, time_spent=spent,
+                                         time_limit=spent + left)
+    assert late.info["late"] is True and late.info["time_limited"] is True
+    assert tuple(late.info["reads_sweeps"])[1] == 0 and late.info["cycles"] == 1
+    np.testing.assert_array_equal(late.assignments, fast.assignments)
+    roomy = LayerSASampler().sample_layer(problem, initial_states=warm, seed=0, time_spent=spent, time_limit=100.0)
+    assert roomy.info["late"] is False and tuple(roomy.info["reads_sweeps"])[1] > 0
+
+
 def test_time_spent_counts_against_the_limit_and_is_checked():
     """``time_spent`` (the solve loop's warm start) shifts the clock: spent beyond the limit, the search is cut at
-    once and the trace starts after it; a bad value is refused naming it; a composite passes ``warm_start_time``
-    on from its child; a sampler without it gets no ``time_spent``."""
-    from qannealq.contract import LayerComposite, warm_start_time
+    once and the trace starts after it; a bad value is refused naming it; a composite passes
+    ``warm_start_deadline`` on from its child; a sampler without it gets no deadline, and one that returns
+    something else is refused naming it."""
+    from qannealq.contract import LayerComposite, warm_start_deadline
 
     _, problem = layer_problem(24, 100, 6, 3)
     solver = LayerSASampler(num_sweeps=64)
@@ -856,8 +883,14 @@ def test_time_spent_counts_against_the_limit_and_is_checked():
     for bad in (-1.0, "1", True, float("nan")):
         with pytest.raises(InvalidArgumentError, match="time_spent"):
             solver.sample_layer(problem, seed=3, time_spent=bad)
-    assert warm_start_time(LayerComposite(LayerSASampler(time_limit=4.0)), {}, 101) == pytest.approx(2.0)
-    assert warm_start_time(dimod.ExactSolver(), {"time_limit": 4.0}, 101) is None
+    assert warm_start_deadline(LayerComposite(LayerSASampler(time_limit=4.0)), {}, 101, start=1.0).at == 5.0
+    assert warm_start_deadline(dimod.ExactSolver(), {"time_limit": 4.0}, 101) is None
+
+    class Odd(dimod.ExactSolver):
+        def warm_start_deadline(self, inputs=None, start=None, **kwargs):
+            return 3.0
+    with pytest.raises(InvalidArgumentError, match="warm_start_deadline"):
+        warm_start_deadline(Odd(), {}, 101)
 
 
 def test_a_populations_reads_under_a_limit_start_one_read_at_a_time():
