@@ -465,12 +465,18 @@ def rebuild(out: Path) -> None:
     print(f"\nwrote {out / 'frontier.md'} and {out / 'frontier.png'} ({len(records)} layers)")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def layer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The layers' options, shared with ``time_limits.py``: ``--datasets``, ``--bits``, ``--data-dir`` and
+    ``--threads`` (layer-sa's)."""
     parser.add_argument("--datasets", default="mnist,cifar10")
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=[4, 2])
     parser.add_argument("--data-dir", default=None, help="dataset folder (default: as the CLI's)")
     parser.add_argument("--threads", type=int, default=2, help="layer-sa threads (numba)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    layer_arguments(parser)
     parser.add_argument("--blas-threads", type=thread_counts, default=thread_counts("1,2"),
                         help="BLAS thread counts the fast methods' repeats alternate, each method keeping its best "
                              "time (default 1,2: GPTQ is fastest on 2 on CIFAR-10's layer on an idle 2-core "
