@@ -42,8 +42,9 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 
 ``time_limit`` (seconds per layer) bounds a solve, the warm start included. The warm start's factorizations and
 GPTQ's own start run first, in any case (about 1.5-2 GPTQ times on CIFAR-10's rank-deficient first layer); its
-beam then takes :data:`WARM_START_SHARE` of the time they leave (:data:`SHORT_SEARCH_SHARE` where one sweep follows
-the beam, or where that time is under twice their own, :data:`qannealq._deadline.TIGHT`) and narrows to end by
+beam then takes :data:`WARM_START_SHARE` of the time they leave (:data:`POPULATION_SHARE` where a population follows
+it; :data:`SHORT_SEARCH_SHARE` where one sweep does, or where that time is under 3.5 times their own,
+:data:`qannealq._deadline.TIGHT`) and narrows to end by
 then (groups of neurons it does not reach keep GPTQ's start; :func:`qannealq.baselines.warm_start_integers`'s
 ``deadline``); the search gets the rest (the solve loop passes the start's seconds as ``time_spent``): the first
 chunk of the anneal measures the speed and the schedule is shortened to fit (so that it still ends cold), and a
@@ -104,26 +105,33 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "warm_start_pilot": True, "time_spent": 0.0}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 #: The share of the time a ``time_limit`` leaves, once the warm start's fixed costs are paid (its factorizations
-#: and GPTQ's own start), that the warm start's beam may take where a population follows it
-#: (:meth:`LayerSASampler.warm_start_deadline`, :meth:`qannealq._deadline.Deadline.search`): the search has the
-#: rest. Below the beam's own time the beam narrows to it; a wider limit changes nothing of the start. On
-#: CIFAR-10's first layer (int4) under 10 GPTQ times the default ended 6.5–8.8 % above the frontier's best known
-#: with 0.3 of the time after those costs, 13–15 % with 0.5 of it, and 9.5–13.5 % with half of the whole limit
-#: (before 2026-12-02 10:30; 3–4 runs each).
-WARM_START_SHARE = 0.3
+#: and GPTQ's own start), that the warm start's beam may take where a long anneal follows it (``thorough`` below
+#: the population's width; :meth:`LayerSASampler.warm_start_deadline`,
+#: :meth:`qannealq._deadline.Deadline.search`): the search has the rest. Below the beam's own time the beam
+#: narrows to it; a wider limit changes nothing of the start.
+WARM_START_SHARE = 0.5
+#: That share where a population follows the beam (:class:`._layer_schedule.Population`, from 1024 inputs on):
+#: its reads and recombination gain more from the time than a wider beam does. On CIFAR-10's first layer (int4)
+#: under 10 GPTQ times the default ended 6.5–8.8 % above the frontier's best known with 0.3 of the time after
+#: those costs, 13–15 % with 0.5 of it, and 9.5–13.5 % with half of the whole limit (the rule before; 3–4 runs
+#: each, 2026-12-02).
+POPULATION_SHARE = 0.3
 #: The share where the search after the beam is a single sweep (the default below the population's width: the
-#: beam decides the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``), and where the time left is under
-#: :data:`qannealq._deadline.TIGHT` times the fixed costs (too little for a population to be worth its own: the
-#: search is then the polish alone, :data:`LATE_SHARE`). On MNIST's first layer under 10 GPTQ times (0.18 s) the
-#: default ends 7.2 % (int4) and 5.5–6.4 % (int2) above the best known with it, 17–19 % and 9–12 % with half of
-#: the limit; under 5, 29–30 % and 13–15 % against 33 % and 31–37 % (3 rounds, 2026-12-02; the limits overrun by
-#: 0.01–0.04 s either way). On CIFAR-10's first layer (int4) under 5 GPTQ times, XXX.
+#: beam decides the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``), however little time is left; and
+#: elsewhere where the time left is under :data:`qannealq._deadline.TIGHT` times the fixed costs, less
+#: :data:`qannealq._deadline.RESERVE` times them (too little for the anneal or population to be worth its own
+#: fixed costs: the search is then the polish alone, :data:`LATE_SHARE`). On MNIST's first layer under 10 GPTQ
+#: times (0.18 s) the default ends 7.2 % (int4) and 5.5–6.4 % (int2) above the best known with it, 17–19 % and
+#: 9–12 % with half of the limit (3 rounds, 2026-12-02). On CIFAR-10's first layer (int4) under 5 GPTQ times the
+#: default ended 17–26 % above the frontier's best known, against 61–84 % with half of the limit for the beam
+#: and the population after it (2–3 runs each, 2026-12-02).
 SHORT_SEARCH_SHARE = 0.85
 #: Where the time a ``time_limit`` leaves the search is under this share of the time the layer took before it
 #: (its warm start: ``time_spent``), the search is the polish of its starts alone, ``fast``'s (no floors, no
-#: population, no anneal; ``info["late"]``): on CIFAR-10's first layer their fixed costs alone (the floors, the
-#: population's fields, the anneal's plan) took about 1.2 s, 1.5 GPTQ times, beyond a limit the beam had nearly
-#: spent. XXX
+#: population, no anneal; ``info["late"]``): on CIFAR-10's first layer the fixed costs of a population (the
+#: floors, its reads' fields, the anneal's plan) took about 1.2 s, 1.5 GPTQ times, beyond a limit the beam had
+#: nearly spent. Where the start's time was not tight (:data:`POPULATION_SHARE` of it to the beam), at least
+#: about 0.7 times the start's time is left for the search.
 LATE_SHARE = 0.5
 _PRECISIONS = ("float32", "float64")
 
@@ -259,10 +267,11 @@ class LayerSASampler(dimod.Sampler):
         """When this run's warm start should end (:func:`qannealq.contract.warm_start_deadline`) on a layer of
         ``inputs`` coordinates whose solve began at ``start`` (``time.perf_counter()``; None: now): with a
         ``time_limit``, its end, from which the beam takes, once the start's fixed costs are paid,
-        :data:`WARM_START_SHARE` of the time left, or :data:`SHORT_SEARCH_SHARE` where a single sweep follows the
-        beam or the time left is tight (:meth:`qannealq._deadline.Deadline.search`); the beam narrows to end by
-        then, and the search has the rest, after the seconds the start took (``time_spent``). None without a
-        limit (no bound)."""
+        :data:`WARM_START_SHARE` of the time left (:data:`POPULATION_SHARE` where a population follows), or
+        :data:`SHORT_SEARCH_SHARE` where a single sweep follows the beam, or :data:`SHORT_SEARCH_SHARE` of it less
+        some for the polish where it is tight
+        (:meth:`qannealq._deadline.Deadline.search`); the beam narrows to end by then, and the search has the
+        rest, after the seconds the start took (``time_spent``). None without a limit (no bound)."""
         params = self._params(kwargs)
         limit = params["time_limit"]
         if limit is None:
@@ -270,8 +279,10 @@ class LayerSASampler(dimod.Sampler):
         start = time.perf_counter() if start is None else float(start)
         short = inputs is not None and beam_width(params, inputs) > 0 and np.prod(
             effort(params, inputs, 1, inputs, beamed=True)) <= 1
-        return Deadline(start + float(limit), share=SHORT_SEARCH_SHARE if short else WARM_START_SHARE,
-                        tight_share=SHORT_SEARCH_SHARE)
+        if short:  # most of the time to the beam, however tight (the search is about the polish anyway)
+            return Deadline(start + float(limit), share=SHORT_SEARCH_SHARE)
+        share = POPULATION_SHARE if population(params, inputs) is not None else WARM_START_SHARE
+        return Deadline(start + float(limit), share=share, tight_share=SHORT_SEARCH_SHARE)
 
     def warm_start_pilot(self, inputs: int | None = None, **kwargs: Any) -> bool:
         """Whether this run's warm start without a beam takes a rank-deficient layer's damping from a pilot

@@ -716,7 +716,7 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
     # a time limit: the layer's end, and the beam's share of what the start's fixed costs leave (one sweep after
     # the default's beam: most of it)
     assert deadlines[:3] == [None] * 3 and 90 < deadlines[3][0] <= 100
-    assert deadlines[3][1:] == (SHORT_SEARCH_SHARE, SHORT_SEARCH_SHARE)
+    assert deadlines[3][1:] == (SHORT_SEARCH_SHARE, None)
 
     class OldContract(dimod.ExactSolver):
         def warm_start_beam(self, **kwargs):
@@ -805,19 +805,22 @@ def test_time_limit_bounds_the_layer_warm_start_included():
     of 4096 on 64 neurons of 1000 inputs takes several times the limit unbounded; limited, the layer ends near the
     limit, marked time-limited, its trace counted from the layer's start, never worse than GPTQ-restricted."""
     from qannealq import quantize_layer
-    from qannealq.backends.layer_sa import SHORT_SEARCH_SHARE, WARM_START_SHARE
+    from qannealq.backends.layer_sa import POPULATION_SHARE, SHORT_SEARCH_SHARE, WARM_START_SHARE
 
     _, problem = layer_problem(31, 1000, 64, 4, samples=1100)
     sampler = LayerSASampler(effort="thorough", warm_start_beam=4096, num_sweeps=100_000)
     assert sampler.warm_start_deadline(1001) is None
     limited = sampler.warm_start_deadline(1001, start=10.0, time_limit=2.0)
     assert (limited.at, limited.share, limited.tight_share) == (12.0, WARM_START_SHARE, SHORT_SEARCH_SHARE)
-    # one sweep after the default's beam (MNIST's 785 inputs): most of the time to the beam; a population or
-    # thorough's long anneal after it (CIFAR-10's 3073): its share, unless the time left is tight
+    # one sweep after the default's beam (MNIST's 785 inputs): most of the time to the beam, however tight;
+    # thorough's long anneal after it: half; a population (CIFAR-10's 3073): less, unless the time left is tight
     default = LayerSASampler(time_limit=2.0)
-    assert default.warm_start_deadline(785).share == SHORT_SEARCH_SHARE > WARM_START_SHARE
-    assert default.warm_start_deadline(3073).share == default.warm_start_deadline(785, effort="thorough").share \
-        == WARM_START_SHARE
+    assert default.warm_start_deadline(785).share == SHORT_SEARCH_SHARE > WARM_START_SHARE > POPULATION_SHARE
+    assert default.warm_start_deadline(785).tight_share is None
+    assert default.warm_start_deadline(785, effort="thorough").share == WARM_START_SHARE
+    for effort_ in ("default", "thorough"):
+        wide = default.warm_start_deadline(3073, effort=effort_)
+        assert (wide.share, wide.tight_share) == (POPULATION_SHARE, SHORT_SEARCH_SHARE)
     assert 1.9 < default.warm_start_deadline(3073).left() <= 2.0  # from now, without a start
     # the kernels' first load (the beam's too: without a limit, so that it runs) is not timed
     quantize_layer(layer_problem(1, 200, 9, 4)[1], "qubo", LayerSASampler(effort="thorough", num_sweeps=2), "layer-sa",
