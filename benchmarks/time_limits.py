@@ -15,7 +15,7 @@ total instead, e.g. the frontier's, where the layer is the same). Per point it p
 many rounds were ``late`` (the search the polish alone: :data:`qannealq.backends.layer_sa.LATE_SHARE`). Results go
 to ``--out`` as JSON, one file per layer and bit width.
 
-Run: ``.venv/bin/python benchmarks/time_limits.py`` (about 15 min on 2 cores; ``--datasets mnist``: 1 min).
+Run: ``.venv/bin/python benchmarks/time_limits.py`` (about 17 min on 2 cores; ``--datasets mnist``: 2 min).
 """
 
 from __future__ import annotations
