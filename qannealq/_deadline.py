@@ -19,8 +19,8 @@ TIGHT = 3.5
 #: (:meth:`Deadline.search`): ``layer-sa``'s work after the warm start's beam whatever its search (the starts'
 #: energies, their polish and the final energies) took 0.8-0.9 s on CIFAR-10's first layer, after fixed costs of
 #: 1.2-1.5 s. There, under 5 GPTQ times, the default overran the limit by 0.2-0.6 GPTQ times with it and ended
-#: 23-26 % above the best known, by 1.1-1.2 GPTQ times without it and 17-19 % above. Where the time is not
-#: tight the search after the beam (a population) fits itself to the time left.
+#: 23-26 % above a fixed reference total, by 1.1-1.2 GPTQ times without it and 17-19 % above (2 runs each).
+#: Where the time is not tight the search after the beam (a population) fits itself to the time left.
 RESERVE = 0.6
 
 
