@@ -13,7 +13,7 @@ __all__ = ["Deadline", "TIGHT", "RESERVE"]
 #: the search takes its deadline's ``tight_share`` of it (:meth:`Deadline.search`): too little is left for what
 #: follows it (``layer-sa``'s population, whose own fixed costs are about those of the warm start's) to be worth
 #: running, and the search is what the time buys. On CIFAR-10's first layer the warm start's fixed costs take
-#: about 1.1-1.5 s (1.4-1.9 GPTQ times): a limit of 5 GPTQ times leaves about 1.7 times them, 10 about 6.
+#: 1.1-1.6 s (1.4-2 GPTQ times): a limit of 5 GPTQ times left about twice them, 10 about 4-6 times.
 TIGHT = 3.5
 #: Where the time left is tight, what a search leaves for what follows it, in units of its fixed costs
 #: (:meth:`Deadline.search`): ``layer-sa``'s work after the warm start's beam whatever its search (the starts'
