@@ -115,7 +115,9 @@ WARM_START_SHARE = 0.5
 #: this machine's retrained model) under 10 GPTQ times the default ended 6.5–8.8 % above a fixed reference total
 #: (0.0653934, the README frontier table's best known for its own model) with 0.3 of the time after those costs,
 #: 13–15 % with 0.5 of it, and 9.5–13.5 % with half of the whole limit (the rule before; 3–4 runs each,
-#: 2026-12-02; ``benchmarks/time_limits.py`` has the rest, the README its table).
+#: 2026-12-02). ``benchmarks/time_limits.py``'s three rounds of each code later found the two within their spread
+#: under 10 GPTQ times (32 against 33 % above its own reference on int4, 35 against 32 % on int2) and the new
+#: rule far lower under 5–6 (the README's table).
 POPULATION_SHARE = 0.3
 #: The share where the search after the beam is a single sweep (the default below the population's width: the
 #: beam decides the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``), however little time is left; and
