@@ -69,7 +69,7 @@ from qannealq.baselines import rank_deficient
 from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem
 from qannealq.pipeline import formulate_layer
-from qannealq.solve import quantize_layer
+from qannealq.solve import LayerResult, quantize_layer
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 SLOW = ("4x default", "4x default, pair flips", "thorough", "thorough, one cycle (before the cycles)",
@@ -118,19 +118,24 @@ def point(method: str, label: str, seconds: float, energies: np.ndarray, neurons
             "blas_threads": int(blas)}
 
 
-def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, one_damping: bool = False,
-          **options) -> tuple[np.ndarray, float]:
-    """Per-neuron energies and wall seconds of one run through the solve loop; ``one_damping`` takes the warm
-    start at GPTQ's damping alone, also on a rank-deficient ``H`` (:func:`qannealq.baselines.warm_start_integers`
-    tries a second damping there). Each run gets a fresh copy of the problem (the same arrays): no run reuses the
-    products an earlier one cached on it (``layer-sa``'s QUBO coefficients, the errors ``LayerProblem.errors``
-    remembers), as a layer solved once would not."""
+def timed(problem: LayerProblem, method: str, backend: str | None, seed: int, **options) -> tuple[LayerResult, float]:
+    """One run through the solve loop and its wall seconds, on a fresh copy of the problem (the same arrays): no
+    run reuses the products an earlier one cached on it (``layer-sa``'s QUBO coefficients, the errors
+    ``LayerProblem.errors`` remembers), as a layer solved once would not. Shared with ``time_limits.py``."""
     sampler = get_sampler(backend) if backend else None
     problem = dataclasses.replace(problem)
     t0 = time.perf_counter()
+    result = quantize_layer(problem, method, sampler=sampler, backend=backend or "", seed=seed, **options)
+    return result, time.perf_counter() - t0
+
+
+def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, one_damping: bool = False,
+          **options) -> tuple[np.ndarray, float]:
+    """Per-neuron energies and wall seconds of one run through the solve loop (:func:`timed`); ``one_damping``
+    takes the warm start at GPTQ's damping alone, also on a rank-deficient ``H``
+    (:func:`qannealq.baselines.warm_start_integers` tries a second damping there)."""
     with mock.patch.object(qannealq.baselines, "rank_deficient", lambda _: False) if one_damping else nullcontext():
-        result = quantize_layer(problem, method, sampler=sampler, backend=backend or "", seed=seed, **options)
-    seconds = time.perf_counter() - t0
+        result, seconds = timed(problem, method, backend, seed, **options)
     if one_damping:
         options = {"one_damping": True, **options}
     shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in ("num_threads", "device"))

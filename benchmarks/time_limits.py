@@ -3,10 +3,11 @@
 
 The layers are :mod:`frontier`'s (its models and calibration draw: 1024 images, float calibration). On each, in
 this one process: GPTQ, timed ``--gptq-runs`` times at the start and twice more before each round, alternating 1
-and 2 BLAS threads (its best time so far sets the round's limits); ``fast``, ``fast`` with a beam of 32, and the ``default`` and ``thorough`` presets unbounded,
-once; then ``--repeats`` rounds of the default under limits of ``--default-limits`` GPTQ times and ``thorough``
-under ``--thorough-limits``, interleaved. Every run goes through :func:`qannealq.solve.quantize_layer`, so a limit
-covers the whole layer, the warm start included.
+and 2 BLAS threads (its best time so far sets the round's limits); ``fast``, ``fast`` with a beam of 32, and the
+``default`` and ``thorough`` presets unbounded, once; then ``--repeats`` rounds of the default under limits of
+``--default-limits`` GPTQ times and ``thorough`` under ``--thorough-limits``, interleaved. Every run goes through
+:func:`qannealq.solve.quantize_layer` (:func:`frontier.timed`), so a limit covers the whole layer, the warm start
+included.
 
 The reference is each neuron's lowest energy over every run here (the unbounded ``thorough`` run mostly): a
 weaker one than :mod:`frontier`'s long runs, which this script does not repeat (``--reference`` takes a best-known
@@ -21,7 +22,6 @@ Run: ``.venv/bin/python benchmarks/time_limits.py`` (about 17 min on 2 cores; ``
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -29,10 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from _threads import pinned  # benchmarks/ is the script's folder
-from frontier import first_layer, layer_arguments
+from frontier import first_layer, layer_arguments, timed
 from qannealq.backends import get_sampler
 from qannealq.formulation import LayerProblem
-from qannealq.solve import quantize_layer
 
 
 def limits(text: str) -> list[float]:
@@ -44,15 +43,12 @@ def limits(text: str) -> list[float]:
 
 
 def run(problem: LayerProblem, method: str, seed: int, threads: int, **options) -> tuple[np.ndarray, float, dict]:
-    """Per-neuron errors, wall seconds and ``info`` of one run through the solve loop, on a fresh copy of the
-    problem (no products cached by an earlier run)."""
-    problem = dataclasses.replace(problem)
+    """Per-neuron errors, wall seconds and ``info`` of one run through the solve loop (:func:`frontier.timed`:
+    a fresh copy of the problem); ``method`` "qubo" runs ``layer-sa`` on ``threads`` threads with ``options``."""
     layer_sa = method == "qubo"
-    t0 = time.perf_counter()
-    result = quantize_layer(problem, method, sampler=get_sampler("layer-sa") if layer_sa else None,
-                            backend="layer-sa" if layer_sa else "", seed=seed,
+    result, seconds = timed(problem, method, "layer-sa" if layer_sa else None, seed,
                             **({"num_threads": threads, **options} if layer_sa else {}))
-    return result.errors, time.perf_counter() - t0, dict(result.info or {})
+    return result.errors, seconds, dict(result.info or {})
 
 
 def gptq_time(problem: LayerProblem, runs: int, seed: int) -> float:
@@ -90,11 +86,10 @@ def measure(dataset: str, bits: int, problem: LayerProblem, args: argparse.Names
             for x in chosen:
                 keep(effort, x, *run(problem, "qubo", args.seed, args.threads, effort=effort,
                                      time_limit=x * gptq))
-    best = np.min([p["energies"] for p in points], axis=0)
-    reference = float(args.reference[f"{dataset}{bits}"]) if f"{dataset}{bits}" in args.reference else float(
-        best.sum())
+    given = args.reference.get(f"{dataset}{bits}")
+    reference = float(np.min([p["energies"] for p in points], axis=0).sum() if given is None else given)
     return {"dataset": dataset, "bits": bits, "gptq_seconds": gptq, "reference": reference,
-            "reference_from": "--reference" if f"{dataset}{bits}" in args.reference else "best of this run",
+            "reference_from": "best of this run" if given is None else "--reference",
             "points": points, "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
@@ -109,10 +104,12 @@ def table(record: dict) -> str:
              f"({record['reference_from']})", "",
              "| run | limit (GPTQ times) | time (GPTQ times) | above the reference | late |",
              "| --- | --- | --- | --- | --- |"]
+    def spread(v: np.ndarray, f: str) -> str:  # the median, and the range over several rounds
+        return f"{np.median(v):{f}}" + (f" ({v.min():{f}}–{v.max():{f}})" if v.size > 1 else "")
+
     for (label, limit), ps in rows.items():
         x = np.array([p["seconds"] / p["gptq_seconds"] for p in ps])
         e = 100 * (np.array([sum(p["energies"]) for p in ps]) / ref - 1)
-        spread = (lambda v, f: f"{np.median(v):{f}}" + (f" ({v.min():{f}}–{v.max():{f}})" if v.size > 1 else ""))
         lines.append(f"| {label} | {'—' if limit is None else f'{limit:g}'} | {spread(x, '.2f')} | "
                      f"{spread(e, '.2f')} % | {sum(p['late'] for p in ps)}/{len(ps)} |")
     return "\n".join(lines)
