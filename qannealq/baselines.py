@@ -477,13 +477,35 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     if pilot:
         return _pilot_start(problem, restricted, order, dampings)
 
-    def scored(percdamp: float) -> tuple[np.ndarray, np.ndarray]:  # the start at one damping and its energies
-        ints = start(percdamp)
-        return ints, problem.qubo_energies(problem.encode(ints))
-
     # side by side (CIFAR-10's first layer: 2.1 s instead of 2.8 s on 2 cores, `fast`'s whole start)
-    candidates, energies = zip(*_side_by_side(scored, dampings))
-    return np.stack(candidates)[np.stack(energies).argmin(axis=0), np.arange(problem.num_neurons)]
+    return _lowest(problem, _side_by_side(start, dampings))
+
+
+def _lowest(problem: LayerProblem, candidates: list[np.ndarray], barred: np.ndarray | None = None) -> np.ndarray:
+    """Each neuron's lowest-error row among ``candidates`` (grid integers ``(n, m)`` each; the first wins ties;
+    ``barred``: neurons whose first candidate may not win), as grid integers ``(n, m)``.
+
+    Each candidate's errors take one product of its rows with ``H`` (the QUBO is exact: no QUBO energies, whose
+    linear terms take another product), side by side; the start's values and products are then gathered from
+    the candidates' rows, and the problem remembers them (:meth:`LayerProblem.errors_from_products`), so that the
+    solve loop's and the sampler's errors of the start take no product of their own: three products instead of
+    five for the beam's start (0.76-0.96 s -> 0.44-0.50 s on CIFAR-10's first layer, BLAS on 2 threads).
+    """
+    values = [problem.grid.dequantize(ints, problem.steps) for ints in candidates]
+    products = _side_by_side(lambda q: q @ problem.hessian, values)
+    energies = np.stack([problem.errors_from_products(q, qh, remember=False) for q, qh in zip(values, products)])
+    if barred is not None:
+        energies[0, barred] = np.inf
+    pick = energies.argmin(axis=0)
+
+    def gathered(arrays: list[np.ndarray]) -> np.ndarray:
+        out = arrays[0].copy()
+        for k in range(1, len(arrays)):
+            out[pick == k] = arrays[k][pick == k]
+        return out
+
+    problem.errors_from_products(gathered(values), gathered(products))
+    return gathered(candidates)
 
 
 def _pilot_neurons(n: int) -> np.ndarray:
@@ -669,10 +691,8 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     others = None
     if paths > 1:  # the beam's other survivors follow its start
         best, others = best[:, 0], problem.base[:, None] + np.where(problem.free[:, None], best[:, 1:], 0)
-    candidates = [problem.base + np.where(problem.free, best, 0), *own]
-    energies = np.stack(_side_by_side(lambda ints: problem.qubo_energies(problem.encode(ints)), candidates))
-    energies[0, ~np.isfinite(reached)] = np.inf  # a neuron no beam reached: GPTQ's own start
-    start = np.stack(candidates)[energies.argmin(axis=0), np.arange(n)]
+    start = _lowest(problem, [problem.base + np.where(problem.free, best, 0), *own],
+                    barred=~np.isfinite(reached))  # a neuron no beam reached: GPTQ's own start
     if others is not None:
         missed = ~np.isfinite(reached)
         others[missed] = start[missed, None]  # its other paths: copies of its start

@@ -217,6 +217,24 @@ class LayerProblem:
         self._remembered.keep((q.copy(), out.copy(), products))
         return out
 
+    def errors_from_products(self, values: np.ndarray, products: np.ndarray, remember: bool = True) -> np.ndarray:
+        """:meth:`errors` of ``values`` from their product ``values @ H`` formed by the caller (not checked; e.g.
+        rows gathered from the products of several candidate layers, as the warm start's beam has them), and
+        with ``remember`` kept as :meth:`errors` keeps its own (copies), so that later calls of :meth:`errors` and
+        :meth:`remembered_products` on these values find them."""
+        if self.per_neuron:
+            raise InvalidArgumentError("errors_from_products needs a shared H; this problem has one H_i per neuron "
+                                       "(use errors(values))")
+        q = np.ascontiguousarray(values, dtype=np.float64)
+        if np.shape(products) != q.shape:
+            raise InvalidArgumentError(f"products has shape {np.shape(products)}, values {q.shape}: pass values @ H")
+        out = self._errors(q, np.asarray(products, dtype=np.float64))
+        if remember:
+            kept = np.array(products, dtype=np.float64, order="C")
+            kept.flags.writeable = False
+            self._remembered.keep((q.copy(), out.copy(), kept))
+        return out
+
     def remembered_products(self, values: np.ndarray) -> np.ndarray | None:
         """``values @ H`` (read-only) where :meth:`errors` of exactly these ``values`` is remembered, else None."""
         known = self._remembered.find(np.ascontiguousarray(values, dtype=np.float64))

@@ -798,6 +798,54 @@ def test_the_qubos_linear_terms_are_formed_once_and_only_where_a_solve_needs_the
         np.testing.assert_array_equal(quiet.integers, eager.integers)
 
 
+def test_the_beams_start_is_each_neurons_lowest_candidate_and_its_errors_take_no_product_of_their_own(monkeypatch):
+    """On a rank-deficient layer the beam's start is, per neuron, the lowest-error of the beam's best and GPTQ's
+    own starts at both dampings; the problem remembers its errors and their product (equal to ``values @ H``), so
+    that ``fast`` with a beam through the solve loop forms no product of ``H`` for the start's errors nor the
+    QUBO's base values: one product of ``errors`` in all, the solution's."""
+    import dataclasses
+    from functools import cached_property
+
+    from qannealq import quantize_layer
+    from qannealq.baselines import BASELINES, DEFAULT_WARM_START, GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP, \
+        rank_deficient, warm_start_integers
+    from qannealq.formulation import LayerProblem
+
+    layer = random_layer(np.random.default_rng(43), 120, 6, samples=60, dead=4)
+    problem = layer.problem(2)
+    assert rank_deficient(problem)
+    start = warm_start_integers(problem, beam=8)
+    values = problem.grid.dequantize(start, problem.steps)
+    products = problem.remembered_products(values)
+    assert products is not None
+    np.testing.assert_allclose(products, values @ problem.hessian, rtol=1e-12, atol=1e-12)
+    fresh = dataclasses.replace(problem)
+    errors = problem.errors(values)
+    np.testing.assert_allclose(errors, fresh.errors(values), rtol=1e-9, atol=1e-12)
+    for damping in (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP):
+        own = BASELINES[DEFAULT_WARM_START](fresh, percdamp=damping)
+        assert np.all(errors <= fresh.errors(fresh.grid.dequantize(own, fresh.steps)) + 1e-12)
+    formed, missed = [], []
+    base_products, errors_of = LayerProblem._base_products.func, LayerProblem.errors
+
+    def counted(self):
+        formed.append(1)
+        return base_products(self)
+
+    def counted_errors(self, values):
+        missed.append(self.remembered_products(values) is None)
+        return errors_of(self, values)
+
+    counting = cached_property(counted)
+    counting.__set_name__(LayerProblem, "_base_products")
+    monkeypatch.setattr(LayerProblem, "_base_products", counting)
+    monkeypatch.setattr(LayerProblem, "errors", counted_errors)
+    result = quantize_layer(layer.problem(2), "qubo", LayerSASampler(), "layer-sa", seed=3, effort="fast",
+                            warm_start_beam=8)
+    assert not formed and sum(missed) == 1 and len(missed) >= 3, missed
+    np.testing.assert_allclose(result.warm_start_errors, errors, rtol=1e-9, atol=1e-12)
+
+
 def test_time_limit_bounds_the_layer_warm_start_included():
     """Through the solve loop, ``time_limit`` covers the layer: the warm start's beam gets its share of the time
     the start's fixed costs leave (``warm_start_deadline``) and narrows to it, the sampler the rest

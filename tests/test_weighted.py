@@ -482,3 +482,13 @@ def test_sweep_takes_memory_limit_without_storing_it(tmp_path, caplog):
         assert "inactive_weight" in text and "memory_limit" not in text
     assert main(["sweep", "--resume", str(out), "--memory-limit", "1"]) == 0  # not a setting: may change
     assert main(["sweep", "--dataset", "digits", "--memory-limit", "1", "--out", str(tmp_path / "x")]) == 2
+
+
+def test_errors_from_products_is_refused_on_per_neuron_hessians():
+    """A product with one shared ``H`` means nothing for per-neuron ``H_i``: refused by name."""
+    layer, weights, stats = _weighted(31)
+    problem = build_weighted_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 3,
+                                                                                "channel", "sign"))
+    values = problem.base_values
+    with pytest.raises(InvalidArgumentError, match="errors_from_products needs a shared H"):
+        problem.errors_from_products(values, np.zeros_like(values))
