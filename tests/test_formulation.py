@@ -204,13 +204,14 @@ def test_errors_from_products_are_the_errors_and_remembered_as_errors_keeps_them
     """``errors_from_products`` gives ``errors`` from a product the caller formed, remembers it (``remember``)
     so that ``errors`` and ``remembered_products`` of those values find it, keeps a copy of it, and refuses a
     product of another shape by name (a problem of per-neuron ``H_i``: ``tests/test_weighted.py``)."""
+    import dataclasses
+
     problem = random_layer(np.random.default_rng(8), 30, 4, samples=200).problem(3)
     values = problem.grid.dequantize(problem.base + problem.free, problem.steps)
     products = values @ problem.hessian
     quiet = problem.errors_from_products(values, products, remember=False)
     assert problem.remembered_products(values) is None
-    np.testing.assert_allclose(quiet, random_layer(np.random.default_rng(8), 30, 4, samples=200).problem(3)
-                               .errors(values), rtol=1e-12)
+    np.testing.assert_allclose(quiet, dataclasses.replace(problem).errors(values), rtol=1e-12)  # fresh caches
     kept = problem.errors_from_products(values, products)
     np.testing.assert_array_equal(kept, quiet)
     products[:] = 0.0  # the caller's array: the problem kept a copy

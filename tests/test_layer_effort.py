@@ -799,10 +799,10 @@ def test_the_qubos_linear_terms_are_formed_once_and_only_where_a_solve_needs_the
 
 
 def test_the_beams_start_is_each_neurons_lowest_candidate_and_its_errors_take_no_product_of_their_own(monkeypatch):
-    """On a rank-deficient layer the beam's start is, per neuron, the lowest-error of the beam's best and GPTQ's
-    own starts at both dampings; the problem remembers its errors and their product (equal to ``values @ H``), so
-    that ``fast`` with a beam through the solve loop forms no product of ``H`` for the start's errors nor the
-    QUBO's base values: one product of ``errors`` in all, the solution's."""
+    """On a rank-deficient layer the beam's start is, per neuron, at or below GPTQ's own starts at both dampings
+    (its other candidates; the beam's best is not exposed); the problem remembers its errors and their product
+    (equal to ``values @ H``), so that ``fast`` with a beam through the solve loop forms no product of ``H`` for
+    the start's errors nor the QUBO's base values: one product of ``errors`` in all, the solution's."""
     import dataclasses
     from functools import cached_property
 
