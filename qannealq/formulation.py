@@ -213,13 +213,18 @@ class LayerProblem:
             return known[1].copy()
         products = q @ self.hessian
         out = self._errors(q, products)
+        self._keep(q, out, products)
+        return out
+
+    def _keep(self, q: np.ndarray, out: np.ndarray, products: np.ndarray) -> None:
+        """Remember the errors ``out`` of the rows ``q`` and their product ``products`` (owned from here on: made
+        read-only); the rows and errors are copied, since the caller may change its own."""
         products.flags.writeable = False
         self._remembered.keep((q.copy(), out.copy(), products))
-        return out
 
     def errors_from_products(self, values: np.ndarray, products: np.ndarray, remember: bool = True) -> np.ndarray:
         """:meth:`errors` of ``values`` from their product ``values @ H`` formed by the caller (not checked; e.g.
-        rows gathered from the products of several candidate layers, as the warm start's beam has them), and
+        rows gathered from the products of several candidates' rows, as the warm start's beam has them), and
         with ``remember`` kept as :meth:`errors` keeps its own (copies), so that later calls of :meth:`errors` and
         :meth:`remembered_products` on these values find them."""
         if self.per_neuron:
@@ -230,9 +235,7 @@ class LayerProblem:
             raise InvalidArgumentError(f"products has shape {np.shape(products)}, values {q.shape}: pass values @ H")
         out = self._errors(q, np.asarray(products, dtype=np.float64))
         if remember:
-            kept = np.array(products, dtype=np.float64, order="C")
-            kept.flags.writeable = False
-            self._remembered.keep((q.copy(), out.copy(), kept))
+            self._keep(q, out, np.array(products, dtype=np.float64, order="C"))  # a copy: the caller keeps its own
         return out
 
     def remembered_products(self, values: np.ndarray) -> np.ndarray | None:
