@@ -1,0 +1,69 @@
+"""benchmarks/frontier.py's bookkeeping of repeated runs: the untimed-limit points keep their fastest run, a
+time-limited point its run of median error (its fastest run is the one the limit cut hardest)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+frontier = pytest.importorskip("frontier")
+
+
+def test_median_run_is_the_run_of_median_summed_energy_with_its_own_time():
+    runs = [(np.array([3.0, 1.0]), 0.5, 1), (np.array([1.0, 1.0]), 0.9, 2), (np.array([2.0, 1.0]), 0.7, 1)]
+    energies, seconds, blas = frontier.median_run(runs)
+    assert energies.tolist() == [2.0, 1.0] and seconds == 0.7 and blas == 1
+    # of an even count, the higher of the two middle ones
+    assert frontier.median_run(runs + [(np.array([9.0, 0.0]), 0.1, 2)])[1] == 0.5  # sums 2, 3, 4, 9: the 4
+    with pytest.raises(ValueError, match="no runs"):
+        frontier.median_run([])
+
+
+def test_a_time_limited_point_is_its_run_of_median_error_the_others_their_fastest(monkeypatch):
+    """Scripted runs: each call of the solve loop returns the next (energy, seconds) of its label. The limited
+    point runs three times even with ``--repeats 2`` and keeps the middle error, not its fastest run (which
+    here is its worst); an unlimited point keeps its fastest run."""
+    script = {"gptq": [(5.0, 0.010), (5.0, 0.008)] * 4,
+              "default": [(1.0, 0.30), (1.0, 0.20)],
+              "default, time_limit 5x GPTQ": [(4.0, 0.041), (2.0, 0.045), (3.0, 0.043)]}
+    calls: dict[str, int] = {}
+
+    def fake_solve(problem, method, backend, seed, **options):
+        label = method if backend is None else ("default, time_limit 5x GPTQ" if "time_limit" in options
+                                                else "default")
+        k = calls.get(label, 0)
+        calls[label] = k + 1
+        energy, seconds = script[label][k]
+        return np.array([energy / 2, energy / 2]), seconds
+
+    monkeypatch.setattr(frontier, "solve", fake_solve)
+    monkeypatch.setattr(frontier, "GPTQS", ("gptq",))
+    monkeypatch.setattr(frontier, "CHEAP_TIMES", 0.0)  # no extra rounds of the cheap points
+    monkeypatch.setattr(frontier, "layer_sa_budgets",
+                        lambda problem, gptq: [("default", {}), ("default, time_limit 5x GPTQ",
+                                                                 {"time_limit": 5 * gptq})])
+
+    class Layer:
+        num_neurons = 2
+
+    args = argparse.Namespace(blas_threads=[1, 2], repeats=2, threads=1, seed=0)
+    points = {p["label"]: p for p in frontier.fast_methods(Layer(), args)}
+    assert calls == {"gptq": 8, "default": 2, "default, time_limit 5x GPTQ": 3}
+    assert points["gptq"]["seconds"] == 0.008
+    assert points["default"]["seconds"] == 0.20 and "kept" not in points["default"]
+    limited = points["default, time_limit 5x GPTQ"]
+    assert limited["kept"] == "median"
+    assert sum(limited["energies"]) == 3.0 and limited["seconds"] == 0.043  # not the fastest run (4.0 in 0.041)
+    assert [r["error"] for r in limited["runs"]] == [4.0, 2.0, 3.0]
+    assert [r["blas_threads"] for r in limited["runs"]] == [1, 2, 1]
+
+    record = {"dataset": "toy", "bits": 4, "neurons": 2, "coordinates": 3, "best_known": 2.0,
+              "points": [{**p, "time_vs_gptq": p["seconds"] / 0.008, "excess": sum(p["energies"]) / 2.0 - 1}
+                         for p in points.values()]}
+    table = frontier.markdown(record)
+    assert "run of median error of 3: 0–100 % in 0.041–0.045 s" in table
