@@ -525,8 +525,9 @@ def main() -> None:
                              "time (default 1,2: GPTQ is fastest on 2 on CIFAR-10's layer on an idle 2-core "
                              "machine, on 1 on MNIST's or where the other core is busy); the slow points and the "
                              "per-neuron and long runs use the first")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of the fast methods (best kept; a time-limited point runs at least "
-                        f"{LIMITED_RUNS} times and keeps its run of median error)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed runs of the fast methods (best kept; a time-limited point runs at least "
+                             f"{LIMITED_RUNS} times and keeps its run of median error)")
     parser.add_argument("--neurons", type=int, default=16, help="neurons for the per-neuron samplers")
     parser.add_argument("--per-neuron", type=per_neuron_list, default=per_neuron_list(PER_NEURON),
                         help=f"per-neuron samplers and read counts (default {PER_NEURON})")
