@@ -219,58 +219,57 @@ def fast_methods(problem: LayerProblem, args: argparse.Namespace) -> list[dict]:
     repeats alternating the BLAS thread counts ``--blas-threads``, the best wall time kept (GPTQ's first, to set
     the time limits); a time-limited point runs at least :data:`LIMITED_RUNS` times and keeps its run of median
     error (:func:`median_run`; the point lists every run's error and time)."""
-    best: dict[str, tuple[np.ndarray, float, int]] = {}
-    every_run: dict[str, list[tuple[np.ndarray, float, int]]] = {}
+    every_run: dict[str, list[tuple[np.ndarray, float, int]]] = {}  # label -> (energies, seconds, BLAS) per run
     counts = args.blas_threads
 
     def keep(label: str, blas: int, energies: np.ndarray, seconds: float) -> None:
         every_run.setdefault(label, []).append((energies, seconds, blas))
-        if label not in best or seconds < best[label][1]:
-            best[label] = (energies, seconds, blas)
+
+    def fastest(label: str) -> tuple[np.ndarray, float, int]:  # the first of equal times
+        return min(every_run[label], key=lambda r: r[1])
+
+    def run_once(method: str, label: str, backend: str | None, opts: dict, blas: int) -> None:
+        keep(label, blas, *solve(problem, "qubo" if backend else method, backend, args.seed, **opts))
+
+    def more_rounds(rows: list, rounds: int) -> None:
+        """``rounds`` more rounds of ``rows`` after the ``--repeats``, the BLAS counts alternating on from them."""
+        for rep in range(max(0, rounds)):
+            blas = counts[(args.repeats + rep) % len(counts)]
+            with pinned(blas, torch_threads=blas):
+                for row in rows:
+                    run_once(*row, blas)
 
     for rep in range(max(args.repeats, GPTQ_ROUNDS * len(counts))):  # GPTQ at every count, whatever --repeats
         blas = counts[rep % len(counts)]
         with pinned(blas, torch_threads=blas):
             for method in GPTQS:
-                keep(method, blas, *solve(problem, method, None, args.seed))
+                run_once(method, method, None, {}, blas)
     runs = [(method, method, None, {}) for method in GPTQS]
     runs += [("layer-sa", label, "layer-sa", {**opts, "num_threads": args.threads, "device": "cpu"})
-             for label, opts in layer_sa_budgets(problem, best["gptq"][1])]
+             for label, opts in layer_sa_budgets(problem, fastest("gptq")[1])]
     for rep in range(args.repeats):
         blas = counts[rep % len(counts)]
         with pinned(blas, torch_threads=blas):
-            for method, label, backend, opts in runs:
-                if rep and label in SLOW:
-                    continue
-                keep(label, blas, *solve(problem, "qubo" if backend else method, backend, args.seed, **opts))
+            for row in runs:
+                if not (rep and row[1] in SLOW):
+                    run_once(*row, blas)
     # the cheap points (CHEAP_TIMES GPTQ times or less) get as many runs as GPTQ, interleaved with it: two runs
     # of fast on CIFAR-10's layer read 1.41 s in a slow spell, 0.86-0.97 s interleaved with GPTQ just before
-    extra = GPTQ_ROUNDS * len(counts) - args.repeats
-    cheap = [r for r in runs if r[1] not in SLOW and best[r[1]][1] <= CHEAP_TIMES * best["gptq"][1]]
-    for rep in range(max(0, extra)):
-        blas = counts[(args.repeats + rep) % len(counts)]
-        with pinned(blas, torch_threads=blas):
-            for method, label, backend, opts in cheap:
-                keep(label, blas, *solve(problem, "qubo" if backend else method, backend, args.seed, **opts))
-    limited = [r for r in runs if "time_limit" in r[3]]
-    for rep in range(max(0, LIMITED_RUNS - args.repeats)):  # a median needs three runs, whatever --repeats
-        blas = counts[(args.repeats + rep) % len(counts)]
-        with pinned(blas, torch_threads=blas):
-            for method, label, backend, opts in limited:
-                keep(label, blas, *solve(problem, "qubo", backend, args.seed, **opts))
+    more_rounds([r for r in runs if r[1] not in SLOW and fastest(r[1])[1] <= CHEAP_TIMES * fastest("gptq")[1]],
+                GPTQ_ROUNDS * len(counts) - args.repeats)
+    # a median needs three runs, whatever --repeats
+    more_rounds([r for r in runs if "time_limit" in r[3]], LIMITED_RUNS - args.repeats)
     every = np.arange(problem.num_neurons)
-    shown = {lab: best[lab][2] for lab in ("gptq", "fast", "default") if lab in best}
+    shown = {lab: fastest(lab)[2] for lab in ("gptq", "fast", "default") if lab in every_run}
     print(f"  fastest BLAS threads: {shown}", flush=True)
     out = []
     for method, label, _, opts in runs:
-        if "time_limit" in opts:
-            energies, seconds, blas = median_run(every_run[label])
-            out.append({**point(method, label, seconds, energies, every, problem.num_neurons, blas),
-                        "kept": "median", "runs": [{"error": float(np.sum(e)), "seconds": t, "blas_threads": b}
-                                                   for e, t, b in every_run[label]]})
-        else:
-            out.append(point(method, label, best[label][1], best[label][0], every, problem.num_neurons,
-                             best[label][2]))
+        limited = "time_limit" in opts
+        energies, seconds, blas = median_run(every_run[label]) if limited else fastest(label)
+        out.append(point(method, label, seconds, energies, every, problem.num_neurons, blas))
+        if limited:
+            out[-1].update(kept="median", runs=[{"error": float(np.sum(e)), "seconds": t, "blas_threads": b}
+                                                for e, t, b in every_run[label]])
     return out
 
 
