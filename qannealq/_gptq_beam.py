@@ -32,7 +32,11 @@ survivor's positions of all the inputs left after each block, as GPTQ does its o
 GPTQ's products: 2.5x the time of the trunk's search on CIFAR-10's first layer at a width of 128 (3073 inputs,
 one thread), 1.15x on MNIST's (785; 1.43x with the one-pass bookkeeping of the selection, the README).
 Back-pointers, one per input and survivor, give every neuron's best assignment at the end. Neurons go in groups
-of :data:`GROUP` through every block, the groups in parallel threads (the GIL released). Memory per group in
+of :data:`GROUP` through every block, the groups in parallel threads, each group's whole loop over the blocks
+compiled (:func:`_group_search`: its products call BLAS from compiled code, the GIL released throughout). Its
+bookkeeping between the kernels in Python held the GIL: on MNIST's first layer (int4, 2 threads) a beam of 1
+took 26-31 ms where it now takes 8-10, of 32 67-73 -> 43-62 ms; on CIFAR-10's of 64 2.6-2.8 -> 2.0-2.1 s (the
+README). Memory per group in
 flight: its back-pointers (int16 below a width of 16384) and its survivors' errors since their trunks (at most
 ``width · m`` float32 per neuron, where the survivors never share a trunk); the groups in flight at once are as
 many as :data:`MEMORY_BYTES` holds, at least one.
@@ -383,6 +387,88 @@ def _extend(history, lineage, errors, ancestor, cost, block):
 
 
 @numba.njit(cache=True, nogil=True)
+def _group_search(w32, ucols, ucol_at, starts, widths, offsets, block, w0, steps, lo, free, offset, u, inv_diag,
+                  grad, lam, first, back):
+    """Every block of the neurons ``first .. first + len(w32) − 1`` (one group) at the blocks' ``widths``: the
+    loop of :func:`beam_search` over its blocks, compiled, so that a group's bookkeeping between the kernels
+    (its products, :func:`_extend`, the trunk) runs without the GIL.
+
+    Each neuron's survivors share their choices before its trunk ``trunk[r]`` (a block boundary): those errors
+    are ``common[r, :trunk[r]]``, each survivor's since then ``history[r][k]``. A block's positions are the
+    float weights (``w32``, float32) less both errors' products with ``U``'s block columns: one product for the
+    group (the common errors), one per neuron (the survivors' own). ``U``'s block ``q`` columns, rows ``0 .. b −
+    1``, are ``ucols[ucol_at[q]:]`` in C order (contiguous, as BLAS takes them). Writes the back-pointers
+    ``back`` ``(rows, offsets[-1])``.
+
+    Returns:
+        ``(cost, moved)``: the survivors' partial energies after the last input ``(rows, widths[-1])`` and the
+        most inputs one extension moved into a trunk (0: no trunk ever moved).
+    """
+    rows, m = w32.shape
+    common = np.zeros((rows, m), np.float32)
+    trunk = np.zeros(rows, np.int64)
+    history = [np.zeros((1, 0), np.float32) for _ in range(rows)]
+    lineage = [np.zeros((1, 0), np.int64) for _ in range(rows)]
+    cost = np.zeros((rows, 1))
+    narrowed = np.zeros((rows, 1), np.int64)
+    was_narrowed = False
+    most = 0
+    for q in range(starts.size):
+        a = starts[q]
+        b = min(a + block, m)
+        size, k, parents = b - a, widths[q], cost.shape[1]
+        if k > parents:  # a widening beam: the new slots start empty
+            wider = np.full((rows, k), np.inf)
+            wider[:, :parents] = cost
+            cost = wider
+        ub = ucols[ucol_at[q]:ucol_at[q] + b * size].reshape((b, size))
+        deepest = trunk.max()  # each trunk's errors beyond its own end are zeros
+        shared = w32[:, a:b] - np.dot(np.ascontiguousarray(common[:, :deepest]), ub[:deepest])
+        pos = np.empty((rows, parents, size), np.float32)
+        for r in range(rows):
+            own = history[r]
+            if own.shape[1]:
+                pos[r] = shared[r] - np.dot(own, ub[trunk[r]:a])
+            else:
+                for s in range(parents):
+                    pos[r, s] = shared[r]
+        errors = np.empty((rows, k, size), np.float32)
+        ancestor = np.empty((rows, k), np.int64)
+        _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, cost,
+                    back[:, offsets[q]:offsets[q + 1]], errors, ancestor, first, parents)
+        if was_narrowed:  # the block's parents were the best of the last block's survivors
+            for r in range(rows):
+                for s in range(k):
+                    c = back[r, offsets[q] + s]
+                    back[r, offsets[q] + s] = 2 * narrowed[r, c // 2] + c % 2
+        was_narrowed = False
+        if b < m:
+            following = widths[q + 1]
+            if following < k:  # a narrowing beam: the next block starts from the best survivors
+                narrowed = np.empty((rows, following), np.int64)
+                kept_cost = np.empty((rows, following))
+                kept_anc = np.empty((rows, following), np.int64)
+                kept_err = np.empty((rows, following, size), np.float32)
+                for r in range(rows):
+                    narrowed[r] = np.argsort(cost[r], kind="mergesort")[:following]
+                    for s in range(following):
+                        t = narrowed[r, s]
+                        kept_cost[r, s] = cost[r, t]
+                        kept_anc[r, s] = ancestor[r, t]
+                        kept_err[r, s] = errors[r, t]
+                cost, ancestor, errors = kept_cost, kept_anc, kept_err
+                was_narrowed = True
+            for r in range(rows):
+                history[r], lineage[r], span, moved = _extend(history[r], lineage[r], errors[r], ancestor[r],
+                                                              cost[r], block)
+                if span:  # the survivors share the blocks before that boundary: into the trunk
+                    common[r, trunk[r]:trunk[r] + span] = moved
+                    trunk[r] += span
+                    most = max(most, span)
+    return cost, most
+
+
+@numba.njit(cache=True, nogil=True)
 def _trace(back, offsets, widths, starts, r, s, out):
     """The binary choices ``out`` of neuron ``r``'s survivor ``s`` of the last block, traced back through every
     block's back-pointers (block ``q`` from ``offsets[q]`` in ``back``, of width ``widths[q]``, inputs from
@@ -497,54 +583,25 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     group_bytes = min(GROUP, n) * (offsets[-1] * np.dtype(pointer).itemsize + 4 * int(widths.max()) * (m + block))
     workers = max(1, min(workers, MEMORY_BYTES // max(1, group_bytes)))  # bounded memory on wide beams
 
-    def search(first: int, widths: np.ndarray = widths, offsets: np.ndarray = offsets) -> None:
-        """Every block of the neurons ``first .. first + GROUP − 1``, at the blocks' ``widths``.
+    w32 = w0.astype(np.float32)
+    # U's block columns, rows 0 .. b − 1 of each block (the rest are zeros: U is upper triangular), contiguous for
+    # the products of the compiled group loop; half of U's size in all
+    ucol_at = np.zeros(starts.size + 1, np.int64)
+    for q, a in enumerate(starts):
+        b = min(a + block, m)
+        ucol_at[q + 1] = ucol_at[q] + b * (b - a)
+    ucols = np.empty(ucol_at[-1], np.float32)
+    for q, a in enumerate(starts):
+        b = min(a + block, m)
+        ucols[ucol_at[q]:ucol_at[q + 1]] = u[:b, a:b].ravel()
 
-        Each neuron's survivors share their choices before its trunk ``trunk[r]`` (a block boundary): those
-        errors are ``common[r, :trunk[r]]``, each survivor's since then ``history[r][k]``. A block's positions
-        are the float weights less both errors' products with ``U``'s block columns: one product for the group
-        (the common errors), one per neuron (the survivors' own).
-        """
+    def search(first: int, widths: np.ndarray = widths, offsets: np.ndarray = offsets) -> None:
+        """Every block of the neurons ``first .. first + GROUP − 1``, at the blocks' ``widths``
+        (:func:`_group_search`, compiled, the GIL released), then each neuron's paths traced back."""
         rows = min(GROUP, n - first)
         back = np.empty((rows, offsets[-1]), pointer)
-        w32 = w0[first:first + rows].astype(np.float32)
-        common = np.zeros((rows, m), np.float32)
-        trunk = np.zeros(rows, np.int64)
-        history = [np.zeros((1, 0), np.float32) for _ in range(rows)]
-        lineage = [np.zeros((1, 0), np.int64) for _ in range(rows)]
-        cost = np.zeros((rows, 1))
-        narrowed = None
-        for q, a in enumerate(starts):
-            b, k, parents = min(a + block, m), int(widths[q]), cost.shape[1]
-            cost = np.concatenate([cost, np.full((rows, max(0, k - cost.shape[1])), np.inf)], axis=1)
-            shared = w32[:, a:b] - common[:, :a] @ u[:a, a:b]
-            pos = np.empty((rows, parents, b - a), np.float32)
-            for r in range(rows):
-                if history[r].shape[1]:
-                    np.subtract(shared[r], history[r] @ u[trunk[r]:a, a:b], out=pos[r])
-                else:
-                    pos[r] = shared[r]
-            errors = np.empty((rows, k, b - a), np.float32)
-            ancestor = np.empty((rows, k), np.int64)
-            _beam_block(pos, w0, stp, lo, up, float(offset), u, inv_diag, g, float(damp), int(a), b, cost,
-                        back[:, offsets[q]:offsets[q + 1]], errors, ancestor, first, parents)
-            if narrowed is not None:  # the block's parents were the best of the last block's survivors
-                head = back[:, offsets[q]:offsets[q] + k]
-                head[:] = 2 * np.take_along_axis(narrowed, head // 2, axis=1) + head % 2
-            narrowed = None
-            if b < m:
-                following = int(widths[q + 1])
-                if following < k:  # a narrowing beam: the next block starts from the best survivors
-                    narrowed = np.argsort(cost, axis=1, kind="stable")[:, :following]
-                    cost = np.take_along_axis(cost, narrowed, axis=1)
-                    ancestor = np.take_along_axis(ancestor, narrowed, axis=1)
-                    errors = np.take_along_axis(errors, narrowed[:, :, None], axis=1)
-                for r in range(rows):
-                    history[r], lineage[r], span, moved = _extend(history[r], lineage[r], errors[r], ancestor[r],
-                                                                  cost[r], block)
-                    if span:  # the survivors share the blocks before that boundary: into the trunk
-                        common[r, trunk[r]:trunk[r] + span] = moved
-                        trunk[r] += span
+        cost, _ = _group_search(w32[first:first + rows], ucols, ucol_at, starts, widths, offsets, int(block), w0, stp,
+                                lo, up, float(offset), u, inv_diag, g, float(damp), int(first), back)
         _spread_paths(back, offsets, widths, starts, cost, v[first:first + rows])
         score[first:first + rows] = cost.min(axis=1)
 

@@ -149,13 +149,13 @@ def test_the_trunk_moves_and_every_neuron_group_is_the_plain_beam_search(monkeyp
     search; and the survivors' shared errors do move into the trunk (a boundary where every survivor descends from
     one is found), so the positions built from trunk and history are the ones checked."""
     moved = []
-    extend = gptq_beam._extend
+    group = gptq_beam._group_search
 
     def spy(*args):
-        out = extend(*args)
-        moved.append(out[2])
+        out = group(*args)
+        moved.append(out[1])  # the most inputs one extension moved into a trunk
         return out
-    monkeypatch.setattr(gptq_beam, "_extend", spy)
+    monkeypatch.setattr(gptq_beam, "_group_search", spy)
     problem = random_layer(np.random.default_rng(29), 47, 13, samples=250).problem(3)
     v, score = _beam(problem, 4, block=4, threads=2)
     assert max(moved) > 0, "the trunk never moved"
@@ -394,8 +394,9 @@ def test_a_deadline_the_beam_meets_changes_nothing():
 
 
 def _fake_clock(monkeypatch, per_width: float = 1e-4, slow_from: int | None = None):
-    """A clock the beam's own blocks advance: ``per_width · (1 + width)`` per block of a group (one block a
-    group on layers of at most 64 inputs), and 1 s more per block from group ``slow_from`` on (a slow spell).
+    """A clock the beam's own groups advance (:func:`gptq_beam._group_search`, one block a group on layers of at
+    most 64 inputs): ``per_width · (1 + width)`` per group, and 1 s more per group from group ``slow_from`` on (a
+    slow spell).
     Returns the clock (``[now]``) and the log of ``(group's first neuron, width, now before the block)``."""
     import types
 
@@ -405,14 +406,16 @@ def _fake_clock(monkeypatch, per_width: float = 1e-4, slow_from: int | None = No
     fake = types.SimpleNamespace(perf_counter=lambda: clock[0])
     monkeypatch.setattr(gptq_beam, "time", fake)
     monkeypatch.setattr(deadline_module, "time", fake)
-    block = gptq_beam._beam_block
+    group = gptq_beam._group_search
 
-    def timed(*args):
-        first, width = int(args[16]), int(args[14].shape[1])
+    def timed(*args):  # one block per group: the layers here have at most 64 inputs
+        first, widths = int(args[16]), args[4]
+        assert widths.size == 1, "the fake clock times one block per group"
+        width = int(widths[0])
         log.append((first, width, clock[0]))
         clock[0] += per_width * (1 + width) + (1.0 if slow_from is not None and first >= slow_from else 0.0)
-        return block(*args)
-    monkeypatch.setattr(gptq_beam, "_beam_block", timed)
+        return group(*args)
+    monkeypatch.setattr(gptq_beam, "_group_search", timed)
     return clock, log
 
 
