@@ -551,16 +551,30 @@ def _pilot_start(problem: LayerProblem, restricted: bool, order: str, dampings: 
     return out
 
 
-def _side_by_side(fn: Callable, items: Iterable) -> list:
+#: Below this many inputs the warm start's factorization and GPTQ start at a single damping (a full-rank ``H``
+#: below int4, or any full-rank ``H`` under a deadline, :func:`_beam_start`) run on one BLAS thread, as each of
+#: two side by side does. numpy and scipy each load their own OpenBLAS here, and the threads of one spin for a
+#: while after a call: scipy's two threads factoring right after numpy's product of the gradient then share two
+#: cores with a spinning thread. On MNIST's first layer (785 inputs) the factorization then took 95-111 ms
+#: instead of 17-26 (3 of 6 runs under 5 GPTQ times, each then left without a beam), and one thread factors it in
+#: about the time two do; on CIFAR-10's (3073) two threads took 0.37-0.43 s against 0.56-0.61 s on one.
+ONE_BLAS_INPUTS = 1024
+
+
+def _side_by_side(fn: Callable, items: Iterable, alone: int | None = None) -> list:
     """``[fn(x) for x in items]``, two or more at once in threads (one BLAS thread each) where the CPU has the
     cores: the warm start's per-damping factors, GPTQ starts and energies are independent (GEMMs and compiled
     loops that release the GIL); on CIFAR-10's first layer the two pivoted factorizations took 2.6 s one after
-    the other."""
+    the other. ``alone``: the BLAS threads of a lone item (None: the caller's; see :data:`ONE_BLAS_INPUTS`)."""
     items = list(items)
     workers = min(len(items), os.cpu_count() or 1)
-    if workers <= 1:
-        return [fn(x) for x in items]
     from threadpoolctl import threadpool_limits
+
+    if workers <= 1:
+        if alone is None:
+            return [fn(x) for x in items]
+        with threadpool_limits(alone, user_api="blas"):
+            return [fn(x) for x in items]
 
     with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
         return list(pool.map(fn, items))
@@ -638,10 +652,21 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     (:meth:`qannealq._deadline.Deadline.search`), narrow to meet it and stop there
     (:func:`qannealq._gptq_beam.beam_search`): a neuron the beam did not reach starts from GPTQ's own start, its
     other paths copies of it; the pilot compares the neurons both its beams reached (none: the lower damping).
+    Where the beam runs at ``beam_at`` and GPTQ's own start at another damping only competes (a full-rank
+    ``H`` from int4 on: GPTQ's 1 % beside the beam's 0.3 %), that start's factorization and GPTQ run after the
+    beam, where the deadline still leaves the time the first damping's took; else they are skipped and
+    ``deadline.cut`` set. So a deadline the whole start meets changes nothing, and a tight one does not spend
+    a third of MNIST's 5 GPTQ times on a start that never wins there (0 of its 128 neurons from a beam of 4 on,
+    int4; 23 against a beam of 1, where GPTQ's own start at 0.3 % wins 43 and the beam 62).
     """
     from qannealq._gptq_beam import beam_search  # compiled on first use
 
     begun = time.perf_counter()
+    layer = deadline  # the whole start's (``deadline`` becomes the beams' share of it)
+    ordered = dampings
+    later: tuple[float, ...] = ()  # dampings whose GPTQ start only competes, run after the beam where time allows
+    if deadline is not None and beam_at is not None and len(dampings) > 1:
+        later, dampings = tuple(p for p in dampings if p != beam_at), (beam_at,)
     restricted, order = _GPTQ_FORMS[name]
     dead, n = problem.dead, problem.num_neurons
     grad = np.where(dead, 0.0, problem.weights) @ problem.hessian - problem.stats.cross
@@ -659,8 +684,17 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         out[..., perm] = v
         return out, score
 
-    factors = dict(zip(dampings, _side_by_side(lambda p: _ordered_factor(problem.hessian, dead, p, order,
-                                                                         _inverse_cholesky), dampings)))
+    alone = 1 if problem.num_coordinates < ONE_BLAS_INPUTS else None  # a lone damping's BLAS threads
+
+    def factored(percdamps: tuple[float, ...]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        return dict(zip(percdamps, _side_by_side(lambda p: _ordered_factor(problem.hessian, dead, p, order,
+                                                                           _inverse_cholesky), percdamps, alone)))
+
+    def gptq_starts(factors: dict) -> dict[float, np.ndarray]:
+        return dict(zip(factors, [ints if restricted else problem.restrict(ints) for ints in _side_by_side(
+            lambda pf: _gptq_on(problem, *pf, restricted), factors.values(), alone)]))
+
+    factors = factored(dampings)
     # the beam runs on the live inputs alone: the dead ones are decoupled in the damped H (a unit diagonal), so the
     # factor's live rows and columns are the live inputs' own factor, in the same order (MNIST's first layer: 599
     # of 785 inputs; the default's solve 0.36-0.37 -> 0.34-0.36 s, the same start to 1e-15)
@@ -668,11 +702,11 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
             for p, (perm, u) in factors.items()}
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam (first:
     # under a deadline the beam then has the time these leave)
-    own = [ints if restricted else problem.restrict(ints)
-           for ints in _side_by_side(lambda pf: _gptq_on(problem, *pf, restricted), factors.values())]
+    own = gptq_starts(factors)
     everyone = np.arange(n)
+    fixed = time.perf_counter() - begun
     if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave
-        deadline = deadline.search(time.perf_counter() - begun)
+        deadline = deadline.search(fixed)
     if beam_at is not None:
         best, reached = search(beam_at, everyone)
     else:  # (GPTQ's damping, the lower one)
@@ -691,7 +725,12 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     others = None
     if paths > 1:  # the beam's other survivors follow its start
         best, others = best[:, 0], problem.base[:, None] + np.where(problem.free[:, None], best[:, 1:], 0)
-    start = _lowest(problem, [problem.base + np.where(problem.free, best, 0), *own],
+    if later:  # GPTQ's start at the other damping: where the time the first one's took is still left
+        if layer.left() >= fixed:
+            own.update(gptq_starts(factored(later)))
+        else:
+            layer.mark_cut()
+    start = _lowest(problem, [problem.base + np.where(problem.free, best, 0), *(own[p] for p in ordered if p in own)],
                     barred=~np.isfinite(reached))  # a neuron no beam reached: GPTQ's own start
     if others is not None:
         missed = ~np.isfinite(reached)

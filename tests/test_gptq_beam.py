@@ -264,6 +264,60 @@ def test_a_full_rank_layer_beams_at_its_bit_widths_damping(bits):
         assert not np.allclose(e(beam), e(_beam(problem, 6, GPTQ_PERCDAMP)[0]))
 
 
+def test_under_a_deadline_the_full_rank_start_s_other_damping_waits_for_the_beam(monkeypatch):
+    """Full rank, int4: under a deadline GPTQ's start at its own 1 % (which only competes with the beam at 0.3 %)
+    is formed after the beam, where the time the first damping took is still left. A roomy deadline: the same
+    start as without one, both factorizations formed (the 1 % one last), nothing cut. A deadline already passed:
+    no beam, no 1 % factorization; each neuron starts from GPTQ's start at the beam's damping, and ``cut`` is
+    set."""
+    from qannealq._deadline import Deadline
+
+    problem = random_layer(np.random.default_rng(4), 40, 12, samples=300).problem(4)
+    assert not rank_deficient(problem) and problem.grid.bits >= baselines.FULL_RANK_BEAM_BITS
+    formed = []
+    factor = baselines._ordered_factor
+
+    def spy(hessian, dead, percdamp, *args):
+        formed.append(percdamp)
+        return factor(hessian, dead, percdamp, *args)
+    monkeypatch.setattr(baselines, "_ordered_factor", spy)
+    unbounded = warm_start_integers(problem, beam=6)
+    assert sorted(formed) == sorted([GPTQ_PERCDAMP, baselines.FULL_RANK_BEAM_PERCDAMP])
+    formed.clear()
+    roomy = Deadline(time.perf_counter() + 600)
+    np.testing.assert_array_equal(warm_start_integers(problem, beam=6, deadline=roomy), unbounded)
+    assert formed == [baselines.FULL_RANK_BEAM_PERCDAMP, GPTQ_PERCDAMP] and not roomy.cut
+    formed.clear()
+    passed = Deadline(time.perf_counter() - 1.0)
+    start = warm_start_integers(problem, beam=6, deadline=passed)
+    assert formed == [baselines.FULL_RANK_BEAM_PERCDAMP] and passed.cut
+    own = BASELINES["gptq-restricted-pivot"](problem, percdamp=baselines.FULL_RANK_BEAM_PERCDAMP)
+    np.testing.assert_array_equal(start, own)
+
+
+def test_a_lone_damping_factors_on_one_blas_thread_below_one_blas_inputs(monkeypatch):
+    """A full-rank int2 layer (one damping): its factorization runs on one BLAS thread below
+    ``ONE_BLAS_INPUTS`` inputs (numpy's and scipy's OpenBLAS threads would share the cores), on the caller's
+    threads from it."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    seen = []
+    factor = baselines._ordered_factor
+
+    def spy(*args):
+        seen.append(max(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"))
+        return factor(*args)
+    monkeypatch.setattr(baselines, "_ordered_factor", spy)
+    monkeypatch.setattr(baselines, "ONE_BLAS_INPUTS", 50)
+    for inputs, expected in ((40, 1), (60, 2)):
+        problem = random_layer(np.random.default_rng(inputs), inputs, 4, samples=400).problem(2)
+        assert not rank_deficient(problem)
+        seen.clear()
+        with threadpool_limits(2, user_api="blas"):
+            warm_start_integers(problem, beam=4)
+        assert seen == [expected], (inputs, seen)
+
+
 def test_paths_are_the_final_beam_spread_by_rank_the_best_first():
     """``paths``: with a width of 2^(free inputs) the final beam holds every state, so ``paths`` = that width
     returns each state once, in order of energy (path 0 the best: ``paths=1``'s state); fewer paths take
