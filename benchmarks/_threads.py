@@ -14,8 +14,8 @@ def pinned(blas: int, torch_threads: int | None = None) -> Iterator[str]:
     """Within the block, BLAS/OpenMP run ``blas`` threads (and torch ``torch_threads``, when given).
 
     Yields:
-        One line for the benchmark's header: each BLAS/OpenMP library and its count, torch's count, the CPUs
-        and the 1-minute load average.
+        One line for the benchmark's header: each BLAS/OpenMP library and its count, torch's count, OpenBLAS's
+        spin (``OPENBLAS_THREAD_TIMEOUT``, :data:`qannealq.BLAS_SPIN`), the CPUs and the 1-minute load average.
     """
     if torch_threads is not None:
         import torch
@@ -26,4 +26,6 @@ def pinned(blas: int, torch_threads: int | None = None) -> Iterator[str]:
         line = f"BLAS {', '.join(libs) or 'none'}"
         if torch_threads is not None:
             line += f"; torch {torch.get_num_threads()}"
-        yield f"{line}; {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}"
+        spin = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "OpenBLAS's default")
+        yield (f"{line}; OPENBLAS_THREAD_TIMEOUT {spin}; {os.cpu_count()} CPUs; load average "
+               f"{os.getloadavg()[0]:.1f}")

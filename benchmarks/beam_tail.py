@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 from scipy.linalg import solve_triangular
 

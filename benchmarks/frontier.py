@@ -59,6 +59,7 @@ from contextlib import nullcontext
 from pathlib import Path
 from unittest import mock
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure

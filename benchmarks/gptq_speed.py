@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numba
 import numpy as np
 import torch

@@ -22,6 +22,7 @@ import time
 import tracemalloc
 from dataclasses import dataclass, replace
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 import torch
 

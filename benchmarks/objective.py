@@ -30,6 +30,7 @@ from itertools import product
 from dataclasses import replace
 from pathlib import Path
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 import torch
 

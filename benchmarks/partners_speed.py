@@ -23,6 +23,7 @@ import time
 from contextlib import ExitStack
 from unittest import mock
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
 from frontier import first_layer  # benchmarks/ is the script's folder

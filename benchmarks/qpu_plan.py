@@ -24,6 +24,7 @@ import math
 import time
 from types import SimpleNamespace
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
 from qannealq.backends import get_sampler

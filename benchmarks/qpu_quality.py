@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
 from qannealq.backends import get_sampler

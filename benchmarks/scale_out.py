@@ -26,6 +26,7 @@ import sys
 import time
 from contextlib import ExitStack
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 from threadpoolctl import threadpool_limits
 

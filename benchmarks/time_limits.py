@@ -26,6 +26,7 @@ import json
 import time
 from pathlib import Path
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
 from _threads import pinned  # benchmarks/ is the script's folder

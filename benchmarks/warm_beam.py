@@ -24,6 +24,7 @@ import json
 import time
 from pathlib import Path
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
 from frontier import first_layer, fingerprint  # benchmarks/ is the script's folder

@@ -1,0 +1,38 @@
+"""Importing qannealq shortens OpenBLAS's spin (``OPENBLAS_THREAD_TIMEOUT``) unless the user set it, before numpy
+loads OpenBLAS: each benchmark imports it first."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import qannealq
+
+PROBE = "import os, sys, qannealq; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), 'numpy' in sys.modules)"
+
+
+def _probe(env: dict) -> str:
+    return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
+def test_importing_qannealq_sets_a_short_spin_unless_set():
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    assert _probe(env) == [qannealq.BLAS_SPIN, "True"]
+    assert _probe({**env, "OPENBLAS_THREAD_TIMEOUT": "12"}) == ["12", "True"]
+
+
+def test_every_timing_benchmark_imports_qannealq_before_numpy():
+    """Where numpy (or numba, torch, scipy, which load it) came first, OpenBLAS would keep its default spin."""
+    first_heavy = re.compile(r"^(import|from) (numpy|numba|torch|scipy|sklearn)\b", re.M)
+    ours = re.compile(r"^(import|from) (qannealq|qpu_quality)\b", re.M)
+    for path in sorted(Path(__file__).resolve().parents[1].joinpath("benchmarks").glob("*.py")):
+        text = path.read_text()
+        heavy = first_heavy.search(text)
+        if heavy is None or path.name in ("_threads.py", "results_tables.py"):  # no timings there
+            continue
+        mine = ours.search(text)
+        assert mine is not None and mine.start() < heavy.start(), f"{path.name} loads numpy before qannealq"
