@@ -9,10 +9,11 @@ import os
 
 #: numpy and scipy each load their own OpenBLAS, and each one's threads spin for about 0.1 s after a call
 #: (``OPENBLAS_THREAD_TIMEOUT``'s default, 2^28 cycles), holding a core the other library's threads and the
-#: compiled kernels' threads then wait for. On MNIST's first layer on 2 cores (BLAS on 2 threads) GPTQ took 32-211
-#: ms with the default spin and 21-41 ms with a short one (2^4 cycles), ``layer-sa``'s ``fast`` 32-120 ms against
-#: 24-49. OpenBLAS reads it when it loads: so it is set here (unless already set) only where qannealq is imported
-#: before numpy and scipy, as by the ``qannealq`` command and the benchmarks; elsewhere set it in the environment.
+#: compiled kernels' threads then wait for. On MNIST's first layer on 2 cores (BLAS on 2 threads) GPTQ took
+#: 32-212 ms with the default spin and 19-28 ms with a short one (2^4 cycles), ``layer-sa``'s ``fast`` 53-140 ms
+#: against 24-44 (the README's "Benchmarks"). OpenBLAS reads it when it loads: so it is set here (unless already
+#: set) only where qannealq is imported before numpy and scipy, as by the ``qannealq`` command and the
+#: benchmarks; elsewhere set it in the environment.
 BLAS_SPIN = "4"
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_SPIN)
 

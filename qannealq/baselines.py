@@ -439,7 +439,9 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
             and its start takes about half the time (the README).
         deadline: when the layer's solve should end (:class:`qannealq._deadline.Deadline`; None: no bound).
             The factorizations and GPTQ's own start run in any case, first (about 1.5-2 GPTQ times on CIFAR-10's
-            rank-deficient first layer, where both dampings run); the beam then takes the deadline's share of
+            rank-deficient first layer, where both dampings run; on a full-rank layer from int4 on the one at
+            GPTQ's 1 %, which only competes, after the beam and only where time is left: :func:`_beam_start`);
+            the beam then takes the deadline's share of
             the time they leave (:meth:`qannealq._deadline.Deadline.search`), narrows to meet it and stops
             there, the neurons it did not reach starting from GPTQ's own start (:func:`_beam_start`), and sets
             ``deadline.cut`` where it did either. The solve loop takes the sampler's
@@ -701,7 +703,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     live = {p: (perm[~dead[perm]], u if not dead.any() else u[np.ix_(~dead[perm], ~dead[perm])])
             for p, (perm, u) in factors.items()}
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam (first:
-    # under a deadline the beam then has the time these leave)
+    # under a deadline the beam then has the time these leave; a damping in `later` comes after the beam)
     own = gptq_starts(factors)
     everyone = np.arange(n)
     fixed = time.perf_counter() - begun
