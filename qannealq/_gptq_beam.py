@@ -586,14 +586,9 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     w32 = w0.astype(np.float32)
     # U's block columns, rows 0 .. b − 1 of each block (the rest are zeros: U is upper triangular), contiguous for
     # the products of the compiled group loop; half of U's size in all
-    ucol_at = np.zeros(starts.size + 1, np.int64)
-    for q, a in enumerate(starts):
-        b = min(a + block, m)
-        ucol_at[q + 1] = ucol_at[q] + b * (b - a)
-    ucols = np.empty(ucol_at[-1], np.float32)
-    for q, a in enumerate(starts):
-        b = min(a + block, m)
-        ucols[ucol_at[q]:ucol_at[q + 1]] = u[:b, a:b].ravel()
+    columns = [u[:min(a + block, m), a:a + block].ravel() for a in starts]
+    ucols = np.concatenate([np.zeros(0, np.float32), *columns])  # none on a layer without live inputs
+    ucol_at = np.concatenate([[0], np.cumsum([c.size for c in columns])]).astype(np.int64)
 
     def search(first: int, widths: np.ndarray = widths, offsets: np.ndarray = offsets) -> None:
         """Every block of the neurons ``first .. first + GROUP − 1``, at the blocks' ``widths``
