@@ -14,7 +14,7 @@ import qannealq
 PROBE = "import os, sys, qannealq; print(os.environ.get('OPENBLAS_THREAD_TIMEOUT'), 'numpy' in sys.modules)"
 
 
-def _probe(env: dict) -> str:
+def _probe(env: dict) -> list[str]:
     return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True,
                           check=True).stdout.split()
 
