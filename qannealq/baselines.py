@@ -143,16 +143,39 @@ def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
     """The ``pivot`` order of ``H`` and GPTQ's factor in that order (:func:`_inverse_cholesky`'s, the same
     damping and dead inputs), from :func:`_pivot_cholesky`: with its pivots ``p`` and ``H[p][:, p] = L Lᵀ``,
     the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of :func:`_inverse_cholesky`). The
-    beams need this factor; GPTQ itself in pivot order runs on ``L`` (:func:`_gptq_plane`)."""
+    beams need this factor; GPTQ itself in pivot order runs on ``L`` (:func:`_gptq_plane`).
+
+    Only the live inputs are factored: a dead input, given a unit diagonal, is decoupled, so its Schur diagonal
+    stays ``1 + λ`` and picking it changes no live one's. The dead inputs take their places in the order where
+    the full factorization would pick them (all together, at the first live pivot whose Schur diagonal exceeds
+    ``1 + λ``; a tie goes to the live input), with ``1 / sqrt(1 + λ)`` on the factor's diagonal. The same order
+    and factor to rounding; on MNIST's first layer (599 of 785 inputs live, damping 0.3 %, one BLAS thread,
+    interleaved) 14-16 ms instead of 19-20.
+    """
     from qannealq._lapack import invert_lower
 
-    pivots, h = _pivot_cholesky(_damped(hessian, dead, percdamp), percdamp, block)
+    m = hessian.shape[0]
+    damp = _damping(hessian, dead, percdamp)
+    live, gone = np.flatnonzero(~dead), np.flatnonzero(dead)
+    h = submatrix(hessian, live)
+    h[np.diag_indices_from(h)] += damp
+    pivots, h = _pivot_cholesky(h, percdamp, block) if live.size else (np.zeros(0, np.int64), h)
+    # the full factorization's pick at each step is the least of the live pivot's Schur diagonal (L's diagonal
+    # squared) and the dead inputs' 1 + λ: they all come at the first live pivot above it
+    at = int(np.argmax(np.append(np.diag(h) ** 2, np.inf) > 1.0 + damp))
     # L⁻¹ by LAPACK's triangular inverse (a third of the flops of solving L X = I), in place on L (h read
     # column-major), the GIL released
-    info = invert_lower(h)
+    info = invert_lower(h) if live.size else 0
     if info != 0:  # pragma: no cover - every pivot was checked positive above
         raise InvalidArgumentError(f"percdamp={percdamp!r}: the pivoted factor of H is singular (LAPACK info {info})")
-    return pivots[::-1].copy(), np.ascontiguousarray(h.T[::-1, ::-1])
+    order = np.concatenate([live[pivots[:at]], gone, live[pivots[at:]]])
+    if gone.size:  # the dead inputs' steps at..after: their rows and columns decoupled
+        full, after = np.zeros((m, m)), at + gone.size
+        full[:at, :at], full[:at, after:], full[after:, :at], full[after:, after:] = (
+            h[:at, :at], h[:at, at:], h[at:, :at], h[at:, at:])
+        full[np.arange(at, after), np.arange(at, after)] = 1.0 / np.sqrt(1.0 + damp)
+        h = full
+    return order[::-1].copy(), np.ascontiguousarray(h.T[::-1, ::-1])
 
 
 def _plane_factor(problem: LayerProblem, percdamp: float) -> tuple[np.ndarray, np.ndarray]:
@@ -494,7 +517,7 @@ def _lowest(problem: LayerProblem, candidates: list[np.ndarray], barred: np.ndar
     five for the beam's start (0.76-0.96 s -> 0.44-0.50 s on CIFAR-10's first layer, BLAS on 2 threads).
     """
     values = [problem.grid.dequantize(ints, problem.steps) for ints in candidates]
-    products = _side_by_side(lambda q: q @ problem.hessian, values)
+    products = _side_by_side(problem.products, values)
     energies = np.stack([problem.errors_from_products(q, qh, remember=False) for q, qh in zip(values, products)])
     if barred is not None:
         energies[0, barred] = np.inf
@@ -671,7 +694,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         later, dampings = tuple(p for p in dampings if p != beam_at), (beam_at,)
     restricted, order = _GPTQ_FORMS[name]
     dead, n = problem.dead, problem.num_neurons
-    grad = np.where(dead, 0.0, problem.weights) @ problem.hessian - problem.stats.cross
+    grad = problem.products(np.where(dead, 0.0, problem.weights)) - problem.stats.cross
 
     def search(percdamp: float, rows: np.ndarray, later: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """The beam on ``rows`` at ``percdamp``; under a deadline, its share of the time left by neuron count

@@ -147,6 +147,29 @@ class LayerProblem:
         return np.diag(self.hessian) <= 0.0
 
     @cached_property
+    def _live_hessian(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The live inputs and ``H`` among them, where an eighth or more of the inputs are dead (MNIST's first
+        layer: 186 of 785), for :meth:`products`; else None."""
+        dead = self.dead
+        if np.count_nonzero(dead) * 8 < dead.size:
+            return None
+        live = np.flatnonzero(~dead)
+        return live, submatrix(self.hessian, live)
+
+    def products(self, values: np.ndarray) -> np.ndarray:
+        """``values @ H`` of rows ``values`` ``(k, m)``. A dead input's row and column of ``H`` are zero, so where
+        there are many (:attr:`_live_hessian`) the product runs over the live inputs alone, its dead columns
+        zero: the same to rounding (the zero terms left out), in 0.6 of the time on MNIST's first layer (599 of
+        785 inputs live: 2.4 against 3.7 ms on one BLAS thread for the layer's 128 rows)."""
+        live_h = self._live_hessian
+        if live_h is None:
+            return values @ self.hessian
+        live, h = live_h
+        out = np.zeros(values.shape, np.result_type(values, h))
+        out[:, live] = values[:, live] @ h
+        return out
+
+    @cached_property
     def base_values(self) -> np.ndarray:
         """``u = d ∘ (k + o)``, the values at ``v = 0``."""
         return self.grid.dequantize(self.base, self.steps)
@@ -154,7 +177,7 @@ class LayerProblem:
     @cached_property
     def _base_products(self) -> np.ndarray:
         """``H u_i`` of every neuron's base values ``(n, m)``: one product for :attr:`linear` and :attr:`offsets`."""
-        return self.base_values @ self.hessian
+        return self.products(self.base_values)
 
     @cached_property
     def linear(self) -> np.ndarray:
@@ -211,7 +234,7 @@ class LayerProblem:
         known = self._remembered.find(q)
         if known is not None:
             return known[1].copy()
-        products = q @ self.hessian
+        products = self.products(q)
         out = self._errors(q, products)
         self._keep(q, out, products)
         return out
@@ -247,7 +270,7 @@ class LayerProblem:
         """``E_i`` of the neurons ``rows`` at ``values`` ``(len(rows), m)``: one product of those rows alone (a
         pilot's few neurons; not remembered)."""
         q = np.ascontiguousarray(values, dtype=np.float64)
-        return self._errors(q, q @ self.hessian, rows)
+        return self._errors(q, self.products(q), rows)
 
     def _errors(self, q: np.ndarray, products: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """``E_i`` of the rows ``q`` (of the neurons ``rows``) from their products ``q H``."""
@@ -260,7 +283,7 @@ class LayerProblem:
         u = self.steps * v
         diag_part = (self.steps ** 2) * np.diag(self.hessian) * v
         return self.offsets + np.einsum("ij,ij->i", self.linear - diag_part, v) + np.einsum(
-            "ij,ij->i", u @ self.hessian, u)
+            "ij,ij->i", self.products(u), u)
 
     def decode(self, i: int, sample: Mapping[int, int]) -> DecodedRow:
         """Integers and values of neuron ``i`` for a sample over its BQM variables."""

@@ -129,6 +129,29 @@ def test_pivot_order_rounds_each_input_while_the_later_ones_explain_the_most_of_
         _pivot_factor(problem.hessian, problem.dead, 0.01, block=0)
 
 
+@pytest.mark.parametrize("scale", [0.05, 1.5, 30.0])
+def test_pivot_factor_of_the_live_inputs_places_the_dead_ones_as_the_full_factorization_does(scale):
+    """``_pivot_factor`` factors the live inputs alone; the dead ones (a unit diagonal, decoupled) take the places
+    the pivoted factorization of the whole damped ``H`` gives them: the same order and factor. The scales put
+    the live Schur diagonals below, around and above the dead inputs' ``1 + λ`` (the dead ones last, inside,
+    first in the order)."""
+    from qannealq._lapack import invert_lower
+    from qannealq.baselines import _damped, _pivot_cholesky, _pivot_factor
+
+    problem = random_layer(np.random.default_rng(10), 40, 3, samples=400, dead=5).problem(3)
+    hessian = problem.hessian * scale
+    for percdamp in (0.01, 0.001):
+        pivots, full = _pivot_cholesky(_damped(hessian, problem.dead, percdamp), percdamp, 7)
+        assert invert_lower(full) == 0
+        order, factor = _pivot_factor(hessian, problem.dead, percdamp, block=7)
+        np.testing.assert_array_equal(order, pivots[::-1])
+        np.testing.assert_allclose(factor, full.T[::-1, ::-1], rtol=1e-9, atol=1e-12)
+    places = np.flatnonzero(problem.dead[order])
+    assert np.ptp(places) == places.size - 1  # together
+    assert {0.05: places[0] == 0, 1.5: 0 < places[0] < order.size - places.size,
+            30.0: places[-1] == order.size - 1}[scale]
+
+
 def test_pivot_order_gptq_is_gptq_of_the_problem_so_ordered():
     """GPTQ in pivot order equals plain GPTQ on the inputs taken in that order, is unchanged by a prior shuffle
     of the inputs, and its restricted form is a valid QUBO assignment."""
