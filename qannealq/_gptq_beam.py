@@ -64,9 +64,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from qannealq._deadline import Deadline
+from qannealq._pool import blas_threads
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["beam_search", "beam_widths", "check_growth", "gptq_path", "nearest_plane_path", "GROUP"]
@@ -603,7 +603,7 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     # the workers' products run on one BLAS thread each: BLAS threads of their own would oversubscribe the cores
     # (with 2 BLAS threads beside 2 workers, the search took 1.5x as long on MNIST's first layer)
     firsts = list(range(0, n, GROUP))
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+    with blas_threads(1), ThreadPoolExecutor(workers) as pool:
         if deadline is None:
             list(pool.map(search, firsts))
         else:
@@ -792,6 +792,6 @@ def nearest_plane_path(weights: np.ndarray, steps: np.ndarray, lo: np.ndarray, h
         return ints
     from qannealq._pool import shared_pool
 
-    with threadpool_limits(1, user_api="blas"):
+    with blas_threads(1):
         list(shared_pool(len(groups)).map(path, groups))
     return ints

@@ -5,6 +5,11 @@ the GIL before it reports itself started): ``layer-sa`` started four per solve (
 kernel calls' pools), about 4 ms of a ``fast`` solve of 40-50 ms on MNIST's first layer. :func:`shared_pool`
 keeps one pool per size for the whole process.
 
+:func:`blas_threads` limits the BLAS libraries' threads for a block of code through one threadpoolctl controller
+kept for the process: ``threadpool_limits`` looks up the loaded libraries afresh on every call, 1.2 ms each, and
+the warm start of ``layer-sa``'s default took four or five of them (its factorizations, GPTQ starts, energies
+and beam side by side), about 5 ms of the 0.1 s a limit of 5 GPTQ times gives it on MNIST's first layer.
+
 A task given to a shared pool must not wait for another task of the same pool (a kernel call, not a caller of
 pools): with every worker waiting, nothing would run the tasks waited for. A forked child gets fresh pools (the
 parent's threads do not exist in it).
@@ -15,8 +20,11 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
+from functools import lru_cache
+from typing import Any
 
-__all__ = ["shared_pool"]
+__all__ = ["shared_pool", "blas_threads"]
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
@@ -30,6 +38,26 @@ def shared_pool(workers: int) -> ThreadPoolExecutor:
         if pool is None:
             pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix=f"qannealq-pool{workers}")
         return pool
+
+
+@lru_cache(maxsize=1)
+def _controller() -> Any:
+    """The process's threadpoolctl controller, made once numpy's and scipy's BLAS (each its own OpenBLAS) are
+    loaded: the libraries whose threads :func:`blas_threads` limits."""
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def blas_threads(limit: int | None) -> AbstractContextManager:
+    """``with blas_threads(k):`` runs its block with at most ``k`` threads in each BLAS library (numpy's, scipy's),
+    then restores their counts, as ``threadpool_limits(k, user_api="blas")`` does, without its lookup of the
+    loaded libraries; None: no limit (the caller's threads)."""
+    if limit is None:
+        return nullcontext()
+    return _controller().limit(limits=int(limit), user_api="blas")
 
 
 def _forget() -> None:  # in a forked child: the pools' threads were the parent's

@@ -41,6 +41,7 @@ from functools import partial
 import numpy as np
 
 from qannealq._deadline import Deadline
+from qannealq._pool import blas_threads
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
@@ -294,8 +295,6 @@ def _neuron_factors(problem: LayerProblem, rows: np.ndarray, percdamp: float,
     is then kept (or not) here, in this thread, its ``H_i`` first, as one neuron at a time would keep them, so
     what is kept and every result are the same. On the relu-aware objective's MNIST first layer (128 neurons of
     785 inputs) GPTQ's first run formed them in 3.0 s one at a time."""
-    from threadpoolctl import threadpool_limits
-
     stats = problem.stats
     kind = ("gptq" if order == "index" else f"gptq-{order}", percdamp)
 
@@ -306,7 +305,7 @@ def _neuron_factors(problem: LayerProblem, rows: np.ndarray, percdamp: float,
 
     out = []
     workers = max(1, min(len(rows), os.cpu_count() or 1))
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+    with blas_threads(1), ThreadPoolExecutor(workers) as pool:
         for first in range(0, len(rows), workers):
             window = [int(i) for i in rows[first:first + workers]]
             missing = [i for i in window if stats.held(kind, i) is None]
@@ -593,15 +592,10 @@ def _side_by_side(fn: Callable, items: Iterable, alone: int | None = None) -> li
     the other. ``alone``: the BLAS threads of a lone item (None: the caller's; see :data:`ONE_BLAS_INPUTS`)."""
     items = list(items)
     workers = min(len(items), os.cpu_count() or 1)
-    from threadpoolctl import threadpool_limits
-
     if workers <= 1:
-        if alone is None:
+        with blas_threads(alone):
             return [fn(x) for x in items]
-        with threadpool_limits(alone, user_api="blas"):
-            return [fn(x) for x in items]
-
-    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+    with blas_threads(1), ThreadPoolExecutor(workers) as pool:  # not a shared pool: fn may use one (GPTQ's)
         return list(pool.map(fn, items))
 
 
@@ -623,8 +617,6 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
     starts after the share of the time left that it gives the search (:meth:`qannealq._deadline.Deadline.search`;
     ``deadline.cut`` then set): those neurons start from ``name``'s own start.
     """
-    from threadpoolctl import threadpool_limits
-
     from qannealq._gptq_beam import beam_search  # compiled on first use
 
     restricted, order = _GPTQ_FORMS[name]
@@ -653,7 +645,7 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
             factored = _neuron_factors(problem, rows, GPTQ_PERCDAMP, order)
             own[rows] = _gptq_neurons(problem, rows, restricted, GPTQ_PERCDAMP, 128, order,  # GPTQ's block size
                                       factored)
-            with threadpool_limits(1, user_api="blas"):  # the beams read the same factors as GPTQ's start
+            with blas_threads(1):  # the beams read the same factors as GPTQ's start
                 list(pool.map(lambda r: search(int(rows[r]), *factored[r]), range(rows.size)))
     own = own if restricted else problem.restrict(own)
     candidates = np.stack([own, problem.base + np.where(problem.free, choices, 0)])

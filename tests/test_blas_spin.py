@@ -36,3 +36,25 @@ def test_every_timing_benchmark_imports_qannealq_before_numpy():
             continue
         mine = ours.search(text)
         assert mine is not None and mine.start() < heavy.start(), f"{path.name} loads numpy before qannealq"
+
+
+def test_blas_threads_limits_numpy_and_scipy_blas_and_restores_them():
+    """``qannealq._pool.blas_threads`` (one kept threadpoolctl controller) limits both BLAS libraries the solvers
+    call, numpy's and scipy's, inside its block and restores their counts after; None leaves them alone."""
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from qannealq._pool import blas_threads
+
+    def counts() -> dict[str, int]:
+        return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    with threadpool_limits(2, user_api="blas"):
+        before = counts()
+        assert len(before) >= 2 and set(before.values()) == {2}  # numpy's and scipy's own OpenBLAS
+        with blas_threads(1):
+            assert set(counts().values()) == {1}
+            with blas_threads(None):
+                assert set(counts().values()) == {1}
+        assert counts() == before
