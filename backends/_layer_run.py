@@ -101,14 +101,31 @@ class _Run:
         self.threads = max(1, int(params["num_threads"] or os.cpu_count() or 1))
         ranked = run_ranking(dense.mat, params, self.depth, self.threads)  # one ranking for both partner lists
         self.partners, self.couplings = pair_partners(dense.mat, params["pairs"], ranked)
-        self.chains, self.chain_mat = None, None
-        if self.depth >= 3:  # the chain anneal reads a float32 copy of M (by default), its couplings from it
-            self.chain_mat = np.ascontiguousarray(dense.mat, dtype=np.dtype(params["chain_precision"]))
-            nbr, coup = chain_partners(self.chain_mat, params["chain_partners"], ranked)
-            self.chains = (nbr, coup.astype(np.float64), *chain_hops(self.chain_mat, nbr))
+        self._ranked = ranked if self.depth >= 3 else None  # the chains' lists, formed where an anneal asks
+        self._chains: tuple | None = None
+        self._chain_mat: np.ndarray | None = None
         self.indptr, self.indices = _coordinate_lists(dense.free)
         self.tol = greedy_tolerance(dense.lin if scale is None else scale)
         self.stop = np.zeros(1, np.int64)
+
+    @property
+    def chain_mat(self) -> np.ndarray | None:
+        """The copy of ``M`` the chain moves read (``params["chain_precision"]``, float32 by default; ``M`` itself
+        in float64), None where the run has no chain moves (:func:`chain_depth` below 3). Formed on first use,
+        as are :attr:`chains`: a run whose search is the polish alone (``layer-sa`` late under a time limit)
+        never forms them (their hop tables took 3 of its 20 ms after the beam on MNIST's first layer)."""
+        if self._chain_mat is None and self._ranked is not None:
+            self._chain_mat = np.ascontiguousarray(self.dense.mat, dtype=np.dtype(self.params["chain_precision"]))
+        return self._chain_mat
+
+    @property
+    def chains(self) -> tuple | None:
+        """The chain moves' partners, their couplings (from :attr:`chain_mat`) and hop tables
+        (:func:`chain_hops`), None where the run has no chain moves."""
+        if self._chains is None and self._ranked is not None:
+            nbr, coup = chain_partners(self.chain_mat, self.params["chain_partners"], self._ranked)
+            self._chains = (nbr, coup.astype(np.float64), *chain_hops(self.chain_mat, nbr))
+        return self._chains
 
     def __enter__(self) -> "_Run":
         """``with run:`` marks one solve's kernel calls; they all run in the process's pool of ``num_threads``

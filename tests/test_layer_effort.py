@@ -525,6 +525,24 @@ def test_chain_descent_escapes_pair_flip_minima():
     np.testing.assert_allclose(again.energy, exact, rtol=1e-6)
 
 
+def test_chain_tables_formed_only_when_an_anneal_moves_chains():
+    """A run whose search is the polish alone (``layer-sa`` late under a time limit) never forms the chain moves'
+    copy of ``M`` and hop tables; the first chain anneal forms them, once."""
+    layer, problem = smooth_layer(35, 300, 6, 3)
+    dense = DenseQubos.from_problem(problem, floors=True)
+    run, _ = make_run(dense, {**LayerSASampler().defaults, "chain": 4, "num_sweeps": 4})
+    with run:
+        rows = run.polish(problem.encode(gptq_restricted(problem)))
+        assert run._chains is None and run._chain_mat is None
+        run.anneal(rows, seed=1)
+        tables, copy = run._chains, run._chain_mat
+        assert tables is not None and copy is not None and copy.dtype == np.float32
+        run.anneal(rows, seed=2)
+        assert run._chains is tables and run._chain_mat is copy
+    flat, _ = make_run(dense, {**LayerSASampler().defaults, "chain": 0})
+    assert flat.chains is None and flat.chain_mat is None  # no chain moves: nothing to form
+
+
 def test_chain_precision_float32_copy_and_float64_energies():
     """Chain moves read a float32 copy of ``H`` by default (``chain_precision="float64"``: ``H`` itself); the
     anneal returns energies recomputed in float64 either way, the two precisions reach energies within a few
