@@ -40,7 +40,7 @@ from functools import partial
 
 import numpy as np
 
-from qannealq._deadline import Deadline
+from qannealq._deadline import RESERVE, Deadline
 from qannealq._pool import blas_threads
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
@@ -671,8 +671,9 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     other paths copies of it; the pilot compares the neurons both its beams reached (none: the lower damping).
     Where the beam runs at ``beam_at`` and GPTQ's own start at another damping only competes (a full-rank
     ``H`` from int4 on: GPTQ's 1 % beside the beam's 0.3 %), that start's factorization and GPTQ run after the
-    beam, where the deadline still leaves the time the first damping's took; else they are skipped and
-    ``deadline.cut`` set. So a deadline the whole start meets changes nothing, and a tight one does not spend
+    beam, where the deadline still leaves the time the first damping's took and
+    :data:`qannealq._deadline.RESERVE` times it for what follows; else they are skipped and ``deadline.cut`` set.
+    So a deadline the whole start meets changes nothing, and a tight one does not spend
     a third of MNIST's 5 GPTQ times on a start that never wins there (0 of its 128 neurons from a beam of 4 on,
     int4; 23 against a beam of 1, where GPTQ's own start at 0.3 % wins 43 and the beam 62).
     """
@@ -742,8 +743,10 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     others = None
     if paths > 1:  # the beam's other survivors follow its start
         best, others = best[:, 0], problem.base[:, None] + np.where(problem.free[:, None], best[:, 1:], 0)
-    if later:  # GPTQ's start at the other damping: where the time the first one's took is still left
-        if layer.left() >= fixed:
+    if later:  # GPTQ's start at the other damping: where the time the first one's took is still left, and what
+        # follows the start (RESERVE times it: the candidates' energies, the search's polish; on MNIST's first layer
+        # under 0.2 s the start ran there, 30 ms before the limit, and the layer ended 15-20 % late)
+        if layer.left() >= (1.0 + RESERVE) * fixed:
             own.update(gptq_starts(factored(later)))
         else:
             layer.mark_cut()

@@ -295,6 +295,39 @@ def test_under_a_deadline_the_full_rank_start_s_other_damping_waits_for_the_beam
     np.testing.assert_array_equal(start, own)
 
 
+@pytest.mark.parametrize("limit, later", [(2.3, False), (2.7, True)])
+def test_the_full_rank_start_s_other_damping_runs_only_where_what_follows_it_still_fits(monkeypatch, limit, later):
+    """After the beam, GPTQ's 1 % start runs only where the deadline leaves the time the first damping's start
+    took (``fixed``) and :data:`qannealq._deadline.RESERVE` times it more for what follows the start. A fake
+    clock: the first factorization takes 1 s, nothing else any time; a layer deadline 2.3 s away leaves 1.3 s
+    after the beam (the first damping's second, not the 0.6 more): no second factorization, cut; 2.7 s: it runs,
+    nothing cut."""
+    import types
+
+    import qannealq._deadline
+    import qannealq._gptq_beam
+    from qannealq._deadline import RESERVE, Deadline
+
+    assert 1.0 + RESERVE == pytest.approx(1.6)
+    now = [0.0]
+    clock = types.SimpleNamespace(perf_counter=lambda: now[0])
+    for module in (baselines, qannealq._deadline, qannealq._gptq_beam):
+        monkeypatch.setattr(module, "time", clock)
+    problem = random_layer(np.random.default_rng(4), 40, 12, samples=300).problem(4)
+    formed = []
+    factor = baselines._ordered_factor
+
+    def spy(hessian, dead, percdamp, *args):
+        formed.append(percdamp)
+        now[0] += 1.0 if len(formed) == 1 else 0.0
+        return factor(hessian, dead, percdamp, *args)
+    monkeypatch.setattr(baselines, "_ordered_factor", spy)
+    deadline = Deadline(limit)
+    warm_start_integers(problem, beam=6, deadline=deadline)
+    assert formed == [baselines.FULL_RANK_BEAM_PERCDAMP, *([GPTQ_PERCDAMP] if later else [])]
+    assert deadline.cut is not later
+
+
 def test_a_lone_damping_factors_on_one_blas_thread_below_one_blas_inputs(monkeypatch):
     """A full-rank int2 layer (one damping): its factorization runs on one BLAS thread below
     ``ONE_BLAS_INPUTS`` inputs (numpy's and scipy's OpenBLAS threads would share the cores), on the caller's
