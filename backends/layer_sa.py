@@ -40,8 +40,9 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 4. **Polish** each read greedily, recompute the energies in float64 and keep each neuron's best (never worse
    than the warm start).
 
-``time_limit`` (seconds per layer) bounds a solve, the warm start included. The warm start's factorizations and
-GPTQ's own start run first, in any case (about 1.5-2 GPTQ times on CIFAR-10's rank-deficient first layer); its
+``time_limit`` (seconds per layer) bounds a solve, the warm start included. The warm start's factorizations (and
+on a rank-deficient layer GPTQ's own starts) run first, in any case (about 1.5-2 GPTQ times on CIFAR-10's first
+layer; on a full-rank one GPTQ's starts follow the beam where time is left); its
 beam then takes :data:`WARM_START_SHARE` of the time they leave (:data:`POPULATION_SHARE` where a population follows
 it; :data:`SHORT_SEARCH_SHARE` where one sweep does, or where that time is under 3.5 times their own,
 :data:`qannealq._deadline.TIGHT`) and narrows to end by
@@ -104,9 +105,9 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "recombine_sweeps": None, "cycles": None, "warm_start_paths": None, "warm_start_growth": None,
              "warm_start_pilot": True, "time_spent": 0.0}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
-#: The share of the time a ``time_limit`` leaves, once the warm start's fixed costs are paid (its factorizations
-#: and GPTQ's own start), that the warm start's beam may take where a long anneal follows it (``thorough`` below
-#: the population's width; :meth:`LayerSASampler.warm_start_deadline`,
+#: The share of the time a ``time_limit`` leaves, once the warm start's fixed costs are paid (its factorizations,
+#: and on a rank-deficient layer GPTQ's own starts), that the warm start's beam may take where a long anneal
+#: follows it (``thorough`` below the population's width; :meth:`LayerSASampler.warm_start_deadline`,
 #: :meth:`qannealq._deadline.Deadline.search`): the search has the rest. Below the beam's own time the beam
 #: narrows to it; a wider limit changes nothing of the start.
 WARM_START_SHARE = 0.5

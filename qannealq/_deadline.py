@@ -78,10 +78,10 @@ class Deadline:
 
     def search(self, fixed: float) -> "Deadline":
         """The search proper's deadline, now that its fixed costs (``fixed`` seconds: the warm start's
-        factorizations and GPTQ's own start) are paid: ``share`` of the time left, or where that is under
-        :data:`TIGHT` times ``fixed``, ``tight_share`` of it less :data:`RESERVE` times ``fixed`` (what follows
-        the search is then its fixed costs alone: ``layer-sa``'s polish, without a population). Shortening a
-        search under it marks this one cut too."""
+        factorizations, and GPTQ's own starts where they come first) are paid: ``share`` of the time left, or
+        where that is under :data:`TIGHT` times ``fixed``, ``tight_share`` of it less :data:`RESERVE` times
+        ``fixed`` (what follows the search is then its fixed costs alone: ``layer-sa``'s polish, without a
+        population). Shortening a search under it marks this one cut too."""
         fixed = max(0.0, float(fixed))
         left = self.left()
         if self.tight_share is not None and left < TIGHT * fixed:  # what follows is the polish: its time kept

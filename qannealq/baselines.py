@@ -460,9 +460,9 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
             per neuron start 10 % lower, but at the paper's damping on the eighth of the neurons where it wins),
             and its start takes about half the time (the README).
         deadline: when the layer's solve should end (:class:`qannealq._deadline.Deadline`; None: no bound).
-            The factorizations and GPTQ's own start run in any case, first (about 1.5-2 GPTQ times on CIFAR-10's
-            rank-deficient first layer, where both dampings run; on a full-rank layer from int4 on the one at
-            GPTQ's 1 %, which only competes, after the beam and only where time is left: :func:`_beam_start`);
+            The factorizations (and on a rank-deficient layer GPTQ's own starts) run in any case, first (about
+            1.5-2 GPTQ times on CIFAR-10's first layer, where both dampings run; on a full-rank layer GPTQ's own
+            starts, which only compete, after the beam and only where time is left: :func:`_beam_start`);
             the beam then takes the deadline's share of
             the time they leave (:meth:`qannealq._deadline.Deadline.search`), narrows to meet it and stops
             there, the neurons it did not reach starting from GPTQ's own start (:func:`_beam_start`), and sets
@@ -665,17 +665,21 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     The pilot compares the beam's own scores (:mod:`qannealq._gptq_beam`: each ``E(q) − E(w)`` with the same
     ``w``, across dampings too) plus ``E(w)``, so that its margin is relative to the energies themselves.
 
-    With a ``deadline`` the beams take its share of the time the factorizations and GPTQ's own start leave
-    (:meth:`qannealq._deadline.Deadline.search`), narrow to meet it and stop there
-    (:func:`qannealq._gptq_beam.beam_search`): a neuron the beam did not reach starts from GPTQ's own start, its
-    other paths copies of it; the pilot compares the neurons both its beams reached (none: the lower damping).
-    Where the beam runs at ``beam_at`` and GPTQ's own start at another damping only competes (a full-rank
-    ``H`` from int4 on: GPTQ's 1 % beside the beam's 0.3 %), that start's factorization and GPTQ run after the
-    beam, where the deadline still leaves the time the first damping's took and
-    :data:`qannealq._deadline.RESERVE` times it for what follows; else they are skipped and ``deadline.cut`` set.
-    So a deadline the whole start meets changes nothing, and a tight one does not spend
-    a third of MNIST's 5 GPTQ times on a start that never wins there (0 of its 128 neurons from a beam of 4 on,
-    int4; 23 against a beam of 1, where GPTQ's own start at 0.3 % wins 43 and the beam 62).
+    With a ``deadline`` the beams take its share of the time the fixed costs leave (the factorizations, and
+    GPTQ's own starts where they come first: :meth:`qannealq._deadline.Deadline.search`), narrow to meet it and
+    stop there (:func:`qannealq._gptq_beam.beam_search`): a neuron the beam did not reach starts from GPTQ's own
+    start, its other paths copies of it; the pilot compares the neurons both its beams reached (none: the lower
+    damping).
+    Where the beam runs at one damping, ``beam_at`` (a full-rank ``H``), GPTQ's own starts only compete with it,
+    so under a deadline they run after the beam: first at the beam's damping, then at the others (from int4 on,
+    GPTQ's 1 %: a factorization and GPTQ), each only where the deadline still leaves the time the fixed costs
+    took (the factorization) and :data:`qannealq._deadline.RESERVE` times it for what follows; at the first that
+    does not fit ``deadline.cut`` is set, and the neurons the beam did not reach take GPTQ's start at its
+    damping, formed for them alone. So a deadline the whole start meets changes nothing, and a tight one gives
+    the beam the time of starts that do not win there: on MNIST's first layer GPTQ's own start at the beam's
+    damping won no neuron against a beam of 8 or more (int4 and int2; 52 and 30 of 128 against a beam of 1),
+    the one at 1 % none from a beam of 4 on (int4), and the two took a third of the 0.1 s a limit of 5 GPTQ
+    times gives the layer.
     """
     from qannealq._gptq_beam import beam_search  # compiled on first use
 
@@ -718,9 +722,12 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     # of 785 inputs; the default's solve 0.36-0.37 -> 0.34-0.36 s, the same start to 1e-15)
     live = {p: (perm[~dead[perm]], u if not dead.any() else u[np.ix_(~dead[perm], ~dead[perm])])
             for p, (perm, u) in factors.items()}
-    # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam (first:
-    # under a deadline the beam then has the time these leave; a damping in `later` comes after the beam)
-    own = gptq_starts(factors)
+    # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam. Under
+    # a deadline, where the beam runs at one damping (beam_at), after the beam, where time is left: from a beam of
+    # 8 on it never won on MNIST's first layer (int4 and int2, 128 neurons), and it took 8 of the 0.1 s a limit of
+    # 5 GPTQ times gives the layer; a neuron the beam did not reach starts from it in any case
+    deferred = deadline is not None and beam_at is not None
+    own = {} if deferred else gptq_starts(factors)
     everyone = np.arange(n)
     fixed = time.perf_counter() - begun
     if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave
@@ -743,16 +750,29 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     others = None
     if paths > 1:  # the beam's other survivors follow its start
         best, others = best[:, 0], problem.base[:, None] + np.where(problem.free[:, None], best[:, 1:], 0)
-    if later:  # GPTQ's start at the other damping: where the time the first one's took is still left, and what
-        # follows the start (RESERVE times it: the candidates' energies, the search's polish; on MNIST's first layer
-        # under 0.2 s the start ran there, 30 ms before the limit, and the layer ended 15-20 % late)
+    missed = ~np.isfinite(reached)  # neurons no beam reached: GPTQ's own start
+    beamed = problem.base + np.where(problem.free, best, 0)
+    # GPTQ's deferred starts, each where the time the fixed costs took is still left, and what follows the start
+    # (RESERVE times it: the candidates' energies, the search's polish; on MNIST's first layer under 0.2 s the 1 %
+    # start ran 30 ms before the limit when it needed only the first damping's time, and the layer ended 15-20 %
+    # late): the beam's damping, then the others (a factorization each, and GPTQ)
+    for percdamps in ((beam_at,), later) if deferred else ():
+        if not percdamps:
+            continue
         if layer.left() >= (1.0 + RESERVE) * fixed:
-            own.update(gptq_starts(factored(later)))
-        else:
-            layer.mark_cut()
-    start = _lowest(problem, [problem.base + np.where(problem.free, best, 0), *(own[p] for p in ordered if p in own)],
-                    barred=~np.isfinite(reached))  # a neuron no beam reached: GPTQ's own start
+            own.update(gptq_starts({p: factors[p] for p in percdamps} if percdamps[0] == beam_at else
+                                   factored(percdamps)))
+            continue
+        layer.mark_cut()
+        if percdamps[0] == beam_at and missed.any():  # the beam's misses take GPTQ's start in its stead
+            rows = np.flatnonzero(missed)
+            ints = _gptq_on(problem, *factors[beam_at], restricted, rows=rows)
+            base = problem.base[rows]
+            beamed[rows] = ints if restricted else np.clip(ints, base, base + problem.free[rows])
+            missed[:] = False
+        break
+    start = _lowest(problem, [beamed, *(own[p] for p in ordered if p in own)], barred=missed)
     if others is not None:
-        missed = ~np.isfinite(reached)
-        others[missed] = start[missed, None]  # its other paths: copies of its start
+        unreached = ~np.isfinite(reached)
+        others[unreached] = start[unreached, None]  # its other paths: copies of its start
     return start if others is None else np.concatenate([start[:, None], others], axis=1)

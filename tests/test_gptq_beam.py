@@ -296,12 +296,14 @@ def test_under_a_deadline_the_full_rank_start_s_other_damping_waits_for_the_beam
 
 
 @pytest.mark.parametrize("limit, later", [(2.3, False), (2.7, True)])
-def test_the_full_rank_start_s_other_damping_runs_only_where_what_follows_it_still_fits(monkeypatch, limit, later):
-    """After the beam, GPTQ's 1 % start runs only where the deadline leaves the time the first damping's start
-    took (``fixed``) and :data:`qannealq._deadline.RESERVE` times it more for what follows the start. A fake
-    clock: the first factorization takes 1 s, nothing else any time; a layer deadline 2.3 s away leaves 1.3 s
-    after the beam (the first damping's second, not the 0.6 more): no second factorization, cut; 2.7 s: it runs,
-    nothing cut."""
+def test_under_a_deadline_gptq_s_own_starts_follow_the_beam_where_what_follows_them_still_fits(monkeypatch, limit,
+                                                                                               later):
+    """Full rank, int4, under a deadline: GPTQ's own starts (at the beam's 0.3 %, then at its own 1 %, which only
+    compete with the beam) run after the beam, each only where the deadline leaves the time the start's fixed
+    costs took (``fixed``: here the first factorization) and :data:`qannealq._deadline.RESERVE` times it more
+    for what follows. A fake clock: the first factorization takes 1 s, nothing else any time; a layer deadline
+    2.3 s away leaves 1.3 s after the beam: no GPTQ start, no second factorization, the beam's own best state,
+    cut; 2.7 s: both run, and the start is the unbounded one, nothing cut."""
     import types
 
     import qannealq._deadline
@@ -314,18 +316,70 @@ def test_the_full_rank_start_s_other_damping_runs_only_where_what_follows_it_sti
     for module in (baselines, qannealq._deadline, qannealq._gptq_beam):
         monkeypatch.setattr(module, "time", clock)
     problem = random_layer(np.random.default_rng(4), 40, 12, samples=300).problem(4)
-    formed = []
-    factor = baselines._ordered_factor
+    unbounded = warm_start_integers(problem, beam=6)
+    formed, starts = [], []
+    factor, gptq_on = baselines._ordered_factor, baselines._gptq_on
 
     def spy(hessian, dead, percdamp, *args):
         formed.append(percdamp)
         now[0] += 1.0 if len(formed) == 1 else 0.0
         return factor(hessian, dead, percdamp, *args)
+
+    def gptq_spy(*args, **kwargs):
+        starts.append(kwargs.get("rows"))
+        return gptq_on(*args, **kwargs)
     monkeypatch.setattr(baselines, "_ordered_factor", spy)
+    monkeypatch.setattr(baselines, "_gptq_on", gptq_spy)
     deadline = Deadline(limit)
-    warm_start_integers(problem, beam=6, deadline=deadline)
+    start = warm_start_integers(problem, beam=6, deadline=deadline)
     assert formed == [baselines.FULL_RANK_BEAM_PERCDAMP, *([GPTQ_PERCDAMP] if later else [])]
-    assert deadline.cut is not later
+    assert len(starts) == (2 if later else 0) and deadline.cut is not later
+    if later:
+        np.testing.assert_array_equal(start, unbounded)
+    else:
+        beam, _ = _beam(problem, 6, baselines.FULL_RANK_BEAM_PERCDAMP)
+        np.testing.assert_array_equal(start, problem.base + np.where(problem.free, beam, 0))
+
+
+def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monkeypatch):
+    """Where the deadline leaves no time for GPTQ's own start after the beam, the neurons the beam did not reach
+    take it, computed for those rows alone; the others keep the beam's state. A fake clock: the factorization
+    takes 1 s, nothing else any time, and the deadline is 1.5 s away (0.5 s left after the beam)."""
+    import types
+
+    import qannealq._deadline
+    import qannealq._gptq_beam
+    from qannealq._deadline import Deadline
+
+    now = [0.0]
+    clock = types.SimpleNamespace(perf_counter=lambda: now[0])
+    for module in (baselines, qannealq._deadline, qannealq._gptq_beam):
+        monkeypatch.setattr(module, "time", clock)
+    problem = random_layer(np.random.default_rng(5), 40, 12, samples=300).problem(4)
+    factor, search, gptq_on = baselines._ordered_factor, qannealq._gptq_beam.beam_search, baselines._gptq_on
+
+    def slow_factor(*args):
+        now[0] += 1.0
+        return factor(*args)
+
+    def half(*args, **kwargs):  # the beam reaches the first half of the neurons
+        v, score = search(*args, **kwargs)
+        score = score.copy()
+        score[score.size // 2:] = np.inf
+        return v, score
+    rows = []
+    monkeypatch.setattr(baselines, "_ordered_factor", slow_factor)
+    monkeypatch.setattr(qannealq._gptq_beam, "beam_search", half)
+    monkeypatch.setattr(baselines, "_gptq_on", lambda *a, **k: rows.append(k.get("rows")) or gptq_on(*a, **k))
+    deadline = Deadline(1.5)
+    start = warm_start_integers(problem, beam=6, deadline=deadline)
+    missed = np.arange(problem.num_neurons // 2, problem.num_neurons)
+    assert len(rows) == 1 and np.array_equal(rows[0], missed) and deadline.cut
+    own = BASELINES["gptq-restricted-pivot"](problem, percdamp=baselines.FULL_RANK_BEAM_PERCDAMP)
+    np.testing.assert_array_equal(start[missed], own[missed])
+    beam, _ = _beam(problem, 6, baselines.FULL_RANK_BEAM_PERCDAMP)
+    reached = slice(0, problem.num_neurons // 2)
+    np.testing.assert_array_equal(start[reached], (problem.base + np.where(problem.free, beam, 0))[reached])
 
 
 def test_a_lone_damping_factors_on_one_blas_thread_below_one_blas_inputs(monkeypatch):
@@ -612,18 +666,19 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
 
 
 def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch):
-    """The warm start's factorizations and GPTQ's own start run first, then the beam asks the layer's deadline
-    for its share (``Deadline.search``) with the seconds they took: slowed by 0.2 s, the fixed costs passed are at
-    least that, and every beam runs under a part of the deadline that share gave."""
+    """The warm start's factorizations (and on a rank-deficient layer GPTQ's own starts) run first, then the beam
+    asks the layer's deadline for its share (``Deadline.search``) with the seconds they took: the factorization
+    slowed by 0.2 s, the fixed costs passed are at least that, and every beam runs under a part of the deadline
+    that share gave."""
     from qannealq._deadline import Deadline
 
     problem = random_layer(np.random.default_rng(13), 40, 16, samples=300).problem(3)
-    own = baselines._gptq_on
+    own = baselines._ordered_factor
 
     def slow(*args, **kwargs):
         time.sleep(0.2)
         return own(*args, **kwargs)
-    monkeypatch.setattr(baselines, "_gptq_on", slow)
+    monkeypatch.setattr(baselines, "_ordered_factor", slow)
     asked, given, search = [], [], Deadline.search
 
     def spy_search(self, fixed):
