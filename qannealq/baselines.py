@@ -139,25 +139,17 @@ def _pivot_cholesky(damped: np.ndarray, percdamp: float, block: int = 64) -> tup
     return pivots, h
 
 
-def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
-                  block: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The ``pivot`` order of ``H`` and GPTQ's factor in that order (:func:`_inverse_cholesky`'s, the same
-    damping and dead inputs), from :func:`_pivot_cholesky`: with its pivots ``p`` and ``H[p][:, p] = L Lᵀ``,
-    the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of :func:`_inverse_cholesky`). The
-    beams need this factor; GPTQ itself in pivot order runs on ``L`` (:func:`_gptq_plane`).
-
-    Only the live inputs are factored: a dead input, given a unit diagonal, is decoupled, so its Schur diagonal
-    stays ``1 + λ`` and picking it changes no live one's. The dead inputs take their places in the order where
-    the full factorization would pick them (all together, at the first live pivot whose Schur diagonal exceeds
-    ``1 + λ``; a tie goes to the live input), with ``1 / sqrt(1 + λ)`` on the factor's diagonal. The same order
-    and factor to rounding; on MNIST's first layer (599 of 785 inputs live, damping 0.3 %, one BLAS thread,
-    interleaved) 14-16 ms instead of 19-20.
-    """
+def _pivot_live_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
+                       block: int = 64) -> tuple[np.ndarray, np.ndarray, int]:
+    """:func:`_pivot_factor` on the live inputs alone: their order (the pivots reversed), GPTQ's factor among them
+    ``J L⁻¹ J`` (the damping of the whole ``H``, dead inputs counted), and how many of the live pivots the full
+    factorization picks before the dead inputs (see :func:`_pivot_factor`). A dead input is decoupled, so this
+    is the full factor's live rows and columns, in the same order: what the warm start's beams and GPTQ's own
+    start on them read (:func:`_beam_start`), without the full factor's copies (2-5 ms on MNIST's first layer)."""
     from qannealq._lapack import invert_lower
 
-    m = hessian.shape[0]
     damp = _damping(hessian, dead, percdamp)
-    live, gone = np.flatnonzero(~dead), np.flatnonzero(dead)
+    live = np.flatnonzero(~dead)
     h = submatrix(hessian, live)
     h[np.diag_indices_from(h)] += damp
     pivots, h = _pivot_cholesky(h, percdamp, block) if live.size else (np.zeros(0, np.int64), h)
@@ -169,14 +161,34 @@ def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
     info = invert_lower(h) if live.size else 0
     if info != 0:  # pragma: no cover - every pivot was checked positive above
         raise InvalidArgumentError(f"percdamp={percdamp!r}: the pivoted factor of H is singular (LAPACK info {info})")
-    order = np.concatenate([live[pivots[:at]], gone, live[pivots[at:]]])
-    if gone.size:  # the dead inputs' steps at..after: their rows and columns decoupled
-        full, after = np.zeros((m, m)), at + gone.size
-        full[:at, :at], full[:at, after:], full[after:, :at], full[after:, after:] = (
-            h[:at, :at], h[:at, at:], h[at:, :at], h[at:, at:])
-        full[np.arange(at, after), np.arange(at, after)] = 1.0 / np.sqrt(1.0 + damp)
-        h = full
-    return order[::-1].copy(), np.ascontiguousarray(h.T[::-1, ::-1])
+    return live[pivots[::-1]], np.ascontiguousarray(h.T[::-1, ::-1]), at
+
+
+def _pivot_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
+                  block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The ``pivot`` order of ``H`` and GPTQ's factor in that order (:func:`_inverse_cholesky`'s, the same
+    damping and dead inputs), from :func:`_pivot_cholesky`: with its pivots ``p`` and ``H[p][:, p] = L Lᵀ``,
+    the order is ``p`` reversed and its factor ``J L⁻¹ J`` (the reasoning of :func:`_inverse_cholesky`). The
+    beams need this factor; GPTQ itself in pivot order runs on ``L`` (:func:`_gptq_plane`).
+
+    Only the live inputs are factored (:func:`_pivot_live_factor`): a dead input, given a unit diagonal, is
+    decoupled, so its Schur diagonal stays ``1 + λ`` and picking it changes no live one's. The dead inputs take
+    their places in the order where the full factorization would pick them (all together, at the first live
+    pivot whose Schur diagonal exceeds ``1 + λ``; a tie goes to the live input), with ``1 / sqrt(1 + λ)`` on the
+    factor's diagonal. The same order and factor to rounding; on MNIST's first layer (599 of 785 inputs live,
+    damping 0.3 %, one BLAS thread, interleaved) 14-16 ms instead of 19-20.
+    """
+    order, u, at = _pivot_live_factor(hessian, dead, percdamp, block)
+    gone = np.flatnonzero(dead)
+    if not gone.size:
+        return order, u
+    m, live = dead.size, order.size
+    cut = live - at  # the live inputs before the dead ones in the (reversed) order
+    full, after = np.zeros((m, m)), cut + gone.size
+    full[:cut, :cut], full[:cut, after:], full[after:, :cut], full[after:, after:] = (
+        u[:cut, :cut], u[:cut, cut:], u[cut:, :cut], u[cut:, cut:])
+    full[np.arange(cut, after), np.arange(cut, after)] = 1.0 / np.sqrt(1.0 + _damping(hessian, dead, percdamp))
+    return np.concatenate([order[:cut], gone[::-1], order[cut:]]), full
 
 
 def _plane_factor(problem: LayerProblem, percdamp: float) -> tuple[np.ndarray, np.ndarray]:
@@ -249,16 +261,40 @@ def _gptq_on(problem: LayerProblem, perm: np.ndarray, u: np.ndarray, restricted:
     return np.where(problem.dead[perm], base, ints)[:, np.argsort(perm)]
 
 
+def _gptq_live(problem: LayerProblem, perm: np.ndarray, u: np.ndarray, restricted: bool,
+               rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """GPTQ of the neurons ``rows`` of a shared ``H`` on a factor ``u`` of its live inputs ``perm`` alone, in that
+    order (:func:`_ordered_factor` with ``live``); the dead inputs keep their base integers, as :func:`_gptq_on`
+    leaves them (decoupled, they move no live one): its integers, to rounding."""
+    from qannealq._gptq_beam import gptq_path  # compiled on first use
+
+    grid, out = problem.grid, problem.base[rows].copy()
+    base = out[:, perm]
+    lo, hi = (base, base + problem.free[rows][:, perm]) if restricted else (grid.lo, grid.hi)
+    out[:, perm] = gptq_path(problem.weights[rows][:, perm], problem.steps[rows][:, perm], lo, hi, float(grid.offset),
+                             np.zeros(perm.size, bool), u)
+    return out
+
+
 def _ordered_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, order: str,
-                    factor: Callable[[np.ndarray, np.ndarray, float], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+                    factor: Callable[[np.ndarray, np.ndarray, float], np.ndarray],
+                    live: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The input ``order`` of ``H`` (:data:`ORDERS`) and GPTQ's factor of ``H`` in it: by ``factor`` (one of the
-    inverse-Cholesky functions below) in index and act order, by the pivoted factorization in pivot order."""
+    inverse-Cholesky functions below) in index and act order, by the pivoted factorization in pivot order. With
+    ``live``, of the live inputs alone: their order and the factor among them (a dead input is decoupled, so
+    these are the full factor's live rows and columns; in pivot order formed without the full factor,
+    :func:`_pivot_live_factor`)."""
     if order == "pivot":
-        return _pivot_factor(hessian, dead, percdamp)
+        return _pivot_live_factor(hessian, dead, percdamp)[:2] if live else _pivot_factor(hessian, dead, percdamp)
     if order == "index":
-        return np.arange(hessian.shape[0]), factor(hessian, dead, percdamp)
-    perm = np.argsort(-np.diag(hessian), kind="stable")
-    return perm, factor(submatrix(hessian, perm), dead[perm], percdamp)
+        perm, u = np.arange(hessian.shape[0]), factor(hessian, dead, percdamp)
+    else:
+        perm = np.argsort(-np.diag(hessian), kind="stable")
+        u = factor(submatrix(hessian, perm), dead[perm], percdamp)
+    if not live or not dead.any():
+        return perm, u
+    keep = ~dead[perm]
+    return perm[keep], u[np.ix_(keep, keep)]
 
 
 def _gptq_neurons(problem: LayerProblem, rows: np.ndarray, restricted: bool, percdamp: float, block_size: int,
@@ -672,10 +708,10 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     damping).
     Where the beam runs at one damping, ``beam_at`` (a full-rank ``H``), GPTQ's own starts only compete with it,
     so under a deadline they run after the beam: first at the beam's damping, then at the others (from int4 on,
-    GPTQ's 1 %: a factorization and GPTQ), each only where the deadline still leaves the time the fixed costs
-    took (the factorization) and :data:`qannealq._deadline.RESERVE` times it for what follows; at the first that
-    does not fit ``deadline.cut`` is set, and the neurons the beam did not reach take GPTQ's start at its
-    damping, formed for them alone. So a deadline the whole start meets changes nothing, and a tight one gives
+    GPTQ's 1 %: a factorization and GPTQ), each only where the beam ran at its full width and the deadline still
+    leaves the time the fixed costs took (the factorization) and :data:`qannealq._deadline.RESERVE` times it for
+    what follows; at the first that does not fit ``deadline.cut`` is set, and the neurons the beam did not
+    reach take GPTQ's start at its damping, formed for them alone. So a deadline the whole start meets changes nothing, and a tight one gives
     the beam the time of starts that do not win there: on MNIST's first layer GPTQ's own start at the beam's
     damping won no neuron against a beam of 8 or more (int4 and int2; 52 and 30 of 128 against a beam of 1),
     the one at 1 % none from a beam of 4 on (int4), and the two took a third of the 0.1 s a limit of 5 GPTQ
@@ -708,26 +744,26 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
 
     alone = 1 if problem.num_coordinates < ONE_BLAS_INPUTS else None  # a lone damping's BLAS threads
 
+    # the beams and GPTQ's own starts run on the live inputs alone: the dead ones are decoupled in the damped H (a
+    # unit diagonal), so the factor's live rows and columns are the live inputs' own factor, in the same order
+    # (MNIST's first layer: 599 of 785 inputs; the default's solve 0.36-0.37 -> 0.34-0.36 s, the same start to
+    # 1e-15), formed without the full factor in pivot order
     def factored(percdamps: tuple[float, ...]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
         return dict(zip(percdamps, _side_by_side(lambda p: _ordered_factor(problem.hessian, dead, p, order,
-                                                                           _inverse_cholesky), percdamps, alone)))
+                                                                           _inverse_cholesky, True), percdamps, alone)))
 
-    def gptq_starts(factors: dict) -> dict[float, np.ndarray]:
-        return dict(zip(factors, [ints if restricted else problem.restrict(ints) for ints in _side_by_side(
-            lambda pf: _gptq_on(problem, *pf, restricted), factors.values(), alone)]))
+    def gptq_starts(factors: dict, rows: np.ndarray | slice = slice(None)) -> dict[float, np.ndarray]:
+        base, free = problem.base[rows], problem.free[rows]
+        return dict(zip(factors, [ints if restricted else np.clip(ints, base, base + free) for ints in _side_by_side(
+            lambda pf: _gptq_live(problem, *pf, restricted, rows=rows), factors.values(), alone)]))
 
-    factors = factored(dampings)
-    # the beam runs on the live inputs alone: the dead ones are decoupled in the damped H (a unit diagonal), so the
-    # factor's live rows and columns are the live inputs' own factor, in the same order (MNIST's first layer: 599
-    # of 785 inputs; the default's solve 0.36-0.37 -> 0.34-0.36 s, the same start to 1e-15)
-    live = {p: (perm[~dead[perm]], u if not dead.any() else u[np.ix_(~dead[perm], ~dead[perm])])
-            for p, (perm, u) in factors.items()}
+    live = factored(dampings)
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam. Under
     # a deadline, where the beam runs at one damping (beam_at), after the beam, where time is left: from a beam of
     # 8 on it never won on MNIST's first layer (int4 and int2, 128 neurons), and it took 8 of the 0.1 s a limit of
     # 5 GPTQ times gives the layer; a neuron the beam did not reach starts from it in any case
     deferred = deadline is not None and beam_at is not None
-    own = {} if deferred else gptq_starts(factors)
+    own = {} if deferred else gptq_starts(live)
     everyone = np.arange(n)
     fixed = time.perf_counter() - begun
     if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave
@@ -752,23 +788,22 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         best, others = best[:, 0], problem.base[:, None] + np.where(problem.free[:, None], best[:, 1:], 0)
     missed = ~np.isfinite(reached)  # neurons no beam reached: GPTQ's own start
     beamed = problem.base + np.where(problem.free, best, 0)
-    # GPTQ's deferred starts, each where the time the fixed costs took is still left, and what follows the start
-    # (RESERVE times it: the candidates' energies, the search's polish; on MNIST's first layer under 0.2 s the 1 %
-    # start ran 30 ms before the limit when it needed only the first damping's time, and the layer ended 15-20 %
-    # late): the beam's damping, then the others (a factorization each, and GPTQ)
+    # GPTQ's deferred starts, the beam's damping's, then the others' (a factorization each, and GPTQ): where the
+    # beam ran at its full width (not cut: a beam the limit narrowed leaves no time they would use well) and the
+    # time the fixed costs took is still left, and what follows the start (RESERVE times it: the candidates'
+    # energies, the search's polish). On MNIST's first layer under 0.2 s, the beam cut, the 1 % start ran 30 ms
+    # before the limit where it needed only the first damping's time, and the layer ended 15-20 % late.
     for percdamps in ((beam_at,), later) if deferred else ():
         if not percdamps:
             continue
-        if layer.left() >= (1.0 + RESERVE) * fixed:
-            own.update(gptq_starts({p: factors[p] for p in percdamps} if percdamps[0] == beam_at else
+        if not layer.cut and layer.left() >= (1.0 + RESERVE) * fixed:
+            own.update(gptq_starts({p: live[p] for p in percdamps} if percdamps[0] == beam_at else
                                    factored(percdamps)))
             continue
         layer.mark_cut()
         if percdamps[0] == beam_at and missed.any():  # the beam's misses take GPTQ's start in its stead
             rows = np.flatnonzero(missed)
-            ints = _gptq_on(problem, *factors[beam_at], restricted, rows=rows)
-            base = problem.base[rows]
-            beamed[rows] = ints if restricted else np.clip(ints, base, base + problem.free[rows])
+            beamed[rows] = gptq_starts({beam_at: live[beam_at]}, rows)[beam_at]
             missed[:] = False
         break
     start = _lowest(problem, [beamed, *(own[p] for p in ordered if p in own)], barred=missed)

@@ -295,15 +295,16 @@ def test_under_a_deadline_the_full_rank_start_s_other_damping_waits_for_the_beam
     np.testing.assert_array_equal(start, own)
 
 
-@pytest.mark.parametrize("limit, later", [(2.3, False), (2.7, True)])
+@pytest.mark.parametrize("limit, later, narrowed", [(2.3, False, False), (2.7, True, False), (10.0, False, True)])
 def test_under_a_deadline_gptq_s_own_starts_follow_the_beam_where_what_follows_them_still_fits(monkeypatch, limit,
-                                                                                               later):
+                                                                                               later, narrowed):
     """Full rank, int4, under a deadline: GPTQ's own starts (at the beam's 0.3 %, then at its own 1 %, which only
-    compete with the beam) run after the beam, each only where the deadline leaves the time the start's fixed
-    costs took (``fixed``: here the first factorization) and :data:`qannealq._deadline.RESERVE` times it more
-    for what follows. A fake clock: the first factorization takes 1 s, nothing else any time; a layer deadline
-    2.3 s away leaves 1.3 s after the beam: no GPTQ start, no second factorization, the beam's own best state,
-    cut; 2.7 s: both run, and the start is the unbounded one, nothing cut."""
+    compete with the beam) run after the beam, each only where the beam ran at its full width and the deadline
+    leaves the time the start's fixed costs took (``fixed``: here the first factorization) and
+    :data:`qannealq._deadline.RESERVE` times it more for what follows. A fake clock: the first factorization
+    takes 1 s, nothing else any time; a layer deadline 2.3 s away leaves 1.3 s after the beam: no GPTQ start, no
+    second factorization, the beam's own best state, cut; 2.7 s: both run, and the start is the unbounded one,
+    nothing cut; 10 s, but the beam narrowed (it marks its deadline cut): none."""
     import types
 
     import qannealq._deadline
@@ -318,7 +319,7 @@ def test_under_a_deadline_gptq_s_own_starts_follow_the_beam_where_what_follows_t
     problem = random_layer(np.random.default_rng(4), 40, 12, samples=300).problem(4)
     unbounded = warm_start_integers(problem, beam=6)
     formed, starts = [], []
-    factor, gptq_on = baselines._ordered_factor, baselines._gptq_on
+    factor, gptq_on = baselines._ordered_factor, baselines._gptq_live
 
     def spy(hessian, dead, percdamp, *args):
         formed.append(percdamp)
@@ -329,7 +330,14 @@ def test_under_a_deadline_gptq_s_own_starts_follow_the_beam_where_what_follows_t
         starts.append(kwargs.get("rows"))
         return gptq_on(*args, **kwargs)
     monkeypatch.setattr(baselines, "_ordered_factor", spy)
-    monkeypatch.setattr(baselines, "_gptq_on", gptq_spy)
+    monkeypatch.setattr(baselines, "_gptq_live", gptq_spy)
+    search = qannealq._gptq_beam.beam_search
+
+    def narrowing(*args, deadline=None, **kwargs):
+        deadline.mark_cut()  # as a beam the deadline narrowed does (its full width here, the same state)
+        return search(*args, deadline=deadline, **kwargs)
+    if narrowed:
+        monkeypatch.setattr(qannealq._gptq_beam, "beam_search", narrowing)
     deadline = Deadline(limit)
     start = warm_start_integers(problem, beam=6, deadline=deadline)
     assert formed == [baselines.FULL_RANK_BEAM_PERCDAMP, *([GPTQ_PERCDAMP] if later else [])]
@@ -356,7 +364,7 @@ def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monk
     for module in (baselines, qannealq._deadline, qannealq._gptq_beam):
         monkeypatch.setattr(module, "time", clock)
     problem = random_layer(np.random.default_rng(5), 40, 12, samples=300).problem(4)
-    factor, search, gptq_on = baselines._ordered_factor, qannealq._gptq_beam.beam_search, baselines._gptq_on
+    factor, search, gptq_on = baselines._ordered_factor, qannealq._gptq_beam.beam_search, baselines._gptq_live
 
     def slow_factor(*args):
         now[0] += 1.0
@@ -370,7 +378,7 @@ def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monk
     rows = []
     monkeypatch.setattr(baselines, "_ordered_factor", slow_factor)
     monkeypatch.setattr(qannealq._gptq_beam, "beam_search", half)
-    monkeypatch.setattr(baselines, "_gptq_on", lambda *a, **k: rows.append(k.get("rows")) or gptq_on(*a, **k))
+    monkeypatch.setattr(baselines, "_gptq_live", lambda *a, **k: rows.append(k.get("rows")) or gptq_on(*a, **k))
     deadline = Deadline(1.5)
     start = warm_start_integers(problem, beam=6, deadline=deadline)
     missed = np.arange(problem.num_neurons // 2, problem.num_neurons)
