@@ -705,14 +705,14 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     GPTQ's own starts where they come first: :meth:`qannealq._deadline.Deadline.search`), narrow to meet it and
     stop there (:func:`qannealq._gptq_beam.beam_search`): a neuron the beam did not reach starts from GPTQ's own
     start, its other paths copies of it; the pilot compares the neurons both its beams reached (none: the lower
-    damping).
-    Where the beam runs at one damping, ``beam_at`` (a full-rank ``H``), GPTQ's own starts only compete with it,
-    so under a deadline they run after the beam: first at the beam's damping, then at the others (from int4 on,
-    GPTQ's 1 %: a factorization and GPTQ), each only where the beam ran at its full width and the deadline still
-    leaves the time the fixed costs took (the factorization) and :data:`qannealq._deadline.RESERVE` times it for
-    what follows; at the first that does not fit ``deadline.cut`` is set, and the neurons the beam did not
-    reach take GPTQ's start at its damping, formed for them alone. So a deadline the whole start meets changes nothing, and a tight one gives
-    the beam the time of starts that do not win there: on MNIST's first layer GPTQ's own start at the beam's
+    damping). Where the beam runs at one damping, ``beam_at`` (a full-rank ``H``), GPTQ's own starts only
+    compete with it, so under a deadline they run after the beam: first at the beam's damping, then at the
+    others (from int4 on, GPTQ's 1 %: a factorization and GPTQ), each only where the beam ran at its full width
+    and the deadline still leaves the time the fixed costs took (the factorization) and
+    :data:`qannealq._deadline.RESERVE` times it for what follows; at the first that does not fit
+    ``deadline.cut`` is set, and the neurons the beam did not reach take GPTQ's start at its damping, formed for
+    them alone. So a deadline the whole start meets changes nothing, and a tight one gives the beam the time of
+    starts that do not win there: on MNIST's first layer GPTQ's own start at the beam's
     damping won no neuron against a beam of 8 or more (int4 and int2; 52 and 30 of 128 against a beam of 1),
     the one at 1 % none from a beam of 4 on (int4), and the two took a third of the 0.1 s a limit of 5 GPTQ
     times gives the layer.
