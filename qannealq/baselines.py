@@ -251,28 +251,17 @@ def _gptq_on(problem: LayerProblem, perm: np.ndarray, u: np.ndarray, restricted:
              block_size: int = 128, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
     """GPTQ of the neurons ``rows`` of a shared ``H`` on its factor ``u`` in the input order ``perm``
     (:func:`_ordered_factor`), the in-block steps compiled (:func:`qannealq._gptq_beam.gptq_path`: the integers of
-    :func:`_gptq_rows`, 6-10x faster than its numpy loop on MNIST's first layer, 3x on CIFAR-10's)."""
-    from qannealq._gptq_beam import gptq_path  # compiled on first use
-
-    grid, base = problem.grid, problem.base[rows][:, perm]
-    lo, hi = (base, base + problem.free[rows][:, perm]) if restricted else (grid.lo, grid.hi)
-    ints = gptq_path(problem.weights[rows][:, perm], problem.steps[rows][:, perm], lo, hi, float(grid.offset),
-                     problem.dead[perm], u, block=block_size)
-    return np.where(problem.dead[perm], base, ints)[:, np.argsort(perm)]
-
-
-def _gptq_live(problem: LayerProblem, perm: np.ndarray, u: np.ndarray, restricted: bool,
-               rows: np.ndarray | slice = slice(None)) -> np.ndarray:
-    """GPTQ of the neurons ``rows`` of a shared ``H`` on a factor ``u`` of its live inputs ``perm`` alone, in that
-    order (:func:`_ordered_factor` with ``live``); the dead inputs keep their base integers, as :func:`_gptq_on`
-    leaves them (decoupled, they move no live one): its integers, to rounding."""
+    :func:`_gptq_rows`, 6-10x faster than its numpy loop on MNIST's first layer, 3x on CIFAR-10's). ``perm`` may
+    be the live inputs alone, with their factor (:func:`_ordered_factor` with ``live``): the inputs it leaves
+    out, like the dead ones in it, keep their base integers (decoupled, they move no live one)."""
     from qannealq._gptq_beam import gptq_path  # compiled on first use
 
     grid, out = problem.grid, problem.base[rows].copy()
-    base = out[:, perm]
+    base, dead = out[:, perm], problem.dead[perm]
     lo, hi = (base, base + problem.free[rows][:, perm]) if restricted else (grid.lo, grid.hi)
-    out[:, perm] = gptq_path(problem.weights[rows][:, perm], problem.steps[rows][:, perm], lo, hi, float(grid.offset),
-                             np.zeros(perm.size, bool), u)
+    ints = gptq_path(problem.weights[rows][:, perm], problem.steps[rows][:, perm], lo, hi, float(grid.offset),
+                     dead, u, block=block_size)
+    out[:, perm] = np.where(dead, base, ints)
     return out
 
 
@@ -755,7 +744,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     def gptq_starts(factors: dict, rows: np.ndarray | slice = slice(None)) -> dict[float, np.ndarray]:
         base, free = problem.base[rows], problem.free[rows]
         return dict(zip(factors, [ints if restricted else np.clip(ints, base, base + free) for ints in _side_by_side(
-            lambda pf: _gptq_live(problem, *pf, restricted, rows=rows), factors.values(), alone)]))
+            lambda pf: _gptq_on(problem, *pf, restricted, rows=rows), factors.values(), alone)]))
 
     live = factored(dampings)
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam. Under

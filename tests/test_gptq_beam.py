@@ -319,7 +319,7 @@ def test_under_a_deadline_gptq_s_own_starts_follow_the_beam_where_what_follows_t
     problem = random_layer(np.random.default_rng(4), 40, 12, samples=300).problem(4)
     unbounded = warm_start_integers(problem, beam=6)
     formed, starts = [], []
-    factor, gptq_on = baselines._ordered_factor, baselines._gptq_live
+    factor, gptq_on = baselines._ordered_factor, baselines._gptq_on
 
     def spy(hessian, dead, percdamp, *args):
         formed.append(percdamp)
@@ -330,7 +330,7 @@ def test_under_a_deadline_gptq_s_own_starts_follow_the_beam_where_what_follows_t
         starts.append(kwargs.get("rows"))
         return gptq_on(*args, **kwargs)
     monkeypatch.setattr(baselines, "_ordered_factor", spy)
-    monkeypatch.setattr(baselines, "_gptq_live", gptq_spy)
+    monkeypatch.setattr(baselines, "_gptq_on", gptq_spy)
     search = qannealq._gptq_beam.beam_search
 
     def narrowing(*args, deadline=None, **kwargs):
@@ -364,7 +364,7 @@ def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monk
     for module in (baselines, qannealq._deadline, qannealq._gptq_beam):
         monkeypatch.setattr(module, "time", clock)
     problem = random_layer(np.random.default_rng(5), 40, 12, samples=300).problem(4)
-    factor, search, gptq_on = baselines._ordered_factor, qannealq._gptq_beam.beam_search, baselines._gptq_live
+    factor, search, gptq_on = baselines._ordered_factor, qannealq._gptq_beam.beam_search, baselines._gptq_on
 
     def slow_factor(*args):
         now[0] += 1.0
@@ -378,7 +378,7 @@ def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monk
     rows = []
     monkeypatch.setattr(baselines, "_ordered_factor", slow_factor)
     monkeypatch.setattr(qannealq._gptq_beam, "beam_search", half)
-    monkeypatch.setattr(baselines, "_gptq_live", lambda *a, **k: rows.append(k.get("rows")) or gptq_on(*a, **k))
+    monkeypatch.setattr(baselines, "_gptq_on", lambda *a, **k: rows.append(k.get("rows")) or gptq_on(*a, **k))
     deadline = Deadline(1.5)
     start = warm_start_integers(problem, beam=6, deadline=deadline)
     missed = np.arange(problem.num_neurons // 2, problem.num_neurons)
