@@ -102,7 +102,8 @@ def test_the_compiled_beam_is_the_plain_beam_search(width):
 def test_the_selection_by_counting_is_the_kth_smallest():
     """The beam's cut (:func:`_cut`: interpolation on counts) is exactly the k-th smallest child cost, as the
     quickselect's, on smooth, tied, clustered, heavy-tailed values and values spread beyond the largest float's
-    range; ties that no float separates and too many passes end it correctly (the quickselect takes over)."""
+    range, and on a beam's children in pairs (its bracket below the pairs' lower values); ties that no float
+    separates and too many passes end it correctly (the quickselect takes over)."""
     rng = np.random.default_rng(7)
     cases = []
     for trial in range(600):
@@ -122,10 +123,30 @@ def test_the_selection_by_counting_is_the_kth_smallest():
         else:
             v = np.full(n, -0.5)
         cases += [(v, int(k)) for k in rng.integers(0, n, 2)]
+    for trial in range(300):  # a beam's children: pairs of a parent's floor and ceil, the lower half kept
+        half = int(rng.integers(1, 300))
+        parents = rng.gamma(2.0, 1e-5, half) + 1e-3
+        spread = [rng.exponential(1e-6, (half, 2)), rng.exponential(1e-6, (half, 2)) ** 3,
+                  np.round(rng.exponential(1.0, (half, 2))) * 1e-6][trial % 3]  # smooth, heavy-tailed, tied
+        v = (parents[:, None] + spread).ravel()
+        cases += [(v, half - 1), (v, int(rng.integers(0, 2 * half)))]
     scratch = np.empty(600)
     for v, k in cases:
         assert gptq_beam._cut(v, scratch, k) == np.partition(v, k)[k]
         assert gptq_beam._kth(v, scratch, k) == np.partition(v, k)[k]
+    for v, k in cases[:50]:  # a scratch no larger than the values (the beam's own: 2 · width)
+        assert gptq_beam._cut(v, np.empty(v.size), k) == np.partition(v, k)[k]
+
+
+def test_the_selection_bounds_are_exact():
+    """:func:`_bounds`: the least and the largest value and the largest of the pairs' lower values, for odd and
+    even sizes and an odd number of pairs."""
+    rng = np.random.default_rng(3)
+    for n in [1, 2, 3, 4, 5, 6, 7, 8, 9, 31, 32, 33, 256]:
+        v = rng.normal(size=n)
+        least, most, pairs = gptq_beam._bounds(v)
+        assert (least, most) == (v.min(), v.max())
+        assert pairs == (np.minimum(v[0:n - n % 2:2], v[1:n - n % 2:2]).max() if n > 1 else -np.inf)
 
 
 @pytest.mark.parametrize("growth", [4.0, 0.25])
