@@ -242,8 +242,9 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
     anc, new_anc = np.empty(width, np.int64), np.empty(width, np.int64)
     child_cost, child_err = np.empty(2 * width), np.empty(2 * width)
     scratch = np.empty(2 * width)
-    pick, spare = np.empty(2 * width, np.int64), np.empty(width, np.int64)
-    new_cost = np.empty(width)
+    pick, spare, kept = np.empty(2 * width, np.int64), np.empty(width, np.int64), np.empty(width, np.int64)
+    copy_from, copy_to = np.empty(width, np.int64), np.empty(width, np.int64)
+    new_cost, new_err = np.empty(width), np.empty(width, np.float32)
     for r in range(pos.shape[0]):
         i = first + r
         for k in range(width):
@@ -303,39 +304,46 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
                         pick[count] = c
                         count += 1
                 pick[:width].sort()
-            # the rows of parents no child kept, for second children
-            spares = 0
-            following = 0  # the next parent not yet seen among the picks
+            # the rows of parents no child kept, for second children, in the parents' order (branch-free: on the
+            # beam's children a branch per survivor on its sibling mispredicted)
             for k in range(width):
-                parent = pick[k] >> 1
-                while following < parent:
-                    spare[spares] = slot[following]
-                    spares += 1
-                    following += 1
-                following = parent + 1
-            while following < width:
-                spare[spares] = slot[following]
-                spares += 1
-                following += 1
-            uj = u[j, a + jj + 1:b]
+                kept[k] = 0
+            for k in range(width):
+                kept[pick[k] >> 1] = 1
+            spares = 0
+            for k in range(width):
+                spare[spares] = slot[k]
+                spares += 1 - kept[k]
+            # each survivor's row: a first child keeps its parent's, a second child takes the last spare, copied
+            # from the parent's before any row moves on (copies, then updates: a spare is no parent's row here)
+            pick[width] = -2  # no parent: the last survivor has no sibling after it
+            copies = 0
+            after = 0  # the spare a first child passes on to its sibling
+            previous = -1
             for k in range(width):
                 c = pick[k]
                 parent = c >> 1
-                if k > 0 and pick[k - 1] >> 1 == parent:  # a second child: its row was copied with the first
-                    own = spare[spares]
-                else:
-                    own = slot[parent]
-                    if k + 1 < width and pick[k + 1] >> 1 == parent:
-                        spares -= 1
-                        target, source = rows[spare[spares]], rows[own]
-                        for t in range(size):
-                            target[t] = source[t]
+                own = after if parent == previous else slot[parent]
+                sibling = np.int64(pick[k + 1] >> 1 == parent)
+                spares -= sibling
+                after = spare[spares]  # read only where a sibling follows (spares < width: half the parents
+                copy_from[copies] = own  # keep a child, at least)
+                copy_to[copies] = after
+                copies += sibling
                 new_slot[k] = own
                 new_anc[k] = anc[parent]
                 back[r, jj * width + k] = c
                 new_cost[k] = child_cost[c]
-                e = np.float32(child_err[c] if child_cost[c] < np.inf else 0.0)
-                row = rows[own]
+                new_err[k] = np.float32(child_err[c] if child_cost[c] < np.inf else 0.0)
+                previous = parent
+            for q in range(copies):
+                target, source = rows[copy_to[q]], rows[copy_from[q]]
+                for t in range(size):
+                    target[t] = source[t]
+            uj = u[j, a + jj + 1:b]
+            for k in range(width):
+                e = new_err[k]
+                row = rows[new_slot[k]]
                 row[jj] = e
                 target = row[jj + 1:]
                 for t in range(target.size):
