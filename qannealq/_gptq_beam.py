@@ -713,12 +713,15 @@ def _gptq_block(w, steps, lo, hi, offset, u, start, stop, ints, errs):
 
 
 def gptq_path(weights: np.ndarray, steps: np.ndarray, lo: np.ndarray, hi: np.ndarray, offset: float,
-              dead: np.ndarray, factor: np.ndarray, block: int = 128) -> np.ndarray:
+              dead: np.ndarray, factor: np.ndarray, block: int = 128,
+              squares: np.ndarray | None = None) -> np.ndarray:
     """GPTQ on a shared ``factor``, all arrays in its input order (as :func:`beam_search`'s), each input rounded
     to its nearest level clipped to ``[lo, hi]`` (``(n, m)``: the grid's range for GPTQ, each coordinate's
     floor/ceil for GPTQ-restricted): the grid integers ``(n, m)`` of :func:`qannealq.baselines._gptq_rows`, the
     in-block steps compiled (6-10x faster than that numpy loop on MNIST's first layer, 3x on CIFAR-10's), dead
-    inputs left as they come out (the caller fills them)."""
+    inputs left as they come out (the caller fills them). ``squares`` ``(n,)``, where given, receives each row's
+    sum of its live inputs' squared scaled errors ``Σ e_j²``: ``dᵀ (H + λI) d`` of the rounding ``d = q − w``
+    (the module's first paragraph), from which the caller has its energy without a product with ``H``."""
     w = np.ascontiguousarray(np.where(dead, 0.0, weights), dtype=np.float64)  # row-major: [:, perm] is not
     low = np.ascontiguousarray(np.broadcast_to(lo, w.shape), dtype=np.float64)
     high = np.ascontiguousarray(np.broadcast_to(hi, w.shape), dtype=np.float64)
@@ -726,11 +729,15 @@ def gptq_path(weights: np.ndarray, steps: np.ndarray, lo: np.ndarray, hi: np.nda
     u = np.ascontiguousarray(factor, dtype=np.float64)
     ints = np.empty(w.shape, np.int64)
     m = w.shape[1]
+    if squares is not None:
+        squares[:] = 0.0
     for start in range(0, m, block):
         stop = min(start + block, m)
         errs = np.empty((w.shape[0], stop - start))
         _gptq_block(w, stp, low, high, float(offset), u, start, stop, ints, errs)
         w[:, stop:] -= errs @ u[start:stop, stop:]
+        if squares is not None:
+            squares += np.einsum("ij,ij->i", errs, errs * ~np.asarray(dead[start:stop], bool))
     return ints
 
 

@@ -248,21 +248,35 @@ def _factor_batch(problem: LayerProblem) -> int:
 
 
 def _gptq_on(problem: LayerProblem, perm: np.ndarray, u: np.ndarray, restricted: bool,
-             block_size: int = 128, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+             block_size: int = 128, rows: np.ndarray | slice = slice(None),
+             squares: np.ndarray | None = None) -> np.ndarray:
     """GPTQ of the neurons ``rows`` of a shared ``H`` on its factor ``u`` in the input order ``perm``
     (:func:`_ordered_factor`), the in-block steps compiled (:func:`qannealq._gptq_beam.gptq_path`: the integers of
     :func:`_gptq_rows`, 6-10x faster than its numpy loop on MNIST's first layer, 3x on CIFAR-10's). ``perm`` may
     be the live inputs alone, with their factor (:func:`_ordered_factor` with ``live``): the inputs it leaves
-    out, like the dead ones in it, keep their base integers (decoupled, they move no live one)."""
+    out, like the dead ones in it, keep their base integers (decoupled, they move no live one). ``squares``:
+    :func:`qannealq._gptq_beam.gptq_path`'s (each row's ``Σ e_j²``, for :func:`_gptq_scores`)."""
     from qannealq._gptq_beam import gptq_path  # compiled on first use
 
     grid, out = problem.grid, problem.base[rows].copy()
     base, dead = out[:, perm], problem.dead[perm]
     lo, hi = (base, base + problem.free[rows][:, perm]) if restricted else (grid.lo, grid.hi)
     ints = gptq_path(problem.weights[rows][:, perm], problem.steps[rows][:, perm], lo, hi, float(grid.offset),
-                     dead, u, block=block_size)
+                     dead, u, block=block_size, squares=squares)
     out[:, perm] = np.where(dead, base, ints)
     return out
+
+
+def _gptq_scores(problem: LayerProblem, ints: np.ndarray, squares: np.ndarray, damp: float, grad: np.ndarray,
+                 rows: np.ndarray | slice = slice(None)) -> np.ndarray:
+    """``E(q) − E(w)`` of GPTQ-restricted's grid integers ``ints`` of the neurons ``rows`` from its own pass, as
+    :func:`qannealq._gptq_beam.beam_search` scores its states: ``Σ e_j² − λ ‖d‖² + 2 dᵀ (H w − c)`` over the
+    live inputs (``squares`` ``Σ e_j²`` from :func:`_gptq_on`, ``d = q − w``, ``w`` the weights with dead inputs
+    zero, ``damp`` the damping ``λ`` of the pass's factor, ``grad`` ``H w − c`` of those rows), without a product
+    with ``H``. Exact but for the factor's rounding (the pass runs in float64)."""
+    live = ~problem.dead
+    d = np.where(live, problem.grid.dequantize(ints, problem.steps[rows]) - problem.weights[rows], 0.0)
+    return squares - damp * np.einsum("ij,ij->i", d, d) + 2.0 * np.einsum("ij,ij->i", d, np.where(live, grad, 0.0))
 
 
 def _ordered_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, order: str,
@@ -530,7 +544,14 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     return _lowest(problem, _side_by_side(start, dampings))
 
 
-def _lowest(problem: LayerProblem, candidates: list[np.ndarray], barred: np.ndarray | None = None) -> np.ndarray:
+#: A candidate start whose energy, estimated from its score (:func:`_lowest`), lies above the first candidate's
+#: by more than this fraction of it takes no product with ``H``. The beam's scores come from float32 updates:
+#: within 2e-5 of the energy (relative) on CIFAR-10's first layer at int4, 5e-7 on MNIST's.
+SCORE_MARGIN = 1e-3
+
+
+def _lowest(problem: LayerProblem, candidates: list[np.ndarray], barred: np.ndarray | None = None,
+            scores: list[np.ndarray | None] | None = None) -> np.ndarray:
     """Each neuron's lowest-error row among ``candidates`` (grid integers ``(n, m)`` each; the first wins ties;
     ``barred``: neurons whose first candidate may not win), as grid integers ``(n, m)``.
 
@@ -539,10 +560,36 @@ def _lowest(problem: LayerProblem, candidates: list[np.ndarray], barred: np.ndar
     the candidates' rows, and the problem remembers them (:meth:`LayerProblem.errors_from_products`), so that the
     solve loop's and the sampler's errors of the start take no product of their own: three products instead of
     five for the beam's start (0.76-0.96 s -> 0.44-0.50 s on CIFAR-10's first layer, BLAS on 2 threads).
+
+    ``scores``: each candidate's ``E(q) − E(w)`` per neuron where known (the beam's, GPTQ-restricted's from its
+    pass: :func:`_gptq_scores`; None or NaN: unknown). Then the first candidate's errors, less its scores, give
+    each neuron's ``E(w)``, and another candidate's rows take a product only where its estimated energy lies
+    within :data:`SCORE_MARGIN` of the first's, or is unknown: GPTQ's own starts lie 10-40 % above a beam of 8 or
+    more on nearly every neuron, so their two products (0.3 s on CIFAR-10's first layer) mostly go. The pick is
+    still by exact errors.
     """
-    values = [problem.grid.dequantize(ints, problem.steps) for ints in candidates]
-    products = _side_by_side(problem.products, values)
-    energies = np.stack([problem.errors_from_products(q, qh, remember=False) for q, qh in zip(values, products)])
+    if scores is None or len(candidates) == 1 or scores[0] is None:
+        values = [problem.grid.dequantize(ints, problem.steps) for ints in candidates]
+        products = _side_by_side(problem.products, values)
+        energies = np.stack([problem.errors_from_products(q, qh, remember=False) for q, qh in zip(values, products)])
+    else:
+        values = [problem.grid.dequantize(candidates[0], problem.steps)]
+        products = [problem.products(values[0])]
+        energies = np.full((len(candidates), problem.num_neurons), np.inf)
+        energies[0] = problem.errors_from_products(values[0], products[0], remember=False)
+        with np.errstate(invalid="ignore"):  # inf − inf where a beam reached no neuron: unknown
+            floor = energies[0] - scores[0]
+            if barred is not None:
+                floor[barred] = np.nan
+            for k in range(1, len(candidates)):
+                estimate = floor + (np.nan if scores[k] is None else scores[k])
+                rows = np.flatnonzero(~(estimate > energies[0] + SCORE_MARGIN * np.abs(energies[0])))
+                q = problem.grid.dequantize(candidates[k][rows], problem.steps[rows])
+                qh = problem.products(q) if rows.size else np.zeros_like(q)
+                energies[k, rows] = problem.neuron_errors(q, rows, qh)
+                values.append(np.zeros_like(values[0]))
+                products.append(np.zeros_like(products[0]))
+                values[k][rows], products[k][rows] = q, qh
     if barred is not None:
         energies[0, barred] = np.inf
     pick = energies.argmin(axis=0)
@@ -741,10 +788,21 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         return dict(zip(percdamps, _side_by_side(lambda p: _ordered_factor(problem.hessian, dead, p, order,
                                                                            _inverse_cholesky, True), percdamps, alone)))
 
-    def gptq_starts(factors: dict, rows: np.ndarray | slice = slice(None)) -> dict[float, np.ndarray]:
+    def gptq_starts(factors: dict, rows: np.ndarray | slice = slice(None)) -> dict[float, tuple]:
+        """GPTQ's own start at each damping of ``factors``, with its scores where restricted (from its pass:
+        :func:`_gptq_scores`; None otherwise), for :func:`_lowest`."""
         base, free = problem.base[rows], problem.free[rows]
-        return dict(zip(factors, [ints if restricted else np.clip(ints, base, base + free) for ints in _side_by_side(
-            lambda pf: _gptq_on(problem, *pf, restricted, rows=rows), factors.values(), alone)]))
+
+        def one(item: tuple) -> tuple[np.ndarray, np.ndarray | None]:
+            percdamp, (perm, factor) = item
+            if not restricted:
+                return np.clip(_gptq_on(problem, perm, factor, False, rows=rows), base, base + free), None
+            squares = np.empty(base.shape[0])
+            ints = _gptq_on(problem, perm, factor, True, rows=rows, squares=squares)
+            return ints, _gptq_scores(problem, ints, squares, _damping(problem.hessian, dead, percdamp), grad[rows],
+                                      rows)
+
+        return dict(zip(factors, _side_by_side(one, factors.items(), alone)))
 
     live = factored(dampings)
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam. Under
@@ -777,6 +835,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         best, others = best[:, 0], problem.base[:, None] + np.where(problem.free[:, None], best[:, 1:], 0)
     missed = ~np.isfinite(reached)  # neurons no beam reached: GPTQ's own start
     beamed = problem.base + np.where(problem.free, best, 0)
+    beam_scores = np.where(missed, np.nan, reached)
     # GPTQ's deferred starts, the beam's damping's, then the others' (a factorization each, and GPTQ): where the
     # beam ran at its full width (not cut: a beam the limit narrowed leaves no time they would use well) and the
     # time the fixed costs took is still left, and what follows the start (RESERVE times it: the candidates'
@@ -792,10 +851,13 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         layer.mark_cut()
         if percdamps[0] == beam_at and missed.any():  # the beam's misses take GPTQ's start in its stead
             rows = np.flatnonzero(missed)
-            beamed[rows] = gptq_starts({beam_at: live[beam_at]}, rows)[beam_at]
+            beamed[rows], scores = gptq_starts({beam_at: live[beam_at]}, rows)[beam_at]
+            beam_scores[rows] = np.nan if scores is None else scores
             missed[:] = False
         break
-    start = _lowest(problem, [beamed, *(own[p] for p in ordered if p in own)], barred=missed)
+    kept = [p for p in ordered if p in own]
+    start = _lowest(problem, [beamed, *(own[p][0] for p in kept)], barred=missed,
+                    scores=[beam_scores, *(own[p][1] for p in kept)])
     if others is not None:
         unreached = ~np.isfinite(reached)
         others[unreached] = start[unreached, None]  # its other paths: copies of its start

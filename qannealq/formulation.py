@@ -266,11 +266,11 @@ class LayerProblem:
         known = self._remembered.find(np.ascontiguousarray(values, dtype=np.float64))
         return None if known is None else known[2]
 
-    def neuron_errors(self, values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    def neuron_errors(self, values: np.ndarray, rows: np.ndarray, products: np.ndarray | None = None) -> np.ndarray:
         """``E_i`` of the neurons ``rows`` at ``values`` ``(len(rows), m)``: one product of those rows alone (a
-        pilot's few neurons; not remembered)."""
+        pilot's few neurons; not remembered), or from their ``products`` ``values @ H`` where the caller has them."""
         q = np.ascontiguousarray(values, dtype=np.float64)
-        return self._errors(q, self.products(q), rows)
+        return self._errors(q, self.products(q) if products is None else products, rows)
 
     def _errors(self, q: np.ndarray, products: np.ndarray, rows: np.ndarray | slice = slice(None)) -> np.ndarray:
         """``E_i`` of the rows ``q`` (of the neurons ``rows``) from their products ``q H``."""

@@ -240,6 +240,66 @@ def test_the_beam_warm_start_is_never_worse_than_gptqs_and_is_deterministic(name
     assert np.all(e_warm <= best + 1e-12)
 
 
+@pytest.mark.parametrize("bits,granularity,int1", GRIDS)
+def test_gptq_restricted_s_scores_from_its_pass_are_its_energies(bits, granularity, int1):
+    """:func:`_gptq_scores`: GPTQ-restricted's ``E(q) − E(w)`` from its own pass (its squared scaled errors, no
+    product with ``H``) plus ``E(w)`` is its error, on every grid, with dead inputs, on the live inputs' factor
+    (the warm start's) and on the full one, at two dampings."""
+    problem = random_layer(np.random.default_rng(bits + 70), 60, 7, samples=200, dead=3).problem(
+        bits, granularity, int1)
+    w0 = np.where(problem.dead, 0.0, problem.weights)
+    grad = problem.products(w0) - problem.stats.cross
+    for percdamp in (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP):
+        for live in (True, False):
+            perm, factor = baselines._ordered_factor(problem.hessian, problem.dead, percdamp, "pivot",
+                                                     baselines._inverse_cholesky, live)
+            squares = np.empty(problem.num_neurons)
+            ints = baselines._gptq_on(problem, perm, factor, True, squares=squares)
+            score = baselines._gptq_scores(problem, ints, squares, _damping(problem.hessian, problem.dead, percdamp),
+                                           grad)
+            errors = problem.errors(problem.grid.dequantize(ints, problem.steps))
+            np.testing.assert_allclose(score + problem.errors(w0), errors, rtol=1e-9)
+
+
+@pytest.mark.parametrize("beam", [1, 8])
+def test_the_start_s_candidates_take_products_only_where_their_scores_can_win(monkeypatch, beam):
+    """:func:`_lowest` with scores picks each neuron's start as exact errors of every candidate do (a beam of 1,
+    where GPTQ's own start wins on many neurons, and of 8), on a full-rank and a rank-deficient layer, while
+    GPTQ's own starts take products only for the neurons their scores leave in reach."""
+    rng = np.random.default_rng(5)
+    rows = []
+    problems = (random_layer(rng, 60, 24, samples=300, dead=4).problem(3),
+                random_layer(rng, 60, 24, samples=30).problem(3))
+    products = type(problems[0]).products
+
+    def counted(self, values):
+        rows.append(len(values))
+        return products(self, values)
+
+    monkeypatch.setattr(type(problems[0]), "products", counted)
+    for problem in problems:
+        rows.clear()
+        scored = warm_start_integers(problem, "gptq-restricted-pivot", beam=beam)
+        with_scores = sum(rows)
+        rows.clear()
+        monkeypatch.setattr(baselines, "SCORE_MARGIN", np.inf)  # every candidate's every row: exact errors
+        exact = warm_start_integers(problem, "gptq-restricted-pivot", beam=beam)
+        monkeypatch.setattr(baselines, "SCORE_MARGIN", 1e-3)
+        np.testing.assert_array_equal(scored, exact)
+        assert with_scores < sum(rows)
+        if beam == 1:  # GPTQ's own start is strictly lower than the beam's on some neurons: those found too
+            candidates = []
+            lowest = baselines._lowest
+            monkeypatch.setattr(baselines, "_lowest", lambda p, c, **kw: candidates.extend(c) or lowest(p, c, **kw))
+            warm_start_integers(problem, "gptq-restricted-pivot", beam=beam)
+            errors = [problem.errors(problem.grid.dequantize(c, problem.steps)) for c in candidates]
+            wins = np.min(errors[1:], axis=0) < errors[0]
+            assert wins.any()
+            np.testing.assert_array_equal(problem.errors(problem.grid.dequantize(scored, problem.steps))[wins],
+                                          np.min(errors[1:], axis=0)[wins])
+            monkeypatch.setattr(baselines, "_lowest", lowest)
+
+
 @pytest.mark.parametrize("margin", [0.02, 1.0, -1e9])
 def test_a_pilot_chooses_the_damping_of_a_rank_deficient_layer(monkeypatch, margin):
     """Rank-deficient ``H``, more neurons than the pilot: the whole layer takes the lower damping's beam unless
