@@ -168,6 +168,47 @@ def test_a_layer_from_the_default_beam_anneals_one_sweep():
     assert rtn_start.info["reads_sweeps"] == (1, 4)
 
 
+def test_the_search_keeps_time_for_the_products_that_follow_it():
+    """Under a limit, a run's start that forms fields by a product keeps ``TAIL_PRODUCTS`` such products of the
+    layer's rows from the search's time (``Clock.reserve``, scaled from the rows it formed to the layer's; the
+    latest such estimate): the
+    clock's time left is the limit less what was spent and that, and an anneal whose time left is all reserved
+    stops at once (cut) though the limit itself has not passed; fields the caller gives keep nothing."""
+    from qannealq.backends import _layer_run
+    from qannealq.backends._layer_schedule import Clock
+
+    _, problem = layer_problem(31, 300, 8, 3, samples=400)
+    dense = DenseQubos.from_problem(problem)
+    sampler = LayerSASampler()
+    params = {**sampler.defaults, "num_threads": 1}
+    warm = problem.encode(gptq_restricted(problem))
+    run, _ = make_run(dense, params, Clock(60.0))
+    given = run.start(warm)
+    assert run.clock.reserve > 0.0  # fields formed by a product
+    free = make_run(dense, params, Clock(60.0))[0]
+    free.start(warm[:2], np.arange(2), fields=given.h[:2], energies=given.energy[:2])
+    assert free.clock.reserve == 0.0
+    clock = Clock(60.0)
+    run, _ = make_run(dense, params, clock)
+    times = []
+    fields = _layer_run.up_fields
+
+    def timed(*args):
+        begun = time.perf_counter()
+        out = fields(*args)
+        times.append(time.perf_counter() - begun)
+        return out
+
+    with mock.patch.object(_layer_run, "up_fields", timed):
+        run.start(warm[:4], np.arange(4))
+    assert clock.reserve >= _layer_run.TAIL_PRODUCTS * times[0] * problem.num_neurons / 4 * (1 - 1e-9)
+    assert clock.remaining() <= 60.0 - clock.elapsed() - clock.reserve + 1e-6
+    rows = run.start(warm)
+    clock.keep(1e9)  # all of the limit reserved: the anneal has no time, though the limit is a minute away
+    run.anneal(rows, seed=0)
+    assert clock.cut and clock.elapsed() < 30.0
+
+
 def test_time_limit_stops_a_long_run_cleanly():
     """A wide layer whose thorough run takes far longer than the limit: stops near it, states valid."""
     layer, problem = layer_problem(23, 500, 24, 4, samples=600)
