@@ -805,6 +805,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         return dict(zip(factors, _side_by_side(one, factors.items(), alone)))
 
     live = factored(dampings)
+    factoring = time.perf_counter() - begun  # what follows the beam scales with it (Deadline.search's scale)
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam. Under
     # a deadline, where the beam runs at one damping (beam_at), after the beam, where time is left: from a beam of
     # 8 on it never won on MNIST's first layer (int4 and int2, 128 neurons), and it took 8 of the 0.1 s a limit of
@@ -814,7 +815,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     everyone = np.arange(n)
     fixed = time.perf_counter() - begun
     if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave
-        deadline = deadline.search(fixed)
+        deadline = deadline.search(fixed, factoring)
     if beam_at is not None:
         best, reached = search(beam_at, everyone)
     else:  # (GPTQ's damping, the lower one)

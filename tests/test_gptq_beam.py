@@ -728,7 +728,7 @@ def test_the_warm_starts_beam_runs_on_the_live_inputs_alone(monkeypatch):
 def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypatch):
     """``Deadline.search(fixed)`` on a fake clock: ``share`` of the time left where it is roomy (at least
     ``TIGHT`` times the fixed costs); where it is tight, ``tight_share`` of it less ``RESERVE`` times those
-    costs; without a ``tight_share``, ``share`` in either case. Shortening a search under the result marks the
+    costs (or times the ``scale`` given: the part of them what follows scales with); without a ``tight_share``, ``share`` in either case. Shortening a search under the result marks the
     layer's deadline cut; shares outside (0, 1] are refused naming them."""
     import types
 
@@ -743,6 +743,9 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     tight = layer.search(10.0 / TIGHT + 1e-6)
     assert tight.at == pytest.approx(100.0 + 0.85 * (10.0 - RESERVE * 10.0 / TIGHT))
     assert Deadline(110.0, share=0.5).search(1000.0).at == pytest.approx(105.0)
+    scaled = layer.search(10.0 / TIGHT + 1e-6, 1.0)  # what follows scales with a part of the fixed costs
+    assert scaled.at == pytest.approx(100.0 + 0.85 * (10.0 - RESERVE * 1.0))
+    assert layer.search(10.0 / TIGHT, 1.0).at == pytest.approx(103.0)  # roomy: the share, whatever the scale
     assert layer.search(0.0).at == pytest.approx(103.0)
     clock[0] = 120.0  # passed: nothing left for the search
     assert layer.search(1.0).at == pytest.approx(120.0)
@@ -770,9 +773,9 @@ def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch)
     monkeypatch.setattr(baselines, "_ordered_factor", slow)
     asked, given, search = [], [], Deadline.search
 
-    def spy_search(self, fixed):
-        asked.append(fixed)
-        given.append(search(self, fixed))
+    def spy_search(self, fixed, scale=None):
+        asked.append((fixed, scale))
+        given.append(search(self, fixed, scale))
         return given[-1]
     monkeypatch.setattr(Deadline, "search", spy_search)
     parents = []
@@ -784,5 +787,6 @@ def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch)
     monkeypatch.setattr(gptq_beam, "beam_search", spy_beam)
     layer = Deadline(time.perf_counter() + 600, share=0.5)
     warm_start_integers(problem, beam=8, deadline=layer)
-    assert len(asked) == 1 and asked[0] >= 0.2
+    assert len(asked) == 1 and asked[0][0] >= 0.2
+    assert 0.2 <= asked[0][1] <= asked[0][0]  # what follows scales with the factorizations (GPTQ's starts after)
     assert parents and all(p is given[0] for p in parents) and given[0].parent is layer
