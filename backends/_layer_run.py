@@ -83,8 +83,8 @@ def _row_seeds(seed: int, rows: int) -> np.ndarray:
 #: whatever it found (:meth:`._layer_schedule.Clock.keep`): the final polish (after a recombination: its fields,
 #: one such product, and its sweeps) and the layer's final errors (another). Each :meth:`_Run.start` that forms
 #: fields times its product. On CIFAR-10's first layer (0.13-0.14 s a product) the default ended 0.3-0.5 s past a
-#: limit of 10 GPTQ times (7.1 s) without it: the search stopped at the limit, these came after (0.3 s); with it
-#: 0.06-0.07 s past at two products, and the polish's sweeps took 0.03 s more.
+#: limit of 10 GPTQ times (7.1 s) without it: the search stopped at the limit, these came after (0.3 s); keeping two
+#: products it ended 0.06-0.07 s past (the polish's sweeps take 0.03 s more), keeping 2.5 at 7.10-7.11 s.
 TAIL_PRODUCTS = 2.5
 
 
@@ -157,7 +157,7 @@ class _Run:
         if fields is None:
             begun = time.perf_counter()
             h = up_fields(d.mat, self.diag, d.lin[owner], d.steps[owner], v)
-            if owner.size:  # what follows the search takes two such products of the layer's rows (TAIL_PRODUCTS)
+            if owner.size:  # what follows the search: about TAIL_PRODUCTS such products of the layer's rows
                 self.clock.keep(TAIL_PRODUCTS * (time.perf_counter() - begun) * d.steps.shape[0] / owner.size)
         else:
             h = fields

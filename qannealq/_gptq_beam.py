@@ -326,8 +326,9 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
                 own = after if parent == previous else slot[parent]
                 sibling = np.int64(pick[k + 1] >> 1 == parent)
                 spares -= sibling
-                after = spare[spares]  # read only where a sibling follows (spares < width: half the parents
-                copy_from[copies] = own  # keep a child, at least)
+                # used only where a sibling follows; in range (spares < width: half the parents keep a child at least)
+                after = spare[spares]
+                copy_from[copies] = own
                 copy_to[copies] = after
                 copies += sibling
                 new_slot[k] = own
