@@ -276,7 +276,7 @@ def _gptq_scores(problem: LayerProblem, ints: np.ndarray, squares: np.ndarray, d
     with ``H``. Exact but for the factor's rounding (the pass runs in float64)."""
     live = ~problem.dead
     d = np.where(live, problem.grid.dequantize(ints, problem.steps[rows]) - problem.weights[rows], 0.0)
-    return squares - damp * np.einsum("ij,ij->i", d, d) + 2.0 * np.einsum("ij,ij->i", d, np.where(live, grad, 0.0))
+    return squares - damp * np.einsum("ij,ij->i", d, d) + 2.0 * np.einsum("ij,ij->i", d, grad)  # d is 0 where dead
 
 
 def _ordered_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, order: str,

@@ -171,9 +171,9 @@ def test_a_layer_from_the_default_beam_anneals_one_sweep():
 def test_the_search_keeps_time_for_the_products_that_follow_it():
     """Under a limit, a run's start that forms fields by a product keeps ``TAIL_PRODUCTS`` such products of the
     layer's rows from the search's time (``Clock.reserve``, scaled from the rows it formed to the layer's; the
-    latest such estimate): the
-    clock's time left is the limit less what was spent and that, and an anneal whose time left is all reserved
-    stops at once (cut) though the limit itself has not passed; fields the caller gives keep nothing."""
+    latest such estimate): the clock's time left is the limit less what was spent and that, and an anneal whose
+    time left is all reserved stops at once (cut) though the limit itself has not passed; fields the caller gives
+    keep nothing."""
     from qannealq.backends import _layer_run
     from qannealq.backends._layer_schedule import Clock
 
