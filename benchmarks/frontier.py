@@ -124,12 +124,15 @@ def point(method: str, label: str, seconds: float, energies: np.ndarray, neurons
 def timed(problem: LayerProblem, method: str, backend: str | None, seed: int, **options) -> tuple[LayerResult, float]:
     """One run through the solve loop and its wall seconds, on a fresh copy of the problem (the same arrays): no
     run reuses the products an earlier one cached on it (``layer-sa``'s QUBO coefficients, the errors
-    ``LayerProblem.errors`` remembers), as a layer solved once would not. Shared with ``time_limits.py``."""
+    ``LayerProblem.errors`` remembers), as a layer solved once would not. Shared with ``time_limits.py``. The
+    seconds leave out a time-limited solve's warm-up (``info["warm_up_seconds"]``: the first loading of its
+    compiled code in this process, on a stand-in layer, once per kind of layer: :func:`qannealq.solve.warm_up`),
+    which its limit does not count either."""
     sampler = get_sampler(backend) if backend else None
     problem = dataclasses.replace(problem)
     t0 = time.perf_counter()
     result = quantize_layer(problem, method, sampler=sampler, backend=backend or "", seed=seed, **options)
-    return result, time.perf_counter() - t0
+    return result, time.perf_counter() - t0 - result.info.get("warm_up_seconds", 0.0)
 
 
 def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, one_damping: bool = False,

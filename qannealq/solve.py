@@ -17,6 +17,7 @@ neuron.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import Executor
 from contextlib import contextmanager
@@ -26,15 +27,15 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import dimod
 import numpy as np
 
-from qannealq.baselines import BASELINES, BEAM_STARTS, DEFAULT_WARM_START, warm_start_integers
+from qannealq.baselines import BASELINES, BEAM_STARTS, DEFAULT_WARM_START, rank_deficient, warm_start_integers
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam,
                                warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_deadline)
 from qannealq.errors import BackendError, InvalidArgumentError
-from qannealq.formulation import LayerProblem
-from qannealq.grid import Grid
+from qannealq.formulation import LayerProblem, LayerStats, build_problem
+from qannealq.grid import Grid, make_grid
 
 __all__ = ["METHODS", "WARM_STARTS", "LayerResult", "quantize_layer", "solve_neuron", "submit_neuron", "best_row",
-           "NeuronProgress", "NeuronCheckpoint", "accepts_parameter"]
+           "NeuronProgress", "NeuronCheckpoint", "accepts_parameter", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +237,93 @@ def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
     return np.stack(rows), samplesets, {"timing": merge_timing(ss.info for ss in samplesets if ss is not None)}
 
 
+#: The most inputs a warm-up's stand-in layer has (:func:`warm_up`): above every size at which ``layer-sa``
+#: changes its kernels (chain moves from 256 inputs; its population from 1024 runs the same kernels:
+#: ``tests/test_warm_up.py``), and its solve short (CIFAR-10's first layer: 0.69 s with 1100 inputs).
+WARM_UP_INPUTS = 400
+#: Neurons of a warm-up's stand-in layer: one group of the beam (:data:`qannealq._gptq_beam.GROUP`) a thread.
+WARM_UP_NEURONS = 16
+#: The time limit of a warm-up's solve (:func:`warm_up`), whatever the layer's: long enough for the stand-in to
+#: load and run every phase of the search (0.23-0.27 s on MNIST-like stand-ins, loading included), short
+#: enough for any options (a beam of 4096 and 100 000 sweeps would run for minutes without it).
+WARM_UP_LIMIT = 1.0
+_warmed: set = set()
+_warming = threading.RLock()
+_inside = threading.local()  # a warm-up's own solve (a sampler whose defaults hold a limit) warms nothing
+
+
+def _stand_in(problem: LayerProblem) -> LayerProblem:
+    """A small random layer of ``problem``'s kind for :func:`warm_up`: as many inputs up to
+    :data:`WARM_UP_INPUTS`, the same share of them dead, a singular ``H`` where ``problem``'s is
+    (:func:`qannealq.baselines.rank_deficient`), the same bits, granularity, int1 scheme and bias."""
+    m = min(problem.num_coordinates, WARM_UP_INPUTS)
+    f = m - 1 if problem.has_bias else m
+    dead = int(round(np.count_nonzero(problem.dead) / problem.num_coordinates * f)) if f > 1 else 0
+    samples = max(2, (f - dead) // 2) if rank_deficient(problem) else 2 * m + 8
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((samples, f))
+    x[:, :min(dead, f - 1)] = 0.0
+    n = WARM_UP_NEURONS
+    weight = rng.standard_normal((n, f)) / np.sqrt(f)
+    bias = 0.1 * rng.standard_normal(n) if problem.has_bias else None
+    targets = x @ weight.T + (0.0 if bias is None else bias)
+    grid = problem.grid
+    scheme = grid.scheme if grid.bits == 1 else "sign"
+    return build_problem(LayerStats.from_arrays(x, targets, bias=problem.has_bias), weight, bias,
+                         make_grid(weight, bias, grid.bits, grid.granularity, scheme), name=f"{problem.name} warm-up")
+
+
+def warm_up(problem: LayerProblem, sampler: dimod.Sampler, warm_start: str | None = DEFAULT_WARM_START,
+            **sampler_kwargs: Any) -> float:
+    """Load the compiled code a whole-layer ``sampler`` and its warm start run on a layer like ``problem``, once
+    per process and kind of layer, before a time limit's clock starts; returns the seconds it took (0: done
+    before, or nothing to do).
+
+    ``layer-sa``'s kernels and the warm start's beam are compiled ahead (numba's on-disk cache), but the first
+    call of each in a process loads them: on MNIST's first layer about 50-250 ms, more than half of a limit of 5
+    GPTQ times (0.08 s), so the first time-limited layer of a process ended at 0.12-0.35 s, 33-35 % above the
+    best known, where the same limit reached 7 % once loaded. :func:`quantize_layer` calls this before it starts a
+    time-limited whole-layer solve (``sampler.warm_start_deadline`` gives a deadline; ``info["warm_up_seconds"]``
+    of that layer's result records the time, which its ``seconds`` and its limit do not count). It runs the
+    same solve (the sampler, its options, the warm start) under a limit of its own (:data:`WARM_UP_LIMIT`) on a
+    small random layer of the same kind (:func:`_stand_in`), twice where the first solve was cut (the loading
+    had narrowed its beam, which then skipped GPTQ's own starts); a layer of another kind (inputs up to
+    :data:`WARM_UP_INPUTS`, singular or not, dead inputs, bits 1 or more, bias) or other options warms again.
+    Per-neuron problems (``problem.per_neuron``) and per-neuron samplers are left alone.
+    """
+    if problem.per_neuron or layer_solver(sampler) is None or getattr(_inside, "active", False):
+        return 0.0
+    options = {k: v for k, v in sampler_kwargs.items() if k not in ("time_limit", "time_spent")}
+    m = min(problem.num_coordinates, WARM_UP_INPUTS)
+    kind = (type(sampler), m, rank_deficient(problem), np.count_nonzero(problem.dead) * 8 >= problem.dead.size,
+            problem.grid.bits == 1, problem.has_bias, warm_start, repr(sorted(options.items(), key=repr)))
+    with _warming:
+        if kind in _warmed:
+            return 0.0
+        _warmed.add(kind)  # once, whatever happens below
+        t0 = time.perf_counter()
+        _inside.active = True
+        try:
+            stand_in = _stand_in(problem)
+            for _ in range(2):  # where the loading itself cut the first solve short, once more, loaded
+                done = quantize_layer(stand_in, "qubo", sampler, warm_start=warm_start, seed=0, **options,
+                                      time_limit=WARM_UP_LIMIT)
+                if not done.info.get("time_limited"):
+                    break
+        except InvalidArgumentError:  # the caller's options: the layer's own solve would say the same
+            raise
+        except Exception as error:  # the layer's solve goes on, its first loads then inside its limit
+            logger.warning("%s: the warm-up on a stand-in layer failed (%s: %s); the layer's time limit will "
+                           "count the first loading of its compiled code", problem.name, type(error).__name__,
+                           error)
+        finally:
+            _inside.active = False
+        seconds = time.perf_counter() - t0
+    logger.info("%s: loaded the compiled solve on a stand-in layer before the time limit's clock (%.2f s)",
+                problem.name, seconds)
+    return seconds
+
+
 def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler | None = None,
                    backend: str = "", warm_start: str | None = DEFAULT_WARM_START, seed: int | None = None,
                    executor: Executor | None = None, progress: NeuronProgress | None = None,
@@ -256,6 +344,10 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
     """
     if method not in METHODS:
         raise InvalidArgumentError(f"method={method!r} is unknown: choose one of {', '.join(METHODS)}")
+    warmed = 0.0  # a time limit counts the solve, not the first loading of its compiled code in this process
+    if method == "qubo" and sampler is not None and layer_solver(sampler) is not None and warm_start_deadline(
+            sampler, sampler_kwargs, problem.num_coordinates) is not None:
+        warmed = warm_up(problem, sampler, warm_start, **sampler_kwargs)
     t0 = time.perf_counter()
     warm_errors = None
     samplesets, info, used_seed = None, {}, None
@@ -294,6 +386,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                                                     sampler_kwargs, checkpoint)
         if deadline is not None and deadline.cut:  # the time limit narrowed the warm start's beam
             info = {**info, "time_limited": True}
+        if warmed:
+            info = {**info, "warm_up_seconds": warmed}
         integers, values = problem.decode_layer(assignments)
     seconds = time.perf_counter() - t0
     logger.debug("%s %s: %.3g s", problem.name, method, seconds)

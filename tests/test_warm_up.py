@@ -1,0 +1,153 @@
+"""A time-limited whole-layer solve first loads its compiled code on a stand-in layer (``qannealq.solve.warm_up``),
+so that the layer's limit counts the solve, not numba's first loading of the kernels in the process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from helpers import layer_problem  # noqa: E402
+from qannealq import solve  # noqa: E402
+from qannealq.backends import get_sampler  # noqa: E402
+from qannealq.backends.layer_sa import LayerSASampler  # noqa: E402
+from qannealq.baselines import rank_deficient  # noqa: E402
+from qannealq.formulation import LayerStats, build_problem  # noqa: E402
+from qannealq.grid import make_grid  # noqa: E402
+
+# Runs in a fresh process (nothing loaded yet): for each kind of layer, the warm-up, then the time-limited solve,
+# whose compiled functions must all have been loaded by the warm-up (numba dispatchers' signatures unchanged).
+FRESH = textwrap.dedent("""
+    import sys
+    import numba
+    import numpy as np
+    from qannealq.backends.layer_sa import LayerSASampler
+    from qannealq.formulation import LayerStats, build_problem
+    from qannealq.grid import make_grid
+    from qannealq.solve import quantize_layer, warm_up
+
+    def loaded():
+        out = {}
+        for name, module in list(sys.modules.items()):
+            if name.startswith("qannealq"):
+                for key, value in vars(module).items():
+                    if isinstance(value, numba.core.registry.CPUDispatcher):
+                        out[f"{name}.{key}"] = len(value.signatures)
+        return out
+
+    def layer(f, n, samples, dead, bits, seed):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((samples, f))
+        x[:, :dead] = 0.0
+        w, b = rng.standard_normal((n, f)) / np.sqrt(f), 0.1 * rng.standard_normal(n)
+        return build_problem(LayerStats.from_arrays(x, x @ w.T + b), w, b, make_grid(w, b, bits))
+
+    sampler = LayerSASampler()
+    cases = [(299, 12, 800, 60, 4, 2.0, {}), (1029, 8, 300, 0, 2, 1.0, {}), (40, 9, 200, 0, 1, 1.0, {}),
+             (299, 12, 800, 60, 4, 2.0, {"effort": "fast"}), (299, 12, 100, 0, 3, 2.0, {"effort": "thorough"})]
+    for f, n, samples, dead, bits, limit, options in cases:
+        problem = layer(f, n, samples, dead, bits, f)
+        first = warm_up(problem, sampler, time_limit=limit, **options)
+        assert first > 0, (f, options, first)
+        before = loaded()
+        result = quantize_layer(problem, "qubo", sampler, seed=0, time_limit=limit, **options)
+        assert "warm_up_seconds" not in result.info, (f, result.info)
+        after = loaded()
+        new = {k: (before.get(k, 0), v) for k, v in after.items() if v != before.get(k, 0)}
+        assert not new, f"loaded inside the limit on {f + 1} inputs ({options}): {new}"
+        assert warm_up(problem, sampler, time_limit=limit, **options) == 0.0
+    other = layer(99, 8, 40, 0, 3, 5)  # a kind not warmed yet: the solve loop warms it itself
+    result = quantize_layer(other, "qubo", sampler, seed=0, time_limit=1.0)
+    assert result.info["warm_up_seconds"] > 0
+    print("ok")
+""")
+
+
+def test_the_warm_up_loads_every_kernel_a_time_limited_solve_runs():
+    """In a fresh process, on a MNIST-like layer (dead inputs, chain moves; also with ``fast`` and, singular,
+    ``thorough``), a CIFAR-like one (singular ``H``, 1030 inputs: a population) and an int1 one: after :func:`qannealq.solve.warm_up` the time-limited solve
+    loads no compiled function (a kernel the stand-in layer does not run fails it), the warm-up runs once per
+    kind of layer, and the solve loop warms a new kind before its clock (``info["warm_up_seconds"]``)."""
+    done = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split()[-1] == "ok"
+
+
+def _layer(f: int, n: int, samples: int, dead: int, bits: int, bias: bool = True):
+    rng = np.random.default_rng(f + samples)
+    x = rng.standard_normal((samples, f))
+    x[:, :dead] = 0.0
+    w = rng.standard_normal((n, f)) / np.sqrt(f)
+    b = 0.1 * rng.standard_normal(n) if bias else None
+    stats = LayerStats.from_arrays(x, x @ w.T + (0.0 if b is None else b), bias=bias)
+    return build_problem(stats, w, b, make_grid(w, b, bits, int1="paper" if bits == 1 else "sign"))
+
+
+@pytest.mark.parametrize("f, samples, dead, bits, bias", [(60, 200, 10, 4, True), (60, 20, 0, 2, True),
+                                                          (1500, 100, 0, 1, False), (30, 100, 29, 3, True)])
+def test_the_stand_in_is_a_layer_of_the_same_kind(f, samples, dead, bits, bias):
+    problem = _layer(f, 3, samples, dead, bits, bias)
+    stand_in = solve._stand_in(problem)
+    m = min(problem.num_coordinates, solve.WARM_UP_INPUTS)
+    assert stand_in.num_coordinates == m and stand_in.num_neurons == solve.WARM_UP_NEURONS
+    assert rank_deficient(stand_in) == rank_deficient(problem)
+    assert stand_in.has_bias == problem.has_bias and stand_in.grid.bits == problem.grid.bits
+    assert stand_in.grid.granularity == problem.grid.granularity and stand_in.grid.scheme == problem.grid.scheme
+    share = np.count_nonzero(problem.dead) / problem.num_coordinates
+    assert abs(np.count_nonzero(stand_in.dead) / m - share) <= 1.5 / m
+    assert (np.count_nonzero(stand_in.dead) * 8 >= m) == (np.count_nonzero(problem.dead) * 8 >= problem.dead.size)
+
+
+def test_the_solve_loop_warms_each_kind_once_before_the_clock(monkeypatch):
+    """The first time-limited solve of a kind records its warm-up, which its ``seconds`` do not count, the next
+    none; without a limit, with a baseline or on a per-neuron sampler nothing is warmed. A sampler whose own
+    defaults hold the limit warms too, and its warm-up's solve does not warm again (no recursion)."""
+    monkeypatch.setattr(solve, "_warmed", set())
+    calls = []
+    stand_in = solve._stand_in
+
+    def slow(problem):  # a warm-up the layer's seconds would show if they counted it
+        calls.append(problem.name)
+        time.sleep(2.0)
+        return stand_in(problem)
+
+    monkeypatch.setattr(solve, "_stand_in", slow)
+    _, problem = layer_problem(20, 40, 5, 3)
+    sampler = LayerSASampler()
+    first = solve.quantize_layer(problem, "qubo", sampler, seed=1, time_limit=30)
+    assert first.info["warm_up_seconds"] >= 2.0 and first.seconds < 2.0 and len(calls) == 1
+    second = solve.quantize_layer(problem, "qubo", sampler, seed=1, time_limit=30)
+    assert "warm_up_seconds" not in second.info and len(calls) == 1
+    np.testing.assert_array_equal(first.integers, second.integers)  # the warm-up leaves the solve as it was
+    solve.quantize_layer(problem, "qubo", sampler, seed=1)  # no limit: nothing to warm
+    solve.quantize_layer(problem, "gptq")
+    solve.quantize_layer(problem, "qubo", get_sampler("sa"), seed=1, num_reads=2)
+    assert len(calls) == 1
+    solve._warmed.clear()
+    third = solve.quantize_layer(problem, "qubo", LayerSASampler(time_limit=30), seed=1)  # the limit in its defaults
+    assert third.info["warm_up_seconds"] >= 2.0 and len(calls) == 2
+
+
+def test_a_failed_warm_up_warns_and_the_layer_goes_on(monkeypatch, caplog):
+    """A stand-in whose solve fails does not stop the layer: a warning names the layer and the error (the
+    layer's limit then counts the first loads), and the kind is not tried again."""
+    monkeypatch.setattr(solve, "_warmed", set())
+
+    def broken(problem):
+        raise RuntimeError("no stand-in today")
+
+    monkeypatch.setattr(solve, "_stand_in", broken)
+    _, problem = layer_problem(20, 30, 4, 3)
+    with caplog.at_level("WARNING", logger="qannealq.solve"):
+        result = solve.quantize_layer(problem, "qubo", LayerSASampler(), seed=2, time_limit=30)
+        again = solve.quantize_layer(problem, "qubo", LayerSASampler(), seed=2, time_limit=30)
+    failed = [r for r in caplog.records if "warm-up" in r.getMessage()]
+    assert len(failed) == 1 and "no stand-in today" in failed[0].getMessage() and problem.name in failed[0].getMessage()
+    np.testing.assert_array_equal(result.integers, again.integers)
+    assert "warm_up_seconds" not in again.info
