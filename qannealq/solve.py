@@ -244,9 +244,10 @@ WARM_UP_INPUTS = 400
 #: Neurons of a warm-up's stand-in layer: one group of the beam (:data:`qannealq._gptq_beam.GROUP`) a thread.
 WARM_UP_NEURONS = 16
 #: The time limit of a warm-up's solve (:func:`warm_up`), whatever the layer's: long enough for the stand-in to
-#: load and run every phase of the search (0.23-0.27 s on MNIST-like stand-ins, loading included), short
-#: enough for any options (a beam of 4096 and 100 000 sweeps would run for minutes without it).
-WARM_UP_LIMIT = 1.0
+#: load and run every phase of the search (the default's took 0.16-0.27 s on MNIST-like stand-ins, loading
+#: included), short for any options (``thorough`` anneals to its limit; a beam of 4096 and 100 000 sweeps would
+#: run for minutes without one).
+WARM_UP_LIMIT = 0.5
 _warmed: set = set()
 _warming = threading.RLock()
 _inside = threading.local()  # a warm-up's own solve (a sampler whose defaults hold a limit) warms nothing
