@@ -244,7 +244,7 @@ WARM_UP_INPUTS = 400
 #: Neurons of a warm-up's stand-in layer: one group of the beam (:data:`qannealq._gptq_beam.GROUP`) a thread.
 WARM_UP_NEURONS = 16
 #: The time limit of a warm-up's solve (:func:`warm_up`), whatever the layer's: long enough for the stand-in to
-#: load and run every phase of the search (the default's took 0.16-0.27 s on MNIST-like stand-ins, loading
+#: load and run every phase of the search (the default's took 0.16-0.22 s on MNIST-like stand-ins, loading
 #: included), short for any options (``thorough`` anneals to its limit; a beam of 4096 and 100 000 sweeps would
 #: run for minutes without one).
 WARM_UP_LIMIT = 0.5
@@ -281,7 +281,7 @@ def warm_up(problem: LayerProblem, sampler: dimod.Sampler, warm_start: str | Non
     before, or nothing to do).
 
     ``layer-sa``'s kernels and the warm start's beam are compiled ahead (numba's on-disk cache), but the first
-    call of each in a process loads them: on MNIST's first layer about 50-250 ms, more than half of a limit of 5
+    call of each in a process loads them: on MNIST's first layer about 50-270 ms, more than half of a limit of 5
     GPTQ times (0.08 s), so the first time-limited layer of a process ended at 0.12-0.35 s, 33-35 % above the
     best known, where the same limit reached 7 % once loaded. :func:`quantize_layer` calls this before it starts a
     time-limited whole-layer solve (``sampler.warm_start_deadline`` gives a deadline; ``info["warm_up_seconds"]``
