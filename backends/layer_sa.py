@@ -245,7 +245,8 @@ class LayerSASampler(dimod.Sampler):
 
     @property
     def properties(self) -> dict:
-        return {"defaults": dict(self.defaults), "whole_layer": True, "max_variables": None}
+        return {"defaults": dict(self.defaults), "whole_layer": True, "max_variables": None,
+                "warm_up": True}  # the solve loop may load its kernels on a stand-in first (qannealq.solve.warm_up)
 
     def _params(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         params = {**self.defaults, **{k: v for k, v in kwargs.items() if k in _DEFAULTS and v is not None}}

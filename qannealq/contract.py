@@ -27,7 +27,7 @@ import numpy as np
 from qannealq._deadline import Deadline
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
-__all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warm_start_beam",
+__all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline",
            "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing",
            "redact", "unredact", "REDACTED", "TIMING_KEYS"]
@@ -79,6 +79,17 @@ def layer_solver(sampler: Any) -> LayerSampler | None:
     except Exception:  # a sampler whose properties need the network: trust the method
         flag = True
     return sampler if flag else None
+
+
+def warms_up(sampler: Any) -> bool:
+    """Whether the solve loop may warm ``sampler`` up on a stand-in layer before a layer's clock starts
+    (:func:`qannealq.solve.warm_up`): ``properties["warm_up"]`` is True where its calls cost local time alone and
+    its first call in a process loads code (``layer-sa``'s compiled kernels; a composite of ours: its child's
+    word). Not a QPU or cloud sampler, whose every call costs QPU time or credit."""
+    try:
+        return bool(sampler.properties.get("warm_up", False))
+    except Exception:  # a sampler whose properties need the network: no
+        return False
 
 
 def warm_start_beam(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> int:
@@ -196,7 +207,7 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
     def properties(self) -> dict:
         child = self.child.properties
         return {"child_properties": dict(child), "max_variables": child.get("max_variables"),
-                "whole_layer": layer_solver(self.child) is not None}
+                "whole_layer": layer_solver(self.child) is not None, "warm_up": warms_up(self.child)}
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
         return self.child.sample(bqm, **kwargs)

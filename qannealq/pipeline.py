@@ -44,7 +44,8 @@ class ModelResult:
         model: a quantized copy of the network (the input network is left unchanged).
         layers: one :class:`LayerResult` per quantized Linear layer, in forward order.
         method, backend, bits, calibration, granularity: the settings.
-        seconds: wall time of calibration, formulation and solving.
+        seconds: wall time of calibration, formulation and solving (less the layers' warm-ups, the first
+            loading of their compiled code in the process: :func:`qannealq.solve.warm_up`).
         formulate_seconds: of which spent accumulating statistics and formulating.
         settings: the other options, and ``skipped_layers`` (layers with weights left in float: name -> type).
     """
@@ -174,8 +175,9 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     settings = {"layers": names, "skipped_layers": skipped, "warm_start": warm_start, "seed": seed, "int1": int1,
                 "num_calibration": int(data.shape[0]),
                 "sampler_kwargs": redact(sampler_kwargs), **goal.describe(), "weighted_layers": list(run.weighted)}
+    warm_ups = sum(result.info.get("warm_up_seconds", 0.0) for result in results)  # once per process: not the run's
     return ModelResult(quant_model, results, method, backend, run.bits, calibration, granularity,
-                       time.perf_counter() - t0, t_form, settings)
+                       time.perf_counter() - t0 - warm_ups, t_form, settings)
 
 
 def skipped_layers(model: torch.nn.Module, warn: bool = True) -> dict[str, str]:

@@ -28,7 +28,7 @@ import dimod
 import numpy as np
 
 from qannealq.baselines import BASELINES, BEAM_STARTS, DEFAULT_WARM_START, rank_deficient, warm_start_integers
-from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warm_start_beam,
+from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warms_up, warm_start_beam,
                                warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_deadline)
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
@@ -70,7 +70,8 @@ class LayerResult:
         integers: grid integers ``(n, m)``.
         values: dequantized augmented rows ``(n, m)``.
         errors: per-neuron reconstruction error on the layer's ``H`` ``(n,)``.
-        seconds: wall time of the solve (formulation excluded).
+        seconds: wall time of the solve (formulation excluded, and the first loading of its compiled code in the
+            process: :func:`warm_up`, ``info["warm_up_seconds"]``).
         seed: seed given to the sampler (``None`` for deterministic baselines).
         warm_start_errors: per-neuron errors of the warm start, when one was used.
         samplesets: the raw per-neuron SampleSets (per-neuron path only; None for neurons loaded from a
@@ -274,30 +275,35 @@ def _stand_in(problem: LayerProblem) -> LayerProblem:
                          make_grid(weight, bias, grid.bits, grid.granularity, scheme), name=f"{problem.name} warm-up")
 
 
-def warm_up(problem: LayerProblem, sampler: dimod.Sampler, warm_start: str | None = DEFAULT_WARM_START,
-            **sampler_kwargs: Any) -> float:
-    """Load the compiled code a whole-layer ``sampler`` and its warm start run on a layer like ``problem``, once
-    per process and kind of layer, before a time limit's clock starts; returns the seconds it took (0: done
-    before, or nothing to do).
+def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler | None = None,
+            warm_start: str | None = DEFAULT_WARM_START, **sampler_kwargs: Any) -> float:
+    """Load the compiled code that :func:`quantize_layer` runs for ``method`` (with ``sampler`` and
+    ``warm_start``) on a layer like ``problem``, once per process and kind of layer, before its clock starts;
+    returns the seconds it took (0: done before, or nothing to do).
 
-    ``layer-sa``'s kernels and the warm start's beam are compiled ahead (numba's on-disk cache), but the first
-    call of each in a process loads them: on MNIST's first layer about 50-270 ms, more than half of a limit of 5
-    GPTQ times (0.08 s), so the first time-limited layer of a process ended at 0.12-0.35 s, 33-35 % above the
-    best known, where the same limit reached 7 % once loaded. :func:`quantize_layer` calls this before it starts a
-    time-limited whole-layer solve (``sampler.warm_start_deadline`` gives a deadline; ``info["warm_up_seconds"]``
-    of that layer's result records the time, which its ``seconds`` and its limit do not count). It runs the
-    same solve (the sampler, its options, the warm start) under a limit of its own (:data:`WARM_UP_LIMIT`) on a
-    small random layer of the same kind (:func:`_stand_in`), twice where the first solve was cut (the loading
-    had narrowed its beam, which then skipped GPTQ's own starts); a layer of another kind (inputs up to
-    :data:`WARM_UP_INPUTS`, singular or not, dead inputs, bits 1 or more, bias) or other options warms again.
-    Per-neuron problems (``problem.per_neuron``) and per-neuron samplers are left alone.
+    The kernels (``layer-sa``'s, the warm start's beam, GPTQ's pivoted factorization and passes) are compiled
+    ahead into numba's on-disk cache, but the first call of each in a process loads them: on MNIST's first layer
+    about 50-270 ms for ``layer-sa`` and 0.35 s for GPTQ, whose solve takes 16 ms once loaded. So the first
+    time-limited layer of a process ended at 0.12-0.35 s under a limit of 0.083 s (5 GPTQ times), 33-35 % above
+    the best known where the same limit reached 7 % once loaded, and ``qannealq run``'s table gave GPTQ 0.51 s
+    against the QUBO's 0.84 s. :func:`quantize_layer` calls this first (``info["warm_up_seconds"]`` records the
+    time, which the layer's ``seconds`` and a time limit do not count). It runs the same solve on a small random
+    layer of the same kind (:func:`_stand_in`): a baseline as such; a whole-layer sampler that allows it
+    (:func:`qannealq.contract.warms_up`: ``layer-sa``, not a QPU's whole-layer path) with its options and warm
+    start, under a limit of its own (:data:`WARM_UP_LIMIT`, where it takes ``time_limit``), twice where the
+    first solve was cut (the loading had narrowed its beam, which then skipped GPTQ's own starts). A layer of
+    another kind (inputs up to :data:`WARM_UP_INPUTS`, singular or not, dead inputs, bits 1 or more, bias),
+    method or options warms again. Per-neuron samplers (their SDKs' own code) and per-neuron problems
+    (``problem.per_neuron``, other kernels) are left alone. A failed warm-up warns and the layer goes on.
     """
-    if problem.per_neuron or layer_solver(sampler) is None or getattr(_inside, "active", False):
+    whole = method == "qubo" and sampler is not None and layer_solver(sampler) is not None and warms_up(sampler)
+    if problem.per_neuron or getattr(_inside, "active", False) or not (whole or method in BASELINES):
         return 0.0
-    options = {k: v for k, v in sampler_kwargs.items() if k not in ("time_limit", "time_spent")}
+    options = {k: v for k, v in sampler_kwargs.items() if k not in ("time_limit", "time_spent")} if whole else {}
     m = min(problem.num_coordinates, WARM_UP_INPUTS)
-    kind = (type(sampler), m, rank_deficient(problem), np.count_nonzero(problem.dead) * 8 >= problem.dead.size,
-            problem.grid.bits == 1, problem.has_bias, warm_start, repr(sorted(options.items(), key=repr)))
+    kind = (method, type(sampler) if whole else None, m, rank_deficient(problem),
+            np.count_nonzero(problem.dead) * 8 >= problem.dead.size, problem.grid.bits == 1, problem.has_bias,
+            warm_start if whole else None, repr(sorted(options.items(), key=repr)))
     with _warming:
         if kind in _warmed:
             return 0.0
@@ -306,22 +312,26 @@ def warm_up(problem: LayerProblem, sampler: dimod.Sampler, warm_start: str | Non
         _inside.active = True
         try:
             stand_in = _stand_in(problem)
-            for _ in range(2):  # where the loading itself cut the first solve short, once more, loaded
-                done = quantize_layer(stand_in, "qubo", sampler, warm_start=warm_start, seed=0, **options,
-                                      time_limit=WARM_UP_LIMIT)
-                if not done.info.get("time_limited"):
-                    break
+            if not whole:
+                BASELINES[method](stand_in)
+            else:
+                if accepts_parameter(sampler, "time_limit"):
+                    options["time_limit"] = WARM_UP_LIMIT
+                for _ in range(2):  # where the loading itself cut the first solve short, once more, loaded
+                    done = quantize_layer(stand_in, "qubo", sampler, warm_start=warm_start, seed=0, **options)
+                    if not done.info.get("time_limited"):
+                        break
         except InvalidArgumentError:  # the caller's options: the layer's own solve would say the same
             raise
-        except Exception as error:  # the layer's solve goes on, its first loads then inside its limit
-            logger.warning("%s: the warm-up on a stand-in layer failed (%s: %s); the layer's time limit will "
-                           "count the first loading of its compiled code", problem.name, type(error).__name__,
-                           error)
+        except Exception as error:  # the layer's solve goes on, its first loads then inside its clock
+            logger.warning("%s: the warm-up of %s on a stand-in layer failed (%s: %s); the layer's time will "
+                           "count the first loading of its compiled code", problem.name, method,
+                           type(error).__name__, error)
         finally:
             _inside.active = False
         seconds = time.perf_counter() - t0
-    logger.info("%s: loaded the compiled solve on a stand-in layer before the time limit's clock (%.2f s)",
-                problem.name, seconds)
+    logger.info("%s: %s's compiled code loaded on a stand-in layer before the layer's clock (%.2f s)",
+                problem.name, method, seconds)
     return seconds
 
 
@@ -345,10 +355,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
     """
     if method not in METHODS:
         raise InvalidArgumentError(f"method={method!r} is unknown: choose one of {', '.join(METHODS)}")
-    warmed = 0.0  # a time limit counts the solve, not the first loading of its compiled code in this process
-    if method == "qubo" and sampler is not None and layer_solver(sampler) is not None and warm_start_deadline(
-            sampler, sampler_kwargs, problem.num_coordinates) is not None:
-        warmed = warm_up(problem, sampler, warm_start, **sampler_kwargs)
+    # the layer's time (and a time limit) counts its solve, not the first loading of its compiled code here
+    warmed = warm_up(problem, method, sampler, warm_start, **sampler_kwargs)
     t0 = time.perf_counter()
     warm_errors = None
     samplesets, info, used_seed = None, {}, None
@@ -387,9 +395,9 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                                                     sampler_kwargs, checkpoint)
         if deadline is not None and deadline.cut:  # the time limit narrowed the warm start's beam
             info = {**info, "time_limited": True}
-        if warmed:
-            info = {**info, "warm_up_seconds": warmed}
         integers, values = problem.decode_layer(assignments)
+    if warmed:
+        info = {**info, "warm_up_seconds": warmed}
     seconds = time.perf_counter() - t0
     logger.debug("%s %s: %.3g s", problem.name, method, seconds)
     return LayerResult(problem.name, method, backend if method == "qubo" else "", problem.grid.bits, integers,

@@ -64,3 +64,13 @@ def fake_dwave_token(monkeypatch, tmp_path):
     monkeypatch.setenv("DWAVE_API_TOKEN", FAKE_TOKEN)
     return FAKE_TOKEN
 
+
+
+@pytest.fixture
+def no_warm_up(monkeypatch):
+    """The solve loop without its warm-up on a stand-in layer (``qannealq.solve.warm_up``), for tests that count
+    a layer's own calls or products (the warm-up's stand-in solve would add to them, once per process and kind
+    of layer: whether it runs depends on the tests before). It has tests of its own (``test_warm_up.py``)."""
+    from qannealq import solve
+
+    monkeypatch.setattr(solve, "warm_up", lambda *args, **kwargs: 0.0)

@@ -747,7 +747,7 @@ def test_the_solve_loop_gives_layer_sa_the_warm_start_beam_its_effort_asks_for()
             LayerSASampler(warm_start_beam=bad)
 
 
-def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeypatch):
+def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeypatch, no_warm_up):
     """On a layer of 701 coordinates the width is the layer's (``max(128, 701 / 4)`` = 175, thorough 350 < 512),
     so the solve loop must pass its size; a sampler written to the old contract (``warm_start_beam(**kw)``, no
     size) is still asked, with its keyword arguments."""
@@ -766,7 +766,6 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
         assert pilot is True  # layer-sa takes a rank-deficient layer's damping from a pilot
         raise Stop
     monkeypatch.setattr(solve_module, "warm_start_integers", spy)
-    monkeypatch.setattr(solve_module, "warm_up", lambda *args, **kwargs: 0.0)  # its stand-in's start: not this one
     _, problem = layer_problem(5, 700, 2, 3, samples=40)
     for options in ({}, {"effort": "thorough"}, {"warm_start_beam": 9}, {"time_limit": 100}):
         with pytest.raises(Stop):
@@ -815,7 +814,7 @@ def test_the_warm_starts_fields_come_from_the_product_its_errors_took(monkeypatc
         np.testing.assert_array_equal(with_fields.integers, without.integers)
 
 
-def test_the_qubos_linear_terms_are_formed_once_and_only_where_a_solve_needs_them(monkeypatch):
+def test_the_qubos_linear_terms_are_formed_once_and_only_where_a_solve_needs_them(monkeypatch, no_warm_up):
     """A layer's ``DenseQubos`` forms ``a`` and ``e`` (from a product of ``H`` with the base values) on first
     use, once for the live copy and its restrictions, equal to the problem's; ``fast`` on a layer too wide to
     anneal (its start's fields and errors known, its tolerance from their gains) never forms that product and
@@ -858,7 +857,7 @@ def test_the_qubos_linear_terms_are_formed_once_and_only_where_a_solve_needs_the
         np.testing.assert_array_equal(quiet.integers, eager.integers)
 
 
-def test_the_beams_start_is_each_neurons_lowest_candidate_and_its_errors_take_no_product_of_their_own(monkeypatch):
+def test_the_beams_start_is_each_neurons_lowest_candidate_and_its_errors_take_no_product_of_their_own(monkeypatch, no_warm_up):
     """On a rank-deficient layer the beam's start is, per neuron, at or below GPTQ's own starts at both dampings
     (its other candidates; the beam's best is not exposed); the problem remembers its errors and their product
     (equal to ``values @ H``), so that ``fast`` with a beam through the solve loop forms no product of ``H`` for

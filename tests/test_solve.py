@@ -182,7 +182,7 @@ class _Wrapper(LayerComposite):
         return super().sample_layer(problem, initial_states=initial_states, seed=seed, **kwargs)
 
 
-def test_a_composite_around_a_whole_layer_sampler_keeps_the_whole_layer_path(small_layer):
+def test_a_composite_around_a_whole_layer_sampler_keeps_the_whole_layer_path(small_layer, no_warm_up):
     _, problem = small_layer
     inner = get_sampler("layer-sa")
     wrapped = _Wrapper(inner)

@@ -1,5 +1,5 @@
-"""A time-limited whole-layer solve first loads its compiled code on a stand-in layer (``qannealq.solve.warm_up``),
-so that the layer's limit counts the solve, not numba's first loading of the kernels in the process."""
+"""A layer's solve first loads its compiled code on a stand-in layer (``qannealq.solve.warm_up``), so that its
+time, and a time limit, count the solve, not numba's first loading of the kernels in the process."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ FRESH = textwrap.dedent("""
              (299, 12, 800, 60, 4, 2.0, {"effort": "fast"}), (299, 12, 100, 0, 3, 2.0, {"effort": "thorough"})]
     for f, n, samples, dead, bits, limit, options in cases:
         problem = layer(f, n, samples, dead, bits, f)
-        first = warm_up(problem, sampler, time_limit=limit, **options)
+        first = warm_up(problem, "qubo", sampler, time_limit=limit, **options)
         assert first > 0, (f, options, first)
         before = loaded()
         result = quantize_layer(problem, "qubo", sampler, seed=0, time_limit=limit, **options)
@@ -61,10 +61,20 @@ FRESH = textwrap.dedent("""
         after = loaded()
         new = {k: (before.get(k, 0), v) for k, v in after.items() if v != before.get(k, 0)}
         assert not new, f"loaded inside the limit on {f + 1} inputs ({options}): {new}"
-        assert warm_up(problem, sampler, time_limit=limit, **options) == 0.0
+        assert warm_up(problem, "qubo", sampler, time_limit=limit, **options) == 0.0
     other = layer(99, 8, 40, 0, 3, 5)  # a kind not warmed yet: the solve loop warms it itself
     result = quantize_layer(other, "qubo", sampler, seed=0, time_limit=1.0)
     assert result.info["warm_up_seconds"] > 0
+    from qannealq.baselines import BASELINES
+    for f, samples, dead in ((299, 800, 60), (1029, 300, 0)):  # every baseline: GPTQ's kernels in each order
+        problem = layer(f, 10, samples, dead, 3, f + 1)
+        for method in BASELINES:
+            assert warm_up(problem, method) > 0, method
+            before = loaded()
+            result = quantize_layer(problem, method)
+            after = loaded()
+            new = {k: (before.get(k, 0), v) for k, v in after.items() if v != before.get(k, 0)}
+            assert not new and "warm_up_seconds" not in result.info, (method, f, new)
     print("ok")
 """)
 
@@ -105,9 +115,10 @@ def test_the_stand_in_is_a_layer_of_the_same_kind(f, samples, dead, bits, bias):
 
 
 def test_the_solve_loop_warms_each_kind_once_before_the_clock(monkeypatch):
-    """The first time-limited solve of a kind records its warm-up, which its ``seconds`` do not count, the next
-    none; without a limit, with a baseline or on a per-neuron sampler nothing is warmed. A sampler whose own
-    defaults hold the limit warms too, and its warm-up's solve does not warm again (no recursion)."""
+    """The first solve of a kind records its warm-up, which its ``seconds`` do not count, the next none (with
+    or without a limit: the limit is not part of the kind); a baseline warms on its own, a per-neuron sampler
+    not at all. A sampler whose own defaults hold the limit warms too, and its warm-up's solve does not warm
+    again (no recursion)."""
     monkeypatch.setattr(solve, "_warmed", set())
     calls = []
     stand_in = solve._stand_in
@@ -125,13 +136,15 @@ def test_the_solve_loop_warms_each_kind_once_before_the_clock(monkeypatch):
     second = solve.quantize_layer(problem, "qubo", sampler, seed=1, time_limit=30)
     assert "warm_up_seconds" not in second.info and len(calls) == 1
     np.testing.assert_array_equal(first.integers, second.integers)  # the warm-up leaves the solve as it was
-    solve.quantize_layer(problem, "qubo", sampler, seed=1)  # no limit: nothing to warm
-    solve.quantize_layer(problem, "gptq")
-    solve.quantize_layer(problem, "qubo", get_sampler("sa"), seed=1, num_reads=2)
+    solve.quantize_layer(problem, "qubo", sampler, seed=1)  # the same kind without a limit
+    solve.quantize_layer(problem, "qubo", get_sampler("sa"), seed=1, num_reads=2)  # per neuron: nothing
     assert len(calls) == 1
+    gptq = solve.quantize_layer(problem, "gptq")
+    assert gptq.info["warm_up_seconds"] >= 2.0 and gptq.seconds < 2.0 and len(calls) == 2
+    assert "warm_up_seconds" not in solve.quantize_layer(problem, "gptq").info and len(calls) == 2
     solve._warmed.clear()
     third = solve.quantize_layer(problem, "qubo", LayerSASampler(time_limit=30), seed=1)  # the limit in its defaults
-    assert third.info["warm_up_seconds"] >= 2.0 and len(calls) == 2
+    assert third.info["warm_up_seconds"] >= 2.0 and len(calls) == 3
 
 
 def test_a_failed_warm_up_warns_and_the_layer_goes_on(monkeypatch, caplog):
@@ -151,3 +164,27 @@ def test_a_failed_warm_up_warns_and_the_layer_goes_on(monkeypatch, caplog):
     assert len(failed) == 1 and "no stand-in today" in failed[0].getMessage() and problem.name in failed[0].getMessage()
     np.testing.assert_array_equal(result.integers, again.integers)
     assert "warm_up_seconds" not in again.info
+
+
+def test_only_samplers_that_allow_it_are_warmed(monkeypatch):
+    """``layer-sa`` and a composite of ours around it say ``properties["warm_up"]``; a whole-layer sampler that
+    does not (a QPU's path, whose every call costs) is never warmed, nor a per-neuron one."""
+    from qannealq.contract import LayerComposite, warms_up
+
+    monkeypatch.setattr(solve, "_warmed", set())
+    calls = []
+    stand_in = solve._stand_in
+    monkeypatch.setattr(solve, "_stand_in", lambda problem: calls.append(problem.name) or stand_in(problem))
+
+    class Paid(LayerComposite):  # a whole-layer path that does not allow a warm-up
+        @property
+        def properties(self) -> dict:
+            return {**super().properties, "warm_up": False}
+
+    assert warms_up(LayerSASampler()) and warms_up(LayerComposite(LayerSASampler()))
+    assert not warms_up(Paid(LayerSASampler())) and not warms_up(get_sampler("sa"))
+    _, problem = layer_problem(20, 30, 4, 2)
+    solve.quantize_layer(problem, "qubo", Paid(LayerSASampler()), seed=0, time_limit=30)
+    assert calls == []
+    solve.quantize_layer(problem, "qubo", LayerComposite(LayerSASampler()), seed=0, time_limit=30)
+    assert len(calls) == 1
