@@ -62,6 +62,10 @@ FRESH = textwrap.dedent("""
         new = {k: (before.get(k, 0), v) for k, v in after.items() if v != before.get(k, 0)}
         assert not new, f"loaded inside the limit on {f + 1} inputs ({options}): {new}"
         assert warm_up(problem, "qubo", sampler, time_limit=limit, **options) == 0.0
+    unbounded = layer(299, 12, 800, 60, 4, 7)  # the first case's kind: warmed under a limit, it runs without one
+    before = loaded()
+    result = quantize_layer(unbounded, "qubo", sampler, seed=0)
+    assert loaded() == before and "warm_up_seconds" not in result.info
     other = layer(99, 8, 40, 0, 3, 5)  # a kind not warmed yet: the solve loop warms it itself
     result = quantize_layer(other, "qubo", sampler, seed=0, time_limit=1.0)
     assert result.info["warm_up_seconds"] > 0
@@ -79,11 +83,12 @@ FRESH = textwrap.dedent("""
 """)
 
 
-def test_the_warm_up_loads_every_kernel_a_time_limited_solve_runs():
+def test_the_warm_up_loads_every_kernel_a_solve_runs():
     """In a fresh process, on a MNIST-like layer (dead inputs, chain moves; also with ``fast`` and, singular,
-    ``thorough``), a CIFAR-like one (singular ``H``, 1030 inputs: a population) and an int1 one: after :func:`qannealq.solve.warm_up` the time-limited solve
-    loads no compiled function (a kernel the stand-in layer does not run fails it), the warm-up runs once per
-    kind of layer, and the solve loop warms a new kind before its clock (``info["warm_up_seconds"]``)."""
+    ``thorough``; and without a limit once warmed under one), a CIFAR-like one (singular ``H``, 1030 inputs: a
+    population) and an int1 one, and for every baseline: after :func:`qannealq.solve.warm_up` the solve loads no
+    compiled function (a kernel the stand-in layer does not run fails it), the warm-up runs once per kind of
+    layer, and the solve loop warms a new kind before its clock (``info["warm_up_seconds"]``)."""
     done = subprocess.run([sys.executable, "-c", FRESH], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-1] == "ok"
