@@ -293,10 +293,13 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
     start, under a limit of its own (:data:`WARM_UP_LIMIT`, where it takes ``time_limit``), twice where the
     first solve was cut (the loading had narrowed its beam, which then skipped GPTQ's own starts). A layer of
     another kind (inputs up to :data:`WARM_UP_INPUTS`, singular or not, dead inputs, bits 1 or more, bias),
-    method or options warms again. Per-neuron samplers (their SDKs' own code) and per-neuron problems
-    (``problem.per_neuron``, other kernels) are left alone. A failed warm-up warns and the layer goes on.
+    method or options warms again. For a per-neuron sampler (its SDK's own code), or a whole-layer one that does
+    not allow it, the warm start's baseline alone; per-neuron problems (``problem.per_neuron``, other kernels)
+    are left alone. A failed warm-up warns and the layer goes on.
     """
     whole = method == "qubo" and sampler is not None and layer_solver(sampler) is not None and warms_up(sampler)
+    if method == "qubo" and not whole:  # a per-neuron sampler's own code is its SDK's: its warm start's alone
+        return warm_up(problem, warm_start) if warm_start in BASELINES else 0.0
     if problem.per_neuron or getattr(_inside, "active", False) or not (whole or method in BASELINES):
         return 0.0
     options = {k: v for k, v in sampler_kwargs.items() if k not in ("time_limit", "time_spent")} if whole else {}

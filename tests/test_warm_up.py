@@ -122,7 +122,7 @@ def test_the_stand_in_is_a_layer_of_the_same_kind(f, samples, dead, bits, bias):
 def test_the_solve_loop_warms_each_kind_once_before_the_clock(monkeypatch):
     """The first solve of a kind records its warm-up, which its ``seconds`` do not count, the next none (with
     or without a limit: the limit is not part of the kind); a baseline warms on its own, a per-neuron sampler
-    not at all. A sampler whose own defaults hold the limit warms too, and its warm-up's solve does not warm
+    its warm start's baseline alone (the same kind as that baseline's own solve). A sampler whose own defaults hold the limit warms too, and its warm-up's solve does not warm
     again (no recursion)."""
     monkeypatch.setattr(solve, "_warmed", set())
     calls = []
@@ -142,14 +142,18 @@ def test_the_solve_loop_warms_each_kind_once_before_the_clock(monkeypatch):
     assert "warm_up_seconds" not in second.info and len(calls) == 1
     np.testing.assert_array_equal(first.integers, second.integers)  # the warm-up leaves the solve as it was
     solve.quantize_layer(problem, "qubo", sampler, seed=1)  # the same kind without a limit
-    solve.quantize_layer(problem, "qubo", get_sampler("sa"), seed=1, num_reads=2)  # per neuron: nothing
     assert len(calls) == 1
+    per_neuron = solve.quantize_layer(problem, "qubo", get_sampler("sa"), seed=1, num_reads=2)  # its warm start's
+    assert per_neuron.info["warm_up_seconds"] >= 2.0 and len(calls) == 2
+    assert "warm_up_seconds" not in solve.quantize_layer(problem, "gptq-restricted-pivot").info  # the same kind
     gptq = solve.quantize_layer(problem, "gptq")
-    assert gptq.info["warm_up_seconds"] >= 2.0 and gptq.seconds < 2.0 and len(calls) == 2
-    assert "warm_up_seconds" not in solve.quantize_layer(problem, "gptq").info and len(calls) == 2
+    assert gptq.info["warm_up_seconds"] >= 2.0 and gptq.seconds < 2.0 and len(calls) == 3
+    assert "warm_up_seconds" not in solve.quantize_layer(problem, "gptq").info and len(calls) == 3
+    solve.quantize_layer(problem, "qubo", get_sampler("sa"), warm_start=None, seed=1, num_reads=2)
+    assert len(calls) == 3  # no warm start, nothing of ours to load
     solve._warmed.clear()
     third = solve.quantize_layer(problem, "qubo", LayerSASampler(time_limit=30), seed=1)  # the limit in its defaults
-    assert third.info["warm_up_seconds"] >= 2.0 and len(calls) == 3
+    assert third.info["warm_up_seconds"] >= 2.0 and len(calls) == 4
 
 
 def test_a_failed_warm_up_warns_and_the_layer_goes_on(monkeypatch, caplog):
@@ -189,7 +193,7 @@ def test_only_samplers_that_allow_it_are_warmed(monkeypatch):
     assert warms_up(LayerSASampler()) and warms_up(LayerComposite(LayerSASampler()))
     assert not warms_up(Paid(LayerSASampler())) and not warms_up(get_sampler("sa"))
     _, problem = layer_problem(20, 30, 4, 2)
-    solve.quantize_layer(problem, "qubo", Paid(LayerSASampler()), seed=0, time_limit=30)
-    assert calls == []
+    solve.quantize_layer(problem, "qubo", Paid(LayerSASampler()), seed=0, time_limit=30, warm_start=None)
+    assert calls == []  # not the sampler; no warm start to warm either
     solve.quantize_layer(problem, "qubo", LayerComposite(LayerSASampler()), seed=0, time_limit=30)
     assert len(calls) == 1
