@@ -55,6 +55,7 @@ class HybridSampler(Closeable, dimod.Sampler):
     """
 
     name = "dwave-hybrid"
+    paid_calls = True  # every call costs Leap credit: no untimed warm-up call (qannealq.compare.paid)
     default_max_variables: int | str | None = "solver's limit"  # its maximum_number_of_variables
     capacity_reason = "~1M"
     missing_credentials = classmethod(missing_credentials)

@@ -85,6 +85,7 @@ class QPUSampler(Closeable, dimod.Sampler):
     """
 
     name = "dwave"
+    paid_calls = True  # every call costs QPU time: no untimed warm-up call (qannealq.compare.paid)
     default_max_variables: int | str | None = "largest clique"  # of the solver's graph: known once connected
     capacity_reason = "~177-184"
     missing_credentials = classmethod(missing_credentials)
@@ -260,6 +261,7 @@ class MockQPUSampler(QPUSampler):
     """
 
     name = "dwave-mock"
+    paid_calls = False  # offline: compare's untimed warm-up call is free
     default_max_variables = 180  # len(busgraph_cache(pegasus P16).largest_clique()), the default topology
     capacity_reason = "largest clique, P16"
 

@@ -273,6 +273,22 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
 
 #: Backends whose calls cost QPU time or cloud credit: no untimed warm-up call (:func:`_warm_up`).
 PAID = ("dwave", "dwave-hybrid")
+#: dwave-system's samplers whose calls reach a QPU or Leap, met directly or as a composite's child.
+PAID_CLASSES = ("DWaveSampler", "DWaveCliqueSampler", "LeapHybridSampler", "LeapHybridBQMSampler")
+
+
+def paid(name: str, sampler: dimod.Sampler) -> bool:
+    """Whether a call of ``sampler`` (registered as ``name``) costs QPU time or credit: a :data:`PAID` name, or
+    the sampler or a child of it (a composite's ``child``, down the chain) saying ``paid_calls`` (ours: ``dwave``,
+    ``dwave-hybrid``) or being one of dwave-system's :data:`PAID_CLASSES`; the mocks are not."""
+    if name in PAID:
+        return True
+    seen = 0
+    while sampler is not None and seen < 16:
+        if getattr(sampler, "paid_calls", False) or type(sampler).__name__ in PAID_CLASSES:
+            return True
+        sampler, seen = getattr(sampler, "child", None), seen + 1
+    return False
 
 
 def _warm_up(sampler: dimod.Sampler, name: str, instances: Sequence[NeuronInstance], settings: CompareSettings,
@@ -281,8 +297,8 @@ def _warm_up(sampler: dimod.Sampler, name: str, instances: Sequence[NeuronInstan
     has), before its first timed call in this process: the first call pays what a process pays once (numba
     loading its compiled kernels: ``layer-sa``'s first call on a 4x4-digits neuron took 51 ms, its later ones
     7 ms; an SDK's or a simulator's first set-up), which would otherwise inflate one neuron's times. Not for
-    :data:`PAID` backends, whose every call costs."""
-    if name in PAID:
+    :func:`paid` backends, whose every call costs."""
+    if paid(name, sampler):
         return
     smallest = min(instances, key=lambda instance: instance.bqm.num_variables)
     t0 = time.perf_counter()

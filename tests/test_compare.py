@@ -140,6 +140,39 @@ def test_each_backend_gets_an_untimed_warm_up_call_except_paid_ones(tiny):
     assert paid.calls == 2 * 2 and max(unit["wall_s"] for unit in charged.units) >= 0.5
 
 
+class DWaveSampler(Counting):
+    """Named as dwave-system's QPU sampler."""
+
+
+class Wrapping(dimod.ComposedSampler, Counting):
+    """A composite around a child (``child``), as dwave-system's ``EmbeddingComposite`` is."""
+
+    def __init__(self, child) -> None:
+        Counting.__init__(self)
+        self._children = [child]
+
+    @property
+    def children(self) -> list:
+        return self._children
+
+
+def test_a_paid_sampler_is_known_by_its_word_its_class_or_its_child():
+    """No warm-up call for a sampler that says ``paid_calls`` (our ``dwave`` and ``dwave-hybrid`` classes),
+    one of dwave-system's QPU or Leap classes under any registered name, or a composite around one; the mock
+    QPU and a plain sampler get one."""
+    from qannealq.backends.dwave import MockQPUSampler, QPUSampler
+    from qannealq.backends._dwave_cloud import HybridSampler
+    from qannealq.compare import paid
+
+    assert QPUSampler.paid_calls and HybridSampler.paid_calls and not MockQPUSampler.paid_calls
+    assert paid("my-qpu", DWaveSampler()) and paid("x", Wrapping(Wrapping(DWaveSampler())))
+    own = Counting()
+    own.paid_calls = True
+    assert paid("x", own) and paid("x", Wrapping(own)) and paid("dwave", Counting())
+    assert not paid("sa", Counting()) and not paid("x", Wrapping(Counting()))
+    assert not paid("dwave-mock", MockQPUSampler())
+
+
 def test_reference_is_proven_by_exact_and_gurobi_agrees(tiny):
     pytest.importorskip("gurobipy")
     from qannealq.backends import get_sampler
