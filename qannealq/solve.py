@@ -286,9 +286,9 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
     about 50-270 ms for ``layer-sa`` and 0.35 s for GPTQ, whose solve takes 16 ms once loaded. So the first
     time-limited layer of a process ended at 0.12-0.35 s under a limit of 0.083 s (5 GPTQ times), 33-35 % above
     the best known where the same limit reached 7 % once loaded, and ``qannealq run``'s table gave GPTQ 0.43 s
-    against the QUBO's 0.67 s (now 0.12-0.14 and 0.43-0.47 s). :func:`quantize_layer` calls this first (``info["warm_up_seconds"]`` records the
-    time, which the layer's ``seconds`` and a time limit do not count). It runs the same solve on a small random
-    layer of the same kind (:func:`_stand_in`): a baseline as such; a whole-layer sampler that allows it
+    against the QUBO's 0.67 s (now 0.12-0.14 and 0.43-0.47 s). :func:`quantize_layer` calls this first
+    (``info["warm_up_seconds"]`` records the time, which the layer's ``seconds`` and a time limit do not count).
+    It runs the same solve on a small random layer of the same kind (:func:`_stand_in`): a baseline as such; a whole-layer sampler that allows it
     (:func:`qannealq.contract.warms_up`: ``layer-sa``, not a QPU's whole-layer path) with its options and warm
     start, under a limit of its own (:data:`WARM_UP_LIMIT`, where it takes ``time_limit``), twice where the
     first solve was cut (the loading had narrowed its beam, which then skipped GPTQ's own starts). A layer of

@@ -65,7 +65,6 @@ def fake_dwave_token(monkeypatch, tmp_path):
     return FAKE_TOKEN
 
 
-
 @pytest.fixture
 def no_warm_up(monkeypatch):
     """The solve loop without its warm-up on a stand-in layer (``qannealq.solve.warm_up``), for tests that count

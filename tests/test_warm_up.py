@@ -122,8 +122,8 @@ def test_the_stand_in_is_a_layer_of_the_same_kind(f, samples, dead, bits, bias):
 def test_the_solve_loop_warms_each_kind_once_before_the_clock(monkeypatch):
     """The first solve of a kind records its warm-up, which its ``seconds`` do not count, the next none (with
     or without a limit: the limit is not part of the kind); a baseline warms on its own, a per-neuron sampler
-    its warm start's baseline alone (the same kind as that baseline's own solve). A sampler whose own defaults hold the limit warms too, and its warm-up's solve does not warm
-    again (no recursion)."""
+    its warm start's baseline alone (the same kind as that baseline's own solve). A sampler whose own defaults
+    hold the limit warms too, and its warm-up's solve does not warm again (no recursion)."""
     monkeypatch.setattr(solve, "_warmed", set())
     calls = []
     stand_in = solve._stand_in
