@@ -281,21 +281,21 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
     ``warm_start``) on a layer like ``problem``, once per process and kind of layer, before its clock starts;
     returns the seconds it took (0: done before, or nothing to do).
 
-    The kernels (``layer-sa``'s, the warm start's beam, GPTQ's pivoted factorization and passes) are compiled
-    ahead into numba's on-disk cache, but the first call of each in a process loads them: on MNIST's first layer
-    about 50-270 ms for ``layer-sa`` and 0.35 s for GPTQ, whose solve takes 16 ms once loaded. So the first
-    time-limited layer of a process ended at 0.12-0.35 s under a limit of 0.083 s (5 GPTQ times), 33-35 % above
-    the best known where the same limit reached 7 % once loaded, and ``qannealq run``'s table gave GPTQ 0.43 s
-    against the QUBO's 0.67 s (now 0.12-0.14 and 0.43-0.47 s). :func:`quantize_layer` calls this first
-    (``info["warm_up_seconds"]`` records the time, which the layer's ``seconds`` and a time limit do not count).
-    It runs the same solve on a small random layer of the same kind (:func:`_stand_in`): a baseline as such; a whole-layer sampler that allows it
-    (:func:`qannealq.contract.warms_up`: ``layer-sa``, not a QPU's whole-layer path) with its options and warm
-    start, under a limit of its own (:data:`WARM_UP_LIMIT`, where it takes ``time_limit``), twice where the
-    first solve was cut (the loading had narrowed its beam, which then skipped GPTQ's own starts). A layer of
-    another kind (inputs up to :data:`WARM_UP_INPUTS`, singular or not, dead inputs, bits 1 or more, bias),
-    method or options warms again. For a per-neuron sampler (its SDK's own code), or a whole-layer one that does
-    not allow it, the warm start's baseline alone; per-neuron problems (``problem.per_neuron``, other kernels)
-    are left alone. A failed warm-up warns and the layer goes on.
+    The kernels (``layer-sa``'s, the warm start's beam, GPTQ's pivoted factorization and passes) are compiled ahead
+    into numba's on-disk cache, but the first call of each in a process loads them: on MNIST's first layer about
+    50-270 ms for ``layer-sa`` and 0.35 s for GPTQ, whose solve takes 16 ms once loaded. So the first time-limited
+    layer of a process ended at 0.12-0.35 s under a limit of 0.083 s (5 GPTQ times), 33-35 % above the best known
+    where the same limit reached 7 % once loaded, and ``qannealq run``'s table gave GPTQ 0.43 s against the QUBO's
+    0.67 s (now 0.12-0.14 and 0.43-0.47 s). :func:`quantize_layer` calls this first (``info["warm_up_seconds"]``
+    records the time, which the layer's ``seconds`` and a time limit do not count). It runs the same solve on a
+    small random layer of the same kind (:func:`_stand_in`): a baseline as such; a whole-layer sampler that allows
+    it (:func:`qannealq.contract.warms_up`: ``layer-sa``, not a QPU's whole-layer path) with its options and warm
+    start, under a limit of its own (:data:`WARM_UP_LIMIT`, where it takes ``time_limit``), twice where the first
+    solve was cut (the loading had narrowed its beam, which then skipped GPTQ's own starts). A layer of another kind
+    (inputs up to :data:`WARM_UP_INPUTS`, singular or not, dead inputs, bits 1 or more, bias), method or options
+    warms again. For a per-neuron sampler (its SDK's own code), or a whole-layer one that does not allow it, the
+    warm start's baseline alone; per-neuron problems (``problem.per_neuron``, other kernels) are left alone. A
+    failed warm-up warns and the layer goes on.
     """
     whole = method == "qubo" and sampler is not None and layer_solver(sampler) is not None and warms_up(sampler)
     if method == "qubo" and not whole:  # a per-neuron sampler's own code is its SDK's: its warm start's alone
