@@ -12,6 +12,7 @@ import qannealq._gptq_beam as gptq_beam
 import qannealq.baselines as baselines
 from helpers import GRIDS, random_layer
 from qannealq import InvalidArgumentError
+from qannealq._deadline import Deadline
 from qannealq._gptq_beam import beam_search
 from qannealq.baselines import (BASELINES, GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP, _damping, _pivot_factor,
                                 rank_deficient, warm_start_integers)
@@ -324,6 +325,75 @@ def test_a_pilot_chooses_the_damping_of_a_rank_deficient_layer(monkeypatch, marg
         np.testing.assert_allclose(e(warm), np.minimum(e(low if margin > 0 else high), gptq))
     assert not np.allclose(e(high), e(low))
 
+
+
+def _beam_in(problem, width, percdamp, ordered, rows=None):
+    """``beam_search`` in a given order of the live inputs (``ordered``: the order and its factor, e.g.
+    ``_pivot_live_factor``'s) on ``rows``, back in input order (dead inputs at their floor): ``(v, score)``."""
+    perm, factor = ordered
+    rows = np.arange(problem.num_neurons) if rows is None else rows
+    dead = problem.dead
+    grad = np.where(dead, 0.0, problem.weights) @ problem.hessian - problem.stats.cross
+    v, score = beam_search(problem.weights[rows][:, perm], problem.steps[rows][:, perm], problem.base[rows][:, perm],
+                           problem.free[rows][:, perm], float(problem.grid.offset), dead[perm], factor,
+                           _damping(problem.hessian, dead, percdamp), grad[rows][:, perm], width)
+    out = np.zeros((rows.size, dead.size), np.uint8)
+    out[:, perm] = v
+    return out, score
+
+
+def test_the_blast_order_rounds_first_the_input_with_the_most_variance_left_and_its_factor_is_the_beams():
+    """V-BLAST's order (``_blast_factor``): each input in turn is, among those not yet rounded, the one with the
+    largest variance unexplained by the others not yet rounded (``1 / (H_S⁻¹)_jj``, by brute force), and the
+    factor is the upper Cholesky factor of the damped ``H⁻¹`` in that order, over the live inputs alone."""
+    problem = random_layer(np.random.default_rng(3), 30, 4, samples=300).problem(4)
+    damping = _damping(problem.hessian, problem.dead, GPTQ_PERCDAMP)
+    order, factor = baselines._blast_factor(*baselines._pivot_live_factor(problem.hessian, problem.dead,
+                                                                          GPTQ_PERCDAMP)[:2], GPTQ_PERCDAMP)
+    live = np.flatnonzero(~problem.dead)
+    assert sorted(order) == list(live) and live.size < problem.dead.size
+    h = problem.hessian[np.ix_(order, order)] + damping * np.eye(order.size)
+    np.testing.assert_allclose(np.triu(factor), factor)
+    np.testing.assert_allclose(factor.T @ factor, np.linalg.inv(h), atol=1e-10)
+    for t in range(order.size - 1):
+        left = np.linalg.inv(h[t:, t:])  # H_S⁻¹ over the inputs not yet rounded
+        variances = 1.0 / np.diag(left)
+        assert variances[0] >= variances.max() * (1 - 1e-9), t
+    pivot = baselines._pivot_live_factor(problem.hessian, problem.dead, GPTQ_PERCDAMP)[0]
+    assert not np.array_equal(order, pivot)
+
+
+@pytest.mark.parametrize("seed, bits, expected", [(0, 2, "blast"), (0, 4, "pivot")])
+def test_a_pilot_chooses_the_input_order_of_a_full_rank_layers_beam(monkeypatch, seed, bits, expected):
+    """Full rank, more neurons than twice the pilot's, no deadline: the beam runs in the order (pivot or V-BLAST)
+    whose pilot beams (``ORDER_PILOT_WIDTH``, on the pilot's neurons) end lower, GPTQ's own starts competing per
+    neuron as before. The two cases choose one order each. Under a deadline, or with at most twice the pilot's
+    neurons, the beam runs in pivot order."""
+    monkeypatch.setattr(baselines, "PILOT_NEURONS", 4)
+    monkeypatch.setattr(baselines, "ORDER_PILOT_WIDTH", 2)
+    problem = random_layer(np.random.default_rng(seed), 40, 20, samples=300).problem(bits)
+    assert not rank_deficient(problem)
+    e = problem.qubo_energies
+    damping = baselines.FULL_RANK_BEAM_PERCDAMP if bits >= baselines.FULL_RANK_BEAM_BITS else GPTQ_PERCDAMP
+    pivot = baselines._pivot_live_factor(problem.hessian, problem.dead, damping)[:2]
+    orders = {"pivot": pivot, "blast": baselines._blast_factor(*pivot, damping)}
+    pilot = np.unique(np.linspace(0, 19, 4).round().astype(int))
+    ends = {name: _beam_in(problem, 2, damping, o, pilot)[1].sum() for name, o in orders.items()}
+    chosen = "blast" if ends["blast"] < ends["pivot"] else "pivot"
+    assert chosen == expected
+    beams = {name: e(problem.encode(problem.base + np.where(problem.free, _beam_in(problem, 6, damping, o)[0], 0)))
+             for name, o in orders.items()}
+    assert not np.allclose(beams["pivot"], beams["blast"])
+    gptq = np.min([e(problem.encode(BASELINES["gptq-restricted-pivot"](problem, percdamp=d)))
+                   for d in {GPTQ_PERCDAMP, damping}], axis=0)
+    warm = e(problem.encode(warm_start_integers(problem, beam=6)))
+    np.testing.assert_allclose(warm, np.minimum(beams[chosen], gptq))
+    roomy = Deadline(time.perf_counter() + 600.0)
+    np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6, deadline=roomy))),
+                               np.minimum(beams["pivot"], gptq))
+    monkeypatch.setattr(baselines, "PILOT_NEURONS", 10)  # 20 neurons: the pilot would be the layer
+    np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6))),
+                               np.minimum(beams["pivot"], gptq))
 
 
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
