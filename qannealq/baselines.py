@@ -494,7 +494,8 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     optimum than GPTQ's rounding: on MNIST's first layer (int4) a beam of 64 starts 4.7 % above the best-known
     energy and GPTQ-restricted 44 % (the README), for about 1.6 GPTQ times against GPTQ's old factor (about 8
     now). On per-neuron ``H_i`` (the relu-aware objective) each neuron's beam runs on its own factor
-    (:func:`_neuron_beam_start`).
+    (:func:`_neuron_beam_start`). On a full-rank ``H`` without a ``deadline`` the beam runs in pivot order or in
+    V-BLAST order, whichever pilot beams choose (:func:`_order_pilot`).
 
     On a :func:`rank_deficient` ``H`` GPTQ's damping matters: the GPTQ paper's 1 % damps the directions the
     samples do not span, where rounding errors cost nothing, as much as the others and steers GPTQ's errors away
@@ -809,11 +810,12 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     and the deadline still leaves the time the fixed costs took (the factorization) and
     :data:`qannealq._deadline.RESERVE` times it for what follows; at the first that does not fit
     ``deadline.cut`` is set, and the neurons the beam did not reach take GPTQ's start at its damping, formed for
-    them alone. So a deadline the whole start meets changes nothing, and a tight one gives the beam the time of
-    starts that do not win there: on MNIST's first layer GPTQ's own start at the beam's
-    damping won no neuron against a beam of 8 or more (int4 and int2; 52 and 30 of 128 against a beam of 1),
-    the one at 1 % none from a beam of 4 on (int4), and the two took a third of the 0.1 s a limit of 5 GPTQ
-    times gives the layer.
+    them alone. So a deadline the whole start meets changes nothing (except the order: without a deadline a
+    full-rank layer's beam runs in the order a pilot chooses, :func:`_order_pilot`, with one in pivot order),
+    and a tight one gives the beam the time of starts that do not win there: on MNIST's first layer GPTQ's own
+    start at the beam's damping won no neuron against a beam of 8 or more (int4 and int2; 52 and 30 of 128
+    against a beam of 1), the one at 1 % none from a beam of 4 on (int4), and the two took a third of the 0.1 s
+    a limit of 5 GPTQ times gives the layer.
     """
     from qannealq._gptq_beam import beam_search  # compiled on first use
 
