@@ -60,8 +60,9 @@ PRESETS: dict[str, Preset] = {
                    "this project's improvements: sequential calibration; per cell the per-tensor or per-channel "
                    "grid, whichever gives the lower summed layer error on the calibration data (never the test "
                    "set); int1 = ±mean|w|; qubo = the whole-layer solver `layer-sa` warm-started from "
-                   "a beam search of width max(128, m/4) over GPTQ-restricted's roundings in pivot order "
-                   "(qannealq.baselines)"),
+                   "a beam search of width max(128, m/4) over GPTQ-restricted's roundings in pivot order, "
+                   "or in V-BLAST order where a pilot chooses it (full-rank layers of more than 64 neurons; "
+                   "qannealq.baselines)"),
     "custom": Preset("float", "tensor", "sign", "layer-sa", DEFAULT_WARM_START, {},
                      "explicit options (the defaults of `qannealq run` where none is given)"),
 }
