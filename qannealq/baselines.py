@@ -480,6 +480,14 @@ PILOT_MARGIN = 0.02
 #: order on all six (the README).
 ORDER_PILOT_WIDTH = 8
 
+#: Under a time limit the order pilot runs only where the beam's deadline leaves at least this many times the
+#: start's factorizations' time (:func:`_order_pilot`): the pilot takes about two of them, and the order gains
+#: about 1.3 times the beam's width on MNIST's first layer (2 on EMNIST-letters'), so that it pays for itself
+#: there. On MNIST's first layer (the start's factorizations 20-45 ms in the solve) it runs from limits of
+#: about 0.3-0.4 s on (15-20 GPTQ times), and its error under 20 and 30 GPTQ times is 0.34-0.58 % lower than
+#: in pivot order; on EMNIST-letters' 1.1-2.2 % lower under 10-30 GPTQ times (the README).
+ORDER_PILOT_ROOM = 10.0
+
 
 def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, beam: int = 0,
                         paths: int = 1, growth: float = 1.0, pilot: bool = False,
@@ -766,7 +774,7 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
 
 
 def _order_pilot(search: Callable, live: dict, percdamp: float, n: int, width: int,
-                 deadline: Deadline | None) -> tuple[np.ndarray, np.ndarray]:
+                 deadline: Deadline | None, factoring: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The input order and factor a full-rank layer's beam runs in at ``percdamp`` (:func:`_beam_start`'s
     ``search``, its pivot factors ``live``; ``n`` neurons, the beam's ``width``): the pivot order's, or the
     V-BLAST order's (:func:`_blast_factor`) where pilot beams of :data:`ORDER_PILOT_WIDTH` on the
@@ -775,11 +783,13 @@ def _order_pilot(search: Callable, live: dict, percdamp: float, n: int, width: i
     The pivot order without a pilot where the layer has at most twice the pilot's neurons (the pilot would be
     the layer: on the second layers of the MNIST, Fashion-MNIST and EMNIST-letters MLPs, 10-26 neurons, the
     pilots at width 8 chose the pivot order on all six, which was the better order on four at the default's
-    width), where the beam is narrower than twice the pilot's width, or under a ``deadline`` (the V-BLAST
-    factor and the pilots take about 20 ms on MNIST's first layer, half the beam's time under 5 GPTQ times,
-    where the order gains about 1.3 times the beam's width)."""
+    width), where the beam is narrower than twice the pilot's width, or under a ``deadline`` (the beam's) that
+    leaves less than :data:`ORDER_PILOT_ROOM` times ``factoring`` (the seconds the start's factorizations took).
+    The V-BLAST factor and the pilots take about twice the factorizations' time, 24-35 ms on MNIST's first layer:
+    half the beam's time under 5 GPTQ times, where the order gains about 1.3 times the beam's width."""
     pivot = live[percdamp]
-    if deadline is not None or n <= 2 * PILOT_NEURONS or width < 2 * ORDER_PILOT_WIDTH:
+    if n <= 2 * PILOT_NEURONS or width < 2 * ORDER_PILOT_WIDTH or (
+            deadline is not None and deadline.left() < ORDER_PILOT_ROOM * factoring):
         return pivot
     with blas_threads(1 if pivot[0].size < ONE_BLAS_INPUTS else None):  # as a lone damping's factorization
         blast = _blast_factor(*pivot, percdamp)
@@ -884,7 +894,8 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave
         deadline = deadline.search(fixed, factoring)
     if beam_at is not None:
-        best, reached = search(beam_at, everyone, ordered=_order_pilot(search, live, beam_at, n, width, deadline))
+        best, reached = search(beam_at, everyone, ordered=_order_pilot(search, live, beam_at, n, width, deadline,
+                                                                      factoring))
     else:  # (GPTQ's damping, the lower one)
         pilot = _pilot_neurons(n)
         trials = [search(p, pilot, (len(dampings) - 1 - k) * pilot.size + n - pilot.size)

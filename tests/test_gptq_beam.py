@@ -367,8 +367,9 @@ def test_the_blast_order_rounds_first_the_input_with_the_most_variance_left_and_
 def test_a_pilot_chooses_the_input_order_of_a_full_rank_layers_beam(monkeypatch, seed, bits, expected):
     """Full rank, more neurons than twice the pilot's, no deadline: the beam runs in the order (pivot or V-BLAST)
     whose pilot beams (``ORDER_PILOT_WIDTH``, on the pilot's neurons) end lower, GPTQ's own starts competing per
-    neuron as before. The two cases choose one order each. Under a deadline, or with at most twice the pilot's
-    neurons, the beam runs in pivot order."""
+    neuron as before. The two cases choose one order each. Under a deadline that leaves less than
+    ``ORDER_PILOT_ROOM`` times the factorizations' time, or with at most twice the pilot's neurons, the beam runs
+    in pivot order."""
     monkeypatch.setattr(baselines, "PILOT_NEURONS", 4)
     monkeypatch.setattr(baselines, "ORDER_PILOT_WIDTH", 2)
     problem = random_layer(np.random.default_rng(seed), 40, 20, samples=300).problem(bits)
@@ -388,9 +389,14 @@ def test_a_pilot_chooses_the_input_order_of_a_full_rank_layers_beam(monkeypatch,
                    for d in {GPTQ_PERCDAMP, damping}], axis=0)
     warm = e(problem.encode(warm_start_integers(problem, beam=6)))
     np.testing.assert_allclose(warm, np.minimum(beams[chosen], gptq))
-    roomy = Deadline(time.perf_counter() + 600.0)
+    roomy = Deadline(time.perf_counter() + 600.0)  # the pilot fits: the same start
+    np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6, deadline=roomy))),
+                               np.minimum(beams[chosen], gptq))
+    monkeypatch.setattr(baselines, "ORDER_PILOT_ROOM", 1e12)  # a deadline that leaves no room for the pilot
     np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6, deadline=roomy))),
                                np.minimum(beams["pivot"], gptq))
+    np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6))),
+                               np.minimum(beams[chosen], gptq))  # the room matters under a deadline only
     monkeypatch.setattr(baselines, "PILOT_NEURONS", 10)  # 20 neurons: the pilot would be the layer
     np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6))),
                                np.minimum(beams["pivot"], gptq))
