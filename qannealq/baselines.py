@@ -166,9 +166,9 @@ def _pivot_live_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
 
 def _blast_factor(order: np.ndarray, factor: np.ndarray, percdamp: float,
                   block: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The V-BLAST order of the live inputs and the beam's factor in it, from the pivot order's (``order``, the
-    live inputs in pivot order, and ``factor``, the upper Cholesky factor of their damped ``H⁻¹`` in that
-    order: :func:`_pivot_live_factor`'s; ``percdamp``: its damping, for the message).
+    """The V-BLAST order of the live inputs and the beam's factor in it, from another order's (``order``, the
+    live inputs in that order, and ``factor``, the upper Cholesky factor of their damped ``H⁻¹`` in it:
+    :func:`_pivot_live_factor`'s, or the act or index order's; ``percdamp``: its damping, for the message).
 
     The pivot order is built from the end (each input the least variance given the inputs after it, a greedy
     choice made last input first); V-BLAST's ordering of successive interference cancellation in MIMO detection
@@ -776,9 +776,10 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
 def _order_pilot(search: Callable, live: dict, percdamp: float, n: int, width: int,
                  deadline: Deadline | None, factoring: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The input order and factor a full-rank layer's beam runs in at ``percdamp`` (:func:`_beam_start`'s
-    ``search``, its pivot factors ``live``; ``n`` neurons, the beam's ``width``): the pivot order's, or the
-    V-BLAST order's (:func:`_blast_factor`) where pilot beams of :data:`ORDER_PILOT_WIDTH` on the
-    :data:`PILOT_NEURONS` pilot neurons (:func:`_pilot_neurons`) end lower in it.
+    ``search``, its factors ``live`` in the warm start's own order, pivot order by default; ``n`` neurons, the
+    beam's ``width``): that order's, or the V-BLAST order's (:func:`_blast_factor`) where pilot beams of
+    :data:`ORDER_PILOT_WIDTH` on the :data:`PILOT_NEURONS` pilot neurons (:func:`_pilot_neurons`) end lower in
+    it.
 
     The pivot order without a pilot where the layer has at most twice the pilot's neurons (the pilot would be
     the layer: on the second layers of the MNIST, Fashion-MNIST and EMNIST-letters MLPs, 10-26 neurons, the
