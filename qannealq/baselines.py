@@ -178,9 +178,9 @@ def _blast_factor(order: np.ndarray, factor: np.ndarray, percdamp: float,
     variance is ``1 / (H_S⁻¹)_jj`` over the inputs ``S`` left, and ``H_S⁻¹`` is the Schur complement of
     ``H⁻¹`` on ``S``: the order is a Cholesky factorization of ``H⁻¹`` that pivots on the smallest remaining
     diagonal (:func:`_pivot_cholesky`), read forwards, and its ``Lᵀ`` is the beam's factor ``U`` in that order
-    (``Uᵀ U = H⁻¹``). Two thirds of ``m³`` flops on top of the pivot
-    factor's (``H⁻¹`` from it, then the pivoted factorization): about 10 ms on MNIST's first layer (599 live
-    inputs, one BLAS thread). Which order a beam does better in depends on the layer (:data:`ORDER_PILOT_WIDTH`).
+    (``Uᵀ U = H⁻¹``). Two thirds of ``m³`` flops on top of the given factor's (``H⁻¹`` from it, then the
+    pivoted factorization): about 10 ms on MNIST's first layer (599 live inputs, one BLAS thread). Which order a
+    beam does better in depends on the layer (:data:`ORDER_PILOT_WIDTH`).
     """
     from scipy.linalg import lapack
 
@@ -502,8 +502,9 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     optimum than GPTQ's rounding: on MNIST's first layer (int4) a beam of 64 starts 4.7 % above the best-known
     energy and GPTQ-restricted 44 % (the README), for about 1.6 GPTQ times against GPTQ's old factor (about 8
     now). On per-neuron ``H_i`` (the relu-aware objective) each neuron's beam runs on its own factor
-    (:func:`_neuron_beam_start`). On a full-rank ``H`` without a ``deadline`` the beam runs in pivot order or in
-    V-BLAST order, whichever pilot beams choose (:func:`_order_pilot`).
+    (:func:`_neuron_beam_start`). On a full-rank ``H`` the beam runs in pivot order or in V-BLAST order,
+    whichever pilot beams choose (:func:`_order_pilot`; under a ``deadline`` only where it leaves the pilot room,
+    :data:`ORDER_PILOT_ROOM`).
 
     On a :func:`rank_deficient` ``H`` GPTQ's damping matters: the GPTQ paper's 1 % damps the directions the
     samples do not span, where rounding errors cost nothing, as much as the others and steers GPTQ's errors away
@@ -821,9 +822,9 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     and the deadline still leaves the time the fixed costs took (the factorization) and
     :data:`qannealq._deadline.RESERVE` times it for what follows; at the first that does not fit
     ``deadline.cut`` is set, and the neurons the beam did not reach take GPTQ's start at its damping, formed for
-    them alone. So a deadline the whole start meets changes nothing (except the order: without a deadline a
-    full-rank layer's beam runs in the order a pilot chooses, :func:`_order_pilot`, with one in pivot order),
-    and a tight one gives the beam the time of starts that do not win there: on MNIST's first layer GPTQ's own
+    them alone. So a deadline the whole start meets changes nothing, unless it leaves the order pilot too little
+    room (:func:`_order_pilot`: the beam then keeps the warm start's own order), and a tight one gives the beam
+    the time of starts that do not win there: on MNIST's first layer GPTQ's own
     start at the beam's damping won no neuron against a beam of 8 or more (int4 and int2; 52 and 30 of 128
     against a beam of 1), the one at 1 % none from a beam of 4 on (int4), and the two took a third of the 0.1 s
     a limit of 5 GPTQ times gives the layer.

@@ -365,11 +365,11 @@ def test_the_blast_order_rounds_first_the_input_with_the_most_variance_left_and_
 
 @pytest.mark.parametrize("seed, bits, expected", [(0, 2, "blast"), (0, 4, "pivot")])
 def test_a_pilot_chooses_the_input_order_of_a_full_rank_layers_beam(monkeypatch, seed, bits, expected):
-    """Full rank, more neurons than twice the pilot's, no deadline: the beam runs in the order (pivot or V-BLAST)
-    whose pilot beams (``ORDER_PILOT_WIDTH``, on the pilot's neurons) end lower, GPTQ's own starts competing per
-    neuron as before. The two cases choose one order each. Under a deadline that leaves less than
-    ``ORDER_PILOT_ROOM`` times the factorizations' time, or with at most twice the pilot's neurons, the beam runs
-    in pivot order."""
+    """Full rank, more neurons than twice the pilot's, no deadline or a roomy one: the beam runs in the order
+    (pivot or V-BLAST) whose pilot beams (``ORDER_PILOT_WIDTH``, on the pilot's neurons) end lower, GPTQ's own
+    starts competing per neuron as before. The two cases choose one order each. Under a deadline that leaves
+    less than ``ORDER_PILOT_ROOM`` times the factorizations' time, or with at most twice the pilot's neurons,
+    the beam runs in pivot order."""
     monkeypatch.setattr(baselines, "PILOT_NEURONS", 4)
     monkeypatch.setattr(baselines, "ORDER_PILOT_WIDTH", 2)
     problem = random_layer(np.random.default_rng(seed), 40, 20, samples=300).problem(bits)
