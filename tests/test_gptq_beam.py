@@ -402,6 +402,39 @@ def test_a_pilot_chooses_the_input_order_of_a_full_rank_layers_beam(monkeypatch,
                                np.minimum(beams["pivot"], gptq))
 
 
+def test_a_rank_deficient_layer_beams_in_both_orders_and_keeps_each_neurons_lower(monkeypatch):
+    """Rank-deficient ``H``, no deadline, a beam of at least ``BOTH_ORDERS_WIDTH``: at the damping the pilot
+    chose, the beam runs in pivot order and in V-BLAST order, and each neuron keeps the lower of the two (GPTQ's
+    own starts at both dampings competing as before). Under a deadline, or narrower, pivot order alone."""
+    monkeypatch.setattr(baselines, "PILOT_NEURONS", 4)
+    monkeypatch.setattr(baselines, "BOTH_ORDERS_WIDTH", 4)
+    problem = random_layer(np.random.default_rng(5), 50, 20, samples=30).problem(2)
+    assert rank_deficient(problem)
+    e = problem.qubo_energies
+
+    def beam(damping, blast):
+        ordered = baselines._pivot_live_factor(problem.hessian, problem.dead, damping)[:2]
+        if blast:
+            ordered = baselines._blast_factor(*ordered, damping)
+        return e(problem.encode(problem.base + np.where(problem.free, _beam_in(problem, 6, damping, ordered)[0], 0)))
+
+    pilot = np.unique(np.linspace(0, 19, 4).round().astype(int))
+    high, low = beam(GPTQ_PERCDAMP, False), beam(RANK_DEFICIENT_PERCDAMP, False)
+    damping = GPTQ_PERCDAMP if high[pilot].sum() < (1 - baselines.PILOT_MARGIN) * low[pilot].sum() else \
+        RANK_DEFICIENT_PERCDAMP
+    pivot, blast = beam(damping, False), beam(damping, True)
+    assert np.any(blast < pivot - 1e-12) and np.any(pivot < blast - 1e-12)  # each order wins somewhere
+    gptq = np.min([e(problem.encode(BASELINES["gptq-restricted-pivot"](problem, percdamp=d)))
+                   for d in (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP)], axis=0)
+    warm = e(problem.encode(warm_start_integers(problem, beam=6)))
+    np.testing.assert_allclose(warm, np.minimum(np.minimum(pivot, blast), gptq))
+    roomy = Deadline(time.perf_counter() + 600.0)
+    np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6, deadline=roomy))),
+                               np.minimum(pivot, gptq))
+    monkeypatch.setattr(baselines, "BOTH_ORDERS_WIDTH", 7)
+    np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6))), np.minimum(pivot, gptq))
+
+
 @pytest.mark.parametrize("bits", [2, 3, 4, 8])
 def test_a_full_rank_layer_beams_at_its_bit_widths_damping(bits):
     """Full-rank ``H``: from int4 on the beam runs at ``FULL_RANK_BEAM_PERCDAMP``, below at GPTQ's damping; GPTQ's
