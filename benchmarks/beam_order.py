@@ -22,21 +22,18 @@ Run: ``.venv/bin/python benchmarks/beam_order.py --datasets mnist fashion-mnist 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import time
 from contextlib import nullcontext
 from unittest import mock
 
 import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
-from frontier import first_layer  # benchmarks/ is the script's folder
+from frontier import first_layer, timed  # benchmarks/ is the script's folder
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 from qannealq import baselines
 from qannealq._gptq_beam import beam_search
 from qannealq.backends import get_sampler
 from qannealq.contract import warm_start_beam
-from qannealq.solve import quantize_layer
 
 
 def beam_energies(problem, percdamp: float, ordered: tuple, width: int, rows: np.ndarray) -> float:
@@ -51,15 +48,13 @@ def beam_energies(problem, percdamp: float, ordered: tuple, width: int, rows: np
 
 
 def solve(problem, effort: str, pivot_only: bool) -> tuple[float, float]:
-    """One unbounded ``layer-sa`` solve through the solve loop on a fresh copy: (layer error, seconds)."""
+    """One unbounded ``layer-sa`` solve through the solve loop on a fresh copy (``frontier.timed``): (layer
+    error, seconds)."""
     forced = mock.patch.multiple(baselines, _order_pilot=lambda search, live, percdamp, *a, **k: live[percdamp],
                                  BOTH_ORDERS_WIDTH=1 << 62)
     with forced if pivot_only else nullcontext():
-        fresh = dataclasses.replace(problem)
-        t0 = time.perf_counter()
-        result = quantize_layer(fresh, "qubo", sampler=get_sampler("layer-sa"), backend="layer-sa", seed=0,
-                                effort=effort, num_threads=2)
-        return float(result.errors.sum()), time.perf_counter() - t0
+        result, seconds = timed(problem, "qubo", "layer-sa", 0, effort=effort, num_threads=2)
+        return float(result.errors.sum()), seconds
 
 
 def main() -> None:

@@ -179,18 +179,20 @@ def _blast_factor(order: np.ndarray, factor: np.ndarray, percdamp: float,
     ``H⁻¹`` on ``S``: the order is a Cholesky factorization of ``H⁻¹`` that pivots on the smallest remaining
     diagonal (:func:`_pivot_cholesky`), read forwards, and its ``Lᵀ`` is the beam's factor ``U`` in that order
     (``Uᵀ U = H⁻¹``). Two thirds of ``m³`` flops on top of the given factor's (``H⁻¹`` from it, then the
-    pivoted factorization): about 10 ms on MNIST's first layer (599 live inputs, one BLAS thread). Which order a
-    beam does better in depends on the layer (:data:`ORDER_PILOT_WIDTH`).
+    pivoted factorization): about 10 ms on MNIST's first layer (599 live inputs; on one BLAS thread below
+    :data:`ONE_BLAS_INPUTS` inputs, as a lone damping's factorization). Which order a beam does better in depends
+    on the layer (:data:`ORDER_PILOT_WIDTH`).
     """
     from scipy.linalg import lapack
 
     # H⁻¹ = Uᵀ U with U = J L⁻¹ J: LAPACK's triangular product L⁻ᵀ L⁻¹ (a sixth of a general product's flops;
     # 3.3 against 6 ms on MNIST's first layer) in the reversed order, its lower triangle column-major: the
     # upper triangle the pivoted factorization reads, of the C-order transpose (no copy)
-    lower, info = lapack.dlauum(np.asfortranarray(factor[::-1, ::-1]), lower=1)
-    if info != 0:  # pragma: no cover - LAPACK refuses only malformed arguments
-        raise InvalidArgumentError(f"percdamp={percdamp!r}: LAPACK's lauum failed on GPTQ's factor (info {info})")
-    pivots, lt = _pivot_cholesky(lower.T, percdamp, block)  # Lᵀ, its strict lower triangle zeros
+    with blas_threads(1 if order.size < ONE_BLAS_INPUTS else None):  # as a lone damping's factorization
+        lower, info = lapack.dlauum(np.asfortranarray(factor[::-1, ::-1]), lower=1)
+        if info != 0:  # pragma: no cover - LAPACK refuses only malformed arguments
+            raise InvalidArgumentError(f"percdamp={percdamp!r}: LAPACK's lauum failed on GPTQ's factor (info {info})")
+        pivots, lt = _pivot_cholesky(lower.T, percdamp, block)  # Lᵀ, its strict lower triangle zeros
     return order[::-1][pivots], lt
 
 
@@ -803,8 +805,7 @@ def _order_pilot(search: Callable, live: dict, percdamp: float, n: int, width: i
     if n <= 2 * PILOT_NEURONS or width < 2 * ORDER_PILOT_WIDTH or (
             deadline is not None and deadline.left() < ORDER_PILOT_ROOM * factoring):
         return pivot
-    with blas_threads(1 if pivot[0].size < ONE_BLAS_INPUTS else None):  # as a lone damping's factorization
-        blast = _blast_factor(*pivot, percdamp)
+    blast = _blast_factor(*pivot, percdamp)
     pilot = _pilot_neurons(n)
     ends = [search(percdamp, pilot, ordered=o, narrow=ORDER_PILOT_WIDTH)[1].sum() for o in (pivot, blast)]
     return blast if ends[1] < ends[0] else pivot
@@ -923,9 +924,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
             best[rest], reached[rest] = search(dampings[pick], rest)
         if deadline is None and width >= BOTH_ORDERS_WIDTH:  # a second beam in V-BLAST order, each neuron's lower
             chosen = dampings[pick]
-            with blas_threads(1 if live[chosen][0].size < ONE_BLAS_INPUTS else None):
-                blast = _blast_factor(*live[chosen], chosen)
-            second, scores = search(chosen, everyone, ordered=blast)
+            second, scores = search(chosen, everyone, ordered=_blast_factor(*live[chosen], chosen))
             lower = scores < reached
             best[lower], reached[lower] = second[lower], scores[lower]
     others = None
