@@ -490,14 +490,25 @@ ORDER_PILOT_WIDTH = 8
 #: in pivot order; on EMNIST-letters' 1.1-2.2 % lower under 10-30 GPTQ times (the README).
 ORDER_PILOT_ROOM = 10.0
 
-#: On a rank-deficient ``H`` without a time limit, a beam of at least this width runs twice at the damping its
-#: pilot chose, in pivot order and in V-BLAST order (:func:`_blast_factor`), and each neuron keeps the lower
-#: (:func:`_beam_start`). There a narrow pilot does not show the better order (on CIFAR-10's first layer V-BLAST
-#: order ends 1.8 / 4.6 % lower at width 8, int4 / int2, but 1.6 / 3.2 % higher at 256), while the two orders'
-#: beams find different states: each neuron's lower of the two beams of 256 ends 4.5 / 9.9 % below pivot order's
-#: alone, where one beam of 512 ends 0.3 % above and 0.6 % below it, for about the same time (120 neurons). The
-#: default's whole solve on that layer then ends 3.9 / 3.5 % lower in 1.2 / 1.35 times the time (the README).
+#: On a rank-deficient ``H`` (under a time limit, where it leaves room: :data:`BOTH_ORDERS_ROOM`), a beam of at least
+#: this width runs twice at the damping its pilot chose, in pivot order and in V-BLAST order (:func:`_blast_factor`),
+#: and each neuron keeps the lower (:func:`_beam_start`). There a narrow pilot does not show the better order (on
+#: CIFAR-10's first layer V-BLAST order ends 1.8 / 4.6 % lower at width 8, int4 / int2, but 1.6 / 3.2 % higher at 256),
+#: while the two orders' beams find different states: each neuron's lower of the two beams of 256 ends 4.5 / 9.9 % below
+#: pivot order's alone, where one beam of 512 ends 0.3 % above and 0.6 % below it, for about the same time (120
+#: neurons). The default's whole solve on that layer then ends 3.9 / 3.5 % lower in 1.2 / 1.35 times the time (the
+#: README).
 BOTH_ORDERS_WIDTH = 64
+
+#: Under a time limit, a rank-deficient layer's beam runs in both orders (:data:`BOTH_ORDERS_WIDTH`) only where the
+#: beams' deadline, after the damping pilot, leaves at least this many times the start's factorizations' time:
+#: the two beams then share it, each less than half as wide as one beam would be. On CIFAR-10's first layer (the
+#: factorizations about 0.9 s, one GPTQ time; the default's beams get about 2, 3.3 and 4.5 s after the pilot under
+#: 10, 15 and 20 GPTQ times) both orders on every run ended 1.1 / 3.0 % higher under 10 GPTQ times (int4 / int2;
+#: two beams about 30 wide against one of about 95), 1.7 / 0.2 % lower under 15 and 2.2 / 1.3 % lower under 20;
+#: with this rule (both orders from about 20 GPTQ times on), 1.7 / 0.3 % lower under 20 and 2.6 / 0.8 % lower under
+#: 30 (``benchmarks/beam_order.py --limits``, the README).
+BOTH_ORDERS_ROOM = 4.0
 
 
 def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, beam: int = 0,
@@ -515,8 +526,8 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     now). On per-neuron ``H_i`` (the relu-aware objective) each neuron's beam runs on its own factor
     (:func:`_neuron_beam_start`). On a full-rank ``H`` the beam runs in pivot order or in V-BLAST order,
     whichever pilot beams choose (:func:`_order_pilot`; under a ``deadline`` only where it leaves the pilot room,
-    :data:`ORDER_PILOT_ROOM`); on a rank-deficient one without a ``deadline`` in both, each neuron keeping the
-    lower (:data:`BOTH_ORDERS_WIDTH`).
+    :data:`ORDER_PILOT_ROOM`); on a rank-deficient one in both, each neuron keeping the lower
+    (:data:`BOTH_ORDERS_WIDTH`; under a ``deadline`` only where it leaves both room, :data:`BOTH_ORDERS_ROOM`).
 
     On a :func:`rank_deficient` ``H`` GPTQ's damping matters: the GPTQ paper's 1 % damps the directions the
     samples do not span, where rounding errors cost nothing, as much as the others and steers GPTQ's errors away
@@ -834,11 +845,12 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     :data:`qannealq._deadline.RESERVE` times it for what follows; at the first that does not fit
     ``deadline.cut`` is set, and the neurons the beam did not reach take GPTQ's start at its damping, formed for
     them alone. So a deadline the whole start meets changes nothing, unless it leaves the order pilot too little
-    room (:func:`_order_pilot`: the beam then keeps the warm start's own order), and a tight one gives the beam
-    the time of starts that do not win there: on MNIST's first layer GPTQ's own
-    start at the beam's damping won no neuron against a beam of 8 or more (int4 and int2; 52 and 30 of 128
-    against a beam of 1), the one at 1 % none from a beam of 4 on (int4), and the two took a third of the 0.1 s
-    a limit of 5 GPTQ times gives the layer.
+    room (:func:`_order_pilot`: the beam then keeps the warm start's own order) or a rank-deficient layer's second
+    beam (:data:`BOTH_ORDERS_ROOM`: pivot order alone; where it leaves room, the pivot order's beam takes about
+    half of the time left after the pilot), and a tight one gives the beam the time of starts that do not win
+    there: on MNIST's first layer GPTQ's own start at the beam's damping won no neuron against a beam of 8 or more
+    (int4 and int2; 52 and 30 of 128 against a beam of 1), the one at 1 % none from a beam of 4 on (int4), and the
+    two took a third of the 0.1 s a limit of 5 GPTQ times gives the layer.
     """
     from qannealq._gptq_beam import beam_search  # compiled on first use
 
@@ -920,10 +932,11 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         reached = np.empty(n)
         best[pilot], reached[pilot] = trials[pick]
         rest = np.setdiff1d(everyone, pilot)
-        if rest.size:
-            best[rest], reached[rest] = search(dampings[pick], rest)
-        if deadline is None and width >= BOTH_ORDERS_WIDTH:  # a second beam in V-BLAST order, each neuron's lower
-            chosen = dampings[pick]
+        chosen = dampings[pick]
+        two = width >= BOTH_ORDERS_WIDTH and (deadline is None or deadline.left() >= BOTH_ORDERS_ROOM * factoring)
+        if rest.size:  # under a deadline, with both orders to come, about half of the time left
+            best[rest], reached[rest] = search(chosen, rest, n if two else 0)
+        if two:  # a second beam in V-BLAST order, each neuron keeping the lower
             second, scores = search(chosen, everyone, ordered=_blast_factor(*live[chosen], chosen))
             lower = scores < reached
             best[lower], reached[lower] = second[lower], scores[lower]

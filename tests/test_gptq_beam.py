@@ -405,7 +405,8 @@ def test_a_pilot_chooses_the_input_order_of_a_full_rank_layers_beam(monkeypatch,
 def test_a_rank_deficient_layer_beams_in_both_orders_and_keeps_each_neurons_lower(monkeypatch):
     """Rank-deficient ``H``, no deadline, a beam of at least ``BOTH_ORDERS_WIDTH``: at the damping the pilot
     chose, the beam runs in pivot order and in V-BLAST order, and each neuron keeps the lower of the two (GPTQ's
-    own starts at both dampings competing as before). Under a deadline, or narrower, pivot order alone."""
+    own starts at both dampings competing as before). Under a deadline, the same where it leaves the beams at
+    least ``BOTH_ORDERS_ROOM`` times the factorizations' time, else pivot order alone; narrower, pivot order alone."""
     monkeypatch.setattr(baselines, "PILOT_NEURONS", 4)
     monkeypatch.setattr(baselines, "BOTH_ORDERS_WIDTH", 4)
     problem = random_layer(np.random.default_rng(5), 50, 20, samples=30).problem(2)
@@ -428,9 +429,12 @@ def test_a_rank_deficient_layer_beams_in_both_orders_and_keeps_each_neurons_lowe
                    for d in (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP)], axis=0)
     warm = e(problem.encode(warm_start_integers(problem, beam=6)))
     np.testing.assert_allclose(warm, np.minimum(np.minimum(pivot, blast), gptq))
-    roomy = Deadline(time.perf_counter() + 600.0)
+    roomy = Deadline(time.perf_counter() + 600.0)  # room for both beams: the same start
+    np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6, deadline=roomy))), warm)
+    monkeypatch.setattr(baselines, "BOTH_ORDERS_ROOM", 1e12)  # a deadline that leaves no room for the second beam
     np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6, deadline=roomy))),
                                np.minimum(pivot, gptq))
+    np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6))), warm)  # no deadline: both
     monkeypatch.setattr(baselines, "BOTH_ORDERS_WIDTH", 7)
     np.testing.assert_allclose(e(problem.encode(warm_start_integers(problem, beam=6))), np.minimum(pivot, gptq))
 
