@@ -496,7 +496,7 @@ ORDER_PILOT_ROOM = 10.0
 #: CIFAR-10's first layer V-BLAST order ends 1.8 / 4.6 % lower at width 8, int4 / int2, but 1.6 / 3.2 % higher at 256),
 #: while the two orders' beams find different states: each neuron's lower of the two beams of 256 ends 4.5 / 9.9 % below
 #: pivot order's alone, where one beam of 512 ends 0.3 % above and 0.6 % below it, for about the same time (120
-#: neurons). The default's whole solve on that layer then ends 3.9 / 3.5 % lower in 1.2 / 1.35 times the time (the
+#: neurons). The default's whole solve on that layer then ends 3.9 / 3.5 % lower in 1.32 / 1.19 times the time (the
 #: README).
 BOTH_ORDERS_WIDTH = 64
 
