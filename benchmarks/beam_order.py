@@ -73,15 +73,22 @@ def solve(problem, effort: str, pivot_only: bool, limit: float | None = None) ->
         return float(result.errors.sum()), seconds, any(blasts)
 
 
+def paired(problem, effort: str, rounds: int, limit: float | None = None) -> dict[bool, list]:
+    """``rounds`` interleaved solves as the code now runs (key False) and with pivot order forced (True), each
+    :func:`solve`'s (error, seconds, V-BLAST ran)."""
+    runs = {False: [], True: []}
+    for _ in range(rounds):
+        for pivot_only in (False, True):
+            runs[pivot_only].append(solve(problem, effort, pivot_only, limit))
+    return runs
+
+
 def limited(label: str, problem, limits: list[float], rounds: int, gptq_runs: int) -> None:
     """The default under each of ``limits`` (GPTQ times), as it now runs and with pivot order forced, one row
     per limit: the medians of ``rounds`` interleaved rounds."""
     gptq = min(timed(problem, "gptq", None, 0)[1] for _ in range(gptq_runs))
     for multiple in limits:
-        runs = {False: [], True: []}
-        for _ in range(rounds):
-            for pivot_only in (False, True):
-                runs[pivot_only].append(solve(problem, "default", pivot_only, multiple * gptq))
+        runs = paired(problem, "default", rounds, multiple * gptq)
         error, pivot_error = (float(np.median([e for e, _, _ in runs[k]])) for k in (False, True))
         seconds, pivot_seconds = (float(np.median([s for _, s, _ in runs[k]])) for k in (False, True))
         print(f"| {label} | {multiple:g}x ({gptq:.3f} s) | {error:.6g} vs {pivot_error:.6g} "
@@ -149,15 +156,13 @@ def unbounded(label: str, bits: int, problem, effort: str, rounds: int) -> None:
         if problem.num_neurons <= 2 * baselines.PILOT_NEURONS:
             choice += " (no pilot: too few neurons)"
     solve(problem, effort, False)  # compiled code loaded, not timed
-    runs = {False: [], True: []}
-    for _ in range(rounds):
-        for pivot_only in (False, True):
-            runs[pivot_only].append(solve(problem, effort, pivot_only))
+    runs = paired(problem, effort, rounds)
     error, pivot_error = runs[False][0][0], runs[True][0][0]
     seconds, pivot_seconds = (min(s for _, s, _ in runs[k]) for k in (False, True))
     print(f"| {label} | {width} | {alone} | {choice} | {error:.6g} vs {pivot_error:.6g} "
           f"({100 * (error / pivot_error - 1):+.2f} %) | {seconds:.3f} vs {pivot_seconds:.3f} "
           f"({seconds / pivot_seconds:.2f}x) |", flush=True)
+
 
 if __name__ == "__main__":
     main()

@@ -676,6 +676,13 @@ def _lowest(problem: LayerProblem, candidates: list[np.ndarray], barred: np.ndar
     return gathered(candidates)
 
 
+def _leaves_room(deadline: Deadline | None, room: float, factoring: float) -> bool:
+    """Whether ``deadline`` (None: none) leaves at least ``room`` times ``factoring`` (the seconds the warm start's
+    factorizations took) for a second search: the order pilot's (:data:`ORDER_PILOT_ROOM`), a rank-deficient
+    layer's second beam (:data:`BOTH_ORDERS_ROOM`)."""
+    return deadline is None or deadline.left() >= room * factoring
+
+
 def _pilot_neurons(n: int) -> np.ndarray:
     """The neurons of a pilot (:func:`warm_start_integers`): :data:`PILOT_NEURONS` spread over the layer, or all
     of a layer of at most twice as many."""
@@ -814,7 +821,7 @@ def _order_pilot(search: Callable, live: dict, percdamp: float, n: int, width: i
     half the beam's time under 5 GPTQ times, where the order gains about 1.3 times the beam's width."""
     pivot = live[percdamp]
     if n <= 2 * PILOT_NEURONS or width < 2 * ORDER_PILOT_WIDTH or (
-            deadline is not None and deadline.left() < ORDER_PILOT_ROOM * factoring):
+            not _leaves_room(deadline, ORDER_PILOT_ROOM, factoring)):
         return pivot
     blast = _blast_factor(*pivot, percdamp)
     pilot = _pilot_neurons(n)
@@ -933,7 +940,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         best[pilot], reached[pilot] = trials[pick]
         rest = np.setdiff1d(everyone, pilot)
         chosen = dampings[pick]
-        two = width >= BOTH_ORDERS_WIDTH and (deadline is None or deadline.left() >= BOTH_ORDERS_ROOM * factoring)
+        two = width >= BOTH_ORDERS_WIDTH and _leaves_room(deadline, BOTH_ORDERS_ROOM, factoring)
         if rest.size:  # under a deadline, with both orders to come, about half of the time left
             best[rest], reached[rest] = search(chosen, rest, n if two else 0)
         if two:  # a second beam in V-BLAST order, each neuron keeping the lower
