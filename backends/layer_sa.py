@@ -44,8 +44,8 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 on a rank-deficient layer GPTQ's own starts) run first, in any case (about 1.5-2 GPTQ times on CIFAR-10's first
 layer; on a full-rank one GPTQ's starts follow the beam where time is left); its
 beam then takes :data:`WARM_START_SHARE` of the time they leave (:data:`POPULATION_SHARE` where a population follows
-it; :data:`SHORT_SEARCH_SHARE` where one sweep does, or where that time is under 3.5 times their own,
-:data:`qannealq._deadline.TIGHT`) and narrows to end by
+it; :data:`SHORT_SEARCH_SHARE` where that time is under 3.5 times their own, :data:`qannealq._deadline.TIGHT`;
+where one sweep follows, all of it but :data:`SHORT_SEARCH_KEEP` times the factorizations' time) and narrows to end by
 then (groups of neurons it does not reach keep GPTQ's start; :func:`qannealq.baselines.warm_start_integers`'s
 ``deadline``); the search gets the rest (the solve loop passes the start's seconds as ``time_spent``): the first
 chunk of the anneal measures the speed and the schedule is shortened to fit (so that it still ends cold), and a
@@ -120,16 +120,23 @@ WARM_START_SHARE = 0.5
 #: under 10 GPTQ times (32 against 33 % above its own reference on int4, 35 against 32 % on int2) and the new
 #: rule far lower under 5–6 (the README's table).
 POPULATION_SHARE = 0.3
-#: The share where the search after the beam is a single sweep (the default below the population's width: the
-#: beam decides the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``), however little time is left; and
-#: elsewhere where the time left is under :data:`qannealq._deadline.TIGHT` times the fixed costs, less
+#: The share where the time left is under :data:`qannealq._deadline.TIGHT` times the fixed costs, less
 #: :data:`qannealq._deadline.RESERVE` times them (too little for the anneal or population to be worth its own
 #: fixed costs: the search is then the polish alone, :data:`LATE_SHARE`). On MNIST's first layer under 10 GPTQ
-#: times (0.18 s) the default ends 7.2 % (int4) and 5.5–6.4 % (int2) above the best known with it, 17–19 % and
+#: times (0.18 s), where it was also the share before a single sweep (:data:`SHORT_SEARCH_KEEP` since
+#: 2026-12-03), the default ended 7.2 % (int4) and 5.5–6.4 % (int2) above the best known with it, 17–19 % and
 #: 9–12 % with half of the limit (3 rounds, 2026-12-02). On CIFAR-10's first layer (int4) under 5 GPTQ times the
 #: default ended 17–26 % above the same fixed reference as :data:`POPULATION_SHARE`'s, against 61–84 % with half
 #: of the limit for the beam and the population after it (2–3 runs each, 2026-12-02).
 SHORT_SEARCH_SHARE = 0.85
+#: Where the search after the beam is a single sweep (the default below the population's width: the beam decides
+#: the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``), the beam takes all the time its fixed costs
+#: leave but this many times its factorizations' time and :data:`qannealq._deadline.KEEP_SECONDS`
+#: (:attr:`qannealq._deadline.Deadline.keep`), however little is left: what follows it (the start's choice, the
+#: sampler's set-up, the sweep, the polish, the final errors) took 0.6-2.5 times the factorizations on MNIST's first
+#: layer (median 1.24, 10 runs under 5 and 10 GPTQ times), where :data:`SHORT_SEARCH_SHARE` of the time left
+#: ended 5x GPTQ at 4.97-5.77x and 10x at 9.20-10.12x (0.92 of its limit under 15-20x).
+SHORT_SEARCH_KEEP = 1.25
 #: Where the time a ``time_limit`` leaves the search is under this share of the time the layer took before it
 #: (its warm start: ``time_spent``), the search is the polish of its starts alone, ``fast``'s (no floors, no
 #: population, no anneal; ``info["late"]``): on CIFAR-10's first layer the fixed costs of a population (the
@@ -273,8 +280,8 @@ class LayerSASampler(dimod.Sampler):
         ``inputs`` coordinates whose solve began at ``start`` (``time.perf_counter()``; None: now): with a
         ``time_limit``, its end, from which the beam takes, once the start's fixed costs are paid,
         :data:`WARM_START_SHARE` of the time left (:data:`POPULATION_SHARE` where a population follows), or
-        :data:`SHORT_SEARCH_SHARE` where a single sweep follows the beam, or :data:`SHORT_SEARCH_SHARE` of it less
-        some for the polish where it is tight
+        all of it less :data:`SHORT_SEARCH_KEEP` times the start's factorizations where a single sweep follows the
+        beam, or :data:`SHORT_SEARCH_SHARE` of it less some for the polish where it is tight
         (:meth:`qannealq._deadline.Deadline.search`); the beam narrows to end by then, and the search has the
         rest, after the seconds the start took (``time_spent``). None without a limit (no bound)."""
         params = self._params(kwargs)
@@ -284,8 +291,8 @@ class LayerSASampler(dimod.Sampler):
         start = time.perf_counter() if start is None else float(start)
         short = inputs is not None and beam_width(params, inputs) > 0 and np.prod(
             effort(params, inputs, 1, inputs, beamed=True)) <= 1
-        if short:  # most of the time to the beam, however tight (the search is about the polish anyway)
-            return Deadline(start + float(limit), share=SHORT_SEARCH_SHARE)
+        if short:  # the time to the beam but what follows it, however tight (the search is about the polish anyway)
+            return Deadline(start + float(limit), keep=SHORT_SEARCH_KEEP)
         share = POPULATION_SHARE if population(params, inputs) is not None else WARM_START_SHARE
         return Deadline(start + float(limit), share=share, tight_share=SHORT_SEARCH_SHARE)
 

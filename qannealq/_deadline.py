@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["Deadline", "TIGHT", "RESERVE"]
+__all__ = ["Deadline", "TIGHT", "RESERVE", "KEEP_SECONDS"]
 
 #: Where the time a deadline leaves, once a search's fixed costs are paid, is under this many times those costs,
 #: the search takes its deadline's ``tight_share`` of it (:meth:`Deadline.search`): too little is left for what
@@ -22,6 +23,10 @@ TIGHT = 3.5
 #: 23-26 % above a fixed reference total, by 1.1-1.2 GPTQ times without it and 17-19 % above (2 runs each).
 #: Where the time is not tight the search after the beam (a population) fits itself to the time left.
 RESERVE = 0.6
+#: What a search whose deadline keeps time for what follows it (:attr:`Deadline.keep`) keeps beyond ``keep`` times
+#: its fixed costs: the calls after it whose time does not scale with the layer (the start's choice, the
+#: sampler's set-up, the polish, the final errors; on MNIST's 129-input second layer 3.0-3.4 ms after the beam).
+KEEP_SECONDS = 0.003
 
 
 def _share(name: str, value: float | None) -> None:
@@ -46,6 +51,9 @@ class Deadline:
             (:meth:`search`); 1: all of it.
         tight_share: that fraction where the time left is under :data:`TIGHT` times those fixed costs (None:
             ``share``).
+        keep: where it is not tight, the time kept for what follows the search before ``share`` is taken, in
+            units of the fixed costs' ``scale`` (:meth:`search`), plus :data:`KEEP_SECONDS`; 0: none kept (the
+            share leaves the rest to what follows).
     """
 
     at: float
@@ -53,6 +61,7 @@ class Deadline:
     parent: "Deadline | None" = None
     share: float = 1.0
     tight_share: float | None = None
+    keep: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.at, bool) or not isinstance(self.at, (int, float)):
@@ -60,6 +69,9 @@ class Deadline:
         self.at = float(self.at)
         _share("share", self.share)
         _share("tight_share", self.tight_share)
+        if isinstance(self.keep, bool) or not isinstance(self.keep, (int, float)) or not 0 <= self.keep < math.inf:
+            raise InvalidArgumentError(f"Deadline(keep={self.keep!r}): keep must be a finite number >= 0 (times the "
+                                       "search's fixed costs)")
 
     def left(self) -> float:
         """Seconds until the deadline (negative once passed)."""
@@ -78,7 +90,8 @@ class Deadline:
 
     def search(self, fixed: float, scale: float | None = None) -> "Deadline":
         """The search proper's deadline, now that its fixed costs (``fixed`` seconds: the warm start's
-        factorizations, and GPTQ's own starts where they come first) are paid: ``share`` of the time left, or
+        factorizations, and GPTQ's own starts where they come first) are paid: ``share`` of the time left (less
+        ``keep`` times ``scale`` and :data:`KEEP_SECONDS` where ``keep`` is set), or
         where that is under :data:`TIGHT` times ``fixed``, ``tight_share`` of it less :data:`RESERVE` times
         ``scale`` (default ``fixed``: what follows the search is then its fixed costs alone, ``layer-sa``'s
         polish, without a population). ``scale``: the part of the fixed costs what follows scales with (the
@@ -90,4 +103,5 @@ class Deadline:
         left = self.left()
         if self.tight_share is not None and left < TIGHT * fixed:  # what follows is the polish: its time kept
             return Deadline(time.perf_counter() + max(0.0, left - RESERVE * scale) * self.tight_share, parent=self)
-        return self.part(self.share)
+        kept = self.keep * scale + KEEP_SECONDS if self.keep else 0.0
+        return Deadline(time.perf_counter() + max(0.0, left - kept) * self.share, parent=self)

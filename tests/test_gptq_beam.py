@@ -842,12 +842,13 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     """``Deadline.search(fixed)`` on a fake clock: ``share`` of the time left where it is roomy (at least
     ``TIGHT`` times the fixed costs); where it is tight, ``tight_share`` of it less ``RESERVE`` times those
     costs (or times the ``scale`` given: the part of them what follows scales with); without a
-    ``tight_share``, ``share`` in either case. Shortening a search under the result marks the layer's deadline
-    cut; shares outside (0, 1] are refused naming them."""
+    ``tight_share``, ``share`` in either case; with ``keep``, where it is not tight, ``share`` of what is left
+    once ``keep`` times the scale and ``KEEP_SECONDS`` are kept. Shortening a search under the result marks the
+    layer's deadline cut; shares outside (0, 1] and a negative ``keep`` are refused naming them."""
     import types
 
     import qannealq._deadline as deadline_module
-    from qannealq._deadline import RESERVE, TIGHT, Deadline
+    from qannealq._deadline import KEEP_SECONDS, RESERVE, TIGHT, Deadline
 
     clock = [100.0]
     monkeypatch.setattr(deadline_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
@@ -861,12 +862,21 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     assert scaled.at == pytest.approx(100.0 + 0.85 * (10.0 - RESERVE * 1.0))
     assert layer.search(10.0 / TIGHT, 1.0).at == pytest.approx(103.0)  # roomy: the share, whatever the scale
     assert layer.search(0.0).at == pytest.approx(103.0)
+    kept = Deadline(110.0, keep=2.0)  # what follows kept first: twice the scale, and the calls' own seconds
+    assert kept.search(1.0, 0.5).at == pytest.approx(110.0 - 2.0 * 0.5 - KEEP_SECONDS)
+    assert kept.search(4.0).at == pytest.approx(110.0 - 2.0 * 4.0 - KEEP_SECONDS)  # no tight_share: never tight
+    assert kept.search(6.0).at == pytest.approx(100.0)  # more kept than is left: nothing for the search
+    halved = Deadline(110.0, share=0.5, keep=2.0, tight_share=0.85)
+    assert halved.search(1.0).at == pytest.approx(100.0 + 0.5 * (10.0 - 2.0 - KEEP_SECONDS))
+    assert halved.search(5.0).at == pytest.approx(tight_at := 100.0 + 0.85 * (10.0 - RESERVE * 5.0))  # tight: as before
+    assert layer.search(5.0).at == pytest.approx(tight_at)
     clock[0] = 120.0  # passed: nothing left for the search
     assert layer.search(1.0).at == pytest.approx(120.0)
     assert layer.cut is False
     tight.part(0.5).mark_cut()
     assert layer.cut is True
-    for bad in ({"share": 0.0}, {"share": 1.5}, {"share": True}, {"tight_share": 0}, {"tight_share": "1"}):
+    for bad in ({"share": 0.0}, {"share": 1.5}, {"share": True}, {"tight_share": 0}, {"tight_share": "1"},
+                {"keep": -1.0}, {"keep": True}, {"keep": "1"}, {"keep": float("nan")}, {"keep": float("inf")}):
         with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
             Deadline(1.0, **bad)
 
@@ -904,3 +914,11 @@ def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch)
     assert len(asked) == 1 and asked[0][0] >= 0.2
     assert 0.2 <= asked[0][1] <= asked[0][0]  # what follows scales with the factorizations (GPTQ's starts after)
     assert parents and all(p is given[0] for p in parents) and given[0].parent is layer
+    # keeping time for what follows (layer-sa's default before a single sweep): all of the limit but that
+    from qannealq._deadline import KEEP_SECONDS
+    asked, given, parents = [], [], []
+    layer = Deadline(time.perf_counter() + 600, keep=3.0)
+    warm_start_integers(problem, beam=8, deadline=layer)
+    assert len(asked) == 1 and 0.2 <= asked[0][1]
+    assert given[0].at == pytest.approx(layer.at - 3.0 * asked[0][1] - KEEP_SECONDS, abs=1e-3)
+    assert parents and all(p is given[0] for p in parents)

@@ -762,7 +762,8 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
 
     def spy(problem, warm_start=None, beam=0, paths=1, growth=1.0, pilot=False, deadline=None):
         asked.append(beam)
-        deadlines.append(deadline if deadline is None else (deadline.left(), deadline.share, deadline.tight_share))
+        deadlines.append(deadline if deadline is None else (deadline.left(), deadline.share, deadline.tight_share,
+                                                             deadline.keep))
         assert paths == 1 and growth == 1.0  # no population on 701 inputs: one start per neuron, a constant beam
         assert pilot is True  # layer-sa takes a rank-deficient layer's damping from a pilot
         raise Stop
@@ -772,11 +773,11 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
         with pytest.raises(Stop):
             quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, **options)
     assert asked == [175, 512, 9, 175]
-    from qannealq.backends.layer_sa import SHORT_SEARCH_SHARE
+    from qannealq.backends.layer_sa import SHORT_SEARCH_KEEP
     # a time limit: the layer's end, and the beam's share of what the start's fixed costs leave (one sweep after
-    # the default's beam: most of it)
+    # the default's beam: all of it but the time kept for what follows)
     assert deadlines[:3] == [None] * 3 and 90 < deadlines[3][0] <= 100
-    assert deadlines[3][1:] == (SHORT_SEARCH_SHARE, None)
+    assert deadlines[3][1:] == (1.0, None, SHORT_SEARCH_KEEP)
 
     class OldContract(dimod.ExactSolver):
         def warm_start_beam(self, **kwargs):
@@ -913,18 +914,20 @@ def test_time_limit_bounds_the_layer_warm_start_included():
     of 4096 on 64 neurons of 1000 inputs takes several times the limit unbounded; limited, the layer ends near the
     limit, marked time-limited, its trace counted from the layer's start, never worse than GPTQ-restricted."""
     from qannealq import quantize_layer
-    from qannealq.backends.layer_sa import POPULATION_SHARE, SHORT_SEARCH_SHARE, WARM_START_SHARE
+    from qannealq.backends.layer_sa import POPULATION_SHARE, SHORT_SEARCH_KEEP, SHORT_SEARCH_SHARE, WARM_START_SHARE
 
     _, problem = layer_problem(31, 1000, 64, 4, samples=1100)
     sampler = LayerSASampler(effort="thorough", warm_start_beam=4096, num_sweeps=100_000)
     assert sampler.warm_start_deadline(1001) is None
     limited = sampler.warm_start_deadline(1001, start=10.0, time_limit=2.0)
     assert (limited.at, limited.share, limited.tight_share) == (12.0, WARM_START_SHARE, SHORT_SEARCH_SHARE)
-    # one sweep after the default's beam (MNIST's 785 inputs): most of the time to the beam, however tight;
-    # thorough's long anneal after it: half; a population (CIFAR-10's 3073): less, unless the time left is tight
+    # one sweep after the default's beam (MNIST's 785 inputs): the time to the beam but what is kept for what
+    # follows, however tight; thorough's long anneal after it: half; a population (CIFAR-10's 3073): less, unless
+    # the time left is tight
     default = LayerSASampler(time_limit=2.0)
-    assert default.warm_start_deadline(785).share == SHORT_SEARCH_SHARE > WARM_START_SHARE > POPULATION_SHARE
-    assert default.warm_start_deadline(785).tight_share is None
+    short = default.warm_start_deadline(785)
+    assert (short.share, short.tight_share, short.keep) == (1.0, None, SHORT_SEARCH_KEEP) and SHORT_SEARCH_KEEP > 0
+    assert 1.0 > SHORT_SEARCH_SHARE > WARM_START_SHARE > POPULATION_SHARE and limited.keep == 0
     assert default.warm_start_deadline(785, effort="thorough").share == WARM_START_SHARE
     for effort_ in ("default", "thorough"):
         wide = default.warm_start_deadline(3073, effort=effort_)
