@@ -585,6 +585,29 @@ def test_chain_tables_formed_only_when_an_anneal_moves_chains():
     assert flat.chains is None and flat.chain_mat is None  # no chain moves: nothing to form
 
 
+def test_an_anneal_the_limit_cut_keeps_the_energies_it_tracked():
+    """With float32 chain couplings an anneal returns its rows' energies recomputed in float64 (one product of
+    every read's rows), unless the time limit cut the run: that product then ran past the limit, and the result
+    depends on timing anyway; its energies are then the kernel's, those of the float32 couplings."""
+    from qannealq.backends._layer_schedule import Clock
+
+    layer, problem = smooth_layer(36, 300, 6, 3)
+    dense = DenseQubos.from_problem(problem, floors=True)
+    params = {**LayerSASampler().defaults, "chain": 4, "num_sweeps": 8, "num_reads": 3}
+    for cut in (False, True):
+        clock = Clock(600.0)
+        run, _ = make_run(dense, params, clock)
+        with run:
+            rows = run.polish(problem.encode(gptq_restricted(problem)))
+            clock.cut = cut
+            with mock.patch.object(run, "start", wraps=run.start) as starts:
+                out = run.anneal(rows, seed=1)
+        assert run.chain_mat.dtype == np.float32 and out.owner.size == 3 * problem.num_neurons
+        exact = dense.energies(out.v, out.owner)
+        assert starts.call_count == (0 if cut else 1)
+        np.testing.assert_allclose(out.energy, exact, rtol=1e-3 if cut else 1e-9)  # cut: 1e-4 on this smooth layer
+
+
 def test_chain_precision_float32_copy_and_float64_energies():
     """Chain moves read a float32 copy of ``H`` by default (``chain_precision="float64"``: ``H`` itself); the
     anneal returns energies recomputed in float64 either way, the two precisions reach energies within a few
