@@ -132,7 +132,8 @@ SHORT_SEARCH_SHARE = 0.85
 #: Where the search after the beam is a single sweep (the default below the population's width: the beam decides
 #: the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``), the beam takes all the time its fixed costs
 #: leave but this many times its factorizations' time and :data:`qannealq._deadline.KEEP_SECONDS`
-#: (:attr:`qannealq._deadline.Deadline.keep`), however little is left: what follows it (the start's choice, the
+#: (:attr:`qannealq._deadline.Deadline.keep`; :data:`SHORT_SEARCH_SHARE` of it where those costs are not measured,
+#: the beams on per-neuron ``H_i``), however little is left: what follows it (the start's choice, the
 #: sampler's set-up, the sweep, the polish, the final errors) took 0.6-2.5 times the factorizations on MNIST's first
 #: layer (median 1.24, 10 runs under 5 and 10 GPTQ times), where :data:`SHORT_SEARCH_SHARE` of the time left
 #: ended 5x GPTQ at 4.97-5.77x and 10x at 9.20-10.12x (0.92 of its limit under 15-20x).
@@ -292,7 +293,7 @@ class LayerSASampler(dimod.Sampler):
         short = inputs is not None and beam_width(params, inputs) > 0 and np.prod(
             effort(params, inputs, 1, inputs, beamed=True)) <= 1
         if short:  # the time to the beam but what follows it, however tight (the search is about the polish anyway)
-            return Deadline(start + float(limit), keep=SHORT_SEARCH_KEEP)
+            return Deadline(start + float(limit), share=SHORT_SEARCH_SHARE, keep=SHORT_SEARCH_KEEP)
         share = POPULATION_SHARE if population(params, inputs) is not None else WARM_START_SHARE
         return Deadline(start + float(limit), share=share, tight_share=SHORT_SEARCH_SHARE)
 

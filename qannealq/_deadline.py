@@ -51,9 +51,9 @@ class Deadline:
             (:meth:`search`); 1: all of it.
         tight_share: that fraction where the time left is under :data:`TIGHT` times those fixed costs (None:
             ``share``).
-        keep: where it is not tight, the time kept for what follows the search before ``share`` is taken, in
-            units of the fixed costs' ``scale`` (:meth:`search`), plus :data:`KEEP_SECONDS`; 0: none kept (the
-            share leaves the rest to what follows).
+        keep: where it is not tight and the search's fixed costs were measured (a ``scale`` above 0), the search
+            takes all the time left but ``keep`` times that scale and :data:`KEEP_SECONDS`, kept for what follows
+            it, instead of ``share`` of it (:meth:`search`); 0: the share, whose rest is what follows.
     """
 
     at: float
@@ -90,8 +90,8 @@ class Deadline:
 
     def search(self, fixed: float, scale: float | None = None) -> "Deadline":
         """The search proper's deadline, now that its fixed costs (``fixed`` seconds: the warm start's
-        factorizations, and GPTQ's own starts where they come first) are paid: ``share`` of the time left (less
-        ``keep`` times ``scale`` and :data:`KEEP_SECONDS` where ``keep`` is set), or
+        factorizations, and GPTQ's own starts where they come first) are paid: ``share`` of the time left (where
+        ``keep`` is set and ``scale`` above 0, all of it less ``keep`` times ``scale`` and :data:`KEEP_SECONDS`), or
         where that is under :data:`TIGHT` times ``fixed``, ``tight_share`` of it less :data:`RESERVE` times
         ``scale`` (default ``fixed``: what follows the search is then its fixed costs alone, ``layer-sa``'s
         polish, without a population). ``scale``: the part of the fixed costs what follows scales with (the
@@ -103,5 +103,6 @@ class Deadline:
         left = self.left()
         if self.tight_share is not None and left < TIGHT * fixed:  # what follows is the polish: its time kept
             return Deadline(time.perf_counter() + max(0.0, left - RESERVE * scale) * self.tight_share, parent=self)
-        kept = self.keep * scale + KEEP_SECONDS if self.keep else 0.0
-        return Deadline(time.perf_counter() + max(0.0, left - kept) * self.share, parent=self)
+        if self.keep and scale > 0:  # what follows kept, measured by the fixed costs; the search the rest
+            return Deadline(time.perf_counter() + max(0.0, left - self.keep * scale - KEEP_SECONDS), parent=self)
+        return self.part(self.share)

@@ -842,9 +842,10 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     """``Deadline.search(fixed)`` on a fake clock: ``share`` of the time left where it is roomy (at least
     ``TIGHT`` times the fixed costs); where it is tight, ``tight_share`` of it less ``RESERVE`` times those
     costs (or times the ``scale`` given: the part of them what follows scales with); without a
-    ``tight_share``, ``share`` in either case; with ``keep``, where it is not tight, ``share`` of what is left
-    once ``keep`` times the scale and ``KEEP_SECONDS`` are kept. Shortening a search under the result marks the
-    layer's deadline cut; shares outside (0, 1] and a negative ``keep`` are refused naming them."""
+    ``tight_share``, ``share`` in either case; with ``keep``, where it is not tight and the fixed costs were
+    measured, all that is left once ``keep`` times the scale and ``KEEP_SECONDS`` are kept. Shortening a
+    search under the result marks the layer's deadline cut; shares outside (0, 1] and a negative or infinite
+    ``keep`` are refused naming them."""
     import types
 
     import qannealq._deadline as deadline_module
@@ -862,13 +863,14 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     assert scaled.at == pytest.approx(100.0 + 0.85 * (10.0 - RESERVE * 1.0))
     assert layer.search(10.0 / TIGHT, 1.0).at == pytest.approx(103.0)  # roomy: the share, whatever the scale
     assert layer.search(0.0).at == pytest.approx(103.0)
-    kept = Deadline(110.0, keep=2.0)  # what follows kept first: twice the scale, and the calls' own seconds
-    assert kept.search(1.0, 0.5).at == pytest.approx(110.0 - 2.0 * 0.5 - KEEP_SECONDS)
+    kept = Deadline(110.0, share=0.5, keep=2.0)  # what follows kept: twice the scale, and the calls' own seconds
+    assert kept.search(1.0, 0.5).at == pytest.approx(110.0 - 2.0 * 0.5 - KEEP_SECONDS)  # the rest: no share
     assert kept.search(4.0).at == pytest.approx(110.0 - 2.0 * 4.0 - KEEP_SECONDS)  # no tight_share: never tight
     assert kept.search(6.0).at == pytest.approx(100.0)  # more kept than is left: nothing for the search
-    halved = Deadline(110.0, share=0.5, keep=2.0, tight_share=0.85)
-    assert halved.search(1.0).at == pytest.approx(100.0 + 0.5 * (10.0 - 2.0 - KEEP_SECONDS))
-    assert halved.search(5.0).at == pytest.approx(tight_at := 100.0 + 0.85 * (10.0 - RESERVE * 5.0))  # tight: as before
+    assert kept.search(0.0).at == pytest.approx(105.0)  # fixed costs not measured (per-neuron H_i): the share
+    tight_kept = Deadline(110.0, share=0.5, keep=2.0, tight_share=0.85)
+    assert tight_kept.search(1.0).at == pytest.approx(110.0 - 2.0 - KEEP_SECONDS)
+    assert tight_kept.search(5.0).at == pytest.approx(tight_at := 100.0 + 0.85 * (10.0 - RESERVE * 5.0))  # as before
     assert layer.search(5.0).at == pytest.approx(tight_at)
     clock[0] = 120.0  # passed: nothing left for the search
     assert layer.search(1.0).at == pytest.approx(120.0)

@@ -796,11 +796,11 @@ def test_the_solve_loop_passes_the_layers_coordinates_for_the_beam_width(monkeyp
         with pytest.raises(Stop):
             quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, **options)
     assert asked == [175, 512, 9, 175]
-    from qannealq.backends.layer_sa import SHORT_SEARCH_KEEP
+    from qannealq.backends.layer_sa import SHORT_SEARCH_KEEP, SHORT_SEARCH_SHARE
     # a time limit: the layer's end, and the beam's share of what the start's fixed costs leave (one sweep after
     # the default's beam: all of it but the time kept for what follows)
     assert deadlines[:3] == [None] * 3 and 90 < deadlines[3][0] <= 100
-    assert deadlines[3][1:] == (1.0, None, SHORT_SEARCH_KEEP)
+    assert deadlines[3][1:] == (SHORT_SEARCH_SHARE, None, SHORT_SEARCH_KEEP)
 
     class OldContract(dimod.ExactSolver):
         def warm_start_beam(self, **kwargs):
@@ -937,7 +937,8 @@ def test_time_limit_bounds_the_layer_warm_start_included():
     of 4096 on 64 neurons of 1000 inputs takes several times the limit unbounded; limited, the layer ends near the
     limit, marked time-limited, its trace counted from the layer's start, never worse than GPTQ-restricted."""
     from qannealq import quantize_layer
-    from qannealq.backends.layer_sa import POPULATION_SHARE, SHORT_SEARCH_KEEP, SHORT_SEARCH_SHARE, WARM_START_SHARE
+    from qannealq.backends.layer_sa import (POPULATION_SHARE, SHORT_SEARCH_KEEP, SHORT_SEARCH_SHARE,
+                                            WARM_START_SHARE)
 
     _, problem = layer_problem(31, 1000, 64, 4, samples=1100)
     sampler = LayerSASampler(effort="thorough", warm_start_beam=4096, num_sweeps=100_000)
@@ -949,8 +950,8 @@ def test_time_limit_bounds_the_layer_warm_start_included():
     # the time left is tight
     default = LayerSASampler(time_limit=2.0)
     short = default.warm_start_deadline(785)
-    assert (short.share, short.tight_share, short.keep) == (1.0, None, SHORT_SEARCH_KEEP) and SHORT_SEARCH_KEEP > 0
-    assert 1.0 > SHORT_SEARCH_SHARE > WARM_START_SHARE > POPULATION_SHARE and limited.keep == 0
+    assert (short.share, short.tight_share, short.keep) == (SHORT_SEARCH_SHARE, None, SHORT_SEARCH_KEEP)
+    assert SHORT_SEARCH_KEEP > 0 and SHORT_SEARCH_SHARE > WARM_START_SHARE > POPULATION_SHARE and limited.keep == 0
     assert default.warm_start_deadline(785, effort="thorough").share == WARM_START_SHARE
     for effort_ in ("default", "thorough"):
         wide = default.warm_start_deadline(3073, effort=effort_)
