@@ -77,6 +77,9 @@ class DenseQubos:
             preset's beam: :func:`._layer_schedule.beam_width`), whose start the effort's ``beam_sweeps``
             polish (:func:`._layer_schedule.effort`).
         deferred: forms ``(a, e)`` where they are not given (:class:`Deferred`; shared by copies).
+        block: ``M`` among given coordinates where its owner keeps that block (a layer's
+            :meth:`qannealq.formulation.LayerProblem.live_block`), else None; :meth:`live` reads it rather than
+            taking the block again.
     """
 
     mat: np.ndarray
@@ -89,6 +92,8 @@ class DenseQubos:
     layer_inputs: int | None = None
     beamed: bool = False
     deferred: "Deferred | None" = dataclasses.field(default=None, repr=False, compare=False)
+    block: "Callable[[np.ndarray], np.ndarray | None] | None" = dataclasses.field(default=None, repr=False,
+                                                                               compare=False)
 
     @property
     def lin(self) -> np.ndarray:
@@ -117,7 +122,8 @@ class DenseQubos:
         deferred = Deferred(lambda: (c(problem.linear, dtype=np.float64), c(problem.offsets, dtype=np.float64)))
         return cls(c(problem.hessian, dtype=np.float64), None, c(problem.steps, dtype=np.float64),
                    c(problem.free, dtype=np.bool_), None, continuous_floor(problem) if floors else None,
-                   problem.num_neurons, problem.num_coordinates, deferred=deferred)
+                   problem.num_neurons, problem.num_coordinates, deferred=deferred,
+                   block=None if problem.per_neuron else problem.live_block)
 
     @classmethod
     def from_bqm(cls, bqm: dimod.BinaryQuadraticModel) -> tuple["DenseQubos", list]:
@@ -143,8 +149,10 @@ class DenseQubos:
             lin, coefficients = None, Deferred(lambda: (c(self.lin[:, keep]), self.offsets))
         else:
             lin, coefficients = c(self.lin[:, keep]), None
-        return dataclasses.replace(self, mat=submatrix(self.mat, keep), given_lin=lin, deferred=coefficients,
-                                   steps=c(self.steps[:, keep]), free=c(self.free[:, keep])), keep
+        kept = None if self.block is None else self.block(keep)
+        return dataclasses.replace(self, mat=submatrix(self.mat, keep) if kept is None else kept, given_lin=lin,
+                                   deferred=coefficients, steps=c(self.steps[:, keep]), free=c(self.free[:, keep]),
+                                   block=None), keep
 
     def energies(self, v: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
         """Energies of binary rows ``v`` ``(R, m)`` of problems ``owner`` (default: row i is problem i)."""

@@ -4,6 +4,7 @@ stops a long run cleanly with valid states, and the trace records the energy rea
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from unittest import mock
 
@@ -518,6 +519,28 @@ def test_live_coordinates_keep_the_energies():
     v = np.random.default_rng(0).integers(0, 2, problem.free.shape).astype(np.uint8) * problem.free
     np.testing.assert_allclose(dense.energies(v[:, keep]), full.energies(v), rtol=1e-12)
     np.testing.assert_allclose(full.energies(v), problem.qubo_energies(v), rtol=1e-9)
+
+
+def test_the_anneal_reads_the_problems_block_of_live_inputs():
+    """Where the coordinates left are the live inputs whose block of ``H`` the problem keeps for its products (an
+    eighth or more dead, as on MNIST's first layer), the anneal reads that block, not a block taken again; where
+    they are not (a live input fixed in every neuron), it takes its own. The same values either way."""
+    from qannealq.formulation import submatrix
+
+    problem = random_layer(np.random.default_rng(37), 50, 6, dead=8).problem(3)
+    live = np.flatnonzero(~problem.dead)
+    assert np.count_nonzero(problem.dead) * 8 >= problem.dead.size
+    dense, keep = DenseQubos.from_problem(problem).live()
+    assert np.array_equal(keep, live) and dense.block is None
+    assert dense.mat is problem.live_block(live)
+    np.testing.assert_array_equal(dense.mat, submatrix(problem.hessian, keep))
+    assert problem.live_block(live[1:]) is None  # another set: not the kept block
+    fixed = dataclasses.replace(problem, free=problem.free & (np.arange(problem.free.shape[1]) != live[0]))
+    other, kept = DenseQubos.from_problem(fixed).live()
+    assert np.array_equal(kept, live[1:]) and other.mat is not fixed.live_block(live)
+    np.testing.assert_array_equal(other.mat, submatrix(problem.hessian, kept))
+    v = np.random.default_rng(1).integers(0, 2, problem.free.shape).astype(np.uint8) * problem.free
+    np.testing.assert_allclose(dense.energies(v[:, keep]), problem.qubo_energies(v), rtol=1e-9)
 
 
 @pytest.mark.parametrize("chain", [4, 6])
