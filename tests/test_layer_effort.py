@@ -541,6 +541,9 @@ def test_the_anneal_reads_the_problems_block_of_live_inputs():
     np.testing.assert_array_equal(other.mat, submatrix(problem.hessian, kept))
     v = np.random.default_rng(1).integers(0, 2, problem.free.shape).astype(np.uint8) * problem.free
     np.testing.assert_allclose(dense.energies(v[:, keep]), problem.qubo_energies(v), rtol=1e-9)
+    for precision in ("float64", "float32"):  # the solves only read the shared block (float64 chains read it itself)
+        LayerSASampler(chain=4, num_sweeps=4, chain_precision=precision).sample_layer(problem, seed=0)
+        np.testing.assert_array_equal(problem.live_block(live), submatrix(problem.hessian, live))
 
 
 @pytest.mark.parametrize("chain", [4, 6])
