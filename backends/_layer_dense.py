@@ -150,6 +150,7 @@ class DenseQubos:
         else:
             lin, coefficients = c(self.lin[:, keep]), None
         kept = None if self.block is None else self.block(keep)
+        kept = None if kept is None else c(kept, dtype=self.mat.dtype)  # the same array where it is (float64)
         return dataclasses.replace(self, mat=submatrix(self.mat, keep) if kept is None else kept, given_lin=lin,
                                    deferred=coefficients, steps=c(self.steps[:, keep]), free=c(self.free[:, keep]),
                                    block=None), keep
