@@ -45,8 +45,8 @@ on a rank-deficient layer GPTQ's own starts) run first, in any case (about 1.5-2
 layer; on a full-rank one GPTQ's starts follow the beam where time is left); its
 beam then takes :data:`WARM_START_SHARE` of the time they leave (:data:`POPULATION_SHARE` where a population follows
 it; :data:`SHORT_SEARCH_SHARE` where that time is under 3.5 times their own, :data:`qannealq._deadline.TIGHT`;
-where one sweep follows, all of it but :data:`SHORT_SEARCH_KEEP` times the factorizations' time) and narrows to end by
-then (groups of neurons it does not reach keep GPTQ's start; :func:`qannealq.baselines.warm_start_integers`'s
+where one sweep follows, all of it but what :data:`SHORT_SEARCH_KEEP` keeps for what follows) and narrows to end
+by then (groups of neurons it does not reach keep GPTQ's start; :func:`qannealq.baselines.warm_start_integers`'s
 ``deadline``); the search gets the rest (the solve loop passes the start's seconds as ``time_spent``): the first
 chunk of the anneal measures the speed and the schedule is shortened to fit (so that it still ends cold), and a
 watchdog stops the kernel at the limit in any case; the best states found are returned. Where the time left is
@@ -131,13 +131,14 @@ POPULATION_SHARE = 0.3
 SHORT_SEARCH_SHARE = 0.85
 #: Where the search after the beam is a single sweep (the default below the population's width: the beam decides
 #: the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``), the beam takes all the time its fixed costs
-#: leave but this many times its factorizations' time and :data:`qannealq._deadline.KEEP_SECONDS`
-#: (:attr:`qannealq._deadline.Deadline.keep`; :data:`SHORT_SEARCH_SHARE` of it where those costs are not measured,
-#: the beams on per-neuron ``H_i``), however little is left: what follows it (the start's choice, the
-#: sampler's set-up, the sweep, the polish, the final errors) took 0.6-2.5 times the factorizations on MNIST's first
-#: layer (median 1.24, 10 runs under 5 and 10 GPTQ times), where :data:`SHORT_SEARCH_SHARE` of the time left
-#: ended 5x GPTQ at 4.97-5.77x and 10x at 9.20-10.12x (0.92 of its limit under 15-20x).
-SHORT_SEARCH_KEEP = 1.25
+#: leave but this many times its factorizations' time, :data:`qannealq._deadline.KEEP_ROWS` times that per neuron
+#: per live input, and :data:`qannealq._deadline.KEEP_SECONDS` (:attr:`qannealq._deadline.Deadline.keep`;
+#: :data:`SHORT_SEARCH_SHARE` of it where those costs are not measured, the beams on per-neuron ``H_i``), however
+#: little is left: what follows it (the start's choice, the sampler's set-up, the sweep, the polish, the final
+#: errors) took 0.6-2.5 times the factorizations on MNIST's first layer (median 1.24, 10 runs under 5 and 10 GPTQ
+#: times; 1.26 kept), where :data:`SHORT_SEARCH_SHARE` of the time left ended 5x GPTQ at 4.97-5.77x and 10x at
+#: 9.20-10.12x (0.92 of its limit under 15-20x), and 1.6-2.0 times on EMNIST-letters' (256 neurons; 1.81 kept).
+SHORT_SEARCH_KEEP = 0.7
 #: Where the time a ``time_limit`` leaves the search is under this share of the time the layer took before it
 #: (its warm start: ``time_spent``), the search is the polish of its starts alone, ``fast``'s (no floors, no
 #: population, no anneal; ``info["late"]``): on CIFAR-10's first layer the fixed costs of a population (the
@@ -281,8 +282,8 @@ class LayerSASampler(dimod.Sampler):
         ``inputs`` coordinates whose solve began at ``start`` (``time.perf_counter()``; None: now): with a
         ``time_limit``, its end, from which the beam takes, once the start's fixed costs are paid,
         :data:`WARM_START_SHARE` of the time left (:data:`POPULATION_SHARE` where a population follows), or
-        all of it less :data:`SHORT_SEARCH_KEEP` times the start's factorizations where a single sweep follows the
-        beam, or :data:`SHORT_SEARCH_SHARE` of it less some for the polish where it is tight
+        all of it less what :data:`SHORT_SEARCH_KEEP` keeps (in the start's factorizations' time) where a single
+        sweep follows the beam, or :data:`SHORT_SEARCH_SHARE` of it less some for the polish where it is tight
         (:meth:`qannealq._deadline.Deadline.search`); the beam narrows to end by then, and the search has the
         rest, after the seconds the start took (``time_spent``). None without a limit (no bound)."""
         params = self._params(kwargs)

@@ -924,7 +924,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     everyone = np.arange(n)
     fixed = time.perf_counter() - begun
     if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave
-        deadline = deadline.search(fixed, factoring)
+        deadline = deadline.search(fixed, factoring, rows=n / max(1, int(np.count_nonzero(~dead))))
     if beam_at is not None:
         best, reached = search(beam_at, everyone, ordered=_order_pilot(search, live, beam_at, n, width, deadline,
                                                                       factoring))

@@ -843,13 +843,14 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     ``TIGHT`` times the fixed costs); where it is tight, ``tight_share`` of it less ``RESERVE`` times those
     costs (or times the ``scale`` given: the part of them what follows scales with); without a
     ``tight_share``, ``share`` in either case; with ``keep``, where it is not tight and the fixed costs were
-    measured, all that is left once ``keep`` times the scale and ``KEEP_SECONDS`` are kept. Shortening a
+    measured, all that is left once ``keep`` (plus ``KEEP_ROWS`` per row per input) times the scale and
+    ``KEEP_SECONDS`` are kept. Shortening a
     search under the result marks the layer's deadline cut; shares outside (0, 1] and a negative or infinite
     ``keep`` are refused naming them."""
     import types
 
     import qannealq._deadline as deadline_module
-    from qannealq._deadline import KEEP_SECONDS, RESERVE, TIGHT, Deadline
+    from qannealq._deadline import KEEP_ROWS, KEEP_SECONDS, RESERVE, TIGHT, Deadline
 
     clock = [100.0]
     monkeypatch.setattr(deadline_module, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
@@ -865,6 +866,8 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     assert layer.search(0.0).at == pytest.approx(103.0)
     kept = Deadline(110.0, share=0.5, keep=2.0)  # what follows kept: twice the scale, and the calls' own seconds
     assert kept.search(1.0, 0.5).at == pytest.approx(110.0 - 2.0 * 0.5 - KEEP_SECONDS)  # the rest: no share
+    assert kept.search(1.0, 0.5, 0.25).at == pytest.approx(110.0 - (2.0 + KEEP_ROWS * 0.25) * 0.5 - KEEP_SECONDS)
+    assert layer.search(1.0, 0.5, 0.25).at == pytest.approx(103.0)  # no keep: rows change nothing
     assert kept.search(4.0).at == pytest.approx(110.0 - 2.0 * 4.0 - KEEP_SECONDS)  # no tight_share: never tight
     assert kept.search(6.0).at == pytest.approx(100.0)  # more kept than is left: nothing for the search
     assert kept.search(0.0).at == pytest.approx(105.0)  # fixed costs not measured (per-neuron H_i): the share
@@ -899,9 +902,9 @@ def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch)
     monkeypatch.setattr(baselines, "_ordered_factor", slow)
     asked, given, search = [], [], Deadline.search
 
-    def spy_search(self, fixed, scale=None):
-        asked.append((fixed, scale))
-        given.append(search(self, fixed, scale))
+    def spy_search(self, fixed, scale=None, rows=0.0):
+        asked.append((fixed, scale, rows))
+        given.append(search(self, fixed, scale, rows))
         return given[-1]
     monkeypatch.setattr(Deadline, "search", spy_search)
     parents = []
@@ -916,11 +919,13 @@ def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch)
     assert len(asked) == 1 and asked[0][0] >= 0.2
     assert 0.2 <= asked[0][1] <= asked[0][0]  # what follows scales with the factorizations (GPTQ's starts after)
     assert parents and all(p is given[0] for p in parents) and given[0].parent is layer
-    # keeping time for what follows (layer-sa's default before a single sweep): all of the limit but that
-    from qannealq._deadline import KEEP_SECONDS
+    # keeping time for what follows (layer-sa's default before a single sweep): all of the limit but that, which
+    # grows with the layer's rows per live input
+    from qannealq._deadline import KEEP_ROWS, KEEP_SECONDS
     asked, given, parents = [], [], []
     layer = Deadline(time.perf_counter() + 600, keep=3.0)
     warm_start_integers(problem, beam=8, deadline=layer)
-    assert len(asked) == 1 and 0.2 <= asked[0][1]
-    assert given[0].at == pytest.approx(layer.at - 3.0 * asked[0][1] - KEEP_SECONDS, abs=1e-3)
+    rows = problem.num_neurons / np.count_nonzero(~problem.dead)
+    assert len(asked) == 1 and 0.2 <= asked[0][1] and asked[0][2] == pytest.approx(rows)
+    assert given[0].at == pytest.approx(layer.at - (3.0 + KEEP_ROWS * rows) * asked[0][1] - KEEP_SECONDS, abs=1e-3)
     assert parents and all(p is given[0] for p in parents)
