@@ -77,9 +77,6 @@ class DenseQubos:
             preset's beam: :func:`._layer_schedule.beam_width`), whose start the effort's ``beam_sweeps``
             polish (:func:`._layer_schedule.effort`).
         deferred: forms ``(a, e)`` where they are not given (:class:`Deferred`; shared by copies).
-        block: ``M`` among given coordinates where its owner keeps that block (a layer's
-            :meth:`qannealq.formulation.LayerProblem.live_block`), else None; :meth:`live` reads it rather than
-            taking the block again.
     """
 
     mat: np.ndarray
@@ -92,8 +89,6 @@ class DenseQubos:
     layer_inputs: int | None = None
     beamed: bool = False
     deferred: "Deferred | None" = dataclasses.field(default=None, repr=False, compare=False)
-    block: "Callable[[np.ndarray], np.ndarray | None] | None" = dataclasses.field(default=None, repr=False,
-                                                                               compare=False)
 
     @property
     def lin(self) -> np.ndarray:
@@ -122,8 +117,7 @@ class DenseQubos:
         deferred = Deferred(lambda: (c(problem.linear, dtype=np.float64), c(problem.offsets, dtype=np.float64)))
         return cls(c(problem.hessian, dtype=np.float64), None, c(problem.steps, dtype=np.float64),
                    c(problem.free, dtype=np.bool_), None, continuous_floor(problem) if floors else None,
-                   problem.num_neurons, problem.num_coordinates, deferred=deferred,
-                   block=None if problem.per_neuron else problem.live_block)
+                   problem.num_neurons, problem.num_coordinates, deferred=deferred)
 
     @classmethod
     def from_bqm(cls, bqm: dimod.BinaryQuadraticModel) -> tuple["DenseQubos", list]:
@@ -135,11 +129,14 @@ class DenseQubos:
         ones = np.ones((1, m))
         return cls(mat, lin[None, :], ones, np.ones((1, m), bool), np.array([offset])), labels
 
-    def live(self) -> "tuple[DenseQubos, np.ndarray]":
+    def live(self, block: "Callable[[np.ndarray], np.ndarray | None] | None" = None
+             ) -> "tuple[DenseQubos, np.ndarray]":
         """The problems on their *live* coordinates only (free in at least one problem), and those indices.
 
         Exact: a coordinate fixed in every problem has ``v = 0`` there, so it adds nothing beyond ``a`` and
-        ``e``. Wide layers with dead inputs (MNIST's borders) get a smaller matrix and cheaper flips.
+        ``e``. Wide layers with dead inputs (MNIST's borders) get a smaller matrix and cheaper flips. ``block``:
+        ``M`` among given coordinates where the caller keeps that block, else None (a layer's
+        :meth:`qannealq.formulation.LayerProblem.live_block`), read rather than taking the block again.
         """
         keep = np.flatnonzero(self.free.any(axis=0))
         if keep.size == self.free.shape[1]:
@@ -149,11 +146,11 @@ class DenseQubos:
             lin, coefficients = None, Deferred(lambda: (c(self.lin[:, keep]), self.offsets))
         else:
             lin, coefficients = c(self.lin[:, keep]), None
-        kept = None if self.block is None else self.block(keep)
+        kept = None if block is None else block(keep)
         kept = None if kept is None else c(kept, dtype=self.mat.dtype)  # the same array where it is (float64)
         return dataclasses.replace(self, mat=submatrix(self.mat, keep) if kept is None else kept, given_lin=lin,
-                                   deferred=coefficients, steps=c(self.steps[:, keep]), free=c(self.free[:, keep]),
-                                   block=None), keep
+                                   deferred=coefficients, steps=c(self.steps[:, keep]),
+                                   free=c(self.free[:, keep])), keep
 
     def energies(self, v: np.ndarray, owner: np.ndarray | None = None) -> np.ndarray:
         """Energies of binary rows ``v`` ``(R, m)`` of problems ``owner`` (default: row i is problem i)."""

@@ -382,7 +382,8 @@ class LayerSASampler(dimod.Sampler):
         anneals = effort(params, problem.num_coordinates)[1] > 0  # the schedule then scales with the floors
         # the start is the preset's beam (the solve loop's warm start asks this sampler for its width)
         beamed = bool(self.warm_start_beam(m, **params))
-        dense, live = dataclasses.replace(DenseQubos.from_problem(problem, floors=anneals), beamed=beamed).live()
+        dense, live = dataclasses.replace(DenseQubos.from_problem(problem, floors=anneals),
+                                          beamed=beamed).live(problem.live_block)  # the block its products keep
         # the warm start's up-fields from the product its errors took (the problem remembers it), its energies
         # those errors, and the greedy tolerance from its flip gains: no product of the run's own, and the QUBO's
         # linear terms and offsets (another product) only if the search needs them (fast on a wide layer: never)

@@ -530,19 +530,21 @@ def test_the_anneal_reads_the_problems_block_of_live_inputs():
     problem = random_layer(np.random.default_rng(37), 50, 6, dead=8).problem(3)
     live = np.flatnonzero(~problem.dead)
     assert np.count_nonzero(problem.dead) * 8 >= problem.dead.size
-    dense, keep = DenseQubos.from_problem(problem).live()
-    assert np.array_equal(keep, live) and dense.block is None
-    assert dense.mat is problem.live_block(live)
+    dense, keep = DenseQubos.from_problem(problem).live(problem.live_block)
+    assert np.array_equal(keep, live) and dense.mat is problem.live_block(live)
+    assert DenseQubos.from_problem(problem).live()[0].mat is not dense.mat  # no block given: its own
     np.testing.assert_array_equal(dense.mat, submatrix(problem.hessian, keep))
     assert problem.live_block(live[1:]) is None  # another set: not the kept block
     fixed = dataclasses.replace(problem, free=problem.free & (np.arange(problem.free.shape[1]) != live[0]))
-    other, kept = DenseQubos.from_problem(fixed).live()
+    other, kept = DenseQubos.from_problem(fixed).live(fixed.live_block)
     assert np.array_equal(kept, live[1:]) and other.mat is not fixed.live_block(live)
     np.testing.assert_array_equal(other.mat, submatrix(problem.hessian, kept))
     v = np.random.default_rng(1).integers(0, 2, problem.free.shape).astype(np.uint8) * problem.free
     np.testing.assert_allclose(dense.energies(v[:, keep]), problem.qubo_energies(v), rtol=1e-9)
     for precision in ("float64", "float32"):  # the solves only read the shared block (float64 chains read it itself)
-        LayerSASampler(chain=4, num_sweeps=4, chain_precision=precision).sample_layer(problem, seed=0)
+        with mock.patch.object(DenseQubos, "live", autospec=True, side_effect=DenseQubos.live) as lives:
+            LayerSASampler(chain=4, num_sweeps=4, chain_precision=precision).sample_layer(problem, seed=0)
+        assert lives.call_args.args[1] == problem.live_block  # the sampler hands the problem's block on
         np.testing.assert_array_equal(problem.live_block(live), submatrix(problem.hessian, live))
 
 
