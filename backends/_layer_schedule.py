@@ -59,7 +59,7 @@ class Preset:
             anneal only polishes within it: on MNIST's first layer the default's and ``thorough``'s best states
             differ in a median 157 of a neuron's 599 live coordinates, two seeds of either in 4-7, and the
             default's 4 sweeps after a beam of 157 ended 0.04 % below one sweep; the time of the other three
-            widens the beam to 196, 0.5-0.7 % lower (the README).
+            widens the beam to 196, 0.5-0.7 % lower (docs/layer-sa.md).
     """
 
     reads: float
@@ -87,7 +87,7 @@ class Population:
     dead inputs) a neuron has many distinct deep minima: two anneals from the same start end a few percent apart
     and disagree on an eighth of the coordinates, and each neuron's best of several runs lies well below any one
     run. A population of short reads finds more of them than one long read, and recombination then searches
-    where the reads disagree. Measured on CIFAR-10's first layer (``benchmarks/frontier.py``; the README), it
+    where the reads disagree. Measured on CIFAR-10's first layer (``benchmarks/frontier.py``; docs/layer-sa.md), it
     ends lower than the beam of ``m / 5`` and one read of ``m / 192`` sweeps in the same time; on MNIST's
     (785 inputs, H of full rank), reads disagree on 4 % of the coordinates and it gains 0.1 % for 17 % more
     time, so narrower layers keep one read. Its threshold counts the layer's coordinates, dead ones included,
@@ -99,7 +99,7 @@ class Population:
         beam: the warm start's beam width (:func:`beam_width`, in its last block) on these layers (None: the
             preset's own). ``default``: 768, widening from 96 (``growth`` 8); a constant width beyond 256
             bought less than the population in the same time (start energy on CIFAR-10's first layer, int4:
-            1.8 % lower at 615 than at 256, for 1.9x the beam's time), the widening beam more (the README).
+            1.8 % lower at 615 than at 256, for 1.9x the beam's time), the widening beam more (docs/layer-sa.md).
         cycles: populations in a row (:func:`cycles`): each after the first reheats its reads from every
             neuron's best state so far and recombines them again.
         growth: the beam's last block's width over its first's (:func:`beam_growth`; 1: a constant width).
@@ -199,7 +199,7 @@ def beam_growth(params: dict[str, Any], m: int | None = None) -> float:
     ``params["warm_start_growth"]``, or (None) the preset's :class:`Population`'s where one applies on ``m``
     inputs, else 1 (a constant width). ``default`` widens from 96 to 768 on CIFAR-10's first layer: the last
     inputs of GPTQ's order have the fewest left to take up their rounding errors, and a wide beam there ends
-    lower than a constant width of the same cost (the README)."""
+    lower than a constant width of the same cost (docs/layer-sa.md)."""
     chosen = params.get("warm_start_growth")
     if chosen is not None:
         return float(chosen)
@@ -306,7 +306,7 @@ def cycles(params: dict[str, Any], m: int, inputs: int | None = None) -> int:
     on CIFAR-10's first layer, where a fresh population from the best reopens a quarter of them. Measured there
     (int4, a beam of 256, 6 reads x 4 sweeps, 2 rounds of 8; the error above the frontier's best known, the time
     in GPTQ times against GPTQ's old factor, about 3x as many now): one cycle 8.3 % in 8.7x, two 6.7 % in
-    12.1x, where 4x the sweeps of one read gave 7.1 % in 12.9x (the README).
+    12.1x, where 4x the sweeps of one read gave 7.1 % in 12.9x (docs/layer-sa.md).
     """
     chosen = params.get("cycles")
     if chosen is not None:

@@ -36,7 +36,7 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
    round), on a schedule scaled to their count (:func:`_recombine`). On CIFAR-10's first layer (3073 inputs,
    ``H`` singular: 1024 images) a neuron has many distinct deep minima: reads from one start disagree on a fifth
    of the coordinates, and searching those alone ends lower, in the same time, than a wider beam and one longer
-   read (the README).
+   read (docs/layer-sa.md).
 4. **Polish** each read greedily, recompute the energies in float64 and keep each neuron's best (never worse
    than the warm start).
 
@@ -114,11 +114,11 @@ WARM_START_SHARE = 0.5
 #: That share where a population follows the beam (:class:`._layer_schedule.Population`, from 1024 inputs on):
 #: its reads and recombination gain more from the time than a wider beam does. On CIFAR-10's first layer (int4,
 #: this machine's retrained model) under 10 GPTQ times the default ended 6.5–8.8 % above a fixed reference total
-#: (0.0653934, the README frontier table's best known for its own model) with 0.3 of the time after those costs,
-#: 13–15 % with 0.5 of it, and 9.5–13.5 % with half of the whole limit (the rule before; 3–4 runs each,
-#: 2026-12-02). ``benchmarks/time_limits.py``'s three rounds of each code later found the two within their spread
-#: under 10 GPTQ times (32 against 33 % above its own reference on int4, 35 against 32 % on int2) and the new
-#: rule far lower under 5–6 (the README's table).
+#: (0.0653934, a frontier table's best known in docs/layer-sa.md, for its own model) with 0.3 of the time after
+#: those costs, 13–15 % with 0.5 of it, and 9.5–13.5 % with half of the whole limit (the rule before; 3–4 runs
+#: each, 2026-12-02). ``benchmarks/time_limits.py``'s three rounds of each code later found the two within their
+#: spread under 10 GPTQ times (32 against 33 % above its own reference on int4, 35 against 32 % on int2) and the new
+#: rule far lower under 5–6 (docs/layer-sa.md).
 POPULATION_SHARE = 0.3
 #: The share where the time left is under :data:`qannealq._deadline.TIGHT` times the fixed costs, less
 #: :data:`qannealq._deadline.RESERVE` times them (too little for the anneal or population to be worth its own
@@ -303,7 +303,7 @@ class LayerSASampler(dimod.Sampler):
         (:func:`qannealq.contract.warm_start_pilot`; ``warm_start_pilot``, True by default), as its beam does:
         the search goes on from the start, and on CIFAR-10's first layer ``fast`` ends 2.0 % (int4) and 0.5 %
         (int2) lower from the pilot's damping than from both dampings per neuron, whose start is 10 % lower,
-        in about half the start's time (the README)."""
+        in about half the start's time (docs/layer-sa.md)."""
         return bool(self._params(kwargs)["warm_start_pilot"])
 
     def warm_start_paths(self, inputs: int | None = None, **kwargs: Any) -> int:
@@ -313,7 +313,7 @@ class LayerSASampler(dimod.Sampler):
         population's; ``warm_start_paths`` overrides), else 1. The solve loop then passes ``initial_states``
         ``(n, k, m)``: the warm start and the beam's other final survivors, spread over its width; the reads start
         one from each. Measured on CIFAR-10's first layer (int4, the default's population and its cycles): 0.5 %
-        lower error than every read from the warm start, for 6 % more time (the README)."""
+        lower error than every read from the warm start, for 6 % more time (docs/layer-sa.md)."""
         params = self._params(kwargs)
         wide = population(params, inputs)
         if wide is None or not beam_width(params, inputs):

@@ -16,7 +16,7 @@ children survive, each carrying its own error-corrected positions of the inputs 
 with each rounding chosen by its exact energy term instead of the nearest integer; a width of ``2^m`` keeps every
 assignment of ``m`` free inputs, so it returns the optimum. On MNIST's first layer (785 inputs, int4) a width
 of 64 started 0.6 % above the best energy long anneals had found before it, where GPTQ-restricted starts 31 %
-above it and the best of 16 randomized GPTQ passes 28 % (the README).
+above it and the best of 16 randomized GPTQ passes 28 % (docs/layer-sa.md).
 
 The work is organised as GPTQ's: inputs in blocks of ``block``; within a block a kernel per neuron branches,
 selects and updates the block's later inputs of each survivor, which shares its parent's row until a second
@@ -30,16 +30,15 @@ positions are one product of the trunks' errors for the group of neurons and one
 own, and the trunk moves on to the latest block boundary where the survivors' lineages meet. Updating every
 survivor's positions of all the inputs left after each block, as GPTQ does its one row, cost ``width`` times
 GPTQ's products: 2.5x the time of the trunk's search on CIFAR-10's first layer at a width of 128 (3073 inputs,
-one thread), 1.15x on MNIST's (785; 1.43x with the one-pass bookkeeping of the selection, the README).
+one thread), 1.15x on MNIST's (785; 1.43x with the one-pass bookkeeping of the selection, docs/layer-sa.md).
 Back-pointers, one per input and survivor, give every neuron's best assignment at the end. Neurons go in groups
 of :data:`GROUP` through every block, the groups in parallel threads, each group's whole loop over the blocks
 compiled (:func:`_group_search`: its products call BLAS from compiled code, the GIL released throughout). Its
 bookkeeping between the kernels in Python held the GIL: on MNIST's first layer (int4, 2 threads) a beam of 1
-took 26-31 ms where it now takes 8-10, of 32 67-73 -> 43-62 ms; on CIFAR-10's of 64 2.6-2.8 -> 2.0-2.1 s (the
-README). Memory per group in
-flight: its back-pointers (int16 below a width of 16384) and its survivors' errors since their trunks (at most
-``width · m`` float32 per neuron, where the survivors never share a trunk); the groups in flight at once are as
-many as :data:`MEMORY_BYTES` holds, at least one.
+took 26-31 ms where it now takes 8-10, of 32 67-73 -> 43-62 ms; on CIFAR-10's of 64 2.6-2.8 -> 2.0-2.1 s
+(docs/layer-sa.md). Memory per group in flight: its back-pointers (int16 below a width of 16384) and its
+survivors' errors since their trunks (at most ``width · m`` float32 per neuron, where the survivors never share
+a trunk); the groups in flight at once are as many as :data:`MEMORY_BYTES` holds, at least one.
 
 A beam may also change its width from block to block (``growth``, :func:`beam_widths`). Measured on MNIST's first
 layer (``benchmarks/beam_schedule.py``), neither a beam that widens along the order nor one that narrows starts
@@ -186,7 +185,7 @@ def _cut(values: np.ndarray, scratch: np.ndarray, k: int) -> float:
     and ceil, one of them often far above the rest) and it keeps half of them. Where ties leave no float to split
     the interval, or after 24 passes, :func:`_kth` takes over. On the children of MNIST's first layer's beam (a
     width of 128) about 4 passes where interpolating from the largest value took a median 8 and a quarter of
-    the calls ran out of passes: the selection in 0.5 against 0.75 us, the beam 5-12 % faster (the README)."""
+    the calls ran out of passes: the selection in 0.5 against 0.75 us, the beam 5-12 % faster (docs/layer-sa.md)."""
     least, most, pairs = _bounds(values)
     if k == 0:
         return least

@@ -14,7 +14,7 @@ pivots.
 
 Before this kernel the in-block steps were compiled but the trailing updates were numpy products on a row-major
 lower triangle (a temporary per update, and over the whole trailing block below 1024 rows):
-``benchmarks/gptq_speed.py`` times both side by side (the README). The factor agrees to rounding.
+``benchmarks/gptq_speed.py`` times both side by side (docs/layer-sa.md). The factor agrees to rounding.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ so it is a valid QUBO assignment (and a strong warm start).
 
 On the first layers of ``benchmarks/frontier.py`` act order lowers GPTQ's error above the best-known QUBO
 optimum from 51 to 38 % (MNIST int4) and from 866 to 366 % (CIFAR-10 int2), and pivot order further to 32
-and 318 % (the README's frontier table); ``gptq-restricted-pivot`` is the default warm start
+and 318 % (the frontier tables of docs/layer-sa.md); ``gptq-restricted-pivot`` is the default warm start
 (:data:`DEFAULT_WARM_START`). On per-neuron ``H_i`` (the relu-aware objective) each neuron has its own order.
 A warm start on a rank-deficient ``H`` also tries a tenth of GPTQ's damping, and may widen its GPTQ into a beam
 search (:func:`warm_start_integers`, :mod:`qannealq._gptq_beam`).
@@ -91,7 +91,7 @@ def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) ->
     triangular inverse (LAPACK's ``potrf`` and ``trtri``), over the live coordinates only (a dead one is
     decoupled: its factor is diagonal). The same factor to rounding (1e-12 relative on CIFAR-10's first layer),
     4-7x faster than before on the first layers of the MNIST and CIFAR-10 MLPs, 1.2-1.7x than the paper's form
-    (``benchmarks/gptq_speed.py``; the README).
+    (``benchmarks/gptq_speed.py``; docs/layer-sa.md).
     """
     from qannealq._lapack import cholesky_lower, invert_lower  # compiled on first use
 
@@ -446,7 +446,7 @@ BASELINES = {"rtn": rtn, **{name: partial(gptq_restricted if restricted else gpt
 BEAM_STARTS = tuple(_GPTQ_FORMS)
 
 #: The warm start of every sampler that takes one, unless told otherwise: GPTQ-restricted in pivot order, which
-#: starts ``layer-sa``'s default anneal closest to the best known (the README's frontier table).
+#: starts ``layer-sa``'s default anneal closest to the best known (the frontier tables of docs/layer-sa.md).
 DEFAULT_WARM_START = "gptq-restricted-pivot"
 
 
@@ -479,7 +479,7 @@ PILOT_MARGIN = 0.02
 #: and a narrow beam shows it: at the default's width (196) the V-BLAST order starts 2.3 / 1.7 % lower (int4 /
 #: int2) on EMNIST-letters' first layer, as low as the pivot order at twice the width, and 0.5 % lower on
 #: MNIST's, while on Fashion-MNIST's it starts 5.0 / 4.2 % higher; the pilots at width 8 chose the better
-#: order on all six (the README).
+#: order on all six (docs/layer-sa.md).
 ORDER_PILOT_WIDTH = 8
 
 #: Under a time limit the order pilot runs only where the beam's deadline leaves at least this many times the
@@ -487,7 +487,7 @@ ORDER_PILOT_WIDTH = 8
 #: about 1.3 times the beam's width on MNIST's first layer (2 on EMNIST-letters'), so that it pays for itself
 #: there. On MNIST's first layer (the start's factorizations 20-45 ms in the solve) it runs from limits of
 #: about 0.3-0.4 s on (15-20 GPTQ times), and its error under 20 and 30 GPTQ times is 0.34-0.58 % lower than
-#: in pivot order; on EMNIST-letters' 1.1-2.2 % lower under 10-30 GPTQ times (the README).
+#: in pivot order; on EMNIST-letters' 1.1-2.2 % lower under 10-30 GPTQ times (docs/layer-sa.md).
 ORDER_PILOT_ROOM = 10.0
 
 #: On a rank-deficient ``H`` (under a time limit, where it leaves room: :data:`BOTH_ORDERS_ROOM`), a beam of at least
@@ -496,8 +496,8 @@ ORDER_PILOT_ROOM = 10.0
 #: CIFAR-10's first layer V-BLAST order ends 1.8 / 4.6 % lower at width 8, int4 / int2, but 1.6 / 3.2 % higher at 256),
 #: while the two orders' beams find different states: each neuron's lower of the two beams of 256 ends 4.5 / 9.9 % below
 #: pivot order's alone, where one beam of 512 ends 0.3 % above and 0.6 % below it, for about the same time (120
-#: neurons). The default's whole solve on that layer then ends 3.9 / 3.5 % lower in 1.32 / 1.19 times the time (the
-#: README).
+#: neurons). The default's whole solve on that layer then ends 3.9 / 3.5 % lower in 1.32 / 1.19 times the time
+#: (docs/layer-sa.md).
 BOTH_ORDERS_WIDTH = 64
 
 #: Under a time limit, a rank-deficient layer's beam runs in both orders (:data:`BOTH_ORDERS_WIDTH`) only where the
@@ -507,7 +507,7 @@ BOTH_ORDERS_WIDTH = 64
 #: 10, 15 and 20 GPTQ times) both orders on every run ended 1.1 / 3.0 % higher under 10 GPTQ times (int4 / int2;
 #: two beams about 30 wide against one of about 95), 1.7 / 0.2 % lower under 15 and 2.2 / 1.3 % lower under 20;
 #: with this rule (both orders from about 20 GPTQ times on), 1.7 / 0.3 % lower under 20 and 2.6 / 0.8 % lower under
-#: 30 (``benchmarks/beam_order.py --limits``, the README).
+#: 30 (``benchmarks/beam_order.py --limits``, docs/layer-sa.md).
 BOTH_ORDERS_ROOM = 4.0
 
 
@@ -522,7 +522,7 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     each neuron's ``beam`` lowest-energy partial roundings instead of one), and GPTQ's own start (restricted)
     competes per neuron: the start is never worse than without the beam. The beam's best is far closer to the
     optimum than GPTQ's rounding: on MNIST's first layer (int4) a beam of 64 starts 4.7 % above the best-known
-    energy and GPTQ-restricted 44 % (the README), for about 1.6 GPTQ times against GPTQ's old factor (about 8
+    energy and GPTQ-restricted 44 % (docs/layer-sa.md), for about 1.6 GPTQ times against GPTQ's old factor (about 8
     now). On per-neuron ``H_i`` (the relu-aware objective) each neuron's beam runs on its own factor
     (:func:`_neuron_beam_start`). On a full-rank ``H`` the beam runs in pivot order or in V-BLAST order,
     whichever pilot beams choose (:func:`_order_pilot`; under a ``deadline`` only where it leaves the pilot room,
@@ -539,14 +539,14 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     CIFAR-10's first layer (1024 images, 3073 inputs) a beam of 64 starts 8 % above the best known at 0.001
     and 29 % at 0.01 (int4), while at int2 both start within 0.3 % of each other, yet the default anneal ends
     0.8 % above the best known from the 0.001 start and 3.2 % from the 0.01 one; on MNIST's first layer with
-    256 images the 1 % start is 21-29 % lower and the anneal ends 12-16 % lower from it (the README).
+    256 images the 1 % start is 21-29 % lower and the anneal ends 12-16 % lower from it (docs/layer-sa.md).
     Running both on every neuron would double the beam's time.
 
     On a full-rank ``H`` the beam runs at :data:`FULL_RANK_BEAM_PERCDAMP` (0.3 %) from
     :data:`FULL_RANK_BEAM_BITS` (int4) on, where its small rounding errors gain from error feedback closer to
     ``H``'s own geometry, and at GPTQ's 1 % below, where large errors fed back undamped push the inputs left
     beyond their floor/ceil; GPTQ's own start at 1 % competes as above (the two factorizations side by side).
-    Measured on the first layers of the MNIST, Fashion-MNIST and EMNIST-letters MLPs (the README): at int4 the
+    Measured on the first layers of the MNIST, Fashion-MNIST and EMNIST-letters MLPs (docs/layer-sa.md): at int4 the
     default anneal ends 0.3-1.0 % closer to the best known from the 0.3 % beam, at int8 1.3 %, at int3 as
     close, at int2 0.1-1.0 % farther.
 
@@ -569,7 +569,7 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
             (:func:`qannealq.contract.warm_start_pilot`: ``layer-sa``'s, whose search goes on from the start).
             On CIFAR-10's first layer ``fast`` ends 2.0 % (int4) and 0.5 % (int2) lower from it (both dampings
             per neuron start 10 % lower, but at the paper's damping on the eighth of the neurons where it wins),
-            and its start takes about half the time (the README).
+            and its start takes about half the time (docs/layer-sa.md).
         deadline: when the layer's solve should end (:class:`qannealq._deadline.Deadline`; None: no bound).
             The factorizations (and on a rank-deficient layer GPTQ's own starts) run in any case, first (about
             1.5-2 GPTQ times on CIFAR-10's first layer, where both dampings run; on a full-rank layer GPTQ's own
@@ -763,7 +763,7 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
     :func:`qannealq._gptq_beam.beam_search` on one neuron at a time, in parallel threads (one BLAS thread each):
     where the factors do not fit in memory, the beam forms none of its own. Measured on MNIST's first layer
     (relu-aware, 1024 images, a beam of 196, ``layer-sa``'s default): the start 34-37 % lower than
-    GPTQ-restricted's in pivot order, and the default anneal ends 22-24 % lower from it (the README). GPTQ's
+    GPTQ-restricted's in pivot order, and the default anneal ends 22-24 % lower from it (docs/layer-sa.md). GPTQ's
     damping, where the shared ``H`` tries two: not measured on per-neuron ``H_i``. With a ``deadline`` no beam
     starts after the share of the time left that it gives the search (:meth:`qannealq._deadline.Deadline.search`;
     ``deadline.cut`` then set): those neurons start from ``name``'s own start.
