@@ -99,14 +99,13 @@ class Deadline:
         """The search proper's deadline, now that its fixed costs (``fixed`` seconds: the warm start's
         factorizations, and GPTQ's own starts where they come first) are paid: ``share`` of the time left (where
         ``keep`` is set and ``scale`` above 0, all of it less ``keep`` plus :data:`KEEP_ROWS` times ``rows``, times
-        ``scale``, and :data:`KEEP_SECONDS`), or
-        where that is under :data:`TIGHT` times ``fixed``, ``tight_share`` of it less :data:`RESERVE` times
-        ``scale`` (default ``fixed``: what follows the search is then its fixed costs alone, ``layer-sa``'s
-        polish, without a population). ``scale``: the part of the fixed costs what follows scales with (the
-        factorizations, where GPTQ's own starts came first: their energies no longer take products, and on
-        CIFAR-10's first layer under 5 GPTQ times RESERVE times all the fixed costs left 0.47 s of 3.6 unused).
-        ``rows``: the layer's rows per live input (0: not given). Shortening a search under it marks this one cut
-        too."""
+        ``scale``, and :data:`KEEP_SECONDS`), or where that is under :data:`TIGHT` times ``fixed``, ``tight_share``
+        of it less :data:`RESERVE` times ``scale`` (default ``fixed``: what follows the search is then its fixed
+        costs alone, ``layer-sa``'s polish, without a population). ``scale``: the part of the fixed costs what
+        follows scales with (the factorizations, where GPTQ's own starts came first: their energies no longer take
+        products, and on CIFAR-10's first layer under 5 GPTQ times RESERVE times all the fixed costs left 0.47 s of
+        3.6 unused). ``rows``: the layer's rows per live input (0: not given). Shortening a search under it marks
+        this one cut too."""
         fixed = max(0.0, float(fixed))
         scale = fixed if scale is None else max(0.0, float(scale))
         left = self.left()

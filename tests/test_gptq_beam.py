@@ -839,14 +839,13 @@ def test_the_warm_starts_beam_runs_on_the_live_inputs_alone(monkeypatch):
 
 
 def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypatch):
-    """``Deadline.search(fixed)`` on a fake clock: ``share`` of the time left where it is roomy (at least
-    ``TIGHT`` times the fixed costs); where it is tight, ``tight_share`` of it less ``RESERVE`` times those
-    costs (or times the ``scale`` given: the part of them what follows scales with); without a
-    ``tight_share``, ``share`` in either case; with ``keep``, where it is not tight and the fixed costs were
-    measured, all that is left once ``keep`` (plus ``KEEP_ROWS`` per row per input) times the scale and
-    ``KEEP_SECONDS`` are kept. Shortening a
-    search under the result marks the layer's deadline cut; shares outside (0, 1] and a negative or infinite
-    ``keep`` are refused naming them."""
+    """``Deadline.search(fixed)`` on a fake clock: ``share`` of the time left where it is roomy (at least ``TIGHT``
+    times the fixed costs); where it is tight, ``tight_share`` of it less ``RESERVE`` times those costs (or times
+    the ``scale`` given: the part of them what follows scales with); without a ``tight_share``, ``share`` in either
+    case; with ``keep``, where it is not tight and the fixed costs were measured, all that is left once ``keep``
+    (plus ``KEEP_ROWS`` per row per input) times the scale and ``KEEP_SECONDS`` are kept. Shortening a search under
+    the result marks the layer's deadline cut; shares outside (0, 1] and a negative or infinite ``keep`` are refused
+    naming them."""
     import types
 
     import qannealq._deadline as deadline_module
