@@ -38,6 +38,7 @@ import numpy as np
 
 from frontier import first_layer, timed  # benchmarks/ is the script's folder
 from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _beam_args import beam_arguments  # benchmarks/_beam_args.py
 from qannealq import baselines
 from qannealq._gptq_beam import beam_search
 from qannealq.backends import get_sampler
@@ -47,11 +48,7 @@ from qannealq.contract import warm_start_beam
 def beam_energies(problem, percdamp: float, ordered: tuple, width: int, rows: np.ndarray) -> float:
     """The summed ``E(q) − E(w)`` of the beam's best on ``rows`` in the order and factor ``ordered``."""
     perm, factor = ordered
-    dead = problem.dead
-    grad = (problem.products(np.where(dead, 0.0, problem.weights)) - problem.stats.cross)[rows][:, perm]
-    _, score = beam_search(problem.weights[rows][:, perm], problem.steps[rows][:, perm], problem.base[rows][:, perm],
-                           problem.free[rows][:, perm], float(problem.grid.offset), dead[perm], factor,
-                           baselines._damping(problem.hessian, dead, percdamp), grad, width, threads=2)
+    _, score = beam_search(*beam_arguments(problem, rows, perm, factor, percdamp), width, threads=2)
     return float(score.sum())
 
 

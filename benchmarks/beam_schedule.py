@@ -21,6 +21,7 @@ import numpy as np
 
 from frontier import first_layer  # benchmarks/ is the script's folder
 from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _beam_args import beam_arguments, float_floor  # benchmarks/_beam_args.py
 from qannealq import baselines
 from qannealq._gptq_beam import beam_search, beam_widths
 
@@ -51,11 +52,8 @@ def main() -> None:
         dead = problem.dead
         perm, factor = baselines._ordered_factor(problem.hessian, dead, percdamp, "pivot",
                                                  baselines._inverse_cholesky)
-        grad = (np.where(dead, 0.0, problem.weights) @ problem.hessian - problem.stats.cross)[rows][:, perm]
-        arrays = (problem.weights[rows][:, perm], problem.steps[rows][:, perm], problem.base[rows][:, perm],
-                  problem.free[rows][:, perm], float(problem.grid.offset), dead[perm], factor,
-                  baselines._damping(problem.hessian, dead, percdamp), grad)
-        floor = problem.errors(np.where(dead, 0.0, problem.weights))[rows].sum()
+        arrays = beam_arguments(problem, rows, perm, factor, percdamp)
+        floor = float_floor(problem, rows)
         print(f"\n{args.dataset} first layer int{args.bits}, {len(rows)} neurons x {m} inputs\n\n"
               "| schedule | widths (first, mean, last) | time (s) | start energy | above best known |\n"
               "| --- | --- | --- | --- | --- |")

@@ -40,6 +40,14 @@ took 26-31 ms where it now takes 8-10, of 32 67-73 -> 43-62 ms; on CIFAR-10's of
 survivors' errors since their trunks (at most ``width · m`` float32 per neuron, where the survivors never share
 a trunk); the groups in flight at once are as many as :data:`MEMORY_BYTES` holds, at least one.
 
+Where the beam is full, two free inputs of a block make one step (``pairs``, the default): every survivor's four
+grandchildren are priced exactly and the ``width`` lowest of the ``4 · width`` survive, so one selection, one
+pass of bookkeeping and one rank-2 update serve both inputs. The survivors after the first input are then the
+ancestors of those kept after the second, not the ``width`` best of its children: another search than the K-best
+of one input a step (``pairs=False``), whose states differ. On MNIST's and CIFAR-10's first layers it ends as
+close to the best known at each width (within the searches' spread) in 0.8-0.95 of the time
+(``benchmarks/beam_pairs.py``, docs/layer-sa.md).
+
 A beam may also change its width from block to block (``growth``, :func:`beam_widths`). Measured on MNIST's first
 layer (``benchmarks/beam_schedule.py``), neither a beam that widens along the order nor one that narrows starts
 closer to the best known than a constant width for the same time.
@@ -191,10 +199,22 @@ def _cut(values: np.ndarray, scratch: np.ndarray, k: int) -> float:
         return least
     if k == values.size - 1:
         return most
-    lo, c_lo = np.nextafter(least, -np.inf), 0  # count(<= lo) <= k < count(<= hi)
-    hi, c_hi = most, values.size
     if k < values.size // 2 and pairs < most:
-        hi, c_hi = pairs, _count_le(values, pairs)
+        return _cut_below(values, scratch, k, least, pairs, -1)
+    return _cut_below(values, scratch, k, least, most, values.size)
+
+
+@numba.njit(cache=True, nogil=True)
+def _cut_below(values: np.ndarray, scratch: np.ndarray, k: int, least: float, hi: float, c_hi: int) -> float:
+    """:func:`_cut`'s counting from a known interval: ``least`` the smallest of ``values``, ``hi`` a value with
+    more than ``k`` of them ``<= hi`` and ``c_hi`` how many (-1: counted here). A pair step finds both while
+    pricing its grandchildren (the least, and the largest of each survivor's least), with no pass of
+    :func:`_bounds`."""
+    if k == 0:
+        return least
+    lo, c_lo = np.nextafter(least, -np.inf), 0  # count(<= lo) <= k < count(<= hi)
+    if c_hi < 0:
+        c_hi = _count_le(values, hi)
     for _ in range(24):
         if c_hi - c_lo <= ENDGAME and 2 * (c_hi - c_lo) <= scratch.size:  # read it off the values in (lo, hi]
             n = 0
@@ -219,7 +239,7 @@ def _cut(values: np.ndarray, scratch: np.ndarray, k: int) -> float:
 
 @numba.njit(cache=True, nogil=True)
 def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, cost, back, errors, ancestor,
-                first, parents):
+                first, parents, pairs):
     """Inputs ``a .. b − 1`` of the neurons ``first .. first + len(pos) − 1``: branch, select and update.
 
     ``pos[r, k]``: survivor ``k``'s positions of neuron ``first + r`` at the block's inputs (float32), for the
@@ -231,20 +251,28 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
 
     Each survivor owns a row of the block: its errors at the inputs done, its positions at the inputs left (the
     error at input ``j`` takes the place of the position it was computed from). A parent's first child keeps
-    its row; a second child copies it into the row of a parent no child kept. The survivors stay in the order
-    of their children's indices, so a parent's two children are neighbours: the bookkeeping is one pass.
+    its row; a later child copies it into the row of a parent no child kept. The survivors stay in the order
+    of their children's indices, so a parent's children are neighbours: the bookkeeping is one pass.
+
+    With ``pairs``, where the beam is full (``width`` survivors at finite costs, ``width`` > 1) and inputs ``j``
+    and ``j + 1`` of the block are both live and free, the two inputs are one step: every survivor's four
+    grandchildren (child index ``4 · parent + 2 · bit_j + bit_j+1``) are priced exactly (``j + 1``'s position
+    moved by ``j``'s error) and the ``width`` lowest of the ``4 · width`` survive, with one selection, one pass
+    of bookkeeping and one rank-2 update for both inputs. Survivor ``k``'s back-pointer after ``j`` is then
+    ``2 · parent + bit_j`` and after ``j + 1`` ``2 · k + bit_j+1``: its prefix through ``j`` stands as survivor
+    ``k`` after ``j``, so the paths trace back as before.
     """
     width = cost.shape[1]
     size = b - a
     rows = np.empty((width, size), np.float32)
     slot, new_slot = np.empty(width, np.int64), np.empty(width, np.int64)
     anc, new_anc = np.empty(width, np.int64), np.empty(width, np.int64)
-    child_cost, child_err = np.empty(2 * width), np.empty(2 * width)
-    scratch = np.empty(2 * width)
-    pick, spare, kept = np.empty(2 * width, np.int64), np.empty(width, np.int64), np.empty(width, np.int64)
+    child_cost, child_err, child_err2 = np.empty(4 * width), np.empty(4 * width), np.empty(4 * width)
+    scratch = np.empty(4 * width)
+    pick, spare, kept = np.empty(4 * width + 1, np.int64), np.empty(width, np.int64), np.empty(width, np.int64)
     copy_from, copy_to = np.empty(width, np.int64), np.empty(width, np.int64)
-    new_cost, new_err = np.empty(width), np.empty(width, np.float32)
-    u_row = np.empty(size, np.float32)
+    new_cost, new_err, new_err2 = np.empty(width), np.empty(width, np.float32), np.empty(width, np.float32)
+    u_row, u_row2 = np.empty(size, np.float32), np.empty(size, np.float32)
     for r in range(pos.shape[0]):
         i = first + r
         for k in range(width):
@@ -260,13 +288,15 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
         full = True  # every survivor at a finite cost: its children are finite where the input can rise
         for k in range(width):
             full &= cost[r, k] < np.inf
-        for j in range(a, b):
+        j = a
+        while j < b:
             jj = j - a
             step = steps[i, j]
             if step == 0.0:  # a dead input (or a zero step): fixed at its floor, decoupled from the others
                 for k in range(width):
                     back[r, jj * width + k] = 2 * k
                     rows[slot[k], jj] = 0.0
+                j += 1
                 continue
             v0 = step * (lo[i, j] + offset)
             v1 = v0 + step
@@ -275,90 +305,148 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
             t1 = -lam * d1 * d1 + 2.0 * d1 * grad[i, j]
             can_rise = free[i, j] > 0
             scale = inv_diag[j]
-            for k in range(width):
-                x = rows[slot[k], jj]
-                e0, e1 = (x - v0) * scale, (x - v1) * scale
-                child_cost[2 * k] = cost[r, k] + e0 * e0 + t0
-                child_err[2 * k] = e0
-                child_cost[2 * k + 1] = cost[r, k] + e1 * e1 + t1 if can_rise else np.inf
-                child_err[2 * k + 1] = e1
-            # the width lowest children, ties to the lowest index, in index order
-            if can_rise and full and width > 1:  # finite children: by counting
-                cut = _cut(child_cost, scratch, width - 1)
-            else:  # an unfilled beam's or a fixed input's infinities
-                cut = _kth(child_cost, scratch, width - 1)
+            pair = (pairs and full and can_rise and width > 1 and j + 1 < b and steps[i, j + 1] != 0.0
+                    and free[i, j + 1] > 0)
+            if pair:  # inputs j and j + 1 in one step: each survivor's four grandchildren
+                step2 = steps[i, j + 1]  # the next input's levels and energy terms
+                n0 = step2 * (lo[i, j + 1] + offset)
+                n1 = n0 + step2
+                dn0, dn1 = n0 - w0[i, j + 1], n1 - w0[i, j + 1]
+                tn0 = -lam * dn0 * dn0 + 2.0 * dn0 * grad[i, j + 1]
+                tn1 = -lam * dn1 * dn1 + 2.0 * dn1 * grad[i, j + 1]
+                scale2 = inv_diag[j + 1]
+                u01 = u[j, j + 1]
+                least, bound = np.inf, -np.inf  # the least grandchild, the largest of each survivor's least
+                for k in range(width):
+                    row = rows[slot[k]]
+                    x, y = row[jj], row[jj + 1]
+                    e0, e1 = (x - v0) * scale, (x - v1) * scale
+                    c0, c1 = cost[r, k] + e0 * e0 + t0, cost[r, k] + e1 * e1 + t1
+                    y0, y1 = y - np.float32(e0) * u01, y - np.float32(e1) * u01  # j + 1's position after j
+                    g00, g01 = (y0 - n0) * scale2, (y0 - n1) * scale2
+                    g10, g11 = (y1 - n0) * scale2, (y1 - n1) * scale2
+                    h00, h01 = c0 + g00 * g00 + tn0, c0 + g01 * g01 + tn1
+                    h10, h11 = c1 + g10 * g10 + tn0, c1 + g11 * g11 + tn1
+                    child_cost[4 * k], child_cost[4 * k + 1] = h00, h01
+                    child_cost[4 * k + 2], child_cost[4 * k + 3] = h10, h11
+                    child_err[4 * k] = child_err[4 * k + 1] = e0
+                    child_err[4 * k + 2] = child_err[4 * k + 3] = e1
+                    child_err2[4 * k], child_err2[4 * k + 1] = g00, g01
+                    child_err2[4 * k + 2], child_err2[4 * k + 3] = g10, g11
+                    h = min(min(h00, h01), min(h10, h11))
+                    least = min(least, h)
+                    bound = max(bound, h)
+                shift, children = 2, 4 * width
+                # the width lowest of the grandchildren: at least width of them (each survivor's least) <= bound
+                cut = _cut_below(child_cost[:children], scratch, width - 1, least, bound, -1)
+            else:
+                for k in range(width):
+                    x = rows[slot[k], jj]
+                    e0, e1 = (x - v0) * scale, (x - v1) * scale
+                    child_cost[2 * k] = cost[r, k] + e0 * e0 + t0
+                    child_err[2 * k] = e0
+                    child_cost[2 * k + 1] = cost[r, k] + e1 * e1 + t1 if can_rise else np.inf
+                    child_err[2 * k + 1] = e1
+                shift, children = 1, 2 * width
+                # the width lowest children, ties to the lowest index, in index order
+                if can_rise and full and width > 1:  # finite children: by counting
+                    cut = _cut(child_cost[:children], scratch, width - 1)
+                else:  # an unfilled beam's or a fixed input's infinities
+                    cut = _kth(child_cost[:children], scratch, width - 1)
             full = cut < np.inf
             count = 0
-            for c in range(2 * width):
+            for c in range(children):
                 pick[count] = c
                 count += child_cost[c] <= cut
             if count != width:  # ties at the cut (an unfilled beam's infinities): the lowest indices of them
                 count = 0
-                for c in range(2 * width):
+                for c in range(children):
                     pick[count] = c
                     count += child_cost[c] < cut
-                for c in range(2 * width):
+                for c in range(children):
                     if count == width:
                         break
                     if child_cost[c] == cut:
                         pick[count] = c
                         count += 1
                 pick[:width].sort()
-            # the rows of parents no child kept, for second children, in the parents' order (branch-free: on the
+            # the rows of parents no child kept, for later children, in the parents' order (branch-free: on the
             # beam's children a branch per survivor on its sibling mispredicted)
             for k in range(width):
                 kept[k] = 0
             for k in range(width):
-                kept[pick[k] >> 1] = 1
+                kept[pick[k] >> shift] = 1
             spares = 0
             for k in range(width):
                 spare[spares] = slot[k]
                 spares += 1 - kept[k]
-            # each survivor's row: a first child keeps its parent's, a second child takes the last spare, copied
-            # from the parent's before any row moves on (copies, then updates: a spare is no parent's row here)
+            # each survivor's row: a parent's first child keeps its row, each later one takes the last spare,
+            # copied from its elder sibling's (the parent's row) before any row moves on (copies in order, then
+            # updates: a spare is no parent's row here)
             pick[width] = -2  # no parent: the last survivor has no sibling after it
             copies = 0
-            after = 0  # the spare a first child passes on to its sibling
+            after = 0  # the spare a child passes on to its next sibling
             previous = -1
             for k in range(width):
                 c = pick[k]
-                parent = c >> 1
+                parent = c >> shift
                 own = after if parent == previous else slot[parent]
-                sibling = np.int64(pick[k + 1] >> 1 == parent)
+                sibling = np.int64(pick[k + 1] >> shift == parent)
                 spares -= sibling
-                # used only where a sibling follows; in range (spares < width: half the parents keep a child at least)
+                # used only where a sibling follows; in range (a sibling takes the row of a parent without one)
                 after = spare[spares]
                 copy_from[copies] = own
                 copy_to[copies] = after
                 copies += sibling
                 new_slot[k] = own
                 new_anc[k] = anc[parent]
-                back[r, jj * width + k] = c
                 new_cost[k] = child_cost[c]
                 new_err[k] = np.float32(child_err[c] if child_cost[c] < np.inf else 0.0)
+                if pair:
+                    back[r, jj * width + k] = 2 * parent + ((c >> 1) & 1)
+                    back[r, (jj + 1) * width + k] = 2 * k + (c & 1)
+                    new_err2[k] = np.float32(child_err2[c])
+                else:
+                    back[r, jj * width + k] = c
                 previous = parent
             for q in range(copies):
                 target, source = rows[copy_to[q]], rows[copy_from[q]]
                 for t in range(size):
                     target[t] = source[t]
-            # the update starts at the multiple of 8 at or below input j + 1, on U's row j from there with zeros up
-            # to j (whole vectors: the errors before j stay as they are, j's own takes its place after): 5-12 %
-            # faster than from j + 1 on the first layers of MNIST and CIFAR-10, the same results
-            s0 = (jj + 1) & ~7
+            # the update starts at the multiple of 8 at or below the first input left, on U's rows from there
+            # with zeros up to the inputs just done (whole vectors: the errors before them stay as they are, their
+            # own take their places after): 5-12 % faster than from the first input left on the first layers of
+            # MNIST and CIFAR-10, the same results
+            done = 2 if pair else 1
+            s0 = (jj + done) & ~7
             uj = u_row[:size - s0]
             for t in range(size - s0):
                 uj[t] = u[j, a + s0 + t] if s0 + t > jj else 0.0
-            for k in range(width):
-                e = new_err[k]
-                row = rows[new_slot[k]]
-                target = row[s0:]
-                for t in range(target.size):
-                    target[t] -= e * uj[t]
-                row[jj] = e
+            if pair:
+                uk = u_row2[:size - s0]
+                for t in range(size - s0):
+                    uk[t] = u[j + 1, a + s0 + t] if s0 + t > jj + 1 else 0.0
+                for k in range(width):
+                    e, e2 = new_err[k], new_err2[k]
+                    row = rows[new_slot[k]]
+                    target = row[s0:]
+                    for t in range(target.size):  # as two rank-1 updates, in their order
+                        target[t] = (target[t] - e * uj[t]) - e2 * uk[t]
+                    row[jj] = e
+                    row[jj + 1] = e2
+            else:
+                for k in range(width):
+                    e = new_err[k]
+                    row = rows[new_slot[k]]
+                    target = row[s0:]
+                    for t in range(target.size):
+                        target[t] -= e * uj[t]
+                    row[jj] = e
             for k in range(width):
                 cost[r, k] = new_cost[k]
                 slot[k] = new_slot[k]
                 anc[k] = new_anc[k]
+            j += done
         for k in range(width):  # each survivor's block errors and ancestor
             source = rows[slot[k]]
             for t in range(size):
@@ -416,7 +504,7 @@ def _extend(history, lineage, errors, ancestor, cost, block):
 
 @numba.njit(cache=True, nogil=True)
 def _group_search(w32, ucols, ucol_at, starts, widths, offsets, block, w0, steps, lo, free, offset, u, inv_diag,
-                  grad, lam, first, back):
+                  grad, lam, first, back, pairs):
     """Every block of the neurons ``first .. first + len(w32) − 1`` (one group) at the blocks' ``widths``: the
     loop of :func:`beam_search` over its blocks, compiled, so that a group's bookkeeping between the kernels
     (its products, :func:`_extend`, the trunk) runs without the GIL.
@@ -463,7 +551,7 @@ def _group_search(w32, ucols, ucol_at, starts, widths, offsets, block, w0, steps
         errors = np.empty((rows, k, size), np.float32)
         ancestor = np.empty((rows, k), np.int64)
         _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, cost,
-                    back[:, offsets[q]:offsets[q + 1]], errors, ancestor, first, parents)
+                    back[:, offsets[q]:offsets[q + 1]], errors, ancestor, first, parents, pairs)
         if was_narrowed:  # the block's parents were the best of the last block's survivors
             for r in range(rows):
                 for s in range(k):
@@ -556,7 +644,7 @@ def beam_widths(width: int, growth: float, m: int, block: int = 64) -> np.ndarra
 def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: np.ndarray, offset: float,
                 dead: np.ndarray, factor: np.ndarray, damp: float, grad: np.ndarray, width: int,
                 block: int = 64, threads: int | None = None, growth: float = 1.0,
-                paths: int = 1, deadline: Deadline | None = None) -> tuple[np.ndarray, np.ndarray]:
+                paths: int = 1, deadline: Deadline | None = None, pairs: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A beam search of ``width`` over ``n`` neurons that share ``factor``, all arrays in its input order.
 
     Args:
@@ -578,6 +666,8 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
             (:func:`_waves`); groups not started by the deadline are not searched (their ``score`` is ``inf``,
             their choices all floor). Where it narrows or stops the beam it sets ``deadline.cut``: the result
             then depends on timing. A deadline the beam meets at ``width`` changes nothing.
+        pairs: take two free inputs in one step where the beam is full (:func:`_beam_block`: each survivor's
+            four grandchildren, the ``width`` lowest kept); False: one input a step, the plain K-best.
 
     Returns:
         ``(v, score)``: each neuron's best binary choices ``(n, m)`` uint8 (1 = ceil), or with ``paths`` > 1
@@ -589,6 +679,9 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     starts = np.arange(0, m, block, dtype=np.int64)
     if deadline is not None and not isinstance(deadline, Deadline):
         raise InvalidArgumentError(f"deadline={deadline!r} must be a qannealq._deadline.Deadline (or None: none)")
+    if not isinstance(pairs, (bool, np.bool_)):
+        raise InvalidArgumentError(f"pairs={pairs!r} must be True or False (two free inputs a step where the beam is "
+                                   "full, or one)")
 
     def plan(last: int) -> tuple[np.ndarray, np.ndarray]:  # each block's width and its back-pointers' offsets
         ws = widths if last == width else beam_widths(last, growth, m, block)
@@ -624,7 +717,7 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
         rows = min(GROUP, n - first)
         back = np.empty((rows, offsets[-1]), pointer)
         cost, _ = _group_search(w32[first:first + rows], ucols, ucol_at, starts, widths, offsets, int(block), w0, stp,
-                                lo, up, float(offset), u, inv_diag, g, float(damp), int(first), back)
+                                lo, up, float(offset), u, inv_diag, g, float(damp), int(first), back, bool(pairs))
         _spread_paths(back, offsets, widths, starts, cost, v[first:first + rows])
         score[first:first + rows] = cost.min(axis=1)
 
