@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
 from qannealq import baselines
