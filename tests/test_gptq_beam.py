@@ -49,7 +49,7 @@ def _reference(problem, width, percdamp=GPTQ_PERCDAMP, widths=None, block=64, pa
     out = np.zeros(problem.free.shape, np.uint8)
     for i in range(problem.num_neurons):
 
-        def rounded(c, x, t, bit):  # (energy, positions after input t, error) of rounding position t to bit
+        def rounded(c, x, t, bit):  # (partial energy, positions after it) of rounding position t to bit
             j = perm[t]
             value = steps[i, j] * (problem.base[i, j] + bit + offset)
             e = (x[t] - value) / u[t, t]
@@ -217,6 +217,13 @@ def test_beam_widths_refuse_bad_arguments():
             gptq_beam.beam_widths(8, 1.0, 100, block=bad)
     np.testing.assert_array_equal(gptq_beam.beam_widths(16, 1.0, 130, block=64), [16, 16, 16])
     np.testing.assert_array_equal(gptq_beam.beam_widths(16, 16.0, 40, block=64), [16])  # one block: the width
+
+
+def test_the_beam_refuses_a_pairs_that_is_not_a_bool():
+    problem = random_layer(np.random.default_rng(5), 12, 3, samples=60).problem(3)
+    for bad in ("yes", 1, None):
+        with pytest.raises(InvalidArgumentError, match="pairs"):
+            _beam(problem, 4, pairs=bad)
 
 
 def test_the_beam_does_not_depend_on_threads():
