@@ -38,7 +38,6 @@ import numpy as np
 
 from frontier import first_layer, timed  # benchmarks/ is the script's folder
 from _threads import pinned  # benchmarks/_threads.py, beside this script
-from _beam_args import beam_arguments  # benchmarks/_beam_args.py
 from qannealq import baselines
 from qannealq._gptq_beam import beam_search
 from qannealq.backends import get_sampler
@@ -48,7 +47,7 @@ from qannealq.contract import warm_start_beam
 def beam_energies(problem, percdamp: float, ordered: tuple, width: int, rows: np.ndarray) -> float:
     """The summed ``E(q) − E(w)`` of the beam's best on ``rows`` in the order and factor ``ordered``."""
     perm, factor = ordered
-    _, score = beam_search(*beam_arguments(problem, rows, perm, factor, percdamp), width, threads=2)
+    _, score = beam_search(*baselines._beam_arguments(problem, rows, perm, factor, percdamp), width, threads=2)
     return float(score.sum())
 
 

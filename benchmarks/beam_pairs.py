@@ -24,7 +24,6 @@ import numpy as np
 
 from frontier import first_layer  # benchmarks/ is the script's folder
 from _threads import pinned  # benchmarks/_threads.py, beside this script
-from _beam_args import beam_arguments, float_floor  # benchmarks/_beam_args.py
 from qannealq import baselines
 from qannealq._gptq_beam import beam_search
 
@@ -68,8 +67,8 @@ def main() -> None:
         perm, factor = baselines._pivot_live_factor(problem.hessian, dead, percdamp)[:2]  # the live inputs alone
         if args.order == "blast":
             perm, factor = baselines._blast_factor(perm, factor, percdamp)
-        arrays = beam_arguments(problem, rows, perm, factor, percdamp)
-        floor = float_floor(problem, rows)
+        arrays = baselines._beam_arguments(problem, rows, perm, factor, percdamp)
+        floor = problem.errors(np.where(dead, 0.0, problem.weights))[rows].sum()
         print(f"\n{args.dataset} first layer int{args.bits}, {len(rows)} neurons x {perm.size} live inputs "
               f"({args.order} order, damping {percdamp})\n\n"
               "| width | one a step: time (s), fastest / median | above best known | pairs: time (s) | "

@@ -21,7 +21,6 @@ import numpy as np
 
 from frontier import first_layer  # benchmarks/ is the script's folder
 from _threads import pinned  # benchmarks/_threads.py, beside this script
-from _beam_args import beam_arguments, float_floor  # benchmarks/_beam_args.py
 from qannealq import baselines
 from qannealq._gptq_beam import beam_search, beam_widths
 
@@ -52,8 +51,8 @@ def main() -> None:
         dead = problem.dead
         perm, factor = baselines._ordered_factor(problem.hessian, dead, percdamp, "pivot",
                                                  baselines._inverse_cholesky)
-        arrays = beam_arguments(problem, rows, perm, factor, percdamp)
-        floor = float_floor(problem, rows)
+        arrays = baselines._beam_arguments(problem, rows, perm, factor, percdamp)
+        floor = problem.errors(np.where(dead, 0.0, problem.weights))[rows].sum()
         print(f"\n{args.dataset} first layer int{args.bits}, {len(rows)} neurons x {m} inputs\n\n"
               "| schedule | widths (first, mean, last) | time (s) | start energy | above best known |\n"
               "| --- | --- | --- | --- | --- |")

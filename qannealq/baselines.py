@@ -829,6 +829,20 @@ def _order_pilot(search: Callable, live: dict, percdamp: float, n: int, width: i
     return blast if ends[1] < ends[0] else pivot
 
 
+def _beam_arguments(problem: LayerProblem, rows: np.ndarray, perm: np.ndarray, factor: np.ndarray,
+                    percdamp: float, grad: np.ndarray | None = None) -> tuple:
+    """:func:`qannealq._gptq_beam.beam_search`'s arguments before ``width`` for the neurons ``rows`` of a shared
+    ``H`` in the input order ``perm`` with its ``factor`` (``U`` of ``H⁻¹`` damped by ``percdamp``, in that
+    order); ``grad``: every neuron's ``H w − c`` (``w`` the weights with dead inputs zero; default: formed
+    here). The warm start's beams, the tests and the beam benchmarks build them here."""
+    dead = problem.dead
+    if grad is None:
+        grad = problem.products(np.where(dead, 0.0, problem.weights)) - problem.stats.cross
+    return (problem.weights[rows][:, perm], problem.steps[rows][:, perm], problem.base[rows][:, perm],
+            problem.free[rows][:, perm], float(problem.grid.offset), dead[perm], factor,
+            _damping(problem.hessian, dead, percdamp), grad[rows][:, perm])
+
+
 def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], width: int,
                 paths: int = 1, growth: float = 1.0, beam_at: float | None = None,
                 deadline: Deadline | None = None) -> np.ndarray:
@@ -877,9 +891,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         (``later``: the neurons other searches will beam after it). ``ordered``: its inputs' order and factor
         (default: the pivot order's, ``live[percdamp]``); ``narrow``: a pilot's width (one path)."""
         perm, factor = live[percdamp] if ordered is None else ordered
-        v, score = beam_search(problem.weights[rows][:, perm], problem.steps[rows][:, perm],
-                               problem.base[rows][:, perm], problem.free[rows][:, perm], float(problem.grid.offset),
-                               dead[perm], factor, _damping(problem.hessian, dead, percdamp), grad[rows][:, perm],
+        v, score = beam_search(*_beam_arguments(problem, rows, perm, factor, percdamp, grad),
                                width if narrow is None else narrow, paths=paths if narrow is None else 1,
                                growth=growth,
                                deadline=None if deadline is None else deadline.part(rows.size / (rows.size + later)))

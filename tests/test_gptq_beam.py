@@ -14,18 +14,14 @@ from helpers import GRIDS, random_layer
 from qannealq import InvalidArgumentError
 from qannealq._deadline import Deadline
 from qannealq._gptq_beam import beam_search
-from qannealq.baselines import (BASELINES, GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP, _damping, _pivot_factor,
-                                rank_deficient, warm_start_integers)
+from qannealq.baselines import (BASELINES, GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP, _beam_arguments, _damping,
+                                _pivot_factor, rank_deficient, warm_start_integers)
 
 
 def _beam(problem, width, percdamp=GPTQ_PERCDAMP, **kwargs):
     """``beam_search`` on the pivot-order factor, back in input order: ``(v (n, m), score (n,))``."""
     perm, factor = _pivot_factor(problem.hessian, problem.dead, percdamp)
-    dead = problem.dead
-    grad = np.where(dead, 0.0, problem.weights) @ problem.hessian - problem.stats.cross
-    v, score = beam_search(problem.weights[:, perm], problem.steps[:, perm], problem.base[:, perm],
-                           problem.free[:, perm], float(problem.grid.offset), dead[perm], factor,
-                           _damping(problem.hessian, dead, percdamp), grad[:, perm], width, **kwargs)
+    v, score = beam_search(*_beam_arguments(problem, slice(None), perm, factor, percdamp), width, **kwargs)
     out = np.empty_like(v)
     out[..., perm] = v
     return out, score
@@ -359,12 +355,8 @@ def _beam_in(problem, width, percdamp, ordered, rows=None):
     ``_pivot_live_factor``'s) on ``rows``, back in input order (dead inputs at their floor): ``(v, score)``."""
     perm, factor = ordered
     rows = np.arange(problem.num_neurons) if rows is None else rows
-    dead = problem.dead
-    grad = np.where(dead, 0.0, problem.weights) @ problem.hessian - problem.stats.cross
-    v, score = beam_search(problem.weights[rows][:, perm], problem.steps[rows][:, perm], problem.base[rows][:, perm],
-                           problem.free[rows][:, perm], float(problem.grid.offset), dead[perm], factor,
-                           _damping(problem.hessian, dead, percdamp), grad[rows][:, perm], width)
-    out = np.zeros((rows.size, dead.size), np.uint8)
+    v, score = beam_search(*_beam_arguments(problem, rows, perm, factor, percdamp), width)
+    out = np.zeros((rows.size, problem.dead.size), np.uint8)
     out[:, perm] = v
     return out, score
 
