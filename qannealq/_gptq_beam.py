@@ -66,6 +66,7 @@ thread count, so the result does not depend on ``threads``.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -735,16 +736,24 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
 def _waves(pool: ThreadPoolExecutor, search, plan, firsts: list[int], workers: int, width: int,
            deadline: Deadline) -> None:
     """:func:`beam_search`'s groups under a deadline: the first group probed at widths growing from
-    :data:`PROBE_WIDTH`, then the others ``workers`` groups a wave, each wave at the widest width up to ``width``
-    whose predicted time fits the time left shared by the waves left; nothing after the deadline.
+    :data:`PROBE_WIDTH`, then the others one at a time by whichever of the ``workers`` threads is free, each at
+    the widest width up to ``width`` whose predicted time fits its share of the time left; nothing after the
+    deadline.
 
     The probes time the first group at 8, 64, 512, ... (:data:`PROBE_GROWTH` times the last), up to ``width``,
-    while the next one's time (the last's, scaled by the width) fits one wave's share; where a probe reaches
-    ``width``, it is that group's search. A group's time is modelled as ``a + b · width`` through the last two
-    probes, each prediction scaled by the waves' measured time so far over their predicted time (groups side by
-    side, the machine's load), and no wave is wider than :data:`PROBE_GROWTH` times the widest timed yet (the
-    time grows faster than the width on wide beams: on CIFAR-10's first layer one group at ``thorough``'s 1536
-    takes seconds). A deadline the full width meets changes nothing: the first group ends at ``width``.
+    while the next one's time (the last's, scaled by the width) fits one wave's share (``workers`` groups side by
+    side); where a probe reaches ``width``, it is that group's search. A group's time is modelled as ``a + b ·
+    width`` through the last two probes, each prediction scaled by the groups' measured time so far over their
+    predicted time (groups side by side, the machine's load), and no group is wider than :data:`PROBE_GROWTH`
+    times the widest timed yet (the time grows faster than the width on wide beams: on CIFAR-10's first layer
+    one group at ``thorough``'s 1536 takes seconds). A group's share is the threads' time left, less what the
+    groups in flight are still predicted to take, over the groups left, and at most the time left.
+
+    Until 2026-12-04 the groups ran in waves of ``workers``, each wave at one width: a wave waited for its slower
+    group (on MNIST's first layer under 5 GPTQ times the two groups of a wave often took unequal times, up to
+    2x), and a wave that overran shrank every later one, the last down to a width of 1 in some runs
+    (docs/layer-sa.md). A deadline the full width meets changes nothing: the first group ends at ``width``, and
+    every group runs at it, whichever thread takes it.
     """
     times: list[tuple[int, float]] = []
     w = min(width, PROBE_WIDTH)
@@ -766,25 +775,49 @@ def _waves(pool: ThreadPoolExecutor, search, plan, firsts: list[int], workers: i
     b = max((t2 - t1) / (w2 - w1), t2 / w2 / PROBE_GROWTH, 1e-12)
     a = max(t2 - b * w2, 0.0)
     widest = times[-1][0]
-    done = 1 if widest == width else 0  # the first group's probe at the full width is its search (else a wave's)
-    took = predicted = 0.0  # the waves' measured and predicted seconds so far
-    while done < len(firsts):
-        left = deadline.left()
+    left_groups = firsts[1:] if widest == width else firsts[:]  # the probe at the full width is its search
+    lock = threading.Lock()
+    took = predicted = 0.0  # the groups' measured and predicted seconds so far
+    running: dict[int, float] = {}  # each busy thread's group's predicted end
+
+    def take() -> tuple[int, int] | None:
+        """The next group and its width (under ``lock``): the widest whose predicted time fits its share of the
+        time left, the threads' time (less what the groups in flight are still predicted to take) shared by the
+        groups left, at most the time left; None once none is left or the deadline has passed."""
+        nonlocal widest
+        if not left_groups:
+            return None
+        clock = time.perf_counter()
+        left = deadline.at - clock
         if left <= 0:
             deadline.mark_cut()
-            return
-        waves_left = -(-(len(firsts) - done) // workers)
+            left_groups.clear()
+            return None
         scale = took / predicted if predicted else 1.0
-        now = int(min(width, PROBE_GROWTH * widest, max(1.0, (left / (waves_left * scale) - a) / b)))
+        busy = sum(max(0.0, end - clock) for end in running.values())
+        share = min(left, max(0.0, workers * left - busy) / len(left_groups))
+        now = int(min(width, PROBE_GROWTH * widest, max(1.0, (share / scale - a) / b)))
         if now < width:
             deadline.mark_cut()
-        ws, offs = plan(now)
-        wave = firsts[done:done + workers]
-        t0 = time.perf_counter()
-        list(pool.map(lambda first: search(first, ws, offs), wave))
-        done += len(wave)
-        took, predicted = took + time.perf_counter() - t0, predicted + a + b * now
         widest = max(widest, now)
+        running[threading.get_ident()] = clock + scale * (a + b * now)
+        return left_groups.pop(0), now
+
+    def worker(_: int) -> None:
+        nonlocal took, predicted
+        while True:
+            with lock:
+                job = take()
+            if job is None:
+                return
+            first, now = job
+            t0 = time.perf_counter()
+            search(first, *plan(now))
+            with lock:
+                took, predicted = took + time.perf_counter() - t0, predicted + a + b * now
+                running.pop(threading.get_ident(), None)
+
+    list(pool.map(worker, range(workers)))
 
 
 @numba.njit(cache=True, nogil=True)

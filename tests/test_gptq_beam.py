@@ -812,6 +812,38 @@ def test_under_a_deadline_the_waves_narrow_to_end_by_it(monkeypatch):
     np.testing.assert_array_equal(score, reference[16][1])
 
 
+def test_under_a_deadline_a_free_thread_takes_the_next_group(monkeypatch):
+    """Two threads under a deadline: the groups go one at a time to whichever thread is free, so a slow group on
+    one thread holds no other back. With the second group 0.4 s slow, the third to fifth start before it ends (in
+    waves of two the next wave waited for it); a deadline the full width meets narrows nothing, and the states are
+    the unbounded beam's."""
+    import threading
+
+    problem = random_layer(np.random.default_rng(9), 40, 40, samples=300).problem(3)  # 5 groups of 8
+    reference = _beam(problem, 16, threads=1)
+    group, log, lock = gptq_beam._group_search, {}, threading.Lock()
+
+    def timed(*args):
+        first = int(args[16])
+        with lock:
+            log.setdefault(first, []).append(time.perf_counter())
+        if first == 8:
+            time.sleep(0.4)
+        out = group(*args)
+        with lock:
+            log[first].append(time.perf_counter())
+        return out
+    monkeypatch.setattr(gptq_beam, "_group_search", timed)
+    deadline = Deadline(time.perf_counter() + 30.0)
+    v, score = _beam(problem, 16, threads=2, deadline=deadline)
+    assert sorted(log) == [0, 8, 16, 24, 32]
+    slow_end = log[8][-1]
+    assert all(log[first][-2] < slow_end for first in (16, 24, 32))  # started while the slow group ran
+    assert deadline.cut is False
+    np.testing.assert_array_equal(v, reference[0])
+    np.testing.assert_array_equal(score, reference[1])
+
+
 def test_groups_the_deadline_passes_before_are_not_searched(monkeypatch):
     """A slow spell from the third group on: its wave overruns, the deadline passes, the groups after it are not
     searched (score inf, every choice floor) and ``cut`` is set; the warm start past its deadline is GPTQ's own
