@@ -783,8 +783,8 @@ def _waves(pool: ThreadPoolExecutor, search, plan, firsts: list[int], workers: i
     def take() -> tuple[int, int] | None:
         """The next group and its width (under ``lock``): the widest whose predicted time fits its share of the
         time left, the threads' time (less what the groups in flight are still predicted to take) shared by the
-        groups left, at most the time left; None once none is left or the deadline has passed."""
-        nonlocal widest
+        groups left, at most the time left and :data:`PROBE_GROWTH` times the widest timed; None once none is left
+        or the deadline has passed."""
         if not left_groups:
             return None
         clock = time.perf_counter()
@@ -799,12 +799,11 @@ def _waves(pool: ThreadPoolExecutor, search, plan, firsts: list[int], workers: i
         now = int(min(width, PROBE_GROWTH * widest, max(1.0, (share / scale - a) / b)))
         if now < width:
             deadline.mark_cut()
-        widest = max(widest, now)
         running[threading.get_ident()] = clock + scale * (a + b * now)
         return left_groups.pop(0), now
 
     def worker(_: int) -> None:
-        nonlocal took, predicted
+        nonlocal took, predicted, widest
         while True:
             with lock:
                 job = take()
@@ -815,6 +814,7 @@ def _waves(pool: ThreadPoolExecutor, search, plan, firsts: list[int], workers: i
             search(first, *plan(now))
             with lock:
                 took, predicted = took + time.perf_counter() - t0, predicted + a + b * now
+                widest = max(widest, now)  # timed: the next may be PROBE_GROWTH times wider
                 running.pop(threading.get_ident(), None)
 
     list(pool.map(worker, range(workers)))
