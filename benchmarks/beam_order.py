@@ -121,8 +121,8 @@ def main() -> None:
                   f"{baselines.ORDER_PILOT_WIDTH}, {baselines.PILOT_NEURONS} neurons): V-BLAST vs pivot, choice | "
                   f"{args.effort}: error, pilot-chosen vs pivot | time (s), pilot-chosen vs pivot |\n"
                   "| --- | --- | --- | --- | --- | --- |", flush=True)
-        for label, bits, problem in [] if args.skip_unbounded else layers:
-            unbounded(label, bits, problem, args.effort, args.rounds)
+        for label, _, problem in [] if args.skip_unbounded else layers:
+            unbounded(label, problem, args.effort, args.rounds)
         if args.limits:
             print("\n| layer | limit (GPTQ's time) | default: error, as now vs pivot forced (medians) | "
                   "time in GPTQ times, as now vs pivot | rounds in which the V-BLAST order ran |\n"
@@ -132,13 +132,12 @@ def main() -> None:
             limited(label, problem, args.limits, args.rounds, args.gptq_runs)
 
 
-def unbounded(label: str, bits: int, problem, effort: str, rounds: int) -> None:
+def unbounded(label: str, problem, effort: str, rounds: int) -> None:
     """The first table's row for one layer: the beam alone in both orders, the pilot's choice, and ``effort``'s
     whole unbounded solve as it now runs against pivot order forced (best time of ``rounds`` interleaved)."""
-    deficient = baselines.rank_deficient(problem)
-    percdamp = baselines.FULL_RANK_BEAM_PERCDAMP if bits >= baselines.FULL_RANK_BEAM_BITS else baselines.GPTQ_PERCDAMP
+    percdamp = baselines._beam_damping(problem)  # None: rank-deficient
     width = warm_start_beam(get_sampler("layer-sa"), {"effort": effort}, problem.num_coordinates)
-    if deficient:  # both orders at the damping the pilot chose, each neuron's lower
+    if percdamp is None:  # both orders at the damping the pilot chose, each neuron's lower
         alone, choice = "—", "—, both orders (rank-deficient)"
     else:
         pivot = baselines._pivot_live_factor(problem.hessian, problem.dead, percdamp)[:2]

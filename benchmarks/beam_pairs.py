@@ -54,10 +54,8 @@ def main() -> None:
         print(f"{threads}; beam threads {args.threads}")
         problem = first_layer(args.dataset, [args.bits], args.data_dir, 0)[args.bits]
         n, m = problem.weights.shape
-        percdamp = args.percdamp or (  # the warm start's beam's damping (a rank-deficient layer's lower one)
-            baselines.RANK_DEFICIENT_PERCDAMP if baselines.rank_deficient(problem)
-            else baselines.FULL_RANK_BEAM_PERCDAMP if args.bits >= baselines.FULL_RANK_BEAM_BITS
-            else baselines.GPTQ_PERCDAMP)
+        # the warm start's beam's damping (a rank-deficient layer's lower one)
+        percdamp = args.percdamp or baselines._beam_damping(problem) or baselines.RANK_DEFICIENT_PERCDAMP
         rows = np.arange(n) if not args.neurons else np.unique(np.linspace(0, n - 1, args.neurons).round()
                                                                  .astype(np.int64))
         stored = args.frontier / f"frontier_{args.dataset}_int{args.bits}.json"

@@ -599,9 +599,9 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
     restricted, order = _GPTQ_FORMS[name]
     dampings = (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP) if rank_deficient(problem) else (GPTQ_PERCDAMP,)
     if beam and not problem.per_neuron:
-        beam_at = None if len(dampings) > 1 else GPTQ_PERCDAMP  # None: a rank-deficient layer's pilot chooses
-        if beam_at is not None and problem.grid.bits >= FULL_RANK_BEAM_BITS:
-            dampings, beam_at = (GPTQ_PERCDAMP, FULL_RANK_BEAM_PERCDAMP), FULL_RANK_BEAM_PERCDAMP
+        beam_at = _beam_damping(problem)  # None: a rank-deficient layer's pilot chooses
+        if beam_at is not None and beam_at != GPTQ_PERCDAMP:  # GPTQ's own start competes at its damping too
+            dampings = (GPTQ_PERCDAMP, beam_at)
         return _beam_start(problem, name, dampings, int(beam), int(paths), float(growth), beam_at, deadline)
     def start(percdamp: float) -> np.ndarray:
         ints = BASELINES[name](problem, percdamp=percdamp)
@@ -827,6 +827,16 @@ def _order_pilot(search: Callable, live: dict, percdamp: float, n: int, width: i
     pilot = _pilot_neurons(n)
     ends = [search(percdamp, pilot, ordered=o, narrow=ORDER_PILOT_WIDTH)[1].sum() for o in (pivot, blast)]
     return blast if ends[1] < ends[0] else pivot
+
+
+def _beam_damping(problem: LayerProblem) -> float | None:
+    """The damping the warm start's beam runs at on a layer of a shared ``H`` (:func:`warm_start_integers`): on
+    a full-rank ``H`` :data:`FULL_RANK_BEAM_PERCDAMP` from :data:`FULL_RANK_BEAM_BITS` on, else GPTQ's; None on a
+    rank-deficient one, where a pilot chooses between GPTQ's and :data:`RANK_DEFICIENT_PERCDAMP`. The beam
+    benchmarks read it here."""
+    if rank_deficient(problem):
+        return None
+    return FULL_RANK_BEAM_PERCDAMP if problem.grid.bits >= FULL_RANK_BEAM_BITS else GPTQ_PERCDAMP
 
 
 def _beam_arguments(problem: LayerProblem, rows: np.ndarray, perm: np.ndarray, factor: np.ndarray,

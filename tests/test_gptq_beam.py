@@ -477,6 +477,16 @@ def test_a_full_rank_layer_beams_at_its_bit_widths_damping(bits):
         assert not np.allclose(e(beam), e(_beam(problem, 6, GPTQ_PERCDAMP)[0]))
 
 
+def test_the_beams_damping_is_read_from_one_rule():
+    """``_beam_damping``, which the warm start and the beam benchmarks read: on a full-rank ``H`` 0.3 % from int4
+    on and GPTQ's 1 % below; None on a rank-deficient one (its pilot chooses)."""
+    rng = np.random.default_rng(11)
+    full, deficient = random_layer(rng, 40, 10, samples=300), random_layer(rng, 40, 10, samples=25)
+    assert baselines._beam_damping(full.problem(4)) == 0.003 and baselines._beam_damping(full.problem(8)) == 0.003
+    assert baselines._beam_damping(full.problem(3)) == GPTQ_PERCDAMP == 0.01
+    assert rank_deficient(deficient.problem(4)) and baselines._beam_damping(deficient.problem(4)) is None
+
+
 def test_under_a_deadline_the_full_rank_start_s_other_damping_waits_for_the_beam(monkeypatch):
     """Full rank, int4: under a deadline GPTQ's start at its own 1 % (which only competes with the beam at 0.3 %)
     is formed after the beam, where the time the first damping took is still left. A roomy deadline: the same
