@@ -27,10 +27,12 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import dimod
 import numpy as np
 
-from qannealq.baselines import BASELINES, BEAM_STARTS, DEFAULT_WARM_START, rank_deficient, warm_start_integers
+from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, ONE_BLAS_INPUTS, rank_deficient,
+                                warm_start_integers)
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warms_up, warm_start_beam,
                                warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_deadline)
 from qannealq.errors import BackendError, InvalidArgumentError
+from qannealq._pool import blas_threads
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid
 
@@ -374,31 +376,37 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
         if warm_start not in WARM_STARTS:
             raise InvalidArgumentError(f"warm_start={warm_start!r} must be one of {WARM_STARTS}")
         warm = deadline = None
-        if warm_start is not None:
-            m = problem.num_coordinates
-            # a whole-layer solver may ask for several starts per neuron (the beam's survivors): (n, paths, m)
-            whole = layer_solver(sampler) is not None
-            paths = warm_start_paths(sampler, sampler_kwargs, m) if whole else 1
-            beam = warm_start_beam(sampler, sampler_kwargs, m)
-            # a whole-layer sampler's time limit covers the layer: its share for the start, the rest after it
-            deadline = warm_start_deadline(sampler, sampler_kwargs, m, t0) if whole else None
-            starts = warm_start_integers(problem, warm_start, beam, paths,
-                                         growth=warm_start_growth(sampler, sampler_kwargs, m),
-                                         pilot=warm_start_pilot(sampler, sampler_kwargs, m),
-                                         deadline=deadline)
-            if beam and warm_start not in BEAM_STARTS:  # it asked for a beam, its start has none (RTN): say so
-                sampler_kwargs = {**sampler_kwargs, "warm_start_beam": 0}
-            warm = problem.encode(starts)
-            warm_ints = starts if starts.ndim == 2 else starts[:, 0]
-            warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
-            if deadline is not None:
-                sampler_kwargs = {**sampler_kwargs, "time_spent": time.perf_counter() - t0}
-        used_seed = draw_seed(seed)
-        assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
-                                                    sampler_kwargs, checkpoint)
-        if deadline is not None and deadline.cut:  # the time limit narrowed the warm start's beam
-            info = {**info, "time_limited": True}
-        integers, values = problem.decode_layer(assignments)
+        whole = layer_solver(sampler) is not None
+        # a whole-layer solve of a layer below ONE_BLAS_INPUTS inputs runs its products on one BLAS thread, as its
+        # warm start's factorizations do: its own threads (the beam's, the search's) use the cores. With the
+        # caller's BLAS on two threads beside them, the default under 80 ms on MNIST's first layer overran the
+        # limit in every process, its longest runs at 84-97 ms (now 76-80), and int4 runs ended up to 30 % above
+        # the best known (now 10 %; the medians moved within the noise: docs/layer-sa.md, "The caller's BLAS threads")
+        with blas_threads(1 if whole and problem.num_coordinates < ONE_BLAS_INPUTS else None):
+            if warm_start is not None:
+                m = problem.num_coordinates
+                # a whole-layer solver may ask for several starts per neuron (the beam's survivors): (n, paths, m)
+                paths = warm_start_paths(sampler, sampler_kwargs, m) if whole else 1
+                beam = warm_start_beam(sampler, sampler_kwargs, m)
+                # a whole-layer sampler's time limit covers the layer: its share for the start, the rest after it
+                deadline = warm_start_deadline(sampler, sampler_kwargs, m, t0) if whole else None
+                starts = warm_start_integers(problem, warm_start, beam, paths,
+                                             growth=warm_start_growth(sampler, sampler_kwargs, m),
+                                             pilot=warm_start_pilot(sampler, sampler_kwargs, m),
+                                             deadline=deadline)
+                if beam and warm_start not in BEAM_STARTS:  # it asked for a beam, its start has none (RTN): say so
+                    sampler_kwargs = {**sampler_kwargs, "warm_start_beam": 0}
+                warm = problem.encode(starts)
+                warm_ints = starts if starts.ndim == 2 else starts[:, 0]
+                warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
+                if deadline is not None:
+                    sampler_kwargs = {**sampler_kwargs, "time_spent": time.perf_counter() - t0}
+            used_seed = draw_seed(seed)
+            assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
+                                                        sampler_kwargs, checkpoint)
+            if deadline is not None and deadline.cut:  # the time limit narrowed the warm start's beam
+                info = {**info, "time_limited": True}
+            integers, values = problem.decode_layer(assignments)
     if warmed:
         info = {**info, "warm_up_seconds": warmed}
     seconds = time.perf_counter() - t0

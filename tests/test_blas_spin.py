@@ -59,3 +59,43 @@ def test_blas_threads_limits_numpy_and_scipy_blas_and_restores_them():
             with blas_threads(None):
                 assert set(counts().values()) == {1}
         assert counts() == before
+
+
+def test_a_whole_layer_solve_of_a_small_layer_runs_on_one_blas_thread(monkeypatch, no_warm_up):
+    """``quantize_layer`` runs a whole-layer solver's warm start and search (``layer-sa``) on one BLAS thread per
+    library below :data:`qannealq.baselines.ONE_BLAS_INPUTS` inputs, whatever the caller set, and restores the
+    caller's counts after; a layer of that many inputs and a per-neuron sampler keep the caller's."""
+    import numpy as np  # noqa: F401
+    import scipy.linalg  # noqa: F401
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from helpers import random_layer
+    from qannealq import baselines, quantize_layer, solve
+    from qannealq.backends import get_sampler
+
+    def counts() -> set[int]:
+        return {lib["num_threads"] for lib in threadpool_info()
+                if lib["user_api"] == "blas" and re.search(r"[/\\](numpy|scipy)\.libs[/\\]", lib["filepath"])}
+
+    seen: list[tuple[str, set[int]]] = []
+
+    def spy(name: str, fn):
+        def wrapped(*args, **kwargs):
+            seen.append((name, counts()))
+            return fn(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(solve, "warm_start_integers", spy("start", solve.warm_start_integers))
+    monkeypatch.setattr(solve, "_solve_qubo", spy("search", solve._solve_qubo))
+    problem = random_layer(np.random.default_rng(3), 12, 4, samples=100).problem(3)
+    assert problem.num_coordinates < baselines.ONE_BLAS_INPUTS
+    with threadpool_limits(2, user_api="blas"):
+        quantize_layer(problem, "qubo", get_sampler("layer-sa"), seed=0)
+        assert seen == [("start", {1}), ("search", {1})] and counts() == {2}
+        seen.clear()
+        quantize_layer(problem, "qubo", get_sampler("exact"), seed=0)  # per neuron: the caller's
+        assert seen == [("start", {2}), ("search", {2})]
+        seen.clear()
+        monkeypatch.setattr(solve, "ONE_BLAS_INPUTS", problem.num_coordinates)  # a layer this wide: the caller's
+        quantize_layer(problem, "qubo", get_sampler("layer-sa"), seed=0)
+        assert seen == [("start", {2}), ("search", {2})] and counts() == {2}
