@@ -65,7 +65,7 @@ def test_a_whole_layer_solve_of_a_small_layer_runs_on_one_blas_thread(monkeypatc
     """``quantize_layer`` runs a whole-layer solver's warm start and search (``layer-sa``) on one BLAS thread per
     library below :data:`qannealq.baselines.ONE_BLAS_INPUTS` inputs, whatever the caller set, and restores the
     caller's counts after; a layer of that many inputs and a per-neuron sampler keep the caller's."""
-    import numpy as np  # noqa: F401
+    import numpy as np
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_info, threadpool_limits
 
