@@ -81,7 +81,7 @@ import numpy as np
 
 from qannealq._deadline import Deadline
 from qannealq._gptq_beam import check_growth
-from qannealq.baselines import rtn, warm_start_integers
+from qannealq.baselines import layer_blas_threads, rtn, warm_start_integers
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.contract import LayerSample, draw_seed
@@ -334,7 +334,16 @@ class LayerSASampler(dimod.Sampler):
                 population runs, and by the torch run). The result is never worse than the warm start.
             seed: seed of the anneal (drawn and recorded when None).
             **kwargs: any default named in the class docstring.
+
+        On a layer below :data:`qannealq.baselines.ONE_BLAS_INPUTS` inputs it runs on one BLAS thread per library,
+        whatever the caller set (:func:`qannealq.baselines.layer_blas_threads`).
         """
+        with layer_blas_threads(problem):
+            return self._sample_layer(problem, initial_states, seed, **kwargs)
+
+    def _sample_layer(self, problem: LayerProblem, initial_states: np.ndarray | None, seed: int | None,
+                      **kwargs: Any) -> LayerSample:
+        """:meth:`sample_layer` within its BLAS threads."""
         self.remove_unknown_kwargs(**kwargs)
         params = self._params(kwargs)
         seed = draw_seed(seed)

@@ -36,6 +36,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from functools import partial
 
 import numpy as np
@@ -734,6 +735,18 @@ def _pilot_start(problem: LayerProblem, restricted: bool, order: str, dampings: 
 #: instead of 17-26 (3 of 6 runs under 5 GPTQ times, each then left without a beam), and one thread factors it in
 #: about the time two do; on CIFAR-10's (3073) two threads took 0.37-0.43 s against 0.56-0.61 s on one.
 ONE_BLAS_INPUTS = 1024
+
+
+def layer_blas_threads(problem: LayerProblem) -> AbstractContextManager:
+    """``with layer_blas_threads(problem):`` runs a whole-layer solve of ``problem`` (its warm start and search) on
+    one BLAS thread per library below :data:`ONE_BLAS_INPUTS` inputs, as the warm start's factorizations run there,
+    whatever the caller set (given back after); the caller's threads on wider layers. The solve's own threads (the
+    beam's, the search's) use the cores: with the caller's BLAS on two threads beside them, the default under
+    80 ms on MNIST's first layer overran the limit in every process (its longest runs 84-97 ms, 76-80 with this)
+    and ended int4 runs up to 30 % above the best known (10 % with this; the medians moved within the noise;
+    docs/layer-sa.md, "The caller's BLAS threads"). The solve loop (:func:`qannealq.solve.quantize_layer`) and
+    ``layer-sa``'s ``sample_layer`` called directly both take it."""
+    return blas_threads(1 if problem.num_coordinates < ONE_BLAS_INPUTS else None)
 
 
 def _side_by_side(fn: Callable, items: Iterable, alone: int | None = None) -> list:

@@ -20,19 +20,18 @@ import logging
 import threading
 import time
 from concurrent.futures import Executor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import dimod
 import numpy as np
 
-from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, ONE_BLAS_INPUTS, rank_deficient,
+from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, rank_deficient,
                                 warm_start_integers)
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warms_up, warm_start_beam,
                                warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_deadline)
 from qannealq.errors import BackendError, InvalidArgumentError
-from qannealq._pool import blas_threads
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid
 
@@ -377,12 +376,9 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
             raise InvalidArgumentError(f"warm_start={warm_start!r} must be one of {WARM_STARTS}")
         warm = deadline = None
         whole = layer_solver(sampler) is not None
-        # a whole-layer solve of a layer below ONE_BLAS_INPUTS inputs runs its products on one BLAS thread, as its
-        # warm start's factorizations do: its own threads (the beam's, the search's) use the cores. With the
-        # caller's BLAS on two threads beside them, the default under 80 ms on MNIST's first layer overran the
-        # limit in every process, its longest runs at 84-97 ms (now 76-80), and int4 runs ended up to 30 % above
-        # the best known (now 10 %; the medians moved within the noise: docs/layer-sa.md, "The caller's BLAS threads")
-        with blas_threads(1 if whole and problem.num_coordinates < ONE_BLAS_INPUTS else None):
+        # a whole-layer solve of a narrow layer on one BLAS thread, whatever the caller set: its own threads use
+        # the cores (qannealq.baselines.layer_blas_threads)
+        with layer_blas_threads(problem) if whole else nullcontext():
             if warm_start is not None:
                 m = problem.num_coordinates
                 # a whole-layer solver may ask for several starts per neuron (the beam's survivors): (n, paths, m)

@@ -64,14 +64,15 @@ def test_blas_threads_limits_numpy_and_scipy_blas_and_restores_them():
 def test_a_whole_layer_solve_of_a_small_layer_runs_on_one_blas_thread(monkeypatch, no_warm_up):
     """``quantize_layer`` runs a whole-layer solver's warm start and search (``layer-sa``) on one BLAS thread per
     library below :data:`qannealq.baselines.ONE_BLAS_INPUTS` inputs, whatever the caller set, and restores the
-    caller's counts after; a layer of that many inputs and a per-neuron sampler keep the caller's."""
+    caller's counts after; so does ``layer-sa``'s ``sample_layer`` called directly (its own warm start and search);
+    a layer of that many inputs and a per-neuron sampler keep the caller's."""
     import numpy as np
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_info, threadpool_limits
 
     from helpers import random_layer
     from qannealq import baselines, quantize_layer, solve
-    from qannealq.backends import get_sampler
+    from qannealq.backends import get_sampler, layer_sa
 
     def counts() -> set[int]:
         return {lib["num_threads"] for lib in threadpool_info()
@@ -87,15 +88,20 @@ def test_a_whole_layer_solve_of_a_small_layer_runs_on_one_blas_thread(monkeypatc
 
     monkeypatch.setattr(solve, "warm_start_integers", spy("start", solve.warm_start_integers))
     monkeypatch.setattr(solve, "_solve_qubo", spy("search", solve._solve_qubo))
+    monkeypatch.setattr(layer_sa, "warm_start_integers", spy("own start", layer_sa.warm_start_integers))
+    monkeypatch.setattr(layer_sa, "_solve", spy("own search", layer_sa._solve))
     problem = random_layer(np.random.default_rng(3), 12, 4, samples=100).problem(3)
     assert problem.num_coordinates < baselines.ONE_BLAS_INPUTS
     with threadpool_limits(2, user_api="blas"):
         quantize_layer(problem, "qubo", get_sampler("layer-sa"), seed=0)
-        assert seen == [("start", {1}), ("search", {1})] and counts() == {2}
+        assert seen == [("start", {1}), ("search", {1}), ("own search", {1})] and counts() == {2}
+        seen.clear()
+        get_sampler("layer-sa").sample_layer(problem, seed=0)  # directly: its own warm start
+        assert seen == [("own start", {1}), ("own search", {1})] and counts() == {2}
         seen.clear()
         quantize_layer(problem, "qubo", get_sampler("exact"), seed=0)  # per neuron: the caller's
         assert seen == [("start", {2}), ("search", {2})]
         seen.clear()
-        monkeypatch.setattr(solve, "ONE_BLAS_INPUTS", problem.num_coordinates)  # a layer this wide: the caller's
+        monkeypatch.setattr(baselines, "ONE_BLAS_INPUTS", problem.num_coordinates)  # a layer this wide
         quantize_layer(problem, "qubo", get_sampler("layer-sa"), seed=0)
-        assert seen == [("start", {2}), ("search", {2})] and counts() == {2}
+        assert seen == [("start", {2}), ("search", {2}), ("own search", {2})] and counts() == {2}
