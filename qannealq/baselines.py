@@ -745,8 +745,9 @@ def layer_blas_threads(problem: LayerProblem) -> AbstractContextManager:
     80 ms on MNIST's first layer overran the limit in every process (its longest runs 84-97 ms, 76-80 with this)
     and ended int4 runs up to 30 % above the best known (10 % with this; the medians moved within the noise;
     docs/layer-sa.md, "The caller's BLAS threads"). The solve loop (:func:`qannealq.solve.quantize_layer`) and
-    ``layer-sa``'s ``sample_layer`` called directly both take it."""
-    return blas_threads(1 if problem.num_coordinates < ONE_BLAS_INPUTS else None)
+    ``layer-sa``'s ``sample_layer`` called directly both take it. Per-neuron problems (``problem.per_neuron``: the
+    relu-aware objective's ``H_i``) keep the caller's threads: their factors and products were not measured on one."""
+    return blas_threads(1 if problem.num_coordinates < ONE_BLAS_INPUTS and not problem.per_neuron else None)
 
 
 def _side_by_side(fn: Callable, items: Iterable, alone: int | None = None) -> list:

@@ -65,7 +65,8 @@ def test_a_whole_layer_solve_of_a_small_layer_runs_on_one_blas_thread(monkeypatc
     """``quantize_layer`` runs a whole-layer solver's warm start and search (``layer-sa``) on one BLAS thread per
     library below :data:`qannealq.baselines.ONE_BLAS_INPUTS` inputs, whatever the caller set, and restores the
     caller's counts after; so does ``layer-sa``'s ``sample_layer`` called directly (its own warm start and search);
-    a layer of that many inputs and a per-neuron sampler keep the caller's."""
+    a layer of that many inputs, a per-neuron sampler and per-neuron ``H_i`` (the relu-aware objective) keep the
+    caller's."""
     import numpy as np
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_info, threadpool_limits
@@ -73,6 +74,8 @@ def test_a_whole_layer_solve_of_a_small_layer_runs_on_one_blas_thread(monkeypatc
     from helpers import random_layer
     from qannealq import baselines, quantize_layer, solve
     from qannealq.backends import get_sampler, layer_sa
+    from qannealq.grid import make_grid
+    from qannealq.weighted import WeightedLayerStats, build_weighted_problem
 
     def counts() -> set[int]:
         return {lib["num_threads"] for lib in threadpool_info()
@@ -101,6 +104,14 @@ def test_a_whole_layer_solve_of_a_small_layer_runs_on_one_blas_thread(monkeypatc
         seen.clear()
         quantize_layer(problem, "qubo", get_sampler("exact"), seed=0)  # per neuron: the caller's
         assert seen == [("start", {2}), ("search", {2})]
+        seen.clear()
+        layer = random_layer(np.random.default_rng(4), 12, 4, samples=100)  # per-neuron H_i: the caller's
+        stats = WeightedLayerStats.from_arrays(layer.x, layer.y, np.where(layer.y > 0, 1.0, 0.0), True)
+        weighted = build_weighted_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 3))
+        assert weighted.per_neuron
+        get_sampler("layer-sa").sample_layer(weighted, seed=0)
+        assert seen[0] == ("own start", {2}) and {name for name, _ in seen[1:]} == {"own search"}  # per neuron
+        assert all(c == {2} for _, c in seen) and counts() == {2}
         seen.clear()
         monkeypatch.setattr(baselines, "ONE_BLAS_INPUTS", problem.num_coordinates)  # a layer this wide
         quantize_layer(problem, "qubo", get_sampler("layer-sa"), seed=0)
