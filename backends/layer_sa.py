@@ -335,10 +335,10 @@ class LayerSASampler(dimod.Sampler):
             seed: seed of the anneal (drawn and recorded when None).
             **kwargs: any default named in the class docstring.
 
-        On a layer below :data:`qannealq.baselines.ONE_BLAS_INPUTS` inputs it runs on one BLAS thread per library,
-        whatever the caller set (:func:`qannealq.baselines.layer_blas_threads`).
+        With a beam in its effort (not ``fast``), on a layer below :data:`qannealq.baselines.ONE_BLAS_INPUTS` inputs
+        it runs on one BLAS thread per library, whatever the caller set (:func:`qannealq.baselines.layer_blas_threads`).
         """
-        with layer_blas_threads(problem):
+        with layer_blas_threads(problem, self.warm_start_beam(problem.num_coordinates, **kwargs)):
             return self._sample_layer(problem, initial_states, seed, **kwargs)
 
     def _sample_layer(self, problem: LayerProblem, initial_states: np.ndarray | None, seed: int | None,

@@ -737,17 +737,22 @@ def _pilot_start(problem: LayerProblem, restricted: bool, order: str, dampings: 
 ONE_BLAS_INPUTS = 1024
 
 
-def layer_blas_threads(problem: LayerProblem) -> AbstractContextManager:
-    """``with layer_blas_threads(problem):`` runs a whole-layer solve of ``problem`` (its warm start and search) on
-    one BLAS thread per library below :data:`ONE_BLAS_INPUTS` inputs, as the warm start's factorizations run there,
-    whatever the caller set (given back after); the caller's threads on wider layers. The solve's own threads (the
-    beam's, the search's) use the cores: with the caller's BLAS on two threads beside them, the default under
-    80 ms on MNIST's first layer overran the limit in every process (its longest runs 84-97 ms, 76-80 with this)
-    and ended int4 runs up to 30 % above the best known (10 % with this; the medians moved within the noise;
-    docs/layer-sa.md, "The caller's BLAS threads"). The solve loop (:func:`qannealq.solve.quantize_layer`) and
-    ``layer-sa``'s ``sample_layer`` called directly both take it. Per-neuron problems (``problem.per_neuron``: the
-    relu-aware objective's ``H_i``) keep the caller's threads: their factors and products were not measured on one."""
-    return blas_threads(1 if problem.num_coordinates < ONE_BLAS_INPUTS and not problem.per_neuron else None)
+def layer_blas_threads(problem: LayerProblem, beam: int) -> AbstractContextManager:
+    """``with layer_blas_threads(problem, beam):`` runs a whole-layer solve of ``problem`` whose warm start has a beam
+    of ``beam`` (its warm start and search) on one BLAS thread per library below :data:`ONE_BLAS_INPUTS` inputs, as
+    the warm start's factorizations run there, whatever the caller set (given back after); the caller's threads on
+    wider layers, without a beam and on per-neuron problems. The solve loop (:func:`qannealq.solve.quantize_layer`)
+    and ``layer-sa``'s ``sample_layer`` called directly both take it.
+
+    A beam's and a search's own threads use the cores: with the caller's BLAS on two threads beside them, the
+    default under 80 ms on MNIST's first layer overran the limit in every process (its longest runs 84-97 ms, 76-80
+    with this) and ended int4 runs up to 30 % above the best known (10 % with this; the medians moved within the
+    noise), and unbounded took 313-384 ms (282-323 with this; docs/layer-sa.md, "The caller's BLAS threads").
+    ``fast`` (no beam) runs nothing beside its products, which are faster on the caller's two threads: 21-23 ms,
+    29-30 ms on one (three processes each). Per-neuron problems (``problem.per_neuron``: the relu-aware objective's ``H_i``): their factors
+    and products were not measured on one."""
+    narrow = problem.num_coordinates < ONE_BLAS_INPUTS and not problem.per_neuron
+    return blas_threads(1 if narrow and beam > 0 else None)
 
 
 def _side_by_side(fn: Callable, items: Iterable, alone: int | None = None) -> list:

@@ -375,15 +375,15 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
         if warm_start not in WARM_STARTS:
             raise InvalidArgumentError(f"warm_start={warm_start!r} must be one of {WARM_STARTS}")
         warm = deadline = None
+        m = problem.num_coordinates
         whole = layer_solver(sampler) is not None
-        # a whole-layer solve of a narrow layer on one BLAS thread, whatever the caller set: its own threads use
-        # the cores (qannealq.baselines.layer_blas_threads)
-        with layer_blas_threads(problem) if whole else nullcontext():
+        beam = warm_start_beam(sampler, sampler_kwargs, m)
+        # a whole-layer solve with a beam, of a narrow layer, on one BLAS thread, whatever the caller set: its own
+        # threads use the cores (qannealq.baselines.layer_blas_threads)
+        with layer_blas_threads(problem, beam) if whole else nullcontext():
             if warm_start is not None:
-                m = problem.num_coordinates
                 # a whole-layer solver may ask for several starts per neuron (the beam's survivors): (n, paths, m)
                 paths = warm_start_paths(sampler, sampler_kwargs, m) if whole else 1
-                beam = warm_start_beam(sampler, sampler_kwargs, m)
                 # a whole-layer sampler's time limit covers the layer: its share for the start, the rest after it
                 deadline = warm_start_deadline(sampler, sampler_kwargs, m, t0) if whole else None
                 starts = warm_start_integers(problem, warm_start, beam, paths,

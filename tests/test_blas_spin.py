@@ -65,8 +65,8 @@ def test_a_whole_layer_solve_of_a_small_layer_runs_on_one_blas_thread(monkeypatc
     """``quantize_layer`` runs a whole-layer solver's warm start and search (``layer-sa``) on one BLAS thread per
     library below :data:`qannealq.baselines.ONE_BLAS_INPUTS` inputs, whatever the caller set, and restores the
     caller's counts after; so does ``layer-sa``'s ``sample_layer`` called directly (its own warm start and search);
-    a layer of that many inputs, a per-neuron sampler and per-neuron ``H_i`` (the relu-aware objective) keep the
-    caller's."""
+    ``fast`` (no beam), a layer of that many inputs, a per-neuron sampler and per-neuron ``H_i`` (the relu-aware
+    objective) keep the caller's."""
     import numpy as np
     import scipy.linalg  # noqa: F401
     from threadpoolctl import threadpool_info, threadpool_limits
@@ -101,6 +101,9 @@ def test_a_whole_layer_solve_of_a_small_layer_runs_on_one_blas_thread(monkeypatc
         seen.clear()
         get_sampler("layer-sa").sample_layer(problem, seed=0)  # directly: its own warm start
         assert seen == [("own start", {1}), ("own search", {1})] and counts() == {2}
+        seen.clear()
+        quantize_layer(problem, "qubo", get_sampler("layer-sa"), seed=0, effort="fast")  # no beam: the caller's
+        assert seen == [("start", {2}), ("search", {2}), ("own search", {2})]
         seen.clear()
         quantize_layer(problem, "qubo", get_sampler("exact"), seed=0)  # per neuron: the caller's
         assert seen == [("start", {2}), ("search", {2})]
