@@ -749,8 +749,8 @@ def layer_blas_threads(problem: LayerProblem, beam: int) -> AbstractContextManag
     with this) and ended int4 runs up to 30 % above the best known (10 % with this; the medians moved within the
     noise), and unbounded took 313-384 ms (282-323 with this; docs/layer-sa.md, "The caller's BLAS threads").
     ``fast`` (no beam) runs nothing beside its products, which are faster on the caller's two threads: 21-23 ms,
-    29-30 ms on one (three processes each). Per-neuron problems (``problem.per_neuron``: the relu-aware objective's ``H_i``): their factors
-    and products were not measured on one."""
+    29-30 ms on one (three processes each). Per-neuron problems (``problem.per_neuron``: the relu-aware objective's
+    ``H_i``): their factors and products were not measured on one."""
     narrow = problem.num_coordinates < ONE_BLAS_INPUTS and not problem.per_neuron
     return blas_threads(1 if narrow and beam > 0 else None)
 
