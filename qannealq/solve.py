@@ -17,6 +17,7 @@ neuron.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from concurrent.futures import Executor
@@ -250,6 +251,12 @@ WARM_UP_NEURONS = 16
 #: included), short for any options (``thorough`` anneals to its limit; a beam of 4096 and 100 000 sweeps would
 #: run for minutes without one).
 WARM_UP_LIMIT = 0.5
+#: The most solves of a warm-up's stand-in (:func:`warm_up`): it solves again while its last solve was cut and
+#: loaded compiled code. Where numba's on-disk cache is empty (a fresh install), each loading solve compiles for
+#: seconds and is cut short of a later phase, which the next one reaches: ``thorough`` on MNIST's first layer took
+#: three such solves (the third the first to anneal), and with two its layer compiled the anneal inside the clock
+#: (11.6 s under a limit of 0.1 s).
+WARM_UP_SOLVES = 6
 _warmed: set = set()
 _warming = threading.RLock()
 _inside = threading.local()  # a warm-up's own solve (a sampler whose defaults hold a limit) warms nothing
@@ -276,6 +283,18 @@ def _stand_in(problem: LayerProblem) -> LayerProblem:
                          make_grid(weight, bias, grid.bits, grid.granularity, scheme), name=f"{problem.name} warm-up")
 
 
+def compiled_count() -> int:
+    """How many compiled signatures qannealq's numba functions hold in this process (each compilation or load from
+    numba's on-disk cache adds one): :func:`warm_up` solves its stand-in again while a cut solve added some."""
+    count = 0
+    for name, module in list(sys.modules.items()):
+        if name.startswith("qannealq") and module is not None:
+            for value in list(vars(module).values()):
+                signatures = getattr(value, "signatures", None) if hasattr(value, "py_func") else None
+                count += len(signatures) if isinstance(signatures, list) else 0
+    return count
+
+
 def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler | None = None,
             warm_start: str | None = DEFAULT_WARM_START, **sampler_kwargs: Any) -> float:
     """Load the compiled code that :func:`quantize_layer` runs for ``method`` (with ``sampler`` and
@@ -291,8 +310,10 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
     records the time, which the layer's ``seconds`` and a time limit do not count). It runs the same solve on a
     small random layer of the same kind (:func:`_stand_in`): a baseline as such; a whole-layer sampler that allows
     it (:func:`qannealq.contract.warms_up`: ``layer-sa``, not a QPU's whole-layer path) with its options and warm
-    start, under a limit of its own (:data:`WARM_UP_LIMIT`, where it takes ``time_limit``), twice where the first
-    solve was cut (the loading had narrowed its beam, which then skipped GPTQ's own starts). A layer of another kind
+    start, under a limit of its own (:data:`WARM_UP_LIMIT`, where it takes ``time_limit``), again while a solve was
+    cut and loaded compiled code (:func:`compiled_count`), up to :data:`WARM_UP_SOLVES` solves: the loading cuts a
+    solve short of its later phases (a narrowed beam skips GPTQ's own starts; a late search, the anneal), which
+    the next reaches. A layer of another kind
     (inputs up to :data:`WARM_UP_INPUTS`, singular or not, dead inputs, bits 1 or more, bias), method or options
     warms again. For a per-neuron sampler (its SDK's own code), or a whole-layer one that does not allow it, the
     warm start's baseline alone; per-neuron problems (``problem.per_neuron``, other kernels) are left alone. A
@@ -321,9 +342,10 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
             else:
                 if accepts_parameter(sampler, "time_limit"):
                     options["time_limit"] = WARM_UP_LIMIT
-                for _ in range(2):  # where the loading itself cut the first solve short, once more, loaded
+                for _ in range(WARM_UP_SOLVES):  # the loading itself may cut a solve short of a later phase
+                    before = compiled_count()
                     done = quantize_layer(stand_in, "qubo", sampler, warm_start=warm_start, seed=0, **options)
-                    if not done.info.get("time_limited"):
+                    if not done.info.get("time_limited") or compiled_count() == before:
                         break
         except InvalidArgumentError:  # the caller's options: the layer's own solve would say the same
             raise
