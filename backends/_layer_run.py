@@ -86,6 +86,14 @@ def _row_seeds(seed: int, rows: int) -> np.ndarray:
 #: limit of 10 GPTQ times (7.1 s) without it: the search stopped at the limit, these came after (0.3 s); keeping two
 #: products it ended 0.06-0.07 s past (the polish's sweeps take 0.03 s more), keeping 2.5 at 7.10-7.11 s.
 TAIL_PRODUCTS = 2.5
+#: Where no product of the layer's rows was timed before an anneal (the caller gave its start's fields:
+#: ``thorough`` on MNIST's first layer, which ended 5-13 ms past limits of 0.1-0.14 s), the anneal times one of
+#: ``TAIL_SAMPLE_ROWS`` of its rows and keeps ``TAIL_SAMPLED`` products of the layer's rows at that rate. What
+#: followed its anneal there took 3.7-4.8 ms, about 1.2-1.5 such estimates (16 rows run a product 1.3x slower a
+#: row than 128, and the anneal's exact energies are skipped once the limit cut it); with 1.25 the runs still
+#: ended a median 1.4 ms past 0.1 s, with 1.6 at 99.4 ms (docs/layer-sa.md, "What follows thorough's anneal").
+TAIL_SAMPLE_ROWS = 16
+TAIL_SAMPLED = 1.6
 
 
 class _Run:
@@ -246,6 +254,7 @@ class _Run:
             np.minimum.at(best, start.owner, energies)
             return float(best[np.isfinite(best)].sum())
 
+        self._keep_tail(start)
         lists = None if movable is None else (dense.free, *_coordinate_lists(dense.free))
         args, best_e, best_v = self._args(start, chains=True, movable=lists)
         seeds, polish_sweeps = _row_seeds(seed, start.owner.size), int(self.params["polish_sweeps"])
@@ -269,6 +278,18 @@ class _Run:
             best_e = self.start(best_v, start.owner).energy
         self.clock.record(layer_best(best_e))
         return Rows(best_v, start.owner, best_e)
+
+    def _keep_tail(self, rows: Rows) -> None:
+        """Under a time limit where no product of the layer's rows was timed yet (:meth:`start` given the fields),
+        time one of :data:`TAIL_SAMPLE_ROWS` of ``rows`` and keep :data:`TAIL_SAMPLED` products of the layer's rows
+        at that rate for what follows the search."""
+        d, k = self.dense, min(rows.owner.size, TAIL_SAMPLE_ROWS)
+        if self.clock.limit is None or self.clock.reserve > 0 or k == 0:
+            return
+        u = d.steps[rows.owner[:k]] * rows.v[:k]
+        begun = time.perf_counter()
+        np.dot(u, d.mat)
+        self.clock.keep(TAIL_SAMPLED * (time.perf_counter() - begun) * d.steps.shape[0] / k)
 
     def _stride(self, steps_left: int, per_sweep: float | None) -> int:
         """Steps of the schedule per sweep so that the ``steps_left`` fit the time left (two sweeps kept for the

@@ -211,6 +211,49 @@ def test_the_search_keeps_time_for_the_products_that_follow_it():
     assert clock.cut and clock.elapsed() < 30.0
 
 
+def test_an_anneal_from_given_fields_keeps_time_for_what_follows_it():
+    """Where no product was timed before an anneal under a limit (its start's fields given), the anneal times one
+    of ``TAIL_SAMPLE_ROWS`` rows and keeps ``TAIL_SAMPLED`` products of the layer's rows at that rate; an anneal
+    without a limit times nothing, and one whose limit leaves room returns the same states as without one."""
+    from qannealq.backends import _layer_run
+    from qannealq.backends._layer_schedule import Clock
+
+    _, problem = layer_problem(37, 300, 24, 3, samples=400)
+    dense = DenseQubos.from_problem(problem)
+    params = {**LayerSASampler().defaults, "num_threads": 1, "chain": 4, "num_sweeps": 4}
+    warm = problem.encode(gptq_restricted(problem))
+    given = make_run(dense, params)[0].start(warm)
+    products = []
+    dot = np.dot
+
+    def timed(a, b):
+        begun = time.perf_counter()
+        result = dot(a, b)
+        products.append((a.shape[0], time.perf_counter() - begun))
+        return result
+
+    out = {}
+    with mock.patch.object(_layer_run.np, "dot", timed):
+        for limit in (None, 600.0):
+            products.clear()
+            run, _ = make_run(dense, params, Clock(limit))
+            with run:
+                out[limit] = run.anneal(run.start(warm, fields=given.h, energies=given.energy), seed=5)
+            assert [k for k, _ in products] == ([] if limit is None else [_layer_run.TAIL_SAMPLE_ROWS])
+            assert not run.clock.cut
+        products.clear()
+        run, _ = make_run(dense, params, Clock(600.0))
+        rows = run.start(warm, fields=given.h, energies=given.energy)
+        assert run.clock.reserve == 0.0  # nothing timed yet
+        run._keep_tail(rows)
+        run._keep_tail(rows)  # a reserve kept: no second product
+    assert len(products) == 1 and products[0][0] == _layer_run.TAIL_SAMPLE_ROWS
+    expected = _layer_run.TAIL_SAMPLED * products[0][1] * problem.num_neurons / _layer_run.TAIL_SAMPLE_ROWS
+    assert run.clock.reserve >= expected * (1 - 1e-9)
+    np.testing.assert_array_equal(out[None].v, out[600.0].v)
+    np.testing.assert_array_equal(out[None].energy, out[600.0].energy)
+
+
 def test_time_limit_stops_a_long_run_cleanly():
     """A wide layer whose thorough run takes far longer than the limit: stops near it, states valid."""
     layer, problem = layer_problem(23, 500, 24, 4, samples=600)
