@@ -295,6 +295,17 @@ def compiled_count() -> int:
     return count
 
 
+def _sampler_defaults(sampler: dimod.Sampler) -> str:
+    """A whole-layer sampler's own defaults but its time limit (``properties["defaults"]``: ``layer-sa``'s
+    constructor options, a composite's child's), as part of a warm-up's kind: ``LayerSASampler(effort="thorough")``
+    after ``LayerSASampler()`` runs other phases with the same call options."""
+    try:
+        defaults = dict(sampler.properties.get("defaults") or {})
+    except Exception:  # a sampler whose properties need the network, or whose defaults are no mapping: none
+        return ""
+    return repr(sorted(((k, v) for k, v in defaults.items() if k not in ("time_limit", "time_spent")), key=repr))
+
+
 def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler | None = None,
             warm_start: str | None = DEFAULT_WARM_START, **sampler_kwargs: Any) -> float:
     """Load the compiled code that :func:`quantize_layer` runs for ``method`` (with ``sampler`` and
@@ -314,8 +325,8 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
     cut and loaded compiled code (:func:`compiled_count`), up to :data:`WARM_UP_SOLVES` solves: the loading cuts a
     solve short of its later phases (a narrowed beam skips GPTQ's own starts; a late search, the anneal), which
     the next reaches. A layer of another kind
-    (inputs up to :data:`WARM_UP_INPUTS`, singular or not, dead inputs, bits 1 or more, bias), method or options
-    warms again. For a per-neuron sampler (its SDK's own code), or a whole-layer one that does not allow it, the
+    (inputs up to :data:`WARM_UP_INPUTS`, singular or not, dead inputs, bits 1 or more, bias), method, options or
+    sampler defaults (:func:`_sampler_defaults`) warms again. For a per-neuron sampler (its SDK's own code), or a whole-layer one that does not allow it, the
     warm start's baseline alone; per-neuron problems (``problem.per_neuron``, other kernels) are left alone. A
     failed warm-up warns and the layer goes on.
     """
@@ -328,7 +339,8 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
     m = min(problem.num_coordinates, WARM_UP_INPUTS)
     kind = (method, type(sampler) if whole else None, m, rank_deficient(problem),
             np.count_nonzero(problem.dead) * 8 >= problem.dead.size, problem.grid.bits == 1, problem.has_bias,
-            warm_start if whole else None, repr(sorted(options.items(), key=repr)))
+            warm_start if whole else None, repr(sorted(options.items(), key=repr)),
+            _sampler_defaults(sampler) if whole else None)
     with _warming:
         if kind in _warmed:
             return 0.0

@@ -175,6 +175,23 @@ def test_the_solve_loop_warms_each_kind_once_before_the_clock(monkeypatch):
     assert third.info["warm_up_seconds"] >= 2.0 and len(calls) == 4
 
 
+def test_a_sampler_with_other_defaults_is_another_kind(monkeypatch):
+    """Two ``layer-sa`` samplers whose constructor defaults differ (``effort``) are two kinds, each warmed before
+    its first layer, though called with the same options; their time limits are not part of the kind."""
+    monkeypatch.setattr(solve, "_warmed", set())
+    calls = []
+    stand_in = solve._stand_in
+    monkeypatch.setattr(solve, "_stand_in", lambda problem: calls.append(problem.name) or stand_in(problem))
+    _, problem = layer_problem(20, 30, 4, 2)
+    solve.quantize_layer(problem, "qubo", LayerSASampler(), seed=0, time_limit=30)
+    solve.quantize_layer(problem, "qubo", LayerSASampler(time_limit=20), seed=0)
+    assert len(calls) == 1
+    thorough = solve.quantize_layer(problem, "qubo", LayerSASampler(effort="thorough"), seed=0, time_limit=30)
+    assert len(calls) == 2 and thorough.info["warm_up_seconds"] > 0
+    assert "warm_up_seconds" not in solve.quantize_layer(problem, "qubo", LayerSASampler(effort="thorough"),
+                                                         seed=0, time_limit=30).info
+
+
 def test_a_failed_warm_up_warns_and_the_layer_goes_on(monkeypatch, caplog):
     """A stand-in whose solve fails does not stop the layer: a warning names the layer and the error (the
     layer's limit then counts the first loads), and the kind is not tried again."""
