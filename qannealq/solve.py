@@ -324,11 +324,11 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
     start, under a limit of its own (:data:`WARM_UP_LIMIT`, where it takes ``time_limit``), again while a solve was
     cut and loaded compiled code (:func:`compiled_count`), up to :data:`WARM_UP_SOLVES` solves: the loading cuts a
     solve short of its later phases (a narrowed beam skips GPTQ's own starts; a late search, the anneal), which
-    the next reaches. A layer of another kind
-    (inputs up to :data:`WARM_UP_INPUTS`, singular or not, dead inputs, bits 1 or more, bias), method, options or
-    sampler defaults (:func:`_sampler_defaults`) warms again. For a per-neuron sampler (its SDK's own code), or a whole-layer one that does not allow it, the
-    warm start's baseline alone; per-neuron problems (``problem.per_neuron``, other kernels) are left alone. A
-    failed warm-up warns and the layer goes on.
+    the next reaches. A layer of another kind (inputs up to :data:`WARM_UP_INPUTS`, singular or not, dead inputs,
+    bits 1 or more, bias), method, options or sampler defaults (:func:`_sampler_defaults`) warms again. For a
+    per-neuron sampler (its SDK's own code), or a whole-layer one that does not allow it, the warm start's baseline
+    alone; per-neuron problems (``problem.per_neuron``, other kernels) are left alone. A failed warm-up warns and
+    the layer goes on.
     """
     whole = method == "qubo" and sampler is not None and layer_solver(sampler) is not None and warms_up(sampler)
     if method == "qubo" and not whole:  # a per-neuron sampler's own code is its SDK's: its warm start's alone
