@@ -443,7 +443,7 @@ def test_recombination_rule_and_overrides():
             LayerSASampler(cycles=bad)
 
 
-def test_the_warm_starts_beam_widens_where_a_population_follows():
+def test_the_warm_starts_beam_widens_where_a_population_follows(no_warm_up):
     """``warm_start_growth``: 8 by default where a population follows (a beam widening from 96 to 768), else 1
     (MNIST-sized layers, ``fast``, ``thorough``'s constant 1536); the option overrides it, bad values are refused
     by name; the solve loop and the sampler's own warm start both run the beam of that shape (the same start as
