@@ -124,6 +124,7 @@ class _Run:
         self.indptr, self.indices = _coordinate_lists(dense.free)
         self.tol = greedy_tolerance(dense.lin if scale is None else scale)
         self.stop = np.zeros(1, np.int64)
+        self.product_seconds = 0.0  # the latest timed product of the layer's rows (:meth:`start`; 0: none yet)
 
     @property
     def chain_mat(self) -> np.ndarray | None:
@@ -166,7 +167,8 @@ class _Run:
             begun = time.perf_counter()
             h = up_fields(d.mat, self.diag, d.lin[owner], d.steps[owner], v)
             if owner.size:  # what follows the search: about TAIL_PRODUCTS such products of the layer's rows
-                self.clock.keep(TAIL_PRODUCTS * (time.perf_counter() - begun) * d.steps.shape[0] / owner.size)
+                self.product_seconds = (time.perf_counter() - begun) * d.steps.shape[0] / owner.size
+                self.clock.keep(TAIL_PRODUCTS * self.product_seconds)
         else:
             h = fields
         if energies is None:

@@ -1130,3 +1130,19 @@ def test_a_populations_reads_under_a_limit_start_one_read_at_a_time():
     np.testing.assert_array_equal(rows.v, np.repeat(chosen.v, k, axis=0))
     np.testing.assert_array_equal(rows.owner, np.repeat(np.arange(3), k))
     np.testing.assert_allclose(rows.h, np.repeat(chosen.h, k, axis=0))
+
+    # a read's product starts only where the time left before the reserve still holds one (the latest timed
+    # product of the layer's rows): with a minute left but a product timed at two, no read is formed, and the run
+    # is cut; with a product timed at a millisecond, every read is
+    for product, formed in ((120.0, 0), (1e-3, k - 1)):
+        clock = Clock(60.0)
+        run, _ = make_run(dense, {**sampler.defaults, "num_threads": 1}, clock)
+        chosen = run.polish(states[:, 0])
+        run.product_seconds = product
+        given = []
+        with mock.patch.object(run, "anneal", lambda rows, *a, **kw: given.append(rows) or rows), \
+                mock.patch.object(run, "start", wraps=run.start) as starts:
+            layer_sa._first_population(run, chosen, states[:, 1:], k, 4, 0, True)
+        assert starts.call_count == formed and clock.cut == (formed == 0)
+        same = np.all(given[0].v.reshape(3, k, -1) == chosen.v[:, None], axis=2)
+        assert same[:, 1:].all() == (formed == 0)
