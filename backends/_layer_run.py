@@ -124,7 +124,7 @@ class _Run:
         self.indptr, self.indices = _coordinate_lists(dense.free)
         self.tol = greedy_tolerance(dense.lin if scale is None else scale)
         self.stop = np.zeros(1, np.int64)
-        self.product_seconds = 0.0  # the latest timed product of the layer's rows (:meth:`start`; 0: none yet)
+        self.product_seconds = 0.0  # the latest timed product of the layer's rows (:meth:`start`, :meth:`_keep_tail`)
 
     @property
     def chain_mat(self) -> np.ndarray | None:
@@ -286,12 +286,13 @@ class _Run:
         time one of :data:`TAIL_SAMPLE_ROWS` of ``rows`` and keep :data:`TAIL_SAMPLED` products of the layer's rows
         at that rate for what follows the search."""
         d, k = self.dense, min(rows.owner.size, TAIL_SAMPLE_ROWS)
-        if self.clock.limit is None or self.clock.reserve > 0 or k == 0:
+        if self.clock.limit is None or self.product_seconds > 0 or k == 0:
             return
         u = d.steps[rows.owner[:k]] * rows.v[:k]
         begun = time.perf_counter()
         np.dot(u, d.mat)
-        self.clock.keep(TAIL_SAMPLED * (time.perf_counter() - begun) * d.steps.shape[0] / k)
+        self.product_seconds = (time.perf_counter() - begun) * d.steps.shape[0] / k
+        self.clock.keep(TAIL_SAMPLED * self.product_seconds)
 
     def _stride(self, steps_left: int, per_sweep: float | None) -> int:
         """Steps of the schedule per sweep so that the ``steps_left`` fit the time left (two sweeps kept for the

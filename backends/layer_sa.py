@@ -500,14 +500,9 @@ def _first_population(run: _Run, chosen: Rows, others: np.ndarray, reads: int, s
         return run.anneal(run.start(states, np.repeat(np.arange(n), reads)), seed, reads=1, sweeps=sweeps,
                           exact=exact)
     # under a time limit, one read's n rows at a time (thorough's 8 reads on CIFAR-10's first layer: a GEMM of
-    # 4096 rows, 3.2 s on one BLAS thread); the reads left when it expires start from `chosen` as the first
-    def room() -> bool:  # one more read's GEMM ends before the reserve; if not, the run is cut (timing decides)
-        if run.clock.remaining() > run.product_seconds:
-            return True
-        run.clock.cut = True
-        return False
-
-    parts = [chosen] + [run.start(others[:, t]) if room() else chosen for t in pick]
+    # 4096 rows, 3.2 s on one BLAS thread), each only where one more such GEMM ends before the reserve; the reads
+    # left start from `chosen` as the first (and the run is cut: timing decides)
+    parts = [chosen] + [chosen if run.clock.expired(run.product_seconds) else run.start(others[:, t]) for t in pick]
     rows = Rows(*(np.stack([getattr(r, k) for r in parts], axis=1).reshape(n * reads, *getattr(chosen, k).shape[1:])
                   for k in ("v", "owner", "energy", "h")))
     return run.anneal(rows, seed, reads=1, sweeps=sweeps, exact=exact)

@@ -235,10 +235,12 @@ def fast_methods(problem: LayerProblem, args: argparse.Namespace) -> list[dict]:
     def run_once(method: str, label: str, backend: str | None, opts: dict, blas: int) -> None:
         keep(label, blas, *solve(problem, "qubo" if backend else method, backend, args.seed, **opts))
 
-    def more_rounds(rows: list, rounds: int) -> None:
-        """``rounds`` more rounds of ``rows`` after the ``--repeats``, the BLAS counts alternating on from them."""
+    def more_rounds(rows: list, rounds: int, first: int | None = None) -> None:
+        """``rounds`` more rounds of ``rows``, the BLAS counts alternating on from round ``first`` (default: after
+        the ``--repeats``)."""
+        start = args.repeats if first is None else first
         for rep in range(max(0, rounds)):
-            blas = counts[(args.repeats + rep) % len(counts)]
+            blas = counts[(start + rep) % len(counts)]
             with pinned(blas, torch_threads=blas):
                 for row in rows:
                     run_once(*row, blas)
@@ -268,11 +270,7 @@ def fast_methods(problem: LayerProblem, args: argparse.Namespace) -> list[dict]:
     # read 6.2x and 12.4x of the final GPTQ time on 2026-12-04, MNIST int4's 5.6x and 11x), at least
     # LIMITED_RUNS times (a median needs three runs, whatever --repeats), the BLAS counts alternating
     limited = layer_sa_rows(limited=True)
-    for rep in range(max(args.repeats, LIMITED_RUNS)):
-        blas = counts[rep % len(counts)]
-        with pinned(blas, torch_threads=blas):
-            for row in limited:
-                run_once(*row, blas)
+    more_rounds(limited, max(args.repeats, LIMITED_RUNS), first=0)
     runs += limited
     every = np.arange(problem.num_neurons)
     shown = {lab: fastest(lab)[2] for lab in ("gptq", "fast", "default") if lab in every_run}

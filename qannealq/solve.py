@@ -257,6 +257,8 @@ WARM_UP_LIMIT = 0.5
 #: three such solves (the third the first to anneal), and with two its layer compiled the anneal inside the clock
 #: (11.6 s under a limit of 0.1 s).
 WARM_UP_SOLVES = 6
+#: Options that are not part of a warm-up's kind of layer (:func:`warm_up`): the limit is the warm-up's own.
+_NOT_KIND = ("time_limit", "time_spent")
 _warmed: set = set()
 _warming = threading.RLock()
 _inside = threading.local()  # a warm-up's own solve (a sampler whose defaults hold a limit) warms nothing
@@ -303,7 +305,7 @@ def _sampler_defaults(sampler: dimod.Sampler) -> str:
         defaults = dict(sampler.properties.get("defaults") or {})
     except Exception:  # a sampler whose properties need the network, or whose defaults are no mapping: none
         return ""
-    return repr(sorted(((k, v) for k, v in defaults.items() if k not in ("time_limit", "time_spent")), key=repr))
+    return repr(sorted(((k, v) for k, v in defaults.items() if k not in _NOT_KIND), key=repr))
 
 
 def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler | None = None,
@@ -335,7 +337,7 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
         return warm_up(problem, warm_start) if warm_start in BASELINES else 0.0
     if problem.per_neuron or getattr(_inside, "active", False) or not (whole or method in BASELINES):
         return 0.0
-    options = {k: v for k, v in sampler_kwargs.items() if k not in ("time_limit", "time_spent")} if whole else {}
+    options = {k: v for k, v in sampler_kwargs.items() if k not in _NOT_KIND} if whole else {}
     m = min(problem.num_coordinates, WARM_UP_INPUTS)
     kind = (method, type(sampler) if whole else None, m, rank_deficient(problem),
             np.count_nonzero(problem.dead) * 8 >= problem.dead.size, problem.grid.bits == 1, problem.has_bias,
