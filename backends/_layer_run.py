@@ -35,7 +35,8 @@ _NO_HOPS = (np.zeros((0, 0, 0)), np.zeros((0, 0, 0, 0)))
 def resolve_device(device: str) -> str:
     """The device a run uses: ``"cpu"`` (the numba kernel), ``"torch-cpu"`` or a CUDA device (torch).
 
-    ``"auto"`` is CUDA when ``torch.cuda.is_available()``, else ``"cpu"``.
+    ``"auto"`` is CUDA when ``torch.cuda.is_available()``, else ``"cpu"`` (``layer-sa``'s default is ``"cpu"``:
+    the torch path is launch-bound, slower than numba on an H200 on every layer measured).
 
     Raises:
         BackendUnavailableError: ``device`` asks for CUDA and torch sees no CUDA device.
@@ -48,7 +49,7 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if not torch.cuda.is_available():
         raise BackendUnavailableError(f"device={device!r}: torch {torch.__version__} sees no CUDA device; use "
-                                      "device='auto' or 'cpu' (numba), or install a CUDA build of torch")
+                                      "device='cpu' (numba, the default), or install a CUDA build of torch")
     index = int(device.partition(":")[2] or 0)
     if index >= torch.cuda.device_count():
         raise BackendUnavailableError(f"device={device!r}: only {torch.cuda.device_count()} CUDA device(s)")

@@ -101,7 +101,7 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "chain": None, "chain_partners": 8, "chain_precision": "float32",
              "hot_temperature": None, "cold_temperature": 1.0, "hot_acceptance": 1e-9, "ladder_acceptance": 0.3,
              "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": None,
-             "num_threads": None, "device": "auto", "warm_start_beam": None, "recombine": None,
+             "num_threads": None, "device": "cpu", "warm_start_beam": None, "recombine": None,
              "recombine_sweeps": None, "cycles": None, "warm_start_paths": None, "warm_start_growth": None,
              "warm_start_pilot": True, "time_spent": 0.0}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
@@ -233,9 +233,12 @@ class LayerSASampler(dimod.Sampler):
             start, which ``time_limit`` counts and ``info["trace"]`` starts from; the solve loop passes it,
             :meth:`warm_start_deadline`; where little of the limit is left after it, the search is the polish alone,
             :data:`LATE_SHARE`) and
-            ``device`` ("auto": torch on CUDA when ``torch.cuda.is_available()``, else the numba kernel;
-            "cpu": numba; "cuda" or "cuda:<index>": torch on that GPU, required; "torch-cpu": the torch
-            implementation on the CPU). ``info["device"]`` records the device used.
+            ``device`` ("cpu", the default: the numba kernel; "cuda" or "cuda:<index>": torch on that GPU,
+            required; "auto": torch on CUDA when ``torch.cuda.is_available()``, else numba; "torch-cpu": the
+            torch implementation on the CPU). The default is the CPU also where a GPU is present: on an H200 the
+            torch path ran MNIST's first layer 65x slower than numba at the default effort (``docs/layer-sa.md``,
+            "The torch path on an H200").
+            ``info["device"]`` records the device used.
     """
 
     default_max_variables = None  # any size: memory grows with the rows, never with a per-neuron matrix
