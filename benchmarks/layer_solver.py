@@ -11,8 +11,8 @@ independently of the QUBO algebra.
 
 Per-neuron ``sa`` is dwave-samplers' simulated annealing with its defaults and no warm start (the paper's
 solver). With 10 reads it runs on a subset of each layer's neurons (``--sa10-neurons``) and its time is
-extrapolated to the whole layer; the output says so. ``--device`` picks layer-sa's device (default auto: CUDA
-via torch when present, else the numba kernel). Run: ``.venv/bin/python benchmarks/layer_solver.py``.
+extrapolated to the whole layer; the output says so. ``--device`` picks layer-sa's device (default cpu: the
+numba kernel; cuda: torch on the GPU). Run: ``.venv/bin/python benchmarks/layer_solver.py``.
 """
 
 from __future__ import annotations
@@ -158,8 +158,9 @@ def main() -> None:
     parser.add_argument("--sa10-neurons", type=int, default=32, help="neurons per layer for sa with 10 reads")
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=list(BITS))
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "torch-cpu"],
-                        help="layer-sa's device: auto (CUDA via torch when available, else numba), cpu (numba), "
+    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda", "torch-cpu"],
+                        help="layer-sa's device: cpu (numba, the default), auto (CUDA via torch when available, "
+                             "else numba), "
                              "cuda (torch on the GPU), torch-cpu (the torch implementation on the CPU)")
     args = parser.parse_args()
     with pinned(args.threads, torch_threads=args.threads) as threads:
