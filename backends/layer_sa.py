@@ -236,7 +236,7 @@ class LayerSASampler(dimod.Sampler):
             ``device`` ("cpu", the default: the numba kernel; "cuda" or "cuda:<index>": torch on that GPU,
             required; "auto": torch on CUDA when ``torch.cuda.is_available()``, else numba; "torch-cpu": the
             torch implementation on the CPU). The default is the CPU also where a GPU is present: on an H200 the
-            torch path ran MNIST's first layer 65x slower than numba at the default effort (``docs/layer-sa.md``,
+            torch path ran MNIST's first layer 66x slower than numba at the default effort (``docs/layer-sa.md``,
             "The torch path on an H200").
             ``info["device"]`` records the device used.
     """

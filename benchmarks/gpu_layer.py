@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from frontier import timed  # benchmarks/ is the script's folder
+from layer_solver import activations
 from qannealq.backends.layer_sa import EFFORTS
 from qannealq.calibration import as_calibration_tensor
 from qannealq.data import DATASETS
@@ -44,13 +45,8 @@ def layer_arrays(dataset: str, data_dir: str | None, seed: int) -> dict[str, np.
     exp = prepare(dataset=dataset, data_dir=data_dir, seed=seed, num_calibration=1024)
     name = exp.layer_names()[0]
     module = dict(exp.model.named_modules())[name]
-    seen: list[torch.Tensor] = []
-    handle = module.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach()))
-    with torch.no_grad():
-        exp.model(as_calibration_tensor(exp.calibration))
-    handle.remove()
-    x = torch.cat(seen).reshape(len(exp.calibration), -1)
-    return {"x": x.numpy().astype(np.float32), "w": module.weight.detach().numpy().astype(np.float32),
+    x = activations(exp.model, [name], as_calibration_tensor(exp.calibration))[name][0][:, :-1]  # less the ones
+    return {"x": x.astype(np.float32), "w": module.weight.detach().numpy().astype(np.float32),
             "b": module.bias.detach().numpy().astype(np.float32), "name": np.array(name)}
 
 

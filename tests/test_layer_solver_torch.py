@@ -121,7 +121,7 @@ def test_device_choice(monkeypatch):
 
 
 def test_the_default_device_is_the_numba_kernel_where_a_gpu_is_present(monkeypatch):
-    """On an H200 the torch path ran MNIST's first layer 65x slower than numba at the default effort: a GPU
+    """On an H200 the torch path ran MNIST's first layer 66x slower than numba at the default effort: a GPU
     does not move the default onto it; ``device="auto"`` (or ``"cuda"``) still asks for it."""
     _, problem = _problem(1, 8, 2, 2)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
