@@ -103,7 +103,7 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": None,
              "num_threads": None, "device": "cpu", "warm_start_beam": None, "recombine": None,
              "recombine_sweeps": None, "cycles": None, "warm_start_paths": None, "warm_start_growth": None,
-             "warm_start_pilot": True, "time_spent": 0.0}
+             "warm_start_pilot": True, "time_spent": 0.0, "late": False}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 #: The share of the time a ``time_limit`` leaves, once the warm start's fixed costs are paid (its factorizations,
 #: and on a rank-deficient layer GPTQ's own starts), that the warm start's beam may take where a long anneal
@@ -172,6 +172,9 @@ def _check(params: dict[str, Any]) -> None:
     if isinstance(spent, bool) or not isinstance(spent, (int, float)) or not spent >= 0:
         raise InvalidArgumentError(f"time_spent={spent!r} must be a number of seconds >= 0 (the layer's time "
                                    "before the call, counted against time_limit)")
+    if not isinstance(params["late"], (bool, np.bool_)):
+        raise InvalidArgumentError(f"late={params['late']!r} must be True or False (True: the search is the polish "
+                                   "of the start alone)")
     if params["chain_precision"] not in _PRECISIONS:
         raise InvalidArgumentError(f"chain_precision={params['chain_precision']!r} must be one of "
                                    f"{list(_PRECISIONS)}")
@@ -232,7 +235,9 @@ class LayerSASampler(dimod.Sampler):
             dampings on every neuron), ``time_spent`` (0: seconds the layer took before this call, its warm
             start, which ``time_limit`` counts and ``info["trace"]`` starts from; the solve loop passes it,
             :meth:`warm_start_deadline`; where little of the limit is left after it, the search is the polish alone,
-            :data:`LATE_SHARE`) and
+            :data:`LATE_SHARE`), ``late`` (False; True: the search is the polish of the start alone, as where
+            little of the limit is left; the solve loop passes it where its warm start left its beam out for lack
+            of time, :data:`qannealq.baselines.SKIP_BEAM`) and
             ``device`` ("cpu", the default: the numba kernel; "cuda" or "cuda:<index>": torch on that GPU,
             required; "auto": torch on CUDA when ``torch.cuda.is_available()``, else numba; "torch-cpu": the
             torch implementation on the CPU). The default is the CPU also where a GPU is present: on an H200 the
@@ -360,10 +365,11 @@ class LayerSASampler(dimod.Sampler):
                 paths=1 if problem.per_neuron else self.warm_start_paths(m, **params),
                 pilot=self.warm_start_pilot(m, **params), deadline=deadline))
             clock.cut |= deadline is not None and deadline.cut
+            params["late"] |= deadline is not None and deadline.late  # no time for its beam: none for a search
         else:
             given = np.asarray(initial_states)
         # the start took nearly all of the limit: the search is the polish alone, whose fixed costs are the least
-        late = clock.limit is not None and clock.remaining() < LATE_SHARE * clock.elapsed()
+        late = params["late"] or (clock.limit is not None and clock.remaining() < LATE_SHARE * clock.elapsed())
         if late:
             params = {**params, "num_reads": 1, "num_sweeps": 0, "recombine": 0, "cycles": 1}
             clock.cut = True

@@ -57,6 +57,9 @@ class Deadline:
             (:meth:`search`); 1: all of it.
         tight_share: that fraction where the time left is under :data:`TIGHT` times those fixed costs (None:
             ``share``).
+        late: set by a warm start that left its search out for lack of time
+            (:data:`qannealq.baselines.SKIP_BEAM`): what follows it should be the polish alone, whose fixed costs
+            are the least (``layer-sa``'s ``late``).
         keep: where it is not tight and the search's fixed costs were measured (a ``scale`` above 0), the search
             takes all the time left but ``keep`` (and :data:`KEEP_ROWS` per row per input) times that scale and
             :data:`KEEP_SECONDS`, kept for what follows it, instead of ``share`` of it (:meth:`search`); 0: the
@@ -69,6 +72,7 @@ class Deadline:
     share: float = 1.0
     tight_share: float | None = None
     keep: float = 0.0
+    late: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.at, bool) or not isinstance(self.at, (int, float)):
@@ -90,6 +94,14 @@ class Deadline:
         if self.parent is not None:
             self.parent.mark_cut()
 
+    def mark_late(self) -> None:
+        """Record that the search was left out for lack of time (:attr:`late`), and that it was shortened
+        (:meth:`mark_cut`), here and in the deadline this one is a part of."""
+        self.late = True
+        self.mark_cut()
+        if self.parent is not None:
+            self.parent.mark_late()
+
     def part(self, fraction: float) -> "Deadline":
         """A deadline ``fraction`` of the time left from now (for one of several searches in a row, e.g. a
         beam's pilot before its other neurons); shortening a search under it marks this one cut too."""
@@ -106,12 +118,18 @@ class Deadline:
         products, and on CIFAR-10's first layer under 5 GPTQ times RESERVE times all the fixed costs left 0.47 s of
         3.6 unused). ``rows``: the layer's rows per live input (0: not given). Shortening a search under it marks
         this one cut too."""
+        return Deadline(time.perf_counter() + self.search_seconds(fixed, scale, rows), parent=self)
+
+    def search_seconds(self, fixed: float, scale: float | None = None, rows: float = 0.0) -> float:
+        """The seconds :meth:`search` gives the search proper from now, with the same arguments (a warm start
+        asks before it pays its fixed costs whether a search would get enough of them:
+        :data:`qannealq.baselines.SKIP_BEAM`)."""
         fixed = max(0.0, float(fixed))
         scale = fixed if scale is None else max(0.0, float(scale))
         left = self.left()
         if self.tight_share is not None and left < TIGHT * fixed:  # what follows is the polish: its time kept
-            return Deadline(time.perf_counter() + max(0.0, left - RESERVE * scale) * self.tight_share, parent=self)
+            return max(0.0, left - RESERVE * scale) * self.tight_share
         if self.keep and scale > 0:  # what follows kept, measured by the fixed costs; the search the rest
             kept = (self.keep + KEEP_ROWS * max(0.0, float(rows))) * scale + KEEP_SECONDS
-            return Deadline(time.perf_counter() + max(0.0, left - kept), parent=self)
-        return self.part(self.share)
+            return max(0.0, left - kept)
+        return max(0.0, left) * self.share

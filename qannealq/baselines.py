@@ -140,20 +140,48 @@ def _pivot_cholesky(damped: np.ndarray, percdamp: float, block: int = 64) -> tup
     return pivots, h
 
 
-def _pivot_live_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
-                       block: int = 64) -> tuple[np.ndarray, np.ndarray, int]:
+def _pivot_live_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
+                         block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The pivoted Cholesky factorization of the live inputs' damped ``H`` (the damping of the whole ``H``, dead
+    inputs counted; :func:`_pivot_cholesky`): ``(pivots, Lᵀ)``, ``pivots`` indexing the live inputs. Both
+    :func:`_pivot_live_factor` (the beams' factor) and :func:`_gptq_plane` (GPTQ on it, ``live[pivots]``) start
+    from it. Its fastest time in this process per number of live inputs is kept (:data:`_FASTEST`)."""
+    begun = time.perf_counter()
+    live = np.flatnonzero(~dead)
+    h = submatrix(hessian, live)
+    h[np.diag_indices_from(h)] += _damping(hessian, dead, percdamp)
+    out = _pivot_cholesky(h, percdamp, block) if live.size else (np.zeros(0, np.int64), h)
+    _fastest(("cholesky", live.size), time.perf_counter() - begun)
+    return out
+
+
+#: The fastest seconds in this process of :func:`_pivot_live_cholesky` per number of live inputs (``("cholesky",
+#: m)``) and of the warm start's product of a layer's rows with ``H`` per shape (``("product", n, m)``): steady
+#: measures of the machine's speed on a layer, for :data:`SKIP_BEAM`. Single runs moved 2x from run to run on
+#: MNIST's first layer (the factorization 4.1-9.6 ms: fresh pages for the copy of ``H``, a busy machine).
+_FASTEST: dict[tuple, float] = {}
+
+
+def _fastest(key: tuple, seconds: float) -> float:
+    """The fastest of ``seconds`` and those recorded under ``key`` (:data:`_FASTEST`), recorded."""
+    _FASTEST[key] = best = min(float(seconds), _FASTEST.get(key, float(seconds)))
+    return best
+
+
+def _pivot_live_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, block: int = 64,
+                       cholesky: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """:func:`_pivot_factor` on the live inputs alone: their order (the pivots reversed), GPTQ's factor among them
     ``J L⁻¹ J`` (the damping of the whole ``H``, dead inputs counted), and how many of the live pivots the full
     factorization picks before the dead inputs (see :func:`_pivot_factor`). A dead input is decoupled, so this
     is the full factor's live rows and columns, in the same order: what the warm start's beams and GPTQ's own
-    start on them read (:func:`_beam_start`), without the full factor's copies (2-5 ms on MNIST's first layer)."""
+    start on them read (:func:`_beam_start`), without the full factor's copies (2-5 ms on MNIST's first layer).
+    ``cholesky``: :func:`_pivot_live_cholesky`'s result at ``percdamp`` where the caller formed it (it is then
+    inverted in place); default: formed here."""
     from qannealq._lapack import invert_lower
 
     damp = _damping(hessian, dead, percdamp)
     live = np.flatnonzero(~dead)
-    h = submatrix(hessian, live)
-    h[np.diag_indices_from(h)] += damp
-    pivots, h = _pivot_cholesky(h, percdamp, block) if live.size else (np.zeros(0, np.int64), h)
+    pivots, h = _pivot_live_cholesky(hessian, dead, percdamp, block) if cholesky is None else cholesky
     # the full factorization's pick at each step is the least of the live pivot's Schur diagonal (L's diagonal
     # squared) and the dead inputs' 1 + λ: they all come at the first live pivot above it
     at = int(np.argmax(np.append(np.diag(h) ** 2, np.inf) > 1.0 + damp))
@@ -727,6 +755,31 @@ def _pilot_start(problem: LayerProblem, restricted: bool, order: str, dampings: 
     return out
 
 
+#: Under a deadline, a full-rank layer's warm start in pivot order first forms its beam's Cholesky factorization
+#: (:func:`_pivot_live_cholesky`), then asks what the beam's share of the limit would be once the factor is
+#: formed (:func:`_no_time_for_beam`); under this many times the start's fixed costs, no beam runs: the start is
+#: GPTQ's own on that factorization (:func:`_gptq_plane`: ``fast``'s start, without the inverse, the beam and the
+#: candidates' products), and ``deadline.late`` is set (:meth:`qannealq._deadline.Deadline.mark_late`): the
+#: search after it is the polish alone, whose fixed costs are the least (``layer-sa``'s ``late``; with the single
+#: sweep after it instead, the default under 2 GPTQ times ended at 2.7-2.9 of them). The times are their fastest
+#: in the process (:data:`_FASTEST`). On the first layers of the MNIST, EMNIST-letters and Fashion-MNIST MLPs
+#: (int4, two runs each) the default's share read 0.12-0.39 times the fixed costs under 2 GPTQ times, 0.87-1.15
+#: under 2.5, 1.38-1.89 under 3 and 3.0-3.4 under 4; ``thorough``'s 0.83-1.14 under 2. Before, the default under
+#: 1.5-2 GPTQ times ran a beam on a few groups and ended where ``fast`` does (35.6 % above the best known on
+#: MNIST, int4) in 2.1-2.8 GPTQ times; now in about ``fast``'s time (docs/layer-sa.md, "A limit too short for
+#: the beam").
+SKIP_BEAM = 0.6
+
+
+def _no_time_for_beam(deadline: Deadline, product: float, cholesky: float, rows: float) -> bool:
+    """Whether ``deadline`` leaves a full-rank layer's beam under :data:`SKIP_BEAM` times the start's fixed costs,
+    as they will stand once its factor is formed: the product of the rows with ``H`` (``product`` seconds) and
+    the factorization twice (``cholesky`` seconds: its triangular inverse takes as long), asked now, the inverse
+    still to come (:meth:`qannealq._deadline.Deadline.search_seconds`, ``rows`` the rows per live input)."""
+    scale = product + 2.0 * cholesky
+    return deadline.search_seconds(scale, scale, rows) - cholesky < SKIP_BEAM * scale
+
+
 #: Below this many inputs the warm start's factorization and GPTQ start at a single damping (a full-rank ``H``
 #: below int4, or any full-rank ``H`` under a deadline, :func:`_beam_start`) run on one BLAS thread, as each of
 #: two side by side does. numpy and scipy each load their own OpenBLAS here, and the threads of one spin for a
@@ -912,7 +965,21 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         later, dampings = tuple(p for p in dampings if p != beam_at), (beam_at,)
     restricted, order = _GPTQ_FORMS[name]
     dead, n = problem.dead, problem.num_neurons
+    alone = 1 if problem.num_coordinates < ONE_BLAS_INPUTS else None  # a lone damping's BLAS threads
     grad = problem.products(np.where(dead, 0.0, problem.weights)) - problem.stats.cross
+    cholesky = None
+    if deadline is not None and beam_at is not None and order == "pivot":  # a lone damping: its factorization first
+        product = _fastest(("product", *problem.weights.shape), time.perf_counter() - begun)
+        with blas_threads(alone):
+            cholesky = _pivot_live_cholesky(problem.hessian, dead, beam_at)
+            skip = _no_time_for_beam(deadline, product, _FASTEST[("cholesky", cholesky[0].size)],
+                                     n / max(1, cholesky[0].size))
+            if skip:  # GPTQ's own start on this factorization, fast's
+                ints = _gptq_plane(problem, np.flatnonzero(~dead)[cholesky[0]], cholesky[1], restricted)
+        if skip:
+            deadline.mark_late()
+            ints = ints if restricted else np.clip(ints, problem.base, problem.base + problem.free)
+            return ints if paths == 1 else np.repeat(ints[:, None], paths, axis=1)
 
     def search(percdamp: float, rows: np.ndarray, later: int = 0, ordered: tuple | None = None,
                narrow: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -927,8 +994,6 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         out = np.zeros((*v.shape[:-1], dead.size), np.uint8)  # dead inputs: floor (their rounding costs nothing)
         out[..., perm] = v
         return out, score
-
-    alone = 1 if problem.num_coordinates < ONE_BLAS_INPUTS else None  # a lone damping's BLAS threads
 
     # the beams and GPTQ's own starts run on the live inputs alone: the dead ones are decoupled in the damped H (a
     # unit diagonal), so the factor's live rows and columns are the live inputs' own factor, in the same order
@@ -954,7 +1019,11 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
 
         return dict(zip(factors, _side_by_side(one, factors.items(), alone)))
 
-    live = factored(dampings)
+    if cholesky is None:
+        live = factored(dampings)
+    else:
+        with blas_threads(alone):
+            live = {beam_at: _pivot_live_factor(problem.hessian, dead, beam_at, cholesky=cholesky)[:2]}
     factoring = time.perf_counter() - begun  # what follows the beam scales with it (Deadline.search's scale)
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam. Under
     # a deadline, where the beam runs at one damping (beam_at), after the beam, where time is left: from a beam of

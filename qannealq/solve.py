@@ -356,6 +356,8 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
             else:
                 if accepts_parameter(sampler, "time_limit"):
                     options["time_limit"] = WARM_UP_LIMIT
+                    if warm_start in BASELINES:  # a start too short for its beam is the baseline's own (SKIP_BEAM)
+                        BASELINES[warm_start](stand_in)
                 for _ in range(WARM_UP_SOLVES):  # the loading itself may cut a solve short of a later phase
                     before = compiled_count()
                     done = quantize_layer(stand_in, "qubo", sampler, warm_start=warm_start, seed=0, **options)
@@ -433,6 +435,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                 warm_errors = problem.errors(problem.grid.dequantize(warm_ints, problem.steps))
                 if deadline is not None:
                     sampler_kwargs = {**sampler_kwargs, "time_spent": time.perf_counter() - t0}
+                    if deadline.late:  # the start left its beam out for lack of time: the search its polish alone
+                        sampler_kwargs["late"] = True
             used_seed = draw_seed(seed)
             assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
                                                         sampler_kwargs, checkpoint)

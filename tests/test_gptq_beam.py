@@ -491,19 +491,19 @@ def test_under_a_deadline_the_full_rank_start_s_other_damping_waits_for_the_beam
     """Full rank, int4: under a deadline GPTQ's start at its own 1 % (which only competes with the beam at 0.3 %)
     is formed after the beam, where the time the first damping took is still left. A roomy deadline: the same
     start as without one, both factorizations formed (the 1 % one last), nothing cut. A deadline already passed:
-    no beam, no 1 % factorization; each neuron starts from GPTQ's start at the beam's damping, and ``cut`` is
-    set."""
+    no beam (``SKIP_BEAM``), no 1 % factorization; each neuron starts from GPTQ's start at the beam's damping,
+    and ``cut`` and ``late`` are set."""
     from qannealq._deadline import Deadline
 
     problem = random_layer(np.random.default_rng(4), 40, 12, samples=300).problem(4)
     assert not rank_deficient(problem) and problem.grid.bits >= baselines.FULL_RANK_BEAM_BITS
     formed = []
-    factor = baselines._ordered_factor
+    factor = baselines._pivot_live_cholesky  # every factorization in pivot order starts with it
 
     def spy(hessian, dead, percdamp, *args):
         formed.append(percdamp)
         return factor(hessian, dead, percdamp, *args)
-    monkeypatch.setattr(baselines, "_ordered_factor", spy)
+    monkeypatch.setattr(baselines, "_pivot_live_cholesky", spy)
     unbounded = warm_start_integers(problem, beam=6)
     assert sorted(formed) == sorted([GPTQ_PERCDAMP, baselines.FULL_RANK_BEAM_PERCDAMP])
     formed.clear()
@@ -513,7 +513,7 @@ def test_under_a_deadline_the_full_rank_start_s_other_damping_waits_for_the_beam
     formed.clear()
     passed = Deadline(time.perf_counter() - 1.0)
     start = warm_start_integers(problem, beam=6, deadline=passed)
-    assert formed == [baselines.FULL_RANK_BEAM_PERCDAMP] and passed.cut
+    assert formed == [baselines.FULL_RANK_BEAM_PERCDAMP] and passed.cut and passed.late
     own = BASELINES["gptq-restricted-pivot"](problem, percdamp=baselines.FULL_RANK_BEAM_PERCDAMP)
     np.testing.assert_array_equal(start, own)
 
@@ -542,7 +542,9 @@ def test_under_a_deadline_gptq_s_own_starts_follow_the_beam_where_what_follows_t
     problem = random_layer(np.random.default_rng(4), 40, 12, samples=300).problem(4)
     unbounded = warm_start_integers(problem, beam=6)
     formed, starts = [], []
-    factor, gptq_on = baselines._ordered_factor, baselines._gptq_on
+    factor, gptq_on = baselines._pivot_live_cholesky, baselines._gptq_on
+    monkeypatch.setattr(baselines, "SKIP_BEAM", 0.0)  # the beam's logic under a deadline, not its skip
+    monkeypatch.setattr(baselines, "_FASTEST", {})  # the fake clock's times stay in this test
 
     def spy(hessian, dead, percdamp, *args):
         formed.append(percdamp)
@@ -552,7 +554,7 @@ def test_under_a_deadline_gptq_s_own_starts_follow_the_beam_where_what_follows_t
     def gptq_spy(*args, **kwargs):
         starts.append(kwargs.get("rows"))
         return gptq_on(*args, **kwargs)
-    monkeypatch.setattr(baselines, "_ordered_factor", spy)
+    monkeypatch.setattr(baselines, "_pivot_live_cholesky", spy)
     monkeypatch.setattr(baselines, "_gptq_on", gptq_spy)
     search = qannealq._gptq_beam.beam_search
 
@@ -587,7 +589,9 @@ def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monk
     for module in (baselines, qannealq._deadline, qannealq._gptq_beam):
         monkeypatch.setattr(module, "time", clock)
     problem = random_layer(np.random.default_rng(5), 40, 12, samples=300).problem(4)
-    factor, search, gptq_on = baselines._ordered_factor, qannealq._gptq_beam.beam_search, baselines._gptq_on
+    factor, search, gptq_on = baselines._pivot_live_cholesky, qannealq._gptq_beam.beam_search, baselines._gptq_on
+    monkeypatch.setattr(baselines, "SKIP_BEAM", 0.0)  # the beam's logic under a deadline, not its skip
+    monkeypatch.setattr(baselines, "_FASTEST", {})  # the fake clock's times stay in this test
 
     def slow_factor(*args):
         now[0] += 1.0
@@ -599,7 +603,7 @@ def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monk
         score[score.size // 2:] = np.inf
         return v, score
     rows = []
-    monkeypatch.setattr(baselines, "_ordered_factor", slow_factor)
+    monkeypatch.setattr(baselines, "_pivot_live_cholesky", slow_factor)
     monkeypatch.setattr(qannealq._gptq_beam, "beam_search", half)
     monkeypatch.setattr(baselines, "_gptq_on", lambda *a, **k: rows.append(k.get("rows")) or gptq_on(*a, **k))
     deadline = Deadline(1.5)
@@ -905,8 +909,8 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     the ``scale`` given: the part of them what follows scales with); without a ``tight_share``, ``share`` in either
     case; with ``keep``, where it is not tight and the fixed costs were measured, all that is left once ``keep``
     (plus ``KEEP_ROWS`` per row per input) times the scale and ``KEEP_SECONDS`` are kept. Shortening a search under
-    the result marks the layer's deadline cut; shares outside (0, 1] and a negative or infinite ``keep`` are refused
-    naming them."""
+    the result marks the layer's deadline cut; ``search_seconds`` is what ``search`` gives; ``mark_late`` marks late
+    and cut up the chain; shares outside (0, 1] and a negative or infinite ``keep`` are refused naming them."""
     import types
 
     import qannealq._deadline as deadline_module
@@ -940,6 +944,15 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     assert layer.cut is False
     tight.part(0.5).mark_cut()
     assert layer.cut is True
+    # search_seconds: what search gives, asked without making the search's deadline
+    clock[0] = 100.0
+    for d, args in ((layer, (10.0 / TIGHT,)), (layer, (5.0, 1.0)), (kept, (1.0, 0.5, 0.25)), (kept, (6.0,)),
+                    (tight_kept, (5.0,))):
+        assert d.search_seconds(*args) == pytest.approx(d.search(*args).at - 100.0)
+    # mark_late: the search left out, here and above, and cut too
+    child = Deadline(110.0).part(0.5)
+    child.mark_late()
+    assert child.late and child.cut and child.parent.late and child.parent.cut
     for bad in ({"share": 0.0}, {"share": 1.5}, {"share": True}, {"tight_share": 0}, {"tight_share": "1"},
                 {"keep": -1.0}, {"keep": True}, {"keep": "1"}, {"keep": float("nan")}, {"keep": float("inf")}):
         with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
@@ -954,12 +967,12 @@ def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch)
     from qannealq._deadline import Deadline
 
     problem = random_layer(np.random.default_rng(13), 40, 16, samples=300).problem(3)
-    own = baselines._ordered_factor
+    own = baselines._pivot_live_cholesky
 
     def slow(*args, **kwargs):
         time.sleep(0.2)
         return own(*args, **kwargs)
-    monkeypatch.setattr(baselines, "_ordered_factor", slow)
+    monkeypatch.setattr(baselines, "_pivot_live_cholesky", slow)
     asked, given, search = [], [], Deadline.search
 
     def spy_search(self, fixed, scale=None, rows=0.0):

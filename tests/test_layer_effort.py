@@ -1076,6 +1076,49 @@ def test_a_search_left_too_little_of_the_limit_is_the_polish_alone():
     assert roomy.info["late"] is False and tuple(roomy.info["reads_sweeps"])[1] > 0
 
 
+def test_a_limit_too_short_for_the_beam_leaves_it_out_and_the_search_to_the_polish():
+    """Where a deadline leaves under ``SKIP_BEAM`` times the beam's Cholesky factorization (its fastest time in the
+    process), a full-rank layer's warm start runs no beam: it is GPTQ-restricted in pivot order on that
+    factorization, ``fast``'s start (at int2 the beam's damping is GPTQ's), and the deadline is marked late and
+    cut. Through the solve loop the search after it is then the polish alone: the same integers as ``fast``,
+    marked late and time-limited. With time, the beam runs and starts lower; a bad ``late`` is refused naming
+    it."""
+    from qannealq import baselines, quantize_layer
+    from qannealq._deadline import Deadline
+
+    _, problem = layer_problem(27, 300, 12, 2)
+    assert not baselines.rank_deficient(problem) and baselines._beam_damping(problem) == baselines.GPTQ_PERCDAMP
+    name, own = "gptq-restricted-pivot", baselines.BASELINES["gptq-restricted-pivot"](problem)
+    passed = Deadline(time.perf_counter())  # no time left at all
+    start = baselines.warm_start_integers(problem, name, beam=64, deadline=passed)
+    assert passed.late and passed.cut
+    np.testing.assert_array_equal(start, own)
+    paths = baselines.warm_start_integers(problem, name, beam=64, paths=3, deadline=Deadline(time.perf_counter()))
+    np.testing.assert_array_equal(paths, np.repeat(own[:, None], 3, axis=1))
+    roomy = Deadline(time.perf_counter() + 100.0)
+    beamed = baselines.warm_start_integers(problem, name, beam=64, deadline=roomy)
+    assert not roomy.late and not roomy.cut
+    lower, before = (problem.qubo_energies(problem.encode(ints)) for ints in (beamed, start))
+    assert np.all(lower <= before + 1e-12) and lower.sum() < before.sum()
+    # the solve loop passes the start's verdict on: with the rule made to skip under a roomy limit (which alone
+    # would leave the search its anneal), the search is the polish alone
+    fast = quantize_layer(problem, "qubo", LayerSASampler(effort="fast"), "layer-sa", seed=0)
+    fastest = {}
+    with mock.patch.object(baselines, "SKIP_BEAM", 1e9), mock.patch.object(baselines, "_FASTEST", fastest):
+        tight = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=100.0)
+    live = int(np.count_nonzero(~problem.dead))  # the fastest times the rule read, by size
+    assert set(fastest) == {("cholesky", live), ("product", *problem.weights.shape)}
+    assert all(0 < t < 1.0 for t in fastest.values())
+    assert tight.info["late"] is True and tight.info["time_limited"] is True and tight.info["params"]["late"]
+    assert tight.info["params"]["time_spent"] < 50.0  # not late by the limit's own rule
+    np.testing.assert_array_equal(tight.integers, fast.integers)
+    roomy = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=100.0)
+    assert not roomy.info["late"] and not roomy.info.get("time_limited")
+    assert roomy.errors.sum() < tight.errors.sum()
+    with pytest.raises(InvalidArgumentError, match="late"):
+        LayerSASampler().sample_layer(problem, seed=0, late="yes")
+
+
 def test_time_spent_counts_against_the_limit_and_is_checked():
     """``time_spent`` (the solve loop's warm start) shifts the clock: spent beyond the limit, the search is cut at
     once and the trace starts after it; a bad value is refused naming it; a composite passes

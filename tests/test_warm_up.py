@@ -50,7 +50,9 @@ FRESH = textwrap.dedent("""
         return build_problem(LayerStats.from_arrays(x, x @ w.T + b), w, b, make_grid(w, b, bits))
 
     sampler = LayerSASampler()
-    cases = [(299, 12, 800, 60, 4, 2.0, {}), (1029, 8, 300, 0, 2, 1.0, {}), (40, 9, 200, 0, 1, 1.0, {}),
+    # first: a limit too short for the beam (qannealq.baselines.SKIP_BEAM), whose start is the baseline's own
+    cases = [(199, 12, 800, 40, 4, 1e-6, {}), (299, 12, 800, 60, 4, 2.0, {}), (1029, 8, 300, 0, 2, 1.0, {}),
+             (40, 9, 200, 0, 1, 1.0, {}),
              (299, 12, 800, 60, 4, 2.0, {"effort": "fast"}), (299, 12, 100, 0, 3, 2.0, {"effort": "thorough"})]
     if sys.argv[1:2] == ["empty-cache"]:  # every kernel compiles from scratch: the kinds given by their indices
         cases = [cases[int(i)] for i in sys.argv[2:]]
@@ -90,7 +92,8 @@ FRESH = textwrap.dedent("""
 
 
 def test_the_warm_up_loads_every_kernel_a_solve_runs():
-    """In a fresh process, on a MNIST-like layer (dead inputs, chain moves; also with ``fast`` and, singular,
+    """In a fresh process, on a MNIST-like layer (dead inputs, chain moves; also under a limit too short for its
+    beam, with ``fast`` and, singular,
     ``thorough``; and without a limit once warmed under one), a CIFAR-like one (singular ``H``, 1030 inputs: a
     population) and an int1 one, and for every baseline: after :func:`qannealq.solve.warm_up` the solve loads no
     compiled function (a kernel the stand-in layer does not run fails it), the warm-up runs once per kind of
@@ -107,7 +110,7 @@ def test_the_warm_up_loads_every_kernel_a_solve_runs_on_a_fresh_install(tmp_path
     (with two solves, ``thorough`` on MNIST's first layer compiled its anneal inside the layer's limit: 11.6 s
     under 0.1 s)."""
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
-    done = subprocess.run([sys.executable, "-c", FRESH, "empty-cache", "0", "4"], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", FRESH, "empty-cache", "1", "5"], capture_output=True, text=True,
                           timeout=900, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split()[-1] == "ok"
