@@ -94,6 +94,12 @@ TAIL_PRODUCTS = 2.5
 #: row than 128, and the anneal's exact energies are skipped once the limit cut it); with 1.25 the runs still
 #: ended a median 1.4 ms past 0.1 s, with 1.6 at 99.4 ms (docs/layer-sa.md, "What follows thorough's anneal").
 TAIL_SAMPLE_ROWS = 16
+#: Under a time limit, an anneal runs only where the time left before the reserve (:data:`TAIL_PRODUCTS`) holds
+#: its set-up, this many products of the layer's rows (the latest timed) per read of every problem: the copies of
+#: its rows (their fields) and its plan took 0.33-0.37 s for thorough's 8 reads on CIFAR-10's first layer (0.2 s
+#: a product), and where a population's reads had taken the time up to the reserve, the anneal began there anyway
+#: and ``thorough`` under 5.6 s ended at 5.7-5.9 s; an anneal begun past the reserve ran its set-up too.
+ANNEAL_SETUP = 0.25
 TAIL_SAMPLED = 1.6
 
 
@@ -236,7 +242,8 @@ class _Run:
         The schedule runs in chunks of a 16th; after each, the clock records the best total energy. Under a
         time limit, a first short chunk measures the speed and every chunk then takes the schedule's steps in
         strides wide enough to reach its cold end before the limit (:meth:`_stride`): the anneal always
-        cools, however short the time.
+        cools, however short the time. An anneal asked for where the time left before the reserve for what
+        follows the search would not hold its set-up (:data:`ANNEAL_SETUP`) runs nothing and returns no rows.
 
         ``movable`` ``(n, m)`` restricts the moves to those coordinates of each problem (the others keep the
         values of ``rows``, 1 included), and its schedule to their count (:func:`restricted`); ``reads`` and
@@ -247,6 +254,10 @@ class _Run:
         dense, params = restricted(self.dense, self.params, movable, reads, sweeps)
         if effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs, dense.beamed)[1] == 0:
             return rows.take(np.arange(0))  # no sweeps (``fast`` on a wide layer): no schedule to plan
+        reads = rows.v.shape[0] * effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs,
+                                         dense.beamed)[0] / max(1, self.dense.steps.shape[0])
+        if self.clock.expired(ANNEAL_SETUP * reads * self.product_seconds):  # not even time for its set-up
+            return rows.take(np.arange(0))
         start, hot, cold, sweeps = anneal_plan(dense, params, rows)
         if sweeps == 0 or start.owner.size == 0:
             return rows.take(np.arange(0))

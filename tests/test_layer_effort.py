@@ -211,6 +211,29 @@ def test_the_search_keeps_time_for_the_products_that_follow_it():
     assert clock.cut and clock.elapsed() < 30.0
 
 
+def test_an_anneal_without_time_for_its_set_up_runs_nothing():
+    """Under a limit, an anneal whose time left before the reserve would not hold its set-up (``ANNEAL_SETUP``
+    products of the layer's rows per read, at the latest timed product) returns no rows and marks the run cut,
+    whatever the limit itself leaves; with the time, the same anneal returns the effort's reads."""
+    from qannealq.backends import _layer_run
+    from qannealq.backends._layer_schedule import Clock
+
+    _, problem = layer_problem(38, 300, 12, 3, samples=400)
+    dense = DenseQubos.from_problem(problem)
+    params = {**LayerSASampler().defaults, "num_threads": 1, "num_reads": 3, "num_sweeps": 4}
+    warm = problem.encode(gptq_restricted(problem))
+    out = {}
+    for product in (0.0, 10.0):  # 0: nothing timed; 10 s a product: 3 reads' set-up 7.5 s, the limit 5 s away
+        run, _ = make_run(dense, params, Clock(5.0))
+        rows = run.start(warm)
+        run.product_seconds, run.clock.reserve = product, 0.0
+        assert 3 * _layer_run.ANNEAL_SETUP * 10.0 > 5.0
+        with run:
+            out[product] = run.anneal(rows, seed=2)
+        assert run.clock.cut is (product > 0)
+    assert out[0.0].owner.size == 3 * problem.num_neurons and out[10.0].owner.size == 0
+
+
 def test_an_anneal_from_given_fields_keeps_time_for_what_follows_it():
     """Where no product was timed before an anneal under a limit (its start's fields given), the anneal times one
     of ``TAIL_SAMPLE_ROWS`` rows and keeps ``TAIL_SAMPLED`` products of the layer's rows at that rate; an anneal
