@@ -79,7 +79,7 @@ from typing import Any
 import dimod
 import numpy as np
 
-from qannealq._deadline import Deadline
+from qannealq._deadline import TIGHT, Deadline
 from qannealq._gptq_beam import check_growth
 from qannealq.baselines import layer_blas_threads, rtn, warm_start_integers
 from qannealq.errors import InvalidArgumentError
@@ -146,6 +146,15 @@ SHORT_SEARCH_KEEP = 0.7
 #: nearly spent. Where the start's time was not tight (:data:`POPULATION_SHARE` of it to the beam), at least
 #: about 0.7 times the start's time is left for the search.
 LATE_SHARE = 0.5
+#: ``thorough``'s threshold for the tight path where a population follows its beam (a layer of 1024 inputs or
+#: more), in units of the warm start's fixed costs (:attr:`qannealq._deadline.Deadline.tight`; the default's is
+#: :data:`qannealq._deadline.TIGHT`): ``thorough``'s population (8 reads) needs more of the time than the
+#: default's. On CIFAR-10's first layer (fixed costs 1.02-1.07 s; each regime forced, three runs each, int4 /
+#: int2, above the best known) the tight path ended lower at 4.3-4.4 times the fixed costs left (33.4 against
+#: 40.6 %, 33.3 against 50.1 %) and 5.1-5.3 (32.8 against 36.5 %, 32.3 against 38.0 %), tied at 5.8-6.0 (32.5
+#: against 31.5 %, 30.9 against 31.7 %) and lost at 6.7 (31.7 against 26.3 %, 30.5 against 28.0 %). The default's
+#: crossover lay between 4.3 (tight 33.7 against 35.5 %) and 5.2 (32.0 against 27.1 %): left at 3.5.
+THOROUGH_TIGHT = 6.0
 _PRECISIONS = ("float32", "float64")
 
 
@@ -303,8 +312,10 @@ class LayerSASampler(dimod.Sampler):
             effort(params, inputs, 1, inputs, beamed=True)) <= 1
         if short:  # the time to the beam but what follows it, however tight (the search is about the polish anyway)
             return Deadline(start + float(limit), share=SHORT_SEARCH_SHARE, keep=SHORT_SEARCH_KEEP)
-        share = POPULATION_SHARE if population(params, inputs) is not None else WARM_START_SHARE
-        return Deadline(start + float(limit), share=share, tight_share=SHORT_SEARCH_SHARE)
+        crowd = population(params, inputs) is not None
+        tight = THOROUGH_TIGHT if crowd and params["effort"] == "thorough" else TIGHT
+        return Deadline(start + float(limit), share=POPULATION_SHARE if crowd else WARM_START_SHARE,
+                        tight_share=SHORT_SEARCH_SHARE, tight=tight)
 
     def warm_start_pilot(self, inputs: int | None = None, **kwargs: Any) -> bool:
         """Whether this run's warm start without a beam takes a rank-deficient layer's damping from a pilot

@@ -55,8 +55,10 @@ class Deadline:
         share: where ``at`` is the end of more than the search (``layer-sa``'s whole layer), the fraction of the
             time left, once the search's fixed costs are paid, that the search proper may take
             (:meth:`search`); 1: all of it.
-        tight_share: that fraction where the time left is under :data:`TIGHT` times those fixed costs (None:
+        tight_share: that fraction where the time left is under ``tight`` times those fixed costs (None:
             ``share``).
+        tight: that threshold (:data:`TIGHT` by default; ``layer-sa``'s ``thorough`` before a population takes
+            its own, :data:`qannealq.backends.layer_sa.THOROUGH_TIGHT`).
         late: set by a warm start that left its search out for lack of time
             (:data:`qannealq.baselines.SKIP_BEAM`): what follows it should be the polish alone, whose fixed costs
             are the least (``layer-sa``'s ``late``).
@@ -73,6 +75,7 @@ class Deadline:
     tight_share: float | None = None
     keep: float = 0.0
     late: bool = False
+    tight: float = TIGHT
 
     def __post_init__(self) -> None:
         if isinstance(self.at, bool) or not isinstance(self.at, (int, float)):
@@ -80,6 +83,9 @@ class Deadline:
         self.at = float(self.at)
         _share("share", self.share)
         _share("tight_share", self.tight_share)
+        if isinstance(self.tight, bool) or not isinstance(self.tight, (int, float)) or not 0 <= self.tight < math.inf:
+            raise InvalidArgumentError(f"Deadline(tight={self.tight!r}): tight must be a finite number >= 0 (times the "
+                                       "search's fixed costs)")
         if isinstance(self.keep, bool) or not isinstance(self.keep, (int, float)) or not 0 <= self.keep < math.inf:
             raise InvalidArgumentError(f"Deadline(keep={self.keep!r}): keep must be a finite number >= 0 (times the "
                                        "search's fixed costs)")
@@ -127,7 +133,7 @@ class Deadline:
         fixed = max(0.0, float(fixed))
         scale = fixed if scale is None else max(0.0, float(scale))
         left = self.left()
-        if self.tight_share is not None and left < TIGHT * fixed:  # what follows is the polish: its time kept
+        if self.tight_share is not None and left < self.tight * fixed:  # what follows is the polish: its time kept
             return max(0.0, left - RESERVE * scale) * self.tight_share
         if self.keep and scale > 0:  # what follows kept, measured by the fixed costs; the search the rest
             kept = (self.keep + KEEP_ROWS * max(0.0, float(rows))) * scale + KEEP_SECONDS

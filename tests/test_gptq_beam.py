@@ -949,12 +949,17 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     for d, args in ((layer, (10.0 / TIGHT,)), (layer, (5.0, 1.0)), (kept, (1.0, 0.5, 0.25)), (kept, (6.0,)),
                     (tight_kept, (5.0,))):
         assert d.search_seconds(*args) == pytest.approx(d.search(*args).at - 100.0)
+    # a threshold of its own: tight below 6 times the fixed costs instead of TIGHT
+    later = Deadline(110.0, share=0.3, tight_share=0.85, tight=6.0)
+    assert later.search(10.0 / 5.0).at == pytest.approx(100.0 + 0.85 * (10.0 - RESERVE * 2.0))  # 5 < 6: tight
+    assert layer.search(10.0 / 5.0).at == pytest.approx(103.0)  # 5 > TIGHT: the share
     # mark_late: the search left out, here and above, and cut too
     child = Deadline(110.0).part(0.5)
     child.mark_late()
     assert child.late and child.cut and child.parent.late and child.parent.cut
     for bad in ({"share": 0.0}, {"share": 1.5}, {"share": True}, {"tight_share": 0}, {"tight_share": "1"},
-                {"keep": -1.0}, {"keep": True}, {"keep": "1"}, {"keep": float("nan")}, {"keep": float("inf")}):
+                {"keep": -1.0}, {"keep": True}, {"keep": "1"}, {"keep": float("nan")}, {"keep": float("inf")},
+                {"tight": -1.0}, {"tight": True}, {"tight": float("inf")}):
         with pytest.raises(InvalidArgumentError, match=next(iter(bad))):
             Deadline(1.0, **bad)
 
