@@ -153,7 +153,8 @@ LATE_SHARE = 0.5
 #: int2, above the best known) the tight path ended lower at 4.3-4.4 times the fixed costs left (33.4 against
 #: 40.6 %, 33.3 against 50.1 %) and 5.1-5.3 (32.8 against 36.5 %, 32.3 against 38.0 %), tied at 5.8-6.0 (32.5
 #: against 31.5 %, 30.9 against 31.7 %) and lost at 6.7 (31.7 against 26.3 %, 30.5 against 28.0 %). The default's
-#: crossover lay between 4.3 (tight 33.7 against 35.5 %) and 5.2 (32.0 against 27.1 %): left at 3.5.
+#: crossover lay between 4.3 (tight 33.7 against 35.5 %) and 5.2 (32.0 against 27.1 %): left at 3.5. Below 1024
+#: inputs ``thorough`` keeps 3.5: on MNIST's first layer the tight path tied from 6 GPTQ times and lost under 3-4.
 THOROUGH_TIGHT = 6.0
 _PRECISIONS = ("float32", "float64")
 
