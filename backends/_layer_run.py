@@ -252,11 +252,11 @@ class _Run:
         (one GEMM per row: 2 s for 4 reads of CIFAR-10's first layer), as does a run the time limit cut.
         """
         dense, params = restricted(self.dense, self.params, movable, reads, sweeps)
-        if effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs, dense.beamed)[1] == 0:
+        planned = effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs, dense.beamed)
+        if planned[1] == 0:
             return rows.take(np.arange(0))  # no sweeps (``fast`` on a wide layer): no schedule to plan
-        reads = rows.v.shape[0] * effort(params, dense.mat.shape[0], dense.layer_neurons, dense.layer_inputs,
-                                         dense.beamed)[0] / max(1, self.dense.steps.shape[0])
-        if self.clock.expired(ANNEAL_SETUP * reads * self.product_seconds):  # not even time for its set-up
+        per_problem = rows.v.shape[0] * planned[0] / max(1, self.dense.steps.shape[0])  # the reads of every problem
+        if self.clock.expired(ANNEAL_SETUP * per_problem * self.product_seconds):  # not even time for its set-up
             return rows.take(np.arange(0))
         start, hot, cold, sweeps = anneal_plan(dense, params, rows)
         if sweeps == 0 or start.owner.size == 0:

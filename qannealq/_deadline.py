@@ -103,8 +103,7 @@ class Deadline:
     def mark_late(self) -> None:
         """Record that the search was left out for lack of time (:attr:`late`), and that it was shortened
         (:meth:`mark_cut`), here and in the deadline this one is a part of."""
-        self.late = True
-        self.mark_cut()
+        self.late = self.cut = True
         if self.parent is not None:
             self.parent.mark_late()
 

@@ -256,12 +256,10 @@ def _plane_factor(problem: LayerProblem, percdamp: float) -> tuple[np.ndarray, n
     """The pivot order of a shared ``H``'s live inputs and the pivoted Cholesky factor of their damped ``H``
     (:func:`_pivot_cholesky`): ``(pivots, Lᵀ)``, the inputs ``pivots`` in factor order, for :func:`_gptq_plane`.
     The dead inputs are left out of the factorization: decoupled, with their unit diagonal they only take places
-    in the order, and keep their base integers."""
-    live = np.flatnonzero(~problem.dead)
-    damped = submatrix(problem.hessian, live)
-    damped[np.diag_indices_from(damped)] += _damping(problem.hessian, problem.dead, percdamp)
-    order, lt = _pivot_cholesky(damped, percdamp) if live.size else (np.zeros(0, np.int64), damped)
-    return live[order], lt
+    in the order, and keep their base integers. The beam's start under a deadline forms the same factorization
+    (:func:`_pivot_live_cholesky`)."""
+    order, lt = _pivot_live_cholesky(problem.hessian, problem.dead, percdamp)
+    return np.flatnonzero(~problem.dead)[order], lt
 
 
 def _gptq_plane(problem: LayerProblem, pivots: np.ndarray, lt: np.ndarray, restricted: bool, block_size: int = 128,
