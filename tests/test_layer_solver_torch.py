@@ -205,10 +205,10 @@ def test_torch_chain_descent_escapes_pair_flip_minima():
     dense = DenseQubos.from_problem(problem)
     run, _ = make_run(dense, {**LayerSASampler().defaults, "chain": 4, "device": "torch-cpu"})
     pairs_min = run.polish(problem.encode(gptq_restricted(problem)))
-    v = torch.as_tensor(pairs_min.v, dtype=torch.float64)[:, None, :]
+    v = torch.as_tensor(pairs_min.v, dtype=torch.float64, device=run.device)[:, None, :]  # CUDA too
     g = run._field(v)
-    change = run._chain_polish(v, g)[:, 0].numpy()
-    states = v[:, 0].to(torch.uint8).numpy()
+    change = run._chain_polish(v, g)[:, 0].cpu().numpy()
+    states = v[:, 0].to(torch.uint8).cpu().numpy()
     torch.testing.assert_close(g, run._field(v), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(pairs_min.energy + change, dense.energies(states), rtol=1e-9, atol=1e-12)
     assert np.all(change <= 0) and change.sum() < -1e-3 * pairs_min.energy.sum()
