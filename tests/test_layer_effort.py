@@ -215,6 +215,51 @@ def test_the_search_keeps_time_for_the_products_that_follow_it():
     assert clock.cut and clock.elapsed() < 30.0
 
 
+def test_a_short_search_without_room_for_its_sweep_is_the_polish_alone():
+    """Where one sweep follows the default's beam, a limit that leaves the search fewer than
+    ``SHORT_SEARCH_PRODUCTS`` products of the layer's rows (the problem's timed product) makes it late: the polish
+    alone, as ``late=True``, though the time left is more than ``LATE_SHARE`` of the time spent; with room for
+    the products the sweep runs. Presets whose search is not that single sweep keep their own rules."""
+    from qannealq.backends import layer_sa
+
+    _, problem = layer_problem(7, 300, 3, 3)
+    sampler = LayerSASampler()
+    warm = problem.encode(gptq_restricted(problem))
+    assert layer_sa._short_search(sampler.defaults, problem.num_coordinates)
+    problem.errors(problem.decode_layer(warm)[1])  # the warm start's errors, as the solve loop asks: timed
+    assert problem.product_seconds > 0.0
+    polished = sampler.sample_layer(problem, initial_states=warm, seed=2, late=True)
+    for seconds, late in ((1.0, True), (1e-9, False)):  # 1 s a product: 20 s wanted, 5 s left
+        problem._product_timing[:] = [seconds]
+        out = sampler.sample_layer(problem, initial_states=warm, seed=2, time_limit=5.0, time_spent=0.0)
+        assert out.info["late"] is late and out.info["time_limited"] is late
+        assert out.info["reads_sweeps"] == ((1, 0) if late else (1, 1))
+        if late:
+            np.testing.assert_array_equal(out.assignments, polished.assignments)
+    problem._product_timing[:] = [1.0]
+    assert not layer_sa._short_search({**sampler.defaults, "effort": "thorough"}, problem.num_coordinates)
+    assert not LayerSASampler(effort="thorough").sample_layer(problem, initial_states=warm, seed=2, time_limit=5.0,
+                                                              time_spent=0.0).info["late"]
+
+
+def test_a_problem_times_its_products_of_every_row():
+    """``product_seconds``: 0 before any product; the fastest product of all the rows after (a product of fewer
+    rows is not one); not carried by a pickled copy."""
+    import pickle
+
+    _, problem = layer_problem(3, 40, 4, 3)
+    assert problem.product_seconds == 0.0
+    problem.products(problem.weights[:2])
+    assert problem.product_seconds == 0.0
+    problem.errors(problem.weights)
+    first = problem.product_seconds
+    assert first > 0.0
+    problem._product_timing[:] = [first / 1e6]
+    problem.products(problem.weights)
+    assert problem.product_seconds == first / 1e6  # the fastest is kept
+    assert pickle.loads(pickle.dumps(problem)).product_seconds == 0.0
+
+
 def test_an_anneal_without_time_for_its_set_up_runs_nothing():
     """Under a limit, an anneal whose time left before the reserve would not hold its set-up (``ANNEAL_SETUP``
     products of the layer's rows per read, at the latest timed product) returns no rows and marks the run cut,
