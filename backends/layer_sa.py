@@ -150,12 +150,12 @@ LATE_SHARE = 0.5
 #: Where a single sweep follows the beam (the default below the population's width) and a ``time_limit`` leaves
 #: the search under this many products of the layer's rows with ``H`` (:attr:`LayerProblem.product_seconds`,
 #: timed on the problem by the warm start), the search is the polish alone (``info["late"]``), as under
-#: :data:`LATE_SHARE`. The sweep's search pays for its floors (:func:`._layer_dense.continuous_floor`, a
-#: factorization of ``H``), the anneal's set-up and chains, the sweep and its polish whatever its length: from a
-#: beam of 24, under a roomy limit, 18-29 products (44-64 ms) on the first layers of MNIST, Fashion-MNIST and
-#: EMNIST-letters (int4 and int2; one MNIST run 47) against 3-4 for the polish alone, for 0.2-0.9 points less
-#: error. Where a beam ended early under 3-6 GPTQ times on MNIST's first layer, the sweep's search began with
-#: about 12-17 ms left and ended 6-30 ms past the limit (up to 6.1x under 4x).
+#: :data:`LATE_SHARE`. The sweep's search pays for its floors (:func:`._layer_dense.continuous_floor`: then a
+#: factorization of ``H``, since a product where the calibration is float), the anneal's set-up and chains, the
+#: sweep and its polish whatever its length: from a beam of 24, under a roomy limit, 18-29 products (44-64 ms) on
+#: the first layers of MNIST, Fashion-MNIST and EMNIST-letters (int4 and int2; one MNIST run 47) against 3-4 for
+#: the polish alone, for 0.2-0.9 points less error. Where a beam ended early under 3-6 GPTQ times on MNIST's first
+#: layer, the sweep's search began with 11-18 ms left and ended 6-30 ms past the limit (up to 6.1x under 4x).
 SHORT_SEARCH_PRODUCTS = 20.0
 #: ``thorough``'s threshold for the tight path where a population follows its beam (a layer of 1024 inputs or
 #: more), in units of the warm start's fixed costs (:attr:`qannealq._deadline.Deadline.tight`; the default's is

@@ -625,6 +625,27 @@ def test_continuous_floor_is_the_least_squares_error():
     assert np.all(floor <= rtn_e)
 
 
+def test_continuous_floor_of_float_calibration_is_the_float_weights_error():
+    """Where the targets are the float weights' own outputs (float calibration), every neuron's error at its float
+    weights is at most ``FLOAT_FLOOR`` of its targets' mean square: those errors, clipped at 0, are the floors
+    (the least error lies between 0 and them), and no factorization of ``H`` runs. Where the targets carry an
+    error (noise here, earlier quantized layers in sequential calibration), the solve runs, as above."""
+    from scipy import linalg
+
+    layer = random_layer(np.random.default_rng(30), 40, 5, samples=200, noise=0.0)
+    problem = layer.problem(3)
+    own = problem.neuron_errors(np.where(problem.dead, 0.0, problem.weights), np.arange(5))
+    assert np.all(own <= _layer_dense.FLOAT_FLOOR * problem.stats.target_sq)
+    with mock.patch.object(linalg, "cho_factor", side_effect=AssertionError("no factorization")):
+        floor = continuous_floor(problem)
+    np.testing.assert_array_equal(floor, np.maximum(own, 0.0))
+    assert np.all(floor <= 1e-9 * problem.stats.target_sq)
+    _, noisy = layer_problem(30, 40, 5, 3, samples=200)
+    with mock.patch.object(linalg, "cho_factor", side_effect=AssertionError("factorized")):
+        with pytest.raises(AssertionError, match="factorized"):
+            continuous_floor(noisy)
+
+
 def test_live_coordinates_keep_the_energies():
     """Coordinates fixed in every neuron are dropped before the anneal; energies are unchanged."""
     _, problem = layer_problem(31, 50, 6, 2)
