@@ -400,7 +400,7 @@ class LayerSASampler(dimod.Sampler):
         # the start took nearly all of the limit: the search is the polish alone, whose fixed costs are the least
         late = params["late"] or (clock.limit is not None and clock.remaining() < LATE_SHARE * clock.elapsed())
         if not late and clock.limit is not None and _short_search(params, m):  # no room for the sweep's set-up
-            late = clock.remaining() < SHORT_SEARCH_PRODUCTS * getattr(problem, "product_seconds", 0.0)
+            late = clock.remaining() < SHORT_SEARCH_PRODUCTS * problem.product_seconds
         if late:
             params = {**params, "num_reads": 1, "num_sweeps": 0, "recombine": 0, "cycles": 1}
             clock.cut = True

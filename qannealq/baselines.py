@@ -967,7 +967,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     grad = problem.products(np.where(dead, 0.0, problem.weights)) - problem.stats.cross
     cholesky = None
     if deadline is not None and beam_at is not None and order == "pivot":  # a lone damping: its factorization first
-        product = _fastest(("product", *problem.weights.shape), time.perf_counter() - begun)
+        product = _fastest(("product", *problem.weights.shape), problem.product_seconds)  # the gradient's, timed
         with blas_threads(alone):
             cholesky = _pivot_live_cholesky(problem.hessian, dead, beam_at)
             skip = _no_time_for_beam(deadline, product, _FASTEST[("cholesky", cholesky[0].size)],

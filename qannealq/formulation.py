@@ -75,20 +75,17 @@ ERRORS_REMEMBERED = 2
 _REMEMBER_LOCK = threading.Lock()
 
 
-class _Timing(list):
-    """:attr:`LayerProblem.product_seconds`' record (one float once a product was timed); never pickled: a copy of
-    the problem in another process, on other cores, starts without it."""
+class _NotPickled(list):
+    """A problem's record of its own results or timings: never pickled (an executor's copy of the problem, in
+    another process on other cores, starts without it). :attr:`LayerProblem.product_seconds`' record holds one
+    float once a product was timed."""
 
     def __reduce__(self):
-        return (_Timing, ())
+        return (type(self), ())
 
 
-class _Remembered(list):
-    """:meth:`LayerProblem.errors`'s latest ``(values, errors, values @ H)``, the oldest first; never pickled
-    (an executor's copy of the problem starts without them)."""
-
-    def __reduce__(self):
-        return (_Remembered, ())
+class _Remembered(_NotPickled):
+    """:meth:`LayerProblem.errors`'s latest ``(values, errors, values @ H)``, the oldest first; never pickled."""
 
     def find(self, values: np.ndarray) -> tuple | None:
         """The entry of exactly these ``values`` (the same shape and every value equal), else None."""
@@ -197,8 +194,8 @@ class LayerProblem:
         return out
 
     @cached_property
-    def _product_timing(self) -> _Timing:
-        return _Timing()
+    def _product_timing(self) -> _NotPickled:
+        return _NotPickled()
 
     @property
     def product_seconds(self) -> float:
