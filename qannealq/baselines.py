@@ -917,7 +917,7 @@ def _beam_arguments(problem: LayerProblem, rows: np.ndarray, perm: np.ndarray, f
     here). The warm start's beams, the tests and the beam benchmarks build them here."""
     dead = problem.dead
     if grad is None:
-        grad = problem.products(np.where(dead, 0.0, problem.weights)) - problem.stats.cross
+        grad = problem.weight_products - problem.stats.cross
     return (problem.weights[rows][:, perm], problem.steps[rows][:, perm], problem.base[rows][:, perm],
             problem.free[rows][:, perm], float(problem.grid.offset), dead[perm], factor,
             _damping(problem.hessian, dead, percdamp), grad[rows][:, perm])
@@ -964,7 +964,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     restricted, order = _GPTQ_FORMS[name]
     dead, n = problem.dead, problem.num_neurons
     alone = 1 if problem.num_coordinates < ONE_BLAS_INPUTS else None  # a lone damping's BLAS threads
-    grad = problem.products(np.where(dead, 0.0, problem.weights)) - problem.stats.cross
+    grad = problem.weight_products - problem.stats.cross
     cholesky = None
     if deadline is not None and beam_at is not None and order == "pivot":  # a lone damping: its factorization first
         product = _fastest(("product", *problem.weights.shape), problem.product_seconds)  # the gradient's, timed

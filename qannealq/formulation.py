@@ -206,6 +206,15 @@ class LayerProblem:
         return float(timing[0]) if timing else 0.0
 
     @cached_property
+    def weight_products(self) -> np.ndarray:
+        """``w_i H`` of every neuron's float weights, dead inputs zero, ``(n, m)`` (read-only): one product that
+        the warm start's beam (its gradient ``H w − c``) and ``layer-sa``'s floors (the float weights' own errors)
+        share, where each took its own (CIFAR-10's first layer: 0.08-0.2 s each)."""
+        out = self.products(np.where(self.dead, 0.0, self.weights))
+        out.flags.writeable = False
+        return out
+
+    @cached_property
     def base_values(self) -> np.ndarray:
         """``u = d ∘ (k + o)``, the values at ``v = 0``."""
         return self.grid.dequantize(self.base, self.steps)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 
@@ -302,12 +303,12 @@ def test_the_start_s_candidates_take_products_only_where_their_scores_can_win(mo
 
     monkeypatch.setattr(type(problems[0]), "products", counted)
     for problem in problems:
-        rows.clear()
-        scored = warm_start_integers(problem, "gptq-restricted-pivot", beam=beam)
+        rows.clear()  # each start on a fresh copy: a problem keeps its float weights' product (weight_products)
+        scored = warm_start_integers(dataclasses.replace(problem), "gptq-restricted-pivot", beam=beam)
         with_scores = sum(rows)
         rows.clear()
         monkeypatch.setattr(baselines, "SCORE_MARGIN", np.inf)  # every candidate's every row: exact errors
-        exact = warm_start_integers(problem, "gptq-restricted-pivot", beam=beam)
+        exact = warm_start_integers(dataclasses.replace(problem), "gptq-restricted-pivot", beam=beam)
         monkeypatch.setattr(baselines, "SCORE_MARGIN", 1e-3)
         np.testing.assert_array_equal(scored, exact)
         assert with_scores < sum(rows)

@@ -646,6 +646,34 @@ def test_continuous_floor_of_float_calibration_is_the_float_weights_error():
             continuous_floor(noisy)
 
 
+
+def test_the_beam_and_the_floors_share_one_product_of_the_float_weights(monkeypatch):
+    """The warm start's beam (its gradient ``H w − c``) and the anneal's floors (the float weights' own errors)
+    read one product of the float weights, :attr:`LayerProblem.weight_products`, formed once per problem; the
+    floors are those errors, as from a product of their own."""
+    layer = random_layer(np.random.default_rng(30), 40, 5, samples=200, noise=0.0)
+    problem = layer.problem(3)
+    w0 = np.where(problem.dead, 0.0, problem.weights)
+    products, of_weights = type(problem).products, []
+
+    def counted(self, values):
+        of_weights.append(values.shape == w0.shape and np.array_equal(values, w0))
+        return products(self, values)
+
+    monkeypatch.setattr(type(problem), "products", counted)
+    sampler = LayerSASampler()
+    assert sampler.warm_start_beam(problem.num_coordinates) > 0  # a beam, then an anneal with its floors
+    floors = []
+    monkeypatch.setattr(_layer_dense, "continuous_floor",
+                        lambda p: floors.append(continuous_floor(p)) or floors[-1])
+    sampler.sample_layer(problem, seed=0)
+    assert len(floors) == 1 and sum(of_weights) == 1
+    monkeypatch.setattr(type(problem), "products", products)
+    own = problem.neuron_errors(w0, np.arange(problem.num_neurons))  # a product of its own
+    np.testing.assert_array_equal(floors[0], np.maximum(own, 0.0))
+    with pytest.raises(ValueError):
+        problem.weight_products[0, 0] = 1.0  # shared: read-only
+
 def test_live_coordinates_keep_the_energies():
     """Coordinates fixed in every neuron are dropped before the anneal; energies are unchanged."""
     _, problem = layer_problem(31, 50, 6, 2)
