@@ -424,7 +424,8 @@ def markdown(record: dict) -> str:
 
 
 def plot(records: list[dict], path: Path) -> None:
-    """Error above the best-known against time, log axes, one panel per layer and bit width."""
+    """Error above the best-known against time, log axes, one panel per layer and bit width, and one legend for
+    them all below the panels (a legend in each panel hid the per-neuron samplers' points)."""
     cols = min(len(records), 2)
     rows = -(-len(records) // cols)
     fig = Figure(figsize=(5.6 * cols, 4.3 * rows))
@@ -444,18 +445,24 @@ def plot(records: list[dict], path: Path) -> None:
                 return f"{p['method']}, {variant}"
         return p["method"]
 
+    handles: dict[str, object] = {}
     for k, record in enumerate(records):
         ax = fig.add_subplot(rows, cols, k + 1)
         for method, (color, style) in styles.items():
             pts = sorted((p for p in record["points"] if series(p) == method), key=lambda p: p["seconds"])
             if pts:
-                ax.plot([p["seconds"] for p in pts], [max(p["excess"], 1e-4) for p in pts], style, color=color,
-                        label=method)
+                (line,) = ax.plot([p["seconds"] for p in pts], [max(p["excess"], 1e-4) for p in pts], style,
+                                  color=color, label=method)
+                handles.setdefault(method, line)
         ax.set(xscale="log", yscale="log", xlabel="wall time per layer (s)", ylabel="error / best-known − 1",
                title=f"{record['dataset']} {record['coordinates'] - 1}-{record['neurons']} int{record['bits']}")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    order = [m for m in styles if m in handles]
+    ncol = 3 * cols
+    legend = 0.25 * -(-len(order) // ncol) + 0.2  # inches below the panels
+    fig.set_size_inches(5.6 * cols, 4.3 * rows + legend)
+    fig.legend([handles[m] for m in order], order, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, legend / (4.3 * rows + legend), 1, 1))
     fig.savefig(path, dpi=110)
 
 
