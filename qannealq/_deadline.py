@@ -66,6 +66,11 @@ class Deadline:
             takes all the time left but ``keep`` (and :data:`KEEP_ROWS` per row per input) times that scale and
             :data:`KEEP_SECONDS`, kept for what follows it, instead of ``share`` of it (:meth:`search`); 0: the
             share, whose rest is what follows.
+        polish: set on the deadline :meth:`search` gives where the time left was tight (``tight_share``): what
+            follows the search is the polish alone, so a warm start forms one start per neuron (the beam's other
+            survivors, the starts of a population's reads, would go unused: on CIFAR-10's first layer their eight
+            rows a neuron took 0.1-0.2 s to gather, encode and check after the beam, where the tight path keeps
+            about 0.3 s).
     """
 
     at: float
@@ -76,6 +81,7 @@ class Deadline:
     keep: float = 0.0
     late: bool = False
     tight: float = TIGHT
+    polish: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.at, bool) or not isinstance(self.at, (int, float)):
@@ -122,8 +128,13 @@ class Deadline:
         follows scales with (the factorizations, where GPTQ's own starts came first: their energies no longer take
         products, and on CIFAR-10's first layer under 5 GPTQ times RESERVE times all the fixed costs left 0.47 s of
         3.6 unused). ``rows``: the layer's rows per live input (0: not given). Shortening a search under it marks
-        this one cut too."""
-        return Deadline(time.perf_counter() + self.search_seconds(fixed, scale, rows), parent=self)
+        this one cut too; where tight, it is marked :attr:`polish`."""
+        return Deadline(time.perf_counter() + self.search_seconds(fixed, scale, rows), parent=self,
+                        polish=self._tight(fixed))
+
+    def _tight(self, fixed: float) -> bool:
+        """Whether the time left is tight for a search whose fixed costs took ``fixed`` seconds."""
+        return self.tight_share is not None and self.left() < self.tight * max(0.0, float(fixed))
 
     def search_seconds(self, fixed: float, scale: float | None = None, rows: float = 0.0) -> float:
         """The seconds :meth:`search` gives the search proper from now, with the same arguments (a warm start
@@ -132,7 +143,7 @@ class Deadline:
         fixed = max(0.0, float(fixed))
         scale = fixed if scale is None else max(0.0, float(scale))
         left = self.left()
-        if self.tight_share is not None and left < self.tight * fixed:  # what follows is the polish: its time kept
+        if self._tight(fixed):  # what follows is the polish: its time kept
             return max(0.0, left - RESERVE * scale) * self.tight_share
         if self.keep and scale > 0:  # what follows kept, measured by the fixed costs; the search the rest
             kept = (self.keep + KEEP_ROWS * max(0.0, float(rows))) * scale + KEEP_SECONDS

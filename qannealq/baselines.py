@@ -585,7 +585,8 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
         paths: starts per neuron (1: the start, ``(n, m)``). More: ``(n, paths, m)``, the start first, then
             the beam's other final survivors spread over its width (:func:`qannealq._gptq_beam.beam_search`'s
             ``paths``), distinct starts for a population's reads (:func:`qannealq.contract.warm_start_paths`);
-            copies of the start where no beam runs.
+            copies of the start where no beam runs; ``(n, 1, m)``, the start alone, where a ``deadline`` leaves
+            the search after it its polish alone (:attr:`qannealq._deadline.Deadline.polish`).
         growth: the beam's width in its last block over its first's (:func:`qannealq._gptq_beam.beam_widths`;
             ``beam`` is the last's; 1: a constant width). The solve loop takes the sampler's
             (:func:`qannealq.contract.warm_start_growth`).
@@ -930,7 +931,8 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     ``name``'s own start (restricted) at each damping, as grid integers ``(n, m)``; the beam runs at ``beam_at``
     (one of ``dampings``) or, without one, at the one of two ``dampings`` (GPTQ's and the lower one) a pilot
     chooses (:func:`warm_start_integers`). With ``paths`` > 1, ``(n, paths, m)``: that state, then the
-    beam's other survivors (at the beam's damping).
+    beam's other survivors (at the beam's damping); ``(n, 1, m)`` where the deadline leaves what follows its
+    polish alone (:attr:`qannealq._deadline.Deadline.polish`).
 
     The pilot compares the beam's own scores (:mod:`qannealq._gptq_beam`: each ``E(q) − E(w)`` with the same
     ``w``, across dampings too) plus ``E(w)``, so that its margin is relative to the energies themselves.
@@ -1033,6 +1035,9 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     fixed = time.perf_counter() - begun
     if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave
         deadline = deadline.search(fixed, factoring, rows=n / max(1, int(np.count_nonzero(~dead))))
+    asked = paths
+    if deadline is not None and deadline.polish:  # the polish alone follows: one start a neuron, (n, 1, m)
+        paths = 1
     if beam_at is not None:
         best, reached = search(beam_at, everyone, ordered=_order_pilot(search, live, beam_at, n, width, deadline,
                                                                       factoring))
@@ -1086,4 +1091,6 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     if others is not None:
         unreached = ~np.isfinite(reached)
         others[unreached] = start[unreached, None]  # its other paths: copies of its start
-    return start if others is None else np.concatenate([start[:, None], others], axis=1)
+    if others is None:
+        return start[:, None] if asked > 1 else start
+    return np.concatenate([start[:, None], others], axis=1)

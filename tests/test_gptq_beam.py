@@ -904,6 +904,23 @@ def test_the_warm_starts_beam_runs_on_the_live_inputs_alone(monkeypatch):
     assert np.all(warm[:, problem.dead] == problem.base[:, problem.dead])
 
 
+
+def test_a_start_whose_deadline_leaves_the_polish_alone_forms_one_start_a_neuron():
+    """Where the warm start's deadline is tight once its fixed costs are paid (the search after it is the polish
+    alone), asking for several paths gives ``(n, 1, m)``: the start itself, the same as with room, without the
+    beam's other survivors (rows that the search would not use); with room, ``(n, paths, m)``."""
+    problem = random_layer(np.random.default_rng(13), 60, 10, samples=30).problem(3)  # rank-deficient: pilots
+    n, m = problem.weights.shape
+    roomy = Deadline(time.perf_counter() + 100.0, share=0.5, tight_share=0.85)
+    many = warm_start_integers(problem, beam=8, paths=3, deadline=roomy)
+    tight = Deadline(time.perf_counter() + 100.0, share=0.5, tight_share=0.85, tight=1e9)  # every time tight
+    one = warm_start_integers(problem, beam=8, paths=3, deadline=tight)
+    assert many.shape == (n, 3, m) and one.shape == (n, 1, m)
+    assert not (roomy.cut or tight.cut)  # both beams at their full width
+    np.testing.assert_array_equal(one[:, 0], many[:, 0])
+    np.testing.assert_array_equal(warm_start_integers(problem, beam=8, deadline=Deadline(
+        time.perf_counter() + 100.0, share=0.5, tight_share=0.85, tight=1e9)), one[:, 0])  # one path: (n, m)
+
 def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypatch):
     """``Deadline.search(fixed)`` on a fake clock: ``share`` of the time left where it is roomy (at least ``TIGHT``
     times the fixed costs); where it is tight, ``tight_share`` of it less ``RESERVE`` times those costs (or times
@@ -954,6 +971,9 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
     later = Deadline(110.0, share=0.3, tight_share=0.85, tight=6.0)
     assert later.search(10.0 / 5.0).at == pytest.approx(100.0 + 0.85 * (10.0 - RESERVE * 2.0))  # 5 < 6: tight
     assert layer.search(10.0 / 5.0).at == pytest.approx(103.0)  # 5 > TIGHT: the share
+    # a tight search's deadline says that the polish alone follows it (a warm start then forms one start)
+    assert later.search(2.0).polish and tight.polish and scaled.polish and tight_kept.search(5.0).polish
+    assert not (roomy.polish or layer.search(2.0).polish or kept.search(4.0).polish or tight_kept.search(1.0).polish)
     # mark_late: the search left out, here and above, and cut too
     child = Deadline(110.0).part(0.5)
     child.mark_late()
