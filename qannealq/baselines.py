@@ -1046,7 +1046,9 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         trials = [search(p, pilot, (len(dampings) - 1 - k) * pilot.size + n - pilot.size)
                   for k, p in enumerate(dampings)]
         both = np.isfinite(trials[0][1]) & np.isfinite(trials[1][1])  # all, unless a deadline stopped a beam
-        floor = problem.neuron_errors(np.where(dead, 0.0, problem.weights[pilot[both]]), pilot[both]).sum()
+        tried = pilot[both]  # E(w) of the pilot's neurons: the float weights' product, the beams' gradient's
+        floor = problem.neuron_errors(np.where(dead, 0.0, problem.weights[tried]), tried,
+                                      problem.weight_products[tried]).sum()
         pick = _pilot_pick(*(floor + score[both].sum() for _, score in trials)) if both.any() else 1  # E(w) too
         best = np.empty((n, *trials[0][0].shape[1:]), np.uint8)
         reached = np.empty(n)
