@@ -129,23 +129,24 @@ class Deadline:
         products, and on CIFAR-10's first layer under 5 GPTQ times RESERVE times all the fixed costs left 0.47 s of
         3.6 unused). ``rows``: the layer's rows per live input (0: not given). Shortening a search under it marks
         this one cut too; where tight, it is marked :attr:`polish`."""
-        return Deadline(time.perf_counter() + self.search_seconds(fixed, scale, rows), parent=self,
-                        polish=self._tight(fixed))
-
-    def _tight(self, fixed: float) -> bool:
-        """Whether the time left is tight for a search whose fixed costs took ``fixed`` seconds."""
-        return self.tight_share is not None and self.left() < self.tight * max(0.0, float(fixed))
+        seconds, tight = self._search(fixed, scale, rows)
+        return Deadline(time.perf_counter() + seconds, parent=self, polish=tight)
 
     def search_seconds(self, fixed: float, scale: float | None = None, rows: float = 0.0) -> float:
         """The seconds :meth:`search` gives the search proper from now, with the same arguments (a warm start
         asks before it pays its fixed costs whether a search would get enough of them:
         :data:`qannealq.baselines.SKIP_BEAM`)."""
+        return self._search(fixed, scale, rows)[0]
+
+    def _search(self, fixed: float, scale: float | None, rows: float) -> tuple[float, bool]:
+        """:meth:`search_seconds`' seconds, and whether the time left was tight (the search's deadline then
+        :attr:`polish`), from one reading of the clock."""
         fixed = max(0.0, float(fixed))
         scale = fixed if scale is None else max(0.0, float(scale))
         left = self.left()
-        if self._tight(fixed):  # what follows is the polish: its time kept
-            return max(0.0, left - RESERVE * scale) * self.tight_share
+        if self.tight_share is not None and left < self.tight * fixed:  # what follows is the polish: its time kept
+            return max(0.0, left - RESERVE * scale) * self.tight_share, True
         if self.keep and scale > 0:  # what follows kept, measured by the fixed costs; the search the rest
             kept = (self.keep + KEEP_ROWS * max(0.0, float(rows))) * scale + KEEP_SECONDS
-            return max(0.0, left - kept)
-        return max(0.0, left) * self.share
+            return max(0.0, left - kept), False
+        return max(0.0, left) * self.share, False

@@ -1035,7 +1035,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     fixed = time.perf_counter() - begun
     if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave
         deadline = deadline.search(fixed, factoring, rows=n / max(1, int(np.count_nonzero(~dead))))
-    asked = paths
+    asked = paths  # the shape asked for; ``paths`` is what the beams (``search``) and the gathering below form
     if deadline is not None and deadline.polish:  # the polish alone follows: one start a neuron, (n, 1, m)
         paths = 1
     if beam_at is not None:

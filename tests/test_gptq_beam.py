@@ -904,7 +904,6 @@ def test_the_warm_starts_beam_runs_on_the_live_inputs_alone(monkeypatch):
     assert np.all(warm[:, problem.dead] == problem.base[:, problem.dead])
 
 
-
 def test_a_start_whose_deadline_leaves_the_polish_alone_forms_one_start_a_neuron():
     """Where the warm start's deadline is tight once its fixed costs are paid (the search after it is the polish
     alone), asking for several paths gives ``(n, 1, m)``: the start itself, the same as with room, without the
@@ -920,6 +919,7 @@ def test_a_start_whose_deadline_leaves_the_polish_alone_forms_one_start_a_neuron
     np.testing.assert_array_equal(one[:, 0], many[:, 0])
     np.testing.assert_array_equal(warm_start_integers(problem, beam=8, deadline=Deadline(
         time.perf_counter() + 100.0, share=0.5, tight_share=0.85, tight=1e9)), one[:, 0])  # one path: (n, m)
+
 
 def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypatch):
     """``Deadline.search(fixed)`` on a fake clock: ``share`` of the time left where it is roomy (at least ``TIGHT``

@@ -646,7 +646,6 @@ def test_continuous_floor_of_float_calibration_is_the_float_weights_error():
             continuous_floor(noisy)
 
 
-
 def test_the_beam_and_the_floors_share_one_product_of_the_float_weights(monkeypatch):
     """The warm start's beam (its gradient ``H w − c``) and the anneal's floors (the float weights' own errors)
     read one product of the float weights, :attr:`LayerProblem.weight_products`, formed once per problem; the
@@ -673,6 +672,7 @@ def test_the_beam_and_the_floors_share_one_product_of_the_float_weights(monkeypa
     np.testing.assert_array_equal(floors[0], np.maximum(own, 0.0))
     with pytest.raises(ValueError):
         problem.weight_products[0, 0] = 1.0  # shared: read-only
+
 
 def test_live_coordinates_keep_the_energies():
     """Coordinates fixed in every neuron are dropped before the anneal; energies are unchanged."""
