@@ -999,6 +999,7 @@ def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch)
         time.sleep(0.2)
         return own(*args, **kwargs)
     monkeypatch.setattr(baselines, "_pivot_live_cholesky", slow)
+    monkeypatch.setattr(baselines, "_FASTEST", {})  # the first start of its kind: its own costs are the fastest
     asked, given, search = [], [], Deadline.search
 
     def spy_search(self, fixed, scale=None, rows=0.0):
@@ -1028,3 +1029,38 @@ def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch)
     assert len(asked) == 1 and 0.2 <= asked[0][1] and asked[0][2] == pytest.approx(rows)
     assert given[0].at == pytest.approx(layer.at - (3.0 + KEEP_ROWS * rows) * asked[0][1] - KEEP_SECONDS, abs=1e-3)
     assert parents and all(p is given[0] for p in parents)
+
+
+def test_a_slow_start_s_fixed_costs_are_read_at_their_fastest(monkeypatch):
+    """The deadline's split reads a warm start's fixed costs at the fastest this process has recorded for the same
+    start on a layer of the same shape (``baselines._steady_costs``): after a start whose factorization was slowed
+    by 0.2 s, an unslowed one passes its own, far lower costs; a slowed one after it passes those again, not its
+    own 0.2 s, so that a slow moment neither keeps more of the limit for what follows the beam nor makes the
+    time look tight; a layer of another shape records its own."""
+    problem = random_layer(np.random.default_rng(13), 40, 16, samples=300).problem(3)
+    own, slowed = baselines._pivot_live_cholesky, [True]
+
+    def slow(*args, **kwargs):
+        if slowed[0]:
+            time.sleep(0.2)
+        return own(*args, **kwargs)
+    monkeypatch.setattr(baselines, "_pivot_live_cholesky", slow)
+    monkeypatch.setattr(baselines, "_FASTEST", {})
+    asked, search = [], Deadline.search
+
+    def spy_search(self, fixed, scale=None, rows=0.0):
+        asked.append((fixed, scale))
+        return search(self, fixed, scale, rows)
+    monkeypatch.setattr(Deadline, "search", spy_search)
+    for slow_now in (True, False, True):
+        slowed[0] = slow_now
+        warm_start_integers(problem, beam=8, deadline=Deadline(time.perf_counter() + 600, keep=1.0))
+    (fixed, scale), (fast_fixed, fast_scale), again = asked
+    assert fixed >= 0.2 and scale >= 0.2  # the first of its kind: its own
+    assert fast_fixed < 0.2 and fast_scale < 0.2 and fast_scale <= fast_fixed
+    assert again == (fast_fixed, fast_scale)  # slowed again: the fastest recorded, not its own
+    assert warm_start_integers(problem, beam=8) is not None and len(asked) == 3  # no deadline: no split, no record
+    other = random_layer(np.random.default_rng(14), 30, 12, samples=300).problem(3)
+    warm_start_integers(other, beam=8, deadline=Deadline(time.perf_counter() + 600, keep=1.0))
+    assert asked[3][0] >= 0.2  # another shape: its own costs, slowed
+    assert sum(key[0] == "fixed" for key in baselines._FASTEST) == 2
