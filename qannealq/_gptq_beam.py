@@ -85,6 +85,18 @@ GROUP = 8
 #: which each later probe, and each wave, may widen on the widest timed before it.
 PROBE_WIDTH = 8
 PROBE_GROWTH = 8
+#: Where a beam under a deadline times its first group at one width only, the share of that time its model of a
+#: group's time (``a + b · width``, :func:`_waves`) takes as fixed, whatever the width (``a``). A group's time has
+#: a large part that does not grow with the width (its trunk's products, each input's pricing and update of
+#: ``U``'s row): in solves under a limit, two groups side by side, MNIST's first layer's groups took 0.75-0.82 ms
+#: plus 0.066-0.073 ms a width (0.56-0.61 of the time at 8 fixed), CIFAR-10's 5.4-5.7 ms plus 0.15-0.16 ms a
+#: width (0.81-0.82). Modelled through the origin (0, the rule until 2026-12-04), a lone probe at 8 over-predicted
+#: a width of 40 about twice: the groups after it widened along the run as their measured times corrected the
+#: level (widths of 16-18 first, 40-48 last, on MNIST's first layer under 5 GPTQ times), and after a slow group
+#: ever narrower groups looked ever slower for their width (down to 1 in about one run in twelve). With 0.6 the
+#: widths stay nearly even, and the default ended 8.11 % above the best known against 8.70 % (median of 40 runs
+#: each, alternating; docs/layer-sa.md, "The probe's fixed share").
+PROBE_FIXED = 0.6
 #: The memory the groups in flight may hold at once, at their worst (back-pointers and errors since the trunks
 #: of :data:`GROUP` neurons each): fewer threads than cores where a group needs more (at least one group runs).
 MEMORY_BYTES = 1 << 30
@@ -743,8 +755,9 @@ def _waves(pool: ThreadPoolExecutor, search, plan, firsts: list[int], workers: i
     The probes time the first group at 8, 64, 512, ... (:data:`PROBE_GROWTH` times the last), up to ``width``,
     while the next one's time (the last's, scaled by the width) fits one wave's share (``workers`` groups side by
     side); where a probe reaches ``width``, it is that group's search. A group's time is modelled as ``a + b ·
-    width`` through the last two probes, each prediction scaled by the groups' measured time so far over their
-    predicted time (groups side by side, the machine's load), and no group is wider than :data:`PROBE_GROWTH`
+    width`` through the last two probes (one probe: :data:`PROBE_FIXED` of its time is ``a``), each prediction
+    scaled by the groups' measured time so far over their predicted time (groups side by side, the machine's
+    load), and no group is wider than :data:`PROBE_GROWTH`
     times the widest timed yet (the time grows faster than the width on wide beams: on CIFAR-10's first layer
     one group at ``thorough``'s 1536 takes seconds). A group's share is the threads' time left, less what the
     groups in flight are still predicted to take, over the groups left, and at most the time left.
@@ -771,7 +784,8 @@ def _waves(pool: ThreadPoolExecutor, search, plan, firsts: list[int], workers: i
         if w == width:
             break
         w = min(width, PROBE_GROWTH * w)
-    (w1, t1), (w2, t2) = times[-2] if len(times) > 1 else (0, 0.0), times[-1]
+    # one probe: a share of its time is the group's fixed costs, the rest grows with the width (PROBE_FIXED)
+    (w1, t1), (w2, t2) = times[-2] if len(times) > 1 else (0, PROBE_FIXED * times[-1][1]), times[-1]
     b = max((t2 - t1) / (w2 - w1), t2 / w2 / PROBE_GROWTH, 1e-12)
     a = max(t2 - b * w2, 0.0)
     widest = times[-1][0]

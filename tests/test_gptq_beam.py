@@ -770,10 +770,10 @@ def test_a_deadline_the_beam_meets_changes_nothing():
         _beam(problem, 4, deadline=time.perf_counter() + 5)
 
 
-def _fake_clock(monkeypatch, per_width: float = 1e-4, slow_from: int | None = None):
+def _fake_clock(monkeypatch, per_width: float = 1e-4, slow_from: int | None = None, fixed: float = 0.0):
     """A clock the beam's own groups advance (:func:`gptq_beam._group_search`, one block a group on layers of at
-    most 64 inputs): ``per_width · (1 + width)`` per group, and 1 s more per group from group ``slow_from`` on (a
-    slow spell).
+    most 64 inputs): ``fixed + per_width · (1 + width)`` per group, and 1 s more per group from group ``slow_from``
+    on (a slow spell).
     Returns the clock (``[now]``) and the log of ``(group's first neuron, width, now before the block)``."""
     import types
 
@@ -790,7 +790,7 @@ def _fake_clock(monkeypatch, per_width: float = 1e-4, slow_from: int | None = No
         assert widths.size == 1, "the fake clock times one block per group"
         width = int(widths[0])
         log.append((first, width, clock[0]))
-        clock[0] += per_width * (1 + width) + (1.0 if slow_from is not None and first >= slow_from else 0.0)
+        clock[0] += fixed + per_width * (1 + width) + (1.0 if slow_from is not None and first >= slow_from else 0.0)
         return group(*args)
     monkeypatch.setattr(gptq_beam, "_group_search", timed)
     return clock, log
@@ -825,6 +825,32 @@ def test_under_a_deadline_the_waves_narrow_to_end_by_it(monkeypatch):
     assert {w for _, w, _ in log[1:]} == {16} and deadline.cut is False
     np.testing.assert_array_equal(v, reference[16][0])
     np.testing.assert_array_equal(score, reference[16][1])
+
+
+def test_a_lone_probe_counts_a_groups_fixed_time_and_the_groups_run_at_even_widths(monkeypatch):
+    """A group's time with a large fixed part, as the beam's (its trunk's products, each input's pricing): on a
+    fake clock ``0.6 ms + 0.05 ms · (1 + width)``, one thread, 5 groups, time for a width of about 30 each after the
+    probe at 8. The model takes ``PROBE_FIXED`` of the lone probe's time as fixed: every group runs at 27-31,
+    the deadline met with all but a tenth of a group's time used. Through the origin (``PROBE_FIXED`` 0, the rule
+    before) the probe over-predicts the wider groups: the first runs at under 0.6 of the last's width."""
+    from qannealq._deadline import Deadline
+
+    problem = random_layer(np.random.default_rng(9), 40, 40, samples=300).problem(3)  # 5 groups of 8
+    per_group = 0.6e-3 + 0.05e-3 * 31  # a width of 30
+    widths = {}
+    for fixed_share in (gptq_beam.PROBE_FIXED, 0.0):
+        monkeypatch.setattr(gptq_beam, "PROBE_FIXED", fixed_share)
+        clock, log = _fake_clock(monkeypatch, per_width=0.05e-3, fixed=0.6e-3)
+        deadline = Deadline(0.6e-3 + 0.05e-3 * 9 + 5 * per_group)  # the probe at 8, then 5 groups at 30
+        _beam(problem, 64, threads=1, deadline=deadline)
+        assert log[0][:2] == (0, 8) and [f for f, _, _ in log[1:]] == [0, 8, 16, 24, 32]
+        assert clock[0] <= deadline.at + 1e-12
+        widths[fixed_share] = ([w for _, w, _ in log[1:]], deadline.at - clock[0])
+        monkeypatch.undo()
+    assert gptq_beam.PROBE_FIXED == 0.6
+    (even, unused), (ramp, _) = widths[0.6], widths[0.0]
+    assert all(27 <= w <= 31 for w in even) and unused < 0.1 * per_group, widths
+    assert ramp[0] < 0.6 * ramp[-1], widths
 
 
 def test_under_a_deadline_a_free_thread_takes_the_next_group(monkeypatch):
