@@ -252,7 +252,7 @@ def _cut_below(values: np.ndarray, scratch: np.ndarray, k: int, least: float, hi
 
 @numba.njit(cache=True, nogil=True)
 def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, cost, back, errors, ancestor,
-                first, parents, pairs):
+                first, parents, pairs, strict):
     """Inputs ``a .. b − 1`` of the neurons ``first .. first + len(pos) − 1``: branch, select and update.
 
     ``pos[r, k]``: survivor ``k``'s positions of neuron ``first + r`` at the block's inputs (float32), for the
@@ -285,7 +285,6 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
     pick, spare, kept = np.empty(4 * width + 1, np.int64), np.empty(width, np.int64), np.empty(width, np.int64)
     copy_from, copy_to = np.empty(width, np.int64), np.empty(width, np.int64)
     new_cost, new_err, new_err2 = np.empty(width), np.empty(width, np.float32), np.empty(width, np.float32)
-    u_row, u_row2 = np.empty(size, np.float32), np.empty(size, np.float32)
     for r in range(pos.shape[0]):
         i = first + r
         for k in range(width):
@@ -429,16 +428,13 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
             # the update starts at the multiple of 8 at or below the first input left, on U's rows from there
             # with zeros up to the inputs just done (whole vectors: the errors before them stay as they are, their
             # own take their places after): 5-12 % faster than from the first input left on the first layers of
-            # MNIST and CIFAR-10, the same results
+            # MNIST and CIFAR-10, the same results. Those rows are the block's strict upper triangle of U
+            # (``strict``, formed once per search), read in place: each neuron's step copied them before
             done = 2 if pair else 1
             s0 = (jj + done) & ~7
-            uj = u_row[:size - s0]
-            for t in range(size - s0):
-                uj[t] = u[j, a + s0 + t] if s0 + t > jj else 0.0
+            uj = strict[jj, s0:size]
             if pair:
-                uk = u_row2[:size - s0]
-                for t in range(size - s0):
-                    uk[t] = u[j + 1, a + s0 + t] if s0 + t > jj + 1 else 0.0
+                uk = strict[jj + 1, s0:size]
                 for k in range(width):
                     e, e2 = new_err[k], new_err2[k]
                     row = rows[new_slot[k]]
@@ -517,7 +513,7 @@ def _extend(history, lineage, errors, ancestor, cost, block):
 
 @numba.njit(cache=True, nogil=True)
 def _group_search(w32, ucols, ucol_at, starts, widths, offsets, block, w0, steps, lo, free, offset, u, inv_diag,
-                  grad, lam, first, back, pairs):
+                  grad, lam, first, back, pairs, strict):
     """Every block of the neurons ``first .. first + len(w32) − 1`` (one group) at the blocks' ``widths``: the
     loop of :func:`beam_search` over its blocks, compiled, so that a group's bookkeeping between the kernels
     (its products, :func:`_extend`, the trunk) runs without the GIL.
@@ -564,7 +560,7 @@ def _group_search(w32, ucols, ucol_at, starts, widths, offsets, block, w0, steps
         errors = np.empty((rows, k, size), np.float32)
         ancestor = np.empty((rows, k), np.int64)
         _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, cost,
-                    back[:, offsets[q]:offsets[q + 1]], errors, ancestor, first, parents, pairs)
+                    back[:, offsets[q]:offsets[q + 1]], errors, ancestor, first, parents, pairs, strict[q])
         if was_narrowed:  # the block's parents were the best of the last block's survivors
             for r in range(rows):
                 for s in range(k):
@@ -723,6 +719,12 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     columns = [u[:min(a + block, m), a:a + block].ravel() for a in starts]
     ucols = np.concatenate([np.zeros(0, np.float32), *columns])  # none on a layer without live inputs
     ucol_at = np.concatenate([[0], np.cumsum([c.size for c in columns])]).astype(np.int64)
+    # each block's strict upper triangle of U (its diagonal block, zeros on and below the diagonal): the rows the
+    # kernel's updates read (:func:`_beam_block`)
+    strict = np.zeros((len(starts), block, block), np.float32)
+    for q, a in enumerate(starts):
+        b = min(a + block, m)
+        strict[q, :b - a, :b - a] = np.triu(u[a:b, a:b], 1)
 
     def search(first: int, widths: np.ndarray = widths, offsets: np.ndarray = offsets) -> None:
         """Every block of the neurons ``first .. first + GROUP − 1``, at the blocks' ``widths``
@@ -730,7 +732,8 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
         rows = min(GROUP, n - first)
         back = np.empty((rows, offsets[-1]), pointer)
         cost, _ = _group_search(w32[first:first + rows], ucols, ucol_at, starts, widths, offsets, int(block), w0, stp,
-                                lo, up, float(offset), u, inv_diag, g, float(damp), int(first), back, bool(pairs))
+                                lo, up, float(offset), u, inv_diag, g, float(damp), int(first), back, bool(pairs),
+                                strict)
         _spread_paths(back, offsets, widths, starts, cost, v[first:first + rows])
         score[first:first + rows] = cost.min(axis=1)
 
