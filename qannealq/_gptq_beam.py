@@ -251,8 +251,8 @@ def _cut_below(values: np.ndarray, scratch: np.ndarray, k: int, least: float, hi
 
 
 @numba.njit(cache=True, nogil=True)
-def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, cost, back, errors, ancestor,
-                first, parents, pairs, strict):
+def _beam_block(pos, w0, steps, lo, free, offset, strict, inv_diag, grad, lam, a, b, cost, back, errors, ancestor,
+                first, parents, pairs):
     """Inputs ``a .. b − 1`` of the neurons ``first .. first + len(pos) − 1``: branch, select and update.
 
     ``pos[r, k]``: survivor ``k``'s positions of neuron ``first + r`` at the block's inputs (float32), for the
@@ -260,7 +260,8 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
     keeps ``width = cost.shape[1]`` survivors (at least ``parents``: a widening beam's slots beyond them start
     empty). Writes ``back[r, (j − a) · width + k]`` (``2 · parent + bit`` of survivor ``k`` after input ``j``),
     and for each survivor at the block's end its block errors ``errors[r, k]`` and its ``ancestor[r, k]`` among
-    the survivors entering the block.
+    the survivors entering the block. ``strict``: the block's strict upper triangle of ``U`` (``U[a + s, a + t]``
+    for ``t > s``, zeros elsewhere), all of ``U`` the block's steps read.
 
     Each survivor owns a row of the block: its errors at the inputs done, its positions at the inputs left (the
     error at input ``j`` takes the place of the position it was computed from). A parent's first child keeps
@@ -327,7 +328,7 @@ def _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, 
                 tn0 = -lam * dn0 * dn0 + 2.0 * dn0 * grad[i, j + 1]
                 tn1 = -lam * dn1 * dn1 + 2.0 * dn1 * grad[i, j + 1]
                 scale2 = inv_diag[j + 1]
-                u01 = u[j, j + 1]
+                u01 = strict[jj, jj + 1]
                 least, bound = np.inf, -np.inf  # the least grandchild, the largest of each survivor's least
                 for k in range(width):
                     row = rows[slot[k]]
@@ -512,8 +513,8 @@ def _extend(history, lineage, errors, ancestor, cost, block):
 
 
 @numba.njit(cache=True, nogil=True)
-def _group_search(w32, ucols, ucol_at, starts, widths, offsets, block, w0, steps, lo, free, offset, u, inv_diag,
-                  grad, lam, first, back, pairs, strict):
+def _group_search(w32, ucols, ucol_at, starts, widths, offsets, block, w0, steps, lo, free, offset, strict,
+                  inv_diag, grad, lam, first, back, pairs):
     """Every block of the neurons ``first .. first + len(w32) − 1`` (one group) at the blocks' ``widths``: the
     loop of :func:`beam_search` over its blocks, compiled, so that a group's bookkeeping between the kernels
     (its products, :func:`_extend`, the trunk) runs without the GIL.
@@ -522,7 +523,8 @@ def _group_search(w32, ucols, ucol_at, starts, widths, offsets, block, w0, steps
     are ``common[r, :trunk[r]]``, each survivor's since then ``history[r][k]``. A block's positions are the
     float weights (``w32``, float32) less both errors' products with ``U``'s block columns: one product for the
     group (the common errors), one per neuron (the survivors' own). ``U``'s block ``q`` columns, rows ``0 .. b −
-    1``, are ``ucols[ucol_at[q]:]`` in C order (contiguous, as BLAS takes them). Writes the back-pointers
+    1``, are ``ucols[ucol_at[q]:]`` in C order (contiguous, as BLAS takes them), and ``strict[q]`` its diagonal
+    block's strict upper triangle (:func:`_beam_block`). Writes the back-pointers
     ``back`` ``(rows, offsets[-1])``.
 
     Returns:
@@ -559,8 +561,8 @@ def _group_search(w32, ucols, ucol_at, starts, widths, offsets, block, w0, steps
                     pos[r, s] = shared[r]
         errors = np.empty((rows, k, size), np.float32)
         ancestor = np.empty((rows, k), np.int64)
-        _beam_block(pos, w0, steps, lo, free, offset, u, inv_diag, grad, lam, a, b, cost,
-                    back[:, offsets[q]:offsets[q + 1]], errors, ancestor, first, parents, pairs, strict[q])
+        _beam_block(pos, w0, steps, lo, free, offset, strict[q], inv_diag, grad, lam, a, b, cost,
+                    back[:, offsets[q]:offsets[q + 1]], errors, ancestor, first, parents, pairs)
         if was_narrowed:  # the block's parents were the best of the last block's survivors
             for r in range(rows):
                 for s in range(k):
@@ -732,8 +734,8 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
         rows = min(GROUP, n - first)
         back = np.empty((rows, offsets[-1]), pointer)
         cost, _ = _group_search(w32[first:first + rows], ucols, ucol_at, starts, widths, offsets, int(block), w0, stp,
-                                lo, up, float(offset), u, inv_diag, g, float(damp), int(first), back, bool(pairs),
-                                strict)
+                                lo, up, float(offset), strict, inv_diag, g, float(damp), int(first), back,
+                                bool(pairs))
         _spread_paths(back, offsets, widths, starts, cost, v[first:first + rows])
         score[first:first + rows] = cost.min(axis=1)
 

@@ -1049,9 +1049,9 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     everyone = np.arange(n)
     fixed = time.perf_counter() - begun
     if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave, by steady measures
-        factoring, fixed = _steady_costs((name, n, dead.size, int(np.count_nonzero(~dead)), dampings, beam_at),
-                                         factoring, fixed)
-        deadline = deadline.search(fixed, factoring, rows=n / max(1, int(np.count_nonzero(~dead))))
+        lives = int(np.count_nonzero(~dead))
+        factoring, fixed = _steady_costs((name, n, dead.size, lives, dampings, beam_at), factoring, fixed)
+        deadline = deadline.search(fixed, factoring, rows=n / max(1, lives))
     asked = paths  # the shape asked for; ``paths`` is what the beams (``search``) and the gathering below form
     if deadline is not None and deadline.polish:  # the polish alone follows: one start a neuron, (n, 1, m)
         paths = 1
