@@ -40,11 +40,11 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 4. **Polish** each read greedily, recompute the energies in float64 and keep each neuron's best (never worse
    than the warm start).
 
-``time_limit`` (seconds per layer) bounds a solve, the warm start included. The warm start's factorizations (and
-on a rank-deficient layer GPTQ's own starts) run first, in any case (about 1.5-2 GPTQ times on CIFAR-10's first
-layer; on a full-rank one GPTQ's starts follow the beam where time is left); its
-beam then takes :data:`WARM_START_SHARE` of the time they leave (:data:`POPULATION_SHARE` where a population follows
-it; :data:`SHORT_SEARCH_SHARE` where that time is under 3.5 times their own, :data:`qannealq._deadline.TIGHT`;
+``time_limit`` (seconds per layer) bounds a solve, the warm start included. The warm start's factorizations run
+first, in any case (about 1.2 GPTQ times on CIFAR-10's first layer; GPTQ's own starts follow the beam where time
+is left); its beam then takes :data:`WARM_START_SHARE` of the time they leave (:data:`POPULATION_SHARE` where a
+population follows it; :data:`SHORT_SEARCH_SHARE` where that time is under :data:`qannealq._deadline.TIGHT` (3.5)
+times their own, :data:`POPULATION_TIGHT` and :data:`THOROUGH_TIGHT` before a population;
 where one sweep follows, all of it but what :data:`SHORT_SEARCH_KEEP` keeps for what follows) and narrows to end
 by then (groups of neurons it does not reach keep GPTQ's start; :func:`qannealq.baselines.warm_start_integers`'s
 ``deadline``); the search gets the rest (the solve loop passes the start's seconds as ``time_spent``): the first
@@ -159,14 +159,24 @@ LATE_SHARE = 0.5
 SHORT_SEARCH_PRODUCTS = 20.0
 #: ``thorough``'s threshold for the tight path where a population follows its beam (a layer of 1024 inputs or
 #: more), in units of the warm start's fixed costs (:attr:`qannealq._deadline.Deadline.tight`; the default's is
-#: :data:`qannealq._deadline.TIGHT`): ``thorough``'s population (8 reads) needs more of the time than the
-#: default's. On CIFAR-10's first layer (fixed costs 1.02-1.07 s; each regime forced, three runs each, int4 /
-#: int2, above the best known) the tight path ended lower at 4.3-4.4 times the fixed costs left (33.4 against
-#: 40.6 %, 33.3 against 50.1 %) and 5.1-5.3 (32.8 against 36.5 %, 32.3 against 38.0 %), tied at 5.8-6.0 (32.5
-#: against 31.5 %, 30.9 against 31.7 %) and lost at 6.7 (31.7 against 26.3 %, 30.5 against 28.0 %). The default's
-#: crossover lay between 4.3 (tight 33.7 against 35.5 %) and 5.2 (32.0 against 27.1 %): left at 3.5. Below 1024
-#: inputs ``thorough`` keeps 3.5: on MNIST's first layer the tight path tied from 6 GPTQ times and lost under 3-4.
-THOROUGH_TIGHT = 6.0
+#: :data:`POPULATION_TIGHT` there, :data:`qannealq._deadline.TIGHT` elsewhere): ``thorough``'s population (8
+#: reads) needs more of the time than the default's. On CIFAR-10's first layer (fixed costs 1.02-1.07 s, GPTQ's
+#: own starts then among them; each regime forced, three runs each, int4 / int2, above the best known) the tight
+#: path ended lower at 4.3-4.4 times the fixed costs left (33.4 against 40.6 %, 33.3 against 50.1 %) and 5.1-5.3
+#: (32.8 against 36.5 %, 32.3 against 38.0 %), tied at 5.8-6.0 (32.5 against 31.5 %, 30.9 against 31.7 %) and lost
+#: at 6.7 (31.7 against 26.3 %, 30.5 against 28.0 %): 6 until 2026-12-05. Since GPTQ's own starts follow the beam
+#: there too, the fixed costs are the factorizations alone (about 0.6 s), and the same crossover, about 6.3 s left,
+#: is 10 of them; under 12 GPTQ times (int4, four runs each, alternating) 6 ended 31.7 % above the best known
+#: (median; one run at 62 %) and 10 32.3 % (32.1-32.4 %). Below 1024 inputs ``thorough`` keeps
+#: :data:`qannealq._deadline.TIGHT`: on MNIST's first layer the tight path tied from 6 GPTQ times and lost under 3-4.
+THOROUGH_TIGHT = 10.0
+#: The default's threshold for the tight path where a population follows its beam (a layer of 1024 inputs or
+#: more), in units of the warm start's fixed costs: :data:`qannealq._deadline.TIGHT` (3.5) until 2026-12-05, when
+#: those costs still held a rank-deficient layer's two GPTQ starts (0.2-0.36 s on CIFAR-10's first layer, of
+#: about 1 s; the crossover then lay between 4.3 and 5.2 times them). With the factorizations alone (about 0.6 s
+#: there), the default under 6 GPTQ times (4.2 times them left) ended 38.6 % above the best known with the tight
+#: path and 42.2 % with the population, under 7 (5.1 times) 37.4 % either way (int4, four runs each, medians).
+POPULATION_TIGHT = 4.5
 _PRECISIONS = ("float32", "float64")
 
 
@@ -331,7 +341,7 @@ class LayerSASampler(dimod.Sampler):
         if inputs is not None and _short_search(params, inputs):
             return Deadline(start + float(limit), share=SHORT_SEARCH_SHARE, keep=SHORT_SEARCH_KEEP)
         crowd = population(params, inputs) is not None
-        tight = THOROUGH_TIGHT if crowd and params["effort"] == "thorough" else TIGHT
+        tight = (THOROUGH_TIGHT if params["effort"] == "thorough" else POPULATION_TIGHT) if crowd else TIGHT
         return Deadline(start + float(limit), share=POPULATION_SHARE if crowd else WARM_START_SHARE,
                         tight_share=SHORT_SEARCH_SHARE, tight=tight)
 

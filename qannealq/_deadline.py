@@ -13,8 +13,11 @@ __all__ = ["Deadline", "TIGHT", "RESERVE", "KEEP_SECONDS", "KEEP_ROWS"]
 #: Where the time a deadline leaves, once a search's fixed costs are paid, is under this many times those costs,
 #: the search takes its deadline's ``tight_share`` of it (:meth:`Deadline.search`): too little is left for what
 #: follows it (``layer-sa``'s population, whose own fixed costs are about those of the warm start's) to be worth
-#: running, and the search is what the time buys. On CIFAR-10's first layer the warm start's fixed costs take
-#: 1.1-1.6 s (1.4-2 GPTQ times): a limit of 5 GPTQ times left about twice them, 10 about 4-6 times.
+#: running, and the search is what the time buys. On CIFAR-10's first layer the warm start's fixed costs took
+#: 1.1-1.6 s (1.4-2 GPTQ times) while its GPTQ starts came before its beam: a limit of 5 GPTQ times left about twice
+#: them, 10 about 4-6 times. Since 2026-12-05 they are its factorizations alone (about 0.6 s), and ``layer-sa``
+#: before a population takes thresholds of its own (:data:`qannealq.backends.layer_sa.POPULATION_TIGHT`,
+#: :data:`qannealq.backends.layer_sa.THOROUGH_TIGHT`); this one is the rest's (a long anneal after the beam).
 TIGHT = 3.5
 #: Where the time left is tight, what a search leaves for what follows it, in units of its fixed costs
 #: (:meth:`Deadline.search`): ``layer-sa``'s work after the warm start's beam whatever its search (the starts'
@@ -57,8 +60,9 @@ class Deadline:
             (:meth:`search`); 1: all of it.
         tight_share: that fraction where the time left is under ``tight`` times those fixed costs (None:
             ``share``).
-        tight: that threshold (:data:`TIGHT` by default; ``layer-sa``'s ``thorough`` before a population takes
-            its own, :data:`qannealq.backends.layer_sa.THOROUGH_TIGHT`).
+        tight: that threshold (:data:`TIGHT` by default; ``layer-sa`` before a population takes its own,
+            :data:`qannealq.backends.layer_sa.POPULATION_TIGHT` and ``thorough``'s
+            :data:`qannealq.backends.layer_sa.THOROUGH_TIGHT`).
         late: set by a warm start that left its search out for lack of time
             (:data:`qannealq.baselines.SKIP_BEAM`): what follows it should be the polish alone, whose fixed costs
             are the least (``layer-sa``'s ``late``).
@@ -120,15 +124,16 @@ class Deadline:
 
     def search(self, fixed: float, scale: float | None = None, rows: float = 0.0) -> "Deadline":
         """The search proper's deadline, now that its fixed costs (``fixed`` seconds: the warm start's
-        factorizations, and GPTQ's own starts where they come first) are paid: ``share`` of the time left (where
+        factorizations; GPTQ's own starts follow the beam under a deadline) are paid: ``share`` of the time left (where
         ``keep`` is set and ``scale`` above 0, all of it less ``keep`` plus :data:`KEEP_ROWS` times ``rows``, times
         ``scale``, and :data:`KEEP_SECONDS`), or where that is under :data:`TIGHT` times ``fixed``, ``tight_share``
         of it less :data:`RESERVE` times ``scale`` (default ``fixed``: what follows the search is then its fixed
         costs alone, ``layer-sa``'s polish, without a population). ``scale``: the part of the fixed costs what
-        follows scales with (the factorizations, where GPTQ's own starts came first: their energies no longer take
-        products, and on CIFAR-10's first layer under 5 GPTQ times RESERVE times all the fixed costs left 0.47 s of
-        3.6 unused). ``rows``: the layer's rows per live input (0: not given). Shortening a search under it marks
-        this one cut too; where tight, it is marked :attr:`polish`."""
+        follows scales with (the factorizations; where GPTQ's own starts came first, until 2026-12-05 on a
+        rank-deficient layer, their energies took no products after the beam, and on CIFAR-10's first layer under 5
+        GPTQ times RESERVE times all the fixed costs left 0.47 s of 3.6 unused). ``rows``: the layer's rows per live
+        input (0: not given). Shortening a search under it marks this one cut too; where tight, it is marked
+        :attr:`polish`."""
         seconds, tight = self._search(fixed, scale, rows)
         return Deadline(time.perf_counter() + seconds, parent=self, polish=tight)
 

@@ -171,10 +171,10 @@ def _fastest(key: tuple, seconds: float) -> float:
 
 def _steady_costs(key: tuple, factoring: float, fixed: float) -> tuple[float, float]:
     """A warm start's fixed costs as its deadline's split reads them (:func:`_beam_start`): the fastest
-    ``factoring`` (its factorizations, and the gradient's product before them) and ``fixed`` (those and GPTQ's own
-    starts where they come first) recorded in this process for the same start on a layer of the same shape
-    (``key``: the start's name, neurons, inputs, live inputs, dampings and beam damping; :data:`_FASTEST`), this
-    run's among them. A slow run of them (fresh pages for the copy of ``H``, a busy moment) says little about what
+    ``factoring`` (its factorizations, and the gradient's product before them) and ``fixed`` (those; GPTQ's own
+    starts follow the beam under a deadline) recorded in this process for the same start on a layer of the same
+    shape (``key``: the start's name, neurons, inputs, live inputs, dampings and beam damping; :data:`_FASTEST`),
+    this run's among them. A slow run of them (fresh pages for the copy of ``H``, a busy moment) says little about what
     follows the beam, yet it both took its own time and, read as the scale of what follows, kept more of the time
     left from the beam: on MNIST's first layer under 5 GPTQ times the default's beam then got 19-24 ms of its usual
     27-30 and ended 10.5-13.6 % above the best known against 7.7-8.5 % (one run in four). With the fastest the
@@ -952,17 +952,19 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     The pilot compares the beam's own scores (:mod:`qannealq._gptq_beam`: each ``E(q) − E(w)`` with the same
     ``w``, across dampings too) plus ``E(w)``, so that its margin is relative to the energies themselves.
 
-    With a ``deadline`` the beams take its share of the time the fixed costs leave (the factorizations, and
-    GPTQ's own starts where they come first: :meth:`qannealq._deadline.Deadline.search`), narrow to meet it and
-    stop there (:func:`qannealq._gptq_beam.beam_search`): a neuron the beam did not reach starts from GPTQ's own
-    start, its other paths copies of it; the pilot compares the neurons both its beams reached (none: the lower
-    damping). Where the beam runs at one damping, ``beam_at`` (a full-rank ``H``), GPTQ's own starts only
-    compete with it, so under a deadline they run after the beam: first at the beam's damping, then at the
-    others (from int4 on, GPTQ's 1 %: a factorization and GPTQ), each only where the beam ran at its full width
-    and the deadline still leaves the time the fixed costs took (the factorization) and
-    :data:`qannealq._deadline.RESERVE` times it for what follows; at the first that does not fit
-    ``deadline.cut`` is set, and the neurons the beam did not reach take GPTQ's start at its damping, formed for
-    them alone. So a deadline the whole start meets changes nothing, unless it leaves the order pilot too little
+    With a ``deadline`` the beams take its share of the time the fixed costs leave (the factorizations:
+    :meth:`qannealq._deadline.Deadline.search`), narrow to meet it and stop there
+    (:func:`qannealq._gptq_beam.beam_search`): a neuron the beam did not reach starts from GPTQ's own start, its
+    other paths copies of it; the pilot compares the neurons both its beams reached (none: the lower damping).
+    GPTQ's own starts only compete with the beam, so under a deadline they run after it: first at the beam's
+    damping (``beam_at`` on a full-rank ``H``, the pilot's choice on a rank-deficient one), then at the others
+    (a full-rank layer's from int4 on, GPTQ's 1 %: a factorization and GPTQ; a rank-deficient layer's other
+    damping, factored already for the pilot: GPTQ alone), each only where the beam ran at its full width and the
+    deadline still leaves the time the fixed costs took and :data:`qannealq._deadline.RESERVE` times it for what
+    follows; at the first that does not fit ``deadline.cut`` is set, and the neurons the beam did not reach take
+    GPTQ's start at its damping, formed for them alone. Until 2026-12-05 a rank-deficient layer's two GPTQ starts
+    ran before its beam: on CIFAR-10's first layer they took 0.2-0.36 s and won at most 26 of 512 neurons under
+    10 GPTQ times. So a deadline the whole start meets changes nothing, unless it leaves the order pilot too little
     room (:func:`_order_pilot`: the beam then keeps the warm start's own order) or a rank-deficient layer's second
     beam (:data:`BOTH_ORDERS_ROOM`: pivot order alone; where it leaves room, the pivot order's beam takes about
     half of the time left after the pilot), and a tight one gives the beam the time of starts that do not win
@@ -1041,10 +1043,12 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
             live = {beam_at: _pivot_live_factor(problem.hessian, dead, beam_at, cholesky=cholesky)[:2]}
     factoring = time.perf_counter() - begun  # what follows the beam scales with it (Deadline.search's scale)
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam. Under
-    # a deadline, where the beam runs at one damping (beam_at), after the beam, where time is left: from a beam of
-    # 8 on it never won on MNIST's first layer (int4 and int2, 128 neurons), and it took 8 of the 0.1 s a limit of
-    # 5 GPTQ times gives the layer; a neuron the beam did not reach starts from it in any case
-    deferred = deadline is not None and beam_at is not None
+    # a deadline, after the beam, where time is left: from a beam of 8 on it never won on MNIST's first layer (int4
+    # and int2, 128 neurons), and it took 8 of the 0.1 s a limit of 5 GPTQ times gives the layer; on CIFAR-10's
+    # (rank-deficient, both dampings) it won 0-1 of 512 neurons at int4 and 0-26 at int2 under 10 GPTQ times, and
+    # its two passes took 0.2-0.36 s of the 5 s before the beam (docs/layer-sa.md, "GPTQ's own starts after the
+    # beam on a rank-deficient layer"); a neuron the beam did not reach starts from it in any case
+    deferred = deadline is not None
     own = {} if deferred else gptq_starts(live)
     everyone = np.arange(n)
     fixed = time.perf_counter() - begun
@@ -1085,22 +1089,26 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     missed = ~np.isfinite(reached)  # neurons no beam reached: GPTQ's own start
     beamed = problem.base + np.where(problem.free, best, 0)
     beam_scores = np.where(missed, np.nan, reached)
-    # GPTQ's deferred starts, the beam's damping's, then the others' (a factorization each, and GPTQ): where the
+    # GPTQ's deferred starts, the beam's damping's, then the others' (on a full-rank layer a factorization each, and
+    # GPTQ; on a rank-deficient one both dampings are factored already, for the pilot): where the
     # beam ran at its full width (not cut: a beam the limit narrowed leaves no time they would use well) and the
     # time the fixed costs took is still left, and what follows the start (RESERVE times it: the candidates'
     # energies, the search's polish). On MNIST's first layer under 0.2 s, the beam cut, the 1 % start ran 30 ms
     # before the limit where it needed only the first damping's time, and the layer ended 15-20 % late.
-    for percdamps in ((beam_at,), later) if deferred else ():
+    first = beam_at if beam_at is not None else chosen  # the damping the beam ran at
+    if beam_at is None:  # a rank-deficient layer: both dampings factored already
+        later = tuple(p for p in dampings if p != chosen)
+    for percdamps in ((first,), later) if deferred else ():
         if not percdamps:
             continue
         if not layer.cut and layer.left() >= (1.0 + RESERVE) * fixed:
-            own.update(gptq_starts({p: live[p] for p in percdamps} if percdamps[0] == beam_at else
+            own.update(gptq_starts({p: live[p] for p in percdamps} if all(p in live for p in percdamps) else
                                    factored(percdamps)))
             continue
         layer.mark_cut()
-        if percdamps[0] == beam_at and missed.any():  # the beam's misses take GPTQ's start in its stead
+        if percdamps[0] == first and missed.any():  # the beam's misses take GPTQ's start in its stead
             rows = np.flatnonzero(missed)
-            beamed[rows], scores = gptq_starts({beam_at: live[beam_at]}, rows)[beam_at]
+            beamed[rows], scores = gptq_starts({first: live[first]}, rows)[first]
             beam_scores[rows] = np.nan if scores is None else scores
             missed[:] = False
         break

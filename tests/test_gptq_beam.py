@@ -618,6 +618,58 @@ def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monk
     np.testing.assert_array_equal(start[reached], (problem.base + np.where(problem.free, beam, 0))[reached])
 
 
+@pytest.mark.parametrize("case", ["roomy", "narrowed", "missed"])
+def test_under_a_deadline_a_rank_deficient_start_s_gptq_starts_follow_its_beams(monkeypatch, case):
+    """Rank-deficient (both dampings factored, the pilot's beams at each): under a deadline GPTQ's own starts,
+    which only compete with the beam, run after the beams. A roomy deadline: both after the beams, and the start
+    that without one (GPTQ's starts first). The beam narrowed (it marks its deadline cut): none, each neuron the
+    beam's state at the damping the pilot chose. The beam narrowed and half the neurons missed: GPTQ's start at
+    that damping, formed for the missed neurons alone."""
+    problem = random_layer(np.random.default_rng(7), 40, 12, samples=25).problem(3)
+    assert rank_deficient(problem) and problem.num_neurons <= 2 * baselines.PILOT_NEURONS  # the pilot: every neuron
+    events = []
+    search, gptq_on = gptq_beam.beam_search, baselines._gptq_on
+
+    def spy_beam(*args, deadline=None, **kwargs):
+        events.append("beam")
+        v, score = search(*args, deadline=deadline, **kwargs)
+        if deadline is not None and case != "roomy":
+            deadline.mark_cut()  # as a beam the deadline narrowed does (its full width here, the same states)
+            if case == "missed":
+                score = score.copy()
+                score[score.size // 2:] = np.inf
+        return v, score
+
+    def spy_gptq(*args, **kwargs):
+        events.append(("gptq", kwargs.get("rows")))
+        return gptq_on(*args, **kwargs)
+    monkeypatch.setattr(gptq_beam, "beam_search", spy_beam)
+    monkeypatch.setattr(baselines, "_gptq_on", spy_gptq)
+    unbounded = warm_start_integers(problem, beam=6)
+    assert [e if e == "beam" else e[0] for e in events] == ["gptq", "gptq", "beam", "beam"]
+    events.clear()
+    deadline = Deadline(time.perf_counter() + 600)
+    start = warm_start_integers(problem, beam=6, deadline=deadline)
+    assert events[:2] == ["beam", "beam"] and deadline.cut is (case != "roomy")
+    if case == "roomy":
+        assert [e[0] for e in events[2:]] == ["gptq", "gptq"] and all(e[1] == slice(None) for e in events[2:])
+        np.testing.assert_array_equal(start, unbounded)
+        return
+    beams = {d: problem.base + np.where(problem.free, _beam(problem, 6, d)[0], 0)
+             for d in (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP)}
+    half = problem.num_neurons // 2
+    reached = slice(None) if case == "narrowed" else slice(0, half)
+    chosen = [d for d, b in beams.items() if np.array_equal(start[reached], b[reached])]
+    assert len(chosen) == 1 and not np.array_equal(beams[GPTQ_PERCDAMP], beams[RANK_DEFICIENT_PERCDAMP])
+    if case == "narrowed":
+        assert events == ["beam", "beam"]
+        return
+    missed = np.arange(half, problem.num_neurons)
+    assert len(events) == 3 and np.array_equal(events[2][1], missed)
+    own = BASELINES["gptq-restricted-pivot"](problem, percdamp=chosen[0])
+    np.testing.assert_array_equal(start[missed], own[missed])
+
+
 def test_a_lone_damping_factors_on_one_blas_thread_below_one_blas_inputs(monkeypatch):
     """A full-rank int2 layer (one damping): its factorization runs on one BLAS thread below
     ``ONE_BLAS_INPUTS`` inputs (numpy's and scipy's OpenBLAS threads would share the cores), on the caller's
@@ -1012,7 +1064,7 @@ def test_a_deadlines_search_share_is_of_the_time_its_fixed_costs_leave(monkeypat
 
 
 def test_the_warm_starts_beam_takes_its_share_after_the_fixed_costs(monkeypatch):
-    """The warm start's factorizations (and on a rank-deficient layer GPTQ's own starts) run first, then the beam
+    """The warm start's factorizations run first (GPTQ's own starts after the beam), then the beam
     asks the layer's deadline for its share (``Deadline.search``) with the seconds they took: the factorization
     slowed by 0.2 s, the fixed costs passed are at least that, and every beam runs under a part of the deadline
     that share gave."""

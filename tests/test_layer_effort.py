@@ -1146,13 +1146,14 @@ def test_time_limit_bounds_the_layer_warm_start_included():
     assert SHORT_SEARCH_KEEP > 0 and SHORT_SEARCH_SHARE > WARM_START_SHARE > POPULATION_SHARE and limited.keep == 0
     assert default.warm_start_deadline(785, effort="thorough").share == WARM_START_SHARE
     from qannealq._deadline import TIGHT
-    from qannealq.backends.layer_sa import THOROUGH_TIGHT
+    from qannealq.backends.layer_sa import POPULATION_TIGHT, THOROUGH_TIGHT
 
     for effort_ in ("default", "thorough"):
         wide = default.warm_start_deadline(3073, effort=effort_)
         assert (wide.share, wide.tight_share) == (POPULATION_SHARE, SHORT_SEARCH_SHARE)
-        assert wide.tight == (THOROUGH_TIGHT if effort_ == "thorough" else TIGHT)  # thorough's population: later
-    assert default.warm_start_deadline(785, effort="thorough").tight == TIGHT and THOROUGH_TIGHT > TIGHT
+        assert wide.tight == (THOROUGH_TIGHT if effort_ == "thorough" else POPULATION_TIGHT)  # a population: later
+    assert default.warm_start_deadline(785, effort="thorough").tight == TIGHT
+    assert THOROUGH_TIGHT > POPULATION_TIGHT > TIGHT
     assert 1.9 < default.warm_start_deadline(3073).left() <= 2.0  # from now, without a start
     # the kernels' first load (the beam's too: without a limit, so that it runs) is not timed
     quantize_layer(layer_problem(1, 200, 9, 4)[1], "qubo", LayerSASampler(effort="thorough", num_sweeps=2), "layer-sa",
