@@ -24,9 +24,9 @@ from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["shared_pool", "blas_threads"]
+__all__ = ["shared_pool", "helper_pool", "blas_threads"]
 
-_POOLS: dict[int, ThreadPoolExecutor] = {}
+_POOLS: dict[int | str, ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
 
 
@@ -37,6 +37,17 @@ def shared_pool(workers: int) -> ThreadPoolExecutor:
         pool = _POOLS.get(workers)
         if pool is None:
             pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix=f"qannealq-pool{workers}")
+        return pool
+
+
+def helper_pool() -> ThreadPoolExecutor:
+    """The process's one-thread pool for a leaf task run beside its caller's own work (a task that uses no pool
+    itself and waits for nothing), e.g. a BLAS product while the caller factors a matrix: it never waits on a pool
+    its caller may be a task of, as a shared pool's task may not (started on first use, kept)."""
+    with _LOCK:
+        pool = _POOLS.get("helper")
+        if pool is None:
+            pool = _POOLS["helper"] = ThreadPoolExecutor(1, thread_name_prefix="qannealq-helper")
         return pool
 
 

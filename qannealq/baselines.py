@@ -42,7 +42,7 @@ from functools import partial
 import numpy as np
 
 from qannealq._deadline import RESERVE, Deadline
-from qannealq._pool import blas_threads
+from qannealq._pool import blas_threads, helper_pool
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
@@ -141,14 +141,16 @@ def _pivot_cholesky(damped: np.ndarray, percdamp: float, block: int = 64) -> tup
 
 
 def _pivot_live_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
-                         block: int = 64) -> tuple[np.ndarray, np.ndarray]:
+                         block: int = 64, live_h: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The pivoted Cholesky factorization of the live inputs' damped ``H`` (the damping of the whole ``H``, dead
     inputs counted; :func:`_pivot_cholesky`): ``(pivots, Lᵀ)``, ``pivots`` indexing the live inputs. Both
     :func:`_pivot_live_factor` (the beams' factor) and :func:`_gptq_plane` (GPTQ on it, ``live[pivots]``) start
-    from it. Its fastest time in this process per number of live inputs is kept (:data:`_FASTEST`)."""
+    from it. Its fastest time in this process per number of live inputs is kept (:data:`_FASTEST`). ``live_h``:
+    ``H`` among the live inputs where the caller has it (:meth:`LayerProblem.live_block`, read only: it is copied,
+    one contiguous copy instead of two gathers of ``H``); default: gathered here."""
     begun = time.perf_counter()
     live = np.flatnonzero(~dead)
-    h = submatrix(hessian, live)
+    h = submatrix(hessian, live) if live_h is None else np.array(live_h, dtype=np.float64, order="C")
     h[np.diag_indices_from(h)] += _damping(hessian, dead, percdamp)
     out = _pivot_cholesky(h, percdamp, block) if live.size else (np.zeros(0, np.int64), h)
     _fastest(("cholesky", live.size), time.perf_counter() - begun)
@@ -983,12 +985,19 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     restricted, order = _GPTQ_FORMS[name]
     dead, n = problem.dead, problem.num_neurons
     alone = 1 if problem.num_coordinates < ONE_BLAS_INPUTS else None  # a lone damping's BLAS threads
-    grad = problem.weight_products - problem.stats.cross
     cholesky = None
     if deadline is not None and beam_at is not None and order == "pivot":  # a lone damping: its factorization first
-        product = _fastest(("product", *problem.weights.shape), problem.product_seconds)  # the gradient's, timed
+        live_h = problem.live_block(np.flatnonzero(~dead))  # the products' block (formed here if not yet)
         with blas_threads(alone):
-            cholesky = _pivot_live_cholesky(problem.hessian, dead, beam_at)
+            # on one BLAS thread each, the gradient's product (numpy's BLAS) runs beside the factorization (scipy's
+            # LAPACK), where it was not formed yet: on MNIST's first layer under 5 GPTQ times, one after the other,
+            # they took about 2 and 5-7 ms of the 10 before the beam, the other core idle
+            beside = alone == 1 and "weight_products" not in vars(problem)
+            pending = helper_pool().submit(lambda: problem.weight_products) if beside else None
+            cholesky = _pivot_live_cholesky(problem.hessian, dead, beam_at, live_h=live_h)
+            if pending is not None:
+                pending.result()
+            product = _fastest(("product", *problem.weights.shape), problem.product_seconds)  # the gradient's, timed
             skip = _no_time_for_beam(deadline, product, _FASTEST[("cholesky", cholesky[0].size)],
                                      n / max(1, cholesky[0].size))
             if skip:  # GPTQ's own start on this factorization, fast's
@@ -997,6 +1006,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
             deadline.mark_late()
             ints = ints if restricted else np.clip(ints, problem.base, problem.base + problem.free)
             return ints if paths == 1 else np.repeat(ints[:, None], paths, axis=1)
+    grad = problem.weight_products - problem.stats.cross
 
     def search(percdamp: float, rows: np.ndarray, later: int = 0, ordered: tuple | None = None,
                narrow: int | None = None) -> tuple[np.ndarray, np.ndarray]:

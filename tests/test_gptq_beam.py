@@ -501,9 +501,9 @@ def test_under_a_deadline_the_full_rank_start_s_other_damping_waits_for_the_beam
     formed = []
     factor = baselines._pivot_live_cholesky  # every factorization in pivot order starts with it
 
-    def spy(hessian, dead, percdamp, *args):
+    def spy(hessian, dead, percdamp, *args, **kwargs):
         formed.append(percdamp)
-        return factor(hessian, dead, percdamp, *args)
+        return factor(hessian, dead, percdamp, *args, **kwargs)
     monkeypatch.setattr(baselines, "_pivot_live_cholesky", spy)
     unbounded = warm_start_integers(problem, beam=6)
     assert sorted(formed) == sorted([GPTQ_PERCDAMP, baselines.FULL_RANK_BEAM_PERCDAMP])
@@ -547,10 +547,10 @@ def test_under_a_deadline_gptq_s_own_starts_follow_the_beam_where_what_follows_t
     monkeypatch.setattr(baselines, "SKIP_BEAM", 0.0)  # the beam's logic under a deadline, not its skip
     monkeypatch.setattr(baselines, "_FASTEST", {})  # the fake clock's times stay in this test
 
-    def spy(hessian, dead, percdamp, *args):
+    def spy(hessian, dead, percdamp, *args, **kwargs):
         formed.append(percdamp)
         now[0] += 1.0 if len(formed) == 1 else 0.0
-        return factor(hessian, dead, percdamp, *args)
+        return factor(hessian, dead, percdamp, *args, **kwargs)
 
     def gptq_spy(*args, **kwargs):
         starts.append(kwargs.get("rows"))
@@ -594,9 +594,9 @@ def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monk
     monkeypatch.setattr(baselines, "SKIP_BEAM", 0.0)  # the beam's logic under a deadline, not its skip
     monkeypatch.setattr(baselines, "_FASTEST", {})  # the fake clock's times stay in this test
 
-    def slow_factor(*args):
+    def slow_factor(*args, **kwargs):
         now[0] += 1.0
-        return factor(*args)
+        return factor(*args, **kwargs)
 
     def half(*args, **kwargs):  # the beam reaches the first half of the neurons
         v, score = search(*args, **kwargs)
@@ -668,6 +668,44 @@ def test_under_a_deadline_a_rank_deficient_start_s_gptq_starts_follow_its_beams(
     assert len(events) == 3 and np.array_equal(events[2][1], missed)
     own = BASELINES["gptq-restricted-pivot"](problem, percdamp=chosen[0])
     np.testing.assert_array_equal(start[missed], own[missed])
+
+
+def test_a_lone_damping_s_gradient_product_runs_beside_its_factorization(monkeypatch):
+    """Full rank, int4, under a deadline (a lone damping factored first): below ``ONE_BLAS_INPUTS`` inputs the
+    gradient's product of every row runs in the helper thread while the caller factors, and the factorization
+    copies the products' live block instead of gathering ``H`` again; the start is the one without a deadline.
+    From ``ONE_BLAS_INPUTS`` on (the caller's BLAS threads) the product runs in the caller's thread."""
+    import threading
+
+    from qannealq.formulation import LayerProblem, submatrix
+
+    products, blocks = [], []
+    product, factor = LayerProblem.products, baselines._pivot_live_cholesky
+
+    def spy_products(self, values):
+        products.append((values.shape[0], threading.current_thread().name))
+        return product(self, values)
+
+    def spy_factor(*args, live_h=None, **kwargs):
+        blocks.append(live_h)
+        return factor(*args, live_h=live_h, **kwargs)
+    monkeypatch.setattr(LayerProblem, "products", spy_products)
+    monkeypatch.setattr(baselines, "_pivot_live_cholesky", spy_factor)
+    layer = random_layer(np.random.default_rng(21), 40, 12, samples=300, dead=8)
+    unbounded = warm_start_integers(layer.problem(4), beam=6)
+    for inputs, helper in ((1024, True), (20, False)):  # ONE_BLAS_INPUTS: 41 inputs below it, or not
+        monkeypatch.setattr(baselines, "ONE_BLAS_INPUTS", inputs)
+        problem = layer.problem(4)  # its products not formed yet
+        assert not rank_deficient(problem) and problem.grid.bits >= baselines.FULL_RANK_BEAM_BITS
+        products.clear()
+        blocks.clear()
+        start = warm_start_integers(problem, beam=6, deadline=Deadline(time.perf_counter() + 600))
+        np.testing.assert_array_equal(start, unbounded)
+        assert products[0][0] == problem.num_neurons  # the gradient's: every row
+        assert (products[0][1].startswith("qannealq-helper")) is helper
+        live = np.flatnonzero(~problem.dead)
+        assert blocks[0] is not None and live.size < problem.num_coordinates
+        np.testing.assert_array_equal(blocks[0], submatrix(problem.hessian, live))
 
 
 def test_a_lone_damping_factors_on_one_blas_thread_below_one_blas_inputs(monkeypatch):
