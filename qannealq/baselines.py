@@ -616,10 +616,9 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
             per neuron start 10 % lower, but at the paper's damping on the eighth of the neurons where it wins),
             and its start takes about half the time (docs/layer-sa.md).
         deadline: when the layer's solve should end (:class:`qannealq._deadline.Deadline`; None: no bound).
-            The factorizations (and on a rank-deficient layer GPTQ's own starts) run in any case, first (about
-            1.5-2 GPTQ times on CIFAR-10's first layer, where both dampings run; on a full-rank layer GPTQ's own
-            starts, which only compete, after the beam and only where time is left: :func:`_beam_start`);
-            the beam then takes the deadline's share of
+            The factorizations run in any case, first (about 1.2 GPTQ times on CIFAR-10's first layer, where both
+            dampings are factored; GPTQ's own starts, which only compete, after the beam and only where time is
+            left: :func:`_beam_start`); the beam then takes the deadline's share of
             the time they leave (:meth:`qannealq._deadline.Deadline.search`), narrows to meet it and stops
             there, the neurons it did not reach starting from GPTQ's own start (:func:`_beam_start`), and sets
             ``deadline.cut`` where it did either. The solve loop takes the sampler's
