@@ -978,9 +978,8 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     begun = time.perf_counter()
     layer = deadline  # the whole start's (``deadline`` becomes the beams' share of it)
     ordered = dampings
-    later: tuple[float, ...] = ()  # dampings whose GPTQ start only competes, run after the beam where time allows
-    if deadline is not None and beam_at is not None and len(dampings) > 1:
-        later, dampings = tuple(p for p in dampings if p != beam_at), (beam_at,)
+    if deadline is not None and beam_at is not None:  # the others' GPTQ starts only compete: after the beam
+        dampings = (beam_at,)
     restricted, order = _GPTQ_FORMS[name]
     dead, n = problem.dead, problem.num_neurons
     alone = 1 if problem.num_coordinates < ONE_BLAS_INPUTS else None  # a lone damping's BLAS threads
@@ -988,11 +987,10 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     if deadline is not None and beam_at is not None and order == "pivot":  # a lone damping: its factorization first
         live_h = problem.live_block(np.flatnonzero(~dead))  # the products' block (formed here if not yet)
         with blas_threads(alone):
-            # on one BLAS thread each, the gradient's product (numpy's BLAS) runs beside the factorization (scipy's
-            # LAPACK), where it was not formed yet: on MNIST's first layer under 5 GPTQ times, one after the other,
-            # they took about 2 and 5-7 ms of the 10 before the beam, the other core idle
-            beside = alone == 1 and "weight_products" not in vars(problem)
-            pending = helper_pool().submit(lambda: problem.weight_products) if beside else None
+            # on one BLAS thread each, the gradient's product (numpy's BLAS; the problem keeps it once formed) runs
+            # beside the factorization (scipy's LAPACK): on MNIST's first layer under 5 GPTQ times, one after the
+            # other, they took about 2 and 5-7 ms of the 10 before the beam, the other core idle
+            pending = helper_pool().submit(lambda: problem.weight_products) if alone == 1 else None
             cholesky = _pivot_live_cholesky(problem.hessian, dead, beam_at, live_h=live_h)
             if pending is not None:
                 pending.result()
@@ -1105,8 +1103,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     # energies, the search's polish). On MNIST's first layer under 0.2 s, the beam cut, the 1 % start ran 30 ms
     # before the limit where it needed only the first damping's time, and the layer ended 15-20 % late.
     first = beam_at if beam_at is not None else chosen  # the damping the beam ran at
-    if beam_at is None:  # a rank-deficient layer: both dampings factored already
-        later = tuple(p for p in dampings if p != chosen)
+    later = tuple(p for p in ordered if p != first)  # a rank-deficient layer's factored already, for its pilot
     for percdamps in ((first,), later) if deferred else ():
         if not percdamps:
             continue
