@@ -210,6 +210,52 @@ def _pivot_live_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float, b
     return live[pivots[::-1]], np.ascontiguousarray(h.T[::-1, ::-1]), at
 
 
+class _LiveFactor:
+    """A damping's factor on the live inputs in pivot order under a deadline (:func:`_beam_start`): the pivoted
+    Cholesky factor of the damped ``H`` (:func:`_pivot_live_cholesky`'s), whose triangular inverse, GPTQ's ``U``
+    (what GPTQ's own start and the V-BLAST order read), is formed only where one of them asks for it
+    (:meth:`inverse`, in place: :func:`_pivot_live_factor`). The beams read the Cholesky factor itself where the
+    inverse is not formed (:meth:`beam`; :func:`qannealq._gptq_beam.beam_search`'s ``form``): the inverse took 3-4
+    ms of the 10 before the beam on MNIST's first layer under 5 GPTQ times, the two of CIFAR-10's (side by side)
+    about 0.2 s of the 0.5 s before its beams, and under a limit that narrows the beam nothing else asks for it.
+    Its order is :func:`_pivot_live_factor`'s."""
+
+    def __init__(self, hessian: np.ndarray, dead: np.ndarray, percdamp: float,
+                 cholesky: tuple[np.ndarray, np.ndarray]) -> None:
+        self._factoring = (hessian, dead, percdamp, cholesky)
+        self._inverse: np.ndarray | None = None
+        self.order = np.flatnonzero(~dead)[cholesky[0][::-1]]
+
+    def inverse(self) -> np.ndarray:
+        """GPTQ's ``U`` in :attr:`order` (:func:`_pivot_live_factor`'s), formed on the first call."""
+        if self._inverse is None:
+            hessian, dead, percdamp, cholesky = self._factoring
+            self._inverse = _pivot_live_factor(hessian, dead, percdamp, cholesky=cholesky)[1]
+        return self._inverse
+
+    def plane(self, problem: LayerProblem, restricted: bool, rows: np.ndarray) -> np.ndarray | None:
+        """GPTQ's start of the neurons ``rows`` (restricted to floor/ceil where ``restricted``, else clipped to them)
+        on the Cholesky factor, without the inverse (:func:`_gptq_plane`), as grid integers; None where the inverse
+        is formed (GPTQ on it, :func:`_gptq_on`, then costs no more and gives its scores)."""
+        if self._inverse is not None:
+            return None
+        pivots, lt = self._factoring[3]
+        ints = _gptq_plane(problem, np.flatnonzero(~self._factoring[1])[pivots], lt, restricted, rows=rows)
+        return ints if restricted else np.clip(ints, problem.base[rows], problem.base[rows] + problem.free[rows])
+
+    def beam(self) -> tuple[np.ndarray, str]:
+        """The factor a beam reads and its ``form``: ``U`` where formed, else ``R = J L J`` (``R Rᵀ`` the damped
+        ``H`` in :attr:`order`), a view of the Cholesky factor."""
+        if self._inverse is not None:
+            return self._inverse, "inverse"
+        return self._factoring[3][1].T[::-1, ::-1], "cholesky"
+
+
+def _inverse_factor(factor: np.ndarray | _LiveFactor) -> np.ndarray:
+    """GPTQ's ``U`` of a factor of :func:`_beam_start`'s (an array already, or a :class:`_LiveFactor`)."""
+    return factor.inverse() if isinstance(factor, _LiveFactor) else factor
+
+
 def _blast_factor(order: np.ndarray, factor: np.ndarray, percdamp: float,
                   block: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """The V-BLAST order of the live inputs and the beam's factor in it, from another order's (``order``, the
@@ -910,7 +956,7 @@ def _order_pilot(search: Callable, live: dict, percdamp: float, n: int, width: i
     if n <= 2 * PILOT_NEURONS or width < 2 * ORDER_PILOT_WIDTH or (
             not _leaves_room(deadline, ORDER_PILOT_ROOM, factoring)):
         return pivot
-    blast = _blast_factor(*pivot, percdamp)
+    blast = _blast_factor(pivot[0], _inverse_factor(pivot[1]), percdamp)
     pilot = _pilot_neurons(n)
     ends = [search(percdamp, pilot, ordered=o, narrow=ORDER_PILOT_WIDTH)[1].sum() for o in (pivot, blast)]
     return blast if ends[1] < ends[0] else pivot
@@ -963,15 +1009,18 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     damping, factored already for the pilot: GPTQ alone), each only where the beam ran at its full width and the
     deadline still leaves the time the fixed costs took and :data:`qannealq._deadline.RESERVE` times it for what
     follows; at the first that does not fit ``deadline.cut`` is set, and the neurons the beam did not reach take
-    GPTQ's start at its damping, formed for them alone. Until 2026-12-05 a rank-deficient layer's two GPTQ starts
-    ran before its beam: on CIFAR-10's first layer they took 0.2-0.36 s and won at most 26 of 512 neurons under
-    10 GPTQ times. So a deadline the whole start meets changes nothing, unless it leaves the order pilot too little
-    room (:func:`_order_pilot`: the beam then keeps the warm start's own order) or a rank-deficient layer's second
-    beam (:data:`BOTH_ORDERS_ROOM`: pivot order alone; where it leaves room, the pivot order's beam takes about
-    half of the time left after the pilot), and a tight one gives the beam the time of starts that do not win
-    there: on MNIST's first layer GPTQ's own start at the beam's damping won no neuron against a beam of 8 or more
-    (int4 and int2; 52 and 30 of 128 against a beam of 1), the one at 1 % none from a beam of 4 on (int4), and the
-    two took a third of the 0.1 s a limit of 5 GPTQ times gives the layer.
+    GPTQ's start at its damping, formed for them alone. In pivot order under a deadline the factorizations are the
+    Cholesky factors alone (:class:`_LiveFactor`): the beams read them (``form="cholesky"``), and a factor's
+    triangular inverse is formed only where GPTQ's own start or the V-BLAST order asks for it (the missed neurons'
+    start is then GPTQ's on the Cholesky factor, :func:`_gptq_plane`). Until 2026-12-05 a rank-deficient layer's two
+    GPTQ starts ran before its beam: on CIFAR-10's first layer they took 0.2-0.36 s and won at most 26 of 512
+    neurons under 10 GPTQ times. So a deadline the whole start meets changes nothing, unless it leaves the order
+    pilot too little room (:func:`_order_pilot`: the beam then keeps the warm start's own order) or a rank-deficient
+    layer's second beam (:data:`BOTH_ORDERS_ROOM`: pivot order alone; where it leaves room, the pivot order's beam
+    takes about half of the time left after the pilot), and a tight one gives the beam the time of starts that do
+    not win there: on MNIST's first layer GPTQ's own start at the beam's damping won no neuron against a beam of 8
+    or more (int4 and int2; 52 and 30 of 128 against a beam of 1), the one at 1 % none from a beam of 4 on (int4),
+    and the two took a third of the 0.1 s a limit of 5 GPTQ times gives the layer.
     """
     from qannealq._gptq_beam import beam_search  # compiled on first use
 
@@ -1011,9 +1060,10 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         (``later``: the neurons other searches will beam after it). ``ordered``: its inputs' order and factor
         (default: the pivot order's, ``live[percdamp]``); ``narrow``: a pilot's width (one path)."""
         perm, factor = live[percdamp] if ordered is None else ordered
+        factor, form = factor.beam() if isinstance(factor, _LiveFactor) else (factor, "inverse")
         v, score = beam_search(*_beam_arguments(problem, rows, perm, factor, percdamp, grad),
                                width if narrow is None else narrow, paths=paths if narrow is None else 1,
-                               growth=growth,
+                               growth=growth, form=form,
                                deadline=None if deadline is None else deadline.part(rows.size / (rows.size + later)))
         out = np.zeros((*v.shape[:-1], dead.size), np.uint8)  # dead inputs: floor (their rounding costs nothing)
         out[..., perm] = v
@@ -1023,9 +1073,16 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     # unit diagonal), so the factor's live rows and columns are the live inputs' own factor, in the same order
     # (MNIST's first layer: 599 of 785 inputs; the default's solve 0.36-0.37 -> 0.34-0.36 s, the same start to
     # 1e-15), formed without the full factor in pivot order
-    def factored(percdamps: tuple[float, ...]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-        return dict(zip(percdamps, _side_by_side(lambda p: _ordered_factor(problem.hessian, dead, p, order,
-                                                                           _inverse_cholesky, True), percdamps, alone)))
+    def factored(percdamps: tuple[float, ...], lazy: bool = False) -> dict[float, tuple]:
+        """Each damping's live order and factor, side by side; ``lazy`` (pivot order): the Cholesky factors alone,
+        their inverses formed where asked for (:class:`_LiveFactor`)."""
+        def one(p: float) -> tuple:
+            if lazy:
+                factor = _LiveFactor(problem.hessian, dead, p, _pivot_live_cholesky(problem.hessian, dead, p))
+                return factor.order, factor
+            return _ordered_factor(problem.hessian, dead, p, order, _inverse_cholesky, True)
+
+        return dict(zip(percdamps, _side_by_side(one, percdamps, alone)))
 
     def gptq_starts(factors: dict, rows: np.ndarray | slice = slice(None)) -> dict[float, tuple]:
         """GPTQ's own start at each damping of ``factors``, with its scores where restricted (from its pass:
@@ -1034,6 +1091,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
 
         def one(item: tuple) -> tuple[np.ndarray, np.ndarray | None]:
             percdamp, (perm, factor) = item
+            factor = _inverse_factor(factor)
             if not restricted:
                 return np.clip(_gptq_on(problem, perm, factor, False, rows=rows), base, base + free), None
             squares = np.empty(base.shape[0])
@@ -1043,12 +1101,21 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
 
         return dict(zip(factors, _side_by_side(one, factors.items(), alone)))
 
+    # under a deadline in pivot order the beams read the Cholesky factors, and the inverses wait for whoever asks
+    # (GPTQ's own starts, the V-BLAST order: :class:`_LiveFactor`)
+    lazy = deadline is not None and order == "pivot"
     if cholesky is None:
-        live = factored(dampings)
+        live = factored(dampings, lazy)
     else:
-        with blas_threads(alone):
-            live = {beam_at: _pivot_live_factor(problem.hessian, dead, beam_at, cholesky=cholesky)[:2]}
-    factoring = time.perf_counter() - begun  # what follows the beam scales with it (Deadline.search's scale)
+        factor = _LiveFactor(problem.hessian, dead, beam_at, cholesky)
+        live = {beam_at: (factor.order, factor)}
+    # the deadline's split reads the fixed costs in the units its constants were measured in (RESERVE, KEEP_ROWS,
+    # the keep and tight thresholds), the factorizations with their inverses, which what follows the beam does not
+    # need either: an inverse not formed counts as the fastest pivoted Cholesky factorization of its size (the same
+    # flops, m³ / 3; side by side, one), so that the beam gains its time and what follows keeps its own
+    unformed = [f for _, f in live.values() if isinstance(f, _LiveFactor)]
+    unpaid = _FASTEST.get(("cholesky", unformed[0].order.size), 0.0) if unformed else 0.0
+    factoring = time.perf_counter() - begun + unpaid  # what follows the beam scales with it (Deadline.search's)
     # GPTQ's own start (restricted) at each damping competes per neuron: never worse than without the beam. Under
     # a deadline, after the beam, where time is left: from a beam of 8 on it never won on MNIST's first layer (int4
     # and int2, 128 neurons), and it took 8 of the 0.1 s a limit of 5 GPTQ times gives the layer; on CIFAR-10's
@@ -1058,7 +1125,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     deferred = deadline is not None
     own = {} if deferred else gptq_starts(live)
     everyone = np.arange(n)
-    fixed = time.perf_counter() - begun
+    fixed = time.perf_counter() - begun + unpaid
     if deadline is not None:  # the fixed costs paid: the beams' share of the time they leave, by steady measures
         lives = int(np.count_nonzero(~dead))
         factoring, fixed = _steady_costs((name, n, dead.size, lives, dampings, beam_at), factoring, fixed)
@@ -1087,7 +1154,8 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         if rest.size:  # under a deadline, with both orders to come, about half of the time left
             best[rest], reached[rest] = search(chosen, rest, n if two else 0)
         if two:  # a second beam in V-BLAST order, each neuron keeping the lower
-            second, scores = search(chosen, everyone, ordered=_blast_factor(*live[chosen], chosen))
+            second, scores = search(chosen, everyone, ordered=_blast_factor(live[chosen][0],
+                                                                             _inverse_factor(live[chosen][1]), chosen))
             lower = scores < reached
             best[lower], reached[lower] = second[lower], scores[lower]
     others = None
@@ -1114,7 +1182,12 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         layer.mark_cut()
         if percdamps[0] == first and missed.any():  # the beam's misses take GPTQ's start in its stead
             rows = np.flatnonzero(missed)
-            beamed[rows], scores = gptq_starts({first: live[first]}, rows)[first]
+            factor = live[first][1]  # on the Cholesky factor where the inverse is not formed (no scores)
+            plane = factor.plane(problem, restricted, rows) if isinstance(factor, _LiveFactor) else None
+            if plane is None:
+                beamed[rows], scores = gptq_starts({first: live[first]}, rows)[first]
+            else:
+                beamed[rows], scores = plane, None
             beam_scores[rows] = np.nan if scores is None else scores
             missed[:] = False
         break

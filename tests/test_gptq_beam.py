@@ -81,13 +81,8 @@ def _reference(problem, width, percdamp=GPTQ_PERCDAMP, widths=None, block=64, pa
     return out
 
 
-@pytest.mark.parametrize("bits,granularity,int1", GRIDS)
-def test_a_beam_wide_enough_keeps_every_state_and_finds_the_optimum(bits, granularity, int1):
-    """Every grid: with a width of 2^(free inputs) no prefix is ever dropped, so each neuron's state is its
-    brute-force optimum; the score plus ``E(w)`` is the QUBO energy of the state (float32 updates)."""
-    problem = random_layer(np.random.default_rng(bits), 7, 4, samples=80).problem(bits, granularity, int1)
-    v, score = _beam(problem, 2 ** 8, block=3)
-    energies = problem.qubo_energies(v)
+def _assert_optimal(problem, energies):
+    """Each neuron's QUBO energy ``energies[i]`` is its brute-force optimum over its free inputs."""
     for i in range(problem.num_neurons):
         free = np.flatnonzero(problem.free[i])
         states = np.zeros((2 ** free.size, problem.free.shape[1]), np.uint8)
@@ -96,6 +91,16 @@ def test_a_beam_wide_enough_keeps_every_state_and_finds_the_optimum(bits, granul
         brute = (problem.offsets[i] + states @ (problem.linear[i] - problem.steps[i] ** 2 * np.diag(problem.hessian))
                  + np.einsum("sj,sj->s", u @ problem.hessian, u)).min()
         assert energies[i] == pytest.approx(brute, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("bits,granularity,int1", GRIDS)
+def test_a_beam_wide_enough_keeps_every_state_and_finds_the_optimum(bits, granularity, int1):
+    """Every grid: with a width of 2^(free inputs) no prefix is ever dropped, so each neuron's state is its
+    brute-force optimum; the score plus ``E(w)`` is the QUBO energy of the state (float32 updates)."""
+    problem = random_layer(np.random.default_rng(bits), 7, 4, samples=80).problem(bits, granularity, int1)
+    v, score = _beam(problem, 2 ** 8, block=3)
+    energies = problem.qubo_energies(v)
+    _assert_optimal(problem, energies)
     w0 = np.where(problem.dead, 0.0, problem.weights)
     np.testing.assert_allclose(score + problem.errors(w0), energies, rtol=1e-4 if bits == 8 else 1e-5)
 
@@ -114,6 +119,43 @@ def test_the_compiled_beam_is_the_plain_beam_search(width, pairs):
     w0 = np.where(problem.dead, 0.0, problem.weights)
     np.testing.assert_allclose(score + problem.errors(w0), problem.qubo_energies(v), rtol=1e-5)
 
+
+def _cholesky_beam(problem, width, **kwargs):
+    """``beam_search`` on ``R = U⁻¹`` of the pivot order (``R Rᵀ`` the damped ``H``), ``form="cholesky"``, back
+    in input order: ``(v (n, m), score (n,))``."""
+    perm, u = _pivot_factor(problem.hessian, problem.dead, GPTQ_PERCDAMP)
+    args = list(_beam_arguments(problem, slice(None), perm, u, GPTQ_PERCDAMP))
+    args[6] = np.linalg.inv(u)  # upper triangular
+    v, score = beam_search(*args, width, form="cholesky", **kwargs)
+    out = np.empty_like(v)
+    out[:, perm] = v
+    return out, score
+
+
+@pytest.mark.parametrize("pairs", [True, False])
+@pytest.mark.parametrize("width", [1, 3, 8])
+def test_the_beam_on_the_cholesky_factor_is_the_beam_on_its_inverse(width, pairs):
+    """``form="cholesky"``: the factor is ``R`` (``R Rᵀ`` the damped ``H`` in the beam's order, ``U = R⁻¹``) and
+    the positions move by the raw errors ``q − w``: the states are the plain beam search's (float64, on ``U``),
+    the scores the QUBO energies less ``E(w)``."""
+    problem = random_layer(np.random.default_rng(width), 23, 5, samples=150).problem(3)
+    v, score = _cholesky_beam(problem, width, block=5, pairs=pairs)
+    np.testing.assert_array_equal(v, _reference(problem, width, block=5, pairs=pairs))
+    w0 = np.where(problem.dead, 0.0, problem.weights)
+    np.testing.assert_allclose(score + problem.errors(w0), problem.qubo_energies(v), rtol=1e-5)
+    with pytest.raises(InvalidArgumentError, match="form='lu' must be 'inverse'"):
+        beam_search(*_beam_arguments(problem, slice(None), *_pivot_factor(problem.hessian, problem.dead, 0.01), 0.01),
+                    width, form="lu")
+
+
+@pytest.mark.parametrize("bits,granularity,int1", GRIDS)
+def test_a_beam_on_the_cholesky_factor_wide_enough_finds_the_optimum(bits, granularity, int1):
+    """Every grid, ``form="cholesky"``: with a width of 2^(free inputs) each neuron's state is its brute-force
+    optimum."""
+    problem = random_layer(np.random.default_rng(bits), 7, 4, samples=80).problem(bits, granularity, int1)
+    v, _ = _cholesky_beam(problem, 2 ** 8, block=3)
+    energies = problem.qubo_energies(v)
+    _assert_optimal(problem, energies)
 
 
 def test_the_selection_by_counting_is_the_kth_smallest():
@@ -577,8 +619,9 @@ def test_under_a_deadline_gptq_s_own_starts_follow_the_beam_where_what_follows_t
 
 def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monkeypatch):
     """Where the deadline leaves no time for GPTQ's own start after the beam, the neurons the beam did not reach
-    take it, computed for those rows alone; the others keep the beam's state. A fake clock: the factorization
-    takes 1 s, nothing else any time, and the deadline is 1.5 s away (0.5 s left after the beam)."""
+    take it, computed for those rows alone on the Cholesky factor (nearest plane): the factor's inverse is never
+    formed, the beam read the Cholesky factor too; the others keep the beam's state. A fake clock: the
+    factorization takes 1 s, nothing else any time, and the deadline is 1.5 s away (0.5 s left after the beam)."""
     import types
 
     import qannealq._deadline
@@ -599,18 +642,25 @@ def test_under_a_deadline_a_neuron_the_beam_missed_takes_gptq_s_start_alone(monk
         return factor(*args, **kwargs)
 
     def half(*args, **kwargs):  # the beam reaches the first half of the neurons
+        forms.append(kwargs.get("form"))
         v, score = search(*args, **kwargs)
         score = score.copy()
         score[score.size // 2:] = np.inf
         return v, score
-    rows = []
+    rows, inverted, forms = [], [], []
+    plane = baselines._gptq_plane
     monkeypatch.setattr(baselines, "_pivot_live_cholesky", slow_factor)
     monkeypatch.setattr(qannealq._gptq_beam, "beam_search", half)
-    monkeypatch.setattr(baselines, "_gptq_on", lambda *a, **k: rows.append(k.get("rows")) or gptq_on(*a, **k))
+    monkeypatch.setattr(baselines, "_gptq_on", lambda *a, **k: rows.append(("on", k.get("rows"))) or gptq_on(*a, **k))
+    monkeypatch.setattr(baselines, "_gptq_plane",
+                        lambda *a, **k: rows.append(("plane", k.get("rows"))) or plane(*a, **k))
+    live_factor = baselines._pivot_live_factor  # the inverse: not formed by the start
+    monkeypatch.setattr(baselines, "_pivot_live_factor", lambda *a, **k: inverted.append(1) or live_factor(*a, **k))
     deadline = Deadline(1.5)
     start = warm_start_integers(problem, beam=6, deadline=deadline)
     missed = np.arange(problem.num_neurons // 2, problem.num_neurons)
-    assert len(rows) == 1 and np.array_equal(rows[0], missed) and deadline.cut
+    assert [kind for kind, _ in rows] == ["plane"] and np.array_equal(rows[0][1], missed) and deadline.cut
+    assert not inverted and forms == ["cholesky"]
     own = BASELINES["gptq-restricted-pivot"](problem, percdamp=baselines.FULL_RANK_BEAM_PERCDAMP)
     np.testing.assert_array_equal(start[missed], own[missed])
     beam, _ = _beam(problem, 6, baselines.FULL_RANK_BEAM_PERCDAMP)
@@ -624,7 +674,8 @@ def test_under_a_deadline_a_rank_deficient_start_s_gptq_starts_follow_its_beams(
     which only compete with the beam, run after the beams. A roomy deadline: both after the beams, and the start
     that without one (GPTQ's starts first). The beam narrowed (it marks its deadline cut): none, each neuron the
     beam's state at the damping the pilot chose. The beam narrowed and half the neurons missed: GPTQ's start at
-    that damping, formed for the missed neurons alone."""
+    that damping, formed for the missed neurons alone, on the Cholesky factor (nearest plane: the beams read the
+    Cholesky factors under a deadline, and no inverse is formed for it)."""
     problem = random_layer(np.random.default_rng(7), 40, 12, samples=25).problem(3)
     assert rank_deficient(problem) and problem.num_neurons <= 2 * baselines.PILOT_NEURONS  # the pilot: every neuron
     events = []
@@ -643,8 +694,14 @@ def test_under_a_deadline_a_rank_deficient_start_s_gptq_starts_follow_its_beams(
     def spy_gptq(*args, **kwargs):
         events.append(("gptq", kwargs.get("rows")))
         return gptq_on(*args, **kwargs)
+
+    def spy_plane(*args, **kwargs):
+        events.append(("plane", kwargs.get("rows")))
+        return plane(*args, **kwargs)
+    plane = baselines._gptq_plane
     monkeypatch.setattr(gptq_beam, "beam_search", spy_beam)
     monkeypatch.setattr(baselines, "_gptq_on", spy_gptq)
+    monkeypatch.setattr(baselines, "_gptq_plane", spy_plane)
     unbounded = warm_start_integers(problem, beam=6)
     assert [e if e == "beam" else e[0] for e in events] == ["gptq", "gptq", "beam", "beam"]
     events.clear()
@@ -665,7 +722,7 @@ def test_under_a_deadline_a_rank_deficient_start_s_gptq_starts_follow_its_beams(
         assert events == ["beam", "beam"]
         return
     missed = np.arange(half, problem.num_neurons)
-    assert len(events) == 3 and np.array_equal(events[2][1], missed)
+    assert len(events) == 3 and events[2][0] == "plane" and np.array_equal(events[2][1], missed)
     own = BASELINES["gptq-restricted-pivot"](problem, percdamp=chosen[0])
     np.testing.assert_array_equal(start[missed], own[missed])
 
