@@ -41,7 +41,7 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
    than the warm start).
 
 ``time_limit`` (seconds per layer) bounds a solve, the warm start included. The warm start's factorizations run
-first, in any case (about 1.2 GPTQ times on CIFAR-10's first layer; GPTQ's own starts follow the beam where time
+first, in any case (about 0.7 GPTQ times on CIFAR-10's first layer; GPTQ's own starts follow the beam where time
 is left); its beam then takes :data:`WARM_START_SHARE` of the time they leave (:data:`POPULATION_SHARE` where a
 population follows it; :data:`SHORT_SEARCH_SHARE` where that time is under :data:`qannealq._deadline.TIGHT` (3.5)
 times their own, :data:`POPULATION_TIGHT` and :data:`THOROUGH_TIGHT` before a population;

@@ -662,13 +662,14 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
             per neuron start 10 % lower, but at the paper's damping on the eighth of the neurons where it wins),
             and its start takes about half the time (docs/layer-sa.md).
         deadline: when the layer's solve should end (:class:`qannealq._deadline.Deadline`; None: no bound).
-            The factorizations run in any case, first (about 1.2 GPTQ times on CIFAR-10's first layer, where both
-            dampings are factored; GPTQ's own starts, which only compete, after the beam and only where time is
-            left: :func:`_beam_start`); the beam then takes the deadline's share of
-            the time they leave (:meth:`qannealq._deadline.Deadline.search`), narrows to meet it and stops
-            there, the neurons it did not reach starting from GPTQ's own start (:func:`_beam_start`), and sets
-            ``deadline.cut`` where it did either. The solve loop takes the sampler's
-            (:func:`qannealq.contract.warm_start_deadline`: ``layer-sa``'s time limit and shares).
+            The factorizations run in any case, first (the Cholesky factors alone in pivot order, their inverses
+            where asked for: about 0.7 GPTQ times on CIFAR-10's first layer, where both dampings are factored;
+            GPTQ's own starts, which only compete, after the beam and only where time is left: :func:`_beam_start`);
+            the beam then takes the deadline's share of the time they leave
+            (:meth:`qannealq._deadline.Deadline.search`), narrows to meet it and stops there, the neurons it did not
+            reach starting from GPTQ's own start (:func:`_beam_start`), and sets ``deadline.cut`` where it did
+            either. The solve loop takes the sampler's (:func:`qannealq.contract.warm_start_deadline`:
+            ``layer-sa``'s time limit and shares).
     """
     if not isinstance(beam, (int, np.integer)) or isinstance(beam, bool) or beam < 0:
         raise InvalidArgumentError(f"beam={beam!r} must be an integer >= 0 (0: the baseline's own warm start)")
