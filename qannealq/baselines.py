@@ -239,8 +239,8 @@ class _LiveFactor:
         is formed (GPTQ on it, :func:`_gptq_on`, then costs no more and gives its scores)."""
         if self._inverse is not None:
             return None
-        pivots, lt = self._factoring[3]
-        ints = _gptq_plane(problem, np.flatnonzero(~self._factoring[1])[pivots], lt, restricted, rows=rows)
+        # the live inputs in pivot order are :attr:`order` reversed
+        ints = _gptq_plane(problem, self.order[::-1], self._factoring[3][1], restricted, rows=rows)
         return ints if restricted else np.clip(ints, problem.base[rows], problem.base[rows] + problem.free[rows])
 
     def beam(self) -> tuple[np.ndarray, str]:
