@@ -166,6 +166,42 @@ def test_restrict_moves_integers_to_floor_or_ceil():
     np.testing.assert_array_equal(near[inside], far[inside])
 
 
+def test_errors_of_rows_near_a_remembered_result_take_its_product_and_are_the_errors(monkeypatch):
+    """Rows that differ from a remembered result in at most ``NEAR_SHARE`` of their entries: their errors are the
+    errors computed afresh (to rounding), from the remembered product and the changed entries' rows of ``H``, with
+    no product of their own; rows that differ in more take the product."""
+    from qannealq import formulation
+
+    rng = np.random.default_rng(11)
+    problem = random_layer(rng, 64, 12, samples=300).problem(3)
+    start = problem.grid.dequantize(problem.base + (rng.random(problem.base.shape) < 0.5) * problem.free,
+                                    problem.steps)
+    problem.errors(start)
+    products = []
+    real = formulation.LayerProblem.products
+    monkeypatch.setattr(formulation.LayerProblem, "products", lambda self, v: products.append(v.shape) or real(self, v))
+
+    def fresh(values):
+        return (np.einsum("ij,ij->i", values @ problem.hessian, values)
+                - 2 * np.einsum("ij,ij->i", values, problem.stats.cross) + problem.stats.target_sq)
+
+    most = int(formulation.NEAR_SHARE * start.size)
+    rows, cols = np.nonzero(problem.free)
+    for count in (1, most):
+        pick = rng.choice(rows.size, count, replace=False)
+        moved = start.copy()
+        moved[rows[pick], cols[pick]] += rng.choice([-1.0, 1.0], count) * problem.steps[rows[pick], cols[pick]]
+        assert np.count_nonzero(moved != start) == count
+        np.testing.assert_allclose(problem.errors(moved), fresh(moved), rtol=1e-13)
+        assert products == []
+        exact = moved @ problem.hessian
+        np.testing.assert_allclose(problem.remembered_products(moved), exact, atol=1e-13 * np.abs(exact).max())
+    far = problem.grid.dequantize(problem.base + (rng.random(problem.base.shape) < 0.5) * problem.free, problem.steps)
+    assert np.count_nonzero(far != start) > most
+    np.testing.assert_allclose(problem.errors(far), fresh(far), rtol=1e-13)
+    assert products == [far.shape]
+
+
 def test_errors_remembered_by_content_are_the_errors_and_never_stale():
     """``errors`` remembers its latest results by the exact bytes of the values: the same numbers as computed
     afresh, a copy each time (the caller may change it), another result for values that differ in one entry,
@@ -197,7 +233,8 @@ def test_errors_remembered_by_content_are_the_errors_and_never_stale():
     assert problem.remembered_products(values) is None  # forgotten
     copy = pickle.loads(pickle.dumps(problem))
     assert len(copy._remembered) == 0
-    np.testing.assert_array_equal(copy.errors(moved), other)
+    # the copy computes afresh; ``other`` took its product from the remembered ``values``' (one entry changed)
+    np.testing.assert_allclose(copy.errors(moved), other, rtol=1e-14)
 
 
 def test_errors_from_products_are_the_errors_and_remembered_as_errors_keeps_them():

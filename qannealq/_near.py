@@ -1,0 +1,37 @@
+"""The product ``q H`` of rows ``q`` near rows whose product is known: the known product plus each changed
+entry's change times its row of ``H`` (compiled, numba).
+
+:meth:`qannealq.formulation.LayerProblem.errors` forms a solution's errors this way where it differs from a
+remembered result (the warm start's, whose product the problem keeps) in few entries: after a polish or a short
+search most neurons keep most of their start. On MNIST's first layer under 5 GPTQ times the solution differs from
+its warm start in about 0.5 % of its entries; its product took 1.8-1.9 ms of the layer's 48 (BLAS on 2 threads),
+formed from the start's in about 0.1 ms, the same to rounding (within 6e-16 of the largest entry).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["products_near"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_rows(out: np.ndarray, hessian: np.ndarray, rows: np.ndarray, cols: np.ndarray, delta: np.ndarray) -> None:
+    """``out[rows[t]] += delta[t] · hessian[cols[t]]`` for every ``t``, in order."""
+    m = hessian.shape[1]
+    for t in range(rows.size):
+        target, source, d = out[rows[t]], hessian[cols[t]], delta[t]
+        for s in range(m):
+            target[s] += d * source[s]
+
+
+def products_near(values: np.ndarray, known: np.ndarray, known_products: np.ndarray, hessian: np.ndarray,
+                  rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``values @ hessian`` ``(k, m)`` from ``known @ hessian`` (``known_products``), where ``values`` and
+    ``known`` differ only at the entries ``(rows, cols)`` (``np.nonzero`` of their difference)."""
+    out = np.array(known_products, dtype=np.float64, order="C")
+    delta = np.ascontiguousarray(values[rows, cols] - known[rows, cols], dtype=np.float64)
+    _add_rows(out, np.ascontiguousarray(hessian, dtype=np.float64), rows.astype(np.int64), cols.astype(np.int64),
+              delta)
+    return out
