@@ -139,7 +139,16 @@ SHORT_SEARCH_SHARE = 0.85
 #: errors) took 0.6-2.5 times the factorizations on MNIST's first layer (median 1.24, 10 runs under 5 and 10 GPTQ
 #: times; 1.26 kept), where :data:`SHORT_SEARCH_SHARE` of the time left ended 5x GPTQ at 4.97-5.77x and 10x at
 #: 9.20-10.12x (0.92 of its limit under 15-20x), and 1.6-2.0 times on EMNIST-letters' (256 neurons; 1.81 kept).
-SHORT_SEARCH_KEEP = 0.7
+#: Since the solution's errors take their product from the start's (2026-12-05, :mod:`qannealq._near`), what
+#: follows grows with the neurons per live input and little else: 0.61-0.71 times the factorizations on MNIST's
+#: first layer (0.214 neurons per live input), 1.0-1.3 on EMNIST-letters' (0.379), 0.47-0.53 on Fashion-MNIST's
+#: (0.163), beyond :data:`qannealq._deadline.KEEP_SECONDS`. So 0.3 here and 3.6 per neuron per live input
+#: (:data:`qannealq._deadline.KEEP_ROWS`) instead of 0.7 and 2.6. Alternating both in one process (int4 / int2,
+#: medians): MNIST's first layer under 5 GPTQ times ended at 4.78 / 4.83x (4.65 / 4.68x; at most 4.91x) and 6.92 /
+#: 6.64 % above the best known (7.15 / 7.26 %), under 3x 2.84x and 13.4 % (2.71x, 18.3 %, int4), under 10x 9.75x
+#: and 3.79 % (9.66x, 3.99 %); under 5x Fashion-MNIST's ended at 4.73x (4.51x), EMNIST-letters' at 4.86x (4.82x;
+#: at most 5.09x against 5.15x), int2. 0.05 and 4.2 ended MNIST's under 10x at 9.94x (at most 10.12x).
+SHORT_SEARCH_KEEP = 0.3
 #: Where the time a ``time_limit`` leaves the search is under this share of the time the layer took before it
 #: (its warm start: ``time_spent``), the search is the polish of its starts alone, ``fast``'s (no floors, no
 #: population, no anneal; ``info["late"]``): on CIFAR-10's first layer the fixed costs of a population (the

@@ -34,8 +34,10 @@ KEEP_SECONDS = 0.003
 #: of the fixed costs' scale, beyond ``keep``: what follows the beam takes products of the layer's rows with
 #: ``H`` (``n m²``) and their polish, where the factorizations take ``m³``. On MNIST's first layer (128 neurons,
 #: 599 live inputs) it took 1.24 times the factorizations' time (median of 10 runs), on EMNIST-letters' (256
-#: neurons) 1.6-2.0 times (5 runs).
-KEEP_ROWS = 2.6
+#: neurons) 1.6-2.0 times (5 runs). Since the solution's errors take their product from the start's
+#: (:mod:`qannealq._near`) it grows with the neurons per live input and little else
+#: (:data:`qannealq.backends.layer_sa.SHORT_SEARCH_KEEP`, 0.3 beside 3.6 here, until 2026-12-05 0.7 beside 2.6).
+KEEP_ROWS = 3.6
 
 
 def _share(name: str, value: float | None) -> None:
