@@ -106,14 +106,15 @@ class _Remembered(_NotPickled):
         with the rows and columns of those entries (``np.nonzero``); None where there is none."""
         with _REMEMBER_LOCK:
             entries = list(self)
-        best = None
+        best, fewest = None, most + 1
         for entry in entries:
             if entry[0].shape != values.shape:
                 continue
-            changed = np.nonzero(entry[0] != values)
-            if changed[0].size <= most and (best is None or changed[0].size < best[1].size):
-                best = (entry, *changed)
-        return best
+            changed = entry[0] != values
+            count = np.count_nonzero(changed)
+            if count < fewest:
+                best, fewest = (entry, changed), count
+        return None if best is None else (best[0], *np.nonzero(best[1]))
 
     def keep(self, entry: tuple) -> None:
         with _REMEMBER_LOCK:
