@@ -214,9 +214,10 @@ def _cut(values: np.ndarray, scratch: np.ndarray, k: int) -> float:
     the ``k``-th smallest narrows by interpolation on the counts ``<= lo`` and ``<= hi`` (each a vectorized pass),
     each cut kept within the interval's middle nine tenths (interpolation alone crept up to it from one side on the
     beam's clustered children), until ``hi`` counts exactly ``k + 1`` (it is then the cut), or :data:`ENDGAME`
-    values or fewer lie in it: those are gathered and :func:`_kth` picks among them. Where ``k < size // 2`` the interval starts below the largest of the pairs'
-    lower values (:func:`_bounds`), not the largest value: the beam's children come in pairs (a parent's floor
-    and ceil, one of them often far above the rest) and it keeps half of them. Where ties leave no float to split
+    values or fewer lie in it: those are gathered and :func:`_kth` picks among them. Where ``k < size // 2`` the
+    interval starts below the largest of the pairs' lower values (:func:`_bounds`), not the largest value: the
+    beam's children come in pairs (a parent's floor and ceil, one of them often far above the rest) and it keeps
+    half of them. Where ties leave no float to split
     the interval, or after 24 passes, :func:`_kth` takes over. On the children of MNIST's first layer's beam (a
     width of 128) about 4 passes where interpolating from the largest value took a median 8 and a quarter of
     the calls ran out of passes: the selection in 0.5 against 0.75 us, the beam 5-12 % faster (docs/layer-sa.md).
