@@ -256,11 +256,12 @@ def _inverse_factor(factor: np.ndarray | _LiveFactor) -> np.ndarray:
     return factor.inverse() if isinstance(factor, _LiveFactor) else factor
 
 
-def _blast_factor(order: np.ndarray, factor: np.ndarray, percdamp: float,
+def _blast_factor(order: np.ndarray, factor: np.ndarray | _LiveFactor, percdamp: float,
                   block: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """The V-BLAST order of the live inputs and the beam's factor in it, from another order's (``order``, the
     live inputs in that order, and ``factor``, the upper Cholesky factor of their damped ``H⁻¹`` in it:
-    :func:`_pivot_live_factor`'s, or the act or index order's; ``percdamp``: its damping, for the message).
+    :func:`_pivot_live_factor`'s, or the act or index order's, or a :class:`_LiveFactor`, whose inverse it forms;
+    ``percdamp``: its damping, for the message).
 
     The pivot order is built from the end (each input the least variance given the inputs after it, a greedy
     choice made last input first); V-BLAST's ordering of successive interference cancellation in MIMO detection
@@ -277,6 +278,7 @@ def _blast_factor(order: np.ndarray, factor: np.ndarray, percdamp: float,
     """
     from scipy.linalg import lapack
 
+    factor = _inverse_factor(factor)
     # H⁻¹ = Uᵀ U with U = J L⁻¹ J: LAPACK's triangular product L⁻ᵀ L⁻¹ (a sixth of a general product's flops;
     # 3.3 against 6 ms on MNIST's first layer) in the reversed order, its lower triangle column-major: the
     # upper triangle the pivoted factorization reads, of the C-order transpose (no copy)
@@ -957,7 +959,7 @@ def _order_pilot(search: Callable, live: dict, percdamp: float, n: int, width: i
     if n <= 2 * PILOT_NEURONS or width < 2 * ORDER_PILOT_WIDTH or (
             not _leaves_room(deadline, ORDER_PILOT_ROOM, factoring)):
         return pivot
-    blast = _blast_factor(pivot[0], _inverse_factor(pivot[1]), percdamp)
+    blast = _blast_factor(*pivot, percdamp)
     pilot = _pilot_neurons(n)
     ends = [search(percdamp, pilot, ordered=o, narrow=ORDER_PILOT_WIDTH)[1].sum() for o in (pivot, blast)]
     return blast if ends[1] < ends[0] else pivot
@@ -1155,8 +1157,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         if rest.size:  # under a deadline, with both orders to come, about half of the time left
             best[rest], reached[rest] = search(chosen, rest, n if two else 0)
         if two:  # a second beam in V-BLAST order, each neuron keeping the lower
-            second, scores = search(chosen, everyone, ordered=_blast_factor(live[chosen][0],
-                                                                             _inverse_factor(live[chosen][1]), chosen))
+            second, scores = search(chosen, everyone, ordered=_blast_factor(*live[chosen], chosen))
             lower = scores < reached
             best[lower], reached[lower] = second[lower], scores[lower]
     others = None
