@@ -269,6 +269,24 @@ def _cut_below(values: np.ndarray, scratch: np.ndarray, k: int, least: float, hi
     return _kth(values, scratch, k)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _grandchildren(child_cost, lows, k, c0, c1, y0, y1, n0, n1, scale2, tn0, tn1):
+    """A pair step's pricing of survivor ``k``'s four grandchildren (:func:`_beam_block`), from its children's costs
+    ``c0, c1`` and input ``j + 1``'s positions ``y0, y1`` after each: their costs into ``child_cost[4 k ..]``, the
+    least into ``lows[k]``; returns the four scaled errors of ``j + 1``. Inlined into both forms' loops, which LLVM
+    vectorizes (one loop with the forms' branches inside was not)."""
+    g00, g01 = (y0 - n0) * scale2, (y0 - n1) * scale2
+    g10, g11 = (y1 - n0) * scale2, (y1 - n1) * scale2
+    h00, h01 = c0 + g00 * g00 + tn0, c0 + g01 * g01 + tn1
+    h10, h11 = c1 + g10 * g10 + tn0, c1 + g11 * g11 + tn1
+    child_cost[4 * k], child_cost[4 * k + 1] = h00, h01
+    child_cost[4 * k + 2], child_cost[4 * k + 3] = h10, h11
+    low0 = h00 if h00 < h01 else h01
+    low1 = h10 if h10 < h11 else h11
+    lows[k] = low0 if low0 < low1 else low1
+    return g00, g01, g10, g11
+
+
 @numba.njit(cache=True, nogil=True)
 def _beam_block(pos, w0, steps, lo, free, offset, strict, inv_diag, grad, lam, a, b, cost, back, errors, ancestor,
                 first, parents, pairs, raw):
@@ -368,38 +386,23 @@ def _beam_block(pos, w0, steps, lo, free, offset, strict, inv_diag, grad, lam, a
                         e0, e1 = (x - v0) * scale, (x - v1) * scale
                         c0, c1 = cost[r, k] + e0 * e0 + t0, cost[r, k] + e1 * e1 + t1
                         y0, y1 = y - r0 * u01, y - r1 * u01  # j + 1's position after j
-                        g00, g01 = (y0 - n0) * scale2, (y0 - n1) * scale2
-                        g10, g11 = (y1 - n0) * scale2, (y1 - n1) * scale2
-                        h00, h01 = c0 + g00 * g00 + tn0, c0 + g01 * g01 + tn1
-                        h10, h11 = c1 + g10 * g10 + tn0, c1 + g11 * g11 + tn1
-                        child_cost[4 * k], child_cost[4 * k + 1] = h00, h01
-                        child_cost[4 * k + 2], child_cost[4 * k + 3] = h10, h11
+                        _grandchildren(child_cost, lows, k, c0, c1, y0, y1, n0, n1, scale2, tn0, tn1)
                         child_err[4 * k] = child_err[4 * k + 1] = d0
                         child_err[4 * k + 2] = child_err[4 * k + 3] = d1
                         child_err2[4 * k] = child_err2[4 * k + 2] = dn0
                         child_err2[4 * k + 1] = child_err2[4 * k + 3] = dn1
-                        low0 = h00 if h00 < h01 else h01
-                        low1 = h10 if h10 < h11 else h11
-                        lows[k] = low0 if low0 < low1 else low1
                 else:  # the scaled errors of the positions
                     for k in range(width):
                         x, y = xs[k], ys[k]
                         e0, e1 = (x - v0) * scale, (x - v1) * scale
                         c0, c1 = cost[r, k] + e0 * e0 + t0, cost[r, k] + e1 * e1 + t1
                         y0, y1 = y - np.float32(e0) * u01, y - np.float32(e1) * u01
-                        g00, g01 = (y0 - n0) * scale2, (y0 - n1) * scale2
-                        g10, g11 = (y1 - n0) * scale2, (y1 - n1) * scale2
-                        h00, h01 = c0 + g00 * g00 + tn0, c0 + g01 * g01 + tn1
-                        h10, h11 = c1 + g10 * g10 + tn0, c1 + g11 * g11 + tn1
-                        child_cost[4 * k], child_cost[4 * k + 1] = h00, h01
-                        child_cost[4 * k + 2], child_cost[4 * k + 3] = h10, h11
+                        g00, g01, g10, g11 = _grandchildren(child_cost, lows, k, c0, c1, y0, y1, n0, n1, scale2,
+                                                            tn0, tn1)
                         child_err[4 * k] = child_err[4 * k + 1] = e0
                         child_err[4 * k + 2] = child_err[4 * k + 3] = e1
                         child_err2[4 * k], child_err2[4 * k + 1] = g00, g01
                         child_err2[4 * k + 2], child_err2[4 * k + 3] = g10, g11
-                        low0 = h00 if h00 < h01 else h01
-                        low1 = h10 if h10 < h11 else h11
-                        lows[k] = low0 if low0 < low1 else low1
                 least, bound = np.inf, -np.inf  # the least grandchild, the largest of each survivor's least
                 for k in range(width):
                     least = lows[k] if lows[k] < least else least
