@@ -544,24 +544,21 @@ def _first_population(run: _Run, chosen: Rows, others: np.ndarray, reads: int, s
                       exact: bool) -> Rows:
     """The population's ``reads`` reads (problem-major, as :meth:`._layer_run._Run.anneal` returns them) from
     distinct starts: read 0 of each problem from its polished start ``chosen``, read ``t`` from
-    ``others[:, t − 1]`` (cycling through them when there are fewer), each one anneal of ``sweeps`` sweeps
-    (their fields: one GEMM, 0.5 s for 4 more rows per neuron on CIFAR-10's first layer; adding the rows of the
-    few coordinates where they differ from ``chosen``, a sparse product, took longer). Under a time limit, one
-    GEMM per read, each only where the time left before the run's reserve still holds one (the latest timed
-    product of the layer's rows, ``run.product_seconds``): the reads left start from ``chosen`` too. With the
-    limit alone as the bound, a GEMM begun just before it ran past it (0.13-0.28 s each on CIFAR-10's first layer),
-    and ``thorough`` there ended up to 0.5 s past a limit of 5.6 s.
+    ``others[:, t − 1]`` (cycling through them when there are fewer), each one anneal of ``sweeps`` sweeps.
+    Their fields come from ``chosen``'s where they differ from it in few coordinates
+    (:meth:`._layer_run._Run.start_near`: the beam's other survivors differ from its best in about 1 % of CIFAR-10's
+    first layer's, 15-17 ms a read there), else from one GEMM per read (0.16 s on one BLAS thread). Under a time
+    limit each read starts from ``others`` only where the time left before the run's reserve still holds its
+    start (a GEMM: the latest timed product of the layer's rows, ``run.product_seconds``): the reads left start
+    from ``chosen`` too. With the limit alone as the bound, a GEMM begun just before it ran past it (0.13-0.28 s
+    each on CIFAR-10's first layer), and ``thorough`` there ended up to 0.5 s past a limit of 5.6 s.
     """
     n = chosen.v.shape[0]
     pick = np.arange(reads - 1) % others.shape[1]
-    if run.clock.limit is None:
-        states = np.concatenate([chosen.v[:, None], others[:, pick]], axis=1).reshape(n * reads, -1)
-        return run.anneal(run.start(states, np.repeat(np.arange(n), reads)), seed, reads=1, sweeps=sweeps,
-                          exact=exact)
-    # under a time limit, one read's n rows at a time (thorough's 8 reads on CIFAR-10's first layer: a GEMM of
-    # 4096 rows, 3.2 s on one BLAS thread), each only where one more such GEMM ends before the reserve; the reads
-    # left start from `chosen` as the first (and the run is cut: timing decides)
-    parts = [chosen] + [chosen if run.clock.expired(run.product_seconds) else run.start(others[:, t]) for t in pick]
+    parts, limited = [chosen], run.clock.limit is not None
+    for t in pick:  # one read's n rows at a time, each only where its start still fits (timing decides then)
+        late = limited and run.clock.expired(run.product_seconds)
+        parts.append(chosen if late else run.start_near(chosen, others[:, t]))
     rows = Rows(*(np.stack([getattr(r, k) for r in parts], axis=1).reshape(n * reads, *getattr(chosen, k).shape[1:])
                   for k in ("v", "owner", "energy", "h")))
     return run.anneal(rows, seed, reads=1, sweeps=sweeps, exact=exact)

@@ -176,13 +176,13 @@ def test_a_layer_from_the_default_beam_anneals_one_sweep():
 def test_the_search_keeps_time_for_the_products_that_follow_it():
     """Under a limit, a run's start that forms fields by a product keeps ``TAIL_PRODUCTS`` such products of the
     layer's rows from the search's time (``Clock.reserve``, scaled from the rows it formed to the layer's; the
-    latest such estimate): the clock's time left is the limit less what was spent and that, and an anneal whose
-    time left is all reserved stops at once (cut) though the limit itself has not passed; fields the caller gives
-    keep nothing."""
+    latest such estimate; none from fewer rows than ``TAIL_SAMPLE_ROWS``): the clock's time left is the limit less
+    what was spent and that, and an anneal whose time left is all reserved stops at once (cut) though the limit
+    itself has not passed; fields the caller gives keep nothing."""
     from qannealq.backends import _layer_run
     from qannealq.backends._layer_schedule import Clock
 
-    _, problem = layer_problem(31, 300, 8, 3, samples=400)
+    _, problem = layer_problem(31, 300, 40, 3, samples=400)
     dense = DenseQubos.from_problem(problem)
     sampler = LayerSASampler()
     params = {**sampler.defaults, "num_threads": 1}
@@ -205,14 +205,60 @@ def test_the_search_keeps_time_for_the_products_that_follow_it():
         return out
 
     with mock.patch.object(_layer_run, "up_fields", timed):
-        run.start(warm[:4], np.arange(4))
-    assert clock.reserve >= _layer_run.TAIL_PRODUCTS * times[0] * problem.num_neurons / 4 * (1 - 1e-9)
+        run.start(warm[:3], np.arange(3))  # too few rows to tell (a product of a few runs far slower a row)
+        assert clock.reserve == 0.0
+        run.start(warm[:16], np.arange(16))
+    assert clock.reserve >= _layer_run.TAIL_PRODUCTS * times[1] * problem.num_neurons / 16 * (1 - 1e-9)
     elapsed = clock.elapsed()  # before remaining(), whose own elapsed time is then the later: no race
     assert clock.remaining() <= 60.0 - elapsed - clock.reserve + 1e-9
     rows = run.start(warm)
     clock.keep(1e9)  # all of the limit reserved: the anneal has no time, though the limit is a minute away
     run.anneal(rows, seed=0)
     assert clock.cut and clock.elapsed() < 30.0
+
+
+def test_rows_near_known_rows_take_their_fields_and_energies_from_them():
+    """``_Run.start_near``: rows that differ from known rows (with fields) in at most ``NEAR_FIELDS_SHARE`` of the
+    coordinates take their fields and energies from them, no product; the others take a product of those rows
+    alone. Either way the fields and energies are those of :meth:`_Run.start` (to rounding), so a population's
+    reads start where a product would put them."""
+    from qannealq.backends import _layer_run
+
+    _, problem = layer_problem(5, 300, 24, 3)
+    dense = DenseQubos.from_problem(problem)
+    run, _ = make_run(dense, {**LayerSASampler().defaults, "num_threads": 2})
+    base = run.polish(problem.encode(gptq_restricted(problem)))
+    rng = np.random.default_rng(3)
+    states, m = base.v.copy(), base.v.shape[1]
+    near = int(_layer_run.NEAR_FIELDS_SHARE * m)
+    for r in range(18):  # rows 0-17 near (1 to `near` flips, the bound itself included), 18-20 far, 21-23 equal
+        flips = rng.choice(np.flatnonzero(problem.free[r]), size=near if r == 0 else rng.integers(1, near))
+        states[r, flips] ^= 1
+    states[18:21] = rng.integers(0, 2, (3, m))
+    products = []
+    fields = _layer_run.up_fields
+
+    def counted(mat, diag, lin, steps, v):
+        products.append(v.shape[0])
+        return fields(mat, diag, lin, steps, v)
+
+    with mock.patch.object(_layer_run, "up_fields", counted):
+        got = run.start_near(base, states)
+    assert products == [3]  # the far rows alone
+    want = run.start(states, base.owner)
+    np.testing.assert_array_equal(got.v, want.v)
+    np.testing.assert_array_equal(got.owner, base.owner)
+    free = problem.free
+    scale = np.abs(want.h[free]).max()
+    np.testing.assert_allclose(got.h[free], want.h[free], rtol=0, atol=1e-12 * scale)
+    np.testing.assert_allclose(got.energy, want.energy, rtol=1e-10, atol=1e-12 * np.abs(want.energy).max())
+    np.testing.assert_array_equal(got.h[21:], base.h[21:])  # unchanged rows: their base's fields
+    assert not np.allclose(got.energy[:18], base.energy[:18])  # the flips moved them
+    unknown = dataclasses.replace(base, h=None)  # no fields to start from: all by the product
+    products.clear()
+    with mock.patch.object(_layer_run, "up_fields", counted):
+        run.start_near(unknown, states)
+    assert products == [24]
 
 
 def test_a_short_search_without_room_for_its_sweep_is_the_polish_alone():
