@@ -57,13 +57,15 @@ def resolve_device(device: str) -> str:
 
 
 def make_run(dense: DenseQubos, params: dict[str, Any], clock: Clock | None = None,
-             scale: np.ndarray | None = None, device: str | None = None) -> tuple["_Run | Any", str]:
+             scale: np.ndarray | None = None, device: str | None = None,
+             layer_fields: "Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None" = None
+             ) -> tuple["_Run | Any", str]:
     """The run object for ``params["device"]`` (numba :class:`_Run` or torch ``TorchRun``) and the device used
-    (``scale``: :class:`_Run`'s; the torch run sets its tolerance from ``lin``; ``device``: that device already
-    resolved by :func:`resolve_device`, where the caller has it)."""
+    (``scale`` and ``layer_fields``: :class:`_Run`'s; the torch run sets its tolerance from ``lin``; ``device``:
+    that device already resolved by :func:`resolve_device`, where the caller has it)."""
     device = resolve_device(params["device"]) if device is None else device
     if device == "cpu":
-        return _Run(dense, params, clock, scale), device
+        return _Run(dense, params, clock, scale, layer_fields), device
     from ._layer_torch import TorchRun  # below this module: torch is loaded only when asked for
 
     return TorchRun(dense, params, "cpu" if device == "torch-cpu" else device, clock), device
@@ -83,6 +85,11 @@ def _load_fields_near() -> None:
     runs before its clock starts. Once loaded, a call on no rows costs microseconds."""
     f, e, i, u = np.zeros((0, 0)), np.zeros(0), np.zeros(0, np.int64), np.zeros((0, 0), np.uint8)
     fields_near_block(f, e, f, i, u, f, e, u, f, e, i)
+
+
+def _each_problem(owner: np.ndarray, problems: int) -> bool:
+    """Whether rows of these owners are one per problem, in order."""
+    return owner.size == problems and bool(np.array_equal(owner, np.arange(problems)))
 
 
 def _row_seeds(seed: int, rows: int) -> np.ndarray:
@@ -130,11 +137,15 @@ class _Run:
             (:func:`greedy_tolerance`; default: ``dense.lin``, the gains at the all-down state). A caller that
             has its starts' fields and not ``lin`` passes their gains ``d ∘ h`` (``a`` at the all-down state),
             so that ``lin`` is never formed (a ``fast`` solve on a wide layer, :class:`.Deferred`).
+        layer_fields: where the problems are a layer's neurons, in order: the fields and energies of one row per
+            neuron ``(n, m)``, from the layer's own product of its values with ``H`` (``layer-sa``: the problem's
+            errors, which it remembers), for :meth:`start` to take instead of its product and ``lin``.
     """
 
     def __init__(self, dense: DenseQubos, params: dict[str, Any], clock: Clock | None = None,
-                 scale: np.ndarray | None = None) -> None:
-        self.dense, self.params = dense, params
+                 scale: np.ndarray | None = None,
+                 layer_fields: "Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None" = None) -> None:
+        self.dense, self.params, self.layer_fields = dense, params, layer_fields
         self.clock = Clock() if clock is None else clock
         self.diag = dense.diag
         self.depth = chain_depth(params, dense.mat.shape[0])
@@ -183,10 +194,18 @@ class _Run:
         """Rows at the states ``starts`` ``(R, m)`` (row r of problem ``owner[r]``, default r): fields by one GEMM,
         or ``fields`` where the caller has them (:func:`._layer_kernel.fields_from_products`); energies from the
         fields, or ``energies`` where the caller has them too (a layer's: its errors, which the exact QUBO
-        equals). With both given, neither ``lin`` nor ``offsets`` is formed."""
+        equals). With both given, neither ``lin`` nor ``offsets`` is formed; neither is where the run has
+        ``layer_fields`` and the rows are one per problem, in order: the fields and energies are then theirs (the
+        layer's product of its values with ``H``, which its final errors find again)."""
         d = self.dense
         owner = np.arange(starts.shape[0]) if owner is None else owner
         v = np.ascontiguousarray(np.where(d.free[owner], starts, 0), dtype=np.uint8)
+        if fields is None and self.layer_fields is not None and _each_problem(owner, d.steps.shape[0]):
+            begun = time.perf_counter()
+            fields, exact = self.layer_fields(v)
+            energies = exact if energies is None else energies
+            self.product_seconds = time.perf_counter() - begun  # one product of the layer's rows (and its errors)
+            self.clock.keep(TAIL_PRODUCTS * self.product_seconds)
         if fields is None:
             lin = d.lin[owner]  # formed on first use (a product of its own): not timed with the fields'
             begun = time.perf_counter()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["products_near"]
+__all__ = ["products_near", "load"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -36,3 +36,11 @@ def products_near(values: np.ndarray, known: np.ndarray, known_products: np.ndar
     _add_rows(out, np.ascontiguousarray(hessian, dtype=np.float64), rows.astype(np.int64), cols.astype(np.int64),
               delta)
     return out
+
+
+def load() -> None:
+    """Call the compiled loop once on no rows, with the types of :func:`products_near`'s calls: a warm-up
+    (:func:`qannealq.solve.warm_up`) loads it before a layer's clock starts, whether or not its stand-in's solve
+    ended near a remembered result."""
+    empty = np.zeros((1, 1))
+    products_near(empty, empty, empty, empty, np.zeros(0, np.int64), np.zeros(0, np.int64))

@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import dimod
 import numpy as np
 
+from qannealq import _near
 from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, rank_deficient,
                                 warm_start_integers)
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warms_up, warm_start_beam,
@@ -358,6 +359,7 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
                     options["time_limit"] = WARM_UP_LIMIT
                     if warm_start in BASELINES:  # a start too short for its beam is the baseline's own (SKIP_BEAM)
                         BASELINES[warm_start](stand_in)
+                _near.load()  # a solution's errors near a remembered product's (compiled)
                 for _ in range(WARM_UP_SOLVES):  # the loading itself may cut a solve short of a later phase
                     before = compiled_count()
                     done = quantize_layer(stand_in, "qubo", sampler, warm_start=warm_start, seed=0, **options)
