@@ -109,7 +109,12 @@ TAIL_PRODUCTS = 2.5
 #: followed its anneal there took 3.7-4.8 ms, about 1.2-1.5 such estimates (16 rows run a product 1.3x slower a
 #: row than 128, and the anneal's exact energies are skipped once the limit cut it); with 1.25 the runs still
 #: ended a median 1.4 ms past 0.1 s, with 1.6 at 99.4 ms (docs/layer-sa.md, "What follows thorough's anneal").
+#: On a layer of more neurons it times an eighth of them (:data:`TAIL_SAMPLE_SHARE`): on CIFAR-10's first layer
+#: (512 neurons, 3073 inputs, one BLAS thread) 16 rows ran a product 2.2x slower a row than 512 (10.4 ms: the read
+#: of ``M`` dominates), and the default's population anneal kept 0.54-0.56 s for what took 0.19 s; 64 rows run
+#: 1.26x slower (24 ms).
 TAIL_SAMPLE_ROWS = 16
+TAIL_SAMPLE_SHARE = 1 / 8
 #: Under a time limit, an anneal runs only where the time left before the reserve (:data:`TAIL_PRODUCTS`) holds
 #: its set-up, this many products of the layer's rows (the latest timed) per read of every problem: the copies of
 #: its rows (their fields) and its plan took 0.33-0.37 s for thorough's 8 reads on CIFAR-10's first layer (0.2 s
@@ -355,9 +360,10 @@ class _Run:
 
     def _keep_tail(self, rows: Rows) -> None:
         """Under a time limit where no product of the layer's rows was timed yet (:meth:`start` given the fields),
-        time one of :data:`TAIL_SAMPLE_ROWS` of ``rows`` and keep :data:`TAIL_SAMPLED` products of the layer's rows
-        at that rate for what follows the search."""
-        d, k = self.dense, min(rows.owner.size, TAIL_SAMPLE_ROWS)
+        time one of :data:`TAIL_SAMPLE_ROWS` of ``rows`` (or :data:`TAIL_SAMPLE_SHARE` of the layer's, where more)
+        and keep :data:`TAIL_SAMPLED` products of the layer's rows at that rate for what follows the search."""
+        d = self.dense
+        k = min(rows.owner.size, max(TAIL_SAMPLE_ROWS, int(TAIL_SAMPLE_SHARE * d.steps.shape[0])))
         if self.clock.limit is None or self.product_seconds > 0 or k == 0:
             return
         u = d.steps[rows.owner[:k]] * rows.v[:k]

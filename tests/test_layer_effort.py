@@ -366,8 +366,9 @@ def test_an_anneal_without_time_for_its_set_up_runs_nothing():
 
 def test_an_anneal_from_given_fields_keeps_time_for_what_follows_it():
     """Where no product was timed before an anneal under a limit (its start's fields given), the anneal times one
-    of ``TAIL_SAMPLE_ROWS`` rows and keeps ``TAIL_SAMPLED`` products of the layer's rows at that rate; an anneal
-    without a limit times nothing, and one whose limit leaves room returns the same states as without one."""
+    of ``TAIL_SAMPLE_ROWS`` rows (``TAIL_SAMPLE_SHARE`` of the layer's where more) and keeps ``TAIL_SAMPLED``
+    products of the layer's rows at that rate; an anneal without a limit times nothing, and one whose limit leaves
+    room returns the same states as without one."""
     from qannealq.backends import _layer_run
     from qannealq.backends._layer_schedule import Clock
 
@@ -405,6 +406,16 @@ def test_an_anneal_from_given_fields_keeps_time_for_what_follows_it():
     assert run.clock.reserve >= expected * (1 - 1e-9)
     np.testing.assert_array_equal(out[None].v, out[600.0].v)
     np.testing.assert_array_equal(out[None].energy, out[600.0].energy)
+    _, many = layer_problem(38, 40, 200, 3)  # more neurons: an eighth of them (a product of a few runs slower a row)
+    dense = DenseQubos.from_problem(many)
+    warm = many.encode(gptq_restricted(many))
+    given = make_run(dense, params)[0].start(warm)
+    run, _ = make_run(dense, params, Clock(600.0))
+    rows = run.start(warm, fields=given.h, energies=given.energy)
+    products.clear()
+    with mock.patch.object(_layer_run.np, "dot", timed):
+        run._keep_tail(rows)
+    assert [k for k, _ in products] == [int(_layer_run.TAIL_SAMPLE_SHARE * 200)] == [25]
 
 
 def test_time_limit_stops_a_long_run_cleanly():
