@@ -116,6 +116,17 @@ class Population:
 
 #: Coordinates from which a preset's :class:`Population` replaces its single read (layers of chain moves).
 POPULATION_INPUTS = 1024
+#: Where a ``time_limit`` narrowed the warm start's beam (``start_cut``: the limit binds, and the result depends on
+#: timing anyway), a :class:`Population` has at most this many reads per cycle, and its cycles go on while the time
+#: lasts (up to :data:`LIMITED_CYCLES`; ``num_reads`` and ``cycles`` override both): the preset's reads suit the
+#: search without a limit, where every cycle runs its full schedule, but under a limit the anneal of many reads is
+#: cut to a fraction of its sweeps and no recombination fits. A limit the warm start meets changes nothing. On
+#: CIFAR-10's first layer (int4, above the best known, alternating in one process): under 10 GPTQ times 6 reads
+#: ended 23.5 %, 4 22.4 %, 3 20.2 %, 2 19.5 % (ending early, at 9.56x); under 20, 6 reads 17.7 %, 4 14.8 %, 3 with
+#: cycles while the time lasts 14.8 %, 2 so 15.4 %. The rule against the preset under 10x: int4 24.5 -> 20.3 %,
+#: int2 26.8 -> 22.4 % (docs/layer-sa.md, "Fewer reads where the limit binds").
+LIMITED_READS = 3
+LIMITED_CYCLES = 64
 
 
 #: The hot temperature of wide layers of pair flips (:func:`hot_temperature`). From the beam's start the
@@ -168,11 +179,15 @@ def preset(params: dict[str, Any]) -> Preset:
 def population(params: dict[str, Any], m: int | None, inputs: int | None = None) -> Population | None:
     """The preset's :class:`Population` where it applies: layers of chain moves (:func:`chain_depth`, on ``m``
     coordinates) of at least :data:`POPULATION_INPUTS` coordinates (``inputs``, the layer's, dead ones included,
-    as the beam's width counts them; None: ``m``; ``m`` None: not a layer's size, none)."""
+    as the beam's width counts them; None: ``m``; ``m`` None: not a layer's size, none). Where a ``time_limit``
+    narrowed the warm start's beam (``start_cut``), at most :data:`LIMITED_READS` reads, and
+    :data:`LIMITED_CYCLES` cycles, which end with the time."""
     p = preset(params)
     size = m if inputs is None else inputs
     if p.population is None or m is None or size < POPULATION_INPUTS or chain_depth(params, m) < 3:
         return None
+    if params.get("time_limit") is not None and params.get("start_cut"):
+        return dataclasses.replace(p.population, reads=min(p.population.reads, LIMITED_READS), cycles=LIMITED_CYCLES)
     return p.population
 
 

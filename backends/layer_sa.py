@@ -104,7 +104,7 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": None,
              "num_threads": None, "device": "cpu", "warm_start_beam": None, "recombine": None,
              "recombine_sweeps": None, "cycles": None, "warm_start_paths": None, "warm_start_growth": None,
-             "warm_start_pilot": True, "time_spent": 0.0, "late": False}
+             "warm_start_pilot": True, "time_spent": 0.0, "late": False, "start_cut": False}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 #: The share of the time a ``time_limit`` leaves, once the warm start's fixed costs are paid (its factorizations,
 #: and on a rank-deficient layer GPTQ's own starts), that the warm start's beam may take where a long anneal
@@ -215,6 +215,9 @@ def _check(params: dict[str, Any]) -> None:
     if not isinstance(params["late"], (bool, np.bool_)):
         raise InvalidArgumentError(f"late={params['late']!r} must be True or False (True: the search is the polish "
                                    "of the start alone)")
+    if not isinstance(params["start_cut"], (bool, np.bool_)):
+        raise InvalidArgumentError(f"start_cut={params['start_cut']!r} must be True or False (True: the time limit "
+                                   "narrowed the warm start's beam)")
     if params["chain_precision"] not in _PRECISIONS:
         raise InvalidArgumentError(f"chain_precision={params['chain_precision']!r} must be one of "
                                    f"{list(_PRECISIONS)}")
@@ -283,7 +286,10 @@ class LayerSASampler(dimod.Sampler):
             :meth:`warm_start_deadline`; where little of the limit is left after it, the search is the polish alone,
             :data:`LATE_SHARE`), ``late`` (False; True: the search is the polish of the start alone, as where
             little of the limit is left; the solve loop passes it where its warm start left its beam out for lack
-            of time, :data:`qannealq.baselines.SKIP_BEAM`) and
+            of time, :data:`qannealq.baselines.SKIP_BEAM`), ``start_cut`` (False; True: the time limit narrowed the
+            warm start's beam, so it binds: a population then runs at most
+            :data:`._layer_schedule.LIMITED_READS` reads a cycle and cycles while the time lasts; the solve loop
+            passes it, and the sampler's own warm start sets it) and
             ``device`` ("cpu", the default: the numba kernel; "cuda" or "cuda:<index>": torch on that GPU,
             required; "auto": torch on CUDA when ``torch.cuda.is_available()``, else numba; "torch-cpu": the
             torch implementation on the CPU). The default is the CPU also where a GPU is present: on an H200 the
@@ -414,6 +420,7 @@ class LayerSASampler(dimod.Sampler):
                 pilot=self.warm_start_pilot(m, **params), deadline=deadline))
             clock.cut |= deadline is not None and deadline.cut
             params["late"] |= deadline is not None and deadline.late  # no time for its beam: none for a search
+            params["start_cut"] |= deadline is not None and deadline.cut  # the limit binds: a search planned for it
         else:
             given = np.asarray(initial_states)
         # the start took nearly all of the limit: the search is the polish alone, whose fixed costs are the least

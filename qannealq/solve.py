@@ -439,6 +439,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                     sampler_kwargs = {**sampler_kwargs, "time_spent": time.perf_counter() - t0}
                     if deadline.late:  # the start left its beam out for lack of time: the search its polish alone
                         sampler_kwargs["late"] = True
+                    if deadline.cut:  # the limit narrowed the start's beam: it binds, the search is planned for it
+                        sampler_kwargs["start_cut"] = True
             used_seed = draw_seed(seed)
             assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
                                                         sampler_kwargs, checkpoint)

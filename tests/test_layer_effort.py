@@ -1339,6 +1339,45 @@ def test_a_limit_too_short_for_the_beam_leaves_it_out_and_the_search_to_the_poli
         LayerSASampler().sample_layer(problem, seed=0, late="yes")
 
 
+def test_a_limit_that_narrows_the_start_plans_a_population_of_fewer_reads(no_warm_up):
+    """Where the time limit narrowed the warm start's beam (``start_cut``: the limit binds), a population runs at
+    most ``LIMITED_READS`` reads a cycle and cycles while the time lasts (``LIMITED_CYCLES``); a limit the start
+    meets, or none, keeps the preset's plan; ``num_reads`` and ``cycles`` override it. The solve loop passes the
+    start's verdict on, and the sampler's own warm start sets it; a bad value is refused naming it."""
+    from qannealq import quantize_layer, solve
+    from qannealq.backends import _layer_schedule
+
+    params, m = LayerSASampler().defaults, 3073
+    preset = EFFORTS["default"].population
+    limited = {**params, "time_limit": 5.0, "start_cut": True}
+    assert _layer_schedule.population({**params, "time_limit": 5.0}, m) == preset
+    assert _layer_schedule.population({**params, "start_cut": True}, m) == preset  # no limit: nothing binds
+    assert effort(limited, m, 512)[0] == _layer_schedule.LIMITED_READS < preset.reads
+    assert cycles(limited, m) == _layer_schedule.LIMITED_CYCLES > preset.cycles
+    assert effort({**limited, "num_reads": 5}, m, 512)[0] == 5 and cycles({**limited, "cycles": 2}, m) == 2
+    assert effort({**limited, "effort": "thorough"}, m, 512)[0] == _layer_schedule.LIMITED_READS
+    assert LayerSASampler().warm_start_paths(m, time_limit=5.0, start_cut=True) == _layer_schedule.LIMITED_READS
+    assert LayerSASampler().warm_start_paths(m, time_limit=5.0) == preset.reads
+
+    _, problem = smooth_layer(23, POPULATION_INPUTS, 3, 3)
+    start = solve.warm_start_integers
+
+    def narrowed(*args, deadline=None, **kwargs):
+        out = start(*args, deadline=deadline, **kwargs)
+        deadline.mark_cut()  # as a beam the limit narrowed
+        return out
+
+    roomy = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=600.0)
+    assert roomy.info["params"]["start_cut"] is False and roomy.info["reads_sweeps"][0] == preset.reads
+    with mock.patch.object(solve, "warm_start_integers", narrowed):
+        cut = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=600.0)
+    assert cut.info["params"]["start_cut"] is True and cut.info["time_limited"] is True
+    assert cut.info["reads_sweeps"][0] == _layer_schedule.LIMITED_READS
+    assert cut.info["cycles"] > preset.cycles  # cycles while the time lasts (a roomy limit: all of them)
+    with pytest.raises(InvalidArgumentError, match="start_cut"):
+        LayerSASampler().sample_layer(problem, seed=0, start_cut="yes")
+
+
 def test_time_spent_counts_against_the_limit_and_is_checked():
     """``time_spent`` (the solve loop's warm start) shifts the clock: spent beyond the limit, the search is cut at
     once and the trace starts after it; a bad value is refused naming it; a composite passes
