@@ -49,7 +49,9 @@ where one sweep follows, all of it but what :data:`SHORT_SEARCH_KEEP` keeps for 
 by then (groups of neurons it does not reach keep GPTQ's start; :func:`qannealq.baselines.warm_start_integers`'s
 ``deadline``); the search gets the rest (the solve loop passes the start's seconds as ``time_spent``): the first
 chunk of the anneal measures the speed and the schedule is shortened to fit (so that it still ends cold), and a
-watchdog stops the kernel at the limit in any case; the best states found are returned. Where the time left is
+watchdog stops the kernel at the limit in any case; the best states found are returned. Where the limit narrowed
+the beam (``start_cut``), a population runs at most :data:`._layer_schedule.LIMITED_READS` reads a cycle and
+cycles while the time lasts (:func:`._layer_schedule.population`). Where the time left is
 under :data:`LATE_SHARE` of the start's, or, where one sweep follows the beam, under
 :data:`SHORT_SEARCH_PRODUCTS` products of the layer's rows, the search is the polish alone (``info["late"]``). The
 polish of the starts (a run under any limit ends at least where ``fast`` does from its start) and the final
