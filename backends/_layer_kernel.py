@@ -25,7 +25,7 @@ import numpy as np
 
 from ._layer_dense import MAX_EXPONENT
 
-__all__ = ["anneal_block", "polish_block", "up_fields", "fields_near_block", "row_energies", "anneal_rows"]
+__all__ = ["anneal_block", "polish_block", "up_fields", "row_energies", "anneal_rows"]
 
 _MULT = np.uint64(0x2545F4914F6CDD1D)
 
@@ -413,39 +413,6 @@ def fields_from_products(products: np.ndarray, cross: np.ndarray, diag: np.ndarr
                 j = live[t]
                 h[i, t] = 2.0 * (products[i, j] - cross[i, j]) + diag[t] * (d - 2.0 * (d * v[i, t]))
     return h
-
-
-@numba.njit(cache=True, nogil=True)
-def fields_near_block(mat, diag, steps, owner, base_v, base_h, base_e, v, h, energy, block):
-    """:func:`up_fields` and energies of rows ``v`` from those of rows ``base_v`` (``base_h``, ``base_e``) they
-    differ from in few coordinates, the rows ``block`` of each: ``h' = h + 2 Σ_j δ_j (M_j − M_jj e_j)`` over the
-    changed coordinates ``j`` (``δ_j = d_j (v'_j − v_j)``; a row's field leaves out its own coupling, as
-    :func:`_flip` keeps it) and ``E' = E + Σ_j δ_j (h_j + h'_j) / 2`` (exact for a quadratic: the mean of the
-    gradients at both ends). Each changed coordinate costs one pass over a row of ``M``, where the product of
-    :func:`up_fields` costs ``m`` of them a row."""
-    m = mat.shape[0]
-    changed = np.empty(m, np.int64)
-    deltas = np.empty(m)
-    for r in block:
-        hr, d = h[r], steps[owner[r]]
-        hr[:] = base_h[r]
-        count = 0
-        for j in range(m):
-            if v[r, j] != base_v[r, j]:
-                changed[count] = j
-                deltas[count] = d[j] if v[r, j] else -d[j]
-                count += 1
-        for t in range(count):
-            j, c = changed[t], 2.0 * deltas[t]
-            row = mat[j]
-            for k in range(m):
-                hr[k] += c * row[k]
-        e = base_e[r]
-        for t in range(count):
-            j = changed[t]
-            hr[j] -= 2.0 * deltas[t] * diag[j]
-            e += 0.5 * deltas[t] * (base_h[r, j] + hr[j])
-        energy[r] = e
 
 
 def row_energies(offsets: np.ndarray, lin: np.ndarray, steps: np.ndarray, v: np.ndarray,

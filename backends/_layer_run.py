@@ -17,12 +17,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from qannealq._near import add_rows
 from qannealq._pool import shared_pool
 from qannealq.errors import BackendUnavailableError
 
 from ._layer_dense import (DenseQubos, Rows, chain_hops, chain_partners, greedy_tolerance, pair_partners,
                            run_ranking)
-from ._layer_kernel import anneal_block, fields_near_block, polish_block, row_energies, up_fields
+from ._layer_kernel import anneal_block, polish_block, row_energies, up_fields
 from ._layer_schedule import Clock, anneal_plan, chain_depth, effort, restricted
 
 __all__ = ["resolve_device", "make_run"]
@@ -78,15 +79,6 @@ def _coordinate_lists(free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return indptr, np.nonzero(free)[1].astype(np.int64)
 
 
-def _load_fields_near() -> None:
-    """Call :func:`._layer_kernel.fields_near_block` once on empty rows, with the types of :meth:`_Run.start_near`'s
-    calls: a population's reads (layers of 1024 inputs or more) take it, and a warm-up's stand-in layer
-    (:func:`qannealq.solve.warm_up`, at most 400 inputs) runs no population, yet must load what the layer's solve
-    runs before its clock starts. Once loaded, a call on no rows costs microseconds."""
-    f, e, i, u = np.zeros((0, 0)), np.zeros(0), np.zeros(0, np.int64), np.zeros((0, 0), np.uint8)
-    fields_near_block(f, e, f, i, u, f, e, u, f, e, i)
-
-
 def _each_problem(owner: np.ndarray, problems: int) -> bool:
     """Whether rows of these owners are one per problem, in order."""
     return owner.size == problems and bool(np.array_equal(owner, np.arange(problems)))
@@ -123,10 +115,10 @@ TAIL_SAMPLE_SHARE = 1 / 8
 ANNEAL_SETUP = 0.25
 TAIL_SAMPLED = 1.6
 #: Rows that differ from rows whose fields are known in at most this share of their coordinates take their fields
-#: from those (:meth:`_Run.start_near`, :func:`._layer_kernel.fields_near_block`: a pass over a row of ``M`` per
-#: changed coordinate) instead of a product with ``M``. On CIFAR-10's first layer (int4, under 10 GPTQ times) a
-#: population's reads from the beam's other survivors differ from the polished start in about 30 of 3073
-#: coordinates (90th percentile 50): 15-17 ms a read of 512 rows against 160-165 ms for the product on one BLAS
+#: from those (:meth:`_Run.start_near`: a pass over a row of ``M`` per changed coordinate,
+#: :func:`qannealq._near.add_rows`) instead of a product with ``M``. On CIFAR-10's first layer (int4, under 10 GPTQ
+#: times) a population's reads from the beam's other survivors differ from the polished start in about 30 of 3073
+#: coordinates (90th percentile 50): 15-19 ms a read of 512 rows against 160-165 ms for the product on one BLAS
 #: thread (330 ms for the first, which forms the QUBO's linear terms too), the fields the same to 1e-12 relative.
 NEAR_FIELDS_SHARE = 1 / 16
 
@@ -163,7 +155,6 @@ class _Run:
         self.indptr, self.indices = _coordinate_lists(dense.free)
         self.tol = greedy_tolerance(dense.lin if scale is None else scale)
         self.stop = np.zeros(1, np.int64)
-        _load_fields_near()
         self.product_seconds = 0.0  # the latest timed product of the layer's rows (:meth:`start`, :meth:`_keep_tail`)
 
     @property
@@ -232,18 +223,23 @@ class _Run:
     def start_near(self, base: Rows, starts: np.ndarray) -> Rows:
         """Rows at the states ``starts`` ``(R, m)``, one per row of ``base`` (of its problems): those that differ
         from their row of ``base`` in at most :data:`NEAR_FIELDS_SHARE` of the coordinates with fields and
-        energies from its (:func:`._layer_kernel.fields_near_block`, no product), the others by :meth:`start`
-        (one product of those rows; all of them where ``base`` has no fields)."""
+        energies from its, no product: ``h' = h + 2 Σ_j δ_j (M_j − M_jj e_j)`` over the changed coordinates ``j``
+        (``δ_j = d_j (v'_j − v_j)``; a row's field leaves out its own coupling, as the kernels' flips keep it;
+        :func:`qannealq._near.add_rows`) and ``E' = E + Σ_j δ_j (h_j + h'_j) / 2`` (exact for a quadratic: the
+        mean of the gradients at both ends); the others by :meth:`start` (one product of those rows; all of them
+        where ``base`` has no fields)."""
         if base.h is None:
             return self.start(starts, base.owner)
         v = np.ascontiguousarray(np.where(self.dense.free[base.owner], starts, 0), dtype=np.uint8)
-        far = np.count_nonzero(v != base.v, axis=1) > NEAR_FIELDS_SHARE * v.shape[1]
-        near = np.flatnonzero(~far)
-        h, energy = np.empty_like(base.h), np.empty(v.shape[0])
-        if near.size:
-            self._parallel(lambda *a: fields_near_block(*a[:-1], near[a[-1]]),
-                           (self.dense.mat, self.diag, self.dense.steps, base.owner, base.v, base.h, base.energy,
-                            v, h, energy), near.size)
+        changed = v != base.v
+        far = np.count_nonzero(changed, axis=1) > NEAR_FIELDS_SHARE * v.shape[1]
+        rows, cols = np.nonzero(changed & ~far[:, None])
+        delta = self.dense.steps[base.owner[rows], cols] * (v[rows, cols].astype(np.float64) - base.v[rows, cols])
+        h = np.array(base.h, dtype=np.float64, order="C")
+        add_rows(h, self.dense.mat, rows, cols, 2.0 * delta)
+        h[rows, cols] -= 2.0 * self.diag[cols] * delta
+        energy = base.energy + 0.5 * np.bincount(rows, delta * (base.h[rows, cols] + h[rows, cols]),
+                                                 minlength=v.shape[0])
         if far.any():
             rest = self.start(v[far], base.owner[far])
             h[far], energy[far] = rest.h, rest.energy

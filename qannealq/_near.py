@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["products_near", "load"]
+__all__ = ["products_near", "add_rows", "load"]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -32,10 +32,16 @@ def products_near(values: np.ndarray, known: np.ndarray, known_products: np.ndar
     """``values @ hessian`` ``(k, m)`` from ``known @ hessian`` (``known_products``), where ``values`` and
     ``known`` differ only at the entries ``(rows, cols)`` (``np.nonzero`` of their difference)."""
     out = np.array(known_products, dtype=np.float64, order="C")
-    delta = np.ascontiguousarray(values[rows, cols] - known[rows, cols], dtype=np.float64)
-    _add_rows(out, np.ascontiguousarray(hessian, dtype=np.float64), rows.astype(np.int64), cols.astype(np.int64),
-              delta)
+    add_rows(out, hessian, rows, cols, values[rows, cols] - known[rows, cols])
     return out
+
+
+def add_rows(out: np.ndarray, hessian: np.ndarray, rows: np.ndarray, cols: np.ndarray, delta: np.ndarray) -> None:
+    """``out[rows[t]] += delta[t] · hessian[cols[t]]`` for every ``t``, in place (``out``: C-ordered float64):
+    a product's rows moved by changed entries, :func:`products_near`'s, and ``layer-sa``'s fields of rows near
+    known ones (:meth:`qannealq.backends._layer_run._Run.start_near`)."""
+    _add_rows(out, np.ascontiguousarray(hessian, dtype=np.float64), rows.astype(np.int64), cols.astype(np.int64),
+              np.ascontiguousarray(delta, dtype=np.float64))
 
 
 def load() -> None:
