@@ -272,10 +272,12 @@ class _Run:
         return (mat, d.steps, free, *moves, indptr, indices, rows.owner,
                 rows.v, rows.h, rows.energy, best_e, best_v, self.tol[rows.owner]), best_e, best_v
 
-    def _parallel(self, kernel: Callable, args: tuple, rows: int) -> None:
-        """``kernel(*args, block)`` over blocks of rows in ``num_threads`` threads (GIL released), those of the
-        process's pool of that size (:func:`qannealq._pool.shared_pool`)."""
-        blocks = np.array_split(np.arange(rows), min(rows, 4 * self.threads)) if rows else []
+    def _parallel(self, kernel: Callable, args: tuple, rows: int | np.ndarray) -> None:
+        """``kernel(*args, block)`` over blocks of rows (``rows``: a count, all of them, or the rows' indices) in
+        ``num_threads`` threads (GIL released), those of the process's pool of that size
+        (:func:`qannealq._pool.shared_pool`)."""
+        which = np.arange(rows) if np.ndim(rows) == 0 else np.asarray(rows, dtype=np.int64)
+        blocks = np.array_split(which, min(which.size, 4 * self.threads)) if which.size else []
         if self.threads == 1 or len(blocks) <= 1:
             for block in blocks:
                 kernel(*args, block)
@@ -294,6 +296,33 @@ class _Run:
         never = np.zeros(1, np.int64)  # the run's stop flag may have fired already
         self._parallel(polish_block, (*args, int(self.params["polish_sweeps"]), never), rows.owner.size)
         return rows  # a descent only goes down: its last state is its best
+
+    def descend(self, rows: Rows) -> Rows:
+        """Greedy sweeps of chain moves from ``rows`` (with their fields; the run's chains, :attr:`chains`), all rows
+        a sweep at a time, each row until a sweep of it moves nothing, and under a time limit until the limit, less
+        the time kept for what follows (:meth:`_keep_tail`); the rows it reached (the best of each: a descent only
+        goes down), or none where the run has no chain moves or the time is already spent.
+
+        The polish of the starts flips single coordinates and pairs; on a wide, strongly correlated layer every
+        move that lowers the energy is a chain (on CIFAR-10's first layer each single flip costs thousands of the
+        anneal's temperatures), and this descent is the search where no anneal fits (``layer-sa`` late)."""
+        if self.chains is None or rows.h is None or rows.owner.size == 0:
+            return rows.take(np.arange(0))
+        start = Rows(rows.v.copy(), rows.owner.copy(), rows.energy.copy(), np.array(rows.h, dtype=np.float64))
+        self._keep_tail(start)
+        if self.clock.expired():
+            return rows.take(np.arange(0))
+        args, best_e, best_v = self._args(start, chains=True)
+        active = np.arange(start.owner.size)
+        with self.clock.watch(self.stop):
+            for _ in range(int(self.params["polish_sweeps"])):
+                if active.size == 0 or self.stop[0]:
+                    break
+                before = start.energy[active].copy()
+                self._parallel(polish_block, (*args, 1, self.stop), active)
+                active = active[start.energy[active] != before]  # the rows a sweep still moved
+                self.clock.record(float(best_e.sum()))
+        return Rows(best_v, start.owner, best_e)
 
     def anneal(self, rows: Rows, seed: int, movable: np.ndarray | None = None, reads: int | None = None,
                sweeps: int | None = None, exact: bool = True) -> Rows:

@@ -44,7 +44,8 @@ Every neuron's rounding QUBO has the quadratic matrix ``2 d_j d_l H_jl`` with th
 first, in any case (about 0.7 GPTQ times on CIFAR-10's first layer; GPTQ's own starts follow the beam where time
 is left); its beam then takes :data:`WARM_START_SHARE` of the time they leave (:data:`POPULATION_SHARE` where a
 population follows it; :data:`SHORT_SEARCH_SHARE` where that time is under :data:`qannealq._deadline.TIGHT` (3.5)
-times their own, :data:`POPULATION_TIGHT` and :data:`THOROUGH_TIGHT` before a population;
+times their own, :data:`DESCENT_SHARE` under :data:`POPULATION_TIGHT` and :data:`THOROUGH_TIGHT` before a
+population, where the search is then the polish and a greedy descent by chains, ``start_tight``;
 where one sweep follows, all of it but what :data:`SHORT_SEARCH_KEEP` keeps for what follows) and narrows to end
 by then (groups of neurons it does not reach keep GPTQ's start; :func:`qannealq.baselines.warm_start_integers`'s
 ``deadline``); the search gets the rest (the solve loop passes the start's seconds as ``time_spent``): the first
@@ -53,7 +54,9 @@ watchdog stops the kernel at the limit in any case; the best states found are re
 the beam (``start_cut``), a population runs at most :data:`._layer_schedule.LIMITED_READS` reads a cycle and
 cycles while the time lasts (:func:`._layer_schedule.population`). Where the time left is
 under :data:`LATE_SHARE` of the start's, or, where one sweep follows the beam, under
-:data:`SHORT_SEARCH_PRODUCTS` products of the layer's rows, the search is the polish alone (``info["late"]``). The
+:data:`SHORT_SEARCH_PRODUCTS` products of the layer's rows, the search is the polish alone (``info["late"]``; on
+a layer of a population, the polish and a greedy descent by chain moves while the time lasts, ``_Run.descend``,
+``info["descended"]``). The
 polish of the starts (a run under any limit ends at least where ``fast`` does from its start) and the final
 energies run in any case. ``info["trace"]`` records the total energy reached over time
 (``seconds`` since the layer's solve began, ``time_spent`` before the call, ``energy``: the sum over neurons of
@@ -106,7 +109,8 @@ _DEFAULTS = {"effort": "default", "time_limit": None, "num_reads": None, "num_sw
              "cold_acceptance": 1e-3, "beta_range": None, "polish_sweeps": 200, "rtn_start": None,
              "num_threads": None, "device": "cpu", "warm_start_beam": None, "recombine": None,
              "recombine_sweeps": None, "cycles": None, "warm_start_paths": None, "warm_start_growth": None,
-             "warm_start_pilot": True, "time_spent": 0.0, "late": False, "start_cut": False}
+             "warm_start_pilot": True, "time_spent": 0.0, "late": False, "start_cut": False,
+             "start_tight": False}
 _DEVICES = ("auto", "cpu", "cuda", "torch-cpu")
 #: The share of the time a ``time_limit`` leaves, once the warm start's fixed costs are paid (its factorizations,
 #: and on a rank-deficient layer GPTQ's own starts), that the warm start's beam may take where a long anneal
@@ -132,6 +136,17 @@ POPULATION_SHARE = 0.3
 #: default ended 17–26 % above the same fixed reference as :data:`POPULATION_SHARE`'s, against 61–84 % with half
 #: of the limit for the beam and the population after it (2–3 runs each, 2026-12-02).
 SHORT_SEARCH_SHARE = 0.85
+#: The share where the time left is that tight before a population (wide layers of chain moves, where
+#: :data:`POPULATION_TIGHT` or :data:`THOROUGH_TIGHT` says so): the search is then the polish of the start and a
+#: greedy descent by chains while the time lasts (``_Run.descend``; ``start_tight``), which needs more of the time
+#: than the polish alone did. On CIFAR-10's first layer every move that lowers the energy is a chain (each single
+#: flip costs thousands of the anneal's temperatures), and the polish of single and pair flips left the beam's
+#: start about where it was. Under 5 GPTQ times (int4, alternating in one process, 5 runs each; above the best
+#: known): the polish alone 43.3 %; with the descent at a share of 0.85 39.0 % (it had time in 2 runs of 5), 0.7
+#: 25.7 % (24.9-30.0 %), 0.55 31.4 %, 0.4 29.0 %; int2 (4 runs) 40.8 -> 26.6 % (0.6: 27.1 %); ``thorough`` under 4x
+#: (3 runs) 74.2 -> 34.3 %. Under 10x the population stays (22.4 % against 23.3 % for the descent in its place,
+#: 4 runs each; docs/layer-sa.md, "A descent by chains where the time is tight").
+DESCENT_SHARE = 0.7
 #: Where the search after the beam is a single sweep (the default below the population's width: the beam decides
 #: the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``), the beam takes all the time its fixed costs
 #: leave but this many times its factorizations' time, :data:`qannealq._deadline.KEEP_ROWS` times that per neuron
@@ -220,6 +235,10 @@ def _check(params: dict[str, Any]) -> None:
     if not isinstance(params["start_cut"], (bool, np.bool_)):
         raise InvalidArgumentError(f"start_cut={params['start_cut']!r} must be True or False (True: the time limit "
                                    "narrowed the warm start's beam)")
+    if not isinstance(params["start_tight"], (bool, np.bool_)):
+        raise InvalidArgumentError(f"start_tight={params['start_tight']!r} must be True or False (True: the time "
+                                   "limit left the warm start's beam little time, the search the polish and a "
+                                   "descent)")
     if params["chain_precision"] not in _PRECISIONS:
         raise InvalidArgumentError(f"chain_precision={params['chain_precision']!r} must be one of "
                                    f"{list(_PRECISIONS)}")
@@ -287,11 +306,15 @@ class LayerSASampler(dimod.Sampler):
             start, which ``time_limit`` counts and ``info["trace"]`` starts from; the solve loop passes it,
             :meth:`warm_start_deadline`; where little of the limit is left after it, the search is the polish alone,
             :data:`LATE_SHARE`), ``late`` (False; True: the search is the polish of the start alone, as where
-            little of the limit is left; the solve loop passes it where its warm start left its beam out for lack
-            of time, :data:`qannealq.baselines.SKIP_BEAM`), ``start_cut`` (False; True: the time limit narrowed the
+            little of the limit is left, and on a layer of a population a greedy descent by chains while the time
+            lasts; the solve loop passes it where its warm start left its beam out for lack of time,
+            :data:`qannealq.baselines.SKIP_BEAM`), ``start_cut`` (False; True: the time limit narrowed the
             warm start's beam, so it binds: a population then runs at most
             :data:`._layer_schedule.LIMITED_READS` reads a cycle and cycles while the time lasts; the solve loop
-            passes it, and the sampler's own warm start sets it) and
+            passes it, and the sampler's own warm start sets it), ``start_tight`` (False; True: the time left after
+            the warm start's fixed costs was tight, ``qannealq._deadline.Deadline.searched_tight``: on a layer of a
+            population the search is then the polish of the start and a greedy descent by chains while the time
+            lasts, :data:`DESCENT_SHARE`; the solve loop passes it, and the sampler's own warm start sets it) and
             ``device`` ("cpu", the default: the numba kernel; "cuda" or "cuda:<index>": torch on that GPU,
             required; "auto": torch on CUDA when ``torch.cuda.is_available()``, else numba; "torch-cpu": the
             torch implementation on the CPU). The default is the CPU also where a GPU is present: on an H200 the
@@ -360,7 +383,7 @@ class LayerSASampler(dimod.Sampler):
         crowd = population(params, inputs) is not None
         tight = (THOROUGH_TIGHT if params["effort"] == "thorough" else POPULATION_TIGHT) if crowd else TIGHT
         return Deadline(start + float(limit), share=POPULATION_SHARE if crowd else WARM_START_SHARE,
-                        tight_share=SHORT_SEARCH_SHARE, tight=tight)
+                        tight_share=DESCENT_SHARE if crowd else SHORT_SEARCH_SHARE, tight=tight)
 
     def warm_start_pilot(self, inputs: int | None = None, **kwargs: Any) -> bool:
         """Whether this run's warm start without a beam takes a rank-deficient layer's damping from a pilot
@@ -423,14 +446,17 @@ class LayerSASampler(dimod.Sampler):
             clock.cut |= deadline is not None and deadline.cut
             params["late"] |= deadline is not None and deadline.late  # no time for its beam: none for a search
             params["start_cut"] |= deadline is not None and deadline.cut  # the limit binds: a search planned for it
+            params["start_tight"] |= deadline is not None and deadline.searched_tight
         else:
             given = np.asarray(initial_states)
-        # the start took nearly all of the limit: the search is the polish alone, whose fixed costs are the least
+        # the start took nearly all of the limit: the search is the polish alone, whose fixed costs are the least;
+        # where the time was tight before a population, the polish and a descent by chains (_solve)
         late = params["late"] or (clock.limit is not None and clock.remaining() < LATE_SHARE * clock.elapsed())
+        late |= params["start_tight"] and clock.limit is not None and population(params, m) is not None
         if not late and clock.limit is not None and _short_search(params, m):  # no room for the sweep's set-up
             late = clock.remaining() < SHORT_SEARCH_PRODUCTS * problem.product_seconds
         if late:
-            params = {**params, "num_reads": 1, "num_sweeps": 0, "recombine": 0, "cycles": 1}
+            params = {**params, "late": True, "num_reads": 1, "num_sweeps": 0, "recombine": 0, "cycles": 1}
             clock.cut = True
         shape = problem.free.shape
         fits = given.shape == shape or (given.ndim == 3 and given.shape[0] == shape[0] and given.shape[1] >= 1
@@ -545,7 +571,7 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int, others: np.ndarray | 
         if others is not None and not (isinstance(run, _Run) and reads >= 2  # the torch run: reads by problem
                                        and population(run.params, m, d.layer_inputs) is not None):
             others = None  # distinct starts only for a population's reads
-        best, start, report, done = chosen, chosen, [], 0
+        best, start, report, done, annealed_rows = chosen, chosen, [], 0, 0
         for cycle in range(cycles(run.params, m, d.layer_inputs)):
             if cycle and run.clock.expired():
                 break
@@ -557,15 +583,22 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int, others: np.ndarray | 
                 annealed = _first_population(run, start, others, reads, population_sweeps, cycle_seed, not rounds)
             else:
                 annealed = run.anneal(start, cycle_seed, exact=not rounds)  # recombination: by tracked energies
-            best, done = _fold(best, annealed, n), done + 1
+            best, done, annealed_rows = _fold(best, annealed, n), done + 1, annealed_rows + annealed.owner.size
             start = None
             if rounds and annealed.owner.size >= 2 * n:  # its polished best: the next population's start
                 start, rounds_report = _recombine(run, best, annealed, cycle_seed, rounds, sweeps)
                 best = _fold(best, start, n)
                 report += [{"cycle": cycle, **r} for r in rounds_report]
+        # late (no anneal: the time was tight, or nearly spent) on a layer of a population (wide, of chain moves):
+        # the search is the polish and a greedy descent by chains from the polished start while the time lasts
+        descended = 0
+        if (run.params.get("late") and annealed_rows == 0 and isinstance(run, _Run)
+                and population(run.params, m, d.layer_inputs) is not None):
+            rows = run.descend(chosen)
+            best, descended = _fold(best, rows, n), rows.owner.size
     stats = {"polished_start_energies": start_e.sum(axis=1).tolist(),
              "starts_chosen": np.bincount(which, minlength=k).tolist(),
-             "cycles": done, "recombination": report}
+             "cycles": done, "recombination": report, "descended": bool(descended)}
     return best.v.copy(), stats
 
 

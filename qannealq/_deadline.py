@@ -77,6 +77,9 @@ class Deadline:
             survivors, the starts of a population's reads, would go unused: on CIFAR-10's first layer their eight
             rows a neuron took 0.1-0.2 s to gather, encode and check after the beam, where the tight path keeps
             about 0.3 s).
+        searched_tight: set on this deadline where :meth:`search` found the time left tight (the deadline it gave
+            is :attr:`polish`): ``layer-sa`` then searches by its polish and, on a population's layer, a greedy
+            descent by chains, whatever time the beam leaves.
     """
 
     at: float
@@ -88,6 +91,7 @@ class Deadline:
     late: bool = False
     tight: float = TIGHT
     polish: bool = False
+    searched_tight: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.at, bool) or not isinstance(self.at, (int, float)):
@@ -137,6 +141,9 @@ class Deadline:
         input (0: not given). Shortening a search under it marks this one cut too; where tight, it is marked
         :attr:`polish`."""
         seconds, tight = self._search(fixed, scale, rows)
+        owner: Deadline | None = self
+        while tight and owner is not None:  # and the deadlines this one is a part of
+            owner.searched_tight, owner = True, owner.parent
         return Deadline(time.perf_counter() + seconds, parent=self, polish=tight)
 
     def search_seconds(self, fixed: float, scale: float | None = None, rows: float = 0.0) -> float:

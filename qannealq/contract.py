@@ -156,9 +156,11 @@ def warm_start_deadline(sampler: Any, kwargs: dict[str, Any], inputs: int | None
     share (:func:`qannealq.baselines.warm_start_integers`'s ``deadline``) and the loop passes the sampler
     ``time_spent``, the seconds the layer took before the call, which its time limit counts: the limit then
     bounds the whole layer, warm start included; ``late=True`` where the start left its beam out for lack of
-    time (``Deadline.late``): the search then its cheapest, ``layer-sa``'s polish alone; and ``start_cut=True``
+    time (``Deadline.late``): the search then its cheapest, ``layer-sa``'s polish alone; ``start_cut=True``
     where the limit narrowed the beam (``Deadline.cut``): the limit binds, and ``layer-sa`` plans its search for
-    it."""
+    it; and ``start_tight=True`` where the time left after the start's fixed costs was tight
+    (``Deadline.searched_tight``): ``layer-sa`` then searches by its polish and, on a wide layer of chain moves, a
+    greedy descent by chains."""
     ask = getattr(sampler, "warm_start_deadline", None)
     if not callable(ask):
         return None

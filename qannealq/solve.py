@@ -441,6 +441,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                         sampler_kwargs["late"] = True
                     if deadline.cut:  # the limit narrowed the start's beam: it binds, the search is planned for it
                         sampler_kwargs["start_cut"] = True
+                    if deadline.searched_tight:  # little time was left for the beam: the search is planned for it
+                        sampler_kwargs["start_tight"] = True
             used_seed = draw_seed(seed)
             assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
                                                         sampler_kwargs, checkpoint)

@@ -1222,7 +1222,7 @@ def test_time_limit_bounds_the_layer_warm_start_included():
     of 4096 on 64 neurons of 1000 inputs takes several times the limit unbounded; limited, the layer ends near the
     limit, marked time-limited, its trace counted from the layer's start, never worse than GPTQ-restricted."""
     from qannealq import quantize_layer
-    from qannealq.backends.layer_sa import (POPULATION_SHARE, SHORT_SEARCH_KEEP, SHORT_SEARCH_SHARE,
+    from qannealq.backends.layer_sa import (DESCENT_SHARE, POPULATION_SHARE, SHORT_SEARCH_KEEP, SHORT_SEARCH_SHARE,
                                             WARM_START_SHARE)
 
     _, problem = layer_problem(31, 1000, 64, 4, samples=1100)
@@ -1243,7 +1243,7 @@ def test_time_limit_bounds_the_layer_warm_start_included():
 
     for effort_ in ("default", "thorough"):
         wide = default.warm_start_deadline(3073, effort=effort_)
-        assert (wide.share, wide.tight_share) == (POPULATION_SHARE, SHORT_SEARCH_SHARE)
+        assert (wide.share, wide.tight_share) == (POPULATION_SHARE, DESCENT_SHARE)  # tight: a descent follows
         assert wide.tight == (THOROUGH_TIGHT if effort_ == "thorough" else POPULATION_TIGHT)  # a population: later
     assert default.warm_start_deadline(785, effort="thorough").tight == TIGHT
     assert THOROUGH_TIGHT > POPULATION_TIGHT > TIGHT
@@ -1376,6 +1376,62 @@ def test_a_limit_that_narrows_the_start_plans_a_population_of_fewer_reads(no_war
     assert cut.info["cycles"] > preset.cycles  # cycles while the time lasts (a roomy limit: all of them)
     with pytest.raises(InvalidArgumentError, match="start_cut"):
         LayerSASampler().sample_layer(problem, seed=0, start_cut="yes")
+
+
+def test_a_tight_start_on_a_wide_layer_searches_by_a_descent_of_chains(no_warm_up):
+    """Where the time left after the warm start's fixed costs was tight (``Deadline.searched_tight``, on the
+    deadline searched and every one it is a part of; ``start_tight``, which the solve loop passes), a layer of a
+    population searches by the polish of its start and a greedy descent by chains (``_Run.descend``), not by a
+    population cut short: each row ends where no chain move lowers it, never above its start, at the energies of
+    the couplings it read. A narrower layer, a limit that is not tight, or a run without chains keeps its search;
+    a bad value is refused naming it."""
+    from qannealq import quantize_layer, solve
+    from qannealq._deadline import Deadline
+
+    outer = Deadline(time.perf_counter() + 10.0, share=0.3, tight_share=0.7, tight=4.5)
+    assert not outer.search(0.01).polish and not outer.searched_tight
+    part = Deadline(outer.at, parent=outer, share=0.3, tight_share=0.7, tight=4.5)
+    assert part.search(5.0).polish and part.searched_tight and outer.searched_tight  # 10 s < 4.5 x 5 s
+
+    _, problem = smooth_layer(23, POPULATION_INPUTS, 3, 3)
+    dense = DenseQubos.from_problem(problem)
+    run, _ = make_run(dense, LayerSASampler().defaults)
+    polished = run.polish(problem.encode(gptq_restricted(problem)))
+    down = run.descend(polished.take(np.arange(problem.num_neurons)))
+    assert down.owner.tolist() == list(range(problem.num_neurons))
+    assert np.all(down.energy <= polished.energy) and down.energy.sum() < polished.energy.sum() * (1 - 1e-3)
+    w = dense.steps * (down.v.astype(float) - polished.v)
+    gap = dense.mat - run.chain_mat.astype(np.float64)
+    np.fill_diagonal(gap, 0.0)
+    np.testing.assert_allclose(down.energy, dense.energies(down.v) - np.einsum("rj,jl,rl->r", w, gap, w), rtol=1e-8)
+    again = run.descend(run.start(down.v))  # from exact fields: chain moves lower it no further (to float32 ties)
+    np.testing.assert_allclose(dense.energies(again.v), dense.energies(down.v), rtol=1e-6)
+    assert make_run(dense, {**LayerSASampler().defaults, "chain": 0})[0].descend(polished).owner.size == 0
+
+    start = solve.warm_start_integers
+
+    def tight(*args, deadline=None, **kwargs):
+        out = start(*args, deadline=deadline, **kwargs)
+        deadline.searched_tight = True  # as a start whose time left was tight
+        return out
+
+    with mock.patch.object(solve, "warm_start_integers", tight):
+        searched = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=600.0)
+        _, narrow = smooth_layer(23, 300, 3, 3)
+        kept = quantize_layer(narrow, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=600.0)
+    assert searched.info["params"]["start_tight"] is True and searched.info["late"] and searched.info["descended"]
+    assert kept.info["params"]["start_tight"] is True and not kept.info["late"] and not kept.info["descended"]
+    late = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=600.0, late=True)
+    assert late.info["params"]["start_tight"] is False and late.info["descended"]  # late for any reason: the same
+    np.testing.assert_array_equal(late.integers, searched.integers)
+    polish_alone = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, num_sweeps=0)
+    assert not polish_alone.info["late"] and not polish_alone.info["descended"]
+    assert searched.errors.sum() < polish_alone.errors.sum() * (1 - 1e-3)
+    assert np.all(searched.errors <= polish_alone.errors * (1 + 1e-9))
+    free = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=600.0)
+    assert free.info["params"]["start_tight"] is False and not free.info["late"] and not free.info["descended"]
+    with pytest.raises(InvalidArgumentError, match="start_tight"):
+        LayerSASampler().sample_layer(problem, seed=0, start_tight="yes")
 
 
 def test_time_spent_counts_against_the_limit_and_is_checked():
