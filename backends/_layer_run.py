@@ -308,7 +308,7 @@ class _Run:
         anneal's temperatures), and this descent is the search where no anneal fits (``layer-sa`` late)."""
         if self.chains is None or rows.h is None or rows.owner.size == 0:
             return rows.take(np.arange(0))
-        start = Rows(rows.v.copy(), rows.owner.copy(), rows.energy.copy(), np.array(rows.h, dtype=np.float64))
+        start = rows.take(np.arange(rows.owner.size))  # copies: the caller keeps its rows
         self._keep_tail(start)
         if self.clock.expired():
             return rows.take(np.arange(0))

@@ -571,7 +571,7 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int, others: np.ndarray | 
         if others is not None and not (isinstance(run, _Run) and reads >= 2  # the torch run: reads by problem
                                        and population(run.params, m, d.layer_inputs) is not None):
             others = None  # distinct starts only for a population's reads
-        best, start, report, done, annealed_rows = chosen, chosen, [], 0, 0
+        best, start, report, done = chosen, chosen, [], 0
         for cycle in range(cycles(run.params, m, d.layer_inputs)):
             if cycle and run.clock.expired():
                 break
@@ -583,22 +583,21 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int, others: np.ndarray | 
                 annealed = _first_population(run, start, others, reads, population_sweeps, cycle_seed, not rounds)
             else:
                 annealed = run.anneal(start, cycle_seed, exact=not rounds)  # recombination: by tracked energies
-            best, done, annealed_rows = _fold(best, annealed, n), done + 1, annealed_rows + annealed.owner.size
+            best, done = _fold(best, annealed, n), done + 1
             start = None
             if rounds and annealed.owner.size >= 2 * n:  # its polished best: the next population's start
                 start, rounds_report = _recombine(run, best, annealed, cycle_seed, rounds, sweeps)
                 best = _fold(best, start, n)
                 report += [{"cycle": cycle, **r} for r in rounds_report]
-        # late (no anneal: the time was tight, or nearly spent) on a layer of a population (wide, of chain moves):
-        # the search is the polish and a greedy descent by chains from the polished start while the time lasts
-        descended = 0
-        if (run.params.get("late") and annealed_rows == 0 and isinstance(run, _Run)
-                and population(run.params, m, d.layer_inputs) is not None):
+        # late (no sweeps, so no anneal ran: the time was tight, or nearly spent) on a layer of a population (wide,
+        # of chain moves): the search is the polish and a greedy descent by chains while the time lasts
+        descended = False
+        if run.params.get("late") and isinstance(run, _Run) and population(run.params, m, d.layer_inputs) is not None:
             rows = run.descend(chosen)
-            best, descended = _fold(best, rows, n), rows.owner.size
+            best, descended = _fold(best, rows, n), rows.owner.size > 0
     stats = {"polished_start_energies": start_e.sum(axis=1).tolist(),
              "starts_chosen": np.bincount(which, minlength=k).tolist(),
-             "cycles": done, "recombination": report, "descended": bool(descended)}
+             "cycles": done, "recombination": report, "descended": descended}
     return best.v.copy(), stats
 
 
