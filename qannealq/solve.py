@@ -30,7 +30,7 @@ import numpy as np
 
 from qannealq import _near
 from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, rank_deficient,
-                                warm_start_integers)
+                                rehearse_start, warm_start_integers)
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warms_up, warm_start_beam,
                                warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_deadline)
 from qannealq.errors import BackendError, InvalidArgumentError
@@ -331,7 +331,9 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
     bits 1 or more, bias), method, options or sampler defaults (:func:`_sampler_defaults`) warms again. For a
     per-neuron sampler (its SDK's own code), or a whole-layer one that does not allow it, the warm start's baseline
     alone; per-neuron problems (``problem.per_neuron``, other kernels) are left alone. A failed warm-up warns and
-    the layer goes on.
+    the layer goes on. Last, where the layer's warm start will run under a deadline on a full-rank ``H``, its
+    first fixed costs are rehearsed at the layer's own shape on stand-in arrays (:func:`_rehearse`, once per
+    shape), so that its decisions read steady times from its first layer on.
     """
     whole = method == "qubo" and sampler is not None and layer_solver(sampler) is not None and warms_up(sampler)
     if method == "qubo" and not whole:  # a per-neuron sampler's own code is its SDK's: its warm start's alone
@@ -345,10 +347,10 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
             warm_start if whole else None, repr(sorted(options.items(), key=repr)),
             _sampler_defaults(sampler) if whole else None)
     with _warming:
-        if kind in _warmed:
-            return 0.0
-        _warmed.add(kind)  # once, whatever happens below
         t0 = time.perf_counter()
+        if kind in _warmed:
+            return _rehearse(problem, sampler, warm_start, sampler_kwargs, t0, False) if whole else 0.0
+        _warmed.add(kind)  # once, whatever happens below
         _inside.active = True
         try:
             stand_in = _stand_in(problem)
@@ -373,10 +375,30 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
                            type(error).__name__, error)
         finally:
             _inside.active = False
-        seconds = time.perf_counter() - t0
-    logger.info("%s: %s's compiled code loaded on a stand-in layer before the layer's clock (%.2f s)",
-                problem.name, method, seconds)
-    return seconds
+        logger.info("%s: %s's compiled code loaded on a stand-in layer before the layer's clock (%.2f s)",
+                    problem.name, method, time.perf_counter() - t0)
+        if whole:
+            return _rehearse(problem, sampler, warm_start, sampler_kwargs, t0, True)
+        return time.perf_counter() - t0
+
+
+def _rehearse(problem: LayerProblem, sampler: dimod.Sampler, warm_start: str | None, sampler_kwargs: dict,
+              t0: float, loaded: bool) -> float:
+    """:func:`warm_up`'s last step for a whole-layer solve: where its warm start will run under a deadline on a
+    full-rank ``H`` (:func:`qannealq.contract.warm_start_deadline`), its first fixed costs rehearsed at the layer's
+    own shape (:func:`qannealq.baselines.rehearse_start`, once per shape); the seconds since ``t0``, or 0.0 where
+    nothing ran since (nothing ``loaded`` on a stand-in, no rehearsal)."""
+    ran = False
+    if warm_start in BEAM_STARTS and not rank_deficient(problem):
+        try:
+            if warm_start_deadline(sampler, sampler_kwargs, problem.num_coordinates) is not None:
+                ran = rehearse_start(problem)
+        except InvalidArgumentError:  # the caller's options: the layer's own solve says so
+            pass
+        except Exception as error:  # the layer goes on, its first fixed costs then read as it takes them
+            logger.warning("%s: the rehearsal of the warm start's fixed costs failed (%s: %s)", problem.name,
+                           type(error).__name__, error)
+    return time.perf_counter() - t0 if ran or loaded else 0.0
 
 
 def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler | None = None,

@@ -236,3 +236,50 @@ def test_only_samplers_that_allow_it_are_warmed(monkeypatch):
     assert calls == []  # not the sampler; no warm start to warm either
     solve.quantize_layer(problem, "qubo", LayerComposite(LayerSASampler()), seed=0, time_limit=30)
     assert len(calls) == 1
+
+
+def test_a_first_limited_layer_reads_its_start_s_fixed_costs_steady(monkeypatch):
+    """Before a time-limited layer on a full-rank ``H``, the warm-up rehearses the warm start's first fixed costs
+    at the layer's own shape (``qannealq.baselines.rehearse_start``): the fastest product and factorization are
+    recorded for the rule that leaves the beam out (``SKIP_BEAM``), so that a first product that reads slow (fresh
+    pages, cold BLAS buffers: here made to read 100 s) does not cost the first layer its beam, as it does
+    without the rehearsal. The layer's own problem is left as it was (nothing formed, nothing timed on it), once
+    per shape; none without a limit, nor on a rank-deficient ``H``."""
+    from qannealq import baselines
+    from qannealq._deadline import Deadline
+    from qannealq.formulation import LayerProblem
+
+    def fresh(rehearse=True):  # a fresh process's records
+        monkeypatch.setattr(solve, "_warmed", set())
+        monkeypatch.setattr(baselines, "_FASTEST", {})
+        monkeypatch.setattr(baselines, "_REHEARSED", set())
+        monkeypatch.setattr(solve, "rehearse_start", baselines.rehearse_start if rehearse else lambda problem: False)
+
+    _, problem = layer_problem(31, 450, 12, 4, samples=1000)  # wider than its stand-in (WARM_UP_INPUTS)
+    assert not rank_deficient(problem) and problem.num_coordinates > solve.WARM_UP_INPUTS
+    live = int(np.count_nonzero(~problem.dead))
+    fresh()
+    own = {("cholesky", live), ("product", *problem.weights.shape)}  # the keys of the layer's shape
+    assert solve.warm_up(problem, "qubo", LayerSASampler()) > 0  # the stand-in's own
+    assert not baselines._REHEARSED and not own & set(baselines._FASTEST)  # no limit: no rehearsal
+    assert solve.warm_up(problem, "qubo", LayerSASampler(), time_limit=2.0) > 0  # the kind warmed: the rehearsal
+    assert own <= set(baselines._FASTEST) and baselines._REHEARSED == {(*problem.weights.shape, live)}
+    assert "weight_products" not in vars(problem) and problem.product_seconds == 0.0
+    assert solve.warm_up(problem, "qubo", LayerSASampler(), time_limit=2.0) == 0.0  # once per shape
+
+    late = {}
+    for rehearse in (True, False):
+        fresh(rehearse)
+        solve.warm_up(problem, "qubo", LayerSASampler(), time_limit=2.0)
+        with monkeypatch.context() as cold:  # the layer's own first product read 100 s
+            cold.setattr(LayerProblem, "product_seconds", property(lambda self: 100.0))
+            deadline = Deadline(time.perf_counter() + 2.0)
+            baselines.warm_start_integers(problem, "gptq-restricted-pivot", beam=64, deadline=deadline)
+        late[rehearse] = deadline.late  # the beam left out (SKIP_BEAM)
+    assert late == {True: False, False: True}
+
+    fresh()
+    _, singular = layer_problem(32, 300, 12, 4, samples=100)
+    assert rank_deficient(singular)
+    solve.warm_up(singular, "qubo", LayerSASampler(), time_limit=2.0)
+    assert not baselines._REHEARSED
