@@ -423,9 +423,26 @@ def markdown(record: dict) -> str:
     return "\n".join(lines)
 
 
+TARGET_LABEL = "default's target: 3 %, 5x / 10x GPTQ"
+#: Issue 12's target for the default, drawn in each panel: within :data:`TARGET_EXCESS` of the best known in at most
+#: this many times GPTQ's best time of the run, by dataset.
+TARGET_GPTQ_TIMES = {"mnist": 5.0, "cifar10": 10.0}
+TARGET_EXCESS = 0.03
+
+
+def target_region(record: dict) -> tuple[float, float] | None:
+    """The panel's target region as ``(seconds, excess)``, its upper-right corner (the region runs from the plot's
+    lower-left to it): :data:`TARGET_GPTQ_TIMES` times the fastest GPTQ point's seconds, :data:`TARGET_EXCESS`;
+    None for a dataset without a target or a record without a GPTQ point."""
+    times = TARGET_GPTQ_TIMES.get(record["dataset"])
+    gptq = [p["seconds"] for p in record["points"] if p["method"] == "gptq"]
+    return (times * min(gptq), TARGET_EXCESS) if times and gptq else None
+
+
 def plot(records: list[dict], path: Path) -> None:
     """Error above the best-known against time, log axes, one panel per layer and bit width, and one legend for
-    them all below the panels (a legend in each panel hid the per-neuron samplers' points)."""
+    them all below the panels (a legend in each panel hid the per-neuron samplers' points). The default's target
+    (:func:`target_region`) is shaded: a ``default`` point inside it meets the target."""
     cols = min(len(records), 2)
     rows = -(-len(records) // cols)
     fig = Figure(figsize=(5.6 * cols, 4.3 * rows))
@@ -456,8 +473,14 @@ def plot(records: list[dict], path: Path) -> None:
                 handles.setdefault(method, line)
         ax.set(xscale="log", yscale="log", xlabel="wall time per layer (s)", ylabel="error / best-known − 1",
                title=f"{record['dataset']} {record['coordinates'] - 1}-{record['neurons']} int{record['bits']}")
+        corner = target_region(record)
+        if corner is not None:
+            (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+            region = ax.fill_between([x0, corner[0]], y0, corner[1], color="C2", alpha=0.12, lw=0, zorder=0)
+            ax.set(xlim=(x0, x1), ylim=(y0, y1))
+            handles.setdefault(TARGET_LABEL, region)
         ax.grid(True, which="both", alpha=0.3)
-    order = [m for m in styles if m in handles]
+    order = [m for m in [*styles, TARGET_LABEL] if m in handles]
     ncol = 3 * cols
     legend = 0.25 * -(-len(order) // ncol) + 0.2  # inches below the panels
     fig.set_size_inches(5.6 * cols, 4.3 * rows + legend)
@@ -581,7 +604,14 @@ def main() -> None:
     parser.add_argument("--long-sa-reads", type=int, default=100, help="reads of the long per-neuron sa (0: none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/frontier"))
+    parser.add_argument("--replot", action="store_true", help="measure nothing: rebuild frontier.md and "
+                        "frontier.png from the frontier_*.json already in --out")
     args = parser.parse_args()
+    if args.replot:
+        if not list(args.out.glob("frontier_*.json")):
+            parser.error(f"--replot: no frontier_*.json in {args.out}; run the benchmark first (or give --out)")
+        rebuild(args.out)
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     with pinned(args.blas_threads[0], torch_threads=args.blas_threads[0]) as threads:
         print(f"threads: {threads}; layer-sa {args.threads}; the fast methods' repeats alternate BLAS threads "

@@ -74,3 +74,30 @@ def test_a_time_limited_point_is_its_run_of_median_error_the_others_their_fastes
     table = frontier.markdown(record)
     assert "run of median error of 3: 0–100 % in 0.041–0.045 s" in table
     assert "(limit 0.04 s: 5x the GPTQ time here)" in table
+
+
+def test_the_plot_shades_the_default_s_target_from_the_run_s_fastest_gptq(tmp_path):
+    """Each panel's target region ends at the dataset's multiple of the fastest GPTQ point (5x MNIST, 10x
+    CIFAR-10) and at 3 % above the best known; none for a dataset without a target or a run without GPTQ. The plot
+    draws it beside the points."""
+    points = [{"method": "gptq", "label": "gptq", "seconds": 0.02, "excess": 0.6},
+              {"method": "gptq", "label": "gptq", "seconds": 0.01, "excess": 0.6},
+              {"method": "layer-sa", "label": "default", "seconds": 0.2, "excess": 0.02}]
+    record = {"dataset": "mnist", "bits": 4, "neurons": 128, "coordinates": 785, "points": points}
+    assert frontier.target_region(record) == pytest.approx((0.05, 0.03))
+    assert frontier.target_region({**record, "dataset": "cifar10"}) == pytest.approx((0.1, 0.03))
+    assert frontier.target_region({**record, "dataset": "digits"}) is None
+    assert frontier.target_region({**record, "points": points[2:]}) is None
+    frontier.plot([record, {**record, "dataset": "digits"}], tmp_path / "frontier.png")
+    assert (tmp_path / "frontier.png").stat().st_size > 10_000
+
+
+def test_replot_without_stored_runs_names_the_folder(tmp_path):
+    """``--replot`` measures nothing; without stored records it stops with a message naming the option and the
+    folder."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "frontier.py"
+    done = subprocess.run([sys.executable, str(script), "--replot", "--out", str(tmp_path)], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "--replot" in done.stderr and str(tmp_path) in done.stderr
