@@ -144,8 +144,9 @@ SHORT_SEARCH_SHARE = 0.85
 #: start about where it was. Under 5 GPTQ times (int4, alternating in one process, 5 runs each; above the best
 #: known): the polish alone 43.3 %; with the descent at a share of 0.85 39.0 % (it had time in 2 runs of 5), 0.7
 #: 25.7 % (24.9-30.0 %), 0.55 31.4 %, 0.4 29.0 %; int2 (4 runs) 40.8 -> 26.6 % (0.6: 27.1 %); ``thorough`` under 4x
-#: (3 runs) 74.2 -> 34.3 %. Under 10x the population stays (22.4 % against 23.3 % for the descent in its place,
-#: 4 runs each; docs/layer-sa.md, "A descent by chains where the time is tight").
+#: (3 runs) 74.2 -> 34.3 %. Under 10x the descent in the population's place first read 23.3 % against 22.4 % (4
+#: runs each); remeasured with more runs it won there (:data:`POPULATION_TIGHT`; docs/layer-sa.md, "A descent by
+#: chains where the time is tight", "The tight path under 10x").
 DESCENT_SHARE = 0.7
 #: Where the search after the beam is a single sweep (the default below the population's width: the beam decides
 #: the basin, :class:`._layer_schedule.Preset`'s ``beam_sweeps``), the beam takes all the time its fixed costs
@@ -201,8 +202,14 @@ THOROUGH_TIGHT = 10.0
 #: those costs still held a rank-deficient layer's two GPTQ starts (0.2-0.36 s on CIFAR-10's first layer, of
 #: about 1 s; the crossover then lay between 4.3 and 5.2 times them). With the factorizations alone (about 0.6 s
 #: there), the default under 6 GPTQ times (4.2 times them left) ended 38.6 % above the best known with the tight
-#: path and 42.2 % with the population, under 7 (5.1 times) 37.4 % either way (int4, four runs each, medians).
-POPULATION_TIGHT = 4.5
+#: path and 42.2 % with the population, under 7 (5.1 times) 37.4 % either way (int4, four runs each, medians): 4.5
+#: until the tight path's greedy descent by chains (``c1fde13``). With it the crossover moved to about 12 GPTQ times
+#: (7.5 times the fixed costs left; each regime forced, alternating in one process, medians above the best known,
+#: int4 / int2): under 10x the tight path 19.9 / 20.4 % at 9.1-9.2x against the population's 22.2 / 22.5 % (6 runs
+#: each), under 12x 18.8 / 20.6 % against 19.4 / 19.9 % (5 runs), under 15x 17.2 % against 16.9 % (int4, 4 runs),
+#: under 20x 16.0 % against 14.9 %. With 7: the default under 10x (about 6 times them left) 21.05 -> 19.78 % and
+#: 22.52 -> 20.40 % (8 runs each; docs/layer-sa.md, "The tight path under 10x").
+POPULATION_TIGHT = 7.0
 _PRECISIONS = ("float32", "float64")
 
 
