@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from qannealq._near import add_rows
-from qannealq._pool import shared_pool
+from qannealq._pool import scratch, shared_pool
 from qannealq.errors import BackendUnavailableError
 
 from ._layer_dense import (DenseQubos, Rows, chain_hops, chain_partners, greedy_tolerance, pair_partners,
@@ -164,7 +164,12 @@ class _Run:
         as are :attr:`chains`: a run whose search is the polish alone (``layer-sa`` late under a time limit)
         never forms them (their hop tables took 3 of its 20 ms after the beam on MNIST's first layer)."""
         if self._chain_mat is None and self._ranked is not None:
-            self._chain_mat = np.ascontiguousarray(self.dense.mat, dtype=np.dtype(self.params["chain_precision"]))
+            mat, dtype = self.dense.mat, np.dtype(self.params["chain_precision"])
+            if mat.dtype == dtype and mat.flags.c_contiguous:
+                self._chain_mat = mat
+            else:  # in a kept work array (fresh pages: :func:`qannealq._pool.scratch`)
+                self._chain_mat = scratch(mat.shape, dtype)
+                np.copyto(self._chain_mat, mat, casting="same_kind")
         return self._chain_mat
 
     @property

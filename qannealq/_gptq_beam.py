@@ -84,6 +84,7 @@ import numba
 import numpy as np
 
 from qannealq._deadline import Deadline
+from qannealq import _pool
 from qannealq._pool import blas_threads
 from qannealq.errors import InvalidArgumentError
 
@@ -772,11 +773,12 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     raw = form == "cholesky"
     if raw:  # positions less the raw errors q − w times R's rows over their columns' diagonals (R⁻¹ = U)
         diag = np.diag(factor).astype(np.float64)
-        u = np.empty(np.shape(factor), np.float32)  # the upper triangle is all the search reads
+        u = _pool.scratch(np.shape(factor), np.float32)  # the upper triangle is all the search reads
         np.divide(factor, diag, out=u, casting="same_kind")
         inv_diag = diag
     else:
-        u = np.ascontiguousarray(factor, dtype=np.float32)
+        u = _pool.scratch(np.shape(factor), np.float32)
+        np.copyto(u, factor, casting="same_kind")
         inv_diag = 1.0 / np.diag(factor).astype(np.float64)
     g = np.ascontiguousarray(grad, dtype=np.float64)
     if isinstance(paths, bool) or not isinstance(paths, (int, np.integer)) or paths < 1:
@@ -792,7 +794,9 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     # U's block columns, rows 0 .. b − 1 of each block (the rest are zeros: U is upper triangular), contiguous for
     # the products of the compiled group loop; half of U's size in all
     columns = [u[:min(a + block, m), a:a + block].ravel() for a in starts]
-    ucols = np.concatenate([np.zeros(0, np.float32), *columns])  # none on a layer without live inputs
+    # (in a kept work array of u's shape, fresh pages otherwise: :func:`qannealq._pool.scratch`)
+    ucols = np.concatenate([np.zeros(0, np.float32), *columns],  # none on a layer without live inputs
+                           out=_pool.scratch(u.shape, np.float32).reshape(-1)[:sum(c.size for c in columns)])
     ucol_at = np.concatenate([[0], np.cumsum([c.size for c in columns])]).astype(np.int64)
     # each block's strict upper triangle of U (its diagonal block, zeros on and below the diagonal): the rows the
     # kernel's updates read (:func:`_beam_block`)

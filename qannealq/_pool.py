@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["shared_pool", "helper_pool", "blas_threads"]
+__all__ = ["shared_pool", "helper_pool", "blas_threads", "scratch", "prefault"]
 
 _POOLS: dict[int | str, ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
@@ -71,10 +71,67 @@ def blas_threads(limit: int | None) -> AbstractContextManager:
     return _controller().limit(limits=int(limit), user_api="blas")
 
 
+#: Work arrays of at least this many bytes come from :func:`scratch`'s kept buffers; smaller ones are new. glibc
+#: serves blocks above 32 MiB by fresh mappings and returns them on free; touching such pages again took 20-500 ms
+#: now and then on this machine (one 75 MB copy in about fifteen, more after a pause), and a factorization's copy
+#: of CIFAR-10's ``H`` is one (docs/layer-sa.md, "Fresh pages for the factorizations' copies").
+SCRATCH_BYTES = 2 ** 24
+#: The most bytes :func:`scratch` keeps for reuse (the oldest free buffers are dropped beyond it).
+SCRATCH_KEEP = 2 ** 30
+_SCRATCH: list[Any] = []  # kept buffers, the most recently handed out last
+_SCRATCH_LOCK = threading.Lock()
+
+
+def scratch(shape: tuple[int, ...], dtype: Any = None) -> Any:
+    """A C-contiguous work array of ``shape`` and ``dtype`` (default float64), its contents undefined: a kept
+    buffer that nothing else references any more where one of that shape and dtype is free, else a new one,
+    kept (from :data:`SCRATCH_BYTES` bytes on; smaller arrays are simply new). The caller may keep it, or views
+    of it, as long as it likes: a buffer is handed out again only once no reference but the pool's is left."""
+    import sys
+
+    import numpy as np
+
+    dtype = np.dtype(np.float64 if dtype is None else dtype)
+    shape = tuple(int(k) for k in shape)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < SCRATCH_BYTES:
+        return np.empty(shape, dtype)
+    with _SCRATCH_LOCK:
+        for k in range(len(_SCRATCH)):
+            # free: referenced by the pool's list and getrefcount's argument alone (a view references its base)
+            if _SCRATCH[k].shape == shape and _SCRATCH[k].dtype == dtype and sys.getrefcount(_SCRATCH[k]) <= 2:
+                _SCRATCH.append(_SCRATCH.pop(k))
+                return _SCRATCH[-1]
+        _SCRATCH.append(np.empty(shape, dtype))
+        kept = sum(b.nbytes for b in _SCRATCH)
+        k = 0
+        while kept > SCRATCH_KEEP and k < len(_SCRATCH) - 1:  # the oldest free ones beyond what is kept
+            if sys.getrefcount(_SCRATCH[k]) <= 2:
+                kept -= _SCRATCH.pop(k).nbytes
+            else:
+                k += 1
+        return _SCRATCH[-1]
+
+
+def prefault(shape: tuple[int, ...], dtype: Any = None, count: int = 1) -> None:
+    """Make sure :func:`scratch` keeps at least ``count`` buffers of ``shape`` and ``dtype`` whose pages are touched
+    (a warm-up before a time-limited solve, whose clock does not count it): the first solve of a shape in a process
+    then takes its work arrays from them instead of from fresh pages. Arrays below :data:`SCRATCH_BYTES`: nothing."""
+    import numpy as np
+
+    dtype = np.dtype(np.float64 if dtype is None else dtype)
+    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize < SCRATCH_BYTES:
+        return
+    held = [scratch(shape, dtype) for _ in range(int(count))]  # distinct: each is held while the next is asked for
+    for buffer in held:
+        buffer.fill(0)
+
+
 def _forget() -> None:  # in a forked child: the pools' threads were the parent's
-    global _LOCK
+    global _LOCK, _SCRATCH_LOCK
     _POOLS.clear()
     _LOCK = threading.Lock()
+    _SCRATCH_LOCK = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):

@@ -42,7 +42,8 @@ from functools import partial
 import numpy as np
 
 from qannealq._deadline import RESERVE, Deadline
-from qannealq._pool import blas_threads, helper_pool
+from qannealq import _pool
+from qannealq._pool import blas_threads, helper_pool, scratch
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
@@ -82,6 +83,20 @@ def _damped(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarra
     return h
 
 
+def _live_copy(hessian: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``H`` among the inputs ``index`` (in that order), C-contiguous, in a work array of the process's
+    (:func:`qannealq._pool.scratch`: a kept buffer where one is free, so that a wide layer's copy does not land on
+    fresh pages): what a factorization overwrites."""
+    k, m = index.size, hessian.shape[0]
+    out = scratch((k, k))
+    if k == m and np.array_equal(index, np.arange(m)):
+        np.copyto(out, hessian)
+    else:
+        # mode "clip" (the indices are valid): with "raise" numpy buffers ``out`` in a new array of its size
+        np.take(np.take(hessian, index, axis=0, out=scratch((k, m)), mode="clip"), index, axis=1, out=out, mode="clip")
+    return out
+
+
 def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:
     """GPTQ's factor: the upper Cholesky factor of the damped inverse Hessian (dead inputs given a unit diagonal).
 
@@ -101,7 +116,7 @@ def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) ->
     live = np.flatnonzero(~dead)[::-1]
     if live.size == 0:  # LAPACK refuses empty matrices
         return u
-    h = np.ascontiguousarray(submatrix(hessian, live))
+    h = _live_copy(hessian, live)
     h[np.diag_indices_from(h)] += damp
     info = cholesky_lower(h)  # L in h read column-major (h.T), the GIL released
     if info == 0:
@@ -150,7 +165,11 @@ def _pivot_live_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
     one contiguous copy instead of two gathers of ``H``); default: gathered here."""
     begun = time.perf_counter()
     live = np.flatnonzero(~dead)
-    h = submatrix(hessian, live) if live_h is None else np.array(live_h, dtype=np.float64, order="C")
+    if live_h is None:
+        h = _live_copy(hessian, live)
+    else:
+        h = scratch(live_h.shape)
+        np.copyto(h, live_h)
     h[np.diag_indices_from(h)] += _damping(hessian, dead, percdamp)
     out = _pivot_cholesky(h, percdamp, block) if live.size else (np.zeros(0, np.int64), h)
     _fastest(("cholesky", live.size), time.perf_counter() - begun)
@@ -215,6 +234,30 @@ def rehearse_start(problem: LayerProblem) -> bool:
             seconds = pending.result() if pending is not None else product()
         _fastest(("product", n, m), seconds)
     _REHEARSED.add(key)
+    return True
+
+
+#: The live-input counts :func:`prepare_start` prepared work arrays for in this process.
+_PREPARED: set[int] = set()
+
+
+def prepare_start(problem: LayerProblem) -> bool:
+    """Touch, once per process and live-input count, the work arrays a beam start on ``problem``'s shape takes
+    from the process's kept buffers (:func:`qannealq._pool.scratch`): two factorizations' copies of ``H`` among the
+    live inputs (side by side on a rank-deficient layer) and the beam's two float32 arrays of their size (its factor
+    and block columns; ``layer-sa``'s chain moves take one of them after it where every input is live). Called
+    before a time-limited layer's clock (:func:`qannealq.solve.warm_up`). Whether it ran (False: done before, or
+    arrays too small to be kept).
+
+    Copies of this size land on fresh pages otherwise, and touching fresh pages took 20-500 ms now and then on
+    this machine: on CIFAR-10's first layer (3073 inputs, 75.6 MB a copy) ``thorough`` under 4 GPTQ times lost its
+    beam in most runs that followed a pause (docs/layer-sa.md, "Fresh pages for the factorizations' copies")."""
+    live = int(np.count_nonzero(~problem.dead))
+    if live in _PREPARED or live * live * 4 < _pool.SCRATCH_BYTES:
+        return False
+    _pool.prefault((live, live), np.float64, 2)
+    _pool.prefault((live, live), np.float32, 2)
+    _PREPARED.add(live)
     return True
 
 

@@ -29,8 +29,8 @@ import dimod
 import numpy as np
 
 from qannealq import _near
-from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, rank_deficient,
-                                rehearse_start, warm_start_integers)
+from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, prepare_start,
+                                rank_deficient, rehearse_start, warm_start_integers)
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warms_up, warm_start_beam,
                                warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_deadline)
 from qannealq.errors import BackendError, InvalidArgumentError
@@ -384,15 +384,18 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
 
 def _rehearse(problem: LayerProblem, sampler: dimod.Sampler, warm_start: str | None, sampler_kwargs: dict,
               t0: float, loaded: bool) -> float:
-    """:func:`warm_up`'s last step for a whole-layer solve: where its warm start will run under a deadline on a
-    full-rank ``H`` (:func:`qannealq.contract.warm_start_deadline`), its first fixed costs rehearsed at the layer's
-    own shape (:func:`qannealq.baselines.rehearse_start`, once per shape); the seconds since ``t0``, or 0.0 where
-    nothing ran since (nothing ``loaded`` on a stand-in, no rehearsal)."""
+    """:func:`warm_up`'s last step for a whole-layer solve: where its warm start will run under a deadline
+    (:func:`qannealq.contract.warm_start_deadline`), the work arrays of its shape touched
+    (:func:`qannealq.baselines.prepare_start`) and, on a full-rank ``H``, its first fixed costs rehearsed at the
+    layer's own shape (:func:`qannealq.baselines.rehearse_start`), each once per shape; the seconds since ``t0``, or
+    0.0 where nothing ran since (nothing ``loaded`` on a stand-in, no rehearsal)."""
     ran = False
-    if warm_start in BEAM_STARTS and not rank_deficient(problem):
+    if warm_start in BEAM_STARTS:
         try:
             if warm_start_deadline(sampler, sampler_kwargs, problem.num_coordinates) is not None:
-                ran = rehearse_start(problem)
+                ran = prepare_start(problem)
+                if not rank_deficient(problem):
+                    ran = rehearse_start(problem) or ran
         except InvalidArgumentError:  # the caller's options: the layer's own solve says so
             pass
         except Exception as error:  # the layer goes on, its first fixed costs then read as it takes them
