@@ -83,8 +83,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numba
 import numpy as np
 
-from qannealq._deadline import Deadline
 from qannealq import _pool
+from qannealq._deadline import Deadline
 from qannealq._pool import blas_threads
 from qannealq.errors import InvalidArgumentError
 

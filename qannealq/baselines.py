@@ -41,8 +41,8 @@ from functools import partial
 
 import numpy as np
 
-from qannealq._deadline import RESERVE, Deadline
 from qannealq import _pool
+from qannealq._deadline import RESERVE, Deadline
 from qannealq._pool import blas_threads, helper_pool, scratch
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
