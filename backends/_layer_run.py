@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from qannealq._near import add_rows
-from qannealq._pool import scratch, shared_pool
+from qannealq._pool import kept_copy, shared_pool
 from qannealq.errors import BackendUnavailableError
 
 from ._layer_dense import (DenseQubos, Rows, chain_hops, chain_partners, greedy_tolerance, pair_partners,
@@ -165,11 +165,8 @@ class _Run:
         never forms them (their hop tables took 3 of its 20 ms after the beam on MNIST's first layer)."""
         if self._chain_mat is None and self._ranked is not None:
             mat, dtype = self.dense.mat, np.dtype(self.params["chain_precision"])
-            if mat.dtype == dtype and mat.flags.c_contiguous:
-                self._chain_mat = mat
-            else:  # in a kept work array (fresh pages: :func:`qannealq._pool.scratch`)
-                self._chain_mat = scratch(mat.shape, dtype)
-                np.copyto(self._chain_mat, mat, casting="same_kind")
+            # a copy in a kept work array (fresh pages otherwise: :func:`qannealq._pool.scratch`)
+            self._chain_mat = mat if mat.dtype == dtype and mat.flags.c_contiguous else kept_copy(mat, dtype)
         return self._chain_mat
 
     @property

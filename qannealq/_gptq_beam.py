@@ -777,8 +777,7 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
         np.divide(factor, diag, out=u, casting="same_kind")
         inv_diag = diag
     else:
-        u = _pool.scratch(np.shape(factor), np.float32)
-        np.copyto(u, factor, casting="same_kind")
+        u = _pool.kept_copy(factor, np.float32)
         inv_diag = 1.0 / np.diag(factor).astype(np.float64)
     g = np.ascontiguousarray(grad, dtype=np.float64)
     if isinstance(paths, bool) or not isinstance(paths, (int, np.integer)) or paths < 1:

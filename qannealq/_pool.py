@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 from typing import Any
 
-__all__ = ["shared_pool", "helper_pool", "blas_threads", "scratch", "prefault"]
+__all__ = ["shared_pool", "helper_pool", "blas_threads", "scratch", "kept_copy", "prefault"]
 
 _POOLS: dict[int | str, ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
@@ -93,8 +93,7 @@ def scratch(shape: tuple[int, ...], dtype: Any = None) -> Any:
 
     dtype = np.dtype(np.float64 if dtype is None else dtype)
     shape = tuple(int(k) for k in shape)
-    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    if size < SCRATCH_BYTES:
+    if not kept(shape, dtype):
         return np.empty(shape, dtype)
     with _SCRATCH_LOCK:
         for k in range(len(_SCRATCH)):
@@ -103,24 +102,39 @@ def scratch(shape: tuple[int, ...], dtype: Any = None) -> Any:
                 _SCRATCH.append(_SCRATCH.pop(k))
                 return _SCRATCH[-1]
         _SCRATCH.append(np.empty(shape, dtype))
-        kept = sum(b.nbytes for b in _SCRATCH)
+        total = sum(b.nbytes for b in _SCRATCH)
         k = 0
-        while kept > SCRATCH_KEEP and k < len(_SCRATCH) - 1:  # the oldest free ones beyond what is kept
+        while total > SCRATCH_KEEP and k < len(_SCRATCH) - 1:  # the oldest free ones beyond what is kept
             if sys.getrefcount(_SCRATCH[k]) <= 2:
-                kept -= _SCRATCH.pop(k).nbytes
+                total -= _SCRATCH.pop(k).nbytes
             else:
                 k += 1
         return _SCRATCH[-1]
+
+
+def kept(shape: tuple[int, ...], dtype: Any = None) -> bool:
+    """Whether :func:`scratch` keeps arrays of ``shape`` and ``dtype`` (default float64): from
+    :data:`SCRATCH_BYTES` bytes on."""
+    import numpy as np
+
+    return int(np.prod(shape, dtype=np.int64)) * np.dtype(np.float64 if dtype is None else dtype).itemsize \
+        >= SCRATCH_BYTES
+
+
+def kept_copy(array: Any, dtype: Any = None) -> Any:
+    """A C-contiguous copy of ``array`` (cast to ``dtype``, default its own) in a :func:`scratch` work array."""
+    import numpy as np
+
+    out = scratch(array.shape, array.dtype if dtype is None else dtype)
+    np.copyto(out, array, casting="same_kind")
+    return out
 
 
 def prefault(shape: tuple[int, ...], dtype: Any = None, count: int = 1) -> None:
     """Make sure :func:`scratch` keeps at least ``count`` buffers of ``shape`` and ``dtype`` whose pages are touched
     (a warm-up before a time-limited solve, whose clock does not count it): the first solve of a shape in a process
     then takes its work arrays from them instead of from fresh pages. Arrays below :data:`SCRATCH_BYTES`: nothing."""
-    import numpy as np
-
-    dtype = np.dtype(np.float64 if dtype is None else dtype)
-    if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize < SCRATCH_BYTES:
+    if not kept(shape, dtype):
         return
     held = [scratch(shape, dtype) for _ in range(int(count))]  # distinct: each is held while the next is asked for
     for buffer in held:

@@ -88,13 +88,11 @@ def _live_copy(hessian: np.ndarray, index: np.ndarray) -> np.ndarray:
     (:func:`qannealq._pool.scratch`: a kept buffer where one is free, so that a wide layer's copy does not land on
     fresh pages): what a factorization overwrites."""
     k, m = index.size, hessian.shape[0]
-    out = scratch((k, k))
     if k == m and np.array_equal(index, np.arange(m)):
-        np.copyto(out, hessian)
-    else:
-        # mode "clip" (the indices are valid): with "raise" numpy buffers ``out`` in a new array of its size
-        np.take(np.take(hessian, index, axis=0, out=scratch((k, m)), mode="clip"), index, axis=1, out=out, mode="clip")
-    return out
+        return _pool.kept_copy(hessian)
+    # mode "clip" (the indices are valid): with "raise" numpy buffers ``out`` in a new array of its size
+    rows = np.take(hessian, index, axis=0, out=scratch((k, m)), mode="clip")
+    return np.take(rows, index, axis=1, out=scratch((k, k)), mode="clip")
 
 
 def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:
@@ -165,11 +163,7 @@ def _pivot_live_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float,
     one contiguous copy instead of two gathers of ``H``); default: gathered here."""
     begun = time.perf_counter()
     live = np.flatnonzero(~dead)
-    if live_h is None:
-        h = _live_copy(hessian, live)
-    else:
-        h = scratch(live_h.shape)
-        np.copyto(h, live_h)
+    h = _live_copy(hessian, live) if live_h is None else _pool.kept_copy(live_h, np.float64)
     h[np.diag_indices_from(h)] += _damping(hessian, dead, percdamp)
     out = _pivot_cholesky(h, percdamp, block) if live.size else (np.zeros(0, np.int64), h)
     _fastest(("cholesky", live.size), time.perf_counter() - begun)
@@ -253,7 +247,7 @@ def prepare_start(problem: LayerProblem) -> bool:
     this machine: on CIFAR-10's first layer (3073 inputs, 75.6 MB a copy) ``thorough`` under 4 GPTQ times lost its
     beam in most runs that followed a pause (docs/layer-sa.md, "Fresh pages for the factorizations' copies")."""
     live = int(np.count_nonzero(~problem.dead))
-    if live in _PREPARED or live * live * 4 < _pool.SCRATCH_BYTES:
+    if live in _PREPARED or not _pool.kept((live, live), np.float32):
         return False
     _pool.prefault((live, live), np.float64, 2)
     _pool.prefault((live, live), np.float32, 2)
