@@ -196,7 +196,12 @@ SHORT_SEARCH_PRODUCTS = 20.0
 #: is 10 of them; under 12 GPTQ times (int4, four runs each, alternating) 6 ended 31.7 % above the best known
 #: (median; one run at 62 %) and 10 32.3 % (32.1-32.4 %). Below 1024 inputs ``thorough`` keeps
 #: :data:`qannealq._deadline.TIGHT`: on MNIST's first layer the tight path tied from 6 GPTQ times and lost under 3-4.
-THOROUGH_TIGHT = 10.0
+#: Re-measured with the descent by chains on another machine (2026-12-05 evening; its searches about 1.3 times slower
+#: against its factorizations), CIFAR-10 int4, three runs each: the tight path won at 12, 14 and 15 times the fixed
+#: costs left (13.2 / 12.5 / 12.3 % above a reference against 14.3 / 13.7 / 14.0 %) and tied at 17 (12.3 % both).
+#: 10 (measured before the descent) until then; 15, below that tie by about what separates the two machines'
+#: crossovers for the default (:data:`POPULATION_TIGHT`; docs/layer-sa.md, "The tight thresholds on a second machine").
+THOROUGH_TIGHT = 15.0
 #: The default's threshold for the tight path where a population follows its beam (a layer of 1024 inputs or
 #: more), in units of the warm start's fixed costs: :data:`qannealq._deadline.TIGHT` (3.5) until 2026-12-05, when
 #: those costs still held a rank-deficient layer's two GPTQ starts (0.2-0.36 s on CIFAR-10's first layer, of
@@ -210,9 +215,15 @@ THOROUGH_TIGHT = 10.0
 #: under 20x 16.0 % against 14.9 %. With 7: the default under 10x (about 6 times them left) 21.05 -> 19.78 % and
 #: 22.52 -> 20.40 % (8 runs each; docs/layer-sa.md, "The tight path under 10x"). But the costs read are the fastest
 #: recorded in the process: in the frontier's long process (0.45 s GPTQ) the default under 10x read more than 7 of
-#: them left and took the population (20.3 / 21.1 %, ending at 9.8x). 9 keeps 10x on the tight path wherever the
-#: fastest costs fall (0.5-0.63 s: 6.6-8.3 of them left), 12x between (the tie), and 15x on the population (10-13).
-POPULATION_TIGHT = 9.0
+#: them left and took the population (20.3 / 21.1 %, ending at 9.8x). 9 kept 10x on the tight path wherever the
+#: fastest costs fell (0.5-0.63 s: 6.6-8.3 of them left), 12x between (the tie), and 15x on the population (10-13).
+#: The crossover in these units is the machine's: on another (2026-12-05 evening; GPTQ 0.63 s, the factorizations
+#: 0.6 s) the tight path won at 9.7, 12, 13 and 14 of them left (int4 / int2, three or four runs each: 13.9 /
+#: 16.6 % above a reference against 16.5 / 20.0 % at 9.7, 12.6 / 13.9 against 13.2 / 14.6 % at 14) and lost at 15
+#: (12.5 / 13.3 against 10.4 / 12.8 %): about 10 there, 14.5 here. 13 takes the tight path up to 10x on both and,
+#: between the crossovers, loses about 0.3 points on the first (15x) where 9 lost 0.5-3.4 on the second
+#: (docs/layer-sa.md, "The tight thresholds on a second machine").
+POPULATION_TIGHT = 13.0
 _PRECISIONS = ("float32", "float64")
 
 
