@@ -217,11 +217,11 @@ THOROUGH_TIGHT = 15.0
 #: recorded in the process: in the frontier's long process (0.45 s GPTQ) the default under 10x read more than 7 of
 #: them left and took the population (20.3 / 21.1 %, ending at 9.8x). 9 kept 10x on the tight path wherever the
 #: fastest costs fell (0.5-0.63 s: 6.6-8.3 of them left), 12x between (the tie), and 15x on the population (10-13).
-#: The crossover in these units is the machine's: on another (2026-12-05 evening; GPTQ 0.63 s, the factorizations
-#: 0.6 s) the tight path won at 9.7, 12, 13 and 14 of them left (int4 / int2, three or four runs each: 13.9 /
-#: 16.6 % above a reference against 16.5 / 20.0 % at 9.7, 12.6 / 13.9 against 13.2 / 14.6 % at 14) and lost at 15
-#: (12.5 / 13.3 against 10.4 / 12.8 %): about 10 there, 14.5 here. 13 takes the tight path up to 10x on both and,
-#: between the crossovers, loses about 0.3 points on the first (15x) where 9 lost 0.5-3.4 on the second
+#: The crossover in these units is the machine's: on another (2026-12-05 evening; GPTQ 0.63 s on one BLAS thread,
+#: the factorizations 0.6 s) the tight path won at 9.7, 12, 13 and 14 of them left (int4 / int2, three or four runs
+#: each: 13.9 / 16.6 % above a reference against 16.5 / 20.0 % at 9.7, 12.6 / 13.9 against 13.2 / 14.6 % at 14) and
+#: lost at 15 (12.5 / 13.3 against 10.4 / 12.8 %): about 10 there, 14.5 here. 13 takes the tight path up to 10x on
+#: both and, between the crossovers, loses about 0.3 points on the first (15x) where 9 lost 0.5-3.4 on the second
 #: (docs/layer-sa.md, "The tight thresholds on a second machine").
 POPULATION_TIGHT = 13.0
 _PRECISIONS = ("float32", "float64")
