@@ -793,10 +793,10 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     # U's block columns, rows 0 .. b − 1 of each block (the rest are zeros: U is upper triangular), contiguous for
     # the products of the compiled group loop; half of U's size in all
     columns = [u[:min(a + block, m), a:a + block].ravel() for a in starts]
+    ucol_at = np.concatenate([[0], np.cumsum([c.size for c in columns])]).astype(np.int64)
     # (in a kept work array of u's shape, fresh pages otherwise: :func:`qannealq._pool.scratch`)
     ucols = np.concatenate([np.zeros(0, np.float32), *columns],  # none on a layer without live inputs
-                           out=_pool.scratch(u.shape, np.float32).reshape(-1)[:sum(c.size for c in columns)])
-    ucol_at = np.concatenate([[0], np.cumsum([c.size for c in columns])]).astype(np.int64)
+                           out=_pool.scratch(u.shape, np.float32).reshape(-1)[:ucol_at[-1]])
     # each block's strict upper triangle of U (its diagonal block, zeros on and below the diagonal): the rows the
     # kernel's updates read (:func:`_beam_block`)
     strict = np.zeros((len(starts), block, block), np.float32)

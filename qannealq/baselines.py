@@ -43,7 +43,7 @@ import numpy as np
 
 from qannealq import _pool
 from qannealq._deadline import RESERVE, Deadline
-from qannealq._pool import blas_threads, helper_pool, scratch
+from qannealq._pool import blas_threads, helper_pool
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
@@ -91,8 +91,8 @@ def _live_copy(hessian: np.ndarray, index: np.ndarray) -> np.ndarray:
     if k == m and np.array_equal(index, np.arange(m)):
         return _pool.kept_copy(hessian)
     # mode "clip" (the indices are valid): with "raise" numpy buffers ``out`` in a new array of its size
-    rows = np.take(hessian, index, axis=0, out=scratch((k, m)), mode="clip")
-    return np.take(rows, index, axis=1, out=scratch((k, k)), mode="clip")
+    rows = np.take(hessian, index, axis=0, out=_pool.scratch((k, m)), mode="clip")
+    return np.take(rows, index, axis=1, out=_pool.scratch((k, k)), mode="clip")
 
 
 def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:

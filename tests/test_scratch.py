@@ -104,8 +104,7 @@ def test_a_layer_s_second_solve_takes_its_work_arrays_from_the_kept_buffers(pool
         asked.append((tuple(shape), np.dtype(np.float64 if dtype is None else dtype)))
         return plain(shape, dtype)
 
-    monkeypatch.setattr(_pool, "scratch", spy)
-    monkeypatch.setattr(baselines, "scratch", spy)  # its row gathers' own import; the rest go through _pool
+    monkeypatch.setattr(_pool, "scratch", spy)  # every work array goes through it, the row gathers' included
     second = run()
     assert not time_limit or not second_info[0].get("time_limited")
     assert asked.count(((m, m), np.float64)) == 2  # each damping's copy
