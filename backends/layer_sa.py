@@ -78,6 +78,7 @@ Modules, each importing only those below it: this one (the sampler) -> :mod:`._l
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import time
 from typing import Any, Callable
@@ -87,6 +88,7 @@ import numpy as np
 
 from qannealq._deadline import TIGHT, Deadline
 from qannealq._gptq_beam import check_growth
+from qannealq._pool import beam_threads
 from qannealq.baselines import layer_blas_threads, rtn, warm_start_integers
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
@@ -224,7 +226,25 @@ THOROUGH_TIGHT = 15.0
 #: both and, between the crossovers, loses about 0.3 points on the first (15x) where 9 lost 0.5-3.4 on the second
 #: (docs/layer-sa.md, "The tight thresholds on a second machine").
 POPULATION_TIGHT = 13.0
+#: Where the search runs on one thread (``num_threads=1``, or a machine of one core), the factor on
+#: :data:`POPULATION_TIGHT` and :data:`THOROUGH_TIGHT`, whose crossovers were measured on two. The beam and the
+#: population are searches, slower on one thread, while the fixed costs the thresholds count in (the
+#: factorizations, on one BLAS thread either way) are not, so the crossover lies at more of them. On CIFAR-10's
+#: first layer (the second machine, the beam and the search on one thread; each regime forced, alternating in one
+#: process, three runs each, medians above the frontier's best known, int4 / int2, tight against population) the
+#: tight path won at 13-16 times the fixed costs left (17.9 / 19.4 against 22.4 / 24.6 %) and 17-21 (16.6 / 18.7
+#: against 20.2 / 21.0 %), tied or lost at 23-26 (16.3 / 16.8 against 15.0 / 16.6 %) and lost at 28-32 (15.9 /
+#: 16.3 against 13.2 / 14.9 %): about 22-24, against 14.5 on two threads there. ``thorough``'s: the same factor,
+#: not measured. Until 2026-12-05 the warm start's beam ran on every core whatever ``num_threads`` said
+#: (:meth:`LayerSASampler.warm_start_threads`; docs/layer-sa.md, "One thread").
+ONE_THREAD_TIGHT = 1.6
 _PRECISIONS = ("float32", "float64")
+
+
+def _search_threads(params: dict[str, Any]) -> int:
+    """The threads a run's search and warm start use: ``num_threads`` up to the cores (None: the cores)."""
+    cores = os.cpu_count() or 1
+    return max(1, min(int(params["num_threads"] or cores), cores))
 
 
 def _check(params: dict[str, Any]) -> None:
@@ -310,10 +330,11 @@ class LayerSASampler(dimod.Sampler):
             ``cold_temperature`` (1.0), ``hot_acceptance`` (1e-9), ``ladder_acceptance`` (0.3),
             ``cold_acceptance`` (1e-3), ``beta_range`` (None), ``polish_sweeps`` (200), ``rtn_start`` (None: on layers narrower than 256 inputs, not
             with ``fast``),
-            ``num_threads`` (None: one per CPU core), ``warm_start_beam`` (None: the effort's, 0 with
-            ``fast``, ``max(128, m / 4)`` by default (768 from 1024 inputs on, where a population follows),
-            ``max(512, m / 2)`` with ``thorough`` on ``m`` inputs: the width of the beam search over GPTQ's
-            roundings that the solve loop's warm start runs, in its last block, :meth:`warm_start_beam`),
+            ``num_threads`` (None: one per CPU core; the warm start's beams too, :meth:`warm_start_threads`),
+            ``warm_start_beam`` (None: the effort's, 0 with ``fast``, ``max(128, m / 4)`` by default (768 from
+            1024 inputs on, where a population follows), ``max(512, m / 2)`` with ``thorough`` on ``m`` inputs:
+            the width of the beam search over GPTQ's roundings that the solve loop's warm start runs, in its last
+            block, :meth:`warm_start_beam`),
             ``warm_start_growth`` (None: the effort's, 8 by default where a population follows, else 1: the
             beam's last block's width over its first's, :meth:`warm_start_growth`), ``recombine`` (None: the
             effort's population's rounds of recombination on layers of 1024 inputs or more, else 0; needs 2 reads
@@ -390,8 +411,10 @@ class LayerSASampler(dimod.Sampler):
         :data:`WARM_START_SHARE` of the time left (:data:`POPULATION_SHARE` where a population follows), or
         all of it less what :data:`SHORT_SEARCH_KEEP` keeps (in the start's factorizations' time) where a single
         sweep follows the beam, or :data:`SHORT_SEARCH_SHARE` of it less some for the polish where it is tight
-        (:meth:`qannealq._deadline.Deadline.search`); the beam narrows to end by then, and the search has the
-        rest, after the seconds the start took (``time_spent``). None without a limit (no bound)."""
+        (:meth:`qannealq._deadline.Deadline.search`; before a population, tight under :data:`POPULATION_TIGHT` or
+        :data:`THOROUGH_TIGHT` times those costs, :data:`ONE_THREAD_TIGHT` times that on one thread); the beam
+        narrows to end by then, and the search has the rest, after the seconds the start took (``time_spent``).
+        None without a limit (no bound)."""
         params = self._params(kwargs)
         limit = params["time_limit"]
         if limit is None:
@@ -403,8 +426,15 @@ class LayerSASampler(dimod.Sampler):
             return Deadline(start + float(limit), share=SHORT_SEARCH_SHARE, keep=SHORT_SEARCH_KEEP)
         crowd = population(params, inputs) is not None
         tight = (THOROUGH_TIGHT if params["effort"] == "thorough" else POPULATION_TIGHT) if crowd else TIGHT
+        if crowd and _search_threads(params) < 2:  # the thresholds' crossovers were measured on two threads
+            tight *= ONE_THREAD_TIGHT
         return Deadline(start + float(limit), share=POPULATION_SHARE if crowd else WARM_START_SHARE,
                         tight_share=DESCENT_SHARE if crowd else SHORT_SEARCH_SHARE, tight=tight)
+
+    def warm_start_threads(self, inputs: int | None = None, **kwargs: Any) -> int | None:
+        """The threads this run's warm start runs its beams on (:func:`qannealq.contract.warm_start_threads`):
+        ``num_threads`` (None: one per core), the search's own, so that a run on one thread is one throughout."""
+        return self._params(kwargs)["num_threads"]
 
     def warm_start_pilot(self, inputs: int | None = None, **kwargs: Any) -> bool:
         """Whether this run's warm start without a beam takes a rank-deficient layer's damping from a pilot
@@ -460,10 +490,11 @@ class LayerSASampler(dimod.Sampler):
         m = problem.num_coordinates
         if initial_states is None:
             deadline = self.warm_start_deadline(m, start=clock.start, **params)
-            given = problem.encode(warm_start_integers(
-                problem, beam=self.warm_start_beam(m, **params), growth=self.warm_start_growth(m, **params),
-                paths=1 if problem.per_neuron else self.warm_start_paths(m, **params),
-                pilot=self.warm_start_pilot(m, **params), deadline=deadline))
+            with beam_threads(params["num_threads"]):
+                given = problem.encode(warm_start_integers(
+                    problem, beam=self.warm_start_beam(m, **params), growth=self.warm_start_growth(m, **params),
+                    paths=1 if problem.per_neuron else self.warm_start_paths(m, **params),
+                    pilot=self.warm_start_pilot(m, **params), deadline=deadline))
             clock.cut |= deadline is not None and deadline.cut
             params["late"] |= deadline is not None and deadline.late  # no time for its beam: none for a search
             params["start_cut"] |= deadline is not None and deadline.cut  # the limit binds: a search planned for it

@@ -85,7 +85,7 @@ import numpy as np
 
 from qannealq import _pool
 from qannealq._deadline import Deadline
-from qannealq._pool import blas_threads
+from qannealq._pool import beam_thread_count, blas_threads
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["beam_search", "beam_widths", "check_growth", "gptq_path", "nearest_plane_path", "GROUP"]
@@ -726,7 +726,8 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
         grad: ``H w − c`` ``(n, m)`` (``w`` the weights with dead inputs zero).
         width: prefixes kept per neuron in the last block (1: GPTQ-restricted, each rounding by its energy).
         block: inputs per lazy update.
-        threads: threads of the compiled kernels (default: the CPU count; the result does not depend on it).
+        threads: threads of the compiled kernels (default: :func:`qannealq._pool.beam_thread_count`, the CPU count
+            outside :func:`qannealq._pool.beam_threads`; the result does not depend on it).
         growth: the last block's width over the first's (:func:`beam_widths`; 1: a constant width).
         paths: survivors returned per neuron (1: the best); more: the best and others spread over the final
             beam (:func:`_spread_paths`: ranks ``t · (width // paths)``), e.g. distinct starts for the reads of
@@ -785,7 +786,7 @@ def beam_search(weights: np.ndarray, steps: np.ndarray, base: np.ndarray, free: 
     v = np.zeros((n, int(paths), m), np.uint8)
     score = np.full(n, np.inf)
     pointer = np.int16 if 2 * widths.max() < 2 ** 15 else np.int32
-    workers = max(1, int(threads or os.cpu_count() or 1))
+    workers = max(1, int(threads or beam_thread_count()))
     group_bytes = min(GROUP, n) * (offsets[-1] * np.dtype(pointer).itemsize + 4 * int(widths.max()) * (m + block))
     workers = max(1, min(workers, MEMORY_BYTES // max(1, group_bytes)))  # bounded memory on wide beams
 

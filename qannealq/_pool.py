@@ -10,6 +10,9 @@ kept for the process: ``threadpool_limits`` looks up the loaded libraries afresh
 the warm start of ``layer-sa``'s default took four or five of them (its factorizations, GPTQ starts, energies
 and beam side by side), about 5 ms of the 0.1 s a limit of 5 GPTQ times gives it on MNIST's first layer.
 
+:func:`beam_threads` sets, for a block of code, the threads the warm start's beams run on (default: one per core):
+the solve loop runs a whole-layer sampler's warm start in its sampler's threads.
+
 A task given to a shared pool must not wait for another task of the same pool (a kernel call, not a caller of
 pools): with every worker waiting, nothing would run the tasks waited for. A forked child gets fresh pools (the
 parent's threads do not exist in it).
@@ -17,14 +20,19 @@ parent's threads do not exist in it).
 
 from __future__ import annotations
 
+import contextvars
+import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
-from typing import Any
+from typing import Any, Iterator
 
-__all__ = ["shared_pool", "helper_pool", "blas_threads", "scratch", "kept_copy", "prefault"]
+from qannealq.errors import InvalidArgumentError
+
+__all__ = ["shared_pool", "helper_pool", "blas_threads", "beam_threads", "beam_thread_count", "scratch", "kept_copy",
+           "prefault"]
 
 _POOLS: dict[int | str, ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
@@ -69,6 +77,33 @@ def blas_threads(limit: int | None) -> AbstractContextManager:
     if limit is None:
         return nullcontext()
     return _controller().limit(limits=int(limit), user_api="blas")
+
+
+#: The threads of the beams run in this context (:func:`beam_threads`; None: one per core).
+_THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("beam_threads", default=None)
+
+
+@contextmanager
+def beam_threads(threads: int | None) -> Iterator[None]:
+    """``with beam_threads(k):`` the beams begun in its block (:func:`qannealq._gptq_beam.beam_search` without
+    ``threads``, and a per-neuron beam start's pool, :func:`qannealq.baselines.warm_start_integers`) run on at most
+    ``k`` threads; None: one per core, as outside it. The solve loop runs a whole-layer sampler's warm start in its
+    sampler's threads (:func:`qannealq.contract.warm_start_threads`: ``layer-sa``'s ``num_threads``), so that a run
+    on one thread is one throughout, beam included."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
+                                or threads < 1):
+        raise InvalidArgumentError(f"beam_threads({threads!r}): the beams' threads must be an integer >= 1, or "
+                                   "None (one per core)")
+    token = _THREADS.set(None if threads is None else int(threads))
+    try:
+        yield
+    finally:
+        _THREADS.reset(token)
+
+
+def beam_thread_count() -> int:
+    """The threads a beam begun here runs on (:func:`beam_threads`'s, else one per core)."""
+    return max(1, int(_THREADS.get() or os.cpu_count() or 1))
 
 
 #: Work arrays of at least this many bytes come from :func:`scratch`'s kept buffers; smaller ones are new. glibc

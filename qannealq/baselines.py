@@ -43,7 +43,7 @@ import numpy as np
 
 from qannealq import _pool
 from qannealq._deadline import RESERVE, Deadline
-from qannealq._pool import blas_threads, helper_pool
+from qannealq._pool import beam_thread_count, blas_threads, helper_pool
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
@@ -1010,7 +1010,7 @@ def _neuron_beam_start(problem: LayerProblem, name: str, width: int, growth: flo
         choices[i, perm] = v[0]
 
     batch = _factor_batch(problem)  # GPTQ's own chunks: the same integers as its per-neuron path
-    with ThreadPoolExecutor(max(1, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(beam_thread_count()) as pool:  # the beams' threads (qannealq._pool.beam_threads)
         for first in range(0, n, batch):
             rows = np.arange(first, min(first + batch, n))
             factored = _neuron_factors(problem, rows, GPTQ_PERCDAMP, order)

@@ -28,7 +28,7 @@ from qannealq._deadline import Deadline
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
-           "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline",
+           "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
            "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing",
            "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
@@ -146,6 +146,19 @@ def warm_start_pilot(sampler: Any, kwargs: dict[str, Any], inputs: int | None = 
     return bool(_ask(sampler, "warm_start_pilot", kwargs, inputs, False))
 
 
+def warm_start_threads(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> int | None:
+    """The threads the solve loop's warm start (its beams, :func:`qannealq._gptq_beam.beam_threads`) should run on
+    for a whole-layer ``sampler`` called with ``kwargs`` on a layer of ``inputs`` coordinates: what its
+    ``warm_start_threads(inputs, **kwargs)`` says (``layer-sa``: its ``num_threads``, so that a run on one
+    thread is one throughout), else None (one per core)."""
+    threads = _ask(sampler, "warm_start_threads", kwargs, inputs, None)
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise InvalidArgumentError(f"{type(sampler).__name__}.warm_start_threads returned {threads!r}: it must "
+                                   "return an integer >= 1 or None (one per core)")
+    return None if threads is None else int(threads)
+
+
 def warm_start_deadline(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None,
                         start: float | None = None) -> Deadline | None:
     """When the solve loop's warm start and the search after it should end, for a whole-layer ``sampler`` called
@@ -237,6 +250,10 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
                             **kwargs: Any) -> Deadline | None:
         """The child's :func:`warm_start_deadline`."""
         return warm_start_deadline(self.child, kwargs, inputs, start)
+
+    def warm_start_threads(self, inputs: int | None = None, **kwargs: Any) -> int | None:
+        """The child's :func:`warm_start_threads`."""
+        return warm_start_threads(self.child, kwargs, inputs)
 
     def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
                      **kwargs: Any) -> LayerSample:

@@ -29,10 +29,12 @@ import dimod
 import numpy as np
 
 from qannealq import _near
+from qannealq._pool import beam_threads
 from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, prepare_start,
                                 rank_deficient, rehearse_start, warm_start_integers)
 from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warms_up, warm_start_beam,
-                               warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_deadline)
+                               warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_deadline,
+                               warm_start_threads)
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid
@@ -451,10 +453,12 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                 paths = warm_start_paths(sampler, sampler_kwargs, m) if whole else 1
                 # a whole-layer sampler's time limit covers the layer: its share for the start, the rest after it
                 deadline = warm_start_deadline(sampler, sampler_kwargs, m, t0) if whole else None
-                starts = warm_start_integers(problem, warm_start, beam, paths,
-                                             growth=warm_start_growth(sampler, sampler_kwargs, m),
-                                             pilot=warm_start_pilot(sampler, sampler_kwargs, m),
-                                             deadline=deadline)
+                # its beams in the sampler's threads: a run on one thread is one throughout
+                with beam_threads(warm_start_threads(sampler, sampler_kwargs, m) if whole else None):
+                    starts = warm_start_integers(problem, warm_start, beam, paths,
+                                                 growth=warm_start_growth(sampler, sampler_kwargs, m),
+                                                 pilot=warm_start_pilot(sampler, sampler_kwargs, m),
+                                                 deadline=deadline)
                 if beam and warm_start not in BEAM_STARTS:  # it asked for a beam, its start has none (RTN): say so
                     sampler_kwargs = {**sampler_kwargs, "warm_start_beam": 0}
                 warm = problem.encode(starts)

@@ -1242,7 +1242,8 @@ def test_time_limit_bounds_the_layer_warm_start_included():
     from qannealq.backends.layer_sa import POPULATION_TIGHT, THOROUGH_TIGHT
 
     for effort_ in ("default", "thorough"):
-        wide = default.warm_start_deadline(3073, effort=effort_)
+        with mock.patch("os.cpu_count", return_value=2):  # the thresholds' own two threads (one: ONE_THREAD_TIGHT)
+            wide = default.warm_start_deadline(3073, effort=effort_)
         assert (wide.share, wide.tight_share) == (POPULATION_SHARE, DESCENT_SHARE)  # tight: a descent follows
         assert wide.tight == (THOROUGH_TIGHT if effort_ == "thorough" else POPULATION_TIGHT)  # a population: later
     assert default.warm_start_deadline(785, effort="thorough").tight == TIGHT
