@@ -234,9 +234,10 @@ POPULATION_TIGHT = 13.0
 #: process, three runs each, medians above the frontier's best known, int4 / int2, tight against population) the
 #: tight path won at 13-16 times the fixed costs left (17.9 / 19.4 against 22.4 / 24.6 %) and 17-21 (16.6 / 18.7
 #: against 20.2 / 21.0 %), tied or lost at 23-26 (16.3 / 16.8 against 15.0 / 16.6 %) and lost at 28-32 (15.9 /
-#: 16.3 against 13.2 / 14.9 %): about 22-24, against 14.5 on two threads there. ``thorough``'s: the same factor,
-#: not measured. Until 2026-12-05 the warm start's beam ran on every core whatever ``num_threads`` said
-#: (:meth:`LayerSASampler.warm_start_threads`; docs/layer-sa.md, "One thread").
+#: 16.3 against 13.2 / 14.9 %): about 22-24, against 14.5 on two threads there. ``thorough`` (int4, three runs
+#: each): the tight path won at 17-18 (17.2 against 19.4 %), tied or lost at 25-26 (16.3 against 15.5 %), lost at
+#: 29-32 (15.7 against 14.5 %): about 24, 1.6 times its 15. Until 2026-12-05 the warm start's beam ran on every
+#: core whatever ``num_threads`` said (:meth:`LayerSASampler.warm_start_threads`; docs/layer-sa.md, "One thread").
 ONE_THREAD_TIGHT = 1.6
 _PRECISIONS = ("float32", "float64")
 
