@@ -434,7 +434,8 @@ class LayerSASampler(dimod.Sampler):
 
     def warm_start_threads(self, inputs: int | None = None, **kwargs: Any) -> int | None:
         """The threads this run's warm start runs its beams on (:func:`qannealq.contract.warm_start_threads`):
-        ``num_threads`` (None: one per core), the search's own, so that a run on one thread is one throughout."""
+        ``num_threads`` (None: one per core), the search's own, so that a run on one thread searches on one (the
+        factorizations keep their BLAS threads)."""
         return self._params(kwargs)["num_threads"]
 
     def warm_start_pilot(self, inputs: int | None = None, **kwargs: Any) -> bool:

@@ -89,7 +89,7 @@ def beam_threads(threads: int | None) -> Iterator[None]:
     ``threads``, and a per-neuron beam start's pool, :func:`qannealq.baselines.warm_start_integers`) run on at most
     ``k`` threads; None: one per core, as outside it. The solve loop runs a whole-layer sampler's warm start in its
     sampler's threads (:func:`qannealq.contract.warm_start_threads`: ``layer-sa``'s ``num_threads``), so that a run
-    on one thread is one throughout, beam included."""
+    on one thread searches on one, beam included (its factorizations keep their BLAS threads)."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
                                 or threads < 1):
         raise InvalidArgumentError(f"beam_threads({threads!r}): the beams' threads must be an integer >= 1, or "

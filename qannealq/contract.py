@@ -147,10 +147,10 @@ def warm_start_pilot(sampler: Any, kwargs: dict[str, Any], inputs: int | None = 
 
 
 def warm_start_threads(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> int | None:
-    """The threads the solve loop's warm start (its beams, :func:`qannealq._gptq_beam.beam_threads`) should run on
+    """The threads the solve loop's warm start (its beams, :func:`qannealq._pool.beam_threads`) should run on
     for a whole-layer ``sampler`` called with ``kwargs`` on a layer of ``inputs`` coordinates: what its
     ``warm_start_threads(inputs, **kwargs)`` says (``layer-sa``: its ``num_threads``, so that a run on one
-    thread is one throughout), else None (one per core)."""
+    thread searches on one, beam included), else None (one per core)."""
     threads = _ask(sampler, "warm_start_threads", kwargs, inputs, None)
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
                                 or threads < 1):

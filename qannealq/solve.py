@@ -453,7 +453,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                 paths = warm_start_paths(sampler, sampler_kwargs, m) if whole else 1
                 # a whole-layer sampler's time limit covers the layer: its share for the start, the rest after it
                 deadline = warm_start_deadline(sampler, sampler_kwargs, m, t0) if whole else None
-                # its beams in the sampler's threads: a run on one thread is one throughout
+                # its beams in the sampler's threads: a run on one thread searches on one, beam included
                 with beam_threads(warm_start_threads(sampler, sampler_kwargs, m) if whole else None):
                     starts = warm_start_integers(problem, warm_start, beam, paths,
                                                  growth=warm_start_growth(sampler, sampler_kwargs, m),

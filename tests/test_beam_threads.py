@@ -1,5 +1,5 @@
 """The warm start's beams run on the whole-layer sampler's threads (``layer-sa``'s ``num_threads``): a run asked to
-use one thread uses one throughout, beam included; the default is one per core, as before. And where the search
+use one thread searches on one, beam included; the default is one per core, as before. And where the search
 runs on one thread, the tight path before a population holds to more of the start's fixed costs left
 (``ONE_THREAD_TIGHT``)."""
 
