@@ -492,7 +492,7 @@ class LayerSASampler(dimod.Sampler):
         m = problem.num_coordinates
         if initial_states is None:
             deadline = self.warm_start_deadline(m, start=clock.start, **params)
-            with beam_threads(params["num_threads"]):
+            with beam_threads(self.warm_start_threads(m, **params)):
                 given = problem.encode(warm_start_integers(
                     problem, beam=self.warm_start_beam(m, **params), growth=self.warm_start_growth(m, **params),
                     paths=1 if problem.per_neuron else self.warm_start_paths(m, **params),
