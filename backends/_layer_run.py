@@ -11,14 +11,13 @@ solve (:mod:`.layer_sa`) and the single-BQM path (:mod:`._layer_single`) get the
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any, Callable
 
 import numpy as np
 
 from qannealq._near import add_rows
-from qannealq._pool import kept_copy, shared_pool
+from qannealq._pool import kept_copy, shared_pool, thread_count
 from qannealq.errors import BackendUnavailableError
 
 from ._layer_dense import (DenseQubos, Rows, chain_hops, chain_partners, greedy_tolerance, pair_partners,
@@ -146,7 +145,7 @@ class _Run:
         self.clock = Clock() if clock is None else clock
         self.diag = dense.diag
         self.depth = chain_depth(params, dense.mat.shape[0])
-        self.threads = max(1, int(params["num_threads"] or os.cpu_count() or 1))
+        self.threads = thread_count(params["num_threads"])
         ranked = run_ranking(dense.mat, params, self.depth, self.threads)  # one ranking for both partner lists
         self.partners, self.couplings = pair_partners(dense.mat, params["pairs"], ranked)
         self._ranked = ranked if self.depth >= 3 else None  # the chains' lists, formed where an anneal asks

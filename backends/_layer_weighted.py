@@ -13,13 +13,13 @@ in float64 from the samples (``problem.qubo_energies``) and a neuron never ends 
 
 from __future__ import annotations
 
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 
+from qannealq._pool import thread_count
 from qannealq.contract import LayerSample
 from qannealq.formulation import submatrix
 
@@ -55,7 +55,7 @@ def sample_per_neuron(problem: Any, warm: np.ndarray, starts: list[np.ndarray], 
     n = problem.num_neurons
     seeds = np.random.SeedSequence(seed).generate_state(n) & 0x7FFFFFFF
     device = resolve_device(params["device"])
-    threads = max(1, int(params["num_threads"] or os.cpu_count() or 1)) if device == "cpu" else 1
+    threads = thread_count(params["num_threads"]) if device == "cpu" else 1
     single = {**params, "num_threads": 1} if threads > 1 else params  # neurons in parallel, each run on one
 
     def solve_one(i: int) -> tuple[np.ndarray, np.ndarray | None, dict | None]:

@@ -78,7 +78,6 @@ Modules, each importing only those below it: this one (the sampler) -> :mod:`._l
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import time
 from typing import Any, Callable
@@ -88,7 +87,7 @@ import numpy as np
 
 from qannealq._deadline import TIGHT, Deadline
 from qannealq._gptq_beam import check_growth
-from qannealq._pool import beam_threads
+from qannealq._pool import beam_threads, thread_count
 from qannealq.baselines import layer_blas_threads, rtn, warm_start_integers
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
@@ -244,8 +243,7 @@ _PRECISIONS = ("float32", "float64")
 
 def _search_threads(params: dict[str, Any]) -> int:
     """The threads a run's search and warm start use: ``num_threads`` up to the cores (None: the cores)."""
-    cores = os.cpu_count() or 1
-    return max(1, min(int(params["num_threads"] or cores), cores))
+    return thread_count(params["num_threads"], cap=True)
 
 
 def _check(params: dict[str, Any]) -> None:

@@ -101,9 +101,19 @@ def beam_threads(threads: int | None) -> Iterator[None]:
         _THREADS.reset(token)
 
 
+def thread_count(requested: int | None = None, cap: bool = False) -> int:
+    """The threads of a run asked for ``requested`` (None or 0: one per core), at least one; with ``cap``, at
+    most the cores. The one resolution of a thread count that the solvers share: ``layer-sa``'s run and its
+    per-neuron runs (:class:`qannealq.backends._layer_run._Run`, ``num_threads`` as given), its tight thresholds
+    (capped: more threads than cores search no faster) and the beams (:func:`beam_thread_count`)."""
+    cores = os.cpu_count() or 1
+    threads = int(requested or cores)
+    return max(1, min(threads, cores) if cap else threads)
+
+
 def beam_thread_count() -> int:
     """The threads a beam begun here runs on (:func:`beam_threads`'s, else one per core)."""
-    return max(1, int(_THREADS.get() or os.cpu_count() or 1))
+    return thread_count(_THREADS.get())
 
 
 #: Work arrays of at least this many bytes come from :func:`scratch`'s kept buffers; smaller ones are new. glibc

@@ -91,3 +91,23 @@ def test_one_search_thread_holds_the_tight_path_to_more_time_left(monkeypatch, c
     wide = sampler.warm_start_deadline(3073, num_threads=threads, time_limit=1e6)
     fixed = wide.left() / (1.2 * POPULATION_TIGHT)
     assert wide.search(fixed).polish is scaled
+
+
+@pytest.mark.parametrize("cores, requested, expected, capped", [(4, None, 4, 4), (4, 0, 4, 4), (4, 2, 2, 2),
+                                                                 (4, 6, 6, 4), (None, None, 1, 1), (None, 3, 3, 1)])
+def test_one_thread_count_serves_the_run_the_thresholds_and_the_beams(monkeypatch, cores, requested, expected,
+                                                                      capped):
+    from qannealq.backends._layer_dense import DenseQubos
+    from qannealq.backends._layer_run import make_run
+    from qannealq.backends.layer_sa import _search_threads
+
+    monkeypatch.setattr(_pool.os, "cpu_count", lambda: cores)  # None: a platform that cannot tell
+    assert _pool.thread_count(requested) == expected
+    assert _pool.thread_count(requested, cap=True) == capped
+    _, problem = layer_problem(0, 12, 4, 4)
+    params = get_sampler("layer-sa")._params({"num_threads": requested or None})
+    run, device = make_run(DenseQubos.from_problem(problem), params)
+    assert device == "cpu" and run.threads == expected  # the run's threads: num_threads as given
+    assert _search_threads(params) == capped  # the thresholds' threads: at most the cores
+    with _pool.beam_threads(requested or None):
+        assert _pool.beam_thread_count() == expected
