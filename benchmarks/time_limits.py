@@ -14,7 +14,10 @@ weaker one than :mod:`frontier`'s long runs, which this script does not repeat (
 total instead, e.g. the frontier's, where the layer is the same). Per point it prints the limit, the seconds taken
 (in GPTQ times, the median and range over the rounds), the error above the reference (median and range) and how
 many rounds were ``late`` (the search the polish alone: :data:`qannealq.backends.layer_sa.LATE_SHARE`). Results go
-to ``--out`` as JSON, one file per layer and bit width.
+to ``--out`` as JSON, one file per layer and bit width. ``--gptq-seconds`` gives each layer's unit in seconds in
+place of GPTQ's time measured here: that time moves between invocations (9-15 ms on MNIST's layer on this
+project's machines), and every limit in seconds with it, so two codes compared in two invocations should run the
+same limits.
 
 Run: ``.venv/bin/python benchmarks/time_limits.py`` (about 17 min on 2 cores; ``--datasets mnist``: 2 min).
 """
@@ -43,6 +46,19 @@ def limits(text: str) -> list[float]:
     return values
 
 
+def unit_seconds(text: str) -> dict[str, float]:
+    """``'{"mnist4": 0.012}'`` -> ``{"mnist4": 0.012}``: GPTQ's seconds per layer (dataset and bit width), each > 0."""
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({exc}): give e.g. '{{\"mnist4\": 0.012}}'")
+    if not isinstance(given, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+                                              for v in given.values()):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a JSON object of layer names (dataset and bit width, e.g. "
+                                         "mnist4) to GPTQ's seconds, each > 0")
+    return {str(k): float(v) for k, v in given.items()}
+
+
 def run(problem: LayerProblem, method: str, seed: int, threads: int, **options) -> tuple[np.ndarray, float, dict]:
     """Per-neuron errors, wall seconds and ``info`` of one run through the solve loop (:func:`frontier.timed`:
     a fresh copy of the problem); ``method`` "qubo" runs ``layer-sa`` on ``threads`` threads with ``options``."""
@@ -65,9 +81,14 @@ def gptq_time(problem: LayerProblem, runs: int, seed: int) -> float:
 
 
 def measure(dataset: str, bits: int, problem: LayerProblem, args: argparse.Namespace) -> dict:
-    """Every point of one layer (see the module docstring)."""
+    """Every point of one layer (see the module docstring). Where ``--gptq-seconds`` gives the layer's GPTQ time,
+    that is the unit of every limit and ratio (the same limits in seconds in every invocation); GPTQ is still
+    timed once, to print the machine's pace beside it."""
+    fixed = args.gptq_seconds.get(f"{dataset}{bits}")
     gptq = gptq_time(problem, args.gptq_runs, args.seed)
-    print(f"{dataset} int{bits}: GPTQ {gptq:.3f} s (best of {args.gptq_runs})", flush=True)
+    print(f"{dataset} int{bits}: GPTQ {gptq:.3f} s (best of {args.gptq_runs})"
+          + ("" if fixed is None else f"; the unit: {fixed:.3f} s (--gptq-seconds)"), flush=True)
+    gptq = gptq if fixed is None else fixed
     points: list[dict] = []
 
     def keep(label: str, limit: float | None, errors: np.ndarray, seconds: float, info: dict) -> None:
@@ -82,7 +103,8 @@ def measure(dataset: str, bits: int, problem: LayerProblem, args: argparse.Names
                            ("default", {}), ("thorough", {"effort": "thorough"})):
         keep(label, None, *run(problem, "qubo", args.seed, args.threads, **options))
     for round_ in range(args.repeats):
-        gptq = min(gptq, gptq_time(problem, 2, args.seed))  # the machine's pace between rounds
+        if fixed is None:
+            gptq = min(gptq, gptq_time(problem, 2, args.seed))  # the machine's pace between rounds
         for effort, chosen in (("default", args.default_limits), ("thorough", args.thorough_limits)):
             for x in chosen:
                 keep(effort, x, *run(problem, "qubo", args.seed, args.threads, effort=effort,
@@ -90,6 +112,7 @@ def measure(dataset: str, bits: int, problem: LayerProblem, args: argparse.Names
     given = args.reference.get(f"{dataset}{bits}")
     reference = float(np.min([p["energies"] for p in points], axis=0).sum() if given is None else given)
     return {"dataset": dataset, "bits": bits, "gptq_seconds": gptq, "reference": reference,
+            "gptq_from": "best of this run" if fixed is None else "--gptq-seconds",
             "reference_from": "best of this run" if given is None else "--reference",
             "points": points, "date": time.strftime("%Y-%m-%d %H:%M")}
 
@@ -101,8 +124,8 @@ def table(record: dict) -> str:
     rows = {}
     for p in record["points"]:
         rows.setdefault((p["label"], p["limit_x"]), []).append(p)
-    lines = [f"### {record['dataset']} int{record['bits']}: GPTQ {gptq:.3f} s (best); reference {ref:.6g} "
-             f"({record['reference_from']})", "",
+    lines = [f"### {record['dataset']} int{record['bits']}: GPTQ {gptq:.3f} s "
+             f"({record.get('gptq_from', 'best of this run')}); reference {ref:.6g} ({record['reference_from']})", "",
              "| run | limit (GPTQ times) | time (GPTQ times) | above the reference | late |",
              "| --- | --- | --- | --- | --- |"]
     def spread(v: np.ndarray, f: str) -> str:  # the median, and the range over several rounds
@@ -128,9 +151,18 @@ def main() -> None:
                         help="thorough's limits, in GPTQ times")
     parser.add_argument("--reference", type=json.loads, default={},
                         help='best-known totals instead of this run\'s best, e.g. \'{"mnist4": 0.171769}\'')
+    parser.add_argument("--gptq-seconds", type=unit_seconds, default={},
+                        help="GPTQ's time per layer as the unit of the limits, instead of this run's best, so that "
+                             'invocations run the same limits in seconds, e.g. \'{"mnist4": 0.012, "mnist2": 0.012}\'')
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/time_limits"))
     args = parser.parse_args()
+    layers = {f"{d}{b}" for d in args.datasets.split(",") for b in args.bits}
+    for name in ("reference", "gptq_seconds"):
+        unknown = sorted(set(getattr(args, name)) - layers)
+        if unknown:
+            parser.error(f"--{name.replace('_', '-')} names {', '.join(unknown)}, not among this run's layers "
+                         f"({', '.join(sorted(layers))}): name a layer by its dataset and bit width, e.g. mnist4")
     args.out.mkdir(parents=True, exist_ok=True)
     with pinned(args.blas_threads, torch_threads=args.blas_threads) as threads:
         print(f"threads: {threads}; layer-sa {args.threads}")
