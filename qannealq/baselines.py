@@ -48,8 +48,8 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
 __all__ = ["rtn", "gptq", "gptq_restricted", "ORDERS", "BASELINES", "BEAM_STARTS", "DEFAULT_WARM_START",
-           "GPTQ_PERCDAMP", "RANK_DEFICIENT_PERCDAMP", "PILOT_NEURONS", "PILOT_MARGIN", "rank_deficient",
-           "warm_start_integers"]
+           "GPTQ_PERCDAMP", "RANK_DEFICIENT_PERCDAMP", "PILOT_NEURONS", "PILOT_MARGIN", "DEADLINE_PILOT_WIDTH",
+           "rank_deficient", "warm_start_integers"]
 
 
 def rtn(problem: LayerProblem) -> np.ndarray:
@@ -649,6 +649,31 @@ PILOT_NEURONS = 32
 #: How much lower the pilot's energy must be at GPTQ's damping for the beam to take it over the lower damping.
 PILOT_MARGIN = 0.02
 
+#: Under a time limit, the width of the damping pilot's beams (:func:`_beam_start`), the same in every block,
+#: whatever the beam's: they only choose the damping, and one beam then searches every neuron at the chosen one.
+#: Until 2026-12-05 they ran at the beam's width (widening from a width of 1 where the beam widens) within their
+#: share of the time by neurons (about 6 % of the beams' time each on CIFAR-10's first layer, much of it their
+#: set-up), and their neurons kept what they found. Under 4-5 GPTQ times that left them widths of 1-2, at which
+#: GPTQ's damping ends lower (a beam of width 1 is GPTQ-restricted, whose errors GPTQ's damping steers away from
+#: the unspanned directions), while the beam at the width the limit gives the rest ends far higher from it: runs
+#: that took it ended 59-75 % above the best known against 26-43 % at the lower damping; and a pilot the limit
+#: stopped left some of its neurons at GPTQ's own start. At 8 the pilot chooses as wider beams do: on CIFAR-10's
+#: first layer the lower damping (the pilot's energy at GPTQ's damping over the lower one's, int4 / int2: 0.87 /
+#: 0.58 at width 1, 1.25 / 1.03 at 8, 1.19 / 1.05 at 64), on MNIST's first layer with 256 calibration images
+#: GPTQ's (0.57 / 0.45 at 1, 0.74 / 0.64 at 8, 0.75 / 0.73 at 64). CIFAR-10, five runs each way alternating
+#: (int4 / int2, medians and worst runs above the best known): ``thorough`` under 4 GPTQ times 58.8 / 37.4 % (worst
+#: 65.0 / 49.5) → 30.4 / 30.5 % (38.0 / 35.4), the default under 5× 26.9 / 25.5 % (38.7 / 26.6) → 25.0 / 25.4 %
+#: (26.3 / 26.3), under 10× 17.8 / 19.4 → 17.5 / 19.0 % (docs/layer-sa.md, "The damping pilot under a time limit").
+DEADLINE_PILOT_WIDTH = 8
+#: Under a time limit, the most of the time left that each damping pilot's beam may take (it ends at its width;
+#: where the limit cuts it, its choice is that of the width it reached).
+DEADLINE_PILOT_SHARE = 0.25
+#: Under a time limit, the damping pilot runs on one neuron in this many (at least a group of the beam,
+#: :data:`qannealq._gptq_beam.GROUP`), at most :data:`PILOT_NEURONS`: on a layer of few neurons its neurons are
+#: searched again by the beam, and 32 of 128 cost MNIST's first layer with 256 calibration images about 2.5 points
+#: under 5 GPTQ times.
+DEADLINE_PILOT_SPREAD = 16
+
 #: The width of the pilot beams that choose the input order of a full-rank layer's beam (:func:`_beam_start`):
 #: the beam runs in pivot order or in V-BLAST order (:func:`_blast_factor`), whichever gives the lower summed
 #: energy on the :data:`PILOT_NEURONS` pilot neurons at this width. The better order is a property of the layer,
@@ -860,12 +885,12 @@ def _leaves_room(deadline: Deadline | None, room: float, factoring: float) -> bo
     return deadline is None or deadline.left() >= room * factoring
 
 
-def _pilot_neurons(n: int) -> np.ndarray:
-    """The neurons of a pilot (:func:`warm_start_integers`): :data:`PILOT_NEURONS` spread over the layer, or all
-    of a layer of at most twice as many."""
+def _pilot_neurons(n: int, count: int | None = None) -> np.ndarray:
+    """The neurons of a pilot (:func:`warm_start_integers`): ``count`` (default :data:`PILOT_NEURONS`) spread over
+    the layer, or all of a layer of at most twice as many."""
     everyone = np.arange(n)
-    return everyone if n <= 2 * PILOT_NEURONS else np.unique(np.linspace(0, n - 1, PILOT_NEURONS).round()
-                                                             .astype(np.int64))
+    count = PILOT_NEURONS if count is None else count
+    return everyone if n <= 2 * count else np.unique(np.linspace(0, n - 1, count).round().astype(np.int64))
 
 
 def _pilot_pick(gptq_damped: float, less_damped: float) -> int:
@@ -1109,7 +1134,7 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     or more (int4 and int2; 52 and 30 of 128 against a beam of 1), the one at 1 % none from a beam of 4 on (int4),
     and the two took a third of the 0.1 s a limit of 5 GPTQ times gives the layer.
     """
-    from qannealq._gptq_beam import beam_search  # compiled on first use
+    from qannealq._gptq_beam import GROUP, beam_search  # compiled on first use
 
     begun = time.perf_counter()
     layer = deadline  # the whole start's (``deadline`` becomes the beams' share of it)
@@ -1142,16 +1167,17 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
     grad = problem.weight_products - problem.stats.cross
 
     def search(percdamp: float, rows: np.ndarray, later: int = 0, ordered: tuple | None = None,
-               narrow: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+               narrow: int | None = None, share: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The beam on ``rows`` at ``percdamp``; under a deadline, its share of the time left by neuron count
-        (``later``: the neurons other searches will beam after it). ``ordered``: its inputs' order and factor
-        (default: the pivot order's, ``live[percdamp]``); ``narrow``: a pilot's width (one path)."""
+        (``later``: the neurons other searches will beam after it), or ``share`` of it. ``ordered``: its inputs'
+        order and factor (default: the pivot order's, ``live[percdamp]``); ``narrow``: a pilot's width (one path,
+        the same width in every block)."""
         perm, factor = live[percdamp] if ordered is None else ordered
         factor, form = factor.beam() if isinstance(factor, _LiveFactor) else (factor, "inverse")
+        part = None if deadline is None else deadline.part(rows.size / (rows.size + later) if share is None else share)
         v, score = beam_search(*_beam_arguments(problem, rows, perm, factor, percdamp, grad),
                                width if narrow is None else narrow, paths=paths if narrow is None else 1,
-                               growth=growth, form=form,
-                               deadline=None if deadline is None else deadline.part(rows.size / (rows.size + later)))
+                               growth=growth if narrow is None else 1.0, form=form, deadline=part)
         out = np.zeros((*v.shape[:-1], dead.size), np.uint8)  # dead inputs: floor (their rounding costs nothing)
         out[..., perm] = v
         return out, score
@@ -1224,22 +1250,28 @@ def _beam_start(problem: LayerProblem, name: str, dampings: tuple[float, ...], w
         best, reached = search(beam_at, everyone, ordered=_order_pilot(search, live, beam_at, n, width, deadline,
                                                                       factoring))
     else:  # (GPTQ's damping, the lower one)
-        pilot = _pilot_neurons(n)
-        trials = [search(p, pilot, (len(dampings) - 1 - k) * pilot.size + n - pilot.size)
-                  for k, p in enumerate(dampings)]
+        # under a deadline the pilot only chooses, at its own narrow width on fewer neurons of a small layer, and
+        # every neuron is beamed after it; without one it is the beam of its neurons
+        narrow = DEADLINE_PILOT_WIDTH if deadline is not None and width > DEADLINE_PILOT_WIDTH else None
+        pilot = _pilot_neurons(n, min(PILOT_NEURONS, max(GROUP, n // DEADLINE_PILOT_SPREAD)) if narrow else None)
+        trials = [search(p, pilot, (len(dampings) - 1 - k) * pilot.size + n - pilot.size, narrow=narrow,
+                         share=DEADLINE_PILOT_SHARE if narrow else None) for k, p in enumerate(dampings)]
         both = np.isfinite(trials[0][1]) & np.isfinite(trials[1][1])  # all, unless a deadline stopped a beam
         tried = pilot[both]  # E(w) of the pilot's neurons: the float weights' product, the beams' gradient's
         floor = problem.neuron_errors(np.where(dead, 0.0, problem.weights[tried]), tried,
                                       problem.weight_products[tried]).sum()
         pick = _pilot_pick(*(floor + score[both].sum() for _, score in trials)) if both.any() else 1  # E(w) too
-        best = np.empty((n, *trials[0][0].shape[1:]), np.uint8)
-        reached = np.empty(n)
-        best[pilot], reached[pilot] = trials[pick]
-        rest = np.setdiff1d(everyone, pilot)
         chosen = dampings[pick]
         two = width >= BOTH_ORDERS_WIDTH and _leaves_room(deadline, BOTH_ORDERS_ROOM, factoring)
-        if rest.size:  # under a deadline, with both orders to come, about half of the time left
-            best[rest], reached[rest] = search(chosen, rest, n if two else 0)
+        if narrow:  # under a deadline, with both orders to come, about half of the time left
+            best, reached = search(chosen, everyone, n if two else 0)
+        else:
+            best = np.empty((n, *trials[0][0].shape[1:]), np.uint8)
+            reached = np.empty(n)
+            best[pilot], reached[pilot] = trials[pick]
+            rest = np.setdiff1d(everyone, pilot)
+            if rest.size:
+                best[rest], reached[rest] = search(chosen, rest, n if two else 0)
         if two:  # a second beam in V-BLAST order, each neuron keeping the lower
             second, scores = search(chosen, everyone, ordered=_blast_factor(*live[chosen], chosen))
             lower = scores < reached

@@ -406,6 +406,40 @@ def test_a_pilot_chooses_the_damping_of_a_rank_deficient_layer(monkeypatch, marg
 
 
 
+@pytest.mark.parametrize("margin", [1.0, -1e9])
+def test_under_a_deadline_the_damping_pilot_runs_narrow_and_every_neuron_is_beamed_at_its_choice(monkeypatch, margin):
+    """Rank-deficient ``H`` under a deadline (a roomy one): the damping pilot's two beams run at
+    ``DEADLINE_PILOT_WIDTH`` in every block (growth 1), one path, on one neuron in ``DEADLINE_PILOT_SPREAD`` (at
+    least a group of 8), and one beam at the full width and growth then searches every neuron at the damping they
+    chose (``PILOT_MARGIN`` 1: the lower always; -1e9: GPTQ's always), GPTQ's own starts competing per neuron.
+    Without a deadline the pilot is the beam of its neurons, at the full width, as before."""
+    monkeypatch.setattr(baselines, "PILOT_MARGIN", margin)
+    problem = random_layer(np.random.default_rng(5), 50, 40, samples=30).problem(2)
+    assert rank_deficient(problem)
+    calls = []
+    real = gptq_beam.beam_search
+
+    def spy(*args, **kwargs):  # rows, width, growth, paths, damping of each beam
+        calls.append((args[0].shape[0], args[9], kwargs["growth"], kwargs["paths"], args[7]))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(gptq_beam, "beam_search", spy)
+    lam = {d: _damping(problem.hessian, problem.dead, d) for d in (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP)}
+    chosen = GPTQ_PERCDAMP if margin < 0 else RANK_DEFICIENT_PERCDAMP
+    warm = warm_start_integers(problem, beam=12, growth=3.0, deadline=Deadline(time.perf_counter() + 600.0))
+    pilot = (8, baselines.DEADLINE_PILOT_WIDTH, 1.0, 1)  # 40 neurons: 40 // 16 = 2, at least a group of 8
+    assert [c[:4] for c in calls] == [pilot, pilot, (40, 12, 3.0, 1)]
+    assert [c[4] for c in calls] == [lam[GPTQ_PERCDAMP], lam[RANK_DEFICIENT_PERCDAMP], lam[chosen]]
+    e = problem.qubo_energies
+    beam, _ = _beam(problem, 12, chosen, growth=3.0)
+    gptq = np.min([e(problem.encode(BASELINES["gptq-restricted-pivot"](problem, percdamp=d))) for d in lam], axis=0)
+    np.testing.assert_allclose(e(problem.encode(warm)),
+                               np.minimum(e(problem.encode(problem.base + np.where(problem.free, beam, 0))), gptq))
+    calls.clear()
+    warm_start_integers(problem, beam=12, growth=3.0)  # no deadline: the pilot (every neuron here) at full width
+    assert [c[:4] for c in calls] == [(40, 12, 3.0, 1)] * 2
+
+
 def _beam_in(problem, width, percdamp, ordered, rows=None):
     """``beam_search`` in a given order of the live inputs (``ordered``: the order and its factor, e.g.
     ``_pivot_live_factor``'s) on ``rows``, back in input order (dead inputs at their floor): ``(v, score)``."""
