@@ -31,8 +31,8 @@ from typing import Any, Iterator
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["shared_pool", "helper_pool", "blas_threads", "beam_threads", "beam_thread_count", "scratch", "kept_copy",
-           "prefault"]
+__all__ = ["shared_pool", "helper_pool", "blas_threads", "beam_threads", "beam_thread_count", "thread_count",
+           "is_thread_count", "scratch", "kept_copy", "prefault"]
 
 _POOLS: dict[int | str, ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
@@ -83,6 +83,11 @@ def blas_threads(limit: int | None) -> AbstractContextManager:
 _THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("beam_threads", default=None)
 
 
+def is_thread_count(value: Any) -> bool:
+    """Whether ``value`` is a count of threads: an integer >= 1 (numpy's too), not a bool."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
+
+
 @contextmanager
 def beam_threads(threads: int | None) -> Iterator[None]:
     """``with beam_threads(k):`` the beams begun in its block (:func:`qannealq._gptq_beam.beam_search` without
@@ -90,8 +95,7 @@ def beam_threads(threads: int | None) -> Iterator[None]:
     ``k`` threads; None: one per core, as outside it. The solve loop runs a whole-layer sampler's warm start in its
     sampler's threads (:func:`qannealq.contract.warm_start_threads`: ``layer-sa``'s ``num_threads``), so that a run
     on one thread searches on one, beam included (its factorizations keep their BLAS threads)."""
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral)
-                                or threads < 1):
+    if threads is not None and not is_thread_count(threads):
         raise InvalidArgumentError(f"beam_threads({threads!r}): the beams' threads must be an integer >= 1, or "
                                    "None (one per core)")
     token = _THREADS.set(None if threads is None else int(threads))
