@@ -74,12 +74,24 @@ class AnnealSettings:
                 f"{'reinitialized every read' if self.reinitialize_state else 'not reinitialized'})")
 
 
-def _reverse_schedule(point: Any, pause: Any) -> tuple[tuple[float, float], ...]:
+def check_reversal_point(option: str, point: Any) -> float:
+    """The reverse anneal's ``reversal_point``: a number strictly between 0 and 1."""
     if isinstance(point, bool) or not isinstance(point, (int, float)) or not 0.0 < point < 1.0:
-        raise InvalidArgumentError(f"reversal_point={point!r} must be a number strictly between 0 and 1 "
+        raise InvalidArgumentError(f"{option}={point!r} must be a number strictly between 0 and 1 "
                                    "(the anneal fraction s the reverse anneal goes back to), e.g. 0.35")
+    return float(point)
+
+
+def check_reversal_pause(option: str, pause: Any) -> float:
+    """The reverse anneal's ``reversal_pause``: microseconds in 0..1000."""
     if isinstance(pause, bool) or not isinstance(pause, (int, float)) or not 0.0 <= pause <= 1000.0:
-        raise InvalidArgumentError(f"reversal_pause={pause!r} must be microseconds in 0..1000, e.g. 8")
+        raise InvalidArgumentError(f"{option}={pause!r} must be microseconds in 0..1000, e.g. 8")
+    return float(pause)
+
+
+def _reverse_schedule(point: Any, pause: Any) -> tuple[tuple[float, float], ...]:
+    check_reversal_point("reversal_point", point)
+    check_reversal_pause("reversal_pause", pause)
     points = [(0.0, 1.0), (RAMP_US, float(point))]
     if pause > 0:
         points.append((RAMP_US + float(pause), float(point)))

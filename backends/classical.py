@@ -14,6 +14,7 @@ import dimod
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
+from qannealq.checks import above, at_least, beta_range, check_values, flag, one_of
 
 __all__ = ["SimulatedAnnealing", "Tabu", "SteepestDescent"]
 
@@ -24,6 +25,7 @@ class _Recorded:
     name = ""
     default_max_variables: int | None = None  # any size
     capacity_reason = ""
+    option_rules: dict = {}  # each option's check (:mod:`qannealq.checks`); others are left to dwave-samplers
 
     def __init__(self) -> None:
         super().__init__()  # dwave-samplers sets properties and parameters on the instance
@@ -42,6 +44,7 @@ class _Recorded:
         Others are warned about (``dimod.exceptions.SamplerUnknownArgWarning``) and dropped.
         """
         kwargs = self.remove_unknown_kwargs(**kwargs)
+        self.check_options(kwargs)
         check_capacity(self.name, bqm, self.properties["max_variables"])
         seed = draw_seed(seed)
         for key, value in self._defaults(bqm).items():
@@ -50,11 +53,20 @@ class _Recorded:
         start = now_ns()
         return record(super().sample(bqm, seed=seed, **kwargs), seed, start)
 
+    def check_options(self, options: dict) -> None:
+        """Refuse a bad value of an option this backend checks (:attr:`option_rules`), naming it: before any work,
+        where dwave-samplers would raise later, or never (``tabu``'s ``timeout=-5`` ran without end)."""
+        check_values(options, self.option_rules)
+
 
 class SimulatedAnnealing(_Recorded, SimulatedAnnealingSampler):
     """``sa`` (alias ``neal``): dwave-samplers' simulated annealing; every parameter passes through."""
 
     name = "sa"
+    option_rules = {"num_reads": at_least(1), "num_sweeps": at_least(0), "num_sweeps_per_beta": at_least(1),
+                    "beta_range": beta_range, "beta_schedule_type": one_of("linear", "geometric", "custom"),
+                    "initial_states_generator": one_of("none", "tile", "random"), "randomize_order": flag,
+                    "proposal_acceptance_criteria": one_of("Metropolis", "Gibbs")}
 
 
 class Tabu(_Recorded, TabuSampler):
@@ -69,9 +81,12 @@ class Tabu(_Recorded, TabuSampler):
     """
 
     name = "tabu"
+    option_rules = {"num_reads": at_least(1), "timeout": above(0, "milliseconds"), "num_restarts": at_least(0),
+                    "tenure": at_least(0), "initial_states_generator": one_of("none", "tile", "random")}
 
     def __init__(self, timeout: int = 20, num_reads: int = 10) -> None:
         super().__init__()
+        self.check_options({"timeout": timeout, "num_reads": num_reads})
         self.timeout = timeout
         self.num_reads = num_reads
 
@@ -91,9 +106,12 @@ class SteepestDescent(_Recorded, SteepestDescentSolver):
     """
 
     name = "steepest"
+    option_rules = {"num_reads": at_least(1), "initial_states_generator": one_of("none", "tile", "random"),
+                    "large_sparse_opt": flag}
 
     def __init__(self, num_reads: int = 10) -> None:
         super().__init__()
+        self.check_options({"num_reads": num_reads})
         self.num_reads = num_reads
 
     def _defaults(self, bqm: dimod.BinaryQuadraticModel | None) -> dict:

@@ -33,7 +33,8 @@ import numpy as np
 
 from qannealq.backends._common import dense_binary
 from qannealq.backends._decompose_search import Search, child_summary, greedy, timing_of
-from qannealq.contract import LayerComposite, draw_seed, layer_solver, max_variables
+from qannealq.checks import at_least, check_values
+from qannealq.contract import LayerComposite, check_options, draw_seed, layer_solver, max_variables
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["DecomposingSampler", "decomposed", "capacity_limited", "auto_decompose", "SUB_PROBLEM_SIZE"]
@@ -43,6 +44,7 @@ SUB_PROBLEM_SIZE = {"exact": 16}
 """Default sub-problem size of backends whose time grows steeply below their capacity (by their ``name``):
 ``exact`` enumerates ``2^m`` states, ~0.2 s at 16 variables but ~30 s at its capacity of 24."""
 _OWN_PARAMETERS = ("initial_states", "seed", "capacity", "patience", "max_calls")
+_RULES = {"capacity": at_least(1), "patience": at_least(1), "max_calls": at_least(1)}  # None: the sampler's own
 
 
 def _start_state(initial_states: Any, labels: list, spin: bool) -> np.ndarray | None:
@@ -118,6 +120,12 @@ class DecomposingSampler(LayerComposite):
         return {"child_properties": dict(self.child.properties), "max_variables": None,
                 "capacity": self._capacity, "whole_layer": layer_solver(self.child) is not None}
 
+    def check_options(self, options: dict) -> None:
+        """Refuse a bad ``capacity``, ``patience`` or ``max_calls`` before any work, then the child's options by
+        the child's own check (:func:`qannealq.contract.check_options`)."""
+        check_values(options, _RULES)
+        check_options(self.child, self._child_kwargs(options))
+
     def _child_kwargs(self, kwargs: dict) -> dict:
         accepted = set(self.child.parameters)
         return {k: v for k, v in kwargs.items() if k in accepted}
@@ -132,6 +140,7 @@ class DecomposingSampler(LayerComposite):
         ``parameters`` go to every child call (``num_reads``...); others are warned about and dropped.
         """
         kwargs = self.remove_unknown_kwargs(**kwargs)
+        check_values({"capacity": capacity, "patience": patience, "max_calls": max_calls}, _RULES)
         seed = draw_seed(seed)
         child_kw = self._child_kwargs(kwargs)
         size = capacity or self.sub_size

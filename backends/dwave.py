@@ -31,12 +31,14 @@ from dimod.exceptions import SamplerUnknownArgWarning
 from minorminer.busclique import busgraph_cache
 
 from qannealq.backends._common import check_capacity, close_child, draw_seed, now_ns, record
+from qannealq.backends._dwave_anneal import ANNEAL_MODES, check_reversal_pause, check_reversal_point
 from qannealq.backends._dwave_cliques import CliqueCache
 from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has_credentials, missing_credentials,
                                             require_credentials)
 from qannealq.backends._dwave_embed import finish, submit
 from qannealq.backends._dwave_parallel import chain_strength_of, solve_layer
 from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
+from qannealq.checks import above, at_least, check_values, flag, one_of
 from qannealq.contract import Closeable, LayerSample
 from qannealq.errors import InvalidArgumentError
 
@@ -47,6 +49,10 @@ logger = logging.getLogger(__name__)
 
 LAYER_PARAMETERS = ("anneal", "reversal_point", "reversal_pause", "reinitialize_state", "parallel")
 """Options of the whole-layer path only (see :func:`._dwave_anneal.anneal_settings`)."""
+OPTION_RULES = {"num_reads": at_least(1), "anneal": one_of(*ANNEAL_MODES), "reinitialize_state": flag,
+                "parallel": flag, "chain_strength_scale": above(0), "annealing_time": above(0, "microseconds"),
+                "reversal_point": check_reversal_point, "reversal_pause": check_reversal_pause}
+"""The QPU options whose values are checked before any work (:meth:`QPUSampler.check_options`)."""
 QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_strength_scale", "chain_break_method", "annealing_time",
                   "answer_mode", "anneal_schedule", "label", "programming_thermalization",
                   "readout_thermalization", "reduce_intersample_correlation", *LAYER_PARAMETERS)
@@ -170,6 +176,11 @@ class QPUSampler(Closeable, dimod.Sampler):
         """:data:`QPU_PARAMETERS`; with ``parallel=False`` less the whole-layer options. No network call."""
         names = QPU_PARAMETERS if self.parallel else [p for p in QPU_PARAMETERS if p not in LAYER_PARAMETERS]
         return {name: [] for name in names}
+
+    def check_options(self, options: dict) -> None:
+        """Refuse a bad value of the options checked here (:data:`OPTION_RULES`) before any work and any QPU
+        time (:func:`qannealq.contract.check_options`); the solver checks its other parameters itself."""
+        check_values(options, OPTION_RULES)
 
     def embedding(self, size: int) -> dict:
         """Clique embedding of variables ``0..size-1`` (the first of the cached set), found once per size."""

@@ -8,6 +8,7 @@ import dimod
 import numpy as np
 
 from qannealq.backends._common import check_capacity, dense_binary
+from qannealq.checks import at_least, check_values
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["ExactSampler"]
@@ -39,14 +40,17 @@ class ExactSampler(dimod.Sampler):
     def parameters(self) -> dict:
         return {"num_reads": []}
 
+    def check_options(self, options: dict) -> None:
+        """Refuse a bad ``num_reads`` before any work (:func:`qannealq.contract.check_options`)."""
+        check_values(options, {"num_reads": at_least(1)})
+
     def sample(self, bqm: dimod.BinaryQuadraticModel, num_reads: int = 1, **kwargs) -> dimod.SampleSet:
         """Return the ``num_reads`` lowest-energy assignments of ``bqm`` (unknown kwargs: warned and dropped)."""
         self.remove_unknown_kwargs(**kwargs)
+        self.check_options({"num_reads": num_reads})
         check_capacity(self.name, bqm, self.max_variables, f"2^{self.max_variables} assignments",
                        "use 'sa' or a larger max_variables")
         m = bqm.num_variables
-        if num_reads < 1:
-            raise InvalidArgumentError(f"num_reads={num_reads} must be >= 1")
         t0 = time.perf_counter_ns()
         lin, q, offset, labels = dense_binary(bqm)
         t1 = time.perf_counter_ns()

@@ -15,6 +15,7 @@ import gurobipy as gp
 import numpy as np
 
 from qannealq.backends._common import check_capacity, dense_binary, draw_seed, now_ns, record
+from qannealq.checks import above, at_least, check_values
 from qannealq.contract import Closeable
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
@@ -68,6 +69,10 @@ class GurobiSampler(Closeable, dimod.Sampler):
     def parameters(self) -> dict:
         return {"num_reads": [], "seed": [], "initial_states": [], "time_limit": []}
 
+    def check_options(self, options: dict) -> None:
+        """Refuse a bad ``num_reads`` or ``time_limit`` before any work (:func:`qannealq.contract.check_options`)."""
+        check_values(options, {"num_reads": at_least(1), "time_limit": above(0, "seconds")})
+
     def _environment(self) -> gp.Env:
         if self._env is None:  # an empty env keeps Gurobi's licence banner off stdout
             env = gp.Env(empty=True)
@@ -89,10 +94,9 @@ class GurobiSampler(Closeable, dimod.Sampler):
         Unknown keyword arguments are warned about and dropped (``remove_unknown_kwargs``).
         """
         self.remove_unknown_kwargs(**kwargs)
+        self.check_options({"num_reads": num_reads, "time_limit": time_limit})
         check_capacity(self.name, bqm, self.max_variables, "Gurobi's pip licence is limited to 200 "
                        "variables in quadratic models", "use 'sa', or a full licence with a larger max_variables")
-        if num_reads < 1:
-            raise InvalidArgumentError(f"num_reads={num_reads} must be >= 1")
         seed = draw_seed(seed)
         start = now_ns()
         p, a, offset, labels = convex_form(bqm)

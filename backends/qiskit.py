@@ -18,6 +18,7 @@ from qiskit_optimization.minimum_eigensolvers import QAOA
 from qiskit_optimization.optimizers import COBYLA, NELDER_MEAD, SPSA
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
+from qannealq.checks import at_least, check_values
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["QAOASampler", "to_quadratic_program"]
@@ -109,6 +110,11 @@ class QAOASampler(dimod.Sampler):
     def parameters(self) -> dict:
         return {"seed": [], "reps": [], "maxiter": [], "shots": []}
 
+    def check_options(self, options: dict) -> None:
+        """Refuse a bad ``reps``, ``maxiter`` or ``shots`` before any work (:func:`qannealq.contract.check_options`):
+        ``reps=0`` used to run the default reps silently."""
+        check_values(options, {"reps": at_least(1), "maxiter": at_least(1), "shots": at_least(1)})
+
     def sample(self, bqm: dimod.BinaryQuadraticModel, seed: int | None = None, reps: int | None = None,
                maxiter: int | None = None, shots: int | None = None, **kwargs) -> dimod.SampleSet:
         """Run QAOA on ``bqm``; every distinct measured bitstring becomes a record with its count.
@@ -116,6 +122,7 @@ class QAOASampler(dimod.Sampler):
         Unknown keyword arguments are warned about and dropped (``remove_unknown_kwargs``).
         """
         self.remove_unknown_kwargs(**kwargs)
+        self.check_options({"reps": reps, "maxiter": maxiter, "shots": shots})
         check_capacity(self.name, bqm, self.max_qubits, "one qubit per variable",
                        "raise max_qubits (time and memory double per qubit) or use 'sa'")
         seed = draw_seed(seed)

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES
+from qannealq.checks import check_choice, check_positive
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.solve import METHODS, WARM_STARTS
@@ -22,26 +23,12 @@ __all__ = ["ModelConfig", "QuantizeConfig", "RunConfig", "check_choice", "check_
            "check_qpu_budget"]
 
 
-def check_positive(option: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int ``>= minimum``, else an error naming ``option``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidArgumentError(f"{option}={value!r} must be an integer >= {minimum}")
-    return value
-
-
 def check_qpu_budget(value: Any) -> float:
     """``--qpu-budget`` as a positive, finite number of seconds."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < float("inf"):
         raise InvalidArgumentError(f"--qpu-budget={value!r} must be a positive number of seconds of QPU access "
                                    "time, e.g. 0.5")
     return float(value)
-
-
-def check_choice(option: str, value: Any, allowed: tuple[str, ...]) -> str:
-    """``value`` if it is one of ``allowed``, else an error listing them."""
-    if value not in allowed:
-        raise InvalidArgumentError(f"{option}={value!r} is unknown: choose one of {', '.join(allowed)}")
-    return value
 
 
 def parse_warm_start(value: str | None) -> str | None:

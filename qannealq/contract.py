@@ -8,6 +8,8 @@ One module holds what a sampler and its caller must agree on, so that neither im
 * :func:`draw_seed`: the seed checked, or drawn so that it can be recorded.
 * :func:`check_capacity` and :func:`describe_capacity`: capacity in one form, ``properties["max_variables"]``
   (None = any size), refused before any work with a message naming both sizes.
+* :func:`check_parameters` and :func:`check_options`: a command's sampler options, their keys against
+  ``parameters`` and their values by the sampler's own ``check_options`` hook, refused before any work.
 * :func:`merge_timing`: the nanosecond timing keys summed over many SampleSets.
 * :func:`redact`: the one way settings (sampler options) are stored; a token-like value is never written.
 * :class:`Closeable`: ``close()`` and ``with`` support for samplers that hold a resource.
@@ -30,8 +32,8 @@ from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
-           "draw_seed", "check_capacity", "check_parameters", "describe_capacity", "max_variables", "merge_timing",
-           "redact", "unredact", "REDACTED", "TIMING_KEYS"]
+           "draw_seed", "check_capacity", "check_parameters", "check_options", "describe_capacity", "max_variables",
+           "merge_timing", "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -230,6 +232,10 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
     def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
         return self.child.sample(bqm, **kwargs)
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """The child's :func:`check_options` (a composite that takes options of its own checks them first)."""
+        check_options(self.child, options)
+
     def warm_start_beam(self, inputs: int | None = None, **kwargs: Any) -> int:
         """The child's :func:`warm_start_beam`."""
         return warm_start_beam(self.child, kwargs, inputs)
@@ -339,6 +345,23 @@ def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any]) -> 
         raise InvalidArgumentError(
             f"--sampler-option {', '.join(unknown)}: backend {backend!r} does not take "
             f"{'this option' if len(unknown) == 1 else 'these options'}; valid keys: {', '.join(sorted(known))}")
+    try:
+        check_options(sampler, options)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"--sampler-option {exc} (backend {backend!r})") from None
+
+
+def check_options(sampler: Any, options: Mapping[str, Any]) -> None:
+    """Refuse option values ``sampler`` would refuse, before any work: its ``check_options(options)`` hook where
+    it has one (every backend of ours; a composite of ours checks its own options and passes the rest to its
+    child), else nothing (a sampler without the hook checks its values when it samples).
+
+    Raises:
+        InvalidArgumentError: the first bad value, named with the option (``num_reads=-1 must be ...``).
+    """
+    hook = getattr(sampler, "check_options", None)
+    if callable(hook):
+        hook(dict(options))
 
 
 def merge_timing(infos: Iterable[Mapping[str, Any]]) -> dict[str, int]:

@@ -30,6 +30,7 @@ ROWS = {  # test id -> the part of the error message the test asserts (quoted in
     "bits-out-of-range": "bits=9 is not supported: use an integer from 1 to 8",
     "unknown-backend": "backend='nope' is unknown: choose one of",
     "retries-negative": "--retries=-1 must be an integer >= 0",
+    "sampler-option-value": "--sampler-option timeout=-5 must be a number of milliseconds > 0 (backend 'tabu')",
     "memory-limit-zero": "--memory-limit=0 must be a positive number of GiB",
     "out-is-a-file": "is an existing file, not a folder: give a folder path",
     "unwritable-out": "is not writable; choose another --out folder",
@@ -84,6 +85,7 @@ def test_the_readme_table_lists_exactly_these_rows_with_their_errors():
     ("bits-out-of-range", ["--bits", "4,9"]),
     ("unknown-backend", ["--methods", "rtn,qubo", "--backend", "nope"]),
     ("retries-negative", ["--methods", "qubo", "--retries", "-1"]),
+    ("sampler-option-value", ["--methods", "qubo", "--backend", "tabu", "--sampler-option", "timeout=-5"]),
     ("memory-limit-zero", ["--objective", "relu-aware", "--memory-limit", "0"]),
 ])
 def test_bad_options_are_refused_before_training_and_write_nothing(key, argv, tmp_path, capsys, no_training):

@@ -1,0 +1,101 @@
+"""Checks of option values, one message form for all: ``name=value must be ...``, naming what to give instead.
+
+They sit below the commands' settings (:mod:`qannealq.config`) and the backends (each sampler's
+``check_options``, :func:`qannealq.contract.check_options`), so that a command refuses a bad ``--sampler-option``
+value before any training, and a sampler called from Python refuses it before any work.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from qannealq.errors import InvalidArgumentError
+
+__all__ = ["check_positive", "check_choice", "check_number", "check_flag", "check_range", "check_values",
+           "at_least", "above", "one_of", "flag", "beta_range"]
+
+Rule = Callable[[str, Any], Any]
+
+
+def check_positive(option: str, value: Any, minimum: int = 1) -> int:
+    """``value`` as an int ``>= minimum`` (a numpy integer too), else an error naming ``option``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise InvalidArgumentError(f"{option}={value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+def check_choice(option: str, value: Any, allowed: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``allowed``, else an error listing them."""
+    if value not in allowed:
+        raise InvalidArgumentError(f"{option}={value!r} is unknown: choose one of {', '.join(allowed)}")
+    return value
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+
+
+def check_number(option: str, value: Any, low: float = 0.0, strict: bool = True, unit: str = "") -> float:
+    """``value`` as a finite number above ``low`` (``strict``) or at least ``low``, else an error naming
+    ``option`` (``unit``, e.g. "seconds", is said in it)."""
+    if not _is_number(value) or not (value > low if strict else value >= low):
+        what = f"a number{' of ' + unit if unit else ''} {'>' if strict else '>='} {low:g}"
+        raise InvalidArgumentError(f"{option}={value!r} must be {what}")
+    return float(value)
+
+
+def check_flag(option: str, value: Any) -> bool:
+    """``value`` if it is True or False, else an error naming ``option``."""
+    if not isinstance(value, bool):
+        raise InvalidArgumentError(f"{option}={value!r} must be True or False")
+    return value
+
+
+def check_range(option: str, value: Any) -> tuple[float, float]:
+    """A pair of positive finite numbers ``(low, high)`` (e.g. an anneal's inverse temperatures)."""
+    pair = isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1)
+    if not pair or len(value) != 2 or not all(_is_number(v) and v > 0 for v in value):
+        raise InvalidArgumentError(f"{option}={value!r} must be two positive numbers [low, high], e.g. [0.1, 10]")
+    return float(value[0]), float(value[1])
+
+
+def at_least(minimum: int) -> Rule:
+    """A rule: an integer ``>= minimum``."""
+    return lambda option, value: check_positive(option, value, minimum)
+
+
+def above(low: float, unit: str = "") -> Rule:
+    """A rule: a finite number ``> low``."""
+    return lambda option, value: check_number(option, value, low, True, unit)
+
+
+def one_of(*allowed: str) -> Rule:
+    """A rule: one of ``allowed``."""
+    return lambda option, value: check_choice(option, value, allowed)
+
+
+def flag(option: str, value: Any) -> bool:
+    """A rule: True or False."""
+    return check_flag(option, value)
+
+
+def beta_range(option: str, value: Any) -> tuple[float, float]:
+    """A rule: two positive numbers."""
+    return check_range(option, value)
+
+
+def check_values(options: Mapping[str, Any], rules: Mapping[str, Rule]) -> None:
+    """Apply each rule to its option where given and not None (None: the sampler's default); options without a
+    rule are left to the sampler.
+
+    Raises:
+        InvalidArgumentError: the first option whose value its rule refuses, named with its value.
+    """
+    for name, value in options.items():
+        rule = rules.get(name)
+        if rule is not None and value is not None:
+            rule(name, value)
