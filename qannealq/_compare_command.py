@@ -14,7 +14,7 @@ from qannealq._compare_instances import NeuronInstance, instances_from_experimen
 from qannealq._compare_plots import plot_all
 from qannealq._compare_reference import ReferenceOptions
 from qannealq._compare_report import CompareResult, format_summary
-from qannealq.compare import CompareSettings, compare_backends, stored_settings
+from qannealq.compare import CompareSettings, check_backend_options, compare_backends, stored_settings
 from qannealq.config import ModelConfig, check_choice, check_qpu_budget
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
@@ -178,6 +178,7 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
                                                           job.settings), resume=True)
     else:
         ResultStore.check(out, "compare", {})
+    check_backend_options(job.backends, job.settings)  # the sampler options' keys and values, before any training
     instances = job.selection.load()
     sizes = sorted({i.num_variables for i in instances})
     reporter.message(f"{len(instances)} neuron QUBO(s) of {sizes[0]}-{sizes[-1]} variables; backends "

@@ -30,7 +30,7 @@ from qannealq.metrics import call_timing
 from qannealq.report import LogReporter, Reporter
 from qannealq.store import ResultStore, unit_key
 
-__all__ = ["CompareSettings", "compare_backends", "stored_settings", "OFFLINE_BACKENDS", "DETERMINISTIC",
+__all__ = ["CompareSettings", "compare_backends", "check_backend_options", "stored_settings", "OFFLINE_BACKENDS", "DETERMINISTIC",
            "DEFAULT_OPTIONS", "unit_seed", "run_unit", "NeuronInstance", "Reference", "CompareResult", "CompareRow",
            "ReferenceOptions", "instances_from_experiment", "instances_from_layer", "format_summary"]
 
@@ -165,6 +165,17 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
         raise InvalidArgumentError(f"--sampler-option names backends {sorted(unknown)} that are not compared "
                                    f"({', '.join(given)})")
     return samplers, skipped
+
+
+def check_backend_options(names: Sequence[str], settings: CompareSettings) -> None:
+    """Every compared backend's ``--sampler-option`` keys and values, and the backends they name, checked before
+    any training (:func:`qannealq.contract.check_parameters`): the ready samplers are built as the comparison
+    builds them and closed again (none opens a licence or a cloud client before its first call)."""
+    samplers, _ = _build(list(names), settings)
+    for sampler in samplers.values():
+        close = getattr(sampler, "close", None)
+        if callable(close):
+            close()
 
 
 def _extras(info: Mapping[str, Any]) -> dict:

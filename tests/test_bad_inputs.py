@@ -95,6 +95,19 @@ def test_bad_options_are_refused_before_training_and_write_nothing(key, argv, tm
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["sweep", "--methods", "qubo", "--backend", "tabu", "--sampler-option", "timeout=-5"],
+    ["compare", "--backends", "sa,tabu", "--sampler-option", "tabu:timeout=-5"],
+])
+def test_a_bad_sampler_option_value_stops_sweep_and_compare_before_training(argv, tmp_path, capsys, no_training):
+    """The table's ``sampler-option-value`` row holds for ``sweep`` and ``compare`` too (``compare`` checked its
+    sampler options, keys included, only after training and building its instances)."""
+    out = tmp_path / "out"
+    err = _cli_error([*argv, "--out", str(out)], capsys)
+    assert ROWS["sampler-option-value"] in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_out_naming_an_existing_file(tmp_path, capsys, no_training):
     target = tmp_path / "results.txt"
     target.write_text("keep me")
