@@ -30,9 +30,9 @@ from qannealq.metrics import call_timing
 from qannealq.report import LogReporter, Reporter
 from qannealq.store import ResultStore, unit_key
 
-__all__ = ["CompareSettings", "compare_backends", "check_backend_options", "stored_settings", "OFFLINE_BACKENDS", "DETERMINISTIC",
-           "DEFAULT_OPTIONS", "unit_seed", "run_unit", "NeuronInstance", "Reference", "CompareResult", "CompareRow",
-           "ReferenceOptions", "instances_from_experiment", "instances_from_layer", "format_summary"]
+__all__ = ["CompareSettings", "compare_backends", "check_backend_options", "stored_settings", "OFFLINE_BACKENDS",
+           "DETERMINISTIC", "DEFAULT_OPTIONS", "unit_seed", "run_unit", "NeuronInstance", "Reference", "CompareResult",
+           "CompareRow", "ReferenceOptions", "instances_from_experiment", "instances_from_layer", "format_summary"]
 
 logger = logging.getLogger(__name__)
 
