@@ -391,8 +391,9 @@ class LayerSASampler(dimod.Sampler):
     def check_options(self, options: dict[str, Any]) -> None:
         """Refuse a bad option value before any work (:func:`qannealq.contract.check_options`): the checks each
         solve runs (``effort``, ``time_limit``, ``num_threads``...), so that ``qannealq run --sampler-option
-        effort=slow`` stops before training, not at its first layer."""
-        self._params(options)
+        effort=slow`` stops before training, not at its first layer; a CUDA ``device`` torch does not see too
+        (``BackendUnavailableError``)."""
+        resolve_device(self._params(options)["device"])
 
     def warm_start_beam(self, inputs: int | None = None, **kwargs: Any) -> int:
         """The width of the beam search this run's warm start should run on a layer of ``inputs`` coordinates

@@ -224,6 +224,19 @@ def test_sample_itself_refuses_a_bad_value(name, bad):
         get_sampler(name).sample(_bqm(), **bad)
 
 
+def test_layer_sa_refuses_a_cuda_device_torch_does_not_see_before_any_work(monkeypatch):
+    pytest.importorskip("numba")
+    import torch
+
+    from qannealq.errors import BackendUnavailableError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    sampler = get_sampler("layer-sa")
+    check_parameters("layer-sa", sampler, {"device": "auto"})  # auto: the CPU then
+    with pytest.raises(BackendUnavailableError, match="device='cuda'.*sees no CUDA device"):
+        check_parameters("layer-sa", sampler, {"device": "cuda"})
+
+
 def test_a_composite_checks_its_own_options_and_passes_the_rest_to_its_child():
     pytest.importorskip("dwave.samplers")
     from qannealq.backends import auto_decompose, with_retries
