@@ -178,6 +178,15 @@ def test_conv2d_layers_stay_in_float_said_once_and_recorded(caplog):
     assert plain.settings["skipped_layers"] == {}
 
 
+def test_quantize_model_refuses_a_bad_sampler_option_value_before_calibration(monkeypatch):
+    import qannealq.pipeline
+
+    monkeypatch.setattr(qannealq.pipeline, "linear_layers", lambda *a, **k: pytest.fail("calibration began"))
+    model = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match="timeout=-5 must be a number of milliseconds > 0"):
+        quantize_model(model, np.ones((3, 4)), bits=4, method="qubo", sampler="tabu", timeout=-5)
+
+
 @pytest.mark.parametrize("where", ["weight", "bias"])
 def test_nan_or_inf_weights_are_refused_before_calibration(where, monkeypatch):
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
