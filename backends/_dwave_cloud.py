@@ -11,6 +11,7 @@ import os
 import dimod
 
 from qannealq.backends._common import check_capacity, close_child, now_ns, record
+from qannealq.checks import above, check_values
 from qannealq.contract import Closeable
 from qannealq.errors import CredentialsError
 
@@ -95,6 +96,11 @@ class HybridSampler(Closeable, dimod.Sampler):
     def parameters(self) -> dict:
         return {"time_limit": [], "label": []}
 
+    def check_options(self, options: dict) -> None:
+        """Refuse a ``time_limit`` that is not a positive number of seconds before any work and any Leap credit
+        (:func:`qannealq.contract.check_options`); the solver's own minimum is checked by the solver."""
+        check_values(options, {"time_limit": above(0, "seconds")})
+
     def sample(self, bqm: dimod.BinaryQuadraticModel, time_limit: float | None = None, **kwargs) -> dimod.SampleSet:
         """Submit ``bqm`` to the hybrid solver; its own microsecond timing stays beside the ns keys.
 
@@ -102,6 +108,7 @@ class HybridSampler(Closeable, dimod.Sampler):
         """
         start = now_ns()
         kwargs = self.remove_unknown_kwargs(**kwargs)
+        self.check_options({"time_limit": time_limit})
         check_capacity(self.name, bqm, self.max_variables, "the hybrid solver's limit")
         limit = time_limit if time_limit is not None else self.time_limit
         if limit is not None:

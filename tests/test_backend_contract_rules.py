@@ -191,6 +191,7 @@ BAD_VALUES = {
     "dwave-mock": ({"reversal_point": 1.5}, "reversal_point=1.5 must be a number strictly between 0 and 1",
                    {"num_reads": 5, "anneal": "reverse"}),
     "dwave": ({"anneal": "sideways"}, "anneal='sideways' is unknown", {"num_reads": 5, "annealing_time": 20}),
+    "dwave-hybrid": ({"time_limit": -3}, "time_limit=-3 must be a number of seconds > 0", {"time_limit": 5}),
 }
 
 
@@ -198,11 +199,13 @@ BAD_VALUES = {
 def test_a_bad_option_value_is_refused_before_any_work_naming_it(name, fake_dwave_token, monkeypatch):
     """The commands' check (:func:`check_parameters`, before any training) refuses a bad value by the sampler's own
     ``check_options``, naming the option, its value and the backend; good values pass; no QPU is reached."""
-    module = {"dwave-mock": "dwave.system", "dwave": "dwave.system", "layer-sa": "numba", "gurobi": "gurobipy",
+    module = {"dwave-mock": "dwave.system", "dwave": "dwave.system", "dwave-hybrid": "dwave.system",
+              "layer-sa": "numba", "gurobi": "gurobipy",
               "qaoa": "qiskit_optimization"}.get(name, "dwave.samplers")
     pytest.importorskip(module)
-    monkeypatch.setattr("dwave.system.DWaveSampler", lambda *a, **k: pytest.fail("the QPU was reached"),
-                        raising=False)
+    for cloud in ("DWaveSampler", "LeapHybridSampler"):
+        monkeypatch.setattr(f"dwave.system.{cloud}", lambda *a, **k: pytest.fail("the cloud was reached"),
+                            raising=False)
     bad, words, good = BAD_VALUES[name]
     sampler = get_sampler(name)
     check_parameters(name, sampler, good)
