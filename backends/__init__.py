@@ -11,6 +11,7 @@ entry-point group ``qannealq.backends``. A backend's SDK is imported only by its
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass
 
 import dimod
@@ -144,7 +145,8 @@ def get_sampler(name: "str | dimod.Sampler", **options: object) -> dimod.Sampler
     """Build the backend ``name`` (or an alias) with constructor ``options``; a sampler instance is returned as is.
 
     Raises:
-        InvalidArgumentError: unknown name, or options given with an instance.
+        InvalidArgumentError: unknown name, an option the backend's constructor does not take (named, with the ones
+            it takes), or options given with an instance.
         BackendUnavailableError: the backend's SDK is missing (the message has the pip command).
         CredentialsError: a cloud backend without credentials (the message says how to set them).
     """
@@ -158,7 +160,29 @@ def get_sampler(name: "str | dimod.Sampler", **options: object) -> dimod.Sampler
         raise InvalidArgumentError(
             f"backend={name!r} is unknown: choose one of {', '.join(sorted(specs) + sorted(ALIASES))}"
         )
-    return _load(specs[key])(**options)
+    factory = _load(specs[key])
+    _check_constructor_options(name, factory, options)
+    return factory(**options)
+
+
+def _check_constructor_options(name: str, factory: type, options: dict) -> None:
+    """Refuse constructor ``options`` that ``factory`` does not take, naming them and the ones it takes, where
+    Python would raise a TypeError about ``__init__`` (``get_sampler("sa", num_reads=0)``: ``sa``'s options are
+    each call's); a constructor that takes ``**kwargs`` (the QPU's solver config) is left to itself."""
+    if not options:
+        return
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # no signature to read: the constructor checks
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(options) - set(params))
+    if unknown:
+        takes = ", ".join(params) or "none"
+        raise InvalidArgumentError(
+            f"backend {name!r} takes no constructor option {', '.join(unknown)} (its constructor options: {takes}); "
+            "give options of each call to sample(...), or --sampler-option KEY=VALUE on the command line")
 
 
 def resolve_sampler(sampler: "str | dimod.Sampler") -> dimod.Sampler:

@@ -53,6 +53,7 @@ class GurobiSampler(Closeable, dimod.Sampler):
                  threads: int = 1) -> None:
         if max_variables < 0:
             raise InvalidArgumentError(f"max_variables={max_variables} must be >= 0")
+        self.check_options({"time_limit": time_limit})
         self.max_variables = max_variables
         self.time_limit = time_limit
         self.threads = threads

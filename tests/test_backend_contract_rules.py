@@ -253,3 +253,21 @@ def test_a_composite_checks_its_own_options_and_passes_the_rest_to_its_child():
         check_parameters("exact", exact, {"capacity": 0})
     with pytest.raises(InvalidArgumentError, match="num_reads=0 must be"):
         check_parameters("exact", exact, {"capacity": 8, "num_reads": 0})
+
+
+def test_get_sampler_names_a_constructor_option_the_backend_does_not_take():
+    """``get_sampler("sa", num_reads=0)`` raised Python's TypeError about ``_Recorded.__init__``; now our error names
+    the option, the ones the constructor takes and where options of each call go."""
+    pytest.importorskip("dwave.samplers")
+    with pytest.raises(InvalidArgumentError, match=r"backend 'sa' takes no constructor option num_reads \(its "
+                                                   r"constructor options: none\); give options of each call"):
+        get_sampler("sa", num_reads=0)
+    with pytest.raises(InvalidArgumentError, match=r"tenure.*constructor options: timeout, num_reads"):
+        get_sampler("tabu", tenure=3)
+    assert get_sampler("tabu", timeout=5).timeout == 5
+
+
+def test_gurobi_refuses_a_bad_time_limit_when_built():
+    pytest.importorskip("gurobipy")
+    with pytest.raises(InvalidArgumentError, match="time_limit=-1 must be a number of seconds > 0"):
+        get_sampler("gurobi", time_limit=-1)
