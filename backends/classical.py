@@ -14,7 +14,7 @@ import dimod
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
-from qannealq.checks import above, at_least, beta_range, check_values, flag, one_of
+from qannealq.checks import above, at_least, check_flag, check_range, check_values, one_of
 
 __all__ = ["SimulatedAnnealing", "Tabu", "SteepestDescent"]
 
@@ -64,8 +64,8 @@ class SimulatedAnnealing(_Recorded, SimulatedAnnealingSampler):
 
     name = "sa"
     option_rules = {"num_reads": at_least(1), "num_sweeps": at_least(0), "num_sweeps_per_beta": at_least(1),
-                    "beta_range": beta_range, "beta_schedule_type": one_of("linear", "geometric", "custom"),
-                    "initial_states_generator": one_of("none", "tile", "random"), "randomize_order": flag,
+                    "beta_range": check_range, "beta_schedule_type": one_of("linear", "geometric", "custom"),
+                    "initial_states_generator": one_of("none", "tile", "random"), "randomize_order": check_flag,
                     "proposal_acceptance_criteria": one_of("Metropolis", "Gibbs")}
 
 
@@ -107,7 +107,7 @@ class SteepestDescent(_Recorded, SteepestDescentSolver):
 
     name = "steepest"
     option_rules = {"num_reads": at_least(1), "initial_states_generator": one_of("none", "tile", "random"),
-                    "large_sparse_opt": flag}
+                    "large_sparse_opt": check_flag}
 
     def __init__(self, num_reads: int = 10) -> None:
         super().__init__()

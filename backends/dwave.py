@@ -38,7 +38,7 @@ from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has
 from qannealq.backends._dwave_embed import finish, submit
 from qannealq.backends._dwave_parallel import chain_strength_of, solve_layer
 from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
-from qannealq.checks import above, at_least, check_values, flag, one_of
+from qannealq.checks import above, at_least, check_flag, check_values, one_of
 from qannealq.contract import Closeable, LayerSample
 from qannealq.errors import InvalidArgumentError
 
@@ -49,9 +49,10 @@ logger = logging.getLogger(__name__)
 
 LAYER_PARAMETERS = ("anneal", "reversal_point", "reversal_pause", "reinitialize_state", "parallel")
 """Options of the whole-layer path only (see :func:`._dwave_anneal.anneal_settings`)."""
-OPTION_RULES = {"num_reads": at_least(1), "anneal": one_of(*ANNEAL_MODES), "reinitialize_state": flag,
-                "parallel": flag, "chain_strength_scale": above(0), "annealing_time": above(0, "microseconds"),
-                "reversal_point": check_reversal_point, "reversal_pause": check_reversal_pause}
+OPTION_RULES = {"num_reads": at_least(1), "anneal": one_of(*ANNEAL_MODES), "reinitialize_state": check_flag,
+                "parallel": check_flag, "chain_strength_scale": above(0),
+                "annealing_time": above(0, "microseconds"), "reversal_point": check_reversal_point,
+                "reversal_pause": check_reversal_pause}
 """The QPU options whose values are checked before any work (:meth:`QPUSampler.check_options`)."""
 QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_strength_scale", "chain_break_method", "annealing_time",
                   "answer_mode", "anneal_schedule", "label", "programming_thermalization",

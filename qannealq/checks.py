@@ -16,7 +16,7 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["check_positive", "check_choice", "check_number", "check_flag", "check_range", "check_values",
-           "at_least", "above", "one_of", "flag", "beta_range"]
+           "at_least", "above", "one_of"]
 
 Rule = Callable[[str, Any], Any]
 
@@ -78,19 +78,10 @@ def one_of(*allowed: str) -> Rule:
     return lambda option, value: check_choice(option, value, allowed)
 
 
-def flag(option: str, value: Any) -> bool:
-    """A rule: True or False."""
-    return check_flag(option, value)
-
-
-def beta_range(option: str, value: Any) -> tuple[float, float]:
-    """A rule: two positive numbers."""
-    return check_range(option, value)
-
-
 def check_values(options: Mapping[str, Any], rules: Mapping[str, Rule]) -> None:
-    """Apply each rule to its option where given and not None (None: the sampler's default); options without a
-    rule are left to the sampler.
+    """Apply each rule (a ``check_*`` function above, or one that :func:`at_least`, :func:`above` or
+    :func:`one_of` makes: called with the option's name and value) to its option where given and not None (None:
+    the sampler's default); options without a rule are left to the sampler.
 
     Raises:
         InvalidArgumentError: the first option whose value its rule refuses, named with its value.
