@@ -80,6 +80,10 @@ def no_training(monkeypatch):
      "--sampler-option num_read: backend 'sa' does not take"),
     (["run", "--methods", "qubo", "--sampler-option", "num_sweep=3"],
      "--sampler-option num_sweep: backend 'layer-sa' does not take"),
+    (["run", "--methods", "qubo", "--effort", "fast", "--sampler-option", "effort=thorough"],
+     "sampler option effort is given twice, as 'fast' and 'thorough'"),
+    (["run", "--methods", "qubo", "--backend", "sa", "--time-limit", "5"],
+     "--sampler-option time_limit: backend 'sa' does not take"),
 ])
 def test_bad_arguments_exit_2_before_any_training(argv, message, tmp_path, capsys, no_training):
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
@@ -108,3 +112,25 @@ def test_backends_command_lists_sa_and_exact(capsys):
     lines = capsys.readouterr().out.splitlines()
     status = {line.split()[0]: line.split()[1] for line in lines[1:] if line and not line.startswith((" ", "aliases"))}
     assert status["sa"] == "ready" and status["exact"] == "ready" and status["layer-sa"] == "ready"
+
+
+def test_effort_and_time_limit_flags_are_layer_sa_sampler_options(capsys):
+    """``--effort`` and ``--time-limit`` are ``--sampler-option effort=...`` and ``time_limit=...`` (for ``run`` and
+    ``sweep``, stored and resumed as such); argparse refuses a bad value naming the flag."""
+    from qannealq.backends._layer_schedule import EFFORTS
+    from qannealq.cli import build_parser
+    from qannealq.cli._args import EFFORTS as CLI_EFFORTS
+    from qannealq.cli._args import quantize_config
+
+    assert CLI_EFFORTS == tuple(EFFORTS)
+    parser = build_parser()
+    args = parser.parse_args(["run", "--effort", "thorough", "--time-limit", "2.5", "--sampler-option", "num_reads=3"])
+    assert quantize_config(args).sampler_options == {"effort": "thorough", "time_limit": 2.5, "num_reads": 3}
+    assert parser.parse_args(["run"]).sampler_option == []
+    assert parser.parse_args(["sweep", "--effort", "fast"]).sampler_option == [("effort", "fast")]
+    assert parser.parse_args(["sweep"]).sampler_option is None
+    for argv, words in ((["run", "--effort", "slow"], "argument --effort: expected one of fast, default, thorough"),
+                        (["sweep", "--time-limit", "0"], "argument --time-limit: expected a positive number")):
+        with pytest.raises(SystemExit):
+            parser.parse_args(argv)
+        assert words in capsys.readouterr().err

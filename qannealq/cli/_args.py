@@ -40,6 +40,53 @@ def option(text: str) -> tuple[str, object]:
         return key, value
 
 
+#: ``layer-sa``'s effort presets (``backends/_layer_schedule.EFFORTS``, not imported here: it loads numba; a test
+#: keeps the two equal)
+EFFORTS = ("fast", "default", "thorough")
+
+
+def effort_option(text: str) -> tuple[str, str]:
+    """``--effort NAME`` as the sampler option ``("effort", NAME)``."""
+    if text not in EFFORTS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(EFFORTS)}, got {text!r}")
+    return "effort", text
+
+
+def time_limit_option(text: str) -> tuple[str, float]:
+    """``--time-limit SECONDS`` as the sampler option ``("time_limit", SECONDS)``."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds per layer, e.g. 30, got {text!r}")
+    return "time_limit", seconds
+
+
+def add_layer_sa_arguments(group: argparse._ArgumentGroup) -> None:
+    """``--effort`` and ``--time-limit``: ``layer-sa``'s two most used options, as sampler options (the same as
+    ``--sampler-option effort=...`` and ``--sampler-option time_limit=...``; add after ``--sampler-option``)."""
+    group.add_argument("--effort", dest="sampler_option", type=effort_option, action="append",
+                       default=argparse.SUPPRESS, metavar="{fast,default,thorough}",
+                       help="layer-sa's effort preset (the same as --sampler-option effort=...)")
+    group.add_argument("--time-limit", dest="sampler_option", type=time_limit_option, action="append",
+                       default=argparse.SUPPRESS, metavar="SECONDS",
+                       help="layer-sa's time limit per layer, warm start included (the same as --sampler-option "
+                       "time_limit=...)")
+
+
+def sampler_options(pairs) -> dict:
+    """The ``(key, value)`` pairs of ``--sampler-option``, ``--effort`` and ``--time-limit`` as a dict; a key given
+    twice with two values is refused (``--effort fast --sampler-option effort=thorough``)."""
+    out: dict = {}
+    for key, value in pairs:
+        if key in out and out[key] != value:
+            raise InvalidArgumentError(f"sampler option {key} is given twice, as {out[key]!r} and {value!r} "
+                                       "(--sampler-option, --effort or --time-limit): give it once")
+        out[key] = value
+    return out
+
+
 #: The options of :func:`add_model_arguments`, as ``ModelConfig`` fields.
 MODEL_OPTIONS = ("dataset", "input_size", "data_dir", "hidden", "epochs", "seed", "num_calibration")
 
@@ -54,7 +101,7 @@ def given_options(args: argparse.Namespace, names) -> dict:
     if "sampler_option" in out:
         options = out.pop("sampler_option")
         if options is not None:
-            out["sampler_options"] = dict(options)
+            out["sampler_options"] = sampler_options(options)
     return out
 
 
@@ -94,6 +141,7 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
                        "solver layer-sa (use sa for the paper's per-neuron annealing)")
     group.add_argument("--sampler-option", type=option, action="append", default=[], metavar="KEY=VALUE",
                        help="passed to the sampler, e.g. num_reads=10 (repeatable)")
+    add_layer_sa_arguments(group)
     group.add_argument("--calibration", default="float", choices=("float", "sequential"))
     group.add_argument("--granularity", default="tensor", choices=("tensor", "channel"))
     group.add_argument("--int1", default="sign", choices=("sign", "paper"),
@@ -137,7 +185,7 @@ def memory_limit_bytes(args: argparse.Namespace) -> int | None:
 def quantize_config(args: argparse.Namespace) -> QuantizeConfig:
     """The validated :class:`QuantizeConfig` of the parsed options."""
     return QuantizeConfig(bits=tuple(args.bits), methods=tuple(args.methods), backend=args.backend,
-                          sampler_options=dict(args.sampler_option), calibration=args.calibration,
+                          sampler_options=sampler_options(args.sampler_option), calibration=args.calibration,
                           granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,
                           retries=args.retries, objective=args.objective, inactive_weight=args.inactive_weight,
                           memory_limit=memory_limit_bytes(args))

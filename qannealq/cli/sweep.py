@@ -11,8 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qannealq.cli._args import (MODEL_OPTIONS, add_model_arguments, add_objective_arguments, given_options, int_list,
-                                memory_limit_bytes, model_config, option, str_list)
+from qannealq.cli._args import (MODEL_OPTIONS, add_layer_sa_arguments, add_model_arguments, add_objective_arguments,
+                                given_options, int_list, memory_limit_bytes, model_config, option, sampler_options,
+                                str_list)
 from qannealq.cli._console import ConsoleReporter
 
 HELP = "sweep methods x bits x seeds on one dataset; resumable; tables and plots with mean ± std"
@@ -33,6 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--backend", default=None, help="sampler of a plain `qubo` (preset's, else layer-sa)")
     group.add_argument("--sampler-option", type=option, action="append", default=None, metavar="KEY=VALUE",
                        help="passed to every qubo sampler, e.g. num_reads=1 (repeatable)")
+    add_layer_sa_arguments(group)
     group.add_argument("--calibration", default=None, choices=("float", "sequential"))
     group.add_argument("--granularity", default=None, choices=("tensor", "channel", "best"),
                        help="best: per cell the grid with the lower summed layer error on the calibration data")
@@ -74,7 +76,7 @@ def main(args: argparse.Namespace) -> int:
         config = SweepConfig.from_preset(
             args.preset, model=model_config(args), bits=tuple(args.bits), methods=tuple(args.methods),
             seeds=args.seeds, train_seeds=args.train_seeds, backend=args.backend,
-            sampler_options=None if args.sampler_option is None else dict(args.sampler_option),
+            sampler_options=None if args.sampler_option is None else sampler_options(args.sampler_option),
             calibration=args.calibration, granularity=args.granularity, int1=args.int1,
             warm_start=args.warm_start, objective=args.objective, inactive_weight=args.inactive_weight,
             memory_limit=memory_limit_bytes(args), out=args.out, download=args.download)
