@@ -21,7 +21,6 @@ parent's threads do not exist in it).
 from __future__ import annotations
 
 import contextvars
-import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +28,11 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from typing import Any, Iterator
 
+from qannealq.checks import is_count
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["shared_pool", "helper_pool", "blas_threads", "beam_threads", "beam_thread_count", "thread_count",
-           "is_thread_count", "scratch", "kept_copy", "prefault"]
+           "scratch", "kept_copy", "prefault"]
 
 _POOLS: dict[int | str, ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
@@ -83,11 +83,6 @@ def blas_threads(limit: int | None) -> AbstractContextManager:
 _THREADS: contextvars.ContextVar[int | None] = contextvars.ContextVar("beam_threads", default=None)
 
 
-def is_thread_count(value: Any) -> bool:
-    """Whether ``value`` is a count of threads: an integer >= 1 (numpy's too), not a bool."""
-    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= 1
-
-
 @contextmanager
 def beam_threads(threads: int | None) -> Iterator[None]:
     """``with beam_threads(k):`` the beams begun in its block (:func:`qannealq._gptq_beam.beam_search` without
@@ -95,7 +90,7 @@ def beam_threads(threads: int | None) -> Iterator[None]:
     ``k`` threads; None: one per core, as outside it. The solve loop runs a whole-layer sampler's warm start in its
     sampler's threads (:func:`qannealq.contract.warm_start_threads`: ``layer-sa``'s ``num_threads``), so that a run
     on one thread searches on one, beam included (its factorizations keep their BLAS threads)."""
-    if threads is not None and not is_thread_count(threads):
+    if threads is not None and not is_count(threads):
         raise InvalidArgumentError(f"beam_threads({threads!r}): the beams' threads must be an integer >= 1, or "
                                    "None (one per core)")
     token = _THREADS.set(None if threads is None else int(threads))

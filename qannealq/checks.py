@@ -15,15 +15,21 @@ import numpy as np
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["check_positive", "check_choice", "check_number", "check_flag", "check_range", "check_values",
+__all__ = ["is_count", "check_positive", "check_choice", "check_number", "check_flag", "check_range", "check_values",
            "at_least", "above", "one_of"]
 
 Rule = Callable[[str, Any], Any]
 
 
+def is_count(value: Any, minimum: int = 1) -> bool:
+    """Whether ``value`` is an integer ``>= minimum`` (a numpy integer too), not a bool: a count of reads, sweeps
+    or threads."""
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= minimum
+
+
 def check_positive(option: str, value: Any, minimum: int = 1) -> int:
-    """``value`` as an int ``>= minimum`` (a numpy integer too), else an error naming ``option``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    """``value`` as an int ``>= minimum`` (:func:`is_count`), else an error naming ``option``."""
+    if not is_count(value, minimum):
         raise InvalidArgumentError(f"{option}={value!r} must be an integer >= {minimum}")
     return int(value)
 

@@ -27,7 +27,7 @@ import dimod
 import numpy as np
 
 from qannealq._deadline import Deadline
-from qannealq._pool import is_thread_count
+from qannealq.checks import is_count
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
@@ -155,7 +155,7 @@ def warm_start_threads(sampler: Any, kwargs: dict[str, Any], inputs: int | None 
     ``warm_start_threads(inputs, **kwargs)`` says (``layer-sa``: its ``num_threads``, so that a run on one
     thread searches on one, beam included), else None (one per core)."""
     threads = _ask(sampler, "warm_start_threads", kwargs, inputs, None)
-    if threads is not None and not is_thread_count(threads):
+    if threads is not None and not is_count(threads):
         raise InvalidArgumentError(f"{type(sampler).__name__}.warm_start_threads returned {threads!r}: it must "
                                    "return an integer >= 1 or None (one per core)")
     return None if threads is None else int(threads)
