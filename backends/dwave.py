@@ -218,6 +218,7 @@ class QPUSampler(Closeable, dimod.Sampler):
         for key in [k for k in kwargs if k not in known]:
             warnings.warn(f"Ignoring unknown kwarg: {key!r}", SamplerUnknownArgWarning, stacklevel=2)
             kwargs.pop(key)
+        self.check_options(kwargs)
         kwargs.setdefault("parallel", self.parallel)
         return solve_layer(self, problem, initial_states, self._layer_seed(seed), **kwargs)
 
@@ -233,6 +234,7 @@ class QPUSampler(Closeable, dimod.Sampler):
             warnings.warn(f"{key!r} applies to whole layers (sample_layer) only: ignored", SamplerUnknownArgWarning,
                           stacklevel=2)
             kwargs.pop(key)
+        self.check_options(kwargs)
         check_capacity(self.name, bqm, self.max_variables, "the largest clique the solver embeds",
                        "use 'dwave-hybrid' or 'sa'")
         seed = self._seed(kwargs)

@@ -216,7 +216,8 @@ def test_a_bad_option_value_is_refused_before_any_work_naming_it(name, fake_dwav
 
 
 @pytest.mark.parametrize("name, bad", [("sa", {"num_sweeps": "abc"}), ("tabu", {"num_reads": 0}),
-                                       ("exact", {"num_reads": 0}), ("qaoa", {"reps": 0})])
+                                       ("exact", {"num_reads": 0}), ("qaoa", {"reps": 0}),
+                                       ("dwave-mock", {"annealing_time": -1})])
 def test_sample_itself_refuses_a_bad_value(name, bad):
     """Called from Python, the sampler refuses the value before any work, in our error (an ``InvalidArgumentError``
     naming ``option=value``): ``sa``'s ``num_sweeps='abc'`` raised a TypeError from deep inside, ``qaoa``'s
@@ -225,6 +226,9 @@ def test_sample_itself_refuses_a_bad_value(name, bad):
     pytest.importorskip(CASES[name][2])
     with pytest.raises(InvalidArgumentError, match=f"{next(iter(bad))}="):
         get_sampler(name).sample(_bqm(), **bad)
+    if name == "dwave-mock":  # and the whole-layer path, before any embedding or call
+        with pytest.raises(InvalidArgumentError, match="annealing_time=-1"):
+            get_sampler(name).sample_layer(None, **bad)
 
 
 def test_layer_sa_refuses_a_cuda_device_torch_does_not_see_before_any_work(monkeypatch):
