@@ -89,6 +89,7 @@ from qannealq._deadline import TIGHT, Deadline
 from qannealq._gptq_beam import check_growth
 from qannealq._pool import beam_threads, thread_count
 from qannealq.baselines import layer_blas_threads, rtn, warm_start_integers
+from qannealq.checks import check_positive
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.contract import LayerSample, draw_seed
@@ -254,8 +255,7 @@ def _check(params: dict[str, Any]) -> None:
         if value is None and name in ("num_reads", "num_sweeps", "num_threads", "chain", "warm_start_beam",
                                       "recombine", "recombine_sweeps", "cycles", "warm_start_paths"):
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise InvalidArgumentError(f"{name}={value!r} must be an integer >= {low}")
+        check_positive(name, value, low)
     if params["effort"] not in EFFORTS:
         raise InvalidArgumentError(f"effort={params['effort']!r} must be one of {list(EFFORTS)}")
     if params["warm_start_growth"] is not None:  # None: the effort's
