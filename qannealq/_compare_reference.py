@@ -18,6 +18,7 @@ import dimod
 import numpy as np
 
 from qannealq._compare_instances import NeuronInstance, Reference
+from qannealq.checks import check_number, check_positive, check_seed
 
 __all__ = ["ReferenceOptions", "reference_optimum", "better", "settle", "PROVEN", "BEST_KNOWN"]
 
@@ -43,6 +44,13 @@ class ReferenceOptions:
     long_reads: int = 64
     long_sweeps: int = 2000
     seed: int = 0
+
+    def __post_init__(self) -> None:  # named as the commands' flags (``export``, ``compare``)
+        check_positive("exact_limit", self.exact_limit, minimum=0)
+        check_number("--proof-time", self.proof_seconds, strict=False, unit="seconds")
+        check_positive("--long-reads", self.long_reads)
+        check_positive("--long-sweeps", self.long_sweeps)
+        check_seed("seed", self.seed)
 
 
 def _sample_dict(sampleset: dimod.SampleSet) -> tuple[float, dict]:

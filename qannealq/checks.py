@@ -15,8 +15,8 @@ import numpy as np
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["is_count", "check_positive", "check_choice", "check_number", "check_flag", "check_range", "check_values",
-           "at_least", "above", "one_of"]
+__all__ = ["is_count", "check_positive", "check_seed", "check_choice", "check_number", "check_flag", "check_range",
+           "check_values", "at_least", "above", "one_of"]
 
 Rule = Callable[[str, Any], Any]
 
@@ -31,6 +31,13 @@ def check_positive(option: str, value: Any, minimum: int = 1) -> int:
     """``value`` as an int ``>= minimum`` (:func:`is_count`), else an error naming ``option``."""
     if not is_count(value, minimum):
         raise InvalidArgumentError(f"{option}={value!r} must be an integer >= {minimum}")
+    return int(value)
+
+
+def check_seed(option: str, value: Any) -> int:
+    """``value`` as an int in ``0..2**31-1`` (a seed every generator here takes), else an error naming ``option``."""
+    if not is_count(value, 0) or value >= 2 ** 31:
+        raise InvalidArgumentError(f"{option}={value!r} must be an integer in 0..2**31-1")
     return int(value)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 from qannealq._compare_instances import NeuronInstance, Reference, instances_from_experiment, instances_from_layer
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
-from qannealq.config import check_positive
+from qannealq.checks import check_positive, check_seed
 from qannealq.contract import check_parameters, redact, unredact
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import call_timing
@@ -79,14 +79,15 @@ class CompareSettings:
     def __post_init__(self) -> None:
         check_positive("--reads", self.reads)
         check_positive("--repeats", self.repeats)
-        check_positive("max_calls", self.max_calls)
+        check_positive("--max-calls", self.max_calls)
+        check_seed("--solver-seed", self.seed)
         for name, value in (("--eps", self.eps), ("--loose-eps", self.loose_eps)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise InvalidArgumentError(f"{name}={value!r} must be a number >= 0 (a relative tolerance)")
         object.__setattr__(self, "sampler_options", {k: dict(v) for k, v in self.sampler_options.items()})
         object.__setattr__(self, "capacity", dict(self.capacity))
         for name, value in self.capacity.items():
-            check_positive(f"capacity[{name!r}]", value)
+            check_positive(f"--capacity {name}", value)
 
     def stored(self) -> dict:
         """The settings as stored with the results (sampler options redacted)."""

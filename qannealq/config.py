@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES
-from qannealq.checks import check_choice, check_positive
+from qannealq.checks import check_choice, check_positive, check_seed
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.solve import METHODS, WARM_STARTS
@@ -89,8 +89,7 @@ class ModelConfig:
                 check_positive("--hidden", size)
         if self.epochs is not None:
             check_positive("--epochs", self.epochs)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 31:
-            raise InvalidArgumentError(f"--seed={self.seed!r} must be an integer in 0..2**31-1")
+        object.__setattr__(self, "seed", check_seed("--seed", self.seed))
         check_positive("--num-calibration", self.num_calibration)
         if self.data_dir is not None:
             object.__setattr__(self, "data_dir", Path(self.data_dir))

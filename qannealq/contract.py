@@ -325,11 +325,12 @@ def check_capacity(backend: str, bqm: dimod.BinaryQuadraticModel | int, limit: i
                                f"{size}{advice}")
 
 
-def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any]) -> None:
+def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any], given: str = "--sampler-option") -> None:
     """Refuse sampler options that ``sampler.parameters`` does not list, naming the valid ones.
 
-    Used by the commands before any training or solving (a sampler itself warns about and drops an unknown
-    keyword, as dimod's ``remove_unknown_kwargs`` does).
+    Used by the commands before any training or solving, and by ``quantize_model`` for a backend given by name
+    (a sampler itself warns about and drops an unknown keyword, as dimod's ``remove_unknown_kwargs`` does).
+    ``given``: how the options were given, said first in the message.
 
     Raises:
         InvalidArgumentError: an unknown key (the message lists the valid keys).
@@ -343,12 +344,12 @@ def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any]) -> 
     unknown = sorted(set(options) - known)
     if unknown:
         raise InvalidArgumentError(
-            f"--sampler-option {', '.join(unknown)}: backend {backend!r} does not take "
+            f"{given} {', '.join(unknown)}: backend {backend!r} does not take "
             f"{'this option' if len(unknown) == 1 else 'these options'}; valid keys: {', '.join(sorted(known))}")
     try:
         check_options(sampler, options)
     except InvalidArgumentError as exc:
-        raise InvalidArgumentError(f"--sampler-option {exc} (backend {backend!r})") from None
+        raise InvalidArgumentError(f"{given} {exc} (backend {backend!r})") from None
 
 
 def check_options(sampler: Any, options: Mapping[str, Any]) -> None:

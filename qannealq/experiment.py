@@ -111,8 +111,12 @@ class Experiment:
 
 
 def calibration_draw(data: Dataset, num: int, seed: int) -> np.ndarray:
-    """``min(num, N)`` training inputs drawn without replacement by ``seed``, in their original order."""
+    """``min(num, N)`` training inputs drawn without replacement by ``seed``, in their original order (all ``N``,
+    with a warning, when ``num`` is more)."""
     n_cal = min(num, len(data.x_train))
+    if num > n_cal:
+        logger.warning("--num-calibration=%d is more than the %d training samples of %s: calibrating on all %d",
+                       num, n_cal, data.name, n_cal)
     index = np.random.default_rng(seed).choice(len(data.x_train), n_cal, replace=False)
     return data.x_train[np.sort(index)]
 

@@ -20,7 +20,7 @@ import torch
 
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
-from qannealq.contract import check_options, redact
+from qannealq.contract import check_options, check_parameters, redact
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits, make_grid
@@ -157,8 +157,14 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     _check_options(method, calibration, granularity, int1, warm_start, batch_size)
     goal = make_objective(objective, inactive_weight)
     t0 = time.perf_counter()
+    if sampler_kwargs and method != "qubo":  # they would be ignored (a misspelt calibration= among them)
+        raise InvalidArgumentError(f"{', '.join(sorted(sampler_kwargs))}: method {method!r} takes no sampler options "
+                                   "(keywords quantize_model does not know go to the qubo method's sampler): check "
+                                   "the spelling, or use method='qubo'")
     solver = resolve_sampler(sampler) if method == "qubo" else None
-    if solver is not None:
+    if isinstance(sampler, str) and solver is not None:  # a backend of ours lists every option it takes
+        check_parameters(sampler, solver, sampler_kwargs, given="quantize_model keyword")
+    elif solver is not None:
         check_options(solver, sampler_kwargs)  # a bad value (num_reads=0, effort="slow") before any calibration
     backend = "" if solver is None else (sampler if isinstance(sampler, str) else type(sampler).__name__)
     run = _Run(check_bits(bits), method, backend, calibration, granularity, int1, warm_start, seed, batch_size,

@@ -245,7 +245,7 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                                         objective=goal,
                                         progress=(lambda name, k, n: bar.update(k)) if qubo else None,
                                         checkpoint=checkpoint,
-                                        **q.sampler_options)
+                                        **(q.sampler_options if qubo else {}))
                 for layer in result.layers if qubo else ():
                     if "qpu" in layer.info:
                         reporter.message(f"int{bits} {layer.name}: {layer.info['qpu']['summary']}")

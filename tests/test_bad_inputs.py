@@ -31,7 +31,12 @@ ROWS = {  # test id -> the part of the error message the test asserts (quoted in
     "unknown-backend": "backend='nope' is unknown: choose one of",
     "retries-negative": "--retries=-1 must be an integer >= 0",
     "sampler-option-value": "--sampler-option timeout=-5 must be a number of milliseconds > 0 (backend 'tabu')",
+    "sampler-option-without-qubo": "--sampler-option effort: sampler options (--effort and --time-limit too) are "
+                                   "the qubo method's, and --methods rtn has no qubo",
     "memory-limit-zero": "--memory-limit=0 must be a positive number of GiB",
+    "compare-export-option": "--solver-seed=-1 must be an integer in 0..2**31-1",
+    "calibration-above-train": "--num-calibration=100000 is more than the 1347 training samples of digits: "
+                               "calibrating on all 1347",
     "out-is-a-file": "is an existing file, not a folder: give a folder path",
     "unwritable-out": "is not writable; choose another --out folder",
     "resume-other-settings": "the settings differ from the stored run's (quantize.bits: [4] -> [2])",
@@ -87,6 +92,7 @@ def test_the_readme_table_lists_exactly_these_rows_with_their_errors():
     ("retries-negative", ["--methods", "qubo", "--retries", "-1"]),
     ("sampler-option-value", ["--methods", "qubo", "--backend", "tabu", "--sampler-option", "timeout=-5"]),
     ("memory-limit-zero", ["--objective", "relu-aware", "--memory-limit", "0"]),
+    ("sampler-option-without-qubo", ["--effort", "fast"]),
 ])
 def test_bad_options_are_refused_before_training_and_write_nothing(key, argv, tmp_path, capsys, no_training):
     out = tmp_path / "out"
@@ -106,6 +112,48 @@ def test_a_bad_sampler_option_value_stops_sweep_and_compare_before_training(argv
     err = _cli_error([*argv, "--out", str(out)], capsys)
     assert ROWS["sampler-option-value"] in err and "Traceback" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["sweep", "--methods", "rtn", "--effort", "fast"],
+    ["sweep", "--methods", "rtn", "--time-limit", "5"],
+    ["run", "--methods", "rtn,gptq", "--sampler-option", "num_reads=3"],
+])
+def test_sampler_options_without_the_qubo_method_are_refused(argv, tmp_path, capsys, no_training):
+    """They were ignored: ``--methods rtn --effort fast`` ran RTN alone and said nothing."""
+    err = _cli_error([*argv, "--out", str(tmp_path / "o")], capsys)
+    assert "sampler options (--effort and --time-limit too) are the qubo method's" in err and "add qubo" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["compare", "--solver-seed", "-1"], ROWS["compare-export-option"]),  # a numpy traceback after training
+    (["compare", "--proof-time", "-1"], "--proof-time=-1.0 must be a number of seconds >= 0"),
+    (["compare", "--long-reads", "0"], "--long-reads=0 must be an integer >= 1"),  # both accepted, unused
+    (["compare", "--long-sweeps", "-3"], "--long-sweeps=-3 must be an integer >= 1"),
+    (["compare", "--max-calls", "0"], "--max-calls=0 must be an integer >= 1"),
+    (["compare", "--capacity", "sa=0"], "--capacity sa=0 must be an integer >= 1"),
+    (["export", "--long-reads", "0"], "--long-reads=0 must be an integer >= 1"),  # refused mid-export, as num_reads
+    (["export", "--proof-time", "nan"], "--proof-time=nan must be a number of seconds >= 0"),
+])
+def test_compare_and_export_options_are_refused_before_training(argv, message, tmp_path, capsys, no_training):
+    err = _cli_error([*argv, "--out", str(tmp_path / "o")], capsys)
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_more_calibration_samples_than_training_data_warns_and_takes_all(caplog):
+    from types import SimpleNamespace
+
+    from qannealq.experiment import calibration_draw
+
+    data = SimpleNamespace(name="digits", x_train=np.arange(2694.0).reshape(1347, 2))  # its size in the product
+    with caplog.at_level(logging.WARNING, logger="qannealq.experiment"):
+        calib = calibration_draw(data, 100000, seed=0)
+    assert ROWS["calibration-above-train"] in caplog.text
+    np.testing.assert_array_equal(calib, data.x_train)
+    caplog.clear()
+    assert len(calibration_draw(data, 1024, seed=0)) == 1024 and not caplog.text
 
 
 def test_out_naming_an_existing_file(tmp_path, capsys, no_training):
@@ -185,6 +233,23 @@ def test_quantize_model_refuses_a_bad_sampler_option_value_before_calibration(mo
     model = torch.nn.Sequential(torch.nn.Linear(4, 2))
     with pytest.raises(ValueError, match="timeout=-5 must be a number of milliseconds > 0"):
         quantize_model(model, np.ones((3, 4)), bits=4, method="qubo", sampler="tabu", timeout=-5)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"method": "rtn", "calibraton": "sequential"}, "calibraton: method 'rtn' takes no sampler options"),  # was ignored
+    ({"method": "gptq", "effort": "fast"}, "effort: method 'gptq' takes no sampler options"),
+    ({"sampler": "sa", "num_sweepz": 3}, "quantize_model keyword num_sweepz: backend 'sa' does not take this option"),
+    ({"sampler": "layer-sa", "effort": "slow"}, "quantize_model keyword effort='slow' must be one of"),
+])
+def test_quantize_model_refuses_keywords_nothing_takes_before_calibration(kwargs, message, monkeypatch):
+    """A keyword ``quantize_model`` does not know goes to the sampler: with a method other than ``qubo`` it was
+    ignored, and a backend of ours given by name only warned, per call, that it dropped a misspelt one."""
+    import qannealq.pipeline
+
+    monkeypatch.setattr(qannealq.pipeline, "linear_layers", lambda *a, **k: pytest.fail("calibration began"))
+    model = torch.nn.Sequential(torch.nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        quantize_model(model, np.ones((3, 4)), bits=4, **{"method": "qubo", **kwargs})
 
 
 @pytest.mark.parametrize("where", ["weight", "bias"])

@@ -114,6 +114,24 @@ def test_backends_command_lists_sa_and_exact(capsys):
     assert status["sa"] == "ready" and status["exact"] == "ready" and status["layer-sa"] == "ready"
 
 
+def test_sampler_options_reach_the_qubo_rows_alone(tmp_path, monkeypatch):
+    """``run --methods rtn,qubo --effort fast``: the qubo rows get the option, the rtn rows none (quantize_model
+    refuses sampler options with another method)."""
+    import qannealq.runner
+
+    seen = []
+    real = qannealq.runner.quantize_model
+
+    def spy(*args, **kwargs):
+        seen.append((args[3], kwargs.get("effort")))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(qannealq.runner, "quantize_model", spy)
+    assert main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "rtn,qubo",
+                 "--effort", "fast", "--out", str(tmp_path / "r")]) == 0
+    assert sorted(seen) == [("qubo", "fast"), ("rtn", None)]
+
+
 def test_effort_and_time_limit_flags_are_layer_sa_sampler_options(capsys):
     """``--effort`` and ``--time-limit`` are ``--sampler-option effort=...`` and ``time_limit=...`` (for ``run`` and
     ``sweep``, stored and resumed as such); argparse refuses a bad value naming the flag."""

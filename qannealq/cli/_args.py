@@ -11,9 +11,9 @@ from qannealq.config import ModelConfig, QuantizeConfig
 from qannealq.errors import InvalidArgumentError
 from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT, DEFAULT_MEMORY_LIMIT
 
-__all__ = ["int_list", "str_list", "option", "MODEL_OPTIONS", "given_options", "add_model_arguments", "model_config", "add_quantize_arguments",
-           "quantize_config", "add_executor_argument", "add_objective_arguments", "add_qpu_arguments", "qpu_budget",
-           "memory_limit_bytes"]
+__all__ = ["int_list", "str_list", "option", "check_options_apply", "MODEL_OPTIONS", "given_options",
+           "add_model_arguments", "model_config", "add_quantize_arguments", "quantize_config", "add_executor_argument",
+           "add_objective_arguments", "add_qpu_arguments", "qpu_budget", "memory_limit_bytes"]
 
 
 def int_list(text: str) -> list[int]:
@@ -85,6 +85,15 @@ def sampler_options(pairs) -> dict:
                                        "(--sampler-option, --effort or --time-limit): give it once")
         out[key] = value
     return out
+
+
+def check_options_apply(methods, options) -> None:
+    """Sampler options (``--sampler-option``, ``--effort``, ``--time-limit``) are the ``qubo`` method's: given with
+    ``--methods`` that have no ``qubo`` (or ``qubo:BACKEND``) they would be ignored, so they are refused."""
+    if options and not any(str(m).partition(":")[0] == "qubo" for m in methods):
+        raise InvalidArgumentError(f"--sampler-option {', '.join(options)}: sampler options (--effort and "
+                                   f"--time-limit too) are the qubo method's, and --methods {','.join(methods)} has "
+                                   "no qubo: add qubo to --methods or leave them out")
 
 
 #: The options of :func:`add_model_arguments`, as ``ModelConfig`` fields.
@@ -183,7 +192,8 @@ def memory_limit_bytes(args: argparse.Namespace) -> int | None:
 
 
 def quantize_config(args: argparse.Namespace) -> QuantizeConfig:
-    """The validated :class:`QuantizeConfig` of the parsed options."""
+    """The validated :class:`QuantizeConfig` of the parsed options (sampler options only with ``qubo``)."""
+    check_options_apply(args.methods, sampler_options(args.sampler_option))
     return QuantizeConfig(bits=tuple(args.bits), methods=tuple(args.methods), backend=args.backend,
                           sampler_options=sampler_options(args.sampler_option), calibration=args.calibration,
                           granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,

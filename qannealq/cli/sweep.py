@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 
 from qannealq.cli._args import (MODEL_OPTIONS, add_layer_sa_arguments, add_model_arguments, add_objective_arguments,
-                                given_options, int_list, memory_limit_bytes, model_config, option, sampler_options,
-                                str_list)
+                                check_options_apply, given_options, int_list, memory_limit_bytes, model_config, option,
+                                sampler_options, str_list)
 from qannealq.cli._console import ConsoleReporter
 
 HELP = "sweep methods x bits x seeds on one dataset; resumable; tables and plots with mean ± std"
@@ -73,6 +73,8 @@ def main(args: argparse.Namespace) -> int:
     if args.resume is not None:
         config = _resumed(args)
     else:
+        if args.sampler_option is not None:
+            check_options_apply(args.methods, sampler_options(args.sampler_option))
         config = SweepConfig.from_preset(
             args.preset, model=model_config(args), bits=tuple(args.bits), methods=tuple(args.methods),
             seeds=args.seeds, train_seeds=args.train_seeds, backend=args.backend,
