@@ -110,11 +110,11 @@ class Experiment:
         return accuracy(model, self.data.x_test, self.data.y_test)
 
 
-def calibration_draw(data: Dataset, num: int, seed: int) -> np.ndarray:
+def calibration_draw(data: Dataset, num: int, seed: int, warn: bool = True) -> np.ndarray:
     """``min(num, N)`` training inputs drawn without replacement by ``seed``, in their original order (all ``N``,
-    with a warning, when ``num`` is more)."""
+    with a warning unless ``warn`` is False, when ``num`` is more)."""
     n_cal = min(num, len(data.x_train))
-    if num > n_cal:
+    if num > n_cal and warn:
         logger.warning("--num-calibration=%d is more than the %d training samples of %s: calibrating on all %d",
                        num, n_cal, data.name, n_cal)
     index = np.random.default_rng(seed).choice(len(data.x_train), n_cal, replace=False)

@@ -226,7 +226,8 @@ def _experiment(config: SweepConfig, seed: int, trained: dict[int, Experiment], 
     exp = trained[train_seed]
     if seed == exp.config.seed:
         return exp
-    return replace(exp, calibration=calibration_draw(exp.data, config.model.num_calibration, seed))
+    return replace(exp, calibration=calibration_draw(exp.data, config.model.num_calibration, seed,
+                                                     warn=False))  # prepare warned once
 
 
 def _cell(exp: Experiment, config: SweepConfig, label: str, bits: int, seed: int, sampler, stats) -> CellResult:

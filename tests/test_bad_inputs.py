@@ -154,6 +154,14 @@ def test_more_calibration_samples_than_training_data_warns_and_takes_all(caplog)
     np.testing.assert_array_equal(calib, data.x_train)
     caplog.clear()
     assert len(calibration_draw(data, 1024, seed=0)) == 1024 and not caplog.text
+    assert len(calibration_draw(data, 100000, seed=1, warn=False)) == 1347 and not caplog.text  # a sweep's seeds
+
+
+def test_a_sweep_warns_once_about_too_many_calibration_samples(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="qannealq.experiment"):
+        assert main(["sweep", "--bits", "4", "--methods", "rtn", "--seeds", "3", "--num-calibration", "100000",
+                     "--out", str(tmp_path / "s")]) == 0
+    assert caplog.text.count(ROWS["calibration-above-train"]) == 1
 
 
 def test_out_naming_an_existing_file(tmp_path, capsys, no_training):
