@@ -74,15 +74,21 @@ def _canonical(value: Any) -> Any:
 
 def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
     """Human-readable differences ``key: old -> new`` between two settings mappings (nested mappings are
-    compared key by key: ``quantize.bits: [4] -> [2]``)."""
+    compared key by key: ``quantize.bits: [4] -> [2]``). Sampler options are stored as their values' ``repr``
+    (:func:`qannealq.contract.redact`) and shown as stored: ``sampler_options.effort: 'fast' -> 'thorough'``."""
     old, new = _canonical(old), _canonical(new)
+    stored_repr = "sampler_options." in f".{prefix}"
+
+    def shown(value: Any) -> str:
+        return value if stored_repr and isinstance(value, str) else repr(value)
+
     out = []
     for k in sorted(set(old) | set(new)):
         a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):
             out += settings_diff(a, b, f"{prefix}{k}.")
         elif a != b:
-            out.append(f"{prefix}{k}: {a!r} -> {b!r}")
+            out.append(f"{prefix}{k}: {shown(a)} -> {shown(b)}")
     return out
 
 

@@ -126,6 +126,8 @@ def test_resume_takes_the_stored_options_and_refuses_different_ones(tmp_path, ca
     assert main(["sweep", "--resume", str(out), "--seeds", "3", "--sampler-option", "num_reads=2"]) == 2
     err = capsys.readouterr().err
     assert "seeds: 1 -> 3" in err and "num_reads" not in err  # the repeated equal option is no difference
+    assert main(["sweep", "--resume", str(out), "--sampler-option", "num_reads=3"]) == 2
+    assert "(sampler_options.num_reads: 2 -> 3)" in capsys.readouterr().err  # as given, not "'2'" (a stored repr)
     assert main(["sweep", "--resume", str(tmp_path / "none")]) == 2
     assert "no store.json" in capsys.readouterr().err
     meta = json.loads((out / "store.json").read_text())  # a folder stored when the preset was worded otherwise
