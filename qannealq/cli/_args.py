@@ -149,7 +149,8 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
                        help="sampler for the qubo method (see `qannealq backends`); default: the whole-layer "
                        "solver layer-sa (use sa for the paper's per-neuron annealing)")
     group.add_argument("--sampler-option", type=option, action="append", default=[], metavar="KEY=VALUE",
-                       help="passed to the sampler, e.g. num_reads=10 (repeatable)")
+                       help="passed to the qubo method's sampler, e.g. num_reads=10 (repeatable; refused without qubo "
+                       "in --methods)")
     add_layer_sa_arguments(group)
     group.add_argument("--calibration", default="float", choices=("float", "sequential"))
     group.add_argument("--granularity", default="tensor", choices=("tensor", "channel"))
