@@ -114,16 +114,28 @@ def test_a_bad_sampler_option_value_stops_sweep_and_compare_before_training(argv
     assert not out.exists()
 
 
-@pytest.mark.parametrize("argv", [
-    ["sweep", "--methods", "rtn", "--effort", "fast"],
-    ["sweep", "--methods", "rtn", "--time-limit", "5"],
-    ["run", "--methods", "rtn,gptq", "--sampler-option", "num_reads=3"],
+@pytest.mark.parametrize("argv, message", [
+    (["sweep", "--methods", "rtn", "--effort", "fast"], ROWS["sampler-option-without-qubo"]),
+    (["sweep", "--methods", "rtn", "--time-limit", "5"], "sampler options (--effort and --time-limit too) are"),
+    (["run", "--methods", "rtn,gptq", "--sampler-option", "num_reads=3"], "--sampler-option num_reads: sampler opt"),
+    (["run", "--methods", "rtn,gptq", "--backend", "sa"], "--backend sa is the sampler of the qubo method, and "
+                                                          "--methods rtn,gptq has no plain qubo"),
+    (["sweep", "--methods", "rtn,qubo:sa", "--backend", "tabu"], "--backend tabu is the sampler of the qubo method"),
+    (["run", "--methods", "rtn", "--warm-start", "none"], "--warm-start none is the qubo method's initial state"),
+    (["sweep", "--methods", "gptq", "--warm-start", "rtn"], "--warm-start rtn is the qubo method's initial state"),
 ])
-def test_sampler_options_without_the_qubo_method_are_refused(argv, tmp_path, capsys, no_training):
-    """They were ignored: ``--methods rtn --effort fast`` ran RTN alone and said nothing."""
+def test_qubo_options_without_the_qubo_method_are_refused(argv, message, tmp_path, capsys, no_training):
+    """They were ignored: ``--methods rtn --effort fast`` ran RTN alone and said nothing (``--backend`` and
+    ``--warm-start`` only where given on the command line: they have defaults)."""
     err = _cli_error([*argv, "--out", str(tmp_path / "o")], capsys)
-    assert "sampler options (--effort and --time-limit too) are the qubo method's" in err and "add qubo" in err
+    assert message in err and "add qubo to --methods" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_qubo_options_at_their_defaults_or_with_qubo_pass(tmp_path, capsys):
+    assert main(["sweep", "--input-size", "4", "--bits", "2", "--methods", "rtn,qubo:sa", "--seeds", "1",
+                 "--warm-start", "none", "--out", str(tmp_path / "s")]) == 0  # a named qubo takes a warm start
+    assert main(["run", "--input-size", "4", "--bits", "2", "--methods", "rtn", "--out", str(tmp_path / "r")]) == 0
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -87,13 +87,24 @@ def sampler_options(pairs) -> dict:
     return out
 
 
-def check_options_apply(methods, options) -> None:
-    """Sampler options (``--sampler-option``, ``--effort``, ``--time-limit``) are the ``qubo`` method's: given with
-    ``--methods`` that have no ``qubo`` (or ``qubo:BACKEND``) they would be ignored, so they are refused."""
-    if options and not any(str(m).partition(":")[0] == "qubo" for m in methods):
+def check_options_apply(args: argparse.Namespace, options) -> None:
+    """Options of the ``qubo`` method given with ``--methods`` that have none would be ignored, so they are
+    refused: sampler options (``--sampler-option``, ``--effort``, ``--time-limit``; ``options``, the parsed dict),
+    and ``--backend`` (of a plain ``qubo``) and ``--warm-start`` where given on the command line."""
+    methods = [str(m) for m in args.methods]
+    kinds = [m.partition(":") for m in methods]
+    shown = ",".join(methods)
+    if options and not any(kind == "qubo" for kind, _, _ in kinds):
         raise InvalidArgumentError(f"--sampler-option {', '.join(options)}: sampler options (--effort and "
-                                   f"--time-limit too) are the qubo method's, and --methods {','.join(methods)} has "
-                                   "no qubo: add qubo to --methods or leave them out")
+                                   f"--time-limit too) are the qubo method's, and --methods {shown} has no qubo: add "
+                                   "qubo to --methods or leave them out")
+    explicit = getattr(args, "explicit", None) or ()
+    if "backend" in explicit and not any(kind == "qubo" and not name for kind, _, name in kinds):
+        raise InvalidArgumentError(f"--backend {args.backend} is the sampler of the qubo method, and --methods {shown} "
+                                   "has no plain qubo: add qubo to --methods or leave --backend out")
+    if "warm_start" in explicit and not any(kind == "qubo" for kind, _, _ in kinds):
+        raise InvalidArgumentError(f"--warm-start {args.warm_start} is the qubo method's initial state, and --methods "
+                                   f"{shown} has no qubo: add qubo to --methods or leave --warm-start out")
 
 
 #: The options of :func:`add_model_arguments`, as ``ModelConfig`` fields.
@@ -193,13 +204,14 @@ def memory_limit_bytes(args: argparse.Namespace) -> int | None:
 
 
 def quantize_config(args: argparse.Namespace) -> QuantizeConfig:
-    """The validated :class:`QuantizeConfig` of the parsed options (sampler options only with ``qubo``)."""
-    check_options_apply(args.methods, sampler_options(args.sampler_option))
-    return QuantizeConfig(bits=tuple(args.bits), methods=tuple(args.methods), backend=args.backend,
-                          sampler_options=sampler_options(args.sampler_option), calibration=args.calibration,
-                          granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,
-                          retries=args.retries, objective=args.objective, inactive_weight=args.inactive_weight,
-                          memory_limit=memory_limit_bytes(args))
+    """The validated :class:`QuantizeConfig` of the parsed options (the qubo method's options only with it)."""
+    config = QuantizeConfig(bits=tuple(args.bits), methods=tuple(args.methods), backend=args.backend,
+                            sampler_options=sampler_options(args.sampler_option), calibration=args.calibration,
+                            granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,
+                            retries=args.retries, objective=args.objective, inactive_weight=args.inactive_weight,
+                            memory_limit=memory_limit_bytes(args))
+    check_options_apply(args, config.sampler_options)
+    return config
 
 
 def add_executor_argument(parser: argparse.ArgumentParser, what: str = "per-neuron QUBO solves") -> None:

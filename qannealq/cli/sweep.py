@@ -74,8 +74,6 @@ def main(args: argparse.Namespace) -> int:
     if args.resume is not None:
         config = _resumed(args)
     else:
-        if args.sampler_option is not None:
-            check_options_apply(args.methods, sampler_options(args.sampler_option))
         config = SweepConfig.from_preset(
             args.preset, model=model_config(args), bits=tuple(args.bits), methods=tuple(args.methods),
             seeds=args.seeds, train_seeds=args.train_seeds, backend=args.backend,
@@ -83,6 +81,7 @@ def main(args: argparse.Namespace) -> int:
             calibration=args.calibration, granularity=args.granularity, int1=args.int1,
             warm_start=args.warm_start, objective=args.objective, inactive_weight=args.inactive_weight,
             memory_limit=memory_limit_bytes(args), out=args.out, download=args.download)
+        check_options_apply(args, {} if args.sampler_option is None else sampler_options(args.sampler_option))
     reporter = ConsoleReporter()
     summary = sweep(config, reporter)
     reporter.message((summary.out / "summary.md").read_text())
