@@ -147,7 +147,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
             sample by whether the float neuron is active (:mod:`qannealq.weighted`); or an ``Objective``.
         inactive_weight: ``relu-aware``: the weight of inactive samples (default
             :data:`qannealq.weighted.DEFAULT_INACTIVE_WEIGHT`; 0 ignores them).
-        **sampler_kwargs: passed to the sampler.
+        **sampler_kwargs: passed to the qubo method's sampler (a backend given by name must list each in its
+            ``parameters``; with another method they are refused, as they would be ignored).
 
     Raises:
         InvalidArgumentError: a bad option, raised before the calibration pass.
