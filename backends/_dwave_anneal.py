@@ -15,6 +15,7 @@ from types import SimpleNamespace
 from typing import Any, Mapping
 
 from qannealq.baselines import DEFAULT_WARM_START
+from qannealq.checks import check_flag, check_positive
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["AnnealSettings", "anneal_settings", "estimate_access_us", "ANNEAL_MODES", "SOLVER_OPTIONS", "RAMP_US"]
@@ -113,12 +114,8 @@ def anneal_settings(parameters: Mapping, options: Mapping[str, Any], warm: bool,
     mode = options.get("anneal", "auto")
     if mode not in ANNEAL_MODES:
         raise InvalidArgumentError(f"anneal={mode!r} must be one of {', '.join(ANNEAL_MODES)}")
-    reads = options.get("num_reads", num_reads)
-    if isinstance(reads, bool) or not isinstance(reads, int) or reads < 1:
-        raise InvalidArgumentError(f"num_reads={reads!r} must be a positive integer, e.g. 100")
-    reinit = options.get("reinitialize_state", True)
-    if not isinstance(reinit, bool):
-        raise InvalidArgumentError(f"reinitialize_state={reinit!r} must be True or False")
+    reads = check_positive("num_reads", options.get("num_reads", num_reads))
+    reinit = check_flag("reinitialize_state", options.get("reinitialize_state", True))
     passed = tuple((k, options[k]) for k in SOLVER_OPTIONS if k in options and options[k] is not None)
     supports = "initial_state" in parameters and "anneal_schedule" in parameters
     forward_asked = "annealing_time" in options or "anneal_schedule" in options

@@ -36,6 +36,7 @@ from dwave.embedding.chain_strength import uniform_torque_compensation
 from qannealq.backends._common import now_ns
 from qannealq.backends._dwave_embed import child_ranges
 from qannealq.backends._dwave_report import layer_result
+from qannealq.checks import check_number
 from qannealq.contract import LayerSample
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
@@ -65,8 +66,7 @@ def chain_strength_of(spin: dimod.BinaryQuadraticModel, embedding: dict, chain_s
                       scale: float = 1.0) -> float:
     """``scale`` x (``chain_strength``, its value ``f(spin, embedding)`` if callable, or uniform torque
     compensation of ``spin`` when None)."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-        raise InvalidArgumentError(f"chain_strength_scale={scale!r} must be a positive number, e.g. 1.0")
+    scale = check_number("chain_strength_scale", scale)  # the rule of the sampler option of that name
     if chain_strength is None:
         base = uniform_torque_compensation(spin, embedding) if spin.num_interactions else 1.0
     elif callable(chain_strength):

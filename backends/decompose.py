@@ -33,7 +33,7 @@ import numpy as np
 
 from qannealq.backends._common import dense_binary
 from qannealq.backends._decompose_search import Search, child_summary, greedy, timing_of
-from qannealq.checks import at_least, check_values
+from qannealq.checks import at_least, check_positive, check_values
 from qannealq.contract import LayerComposite, check_options, draw_seed, layer_solver, max_variables
 from qannealq.errors import InvalidArgumentError
 
@@ -81,12 +81,9 @@ class DecomposingSampler(LayerComposite):
     def __init__(self, child: dimod.Sampler, capacity: int | None = None, patience: int | None = None,
                  max_calls: int = 100) -> None:
         super().__init__(child)
-        for name, value in (("capacity", capacity), ("patience", patience)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise InvalidArgumentError(f"{name}={value!r} must be a positive integer or None")
-        if isinstance(max_calls, bool) or not isinstance(max_calls, int) or max_calls < 1:
-            raise InvalidArgumentError(f"max_calls={max_calls!r} must be a positive integer")
-        self._capacity, self.patience, self.max_calls = capacity, patience, max_calls
+        capacity, patience = (None if v is None else check_positive(n, v)  # None: the child's capacity / no limit
+                              for n, v in (("capacity", capacity), ("patience", patience)))
+        self._capacity, self.patience, self.max_calls = capacity, patience, check_positive("max_calls", max_calls)
 
     def __repr__(self) -> str:
         return (f"DecomposingSampler({self.child!r}, capacity={self._capacity}, patience={self.patience}, "

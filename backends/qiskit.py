@@ -18,7 +18,7 @@ from qiskit_optimization.minimum_eigensolvers import QAOA
 from qiskit_optimization.optimizers import COBYLA, NELDER_MEAD, SPSA
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
-from qannealq.checks import at_least, check_values
+from qannealq.checks import at_least, check_positive, check_values
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["QAOASampler", "to_quadratic_program"]
@@ -88,9 +88,8 @@ class QAOASampler(dimod.Sampler):
             raise InvalidArgumentError(f"optimizer={optimizer!r} is unknown: choose one of {', '.join(OPTIMIZERS)}")
         if simulator not in ("auto", "aer", "statevector"):
             raise InvalidArgumentError(f"simulator={simulator!r} must be 'auto', 'aer' or 'statevector'")
-        for name, value in (("reps", reps), ("maxiter", maxiter), ("shots", shots), ("max_qubits", max_qubits)):
-            if not isinstance(value, int) or value < 1:
-                raise InvalidArgumentError(f"{name}={value!r} must be a positive integer")
+        reps, maxiter, shots, max_qubits = (check_positive(name, value) for name, value in (
+            ("reps", reps), ("maxiter", maxiter), ("shots", shots), ("max_qubits", max_qubits)))
         self.reps, self.optimizer, self.maxiter, self.shots = reps, optimizer, maxiter, shots
         self.max_qubits, self.simulator = max_qubits, simulator
 

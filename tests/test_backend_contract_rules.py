@@ -275,3 +275,30 @@ def test_gurobi_refuses_a_bad_time_limit_when_built():
     pytest.importorskip("gurobipy")
     with pytest.raises(InvalidArgumentError, match="time_limit=-1 must be a number of seconds > 0"):
         get_sampler("gurobi", time_limit=-1)
+
+
+def test_constructor_counts_share_the_contract_rule():
+    """QAOA's, the decomposition's and the QPU's counts go through ``qannealq.checks.check_positive``, as every
+    sample option does: ``reps=True`` was taken for 1 and ``np.int64(8)`` refused."""
+    from qannealq.backends._dwave_anneal import anneal_settings
+    from qannealq.backends.decompose import DecomposingSampler
+
+    pytest.importorskip("qiskit_optimization")
+    with pytest.raises(InvalidArgumentError, match="reps=True must be an integer >= 1"):
+        get_sampler("qaoa", reps=True)
+    assert get_sampler("qaoa", maxiter=np.int64(5)).maxiter == 5
+    with pytest.raises(InvalidArgumentError, match="max_calls=0 must be an integer >= 1"):
+        DecomposingSampler(dimod.ExactSolver(), capacity=4, max_calls=0)
+    composite = DecomposingSampler(dimod.ExactSolver(), capacity=np.int64(4), patience=None)
+    assert (composite._capacity, composite.patience) == (4, None)
+    with pytest.raises(InvalidArgumentError, match=r"num_reads=0 must be an integer >= 1"):
+        anneal_settings({}, {"num_reads": 0}, False, 100)
+    with pytest.raises(InvalidArgumentError, match="reinitialize_state=1 must be True or False"):
+        anneal_settings({}, {"reinitialize_state": 1}, False, 100)
+    from qannealq.backends._dwave_parallel import chain_strength_of
+
+    spin = dimod.BinaryQuadraticModel({0: 0.5}, {(0, 1): 1.0}, 0.0, "SPIN")
+    for bad in (float("inf"), float("nan"), 0, True):
+        with pytest.raises(InvalidArgumentError, match="chain_strength_scale=.* must be a number > 0"):
+            chain_strength_of(spin, {0: [0], 1: [1]}, 2.0, bad)
+    assert chain_strength_of(spin, {0: [0], 1: [1]}, 2.0, np.float32(1.5)) == 3.0
