@@ -7,6 +7,7 @@ The CLI parses its arguments into these objects and calls the library with them;
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -50,7 +51,8 @@ class ModelConfig:
         dataset: a name of :data:`qannealq.data.DATASETS`.
         input_size: digits only: pool the 8x8 images to ``input_size``² (4 gives the tiny 16-16-10 model).
         data_dir: folder holding the datasets (None: ``$QANNEALQ_DATA``, else the default folders).
-        hidden: hidden layer sizes (None: the dataset's recipe, see :data:`qannealq.experiment.RECIPES`).
+        hidden: hidden layer sizes, an int for one (None: the dataset's recipe, see
+            :data:`qannealq.experiment.RECIPES`).
         epochs: training epochs (None: the recipe's).
         seed: seed of the initialisation, the training order and the calibration draw.
         num_calibration: calibration samples drawn from the training set.
@@ -82,7 +84,14 @@ class ModelConfig:
             if self.input_size not in (1, 2, 4, 8):
                 raise InvalidArgumentError(f"--input-size={self.input_size!r} must divide 8: use 8, 4, 2 or 1")
         if self.hidden is not None:
-            object.__setattr__(self, "hidden", tuple(self.hidden))
+            sizes = (self.hidden,) if isinstance(self.hidden, numbers.Integral) else self.hidden  # hidden=128
+            try:
+                if isinstance(sizes, (str, bytes)):  # tuple("128") would read as sizes 1, 2, 8
+                    raise TypeError
+                object.__setattr__(self, "hidden", tuple(sizes))
+            except TypeError:
+                raise InvalidArgumentError(f"--hidden={self.hidden!r} must be layer sizes, e.g. (128,) or (256, 128) "
+                                           "(on the command line: 128 or 256,128)") from None
             if not self.hidden:
                 raise InvalidArgumentError("--hidden is empty: give sizes such as 128 or 256,128")
             for size in self.hidden:

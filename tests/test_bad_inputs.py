@@ -154,6 +154,16 @@ def test_compare_and_export_options_are_refused_before_training(argv, message, t
     assert not (tmp_path / "o").exists()
 
 
+def test_hidden_sizes_from_python_read_as_sizes():
+    """``prepare(hidden=16)`` failed with Python's TypeError, and ``hidden="128"`` was read as sizes 1, 2, 8."""
+    from qannealq.config import ModelConfig
+
+    assert ModelConfig(hidden=16).hidden == (16,) and ModelConfig(hidden=[32, 16]).hidden == (32, 16)
+    for bad in ("128", 2.5):
+        with pytest.raises(ValueError, match=re.escape(f"--hidden={bad!r} must be layer sizes, e.g. (128,)")):
+            ModelConfig(hidden=bad)
+
+
 def test_more_calibration_samples_than_training_data_warns_and_takes_all(caplog):
     from types import SimpleNamespace
 
