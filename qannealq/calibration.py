@@ -70,11 +70,22 @@ def linear_layers(model: torch.nn.Module, data: torch.Tensor, names: Sequence[st
     Args:
         model: the float network.
         data: calibration inputs (one sample is run).
-        names: restrict to these layers; each must be an ``nn.Linear``.
+        names: restrict to these layers (a name alone is one layer); each must be an ``nn.Linear``.
     """
     modules = dict(model.named_modules())
     if names is None:
         names = [n for n, m in modules.items() if isinstance(m, torch.nn.Linear)]
+    elif isinstance(names, str):  # one name, not its characters ("02" was layers "0" and "2")
+        names = [names]
+    else:
+        given = names
+        try:
+            names = list(given)
+        except TypeError:
+            names = [given]
+        if not all(isinstance(n, str) for n in names):
+            raise InvalidArgumentError(f"layers={given!r} must be module names, e.g. ['0', '2'] "
+                                       "(model.named_modules())")
     for name in names:
         if name not in modules:
             raise InvalidArgumentError(f"layers: the model has no layer named {name!r}")

@@ -164,6 +164,18 @@ def test_hidden_sizes_from_python_read_as_sizes():
             ModelConfig(hidden=bad)
 
 
+def test_layers_given_as_one_name_or_not_names():
+    """``layers="02"`` was read as layers "0" and "2"; ``layers=0`` failed with Python's TypeError."""
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    x = np.random.default_rng(0).normal(size=(8, 4))
+    assert [l.name for l in quantize_model(model, x, bits=4, method="rtn", layers="2").layers] == ["2"]
+    with pytest.raises(ValueError, match="layers: the model has no layer named '02'"):
+        quantize_model(model, x, bits=4, method="rtn", layers="02")
+    for bad in (0, ["0", 2]):
+        with pytest.raises(ValueError, match=re.escape(f"layers={bad!r} must be module names")):
+            quantize_model(model, x, bits=4, method="rtn", layers=bad)
+
+
 def test_more_calibration_samples_than_training_data_warns_and_takes_all(caplog):
     from types import SimpleNamespace
 
