@@ -15,10 +15,21 @@ import numpy as np
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["is_count", "check_positive", "check_seed", "check_choice", "check_number", "check_flag", "check_range",
+__all__ = ["as_values", "is_count", "check_positive", "check_seed", "check_choice", "check_number", "check_flag", "check_range",
            "check_values", "at_least", "above", "one_of"]
 
 Rule = Callable[[str, Any], Any]
+
+
+def as_values(value: Any, single: type | tuple[type, ...] = str) -> tuple:
+    """An option that takes a list, as a tuple: one value of the type ``single`` is a list of one (``bits=4``,
+    ``methods="rtn"``: not the string's characters), as is a value that is no list (for its own check to name)."""
+    if isinstance(value, single):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        return (value,)
 
 
 def is_count(value: Any, minimum: int = 1) -> bool:

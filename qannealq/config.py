@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES
-from qannealq.checks import check_choice, check_positive, check_seed
+from qannealq.checks import as_values, check_choice, check_positive, check_seed
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.solve import METHODS, WARM_STARTS
@@ -51,7 +51,7 @@ class ModelConfig:
         dataset: a name of :data:`qannealq.data.DATASETS`.
         input_size: digits only: pool the 8x8 images to ``input_size``² (4 gives the tiny 16-16-10 model).
         data_dir: folder holding the datasets (None: ``$QANNEALQ_DATA``, else the default folders).
-        hidden: hidden layer sizes, an int for one (None: the dataset's recipe, see
+        hidden: hidden layer sizes, one int for one layer (None: the dataset's recipe, see
             :data:`qannealq.experiment.RECIPES`).
         epochs: training epochs (None: the recipe's).
         seed: seed of the initialisation, the training order and the calibration draw.
@@ -84,14 +84,7 @@ class ModelConfig:
             if self.input_size not in (1, 2, 4, 8):
                 raise InvalidArgumentError(f"--input-size={self.input_size!r} must divide 8: use 8, 4, 2 or 1")
         if self.hidden is not None:
-            sizes = (self.hidden,) if isinstance(self.hidden, numbers.Integral) else self.hidden  # hidden=128
-            try:
-                if isinstance(sizes, (str, bytes)):  # tuple("128") would read as sizes 1, 2, 8
-                    raise TypeError
-                object.__setattr__(self, "hidden", tuple(sizes))
-            except TypeError:
-                raise InvalidArgumentError(f"--hidden={self.hidden!r} must be layer sizes, e.g. (128,) or (256, 128) "
-                                           "(on the command line: 128 or 256,128)") from None
+            object.__setattr__(self, "hidden", as_values(self.hidden, (numbers.Integral, str)))  # 128: (128,)
             if not self.hidden:
                 raise InvalidArgumentError("--hidden is empty: give sizes such as 128 or 256,128")
             for size in self.hidden:
@@ -142,8 +135,8 @@ class QuantizeConfig:
     memory_limit: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "bits", tuple(self.bits))
-        object.__setattr__(self, "methods", tuple(self.methods))
+        object.__setattr__(self, "bits", as_values(self.bits, (numbers.Integral, str)))  # bits=4: (4,)
+        object.__setattr__(self, "methods", as_values(self.methods))  # methods="rtn": ("rtn",)
         object.__setattr__(self, "sampler_options", dict(self.sampler_options))
         if not self.bits:
             raise InvalidArgumentError("--bits is empty: give a comma list such as 8,4,2")

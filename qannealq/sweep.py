@@ -14,6 +14,7 @@ are spelled out in ``sweep.json`` and ``summary.md``.
 
 from __future__ import annotations
 
+import numbers
 import time
 from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from qannealq.baselines import DEFAULT_WARM_START
+from qannealq.checks import as_values
 from qannealq.config import ModelConfig, check_choice, check_positive, parse_warm_start
 from qannealq.contract import check_parameters, redact, unredact
 from qannealq.errors import InvalidArgumentError
@@ -117,8 +119,8 @@ class SweepConfig:
     download: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("bits", "methods"):
-            object.__setattr__(self, name, tuple(getattr(self, name)))
+        object.__setattr__(self, "bits", as_values(self.bits, (numbers.Integral, str)))  # bits=4: (4,)
+        object.__setattr__(self, "methods", as_values(self.methods))  # methods="rtn": ("rtn",)
         object.__setattr__(self, "sampler_options", dict(self.sampler_options))
         if not self.bits or not self.methods:
             raise InvalidArgumentError("--bits and --methods need at least one value each, e.g. 4,2 and rtn,qubo")

@@ -154,13 +154,19 @@ def test_compare_and_export_options_are_refused_before_training(argv, message, t
     assert not (tmp_path / "o").exists()
 
 
-def test_hidden_sizes_from_python_read_as_sizes():
-    """``prepare(hidden=16)`` failed with Python's TypeError, and ``hidden="128"`` was read as sizes 1, 2, 8."""
-    from qannealq.config import ModelConfig
+def test_list_options_from_python_take_one_value_as_a_list_of_one():
+    """``prepare(hidden=16)`` and ``QuantizeConfig(bits=4)`` failed with Python's TypeError; ``hidden="128"`` was
+    read as sizes 1, 2, 8 and ``methods="rtn"`` as methods r, t, n."""
+    from qannealq.config import ModelConfig, QuantizeConfig
+    from qannealq.sweep import SweepConfig
 
     assert ModelConfig(hidden=16).hidden == (16,) and ModelConfig(hidden=[32, 16]).hidden == (32, 16)
+    for config in (QuantizeConfig, SweepConfig):
+        assert config(bits=4, methods="rtn").bits == (4,) and config(methods="rtn").methods == ("rtn",)
+        with pytest.raises(ValueError, match="bits='48' is not supported"):
+            config(bits="48")
     for bad in ("128", 2.5):
-        with pytest.raises(ValueError, match=re.escape(f"--hidden={bad!r} must be layer sizes, e.g. (128,)")):
+        with pytest.raises(ValueError, match=re.escape(f"--hidden={bad!r} must be an integer >= 1")):
             ModelConfig(hidden=bad)
 
 
