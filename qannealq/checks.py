@@ -15,8 +15,8 @@ import numpy as np
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["as_values", "is_count", "check_positive", "check_seed", "check_choice", "check_number", "check_flag", "check_range",
-           "check_values", "at_least", "above", "one_of"]
+__all__ = ["as_values", "is_count", "check_positive", "check_seed", "check_choice", "check_number", "check_flag",
+           "check_range", "check_values", "at_least", "above", "one_of"]
 
 Rule = Callable[[str, Any], Any]
 
