@@ -23,7 +23,7 @@ import numpy as np
 from qannealq._compare_instances import NeuronInstance, Reference, instances_from_experiment, instances_from_layer
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
-from qannealq.checks import check_positive, check_seed
+from qannealq.checks import as_values, check_positive, check_seed
 from qannealq.contract import check_parameters, redact, unredact
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import call_timing
@@ -246,7 +246,7 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
     Args:
         instances: the neuron BQMs (:func:`qannealq._compare_instances.instances_from_experiment`, or
             :func:`qannealq.export.load_instances`); every backend sees exactly these BQMs.
-        samplers: backend names, or a mapping name -> ``dimod.Sampler``.
+        samplers: backend names (one name alone: that backend), or a mapping name -> ``dimod.Sampler``.
         settings: reads, repeats, targets, seeds, options (:class:`CompareSettings`).
         out: results folder (a :class:`~qannealq.store.ResultStore`); None keeps the units in memory.
         resume: continue the comparison stored in ``out`` (same settings), skipping finished calls.
@@ -260,6 +260,8 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
     """
     settings = settings or CompareSettings()
     reporter = reporter or LogReporter()
+    if not isinstance(samplers, Mapping):
+        samplers = list(as_values(samplers))  # "sa": one backend, not "s" and "a"
     if not instances:
         raise InvalidArgumentError("no instances to compare: select at least one neuron")
     names = [i.name for i in instances]

@@ -208,6 +208,14 @@ def test_bad_settings_are_refused():
     with pytest.raises(InvalidArgumentError, match="not compared"):
         compare_backends(instances_from_layer(random_layer(np.random.default_rng(0), 6, 1).problem(4), [0], {},
                                               "r"), ["sa"], CompareSettings(sampler_options={"qaoa": {"reps": 2}}))
+    with pytest.raises(InvalidArgumentError, match="--solver-seed=-1 must be an integer in 0..2"):
+        CompareSettings(seed=-1)  # numpy's SeedSequence traceback, after training, before
+
+
+def test_one_backend_name_alone_is_that_backend(tiny):
+    """``compare_backends(instances, "steepest")`` compared backends "s", "t", "e"... (refused as unknown)."""
+    result = compare_backends(tiny, "steepest", CompareSettings(reads=2, repeats=1))
+    assert {row.backend for row in result.rows} == {"steepest"}
 
 
 CHEAP = ["compare", "--input-size", "4", "--bits", "3", "--neurons", "0:2", "--backends", "exact,steepest,sa",
