@@ -167,8 +167,13 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
         extra: more settings to record (dataset, accuracy...), redacted like the others.
 
     Raises:
-        InvalidArgumentError: a module the format cannot hold, or a layer result without its grid.
+        InvalidArgumentError: ``path`` is a folder, a module the format cannot hold, or a layer result without
+            its grid.
+        StoreError: the file cannot be written (disk full, no permission).
     """
+    if Path(path).is_dir():
+        raise InvalidArgumentError(f"path={str(path)!r} is a folder: give the model file's path, e.g. "
+                                   f"{str(Path(path) / 'model.npz')!r}")
     names = {layer.name for layer in result.layers}
     arch = _architecture(result.model, names)
     modules = dict(result.model.named_children())
@@ -219,7 +224,7 @@ def _atomic_bytes(path: Path, data: bytes) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the folder of {path}: {exc.strerror or exc}") from exc
-    atomic_write(path, data)
+    atomic_write(path, data, remedy="free disk space or choose another path for the model file")
     return path
 
 
@@ -230,6 +235,9 @@ def load_quantized(path: str | Path) -> QuantizedModel:
         ModelFileError: missing, unreadable or truncated file, another format, or a checksum mismatch.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"path={str(path)!r} is a folder, not a model file: give the .npz file (qannealq run "
+                             "--save-model writes OUT/models/int{bits}-{method}.npz)")
     if not path.is_file():
         raise ModelFileError(f"path={str(path)!r}: no such model file")
     try:

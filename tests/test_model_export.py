@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -123,6 +124,18 @@ def test_truncated_missing_and_foreign_files_are_clear_errors(saved, tmp_path):
         load_quantized(tmp_path / "cut.npz")
     with pytest.raises(ModelFileError, match="no such model file"):
         load_quantized(tmp_path / "absent.npz")
+    with pytest.raises(ModelFileError, match="is a folder, not a model file: give the .npz file"):
+        load_quantized(tmp_path)  # "no such model file" for a folder that is there
+
+
+def test_saving_onto_a_folder_names_the_path_and_a_file_to_give(saved, tmp_path):
+    """``result.save("/tmp")`` said "cannot write /tmp: Is a directory; free disk space or choose another --out
+    folder (units finished before this one are kept)": the results store's advice."""
+    result, _ = saved[4, "tensor"]
+    with pytest.raises(InvalidArgumentError, match=re.escape(f"path={str(tmp_path)!r} is a folder: give the model "
+                                                             f"file's path, e.g. {str(tmp_path / 'model.npz')!r}")):
+        result.save(tmp_path)
+    assert list(tmp_path.iterdir()) == []
     np.savez(tmp_path / "other.npz", meta=np.array(json.dumps({"format": "something else"})))
     with pytest.raises(ModelFileError, match="is not a qannealq-quantized-model file"):
         load_quantized(tmp_path / "other.npz")
