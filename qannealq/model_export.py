@@ -100,13 +100,19 @@ class QuantizedModel:
         """Logits (float64) of the integer-arithmetic forward pass described in the module docstring.
 
         Args:
-            x: inputs ``(N, f)``.
+            x: inputs ``(N, f)`` (or what the model's first modules flatten to that), finite.
             exact_inputs: each layer's inputs as 29-bit integers in two int32 passes (default), or as
                 16-bit integers in one pass (``False``: what the ONNX graph's QuantizeLinear nodes do).
         """
         h = np.asarray(x, dtype=np.float64)
+        if not np.isfinite(h).all():
+            raise InvalidArgumentError("x contains NaN or infinity: the integer inputs of a layer have no value for "
+                                       "them; clean the inputs first")
         quantized = {layer.name: layer for layer in self.layers}
         for name, module in self.model.named_children():
+            if isinstance(module, torch.nn.Linear) and (h.ndim != 2 or h.shape[1] != module.in_features):
+                raise InvalidArgumentError(f"layer {name!r} takes inputs (N, {module.in_features}), and x gives it "
+                                           f"{h.shape}: give x of the shape the model was quantized on")
             if name in quantized:
                 h = integer_linear(quantized[name], h, exact_inputs)
             elif isinstance(module, torch.nn.Linear):
@@ -132,6 +138,7 @@ class QuantizedModel:
         """
         from qannealq._onnx import build_onnx
 
+        _not_a_folder(path, "model.onnx")
         return _atomic_bytes(Path(path), build_onnx(self, quantize_activations, input_shape).SerializeToString())
 
 
@@ -171,9 +178,7 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
             its grid.
         StoreError: the file cannot be written (disk full, no permission).
     """
-    if Path(path).is_dir():
-        raise InvalidArgumentError(f"path={str(path)!r} is a folder: give the model file's path, e.g. "
-                                   f"{str(Path(path) / 'model.npz')!r}")
+    _not_a_folder(path, "model.npz")
     names = {layer.name for layer in result.layers}
     arch = _architecture(result.model, names)
     modules = dict(result.model.named_children())
@@ -216,6 +221,12 @@ def _checksum(meta_text: str, arrays: Mapping[str, np.ndarray]) -> str:
         digest.update(f"{key}|{array.dtype.str}|{array.shape}|".encode())
         digest.update(array.tobytes())
     return digest.hexdigest()
+
+
+def _not_a_folder(path: str | Path, example: str) -> None:
+    if Path(path).is_dir():
+        raise InvalidArgumentError(f"path={str(path)!r} is a folder: give the file's path, e.g. "
+                                   f"{str(Path(path) / example)!r}")
 
 
 def _atomic_bytes(path: Path, data: bytes) -> Path:

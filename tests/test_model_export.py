@@ -126,19 +126,39 @@ def test_truncated_missing_and_foreign_files_are_clear_errors(saved, tmp_path):
         load_quantized(tmp_path / "absent.npz")
     with pytest.raises(ModelFileError, match="is a folder, not a model file: give the .npz file"):
         load_quantized(tmp_path)  # "no such model file" for a folder that is there
+    np.savez(tmp_path / "other.npz", meta=np.array(json.dumps({"format": "something else"})))
+    with pytest.raises(ModelFileError, match="is not a qannealq-quantized-model file"):
+        load_quantized(tmp_path / "other.npz")
 
 
 def test_saving_onto_a_folder_names_the_path_and_a_file_to_give(saved, tmp_path):
     """``result.save("/tmp")`` said "cannot write /tmp: Is a directory; free disk space or choose another --out
     folder (units finished before this one are kept)": the results store's advice."""
     result, _ = saved[4, "tensor"]
-    with pytest.raises(InvalidArgumentError, match=re.escape(f"path={str(tmp_path)!r} is a folder: give the model "
-                                                             f"file's path, e.g. {str(tmp_path / 'model.npz')!r}")):
+    with pytest.raises(InvalidArgumentError, match=re.escape(f"path={str(tmp_path)!r} is a folder: give the file's "
+                                                             f"path, e.g. {str(tmp_path / 'model.npz')!r}")):
         result.save(tmp_path)
     assert list(tmp_path.iterdir()) == []
-    np.savez(tmp_path / "other.npz", meta=np.array(json.dumps({"format": "something else"})))
-    with pytest.raises(ModelFileError, match="is not a qannealq-quantized-model file"):
-        load_quantized(tmp_path / "other.npz")
+    model = load_quantized(saved[4, "tensor"][1])
+    if importlib.util.find_spec("onnx") is not None:
+        with pytest.raises(InvalidArgumentError, match=re.escape(f"e.g. {str(tmp_path / 'model.onnx')!r}")):
+            model.to_onnx(tmp_path)
+
+
+def test_integer_inputs_of_the_wrong_shape_or_not_finite_are_refused(saved):
+    """A wrong width ended in numpy's matmul error, a single sample in an ``AxisError``, and NaN inputs gave
+    predictions from undefined integers."""
+    model = load_quantized(saved[4, "tensor"][1])
+    x = tiny_digits().data.x_test[:3]
+    assert (model.integer_predict(x) == model.predict(x)).all()
+    with pytest.raises(InvalidArgumentError, match=r"layer '0' takes inputs \(N, 16\), and x gives it \(3, 15\)"):
+        model.integer_predict(x[:, :15])
+    with pytest.raises(InvalidArgumentError, match=r"x gives it \(16,\)"):
+        model.integer_forward(x[0])
+    bad = x.copy()
+    bad[1, 2] = np.nan
+    with pytest.raises(InvalidArgumentError, match="x contains NaN or infinity"):
+        model.integer_predict(bad)
 
 
 def test_a_model_with_other_modules_is_refused_by_name():
