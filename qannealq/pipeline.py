@@ -20,7 +20,7 @@ import torch
 
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
-from qannealq.contract import check_options, check_parameters, redact
+from qannealq.contract import check_options, check_parameters, draw_seed, redact
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits, make_grid
@@ -155,7 +155,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     """
     from qannealq.backends import resolve_sampler
 
-    _check_options(method, calibration, granularity, int1, warm_start, batch_size)
+    _check_options(method, calibration, granularity, int1, warm_start, batch_size, seed, progress)
     goal = make_objective(objective, inactive_weight)
     t0 = time.perf_counter()
     if sampler_kwargs and method != "qubo":  # they would be ignored (a misspelt calibration= among them)
@@ -214,8 +214,9 @@ def _check_finite(model: torch.nn.Module, names: Sequence[str]) -> None:
 
 
 def _check_options(method: str, calibration: str, granularity: str, int1: str, warm_start: str | None,
-                   batch_size: int) -> None:
-    """Every option of :func:`quantize_model` checked before any work."""
+                   batch_size: int, seed: int | None = None, progress: Any = None) -> None:
+    """Every option of :func:`quantize_model` checked before any work (the seed was checked only when the first
+    layer's sampler drew it, after the calibration pass)."""
     for name, value, allowed in (("method", method, METHODS), ("calibration", calibration, CALIBRATION_MODES),
                                  ("granularity", granularity, GRANULARITIES), ("int1", int1, INT1_SCHEMES),
                                  ("warm_start", warm_start, WARM_STARTS)):
@@ -224,6 +225,11 @@ def _check_options(method: str, calibration: str, granularity: str, int1: str, w
             raise InvalidArgumentError(f"{name}={value!r} is unknown: choose one of {shown}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidArgumentError(f"batch_size={batch_size!r} must be an integer >= 1")
+    if seed is not None:
+        draw_seed(seed)
+    if progress is not None and not callable(progress):
+        raise InvalidArgumentError(f"progress={progress!r} must be a function (layer name, neurons done now, neurons "
+                                   "in the layer) or None")
 
 
 def _fresh(float_stats: Mapping[str, LayerStats], name: str, run: _Run) -> bool:

@@ -288,6 +288,8 @@ def test_quantize_model_refuses_a_bad_sampler_option_value_before_calibration(mo
     ({"method": "gptq", "effort": "fast"}, "effort: method 'gptq' takes no sampler options"),
     ({"sampler": "sa", "num_sweepz": 3}, "quantize_model keyword num_sweepz: backend 'sa' does not take this option"),
     ({"sampler": "layer-sa", "effort": "slow"}, "quantize_model keyword effort='slow' must be one of"),
+    ({"seed": 1.5}, "seed=1.5 must be an integer in 0..2**32-1 or None"),  # was checked after calibration
+    ({"method": "rtn", "progress": 5}, "progress=5 must be a function"),  # Python's TypeError, per layer
 ])
 def test_quantize_model_refuses_keywords_nothing_takes_before_calibration(kwargs, message, monkeypatch):
     """A keyword ``quantize_model`` does not know goes to the sampler: with a method other than ``qubo`` it was
