@@ -163,31 +163,36 @@ def load_instances(folder: Path) -> list[NeuronInstance]:
     """The instances of an exported folder (its ``index.json``), with their best known references.
 
     Raises:
-        InvalidArgumentError: no ``index.json`` there, or a file it lists is missing.
+        InvalidArgumentError: no ``index.json`` there, or a file it lists is missing, truncated or not an
+            instance file (each named).
     """
     folder = Path(folder)
     try:
         index = json.loads((folder / "index.json").read_text())
-    except (OSError, ValueError) as exc:
-        raise InvalidArgumentError(f"--instances {folder}: no readable index.json ({exc}); export instances with "
-                                   "`qannealq export` first") from None
+        rows = [row["name"] for row in index["instances"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InvalidArgumentError(f"--instances {folder}: no readable index.json ({type(exc).__name__}: {exc}); "
+                                   "export instances with `qannealq export` first") from None
     out = []
-    for row in index["instances"]:
+    for name in rows:
         try:
-            meta = json.loads((folder / f"{row['name']}.json").read_text())
-            with open(folder / f"{row['name']}.bqm", "rb") as fh:
+            meta = json.loads((folder / f"{name}.json").read_text())
+            with open(folder / f"{name}.bqm", "rb") as fh:
                 bqm = dimod.BinaryQuadraticModel.from_file(fh)
+            labels = meta.pop("labels")
+            best = meta.pop("best_known")
+            warm = meta.pop("warm_start")
         except OSError as exc:
             raise InvalidArgumentError(f"--instances {folder}: {exc}; re-export the folder") from None
-        labels = meta.pop("labels")
-        best = meta.pop("best_known")
-        warm = meta.pop("warm_start")
+        except Exception as exc:  # a truncated or edited file: dimod's and json's errors vary
+            raise InvalidArgumentError(f"--instances {folder}: instance {name!r} is unreadable ({type(exc).__name__}: "
+                                       f"{exc}); re-export the folder") from None
         sample = dict(zip(labels, best["x"])) if best.get("x") else {}
         ref = Reference(best["energy"], best["provenance"], f"file ({best['method']})", sample, 0.0)
         baselines = meta.pop("baselines")
         for key in ("format", "name", "files", "warm_start_energy"):
             meta.pop(key, None)
-        out.append(NeuronInstance(row["name"], bqm, meta, baselines,
+        out.append(NeuronInstance(name, bqm, meta, baselines,
                                   None if warm is None else dict(zip(labels, warm)), ref))
     return out
 

@@ -89,5 +89,24 @@ def test_compare_runs_on_exported_instances(exported):
         load_instances(out / "nowhere")
 
 
+def test_a_damaged_instance_file_is_named(exported, tmp_path):
+    """A truncated ``.bqm`` ended in json's ``JSONDecodeError`` from inside dimod; a ``.json`` without its fields in
+    a ``KeyError``."""
+    import shutil
+
+    instances, out = exported
+    first, second = (i.name for i in instances[:2])
+    for damage, name, words in ((lambda f: f.write_bytes(f.read_bytes()[:50]), first, "JSONDecodeError"),
+                                (lambda f: f.write_text('{"labels": [1]}'), second, "KeyError: 'best_known'")):
+        folder = tmp_path / name
+        shutil.copytree(out, folder)
+        damage(folder / (f"{name}.bqm" if name == first else f"{name}.json"))
+        with pytest.raises(InvalidArgumentError, match=f"instance '{name}' is unreadable \\({words}.*re-export"):
+            load_instances(folder)
+    (tmp_path / first / "index.json").write_text('{"other": 1}')
+    with pytest.raises(InvalidArgumentError, match="no readable index.json \\(KeyError: 'instances'\\)"):
+        load_instances(tmp_path / first)
+
+
 def test_the_library_names_the_three_sizes():
     assert {(e.dataset, e.input_size) for e in LIBRARY} == {("digits", 4), ("digits", None), ("mnist", None)}
