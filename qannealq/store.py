@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from contextlib import contextmanager
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from qannealq.errors import InvalidArgumentError, StoreError
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ResultStore", "StoreError", "atomic_path", "atomic_write", "settings_diff", "unit_key", "OUT_REMEDY",
            "CACHE_REMEDY"]
@@ -109,7 +112,8 @@ class ResultStore:
         root: the run folder.
         command: ``run``, ``sweep`` or ``compare``.
         settings: the settings the units were computed with.
-        resumed: keys of the units found when the store was opened (skipped by the command).
+        resumed: keys of the readable units found when the store was opened (skipped by the command; an
+            unreadable one is said in a warning and computed again).
     """
 
     root: Path
@@ -197,7 +201,12 @@ class ResultStore:
         store = cls(root, command, settings)
         if write:
             (root / "units").mkdir(exist_ok=True)
-        store.resumed = sorted(store._keys())
+        store.resumed = []
+        for key in sorted(store._keys()):
+            if store.done(key):
+                store.resumed.append(key)
+            elif write:  # cut short or edited: counted as not done, so it is computed again (said once: at the open)
+                logger.warning("--resume %s: unit %s is unreadable; computing it again", root, key)
         return store
 
     def _path(self, key: str) -> Path:

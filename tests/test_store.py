@@ -44,6 +44,19 @@ def test_a_truncated_unit_counts_as_not_done(tmp_path):
     assert not store.done("k") and store.records() == []
 
 
+def test_a_resume_counts_a_truncated_unit_as_not_kept_and_says_so(tmp_path, caplog):
+    """It was counted among the units kept ("4 finished row(s) kept") and computed again without a word."""
+    store = ResultStore.open(tmp_path / "r", "run", {})
+    store.put("a", {"x": 1})
+    store.put("b", {"x": 2})
+    (tmp_path / "r" / "units" / "b.json").write_text('{"key": "b", "rec')
+    with caplog.at_level("WARNING", logger="qannealq.store"):
+        ResultStore.check(tmp_path / "r", "run", {}, resume=True)  # the early check says nothing
+        again = ResultStore.open(tmp_path / "r", "run", {}, resume=True)
+    assert again.resumed == ["a"]
+    assert caplog.text.count("unit b is unreadable; computing it again") == 1
+
+
 def test_atomic_write_failure_is_a_store_error_and_leaves_the_old_file(tmp_path, monkeypatch):
     target = tmp_path / "f.json"
     atomic_write(target, "old")
