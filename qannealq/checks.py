@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import math
 import numbers
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["as_values", "is_count", "check_positive", "check_seed", "check_choice", "check_number", "check_flag",
-           "check_range", "check_values", "at_least", "above", "one_of"]
+__all__ = ["as_values", "check_data_dir", "is_count", "check_positive", "check_seed", "check_choice", "check_number",
+           "check_flag", "check_range", "check_values", "at_least", "above", "one_of"]
 
 Rule = Callable[[str, Any], Any]
 
@@ -30,6 +31,16 @@ def as_values(value: Any, single: type | tuple[type, ...] = str) -> tuple:
         return tuple(value)
     except TypeError:
         return (value,)
+
+
+def check_data_dir(path: Any) -> Path:
+    """``--data-dir`` as a ``Path`` to an existing folder (a typo there read as "dataset not found, 9 places
+    searched" for every dataset)."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InvalidArgumentError(f"--data-dir={str(folder)!r} not found: give an existing folder holding the "
+                                   "datasets, or leave it out ($QANNEALQ_DATA, else ../shared/datasets)")
+    return folder
 
 
 def is_count(value: Any, minimum: int = 1) -> bool:

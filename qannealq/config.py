@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES
-from qannealq.checks import as_values, check_choice, check_positive, check_seed
+from qannealq.checks import as_values, check_choice, check_data_dir, check_positive, check_seed
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.solve import METHODS, WARM_STARTS
@@ -94,7 +94,7 @@ class ModelConfig:
         object.__setattr__(self, "seed", check_seed("--seed", self.seed))
         check_positive("--num-calibration", self.num_calibration)
         if self.data_dir is not None:
-            object.__setattr__(self, "data_dir", Path(self.data_dir))
+            object.__setattr__(self, "data_dir", check_data_dir(self.data_dir))
 
 
 @dataclass(frozen=True)

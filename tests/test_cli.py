@@ -69,6 +69,8 @@ def no_training(monkeypatch):
     (["run", "--methods", "qubo", "--backend", "nope"], "backend='nope' is unknown"),
     (["run", "--methods", "qubo", "--warm-start", "best"], "--warm-start='best'"),
     (["run", "--dataset", "mnist", "--data-dir", "/nonexistent", "--methods", "rtn"], "not found"),
+    (["run", "--data-dir", "/nonexistent", "--methods", "rtn"],  # digits: the typo was not seen at all
+     "--data-dir='/nonexistent' not found: give an existing folder holding the datasets"),
     (["run", "--hidden", "0", "--methods", "rtn"], "--hidden=0 must be an integer >= 1"),
     (["run", "--hidden", "16,-3", "--methods", "rtn"], "--hidden=-3"),
     (["run", "--epochs", "0", "--methods", "rtn"], "--epochs=0 must be an integer >= 1"),
@@ -90,6 +92,12 @@ def test_bad_arguments_exit_2_before_any_training(argv, message, tmp_path, capsy
     err = capsys.readouterr().err
     assert message in err
     assert not (tmp_path / "x").exists()
+
+
+def test_datasets_refuses_a_data_dir_that_is_not_there(capsys):
+    """It listed every dataset as "not found (9 places searched)", the typo among the places."""
+    assert main(["datasets", "--data-dir", "/nonexistent"]) == 2
+    assert "--data-dir='/nonexistent' not found: give an existing folder" in capsys.readouterr().err
 
 
 def test_unknown_sampler_option_lists_the_valid_keys(tmp_path, capsys, no_training):

@@ -50,9 +50,12 @@ def _line(name: str, args: argparse.Namespace) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from qannealq.checks import check_data_dir
     from qannealq.data import DATASETS
     from qannealq.errors import InvalidArgumentError
 
+    if args.data_dir is not None:
+        check_data_dir(args.data_dir)
     names = args.names or list(DATASETS)
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
