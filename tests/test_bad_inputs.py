@@ -35,6 +35,7 @@ ROWS = {  # test id -> the part of the error message the test asserts (quoted in
                                    "the qubo method's, and --methods rtn has no qubo",
     "memory-limit-zero": "--memory-limit=0 must be a positive number of GiB",
     "compare-export-option": "--solver-seed=-1 must be an integer in 0..2**31-1",
+    "data-dir-missing": "--data-dir='/nonexistent' not found: give an existing folder holding the datasets",
     "calibration-above-train": "--num-calibration=100000 is more than the 1347 training samples of digits: "
                                "calibrating on all 1347",
     "out-is-a-file": "is an existing file, not a folder: give a folder path",
@@ -93,6 +94,7 @@ def test_the_readme_table_lists_exactly_these_rows_with_their_errors():
     ("sampler-option-value", ["--methods", "qubo", "--backend", "tabu", "--sampler-option", "timeout=-5"]),
     ("memory-limit-zero", ["--objective", "relu-aware", "--memory-limit", "0"]),
     ("sampler-option-without-qubo", ["--effort", "fast"]),
+    ("data-dir-missing", ["--data-dir", "/nonexistent"]),
 ])
 def test_bad_options_are_refused_before_training_and_write_nothing(key, argv, tmp_path, capsys, no_training):
     out = tmp_path / "out"
