@@ -117,6 +117,13 @@ class DecomposingSampler(LayerComposite):
         return {"child_properties": dict(self.child.properties), "max_variables": None,
                 "capacity": self._capacity, "whole_layer": layer_solver(self.child) is not None}
 
+    def uses_initial_states(self, bqm: dimod.BinaryQuadraticModel, capacity: int | None = None) -> bool:
+        """Whether a call on ``bqm`` uses given initial states: the decomposition starts from them; a BQM that
+        fits passes straight through, to a child that may not take them (a QPU's forward anneal)."""
+        if bqm.num_variables > (capacity or self.capacity):
+            return True
+        return "initial_states" in self.child.parameters
+
     def check_options(self, options: dict) -> None:
         """Refuse a bad ``capacity``, ``patience`` or ``max_calls`` before any work, then the child's options by
         the child's own check (:func:`qannealq.contract.check_options`)."""

@@ -198,6 +198,9 @@ def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat
     if "num_reads" in params and name not in DETERMINISTIC:
         kwargs.setdefault("num_reads", settings.reads)
     warm = settings.warm_start and "initial_states" in params and instance.warm_start is not None
+    uses = getattr(sampler, "uses_initial_states", None)  # the decomposition passes a fitting BQM through
+    if warm and callable(uses):
+        warm = uses(instance.bqm, kwargs.get("capacity"))
     if warm:
         kwargs["initial_states"] = instance.initial_states()
     t0 = time.perf_counter()

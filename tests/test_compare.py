@@ -212,6 +212,16 @@ def test_bad_settings_are_refused():
         CompareSettings(seed=-1)  # numpy's SeedSequence traceback, after training, before
 
 
+def test_a_call_is_marked_warm_started_only_where_the_start_is_used(tiny):
+    """A capacity-limited backend comes wrapped in the decomposition, which lists ``initial_states``: a BQM that
+    fits passed straight through to a child that drops them (``exact``; the QPU's forward anneal), and the call
+    was still recorded as warm-started."""
+    plain = compare_backends(tiny, ["exact", "steepest"], CompareSettings(reads=2, repeats=1))
+    assert {(r.backend, r.warm_start) for r in plain.rows} == {("exact", False), ("steepest", True)}
+    split = compare_backends(tiny, ["exact"], CompareSettings(reads=2, repeats=1, capacity={"exact": 8}))
+    assert {(r.backend, r.warm_start, r.decomposed) for r in split.rows} == {("exact", True, True)}
+
+
 def test_one_backend_name_alone_is_that_backend(tiny):
     """``compare_backends(instances, "steepest")`` compared backends "s", "t", "e"... (refused as unknown)."""
     result = compare_backends(tiny, "steepest", CompareSettings(reads=2, repeats=1))
