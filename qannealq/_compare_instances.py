@@ -88,7 +88,7 @@ def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:
     """Neuron indices from ``"0:16"``, ``"3"``, ``"0,4,7"`` or a list; None means all ``count`` neurons.
 
     Raises:
-        InvalidArgumentError: a malformed text or an index outside ``0..count-1``.
+        InvalidArgumentError: a malformed text, an index outside ``0..count-1`` or one given twice.
     """
     if text is None:
         return list(range(count))
@@ -107,6 +107,9 @@ def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:
     if bad or not picked:
         raise InvalidArgumentError(f"--neurons={text!r} selects {bad or 'no neuron'}; this layer has neurons "
                                    f"0..{count - 1}")
+    twice = sorted({i for i in picked if picked.count(i) > 1})
+    if twice:  # two instances of one name: the second file overwrote the first, and compare refused the folder
+        raise InvalidArgumentError(f"--neurons={text!r} names neuron(s) {twice} more than once: give each once")
     return picked
 
 

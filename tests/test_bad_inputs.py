@@ -184,6 +184,14 @@ def test_layers_given_as_one_name_or_not_names():
             quantize_model(model, x, bits=4, method="rtn", layers=bad)
 
 
+def test_a_neuron_named_twice_is_refused(tmp_path, capsys):
+    """``export --neurons 3,3`` wrote one instance's files twice and listed it twice (``compare --instances`` then
+    refused the folder: "instance names must be unique")."""
+    err = _cli_error(["export", "--neurons", "3,3", "--proof-time", "0", "--out", str(tmp_path / "o")], capsys)
+    assert "--neurons='3,3' names neuron(s) [3] more than once: give each once" in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_more_calibration_samples_than_training_data_warns_and_takes_all(caplog):
     from types import SimpleNamespace
 
