@@ -106,22 +106,26 @@ def summary_markdown(cells: list[CellResult], settings: dict) -> str:
     fmean, fstd, nets = _float_accuracy(cells)
     seeds = sorted({c.seed for c in cells})
     most = max(a.n for a in aggs)
+    def pm(mean: float, std: float, n: int, digits: str, spread: str) -> str:  # one value has no spread
+        return f"{mean:{digits}} ± {std:{spread}}" if n > 1 else f"{mean:{digits}}"
+
+    over = "mean ± std over seeds" if most > 1 else "one seed, so no spread"
     lines = [f"**{cells[0].dataset}**, preset `{settings.get('preset')}` ({settings.get('preset_means')}); "
              f"{cells[0].num_calibration} calibration samples; seeds {seeds}; float accuracy "
-             f"{fmean:.4f} ± {fstd:.4f} ({nets} network(s)); mean ± std over seeds"
+             f"{pm(fmean, fstd, nets, '.4f', '.4f')} ({nets} network(s)); {over}"
              + (f" (n = seeds finished where fewer than {most})" if any(a.n < most for a in aggs) else "") + ".",
              "", "| bits | " + " | ".join(f"{m} accuracy" for m in methods) + " |",
              "| --- |" + " --- |" * len(methods)]
     for b in bits:
-        row = [f"{table[m, b].accuracy_mean:.4f} ± {table[m, b].accuracy_std:.4f}"
+        row = [pm(table[m, b].accuracy_mean, table[m, b].accuracy_std, table[m, b].n, ".4f", ".4f")
                + (f" (n={table[m, b].n})" if table[m, b].n < most else "") if (m, b) in table else "—"
                for m in methods]
         lines.append(f"| int{b} | " + " | ".join(row) + " |")
     lines += ["", "| bits | " + " | ".join(f"{m} layer error" for m in methods) + " |",
               "| --- |" + " --- |" * len(methods)]
     for b in bits:
-        row = [f"{table[m, b].error_mean:.4g} ± {table[m, b].error_std:.2g}" if (m, b) in table else "—"
-               for m in methods]
+        row = [pm(table[m, b].error_mean, table[m, b].error_std, table[m, b].n, ".4g", ".2g") if (m, b) in table
+               else "—" for m in methods]
         lines.append(f"| int{b} | " + " | ".join(row) + " |")
     grains = sorted({c.granularity for c in cells})
     lines += ["", f"grids used: {', '.join(grains)}; mean seconds per cell: "

@@ -157,3 +157,14 @@ def test_relu_aware_sweep_records_its_objective_and_equals_quantize_model(tmp_pa
     assert "objective" not in plain  # preact sweeps store what they stored before the option existed
     with pytest.raises(InvalidArgumentError, match="inactive_weight"):
         SweepConfig(inactive_weight=0.5)  # preact takes no inactive weight
+
+
+def test_one_seed_shows_values_without_a_spread(tmp_path):
+    """With one seed every cell read "± 0.0000", a spread of one value."""
+    assert main(["sweep", "--dataset", "digits", "--input-size", "4", "--bits", "4", "--methods", "rtn", "--seeds", "1",
+                 "--out", str(tmp_path / "one")]) == 0
+    one = (tmp_path / "one" / "summary.md").read_text()
+    assert "±" not in one and "one seed, so no spread" in one and "| int4 | 0." in one
+    assert main(["sweep", "--dataset", "digits", "--input-size", "4", "--bits", "4", "--methods", "rtn", "--seeds", "2",
+                 "--out", str(tmp_path / "two")]) == 0
+    assert "mean ± std over seeds" in (tmp_path / "two" / "summary.md").read_text()
