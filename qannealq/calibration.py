@@ -26,12 +26,35 @@ __all__ = ["CALIBRATION_MODES", "as_calibration_tensor", "linear_layers", "colle
 CALIBRATION_MODES = ("float", "sequential")
 
 
+def _loader_inputs(loader: torch.utils.data.DataLoader) -> torch.Tensor:
+    """The inputs of every batch of ``loader``, concatenated: a batch is the inputs, or ``(inputs, labels...)``."""
+    batches = []
+    for batch in loader:
+        inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if not isinstance(inputs, torch.Tensor):
+            raise CalibrationError(f"a DataLoader's batches must hold input tensors (or (inputs, labels) pairs), "
+                                   f"got {type(inputs).__name__}")
+        batches.append(inputs)
+    if not batches:
+        raise CalibrationError("the calibration DataLoader yields no batch: give it at least one sample")
+    return torch.cat(batches)
+
+
 def as_calibration_tensor(data: object, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Validate calibration inputs (array or tensor, first axis = samples) and return a tensor."""
+    """Validate calibration inputs (array or tensor, first axis = samples; or a ``DataLoader`` whose batches are
+    inputs or ``(inputs, labels)``, every batch taken) and return a tensor."""
     try:
-        tensor = torch.as_tensor(np.asarray(data) if not isinstance(data, torch.Tensor) else data)
+        if isinstance(data, torch.utils.data.DataLoader):
+            tensor = _loader_inputs(data)
+        else:
+            tensor = torch.as_tensor(np.asarray(data) if not isinstance(data, torch.Tensor) else data)
+    except CalibrationError:
+        raise
     except (TypeError, ValueError) as exc:
-        raise CalibrationError(f"calibration data must be an array or tensor of inputs: {exc}") from None
+        hint = (" (a pair (inputs, labels)? give the inputs alone)" if isinstance(data, tuple) and len(data) == 2
+                else "")
+        raise CalibrationError(f"calibration data must be an array or tensor of inputs, or a DataLoader{hint}: "
+                               f"{exc}") from None
     if tensor.ndim < 2 or tensor.shape[0] == 0:
         raise CalibrationError(
             f"calibration data must have shape (N, ...) with N >= 1 samples, got {tuple(tensor.shape)}"

@@ -124,7 +124,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
 
     Args:
         model: the trained float network (its weights are not modified; its train/eval mode is restored).
-        calibration_data: inputs ``(N, ...)``, array or tensor.
+        calibration_data: inputs ``(N, ...)``, array or tensor; or a ``DataLoader`` whose batches are inputs or
+            ``(inputs, labels)`` (every batch is taken).
         bits: 1..8.
         method: ``rtn``, ``gptq``, ``gptq-restricted`` or ``qubo``.
         sampler: backend name or ``dimod.Sampler`` for ``qubo``.

@@ -125,3 +125,23 @@ def test_non_finite_weights_rejected():
         net[0].weight[0, 0] = float("inf")
     with pytest.raises(NonFiniteError, match="weight"):
         quantize_model(net, _data(), 4, method="rtn")
+
+
+def test_a_dataloader_is_calibration_data_and_a_pair_gets_a_hint():
+    """A DataLoader, the way PyTorch users hold data, failed with numpy's "can't convert np.ndarray of type
+    numpy.object_"; ``(x, y)`` with "inhomogeneous shape"."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(5, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    x = torch.randn(40, 5)
+    y = torch.zeros(40, dtype=torch.long)
+    plain = quantize_model(model, x, bits=3, method="gptq")
+    for loader in (DataLoader(TensorDataset(x, y), batch_size=8), DataLoader(x, batch_size=16)):
+        result = quantize_model(model, loader, bits=3, method="gptq")
+        assert result.layer_error == plain.layer_error
+        assert all(np.array_equal(a.integers, b.integers) for a, b in zip(result.layers, plain.layers))
+    with pytest.raises(CalibrationError, match=r"a pair \(inputs, labels\)\? give the inputs alone"):
+        quantize_model(model, (x.numpy(), y.numpy()), bits=3, method="gptq")
+    with pytest.raises(CalibrationError, match="the calibration DataLoader yields no batch"):
+        quantize_model(model, DataLoader(TensorDataset(x[:0]), batch_size=8), bits=3, method="gptq")
