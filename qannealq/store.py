@@ -201,12 +201,11 @@ class ResultStore:
         store = cls(root, command, settings)
         if write:
             (root / "units").mkdir(exist_ok=True)
-        store.resumed = []
-        for key in sorted(store._keys()):
-            if store.done(key):
-                store.resumed.append(key)
-            elif write:  # cut short or edited: counted as not done, so it is computed again (said once: at the open)
+        store.resumed = list(store._keys())
+        if write:  # the open itself (check() reads no unit): one cut short or edited is not done, so computed again
+            for key in [k for k in store.resumed if not store.done(k)]:
                 logger.warning("--resume %s: unit %s is unreadable; computing it again", root, key)
+                store.resumed.remove(key)
         return store
 
     def _path(self, key: str) -> Path:
