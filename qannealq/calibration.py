@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
+from qannealq.checks import as_values
 from qannealq.errors import CalibrationError, InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerStats
 
@@ -98,14 +99,8 @@ def linear_layers(model: torch.nn.Module, data: torch.Tensor, names: Sequence[st
     modules = dict(model.named_modules())
     if names is None:
         names = [n for n, m in modules.items() if isinstance(m, torch.nn.Linear)]
-    elif isinstance(names, str):  # one name, not its characters ("02" was layers "0" and "2")
-        names = [names]
     else:
-        given = names
-        try:
-            names = list(given)
-        except TypeError:
-            names = [given]
+        given, names = names, as_values(names)  # one name, not its characters ("02" was layers "0" and "2")
         if not all(isinstance(n, str) for n in names):
             raise InvalidArgumentError(f"layers={given!r} must be module names, e.g. ['0', '2'] "
                                        "(model.named_modules())")

@@ -106,6 +106,7 @@ def summary_markdown(cells: list[CellResult], settings: dict) -> str:
     fmean, fstd, nets = _float_accuracy(cells)
     seeds = sorted({c.seed for c in cells})
     most = max(a.n for a in aggs)
+
     def pm(mean: float, std: float, n: int, digits: str, spread: str) -> str:  # one value has no spread
         return f"{mean:{digits}} ± {std:{spread}}" if n > 1 else f"{mean:{digits}}"
 
