@@ -14,6 +14,7 @@ from qannealq._compare_instances import NeuronInstance, instances_from_experimen
 from qannealq._compare_plots import plot_all
 from qannealq._compare_reference import ReferenceOptions
 from qannealq._compare_report import CompareResult, format_summary
+from qannealq.checks import check_distinct
 from qannealq.compare import CompareSettings, check_backend_options, compare_backends, stored_settings
 from qannealq.config import ModelConfig, check_choice, check_qpu_budget
 from qannealq.errors import InvalidArgumentError
@@ -101,8 +102,7 @@ class CompareJob:
             object.__setattr__(self, "qpu_budget", check_qpu_budget(self.qpu_budget))
         if not self.backends:
             raise InvalidArgumentError("--backends is empty: give a comma list such as sa,exact,qaoa")
-        if len(set(self.backends)) != len(self.backends):
-            raise InvalidArgumentError(f"--backends={','.join(self.backends)} names a backend twice")
+        check_distinct("--backends", self.backends)
         if self.resume and self.out is None:
             raise InvalidArgumentError("resume=True needs the folder of the comparison to continue (--resume DIR)")
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from qannealq.checks import as_values
+from qannealq.checks import as_values, check_distinct
 from qannealq.errors import CalibrationError, InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerStats
 
@@ -104,6 +104,7 @@ def linear_layers(model: torch.nn.Module, data: torch.Tensor, names: Sequence[st
         if not all(isinstance(n, str) for n in names):
             raise InvalidArgumentError(f"layers={given!r} must be module names, e.g. ['0', '2'] "
                                        "(model.named_modules())")
+        check_distinct("layers", names)
     for name in names:
         if name not in modules:
             raise InvalidArgumentError(f"layers: the model has no layer named {name!r}")

@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import numbers
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["as_values", "check_data_dir", "is_count", "check_positive", "check_seed", "check_choice", "check_number",
-           "check_flag", "check_range", "check_values", "at_least", "above", "one_of"]
+__all__ = ["as_values", "check_distinct", "check_data_dir", "is_count", "check_positive", "check_seed", "check_choice",
+           "check_number", "check_flag", "check_range", "check_values", "at_least", "above", "one_of"]
 
 Rule = Callable[[str, Any], Any]
 
@@ -31,6 +31,17 @@ def as_values(value: Any, single: type | tuple[type, ...] = str) -> tuple:
         return tuple(value)
     except TypeError:
         return (value,)
+
+
+def check_distinct(option: str, values: Sequence[Any], given: Sequence[Any] | None = None) -> None:
+    """An error naming ``option`` where ``values`` (a list option's, e.g. ``--bits``) name a value more than once:
+    each would run once, and the run would not say so (``--bits 4,4``). ``given``: the values as the user gave
+    them, shown in the message, where ``values`` are their resolved forms (``qubo`` as ``qubo:layer-sa``)."""
+    twice = list(dict.fromkeys(v for i, v in enumerate(values) if v in values[:i]))
+    if twice:
+        shown = ",".join(str(v) for v in (values if given is None else given))
+        raise InvalidArgumentError(f"{option}={shown} names {', '.join(str(v) for v in twice)} more than once: "
+                                   "give each value once")
 
 
 def check_data_dir(path: Any) -> Path:

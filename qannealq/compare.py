@@ -23,7 +23,7 @@ import numpy as np
 from qannealq._compare_instances import NeuronInstance, Reference, instances_from_experiment, instances_from_layer
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
-from qannealq.checks import as_values, check_positive, check_seed
+from qannealq.checks import as_values, check_distinct, check_positive, check_seed
 from qannealq.contract import check_parameters, redact, unredact
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import call_timing
@@ -265,6 +265,7 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
     reporter = reporter or LogReporter()
     if not isinstance(samplers, Mapping):
         samplers = list(as_values(samplers))  # "sa": one backend, not "s" and "a"
+        check_distinct("samplers", samplers)  # each backend is run once, under its name
     if not instances:
         raise InvalidArgumentError("no instances to compare: select at least one neuron")
     names = [i.name for i in instances]

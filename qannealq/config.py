@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES
-from qannealq.checks import as_values, check_choice, check_data_dir, check_positive, check_seed
+from qannealq.checks import as_values, check_choice, check_data_dir, check_distinct, check_positive, check_seed
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.solve import METHODS, WARM_STARTS
@@ -142,10 +142,12 @@ class QuantizeConfig:
             raise InvalidArgumentError("--bits is empty: give a comma list such as 8,4,2")
         for bits in self.bits:
             check_bits(bits)
+        check_distinct("--bits", self.bits)
         if not self.methods:
             raise InvalidArgumentError("--methods is empty: give a comma list such as rtn,gptq,qubo")
         for method in self.methods:
             check_choice("--methods", method, METHODS)
+        check_distinct("--methods", self.methods)
         check_choice("--calibration", self.calibration, CALIBRATION_MODES)
         check_choice("--granularity", self.granularity, GRANULARITIES)
         check_choice("--int1", self.int1, INT1_SCHEMES)

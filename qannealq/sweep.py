@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from qannealq.baselines import DEFAULT_WARM_START
-from qannealq.checks import as_values
+from qannealq.checks import as_values, check_distinct
 from qannealq.config import ModelConfig, check_choice, check_positive, parse_warm_start
 from qannealq.contract import check_parameters, redact, unredact
 from qannealq.errors import InvalidArgumentError
@@ -128,6 +128,8 @@ class SweepConfig:
             check_bits(bits)
         for method in self.methods:
             parse_method(method, self.backend)
+        check_distinct("--bits", self.bits)
+        check_distinct("--methods", self.labels(), self.methods)  # qubo and qubo:layer-sa are one method
         check_positive("--seeds", self.seeds)
         check_choice("--preset", self.preset, tuple(PRESETS))
         check_choice("--calibration", self.calibration, ("float", "sequential"))

@@ -34,6 +34,7 @@ ROWS = {  # test id -> the part of the error message the test asserts (quoted in
     "sampler-option-without-qubo": "--sampler-option effort: sampler options (--effort and --time-limit too) are "
                                    "the qubo method's, and --methods rtn has no qubo",
     "memory-limit-zero": "--memory-limit=0 must be a positive number of GiB",
+    "value-named-twice": "--bits=4,4 names 4 more than once: give each value once",
     "compare-export-option": "--solver-seed=-1 must be an integer in 0..2**31-1",
     "data-dir-missing": "--data-dir='/nonexistent' not found: give an existing folder holding the datasets",
     "calibration-above-train": "--num-calibration=100000 is more than the 1347 training samples of digits: "
@@ -95,6 +96,7 @@ def test_the_readme_table_lists_exactly_these_rows_with_their_errors():
     ("memory-limit-zero", ["--objective", "relu-aware", "--memory-limit", "0"]),
     ("sampler-option-without-qubo", ["--effort", "fast"]),
     ("data-dir-missing", ["--data-dir", "/nonexistent"]),
+    ("value-named-twice", ["--bits", "4,4"]),
 ])
 def test_bad_options_are_refused_before_training_and_write_nothing(key, argv, tmp_path, capsys, no_training):
     out = tmp_path / "out"
@@ -190,6 +192,37 @@ def test_a_neuron_named_twice_is_refused(tmp_path, capsys):
     err = _cli_error(["export", "--neurons", "3,3", "--proof-time", "0", "--out", str(tmp_path / "o")], capsys)
     assert "--neurons='3,3' names neuron(s) [3] more than once: give each once" in err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--bits", "4", "--methods", "rtn,gptq,rtn"], "--methods=rtn,gptq,rtn names rtn more than once"),
+    (["sweep", "--bits", "4,2,4", "--methods", "rtn"], "--bits=4,2,4 names 4 more than once"),
+    (["sweep", "--bits", "4", "--methods", "qubo,rtn,qubo:layer-sa"],
+     "--methods=qubo,rtn,qubo:layer-sa names qubo:layer-sa more than once"),
+    (["compare", "--backends", "sa,exact,sa"], "--backends=sa,exact,sa names sa more than once"),
+])
+def test_a_value_named_twice_in_a_list_option_is_refused(argv, message, tmp_path, capsys, no_training):
+    """``--bits 4,4`` and ``--methods rtn,rtn`` ran each value once and said nothing; ``sweep``'s ``qubo`` is its
+    ``qubo:layer-sa``."""
+    out = tmp_path / "out"
+    err = _cli_error([*argv, "--out", str(out)], capsys)
+    assert f"{message}: give each value once" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_value_named_twice_in_a_list_argument_of_the_python_api_is_refused():
+    from qannealq.compare import compare_backends
+    from qannealq.config import QuantizeConfig
+
+    with pytest.raises(ValueError, match=re.escape("--bits=4,2,2 names 2 more than once")):
+        QuantizeConfig(bits=(4, 2, 2))
+    with pytest.raises(ValueError, match=re.escape("samplers=sa,sa names sa more than once")):
+        compare_backends([], ["sa", "sa"])
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    x = np.random.default_rng(0).normal(size=(8, 4))
+    with pytest.raises(ValueError, match=re.escape("layers=2,0,2 names 2 more than once")):
+        quantize_model(model, x, bits=4, method="rtn", layers=["2", "0", "2"])
+    assert [l.name for l in quantize_model(model, x, bits=4, method="rtn", layers=["2", "0"]).layers] == ["0", "2"]
 
 
 def test_more_calibration_samples_than_training_data_warns_and_takes_all(caplog):
