@@ -140,21 +140,27 @@ def _check_backends(names: tuple[str, ...]) -> None:
         raise InvalidArgumentError(f"--backends: {', '.join(unknown)} unknown; choose from {', '.join(sorted(known))}")
 
 
+def _planning(names: tuple[str, ...]) -> list[str]:
+    """Those of the backends ``names`` that are ready and plan their QPU calls (``dwave``, ``dwave-mock``)."""
+    from qannealq.backends import available_backends, get_sampler
+
+    ready = {row.name for row in available_backends() if row.status == "ready"}
+    return [name for name in names if name in ready and callable(getattr(get_sampler(name), "plan_bqms", None))]
+
+
 def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Reporter) -> list:
     """The QPU plan of every ready backend of ``job`` that plans its calls (``dwave``, ``dwave-mock``): each
     neuron on its own, ``repeats`` times, ``reads`` reads; reported, and refused over ``job.qpu_budget`` (the
     sum over those backends) before any call."""
-    from qannealq.backends import available_backends, get_sampler
+    from qannealq.backends import get_sampler
 
-    ready = {row.name for row in available_backends() if row.status == "ready"}
     plans = []
-    for name in (n for n in job.backends if n in ready):
+    for name in _planning(job.backends):
         sampler = get_sampler(name)
-        if callable(getattr(sampler, "plan_bqms", None)):
-            options = {"num_reads": job.settings.reads, **job.settings.sampler_options.get(name, {})}
-            with sampler:  # a QPU's cloud client, opened to read the solver's graph and timing model
-                plans.append(sampler.plan_bqms([i.bqm for i in instances], job.settings.repeats, **options))
-            reporter.message(plans[-1].table())
+        options = {"num_reads": job.settings.reads, **job.settings.sampler_options.get(name, {})}
+        with sampler:  # a QPU's cloud client, opened to read the solver's graph and timing model
+            plans.append(sampler.plan_bqms([i.bqm for i in instances], job.settings.repeats, **options))
+        reporter.message(plans[-1].table())
     if job.qpu_budget is not None:
         if not plans:
             raise InvalidArgumentError(f"--qpu-budget={job.qpu_budget:g}: none of --backends spends QPU time; "
@@ -179,6 +185,9 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
     else:
         ResultStore.check(out, "compare", {})
     check_backend_options(job.backends, job.settings)  # the sampler options' keys and values, before any training
+    if (job.dry_run or job.qpu_budget is not None) and not _planning(job.backends):
+        flag = "--dry-run" if job.qpu_budget is None else f"--qpu-budget={job.qpu_budget:g}"
+        raise InvalidArgumentError(f"{flag}: none of --backends spends QPU time; it applies to dwave and dwave-mock")
     instances = job.selection.load()
     sizes = sorted({i.num_variables for i in instances})
     reporter.message(f"{len(instances)} neuron QUBO(s) of {sizes[0]}-{sizes[-1]} variables; backends "

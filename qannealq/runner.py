@@ -124,10 +124,16 @@ def _qpu_planner(sampler):
 
 
 def _check_qpu_options(config: RunConfig, sampler) -> None:
-    """``--qpu-budget`` needs a QPU backend: refused before any training otherwise."""
-    if config.qpu_budget is not None and _qpu_planner(sampler) is None:
-        raise InvalidArgumentError(f"--qpu-budget={config.qpu_budget:g}: backend {config.quantize.backend!r} "
-                                   "spends no QPU time (with the qubo method); use --backend dwave or dwave-mock")
+    """``--qpu-budget`` and ``--dry-run`` need a QPU backend: refused before any training otherwise (a dry run
+    without one trained the model to say "nothing to plan")."""
+    if _qpu_planner(sampler) is not None or (config.qpu_budget is None and not config.dry_run):
+        return
+    flag = "--dry-run" if config.qpu_budget is None else f"--qpu-budget={config.qpu_budget:g}"
+    if sampler is None:
+        raise InvalidArgumentError(f"{flag}: --methods {','.join(config.quantize.methods)} has no qubo method, so "
+                                   "nothing spends QPU time; add qubo with --backend dwave or dwave-mock")
+    raise InvalidArgumentError(f"{flag}: backend {config.quantize.backend!r} spends no QPU time (with the qubo "
+                               "method); use --backend dwave or dwave-mock")
 
 
 def _qpu_plan(config: RunConfig, exp: Experiment, sampler, stats, warm: str | None, reporter: Reporter) -> None:
@@ -137,10 +143,6 @@ def _qpu_plan(config: RunConfig, exp: Experiment, sampler, stats, warm: str | No
     up to rare clamps).
     """
     planner, q = _qpu_planner(sampler), config.quantize
-    if planner is None:
-        reporter.message(f"dry run: backend {q.backend!r} spends no QPU time: nothing to plan" if sampler is not None
-                         else "dry run: no qubo method: nothing to plan")
-        return
     stats = stats if stats is not None else calibrate(exp)
     problems = [p for bits in q.bits for p in formulate(exp, bits, q.granularity, q.int1, stats)]
     plan = planner.plan(problems, warm_start=warm is not None, **q.sampler_options)

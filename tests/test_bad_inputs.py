@@ -136,6 +136,26 @@ def test_qubo_options_without_the_qubo_method_are_refused(argv, message, tmp_pat
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--methods", "rtn", "--executor", "threads:2"], "--executor threads:2 runs the qubo method's neuron "
+                                                             "solves, and --methods rtn has no qubo: add qubo"),
+    (["run", "--methods", "rtn", "--objective", "relu-aware"], "--objective relu-aware is the error that GPTQ and "
+                                                               "the QUBOs minimise, and --methods rtn has RTN alone"),
+    (["sweep", "--methods", "rtn", "--objective", "relu-aware"], "--methods rtn has RTN alone, which does not"),
+    (["run", "--methods", "rtn,gptq", "--dry-run"], "--dry-run: --methods rtn,gptq has no qubo method, so nothing "
+                                                    "spends QPU time; add qubo with --backend dwave or dwave-mock"),
+    (["run", "--methods", "qubo", "--dry-run"], "--dry-run: backend 'layer-sa' spends no QPU time"),
+    (["compare", "--backends", "sa,exact", "--dry-run"], "--dry-run: none of --backends spends QPU time"),
+])
+def test_options_that_would_have_no_effect_are_refused_before_training(argv, message, tmp_path, capsys,
+                                                                        no_training):
+    """``--executor`` and ``--objective relu-aware`` with RTN alone were ignored without a word; a dry run without a
+    QPU backend trained the model (CIFAR-10's: minutes) to say "nothing to plan"."""
+    err = _cli_error([*argv, "--out", str(tmp_path / "o")], capsys)
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_qubo_options_at_their_defaults_or_with_qubo_pass(tmp_path, capsys):
     assert main(["sweep", "--input-size", "4", "--bits", "2", "--methods", "rtn,qubo:sa", "--seeds", "1",
                  "--warm-start", "none", "--out", str(tmp_path / "s")]) == 0  # a named qubo takes a warm start

@@ -90,7 +90,8 @@ def sampler_options(pairs) -> dict:
 def check_options_apply(args: argparse.Namespace, options) -> None:
     """Options of the ``qubo`` method given with ``--methods`` that have none would be ignored, so they are
     refused: sampler options (``--sampler-option``, ``--effort``, ``--time-limit``; ``options``, the parsed dict),
-    and ``--backend`` (of a plain ``qubo``) and ``--warm-start`` where given on the command line."""
+    and ``--backend`` (of a plain ``qubo``), ``--warm-start`` and ``--executor`` (``run``'s) where given on the
+    command line; so is ``--objective relu-aware`` with RTN alone."""
     methods = [str(m) for m in args.methods]
     kinds = [m.partition(":") for m in methods]
     shown = ",".join(methods)
@@ -105,6 +106,13 @@ def check_options_apply(args: argparse.Namespace, options) -> None:
     if "warm_start" in explicit and not any(kind == "qubo" for kind, _, _ in kinds):
         raise InvalidArgumentError(f"--warm-start {args.warm_start} is the qubo method's initial state, and --methods "
                                    f"{shown} has no qubo: add qubo to --methods or leave --warm-start out")
+    if "executor" in explicit and args.executor is not None and not any(kind == "qubo" for kind, _, _ in kinds):
+        raise InvalidArgumentError(f"--executor {args.executor} runs the qubo method's neuron solves, and --methods "
+                                   f"{shown} has no qubo: add qubo to --methods or leave --executor out")
+    if "objective" in explicit and args.objective != "preact" and all(kind == "rtn" for kind, _, _ in kinds):
+        raise InvalidArgumentError(f"--objective {args.objective} is the error that GPTQ and the QUBOs minimise, and "
+                                   f"--methods {shown} has RTN alone, which does not depend on it: add a method or "
+                                   "leave --objective out")
 
 
 #: The options of :func:`add_model_arguments`, as ``ModelConfig`` fields.
@@ -235,7 +243,8 @@ def add_qpu_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("QPU time")
     group.add_argument("--dry-run", action="store_true",
                        help="print the QPU plan (calls, neurons per call, reads, estimated QPU access time per call "
-                       "and in total, from the solver's timing model) and stop before any solve")
+                       "and in total, from the solver's timing model) and stop before any solve (QPU backends: "
+                       "dwave, dwave-mock)")
     group.add_argument("--qpu-budget", type=qpu_budget, default=None, metavar="SECONDS",
                        help="refuse the run, before the first QPU call, when its estimated QPU access time exceeds "
                        "SECONDS")
