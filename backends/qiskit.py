@@ -92,6 +92,7 @@ class QAOASampler(dimod.Sampler):
             ("reps", reps), ("maxiter", maxiter), ("shots", shots), ("max_qubits", max_qubits)))
         self.reps, self.optimizer, self.maxiter, self.shots = reps, optimizer, maxiter, shots
         self.max_qubits, self.simulator = max_qubits, simulator
+        self._check_cobyla(reps, maxiter)
 
     def __repr__(self) -> str:
         return (f"QAOASampler(reps={self.reps}, optimizer={self.optimizer!r}, maxiter={self.maxiter}, "
@@ -113,6 +114,15 @@ class QAOASampler(dimod.Sampler):
         """Refuse a bad ``reps``, ``maxiter`` or ``shots`` before any work (:func:`qannealq.contract.check_options`):
         ``reps=0`` used to run the default reps silently."""
         check_values(options, {"reps": at_least(1), "maxiter": at_least(1), "shots": at_least(1)})
+        self._check_cobyla(options.get("reps") or self.reps, options.get("maxiter") or self.maxiter)
+
+    def _check_cobyla(self, reps: int, maxiter: int) -> None:
+        """COBYLA needs ``2 reps + 2`` evaluations (the angles plus two) before its first step: scipy raised a
+        smaller ``maxiter`` to that with a warning, and the run recorded more evaluations than it was given."""
+        if self.optimizer == "cobyla" and maxiter < 2 * reps + 2:
+            least = 2 * reps + 2
+            raise InvalidArgumentError(f"maxiter={maxiter} is below COBYLA's {least} evaluations for reps={reps} (2 "
+                                       f"angles a layer, plus 2): give maxiter >= {least}")
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, seed: int | None = None, reps: int | None = None,
                maxiter: int | None = None, shots: int | None = None, **kwargs) -> dimod.SampleSet:

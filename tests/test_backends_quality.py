@@ -141,7 +141,23 @@ def test_qaoa_falls_back_to_the_statevector_sampler_without_aer(monkeypatch):
 def test_qaoa_records_its_circuit_depth_and_qubits():
     pytest.importorskip("qiskit_optimization")
     bqm = digits_neurons(6, count=1, min_variables=4)[0]
-    one = get_sampler("qaoa", maxiter=3, reps=1).sample(bqm, seed=2)
-    two = get_sampler("qaoa", maxiter=3, reps=2).sample(bqm, seed=2)
+    one = get_sampler("qaoa", maxiter=6, reps=1).sample(bqm, seed=2)
+    two = get_sampler("qaoa", maxiter=6, reps=2).sample(bqm, seed=2)
     assert one.info["qubits"] == two.info["qubits"] == bqm.num_variables
     assert 0 < one.info["circuit_depth"] < two.info["circuit_depth"]  # one more QAOA layer, a deeper circuit
+    assert one.info["optimizer_evals"] <= 6 and two.info["optimizer_evals"] <= 6  # as given, not raised
+
+
+def test_qaoa_refuses_fewer_cobyla_evaluations_than_its_angles_need():
+    """COBYLA needs ``2 reps + 2`` evaluations to start: scipy raised ``maxiter=3`` at ``reps=2`` to 6 with a
+    warning, and the run recorded 6 evaluations for 3 asked."""
+    pytest.importorskip("qiskit_optimization")
+    from qannealq.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match=r"maxiter=3 is below COBYLA's 6 evaluations for reps=2 .*"
+                                                   r"give maxiter >= 6"):
+        get_sampler("qaoa", maxiter=3, reps=2)
+    sampler = get_sampler("qaoa", maxiter=6)
+    with pytest.raises(InvalidArgumentError, match="maxiter=6 is below COBYLA's 8 evaluations for reps=3"):
+        sampler.sample(digits_neurons(6, count=1, min_variables=4)[0], reps=3)
+    assert get_sampler("qaoa", maxiter=3, reps=2, optimizer="spsa").maxiter == 3  # SPSA has no such floor
