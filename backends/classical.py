@@ -38,6 +38,9 @@ class _Recorded:
     def _defaults(self, bqm: dimod.BinaryQuadraticModel | None) -> dict:
         return {}
 
+    def _fit(self, bqm: dimod.BinaryQuadraticModel, kwargs: dict) -> None:
+        """Fit the options ``kwargs`` to ``bqm`` in place where their range depends on its size (none here)."""
+
     def sample(self, bqm: dimod.BinaryQuadraticModel, seed: int | None = None, **kwargs) -> dimod.SampleSet:
         """Sample ``bqm``; ``kwargs`` are the dwave-samplers sampler's own (num_reads, initial_states...).
 
@@ -50,6 +53,7 @@ class _Recorded:
         for key, value in self._defaults(bqm).items():
             if kwargs.get(key) is None:
                 kwargs[key] = value
+        self._fit(bqm, kwargs)
         start = now_ns()
         return record(super().sample(bqm, seed=seed, **kwargs), seed, start)
 
@@ -73,7 +77,8 @@ class Tabu(_Recorded, TabuSampler):
     """``tabu``: dwave-samplers' tabu search (MST2 restarts).
 
     Defaults differ from dwave-samplers' where neuron BQMs need it: its tenure ``min(20, m // 4)`` often
-    stalls above the optimum on these ill-conditioned problems, so the default here is ``min(20, m // 2)``.
+    stalls above the optimum on these ill-conditioned problems, so the default here is ``min(20, m // 2)``; a
+    given tenure above ``m - 1`` is taken as ``m - 1`` on that BQM.
 
     Args:
         timeout: default time per read in ms (dwave-samplers uses 100; neuron problems need far less).
@@ -95,6 +100,12 @@ class Tabu(_Recorded, TabuSampler):
         if bqm is not None:
             defaults["tenure"] = min(20, len(bqm) // 2)
         return defaults
+
+    def _fit(self, bqm: dimod.BinaryQuadraticModel, kwargs: dict) -> None:
+        """A ``tenure`` above a BQM's ``num_variables - 1``, tabu's range, is that BQM's largest: the neurons of
+        a layer differ in size (fixed coordinates), and dwave-samplers raised a ``ValueError`` on the first
+        smaller one, after training."""
+        kwargs["tenure"] = min(kwargs["tenure"], max(0, len(bqm) - 1))
 
 
 class SteepestDescent(_Recorded, SteepestDescentSolver):

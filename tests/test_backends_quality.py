@@ -161,3 +161,18 @@ def test_qaoa_refuses_fewer_cobyla_evaluations_than_its_angles_need():
     with pytest.raises(InvalidArgumentError, match="maxiter=6 is below COBYLA's 8 evaluations for reps=3"):
         sampler.sample(digits_neurons(6, count=1, min_variables=4)[0], reps=3)
     assert get_sampler("qaoa", maxiter=3, reps=2, optimizer="spsa").maxiter == 3  # SPSA has no such floor
+
+
+def test_tabu_takes_a_tenure_above_a_neurons_size_as_its_largest():
+    """A given ``tenure`` must lie in ``0..m-1`` for dwave-samplers, and the neurons of a layer differ in ``m``:
+    ``--sampler-option tenure=40`` ended the run in its ``ValueError`` after training. It is capped per BQM."""
+    pytest.importorskip("dwave.samplers")
+    bqms = digits_neurons(6, count=2)
+    sampler = get_sampler("tabu", timeout=5, num_reads=4)
+    for bqm in bqms:
+        _assert_optimal(sampler.sample(bqm, seed=3, tenure=40), bqm)
+        _assert_optimal(sampler.sample(bqm, seed=3, tenure=bqm.num_variables - 1), bqm)
+    from dwave.samplers import TabuSampler
+
+    with pytest.raises(ValueError, match="tenure"):  # dwave-samplers' range, which the cap keeps
+        TabuSampler().sample(bqms[0], seed=3, tenure=bqms[0].num_variables, timeout=5)
