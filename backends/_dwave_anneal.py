@@ -18,7 +18,8 @@ from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.checks import check_flag, check_positive
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["AnnealSettings", "anneal_settings", "estimate_access_us", "ANNEAL_MODES", "SOLVER_OPTIONS", "RAMP_US"]
+__all__ = ["AnnealSettings", "anneal_settings", "check_solver_ranges", "estimate_access_us", "ANNEAL_MODES",
+           "SOLVER_OPTIONS", "RANGED_OPTIONS", "RAMP_US"]
 
 ANNEAL_MODES = ("auto", "forward", "reverse")
 SOLVER_OPTIONS = ("annealing_time", "anneal_schedule", "answer_mode", "label", "programming_thermalization",
@@ -98,6 +99,25 @@ def _reverse_schedule(point: Any, pause: Any) -> tuple[tuple[float, float], ...]
         points.append((RAMP_US + float(pause), float(point)))
     points.append((points[-1][0] + RAMP_US, 1.0))
     return tuple(points)
+
+
+RANGED_OPTIONS = ("num_reads", "annealing_time", "programming_thermalization", "readout_thermalization")
+"""Options whose range the solver states as a property ``<name>_range`` (:func:`check_solver_ranges`)."""
+
+
+def check_solver_ranges(properties: Mapping, options: Mapping[str, Any], backend: str = "") -> None:
+    """Refuse an option of :data:`RANGED_OPTIONS` outside the solver's ``<name>_range`` property, before any
+    call: the QPU refuses it only when the problem is submitted (after training), and the mock took
+    ``num_reads=100000``, which its annealer then ran for minutes. ``backend``: named in the error."""
+    for name in RANGED_OPTIONS:
+        value, bounds = options.get(name), properties.get(f"{name}_range")
+        if value is None or not bounds or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        low, high = bounds
+        if not low <= value <= high:
+            who = f" (backend {backend!r})" if backend else ""
+            raise InvalidArgumentError(f"{name}={value!r} is outside the solver's {name}_range [{low:g}, {high:g}]"
+                                       f"{who}: give a value in it")
 
 
 def anneal_settings(parameters: Mapping, options: Mapping[str, Any], warm: bool, num_reads: int,

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from qannealq.backends._dwave_anneal import AnnealSettings, anneal_settings, estimate_access_us
+from qannealq.backends._dwave_anneal import AnnealSettings, anneal_settings, check_solver_ranges, estimate_access_us
 from qannealq.errors import InvalidArgumentError, QannealqError
 
 __all__ = ["CallPlan", "LayerPlan", "QPUPlan", "plan_layer", "plan_problems", "plan_bqms", "neuron_groups",
@@ -224,6 +224,7 @@ def plan_problems(qpu, problems, warm_start: bool, options: Mapping[str, Any], k
         raise InvalidArgumentError(f"parallel={parallel!r} must be True or False")
     settings = anneal_settings(qpu.child.parameters, options, warm_start and parallel, qpu.num_reads,
                                qpu.reversal_point, qpu.reversal_pause)
+    check_solver_ranges(qpu.child.properties, {**options, "num_reads": settings.num_reads}, qpu.name)
     layers = []
     for p in problems:
         sizes = np.asarray(p.free).sum(axis=1)

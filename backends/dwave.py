@@ -31,14 +31,15 @@ from dimod.exceptions import SamplerUnknownArgWarning
 from minorminer.busclique import busgraph_cache
 
 from qannealq.backends._common import check_capacity, close_child, draw_seed, now_ns, record
-from qannealq.backends._dwave_anneal import ANNEAL_MODES, check_reversal_pause, check_reversal_point
+from qannealq.backends._dwave_anneal import (ANNEAL_MODES, check_reversal_pause, check_reversal_point,
+                                             check_solver_ranges)
 from qannealq.backends._dwave_cliques import CliqueCache
 from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has_credentials, missing_credentials,
                                             require_credentials)
 from qannealq.backends._dwave_embed import finish, submit
 from qannealq.backends._dwave_parallel import chain_strength_of, solve_layer
 from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
-from qannealq.checks import above, at_least, check_flag, check_values, one_of
+from qannealq.checks import above, at_least, check_flag, check_number, check_values, one_of
 from qannealq.contract import Closeable, LayerSample
 from qannealq.errors import InvalidArgumentError
 
@@ -49,8 +50,13 @@ logger = logging.getLogger(__name__)
 
 LAYER_PARAMETERS = ("anneal", "reversal_point", "reversal_pause", "reinitialize_state", "parallel")
 """Options of the whole-layer path only (see :func:`._dwave_anneal.anneal_settings`)."""
+def check_chain_strength(option: str, value: Any) -> Any:
+    """A chain strength: a positive number or a callable ``f(bqm, embedding)`` (None, the default, is not checked)."""
+    return value if callable(value) else check_number(option, value, 0.0)
+
+
 OPTION_RULES = {"num_reads": at_least(1), "anneal": one_of(*ANNEAL_MODES), "reinitialize_state": check_flag,
-                "parallel": check_flag, "chain_strength_scale": above(0),
+                "parallel": check_flag, "chain_strength_scale": above(0), "chain_strength": check_chain_strength,
                 "annealing_time": above(0, "microseconds"), "reversal_point": check_reversal_point,
                 "reversal_pause": check_reversal_pause}
 """The QPU options whose values are checked before any work (:meth:`QPUSampler.check_options`)."""
@@ -109,6 +115,8 @@ class QPUSampler(Closeable, dimod.Sampler):
                reversal_pause, embedding_cache) -> None:
         if not isinstance(parallel, bool):
             raise InvalidArgumentError(f"parallel={parallel!r} must be True or False")
+        if chain_strength is not None:
+            check_chain_strength("chain_strength", chain_strength)
         self.chain_strength, self.num_reads, self.parallel = chain_strength, num_reads, parallel
         self.chain_strength_scale, self.anneal = chain_strength_scale, anneal
         self.reversal_point, self.reversal_pause = reversal_point, reversal_pause
@@ -192,6 +200,12 @@ class QPUSampler(Closeable, dimod.Sampler):
             self._embeddings[size] = {v: list(chain) for v, chain in enumerate(found.embeddings[0])}
         return self._embeddings[size]
 
+    def check_ranges(self, **options) -> None:
+        """Refuse a sampler option outside the solver's stated range (``num_reads``, ``annealing_time``...:
+        :func:`._dwave_anneal.check_solver_ranges`), reading the solver's properties (a QPU's: a connection, no
+        QPU time). The commands ask before any training; :meth:`plan` and :meth:`sample` ask again."""
+        check_solver_ranges(self.child.properties, {"num_reads": self.num_reads, **options}, self.name)
+
     def plan(self, problems, warm_start: bool = True, **options) -> QPUPlan:
         """The QPU calls of ``problems`` and their estimated access time; no QPU time spent (:mod:`._dwave_plan`).
 
@@ -234,13 +248,14 @@ class QPUSampler(Closeable, dimod.Sampler):
             warnings.warn(f"{key!r} applies to whole layers (sample_layer) only: ignored", SamplerUnknownArgWarning,
                           stacklevel=2)
             kwargs.pop(key)
-        self.check_options(kwargs)
+        self.check_options({**kwargs, "chain_strength": chain_strength})
         check_capacity(self.name, bqm, self.max_variables, "the largest clique the solver embeds",
                        "use 'dwave-hybrid' or 'sa'")
         seed = self._seed(kwargs)
         kwargs.setdefault("num_reads", self.num_reads)
         if bqm.num_variables == 0:
             return record(dimod.SampleSet.from_samples_bqm([{}], bqm), seed, start)
+        check_solver_ranges(self.child.properties, kwargs, self.name)
         clique = self.embedding(bqm.num_variables)
         embedding = {v: clique[k] for k, v in enumerate(bqm.variables)}
         base = chain_strength if chain_strength is not None else self.chain_strength

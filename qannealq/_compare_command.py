@@ -185,7 +185,13 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
     else:
         ResultStore.check(out, "compare", {})
     check_backend_options(job.backends, job.settings)  # the sampler options' keys and values, before any training
-    if (job.dry_run or job.qpu_budget is not None) and not _planning(job.backends):
+    from qannealq.backends import get_sampler
+
+    planning = _planning(job.backends)
+    for name in planning:  # against the solver's ranges (num_reads=100000 failed after training)
+        with get_sampler(name) as sampler:
+            sampler.check_ranges(num_reads=job.settings.reads, **job.settings.sampler_options.get(name, {}))
+    if (job.dry_run or job.qpu_budget is not None) and not planning:
         flag = "--dry-run" if job.qpu_budget is None else f"--qpu-budget={job.qpu_budget:g}"
         raise InvalidArgumentError(f"{flag}: none of --backends spends QPU time; it applies to dwave and dwave-mock")
     instances = job.selection.load()

@@ -125,8 +125,12 @@ def _qpu_planner(sampler):
 
 def _check_qpu_options(config: RunConfig, sampler) -> None:
     """``--qpu-budget`` and ``--dry-run`` need a QPU backend: refused before any training otherwise (a dry run
-    without one trained the model to say "nothing to plan")."""
-    if _qpu_planner(sampler) is not None or (config.qpu_budget is None and not config.dry_run):
+    without one trained the model to say "nothing to plan"). A QPU backend's options are checked against its
+    solver's ranges here too (``check_ranges``)."""
+    planner = _qpu_planner(sampler)
+    if planner is not None and callable(getattr(planner, "check_ranges", None)):
+        planner.check_ranges(**config.quantize.sampler_options)  # num_reads=100000 failed after training
+    if planner is not None or (config.qpu_budget is None and not config.dry_run):
         return
     flag = "--dry-run" if config.qpu_budget is None else f"--qpu-budget={config.qpu_budget:g}"
     if sampler is None:

@@ -205,3 +205,54 @@ def test_compare_dry_run_and_budget(tmp_path, capsys, monkeypatch):
     assert main([*only_sa, "--out", str(tmp_path / "x"), "--qpu-budget", "1"]) == 2
     assert "none of --backends spends QPU time" in capsys.readouterr().err
 
+
+
+def test_options_outside_the_solvers_ranges_are_refused_before_any_call(monkeypatch):
+    """The QPU states ``num_reads_range``, ``annealing_time_range``... as properties; the mock took
+    ``num_reads=100000`` (minutes of its annealer), and a QPU refuses such a problem only once it is submitted."""
+    _no_sampling(monkeypatch)
+    qpu = get_sampler("dwave-mock")
+    bqm = digits_layer(2).neuron_bqm(0)
+    with pytest.raises(InvalidArgumentError, match=re.escape("num_reads=20000 is outside the solver's num_reads_range "
+                                                             "[1, 10000] (backend 'dwave-mock'): give a value in it")):
+        qpu.sample(bqm, num_reads=20000)
+    with pytest.raises(InvalidArgumentError, match=re.escape("annealing_time=5000 is outside the solver's "
+                                                             "annealing_time_range [0.5, 2000]")):
+        qpu.plan([digits_layer(2)], annealing_time=5000)
+    with pytest.raises(InvalidArgumentError, match="readout_thermalization=20000 is outside"):
+        qpu.sample_layer(digits_layer(2), readout_thermalization=20000)
+    qpu.check_ranges(num_reads=10000, annealing_time=0.5)  # the bounds themselves are in range
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sampler-option", "num_reads=100000"], "num_reads=100000 is outside the solver's num_reads_range"),
+    (["--sampler-option", "annealing_time=5000", "--dry-run"], "annealing_time=5000 is outside the solver's"),
+    (["--sampler-option", "chain_strength=-1"], "--sampler-option chain_strength=-1 must be a number > 0 (backend "
+                                                "'dwave-mock')"),
+])
+def test_run_refuses_qpu_options_out_of_range_before_training(argv, message, tmp_path, capsys, monkeypatch):
+    import qannealq.experiment
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("trained"))
+    out = tmp_path / "x"
+    assert main(["run", "--methods", "qubo", "--backend", "dwave-mock", *argv, "--out", str(out)]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_compare_refuses_reads_beyond_the_solvers_range_before_loading(tmp_path, capsys, monkeypatch):
+    import qannealq.experiment
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("trained"))
+    assert main(["compare", "--backends", "sa,dwave-mock", "--reads", "20000", "--out", str(tmp_path / "c")]) == 2
+    assert "num_reads=20000 is outside the solver's num_reads_range [1, 10000] (backend 'dwave-mock')" in \
+        capsys.readouterr().err
+
+
+def test_a_chain_strength_is_a_positive_number_or_a_callable():
+    with pytest.raises(InvalidArgumentError, match=re.escape("chain_strength=0 must be a number > 0")):
+        get_sampler("dwave-mock", chain_strength=0)
+    qpu = get_sampler("dwave-mock", chain_strength=lambda bqm, embedding: 2.0)
+    with pytest.raises(InvalidArgumentError, match=re.escape("chain_strength='strong' must be a number > 0")):
+        qpu.sample(digits_layer(2).neuron_bqm(0), chain_strength="strong")
+    assert get_sampler("dwave-mock", chain_strength=1.5).chain_strength == 1.5
