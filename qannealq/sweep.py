@@ -90,7 +90,8 @@ class SweepConfig:
             samplers); with ``train_seeds`` it also trains the network.
         preset: the preset name whose settings were used (``custom`` when none).
         calibration, granularity, int1, backend, warm_start, sampler_options: the quantization settings;
-            ``granularity="best"`` keeps the lower-error of ``tensor`` and ``channel`` per cell.
+            ``granularity="best"`` keeps the lower-error of ``tensor`` and ``channel`` per cell; a sampler option
+            keyed ``BACKEND:KEY`` goes to that qubo backend alone (:meth:`options_for`), the others to each.
         objective, inactive_weight: the QUBOs' objective (``preact``, the paper's, or ``relu-aware``: see
             :mod:`qannealq.weighted`), for every method (RTN does not depend on it).
         memory_limit: ``relu-aware``: bytes a layer's samples and per-neuron matrices may hold (None: the
@@ -130,6 +131,15 @@ class SweepConfig:
             parse_method(method, self.backend)
         check_distinct("--bits", self.bits)
         check_distinct("--methods", self.labels(), self.methods)  # qubo and qubo:layer-sa are one method
+        backends = self.qubo_backends()
+        for key in self.sampler_options:
+            name, scoped, option = key.partition(":")
+            if scoped and (name not in backends or not option):
+                shown = ",".join(self.methods)
+                raise InvalidArgumentError(
+                    f"--sampler-option {key}: BACKEND:KEY gives an option to one qubo backend, and "
+                    f"{name!r} is not one of --methods {shown} ({', '.join(backends) or 'none'})" if option else
+                    f"--sampler-option {key}: give BACKEND:KEY=VALUE, e.g. layer-sa:effort=fast")
         check_positive("--seeds", self.seeds)
         check_choice("--preset", self.preset, tuple(PRESETS))
         check_choice("--calibration", self.calibration, ("float", "sequential"))
@@ -175,6 +185,18 @@ class SweepConfig:
             out.append(f"{method}:{backend}" if backend else method)
         return out
 
+    def qubo_backends(self) -> list[str]:
+        """The backends of the ``qubo`` methods, in order (``qubo`` alone is ``backend``'s)."""
+        return list(dict.fromkeys(label.partition(":")[2] for label in self.labels() if label.startswith("qubo:")))
+
+    def options_for(self, backend: str) -> dict[str, Any]:
+        """``backend``'s sampler options: those given without a backend, and those given to it as ``BACKEND:KEY``
+        (in their place), so that ``--methods qubo:sa,qubo:layer-sa`` can give ``layer-sa:effort=fast``."""
+        common = {k: v for k, v in self.sampler_options.items() if ":" not in k}
+        own = {k.partition(":")[2]: v for k, v in self.sampler_options.items() if k.partition(":")[0] == backend
+               and ":" in k}
+        return {**common, **own}
+
     def seed_list(self) -> list[int]:
         return list(range(self.seeds))
 
@@ -213,11 +235,33 @@ def _samplers(config: SweepConfig, stack: ExitStack) -> dict[str, Any]:
         method, _, backend = label.partition(":")
         if method == "qubo" and backend not in samplers:
             sampler = resolve_sampler(backend)
-            check_parameters(backend, sampler, config.sampler_options)
+            _check_common(config, backend, sampler)
+            check_parameters(backend, sampler, config.options_for(backend))
             if hasattr(sampler, "close"):
                 stack.enter_context(closing(sampler))
             samplers[backend] = sampler
     return samplers
+
+
+def _takes(sampler: Any, key: str) -> bool:
+    try:
+        return key in sampler.parameters
+    except Exception:  # parameters that need the network: the sampler checks its keys itself
+        return True
+
+
+def _check_common(config: SweepConfig, backend: str, sampler: Any) -> None:
+    """With several qubo backends, an option given without one (``--effort fast``) goes to each: where
+    ``backend`` does not take it, say so and how to give it to the others alone (``layer-sa:effort=fast``)."""
+    backends = config.qubo_backends()
+    if len(backends) < 2:
+        return
+    other = next(b for b in backends if b != backend)
+    for key in (k for k in config.sampler_options if ":" not in k and not _takes(sampler, k)):
+        raise InvalidArgumentError(f"--sampler-option {key}: backend {backend!r} does not take it, and an option "
+                                   f"given without a backend goes to every qubo backend of --methods "
+                                   f"{','.join(config.methods)}: give it to one as --sampler-option "
+                                   f"BACKEND:{key}=VALUE (e.g. {other}:{key}=...)")
 
 
 def _experiment(config: SweepConfig, seed: int, trained: dict[int, Experiment], reporter: Reporter) -> Experiment:
@@ -242,7 +286,7 @@ def _cell(exp: Experiment, config: SweepConfig, label: str, bits: int, seed: int
     results = {g: quantize_model(exp.model, exp.calibration, bits, method, sampler, config.calibration, g,
                                  config.int1, warm_start=config.warm_start, seed=seed, float_stats=stats,
                                  objective=config.goal(),
-                                 **(config.sampler_options if sampler is not None else {}))
+                                 **(config.options_for(backend) if sampler is not None else {}))
                for g in grains}
     chosen = min(results, key=lambda g: results[g].layer_error)
     result = results[chosen]

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,49 @@ def test_one_seed_shows_values_without_a_spread(tmp_path):
     assert main(["sweep", "--dataset", "digits", "--input-size", "4", "--bits", "4", "--methods", "rtn", "--seeds", "2",
                  "--out", str(tmp_path / "two")]) == 0
     assert "mean ± std over seeds" in (tmp_path / "two" / "summary.md").read_text()
+
+
+def test_an_option_given_as_backend_key_goes_to_that_qubo_backend_alone(tmp_path, monkeypatch):
+    """``--methods qubo:sa,qubo:layer-sa --effort fast`` was refused for ``sa``, and no option could reach one
+    backend alone; ``--sampler-option layer-sa:effort=fast`` does now (as ``compare``'s ``BACKEND:KEY``)."""
+    import qannealq.sweep
+
+    config = SweepConfig(methods=("rtn", "qubo:sa", "qubo:layer-sa"), bits=(2,), seeds=1,
+                         model=ModelConfig(input_size=4),
+                         sampler_options={"num_reads": 3, "layer-sa:effort": "fast", "layer-sa:num_reads": 2})
+    assert config.qubo_backends() == ["sa", "layer-sa"]
+    assert config.options_for("sa") == {"num_reads": 3}
+    assert config.options_for("layer-sa") == {"num_reads": 2, "effort": "fast"}
+    seen = {}
+    real = qannealq.sweep.quantize_model
+
+    def spy(model, data, bits, method, sampler=None, *args, **kwargs):
+        seen[type(sampler).__name__ if sampler is not None else method] = {
+            k: kwargs[k] for k in ("num_reads", "effort") if k in kwargs}
+        return real(model, data, bits, method, sampler, *args, **kwargs)
+
+    monkeypatch.setattr(qannealq.sweep, "quantize_model", spy)
+    sweep(replace(config, out=tmp_path / "s"))
+    assert seen.pop("rtn") == {}
+    assert sorted(seen.values(), key=len) == [{"num_reads": 3}, {"num_reads": 2, "effort": "fast"}]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "qubo:sa,qubo:layer-sa", "--effort", "fast"],
+     "--sampler-option effort: backend 'sa' does not take it, and an option given without a backend goes to every "
+     "qubo backend of --methods qubo:sa,qubo:layer-sa: give it to one as --sampler-option BACKEND:effort=VALUE "
+     "(e.g. layer-sa:effort=...)"),
+    (["--methods", "qubo:sa", "--sampler-option", "tabu:timeout=3"],
+     "--sampler-option tabu:timeout: BACKEND:KEY gives an option to one qubo backend, and 'tabu' is not one of "
+     "--methods qubo:sa (sa)"),
+    (["--methods", "qubo", "--sampler-option", "layer-sa:=3"], "--sampler-option layer-sa:: give BACKEND:KEY=VALUE"),
+    (["--methods", "qubo:sa,qubo:layer-sa", "--sampler-option", "layer-sa:effort=slow"],
+     "--sampler-option effort='slow' must be one of"),
+])
+def test_backend_options_of_a_sweep_are_checked_before_training(argv, message, tmp_path, capsys, monkeypatch):
+    import qannealq.experiment
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("a model was trained"))
+    assert main(["sweep", "--bits", "2", "--seeds", "1", *argv, "--out", str(tmp_path / "s")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
