@@ -139,7 +139,8 @@ def best_row(problem: LayerProblem, i: int, sampleset: dimod.SampleSet) -> np.nd
     if not len(sampleset.variables):
         return np.zeros(problem.num_coordinates, dtype=np.int64)
     if len(sampleset) == 0:
-        raise InvalidArgumentError(f"the sampler returned no sample for neuron {i} of {problem.name}")
+        raise InvalidArgumentError(f"the sampler returned no sample for neuron {i} of layer {problem.name!r}: a "
+                                   "sampler must return at least one sample per call")
     best = int(np.argmin(sampleset.record.energy))
     sample = dict(zip(sampleset.variables, sampleset.record.sample[best].tolist()))
     if sampleset.vartype is dimod.SPIN:

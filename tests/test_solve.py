@@ -106,6 +106,17 @@ def test_bad_method_and_missing_sampler(small_layer):
         quantize_layer(problem, "qubo", get_sampler("exact"), seed=-3)
 
 
+def test_a_sampler_of_the_users_that_returns_no_sample_is_named_with_the_neuron_and_layer(small_layer):
+    """dimod's ``NullSampler`` (a stand-in users write tests with) returns an empty SampleSet: the message said
+    "neuron 0 of layer", the layer's name unquoted."""
+    _, problem = small_layer
+    with pytest.raises(InvalidArgumentError, match=f"the sampler returned no sample for neuron 0 of layer "
+                                                   f"{problem.name!r}: a sampler must return at least one sample"):
+        quantize_layer(problem, "qubo", dimod.NullSampler(), warm_start=None)
+    result = quantize_layer(problem, "qubo", dimod.IdentitySampler(), warm_start="rtn")  # the start returned
+    assert np.allclose(result.errors, quantize_layer(problem, "rtn").errors)
+
+
 def test_neuron_without_variables_keeps_its_fixed_row():
     rng = np.random.default_rng(0)
     layer = random_layer(rng, 4, 2, dead=4)  # every input dead: only the bias may be a variable
