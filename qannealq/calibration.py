@@ -118,12 +118,18 @@ def linear_layers(model: torch.nn.Module, data: torch.Tensor, names: Sequence[st
     order: list[str] = []
     with _hooks(model, names, lambda n, inp, out: order.append(n)), torch.no_grad():
         _forward(model, data[:1])
-    if len(order) != len(set(order)):
-        raise InvalidArgumentError("a Linear layer runs more than once per forward pass (shared weights): "
-                                   "not supported")
+    shared = {n: order.count(n) for n in dict.fromkeys(order) if order.count(n) > 1}
+    if shared:
+        rest = [n for n in dict.fromkeys(order) if n not in shared]
+        raise InvalidArgumentError(
+            f"Linear layer(s) {', '.join(f'{n!r} ({k} times)' for n, k in shared.items())} run more than once per "
+            "forward pass (shared weights): one rounding cannot be fitted to each use, so they are not supported; "
+            + (f"quantize the others with layers={rest}" if rest else "no other Linear layer is left to quantize"))
     missing = [n for n in names if n not in order]
     if missing:
-        raise CalibrationError(f"layers {missing} are not reached by a forward pass on the calibration data")
+        reached = list(dict.fromkeys(order))
+        raise CalibrationError(f"layers {missing} are not reached by a forward pass on the calibration data (unused "
+                               f"by forward()): pass layers={reached}, the ones it reaches")
     return order
 
 

@@ -145,3 +145,27 @@ def test_a_dataloader_is_calibration_data_and_a_pair_gets_a_hint():
         quantize_model(model, (x.numpy(), y.numpy()), bits=3, method="gptq")
     with pytest.raises(CalibrationError, match="the calibration DataLoader yields no batch"):
         quantize_model(model, DataLoader(TensorDataset(x[:0]), batch_size=8), bits=3, method="gptq")
+
+
+class _Shared(torch.nn.Module):
+    """``a`` runs twice per forward pass; ``unused`` never runs."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.unused = torch.nn.Linear(6, 6), torch.nn.Linear(6, 3), torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(torch.relu(self.a(x)))))
+
+
+def test_shared_and_unused_layers_are_named_with_the_layers_to_quantize_instead():
+    """The messages named neither the shared layer nor what to do ("a Linear layer runs more than once...")."""
+    net, x = _Shared().double(), _data()
+    with pytest.raises(InvalidArgumentError, match=r"Linear layer\(s\) 'a' \(2 times\) run more than once per "
+                                                   r"forward pass .* quantize the others with layers=\['b'\]"):
+        quantize_model(net, x, 4, method="rtn")
+    with pytest.raises(CalibrationError, match=r"layers \['unused'\] are not reached .* pass layers=\['b'\], the "
+                                               "ones it reaches"):
+        quantize_model(net, x, 4, method="rtn", layers=["b", "unused"])
+    assert [l.name for l in quantize_model(net, x, 4, method="rtn", layers=["b"]).layers] == ["b"]
+    assert _no_hooks(net)
