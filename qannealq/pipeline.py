@@ -20,6 +20,7 @@ import torch
 
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
+from qannealq.checks import check_positive
 from qannealq.contract import check_options, check_parameters, draw_seed, redact
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
@@ -224,8 +225,7 @@ def _check_options(method: str, calibration: str, granularity: str, int1: str, w
         if value not in allowed:
             shown = ", ".join(repr(a) for a in allowed)
             raise InvalidArgumentError(f"{name}={value!r} is unknown: choose one of {shown}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidArgumentError(f"batch_size={batch_size!r} must be an integer >= 1")
+    check_positive("batch_size", batch_size)
     if seed is not None:
         draw_seed(seed)
     if progress is not None and not callable(progress):

@@ -114,9 +114,12 @@ def test_calibration_data_errors_and_hooks_removed():
 def test_bits_and_options_validated_before_work():
     net = _net()
     for kwargs, name in [({"bits": 0}, "bits"), ({"bits": 4, "calibration": "mixed"}, "calibration"),
-                         ({"bits": 4, "method": "round"}, "method"), ({"bits": 4, "granularity": "row"}, "granularity")]:
+                         ({"bits": 4, "method": "round"}, "method"), ({"bits": 4, "granularity": "row"}, "granularity"),
+                         ({"bits": 4, "batch_size": 0}, "batch_size=0 must be an integer >= 1"),
+                         ({"bits": 4, "batch_size": True}, "batch_size=True must be an integer >= 1")]:
         with pytest.raises(InvalidArgumentError, match=name):
             quantize_model(net, _data(), **{"method": "rtn", **kwargs})
+    assert quantize_model(net, _data(), 4, method="rtn", batch_size=np.int64(16)).layer_error > 0
 
 
 def test_non_finite_weights_rejected():
