@@ -72,6 +72,13 @@ class ModelConfig:
         fields_ = {**stored, **given}
         if fields_.get("hidden") is not None:
             fields_["hidden"] = tuple(fields_["hidden"])
+        folder = fields_.get("data_dir")
+        if "data_dir" not in given and folder is not None and not Path(folder).is_dir():
+            where = " (a relative path: it is read from the folder the resume runs in)" if not Path(
+                folder).is_absolute() else ""
+            raise InvalidArgumentError(f"--resume: the stored run read its datasets from --data-dir={str(folder)!r}, "
+                                       f"which is not found{where}; the folder is part of the run's settings: make "
+                                       "that path lead to the datasets again (a link to their new place works)")
         return cls(**fields_)
 
     def __post_init__(self) -> None:

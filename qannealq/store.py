@@ -196,8 +196,11 @@ class ResultStore:
     def _reopen(cls, root: Path, command: str, settings: dict, write: bool = True) -> "ResultStore":
         diff = settings_diff(cls.stored_settings(root, command), settings)
         if diff:
+            moved = any(line.split(":", 1)[0].endswith("data_dir") for line in diff)
+            hint = (" (the datasets' folder is part of the settings: give the stored --data-dir, made to lead to the "
+                    "datasets' new place by a link if they moved)") if moved else ""
             raise InvalidArgumentError(f"--resume {root}: the settings differ from the stored run's ("
-                                       + "; ".join(diff) + "); resume with the same options or start a new run")
+                                       + "; ".join(diff) + f"); resume with the same options or start a new run{hint}")
         store = cls(root, command, settings)
         if write:
             (root / "units").mkdir(exist_ok=True)

@@ -315,6 +315,24 @@ def test_corrupt_or_truncated_dataset_file(tmp_path, capsys, no_training):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_resume_whose_data_dir_moved_says_what_to_do(tmp_path, capsys, monkeypatch):
+    """A run stored with ``--data-dir`` whose folder moved was refused as ``--data-dir='dd' not found: give an
+    existing folder`` (a flag the resume was not given), or with the path's difference alone."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "dd").mkdir()
+    argv = ["run", "--input-size", "4", "--bits", "2", "--methods", "rtn", "--data-dir", "dd", "--out", "r"]
+    assert main(argv) == 0
+    (tmp_path / "dd").rename(tmp_path / "moved")
+    err = _cli_error(["run", "--resume", "r"], capsys)
+    assert "--resume: the stored run read its datasets from --data-dir='dd', which is not found (a relative path: " \
+           "it is read from the folder the resume runs in)" in err and "a link to their new place works" in err
+    err = _cli_error(["run", "--resume", "r", "--data-dir", "moved"], capsys)
+    assert "(model.data_dir: 'dd' -> 'moved')" in err and "give the stored --data-dir, made to lead to the " \
+           "datasets' new place by a link if they moved" in err
+    (tmp_path / "dd").symlink_to(tmp_path / "moved")
+    assert main(["run", "--resume", "r"]) == 0
+
+
 def _conv_net() -> torch.nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
