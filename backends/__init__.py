@@ -92,6 +92,7 @@ class BackendStatus:
         spec: the registry entry (family, extra, warm start).
         capacity: the largest problem it takes, in words (:func:`capacity_of` its class); empty when the
             backend's package is missing.
+        plans_qpu: its class plans QPU calls before any (``plan_bqms``: ``dwave``, ``dwave-mock``).
     """
 
     name: str
@@ -100,6 +101,7 @@ class BackendStatus:
     hint: str = ""
     spec: BackendSpec | None = None
     capacity: str = ""
+    plans_qpu: bool = False
 
 
 def capacity_of(cls: type) -> str:
@@ -233,5 +235,6 @@ def available_backends() -> list[BackendStatus]:
         check = getattr(cls, "missing_credentials", None)
         hint = check() if callable(check) else None
         status = "no credentials" if hint else "ready"
-        rows.append(BackendStatus(name, status, spec.summary, hint or "", spec, capacity_of(cls)))
+        rows.append(BackendStatus(name, status, spec.summary, hint or "", spec, capacity_of(cls),
+                                  callable(getattr(cls, "plan_bqms", None))))
     return rows

@@ -50,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 LAYER_PARAMETERS = ("anneal", "reversal_point", "reversal_pause", "reinitialize_state", "parallel")
 """Options of the whole-layer path only (see :func:`._dwave_anneal.anneal_settings`)."""
+
+
 def check_chain_strength(option: str, value: Any) -> Any:
     """A chain strength: a positive number or a callable ``f(bqm, embedding)`` (None, the default, is not checked)."""
     return value if callable(value) else check_number(option, value, 0.0)
@@ -203,8 +205,15 @@ class QPUSampler(Closeable, dimod.Sampler):
     def check_ranges(self, **options) -> None:
         """Refuse a sampler option outside the solver's stated range (``num_reads``, ``annealing_time``...:
         :func:`._dwave_anneal.check_solver_ranges`), reading the solver's properties (a QPU's: a connection, no
-        QPU time). The commands ask before any training; :meth:`plan` and :meth:`sample` ask again."""
-        check_solver_ranges(self.child.properties, {"num_reads": self.num_reads, **options}, self.name)
+        QPU time). The commands ask before any training; :meth:`plan` and :meth:`sample` ask again. A solver that
+        cannot be reached now is left to the solve, which connects again under ``--retries``."""
+        try:
+            properties = self.child.properties
+        except Exception as exc:  # noqa: BLE001 (the network's or the cloud client's): not this check's to report
+            logger.info("backend %r: the solver's ranges are checked at the first call (%s)", self.name,
+                        type(exc).__name__)
+            return
+        check_solver_ranges(properties, {"num_reads": self.num_reads, **options}, self.name)
 
     def plan(self, problems, warm_start: bool = True, **options) -> QPUPlan:
         """The QPU calls of ``problems`` and their estimated access time; no QPU time spent (:mod:`._dwave_plan`).

@@ -141,11 +141,12 @@ def _check_backends(names: tuple[str, ...]) -> None:
 
 
 def _planning(names: tuple[str, ...]) -> list[str]:
-    """Those of the backends ``names`` that are ready and plan their QPU calls (``dwave``, ``dwave-mock``)."""
-    from qannealq.backends import available_backends, get_sampler
+    """Those of the backends ``names`` that are ready and plan their QPU calls (``dwave``, ``dwave-mock``); none
+    is built to find out."""
+    from qannealq.backends import available_backends
 
-    ready = {row.name for row in available_backends() if row.status == "ready"}
-    return [name for name in names if name in ready and callable(getattr(get_sampler(name), "plan_bqms", None))]
+    planning = {row.name for row in available_backends() if row.status == "ready" and row.plans_qpu}
+    return [name for name in names if name in planning]
 
 
 def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Reporter) -> list:
@@ -175,6 +176,8 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
     """Run the comparison; write ``compare.csv``, ``compare.json`` and the plots; report the summary.
 
     With ``job.dry_run`` only the QPU plan is reported (:func:`qpu_plans`) and the result is None."""
+    from qannealq.backends import get_sampler
+
     reporter = reporter or LogReporter()
     _check_backends(job.backends)
     out = Path(job.out) if job.out is not None else default_out_dir("compare")
@@ -185,8 +188,6 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
     else:
         ResultStore.check(out, "compare", {})
     check_backend_options(job.backends, job.settings)  # the sampler options' keys and values, before any training
-    from qannealq.backends import get_sampler
-
     planning = _planning(job.backends)
     for name in planning:  # against the solver's ranges (num_reads=100000 failed after training)
         with get_sampler(name) as sampler:

@@ -256,3 +256,19 @@ def test_a_chain_strength_is_a_positive_number_or_a_callable():
     with pytest.raises(InvalidArgumentError, match=re.escape("chain_strength='strong' must be a number > 0")):
         qpu.sample(digits_layer(2).neuron_bqm(0), chain_strength="strong")
     assert get_sampler("dwave-mock", chain_strength=1.5).chain_strength == 1.5
+
+
+def test_a_solver_out_of_reach_leaves_its_ranges_to_the_first_call(monkeypatch, caplog):
+    """The range check before training must not turn a passing network failure into a failed run: the solve
+    connects again under ``--retries``."""
+    import logging
+
+    from qannealq.backends.dwave import MockQPUSampler
+
+    def unreachable(self):
+        raise ConnectionError("no route to host")
+
+    monkeypatch.setattr(MockQPUSampler, "_make_child", unreachable)
+    with caplog.at_level(logging.INFO):
+        get_sampler("dwave-mock").check_ranges(num_reads=100000)
+    assert "the solver's ranges are checked at the first call (ConnectionError)" in caplog.text
