@@ -91,7 +91,8 @@ class SweepConfig:
         preset: the preset name whose settings were used (``custom`` when none).
         calibration, granularity, int1, backend, warm_start, sampler_options: the quantization settings;
             ``granularity="best"`` keeps the lower-error of ``tensor`` and ``channel`` per cell; a sampler option
-            keyed ``BACKEND:KEY`` goes to that qubo backend alone (:meth:`options_for`), the others to each.
+            keyed ``BACKEND:KEY`` goes to that qubo backend alone (:meth:`options_for`), the others to each that
+            takes them.
         objective, inactive_weight: the QUBOs' objective (``preact``, the paper's, or ``relu-aware``: see
             :mod:`qannealq.weighted`), for every method (RTN does not depend on it).
         memory_limit: ``relu-aware``: bytes a layer's samples and per-neuron matrices may hold (None: the
@@ -189,10 +190,14 @@ class SweepConfig:
         """The backends of the ``qubo`` methods, in order (``qubo`` alone is ``backend``'s)."""
         return list(dict.fromkeys(label.partition(":")[2] for label in self.labels() if label.startswith("qubo:")))
 
-    def options_for(self, backend: str) -> dict[str, Any]:
+    def options_for(self, backend: str, sampler: Any = None) -> dict[str, Any]:
         """``backend``'s sampler options: those given without a backend, and those given to it as ``BACKEND:KEY``
-        (in their place), so that ``--methods qubo:sa,qubo:layer-sa`` can give ``layer-sa:effort=fast``."""
+        (in their place), so that ``--methods qubo:sa,qubo:layer-sa`` can give ``layer-sa:effort=fast``. With
+        several qubo backends, an option given without one goes to those that take it (``sampler``'s
+        ``parameters`` say whether this one does): ``--effort fast`` to ``layer-sa``, not ``sa``."""
         common = {k: v for k, v in self.sampler_options.items() if ":" not in k}
+        if sampler is not None and len(self.qubo_backends()) > 1:
+            common = {k: v for k, v in common.items() if _takes(sampler, k)}
         own = {k.partition(":")[2]: v for k, v in self.sampler_options.items() if k.partition(":")[0] == backend
                and ":" in k}
         return {**common, **own}
@@ -235,11 +240,11 @@ def _samplers(config: SweepConfig, stack: ExitStack) -> dict[str, Any]:
         method, _, backend = label.partition(":")
         if method == "qubo" and backend not in samplers:
             sampler = resolve_sampler(backend)
-            _check_common(config, backend, sampler)
-            check_parameters(backend, sampler, config.options_for(backend))
             if hasattr(sampler, "close"):
                 stack.enter_context(closing(sampler))
+            check_parameters(backend, sampler, config.options_for(backend, sampler))
             samplers[backend] = sampler
+    _check_common(config, samplers)
     return samplers
 
 
@@ -250,18 +255,15 @@ def _takes(sampler: Any, key: str) -> bool:
         return True
 
 
-def _check_common(config: SweepConfig, backend: str, sampler: Any) -> None:
-    """With several qubo backends, an option given without one (``--effort fast``) goes to each: where
-    ``backend`` does not take it, say so and how to give it to the others alone (``layer-sa:effort=fast``)."""
-    backends = config.qubo_backends()
-    if len(backends) < 2:
-        return
-    other = next(b for b in backends if b != backend)
-    for key in (k for k in config.sampler_options if ":" not in k and not _takes(sampler, k)):
-        raise InvalidArgumentError(f"--sampler-option {key}: backend {backend!r} does not take it, and an option "
-                                   f"given without a backend goes to every qubo backend of --methods "
-                                   f"{','.join(config.methods)}: give it to one as --sampler-option "
-                                   f"BACKEND:{key}=VALUE (e.g. {other}:{key}=...)")
+def _check_common(config: SweepConfig, samplers: Mapping[str, Any]) -> None:
+    """With several qubo backends, an option given without one goes to those that take it
+    (:meth:`SweepConfig.options_for`): one that none takes is refused, naming them (a misspelt key)."""
+    if len(samplers) < 2:
+        return  # one backend: check_parameters named the key it does not take
+    for key in (k for k in config.sampler_options if ":" not in k):
+        if not any(_takes(sampler, key) for sampler in samplers.values()):
+            raise InvalidArgumentError(f"--sampler-option {key}: none of the qubo backends of --methods "
+                                       f"{','.join(config.methods)} ({', '.join(samplers)}) takes this option")
 
 
 def _experiment(config: SweepConfig, seed: int, trained: dict[int, Experiment], reporter: Reporter) -> Experiment:
@@ -286,7 +288,7 @@ def _cell(exp: Experiment, config: SweepConfig, label: str, bits: int, seed: int
     results = {g: quantize_model(exp.model, exp.calibration, bits, method, sampler, config.calibration, g,
                                  config.int1, warm_start=config.warm_start, seed=seed, float_stats=stats,
                                  objective=config.goal(),
-                                 **(config.options_for(backend) if sampler is not None else {}))
+                                 **(config.options_for(backend, sampler) if sampler is not None else {}))
                for g in grains}
     chosen = min(results, key=lambda g: results[g].layer_error)
     result = results[chosen]

@@ -173,15 +173,17 @@ def test_one_seed_shows_values_without_a_spread(tmp_path):
 
 def test_an_option_given_as_backend_key_goes_to_that_qubo_backend_alone(tmp_path, monkeypatch):
     """``--methods qubo:sa,qubo:layer-sa --effort fast`` was refused for ``sa``, and no option could reach one
-    backend alone; ``--sampler-option layer-sa:effort=fast`` does now (as ``compare``'s ``BACKEND:KEY``)."""
+    backend alone: an option given without a backend goes to those that take it (``effort`` to ``layer-sa``),
+    and ``--sampler-option layer-sa:num_reads=2`` to that one alone (as ``compare``'s ``BACKEND:KEY``)."""
     import qannealq.sweep
+    from qannealq.backends import get_sampler
 
     config = SweepConfig(methods=("rtn", "qubo:sa", "qubo:layer-sa"), bits=(2,), seeds=1,
                          model=ModelConfig(input_size=4),
-                         sampler_options={"num_reads": 3, "layer-sa:effort": "fast", "layer-sa:num_reads": 2})
+                         sampler_options={"num_reads": 3, "effort": "fast", "layer-sa:num_reads": 2})
     assert config.qubo_backends() == ["sa", "layer-sa"]
-    assert config.options_for("sa") == {"num_reads": 3}
-    assert config.options_for("layer-sa") == {"num_reads": 2, "effort": "fast"}
+    assert config.options_for("sa", get_sampler("sa")) == {"num_reads": 3}
+    assert config.options_for("layer-sa", get_sampler("layer-sa")) == {"num_reads": 2, "effort": "fast"}
     seen = {}
     real = qannealq.sweep.quantize_model
 
@@ -197,10 +199,10 @@ def test_an_option_given_as_backend_key_goes_to_that_qubo_backend_alone(tmp_path
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--methods", "qubo:sa,qubo:layer-sa", "--effort", "fast"],
-     "--sampler-option effort: backend 'sa' does not take it, and an option given without a backend goes to every "
-     "qubo backend of --methods qubo:sa,qubo:layer-sa: give it to one as --sampler-option BACKEND:effort=VALUE "
-     "(e.g. layer-sa:effort=...)"),
+    (["--methods", "qubo:sa,qubo:layer-sa", "--sampler-option", "num_redas=3"],
+     "--sampler-option num_redas: none of the qubo backends of --methods qubo:sa,qubo:layer-sa (sa, layer-sa) "
+     "takes this option"),
+    (["--methods", "qubo:sa", "--effort", "fast"], "--sampler-option effort: backend 'sa' does not take this option"),
     (["--methods", "qubo:sa", "--sampler-option", "tabu:timeout=3"],
      "--sampler-option tabu:timeout: BACKEND:KEY gives an option to one qubo backend, and 'tabu' is not one of "
      "--methods qubo:sa (sa)"),

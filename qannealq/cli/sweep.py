@@ -33,8 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="also train one network per seed (default: one network, the --seed one)")
     group.add_argument("--backend", default=None, help="sampler of a plain `qubo` (preset's, else layer-sa)")
     group.add_argument("--sampler-option", type=option, action="append", default=None, metavar="KEY=VALUE",
-                       help="passed to every qubo sampler, e.g. num_reads=1, or as BACKEND:KEY=VALUE to one of them, "
-                       "e.g. layer-sa:effort=fast (repeatable; refused without qubo in --methods)")
+                       help="passed to every qubo sampler that takes it, e.g. num_reads=1, or as BACKEND:KEY=VALUE "
+                       "to one of them, e.g. sa:num_reads=10 (repeatable; refused without qubo in --methods)")
     add_layer_sa_arguments(group)
     group.add_argument("--calibration", default=None, choices=("float", "sequential"))
     group.add_argument("--granularity", default=None, choices=("tensor", "channel", "best"),
