@@ -62,10 +62,19 @@ def test_checksum_verified_and_a_corrupted_file_rejected_and_removed(server, tmp
     assert fetch_resource(good, tmp_path / "dl").read_bytes() == b"published bytes"
 
 
-def test_unreachable_urls_are_named(tmp_path, server):
-    _, url = server
-    with pytest.raises(DownloadError, match=r"could not download missing\.bin: .*missing\.bin"):
-        fetch_resource(Resource("missing.bin", (f"{url}/missing.bin",), "0" * 64), tmp_path, timeout=5)
+def test_unreachable_urls_are_named_with_where_to_place_the_file_by_hand(tmp_path, server):
+    """The message said "place the file in the data folder yourself" without naming the folder; it names the
+    path the next run picks up, and the SHA-256 it must have, and a file placed there is used."""
+    www, url = server
+    data = b"published bytes"
+    resource = Resource("missing.bin", (f"{url}/missing.bin",), hashlib.sha256(data).hexdigest())
+    with pytest.raises(DownloadError, match=r"could not download missing\.bin: .*missing\.bin") as info:
+        fetch_resource(resource, tmp_path / "dl", timeout=5)
+    place = tmp_path / "dl" / "missing.bin"
+    assert f"fetch the file by hand to {place} and download again (a file there is used when its SHA-256 is " \
+           f"the pinned {resource.sha256})" in str(info.value)
+    place.write_bytes(data)  # fetched by hand
+    assert fetch_resource(resource, tmp_path / "dl", timeout=5) == place
 
 
 def test_the_real_pins_reject_a_fake_mnist_and_nothing_is_kept(server, tmp_path):

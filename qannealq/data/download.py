@@ -91,7 +91,8 @@ def fetch_resource(resource: Resource, folder: Path, mirror: str | None = None, 
         os.replace(tmp, path)
         return path
     raise DownloadError(f"could not download {resource.filename}: " + "; ".join(errors)
-                        + ". Check the network, or place the file in the data folder yourself")
+                        + f". Check the network, or fetch the file by hand to {path} and download again (a file "
+                        f"there is used when its SHA-256 is the pinned {resource.sha256})")
 
 
 def _inside(root: Path, name: str) -> Path:
