@@ -228,6 +228,9 @@ class ExportJob:
     def __post_init__(self) -> None:
         if self.library == (self.selection is not None):
             raise InvalidArgumentError("give either --library or a model selection (--dataset, --layer, --bits)")
+        if Path(self.out, "index.json").exists():  # its files were overwritten and its index replaced
+            raise InvalidArgumentError(f"--out={str(self.out)!r} holds an export already (index.json): give another "
+                                       "--out folder, or remove that one first")
 
 
 def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:

@@ -132,7 +132,8 @@ def _metadata(instance: NeuronInstance, ref: Reference) -> dict:
 
 def export_instances(instances: Sequence[NeuronInstance], out: Path, options: ReferenceOptions = ReferenceOptions(),
                      reporter: Reporter | None = None) -> list[Path]:
-    """Write every instance (three files each), ``index.json`` and ``FORMAT.txt`` into ``out``.
+    """Write every instance (three files each), ``index.json`` and ``FORMAT.txt`` into ``out``; ``index.json``
+    is rewritten after each instance, so an interrupted export leaves the finished ones listed and readable.
 
     The best known solution of each is :func:`~qannealq._compare_reference.reference_optimum` (exact up to 24
     variables, else a long ``layer-sa`` run and Gurobi), or the instance's own reference when better.
@@ -140,6 +141,7 @@ def export_instances(instances: Sequence[NeuronInstance], out: Path, options: Re
     reporter = reporter or LogReporter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "FORMAT.txt", _FORMAT_TEXT.format(format=FORMAT))
     index = []
     with reporter.progress(len(instances), "exporting", "neuron") as bar:
         for instance in instances:
@@ -153,9 +155,10 @@ def export_instances(instances: Sequence[NeuronInstance], out: Path, options: Re
             atomic_write(out / f"{instance.name}.json", json.dumps(meta, indent=1))
             index.append({"name": instance.name, "num_variables": instance.num_variables,
                           "best_known_energy": ref.energy, "provenance": ref.provenance})
+            # after each instance: an interrupted export leaves a folder that lists what it finished
+            atomic_write(out / "index.json", json.dumps({"format": FORMAT, "instances": index}, indent=1))
             bar.update(1)
     atomic_write(out / "index.json", json.dumps({"format": FORMAT, "instances": index}, indent=1))
-    atomic_write(out / "FORMAT.txt", _FORMAT_TEXT.format(format=FORMAT))
     return [out / f"{row['name']}.json" for row in index]
 
 

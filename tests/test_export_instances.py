@@ -110,3 +110,50 @@ def test_a_damaged_instance_file_is_named(exported, tmp_path):
 
 def test_the_library_names_the_three_sizes():
     assert {(e.dataset, e.input_size) for e in LIBRARY} == {("digits", 4), ("digits", None), ("mnist", None)}
+
+
+def test_an_interrupted_export_lists_what_it_finished(tmp_path, monkeypatch):
+    """``index.json`` was written at the end alone: an export stopped after three of four neurons (minutes of
+    proofs on the library) left files that ``compare --instances`` could not read."""
+    import qannealq.export
+
+    instances = instances_from_experiment(tiny_digits(), 1, 2, "0:4")
+    real, calls = qannealq.export.reference_optimum, []
+
+    def stops_at_the_fourth(instance, options):
+        calls.append(instance.name)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(instance, options)
+
+    monkeypatch.setattr(qannealq.export, "reference_optimum", stops_at_the_fourth)
+    with pytest.raises(KeyboardInterrupt):
+        export_instances(instances, tmp_path / "out")
+    assert [i.name for i in load_instances(tmp_path / "out")] == [i.name for i in instances[:3]]
+    assert (tmp_path / "out" / "FORMAT.txt").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["export", "--library", "--dataset", "mnist", "--bits", "4"],
+     "--dataset, --bits: --library chooses the neurons, so these are not used; leave them out, or leave out "
+     "--library"),
+    (["compare", "--backends", "sa", "--neurons", "0:3", "--data-dir", "."],
+     "--neurons, --data-dir: --instances {folder} chooses the neurons, so these are not used"),
+    (["export", "--dataset", "digits", "--input-size", "4", "--layer", "1"],
+     "--out={out!r} holds an export already (index.json): give another --out folder, or remove that one first"),
+])
+def test_options_an_instances_folder_or_the_library_leaves_unused_are_refused(argv, message, exported, capsys,
+                                                                               monkeypatch):
+    """``export --library --dataset mnist`` exported the library, ``compare --instances DIR --neurons 0:3`` every
+    instance of DIR, without a word; an export into a folder holding one overwrote its files and replaced its
+    index."""
+    import qannealq.experiment
+    from qannealq.cli import main
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("a model was trained"))
+    folder = exported[1]
+    before = (folder / "index.json").read_text()
+    where = ["--instances", str(folder)] if argv[0] == "compare" else ["--out", str(folder)]
+    assert main([*argv, *where]) == 2
+    assert message.format(folder=folder, out=str(folder)) in capsys.readouterr().err
+    assert (folder / "index.json").read_text() == before

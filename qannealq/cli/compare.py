@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from qannealq.cli._args import (MODEL_OPTIONS, add_model_arguments, add_qpu_arguments, given_options, model_config,
                                 option, str_list)
+from qannealq.errors import InvalidArgumentError
 
 HELP = "compare backends on the same neuron QUBOs: residual gap, success probability, TTS99, plots"
 
@@ -52,6 +53,22 @@ def add_selection_arguments(parser: argparse.ArgumentParser, neurons: str | None
 def layer(text: str | int) -> int | str:
     """``--layer``: a position (an int) or a module name."""
     return int(text) if str(text).lstrip("-").isdigit() else text
+
+
+#: The options that choose a model's neurons (:func:`add_selection_arguments`; ``data_dir`` apart).
+CHOOSING = tuple(name for name in (*MODEL_OPTIONS, "layer", "bits", "neurons", "granularity", "int1")
+                 if name != "data_dir")
+
+
+def check_unused_selection(args: argparse.Namespace, instead: str, also: tuple[str, ...] = ()) -> None:
+    """Refuse the model and neuron options given on the command line where ``instead`` (``--instances``,
+    ``--library``) chooses the neurons: they were ignored without a word. ``also``: further options it makes
+    pointless (``data_dir`` beside ``--instances``)."""
+    explicit = getattr(args, "explicit", None) or ()
+    given = [f"--{name.replace('_', '-')}" for name in (*CHOOSING, *also) if name in explicit]
+    if given:
+        raise InvalidArgumentError(f"{', '.join(given)}: {instead} chooses the neurons, so these are not used; "
+                                   f"leave them out, or leave out {instead.split()[0]} to choose a model's neurons")
 
 
 def selection(args: argparse.Namespace, instances: Path | None = None):
@@ -158,6 +175,8 @@ def main(args: argparse.Namespace) -> int:
     if args.resume is not None:
         job = _resumed(args, **options)
     else:
+        if args.instances is not None:
+            check_unused_selection(args, f"--instances {args.instances}", ("data_dir",))
         fields = settings_fields(vars(args))
         fields["reference"] = reference_options(args)
         job = CompareJob(selection(args, args.instances), tuple(args.backends), CompareSettings(**fields), args.out,

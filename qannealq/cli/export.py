@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from qannealq.cli.compare import add_reference_arguments, add_selection_arguments, reference_options, selection
+from qannealq.cli.compare import (add_reference_arguments, add_selection_arguments, check_unused_selection,
+                                  reference_options, selection)
 
 HELP = "export neuron QUBO instances (dimod, COO text, metadata, best known solution); --library: the benchmark set"
 
@@ -24,6 +25,8 @@ def main(args: argparse.Namespace) -> int:
     from qannealq._compare_command import ExportJob, run_export
     from qannealq.cli._console import ConsoleReporter
 
+    if args.library:
+        check_unused_selection(args, "--library")
     job = ExportJob(args.out, None if args.library else selection(args), args.library, args.data_dir,
                     reference_options(args))
     run_export(job, ConsoleReporter())
