@@ -6,6 +6,7 @@ The command-line modules only parse into :class:`CompareJob` / :class:`ExportJob
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -224,13 +225,38 @@ class ExportJob:
     library: bool = False
     data_dir: Path | None = None
     reference: ReferenceOptions = field(default_factory=ReferenceOptions)
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if self.library == (self.selection is not None):
             raise InvalidArgumentError("give either --library or a model selection (--dataset, --layer, --bits)")
-        if Path(self.out, "index.json").exists():  # its files were overwritten and its index replaced
-            raise InvalidArgumentError(f"--out={str(self.out)!r} holds an export already (index.json): give another "
-                                       "--out folder, or remove that one first")
+        if not self.resume and Path(self.out, "index.json").exists():  # its files were overwritten, index replaced
+            raise InvalidArgumentError(f"--out={str(self.out)!r} holds an export already (index.json): continue it "
+                                       f"with --resume {self.out}, give another --out folder, or remove that one")
+
+    def source(self) -> dict:
+        """What is exported and how, as ``index.json`` stores it for ``--resume``."""
+        chosen = {"library": True} if self.library else self.selection.describe()
+        return {**chosen, "reference": asdict(self.reference)}
+
+    @classmethod
+    def resumed(cls, out: Path, data_dir: Path | None = None) -> tuple["ExportJob", list[dict]]:
+        """The export stored in ``out`` (its ``index.json``'s ``source``) and the rows it finished."""
+        index_path = Path(out, "index.json")
+        try:
+            index = json.loads(index_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InvalidArgumentError(f"--resume {out}: no readable index.json ({type(exc).__name__}); start a new "
+                                       "export with --out") from None
+        source = dict(index.get("source") or {})
+        if not source:
+            raise InvalidArgumentError(f"--resume {out}: its index.json does not say what was exported (an export "
+                                       "older than --resume); start a new export with --out")
+        reference = ReferenceOptions(**source.pop("reference", {}))
+        library = bool(source.pop("library", False))
+        selection = None if library else Selection.from_stored(source)
+        job = cls(Path(out), selection, library, data_dir, reference, resume=True)
+        return job, list(index.get("instances", []))
 
 
 def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:
@@ -238,11 +264,17 @@ def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:
     from qannealq.export import export_instances, library_instances
 
     reporter = reporter or LogReporter()
+    done: list[dict] = []
+    if job.resume:
+        job, done = ExportJob.resumed(job.out, job.data_dir)
     if job.library:
         instances = library_instances(data_dir=job.data_dir)
     else:
         instances = job.selection.load()
-    reporter.message(f"exporting {len(instances)} neuron QUBO(s) to {job.out}")
-    paths = export_instances(instances, job.out, job.reference, reporter)
+    names = {i.name for i in instances}
+    done = [row for row in done if row.get("name") in names and Path(job.out, f"{row['name']}.json").is_file()]
+    reporter.message(f"exporting {len(instances)} neuron QUBO(s) to {job.out}"
+                     + (f" ({len(done)} finished before, kept)" if job.resume else ""))
+    paths = export_instances(instances, job.out, job.reference, reporter, job.source(), done)
     reporter.message(f"wrote {len(paths)} instances (.bqm, .coo, .json), index.json and FORMAT.txt to {job.out}")
     return paths

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import dimod
 
@@ -131,9 +131,12 @@ def _metadata(instance: NeuronInstance, ref: Reference) -> dict:
 
 
 def export_instances(instances: Sequence[NeuronInstance], out: Path, options: ReferenceOptions = ReferenceOptions(),
-                     reporter: Reporter | None = None) -> list[Path]:
+                     reporter: Reporter | None = None, source: Mapping[str, Any] | None = None,
+                     done: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
     """Write every instance (three files each), ``index.json`` and ``FORMAT.txt`` into ``out``; ``index.json``
     is rewritten after each instance, so an interrupted export leaves the finished ones listed and readable.
+    ``source``: what was exported and how (stored in ``index.json`` for ``export --resume``); ``done``: the rows
+    of ``index.json`` an interrupted export finished, kept, their instances not computed again.
 
     The best known solution of each is :func:`~qannealq._compare_reference.reference_optimum` (exact up to 24
     variables, else a long ``layer-sa`` run and Gurobi), or the instance's own reference when better.
@@ -142,9 +145,12 @@ def export_instances(instances: Sequence[NeuronInstance], out: Path, options: Re
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "FORMAT.txt", _FORMAT_TEXT.format(format=FORMAT))
-    index = []
+    index = [dict(row) for row in done]
+    finished = {row["name"] for row in index}
+    head = {"format": FORMAT, **({"source": dict(source)} if source is not None else {})}
     with reporter.progress(len(instances), "exporting", "neuron") as bar:
-        for instance in instances:
+        bar.update(sum(instance.name in finished for instance in instances))
+        for instance in (i for i in instances if i.name not in finished):
             ref = better(reference_optimum(instance, options), instance.reference)
             meta = _metadata(instance, ref)
             with instance.bqm.to_file() as fh:
@@ -156,9 +162,9 @@ def export_instances(instances: Sequence[NeuronInstance], out: Path, options: Re
             index.append({"name": instance.name, "num_variables": instance.num_variables,
                           "best_known_energy": ref.energy, "provenance": ref.provenance})
             # after each instance: an interrupted export leaves a folder that lists what it finished
-            atomic_write(out / "index.json", json.dumps({"format": FORMAT, "instances": index}, indent=1))
+            atomic_write(out / "index.json", json.dumps({**head, "instances": index}, indent=1))
             bar.update(1)
-    atomic_write(out / "index.json", json.dumps({"format": FORMAT, "instances": index}, indent=1))
+    atomic_write(out / "index.json", json.dumps({**head, "instances": index}, indent=1))
     return [out / f"{row['name']}.json" for row in index]
 
 

@@ -112,21 +112,26 @@ def test_the_library_names_the_three_sizes():
     assert {(e.dataset, e.input_size) for e in LIBRARY} == {("digits", 4), ("digits", None), ("mnist", None)}
 
 
+def _interrupted_at(call: int, real):
+    """``reference_optimum`` that raises KeyboardInterrupt (Ctrl-C) at its ``call``-th call."""
+    calls = []
+
+    def stopping(instance, options):
+        calls.append(instance.name)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(instance, options)
+
+    return stopping
+
+
 def test_an_interrupted_export_lists_what_it_finished(tmp_path, monkeypatch):
     """``index.json`` was written at the end alone: an export stopped after three of four neurons (minutes of
     proofs on the library) left files that ``compare --instances`` could not read."""
     import qannealq.export
 
     instances = instances_from_experiment(tiny_digits(), 1, 2, "0:4")
-    real, calls = qannealq.export.reference_optimum, []
-
-    def stops_at_the_fourth(instance, options):
-        calls.append(instance.name)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return real(instance, options)
-
-    monkeypatch.setattr(qannealq.export, "reference_optimum", stops_at_the_fourth)
+    monkeypatch.setattr(qannealq.export, "reference_optimum", _interrupted_at(4, qannealq.export.reference_optimum))
     with pytest.raises(KeyboardInterrupt):
         export_instances(instances, tmp_path / "out")
     assert [i.name for i in load_instances(tmp_path / "out")] == [i.name for i in instances[:3]]
@@ -140,7 +145,8 @@ def test_an_interrupted_export_lists_what_it_finished(tmp_path, monkeypatch):
     (["compare", "--backends", "sa", "--neurons", "0:3", "--data-dir", "."],
      "--neurons, --data-dir: --instances {folder} chooses the neurons, so these are not used"),
     (["export", "--dataset", "digits", "--input-size", "4", "--layer", "1"],
-     "--out={out!r} holds an export already (index.json): give another --out folder, or remove that one first"),
+     "--out={out!r} holds an export already (index.json): continue it with --resume {folder}, give another --out "
+     "folder, or remove that one"),
 ])
 def test_options_an_instances_folder_or_the_library_leaves_unused_are_refused(argv, message, exported, capsys,
                                                                                monkeypatch):
@@ -157,3 +163,30 @@ def test_options_an_instances_folder_or_the_library_leaves_unused_are_refused(ar
     assert main([*argv, *where]) == 2
     assert message.format(folder=folder, out=str(folder)) in capsys.readouterr().err
     assert (folder / "index.json").read_text() == before
+
+
+def test_export_resume_keeps_what_was_finished_and_computes_the_rest(tmp_path, monkeypatch, capsys):
+    """An interrupted export (its proofs take minutes on the library) had to start again; ``--resume DIR`` takes
+    the stored selection and options from ``index.json`` and computes the missing instances alone."""
+    import qannealq.export
+    from qannealq.cli import main
+
+    out = tmp_path / "out"
+    argv = ["export", "--dataset", "digits", "--input-size", "4", "--layer", "1", "--neurons", "0:4", "--out",
+            str(out)]
+    real, calls = qannealq.export.reference_optimum, []
+    monkeypatch.setattr(qannealq.export, "reference_optimum", _interrupted_at(3, real))
+    assert main(argv) == 130  # interrupted: what was finished is kept
+    first = json.loads((out / "index.json").read_text())
+    assert len(first["instances"]) == 2 and first["source"]["neurons"] == "0:4"
+    assert main(argv) == 2 and f"continue it with --resume {out}" in capsys.readouterr().err
+    assert main(["export", "--resume", str(out), "--bits", "3"]) == 2
+    assert f"--resume {out} takes the stored export's options: leave out --bits" in capsys.readouterr().err
+    calls.clear()
+    monkeypatch.setattr(qannealq.export, "reference_optimum", lambda i, o: (calls.append(i.name), real(i, o))[1])
+    assert main(["export", "--resume", str(out)]) == 0
+    assert "(2 finished before, kept)" in capsys.readouterr().out
+    index = json.loads((out / "index.json").read_text())
+    assert [row["name"] for row in index["instances"][:2]] == [row["name"] for row in first["instances"]]
+    assert len(index["instances"]) == 4 and calls == [row["name"] for row in index["instances"][2:]]
+    assert len(load_instances(out)) == 4
