@@ -115,6 +115,9 @@ class GurobiSampler(Closeable, dimod.Sampler):
                                            f"the installed Gurobi licence allows: {exc}") from None
             raise
         t2 = now_ns()
+        if model.Status == gp.GRB.INTERRUPTED:  # Gurobi caught Ctrl-C and returned: the user asked to stop
+            model.dispose()
+            raise KeyboardInterrupt
         ss = self._sampleset(model, bqm, labels, num_reads)
         ss.info.update(proved_optimal=model.Status == gp.GRB.OPTIMAL, objective_bound=float(model.ObjBound),
                        mip_gap=float(model.MIPGap), status=int(model.Status))

@@ -176,3 +176,23 @@ def test_tabu_takes_a_tenure_above_a_neurons_size_as_its_largest():
 
     with pytest.raises(ValueError, match="tenure"):  # dwave-samplers' range, which the cap keeps
         TabuSampler().sample(bqms[0], seed=3, tenure=bqms[0].num_variables, timeout=5)
+
+
+def test_ctrl_c_during_a_gurobi_solve_stops_the_run():
+    """Gurobi catches SIGINT, ends its solve and returns: ``export`` went on to the next neuron and finished,
+    the user's Ctrl-C lost. The interrupted solve now raises ``KeyboardInterrupt``, as Python would have."""
+    pytest.importorskip("gurobipy")
+    import os
+    import signal
+    import threading
+
+    from qannealq.experiment import formulate, prepare
+
+    bqm = formulate(prepare(dataset="digits"), 2)[0].neuron_bqm(0)  # 61 variables: not proved in seconds
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            get_sampler("gurobi").sample(bqm, time_limit=20, seed=1)
+    finally:
+        timer.cancel()
