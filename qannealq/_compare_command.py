@@ -237,7 +237,7 @@ class ExportJob:
     def source(self) -> dict:
         """What is exported and how, as ``index.json`` stores it for ``--resume``."""
         chosen = {"library": True} if self.library else self.selection.describe()
-        return {**chosen, "reference": asdict(self.reference)}
+        return json.loads(json.dumps({**chosen, "reference": asdict(self.reference)}, default=str))  # paths as text
 
     @classmethod
     def resumed(cls, out: Path, data_dir: Path | None = None) -> tuple["ExportJob", list[dict]]:

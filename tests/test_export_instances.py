@@ -172,14 +172,16 @@ def test_export_resume_keeps_what_was_finished_and_computes_the_rest(tmp_path, m
     from qannealq.cli import main
 
     out = tmp_path / "out"
-    argv = ["export", "--dataset", "digits", "--input-size", "4", "--layer", "1", "--neurons", "0:4", "--out",
-            str(out)]
+    (tmp_path / "data").mkdir()  # a --data-dir is stored as text (a Path failed json.dumps)
+    argv = ["export", "--dataset", "digits", "--input-size", "4", "--layer", "1", "--neurons", "0:4", "--data-dir",
+            str(tmp_path / "data"), "--out", str(out)]
     real, calls = qannealq.export.reference_optimum, []
     monkeypatch.setattr(qannealq.export, "reference_optimum", _interrupted_at(3, real))
     assert main(argv) == 130  # interrupted: what was finished is kept
     first = json.loads((out / "index.json").read_text())
     assert len(first["instances"]) == 2 and first["source"]["neurons"] == "0:4"
     assert main(argv) == 2 and f"continue it with --resume {out}" in capsys.readouterr().err
+    assert first["source"]["model"]["data_dir"] == str(tmp_path / "data")
     assert main(["export", "--resume", str(out), "--bits", "3"]) == 2
     assert f"--resume {out} takes the stored export's options: leave out --bits" in capsys.readouterr().err
     calls.clear()
