@@ -32,8 +32,8 @@ from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
-           "draw_seed", "check_capacity", "check_parameters", "check_options", "describe_capacity", "max_variables",
-           "merge_timing", "redact", "unredact", "REDACTED", "TIMING_KEYS"]
+           "draw_seed", "check_capacity", "accepted_options", "check_parameters", "check_options", "describe_capacity",
+           "max_variables", "merge_timing", "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -325,6 +325,17 @@ def check_capacity(backend: str, bqm: dimod.BinaryQuadraticModel | int, limit: i
                                f"{size}{advice}")
 
 
+def accepted_options(sampler: Any) -> set[str] | None:
+    """The option keys ``sampler`` takes: its ``parameters``, and ``seed`` and ``initial_states`` for a whole-layer
+    solver (the solve loop passes them); None where reading ``parameters`` needs the network (the sampler then
+    checks its keys itself)."""
+    try:
+        known = set(sampler.parameters)
+    except Exception:  # parameters that need the network
+        return None
+    return known | ({"seed", "initial_states"} if layer_solver(sampler) is not None else set())
+
+
 def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any], given: str = "--sampler-option") -> None:
     """Refuse sampler options that ``sampler.parameters`` does not list, naming the valid ones.
 
@@ -335,12 +346,9 @@ def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any], giv
     Raises:
         InvalidArgumentError: an unknown key (the message lists the valid keys).
     """
-    try:
-        known = set(sampler.parameters)
-    except Exception:  # parameters that need the network: leave the check to the sampler
+    known = accepted_options(sampler)
+    if known is None:  # parameters that need the network: leave the check to the sampler
         return
-    whole = layer_solver(sampler) is not None
-    known |= {"seed", "initial_states"} if whole else set()
     unknown = sorted(set(options) - known)
     if unknown:
         raise InvalidArgumentError(

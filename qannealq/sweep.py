@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.checks import as_values, check_distinct
 from qannealq.config import ModelConfig, check_choice, check_positive, parse_warm_start
-from qannealq.contract import check_parameters, redact, unredact
+from qannealq.contract import accepted_options, check_parameters, redact, unredact
 from qannealq.errors import InvalidArgumentError
 from qannealq.experiment import Experiment, calibration_draw, prepare, reusable_stats
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
@@ -249,10 +249,8 @@ def _samplers(config: SweepConfig, stack: ExitStack) -> dict[str, Any]:
 
 
 def _takes(sampler: Any, key: str) -> bool:
-    try:
-        return key in sampler.parameters
-    except Exception:  # parameters that need the network: the sampler checks its keys itself
-        return True
+    known = accepted_options(sampler)
+    return known is None or key in known  # None: the sampler checks its keys itself
 
 
 def _check_common(config: SweepConfig, samplers: Mapping[str, Any]) -> None:
