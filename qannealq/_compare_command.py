@@ -226,6 +226,7 @@ class ExportJob:
     data_dir: Path | None = None
     reference: ReferenceOptions = field(default_factory=ReferenceOptions)
     resume: bool = False
+    done: tuple[dict, ...] = ()  # the rows of index.json an interrupted export finished (:meth:`resumed`)
 
     def __post_init__(self) -> None:
         if self.library == (self.selection is not None):
@@ -240,8 +241,8 @@ class ExportJob:
         return json.loads(json.dumps({**chosen, "reference": asdict(self.reference)}, default=str))  # paths as text
 
     @classmethod
-    def resumed(cls, out: Path, data_dir: Path | None = None) -> tuple["ExportJob", list[dict]]:
-        """The export stored in ``out`` (its ``index.json``'s ``source``) and the rows it finished."""
+    def resumed(cls, out: Path, data_dir: Path | None = None) -> "ExportJob":
+        """The export stored in ``out`` (its ``index.json``'s ``source``), with the rows it finished."""
         index_path = Path(out, "index.json")
         try:
             index = json.loads(index_path.read_text())
@@ -255,8 +256,8 @@ class ExportJob:
         reference = ReferenceOptions(**source.pop("reference", {}))
         library = bool(source.pop("library", False))
         selection = None if library else Selection.from_stored(source)
-        job = cls(Path(out), selection, library, data_dir, reference, resume=True)
-        return job, list(index.get("instances", []))
+        return cls(Path(out), selection, library, data_dir, reference, resume=True,
+                   done=tuple(index.get("instances", [])))
 
 
 def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:
@@ -264,15 +265,12 @@ def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:
     from qannealq.export import export_instances, library_instances
 
     reporter = reporter or LogReporter()
-    done: list[dict] = []
-    if job.resume:
-        job, done = ExportJob.resumed(job.out, job.data_dir)
     if job.library:
         instances = library_instances(data_dir=job.data_dir)
     else:
         instances = job.selection.load()
     names = {i.name for i in instances}
-    done = [row for row in done if row.get("name") in names and Path(job.out, f"{row['name']}.json").is_file()]
+    done = [row for row in job.done if row.get("name") in names and Path(job.out, f"{row['name']}.json").is_file()]
     reporter.message(f"exporting {len(instances)} neuron QUBO(s) to {job.out}"
                      + (f" ({len(done)} finished before, kept)" if job.resume else ""))
     paths = export_instances(instances, job.out, job.reference, reporter, job.source(), done)

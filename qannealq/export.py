@@ -134,7 +134,8 @@ def export_instances(instances: Sequence[NeuronInstance], out: Path, options: Re
                      reporter: Reporter | None = None, source: Mapping[str, Any] | None = None,
                      done: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
     """Write every instance (three files each), ``index.json`` and ``FORMAT.txt`` into ``out``; ``index.json``
-    is rewritten after each instance, so an interrupted export leaves the finished ones listed and readable.
+    is written first and again after each instance, so an interrupted export leaves the finished ones listed
+    and readable.
     ``source``: what was exported and how (stored in ``index.json`` for ``export --resume``); ``done``: the rows
     of ``index.json`` an interrupted export finished, kept, their instances not computed again.
 
@@ -148,6 +149,7 @@ def export_instances(instances: Sequence[NeuronInstance], out: Path, options: Re
     index = [dict(row) for row in done]
     finished = {row["name"] for row in index}
     head = {"format": FORMAT, **({"source": dict(source)} if source is not None else {})}
+    atomic_write(out / "index.json", json.dumps({**head, "instances": index}, indent=1))
     with reporter.progress(len(instances), "exporting", "neuron") as bar:
         bar.update(sum(instance.name in finished for instance in instances))
         for instance in (i for i in instances if i.name not in finished):
@@ -164,7 +166,6 @@ def export_instances(instances: Sequence[NeuronInstance], out: Path, options: Re
             # after each instance: an interrupted export leaves a folder that lists what it finished
             atomic_write(out / "index.json", json.dumps({**head, "instances": index}, indent=1))
             bar.update(1)
-    atomic_write(out / "index.json", json.dumps({**head, "instances": index}, indent=1))
     return [out / f"{row['name']}.json" for row in index]
 
 

@@ -35,8 +35,7 @@ def main(args: argparse.Namespace) -> int:
         if given:
             raise InvalidArgumentError(f"--resume {args.resume} takes the stored export's options: leave out "
                                        + ", ".join(f"--{name.replace('_', '-')}" for name in given))
-        job, _ = ExportJob.resumed(args.resume, args.data_dir)
-        run_export(job, ConsoleReporter())
+        run_export(ExportJob.resumed(args.resume, args.data_dir), ConsoleReporter())
         return 0
     if args.library:
         check_unused_selection(args, "--library")
