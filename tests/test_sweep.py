@@ -217,3 +217,18 @@ def test_backend_options_of_a_sweep_are_checked_before_training(argv, message, t
     assert main(["sweep", "--bits", "2", "--seeds", "1", *argv, "--out", str(tmp_path / "s")]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "s").exists()
+
+
+def test_a_sweep_with_a_data_dir_writes_its_outputs(tmp_path, monkeypatch):
+    """``sweep --data-dir`` ended in a TypeError (a ``Path`` in ``sweep.json``) after its first cell."""
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    x = np.random.default_rng(0).integers(0, 256, size=(80, 28, 28), dtype=np.uint8)
+    (tmp_path / "dd").mkdir()
+    np.savez(tmp_path / "dd" / "mnist.npz", x_train=x[:60], y_train=np.arange(60) % 10, x_test=x[60:],
+             y_test=np.arange(20) % 10)
+    argv = ["sweep", "--dataset", "mnist", "--hidden", "4", "--epochs", "1", "--num-calibration", "32", "--bits",
+            "2", "--methods", "rtn,gptq", "--data-dir", "dd", "--out", "s"]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "s" / "sweep.json").read_text())["settings"]["model"]["data_dir"] == "dd"
