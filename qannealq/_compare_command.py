@@ -18,6 +18,7 @@ from qannealq._compare_report import CompareResult, format_summary
 from qannealq.checks import check_distinct
 from qannealq.compare import CompareSettings, check_backend_options, compare_backends, stored_settings
 from qannealq.config import ModelConfig, check_choice, check_qpu_budget
+from qannealq.data import data_fingerprint
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.report import LogReporter, Reporter
@@ -185,7 +186,7 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
     if job.resume:  # every option before any training; the instance names once they are loaded
         names = ResultStore.stored_settings(out, "compare").get("instances", [])
         ResultStore.check(out, "compare", stored_settings(job.selection.describe(), names, job.backends,
-                                                          job.settings), resume=True)
+                                                          job.settings), resume=True, fingerprint=data_fingerprint)
     else:
         ResultStore.check(out, "compare", {})
     check_backend_options(job.backends, job.settings)  # the sampler options' keys and values, before any training

@@ -25,6 +25,7 @@ from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
 from qannealq.checks import as_values, check_distinct, check_positive, check_seed
 from qannealq.contract import check_parameters, redact, unredact
+from qannealq.data import data_fingerprint
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import call_timing
 from qannealq.report import LogReporter, Reporter
@@ -275,7 +276,8 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
     for name, reason in skipped.items():
         reporter.message(f"skipping backend {name!r}: {reason}")
     stored = stored_settings(source, names, samplers, settings)
-    store = ResultStore.open(Path(out), "compare", stored, resume) if out is not None else _MemoryStore()
+    store = ResultStore.open(Path(out), "compare", stored, resume, data_fingerprint) if out is not None \
+        else _MemoryStore()
     if store.resumed:
         reporter.message(f"resuming {out}: {len(store.resumed)} finished unit(s) kept, not recomputed")
     try:

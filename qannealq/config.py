@@ -77,8 +77,9 @@ class ModelConfig:
             where = " (a relative path: it is read from the folder the resume runs in)" if not Path(
                 folder).is_absolute() else ""
             raise InvalidArgumentError(f"--resume: the stored run read its datasets from --data-dir={str(folder)!r}, "
-                                       f"which is not found{where}; the folder is part of the run's settings: make "
-                                       "that path lead to the datasets again (a link to their new place works)")
+                                       f"which is not found{where}; give --data-dir with the datasets' new folder "
+                                       "(the resume checks that its files are the stored run's, by their SHA-256), "
+                                       "or make that path lead to them again (a link to their new place works)")
         return cls(**fields_)
 
     def __post_init__(self) -> None:

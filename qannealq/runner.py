@@ -17,6 +17,7 @@ import dimod
 
 from qannealq.config import QuantizeConfig, RunConfig
 from qannealq.contract import check_parameters, layer_solver, redact
+from qannealq.data import data_fingerprint
 from qannealq.executors import describe_executor, make_executor, portable_sampler
 from qannealq.errors import InvalidArgumentError
 from qannealq.experiment import Experiment, calibrate, formulate, prepare, reusable_stats
@@ -188,7 +189,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
     reporter = reporter or LogReporter()
     q = config.quantize
     out = Path(config.out) if config.out is not None else default_out_dir(config.model.dataset)
-    ResultStore.check(out, "run", config.stored_settings(), config.resume)
+    ResultStore.check(out, "run", config.stored_settings(), config.resume, data_fingerprint)
     sampler = resolve_backend(q, config.model.seed)
     _check_qpu_options(config, sampler)
     executor = make_executor(config.executor)  # a Dask scheduler is reached before any training
@@ -207,7 +208,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
             _qpu_plan(config, exp, sampler, stats, warm, reporter)
             if config.dry_run:
                 return RunSummary(out, [], exp.float_accuracy)
-        store = ResultStore.open(out, "run", config.stored_settings(), config.resume)
+        store = ResultStore.open(out, "run", config.stored_settings(), config.resume, data_fingerprint)
         if store.resumed:
             batches = sum(map(is_batch_key, store.resumed))
             reporter.message(f"resuming {out}: {len(store.resumed) - batches} finished row(s) and {batches} batch(es) "

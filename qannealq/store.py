@@ -1,10 +1,11 @@
 """ONE results store for ``run``, ``sweep`` and ``compare``: finished units written atomically, ``--resume``.
 
-A run folder holds ``store.json`` (the command, its settings and a format version) and ``units/``, one JSON
+A run folder holds ``store.json`` (the command, its settings, a format version and, where a ``--data-dir`` was
+given, the SHA-256 of the datasets' files found there) and ``units/``, one JSON
 file per finished unit (a method x bits row, a sweep cell, a compare task, a batch of neurons), each written
 to a temporary file and renamed, so a unit is either wholly there or absent whatever interrupts the run.
 Resuming (``ResultStore.open(out, command, settings, resume=True)``) refuses different settings and says which
-differ; a fresh run refuses a folder that already holds a store (use ``--resume`` or another ``--out``).
+differ (a ``--data-dir`` alone may differ where the files found there have the recorded SHA-256); a fresh run refuses a folder that already holds a store (use ``--resume`` or another ``--out``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from qannealq.errors import InvalidArgumentError, StoreError
 
@@ -75,6 +76,17 @@ def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+#: A run's datasets, identified from its settings: ``{where: SHA-256}`` (:func:`qannealq.data.data_fingerprint`).
+Fingerprint = Callable[[Mapping[str, Any]], "dict[str, str]"]
+
+
+def _fingerprint_diff(recorded: Mapping[str, str], found: Mapping[str, str]) -> str:
+    """``where: stored -> found`` for each dataset whose SHA-256 differs (the first 12 hex digits)."""
+    return "; ".join(f"{where or 'model'}: {str(recorded.get(where, '<none>'))[:12]} -> "
+                     f"{str(found.get(where, '<none>'))[:12]}"
+                     for where in sorted(set(recorded) | set(found)) if recorded.get(where) != found.get(where))
+
+
 def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
     """Human-readable differences ``key: old -> new`` between two settings mappings (nested mappings are
     compared key by key: ``quantize.bits: [4] -> [2]``). Sampler options are stored as their values' ``repr``
@@ -122,7 +134,8 @@ class ResultStore:
     resumed: list[str] = field(default_factory=list)
 
     @classmethod
-    def check(cls, root: Path, command: str, settings: Mapping[str, Any], resume: bool = False) -> None:
+    def check(cls, root: Path, command: str, settings: Mapping[str, Any], resume: bool = False,
+              fingerprint: Fingerprint | None = None) -> None:
         """Every check of :meth:`open` without writing anything (so a command can fail before any work).
 
         Also refuses a folder that cannot be created or written (the nearest existing parent not writable).
@@ -131,7 +144,7 @@ class ResultStore:
         if root.exists() and not root.is_dir():
             raise InvalidArgumentError(f"--out={str(root)!r} is an existing file, not a folder: give a folder path")
         if resume:
-            cls._reopen(root, command, _canonical(dict(settings)), write=False)
+            cls._reopen(root, command, _canonical(dict(settings)), write=False, fingerprint=fingerprint)
             return
         if (root / "store.json").exists():
             raise InvalidArgumentError(f"{root} already holds the results of a run: continue it with "
@@ -143,13 +156,18 @@ class ResultStore:
             raise StoreError(f"cannot create the results folder {root}: {parent} is not writable; choose another "
                              "--out folder")
 
-    @staticmethod
-    def stored_settings(root: Path, command: str) -> dict:
+    @classmethod
+    def stored_settings(cls, root: Path, command: str) -> dict:
         """The settings a ``command`` run stored in ``root`` (for ``--resume DIR`` without repeating options).
 
         Raises:
             InvalidArgumentError: no readable store there, or one of another command.
         """
+        return dict(cls._saved(root, command).get("settings", {}))
+
+    @staticmethod
+    def _saved(root: Path, command: str) -> dict:
+        """``store.json`` of a ``command`` run in ``root`` (see :meth:`stored_settings`)."""
         root = Path(root)
         meta = root / "store.json"
         if not meta.is_file():
@@ -163,11 +181,17 @@ class ResultStore:
             raise InvalidArgumentError(f"--resume {root}: that folder holds a {saved.get('command')!r} run, not "
                                        f"a {command!r} run; give the folder of a {command} run, or start a new one "
                                        "with --out")
-        return dict(saved.get("settings", {}))
+        return saved
 
     @classmethod
-    def open(cls, root: Path, command: str, settings: Mapping[str, Any], resume: bool = False) -> "ResultStore":
+    def open(cls, root: Path, command: str, settings: Mapping[str, Any], resume: bool = False,
+             fingerprint: Fingerprint | None = None) -> "ResultStore":
         """Create the store in ``root``, or with ``resume`` reopen it after checking the settings match.
+
+        ``fingerprint`` (:func:`qannealq.data.data_fingerprint`) identifies the datasets the settings read from a
+        folder given to them (``--data-dir``): a new store records it, and a resume whose settings differ in
+        those folders alone is let through when the datasets found there have the recorded fingerprint (the
+        folder moved); the store then reads them from the new folder.
 
         Raises:
             InvalidArgumentError: ``root`` is a file; a fresh run into a folder holding a store; resuming a
@@ -180,7 +204,7 @@ class ResultStore:
         meta = root / "store.json"
         settings = _canonical(dict(settings))
         if resume:
-            return cls._reopen(root, command, settings)
+            return cls._reopen(root, command, settings, fingerprint=fingerprint)
         if meta.exists():
             raise InvalidArgumentError(f"{root} already holds the results of a {command} run: continue it with "
                                        f"--resume {root}, or give another --out folder")
@@ -189,16 +213,37 @@ class ResultStore:
         except OSError as exc:
             raise StoreError(f"cannot create the results folder {root}: {exc.strerror or exc}; choose another "
                              "--out folder") from exc
-        atomic_write(meta, json.dumps({"format": FORMAT, "command": command, "settings": settings}, indent=2))
+        data = fingerprint(settings) if fingerprint is not None else {}
+        atomic_write(meta, json.dumps({"format": FORMAT, "command": command, "settings": settings,
+                                       **({"data": data} if data else {})}, indent=2))
         return cls(root, command, settings)
 
     @classmethod
-    def _reopen(cls, root: Path, command: str, settings: dict, write: bool = True) -> "ResultStore":
-        diff = settings_diff(cls.stored_settings(root, command), settings)
+    def _reopen(cls, root: Path, command: str, settings: dict, write: bool = True,
+                fingerprint: Fingerprint | None = None) -> "ResultStore":
+        saved = cls._saved(root, command)
+        diff = settings_diff(dict(saved.get("settings", {})), settings)
+        moved = [line for line in diff if line.split(":", 1)[0].endswith("data_dir")]
+        recorded = saved.get("data") or {}
+        if diff and len(moved) == len(diff) and recorded and fingerprint is not None:
+            found = fingerprint(settings)
+            if found != recorded:
+                raise InvalidArgumentError(
+                    f"--resume {root}: the datasets found with the new --data-dir are not the stored run's ("
+                    + "; ".join(moved) + f"; their SHA-256 differ: {_fingerprint_diff(recorded, found)}); give the "
+                    "folder that holds the same files, or start a new run")
+            diff = []
+            if write:
+                atomic_write(root / "store.json", json.dumps({**saved, "settings": settings}, indent=2))
+                logger.warning("--resume %s: the datasets are now read from the new folder (%s; the same files, by "
+                               "their SHA-256)", root, "; ".join(moved))
         if diff:
-            moved = any(line.split(":", 1)[0].endswith("data_dir") for line in diff)
-            hint = (" (the datasets' folder is part of the settings: give the stored --data-dir, made to lead to the "
-                    "datasets' new place by a link if they moved)") if moved else ""
+            hint = ""
+            if moved:
+                hint = (" (the datasets' folder is part of the settings: give the stored --data-dir, made to lead to "
+                        "the datasets' new place by a link if they moved" + (
+                            "; this run was stored without the files' SHA-256, which lets a resume give the new "
+                            "folder instead" if not recorded else "") + ")")
             raise InvalidArgumentError(f"--resume {root}: the settings differ from the stored run's ("
                                        + "; ".join(diff) + f"); resume with the same options or start a new run{hint}")
         store = cls(root, command, settings)

@@ -25,6 +25,7 @@ from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.checks import as_values, check_distinct
 from qannealq.config import ModelConfig, check_choice, check_positive, parse_warm_start
 from qannealq.contract import accepted_options, check_parameters, redact, unredact
+from qannealq.data import data_fingerprint
 from qannealq.errors import InvalidArgumentError
 from qannealq.experiment import Experiment, calibration_draw, prepare, reusable_stats
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
@@ -310,11 +311,11 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
     settings = config.stored_settings()
     if config.resume and (out / "store.json").exists():  # the preset's words, not a setting: kept as stored
         settings["preset_means"] = ResultStore.stored_settings(out, "sweep").get("preset_means")
-    ResultStore.check(out, "sweep", settings, config.resume)
+    ResultStore.check(out, "sweep", settings, config.resume, data_fingerprint)
     labels, seeds = config.labels(), config.seed_list()
     with ExitStack() as stack:
         samplers = _samplers(config, stack)
-        store = ResultStore.open(out, "sweep", settings, config.resume)
+        store = ResultStore.open(out, "sweep", settings, config.resume, data_fingerprint)
         if store.resumed:
             reporter.message(f"resuming {out}: {len(store.resumed)} finished cell(s) kept, not recomputed")
         reporter.message(f"sweep {config.model.dataset}, preset {config.preset}: {PRESETS[config.preset].description}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import json
 import logging
 import os
 import re
@@ -317,7 +318,9 @@ def test_corrupt_or_truncated_dataset_file(tmp_path, capsys, no_training):
 
 def test_a_resume_whose_data_dir_moved_says_what_to_do(tmp_path, capsys, monkeypatch):
     """A run stored with ``--data-dir`` whose folder moved was refused as ``--data-dir='dd' not found: give an
-    existing folder`` (a flag the resume was not given), or with the path's difference alone."""
+    existing folder`` (a flag the resume was not given), or with the path's difference alone. A run stored
+    without the files' SHA-256 (before 2026-12-06) still needs a link; digits come from scikit-learn whatever
+    the folder."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dd").mkdir()
     argv = ["run", "--input-size", "4", "--bits", "2", "--methods", "rtn", "--data-dir", "dd", "--out", "r"]
@@ -325,12 +328,52 @@ def test_a_resume_whose_data_dir_moved_says_what_to_do(tmp_path, capsys, monkeyp
     (tmp_path / "dd").rename(tmp_path / "moved")
     err = _cli_error(["run", "--resume", "r"], capsys)
     assert "--resume: the stored run read its datasets from --data-dir='dd', which is not found (a relative path: " \
-           "it is read from the folder the resume runs in)" in err and "a link to their new place works" in err
+           "it is read from the folder the resume runs in); give --data-dir with the datasets' new folder" in err \
+           and "a link to their new place works" in err
+    meta = tmp_path / "r" / "store.json"
+    saved = json.loads(meta.read_text())
+    assert set(saved.pop("data")) == {"model"}
+    meta.write_text(json.dumps(saved))  # as stored before the checksum was
     err = _cli_error(["run", "--resume", "r", "--data-dir", "moved"], capsys)
     assert "(model.data_dir: 'dd' -> 'moved')" in err and "give the stored --data-dir, made to lead to the " \
-           "datasets' new place by a link if they moved" in err
+           "datasets' new place by a link if they moved; this run was stored without the files' SHA-256" in err
     (tmp_path / "dd").symlink_to(tmp_path / "moved")
     assert main(["run", "--resume", "r"]) == 0
+    (tmp_path / "dd").unlink()
+    assert main(["run", "--resume", "r", "--data-dir", "moved"]) == 2  # no checksum: the link was the only way
+
+
+def test_a_resume_reads_moved_datasets_when_their_files_are_the_same(tmp_path, capsys, monkeypatch, caplog):
+    """``--data-dir NEW`` resumes a run whose datasets moved when the files found there have the stored SHA-256,
+    and from then on reads them there; other files are refused, naming both checksums."""
+    monkeypatch.chdir(tmp_path)
+    x = np.random.default_rng(0).integers(0, 256, size=(80, 28, 28), dtype=np.uint8)
+    y = np.arange(80) % 10
+    np.savez(tmp_path / "mnist.npz", x_train=x[:60], y_train=y[:60], x_test=x[60:], y_test=y[60:])
+    (tmp_path / "dd").mkdir()
+    shutil.copy(tmp_path / "mnist.npz", tmp_path / "dd" / "mnist.npz")
+    argv = ["run", "--dataset", "mnist", "--hidden", "4", "--epochs", "1", "--num-calibration", "32", "--bits",
+            "2", "--methods", "rtn,gptq", "--data-dir", "dd", "--out", "r"]
+    assert main(argv) == 0
+    rows = _rows(tmp_path / "r")
+    meta = tmp_path / "r" / "store.json"
+    checksum = json.loads(meta.read_text())["data"]["model"]
+    (tmp_path / "r" / "units" / "bits=2_method=gptq.json").unlink()  # a row left to compute
+    (tmp_path / "dd").rename(tmp_path / "moved")
+    (tmp_path / "other").mkdir()
+    np.savez(tmp_path / "other" / "mnist.npz", x_train=x[:60] // 2, y_train=y[:60], x_test=x[60:], y_test=y[60:])
+    err = _cli_error(["run", "--resume", "r", "--data-dir", "other"], capsys)
+    assert "the datasets found with the new --data-dir are not the stored run's (model.data_dir: 'dd' -> " \
+           f"'other'; their SHA-256 differ: model: {checksum[:12]} -> " in err
+    assert json.loads(meta.read_text())["settings"]["model"]["data_dir"] == "dd"
+    with caplog.at_level(logging.WARNING):
+        assert main(["run", "--resume", "r", "--data-dir", "moved"]) == 0
+    assert "the datasets are now read from the new folder (model.data_dir: 'dd' -> 'moved'" in caplog.text
+    assert _rows(tmp_path / "r") == rows
+    saved = json.loads(meta.read_text())
+    assert saved["settings"]["model"]["data_dir"] == "moved" and saved["data"] == {"model": checksum}
+    assert main(["run", "--resume", "r"]) == 0  # the new folder is the stored one now
+    assert "resuming r: 2 finished row(s)" in capsys.readouterr().out
 
 
 def _conv_net() -> torch.nn.Module:

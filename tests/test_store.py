@@ -37,6 +37,55 @@ def test_resume_refuses_other_settings_naming_them(tmp_path):
         ResultStore.open(tmp_path / "none", "run", {}, resume=True)
 
 
+def test_a_moved_data_dir_resumes_only_with_the_recorded_files_and_nothing_else_changed(tmp_path):
+    """A compare store's model lies under ``source``: its fingerprint is found there; a resume that differs in
+    the folder alone is let through when the fingerprint matches, the store then keeps the new folder."""
+    files = {"a": "sha-1", "b": "sha-1", "c": "sha-2"}
+    seen = []
+
+    def fingerprint(settings):
+        seen.append(settings)
+        model = settings["source"]["model"]
+        return {"source.model": files[model["data_dir"]]} if model["data_dir"] is not None else {}
+
+    def settings(folder, bits=2):
+        return {"source": {"model": {"dataset": "mnist", "data_dir": folder}, "bits": bits}, "reads": 4}
+
+    store = ResultStore.open(tmp_path / "r", "compare", settings("a"), fingerprint=fingerprint)
+    store.put("k", {"x": 1})
+    assert ResultStore._saved(tmp_path / "r", "compare")["data"] == {"source.model": "sha-1"}
+    with pytest.raises(InvalidArgumentError, match=r"are not the stored run's \(source.model.data_dir: 'a' -> 'c'; "
+                                                   r"their SHA-256 differ: source.model: sha-1 -> sha-2\)"):
+        ResultStore.check(tmp_path / "r", "compare", settings("c"), resume=True, fingerprint=fingerprint)
+    with pytest.raises(InvalidArgumentError, match=r"source.bits: 2 -> 3; source.model.data_dir: 'a' -> 'b'\); "
+                                                   r"resume with the same options"):
+        ResultStore.open(tmp_path / "r", "compare", settings("b", 3), resume=True, fingerprint=fingerprint)
+    with pytest.raises(InvalidArgumentError, match="made to lead to the datasets' new place by a link if they "
+                                                   r"moved\)$"):  # a fingerprint no caller gave is not asked
+        ResultStore.open(tmp_path / "r", "compare", settings("b"), resume=True)
+    ResultStore.check(tmp_path / "r", "compare", settings("b"), resume=True, fingerprint=fingerprint)
+    assert ResultStore.stored_settings(tmp_path / "r", "compare") == settings("a")  # a check writes nothing
+    again = ResultStore.open(tmp_path / "r", "compare", settings("b"), resume=True, fingerprint=fingerprint)
+    assert again.resumed == ["k"] and ResultStore.stored_settings(tmp_path / "r", "compare") == settings("b")
+    assert ResultStore._saved(tmp_path / "r", "compare")["data"] == {"source.model": "sha-1"}
+    calls = len(seen)
+    ResultStore.open(tmp_path / "r", "compare", settings("b"), resume=True, fingerprint=fingerprint)
+    assert len(seen) == calls  # the same settings: the files are not hashed again
+
+
+def test_data_fingerprint_hashes_each_model_read_from_a_given_folder(tmp_path):
+    from data_files import images, write_npz
+
+    from qannealq.data import data_fingerprint, load_dataset
+
+    write_npz(tmp_path / "mnist.npz", images(12, (28, 28)), [0] * 12, images(4, (28, 28), 1), [1] * 4)
+    model = {"dataset": "mnist", "data_dir": str(tmp_path)}
+    found = data_fingerprint({"source": {"model": model}, "model": {**model, "data_dir": None}, "bits": 2})
+    assert found == {"source.model": load_dataset("mnist", tmp_path).checksum}
+    assert data_fingerprint({"dataset": "digits", "data_dir": str(tmp_path / "none")}) == {
+        "": load_dataset("digits").checksum}
+
+
 def test_a_truncated_unit_counts_as_not_done(tmp_path):
     store = ResultStore.open(tmp_path / "r", "run", {})
     store.put("k", {"x": 1})

@@ -219,8 +219,9 @@ def test_backend_options_of_a_sweep_are_checked_before_training(argv, message, t
     assert not (tmp_path / "s").exists()
 
 
-def test_a_sweep_with_a_data_dir_writes_its_outputs(tmp_path, monkeypatch):
-    """``sweep --data-dir`` ended in a TypeError (a ``Path`` in ``sweep.json``) after its first cell."""
+def test_a_sweep_with_a_data_dir_writes_its_outputs_and_resumes_from_a_moved_folder(tmp_path, monkeypatch):
+    """``sweep --data-dir`` ended in a TypeError (a ``Path`` in ``sweep.json``) after its first cell; a moved
+    folder with the same files resumes it (``store.json`` records their SHA-256)."""
     import numpy as np
 
     monkeypatch.chdir(tmp_path)
@@ -232,3 +233,11 @@ def test_a_sweep_with_a_data_dir_writes_its_outputs(tmp_path, monkeypatch):
             "2", "--methods", "rtn,gptq", "--data-dir", "dd", "--out", "s"]
     assert main(argv) == 0
     assert json.loads((tmp_path / "s" / "sweep.json").read_text())["settings"]["model"]["data_dir"] == "dd"
+    before = _table(tmp_path / "s")
+    next((tmp_path / "s" / "units").glob("*gptq*.json")).unlink()
+    (tmp_path / "dd").rename(tmp_path / "moved")
+    assert main(["sweep", "--resume", "s", "--data-dir", "moved"]) == 0
+    assert json.loads((tmp_path / "s" / "sweep.json").read_text())["settings"]["model"]["data_dir"] == "moved"
+    after = _table(tmp_path / "s")
+    assert [{k: v for k, v in r.items() if "seconds" not in k} for r in after] == \
+           [{k: v for k, v in r.items() if "seconds" not in k} for r in before]

@@ -15,6 +15,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -23,8 +24,8 @@ from qannealq.data.sources import SPECS, DatasetSpec, Source, data_dirs, find_so
 from qannealq.errors import InvalidArgumentError
 from qannealq.store import CACHE_REMEDY, atomic_path, atomic_write
 
-__all__ = ["Dataset", "DATASETS", "cache_dir", "default_data_dir", "load_dataset", "load_digits", "load_npz",
-           "source_checksum"]
+__all__ = ["Dataset", "DATASETS", "cache_dir", "data_fingerprint", "dataset_checksum", "default_data_dir",
+           "load_dataset", "load_digits", "load_npz", "source_checksum"]
 
 logger = logging.getLogger(__name__)
 
@@ -136,6 +137,42 @@ def source_checksum(source: Source, cache: str | Path | None = None) -> str:
     for path in files:
         digest.update(sha256_file(path).encode())
     return digest.hexdigest()
+
+
+def dataset_checksum(name: str, data_dir: str | Path | None = None, cache: str | Path | None = None) -> str:
+    """The :attr:`Dataset.checksum` that :func:`load_dataset` would give, from the files alone (no decoding;
+    ``digits``: its 8x8 form's, from scikit-learn whatever ``data_dir``).
+
+    Raises:
+        DatasetNotFoundError: not found there (nor in the download folder).
+    """
+    if name == "digits":
+        return load_digits().checksum
+    cache = Path(cache) if cache is not None else cache_dir()
+    return source_checksum(find_source(_spec(name), data_dir, cache), cache)
+
+
+def data_fingerprint(settings: Mapping[str, Any]) -> dict[str, str]:
+    """The datasets a run's ``settings`` read from a folder given to them: ``{where: SHA-256}`` for each mapping
+    (at any depth; ``where`` its dotted path, ``""`` at the top) holding a ``dataset`` and a ``data_dir`` that is
+    not None (a :class:`qannealq.config.ModelConfig`'s fields). A results store records it, so that a run whose
+    ``--data-dir`` moved resumes from the new folder when the files there are the same
+    (:meth:`qannealq.store.ResultStore.open`).
+
+    Raises:
+        DatasetNotFoundError: a dataset is not found in its folder.
+    """
+    out: dict[str, str] = {}
+
+    def walk(mapping: Mapping[str, Any], where: str) -> None:
+        if mapping.get("data_dir") is not None and isinstance(mapping.get("dataset"), str):
+            out[where] = dataset_checksum(mapping["dataset"], mapping["data_dir"])
+        for key, value in mapping.items():
+            if isinstance(value, Mapping):
+                walk(value, f"{where}.{key}" if where else str(key))
+
+    walk(settings, "")
+    return out
 
 
 def _read(source: Source, spec: DatasetSpec) -> formats.RawSplits:
