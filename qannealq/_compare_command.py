@@ -160,7 +160,7 @@ def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Report
     plans = []
     for name in _planning(job.backends):
         sampler = get_sampler(name)
-        options = {"num_reads": job.settings.reads, **job.settings.sampler_options.get(name, {})}
+        options = {"num_reads": job.settings.reads, **job.settings.options_for(name, sampler)}
         with sampler:  # a QPU's cloud client, opened to read the solver's graph and timing model
             plans.append(sampler.plan_bqms([i.bqm for i in instances], job.settings.repeats, **options))
         reporter.message(plans[-1].table())
@@ -193,7 +193,7 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
     planning = _planning(job.backends)
     for name in planning:  # against the solver's ranges (num_reads=100000 failed after training)
         with get_sampler(name) as sampler:
-            sampler.check_ranges(num_reads=job.settings.reads, **job.settings.sampler_options.get(name, {}))
+            sampler.check_ranges(**{"num_reads": job.settings.reads, **job.settings.options_for(name, sampler)})
     if (job.dry_run or job.qpu_budget is not None) and not planning:
         flag = "--dry-run" if job.qpu_budget is None else f"--qpu-budget={job.qpu_budget:g}"
         raise InvalidArgumentError(f"{flag}: none of --backends spends QPU time; it applies to dwave and dwave-mock")

@@ -24,7 +24,7 @@ from qannealq._compare_instances import NeuronInstance, Reference, instances_fro
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
 from qannealq.checks import as_values, check_distinct, check_positive, check_seed
-from qannealq.contract import check_parameters, redact, unredact
+from qannealq.contract import accepted_options, check_parameters, redact, unredact
 from qannealq.data import data_fingerprint
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import call_timing
@@ -41,6 +41,9 @@ OFFLINE_BACKENDS = ("sa", "tabu", "steepest", "exact", "gurobi", "qaoa", "dwave-
 DEFAULT_OPTIONS = {"gurobi": {"time_limit": 10.0}}
 """Options every call of a backend gets unless ``sampler_options`` say otherwise (Gurobi would otherwise
 search until it proves the optimum, which on ~60-variable neurons takes hours)."""
+EVERY = "*"
+"""The ``sampler_options`` entry for options given without a backend (``--sampler-option KEY=VALUE``): each
+compared backend that takes the key gets them (:meth:`CompareSettings.options_for`)."""
 DETERMINISTIC = ("exact", "gurobi")
 """Backends whose call returns the optimum, not samples: one read per call (``--reads`` is not passed)."""
 _EXTRA_KEYS = ("chain_break_fraction", "chain_strength", "num_qubits", "max_chain_length", "reps", "shots",
@@ -60,7 +63,8 @@ class CompareSettings:
         loose_eps: a second, looser target (0.01: within 1 %).
         seed: base of every call's seed (:func:`unit_seed`).
         warm_start: give the GPTQ-restricted state as ``initial_states`` to backends that take one.
-        sampler_options: per backend, keyword arguments for every ``sample`` call.
+        sampler_options: per backend, keyword arguments for every ``sample`` call; under :data:`EVERY`, those of
+            every backend that takes them (a backend's own win).
         capacity: per backend, the decomposition's sub-problem size (default: the backend's capacity).
         max_calls: the decomposition's budget of backend calls per BQM.
         reference: how the reference optimum is found.
@@ -95,6 +99,14 @@ class CompareSettings:
         out = asdict(self)
         out["sampler_options"] = {k: redact(v) for k, v in self.sampler_options.items()}
         return out
+
+    def options_for(self, name: str, sampler: Any = None) -> dict:
+        """Backend ``name``'s sampler options: those given to every backend (:data:`EVERY`) that ``sampler``
+        takes (all of them when its keys are not known, or without ``sampler``), then its own."""
+        shared = self.sampler_options.get(EVERY, {})
+        known = accepted_options(sampler) if sampler is not None and shared else None
+        return {**{k: v for k, v in shared.items() if known is None or k in known},
+                **self.sampler_options.get(name, {})}
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any], where: str, **given: Any) -> "CompareSettings":
@@ -160,12 +172,18 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
             skipped[name] = str(exc)
             continue
         sampler = auto_decompose(sampler, capacity=settings.capacity.get(name), max_calls=settings.max_calls)
-        check_parameters(name, sampler, settings.sampler_options.get(name, {}))
+        check_parameters(name, sampler, settings.options_for(name, sampler))
         samplers[name] = sampler
-    unknown = set(settings.sampler_options) - set(given)
+    unknown = set(settings.sampler_options) - set(given) - {EVERY}
     if unknown:
         raise InvalidArgumentError(f"--sampler-option names backends {sorted(unknown)} that are not compared "
                                    f"({', '.join(given)})")
+    for key in settings.sampler_options.get(EVERY, {}):
+        known = [accepted_options(sampler) for sampler in samplers.values()]
+        if samplers and not any(k is None or key in k for k in known):
+            raise InvalidArgumentError(f"--sampler-option {key}: none of the compared backends "
+                                       f"({', '.join(samplers)}) takes this option; give BACKEND:KEY=VALUE to "
+                                       "one of them, or check the key (`qannealq backends` lists each one's)")
     return samplers, skipped
 
 
@@ -192,7 +210,7 @@ def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat
              settings: CompareSettings) -> dict:
     """One call of ``sampler`` on ``instance``: every read's energy (recomputed on the BQM), timing, seed."""
     params = set(sampler.parameters)
-    kwargs = {**DEFAULT_OPTIONS.get(name, {}), **settings.sampler_options.get(name, {})}
+    kwargs = {**DEFAULT_OPTIONS.get(name, {}), **settings.options_for(name, sampler)}
     seed = unit_seed(settings.seed, name, instance.name, repeat) if "seed" in params else None
     if seed is not None:
         kwargs["seed"] = seed

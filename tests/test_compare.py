@@ -228,6 +228,40 @@ def test_one_backend_name_alone_is_that_backend(tiny):
     assert {row.backend for row in result.rows} == {"steepest"}
 
 
+def test_an_option_without_a_backend_goes_to_every_backend_that_takes_it(tiny, tmp_path, capsys):
+    """``--sampler-option num_sweeps=1`` was refused (``compare`` took BACKEND:KEY=VALUE alone): it now reaches
+    every compared backend that takes the key, a backend's own value wins, and a key none takes is refused."""
+    from qannealq.backends import get_sampler
+
+    seen: list[dict] = []
+
+    class Recording(Counting):
+        def sample(self, bqm, **kwargs):
+            seen.append(kwargs)
+            return super().sample(bqm, **kwargs)
+
+    settings = CompareSettings(reads=2, repeats=1, sampler_options={"*": {"num_sweeps": 1, "timeout": 5},
+                                                                    "tabu": {"timeout": 7}})
+    assert settings.options_for("sa", get_sampler("sa")) == {"num_sweeps": 1}
+    assert settings.options_for("tabu", get_sampler("tabu")) == {"timeout": 7}
+    assert settings.options_for("exact", get_sampler("exact")) == {}
+    result = compare_backends(tiny, {"sa": None, "steepest": Recording(), "tabu": None}, settings)
+    assert len(seen) >= 2 and all(set(kw) <= {"initial_states", "seed", "num_reads"} for kw in seen)
+    gaps = {b: max(r.residual_gap for r in result.rows if r.backend == b) for b in ("sa", "tabu")}
+    assert gaps["sa"] > 0 == gaps["tabu"]  # one sweep of sa from its hot end cannot keep the warm start
+    with pytest.raises(InvalidArgumentError, match=r"--sampler-option num_sweepz: none of the compared backends "
+                                                   r"\(sa, exact\) takes this option"):
+        compare_backends(tiny, ["sa", "exact"], CompareSettings(sampler_options={"*": {"num_sweepz": 1}}))
+    argv = ["compare", "--input-size", "4", "--bits", "3", "--neurons", "0:2", "--backends", "sa,exact", "--reads",
+            "2", "--repeats", "1", "--sampler-option", "num_sweeps=1", "--out", str(tmp_path / "c")]
+    assert main(argv) == 0
+    stored = ResultStore.stored_settings(tmp_path / "c", "compare")
+    assert stored["sampler_options"] == {"*": {"num_sweeps": "1"}}  # values as their repr (redact)
+    capsys.readouterr()
+    assert main(["compare", "--resume", str(tmp_path / "c")]) == 0
+    assert "resuming" in capsys.readouterr().out
+
+
 CHEAP = ["compare", "--input-size", "4", "--bits", "3", "--neurons", "0:2", "--backends", "exact,steepest,sa",
          "--reads", "4", "--repeats", "2", "--sampler-option", "sa:num_sweeps=50", "--solver-seed", "5"]
 KILL_AFTER = 7  # units: the 2 references, exact's 4 calls, then the first steepest call

@@ -21,9 +21,14 @@ HELP = "compare backends on the same neuron QUBOs: residual gap, success probabi
 
 
 def backend_option(text: str) -> tuple[str, str, object]:
-    """``BACKEND:KEY=VALUE`` -> ``(backend, key, value)`` (the value read as a Python literal when it is one)."""
+    """``BACKEND:KEY=VALUE`` -> ``(backend, key, value)`` (the value read as a Python literal when it is one);
+    ``KEY=VALUE`` -> ``("*", key, value)``, for every compared backend that takes the key."""
+    from qannealq.compare import EVERY
+
+    if ":" not in text.partition("=")[0]:
+        return (EVERY, *option(text))
     backend, sep, rest = text.partition(":")
-    if not sep or not backend:
+    if not backend:
         raise argparse.ArgumentTypeError(f"expected BACKEND:KEY=VALUE (e.g. qaoa:maxiter=20), got {text!r}")
     key, value = option(rest)
     return backend, key, value
@@ -113,8 +118,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--warm-start", default="gptq-restricted", choices=("gptq-restricted", "none"),
                        help="initial state given to backends that take one")
     group.add_argument("--sampler-option", type=backend_option, action="append", default=[],
-                       dest="backend_option", metavar="BACKEND:KEY=VALUE",
-                       help="passed to that backend's calls, e.g. qaoa:maxiter=20")
+                       dest="backend_option", metavar="[BACKEND:]KEY=VALUE",
+                       help="passed to that backend's calls, e.g. qaoa:maxiter=20, or without BACKEND: to every "
+                       "compared backend that takes KEY, e.g. num_sweeps=100 (repeatable)")
     group.add_argument("--capacity", type=capacity_option, action="append", default=[], metavar="BACKEND=N",
                        help="decomposition sub-problem size for a backend (default: its capacity)")
     group.add_argument("--max-calls", type=int, default=100, help="decomposition: backend calls per neuron")
