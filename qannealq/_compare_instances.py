@@ -122,8 +122,12 @@ def layer_index(names: Sequence[str], layer: int | str) -> int:
         return list(names).index(layer)
     index = int(layer)
     if not 0 <= index < len(names):
-        raise InvalidArgumentError(f"--layer={layer!r} is out of range: the model has Linear layers 0.."
-                                   f"{len(names) - 1} ({', '.join(names)})")
+        named = str(layer) in names  # a Sequential's module names are digits too: '0', '2' for positions 0, 1
+        raise InvalidArgumentError(
+            f"--layer={layer!r} is out of range: a number is a position among the model's Linear layers, 0.."
+            f"{len(names) - 1} (modules {', '.join(repr(n) for n in names)} in forward order)"
+            + (f"; module {str(layer)!r} is position {list(names).index(str(layer))}: give --layer "
+               f"{list(names).index(str(layer))}" if named else ""))
     return index
 
 

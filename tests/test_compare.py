@@ -262,6 +262,25 @@ def test_an_option_without_a_backend_goes_to_every_backend_that_takes_it(tiny, t
     assert "resuming" in capsys.readouterr().out
 
 
+def test_layer_is_a_position_and_a_module_name_given_as_one_says_which_position():
+    """``--layer 2`` on a Sequential whose Linear modules are '0' and '2' read "out of range: the model has Linear
+    layers 0..1 (0, 2)", which did not say that a number is a position and module '2' is position 1."""
+    from qannealq._compare_instances import layer_index
+
+    assert [layer_index(["0", "2"], x) for x in (0, "1", 1)] == [0, 1, 1]
+    assert layer_index(["fc1", "fc2"], "fc2") == 1
+    with pytest.raises(InvalidArgumentError, match=r"--layer='2' is out of range: a number is a position among the "
+                                                   r"model's Linear layers, 0..1 \(modules '0', '2' in forward "
+                                                   r"order\); module '2' is position 1: give --layer 1$"):
+        layer_index(["0", "2"], "2")
+    with pytest.raises(InvalidArgumentError, match=r"--layer=-1 is out of range: .*, 0..1 \(modules 'fc1', 'fc2' "
+                                                   r"in forward order\)$"):
+        layer_index(["fc1", "fc2"], -1)
+    with pytest.raises(InvalidArgumentError, match=r"--layer='fc3' is not a Linear layer of the model: give a "
+                                                   r"position 0..1 or one of \['fc1', 'fc2'\]"):
+        layer_index(["fc1", "fc2"], "fc3")
+
+
 CHEAP = ["compare", "--input-size", "4", "--bits", "3", "--neurons", "0:2", "--backends", "exact,steepest,sa",
          "--reads", "4", "--repeats", "2", "--sampler-option", "sa:num_sweeps=50", "--solver-seed", "5"]
 KILL_AFTER = 7  # units: the 2 references, exact's 4 calls, then the first steepest call
