@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +25,8 @@ from qannealq.errors import InvalidArgumentError, StoreError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ResultStore", "StoreError", "atomic_path", "atomic_write", "settings_diff", "unit_key", "OUT_REMEDY",
-           "CACHE_REMEDY"]
+__all__ = ["ResultStore", "StoreError", "FolderLock", "atomic_path", "atomic_write", "settings_diff", "unit_key",
+           "OUT_REMEDY", "CACHE_REMEDY"]
 
 FORMAT = 1
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
@@ -35,6 +36,70 @@ _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 OUT_REMEDY = "free disk space or choose another --out folder (units finished before this one are kept)"
 #: The same for the dataset and model caches.
 CACHE_REMEDY = "free disk space or set QANNEALQ_CACHE to a writable folder"
+
+
+#: The file a process holds an exclusive lock on while it writes a results folder (see :class:`FolderLock`).
+LOCK_NAME = ".lock"
+
+
+class FolderLock:
+    """An exclusive ``flock`` on ``root/.lock`` while a store of this process has ``root`` open.
+
+    Two processes writing one results folder (a resume started twice, in two terminals or by a scheduler)
+    would both compute, and on a QPU pay for, the same units. The second is refused, naming the first's pid.
+    The operating system releases the lock when its process ends however it ends (Ctrl-C, a crash, SIGKILL),
+    so a lock is never stale. Stores of one process on one folder share its lock (counted); it is released
+    when the last of them is garbage-collected. Where the file system has no locks (``ENOLCK``, some network
+    mounts) or the folder is read-only, nothing is locked.
+    """
+
+    _held: dict[str, list[int]] = {}  # resolved root -> [fd, count]
+
+    @classmethod
+    def acquire(cls, root: Path) -> str | None:
+        """Hold ``root``'s lock (once more, where this process holds it); its key, or None where not lockable.
+
+        Raises:
+            StoreError: another process holds it.
+        """
+        key = str(Path(root).resolve())
+        if key in cls._held:
+            cls._held[key][1] += 1
+            return key
+        try:
+            import fcntl
+        except ImportError:  # not a POSIX system
+            return None
+        try:
+            fd = os.open(Path(root) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # a read-only folder: nothing can write it, so nothing to guard
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise StoreError(f"{root} is in use by another qannealq process{f' (pid {holder})' if holder else ''}: "
+                             "two processes on one results folder would compute (and on a QPU pay for) the same "
+                             "units; wait for it to end, or stop it, then --resume the folder") from None
+        except OSError:  # no locks on this file system
+            os.close(fd)
+            return None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        cls._held[key] = [fd, 1]
+        return key
+
+    @classmethod
+    def release(cls, key: str | None) -> None:
+        """One holder fewer of ``key`` (from :meth:`acquire`); the last one unlocks the folder."""
+        entry = cls._held.get(key) if key is not None else None
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            del cls._held[key]
+            os.close(entry[0])  # closing the descriptor releases the flock
 
 
 @contextmanager
@@ -145,6 +210,7 @@ class ResultStore:
             raise InvalidArgumentError(f"--out={str(root)!r} is an existing file, not a folder: give a folder path")
         if resume:
             cls._reopen(root, command, _canonical(dict(settings)), write=False, fingerprint=fingerprint)
+            FolderLock.release(FolderLock.acquire(root))  # another process on it: refused before any work
             return
         if (root / "store.json").exists():
             raise InvalidArgumentError(f"{root} already holds the results of a run: continue it with "
@@ -204,7 +270,14 @@ class ResultStore:
         meta = root / "store.json"
         settings = _canonical(dict(settings))
         if resume:
-            return cls._reopen(root, command, settings, fingerprint=fingerprint)
+            if root.is_dir():
+                lock = FolderLock.acquire(root)
+                try:
+                    return cls._reopen(root, command, settings, fingerprint=fingerprint)._holding(lock)
+                except BaseException:
+                    FolderLock.release(lock)
+                    raise
+            return cls._reopen(root, command, settings, fingerprint=fingerprint)  # refused: no store there
         if meta.exists():
             raise InvalidArgumentError(f"{root} already holds the results of a {command} run: continue it with "
                                        f"--resume {root}, or give another --out folder")
@@ -213,10 +286,24 @@ class ResultStore:
         except OSError as exc:
             raise StoreError(f"cannot create the results folder {root}: {exc.strerror or exc}; choose another "
                              "--out folder") from exc
-        data = fingerprint(settings) if fingerprint is not None else {}
-        atomic_write(meta, json.dumps({"format": FORMAT, "command": command, "settings": settings,
-                                       **({"data": data} if data else {})}, indent=2))
-        return cls(root, command, settings)
+        lock = FolderLock.acquire(root)
+        try:
+            if meta.exists():  # another process started a run here between the first look and the lock
+                raise InvalidArgumentError(f"{root} already holds the results of a {command} run: continue it "
+                                           f"with --resume {root}, or give another --out folder")
+            data = fingerprint(settings) if fingerprint is not None else {}
+            atomic_write(meta, json.dumps({"format": FORMAT, "command": command, "settings": settings,
+                                           **({"data": data} if data else {})}, indent=2))
+        except BaseException:
+            FolderLock.release(lock)
+            raise
+        return cls(root, command, settings)._holding(lock)
+
+    def _holding(self, lock: str | None) -> "ResultStore":
+        """This store, holding ``lock`` (from :meth:`FolderLock.acquire`) until it is garbage-collected."""
+        if lock is not None:
+            weakref.finalize(self, FolderLock.release, lock)
+        return self
 
     @classmethod
     def _reopen(cls, root: Path, command: str, settings: dict, write: bool = True,

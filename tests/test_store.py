@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import gc
+import subprocess
+import sys
 
 import pytest
 
@@ -84,6 +87,45 @@ def test_data_fingerprint_hashes_each_model_read_from_a_given_folder(tmp_path):
     assert found == {"source.model": load_dataset("mnist", tmp_path).checksum}
     assert data_fingerprint({"dataset": "digits", "data_dir": str(tmp_path / "none")}) == {
         "": load_dataset("digits").checksum}
+
+
+_HOLD = """
+import sys, time
+from qannealq.store import ResultStore
+store = ResultStore.open(sys.argv[1], "run", {"a": 1}, resume=sys.argv[2] == "resume")
+print("open", flush=True)
+time.sleep(120)
+"""
+
+
+def _holder(root, how: str):
+    """A process that opens the store in ``root`` and keeps it open (killed by the caller)."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(root), how], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "open"
+    return proc
+
+
+def test_a_folder_another_process_writes_is_refused_naming_it_until_that_process_ends(tmp_path):
+    """Two processes resuming one folder both computed (and on a QPU paid for) the same units."""
+    root = tmp_path / "r"
+    proc = _holder(root, "fresh")
+    try:
+        for attempt in (lambda: ResultStore.open(root, "run", {"a": 1}, resume=True),
+                        lambda: ResultStore.check(root, "run", {"a": 1}, resume=True)):
+            with pytest.raises(StoreError, match=rf"{root} is in use by another qannealq process \(pid {proc.pid}\): "
+                                                 r"two processes on one results folder would compute"):
+                attempt()
+    finally:
+        proc.kill()  # SIGKILL: no handler runs, the system releases the lock
+        proc.wait()
+    store = ResultStore.open(root, "run", {"a": 1}, resume=True)
+    again = ResultStore.open(root, "run", {"a": 1}, resume=True)  # one process may open it twice
+    store.put("k", {"x": 1})
+    del store, again  # the last store of the folder in this process gone: the lock with it
+    gc.collect()
+    proc = _holder(root, "resume")
+    proc.kill()
+    proc.wait()
 
 
 def test_a_truncated_unit_counts_as_not_done(tmp_path):
