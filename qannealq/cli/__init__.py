@@ -2,7 +2,7 @@
 
 The command line only parses: each subcommand module builds a frozen config (:mod:`qannealq.config`), calls
 the library with a console reporter, and returns an exit code. A :class:`QannealqError` becomes exit 2 with
-its message; Ctrl-C exit 130. A subcommand module ``qannealq/cli/NAME.py`` provides ``HELP``,
+its message; Ctrl-C exit 130, SIGTERM (which stops a command as Ctrl-C does) exit 143. A subcommand module ``qannealq/cli/NAME.py`` provides ``HELP``,
 ``add_arguments(parser)`` and ``main(args) -> int``; it is listed once in :data:`COMMANDS`.
 """
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
+import threading
 from typing import Sequence
 
 from qannealq.errors import QannealqError
@@ -53,14 +55,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.explicit = _explicit(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    previous = _on_sigterm()
     try:
         return _module(args.command).main(args)
     except QannealqError as exc:
         print(f"qannealq: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("qannealq: terminated (SIGTERM); results finished so far are in the results folder", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("qannealq: interrupted; results finished so far are in the results folder", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch scheduler's or ``kill``'s stop), raised where Ctrl-C would be, so that a command stops the
+    same way: the unit being written is not left half written, and QPU clients, Gurobi and Dask are closed."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
+def _on_sigterm():
+    """SIGTERM raises :class:`Terminated` during a command (the previous handler, or None where it cannot be
+    set: not the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _terminate)
 
 
 if __name__ == "__main__":  # pragma: no cover
