@@ -23,7 +23,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.report import LogReporter, Reporter
 from qannealq.runner import default_out_dir
-from qannealq.store import ResultStore
+from qannealq.store import FolderLock, ResultStore
 
 __all__ = ["Selection", "CompareJob", "ExportJob", "run_compare", "run_export"]
 
@@ -266,6 +266,8 @@ def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:
     from qannealq.export import export_instances, library_instances
 
     reporter = reporter or LogReporter()
+    if Path(job.out).is_dir():  # another export writing it: refused before the model is trained or loaded
+        FolderLock.release(FolderLock.acquire(job.out))
     if job.library:
         instances = library_instances(data_dir=job.data_dir)
     else:

@@ -27,7 +27,7 @@ from qannealq._compare_instances import NeuronInstance, Reference, instances_fro
 from qannealq._compare_reference import ReferenceOptions, better, reference_optimum
 from qannealq.errors import InvalidArgumentError
 from qannealq.report import LogReporter, Reporter
-from qannealq.store import atomic_write
+from qannealq.store import FolderLock, atomic_write
 
 __all__ = ["FORMAT", "LibraryEntry", "LIBRARY", "write_coo", "read_coo", "export_instances", "load_instances",
            "build_library", "library_instances"]
@@ -145,6 +145,15 @@ def export_instances(instances: Sequence[NeuronInstance], out: Path, options: Re
     reporter = reporter or LogReporter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock.acquire(out)  # one export writes a folder at a time (Gurobi's proofs are not repeated)
+    try:
+        return _export(instances, out, options, reporter, source, done)
+    finally:
+        FolderLock.release(lock)
+
+
+def _export(instances: Sequence[NeuronInstance], out: Path, options: ReferenceOptions, reporter: Reporter,
+            source: Mapping[str, Any] | None, done: Sequence[Mapping[str, Any]]) -> list[Path]:
     atomic_write(out / "FORMAT.txt", _FORMAT_TEXT.format(format=FORMAT))
     index = [dict(row) for row in done]
     finished = {row["name"] for row in index}

@@ -4,6 +4,8 @@ the metadata and best-known solution are right, and ``compare --instances`` runs
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import dimod
 import numpy as np
@@ -184,6 +186,16 @@ def test_export_resume_keeps_what_was_finished_and_computes_the_rest(tmp_path, m
     assert first["source"]["model"]["data_dir"] == str(tmp_path / "data")
     assert main(["export", "--resume", str(out), "--bits", "3"]) == 2
     assert f"--resume {out} takes the stored export's options: leave out --bits" in capsys.readouterr().err
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from qannealq.store import FolderLock; "
+                               "FolderLock.acquire(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(out)],
+                              stdout=subprocess.PIPE, text=True)
+    try:  # another export writing the folder: refused before the model is loaded
+        assert holder.stdout.readline().strip() == "held"
+        assert main(["export", "--resume", str(out)]) == 2
+        assert f"{out} is in use by another qannealq process (pid {holder.pid})" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
     calls.clear()
     monkeypatch.setattr(qannealq.export, "reference_optimum", lambda i, o: (calls.append(i.name), real(i, o))[1])
     assert main(["export", "--resume", str(out)]) == 0
