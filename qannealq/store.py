@@ -5,7 +5,9 @@ given, the SHA-256 of the datasets' files found there) and ``units/``, one JSON
 file per finished unit (a method x bits row, a sweep cell, a compare task, a batch of neurons), each written
 to a temporary file and renamed, so a unit is either wholly there or absent whatever interrupts the run.
 Resuming (``ResultStore.open(out, command, settings, resume=True)``) refuses different settings and says which
-differ (a ``--data-dir`` alone may differ where the files found there have the recorded SHA-256); a fresh run refuses a folder that already holds a store (use ``--resume`` or another ``--out``).
+differ (a ``--data-dir`` alone may differ where the files found there have the recorded SHA-256); a fresh run
+refuses a folder that already holds a store (use ``--resume`` or another ``--out``). One process writes a folder
+at a time (:class:`FolderLock`).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 The command line only parses: each subcommand module builds a frozen config (:mod:`qannealq.config`), calls
 the library with a console reporter, and returns an exit code. A :class:`QannealqError` becomes exit 2 with
-its message; Ctrl-C exit 130, SIGTERM (which stops a command as Ctrl-C does) exit 143. A subcommand module ``qannealq/cli/NAME.py`` provides ``HELP``,
-``add_arguments(parser)`` and ``main(args) -> int``; it is listed once in :data:`COMMANDS`.
+its message; Ctrl-C exit 130, SIGTERM (which stops a command as Ctrl-C does) exit 143. A subcommand module
+``qannealq/cli/NAME.py`` provides ``HELP``, ``add_arguments(parser)`` and ``main(args) -> int``; it is listed
+once in :data:`COMMANDS`.
 """
 
 from __future__ import annotations
