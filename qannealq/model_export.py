@@ -174,11 +174,15 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
         extra: more settings to record (dataset, accuracy...), redacted like the others.
 
     Raises:
-        InvalidArgumentError: ``path`` is a folder, a module the format cannot hold, or a layer result without
-            its grid.
+        InvalidArgumentError: ``path`` is a folder, a module the format cannot hold, a layer result without
+            its grid, or a key of ``extra`` that is not text.
         StoreError: the file cannot be written (disk full, no permission).
     """
     _not_a_folder(path, "model.npz")
+    bad = [key for key in (extra or {}) if not isinstance(key, str)]
+    if bad:  # json's sort_keys failed on them with "'<' not supported between instances of 'int' and 'str'"
+        raise InvalidArgumentError(f"extra: the keys of the settings to record must be text, not {bad[0]!r} "
+                                   f"({type(bad[0]).__name__}): name each setting, e.g. {{'epochs': 5}}")
     names = {layer.name for layer in result.layers}
     arch = _architecture(result.model, names)
     modules = dict(result.model.named_children())

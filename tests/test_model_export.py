@@ -255,3 +255,14 @@ def test_flatten_dropout_and_a_layer_left_in_float_round_trip(tmp_path):
             loaded.to_onnx(tmp_path / "m.onnx")
         onnx_path = loaded.to_onnx(tmp_path / "m.onnx", input_shape=("batch", 3, 4))
         np.testing.assert_array_equal(run_onnx(onnx_path, x).argmax(1), expected)
+
+
+def test_recorded_settings_need_text_keys(saved, tmp_path):
+    """``save(path, {1: 2})`` ended in json's "'<' not supported between instances of 'int' and 'str'"."""
+    result, _ = saved[4, "tensor"]
+    with pytest.raises(InvalidArgumentError, match=r"extra: the keys of the settings to record must be text, not 1 "
+                                                   r"\(int\)"):
+        result.save(tmp_path / "m.npz", {"epochs": 5, 1: 2})
+    assert not (tmp_path / "m.npz").exists()
+    result.save(tmp_path / "m.npz", {"epochs": 5, "accuracy": np.float32(0.5)})
+    assert load_quantized(tmp_path / "m.npz").meta["settings"]["epochs"] == "5"  # values as their repr (redact)
