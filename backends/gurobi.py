@@ -33,6 +33,13 @@ def convex_form(bqm: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, np.ndarray
     return p + shift * np.eye(m), lin - shift, offset, labels
 
 
+
+def _let_python_run(model, where) -> None:
+    """Gurobi's callback, a no-op: Python runs its signal handlers only between its own instructions, so
+    without one a SIGTERM (a scheduler's stop, which Gurobi does not catch as it does Ctrl-C) waited for the
+    solve's end, up to its time limit (24.7 s of a 30 s proof). A handler's exception raised here ends the solve
+    (status ``INTERRUPTED``). About 1,300 calls in a 47 ms solve of 45 variables cost nothing measurable."""
+
 class GurobiSampler(Closeable, dimod.Sampler):
     """Exact solver: returns the proven optimum (and other pool solutions up to ``num_reads``).
 
@@ -108,14 +115,14 @@ class GurobiSampler(Closeable, dimod.Sampler):
             self._warm(model, bqm, initial_states, labels)
         t1 = now_ns()
         try:
-            model.optimize()
+            model.optimize(_let_python_run)
         except gp.GurobiError as exc:
             if exc.errno == _SIZE_LIMITED:
                 raise ProblemTooLargeError(f"backend 'gurobi': this BQM has {len(labels)} variables, more than "
                                            f"the installed Gurobi licence allows: {exc}") from None
             raise
         t2 = now_ns()
-        if model.Status == gp.GRB.INTERRUPTED:  # Gurobi caught Ctrl-C and returned: the user asked to stop
+        if model.Status == gp.GRB.INTERRUPTED:  # Ctrl-C (Gurobi catches it) or a signal handler's exception
             model.dispose()
             raise KeyboardInterrupt
         ss = self._sampleset(model, bqm, labels, num_reads)

@@ -57,15 +57,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     previous = _on_sigterm()
+    _TERMINATED.clear()
     try:
         return _module(args.command).main(args)
     except QannealqError as exc:
         print(f"qannealq: error: {exc}", file=sys.stderr)
         return 2
-    except Terminated:
-        print("qannealq: terminated (SIGTERM); results finished so far are in the results folder", file=sys.stderr)
-        return 128 + signal.SIGTERM
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if isinstance(exc, Terminated) or _TERMINATED:  # a solver that caught the handler's exception raises its own
+            print("qannealq: terminated (SIGTERM); results finished so far are in the results folder",
+                  file=sys.stderr)
+            return 128 + signal.SIGTERM
         print("qannealq: interrupted; results finished so far are in the results folder", file=sys.stderr)
         return 130
     finally:
@@ -78,7 +80,11 @@ class Terminated(KeyboardInterrupt):
     same way: the unit being written is not left half written, and QPU clients, Gurobi and Dask are closed."""
 
 
+_TERMINATED: list[int] = []  # the SIGTERMs received (a solver may stop on the handler's exception and raise its own)
+
+
 def _terminate(signum, frame) -> None:
+    _TERMINATED.append(signum)
     raise Terminated
 
 
