@@ -281,6 +281,47 @@ def test_layer_is_a_position_and_a_module_name_given_as_one_says_which_position(
         layer_index(["fc1", "fc2"], "fc3")
 
 
+def test_the_progress_says_each_slow_backends_time_left_from_its_own_calls(tiny, monkeypatch):
+    """The bar's own rate mixed backends whose calls differ a thousandfold (``exact``'s 1 s calls, then
+    ``gurobi`` decomposed at 200 s a call read "02:06 left" for more than an hour)."""
+    import contextlib
+
+    import qannealq.compare
+
+    statuses, now, real = [], [0.0], qannealq.compare.run_unit
+
+    def three_seconds(*args, **kwargs):  # each call takes 3 s on the clock the loop reads
+        record = real(*args, **kwargs)
+        now[0] += 3.0
+        return record
+
+    class Bar:
+        def update(self, k):
+            pass
+
+        def status(self, text):
+            statuses.append(text)
+
+    class Reporter:
+        def message(self, text):
+            pass
+
+        @contextlib.contextmanager
+        def progress(self, total, desc, unit):
+            yield Bar()
+
+    monkeypatch.setattr(qannealq.compare.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(qannealq.compare, "run_unit", three_seconds)
+    compare_backends(tiny, ["steepest"], CompareSettings(reads=1, repeats=2), reporter=Reporter())
+    calls = [t for t in statuses if "warm-up" not in t]
+    assert len(calls) == 4 and "left" not in calls[0] and "about" not in calls[0]
+    assert [t.split("(", 1)[1] for t in calls[1:]] == ["3 s a call; this backend about 9 s more)",
+                                                       "3 s a call; this backend about 6 s more)",
+                                                       "3 s a call; this backend about 3 s more)"]
+    assert qannealq.compare._duration(7199) == "120 min" and qannealq.compare._duration(7200) == "2.0 h"
+    assert qannealq.compare._left([0.2, 0.4], 5) == ""  # fast calls: the bar's own rate suffices
+
+
 CHEAP = ["compare", "--input-size", "4", "--bits", "3", "--neurons", "0:2", "--backends", "exact,steepest,sa",
          "--reads", "4", "--repeats", "2", "--sampler-option", "sa:num_sweeps=50", "--solver-seed", "5"]
 KILL_AFTER = 7  # units: the 2 references, exact's 4 calls, then the first steepest call
