@@ -25,6 +25,7 @@ from qannealq.cli import main
 from qannealq.compare import CompareSettings, compare_backends
 from qannealq.config import ModelConfig
 from qannealq.errors import InvalidArgumentError
+from qannealq.report import LogReporter
 from qannealq.store import ResultStore
 
 
@@ -138,6 +139,23 @@ def test_each_backend_gets_an_untimed_warm_up_call_except_paid_ones(tiny):
     paid = SlowFirst()
     charged = compare_backends(tiny, {"dwave": paid}, settings)
     assert paid.calls == 2 * 2 and max(unit["wall_s"] for unit in charged.units) >= 0.5
+
+
+def test_a_decomposed_backend_warms_up_on_one_sub_problem(tiny):
+    """The warm-up call solved a whole decomposed neuron (200 s of gurobi's on an MNIST neuron of 599 variables)
+    to load what one call of the size the decomposition sends loads."""
+    messages = []
+
+    class Reporter(LogReporter):
+        def message(self, text):
+            messages.append(text)
+
+    result = compare_backends(tiny, ["exact"], CompareSettings(reads=1, repeats=1, capacity={"exact": 8}),
+                              reporter=Reporter())
+    assert all(unit["decomposed"] for unit in result.units)
+    smallest = min(tiny, key=lambda i: i.num_variables).name
+    assert any(m.startswith(f"exact: one untimed warm-up call on a 8-variable part of {smallest} (its "
+                            "sub-problems' size)") for m in messages), messages
 
 
 class DWaveSampler(Counting):
