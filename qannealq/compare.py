@@ -146,6 +146,9 @@ class _MemoryStore:
         self.units: dict[str, dict] = {}
         self.resumed: list[str] = []
 
+    def close(self) -> None:
+        pass
+
     def get(self, key: str) -> dict | None:
         return self.units.get(key)
 
@@ -302,6 +305,7 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
         refs = _references(instances, store, settings, reporter)
         units = _run_all(built, instances, store, settings, reporter)
     finally:
+        store.close()
         for sampler in built.values():
             close = getattr(sampler, "close", None)
             if callable(close):

@@ -209,13 +209,16 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
             if config.dry_run:
                 return RunSummary(out, [], exp.float_accuracy)
         store = ResultStore.open(out, "run", config.stored_settings(), config.resume, data_fingerprint)
-        if store.resumed:
-            batches = sum(map(is_batch_key, store.resumed))
-            reporter.message(f"resuming {out}: {len(store.resumed) - batches} finished row(s) and {batches} batch(es) "
-                             "of solved neurons kept, not recomputed")
-        writer = RunWriter(out, _settings(config, exp, warm))
-        _sweep(exp, q, sampler, warm, stats, writer, store, reporter, executor=executor,
-               models=out / "models" if config.save_model else None)
+        try:
+            if store.resumed:
+                batches = sum(map(is_batch_key, store.resumed))
+                reporter.message(f"resuming {out}: {len(store.resumed) - batches} finished row(s) and {batches} "
+                                 "batch(es) of solved neurons kept, not recomputed")
+            writer = RunWriter(out, _settings(config, exp, warm))
+            _sweep(exp, q, sampler, warm, stats, writer, store, reporter, executor=executor,
+                   models=out / "models" if config.save_model else None)
+        finally:
+            store.close()
     reporter.message(format_table(writer.rows))
     reporter.message(f"float accuracy {exp.float_accuracy:.4f}")
     plot_accuracy(writer.rows, out / "accuracy_vs_bits.png", exp.float_accuracy,

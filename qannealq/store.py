@@ -51,7 +51,8 @@ class FolderLock:
     would both compute, and on a QPU pay for, the same units. The second is refused, naming the first's pid.
     The operating system releases the lock when its process ends however it ends (Ctrl-C, a crash, SIGKILL),
     so a lock is never stale. Stores of one process on one folder share its lock (counted); it is released
-    when the last of them is garbage-collected. Where the file system has no locks (``ENOLCK``, some network
+    when the last of them is closed (:meth:`ResultStore.close`, which the commands call as they end) or
+    garbage-collected. Where the file system has no locks (``ENOLCK``, some network
     mounts) or the folder is read-only, nothing is locked.
     """
 
@@ -302,10 +303,18 @@ class ResultStore:
         return cls(root, command, settings)._holding(lock)
 
     def _holding(self, lock: str | None) -> "ResultStore":
-        """This store, holding ``lock`` (from :meth:`FolderLock.acquire`) until it is garbage-collected."""
+        """This store, holding ``lock`` (from :meth:`FolderLock.acquire`) until :meth:`close` or until it is
+        garbage-collected."""
         if lock is not None:
-            weakref.finalize(self, FolderLock.release, lock)
+            self._release = weakref.finalize(self, FolderLock.release, lock)
         return self
+
+    def close(self) -> None:
+        """Let go of the folder's lock (the commands do when they end, also on an error: a traceback kept in a
+        notebook holds the store); the units stay readable. Closing twice does nothing."""
+        release = getattr(self, "_release", None)
+        if release is not None:
+            release()
 
     @classmethod
     def _reopen(cls, root: Path, command: str, settings: dict, write: bool = True,

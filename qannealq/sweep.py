@@ -316,6 +316,7 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
     with ExitStack() as stack:
         samplers = _samplers(config, stack)
         store = ResultStore.open(out, "sweep", settings, config.resume, data_fingerprint)
+        stack.callback(store.close)
         if store.resumed:
             reporter.message(f"resuming {out}: {len(store.resumed)} finished cell(s) kept, not recomputed")
         reporter.message(f"sweep {config.model.dataset}, preset {config.preset}: {PRESETS[config.preset].description}")

@@ -158,6 +158,27 @@ def test_a_decomposed_backend_warms_up_on_one_sub_problem(tiny):
                             "sub-problems' size)") for m in messages), messages
 
 
+def test_a_comparison_that_fails_lets_go_of_its_folder(tiny, tmp_path):
+    """A traceback that is kept (a notebook keeps the last one) holds the failed call's frames, and with them
+    its results store: the folder's lock stayed held until the kernel ended."""
+    import subprocess
+    import sys
+
+    class Failing(Counting):
+        def sample(self, bqm, **kwargs):
+            if self.calls >= 2:
+                raise RuntimeError("backend gone")
+            return super().sample(bqm, **kwargs)
+
+    with pytest.raises(RuntimeError, match="backend gone") as failed:
+        compare_backends(tiny, {"steepest": Failing()}, CompareSettings(reads=1, repeats=2), out=tmp_path / "c")
+    assert failed.traceback  # kept, as a notebook keeps it
+    probe = subprocess.run([sys.executable, "-c", "import sys; from qannealq.store import FolderLock; "
+                            "FolderLock.acquire(sys.argv[1]); print('held')", str(tmp_path / "c")],
+                           capture_output=True, text=True)
+    assert probe.stdout.strip() == "held", probe.stderr[-500:]
+
+
 class DWaveSampler(Counting):
     """Named as dwave-system's QPU sampler."""
 
