@@ -114,18 +114,22 @@ def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:
 
 
 def layer_index(names: Sequence[str], layer: int | str) -> int:
-    """Position of ``layer`` (a position 0.. in forward order, or a module name) among the Linear ``names``."""
+    """Position of ``layer`` (a position 0.. in forward order, -1.. from the end, or a module name) among the
+    Linear ``names``."""
     if isinstance(layer, str) and not layer.lstrip("-").isdigit():
         if layer not in names:
             raise InvalidArgumentError(f"--layer={layer!r} is not a Linear layer of the model: give a position "
                                        f"0..{len(names) - 1} or one of {list(names)}")
         return list(names).index(layer)
     index = int(layer)
+    if -len(names) <= index < 0:  # from the end, as Python counts: -1 is the output layer
+        return index + len(names)
     if not 0 <= index < len(names):
         named = str(layer) in names  # a Sequential's module names are digits too: '0', '2' for positions 0, 1
         raise InvalidArgumentError(
             f"--layer={layer!r} is out of range: a number is a position among the model's Linear layers, 0.."
-            f"{len(names) - 1} (modules {', '.join(repr(n) for n in names)} in forward order)"
+            f"{len(names) - 1} (or -1..-{len(names)} from the end; modules {', '.join(repr(n) for n in names)} in "
+            "forward order)"
             + (f"; module {str(layer)!r} is position {list(names).index(str(layer))}: give --layer "
                f"{list(names).index(str(layer))}" if named else ""))
     return index

@@ -306,15 +306,16 @@ def test_layer_is_a_position_and_a_module_name_given_as_one_says_which_position(
     layers 0..1 (0, 2)", which did not say that a number is a position and module '2' is position 1."""
     from qannealq._compare_instances import layer_index
 
-    assert [layer_index(["0", "2"], x) for x in (0, "1", 1)] == [0, 1, 1]
+    assert [layer_index(["0", "2"], x) for x in (0, "1", 1, -1, "-2")] == [0, 1, 1, 1, 0]
     assert layer_index(["fc1", "fc2"], "fc2") == 1
     with pytest.raises(InvalidArgumentError, match=r"--layer='2' is out of range: a number is a position among the "
-                                                   r"model's Linear layers, 0..1 \(modules '0', '2' in forward "
-                                                   r"order\); module '2' is position 1: give --layer 1$"):
+                                                   r"model's Linear layers, 0..1 \(or -1..-2 from the end; modules "
+                                                   r"'0', '2' in forward order\); module '2' is position 1: give "
+                                                   r"--layer 1$"):
         layer_index(["0", "2"], "2")
-    with pytest.raises(InvalidArgumentError, match=r"--layer=-1 is out of range: .*, 0..1 \(modules 'fc1', 'fc2' "
-                                                   r"in forward order\)$"):
-        layer_index(["fc1", "fc2"], -1)
+    with pytest.raises(InvalidArgumentError, match=r"--layer=-3 is out of range: .*, 0..1 \(or -1..-2 from the end; "
+                                                   r"modules 'fc1', 'fc2' in forward order\)$"):
+        layer_index(["fc1", "fc2"], -3)
     with pytest.raises(InvalidArgumentError, match=r"--layer='fc3' is not a Linear layer of the model: give a "
                                                    r"position 0..1 or one of \['fc1', 'fc2'\]"):
         layer_index(["fc1", "fc2"], "fc3")

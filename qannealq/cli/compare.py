@@ -47,7 +47,7 @@ def add_selection_arguments(parser: argparse.ArgumentParser, neurons: str | None
     """The model (or instances folder), layer, neurons, bits and grid options shared with ``export``."""
     add_model_arguments(parser)
     group = parser.add_argument_group("neurons")
-    group.add_argument("--layer", default="0", help="Linear layer: position (0 = first) or module name")
+    group.add_argument("--layer", default="0", help="Linear layer: position (0 = first, -1 = last) or module name")
     group.add_argument("--neurons", default=neurons, help="neurons of that layer: 0:16, 0:16:4, 3 or 0,4,7 "
                        f"(default {neurons or 'all'})")
     group.add_argument("--bits", type=int, default=2, help="grid bit width (1..8)")
