@@ -16,7 +16,7 @@ from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES
 from qannealq.checks import as_values, check_choice, check_data_dir, check_distinct, check_positive, check_seed
 from qannealq.errors import InvalidArgumentError
-from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
+from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
 from qannealq.solve import METHODS, WARM_STARTS
 from qannealq.weighted import OBJECTIVES, make_objective
 
@@ -115,7 +115,7 @@ class QuantizeConfig:
         backend: the sampler for ``qubo`` (a registry name).
         sampler_options: passed to the sampler (checked against its ``parameters`` by the commands).
         calibration: ``float`` or ``sequential``.
-        granularity: ``tensor`` or ``channel``.
+        granularity: ``tensor``, ``channel`` or ``best`` (both solved per row, the lower summed layer error kept).
         int1: ``sign`` or ``paper``.
         warm_start: ``gptq-restricted-pivot`` (the default: GPTQ-restricted with the inputs in pivot order,
             :mod:`qannealq.baselines`; per neuron under the relu-aware objective), ``gptq-restricted-act`` (act
@@ -157,7 +157,7 @@ class QuantizeConfig:
             check_choice("--methods", method, METHODS)
         check_distinct("--methods", self.methods)
         check_choice("--calibration", self.calibration, CALIBRATION_MODES)
-        check_choice("--granularity", self.granularity, GRANULARITIES)
+        check_choice("--granularity", self.granularity, GRANULARITY_CHOICES)
         check_choice("--int1", self.int1, INT1_SCHEMES)
         object.__setattr__(self, "warm_start", parse_warm_start(self.warm_start))
         if not isinstance(self.backend, str) or not self.backend:

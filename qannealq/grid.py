@@ -23,9 +23,12 @@ import numpy as np
 
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 
-__all__ = ["Grid", "make_grid", "check_bits", "GRANULARITIES", "INT1_SCHEMES"]
+__all__ = ["Grid", "make_grid", "check_bits", "GRANULARITIES", "GRANULARITY_CHOICES", "INT1_SCHEMES"]
 
 GRANULARITIES = ("tensor", "channel")
+#: What a quantization may ask for: a grid, or ``best``, both grids solved and the lower summed layer error kept
+#: (:func:`qannealq.pipeline.quantize_model`).
+GRANULARITY_CHOICES = (*GRANULARITIES, "best")
 INT1_SCHEMES = ("sign", "paper")
 
 

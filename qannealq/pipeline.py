@@ -10,7 +10,7 @@ import copy
 import logging
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -24,7 +24,7 @@ from qannealq.checks import check_positive
 from qannealq.contract import check_options, check_parameters, draw_seed, redact
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
-from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits, make_grid
+from qannealq.grid import GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, check_bits, make_grid
 from qannealq.solve import METHODS, WARM_STARTS, LayerResult, NeuronCheckpoint, quantize_layer
 from qannealq.weighted import Objective, WeightedLayerStats, build_weighted_problem, make_objective
 from qannealq.weighted_calibration import collect_weighted_stats, relu_fed_layers, stale_weighted
@@ -131,7 +131,9 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         method: ``rtn``, ``gptq``, ``gptq-restricted`` or ``qubo``.
         sampler: backend name or ``dimod.Sampler`` for ``qubo``.
         calibration: ``"float"`` (paper) or ``"sequential"``.
-        granularity: ``"tensor"`` or ``"channel"``.
+        granularity: ``"tensor"``, ``"channel"``, or ``"best"``: both grids solved (a ``checkpoint`` keeps each
+            grid's batches apart) and the one with the lower summed layer error returned, its seconds the sum,
+            ``settings["grid_errors"]`` each grid's summed layer error.
         int1: int1 scheme, ``"sign"`` or ``"paper"``.
         layers: names of the Linear layers to quantize; all by default.
         warm_start: baseline used as initial state for samplers that accept one.
@@ -170,6 +172,17 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     elif solver is not None:
         check_options(solver, sampler_kwargs)  # a bad value (num_reads=0, effort="slow") before any calibration
     backend = "" if solver is None else (sampler if isinstance(sampler, str) else type(sampler).__name__)
+    if granularity == "best":
+        data = as_calibration_tensor(calibration_data, dtype=next(model.parameters()).dtype)  # a loader read once
+        results = {grid: quantize_model(model, data, bits, method, solver if solver is not None else sampler,
+                                        calibration, grid, int1, layers, warm_start, seed, batch_size, progress,
+                                        _grid_checkpoint(checkpoint, grid), float_stats, executor, goal,
+                                        **sampler_kwargs)
+                   for grid in GRANULARITIES}
+        best = results[min(results, key=lambda grid: results[grid].layer_error)]
+        return replace(best, backend=backend, seconds=sum(r.seconds for r in results.values()),
+                       formulate_seconds=sum(r.formulate_seconds for r in results.values()),
+                       settings={**best.settings, "grid_errors": {g: r.layer_error for g, r in results.items()}})
     run = _Run(check_bits(bits), method, backend, calibration, granularity, int1, warm_start, seed, batch_size,
                sampler_kwargs, goal)
     data = as_calibration_tensor(calibration_data, dtype=next(model.parameters()).dtype)
@@ -189,6 +202,18 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     warm_ups = sum(result.info.get("warm_up_seconds", 0.0) for result in results)  # once per process: not the run's
     return ModelResult(quant_model, results, method, backend, run.bits, calibration, granularity,
                        time.perf_counter() - t0 - warm_ups, t_form, settings)
+
+
+def _grid_checkpoint(checkpoint: NeuronCheckpoint | None, grid: str) -> NeuronCheckpoint | None:
+    """``checkpoint`` for one grid of ``granularity="best"``: its batches under keys of their own (the two grids'
+    batches of a layer are different problems, and would replace each other)."""
+    if checkpoint is None:
+        return None
+    unit = getattr(checkpoint, "unit", None)
+    if not isinstance(unit, Mapping) or not is_dataclass(checkpoint):
+        raise InvalidArgumentError("granularity='best' solves both grids, and checkpoint has no unit to keep their "
+                                   "batches apart: give a qannealq.checkpoint.StoreCheckpoint, or one granularity")
+    return replace(checkpoint, unit={**unit, "granularity": grid})  # its lists shared: discard() sees both grids
 
 
 def skipped_layers(model: torch.nn.Module, warn: bool = True) -> dict[str, str]:
@@ -220,7 +245,7 @@ def _check_options(method: str, calibration: str, granularity: str, int1: str, w
     """Every option of :func:`quantize_model` checked before any work (the seed was checked only when the first
     layer's sampler drew it, after the calibration pass)."""
     for name, value, allowed in (("method", method, METHODS), ("calibration", calibration, CALIBRATION_MODES),
-                                 ("granularity", granularity, GRANULARITIES), ("int1", int1, INT1_SCHEMES),
+                                 ("granularity", granularity, GRANULARITY_CHOICES), ("int1", int1, INT1_SCHEMES),
                                  ("warm_start", warm_start, WARM_STARTS)):
         if value not in allowed:
             shown = ", ".join(repr(a) for a in allowed)

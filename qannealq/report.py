@@ -63,13 +63,16 @@ class RunWriter:
         atomic_write(self.out / "results.json", json.dumps(payload, indent=2, default=float))
 
 
-def format_table(rows: list[ResultRow]) -> str:
-    """A fixed-width text table of the rows."""
-    head = f"{'method':<16}{'backend':<10}{'bits':>5}{'accuracy':>10}{'layer_error':>14}{'seconds':>10}"
+def format_table(rows: list[ResultRow], grids: bool = False) -> str:
+    """A fixed-width text table of the rows; ``grids``: with each row's grid (``--granularity best`` keeps the
+    better of the two per row)."""
+    grid = f"{'grid':>9}" if grids else ""
+    head = f"{'method':<16}{'backend':<10}{'bits':>5}{grid}{'accuracy':>10}{'layer_error':>14}{'seconds':>10}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r.method:<16}{r.backend or '-':<10}{r.bits:>5}{r.accuracy:>10.4f}{r.layer_error:>14.6g}"
-                     f"{r.seconds:>10.2f}")
+        grid = f"{r.granularity:>9}" if grids else ""
+        lines.append(f"{r.method:<16}{r.backend or '-':<10}{r.bits:>5}{grid}{r.accuracy:>10.4f}"
+                     f"{r.layer_error:>14.6g}{r.seconds:>10.2f}")
     return "\n".join(lines)
 
 

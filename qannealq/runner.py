@@ -10,7 +10,7 @@ import functools
 import logging
 import time
 from contextlib import closing, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import dimod
@@ -26,6 +26,7 @@ from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_
 from qannealq.solve import accepts_parameter
 from qannealq.checkpoint import StoreCheckpoint, is_batch_key
 from qannealq.store import ResultStore, unit_key
+from qannealq.grid import GRANULARITIES
 from qannealq.weighted import make_objective
 
 __all__ = ["run", "RunSummary", "default_out_dir", "resolve_backend", "model_path"]
@@ -149,7 +150,9 @@ def _qpu_plan(config: RunConfig, exp: Experiment, sampler, stats, warm: str | No
     """
     planner, q = _qpu_planner(sampler), config.quantize
     stats = stats if stats is not None else calibrate(exp)
-    problems = [p for bits in q.bits for p in formulate(exp, bits, q.granularity, q.int1, stats)]
+    grids = GRANULARITIES if q.granularity == "best" else (q.granularity,)  # best solves both
+    problems = [replace(p, name=f"{p.name} {grid}") if len(grids) > 1 else p  # the plan's rows say their grid
+                for bits in q.bits for grid in grids for p in formulate(exp, bits, grid, q.int1, stats)]
     plan = planner.plan(problems, warm_start=warm is not None, **q.sampler_options)
     reporter.message(plan.table())
     if config.qpu_budget is not None:
@@ -219,7 +222,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
                    models=out / "models" if config.save_model else None)
         finally:
             store.close()
-    reporter.message(format_table(writer.rows))
+    reporter.message(format_table(writer.rows, grids=q.granularity == "best"))
     reporter.message(f"float accuracy {exp.float_accuracy:.4f}")
     plot_accuracy(writer.rows, out / "accuracy_vs_bits.png", exp.float_accuracy,
                   f"{exp.name}, {q.calibration} calibration")
@@ -233,7 +236,8 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
     ``stats``: every layer's float statistics (float calibration), or None."""
     goal = make_objective(q.objective, q.inactive_weight, q.memory_limit)
     stats = reusable_stats(exp, q.calibration, goal, stats)  # once for every (bits, method)
-    total = sum(exp.sizes[1:]) * len(q.bits) * q.methods.count("qubo")
+    per_row = sum(exp.sizes[1:]) * (2 if q.granularity == "best" else 1)  # neurons a qubo row solves
+    total = per_row * len(q.bits) * q.methods.count("qubo")
     with reporter.progress(total, "solving QUBOs", "neuron") as bar:
         for bits in q.bits:
             for method in q.methods:
@@ -245,7 +249,7 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                     if models is not None and not model_path(models, bits, method).is_file():
                         reporter.message(f"int{bits} {method} was finished by a run without --save-model: its "
                                          "model is not saved")
-                    bar.update(sum(exp.sizes[1:]) if qubo else 0)
+                    bar.update(per_row if qubo else 0)
                     continue
                 bar.status(f"int{bits} {method}")
                 checkpoint = StoreCheckpoint(store, {"bits": bits, "method": method}) if qubo else None
@@ -260,7 +264,7 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                     if "qpu" in layer.info:
                         reporter.message(f"int{bits} {layer.name}: {layer.info['qpu']['summary']}")
                 _say_decomposed(reporter, bits, result)
-                row = ResultRow(exp.name, method, q.backend if qubo else "", bits, q.calibration, q.granularity,
+                row = ResultRow(exp.name, method, q.backend if qubo else "", bits, q.calibration, result.granularity,
                                 exp.test_accuracy(result.model), result.layer_error, result.seconds,
                                 _layer_rows(result))
                 if models is not None:  # before the row: a stored row has its model file

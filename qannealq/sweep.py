@@ -28,7 +28,7 @@ from qannealq.contract import accepted_options, check_parameters, redact, unreda
 from qannealq.data import data_fingerprint
 from qannealq.errors import InvalidArgumentError
 from qannealq.experiment import Experiment, calibration_draw, prepare, reusable_stats
-from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
+from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
 from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS
@@ -38,7 +38,7 @@ from qannealq.sweep_report import CellResult, write_outputs
 
 __all__ = ["Preset", "PRESETS", "SweepConfig", "SweepSummary", "parse_method", "sweep"]
 
-SWEEP_GRANULARITIES = (*GRANULARITIES, "best")
+SWEEP_GRANULARITIES = GRANULARITY_CHOICES  # run takes best too since 2026-12-06
 
 
 @dataclass(frozen=True)
@@ -282,15 +282,12 @@ def _experiment(config: SweepConfig, seed: int, trained: dict[int, Experiment], 
 def _cell(exp: Experiment, config: SweepConfig, label: str, bits: int, seed: int, sampler, stats) -> CellResult:
     """Quantize the network with one method at one bit width (both grids under ``granularity="best"``)."""
     method, _, backend = label.partition(":")
-    grains = GRANULARITIES if config.granularity == "best" else (config.granularity,)
     t0 = time.perf_counter()
-    results = {g: quantize_model(exp.model, exp.calibration, bits, method, sampler, config.calibration, g,
-                                 config.int1, warm_start=config.warm_start, seed=seed, float_stats=stats,
-                                 objective=config.goal(),
-                                 **(config.options_for(backend, sampler) if sampler is not None else {}))
-               for g in grains}
-    chosen = min(results, key=lambda g: results[g].layer_error)
-    result = results[chosen]
+    result = quantize_model(exp.model, exp.calibration, bits, method, sampler, config.calibration, config.granularity,
+                            config.int1, warm_start=config.warm_start, seed=seed, float_stats=stats,
+                            objective=config.goal(),
+                            **(config.options_for(backend, sampler) if sampler is not None else {}))
+    chosen = result.granularity
     return CellResult(
         dataset=exp.name, preset=config.preset, method=label, backend=backend, bits=bits, seed=seed,
         train_seed=exp.config.seed, calibration=config.calibration, granularity=chosen, int1=config.int1,
@@ -298,7 +295,7 @@ def _cell(exp: Experiment, config: SweepConfig, label: str, bits: int, seed: int
         float_accuracy=exp.float_accuracy, layer_error=result.layer_error,
         layer_errors={layer.name: layer.error for layer in result.layers},
         seconds=time.perf_counter() - t0,
-        candidates={g: r.layer_error for g, r in results.items()} if len(results) > 1 else {})
+        candidates=dict(result.settings.get("grid_errors", {})))
 
 
 def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary:

@@ -160,3 +160,27 @@ def test_effort_and_time_limit_flags_are_layer_sa_sampler_options(capsys):
         with pytest.raises(SystemExit):
             parser.parse_args(argv)
         assert words in capsys.readouterr().err
+
+
+def test_run_granularity_best_keeps_the_better_grid_per_row_and_its_batches_apart(tmp_path, monkeypatch, capsys):
+    """``run --granularity best`` was refused (``sweep`` alone had it): each row now solves both grids and keeps
+    the lower summed layer error; its neuron batches are stored per grid (the two grids' batches of a layer are
+    different problems: under one key they replaced each other)."""
+    from qannealq.store import ResultStore
+
+    put, keys = ResultStore.put, []
+    monkeypatch.setattr(ResultStore, "put", lambda self, key, record: (keys.append(key), put(self, key, record))[1])
+    base = ["run", "--input-size", "4", "--bits", "2", "--methods", "rtn,qubo", "--sampler-option", "num_sweeps=64"]
+    errors = {}
+    for grid in ("tensor", "channel", "best"):
+        assert main([*base, "--granularity", grid, "--out", str(tmp_path / grid)]) == 0
+        with open(tmp_path / grid / "results.csv") as fh:
+            errors[grid] = {r["method"]: (r["granularity"], float(r["layer_error"])) for r in csv.DictReader(fh)}
+    for method in ("rtn", "qubo"):
+        kept = min(("tensor", "channel"), key=lambda g: errors[g][method][1])
+        assert errors["best"][method] == (kept, errors[kept][method][1])
+    assert "     grid  accuracy" in capsys.readouterr().out  # the table shows the grid kept
+    batches = [k for k in keys if "layer=" in k and k.startswith("bits=2_granularity=")]
+    assert {k.split("_")[1] for k in batches} == {"granularity=tensor", "granularity=channel"}
+    assert sorted(p.name for p in (tmp_path / "best" / "units").iterdir()) == ["bits=2_method=qubo.json",
+                                                                               "bits=2_method=rtn.json"]

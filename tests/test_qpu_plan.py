@@ -155,6 +155,15 @@ def test_dry_run_prints_the_plan_and_samples_nothing(tmp_path, capsys, monkeypat
     assert not out.exists()
 
 
+def test_the_plan_of_granularity_best_holds_both_grids_each_named(tmp_path, capsys, monkeypatch):
+    """``--granularity best`` solves both grids: the plan counts both, and its rows say which."""
+    _no_sampling(monkeypatch)
+    assert main([*RUN, "--granularity", "best", "--dry-run", "--out", str(tmp_path / "run")]) == 0
+    printed = capsys.readouterr().out
+    rows = [line.split()[:3] for line in printed.splitlines() if re.match(r"\s+[42] [02] ", line)]
+    assert sorted(rows) == sorted([b, layer, grid] for b in "42" for layer in "02" for grid in ("tensor", "channel"))
+
+
 def test_budget_refused_before_the_first_call(tmp_path, capsys, monkeypatch):
     _no_sampling(monkeypatch)
     out = tmp_path / "run"

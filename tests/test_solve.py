@@ -206,3 +206,32 @@ def test_a_composite_around_a_whole_layer_sampler_keeps_the_whole_layer_path(sma
     per_neuron = _Wrapper(get_sampler("exact"))
     assert per_neuron.properties["whole_layer"] is False and layer_solver(per_neuron) is None
     assert quantize_layer(problem, "qubo", per_neuron, warm_start=None).samplesets is not None
+
+
+def test_quantize_model_granularity_best_is_the_better_grid_with_both_errors_recorded():
+    import torch
+
+    from qannealq import quantize_model
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    data = torch.randn(128, 12)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data), batch_size=32)
+    each = {g: quantize_model(model, data, 2, "gptq", granularity=g) for g in ("tensor", "channel")}
+    best = quantize_model(model, loader, 2, "gptq", granularity="best")  # a loader, read once for both grids
+    kept = min(each, key=lambda g: each[g].layer_error)
+    assert best.granularity == kept and best.layer_error == each[kept].layer_error
+    assert best.settings["grid_errors"] == {g: r.layer_error for g, r in each.items()}
+    for a, b in zip(best.model.parameters(), each[kept].model.parameters()):
+        assert torch.equal(a, b)
+
+    class Mine:  # a checkpoint of the user's own: nothing to keep the two grids' batches apart
+        def load(self, *args):
+            return None
+
+        def save(self, *args):
+            pass
+
+    with pytest.raises(InvalidArgumentError, match="granularity='best' solves both grids, and checkpoint has no "
+                                                   "unit to keep their batches apart"):
+        quantize_model(model, data, 2, "qubo", granularity="best", checkpoint=Mine())

@@ -172,7 +172,9 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
                        "in --methods)")
     add_layer_sa_arguments(group)
     group.add_argument("--calibration", default="float", choices=("float", "sequential"))
-    group.add_argument("--granularity", default="tensor", choices=("tensor", "channel"))
+    group.add_argument("--granularity", default="tensor", choices=("tensor", "channel", "best"),
+                       help="the grid's step per tensor or per output channel; best: both solved per row, the lower "
+                       "summed layer error on the calibration data kept")
     group.add_argument("--int1", default="sign", choices=("sign", "paper"),
                        help="int1 grid: ±alpha (sign) or the paper's {-max|w|, 0}")
     group.add_argument("--warm-start", default=DEFAULT_WARM_START,
