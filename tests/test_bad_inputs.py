@@ -13,6 +13,8 @@ import logging
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +45,8 @@ ROWS = {  # test id -> the part of the error message the test asserts (quoted in
     "out-is-a-file": "is an existing file, not a folder: give a folder path",
     "unwritable-out": "is not writable; choose another --out folder",
     "resume-other-settings": "the settings differ from the stored run's (quantize.bits: [4] -> [2])",
+    "folder-in-use": "is in use by another qannealq process (pid ",
+    "moved-datasets-other-files": "the datasets found with the new --data-dir are not the stored run's",
     "missing-credentials": "backend 'dwave' needs a D-Wave API token and none was found",
     "corrupt-dataset": "is corrupt or truncated",
     "conv2d-layers": "only torch.nn.Linear layers are quantized: 0 (Conv2d) stay in float",
@@ -295,6 +299,24 @@ def test_resume_with_other_settings(tmp_path, capsys):
     assert (out / "results.csv").read_text() == before
 
 
+def test_a_folder_another_process_writes(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", "--bits", "4", "--methods", "rtn", "--out", str(out)]) == 0
+    before = (out / "results.csv").read_text()
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from qannealq.store import FolderLock; "
+                               "FolderLock.acquire(sys.argv[1]); print('held', flush=True); time.sleep(120)", str(out)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        err = _cli_error(["run", "--resume", str(out)], capsys)
+        assert ROWS["folder-in-use"] + f"{holder.pid})" in err
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (out / "results.csv").read_text() == before
+
+
 def test_missing_credentials(tmp_path, capsys, no_dwave_token, no_training):
     pytest.importorskip("dwave.system")
     err = _cli_error(["run", "--methods", "rtn,qubo", "--backend", "dwave", "--out", str(tmp_path / "o")], capsys)
@@ -363,6 +385,7 @@ def test_a_resume_reads_moved_datasets_when_their_files_are_the_same(tmp_path, c
     (tmp_path / "other").mkdir()
     np.savez(tmp_path / "other" / "mnist.npz", x_train=x[:60] // 2, y_train=y[:60], x_test=x[60:], y_test=y[60:])
     err = _cli_error(["run", "--resume", "r", "--data-dir", "other"], capsys)
+    assert ROWS["moved-datasets-other-files"] in err
     assert "the datasets found with the new --data-dir are not the stored run's (model.data_dir: 'dd' -> " \
            f"'other'; their SHA-256 differ: model: {checksum[:12]} -> " in err
     assert json.loads(meta.read_text())["settings"]["model"]["data_dir"] == "dd"
