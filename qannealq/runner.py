@@ -142,17 +142,29 @@ def _check_qpu_options(config: RunConfig, sampler) -> None:
                                "method); use --backend dwave or dwave-mock")
 
 
-def _qpu_plan(config: RunConfig, exp: Experiment, sampler, stats, warm: str | None, reporter: Reporter) -> None:
-    """Print the QPU plan of every qubo row (``--dry-run``) and refuse it over ``--qpu-budget``, before any call.
+def _qpu_plan(config: RunConfig, exp: Experiment, sampler, stats, warm: str | None, reporter: Reporter,
+              out: Path) -> None:
+    """Print the QPU plan of every qubo row still to compute (``--dry-run``) and refuse it over ``--qpu-budget``,
+    before any call. On ``--resume`` a finished row is left out (the budget bounds what this run will send);
+    a row with some neuron batches stored is planned whole.
 
     Layer sizes come from the float-calibration problems (sequential calibration gives the same free variables
     up to rare clamps).
     """
     planner, q = _qpu_planner(sampler), config.quantize
+    stored = ResultStore(out, "run", {}) if config.resume else None
+    done = [bits for bits in q.bits if stored is not None and stored.done(unit_key(bits=bits, method="qubo"))]
+    if done:
+        reporter.message(f"--resume: the qubo row(s) of {', '.join(f'int{b}' for b in done)} are finished: not "
+                         "planned")
+    left = [bits for bits in q.bits if bits not in done]
+    if not left:
+        reporter.message("every qubo row is finished: nothing will be sent to the QPU")
+        return
     stats = stats if stats is not None else calibrate(exp)
     grids = GRANULARITIES if q.granularity == "best" else (q.granularity,)  # best solves both
     problems = [replace(p, name=f"{p.name} {grid}") if len(grids) > 1 else p  # the plan's rows say their grid
-                for bits in q.bits for grid in grids for p in formulate(exp, bits, grid, q.int1, stats)]
+                for bits in left for grid in grids for p in formulate(exp, bits, grid, q.int1, stats)]
     plan = planner.plan(problems, warm_start=warm is not None, **q.sampler_options)
     reporter.message(plan.table())
     if config.qpu_budget is not None:
@@ -208,7 +220,7 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
             sampler, where = _distribute(q.backend, sampler, executor, q.retries, config.model.seed)
             reporter.message(where)
         if config.dry_run or config.qpu_budget is not None:
-            _qpu_plan(config, exp, sampler, stats, warm, reporter)
+            _qpu_plan(config, exp, sampler, stats, warm, reporter, out)
             if config.dry_run:
                 return RunSummary(out, [], exp.float_accuracy)
         store = ResultStore.open(out, "run", config.stored_settings(), config.resume, data_fingerprint)

@@ -198,6 +198,19 @@ def test_a_full_mock_run_within_its_budget_records_calls_and_qpu_time(tmp_path, 
         assert qpu["qpu_access_time_us"] == pytest.approx(qpu["estimated_qpu_access_time_us"])
         assert sum(s for s in qpu["neuron_qpu_share_us"] if s) == pytest.approx(qpu["qpu_access_time_us"])
         assert len(qpu["neuron_chain_break_fraction"]) == layer["neurons"]
+    _resumed_plans_what_is_left(out, capsys)
+
+
+def _resumed_plans_what_is_left(out, capsys) -> None:
+    """A resume's plan had counted the finished rows too: its budget bounded a QPU time it would not spend."""
+    assert main(["run", "--resume", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "--resume: the qubo row(s) of int4 are finished: not planned" in printed
+    assert "every qubo row is finished: nothing will be sent to the QPU" in printed and "QPU plan" not in printed
+    (out / "units" / "bits=4_method=qubo.json").unlink()
+    assert main(["run", "--resume", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "finished: not planned" not in printed and "total: 2 QPU calls" in printed
 
 
 def test_compare_dry_run_and_budget(tmp_path, capsys, monkeypatch):
