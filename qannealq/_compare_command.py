@@ -23,7 +23,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.report import LogReporter, Reporter
 from qannealq.runner import default_out_dir
-from qannealq.store import FolderLock, ResultStore
+from qannealq.store import FolderLock, ResultStore, unit_key
 
 __all__ = ["Selection", "CompareJob", "ExportJob", "run_compare", "run_export"]
 
@@ -154,17 +154,28 @@ def _planning(names: tuple[str, ...]) -> list[str]:
 def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Reporter) -> list:
     """The QPU plan of every ready backend of ``job`` that plans its calls (``dwave``, ``dwave-mock``): each
     neuron on its own, ``repeats`` times, ``reads`` reads; reported, and refused over ``job.qpu_budget`` (the
-    sum over those backends) before any call."""
+    sum over those backends) before any call. On ``--resume`` a neuron whose calls are all stored is left out
+    (one with some is planned whole)."""
     from qannealq.backends import get_sampler
 
-    plans = []
-    for name in _planning(job.backends):
+    plans, planning = [], _planning(job.backends)
+    stored = ResultStore(Path(job.out), "compare", {}) if job.resume and job.out is not None else None
+    for name in planning:
+        left = [i for i in instances if stored is None or not all(
+            stored.done(unit_key(backend=name, instance=i.name, repeat=r)) for r in range(job.settings.repeats))]
+        if len(left) < len(instances):  # on --resume: what this run will send, not what was sent before
+            reporter.message(f"--resume: {name}'s calls on {len(instances) - len(left)} of {len(instances)} "
+                             "neuron(s) are finished: not planned")
+        if not left:
+            continue
         sampler = get_sampler(name)
         options = {"num_reads": job.settings.reads, **job.settings.options_for(name, sampler)}
         with sampler:  # a QPU's cloud client, opened to read the solver's graph and timing model
-            plans.append(sampler.plan_bqms([i.bqm for i in instances], job.settings.repeats, **options))
+            plans.append(sampler.plan_bqms([i.bqm for i in left], job.settings.repeats, **options))
         reporter.message(plans[-1].table())
-    if job.qpu_budget is not None:
+    if job.qpu_budget is not None and planning and not plans:
+        reporter.message(f"--qpu-budget {job.qpu_budget:g} s: every QPU call is finished, nothing will be sent")
+    elif job.qpu_budget is not None:
         if not plans:
             raise InvalidArgumentError(f"--qpu-budget={job.qpu_budget:g}: none of --backends spends QPU time; "
                                        "it applies to dwave and dwave-mock")

@@ -294,3 +294,20 @@ def test_a_solver_out_of_reach_leaves_its_ranges_to_the_first_call(monkeypatch, 
     with caplog.at_level(logging.INFO):
         get_sampler("dwave-mock").check_ranges(num_reads=100000)
     assert "the solver's ranges are checked at the first call (ConnectionError)" in caplog.text
+
+
+def test_a_resumed_comparison_plans_the_calls_left(tmp_path, capsys):
+    """A resume's plan had counted every call again, those stored included."""
+    out = tmp_path / "cmp"
+    argv = ["compare", "--dataset", "digits", "--input-size", "4", "--neurons", "0:2", "--bits", "2", "--backends",
+            "dwave-mock", "--reads", "5", "--repeats", "1", "--out", str(out)]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["compare", "--resume", str(out), "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "--resume: dwave-mock's calls on 2 of 2 neuron(s) are finished: not planned" in printed
+    assert "QPU plan" not in printed
+    next((out / "units").glob("backend=dwave-mock_instance=*n1_repeat=0.json")).unlink()
+    assert main(["compare", "--resume", str(out), "--qpu-budget", "5", "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert "calls on 1 of 2 neuron(s) are finished" in printed and "total: 1 QPU calls" in printed
