@@ -32,8 +32,8 @@ from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
-           "draw_seed", "check_capacity", "accepted_options", "check_parameters", "check_options", "describe_capacity",
-           "max_variables", "merge_timing", "redact", "unredact", "REDACTED", "TIMING_KEYS"]
+           "draw_seed", "check_capacity", "qpu_planner", "accepted_options", "check_parameters", "check_options",
+           "describe_capacity", "max_variables", "merge_timing", "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -323,6 +323,17 @@ def check_capacity(backend: str, bqm: dimod.BinaryQuadraticModel | int, limit: i
     advice = f": {hint}" if hint else ""
     raise ProblemTooLargeError(f"backend {backend!r} takes at most {limit} variables{reason}; this BQM has "
                                f"{size}{advice}")
+
+
+def qpu_planner(sampler: Any) -> Any:
+    """``sampler``, or the first of its children (through composites), that plans QPU calls (``plan``: the
+    ``dwave`` and ``dwave-mock`` backends), else None. ``run`` and ``sweep`` ask it for ``--dry-run`` and
+    ``--qpu-budget``."""
+    for _ in range(8):
+        if sampler is None or callable(getattr(sampler, "plan", None)):
+            return sampler
+        sampler = (getattr(sampler, "children", None) or [None])[0]
+    return None
 
 
 def accepted_options(sampler: Any) -> set[str] | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import dimod
 
 from qannealq.config import QuantizeConfig, RunConfig
-from qannealq.contract import check_parameters, layer_solver, redact
+from qannealq.contract import check_parameters, layer_solver, qpu_planner, redact
 from qannealq.data import data_fingerprint
 from qannealq.executors import describe_executor, make_executor, portable_sampler
 from qannealq.errors import InvalidArgumentError
@@ -116,20 +116,11 @@ def _layer_rows(result: ModelResult) -> list[dict]:
             for l in result.layers]
 
 
-def _qpu_planner(sampler):
-    """``sampler``, or the first of its children (through our composites), that plans QPU calls, else None."""
-    for _ in range(8):
-        if sampler is None or callable(getattr(sampler, "plan", None)):
-            return sampler
-        sampler = (getattr(sampler, "children", None) or [None])[0]
-    return None
-
-
 def _check_qpu_options(config: RunConfig, sampler) -> None:
     """``--qpu-budget`` and ``--dry-run`` need a QPU backend: refused before any training otherwise (a dry run
     without one trained the model to say "nothing to plan"). A QPU backend's options are checked against its
     solver's ranges here too (``check_ranges``)."""
-    planner = _qpu_planner(sampler)
+    planner = qpu_planner(sampler)
     if planner is not None and callable(getattr(planner, "check_ranges", None)):
         planner.check_ranges(**config.quantize.sampler_options)  # num_reads=100000 failed after training
     if planner is not None or (config.qpu_budget is None and not config.dry_run):
@@ -151,7 +142,7 @@ def _qpu_plan(config: RunConfig, exp: Experiment, sampler, stats, warm: str | No
     Layer sizes come from the float-calibration problems (sequential calibration gives the same free variables
     up to rare clamps).
     """
-    planner, q = _qpu_planner(sampler), config.quantize
+    planner, q = qpu_planner(sampler), config.quantize
     stored = ResultStore(out, "run", {}) if config.resume else None
     done = [bits for bits in q.bits if stored is not None and stored.done(unit_key(bits=bits, method="qubo"))]
     if done:

@@ -23,12 +23,12 @@ from typing import Any, Mapping
 
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.checks import as_values, check_distinct
-from qannealq.config import ModelConfig, check_choice, check_positive, parse_warm_start
-from qannealq.contract import accepted_options, check_parameters, redact, unredact
+from qannealq.config import ModelConfig, check_choice, check_positive, check_qpu_budget, parse_warm_start
+from qannealq.contract import accepted_options, check_parameters, qpu_planner, redact, unredact
 from qannealq.data import data_fingerprint
 from qannealq.errors import InvalidArgumentError
-from qannealq.experiment import Experiment, calibration_draw, prepare, reusable_stats
-from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
+from qannealq.experiment import Experiment, calibrate, calibration_draw, formulate, prepare, reusable_stats
+from qannealq.grid import GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
 from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS
@@ -100,6 +100,8 @@ class SweepConfig:
             default); not stored (it changes the time, not the results).
         out, resume: the results folder, and whether to continue the sweep stored there.
         download: fetch the dataset when it is found nowhere (SHA-256 checked).
+        dry_run, qpu_budget: print the QPU plan of the cells left (their qubo backends that spend QPU time:
+            ``dwave``, ``dwave-mock``) and stop; refuse a plan above ``qpu_budget`` seconds before any call.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -120,8 +122,12 @@ class SweepConfig:
     out: Path | None = None
     resume: bool = False
     download: bool = False
+    dry_run: bool = False
+    qpu_budget: float | None = None
 
     def __post_init__(self) -> None:
+        if self.qpu_budget is not None:
+            object.__setattr__(self, "qpu_budget", check_qpu_budget(self.qpu_budget))
         object.__setattr__(self, "bits", as_values(self.bits, (numbers.Integral, str)))  # bits=4: (4,)
         object.__setattr__(self, "methods", as_values(self.methods))  # methods="rtn": ("rtn",)
         object.__setattr__(self, "sampler_options", dict(self.sampler_options))
@@ -214,6 +220,7 @@ class SweepConfig:
         """What must match to resume (secrets redacted), and what the results spell out."""
         settings = asdict(self)
         settings.pop("out"), settings.pop("resume"), settings.pop("download"), settings.pop("memory_limit")
+        settings.pop("dry_run"), settings.pop("qpu_budget")  # how far to go now, not what is computed
         settings["sampler_options"] = redact(self.sampler_options)
         settings["methods"] = self.labels()
         settings["preset_means"] = PRESETS[self.preset].description
@@ -244,6 +251,9 @@ def _samplers(config: SweepConfig, stack: ExitStack) -> dict[str, Any]:
             if hasattr(sampler, "close"):
                 stack.enter_context(closing(sampler))
             check_parameters(backend, sampler, config.options_for(backend, sampler))
+            planner = qpu_planner(sampler)  # num_reads=100000 on a QPU: refused before training, as in run
+            if planner is not None and callable(getattr(planner, "check_ranges", None)):
+                planner.check_ranges(**config.options_for(backend, sampler))
             samplers[backend] = sampler
     _check_common(config, samplers)
     return samplers
@@ -263,6 +273,46 @@ def _check_common(config: SweepConfig, samplers: Mapping[str, Any]) -> None:
         if not any(_takes(sampler, key) for sampler in samplers.values()):
             raise InvalidArgumentError(f"--sampler-option {key}: none of the qubo backends of --methods "
                                        f"{','.join(config.methods)} ({', '.join(samplers)}) takes this option")
+
+
+def _qpu_plan(config: SweepConfig, samplers: Mapping[str, Any], out: Path, trained: dict[int, Experiment],
+              reporter: Reporter) -> None:
+    """``--dry-run`` and ``--qpu-budget``: the QPU plan of every cell left of each qubo backend that spends QPU
+    time, each seed's cells planned on the first seed's network and calibration (their sizes differ by a dead
+    input at most; with ``--train-seeds`` the networks may differ more), summed over the backends; refused over
+    the budget before any call."""
+    flag = "--dry-run" if config.qpu_budget is None else f"--qpu-budget={config.qpu_budget:g}"
+    planners = {name: qpu_planner(sampler) for name, sampler in samplers.items()}
+    planners = {name: planner for name, planner in planners.items() if planner is not None}
+    if not planners:
+        raise InvalidArgumentError(f"{flag}: no qubo backend of --methods {','.join(config.methods)} spends QPU "
+                                   "time; it applies to qubo:dwave and qubo:dwave-mock")
+    stored = ResultStore(out, "sweep", {}) if config.resume else None
+    seeds = config.seed_list()
+    exp = _experiment(config, seeds[0], trained, reporter)
+    stats = calibrate(exp)
+    grids = GRANULARITIES if config.granularity == "best" else (config.granularity,)
+    plans = []
+    for name, planner in planners.items():
+        label, layers = f"qubo:{name}", []
+        for bits in config.bits:
+            left = [s for s in seeds if stored is None or not stored.done(unit_key(method=label, bits=bits, seed=s))]
+            if not left:
+                continue
+            problems = [replace(p, name=f"{p.name} {grid}") if len(grids) > 1 else p
+                        for grid in grids for p in formulate(exp, bits, grid, config.int1, stats)]
+            plan = planner.plan(problems, warm_start=config.warm_start is not None,
+                                **config.options_for(name, samplers[name]))
+            layers += [replace(layer, name=f"{layer.name} s{seed}") for seed in left for layer in plan.layers]
+        if layers:
+            plans.append(type(plan)(name, plan.solver, tuple(layers)))
+            reporter.message(plans[-1].table())
+    if not plans:
+        reporter.message("every cell of a QPU backend is finished: nothing will be sent to the QPU")
+    elif config.qpu_budget is not None:
+        type(plans[0])("+".join(p.backend for p in plans), plans[0].solver,
+                       tuple(layer for p in plans for layer in p.layers)).check_budget(config.qpu_budget)
+        reporter.message(f"--qpu-budget {config.qpu_budget:g} s: the plan fits")
 
 
 def _experiment(config: SweepConfig, seed: int, trained: dict[int, Experiment], reporter: Reporter) -> Experiment:
@@ -312,13 +362,18 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
     labels, seeds = config.labels(), config.seed_list()
     with ExitStack() as stack:
         samplers = _samplers(config, stack)
+        trained: dict[int, Experiment] = {}
+        if config.dry_run or config.qpu_budget is not None:
+            _qpu_plan(config, samplers, out, trained, reporter)
+            if config.dry_run:
+                return SweepSummary(out, [], 0, 0)
         store = ResultStore.open(out, "sweep", settings, config.resume, data_fingerprint)
         stack.callback(store.close)
         if store.resumed:
             reporter.message(f"resuming {out}: {len(store.resumed)} finished cell(s) kept, not recomputed")
         reporter.message(f"sweep {config.model.dataset}, preset {config.preset}: {PRESETS[config.preset].description}")
         cells = [CellResult(**r) for r in store.records()]
-        computed, trained = 0, {}
+        computed = 0
         goal = config.goal()
         total = len(labels) * len(config.bits) * len(seeds)
         with reporter.progress(total, "sweep", "cell") as bar:

@@ -311,3 +311,35 @@ def test_a_resumed_comparison_plans_the_calls_left(tmp_path, capsys):
     assert main(["compare", "--resume", str(out), "--qpu-budget", "5", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "calls on 1 of 2 neuron(s) are finished" in printed and "total: 1 QPU calls" in printed
+
+
+def test_sweep_plans_its_qpu_cells_left_and_keeps_to_a_budget(tmp_path, capsys, monkeypatch):
+    """``sweep`` had neither ``--dry-run`` nor ``--qpu-budget``: a sweep of seeds x bit widths on a QPU spent
+    whatever it took. Its plan holds every cell left of each QPU backend, each seed's layers named."""
+    import qannealq.experiment
+
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--input-size", "4", "--bits", "4,2", "--methods", "rtn,qubo:dwave-mock,qubo:layer-sa",
+            "--seeds", "2", "--sampler-option", "dwave-mock:num_reads=20"]
+    with monkeypatch.context() as patched:
+        _no_sampling(patched)
+        assert main([*argv, "--dry-run", "--out", str(out)]) == 0
+        printed = capsys.readouterr().out
+        rows = [line.split()[:3] for line in printed.splitlines() if re.match(r"\s+[42] [02] s", line)]
+        assert sorted(rows) == sorted([b, layer, f"s{seed}"] for b in "42" for layer in "02" for seed in (0, 1))
+        assert "QPU plan: backend 'dwave-mock'" in printed and "layer-sa" not in printed and not out.exists()
+        assert main([*argv, "--qpu-budget", "0.01", "--out", str(out)]) == 2
+        assert "nothing was sent to the QPU" in capsys.readouterr().err and not out.exists()
+        trained = []
+        patched.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: trained.append(1))
+        assert main(["sweep", "--input-size", "4", "--methods", "rtn,qubo", "--seeds", "1", "--dry-run", "--out",
+                     str(out)]) == 2
+        assert "no qubo backend of --methods rtn,qubo spends QPU time" in capsys.readouterr().err and not trained
+    small = ["sweep", "--input-size", "4", "--bits", "4", "--methods", "qubo:dwave-mock", "--seeds", "2",
+             "--sampler-option", "num_reads=5"]
+    assert main([*small, "--out", str(out)]) == 0
+    capsys.readouterr()
+    next((out / "units").glob("*seed=1*.json")).unlink()
+    assert main(["sweep", "--resume", str(out), "--dry-run", "--qpu-budget", "5"]) == 0
+    printed = capsys.readouterr().out
+    assert " s1 " in printed and " s0 " not in printed and "total: 2 QPU calls" in printed

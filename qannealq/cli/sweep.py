@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 
 from qannealq.cli._args import (MODEL_OPTIONS, add_layer_sa_arguments, add_model_arguments, add_objective_arguments,
-                                check_options_apply, given_options, int_list, memory_limit_bytes, model_config, option,
-                                sampler_options, str_list)
+                                add_qpu_arguments, check_options_apply, given_options, int_list, memory_limit_bytes,
+                                model_config, option, sampler_options, str_list)
 from qannealq.cli._console import ConsoleReporter
 
 HELP = "sweep methods x bits x seeds on one dataset; resumable; tables and plots with mean ± std"
@@ -46,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_objective_arguments(group)
     group.add_argument("--download", action="store_true",
                        help="fetch the dataset from its canonical location if it is found nowhere (SHA-256 checked)")
+    add_qpu_arguments(parser)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
     where.add_argument("--resume", type=Path, default=None, metavar="DIR",
@@ -65,6 +66,7 @@ def _resumed(args: argparse.Namespace):
 
     return SweepConfig.from_stored(ResultStore.stored_settings(args.resume, "sweep"), args.resume,
                                    download=args.download, memory_limit=memory_limit_bytes(args),
+                                   dry_run=args.dry_run, qpu_budget=args.qpu_budget,
                                    model=given_options(args, MODEL_OPTIONS), **given_options(args, _SWEEP))
 
 
@@ -80,9 +82,11 @@ def main(args: argparse.Namespace) -> int:
             sampler_options=None if args.sampler_option is None else sampler_options(args.sampler_option),
             calibration=args.calibration, granularity=args.granularity, int1=args.int1,
             warm_start=args.warm_start, objective=args.objective, inactive_weight=args.inactive_weight,
-            memory_limit=memory_limit_bytes(args), out=args.out, download=args.download)
+            memory_limit=memory_limit_bytes(args), out=args.out, download=args.download, dry_run=args.dry_run,
+            qpu_budget=args.qpu_budget)
         check_options_apply(args, {} if args.sampler_option is None else sampler_options(args.sampler_option))
     reporter = ConsoleReporter()
     summary = sweep(config, reporter)
-    reporter.message((summary.out / "summary.md").read_text())
+    if not config.dry_run:
+        reporter.message((summary.out / "summary.md").read_text())
     return 0
