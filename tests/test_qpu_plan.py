@@ -335,6 +335,10 @@ def test_sweep_plans_its_qpu_cells_left_and_keeps_to_a_budget(tmp_path, capsys, 
         assert main(["sweep", "--input-size", "4", "--methods", "rtn,qubo", "--seeds", "1", "--dry-run", "--out",
                      str(out)]) == 2
         assert "no qubo backend of --methods rtn,qubo spends QPU time" in capsys.readouterr().err and not trained
+        assert main(["sweep", "--input-size", "4", "--methods", "qubo:dwave-mock", "--sampler-option",
+                     "num_reads=100000", "--out", str(out)]) == 2  # failed after training and calibration
+        assert "outside the solver's num_reads_range" in capsys.readouterr().err and not trained
+        assert not out.exists()
     small = ["sweep", "--input-size", "4", "--bits", "4", "--methods", "qubo:dwave-mock", "--seeds", "2",
              "--sampler-option", "num_reads=5"]
     assert main([*small, "--out", str(out)]) == 0
