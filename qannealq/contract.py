@@ -33,7 +33,8 @@ from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
            "draw_seed", "check_capacity", "qpu_planner", "accepted_options", "check_parameters", "check_options",
-           "describe_capacity", "max_variables", "merge_timing", "redact", "unredact", "REDACTED", "TIMING_KEYS"]
+           "check_reserved", "RESERVED_OPTIONS", "describe_capacity", "max_variables", "merge_timing", "redact",
+           "unredact", "REDACTED", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -347,6 +348,25 @@ def accepted_options(sampler: Any) -> set[str] | None:
     return known | ({"seed", "initial_states"} if layer_solver(sampler) is not None else set())
 
 
+#: Sampler options the solve loop and ``compare`` set on every call themselves: given as options too, they
+#: ended a run in a ``TypeError`` after training (``run --sampler-option seed=3``: "got multiple values for
+#: keyword argument 'seed'") or were replaced without a word (``compare``'s seeds).
+RESERVED_OPTIONS = {
+    "seed": "each call's seed comes from the run's (--seed; compare: --solver-seed; quantize_model: seed=)",
+    "initial_states": "the warm start gives them (--warm-start; quantize_model: warm_start=)",
+}
+
+
+def check_reserved(options: Mapping[str, Any], given: str = "--sampler-option") -> None:
+    """Refuse :data:`RESERVED_OPTIONS` among sampler ``options``, naming the setting that gives them.
+
+    Raises:
+        InvalidArgumentError: ``seed`` or ``initial_states`` among ``options``.
+    """
+    for key in sorted(set(options) & set(RESERVED_OPTIONS)):
+        raise InvalidArgumentError(f"{given} {key}: {RESERVED_OPTIONS[key]}; it is not a sampler option here")
+
+
 def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any], given: str = "--sampler-option") -> None:
     """Refuse sampler options that ``sampler.parameters`` does not list, naming the valid ones.
 
@@ -357,6 +377,7 @@ def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any], giv
     Raises:
         InvalidArgumentError: an unknown key (the message lists the valid keys).
     """
+    check_reserved(options, given)
     known = accepted_options(sampler)
     if known is None:  # parameters that need the network: leave the check to the sampler
         return
@@ -364,7 +385,8 @@ def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any], giv
     if unknown:
         raise InvalidArgumentError(
             f"{given} {', '.join(unknown)}: backend {backend!r} does not take "
-            f"{'this option' if len(unknown) == 1 else 'these options'}; valid keys: {', '.join(sorted(known))}")
+            f"{'this option' if len(unknown) == 1 else 'these options'}; valid keys: "
+            f"{', '.join(sorted(known - set(RESERVED_OPTIONS)))}")
     try:
         check_options(sampler, options)
     except InvalidArgumentError as exc:

@@ -184,3 +184,30 @@ def test_run_granularity_best_keeps_the_better_grid_per_row_and_its_batches_apar
     assert {k.split("_")[1] for k in batches} == {"granularity=tensor", "granularity=channel"}
     assert sorted(p.name for p in (tmp_path / "best" / "units").iterdir()) == ["bits=2_method=qubo.json",
                                                                                "bits=2_method=rtn.json"]
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "--sampler-option", "seed=3"],  # a TypeError after training: "got multiple values for ... 'seed'"
+    ["sweep", "--methods", "qubo:sa,qubo", "--sampler-option", "sa:seed=2"],
+    ["compare", "--backends", "sa", "--sampler-option", "sa:seed=2"],  # replaced by each call's seed, no word
+    ["run", "--backend", "sa", "--sampler-option", "initial_states=1"],
+])
+def test_the_seed_and_the_warm_start_are_not_sampler_options(argv, tmp_path, capsys, no_training):
+    assert main([*argv, "--input-size", "4", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    key = "seed" if "seed" in argv[-1] else "initial_states"
+    assert f"--sampler-option {key}: " in err and "it is not a sampler option here" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_quantize_model_refuses_the_seed_and_warm_start_as_sampler_keywords():
+    import torch
+
+    from qannealq import InvalidArgumentError, quantize_model
+    from qannealq.backends import get_sampler
+
+    model = torch.nn.Sequential(torch.nn.Linear(6, 3))
+    for sampler in ("layer-sa", get_sampler("layer-sa")):  # a TypeError from sample_layer for the object
+        with pytest.raises(InvalidArgumentError, match="quantize_model keyword initial_states: the warm start "
+                                                       r"gives them \(--warm-start; quantize_model: warm_start=\)"):
+            quantize_model(model, torch.randn(16, 6), 3, sampler=sampler, initial_states=None)
