@@ -136,7 +136,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
             ``settings["grid_errors"]`` each grid's summed layer error.
         int1: int1 scheme, ``"sign"`` or ``"paper"``.
         layers: names of the Linear layers to quantize; all by default.
-        warm_start: baseline used as initial state for samplers that accept one.
+        warm_start: baseline used as initial state for samplers that accept one (None or ``"none"``: no warm
+            start).
         seed: base seed; layer ``l`` uses ``seed + l``.
         batch_size: calibration batch size.
         progress: see :data:`ProgressCallback`.
@@ -159,6 +160,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     """
     from qannealq.backends import resolve_sampler
 
+    warm_start = None if warm_start == "none" else warm_start  # as --warm-start none says it
     _check_options(method, calibration, granularity, int1, warm_start, batch_size, seed, progress)
     goal = make_objective(objective, inactive_weight)
     t0 = time.perf_counter()

@@ -235,3 +235,16 @@ def test_quantize_model_granularity_best_is_the_better_grid_with_both_errors_rec
     with pytest.raises(InvalidArgumentError, match="granularity='best' solves both grids, and checkpoint has no "
                                                    "unit to keep their batches apart"):
         quantize_model(model, data, 2, "qubo", granularity="best", checkpoint=Mine())
+
+
+def test_quantize_model_takes_none_as_the_command_line_spells_it():
+    """``warm_start="none"`` (as ``--warm-start none``) was refused as unknown; it is None."""
+    import torch
+
+    from qannealq import quantize_model
+
+    model = torch.nn.Sequential(torch.nn.Linear(6, 3))
+    data = torch.randn(32, 6)
+    spelled = quantize_model(model, data, 2, sampler="sa", warm_start="none", seed=1, num_reads=2)
+    plain = quantize_model(model, data, 2, sampler="sa", warm_start=None, seed=1, num_reads=2)
+    assert spelled.settings["warm_start"] is None and spelled.layer_error == plain.layer_error
