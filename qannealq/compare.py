@@ -181,6 +181,10 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
     if unknown:
         raise InvalidArgumentError(f"--sampler-option names backends {sorted(unknown)} that are not compared "
                                    f"({', '.join(given)})")
+    unknown = set(settings.capacity) - set(given)
+    if unknown:  # it was dropped without a word (a misspelt backend's capacity left the default in place)
+        raise InvalidArgumentError(f"--capacity names backends {sorted(unknown)} that are not compared "
+                                   f"({', '.join(given)}): give BACKEND=N for one of them")
     for key in settings.sampler_options.get(EVERY, {}):
         known = [accepted_options(sampler) for sampler in samplers.values()]
         if samplers and not any(k is None or key in k for k in known):

@@ -249,6 +249,10 @@ def test_bad_settings_are_refused():
                                               "r"), ["sa"], CompareSettings(sampler_options={"qaoa": {"reps": 2}}))
     with pytest.raises(InvalidArgumentError, match="--solver-seed=-1 must be an integer in 0..2"):
         CompareSettings(seed=-1)  # numpy's SeedSequence traceback, after training, before
+    with pytest.raises(InvalidArgumentError, match=r"--capacity names backends \['exact'\] that are not compared "
+                                                   r"\(sa\)"):  # dropped without a word before
+        compare_backends(instances_from_layer(random_layer(np.random.default_rng(0), 6, 1).problem(4), [0], {},
+                                              "r"), ["sa"], CompareSettings(capacity={"exact": 4}))
 
 
 def test_a_call_is_marked_warm_started_only_where_the_start_is_used(tiny):
