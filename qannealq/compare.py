@@ -370,11 +370,12 @@ def _part(instance: NeuronInstance, size: int) -> NeuronInstance:
 def _run_all(samplers: Mapping[str, dimod.Sampler], instances: Sequence[NeuronInstance], store,
              settings: CompareSettings, reporter: Reporter) -> list[dict]:
     units = []
-    calls = len(instances) * settings.repeats
-    with reporter.progress(len(samplers) * calls, "comparing backends", "call") as bar:
+    with reporter.progress(len(samplers) * len(instances) * settings.repeats, "comparing backends", "call") as bar:
         for name, sampler in samplers.items():
             warm, walls = False, []
-            for k, (instance, repeat) in enumerate((i, r) for i in instances for r in range(settings.repeats)):
+            pairs = [(i, r) for i in instances for r in range(settings.repeats)]
+            todo = sum(store.get(unit_key(backend=name, instance=i.name, repeat=r)) is None for i, r in pairs)
+            for instance, repeat in pairs:
                 key = unit_key(backend=name, instance=instance.name, repeat=repeat)
                 record = store.get(key)
                 if record is None:
@@ -382,7 +383,7 @@ def _run_all(samplers: Mapping[str, dimod.Sampler], instances: Sequence[NeuronIn
                         bar.status(f"{name} warm-up")
                         _warm_up(sampler, name, instances, settings, reporter)
                         warm = True
-                    bar.status(f"{name} {instance.name} #{repeat}{_left(walls, calls - k)}")
+                    bar.status(f"{name} {instance.name} #{repeat}{_left(walls, todo - len(walls))}")
                     t0 = time.perf_counter()
                     record = run_unit(sampler, name, instance, repeat, settings)
                     walls.append(time.perf_counter() - t0)
