@@ -1,4 +1,5 @@
-"""Random sets of valid and invalid flags never end in a traceback: each command exits 0, or 2 with a message.
+"""Random sets of valid and invalid flags never end in a traceback: each command exits 0, or 2 with a message
+(``run``, ``sweep``, ``compare``, ``export``).
 
 Random flag sets found two defects that single-flag tests had missed (2026-12-06): ``sweep --data-dir`` wrote a
 ``Path`` into ``sweep.json`` (a ``TypeError`` after its first cell) and ``run --sampler-option seed=3`` ended in
@@ -41,6 +42,8 @@ OPTIONS = {
                              ("--sampler-option", ["num_sweeps=20", "sa:num_sweeps=20", "timeout=5", "sa:seed=2"]),
                              ("--capacity", ["exact=8", "sa=4"]), ("--eps", ["0", "0.1", "-1"]),
                              ("--dry-run", None), ("--data-dir", ["dd"])],
+    "export": COMMON[1:] + [("--bits", ["2", "3"]), ("--layer", ["0", "-1", "5"]), ("--neurons", ["0:2", "3", "2,2"]),
+                            ("--proof-time", ["1", "-1"]), ("--data-dir", ["dd"])],
 }
 
 
@@ -48,7 +51,7 @@ def _draws(count: int, seed: int = 20261206) -> list[list[str]]:
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        command = rng.choice(["run", "run", "sweep", "compare", "compare"])
+        command = rng.choice(["run", "run", "sweep", "compare", "compare", "export"])
         argv = [command, "--input-size", "4"]
         for name, values in rng.sample(OPTIONS[command], rng.randint(1, 4)):
             argv += [name] if values is None else [name, rng.choice(values)]
@@ -60,7 +63,7 @@ def _draws(count: int, seed: int = 20261206) -> list[list[str]]:
     return out
 
 
-@pytest.mark.parametrize("argv", _draws(30), ids=lambda argv: " ".join(argv[3:])[:60])
+@pytest.mark.parametrize("argv", _draws(36), ids=lambda argv: " ".join(argv[3:])[:60])
 def test_a_random_flag_set_exits_0_or_2_without_a_traceback(argv, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "dd").mkdir()
