@@ -18,6 +18,7 @@ from qannealq._compare_report import CompareResult, format_summary
 from qannealq.checks import check_distinct
 from qannealq.compare import CompareSettings, check_backend_options, compare_backends, stored_settings
 from qannealq.config import ModelConfig, check_choice, check_qpu_budget
+from qannealq.contract import check_plans_budget, check_qpu_ranges
 from qannealq.data import data_fingerprint
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
@@ -179,8 +180,7 @@ def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Report
         if not plans:
             raise InvalidArgumentError(f"--qpu-budget={job.qpu_budget:g}: none of --backends spends QPU time; "
                                        "it applies to dwave and dwave-mock")
-        type(plans[0])("+".join(p.backend for p in plans), plans[0].solver,
-                       tuple(layer for p in plans for layer in p.layers)).check_budget(job.qpu_budget)
+        check_plans_budget(plans, job.qpu_budget)
         reporter.message(f"--qpu-budget {job.qpu_budget:g} s: the plan fits")
     return plans
 
@@ -204,7 +204,7 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
     planning = _planning(job.backends)
     for name in planning:  # against the solver's ranges (num_reads=100000 failed after training)
         with get_sampler(name) as sampler:
-            sampler.check_ranges(**{"num_reads": job.settings.reads, **job.settings.options_for(name, sampler)})
+            check_qpu_ranges(sampler, {"num_reads": job.settings.reads, **job.settings.options_for(name, sampler)})
     if (job.dry_run or job.qpu_budget is not None) and not planning:
         flag = "--dry-run" if job.qpu_budget is None else f"--qpu-budget={job.qpu_budget:g}"
         raise InvalidArgumentError(f"{flag}: none of --backends spends QPU time; it applies to dwave and dwave-mock")
@@ -278,7 +278,7 @@ def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:
 
     reporter = reporter or LogReporter()
     if Path(job.out).is_dir():  # another export writing it: refused before the model is trained or loaded
-        FolderLock.release(FolderLock.acquire(job.out))
+        FolderLock.check(job.out)
     if job.library:
         instances = library_instances(data_dir=job.data_dir)
     else:

@@ -21,7 +21,7 @@ import inspect
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
+from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
 
 import dimod
 import numpy as np
@@ -32,9 +32,9 @@ from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
-           "draw_seed", "check_capacity", "qpu_planner", "accepted_options", "check_parameters", "check_options",
-           "check_reserved", "RESERVED_OPTIONS", "describe_capacity", "max_variables", "merge_timing", "redact",
-           "unredact", "REDACTED", "TIMING_KEYS"]
+           "draw_seed", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
+           "check_parameters", "check_options", "check_reserved", "RESERVED_OPTIONS", "describe_capacity",
+           "max_variables", "merge_timing", "redact", "unredact", "REDACTED", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -335,6 +335,23 @@ def qpu_planner(sampler: Any) -> Any:
             return sampler
         sampler = (getattr(sampler, "children", None) or [None])[0]
     return None
+
+
+def check_qpu_ranges(sampler: Any, options: Mapping[str, Any]) -> None:
+    """Refuse ``options`` outside the stated ranges of the QPU ``sampler`` plans its calls on (its
+    :func:`qpu_planner`'s ``check_ranges``: ``num_reads=100000`` failed after training); nothing for a sampler
+    that spends no QPU time."""
+    planner = qpu_planner(sampler)
+    if planner is not None and callable(getattr(planner, "check_ranges", None)):
+        planner.check_ranges(**options)
+
+
+def check_plans_budget(plans: Sequence[Any], seconds: float) -> None:
+    """Refuse the QPU ``plans`` of several backends (their planners' ``plan`` or ``plan_bqms``) when their summed
+    estimate exceeds ``seconds``: one plan over all their layers, named by the backends joined with ``+``."""
+    joined = type(plans[0])("+".join(plan.backend for plan in plans), plans[0].solver,
+                            tuple(layer for plan in plans for layer in plan.layers))
+    joined.check_budget(seconds)
 
 
 def accepted_options(sampler: Any) -> set[str] | None:

@@ -24,14 +24,14 @@ from qannealq.calibration import as_calibration_tensor, collect_stats, linear_la
 from qannealq.config import ModelConfig
 from qannealq.data import Dataset, accuracy, load_dataset, train_mlp
 from qannealq.formulation import LayerProblem, LayerStats
-from qannealq.grid import check_bits
+from qannealq.grid import GRANULARITIES, check_bits
 from qannealq.pipeline import formulate_layer
 from qannealq.report import Reporter
 from qannealq.weighted import Objective
 from qannealq.weighted_calibration import with_weighted_stats
 
 __all__ = ["Recipe", "RECIPES", "TINY_RECIPE", "Experiment", "recipe", "prepare", "calibrate", "formulate",
-           "calibration_draw"]
+           "formulate_grids", "calibration_draw"]
 
 logger = logging.getLogger(__name__)
 
@@ -187,3 +187,14 @@ def formulate(experiment: Experiment, bits: int, granularity: str = "tensor", in
     modules = dict(experiment.model.named_modules())
     return [formulate_layer(modules[name], layer_stats, bits, granularity, int1, name)
             for name, layer_stats in stats.items()]
+
+
+def formulate_grids(experiment: Experiment, bits: int, granularity: str, int1: str,
+                    stats: dict[str, LayerStats] | None = None) -> list[LayerProblem]:
+    """:func:`formulate` on each grid a quantization with ``granularity`` solves: its own, or both under
+    ``best``, each problem then named with its grid (``0 tensor``), as a QPU plan lists them."""
+    if granularity != "best":
+        return formulate(experiment, bits, granularity, int1, stats)
+    stats = calibrate(experiment) if stats is None else stats
+    return [replace(problem, name=f"{problem.name} {grid}") for grid in GRANULARITIES
+            for problem in formulate(experiment, bits, grid, int1, stats)]

@@ -10,23 +10,22 @@ import functools
 import logging
 import time
 from contextlib import closing, nullcontext
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import dimod
 
 from qannealq.config import QuantizeConfig, RunConfig
-from qannealq.contract import check_parameters, layer_solver, qpu_planner, redact
+from qannealq.contract import check_parameters, check_qpu_ranges, layer_solver, qpu_planner, redact
 from qannealq.data import data_fingerprint
 from qannealq.executors import describe_executor, make_executor, portable_sampler
 from qannealq.errors import InvalidArgumentError
-from qannealq.experiment import Experiment, calibrate, formulate, prepare, reusable_stats
+from qannealq.experiment import Experiment, calibrate, formulate_grids, prepare, reusable_stats
 from qannealq.pipeline import ModelResult, quantize_model, skipped_layers
 from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_table, plot_accuracy
 from qannealq.solve import accepts_parameter
 from qannealq.checkpoint import StoreCheckpoint, is_batch_key
 from qannealq.store import ResultStore, unit_key
-from qannealq.grid import GRANULARITIES
 from qannealq.weighted import make_objective
 
 __all__ = ["run", "RunSummary", "default_out_dir", "resolve_backend", "model_path"]
@@ -120,10 +119,8 @@ def _check_qpu_options(config: RunConfig, sampler) -> None:
     """``--qpu-budget`` and ``--dry-run`` need a QPU backend: refused before any training otherwise (a dry run
     without one trained the model to say "nothing to plan"). A QPU backend's options are checked against its
     solver's ranges here too (``check_ranges``)."""
-    planner = qpu_planner(sampler)
-    if planner is not None and callable(getattr(planner, "check_ranges", None)):
-        planner.check_ranges(**config.quantize.sampler_options)  # num_reads=100000 failed after training
-    if planner is not None or (config.qpu_budget is None and not config.dry_run):
+    check_qpu_ranges(sampler, config.quantize.sampler_options)
+    if qpu_planner(sampler) is not None or (config.qpu_budget is None and not config.dry_run):
         return
     flag = "--dry-run" if config.qpu_budget is None else f"--qpu-budget={config.qpu_budget:g}"
     if sampler is None:
@@ -153,9 +150,7 @@ def _qpu_plan(config: RunConfig, exp: Experiment, sampler, stats, warm: str | No
         reporter.message("every qubo row is finished: nothing will be sent to the QPU")
         return
     stats = stats if stats is not None else calibrate(exp)
-    grids = GRANULARITIES if q.granularity == "best" else (q.granularity,)  # best solves both
-    problems = [replace(p, name=f"{p.name} {grid}") if len(grids) > 1 else p  # the plan's rows say their grid
-                for bits in left for grid in grids for p in formulate(exp, bits, grid, q.int1, stats)]
+    problems = [p for bits in left for p in formulate_grids(exp, bits, q.granularity, q.int1, stats)]
     plan = planner.plan(problems, warm_start=warm is not None, **q.sampler_options)
     reporter.message(plan.table())
     if config.qpu_budget is not None:

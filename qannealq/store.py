@@ -94,6 +94,15 @@ class FolderLock:
         return key
 
     @classmethod
+    def check(cls, root: Path) -> None:
+        """Refuse ``root`` where another process holds its lock (:meth:`acquire`), holding nothing after.
+
+        Raises:
+            StoreError: another process holds it.
+        """
+        cls.release(cls.acquire(root))
+
+    @classmethod
     def release(cls, key: str | None) -> None:
         """One holder fewer of ``key`` (from :meth:`acquire`); the last one unlocks the folder."""
         entry = cls._held.get(key) if key is not None else None
@@ -213,7 +222,7 @@ class ResultStore:
             raise InvalidArgumentError(f"--out={str(root)!r} is an existing file, not a folder: give a folder path")
         if resume:
             cls._reopen(root, command, _canonical(dict(settings)), write=False, fingerprint=fingerprint)
-            FolderLock.release(FolderLock.acquire(root))  # another process on it: refused before any work
+            FolderLock.check(root)  # another process on it: refused before any work
             return
         if (root / "store.json").exists():
             raise InvalidArgumentError(f"{root} already holds the results of a run: continue it with "

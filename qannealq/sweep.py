@@ -24,11 +24,12 @@ from typing import Any, Mapping
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.checks import as_values, check_distinct
 from qannealq.config import ModelConfig, check_choice, check_positive, check_qpu_budget, parse_warm_start
-from qannealq.contract import accepted_options, check_parameters, qpu_planner, redact, unredact
+from qannealq.contract import (accepted_options, check_parameters, check_plans_budget, check_qpu_ranges, qpu_planner,
+                               redact, unredact)
 from qannealq.data import data_fingerprint
 from qannealq.errors import InvalidArgumentError
-from qannealq.experiment import Experiment, calibrate, calibration_draw, formulate, prepare, reusable_stats
-from qannealq.grid import GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
+from qannealq.experiment import Experiment, calibrate, calibration_draw, formulate_grids, prepare, reusable_stats
+from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
 from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS
@@ -250,10 +251,9 @@ def _samplers(config: SweepConfig, stack: ExitStack) -> dict[str, Any]:
             sampler = resolve_sampler(backend)
             if hasattr(sampler, "close"):
                 stack.enter_context(closing(sampler))
-            check_parameters(backend, sampler, config.options_for(backend, sampler))
-            planner = qpu_planner(sampler)  # num_reads=100000 on a QPU: refused before training, as in run
-            if planner is not None and callable(getattr(planner, "check_ranges", None)):
-                planner.check_ranges(**config.options_for(backend, sampler))
+            options = config.options_for(backend, sampler)
+            check_parameters(backend, sampler, options)
+            check_qpu_ranges(sampler, options)  # num_reads=100000 on a QPU: refused before training, as in run
             samplers[backend] = sampler
     _check_common(config, samplers)
     return samplers
@@ -291,7 +291,6 @@ def _qpu_plan(config: SweepConfig, samplers: Mapping[str, Any], out: Path, train
     seeds = config.seed_list()
     exp = _experiment(config, seeds[0], trained, reporter)
     stats = calibrate(exp)
-    grids = GRANULARITIES if config.granularity == "best" else (config.granularity,)
     plans = []
     for name, planner in planners.items():
         label, layers = f"qubo:{name}", []
@@ -299,8 +298,7 @@ def _qpu_plan(config: SweepConfig, samplers: Mapping[str, Any], out: Path, train
             left = [s for s in seeds if stored is None or not stored.done(unit_key(method=label, bits=bits, seed=s))]
             if not left:
                 continue
-            problems = [replace(p, name=f"{p.name} {grid}") if len(grids) > 1 else p
-                        for grid in grids for p in formulate(exp, bits, grid, config.int1, stats)]
+            problems = formulate_grids(exp, bits, config.granularity, config.int1, stats)
             plan = planner.plan(problems, warm_start=config.warm_start is not None,
                                 **config.options_for(name, samplers[name]))
             layers += [replace(layer, name=f"{layer.name} s{seed}") for seed in left for layer in plan.layers]
@@ -310,8 +308,7 @@ def _qpu_plan(config: SweepConfig, samplers: Mapping[str, Any], out: Path, train
     if not plans:
         reporter.message("every cell of a QPU backend is finished: nothing will be sent to the QPU")
     elif config.qpu_budget is not None:
-        type(plans[0])("+".join(p.backend for p in plans), plans[0].solver,
-                       tuple(layer for p in plans for layer in p.layers)).check_budget(config.qpu_budget)
+        check_plans_budget(plans, config.qpu_budget)
         reporter.message(f"--qpu-budget {config.qpu_budget:g} s: the plan fits")
 
 
