@@ -185,8 +185,8 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
     if unknown:  # it was dropped without a word (a misspelt backend's capacity left the default in place)
         raise InvalidArgumentError(f"--capacity names backends {sorted(unknown)} that are not compared "
                                    f"({', '.join(given)}): give BACKEND=N for one of them")
+    known = [accepted_options(sampler) for sampler in samplers.values()]
     for key in settings.sampler_options.get(EVERY, {}):
-        known = [accepted_options(sampler) for sampler in samplers.values()]
         if samplers and not any(k is None or key in k for k in known):
             raise InvalidArgumentError(f"--sampler-option {key}: none of the compared backends "
                                        f"({', '.join(samplers)}) takes this option; give BACKEND:KEY=VALUE to "
@@ -373,11 +373,11 @@ def _run_all(samplers: Mapping[str, dimod.Sampler], instances: Sequence[NeuronIn
     with reporter.progress(len(samplers) * len(instances) * settings.repeats, "comparing backends", "call") as bar:
         for name, sampler in samplers.items():
             warm, walls = False, []
-            pairs = [(i, r) for i in instances for r in range(settings.repeats)]
-            todo = sum(store.get(unit_key(backend=name, instance=i.name, repeat=r)) is None for i, r in pairs)
-            for instance, repeat in pairs:
-                key = unit_key(backend=name, instance=instance.name, repeat=repeat)
-                record = store.get(key)
+            calls = [(instance, repeat, unit_key(backend=name, instance=instance.name, repeat=repeat))
+                     for instance in instances for repeat in range(settings.repeats)]
+            stored = [store.get(key) for _, _, key in calls]  # each unit read once
+            todo = stored.count(None)
+            for (instance, repeat, key), record in zip(calls, stored):
                 if record is None:
                     if not warm:  # a call to run (none where every unit was stored): warm the backend first
                         bar.status(f"{name} warm-up")

@@ -63,8 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except QannealqError as exc:
         print(f"qannealq: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as exc:
-        if isinstance(exc, Terminated) or _TERMINATED:  # a solver that caught the handler's exception raises its own
+    except KeyboardInterrupt:
+        if _TERMINATED:  # Terminated, or a solver's own interrupt after it caught the handler's exception
             print("qannealq: terminated (SIGTERM); results finished so far are in the results folder",
                   file=sys.stderr)
             return 128 + signal.SIGTERM
