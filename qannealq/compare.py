@@ -44,6 +44,8 @@ search until it proves the optimum, which on ~60-variable neurons takes hours)."
 EVERY = "*"
 """The ``sampler_options`` entry for options given without a backend (``--sampler-option KEY=VALUE``): each
 compared backend that takes the key gets them (:meth:`CompareSettings.options_for`)."""
+#: The second success target's default (within 1 %), or ``eps`` where that is larger.
+LOOSE_EPS = 0.01
 DETERMINISTIC = ("exact", "gurobi")
 """Backends whose call returns the optimum, not samples: one read per call (``--reads`` is not passed)."""
 _EXTRA_KEYS = ("chain_break_fraction", "chain_strength", "num_qubits", "max_chain_length", "reps", "shots",
@@ -60,7 +62,8 @@ class CompareSettings:
             reads are its ``shots``).
         repeats: calls per backend and instance, each with its own seed.
         eps: success when ``E <= E_ref + eps |E_ref|`` (1e-9: the optimum up to float noise).
-        loose_eps: a second, looser target (0.01: within 1 %).
+        loose_eps: a second, looser target, at least ``eps`` (None: 0.01, within 1 %, or ``eps`` where that is
+            larger).
         seed: base of every call's seed (:func:`unit_seed`).
         warm_start: give the GPTQ-restricted state as ``initial_states`` to backends that take one.
         sampler_options: per backend, keyword arguments for every ``sample`` call; under :data:`EVERY`, those of
@@ -73,7 +76,7 @@ class CompareSettings:
     reads: int = 10
     repeats: int = 3
     eps: float = 1e-9
-    loose_eps: float = 0.01
+    loose_eps: float | None = None
     seed: int = 0
     warm_start: bool = True
     sampler_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -87,8 +90,17 @@ class CompareSettings:
         check_positive("--max-calls", self.max_calls)
         check_seed("--solver-seed", self.seed)
         for name, value in (("--eps", self.eps), ("--loose-eps", self.loose_eps)):
+            if value is None and name == "--loose-eps":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
                 raise InvalidArgumentError(f"{name}={value!r} must be a number >= 0 (a relative tolerance)")
+        if self.loose_eps is None:
+            object.__setattr__(self, "loose_eps", max(LOOSE_EPS, self.eps))
+        elif self.loose_eps < self.eps:
+            raise InvalidArgumentError(
+                f"--loose-eps={self.loose_eps!r} is below --eps={self.eps!r}: the second success target must be "
+                f"at least as loose as the first (give --loose-eps >= --eps, or leave it out: it is then "
+                f"{LOOSE_EPS} or --eps where that is larger)")
         object.__setattr__(self, "sampler_options", {k: dict(v) for k, v in self.sampler_options.items()})
         object.__setattr__(self, "capacity", dict(self.capacity))
         for name, value in self.capacity.items():

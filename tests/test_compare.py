@@ -255,6 +255,23 @@ def test_bad_settings_are_refused():
                                               "r"), ["sa"], CompareSettings(capacity={"exact": 4}))
 
 
+def test_the_loose_target_is_at_least_as_loose_as_the_first(tmp_path, capsys):
+    """``--loose-eps`` below ``--eps`` was accepted, and with ``--eps 0.05`` alone the "loose" target (0.01) was the
+    stricter one: ``p (loose)`` read below ``p``. Left out, it is now 0.01 or ``--eps`` where that is larger; given
+    below ``--eps`` it is refused naming both."""
+    assert CompareSettings().loose_eps == 0.01 and CompareSettings(eps=1e-3, loose_eps=0.2).loose_eps == 0.2
+    assert CompareSettings(eps=0.05).loose_eps == 0.05
+    with pytest.raises(InvalidArgumentError, match=r"--loose-eps=0.01 is below --eps=0.05"):
+        CompareSettings(eps=0.05, loose_eps=0.01)
+    argv = ["compare", "--input-size", "4", "--bits", "3", "--neurons", "0", "--backends", "exact", "--repeats",
+            "1", "--eps", "0.05"]
+    assert main([*argv, "--loose-eps", "0.01", "--out", str(tmp_path / "refused")]) == 2
+    assert "--loose-eps=0.01 is below --eps=0.05" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "c")]) == 0
+    assert ResultStore.stored_settings(tmp_path / "c", "compare")["loose_eps"] == 0.05
+    assert main(["compare", "--resume", str(tmp_path / "c"), "--eps", "0.05"]) == 0  # the stored value resumes
+
+
 def test_a_call_is_marked_warm_started_only_where_the_start_is_used(tiny):
     """A capacity-limited backend comes wrapped in the decomposition, which lists ``initial_states``: a BQM that
     fits passed straight through to a child that drops them (``exact``; the QPU's forward anneal), and the call

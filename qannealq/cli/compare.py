@@ -113,7 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--reads", type=int, default=10, help="num_reads per call (exact and gurobi: 1)")
     group.add_argument("--repeats", type=int, default=3, help="calls per backend and neuron, seeds differ")
     group.add_argument("--eps", type=float, default=1e-9, help="success: E <= E_ref + eps |E_ref| (relative)")
-    group.add_argument("--loose-eps", type=float, default=0.01, help="a second, looser success target")
+    group.add_argument("--loose-eps", type=float, default=None,
+                       help="a second, looser success target, at least --eps (default 0.01, or --eps if larger)")
     group.add_argument("--solver-seed", type=int, default=0, help="base seed of every call")
     group.add_argument("--warm-start", default="gptq-restricted", choices=("gptq-restricted", "none"),
                        help="initial state given to backends that take one")
