@@ -372,13 +372,18 @@ RESERVED_OPTIONS = {
     "seed": "each call's seed comes from the run's (--seed; compare: --solver-seed; quantize_model: seed=)",
     "initial_states": "the warm start gives them (--warm-start; quantize_model: warm_start=)",
 }
+_HAND_OFF = ("the solve loop sets it under a time limit, to tell layer-sa what its warm start did (the limit: "
+             "--time-limit; quantize_model: time_limit=)")
+#: ``layer-sa``'s hand-off keys (:func:`warm_start_deadline`): the solve loop's, never the user's. Given as
+#: options they were checked and used without a time limit and replaced by the loop's own under one.
+RESERVED_OPTIONS.update({key: _HAND_OFF for key in ("time_spent", "late", "start_cut", "start_tight")})
 
 
 def check_reserved(options: Mapping[str, Any], given: str = "--sampler-option") -> None:
     """Refuse :data:`RESERVED_OPTIONS` among sampler ``options``, naming the setting that gives them.
 
     Raises:
-        InvalidArgumentError: ``seed`` or ``initial_states`` among ``options``.
+        InvalidArgumentError: ``seed``, ``initial_states`` or a hand-off key among ``options``.
     """
     for key in sorted(set(options) & set(RESERVED_OPTIONS)):
         raise InvalidArgumentError(f"{given} {key}: {RESERVED_OPTIONS[key]}; it is not a sampler option here")

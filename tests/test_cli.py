@@ -191,12 +191,18 @@ def test_run_granularity_best_keeps_the_better_grid_per_row_and_its_batches_apar
     ["sweep", "--methods", "qubo:sa,qubo", "--sampler-option", "sa:seed=2"],
     ["compare", "--backends", "sa", "--sampler-option", "sa:seed=2"],  # replaced by each call's seed, no word
     ["run", "--backend", "sa", "--sampler-option", "initial_states=1"],
+    # layer-sa's hand-off keys: checked and used without a time limit, replaced by the loop's own under one
+    ["run", "--sampler-option", "late=True"],
+    ["sweep", "--methods", "qubo", "--sampler-option", "start_tight=True"],
+    ["compare", "--backends", "layer-sa", "--sampler-option", "layer-sa:time_spent=0.5"],
 ])
 def test_the_seed_and_the_warm_start_are_not_sampler_options(argv, tmp_path, capsys, no_training):
     assert main([*argv, "--input-size", "4", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    key = "seed" if "seed" in argv[-1] else "initial_states"
+    key = argv[-1].split(":")[-1].split("=")[0]
     assert f"--sampler-option {key}: " in err and "it is not a sampler option here" in err
+    if key in ("late", "start_tight", "time_spent"):
+        assert "the solve loop sets it under a time limit" in err
     assert not (tmp_path / "o").exists()
 
 
