@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import zlib
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -21,6 +21,7 @@ import dimod
 import numpy as np
 
 from qannealq._compare_instances import NeuronInstance, Reference, instances_from_experiment, instances_from_layer
+from qannealq._compare_pace import outlook, paid, part, time_left
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
 from qannealq.checks import as_values, check_distinct, check_positive, check_seed
@@ -329,73 +330,54 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
     return summarise(instances, refs, units, settings, skipped, list(built))
 
 
-#: Backends whose calls cost QPU time or cloud credit: no untimed warm-up call (:func:`_warm_up`).
-PAID = ("dwave", "dwave-hybrid")
-#: dwave-system's samplers whose calls reach a QPU or Leap, met directly or as a composite's child.
-PAID_CLASSES = ("DWaveSampler", "DWaveCliqueSampler", "LeapHybridSampler", "LeapHybridBQMSampler")
-
-
-def paid(name: str, sampler: dimod.Sampler) -> bool:
-    """Whether a call of ``sampler`` (registered as ``name``) costs QPU time or credit: a :data:`PAID` name, or
-    the sampler or a child of it (a composite's ``child``, down the chain) saying ``paid_calls`` (ours: ``dwave``,
-    ``dwave-hybrid``) or being one of dwave-system's :data:`PAID_CLASSES`; the mocks are not."""
-    if name in PAID:
-        return True
-    seen = 0
-    while sampler is not None and seen < 16:
-        if getattr(sampler, "paid_calls", False) or type(sampler).__name__ in PAID_CLASSES:
-            return True
-        sampler, seen = getattr(sampler, "child", None), seen + 1
-    return False
-
-
 def _warm_up(sampler: dimod.Sampler, name: str, instances: Sequence[NeuronInstance], settings: CompareSettings,
-             reporter: Reporter) -> None:
+             reporter: Reporter) -> tuple[float, int | None] | None:
     """One untimed call of ``sampler`` on the smallest instance (the timed calls' options, a seed no timed call
     has), before its first timed call in this process: the first call pays what a process pays once (numba
     loading its compiled kernels: ``layer-sa``'s first call on a 4x4-digits neuron took 51 ms, its later ones
     7 ms; an SDK's or a simulator's first set-up), which would otherwise inflate one neuron's times. Not for
-    :func:`paid` backends, whose every call costs."""
+    :func:`paid` backends, whose every call costs. Returns its seconds and, where it solved one sub-problem of
+    a decomposition, that sub-problem's size (None: a whole instance), or None for a paid backend."""
     if paid(name, sampler):
-        return
+        return None
     smallest = min(instances, key=lambda instance: instance.bqm.num_variables)
     size = getattr(sampler, "sub_size", None) if getattr(sampler, "decomposes_above_capacity", False) else None
-    where = smallest.name
-    if size is not None and smallest.num_variables > size:
+    where, decomposed = smallest.name, size is not None and smallest.num_variables > size
+    if decomposed:
         # one call of the size the decomposition sends the backend loads what a process loads once; a whole
         # decomposed neuron took 200 s of gurobi's (MNIST, 599 variables) to warm it up
-        smallest, where = _part(smallest, size), f"a {size}-variable part of {smallest.name} (its sub-problems' size)"
+        where = f"the {size} most coupled variables of {smallest.name} (its sub-problems' size)"
+        smallest = part(smallest, size)
     t0 = time.perf_counter()
     run_unit(sampler, name, smallest, settings.repeats, settings)  # repeat index past the timed ones: own seed
-    reporter.message(f"{name}: one untimed warm-up call on {where} ({time.perf_counter() - t0:.2f} s)")
-
-
-def _part(instance: NeuronInstance, size: int) -> NeuronInstance:
-    """``instance`` on its first ``size`` variables alone (the others dropped), for a warm-up call."""
-    bqm = instance.bqm.copy()
-    keep = list(bqm.variables)[:size]
-    bqm.remove_variables_from(list(bqm.variables)[size:])
-    warm = {v: instance.warm_start[v] for v in keep} if instance.warm_start is not None else None
-    return replace(instance, name=f"{instance.name}-part", bqm=bqm, warm_start=warm, reference=None)
+    seconds = time.perf_counter() - t0
+    reporter.message(f"{name}: one untimed warm-up call on {where} ({seconds:.2f} s)")
+    return seconds, (size if decomposed else None)
 
 
 def _run_all(samplers: Mapping[str, dimod.Sampler], instances: Sequence[NeuronInstance], store,
              settings: CompareSettings, reporter: Reporter) -> list[dict]:
-    units = []
+    units, plans = [], {}
+    for name in samplers:
+        calls = [(instance, repeat, unit_key(backend=name, instance=instance.name, repeat=repeat))
+                 for instance in instances for repeat in range(settings.repeats)]
+        plans[name] = (calls, [store.get(key) for _, _, key in calls])  # each unit read once
     with reporter.progress(len(samplers) * len(instances) * settings.repeats, "comparing backends", "call") as bar:
+        # every backend with a call to run warms up first (none where all its units were stored), so that a
+        # study of hours says so in its first minutes, not after the backends before the slow one
         for name, sampler in samplers.items():
-            warm, walls = False, []
-            calls = [(instance, repeat, unit_key(backend=name, instance=instance.name, repeat=repeat))
-                     for instance in instances for repeat in range(settings.repeats)]
-            stored = [store.get(key) for _, _, key in calls]  # each unit read once
-            todo = stored.count(None)
+            todo = [instance for (instance, _, _), record in zip(*plans[name]) if record is None]
+            if todo:
+                bar.status(f"{name} warm-up")
+                warm = _warm_up(sampler, name, instances, settings, reporter)
+                if warm is not None:
+                    outlook(name, sampler, todo, warm, settings, reporter)
+        for name, sampler in samplers.items():
+            calls, stored = plans[name]
+            walls, todo = [], stored.count(None)
             for (instance, repeat, key), record in zip(calls, stored):
                 if record is None:
-                    if not warm:  # a call to run (none where every unit was stored): warm the backend first
-                        bar.status(f"{name} warm-up")
-                        _warm_up(sampler, name, instances, settings, reporter)
-                        warm = True
-                    bar.status(f"{name} {instance.name} #{repeat}{_left(walls, todo - len(walls))}")
+                    bar.status(f"{name} {instance.name} #{repeat}{time_left(walls, todo - len(walls))}")
                     t0 = time.perf_counter()
                     record = run_unit(sampler, name, instance, repeat, settings)
                     walls.append(time.perf_counter() - t0)
@@ -403,25 +385,3 @@ def _run_all(samplers: Mapping[str, dimod.Sampler], instances: Sequence[NeuronIn
                 units.append(record)
                 bar.update(1)
     return units
-
-
-def _left(walls: Sequence[float], calls: int) -> str:
-    """The progress bar's estimate of a backend's time left from its own calls so far (the bar's own rate mixes
-    backends whose calls differ a thousandfold: ``gurobi`` decomposed on a 599-variable neuron, 200 s a call,
-    after ``exact``'s 1 s ones), shown once a call takes a second or more."""
-    if not walls or calls <= 0:
-        return ""
-    each = sum(walls) / len(walls)
-    if each < 1.0:
-        return ""
-    left = each * calls
-    return f" ({each:.0f} s a call; this backend about {_duration(left)} more)"
-
-
-def _duration(seconds: float) -> str:
-    """``95 s``, ``12 min``, ``3.4 h``."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -4,12 +4,14 @@ a real SIGKILL, with the stored options alone), and secret sampler options never
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 import subprocess
 import sys
 import time
+import types
 
 import dimod
 import numpy as np
@@ -18,6 +20,7 @@ import pytest
 from backend_fixtures import tiny_digits
 from helpers import random_layer
 from qannealq._compare_command import CompareJob, Selection
+from qannealq._compare_pace import duration, time_left
 from qannealq._compare_instances import instances_from_experiment, instances_from_layer
 from qannealq._compare_reference import ReferenceOptions, reference_optimum, settle
 from qannealq._compare_report import CSV_COLUMNS
@@ -154,8 +157,25 @@ def test_a_decomposed_backend_warms_up_on_one_sub_problem(tiny):
                               reporter=Reporter())
     assert all(unit["decomposed"] for unit in result.units)
     smallest = min(tiny, key=lambda i: i.num_variables).name
-    assert any(m.startswith(f"exact: one untimed warm-up call on a 8-variable part of {smallest} (its "
+    assert any(m.startswith(f"exact: one untimed warm-up call on the 8 most coupled variables of {smallest} (its "
                             "sub-problems' size)") for m in messages), messages
+
+
+def test_the_warm_up_part_is_the_most_coupled_variables(tiny):
+    """A decomposed backend's warm-up solved a neuron's first variables (MNIST: the image's top rows, faint
+    pixels): ``gurobi`` took 0.01 s on them, where the decomposition's sub-problems of strongly coupled variables
+    took its 10 s each, so the time said for a study was a thousand times too short."""
+    from qannealq._compare_pace import part
+
+    instance = max(tiny, key=lambda i: i.num_variables)
+    sub = part(instance, 6)
+    strength = {v: sum(abs(b) for (a, c), b in instance.bqm.quadratic.items() if v in (a, c))
+                for v in instance.bqm.variables}
+    assert set(sub.bqm.variables) == set(sorted(strength, key=lambda v: -strength[v])[:6])
+    assert set(sub.bqm.variables) != set(list(instance.bqm.variables)[:6])  # not the first ones
+    assert all(sub.bqm.get_linear(v) == instance.bqm.get_linear(v) for v in sub.bqm.variables)
+    assert all(sub.bqm.get_quadratic(a, b) == instance.bqm.get_quadratic(a, b) for a, b in sub.bqm.quadratic)
+    assert sub.warm_start == {v: instance.warm_start[v] for v in sub.bqm.variables} and sub.reference is None
 
 
 def test_a_comparison_that_fails_lets_go_of_its_folder(tiny, tmp_path):
@@ -379,8 +399,54 @@ def test_the_progress_says_each_slow_backends_time_left_from_its_own_calls(tiny,
     assert [t.split("(", 1)[1] for t in calls[1:]] == ["3 s a call; this backend about 9 s more)",
                                                        "3 s a call; this backend about 6 s more)",
                                                        "3 s a call; this backend about 3 s more)"]
-    assert qannealq.compare._duration(7199) == "120 min" and qannealq.compare._duration(7200) == "2.0 h"
-    assert qannealq.compare._left([0.2, 0.4], 5) == ""  # fast calls: the bar's own rate suffices
+    assert duration(7199) == "120 min" and duration(7200) == "2.0 h"
+    assert time_left([0.2, 0.4], 5) == ""  # fast calls: the bar's own rate suffices
+
+
+def test_a_long_study_is_said_after_the_warm_ups_before_any_timed_call(tiny, monkeypatch):
+    """``compare --dataset mnist`` with its default backends ran for hours, with nothing said before the slow
+    backend's first call (``gurobi`` decomposed, 100-200 s a call, after every faster backend's calls). Every
+    backend now warms up before the first timed call, and one whose calls may pass ``LONG_STUDY`` says how long
+    from its warm-up: a whole call's time, or a decomposed call's sub-problems from its patience to
+    ``--max-calls``."""
+    import qannealq._compare_pace as pace
+    import qannealq.compare
+
+    now, events = [0.0], []
+    real = qannealq.compare.run_unit
+
+    def three_seconds(*args, **kwargs):  # every call (the warm-ups' too) takes 3 s on the fake clock
+        events.append("call")
+        record = real(*args, **kwargs)
+        now[0] += 3.0
+        return record
+
+    class Reporter:
+        def message(self, text):
+            events.append(text)
+
+        @contextlib.contextmanager
+        def progress(self, total, desc, unit):
+            yield types.SimpleNamespace(update=lambda k: None, status=lambda text: None)
+
+    monkeypatch.setattr(qannealq.compare.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(qannealq.compare, "run_unit", three_seconds)
+    settings = CompareSettings(reads=1, repeats=2, capacity={"exact": 8}, max_calls=10)
+    compare_backends(tiny, ["steepest", "exact"], settings, reporter=Reporter())
+    assert not [e for e in events if "may take" in e]  # 12 s, and at most 2 min: under LONG_STUDY's 10 min
+    monkeypatch.setattr(pace, "LONG_STUDY", 10.0)
+    events.clear()
+    compare_backends(tiny, ["steepest", "exact"], settings, reporter=Reporter())
+    said = [e for e in events if e != "call"]
+    assert said[1] == ("steepest: its 4 call(s) may take 12 s (3.0 s a call on the smallest neuron); fewer --neurons "
+                       "or --repeats or --backends without steepest shorten the study")
+    patience = [math.ceil(2 * instance.num_variables / 8) for instance in tiny]  # rounds without a gain
+    assert said[3] == (f"exact: its 4 call(s) may take {3 * 2 * sum(patience)} s to 2 min (one sub-problem of 8 "
+                       f"variables took 3.0 s, and each call solves {min(patience)} (patience) to 10 (--max-calls) "
+                       "of them); fewer --neurons or --repeats, a lower --max-calls, or --backends without exact "
+                       "shorten the study")
+    assert events.index(said[3]) < events.index("call", events.index(said[3]))  # both said before a timed call
+    assert events[:events.index(said[3]) + 1].count("call") == 2  # the two warm-ups alone
 
 
 CHEAP = ["compare", "--input-size", "4", "--bits", "3", "--neurons", "0:2", "--backends", "exact,steepest,sa",
