@@ -1,8 +1,9 @@
 """The README's Python examples run as printed: a user who pastes one gets what the README says.
 
 The "Python API" example used names it never defined (``inputs``, ``targets``, ``weight``, ``bias``) and solved a
-65-variable neuron with ``exact`` (24 at most); the ``layer-sa`` example used ``problem`` and ``target``. Both are
-now whole, and each runs here on the embedded digits data (the session's own model cache).
+65-variable neuron with ``exact`` (24 at most); the ``layer-sa`` example used ``problem`` and ``target``, the
+export example ``model``, ``calibration_inputs`` and ``x_test``. They are now whole, and each runs here on the
+embedded digits data (the session's own model cache).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def python_block(heading: str) -> str:
     return block.group(1)
 
 
-@pytest.mark.parametrize("heading", ["## Python API", "### Effort, time limit and the time–quality frontier"])
+@pytest.mark.parametrize("heading", ["## Python API", "### Effort, time limit and the time–quality frontier",
+                                     "## Export the quantized model: save, load, integer inference, ONNX"])
 def test_the_readme_python_example_runs(heading, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = python_block(heading)
@@ -33,6 +35,10 @@ def test_the_readme_python_example_runs(heading, tmp_path, monkeypatch):
     if heading == "## Python API":
         assert scope["result"].layers[0].errors.shape == (32,)  # digits' first layer: 32 neurons
         assert scope["bqm"].num_variables <= 65
-    else:
+    elif heading.startswith("###"):
         reached = scope["time_to_target"](scope["result"].info["trace"], scope["target"])
         assert reached is not None and 0 <= reached <= 30
+    else:
+        m, x_test = scope["m"], scope["x_test"]
+        assert (m.integer_predict(x_test) == m.predict(x_test)).all()
+        assert (tmp_path / "digits-int4.npz").exists() and (tmp_path / "digits-int4.onnx").exists()
