@@ -79,8 +79,15 @@ def outlook(name: str, sampler: dimod.Sampler, todo: Sequence[NeuronInstance], w
         options = settings.options_for(name, sampler)
         most = int(options.get("max_calls") or getattr(sampler, "max_calls", settings.max_calls))
         given = options.get("patience") or getattr(sampler, "patience", None)
-        least = [min(most, int(given) if given else math.ceil(2 * i.num_variables / size)) for i in todo]
-        low, high = seconds * sum(least), seconds * most * len(todo)
+        fits = getattr(sampler, "capacity", size)
+
+        def calls(instance: NeuronInstance) -> tuple[int, int]:  # sub-problems a call solves, at least and most
+            if instance.num_variables <= fits:  # it goes to the backend whole: one call
+                return 1, 1
+            return min(most, int(given) if given else math.ceil(2 * instance.num_variables / size)), most
+
+        least = [calls(instance)[0] for instance in todo]
+        low, high = seconds * sum(least), seconds * sum(calls(instance)[1] for instance in todo)
         how = (f"one sub-problem of {size} variables took {seconds:.1f} s, and each call solves {min(least)} "
                f"(patience) to {most} (--max-calls) of them")
     if high < LONG_STUDY:
