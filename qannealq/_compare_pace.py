@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import dimod
 import numpy as np
@@ -14,7 +14,6 @@ import numpy as np
 from qannealq.report import Reporter
 
 if TYPE_CHECKING:
-    from qannealq.compare import CompareSettings
     from qannealq._compare_instances import NeuronInstance
 
 __all__ = ["PAID", "PAID_CLASSES", "paid", "part", "outlook", "time_left", "duration", "LONG_STUDY"]
@@ -65,19 +64,18 @@ LONG_STUDY = 600.0
 
 
 def outlook(name: str, sampler: dimod.Sampler, todo: Sequence[NeuronInstance], warm: tuple[float, int | None],
-             settings: CompareSettings, reporter: Reporter) -> None:
+            options: Mapping[str, Any], max_calls: int, reporter: Reporter) -> None:
     """Say, from its warm-up's ``(seconds, sub-problem size)``, how long backend ``name``'s calls on ``todo`` may
     take, where that may pass :data:`LONG_STUDY`: a decomposed call solves from ``patience`` (rounds without a
-    gain) to ``max_calls`` sub-problems of the warm-up's size; another call about the warm-up's time (on the
-    smallest instance, so a lower bound). ``qannealq compare --dataset mnist`` with its default backends had run
+    gain) to ``max_calls`` sub-problems of the warm-up's size (``options``, the backend's sampler options, may
+    set either); another call about the warm-up's time (on the smallest instance, so a lower bound). ``qannealq compare --dataset mnist`` with its default backends had run
     for hours with nothing said before the slow backend's first call (``gurobi``: 100-200 s a call)."""
     seconds, size = warm
     if size is None:
         low = high = seconds * len(todo)
         how = f"{seconds:.1f} s a call on the smallest neuron"
     else:
-        options = settings.options_for(name, sampler)
-        most = int(options.get("max_calls") or getattr(sampler, "max_calls", settings.max_calls))
+        most = int(options.get("max_calls") or getattr(sampler, "max_calls", max_calls))
         given = options.get("patience") or getattr(sampler, "patience", None)
         fits = getattr(sampler, "capacity", size)
 
