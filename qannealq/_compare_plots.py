@@ -4,11 +4,15 @@
   and wall time, log axes); a neuron that no read solved (p = 0, TTS infinite) sits at the right edge, marked.
 * ``success_probability.png``: per backend, the success probability of each neuron (points) and the median.
 * ``energy_distribution.png``: for one neuron, the residual gap of every read, per backend.
+* ``scaling.png`` (where the neurons come from two or more layers or models, e.g. ``--instances`` of the benchmark
+  library): per backend, the median residual gap and the median TTS99 (solver time) of each group of neurons
+  against its median size, log axes: how a backend scales with the problem's size.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +21,7 @@ from qannealq._compare_report import CompareResult
 from qannealq.metrics import residual_gap
 from qannealq.store import atomic_path
 
-__all__ = ["plot_all", "GAP_FLOOR"]
+__all__ = ["plot_all", "plot_scaling", "size_group", "GAP_FLOOR"]
 
 GAP_FLOOR = 1e-12
 """Gaps are drawn as ``max(gap, GAP_FLOOR)`` on log axes (0 = the reference optimum itself)."""
@@ -107,10 +111,58 @@ def plot_energies(result: CompareResult, path: Path, instance: str | None = None
     return _save(fig, path)
 
 
+def size_group(instance: str) -> str:
+    """The group of neurons an instance belongs to: its name without the neuron (``mnist-L0-int2-n3`` ->
+    ``mnist-L0-int2``: one model, layer and bit width)."""
+    return re.sub(r"-n\d+$", "", instance)
+
+
+def plot_scaling(result: CompareResult, path: Path) -> Path | None:
+    """Per backend, the median residual gap and the median TTS99 (solver time) of each group of neurons
+    (:func:`size_group`) against the group's median size; a group whose median TTS is infinite (its median neuron
+    never solved) is marked at the top. None (nothing drawn) with fewer than two groups."""
+    groups = sorted({size_group(n.instance) for n in result.neurons},
+                    key=lambda g: np.median([n.num_variables for n in result.neurons if size_group(n.instance) == g]))
+    if len(groups) < 2:
+        return None
+    fig = _figure(11, 4.5)
+    axes = fig.subplots(1, 2)
+    finite = [n.tts99_solver_seconds for n in result.neurons if math.isfinite(n.tts99_solver_seconds)]
+    edge = (max(finite) if finite else 1.0) * 3
+    for k, backend in enumerate(_backends(result)):
+        sizes, gaps, tts = [], [], []
+        for group in groups:
+            sel = [n for n in result.neurons if n.backend == backend and size_group(n.instance) == group]
+            if sel:
+                sizes.append(float(np.median([n.num_variables for n in sel])))
+                gaps.append(max(float(np.median([n.residual_gap for n in sel])), GAP_FLOOR))
+                times = [n.tts99_solver_seconds for n in sel]  # the worse middle one, as the summary's medians
+                tts.append(float(np.percentile(times, 50, method="higher")))
+        color, x, t = f"C{k % 10}", np.array(sizes), np.array(tts)
+        axes[0].plot(x, gaps, "o-", color=color, label=backend)
+        solved = np.isfinite(t)
+        axes[1].plot(x[solved], t[solved], "o-", color=color, label=backend)
+        axes[1].scatter(x[~solved], np.full((~solved).sum(), edge), color=color, marker="x")
+    axes[0].set(xscale="log", yscale="log", xlabel="variables per neuron (median of the group)",
+                ylabel=f"median residual gap of the best read (floor {GAP_FLOOR:g})")
+    axes[1].set(xscale="log", yscale="log", xlabel="variables per neuron (median of the group)",
+                ylabel="median TTS99, solver time (s); x at top: never solved")
+    axes[1].axhline(edge / 1.5, color="gray", linewidth=0.5, linestyle=":")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8)
+    fig.suptitle(f"scaling over {len(groups)} groups of neurons: {', '.join(groups)}", fontsize=9)
+    return _save(fig, path)
+
+
 def plot_all(result: CompareResult, out: Path) -> list[Path]:
-    """The three plots into ``out``; returns their paths (none without any neuron summary)."""
+    """The plots into ``out`` (``scaling.png`` only where the neurons form two groups or more); returns their
+    paths (none without any neuron summary)."""
     out = Path(out)
     if not result.neurons:
         return []
-    return [plot_gap_vs_tts(result, out / "gap_vs_tts.png"), plot_success(result, out / "success_probability.png"),
-            plot_energies(result, out / "energy_distribution.png")]
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [plot_gap_vs_tts(result, out / "gap_vs_tts.png"), plot_success(result, out / "success_probability.png"),
+             plot_energies(result, out / "energy_distribution.png")]
+    scaling = plot_scaling(result, out / "scaling.png")
+    return paths + ([scaling] if scaling is not None else [])

@@ -74,6 +74,7 @@ def test_compare_writes_the_documented_columns_and_skips_an_unready_backend(tiny
     assert len(rows) == 3 * 2 * 2 and {r["backend"] for r in rows} == {"sa", "exact", "layer-sa"}
     for name in ("gap_vs_tts.png", "success_probability.png", "energy_distribution.png"):
         assert (out / name).stat().st_size > 1000
+    assert not (out / "scaling.png").exists()  # one layer: no sizes to scale over
     data = json.loads((out / "compare.json").read_text())
     assert "dwave" in data["skipped"]
     _check_metrics_independently(rows, data)
@@ -273,6 +274,25 @@ def test_bad_settings_are_refused():
                                                    r"\(sa\)"):  # dropped without a word before
         compare_backends(instances_from_layer(random_layer(np.random.default_rng(0), 6, 1).problem(4), [0], {},
                                               "r"), ["sa"], CompareSettings(capacity={"exact": 4}))
+
+
+def test_neurons_of_several_layers_get_a_scaling_plot(tmp_path):
+    """Annealer studies plot time-to-solution against the problem's size: with neurons of two or more layers (the
+    benchmark library's 17, 60 and 600 variables), ``scaling.png`` draws each backend's median gap and TTS99 per
+    group of neurons against the group's size."""
+    from qannealq._compare_plots import plot_all, size_group
+
+    assert size_group("mnist-L0-int2-n12") == "mnist-L0-int2" and size_group("odd") == "odd"
+    layer = random_layer(np.random.default_rng(3), 5, 2)
+    small = instances_from_layer(layer.problem(2), [0, 1], {}, "small-L0-int2")
+    wide = instances_from_layer(random_layer(np.random.default_rng(4), 9, 2).problem(2), [0, 1], {}, "wide-L0-int2")
+    result = compare_backends(small + wide, ["sa", "exact"], CompareSettings(reads=4, repeats=1))
+    assert {size_group(n.instance) for n in result.neurons} == {"small-L0-int2", "wide-L0-int2"}
+    paths = plot_all(result, tmp_path)
+    assert tmp_path / "scaling.png" in paths and (tmp_path / "scaling.png").stat().st_size > 1000
+    alone = compare_backends(small, ["sa"], CompareSettings(reads=4, repeats=1))
+    assert [p.name for p in plot_all(alone, tmp_path / "alone")] == ["gap_vs_tts.png", "success_probability.png",
+                                                                    "energy_distribution.png"]
 
 
 def test_the_loose_target_is_at_least_as_loose_as_the_first(tmp_path, capsys):

@@ -3,7 +3,8 @@
 Per backend x neuron x repeat: every read's energy, the timing and the seed (compare.csv, compare.json);
 the reference optimum of each neuron (proven by exact or Gurobi, else best-known); residual gaps, success
 probabilities and TTS99 in solver and wall time; a summary table and plots (gap_vs_tts.png,
-success_probability.png, energy_distribution.png). Backends with a capacity limit solve larger neurons by
+success_probability.png, energy_distribution.png; scaling.png where the neurons come from several layers or
+models). Backends with a capacity limit solve larger neurons by
 capacity-aware decomposition; backends that are not ready are skipped with their reason.
 """
 
