@@ -5,8 +5,8 @@
 * ``success_probability.png``: per backend, the success probability of each neuron (points) and the median.
 * ``energy_distribution.png``: for one neuron, the residual gap of every read, per backend.
 * ``scaling.png`` (where the neurons come from two or more layers or models, e.g. ``--instances`` of the benchmark
-  library): per backend, the median residual gap and the median TTS99 (solver time) of each group of neurons
-  against its median size, log axes: how a backend scales with the problem's size.
+  library): per backend, the median residual gap and the median TTS99 (solver time) of each layer's neurons (all
+  bit widths) against their median size, log axes: how a backend scales with the problem's size.
 """
 
 from __future__ import annotations
@@ -112,9 +112,9 @@ def plot_energies(result: CompareResult, path: Path, instance: str | None = None
 
 
 def size_group(instance: str) -> str:
-    """The group of neurons an instance belongs to: its name without the neuron (``mnist-L0-int2-n3`` ->
-    ``mnist-L0-int2``: one model, layer and bit width)."""
-    return re.sub(r"-n\d+$", "", instance)
+    """The group of neurons an instance belongs to: its name without the neuron and the bit width
+    (``mnist-L0-int2-n3`` -> ``mnist-L0``: one model's layer, whose neurons share their size)."""
+    return re.sub(r"(-int\d+)?-n\d+$", "", instance)
 
 
 def plot_scaling(result: CompareResult, path: Path) -> Path | None:
@@ -148,7 +148,11 @@ def plot_scaling(result: CompareResult, path: Path) -> Path | None:
     axes[1].set(xscale="log", yscale="log", xlabel="variables per neuron (median of the group)",
                 ylabel="median TTS99, solver time (s); x at top: never solved")
     axes[1].axhline(edge / 1.5, color="gray", linewidth=0.5, linestyle=":")
+    ticks = sorted({float(np.median([n.num_variables for n in result.neurons if size_group(n.instance) == g]))
+                    for g in groups})
     for ax in axes:
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
     fig.suptitle(f"scaling over {len(groups)} groups of neurons: {', '.join(groups)}", fontsize=9)

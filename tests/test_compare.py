@@ -282,12 +282,12 @@ def test_neurons_of_several_layers_get_a_scaling_plot(tmp_path):
     group of neurons against the group's size."""
     from qannealq._compare_plots import plot_all, size_group
 
-    assert size_group("mnist-L0-int2-n12") == "mnist-L0-int2" and size_group("odd") == "odd"
+    assert size_group("mnist-L0-int2-n12") == "mnist-L0" and size_group("odd") == "odd"
     layer = random_layer(np.random.default_rng(3), 5, 2)
     small = instances_from_layer(layer.problem(2), [0, 1], {}, "small-L0-int2")
     wide = instances_from_layer(random_layer(np.random.default_rng(4), 9, 2).problem(2), [0, 1], {}, "wide-L0-int2")
     result = compare_backends(small + wide, ["sa", "exact"], CompareSettings(reads=4, repeats=1))
-    assert {size_group(n.instance) for n in result.neurons} == {"small-L0-int2", "wide-L0-int2"}
+    assert {size_group(n.instance) for n in result.neurons} == {"small-L0", "wide-L0"}
     paths = plot_all(result, tmp_path)
     assert tmp_path / "scaling.png" in paths and (tmp_path / "scaling.png").stat().st_size > 1000
     alone = compare_backends(small, ["sa"], CompareSettings(reads=4, repeats=1))
