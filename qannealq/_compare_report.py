@@ -286,6 +286,9 @@ def format_summary(result: CompareResult, backends: Sequence[BackendSummary] | N
     lines.append(f"reference optima: {provs.count('proven')} proven, {provs.count('best-known')} best-known; "
                  "cells: median over neurons [25th, 75th percentile]; * = decomposed on neurons above the backend's "
                  "capacity")
+    eps, loose = result.settings.get("eps"), result.settings.get("loose_eps")
+    if eps is not None and loose is not None:  # the targets p and p (loose) count, as --eps and --loose-eps set them
+        lines.append(f"success: a read with E <= E_ref + {eps:g} |E_ref| (p), and + {loose:g} |E_ref| (p (loose))")
     for name, reason in result.skipped.items():
         lines.append(f"skipped {name}: {reason}")
     return "\n".join(lines)

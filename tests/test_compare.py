@@ -309,6 +309,8 @@ def test_the_loose_target_is_at_least_as_loose_as_the_first(tmp_path, capsys):
     assert "--loose-eps=0.01 is below --eps=0.05" in capsys.readouterr().err
     assert main([*argv, "--out", str(tmp_path / "c")]) == 0
     assert ResultStore.stored_settings(tmp_path / "c", "compare")["loose_eps"] == 0.05
+    assert "success: a read with E <= E_ref + 0.05 |E_ref| (p), and + 0.05 |E_ref| (p (loose))" in \
+        capsys.readouterr().out  # the summary says which targets its p columns count
     assert main(["compare", "--resume", str(tmp_path / "c"), "--eps", "0.05"]) == 0  # the stored value resumes
 
 
