@@ -12,16 +12,15 @@
 from __future__ import annotations
 
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 
-from qannealq._compare_report import CompareResult
+from qannealq._compare_report import CompareResult, size_group
 from qannealq.metrics import residual_gap
 from qannealq.store import atomic_path
 
-__all__ = ["plot_all", "plot_scaling", "size_group", "GAP_FLOOR"]
+__all__ = ["plot_all", "plot_scaling", "GAP_FLOOR"]
 
 GAP_FLOOR = 1e-12
 """Gaps are drawn as ``max(gap, GAP_FLOOR)`` on log axes (0 = the reference optimum itself)."""
@@ -109,12 +108,6 @@ def plot_energies(result: CompareResult, path: Path, instance: str | None = None
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
-
-
-def size_group(instance: str) -> str:
-    """The group of neurons an instance belongs to: its name without the neuron and the bit width
-    (``mnist-L0-int2-n3`` -> ``mnist-L0``: one model's layer, whose neurons share their size)."""
-    return re.sub(r"(-int\d+)?-n\d+$", "", instance)
 
 
 def plot_scaling(result: CompareResult, path: Path) -> Path | None:

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -23,7 +24,7 @@ from qannealq.metrics import residual_gap, success_probability, tts99
 from qannealq.store import atomic_write
 
 __all__ = ["CompareRow", "NeuronSummary", "BackendSummary", "CompareResult", "summarise", "backend_summaries",
-           "CSV_COLUMNS", "format_summary"]
+           "size_group", "CSV_COLUMNS", "format_summary"]
 
 
 @dataclass
@@ -246,7 +247,17 @@ def summarise(instances: Sequence[NeuronInstance], refs: dict[str, Reference], u
             if pick:
                 neurons.append(_neuron([rows[k] for k in pick], [units[k] for k in pick], settings.eps,
                                        settings.loose_eps))
-    return CompareResult(rows, neurons, backend_summaries(neurons), final, skipped, units, settings.stored())
+    groups = {size_group(n.instance) for n in neurons}  # neurons of several layers: a summary per layer
+    summaries = backend_summaries(neurons, (lambda n: size_group(n.instance)) if len(groups) > 1 else lambda n: "")
+    return CompareResult(rows, neurons, summaries, final, skipped, units, settings.stored())
+
+
+def size_group(instance: str) -> str:
+    """The group of neurons an instance belongs to: its name without the neuron and the bit width
+    (``mnist-L0-int2-n3`` -> ``mnist-L0``: one model's layer, whose neurons share their size). Where a comparison
+    holds several (``--instances`` of the benchmark library), its summary has a row per backend and group, and
+    ``scaling.png`` draws the groups against their sizes."""
+    return re.sub(r"(-int\d+)?-n\d+$", "", instance)
 
 
 def _fmt(value: float) -> str:

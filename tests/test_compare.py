@@ -23,7 +23,7 @@ from qannealq._compare_command import CompareJob, Selection
 from qannealq._compare_pace import duration, time_left
 from qannealq._compare_instances import instances_from_experiment, instances_from_layer
 from qannealq._compare_reference import ReferenceOptions, reference_optimum, settle
-from qannealq._compare_report import CSV_COLUMNS
+from qannealq._compare_report import CSV_COLUMNS, format_summary
 from qannealq.cli import main
 from qannealq.compare import CompareSettings, compare_backends
 from qannealq.config import ModelConfig
@@ -280,7 +280,8 @@ def test_neurons_of_several_layers_get_a_scaling_plot(tmp_path):
     """Annealer studies plot time-to-solution against the problem's size: with neurons of two or more layers (the
     benchmark library's 17, 60 and 600 variables), ``scaling.png`` draws each backend's median gap and TTS99 per
     group of neurons against the group's size."""
-    from qannealq._compare_plots import plot_all, size_group
+    from qannealq._compare_plots import plot_all
+    from qannealq._compare_report import size_group
 
     assert size_group("mnist-L0-int2-n12") == "mnist-L0" and size_group("odd") == "odd"
     layer = random_layer(np.random.default_rng(3), 5, 2)
@@ -288,9 +289,13 @@ def test_neurons_of_several_layers_get_a_scaling_plot(tmp_path):
     wide = instances_from_layer(random_layer(np.random.default_rng(4), 9, 2).problem(2), [0, 1], {}, "wide-L0-int2")
     result = compare_backends(small + wide, ["sa", "exact"], CompareSettings(reads=4, repeats=1))
     assert {size_group(n.instance) for n in result.neurons} == {"small-L0", "wide-L0"}
+    summary = {(b.backend, b.group): b.neurons for b in result.backends}  # a row per backend and layer
+    assert summary == {(b, g): 2 for b in ("sa", "exact") for g in ("small-L0", "wide-L0")}
+    assert "group" in format_summary(result).splitlines()[0]
     paths = plot_all(result, tmp_path)
     assert tmp_path / "scaling.png" in paths and (tmp_path / "scaling.png").stat().st_size > 1000
     alone = compare_backends(small, ["sa"], CompareSettings(reads=4, repeats=1))
+    assert [b.group for b in alone.backends] == [""] and "group" not in format_summary(alone).splitlines()[0]
     assert [p.name for p in plot_all(alone, tmp_path / "alone")] == ["gap_vs_tts.png", "success_probability.png",
                                                                     "energy_distribution.png"]
 
