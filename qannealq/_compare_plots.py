@@ -114,36 +114,34 @@ def plot_scaling(result: CompareResult, path: Path) -> Path | None:
     """Per backend, the median residual gap and the median TTS99 (solver time) of each group of neurons
     (:func:`size_group`) against the group's median size; a group whose median TTS is infinite (its median neuron
     never solved) is marked at the top. None (nothing drawn) with fewer than two groups."""
-    groups = sorted({size_group(n.instance) for n in result.neurons},
-                    key=lambda g: np.median([n.num_variables for n in result.neurons if size_group(n.instance) == g]))
-    if len(groups) < 2:
+    members: dict[str, list] = {}
+    for n in result.neurons:
+        members.setdefault(size_group(n.instance), []).append(n)
+    if len(members) < 2:
         return None
+    size = {g: float(np.median([n.num_variables for n in sel])) for g, sel in members.items()}
+    groups = sorted(members, key=size.get)
     fig = _figure(11, 4.5)
     axes = fig.subplots(1, 2)
     finite = [n.tts99_solver_seconds for n in result.neurons if math.isfinite(n.tts99_solver_seconds)]
     edge = (max(finite) if finite else 1.0) * 3
     for k, backend in enumerate(_backends(result)):
-        sizes, gaps, tts = [], [], []
-        for group in groups:
-            sel = [n for n in result.neurons if n.backend == backend and size_group(n.instance) == group]
-            if sel:
-                sizes.append(float(np.median([n.num_variables for n in sel])))
-                gaps.append(max(float(np.median([n.residual_gap for n in sel])), GAP_FLOOR))
-                times = [n.tts99_solver_seconds for n in sel]  # the worse middle one, as the summary's medians
-                tts.append(float(np.percentile(times, 50, method="higher")))
-        color, x, t = f"C{k % 10}", np.array(sizes), np.array(tts)
+        picked = {g: [n for n in members[g] if n.backend == backend] for g in groups}
+        drawn = [g for g in groups if picked[g]]
+        x = np.array([size[g] for g in drawn])
+        gaps = [max(float(np.median([n.residual_gap for n in picked[g]])), GAP_FLOOR) for g in drawn]
+        # the worse middle one where the count is even, as the summary's medians
+        t = np.array([np.percentile([n.tts99_solver_seconds for n in picked[g]], 50, method="higher") for g in drawn])
+        color, solved = f"C{k % 10}", np.isfinite(t)
         axes[0].plot(x, gaps, "o-", color=color, label=backend)
-        solved = np.isfinite(t)
         axes[1].plot(x[solved], t[solved], "o-", color=color, label=backend)
         axes[1].scatter(x[~solved], np.full((~solved).sum(), edge * 1.15 ** k), color=color, marker="x")  # apart
-    axes[0].set(xscale="log", yscale="log", xlabel="variables per neuron (median of the group)",
-                ylabel=f"median residual gap of the best read (floor {GAP_FLOOR:g})")
-    axes[1].set(xscale="log", yscale="log", xlabel="variables per neuron (median of the group)",
-                ylabel="median TTS99, solver time (s); x at top: never solved")
+    axes[0].set(ylabel=f"median residual gap of the best read (floor {GAP_FLOOR:g})")
+    axes[1].set(ylabel="median TTS99, solver time (s); x at top: never solved")
     axes[1].axhline(edge / 1.5, color="gray", linewidth=0.5, linestyle=":")
-    ticks = sorted({float(np.median([n.num_variables for n in result.neurons if size_group(n.instance) == g]))
-                    for g in groups})
+    ticks = sorted(set(size.values()))
     for ax in axes:
+        ax.set(xscale="log", yscale="log", xlabel="variables per neuron (median of the group)")
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
