@@ -108,6 +108,21 @@ class DecomposingSampler(LayerComposite):
             return self._capacity
         return min(self.capacity, SUB_PROBLEM_SIZE.get(getattr(self.child, "name", None), self.capacity))
 
+    def sub_calls(self, num_variables: int, capacity: int | None = None, patience: int | None = None,
+                  max_calls: int | None = None) -> tuple[int, int]:
+        """The fewest and the most backend calls that :meth:`sample` makes on a BQM of ``num_variables`` (with the
+        call's own ``capacity``, ``patience`` and ``max_calls``, as :meth:`sample` takes them): one where it fits,
+        else from ``patience`` rounds without a gain to ``max_calls``."""
+        if num_variables <= (capacity or self.capacity):
+            return 1, 1
+        most = max_calls or self.max_calls
+        return min(most, self._patience(num_variables, capacity or self.sub_size, patience)), most
+
+    def _patience(self, num_variables: int, size: int, patience: int | None) -> int:
+        """Rounds in a row without a gain before a decomposed call stops: the call's, the sampler's, else
+        ``ceil(2 m / size)``."""
+        return patience or self.patience or math.ceil(2 * num_variables / size)
+
     @property
     def parameters(self) -> dict:
         return {**dict(self.child.parameters), **{name: [] for name in _OWN_PARAMETERS}}
@@ -157,7 +172,7 @@ class DecomposingSampler(LayerComposite):
         start = "initial_states" if x is not None else "greedy"
         if x is None:
             x = greedy(lin, mat, np.zeros(len(labels)))
-        patience = patience or self.patience or math.ceil(2 * len(labels) / size)
+        patience = self._patience(len(labels), size, patience)
         search = Search(lin, mat, offset, labels, np.random.default_rng(seed))
         x, log, child_infos = search.run(self.child, x, size, patience, max_calls or self.max_calls, child_kw)
         samples = (2 * x - 1 if spin else x).astype(np.int8)[None, :]

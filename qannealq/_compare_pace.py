@@ -4,7 +4,6 @@ time left (on the progress bar)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -64,34 +63,28 @@ LONG_STUDY = 600.0
 
 
 def outlook(name: str, sampler: dimod.Sampler, todo: Sequence[NeuronInstance], warm: tuple[float, int | None],
-            options: Mapping[str, Any], max_calls: int, reporter: Reporter) -> None:
+            options: Mapping[str, Any], reporter: Reporter) -> None:
     """Say, from its warm-up's ``(seconds, sub-problem size)``, how long backend ``name``'s calls on ``todo`` may
-    take, where that may pass :data:`LONG_STUDY`: a decomposed call solves from ``patience`` (rounds without a
-    gain) to ``max_calls`` sub-problems of the warm-up's size (``options``, the backend's sampler options, may
-    set either); another call about the warm-up's time (on the smallest instance, so a lower bound). ``qannealq compare --dataset mnist`` with its default backends had run
-    for hours with nothing said before the slow backend's first call (``gurobi``: 100-200 s a call)."""
+    take, where that may pass :data:`LONG_STUDY`: a decomposed call solves as many sub-problems of the warm-up's
+    size as its ``sub_calls`` says (from ``patience`` rounds without a gain to ``max_calls``; ``options``, the
+    backend's sampler options, may set them); another call about the warm-up's time (on the smallest instance, so
+    a lower bound). ``qannealq compare --dataset mnist`` with its default backends had run for hours with nothing
+    said before the slow backend's first call (``gurobi``: 100-200 s a call)."""
     seconds, size = warm
-    if size is None:
+    bounds = getattr(sampler, "sub_calls", None) if size is not None else None
+    if bounds is None:
         low = high = seconds * len(todo)
         how = f"{seconds:.1f} s a call on the smallest neuron"
     else:
-        most = int(options.get("max_calls") or getattr(sampler, "max_calls", max_calls))
-        given = options.get("patience") or getattr(sampler, "patience", None)
-        fits = getattr(sampler, "capacity", size)
-
-        def calls(instance: NeuronInstance) -> tuple[int, int]:  # sub-problems a call solves, at least and most
-            if instance.num_variables <= fits:  # it goes to the backend whole: one call
-                return 1, 1
-            return min(most, int(given) if given else math.ceil(2 * instance.num_variables / size)), most
-
-        least = [calls(instance)[0] for instance in todo]
-        low, high = seconds * sum(least), seconds * sum(calls(instance)[1] for instance in todo)
-        how = (f"one sub-problem of {size} variables took {seconds:.1f} s, and each call solves {min(least)} "
-               f"(patience) to {most} (--max-calls) of them")
+        given = {key: options[key] for key in ("capacity", "patience", "max_calls") if options.get(key)}
+        calls = [bounds(instance.num_variables, **given) for instance in todo]  # the fewest and most each
+        low, high = seconds * sum(c[0] for c in calls), seconds * sum(c[1] for c in calls)
+        how = (f"one sub-problem of {size} variables took {seconds:.1f} s, and each call solves "
+               f"{min(c[0] for c in calls)} (patience) to {max(c[1] for c in calls)} (--max-calls) of them")
     if high < LONG_STUDY:
         return
     span = duration(low) if high <= 1.5 * low else f"{duration(low)} to {duration(high)}"
-    shorter = "fewer --neurons or --repeats" + (", a lower --max-calls," if size is not None else "")
+    shorter = "fewer --neurons or --repeats" + (", a lower --max-calls," if bounds is not None else "")
     reporter.message(f"{name}: its {len(todo)} call(s) may take {span} ({how}); {shorter} or --backends without "
                      f"{name} shorten the study")
 

@@ -371,8 +371,7 @@ def _run_all(samplers: Mapping[str, dimod.Sampler], instances: Sequence[NeuronIn
                 bar.status(f"{name} warm-up")
                 warm = _warm_up(sampler, name, instances, settings, reporter)
                 if warm is not None:
-                    outlook(name, sampler, todo, warm, settings.options_for(name, sampler), settings.max_calls,
-                            reporter)
+                    outlook(name, sampler, todo, warm, settings.options_for(name, sampler), reporter)
         for name, sampler in samplers.items():
             calls, stored = plans[name]
             walls, todo = [], stored.count(None)

@@ -107,6 +107,21 @@ def test_a_random_start_without_initial_states_and_the_seed_makes_it_determinist
     assert a.info["start"] == "greedy" and a.info["energies"] == b.info["energies"]
 
 
+def test_sub_calls_bound_the_backend_calls_a_call_makes(easy):
+    """``compare`` says how long a decomposed backend may take from these bounds: one call where the BQM fits,
+    else from ``patience`` rounds without a gain to ``max_calls``, as :meth:`sample` stops."""
+    bqm = easy.neuron_bqm(1)
+    sampler = decomposed("exact", capacity=10)
+    m = bqm.num_variables
+    assert sampler.sub_calls(m) == (min(100, -(-2 * m // 10)), 100)
+    assert sampler.sub_calls(m, capacity=m) == (1, 1) and sampler.sub_calls(10) == (1, 1)
+    assert sampler.sub_calls(m, patience=2, max_calls=3) == (2, 3)
+    for options in ({}, {"patience": 2, "max_calls": 3}, {"max_calls": 4}):
+        calls = sampler.sample(bqm, seed=5, **options).info["backend_calls"]
+        least, most = sampler.sub_calls(m, **options)
+        assert least <= calls <= most, (options, calls)
+
+
 @pytest.fixture(scope="module")
 def forty():
     layer = random_layer(np.random.default_rng(3), 39, 2, samples=400, dead=0)
