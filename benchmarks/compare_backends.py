@@ -31,7 +31,7 @@ from pathlib import Path
 
 
 from qannealq._compare_reference import ReferenceOptions
-from qannealq._compare_report import CompareResult, backend_summaries, format_summary
+from qannealq._compare_report import CompareResult, backend_summaries, format_summary, layer_summaries
 from qannealq._compare_plots import plot_all, plot_scaling
 from qannealq.compare import CompareSettings, compare_backends
 from qannealq.export import LIBRARY, library_instances, load_instances
@@ -155,7 +155,8 @@ def main() -> None:
     print("\n" + table)
     atomic_write(args.out / "results.md", header + "\n\n" + table + "\n")
     if results:  # every group's neurons in one plot: each backend's gap and TTS99 against the size
-        combined = replace(results[0][1], neurons=[n for _, result in results for n in result.neurons])
+        neurons = [n for _, result in results for n in result.neurons]
+        combined = replace(results[0][1], neurons=neurons, backends=layer_summaries(neurons))
         scaling = plot_scaling(combined, args.out / "scaling.png")
         if scaling is not None:
             print(f"wrote {scaling}")

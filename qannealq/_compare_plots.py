@@ -111,29 +111,27 @@ def plot_energies(result: CompareResult, path: Path, instance: str | None = None
 
 
 def plot_scaling(result: CompareResult, path: Path) -> Path | None:
-    """Per backend, the median residual gap and the median TTS99 (solver time) of each group of neurons
-    (:func:`size_group`) against the group's median size; a group whose median TTS is infinite (its median neuron
-    never solved) is marked at the top. None (nothing drawn) with fewer than two groups."""
-    members: dict[str, list] = {}
-    for n in result.neurons:
-        members.setdefault(size_group(n.instance), []).append(n)
-    if len(members) < 2:
+    """Per backend, the median residual gap and the median TTS99 (solver time) of each layer's neurons (its
+    summaries per ``group``, :func:`qannealq._compare_report.layer_summaries`) against their median size; a layer
+    whose median TTS is infinite (its median neuron never solved) is marked at the top. None (nothing drawn) with
+    fewer than two layers."""
+    summaries = [b for b in result.backends if b.group]
+    if len({b.group for b in summaries}) < 2:
         return None
-    size = {g: float(np.median([n.num_variables for n in sel])) for g, sel in members.items()}
-    groups = sorted(members, key=size.get)
+    members: dict[str, list[int]] = {}
+    for n in result.neurons:
+        members.setdefault(size_group(n.instance), []).append(n.num_variables)
+    size = {g: float(np.median(sizes)) for g, sizes in members.items()}
     fig = _figure(11, 4.5)
     axes = fig.subplots(1, 2)
     finite = [n.tts99_solver_seconds for n in result.neurons if math.isfinite(n.tts99_solver_seconds)]
     edge = (max(finite) if finite else 1.0) * 3
     for k, backend in enumerate(_backends(result)):
-        picked = {g: [n for n in members[g] if n.backend == backend] for g in groups}
-        drawn = [g for g in groups if picked[g]]
-        x = np.array([size[g] for g in drawn])
-        gaps = [max(float(np.median([n.residual_gap for n in picked[g]])), GAP_FLOOR) for g in drawn]
-        # the worse middle one where the count is even, as the summary's medians
-        t = np.array([np.percentile([n.tts99_solver_seconds for n in picked[g]], 50, method="higher") for g in drawn])
+        rows = sorted((b for b in summaries if b.backend == backend), key=lambda b: size[b.group])
+        x = np.array([size[b.group] for b in rows])
+        t = np.array([b.median_tts99_solver for b in rows])
         color, solved = f"C{k % 10}", np.isfinite(t)
-        axes[0].plot(x, gaps, "o-", color=color, label=backend)
+        axes[0].plot(x, [max(b.median_gap, GAP_FLOOR) for b in rows], "o-", color=color, label=backend)
         axes[1].plot(x[solved], t[solved], "o-", color=color, label=backend)
         axes[1].scatter(x[~solved], np.full((~solved).sum(), edge * 1.15 ** k), color=color, marker="x")  # apart
     axes[0].set(ylabel=f"median residual gap of the best read (floor {GAP_FLOOR:g})")
@@ -141,12 +139,13 @@ def plot_scaling(result: CompareResult, path: Path) -> Path | None:
     axes[1].axhline(edge / 1.5, color="gray", linewidth=0.5, linestyle=":")
     ticks = sorted(set(size.values()))
     for ax in axes:
-        ax.set(xscale="log", yscale="log", xlabel="variables per neuron (median of the group)")
+        ax.set(xscale="log", yscale="log", xlabel="variables per neuron (median of the layer)")
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
         ax.grid(alpha=0.3)
     axes[1].legend(fontsize=8)
-    fig.suptitle(f"scaling over {len(groups)} groups of neurons: {', '.join(groups)}", fontsize=9)
+    groups = sorted(size, key=size.get)
+    fig.suptitle(f"scaling over {len(groups)} layers: {', '.join(groups)}", fontsize=9)
     return _save(fig, path)
 
 

@@ -24,7 +24,7 @@ from qannealq.metrics import residual_gap, success_probability, tts99
 from qannealq.store import atomic_write
 
 __all__ = ["CompareRow", "NeuronSummary", "BackendSummary", "CompareResult", "summarise", "backend_summaries",
-           "size_group", "CSV_COLUMNS", "format_summary"]
+           "layer_summaries", "size_group", "CSV_COLUMNS", "format_summary"]
 
 
 @dataclass
@@ -247,9 +247,14 @@ def summarise(instances: Sequence[NeuronInstance], refs: dict[str, Reference], u
             if pick:
                 neurons.append(_neuron([rows[k] for k in pick], [units[k] for k in pick], settings.eps,
                                        settings.loose_eps))
-    groups = {size_group(n.instance) for n in neurons}  # neurons of several layers: a summary per layer
-    summaries = backend_summaries(neurons, (lambda n: size_group(n.instance)) if len(groups) > 1 else lambda n: "")
-    return CompareResult(rows, neurons, summaries, final, skipped, units, settings.stored())
+    return CompareResult(rows, neurons, layer_summaries(neurons), final, skipped, units, settings.stored())
+
+
+def layer_summaries(neurons: Sequence[NeuronSummary]) -> list[BackendSummary]:
+    """:func:`backend_summaries` per backend, and per layer (:func:`size_group`, the ``group`` column) where the
+    neurons come from two or more layers."""
+    several = len({size_group(n.instance) for n in neurons}) > 1
+    return backend_summaries(neurons, (lambda n: size_group(n.instance)) if several else lambda n: "")
 
 
 def size_group(instance: str) -> str:
