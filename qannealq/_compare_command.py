@@ -7,6 +7,7 @@ The command-line modules only parse into :class:`CompareJob` / :class:`ExportJob
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
@@ -152,14 +153,17 @@ def _planning(names: tuple[str, ...]) -> list[str]:
     return [name for name in names if name in planning]
 
 
-def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Reporter) -> list:
+def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Reporter,
+              samplers: dict[str, Any] | None = None) -> list:
     """The QPU plan of every ready backend of ``job`` that plans its calls (``dwave``, ``dwave-mock``): each
     neuron on its own, ``repeats`` times, ``reads`` reads; reported, and refused over ``job.qpu_budget`` (the
     sum over those backends) before any call. On ``--resume`` a neuron whose calls are all stored is left out
-    (one with some is planned whole)."""
+    (one with some is planned whole). ``samplers``: those backends already built (:func:`run_compare` builds
+    each once, its cloud client open from the range check to the last call); the others are built here and
+    closed after their plan."""
     from qannealq.backends import get_sampler
 
-    plans, planning = [], _planning(job.backends)
+    plans, planning, samplers = [], _planning(job.backends), samplers or {}
     stored = ResultStore(Path(job.out), "compare", {}) if job.resume and job.out is not None else None
     for name in planning:
         left = [i for i in instances if stored is None or not all(
@@ -169,9 +173,9 @@ def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Report
                              "neuron(s) are finished: not planned")
         if not left:
             continue
-        sampler = get_sampler(name)
+        sampler = samplers.get(name) or get_sampler(name)
         options = {"num_reads": job.settings.reads, **job.settings.options_for(name, sampler)}
-        with sampler:  # a QPU's cloud client, opened to read the solver's graph and timing model
+        with nullcontext(sampler) if name in samplers else sampler:  # the solver's graph and timing model
             plans.append(sampler.plan_bqms([i.bqm for i in left], job.settings.repeats, **options))
         reporter.message(plans[-1].table())
     if job.qpu_budget is not None and planning and not plans:
@@ -200,25 +204,32 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
                                                           job.settings), resume=True, fingerprint=data_fingerprint)
     else:
         ResultStore.check(out, "compare", {})
-    check_backend_options(job.backends, job.settings)  # the sampler options' keys and values, before any training
     planning = _planning(job.backends)
-    for name in planning:  # against the solver's ranges (num_reads=100000 failed after training)
-        with get_sampler(name) as sampler:
-            check_qpu_ranges(sampler, {"num_reads": job.settings.reads, **job.settings.options_for(name, sampler)})
     if (job.dry_run or job.qpu_budget is not None) and not planning:
         flag = "--dry-run" if job.qpu_budget is None else f"--qpu-budget={job.qpu_budget:g}"
         raise InvalidArgumentError(f"{flag}: none of --backends spends QPU time; it applies to dwave and dwave-mock")
+    with ExitStack() as stack:  # a QPU backend built once: one cloud client for its options, plan and calls
+        qpus = {name: stack.enter_context(get_sampler(name)) for name in planning}
+        return _run_opened(job, out, qpus, reporter)
+
+
+def _run_opened(job: CompareJob, out: Path, qpus: dict[str, Any], reporter: Reporter
+                ) -> tuple[CompareResult | None, Path]:
+    """:func:`run_compare` from its options, with the QPU backends ``qpus`` built."""
+    check_backend_options(job.backends, job.settings, qpus)  # the options' keys and values, before any training
+    for name, sampler in qpus.items():  # against the solver's ranges (num_reads=100000 failed after training)
+        check_qpu_ranges(sampler, {"num_reads": job.settings.reads, **job.settings.options_for(name, sampler)})
     instances = job.selection.load()
     sizes = sorted({i.num_variables for i in instances})
     reporter.message(f"{len(instances)} neuron QUBO(s) of {sizes[0]}-{sizes[-1]} variables; backends "
                      f"{', '.join(job.backends)}; {job.settings.reads} reads x {job.settings.repeats} repeats; "
                      f"results -> {out}")
     if job.dry_run or job.qpu_budget is not None:
-        qpu_plans(job, instances, reporter)
+        qpu_plans(job, instances, reporter, qpus)
         if job.dry_run:
             return None, out
-    result = compare_backends(instances, list(job.backends), job.settings, out, job.resume, reporter,
-                              job.selection.describe())
+    result = compare_backends(instances, {name: qpus.get(name) for name in job.backends}, job.settings, out,
+                              job.resume, reporter, job.selection.describe())
     for name in {r.backend for r in result.rows if r.decomposed}:
         reporter.message(f"backend {name!r}: neurons above its capacity were solved by capacity-aware "
                          "decomposition (column 'decomposed')")

@@ -207,14 +207,17 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
     return samplers, skipped
 
 
-def check_backend_options(names: Sequence[str], settings: CompareSettings) -> None:
+def check_backend_options(names: Sequence[str], settings: CompareSettings,
+                          built: Mapping[str, dimod.Sampler] | None = None) -> None:
     """Every compared backend's ``--sampler-option`` keys and values, and the backends they name, checked before
     any training (:func:`qannealq.contract.check_parameters`): the ready samplers are built as the comparison
-    builds them and closed again (none opens a licence or a cloud client before its first call)."""
-    samplers, _ = _build(list(names), settings)
-    for sampler in samplers.values():
+    builds them and closed again, but for those given in ``built`` (a QPU backend's, whose check reads its
+    solver's properties through a cloud client that the comparison keeps for its calls)."""
+    built = dict(built or {})
+    samplers, _ = _build({name: built.get(name) for name in names}, settings)
+    for name, sampler in samplers.items():
         close = getattr(sampler, "close", None)
-        if callable(close):
+        if callable(close) and name not in built:
             close()
 
 

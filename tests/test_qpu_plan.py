@@ -229,6 +229,28 @@ def test_compare_dry_run_and_budget(tmp_path, capsys, monkeypatch):
 
 
 
+def test_compare_builds_a_qpu_backend_once_for_its_ranges_plan_and_calls(tmp_path, capsys, monkeypatch):
+    """A live QPU's client, its solver's graph and its embeddings were fetched three times: for the range
+    check, for the plan under ``--qpu-budget`` and for the calls. One solver now serves all three, and is closed
+    at the end."""
+    from qannealq.backends.dwave import MockQPUSampler
+
+    built, closed = [], []
+    make, close = MockQPUSampler._make_child, MockQPUSampler.close
+    monkeypatch.setattr(MockQPUSampler, "_make_child", lambda self: built.append(self) or make(self))
+    monkeypatch.setattr(MockQPUSampler, "close", lambda self: closed.append(self._child) or close(self))
+    argv = ["compare", "--dataset", "digits", "--input-size", "4", "--layer", "0", "--neurons", "0:2", "--bits",
+            "2", "--backends", "sa,dwave-mock", "--reads", "5", "--repeats", "1", "--qpu-budget", "10",
+            "--out", str(tmp_path / "cmp")]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "--qpu-budget 10 s: the plan fits" in printed and "dwave-mock" in printed
+    assert len(built) == 1  # one solver: the range check, the plan and both neurons' calls
+    assert any(child is not None for child in closed)  # the solver it built was closed
+    rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())["rows"]
+    assert {r["backend"] for r in rows} == {"sa", "dwave-mock"}
+
+
 def test_options_outside_the_solvers_ranges_are_refused_before_any_call(monkeypatch):
     """The QPU states ``num_reads_range``, ``annealing_time_range``... as properties; the mock took
     ``num_reads=100000`` (minutes of its annealer), and a QPU refuses such a problem only once it is submitted."""
