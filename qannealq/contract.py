@@ -34,7 +34,7 @@ __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
            "draw_seed", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
            "check_parameters", "check_options", "check_reserved", "RESERVED_OPTIONS", "describe_capacity",
-           "max_variables", "merge_timing", "redact", "unredact", "REDACTED", "TIMING_KEYS"]
+           "max_variables", "merge_timing", "redact", "redact_values", "unredact", "REDACTED", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -478,3 +478,25 @@ def redact(options: Mapping[str, Any]) -> dict[str, str]:
         else:
             shown[key] = repr(value)
     return shown
+
+
+def redact_values(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Settings as JSON values, for a reader rather than a resume: each value as itself where JSON holds it
+    exactly (text, a bool, an integer, a finite float, None, a list of those, a mapping with text keys),
+    ``repr`` otherwise (``nan``, an array, an object), and ``<redacted>`` where the key names a secret, at any
+    depth (the keys :func:`redact` withholds). A model file's settings (:mod:`qannealq.model_export`)."""
+    return {str(key): REDACTED if _SECRET.search(str(key)) else _json_value(value) for key, value in options.items()}
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, np.generic) and not isinstance(value, np.ndarray):
+        value = value.item()
+    if isinstance(value, Mapping):
+        return redact_values(value)
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float) and np.isfinite(value):
+        return value
+    return repr(value)

@@ -5,7 +5,9 @@ File format (``ModelResult.save(path)``; ``.npz``, readable with ``numpy.load(pa
 * ``meta``: JSON text: format name and version, the architecture (a ``torch.nn.Sequential`` of ``Linear``,
   ``ReLU``, ``Flatten``, ``Identity``, ``Dropout``, ``Tanh``, ``Sigmoid``), per quantized layer its bits,
   integer range ``[lo, hi]``, ``offset``, scheme and granularity; the method, backend, layer error and the
-  settings (every value through :func:`qannealq.contract.redact`, so no secret is ever written);
+  settings (through :func:`qannealq.contract.redact_values`: JSON values, ``repr`` text where JSON cannot
+  hold one, and no secret ever written; a version 1 file held every value's ``repr`` text, which loading reads
+  back as a value where it is a Python literal);
 * ``q<k>.integers`` (int8, ``(n, f + 1)`` with a bias), ``q<k>.weight_step`` (float64, ``(n,)``: one value
   repeated per tensor, or one per output channel), ``q<k>.bias_step`` (float64): the grid of layer ``k``,
   whose values are ``step * (integers + offset)``, exactly as the solve loop computed them;
@@ -42,6 +44,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -52,7 +55,7 @@ import numpy as np
 import torch
 
 from qannealq._integer import QuantizedLayer, integer_linear
-from qannealq.contract import redact
+from qannealq.contract import redact_values
 from qannealq.errors import InvalidArgumentError, QannealqError, StoreError
 from qannealq.grid import Grid
 from qannealq.store import atomic_write
@@ -61,7 +64,9 @@ __all__ = ["ModelFileError", "QuantizedLayer", "QuantizedModel", "save_quantized
            "run_onnx", "FORMAT", "VERSION"]
 
 FORMAT = "qannealq-quantized-model"
-VERSION = 1
+VERSION = 2
+_READS = (1, 2)  # the versions load_quantized reads (1: settings as repr text)
+_NUMPY_SCALAR = re.compile(r"np\.(?:u?int\d+|float\d+|bool_?)\((.*)\)")  # numpy 2's repr of a scalar
 _ACTIVATIONS = {"ReLU": torch.nn.ReLU, "Flatten": torch.nn.Flatten, "Identity": torch.nn.Identity,
                 "Tanh": torch.nn.Tanh, "Sigmoid": torch.nn.Sigmoid}
 
@@ -211,7 +216,7 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
                 **dict(extra or {})}
     meta = {"format": FORMAT, "version": VERSION, "architecture": arch, "layers": layers_meta,
             "method": result.method, "backend": result.backend, "bits": result.bits,
-            "layer_error": result.layer_error, "settings": redact(settings)}
+            "layer_error": result.layer_error, "settings": redact_values(settings)}
     meta_text = json.dumps(meta, sort_keys=True)
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(meta_text), checksum=np.array(_checksum(meta_text, arrays)), **arrays)
@@ -266,14 +271,34 @@ def load_quantized(path: str | Path) -> QuantizedModel:
         meta = json.loads(meta_text)
     except ValueError:
         meta = {}
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise ModelFileError(f"{path} is not a {FORMAT} file of version {VERSION}")
+    if meta.get("format") != FORMAT or meta.get("version") not in _READS:
+        raise ModelFileError(f"{path} is not a {FORMAT} file of version {' or '.join(map(str, _READS))}")
     computed = _checksum(meta_text, arrays)
     if computed != stored:
         raise ModelFileError(f"{path}: checksum mismatch (stored {stored[:16]}..., computed {computed[:16]}...): "
                              "the file is corrupt or was edited; save the model again")
+    if meta["version"] == 1:  # its settings were each value's repr: read back as values, as version 2 holds them
+        meta["settings"] = _literal_values(meta.get("settings", {}))
     layers = [_layer(entry, arrays, k) for k, entry in enumerate(meta["layers"])]
     return QuantizedModel(_rebuild(meta["architecture"], layers, arrays), layers, meta, computed)
+
+
+def _literal_values(settings: Mapping[str, str]) -> dict[str, Any]:
+    """A version 1 file's settings (``repr`` text, :func:`qannealq.contract.redact`) as values where each text is
+    a Python literal (a nested mapping's values in turn), the text itself otherwise (``<redacted>``, an object's
+    repr)."""
+    import ast
+
+    values: dict[str, Any] = {}
+    for key, text in settings.items():
+        scalar = _NUMPY_SCALAR.fullmatch(text) if isinstance(text, str) else None
+        try:
+            values[key] = ast.literal_eval(scalar.group(1) if scalar else text)  # np.float64(0.5): 0.5
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            values[key] = text
+        if isinstance(values[key], dict) and all(isinstance(v, str) for v in values[key].values()):
+            values[key] = _literal_values(values[key])
+    return values
 
 
 def _layer(entry: dict, arrays: Mapping[str, np.ndarray], k: int) -> QuantizedLayer:

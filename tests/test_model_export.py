@@ -52,7 +52,7 @@ def test_round_trip_rebuilds_the_same_model(saved, bits, granularity):
         assert (stored.grid.offset, stored.grid.lo, stored.grid.hi) == (layer.grid.offset, layer.grid.lo, layer.grid.hi)
         np.testing.assert_array_equal(stored.values, layer.values)
     assert loaded.meta["bits"] == bits and loaded.meta["method"] == "gptq"
-    assert loaded.settings["granularity"] == repr(granularity)
+    assert loaded.settings["granularity"] == granularity
 
 
 def test_integer_weights_fit_int8_and_int1_sign_becomes_plus_minus_one(saved):
@@ -231,7 +231,7 @@ def test_run_save_model_writes_each_row_s_model(tmp_path, capsys):
     x, y = tiny_digits().data.x_test, tiny_digits().data.y_test
     for method in ("rtn", "qubo"):
         loaded = load_quantized(out / "models" / f"int2-{method}.npz")
-        assert loaded.meta["method"] == method and loaded.settings["dataset"] == repr("digits4x4")
+        assert loaded.meta["method"] == method and loaded.settings["dataset"] == "digits4x4"
         assert float(np.mean(loaded.integer_predict(x) == y)) == pytest.approx(rows[method]["accuracy"], abs=0)
         assert loaded.meta["layer_error"] == pytest.approx(rows[method]["layer_error"], rel=1e-12)
 
@@ -265,4 +265,45 @@ def test_recorded_settings_need_text_keys(saved, tmp_path):
         result.save(tmp_path / "m.npz", {"epochs": 5, 1: 2})
     assert not (tmp_path / "m.npz").exists()
     result.save(tmp_path / "m.npz", {"epochs": 5, "accuracy": np.float32(0.5)})
-    assert load_quantized(tmp_path / "m.npz").meta["settings"]["epochs"] == "5"  # values as their repr (redact)
+    assert load_quantized(tmp_path / "m.npz").meta["settings"]["epochs"] == 5
+
+
+def test_recorded_settings_are_json_values_and_version_1_files_still_load(saved, tmp_path, monkeypatch):
+    """Until version 2 each recorded setting was its ``repr`` text ("'mnist'", "5"): a reader of the JSON had
+    to parse Python. Values JSON holds are now stored as themselves, anything else as its repr, secrets at any
+    depth never; a version 1 file loads with its settings read back as values."""
+    import qannealq.model_export as model_export
+    from qannealq.contract import redact
+
+    result, _ = saved[4, "tensor"]
+    extra = {"dataset": "mnist", "epochs": np.int64(5), "accuracy": np.float32(0.5), "lr": 1e-3, "shuffle": True,
+             "sizes": (784, 128), "missing": None, "lost": float("nan"), "where": tmp_path,
+             "dwave": {"solver": "Advantage", "api_token": "DEV-do-not-write", "num_reads": 100}}
+    path = result.save(tmp_path / "v2.npz", extra)
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(str(npz["meta"]))
+    assert meta["version"] == 2 and b"DEV-do-not-write" not in path.read_bytes()
+    settings = meta["settings"]
+    assert {k: settings[k] for k in ("dataset", "epochs", "accuracy", "lr", "shuffle", "sizes", "missing")} == {
+        "dataset": "mnist", "epochs": 5, "accuracy": 0.5, "lr": 1e-3, "shuffle": True, "sizes": [784, 128],
+        "missing": None}
+    assert settings["lost"] == "nan" and settings["where"] == repr(tmp_path)  # not JSON: its repr
+    assert settings["dwave"] == {"solver": "Advantage", "api_token": "<redacted>", "num_reads": 100}
+    assert settings["method"] == "gptq" and settings["bits"] == 4 and settings["granularity"] == "tensor"
+    assert load_quantized(path).settings == settings
+
+    monkeypatch.setattr(model_export, "VERSION", 1)  # the file as the code before version 2 wrote it
+    monkeypatch.setattr(model_export, "redact_values", redact)
+    old = result.save(tmp_path / "v1.npz", extra)
+    with np.load(old, allow_pickle=False) as npz:
+        assert json.loads(str(npz["meta"]))["settings"]["dataset"] == "'mnist'"
+    monkeypatch.undo()
+    loaded = load_quantized(old)
+    assert loaded.meta["version"] == 1
+    assert {k: loaded.settings[k] for k in ("dataset", "epochs", "shuffle", "sizes", "missing", "method", "bits")} \
+        == {"dataset": "mnist", "epochs": 5, "shuffle": True, "sizes": (784, 128), "missing": None, "method": "gptq",
+            "bits": 4}
+    assert loaded.settings["dwave"] == {"solver": "Advantage", "api_token": "<redacted>", "num_reads": 100}
+    assert loaded.settings["lost"] == "nan" and loaded.settings["accuracy"] == 0.5  # "np.float32(0.5)": 0.5
+    np.testing.assert_array_equal(loaded.integer_predict(tiny_digits().data.x_test),
+                                  load_quantized(path).integer_predict(tiny_digits().data.x_test))
