@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Mapping
@@ -18,7 +19,8 @@ from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.checks import check_flag, check_positive
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["AnnealSettings", "anneal_settings", "check_solver_ranges", "estimate_access_us", "ANNEAL_MODES",
+__all__ = ["AnnealSettings", "anneal_settings", "check_solver_ranges", "check_anneal_schedule", "estimate_access_us",
+           "ANNEAL_MODES",
            "SOLVER_OPTIONS", "RANGED_OPTIONS", "RAMP_US"]
 
 ANNEAL_MODES = ("auto", "forward", "reverse")
@@ -118,6 +120,54 @@ def check_solver_ranges(properties: Mapping, options: Mapping[str, Any], backend
             who = f" (backend {backend!r})" if backend else ""
             raise InvalidArgumentError(f"{name}={value!r} is outside the solver's {name}_range [{low:g}, {high:g}]"
                                        f"{who}: give a value in it")
+    if options.get("anneal_schedule") is not None:
+        check_anneal_schedule(options["anneal_schedule"], properties, backend)
+
+
+def check_anneal_schedule(schedule: Any, properties: Mapping, backend: str = "") -> None:
+    """Refuse an ``anneal_schedule`` the solver would refuse, before any call (the QPU refuses it only when a
+    problem is submitted, after training; the mock did not at all). The rules are those of D-Wave's
+    ``anneal_schedule`` parameter, as dwave-system's ``DWaveSampler.validate_anneal_schedule`` applies them
+    with the solver's ``annealing_time_range`` and ``max_anneal_schedule_points``: 2 to that many ``[t, s]``
+    points, ``t`` (microseconds) increasing up to the longest anneal time, ``s`` in [0, 1] ending at 1 and
+    starting at 0 (a forward anneal, ``s`` never decreasing) or 1 (a reverse one), no slope steeper than one
+    over the shortest anneal time."""
+    who = f" (backend {backend!r})" if backend else ""
+    example = "e.g. [[0, 0], [20, 1]] (forward, 20 us) or [[0, 1], [1, 0.35], [9, 0.35], [10, 1]] (reverse)"
+
+    def refuse(why: str) -> None:
+        raise InvalidArgumentError(f"anneal_schedule={schedule!r}{who}: {why}; {example}")
+
+    def real(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    if not isinstance(schedule, (list, tuple)) or not all(
+            isinstance(p, (list, tuple)) and len(p) == 2 and real(p[0]) and real(p[1]) for p in schedule):
+        refuse("must be a list of [t, s] points, t in microseconds and s the anneal fraction")
+    most = properties.get("max_anneal_schedule_points")
+    if len(schedule) < 2 or (most is not None and len(schedule) > most):
+        refuse(f"has {len(schedule)} point(s); the solver takes 2 to {most if most is not None else 'its maximum'}")
+    times, fractions = [float(p[0]) for p in schedule], [float(p[1]) for p in schedule]
+    if any(b <= a for a, b in zip(times, times[1:])):
+        refuse("its times t must increase from point to point")
+    if any(not 0.0 <= f <= 1.0 for f in fractions):
+        refuse("its anneal fractions s must lie in [0, 1]")
+    if fractions[-1] != 1.0:
+        refuse("its last point's anneal fraction s must be 1")
+    if fractions[0] not in (0.0, 1.0):
+        refuse("its first point's s must be 0 (a forward anneal) or 1 (a reverse anneal)")
+    if fractions[0] == 0.0 and any(b < a for a, b in zip(fractions, fractions[1:])):
+        refuse("a forward anneal's s must never decrease")
+    bounds = properties.get("annealing_time_range")
+    if bounds and times[-1] > bounds[1]:
+        refuse(f"it lasts {times[-1]:g} us, beyond the solver's longest anneal ({bounds[1]:g} us, "
+               "annealing_time_range)")
+    if bounds and bounds[0] > 0:
+        steepest = max(abs(b - a) / (u - t) for (t, a), (u, b) in zip(zip(times, fractions),
+                                                                       zip(times[1:], fractions[1:])))
+        if round(steepest, 10) > 1.0 / bounds[0]:
+            refuse(f"a segment's slope {steepest:g} per us is steeper than the solver allows (1 / its shortest "
+                   f"anneal time {bounds[0]:g} us = {1.0 / bounds[0]:g})")
 
 
 def anneal_settings(parameters: Mapping, options: Mapping[str, Any], warm: bool, num_reads: int,

@@ -6,16 +6,20 @@ configured, and :func:`require_credentials` names where to set one.
 
 from __future__ import annotations
 
+import logging
 import os
 
 import dimod
+import numpy as np
 
 from qannealq.backends._common import check_capacity, close_child, now_ns, record
 from qannealq.checks import above, check_values
 from qannealq.contract import Closeable
-from qannealq.errors import CredentialsError
+from qannealq.errors import CredentialsError, InvalidArgumentError
 
 __all__ = ["HybridSampler", "has_credentials", "require_credentials", "missing_credentials", "CREDENTIALS_HINT"]
+
+logger = logging.getLogger(__name__)
 
 CREDENTIALS_HINT = ("set the DWAVE_API_TOKEN environment variable to your Leap API token, or run "
                     "`dwave config create` (or `dwave setup`) to write it to the dwave config file")
@@ -98,8 +102,40 @@ class HybridSampler(Closeable, dimod.Sampler):
 
     def check_options(self, options: dict) -> None:
         """Refuse a ``time_limit`` that is not a positive number of seconds before any work and any Leap credit
-        (:func:`qannealq.contract.check_options`); the solver's own minimum is checked by the solver."""
+        (:func:`qannealq.contract.check_options`); the solver's own minimum: :meth:`check_ranges`."""
         check_values(options, {"time_limit": above(0, "seconds")})
+
+    def minimum_time_limit(self, num_variables: int | None = None) -> float | None:
+        """The solver's least ``time_limit`` (seconds) for a problem of ``num_variables`` (its
+        ``minimum_time_limit`` property, a piecewise-linear curve over the problem size, as
+        ``LeapHybridSampler.min_time_limit`` reads it), or for the smallest problem where None; None when the
+        solver states no such curve."""
+        curve = self.child.properties.get("minimum_time_limit")
+        if not curve:
+            return None
+        sizes, seconds = zip(*curve)
+        if num_variables is None:
+            return float(min(seconds))
+        return float(np.interp([num_variables], sizes, seconds)[0])
+
+    def check_ranges(self, **options) -> None:
+        """Refuse a ``time_limit`` below the solver's minimum for any problem before any training (a connection
+        to read its properties, no Leap credit; the solver refused it only at the first call). Each call checks
+        its own problem's minimum (:meth:`sample`). A solver that cannot be reached now is left to the calls."""
+        limit = options.get("time_limit", self.time_limit)
+        if limit is None or isinstance(limit, bool) or not isinstance(limit, (int, float)):
+            return
+        try:
+            least = self.minimum_time_limit()
+        except Exception as exc:  # noqa: BLE001 (the network's or the cloud client's): not this check's to report
+            logger.info("backend %r: the solver's minimum time_limit is checked at the first call (%s)", self.name,
+                        type(exc).__name__)
+            return
+        if least is not None and limit < least:
+            raise InvalidArgumentError(f"time_limit={limit:g} is below the hybrid solver's least time limit of "
+                                       f"{least:g} s (its minimum_time_limit property, which grows with the "
+                                       f"problem's size): give at least {least:g}, or leave time_limit out (each "
+                                       "call then takes its problem's minimum)")
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, time_limit: float | None = None, **kwargs) -> dimod.SampleSet:
         """Submit ``bqm`` to the hybrid solver; its own microsecond timing stays beside the ns keys.
@@ -112,6 +148,12 @@ class HybridSampler(Closeable, dimod.Sampler):
         check_capacity(self.name, bqm, self.max_variables, "the hybrid solver's limit")
         limit = time_limit if time_limit is not None else self.time_limit
         if limit is not None:
+            least = self.minimum_time_limit(bqm.num_variables)
+            if least is not None and limit < least:  # LeapHybridSampler's ValueError named no option or remedy
+                raise InvalidArgumentError(f"time_limit={limit:g} is below the hybrid solver's minimum of {least:g} s "
+                                           f"for a problem of {bqm.num_variables} variables (its minimum_time_limit "
+                                           f"property): give at least {least:g}, or leave time_limit out (each "
+                                           "call then takes its problem's minimum)")
             kwargs["time_limit"] = limit
         submitted = now_ns()
         return dimod.SampleSet.from_future(self.child.sample(bqm, **kwargs),

@@ -19,7 +19,7 @@ from qannealq._compare_report import CompareResult, format_summary
 from qannealq.checks import check_distinct
 from qannealq.compare import CompareSettings, check_backend_options, compare_backends, stored_settings
 from qannealq.config import ModelConfig, check_choice, check_qpu_budget
-from qannealq.contract import check_plans_budget, check_qpu_ranges
+from qannealq.contract import check_plans_budget
 from qannealq.data import data_fingerprint
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
@@ -216,9 +216,7 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
 def _run_opened(job: CompareJob, out: Path, qpus: dict[str, Any], reporter: Reporter
                 ) -> tuple[CompareResult | None, Path]:
     """:func:`run_compare` from its options, with the QPU backends ``qpus`` built."""
-    check_backend_options(job.backends, job.settings, qpus)  # the options' keys and values, before any training
-    for name, sampler in qpus.items():  # against the solver's ranges (num_reads=100000 failed after training)
-        check_qpu_ranges(sampler, {"num_reads": job.settings.reads, **job.settings.options_for(name, sampler)})
+    check_backend_options(job.backends, job.settings, qpus)  # keys, values, a solver's ranges: before any training
     instances = job.selection.load()
     sizes = sorted({i.num_variables for i in instances})
     reporter.message(f"{len(instances)} neuron QUBO(s) of {sizes[0]}-{sizes[-1]} variables; backends "

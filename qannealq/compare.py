@@ -25,7 +25,7 @@ from qannealq._compare_pace import outlook, paid, part, time_left
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
 from qannealq.checks import as_values, check_distinct, check_positive, check_seed
-from qannealq.contract import accepted_options, check_parameters, redact, unredact
+from qannealq.contract import accepted_options, check_parameters, check_qpu_ranges, redact, unredact
 from qannealq.data import data_fingerprint
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import call_timing
@@ -210,15 +210,20 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
 def check_backend_options(names: Sequence[str], settings: CompareSettings,
                           built: Mapping[str, dimod.Sampler] | None = None) -> None:
     """Every compared backend's ``--sampler-option`` keys and values, and the backends they name, checked before
-    any training (:func:`qannealq.contract.check_parameters`): the ready samplers are built as the comparison
-    builds them and closed again, but for those given in ``built`` (a QPU backend's, whose check reads its
-    solver's properties through a cloud client that the comparison keeps for its calls)."""
+    any training (:func:`qannealq.contract.check_parameters`), and a cloud solver's against its stated ranges
+    (:func:`qannealq.contract.check_qpu_ranges`: a QPU's ``num_reads``, a hybrid solver's least ``time_limit``;
+    a connection, no QPU time): the ready samplers are built as the comparison builds them and closed again,
+    but for those given in ``built`` (a QPU backend's, whose cloud client the comparison keeps for its calls)."""
     built = dict(built or {})
     samplers, _ = _build({name: built.get(name) for name in names}, settings)
-    for name, sampler in samplers.items():
-        close = getattr(sampler, "close", None)
-        if callable(close) and name not in built:
-            close()
+    try:
+        for name, sampler in samplers.items():
+            check_qpu_ranges(sampler, {"num_reads": settings.reads, **settings.options_for(name, sampler)})
+    finally:
+        for name, sampler in samplers.items():
+            close = getattr(sampler, "close", None)
+            if callable(close) and name not in built:
+                close()
 
 
 def _extras(info: Mapping[str, Any]) -> dict:

@@ -330,20 +330,25 @@ def qpu_planner(sampler: Any) -> Any:
     """``sampler``, or the first of its children (through composites), that plans QPU calls (``plan``: the
     ``dwave`` and ``dwave-mock`` backends), else None. ``run`` and ``sweep`` ask it for ``--dry-run`` and
     ``--qpu-budget``."""
+    return _first_with(sampler, "plan")
+
+
+def _first_with(sampler: Any, method: str) -> Any:
+    """``sampler``, or the first of its children (through composites), with a callable ``method``, else None."""
     for _ in range(8):
-        if sampler is None or callable(getattr(sampler, "plan", None)):
+        if sampler is None or callable(getattr(sampler, method, None)):
             return sampler
         sampler = (getattr(sampler, "children", None) or [None])[0]
     return None
 
 
 def check_qpu_ranges(sampler: Any, options: Mapping[str, Any]) -> None:
-    """Refuse ``options`` outside the stated ranges of the QPU ``sampler`` plans its calls on (its
-    :func:`qpu_planner`'s ``check_ranges``: ``num_reads=100000`` failed after training); nothing for a sampler
-    that spends no QPU time."""
-    planner = qpu_planner(sampler)
-    if planner is not None and callable(getattr(planner, "check_ranges", None)):
-        planner.check_ranges(**options)
+    """Refuse ``options`` outside the stated ranges of the cloud solver ``sampler`` sends its calls to (the
+    ``check_ranges`` of the sampler or of its first child that has one: the QPU's ``num_reads=100000`` failed
+    after training, the hybrid solver's ``time_limit`` below its minimum too); nothing for a local sampler."""
+    checker = _first_with(sampler, "check_ranges")
+    if checker is not None:
+        checker.check_ranges(**options)
 
 
 def check_plans_budget(plans: Sequence[Any], seconds: float) -> None:

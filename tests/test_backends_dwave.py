@@ -23,7 +23,7 @@ from qannealq.backends import available_backends, get_sampler  # noqa: E402
 from qannealq.backends import dwave as dwave_backend  # noqa: E402
 from qannealq.cli import main  # noqa: E402
 from qannealq.contract import TIMING_KEYS  # noqa: E402
-from qannealq.errors import CredentialsError  # noqa: E402
+from qannealq.errors import CredentialsError, InvalidArgumentError  # noqa: E402
 
 
 def _mock_child(self):
@@ -104,6 +104,56 @@ def test_hybrid_path_with_a_stand_in(fake_dwave_token, monkeypatch):
     assert ss.info["timing"]["run_time"] == 3_000_000 and ss.info["timing"]["sampling_ns"] > 0
     with pytest.raises(ValueError, match="at most 50 variables"):
         sampler.sample(dimod.BinaryQuadraticModel({k: 1.0 for k in range(51)}, {}, 0.0, "BINARY"))
+
+
+class _TimedHybrid(_FakeHybrid):
+    """A stand-in whose solver states Leap's ``minimum_time_limit`` curve (seconds against variables)."""
+
+    properties = {"maximum_number_of_variables": 5000, "minimum_time_limit": [[1, 3.0], [1000, 3.0], [5000, 5.0]]}
+
+    def sample(self, bqm, **kwargs):
+        ss = dimod.SampleSet.from_samples_bqm({v: 0 for v in bqm.variables}, bqm)  # the kwargs are what counts
+        ss.info.update(run_time=3_000_000, kwargs=kwargs)
+        return ss
+
+
+def test_hybrid_time_limit_below_the_solvers_minimum_is_refused_before_training(fake_dwave_token, monkeypatch,
+                                                                                tmp_path, capsys):
+    """``LeapHybridSampler`` raised a bare ValueError ("time limit for problem size 17 must be at least 3.0") at
+    the first call, after training; the backend now reads the solver's curve before any training (the least
+    limit of any problem) and at each call (that problem's)."""
+    import qannealq.experiment
+
+    monkeypatch.setattr("dwave.system.LeapHybridSampler", _TimedHybrid)
+    hybrid = get_sampler("dwave-hybrid")
+    assert hybrid.minimum_time_limit() == 3.0 and hybrid.minimum_time_limit(3000) == pytest.approx(4.0)
+    hybrid.check_ranges(time_limit=3)
+    hybrid.check_ranges()  # no limit given: each call takes its problem's minimum
+    with pytest.raises(InvalidArgumentError, match=r"time_limit=2.5 is below the hybrid solver's least time limit "
+                                                   r"of 3 s .*: give at least 3, or leave time_limit out"):
+        hybrid.check_ranges(time_limit=2.5)
+    wide = dimod.BinaryQuadraticModel({k: 1.0 for k in range(3000)}, {}, 0.0, "BINARY")
+    with pytest.raises(InvalidArgumentError, match=r"time_limit=3.5 is below the hybrid solver's minimum of 4 s for "
+                                                   r"a problem of 3000 variables .*: give at least 4"):
+        hybrid.sample(wide, time_limit=3.5)
+    assert hybrid.sample(wide, time_limit=4).info["kwargs"] == {"time_limit": 4}
+    assert get_sampler("dwave-hybrid", time_limit=3).sample(digits_neurons(9, 1)[0]).info["kwargs"] == {
+        "time_limit": 3}
+    monkeypatch.setattr(_TimedHybrid, "properties", {"maximum_number_of_variables": 5000})
+    assert get_sampler("dwave-hybrid").minimum_time_limit() is None  # no curve stated: the solver's to check
+    get_sampler("dwave-hybrid").check_ranges(time_limit=0.1)
+    monkeypatch.undo()
+
+    monkeypatch.setenv("DWAVE_API_TOKEN", FAKE_TOKEN)
+    monkeypatch.setattr("dwave.system.LeapHybridSampler", _TimedHybrid)
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("trained"))
+    for argv in (["run", "--methods", "qubo", "--backend", "dwave-hybrid"],
+                 ["compare", "--backends", "sa,dwave-hybrid", "--reads", "2"]):
+        out = tmp_path / argv[0]
+        assert main([*argv, "--sampler-option", f"{'dwave-hybrid:' if argv[0] == 'compare' else ''}time_limit=1",
+                     "--out", str(out)]) == 2
+        assert "time_limit=1 is below the hybrid solver's least time limit of 3 s" in capsys.readouterr().err
+        assert not out.exists()
 
 
 class _Answer:

@@ -268,11 +268,45 @@ def test_options_outside_the_solvers_ranges_are_refused_before_any_call(monkeypa
     qpu.check_ranges(num_reads=10000, annealing_time=0.5)  # the bounds themselves are in range
 
 
+SCHEDULES = [[[0, 0], [20, 1]], [[0, 1], [1, 0.35], [9, 0.35], [10, 1]], [[0, 0], [0.5, 1]], [[0, 0], [0.4, 1]],
+             [[0, 0], [2000, 1]], [[0, 0], [2000.5, 1]], [[0, 0], [10, 0.5]], [[0, 0.5], [10, 1]], [[0, 1], [10, 1]],
+             [[0, 0], [5, 0.6], [6, 0.4], [10, 1]], [[0, 1], [5, 0.2], [6, 0.4], [10, 1]], [[0, 0], [5, 0], [10, 1]],
+             [[5, 0], [3, 1]], [[0, 0], [0, 1]], [[0, 0]], [[0, 0], *[[t, 0.5] for t in range(1, 11)], [12, 1]],
+             [[0, 0], *[[t, 0.5] for t in range(1, 12)], [13, 1]]]
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES, ids=range(len(SCHEDULES)))
+def test_anneal_schedules_are_refused_where_dwave_systems_validator_refuses_them(schedule):
+    """The QPU refuses a bad ``anneal_schedule`` only once a problem is submitted (after training), and the mock
+    took any: the backend now applies dwave-system's rules (``DWaveSampler.validate_anneal_schedule``) with
+    the solver's properties before any call, and refuses exactly the schedules that validator refuses."""
+    from types import SimpleNamespace
+
+    from dwave.system import DWaveSampler
+
+    qpu = get_sampler("dwave-mock")
+    properties = qpu.child.properties
+    reference = SimpleNamespace(parameters={"anneal_schedule": []}, properties=properties)
+    try:
+        DWaveSampler.validate_anneal_schedule(reference, schedule)
+        valid = True
+    except ValueError:
+        valid = False
+    if valid:
+        qpu.check_ranges(anneal_schedule=schedule)
+    else:
+        with pytest.raises(InvalidArgumentError, match=r"anneal_schedule=.* \(backend 'dwave-mock'\): .*; e\.g\. "):
+            qpu.check_ranges(anneal_schedule=schedule)
+    assert properties["max_anneal_schedule_points"] == 12 and list(properties["annealing_time_range"]) == [0.5, 2000]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--sampler-option", "num_reads=100000"], "num_reads=100000 is outside the solver's num_reads_range"),
     (["--sampler-option", "annealing_time=5000", "--dry-run"], "annealing_time=5000 is outside the solver's"),
     (["--sampler-option", "chain_strength=-1"], "--sampler-option chain_strength=-1 must be a number > 0 (backend "
                                                 "'dwave-mock')"),
+    (["--sampler-option", "anneal_schedule=[[0,0],[3000,1]]"], "it lasts 3000 us, beyond the solver's longest anneal"),
+    (["--sampler-option", "anneal_schedule=[[0,0],[0.1,1]]", "--dry-run"], "a segment's slope 10 per us is steeper"),
 ])
 def test_run_refuses_qpu_options_out_of_range_before_training(argv, message, tmp_path, capsys, monkeypatch):
     import qannealq.experiment
