@@ -16,6 +16,27 @@ def _cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("QANNEALQ_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+def test_help_says_what_the_tool_does_and_version_matches_the_package(capsys):
+    """``qannealq --help`` printed the package's developer docstring ("one module per subcommand in this
+    package"); ``--version`` was missing."""
+    import tomllib
+    from pathlib import Path
+
+    import qannealq
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "Quantize a trained dense PyTorch network" in printed and "module per subcommand" not in printed
+    assert "qannealq COMMAND --help" in printed and all(c in printed for c in ("run", "sweep", "compare", "export"))
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert capsys.readouterr().out.strip() == f"qannealq {qannealq.__version__}" == f"qannealq {project['version']}"
+
+
 def test_run_on_digits_writes_results(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", "--dataset", "digits", "--bits", "4,2", "--methods", "rtn,gptq,qubo", "--backend", "sa",

@@ -25,6 +25,13 @@ COMMANDS = ("run", "sweep", "compare", "export", "datasets", "backends")
 """Subcommands, in the order ``qannealq --help`` lists them; each is the module ``qannealq.cli.<name>``."""
 
 
+DESCRIPTION = ("Quantize a trained dense PyTorch network after training: each layer's rounding of every weight and "
+               "bias, written as QUBOs whose energy is the layer's reconstruction error, solved by simulated "
+               "annealing, a D-Wave QPU, QAOA, exact and classical solvers or qannealq's own layer-sa; and compare "
+               "those backends on the same neuron QUBOs.")
+"""What ``qannealq --help`` says the command is for (the module docstring is the developers')."""
+
+
 def _module(name: str):
     return importlib.import_module(f"qannealq.cli.{name}")
 
@@ -32,7 +39,11 @@ def _module(name: str):
 def build_parser(explicit_only: bool = False) -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs); ``explicit_only``: no defaults, so the parsed options
     are only those given on the command line."""
-    parser = argparse.ArgumentParser(prog="qannealq", description=__doc__.split("\n\n")[0])
+    from qannealq import __version__
+
+    parser = argparse.ArgumentParser(prog="qannealq", description=DESCRIPTION,
+                                     epilog="`qannealq COMMAND --help` describes each command's options.")
+    parser.add_argument("--version", action="version", version=f"qannealq {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         module = _module(name)
