@@ -33,8 +33,9 @@ from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
            "draw_seed", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
-           "check_parameters", "check_options", "check_reserved", "RESERVED_OPTIONS", "describe_capacity",
-           "max_variables", "merge_timing", "redact", "redact_values", "unredact", "REDACTED", "TIMING_KEYS"]
+           "check_parameters", "check_keywords", "check_options", "check_reserved", "RESERVED_OPTIONS",
+           "describe_capacity", "max_variables", "merge_timing", "redact", "redact_values", "unredact", "REDACTED",
+           "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -418,6 +419,23 @@ def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any], giv
         check_options(sampler, options)
     except InvalidArgumentError as exc:
         raise InvalidArgumentError(f"{given} {exc} (backend {backend!r})") from None
+
+
+def check_keywords(backend: str, sampler: Any, options: Mapping[str, Any], given: str) -> None:
+    """Sampler options given to the Python API (``quantize_layer``, ``quantize_model``): a backend of ours (one
+    with a ``check_options`` hook, whose ``parameters`` list every option it takes) refuses an unknown key as
+    the commands do (:func:`check_parameters`: ``time_limt=30`` was warned about, dropped, and the layer ran
+    without a limit); another ``dimod.Sampler`` keeps dimod's rule (it warns about an unknown keyword and drops
+    it), its values checked where it has the hook. Reserved keys are refused either way.
+
+    Raises:
+        InvalidArgumentError: a reserved or (a backend of ours) an unknown key, or a bad value.
+    """
+    if callable(getattr(sampler, "check_options", None)) and accepted_options(sampler) is not None:
+        check_parameters(backend or type(sampler).__name__, sampler, options, given)
+        return
+    check_reserved(options, given)
+    check_options(sampler, options)
 
 
 def check_options(sampler: Any, options: Mapping[str, Any]) -> None:

@@ -21,7 +21,7 @@ import torch
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
 from qannealq.checks import check_positive
-from qannealq.contract import check_options, check_parameters, check_reserved, draw_seed, redact
+from qannealq.contract import check_keywords, check_parameters, draw_seed, redact
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, check_bits, make_grid
@@ -171,9 +171,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     solver = resolve_sampler(sampler) if method == "qubo" else None
     if isinstance(sampler, str) and solver is not None:  # a backend of ours lists every option it takes
         check_parameters(sampler, solver, sampler_kwargs, given="quantize_model keyword")
-    elif solver is not None:
-        check_reserved(sampler_kwargs, given="quantize_model keyword")
-        check_options(solver, sampler_kwargs)  # a bad value (num_reads=0, effort="slow") before any calibration
+    elif solver is not None:  # a sampler object: a backend of ours refuses unknown keys, another warns
+        check_keywords("", solver, sampler_kwargs, given="quantize_model keyword")  # values before any calibration
     backend = "" if solver is None else (sampler if isinstance(sampler, str) else type(sampler).__name__)
     if granularity == "best":
         data = as_calibration_tensor(calibration_data, dtype=next(model.parameters()).dtype)  # a loader read once

@@ -32,9 +32,9 @@ from qannealq import _near
 from qannealq._pool import beam_threads
 from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, prepare_start,
                                 rank_deficient, rehearse_start, warm_start_integers)
-from qannealq.contract import (LayerSample, draw_seed, layer_solver, merge_timing, warms_up, warm_start_beam,
-                               warm_start_growth, warm_start_paths, warm_start_pilot, warm_start_deadline,
-                               warm_start_threads)
+from qannealq.contract import (LayerSample, check_keywords, draw_seed, layer_solver, merge_timing, warms_up,
+                               warm_start_beam, warm_start_growth, warm_start_paths, warm_start_pilot,
+                               warm_start_deadline, warm_start_threads)
 from qannealq.errors import BackendError, InvalidArgumentError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid
@@ -427,6 +427,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
     """
     if method not in METHODS:
         raise InvalidArgumentError(f"method={method!r} is unknown: choose one of {', '.join(METHODS)}")
+    if method == "qubo" and sampler is not None and not getattr(_inside, "active", False):
+        check_keywords(backend, sampler, sampler_kwargs, given="quantize_layer keyword")  # before the warm-up
     # the layer's time (and a time limit) counts its solve, not the first loading of its compiled code here
     warmed = warm_up(problem, method, sampler, warm_start, **sampler_kwargs)
     t0 = time.perf_counter()

@@ -1422,7 +1422,13 @@ def test_a_tight_start_on_a_wide_layer_searches_by_a_descent_of_chains(no_warm_u
         kept = quantize_layer(narrow, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=600.0)
     assert searched.info["params"]["start_tight"] is True and searched.info["late"] and searched.info["descended"]
     assert kept.info["params"]["start_tight"] is True and not kept.info["late"] and not kept.info["descended"]
-    late = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=600.0, late=True)
+    def late_start(*args, deadline=None, **kwargs):
+        out = start(*args, deadline=deadline, **kwargs)
+        deadline.late = True  # as a start that left its beam out for lack of time (the loop then passes late)
+        return out
+
+    with mock.patch.object(solve, "warm_start_integers", late_start):
+        late = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, time_limit=600.0)
     assert late.info["params"]["start_tight"] is False and late.info["descended"]  # late for any reason: the same
     np.testing.assert_array_equal(late.integers, searched.integers)
     polish_alone = quantize_layer(problem, "qubo", LayerSASampler(), "layer-sa", seed=0, num_sweeps=0)

@@ -5,6 +5,7 @@ import itertools
 import dimod
 import numpy as np
 import pytest
+import torch
 
 from helpers import random_layer
 from qannealq import InvalidArgumentError, ProblemTooLargeError, gptq_restricted, quantize_layer
@@ -104,6 +105,35 @@ def test_bad_method_and_missing_sampler(small_layer):
         quantize_layer(problem, "qubo", get_sampler("exact"), warm_start="best")
     with pytest.raises(InvalidArgumentError, match="seed"):
         quantize_layer(problem, "qubo", get_sampler("exact"), seed=-3)
+
+
+def test_a_backend_of_ours_refuses_an_unknown_or_reserved_keyword_before_any_work(small_layer, monkeypatch):
+    """``quantize_layer(..., time_limt=30)`` was warned about and dropped (dimod's rule), and the layer ran with no
+    limit; ``initial_states=`` and ``late=`` went through. A backend of ours lists every option it takes, so
+    both Python entry points now refuse such keys as the commands do, naming the valid ones; a sampler of the
+    user's keeps dimod's rule (a warning). ``quantize_model`` with a sampler object of ours did the same."""
+    import qannealq.solve
+    from qannealq import quantize_model
+
+    _, problem = small_layer
+    monkeypatch.setattr(qannealq.solve, "warm_up", lambda *a, **k: pytest.fail("warmed up"))  # refused before it
+    for sampler, backend in ((get_sampler("layer-sa"), "layer-sa"), (get_sampler("sa"), "")):
+        with pytest.raises(InvalidArgumentError, match=r"quantize_layer keyword time_limt: backend '(layer-sa|"
+                                                       r"SimulatedAnnealing)' does not take this option; valid keys: "):
+            quantize_layer(problem, "qubo", sampler, backend, time_limt=30)
+    with pytest.raises(InvalidArgumentError, match="quantize_layer keyword initial_states: the warm start gives"):
+        quantize_layer(problem, "qubo", get_sampler("exact"), initial_states=np.zeros((1, 3)))
+    with pytest.raises(InvalidArgumentError, match="quantize_layer keyword late: the solve loop sets it"):
+        quantize_layer(problem, "qubo", get_sampler("layer-sa"), late=True)
+    with pytest.raises(InvalidArgumentError, match="quantize_layer keyword num_reads=0 must be an integer >= 1"):
+        quantize_layer(problem, "qubo", get_sampler("sa"), num_reads=0)
+    monkeypatch.undo()
+    with pytest.warns(dimod.exceptions.SamplerUnknownArgWarning, match="bogus"):  # the user's own sampler
+        result = quantize_layer(problem, "qubo", dimod.RandomSampler(), num_reads=2, bogus=1, seed=0)
+    assert result.errors.shape == (problem.num_neurons,)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 3))
+    with pytest.raises(InvalidArgumentError, match="quantize_model keyword num_sweep: backend 'SimulatedAnnealing'"):
+        quantize_model(model, torch.randn(64, 6), 2, "qubo", get_sampler("sa"), num_sweep=10)
 
 
 def test_a_sampler_of_the_users_that_returns_no_sample_is_named_with_the_neuron_and_layer(small_layer):
