@@ -117,8 +117,11 @@ class QPUSampler(Closeable, dimod.Sampler):
                reversal_pause, embedding_cache) -> None:
         if not isinstance(parallel, bool):
             raise InvalidArgumentError(f"parallel={parallel!r} must be True or False")
+        given = {"num_reads": num_reads, "chain_strength_scale": chain_strength_scale, "anneal": anneal,
+                 "reversal_point": reversal_point, "reversal_pause": reversal_pause}
         if chain_strength is not None:
-            check_chain_strength("chain_strength", chain_strength)
+            given["chain_strength"] = chain_strength
+        check_values(given, OPTION_RULES)  # as each call's options are: num_reads=0 was taken until the first call
         self.chain_strength, self.num_reads, self.parallel = chain_strength, num_reads, parallel
         self.chain_strength_scale, self.anneal = chain_strength_scale, anneal
         self.reversal_point, self.reversal_pause = reversal_point, reversal_pause

@@ -10,6 +10,8 @@ The cloud backends (``dwave``, ``dwave-hybrid``) run with a fake token and an of
 
 from __future__ import annotations
 
+import re
+
 import dimod
 import numpy as np
 import pytest
@@ -213,6 +215,21 @@ def test_a_bad_option_value_is_refused_before_any_work_naming_it(name, fake_dwav
         check_parameters(name, sampler, bad)
     assert words in str(err.value) and f"(backend {name!r})" in str(err.value)
     assert str(err.value).startswith("--sampler-option ")
+
+
+@pytest.mark.parametrize("name", ["dwave-mock", "dwave"])
+@pytest.mark.parametrize("bad, words", [({"num_reads": 0}, "num_reads=0 must be an integer >= 1"),
+                                        ({"anneal": "sideways"}, "anneal='sideways' is unknown"),
+                                        ({"chain_strength_scale": 0}, "chain_strength_scale=0 must be a number > 0"),
+                                        ({"reversal_pause": -1}, "reversal_pause=-1 must be microseconds")])
+def test_a_qpu_backends_constructor_refuses_what_its_calls_refuse(name, bad, words, fake_dwave_token, monkeypatch):
+    """``get_sampler("dwave-mock", num_reads=0)`` was built, and failed only at its first call (after training,
+    through ``quantize_model(sampler=...)``); the constructor now applies the calls' rules, without a connection."""
+    pytest.importorskip("dwave.system")
+    monkeypatch.setattr("dwave.system.DWaveSampler", lambda *a, **k: pytest.fail("the cloud was reached"))
+    with pytest.raises(InvalidArgumentError, match=re.escape(words)):
+        get_sampler(name, **bad)
+    assert get_sampler(name, num_reads=7, anneal="forward", chain_strength_scale=0.5).num_reads == 7
 
 
 @pytest.mark.parametrize("name, bad", [("sa", {"num_sweeps": "abc"}), ("tabu", {"num_reads": 0}),
