@@ -67,6 +67,7 @@ class HybridSampler(Closeable, dimod.Sampler):
 
     def __init__(self, time_limit: float | None = None, **config) -> None:
         require_credentials(self.name, config)
+        self.check_options({"time_limit": time_limit})  # as each call's: time_limit=-1 was kept until the call
         self.time_limit = time_limit
         self._config = config
         self._child = None

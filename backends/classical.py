@@ -14,7 +14,7 @@ import dimod
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
-from qannealq.checks import above, at_least, check_flag, check_range, check_values, one_of
+from qannealq.checks import above, at_least, check_flag, check_given, check_range, check_values, one_of
 
 __all__ = ["SimulatedAnnealing", "Tabu", "SteepestDescent"]
 
@@ -91,6 +91,7 @@ class Tabu(_Recorded, TabuSampler):
 
     def __init__(self, timeout: int = 20, num_reads: int = 10) -> None:
         super().__init__()
+        check_given("timeout", timeout, 20), check_given("num_reads", num_reads, 10)
         self.check_options({"timeout": timeout, "num_reads": num_reads})
         self.timeout = timeout
         self.num_reads = num_reads
@@ -122,6 +123,7 @@ class SteepestDescent(_Recorded, SteepestDescentSolver):
 
     def __init__(self, num_reads: int = 10) -> None:
         super().__init__()
+        check_given("num_reads", num_reads, 10)
         self.check_options({"num_reads": num_reads})
         self.num_reads = num_reads
 

@@ -21,6 +21,7 @@ API token is never stored in a repr, message or result.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Mapping
 from typing import Any, Callable
@@ -39,7 +40,7 @@ from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has
 from qannealq.backends._dwave_embed import finish, submit
 from qannealq.backends._dwave_parallel import chain_strength_of, solve_layer
 from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
-from qannealq.checks import above, at_least, check_flag, check_number, check_values, one_of
+from qannealq.checks import above, at_least, check_flag, check_given, check_number, check_values, is_count, one_of
 from qannealq.contract import Closeable, LayerSample
 from qannealq.errors import InvalidArgumentError
 
@@ -65,6 +66,13 @@ OPTION_RULES = {"num_reads": at_least(1), "anneal": one_of(*ANNEAL_MODES), "rein
 QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_strength_scale", "chain_break_method", "annealing_time",
                   "answer_mode", "anneal_schedule", "label", "programming_thermalization",
                   "readout_thermalization", "reduce_intersample_correlation", *LAYER_PARAMETERS)
+
+
+TOPOLOGIES = ("pegasus", "zephyr", "chimera")
+"""The graphs ``dwave-mock`` builds (dwave-system's ``MockDWaveSampler``)."""
+_DEFAULTS = {"num_reads": 100, "chain_strength_scale": 1.0, "anneal": "auto", "reversal_point": 0.35,
+             "reversal_pause": 8.0}
+"""The defaults of :class:`QPUSampler`'s constructor options that must not be None."""
 
 
 class _LazyProperties(Mapping):
@@ -119,9 +127,14 @@ class QPUSampler(Closeable, dimod.Sampler):
             raise InvalidArgumentError(f"parallel={parallel!r} must be True or False")
         given = {"num_reads": num_reads, "chain_strength_scale": chain_strength_scale, "anneal": anneal,
                  "reversal_point": reversal_point, "reversal_pause": reversal_pause}
+        for name, value in given.items():
+            check_given(name, value, _DEFAULTS[name])
         if chain_strength is not None:
             given["chain_strength"] = chain_strength
         check_values(given, OPTION_RULES)  # as each call's options are: num_reads=0 was taken until the first call
+        if embedding_cache is not None and not isinstance(embedding_cache, (str, os.PathLike)):
+            raise InvalidArgumentError(f"embedding_cache={embedding_cache!r} must be a folder (a path), or None for "
+                                       "the default <qannealq cache>/dwave-embeddings")
         self.chain_strength, self.num_reads, self.parallel = chain_strength, num_reads, parallel
         self.chain_strength_scale, self.anneal = chain_strength_scale, anneal
         self.reversal_point, self.reversal_pause = reversal_point, reversal_pause
@@ -315,6 +328,12 @@ class MockQPUSampler(QPUSampler):
                  chain_strength=None, num_reads: int = 100, parallel: bool = True, chain_strength_scale: float = 1.0,
                  anneal: str = "auto", reversal_point: float = 0.35, reversal_pause: float = 8.0,
                  embedding_cache=None) -> None:
+        if not isinstance(topology_type, str) or topology_type not in TOPOLOGIES:
+            raise InvalidArgumentError(f"topology_type={topology_type!r} must be one of {', '.join(TOPOLOGIES)}")
+        if topology_shape is not None and (not isinstance(topology_shape, (list, tuple)) or not topology_shape
+                                           or not all(is_count(n) for n in topology_shape)):
+            raise InvalidArgumentError(f"topology_shape={topology_shape!r} must be a list of positive integers, e.g. "
+                                       "[16] for Pegasus P16 (the default), [6] for a small graph")
         self.topology_type = topology_type
         self.topology_shape = list(topology_shape or [16])
         self._setup(chain_strength, num_reads, parallel, chain_strength_scale, anneal, reversal_point,

@@ -8,7 +8,7 @@ import dimod
 import numpy as np
 
 from qannealq.backends._common import check_capacity, dense_binary
-from qannealq.checks import at_least, check_values
+from qannealq.checks import at_least, check_values, is_count
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["ExactSampler"]
@@ -28,8 +28,8 @@ class ExactSampler(dimod.Sampler):
     capacity_reason = "2^m assignments"
 
     def __init__(self, max_variables: int = default_max_variables) -> None:
-        if not 0 <= max_variables <= 30:
-            raise InvalidArgumentError(f"max_variables={max_variables} must be within 0..30")
+        if not is_count(max_variables, 0) or max_variables > 30:
+            raise InvalidArgumentError(f"max_variables={max_variables!r} must be an integer within 0..30")
         self.max_variables = max_variables
 
     @property

@@ -15,7 +15,7 @@ import gurobipy as gp
 import numpy as np
 
 from qannealq.backends._common import check_capacity, dense_binary, draw_seed, now_ns, record
-from qannealq.checks import above, at_least, check_values
+from qannealq.checks import above, at_least, check_positive, check_values
 from qannealq.contract import Closeable
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
@@ -58,8 +58,8 @@ class GurobiSampler(Closeable, dimod.Sampler):
 
     def __init__(self, max_variables: int = default_max_variables, time_limit: float | None = None,
                  threads: int = 1) -> None:
-        if max_variables < 0:
-            raise InvalidArgumentError(f"max_variables={max_variables} must be >= 0")
+        max_variables = check_positive("max_variables", max_variables, 0)
+        threads = check_positive("threads", threads, 0)  # Gurobi's Threads: 0 lets it choose
         self.check_options({"time_limit": time_limit})
         self.max_variables = max_variables
         self.time_limit = time_limit

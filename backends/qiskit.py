@@ -24,6 +24,8 @@ from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 __all__ = ["QAOASampler", "to_quadratic_program"]
 
 OPTIMIZERS = {"cobyla": COBYLA, "nelder-mead": NELDER_MEAD, "spsa": SPSA}
+MOST_QUBITS = 30
+"""The largest ``max_qubits``: both simulators hold the full statevector, 16 bytes an amplitude (16 GiB at 30)."""
 
 
 def to_quadratic_program(bqm: dimod.BinaryQuadraticModel) -> tuple[QuadraticProgram, list]:
@@ -84,12 +86,17 @@ class QAOASampler(dimod.Sampler):
 
     def __init__(self, reps: int = 1, optimizer: str = "cobyla", maxiter: int = 50, shots: int = 1024,
                  max_qubits: int = default_max_variables, simulator: str = "auto") -> None:
-        if optimizer not in OPTIMIZERS:
+        if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
             raise InvalidArgumentError(f"optimizer={optimizer!r} is unknown: choose one of {', '.join(OPTIMIZERS)}")
-        if simulator not in ("auto", "aer", "statevector"):
+        if not isinstance(simulator, str) or simulator not in ("auto", "aer", "statevector"):
             raise InvalidArgumentError(f"simulator={simulator!r} must be 'auto', 'aer' or 'statevector'")
         reps, maxiter, shots, max_qubits = (check_positive(name, value) for name, value in (
             ("reps", reps), ("maxiter", maxiter), ("shots", shots), ("max_qubits", max_qubits)))
+        if max_qubits > MOST_QUBITS:  # the first call failed in the simulator's allocation, after training
+            raise InvalidArgumentError(f"max_qubits={max_qubits}: a statevector of 2^{max_qubits} amplitudes needs "
+                                       f"{16 * 2.0 ** max_qubits / 2 ** 30:.3g} GiB; give at most {MOST_QUBITS} "
+                                       f"(16 GiB), or leave it at {self.default_max_variables} and let larger "
+                                       "neurons be decomposed")
         self.reps, self.optimizer, self.maxiter, self.shots = reps, optimizer, maxiter, shots
         self.max_qubits, self.simulator = max_qubits, simulator
         self._check_cobyla(reps, maxiter)

@@ -17,7 +17,7 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["as_values", "check_distinct", "check_data_dir", "is_count", "check_positive", "check_seed", "check_choice",
-           "check_number", "check_flag", "check_range", "check_values", "at_least", "above", "one_of"]
+           "check_number", "check_flag", "check_range", "check_given", "check_values", "at_least", "above", "one_of"]
 
 Rule = Callable[[str, Any], Any]
 
@@ -122,6 +122,15 @@ def above(low: float, unit: str = "") -> Rule:
 def one_of(*allowed: str) -> Rule:
     """A rule: one of ``allowed``."""
     return lambda option, value: check_choice(option, value, allowed)
+
+
+def check_given(option: str, value: Any, default: Any) -> Any:
+    """``value``, refused where it is None and the option's ``default`` is a value: a constructor's option given
+    as None (``get_sampler("tabu", num_reads=None)`` was built, and each call then took dwave-samplers' own
+    default, not ours)."""
+    if value is None and default is not None:
+        raise InvalidArgumentError(f"{option}=None: give a value, or leave {option} out for its default {default!r}")
+    return value
 
 
 def check_values(options: Mapping[str, Any], rules: Mapping[str, Rule]) -> None:

@@ -217,6 +217,39 @@ def test_a_bad_option_value_is_refused_before_any_work_naming_it(name, fake_dwav
     assert str(err.value).startswith("--sampler-option ")
 
 
+CONSTRUCTOR_BAD = [
+    ("tabu", {"num_reads": None}, "num_reads=None: give a value, or leave num_reads out for its default 10"),
+    ("steepest", {"num_reads": None}, "num_reads=None: give a value"),
+    ("exact", {"max_variables": "abc"}, "max_variables='abc' must be an integer within 0..30"),
+    ("exact", {"max_variables": True}, "max_variables=True must be an integer within 0..30"),
+    ("gurobi", {"max_variables": None}, "max_variables=None must be an integer >= 0"),
+    ("gurobi", {"threads": -1}, "threads=-1 must be an integer >= 0"),
+    ("gurobi", {"threads": "abc"}, "threads='abc' must be an integer >= 0"),
+    ("qaoa", {"optimizer": ["cobyla"]}, "optimizer=['cobyla'] is unknown"),
+    ("qaoa", {"max_qubits": 40}, "max_qubits=40: a statevector of 2^40 amplitudes needs"),
+    ("dwave-mock", {"topology_type": "hexagon"}, "topology_type='hexagon' must be one of pegasus, zephyr, chimera"),
+    ("dwave-mock", {"topology_shape": 16}, "topology_shape=16 must be a list of positive integers"),
+    ("dwave-mock", {"anneal": None}, "anneal=None: give a value, or leave anneal out for its default 'auto'"),
+    ("dwave", {"embedding_cache": 3}, "embedding_cache=3 must be a folder (a path)"),
+    ("dwave-hybrid", {"time_limit": -1}, "time_limit=-1 must be a number of seconds > 0"),
+]
+
+
+@pytest.mark.parametrize("name, bad, words", CONSTRUCTOR_BAD,
+                         ids=[f"{n}-{next(iter(b))}" for n, b, _ in CONSTRUCTOR_BAD])
+def test_a_constructor_refuses_a_bad_option_naming_it(name, bad, words, fake_dwave_token, monkeypatch):
+    """Found by building every backend with bad values of each constructor option: these were built (and failed
+    at the first call, or took dwave-samplers' default, or never: ``gurobi``'s ``threads='abc'``), or raised a bare
+    TypeError (``exact``'s ``max_variables='abc'``, ``qaoa``'s ``optimizer=[...]``, ``dwave-mock``'s
+    ``topology_shape=16``)."""
+    pytest.importorskip(CASES[name][2])
+    for cloud in ("DWaveSampler", "LeapHybridSampler"):
+        monkeypatch.setattr(f"dwave.system.{cloud}", lambda *a, **k: pytest.fail("the cloud was reached"),
+                            raising=False)
+    with pytest.raises(InvalidArgumentError, match=re.escape(words)):
+        get_sampler(name, **bad)
+
+
 @pytest.mark.parametrize("name", ["dwave-mock", "dwave"])
 @pytest.mark.parametrize("bad, words", [({"num_reads": 0}, "num_reads=0 must be an integer >= 1"),
                                         ({"anneal": "sideways"}, "anneal='sideways' is unknown"),
