@@ -40,8 +40,8 @@ from qannealq.checks import check_number
 from qannealq.contract import LayerSample
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
-__all__ = ["Piece", "embed_piece", "chain_strength_of", "submit_call", "neuron_sampleset", "solve_layer",
-           "CHAIN_OPTIONS"]
+__all__ = ["Piece", "embed_piece", "chain_strength_of", "chain_break_method", "submit_call", "neuron_sampleset",
+           "solve_layer", "CHAIN_OPTIONS"]
 
 CHAIN_OPTIONS = ("chain_strength", "chain_strength_scale", "chain_break_method")
 
@@ -150,14 +150,15 @@ def neuron_sampleset(answer: dimod.SampleSet, piece: Piece, call: int, neurons_i
     return dimod.SampleSet.from_future(answer, finish)
 
 
-def _chain_break_method(method):
-    """A chain-break function, or its name in ``dwave.embedding.chain_breaks`` (a sampler option is text)."""
+def chain_break_method(option: str, method):
+    """A chain-break function, or its name in ``dwave.embedding.chain_breaks`` (a sampler option is text); the
+    option rule of ``chain_break_method`` (:data:`qannealq.backends.dwave.OPTION_RULES`)."""
     if callable(method):
         return method
     from dwave.embedding import chain_breaks
 
-    if method not in ("majority_vote", "weighted_random"):
-        raise InvalidArgumentError(f"chain_break_method={method!r}: use majority_vote (the default) or "
+    if not isinstance(method, str) or method not in ("majority_vote", "weighted_random"):
+        raise InvalidArgumentError(f"{option}={method!r}: use majority_vote (the default) or "
                                    "weighted_random, or a function of dwave.embedding.chain_breaks")
     return getattr(chain_breaks, method)
 
@@ -186,7 +187,7 @@ def solve_layer(qpu, problem, initial_states: np.ndarray | None = None, seed: in
     bqms = {i: problem.neuron_bqm(i) for call in plan.calls for i in call.neurons}
     warm = _warm_states(problem, initial_states)
     kwargs = plan.settings.solver_kwargs({} if plan.settings.reverse else None)
-    method = _chain_break_method(chain.get("chain_break_method", majority_vote))
+    method = chain_break_method("chain_break_method", chain.get("chain_break_method", majority_vote))
     seeds = np.random.SeedSequence(seed).generate_state(max(len(plan.calls), 1)) & 0x7FFFFFFF
     futures, answers = {}, []
     for c, call in enumerate(plan.calls):

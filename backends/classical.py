@@ -10,11 +10,15 @@ is not in ``parameters`` (a typo such as ``num_read``) is warned about and dropp
 
 from __future__ import annotations
 
+import numbers
+
 import dimod
+import numpy as np
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
 from qannealq.checks import above, at_least, check_flag, check_given, check_range, check_values, one_of
+from qannealq.errors import InvalidArgumentError
 
 __all__ = ["SimulatedAnnealing", "Tabu", "SteepestDescent"]
 
@@ -71,6 +75,42 @@ class SimulatedAnnealing(_Recorded, SimulatedAnnealingSampler):
                     "beta_range": check_range, "beta_schedule_type": one_of("linear", "geometric", "custom"),
                     "initial_states_generator": one_of("none", "tile", "random"), "randomize_order": check_flag,
                     "proposal_acceptance_criteria": one_of("Metropolis", "Gibbs")}
+
+    def check_options(self, options: dict) -> None:
+        """:attr:`option_rules`, then the rules dwave-samplers applies across options only when it samples
+        (after training, with its own ValueError): a ``beta_schedule`` (non-negative numbers) goes with
+        ``beta_schedule_type='custom'`` and the reverse, ``num_sweeps`` and ``beta_range`` agree with it where
+        given, and an ``interrupt_function`` is a callable."""
+        super().check_options(options)
+        schedule, kind = options.get("beta_schedule"), options.get("beta_schedule_type")
+        if schedule is not None:
+            values = np.asarray(schedule, dtype=object).ravel() if isinstance(schedule, (list, tuple, np.ndarray)) \
+                else None
+            if values is None or not values.size or np.ndim(schedule) != 1 or not all(
+                    isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) and v >= 0
+                    for v in values):
+                raise InvalidArgumentError(f"beta_schedule={schedule!r} must be a list of inverse temperatures "
+                                           "(numbers >= 0), e.g. [0.1, 0.5, 1, 5] with beta_schedule_type=custom")
+            if kind != "custom":
+                raise InvalidArgumentError(f"beta_schedule is given with beta_schedule_type={kind or 'linear'!r}: "
+                                           "add beta_schedule_type=custom, or leave beta_schedule out")
+            per_beta = options.get("num_sweeps_per_beta") or 1
+            sweeps = options.get("num_sweeps")
+            if sweeps is not None and sweeps != len(schedule) * per_beta:
+                raise InvalidArgumentError(f"num_sweeps={sweeps} disagrees with beta_schedule's {len(schedule)} "
+                                           f"values x num_sweeps_per_beta={per_beta}: give "
+                                           f"num_sweeps={len(schedule) * per_beta}, or leave it out")
+            ends = options.get("beta_range")
+            if ends is not None and (ends[0] != schedule[0] or ends[-1] != schedule[-1]):
+                raise InvalidArgumentError(f"beta_range={list(ends)!r} disagrees with beta_schedule's ends "
+                                           f"[{schedule[0]}, {schedule[-1]}]: leave beta_range out")
+        elif kind == "custom":
+            raise InvalidArgumentError("beta_schedule_type=custom needs a beta_schedule (a list of inverse "
+                                       "temperatures, e.g. [0.1, 0.5, 1, 5])")
+        hook = options.get("interrupt_function")
+        if hook is not None and not callable(hook):
+            raise InvalidArgumentError(f"interrupt_function={hook!r} must be a callable (from Python; the command "
+                                       "line has no way to give one)")
 
 
 class Tabu(_Recorded, TabuSampler):

@@ -38,7 +38,7 @@ from qannealq.backends._dwave_cliques import CliqueCache
 from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has_credentials, missing_credentials,
                                             require_credentials)
 from qannealq.backends._dwave_embed import finish, submit
-from qannealq.backends._dwave_parallel import chain_strength_of, solve_layer
+from qannealq.backends._dwave_parallel import chain_break_method, chain_strength_of, solve_layer
 from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
 from qannealq.checks import above, at_least, check_flag, check_given, check_number, check_values, is_count, one_of
 from qannealq.contract import Closeable, LayerSample
@@ -58,10 +58,16 @@ def check_chain_strength(option: str, value: Any) -> Any:
     return value if callable(value) else check_number(option, value, 0.0)
 
 
+def at_least_zero_us(option: str, value: Any) -> float:
+    """A thermalization: microseconds >= 0 (its range is the solver's, checked with its properties)."""
+    return check_number(option, value, 0.0, strict=False, unit="microseconds")
+
+
 OPTION_RULES = {"num_reads": at_least(1), "anneal": one_of(*ANNEAL_MODES), "reinitialize_state": check_flag,
                 "parallel": check_flag, "chain_strength_scale": above(0), "chain_strength": check_chain_strength,
                 "annealing_time": above(0, "microseconds"), "reversal_point": check_reversal_point,
-                "reversal_pause": check_reversal_pause}
+                "reversal_pause": check_reversal_pause, "chain_break_method": chain_break_method,
+                "programming_thermalization": at_least_zero_us, "readout_thermalization": at_least_zero_us}
 """The QPU options whose values are checked before any work (:meth:`QPUSampler.check_options`)."""
 QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_strength_scale", "chain_break_method", "annealing_time",
                   "answer_mode", "anneal_schedule", "label", "programming_thermalization",
@@ -287,6 +293,8 @@ class QPUSampler(Closeable, dimod.Sampler):
         scale = kwargs.pop("chain_strength_scale", self.chain_strength_scale)
         chain_strength_of(bqm, embedding, 1.0, scale)  # checks the scale before any submission
         marks: dict = {}
+        if "chain_break_method" in kwargs:  # a name, as the whole-layer path takes it, to dwave-system's function
+            kwargs["chain_break_method"] = chain_break_method("chain_break_method", kwargs["chain_break_method"])
         answer = submit(self.child, bqm, embedding, lambda b, e: chain_strength_of(b, e, base, scale), marks,
                         **kwargs)
         return dimod.SampleSet.from_future(

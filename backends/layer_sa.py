@@ -89,7 +89,7 @@ from qannealq._deadline import TIGHT, Deadline
 from qannealq._gptq_beam import check_growth
 from qannealq._pool import beam_threads, thread_count
 from qannealq.baselines import layer_blas_threads, rtn, warm_start_integers
-from qannealq.checks import check_positive
+from qannealq.checks import check_positive, check_range
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.contract import LayerSample, draw_seed
@@ -256,7 +256,7 @@ def _check(params: dict[str, Any]) -> None:
                                       "recombine", "recombine_sweeps", "cycles", "warm_start_paths"):
             continue
         check_positive(name, value, low)
-    if params["effort"] not in EFFORTS:
+    if not isinstance(params["effort"], str) or params["effort"] not in EFFORTS:
         raise InvalidArgumentError(f"effort={params['effort']!r} must be one of {list(EFFORTS)}")
     if params["warm_start_growth"] is not None:  # None: the effort's
         check_growth(params["warm_start_growth"], "warm_start_growth")
@@ -292,8 +292,11 @@ def _check(params: dict[str, Any]) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
             raise InvalidArgumentError(f"{name}={value!r} must be a number > 0")
     for name in ("hot_acceptance", "ladder_acceptance", "cold_acceptance"):
-        if not 0 < params[name] < 1:
-            raise InvalidArgumentError(f"{name}={params[name]!r} must be a probability within (0, 1)")
+        value = params[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+            raise InvalidArgumentError(f"{name}={value!r} must be a probability within (0, 1)")
+    if params["beta_range"] is not None:  # a bare number failed deep in the schedule with a TypeError
+        check_range("beta_range", params["beta_range"])
 
 
 def _best_per_problem(energies: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:

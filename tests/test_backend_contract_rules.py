@@ -250,6 +250,61 @@ def test_a_constructor_refuses_a_bad_option_naming_it(name, bad, words, fake_dwa
         get_sampler(name, **bad)
 
 
+@pytest.mark.parametrize("bad, words", [
+    ({"beta_schedule": [0.1, 1, 5]}, "beta_schedule is given with beta_schedule_type='linear': add"),
+    ({"beta_schedule_type": "custom"}, "beta_schedule_type=custom needs a beta_schedule"),
+    ({"beta_schedule": [0.1, -1], "beta_schedule_type": "custom"}, "beta_schedule=[0.1, -1] must be a list of"),
+    ({"beta_schedule": [0.1, 1, 5], "beta_schedule_type": "custom", "num_sweeps": 4},
+     "num_sweeps=4 disagrees with beta_schedule's 3 values x num_sweeps_per_beta=1: give num_sweeps=3"),
+    ({"beta_schedule": [0.1, 1, 5], "beta_schedule_type": "custom", "beta_range": [0.2, 5]},
+     "beta_range=[0.2, 5] disagrees with beta_schedule's ends [0.1, 5]"),
+    ({"interrupt_function": 3}, "interrupt_function=3 must be a callable"),
+])
+def test_sa_refuses_what_dwave_samplers_refuses_only_when_it_samples(bad, words):
+    """dwave-samplers checks ``beta_schedule`` against ``beta_schedule_type``, ``num_sweeps`` and ``beta_range``,
+    and ``interrupt_function``'s type, inside ``sample`` (after training, a bare ValueError or TypeError);
+    ``--sampler-option beta_schedule=[...]`` alone passed every check before. A good custom schedule runs."""
+    sampler = get_sampler("sa")
+    with pytest.raises(InvalidArgumentError, match=re.escape(words)):
+        check_parameters("sa", sampler, bad)
+    with pytest.raises(InvalidArgumentError, match=re.escape(words)):
+        sampler.sample(_bqm(), **bad)
+    good = {"beta_schedule": [0.1, 1, 5], "beta_schedule_type": "custom", "num_sweeps": 3, "beta_range": [0.1, 5]}
+    check_parameters("sa", sampler, good)
+    assert len(sampler.sample(_bqm(), num_reads=2, **good)) == 2
+
+
+@pytest.mark.parametrize("name, bad, words", [
+    ("layer-sa", {"beta_range": 3}, "beta_range=3 must be two positive numbers"),
+    ("layer-sa", {"effort": ["fast"]}, "effort=['fast'] must be one of"),
+    ("layer-sa", {"hot_acceptance": "abc"}, "hot_acceptance='abc' must be a probability within (0, 1)"),
+    ("dwave-mock", {"chain_break_method": "abc"}, "chain_break_method='abc': use majority_vote (the default) or"),
+    ("dwave-mock", {"chain_break_method": 3}, "chain_break_method=3: use majority_vote"),
+    ("dwave-mock", {"programming_thermalization": "abc"}, "programming_thermalization='abc' must be a number of "
+                                                          "microseconds >= 0"),
+    ("dwave-mock", {"readout_thermalization": [1]}, "readout_thermalization=[1] must be a number of microseconds"),
+])
+def test_option_values_that_failed_inside_the_solver_are_refused_naming_them(name, bad, words):
+    """Found by passing bad values of every option each backend lists: these passed the commands' check and
+    then failed inside the solve with a TypeError, a ValueError or (``dwave-mock``'s ``chain_break_method='abc'``)
+    a RecursionError."""
+    pytest.importorskip({"layer-sa": "numba", "dwave-mock": "dwave.system"}[name])
+    with pytest.raises(InvalidArgumentError, match=re.escape(words)):
+        check_parameters(name, get_sampler(name), bad)
+
+
+def test_a_qpu_call_on_one_bqm_takes_chain_break_method_by_name():
+    """``compare`` samples one neuron per QPU call (``sample``), where ``chain_break_method='weighted_random'``
+    (the name the whole-layer path and the README take) ended in a RecursionError inside dwave-system."""
+    pytest.importorskip("dwave.system")
+    qpu = get_sampler("dwave-mock", topology_shape=[6], num_reads=6)
+    bqm = _bqm()
+    for method in ("weighted_random", "majority_vote"):
+        answer = qpu.sample(bqm, chain_break_method=method)
+        answer.resolve()
+        assert sum(answer.record.num_occurrences) == 6 and set(answer.variables) == set(bqm.variables)
+
+
 @pytest.mark.parametrize("name", ["dwave-mock", "dwave"])
 @pytest.mark.parametrize("bad, words", [({"num_reads": 0}, "num_reads=0 must be an integer >= 1"),
                                         ({"anneal": "sideways"}, "anneal='sideways' is unknown"),
