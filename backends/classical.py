@@ -17,7 +17,8 @@ import numpy as np
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
-from qannealq.checks import above, at_least, check_flag, check_given, check_range, check_values, one_of
+from qannealq.checks import (above, at_least, check_flag, check_given, check_number, check_range, check_values,
+                             one_of)
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["SimulatedAnnealing", "Tabu", "SteepestDescent"]
@@ -127,7 +128,10 @@ class Tabu(_Recorded, TabuSampler):
 
     name = "tabu"
     option_rules = {"num_reads": at_least(1), "timeout": above(0, "milliseconds"), "num_restarts": at_least(0),
-                    "tenure": at_least(0), "initial_states_generator": one_of("none", "tile", "random")}
+                    "tenure": at_least(0), "initial_states_generator": one_of("none", "tile", "random"),
+                    "coefficient_z_first": at_least(0), "coefficient_z_restart": at_least(0),
+                    "lower_bound_z": at_least(0),
+                    "energy_threshold": lambda name, value: check_number(name, value, -np.inf)}
 
     def __init__(self, timeout: int = 20, num_reads: int = 10) -> None:
         super().__init__()
