@@ -135,7 +135,7 @@ class Tabu(_Recorded, TabuSampler):
 
     def __init__(self, timeout: int = 20, num_reads: int = 10) -> None:
         super().__init__()
-        check_given("timeout", timeout, 20), check_given("num_reads", num_reads, 10)
+        check_given(Tabu.__init__, timeout=timeout, num_reads=num_reads)
         self.check_options({"timeout": timeout, "num_reads": num_reads})
         self.timeout = timeout
         self.num_reads = num_reads
@@ -167,7 +167,7 @@ class SteepestDescent(_Recorded, SteepestDescentSolver):
 
     def __init__(self, num_reads: int = 10) -> None:
         super().__init__()
-        check_given("num_reads", num_reads, 10)
+        check_given(SteepestDescent.__init__, num_reads=num_reads)
         self.check_options({"num_reads": num_reads})
         self.num_reads = num_reads
 

@@ -76,9 +76,6 @@ QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_strength_scale", "chain_
 
 TOPOLOGIES = ("pegasus", "zephyr", "chimera")
 """The graphs ``dwave-mock`` builds (dwave-system's ``MockDWaveSampler``)."""
-_DEFAULTS = {"num_reads": 100, "chain_strength_scale": 1.0, "anneal": "auto", "reversal_point": 0.35,
-             "reversal_pause": 8.0}
-"""The defaults of :class:`QPUSampler`'s constructor options that must not be None."""
 
 
 class _LazyProperties(Mapping):
@@ -133,8 +130,7 @@ class QPUSampler(Closeable, dimod.Sampler):
             raise InvalidArgumentError(f"parallel={parallel!r} must be True or False")
         given = {"num_reads": num_reads, "chain_strength_scale": chain_strength_scale, "anneal": anneal,
                  "reversal_point": reversal_point, "reversal_pause": reversal_pause}
-        for name, value in given.items():
-            check_given(name, value, _DEFAULTS[name])
+        check_given(QPUSampler.__init__, **given)  # the mock's defaults are the same
         if chain_strength is not None:
             given["chain_strength"] = chain_strength
         check_values(given, OPTION_RULES)  # as each call's options are: num_reads=0 was taken until the first call

@@ -124,13 +124,18 @@ def one_of(*allowed: str) -> Rule:
     return lambda option, value: check_choice(option, value, allowed)
 
 
-def check_given(option: str, value: Any, default: Any) -> Any:
-    """``value``, refused where it is None and the option's ``default`` is a value: a constructor's option given
+def check_given(function: Any, **values: Any) -> None:
+    """Refuse a value None where ``function``'s default for that keyword is a value: a constructor's option given
     as None (``get_sampler("tabu", num_reads=None)`` was built, and each call then took dwave-samplers' own
-    default, not ours)."""
-    if value is None and default is not None:
-        raise InvalidArgumentError(f"{option}=None: give a value, or leave {option} out for its default {default!r}")
-    return value
+    default, not ours). The defaults are read from ``function``'s signature, so they cannot drift from it."""
+    import inspect
+
+    parameters = inspect.signature(function).parameters
+    for option, value in values.items():
+        default = parameters[option].default
+        if value is None and default is not None:
+            raise InvalidArgumentError(f"{option}=None: give a value, or leave {option} out for its default "
+                                       f"{default!r}")
 
 
 def check_values(options: Mapping[str, Any], rules: Mapping[str, Rule]) -> None:

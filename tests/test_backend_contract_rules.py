@@ -250,6 +250,19 @@ def test_a_constructor_refuses_a_bad_option_naming_it(name, bad, words, fake_dwa
         get_sampler(name, **bad)
 
 
+def test_the_mock_qpu_keeps_the_qpus_defaults():
+    """``QPUSampler._setup`` reads the defaults it refuses None for from ``QPUSampler.__init__``; the mock's
+    constructor repeats them and must not drift."""
+    import inspect
+
+    pytest.importorskip("dwave.system")
+    from qannealq.backends.dwave import MockQPUSampler, QPUSampler
+
+    qpu, mock = (inspect.signature(c.__init__).parameters for c in (QPUSampler, MockQPUSampler))
+    shared = [name for name in qpu if name in mock and name != "self"]
+    assert len(shared) >= 8 and all(qpu[name].default == mock[name].default for name in shared)
+
+
 @pytest.mark.parametrize("bad, words", [
     ({"beta_schedule": [0.1, 1, 5]}, "beta_schedule is given with beta_schedule_type='linear': add"),
     ({"beta_schedule_type": "custom"}, "beta_schedule_type=custom needs a beta_schedule"),
