@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Mapping
 
 from qannealq.baselines import DEFAULT_WARM_START
-from qannealq.checks import check_flag, check_positive
+from qannealq.checks import check_flag, check_positive, is_number
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["AnnealSettings", "anneal_settings", "check_solver_ranges", "check_anneal_schedule", "estimate_access_us",
@@ -138,11 +137,8 @@ def check_anneal_schedule(schedule: Any, properties: Mapping, backend: str = "")
     def refuse(why: str) -> None:
         raise InvalidArgumentError(f"anneal_schedule={schedule!r}{who}: {why}; {example}")
 
-    def real(x: Any) -> bool:
-        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
     if not isinstance(schedule, (list, tuple)) or not all(
-            isinstance(p, (list, tuple)) and len(p) == 2 and real(p[0]) and real(p[1]) for p in schedule):
+            isinstance(p, (list, tuple)) and len(p) == 2 and is_number(p[0]) and is_number(p[1]) for p in schedule):
         refuse("must be a list of [t, s] points, t in microseconds and s the anneal fraction")
     most = properties.get("max_anneal_schedule_points")
     if len(schedule) < 2 or (most is not None and len(schedule) > most):

@@ -132,11 +132,8 @@ class HybridSampler(Closeable, dimod.Sampler):
             logger.info("backend %r: the solver's minimum time_limit is checked at the first call (%s)", self.name,
                         type(exc).__name__)
             return
-        if least is not None and limit < least:
-            raise InvalidArgumentError(f"time_limit={limit:g} is below the hybrid solver's least time limit of "
-                                       f"{least:g} s (its minimum_time_limit property, which grows with the "
-                                       f"problem's size): give at least {least:g}, or leave time_limit out (each "
-                                       "call then takes its problem's minimum)")
+        _refuse_below(limit, least, "least time limit", "(its minimum_time_limit property, which grows with the "
+                                                        "problem's size)")
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, time_limit: float | None = None, **kwargs) -> dimod.SampleSet:
         """Submit ``bqm`` to the hybrid solver; its own microsecond timing stays beside the ns keys.
@@ -149,16 +146,22 @@ class HybridSampler(Closeable, dimod.Sampler):
         check_capacity(self.name, bqm, self.max_variables, "the hybrid solver's limit")
         limit = time_limit if time_limit is not None else self.time_limit
         if limit is not None:
-            least = self.minimum_time_limit(bqm.num_variables)
-            if least is not None and limit < least:  # LeapHybridSampler's ValueError named no option or remedy
-                raise InvalidArgumentError(f"time_limit={limit:g} is below the hybrid solver's minimum of {least:g} s "
-                                           f"for a problem of {bqm.num_variables} variables (its minimum_time_limit "
-                                           f"property): give at least {least:g}, or leave time_limit out (each "
-                                           "call then takes its problem's minimum)")
+            _refuse_below(limit, self.minimum_time_limit(bqm.num_variables), "minimum",
+                          f"for a problem of {bqm.num_variables} variables (its minimum_time_limit property)")
             kwargs["time_limit"] = limit
         submitted = now_ns()
         return dimod.SampleSet.from_future(self.child.sample(bqm, **kwargs),
                                            lambda answer: _hybrid_finish(answer, start, submitted))
+
+
+def _refuse_below(limit: float, least: float | None, name: str, detail: str) -> None:
+    """Refuse ``time_limit`` below the solver's ``least`` (None: no curve stated; ``name`` and ``detail`` say
+    which minimum): :meth:`HybridSampler.check_ranges` and each call (where LeapHybridSampler's own ValueError
+    named no option and no remedy)."""
+    if least is not None and limit < least:
+        raise InvalidArgumentError(f"time_limit={limit:g} is below the hybrid solver's {name} of {least:g} s "
+                                   f"{detail}: give at least {least:g}, or leave time_limit out (each call then "
+                                   "takes its problem's minimum)")
 
 
 def _hybrid_finish(answer: dimod.SampleSet, start: int, submitted: int) -> dimod.SampleSet:

@@ -10,15 +10,12 @@ is not in ``parameters`` (a typo such as ``num_read``) is warned about and dropp
 
 from __future__ import annotations
 
-import numbers
-
 import dimod
 import numpy as np
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
-from qannealq.checks import (above, at_least, check_flag, check_given, check_number, check_range, check_values,
-                             one_of)
+from qannealq.checks import above, at_least, check_flag, check_given, check_range, check_values, is_number, one_of
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["SimulatedAnnealing", "Tabu", "SteepestDescent"]
@@ -85,11 +82,8 @@ class SimulatedAnnealing(_Recorded, SimulatedAnnealingSampler):
         super().check_options(options)
         schedule, kind = options.get("beta_schedule"), options.get("beta_schedule_type")
         if schedule is not None:
-            values = np.asarray(schedule, dtype=object).ravel() if isinstance(schedule, (list, tuple, np.ndarray)) \
-                else None
-            if values is None or not values.size or np.ndim(schedule) != 1 or not all(
-                    isinstance(v, numbers.Real) and not isinstance(v, bool) and np.isfinite(v) and v >= 0
-                    for v in values):
+            if not isinstance(schedule, (list, tuple, np.ndarray)) or not len(schedule) or np.ndim(schedule) != 1 \
+                    or not all(is_number(v) and v >= 0 for v in schedule):
                 raise InvalidArgumentError(f"beta_schedule={schedule!r} must be a list of inverse temperatures "
                                            "(numbers >= 0), e.g. [0.1, 0.5, 1, 5] with beta_schedule_type=custom")
             if kind != "custom":
@@ -131,7 +125,7 @@ class Tabu(_Recorded, TabuSampler):
                     "tenure": at_least(0), "initial_states_generator": one_of("none", "tile", "random"),
                     "coefficient_z_first": at_least(0), "coefficient_z_restart": at_least(0),
                     "lower_bound_z": at_least(0),
-                    "energy_threshold": lambda name, value: check_number(name, value, -np.inf)}
+                    "energy_threshold": above(-np.inf)}
 
     def __init__(self, timeout: int = 20, num_reads: int = 10) -> None:
         super().__init__()

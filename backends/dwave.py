@@ -40,7 +40,8 @@ from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has
 from qannealq.backends._dwave_embed import finish, submit
 from qannealq.backends._dwave_parallel import chain_break_method, chain_strength_of, solve_layer
 from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
-from qannealq.checks import above, at_least, check_flag, check_given, check_number, check_values, is_count, one_of
+from qannealq.checks import (above, at_least, check_choice, check_flag, check_given, check_number, check_values,
+                             is_count, one_of)
 from qannealq.contract import Closeable, LayerSample
 from qannealq.errors import InvalidArgumentError
 
@@ -332,8 +333,7 @@ class MockQPUSampler(QPUSampler):
                  chain_strength=None, num_reads: int = 100, parallel: bool = True, chain_strength_scale: float = 1.0,
                  anneal: str = "auto", reversal_point: float = 0.35, reversal_pause: float = 8.0,
                  embedding_cache=None) -> None:
-        if not isinstance(topology_type, str) or topology_type not in TOPOLOGIES:
-            raise InvalidArgumentError(f"topology_type={topology_type!r} must be one of {', '.join(TOPOLOGIES)}")
+        check_choice("topology_type", topology_type, TOPOLOGIES)
         if topology_shape is not None and (not isinstance(topology_shape, (list, tuple)) or not topology_shape
                                            or not all(is_count(n) for n in topology_shape)):
             raise InvalidArgumentError(f"topology_shape={topology_shape!r} must be a list of positive integers, e.g. "

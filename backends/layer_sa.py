@@ -89,7 +89,7 @@ from qannealq._deadline import TIGHT, Deadline
 from qannealq._gptq_beam import check_growth
 from qannealq._pool import beam_threads, thread_count
 from qannealq.baselines import layer_blas_threads, rtn, warm_start_integers
-from qannealq.checks import check_positive, check_range
+from qannealq.checks import check_positive, check_range, is_number
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 from qannealq.contract import LayerSample, draw_seed
@@ -293,7 +293,7 @@ def _check(params: dict[str, Any]) -> None:
             raise InvalidArgumentError(f"{name}={value!r} must be a number > 0")
     for name in ("hot_acceptance", "ladder_acceptance", "cold_acceptance"):
         value = params[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1:
+        if not is_number(value) or not 0 < value < 1:
             raise InvalidArgumentError(f"{name}={value!r} must be a probability within (0, 1)")
     if params["beta_range"] is not None:  # a bare number failed deep in the schedule with a TypeError
         check_range("beta_range", params["beta_range"])

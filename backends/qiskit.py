@@ -18,7 +18,7 @@ from qiskit_optimization.minimum_eigensolvers import QAOA
 from qiskit_optimization.optimizers import COBYLA, NELDER_MEAD, SPSA
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
-from qannealq.checks import at_least, check_positive, check_values
+from qannealq.checks import at_least, check_choice, check_positive, check_values
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["QAOASampler", "to_quadratic_program"]
@@ -86,9 +86,8 @@ class QAOASampler(dimod.Sampler):
 
     def __init__(self, reps: int = 1, optimizer: str = "cobyla", maxiter: int = 50, shots: int = 1024,
                  max_qubits: int = default_max_variables, simulator: str = "auto") -> None:
-        if not isinstance(optimizer, str) or optimizer not in OPTIMIZERS:
-            raise InvalidArgumentError(f"optimizer={optimizer!r} is unknown: choose one of {', '.join(OPTIMIZERS)}")
-        if not isinstance(simulator, str) or simulator not in ("auto", "aer", "statevector"):
+        check_choice("optimizer", optimizer, tuple(OPTIMIZERS))  # a tuple: a list given is refused, not unhashable
+        if simulator not in ("auto", "aer", "statevector"):
             raise InvalidArgumentError(f"simulator={simulator!r} must be 'auto', 'aer' or 'statevector'")
         reps, maxiter, shots, max_qubits = (check_positive(name, value) for name, value in (
             ("reps", reps), ("maxiter", maxiter), ("shots", shots), ("max_qubits", max_qubits)))

@@ -7,6 +7,7 @@ value before any training, and a sampler called from Python refuses it before an
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from pathlib import Path
@@ -16,8 +17,9 @@ import numpy as np
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["as_values", "check_distinct", "check_data_dir", "is_count", "check_positive", "check_seed", "check_choice",
-           "check_number", "check_flag", "check_range", "check_given", "check_values", "at_least", "above", "one_of"]
+__all__ = ["as_values", "check_distinct", "check_data_dir", "is_count", "is_number", "check_positive", "check_seed",
+           "check_choice", "check_number", "check_flag", "check_range", "check_given", "check_values", "at_least",
+           "above", "one_of"]
 
 Rule = Callable[[str, Any], Any]
 
@@ -81,14 +83,15 @@ def check_choice(option: str, value: Any, allowed: tuple[str, ...]) -> str:
     return value
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """Whether ``value`` is a finite real number (a numpy one too), not a bool."""
     return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
 
 
 def check_number(option: str, value: Any, low: float = 0.0, strict: bool = True, unit: str = "") -> float:
     """``value`` as a finite number above ``low`` (``strict``) or at least ``low``, else an error naming
     ``option`` (``unit``, e.g. "seconds", is said in it)."""
-    if not _is_number(value) or not (value > low if strict else value >= low):
+    if not is_number(value) or not (value > low if strict else value >= low):
         what = f"a number{' of ' + unit if unit else ''} {'>' if strict else '>='} {low:g}"
         raise InvalidArgumentError(f"{option}={value!r} must be {what}")
     return float(value)
@@ -104,7 +107,7 @@ def check_flag(option: str, value: Any) -> bool:
 def check_range(option: str, value: Any) -> tuple[float, float]:
     """A pair of positive finite numbers ``(low, high)`` (e.g. an anneal's inverse temperatures)."""
     pair = isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1)
-    if not pair or len(value) != 2 or not all(_is_number(v) and v > 0 for v in value):
+    if not pair or len(value) != 2 or not all(is_number(v) and v > 0 for v in value):
         raise InvalidArgumentError(f"{option}={value!r} must be two positive numbers [low, high], e.g. [0.1, 10]")
     return float(value[0]), float(value[1])
 
@@ -128,8 +131,6 @@ def check_given(function: Any, **values: Any) -> None:
     """Refuse a value None where ``function``'s default for that keyword is a value: a constructor's option given
     as None (``get_sampler("tabu", num_reads=None)`` was built, and each call then took dwave-samplers' own
     default, not ours). The defaults are read from ``function``'s signature, so they cannot drift from it."""
-    import inspect
-
     parameters = inspect.signature(function).parameters
     for option, value in values.items():
         default = parameters[option].default

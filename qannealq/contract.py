@@ -512,7 +512,7 @@ def redact_values(options: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, np.generic) and not isinstance(value, np.ndarray):
+    if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, Mapping):
         return redact_values(value)

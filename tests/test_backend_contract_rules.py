@@ -227,7 +227,7 @@ CONSTRUCTOR_BAD = [
     ("gurobi", {"threads": "abc"}, "threads='abc' must be an integer >= 0"),
     ("qaoa", {"optimizer": ["cobyla"]}, "optimizer=['cobyla'] is unknown"),
     ("qaoa", {"max_qubits": 40}, "max_qubits=40: a statevector of 2^40 amplitudes needs"),
-    ("dwave-mock", {"topology_type": "hexagon"}, "topology_type='hexagon' must be one of pegasus, zephyr, chimera"),
+    ("dwave-mock", {"topology_type": "hexagon"}, "topology_type='hexagon' is unknown: choose one of pegasus, zephyr, chimera"),
     ("dwave-mock", {"topology_shape": 16}, "topology_shape=16 must be a list of positive integers"),
     ("dwave-mock", {"anneal": None}, "anneal=None: give a value, or leave anneal out for its default 'auto'"),
     ("dwave", {"embedding_cache": 3}, "embedding_cache=3 must be a folder (a path)"),
