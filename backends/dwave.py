@@ -77,6 +77,21 @@ QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_strength_scale", "chain_
 
 TOPOLOGIES = ("pegasus", "zephyr", "chimera")
 """The graphs ``dwave-mock`` builds (dwave-system's ``MockDWaveSampler``)."""
+TOPOLOGY_SHAPES = {"pegasus": (1, 1, 2, "[m], m >= 2 (P1 has no qubits), e.g. [16]"),
+                   "zephyr": (1, 2, 1, "[m] or [m, t], e.g. [4] or [4, 4]"),
+                   "chimera": (1, 3, 1, "[m], [m, n] or [m, n, t], e.g. [16] or [16, 16, 4]")}
+"""Per topology: the least and most entries of ``topology_shape``, the least first entry, and what to give
+(dwave_networkx's generators; a P1 graph is empty, a longer list is refused at the first call)."""
+
+
+def check_topology_shape(topology_type: str, topology_shape) -> list[int]:
+    """``topology_shape`` as a list, refused naming it where dwave-system would build no graph or an empty one."""
+    fewest, most, least, hint = TOPOLOGY_SHAPES[topology_type]
+    if (not isinstance(topology_shape, (list, tuple)) or not fewest <= len(topology_shape) <= most
+            or not all(is_count(n) for n in topology_shape) or topology_shape[0] < least):
+        raise InvalidArgumentError(f"topology_shape={topology_shape!r} must be a list of positive integers that "
+                                   f"fits topology_type={topology_type!r}: {hint}")
+    return [int(n) for n in topology_shape]
 
 
 class _LazyProperties(Mapping):
@@ -315,7 +330,8 @@ class MockQPUSampler(QPUSampler):
 
     Args:
         topology_type: ``"pegasus"`` (default), ``"zephyr"`` or ``"chimera"``.
-        topology_shape: e.g. ``[16]`` for Pegasus P16 (the default).
+        topology_shape: e.g. ``[16]`` for Pegasus P16 (the default); ``[m]`` or ``[m, t]`` for Zephyr, ``[m]``,
+            ``[m, n]`` or ``[m, n, t]`` for Chimera (:data:`TOPOLOGY_SHAPES`).
         **options: as for :class:`QPUSampler` (``num_reads``, ``parallel``, ``chain_strength``...).
     """
 
@@ -334,12 +350,8 @@ class MockQPUSampler(QPUSampler):
                  anneal: str = "auto", reversal_point: float = 0.35, reversal_pause: float = 8.0,
                  embedding_cache=None) -> None:
         check_choice("topology_type", topology_type, TOPOLOGIES)
-        if topology_shape is not None and (not isinstance(topology_shape, (list, tuple)) or not topology_shape
-                                           or not all(is_count(n) for n in topology_shape)):
-            raise InvalidArgumentError(f"topology_shape={topology_shape!r} must be a list of positive integers, e.g. "
-                                       "[16] for Pegasus P16 (the default), [6] for a small graph")
         self.topology_type = topology_type
-        self.topology_shape = list(topology_shape or [16])
+        self.topology_shape = [16] if topology_shape is None else check_topology_shape(topology_type, topology_shape)
         self._setup(chain_strength, num_reads, parallel, chain_strength_scale, anneal, reversal_point,
                     reversal_pause, embedding_cache)
 

@@ -229,6 +229,9 @@ CONSTRUCTOR_BAD = [
     ("qaoa", {"max_qubits": 40}, "max_qubits=40: a statevector of 2^40 amplitudes needs"),
     ("dwave-mock", {"topology_type": "hexagon"}, "topology_type='hexagon' is unknown: choose one of pegasus, zephyr, chimera"),
     ("dwave-mock", {"topology_shape": 16}, "topology_shape=16 must be a list of positive integers"),
+    ("dwave-mock", {"topology_shape": [1]}, "topology_shape=[1] must be a list of positive integers that fits "
+     "topology_type='pegasus': [m], m >= 2 (P1 has no qubits)"),
+    ("dwave-mock", {"topology_type": "chimera", "topology_shape": [2, 2, 4, 1]}, "fits topology_type='chimera'"),
     ("dwave-mock", {"anneal": None}, "anneal=None: give a value, or leave anneal out for its default 'auto'"),
     ("dwave", {"embedding_cache": 3}, "embedding_cache=3 must be a folder (a path)"),
     ("dwave-hybrid", {"time_limit": -1}, "time_limit=-1 must be a number of seconds > 0"),
@@ -241,7 +244,7 @@ def test_a_constructor_refuses_a_bad_option_naming_it(name, bad, words, fake_dwa
     """Found by building every backend with bad values of each constructor option: these were built (and failed
     at the first call, or took dwave-samplers' default, or never: ``gurobi``'s ``threads='abc'``), or raised a bare
     TypeError (``exact``'s ``max_variables='abc'``, ``qaoa``'s ``optimizer=[...]``, ``dwave-mock``'s
-    ``topology_shape=16``)."""
+    ``topology_shape=16``; its ``[1]``, an empty Pegasus graph, failed at the first call)."""
     pytest.importorskip(CASES[name][2])
     for cloud in ("DWaveSampler", "LeapHybridSampler"):
         monkeypatch.setattr(f"dwave.system.{cloud}", lambda *a, **k: pytest.fail("the cloud was reached"),
