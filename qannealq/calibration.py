@@ -184,8 +184,10 @@ def collect_stats(input_model: torch.nn.Module, target_model: torch.nn.Module, n
     ys: dict[str, torch.Tensor] = {}
     same = input_model is target_model
     with contextlib.ExitStack() as stack, torch.no_grad():
-        stack.enter_context(_hooks(input_model, names, lambda n, inp, out: xs.__setitem__(n, inp[0])))
-        stack.enter_context(_hooks(target_model, names, lambda n, inp, out: ys.__setitem__(n, out)))
+        # copies: an in-place op after the layer (``ReLU(inplace=True)``) rewrites the tensors the hooks see
+        # before the batch's statistics are added, which made the targets post-activation
+        stack.enter_context(_hooks(input_model, names, lambda n, inp, out: xs.__setitem__(n, inp[0].clone())))
+        stack.enter_context(_hooks(target_model, names, lambda n, inp, out: ys.__setitem__(n, out.clone())))
         for start in range(0, data.shape[0], batch_size):
             batch = data[start:start + batch_size]
             _forward(input_model, batch)

@@ -59,6 +59,25 @@ def test_calibration_modes_use_the_right_inputs(mode):
     assert _no_hooks(net) and _no_hooks(result.model)
 
 
+@pytest.mark.parametrize("mode", ["float", "sequential"])
+def test_an_in_place_relu_after_a_layer_leaves_its_targets_pre_activation(mode):
+    """The hooks keep copies: with ``ReLU(inplace=True)`` the targets (and the relu-aware weights) were read after
+    the ReLU had rewritten the layer's output, and every method fitted the post-activation values."""
+    net, data = _net(), _data()
+    in_place = torch.nn.Sequential(*(torch.nn.ReLU(inplace=True) if isinstance(m, torch.nn.ReLU) else m
+                                     for m in net))
+    for objective in ("relu-aware", "preact"):
+        plain = quantize_model(net, data, bits=2, method="gptq", calibration=mode, objective=objective)
+        rewritten = quantize_model(in_place, data, bits=2, method="gptq", calibration=mode, objective=objective)
+        for a, b in zip(plain.layers, rewritten.layers):
+            np.testing.assert_array_equal(a.integers, b.integers)
+            np.testing.assert_allclose(a.errors, b.errors, rtol=1e-12)
+    with torch.no_grad():
+        y1 = net[0](data).numpy()
+    np.testing.assert_allclose(rewritten.layers[0].errors, _direct(data.numpy(), y1, rewritten.layers[0].values),
+                               rtol=1e-9)  # the preact objective's errors are the plain pre-activation errors
+
+
 def test_quantized_copy_holds_grid_values_and_original_untouched():
     net, data = _net(), _data()
     before = [p.detach().clone() for p in net.parameters()]
