@@ -11,7 +11,8 @@ A grid maps an integer ``z`` in ``[lo, hi]`` to the value ``step * (z + offset)`
 Granularity ``"tensor"`` uses one weight step per layer, ``"channel"`` one per output neuron (row).
 The bias (the last coordinate of the augmented row ``[W_i, b_i]``) is rounded on a grid with the same bits
 and scheme whose step comes from the bias vector of the whole layer (``max|b| / 2**(bits-1)``, or
-``2 * mean|b|`` for the sign scheme); a per-neuron bias step would be degenerate (every bias exactly at a
+``2 * mean|b|`` for the sign scheme; an all-zero vector or row gets levels of zero there,
+:data:`ZERO_SIGN_STEP`); a per-neuron bias step would be degenerate (every bias exactly at a
 level), so the bias step is per tensor under both granularities.
 """
 
@@ -30,6 +31,9 @@ GRANULARITIES = ("tensor", "channel")
 #: (:func:`qannealq.pipeline.quantize_model`).
 GRANULARITY_CHOICES = (*GRANULARITIES, "best")
 INT1_SCHEMES = ("sign", "paper")
+ZERO_SIGN_STEP = 2.0 ** -40
+"""The sign scheme's step for an all-zero row or bias vector: levels of ±4.5e-13, zero to float32 rounding next to
+any weight, whose square (a BQM coefficient's factor) is still a normal float32."""
 
 
 def check_bits(bits: object) -> int:
@@ -114,8 +118,10 @@ def _step(values: np.ndarray, bits: int, scheme: str, axis: int | None) -> np.nd
     else:
         step = (mags.max(axis=axis) if mags.size else np.float64(0.0)) / 2.0 ** (bits - 1)
     step = np.asarray(step, dtype=np.float64)
-    # An all-zero row or tensor: any positive step represents it exactly (0 is a level, or the nearest one).
-    return np.where(step > 0, step, 1.0)
+    # An all-zero row or tensor: under "paper" any positive step represents it exactly (0 is a level, or the
+    # nearest one); the sign scheme's levels are ±step/2, with no 0, so its step is one whose levels are 0 to
+    # rounding (a step of 1 made a zero bias ±0.5, whatever the layer's scale).
+    return np.where(step > 0, step, 1.0 if scheme == "paper" else ZERO_SIGN_STEP)
 
 
 def make_grid(

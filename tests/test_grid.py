@@ -60,6 +60,36 @@ def test_int1_sign_grid_is_plus_minus_alpha():
     np.testing.assert_allclose(levels, [-alpha, alpha])
 
 
+def test_int1_sign_grid_keeps_a_zero_bias_and_a_zero_row_at_zero():
+    """The sign scheme has no 0 level: a step of 1 for an all-zero vector made a zero bias (a common
+    initialisation) and a pruned row ±0.5, whatever the layer's scale."""
+    import torch
+
+    from qannealq import quantize_model
+
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 4)
+    with torch.no_grad():
+        layer.weight.mul_(0.01)
+        layer.bias.zero_()
+    x = torch.randn(128, 8)
+    for granularity in ("tensor", "channel"):
+        g = make_grid(np.vstack([layer.weight.detach().numpy(), np.zeros((1, 8))]), np.zeros(5), 1,
+                      granularity=granularity)
+        steps = g.steps(8)
+        for z in (g.lo, g.hi):
+            assert abs(g.dequantize(np.array([z]), steps[4, -1:])[0]) < 1e-12  # the zero bias's levels
+            if granularity == "channel":  # the zero row's own step
+                assert np.abs(g.dequantize(np.full(8, z), steps[4, :8])).max() < 1e-12
+        result = quantize_model(torch.nn.Sequential(layer), x, 1, "rtn", granularity=granularity)
+        assert np.abs(result.model[0].bias.detach().numpy()).max() < 1e-12
+        with torch.no_grad():
+            float_out, quant_out = layer(x), result.model[0](x)
+        error = ((float_out - quant_out).double() ** 2).mean(0).sum().item()
+        assert result.layers[0].errors.sum() == pytest.approx(error, rel=1e-5)
+        assert error < 1e-3  # weights of 0.01 on ±alpha levels; a ±0.5 bias cost 1.0
+
+
 def test_int1_paper_grid_is_minus_max_and_zero():
     w = np.array([[0.5, -1.5, 0.2, -0.1]])
     g = make_grid(w, None, 1, int1="paper")
