@@ -25,7 +25,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.report import LogReporter, Reporter
 from qannealq.runner import default_out_dir
-from qannealq.store import FolderLock, ResultStore, unit_key
+from qannealq.store import FolderLock, ResultStore, json_default, unit_key
 
 __all__ = ["Selection", "CompareJob", "ExportJob", "run_compare", "run_export"]
 
@@ -259,7 +259,7 @@ class ExportJob:
     def source(self) -> dict:
         """What is exported and how, as ``index.json`` stores it for ``--resume``."""
         chosen = {"library": True} if self.library else self.selection.describe()
-        return json.loads(json.dumps({**chosen, "reference": asdict(self.reference)}, default=str))  # paths as text
+        return json.loads(json.dumps({**chosen, "reference": asdict(self.reference)}, default=json_default))  # paths as text
 
     @classmethod
     def resumed(cls, out: Path, data_dir: Path | None = None) -> "ExportJob":

@@ -28,7 +28,7 @@ from qannealq.errors import InvalidArgumentError, StoreError
 logger = logging.getLogger(__name__)
 
 __all__ = ["ResultStore", "StoreError", "FolderLock", "atomic_path", "atomic_write", "settings_diff", "unit_key",
-           "OUT_REMEDY", "CACHE_REMEDY"]
+           "json_default", "OUT_REMEDY", "CACHE_REMEDY"]
 
 FORMAT = 1
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
@@ -150,7 +150,16 @@ def atomic_write(path: Path, text: str | bytes, remedy: str = OUT_REMEDY) -> Non
 
 def _canonical(value: Any) -> Any:
     """Settings as plain JSON values (tuples -> lists, paths -> str), for comparison and storage."""
-    return json.loads(json.dumps(value, default=str))
+    return json.loads(json.dumps(value, default=json_default))
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps``' ``default`` for settings: a numpy (or torch) scalar as its Python value, an array as a list,
+    anything else (a path) as its text. ``str`` alone stored ``bits=np.int64(4)`` as ``"4"``, which the resume
+    then refused as not an integer."""
+    if callable(getattr(value, "tolist", None)) and not isinstance(value, (str, bytes)):
+        return value.tolist()  # np.int64(4) -> 4, np.array([4, 2]) -> [4, 2]
+    return str(value)
 
 
 #: A run's datasets, identified from its settings: ``{where: SHA-256}`` (:func:`qannealq.data.data_fingerprint`).

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from qannealq.store import atomic_path, atomic_write
+from qannealq.store import atomic_path, atomic_write, json_default
 
 __all__ = ["CellResult", "CSV_COLUMNS", "Aggregate", "aggregate", "summary_markdown", "write_outputs",
            "plot_sweep"]
@@ -146,7 +146,7 @@ def write_outputs(out: Path, settings: dict, cells: list[CellResult], plots: boo
     atomic_write(out / "sweep.csv", buffer.getvalue())
     payload = {"settings": settings, "cells": [asdict(c) for c in cells],
                "aggregates": [asdict(a) for a in aggregate(cells, settings.get("methods"))]}
-    atomic_write(out / "sweep.json", json.dumps(payload, indent=2, default=str))  # a --data-dir as text
+    atomic_write(out / "sweep.json", json.dumps(payload, indent=2, default=json_default))  # a --data-dir as text
     atomic_write(out / "summary.md", summary_markdown(cells, settings))
     if plots and cells:
         plot_sweep(cells, out / "sweep.png", f"{cells[0].dataset}, preset {settings.get('preset')}",

@@ -30,6 +30,32 @@ def test_units_round_trip_and_fresh_run_refuses_an_existing_store(tmp_path):
     assert again.resumed == ["bits=4_method=rtn"] and again.get("bits=4_method=rtn") == {"x": 1.5}
 
 
+def test_numpy_settings_are_stored_as_their_values_and_a_resume_with_them_is_accepted(tmp_path):
+    """``json.dumps(default=str)`` stored ``np.int64(2)`` as ``"2"``: the resume's own settings were then
+    refused (``bits='2' is not supported``), and sweep.json held bits as text."""
+    import json
+
+    import numpy as np
+
+    from qannealq.config import ModelConfig
+    from qannealq.sweep import SweepConfig, sweep
+
+    settings = {"bits": np.array([2, 1]), "num_calibration": np.int64(512), "inactive": np.float32(0.5),
+                "path": tmp_path}
+    ResultStore.open(tmp_path / "r", "run", settings)
+    stored = ResultStore.stored_settings(tmp_path / "r", "run")
+    assert stored == {"bits": [2, 1], "num_calibration": 512, "inactive": 0.5, "path": str(tmp_path)}
+    ResultStore.open(tmp_path / "r", "run", {**stored, "bits": (2, 1)}, resume=True)
+    out = tmp_path / "s"
+    config = SweepConfig(model=ModelConfig(dataset="digits", input_size=4, num_calibration=np.int64(256)),
+                         bits=np.array([2]), methods=("rtn",), seeds=np.int64(1), out=out)
+    sweep(config)
+    again = SweepConfig.from_stored(ResultStore.stored_settings(out, "sweep"), out)
+    assert again.bits == (2,) and again.model.num_calibration == 256
+    assert sweep(again).cells[0].bits == 2
+    assert json.loads((out / "sweep.json").read_text())["cells"][0]["bits"] == 2
+
+
 def test_resume_refuses_other_settings_naming_them(tmp_path):
     ResultStore.open(tmp_path / "r", "run", {"bits": [4], "seed": 0})
     with pytest.raises(InvalidArgumentError, match=r"seed: 0 -> 1"):
