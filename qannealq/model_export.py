@@ -152,7 +152,9 @@ def _architecture(model: torch.nn.Module, quantized: set[str]) -> list[dict]:
         raise InvalidArgumentError(f"saving needs a torch.nn.Sequential model, got {type(model).__name__}: "
                                    "save its state_dict with torch.save instead")
     arch = []
-    for name, module in model.named_children():
+    # model._modules, not named_children(): that skips an instance met before (one ReLU, or a tied Linear left in
+    # float, used twice), and the file lost it; each use is stored (a tied Linear's weights once per use)
+    for name, module in model._modules.items():
         kind = type(module).__name__
         if isinstance(module, torch.nn.Linear):
             arch.append({"name": name, "type": "Linear", "in": module.in_features, "out": module.out_features,
@@ -190,7 +192,7 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
                                    f"({type(bad[0]).__name__}): name each setting, e.g. {{'epochs': 5}}")
     names = {layer.name for layer in result.layers}
     arch = _architecture(result.model, names)
-    modules = dict(result.model.named_children())
+    modules = dict(result.model._modules)
     arrays: dict[str, np.ndarray] = {}
     layers_meta = []
     for k, layer in enumerate(result.layers):

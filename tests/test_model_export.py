@@ -307,3 +307,18 @@ def test_recorded_settings_are_json_values_and_version_1_files_still_load(saved,
     assert loaded.settings["lost"] == "nan" and loaded.settings["accuracy"] == 0.5  # "np.float32(0.5)": 0.5
     np.testing.assert_array_equal(loaded.integer_predict(tiny_digits().data.x_test),
                                   load_quantized(path).integer_predict(tiny_digits().data.x_test))
+
+
+def test_a_module_used_twice_is_saved_at_each_use(tmp_path):
+    """``act = ReLU(); Sequential(Linear, act, Linear, act, Linear)`` was saved without its second ReLU (and a
+    tied Linear left in float without its second use): named_children() yields an instance once. The file
+    loaded, its checksum passed, and its predictions were wrong."""
+    torch.manual_seed(0)
+    act, tied = torch.nn.ReLU(), torch.nn.Linear(16, 16)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 16), act, tied, act, tied, act, torch.nn.Linear(16, 5)).eval()
+    x = np.random.default_rng(0).normal(size=(300, 12)).astype(np.float32)
+    result = quantize_model(model, x, 4, "rtn", None, layers=["0", "6"])  # a Linear run twice is not quantized
+    loaded = load_quantized(result.save(tmp_path / "m.npz"))
+    assert [type(m).__name__ for m in loaded.model] == [type(m).__name__ for m in model]
+    np.testing.assert_array_equal(_logits(loaded.model, x), _logits(result.model, x))
+    np.testing.assert_array_equal(loaded.integer_predict(x), loaded.predict(x))
