@@ -11,7 +11,8 @@ File format (``ModelResult.save(path)``; ``.npz``, readable with ``numpy.load(pa
 * ``q<k>.integers`` (int8, ``(n, f + 1)`` with a bias), ``q<k>.weight_step`` (float64, ``(n,)``: one value
   repeated per tensor, or one per output channel), ``q<k>.bias_step`` (float64): the grid of layer ``k``,
   whose values are ``step * (integers + offset)``, exactly as the solve loop computed them;
-* ``f<k>.weight`` / ``f<k>.bias``: Linear layers that were not quantized, in their float dtype;
+* ``f<k>.weight`` / ``f<k>.bias``: Linear layers that were not quantized, in their float dtype (bfloat16,
+  which numpy lacks, as float32: exact; loading casts it back);
 * ``checksum``: SHA-256 of ``meta`` and every array (name, dtype, shape, bytes); checked on load.
 
 Loading rebuilds the dequantized torch model; its weights are bit-identical to ``ModelResult.model``'s.
@@ -210,9 +211,9 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
     for entry in arch:
         if entry["type"] == "Linear" and not entry["quantized"]:
             module = modules[entry["name"]]
-            arrays[f"f{entry['name']}.weight"] = module.weight.detach().cpu().numpy()
+            arrays[f"f{entry['name']}.weight"] = _numpy(module.weight)
             if module.bias is not None:
-                arrays[f"f{entry['name']}.bias"] = module.bias.detach().cpu().numpy()
+                arrays[f"f{entry['name']}.bias"] = _numpy(module.bias)
     settings = {"method": result.method, "backend": result.backend, "bits": result.bits,
                 "calibration": result.calibration, "granularity": result.granularity, **result.settings,
                 **dict(extra or {})}
@@ -223,6 +224,13 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(meta_text), checksum=np.array(_checksum(meta_text, arrays)), **arrays)
     return _atomic_bytes(Path(path), buffer.getvalue())
+
+
+def _numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A float layer's tensor as numpy; bfloat16, which numpy lacks, as float32 (exact: loading casts it back to
+    the architecture's dtype)."""
+    tensor = tensor.detach().cpu()
+    return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
 
 
 def _checksum(meta_text: str, arrays: Mapping[str, np.ndarray]) -> str:

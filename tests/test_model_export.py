@@ -322,3 +322,18 @@ def test_a_module_used_twice_is_saved_at_each_use(tmp_path):
     assert [type(m).__name__ for m in loaded.model] == [type(m).__name__ for m in model]
     np.testing.assert_array_equal(_logits(loaded.model, x), _logits(result.model, x))
     np.testing.assert_array_equal(loaded.integer_predict(x), loaded.predict(x))
+
+
+def test_a_bfloat16_layer_left_in_float_round_trips_bit_identically(tmp_path):
+    """numpy has no bfloat16: saving such a layer ended in a raw TypeError from ``.numpy()``. It is stored as
+    float32 (exact) and loaded back as bfloat16."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5)).to(torch.bfloat16)
+    x = np.random.default_rng(0).normal(size=(200, 12)).astype(np.float32)
+    result = quantize_model(model.eval(), x, 4, "rtn", None, layers=["0"])
+    loaded = load_quantized(result.save(tmp_path / "m.npz"))
+    for original, back in zip(result.model.parameters(), loaded.model.parameters()):
+        assert back.dtype == torch.bfloat16 and torch.equal(back, original)
+    with torch.no_grad():
+        inputs = torch.as_tensor(x, dtype=torch.bfloat16)
+        assert torch.equal(loaded.model(inputs), result.model(inputs))
