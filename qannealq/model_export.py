@@ -68,6 +68,9 @@ FORMAT = "qannealq-quantized-model"
 VERSION = 2
 _READS = (1, 2)  # the versions load_quantized reads (1: settings as repr text)
 _NUMPY_SCALAR = re.compile(r"np\.(?:u?int\d+|float\d+|bool_?)\((.*)\)")  # numpy 2's repr of a scalar
+# what reading a damaged or foreign file raises (RuntimeError, NotImplementedError: zipfile's "is encrypted" and
+# "compression method is not supported" for a changed byte of its directory)
+_UNREADABLE = (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile)
 _ACTIVATIONS = {"ReLU": torch.nn.ReLU, "Flatten": torch.nn.Flatten, "Identity": torch.nn.Identity,
                 "Tanh": torch.nn.Tanh, "Sigmoid": torch.nn.Sigmoid}
 
@@ -273,7 +276,10 @@ def load_quantized(path: str | Path) -> QuantizedModel:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except _UNREADABLE as exc:
+        changed = _failing_crc(path)  # a changed byte: the zip's CRC-32 of that member sees it first
+        if changed is not None:
+            raise _mismatch(path, f"the zip's check of {changed} fails") from exc
         raise ModelFileError(f"{path} is not a readable qannealq model file (truncated or another format: "
                              f"{exc}); save it again with ModelResult.save") from exc
     meta_text, stored = str(arrays.pop("meta", "")), str(arrays.pop("checksum", ""))
@@ -285,12 +291,25 @@ def load_quantized(path: str | Path) -> QuantizedModel:
         raise ModelFileError(f"{path} is not a {FORMAT} file of version {' or '.join(map(str, _READS))}")
     computed = _checksum(meta_text, arrays)
     if computed != stored:
-        raise ModelFileError(f"{path}: checksum mismatch (stored {stored[:16]}..., computed {computed[:16]}...): "
-                             "the file is corrupt or was edited; save the model again")
+        raise _mismatch(path, f"stored {stored[:16]}..., computed {computed[:16]}...")
     if meta["version"] == 1:  # its settings were each value's repr: read back as values, as version 2 holds them
         meta["settings"] = _literal_values(meta.get("settings", {}))
     layers = [_layer(entry, arrays, k) for k, entry in enumerate(meta["layers"])]
     return QuantizedModel(_rebuild(meta["architecture"], layers, arrays), layers, meta, computed)
+
+
+def _failing_crc(path: Path) -> str | None:
+    """The first member of the zip at ``path`` whose bytes fail its CRC-32; None when all pass or it is no zip."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return archive.testzip()
+    except _UNREADABLE:
+        return None
+
+
+def _mismatch(path: Path, detail: str) -> ModelFileError:
+    return ModelFileError(f"{path}: checksum mismatch ({detail}): the file is corrupt or was edited; save the model "
+                          "again")
 
 
 def _literal_values(settings: Mapping[str, str]) -> dict[str, Any]:

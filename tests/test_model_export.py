@@ -337,3 +337,29 @@ def test_a_bfloat16_layer_left_in_float_round_trips_bit_identically(tmp_path):
     with torch.no_grad():
         inputs = torch.as_tensor(x, dtype=torch.bfloat16)
         assert torch.equal(loaded.model(inputs), result.model(inputs))
+
+
+def test_one_changed_byte_in_the_file_is_a_checksum_mismatch(saved, tmp_path):
+    """A byte changed in the file itself (not a rewritten array) was caught by the zip's own CRC-32 first, and said
+    "truncated or another format"; a byte of the zip's directory could end in a raw RuntimeError."""
+    _, path = saved[4, "tensor"]
+    data = path.read_bytes()
+    with zipfile.ZipFile(path) as archive:
+        members = archive.infolist()
+    for info in members:  # a byte in the middle of each member's stored bytes
+        changed = bytearray(data)
+        changed[info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2] ^= 1
+        (tmp_path / "changed.npz").write_bytes(bytes(changed))
+        with pytest.raises(ModelFileError, match=f"checksum mismatch \\(.*{re.escape(info.filename)}.*\\): the file "
+                                                 "is corrupt or was edited; save the model again"):
+            load_quantized(tmp_path / "changed.npz")
+    directory = max(info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size
+                    for info in members)
+    for k in range(directory, len(data)):  # the zip's directory: refused in our error, or not read at all
+        changed = bytearray(data)
+        changed[k] ^= 1
+        (tmp_path / "changed.npz").write_bytes(bytes(changed))
+        try:
+            load_quantized(tmp_path / "changed.npz")
+        except ModelFileError:
+            pass
