@@ -20,6 +20,7 @@ onnxruntime. Needs the ``onnx`` extra (``pip install 'qannealq[onnx]'``).
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -109,9 +110,10 @@ def build_onnx(quantized: Any, quantize_activations: bool = True,
             h = g.node(_OPS[kind], [h], f"l{k}.{kind.lower()}")
     g.nodes[-1].output[0] = "logits"
     helper, tensor = onnx.helper, onnx.TensorProto
-    if input_shape is None and quantized.meta["architecture"][0]["type"] != "Linear":
-        raise InvalidArgumentError("the model starts with a " + quantized.meta["architecture"][0]["type"] + ": give "
-                                   "to_onnx the input shape, e.g. input_shape=('batch', 1, 28, 28)")
+    leading = itertools.takewhile(lambda entry: entry["type"] != "Linear", quantized.meta["architecture"])
+    if input_shape is None and any(entry["type"] == "Flatten" for entry in leading):  # else (batch, f) is right
+        raise InvalidArgumentError("the model flattens its input before its first Linear: give to_onnx the input's "
+                                   "shape, e.g. input_shape=('batch', 1, 28, 28)")
     shape = list(input_shape) if input_shape is not None else ["batch", first]
     graph = helper.make_graph(g.nodes, "qannealq", [helper.make_tensor_value_info("input", tensor.FLOAT, shape)],
                               [helper.make_tensor_value_info("logits", tensor.FLOAT, ["batch", last])], g.inits)

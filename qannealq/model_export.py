@@ -140,7 +140,7 @@ class QuantizedModel:
                 input_shape: Sequence[int | str] | None = None) -> Path:
         """Write an ONNX model with QuantizeLinear/DequantizeLinear nodes (see :mod:`qannealq._onnx`).
 
-        ``input_shape`` (default ``("batch", f)``) is needed when the model starts with a ``Flatten``.
+        ``input_shape`` (default ``("batch", f)``) is needed when the model flattens before its first ``Linear``.
 
         Raises:
             BackendUnavailableError: the ``onnx`` package is missing (``pip install 'qannealq[onnx]'``).

@@ -363,3 +363,18 @@ def test_one_changed_byte_in_the_file_is_a_checksum_mismatch(saved, tmp_path):
             load_quantized(tmp_path / "changed.npz")
         except ModelFileError:
             pass
+
+
+def test_onnx_of_a_model_starting_with_dropout_needs_no_input_shape(tmp_path):
+    """to_onnx asked for input_shape whenever the first module was not a Linear (Dropout, ReLU, Identity...),
+    though the (batch, f) input is right for every model but one that flattens before its first Linear."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from qannealq.model_export import run_onnx
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Dropout(0.1), torch.nn.Identity(), torch.nn.Linear(12, 16),
+                                torch.nn.ReLU(), torch.nn.Linear(16, 5)).eval()
+    x = np.random.default_rng(0).normal(size=(300, 12)).astype(np.float32)
+    loaded = load_quantized(quantize_model(model, x, 4, "rtn", None).save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(run_onnx(loaded.to_onnx(tmp_path / "m.onnx"), x).argmax(1), loaded.predict(x))
