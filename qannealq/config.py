@@ -213,8 +213,12 @@ class RunConfig:
         """The config of the run stored in ``out`` (its :meth:`stored_settings`), resumed, with the ``model``
         and ``quantize`` fields given (e.g. on the command line) in place of the stored ones and the other
         ``options`` (executor, retries via ``quantize``...). A given field that differs from the stored one
-        makes the resume fail with the list of differences (see :meth:`ResultStore.open`)."""
+        makes the resume fail with the list of differences (see :meth:`ResultStore.open`). A run that saved its
+        models (``out/models/``, made when it started) goes on saving them, as if ``save_model`` were given."""
         from qannealq.contract import unredact
+
+        if (Path(out) / "models").is_dir():
+            options["save_model"] = True
 
         given = dict(quantize or {})
         stored = dict(settings.get("quantize", {}))

@@ -216,8 +216,10 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
                 reporter.message(f"resuming {out}: {len(store.resumed) - batches} finished row(s) and {batches} "
                                  "batch(es) of solved neurons kept, not recomputed")
             writer = RunWriter(out, _settings(config, exp, warm))
-            _sweep(exp, q, sampler, warm, stats, writer, store, reporter, executor=executor,
-                   models=out / "models" if config.save_model else None)
+            models = out / "models" if config.save_model else None
+            if models is not None:  # now, not with the first model: a resume cut short before it goes on saving
+                models.mkdir(exist_ok=True)
+            _sweep(exp, q, sampler, warm, stats, writer, store, reporter, executor=executor, models=models)
         finally:
             store.close()
     reporter.message(format_table(writer.rows, grids=q.granularity == "best"))

@@ -378,3 +378,21 @@ def test_onnx_of_a_model_starting_with_dropout_needs_no_input_shape(tmp_path):
     x = np.random.default_rng(0).normal(size=(300, 12)).astype(np.float32)
     loaded = load_quantized(quantize_model(model, x, 4, "rtn", None).save(tmp_path / "m.npz"))
     np.testing.assert_array_equal(run_onnx(loaded.to_onnx(tmp_path / "m.onnx"), x).argmax(1), loaded.predict(x))
+
+
+def test_a_resumed_save_model_run_goes_on_saving_its_models(tmp_path, monkeypatch):
+    """``qannealq run --resume DIR`` takes the run's stored options, but --save-model was not one: a run started
+    with it and cut short (here in its first row, before any model was written) saved no more models."""
+    import qannealq.runner as runner
+    from qannealq.cli import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "quantize_model", interrupted)
+        assert main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2,3", "--methods", "rtn",
+                     "--save-model", "--out", str(out)]) == 130  # Ctrl-C
+    assert main(["run", "--resume", str(out)]) == 0
+    assert sorted(p.name for p in (out / "models").iterdir()) == ["int2-rtn.npz", "int3-rtn.npz"]
