@@ -21,7 +21,7 @@ import torch
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
 from qannealq.checks import check_positive
-from qannealq.contract import check_keywords, check_parameters, draw_seed, redact
+from qannealq.contract import check_keywords, check_parameters, draw_seed, redact_values
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, check_bits, make_grid
@@ -48,7 +48,9 @@ class ModelResult:
         seconds: wall time of calibration, formulation and solving (less the layers' warm-ups, the first
             loading of their compiled code in the process: :func:`qannealq.solve.warm_up`).
         formulate_seconds: of which spent accumulating statistics and formulating.
-        settings: the other options, and ``skipped_layers`` (layers with weights left in float: name -> type).
+        settings: the other options (``sampler_kwargs`` as JSON values, secrets redacted:
+            :func:`~qannealq.contract.redact_values`), and ``skipped_layers`` (layers with weights left in float:
+            name -> type).
     """
 
     model: torch.nn.Module
@@ -200,7 +202,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         model.train(was_training)
     settings = {"layers": names, "skipped_layers": skipped, "warm_start": warm_start, "seed": seed, "int1": int1,
                 "num_calibration": int(data.shape[0]),
-                "sampler_kwargs": redact(sampler_kwargs), **goal.describe(), "weighted_layers": list(run.weighted)}
+                "sampler_kwargs": redact_values(sampler_kwargs), **goal.describe(),
+                "weighted_layers": list(run.weighted)}
     warm_ups = sum(result.info.get("warm_up_seconds", 0.0) for result in results)  # once per process: not the run's
     return ModelResult(quant_model, results, method, backend, run.bits, calibration, granularity,
                        time.perf_counter() - t0 - warm_ups, t_form, settings)

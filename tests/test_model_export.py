@@ -396,3 +396,15 @@ def test_a_resumed_save_model_run_goes_on_saving_its_models(tmp_path, monkeypatc
                      "--save-model", "--out", str(out)]) == 130  # Ctrl-C
     assert main(["run", "--resume", str(out)]) == 0
     assert sorted(p.name for p in (out / "models").iterdir()) == ["int2-rtn.npz", "int3-rtn.npz"]
+
+
+def test_sampler_options_are_recorded_as_json_values(tmp_path):
+    """The sampler's options were stored as repr text ("'geometric'", "3") in ModelResult.settings and so in the
+    model file, though the file holds the settings as JSON values."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)).eval()
+    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    result = quantize_model(model, x, 2, "qubo", "sa", seed=0, beta_schedule_type="geometric", num_reads=3)
+    options = {"beta_schedule_type": "geometric", "num_reads": 3}
+    assert result.settings["sampler_kwargs"] == options
+    assert load_quantized(result.save(tmp_path / "m.npz")).settings["sampler_kwargs"] == options
