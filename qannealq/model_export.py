@@ -42,6 +42,7 @@ modes; MNIST the same in a ``slow`` test).
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import io
 import json
@@ -67,7 +68,7 @@ __all__ = ["ModelFileError", "QuantizedLayer", "QuantizedModel", "save_quantized
 FORMAT = "qannealq-quantized-model"
 VERSION = 2
 _READS = (1, 2)  # the versions load_quantized reads (1: settings as repr text)
-_NUMPY_SCALAR = re.compile(r"np\.(?:u?int\d+|float\d+|bool_?)\((.*)\)")  # numpy 2's repr of a scalar
+_NUMPY_SCALAR = re.compile(r"u?int\d+|float\d+|bool_?|str_")  # np.<this>(value): numpy 2's repr of a scalar
 # what reading a damaged or foreign file raises (RuntimeError, NotImplementedError: zipfile's "is encrypted" and
 # "compression method is not supported" for a changed byte of its directory)
 _UNREADABLE = (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile)
@@ -316,18 +317,29 @@ def _literal_values(settings: Mapping[str, str]) -> dict[str, Any]:
     """A version 1 file's settings (``repr`` text, :func:`qannealq.contract.redact`) as values where each text is
     a Python literal (a nested mapping's values in turn), the text itself otherwise (``<redacted>``, an object's
     repr)."""
-    import ast
-
     values: dict[str, Any] = {}
     for key, text in settings.items():
-        scalar = _NUMPY_SCALAR.fullmatch(text) if isinstance(text, str) else None
-        try:
-            values[key] = ast.literal_eval(scalar.group(1) if scalar else text)  # np.float64(0.5): 0.5
+        try:  # np.float64(0.5): 0.5, also inside a tuple or list
+            values[key] = ast.literal_eval(_NumpyScalars().visit(ast.parse(text, mode="eval")))
         except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             values[key] = text
         if isinstance(values[key], dict) and all(isinstance(v, str) for v in values[key].values()):
             values[key] = _literal_values(values[key])
     return values
+
+
+class _NumpyScalars(ast.NodeTransformer):
+    """numpy 2's reprs of a scalar (``np.float64(0.5)``, ``np.True_``), at any depth, as the literal they hold."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        func, node = node.func, self.generic_visit(node)
+        numpy = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "np"
+        scalar = numpy and _NUMPY_SCALAR.fullmatch(func.attr) and len(node.args) == 1 and not node.keywords
+        return node.args[0] if scalar else node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        numpy = isinstance(node.value, ast.Name) and node.value.id == "np"
+        return ast.Constant(node.attr == "True_") if numpy and node.attr in ("True_", "False_") else node
 
 
 def _layer(entry: dict, arrays: Mapping[str, np.ndarray], k: int) -> QuantizedLayer:

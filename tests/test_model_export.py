@@ -408,3 +408,23 @@ def test_sampler_options_are_recorded_as_json_values(tmp_path):
     options = {"beta_schedule_type": "geometric", "num_reads": 3}
     assert result.settings["sampler_kwargs"] == options
     assert load_quantized(result.save(tmp_path / "m.npz")).settings["sampler_kwargs"] == options
+
+
+def test_version_1_settings_read_numpy_scalars_back_at_any_depth(saved, tmp_path, monkeypatch):
+    """A version 1 file's ``np.True_`` and the numpy scalars inside a tuple or list stayed text: only a whole
+    ``np.float64(0.5)`` was read back as a value."""
+    import qannealq.model_export as model_export
+    from qannealq.contract import redact
+
+    result, _ = saved[4, "tensor"]
+    monkeypatch.setattr(model_export, "VERSION", 1)  # the file as the code before version 2 wrote it
+    monkeypatch.setattr(model_export, "redact_values", redact)
+    old = result.save(tmp_path / "v1.npz", {"shuffle": np.True_, "sizes": (np.int64(784), np.int64(128)),
+                                            "rates": [np.float32(0.5), np.False_], "note": "np.int64(3)",
+                                            "lost": np.float64("nan")})
+    monkeypatch.undo()
+    settings = load_quantized(old).settings
+    assert {k: settings[k] for k in ("shuffle", "sizes", "rates", "note", "lost")} == {
+        "shuffle": True, "sizes": (784, 128), "rates": [0.5, False], "note": "np.int64(3)",
+        "lost": "np.float64(nan)"}
+    assert type(settings["shuffle"]) is bool and type(settings["sizes"][0]) is int
