@@ -200,16 +200,18 @@ def solve_layer(qpu, problem, initial_states: np.ndarray | None = None, seed: in
         futures.update({p.neuron: neuron_sampleset(answers[-1], p, c, len(pieces), method) for p in pieces})
     submitted = now_ns()
     warm_rows = None if initial_states is None else np.asarray(initial_states)
-    futures.update(_decomposed(qpu, problem, plan, warm_rows, seed))
+    futures.update(_decomposed(qpu, problem, plan, warm_rows, seed, chain))
     for answer in answers:
         answer.resolve()
     resolved = now_ns()
     return layer_result(problem, plan, futures, warm_rows, seed, (start, submitted, resolved))
 
 
-def _decomposed(qpu, problem, plan, warm_rows: np.ndarray | None, seed: int | None) -> dict:
+def _decomposed(qpu, problem, plan, warm_rows: np.ndarray | None, seed: int | None, chain: dict) -> dict:
     """Neurons above the largest clique, each by capacity-aware decomposition on the QPU (one sub-problem per
-    call), warm-started like the others."""
+    call), warm-started like the others. Every sub-call takes the layer's ``chain`` options and solver options
+    (``annealing_time``, ``label``...) as the planned calls do; it is a forward anneal (one neuron, no warm
+    state on its qubits), so a reverse anneal's schedule is not passed."""
     if not plan.decomposed:
         return {}
     from qannealq.backends.decompose import DecomposingSampler
@@ -220,5 +222,5 @@ def _decomposed(qpu, problem, plan, warm_rows: np.ndarray | None, seed: int | No
     for i, neuron_seed in zip(plan.decomposed, seeds.tolist()):
         start = None if warm_rows is None else {int(j): int(warm_rows[i, j]) for j in problem.variables(i)}
         out[i] = sampler.sample(problem.neuron_bqm(i), initial_states=start, seed=neuron_seed,
-                                num_reads=plan.settings.num_reads)
+                                num_reads=plan.settings.num_reads, **dict(plan.settings.solver_options), **chain)
     return out

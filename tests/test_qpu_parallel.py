@@ -18,6 +18,7 @@ pytest.importorskip("dwave.system")
 
 from backend_fixtures import digits_layer, tiny_digits  # noqa: E402
 from dwave.embedding import is_valid_embedding  # noqa: E402
+from dwave.embedding.chain_breaks import majority_vote  # noqa: E402
 from dwave.system.testing import MockDWaveSampler  # noqa: E402
 
 from qannealq.backends import _dwave_cliques, get_sampler  # noqa: E402
@@ -258,3 +259,28 @@ def test_empty_neurons_need_no_call():
                             seed=0)
     assert result.info["qpu"]["neuron_call"][3] == -1 and sum(result.info["qpu"]["neurons_per_call"]) == 15
     assert isinstance(result.samplesets[3], dimod.SampleSet) and np.all(result.integers[3] == problem.base[3])
+
+
+def test_neurons_above_the_largest_clique_take_the_layers_chain_and_solver_options(monkeypatch):
+    """A decomposed neuron's sub-problem calls get the chain options (strength, scale, break method) and the
+    solver options (``annealing_time``, ``label``...) given to the layer: only ``num_reads`` reached them."""
+    problem = _second_layer(4)
+    free = problem.free.copy()
+    free[2:] = False  # two neurons of 11 variables, above P2's largest clique (10): decomposed on the QPU
+    two = replace(problem, free=free)
+    sampler = get_sampler("dwave-mock", topology_shape=[2], num_reads=5)
+    calls = _Calls(sampler, monkeypatch)
+    voted = []
+
+    def vote(samples, chains):
+        voted.append(len(chains))
+        return majority_vote(samples, chains)
+
+    result = quantize_layer(two, "qubo", sampler, "dwave-mock", seed=0, warm_start=None, chain_strength=0.5,
+                            chain_strength_scale=3.0, chain_break_method=vote, annealing_time=50.0, label="mine")
+    qpu = result.info["qpu"]
+    assert qpu["calls"] == 0 and qpu["decomposed_neurons"] == [0, 1]
+    assert len(calls.kwargs) == qpu["decomposed_calls"] == len(voted) >= 2
+    assert all(kw["annealing_time"] == 50.0 and kw["label"] == "mine" and kw["num_reads"] == 5
+               for kw in calls.kwargs)
+    assert all(result.samplesets[i].info["chain_strength"] == pytest.approx(1.5) for i in (0, 1))
