@@ -10,12 +10,13 @@ unembedding), keeping the QPU's own microsecond figures beside them.
 from __future__ import annotations
 
 import dimod
+import numpy as np
 from dwave.preprocessing import ScaleComposite
 from dwave.system import FixedEmbeddingComposite
 
 from qannealq.backends._common import now_ns
 
-__all__ = ["submit", "finish", "child_ranges"]
+__all__ = ["submit", "finish", "child_ranges", "chain_break_fraction"]
 
 
 class _Stamped(dimod.ComposedSampler):
@@ -58,6 +59,15 @@ def child_ranges(child: dimod.Sampler) -> tuple[tuple[float, float], tuple[float
     return h_range, tuple(props.get("extended_j_range", props.get("j_range", (-1.0, 1.0))))
 
 
+def chain_break_fraction(sampleset: dimod.SampleSet) -> float:
+    """The fraction of broken chains over all reads: each record weighted by its ``num_occurrences`` (a
+    histogram answer, or an aggregated one, holds a repeated read once); 0.0 without reads."""
+    record = sampleset.record
+    if not len(record) or not record.num_occurrences.sum():
+        return 0.0
+    return float(np.average(record.chain_break_fraction, weights=record.num_occurrences))
+
+
 def _scaled(child: dimod.Sampler) -> dimod.Sampler:
     try:  # DWaveCliqueSampler's per-qubit coupling scaling (private in dwave-system)
         from dwave.system.samplers.clique import _QubitCouplingComposite
@@ -92,17 +102,16 @@ def finish(answer: dimod.SampleSet, bqm: dimod.BinaryQuadraticModel, embedding: 
     """Resolve ``answer`` (from :func:`submit`) into ``bqm``'s vartype with chain statistics and timing.
 
     ``info`` gets ``chain_strength`` (None when it was a callable's result that is not a number),
-    ``chain_break_fraction`` (mean over the samples), ``num_qubits``, ``max_chain_length``,
+    ``chain_break_fraction`` (mean over the reads), ``num_qubits``, ``max_chain_length``,
     ``neurons_in_call`` (1) and ``timing`` (with ``qpu_access_time_share``, the whole call's time).
     """
     answer.resolve()
     context = answer.info.pop("embedding_context", {})
     qpu_timing = dict(answer.info.pop("timing", None) or {})
     out = answer.change_vartype(bqm.vartype, energy_offset=0.0, inplace=False)
-    cbf = out.record.chain_break_fraction
     strength = context.get("chain_strength")
     out.info.update(chain_strength=strength if isinstance(strength, (int, float)) else None,
-                    chain_break_fraction=float(cbf.mean()) if len(cbf) else 0.0,
+                    chain_break_fraction=chain_break_fraction(out),
                     num_qubits=sum(len(c) for c in embedding.values()),
                     max_chain_length=max(len(c) for c in embedding.values()), neurons_in_call=1)
     submitted = marks.get("submitted", start)

@@ -34,7 +34,7 @@ from dwave.embedding.chain_breaks import majority_vote
 from dwave.embedding.chain_strength import uniform_torque_compensation
 
 from qannealq.backends._common import now_ns
-from qannealq.backends._dwave_embed import child_ranges
+from qannealq.backends._dwave_embed import chain_break_fraction, child_ranges
 from qannealq.backends._dwave_report import layer_result
 from qannealq.checks import check_number
 from qannealq.contract import LayerSample
@@ -139,8 +139,7 @@ def neuron_sampleset(answer: dimod.SampleSet, piece: Piece, call: int, neurons_i
         out = out.change_vartype(piece.bqm.vartype, energy_offset=0.0, inplace=False)
         qpu = {k: float(v) for k, v in (done.info.get("timing") or {}).items() if not k.endswith("_ns")}
         access = qpu.get("qpu_access_time")
-        cbf = out.record.chain_break_fraction
-        out.info.update(chain_strength=piece.chain_strength, chain_break_fraction=float(cbf.mean()),
+        out.info.update(chain_strength=piece.chain_strength, chain_break_fraction=chain_break_fraction(out),
                         num_qubits=piece.num_qubits, call=call, neurons_in_call=neurons_in_call,
                         problem_id=done.info.get("problem_id"))
         out.info["timing"] = {"preprocessing_ns": 0, "sampling_ns": 0, "postprocessing_ns": now_ns() - start,

@@ -284,3 +284,28 @@ def test_neurons_above_the_largest_clique_take_the_layers_chain_and_solver_optio
     assert all(kw["annealing_time"] == 50.0 and kw["label"] == "mine" and kw["num_reads"] == 5
                for kw in calls.kwargs)
     assert all(result.samplesets[i].info["chain_strength"] == pytest.approx(1.5) for i in (0, 1))
+
+
+def test_the_chain_break_fraction_counts_every_read_of_a_histogram_answer(monkeypatch):
+    """A QPU's histogram answer holds a repeated read once with its ``num_occurrences``: ``info``'s chain-break
+    fraction is over the reads, on the one-neuron path and the whole-layer path (it averaged the records, so
+    weak chains, whose few distinct broken reads sit beside many repeats of an intact one, looked broken less
+    often than they were)."""
+    rng = np.random.default_rng(0)
+    bqm = dimod.BinaryQuadraticModel({i: rng.normal() for i in range(12)},
+                                     {(i, j): rng.normal() for i in range(12) for j in range(i + 1, 12)}, 0.0, "SPIN")
+    sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=200, parallel=False)
+    child = sampler.child
+    real = child.sample
+    monkeypatch.setattr(child, "sample", lambda problem, **kw: real(problem, **kw).aggregate())  # a histogram
+    one = sampler.sample(bqm, seed=1, chain_strength=0.5)
+    piece = embed_piece(0, bqm, sampler.cliques.get(12, 1).chains(0, list(bqm.variables)), child.adjacency,
+                        child.properties, 0.5)
+    sampler._seed_call(1)
+    layer = neuron_sampleset(submit_call(child, [piece], {"num_reads": 200}, None), piece, 0, 1)
+    for ss in (one, layer):
+        reads = ss.record.num_occurrences
+        assert len(ss) < reads.sum() == 200  # repeated reads, each record once
+        per_read = np.average(ss.record.chain_break_fraction, weights=reads)
+        assert ss.info["chain_break_fraction"] == pytest.approx(per_read)
+        assert not np.isclose(per_read, ss.record.chain_break_fraction.mean())  # the records' mean differs
