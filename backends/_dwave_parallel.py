@@ -136,6 +136,9 @@ def neuron_sampleset(answer: dimod.SampleSet, piece: Piece, call: int, neurons_i
         start = now_ns()
         out = unembed_sampleset(done, piece.embedding, piece.spin, chain_break_method=chain_break_method,
                                 chain_break_fraction=True)
+        if not len(out):  # a chain_break_method of the user's that drops reads
+            raise InvalidArgumentError(f"chain_break_method={chain_break_method!r} left neuron {piece.neuron} "
+                                       "without a read: give one that keeps every read (majority_vote)")
         out = out.change_vartype(piece.bqm.vartype, energy_offset=0.0, inplace=False)
         qpu = {k: float(v) for k, v in (done.info.get("timing") or {}).items() if not k.endswith("_ns")}
         access = qpu.get("qpu_access_time")
@@ -151,14 +154,19 @@ def neuron_sampleset(answer: dimod.SampleSet, piece: Piece, call: int, neurons_i
 
 def chain_break_method(option: str, method):
     """A chain-break function, or its name in ``dwave.embedding.chain_breaks`` (a sampler option is text); the
-    option rule of ``chain_break_method`` (:data:`qannealq.backends.dwave.OPTION_RULES`)."""
-    if callable(method):
-        return method
+    option rule of ``chain_break_method`` (:data:`qannealq.backends.dwave.OPTION_RULES`).
+
+    ``discard`` is refused: it drops every read with a broken chain, so a neuron could end with no sample."""
     from dwave.embedding import chain_breaks
 
+    keeps = "use majority_vote (the default) or weighted_random, or a function f(samples, chains) that keeps every read"
+    if method is chain_breaks.discard:
+        raise InvalidArgumentError(f"{option}=discard drops the reads with a broken chain, so a neuron can be left "
+                                   f"without a sample: {keeps}")
+    if callable(method):
+        return method
     if not isinstance(method, str) or method not in ("majority_vote", "weighted_random"):
-        raise InvalidArgumentError(f"{option}={method!r}: use majority_vote (the default) or "
-                                   "weighted_random, or a function of dwave.embedding.chain_breaks")
+        raise InvalidArgumentError(f"{option}={method!r}: {keeps}")
     return getattr(chain_breaks, method)
 
 

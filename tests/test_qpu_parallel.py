@@ -18,7 +18,7 @@ pytest.importorskip("dwave.system")
 
 from backend_fixtures import digits_layer, tiny_digits  # noqa: E402
 from dwave.embedding import is_valid_embedding  # noqa: E402
-from dwave.embedding.chain_breaks import majority_vote  # noqa: E402
+from dwave.embedding.chain_breaks import discard, majority_vote  # noqa: E402
 from dwave.system.testing import MockDWaveSampler  # noqa: E402
 
 from qannealq.backends import _dwave_cliques, get_sampler  # noqa: E402
@@ -309,3 +309,25 @@ def test_the_chain_break_fraction_counts_every_read_of_a_histogram_answer(monkey
         per_read = np.average(ss.record.chain_break_fraction, weights=reads)
         assert ss.info["chain_break_fraction"] == pytest.approx(per_read)
         assert not np.isclose(per_read, ss.record.chain_break_fraction.mean())  # the records' mean differs
+
+
+def test_a_chain_break_method_that_drops_reads_is_refused(monkeypatch):
+    """``discard`` drops every read with a broken chain: with few reads a neuron had none left and the layer
+    failed in ``np.argmin`` of an empty sequence. It is refused before any call, on both paths; a function of
+    the user's that drops every read fails naming chain_break_method and the neuron."""
+    problem = digits_layer(3)
+    sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=1)
+    calls = _Calls(sampler, monkeypatch)
+    for method in (discard, "discard"):
+        with pytest.raises(InvalidArgumentError, match="chain_break_method=.*use majority_vote"):
+            sampler.sample_layer(problem, seed=1, chain_break_method=method)
+        with pytest.raises(InvalidArgumentError, match="chain_break_method=.*use majority_vote"):
+            sampler.sample(problem.neuron_bqm(0), chain_break_method=method)
+    assert not calls.kwargs  # refused before any QPU call
+
+    def drop_all(samples, chains):
+        unembedded, rows = majority_vote(samples, chains)
+        return unembedded[:0], rows[:0]
+
+    with pytest.raises(InvalidArgumentError, match=r"chain_break_method=.*left neuron \d+ without a read"):
+        sampler.sample_layer(problem, seed=1, chain_break_method=drop_all)
