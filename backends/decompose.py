@@ -60,6 +60,12 @@ def _start_state(initial_states: Any, labels: list, spin: bool) -> np.ndarray | 
         raise InvalidArgumentError(f"initial_states lacks variables {missing[:5]} of the BQM; give one state "
                                    "over all of its variables")
     x = np.array([row[v] for v in labels], dtype=np.float64)
+    values = (-1.0, 1.0) if spin else (0.0, 1.0)
+    wrong = sorted({float(value) for value in x if value not in values})
+    if wrong:
+        vartype = "SPIN" if spin else "BINARY"
+        raise InvalidArgumentError(f"initial_states holds values {wrong[:5]} that are not {vartype} values: this "
+                                   f"BQM is {vartype}, give a state of {int(values[0])}s and 1s")
     return (x + 1) / 2 if spin else x
 
 

@@ -12,6 +12,7 @@ import pytest
 from helpers import random_layer
 from qannealq.backends import auto_decompose, decomposed, get_sampler
 from qannealq.baselines import gptq_restricted
+from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerStats, build_problem
 from qannealq.grid import make_grid
 
@@ -105,6 +106,20 @@ def test_a_random_start_without_initial_states_and_the_seed_makes_it_determinist
     a = decomposed("exact", capacity=10).sample(bqm, seed=5)
     b = decomposed("exact", capacity=10).sample(bqm, seed=5)
     assert a.info["start"] == "greedy" and a.info["energies"] == b.info["energies"]
+
+
+@pytest.mark.parametrize("vartype, start", [("BINARY", -1), ("SPIN", 0)])
+def test_initial_states_of_the_other_vartype_are_refused(vartype, start):
+    """A SPIN start for a BINARY BQM was read as binary: the decomposition returned samples holding -1 (and a
+    BINARY start for a SPIN BQM, 0s). It is refused naming initial_states and the BQM's vartype."""
+    rng = np.random.default_rng(0)
+    bqm = dimod.BinaryQuadraticModel({i: rng.normal() for i in range(12)},
+                                     {(i, j): rng.normal() for i in range(12) for j in range(i + 1, 12)}, 0.0, vartype)
+    sampler = decomposed("exact", capacity=3, max_calls=1)
+    with pytest.raises(InvalidArgumentError, match=f"initial_states holds values .* not {vartype} values"):
+        sampler.sample(bqm, initial_states={v: start for v in bqm.variables}, seed=0)
+    good = {v: 1 for v in bqm.variables}  # 1 is a value of both vartypes
+    assert set(np.unique(sampler.sample(bqm, initial_states=good, seed=0).record.sample)) <= set(bqm.vartype.value)
 
 
 def test_sub_calls_bound_the_backend_calls_a_call_makes(easy):
