@@ -143,9 +143,10 @@ class QAOASampler(dimod.Sampler):
         seed = draw_seed(seed)
         shots = shots or self.shots
         start = now_ns()
-        if bqm.num_variables == 0:
-            return record(dimod.SampleSet.from_samples_bqm([{}], bqm), seed, start)
         qp, labels = to_quadratic_program(bqm)
+        if not (qp.objective.linear.to_dict() or qp.objective.quadratic.to_dict()):
+            return record(self._constant(bqm, labels, shots, reps or self.reps), seed, start, sampling_ns=0,
+                          preprocessing_ns=now_ns() - start)
         evals = [0]
         sampler, pm = _primitive(shots, seed, self.simulator)
         qaoa = QAOA(sampler, OPTIMIZERS[self.optimizer](maxiter=maxiter or self.maxiter), reps=reps or self.reps,
@@ -165,6 +166,19 @@ class QAOASampler(dimod.Sampler):
         ss.info["timing"] = {"preprocessing_ns": t1 - start, "sampling_ns": t2 - t1,
                              "postprocessing_ns": now_ns() - t2}
         return record(ss, seed, start)
+
+    @staticmethod
+    def _constant(bqm: dimod.BinaryQuadraticModel, labels: list, shots: int, reps: int) -> dimod.SampleSet:
+        """A BQM without biases (no variable, or all biases zero): every assignment's energy is the offset, and
+        QAOA's cost operator would be the identity (its ansatz has no cost angle, and qiskit refused the initial
+        point). All ``shots`` read the all-zeros (all -1 for SPIN) sample; no circuit runs and no angle is fitted,
+        so ``info`` has the keys of a run with no depth, evaluations or parameters."""
+        low = -1 if bqm.vartype is dimod.SPIN else 0
+        samples = np.full((1, len(labels)), low, dtype=np.int8)
+        ss = dimod.SampleSet.from_samples_bqm((samples, labels), bqm, num_occurrences=[shots])
+        ss.info.update(circuit_depth=None, qubits=len(labels), optimizer_evals=0, optimizer_time_s=0.0,
+                       optimal_parameters=[], shots=shots, reps=reps, simulator=None)
+        return ss
 
     @staticmethod
     def _sampleset(result, bqm: dimod.BinaryQuadraticModel, labels: list, shots: int) -> dimod.SampleSet:

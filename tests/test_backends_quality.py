@@ -78,6 +78,23 @@ def test_qaoa_samples_are_valid_with_correct_energies():
         assert ss.info["seed"] == 5 and TIMING_KEYS <= set(ss.info["timing"])
 
 
+def test_qaoa_on_a_bqm_without_biases_returns_the_offset():
+    """Every assignment of a BQM whose biases are all zero has the offset's energy, and QAOA's cost operator is
+    the identity: qiskit refused the initial point (2 angles for a circuit with 1). A valid sample of the BQM's
+    vartype comes back, every shot counted, with the info keys of a normal call."""
+    pytest.importorskip("qiskit_optimization")
+    sampler = get_sampler("qaoa", maxiter=5, shots=128)
+    normal = sampler.sample(dimod.BinaryQuadraticModel({"a": 1.0, "b": -1.0}, {("a", "b"): 0.5}, 0.0, "BINARY"))
+    for bqm in (dimod.BinaryQuadraticModel({"a": 0.0}, {}, 1.0, "BINARY"),
+                dimod.BinaryQuadraticModel({0: 0.0, 1: 0.0, 2: 0.0}, {(0, 1): 0.0}, -2.0, "SPIN")):
+        ss = sampler.sample(bqm, seed=3)
+        assert ss.vartype is bqm.vartype and set(ss.variables) == set(bqm.variables)
+        assert set(np.unique(ss.record.sample)) <= set(bqm.vartype.value)
+        assert np.allclose(ss.record.energy, bqm.offset) and np.allclose(bqm.energies(ss), ss.record.energy)
+        assert ss.record.num_occurrences.sum() == 128 and ss.info["qubits"] == bqm.num_variables
+        assert set(ss.info) == set(normal.info) and TIMING_KEYS <= set(ss.info["timing"]) and ss.info["seed"] == 3
+
+
 def test_qaoa_is_reproducible_with_a_seed():
     pytest.importorskip("qiskit_optimization")
     sampler = get_sampler("qaoa", maxiter=5, shots=128)
