@@ -190,6 +190,20 @@ def test_checkpoint_key_covers_data_architecture_seed_and_epochs(tmp_path):
     assert base not in others and len(others) == 5
 
 
+def test_datasets_built_without_a_checksum_are_keyed_by_their_arrays():
+    """A :class:`Dataset` made in Python has no checksum: its key was its size alone, so a second dataset of
+    the same name and size (other labels) loaded the first one's trained model."""
+    from qannealq.data import Dataset
+
+    x = np.random.default_rng(0).random((50, 6), dtype=np.float32)
+    labels = (x[:, 0] > 0.5).astype(np.int64)
+    first, flipped = Dataset("custom", x, labels, x, labels, 2), Dataset("custom", x, 1 - labels, x, 1 - labels, 2)
+    key = (8,), 3, 1e-2, 16, 0
+    assert checkpoint_path(first, *key) == checkpoint_path(Dataset("custom", x.copy(), labels.copy(), x, labels, 2),
+                                                           *key)
+    assert checkpoint_path(first, *key) != checkpoint_path(flipped, *key)
+
+
 def test_training_runs_under_its_own_thread_count_whatever_the_process_uses():
     """Digits' MLP trained under 1 and under 2 torch threads differ in their last bits (torch splits its sums
     by thread count); ``train_mlp(threads=1)`` gives the 1-thread network whatever the process's setting, and
