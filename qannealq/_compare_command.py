@@ -259,7 +259,9 @@ class ExportJob:
     def source(self) -> dict:
         """What is exported and how, as ``index.json`` stores it for ``--resume``."""
         chosen = {"library": True} if self.library else self.selection.describe()
-        return json.loads(json.dumps({**chosen, "reference": asdict(self.reference)}, default=json_default))  # paths as text
+        data = {} if self.library else data_fingerprint(chosen)  # {"model": SHA-256} where --data-dir was given
+        source = {**chosen, "reference": asdict(self.reference), **({"data_sha256": data} if data else {})}
+        return json.loads(json.dumps(source, default=json_default))  # paths as text
 
     @classmethod
     def resumed(cls, out: Path, data_dir: Path | None = None) -> "ExportJob":
@@ -276,7 +278,16 @@ class ExportJob:
                                        "older than --resume); start a new export with --out")
         reference = ReferenceOptions(**source.pop("reference", {}))
         library = bool(source.pop("library", False))
-        selection = None if library else Selection.from_stored(source)
+        recorded = source.pop("data_sha256", None)
+        moved = {"model": {"data_dir": Path(data_dir)}} if data_dir is not None and not library else {}
+        selection = None if library else Selection.from_stored(source, **moved)
+        if moved and recorded is not None:  # an export older than the record: the new folder is taken unchecked
+            found = data_fingerprint(selection.describe())
+            if found != recorded:
+                raise InvalidArgumentError(
+                    f"--resume {out}: --data-dir={str(data_dir)!r} does not hold the datasets the export read (their "
+                    f"SHA-256 differ: {recorded} -> {found}); give the folder holding the same files, or start a new "
+                    "export with --out")
         return cls(Path(out), selection, library, data_dir, reference, resume=True,
                    done=tuple(index.get("instances", [])))
 

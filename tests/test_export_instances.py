@@ -204,3 +204,30 @@ def test_export_resume_keeps_what_was_finished_and_computes_the_rest(tmp_path, m
     assert [row["name"] for row in index["instances"][:2]] == [row["name"] for row in first["instances"]]
     assert len(index["instances"]) == 4 and calls == [row["name"] for row in index["instances"][2:]]
     assert len(load_instances(out)) == 4
+
+
+def test_export_resume_reads_a_moved_data_dir_when_its_files_are_the_same(tmp_path, monkeypatch, capsys):
+    """``export --resume DIR --data-dir NEW`` kept reading the stored folder (refused where it had gone, read
+    where it was still there); the new folder is now read, and refused where its files are not the export's."""
+    import qannealq.export
+    from data_files import images, write_npz
+    from qannealq.cli import main
+
+    monkeypatch.setenv("QANNEALQ_CACHE", str(tmp_path / "cache"))
+    x = images(40, (28, 28))
+    write_npz(tmp_path / "old" / "mnist.npz", x, np.arange(40) % 10, x[:20], np.arange(20) % 10)
+    out = tmp_path / "out"
+    argv = ["export", "--dataset", "mnist", "--data-dir", str(tmp_path / "old"), "--hidden", "4", "--epochs", "1",
+            "--layer", "1", "--bits", "2", "--neurons", "0:3", "--proof-time", "0", "--out", str(out)]
+    real = qannealq.export.reference_optimum
+    monkeypatch.setattr(qannealq.export, "reference_optimum", _interrupted_at(2, real))
+    assert main(argv) == 130
+    monkeypatch.setattr(qannealq.export, "reference_optimum", real)
+    (tmp_path / "old").rename(tmp_path / "new")
+    write_npz(tmp_path / "other" / "mnist.npz", x[::-1], np.arange(40) % 10, x[:20], np.arange(20) % 10)
+    capsys.readouterr()
+    assert main(["export", "--resume", str(out), "--data-dir", str(tmp_path / "other")]) == 2
+    assert "does not hold the datasets the export read (their SHA-256 differ" in capsys.readouterr().err
+    assert main(["export", "--resume", str(out), "--data-dir", str(tmp_path / "new")]) == 0
+    assert "(1 finished before, kept)" in capsys.readouterr().out
+    assert len(load_instances(out)) == 3
