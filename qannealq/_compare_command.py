@@ -106,7 +106,9 @@ class CompareJob:
             object.__setattr__(self, "qpu_budget", check_qpu_budget(self.qpu_budget))
         if not self.backends:
             raise InvalidArgumentError("--backends is empty: give a comma list such as sa,exact,qaoa")
-        check_distinct("--backends", self.backends)
+        from qannealq.backends import ALIASES
+
+        check_distinct("--backends", [ALIASES.get(n, n) for n in self.backends], self.backends)  # sa,neal: sa twice
         if self.resume and self.out is None:
             raise InvalidArgumentError("resume=True needs the folder of the comparison to continue (--resume DIR)")
 

@@ -139,7 +139,11 @@ class SweepConfig:
         for method in self.methods:
             parse_method(method, self.backend)
         check_distinct("--bits", self.bits)
-        check_distinct("--methods", self.labels(), self.methods)  # qubo and qubo:layer-sa are one method
+        from qannealq.backends import ALIASES
+
+        resolved = [f"qubo:{ALIASES.get(b, b)}" if m == "qubo" else m for m, _, b in
+                    (label.partition(":") for label in self.labels())]
+        check_distinct("--methods", resolved, self.methods)  # qubo and qubo:layer-sa, qubo:sa and qubo:neal: one
         backends = self.qubo_backends()
         for key in self.sampler_options:
             name, scoped, option = key.partition(":")

@@ -225,6 +225,9 @@ def test_a_neuron_named_twice_is_refused(tmp_path, capsys):
     (["sweep", "--bits", "4", "--methods", "qubo,rtn,qubo:layer-sa"],
      "--methods=qubo,rtn,qubo:layer-sa names qubo:layer-sa more than once"),
     (["compare", "--backends", "sa,exact,sa"], "--backends=sa,exact,sa names sa more than once"),
+    (["sweep", "--bits", "4", "--methods", "qubo:sa,qubo:neal"], "--methods=qubo:sa,qubo:neal names qubo:sa more "
+     "than once"),  # neal is sa's alias: the same solver twice, two identical columns
+    (["compare", "--backends", "neal,exact,sa"], "--backends=neal,exact,sa names sa more than once"),
 ])
 def test_a_value_named_twice_in_a_list_option_is_refused(argv, message, tmp_path, capsys, no_training):
     """``--bits 4,4`` and ``--methods rtn,rtn`` ran each value once and said nothing; ``sweep``'s ``qubo`` is its
