@@ -76,12 +76,14 @@ class NeuronInstance:
     def num_variables(self) -> int:
         return self.bqm.num_variables
 
-    def initial_states(self) -> tuple[np.ndarray, list] | None:
-        """The warm start as ``initial_states`` for a sampler (one row over the BQM's variables)."""
+    def initial_states(self, reads: int = 1) -> tuple[np.ndarray, list] | None:
+        """The warm start as ``initial_states`` for a sampler: ``reads`` copies of its row over the BQM's
+        variables (dwave-samplers start the reads beyond the given rows from random states)."""
         if self.warm_start is None:
             return None
         labels = list(self.bqm.variables)
-        return np.array([[self.warm_start[v] for v in labels]], dtype=np.int8), labels
+        row = np.array([[self.warm_start[v] for v in labels]], dtype=np.int8)
+        return np.repeat(row, max(int(reads), 1), axis=0), labels
 
 
 def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:

@@ -66,7 +66,8 @@ class CompareSettings:
         loose_eps: a second, looser target, at least ``eps`` (None: 0.01, within 1 %, or ``eps`` where that is
             larger).
         seed: base of every call's seed (:func:`unit_seed`).
-        warm_start: give the GPTQ-restricted state as ``initial_states`` to backends that take one.
+        warm_start: give the GPTQ-restricted state as ``initial_states`` to backends that take one, as the start
+            of every read.
         sampler_options: per backend, keyword arguments for every ``sample`` call; under :data:`EVERY`, those of
             every backend that takes them (a backend's own win).
         capacity: per backend, the decomposition's sub-problem size (default: the backend's capacity).
@@ -249,7 +250,9 @@ def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat
     if warm and callable(uses):
         warm = uses(instance.bqm, kwargs.get("capacity"))
     if warm:
-        kwargs["initial_states"] = instance.initial_states()
+        # every read starts from the warm start, as layer-sa's do: given one row, sa, tabu and steepest would
+        # start the other num_reads - 1 at random, and p and TTS99 would depend on --reads
+        kwargs["initial_states"] = instance.initial_states(kwargs.get("num_reads") or 1)
     t0 = time.perf_counter()
     sampleset = sampler.sample(instance.bqm, **kwargs)
     sampleset.resolve()
