@@ -85,9 +85,9 @@ def plot_success(result: CompareResult, path: Path) -> Path:
 
 
 def plot_energies(result: CompareResult, path: Path, instance: str | None = None) -> Path:
-    """Every read's residual gap for ``instance`` (default: the largest instance compared)."""
-    if instance is None:
-        instance = max(result.neurons, key=lambda n: n.num_variables).instance
+    """Every read's residual gap for ``instance`` (default: the largest instance compared that has reads)."""
+    if instance is None:  # of those with reads
+        instance = max((n for n in result.neurons if n.reads), key=lambda n: n.num_variables).instance
     ref = result.references[instance].energy
     fig = _figure(8, 4)
     ax = fig.subplots()
@@ -151,9 +151,9 @@ def plot_scaling(result: CompareResult, path: Path) -> Path | None:
 
 def plot_all(result: CompareResult, out: Path) -> list[Path]:
     """The plots into ``out`` (``scaling.png`` only where the neurons form two groups or more); returns their
-    paths (none without any neuron summary)."""
+    paths (none where no call returned a sample)."""
     out = Path(out)
-    if not result.neurons:
+    if not any(n.reads for n in result.neurons):
         return []
     out.mkdir(parents=True, exist_ok=True)
     paths = [plot_gap_vs_tts(result, out / "gap_vs_tts.png"), plot_success(result, out / "success_probability.png"),

@@ -151,10 +151,11 @@ def _neuron(rows: list[CompareRow], units: list[dict], eps: float, loose: float)
     reads = max(int(energies.size), 1)
     first, ref = rows[0], rows[0].reference_energy
     p = success_probability(energies, ref, eps)
-    best = float(energies.min())
+    # calls that returned no sample (a time-limited solver that found none): NaN, as their rows have
+    best, mean = (float(energies.min()), float(energies.mean())) if energies.size else (math.nan, math.nan)
     return NeuronSummary(
         first.backend, first.instance, first.num_variables, len(rows), int(energies.size), best,
-        float(energies.mean()), ref, first.reference_provenance, residual_gap(best, ref), p,
+        mean, ref, first.reference_provenance, residual_gap(best, ref), p,
         success_probability(energies, ref, loose), tts99(sum(r.solver_seconds for r in rows) / reads, p),
         tts99(sum(r.wall_seconds for r in rows) / reads, p), float(np.mean([r.error_vs_rtn for r in rows])),
         float(np.mean([r.error_vs_gptq for r in rows])), any(r.decomposed for r in rows))

@@ -1,0 +1,67 @@
+"""``compare``'s summaries, files and plots on small hand-made BQMs and units (no training): calls that return no
+sample."""
+
+from __future__ import annotations
+
+import math
+
+import dimod
+import numpy as np
+import pytest
+
+from qannealq._compare_instances import NeuronInstance
+from qannealq._compare_plots import plot_all
+from qannealq._compare_report import format_summary
+from qannealq.compare import CompareSettings, compare_backends
+
+
+def _toy(name: str = "toy-L0-n0", seed: int = 0) -> NeuronInstance:
+    """A dense 6-variable BINARY BQM with a positive offset (energies are errors, > 0), baselines RTN 12, GPTQ 11."""
+    rng = np.random.default_rng(seed)
+    bqm = dimod.BQM({i: rng.normal() for i in range(6)},
+                    {(i, j): rng.normal() for i in range(6) for j in range(i + 1, 6)}, 10.0, "BINARY")
+    return NeuronInstance(name, bqm, {}, {"rtn": 12.0, "gptq": 11.0})
+
+
+class Empty(dimod.Sampler):
+    """Returns no sample (a time-limited solver that found none) on BQMs of more than ``above`` variables, else the
+    optimum."""
+
+    parameters: dict = {}
+    properties: dict = {}
+
+    def __init__(self, above: int = 0) -> None:
+        self.above = above
+
+    def sample(self, bqm, **kwargs):
+        if bqm.num_variables <= self.above:
+            return dimod.ExactSolver().sample(bqm).truncate(1)
+        return dimod.SampleSet.from_samples(([], list(bqm.variables)), bqm.vartype, energy=[])
+
+
+def test_a_call_that_returns_no_sample_is_nan_not_a_crash_fresh_or_resumed(tmp_path):
+    """The per-neuron summary took ``energies.min()`` of no reads: the comparison crashed after storing every unit,
+    and so did each ``--resume`` of it."""
+    instance, settings = _toy(), CompareSettings(reads=4, repeats=1)
+    for resume in (False, True):
+        result = compare_backends([instance], {"empty": Empty()}, settings, tmp_path / "c", resume=resume)
+        (neuron,) = result.neurons
+        assert neuron.reads == 0 and neuron.calls == 1
+        for value in (neuron.best_energy, neuron.mean_energy, neuron.residual_gap, neuron.success_probability,
+                      neuron.tts99_solver_seconds, neuron.error_vs_gptq):
+            assert math.isnan(value)
+    assert "empty" in format_summary(result)
+    assert [p.name for p in result.write(tmp_path / "c")] == ["compare.csv", "compare.json"]
+    assert plot_all(result, tmp_path / "c") == []  # no read to draw
+
+
+def test_neurons_with_reads_are_summarised_and_drawn_beside_one_without(tmp_path):
+    small, large = _toy("toy-L0-n0"), _toy("toy-L0-n1", seed=1)
+    large.bqm.add_variable(6, 0.5)  # the largest instance, energy_distribution.png's default, gets no sample
+    result = compare_backends([small, large], {"empty": Empty(above=6)}, CompareSettings(reads=4, repeats=2))
+    by = {n.instance: n for n in result.neurons}
+    assert math.isnan(by[large.name].best_energy) and by[large.name].reads == 0
+    assert by[small.name].reads == 2 and by[small.name].success_probability == 1.0
+    assert by[small.name].best_energy == pytest.approx(result.references[small.name].energy)
+    assert [p.name for p in plot_all(result, tmp_path)] == ["gap_vs_tts.png", "success_probability.png",
+                                                            "energy_distribution.png"]
