@@ -75,7 +75,8 @@ CSV_COLUMNS = tuple(f.name for f in fields(CompareRow))
 
 @dataclass
 class NeuronSummary:
-    """One backend on one instance, pooled over its repeats (p over all reads; ``t_read`` their mean)."""
+    """One backend on one instance, pooled over its repeats (p over all reads; ``t_read`` their mean; the best
+    energy, its gap and its error over RTN's and GPTQ's, the best read of all calls)."""
 
     backend: str
     instance: str
@@ -146,7 +147,8 @@ def _ratio(value: float, base: float | None) -> float:
     return value / base if base else math.nan
 
 
-def _neuron(rows: list[CompareRow], units: list[dict], eps: float, loose: float) -> NeuronSummary:
+def _neuron(rows: list[CompareRow], units: list[dict], instance: NeuronInstance, eps: float,
+            loose: float) -> NeuronSummary:
     energies = np.concatenate([np.asarray(u["energies"], dtype=np.float64) for u in units])
     reads = max(int(energies.size), 1)
     first, ref = rows[0], rows[0].reference_energy
@@ -157,8 +159,8 @@ def _neuron(rows: list[CompareRow], units: list[dict], eps: float, loose: float)
         first.backend, first.instance, first.num_variables, len(rows), int(energies.size), best,
         mean, ref, first.reference_provenance, residual_gap(best, ref), p,
         success_probability(energies, ref, loose), tts99(sum(r.solver_seconds for r in rows) / reads, p),
-        tts99(sum(r.wall_seconds for r in rows) / reads, p), float(np.mean([r.error_vs_rtn for r in rows])),
-        float(np.mean([r.error_vs_gptq for r in rows])), any(r.decomposed for r in rows))
+        tts99(sum(r.wall_seconds for r in rows) / reads, p), _ratio(best, instance.baselines.get("rtn")),
+        _ratio(best, instance.baselines.get("gptq")), any(r.decomposed for r in rows))  # the pooled best's error
 
 
 def _median_spread(values: Sequence[float], higher_is_worse: bool = True) -> tuple[float, tuple[float, float]]:
@@ -246,7 +248,7 @@ def summarise(instances: Sequence[NeuronInstance], refs: dict[str, Reference], u
         for instance in instances:
             pick = [k for k, u in enumerate(units) if u["backend"] == backend and u["instance"] == instance.name]
             if pick:
-                neurons.append(_neuron([rows[k] for k in pick], [units[k] for k in pick], settings.eps,
+                neurons.append(_neuron([rows[k] for k in pick], [units[k] for k in pick], instance, settings.eps,
                                        settings.loose_eps))
     return CompareResult(rows, neurons, layer_summaries(neurons), final, skipped, units, settings.stored())
 

@@ -9,9 +9,9 @@ import dimod
 import numpy as np
 import pytest
 
-from qannealq._compare_instances import NeuronInstance
+from qannealq._compare_instances import NeuronInstance, Reference
 from qannealq._compare_plots import plot_all
-from qannealq._compare_report import format_summary
+from qannealq._compare_report import format_summary, summarise
 from qannealq.compare import CompareSettings, compare_backends
 
 
@@ -21,6 +21,19 @@ def _toy(name: str = "toy-L0-n0", seed: int = 0) -> NeuronInstance:
     bqm = dimod.BQM({i: rng.normal() for i in range(6)},
                     {(i, j): rng.normal() for i in range(6) for j in range(i + 1, 6)}, 10.0, "BINARY")
     return NeuronInstance(name, bqm, {}, {"rtn": 12.0, "gptq": 11.0})
+
+
+def _unit(backend: str, instance: str, repeat: int, energies: list[float], seconds: float = 0.01) -> dict:
+    """A stored call as :func:`qannealq.compare.run_unit` writes it."""
+    return {"backend": backend, "instance": instance, "repeat": repeat, "seed": repeat, "warm_start": False,
+            "energies": list(energies), "reads": len(energies), "best_sample": {}, "wall_s": seconds,
+            "solver_s": seconds, "qpu_access_s": math.nan, "decomposed": False, "timing": {}, "info": {}}
+
+
+def _summarise(instances: list[NeuronInstance], units: list[dict], optimum: float = 10.0, **given):
+    refs = {i.name: Reference(optimum, "proven", "exact") for i in instances}
+    backends = list(dict.fromkeys(u["backend"] for u in units))
+    return summarise(instances, refs, units, CompareSettings(**given), {}, backends)
 
 
 class Empty(dimod.Sampler):
@@ -65,3 +78,17 @@ def test_neurons_with_reads_are_summarised_and_drawn_beside_one_without(tmp_path
     assert by[small.name].best_energy == pytest.approx(result.references[small.name].energy)
     assert [p.name for p in plot_all(result, tmp_path)] == ["gap_vs_tts.png", "success_probability.png",
                                                             "energy_distribution.png"]
+
+
+def test_a_neurons_error_over_rtn_and_gptq_is_its_best_read_over_all_calls():
+    """The docs: "the neuron's error (the best read's energy) over the RTN and the GPTQ error". The summary took the
+    mean over calls of each call's best over the baseline, while its best energy and gap are of the best of all
+    calls: a call that found the optimum (10) and one that stalled at 30 gave E/E_GPTQ 2 (GPTQ 10), not 1."""
+    toy = _toy()
+    toy.baselines.update(rtn=20.0, gptq=10.0)
+    result = _summarise([toy], [_unit("sa", toy.name, 0, [10.0, 40.0]), _unit("sa", toy.name, 1, [30.0, 50.0])],
+                        repeats=2)
+    (neuron,) = result.neurons
+    assert neuron.best_energy == 10.0 and neuron.residual_gap == 0.0
+    assert (neuron.error_vs_gptq, neuron.error_vs_rtn) == (1.0, 0.5)
+    assert [r.error_vs_gptq for r in result.rows] == [1.0, 3.0]  # per call, its own best
