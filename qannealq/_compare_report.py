@@ -99,8 +99,8 @@ class NeuronSummary:
 
 @dataclass
 class BackendSummary:
-    """One backend over the instances of a group: medians over neurons and their spread (25th-75th pct; with an
-    even number of neurons the worse of the two middle values)."""
+    """One backend over the instances of a group: medians over neurons (of an even number, the mean of the two
+    middle values) and their spread (25th-75th percentile, observed values); NaN values are left out."""
 
     backend: str
     group: str
@@ -163,16 +163,16 @@ def _neuron(rows: list[CompareRow], units: list[dict], instance: NeuronInstance,
         _ratio(best, instance.baselines.get("gptq")), any(r.decomposed for r in rows))  # the pooled best's error
 
 
-def _median_spread(values: Sequence[float], higher_is_worse: bool = True) -> tuple[float, tuple[float, float]]:
-    """Median and 25th/75th percentiles of observed values (no interpolation: infinite TTS stays inf); with an
-    even count, the worse of the two middle values, so that the medians of p and TTS describe one neuron."""
+def _median_spread(values: Sequence[float]) -> tuple[float, tuple[float, float]]:
+    """The median of the values that are not NaN (of an even count, the mean of the two middle ones, as
+    ``np.nanmedian`` and the plots) and their 25th/75th percentiles, observed values (no interpolation: an
+    infinite TTS stays inf, where interpolating between two would give NaN)."""
     x = np.asarray(values, dtype=np.float64)
     x = x[~np.isnan(x)]
     if x.size == 0:
         return math.nan, (math.nan, math.nan)
     q25, q75 = np.percentile(x, [25, 75], method="nearest")
-    q50 = np.percentile(x, 50, method="higher" if higher_is_worse else "lower")
-    return float(q50), (float(q25), float(q75))
+    return float(np.median(x)), (float(q25), float(q75))
 
 
 def backend_summaries(neurons: Sequence[NeuronSummary], group: Callable[[NeuronSummary], str] = lambda n: ""
@@ -184,11 +184,11 @@ def backend_summaries(neurons: Sequence[NeuronSummary], group: Callable[[NeuronS
         sel = [n for n in neurons if n.backend == backend and group(n) == name]
         sizes = [n.num_variables for n in sel]
         gap, gap_s = _median_spread([n.residual_gap for n in sel])
-        p, p_s = _median_spread([n.success_probability for n in sel], higher_is_worse=False)
+        p, p_s = _median_spread([n.success_probability for n in sel])
         ts, ts_s = _median_spread([n.tts99_solver_seconds for n in sel])
         tw, tw_s = _median_spread([n.tts99_wall_seconds for n in sel])
         variables = f"{min(sizes)}" if min(sizes) == max(sizes) else f"{min(sizes)}-{max(sizes)}"
-        loose = _median_spread([n.success_probability_loose for n in sel], higher_is_worse=False)[0]
+        loose = _median_spread([n.success_probability_loose for n in sel])[0]
         out.append(BackendSummary(backend, name, len(sel), variables, sum(n.decomposed for n in sel), gap, gap_s,
                                   p, p_s, loose, ts, ts_s, tw, tw_s, _median_spread([n.error_vs_rtn for n in sel])[0],
                                   _median_spread([n.error_vs_gptq for n in sel])[0]))

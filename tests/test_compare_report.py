@@ -92,3 +92,24 @@ def test_a_neurons_error_over_rtn_and_gptq_is_its_best_read_over_all_calls():
     assert neuron.best_energy == 10.0 and neuron.residual_gap == 0.0
     assert (neuron.error_vs_gptq, neuron.error_vs_rtn) == (1.0, 0.5)
     assert [r.error_vs_gptq for r in result.rows] == [1.0, 3.0]  # per call, its own best
+
+
+def test_the_summary_median_is_the_true_median_as_the_success_plot_draws_it(tmp_path, monkeypatch):
+    """With an even number of neurons the table took the worse of the two middle values (the "median" gap of two
+    neurons was the larger gap, the median p the lower p), while success_probability.png drew ``np.nanmedian``."""
+    import qannealq._compare_plots as plots
+
+    toys = [_toy(f"toy-L0-n{k}", seed=k) for k in range(4)]
+    reads = ([10.0, 20.0], [10.0, 30.0], [12.0, 40.0], [16.0, 50.0])  # optimum 10: gaps 0, 0, 0.2, 0.6
+    result = _summarise(toys, [_unit("sa", t.name, 0, e) for t, e in zip(toys, reads)], repeats=1)
+    (summary,) = result.backends
+    p = sorted(n.success_probability for n in result.neurons)
+    assert p == [0.0, 0.0, 0.5, 0.5] and summary.median_p == 0.25 and summary.p_spread == (0.0, 0.5)
+    assert summary.median_gap == pytest.approx(0.1) and summary.gap_spread == (0.0, pytest.approx(0.2))
+    assert math.isinf(summary.median_tts99_solver)  # the two middle neurons were never solved
+    assert summary.median_error_vs_gptq == pytest.approx(np.median([n.error_vs_gptq for n in result.neurons]))
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    plots.plot_success(result, tmp_path / "p.png")
+    (bar,) = drawn[0].axes[0].collections[1:]  # after the points: the median's bar
+    assert bar.get_segments()[0][0][1] == summary.median_p
