@@ -221,13 +221,27 @@ class CompareResult:
                    "references": {k: v.to_dict() for k, v in self.references.items()},
                    "backends": [asdict(b) for b in self.backends], "neurons": [asdict(n) for n in self.neurons],
                    "rows": [asdict(r) for r in self.rows], "units": self.units}
-        atomic_write(out / "compare.json", json.dumps(payload, indent=1, default=_json_default))
+        text = json.dumps(_finite(payload), indent=1, default=_json_default, allow_nan=False)
+        atomic_write(out / "compare.json", text)
         return [out / "compare.csv", out / "compare.json"]
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float as the string ``"inf"``, ``"-inf"`` or ``"nan"`` (Python's
+    ``float()`` reads them back): strict JSON has no such numbers, and ``json.dumps`` wrote ``Infinity`` and
+    ``NaN``, which ``JSON.parse`` and other strict parsers refuse (an infinite TTS99 is common: p = 0)."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+        return str(float(value))
+    return value
 
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
-        return value.item()
+        return _finite(value.item())
     return str(value)
 
 

@@ -1,8 +1,9 @@
 """``compare``'s summaries, files and plots on small hand-made BQMs and units (no training): calls that return no
-sample."""
+sample, the pooled error over the baselines, true medians, strict JSON."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import dimod
@@ -113,3 +114,23 @@ def test_the_summary_median_is_the_true_median_as_the_success_plot_draws_it(tmp_
     plots.plot_success(result, tmp_path / "p.png")
     (bar,) = drawn[0].axes[0].collections[1:]  # after the points: the median's bar
     assert bar.get_segments()[0][0][1] == summary.median_p
+
+
+def _strict(token: str):
+    raise ValueError(f"{token} is not JSON")
+
+
+def test_compare_json_is_strict_json_with_non_finite_numbers_as_strings(tmp_path):
+    """An infinite TTS99 (p = 0) and a NaN (no QPU time) were written as the tokens Infinity and NaN, which strict
+    parsers (JSON.parse, jq 1.6 read 1.8e308) refuse."""
+    toy = _toy()
+    units = [_unit("sa", toy.name, 0, [12.0, 13.0]), _unit("sa", toy.name, 1, [11.0, np.float32(14.0)])]
+    units[1]["info"] = {"chain_break_fraction": np.float32("nan")}
+    result = _summarise([toy], units, repeats=2)
+    result.write(tmp_path)
+    data = json.loads((tmp_path / "compare.json").read_text(), parse_constant=_strict)
+    (neuron,), (backend,) = data["neurons"], data["backends"]
+    assert neuron["success_probability"] == 0.0 and neuron["tts99_solver_seconds"] == "inf"
+    assert backend["median_tts99_wall"] == "inf" and backend["tts99_wall_spread"] == ["inf", "inf"]
+    assert data["units"][0]["qpu_access_s"] == "nan" and data["rows"][1]["chain_break_fraction"] == "nan"
+    assert math.isinf(float(neuron["tts99_solver_seconds"]))  # float() reads them back
