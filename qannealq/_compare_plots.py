@@ -1,7 +1,8 @@
 """``compare``'s plots, drawn on their own Agg canvases (no pyplot global state).
 
 * ``gap_vs_tts.png``: per backend and neuron, the residual gap of its best read against TTS99 (solver time
-  and wall time, log axes); a neuron that no read solved (p = 0, TTS infinite) sits at the right edge, marked.
+  and wall time, log axes); a neuron that no read solved (p = 0, TTS infinite) sits at the right edge, marked; one
+  without that time (TTS NaN: the backend reports no solver time, or no read) is left out of that panel.
 * ``success_probability.png``: per backend, the success probability of each neuron (points) and the median.
 * ``energy_distribution.png``: for one neuron, the residual gap of every read, per backend.
 * ``scaling.png`` (where the neurons come from two or more layers or models, e.g. ``--instances`` of the benchmark
@@ -57,10 +58,10 @@ def plot_gap_vs_tts(result: CompareResult, path: Path) -> Path:
             sel = [n for n in result.neurons if n.backend == backend]
             t = np.array([getattr(n, attr) for n in sel])
             gap = np.maximum([n.residual_gap for n in sel], GAP_FLOOR)
-            solved = np.isfinite(t)
+            solved, never = np.isfinite(t), np.isposinf(t)  # a NaN TTS (no time reported) is not drawn
             color = f"C{k % 10}"
             ax.scatter(t[solved], gap[solved], color=color, label=backend, alpha=0.8)
-            ax.scatter(np.full((~solved).sum(), edge), gap[~solved], color=color, marker="x", alpha=0.8)
+            ax.scatter(np.full(never.sum(), edge), gap[never], color=color, marker="x", alpha=0.8)
         ax.axvline(edge / 1.5, color="gray", linewidth=0.5, linestyle=":")
         ax.set(xscale="log", yscale="log", xlabel=label + "; x at right: never solved (p = 0)")
         ax.grid(alpha=0.3)

@@ -134,3 +134,20 @@ def test_compare_json_is_strict_json_with_non_finite_numbers_as_strings(tmp_path
     assert backend["median_tts99_wall"] == "inf" and backend["tts99_wall_spread"] == ["inf", "inf"]
     assert data["units"][0]["qpu_access_s"] == "nan" and data["rows"][1]["chain_break_fraction"] == "nan"
     assert math.isinf(float(neuron["tts99_solver_seconds"]))  # float() reads them back
+
+
+def test_gap_vs_tts_marks_only_an_infinite_tts_as_never_solved(tmp_path, monkeypatch):
+    """A neuron whose TTS99 is NaN (the backend reports no solver time) was drawn at the "never solved (p = 0)"
+    edge although every read found the optimum."""
+    import qannealq._compare_plots as plots
+
+    solved, unsolved = _toy("toy-L0-n0"), _toy("toy-L0-n1", seed=1)
+    units = [_unit("notiming", solved.name, 0, [10.0, 10.0]), _unit("notiming", unsolved.name, 0, [12.0, 13.0])]
+    units[0]["solver_s"] = math.nan
+    result = _summarise([solved, unsolved], units, repeats=1)
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    plots.plot_gap_vs_tts(result, tmp_path / "g.png")
+    (solver, wall) = [[len(c.get_offsets()) for c in ax.collections] for ax in drawn[0].axes]
+    assert solver == [0, 1]  # solver time: the p = 0 neuron at the edge, the NaN one nowhere
+    assert wall == [1, 1]  # wall time: one solved, one never
