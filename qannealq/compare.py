@@ -142,9 +142,13 @@ class CompareSettings:
 def stored_settings(source: Mapping[str, Any] | None, instances: Sequence[str], backends: Sequence[str],
                     settings: CompareSettings) -> dict:
     """What a comparison stores with its results, and a resume must match: where the instances come from,
-    their names, the backends and the settings (sampler options redacted)."""
+    their names, the backends and the settings (sampler options redacted). A warm-started comparison records
+    that every read starts warm (``warm_start_reads``): a store written before 2026-12-06, whose dwave-samplers
+    calls started one read warm and the rest at random, lacks it, so a resume does not mix its units with new
+    ones."""
+    warm = {"warm_start_reads": "every"} if settings.warm_start else {}
     return {"source": dict(source or {}), "instances": list(instances), "backends": list(backends),
-            **settings.stored()}
+            **settings.stored(), **warm}
 
 
 def unit_seed(seed: int, backend: str, instance: str, repeat: int) -> int:

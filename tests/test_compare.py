@@ -117,6 +117,12 @@ def test_reads_energies_are_recomputed_on_the_bqm_and_resume_recomputes_nothing(
     with pytest.raises(InvalidArgumentError, match="settings differ"):
         compare_backends(tiny, {"steepest": counting}, CompareSettings(reads=6, repeats=2, seed=3),
                          tmp_path / "c", resume=True)
+    store = tmp_path / "c" / "store.json"  # a store from before every read started warm: not mixed in
+    old = json.loads(store.read_text())
+    assert old["settings"].pop("warm_start_reads") == "every"
+    store.write_text(json.dumps(old))
+    with pytest.raises(InvalidArgumentError, match="warm_start_reads: '<absent>' -> 'every'"):
+        compare_backends(tiny, {"steepest": counting}, settings, tmp_path / "c", resume=True)
 
 
 class SlowFirst(Counting):
