@@ -263,8 +263,9 @@ def _check(params: dict[str, Any]) -> None:
     if not isinstance(params["warm_start_pilot"], (bool, np.bool_)):
         raise InvalidArgumentError(f"warm_start_pilot={params['warm_start_pilot']!r} must be True or False")
     limit = params["time_limit"]
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0):
-        raise InvalidArgumentError(f"time_limit={limit!r} must be a number of seconds > 0 (or None: no limit)")
+    if limit is not None and (not is_number(limit) or not limit > 0):
+        raise InvalidArgumentError(f"time_limit={limit!r} must be a finite number of seconds > 0 (or None: no "
+                                   "limit)")
     spent = params["time_spent"]
     if isinstance(spent, bool) or not isinstance(spent, (int, float)) or not spent >= 0:
         raise InvalidArgumentError(f"time_spent={spent!r} must be a number of seconds >= 0 (the layer's time "
@@ -538,7 +539,7 @@ class LayerSASampler(dimod.Sampler):
         if rtn_start(params, problem.num_coordinates):
             starts.append(problem.encode(problem.restrict(rtn(problem))))
         if problem.per_neuron:  # one H_i per neuron (qannealq.weighted): the same search, one run per neuron
-            return sample_per_neuron(problem, warm, starts, params, seed, _solve, t0)
+            return sample_per_neuron(problem, warm, starts, params, seed, _solve, t0, clock, late)
         # the energies are the neurons' errors (the QUBO is exact): the solve loop asked for the warm start's,
         # and the result asks for the solution's, each remembered by the problem (one product each, not two)
         warm_values = problem.decode_layer(warm)[1]
@@ -569,7 +570,7 @@ class LayerSASampler(dimod.Sampler):
         energies = problem.errors(problem.decode_layer(best)[1])
         worse = energies > warm_energies
         best[worse], energies[worse] = warm[worse], warm_energies[worse]  # float ties only
-        clock.record(float(energies.sum()))
+        clock.finish(float(energies.sum()))
         info = {"timing": {"preprocessing_ns": t1 - t0, "sampling_ns": t2 - t1,
                            "postprocessing_ns": time.perf_counter_ns() - t2},
                 "seed": seed, "device": device, "params": params, "effort": params["effort"],

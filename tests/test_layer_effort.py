@@ -418,25 +418,78 @@ def test_an_anneal_from_given_fields_keeps_time_for_what_follows_it():
     assert [k for k, _ in products] == [int(_layer_run.TAIL_SAMPLE_SHARE * 200)] == [25]
 
 
-def test_time_limit_stops_a_long_run_cleanly():
-    """A wide layer whose thorough run takes far longer than the limit: stops near it, states valid."""
-    layer, problem = layer_problem(23, 500, 24, 4, samples=600)
-    warm = problem.encode(gptq_restricted(problem))
-    solver = LayerSASampler(effort="thorough", num_sweeps=100_000)
-    solver.sample_layer(layer_problem(1, 8, 2, 2)[1], seed=0, num_sweeps=2)  # the kernels' first load is not timed
-    limit = 1.0
+def _limited_thorough(problem, warm, sweeps: int, limit: float):
+    """``thorough`` with ``sweeps`` (minutes unlimited) under ``limit`` seconds: it stopped near the limit. The
+    margin is for a 2-core machine shared by many processes (~0.3 s idle); the kernels' first load is not timed."""
+    solver = LayerSASampler(effort="thorough", num_sweeps=sweeps)
+    solver.sample_layer(layer_problem(1, 8, 2, 2)[1], seed=0, num_sweeps=2)
     t0 = time.perf_counter()
     sample = solver.sample_layer(problem, initial_states=warm, seed=1, time_limit=limit)
     elapsed = time.perf_counter() - t0
     assert sample.info["time_limited"] is True
-    # unlimited, this run takes minutes; the margin is for a 2-core machine shared by many processes (~0.3 s idle)
     assert elapsed < limit + 3.0, f"took {elapsed:.2f} s for a {limit} s limit"
+    return sample
+
+
+def test_time_limit_stops_a_long_run_cleanly():
+    """A wide layer whose thorough run takes far longer than the limit: stops near it, states valid."""
+    layer, problem = layer_problem(23, 500, 24, 4, samples=600)
+    warm = problem.encode(gptq_restricted(problem))
+    sample = _limited_thorough(problem, warm, 100_000, limit := 1.0)
     _check_wide(layer, problem, sample)
     warm_e = problem.qubo_energies(warm)
     assert np.all(sample.energies <= warm_e + 1e-15)
     # the schedule was taken in strides to cool before the limit: the anneal beat the polished start
     assert sample.energies.sum() < min(sample.info["polished_start_energies"]) * (1 - 1e-6)
     assert sample.info["trace"]["seconds"][-2] < limit + 3.0  # the anneal's last point
+
+
+def test_time_limit_bounds_a_layer_of_per_neuron_hessians_and_traces_it():
+    """A relu-aware layer (one ``H_i`` per neuron) ran each neuron's search with no clock: ``time_limit`` was
+    ignored (a limit of 0.5 s took 2.6-4.4 s under load) and ``info`` had no trace and no ``time_limited``."""
+    from qannealq.weighted import WeightedLayerStats, build_weighted_problem
+
+    from qannealq import make_grid
+
+    layer = random_layer(np.random.default_rng(40), 160, 12, samples=400)
+    stats = WeightedLayerStats.from_arrays(layer.x, layer.y, np.where(layer.y > 0, 1.0, 0.1), True)
+    problem = build_weighted_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 3))
+    assert problem.per_neuron
+    warm = problem.encode(gptq_restricted(problem))
+    sample = _limited_thorough(problem, warm, 200_000, 1.0)
+    assert sample.info["per_neuron"]
+    assert np.all(sample.energies <= problem.qubo_energies(warm) + 1e-15)
+    seconds, energy = (np.array(sample.info["trace"][k]) for k in ("seconds", "energy"))
+    assert seconds.size == problem.num_neurons + 2  # the warm start, each neuron, the final energies
+    assert np.all(np.diff(seconds) >= 0) and np.all(np.diff(energy) <= 0)
+    assert energy[0] == pytest.approx(problem.qubo_energies(warm).sum(), rel=1e-12)
+    assert energy[-1] == sample.energies.sum()
+    free = LayerSASampler(effort="thorough").sample_layer(problem, initial_states=warm, seed=1, num_sweeps=64)
+    assert free.info["time_limited"] is False and len(free.info["trace"]["energy"]) == problem.num_neurons + 2
+
+
+def test_the_trace_ends_at_the_returned_energy_and_never_rises():
+    """A run the limit cut keeps the energies its kernels tracked (float32 couplings on chains); the returned
+    states' float64 energy could lie above them, the trace's last point rising by 1e-10 relative."""
+    from qannealq.backends._layer_schedule import Clock
+
+    clock = Clock()
+    for energy in (10.0, 5.0, 4.9999999):
+        clock.record(energy)
+    clock.finish(5.0)
+    assert [e for _, e in clock.trace] == [10.0, 5.0, 5.0, 5.0]
+    assert time_to_target({"seconds": [t for t, _ in clock.trace], "energy": [e for _, e in clock.trace]},
+                          4.99999995) is None
+
+
+def test_an_infinite_time_limit_is_refused_naming_it():
+    """``time_limit=inf`` (``--sampler-option time_limit=1e999``) passed the check and failed in the run with
+    an OverflowError, after training; a numpy float32 limit was refused as not a number."""
+    _, problem = layer_problem(24, 30, 3, 3)
+    for bad in (float("inf"), 1e999, float("nan"), 0, -1.0, True, "1"):
+        with pytest.raises(InvalidArgumentError, match=r"time_limit=.* must be a finite number of seconds > 0"):
+            LayerSASampler().sample_layer(problem, seed=0, time_limit=bad)
+    assert LayerSASampler().sample_layer(problem, seed=0, time_limit=np.float32(600)).info["time_limited"] is False
 
 
 def test_a_generous_time_limit_changes_nothing():
