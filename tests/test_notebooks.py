@@ -126,7 +126,7 @@ def test_lab_runs_with_small_settings(path, kernel):
 
 @pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.stem)
 def test_solution_runs(path, kernel):
-    """Every solution notebook executes under ``make test`` (each takes 5-18 s of CPU at its settings)."""
+    """Every solution notebook executes under ``make test`` (each takes 5-30 s of CPU at its settings)."""
     execute(path, {}, kernel)
 
 
