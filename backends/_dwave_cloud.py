@@ -1,7 +1,8 @@
 """D-Wave credentials (checked without network) and ``dwave-hybrid``, Leap's hybrid BQM solver.
 
-The API token is never stored in a repr, message or result: :func:`has_credentials` only says whether one is
-configured, and :func:`require_credentials` names where to set one.
+The API token is never stored in a repr, message, result or pickle: :func:`has_credentials` only says whether one
+is configured, :func:`require_credentials` names where to set one, and a sampler sent to an executor's workers
+(pickled) leaves its token behind (:func:`portable_config`): each worker reads its own (:func:`require_sent_token`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import numpy as np
 
 from qannealq.backends._common import check_capacity, close_child, now_ns, record
 from qannealq.checks import above, check_values
-from qannealq.contract import Closeable
+from qannealq.contract import Closeable, is_secret, without_secrets
 from qannealq.errors import CredentialsError, InvalidArgumentError
 
-__all__ = ["HybridSampler", "has_credentials", "require_credentials", "missing_credentials", "CREDENTIALS_HINT"]
+__all__ = ["HybridSampler", "has_credentials", "require_credentials", "missing_credentials", "portable_config",
+           "require_sent_token", "CREDENTIALS_HINT"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,24 @@ def require_credentials(backend: str, config: dict) -> None:
     """Refuse to build ``backend`` without a token (in ``config`` or configured), naming where to set one."""
     if not (config.get("token") or has_credentials()):
         raise CredentialsError(f"backend {backend!r} needs a D-Wave API token and none was found: {CREDENTIALS_HINT}")
+
+
+def portable_config(state: dict) -> dict:
+    """A cloud sampler's pickled state (``__getstate__``): its ``_config`` less every secret (``token``...: the
+    project's one rule, :func:`qannealq.contract.is_secret`), the secret keys' names kept in ``_withheld``, and
+    no cloud client (``_child``: a worker connects with its own credentials)."""
+    config = state["_config"]
+    withheld = sorted(set(state.get("_withheld", ())) | {str(k) for k in config if is_secret(k)})
+    return {**state, "_config": without_secrets(config), "_withheld": tuple(withheld), "_child": None}
+
+
+def require_sent_token(backend: str, withheld: tuple[str, ...]) -> None:
+    """In a worker that received a pickled cloud sampler: refuse to connect when its token was left behind
+    (``withheld``) and none is configured here, naming where to set one."""
+    if withheld and not has_credentials():
+        raise CredentialsError(f"backend {backend!r} was sent to this worker without its {', '.join(withheld)} (a "
+                               f"secret is never pickled) and no D-Wave API token is configured here: on every "
+                               f"worker, {CREDENTIALS_HINT}")
 
 
 def missing_credentials(cls) -> str | None:
@@ -70,16 +90,22 @@ class HybridSampler(Closeable, dimod.Sampler):
         self.check_options({"time_limit": time_limit})  # as each call's: time_limit=-1 was kept until the call
         self.time_limit = time_limit
         self._config = config
+        self._withheld: tuple[str, ...] = ()
         self._child = None
 
     def __repr__(self) -> str:
         return f"HybridSampler(time_limit={self.time_limit!r})"
+
+    def __getstate__(self) -> dict:
+        """Pickled (sent to a worker) without the token or the cloud client: see :func:`portable_config`."""
+        return portable_config(self.__dict__)
 
     @property
     def child(self) -> dimod.Sampler:
         if self._child is None:
             from dwave.system import LeapHybridSampler
 
+            require_sent_token(self.name, self._withheld)
             self._child = LeapHybridSampler(**self._config)
         return self._child
 

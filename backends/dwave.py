@@ -36,7 +36,7 @@ from qannealq.backends._dwave_anneal import (ANNEAL_MODES, check_reversal_pause,
                                              check_solver_ranges)
 from qannealq.backends._dwave_cliques import CliqueCache
 from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has_credentials, missing_credentials,
-                                            require_credentials)
+                                            portable_config, require_credentials, require_sent_token)
 from qannealq.backends._dwave_embed import finish, submit
 from qannealq.backends._dwave_parallel import chain_break_method, chain_strength_of, solve_layer
 from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
@@ -140,6 +140,13 @@ class QPUSampler(Closeable, dimod.Sampler):
                     reversal_pause, embedding_cache)
         self._config = config
 
+    def __getstate__(self) -> dict:
+        """Pickled (sent to a worker) without the token, the cloud client or what was read from the solver's
+        graph (:func:`~qannealq.backends._dwave_cloud.portable_config`); the worker connects with its own token."""
+        state = portable_config(self.__dict__)
+        state.update(_graph=None, _graph_cache=None, _cliques=None, _embeddings={})
+        return state
+
     def _setup(self, chain_strength, num_reads, parallel, chain_strength_scale, anneal, reversal_point,
                reversal_pause, embedding_cache) -> None:
         if not isinstance(parallel, bool):
@@ -160,6 +167,7 @@ class QPUSampler(Closeable, dimod.Sampler):
         self._child = self._graph = self._graph_cache = self._cliques = None
         self._embeddings: dict = {}
         self._config = {}
+        self._withheld: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         safe = {k: v for k, v in self._config.items() if "token" not in k.lower()}
@@ -175,6 +183,7 @@ class QPUSampler(Closeable, dimod.Sampler):
     def child(self) -> dimod.Sampler:
         """The structured sampler, built at first use (for the QPU this opens a network connection)."""
         if self._child is None:
+            require_sent_token(self.name, self._withheld)
             self._child = self._make_child()
             self._graph = self._child.to_networkx_graph()
         return self._child

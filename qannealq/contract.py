@@ -11,7 +11,8 @@ One module holds what a sampler and its caller must agree on, so that neither im
 * :func:`check_parameters` and :func:`check_options`: a command's sampler options, their keys against
   ``parameters`` and their values by the sampler's own ``check_options`` hook, refused before any work.
 * :func:`merge_timing`: the nanosecond timing keys summed over many SampleSets.
-* :func:`redact`: the one way settings (sampler options) are stored; a token-like value is never written.
+* :func:`redact`: the one way settings (sampler options) are stored; a token-like value is never written;
+  :func:`without_secrets`: the same rule for what is pickled (a sampler sent to an executor's workers).
 * :class:`Closeable`: ``close()`` and ``with`` support for samplers that hold a resource.
 """
 
@@ -28,13 +29,14 @@ import numpy as np
 
 from qannealq._deadline import Deadline
 from qannealq.checks import is_count
-from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
+from qannealq.errors import CredentialsError, InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
            "draw_seed", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
            "check_parameters", "check_keywords", "check_options", "check_reserved", "RESERVED_OPTIONS",
            "describe_capacity", "max_variables", "merge_timing", "redact", "redact_values", "unredact", "REDACTED",
+           "is_secret", "without_secrets",
            "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
@@ -304,9 +306,15 @@ def describe_capacity(limit: int | str | None, why: str = "") -> str:
 
 
 def max_variables(sampler: Any) -> int | None:
-    """``sampler.properties["max_variables"]`` (None: any size, also when the sampler does not say)."""
+    """``sampler.properties["max_variables"]`` (None: any size, also when the sampler does not say).
+
+    Raises:
+        CredentialsError: a cloud sampler that has no token here (a worker sent one without its token).
+    """
     try:
         return sampler.properties.get("max_variables")
+    except CredentialsError:  # not a passing network failure: the worker needs a token of its own
+        raise
     except Exception:  # properties that need a network call: no limit known here
         return None
 
@@ -501,6 +509,18 @@ def redact(options: Mapping[str, Any]) -> dict[str, str]:
         else:
             shown[key] = repr(value)
     return shown
+
+
+def is_secret(key: object) -> bool:
+    """Whether a setting's key names a secret (the keys :func:`redact` withholds)."""
+    return bool(_SECRET.search(str(key)))
+
+
+def without_secrets(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` less every key that names a secret (:func:`is_secret`), at any depth: what a sampler may
+    carry when it is pickled (sent to a process or Dask worker, which reads its own credentials)."""
+    return {key: without_secrets(value) if isinstance(value, Mapping) else value
+            for key, value in options.items() if not is_secret(key)}
 
 
 def redact_values(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -336,3 +336,38 @@ def test_live_qpu_layer_many_neurons_per_call_within_a_budget():
     assert 0.5 < info["qpu_access_time_us"] / info["estimated_qpu_access_time_us"] < 2.0
     assert np.all(result.errors <= result.warm_start_errors + 1e-12)
 
+
+
+@pytest.mark.parametrize("name", ["dwave", "dwave-hybrid"])
+def test_a_pickled_cloud_sampler_leaves_its_token_and_client_behind(no_dwave_token, monkeypatch, name):
+    """A sampler sent to a process or Dask worker (pickled) never carries the API token given to its constructor;
+    the worker connects with its own credentials, and says so clearly where it has none."""
+    import pickle
+
+    secret = "DEV-secret123"
+    configs: list = []
+
+    def qpu_child(self):
+        configs.append(dict(self._config))
+        return _mock_child(self)
+
+    class Hybrid(_FakeHybrid):
+        def __init__(self, **config):
+            super().__init__(**config)
+            configs.append(config)
+
+    monkeypatch.setattr(dwave_backend.QPUSampler, "_make_child", qpu_child)
+    monkeypatch.setattr("dwave.system.LeapHybridSampler", Hybrid)
+    sampler = get_sampler(name, token=secret, solver="some-solver")
+    bqm = digits_neurons(7, 1)[0]
+    sampler.sample(bqm).resolve()  # the cloud client is built (and would not pickle if it were a real one)
+    assert configs[-1]["token"] == secret
+    data = pickle.dumps(sampler)
+    assert secret.encode() not in data
+    copy = pickle.loads(data)
+    assert copy._child is None and copy._config == {"solver": "some-solver"}
+    with pytest.raises(CredentialsError, match=r"without its token .* no D-Wave API token is configured here"):
+        copy.sample(bqm)  # a worker without credentials of its own
+    monkeypatch.setenv("DWAVE_API_TOKEN", "worker-token")
+    assert copy.sample(bqm).first.energy == pytest.approx(optimum(bqm), abs=1e-9)
+    assert configs[-1] == {"solver": "some-solver"}  # built from the worker's own credentials
