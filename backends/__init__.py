@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 import dimod
 
-from qannealq.contract import describe_capacity
+from qannealq.contract import describe_capacity, without_secrets
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["BackendSpec", "BACKENDS", "ALIASES", "get_sampler", "resolve_sampler", "available_backends",
-           "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY", "with_retries", "decomposed", "auto_decompose"]
+           "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY", "with_retries", "decomposed", "auto_decompose",
+           "built_options"]
 
 UNDOCUMENTED_CAPACITY = "see its documentation"
 
@@ -164,7 +165,25 @@ def get_sampler(name: "str | dimod.Sampler", **options: object) -> dimod.Sampler
         )
     factory = _load(specs[key])
     _check_constructor_options(name, factory, options)
-    return factory(**options)
+    sampler = factory(**options)
+    try:  # what a worker needs to build it again (built_options): never a secret
+        sampler._qannealq_built = (key, without_secrets(options))
+    except AttributeError:  # a class with __slots__: workers cannot rebuild it by name
+        pass
+    return sampler
+
+
+def built_options(sampler: dimod.Sampler, name: str) -> dict | None:
+    """The constructor options that :func:`get_sampler` built backend ``name`` with, less any secret (a
+    ``token``...: a worker reads its own), found in ``sampler`` or under its composites; None when it was not
+    built so (a sampler made by its class, or another backend), so that it cannot be rebuilt by name."""
+    key = ALIASES.get(name, name)
+    while sampler is not None:
+        built = getattr(sampler, "_qannealq_built", None)
+        if built is not None:
+            return dict(built[1]) if built[0] == key else None
+        sampler = (getattr(sampler, "children", None) or [None])[0]
+    return None
 
 
 def _check_constructor_options(name: str, factory: type, options: dict) -> None:

@@ -66,6 +66,10 @@ class GurobiSampler(Closeable, dimod.Sampler):
         self.threads = threads
         self._env = None
 
+    def __getstate__(self) -> dict:
+        """Pickled (sent to a worker) with its options, without its environment: the worker starts its own."""
+        return {**self.__dict__, "_env": None}
+
     def __repr__(self) -> str:
         return f"GurobiSampler(max_variables={self.max_variables}, time_limit={self.time_limit})"
 

@@ -18,7 +18,8 @@ What is sent must pickle. ``map`` sends each call's arguments; both executors he
 few chunks (about four per worker) so that an argument shared by every call (the layer's
 :class:`~qannealq.formulation.LayerProblem`, whose ``H`` is ``m x m``) travels once per chunk, not once per
 neuron; :class:`DaskExecutor` scatters such an argument to the cluster once. A sampler that does not pickle
-(one holding a licence or cloud client) is sent by name with :func:`portable_sampler` and built in the worker.
+(one holding a licence or cloud client) is sent by name, with its constructor options, by :func:`portable_sampler`
+and built in the worker.
 
 For commands that run independent units (sweep cells, compare tasks), :func:`run_tasks` maps a picklable
 function over them with any executor, or serially, and yields each result as it finishes so that it can be
@@ -231,17 +232,31 @@ def portable_sampler(sampler: dimod.Sampler, name: str, executor: Executor | Non
     """``sampler`` itself when it can go to ``executor``'s workers, else a :class:`NamedSampler` of ``name``.
 
     Threads (and serial runs) share the instance; process and Dask workers get a pickled copy when the
-    sampler pickles, else the sampler built by name in each worker and wrapped there by ``wrap`` (which
+    sampler pickles, else the sampler built by name in each worker, with the constructor options
+    :func:`~qannealq.backends.get_sampler` built it with (less any secret), and wrapped there by ``wrap`` (which
     must rebuild the composites ``sampler`` has around the registry backend).
+
+    Raises:
+        InvalidArgumentError: ``sampler`` does not pickle and was not built by ``get_sampler(name, ...)``, so the
+            workers could not build the same sampler.
     """
     if executor is None or isinstance(executor, ThreadPoolExecutor):
         return sampler
     try:
         pickle.dumps(sampler)
         return sampler
-    except Exception:  # noqa: BLE001 - any pickling failure: send the name instead
-        logger.info("sampler %r does not pickle: workers build it by name", name)
-        return NamedSampler(name, wrap=wrap)
+    except Exception as exc:  # noqa: BLE001 - any pickling failure: send the name instead
+        from qannealq.backends import built_options
+
+        options = built_options(sampler, name)
+        if options is None:
+            raise InvalidArgumentError(
+                f"the {type(sampler).__name__} sampler (backend {name!r}) cannot be sent to the workers of "
+                f"{describe_executor(executor)}: it does not pickle ({type(exc).__name__}: {exc}) and the options it "
+                f"was built with are unknown; build it with qannealq.backends.get_sampler({name!r}, **options) so "
+                "that each worker builds it with the same options, or use --executor threads:N or serial") from exc
+        logger.info("sampler %r does not pickle: workers build it by name with options %s", name, sorted(options))
+        return NamedSampler(name, wrap=wrap, **options)
 
 
 def run_tasks(fn: Callable[[Any], Any], tasks: Iterable[Any],

@@ -76,7 +76,8 @@ def test_threads_equal_serial(problem, serial):
 
 
 def test_processes_equal_serial_and_build_unpicklable_samplers_by_name(problem, serial):
-    unpicklable = _Unpicklable()
+    unpicklable = get_sampler("sa")
+    unpicklable.lock = threading.Lock()  # as a licence or a cloud client would: it cannot be pickled
     with make_executor("processes:2", threads_per_worker=1) as pool:
         assert isinstance(pool, ProcessExecutor)
         assert describe_executor(pool) == "processes:2 (1 thread(s) per worker)"
@@ -87,6 +88,46 @@ def test_processes_equal_serial_and_build_unpicklable_samplers_by_name(problem, 
         assert portable_sampler(unpicklable, "sa", None) is unpicklable
         by_name = quantize_layer(problem, "qubo", sent, "sa", seed=5, executor=pool, num_reads=3)
     _assert_same(by_name, serial)
+
+
+def test_an_unpicklable_sampler_goes_by_name_with_its_constructor_options():
+    sampler = get_sampler("dwave-mock", num_reads=7, parallel=False)
+    sampler.lock = threading.Lock()
+    pool = ProcessExecutor(2)  # no process starts before a task is submitted
+    try:
+        sent = portable_sampler(sampler, "dwave-mock", pool)
+        assert isinstance(sent, NamedSampler) and sent.options == {"num_reads": 7, "parallel": False}
+        there = pickle.loads(pickle.dumps(sent)).sampler  # as a worker builds it
+        assert (there.num_reads, there.parallel) == (7, False)
+        with pytest.raises(InvalidArgumentError, match=r"_Unpicklable sampler \(backend 'sa'\) cannot be sent .*"
+                                                        r"options it was built with are unknown"):
+            portable_sampler(_Unpicklable(), "sa", pool)  # built by its class: the worker could not build the same
+        with pytest.raises(InvalidArgumentError, match="options it was built with are unknown"):
+            portable_sampler(sampler, "sa", pool)  # another backend's options do not apply
+    finally:
+        pool.shutdown()
+
+
+def test_a_sampler_sent_by_name_leaves_its_token_behind(fake_dwave_token, monkeypatch):
+    pytest.importorskip("dwave.system")
+    secret = "DEV-secret123"
+    sampler = get_sampler("dwave-hybrid", token=secret, time_limit=5)
+    sampler.lock = threading.Lock()
+    pool = ProcessExecutor(2)
+    try:
+        sent = portable_sampler(sampler, "dwave-hybrid", pool)
+    finally:
+        pool.shutdown()
+    assert sent.options == {"time_limit": 5}
+    assert secret.encode() not in pickle.dumps(sent)
+
+
+def test_gurobi_pickles_with_its_options_after_a_solve():
+    pytest.importorskip("gurobipy")
+    sampler = get_sampler("gurobi", max_variables=5)
+    sampler.sample(dimod.BQM({0: 1.0, 1: -1.0}, {(0, 1): 0.5}, 0, "BINARY")).resolve()  # starts its environment
+    copy = pickle.loads(pickle.dumps(sampler))
+    assert copy.max_variables == 5 and copy._env is None
 
 
 def test_named_sampler_pickles_as_its_name_only():
