@@ -4,7 +4,8 @@ A cloud backend fails now and then for reasons that a later try does not share: 
 timeout, a solver-side failure or a rate limit. :class:`RetryComposite` wraps any sampler (``qannealq run``
 wraps the cloud backends itself, ``--retries`` times) and tries a failed call again after
 ``backoff * 2**k`` seconds (capped at ``max_backoff``), each delay scaled by a jitter factor in [0.5, 1) drawn
-from its own seeded generator, so that many clients do not retry in step.
+from its own seeded generator, so that many clients do not retry in step: each copy sent to a worker (pickled,
+or built there by name) draws from a generator of its own (:meth:`RetryComposite.fresh_jitter`).
 
 A QPU SampleSet (``SampleSet.from_future``) raises when it is *resolved*, not when it is submitted: so
 ``sample`` submits at once (a layer's calls still overlap) and the retries run in the resolve hook, which
@@ -23,7 +24,9 @@ adds the layer and the neuron). Errors that are not backend failures (a bad inpu
 from __future__ import annotations
 
 import errno
+import itertools
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable, TypeVar
@@ -46,6 +49,7 @@ NETWORK_ERRNOS = frozenset({errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABO
 """``errno`` values of an ``OSError`` that a later try may not meet."""
 _RETRYABLE_HTTP = frozenset({408, 429, 500, 502, 503, 504})
 T = TypeVar("T")
+_COPIES = itertools.count()  # copies of a RetryComposite made in this process (RetryComposite.fresh_jitter)
 
 
 def _dwave_kind(exc: BaseException) -> str | None:
@@ -138,6 +142,13 @@ class RetryComposite(LayerComposite):
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self.fresh_jitter()
+
+    def fresh_jitter(self) -> None:
+        """Give this copy (a worker's: unpickled, or built there by name with the sender's seed) a jitter
+        generator of its own, from the seed, this process and a count of copies, so that workers do not retry
+        in step."""
+        self._rng = np.random.default_rng([self.seed, os.getpid(), next(_COPIES)])
 
     def __repr__(self) -> str:
         return f"RetryComposite({self.child!r}, retries={self.retries}, backend={self.backend!r})"
@@ -150,7 +161,8 @@ class RetryComposite(LayerComposite):
         """Seconds to wait after failed try ``attempt`` (0-based): ``min(max, backoff·2^k)·U[0.5, 1)``."""
         with self._lock:
             jitter = 0.5 + 0.5 * float(self._rng.random())
-        return min(self.max_backoff, self.backoff * 2.0 ** attempt) * jitter
+        # 2.0 ** 1024 overflows (OverflowError); 2 ** 1023 times any backoff is past any max_backoff
+        return min(self.max_backoff, self.backoff * 2.0 ** min(attempt, 1023)) * jitter
 
     def _run(self, tries: list[Callable[[], T]], what: str) -> tuple[T, int]:
         """Call ``tries[0]`` then ``tries[-1]`` until one succeeds; the result and the number of failed tries."""

@@ -199,6 +199,7 @@ class NamedSampler(dimod.Sampler):
         self.wrap = wrap
         self.options = options
         self._sampler: dimod.Sampler | None = None
+        self._copy = False  # True in a worker: its retries draw their jitter from a generator of their own
 
     @property
     def sampler(self) -> dimod.Sampler:
@@ -207,6 +208,8 @@ class NamedSampler(dimod.Sampler):
 
             sampler = get_sampler(self.name, **self.options)
             self._sampler = sampler if self.wrap is None else self.wrap(self.name, sampler)
+            if self._copy:
+                _fresh_jitter(self._sampler)
         return self._sampler
 
     @property
@@ -221,10 +224,20 @@ class NamedSampler(dimod.Sampler):
         return self.sampler.sample(bqm, **kwargs)
 
     def __getstate__(self) -> dict:
-        return {"name": self.name, "wrap": self.wrap, "options": self.options, "_sampler": None}
+        return {"name": self.name, "wrap": self.wrap, "options": self.options, "_sampler": None, "_copy": True}
 
     def __repr__(self) -> str:
         return f"NamedSampler({self.name!r})"
+
+
+def _fresh_jitter(sampler: dimod.Sampler | None) -> None:
+    """A worker's build by name: each composite that retries with jitter (``fresh_jitter``) gets a generator of
+    its own, not the sender's seed's (workers would retry in step)."""
+    while sampler is not None:
+        fresh = getattr(sampler, "fresh_jitter", None)
+        if callable(fresh):
+            fresh()
+        sampler = (getattr(sampler, "children", None) or [None])[0]
 
 
 def portable_sampler(sampler: dimod.Sampler, name: str, executor: Executor | None,

@@ -106,6 +106,38 @@ def test_jitter_is_seeded_and_leaves_the_global_rng_alone():
     assert np.array_equal(np.random.get_state()[1], state)
 
 
+def test_the_delay_of_a_late_try_is_the_cap_not_an_overflow():
+    sampler = RetryComposite(dimod.ExactSolver(), retries=5000, backoff=0.1, max_backoff=2.0, seed=3)
+    for attempt in (1023, 1024, 5000):
+        assert 1.0 <= sampler.delay(attempt) < 2.0  # 2.0 ** 1024 raised OverflowError
+    assert RetryComposite(dimod.ExactSolver(), backoff=0.0, seed=3).delay(5000) == 0.0
+
+
+def test_copies_sent_to_workers_do_not_retry_in_step():
+    """Each pickled copy, and each worker's build by name with the sender's seed, draws its own jitter."""
+    import functools
+    import pickle
+
+    from qannealq.executors import NamedSampler
+    from qannealq.runner import wrap_backend
+
+    sampler = RetryComposite(dimod.ExactSolver(), retries=3, seed=7)
+    copies = [pickle.loads(pickle.dumps(sampler)) for _ in range(4)]
+    first = [c.delay(0) for c in copies]
+    assert len(set(first)) == 4
+    named = NamedSampler("dwave-mock", wrap=functools.partial(wrap_backend, retries=3, seed=0))
+    built = [pickle.loads(pickle.dumps(named)).sampler for _ in range(3)]  # as each worker builds it
+
+    def retry_of(s):
+        while not isinstance(s, RetryComposite):
+            s = s.child
+        return s
+
+    assert len({retry_of(s).delay(0) for s in built}) == 3
+    # the sender's own generator is still the seed's
+    assert RetryComposite(dimod.ExactSolver(), seed=7).delay(0) == sampler.delay(0)
+
+
 def test_always_failing_names_backend_tries_and_cause(problem):
     child = Flaky(100, ConnectionError("connection reset by peer"))
     sampler = RetryComposite(child, retries=2, backend="dwave", backoff=0.0)
