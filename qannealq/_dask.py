@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from qannealq.errors import BackendUnavailableError, QannealqError
 
-__all__ = ["DaskExecutor", "ExecutorConnectionError"]
+__all__ = ["DaskExecutor", "ExecutorConnectionError", "StopOnError"]
 
 
 class ExecutorConnectionError(QannealqError, ConnectionError):
@@ -35,12 +35,26 @@ class _Shared:
     index: int
 
 
-class DaskExecutor(Executor):
+class StopOnError:
+    """An executor's ``with`` block that stops at once when it ends in an exception (Ctrl-C, SIGTERM, a failed
+    neuron): ``shutdown(wait=False, cancel_futures=True)``, so the rest of the submitted batch, which would be
+    thrown away, is neither solved nor waited for (``Executor.__exit__`` waited for all of it)."""
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: object) -> bool:
+        if exc_type is None:
+            self.shutdown(wait=True)
+        else:
+            self.shutdown(wait=False, cancel_futures=True)
+        return False
+
+
+class DaskExecutor(StopOnError, Executor):
     """``dask://HOST:PORT``: the user's Dask scheduler behind the ``Executor`` interface.
 
     ``submit`` is ``Client.submit`` (``pure=False``); ``map`` scatters an argument that every call shares
     (the same object) to the cluster once, and sends the calls in chunks of about four per worker thread.
-    ``shutdown`` closes the client (the cluster is the user's and keeps running).
+    ``shutdown`` closes the client (the cluster is the user's and keeps running); with ``cancel_futures`` (or
+    ``wait=False``, and a ``with`` block left by an exception) it first cancels every task not finished.
     """
 
     def __init__(self, client: Any) -> None:
@@ -92,7 +106,7 @@ class DaskExecutor(Executor):
         return results()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._inner.shutdown(wait=wait)
+        self._inner.shutdown(wait=wait and not cancel_futures)  # wait=False: Client.cancel of what is left
         self.client.close()
 
 

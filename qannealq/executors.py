@@ -40,7 +40,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import dimod
 
-from qannealq._dask import DaskExecutor, ExecutorConnectionError
+from qannealq._dask import DaskExecutor, ExecutorConnectionError, StopOnError
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["ExecutorSpec", "parse_executor", "make_executor", "ProcessExecutor", "DaskExecutor", "NamedSampler",
@@ -160,11 +160,13 @@ def _context() -> multiprocessing.context.BaseContext:
     return context
 
 
-class ProcessExecutor(ProcessPoolExecutor):
+class ProcessExecutor(StopOnError, ProcessPoolExecutor):
     """``processes:N``: local worker processes whose ``map`` sends the calls in a few chunks.
 
     Within a chunk, pickle writes an argument shared by all its calls once, so a layer's ``H`` travels once
-    per chunk (about four chunks per worker), not once per neuron.
+    per chunk (about four chunks per worker), not once per neuron. A ``with`` block left by an exception
+    (Ctrl-C, SIGTERM) cancels the calls not started and stops the workers (``shutdown(wait=False,
+    cancel_futures=True)``): the batch's results would be thrown away.
     """
 
     def __init__(self, workers: int, threads_per_worker: int | None = None) -> None:
@@ -176,6 +178,15 @@ class ProcessExecutor(ProcessPoolExecutor):
 
     def describe(self) -> str:
         return f"processes:{self.workers} ({self.threads_per_worker} thread(s) per worker)"
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """``ProcessPoolExecutor.shutdown``; with ``wait=False`` and ``cancel_futures`` the workers are also
+        stopped (terminated), so the chunks they are running (whose results nobody will read) end now."""
+        workers = list((self._processes or {}).values()) if cancel_futures and not wait else []
+        super().shutdown(wait=wait, cancel_futures=cancel_futures)
+        for process in workers:
+            if process.is_alive():
+                process.terminate()
 
     def map(self, fn: Callable, *iterables: Iterable, timeout: float | None = None, chunksize: int = 0):
         """``ProcessPoolExecutor.map``; ``chunksize`` 0 (default) gives about four chunks per worker."""

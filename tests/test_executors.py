@@ -165,6 +165,35 @@ def _describe(i: int, mapping: dict, items: list) -> tuple:
     return i, mapping, items
 
 
+def _slow_logged(args: tuple) -> int:
+    """A slow task that writes a line to ``path`` when it starts (counted by the interrupt tests)."""
+    import time
+
+    path, x = args
+    with open(path, "a") as log:
+        log.write(f"{x}\n")
+    time.sleep(0.4)
+    return x
+
+
+def _interrupt_after_first_result(pool, log) -> int:
+    """Leave ``with pool`` by a KeyboardInterrupt once the first of 16 slow tasks is back; the tasks started."""
+    import time
+
+    with pytest.raises(KeyboardInterrupt):
+        with pool:
+            results = pool.map(_slow_logged, [(str(log), x) for x in range(16)])
+            next(iter(results))
+            raise KeyboardInterrupt  # Ctrl-C, or SIGTERM turned into one, in the solve loop
+    time.sleep(1.0)  # a task still queued or still running after the exit would start or log by now
+    return len(log.read_text().splitlines())
+
+
+def test_an_interrupted_process_pool_stops_the_rest_of_the_batch(tmp_path):
+    started = _interrupt_after_first_result(make_executor("processes:2", threads_per_worker=1), tmp_path / "log")
+    assert started <= 8  # 16 tasks: the exit waited for every one, solving the whole batch for nothing
+
+
 def test_run_tasks_serial_and_pooled_give_every_result():
     assert list(run_tasks(_square, [1, 2, 3])) == [(0, 1), (1, 4), (2, 9)]
     with ThreadPoolExecutor(2) as pool:
@@ -191,6 +220,12 @@ def test_dask_local_cluster_equals_serial(local_cluster, problem, serial):
         assert list(dask.map(_describe, range(5), [empty] * 5, [pair] * 5)) == [(i, {}, [1, 2]) for i in range(5)]
         assert list(dask.map(_square, [7])) == [49]  # nothing shared
     _assert_same(result, serial)
+
+
+def test_an_interrupted_dask_executor_cancels_the_rest_of_the_batch(local_cluster, tmp_path):
+    address = "dask://" + local_cluster.scheduler_address.removeprefix("tcp://")
+    started = _interrupt_after_first_result(make_executor(address), tmp_path / "log")
+    assert started <= 8  # 16: the client's shutdown waited for every task
 
 
 def test_unreachable_dask_scheduler_is_a_clear_error():
