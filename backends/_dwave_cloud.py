@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any, Mapping
 
 import dimod
 import numpy as np
 
 from qannealq.backends._common import check_capacity, close_child, now_ns, record
 from qannealq.checks import above, check_values
-from qannealq.contract import Closeable, is_secret, without_secrets
+from qannealq.contract import Closeable, LazyProperties, is_secret, without_secrets
 from qannealq.errors import CredentialsError, InvalidArgumentError
 
 __all__ = ["HybridSampler", "has_credentials", "require_credentials", "missing_credentials", "portable_config",
@@ -120,8 +121,9 @@ class HybridSampler(Closeable, dimod.Sampler):
         return int(self.child.properties.get("maximum_number_of_variables", 1_000_000))
 
     @property
-    def properties(self) -> dict:
-        return {"max_variables": self.max_variables}
+    def properties(self) -> Mapping[str, Any]:
+        """``max_variables`` (which connects to the solver) read only when asked."""
+        return LazyProperties({"max_variables": lambda: self.max_variables})
 
     @property
     def parameters(self) -> dict:

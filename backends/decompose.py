@@ -35,7 +35,7 @@ from qannealq.backends._common import dense_binary
 from qannealq.backends._decompose_search import Search, child_summary, greedy, timing_of
 from qannealq.checks import at_least, check_positive, check_values
 from qannealq.contract import LayerComposite, check_options, draw_seed, layer_solver, max_variables
-from qannealq.errors import InvalidArgumentError
+from qannealq.errors import BackendError, InvalidArgumentError, QannealqError
 
 __all__ = ["DecomposingSampler", "decomposed", "capacity_limited", "auto_decompose", "SUB_PROBLEM_SIZE"]
 
@@ -100,10 +100,17 @@ class DecomposingSampler(LayerComposite):
         """BQMs above this size are decomposed (the given capacity, else the child's ``max_variables``)."""
         if self._capacity is not None:
             return self._capacity
-        limit = max_variables(self.child)
+        child = getattr(self.child, "backend", None) or type(self.child).__name__  # a retry composite's backend
+        try:
+            limit = self.child.properties.get("max_variables")
+        except QannealqError:  # no token in a worker: its own message
+            raise
+        except Exception as exc:  # a cloud solver read while unreachable: say so, not "states no max_variables"
+            raise BackendError(f"{child} could not give its capacity (max_variables): "
+                               f"{type(exc).__name__}: {exc}; the solver may be unreachable: run again later, or "
+                               "give the decomposition a capacity") from None
         if limit is None:
-            raise InvalidArgumentError(f"{type(self.child).__name__} states no max_variables: give the "
-                                       "decomposition a capacity")
+            raise InvalidArgumentError(f"{child} states no max_variables: give the decomposition a capacity")
         return int(limit)
 
     @property
@@ -133,10 +140,9 @@ class DecomposingSampler(LayerComposite):
     def parameters(self) -> dict:
         return {**dict(self.child.parameters), **{name: [] for name in _OWN_PARAMETERS}}
 
-    @property
-    def properties(self) -> dict:
-        return {"child_properties": dict(self.child.properties), "max_variables": None,
-                "capacity": self._capacity, "whole_layer": layer_solver(self.child) is not None}
+    def property_values(self) -> dict:
+        return {**super().property_values(), "max_variables": lambda: None, "capacity": lambda: self._capacity,
+                "warm_up": lambda: False}  # not on a stand-in layer: a decomposed call may cost QPU time
 
     def uses_initial_states(self, bqm: dimod.BinaryQuadraticModel, capacity: int | None = None) -> bool:
         """Whether a call on ``bqm`` uses given initial states: the decomposition starts from them; a BQM that

@@ -42,7 +42,7 @@ from qannealq.backends._dwave_parallel import chain_break_method, chain_strength
 from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
 from qannealq.checks import (above, at_least, check_choice, check_flag, check_given, check_number, check_values,
                              is_count, one_of)
-from qannealq.contract import Closeable, LayerSample
+from qannealq.contract import Closeable, LayerSample, LazyProperties
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["QPUSampler", "MockQPUSampler", "HybridSampler", "has_credentials", "CREDENTIALS_HINT",
@@ -92,22 +92,6 @@ def check_topology_shape(topology_type: str, topology_shape) -> list[int]:
         raise InvalidArgumentError(f"topology_shape={topology_shape!r} must be a list of positive integers that "
                                    f"fits topology_type={topology_type!r}: {hint}")
     return [int(n) for n in topology_shape]
-
-
-class _LazyProperties(Mapping):
-    """Properties computed key by key when read, so that reading ``whole_layer`` never connects."""
-
-    def __init__(self, values: dict[str, Callable[[], Any]]) -> None:
-        self._values = values
-
-    def __getitem__(self, key: str) -> Any:
-        return self._values[key]()
-
-    def __iter__(self):
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
 
 
 class QPUSampler(Closeable, dimod.Sampler):
@@ -221,7 +205,7 @@ class QPUSampler(Closeable, dimod.Sampler):
 
     @property
     def properties(self) -> Mapping:
-        return _LazyProperties({"max_variables": lambda: self.max_variables, "whole_layer": lambda: self.parallel,
+        return LazyProperties({"max_variables": lambda: self.max_variables, "whole_layer": lambda: self.parallel,
                                 "topology": lambda: dict(self.child.properties.get("topology", {})),
                                 "solver": lambda: self.solver})
 

@@ -153,9 +153,8 @@ class RetryComposite(LayerComposite):
     def __repr__(self) -> str:
         return f"RetryComposite({self.child!r}, retries={self.retries}, backend={self.backend!r})"
 
-    @property
-    def properties(self) -> dict:
-        return {**super().properties, "retries": self.retries}
+    def property_values(self) -> dict:
+        return {**super().property_values(), "retries": lambda: self.retries}
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed try ``attempt`` (0-based): ``min(max, backoff·2^k)·U[0.5, 1)``."""

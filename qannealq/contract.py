@@ -22,7 +22,7 @@ import inspect
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import dimod
 import numpy as np
@@ -70,6 +70,23 @@ class LayerSampler(Protocol):
 
     def sample_layer(self, problem: Any, initial_states: np.ndarray | None = None, seed: int | None = None,
                      **kwargs: Any) -> LayerSample: ...
+
+
+class LazyProperties(Mapping):
+    """A sampler's ``properties`` computed key by key when read, so that reading one (``whole_layer``) never
+    builds what another needs (a cloud sampler's ``max_variables`` connects to its solver)."""
+
+    def __init__(self, values: dict[str, Callable[[], Any]]) -> None:
+        self._values = values
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
 
 
 def layer_solver(sampler: Any) -> LayerSampler | None:
@@ -228,10 +245,17 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
         return dict(self.child.parameters)
 
     @property
-    def properties(self) -> dict:
-        child = self.child.properties
-        return {"child_properties": dict(child), "max_variables": child.get("max_variables"),
-                "whole_layer": layer_solver(self.child) is not None, "warm_up": warms_up(self.child)}
+    def properties(self) -> Mapping[str, Any]:
+        """The child's word, each key read when asked (:meth:`property_values`): ``whole_layer`` and ``warm_up``
+        never build a cloud child (a Leap outage while the run chose its path made ``dwave-hybrid`` a
+        whole-layer solver, which it is not)."""
+        return LazyProperties(self.property_values())
+
+    def property_values(self) -> dict[str, Callable[[], Any]]:
+        """How to compute each property; a composite with properties of its own adds or replaces entries."""
+        return {"child_properties": lambda: dict(self.child.properties),
+                "max_variables": lambda: self.child.properties.get("max_variables"),
+                "whole_layer": lambda: layer_solver(self.child) is not None, "warm_up": lambda: warms_up(self.child)}
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
         return self.child.sample(bqm, **kwargs)

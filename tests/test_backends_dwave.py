@@ -63,6 +63,31 @@ def test_no_token_is_a_clear_error_before_any_sampler(no_dwave_token, monkeypatc
     assert "dwave config create" in str(info.value) and name in str(info.value)
 
 
+def test_an_unreachable_leap_leaves_the_hybrid_a_per_neuron_solver_and_says_why(fake_dwave_token, monkeypatch):
+    """Reading the composites' properties built the Leap client (``dict(child.properties)``); when it failed,
+    ``layer_solver`` took the hybrid for a whole-layer solver, ignored ``--executor`` and stopped after training
+    with "HybridSampler does not solve whole layers". Properties are now read key by key: choosing the path builds
+    nothing, and the capacity read says the solver could not be reached."""
+    from qannealq.contract import layer_solver, warms_up
+    from qannealq.errors import BackendError
+    from qannealq.runner import wrap_backend
+
+    built = []
+
+    def unreachable(**config):
+        built.append(config)
+        raise ConnectionError("SAPI unreachable")
+
+    monkeypatch.setattr("dwave.system.LeapHybridSampler", unreachable)
+    sampler = wrap_backend("dwave-hybrid", get_sampler("dwave-hybrid"), retries=2, seed=0)
+    assert layer_solver(sampler) is None and not warms_up(sampler) and built == []
+    assert sampler.child.properties["retries"] == 2 and built == []  # the retry composite's own, read alone
+    with pytest.raises(BackendError, match=r"dwave-hybrid could not give its capacity \(max_variables\): "
+                                           r"ConnectionError: SAPI unreachable; the solver may be unreachable"):
+        sampler.capacity
+    assert len(built) == 1
+
+
 def test_token_in_the_config_file_is_found(no_dwave_token, tmp_path, monkeypatch):
     conf = tmp_path / "with-token.conf"
     conf.write_text(f"[defaults]\ntoken = {FAKE_TOKEN}\n")
