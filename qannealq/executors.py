@@ -41,7 +41,7 @@ from typing import Any, Callable, Iterable, Iterator
 import dimod
 
 from qannealq._dask import DaskExecutor, ExecutorConnectionError, StopOnError
-from qannealq.errors import InvalidArgumentError
+from qannealq.errors import BackendError, InvalidArgumentError
 
 __all__ = ["ExecutorSpec", "parse_executor", "make_executor", "ProcessExecutor", "DaskExecutor", "NamedSampler",
            "portable_sampler", "run_tasks", "describe_executor", "ExecutorConnectionError"]
@@ -189,11 +189,33 @@ class ProcessExecutor(StopOnError, ProcessPoolExecutor):
                 process.terminate()
 
     def map(self, fn: Callable, *iterables: Iterable, timeout: float | None = None, chunksize: int = 0):
-        """``ProcessPoolExecutor.map``; ``chunksize`` 0 (default) gives about four chunks per worker."""
+        """``ProcessPoolExecutor.map``; ``chunksize`` 0 (default) gives about four chunks per worker. An error
+        that cannot travel back from a worker (:class:`_ErrorsThatTravel`) comes back as a ``BackendError``."""
         calls = list(zip(*iterables))
         if chunksize < 1:
             chunksize = max(1, math.ceil(len(calls) / (4 * self.workers)))
-        return super().map(fn, *zip(*calls), timeout=timeout, chunksize=chunksize) if calls else iter(())
+        return super().map(_ErrorsThatTravel(fn), *zip(*calls), timeout=timeout, chunksize=chunksize) \
+            if calls else iter(())
+
+
+class _ErrorsThatTravel:
+    """``fn`` in a process worker, whose error is re-raised as a ``BackendError`` (its type and text) where it
+    would not survive the way back: an exception whose class needs other arguments than its message (a vendor
+    SDK's) failed to unpickle in the parent, which then reported "BrokenProcessPool: a process in the process
+    pool was terminated abruptly" instead of the error."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn = fn
+
+    def __call__(self, *args: Any) -> Any:
+        try:
+            return self.fn(*args)
+        except Exception as exc:
+            try:
+                pickle.loads(pickle.dumps(exc))
+            except Exception:
+                raise BackendError(f"{type(exc).__module__}.{type(exc).__name__} in a worker: {exc}") from None
+            raise
 
 
 class NamedSampler(dimod.Sampler):

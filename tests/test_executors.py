@@ -277,3 +277,33 @@ def test_shared_pools_are_kept_per_size_and_fresh_in_a_forked_child():
             os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
+class _VendorError(Exception):
+    """An SDK's exception whose class needs an argument its pickle does not carry."""
+
+    def __init__(self, message: str, *, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _vendor_failure(x: int) -> int:
+    if x == 3:
+        raise _VendorError("quota exceeded", code=429)
+    if x == 4:
+        raise ValueError("a plain error")
+    return x
+
+
+def test_a_worker_error_that_cannot_travel_back_is_named_not_a_broken_pool():
+    """The parent failed to unpickle such an error and reported "BrokenProcessPool: a process in the process pool
+    was terminated abruptly"; it now gets a BackendError naming its type and text. Errors that travel keep their
+    own type."""
+    from qannealq.errors import BackendError
+
+    with ProcessExecutor(2, 1) as pool:
+        with pytest.raises(BackendError, match=r"test_executors\._VendorError in a worker: quota exceeded"):
+            list(pool.map(_vendor_failure, [0, 1, 2, 3]))
+        with pytest.raises(ValueError, match="a plain error"):
+            list(pool.map(_vendor_failure, [4]))
+        assert list(pool.map(_vendor_failure, [0, 1, 2])) == [0, 1, 2]
