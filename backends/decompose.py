@@ -34,7 +34,7 @@ import numpy as np
 from qannealq.backends._common import dense_binary
 from qannealq.backends._decompose_search import Search, child_summary, greedy, timing_of
 from qannealq.checks import at_least, check_positive, check_values
-from qannealq.contract import LayerComposite, check_options, draw_seed, layer_solver, max_variables
+from qannealq.contract import LayerComposite, check_options, draw_seed, max_variables
 from qannealq.errors import BackendError, InvalidArgumentError, QannealqError
 
 __all__ = ["DecomposingSampler", "decomposed", "capacity_limited", "auto_decompose", "SUB_PROBLEM_SIZE"]

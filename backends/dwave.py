@@ -24,7 +24,7 @@ import logging
 import os
 import warnings
 from collections.abc import Mapping
-from typing import Any, Callable
+from typing import Any
 
 import dimod
 import numpy as np

@@ -15,14 +15,13 @@ Run: ``.venv/bin/python benchmarks/beam_pairs.py --dataset mnist --bits 4 --orde
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
-from frontier import first_layer  # benchmarks/ is the script's folder
+from frontier import first_layer, subset_reference  # benchmarks/ is the script's folder
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 from qannealq import baselines
 from qannealq._gptq_beam import beam_search
@@ -59,8 +58,10 @@ def main() -> None:
         rows = np.arange(n) if not args.neurons else np.unique(np.linspace(0, n - 1, args.neurons).round()
                                                                  .astype(np.int64))
         stored = args.frontier / f"frontier_{args.dataset}_int{args.bits}.json"
-        known = args.best_known or (json.loads(stored.read_text())["best_known"] if stored.exists() else None)
-        reference = known * len(rows) / n if known else None
+        if args.best_known and len(rows) < n:
+            parser.error("--best-known is the whole layer's: give it without --neurons (a subset's reference is "
+                         "its own neurons' bests, read from the frontier run's JSON)")
+        reference = args.best_known or subset_reference(stored, rows, n)
         dead = problem.dead
         perm, factor = baselines._pivot_live_factor(problem.hessian, dead, percdamp)[:2]  # the live inputs alone
         if args.order == "blast":

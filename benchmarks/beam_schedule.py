@@ -12,14 +12,13 @@ Run: ``.venv/bin/python benchmarks/beam_schedule.py --dataset mnist --bits 4 64 
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
-from frontier import first_layer  # benchmarks/ is the script's folder
+from frontier import first_layer, subset_reference  # benchmarks/ is the script's folder
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 from qannealq import baselines
 from qannealq._gptq_beam import beam_search, beam_widths
@@ -47,7 +46,7 @@ def main() -> None:
         rows = np.arange(n) if not args.neurons else np.unique(np.linspace(0, n - 1, args.neurons).round()
                                                                  .astype(np.int64))
         stored = args.frontier / f"frontier_{args.dataset}_int{args.bits}.json"
-        reference = json.loads(stored.read_text())["best_known"] * len(rows) / n if stored.exists() else None
+        reference = subset_reference(stored, rows, n)
         dead = problem.dead
         perm, factor = baselines._ordered_factor(problem.hessian, dead, percdamp, "pivot",
                                                  baselines._inverse_cholesky)

@@ -7,7 +7,8 @@ model (32 neurons of up to 61 variables: chains of 5-6 qubits), at int4, with ``
 many neurons per call), ``--reads`` reads, forward anneal and no warm start (so that only the sampler's own
 reads count), over ``--seeds`` seeds, and prints side by side: the mean chain-break fraction, the mean energy
 of all reads (summed over neurons) and the layer error of the best reads (sum of neuron errors), each also as a
-ratio to the scale-1 run. Run: ``.venv/bin/python benchmarks/chain_strength.py``.
+ratio to the scale-1 run (to the first of --scales where 1 is not among them; the header says which).
+Run: ``.venv/bin/python benchmarks/chain_strength.py``.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ def main() -> None:
             problem = formulate(exp, args.bits)[0]
             start = time.perf_counter()
             rows = {scale: measure(problem, sampler, scale, args.reads, args.seeds) for scale in args.scales}
-            base = rows.get(1.0) or rows[args.scales[0]]
+            base_scale = 1.0 if 1.0 in rows else args.scales[0]
+            base = rows[base_scale]
             print(f"\n{name} {exp.sizes}, first layer: {problem.num_neurons} neurons of up to "
-                  f"{int(problem.free.sum(axis=1).max())} variables ({time.perf_counter() - start:.0f} s)")
+                  f"{int(problem.free.sum(axis=1).max())} variables ({time.perf_counter() - start:.0f} s); "
+                  f"ratios to scale {base_scale:g}")
             print(f"  {'scale':>6}{'chain breaks':>14}{'mean read energy':>18}{'ratio':>7}{'layer error':>13}{'ratio':>7}")
             for scale, (breaks, energy, error) in rows.items():
                 print(f"  {scale:>6g}{breaks:>14.2%}{energy:>18.4f}{energy / base[1]:>7.2f}{error:>13.4f}"

@@ -134,7 +134,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warm-start", action="store_true", help="give GPTQ-restricted starts to backends")
     parser.add_argument("--threads", type=int, default=2, help="BLAS and layer-sa threads")
-    parser.add_argument("--quick", action="store_true", help="1 repeat, 2 neurons per group (a smoke run)")
+    parser.add_argument("--quick", action="store_true",
+                        help="1 repeat, the first neuron of each instance (a smoke run)")
     args = parser.parse_args()
     groups = [g for g in STUDY if g.name in args.groups.split(",")]
     if args.quick:

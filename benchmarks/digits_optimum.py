@@ -21,6 +21,7 @@ import numpy as np
 from qannealq.backends import get_sampler
 from qannealq.errors import QannealqError
 from qannealq.experiment import formulate, prepare
+from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 BITS = (4, 3, 2)
 
@@ -65,8 +66,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gurobi-seconds", type=float, default=2.0, help="Gurobi time limit per neuron")
+    parser.add_argument("--threads", type=int, default=2, help="BLAS, torch and layer-sa threads (default 2)")
     args = parser.parse_args()
-    solver = get_sampler("layer-sa")
+    with pinned(args.threads, torch_threads=args.threads) as threads:
+        print(f"{threads}; layer-sa threads {args.threads}", flush=True)
+        run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    solver = get_sampler("layer-sa", num_threads=args.threads)
     cases = [("digits 8x8, 65 variables", 8, 65, "long runs + gurobi", 0.95),
              ("digits 4x4, 17 variables", 4, 17, "exact", 0.99)]
     for title, size, width, reference, target in cases:

@@ -282,7 +282,8 @@ def fast_methods(problem: LayerProblem, args: argparse.Namespace) -> list[dict]:
         out.append(point(method, label, seconds, energies, every, problem.num_neurons, blas))
         if limited:  # its limit too: set from GPTQ's fastest run of the whole run
             out[-1].update(kept="median", time_limit=float(opts["time_limit"]),
-                           runs=[{"error": float(np.sum(e)), "seconds": t, "blas_threads": b}
+                           runs=[{"error": float(np.sum(e)), "seconds": t, "blas_threads": b,
+                                  "energies": np.asarray(e, dtype=float).tolist()}  # for best_known: every run's
                                  for e, t, b in every_run[label]])
     return out
 
@@ -372,11 +373,24 @@ def earlier_points(path: Path, problem: LayerProblem, mine: str) -> list[dict]:
 
 
 def best_known(points: list[dict], n: int) -> np.ndarray:
-    """The lowest energy any run reached, per neuron."""
+    """The lowest energy any run reached, per neuron: each point's kept run and, for a time-limited point, every
+    one of its runs (they differ by timing; only the kept one's energies were read before 2026-12-06, and a
+    stored point of then has no others)."""
     best = np.full(n, np.inf)
     for p in points:
-        np.minimum.at(best, np.array(p["neurons"]), np.array(p["energies"]))
+        for energies in [p["energies"], *(r["energies"] for r in p.get("runs", []) if "energies" in r)]:
+            np.minimum.at(best, np.array(p["neurons"]), np.array(energies))
     return best
+
+
+def subset_reference(stored: Path, rows: np.ndarray, n: int) -> float | None:
+    """The best-known energy of the neurons ``rows`` from a frontier run's JSON (None where it is not there or
+    does not cover them): their own per-neuron bests, not the layer's total prorated by their count (neurons'
+    energies differ, so a subset's share of the total is not its best)."""
+    if not stored.exists():
+        return None
+    best = best_known(json.loads(stored.read_text())["points"], n)[rows]
+    return float(best.sum()) if np.all(np.isfinite(best)) else None
 
 
 def run_layer(dataset: str, bits: int, problem: LayerProblem, args: argparse.Namespace) -> dict:

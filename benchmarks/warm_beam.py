@@ -21,22 +21,19 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import time
 from pathlib import Path
 
 import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
-from frontier import first_layer, fingerprint  # benchmarks/ is the script's folder
-from qannealq.backends import get_sampler
-from qannealq.solve import quantize_layer
+from frontier import first_layer, fingerprint, timed  # benchmarks/ is the script's folder
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 
 
 def gptq_seconds(problem, blas: int) -> float:
     """GPTQ's wall time on ``blas`` BLAS threads (the frontier's reference is its fastest of 1 and 2)."""
     with pinned(blas, torch_threads=blas):
-        return _timed(lambda: quantize_layer(problem, "gptq", seed=0))[1]
+        return timed(problem, "gptq", None, 0)[1]
 
 
 def main() -> None:
@@ -64,7 +61,6 @@ def main() -> None:
     parser.add_argument("--frontier", type=Path, default=Path("runs/frontier"),
                         help="folder of benchmarks/frontier.py's JSON (the best-known energies)")
     args = parser.parse_args()
-    sampler = get_sampler("layer-sa")
     with pinned(args.blas_threads, torch_threads=args.blas_threads) as threads:
         print(f"threads: layer-sa {args.threads}; {threads}")
         for dataset in args.datasets.split(","):
@@ -86,10 +82,11 @@ def main() -> None:
                         args.cycles):
                     starts, ends, seconds = [], [], []
                     for seed in range(args.seeds):
-                        result, dt = _timed(lambda: quantize_layer(
-                            problem, "qubo", sampler=sampler, backend="layer-sa", seed=seed, effort=level,
-                            warm_start_beam=width, warm_start_growth=growth, num_reads=reads, num_sweeps=sweeps,
-                            recombine=rounds, cycles=cycles, num_threads=args.threads, device="cpu"))
+                        # frontier.timed: a fresh copy of the problem (no products remembered from an earlier
+                        # seed) and the warm-up left out (once per new set of options: it was in seed 0's time)
+                        result, dt = timed(problem, "qubo", "layer-sa", seed, effort=level, warm_start_beam=width,
+                                           warm_start_growth=growth, num_reads=reads, num_sweeps=sweeps,
+                                           recombine=rounds, cycles=cycles, num_threads=args.threads, device="cpu")
                         starts.append(result.warm_start_errors.sum() / best - 1)
                         ends.append(result.errors.sum() / best - 1)
                         seconds.append(dt)
@@ -98,12 +95,6 @@ def main() -> None:
                           f"{100 * np.mean(starts):.2f} % | "
                           f"{100 * np.mean(ends):.2f} ± {100 * np.std(ends):.2f} % | "
                           f"{np.median(seconds) / gptq:.2f} |", flush=True)
-
-def _timed(run):
-    t0 = time.perf_counter()
-    out = run()
-    return out, time.perf_counter() - t0
-
 
 if __name__ == "__main__":
     main()

@@ -101,3 +101,21 @@ def test_replot_without_stored_runs_names_the_folder(tmp_path):
     done = subprocess.run([sys.executable, str(script), "--replot", "--out", str(tmp_path)], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 2 and "--replot" in done.stderr and str(tmp_path) in done.stderr
+
+
+def test_the_best_known_is_the_lowest_of_every_run_and_a_subset_s_its_own_neurons(tmp_path):
+    """A time-limited point kept its median run alone, so a lower energy one of its other runs reached was not
+    in the reference; ``beam_schedule.py`` and ``beam_pairs.py`` prorated the layer's total to a subset."""
+    import json
+
+    points = [{"neurons": [0, 1, 2], "energies": [5.0, 1.0, 3.0]},
+              {"neurons": [0, 1, 2], "energies": [4.0, 2.0, 3.0],
+               "runs": [{"error": 9.0, "energies": [4.0, 2.0, 3.0]}, {"error": 8.5, "energies": [4.5, 1.5, 2.5]}]},
+              {"neurons": [2], "energies": [2.75]}]
+    np.testing.assert_array_equal(frontier.best_known(points, 3), [4.0, 1.0, 2.5])
+    stored = tmp_path / "frontier_toy_int4.json"
+    stored.write_text(json.dumps({"points": points, "best_known": 7.5}))
+    assert frontier.subset_reference(stored, np.array([0, 2]), 3) == 6.5  # not 7.5 * 2 / 3
+    assert frontier.subset_reference(stored, np.array([1]), 4) == 1.0
+    assert frontier.subset_reference(stored, np.array([3]), 4) is None  # a neuron no run covered
+    assert frontier.subset_reference(tmp_path / "none.json", np.array([0]), 3) is None
