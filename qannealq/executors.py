@@ -28,12 +28,14 @@ written to the results store at once.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import multiprocessing
 import os
 import pickle
 import re
+import threading
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -233,17 +235,27 @@ class NamedSampler(dimod.Sampler):
         self.options = options
         self._sampler: dimod.Sampler | None = None
         self._copy = False  # True in a worker: its retries draw their jitter from a generator of their own
+        self._sender = os.getpid()  # a copy in another process shares that process's build (_BUILT)
 
     @property
     def sampler(self) -> dimod.Sampler:
         if self._sampler is None:
-            from qannealq.backends import get_sampler
-
-            sampler = get_sampler(self.name, **self.options)
-            self._sampler = sampler if self.wrap is None else self.wrap(self.name, sampler)
-            if self._copy:
-                _fresh_jitter(self._sampler)
+            key = _build_key(self) if self._copy and os.getpid() != self._sender else None
+            self._sampler = _BUILT.get(key) if key is not None else None
+            if self._sampler is None:
+                self._sampler = self._build()
+                if key is not None:
+                    _remember(key, self._sampler)
         return self._sampler
+
+    def _build(self) -> dimod.Sampler:
+        from qannealq.backends import get_sampler
+
+        sampler = get_sampler(self.name, **self.options)
+        sampler = sampler if self.wrap is None else self.wrap(self.name, sampler)
+        if self._copy:
+            _fresh_jitter(sampler)
+        return sampler
 
     @property
     def parameters(self) -> dict:
@@ -257,10 +269,48 @@ class NamedSampler(dimod.Sampler):
         return self.sampler.sample(bqm, **kwargs)
 
     def __getstate__(self) -> dict:
-        return {"name": self.name, "wrap": self.wrap, "options": self.options, "_sampler": None, "_copy": True}
+        return {"name": self.name, "wrap": self.wrap, "options": self.options, "_sampler": None, "_copy": True,
+                "_sender": self._sender}
 
     def __repr__(self) -> str:
         return f"NamedSampler({self.name!r})"
+
+
+_BUILT: dict[bytes, dimod.Sampler] = {}
+"""The samplers a worker process built by name, by ``(name, options, wrap)`` and thread: each chunk of a layer arrives as a
+new copy of its :class:`NamedSampler`, and built each one anew (a cloud sampler: a solver lookup and a client
+of its own per chunk, none of them closed). Closed when the worker exits (:func:`_close_built`)."""
+
+
+def _build_key(named: NamedSampler) -> bytes | None:
+    """The build's key in this worker: its name, options and wrap, and the thread (a Dask worker of several
+    threads gives each its own, as before: a sampler is not assumed safe to share between threads)."""
+    try:
+        return pickle.dumps((named.name, sorted(named.options.items()), named.wrap, threading.get_ident()))
+    except Exception:  # options that do not pickle the same way twice: build this copy's own
+        return None
+
+
+def _remember(key: bytes, sampler: dimod.Sampler) -> None:
+    """Keep a worker's build for the next copies, and close them all when the worker exits: a process worker
+    (multiprocessing's) ends without running ``atexit``, so its exit runs a finalizer registered in it."""
+    if not _BUILT:
+        import multiprocessing.util
+
+        multiprocessing.util.Finalize(None, _close_built, exitpriority=10)
+        atexit.register(_close_built)
+    _BUILT[key] = sampler
+
+
+def _close_built() -> None:
+    for sampler in _BUILT.values():
+        close = getattr(sampler, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:  # the process is ending: a client that fails to close is let go
+                pass
+    _BUILT.clear()
 
 
 def _fresh_jitter(sampler: dimod.Sampler | None) -> None:

@@ -307,3 +307,41 @@ def test_a_worker_error_that_cannot_travel_back_is_named_not_a_broken_pool():
         with pytest.raises(ValueError, match="a plain error"):
             list(pool.map(_vendor_failure, [4]))
         assert list(pool.map(_vendor_failure, [0, 1, 2])) == [0, 1, 2]
+
+
+def _plant_closer(path: str) -> int:
+    """In a worker: a build whose ``close`` writes the worker's pid to ``path`` when it is closed."""
+    import os
+
+    from qannealq import executors
+
+    class Closing:
+        def close(self) -> None:
+            with open(path, "a") as log:
+                log.write(f"{os.getpid()}\n")
+
+    executors._remember(b"test-closer", Closing())
+    return os.getpid()
+
+
+def _built_by(named, i: int) -> tuple[int, int]:
+    import os
+
+    return os.getpid(), id(named.sampler)
+
+
+def test_a_worker_builds_a_named_sampler_once_and_closes_it_when_it_exits(tmp_path):
+    """Each chunk arrives with a new copy of the NamedSampler, and each copy built its sampler anew (for a cloud
+    backend: a solver lookup and a client per chunk, never closed). A worker process now keeps one build per
+    (name, options, wrap) and closes its builds when it exits."""
+    path = tmp_path / "closed.txt"
+    with ProcessExecutor(2, 1) as pool:
+        planted = set(pool.map(_plant_closer, [str(path)] * 8))
+        built = list(pool.map(_built_by, [NamedSampler("sa")] * 16, range(16)))
+    per_worker: dict[int, set] = {}
+    for pid, ident in built:
+        per_worker.setdefault(pid, set()).add(ident)
+    assert per_worker and all(len(ids) == 1 for ids in per_worker.values())  # 16 calls in 8 chunks
+    assert set(map(int, path.read_text().split())) == planted
+    here = NamedSampler("sa")
+    assert pickle.loads(pickle.dumps(here)).sampler is not pickle.loads(pickle.dumps(here)).sampler  # this process
