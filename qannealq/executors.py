@@ -118,7 +118,7 @@ def make_executor(spec: "str | ExecutorSpec | Executor | None", threads_per_work
         return spec
     parsed = spec if isinstance(spec, ExecutorSpec) else parse_executor(spec)
     if parsed.kind == "threads":
-        return ThreadPoolExecutor(parsed.workers, thread_name_prefix="qannealq")
+        return ThreadExecutor(parsed.workers, thread_name_prefix="qannealq")
     if parsed.kind == "processes":
         return ProcessExecutor(parsed.workers, threads_per_worker)
     if parsed.kind == "dask":
@@ -160,6 +160,11 @@ def _context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["qannealq.solve"])
     return context
+
+
+class ThreadExecutor(StopOnError, ThreadPoolExecutor):
+    """``threads:N``: a thread pool whose ``with`` block, left by an exception (Ctrl-C, SIGTERM), cancels the
+    calls not started (the calls running finish: a thread cannot be stopped) instead of running them all."""
 
 
 class ProcessExecutor(StopOnError, ProcessPoolExecutor):

@@ -194,6 +194,11 @@ def test_an_interrupted_process_pool_stops_the_rest_of_the_batch(tmp_path):
     assert started <= 8  # 16 tasks: the exit waited for every one, solving the whole batch for nothing
 
 
+def test_an_interrupted_thread_pool_starts_no_more_of_the_batch(tmp_path):
+    started = _interrupt_after_first_result(make_executor("threads:2"), tmp_path / "log")
+    assert started <= 4  # 16 tasks: the exit ran every queued one, for nothing
+
+
 def test_run_tasks_serial_and_pooled_give_every_result():
     assert list(run_tasks(_square, [1, 2, 3])) == [(0, 1), (1, 4), (2, 9)]
     with ThreadPoolExecutor(2) as pool:
