@@ -42,7 +42,7 @@ from qannealq.backends._dwave_parallel import chain_break_method, chain_strength
 from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
 from qannealq.checks import (above, at_least, check_choice, check_flag, check_given, check_number, check_values,
                              is_count, one_of)
-from qannealq.contract import Closeable, LayerSample, LazyProperties
+from qannealq.contract import Closeable, LayerSample, LazyProperties, without_secrets
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["QPUSampler", "MockQPUSampler", "HybridSampler", "has_credentials", "CREDENTIALS_HINT",
@@ -154,7 +154,7 @@ class QPUSampler(Closeable, dimod.Sampler):
         self._withheld: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
-        safe = {k: v for k, v in self._config.items() if "token" not in k.lower()}
+        safe = without_secrets(self._config)  # the one rule of what a secret is (a token, an api_key...)
         return (f"{type(self).__name__}(chain_strength={self.chain_strength!r}, num_reads={self.num_reads}, "
                 f"parallel={self.parallel}, anneal={self.anneal!r}, {safe})")
 

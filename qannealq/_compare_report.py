@@ -21,7 +21,7 @@ import numpy as np
 from qannealq._compare_instances import NeuronInstance, Reference
 from qannealq._compare_reference import settle
 from qannealq.metrics import residual_gap, success_probability, tts99
-from qannealq.store import atomic_write
+from qannealq.store import atomic_write, json_default
 
 __all__ = ["CompareRow", "NeuronSummary", "BackendSummary", "CompareResult", "summarise", "backend_summaries",
            "layer_summaries", "size_group", "CSV_COLUMNS", "format_summary"]
@@ -221,7 +221,7 @@ class CompareResult:
                    "references": {k: v.to_dict() for k, v in self.references.items()},
                    "backends": [asdict(b) for b in self.backends], "neurons": [asdict(n) for n in self.neurons],
                    "rows": [asdict(r) for r in self.rows], "units": self.units}
-        text = json.dumps(_finite(payload), indent=1, default=_json_default, allow_nan=False)
+        text = json.dumps(_finite(payload), indent=1, default=lambda v: _finite(json_default(v)), allow_nan=False)
         atomic_write(out / "compare.json", text)
         return [out / "compare.csv", out / "compare.json"]
 
@@ -237,12 +237,6 @@ def _finite(value: Any) -> Any:
     if isinstance(value, (float, np.floating)) and not math.isfinite(value):
         return str(float(value))
     return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return _finite(value.item())
-    return str(value)
 
 
 def summarise(instances: Sequence[NeuronInstance], refs: dict[str, Reference], units: list[dict],

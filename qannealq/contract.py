@@ -36,8 +36,7 @@ __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_
            "draw_seed", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
            "check_parameters", "check_keywords", "check_options", "check_reserved", "RESERVED_OPTIONS",
            "describe_capacity", "max_variables", "merge_timing", "redact", "redact_values", "unredact", "REDACTED",
-           "is_secret", "without_secrets",
-           "TIMING_KEYS"]
+           "is_secret", "without_secrets", "LazyProperties", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -526,7 +525,7 @@ def redact(options: Mapping[str, Any]) -> dict[str, str]:
     """
     shown: dict[str, str] = {}
     for key, value in options.items():
-        if _SECRET.search(str(key)):
+        if is_secret(key):
             shown[key] = REDACTED
         elif isinstance(value, Mapping):
             shown[key] = repr(redact(value))
@@ -552,7 +551,7 @@ def redact_values(options: Mapping[str, Any]) -> dict[str, Any]:
     exactly (text, a bool, an integer, a finite float, None, a list of those, a mapping with text keys),
     ``repr`` otherwise (``nan``, an array, an object), and ``<redacted>`` where the key names a secret, at any
     depth (the keys :func:`redact` withholds). A model file's settings (:mod:`qannealq.model_export`)."""
-    return {str(key): REDACTED if _SECRET.search(str(key)) else _json_value(value) for key, value in options.items()}
+    return {str(key): REDACTED if is_secret(key) else _json_value(value) for key, value in options.items()}
 
 
 def _json_value(value: Any) -> Any:

@@ -282,9 +282,9 @@ class NamedSampler(dimod.Sampler):
 
 
 _BUILT: dict[bytes, dimod.Sampler] = {}
-"""The samplers a worker process built by name, by ``(name, options, wrap)`` and thread: each chunk of a layer arrives as a
-new copy of its :class:`NamedSampler`, and built each one anew (a cloud sampler: a solver lookup and a client
-of its own per chunk, none of them closed). Closed when the worker exits (:func:`_close_built`)."""
+"""The samplers a worker process built by name, by ``(name, options, wrap)`` and thread: each chunk of a layer
+arrives as a new copy of its :class:`NamedSampler`, and built each one anew (a cloud sampler: a solver lookup and
+a client of its own per chunk, none of them closed). Closed when the worker exits (:func:`_close_built`)."""
 
 
 def _build_key(named: NamedSampler) -> bytes | None:
