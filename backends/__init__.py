@@ -19,9 +19,9 @@ import dimod
 from qannealq.contract import describe_capacity, without_secrets
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
-__all__ = ["BackendSpec", "BACKENDS", "ALIASES", "get_sampler", "resolve_sampler", "available_backends",
-           "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY", "with_retries", "decomposed", "auto_decompose",
-           "built_options"]
+__all__ = ["BackendSpec", "BACKENDS", "ALIASES", "canonical_name", "get_sampler", "resolve_sampler",
+           "available_backends", "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY", "with_retries", "decomposed",
+           "auto_decompose", "built_options"]
 
 UNDOCUMENTED_CAPACITY = "see its documentation"
 
@@ -79,6 +79,15 @@ BACKENDS: dict[str, BackendSpec] = {
     ]
 }
 ALIASES = {"neal": "sa"}
+"""Other names of a backend (``neal``: dwave-neal's name for what dwave-samplers calls ``sa``), each naming a key
+of :data:`BACKENDS` (no chains). Compare or key names through :func:`canonical_name`, never this table."""
+
+
+def canonical_name(name: str) -> str:
+    """The registry key of backend ``name``: an alias's backend (``neal`` -> ``sa``), else ``name`` as given (names
+    are case-sensitive). Whatever compares backend names or keys something by one (duplicates, per-backend
+    options and capacities, call seeds) goes through it, so that an alias is its backend everywhere."""
+    return ALIASES.get(name, name)
 
 
 @dataclass(frozen=True)
@@ -157,7 +166,7 @@ def get_sampler(name: "str | dimod.Sampler", **options: object) -> dimod.Sampler
         if options:
             raise InvalidArgumentError(f"options {sorted(options)} cannot be applied to an existing sampler")
         return resolve_sampler(name)
-    key = ALIASES.get(name, name)
+    key = canonical_name(name)
     specs = BACKENDS if key in BACKENDS else _specs()  # built-ins win: no scan of the entry points (9 ms)
     if key not in specs:
         raise InvalidArgumentError(
@@ -177,7 +186,7 @@ def built_options(sampler: dimod.Sampler, name: str) -> dict | None:
     """The constructor options that :func:`get_sampler` built backend ``name`` with, less any secret (a
     ``token``...: a worker reads its own), found in ``sampler`` or under its composites; None when it was not
     built so (a sampler made by its class, or another backend), so that it cannot be rebuilt by name."""
-    key = ALIASES.get(name, name)
+    key = canonical_name(name)
     while sampler is not None:
         built = getattr(sampler, "_qannealq_built", None)
         if built is not None:

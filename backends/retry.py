@@ -247,9 +247,9 @@ def _resolved(sampleset: dimod.SampleSet) -> dimod.SampleSet:
 def is_cloud(name: str, sampler: Any) -> bool:
     """Whether backend ``name`` calls a service: a registered D-Wave backend, or a sampler whose class declares
     ``missing_credentials`` (the registry's hook for backends that need a token)."""
-    from qannealq.backends import ALIASES, BACKENDS
+    from qannealq.backends import BACKENDS, canonical_name
 
-    spec = BACKENDS.get(ALIASES.get(name, name))
+    spec = BACKENDS.get(canonical_name(name))
     return (spec is not None and spec.family == "D-Wave") or callable(getattr(type(sampler), "missing_credentials",
                                                                               None))
 

@@ -106,9 +106,9 @@ class CompareJob:
             object.__setattr__(self, "qpu_budget", check_qpu_budget(self.qpu_budget))
         if not self.backends:
             raise InvalidArgumentError("--backends is empty: give a comma list such as sa,exact,qaoa")
-        from qannealq.backends import ALIASES
+        from qannealq.backends import canonical_name
 
-        check_distinct("--backends", [ALIASES.get(n, n) for n in self.backends], self.backends)  # sa,neal: sa twice
+        check_distinct("--backends", [canonical_name(n) for n in self.backends], self.backends)  # sa,neal: sa twice
         if self.resume and self.out is None:
             raise InvalidArgumentError("resume=True needs the folder of the comparison to continue (--resume DIR)")
 
@@ -149,10 +149,10 @@ def _check_backends(names: tuple[str, ...]) -> None:
 def _planning(names: tuple[str, ...]) -> list[str]:
     """Those of the backends ``names`` that are ready and plan their QPU calls (``dwave``, ``dwave-mock``); none
     is built to find out."""
-    from qannealq.backends import available_backends
+    from qannealq.backends import available_backends, canonical_name
 
     planning = {row.name for row in available_backends() if row.status == "ready" and row.plans_qpu}
-    return [name for name in names if name in planning]
+    return [name for name in names if canonical_name(name) in planning]
 
 
 def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Reporter,

@@ -28,7 +28,9 @@ def paid(name: str, sampler: dimod.Sampler) -> bool:
     """Whether a call of ``sampler`` (registered as ``name``) costs QPU time or credit: a :data:`PAID` name, or
     the sampler or a child of it (a composite's ``child``, down the chain) saying ``paid_calls`` (ours: ``dwave``,
     ``dwave-hybrid``) or being one of dwave-system's :data:`PAID_CLASSES`; the mocks are not."""
-    if name in PAID:
+    from qannealq.backends import canonical_name
+
+    if canonical_name(name) in PAID:
         return True
     seen = 0
     while sampler is not None and seen < 16:

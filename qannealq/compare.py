@@ -107,6 +107,10 @@ class CompareSettings:
         object.__setattr__(self, "capacity", dict(self.capacity))
         for name, value in self.capacity.items():
             check_positive(f"--capacity {name}", value)
+        from qannealq.backends import canonical_name
+
+        for option, given in (("--sampler-option", list(self.sampler_options)), ("--capacity", list(self.capacity))):
+            check_distinct(option, [canonical_name(n) for n in given], given)  # sa and neal: one backend
 
     def stored(self) -> dict:
         """The settings as stored with the results (sampler options redacted)."""
@@ -116,11 +120,16 @@ class CompareSettings:
 
     def options_for(self, name: str, sampler: Any = None) -> dict:
         """Backend ``name``'s sampler options: those given to every backend (:data:`EVERY`) that ``sampler``
-        takes (all of them when its keys are not known, or without ``sampler``), then its own."""
+        takes (all of them when its keys are not known, or without ``sampler``), then its own (given under its
+        name or an alias of it)."""
         shared = self.sampler_options.get(EVERY, {})
         known = accepted_options(sampler) if sampler is not None and shared else None
         return {**{k: v for k, v in shared.items() if known is None or k in known},
-                **self.sampler_options.get(name, {})}
+                **_of_backend(self.sampler_options, name, {})}
+
+    def capacity_for(self, name: str) -> int | None:
+        """Backend ``name``'s ``capacity`` (given under its name or an alias of it), None when not given."""
+        return _of_backend(self.capacity, name)
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any], where: str, **given: Any) -> "CompareSettings":
@@ -139,6 +148,14 @@ class CompareSettings:
         return cls(**{**kept, **given, "reference": reference})
 
 
+def _of_backend(per_backend: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """Backend ``name``'s entry in ``per_backend``, keyed by its name or an alias of it (``neal`` for ``sa``)."""
+    from qannealq.backends import canonical_name
+
+    key = canonical_name(name)
+    return next((v for k, v in per_backend.items() if canonical_name(k) == key), default)
+
+
 def stored_settings(source: Mapping[str, Any] | None, instances: Sequence[str], backends: Sequence[str],
                     settings: CompareSettings) -> dict:
     """What a comparison stores with its results, and a resume must match: where the instances come from,
@@ -152,8 +169,11 @@ def stored_settings(source: Mapping[str, Any] | None, instances: Sequence[str], 
 
 
 def unit_seed(seed: int, backend: str, instance: str, repeat: int) -> int:
-    """The seed of one call: the same for a (seed, backend, instance, repeat) wherever it runs."""
-    words = [seed, zlib.crc32(backend.encode()), zlib.crc32(instance.encode()), repeat]
+    """The seed of one call: the same for a (seed, backend, instance, repeat) wherever it runs, and whatever name
+    of the backend is given (``neal`` is ``sa``)."""
+    from qannealq.backends import canonical_name
+
+    words = [seed, zlib.crc32(canonical_name(backend).encode()), zlib.crc32(instance.encode()), repeat]
     return int(np.random.SeedSequence(words).generate_state(1)[0] & 0x7FFFFFFF)
 
 
@@ -177,13 +197,13 @@ class _MemoryStore:
 def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: CompareSettings
            ) -> tuple[dict[str, dimod.Sampler], dict[str, str]]:
     """The ready samplers (decomposing where capacity-limited) and the skipped backends with their reasons."""
-    from qannealq.backends import auto_decompose, available_backends, get_sampler
+    from qannealq.backends import auto_decompose, available_backends, canonical_name, get_sampler
 
     given = dict(names) if isinstance(names, Mapping) else {name: None for name in names}
     status = {row.name: row for row in available_backends()}
     samplers, skipped = {}, {}
     for name, sampler in given.items():
-        row = status.get(name)
+        row = status.get(canonical_name(name))
         if sampler is None and row is not None and row.status != "ready":
             skipped[name] = f"{row.status}: {row.hint}"
             continue
@@ -192,14 +212,15 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
         except (BackendUnavailableError, CredentialsError) as exc:
             skipped[name] = str(exc)
             continue
-        sampler = auto_decompose(sampler, capacity=settings.capacity.get(name), max_calls=settings.max_calls)
+        sampler = auto_decompose(sampler, capacity=settings.capacity_for(name), max_calls=settings.max_calls)
         check_parameters(name, sampler, settings.options_for(name, sampler))
         samplers[name] = sampler
-    unknown = set(settings.sampler_options) - set(given) - {EVERY}
+    compared = {canonical_name(name) for name in given} | {EVERY}
+    unknown = {name for name in settings.sampler_options if canonical_name(name) not in compared}
     if unknown:
         raise InvalidArgumentError(f"--sampler-option names backends {sorted(unknown)} that are not compared "
                                    f"({', '.join(given)})")
-    unknown = set(settings.capacity) - set(given)
+    unknown = {name for name in settings.capacity if canonical_name(name) not in compared}
     if unknown:  # it was dropped without a word (a misspelt backend's capacity left the default in place)
         raise InvalidArgumentError(f"--capacity names backends {sorted(unknown)} that are not compared "
                                    f"({', '.join(given)}): give BACKEND=N for one of them")
@@ -242,12 +263,14 @@ def _extras(info: Mapping[str, Any]) -> dict:
 def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat: int,
              settings: CompareSettings) -> dict:
     """One call of ``sampler`` on ``instance``: every read's energy (recomputed on the BQM), timing, seed."""
+    from qannealq.backends import canonical_name
+
     params = set(sampler.parameters)
-    kwargs = {**DEFAULT_OPTIONS.get(name, {}), **settings.options_for(name, sampler)}
+    kwargs = {**DEFAULT_OPTIONS.get(canonical_name(name), {}), **settings.options_for(name, sampler)}
     seed = unit_seed(settings.seed, name, instance.name, repeat) if "seed" in params else None
     if seed is not None:
         kwargs["seed"] = seed
-    if "num_reads" in params and name not in DETERMINISTIC:
+    if "num_reads" in params and canonical_name(name) not in DETERMINISTIC:
         kwargs.setdefault("num_reads", settings.reads)
     warm = settings.warm_start and "initial_states" in params and instance.warm_start is not None
     uses = getattr(sampler, "uses_initial_states", None)  # the decomposition passes a fitting BQM through
@@ -319,7 +342,9 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
     reporter = reporter or LogReporter()
     if not isinstance(samplers, Mapping):
         samplers = list(as_values(samplers))  # "sa": one backend, not "s" and "a"
-        check_distinct("samplers", samplers)  # each backend is run once, under its name
+    from qannealq.backends import canonical_name
+
+    check_distinct("samplers", [canonical_name(n) for n in samplers], list(samplers))  # each once: sa,neal is sa twice
     if not instances:
         raise InvalidArgumentError("no instances to compare: select at least one neuron")
     names = [i.name for i in instances]

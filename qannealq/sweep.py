@@ -139,15 +139,18 @@ class SweepConfig:
         for method in self.methods:
             parse_method(method, self.backend)
         check_distinct("--bits", self.bits)
-        from qannealq.backends import ALIASES
+        from qannealq.backends import canonical_name
 
-        resolved = [f"qubo:{ALIASES.get(b, b)}" if m == "qubo" else m for m, _, b in
+        resolved = [f"qubo:{canonical_name(b)}" if m == "qubo" else m for m, _, b in
                     (label.partition(":") for label in self.labels())]
         check_distinct("--methods", resolved, self.methods)  # qubo and qubo:layer-sa, qubo:sa and qubo:neal: one
         backends = self.qubo_backends()
+        scoped_keys = [k for k in self.sampler_options if ":" in k]
+        check_distinct("--sampler-option", [f"{canonical_name(k.partition(':')[0])}:{k.partition(':')[2]}"
+                                            for k in scoped_keys], scoped_keys)  # sa:seed and neal:seed: one
         for key in self.sampler_options:
             name, scoped, option = key.partition(":")
-            if scoped and (name not in backends or not option):
+            if scoped and (canonical_name(name) not in map(canonical_name, backends) or not option):
                 shown = ",".join(self.methods)
                 raise InvalidArgumentError(
                     f"--sampler-option {key}: BACKEND:KEY gives an option to one qubo backend, and "
@@ -204,14 +207,17 @@ class SweepConfig:
 
     def options_for(self, backend: str, sampler: Any = None) -> dict[str, Any]:
         """``backend``'s sampler options: those given without a backend, and those given to it as ``BACKEND:KEY``
-        (in their place), so that ``--methods qubo:sa,qubo:layer-sa`` can give ``layer-sa:effort=fast``. With
+        (in their place; under its name or an alias of it, ``neal:KEY`` for ``qubo:sa``), so that ``--methods
+        qubo:sa,qubo:layer-sa`` can give ``layer-sa:effort=fast``. With
         several qubo backends, an option given without one goes to those that take it (``sampler``'s
         ``parameters`` say whether this one does): ``--effort fast`` to ``layer-sa``, not ``sa``."""
+        from qannealq.backends import canonical_name
+
         common = {k: v for k, v in self.sampler_options.items() if ":" not in k}
         if sampler is not None and len(self.qubo_backends()) > 1:
             common = {k: v for k, v in common.items() if _takes(sampler, k)}
-        own = {k.partition(":")[2]: v for k, v in self.sampler_options.items() if k.partition(":")[0] == backend
-               and ":" in k}
+        own = {k.partition(":")[2]: v for k, v in self.sampler_options.items()
+               if ":" in k and canonical_name(k.partition(":")[0]) == canonical_name(backend)}
         return {**common, **own}
 
     def seed_list(self) -> list[int]:

@@ -69,6 +69,23 @@ def test_alias_and_instances():
         get_sampler(exact, max_variables=3)
 
 
+def test_an_alias_names_a_backend_and_is_resolved_in_one_place():
+    """Four places resolved aliases each with ``ALIASES.get(name, name)`` and others compared names as given (sweep's
+    ``sa:KEY`` did not reach ``qubo:neal``): :func:`canonical_name` is the one resolution. An alias names a
+    registry key itself (no chain, no dangling name); names are case-sensitive, as :func:`get_sampler` is."""
+    import pathlib
+
+    from qannealq.backends import ALIASES, BACKENDS, canonical_name
+
+    assert all(target in BACKENDS and target not in ALIASES for target in ALIASES.values())
+    assert not set(ALIASES) & set(BACKENDS)
+    assert canonical_name("neal") == "sa" and canonical_name("sa") == "sa" and canonical_name("NEAL") == "NEAL"
+    root = pathlib.Path(__file__).resolve().parents[1]
+    readers = sorted(str(p.relative_to(root)) for folder in ("qannealq", "backends")
+                     for p in (root / folder).rglob("*.py") if "ALIASES.get" in p.read_text())
+    assert readers == ["backends/__init__.py"]
+
+
 def test_statuses_without_credentials(no_dwave_token):
     rows = {r.name: r for r in available_backends()}
     assert EXPECTED <= set(rows)

@@ -25,7 +25,7 @@ from qannealq._compare_instances import instances_from_experiment, instances_fro
 from qannealq._compare_reference import ReferenceOptions, reference_optimum, settle
 from qannealq._compare_report import CSV_COLUMNS, format_summary
 from qannealq.cli import main
-from qannealq.compare import CompareSettings, compare_backends
+from qannealq.compare import CompareSettings, check_backend_options, compare_backends
 from qannealq.config import ModelConfig
 from qannealq.errors import InvalidArgumentError
 from qannealq.report import LogReporter
@@ -368,6 +368,24 @@ def test_one_backend_name_alone_is_that_backend(tiny):
     """``compare_backends(instances, "steepest")`` compared backends "s", "t", "e"... (refused as unknown)."""
     result = compare_backends(tiny, "steepest", CompareSettings(reads=2, repeats=1))
     assert {row.backend for row in result.rows} == {"steepest"}
+
+
+def test_an_alias_is_its_backend_for_duplicates_options_capacities_and_seeds(tiny):
+    """``compare_backends(instances, ["sa", "neal"])`` ran sa twice, as two columns (``--backends sa,neal`` was
+    refused); ``neal`` drew other call seeds than ``sa`` (other energies for one solver and --solver-seed), and
+    ``--sampler-option sa:...`` or ``--capacity sa=N`` with ``--backends neal`` were refused as naming a backend
+    that is not compared."""
+    settings = CompareSettings(reads=2, repeats=1, warm_start=False, sampler_options={"*": {"num_sweeps": 2}})
+    energies = {name: [u["energies"] for u in compare_backends(tiny, [name], settings).units]
+                for name in ("sa", "neal")}
+    assert energies["sa"] == energies["neal"]
+    with pytest.raises(InvalidArgumentError, match="samplers=sa,neal names sa more than once"):
+        compare_backends(tiny, ["sa", "neal"], settings)
+    given = CompareSettings(sampler_options={"sa": {"num_sweeps": 3}}, capacity={"neal": 8})
+    assert given.options_for("neal") == {"num_sweeps": 3} and given.capacity_for("sa") == 8
+    check_backend_options(["neal"], given)
+    with pytest.raises(InvalidArgumentError, match="--capacity=sa,neal names sa more than once"):
+        CompareSettings(capacity={"sa": 8, "neal": 9})
 
 
 def test_an_option_without_a_backend_goes_to_every_backend_that_takes_it(tiny, tmp_path, capsys):

@@ -171,6 +171,16 @@ def test_one_seed_shows_values_without_a_spread(tmp_path):
     assert "mean ± std over seeds" in (tmp_path / "two" / "summary.md").read_text()
 
 
+def test_an_option_given_to_a_backend_reaches_it_under_its_alias():
+    """``--methods qubo:neal --sampler-option sa:num_sweeps=10`` was refused ('sa' is not one of --methods
+    qubo:neal), while ``qubo:sa,qubo:neal`` was refused as one backend twice: an alias is its backend."""
+    for method, key in (("qubo:neal", "sa"), ("qubo:sa", "neal")):
+        config = SweepConfig(methods=(method,), sampler_options={f"{key}:num_sweeps": 10})
+        assert config.options_for(method.partition(":")[2]) == {"num_sweeps": 10}
+    with pytest.raises(InvalidArgumentError, match="--sampler-option=sa:seed,neal:seed names sa:seed more than once"):
+        SweepConfig(methods=("qubo:sa",), sampler_options={"sa:seed": 1, "neal:seed": 2})
+
+
 def test_an_option_given_as_backend_key_goes_to_that_qubo_backend_alone(tmp_path, monkeypatch):
     """``--methods qubo:sa,qubo:layer-sa --effort fast`` was refused for ``sa``, and no option could reach one
     backend alone: an option given without a backend goes to those that take it (``effort`` to ``layer-sa``),
