@@ -35,7 +35,7 @@ from qannealq.backends._common import dense_binary
 from qannealq.backends._decompose_search import Search, child_summary, greedy, timing_of
 from qannealq.checks import at_least, check_positive, check_values
 from qannealq.contract import LayerComposite, check_options, draw_seed, max_variables
-from qannealq.errors import BackendError, InvalidArgumentError, QannealqError
+from qannealq.errors import InvalidArgumentError
 
 __all__ = ["DecomposingSampler", "decomposed", "capacity_limited", "auto_decompose", "SUB_PROBLEM_SIZE"]
 
@@ -100,18 +100,11 @@ class DecomposingSampler(LayerComposite):
         """BQMs above this size are decomposed (the given capacity, else the child's ``max_variables``)."""
         if self._capacity is not None:
             return self._capacity
-        child = getattr(self.child, "backend", None) or type(self.child).__name__  # a retry composite's backend
-        try:
-            limit = self.child.properties.get("max_variables")
-        except QannealqError:  # no token in a worker: its own message
-            raise
-        except Exception as exc:  # a cloud solver read while unreachable: say so, not "states no max_variables"
-            raise BackendError(f"{child} could not give its capacity (max_variables): "
-                               f"{type(exc).__name__}: {exc}; the solver may be unreachable: run again later, or "
-                               "give the decomposition a capacity") from None
+        limit = max_variables(self.child, "give the decomposition a capacity")  # unreachable: a BackendError
         if limit is None:
+            child = getattr(self.child, "backend", None) or type(self.child).__name__  # a retry composite's backend
             raise InvalidArgumentError(f"{child} states no max_variables: give the decomposition a capacity")
-        return int(limit)
+        return limit
 
     @property
     def sub_size(self) -> int:
@@ -238,7 +231,8 @@ def capacity_limited(sampler: Any) -> bool:
     """Whether ``sampler`` has a size limit on single BQMs (so large neurons need decomposition).
 
     Reads the declared ``default_max_variables`` of its class (or, through composites such as the retry
-    wrapper, of its child's), so that a QPU is not contacted; else ``properties["max_variables"]``. A sampler
+    wrapper, of its child's), so that a QPU is not contacted; else ``properties["max_variables"]``
+    (:func:`~qannealq.contract.max_variables`: a read that fails raises, naming the cause). A sampler
     with a whole-layer path may still be limited: the decomposition keeps that path (it is a
     :class:`~qannealq.contract.LayerComposite`) and decomposes only single BQMs.
     """

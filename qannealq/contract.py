@@ -29,7 +29,7 @@ import numpy as np
 
 from qannealq._deadline import Deadline
 from qannealq.checks import is_count
-from qannealq.errors import CredentialsError, InvalidArgumentError, ProblemTooLargeError
+from qannealq.errors import BackendError, InvalidArgumentError, ProblemTooLargeError, QannealqError
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
@@ -328,18 +328,26 @@ def describe_capacity(limit: int | str | None, why: str = "") -> str:
     return f"{limit}" + (f" ({why})" if why else "")
 
 
-def max_variables(sampler: Any) -> int | None:
-    """``sampler.properties["max_variables"]`` (None: any size, also when the sampler does not say).
+def max_variables(sampler: Any, hint: str = "") -> int | None:
+    """``sampler.properties["max_variables"]``; None when the sampler states none (unknown: any size, as far as it
+    says). A read that fails is not "no limit": a cloud solver's (``LazyProperties``) may be unreachable.
+    ``hint``: what else the caller's user may do, added to the error.
 
     Raises:
-        CredentialsError: a cloud sampler that has no token here (a worker sent one without its token).
+        CredentialsError: a cloud sampler that has no token here (a worker sent one without its token); any other
+            of our errors as raised.
+        BackendError: reading it failed (the solver unreachable...): names the sampler (a retry composite's
+            backend) and the cause, and says what to do.
     """
     try:
-        return sampler.properties.get("max_variables")
-    except CredentialsError:  # not a passing network failure: the worker needs a token of its own
+        limit = sampler.properties.get("max_variables")
+    except QannealqError:  # not a passing network failure: the worker needs a token of its own, say
         raise
-    except Exception:  # properties that need a network call: no limit known here
-        return None
+    except Exception as exc:
+        name = getattr(sampler, "backend", None) or type(sampler).__name__
+        raise BackendError(f"{name} could not give its capacity (max_variables): {type(exc).__name__}: {exc}; the "
+                           f"solver may be unreachable: run again later{', or ' + hint if hint else ''}") from None
+    return None if limit is None else int(limit)
 
 
 def check_capacity(backend: str, bqm: dimod.BinaryQuadraticModel | int, limit: int | None, why: str = "",

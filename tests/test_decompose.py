@@ -175,6 +175,57 @@ def test_auto_decompose_wraps_capacity_limited_backends_only():
         assert auto_decompose(sampler) is sampler
 
 
+class _CloudSampler(dimod.Sampler):
+    """A third-party cloud sampler (no ``default_max_variables``) whose ``max_variables`` is read from its solver
+    when asked (:class:`~qannealq.contract.LazyProperties`), like a Leap client: ``error`` raised by the read."""
+
+    parameters: dict = {}
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.error = error
+
+    @property
+    def properties(self):
+        from qannealq.contract import LazyProperties
+
+        def read():
+            if self.error is not None:
+                raise self.error
+            return 20
+
+        return LazyProperties({"max_variables": read})
+
+    def sample(self, bqm, **kwargs):
+        return dimod.ExactSolver().sample(bqm)
+
+
+def test_an_unreachable_solver_is_reported_not_taken_for_unlimited():
+    """``contract.max_variables`` turned any failure into "no limit": ``capacity_limited`` of a sampler whose
+    solver was down said False and ``auto_decompose`` sent it whole BQMs, while the decomposer (with a copy of
+    its own) said the solver was unreachable. One read now tells "states none" from "could not be read"."""
+    from qannealq.backends.decompose import DecomposingSampler, capacity_limited
+    from qannealq.contract import max_variables
+    from qannealq.errors import BackendError, CredentialsError
+
+    down = _CloudSampler(ConnectionError("SAPI unreachable"))
+    said = r"_CloudSampler could not give its capacity \(max_variables\): ConnectionError: SAPI unreachable; " \
+           r"the solver may be unreachable: run again later"
+    for call in (lambda: max_variables(down), lambda: capacity_limited(down), lambda: auto_decompose(down)):
+        with pytest.raises(BackendError, match=said + "$"):
+            call()
+    with pytest.raises(BackendError, match=said + ", or give the decomposition a capacity"):
+        DecomposingSampler(down).capacity
+    assert DecomposingSampler(down, capacity=8).capacity == 8
+    with pytest.raises(CredentialsError, match="no token"):  # our own error as raised: a worker without a token
+        capacity_limited(_CloudSampler(CredentialsError("no token")))
+    up = _CloudSampler()
+    assert max_variables(up) == 20 and capacity_limited(up) and DecomposingSampler(up).capacity == 20
+    unstated = dimod.ExactSolver()  # states no max_variables: any size as far as it says
+    assert max_variables(unstated) is None and not capacity_limited(unstated)
+    with pytest.raises(InvalidArgumentError, match="ExactSolver states no max_variables"):
+        DecomposingSampler(unstated).capacity
+
+
 def test_run_decomposes_neurons_above_capacity_and_says_so(tmp_path, capsys):
     from qannealq.cli import main
 
