@@ -12,7 +12,10 @@ File format (``ModelResult.save(path)``; ``.npz``, readable with ``numpy.load(pa
   repeated per tensor, or one per output channel), ``q<k>.bias_step`` (float64): the grid of layer ``k``,
   whose values are ``step * (integers + offset)``, exactly as the solve loop computed them;
 * ``f<k>.weight`` / ``f<k>.bias``: Linear layers that were not quantized, in their float dtype (bfloat16,
-  which numpy lacks, as float32: exact; loading casts it back);
+  which numpy lacks, as float32: exact; loading casts it back); a Linear whose weight (or bias) is the
+  Parameter of an earlier one (tied, or one instance used twice) says so in the architecture (``weight_of``,
+  ``bias_of``: that one's name), and loading ties them again; its values are stored at each use all the same
+  (a reader that does not know the keys loads it untied, with the same predictions);
 * ``checksum``: SHA-256 of ``meta`` and every array (name, dtype, shape, bytes); checked on load.
 
 Loading rebuilds the dequantized torch model; its weights are bit-identical to ``ModelResult.model``'s.
@@ -157,14 +160,20 @@ def _architecture(model: torch.nn.Module, quantized: set[str]) -> list[dict]:
         raise InvalidArgumentError(f"saving needs a torch.nn.Sequential model, got {type(model).__name__}: "
                                    "save its state_dict with torch.save instead")
     arch = []
+    owners: dict[int, str] = {}  # id of a Parameter -> the first Linear holding it
     # model._modules, not named_children(): that skips an instance met before (one ReLU, or a tied Linear left in
     # float, used twice), and the file lost it; each use is stored (a tied Linear's weights once per use)
     for name, module in model._modules.items():
         kind = type(module).__name__
         if isinstance(module, torch.nn.Linear):
-            arch.append({"name": name, "type": "Linear", "in": module.in_features, "out": module.out_features,
-                         "bias": module.bias is not None, "quantized": name in quantized,
-                         "dtype": str(module.weight.dtype).removeprefix("torch.")})
+            entry = {"name": name, "type": "Linear", "in": module.in_features, "out": module.out_features,
+                     "bias": module.bias is not None, "quantized": name in quantized,
+                     "dtype": str(module.weight.dtype).removeprefix("torch.")}
+            for key in ("weight", "bias"):  # a tie: loaded as one Parameter again (see _rebuild)
+                param = getattr(module, key)
+                if param is not None and owners.setdefault(id(param), name) != name:
+                    entry[f"{key}_of"] = owners[id(param)]
+            arch.append(entry)
         elif isinstance(module, torch.nn.Dropout):
             arch.append({"name": name, "type": "Dropout", "p": module.p})
         elif kind in _ACTIVATIONS and type(module) is _ACTIVATIONS[kind]:
@@ -352,6 +361,7 @@ def _layer(entry: dict, arrays: Mapping[str, np.ndarray], k: int) -> QuantizedLa
 def _rebuild(arch: list[dict], layers: list[QuantizedLayer], arrays: Mapping[str, np.ndarray]) -> torch.nn.Sequential:
     quantized = {layer.name: layer for layer in layers}
     modules: OrderedDict[str, torch.nn.Module] = OrderedDict()
+    linears: dict[str, torch.nn.Linear] = {}
     for entry in arch:
         kind = entry["type"]
         if kind == "Linear":
@@ -366,6 +376,11 @@ def _rebuild(arch: list[dict], layers: list[QuantizedLayer], arrays: Mapping[str
                 module.weight.copy_(torch.as_tensor(weight, dtype=dtype))
                 if bias is not None:
                     module.bias.copy_(torch.as_tensor(bias, dtype=dtype))
+            for key in ("weight", "bias"):  # tied: one Parameter again, where the values stored at each use agree
+                source = linears.get(entry.get(f"{key}_of"))
+                if source is not None and torch.equal(getattr(module, key), getattr(source, key)):
+                    setattr(module, key, getattr(source, key))
+            linears[entry["name"]] = module
         elif kind == "Dropout":
             module = torch.nn.Dropout(entry["p"])
         else:

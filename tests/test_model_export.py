@@ -312,7 +312,8 @@ def test_recorded_settings_are_json_values_and_version_1_files_still_load(saved,
 def test_a_module_used_twice_is_saved_at_each_use(tmp_path):
     """``act = ReLU(); Sequential(Linear, act, Linear, act, Linear)`` was saved without its second ReLU (and a
     tied Linear left in float without its second use): named_children() yields an instance once. The file
-    loaded, its checksum passed, and its predictions were wrong."""
+    loaded, its checksum passed, and its predictions were wrong. The Linear's two uses are loaded as two modules
+    holding one weight and one bias Parameter."""
     torch.manual_seed(0)
     act, tied = torch.nn.ReLU(), torch.nn.Linear(16, 16)
     model = torch.nn.Sequential(torch.nn.Linear(12, 16), act, tied, act, tied, act, torch.nn.Linear(16, 5)).eval()
@@ -320,6 +321,29 @@ def test_a_module_used_twice_is_saved_at_each_use(tmp_path):
     result = quantize_model(model, x, 4, "rtn", None, layers=["0", "6"])  # a Linear run twice is not quantized
     loaded = load_quantized(result.save(tmp_path / "m.npz"))
     assert [type(m).__name__ for m in loaded.model] == [type(m).__name__ for m in model]
+    assert loaded.model[2].weight is loaded.model[4].weight and loaded.model[2].bias is loaded.model[4].bias
+    np.testing.assert_array_equal(_logits(loaded.model, x), _logits(result.model, x))
+    np.testing.assert_array_equal(loaded.integer_predict(x), loaded.predict(x))
+
+
+@pytest.mark.parametrize("layers", [["0", "6"], ["0", "2", "6"]])
+def test_a_tied_linear_left_in_float_is_loaded_tied(tmp_path, layers):
+    """Two Linear modules sharing one weight Parameter (one or both left in float) were saved and loaded as two
+    Parameters of equal values: the predictions were the same, but a change to one (fine-tuning the loaded model)
+    no longer reached the other. The architecture names the tie (``weight_of``) and loading makes it again; the
+    biases, not shared, stay apart."""
+    torch.manual_seed(0)
+    first, second = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16)
+    second.weight = first.weight
+    model = torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), first, torch.nn.ReLU(), second,
+                                torch.nn.ReLU(), torch.nn.Linear(16, 5)).eval()
+    x = np.random.default_rng(0).normal(size=(300, 12)).astype(np.float32)
+    result = quantize_model(model, x, 4, "rtn", None, layers=layers)
+    assert result.model[2].weight is result.model[4].weight
+    loaded = load_quantized(result.save(tmp_path / "m.npz"))
+    assert [e.get("weight_of") for e in loaded.meta["architecture"] if e["type"] == "Linear"] == [None, None, "2",
+                                                                                                  None]
+    assert loaded.model[2].weight is loaded.model[4].weight and loaded.model[2].bias is not loaded.model[4].bias
     np.testing.assert_array_equal(_logits(loaded.model, x), _logits(result.model, x))
     np.testing.assert_array_equal(loaded.integer_predict(x), loaded.predict(x))
 
