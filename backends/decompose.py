@@ -246,8 +246,14 @@ def capacity_limited(sampler: Any) -> bool:
 
 def auto_decompose(sampler: Any, **options: Any) -> Any:
     """``sampler`` in a :class:`DecomposingSampler` (``options``: capacity, patience, max_calls) when it is
-    :func:`capacity_limited`, else ``sampler`` itself.
+    :func:`capacity_limited` or a ``capacity`` is given, else ``sampler`` itself.
 
-    BQMs within the capacity still go straight to the backend; only larger ones are decomposed.
+    BQMs within the capacity still go straight to the backend; only larger ones are decomposed. A given
+    ``capacity`` decomposes a backend that states no limit too (``compare --capacity sa=20``: it was ignored),
+    and its solver's limit is then not read (a QPU is not contacted).
     """
-    return DecomposingSampler(sampler, **options) if capacity_limited(sampler) else sampler
+    if isinstance(sampler, DecomposingSampler):
+        return sampler
+    if options.get("capacity") is not None or capacity_limited(sampler):
+        return DecomposingSampler(sampler, **options)
+    return sampler

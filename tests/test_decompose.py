@@ -175,6 +175,25 @@ def test_auto_decompose_wraps_capacity_limited_backends_only():
         assert auto_decompose(sampler) is sampler
 
 
+def test_auto_decompose_honours_a_given_capacity():
+    """``compare --capacity steepest=5`` was ignored: a backend that states no limit was returned bare, its
+    neurons sent whole. A given capacity now decomposes any backend, without reading its solver's limit."""
+    import dimod
+
+    from qannealq.backends.decompose import DecomposingSampler
+
+    steepest = get_sampler("steepest")
+    wrapped = auto_decompose(steepest, capacity=5, max_calls=100)
+    assert isinstance(wrapped, DecomposingSampler) and wrapped.capacity == 5
+    bqm = dimod.generators.gnp_random_bqm(12, 0.5, "BINARY", random_state=1)
+    ss = wrapped.sample(bqm, seed=1)
+    assert ss.info["decomposed"] and max(ss.info["sub_sizes"]) <= 5
+    assert auto_decompose(wrapped, capacity=5) is wrapped  # not wrapped twice
+    down = _CloudSampler(ConnectionError("SAPI unreachable"))  # a given capacity needs no read of the solver
+    assert auto_decompose(down, capacity=8).capacity == 8
+    assert auto_decompose(steepest, capacity=None) is steepest
+
+
 class _CloudSampler(dimod.Sampler):
     """A third-party cloud sampler (no ``default_max_variables``) whose ``max_variables`` is read from its solver
     when asked (:class:`~qannealq.contract.LazyProperties`), like a Leap client: ``error`` raised by the read."""

@@ -124,7 +124,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="passed to that backend's calls, e.g. qaoa:maxiter=20, or without BACKEND: to every "
                        "compared backend that takes KEY, e.g. num_sweeps=100 (repeatable)")
     group.add_argument("--capacity", type=capacity_option, action="append", default=[], metavar="BACKEND=N",
-                       help="decomposition sub-problem size for a backend (default: its capacity)")
+                       help="decomposition sub-problem size for a backend (default: its capacity; a backend "
+                            "without one is decomposed too)")
     group.add_argument("--max-calls", type=int, default=100, help="decomposition: backend calls per neuron")
     add_reference_arguments(parser)
     add_qpu_arguments(parser)
