@@ -93,6 +93,43 @@ def test_cifar_batches_equal_the_same_images_as_an_image_folder(tmp_path):
     np.testing.assert_array_equal(folder.x_train, batches.x_train[order])
 
 
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:len(path.read_bytes()) // 2])
+
+
+def _flip_crc(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0xFF  # gzip's CRC-32 of the contents
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("fmt, damage", [("idx", _truncate), ("idx", _flip_crc), ("cifar", _truncate),
+                                         ("cifar", Path.unlink), ("folder", _truncate)])
+def test_a_damaged_raw_file_is_named_with_how_to_replace_it(tmp_path, fmt, damage):
+    """A truncated gzip, a bad CRC, a truncated pickled batch, a missing batch or a truncated image raised
+    gzip's, pickle's or Pillow's own error (EOFError, BadGzipFile, UnpicklingError, a bare OSError), most
+    naming no file, as a traceback from the command."""
+    from qannealq.errors import InvalidArgumentError
+
+    rgb = images(10, (32, 32, 3))
+    if fmt == "idx":
+        name, bad = "mnist", write_idx_dataset(tmp_path / "mnist", IDX, rgb[..., 0], np.arange(10), rgb[:2, ..., 0],
+                                               np.arange(2))[0]
+    elif fmt == "cifar":
+        folder = write_cifar_batches(tmp_path / "cifar-10-batches-py", rgb, np.arange(10), rgb[:2], [0, 1],
+                                     [str(k) for k in range(10)])
+        name, bad = "cifar10", folder / "data_batch_3"
+    else:
+        write_image_folder(tmp_path / "cifar10", {"train": [("a", im) for im in rgb], "test": [("a", rgb[0])]},
+                           suffix=".jpg")
+        name, bad = "cifar10", tmp_path / "cifar10" / "train" / "a" / "0003.jpg"
+    damage(bad)
+    with pytest.raises(InvalidArgumentError, match="fresh copy|unpack the archive") as err:
+        load_dataset(name, data_dir=tmp_path, cache=tmp_path / "cache")
+    assert str(bad) in str(err.value)
+    assert not (tmp_path / "cache" / "datasets").is_dir() or not list((tmp_path / "cache" / "datasets").glob("*.npz"))
+
+
 def test_missing_dataset_error_names_every_place_searched(tmp_path, monkeypatch):
     monkeypatch.setenv("QANNEALQ_DATA", str(tmp_path / "data"))
     with pytest.raises(DatasetNotFoundError) as err:

@@ -25,6 +25,8 @@ __all__ = ["RawSplits", "read_npz", "read_image_folder", "read_idx", "read_idx_p
            "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+_REPLACE = ("replace it with a fresh copy (`qannealq datasets --download NAME` fetches one), or point --data-dir "
+            "at a folder holding a good copy")
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -59,16 +61,23 @@ def read_npz(path: Path) -> RawSplits:
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         if isinstance(exc, InvalidArgumentError):
             raise
-        raise InvalidArgumentError(f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}): replace it with "
-                                   "a fresh copy (`qannealq datasets --download NAME` fetches one), or point "
-                                   "--data-dir at a folder holding a good copy") from exc
+        raise _corrupt(path, exc) from exc
+
+
+def _corrupt(path: Path, exc: BaseException) -> InvalidArgumentError:
+    """The error for a dataset file that cannot be read: it names the file and how to replace it (gzip's and
+    pickle's own errors name neither)."""
+    return InvalidArgumentError(f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}): {_REPLACE}")
 
 
 def _image(path: Path) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as img:
-        array = np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img, dtype=np.uint8)
+    try:
+        with Image.open(path) as img:
+            array = np.asarray(img.convert("RGB") if img.mode not in ("L", "RGB") else img, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # Pillow raises SyntaxError for broken PNGs
+        raise _corrupt(path, exc) from exc
     return array.transpose(2, 0, 1) if array.ndim == 3 else array
 
 
@@ -100,10 +109,13 @@ def read_image_folder(root: Path) -> RawSplits:
 def read_idx(path: Path) -> np.ndarray:
     """One IDX file (``.gz`` or plain): the magic's type and dimensions, big-endian data."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
+    try:
+        with opener(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise _corrupt(path, exc) from exc
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_TYPES:
-        raise InvalidArgumentError(f"{path}: not an IDX file (bad magic {data[:4].hex()})")
+        raise InvalidArgumentError(f"{path}: not an IDX file (bad magic {data[:4].hex()}): {_REPLACE}")
     ndim = data[3]
     dims = tuple(int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[data[2]])
@@ -111,7 +123,7 @@ def read_idx(path: Path) -> np.ndarray:
     offset = 4 + 4 * ndim
     if len(data) - offset != count * dtype.itemsize:
         raise InvalidArgumentError(f"{path}: truncated IDX file ({len(data) - offset} bytes of data, "
-                                   f"{count * dtype.itemsize} expected for shape {dims})")
+                                   f"{count * dtype.itemsize} expected for shape {dims}): {_REPLACE}")
     return np.frombuffer(data, dtype=dtype, count=count, offset=offset).reshape(dims)
 
 
@@ -129,8 +141,18 @@ def read_idx_pair(images: Path, labels: Path, transpose: bool = False) -> tuple[
 def read_cifar_batches(folder: Path) -> RawSplits:
     """CIFAR-10's python batches: ``data_batch_1..5`` (train) and ``test_batch``, with ``batches.meta``."""
     def load(name: str) -> dict:
-        with open(folder / name, "rb") as fh:
-            return pickle.load(fh, encoding="bytes")
+        try:
+            with open(folder / name, "rb") as fh:
+                batch = pickle.load(fh, encoding="bytes")
+        except FileNotFoundError as exc:
+            raise InvalidArgumentError(f"{folder / name} not found: cifar-10-batches-py needs data_batch_1..5 "
+                                       "and test_batch; unpack the archive there again (or delete "
+                                       "the folder and run `qannealq datasets --download cifar10`)") from exc
+        except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
+            raise _corrupt(folder / name, exc) from exc
+        if not isinstance(batch, dict):
+            raise _corrupt(folder / name, TypeError(f"a pickled {type(batch).__name__}, not a CIFAR batch"))
+        return batch
 
     train = [load(f"data_batch_{i}") for i in range(1, 6)]
     test = load("test_batch")
