@@ -3,6 +3,7 @@ cache, the checkpoint key, and the real datasets of ../shared/datasets when pres
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from dataclasses import replace
@@ -91,6 +92,19 @@ def test_cifar_batches_equal_the_same_images_as_an_image_folder(tmp_path):
     folder = load_dataset("cifar10", data_dir=tmp_path / "b", cache=tmp_path / "cache")
     order = np.argsort(y, kind="stable")  # the folder lists images class by class
     np.testing.assert_array_equal(folder.x_train, batches.x_train[order])
+
+
+def test_idx_compression_is_told_by_the_contents_not_the_name(tmp_path):
+    """A browser that unpacks a ``.gz`` download keeps its name: the plain IDX file named ``.gz`` raised
+    ``BadGzipFile: Not a gzipped file``; a gzipped one without ``.gz`` read as a bad magic."""
+    x, y = images(6, (28, 28)), np.arange(6)
+    names = (IDX[0], IDX[1].removesuffix(".gz"), IDX[2], IDX[3])
+    paths = write_idx_dataset(tmp_path / "mnist", names, x, y, x[:2], y[:2])
+    paths[0].write_bytes(gzip.decompress(paths[0].read_bytes()))  # plain, named .gz
+    paths[1].write_bytes(gzip.compress(paths[1].read_bytes()))  # gzipped, named plain
+    data = load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+    np.testing.assert_array_equal(data.x_train, x.reshape(6, -1) / np.float32(255))
+    np.testing.assert_array_equal(data.y_train, y)
 
 
 def _truncate(path: Path) -> None:

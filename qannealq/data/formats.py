@@ -107,10 +107,14 @@ def read_image_folder(root: Path) -> RawSplits:
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """One IDX file (``.gz`` or plain): the magic's type and dimensions, big-endian data."""
-    opener = gzip.open if path.suffix == ".gz" else open
+    """One IDX file (gzipped or plain): the magic's type and dimensions, big-endian data.
+
+    Compression is told by the contents, not the name: a browser that unpacks ``.gz`` downloads keeps the name.
+    """
     try:
-        with opener(path, "rb") as fh:
+        with open(path, "rb") as fh:
+            gzipped = fh.read(2) == b"\x1f\x8b"
+        with (gzip.open if gzipped else open)(path, "rb") as fh:
             data = fh.read()
     except (OSError, EOFError, zlib.error) as exc:
         raise _corrupt(path, exc) from exc
