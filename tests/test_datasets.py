@@ -189,6 +189,23 @@ def test_decoded_arrays_are_cached_by_source_checksum(tmp_path, monkeypatch):
     assert len(paths) == 4
 
 
+@pytest.mark.parametrize("cut", ["half", "empty", "crc"])
+def test_a_damaged_decoded_cache_is_decoded_again(tmp_path, caplog, cut):
+    """A decoded-array cache cut short (a crash, a full disk, a copy) raised zipfile's BadZipFile or EOFError on
+    every load until the file was deleted by hand; it is a warning and the files are decoded again."""
+    x = images(6, (28, 28))
+    write_idx_dataset(tmp_path / "mnist", IDX, x, np.arange(6), x[:2], np.arange(2))
+    first = load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+    [cached] = (tmp_path / "cache" / "datasets").glob("mnist-*.npz")
+    good = cached.read_bytes()
+    at = good.index(x.tobytes()[:16])  # inside x_train's stored bytes: the zip's CRC-32 sees the change
+    cached.write_bytes({"half": good[:len(good) // 2], "empty": b"",
+                        "crc": good[:at] + bytes([good[at] ^ 0xFF]) + good[at + 1:]}[cut])
+    again = load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+    np.testing.assert_array_equal(again.x_train, first.x_train)
+    assert "unreadable" in caplog.text and cached.read_bytes() == good  # rebuilt
+
+
 def test_an_unwritable_cache_is_a_clear_error_naming_qannealq_cache(tmp_path, monkeypatch):
     """The decoded-array cache goes through the project's atomic write: a failed write names the file and
     QANNEALQ_CACHE, and leaves no temporary file."""

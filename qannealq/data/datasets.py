@@ -13,6 +13,8 @@ import hashlib
 import json
 import logging
 import os
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -204,8 +206,8 @@ def _decoded(source: Source, spec: DatasetSpec, checksum: str, cache: Path) -> f
             with np.load(path) as z:
                 return formats.RawSplits(z["x_train"], z["y_train"], z["x_test"], z["y_test"],
                                          tuple(json.loads(str(z["classes"]))))
-        except (OSError, ValueError, KeyError) as exc:
-            logger.warning("decoded cache %s unreadable (%s): decoding again", path, exc)
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+            logger.warning("decoded cache %s unreadable (%s: %s): decoding again", path, type(exc).__name__, exc)
     raw = _read(source, spec)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path, CACHE_REMEDY) as tmp:
