@@ -253,9 +253,31 @@ def test_checkpoint_key_covers_data_architecture_seed_and_epochs(tmp_path):
     base = checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 0)
     assert base == checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 0)
     others = {checkpoint_path(replace(data, checksum="0" * 64), (784, 8, 10), 2, 1e-3, 128, 0),
-              checkpoint_path(data, (784, 16, 10), 2, 1e-3, 128, 0), checkpoint_path(data, (784, 8, 10), 3, 1e-3, 128, 0),
-              checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 1), checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 0, 2)}
-    assert base not in others and len(others) == 5
+              checkpoint_path(data, (784, 16, 10), 2, 1e-3, 128, 0),
+              checkpoint_path(data, (784, 8, 10), 3, 1e-3, 128, 0),
+              checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 1),
+              checkpoint_path(data, (784, 8, 10), 2, 1e-3, 128, 0, 2),
+              checkpoint_path(data, (784, 8, 10), 2, 1e-2, 128, 0),
+              checkpoint_path(data, (784, 8, 10), 2, 1e-3, 64, 0)}
+    assert base not in others and len(others) == 7
+
+
+def test_a_subset_of_a_loaded_dataset_trains_its_own_model(tmp_path, monkeypatch):
+    """``replace(data, x_train=..., y_train=...)`` keeps the source's checksum, which alone keyed the model:
+    digits' first 100 training samples were given the model cached for all 1347."""
+    import torch
+
+    from qannealq.data import train_mlp
+
+    monkeypatch.setenv("QANNEALQ_CACHE", str(tmp_path))
+    data = load_dataset("digits")
+    subset = replace(data, x_train=data.x_train[:100], y_train=data.y_train[:100])
+    flipped = replace(data, y_train=(data.y_train + 1) % 10)  # same size, other labels
+    paths = {checkpoint_path(d, (64, 8, 10), 2, 1e-3, 128, 0) for d in (data, subset, flipped)}
+    assert len(paths) == 3
+    train_mlp(data, (8,), 2, seed=0)
+    cached, fresh = train_mlp(subset, (8,), 2, seed=0), train_mlp(subset, (8,), 2, seed=0, cache=False)
+    assert all(torch.equal(a, b) for a, b in zip(cached.state_dict().values(), fresh.state_dict().values()))
 
 
 def test_datasets_built_without_a_checksum_are_keyed_by_their_arrays():

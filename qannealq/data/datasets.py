@@ -16,6 +16,7 @@ import os
 import zipfile
 import zlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -65,6 +66,13 @@ class Dataset:
     @property
     def num_inputs(self) -> int:
         return self.x_train.shape[1]
+
+    @cached_property
+    def train_digest(self) -> str:
+        """SHA-256 of the training arrays, which the trained model depends on (part of its cache key, with
+        :attr:`checksum`): ``dataclasses.replace(data, x_train=..., y_train=...)`` keeps the source's checksum.
+        Computed once per instance; the arrays are taken as read-only."""
+        return _array_digest(self.x_train, self.y_train)
 
 
 def _array_digest(*arrays: np.ndarray) -> str:

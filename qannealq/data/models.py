@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from qannealq.data.datasets import Dataset, _array_digest, cache_dir
+from qannealq.data.datasets import Dataset, cache_dir
 from qannealq.errors import InvalidArgumentError
 from qannealq.report import LogReporter, Reporter
 from qannealq.store import CACHE_REMEDY, atomic_path
@@ -102,11 +102,12 @@ def partial_path(path: Path) -> Path:
 
 def checkpoint_path(data: Dataset, sizes: Sequence[int], epochs: int, lr: float, batch_size: int,
                     seed: int, threads: int = 1) -> Path:
-    """The cached checkpoint of a training run, keyed by (dataset, its data checksum, architecture, seed,
-    epochs, learning rate, batch size, training threads, torch version): new data or any other setting trains
-    a new model. A :class:`Dataset` built without a checksum is keyed by a digest of its training arrays (its
-    size alone had two datasets of one name and size share the first one's model)."""
-    key = json.dumps({"data": data.name, "checksum": data.checksum or _array_digest(data.x_train, data.y_train),
+    """The cached checkpoint of a training run, keyed by (dataset, its data checksum, a digest of its training
+    arrays, architecture, seed, epochs, learning rate, batch size, training threads, torch version): new data or
+    any other setting trains a new model. The arrays' digest (:attr:`Dataset.train_digest`) covers a dataset made
+    in Python without a checksum, and a subset or edit of a loaded one, which keeps its source's checksum and
+    was given the whole dataset's model."""
+    key = json.dumps({"data": data.name, "checksum": data.checksum, "train": data.train_digest,
                       "sizes": list(sizes), "epochs": epochs, "lr": lr, "batch": batch_size, "seed": seed,
                       "threads": threads, "torch": torch.__version__.split("+")[0]}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
