@@ -262,6 +262,19 @@ def test_checkpoint_key_covers_data_architecture_seed_and_epochs(tmp_path):
     assert base not in others and len(others) == 7
 
 
+def test_numpy_numbers_key_the_model_as_their_python_values():
+    """``prepare(epochs=np.int64(2))`` and ``hidden=(np.int64(8),)`` pass the settings' checks but raised
+    ``TypeError: Object of type int64 is not JSON serializable`` from the cache key."""
+    from qannealq.experiment import prepare
+
+    data = load_dataset("digits")
+    key = (data, (64, 8, 10), 2, 1e-3, 128, 0)
+    numpy_key = (data, tuple(np.int64(s) for s in (64, 8, 10)), np.int64(2), np.float64(1e-3), np.int64(128),
+                 np.int64(0))
+    assert checkpoint_path(*numpy_key) == checkpoint_path(*key)
+    assert prepare(dataset="digits", hidden=(np.int64(8),), epochs=np.int64(2), data=data).model.sizes[1] == 8
+
+
 def test_a_subset_of_a_loaded_dataset_trains_its_own_model(tmp_path, monkeypatch):
     """``replace(data, x_train=..., y_train=...)`` keeps the source's checksum, which alone keyed the model:
     digits' first 100 training samples were given the model cached for all 1347."""

@@ -16,7 +16,7 @@ import torch
 from qannealq.data.datasets import Dataset, cache_dir
 from qannealq.errors import InvalidArgumentError
 from qannealq.report import LogReporter, Reporter
-from qannealq.store import CACHE_REMEDY, atomic_path
+from qannealq.store import CACHE_REMEDY, atomic_path, json_default
 
 __all__ = ["MLP", "train_mlp", "accuracy", "cache_dir", "checkpoint_path", "partial_path", "SAVE_EVERY_S"]
 
@@ -109,7 +109,8 @@ def checkpoint_path(data: Dataset, sizes: Sequence[int], epochs: int, lr: float,
     was given the whole dataset's model."""
     key = json.dumps({"data": data.name, "checksum": data.checksum, "train": data.train_digest,
                       "sizes": list(sizes), "epochs": epochs, "lr": lr, "batch": batch_size, "seed": seed,
-                      "threads": threads, "torch": torch.__version__.split("+")[0]}, sort_keys=True)
+                      "threads": threads, "torch": torch.__version__.split("+")[0]}, sort_keys=True,
+                     default=json_default)  # np.int64(2) epochs as 2: json.dumps alone raised TypeError
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_dir() / "models" / f"{data.name}-{'-'.join(map(str, sizes))}-s{seed}-e{epochs}-{digest}.pt"
 
