@@ -62,6 +62,18 @@ def test_image_folder_decodes_rgb_channel_first_with_sorted_class_labels(tmp_pat
     np.testing.assert_array_equal(data.x_train[0], first_airplane.transpose(2, 0, 1).reshape(-1) / np.float32(255))
 
 
+def test_emnist_letters_as_an_image_folder(tmp_path):
+    """An image folder's labels count from 0 (its sorted class folders A..Z): EMNIST letters' published offset
+    of 1 was subtracted from them too, and the folder refused as 'train labels span 0..25, expected 1..26'."""
+    x, xt = images(26, (28, 28)), images(3, (28, 28), seed=1)
+    write_image_folder(tmp_path / "emnist-letters", {"train": [(chr(65 + k), x[k]) for k in range(26)],
+                                                     "test": [(chr(65 + k), xt[i]) for i, k in enumerate((2, 0, 25))]})
+    data = load_dataset("emnist-letters", data_dir=tmp_path, cache=tmp_path / "cache")
+    _check(data, 26, 3, 784, 26)
+    assert data.y_train.tolist() == list(range(26)) and data.classes[0] == "A"
+    assert sorted(data.y_test.tolist()) == [0, 2, 25]
+
+
 def test_idx_files_and_emnist_transpose(tmp_path):
     x, xt = images(12, (28, 28)), images(5, (28, 28), seed=2)
     y, yt = np.arange(12) % 10, np.arange(5)

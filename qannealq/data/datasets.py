@@ -226,15 +226,19 @@ def _decoded(source: Source, spec: DatasetSpec, checksum: str, cache: Path) -> f
 
 
 def _to_dataset(raw: formats.RawSplits, spec: DatasetSpec, source: Source, checksum: str) -> Dataset:
-    """Scale pixels to [0, 1] (float32), shift labels to 0..K-1 and check their range."""
+    """Scale pixels to [0, 1] (float32), shift labels to 0..K-1 and check their range.
+
+    An image folder's labels are its sorted class folders' indices, from 0 whatever the published labels.
+    """
+    offset = 0 if source.format == "folder" else spec.label_offset
     ys = []
     for split, y in (("train", raw.y_train), ("test", raw.y_test)):
-        y = y.astype(np.int64) - spec.label_offset
+        y = y.astype(np.int64) - offset
         if y.size and (y.min() < 0 or y.max() >= spec.num_classes):
             raise InvalidArgumentError(
                 f"dataset {spec.name!r} from {source.describe()}: {split} labels span "
-                f"{y.min() + spec.label_offset}..{y.max() + spec.label_offset}, expected {spec.label_offset}.."
-                f"{spec.num_classes - 1 + spec.label_offset}; check that the files belong to {spec.name}")
+                f"{y.min() + offset}..{y.max() + offset}, expected {offset}.."
+                f"{spec.num_classes - 1 + offset}; check that the files belong to {spec.name}")
         ys.append(y)
     xs = [x.reshape(len(x), -1).astype(np.float32) / 255.0 for x in (raw.x_train, raw.x_test)]
     return Dataset(spec.name, xs[0], ys[0], xs[1], ys[1], spec.num_classes, checksum, source.describe(),
