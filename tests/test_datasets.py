@@ -130,9 +130,9 @@ def _flip_crc(path: Path) -> None:
 
 
 @pytest.mark.parametrize("fmt, damage", [("idx", _truncate), ("idx", _flip_crc), ("cifar", _truncate),
-                                         ("cifar", Path.unlink), ("folder", _truncate)])
+                                         ("folder", _truncate)])
 def test_a_damaged_raw_file_is_named_with_how_to_replace_it(tmp_path, fmt, damage):
-    """A truncated gzip, a bad CRC, a truncated pickled batch, a missing batch or a truncated image raised
+    """A truncated gzip, a bad CRC, a truncated pickled batch or a truncated image raised
     gzip's, pickle's or Pillow's own error (EOFError, BadGzipFile, UnpicklingError, a bare OSError), most
     naming no file, as a traceback from the command."""
     from qannealq.errors import InvalidArgumentError
@@ -150,7 +150,7 @@ def test_a_damaged_raw_file_is_named_with_how_to_replace_it(tmp_path, fmt, damag
                            suffix=".jpg")
         name, bad = "cifar10", tmp_path / "cifar10" / "train" / "a" / "0003.jpg"
     damage(bad)
-    with pytest.raises(InvalidArgumentError, match="fresh copy|unpack the archive") as err:
+    with pytest.raises(InvalidArgumentError, match="fresh copy") as err:
         load_dataset(name, data_dir=tmp_path, cache=tmp_path / "cache")
     assert str(bad) in str(err.value)
     assert not (tmp_path / "cache" / "datasets").is_dir() or not list((tmp_path / "cache" / "datasets").glob("*.npz"))

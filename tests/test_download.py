@@ -109,6 +109,42 @@ def test_download_then_load_idx_and_cifar_archives(server, tmp_path, monkeypatch
     np.testing.assert_array_equal(cifar.x_train[0], train[0].transpose(2, 0, 1).reshape(-1) / np.float32(255))
 
 
+def test_an_unpack_cut_short_is_finished_by_the_next_download(server, tmp_path, monkeypatch):
+    """Ctrl-C while CIFAR-10's archive was unpacked left data_batch_1 whole, data_batch_2 cut short and the
+    rest missing: the folder counted as found (data_batch_1 alone was looked for), so ``--download`` fetched
+    nothing and every load failed on the missing or truncated batch. Members are now written whole or not at
+    all, and a folder lacking a batch is not found: the next download unpacks the verified archive again."""
+    import qannealq.data.download as download_module
+
+    www, url = server
+    train, test = images(5, (32, 32, 3)), images(2, (32, 32, 3), seed=6)
+    batches = write_cifar_batches(tmp_path / "src" / "cifar-10-batches-py", train, np.arange(5), test,
+                                  np.array([1, 2]), [f"c{i}" for i in range(10)])
+    with tarfile.open(www / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(batches, arcname="cifar-10-batches-py")
+    resource = Resource("cifar-10-python.tar.gz", ("https://example.invalid/x",), _sha(www / "cifar-10-python.tar.gz"))
+    monkeypatch.setitem(sources_module.SPECS, "cifar10", replace(SPECS["cifar10"], resources=(resource,)))
+    copy = download_module.shutil.copyfileobj  # shutil's own: the test server sends its files with it too
+
+    def interrupted(src, dst):
+        if "data_batch_2" in str(getattr(dst, "name", "")):
+            dst.write(src.read(100))
+            raise KeyboardInterrupt
+        copy(src, dst)
+
+    monkeypatch.setattr(download_module.shutil, "copyfileobj", interrupted)
+    load = functools.partial(load_dataset, "cifar10", data_dir=tmp_path / "empty", download=True,
+                             cache=tmp_path / "cache", mirror=url)
+    with pytest.raises(KeyboardInterrupt):
+        load()
+    unpacked = tmp_path / "cache" / "downloads" / "cifar10" / "cifar-10-batches-py"
+    assert (unpacked / "data_batch_1").is_file()
+    assert all(p.read_bytes() == (batches / p.name).read_bytes() for p in unpacked.iterdir())  # no half file
+    monkeypatch.setattr(download_module.shutil, "copyfileobj", copy)
+    cifar = load()
+    assert cifar.x_train.shape == (5, 3072) and cifar.y_test.tolist() == [1, 2]
+
+
 def test_without_download_nothing_is_fetched(server, tmp_path):
     www, url = server
     with pytest.raises(FileNotFoundError, match="--download"):

@@ -3,7 +3,8 @@
 A file is streamed into a temporary file next to its destination while its SHA-256 is computed; on a
 mismatch the file is deleted and :class:`ChecksumError` raised; on success it is renamed into place. Archives
 (CIFAR-10's tar.gz, EMNIST's zip) are verified the same way and then unpacked (only the members needed, with
-path checks). ``mirror`` replaces every URL's folder (tests serve files from a loopback HTTP server).
+path checks), each member written whole or not at all, so that an unpack cut short is finished by the next
+``--download``. ``mirror`` replaces every URL's folder (tests serve files from a loopback HTTP server).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Sequence
 
 from qannealq.data.sources import DatasetSpec, Resource, download_dir
 from qannealq.errors import QannealqError
+from qannealq.store import CACHE_REMEDY, atomic_path
 
 __all__ = ["ChecksumError", "DownloadError", "sha256_file", "fetch_resource", "download_dataset"]
 
@@ -108,7 +110,7 @@ def _unpack_tar(archive: Path, folder: Path) -> None:
             if member.isfile():
                 target = _inside(folder, member.name)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with tar.extractfile(member) as src, open(target, "wb") as dst:
+                with tar.extractfile(member) as src, atomic_path(target, CACHE_REMEDY) as tmp, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
 
 
@@ -116,8 +118,8 @@ def _unpack_zip(archive: Path, folder: Path, members: Sequence[str]) -> None:
     with zipfile.ZipFile(archive) as zf:
         for name in members:
             target = _inside(folder, Path(name).name)
-            if not target.is_file():
-                with zf.open(name) as src, open(target, "wb") as dst:
+            if not target.is_file():  # written whole or not at all (atomic_path): a file there is complete
+                with zf.open(name) as src, atomic_path(target, CACHE_REMEDY) as tmp, open(tmp, "wb") as dst:
                     shutil.copyfileobj(src, dst)
 
 

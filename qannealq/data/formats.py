@@ -148,10 +148,6 @@ def read_cifar_batches(folder: Path) -> RawSplits:
         try:
             with open(folder / name, "rb") as fh:
                 batch = pickle.load(fh, encoding="bytes")
-        except FileNotFoundError as exc:
-            raise InvalidArgumentError(f"{folder / name} not found: cifar-10-batches-py needs data_batch_1..5 "
-                                       "and test_batch; unpack the archive there again (or delete "
-                                       "the folder and run `qannealq datasets --download cifar10`)") from exc
         except (OSError, EOFError, ValueError, pickle.UnpicklingError) as exc:
             raise _corrupt(folder / name, exc) from exc
         if not isinstance(batch, dict):

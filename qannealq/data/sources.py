@@ -162,8 +162,9 @@ def _exists(source: Source) -> Source | None:
     if source.format == "folder":
         root = source.paths[0]
         return source if (root / "train").is_dir() and (root / "test").is_dir() else None
-    if source.format == "cifar":
-        return source if (source.paths[0] / "data_batch_1").is_file() else None
+    if source.format == "cifar":  # every batch: an unpack cut short is not a dataset, and --download finishes it
+        batches = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+        return source if all((source.paths[0] / name).is_file() for name in batches) else None
     paths = []
     for path in source.paths:  # IDX: each file gzipped, or not
         plain = path.with_suffix("") if path.suffix == ".gz" else path
