@@ -78,7 +78,7 @@ class Dataset:
 def _array_digest(*arrays: np.ndarray) -> str:
     digest = hashlib.sha256()
     for a in arrays:
-        digest.update(np.ascontiguousarray(a).tobytes())
+        digest.update(np.ascontiguousarray(a).reshape(-1).view(np.uint8))  # in place: CIFAR-10's are 614 MB
     return digest.hexdigest()
 
 
