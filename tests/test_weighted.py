@@ -318,6 +318,53 @@ def test_layer_sa_reaches_the_exact_optimum_on_17_variable_weighted_neurons():
         assert sample.energies[i] == pytest.approx(optimum(problem.neuron_bqm(i)), rel=1e-9, abs=1e-12)
 
 
+def _per_neuron_problem(seed: int = 40, n: int = 8):
+    layer = random_layer(np.random.default_rng(seed), 40, n, samples=200)
+    stats = WeightedLayerStats.from_arrays(layer.x, layer.y, np.where(layer.y > 0, 1.0, 0.1), True)
+    return build_weighted_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 3))
+
+
+def test_a_neuron_its_share_cut_runs_again_in_the_time_the_others_left(monkeypatch):
+    """Under ``time_limit`` each neuron had an even share of the time left, and one that needed more than its
+    share was cut even where the neurons after it left the time: on a 16-neuron layer a 1.5 s limit ended at
+    0.84 s, ``time_limited`` and not the states without a limit. Here neuron 0 "needs" 40 % of a generous limit
+    (a search that reads its clock instead of taking the time, so nothing depends on the machine's speed)."""
+    from qannealq.backends import layer_sa
+
+    problem, limit = _per_neuron_problem(), 600.0
+    seeds = list(np.random.SeedSequence(5).generate_state(problem.num_neurons) & 0x7FFFFFFF)
+    real = layer_sa._solve
+
+    def search(run, starts, seed, *args):
+        rows, stats = real(run, starts, seed, *args)
+        if seeds.index(seed) == 0 and run.clock.limit is not None and run.clock.remaining() < 0.4 * limit:
+            run.clock.cut = True  # the search it would have run under a share too small: cut, another row
+            rows = 1 - rows
+        return rows, stats
+
+    monkeypatch.setattr(layer_sa, "_solve", search)
+    sampler = get_sampler("layer-sa")
+    free = sampler.sample_layer(problem, seed=5, num_threads=1)
+    limited = sampler.sample_layer(problem, seed=5, num_threads=1, time_limit=limit)
+    assert limited.info["time_limited"] is False and limited.info["retried"] == 1
+    np.testing.assert_array_equal(limited.assignments, free.assignments)
+    assert limited.info["polished_start_energies"] == free.info["polished_start_energies"]
+    energy = limited.info["trace"]["energy"]
+    assert len(energy) == problem.num_neurons + 3 and np.all(np.diff(energy) <= 0)  # the run again traced too
+
+
+def test_a_generous_limit_on_per_neuron_hessians_changes_nothing_and_a_tiny_one_is_reported():
+    problem = _per_neuron_problem(41)
+    sampler = get_sampler("layer-sa")
+    free = sampler.sample_layer(problem, seed=2)
+    generous = sampler.sample_layer(problem, seed=2, time_limit=600)
+    assert free.info["time_limited"] is False and generous.info["time_limited"] is False
+    np.testing.assert_array_equal(generous.assignments, free.assignments)
+    tiny = sampler.sample_layer(problem, seed=2, time_limit=1e-6)
+    assert tiny.info["time_limited"] is True
+    np.testing.assert_allclose(tiny.energies, problem.qubo_energies(tiny.assignments), rtol=1e-12)
+
+
 def test_every_backend_gets_ordinary_bqms():
     layer, weights, stats = _weighted(9, f=8, n=3)
     problem = build_weighted_problem(stats, layer.weight, layer.bias,
