@@ -156,9 +156,11 @@ class WeightedLayerStats:
         x = np.asarray(inputs, np.float64)
         x = np.concatenate([x, np.ones((x.shape[0], 1))], axis=1) if bias else x
         w = np.asarray(weights, np.float64)
-        if w.shape != np.shape(targets) or not np.all(w >= 0):
-            raise InvalidArgumentError(f"weights must be >= 0 with the targets' shape {np.shape(targets)}, "
-                                       f"got shape {w.shape}")
+        if w.shape != np.shape(targets):
+            raise InvalidArgumentError(f"weights must have the targets' shape {np.shape(targets)}, got {w.shape}")
+        if not np.all((w >= 0) & np.isfinite(w)):  # an infinite weight made every energy of its neuron NaN
+            at = tuple(int(k) for k in np.argwhere(~((w >= 0) & np.isfinite(w)))[0])
+            raise InvalidArgumentError(f"weights must be finite and >= 0, got weights[{at[0]}, {at[1]}]={float(w[at])}")
         return cls(plain, x, np.asarray(targets, np.float64), w, objective or Objective("relu-aware"))
 
     @property

@@ -414,6 +414,19 @@ def test_objective_options_are_checked():
         quantize_model(torch.nn.Sequential(torch.nn.Linear(3, 2)), np.ones((4, 3)), 2, objective="relu")
 
 
+def test_sample_weights_are_checked_naming_the_bad_entry():
+    """An infinite weight was taken (its neuron's offset inf, its linear terms NaN), and a NaN one was refused as
+    of the wrong shape, naming the targets' shape and its own, the same."""
+    layer, weights, _ = _weighted(2, f=6, n=3)
+    for bad, shown in ((np.inf, "inf"), (np.nan, "nan"), (-0.5, "-0.5")):
+        given = weights.copy()
+        given[4, 1] = bad
+        with pytest.raises(InvalidArgumentError, match=rf"finite and >= 0, got weights\[4, 1\]={shown}"):
+            WeightedLayerStats.from_arrays(layer.x, layer.y, given)
+    with pytest.raises(InvalidArgumentError, match=r"targets' shape \(300, 3\), got \(300, 2\)"):
+        WeightedLayerStats.from_arrays(layer.x, layer.y, weights[:, :2])
+
+
 def test_run_command_records_the_objective(tmp_path, capsys):
     import json
 
