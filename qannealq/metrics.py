@@ -53,9 +53,10 @@ def target_energy(reference: float, eps: float) -> float:
 
 
 def success_probability(energies: np.ndarray, reference: float, eps: float = 1e-9) -> float:
-    """Share of ``energies`` (one per read) within ``eps`` (relative) of ``reference``; NaN without reads."""
+    """Share of ``energies`` (one per read) within ``eps`` (relative) of ``reference``; NaN without reads or
+    without a reference (NaN: 0 would make a TTS of ``inf``, a solver that never succeeds)."""
     energies = np.asarray(energies, dtype=np.float64)
-    if energies.size == 0:
+    if energies.size == 0 or math.isnan(reference):
         return float("nan")
     return float(np.mean(energies <= target_energy(reference, eps)))
 

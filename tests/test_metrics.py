@@ -38,6 +38,9 @@ def test_success_probability_zero_one_and_between():
     assert success_probability([ref * 1.005], ref) == 0.0
     assert success_probability([ref * 1.005], ref, eps=0.01) == 1.0
     assert math.isnan(success_probability([], ref))
+    # no reference, no success measured (it was 0.0, and then a TTS of inf: a solver that never succeeds)
+    assert math.isnan(success_probability([0.25, 0.3], float("nan")))
+    assert math.isnan(tts(1.0, success_probability([0.25], float("nan"))))
     with pytest.raises(InvalidArgumentError, match="eps"):
         success_probability([1.0], ref, eps=-1)
 
