@@ -4,7 +4,8 @@ Large-neighbourhood search with the backend as the sub-solver (as D-Wave's ``dwa
 decomposer does, here in a few dozen lines over the dense form ``E(x) = a·x + xᵀPx + c``):
 
 1. **Start** from the warm start given as ``initial_states`` (the solve loop and ``compare`` give GPTQ
-   restricted to floor/ceil), or else from a greedy descent from all zeros.
+   restricted to floor/ceil; of several states, the lowest in energy), or else from a greedy descent from all
+   zeros.
 2. **Pick a sub-problem** of at most ``capacity`` variables: on a round after an improvement, the half of the
    capacity whose single flip gains most (lowest ``ΔE``); after a round without one, one random variable. The
    rest of the capacity is filled one at a time, each variable drawn with probability proportional to its
@@ -47,21 +48,21 @@ _OWN_PARAMETERS = ("initial_states", "seed", "capacity", "patience", "max_calls"
 _RULES = {"capacity": at_least(1), "patience": at_least(1), "max_calls": at_least(1)}  # None: the sampler's own
 
 
-def _start_state(initial_states: Any, labels: list, spin: bool) -> np.ndarray | None:
-    """The first initial state over ``labels`` as a binary float row, or None when none is given."""
+def _start_states(initial_states: Any, labels: list, spin: bool) -> np.ndarray | None:
+    """Every given initial state over ``labels`` as binary float rows ``(k, m)``, or None when none is given."""
     if initial_states is None:
         return None
     arr, names = dimod.as_samples(initial_states)
     if arr.shape[0] == 0:
         return None
-    row = dict(zip(names, arr[0].tolist()))
-    missing = [v for v in labels if v not in row]
+    column = {name: k for k, name in enumerate(names)}
+    missing = [v for v in labels if v not in column]
     if missing:
-        raise InvalidArgumentError(f"initial_states lacks variables {missing[:5]} of the BQM; give one state "
+        raise InvalidArgumentError(f"initial_states lacks variables {missing[:5]} of the BQM; give states "
                                    "over all of its variables")
-    x = np.array([row[v] for v in labels], dtype=np.float64)
+    x = np.asarray(arr, dtype=np.float64)[:, [column[v] for v in labels]]
     values = (-1.0, 1.0) if spin else (0.0, 1.0)
-    wrong = sorted({float(value) for value in x if value not in values})
+    wrong = sorted({float(value) for value in x.ravel() if value not in values})
     if wrong:
         vartype = "SPIN" if spin else "BINARY"
         raise InvalidArgumentError(f"initial_states holds values {wrong[:5]} that are not {vartype} values: this "
@@ -173,12 +174,14 @@ class DecomposingSampler(LayerComposite):
         t0 = time.perf_counter_ns()
         spin = bqm.vartype is dimod.SPIN
         lin, mat, offset, labels = dense_binary(bqm)
-        x = _start_state(initial_states, labels, spin)
-        start = "initial_states" if x is not None else "greedy"
-        if x is None:
-            x = greedy(lin, mat, np.zeros(len(labels)))
-        patience = self._patience(len(labels), size, patience)
         search = Search(lin, mat, offset, labels, np.random.default_rng(seed))
+        starts = _start_states(initial_states, labels, spin)
+        start = "initial_states" if starts is not None else "greedy"
+        if starts is None:
+            x = greedy(lin, mat, np.zeros(len(labels)))
+        else:  # the lowest of the given states: the result is never worse than any of them
+            x = starts[int(np.argmin([search.energy(row) for row in starts]))]
+        patience = self._patience(len(labels), size, patience)
         x, log, child_infos = search.run(self.child, x, size, patience, max_calls or self.max_calls, child_kw)
         samples = (2 * x - 1 if spin else x).astype(np.int8)[None, :]
         ss = dimod.SampleSet.from_samples_bqm((samples, labels), bqm)

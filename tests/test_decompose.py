@@ -266,3 +266,19 @@ def test_exact_decomposes_above_its_capacity_into_sub_problems_of_16():
     assert sampler.sample(small).info["decomposed"] is False  # within exact's 24 variables: solved directly
     info = sampler.sample(large, seed=0).info
     assert info["decomposed"] and info["sub_sizes"] == [16, 16]
+
+
+def test_of_several_initial_states_it_starts_from_the_lowest_and_checks_them_all():
+    """Only the first of several ``initial_states`` was read: from ``[bad, optimum]`` a sub-solver that returns its
+    start (dimod's IdentitySampler) ended at bad's energy (10.08 here), above the optimum it was given (-12.2), and
+    a later state of 2s was not refused. It now starts from the lowest given state, and refuses any bad one."""
+    rng = np.random.default_rng(0)
+    bqm = dimod.BinaryQuadraticModel({i: rng.normal() for i in range(12)},
+                                     {(i, j): rng.normal() for i in range(12) for j in range(i + 1, 12)}, 0.0, "BINARY")
+    best = dimod.ExactSolver().sample(bqm).first
+    bad = {v: 1 - best.sample[v] for v in bqm.variables}
+    ss = decomposed(dimod.IdentitySampler(), capacity=4).sample(bqm, initial_states=[bad, best.sample], seed=0)
+    assert ss.first.energy == pytest.approx(best.energy, rel=1e-12)
+    assert ss.info["energies"][0] == pytest.approx(best.energy, rel=1e-12) and ss.info["start"] == "initial_states"
+    with pytest.raises(InvalidArgumentError, match=r"initial_states holds values \[2.0\]"):
+        decomposed("exact", capacity=4).sample(bqm, initial_states=[best.sample, {v: 2 for v in bqm.variables}])
