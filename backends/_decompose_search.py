@@ -11,6 +11,8 @@ import time
 import dimod
 import numpy as np
 
+from qannealq.errors import BackendError
+
 __all__ = ["Search", "greedy", "timing_of", "child_summary"]
 
 
@@ -93,6 +95,10 @@ class Search:
             answer = child.sample(sub, **kw)
             answer.resolve()
             child_ns += time.perf_counter_ns() - t
+            if len(answer) == 0:
+                raise BackendError(f"{_name(child)} returned no sample for the decomposition's sub-problem "
+                                   f"{len(infos) + 1} ({len(idx)} of {x.size} variables): a sub-solver must return at "
+                                   "least one sample per call")
             infos.append(answer.info)
             sizes.append(len(idx))
             trial = self._adopt(x, idx, sub, answer)
@@ -118,6 +124,11 @@ class Search:
         trial = x.copy()
         trial[idx] = [values[v] for v in sub.variables]
         return trial
+
+
+def _name(child: dimod.Sampler) -> str:
+    """The backend's name for messages (a registered backend's, a retry composite's, else its class name)."""
+    return str(getattr(child, "name", None) or getattr(child, "backend", None) or type(child).__name__)
 
 
 def timing_of(infos: list[dict], own_ns: int) -> dict:

@@ -282,3 +282,24 @@ def test_of_several_initial_states_it_starts_from_the_lowest_and_checks_them_all
     assert ss.info["energies"][0] == pytest.approx(best.energy, rel=1e-12) and ss.info["start"] == "initial_states"
     with pytest.raises(InvalidArgumentError, match=r"initial_states holds values \[2.0\]"):
         decomposed("exact", capacity=4).sample(bqm, initial_states=[best.sample, {v: 2 for v in bqm.variables}])
+
+
+class _NoSamples(dimod.Sampler):
+    """A sub-solver that returns an empty SampleSet."""
+
+    properties: dict = {}
+    parameters: dict = {}
+
+    def sample(self, bqm, **kwargs):
+        return dimod.SampleSet.from_samples(([], list(bqm.variables)), bqm.vartype, energy=[])
+
+
+def test_a_sub_solver_that_returns_no_sample_is_named():
+    """An empty answer from the sub-solver failed inside numpy: ``ValueError: attempt to get argmin of an empty
+    sequence``, naming neither the backend nor the decomposition. It is a BackendError saying which."""
+    from qannealq.errors import BackendError
+
+    bqm = dimod.generators.gnp_random_bqm(12, 0.5, "BINARY", random_state=1)
+    with pytest.raises(BackendError, match=r"_NoSamples returned no sample for the decomposition's sub-problem 1 "
+                                           r"\(4 of 12 variables\)"):
+        decomposed(_NoSamples(), capacity=4).sample(bqm, seed=0)
