@@ -255,7 +255,13 @@ def auto_decompose(sampler: Any, **options: Any) -> Any:
     ``capacity`` decomposes a backend that states no limit too (``compare --capacity sa=20``: it was ignored),
     and its solver's limit is then not read (a QPU is not contacted).
     """
-    if isinstance(sampler, DecomposingSampler):
+    if isinstance(sampler, DecomposingSampler):  # decomposed already: its own options stand
+        given = {key: value for key, value in options.items() if value is not None}
+        own = {"capacity": sampler._capacity, "patience": sampler.patience, "max_calls": sampler.max_calls}
+        differ = sorted(key for key, value in given.items() if own.get(key) != value)
+        if differ:
+            raise InvalidArgumentError(f"{sampler!r} is decomposed already, with other {', '.join(differ)}: pass "
+                                       "its child, or no decomposition options")
         return sampler
     if options.get("capacity") is not None or capacity_limited(sampler):
         return DecomposingSampler(sampler, **options)

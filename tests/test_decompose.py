@@ -188,7 +188,9 @@ def test_auto_decompose_honours_a_given_capacity():
     bqm = dimod.generators.gnp_random_bqm(12, 0.5, "BINARY", random_state=1)
     ss = wrapped.sample(bqm, seed=1)
     assert ss.info["decomposed"] and max(ss.info["sub_sizes"]) <= 5
-    assert auto_decompose(wrapped, capacity=5) is wrapped  # not wrapped twice
+    assert auto_decompose(wrapped, capacity=5, max_calls=100) is wrapped  # not wrapped twice
+    with pytest.raises(InvalidArgumentError, match=r"decomposed already, with other capacity: pass its child"):
+        auto_decompose(wrapped, capacity=7)  # it was returned as it was, its capacity of 5 kept without a word
     down = _CloudSampler(ConnectionError("SAPI unreachable"))  # a given capacity needs no read of the solver
     assert auto_decompose(down, capacity=8).capacity == 8
     assert auto_decompose(steepest, capacity=None) is steepest
