@@ -166,13 +166,24 @@ def check_anneal_schedule(schedule: Any, properties: Mapping, backend: str = "")
                    f"anneal time {bounds[0]:g} us = {1.0 / bounds[0]:g})")
 
 
+def _starts_at_one(schedule: Any) -> bool:
+    """Whether an ``anneal_schedule`` starts at s=1 (a reverse anneal; :func:`check_anneal_schedule` names what is
+    wrong with a malformed one)."""
+    try:
+        return float(schedule[0][1]) == 1.0
+    except (TypeError, ValueError, IndexError, KeyError):
+        return False
+
+
 def anneal_settings(parameters: Mapping, options: Mapping[str, Any], warm: bool, num_reads: int,
                     reversal_point: float = 0.35, reversal_pause: float = 8.0) -> AnnealSettings:
     """The calls' solver parameters from the sampler options.
 
     ``anneal``: ``auto`` (default: reverse from the warm start when there is one and the solver takes
     ``initial_state`` and ``anneal_schedule``, forward otherwise), ``forward`` or ``reverse``. A given
-    ``annealing_time`` or forward ``anneal_schedule`` means forward under ``auto``.
+    ``annealing_time`` or forward ``anneal_schedule`` means forward under ``auto``; an ``anneal_schedule`` that
+    starts at s=1 means reverse (it was passed as a forward anneal, which dwave-cloud-client's estimate and the
+    solver refuse without an ``initial_state``).
 
     Raises:
         InvalidArgumentError: a bad option, or ``reverse`` without a warm start or on a solver without it.
@@ -184,7 +195,18 @@ def anneal_settings(parameters: Mapping, options: Mapping[str, Any], warm: bool,
     reinit = check_flag("reinitialize_state", options.get("reinitialize_state", True))
     passed = tuple((k, options[k]) for k in SOLVER_OPTIONS if k in options and options[k] is not None)
     supports = "initial_state" in parameters and "anneal_schedule" in parameters
-    forward_asked = "annealing_time" in options or "anneal_schedule" in options
+    given = options.get("anneal_schedule")
+    if _starts_at_one(given):
+        if mode == "forward":
+            raise InvalidArgumentError(f"anneal_schedule={given!r} starts at s=1, a reverse anneal, and anneal="
+                                       "'forward' was asked: give a schedule starting at s=0, or anneal='auto'")
+        if not warm:
+            raise InvalidArgumentError(f"anneal_schedule={given!r} starts at s=1, a reverse anneal, which needs a "
+                                       f"warm start to anneal back from and there is none (--warm-start "
+                                       f"{DEFAULT_WARM_START}, the default, with parallel=True gives one): give a "
+                                       "schedule starting at s=0")
+        mode = "reverse"
+    forward_asked = "annealing_time" in options or given is not None
     if mode == "reverse" and not supports:
         raise InvalidArgumentError("anneal='reverse': this solver takes no initial_state/anneal_schedule; use "
                                    "anneal='forward' (or 'auto')")

@@ -28,6 +28,7 @@ from qannealq.experiment import formulate  # noqa: E402
 from qannealq.solve import quantize_layer  # noqa: E402
 
 QPU = {"initial_state": [], "anneal_schedule": []}
+TIMED = qpu_pegasus_solver_data(4, problem_timing_data=qpu_problem_timing_data("advantage"))["properties"]
 
 
 def test_anneal_settings():
@@ -54,6 +55,23 @@ def test_anneal_settings():
         with pytest.raises(InvalidArgumentError, match=match):
             anneal_settings(QPU, options, True, 3)
 
+
+def test_a_schedule_starting_at_s1_is_a_reverse_anneal_from_the_warm_start():
+    """``--sampler-option anneal_schedule=[[0,1],...]`` (a reverse schedule, which the schedule check accepts) was
+    passed as a forward anneal without an ``initial_state``: ``--dry-run`` and the run ended in dwave-cloud-client's
+    ``ValueError`` traceback. Under ``auto`` it is now the reverse anneal from the warm start, with its schedule."""
+    schedule = [[0, 1], [5, 0.35], [13, 0.35], [18, 1]]
+    settings = anneal_settings(QPU, {"anneal_schedule": schedule}, True, 3)
+    assert settings.reverse and settings.schedule == ((0.0, 1.0), (5.0, 0.35), (13.0, 0.35), (18.0, 1.0))
+    kwargs = settings.solver_kwargs({0: 1})
+    assert kwargs["initial_state"] == {0: 1} and kwargs["anneal_schedule"] == [list(map(float, p)) for p in schedule]
+    assert estimate_access_us(TIMED, 100, kwargs) > 0  # raised ValueError: initial_state not provided
+    forward = anneal_settings(QPU, {"anneal_schedule": [[0, 0], [20, 1]]}, True, 3)
+    assert not forward.reverse and "anneal_schedule given" in forward.describe()
+    with pytest.raises(InvalidArgumentError, match="starts at s=1.*no(ne| warm start)|warm start.*none"):
+        anneal_settings(QPU, {"anneal_schedule": schedule}, False, 3)
+    with pytest.raises(InvalidArgumentError, match="anneal='forward' was asked"):
+        anneal_settings(QPU, {"anneal_schedule": schedule, "anneal": "forward"}, True, 3)
 
 def test_the_estimate_is_dwave_cloud_clients_on_the_solvers_timing_data():
     timing = qpu_problem_timing_data("advantage")
