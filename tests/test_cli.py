@@ -37,6 +37,18 @@ def test_help_says_what_the_tool_does_and_version_matches_the_package(capsys):
     assert capsys.readouterr().out.strip() == f"qannealq {qannealq.__version__}" == f"qannealq {project['version']}"
 
 
+def test_sweep_help_gives_each_presets_warm_start(capsys):
+    """``sweep --help`` called gptq-restricted-pivot "the presets' qubo start", but ``--preset paper`` (the
+    paper's per-neuron ``sa``) has no warm start (the README's preset table; ``sweep.json``: ``warm_start`` None)."""
+    from qannealq.baselines import DEFAULT_WARM_START
+    from qannealq.sweep import PRESETS
+
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert PRESETS["paper"].warm_start is None and PRESETS["best"].warm_start == DEFAULT_WARM_START
+    assert "the presets' qubo start" not in printed and "--preset paper: none" in printed
+
 def test_run_on_digits_writes_results(tmp_path, capsys):
     out = tmp_path / "run"
     code = main(["run", "--dataset", "digits", "--bits", "4,2", "--methods", "rtn,gptq,qubo", "--backend", "sa",

@@ -41,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="best: per cell the grid with the lower summed layer error on the calibration data")
     group.add_argument("--int1", default=None, choices=("sign", "paper"))
     group.add_argument("--warm-start", default=None,
-                       help="gptq-restricted-pivot (the presets' qubo start), gptq-restricted-act, gptq-restricted, "
-                       "gptq-pivot, gptq-act, gptq, rtn or none")
+                       help="gptq-restricted-pivot (the qubo start of --preset best and without a preset; --preset "
+                       "paper: none), gptq-restricted-act, gptq-restricted, gptq-pivot, gptq-act, gptq, rtn or none")
     add_objective_arguments(group)
     group.add_argument("--download", action="store_true",
                        help="fetch the dataset from its canonical location if it is found nowhere (SHA-256 checked)")
