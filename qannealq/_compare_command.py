@@ -223,7 +223,7 @@ def _run_opened(job: CompareJob, out: Path, qpus: dict[str, Any], reporter: Repo
     sizes = sorted({i.num_variables for i in instances})
     reporter.message(f"{len(instances)} neuron QUBO(s) of {sizes[0]}-{sizes[-1]} variables; backends "
                      f"{', '.join(job.backends)}; {job.settings.reads} reads x {job.settings.repeats} repeats; "
-                     f"results -> {out}")
+                     + ("a dry run: no results written" if job.dry_run else f"results -> {out}"))
     if job.dry_run or job.qpu_budget is not None:
         qpu_plans(job, instances, reporter, qpus)
         if job.dry_run:

@@ -199,7 +199,8 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
         stats = calibrate(exp) if q.calibration == "float" else None
         warm = q.warm_start
         reporter.message(f"{exp.name}: MLP {exp.sizes}, float test accuracy {exp.float_accuracy:.4f}; "
-                         f"{len(exp.calibration)} calibration samples; results -> {out}")
+                         f"{len(exp.calibration)} calibration samples; "
+                         + ("a dry run: no results written" if config.dry_run else f"results -> {out}"))
         if sampler is not None:
             how, warm = _qubo_line(q.backend, sampler, warm)
             reporter.message(f"qubo method: {how}")

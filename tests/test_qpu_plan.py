@@ -170,7 +170,7 @@ def test_dry_run_prints_the_plan_and_samples_nothing(tmp_path, capsys, monkeypat
     calls = int(re.search(r"total: (\d+) QPU calls, estimated QPU access time 0\.\d+ s", printed).group(1))
     assert 4 <= calls < 52  # at least one call per layer and bit width, far fewer than neurons
     assert "reverse anneal from the warm start" in printed and "20 reads" in printed
-    assert not out.exists()
+    assert not out.exists() and "a dry run: no results written" in printed and "results ->" not in printed
 
 
 def test_the_plan_of_granularity_best_holds_both_grids_each_named(tmp_path, capsys, monkeypatch):
@@ -238,6 +238,7 @@ def test_compare_dry_run_and_budget(tmp_path, capsys, monkeypatch):
     assert main([*argv, "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "QPU plan: backend 'dwave-mock'" in printed and "neurons #2" in printed
+    assert "a dry run: no results written" in printed and "results ->" not in printed
     assert re.search(r"total: 8 QPU calls, estimated QPU access time 0\.\d+ s", printed)  # 4 neurons x 2 repeats
     assert main([*argv, "--qpu-budget", "0.01"]) == 2
     assert "nothing was sent to the QPU" in capsys.readouterr().err
