@@ -10,7 +10,7 @@ import functools
 import logging
 import time
 from contextlib import closing, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import dimod
@@ -261,6 +261,8 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                                         progress=(lambda name, k, n: bar.update(k)) if qubo else None,
                                         checkpoint=checkpoint,
                                         **(q.sampler_options if qubo else {}))
+                if qubo:  # given the built sampler, quantize_model names its class (a saved model said so)
+                    result = replace(result, backend=q.backend)
                 for layer in result.layers if qubo else ():
                     if "qpu" in layer.info:
                         reporter.message(f"int{bits} {layer.name}: {layer.info['qpu']['summary']}")

@@ -222,6 +222,8 @@ def test_mnist_integer_and_onnx_predictions_equal_torch_on_the_whole_test_set(tm
 
 
 def test_run_save_model_writes_each_row_s_model(tmp_path, capsys):
+    """Each row's model file holds the row's numbers and names its backend as the row does (the file said
+    the built sampler's class: ``LayerSASampler``, ``SimulatedAnnealing``, ``DecomposingSampler`` for exact)."""
     from qannealq.cli import main
 
     out = tmp_path / "run"
@@ -232,6 +234,7 @@ def test_run_save_model_writes_each_row_s_model(tmp_path, capsys):
     for method in ("rtn", "qubo"):
         loaded = load_quantized(out / "models" / f"int2-{method}.npz")
         assert loaded.meta["method"] == method and loaded.settings["dataset"] == "digits4x4"
+        assert loaded.meta["backend"] == loaded.settings["backend"] == rows[method]["backend"]
         assert float(np.mean(loaded.integer_predict(x) == y)) == pytest.approx(rows[method]["accuracy"], abs=0)
         assert loaded.meta["layer_error"] == pytest.approx(rows[method]["layer_error"], rel=1e-12)
 
