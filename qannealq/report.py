@@ -66,12 +66,15 @@ class RunWriter:
 def format_table(rows: list[ResultRow], grids: bool = False) -> str:
     """A fixed-width text table of the rows; ``grids``: with each row's grid (``--granularity best`` keeps the
     better of the two per row)."""
+    # as wide as the longest name and a space: gptq-restricted-pivot ran into the backend
+    wm = max([16, *(len(r.method) + 1 for r in rows)])
+    wb = max([10, *(len(r.backend) + 1 for r in rows)])
     grid = f"{'grid':>9}" if grids else ""
-    head = f"{'method':<16}{'backend':<10}{'bits':>5}{grid}{'accuracy':>10}{'layer_error':>14}{'seconds':>10}"
+    head = f"{'method':<{wm}}{'backend':<{wb}}{'bits':>5}{grid}{'accuracy':>10}{'layer_error':>14}{'seconds':>10}"
     lines = [head, "-" * len(head)]
     for r in rows:
         grid = f"{r.granularity:>9}" if grids else ""
-        lines.append(f"{r.method:<16}{r.backend or '-':<10}{r.bits:>5}{grid}{r.accuracy:>10.4f}"
+        lines.append(f"{r.method:<{wm}}{r.backend or '-':<{wb}}{r.bits:>5}{grid}{r.accuracy:>10.4f}"
                      f"{r.layer_error:>14.6g}{r.seconds:>10.2f}")
     return "\n".join(lines)
 

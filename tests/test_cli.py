@@ -250,3 +250,19 @@ def test_quantize_model_refuses_the_seed_and_warm_start_as_sampler_keywords():
         with pytest.raises(InvalidArgumentError, match="quantize_model keyword initial_states: the warm start "
                                                        r"gives them \(--warm-start; quantize_model: warm_start=\)"):
             quantize_model(model, torch.randn(16, 6), 3, sampler=sampler, initial_states=None)
+
+
+def test_the_table_keeps_its_columns_apart_for_long_method_and_backend_names():
+    """The method column was 16 characters wide and the backend's 10: ``gptq-restricted-pivot`` ran into the
+    backend (``gptq-restricted-pivot-             2``) and ``dwave-hybrid`` out of its column."""
+    from qannealq.report import ResultRow, format_table
+
+    rows = [ResultRow("digits", method, backend, 2, "float", "tensor", 0.5, 1.25, 0.5)
+            for method, backend in (("rtn", ""), ("gptq-restricted-pivot", ""), ("qubo", "dwave-hybrid"))]
+    lines = format_table(rows).splitlines()
+    assert [line.split()[:3] for line in lines[2:]] == [["rtn", "-", "2"], ["gptq-restricted-pivot", "-", "2"],
+                                                       ["qubo", "dwave-hybrid", "2"]]
+    head = lines[0]
+    for line in lines[2:]:  # every value ends under its heading's end (right-aligned) or starts at its start
+        assert line.index(line.split()[1], len(line.split()[0])) == head.index("backend")
+        assert len(line) == len(head)
