@@ -42,6 +42,9 @@ CACHE_REMEDY = "free disk space or set QANNEALQ_CACHE to a writable folder"
 
 #: The file a process holds an exclusive lock on while it writes a results folder (see :class:`FolderLock`).
 LOCK_NAME = ".lock"
+OPENED: list[Path] = []
+"""The folders whose stores this process opened, in order (the command line clears it per command and names the
+last one when a command is interrupted)."""
 
 
 class FolderLock:
@@ -323,6 +326,7 @@ class ResultStore:
     def _holding(self, lock: str | None) -> "ResultStore":
         """This store, holding ``lock`` (from :meth:`FolderLock.acquire`) until :meth:`close` or until it is
         garbage-collected."""
+        OPENED.append(self.root)
         if lock is not None:
             self._release = weakref.finalize(self, FolderLock.release, lock)
         return self

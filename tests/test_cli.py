@@ -266,3 +266,27 @@ def test_the_table_keeps_its_columns_apart_for_long_method_and_backend_names():
     for line in lines[2:]:  # every value ends under its heading's end (right-aligned) or starts at its start
         assert line.index(line.split()[1], len(line.split()[0])) == head.index("backend")
         assert len(line) == len(head)
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "compare"])
+def test_an_interrupt_names_the_folder_to_resume_or_says_nothing_was_stored(command, tmp_path, monkeypatch,
+                                                                             capsys):
+    """Ctrl-C while the network trained said "results finished so far are in the results folder", also where that
+    folder did not exist yet (run and compare open it after training; a --resume of it was refused). It now names
+    the folder to resume (sweep opens it first), or says that nothing was stored."""
+    import qannealq.experiment
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", interrupted)
+    extra = {"run": ["--methods", "rtn"], "sweep": ["--methods", "rtn"], "compare": ["--backends", "steepest"]}
+    out = tmp_path / "out"
+    assert main([command, "--dataset", "digits", *extra[command], "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    if command == "sweep":
+        assert f"interrupted; results finished so far are in {out}: continue with --resume {out}" in err
+        assert (out / "store.json").exists()
+    else:
+        assert "interrupted; stopped before any result was stored: run the command again" in err
+        assert "results folder" not in err and not (out / "store.json").exists()

@@ -97,7 +97,7 @@ def test_killed_mid_layer_and_resumed_equals_an_uninterrupted_run_without_solvin
     assert proc.returncode == {signal.SIGINT: 130, signal.SIGTERM: 143}.get(sig, -sig), first[-2000:]
     if sig != signal.SIGKILL:  # a scheduler's SIGTERM stops the run as Ctrl-C does (it ended the process at once)
         said = "interrupted" if sig == signal.SIGINT else "terminated (SIGTERM)"
-        assert f"{said}; results finished so far are in the results folder" in first
+        assert f"{said}; results finished so far are in {out}: continue with --resume {out}" in first
     kept = sorted(p.stem for p in (out / "units").glob("*.json"))
     assert "bits=4_layer=0_method=qubo_neurons=0-15" in kept and "bits=4_method=qubo" not in kept
     assert not list((out / "units").glob(".*tmp")) or sig == signal.SIGKILL  # Ctrl-C leaves no temporary file

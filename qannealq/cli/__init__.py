@@ -17,6 +17,7 @@ import sys
 import threading
 from typing import Sequence
 
+from qannealq import store as _store
 from qannealq.errors import QannealqError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -69,21 +70,34 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     previous = _on_sigterm()
     _TERMINATED.clear()
+    _store.OPENED.clear()
     try:
         return _module(args.command).main(args)
     except QannealqError as exc:
         print(f"qannealq: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        if _TERMINATED:  # Terminated, or a solver's own interrupt after it caught the handler's exception
-            print("qannealq: terminated (SIGTERM); results finished so far are in the results folder",
-                  file=sys.stderr)
-            return 128 + signal.SIGTERM
-        print("qannealq: interrupted; results finished so far are in the results folder", file=sys.stderr)
-        return 130
+        how = "terminated (SIGTERM)" if _TERMINATED else "interrupted"  # or a solver's own interrupt after ours
+        print(f"qannealq: {how}; {_kept(args.command)}", file=sys.stderr)
+        return 128 + signal.SIGTERM if _TERMINATED else 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _kept(command: str) -> str:
+    """Where an interrupted command's finished results are: the results store it opened, or none yet where a
+    command that stores them stopped before its store existed (training, calibrating)."""
+    if _store.OPENED:
+        return f"results finished so far are in {_store.OPENED[-1]}: continue with --resume {_store.OPENED[-1]}"
+    if command in STORING:
+        return "stopped before any result was stored: run the command again (a network's training goes on " \
+            "where it stopped)"
+    return "results finished so far are in the results folder"
+
+
+#: The commands whose results go to a results store (:class:`qannealq.store.ResultStore`), with ``--resume``.
+STORING = ("run", "sweep", "compare")
 
 
 class Terminated(KeyboardInterrupt):
