@@ -22,7 +22,9 @@ from qannealq.store import ResultStore
 from qannealq.sweep_report import CellResult, aggregate, plot_sweep
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "emnist-letters", "cifar10")
-NAMES = {"rtn": "RTN", "gptq": "GPTQ", "gptq-act": "GPTQ act-order", "gptq-pivot": "GPTQ pivot-order"}
+NAMES = {"rtn": "RTN", "gptq": "GPTQ", "gptq-act": "GPTQ act-order", "gptq-pivot": "GPTQ pivot-order",
+         "gptq-restricted": "GPTQ-restricted", "gptq-restricted-act": "GPTQ-restricted act-order",
+         "gptq-restricted-pivot": "GPTQ-restricted pivot-order"}
 ORDER = {"rtn": 0, "gptq": 1, "gptq-act": 2, "gptq-pivot": 3}
 
 
@@ -45,8 +47,15 @@ def load(results: Path, dataset: str, preset: str) -> tuple[list[CellResult], di
                 seen.add((cell.method, cell.bits, cell.seed))
                 cells.append(cell)
     if settings is not None:  # baselines first (index-order GPTQ, then act and pivot order), the QUBO last
-        settings["methods"].sort(key=lambda m: ORDER.get(m, len(ORDER)))
+        settings["methods"].sort(key=lambda m: ORDER.get(m, len(ORDER) + m.startswith("qubo:")))
     return cells, settings
+
+
+def _name(method: str) -> str:
+    """A column's name, the same over both tables: ``QUBO (sa)`` for ``qubo:sa`` (two qubo backends of one preset
+    are two columns), the baselines by :data:`NAMES`, any other method by its label."""
+    method_name, _, backend = method.partition(":")
+    return f"QUBO ({backend})" if method_name == "qubo" else NAMES.get(method, method)
 
 
 def _accuracy(agg, most: int) -> str:
@@ -74,15 +83,13 @@ def dataset_tables(results: Path, docs: Path, dataset: str) -> list[str]:
         grains = ", ".join(sorted({c.granularity for c in cells}))
         info.append(f"{preset}: seeds {seeds} ({len(cells)} cells), {cells[0].num_calibration} calibration "
                     f"samples, grids {grains}")
+    header = ["| bits | " + " | ".join(f"{p}: {_name(m)}" for p, m in cols) + " |", "| --- |" + " --- |" * len(cols)]
     out = [f"#### {dataset} — float accuracy {100 * next(iter(floats.values())):.2f} %", "", "; ".join(info) + ".",
-           "", "| bits | " + " | ".join(f"{p}: {NAMES.get(m, 'QUBO (' + m.partition(':')[2] + ')')}"
-                                        for p, m in cols) + " |", "| --- |" + " --- |" * len(cols)]
+           "", *header]
     for b in sorted(bits, reverse=True):
         out.append(f"| int{b} | " + " | ".join(_accuracy(*table[c, b]) if (c, b) in table else "—" for c in cols)
                    + " |")
-    out += ["", "Summed layer error (calibration data, mean over seeds):", "",
-            "| bits | " + " | ".join(f"{p}: {NAMES.get(m, 'QUBO')}" for p, m in cols) + " |",
-            "| --- |" + " --- |" * len(cols)]
+    out += ["", "Summed layer error (calibration data, mean over seeds):", "", *header]
     for b in sorted(bits, reverse=True):
         out.append(f"| int{b} | " + " | ".join(f"{table[c, b][0].error_mean:.3g}" if (c, b) in table else "—"
                                                for c in cols) + " |")

@@ -1,0 +1,50 @@
+"""benchmarks/results_tables.py: the README's Results tables render the stored cells of the sweep folders, under
+column names that tell every column apart."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from qannealq.config import ModelConfig
+from qannealq.store import ResultStore, unit_key
+from qannealq.sweep import SweepConfig
+from qannealq.sweep_report import CellResult
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import results_tables  # noqa: E402  (benchmarks/results_tables.py: imported, so that a broken import fails here)
+
+
+def _folder(root: Path, methods: tuple[str, ...], seeds: int = 2, bits: tuple[int, ...] = (4, 2), **options) -> Path:
+    """A stored sweep of digits (no training): cell (method, bits, seed) has accuracy 0.5 + bits/100 + index/1000
+    + seed/10000 and layer error 10 * index + bits + seed, ``index`` the method's place in ``methods``."""
+    model = options.pop("model", ModelConfig(dataset="digits", num_calibration=256))
+    config = SweepConfig.from_preset("paper", model=model, methods=methods, bits=bits, seeds=seeds, **options)
+    store = ResultStore.open(root, "sweep", config.stored_settings())
+    for index, label in enumerate(config.labels()):
+        for b in bits:
+            for seed in range(seeds):
+                cell = CellResult("digits", "paper", label, label.partition(":")[2], b, seed, 0, "float", "tensor",
+                                  "paper", model.num_calibration, 0.5 + b / 100 + index / 1000 + seed / 10000, 0.9,
+                                  10 * index + b + seed, {"0": 10 * index + b + seed})
+                store.put(unit_key(method=label, bits=b, seed=seed), asdict(cell))
+    store.close()
+    return root
+
+
+def _tables(results: Path, tmp_path: Path) -> list[str]:
+    return results_tables.dataset_tables(results, tmp_path / "docs", "digits")
+
+
+def test_every_column_is_named_apart_in_both_tables(tmp_path):
+    """Two qubo backends of one preset and a GPTQ-restricted baseline: the error table named all three 'QUBO',
+    the accuracy table named gptq-restricted 'QUBO ()'."""
+    _folder(tmp_path / "r" / "digits-paper", ("rtn", "qubo:sa", "qubo:layer-sa", "gptq-restricted"))
+    (tmp_path / "docs").mkdir()
+    lines = _tables(tmp_path / "r", tmp_path)
+    headers = [line for line in lines if line.startswith("| bits |")]
+    expected = ("| bits | paper: RTN | paper: GPTQ-restricted | paper: QUBO (sa) | paper: QUBO (layer-sa) |")
+    assert headers == [expected, expected]
+    error_rows = [line for line in lines if line.startswith("| int2 |")][1]
+    assert error_rows == "| int2 | 2.5 | 32.5 | 12.5 | 22.5 |"  # under its column: gptq-restricted was stored third
