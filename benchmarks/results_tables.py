@@ -3,8 +3,8 @@
 Reads ``RESULTS/DATASET-PRESET`` (and ``RESULTS/DATASET-PRESET-low``, a second folder run at the same time on
 the low bit widths, and ``RESULTS/DATASET-PRESET-act`` and ``-pivot``, sweeps of ``gptq-act`` and ``gptq-pivot``
 alone, if present; a cell found in two is taken once) for the presets ``paper`` and ``best``,
-and prints, per dataset, the accuracy table (mean ± std over the seeds, ``(n=…)`` where fewer seeds finished
-than in the rest of the table, ``—`` where none did) and the summed layer error table, in Markdown; writes
+and prints, per dataset, the accuracy table (mean ± std over the seeds, a cell of one seed without a spread,
+``(n=…)`` where fewer seeds finished than in the rest of the table, ``—`` where none did) and the summed layer error table, in Markdown; writes
 ``docs/results/DATASET-PRESET.png`` (accuracy vs bits with mean ± std bands, layer error vs bits).
 
 Run: ``.venv/bin/python benchmarks/results_tables.py [--results runs/results] [--docs docs/results]``.
@@ -59,7 +59,8 @@ def _name(method: str) -> str:
 
 
 def _accuracy(agg, most: int) -> str:
-    text = f"{100 * agg.accuracy_mean:.2f} ± {100 * agg.accuracy_std:.2f}"
+    """``mean ± std`` in %; one seed's value alone (one value has no spread: "± 0.00" would claim one)."""
+    text = f"{100 * agg.accuracy_mean:.2f}" + (f" ± {100 * agg.accuracy_std:.2f}" if agg.n > 1 else "")
     return text + (f" (n={agg.n})" if agg.n < most else "")
 
 

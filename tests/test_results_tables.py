@@ -17,8 +17,8 @@ import results_tables  # noqa: E402  (benchmarks/results_tables.py: imported, so
 
 
 def _folder(root: Path, methods: tuple[str, ...], seeds: int = 2, bits: tuple[int, ...] = (4, 2), **options) -> Path:
-    """A stored sweep of digits (no training): cell (method, bits, seed) has accuracy 0.5 + bits/100 + index/1000
-    + seed/10000 and layer error 10 * index + bits + seed, ``index`` the method's place in ``methods``."""
+    """A stored sweep of digits (no training): cell (method, bits, seed) has accuracy 0.5 + bits/100 + index/10
+    + seed/500 and layer error 10 * index + bits + seed, ``index`` the method's place in ``methods``."""
     model = options.pop("model", ModelConfig(dataset="digits", num_calibration=256))
     config = SweepConfig.from_preset("paper", model=model, methods=methods, bits=bits, seeds=seeds, **options)
     store = ResultStore.open(root, "sweep", config.stored_settings())
@@ -26,7 +26,7 @@ def _folder(root: Path, methods: tuple[str, ...], seeds: int = 2, bits: tuple[in
         for b in bits:
             for seed in range(seeds):
                 cell = CellResult("digits", "paper", label, label.partition(":")[2], b, seed, 0, "float", "tensor",
-                                  "paper", model.num_calibration, 0.5 + b / 100 + index / 1000 + seed / 10000, 0.9,
+                                  "paper", model.num_calibration, 0.5 + b / 100 + index / 10 + seed / 500, 0.9,
                                   10 * index + b + seed, {"0": 10 * index + b + seed})
                 store.put(unit_key(method=label, bits=b, seed=seed), asdict(cell))
     store.close()
@@ -48,3 +48,12 @@ def test_every_column_is_named_apart_in_both_tables(tmp_path):
     assert headers == [expected, expected]
     error_rows = [line for line in lines if line.startswith("| int2 |")][1]
     assert error_rows == "| int2 | 2.5 | 32.5 | 12.5 | 22.5 |"  # under its column: gptq-restricted was stored third
+
+
+def test_a_single_seed_is_shown_without_a_spread(tmp_path):
+    """As summary.md: one value has no spread (the table wrote '54.00 ± 0.00', a spread of zero measured)."""
+    _folder(tmp_path / "r" / "digits-paper", ("rtn", "qubo"), seeds=2, bits=(4,))
+    _folder(tmp_path / "r" / "digits-paper-low", ("rtn", "qubo"), seeds=1, bits=(2,))
+    (tmp_path / "docs").mkdir()
+    rows = [line for line in _tables(tmp_path / "r", tmp_path) if line.startswith("| int")]
+    assert rows[:2] == ["| int4 | 54.10 ± 0.14 | 64.10 ± 0.14 |", "| int2 | 52.00 (n=1) | 62.00 (n=1) |"]
