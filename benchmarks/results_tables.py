@@ -2,10 +2,11 @@
 
 Reads ``RESULTS/DATASET-PRESET`` (and ``RESULTS/DATASET-PRESET-low``, a second folder run at the same time on
 the low bit widths, and ``RESULTS/DATASET-PRESET-act`` and ``-pivot``, sweeps of ``gptq-act`` and ``gptq-pivot``
-alone, if present; a cell found in two is taken once) for the presets ``paper`` and ``best``,
-and prints, per dataset, the accuracy table (mean ± std over the seeds, a cell of one seed without a spread,
-``(n=…)`` where fewer seeds finished than in the rest of the table, ``—`` where none did) and the summed layer error table, in Markdown; writes
-``docs/results/DATASET-PRESET.png`` (accuracy vs bits with mean ± std bands, layer error vs bits).
+alone, if present; a cell found in two is taken once; folders whose cells were computed with other settings are
+refused) for the presets ``paper`` and ``best``, and prints, per dataset, the accuracy table (mean ± std over the
+seeds, a cell of one seed without a spread, ``(n=…)`` where fewer seeds finished than in the rest of the table,
+``—`` where none did) and the summed layer error table, in Markdown; writes ``docs/results/DATASET-PRESET.png``
+(accuracy vs bits with mean ± std bands, layer error vs bits).
 
 Run: ``.venv/bin/python benchmarks/results_tables.py [--results runs/results] [--docs docs/results]``.
 """
@@ -18,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from qannealq.store import ResultStore
+from qannealq.errors import InvalidArgumentError
+from qannealq.store import ResultStore, settings_diff
 from qannealq.sweep_report import CellResult, aggregate, plot_sweep
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "emnist-letters", "cifar10")
@@ -32,14 +34,19 @@ def load(results: Path, dataset: str, preset: str) -> tuple[list[CellResult], di
     """The cells of one dataset and preset (main folder, then ``-low``, then ``-act`` and ``-pivot``: sweeps of
     the act- and pivot-order GPTQ baselines, ``--methods gptq-act``, ``gptq-pivot``) and the stored settings,
     with the methods of every folder."""
-    cells, settings, seen = [], None, set()
+    cells, settings, seen, first = [], None, set(), None
     for suffix in ("", "-low", "-act", "-pivot"):
         root = results / f"{dataset}-{preset}{suffix}"
         if not (root / "store.json").is_file():
             continue
         stored = ResultStore.stored_settings(root, "sweep")
         if settings is None:
-            settings = {**stored, "methods": list(stored["methods"])}
+            settings, first = {**stored, "methods": list(stored["methods"])}, (root, stored)
+        elif differences := _differences(first[1], stored):
+            raise InvalidArgumentError(
+                f"{root} and {first[0]} make one table, but their cells were computed with other settings "
+                f"({'; '.join(differences)}): rerun {root.name} with the settings of {first[0].name}, or move it "
+                f"out of {results}")
         settings["methods"] += [m for m in stored["methods"] if m not in settings["methods"]]
         for record in ResultStore(root, "sweep", stored).records():
             cell = CellResult(**record)
@@ -49,6 +56,25 @@ def load(results: Path, dataset: str, preset: str) -> tuple[list[CellResult], di
     if settings is not None:  # baselines first (index-order GPTQ, then act and pivot order), the QUBO last
         settings["methods"].sort(key=lambda m: ORDER.get(m, len(ORDER) + m.startswith("qubo:")))
     return cells, settings
+
+
+def _differences(first: dict, other: dict) -> list[str]:
+    """The settings of two folders of one table that change their cells (a column's cells merged from both must
+    be comparable): the network, the calibration set, the grid, int1 and the objective; the qubo solver's
+    options where both ran one qubo backend. Not the methods, bit widths and seeds each ran, nor the wording of
+    the preset or a ``--data-dir``; a field that one of them, stored by an older version, lacks is not compared."""
+    def cell_settings(stored: dict, qubo: bool) -> dict:
+        model = {k: v for k, v in stored.get("model", {}).items() if k != "data_dir"}
+        chosen = {k: stored.get(k) for k in ("calibration", "granularity", "int1", "train_seeds")}
+        chosen.update(model=model, objective=stored.get("objective", "preact"),
+                      inactive_weight=stored.get("inactive_weight"))
+        return {**chosen, **({k: stored.get(k) for k in ("warm_start", "sampler_options")} if qubo else {})}
+
+    qubo = any(m.startswith("qubo:") and m in other["methods"] for m in first["methods"])
+    a, b = cell_settings(first, qubo), cell_settings(other, qubo)
+    shared = set(a["model"]) & set(b["model"])
+    a["model"], b["model"] = ({k: v for k, v in c["model"].items() if k in shared} for c in (a, b))
+    return settings_diff(a, b)
 
 
 def _name(method: str) -> str:
@@ -107,7 +133,10 @@ def main() -> None:
     args.docs.mkdir(parents=True, exist_ok=True)
     lines = []
     for dataset in args.datasets.split(","):
-        lines += dataset_tables(args.results, args.docs, dataset)
+        try:
+            lines += dataset_tables(args.results, args.docs, dataset)
+        except InvalidArgumentError as exc:
+            raise SystemExit(f"results_tables.py: error: {exc}") from None
     print("\n".join(lines))
 
 

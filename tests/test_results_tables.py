@@ -3,11 +3,15 @@ column names that tell every column apart."""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from qannealq.config import ModelConfig
+from qannealq.errors import InvalidArgumentError
 from qannealq.store import ResultStore, unit_key
 from qannealq.sweep import SweepConfig
 from qannealq.sweep_report import CellResult
@@ -57,3 +61,23 @@ def test_a_single_seed_is_shown_without_a_spread(tmp_path):
     (tmp_path / "docs").mkdir()
     rows = [line for line in _tables(tmp_path / "r", tmp_path) if line.startswith("| int")]
     assert rows[:2] == ["| int4 | 54.10 ± 0.14 | 64.10 ± 0.14 |", "| int2 | 52.00 (n=1) | 62.00 (n=1) |"]
+
+
+def test_folders_of_other_settings_are_refused_not_merged(tmp_path):
+    """A -act folder calibrated on 64 samples merged into a table of 256 (the line said '256 calibration
+    samples' for both); folders differing in what each ran alone, or in the qubo options of a folder without
+    qubo, make one table."""
+    results = tmp_path / "r"
+    _folder(results / "digits-paper", ("rtn", "qubo"), bits=(4,))
+    _folder(results / "digits-paper-low", ("rtn", "qubo"), seeds=1, bits=(2,))
+    _folder(results / "digits-paper-pivot", ("gptq-pivot",), bits=(4, 2), sampler_options={"num_reads": 5})
+    (tmp_path / "docs").mkdir()
+    assert len([line for line in _tables(results, tmp_path) if line.startswith("| int")]) == 4
+    _folder(results / "digits-paper-act", ("gptq-act",), model=ModelConfig(dataset="digits", num_calibration=64))
+    with pytest.raises(InvalidArgumentError, match=r"digits-paper-act and .*digits-paper make one table.*"
+                       r"model.num_calibration: 256 -> 64"):
+        _tables(results, tmp_path)
+    shutil.rmtree(results / "digits-paper-act")
+    _folder(results / "digits-paper-act", ("qubo",), sampler_options={"num_reads": 5})
+    with pytest.raises(InvalidArgumentError, match=r"sampler_options.num_reads: 1 -> 5"):
+        _tables(results, tmp_path)
