@@ -111,7 +111,10 @@ def dataset_tables(results: Path, docs: Path, dataset: str) -> list[str]:
         info.append(f"{preset}: seeds {seeds} ({len(cells)} cells), {cells[0].num_calibration} calibration "
                     f"samples, grids {grains}")
     header = ["| bits | " + " | ".join(f"{p}: {_name(m)}" for p, m in cols) + " |", "| --- |" + " --- |" * len(cols)]
-    out = [f"#### {dataset} — float accuracy {100 * next(iter(floats.values())):.2f} %", "", "; ".join(info) + ".",
+    shown = {p: f"{100 * f:.2f} %" for p, f in floats.items()}  # the presets' networks may differ: each named
+    heading = next(iter(shown.values())) if len(set(shown.values())) == 1 else ", ".join(
+        f"{p} {text}" for p, text in shown.items())
+    out = [f"#### {dataset} — float accuracy {heading}", "", "; ".join(info) + ".",
            "", *header]
     for b in sorted(bits, reverse=True):
         out.append(f"| int{b} | " + " | ".join(_accuracy(*table[c, b]) if (c, b) in table else "—" for c in cols)
