@@ -30,9 +30,9 @@ def _folder(root: Path, methods: tuple[str, ...], seeds: int = 2, bits: tuple[in
     for index, label in enumerate(config.labels()):
         for b in bits:
             for seed in range(seeds):
+                accuracy, error = 0.5 + b / 100 + index / 10 + seed / 500, 10 * index + b + seed
                 cell = CellResult("digits", "paper", label, label.partition(":")[2], b, seed, 0, "float", "tensor",
-                                  "paper", model.num_calibration, 0.5 + b / 100 + index / 10 + seed / 500, float_accuracy,
-                                  10 * index + b + seed, {"0": 10 * index + b + seed})
+                                  "paper", model.num_calibration, accuracy, float_accuracy, error, {"0": error})
                 store.put(unit_key(method=label, bits=b, seed=seed), asdict(cell))
     store.close()
     return root
