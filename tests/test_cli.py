@@ -99,6 +99,8 @@ def no_training(monkeypatch):
 @pytest.mark.parametrize("argv, message", [
     (["run", "--bits", "4,9", "--methods", "rtn"], "bits=9"),
     (["run", "--methods", "rtn,magic"], "--methods='magic' is unknown"),
+    (["sweep", "--dataset", "digits", "--methods", "rtn", "--train-seeds", "--seed", "3"],  # it was ignored
+     "--seed=3 has no effect with --train-seeds"),
     (["run", "--methods", "qubo", "--backend", "nope"], "backend='nope' is unknown"),
     (["run", "--methods", "qubo", "--warm-start", "best"], "--warm-start='best'"),
     (["run", "--dataset", "mnist", "--data-dir", "/nonexistent", "--methods", "rtn"], "not found"),

@@ -15,6 +15,7 @@ from qannealq.cli._args import (MODEL_OPTIONS, add_layer_sa_arguments, add_model
                                 add_qpu_arguments, check_options_apply, given_options, int_list, memory_limit_bytes,
                                 model_config, option, sampler_options, str_list)
 from qannealq.cli._console import ConsoleReporter
+from qannealq.errors import InvalidArgumentError
 
 HELP = "sweep methods x bits x seeds on one dataset; resumable; tables and plots with mean ± std"
 
@@ -73,6 +74,9 @@ def _resumed(args: argparse.Namespace):
 def main(args: argparse.Namespace) -> int:
     from qannealq.sweep import SweepConfig, sweep
 
+    if args.train_seeds and "seed" in args.explicit:  # each network is trained with its cell's seed 0..N-1
+        raise InvalidArgumentError(f"--seed={args.seed} has no effect with --train-seeds, which trains one network "
+                                   "per seed 0..N-1 of --seeds: drop one of them")
     if args.resume is not None:
         config = _resumed(args)
     else:
