@@ -36,6 +36,31 @@ def test_exact_and_gurobi_agree_on_every_size():
         assert np.allclose(bqm.energies(ss_gurobi), ss_gurobi.record.energy)
 
 
+def test_gurobi_proves_the_optimum_of_a_bqm_of_tiny_coefficients():
+    """Gurobi's tolerances do not scale with the objective: on these BQMs scaled by 1e-6 (an int8 grid's steps
+    squared are of that order) it returned energies 7-71 % of the scale above the optimum, "proved" optimal."""
+    pytest.importorskip("gurobipy")
+    import itertools
+
+    gurobi = get_sampler("gurobi")
+    for trial in (4, 7, 32, 38):
+        rng = np.random.default_rng(trial)
+        m = int(rng.integers(6, 13))
+        bqm = dimod.BinaryQuadraticModel("BINARY")
+        for v in range(m):
+            bqm.add_linear(v, rng.normal())
+        for u, v in itertools.combinations(range(m), 2):
+            if rng.random() < .6:
+                bqm.add_quadratic(u, v, rng.normal())
+        bqm.scale(1e-6)
+        bqm.offset = 2e-3
+        ss = gurobi.sample(bqm, seed=1)
+        best = optimum(bqm)
+        assert ss.info["proved_optimal"]
+        assert _best(ss) == pytest.approx(best, rel=0, abs=1e-15)
+        assert ss.info["objective_bound"] == pytest.approx(best, rel=0, abs=1e-12)
+
+
 def test_gurobi_warm_start_and_pool():
     pytest.importorskip("gurobipy")
     bqm = digits_neurons(10, 1)[0]
