@@ -28,6 +28,7 @@ class _Recorded:
     default_max_variables: int | None = None  # any size
     capacity_reason = ""
     option_rules: dict = {}  # each option's check (:mod:`qannealq.checks`); others are left to dwave-samplers
+    seed_bound = 2 ** 32  # the dwave-samplers sampler takes seeds below it; the contract's (draw_seed) are folded
 
     def __init__(self) -> None:
         super().__init__()  # dwave-samplers sets properties and parameters on the instance
@@ -57,7 +58,7 @@ class _Recorded:
                 kwargs[key] = value
         self._fit(bqm, kwargs)
         start = now_ns()
-        return record(super().sample(bqm, seed=seed, **kwargs), seed, start)
+        return record(super().sample(bqm, seed=seed % self.seed_bound, **kwargs), seed, start)
 
     def check_options(self, options: dict) -> None:
         """Refuse a bad value of an option this backend checks (:attr:`option_rules`), naming it: before any work,
@@ -66,9 +67,14 @@ class _Recorded:
 
 
 class SimulatedAnnealing(_Recorded, SimulatedAnnealingSampler):
-    """``sa`` (alias ``neal``): dwave-samplers' simulated annealing; every parameter passes through."""
+    """``sa`` (alias ``neal``): dwave-samplers' simulated annealing; every parameter passes through.
+
+    A seed from ``2**31`` on (the contract's seeds go to ``2**32 - 1``) is taken modulo ``2**31``: dwave-samplers'
+    annealer refused it with a ``ValueError`` ("'seed' should be an integer between 0 and 2^32 - 1").
+    """
 
     name = "sa"
+    seed_bound = 2 ** 31
     option_rules = {"num_reads": at_least(1), "num_sweeps": at_least(0), "num_sweeps_per_beta": at_least(1),
                     "beta_range": check_range, "beta_schedule_type": one_of("linear", "geometric", "custom"),
                     "initial_states_generator": one_of("none", "tile", "random"), "randomize_order": check_flag,

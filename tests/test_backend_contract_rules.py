@@ -423,3 +423,17 @@ def test_constructor_counts_share_the_contract_rule():
         with pytest.raises(InvalidArgumentError, match="chain_strength_scale=.* must be a number > 0"):
             chain_strength_of(spin, {0: [0], 1: [1]}, 2.0, bad)
     assert chain_strength_of(spin, {0: [0], 1: [1]}, 2.0, np.float32(1.5)) == 3.0
+
+
+@pytest.mark.parametrize("name", ["sa", "tabu", "steepest", "gurobi", "layer-sa"])
+def test_every_seed_the_contract_takes_is_taken_and_recorded(name):
+    """``draw_seed`` takes seeds up to ``2**32 - 1``; ``sa`` refused every one from ``2**31`` on with
+    dwave-samplers' ``ValueError`` ("'seed' should be an integer between 0 and 2^32 - 1: value = 4294967295")."""
+    if name == "gurobi":
+        pytest.importorskip("gurobipy")
+    sampler = get_sampler(name, **({"timeout": 5} if name == "tabu" else {}))
+    for seed in (2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1):
+        first, again = (sampler.sample(_bqm(), seed=seed, num_reads=3) for _ in range(2))
+        assert first.info["seed"] == seed
+        assert np.array_equal(first.record.sample, again.record.sample)
+        assert np.allclose(first.record.energy, _bqm().energies(first))
