@@ -80,6 +80,17 @@ class SimulatedAnnealing(_Recorded, SimulatedAnnealingSampler):
                     "initial_states_generator": one_of("none", "tile", "random"), "randomize_order": check_flag,
                     "proposal_acceptance_criteria": one_of("Metropolis", "Gibbs")}
 
+    def sample(self, bqm: dimod.BinaryQuadraticModel, seed: int | None = None, **kwargs) -> dimod.SampleSet:
+        """As :meth:`_Recorded.sample`; ``initial_states`` of any integer or float dtype holding spins or bits
+        are passed as int8: dwave-samplers' annealer takes int8 alone, and an ``np.array([[1, 0, 1]])`` (int64)
+        ended in "Buffer dtype mismatch, expected 'int8_t' but got 'long'" where tabu and steepest took it."""
+        states = kwargs.get("initial_states")
+        if states is not None:
+            arr, labels = dimod.as_samples(states)
+            if arr.dtype != np.int8 and np.isin(arr, (-1, 0, 1)).all():
+                kwargs["initial_states"] = (arr.astype(np.int8), labels)
+        return super().sample(bqm, seed=seed, **kwargs)
+
     def check_options(self, options: dict) -> None:
         """:attr:`option_rules`, then the rules dwave-samplers applies across options only when it samples
         (after training, with its own ValueError): a ``beta_schedule`` (non-negative numbers) goes with
