@@ -157,6 +157,17 @@ class Tabu(_Recorded, TabuSampler):
             defaults["tenure"] = min(20, len(bqm) // 2)
         return defaults
 
+    def sample(self, bqm: dimod.BinaryQuadraticModel, seed: int | None = None, **kwargs) -> dimod.SampleSet:
+        """As :meth:`_Recorded.sample`; a BQM without variables gets ``num_reads`` empty samples at its offset, as
+        from ``sa`` and ``steepest``: dwave-samplers' tabu returned none (``.first`` raised)."""
+        if bqm.num_variables:
+            return super().sample(bqm, seed=seed, **kwargs)
+        kwargs = self.remove_unknown_kwargs(**kwargs)
+        self.check_options(kwargs)
+        seed, start = draw_seed(seed), now_ns()
+        reads = self.num_reads if kwargs.get("num_reads") is None else int(kwargs["num_reads"])
+        return record(dimod.SampleSet.from_samples_bqm((np.empty((reads, 0), np.int8), []), bqm), seed, start)
+
     def _fit(self, bqm: dimod.BinaryQuadraticModel, kwargs: dict) -> None:
         """A ``tenure`` above a BQM's ``num_variables - 1``, tabu's range, is that BQM's largest: the neurons of
         a layer differ in size (fixed coordinates), and dwave-samplers raised a ``ValueError`` on the first

@@ -453,3 +453,17 @@ def test_sa_takes_initial_states_of_any_dtype_in_any_variable_order(dtype):
     spin = bqm.change_vartype("SPIN", inplace=False)
     ss = get_sampler("sa").sample(spin, initial_states=(2 * states - 1, order), num_reads=2, num_sweeps=0, seed=1)
     assert {tuple(s[v] for v in order) for s in ss.samples()} == {(1, -1, 1), (-1, 1, 1)}
+
+
+@pytest.mark.filterwarnings("ignore:All bqm biases are zero")
+@pytest.mark.parametrize("name", ["sa", "tabu", "steepest", "layer-sa"])
+def test_a_bqm_without_variables_gets_num_reads_samples_at_its_offset(name):
+    """dwave-samplers' tabu returned no sample for a BQM without variables (``.first`` raised ValueError) where
+    the other heuristics return ``num_reads`` empty ones."""
+    sampler = get_sampler(name, **({"timeout": 5} if name == "tabu" else {}))
+    for vartype in ("SPIN", "BINARY"):
+        bqm = dimod.BinaryQuadraticModel({}, {}, 3.5, vartype)
+        ss = sampler.sample(bqm, num_reads=3, seed=7)
+        assert len(ss) == 3 and ss.vartype is bqm.vartype and not len(ss.variables)
+        assert ss.first.energy == 3.5 and ss.info["seed"] == 7
+        assert set(ss.info["timing"]) >= {"preprocessing_ns", "sampling_ns", "postprocessing_ns"}
