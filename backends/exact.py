@@ -44,10 +44,12 @@ class ExactSampler(dimod.Sampler):
         """Refuse a bad ``num_reads`` before any work (:func:`qannealq.contract.check_options`)."""
         check_values(options, {"num_reads": at_least(1)})
 
-    def sample(self, bqm: dimod.BinaryQuadraticModel, num_reads: int = 1, **kwargs) -> dimod.SampleSet:
-        """Return the ``num_reads`` lowest-energy assignments of ``bqm`` (unknown kwargs: warned and dropped)."""
+    def sample(self, bqm: dimod.BinaryQuadraticModel, num_reads: int | None = 1, **kwargs) -> dimod.SampleSet:
+        """Return the ``num_reads`` lowest-energy assignments of ``bqm`` (unknown kwargs: warned and dropped;
+        ``num_reads=None``, the contract's "default", is 1)."""
         self.remove_unknown_kwargs(**kwargs)
         self.check_options({"num_reads": num_reads})
+        num_reads = 1 if num_reads is None else int(num_reads)
         check_capacity(self.name, bqm, self.max_variables, f"2^{self.max_variables} assignments",
                        "use 'sa' or a larger max_variables")
         m = bqm.num_variables

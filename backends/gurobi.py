@@ -112,14 +112,16 @@ class GurobiSampler(Closeable, dimod.Sampler):
         if env is not None:
             env.dispose()
 
-    def sample(self, bqm: dimod.BinaryQuadraticModel, num_reads: int = 1, seed: int | None = None,
+    def sample(self, bqm: dimod.BinaryQuadraticModel, num_reads: int | None = 1, seed: int | None = None,
                initial_states=None, time_limit: float | None = None, **kwargs) -> dimod.SampleSet:
         """Solve ``bqm`` to optimality; ``initial_states`` (first row) becomes Gurobi's MIP start.
 
-        Unknown keyword arguments are warned about and dropped (``remove_unknown_kwargs``).
+        Unknown keyword arguments are warned about and dropped (``remove_unknown_kwargs``); ``num_reads=None``,
+        the contract's "default", is 1.
         """
         self.remove_unknown_kwargs(**kwargs)
         self.check_options({"num_reads": num_reads, "time_limit": time_limit})
+        num_reads = 1 if num_reads is None else int(num_reads)
         check_capacity(self.name, bqm, self.max_variables, "Gurobi's pip licence is limited to 200 "
                        "variables in quadratic models", "use 'sa', or a full licence with a larger max_variables")
         seed = draw_seed(seed)

@@ -467,3 +467,15 @@ def test_a_bqm_without_variables_gets_num_reads_samples_at_its_offset(name):
         assert len(ss) == 3 and ss.vartype is bqm.vartype and not len(ss.variables)
         assert ss.first.energy == 3.5 and ss.info["seed"] == 7
         assert set(ss.info["timing"]) >= {"preprocessing_ns", "sampling_ns", "postprocessing_ns"}
+
+
+@pytest.mark.parametrize("name", ["exact", "gurobi"])
+def test_num_reads_none_is_the_default_as_check_parameters_says(name):
+    """``check_values`` passes ``None`` as the sampler's default; exact and gurobi then raised TypeError
+    ("'<' not supported between instances of 'int' and 'NoneType'", "an integer is required")."""
+    if name == "gurobi":
+        pytest.importorskip("gurobipy")
+    sampler = get_sampler(name)
+    check_parameters(name, sampler, {"num_reads": None})
+    ss = sampler.sample(_bqm(), num_reads=None)
+    assert len(ss) == 1 and ss.first.energy == dimod.ExactSolver().sample(_bqm()).first.energy
