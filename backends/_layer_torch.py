@@ -88,7 +88,8 @@ class TorchRun:
     def polish(self, starts: np.ndarray, owner: np.ndarray | None = None, fields: np.ndarray | None = None,
                energies: np.ndarray | None = None) -> Rows:
         """Greedy descent from every start ``(R, m)`` (``fields``, ``energies``: unused, this run keeps no
-        up-fields and computes its energies).
+        up-fields and computes its energies). Not bounded by the time limit, as the numba run's (``_Run.polish``):
+        a limited run ends at least where ``fast`` does from its start.
 
         Row ``r`` belongs to problem ``owner[r]`` (default ``r``); ``owner`` lists the problems in order, once
         per start (``np.tile(np.arange(n), k)``), as :func:`layer_sa._solve` passes them.
@@ -101,7 +102,7 @@ class TorchRun:
         arr = np.where(self.dense.free, starts.reshape(k, n, -1), 0).transpose(1, 0, 2)
         v = torch.as_tensor(np.ascontiguousarray(arr), dtype=torch.float64, device=self.device)
         g = self._field(v)
-        self._polish(v, g)
+        self._polish(v, g, bounded=False)
         states = v.transpose(0, 1).reshape(k * n, -1).to(torch.uint8).cpu().numpy()
         return Rows(states, owner, self.dense.energies(states, owner))
 
@@ -297,8 +298,9 @@ class TorchRun:
         pair = torch.where(self.pair_live, pair, torch.inf)
         return torch.cat([single, pair.flatten(-2)], dim=-1)
 
-    def _polish(self, v: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-        """Best-improvement descent, all rows in parallel, until no row gains more than its ``tol``.
+    def _polish(self, v: torch.Tensor, g: torch.Tensor, bounded: bool = True) -> torch.Tensor:
+        """Best-improvement descent, all rows in parallel, until no row gains more than its ``tol``, or (where
+        ``bounded``) the clock's limit.
 
         At most ``polish_sweeps x m`` moves per row (the numba kernel's cap of ``polish_sweeps`` sweeps).
         Returns each row's energy change.
@@ -306,7 +308,7 @@ class TorchRun:
         m = self.mat.shape[0]
         total = torch.zeros(v.shape[:2], dtype=torch.float64, device=self.device)
         for _ in range(int(self.params["polish_sweeps"]) * m):
-            if self.clock.expired():
+            if bounded and self.clock.expired():
                 break
             cost, idx = self._move_costs(v, g).min(dim=-1)
             move = cost < -self.tol

@@ -17,6 +17,7 @@ pytest.importorskip("numba")  # before the imports below: layer_sa loads the num
 from qannealq import gptq_restricted  # noqa: E402
 from qannealq.backends import get_sampler  # noqa: E402
 from qannealq.backends._layer_dense import DenseQubos  # noqa: E402
+from qannealq.backends._layer_schedule import Clock  # noqa: E402
 from qannealq.backends.layer_sa import LayerSASampler, _Run, make_run, resolve_device  # noqa: E402
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError  # noqa: E402
 from qannealq.formulation import LayerProblem  # noqa: E402
@@ -156,6 +157,29 @@ def test_time_limit_and_trace_on_the_torch_path():
     assert np.all(sample.energies <= problem.qubo_energies(warm) + 1e-15)
     energy = np.array(sample.info["trace"]["energy"])
     assert energy.size >= 3 and np.all(np.diff(energy) <= 1e-12 * abs(energy[0]))
+
+
+def test_the_polish_of_the_start_runs_past_a_spent_limit_as_the_numba_one_does():
+    """The start's polish is not bounded by the limit on either path (a limited run ends at least where ``fast``
+    does): the torch one stopped at the spent clock, and the first neuron here kept its all-zero start's energy
+    of 9.89 under ``time_limit=1e-9`` (3.31 without a limit)."""
+    _, problem = _problem(4, 16, 3, 2)
+    for i in range(problem.num_neurons):
+        bqm = problem.neuron_bqm(i)
+        labels = list(bqm.variables)
+        start = (np.zeros((1, len(labels)), np.int8), labels)
+        solver = LayerSASampler(device="torch-cpu", num_sweeps=0)
+        free = solver.sample(bqm, initial_states=start, seed=0)
+        spent = solver.sample(bqm, initial_states=start, seed=0, time_limit=1e-9)
+        assert spent.first.energy == free.first.energy < bqm.energy(dict(zip(labels, start[0][0])))
+    dense = DenseQubos.from_problem(problem)
+    starts = np.zeros(dense.free.shape, np.uint8)
+    for device in ("cpu", "torch-cpu"):
+        clock = Clock(1e-9, start=time.perf_counter() - 1.0)
+        run, _ = make_run(dense, {**LayerSASampler().defaults, "device": device}, clock)
+        with run:
+            polished = run.polish(starts).energy
+        assert np.all(polished < dense.energies(starts)), device
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
