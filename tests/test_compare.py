@@ -151,6 +151,39 @@ def test_each_backend_gets_an_untimed_warm_up_call_except_paid_ones(tiny):
     assert paid.calls == 2 * 2 and max(unit["wall_s"] for unit in charged.units) >= 0.5
 
 
+class _Hybrid:
+    """Stands in for dwave-system's LeapHybridSampler: exact answers with a Leap hybrid solver's timing (a 3 s run,
+    40 ms of it on a QPU, in microseconds)."""
+
+    properties = {"maximum_number_of_variables": 50}
+    parameters = {"time_limit": [], "label": []}
+
+    def __init__(self, **config):
+        pass
+
+    def close(self):
+        pass
+
+    def sample(self, bqm, **kwargs):
+        ss = dimod.ExactSolver().sample(bqm).truncate(1)
+        ss.info.update(run_time=3_000_000, charge_time=3_000_000, qpu_access_time=40_000)
+        return ss
+
+
+def test_a_hybrid_solvers_solver_time_is_its_run_time_not_its_qpu_part(tiny, fake_dwave_token, monkeypatch):
+    """``dwave-hybrid`` reports its own ``run_time`` and the QPU's part of it as ``qpu_access_time``: the solver
+    time and TTS99 were that part (0.04 s of a 3 s run, 75 times too fast against the other backends)."""
+    from qannealq.backends import get_sampler
+
+    monkeypatch.setattr("dwave.system.LeapHybridSampler", _Hybrid)
+    result = compare_backends(tiny[:1], {"dwave-hybrid": get_sampler("dwave-hybrid", time_limit=5)},
+                              CompareSettings(reads=1, repeats=1))
+    row = result.rows[0]
+    assert row.success_probability == 1.0
+    assert row.solver_seconds == pytest.approx(3.0) == row.tts99_solver_seconds
+    assert row.qpu_access_seconds == pytest.approx(0.04)
+
+
 def test_a_decomposed_backend_warms_up_on_one_sub_problem(tiny):
     """The warm-up call solved a whole decomposed neuron (200 s of gurobi's on an MNIST neuron of 599 variables)
     to load what one call of the size the decomposition sends loads."""
