@@ -339,6 +339,19 @@ def test_neurons_of_several_layers_get_a_scaling_plot(tmp_path):
                                                                     "energy_distribution.png"]
 
 
+def test_a_capacity_above_the_backends_own_limit_is_refused_before_any_call(tiny):
+    """``--capacity exact=30`` (or ``exact:capacity=30``) made sub-problems exact refuses: the comparison failed at
+    exact's first decomposed call, after the training, the references and the backends before it, naming no
+    option. Now refused as the samplers are built (before any training from the command line); at the limit and
+    for a backend that states none, a capacity is taken."""
+    for settings, flag in ((CompareSettings(capacity={"exact": 30}), "--capacity exact=30"),
+                           (CompareSettings(sampler_options={"exact": {"capacity": 25}}),
+                            "--sampler-option exact:capacity=25")):
+        with pytest.raises(InvalidArgumentError, match=f"{flag} is above the 24 variables .* give at most 24"):
+            compare_backends(tiny, ["exact"], settings)
+    check_backend_options(["exact", "sa"], CompareSettings(reads=1, repeats=1, capacity={"exact": 24, "sa": 500}))
+
+
 def test_the_loose_target_is_at_least_as_loose_as_the_first(tmp_path, capsys):
     """``--loose-eps`` below ``--eps`` was accepted, and with ``--eps 0.05`` alone the "loose" target (0.01) was the
     stricter one: ``p (loose)`` read below ``p``. Left out, it is now 0.01 or ``--eps`` where that is larger; given
