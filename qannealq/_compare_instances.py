@@ -9,6 +9,8 @@ when known, a reference optimum. :func:`instances_from_experiment` makes them fr
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -75,6 +77,23 @@ class NeuronInstance:
     @property
     def num_variables(self) -> int:
         return self.bqm.num_variables
+
+    def digest(self) -> str:
+        """SHA-256 of what a call's results depend on: the BQM (vartype, variables, biases, offset) and the warm
+        start. A stored comparison records it, so that its resume on other neurons of the same names (an
+        ``--instances`` folder exported again from another model) is refused instead of mixing their results."""
+        bqm = self.bqm
+        labels = sorted(bqm.variables, key=repr)
+        linear, (rows, cols, values), offset = bqm.to_numpy_vectors(variable_order=labels, dtype=np.float64,
+                                                                   index_dtype=np.int64)
+        rows, cols = np.minimum(rows, cols), np.maximum(rows, cols)
+        order = np.lexsort((cols, rows))
+        h = hashlib.sha256(json.dumps([bqm.vartype.name, [repr(v) for v in labels]]).encode())
+        for array in (linear, rows[order], cols[order], values[order], np.array([offset], dtype=np.float64)):
+            h.update(np.ascontiguousarray(array).tobytes())
+        warm = None if self.warm_start is None else [int(self.warm_start[v]) for v in labels]
+        h.update(json.dumps(warm).encode())
+        return h.hexdigest()
 
     def initial_states(self, reads: int = 1) -> tuple[np.ndarray, list] | None:
         """The warm start as ``initial_states`` for a sampler: ``reads`` copies of its row over the BQM's

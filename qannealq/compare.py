@@ -332,12 +332,30 @@ def _references(instances: Sequence[NeuronInstance], store, settings: CompareSet
             stored = store.get(key)
             if stored is None:
                 ref = reference_optimum(instance, settings.reference)
-                store.put(key, {"kind": "reference", "instance": instance.name, **ref.to_dict()})
+                store.put(key, {"kind": "reference", "instance": instance.name, **ref.to_dict(),
+                                "instance_sha256": instance.digest()})
             else:
                 ref = Reference.from_dict(stored)
             refs[instance.name] = ref
             bar.update(1)
     return refs
+
+
+def _check_same_instances(instances: Sequence[NeuronInstance], store, out: Path | None) -> None:
+    """Refuse a resume whose instances differ from the stored comparison's of the same names (their
+    :meth:`~NeuronInstance.digest`, stored with each reference; a store written without it is not checked): an
+    ``--instances`` folder exported again from a model of another seed kept the names, and the resume mixed the
+    stored calls and references with calls on the new QUBOs (``exact`` 4 % above its own reference, p 0)."""
+    changed = []
+    for instance in instances:
+        stored = store.get(unit_key(kind="reference", instance=instance.name)) or {}
+        if stored.get("instance_sha256") not in (None, instance.digest()):
+            changed.append(instance.name)
+    if changed:
+        raise InvalidArgumentError(
+            f"--resume {out}: {len(changed)} neuron QUBO(s) differ from those of the same name the stored comparison "
+            f"ran ({', '.join(changed)}: their biases or warm start changed, so the model or the --instances folder "
+            "is not the one it read); resume with those, or start a new comparison with --out")
 
 
 def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str] | Mapping[str, dimod.Sampler],
@@ -381,6 +399,8 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
     if store.resumed:
         reporter.message(f"resuming {out}: {len(store.resumed)} finished unit(s) kept, not recomputed")
     try:
+        if store.resumed:
+            _check_same_instances(instances, store, out)
         refs = _references(instances, store, settings, reporter)
         units = _run_all(built, instances, store, settings, reporter)
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import subprocess
@@ -123,6 +124,24 @@ def test_reads_energies_are_recomputed_on_the_bqm_and_resume_recomputes_nothing(
     store.write_text(json.dumps(old))
     with pytest.raises(InvalidArgumentError, match="warm_start_reads: '<absent>' -> 'every'"):
         compare_backends(tiny, {"steepest": counting}, settings, tmp_path / "c", resume=True)
+
+
+def test_a_resume_on_other_qubos_of_the_same_names_is_refused(tiny, tmp_path):
+    """An ``--instances`` folder exported again from another model keeps its neurons' names: the resume mixed the
+    stored calls and references with calls on the new QUBOs (``exact`` 4 % above its own stored reference, p 0).
+    Each reference now stores its neuron's digest (its BQM and warm start), and a resume on others is refused."""
+    settings = CompareSettings(reads=2, repeats=1)
+    compare_backends(tiny, ["exact"], settings, tmp_path / "c")
+    compare_backends(tiny, ["exact"], settings, tmp_path / "c", resume=True)  # the same neurons: resumed
+    other = tiny[1].bqm.copy()
+    other.add_linear(next(iter(other.variables)), 0.125)
+    changed = [tiny[0], dataclasses.replace(tiny[1], bqm=other)]
+    with pytest.raises(InvalidArgumentError, match=f"1 neuron QUBO.* differ .*{tiny[1].name}"):
+        compare_backends(changed, ["exact"], settings, tmp_path / "c", resume=True)
+    warm = {**tiny[0].warm_start, next(iter(tiny[0].warm_start)): 1 - next(iter(tiny[0].warm_start.values()))}
+    with pytest.raises(InvalidArgumentError, match=f"differ .*{tiny[0].name}"):
+        compare_backends([dataclasses.replace(tiny[0], warm_start=warm), tiny[1]], ["exact"], settings,
+                         tmp_path / "c", resume=True)
 
 
 class SlowFirst(Counting):
