@@ -437,6 +437,25 @@ def _warm_up(sampler: dimod.Sampler, name: str, instances: Sequence[NeuronInstan
     return seconds, (size if decomposed else None)
 
 
+def _embed_ahead(sampler: dimod.Sampler, todo: Sequence[NeuronInstance]) -> None:
+    """The clique embedding of every neuron size in ``todo`` that a QPU backend (ours: one with ``embedding``,
+    directly or as a composite's child) solves whole, found or loaded before the timed calls: no QPU time, and
+    a set-up once per size and process that fell in the first timed call of each size (``dwave-mock`` loading and
+    checking its 64 cached embeddings of a size: 0.17 s against 0.01-0.02 s for its other calls, a wall-time
+    TTS99 12x too long). A size without an embedding is left to its call, which says so."""
+    seen = 0
+    while sampler is not None and seen < 16 and not callable(getattr(type(sampler), "embedding", None)):
+        sampler, seen = getattr(sampler, "child", None), seen + 1
+    if sampler is None or seen >= 16:
+        return
+    for size in sorted({instance.bqm.num_variables for instance in todo}):
+        try:
+            if 0 < size <= sampler.max_variables:
+                sampler.embedding(size)
+        except Exception:  # noqa: BLE001 - a head start only: an unreachable solver or a size it cannot embed is
+            continue  # said by the call that needs it, with its backend's error and the neuron's name
+
+
 def _run_all(samplers: Mapping[str, dimod.Sampler], instances: Sequence[NeuronInstance], store,
              settings: CompareSettings, reporter: Reporter) -> list[dict]:
     units, plans = [], {}
@@ -451,6 +470,7 @@ def _run_all(samplers: Mapping[str, dimod.Sampler], instances: Sequence[NeuronIn
             todo = [instance for (instance, _, _), record in zip(*plans[name]) if record is None]
             if todo:
                 bar.status(f"{name} warm-up")
+                _embed_ahead(sampler, todo)
                 warm = _warm_up(sampler, name, instances, settings, reporter)
                 if warm is not None:
                     outlook(name, sampler, todo, warm, settings.options_for(name, sampler), reporter)
