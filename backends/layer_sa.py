@@ -290,8 +290,8 @@ def _check(params: dict[str, Any]) -> None:
         value = params[name]
         if value is None and name == "hot_temperature":
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise InvalidArgumentError(f"{name}={value!r} must be a number > 0")
+        if not is_number(value) or not value > 0:  # inf ended a wide layer's anneal in a ZeroDivisionError
+            raise InvalidArgumentError(f"{name}={value!r} must be a finite number > 0")
     for name in ("hot_acceptance", "ladder_acceptance", "cold_acceptance"):
         value = params[name]
         if not is_number(value) or not 0 < value < 1:

@@ -493,6 +493,21 @@ def test_an_infinite_time_limit_is_refused_naming_it():
     assert LayerSASampler().sample_layer(problem, seed=0, time_limit=np.float32(600)).info["time_limited"] is False
 
 
+def test_an_infinite_temperature_is_refused_naming_it():
+    """``hot_temperature=inf`` (``--sampler-option hot_temperature=1e999``) passed the check and ended a wide
+    layer's anneal in a ZeroDivisionError from the kernel; ``cold_temperature=inf`` ran an anneal that ends at
+    infinite temperature. Both refused before any work, the check each command runs before training."""
+    _, problem = layer_problem(24, 150, 8, 3)  # wide: the schedule scales with hot_temperature
+    for name in ("hot_temperature", "cold_temperature"):
+        for bad in (float("inf"), float("nan"), 0.0, -1.0, True, "1"):
+            with pytest.raises(InvalidArgumentError, match=rf"{name}=.* must be a finite number > 0"):
+                LayerSASampler().sample_layer(problem, seed=0, **{name: bad})
+            with pytest.raises(InvalidArgumentError, match=name):
+                check_parameters("layer-sa", LayerSASampler(), {name: bad})
+    sample = LayerSASampler(hot_temperature=np.float32(0.1)).sample_layer(problem, seed=0)
+    assert np.all(np.isfinite(sample.energies))
+
+
 def test_a_generous_time_limit_changes_nothing():
     _, problem = layer_problem(24, 100, 6, 3)
     solver = LayerSASampler(num_sweeps=64)
