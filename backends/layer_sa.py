@@ -260,6 +260,9 @@ def _check(params: dict[str, Any]) -> None:
         raise InvalidArgumentError(f"effort={params['effort']!r} must be one of {list(EFFORTS)}")
     if params["warm_start_growth"] is not None:  # None: the effort's
         check_growth(params["warm_start_growth"], "warm_start_growth")
+    if params["rtn_start"] is not None and not isinstance(params["rtn_start"], (bool, np.bool_)):
+        raise InvalidArgumentError(f"rtn_start={params['rtn_start']!r} must be True, False or None (None: the "
+                                   "preset's, the RTN start on layers narrower than 256 inputs)")
     if not isinstance(params["warm_start_pilot"], (bool, np.bool_)):
         raise InvalidArgumentError(f"warm_start_pilot={params['warm_start_pilot']!r} must be True or False")
     limit = params["time_limit"]

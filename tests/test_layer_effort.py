@@ -508,6 +508,20 @@ def test_an_infinite_temperature_is_refused_naming_it():
     assert np.all(np.isfinite(sample.energies))
 
 
+def test_rtn_start_takes_true_false_or_none_only():
+    """``rtn_start`` was never checked: ``--sampler-option rtn_start=false`` (the string "false", not a Python
+    literal) or ``rtn_start="no"`` read as true and polished an RTN start that ``fast`` leaves out."""
+    _, problem = layer_problem(24, 40, 4, 3)
+    for bad in ("false", "no", 0, 1, float("nan"), [1]):
+        with pytest.raises(InvalidArgumentError, match=r"rtn_start=.* must be True, False or None"):
+            LayerSASampler(effort="fast").sample_layer(problem, seed=0, rtn_start=bad)
+        with pytest.raises(InvalidArgumentError, match="rtn_start"):
+            check_parameters("layer-sa", LayerSASampler(), {"rtn_start": bad})
+    for given, starts in ((None, 1), (False, 1), (True, 2), (np.True_, 2)):
+        sample = LayerSASampler(effort="fast", rtn_start=given).sample_layer(problem, seed=0)
+        assert len(sample.info["polished_start_energies"]) == starts
+
+
 def test_a_generous_time_limit_changes_nothing():
     _, problem = layer_problem(24, 100, 6, 3)
     solver = LayerSASampler(num_sweeps=64)
