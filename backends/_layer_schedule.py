@@ -450,8 +450,10 @@ class Clock:
 
     @contextmanager
     def watch(self, flag: np.ndarray) -> Iterator[None]:
-        """Within the block, set ``flag[0] = 1`` when the limit passes (a timer thread), for the numba kernel."""
-        if self.limit is None:
+        """Within the block, set ``flag[0] = 1`` when the limit passes (a timer thread), for the numba kernel. A
+        limit beyond :data:`threading.TIMEOUT_MAX` (292 years) cannot pass, and a timer cannot wait that long (its
+        thread died in an OverflowError, a traceback on every layer under ``--time-limit 1e10``): none then."""
+        if self.limit is None or self.remaining() >= threading.TIMEOUT_MAX:
             yield
             return
 

@@ -522,6 +522,23 @@ def test_rtn_start_takes_true_false_or_none_only():
         assert len(sample.info["polished_start_energies"]) == starts
 
 
+def test_a_limit_beyond_what_a_timer_can_wait_runs_without_a_watchdog(monkeypatch):
+    """A finite ``time_limit`` of 1e10 s (``--time-limit 1e10``) is legal, but the kernel's watchdog timer cannot
+    wait that long: its thread died in an OverflowError, printing a traceback on every layer."""
+    import threading
+
+    died = []
+    monkeypatch.setattr(threading, "excepthook", died.append)
+    _, problem = layer_problem(24, 40, 4, 3)
+    solver = LayerSASampler(num_sweeps=8)
+    free = solver.sample_layer(problem, seed=1)
+    for limit in (1e10, 1e12, threading.TIMEOUT_MAX):
+        limited = solver.sample_layer(problem, seed=1, time_limit=limit)
+        np.testing.assert_array_equal(limited.assignments, free.assignments)
+        assert limited.info["time_limited"] is False
+    assert not died, [str(d.exc_value) for d in died]
+
+
 def test_a_generous_time_limit_changes_nothing():
     _, problem = layer_problem(24, 100, 6, 3)
     solver = LayerSASampler(num_sweeps=64)
