@@ -190,7 +190,8 @@ def warm_start_deadline(sampler: Any, kwargs: dict[str, Any], inputs: int | None
     paid; None without a limit), else None (no bound). Where it gives one, the loop's beam narrows to end by its
     share (:func:`qannealq.baselines.warm_start_integers`'s ``deadline``) and the loop passes the sampler
     ``time_spent``, the seconds the layer took before the call, which its time limit counts: the limit then
-    bounds the whole layer, warm start included; ``late=True`` where the start left its beam out for lack of
+    bounds the whole layer, warm start included (without a limit too, to a sampler that lists ``time_spent``,
+    whose trace then counts the warm start); ``late=True`` where the start left its beam out for lack of
     time (``Deadline.late``): the search then its cheapest, ``layer-sa``'s polish alone; ``start_cut=True``
     where the limit narrowed the beam (``Deadline.cut``): the limit binds, and ``layer-sa`` plans its search for
     it; and ``start_tight=True`` where the time left after the start's fixed costs was tight

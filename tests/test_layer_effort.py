@@ -501,6 +501,32 @@ def test_the_trace_never_rises_within_a_population():
     assert energy[-1] == sample.energies.sum()
 
 
+def test_the_solve_loops_trace_counts_the_warm_start_with_or_without_a_limit(no_warm_up):
+    """``quantize_layer`` passed ``time_spent`` (the warm start's seconds) only under a time limit: without one
+    the trace began after the beam. On a 600-input layer the same states read a time to within 1 % of their
+    energy of 0.067 s unlimited and 0.270 s under a limit of 600 s that changed nothing (the layer: 0.26 s)."""
+    from qannealq import quantize_layer
+
+    _, problem = smooth_layer(7, 600, 8, 4)
+    sampler = LayerSASampler()
+    spent = []
+    original = sampler.sample_layer
+
+    def spy(*args, **kwargs):
+        spent.append(kwargs.get("time_spent"))
+        return original(*args, **kwargs)
+    with mock.patch.object(sampler, "sample_layer", spy):
+        free, limited = (quantize_layer(problem, "qubo", sampler, "layer-sa", seed=2, time_limit=limit)
+                         for limit in (None, 600))
+    np.testing.assert_array_equal(free.integers, limited.integers)
+    assert all(s is not None and s > 0 for s in spent), spent
+    for result, before in zip((free, limited), spent):
+        seconds = result.info["trace"]["seconds"]
+        assert before <= seconds[0] <= seconds[-1] <= result.seconds
+    # a sampler without time_spent (the per-neuron sa) is not given it
+    assert quantize_layer(layer_problem(1, 8, 2, 2)[1], "qubo", get_sampler("sa"), "sa", seed=0).errors.size == 2
+
+
 def test_an_infinite_time_limit_is_refused_naming_it():
     """``time_limit=inf`` (``--sampler-option time_limit=1e999``) passed the check and failed in the run with
     an OverflowError, after training; a numpy float32 limit was refused as not a number."""
