@@ -405,7 +405,7 @@ class LayerSASampler(dimod.Sampler):
     def warm_start_beam(self, inputs: int | None = None, **kwargs: Any) -> int:
         """The width of the beam search this run's warm start should run on a layer of ``inputs`` coordinates
         (``warm_start_beam``, or the ``effort`` preset's, :func:`._layer_schedule.beam_width`: 0 with ``fast``,
-        by default ``max(128, inputs / 5)``, with ``thorough`` ``max(512, inputs / 2)``): the solve loop asks
+        by default ``max(128, inputs / 4)``, with ``thorough`` ``max(512, inputs / 2)``): the solve loop asks
         before it computes the warm start (:func:`qannealq.baselines.warm_start_integers`)."""
         return beam_width(self._params(kwargs), inputs)  # _params keeps the sampler's own options only
 
