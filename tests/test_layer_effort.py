@@ -1441,7 +1441,7 @@ def test_a_search_left_too_little_of_the_limit_is_the_polish_alone():
     assert roomy.info["late"] is False and tuple(roomy.info["reads_sweeps"])[1] > 0
 
 
-def test_a_limit_too_short_for_the_beam_leaves_it_out_and_the_search_to_the_polish():
+def test_a_limit_too_short_for_the_beam_leaves_it_out_and_the_search_to_the_polish(no_warm_up):
     """Where a deadline leaves under ``SKIP_BEAM`` times the beam's Cholesky factorization (its fastest time in the
     process), a full-rank layer's warm start runs no beam: it is GPTQ-restricted in pivot order on that
     factorization, ``fast``'s start (at int2 the beam's damping is GPTQ's), and the deadline is marked late and
