@@ -77,11 +77,15 @@ def _forward(model: torch.nn.Module, batch: torch.Tensor) -> None:
 
 @contextlib.contextmanager
 def _hooks(model: torch.nn.Module, names: Sequence[str], fn) -> Iterator[None]:
+    """``fn(name, inputs, output)`` after each named layer runs; ``inputs`` holds the layer's input also where
+    ``forward`` passed it by keyword (``self.fc(input=x)``: the positional inputs alone were empty, an IndexError)."""
     modules = dict(model.named_modules())
     handles = []
     try:
         for name in names:
-            handles.append(modules[name].register_forward_hook(lambda mod, inp, out, _n=name: fn(_n, inp, out)))
+            handles.append(modules[name].register_forward_hook(
+                lambda mod, args, kwargs, out, _n=name: fn(_n, args or tuple(kwargs.values()), out),
+                with_kwargs=True))
         yield
     finally:
         for handle in handles:

@@ -191,3 +191,26 @@ def test_shared_and_unused_layers_are_named_with_the_layers_to_quantize_instead(
         quantize_model(net, x, 4, method="rtn", layers=["b", "unused"])
     assert [l.name for l in quantize_model(net, x, 4, method="rtn", layers=["b"]).layers] == ["b"]
     assert _no_hooks(net)
+
+
+class _ByKeyword(torch.nn.Module):
+    """``_net()``'s layers, each called with its input by keyword (``self.fc(input=x)``)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.a, self.b = net[0], net[2]
+
+    def forward(self, x):
+        return self.b(input=torch.relu(self.a(input=x)))
+
+
+@pytest.mark.parametrize("mode", ["float", "sequential"])
+def test_a_layer_called_with_its_input_by_keyword_is_calibrated(mode):
+    """The hooks read the positional inputs alone, empty for ``self.fc(input=x)``: an IndexError ("tuple index out
+    of range") from inside the forward pass."""
+    net, data = _net(), _data()
+    plain = quantize_model(net, data, bits=2, method="gptq", calibration=mode)
+    keyword = quantize_model(_ByKeyword(net), data, bits=2, method="gptq", calibration=mode)
+    for a, b in zip(plain.layers, keyword.layers):
+        np.testing.assert_array_equal(a.integers, b.integers)
+        np.testing.assert_allclose(a.errors, b.errors, rtol=1e-12)
