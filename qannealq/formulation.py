@@ -431,10 +431,19 @@ def build_problem(stats: LayerStats, weight: np.ndarray, bias: np.ndarray | None
     n, f = weight.shape
     w = weight if bias is None else np.concatenate([weight, np.asarray(bias, np.float64)[:, None]], axis=1)
     m = w.shape[1]
-    if stats.hessian.shape != (m, m) or stats.cross.shape != (n, m):
+    if stats.hessian.shape != (m, m) or stats.cross.shape != (n, m) or np.shape(stats.target_sq) != (n,):
         raise InvalidArgumentError(
-            f"calibration statistics of {name} have H {stats.hessian.shape} and g {stats.cross.shape}, "
-            f"but the layer needs ({m}, {m}) and ({n}, {m}): collect them on this layer's inputs"
+            f"calibration statistics of {name} have H {stats.hessian.shape}, g {stats.cross.shape} and c "
+            f"{np.shape(stats.target_sq)}, but the layer needs ({m}, {m}), ({n}, {m}) and ({n},): collect them on "
+            "this layer's inputs"
+        )
+    if np.shape(grid.weight_step) != (n,) or (grid.bias_step is None) != (bias is None):
+        # another layer's grid broadcast against this one's rows (a one-row grid's steps served every neuron,
+        # then neuron_bqm(1) raised an IndexError) or failed in numpy ("operands could not be broadcast")
+        raise InvalidArgumentError(
+            f"grid of {name} has {np.shape(grid.weight_step)[0] if np.ndim(grid.weight_step) else 0} weight steps "
+            f"and {'no' if grid.bias_step is None else 'a'} bias step, but the layer has {n} neurons and "
+            f"{'no' if bias is None else 'a'} bias: make it with make_grid(weight, bias, ...) of this layer"
         )
     steps = grid.steps(f)
     base, free = grid.floor(w, steps)

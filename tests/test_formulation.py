@@ -256,3 +256,22 @@ def test_errors_from_products_are_the_errors_and_remembered_as_errors_keeps_them
     np.testing.assert_array_equal(problem.errors(values.copy()), quiet)
     with pytest.raises(InvalidArgumentError, match="products has shape"):
         problem.errors_from_products(values, products[:, :-1])
+
+
+def test_a_grid_or_statistics_of_another_shape_are_refused():
+    """Another layer's grid was used as it broadcast: a one-row grid's steps served every neuron and
+    ``neuron_bqm(1)`` raised an IndexError; a grid with a bias step on a layer without bias failed in numpy
+    ("operands could not be broadcast"). A ``c`` of one value was broadcast to every neuron's error."""
+    rng = np.random.default_rng(5)
+    layer = random_layer(rng, 10, 4)
+    stats = LayerStats.from_arrays(layer.x, layer.y)
+    for grid in (make_grid(layer.weight[:1], layer.bias[:1], 4), make_grid(layer.weight, None, 4)):
+        with pytest.raises(InvalidArgumentError, match="grid of layer has .* make it with make_grid"):
+            build_problem(stats, layer.weight, layer.bias, grid)
+    with pytest.raises(InvalidArgumentError, match="grid of layer has 4 weight steps and a bias step, but the layer "
+                                                   "has 4 neurons and no bias"):
+        build_problem(LayerStats.from_arrays(layer.x, layer.y, bias=False), layer.weight, None,
+                      make_grid(layer.weight, layer.bias, 4))
+    one_c = LayerStats(stats.hessian, stats.cross, stats.target_sq[:1], stats.num_samples)
+    with pytest.raises(InvalidArgumentError, match=r"c \(1,\), but the layer needs .* and \(4,\)"):
+        build_problem(one_c, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 4))
