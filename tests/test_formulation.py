@@ -275,3 +275,16 @@ def test_a_grid_or_statistics_of_another_shape_are_refused():
     one_c = LayerStats(stats.hessian, stats.cross, stats.target_sq[:1], stats.num_samples)
     with pytest.raises(InvalidArgumentError, match=r"c \(1,\), but the layer needs .* and \(4,\)"):
         build_problem(one_c, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 4))
+
+
+def test_errors_refuse_rows_of_another_shape():
+    """One row ``(1, m)`` was broadcast against every neuron's ``g`` and ``c``: ``n`` numbers, none of them an error
+    of that row unless it was neuron 0's."""
+    rng = np.random.default_rng(5)
+    problem = random_layer(rng, 10, 4).problem(4)
+    for values in (problem.weights[:1], problem.weights[:, :-1]):
+        with pytest.raises(InvalidArgumentError, match=r"values has shape .* errors takes every neuron's row, "
+                                                       r"\(4, 11\)"):
+            problem.errors(values)
+    np.testing.assert_allclose(problem.neuron_errors(problem.weights[:1], np.arange(1)),
+                               problem.errors(problem.weights)[:1], rtol=1e-12)
