@@ -60,10 +60,14 @@ def as_calibration_tensor(data: object, dtype: torch.dtype = torch.float32) -> t
         raise CalibrationError(
             f"calibration data must have shape (N, ...) with N >= 1 samples, got {tuple(tensor.shape)}"
         )
-    tensor = tensor.to(dtype)
     if not torch.isfinite(tensor).all():
         raise NonFiniteError("calibration data contain NaN or infinity: clean them before calibrating")
-    return tensor
+    converted = tensor.to(dtype)
+    if not torch.isfinite(converted).all():  # finite data beyond the model's float16 range (was "NaN or infinity")
+        raise NonFiniteError(f"calibration data reach {float(tensor.abs().max()):.6g} in magnitude, beyond the range "
+                             f"of the model's {dtype} (largest {torch.finfo(dtype).max:.6g}): scale them as the "
+                             "model's training inputs were")
+    return converted
 
 
 def _forward(model: torch.nn.Module, batch: torch.Tensor) -> None:

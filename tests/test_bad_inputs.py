@@ -54,6 +54,8 @@ ROWS = {  # test id -> the part of the error message the test asserts (quoted in
     "calibration-wrong-shape": "the model cannot run on calibration data of shape (5,) per sample",
     "calibration-empty": "calibration data must have shape (N, ...) with N >= 1 samples",
     "calibration-nan": "calibration data contain NaN or infinity",
+    "calibration-half-range": "calibration data reach 100000 in magnitude, beyond the range of the model's "
+                              "torch.float16 (largest 65504): scale them",
     "oversize-problem": "backend 'exact' takes at most 24 variables",
     "corrupt-checkpoint": "is unreadable",
     "full-disk": "No space left on device; free disk space or choose another --out folder",
@@ -470,6 +472,15 @@ def test_nan_or_inf_weights_are_refused_before_calibration(where, monkeypatch):
 def test_bad_calibration_data(key, data, error):
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
     with pytest.raises(error, match=re.escape(ROWS[key])):
+        quantize_model(model, data, bits=4, method="rtn")
+
+
+def test_data_beyond_a_half_precision_models_range_are_named_so():
+    """Finite data that overflow the model's float16 were refused as "calibration data contain NaN or infinity"."""
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2)).half()
+    data = np.ones((8, 4))
+    data[2, 1] = 1e5
+    with pytest.raises(NonFiniteError, match=re.escape(ROWS["calibration-half-range"])):
         quantize_model(model, data, bits=4, method="rtn")
 
 
