@@ -91,7 +91,7 @@ class Grid:
         return values / steps - self.offset
 
     def nearest(self, values: np.ndarray, steps: np.ndarray) -> np.ndarray:
-        """Round to the nearest level (half away from zero on the integer axis), clipped to range."""
+        """Round to the nearest level (halves up: floor(t + 0.5), -2.5 -> -2), clipped to range."""
         t = self.scaled(values, steps)
         return np.clip(np.floor(t + 0.5), self.lo, self.hi).astype(np.int64)
 
