@@ -8,6 +8,8 @@ qiskit's ``StatevectorSampler`` otherwise. One qubit per variable, so the qubit 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dimod
 import numpy as np
@@ -16,6 +18,7 @@ from qiskit_optimization import QuadraticProgram
 from qiskit_optimization.algorithms import MinimumEigenOptimizer
 from qiskit_optimization.minimum_eigensolvers import QAOA
 from qiskit_optimization.optimizers import COBYLA, NELDER_MEAD, SPSA
+from qiskit_optimization.utils import algorithm_globals
 
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
 from qannealq.checks import at_least, check_choice, check_positive, check_values
@@ -58,6 +61,21 @@ def _primitive(shots: int, seed: int, simulator: str):
             pm = generate_preset_pass_manager(optimization_level=1, backend=sim)
             return SamplerV2(default_shots=shots, seed=seed), pm
     return StatevectorSampler(default_shots=shots, seed=seed), None
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
+    """qiskit-optimization's global generator seeded with ``seed`` for the solve, then the caller's seed again.
+
+    SPSA draws its perturbation directions (and its calibration's) from ``algorithm_globals.random``, which the
+    sampler and the initial point do not touch: unseeded, two calls with the same seed fitted other angles and
+    measured other counts."""
+    before = algorithm_globals.random_seed
+    algorithm_globals.random_seed = seed
+    try:
+        yield
+    finally:
+        algorithm_globals.random_seed = before
 
 
 def _depth(ansatz, pass_manager) -> int | None:
@@ -153,7 +171,7 @@ class QAOASampler(dimod.Sampler):
                     initial_point=np.random.default_rng(seed).uniform(-np.pi, np.pi, 2 * (reps or self.reps)),
                     pass_manager=pm, callback=lambda *_: evals.__setitem__(0, evals[0] + 1))
         t1 = now_ns()
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _seeded(seed):
             warnings.simplefilter("ignore", DeprecationWarning)
             result = MinimumEigenOptimizer(qaoa).solve(qp)
         t2 = now_ns()
