@@ -78,7 +78,9 @@ class DecomposingSampler(LayerComposite):
     Args:
         child: any ``dimod.Sampler`` (the sub-solver).
         capacity: BQMs above it are decomposed into sub-problems of this size (None: the child's
-            ``properties["max_variables"]``, read at first use, with sub-problems capped by :data:`SUB_PROBLEM_SIZE`).
+            ``properties["max_variables"]``, read at first use, with sub-problems capped by :data:`SUB_PROBLEM_SIZE`);
+            one above the limit the child's class states as a number is refused by :meth:`check_options` and
+            :meth:`sample`.
         patience: rounds in a row without improvement before stopping (None: ``ceil(2 m / capacity)``).
         max_calls: budget of backend calls per BQM.
     """
@@ -149,7 +151,24 @@ class DecomposingSampler(LayerComposite):
         """Refuse a bad ``capacity``, ``patience`` or ``max_calls`` before any work, then the child's options by
         the child's own check (:func:`qannealq.contract.check_options`)."""
         check_values(options, _RULES)
+        self._check_fits_child(options.get("capacity") or self._capacity)
         check_options(self.child, self._child_kwargs(options))
+
+    def _check_fits_child(self, capacity: int | None) -> None:
+        """Refuse a given ``capacity`` above the limit the child states (its class's ``default_max_variables``, a
+        number: ``exact`` 24, ``qaoa`` its ``max_qubits``): its sub-problems would not fit it, and ``qannealq run
+        --backend qaoa --sampler-option capacity=25`` trained, then failed at the first neuron with qaoa's own
+        refusal, which names ``max_qubits`` and not the option. A limit known only once connected (a QPU's) is
+        not read here."""
+        declared = _declared_capacity(self.child)
+        if capacity is None or not isinstance(declared, int) or isinstance(declared, bool):
+            return
+        limit = max_variables(self.child)
+        if limit is not None and capacity > limit:
+            child = getattr(self.child, "backend", None) or getattr(self.child, "name", type(self.child).__name__)
+            raise InvalidArgumentError(f"capacity={capacity} is above the {limit} variables that backend {child!r} "
+                                       f"takes: its sub-problems must fit it; give at most {limit}, or leave it "
+                                       "out for the backend's own")
 
     def _child_kwargs(self, kwargs: dict) -> dict:
         accepted = set(self.child.parameters)
@@ -166,6 +185,7 @@ class DecomposingSampler(LayerComposite):
         """
         kwargs = self.remove_unknown_kwargs(**kwargs)
         check_values({"capacity": capacity, "patience": patience, "max_calls": max_calls}, _RULES)
+        self._check_fits_child(capacity or self._capacity)
         seed = draw_seed(seed)
         child_kw = self._child_kwargs(kwargs)
         size = capacity or self.sub_size

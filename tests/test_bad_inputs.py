@@ -57,6 +57,7 @@ ROWS = {  # test id -> the part of the error message the test asserts (quoted in
     "calibration-half-range": "calibration data reach 100000 in magnitude, beyond the range of the model's "
                               "torch.float16 (largest 65504): scale them",
     "oversize-problem": "backend 'exact' takes at most 24 variables",
+    "capacity-above-backend": "--sampler-option capacity=30 is above the 24 variables that backend 'exact' takes",
     "corrupt-checkpoint": "is unreadable",
     "full-disk": "No space left on device; free disk space or choose another --out folder",
 }
@@ -484,7 +485,7 @@ def test_data_beyond_a_half_precision_models_range_are_named_so():
         quantize_model(model, data, bits=4, method="rtn")
 
 
-def test_oversize_problem_is_refused_naming_both_sizes_and_finished_rows_stay(tmp_path, capsys):
+def test_oversize_problem_is_refused_naming_both_sizes():
     import dimod
 
     from qannealq.backends import get_sampler
@@ -492,12 +493,15 @@ def test_oversize_problem_is_refused_naming_both_sizes_and_finished_rows_stay(tm
     bqm = dimod.BinaryQuadraticModel({v: 1.0 for v in range(30)}, {(0, 1): 1.0}, 0.0, "BINARY")
     with pytest.raises(ProblemTooLargeError, match=re.escape(ROWS["oversize-problem"]) + ".*this BQM has 30"):
         get_sampler("exact").sample(bqm)
+
+
+def test_sub_problems_above_the_backends_capacity_are_refused_before_training(tmp_path, capsys, no_training):
+    """run decomposes neurons above a backend's capacity; sub-problems of 30 variables are still too large for
+    exact, and the run trained, then failed at the first neuron naming exact's limit but not the option."""
     out = tmp_path / "r"
-    # run decomposes neurons above a backend's capacity; sub-problems of 30 variables are still too large
     err = _cli_error(["run", "--bits", "4", "--methods", "rtn,qubo", "--backend", "exact", "--sampler-option",
                       "capacity=30", "--out", str(out)], capsys)
-    assert ROWS["oversize-problem"] in err and "Traceback" not in err
-    assert [r["method"] for r in _rows(out)] == ["rtn"]  # the row finished before it is kept
+    assert ROWS["capacity-above-backend"] in err and "give at most 24" in err and "Traceback" not in err
 
 
 def test_corrupt_checkpoint_in_the_cache_is_rebuilt_with_a_warning(tmp_path, monkeypatch, caplog):

@@ -168,6 +168,31 @@ def test_works_with_qaoa(forty):
     assert ss.first.energy <= warm_energy * (1 + 1e-12)
 
 
+def test_a_capacity_above_the_backends_own_limit_is_refused_before_any_call():
+    """``run --backend qaoa --sampler-option capacity=25`` trained, then failed at the first neuron with qaoa's own
+    refusal of 25 variables (naming ``max_qubits``, not the option): the decomposition's sub-problems must fit its
+    backend. Refused now by the option check and by ``sample`` before any backend call; at the limit it is taken."""
+    from qannealq.contract import check_options
+
+    child = get_sampler("exact")
+    sampler = decomposed(child)
+    with pytest.raises(InvalidArgumentError, match=r"capacity=30 is above the 24 variables that backend 'exact' "
+                                                   r"takes: .* give at most 24"):
+        check_options(sampler, {"capacity": 30})
+    check_options(sampler, {"capacity": 24})
+    bqm = random_layer(np.random.default_rng(1), 40, 1, dead=0).problem(4).neuron_bqm(0)
+    with pytest.raises(InvalidArgumentError, match=r"capacity=30 is above the 24 variables"):
+        sampler.sample(bqm, capacity=30)
+    with pytest.raises(InvalidArgumentError, match=r"capacity=26 is above the 24 variables"):
+        decomposed(child, capacity=26).sample(bqm)
+    pytest.importorskip("qiskit_optimization")
+    small = decomposed(get_sampler("qaoa", max_qubits=5), capacity=8)
+    with pytest.raises(InvalidArgumentError, match=r"capacity=8 is above the 5 variables that backend 'qaoa'"):
+        check_options(small, {})
+    with pytest.raises(InvalidArgumentError, match=r"capacity=8 is above the 5 variables"):
+        small.sample(bqm)
+
+
 def test_auto_decompose_wraps_capacity_limited_backends_only():
     assert auto_decompose(get_sampler("exact")).decomposes_above_capacity
     for name in ("sa", "layer-sa"):
