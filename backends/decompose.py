@@ -160,15 +160,25 @@ class DecomposingSampler(LayerComposite):
         --backend qaoa --sampler-option capacity=25`` trained, then failed at the first neuron with qaoa's own
         refusal, which names ``max_qubits`` and not the option. A limit known only once connected (a QPU's) is
         not read here."""
+        limit = self.exceeded_limit(capacity)
+        if limit is not None:
+            raise InvalidArgumentError(f"capacity={capacity} is above the {limit} variables that backend "
+                                       f"{self.child_name!r} takes: its sub-problems must fit it; give at most "
+                                       f"{limit}, or leave it out for the backend's own")
+
+    @property
+    def child_name(self) -> str:
+        """The backend this decomposition sends its sub-problems to (a retry composite's backend by its name)."""
+        return getattr(self.child, "backend", None) or getattr(self.child, "name", type(self.child).__name__)
+
+    def exceeded_limit(self, capacity: int | None) -> int | None:
+        """The child's limit where ``capacity`` is above it, else None: only a limit its class states as a number
+        (``default_max_variables``), so that no QPU is contacted."""
         declared = _declared_capacity(self.child)
         if capacity is None or not isinstance(declared, int) or isinstance(declared, bool):
-            return
+            return None
         limit = max_variables(self.child)
-        if limit is not None and capacity > limit:
-            child = getattr(self.child, "backend", None) or getattr(self.child, "name", type(self.child).__name__)
-            raise InvalidArgumentError(f"capacity={capacity} is above the {limit} variables that backend {child!r} "
-                                       f"takes: its sub-problems must fit it; give at most {limit}, or leave it "
-                                       "out for the backend's own")
+        return limit if limit is not None and capacity > limit else None
 
     def _child_kwargs(self, kwargs: dict) -> dict:
         accepted = set(self.child.parameters)

@@ -25,7 +25,7 @@ from qannealq._compare_pace import outlook, paid, part, time_left
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
 from qannealq.checks import as_values, check_distinct, check_positive, check_seed
-from qannealq.contract import accepted_options, check_parameters, check_qpu_ranges, max_variables, redact, unredact
+from qannealq.contract import accepted_options, check_parameters, check_qpu_ranges, redact, unredact
 from qannealq.data import data_fingerprint
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import call_timing
@@ -212,8 +212,8 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
         except (BackendUnavailableError, CredentialsError) as exc:
             skipped[name] = str(exc)
             continue
-        _check_capacity(name, sampler, settings)
         sampler = auto_decompose(sampler, capacity=settings.capacity_for(name), max_calls=settings.max_calls)
+        _check_capacity(name, sampler, settings)  # before the decomposition's own check, to name the flag
         check_parameters(name, sampler, settings.options_for(name, sampler))
         samplers[name] = sampler
     compared = {canonical_name(name) for name in given} | {EVERY}
@@ -236,20 +236,19 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
 
 def _check_capacity(name: str, sampler: Any, settings: CompareSettings) -> None:
     """Refuse a decomposition capacity (``--capacity`` or the ``capacity`` sampler option) above the limit that
-    backend ``name`` states (its class's ``default_max_variables``, a number: ``exact`` 24, ``qaoa`` 20): its
-    sub-problems would not fit it, and ``--capacity exact=30`` failed at its first call, after the training, the
-    reference optima and the backends before it, naming no option. A limit known only once connected (a QPU's) is
-    not read here."""
+    backend ``name`` states (:meth:`~qannealq.backends.decompose.DecomposingSampler.exceeded_limit`: ``exact``
+    24, ``qaoa`` 20), naming the flag: its sub-problems would not fit it, and ``--capacity exact=30`` failed at
+    its first call, after the training, the reference optima and the backends before it, naming no option."""
+    exceeded = getattr(sampler, "exceeded_limit", None)
+    if exceeded is None:
+        return  # not decomposed: no capacity of its own to check
     given = [(f"--capacity {name}={value}", value) for value in (settings.capacity_for(name),) if value is not None]
     option = settings.options_for(name, sampler).get("capacity")
     if isinstance(option, int) and not isinstance(option, bool):
         given.append((f"--sampler-option {name}:capacity={option}", option))
-    declared = getattr(type(sampler), "default_max_variables", None)
-    if not given or not isinstance(declared, int) or isinstance(declared, bool):
-        return
-    limit = max_variables(sampler)
     for flag, value in given:
-        if limit is not None and value > limit:
+        limit = exceeded(value)
+        if limit is not None:
             raise InvalidArgumentError(f"{flag} is above the {limit} variables that backend {name!r} takes: its "
                                        f"sub-problems must fit it; give at most {limit}, or leave it out for the "
                                        "backend's default")
