@@ -18,9 +18,9 @@ scaling of ``DWaveCliqueSampler`` per neuron:
 :func:`solve_layer` submits every call of a layer (as planned by :mod:`._dwave_plan`) before resolving any,
 keeps each neuron's lowest-energy sample, or the warm start where no sample beats it, and returns a
 :class:`~qannealq.contract.LayerSample` whose ``info["qpu"]`` holds the per-call and per-neuron figures. A
-neuron with more variables than the largest clique is solved by capacity-aware decomposition
-(:class:`~.decompose.DecomposingSampler` around the QPU, one sub-problem per call), as the per-neuron path
-does.
+neuron with more variables than the largest clique (or than a ``capacity`` option) is solved by capacity-aware
+decomposition (:class:`~.decompose.DecomposingSampler` around the QPU, one sub-problem per call, with the
+``capacity``, ``patience`` and ``max_calls`` options given), as the per-neuron path does.
 """
 
 from __future__ import annotations
@@ -41,9 +41,12 @@ from qannealq.contract import LayerSample
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["Piece", "embed_piece", "chain_strength_of", "chain_break_method", "submit_call", "neuron_sampleset",
-           "solve_layer", "CHAIN_OPTIONS"]
+           "solve_layer", "CHAIN_OPTIONS", "DECOMPOSE_OPTIONS"]
 
 CHAIN_OPTIONS = ("chain_strength", "chain_strength_scale", "chain_break_method")
+DECOMPOSE_OPTIONS = ("capacity", "patience", "max_calls")
+"""The decomposition's options (:meth:`.decompose.DecomposingSampler.sample`): the neurons above ``capacity`` (else
+the largest clique) and how many sub-problem calls each may take."""
 
 
 @dataclass
@@ -188,7 +191,9 @@ def solve_layer(qpu, problem, initial_states: np.ndarray | None = None, seed: in
     """
     start = now_ns()
     chain = {k: options.pop(k) for k in CHAIN_OPTIONS if k in options}
-    plan = qpu.plan([problem], warm_start=initial_states is not None, **options).layers[0]
+    decompose = {k: v for k in DECOMPOSE_OPTIONS if (v := options.pop(k, None)) is not None}
+    plan = qpu.plan([problem], warm_start=initial_states is not None, capacity=decompose.get("capacity"),
+                    **options).layers[0]
     if plan.problem:
         raise ProblemTooLargeError(f"backend {qpu.name!r}, layer {problem.name}: {plan.problem}")
     bqms = {i: problem.neuron_bqm(i) for call in plan.calls for i in call.neurons}
@@ -207,18 +212,20 @@ def solve_layer(qpu, problem, initial_states: np.ndarray | None = None, seed: in
         futures.update({p.neuron: neuron_sampleset(answers[-1], p, c, len(pieces), method) for p in pieces})
     submitted = now_ns()
     warm_rows = None if initial_states is None else np.asarray(initial_states)
-    futures.update(_decomposed(qpu, problem, plan, warm_rows, seed, chain))
+    futures.update(_decomposed(qpu, problem, plan, warm_rows, seed, chain, decompose))
     for answer in answers:
         answer.resolve()
     resolved = now_ns()
     return layer_result(problem, plan, futures, warm_rows, seed, (start, submitted, resolved))
 
 
-def _decomposed(qpu, problem, plan, warm_rows: np.ndarray | None, seed: int | None, chain: dict) -> dict:
-    """Neurons above the largest clique, each by capacity-aware decomposition on the QPU (one sub-problem per
-    call), warm-started like the others. Every sub-call takes the layer's ``chain`` options and solver options
-    (``annealing_time``, ``label``...) as the planned calls do; it is a forward anneal (one neuron, no warm
-    state on its qubits), so a reverse anneal's schedule is not passed."""
+def _decomposed(qpu, problem, plan, warm_rows: np.ndarray | None, seed: int | None, chain: dict,
+                decompose: dict) -> dict:
+    """Neurons above the largest clique (or ``decompose["capacity"]``), each by capacity-aware decomposition on
+    the QPU (one sub-problem per call; ``decompose``: its :data:`DECOMPOSE_OPTIONS`), warm-started like the others.
+    Every sub-call takes the layer's ``chain`` options and solver options (``annealing_time``, ``label``...) as the
+    planned calls do; it is a forward anneal (one neuron, no warm state on its qubits), so a reverse anneal's
+    schedule is not passed."""
     if not plan.decomposed:
         return {}
     from qannealq.backends.decompose import DecomposingSampler
@@ -229,5 +236,6 @@ def _decomposed(qpu, problem, plan, warm_rows: np.ndarray | None, seed: int | No
     for i, neuron_seed in zip(plan.decomposed, seeds.tolist()):
         start = None if warm_rows is None else {int(j): int(warm_rows[i, j]) for j in problem.variables(i)}
         out[i] = sampler.sample(problem.neuron_bqm(i), initial_states=start, seed=neuron_seed,
-                                num_reads=plan.settings.num_reads, **dict(plan.settings.solver_options), **chain)
+                                num_reads=plan.settings.num_reads, **dict(plan.settings.solver_options), **chain,
+                                **decompose)
     return out

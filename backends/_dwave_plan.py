@@ -17,10 +17,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from qannealq.backends._dwave_anneal import AnnealSettings, anneal_settings, check_solver_ranges, estimate_access_us
+from qannealq.checks import check_positive
 from qannealq.errors import InvalidArgumentError, QannealqError
 
 __all__ = ["CallPlan", "LayerPlan", "QPUPlan", "plan_layer", "plan_problems", "plan_bqms", "neuron_groups",
-           "QPUBudgetError"]
+           "check_capacity_option", "QPUBudgetError"]
 
 
 class QPUBudgetError(QannealqError, RuntimeError):
@@ -56,8 +57,8 @@ class LayerPlan:
         calls: the calls, in submission order.
         settings: the calls' solver parameters.
         problem: why the layer cannot run on this solver (None when it can).
-        decomposed: neurons with more variables than the largest clique: decomposed at run time
-            (:class:`~.decompose.DecomposingSampler`, one sub-problem per call), their calls not planned.
+        decomposed: neurons with more variables than the largest clique (or a ``capacity`` option): decomposed at
+            run time (:class:`~.decompose.DecomposingSampler`, one sub-problem per call), their calls not planned.
     """
 
     name: str
@@ -150,8 +151,8 @@ class QPUPlan:
                          f"{len(p.calls):>6}  {_counts([len(c.neurons) for c in p.calls]):<14}{qubits:>12}"
                          f"{per:>13}{total:>10}  {p.settings.anneal}, {p.settings.num_reads} reads")
             if p.decomposed:
-                lines.append(f"{'':>5}{p.name:<10}+ {len(p.decomposed)} neuron(s) above the largest clique: decomposed "
-                             "at run time, one sub-problem per call, not planned")
+                lines.append(f"{'':>5}{p.name:<10}+ {len(p.decomposed)} neuron(s) above the largest clique (or the "
+                             "capacity given): decomposed at run time, one sub-problem per call, not planned")
         est = self.estimate_us
         total = "unknown (the solver publishes no problem_timing_data)" if est is None else f"{est / 1e6:.4f} s"
         lines.append(f"total: {self.num_calls} QPU calls, estimated QPU access time {total}"
@@ -176,8 +177,9 @@ class QPUPlan:
                                  f"({unfit[0].problem}); nothing was sent to the QPU")
         if self.decomposed:
             raise QPUBudgetError(f"--qpu-budget={seconds:g} s: {self.decomposed} neuron(s) have more variables than "
-                                 "the largest clique and are decomposed at run time, so their QPU time cannot be "
-                                 "estimated; nothing was sent to the QPU. Run without --qpu-budget to go ahead")
+                                 "the largest clique (or the capacity given) and are decomposed at run time, so "
+                                 "their QPU time cannot be estimated; nothing was sent to the QPU. Run without "
+                                 "--qpu-budget to go ahead")
         est = self.estimate_us
         if est is None:
             raise QPUBudgetError(f"--qpu-budget={seconds:g} s: solver {self.solver} publishes no "
@@ -214,10 +216,27 @@ def neuron_groups(qpu, sizes: np.ndarray, parallel: bool) -> tuple[list, str | N
     return groups, None
 
 
+def check_capacity_option(qpu, capacity) -> int:
+    """The ``capacity`` option (the decomposition's sub-problem size), refused above the largest clique of ``qpu``'s
+    solver (its sub-problems would not fit: each call would fail, after the training)."""
+    capacity, limit = check_positive("capacity", capacity), qpu.max_variables
+    if capacity > limit:
+        raise InvalidArgumentError(f"capacity={capacity} is above the {limit} variables of the largest clique that "
+                                   f"backend {qpu.name!r} embeds on {qpu.solver}: the decomposition's sub-problems "
+                                   f"must fit it; give at most {limit}, or leave it out")
+    return capacity
+
+
 def plan_problems(qpu, problems, warm_start: bool, options: Mapping[str, Any], known: Sequence[str]) -> QPUPlan:
     """The plan of ``problems`` (layer problems: names, bits, free variables) on ``qpu`` with ``options``
-    (those in ``known``; ``parallel`` defaults to the sampler's)."""
-    options = {k: v for k, v in options.items() if k in known}
+    (those in ``known``; ``parallel`` defaults to the sampler's). Neurons above the largest clique, or above a
+    ``capacity`` option (the decomposition's sub-problem size), are decomposed at run time: listed, not planned.
+
+    Raises:
+        InvalidArgumentError: a ``capacity`` above the largest clique (its sub-problems would not fit).
+    """
+    capacity = options.get("capacity")
+    options = {k: v for k, v in options.items() if k in known and k != "capacity"}
     options.setdefault("anneal", qpu.anneal)
     parallel = options.pop("parallel", qpu.parallel)
     if not isinstance(parallel, bool):
@@ -225,10 +244,11 @@ def plan_problems(qpu, problems, warm_start: bool, options: Mapping[str, Any], k
     settings = anneal_settings(qpu.child.parameters, options, warm_start and parallel, qpu.num_reads,
                                qpu.reversal_point, qpu.reversal_pause)
     check_solver_ranges(qpu.child.properties, {**options, "num_reads": settings.num_reads}, qpu.name)
+    limit = qpu.max_variables if capacity is None else check_capacity_option(qpu, capacity)
     layers = []
     for p in problems:
         sizes = np.asarray(p.free).sum(axis=1)
-        over = sizes > qpu.max_variables  # decomposed at run time
+        over = sizes > limit  # decomposed at run time
         fits = np.where(over, 0, sizes)
         groups, problem = neuron_groups(qpu, fits, parallel) if fits.any() else ([], None)
         layers.append(plan_layer(p.name, p.grid.bits, fits.tolist(), groups, settings, qpu.child.properties,

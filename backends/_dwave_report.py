@@ -11,8 +11,8 @@ than the warm start), and writes ``info``:
 * ``qpu``: JSON-ready figures: calls, neurons per call, qubits and estimated/reported access time per call,
   and per neuron its call, the call's access time, its share (the call's time over its neurons), its
   chain-break fraction and chain strength; the anneal (forward/reverse, schedule) and how many neurons kept
-  the warm start; the neurons decomposed (above the largest clique), their calls and QPU time (also in the
-  ``timing`` sums); ``summary`` is one line of them;
+  the warm start; the neurons decomposed (above the largest clique or the ``capacity`` option), their calls and
+  QPU time (also in the ``timing`` sums); ``summary`` is one line of them;
 * ``samplesets``: each neuron's raw SampleSet (a neuron without variables: its one empty sample, no call).
 """
 
@@ -86,7 +86,8 @@ def qpu_summary(qpu: dict) -> str:
             f"{ms(float(np.mean(shares)) if shares else None)} per neuron, chain breaks "
             f"{float(np.mean(cbf)) if cbf else 0.0:.1%}, {qpu['anneal']} anneal, {qpu['num_reads']} reads"
             + (f", warm start kept for {qpu['warm_start_kept']} neuron(s)" if qpu["warm_start_kept"] else "")
-            + (f", {len(qpu['decomposed_neurons'])} neuron(s) above the largest clique decomposed in "
+            + (f", {len(qpu['decomposed_neurons'])} neuron(s) above the largest clique (or the "
+               f"capacity given) decomposed in "
                f"{qpu['decomposed_calls']} more call(s) ({ms(qpu['decomposed_qpu_access_time_us'])})"
                if qpu["decomposed_neurons"] else ""))
 

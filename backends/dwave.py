@@ -38,8 +38,8 @@ from qannealq.backends._dwave_cliques import CliqueCache
 from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has_credentials, missing_credentials,
                                             portable_config, require_credentials, require_sent_token)
 from qannealq.backends._dwave_embed import finish, submit
-from qannealq.backends._dwave_parallel import chain_break_method, chain_strength_of, solve_layer
-from qannealq.backends._dwave_plan import QPUPlan, plan_bqms, plan_problems
+from qannealq.backends._dwave_parallel import DECOMPOSE_OPTIONS, chain_break_method, chain_strength_of, solve_layer
+from qannealq.backends._dwave_plan import QPUPlan, check_capacity_option, plan_bqms, plan_problems
 from qannealq.checks import (above, at_least, check_choice, check_flag, check_given, check_number, check_values,
                              is_count, one_of)
 from qannealq.contract import Closeable, LayerSample, LazyProperties, without_secrets
@@ -50,8 +50,10 @@ __all__ = ["QPUSampler", "MockQPUSampler", "HybridSampler", "has_credentials", "
 
 logger = logging.getLogger(__name__)
 
-LAYER_PARAMETERS = ("anneal", "reversal_point", "reversal_pause", "reinitialize_state", "parallel")
-"""Options of the whole-layer path only (see :func:`._dwave_anneal.anneal_settings`)."""
+LAYER_PARAMETERS = ("anneal", "reversal_point", "reversal_pause", "reinitialize_state", "parallel", *DECOMPOSE_OPTIONS)
+"""Options of the whole-layer path only (see :func:`._dwave_anneal.anneal_settings`; the decomposition's of the
+neurons above the largest clique, :data:`._dwave_parallel.DECOMPOSE_OPTIONS`: one neuron per call, a
+:class:`~.decompose.DecomposingSampler` around the sampler takes them)."""
 
 
 def check_chain_strength(option: str, value: Any) -> Any:
@@ -68,7 +70,8 @@ OPTION_RULES = {"num_reads": at_least(1), "anneal": one_of(*ANNEAL_MODES), "rein
                 "parallel": check_flag, "chain_strength_scale": above(0), "chain_strength": check_chain_strength,
                 "annealing_time": above(0, "microseconds"), "reversal_point": check_reversal_point,
                 "reversal_pause": check_reversal_pause, "chain_break_method": chain_break_method,
-                "programming_thermalization": at_least_zero_us, "readout_thermalization": at_least_zero_us}
+                "programming_thermalization": at_least_zero_us, "readout_thermalization": at_least_zero_us,
+                **{name: at_least(1) for name in DECOMPOSE_OPTIONS}}
 """The QPU options whose values are checked before any work (:meth:`QPUSampler.check_options`)."""
 QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_strength_scale", "chain_break_method", "annealing_time",
                   "answer_mode", "anneal_schedule", "label", "programming_thermalization",
@@ -232,8 +235,9 @@ class QPUSampler(Closeable, dimod.Sampler):
     def check_ranges(self, **options) -> None:
         """Refuse a sampler option outside the solver's stated range (``num_reads``, ``annealing_time``...:
         :func:`._dwave_anneal.check_solver_ranges`), reading the solver's properties (a QPU's: a connection, no
-        QPU time). The commands ask before any training; :meth:`plan` and :meth:`sample` ask again. A solver that
-        cannot be reached now is left to the solve, which connects again under ``--retries``."""
+        QPU time), and a ``capacity`` above its largest clique. The commands ask before any training; :meth:`plan`
+        and :meth:`sample` ask again. A solver that cannot be reached now is left to the solve, which connects
+        again under ``--retries``."""
         try:
             properties = self.child.properties
         except Exception as exc:  # noqa: BLE001 (the network's or the cloud client's): not this check's to report
@@ -241,6 +245,8 @@ class QPUSampler(Closeable, dimod.Sampler):
                         type(exc).__name__)
             return
         check_solver_ranges(properties, {"num_reads": self.num_reads, **options}, self.name)
+        if options.get("capacity") is not None:
+            check_capacity_option(self, options["capacity"])
 
     def plan(self, problems, warm_start: bool = True, **options) -> QPUPlan:
         """The QPU calls of ``problems`` and their estimated access time; no QPU time spent (:mod:`._dwave_plan`).

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import replace
 
 import dimod
@@ -25,9 +26,10 @@ from qannealq.backends import _dwave_cliques, get_sampler  # noqa: E402
 from qannealq.baselines import warm_start_integers  # noqa: E402
 from qannealq.backends._dwave_cliques import CliqueCache, graph_key  # noqa: E402
 from qannealq.backends._dwave_parallel import embed_piece, neuron_sampleset, submit_call  # noqa: E402
-from qannealq.contract import layer_solver  # noqa: E402
+from qannealq.contract import layer_solver, qpu_planner  # noqa: E402
 from qannealq.errors import InvalidArgumentError  # noqa: E402
 from qannealq.experiment import formulate  # noqa: E402
+from qannealq.runner import wrap_backend  # noqa: E402
 from qannealq.solve import quantize_layer  # noqa: E402
 
 
@@ -331,3 +333,35 @@ def test_a_chain_break_method_that_drops_reads_is_refused(monkeypatch):
 
     with pytest.raises(InvalidArgumentError, match=r"chain_break_method=.*left neuron \d+ without a read"):
         sampler.sample_layer(problem, seed=1, chain_break_method=drop_all)
+
+
+def test_the_decomposition_options_reach_the_neurons_it_decomposes(monkeypatch):
+    """``capacity``, ``patience`` and ``max_calls`` (``run --sampler-option capacity=N``, as the README has it) were
+    taken by the option check and then dropped by the whole-layer path with an 'unknown kwarg' warning: the
+    neurons above the largest clique took up to 100 sub-problem calls each whatever ``max_calls`` said, and a
+    ``capacity`` below the clique decomposed nothing. The plan decomposes (lists, does not count) the neurons
+    above a given capacity as the run does; one above the largest clique is refused before any call."""
+    problem = _second_layer(4)
+    free = problem.free.copy()
+    free[2:] = False  # two neurons of 11 variables, above P2's largest clique (10)
+    two = replace(problem, free=free)
+    sampler = wrap_backend("dwave-mock", get_sampler("dwave-mock", topology_shape=[2], num_reads=5), 0, 0)
+    calls = _Calls(qpu_planner(sampler), monkeypatch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no option dropped
+        result = quantize_layer(two, "qubo", sampler, "dwave-mock", seed=0, warm_start=None, max_calls=2,
+                                patience=5, capacity=4)
+    qpu = result.info["qpu"]
+    assert qpu["decomposed_neurons"] == [0, 1] and len(calls.kwargs) == qpu["decomposed_calls"] == 4  # 2 each
+    assert all(result.samplesets[i].info["capacity"] == 4 for i in (0, 1))
+    assert all(bqm.num_variables <= 4 for bqm in calls.bqms)  # sub-problems of 4 (P2's chains: one qubit)
+    qpu_sampler = qpu_planner(sampler)
+    first = digits_layer(4)  # 16 neurons of up to 17 variables: in one call on P16, decomposed under capacity=12
+    plan = get_sampler("dwave-mock", num_reads=5).plan([first], capacity=12).layers[0]
+    over = [i for i in range(first.num_neurons) if first.free[i].sum() > 12]
+    assert over and list(plan.decomposed) == over and sum(len(c.neurons) for c in plan.calls) == 16 - len(over)
+    for ask in (lambda: qpu_sampler.check_ranges(capacity=11), lambda: qpu_sampler.plan([two], capacity=11),
+                lambda: sampler.sample_layer(two, capacity=11)):
+        with pytest.raises(InvalidArgumentError, match="capacity=11 is above the 10 variables of the largest clique"):
+            ask()
+    assert len(calls.kwargs) == 4  # refused before any call

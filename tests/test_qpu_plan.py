@@ -123,7 +123,7 @@ def test_the_budget_check_and_layers_that_do_not_fit():
     small = get_sampler("dwave-mock", topology_shape=[2], num_reads=10)  # its largest clique has 10 variables
     unfit = small.plan(problems, warm_start=True)
     assert [len(p.decomposed) for p in unfit.layers] == [16, 10] and unfit.num_calls == 0
-    assert "10 neuron(s) above the largest clique: decomposed at run time" in unfit.table()
+    assert "10 neuron(s) above the largest clique (or the capacity given): decomposed at run time" in unfit.table()
     with pytest.raises(QPUBudgetError, match="decomposed at run time"):
         unfit.check_budget(10.0)
     free = problems[1].free.copy()
