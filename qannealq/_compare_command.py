@@ -158,7 +158,8 @@ def _planning(names: tuple[str, ...]) -> list[str]:
 def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Reporter,
               samplers: dict[str, Any] | None = None) -> list:
     """The QPU plan of every ready backend of ``job`` that plans its calls (``dwave``, ``dwave-mock``): each
-    neuron on its own, ``repeats`` times, ``reads`` reads; reported, and refused over ``job.qpu_budget`` (the
+    neuron on its own, ``repeats`` times, ``reads`` reads, a neuron above the backend's ``--capacity`` (or
+    ``capacity`` sampler option) listed as decomposed; reported, and refused over ``job.qpu_budget`` (the
     sum over those backends) before any call. On ``--resume`` a neuron whose calls are all stored is left out
     (one with some is planned whole). ``samplers``: those backends already built (:func:`run_compare` builds
     each once, its cloud client open from the range check to the last call); the others are built here and
@@ -177,6 +178,8 @@ def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Report
             continue
         sampler = samplers.get(name) or get_sampler(name)
         options = {"num_reads": job.settings.reads, **job.settings.options_for(name, sampler)}
+        if options.get("capacity") is None and job.settings.capacity_for(name) is not None:
+            options["capacity"] = job.settings.capacity_for(name)  # the neurons above it are decomposed
         with nullcontext(sampler) if name in samplers else sampler:  # the solver's graph and timing model
             plans.append(sampler.plan_bqms([i.bqm for i in left], job.settings.repeats, **options))
         reporter.message(plans[-1].table())

@@ -248,6 +248,26 @@ def test_compare_dry_run_and_budget(tmp_path, capsys, monkeypatch):
 
 
 
+
+@pytest.mark.parametrize("capacity", [["--capacity", "dwave-mock=10"], ["--sampler-option", "dwave-mock:capacity=10"]])
+def test_compare_plans_the_neurons_above_its_capacity_as_decomposed(capacity, tmp_path, capsys, monkeypatch):
+    """A compared QPU backend decomposes the neurons above ``--capacity`` (or its ``capacity`` sampler option) into
+    many sub-problem calls; its plan counted one call per neuron and repeat: on these 2 neurons of 16-17 variables
+    x 2 repeats, 4 calls and 0.064 s planned where the comparison made 18 calls and 0.29 s, and ``--qpu-budget 0.1``
+    let it go ahead."""
+    _no_sampling(monkeypatch)
+    argv = ["compare", "--dataset", "digits", "--input-size", "4", "--neurons", "0:2", "--bits", "4", "--backends",
+            "dwave-mock", "--reads", "5", "--repeats", "2", "--proof-time", "0", *capacity,
+            "--out", str(tmp_path / "cmp")]
+    assert main([*argv, "--dry-run"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("+ 2 neuron(s) above the largest clique (or the capacity given): decomposed") == 2
+    assert "total: 0 QPU calls" in printed
+    assert main([*argv, "--qpu-budget", "0.1"]) == 2
+    assert "4 neuron(s) have more variables than the largest clique (or the capacity given)" in capsys.readouterr().err
+    assert main([*argv[:-6], "--capacity", "dwave-mock=17", "--out", str(tmp_path / "fits"), "--dry-run"]) == 0
+    assert "total: 4 QPU calls" in capsys.readouterr().out  # both fit: one call each
+
 def test_compare_builds_a_qpu_backend_once_for_its_ranges_plan_and_calls(tmp_path, capsys, monkeypatch):
     """A live QPU's client, its solver's graph and its embeddings were fetched three times: for the range
     check, for the plan under ``--qpu-budget`` and for the calls. One solver now serves all three, and is closed
