@@ -167,6 +167,11 @@ def _baseline_errors(problem: LayerProblem) -> tuple[dict[str, np.ndarray], np.n
     return errors, warm
 
 
+_DECODE = ("coordinate j = variables[k]: integer_j = base_integers[k] + x_k, value_j = steps[k] * (integer_j + "
+           "grid.offset); coordinate j = fixed.coordinates[k] (not a variable): integer_j = fixed.integers[k], "
+           "value_j = fixed.steps[k] * (integer_j + grid.offset); a bias is the last coordinate")
+
+
 def instances_from_layer(problem: LayerProblem, neurons: Sequence[int], meta: dict[str, Any],
                          prefix: str) -> list[NeuronInstance]:
     """The instances of ``neurons`` of one layer; ``meta`` (dataset, layer...) is copied into each."""
@@ -175,13 +180,16 @@ def instances_from_layer(problem: LayerProblem, neurons: Sequence[int], meta: di
     for i in neurons:
         bqm = problem.neuron_bqm(i)
         idx = problem.variables(i)
+        fixed = np.flatnonzero(~problem.free[i])  # on the grid already, clipped, or a dead input: not variables
         grid = problem.grid
         info = {**meta, "neuron": int(i), "bits": grid.bits, "num_variables": int(idx.size),
                 "coordinates": int(problem.num_coordinates), "variables": idx.tolist(),
                 "base_integers": problem.base[i, idx].tolist(), "steps": problem.steps[i, idx].tolist(),
+                "fixed": {"coordinates": fixed.tolist(), "integers": problem.base[i, fixed].tolist(),
+                          "steps": problem.steps[i, fixed].tolist()},
                 "grid": {"lo": grid.lo, "hi": grid.hi, "offset": grid.offset, "scheme": grid.scheme,
                          "granularity": grid.granularity},
-                "decode": "integer_j = base_integers[k] + x_k; value_j = steps[k] * (integer_j + grid.offset)"}
+                "decode": _DECODE}
         out.append(NeuronInstance(f"{prefix}-n{i}", bqm, info, {k: float(v[i]) for k, v in errors.items()},
                                   {int(j): int(warm[i, j]) for j in idx}))
     return out

@@ -10,6 +10,7 @@ import sys
 import dimod
 import numpy as np
 import pytest
+import torch
 
 from backend_fixtures import tiny_digits
 from qannealq._compare_instances import instances_from_experiment
@@ -231,3 +232,29 @@ def test_export_resume_reads_a_moved_data_dir_when_its_files_are_the_same(tmp_pa
     assert main(["export", "--resume", str(out), "--data-dir", str(tmp_path / "new")]) == 0
     assert "(1 finished before, kept)" in capsys.readouterr().out
     assert len(load_instances(out)) == 3
+
+
+def test_the_metadata_decodes_x_into_the_neuron_s_whole_row(tmp_path):
+    """The file gave the variables' coordinates and integers alone: a neuron with coordinates that are not variables
+    (on the grid, clipped, dead inputs: 11 of 17 here) could not be decoded into its row. The row decoded from the
+    json file alone has, on the model's own calibration inputs, the stored energy as its mean squared error."""
+    exp = tiny_digits()
+    instances = instances_from_experiment(exp, 1, 1, "1", "channel", "paper")
+    export_instances(instances, tmp_path)
+    meta = json.loads((tmp_path / f"{instances[0].name}.json").read_text())
+    assert 0 < meta["num_variables"] < meta["coordinates"]
+    ints, steps = np.zeros(meta["coordinates"], dtype=int), np.zeros(meta["coordinates"])
+    ints[meta["variables"]] = np.array(meta["base_integers"]) + meta["best_known"]["x"]
+    steps[meta["variables"]] = meta["steps"]
+    ints[meta["fixed"]["coordinates"]] = meta["fixed"]["integers"]
+    steps[meta["fixed"]["coordinates"]] = meta["fixed"]["steps"]
+    assert sorted(meta["variables"] + meta["fixed"]["coordinates"]) == list(range(meta["coordinates"]))
+    row = steps * (ints + meta["grid"]["offset"])
+    modules = list(exp.model.children())
+    linear, x = modules[int(meta["layer_name"])], torch.as_tensor(exp.calibration)
+    with torch.no_grad():  # the layer's inputs: the float model's, up to it (float calibration)
+        for module in modules[:int(meta["layer_name"])]:
+            x = module(x)
+        w = torch.cat([linear.weight, linear.bias[:, None]], 1)[meta["neuron"]].double().numpy()
+    x = np.hstack([x.double().numpy(), np.ones((len(x), 1))])
+    assert np.mean((x @ row - x @ w) ** 2) == pytest.approx(meta["best_known"]["energy"], rel=1e-6)
