@@ -275,7 +275,8 @@ def load_quantized(path: str | Path) -> QuantizedModel:
     """Read a file written by :func:`save_quantized`, check its checksum and rebuild the torch model.
 
     Raises:
-        ModelFileError: missing, unreadable or truncated file, another format, or a checksum mismatch.
+        ModelFileError: missing, unreadable or truncated file, another format, a newer version of the format, or
+            a checksum mismatch.
     """
     path = Path(path)
     if path.is_dir():
@@ -297,7 +298,11 @@ def load_quantized(path: str | Path) -> QuantizedModel:
         meta = json.loads(meta_text)
     except ValueError:
         meta = {}
-    if meta.get("format") != FORMAT or meta.get("version") not in _READS:
+    version = meta.get("version")
+    if meta.get("format") == FORMAT and isinstance(version, int) and version > max(_READS):
+        raise ModelFileError(f"{path} is a {FORMAT} file of version {version}, written by a newer qannealq; this one "
+                             f"reads versions {' and '.join(map(str, _READS))}: upgrade qannealq to load it")
+    if meta.get("format") != FORMAT or version not in _READS:
         raise ModelFileError(f"{path} is not a {FORMAT} file of version {' or '.join(map(str, _READS))}")
     computed = _checksum(meta_text, arrays)
     if computed != stored:

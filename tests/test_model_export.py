@@ -131,6 +131,21 @@ def test_truncated_missing_and_foreign_files_are_clear_errors(saved, tmp_path):
         load_quantized(tmp_path / "other.npz")
 
 
+def test_a_file_of_a_newer_version_says_so(saved, tmp_path):
+    """A version 3 file (a newer qannealq's) was 'not a qannealq-quantized-model file of version 1 or 2', as a
+    foreign file is: it is one, and the remedy is a newer qannealq, not saving the model again."""
+    _, path = saved[4, "tensor"]
+
+    def newer(arrays):
+        meta = json.loads(str(arrays["meta"]))
+        arrays["meta"] = np.array(json.dumps({**meta, "version": 3}, sort_keys=True))
+
+    _rewrite(path, tmp_path / "newer.npz", newer)
+    with pytest.raises(ModelFileError, match=r"is a qannealq-quantized-model file of version 3, written by a newer "
+                       r"qannealq; this one reads versions 1 and 2: upgrade qannealq to load it"):
+        load_quantized(tmp_path / "newer.npz")
+
+
 def test_saving_onto_a_folder_names_the_path_and_a_file_to_give(saved, tmp_path):
     """``result.save("/tmp")`` said "cannot write /tmp: Is a directory; free disk space or choose another --out
     folder (units finished before this one are kept)": the results store's advice."""
