@@ -277,6 +277,9 @@ class ExportJob:
         except (OSError, ValueError) as exc:
             raise InvalidArgumentError(f"--resume {out}: no readable index.json ({type(exc).__name__}); start a new "
                                        "export with --out") from None
+        from qannealq.export import check_format
+
+        check_format(index, f"--resume {out}: index.json")
         source = dict(index.get("source") or {})
         if not source:
             raise InvalidArgumentError(f"--resume {out}: its index.json does not say what was exported (an export "

@@ -31,7 +31,7 @@ from qannealq.report import LogReporter, Reporter
 from qannealq.store import FolderLock, atomic_write
 
 __all__ = ["FORMAT", "LibraryEntry", "LIBRARY", "write_coo", "read_coo", "export_instances", "load_instances",
-           "build_library", "library_instances"]
+           "check_format", "build_library", "library_instances"]
 
 FORMAT = "qannealq-neuron-qubo/1"
 _FORMAT_TEXT = """qannealq neuron QUBO instances ({format})
@@ -182,12 +182,30 @@ def _export(instances: Sequence[NeuronInstance], out: Path, options: ReferenceOp
     return [out / f"{row['name']}.json" for row in index]
 
 
+def check_format(data: Mapping[str, Any], where: str) -> None:
+    """Refuse ``data`` (a parsed ``index.json`` or ``NAME.json``) of another format than :data:`FORMAT`, saying
+    when a newer qannealq wrote it: its files may mean other things than this version reads in them.
+
+    Raises:
+        InvalidArgumentError: the format is missing or another (``where`` names the file).
+    """
+    found = data.get("format")
+    if found == FORMAT:
+        return
+    family, _, version = str(found).rpartition("/")
+    if family == FORMAT.rpartition("/")[0] and version.isdigit() and int(version) > int(FORMAT.rpartition("/")[2]):
+        raise InvalidArgumentError(f"{where} is of format {found!r}, written by a newer qannealq; this one reads "
+                                   f"{FORMAT!r}: upgrade qannealq to read it")
+    raise InvalidArgumentError(f"{where} is not a qannealq instance file (format {found!r}, expected {FORMAT!r}); "
+                               "export instances with `qannealq export`")
+
+
 def load_instances(folder: Path) -> list[NeuronInstance]:
     """The instances of an exported folder (its ``index.json``), with their best known references.
 
     Raises:
-        InvalidArgumentError: no ``index.json`` there, or a file it lists is missing, truncated or not an
-            instance file (each named).
+        InvalidArgumentError: no ``index.json`` there, a file it lists is missing, truncated or not an instance
+            file (each named), or the folder is of another format (one a newer qannealq wrote, say).
     """
     folder = Path(folder)
     try:
@@ -196,15 +214,20 @@ def load_instances(folder: Path) -> list[NeuronInstance]:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InvalidArgumentError(f"--instances {folder}: no readable index.json ({type(exc).__name__}: {exc}); "
                                    "export instances with `qannealq export` first") from None
+    check_format(index, f"--instances {folder}: index.json")
     out = []
     for name in rows:
         try:
             meta = json.loads((folder / f"{name}.json").read_text())
+            if "format" in meta:  # one without it is damaged: unreadable below
+                check_format(meta, f"--instances {folder}: {name}.json")
             with open(folder / f"{name}.bqm", "rb") as fh:
                 bqm = dimod.BinaryQuadraticModel.from_file(fh)
             labels = meta.pop("labels")
             best = meta.pop("best_known")
             warm = meta.pop("warm_start")
+        except InvalidArgumentError:
+            raise
         except OSError as exc:
             raise InvalidArgumentError(f"--instances {folder}: {exc}; re-export the folder") from None
         except Exception as exc:  # a truncated or edited file: dimod's and json's errors vary

@@ -258,3 +258,34 @@ def test_the_metadata_decodes_x_into_the_neuron_s_whole_row(tmp_path):
         w = torch.cat([linear.weight, linear.bias[:, None]], 1)[meta["neuron"]].double().numpy()
     x = np.hstack([x.double().numpy(), np.ones((len(x), 1))])
     assert np.mean((x @ row - x @ w) ** 2) == pytest.approx(meta["best_known"]["energy"], rel=1e-6)
+
+
+def test_a_folder_of_a_newer_format_is_refused_by_name(exported, tmp_path):
+    """Neither ``index.json``'s nor an instance's ``format`` was read: a folder a newer qannealq wrote
+    (``qannealq-neuron-qubo/2``, whose files may mean other things) was loaded and compared, and ``export --resume``
+    would have added version 1 files to it."""
+    import shutil
+
+    from qannealq._compare_command import ExportJob
+
+    instances, out = exported
+    newer = tmp_path / "newer"
+    shutil.copytree(out, newer)
+    index = json.loads((newer / "index.json").read_text())
+    (newer / "index.json").write_text(json.dumps({**index, "format": "qannealq-neuron-qubo/2"}))
+    words = "is of format 'qannealq-neuron-qubo/2', written by a newer qannealq; this one reads " \
+            "'qannealq-neuron-qubo/1': upgrade qannealq to read it"
+    with pytest.raises(InvalidArgumentError, match=f"--instances {newer}: index.json {words}"):
+        load_instances(newer)
+    with pytest.raises(InvalidArgumentError, match=f"--resume {newer}: index.json {words}"):
+        ExportJob.resumed(newer)
+    (newer / "index.json").write_text(json.dumps(index))
+    name = instances[1].name
+    meta = json.loads((newer / f"{name}.json").read_text())
+    (newer / f"{name}.json").write_text(json.dumps({**meta, "format": "qannealq-neuron-qubo/2"}))
+    with pytest.raises(InvalidArgumentError, match=f"{name}.json {words}"):
+        load_instances(newer)
+    (newer / f"{name}.json").write_text(json.dumps({**meta, "format": "someone-else/1"}))
+    with pytest.raises(InvalidArgumentError, match=f"{name}.json is not a qannealq instance file \\(format "
+                       "'someone-else/1', expected 'qannealq-neuron-qubo/1'\\)"):
+        load_instances(newer)
