@@ -111,18 +111,39 @@ def build_onnx(quantized: Any, quantize_activations: bool = True,
     g.nodes[-1].output[0] = "logits"
     helper, tensor = onnx.helper, onnx.TensorProto
     leading = itertools.takewhile(lambda entry: entry["type"] != "Linear", quantized.meta["architecture"])
-    if input_shape is None and any(entry["type"] == "Flatten" for entry in leading):  # else (batch, f) is right
+    flattens = any(entry["type"] == "Flatten" for entry in leading)
+    if input_shape is None and flattens:  # else (batch, f) is right
         raise InvalidArgumentError("the model flattens its input before its first Linear: give to_onnx the input's "
                                    "shape, e.g. input_shape=('batch', 1, 28, 28)")
-    shape = list(input_shape) if input_shape is not None else ["batch", first]
+    shape = ["batch", first] if input_shape is None else _checked_shape(input_shape, flattens, first)
     graph = helper.make_graph(g.nodes, "qannealq", [helper.make_tensor_value_info("input", tensor.FLOAT, shape)],
-                              [helper.make_tensor_value_info("logits", tensor.FLOAT, ["batch", last])], g.inits)
+                              [helper.make_tensor_value_info("logits", tensor.FLOAT, [shape[0], last])], g.inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="qannealq")
     model.ir_version = 10
     model.doc_string = f"qannealq {quantized.meta.get('method')} int{quantized.meta.get('bits')}, checksum " \
                        f"{quantized.checksum}"
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _checked_shape(input_shape: Any, flattens: bool, features: int) -> list[int | str]:
+    """``input_shape`` as a list of dimensions (a size >= 1, or a name for one that varies), checked against the
+    first Linear's ``features``: onnx's checker refused a wrong one with a shape inference error from inside the
+    graph, and a shape that was no sequence ended in a TypeError."""
+    dims = list(input_shape) if isinstance(input_shape, (list, tuple)) else None
+    valid = dims is not None and len(dims) >= 2 and all(
+        (isinstance(d, str) and d) or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1)
+        for d in dims)
+    sizes = [int(d) for d in dims[1:] if not isinstance(d, str)] if valid else []
+    fits = valid and (len(dims) == 2 or flattens) and (len(sizes) < len(dims) - 1 or np.prod(sizes) == features)
+    if not fits:
+        example = f"sizes whose product is {features}, e.g. ('batch', 1, 28, 28) for 784" if flattens else \
+            f"e.g. ('batch', {features})"
+        raise InvalidArgumentError(
+            f"input_shape={input_shape!r} is not the input of this model, whose first Linear takes {features} "
+            f"features per sample{', flattened from the dimensions after the batch' if flattens else ''}: give a "
+            f"tuple of sizes >= 1 or names, the batch first, {example}")
+    return [d if isinstance(d, str) else int(d) for d in dims]
 
 
 def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:

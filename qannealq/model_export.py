@@ -144,10 +144,12 @@ class QuantizedModel:
                 input_shape: Sequence[int | str] | None = None) -> Path:
         """Write an ONNX model with QuantizeLinear/DequantizeLinear nodes (see :mod:`qannealq._onnx`).
 
-        ``input_shape`` (default ``("batch", f)``) is needed when the model flattens before its first ``Linear``.
+        ``input_shape`` (default ``("batch", f)``) is needed when the model flattens before its first ``Linear``:
+        sizes (``>= 1``) or names of the dimensions, the batch first; the logits' batch dimension is the same.
 
         Raises:
             BackendUnavailableError: the ``onnx`` package is missing (``pip install 'qannealq[onnx]'``).
+            InvalidArgumentError: ``input_shape`` missing where needed, or not an input the first Linear takes.
         """
         from qannealq._onnx import build_onnx
 

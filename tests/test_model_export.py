@@ -422,6 +422,32 @@ def test_onnx_of_a_model_starting_with_dropout_needs_no_input_shape(tmp_path):
     np.testing.assert_array_equal(run_onnx(loaded.to_onnx(tmp_path / "m.onnx"), x).argmax(1), loaded.predict(x))
 
 
+@pytest.mark.parametrize("flatten, shape", [(False, ("batch", 11)), (False, ("batch", 3, 4)), (False, 12),
+                                            (True, ("batch", 3, 5)), (True, ("batch",)), (True, ("batch", 0, 12)),
+                                            (True, ("batch", True, 12)), (True, "batch")])
+def test_onnx_refuses_an_input_shape_the_model_cannot_take(tmp_path, flatten, shape):
+    """A wrong input_shape ended in onnx's shape inference error from inside the graph ('Input 0 expected to have
+    rank 2 but has rank 3 in node Gemm (l0.y)'), and one that was no tuple (12) in "TypeError: 'int' object is not
+    iterable"; the right ones still export, the logits' batch dimension the input's."""
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from qannealq.model_export import run_onnx
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*([torch.nn.Flatten()] if flatten else []), torch.nn.Linear(12, 6), torch.nn.ReLU(),
+                                torch.nn.Linear(6, 3)).eval()
+    x = np.random.default_rng(0).normal(size=(40, 3, 4) if flatten else (40, 12)).astype(np.float32)
+    loaded = load_quantized(quantize_model(model, x, 4, "rtn", None).save(tmp_path / "m.npz"))
+    with pytest.raises(InvalidArgumentError, match=rf"input_shape={re.escape(repr(shape))} is not the input of this "
+                       r"model, whose first Linear takes 12 features per sample.*the batch first, "
+                       + (r"sizes whose product is 12" if flatten else r"e\.g\. \('batch', 12\)")):
+        loaded.to_onnx(tmp_path / "m.onnx", input_shape=shape)
+    for good in ([(40, 3, 4), ("n", "h", "w"), ["batch", 3, "w"]] if flatten else [(40, 12), ("n", "f")]):
+        path = loaded.to_onnx(tmp_path / "m.onnx", input_shape=good)
+        assert onnx.load(path).graph.output[0].type.tensor_type.shape.dim[0].dim_value == (40 if good[0] == 40 else 0)
+        np.testing.assert_array_equal(run_onnx(path, x).argmax(1), loaded.predict(x))
+
+
 def test_a_resumed_save_model_run_goes_on_saving_its_models(tmp_path, monkeypatch):
     """``qannealq run --resume DIR`` takes the run's stored options, but --save-model was not one: a run started
     with it and cut short (here in its first row, before any model was written) saved no more models."""
