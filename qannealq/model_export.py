@@ -104,10 +104,15 @@ class QuantizedModel:
         return self.meta.get("settings", {})
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Class predictions of the dequantized torch model."""
+        """Class predictions of the dequantized torch model; ``x`` is checked as :meth:`integer_forward` checks it
+        (one sample without its batch dimension ended in torch's 'Dimension out of range', NaN gave class 0)."""
+        _check_finite(x)
+        h = torch.as_tensor(np.asarray(x), dtype=next(self.model.parameters()).dtype)
         with torch.no_grad():
-            dtype = next(self.model.parameters()).dtype
-            return self.model(torch.as_tensor(np.asarray(x), dtype=dtype)).argmax(1).numpy()
+            for name, module in self.model.named_children():
+                _check_width(name, module, h.shape)
+                h = module(h)
+        return h.argmax(1).numpy()
 
     def integer_forward(self, x: np.ndarray, exact_inputs: bool = True) -> np.ndarray:
         """Logits (float64) of the integer-arithmetic forward pass described in the module docstring.
@@ -117,15 +122,10 @@ class QuantizedModel:
             exact_inputs: each layer's inputs as 29-bit integers in two int32 passes (default), or as
                 16-bit integers in one pass (``False``: what the ONNX graph's QuantizeLinear nodes do).
         """
-        h = np.asarray(x, dtype=np.float64)
-        if not np.isfinite(h).all():
-            raise InvalidArgumentError("x contains NaN or infinity: the integer inputs of a layer have no value for "
-                                       "them; clean the inputs first")
+        h = _check_finite(x)
         quantized = {layer.name: layer for layer in self.layers}
         for name, module in self.model.named_children():
-            if isinstance(module, torch.nn.Linear) and (h.ndim != 2 or h.shape[1] != module.in_features):
-                raise InvalidArgumentError(f"layer {name!r} takes inputs (N, {module.in_features}), and x gives it "
-                                           f"{h.shape}: give x of the shape the model was quantized on")
+            _check_width(name, module, h.shape)
             if name in quantized:
                 h = integer_linear(quantized[name], h, exact_inputs)
             elif isinstance(module, torch.nn.Linear):
@@ -155,6 +155,21 @@ class QuantizedModel:
 
         _not_a_folder(path, "model.onnx")
         return _atomic_bytes(Path(path), build_onnx(self, quantize_activations, input_shape).SerializeToString())
+
+
+def _check_finite(x: np.ndarray) -> np.ndarray:
+    """``x`` as float64, refused where it holds NaN or infinity."""
+    h = np.asarray(x, dtype=np.float64)
+    if not np.isfinite(h).all():
+        raise InvalidArgumentError("x contains NaN or infinity: the integer inputs of a layer have no value for "
+                                   "them, and the float model's predictions no meaning; clean the inputs first")
+    return h
+
+
+def _check_width(name: str, module: torch.nn.Module, shape: Sequence[int]) -> None:
+    if isinstance(module, torch.nn.Linear) and (len(shape) != 2 or shape[1] != module.in_features):
+        raise InvalidArgumentError(f"layer {name!r} takes inputs (N, {module.in_features}), and x gives it "
+                                   f"{tuple(shape)}: give x of the shape the model was quantized on")
 
 
 def _architecture(model: torch.nn.Module, quantized: set[str]) -> list[dict]:

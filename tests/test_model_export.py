@@ -176,6 +176,23 @@ def test_integer_inputs_of_the_wrong_shape_or_not_finite_are_refused(saved):
         model.integer_predict(bad)
 
 
+def test_predict_checks_its_inputs_as_the_integer_pass_does(saved):
+    """``predict`` passed x to torch unchecked: one sample without its batch dimension ended in torch's
+    'IndexError: Dimension out of range', a wrong width in 'mat1 and mat2 shapes cannot be multiplied', and a NaN
+    sample was predicted as class 0."""
+    model = load_quantized(saved[4, "tensor"][1])
+    x = tiny_digits().data.x_test[:3]
+    with pytest.raises(InvalidArgumentError, match=r"layer '0' takes inputs \(N, 16\), and x gives it \(16,\)"):
+        model.predict(x[0])
+    with pytest.raises(InvalidArgumentError, match=r"x gives it \(3, 15\): give x of the shape"):
+        model.predict(x[:, :15])
+    bad = x.copy()
+    bad[1, 2] = np.inf
+    with pytest.raises(InvalidArgumentError, match="x contains NaN or infinity"):
+        model.predict(bad)
+    np.testing.assert_array_equal(model.predict(x[:1]), model.integer_predict(x[:1]))
+
+
 def test_a_model_with_other_modules_is_refused_by_name():
     exp = tiny_digits()
     result = quantize_model(exp.model, exp.calibration, 4, "rtn", None)
