@@ -5,7 +5,7 @@ import pytest
 
 from helpers import random_layer
 from qannealq import InvalidArgumentError, gptq, gptq_restricted, rtn
-from qannealq.baselines import BASELINES
+from qannealq.baselines import BASELINES, ORDERS
 
 
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 8])
@@ -288,3 +288,24 @@ def test_the_compiled_lapack_calls_factor_and_invert_in_place_and_report_failure
     np.testing.assert_allclose(np.triu(b[3:, 3:]), np.triu(want), rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(np.tril(b, -1), np.tril(h, -1))
     np.testing.assert_array_equal(b[:3], h[:3])
+
+
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("block_size", [0, -1, 2.5, True])
+def test_block_size_is_validated(order, block_size):
+    """A block size below 1 ran no block: -1 returned the uninitialised integers of an empty array (values like
+    94482330763040 on a 3-bit grid), 0 raised range()'s ValueError, 2.5 a TypeError."""
+    problem = random_layer(np.random.default_rng(1), 10, 3).problem(3)
+    with pytest.raises(InvalidArgumentError, match=f"block_size={block_size!r} must be an integer >= 1"):
+        gptq(problem, block_size=block_size, order=order)
+    with pytest.raises(InvalidArgumentError, match="block_size"):
+        gptq_restricted(problem, block_size=block_size, order=order)
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_any_block_size_gives_the_same_integers(order):
+    layer = random_layer(np.random.default_rng(4), 30, 4)
+    problem = layer.problem(3, "channel")
+    expected = gptq(problem, order=order)
+    for block_size in (1, 7, 1000, np.int64(5)):
+        np.testing.assert_array_equal(gptq(problem, block_size=block_size, order=order), expected)
