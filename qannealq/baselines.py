@@ -431,8 +431,8 @@ def _gptq_plane(problem: LayerProblem, pivots: np.ndarray, lt: np.ndarray, restr
 
 
 def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int, order: str) -> np.ndarray:
-    if not percdamp >= 0:
-        raise InvalidArgumentError(f"percdamp={percdamp!r} must be >= 0 (GPTQ uses {GPTQ_PERCDAMP})")
+    if not isinstance(percdamp, (int, float, np.integer, np.floating)) or not 0 <= percdamp < np.inf:
+        raise InvalidArgumentError(f"percdamp={percdamp!r} must be a finite number >= 0 (GPTQ uses {GPTQ_PERCDAMP})")
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         # a negative size ran no block and returned the uninitialised integers of an empty array
         raise InvalidArgumentError(f"block_size={block_size!r} must be an integer >= 1 (inputs per lazy batch "

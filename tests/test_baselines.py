@@ -53,11 +53,15 @@ def test_gptq_with_identity_hessian_is_rtn():
     np.testing.assert_array_equal(gptq(problem, percdamp=0.0), rtn(problem))
 
 
-def test_percdamp_validated():
+@pytest.mark.parametrize("order", ORDERS)
+@pytest.mark.parametrize("percdamp", [-1, np.nan, np.inf, "0.01", None])
+def test_percdamp_validated(order, percdamp):
+    """percdamp=inf raised a ZeroDivisionError in index and act order (and ran in pivot order); a string or None
+    a TypeError from the comparison."""
     rng = np.random.default_rng(1)
     problem = random_layer(rng, 5, 2).problem(3)
-    with pytest.raises(InvalidArgumentError, match="percdamp"):
-        gptq(problem, percdamp=-1)
+    with pytest.raises(InvalidArgumentError, match=r"percdamp=.* must be a finite number >= 0"):
+        gptq(problem, percdamp=percdamp, order=order)
 
 
 def _permuted(problem, order):
