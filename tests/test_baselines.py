@@ -313,3 +313,54 @@ def test_any_block_size_gives_the_same_integers(order):
     expected = gptq(problem, order=order)
     for block_size in (1, 7, 1000, np.int64(5)):
         np.testing.assert_array_equal(gptq(problem, block_size=block_size, order=order), expected)
+
+
+def _textbook_gptq(problem, percdamp: float, order: str, restricted: bool) -> np.ndarray:
+    """GPTQ as the paper's algorithm states it, written apart from the package's paths: dead inputs get a unit
+    diagonal and zero weight, ``percdamp`` times the mean diagonal is added, the upper Cholesky factor ``U`` of the
+    explicit inverse of ``H`` in the input order, then one input at a time: round to the nearest level clipped to
+    the grid (or to the floor/ceil), and subtract ``err / U_jj · U_j,j:`` from the inputs not yet rounded. Pivot
+    order: greedily from the last input, the one of least variance left given those chosen."""
+    h = problem.hessian.copy()
+    m = h.shape[0]
+    dead = np.diag(h) <= 0
+    h[dead, dead] = 1.0
+    h[np.diag_indices(m)] += percdamp * np.mean(np.diag(h))
+    if order == "index":
+        perm = np.arange(m)
+    elif order == "act":
+        perm = np.argsort(-np.diag(problem.hessian), kind="stable")
+    else:
+        schur, left, chosen = h.copy(), list(range(m)), []
+        while left:
+            j = left[int(np.argmin([schur[k, k] for k in left]))]
+            schur -= np.outer(schur[:, j], schur[j]) / schur[j, j]
+            chosen.append(j)
+            left.remove(j)
+        perm = np.array(chosen[::-1])
+    u = np.linalg.cholesky(np.linalg.inv(h[np.ix_(perm, perm)])).T
+    w = np.where(dead, 0.0, problem.weights)[:, perm]
+    steps, grid = problem.steps[:, perm], problem.grid
+    lo = problem.base[:, perm] if restricted else np.full(w.shape, grid.lo)
+    hi = lo + problem.free[:, perm] if restricted else np.full(w.shape, grid.hi)
+    out = np.empty(w.shape, np.int64)
+    for j in range(m):
+        z = np.clip(np.floor(w[:, j] / steps[:, j] - grid.offset + 0.5), lo[:, j], hi[:, j])
+        out[:, perm[j]] = z
+        w[:, j:] -= np.outer((w[:, j] - steps[:, j] * (z + grid.offset)) / u[j, j], u[j, j:])
+    return np.where(dead, problem.base, out)
+
+
+@pytest.mark.parametrize("samples", [300, 25])  # 25 < 40 inputs: a rank-deficient H
+@pytest.mark.parametrize("bits, granularity, int1", [(1, "tensor", "sign"), (1, "channel", "paper"),
+                                                     (2, "channel", "sign"), (3, "tensor", "sign")])
+def test_gptq_equals_the_textbook_algorithm(samples, bits, granularity, int1):
+    """Every GPTQ form gives the integers of the paper's algorithm written out plainly, block boundaries (a block of
+    16 of 43 coordinates), dead inputs, clipping at both edges, int1 and a singular H included."""
+    layer = random_layer(np.random.default_rng(bits + samples), 40, 5, samples=samples, dead=3)
+    problem = layer.problem(bits, granularity, int1)
+    for order in ORDERS:
+        for percdamp in (0.01, 0.001):
+            for restricted, method in ((False, gptq), (True, gptq_restricted)):
+                np.testing.assert_array_equal(method(problem, percdamp=percdamp, block_size=16, order=order),
+                                              _textbook_gptq(problem, percdamp, order, restricted))
