@@ -1,0 +1,30 @@
+"""benchmarks/layer_solver.py times every run on a fresh copy of the problem: a run on the same problem reuses the
+products and errors an earlier run cached on it (``LayerProblem``'s cached properties), which flattered the
+repeats' best time and left those products out of the traced peak memory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from helpers import layer_problem
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import layer_solver  # noqa: E402  (benchmarks/layer_solver.py)
+
+
+def test_every_timed_and_traced_run_starts_without_an_earlier_runs_cached_products(monkeypatch):
+    _, problem = layer_problem(0, 6, 3, 2)
+    seen = []
+    real = layer_solver.quantize_layer
+
+    def spy(p, method, **kwargs):
+        seen.append(sorted(k for k in ("linear", "offsets", "dead", "base_values") if k in vars(p)))
+        return real(p, method, **kwargs)
+
+    monkeypatch.setattr(layer_solver, "quantize_layer", spy)
+    run = layer_solver.measure(problem, "gptq-restricted", 3, 0)
+    assert seen == [[]] * 4  # three timed runs and the traced one
+    assert np.isclose(run.error, problem.errors(run.values).sum())
