@@ -28,3 +28,23 @@ def test_every_timed_and_traced_run_starts_without_an_earlier_runs_cached_produc
     run = layer_solver.measure(problem, "gptq-restricted", 3, 0)
     assert seen == [[]] * 4  # three timed runs and the traced one
     assert np.isclose(run.error, problem.errors(run.values).sum())
+
+
+def test_partners_speed_times_each_end_to_end_run_without_an_earlier_runs_cached_products(monkeypatch):
+    """benchmarks/partners_speed.py: its warm-up and every timed run (GPTQ, before, now) ran on one problem, so
+    each timed run found the products the warm-up had cached."""
+    import partners_speed
+
+    _, problem = layer_problem(0, 6, 3, 2)
+    seen = []
+    real = partners_speed.quantize_layer
+
+    def spy(p, method, **kwargs):
+        seen.append(bool({"_remembered", "weight_products", "dead"} & set(vars(p))))
+        return real(p, method, **kwargs)
+
+    monkeypatch.setattr(partners_speed, "quantize_layer", spy)
+    monkeypatch.setattr(partners_speed, "first_layer", lambda dataset, bits, data_dir, seed: {2: problem})
+    monkeypatch.setattr(sys, "argv", ["partners_speed.py", "--repeats", "2", "--blas-threads", "1", "--threads", "1"])
+    partners_speed.main()
+    assert len(seen) == 7 and not any(seen)  # the warm-up and two rounds of three
