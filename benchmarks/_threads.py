@@ -1,7 +1,9 @@
-"""The thread counts every benchmark pins and prints: on a shared machine they decide the timings."""
+"""The thread counts every benchmark pins and prints: on a shared machine they decide the timings; and the
+counts of runs they take (:func:`count`)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 from contextlib import contextmanager
 from typing import Iterator
@@ -29,3 +31,15 @@ def pinned(blas: int, torch_threads: int | None = None) -> Iterator[str]:
         spin = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "OpenBLAS's default")
         yield (f"{line}; OPENBLAS_THREAD_TIMEOUT {spin}; {os.cpu_count()} CPUs; load average "
                f"{os.getloadavg()[0]:.1f}")
+
+
+def count(text: str) -> int:
+    """An argparse type for a number of runs or repeats: an integer >= 1 (0 repeats crashed a benchmark on an
+    empty ``min()`` or a missing row, or made GPTQ's time infinite)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of runs >= 1")
+    return value

@@ -39,7 +39,7 @@ from qannealq._gptq_beam import gptq_path
 from qannealq._lapack import invert_lower
 from qannealq._pivot import pivoted_cholesky
 from qannealq.solve import quantize_layer
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 
 def solve_factor(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:
@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="mnist")
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=[4])
     parser.add_argument("--blas-threads", type=lambda t: [int(b) for b in t.split(",")], default=[1, 2])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=count, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     for dataset in args.datasets.split(","):

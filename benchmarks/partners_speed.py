@@ -32,7 +32,7 @@ from gptq_speed import best
 from qannealq.backends import _layer_dense, get_sampler
 from qannealq.backends._layer_dense import coupling_strength, ranked_partners
 from qannealq.solve import quantize_layer
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 #: Pair partners per input (``layer-sa``'s ``pairs``): before, a partition of its own.
 PAIRS = 4
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--efforts", default="fast")
     parser.add_argument("--blas-threads", type=lambda t: [int(b) for b in t.split(",")], default=[1, 2])
     parser.add_argument("--threads", type=int, default=2, help="layer-sa's num_threads")
-    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--repeats", type=count, default=6)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     sampler = get_sampler("layer-sa")

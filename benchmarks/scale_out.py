@@ -32,6 +32,7 @@ from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from _threads import count  # noqa: E402
 from layer_solver import subset  # noqa: E402
 
 from qannealq.backends import get_sampler  # noqa: E402
@@ -45,7 +46,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--neurons", type=int, default=32, help="first N neurons of the 128 (default 32)")
     parser.add_argument("--bits", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads per worker and here")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=count, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dask", action="store_true", help="also a Dask LocalCluster of 1 and 2 workers")
     parser.add_argument("--data-dir", default=None)

@@ -32,7 +32,7 @@ from pathlib import Path
 import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
-from _threads import pinned  # benchmarks/ is the script's folder
+from _threads import count, pinned  # benchmarks/ is the script's folder
 from frontier import first_layer, layer_arguments, timed
 from qannealq.backends import get_sampler
 from qannealq.formulation import LayerProblem
@@ -143,8 +143,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     layer_arguments(parser)
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads of the layer-sa runs")
-    parser.add_argument("--gptq-runs", type=int, default=6, help="GPTQ's timed runs before the points")
-    parser.add_argument("--repeats", type=int, default=3, help="rounds of the time-limited points")
+    parser.add_argument("--gptq-runs", type=count, default=6, help="GPTQ's timed runs before the points")
+    parser.add_argument("--repeats", type=count, default=3, help="rounds of the time-limited points")
     parser.add_argument("--default-limits", type=limits, default=limits("5,6,7,8,10,15,20"),
                         help="the default's limits, in GPTQ times")
     parser.add_argument("--thorough-limits", type=limits, default=limits("4,9,15,30"),
