@@ -392,11 +392,14 @@ class ResultStore:
         return self.get(key) is not None
 
     def get(self, key: str) -> dict | None:
-        """The stored record of ``key``, or None (an unreadable file counts as not done)."""
+        """The stored record of ``key``, or None (an unreadable file counts as not done, and so does one whose
+        JSON is not a unit: an edited ``null`` or list raised TypeError, which ended the resume)."""
         try:
-            return json.loads(self._path(key).read_text())["record"]
-        except (OSError, ValueError, KeyError):
+            unit = json.loads(self._path(key).read_text())
+        except (OSError, ValueError):
             return None
+        record = unit.get("record") if isinstance(unit, dict) else None
+        return record if isinstance(record, dict) else None
 
     def put(self, key: str, record: Mapping[str, Any]) -> None:
         """Write one finished unit atomically (replacing a previous record of the same key)."""

@@ -243,3 +243,16 @@ def test_run_refuses_an_unwritable_out_before_training(tmp_path, monkeypatch, ca
     assert main(["run", "--methods", "rtn", "--out", str(locked / "run")]) == 2
     assert "is not writable" in capsys.readouterr().err
     assert not (locked / "run").exists()
+
+
+@pytest.mark.parametrize("text", ["null", "[1, 2]", '"x"', '{"key": "b", "record": 5}', '{"key": "b"}'])
+def test_a_unit_whose_json_is_not_a_record_counts_as_not_done(tmp_path, text):
+    """``null`` or a list in a unit file raised TypeError in ``get``, ending the resume; a record that is not a
+    mapping was returned and broke the command that read it."""
+    store = ResultStore.open(tmp_path / "r", "run", {})
+    store.put("a", {"x": 1})
+    store.put("b", {"x": 2})
+    store.close()
+    (tmp_path / "r" / "units" / "b.json").write_text(text)
+    again = ResultStore.open(tmp_path / "r", "run", {}, resume=True)
+    assert again.resumed == ["a"] and not again.done("b") and again.records() == [{"x": 1}]
