@@ -267,6 +267,9 @@ class ResultStore:
             saved = json.loads(meta.read_text())
         except (OSError, ValueError) as exc:
             raise InvalidArgumentError(f"--resume {root}: store.json is unreadable ({exc}); start a new run") from exc
+        if not isinstance(saved, dict) or not isinstance(saved.get("settings", {}), dict):  # edited: no AttributeError
+            raise InvalidArgumentError(f"--resume {root}: store.json is not a results store's (its JSON is a "
+                                       f"{type(saved).__name__} without a settings mapping); start a new run")
         if saved.get("command") != command:
             raise InvalidArgumentError(f"--resume {root}: that folder holds a {saved.get('command')!r} run, not "
                                        f"a {command!r} run; give the folder of a {command} run, or start a new one "

@@ -256,3 +256,13 @@ def test_a_unit_whose_json_is_not_a_record_counts_as_not_done(tmp_path, text):
     (tmp_path / "r" / "units" / "b.json").write_text(text)
     again = ResultStore.open(tmp_path / "r", "run", {}, resume=True)
     assert again.resumed == ["a"] and not again.done("b") and again.records() == [{"x": 1}]
+
+
+@pytest.mark.parametrize("text", ["[]", "null", '"x"', '{"command": "run", "settings": [1]}'])
+def test_a_store_json_that_is_not_a_store_is_refused_with_a_message(tmp_path, text):
+    """An edited ``store.json`` holding valid JSON of another shape raised AttributeError ('list' object has no
+    attribute 'get') from ``--resume``."""
+    ResultStore.open(tmp_path / "r", "run", {}).close()
+    (tmp_path / "r" / "store.json").write_text(text)
+    with pytest.raises(InvalidArgumentError, match="store.json is not a results store's"):
+        ResultStore.open(tmp_path / "r", "run", {}, resume=True)
