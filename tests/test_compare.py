@@ -728,3 +728,16 @@ def test_a_qpu_backends_embeddings_are_found_before_its_timed_calls(tiny, tmp_pa
     monkeypatch.setattr(qannealq.compare, "run_unit", run_unit)
     compare_backends(tiny, {"dwave-mock": get_sampler("dwave-mock")}, CompareSettings(reads=5, repeats=1))
     assert {size for size, _ in got} == sizes and not any(during for _, during in got)
+
+
+def test_names_that_differ_only_where_a_store_key_does_not_are_refused():
+    """Instance ``n-0`` took the reference optimum computed for ``n 0`` (1.94 for its own 13.46, with no results
+    folder), and backends ``my sa`` and ``my-sa`` shared their units, so a resume gave ``my-sa``'s calls twice."""
+    a, b = instances_from_layer(random_layer(np.random.default_rng(0), 6, 2).problem(2), [0, 1], {}, "r")
+    a, b = dataclasses.replace(a, name="n 0"), dataclasses.replace(b, name="n-0")
+    with pytest.raises(InvalidArgumentError, match="instances: 'n 0' and 'n-0' differ only"):
+        compare_backends([a, b], ["exact"], CompareSettings(repeats=1))
+    from qannealq.backends import get_sampler
+    with pytest.raises(InvalidArgumentError, match="samplers: 'my sa' and 'my-sa' differ only"):
+        compare_backends([a], {"my sa": get_sampler("exact"), "my-sa": get_sampler("exact")},
+                         CompareSettings(repeats=1))
