@@ -463,3 +463,29 @@ def test_interrupted_training_resumes_to_the_same_network(tmp_path, monkeypatch,
         third = train_mlp(*args).state_dict()
     assert any("unreadable" in r.getMessage() for r in caplog.records)
     assert all(torch.equal(third[k], v) for k, v in reference.items())
+
+
+def test_a_model_cache_that_cannot_be_written_is_a_store_error_not_torchs_runtime_error(tmp_path):
+    """A full disk under torch's file writer (here a file size limit: EFBIG, as ENOSPC) raised ``RuntimeError:
+    ... unexpected pos 1152 vs 1046`` from ``train_mlp`` (a traceback from ``qannealq run``), not the cache's
+    StoreError with its remedy."""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import resource, signal
+        from qannealq.data import load_dataset, train_mlp
+        from qannealq.errors import StoreError
+        data = load_dataset("digits")
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2048, resource.RLIM_INFINITY))
+        try:
+            train_mlp(data, (8,), 1)
+        except StoreError as exc:
+            print("StoreError:", exc)
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "QANNEALQ_CACHE": str(tmp_path / "cache")})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "StoreError: cannot write" in done.stdout and "set QANNEALQ_CACHE" in done.stdout
+    assert not [p.name for p in (tmp_path / "cache" / "models").iterdir()]  # no temporary file left

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import time
@@ -16,7 +17,7 @@ import torch
 from qannealq.data.datasets import Dataset, cache_dir
 from qannealq.errors import InvalidArgumentError
 from qannealq.report import LogReporter, Reporter
-from qannealq.store import CACHE_REMEDY, atomic_path, json_default
+from qannealq.store import CACHE_REMEDY, atomic_write, json_default
 
 __all__ = ["MLP", "train_mlp", "accuracy", "cache_dir", "checkpoint_path", "partial_path", "SAVE_EVERY_S"]
 
@@ -64,6 +65,15 @@ def _load_partial(partial: Path, model: MLP, opt: torch.optim.Optimizer, gen: to
     return done
 
 
+def _save(obj: object, path: Path) -> None:
+    """``torch.save`` of ``obj`` to ``path`` atomically and synced (:func:`~qannealq.store.atomic_write`).
+    Saved to memory first: torch's file writer ends a full disk in a ``RuntimeError`` ("unexpected pos"), a
+    traceback where the cache's :class:`~qannealq.errors.StoreError` says to free disk space."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write(path, buffer.getvalue(), CACHE_REMEDY)
+
+
 def _fit(model: MLP, data: Dataset, epochs: int, lr: float, batch_size: int, seed: int,
          progress: Callable[[int], None] | None = None, partial: Path | None = None) -> None:
     """Adam on shuffled mini-batches. With ``partial`` (a file path), the progress (model, optimiser and
@@ -86,9 +96,8 @@ def _fit(model: MLP, data: Dataset, epochs: int, lr: float, batch_size: int, see
             torch.nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             opt.step()
         if partial is not None and epoch + 1 < epochs and time.monotonic() - saved >= SAVE_EVERY_S:
-            with atomic_path(partial, CACHE_REMEDY) as tmp:
-                torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(),
-                            "generator": gen.get_state(), "epochs_done": epoch + 1}, tmp)
+            _save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                   "epochs_done": epoch + 1}, partial)
             saved = time.monotonic()
         if progress is not None:
             progress(1)
@@ -172,8 +181,7 @@ def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-
         torch.manual_seed(seed)
         _fit(model, data, epochs, lr, batch_size, seed, bar.update, partial)
     if cache:
-        with atomic_path(path, CACHE_REMEDY) as tmp:
-            torch.save(model.state_dict(), tmp)
+        _save(model.state_dict(), path)
         partial.unlink(missing_ok=True)
         logger.info("trained and cached model %s", path)
     return model
