@@ -170,7 +170,7 @@ def _export(instances: Sequence[NeuronInstance], out: Path, options: ReferenceOp
             meta = _metadata(instance, ref)
             with instance.bqm.to_file() as fh:
                 data = fh.read()
-            (out / f"{instance.name}.bqm").write_bytes(data)
+            atomic_write(out / f"{instance.name}.bqm", data)  # a full disk: StoreError, not OSError's traceback
             write_coo(instance.bqm, out / f"{instance.name}.coo", f"qannealq neuron QUBO {instance.name}; "
                       f"metadata in {instance.name}.json")
             atomic_write(out / f"{instance.name}.json", json.dumps(meta, indent=1))

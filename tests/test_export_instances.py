@@ -289,3 +289,15 @@ def test_a_folder_of_a_newer_format_is_refused_by_name(exported, tmp_path):
     with pytest.raises(InvalidArgumentError, match=f"{name}.json is not a qannealq instance file \\(format "
                        "'someone-else/1', expected 'qannealq-neuron-qubo/1'\\)"):
         load_instances(newer)
+
+
+def test_a_bqm_file_that_cannot_be_written_is_a_store_error_and_keeps_the_finished_neurons(tmp_path):
+    """The ``.bqm`` file alone was written with ``Path.write_bytes``: a write failure (a full disk; here a folder
+    in its place) was a raw OSError, a traceback from ``qannealq export``, and could leave a half-written file."""
+    from qannealq.errors import StoreError
+
+    instances = instances_from_experiment(tiny_digits(), 1, 2, "0:3")
+    (tmp_path / "out" / f"{instances[2].name}.bqm").mkdir(parents=True)
+    with pytest.raises(StoreError, match=f"cannot write .*{instances[2].name}.bqm"):
+        export_instances(instances, tmp_path / "out")
+    assert [i.name for i in load_instances(tmp_path / "out")] == [i.name for i in instances[:2]]
