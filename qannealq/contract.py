@@ -538,8 +538,8 @@ def redact(options: Mapping[str, Any]) -> dict[str, str]:
             shown[key] = REDACTED
         elif isinstance(value, Mapping):
             shown[key] = repr(redact(value))
-        else:
-            shown[key] = repr(value)
+        else:  # a numpy scalar as its value: "np.int64(2)" was refused by a resume giving 2, and read back as text
+            shown[key] = repr(value.item() if isinstance(value, np.generic) else value)
     return shown
 
 

@@ -266,3 +266,23 @@ def test_a_store_json_that_is_not_a_store_is_refused_with_a_message(tmp_path, te
     (tmp_path / "r" / "store.json").write_text(text)
     with pytest.raises(InvalidArgumentError, match="store.json is not a results store's"):
         ResultStore.open(tmp_path / "r", "run", {}, resume=True)
+
+
+def test_a_numpy_sampler_option_is_stored_as_its_value_and_the_run_resumes_from_the_command_line(tmp_path):
+    """``sampler_options={"num_reads": np.int64(2)}`` was stored as ``"np.int64(2)"``: ``qannealq run --resume
+    DIR`` read it back as text and was refused (``num_reads: np.int64(2) -> 'np.int64(2)'``), and so was a
+    Python resume giving ``num_reads=2``."""
+    import numpy as np
+
+    from qannealq.config import ModelConfig, QuantizeConfig, RunConfig
+
+    def config(reads, resume=False):
+        return RunConfig(model=ModelConfig(dataset="digits", input_size=4),
+                         quantize=QuantizeConfig(bits=(2,), methods=("rtn",), sampler_options={"num_reads": reads}),
+                         out=tmp_path / "r", resume=resume)
+
+    assert config(np.int64(2)).stored_settings() == config(2).stored_settings()
+    ResultStore.open(tmp_path / "r", "run", config(np.int64(2)).stored_settings()).close()
+    again = RunConfig.from_stored(ResultStore.stored_settings(tmp_path / "r", "run"), tmp_path / "r")
+    assert again.quantize.sampler_options == {"num_reads": 2}
+    ResultStore.open(tmp_path / "r", "run", again.stored_settings(), resume=True).close()
