@@ -180,7 +180,9 @@ def _solve_batch(problem: LayerProblem, neurons: Sequence[int], sampler: dimod.S
             if progress:
                 progress(1)
         return rows, samplesets
-    samplesets = [submit_neuron(*a) for a in args]
+    for a in args:
+        with _naming(problem, f"neuron {a[1]}"):  # a sampler that solves in sample() fails here
+            samplesets.append(submit_neuron(*a))
     for i, sampleset in zip(neurons, samplesets):
         with _naming(problem, f"neuron {i}"):
             rows.append(best_row(problem, i, sampleset))

@@ -350,3 +350,36 @@ def test_a_worker_builds_a_named_sampler_once_and_closes_it_when_it_exits(tmp_pa
     assert set(map(int, path.read_text().split())) == planted
     here = NamedSampler("sa")
     assert pickle.loads(pickle.dumps(here)).sampler is not pickle.loads(pickle.dumps(here)).sampler  # this process
+
+
+class _FailsOnSeed(dimod.Sampler):
+    """``sa`` raising a backend error on the call given ``bad_seed`` (one neuron's seed), as a service would."""
+
+    def __init__(self, bad_seed: int) -> None:
+        self.bad_seed = bad_seed
+        self.inner = get_sampler("sa")
+
+    parameters = property(lambda self: self.inner.parameters)
+    properties = property(lambda self: self.inner.properties)
+
+    def sample(self, bqm, **kwargs):
+        if kwargs.get("seed") == self.bad_seed:
+            from qannealq.errors import BackendError
+
+            raise BackendError("the solver refused the problem")
+        return self.inner.sample(bqm, **kwargs)
+
+
+@pytest.mark.parametrize("spec", [None, "threads:2"])
+def test_a_neurons_backend_error_names_that_neuron(problem, spec, request):
+    """Serially the error of a sampler that solves in ``sample()`` named no neuron at all."""
+    from qannealq.errors import BackendError
+
+    if spec == "dask":
+        spec = "dask://" + request.getfixturevalue("local_cluster").scheduler_address.removeprefix("tcp://")
+    seeds = np.random.SeedSequence(5).generate_state(problem.num_neurons) & 0x7FFFFFFF
+    failing = _FailsOnSeed(int(seeds[5]))
+    with make_executor(spec) or ThreadPoolExecutor(1) as pool:
+        executor = None if spec is None else pool
+        with pytest.raises(BackendError, match=r"^layer 'layer', neuron 5: the solver refused the problem$"):
+            quantize_layer(problem, "qubo", failing, "sa", seed=5, executor=executor, num_reads=1)
