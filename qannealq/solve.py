@@ -164,6 +164,13 @@ def _naming(problem: LayerProblem, where: str) -> Iterator[None]:
         raise BackendError(f"layer {problem.name!r}, {where}: {exc}") from exc
 
 
+def _solve_named(problem: LayerProblem, i: int, *args: Any) -> tuple[np.ndarray, dimod.SampleSet]:
+    """:func:`solve_neuron` in an executor's worker, naming the neuron of its error there: a process or Dask
+    executor sends the calls in chunks, and a chunk's error reached the caller at the chunk's first neuron."""
+    with _naming(problem, f"neuron {i}"):
+        return solve_neuron(problem, i, *args)
+
+
 def _solve_batch(problem: LayerProblem, neurons: Sequence[int], sampler: dimod.Sampler, warm: np.ndarray | None,
                  seeds: np.ndarray, executor: Executor | None, progress: NeuronProgress | None,
                  sampler_kwargs: dict[str, Any]) -> tuple[list[np.ndarray], list[dimod.SampleSet]]:
@@ -171,10 +178,7 @@ def _solve_batch(problem: LayerProblem, neurons: Sequence[int], sampler: dimod.S
     args = [(problem, i, sampler, warm, int(seeds[i]), sampler_kwargs) for i in neurons]
     rows, samplesets = [], []
     if executor is not None:
-        results = iter(executor.map(solve_neuron, *zip(*args)))
-        for i in neurons:
-            with _naming(problem, f"neuron {i}"):
-                row, sampleset = next(results)
+        for row, sampleset in executor.map(_solve_named, *zip(*args)):
             rows.append(row)
             samplesets.append(sampleset)
             if progress:

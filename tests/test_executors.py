@@ -370,9 +370,10 @@ class _FailsOnSeed(dimod.Sampler):
         return self.inner.sample(bqm, **kwargs)
 
 
-@pytest.mark.parametrize("spec", [None, "threads:2"])
+@pytest.mark.parametrize("spec", [None, "threads:2", "processes:2", "dask"])
 def test_a_neurons_backend_error_names_that_neuron(problem, spec, request):
-    """Serially the error of a sampler that solves in ``sample()`` named no neuron at all."""
+    """Serially the error of a sampler that solves in ``sample()`` named no neuron at all; a process or Dask
+    executor, which sends the calls in chunks, named the first neuron of the failing one's chunk (4, not 5)."""
     from qannealq.errors import BackendError
 
     if spec == "dask":
