@@ -20,7 +20,7 @@ import logging
 import sys
 import threading
 import time
-from concurrent.futures import Executor
+from concurrent.futures import BrokenExecutor, Executor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol, Sequence
@@ -178,11 +178,17 @@ def _solve_batch(problem: LayerProblem, neurons: Sequence[int], sampler: dimod.S
     args = [(problem, i, sampler, warm, int(seeds[i]), sampler_kwargs) for i in neurons]
     rows, samplesets = [], []
     if executor is not None:
-        for row, sampleset in executor.map(_solve_named, *zip(*args)):
-            rows.append(row)
-            samplesets.append(sampleset)
-            if progress:
-                progress(1)
+        try:
+            for row, sampleset in executor.map(_solve_named, *zip(*args)):
+                rows.append(row)
+                samplesets.append(sampleset)
+                if progress:
+                    progress(1)
+        except BrokenExecutor as exc:  # not a QannealqError: the command ended in a traceback, naming nothing
+            raise BackendError(f"layer {problem.name!r}, neurons {neurons[0]}-{neurons[-1]}: a worker of the executor "
+                               f"stopped abruptly (killed, out of memory, or crashed in compiled code: "
+                               f"{type(exc).__name__}: {exc}); the neurons of earlier batches are kept "
+                               "in a run's results store (--resume)") from exc
         return rows, samplesets
     for a in args:
         with _naming(problem, f"neuron {a[1]}"):  # a sampler that solves in sample() fails here

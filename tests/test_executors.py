@@ -384,3 +384,46 @@ def test_a_neurons_backend_error_names_that_neuron(problem, spec, request):
         executor = None if spec is None else pool
         with pytest.raises(BackendError, match=r"^layer 'layer', neuron 5: the solver refused the problem$"):
             quantize_layer(problem, "qubo", failing, "sa", seed=5, executor=executor, num_reads=1)
+
+
+class _KillsOnSeed(_FailsOnSeed):
+    """``sa`` whose worker process is killed (as the kernel's out-of-memory killer would) on ``bad_seed``'s call."""
+
+    def sample(self, bqm, **kwargs):
+        if kwargs.get("seed") == self.bad_seed:
+            import os
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.sample(bqm, **kwargs)
+
+
+class _Batches:
+    """An in-memory checkpoint of batches of 4 neurons."""
+
+    batch_size = 4
+
+    def __init__(self) -> None:
+        self.saved: dict[int, np.ndarray] = {}
+
+    def load(self, problem, start, stop, seed):
+        return self.saved.get(start)
+
+    def save(self, problem, start, rows, seed):
+        self.saved[start] = rows
+
+
+def test_a_killed_process_worker_is_a_backend_error_naming_the_batch_and_earlier_batches_are_kept(problem, serial):
+    """A worker killed mid-batch raised BrokenProcessPool, which is no QannealqError: the command ended in a
+    traceback naming neither the layer nor the neurons."""
+    from qannealq.errors import BackendError
+
+    seeds = np.random.SeedSequence(5).generate_state(problem.num_neurons) & 0x7FFFFFFF
+    batches = _Batches()
+    with pytest.raises(BackendError, match=r"^layer 'layer', neurons 4-7: a worker of the executor stopped abruptly"):
+        with make_executor("processes:2", threads_per_worker=1) as pool:
+            quantize_layer(problem, "qubo", _KillsOnSeed(int(seeds[5])), "sa", seed=5, executor=pool, num_reads=3,
+                           checkpoint=batches)
+    assert sorted(batches.saved) == [0]
+    resumed = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, num_reads=3, checkpoint=batches)
+    np.testing.assert_array_equal(resumed.integers, serial.integers)
