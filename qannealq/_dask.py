@@ -7,6 +7,7 @@ Imported by :mod:`qannealq.executors`; ``dask.distributed`` itself is imported o
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -69,14 +70,31 @@ class DaskExecutor(StopOnError, Executor):
         except ImportError as exc:
             raise BackendUnavailableError("--executor dask://... needs dask.distributed, which is not installed: "
                                           "pip install 'qannealq[dask]'") from exc
-        try:
-            client = Client(address, timeout=f"{timeout}s", set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            shown = "dask://" + address.removeprefix("tcp://")
-            raise ExecutorConnectionError(f"--executor={shown}: no Dask scheduler answered at {address} within "
-                                          f"{timeout:g} s ({exc}); start one (dask scheduler; dask worker "
-                                          f"{address}) or check the host and port") from exc
-        return cls(client)
+        outcome: dict[str, Any] = {}
+
+        def start() -> None:
+            try:
+                outcome["client"] = Client(address, timeout=f"{timeout}s", set_as_default=False)
+            except Exception as exc:  # noqa: BLE001 - reported below, whatever answered (or did not)
+                outcome["error"] = exc
+            if outcome.pop("abandoned", False) and "client" in outcome:
+                outcome["client"].close()
+
+        # Client's own timeout does not bound a server that accepts the connection and never answers (it waited
+        # forever), and a server of another protocol (the dashboard's HTTP port) raised numpy's MemoryError
+        thread = threading.Thread(target=start, name="qannealq-dask-connect", daemon=True)
+        thread.start()
+        thread.join(timeout + 1)
+        if "client" in outcome:
+            return cls(outcome["client"])
+        outcome["abandoned"] = True
+        exc = outcome.get("error")
+        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "no answer"
+        shown = "dask://" + address.removeprefix("tcp://")
+        raise ExecutorConnectionError(f"--executor={shown}: no Dask scheduler answered at {address} within "
+                                      f"{timeout:g} s ({reason}); start one (dask scheduler; dask worker "
+                                      f"{address}) or check the host and port (the scheduler's, 8786 by default, "
+                                      "not its dashboard's)") from exc
 
     def describe(self) -> str:
         threads = self.client.nthreads()

@@ -427,3 +427,34 @@ def test_a_killed_process_worker_is_a_backend_error_naming_the_batch_and_earlier
     assert sorted(batches.saved) == [0]
     resumed = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, num_reads=3, checkpoint=batches)
     np.testing.assert_array_equal(resumed.integers, serial.integers)
+
+
+@pytest.mark.parametrize("reply", [None, b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html>dashboard</html>"])
+def test_a_server_that_is_not_a_dask_scheduler_is_a_clear_error_in_bounded_time(reply):
+    """A server that accepts the connection and never answers kept Client() waiting forever (its timeout does not
+    bound it); one of another protocol (e.g. an HTTP port) could raise numpy's MemoryError from its reply."""
+    import socket
+
+    pytest.importorskip("distributed")
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    done = threading.Event()
+
+    def serve():
+        server.settimeout(0.2)
+        while not done.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            if reply is not None:
+                conn.sendall(reply * 50)
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        with pytest.raises(ExecutorConnectionError, match=rf"dask://127.0.0.1:{port}: no Dask scheduler answered"):
+            make_executor(f"dask://127.0.0.1:{port}", connect_timeout=1)
+    finally:
+        done.set()
+        server.close()
