@@ -32,7 +32,7 @@ from qannealq import _near
 from qannealq._pool import beam_threads
 from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, prepare_start,
                                 rank_deficient, rehearse_start, warm_start_integers)
-from qannealq.contract import (LayerSample, accepted_options, check_keywords, draw_seed, layer_solver, merge_timing,
+from qannealq.contract import (accepted_options, check_keywords, draw_seed, layer_solver, merge_timing,
                                warms_up, warm_start_beam, warm_start_growth, warm_start_paths, warm_start_pilot,
                                warm_start_deadline, warm_start_threads)
 from qannealq.errors import BackendError, InvalidArgumentError
