@@ -499,11 +499,13 @@ def test_version_1_settings_read_numpy_scalars_back_at_any_depth(saved, tmp_path
     """A version 1 file's ``np.True_`` and the numpy scalars inside a tuple or list stayed text: only a whole
     ``np.float64(0.5)`` was read back as a value."""
     import qannealq.model_export as model_export
-    from qannealq.contract import redact
+
+    def redact_v1(options):  # as version 1 stored settings: every value as its repr, numpy scalars' included
+        return {key: repr(value) for key, value in options.items()}
 
     result, _ = saved[4, "tensor"]
     monkeypatch.setattr(model_export, "VERSION", 1)  # the file as the code before version 2 wrote it
-    monkeypatch.setattr(model_export, "redact_values", redact)
+    monkeypatch.setattr(model_export, "redact_values", redact_v1)
     old = result.save(tmp_path / "v1.npz", {"shuffle": np.True_, "sizes": (np.int64(784), np.int64(128)),
                                             "rates": [np.float32(0.5), np.False_], "note": "np.int64(3)",
                                             "lost": np.float64("nan")})
