@@ -9,6 +9,7 @@ import tarfile
 import threading
 from dataclasses import replace
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -97,6 +98,15 @@ def test_download_then_load_idx_and_cifar_archives(server, tmp_path, monkeypatch
     np.testing.assert_array_equal(data.x_test, xt.reshape(3, -1) / np.float32(255))
     assert "(downloaded)" in data.source
 
+    train, _ = _serve_cifar(www, tmp_path, monkeypatch)
+    cifar = load_dataset("cifar10", data_dir=tmp_path / "empty", download=True, cache=tmp_path / "cache", mirror=url)
+    assert cifar.x_train.shape == (5, 3072) and cifar.y_test.tolist() == [1, 2]
+    np.testing.assert_array_equal(cifar.x_train[0], train[0].transpose(2, 0, 1).reshape(-1) / np.float32(255))
+
+
+def _serve_cifar(www, tmp_path, monkeypatch) -> tuple[np.ndarray, Path]:
+    """A 5 + 2 image CIFAR-10 archive in the test server's folder ``www``, as SPECS' one resource (its test labels
+    1 and 2); returns the training images and the batches' folder the archive holds."""
     train, test = images(5, (32, 32, 3)), images(2, (32, 32, 3), seed=6)
     batches = write_cifar_batches(tmp_path / "src" / "cifar-10-batches-py", train, np.arange(5), test,
                                   np.array([1, 2]), [f"c{i}" for i in range(10)])
@@ -104,9 +114,7 @@ def test_download_then_load_idx_and_cifar_archives(server, tmp_path, monkeypatch
         tar.add(batches, arcname="cifar-10-batches-py")
     resource = Resource("cifar-10-python.tar.gz", ("https://example.invalid/x",), _sha(www / "cifar-10-python.tar.gz"))
     monkeypatch.setitem(sources_module.SPECS, "cifar10", replace(SPECS["cifar10"], resources=(resource,)))
-    cifar = load_dataset("cifar10", data_dir=tmp_path / "empty", download=True, cache=tmp_path / "cache", mirror=url)
-    assert cifar.x_train.shape == (5, 3072) and cifar.y_test.tolist() == [1, 2]
-    np.testing.assert_array_equal(cifar.x_train[0], train[0].transpose(2, 0, 1).reshape(-1) / np.float32(255))
+    return train, batches
 
 
 def test_an_unpack_cut_short_is_finished_by_the_next_download(server, tmp_path, monkeypatch):
@@ -117,13 +125,7 @@ def test_an_unpack_cut_short_is_finished_by_the_next_download(server, tmp_path, 
     import qannealq.data.download as download_module
 
     www, url = server
-    train, test = images(5, (32, 32, 3)), images(2, (32, 32, 3), seed=6)
-    batches = write_cifar_batches(tmp_path / "src" / "cifar-10-batches-py", train, np.arange(5), test,
-                                  np.array([1, 2]), [f"c{i}" for i in range(10)])
-    with tarfile.open(www / "cifar-10-python.tar.gz", "w:gz") as tar:
-        tar.add(batches, arcname="cifar-10-batches-py")
-    resource = Resource("cifar-10-python.tar.gz", ("https://example.invalid/x",), _sha(www / "cifar-10-python.tar.gz"))
-    monkeypatch.setitem(sources_module.SPECS, "cifar10", replace(SPECS["cifar10"], resources=(resource,)))
+    _, batches = _serve_cifar(www, tmp_path, monkeypatch)
     copy = download_module.shutil.copyfileobj  # shutil's own: the test server sends its files with it too
 
     def interrupted(src, dst):
