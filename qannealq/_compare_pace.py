@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import dimod
 import numpy as np
 
+from qannealq.contract import composed
 from qannealq.report import Reporter
 
 if TYPE_CHECKING:
@@ -32,12 +33,7 @@ def paid(name: str, sampler: dimod.Sampler) -> bool:
 
     if canonical_name(name) in PAID:
         return True
-    seen = 0
-    while sampler is not None and seen < 16:
-        if getattr(sampler, "paid_calls", False) or type(sampler).__name__ in PAID_CLASSES:
-            return True
-        sampler, seen = getattr(sampler, "child", None), seen + 1
-    return False
+    return any(getattr(s, "paid_calls", False) or type(s).__name__ in PAID_CLASSES for s in composed(sampler))
 
 
 def part(instance: NeuronInstance, size: int) -> NeuronInstance:

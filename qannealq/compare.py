@@ -25,7 +25,7 @@ from qannealq._compare_pace import outlook, paid, part, time_left
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
 from qannealq.checks import as_values, check_distinct, check_positive, check_seed
-from qannealq.contract import accepted_options, check_parameters, check_qpu_ranges, redact, unredact
+from qannealq.contract import accepted_options, check_parameters, check_qpu_ranges, composed, redact, unredact
 from qannealq.data import data_fingerprint
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import call_timing
@@ -458,10 +458,8 @@ def _embed_ahead(sampler: dimod.Sampler, todo: Sequence[NeuronInstance]) -> None
     a set-up once per size and process that fell in the first timed call of each size (``dwave-mock`` loading and
     checking its 64 cached embeddings of a size: 0.17 s against 0.01-0.02 s for its other calls, a wall-time
     TTS99 12x too long). A size without an embedding is left to its call, which says so."""
-    seen = 0
-    while sampler is not None and seen < 16 and not callable(getattr(type(sampler), "embedding", None)):
-        sampler, seen = getattr(sampler, "child", None), seen + 1
-    if sampler is None or seen >= 16:
+    sampler = next((s for s in composed(sampler) if callable(getattr(type(s), "embedding", None))), None)
+    if sampler is None:
         return
     for size in sorted({instance.bqm.num_variables for instance in todo}):
         try:

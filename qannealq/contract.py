@@ -36,7 +36,7 @@ __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_
            "draw_seed", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
            "check_parameters", "check_keywords", "check_options", "check_reserved", "RESERVED_OPTIONS",
            "describe_capacity", "max_variables", "merge_timing", "redact", "redact_values", "unredact", "REDACTED",
-           "is_secret", "without_secrets", "LazyProperties", "TIMING_KEYS"]
+           "is_secret", "without_secrets", "LazyProperties", "composed", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -303,6 +303,16 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
             close = getattr(child, "close", None)
             if callable(close):
                 close()
+
+
+def composed(sampler: Any, depth: int = 16) -> Iterator[Any]:
+    """``sampler`` and the samplers it wraps, outermost first, each composite's ``child`` down the chain (at most
+    ``depth``: a retry wrapper around a decomposition around a QPU backend is three)."""
+    for _ in range(depth):
+        if sampler is None:
+            return
+        yield sampler
+        sampler = getattr(sampler, "child", None)
 
 
 def draw_seed(seed: int | None) -> int:
