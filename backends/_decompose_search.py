@@ -13,7 +13,7 @@ import numpy as np
 
 from qannealq.errors import BackendError
 
-__all__ = ["Search", "greedy", "timing_of", "child_summary"]
+__all__ = ["Search", "greedy", "timing_of", "child_summary", "backend_name"]
 
 
 def greedy(lin: np.ndarray, mat: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -96,7 +96,7 @@ class Search:
             answer.resolve()
             child_ns += time.perf_counter_ns() - t
             if len(answer) == 0:
-                raise BackendError(f"{_name(child)} returned no sample for the decomposition's sub-problem "
+                raise BackendError(f"{backend_name(child)} returned no sample for the decomposition's sub-problem "
                                    f"{len(infos) + 1} ({len(idx)} of {x.size} variables): a sub-solver must return at "
                                    "least one sample per call")
             infos.append(answer.info)
@@ -126,7 +126,7 @@ class Search:
         return trial
 
 
-def _name(child: dimod.Sampler) -> str:
+def backend_name(child: dimod.Sampler) -> str:
     """The backend's name for messages (a registered backend's, a retry composite's, else its class name)."""
     return str(getattr(child, "name", None) or getattr(child, "backend", None) or type(child).__name__)
 

@@ -33,7 +33,7 @@ import dimod
 import numpy as np
 
 from qannealq.backends._common import dense_binary
-from qannealq.backends._decompose_search import Search, child_summary, greedy, timing_of
+from qannealq.backends._decompose_search import Search, backend_name, child_summary, greedy, timing_of
 from qannealq.checks import at_least, check_positive, check_values
 from qannealq.contract import LayerComposite, check_options, draw_seed, max_variables
 from qannealq.errors import InvalidArgumentError
@@ -163,13 +163,8 @@ class DecomposingSampler(LayerComposite):
         limit = self.exceeded_limit(capacity)
         if limit is not None:
             raise InvalidArgumentError(f"capacity={capacity} is above the {limit} variables that backend "
-                                       f"{self.child_name!r} takes: its sub-problems must fit it; give at most "
-                                       f"{limit}, or leave it out for the backend's own")
-
-    @property
-    def child_name(self) -> str:
-        """The backend this decomposition sends its sub-problems to (a retry composite's backend by its name)."""
-        return getattr(self.child, "backend", None) or getattr(self.child, "name", type(self.child).__name__)
+                                       f"{backend_name(self.child)!r} takes: its sub-problems must fit it; give at "
+                                       f"most {limit}, or leave it out for the backend's own")
 
     def exceeded_limit(self, capacity: int | None) -> int | None:
         """The child's limit where ``capacity`` is above it, else None: only a limit its class states as a number
