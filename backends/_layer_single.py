@@ -10,6 +10,7 @@ import numpy as np
 
 from qannealq.errors import InvalidArgumentError
 
+from ._common import warm_bits
 from ._layer_dense import DenseQubos
 from ._layer_run import make_run
 from ._layer_schedule import Clock, effort
@@ -17,7 +18,7 @@ from ._layer_schedule import Clock, effort
 __all__ = ["sample_bqm"]
 
 
-def _initial_row(initial_states: Any, labels: list, spin: bool, seed: int) -> np.ndarray:
+def _initial_row(initial_states: Any, labels: list, seed: int) -> np.ndarray:
     """The first initial state reordered to ``labels`` (binary), or a seeded random state."""
     if initial_states is None:
         return np.random.default_rng(seed).integers(0, 2, len(labels)).astype(np.uint8)
@@ -26,12 +27,7 @@ def _initial_row(initial_states: Any, labels: list, spin: bool, seed: int) -> np
         raise InvalidArgumentError(f"initial_states must give one state over exactly the BQM's {len(labels)} "
                                    f"variables; got labels {list(init_labels)[:5]}...")
     pos = {v: k for k, v in enumerate(init_labels)}
-    row = np.asarray(arr[0])[[pos[v] for v in labels]]
-    if spin:
-        row = (row + 1) // 2
-    if np.any((row != 0) & (row != 1)):
-        raise InvalidArgumentError("initial_states must be binary (0/1, or -1/+1 for a SPIN BQM)")
-    return row.astype(np.uint8)
+    return warm_bits(np.asarray(arr[0])[[pos[v] for v in labels]])
 
 
 def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_states: Any,
@@ -49,7 +45,7 @@ def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_
         ss = dimod.SampleSet.from_samples_bqm((np.empty((reads, 0), np.int8), []), bqm)
         ss.info.update(timing={"preprocessing_ns": 0, "sampling_ns": 0, "postprocessing_ns": 0}, seed=seed)
         return ss
-    start = _initial_row(initial_states, labels, spin, seed)
+    start = _initial_row(initial_states, labels, seed)
     clock = Clock(params["time_limit"], start=t0 / 1e9)
     run, device = make_run(dense, params, clock)
     t1 = time.perf_counter_ns()

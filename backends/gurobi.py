@@ -16,7 +16,7 @@ import dimod
 import gurobipy as gp
 import numpy as np
 
-from qannealq.backends._common import check_capacity, dense_binary, draw_seed, now_ns, record
+from qannealq.backends._common import check_capacity, dense_binary, draw_seed, now_ns, record, warm_bits
 from qannealq.checks import above, at_least, check_positive, check_values
 from qannealq.contract import Closeable
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
@@ -132,7 +132,7 @@ class GurobiSampler(Closeable, dimod.Sampler):
         scale = _unit_scale(p, a)
         model = self._model(p / scale, a / scale, seed, num_reads, time_limit)
         if initial_states is not None:
-            self._warm(model, bqm, initial_states, labels)
+            self._warm(model, initial_states, labels)
         t1 = now_ns()
         try:
             model.optimize(_let_python_run)
@@ -169,15 +169,14 @@ class GurobiSampler(Closeable, dimod.Sampler):
         return model
 
     @staticmethod
-    def _warm(model: gp.Model, bqm: dimod.BinaryQuadraticModel, initial_states, labels: list) -> None:
+    def _warm(model: gp.Model, initial_states, labels: list) -> None:
         arr, names = dimod.as_samples(initial_states)
         if len(arr) == 0:
             return
-        row = dict(zip(names, arr[0].tolist()))
-        spin = bqm.vartype is dimod.SPIN
+        row = dict(zip(names, warm_bits(arr[0]).tolist()))  # Gurobi drops an infeasible MIP start silently
         for var, label in zip(model.getVars(), labels):
             if label in row:
-                var.Start = (row[label] + 1) // 2 if spin else row[label]
+                var.Start = row[label]
 
     @staticmethod
     def _sampleset(model: gp.Model, bqm: dimod.BinaryQuadraticModel, labels: list, num_reads: int) -> dimod.SampleSet:

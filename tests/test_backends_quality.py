@@ -70,6 +70,31 @@ def test_gurobi_warm_start_and_pool():
     _assert_optimal(ss, bqm)
 
 
+@pytest.mark.parametrize("name", ["gurobi", "layer-sa", "sa"])
+def test_a_warm_start_is_read_as_dwave_samplers_reads_it(name):
+    """0/1 values are bits and -1/+1 spins whatever the BQM's vartype, as dwave-samplers reads them; anything
+    else is refused. Gurobi dropped a start holding a 2 (or a -1, for a BINARY BQM) silently; layer-sa refused
+    spins for a BINARY BQM that sa and tabu take."""
+    if name == "gurobi":
+        pytest.importorskip("gurobipy")
+    from qannealq.errors import InvalidArgumentError
+    bqm = digits_neurons(10, 1)[0]
+    labels = list(bqm.variables)
+    bits = np.zeros((1, len(labels)), dtype=int)
+    bits[0, ::2] = 1
+    options = {"num_sweeps": 0} if name == "sa" else {"num_reads": 1} if name == "layer-sa" else {}
+    results = [get_sampler(name).sample(form, initial_states=(states, labels), seed=2, **options).first
+               for form in (bqm, bqm.change_vartype(dimod.SPIN, inplace=False)) for states in (bits, 2 * bits - 1)]
+    assert len({r.energy for r in results[:2]}) == 1 and len({r.energy for r in results[2:]}) == 1
+    if name == "sa":  # no sweeps: the start itself, the convention followed
+        assert results[0].sample == dict(zip(labels, bits[0]))
+        return
+    bad = bits.copy()
+    bad[0, 0] = 2
+    with pytest.raises(InvalidArgumentError, match=r"initial_states must hold 0/1 \(binary\) or -1/\+1 \(spin\)"):
+        get_sampler(name).sample(bqm, initial_states=(bad, labels), seed=2)
+
+
 @pytest.mark.parametrize("name, options", [
     ("sa", {"num_reads": 20}),
     ("tabu", {"num_reads": 10, "timeout": 10}),
