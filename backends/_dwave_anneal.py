@@ -121,6 +121,37 @@ def check_solver_ranges(properties: Mapping, options: Mapping[str, Any], backend
                                        f"{who}: give a value in it")
     if options.get("anneal_schedule") is not None:
         check_anneal_schedule(options["anneal_schedule"], properties, backend)
+    _check_run_duration(properties, options, backend)
+
+
+def _check_run_duration(properties: Mapping, options: Mapping[str, Any], backend: str) -> None:
+    """Refuse a call longer than the solver's ``problem_run_duration_range``, before any call. D-Wave's formula
+    (the property's documentation; dwave-cloud-client's ``max_num_reads``) is ``(annealing_time +
+    readout_thermalization) x num_reads + programming_thermalization``, the solver's defaults where not given and
+    an ``anneal_schedule``'s last time as the anneal. Each option alone may be in its range while their product
+    is not (``num_reads=10000, annealing_time=2000``: 20 s against Advantage's 1 s), which the QPU refuses only
+    when the problem is submitted, after training."""
+    bounds, reads = properties.get("problem_run_duration_range"), options.get("num_reads")
+    if not bounds or not is_number(reads):
+        return
+    schedule = options.get("anneal_schedule")
+    anneal = float(schedule[-1][0]) if schedule else options.get("annealing_time")
+    parts = {"annealing_time": anneal, "readout_thermalization": options.get("readout_thermalization"),
+             "programming_thermalization": options.get("programming_thermalization")}
+    for name, value in parts.items():
+        parts[name] = float(value if is_number(value) else properties.get(f"default_{name}", 0.0) or 0.0)
+    duration = (parts["annealing_time"] + parts["readout_thermalization"]) * reads + parts[
+        "programming_thermalization"]
+    if duration > bounds[1]:
+        who = f" (backend {backend!r})" if backend else ""
+        per_read = parts["annealing_time"] + parts["readout_thermalization"]
+        most = int((bounds[1] - parts["programming_thermalization"]) // per_read) if per_read > 0 else 0
+        raise InvalidArgumentError(
+            f"num_reads={reads!r} x (annealing time {parts['annealing_time']:g} us + readout_thermalization "
+            f"{parts['readout_thermalization']:g} us) + programming_thermalization "
+            f"{parts['programming_thermalization']:g} us = {duration:g} us is over the solver's "
+            f"problem_run_duration_range maximum of {bounds[1]:g} us{who}: use at most {max(most, 0)} reads per "
+            f"call at these settings, or a shorter anneal")
 
 
 def check_anneal_schedule(schedule: Any, properties: Mapping, backend: str = "") -> None:

@@ -243,7 +243,7 @@ def plan_problems(qpu, problems, warm_start: bool, options: Mapping[str, Any], k
         raise InvalidArgumentError(f"parallel={parallel!r} must be True or False")
     settings = anneal_settings(qpu.child.parameters, options, warm_start and parallel, qpu.num_reads,
                                qpu.reversal_point, qpu.reversal_pause)
-    check_solver_ranges(qpu.child.properties, {**options, "num_reads": settings.num_reads}, qpu.name)
+    check_solver_ranges(qpu.child.properties, {**options, **settings.solver_kwargs()}, qpu.name)
     limit = qpu.max_variables if capacity is None else check_capacity_option(qpu, capacity)
     layers = []
     for p in problems:

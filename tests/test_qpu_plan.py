@@ -307,6 +307,33 @@ def test_options_outside_the_solvers_ranges_are_refused_before_any_call(monkeypa
     qpu.check_ranges(num_reads=10000, annealing_time=0.5)  # the bounds themselves are in range
 
 
+@pytest.mark.parametrize("options", [{"annealing_time": 1000}, {"annealing_time": 999},
+                                     {"readout_thermalization": 980}, {"programming_thermalization": 10000},
+                                     {"anneal_schedule": [[0, 0], [1000, 1]]}, {"anneal_schedule": [[0, 0], [998, 1]]}])
+def test_a_call_longer_than_the_solvers_run_duration_is_refused_before_any_call(options):
+    """Each option in its range, the call not: ``(annealing_time + readout_thermalization) x num_reads +
+    programming_thermalization`` must be within ``problem_run_duration_range`` (D-Wave's formula), which the QPU
+    checks only once the problem is submitted. The refusal agrees with dwave-cloud-client's ``max_num_reads``."""
+    from types import SimpleNamespace
+
+    from dwave.cloud.solver import StructuredSolver
+
+    qpu = get_sampler("dwave-mock")
+    properties = qpu.child.properties
+    params = {k: v for k, v in options.items() if k != "anneal_schedule"}
+    if "anneal_schedule" in options:
+        params["annealing_time"] = options["anneal_schedule"][-1][0]
+    most = StructuredSolver.max_num_reads(SimpleNamespace(properties=properties, software=False), **params)
+    if most >= 10000:
+        qpu.check_ranges(num_reads=10000, **options)
+    else:
+        with pytest.raises(InvalidArgumentError, match=rf"num_reads=10000 x .* us is over the solver's "
+                                                        rf"problem_run_duration_range maximum of 1e\+07 us "
+                                                        rf"\(backend 'dwave-mock'\): use at most {most} reads"):
+            qpu.check_ranges(num_reads=10000, **options)
+        qpu.check_ranges(num_reads=most, **options)
+
+
 SCHEDULES = [[[0, 0], [20, 1]], [[0, 1], [1, 0.35], [9, 0.35], [10, 1]], [[0, 0], [0.5, 1]], [[0, 0], [0.4, 1]],
              [[0, 0], [2000, 1]], [[0, 0], [2000.5, 1]], [[0, 0], [10, 0.5]], [[0, 0.5], [10, 1]], [[0, 1], [10, 1]],
              [[0, 0], [5, 0.6], [6, 0.4], [10, 1]], [[0, 1], [5, 0.2], [6, 0.4], [10, 1]], [[0, 0], [5, 0], [10, 1]],
@@ -342,6 +369,8 @@ def test_anneal_schedules_are_refused_where_dwave_systems_validator_refuses_them
 @pytest.mark.parametrize("argv, message", [
     (["--sampler-option", "num_reads=100000"], "num_reads=100000 is outside the solver's num_reads_range"),
     (["--sampler-option", "annealing_time=5000", "--dry-run"], "annealing_time=5000 is outside the solver's"),
+    (["--sampler-option", "num_reads=10000", "--sampler-option", "annealing_time=1500"],
+     "= 1.5001e+07 us is over the solver's problem_run_duration_range maximum of 1e+07 us (backend 'dwave-mock')"),
     (["--sampler-option", "chain_strength=-1"], "--sampler-option chain_strength=-1 must be a number > 0 (backend "
                                                 "'dwave-mock')"),
     (["--sampler-option", "anneal_schedule=[[0,0],[3000,1]]"], "it lasts 3000 us, beyond the solver's longest anneal"),
