@@ -24,7 +24,7 @@ import numpy as np
 
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 
-__all__ = ["Grid", "make_grid", "check_bits", "GRANULARITIES", "GRANULARITY_CHOICES", "INT1_SCHEMES"]
+__all__ = ["Grid", "make_grid", "held_grid", "check_bits", "GRANULARITIES", "GRANULARITY_CHOICES", "INT1_SCHEMES"]
 
 GRANULARITIES = ("tensor", "channel")
 #: What a quantization may ask for: a grid, or ``best``, both grids solved and the lower summed layer error kept
@@ -169,3 +169,38 @@ def make_grid(
         wstep = np.full(n, float(_step(weight, bits, scheme, axis=None)))
     bstep = None if bias is None else float(_step(bias, bits, scheme, axis=None))
     return Grid(bits, lo, hi, offset, wstep, bstep, scheme, granularity)
+
+
+def _significant_bits(n: int) -> int:
+    """Bits of ``n``'s binary significand (127: 7, 128: 1)."""
+    return (n >> ((n & -n).bit_length() - 1)).bit_length() if n else 0
+
+
+def _held_step(step: np.ndarray, ratio: int, bits: int, smallest: float) -> np.ndarray:
+    """``step`` rounded up to the nearest one whose units ``step / ratio`` have ``bits`` significand bits at most
+    and are multiples of ``smallest``."""
+    unit = np.asarray(step, dtype=np.float64) / ratio
+    quantum = np.maximum(np.ldexp(1.0, np.frexp(unit)[1] - bits), smallest)
+    return np.ceil(unit / quantum) * quantum * ratio
+
+
+def held_grid(grid: Grid, weight_bits: int, bias_bits: int, weight_smallest: float = 0.0,
+              bias_smallest: float = 0.0) -> Grid:
+    """``grid`` with its steps rounded up so that every level is a float of ``weight_bits`` (``bias_bits``)
+    significand bits, a multiple of ``weight_smallest`` (``bias_smallest``): levels that a model of that
+    precision holds exactly (float16: 11 bits, smallest ``2**-24``; bfloat16: 8 bits, ``2**-133``).
+
+    A level is ``u * n`` with the unit ``u = step / r`` and the integer ``n = r (z + offset)`` (``r = 2`` for the
+    offset ½); a product of a ``p``-bit ``u`` and an ``m``-bit ``n`` has at most ``p + m`` bits, so ``u`` keeps
+    the bits the widest ``n`` leaves (bfloat16 at int8: 8 − 7, a power of two). Rounding up, never down, keeps
+    every weight that was inside the range inside it. Overflow is the caller's to check.
+    """
+    ratio = 1 if float(grid.offset).is_integer() else 2
+    widest = max(_significant_bits(abs(int(round(ratio * (z + grid.offset))))) for z in range(grid.lo, grid.hi + 1))
+    if min(weight_bits, bias_bits) <= widest:
+        raise InvalidArgumentError(f"a grid of {grid.bits} bits needs more than {min(weight_bits, bias_bits)} "
+                                   "significand bits: quantize a float32 copy of the model")
+    weight_step = _held_step(grid.weight_step, ratio, weight_bits - widest, weight_smallest)
+    bias_step = None if grid.bias_step is None else float(_held_step(grid.bias_step, ratio, bias_bits - widest,
+                                                                     bias_smallest))
+    return Grid(grid.bits, grid.lo, grid.hi, grid.offset, weight_step, bias_step, grid.scheme, grid.granularity)

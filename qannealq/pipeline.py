@@ -24,7 +24,7 @@ from qannealq.checks import check_positive
 from qannealq.contract import check_keywords, check_parameters, draw_seed, redact_values
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
-from qannealq.grid import GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, check_bits, make_grid
+from qannealq.grid import GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, Grid, check_bits, held_grid, make_grid
 from qannealq.solve import METHODS, WARM_STARTS, LayerResult, NeuronCheckpoint, quantize_layer
 from qannealq.weighted import Objective, WeightedLayerStats, build_weighted_problem, make_objective
 from qannealq.weighted_calibration import collect_weighted_stats, relu_fed_layers, stale_weighted
@@ -82,11 +82,43 @@ class ModelResult:
 
 def formulate_layer(layer: torch.nn.Linear, stats, bits: int, granularity: str, int1: str,
                     name: str) -> LayerProblem:
-    """Grid and QUBOs of one ``nn.Linear`` layer from its calibration statistics."""
+    """Grid and QUBOs of one ``nn.Linear`` layer from its calibration statistics.
+
+    A layer in float16 or bfloat16 gets a grid whose levels its dtype holds exactly (:func:`_held`): the quantized
+    model's weights are then ``step * (z + offset)`` as the errors are reported and the file stores them.
+    """
     weight = layer.weight.detach().double().cpu().numpy()
     bias = None if layer.bias is None else layer.bias.detach().double().cpu().numpy()
     build = build_weighted_problem if isinstance(stats, WeightedLayerStats) else build_problem
-    return build(stats, weight, bias, make_grid(weight, bias, bits, granularity, int1), name)
+    return build(stats, weight, bias, _held(make_grid(weight, bias, bits, granularity, int1), layer, name), name)
+
+
+def _significand(dtype: torch.dtype) -> tuple[int, float]:
+    """Significand bits and smallest positive value (subnormal) of a floating ``dtype``."""
+    info = torch.finfo(dtype)
+    return 1 - int(np.log2(info.eps)), float(info.tiny) * float(info.eps)
+
+
+def _held(grid: Grid, layer: torch.nn.Linear, name: str) -> Grid:
+    """``grid`` with steps whose levels ``layer``'s dtype holds exactly, where it has fewer significand bits than
+    float32 (float16, bfloat16): the grid's levels cast to it were up to 0.05 (float16) and 0.4 (bfloat16) of a
+    step off their level at int8, while the errors were reported for the levels. float32 and float64 keep the
+    grid: they hold each level to their own rounding (2**-24 of it, or less)."""
+    weight_bits, weight_smallest = _significand(layer.weight.dtype)
+    bias_bits, bias_smallest = (weight_bits, weight_smallest) if layer.bias is None else \
+        _significand(layer.bias.dtype)
+    if min(weight_bits, bias_bits) >= _significand(torch.float32)[0]:
+        return grid
+    held = held_grid(grid, weight_bits, bias_bits, weight_smallest, bias_smallest)
+    for kind, step, dtype in (("weight", held.weight_step, layer.weight.dtype),
+                              ("bias", held.bias_step, None if layer.bias is None else layer.bias.dtype)):
+        if dtype is not None and not bool(torch.isfinite(torch.as_tensor(
+                np.max(step) * max(-grid.lo - grid.offset, grid.hi + grid.offset), dtype=dtype))):
+            raise InvalidArgumentError(f"layer {name!r}: its {kind} grid's largest level exceeds the range of "
+                                       f"its {dtype}: quantize a float32 copy of the model (model.float())")
+    logger.info("layer %r (%s): grid steps rounded up to ones whose levels it holds exactly", name,
+                layer.weight.dtype)
+    return held
 
 
 def _write_back(layer: torch.nn.Linear, values: np.ndarray) -> None:

@@ -110,3 +110,51 @@ def test_floor_marks_clipped_and_top_edge_fixed():
 def test_bad_choices_name_the_argument(kwargs, name):
     with pytest.raises(InvalidArgumentError, match=name):
         make_grid(np.ones((2, 2)), None, 1, **kwargs)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("bits, granularity, calibration", [(8, "tensor", "float"), (8, "channel", "sequential"),
+                                                             (4, "tensor", "sequential"), (1, "channel", "float")])
+def test_a_half_precision_model_holds_its_grid_exactly(dtype, bits, granularity, calibration):
+    """A float16 or bfloat16 model's quantized weights were the grid's levels cast to its dtype: up to 0.05
+    (float16) and 0.4 (bfloat16) of a step off their level at int8, while the layer errors, the saved integers
+    and the integer forward pass were those of the levels. Its grid's steps are now rounded up to ones whose levels
+    the dtype holds exactly (bfloat16 at int8: powers of two); a zero bias at int1 stays a level (the dtype's
+    smallest value)."""
+    import torch
+
+    from qannealq import quantize_model
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 6), torch.nn.ReLU(), torch.nn.Linear(6, 3))
+    with torch.no_grad():
+        model[0].bias.zero_()
+    model = model.to(getattr(torch, dtype))
+    result = quantize_model(model, torch.randn(64, 12), bits, "gptq", granularity=granularity,
+                            calibration=calibration)
+    for layer in result.layers:
+        module = result.model.get_submodule(layer.name)
+        held = torch.cat([module.weight.detach(), module.bias.detach()[:, None]], 1).double().numpy()
+        np.testing.assert_array_equal(held, layer.values)  # the reported errors' values, the file's integers'
+        float_module = model.get_submodule(layer.name)
+        weight, bias = (p.detach().double().numpy() for p in (float_module.weight, float_module.bias))
+        plain = make_grid(weight, bias, bits, granularity)
+        assert np.all(layer.grid.weight_step >= plain.weight_step)
+        assert np.all(layer.grid.weight_step <= plain.weight_step * (2 if dtype == "bfloat16" else 1.13))
+    assert result.model[0].weight.dtype == getattr(torch, dtype)
+
+
+def test_a_float32_or_float64_model_keeps_the_plain_grid():
+    """float32 and float64 hold each level to their own rounding: their grids are make_grid's."""
+    import torch
+
+    from qannealq import quantize_model
+
+    torch.manual_seed(1)
+    for dtype in (torch.float32, torch.float64):
+        model = torch.nn.Sequential(torch.nn.Linear(12, 6)).to(dtype)
+        layer = quantize_model(model, torch.randn(64, 12), 8, "rtn").layers[0]
+        weight, bias = (p.detach().double().numpy() for p in (model[0].weight, model[0].bias))
+        plain = make_grid(weight, bias, 8)
+        np.testing.assert_array_equal(layer.grid.weight_step, plain.weight_step)
+        assert layer.grid.bias_step == plain.bias_step
