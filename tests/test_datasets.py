@@ -489,3 +489,21 @@ def test_a_model_cache_that_cannot_be_written_is_a_store_error_not_torchs_runtim
     assert done.returncode == 0, done.stderr[-2000:]
     assert "StoreError: cannot write" in done.stdout and "set QANNEALQ_CACHE" in done.stdout
     assert not [p.name for p in (tmp_path / "cache" / "models").iterdir()]  # no temporary file left
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64"])
+def test_accuracy_of_a_model_in_another_dtype(dtype):
+    """``accuracy`` gave a half-precision or float64 model (a quantized one too) float32 inputs: torch's "mat1 and
+    mat2 must have the same dtype". The inputs are cast to the model's dtype."""
+    import torch
+
+    from qannealq.data import accuracy
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    x = np.random.default_rng(0).normal(size=(200, 6)).astype(np.float32)
+    with torch.no_grad():
+        logits = model(torch.as_tensor(x))
+    labels = logits.argmax(1).numpy()
+    clear = (logits.topk(2).values.diff(dim=1).abs()[:, 0] > 0.05).numpy()  # no tie within half precision
+    assert accuracy(model.to(getattr(torch, dtype)), x[clear], labels[clear]) == 1.0

@@ -188,10 +188,15 @@ def train_mlp(data: Dataset, hidden: Sequence[int], epochs: int, lr: float = 1e-
 
 
 def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch_size: int = 4096) -> float:
-    """Top-1 accuracy of ``model`` on inputs ``x`` and labels ``y``."""
+    """Top-1 accuracy of ``model`` on inputs ``x`` and labels ``y``.
+
+    The inputs are cast to the dtype of the model's parameters: a float16, bfloat16 or float64 model (a quantized
+    one's too) failed on float32 inputs with torch's "mat1 and mat2 must have the same dtype".
+    """
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.get_default_dtype())
     correct = 0
     with torch.no_grad():
         for start in range(0, len(x), batch_size):
-            logits = model(torch.as_tensor(x[start:start + batch_size]))
+            logits = model(torch.as_tensor(x[start:start + batch_size], dtype=dtype))
             correct += int((logits.argmax(1).numpy() == y[start:start + batch_size]).sum())
     return correct / len(x)
