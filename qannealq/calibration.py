@@ -202,5 +202,17 @@ def collect_stats(input_model: torch.nn.Module, target_model: torch.nn.Module, n
             if not same:
                 _forward(target_model, batch)
             for n in names:
+                _check_activations(n, xs[n], "inputs")
+                _check_activations(n, ys[n], "outputs")
                 acc[n].add(xs[n], ys[n])
     return {n: a.stats() for n, a in acc.items()}
+
+
+def _check_activations(name: str, tensor: torch.Tensor, kind: str) -> None:
+    """Refuse a layer's inputs or outputs holding NaN or infinity (a float16 model's activations past 65504, on
+    finite data within its range): the statistics were NaN, and rtn reported NaN errors, gptq a ZeroDivisionError."""
+    if not bool(torch.isfinite(tensor).all()):
+        raise NonFiniteError(f"layer {name!r}: its {kind} on the calibration data contain NaN or infinity (the "
+                             f"model's {tensor.dtype} reaches {torch.finfo(tensor.dtype).max:.6g} at most): scale "
+                             "the data as the model's training inputs were, or quantize a float32 copy "
+                             "(model.float())")

@@ -56,6 +56,8 @@ ROWS = {  # test id -> the part of the error message the test asserts (quoted in
     "calibration-nan": "calibration data contain NaN or infinity",
     "calibration-half-range": "calibration data reach 100000 in magnitude, beyond the range of the model's "
                               "torch.float16 (largest 65504): scale them",
+    "activations-half-range": "layer '0': its outputs on the calibration data contain NaN or infinity (the model's "
+                              "torch.float16 reaches 65504 at most): scale the data",
     "oversize-problem": "backend 'exact' takes at most 24 variables",
     "capacity-above-backend": "--sampler-option capacity=30 is above the 24 variables that backend 'exact' takes",
     "corrupt-checkpoint": "is unreadable",
@@ -483,6 +485,19 @@ def test_data_beyond_a_half_precision_models_range_are_named_so():
     data[2, 1] = 1e5
     with pytest.raises(NonFiniteError, match=re.escape(ROWS["calibration-half-range"])):
         quantize_model(model, data, bits=4, method="rtn")
+
+
+@pytest.mark.parametrize("method", ["rtn", "gptq"])
+def test_activations_beyond_a_half_precision_models_range_are_named_so(method):
+    """Data within a float16 model's range whose first layer's outputs overflow it: the statistics were NaN, rtn
+    reported NaN errors and gptq raised a bare ZeroDivisionError."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU(), torch.nn.Linear(4, 3))
+    with torch.no_grad():
+        model[0].weight.fill_(1000.0)
+    data = np.full((8, 8), 100.0)  # 8e5 after the first layer
+    with pytest.raises(NonFiniteError, match=re.escape(ROWS["activations-half-range"])):
+        quantize_model(model.half(), data, bits=4, method=method)
 
 
 def test_oversize_problem_is_refused_naming_both_sizes():
