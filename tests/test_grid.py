@@ -158,3 +158,17 @@ def test_a_float32_or_float64_model_keeps_the_plain_grid():
         plain = make_grid(weight, bias, 8)
         np.testing.assert_array_equal(layer.grid.weight_step, plain.weight_step)
         assert layer.grid.bias_step == plain.bias_step
+
+
+def test_a_half_precision_grid_past_its_dtypes_range_is_refused():
+    """float16 weights at 65504: the rounded-up step's level -128 * 512 is past float16's range (it became -inf)."""
+    import torch
+
+    from qannealq import quantize_model
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 1, bias=False)).half()
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[65504.0, 1.0]]))
+    with pytest.raises(InvalidArgumentError, match=r"layer '0': its weight grid's largest level exceeds the range of "
+                                                   r"its torch.float16: quantize a float32 copy"):
+        quantize_model(model, torch.full((4, 2), 1e-4), 8, "rtn")
