@@ -110,23 +110,25 @@ def _held(grid: Grid, layer: torch.nn.Linear, name: str) -> Grid:
     if min(weight_bits, bias_bits) >= _significand(torch.float32)[0]:
         return grid
     held = held_grid(grid, weight_bits, bias_bits, weight_smallest, bias_smallest)
-    for kind, step, dtype in (("weight", held.weight_step, layer.weight.dtype),
-                              ("bias", held.bias_step, None if layer.bias is None else layer.bias.dtype)):
-        if dtype is not None and not bool(torch.isfinite(torch.as_tensor(
-                np.max(step) * max(-grid.lo - grid.offset, grid.hi + grid.offset), dtype=dtype))):
-            raise InvalidArgumentError(f"layer {name!r}: its {kind} grid's largest level exceeds the range of "
-                                       f"its {dtype}: quantize a float32 copy of the model (model.float())")
     logger.info("layer %r (%s): grid steps rounded up to ones whose levels it holds exactly", name,
                 layer.weight.dtype)
     return held
 
 
-def _write_back(layer: torch.nn.Linear, values: np.ndarray) -> None:
+def _write_back(layer: torch.nn.Linear, values: np.ndarray, name: str) -> None:
+    """Write the quantized values; refuse one past the layer's dtype (a float16 grid's steps rounded up: weights
+    near -65504 on level -128 became -inf)."""
     f = layer.in_features
-    with torch.no_grad():
-        layer.weight.copy_(torch.as_tensor(values[:, :f], dtype=layer.weight.dtype))
-        if layer.bias is not None:
-            layer.bias.copy_(torch.as_tensor(values[:, f], dtype=layer.bias.dtype))
+    parts = [("weight", layer.weight, values[:, :f])] + ([] if layer.bias is None else [("bias", layer.bias,
+                                                                                          values[:, f])])
+    for kind, param, part in parts:
+        held = torch.as_tensor(part, dtype=param.dtype)
+        if not bool(torch.isfinite(held).all()):
+            raise InvalidArgumentError(f"layer {name!r}: its quantized {kind} reaches {np.abs(part).max():.6g}, past "
+                                       f"the range of its {param.dtype}: quantize a float32 copy of the model "
+                                       "(model.float())")
+        with torch.no_grad():
+            param.copy_(held)
 
 
 @dataclass(frozen=True)
@@ -333,6 +335,6 @@ def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch
                                 None if run.seed is None else run.seed + index, executor=executor, progress=step,
                                 checkpoint=checkpoint,
                                 **run.sampler_kwargs)
-        _write_back(modules[name], result.values)
+        _write_back(modules[name], result.values, name)
         results.append(result)
     return quant_model, results, t_form

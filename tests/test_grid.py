@@ -161,7 +161,8 @@ def test_a_float32_or_float64_model_keeps_the_plain_grid():
 
 
 def test_a_half_precision_grid_past_its_dtypes_range_is_refused():
-    """float16 weights at 65504: the rounded-up step's level -128 * 512 is past float16's range (it became -inf)."""
+    """float16 weights at -65504: the rounded-up step (512) put them on level -128, -65536, past float16's range:
+    -inf in the model. 65504 on level 127 (65024) is held."""
     import torch
 
     from qannealq import quantize_model
@@ -169,6 +170,9 @@ def test_a_half_precision_grid_past_its_dtypes_range_is_refused():
     model = torch.nn.Sequential(torch.nn.Linear(2, 1, bias=False)).half()
     with torch.no_grad():
         model[0].weight.copy_(torch.tensor([[65504.0, 1.0]]))
-    with pytest.raises(InvalidArgumentError, match=r"layer '0': its weight grid's largest level exceeds the range of "
-                                                   r"its torch.float16: quantize a float32 copy"):
+    assert quantize_model(model, torch.full((4, 2), 1e-4), 8, "rtn").model[0].weight[0, 0] == 65024
+    with torch.no_grad():
+        model[0].weight.neg_()
+    with pytest.raises(InvalidArgumentError, match=r"layer '0': its quantized weight reaches 65536, past the range "
+                                                   r"of its torch.float16: quantize a float32 copy"):
         quantize_model(model, torch.full((4, 2), 1e-4), 8, "rtn")
