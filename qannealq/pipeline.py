@@ -110,8 +110,11 @@ def _held(grid: Grid, layer: torch.nn.Linear, name: str) -> Grid:
     if min(weight_bits, bias_bits) >= _significand(torch.float32)[0]:
         return grid
     held = held_grid(grid, weight_bits, bias_bits, weight_smallest, bias_smallest)
-    logger.info("layer %r (%s): grid steps rounded up to ones whose levels it holds exactly", name,
-                layer.weight.dtype)
+    coarser = float(np.max(held.weight_step / np.asarray(grid.weight_step, dtype=np.float64))) - 1.0
+    if coarser > 0:  # a coarser grid than asked for raises the error: said where a user sees it by default
+        logger.warning("layer %r (%s): grid steps rounded up, by up to %.1f %%, to ones whose levels it holds "
+                       "exactly; quantize a float32 copy (model.float()) for the plain grid", name,
+                       layer.weight.dtype, 100 * coarser)
     return held
 
 

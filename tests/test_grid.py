@@ -115,7 +115,7 @@ def test_bad_choices_name_the_argument(kwargs, name):
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("bits, granularity, calibration", [(8, "tensor", "float"), (8, "channel", "sequential"),
                                                              (4, "tensor", "sequential"), (1, "channel", "float")])
-def test_a_half_precision_model_holds_its_grid_exactly(dtype, bits, granularity, calibration):
+def test_a_half_precision_model_holds_its_grid_exactly(dtype, bits, granularity, calibration, caplog):
     """A float16 or bfloat16 model's quantized weights were the grid's levels cast to its dtype: up to 0.05
     (float16) and 0.4 (bfloat16) of a step off their level at int8, while the layer errors, the saved integers
     and the integer forward pass were those of the levels. Its grid's steps are now rounded up to ones whose levels
@@ -141,6 +141,12 @@ def test_a_half_precision_model_holds_its_grid_exactly(dtype, bits, granularity,
         plain = make_grid(weight, bias, bits, granularity)
         assert np.all(layer.grid.weight_step >= plain.weight_step)
         assert np.all(layer.grid.weight_step <= plain.weight_step * (2 if dtype == "bfloat16" else 1.13))
+        grew = 100 * (np.max(layer.grid.weight_step / plain.weight_step) - 1)
+        said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and f"'{layer.name}'" in
+                r.getMessage()]
+        assert said == ([f"layer '{layer.name}' (torch.{dtype}): grid steps rounded up, by up to {grew:.1f} %, to "
+                         "ones whose levels it holds exactly; quantize a float32 copy (model.float()) for the "
+                         "plain grid"] if grew > 0 else [])
     assert result.model[0].weight.dtype == getattr(torch, dtype)
 
 
