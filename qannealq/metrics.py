@@ -6,7 +6,8 @@ Energies here are neuron errors (mean squared errors, > 0), so relative gaps are
 * :func:`residual_gap`: ``(E - E_ref) / |E_ref|``.
 * :func:`success_probability`: the share of reads with ``E <= E_ref + eps |E_ref|``.
 * :func:`tts`: time to solution at 99 % confidence, ``t_read ln(1 - 0.99) / ln(1 - p)`` reads' worth of time,
-  never less than one read (``t_read`` where ``p >= 0.99``), infinite where ``p = 0`` (Rønnow et al. 2014).
+  never less than one read (``t_read`` where ``p >= 0.99``), infinite where ``p = 0`` (Rønnow et al. 2014); for
+  :data:`ONE_CALL_FLOOR`'s backends (QAOA: shots of one optimisation) never less than one call.
 * :func:`call_timing`: the time of one sampler call, normalised: the *solver* time (a Leap hybrid solver's
   ``run_time``, a QPU's ``qpu_access_time``, else the sampler's ``sampling_ns``) and the *wall* time of the whole
   call (embedding, transpilation, network, pre- and post-processing), each also per read.
@@ -23,7 +24,7 @@ import numpy as np
 
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["read_energies", "residual_gap", "success_probability", "target_energy", "tts", "tts99",
+__all__ = ["read_energies", "residual_gap", "success_probability", "target_energy", "tts", "tts99", "ONE_CALL_FLOOR",
            "CallTiming", "call_timing", "solver_seconds", "QPU_ACCESS_KEY", "RUN_TIME_KEY"]
 
 QPU_ACCESS_KEY = "qpu_access_time"
@@ -64,33 +65,43 @@ def success_probability(energies: np.ndarray, reference: float, eps: float = 1e-
     return float(np.mean(energies <= target_energy(reference, eps)))
 
 
-def tts(t_read: float, p: float, confidence: float = 0.99) -> float:
+def tts(t_read: float, p: float, confidence: float = 0.99, t_call: float | None = None) -> float:
     """Time to reach the target with probability ``confidence``: ``t_read ln(1-c) / ln(1-p)``, >= one read.
 
     Args:
         t_read: time of one read (seconds, or any unit: the result has the same).
         p: success probability of one read.
         confidence: e.g. 0.99 for TTS99.
+        t_call: where a call's reads share a cost that fewer reads would not shrink (``qaoa``'s shots all come
+            from one optimisation of its angles, :data:`ONE_CALL_FLOOR`), the time of one call: no solution
+            comes sooner, so the result is at least it. None: reads are independent, the floor is one read.
 
     Returns:
-        ``inf`` where ``p == 0``; ``t_read`` where ``p >= confidence``; NaN where ``p`` or ``t_read`` is NaN.
+        ``inf`` where ``p == 0``; ``t_read`` (or ``t_call``) where ``p >= confidence``; NaN where ``p`` or
+        ``t_read`` is NaN.
     """
     if not 0 < confidence < 1:
         raise InvalidArgumentError(f"confidence={confidence!r} must lie in (0, 1)")
-    if math.isnan(p) or math.isnan(t_read):
+    if math.isnan(p) or math.isnan(t_read) or (t_call is not None and math.isnan(t_call)):
         return float("nan")
-    if not 0 <= p <= 1 or t_read < 0:
-        raise InvalidArgumentError(f"p={p!r} must lie in [0, 1] and t_read={t_read!r} must be >= 0")
+    if not 0 <= p <= 1 or t_read < 0 or (t_call is not None and t_call < 0):
+        raise InvalidArgumentError(f"p={p!r} must lie in [0, 1] and t_read={t_read!r} (t_call={t_call!r}) must "
+                                   "be >= 0")
     if p == 0:
         return float("inf")
-    if p >= confidence:
-        return float(t_read)
-    return float(t_read * math.log(1 - confidence) / math.log1p(-p))
+    reads = float(t_read) if p >= confidence else float(t_read * math.log(1 - confidence) / math.log1p(-p))
+    return reads if t_call is None else max(reads, float(t_call))
 
 
-def tts99(t_read: float, p: float) -> float:
+def tts99(t_read: float, p: float, t_call: float | None = None) -> float:
     """:func:`tts` at 99 % confidence."""
-    return tts(t_read, p, 0.99)
+    return tts(t_read, p, 0.99, t_call)
+
+
+ONE_CALL_FLOOR = ("qaoa",)
+"""Backends whose reads are shots of one optimisation: a call with fewer reads costs about as much (QAOA's
+angles are optimised first, on every call), so their TTS99 is at least one call (:func:`tts`'s ``t_call``).
+Before 2026-12-06 it was floored at one shot: with ``p`` near 1 on a small neuron, 1/1024 of a call."""
 
 
 def solver_seconds(info: Mapping[str, Any]) -> float:

@@ -56,6 +56,10 @@ def test_tts99_formula_and_its_limits():
     assert math.isnan(tts99(float("nan"), 0.5))
     with pytest.raises(InvalidArgumentError):
         tts99(1.0, 1.5)
+    # a call whose reads share one cost (QAOA's shots, one optimisation): never less than that call
+    assert tts99(0.2 / 1024, 0.5, t_call=0.2) == 0.2
+    assert tts99(0.2 / 1024, 0.001, t_call=0.2) == pytest.approx(0.2 / 1024 * math.log(0.01) / math.log(0.999))
+    assert tts99(0.2 / 1024, 0.0, t_call=0.2) == math.inf and math.isnan(tts99(0.1, 0.5, t_call=float("nan")))
 
 
 def test_timing_is_normalised_to_seconds_per_read():
