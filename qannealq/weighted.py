@@ -28,6 +28,7 @@ beyond the limit raise
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Callable, ClassVar, TypeVar
@@ -124,6 +125,7 @@ class _Kept(dict):
         self.kinds: list = []
         self.warned: set = set()  # kinds whose matrices did not all fit (warned about once)
         self.bytes: dict = {}  # bytes kept, by kind
+        self.lock = threading.Lock()  # layer-sa's threads form H_i at once: one keeps at a time
 
     def __reduce__(self):
         return (_Kept, ())
@@ -211,6 +213,14 @@ class WeightedLayerStats:
         if (kind, i) in self._kept:
             return self._kept[kind, i]
         matrix = form()
+        with self._kept.lock:
+            return self._keep(kind, i, matrix)
+
+    def _keep(self, kind: object, i: int, matrix: _T) -> _T:
+        """:meth:`kept`'s bookkeeping, under its lock: without it, two of layer-sa's threads could both read a
+        kind's bytes before either added its matrix, and the count lost one (more kept than the limit allows)."""
+        if (kind, i) in self._kept:
+            return self._kept[kind, i]
         if kind not in self._kept.kinds:
             self._kept.kinds.append(kind)
         n, m = self.weights.shape[1], self.inputs.shape[1]

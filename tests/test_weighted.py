@@ -552,3 +552,32 @@ def test_errors_from_products_is_refused_on_per_neuron_hessians():
     values = problem.base_values
     with pytest.raises(InvalidArgumentError, match="errors_from_products needs a shared H"):
         problem.errors_from_products(values, np.zeros_like(values))
+
+
+def test_threads_keeping_matrices_at_once_count_every_byte():
+    """layer-sa's relu-aware threads form and keep ``H_i`` at once: two could read a kind's byte count before
+    either added to it, and the count lost a matrix (more kept than ``memory_limit`` allows). A count slowed
+    between its read and its write (as a thread switch there would) now still adds up."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    _, _, stats = _weighted(3, f=6, n=16)
+
+    class Slow(dict):
+        def get(self, key, default=None):
+            value = super().get(key, default)
+            time.sleep(0.002)  # a thread switch between reading the count and writing it
+            return value
+
+    stats._kept.bytes = Slow()
+    start = threading.Barrier(4)
+
+    def keep(i: int) -> None:
+        start.wait() if i < 4 else None
+        stats.kept("probe", i, lambda: np.zeros((7, 7)))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(keep, range(16)))
+    kept = [key for key in stats._kept if key[0] == "probe"]
+    assert len(kept) == 16 and stats._kept.bytes["probe"] == 16 * 7 * 7 * 8
