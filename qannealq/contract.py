@@ -18,6 +18,7 @@ One module holds what a sampler and its caller must agree on, so that neither im
 
 from __future__ import annotations
 
+import ast
 import inspect
 import re
 import time
@@ -35,11 +36,13 @@ __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
            "draw_seed", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
            "check_parameters", "check_keywords", "check_options", "check_reserved", "RESERVED_OPTIONS",
-           "describe_capacity", "max_variables", "merge_timing", "redact", "redact_values", "unredact", "REDACTED",
+           "describe_capacity", "max_variables", "merge_timing", "redact", "redact_values", "unredact", "read_repr",
+           "REDACTED",
            "is_secret", "without_secrets", "LazyProperties", "composed", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
+_NUMPY_SCALAR = re.compile(r"u?int\d+|float\d+|bool_?|str_")  # np.<this>(value): numpy 2's repr of a scalar
 _SECRET = re.compile(r"token|secret|password|api[_-]?key|credential", re.IGNORECASE)
 
 
@@ -519,8 +522,6 @@ def unredact(stored: Mapping[str, str], given: Mapping[str, Any], where: str, pr
         InvalidArgumentError: a redacted secret is not given again (``where`` names the run, ``prefix`` is
             what the command line puts before the key: ``compare`` takes ``--sampler-option BACKEND:KEY=...``).
     """
-    import ast
-
     options: dict[str, Any] = {}
     for key, text in stored.items():
         if text == REDACTED:
@@ -529,11 +530,33 @@ def unredact(stored: Mapping[str, str], given: Mapping[str, Any], where: str, pr
                                            f"which is never stored; give it again (--sampler-option {prefix}{key}=...) "
                                            "or set it in the environment")
             continue
-        try:
-            options[key] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            options[key] = text
+        options[key] = read_repr(text)
     return {**options, **given}
+
+
+def read_repr(text: str) -> Any:
+    """The value whose ``repr`` (:func:`redact`) is ``text`` where it is a Python literal, ``text`` itself otherwise
+    (an object's repr). numpy 2's reprs of a scalar (``np.int64(2)``, ``np.True_``), which :func:`redact` wrote
+    before 2026-12-06 and a version 1 model file holds, are read as the literal they hold, at any depth (a text that
+    merely reads ``'np.int64(2)'`` stays that text)."""
+    try:
+        return ast.literal_eval(_NumpyScalars().visit(ast.parse(text, mode="eval")))
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+class _NumpyScalars(ast.NodeTransformer):
+    """numpy 2's reprs of a scalar (``np.float64(0.5)``, ``np.True_``), at any depth, as the literal they hold."""
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        func, node = node.func, self.generic_visit(node)
+        numpy = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "np"
+        scalar = numpy and _NUMPY_SCALAR.fullmatch(func.attr) and len(node.args) == 1 and not node.keywords
+        return node.args[0] if scalar else node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        numpy = isinstance(node.value, ast.Name) and node.value.id == "np"
+        return ast.Constant(node.attr == "True_") if numpy and node.attr in ("True_", "False_") else node
 
 
 def redact(options: Mapping[str, Any]) -> dict[str, str]:

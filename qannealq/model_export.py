@@ -45,11 +45,9 @@ modes; MNIST the same in a ``slow`` test).
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import io
 import json
-import re
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -60,7 +58,7 @@ import numpy as np
 import torch
 
 from qannealq._integer import QuantizedLayer, integer_linear
-from qannealq.contract import redact_values
+from qannealq.contract import read_repr, redact_values
 from qannealq.errors import InvalidArgumentError, QannealqError, StoreError
 from qannealq.grid import Grid
 from qannealq.store import atomic_write
@@ -71,7 +69,6 @@ __all__ = ["ModelFileError", "QuantizedLayer", "QuantizedModel", "save_quantized
 FORMAT = "qannealq-quantized-model"
 VERSION = 2
 _READS = (1, 2)  # the versions load_quantized reads (1: settings as repr text)
-_NUMPY_SCALAR = re.compile(r"u?int\d+|float\d+|bool_?|str_")  # np.<this>(value): numpy 2's repr of a scalar
 # what reading a damaged or foreign file raises (RuntimeError, NotImplementedError: zipfile's "is encrypted" and
 # "compression method is not supported" for a changed byte of its directory)
 _UNREADABLE = (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile)
@@ -350,27 +347,10 @@ def _literal_values(settings: Mapping[str, str]) -> dict[str, Any]:
     repr)."""
     values: dict[str, Any] = {}
     for key, text in settings.items():
-        try:  # np.float64(0.5): 0.5, also inside a tuple or list
-            values[key] = ast.literal_eval(_NumpyScalars().visit(ast.parse(text, mode="eval")))
-        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-            values[key] = text
+        values[key] = read_repr(text)  # np.float64(0.5): 0.5, also inside a tuple or list
         if isinstance(values[key], dict) and all(isinstance(v, str) for v in values[key].values()):
             values[key] = _literal_values(values[key])
     return values
-
-
-class _NumpyScalars(ast.NodeTransformer):
-    """numpy 2's reprs of a scalar (``np.float64(0.5)``, ``np.True_``), at any depth, as the literal they hold."""
-
-    def visit_Call(self, node: ast.Call) -> ast.AST:
-        func, node = node.func, self.generic_visit(node)
-        numpy = isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "np"
-        scalar = numpy and _NUMPY_SCALAR.fullmatch(func.attr) and len(node.args) == 1 and not node.keywords
-        return node.args[0] if scalar else node
-
-    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-        numpy = isinstance(node.value, ast.Name) and node.value.id == "np"
-        return ast.Constant(node.attr == "True_") if numpy and node.attr in ("True_", "False_") else node
 
 
 def _layer(entry: dict, arrays: Mapping[str, np.ndarray], k: int) -> QuantizedLayer:

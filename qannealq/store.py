@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from qannealq.contract import read_repr
 from qannealq.errors import InvalidArgumentError, StoreError
 
 logger = logging.getLogger(__name__)
@@ -179,9 +180,16 @@ def _fingerprint_diff(recorded: Mapping[str, str], found: Mapping[str, str]) -> 
 def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> list[str]:
     """Human-readable differences ``key: old -> new`` between two settings mappings (nested mappings are
     compared key by key: ``quantize.bits: [4] -> [2]``). Sampler options are stored as their values' ``repr``
-    (:func:`qannealq.contract.redact`) and shown as stored: ``sampler_options.effort: 'fast' -> 'thorough'``."""
+    (:func:`qannealq.contract.redact`), compared as the values they read as (a store written before 2026-12-06 holds
+    ``np.int64(2)`` where one now holds ``2``) and shown as stored: ``sampler_options.effort: 'fast' -> 'thorough'``.
+    """
     old, new = _canonical(old), _canonical(new)
     stored_repr = "sampler_options." in f".{prefix}"
+
+    def same(a: Any, b: Any) -> bool:
+        if stored_repr and isinstance(a, str) and isinstance(b, str):
+            return repr(read_repr(a)) == repr(read_repr(b))  # repr: 2 and 2.0, 1 and True stay apart
+        return a == b
 
     def shown(value: Any) -> str:
         return value if stored_repr and isinstance(value, str) else repr(value)
@@ -191,7 +199,7 @@ def settings_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = 
         a, b = old.get(k, "<absent>"), new.get(k, "<absent>")
         if isinstance(a, dict) and isinstance(b, dict):
             out += settings_diff(a, b, f"{prefix}{k}.")
-        elif a != b:
+        elif not same(a, b):
             out.append(f"{prefix}{k}: {shown(a)} -> {shown(b)}")
     return out
 

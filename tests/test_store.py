@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import gc
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 import qannealq.runner
 from qannealq.cli import main
+from qannealq.config import RunConfig
 from qannealq.errors import InvalidArgumentError, StoreError
 from qannealq.store import CACHE_REMEDY, ResultStore, atomic_path, atomic_write, unit_key
 
@@ -286,3 +289,30 @@ def test_a_numpy_sampler_option_is_stored_as_its_value_and_the_run_resumes_from_
     again = RunConfig.from_stored(ResultStore.stored_settings(tmp_path / "r", "run"), tmp_path / "r")
     assert again.quantize.sampler_options == {"num_reads": 2}
     ResultStore.open(tmp_path / "r", "run", again.stored_settings(), resume=True).close()
+
+
+STORES = Path(__file__).resolve().parent / "stores"  # results stores written by older qannealq, row(s) left out
+
+
+def _old_store(name, tmp_path):
+    """A copy of ``tests/stores/NAME`` (its unfinished rows are what a resume computes)."""
+    return Path(shutil.copytree(STORES / name, tmp_path / name))
+
+
+def test_a_store_written_with_a_numpy_option_as_its_repr_resumes_from_the_command_line(tmp_path):
+    """``run-numpy-option`` was written at ba02ba7 (before e0b45c9) by ``RunConfig(... backend="sa",
+    sampler_options={"num_reads": np.int64(2)})``, its qubo row left out: store.json holds ``"np.int64(2)"``.
+    ``qannealq run --resume DIR`` read that back as text and was refused (``num_reads: np.int64(2) ->
+    'np.int64(2)'``), and so was ``--sampler-option num_reads=2``: the store could not be resumed at all."""
+    import json
+
+    out = _old_store("run-numpy-option", tmp_path)
+    kept = json.loads((out / "units" / "bits=2_method=rtn.json").read_text())["record"]
+    again = RunConfig.from_stored(ResultStore.stored_settings(out, "run"), out)
+    assert again.quantize.sampler_options == {"num_reads": 2}
+    assert main(["run", "--resume", str(out), "--sampler-option", "num_reads=3"]) == 2  # another value: refused
+    assert main(["run", "--resume", str(out), "--sampler-option", "num_reads=2.0"]) == 2
+    assert main(["run", "--resume", str(out)]) == 0
+    rows = _table(out)
+    assert [(r["method"], r["backend"]) for r in rows] == [("rtn", ""), ("qubo", "sa")]
+    assert float(rows[0]["layer_error"]) == kept["layer_error"]  # the stored row, kept
