@@ -5,7 +5,8 @@ given, the SHA-256 of the datasets' files found there) and ``units/``, one JSON
 file per finished unit (a method x bits row, a sweep cell, a compare task, a batch of neurons), each written
 to a temporary file and renamed, so a unit is either wholly there or absent whatever interrupts the run.
 Resuming (``ResultStore.open(out, command, settings, resume=True)``) refuses different settings and says which
-differ (a ``--data-dir`` alone may differ where the files found there have the recorded SHA-256); a fresh run
+differ (a ``--data-dir`` alone may differ where the files found there have the recorded SHA-256; a setting an
+older store lacks reads as :data:`ADDED`'s value, where it has one); a fresh run
 refuses a folder that already holds a store (use ``--resume`` or another ``--out``). One process writes a folder
 at a time (:class:`FolderLock`).
 """
@@ -32,6 +33,13 @@ __all__ = ["ResultStore", "StoreError", "FolderLock", "atomic_path", "atomic_wri
            "json_default", "OUT_REMEDY", "CACHE_REMEDY"]
 
 FORMAT = 1
+#: Settings a command has stored since it gained them, each with the value every run stored before then used: a
+#: store without one reads as holding that value (it resumes with it, and refuses another, naming it). A setting
+#: whose absence does not say how the stored units were computed is not here: compare's ``warm_start_reads``
+#: (before it, only the first read of a call started warm), so such a store is refused.
+ADDED: dict[str, dict[str, Any]] = {
+    "run": {"quantize.objective": "preact", "quantize.inactive_weight": None},  # 494a15e, 2026-11-29
+}
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
@@ -170,6 +178,20 @@ def json_default(value: Any) -> Any:
 Fingerprint = Callable[[Mapping[str, Any]], "dict[str, str]"]
 
 
+def _with_added(stored: Mapping[str, Any], command: str) -> dict:
+    """``stored`` settings (a copy) holding each of :data:`ADDED`'s settings of ``command`` that they lack, as the
+    value the runs stored before it used (one whose enclosing mapping is absent is left absent)."""
+    settings = json.loads(json.dumps(dict(stored)))
+    for path, value in ADDED.get(command, {}).items():
+        *parents, name = path.split(".")
+        where: Any = settings
+        for part in parents:
+            where = where.get(part) if isinstance(where, dict) else None
+        if isinstance(where, dict) and name not in where:
+            where[name] = value
+    return settings
+
+
 def _fingerprint_diff(recorded: Mapping[str, str], found: Mapping[str, str]) -> str:
     """``where: stored -> found`` for each dataset whose SHA-256 differs (the first 12 hex digits)."""
     return "; ".join(f"{where or 'model'}: {str(recorded.get(where, '<none>'))[:12]} -> "
@@ -261,7 +283,7 @@ class ResultStore:
         Raises:
             InvalidArgumentError: no readable store there, or one of another command.
         """
-        return dict(cls._saved(root, command).get("settings", {}))
+        return _with_added(cls._saved(root, command).get("settings", {}), command)
 
     @staticmethod
     def _saved(root: Path, command: str) -> dict:
@@ -353,7 +375,7 @@ class ResultStore:
     def _reopen(cls, root: Path, command: str, settings: dict, write: bool = True,
                 fingerprint: Fingerprint | None = None) -> "ResultStore":
         saved = cls._saved(root, command)
-        diff = settings_diff(dict(saved.get("settings", {})), settings)
+        diff = settings_diff(_with_added(saved.get("settings", {}), command), settings)
         moved = [line for line in diff if line.split(":", 1)[0].endswith("data_dir")]
         recorded = saved.get("data") or {}
         if diff and len(moved) == len(diff) and recorded and fingerprint is not None:
@@ -375,6 +397,12 @@ class ResultStore:
                         "the datasets' new place by a link if they moved" + (
                             "; this run was stored without the files' SHA-256, which lets a resume give the new "
                             "folder instead" if not recorded else "") + ")")
+            if any(": '<absent>' -> " in line for line in diff):
+                hint += (" (a setting shown '<absent>' did not exist in the qannealq that wrote the stored run, whose "
+                         "units cannot be taken as computed with today's value: start a new run with --out)")
+            if any(line.endswith(" -> '<absent>'") for line in diff):
+                hint += (" (a setting shown -> '<absent>' is unknown to this qannealq: the run was written by a newer "
+                         "version; resume it with that version)")
             raise InvalidArgumentError(f"--resume {root}: the settings differ from the stored run's ("
                                        + "; ".join(diff) + f"); resume with the same options or start a new run{hint}")
         store = cls(root, command, settings)

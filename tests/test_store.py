@@ -316,3 +316,28 @@ def test_a_store_written_with_a_numpy_option_as_its_repr_resumes_from_the_comman
     rows = _table(out)
     assert [(r["method"], r["backend"]) for r in rows] == [("rtn", ""), ("qubo", "sa")]
     assert float(rows[0]["layer_error"]) == kept["layer_error"]  # the stored row, kept
+
+
+def test_a_store_written_before_a_setting_existed_resumes_with_the_value_it_used_and_refuses_another(tmp_path):
+    """``run-before-objective`` was written at f8aaaa6, before ``--objective`` (494a15e), its qubo row left out:
+    store.json has no ``objective`` and no ``inactive_weight``. ``qannealq run --resume DIR`` was refused for two
+    settings the old run could only have had (``quantize.objective: '<absent>' -> 'preact'``)."""
+    out = _old_store("run-before-objective", tmp_path)
+    assert ResultStore.stored_settings(out, "run")["quantize"]["objective"] == "preact"
+    assert main(["run", "--resume", str(out), "--objective", "relu-aware"]) == 2  # not what the units were
+    assert main(["run", "--resume", str(out)]) == 0
+    assert [(r["method"], r["backend"]) for r in _table(out)] == [("rtn", ""), ("qubo", "exact")]
+    with pytest.raises(InvalidArgumentError, match=r"quantize.objective: 'preact' -> 'relu-aware'"):
+        ResultStore.open(out, "run", RunConfig.from_stored(ResultStore.stored_settings(out, "run"), out, quantize={
+            "objective": "relu-aware"}).stored_settings(), resume=True)
+
+
+def test_a_setting_absent_from_a_store_and_not_known_to_mean_todays_value_is_refused_saying_why(tmp_path):
+    ResultStore.open(tmp_path / "r", "run", {"quantize": {"bits": [4]}}).close()
+    ResultStore.open(tmp_path / "r", "run", {"quantize": {"bits": [4], "objective": "preact",
+                                                          "inactive_weight": None}}, resume=True).close()
+    with pytest.raises(InvalidArgumentError, match=r"granularity: '<absent>' -> 'tensor'.*did not exist in the "
+                                                   r"qannealq that wrote the stored run.*start a new run with --out"):
+        ResultStore.open(tmp_path / "r", "run", {"quantize": {"bits": [4], "granularity": "tensor"}}, resume=True)
+    with pytest.raises(InvalidArgumentError, match=r"bits: \[4\] -> '<absent>'.*written by a newer version"):
+        ResultStore.open(tmp_path / "r", "run", {"quantize": {}}, resume=True)
