@@ -2,10 +2,12 @@
 
 :class:`StoreCheckpoint` is the solve loop's :class:`~qannealq.solve.NeuronCheckpoint` on a
 :class:`~qannealq.store.ResultStore`: each finished batch of neuron rows of one (bits, method) unit is a unit of
-its own, keyed ``bits=B_layer=L_method=M_neurons=START-END`` (plus the caller's other key parts), written
-atomically. Its record holds the binary rows (one ``"0101..."`` string per neuron over all coordinates), the
+its own, keyed ``bits=B_layer=L_method=M_neurons=START-END`` (plus the caller's other key parts; ``L`` the
+layer's name, with a hash of it where it holds characters a key replaces: :func:`~qannealq.store.key_part`),
+written atomically. Its record holds the binary rows (one ``"0101..."`` string per neuron over all coordinates), the
 layer seed and a fingerprint of the batch's problem (the floor integers and the free mask), and is used only
-when both match. Once the unit's own row is stored, :meth:`StoreCheckpoint.discard` removes its batches.
+when they and the layer's name match. Once the unit's own row is stored, :meth:`StoreCheckpoint.discard` removes
+its batches.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from qannealq.formulation import LayerProblem
-from qannealq.store import ResultStore, unit_key
+from qannealq.store import ResultStore, key_part, unit_key
 
 __all__ = ["StoreCheckpoint", "is_batch_key", "DEFAULT_BATCH"]
 
@@ -60,7 +62,7 @@ class StoreCheckpoint:
 
     def key(self, problem: LayerProblem, start: int, stop: int) -> str:
         """The store key of neurons ``start..stop-1`` of ``problem``'s layer."""
-        return unit_key(**self.unit, layer=problem.name, neurons=f"{start}-{stop - 1}")
+        return unit_key(**self.unit, layer=key_part(problem.name), neurons=f"{start}-{stop - 1}")
 
     def load(self, problem: LayerProblem, start: int, stop: int, seed: int) -> np.ndarray | None:
         """The rows saved for this batch, or None (none saved, or saved for another problem or seed)."""
@@ -69,7 +71,8 @@ class StoreCheckpoint:
         if record is None:
             return None
         rows = record.get("rows") or []
-        if (record.get("seed") != seed or record.get("fingerprint") != _fingerprint(problem, start, stop)
+        if (record.get("layer") != problem.name or record.get("seed") != seed
+                or record.get("fingerprint") != _fingerprint(problem, start, stop)
                 or len(rows) != stop - start or any(len(r) != problem.num_coordinates for r in rows)):
             logger.warning("%s: saved for another problem or seed; solving these neurons again", key)
             return None

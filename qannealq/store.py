@@ -30,7 +30,7 @@ from qannealq.errors import InvalidArgumentError, StoreError
 logger = logging.getLogger(__name__)
 
 __all__ = ["ResultStore", "StoreError", "FolderLock", "atomic_path", "atomic_write", "settings_diff", "unit_key",
-           "json_default", "OUT_REMEDY", "CACHE_REMEDY"]
+           "key_part", "json_default", "OUT_REMEDY", "CACHE_REMEDY"]
 
 FORMAT = 1
 #: Settings a command has stored since it gained them, each with the value every run stored before then used: a
@@ -233,6 +233,16 @@ def unit_key(**parts: Any) -> str:
     if len(safe) > 120:
         safe = safe[:100] + "-" + hashlib.sha256(text.encode()).hexdigest()[:16]
     return safe
+
+
+def key_part(text: str) -> str:
+    """``text`` as a part of :func:`unit_key` that no other text shares: itself where the key keeps it as it is,
+    else the key's cleaned text and a hash of ``text``. The key replaces characters other than letters, digits and
+    ``._=-`` (so ``"fc 1"``, ``"fc/1"`` and ``"fc-1"`` all read ``fc-1``): two layers of a user's model so named
+    shared one batch file, each overwriting the other's, so a resume solved both again."""
+    text = str(text)
+    safe = _SAFE.sub("-", text)
+    return text if safe == text else f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
 @dataclass

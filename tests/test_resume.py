@@ -8,6 +8,7 @@ saved (``solved and saved neurons A-B of layer L as KEY``), every batch taken fr
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
@@ -129,9 +130,12 @@ def test_batches_are_used_only_for_the_same_problem_and_seed(tmp_path, caplog):
     assert check.load(problem, 0, 2, seed=8) is None  # another layer seed
     assert check.load(other, 0, 2, seed=7) is None  # another problem under the same key
     assert check.load(problem, 2, 4, seed=7) is None  # never saved
+    renamed = dataclasses.replace(problem, name="fc 1")  # an older store's batch of "fc-1" under its key
+    store.put(check.key(renamed, 0, 2), store.get(check.key(problem, 0, 2)))
+    assert check.load(renamed, 0, 2, seed=7) is None
     assert "saved for another problem or seed" in caplog.text
     check.discard()
-    assert store.records() == []
+    assert len(store.records()) == 1  # the one put here, not the checkpoint's
 
 
 def test_resume_alone_takes_the_stored_options_and_asks_for_a_secret_again(tmp_path):
@@ -153,3 +157,37 @@ def test_resume_alone_takes_the_stored_options_and_asks_for_a_secret_again(tmp_p
     assert again.resume and again.out == tmp_path and again.model.input_size == 4
     other = RunConfig.from_stored(stored, tmp_path, {"seed": 3}, {"sampler_options": {"token": secret}})
     assert settings_diff(stored, other.stored_settings()) == ["model.seed: 0 -> 3"]
+
+
+def test_layers_whose_names_differ_only_in_characters_a_key_replaces_keep_their_own_batches(tmp_path):
+    """A ModuleDict's ``"fc 1"`` and ``"fc-1"`` had one batch key (``layer=heads.fc-1``): the second layer
+    overwrote the first's batch (and said it was 'saved for another problem' in an uninterrupted call), so a
+    resume found one batch, the second's, and solved both layers again."""
+    import torch
+
+    from qannealq import quantize_model
+    from qannealq.store import key_part
+
+    assert key_part("0") == "0" and key_part("layers.3") == "layers.3"  # the run's keys are as before
+    assert len({key_part(n) for n in ("fc 1", "fc/1", "fc-1", "fc:1")}) == 4
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = torch.nn.ModuleDict({"fc 1": torch.nn.Linear(6, 5), "fc-1": torch.nn.Linear(5, 5)})
+
+        def forward(self, x):
+            return self.heads["fc-1"](torch.relu(self.heads["fc 1"](x)))
+
+    torch.manual_seed(0)
+    net, x = Net(), torch.randn(64, 6)
+    results, checks = [], []
+    for resume in (False, True):
+        store = ResultStore.open(tmp_path / "r", "mine", {"bits": 2}, resume=resume)
+        checks.append(StoreCheckpoint(store, {"bits": 2}))
+        results.append(quantize_model(net, x, 2, "qubo", "sa", seed=1, checkpoint=checks[-1], num_reads=5))
+        store.close()
+    assert len(set(checks[0].saved)) == 2 and len(list((tmp_path / "r" / "units").iterdir())) == 2
+    assert sorted(checks[1].loaded) == sorted(checks[0].saved) and checks[1].saved == []  # nothing solved again
+    for first, again in zip(results[0].layers, results[1].layers):
+        np.testing.assert_array_equal(first.integers, again.integers)
