@@ -70,6 +70,18 @@ STUDY = (
 )
 
 
+def groups_of(text: str) -> list[Group]:
+    """An argparse type for ``--groups``: the named groups of :data:`STUDY`, in its order (a name not in it was
+    dropped: ``--groups foo`` ran nothing and then failed to write ``results.md``, blaming the disk)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    known = [g.name for g in STUDY]
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        what = f"unknown group(s) {', '.join(unknown)}" if unknown else "no group"
+        raise argparse.ArgumentTypeError(f"{text!r}: {what}; choose from {', '.join(known)} (comma-separated)")
+    return [g for g in STUDY if g.name in names]
+
+
 def _matches(meta: dict, entry) -> bool:
     return (str(meta["dataset"]).startswith(entry.dataset) and meta.get("input_size") == entry.input_size
             and meta["layer"] == entry.layer and meta["bits"] == entry.bits)
@@ -129,7 +141,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("runs/compare-study"))
     parser.add_argument("--instances", type=Path, default=None, help="an exported library folder")
-    parser.add_argument("--groups", default=",".join(g.name for g in STUDY), help="comma list of groups to run")
+    parser.add_argument("--groups", type=groups_of, default=",".join(g.name for g in STUDY),
+                        help="comma list of groups to run")
     parser.add_argument("--reads", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warm-start", action="store_true", help="give GPTQ-restricted starts to backends")
@@ -137,7 +150,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true",
                         help="1 repeat, the first neuron of each instance (a smoke run)")
     args = parser.parse_args()
-    groups = [g for g in STUDY if g.name in args.groups.split(",")]
+    groups = args.groups
     if args.quick:
         groups = [replace(g, repeats=1, neurons=(0,), max_calls=min(g.max_calls, 5),
                           reference=replace(g.reference, proof_seconds=min(g.reference.proof_seconds, 1.0),
