@@ -26,7 +26,7 @@ from qannealq.backends import get_sampler
 from qannealq.experiment import formulate, prepare
 from qannealq.metrics import read_energies
 from qannealq.solve import quantize_layer
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 MODELS = (("digits 4x4", {"input_size": 4}), ("digits 8x8", {}))
 WAYS = (("one/call", {"parallel": False}, None), ("parallel", {}, None), ("parallel+RA", {}, "gptq-restricted"))
@@ -56,8 +56,8 @@ def run(problems, sampler, warm, reads: int, seeds: int, **options) -> dict[str,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bits", type=lambda t: [int(x) for x in t.split(",")], default=[4, 2])
-    parser.add_argument("--reads", type=int, default=50)
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--reads", type=count, default=50)
+    parser.add_argument("--seeds", type=count, default=2)
     parser.add_argument("--chain-strength-scale", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
