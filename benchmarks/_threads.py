@@ -34,12 +34,12 @@ def pinned(blas: int, torch_threads: int | None = None) -> Iterator[str]:
 
 
 def count(text: str) -> int:
-    """An argparse type for a number of runs or repeats: an integer >= 1 (0 repeats crashed a benchmark on an
-    empty ``min()`` or a missing row, or made GPTQ's time infinite)."""
+    """An argparse type for a number of runs, repeats, reads or variables: an integer >= 1 (0 repeats crashed a
+    benchmark on an empty ``min()`` or a missing row, or made GPTQ's time infinite)."""
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of runs >= 1")
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
     return value

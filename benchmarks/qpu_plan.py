@@ -29,7 +29,7 @@ import numpy as np
 
 from qannealq.backends import get_sampler
 from qannealq.experiment import formulate, prepare
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 MODELS = (("digits 4x4", {"dataset": "digits", "input_size": 4}, None),
           ("digits 8x8", {"dataset": "digits"}, None),
@@ -61,14 +61,18 @@ def plan_rows(name: str, problems, sampler, reads: int, sub_size: int) -> list[t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bits", type=int, default=4)
-    parser.add_argument("--reads", type=int, default=100, help="reads per call")
-    parser.add_argument("--sub-size", type=int, default=65, help="MNIST: variables per decomposition sub-problem")
+    parser.add_argument("--reads", type=count, default=100, help="reads per call")
+    parser.add_argument("--sub-size", type=count, default=65,
+                        help="MNIST: variables per decomposition sub-problem (at most the largest clique)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     with pinned(args.threads) as threads:
         print(f"threads: {threads}")
         sampler = get_sampler("dwave-mock")
+        if args.sub_size > sampler.max_variables:  # no call fits it: the sweep's plan had none, its ratio 0/0
+            parser.error(f"--sub-size {args.sub_size}: a sub-problem must fit the largest clique, at most "
+                         f"{sampler.max_variables} variables")
         start = time.perf_counter()
         print(f"solver: {sampler.solver}, largest clique {sampler.max_variables}; int{args.bits}, {args.reads} reads "
               "per call, reverse anneal from the warm start (the default)")

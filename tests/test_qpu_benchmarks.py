@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("dwave.system")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import chain_strength  # noqa: E402  (imported, not skipped: a broken import fails here)
+import qpu_plan  # noqa: E402
 import qpu_quality  # noqa: E402
 
 
@@ -28,3 +29,12 @@ def test_no_seeds_or_reads_is_refused(monkeypatch, capsys, script, option):
     """``--seeds 0`` averaged nothing and crashed on a ratio (ZeroDivisionError) after preparing both models."""
     err = _refused(monkeypatch, capsys, script, option, "0")
     assert option in err and ">= 1" in err
+
+
+@pytest.mark.parametrize("size", ["0", "500"])
+def test_a_sub_problem_that_fits_no_clique_is_refused(monkeypatch, capsys, size):
+    """``--sub-size 0`` crashed (OverflowError) in the MNIST sweep, and sub-problems above the largest clique
+    (180 on P16; 500: parts of 300) were planned as no call: ZeroDivisionError on the time ratio, after planning
+    every model."""
+    err = _refused(monkeypatch, capsys, qpu_plan, "--sub-size", size)
+    assert "--sub-size" in err and ("180" in err if size == "500" else ">= 1" in err)
