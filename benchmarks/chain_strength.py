@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--reads", type=count, default=50)
     parser.add_argument("--seeds", type=count, default=2)
     parser.add_argument("--bits", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=count, default=1)
     args = parser.parse_args()
     with pinned(args.threads) as threads:
         print(f"threads: {threads}; dwave-mock (Pegasus P16), int{args.bits}, {args.reads} reads, "

@@ -36,7 +36,7 @@ from qannealq._compare_plots import plot_all, plot_scaling
 from qannealq.compare import CompareSettings, compare_backends
 from qannealq.export import LIBRARY, library_instances, load_instances
 from qannealq.store import atomic_write
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warm-start", action="store_true", help="give GPTQ-restricted starts to backends")
-    parser.add_argument("--threads", type=int, default=2, help="BLAS and layer-sa threads")
+    parser.add_argument("--threads", type=count, default=2, help="BLAS and layer-sa threads")
     parser.add_argument("--quick", action="store_true",
                         help="1 repeat, the first neuron of each instance (a smoke run)")
     args = parser.parse_args()

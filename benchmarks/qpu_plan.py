@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--sub-size", type=count, default=65,
                         help="MNIST: variables per decomposition sub-problem (at most the largest clique)")
     parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=count, default=1)
     args = parser.parse_args()
     with pinned(args.threads) as threads:
         print(f"threads: {threads}")

@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--reads", type=count, default=50)
     parser.add_argument("--seeds", type=count, default=2)
     parser.add_argument("--chain-strength-scale", type=float, default=1.0)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=count, default=1)
     args = parser.parse_args()
     with pinned(args.threads) as threads:
         print(f"threads: {threads}; dwave-mock (Pegasus P16), {args.reads} reads per call, "

@@ -39,3 +39,12 @@ def test_a_group_is_not_run_without_the_group_whose_references_it_takes():
         compare_backends.groups_of("digits8x8-qaoa")
     picked = compare_backends.groups_of("digits8x8-qaoa,digits8x8")
     assert [g.name for g in picked] == ["digits8x8", "digits8x8-qaoa"]  # the source first, so its references pass
+
+
+def test_no_threads_is_refused(monkeypatch, tmp_path, capsys):
+    """``--threads 0`` left BLAS unpinned (threadpoolctl's limit 0 changes nothing) and was refused only by
+    ``layer-sa``'s ``num_threads``, as a ``--sampler-option`` the command does not have."""
+    with pytest.raises(SystemExit) as exc:
+        _main(monkeypatch, tmp_path, "--groups", "digits4x4", "--threads", "0")
+    assert exc.value.code == 2 and "--threads" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

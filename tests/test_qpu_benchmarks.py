@@ -38,3 +38,10 @@ def test_a_sub_problem_that_fits_no_clique_is_refused(monkeypatch, capsys, size)
     every model."""
     err = _refused(monkeypatch, capsys, qpu_plan, "--sub-size", size)
     assert "--sub-size" in err and ("180" in err if size == "500" else ">= 1" in err)
+
+
+@pytest.mark.parametrize("script", [qpu_quality, chain_strength, qpu_plan])
+def test_no_threads_is_refused(monkeypatch, capsys, script):
+    """``--threads 0`` pinned nothing (threadpoolctl's limit 0 leaves every pool as it is): the run went on with
+    OpenBLAS's own count, 2 here, while the command line asked for a pinned run."""
+    assert "--threads" in _refused(monkeypatch, capsys, script, "--threads", "0")
