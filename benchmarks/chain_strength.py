@@ -3,7 +3,7 @@
 Every neuron of a layer gets its own chain strength, dwave-system's ``uniform_torque_compensation`` of its
 BQM, times ``chain_strength_scale``. This script sweeps the scale over ``--scales`` on the first layer of the
 digits 4x4 model (16 neurons of up to 17 variables: cliques of 17, chains of 2-3 qubits) and of the digits 8x8
-model (32 neurons of up to 61 variables: chains of 5-6 qubits), at int4, with ``dwave-mock`` (Pegasus P16,
+model (32 neurons of up to 61 variables: chains of 6-7 qubits), at int4, with ``dwave-mock`` (Pegasus P16,
 many neurons per call), ``--reads`` reads, forward anneal and no warm start (so that only the sampler's own
 reads count), over ``--seeds`` seeds, and prints side by side: the mean chain-break fraction, the mean energy
 of all reads (summed over neurons) and the layer error of the best reads (sum of neuron errors), each also as a

@@ -45,3 +45,20 @@ def test_no_threads_is_refused(monkeypatch, capsys, script):
     """``--threads 0`` pinned nothing (threadpoolctl's limit 0 leaves every pool as it is): the run went on with
     OpenBLAS's own count, 2 here, while the command line asked for a pinned run."""
     assert "--threads" in _refused(monkeypatch, capsys, script, "--threads", "0")
+
+
+def test_chain_strength_names_the_chains_it_measures():
+    """Its docstring gives the clique chains' lengths on P16: it said 5-6 qubits for the 8x8 model's 61
+    variables, where the embeddings have chains of 6 and 7 (as docs/backends.md's table says)."""
+    import re
+
+    from qannealq.backends import get_sampler
+
+    cliques = get_sampler("dwave-mock").cliques
+    said = re.findall(r"up to (\d+) variables: (?:cliques of \d+, )?chains of (\d)-(\d) qubits",
+                      " ".join(chain_strength.__doc__.split()))
+    assert [int(n) for n, _, _ in said] == [17, 61]
+    for size, low, high in said:
+        embeddings = cliques.best(int(size))
+        lengths = {len(chain) for embedding in embeddings.embeddings for chain in embedding[:int(size)]}
+        assert (min(lengths), max(lengths)) == (int(low), int(high)), size
