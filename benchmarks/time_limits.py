@@ -28,6 +28,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Callable
 
 import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
@@ -46,17 +47,27 @@ def limits(text: str) -> list[float]:
     return values
 
 
-def unit_seconds(text: str) -> dict[str, float]:
-    """``'{"mnist4": 0.012}'`` -> ``{"mnist4": 0.012}``: GPTQ's seconds per layer (dataset and bit width), each > 0."""
-    try:
-        given = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({exc}): give e.g. '{{\"mnist4\": 0.012}}'")
-    if not isinstance(given, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-                                              for v in given.values()):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a JSON object of layer names (dataset and bit width, e.g. "
-                                         "mnist4) to GPTQ's seconds, each > 0")
-    return {str(k): float(v) for k, v in given.items()}
+def by_layer(what: str, example: str) -> Callable[[str], dict[str, float]]:
+    """A parser of ``'{"mnist4": 0.012}'`` -> ``{"mnist4": 0.012}``: ``what`` per layer (dataset and bit width),
+    each a finite number > 0, refused when the option is read (a reference of 0 or a string was taken as given and
+    printed every error as "inf %" or failed after the whole run)."""
+    def parse(text: str) -> dict[str, float]:
+        try:
+            given = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({exc}): give e.g. '{{\"mnist4\": {example}}}'")
+        if not isinstance(given, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                  and np.isfinite(v) and v > 0 for v in given.values()):
+            raise argparse.ArgumentTypeError(f"{text!r}: give a JSON object of layer names (dataset and bit width, "
+                                             f"e.g. mnist4) to {what}, each > 0")
+        return {str(k): float(v) for k, v in given.items()}
+    return parse
+
+
+#: ``--gptq-seconds``: GPTQ's seconds per layer.
+unit_seconds = by_layer("GPTQ's seconds", "0.012")
+#: ``--reference``: the best-known total energy per layer.
+references = by_layer("best-known total energies", "0.171769")
 
 
 def run(problem: LayerProblem, method: str, seed: int, threads: int, **options) -> tuple[np.ndarray, float, dict]:
@@ -149,7 +160,7 @@ def main() -> None:
                         help="the default's limits, in GPTQ times")
     parser.add_argument("--thorough-limits", type=limits, default=limits("4,9,15,30"),
                         help="thorough's limits, in GPTQ times")
-    parser.add_argument("--reference", type=json.loads, default={},
+    parser.add_argument("--reference", type=references, default={},
                         help='best-known totals instead of this run\'s best, e.g. \'{"mnist4": 0.171769}\'')
     parser.add_argument("--gptq-seconds", type=unit_seconds, default={},
                         help="GPTQ's time per layer as the unit of the limits, instead of this run's best, so that "

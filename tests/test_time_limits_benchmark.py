@@ -54,8 +54,16 @@ def test_the_limits_take_the_given_unit_in_every_round(tmp_path, monkeypatch, ca
     ("--reference", '{"mnist2": 1.0}', "--reference names mnist2"),
     ("--gptq-seconds", '{"digits2": 0}', "each > 0"),
     ("--gptq-seconds", "digits2=0.1", "is not JSON"),
+    # a reference of 0 printed every error "inf %"; a string, or a bare number, failed only after the whole run
+    ("--reference", '{"digits2": 0}', "argument --reference: "),
+    ("--reference", '{"digits2": "0.17"}', "best-known total energies, each > 0"),
+    ("--reference", "0.17", "give a JSON object of layer names"),
 ])
 def test_a_unit_or_reference_the_run_cannot_use_is_refused(tmp_path, monkeypatch, capsys, option, value, message):
+    def started(*args, **kwargs):
+        raise AssertionError(f"{option} {value}: the run started; it must be refused first")
+
+    monkeypatch.setattr(time_limits, "pinned", started)
     monkeypatch.setattr(sys, "argv", _argv(tmp_path, option, value))
     with pytest.raises(SystemExit):
         time_limits.main()
