@@ -37,7 +37,7 @@ from qannealq.data import DATASETS
 from qannealq.experiment import prepare
 from qannealq.formulation import LayerProblem, LayerStats
 from qannealq.pipeline import formulate_layer
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 
 def layer_arrays(dataset: str, data_dir: str | None, seed: int) -> dict[str, np.ndarray]:
@@ -155,7 +155,8 @@ def main() -> None:
                         help="efforts run without a time limit ('' for none: the --limits points alone)")
     parser.add_argument("--limits", type=lambda t: [float(k) for k in t.split(",") if k], default=[],
                         help="GPTQ times for the default under a time limit, e.g. 5,10")
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=count, default=2,
+                        help="timed runs of each point, >= 1 (the best kept; a limited point's median of 3 at least)")
     parser.add_argument("--threads", type=int, default=None, help="layer-sa's CPU threads (default: one per core)")
     parser.add_argument("--blas-threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)

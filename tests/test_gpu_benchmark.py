@@ -49,3 +49,19 @@ def test_a_saved_layer_rebuilds_the_experiments_problem(tmp_path, monkeypatch, c
         assert "--load" in str(exc) and "--save" in str(exc)
     else:
         raise AssertionError("a missing layer file must stop the run with a message")
+
+
+def test_no_repeats_is_refused_before_any_work(monkeypatch, capsys):
+    """``--repeats 0`` ran GPTQ and the warm-up, then stopped on ``min()`` of no runs (a traceback)."""
+    def started(*args, **kwargs):
+        raise AssertionError("the run started; --repeats 0 must be refused first")
+
+    monkeypatch.setattr(gpu_layer, "layer_arrays", started)
+    monkeypatch.setattr(sys, "argv", ["gpu_layer.py", "--datasets", "digits", "--devices", "cpu", "--repeats", "0"])
+    try:
+        gpu_layer.main()
+    except SystemExit:
+        pass
+    else:
+        raise AssertionError("--repeats 0 must stop the run with a message")
+    assert "--repeats" in capsys.readouterr().err
