@@ -24,9 +24,23 @@ from qannealq import baselines
 from qannealq._gptq_beam import beam_search, beam_widths
 
 
+def schedule(text: str) -> tuple[str, int, float]:
+    """``"384:64"`` -> ``("384:64", 384, 64.0)``, ``"64"`` -> ``("64", 64, 1.0)``: a width >= 1, a growth > 0."""
+    width, _, growth = text.partition(":")
+    try:
+        parsed = int(width), float(growth or 1.0)
+    except ValueError:
+        parsed = 0, 0.0
+    if parsed[0] < 1 or not (np.isfinite(parsed[1]) and parsed[1] > 0):
+        raise argparse.ArgumentTypeError(f"{text!r}: give K (a constant width, a whole number >= 1) or K:G (growth G "
+                                         "> 0: the width from K / G in the first block to K in the last), e.g. 384:64")
+    return (text, *parsed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("schedules", nargs="+", help="K (a constant width) or K:G (growth G from K / G to K)")
+    parser.add_argument("schedules", nargs="+", type=schedule,
+                        help="K (a constant width) or K:G (growth G from K / G to K)")
     parser.add_argument("--dataset", default="mnist")
     parser.add_argument("--bits", type=int, default=4)
     parser.add_argument("--neurons", type=int, default=0, help="neurons spread over the layer (0: all)")
@@ -37,6 +51,10 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--frontier", type=Path, default=Path("runs/frontier"))
     args = parser.parse_args()
+    for name, value, least in (("--threads", args.threads, 1), ("--repeats", args.repeats, 1),
+                               ("--neurons", args.neurons, 0)):  # 0 threads ran every core's, printed as 0
+        if value < least:
+            parser.error(f"{name} must be >= {least} (got {value})")
     with pinned(1, torch_threads=1) as threads:
         print(f"{threads}; beam threads {args.threads}")
         problem = first_layer(args.dataset, [args.bits], args.data_dir, 0)[args.bits]
@@ -55,9 +73,7 @@ def main() -> None:
         print(f"\n{args.dataset} first layer int{args.bits}, {len(rows)} neurons x {m} inputs\n\n"
               "| schedule | widths (first, mean, last) | time (s) | start energy | above best known |\n"
               "| --- | --- | --- | --- | --- |")
-        for spec in args.schedules:
-            width, _, growth = spec.partition(":")
-            width, growth = int(width), float(growth or 1.0)
+        for spec, width, growth in args.schedules:
             beam_search(*arrays, width, threads=args.threads, growth=growth)  # compiled, warm
             seconds = []
             for _ in range(args.repeats):
