@@ -27,7 +27,7 @@ import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy 
 import numpy as np
 
 from frontier import first_layer, fingerprint, timed  # benchmarks/ is the script's folder
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 
 def gptq_seconds(problem, blas: int) -> float:
@@ -53,7 +53,7 @@ def main() -> None:
                         default=[None], help="warm_start_growth values (preset: the effort's)")
     parser.add_argument("--cycles", type=lambda t: [None if p == "preset" else int(p) for p in t.split(",")],
                         default=[None], help="populations in a row ('preset': the effort's), e.g. preset,1")
-    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--seeds", type=count, default=2, help="seeds of the anneal per point (>= 1)")
     parser.add_argument("--threads", type=int, default=2, help="layer-sa threads (the beam runs one per CPU)")
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads of layer-sa's runs (GPTQ is "
                         "timed at its fastest of 1 and 2)")

@@ -1,0 +1,27 @@
+"""benchmarks/warm_beam.py: options it cannot use are refused before any layer is built."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import warm_beam  # noqa: E402  (imported, not skipped: a broken import fails here)
+
+
+def _refused(monkeypatch, capsys, *argv: str) -> str:
+    def started(*args, **kwargs):
+        raise AssertionError(f"{argv}: the run started; it must be refused first")
+
+    monkeypatch.setattr(warm_beam, "first_layer", started)
+    monkeypatch.setattr(sys, "argv", ["warm_beam.py", "--datasets", "digits", "--bits", "2", *argv])
+    with pytest.raises(SystemExit):
+        warm_beam.main()
+    return capsys.readouterr().err
+
+
+def test_no_seeds_is_refused(monkeypatch, capsys, tmp_path):
+    """``--seeds 0`` ran every point on no seed and printed each row's errors and time as ``nan``."""
+    assert "--seeds" in _refused(monkeypatch, capsys, "--seeds", "0", "--frontier", str(tmp_path))
