@@ -61,6 +61,12 @@ def main() -> None:
     parser.add_argument("--frontier", type=Path, default=Path("runs/frontier"),
                         help="folder of benchmarks/frontier.py's JSON (the best-known energies)")
     args = parser.parse_args()
+    missing = [f"{d} int{b}" for d in args.datasets.split(",") for b in args.bits
+               if not (args.frontier / f"frontier_{d}_int{b}.json").is_file()]
+    if missing:  # the best-known energies every row is measured against
+        parser.error(f"--frontier {args.frontier}: no frontier_<dataset>_int<bits>.json for {', '.join(missing)}; run "
+                     f"benchmarks/frontier.py --datasets {args.datasets} --bits {','.join(map(str, args.bits))} "
+                     f"--out {args.frontier} first (or give --frontier its folder)")
     with pinned(args.blas_threads, torch_threads=args.blas_threads) as threads:
         print(f"threads: layer-sa {args.threads}; {threads}")
         for dataset in args.datasets.split(","):
