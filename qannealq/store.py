@@ -33,6 +33,33 @@ __all__ = ["ResultStore", "StoreError", "FolderLock", "atomic_path", "atomic_wri
            "key_part", "json_default", "OUT_REMEDY", "CACHE_REMEDY"]
 
 FORMAT = 1
+
+
+def code_version() -> str:
+    """This qannealq: its version and, from a git checkout, the commit (``+changes`` where files differ from
+    it). ``store.json`` lists every one that wrote units into the folder, so a study says what computed it."""
+    global _CODE
+    if _CODE is None:
+        import subprocess
+        from importlib import metadata
+
+        try:
+            version = metadata.version("qannealq")
+        except metadata.PackageNotFoundError:
+            version = "unknown"
+        _CODE = f"qannealq {version}"
+        here = Path(__file__).resolve().parent.parent
+        try:
+            run = dict(cwd=here, capture_output=True, text=True, timeout=10, check=True)
+            commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], **run).stdout.strip()
+            changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+            _CODE += f", git {commit}{'+changes' if changed else ''}" if commit else ""
+        except (OSError, subprocess.SubprocessError):
+            pass  # not a git checkout, or no git: the version alone
+    return _CODE
+
+
+_CODE: str | None = None
 #: Settings a command has stored since it gained them, each with the value every run stored before then used: a
 #: store without one reads as holding that value (it resumes with it, and refuses another, naming it). A setting
 #: whose absence does not say how the stored units were computed is not here: compare's ``warm_start_reads``
@@ -360,7 +387,8 @@ class ResultStore:
                                            f"with --resume {root}, or give another --out folder")
             data = fingerprint(settings) if fingerprint is not None else {}
             atomic_write(meta, json.dumps({"format": FORMAT, "command": command, "settings": settings,
-                                           **({"data": data} if data else {})}, indent=2))
+                                           **({"data": data} if data else {}), "code": [code_version()]},
+                                          indent=2))
         except BaseException:
             FolderLock.release(lock)
             raise
@@ -418,12 +446,29 @@ class ResultStore:
         store = cls(root, command, settings)
         if write:
             (root / "units").mkdir(exist_ok=True)
+            cls._stamp(root, command)
         store.resumed = list(store._keys())
         if write:  # the open itself (check() reads no unit): one cut short or edited is not done, so computed again
             for key in [k for k in store.resumed if not store.done(k)]:
                 logger.warning("--resume %s: unit %s is unreadable; computing it again", root, key)
                 store.resumed.remove(key)
         return store
+
+    @classmethod
+    def _stamp(cls, root: Path, command: str) -> None:
+        """Add this qannealq (:func:`code_version`) to ``store.json``'s ``code`` where another one wrote the
+        stored units, with a warning: the same settings under changed code may compute other results, and the
+        resumed study then mixes both (a resume is let through: a fix elsewhere in the code should not cost the
+        finished units)."""
+        saved = cls._saved(root, command)
+        written, code = saved.get("code"), code_version()
+        written = [str(c) for c in written] if isinstance(written, list) else []
+        if code in written:
+            return
+        logger.warning("--resume %s: the stored units were written by %s, this is %s: where the code changed between "
+                       "them the results mix both (start a new run with --out for one version's)", root,
+                       " and ".join(written) or "a qannealq that recorded no version", code)
+        atomic_write(root / "store.json", json.dumps({**saved, "code": [*written, code]}, indent=2))
 
     def _path(self, key: str) -> Path:
         return self.root / "units" / f"{key}.json"

@@ -341,3 +341,38 @@ def test_a_setting_absent_from_a_store_and_not_known_to_mean_todays_value_is_ref
         ResultStore.open(tmp_path / "r", "run", {"quantize": {"bits": [4], "granularity": "tensor"}}, resume=True)
     with pytest.raises(InvalidArgumentError, match=r"bits: \[4\] -> '<absent>'.*written by a newer version"):
         ResultStore.open(tmp_path / "r", "run", {"quantize": {}}, resume=True)
+
+
+def test_store_json_lists_the_code_that_wrote_its_units_and_a_resume_by_other_code_says_so(tmp_path, monkeypatch,
+                                                                                          caplog):
+    """A resume under changed code may mix results of both: it is let through (finished units are kept), but
+    store.json now lists every qannealq that wrote into the folder and the resume warns; a store from before
+    the list says it recorded no version. The same code resuming says nothing."""
+    import json
+
+    import qannealq.store as store
+
+    monkeypatch.setattr(store, "_CODE", "qannealq 0.1.0, git aaaa")
+    ResultStore.open(tmp_path / "s", "run", {"a": 1}).close()
+    meta = tmp_path / "s" / "store.json"
+    assert json.loads(meta.read_text())["code"] == ["qannealq 0.1.0, git aaaa"]
+    with caplog.at_level("WARNING"):
+        ResultStore.open(tmp_path / "s", "run", {"a": 1}, resume=True).close()
+    assert not [r for r in caplog.records if "written by" in r.getMessage()]
+    monkeypatch.setattr(store, "_CODE", "qannealq 0.1.0, git bbbb")
+    with caplog.at_level("WARNING"):
+        ResultStore.open(tmp_path / "s", "run", {"a": 1}, resume=True).close()
+    said = [r.getMessage() for r in caplog.records if "written by" in r.getMessage()]
+    assert said == [f"--resume {tmp_path / 's'}: the stored units were written by qannealq 0.1.0, git aaaa, this is "
+                    "qannealq 0.1.0, git bbbb: where the code changed between them the results mix both (start a "
+                    "new run with --out for one version's)"]
+    assert json.loads(meta.read_text())["code"] == ["qannealq 0.1.0, git aaaa", "qannealq 0.1.0, git bbbb"]
+    old = json.loads(meta.read_text())
+    del old["code"]
+    meta.write_text(json.dumps(old))
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        ResultStore.open(tmp_path / "s", "run", {"a": 1}, resume=True).close()
+    assert any("written by a qannealq that recorded no version" in r.getMessage() for r in caplog.records)
+    store._CODE = None
+    assert store.code_version().startswith("qannealq ")
