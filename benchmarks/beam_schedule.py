@@ -45,7 +45,9 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=4)
     parser.add_argument("--neurons", type=int, default=0, help="neurons spread over the layer (0: all)")
     parser.add_argument("--percdamp", type=float, default=None,
-                        help="default: 0.001 on a rank-deficient H, else GPTQ's 0.01 (the warm start's two dampings)")
+                        help="default: 0.001 on a rank-deficient H, else GPTQ's 0.01 (those of the runs in "
+                             "docs/layer-sa.md; the warm start's beam now runs at 0.003 from int4 on a full-rank H, "
+                             "baselines._beam_damping)")
     parser.add_argument("--threads", type=int, default=1, help="threads of the beam (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per schedule (best kept)")
     parser.add_argument("--data-dir", default=None)
