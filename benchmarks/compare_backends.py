@@ -12,8 +12,9 @@ capacity-aware decomposition (sub-problems of 12 qubits, at most 20 calls per ne
 neurons; ``dwave-mock`` directly up to 180 variables and decomposed on MNIST; ``exact`` directly on 17 and
 decomposed (sub-problems of 16) on 60; ``gurobi`` with a time limit per call (decomposed at 200 on MNIST).
 All from scratch (no warm start; the decomposition starts from a greedy descent) unless ``--warm-start``.
-Results per group go to ``--out/<group>/`` (``compare.csv``, ``compare.json``, plots; ``--resume`` continues),
-and the tables are printed and written to ``--out/results.md``. Run::
+Results per group go to ``--out/<group>/`` (``compare.csv``, ``compare.json``, plots; a rerun into the same
+``--out`` continues each group whose store is there: there is no ``--resume`` flag), and the tables are
+printed and written to ``--out/results.md``. Run::
 
     .venv/bin/python benchmarks/compare_backends.py --out runs/compare-study
 """
