@@ -131,7 +131,8 @@ def run_group(group: Group, args: argparse.Namespace, library: list | None, done
 def markdown(results: list[tuple[Group, CompareResult]]) -> str:
     """Per backend and size: median residual gap, p (and at 1 %), TTS99 (solver, wall); medians over neurons."""
     lines = ["| size (variables) | backend | neurons | reference | median gap [25th, 75th] | median p | p (1 %) | "
-             "TTS99 solver s | TTS99 wall s | E / E_GPTQ |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "TTS99 solver s | TTS99 wall s | E / E_GPTQ |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for group, result in results:
         provs = {r.provenance for r in result.references.values()}
         for b in backend_summaries(result.neurons):
