@@ -31,7 +31,10 @@ class ConsoleReporter:
 
     @contextmanager
     def progress(self, total: int, desc: str, unit: str = "it") -> Iterator[_Bar]:
+        """A bar; log lines (``-v``) written while it runs go through it (``logging_redirect_tqdm``), so each
+        starts a line of its own above the bar instead of continuing the bar's line."""
         from tqdm.auto import tqdm
+        from tqdm.contrib.logging import logging_redirect_tqdm
 
-        with tqdm(total=total, desc=desc, unit=unit, disable=total == 0) as bar:
+        with logging_redirect_tqdm(), tqdm(total=total, desc=desc, unit=unit, disable=total == 0) as bar:
             yield _Bar(bar)
