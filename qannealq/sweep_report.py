@@ -117,16 +117,21 @@ def summary_markdown(cells: list[CellResult], settings: dict) -> str:
              + (f" (n = seeds finished where fewer than {most})" if any(a.n < most for a in aggs) else "") + ".",
              "", "| bits | " + " | ".join(f"{m} accuracy" for m in methods) + " |",
              "| --- |" + " --- |" * len(methods)]
+    def cell(m: str, b: int, mean: str, std: str, digits: str, spread: str) -> str:
+        """A table cell, with the seeds it holds where fewer than the most finished (both tables: the error's
+        mean over fewer seeds is another sample's, as the accuracy's is)."""
+        if (m, b) not in table:
+            return "—"
+        a = table[m, b]
+        return pm(getattr(a, mean), getattr(a, std), a.n, digits, spread) + (f" (n={a.n})" if a.n < most else "")
+
     for b in bits:
-        row = [pm(table[m, b].accuracy_mean, table[m, b].accuracy_std, table[m, b].n, ".4f", ".4f")
-               + (f" (n={table[m, b].n})" if table[m, b].n < most else "") if (m, b) in table else "—"
-               for m in methods]
+        row = [cell(m, b, "accuracy_mean", "accuracy_std", ".4f", ".4f") for m in methods]
         lines.append(f"| int{b} | " + " | ".join(row) + " |")
     lines += ["", "| bits | " + " | ".join(f"{m} layer error" for m in methods) + " |",
               "| --- |" + " --- |" * len(methods)]
     for b in bits:
-        row = [pm(table[m, b].error_mean, table[m, b].error_std, table[m, b].n, ".4g", ".2g") if (m, b) in table
-               else "—" for m in methods]
+        row = [cell(m, b, "error_mean", "error_std", ".4g", ".2g") for m in methods]
         lines.append(f"| int{b} | " + " | ".join(row) + " |")
     grains = sorted({c.granularity for c in cells})
     lines += ["", f"grids used: {', '.join(grains)}; mean seconds per cell: "
