@@ -30,6 +30,7 @@ import numpy as np
 
 from qannealq import _near
 from qannealq._pool import beam_threads
+from qannealq._sample_checks import check_layer_sample, sampler_name
 from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, prepare_start,
                                 rank_deficient, rehearse_start, warm_start_integers)
 from qannealq.contract import (accepted_options, check_keywords, draw_seed, layer_solver, merge_timing,
@@ -229,26 +230,28 @@ def _per_neuron(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
 
 
 def _whole_layer(problem: LayerProblem, solver, warm: np.ndarray | None, seed: int,
-                 checkpoint: NeuronCheckpoint | None, sampler_kwargs: dict[str, Any]) -> tuple[np.ndarray, dict]:
-    """All neurons at once (one checkpoint batch)."""
+                 checkpoint: NeuronCheckpoint | None, sampler_kwargs: dict[str, Any],
+                 backend: str = "") -> tuple[np.ndarray, dict]:
+    """All neurons at once (one checkpoint batch); the result checked against the contract
+    (:func:`qannealq._sample_checks.check_layer_sample`) before it is decoded or saved."""
     n = problem.num_neurons
     stored = None if checkpoint is None else checkpoint.load(problem, 0, n, seed)
     if stored is not None:
         return np.asarray(stored), {"resumed": True}
     with _naming(problem, f"all {n} neurons (whole-layer solve)"):
         result = solver.sample_layer(problem, initial_states=warm, seed=seed, **sampler_kwargs)
-    assignments = np.asarray(result.assignments)
+        assignments, info = check_layer_sample(problem, result, sampler_name(solver, backend))
     if checkpoint is not None:
-        checkpoint.save(problem, 0, np.where(problem.free, assignments, 0), seed)
-    return assignments, result.info
+        checkpoint.save(problem, 0, assignments, seed)
+    return assignments, info
 
 
 def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None, seed: int,
                 executor: Executor | None, progress: NeuronProgress | None, sampler_kwargs: dict[str, Any],
-                checkpoint: NeuronCheckpoint | None = None) -> tuple[np.ndarray, list | None, dict]:
+                checkpoint: NeuronCheckpoint | None = None, backend: str = "") -> tuple[np.ndarray, list | None, dict]:
     whole = layer_solver(sampler)
     if whole is not None:
-        assignments, info = _whole_layer(problem, whole, warm, seed, checkpoint, sampler_kwargs)
+        assignments, info = _whole_layer(problem, whole, warm, seed, checkpoint, sampler_kwargs, backend)
         if progress:
             progress(problem.num_neurons)
         return assignments, info.pop("samplesets", None), info  # a whole-layer sampler may keep its raw sets
@@ -492,7 +495,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                         sampler_kwargs["start_tight"] = True
             used_seed = draw_seed(seed)
             assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
-                                                        sampler_kwargs, checkpoint)
+                                                        sampler_kwargs, checkpoint, backend)
             if deadline is not None and deadline.cut:  # the time limit narrowed the warm start's beam
                 info = {**info, "time_limited": True}
             integers, values = problem.decode_layer(assignments)

@@ -479,3 +479,57 @@ def test_num_reads_none_is_the_default_as_check_parameters_says(name):
     check_parameters(name, sampler, {"num_reads": None})
     ss = sampler.sample(_bqm(), num_reads=None)
     assert len(ss) == 1 and ss.first.energy == dimod.ExactSolver().sample(_bqm()).first.energy
+
+
+class _WholeLayer(dimod.Sampler):
+    """A user's whole-layer sampler (README "The backend contract"): every neuron's warm start, honest energies;
+    ``spoil`` breaks its result one way."""
+
+    parameters: dict = {}
+    properties: dict = {}
+
+    def __init__(self, spoil=None):
+        self.spoil = spoil
+
+    def sample(self, bqm, **kwargs):
+        raise AssertionError("the solve loop must take the whole-layer path")
+
+    def sample_layer(self, problem, initial_states=None, seed=None, **kwargs):
+        from qannealq import LayerSample
+
+        rows = np.asarray(initial_states)
+        energies = problem.errors(problem.decode_layer(rows)[1])
+        result = LayerSample(rows, energies, {"timing": {"sampling_ns": 5}, "seed": seed})
+        return result if self.spoil is None else self.spoil(result)
+
+
+def _layer_problem():
+    from helpers import random_layer
+
+    return random_layer(np.random.default_rng(3), 10, 4, samples=100).problem(3)
+
+
+@pytest.mark.parametrize("spoil, words", [
+    (lambda r: r.__class__(r.assignments * 3, r.energies, r.info), r"values \[3\].* must be 0 or 1"),
+    (lambda r: r.__class__(r.assignments[:, :-1], r.energies, r.info), r"shape \(4, 10\).*\(4, 11\)"),
+    (lambda r: r.__class__(r.assignments, r.energies[:2], r.info), r"energies of shape \(2,\).*one per neuron, \(4,\)"),
+    (lambda r: r.__class__(r.assignments, r.energies * np.nan, r.info), r"energy nan for neuron 0 .*BQM gives"),
+    (lambda r: r.__class__(r.assignments, r.energies - 1.0, r.info), r"for neuron 0 .*4 of 4 disagree"),
+    (lambda r: (r.assignments, r.energies), r"returned tuple from sample_layer: it must return a qannealq.LayerSample"),
+    (lambda r: r.__class__(r.assignments, r.energies, None), r"info=None .* must be a dict"),
+    (lambda r: r.__class__(r.assignments, r.energies, {"timing": {"sampling_ns": "fast"}}),
+     r"info\['timing'\]\['sampling_ns'\]='fast'.*finite number of nanoseconds"),
+])
+def test_a_whole_layer_sampler_that_breaks_the_contract_is_named_with_what_is_wrong(spoil, words):
+    """Assignments of 3 were decoded to integers off the grid without a word (a layer error of 838 where the
+    sampler's solution had 0.99 on digits 4x4); the wrong shapes and a tuple ended in numpy's broadcast error or an
+    AttributeError, and made-up energies passed."""
+    from qannealq import quantize_layer
+    from qannealq.errors import BackendError
+
+    problem = _layer_problem()
+    honest = quantize_layer(problem, "qubo", _WholeLayer(), "mine", seed=0)
+    np.testing.assert_allclose(honest.errors, honest.warm_start_errors, rtol=1e-9)
+    with pytest.raises(BackendError, match=r"layer 'layer', all 4 neurons \(whole-layer solve\): backend 'mine' .*"
+                                           + words):
+        quantize_layer(problem, "qubo", _WholeLayer(spoil), "mine", seed=0, warm_start="gptq-restricted")
