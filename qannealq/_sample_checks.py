@@ -1,23 +1,26 @@
-"""What a whole-layer sampler returns to the solve loop, checked against the backend contract before it is decoded.
+"""What a sampler returns to the solve loop, checked against the backend contract before it is decoded.
 
-A sampler of the user's (one with ``sample_layer``) may break the contract in ways that decoding alone does not see:
-its assignments of 3 were decoded to integers off the grid (a layer error of 838 where the sampler's solution had
-0.99, without a word), assignments of the wrong shape ended in numpy's broadcast error, and a result that is no
-:class:`~qannealq.contract.LayerSample` in an ``AttributeError``, naming nothing. Each is refused here with a
-:class:`~qannealq.errors.BackendError` naming the backend and what is wrong (the solve loop adds the layer). Energies
-are the BQM's (ARCHITECTURE.md §1: ``energy(v) == E_i(decode(v))``) to :data:`ENERGY_RTOL`; an ``info`` without
-``timing`` is allowed (dimod's own samplers keep none).
+A sampler of the user's (any ``dimod.Sampler``, or one with ``sample_layer``) may break the contract in ways that
+decoding alone does not see: a whole layer's assignments of 3 were decoded to integers off the grid (a layer error of
+838 where the sampler's solution had 0.99, without a word); a neuron's energies that the sampler made up chose the
+wrong sample (a layer error of 4.16 where its best reads had 0.95) and NaN energies the first; a SampleSet over other
+labels, assignments of the wrong shape or a result that is no SampleSet or LayerSample ended in numpy's broadcast
+error or an ``AttributeError``, naming nothing. Each is refused here with a :class:`~qannealq.errors.BackendError`
+naming the backend and what is wrong (the solve loop adds the layer and the neuron). Energies are the BQM's
+(ARCHITECTURE.md §1: ``energy(v) == E_i(decode(v))``) to :data:`ENERGY_RTOL`; an ``info`` without ``timing`` is
+allowed (dimod's own samplers keep none).
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
+import dimod
 import numpy as np
 
-from qannealq.errors import BackendError
+from qannealq.errors import BackendError, InvalidArgumentError
 
-__all__ = ["ENERGY_RTOL", "sampler_name", "check_layer_sample"]
+__all__ = ["ENERGY_RTOL", "sampler_name", "best_sample_row", "check_layer_sample"]
 
 #: How far a reported energy may be from the BQM's, relative to the larger of its size and 1 (float64 sums agree to
 #: about 1e-12 on the project's layers; a float32 solver's to about 1e-6).
@@ -59,6 +62,58 @@ def _energies_agree(backend: str, what: str, item: str, reported: np.ndarray, tr
         raise BackendError(f"backend {backend!r} reported energy {float(reported[j])!r} for {item} {j} of {what} "
                            f"where its BQM gives {float(true[j])!r} ({int(bad.sum())} of {bad.size} disagree): a "
                            "sampler's energies must be those of the BQM it was given")
+
+
+def _row_energies(problem: Any, i: int, rows: np.ndarray) -> np.ndarray:
+    """The BQM energies of neuron ``i`` at full binary ``rows`` ``(k, m)``: its errors at their decoded values."""
+    values = problem.grid.dequantize(problem.base[i] + rows, problem.steps[i])
+    if not problem.per_neuron:
+        return problem.neuron_errors(values, np.full(len(rows), i))
+    idx = problem.variables(i)
+    return np.asarray(problem.neuron_bqm(i).energies((rows[:, idx], idx.tolist())), dtype=np.float64)
+
+
+def best_sample_row(problem: Any, i: int, sampleset: Any, backend: str) -> np.ndarray:
+    """The binary row ``(m,)`` of the lowest-energy sample of neuron ``i``'s resolved ``sampleset``, by the BQM's
+    energies, after checking that it holds samples of exactly the BQM's variables, 0/1 (or -1/+1 in a SPIN set),
+    energies that agree with the BQM's and a timing of numbers.
+
+    Raises:
+        BackendError: naming ``backend`` and what is wrong.
+        InvalidArgumentError: the SampleSet holds no sample.
+    """
+    what = f"neuron {i}"
+    if not isinstance(sampleset, dimod.SampleSet):
+        raise BackendError(f"backend {backend!r} returned {type(sampleset).__name__} for {what}: sample(bqm) must "
+                           "return a dimod.SampleSet")
+    sampleset.resolve()
+    _timing(sampleset.info, backend, what)
+    idx = problem.variables(i)
+    if idx.size == 0:
+        return np.zeros(problem.num_coordinates, dtype=np.int64)
+    if len(sampleset) == 0:
+        raise InvalidArgumentError(f"the sampler returned no sample for neuron {i} of layer {problem.name!r}: a "
+                                   "sampler must return at least one sample per call")
+    labels = list(sampleset.variables)
+    missing, extra = sorted(set(idx.tolist()) - set(labels)), sorted(set(labels) - set(idx.tolist()), key=repr)
+    if missing or extra:
+        raise BackendError(f"backend {backend!r} returned samples over other variables than {what}'s BQM: "
+                           f"{len(missing)} missing ({missing[:5]}), {len(extra)} not in it ({extra[:5]}); a "
+                           "sample must hold every variable of the BQM, under its labels")
+    position = {label: k for k, label in enumerate(labels)}
+    samples = np.asarray(sampleset.record.sample)[:, [position[j] for j in idx.tolist()]]
+    allowed = (-1, 1) if sampleset.vartype is dimod.SPIN else (0, 1)
+    if not np.isin(samples, allowed).all():
+        raise BackendError(f"backend {backend!r} returned a {sampleset.vartype.name} sample for {what} with values "
+                           f"{sorted(set(np.unique(samples).tolist()) - set(allowed))[:5]}: each must be one of "
+                           f"{allowed}")
+    if sampleset.vartype is dimod.SPIN:
+        samples = (samples + 1) // 2
+    rows = np.zeros((len(samples), problem.num_coordinates), dtype=np.int64)
+    rows[:, idx] = samples
+    true = _row_energies(problem, i, rows)
+    _energies_agree(backend, what, "sample", np.asarray(sampleset.record.energy, dtype=np.float64), true)
+    return rows[int(np.argmin(true))]
 
 
 def check_layer_sample(problem: Any, result: Any, backend: str) -> tuple[np.ndarray, dict]:

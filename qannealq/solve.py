@@ -30,7 +30,7 @@ import numpy as np
 
 from qannealq import _near
 from qannealq._pool import beam_threads
-from qannealq._sample_checks import check_layer_sample, sampler_name
+from qannealq._sample_checks import best_sample_row, check_layer_sample, sampler_name
 from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, prepare_start,
                                 rank_deficient, rehearse_start, warm_start_integers)
 from qannealq.contract import (accepted_options, check_keywords, draw_seed, layer_solver, merge_timing,
@@ -134,26 +134,19 @@ def submit_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: n
     return sampler.sample(bqm, **kwargs)
 
 
-def best_row(problem: LayerProblem, i: int, sampleset: dimod.SampleSet) -> np.ndarray:
-    """Resolve neuron ``i``'s SampleSet and return the binary row ``(m,)`` of its lowest-energy sample."""
-    sampleset.resolve()
-    if not len(sampleset.variables):
-        return np.zeros(problem.num_coordinates, dtype=np.int64)
-    if len(sampleset) == 0:
-        raise InvalidArgumentError(f"the sampler returned no sample for neuron {i} of layer {problem.name!r}: a "
-                                   "sampler must return at least one sample per call")
-    best = int(np.argmin(sampleset.record.energy))
-    sample = dict(zip(sampleset.variables, sampleset.record.sample[best].tolist()))
-    if sampleset.vartype is dimod.SPIN:
-        sample = {k: (v + 1) // 2 for k, v in sample.items()}
-    return problem.assignment(i, sample)
+def best_row(problem: LayerProblem, i: int, sampleset: dimod.SampleSet, backend: str = "the sampler") -> np.ndarray:
+    """Resolve neuron ``i``'s SampleSet and return the binary row ``(m,)`` of its lowest-energy sample, by the BQM's
+    energies; a SampleSet that breaks the contract (other labels, values, energies than the BQM's) is refused naming
+    ``backend`` (:func:`qannealq._sample_checks.best_sample_row`)."""
+    return best_sample_row(problem, i, sampleset, backend)
 
 
 def solve_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np.ndarray | None,
-                 seed: int | None, sampler_kwargs: dict[str, Any]) -> tuple[np.ndarray, dimod.SampleSet]:
+                 seed: int | None, sampler_kwargs: dict[str, Any],
+                 backend: str = "") -> tuple[np.ndarray, dimod.SampleSet]:
     """Sample neuron ``i``'s BQM and wait for it; return its best binary row ``(m,)`` and the raw SampleSet."""
     sampleset = submit_neuron(problem, i, sampler, warm, seed, sampler_kwargs)
-    return best_row(problem, i, sampleset), sampleset
+    return best_row(problem, i, sampleset, sampler_name(sampler, backend)), sampleset
 
 
 @contextmanager
@@ -174,9 +167,10 @@ def _solve_named(problem: LayerProblem, i: int, *args: Any) -> tuple[np.ndarray,
 
 def _solve_batch(problem: LayerProblem, neurons: Sequence[int], sampler: dimod.Sampler, warm: np.ndarray | None,
                  seeds: np.ndarray, executor: Executor | None, progress: NeuronProgress | None,
-                 sampler_kwargs: dict[str, Any]) -> tuple[list[np.ndarray], list[dimod.SampleSet]]:
+                 sampler_kwargs: dict[str, Any], backend: str = "") -> tuple[list[np.ndarray], list[dimod.SampleSet]]:
     """The neurons' BQMs: mapped by ``executor``, or all submitted first and then resolved in order."""
-    args = [(problem, i, sampler, warm, int(seeds[i]), sampler_kwargs) for i in neurons]
+    backend = sampler_name(sampler, backend)
+    args = [(problem, i, sampler, warm, int(seeds[i]), sampler_kwargs, backend) for i in neurons]
     rows, samplesets = [], []
     if executor is not None:
         try:
@@ -193,10 +187,10 @@ def _solve_batch(problem: LayerProblem, neurons: Sequence[int], sampler: dimod.S
         return rows, samplesets
     for a in args:
         with _naming(problem, f"neuron {a[1]}"):  # a sampler that solves in sample() fails here
-            samplesets.append(submit_neuron(*a))
+            samplesets.append(submit_neuron(*a[:-1]))
     for i, sampleset in zip(neurons, samplesets):
         with _naming(problem, f"neuron {i}"):
-            rows.append(best_row(problem, i, sampleset))
+            rows.append(best_row(problem, i, sampleset, backend))
         if progress:
             progress(1)
     return rows, samplesets
@@ -204,7 +198,7 @@ def _solve_batch(problem: LayerProblem, neurons: Sequence[int], sampler: dimod.S
 
 def _per_neuron(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None, seed: int,
                 executor: Executor | None, progress: NeuronProgress | None, sampler_kwargs: dict[str, Any],
-                checkpoint: NeuronCheckpoint | None = None) -> tuple[list[np.ndarray], list]:
+                checkpoint: NeuronCheckpoint | None = None, backend: str = "") -> tuple[list[np.ndarray], list]:
     """Every neuron's BQM, in batches saved to (or loaded from) ``checkpoint``, else all at once."""
     n = problem.num_neurons
     seeds = np.random.SeedSequence(seed).generate_state(n) & 0x7FFFFFFF
@@ -221,7 +215,7 @@ def _per_neuron(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
                 progress(stop - start)
             continue
         batch_rows, batch_sets = _solve_batch(problem, range(start, stop), sampler, warm, seeds, executor,
-                                              progress, sampler_kwargs)
+                                              progress, sampler_kwargs, backend)
         if checkpoint is not None:
             checkpoint.save(problem, start, np.stack(batch_rows), seed)
         rows.extend(batch_rows)
@@ -255,7 +249,8 @@ def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
         if progress:
             progress(problem.num_neurons)
         return assignments, info.pop("samplesets", None), info  # a whole-layer sampler may keep its raw sets
-    rows, samplesets = _per_neuron(problem, sampler, warm, seed, executor, progress, sampler_kwargs, checkpoint)
+    rows, samplesets = _per_neuron(problem, sampler, warm, seed, executor, progress, sampler_kwargs, checkpoint,
+                                   backend)
     return np.stack(rows), samplesets, {"timing": merge_timing(ss.info for ss in samplesets if ss is not None)}
 
 
