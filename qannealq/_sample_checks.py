@@ -20,7 +20,7 @@ import numpy as np
 
 from qannealq.errors import BackendError, InvalidArgumentError
 
-__all__ = ["ENERGY_RTOL", "sampler_name", "best_sample_row", "check_layer_sample"]
+__all__ = ["ENERGY_RTOL", "sampler_name", "check_sampleset", "best_sample_row", "check_layer_sample"]
 
 #: How far a reported energy may be from the BQM's, relative to the larger of its size and 1 (float64 sums agree to
 #: about 1e-12 on the project's layers; a float32 solver's to about 1e-6).
@@ -73,6 +73,36 @@ def _row_energies(problem: Any, i: int, rows: np.ndarray) -> np.ndarray:
     return np.asarray(problem.neuron_bqm(i).energies((rows[:, idx], idx.tolist())), dtype=np.float64)
 
 
+def check_sampleset(sampleset: Any, variables: list, backend: str, what: str) -> np.ndarray:
+    """The samples ``(k, len(variables))`` of ``sampleset`` (resolved here), in the order of ``variables`` and as
+    0/1 (a SPIN set's -1/+1 mapped), after checking that it is a ``dimod.SampleSet`` over exactly ``variables`` with
+    such values and an ``info`` whose timing holds numbers.
+
+    Raises:
+        BackendError: naming ``backend``, ``what`` it sampled and what is wrong.
+    """
+    if not isinstance(sampleset, dimod.SampleSet):
+        raise BackendError(f"backend {backend!r} returned {type(sampleset).__name__} for {what}: sample(bqm) must "
+                           "return a dimod.SampleSet")
+    sampleset.resolve()
+    _timing(sampleset.info, backend, what)
+    labels = list(sampleset.variables)
+    missing = sorted(set(variables) - set(labels), key=repr)
+    extra = sorted(set(labels) - set(variables), key=repr)
+    if missing or extra:
+        raise BackendError(f"backend {backend!r} returned samples over other variables than {what}'s BQM: "
+                           f"{len(missing)} missing ({missing[:5]}), {len(extra)} not in it ({extra[:5]}); a "
+                           "sample must hold every variable of the BQM, under its labels")
+    position = {label: k for k, label in enumerate(labels)}
+    samples = np.asarray(sampleset.record.sample)[:, [position[v] for v in variables]]
+    allowed = (-1, 1) if sampleset.vartype is dimod.SPIN else (0, 1)
+    if not np.isin(samples, allowed).all():
+        raise BackendError(f"backend {backend!r} returned a {sampleset.vartype.name} sample for {what} with values "
+                           f"{sorted(set(np.unique(samples).tolist()) - set(allowed))[:5]}: each must be one of "
+                           f"{allowed}")
+    return (samples + 1) // 2 if sampleset.vartype is dimod.SPIN else samples
+
+
 def best_sample_row(problem: Any, i: int, sampleset: Any, backend: str) -> np.ndarray:
     """The binary row ``(m,)`` of the lowest-energy sample of neuron ``i``'s resolved ``sampleset``, by the BQM's
     energies, after checking that it holds samples of exactly the BQM's variables, 0/1 (or -1/+1 in a SPIN set),
@@ -83,32 +113,11 @@ def best_sample_row(problem: Any, i: int, sampleset: Any, backend: str) -> np.nd
         InvalidArgumentError: the SampleSet holds no sample.
     """
     what = f"neuron {i}"
-    if not isinstance(sampleset, dimod.SampleSet):
-        raise BackendError(f"backend {backend!r} returned {type(sampleset).__name__} for {what}: sample(bqm) must "
-                           "return a dimod.SampleSet")
-    sampleset.resolve()
-    _timing(sampleset.info, backend, what)
     idx = problem.variables(i)
-    if idx.size == 0:
-        return np.zeros(problem.num_coordinates, dtype=np.int64)
-    if len(sampleset) == 0:
+    samples = check_sampleset(sampleset, idx.tolist(), backend, what)
+    if len(samples) == 0:
         raise InvalidArgumentError(f"the sampler returned no sample for neuron {i} of layer {problem.name!r}: a "
                                    "sampler must return at least one sample per call")
-    labels = list(sampleset.variables)
-    missing, extra = sorted(set(idx.tolist()) - set(labels)), sorted(set(labels) - set(idx.tolist()), key=repr)
-    if missing or extra:
-        raise BackendError(f"backend {backend!r} returned samples over other variables than {what}'s BQM: "
-                           f"{len(missing)} missing ({missing[:5]}), {len(extra)} not in it ({extra[:5]}); a "
-                           "sample must hold every variable of the BQM, under its labels")
-    position = {label: k for k, label in enumerate(labels)}
-    samples = np.asarray(sampleset.record.sample)[:, [position[j] for j in idx.tolist()]]
-    allowed = (-1, 1) if sampleset.vartype is dimod.SPIN else (0, 1)
-    if not np.isin(samples, allowed).all():
-        raise BackendError(f"backend {backend!r} returned a {sampleset.vartype.name} sample for {what} with values "
-                           f"{sorted(set(np.unique(samples).tolist()) - set(allowed))[:5]}: each must be one of "
-                           f"{allowed}")
-    if sampleset.vartype is dimod.SPIN:
-        samples = (samples + 1) // 2
     rows = np.zeros((len(samples), problem.num_coordinates), dtype=np.int64)
     rows[:, idx] = samples
     true = _row_energies(problem, i, rows)

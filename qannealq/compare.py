@@ -24,6 +24,7 @@ from qannealq._compare_instances import NeuronInstance, Reference, instances_fro
 from qannealq._compare_pace import outlook, paid, part, time_left
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
+from qannealq._sample_checks import check_sampleset
 from qannealq.checks import as_values, check_distinct, check_positive, check_seed
 from qannealq.contract import accepted_options, check_parameters, check_qpu_ranges, composed, redact, unredact
 from qannealq.data import data_fingerprint
@@ -303,8 +304,10 @@ def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat
         kwargs["initial_states"] = instance.initial_states(kwargs.get("num_reads") or 1)
     t0 = time.perf_counter()
     sampleset = sampler.sample(instance.bqm, **kwargs)
-    sampleset.resolve()
+    if isinstance(sampleset, dimod.SampleSet):
+        sampleset.resolve()
     wall = time.perf_counter() - t0
+    check_sampleset(sampleset, list(instance.bqm.variables), name, f"neuron {instance.name}")
     if sampleset.vartype is not instance.bqm.vartype:
         sampleset = sampleset.change_vartype(instance.bqm.vartype, inplace=False)
     labels = list(sampleset.variables)

@@ -585,3 +585,21 @@ def test_a_per_neuron_sampler_that_breaks_the_contract_is_named_with_what_is_wro
         quantize_layer(problem, "qubo", _PerNeuron(spoil), "mine", seed=0)
     with pytest.raises(BackendError, match=r"layer 'layer', neuron 0: backend '_PerNeuron' "):
         quantize_layer(problem, "qubo", _PerNeuron(spoil), seed=0)  # no name given: the class's
+
+
+@pytest.mark.parametrize("spoil, words", [
+    (lambda ss: _with(ss, variables=[f"x{v}" for v in ss.variables]), r"other variables than neuron n0's BQM"),
+    (lambda ss: None, r"returned NoneType for neuron n0: sample\(bqm\) must return a dimod.SampleSet"),
+    (lambda ss: _with(ss, info={"timing": {"sampling_ns": "fast"}}), r"\['sampling_ns'\]='fast' .*finite number"),
+])
+def test_compare_names_a_sampler_that_breaks_the_contract(spoil, words):
+    """``qannealq compare --backends`` with such a sampler (registered by entry point) ended in dimod's 'ValueError:
+    unknown variable 0', an AttributeError or a ValueError from float('fast'), tracebacks naming no backend."""
+    from qannealq.compare import CompareSettings, NeuronInstance, run_unit
+    from qannealq.errors import BackendError
+
+    instance = NeuronInstance("n0", _bqm(), {}, {})
+    row = run_unit(_PerNeuron(), "mine", instance, 0, CompareSettings(reads=2))
+    assert min(row["energies"]) == pytest.approx(dimod.ExactSolver().sample(_bqm()).first.energy)
+    with pytest.raises(BackendError, match=r"backend 'mine' .*" + words):
+        run_unit(_PerNeuron(spoil), "mine", instance, 0, CompareSettings(reads=2))
