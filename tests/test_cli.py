@@ -135,6 +135,17 @@ def test_datasets_refuses_a_data_dir_that_is_not_there(capsys):
     assert "--data-dir='/nonexistent' not found: give an existing folder" in capsys.readouterr().err
 
 
+def test_datasets_refuses_download_with_no_load(capsys, monkeypatch):
+    """``datasets --download --no-load NAME`` fetched nothing and, for a dataset found nowhere, printed that
+    `qannealq datasets --download NAME` fetches it: the command just given (exit 0)."""
+    import qannealq.data.sources as sources
+
+    monkeypatch.setattr(sources, "find_source", lambda *a, **k: pytest.fail("looked for the dataset"))
+    assert main(["datasets", "--download", "--no-load", "emnist-digits"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("qannealq: error: --download fetches") and "--no-load" in err and "give one of" in err
+
+
 def test_unknown_sampler_option_lists_the_valid_keys(tmp_path, capsys, no_training):
     argv = ["run", "--methods", "qubo", "--backend", "layer-sa", "--sampler-option", "num_read=10"]
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2

@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder with the datasets (default: $QANNEALQ_DATA, else ../shared/datasets)")
     parser.add_argument("--download", action="store_true",
                         help="fetch the named datasets that are found nowhere (SHA-256 checked)")
-    parser.add_argument("--no-load", action="store_true", help="only say where each is, without loading it")
+    parser.add_argument("--no-load", action="store_true",
+                        help="only say where each is, without loading it (not with --download)")
 
 
 def _line(name: str, args: argparse.Namespace) -> str:
@@ -60,6 +61,9 @@ def main(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in DATASETS]
     if unknown:
         raise InvalidArgumentError(f"datasets {', '.join(unknown)} unknown: choose from {', '.join(DATASETS)}")
+    if args.download and args.no_load:  # it fetched nothing, and said to run `--download NAME` to fetch it
+        raise InvalidArgumentError("--download fetches the named datasets found nowhere and --no-load only says where "
+                                   "each is, without fetching or loading it: give one of them")
     if args.download and not args.names:
         raise InvalidArgumentError("--download needs the names of the datasets to fetch, e.g. "
                                    "`qannealq datasets --download mnist`")
