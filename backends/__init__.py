@@ -21,7 +21,7 @@ from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["BackendSpec", "BACKENDS", "ALIASES", "canonical_name", "get_sampler", "resolve_sampler",
            "available_backends", "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY", "with_retries", "decomposed",
-           "auto_decompose", "built_options"]
+           "auto_decompose", "built_options", "retries_failures"]
 
 UNDOCUMENTED_CAPACITY = "see its documentation"
 
@@ -230,6 +230,14 @@ def with_retries(name: str, sampler: dimod.Sampler, retries: int, seed: int | No
     from qannealq.backends.retry import with_retries as wrap
 
     return wrap(name, sampler, retries, seed)
+
+
+def retries_failures(sampler: dimod.Sampler) -> bool:
+    """Whether ``sampler`` (or a composite's child at any depth) retries transient failures: a cloud backend
+    wrapped by :func:`with_retries`."""
+    from qannealq.backends.retry import RetryComposite
+
+    return isinstance(sampler, RetryComposite) or any(map(retries_failures, getattr(sampler, "children", ())))
 
 
 def decomposed(sampler: "str | dimod.Sampler", capacity: int | None = None, **options: object) -> dimod.Sampler:

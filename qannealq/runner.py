@@ -202,8 +202,13 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
                          f"{len(exp.calibration)} calibration samples; "
                          + ("a dry run: no results written" if config.dry_run else f"results -> {out}"))
         if sampler is not None:
+            from qannealq.backends import retries_failures
+
             how, warm = _qubo_line(q.backend, sampler, warm)
             reporter.message(f"qubo method: {how}")
+            if q.retries != QuantizeConfig.retries and not retries_failures(sampler):
+                reporter.message(f"--retries {q.retries} is not used: backend {q.backend!r} calls no cloud service "
+                                 "(retries apply to dwave, dwave-hybrid, dwave-mock and backends that need a token)")
             sampler, where = _distribute(q.backend, sampler, executor, q.retries, config.model.seed)
             reporter.message(where)
         if config.dry_run or config.qpu_budget is not None:

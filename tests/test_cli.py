@@ -121,6 +121,8 @@ def no_training(monkeypatch):
      "sampler option effort is given twice, as 'fast' and 'thorough'"),
     (["run", "--methods", "qubo", "--backend", "sa", "--time-limit", "5"],
      "--sampler-option time_limit: backend 'sa' does not take"),
+    (["run", "--methods", "rtn,gptq", "--retries", "5"],  # it ran, retrying nothing, without a word
+     "--retries 5 retries the qubo method's cloud backend, and --methods rtn,gptq has no qubo"),
 ])
 def test_bad_arguments_exit_2_before_any_training(argv, message, tmp_path, capsys, no_training):
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
@@ -184,6 +186,16 @@ def test_sampler_options_reach_the_qubo_rows_alone(tmp_path, monkeypatch):
     assert main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "rtn,qubo",
                  "--effort", "fast", "--out", str(tmp_path / "r")]) == 0
     assert sorted(seen) == [("qubo", "fast"), ("rtn", None)]
+
+
+def test_run_says_retries_are_not_used_by_a_backend_that_calls_no_service(tmp_path, capsys):
+    """``run --backend sa --retries 5`` ran as if --retries were not given (only cloud backends are wrapped in the
+    retry composite), without a word; a cloud backend is retried and says nothing."""
+    base = ["run", "--input-size", "4", "--bits", "2", "--methods", "qubo", "--retries", "5"]
+    assert main([*base, "--backend", "sa", "--sampler-option", "num_reads=1", "--out", str(tmp_path / "sa")]) == 0
+    assert "--retries 5 is not used: backend 'sa' calls no cloud service" in capsys.readouterr().out
+    assert main([*base, "--backend", "dwave-mock", "--dry-run"]) == 0
+    assert "--retries" not in capsys.readouterr().out
 
 
 def test_effort_and_time_limit_flags_are_layer_sa_sampler_options(capsys):

@@ -90,8 +90,8 @@ def sampler_options(pairs) -> dict:
 def check_options_apply(args: argparse.Namespace, options) -> None:
     """Options of the ``qubo`` method given with ``--methods`` that have none would be ignored, so they are
     refused: sampler options (``--sampler-option``, ``--effort``, ``--time-limit``; ``options``, the parsed dict),
-    and ``--backend`` (of a plain ``qubo``), ``--warm-start`` and ``--executor`` (``run``'s) where given on the
-    command line; so is ``--objective relu-aware`` with RTN alone."""
+    and ``--backend`` (of a plain ``qubo``), ``--warm-start``, ``--executor`` and ``--retries`` (``run``'s) where
+    given on the command line; so is ``--objective relu-aware`` with RTN alone."""
     methods = [str(m) for m in args.methods]
     kinds = [m.partition(":") for m in methods]
     shown = ",".join(methods)
@@ -109,6 +109,9 @@ def check_options_apply(args: argparse.Namespace, options) -> None:
     if "executor" in explicit and args.executor is not None and not any(kind == "qubo" for kind, _, _ in kinds):
         raise InvalidArgumentError(f"--executor {args.executor} runs the qubo method's neuron solves, and --methods "
                                    f"{shown} has no qubo: add qubo to --methods or leave --executor out")
+    if "retries" in explicit and not any(kind == "qubo" for kind, _, _ in kinds):
+        raise InvalidArgumentError(f"--retries {args.retries} retries the qubo method's cloud backend, and --methods "
+                                   f"{shown} has no qubo: add qubo to --methods or leave --retries out")
     if "objective" in explicit and args.objective != "preact" and all(kind == "rtn" for kind, _, _ in kinds):
         raise InvalidArgumentError(f"--objective {args.objective} is the error that GPTQ and the QUBOs minimise, and "
                                    f"--methods {shown} has RTN alone, which does not depend on it: add a method or "
