@@ -18,7 +18,7 @@ from qannealq.checks import as_values, check_choice, check_data_dir, check_disti
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
 from qannealq.solve import METHODS, WARM_STARTS
-from qannealq.weighted import OBJECTIVES, make_objective
+from qannealq.weighted import OBJECTIVES, check_flags, make_objective
 
 __all__ = ["ModelConfig", "QuantizeConfig", "RunConfig", "check_choice", "check_positive", "parse_warm_start",
            "check_qpu_budget"]
@@ -164,10 +164,7 @@ class QuantizeConfig:
             raise InvalidArgumentError(f"--backend={self.backend!r} must be a backend name (see qannealq backends)")
         check_positive("--retries", self.retries, minimum=0)
         check_choice("--objective", self.objective, OBJECTIVES)
-        if self.inactive_weight is not None and self.objective != "relu-aware":
-            raise InvalidArgumentError(f"--inactive-weight applies to --objective relu-aware, not {self.objective!r}")
-        if self.memory_limit is not None and self.objective != "relu-aware":
-            raise InvalidArgumentError(f"--memory-limit applies to --objective relu-aware, not {self.objective!r}")
+        check_flags(self.objective, self.inactive_weight, self.memory_limit)
         goal = make_objective(self.objective, self.inactive_weight, self.memory_limit)
         object.__setattr__(self, "inactive_weight", goal.inactive_weight if goal.weighted else None)
 

@@ -34,7 +34,7 @@ from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS
 from qannealq.store import ResultStore, unit_key
-from qannealq.weighted import Objective, make_objective
+from qannealq.weighted import Objective, check_flags, make_objective
 from qannealq.sweep_report import CellResult, write_outputs
 
 __all__ = ["Preset", "PRESETS", "SweepConfig", "SweepSummary", "parse_method", "sweep"]
@@ -162,8 +162,7 @@ class SweepConfig:
         check_choice("--granularity", self.granularity, SWEEP_GRANULARITIES)
         check_choice("--int1", self.int1, INT1_SCHEMES)
         object.__setattr__(self, "warm_start", parse_warm_start(self.warm_start))
-        if self.memory_limit is not None and self.objective != "relu-aware":
-            raise InvalidArgumentError(f"--memory-limit applies to --objective relu-aware, not {self.objective!r}")
+        check_flags(self.objective, self.inactive_weight, self.memory_limit)
         goal = self.goal()
         object.__setattr__(self, "inactive_weight", goal.inactive_weight if goal.weighted else None)
         if self.resume and self.out is None:

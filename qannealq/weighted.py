@@ -43,7 +43,7 @@ _T = TypeVar("_T")
 logger = logging.getLogger(__name__)
 
 __all__ = ["OBJECTIVES", "DEFAULT_INACTIVE_WEIGHT", "DEFAULT_MEMORY_LIMIT", "Objective", "make_objective",
-           "WeightedLayerStats", "WeightedLayerProblem", "build_weighted_problem"]
+           "check_flags", "WeightedLayerStats", "WeightedLayerProblem", "build_weighted_problem"]
 
 OBJECTIVES = ("preact", "relu-aware")
 DEFAULT_INACTIVE_WEIGHT = 0.0
@@ -105,6 +105,18 @@ def make_objective(objective: "str | Objective" = "preact", inactive_weight: flo
                                    f"not {objective!r}")
     return Objective(objective, DEFAULT_INACTIVE_WEIGHT if inactive_weight is None else inactive_weight,
                      DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
+
+
+def check_flags(objective: str, inactive_weight: float | None, memory_limit: int | None) -> None:
+    """``--inactive-weight`` and ``--memory-limit`` checked as the commands name them (:func:`make_objective`
+    names its arguments): relu-aware's alone, the weight in [0, 1]."""
+    for flag, value in (("--inactive-weight", inactive_weight), ("--memory-limit", memory_limit)):
+        if value is not None and objective != "relu-aware":
+            raise InvalidArgumentError(f"{flag} applies to --objective relu-aware, not {objective!r}")
+    w = inactive_weight
+    if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float, np.floating)) or not 0 <= w <= 1):
+        raise InvalidArgumentError(f"--inactive-weight={w!r} must be a number in [0, 1] (0: inactive samples "
+                                   "ignored, 1: the plain objective)")
 
 
 def _size(nbytes: int) -> str:

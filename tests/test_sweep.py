@@ -156,7 +156,7 @@ def test_relu_aware_sweep_records_its_objective_and_equals_quantize_model(tmp_pa
     assert float(cells["gptq"]["layer_error"]) == pytest.approx(direct.layer_error, rel=1e-9)
     plain = SweepConfig(model=ModelConfig(dataset="digits", input_size=4)).stored_settings()
     assert "objective" not in plain  # preact sweeps store what they stored before the option existed
-    with pytest.raises(InvalidArgumentError, match="inactive_weight"):
+    with pytest.raises(InvalidArgumentError, match="--inactive-weight applies to --objective relu-aware"):
         SweepConfig(inactive_weight=0.5)  # preact takes no inactive weight
 
 

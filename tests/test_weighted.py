@@ -487,20 +487,24 @@ def test_run_command_in_sequential_mode_equals_quantize_model(tmp_path):
     assert row["layer_error"] == pytest.approx(direct.layer_error, rel=1e-12)
 
 
+@pytest.mark.parametrize("command", ["run", "sweep"])
 @pytest.mark.parametrize("argv, message", [
-    (["--objective", "relu-aware", "--inactive-weight", "2"], "inactive_weight=2.0 must be a number in [0, 1]"),
+    # the weight out of range was "inactive_weight=2.0 ...", and sweep's without relu-aware "inactive_weight=0.5
+    # applies to objective='relu-aware' only": the Python arguments' names, not the flag's
+    (["--objective", "relu-aware", "--inactive-weight", "2"], "--inactive-weight=2.0 must be a number in [0, 1]"),
+    (["--objective", "relu-aware", "--inactive-weight", "nan"], "--inactive-weight=nan must be a number in [0, 1]"),
     (["--inactive-weight", "0.5"], "--inactive-weight applies to --objective relu-aware"),
     (["--memory-limit", "8"], "--memory-limit applies to --objective relu-aware"),
     (["--objective", "relu-aware", "--memory-limit", "0"], "--memory-limit=0 must be a positive number of GiB"),
     (["--objective", "relu-aware", "--memory-limit", "-2"], "--memory-limit=-2 must be a positive number of GiB"),
 ])
-def test_bad_objective_options_exit_2_before_training(argv, message, tmp_path, monkeypatch, capsys):
+def test_bad_objective_options_exit_2_before_training(command, argv, message, tmp_path, monkeypatch, capsys):
     import qannealq.experiment
     from qannealq.cli import main
 
     monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("trained a model"))
-    assert main(["run", "--methods", "rtn", *argv, "--out", str(tmp_path / "x")]) == 2
-    assert message in capsys.readouterr().err
+    assert main([command, "--methods", "gptq", *argv, "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.startswith(f"qannealq: error: {message}")
 
 
 @pytest.mark.parametrize("objective", ["preact", "relu-aware"])
