@@ -52,7 +52,7 @@ def check_data_dir(path: Any) -> Path:
     folder = Path(path)
     if not folder.is_dir():
         raise InvalidArgumentError(f"--data-dir={str(folder)!r} not found: give an existing folder holding the "
-                                   "datasets, or leave it out ($QANNEALQ_DATA, else ../shared/datasets)")
+                                   "datasets, or leave it out ($QANNEALQ_DATA, else ./datasets and ../shared/datasets)")
     return folder
 
 

@@ -137,6 +137,27 @@ def test_datasets_refuses_a_data_dir_that_is_not_there(capsys):
     assert "--data-dir='/nonexistent' not found: give an existing folder" in capsys.readouterr().err
 
 
+def test_data_dir_help_names_every_default_folder(capsys, monkeypatch):
+    """Every command's ``--data-dir`` help and its refusal said "else ../shared/datasets", leaving out
+    ``./datasets``, which is searched first (the README's "Where a dataset is looked for", ``data_dirs``)."""
+    from pathlib import Path
+
+    from qannealq.cli import COMMANDS, build_parser
+    from qannealq.data.sources import data_dirs
+
+    monkeypatch.delenv("QANNEALQ_DATA", raising=False)
+    assert data_dirs()[:2] == [Path("datasets"), Path("..") / "shared" / "datasets"]
+    parser = build_parser()
+    for command in COMMANDS:
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        printed = " ".join(capsys.readouterr().out.split())
+        if "--data-dir" in printed:
+            assert "(default: $QANNEALQ_DATA, else ./datasets and ../shared/datasets)" in printed, command
+    assert main(["datasets", "--data-dir", "/nonexistent"]) == 2
+    assert "leave it out ($QANNEALQ_DATA, else ./datasets and ../shared/datasets)" in capsys.readouterr().err
+
+
 def test_datasets_refuses_download_with_no_load(capsys, monkeypatch):
     """``datasets --download --no-load NAME`` fetched nothing and, for a dataset found nowhere, printed that
     `qannealq datasets --download NAME` fetches it: the command just given (exit 0)."""

@@ -146,7 +146,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="digits only: pool the 8x8 images to NxN; 4 gives the tiny 16-16-10 model that every "
                        "backend (qaoa, dwave-mock...) can quantize")
     group.add_argument("--data-dir", type=Path, default=None,
-                       help="folder with the datasets (default: $QANNEALQ_DATA, else ../shared/datasets)")
+                       help="folder with the datasets (default: $QANNEALQ_DATA, else ./datasets and "
+                       "../shared/datasets)")
     group.add_argument("--hidden", type=int_list, default=None, help="hidden layer sizes, e.g. 128 or 256,128")
     group.add_argument("--epochs", type=int, default=None, help="training epochs (default: the dataset's recipe)")
     group.add_argument("--seed", type=int, default=0, help="training and calibration-draw seed")

@@ -19,7 +19,8 @@ HELP = "list the datasets (where found, shapes, class counts); --download NAME f
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("names", nargs="*", help="datasets to show (default: all)")
     parser.add_argument("--data-dir", type=Path, default=None,
-                        help="folder with the datasets (default: $QANNEALQ_DATA, else ../shared/datasets)")
+                        help="folder with the datasets (default: $QANNEALQ_DATA, else ./datasets and "
+                        "../shared/datasets)")
     parser.add_argument("--download", action="store_true",
                         help="fetch the named datasets that are found nowhere (SHA-256 checked)")
     parser.add_argument("--no-load", action="store_true",
