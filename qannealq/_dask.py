@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import threading
-from concurrent.futures import Executor, Future
+import weakref
+from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -53,14 +54,21 @@ class DaskExecutor(StopOnError, Executor):
     """``dask://HOST:PORT``: the user's Dask scheduler behind the ``Executor`` interface.
 
     ``submit`` is ``Client.submit`` (``pure=False``); ``map`` scatters an argument that every call shares
-    (the same object) to the cluster once, and sends the calls in chunks of about four per worker thread.
+    (the same object) to every worker once, and sends the calls in chunks of about four per worker thread.
     ``shutdown`` closes the client (the cluster is the user's and keeps running); with ``cancel_futures`` (or
     ``wait=False``, and a ``with`` block left by an exception) it first cancels every task not finished.
+
+    A worker that dies (killed, out of memory) costs only its tasks, which the scheduler runs again elsewhere:
+    the shared arguments are on every worker (scattered to one, a chunk's were lost with it, and every chunk
+    after it was cancelled). A task Dask gives up on (``KilledWorker``, lost data, a scheduler gone) comes back
+    as a :class:`~concurrent.futures.BrokenExecutor`, as a process pool's dead worker does, never as a wait:
+    ``Client.get_executor``'s futures were left pending for ever when a finished task's worker died before its
+    result was fetched.
     """
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self._inner = client.get_executor(pure=False)
+        self._tasks: weakref.WeakSet = weakref.WeakSet()  # the Dask futures behind ours, cancelled by shutdown
 
     @classmethod
     def connect(cls, address: str, timeout: float = 10.0) -> "DaskExecutor":
@@ -101,7 +109,12 @@ class DaskExecutor(StopOnError, Executor):
         return f"dask {self.client.scheduler.address} ({len(threads)} worker(s), {sum(threads.values())} thread(s))"
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
-        return self._inner.submit(fn, *args, **kwargs)
+        task = self.client.submit(fn, *args, pure=False, **kwargs)
+        self._tasks.add(task)
+        future: Future = Future()
+        future.add_done_callback(lambda done: task.cancel() if done.cancelled() and not task.done() else None)
+        task.add_done_callback(lambda task: _settle(task, future))
+        return future
 
     def map(self, fn: Callable, *iterables: Iterable, timeout: float | None = None, chunksize: int = 0):
         calls = list(zip(*iterables))
@@ -109,13 +122,14 @@ class DaskExecutor(StopOnError, Executor):
             return iter(())
         shared_positions = [k for k in range(len(calls[0])) if _is_shared(calls, k)]
         # one object per shared argument (a list around it: scatter would split a dict or a list)
-        futures = self.client.scatter([calls[0][k] for k in shared_positions], hash=False) if shared_positions else []
+        futures = self.client.scatter([calls[0][k] for k in shared_positions], hash=False,
+                                      broadcast=True) if shared_positions else []
         slots = {k: _Shared(j) for j, k in enumerate(shared_positions)}
         stripped = [tuple(slots.get(k, a) for k, a in enumerate(args)) for args in calls]
         parts = len(calls) if chunksize < 1 else math.ceil(len(calls) / chunksize)
         if chunksize < 1:
             parts = min(parts, 4 * max(1, sum(self.client.nthreads().values())))
-        chunks = [self._inner.submit(_call_chunk, fn, chunk, *futures) for chunk in _chunks(stripped, parts)]
+        chunks = [self.submit(_call_chunk, fn, chunk, *futures) for chunk in _chunks(stripped, parts)]
 
         def results() -> Iterator:
             for chunk in chunks:
@@ -124,8 +138,31 @@ class DaskExecutor(StopOnError, Executor):
         return results()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._inner.shutdown(wait=wait and not cancel_futures)  # wait=False: Client.cancel of what is left
+        tasks = [task for task in list(self._tasks) if not task.done()]
+        if wait and not cancel_futures:
+            self.client.gather(tasks, errors="skip")
+        elif tasks:
+            self.client.cancel(tasks)
         self.client.close()
+
+
+def _settle(task: Any, future: Future) -> None:
+    """Give ``future`` the outcome of the Dask future ``task`` (in Dask's callback thread, once ``task`` is done).
+
+    ``task.result()`` fetches a finished result, and has Dask compute it again where its worker died since; a
+    task Dask gave up on is a :class:`BrokenExecutor` naming Dask's reason, the task's own error is its own.
+    """
+    try:
+        outcome, failed = task.result(), False
+    except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+        outcome, failed = exc, True
+        if isinstance(exc, CancelledError) or type(exc).__module__.split(".")[0] == "distributed":
+            outcome = BrokenExecutor(f"Dask lost task {task.key} ({type(exc).__name__}: {exc})")
+            outcome.__cause__ = exc
+    try:
+        future.set_exception(outcome) if failed else future.set_result(outcome)
+    except InvalidStateError:  # cancelled by its caller meanwhile
+        pass
 
 
 def _is_shared(calls: list[tuple], k: int) -> bool:

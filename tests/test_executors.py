@@ -458,3 +458,93 @@ def test_a_server_that_is_not_a_dask_scheduler_is_a_clear_error_in_bounded_time(
     finally:
         done.set()
         server.close()
+
+
+@pytest.fixture(scope="module")
+def worker_processes():
+    """A Dask cluster of two worker processes (each restarted by its nanny when it is killed)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        yield cluster
+
+
+def _dask_executor(cluster):
+    """An executor on ``cluster`` once both of its workers are up (after a test killed one)."""
+    import distributed
+
+    with distributed.Client(cluster.scheduler_address, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=60)
+    return make_executor("dask://" + cluster.scheduler_address.removeprefix("tcp://"))
+
+
+class _KillsAHolderOnce(_FailsOnSeed):
+    """``sa`` that kills the Dask worker running it (SIGKILL, as an out-of-memory killer would) once in all: the first
+    call on a worker that holds the layer's problem, which ``map`` sent to the cluster before the calls."""
+
+    def __init__(self, marker: str) -> None:
+        super().__init__(-1)
+        self.marker = marker
+
+    def sample(self, bqm, **kwargs):
+        import os
+        import signal
+
+        from distributed import get_worker
+
+        if not os.path.exists(self.marker) and any("LayerProblem" in str(key) for key in get_worker().data):
+            open(self.marker, "w").close()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return self.inner.sample(bqm, **kwargs)
+
+
+def _solve_in_time(seconds: float, *args, **kwargs):
+    """``quantize_layer(*args, **kwargs)`` in a thread; its result or error, or a failure if it still waits."""
+    outcome = {}
+
+    def solve():
+        try:
+            outcome["result"] = quantize_layer(*args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=solve, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"the layer still waits on its Dask tasks after {seconds} s"
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
+
+
+@pytest.mark.slow
+def test_a_killed_dask_worker_costs_only_its_tasks(worker_processes, problem, serial, tmp_path):
+    """A worker killed mid-layer holding the data that ``map`` scattered (to one worker) lost it: every chunk was
+    then cancelled (CancelledError, naming nothing), or the layer waited for ever on a chunk finished on the dead
+    worker (Client.get_executor's future never settled). The shared data is now on every worker: Dask runs the
+    dead worker's chunks again elsewhere and the layer equals the serial one."""
+    with _dask_executor(worker_processes) as dask:
+        result = _solve_in_time(120, problem, "qubo", _KillsAHolderOnce(str(tmp_path / "killed")), "sa", seed=5,
+                                executor=dask, num_reads=3)
+    assert (tmp_path / "killed").exists()
+    _assert_same(result, serial)
+
+
+@pytest.mark.slow
+def test_a_chunk_that_kills_every_dask_worker_is_a_backend_error_naming_the_batch(worker_processes, problem,
+                                                                                 serial):
+    """Dask gives up on a chunk whose every run kills its worker: that was a bare CancelledError (or KilledWorker)
+    naming neither the layer nor the neurons, or a wait for ever; it is now the process pool's BackendError, and
+    the batches finished before it are kept, so that the layer resumes to the serial result."""
+    from qannealq.errors import BackendError
+
+    seeds = np.random.SeedSequence(5).generate_state(problem.num_neurons) & 0x7FFFFFFF
+    batches = _Batches()
+    with pytest.raises(BackendError, match=r"^layer 'layer', neurons 4-7: a worker of the executor stopped abruptly.*"
+                                           r"Dask lost task"):
+        with _dask_executor(worker_processes) as dask:
+            _solve_in_time(120, problem, "qubo", _KillsOnSeed(int(seeds[5])), "sa", seed=5, executor=dask,
+                           num_reads=3, checkpoint=batches)
+    assert sorted(batches.saved) == [0]
+    resumed = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, num_reads=3, checkpoint=batches)
+    np.testing.assert_array_equal(resumed.integers, serial.integers)
