@@ -6,6 +6,7 @@ Imported by :mod:`qannealq.executors`; ``dask.distributed`` itself is imported o
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import weakref
@@ -16,6 +17,8 @@ from typing import Any, Callable, Iterable, Iterator
 from qannealq.errors import BackendUnavailableError, QannealqError
 
 __all__ = ["DaskExecutor", "ExecutorConnectionError", "StopOnError"]
+
+logger = logging.getLogger(__name__)
 
 
 class ExecutorConnectionError(QannealqError, ConnectionError):
@@ -72,7 +75,12 @@ class DaskExecutor(StopOnError, Executor):
 
     @classmethod
     def connect(cls, address: str, timeout: float = 10.0) -> "DaskExecutor":
-        """Connect to the scheduler at ``address`` (``tcp://HOST:PORT``)."""
+        """Connect to the scheduler at ``address`` (``tcp://HOST:PORT``) and check that its workers import qannealq.
+
+        Raises:
+            BackendUnavailableError: ``dask.distributed`` is not installed here, or a worker cannot import qannealq.
+            ExecutorConnectionError: no scheduler answers at ``address`` within ``timeout`` seconds.
+        """
         try:
             from distributed import Client
         except ImportError as exc:
@@ -94,6 +102,7 @@ class DaskExecutor(StopOnError, Executor):
         thread.start()
         thread.join(timeout + 1)
         if "client" in outcome:
+            _check_workers(outcome["client"], "dask://" + address.removeprefix("tcp://"))
             return cls(outcome["client"])
         outcome["abandoned"] = True
         exc = outcome.get("error")
@@ -163,6 +172,33 @@ def _settle(task: Any, future: Future) -> None:
         future.set_exception(outcome) if failed else future.set_result(outcome)
     except InvalidStateError:  # cancelled by its caller meanwhile
         pass
+
+
+def _check_workers(client: Any, shown: str) -> None:
+    """Refuse (closing ``client``) a cluster whose workers cannot import qannealq, and warn of another version.
+
+    Such a worker failed the layer's first task with a traceback ending in Dask's ``Exception:
+    ModuleNotFoundError("No module named 'qannealq'")``, after the training. The probe is a builtin (``eval`` of a
+    fixed expression), so that it reaches a worker without qannealq.
+
+    Raises:
+        BackendUnavailableError: naming the workers, the error and what to install.
+    """
+    from qannealq import __version__
+
+    found = client.run(eval, "__import__('qannealq').__version__", on_error="return")
+    missing = {worker: error for worker, error in found.items() if isinstance(error, BaseException)}
+    if missing:
+        client.close()
+        worker, error = next(iter(missing.items()))
+        raise BackendUnavailableError(
+            f"--executor={shown}: {len(missing)} of the {len(found)} Dask worker(s) cannot import qannealq ({worker}: "
+            f"{type(error).__name__}: {error}); install it in every worker's environment (pip install "
+            f"'qannealq[dask]=={__version__}', this client's version) and restart the workers")
+    other = sorted({str(version) for version in found.values()} - {__version__})
+    if other:
+        logger.warning("%s: Dask workers run qannealq %s, this client %s: install the same version everywhere",
+                       shown, ", ".join(other), __version__)
 
 
 def _is_shared(calls: list[tuple], k: int) -> bool:

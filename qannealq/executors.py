@@ -111,7 +111,7 @@ def make_executor(spec: "str | ExecutorSpec | Executor | None", threads_per_work
 
     Raises:
         InvalidArgumentError: a bad ``spec``.
-        BackendUnavailableError: ``dask://`` without the ``dask`` extra installed.
+        BackendUnavailableError: ``dask://`` without the ``dask`` extra installed, or a Dask worker without qannealq.
         ExecutorConnectionError: the Dask scheduler does not answer.
     """
     if spec is None or isinstance(spec, Executor):

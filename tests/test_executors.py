@@ -464,8 +464,8 @@ def test_a_server_that_is_not_a_dask_scheduler_is_a_clear_error_in_bounded_time(
 def worker_processes():
     """A Dask cluster of two worker processes (each restarted by its nanny when it is killed)."""
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp",
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None, worker_dashboard_address=None) as cluster:
         yield cluster
 
 
@@ -548,3 +548,20 @@ def test_a_chunk_that_kills_every_dask_worker_is_a_backend_error_naming_the_batc
     assert sorted(batches.saved) == [0]
     resumed = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, num_reads=3, checkpoint=batches)
     np.testing.assert_array_equal(resumed.integers, serial.integers)
+
+
+def test_dask_workers_without_qannealq_are_refused_when_connecting(tmp_path):
+    """Workers that cannot import qannealq were accepted: the run trained its model, then ended in a traceback
+    of Dask's ``Exception: ModuleNotFoundError("No module named 'qannealq'")`` at its first layer."""
+    distributed = pytest.importorskip("distributed")
+    from qannealq.errors import BackendUnavailableError
+
+    without = tmp_path / "without_qannealq.py"  # a worker preload: this worker's Python cannot import qannealq
+    without.write_text("import sys\nsys.modules['qannealq'] = None\n")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None, worker_dashboard_address=None,
+                                  preload=[str(without)]) as cluster:
+        address = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+        said = rf"^--executor={address}: 1 of the 1 Dask worker\(s\) cannot import qannealq \(tcp://.*ModuleNotFound"
+        with pytest.raises(BackendUnavailableError, match=said + r".*pip install"):
+            make_executor(address)
