@@ -71,6 +71,7 @@ class DaskExecutor(StopOnError, Executor):
 
     def __init__(self, client: Any) -> None:
         self.client = client
+        self.address = client.scheduler.address
         self._tasks: weakref.WeakSet = weakref.WeakSet()  # the Dask futures behind ours, cancelled by shutdown
 
     @classmethod
@@ -115,7 +116,7 @@ class DaskExecutor(StopOnError, Executor):
 
     def describe(self) -> str:
         threads = self.client.nthreads()
-        return f"dask {self.client.scheduler.address} ({len(threads)} worker(s), {sum(threads.values())} thread(s))"
+        return f"dask {self.address} ({len(threads)} worker(s), {sum(threads.values())} thread(s))"
 
     def submit(self, fn: Callable, /, *args: Any, **kwargs: Any) -> Future:
         task = self.client.submit(fn, *args, pure=False, **kwargs)
@@ -129,6 +130,20 @@ class DaskExecutor(StopOnError, Executor):
         calls = list(zip(*iterables))
         if not calls:
             return iter(())
+        try:
+            chunks = self._send(fn, calls, chunksize)
+        except OSError as exc:  # Dask's CommClosedError, a timeout: the scheduler went away, not a call's error
+            raise BrokenExecutor(f"the Dask scheduler {self.address} did not take the tasks ({type(exc).__name__}: "
+                                 f"{exc})") from exc
+
+        def results() -> Iterator:
+            for chunk in chunks:
+                yield from chunk.result(timeout)
+
+        return results()
+
+    def _send(self, fn: Callable, calls: list[tuple], chunksize: int) -> list[Future]:
+        """``map``'s calls sent in chunks, each argument they all share scattered first."""
         shared_positions = [k for k in range(len(calls[0])) if _is_shared(calls, k)]
         # one object per shared argument (a list around it: scatter would split a dict or a list)
         futures = self.client.scatter([calls[0][k] for k in shared_positions], hash=False,
@@ -138,13 +153,7 @@ class DaskExecutor(StopOnError, Executor):
         parts = len(calls) if chunksize < 1 else math.ceil(len(calls) / chunksize)
         if chunksize < 1:
             parts = min(parts, 4 * max(1, sum(self.client.nthreads().values())))
-        chunks = [self.submit(_call_chunk, fn, chunk, *futures) for chunk in _chunks(stripped, parts)]
-
-        def results() -> Iterator:
-            for chunk in chunks:
-                yield from chunk.result(timeout)
-
-        return results()
+        return [self.submit(_call_chunk, fn, chunk, *futures) for chunk in _chunks(stripped, parts)]
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         tasks = [task for task in list(self._tasks) if not task.done()]

@@ -180,9 +180,9 @@ def _solve_batch(problem: LayerProblem, neurons: Sequence[int], sampler: dimod.S
                 if progress:
                     progress(1)
         except BrokenExecutor as exc:  # not a QannealqError: the command ended in a traceback, naming nothing
-            raise BackendError(f"layer {problem.name!r}, neurons {neurons[0]}-{neurons[-1]}: a worker of the executor "
-                               f"stopped abruptly (killed, out of memory, or crashed in compiled code: "
-                               f"{type(exc).__name__}: {exc}); the neurons of earlier batches are kept "
+            raise BackendError(f"layer {problem.name!r}, neurons {neurons[0]}-{neurons[-1]}: the executor stopped "
+                               f"abruptly (a worker killed, out of memory or crashed in compiled code, or a Dask "
+                               f"scheduler gone: {type(exc).__name__}: {exc}); the neurons of earlier batches are kept "
                                "in a run's results store (--resume)") from exc
         return rows, samplesets
     for a in args:

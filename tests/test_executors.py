@@ -420,7 +420,7 @@ def test_a_killed_process_worker_is_a_backend_error_naming_the_batch_and_earlier
 
     seeds = np.random.SeedSequence(5).generate_state(problem.num_neurons) & 0x7FFFFFFF
     batches = _Batches()
-    with pytest.raises(BackendError, match=r"^layer 'layer', neurons 4-7: a worker of the executor stopped abruptly"):
+    with pytest.raises(BackendError, match=r"^layer 'layer', neurons 4-7: the executor stopped abruptly"):
         with make_executor("processes:2", threads_per_worker=1) as pool:
             quantize_layer(problem, "qubo", _KillsOnSeed(int(seeds[5])), "sa", seed=5, executor=pool, num_reads=3,
                            checkpoint=batches)
@@ -540,7 +540,7 @@ def test_a_chunk_that_kills_every_dask_worker_is_a_backend_error_naming_the_batc
 
     seeds = np.random.SeedSequence(5).generate_state(problem.num_neurons) & 0x7FFFFFFF
     batches = _Batches()
-    with pytest.raises(BackendError, match=r"^layer 'layer', neurons 4-7: a worker of the executor stopped abruptly.*"
+    with pytest.raises(BackendError, match=r"^layer 'layer', neurons 4-7: the executor stopped abruptly.*"
                                            r"Dask lost task"):
         with _dask_executor(worker_processes) as dask:
             _solve_in_time(120, problem, "qubo", _KillsOnSeed(int(seeds[5])), "sa", seed=5, executor=dask,
@@ -565,3 +565,29 @@ def test_dask_workers_without_qannealq_are_refused_when_connecting(tmp_path):
         said = rf"^--executor={address}: 1 of the 1 Dask worker\(s\) cannot import qannealq \(tcp://.*ModuleNotFound"
         with pytest.raises(BackendUnavailableError, match=said + r".*pip install"):
             make_executor(address)
+
+
+@pytest.mark.slow  # the client tries to reach the scheduler for 10 s
+def test_a_dask_scheduler_gone_mid_run_is_a_backend_error_naming_the_batch(problem, serial):
+    """A scheduler that went away between two batches (stopped, its machine lost) ended the run in a traceback of
+    Dask's ``CommClosedError`` (an OSError) from ``Client.scatter``, naming neither the layer nor the neurons."""
+    distributed = pytest.importorskip("distributed")
+    from qannealq.errors import BackendError
+
+    batches = _Batches()
+
+    class GoesAwayAfterTheFirstBatch(_Batches):
+        def save(self, problem, start, rows, seed):
+            batches.save(problem, start, rows, seed)
+            cluster.close()
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None, worker_dashboard_address=None) as cluster:
+        with pytest.raises(BackendError, match=r"^layer 'layer', neurons 4-7: the executor stopped abruptly .*Dask "
+                                               r"scheduler tcp://127\.0\.0\.1:\d+ did not take the tasks"):
+            with make_executor("dask://" + cluster.scheduler_address.removeprefix("tcp://")) as executor:
+                quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, executor=executor, num_reads=3,
+                               checkpoint=GoesAwayAfterTheFirstBatch())
+    assert sorted(batches.saved) == [0]
+    resumed = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, num_reads=3, checkpoint=batches)
+    np.testing.assert_array_equal(resumed.integers, serial.integers)
