@@ -84,9 +84,11 @@ class NeuronInstance:
         ``--instances`` folder exported again from another model) is refused instead of mixing their results."""
         bqm = self.bqm
         labels = sorted(bqm.variables, key=repr)
-        linear, (rows, cols, values), offset = bqm.to_numpy_vectors(variable_order=labels, dtype=np.float64,
-                                                                   index_dtype=np.int64)
-        rows, cols = np.minimum(rows, cols), np.maximum(rows, cols)
+        linear, (rows, cols, values), offset = bqm.to_numpy_vectors(variable_order=labels)
+        # fixed dtypes, the ones stored digests were made of (dimod ignores to_numpy_vectors' dtype arguments, with
+        # a DeprecationWarning each call, and gives int32 indices): the same BQM, the same digest
+        linear, values = np.asarray(linear, np.float64), np.asarray(values, np.float64)
+        rows, cols = np.minimum(rows, cols).astype(np.int32), np.maximum(rows, cols).astype(np.int32)
         order = np.lexsort((cols, rows))
         h = hashlib.sha256(json.dumps([bqm.vartype.name, [repr(v) for v in labels]]).encode())
         for array in (linear, rows[order], cols[order], values[order], np.array([offset], dtype=np.float64)):
