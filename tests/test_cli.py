@@ -336,3 +336,16 @@ def test_an_interrupt_names_the_folder_to_resume_or_says_nothing_was_stored(comm
     else:
         assert "interrupted; stopped before any result was stored: run the command again" in err
         assert "results folder" not in err and not (out / "store.json").exists()
+
+
+def test_python_dash_m_qannealq_is_the_command():
+    """``python -m qannealq`` ran nothing ("No module named qannealq.__main__"): where the console script is not on
+    the PATH it is the way to the command, with its exit codes."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "qannealq", "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("qannealq ")
+    bad = subprocess.run([sys.executable, "-m", "qannealq", "run", "--bits", "9"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and "qannealq: error: bits=9 is not supported" in bad.stderr
