@@ -171,36 +171,44 @@ def make_grid(
     return Grid(bits, lo, hi, offset, wstep, bstep, scheme, granularity)
 
 
-def _significant_bits(n: int) -> int:
-    """Bits of ``n``'s binary significand (127: 7, 128: 1)."""
-    return (n >> ((n & -n).bit_length() - 1)).bit_length() if n else 0
+def _odd_part(n: int) -> int:
+    """``n`` without its factors of two (12: 3, 0: 0)."""
+    return n // (n & -n) if n else 0
 
 
-def _held_step(step: np.ndarray, ratio: int, bits: int, smallest: float) -> np.ndarray:
-    """``step`` rounded up to the nearest one whose units ``step / ratio`` have ``bits`` significand bits at most
-    and are multiples of ``smallest``."""
+def _held_step(step: np.ndarray, ratio: int, widest: int, bits: int, smallest: float) -> np.ndarray:
+    """``step`` rounded up to the least one whose units ``u = step / ratio`` are ``m 2**k`` with an odd ``m`` of at
+    most ``(2**bits - 1) // widest`` and multiples of ``smallest``."""
+    most = (2 ** bits - 1) // widest
+    width = most.bit_length()
     unit = np.asarray(step, dtype=np.float64) / ratio
-    quantum = np.maximum(np.ldexp(1.0, np.frexp(unit)[1] - bits), smallest)
-    return np.ceil(unit / quantum) * quantum * ratio
+    # every such u in [2**e, 2**(e+1)) is a multiple of 2**(e + 1 - width): the least multiple >= unit, or the next
+    # one where its odd part is too wide (then even, its odd part at most 2**(width-1) <= most)
+    quantum = np.maximum(np.ldexp(1.0, np.frexp(unit)[1] - width), smallest)
+    count = np.ceil(unit / quantum)
+    count += (np.mod(count, 2) == 1) & (count > most)
+    return count * quantum * ratio
 
 
 def held_grid(grid: Grid, weight_bits: int, bias_bits: int, weight_smallest: float = 0.0,
               bias_smallest: float = 0.0) -> Grid:
-    """``grid`` with its steps rounded up so that every level is a float of ``weight_bits`` (``bias_bits``)
-    significand bits, a multiple of ``weight_smallest`` (``bias_smallest``): levels that a model of that
-    precision holds exactly (float16: 11 bits, smallest ``2**-24``; bfloat16: 8 bits, ``2**-133``).
+    """``grid`` with its steps rounded up to the least ones whose every level is a float of ``weight_bits``
+    (``bias_bits``) significand bits, a multiple of ``weight_smallest`` (``bias_smallest``): levels that a model of
+    that precision holds exactly (float16: 11 bits, smallest ``2**-24``; bfloat16: 8 bits, ``2**-133``).
 
     A level is ``u * n`` with the unit ``u = step / r`` and the integer ``n = r (z + offset)`` (``r = 2`` for the
-    offset ½); a product of a ``p``-bit ``u`` and an ``m``-bit ``n`` has at most ``p + m`` bits, so ``u`` keeps
-    the bits the widest ``n`` leaves (bfloat16 at int8: 8 − 7, a power of two). Rounding up, never down, keeps
-    every weight that was inside the range inside it. Overflow is the caller's to check.
+    offset ½). With ``u = m 2**k`` (``m`` odd), ``u * n`` has the significand ``m`` times ``n``'s odd part: it fits
+    ``p`` bits for every ``n`` exactly where ``m <= (2**p - 1) // w``, ``w`` the widest odd part of an ``n``
+    (bfloat16 at int8: 255 // 127, ``m = 1``, a power of two; at int4: 255 // 7, ``m`` up to 35, where a bound of
+    ``p - 3`` bits allowed 31 only, and steps up to 6 % coarser than needed). Rounding up, never down, keeps every
+    weight that was inside the range inside it. Overflow is the caller's to check.
     """
     ratio = 1 if float(grid.offset).is_integer() else 2
-    widest = max(_significant_bits(abs(int(round(ratio * (z + grid.offset))))) for z in range(grid.lo, grid.hi + 1))
-    if min(weight_bits, bias_bits) <= widest:
+    widest = max(_odd_part(abs(int(round(ratio * (z + grid.offset))))) for z in range(grid.lo, grid.hi + 1))
+    if 2 ** min(weight_bits, bias_bits) <= widest:
         raise InvalidArgumentError(f"a grid of {grid.bits} bits needs more than {min(weight_bits, bias_bits)} "
                                    "significand bits: quantize a float32 copy of the model")
-    weight_step = _held_step(grid.weight_step, ratio, weight_bits - widest, weight_smallest)
-    bias_step = None if grid.bias_step is None else float(_held_step(grid.bias_step, ratio, bias_bits - widest,
+    weight_step = _held_step(grid.weight_step, ratio, widest, weight_bits, weight_smallest)
+    bias_step = None if grid.bias_step is None else float(_held_step(grid.bias_step, ratio, widest, bias_bits,
                                                                      bias_smallest))
     return Grid(grid.bits, grid.lo, grid.hi, grid.offset, weight_step, bias_step, grid.scheme, grid.granularity)

@@ -182,3 +182,38 @@ def test_a_half_precision_grid_past_its_dtypes_range_is_refused():
     with pytest.raises(InvalidArgumentError, match=r"layer '0': its quantized weight reaches 65536, past the range "
                                                    r"of its torch.float16: quantize a float32 copy"):
         quantize_model(model, torch.full((4, 2), 1e-4), 8, "rtn")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("bits, int1", [(8, "sign"), (6, "sign"), (5, "sign"), (4, "sign"), (3, "sign"), (2, "sign"),
+                                        (1, "sign"), (1, "paper")])
+def test_a_half_precision_grid_is_the_least_coarse_one_its_dtype_holds(dtype, bits, int1):
+    """held_grid rounded a unit up to ``p - bits(widest level integer)`` significand bits: at bfloat16 int4 a unit
+    of 1.03 went to 1.0625 where 1.03125 (33/32: 33 * 7 = 231 fits 8 bits) holds every level; steps up to 6 %
+    (int5) coarser than needed. Every float of the dtype between the plain step and the held one is now shown
+    not to hold some level (also for subnormal steps)."""
+    import torch
+
+    from qannealq.grid import held_grid
+
+    kind = getattr(torch, dtype)
+    info = torch.finfo(kind)
+    p, smallest = 1 - int(np.log2(info.eps)), float(info.tiny) * float(info.eps)
+
+    def holds(step, grid):
+        levels = torch.as_tensor(step * (np.arange(grid.lo, grid.hi + 1) + grid.offset), dtype=torch.float64)
+        return bool(torch.equal(levels.to(kind).double(), levels))
+
+    rng = np.random.default_rng(bits)
+    scales = np.exp(rng.uniform(-2, 2, (24, 1))) * np.r_[[1.0] * 20, [smallest * 2 ** 8] * 4][:, None]
+    plain = make_grid(rng.normal(size=(24, 6)) * scales, None, bits, "channel", int1)
+    held = held_grid(plain, p, p, smallest, smallest)
+    ratio = 1 if float(plain.offset).is_integer() else 2
+    for step, rounded in zip(plain.weight_step, held.weight_step):
+        assert rounded >= step and holds(rounded, plain)
+        unit = float(torch.tensor(step / ratio, dtype=torch.float64).to(kind).double())
+        unit = unit if unit >= step / ratio else unit + max(2.0 ** (np.floor(np.log2(unit)) + 1 - p), smallest)
+        while unit * ratio < rounded:  # every float of the dtype in [step, rounded) as a unit
+            assert not holds(unit * ratio, plain), (step, unit * ratio, rounded)
+            unit += max(2.0 ** (np.floor(np.log2(unit)) + 1 - p), smallest)
+    assert held_grid(make_grid(np.array([[1.03 * 8, 0.0]]), None, 4), 8, 8).weight_step[0] == 33 / 32
