@@ -24,7 +24,8 @@ from qannealq.checks import check_positive
 from qannealq.contract import check_keywords, check_parameters, draw_seed, redact_values
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
-from qannealq.grid import GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, Grid, check_bits, held_grid, make_grid
+from qannealq.grid import (GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, ZERO_SIGN_STEP, Grid, check_bits,
+                           held_grid, make_grid)
 from qannealq.solve import METHODS, WARM_STARTS, LayerResult, NeuronCheckpoint, quantize_layer
 from qannealq.weighted import Objective, WeightedLayerStats, build_weighted_problem, make_objective
 from qannealq.weighted_calibration import collect_weighted_stats, relu_fed_layers, stale_weighted
@@ -110,7 +111,10 @@ def _held(grid: Grid, layer: torch.nn.Linear, name: str) -> Grid:
     if min(weight_bits, bias_bits) >= _significand(torch.float32)[0]:
         return grid
     held = held_grid(grid, weight_bits, bias_bits, weight_smallest, bias_smallest)
-    coarser = float(np.max(held.weight_step / np.asarray(grid.weight_step, dtype=np.float64))) - 1.0
+    plain = np.asarray(grid.weight_step, dtype=np.float64)
+    # an all-zero row's sign levels stand for zero on either step (±2**-41 -> ±2**-24 in float16)
+    real = (plain != ZERO_SIGN_STEP) | (grid.scheme != "sign")
+    coarser = float(np.max(held.weight_step[real] / plain[real], initial=1.0)) - 1.0
     if coarser > 0:  # a coarser grid than asked for raises the error: said where a user sees it by default
         logger.warning("layer %r (%s): grid steps rounded up, by up to %.1f %%, to ones whose levels it holds "
                        "exactly; quantize a float32 copy (model.float()) for the plain grid", name,

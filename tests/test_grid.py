@@ -166,6 +166,25 @@ def test_a_float32_or_float64_model_keeps_the_plain_grid():
         assert layer.grid.bias_step == plain.bias_step
 
 
+def test_a_half_precision_warning_leaves_out_an_all_zero_rows_step(caplog):
+    """An all-zero row's int1 sign step (2**-40, levels of ±2**-41 standing for zero) goes to 2**-23 in float16:
+    the warning said the steps grew 'by up to 13107100.0 %' where the other rows' grew by 0.02 % at most."""
+    import torch
+
+    from qannealq import quantize_model
+
+    torch.manual_seed(1)
+    model = torch.nn.Sequential(torch.nn.Linear(12, 6))
+    with torch.no_grad():
+        model[0].weight[2].zero_()
+    plain = make_grid(model[0].weight.detach().half().double().numpy(), None, 1, "channel").weight_step
+    grid = quantize_model(model.half(), torch.randn(64, 12), 1, "rtn", granularity="channel").layers[0].grid
+    assert grid.weight_step[2] == 2 ** -23
+    grew = 100 * (np.max(np.delete(grid.weight_step / plain, 2)) - 1)
+    said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(said) == 1 and f"by up to {grew:.1f} %" in said[0] and grew < 1
+
+
 def test_a_half_precision_grid_past_its_dtypes_range_is_refused():
     """float16 weights at -65504: the rounded-up step (512) put them on level -128, -65536, past float16's range:
     -inf in the model. 65504 on level 127 (65024) is held."""
