@@ -111,10 +111,11 @@ def _held(grid: Grid, layer: torch.nn.Linear, name: str) -> Grid:
     if min(weight_bits, bias_bits) >= _significand(torch.float32)[0]:
         return grid
     held = held_grid(grid, weight_bits, bias_bits, weight_smallest, bias_smallest)
-    plain = np.asarray(grid.weight_step, dtype=np.float64)
+    plain = np.append(grid.weight_step, [] if grid.bias_step is None else grid.bias_step)  # the bias's grows apart
+    steps = np.append(held.weight_step, [] if held.bias_step is None else held.bias_step)
     # an all-zero row's sign levels stand for zero on either step (±2**-41 -> ±2**-24 in float16)
     real = (plain != ZERO_SIGN_STEP) | (grid.scheme != "sign")
-    coarser = float(np.max(held.weight_step[real] / plain[real], initial=1.0)) - 1.0
+    coarser = float(np.max(steps[real] / plain[real], initial=1.0)) - 1.0
     if coarser > 0:  # a coarser grid than asked for raises the error: said where a user sees it by default
         logger.warning("layer %r (%s): grid steps rounded up, by up to %.1f %%, to ones whose levels it holds "
                        "exactly; quantize a float32 copy (model.float()) for the plain grid", name,

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from qannealq import InvalidArgumentError, NonFiniteError, QannealqError, make_grid
+from qannealq.grid import ZERO_SIGN_STEP
 
 
 @pytest.mark.parametrize("bits", [0, 9, -1, 2.5, "4", True])
@@ -141,7 +142,10 @@ def test_a_half_precision_model_holds_its_grid_exactly(dtype, bits, granularity,
         plain = make_grid(weight, bias, bits, granularity)
         assert np.all(layer.grid.weight_step >= plain.weight_step)
         assert np.all(layer.grid.weight_step <= plain.weight_step * (2 if dtype == "bfloat16" else 1.13))
-        grew = 100 * (np.max(layer.grid.weight_step / plain.weight_step) - 1)
+        grown = layer.grid.weight_step / plain.weight_step
+        if layer.grid.bias_step is not None and plain.bias_step != ZERO_SIGN_STEP:
+            grown = np.append(grown, layer.grid.bias_step / plain.bias_step)
+        grew = 100 * (np.max(grown) - 1)
         said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and f"'{layer.name}'" in
                 r.getMessage()]
         assert said == ([f"layer '{layer.name}' (torch.{dtype}): grid steps rounded up, by up to {grew:.1f} %, to "
@@ -183,6 +187,24 @@ def test_a_half_precision_warning_leaves_out_an_all_zero_rows_step(caplog):
     grew = 100 * (np.max(np.delete(grid.weight_step / plain, 2)) - 1)
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(said) == 1 and f"by up to {grew:.1f} %" in said[0] and grew < 1
+
+
+def test_a_half_precision_bias_step_grown_alone_is_said(caplog):
+    """The warning measured the weight steps only: a bfloat16 layer whose weight step (2**-7) needed no rounding
+    while its bias step grew 33 % (0.75 / 128 to 2**-7) said nothing."""
+    import torch
+
+    from qannealq import quantize_model
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2))
+    with torch.no_grad():
+        model[0].weight.copy_(torch.tensor([[1.0, 0.5], [-0.25, 0.125]]))
+        model[0].bias.copy_(torch.tensor([0.75, -0.3]))
+    grid = quantize_model(model.to(torch.bfloat16), torch.randn(32, 2), 8, "rtn").layers[0].grid
+    assert grid.weight_step.tolist() == [2 ** -7] * 2 and grid.bias_step == 2 ** -7
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        "layer '0' (torch.bfloat16): grid steps rounded up, by up to 33.3 %, to ones whose levels it holds exactly; "
+        "quantize a float32 copy (model.float()) for the plain grid"]
 
 
 def test_a_half_precision_grid_past_its_dtypes_range_is_refused():
