@@ -117,7 +117,7 @@ def _held(grid: Grid, layer: torch.nn.Linear, name: str) -> Grid:
     real = (plain != ZERO_SIGN_STEP) | (grid.scheme != "sign")
     coarser = float(np.max(steps[real] / plain[real], initial=1.0)) - 1.0
     if coarser > 0:  # a coarser grid than asked for raises the error: said where a user sees it by default
-        logger.warning("layer %r (%s): grid steps rounded up, by up to %.1f %%, to ones whose levels it holds "
+        logger.warning("layer %r (%s): grid steps rounded up, by up to %.3g %%, to ones whose levels it holds "
                        "exactly; quantize a float32 copy (model.float()) for the plain grid", name,
                        layer.weight.dtype, 100 * coarser)
     return held

@@ -148,7 +148,7 @@ def test_a_half_precision_model_holds_its_grid_exactly(dtype, bits, granularity,
         grew = 100 * (np.max(grown) - 1)
         said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and f"'{layer.name}'" in
                 r.getMessage()]
-        assert said == ([f"layer '{layer.name}' (torch.{dtype}): grid steps rounded up, by up to {grew:.1f} %, to "
+        assert said == ([f"layer '{layer.name}' (torch.{dtype}): grid steps rounded up, by up to {grew:.3g} %, to "
                          "ones whose levels it holds exactly; quantize a float32 copy (model.float()) for the "
                          "plain grid"] if grew > 0 else [])
     assert result.model[0].weight.dtype == getattr(torch, dtype)
@@ -186,7 +186,7 @@ def test_a_half_precision_warning_leaves_out_an_all_zero_rows_step(caplog):
     assert grid.weight_step[2] == 2 ** -23
     grew = 100 * (np.max(np.delete(grid.weight_step / plain, 2)) - 1)
     said = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(said) == 1 and f"by up to {grew:.1f} %" in said[0] and grew < 1
+    assert len(said) == 1 and f"by up to {grew:.3g} %" in said[0] and grew < 1
 
 
 def test_a_half_precision_bias_step_grown_alone_is_said(caplog):
