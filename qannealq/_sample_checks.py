@@ -22,8 +22,11 @@ from qannealq.errors import BackendError, InvalidArgumentError
 
 __all__ = ["ENERGY_RTOL", "sampler_name", "check_sampleset", "best_sample_row", "check_layer_sample"]
 
-#: How far a reported energy may be from the BQM's, relative to the larger of its size and 1 (float64 sums agree to
-#: about 1e-12 on the project's layers; a float32 solver's to about 1e-6).
+#: How far a reported energy may be from the BQM's, relative to the larger of its size and the size of the BQM's
+#: offset (its energy at v = 0, the sum's first term), but at most 1: float64 sums agree to about 1e-12 on the
+#: project's layers, a float32 solver's to 1e-6 of the offset at most (MNIST's first layer, int1-int8). Relative to
+#: the larger of the energy and 1 alone, the tolerance was an absolute 1e-5 where energies are small, a neuron's
+#: whole 8e-6 on that layer at int8: energies all 0, or another read's, passed.
 ENERGY_RTOL = 1e-5
 
 
@@ -54,9 +57,12 @@ def _timing(info: Any, backend: str, what: str) -> None:
                                "be a finite number of nanoseconds")
 
 
-def _energies_agree(backend: str, what: str, item: str, reported: np.ndarray, true: np.ndarray) -> None:
-    """Refuse ``reported`` energies (of ``what``'s ``item`` 0, 1...) that are not the BQM's ``true`` ones."""
-    bad = ~(np.abs(reported - true) <= ENERGY_RTOL * np.maximum(1.0, np.abs(true)))  # NaN is bad
+def _energies_agree(backend: str, what: str, item: str, reported: np.ndarray, true: np.ndarray,
+                    offset: np.ndarray | float) -> None:
+    """Refuse ``reported`` energies (of ``what``'s ``item`` 0, 1...) that are not the BQM's ``true`` ones, to
+    :data:`ENERGY_RTOL` of the larger of their size and their BQM's ``offset``'s (at most 1)."""
+    scale = np.maximum(np.abs(true), np.minimum(np.abs(offset), 1.0))
+    bad = ~(np.abs(reported - true) <= ENERGY_RTOL * scale)  # NaN is bad
     if bad.any():
         j = int(np.flatnonzero(bad)[0])
         raise BackendError(f"backend {backend!r} reported energy {float(reported[j])!r} for {item} {j} of {what} "
@@ -121,7 +127,8 @@ def best_sample_row(problem: Any, i: int, sampleset: Any, backend: str) -> np.nd
     rows = np.zeros((len(samples), problem.num_coordinates), dtype=np.int64)
     rows[:, idx] = samples
     true = _row_energies(problem, i, rows)
-    _energies_agree(backend, what, "sample", np.asarray(sampleset.record.energy, dtype=np.float64), true)
+    _energies_agree(backend, what, "sample", np.asarray(sampleset.record.energy, dtype=np.float64), true,
+                    problem.offsets[i])
     return rows[int(np.argmin(true))]
 
 
@@ -153,5 +160,6 @@ def check_layer_sample(problem: Any, result: Any, backend: str) -> tuple[np.ndar
     if energies.shape != shape[:1]:
         raise BackendError(f"backend {backend!r} returned energies of shape {energies.shape} for {what}: "
                            f"sample_layer must return one per neuron, {shape[:1]}")
-    _energies_agree(backend, what, "neuron", energies, problem.errors(problem.decode_layer(assignments)[1]))
+    _energies_agree(backend, what, "neuron", energies, problem.errors(problem.decode_layer(assignments)[1]),
+                    problem.offsets)
     return assignments, result.info

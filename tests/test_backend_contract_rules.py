@@ -587,6 +587,33 @@ def test_a_per_neuron_sampler_that_breaks_the_contract_is_named_with_what_is_wro
         quantize_layer(problem, "qubo", _PerNeuron(spoil), seed=0)  # no name given: the class's
 
 
+def test_small_energies_are_checked_relative_to_their_size_and_float32_sums_still_pass():
+    """The tolerance was 1e-5 of the larger of the energy and 1: absolute where energies are small, it let through
+    any made-up energy within 1e-5 (a neuron's whole 8e-6 on MNIST's first layer at int8: energies all 0, or
+    another read's, passed). Here int8 energies of about 5e-3 reported 5e-6 too high, by either path, are refused;
+    the same energies summed in float32 (as a GPU sampler's are) are taken."""
+    from helpers import random_layer
+    from qannealq import quantize_layer
+    from qannealq.errors import BackendError
+
+    class Float32(_PerNeuron):
+        def sample(self, bqm, **kwargs):
+            ss = super().sample(bqm)
+            single = dimod.BQM(bqm.linear, bqm.quadratic, bqm.offset, bqm.vartype, dtype=np.float32)
+            return _with(ss, energy=single.energies(ss))
+
+    problem = random_layer(np.random.default_rng(3), 10, 4, samples=100).problem(8)
+    assert problem.offsets.max() < 0.02
+    honest = quantize_layer(problem, "qubo", _PerNeuron(), "mine", seed=0)
+    with pytest.raises(BackendError, match=r"neuron 0: backend 'mine' reported energy .* \(\d+ of \d+ disagree\)"):
+        quantize_layer(problem, "qubo", _PerNeuron(lambda ss: _with(ss, energy=ss.record.energy + 5e-6)), "mine")
+    with pytest.raises(BackendError, match=r"whole-layer solve\): backend 'mine' reported energy .* for neuron 0"):
+        quantize_layer(problem, "qubo", _WholeLayer(lambda r: r.__class__(r.assignments, r.energies + 5e-6, r.info)),
+                       "mine", seed=0)
+    np.testing.assert_allclose(quantize_layer(problem, "qubo", Float32(), "mine", seed=0).errors, honest.errors,
+                               rtol=1e-12)
+
+
 @pytest.mark.parametrize("weighted", [False, True])
 def test_the_per_neuron_check_builds_no_bqm_again_and_takes_any_variable_order(weighted, monkeypatch):
     """The check took a relu-aware neuron's energies from its BQM built again (5-7 ms on MNIST's first layer, a
