@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import dimod
 import numpy as np
 
-from qannealq.errors import BackendError, InvalidArgumentError
+from qannealq.errors import BackendError
 
 __all__ = ["ENERGY_RTOL", "sampler_name", "check_sampleset", "best_sample_row", "check_layer_sample"]
 
@@ -115,15 +115,14 @@ def best_sample_row(problem: Any, i: int, sampleset: Any, backend: str) -> np.nd
     energies that agree with the BQM's and a timing of numbers.
 
     Raises:
-        BackendError: naming ``backend`` and what is wrong.
-        InvalidArgumentError: the SampleSet holds no sample.
+        BackendError: naming ``backend`` and what is wrong (a SampleSet of no sample too).
     """
     what = f"neuron {i}"
     idx = problem.variables(i)
     samples = check_sampleset(sampleset, idx.tolist(), backend, what)
     if len(samples) == 0:
-        raise InvalidArgumentError(f"the sampler returned no sample for neuron {i} of layer {problem.name!r}: a "
-                                   "sampler must return at least one sample per call")
+        raise BackendError(f"backend {backend!r} returned no sample for neuron {i} of layer {problem.name!r}: a "
+                           "sampler must return at least one sample per call")
     rows = np.zeros((len(samples), problem.num_coordinates), dtype=np.int64)
     rows[:, idx] = samples
     true = _row_energies(problem, i, rows)

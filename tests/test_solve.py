@@ -138,10 +138,12 @@ def test_a_backend_of_ours_refuses_an_unknown_or_reserved_keyword_before_any_wor
 
 def test_a_sampler_of_the_users_that_returns_no_sample_is_named_with_the_neuron_and_layer(small_layer):
     """dimod's ``NullSampler`` (a stand-in users write tests with) returns an empty SampleSet: the message said
-    "neuron 0 of layer", the layer's name unquoted."""
+    "neuron 0 of layer", the layer's name unquoted, and then "the sampler", naming no backend."""
+    from qannealq.errors import BackendError
+
     _, problem = small_layer
-    with pytest.raises(InvalidArgumentError, match=f"the sampler returned no sample for neuron 0 of layer "
-                                                   f"{problem.name!r}: a sampler must return at least one sample"):
+    with pytest.raises(BackendError, match=f"backend 'NullSampler' returned no sample for neuron 0 of layer "
+                                           f"{problem.name!r}: a sampler must return at least one sample"):
         quantize_layer(problem, "qubo", dimod.NullSampler(), warm_start=None)
     result = quantize_layer(problem, "qubo", dimod.IdentitySampler(), warm_start="rtn")  # the start returned
     assert np.allclose(result.errors, quantize_layer(problem, "rtn").errors)
