@@ -12,6 +12,7 @@ __all__ = [
     "CredentialsError",
     "StoreError",
     "BackendError",
+    "SolveMemoryError",
 ]
 
 
@@ -49,3 +50,8 @@ class StoreError(QannealqError, OSError):
 
 class BackendError(QannealqError, RuntimeError):
     """A backend call failed (after its retries, if the error was transient); names the backend and the cause."""
+
+
+class SolveMemoryError(BackendError, MemoryError):
+    """A solve ran out of memory (a sampler's ``MemoryError``, in this process or an executor's worker); names the
+    layer and the neuron(s) and what to do. Still a ``MemoryError`` for code that catches one."""

@@ -11,7 +11,7 @@ are solved in batches of ``checkpoint.batch_size``, each batch's rows saved when
 of solved when it was saved before, so that an interrupted layer loses at most one batch (a whole-layer solve is
 one batch). Every neuron's seed is derived from the layer seed alone, so a resumed layer equals an uninterrupted
 one. A :class:`~qannealq.errors.BackendError` raised by a neuron's solve is raised again naming the layer and the
-neuron.
+neuron, and so is a sampler's ``MemoryError`` (:class:`~qannealq.errors.SolveMemoryError`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, laye
 from qannealq.contract import (accepted_options, check_keywords, draw_seed, layer_solver, merge_timing,
                                warms_up, warm_start_beam, warm_start_growth, warm_start_paths, warm_start_pilot,
                                warm_start_deadline, warm_start_threads)
-from qannealq.errors import BackendError, InvalidArgumentError
+from qannealq.errors import BackendError, InvalidArgumentError, SolveMemoryError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid
 
@@ -151,11 +151,21 @@ def solve_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np
 
 @contextmanager
 def _naming(problem: LayerProblem, where: str) -> Iterator[None]:
-    """Raise a :class:`BackendError` again with the layer and the neuron(s) it failed on."""
+    """Raise a :class:`BackendError` again with the layer and the neuron(s) it failed on; a sampler's
+    ``MemoryError`` too (:class:`SolveMemoryError`), in the process that ran it: from an executor's worker it came
+    back as a bare ``MemoryError`` naming nothing, while one of the command's own code stays what it is."""
     try:
         yield
+    except SolveMemoryError:
+        raise
     except BackendError as exc:
         raise BackendError(f"layer {problem.name!r}, {where}: {exc}") from exc
+    except MemoryError as exc:
+        raise SolveMemoryError(
+            f"layer {problem.name!r}, {where}: out of memory in the solve (MemoryError: {exc or 'no details'}); the "
+            "neurons of earlier batches are kept in a run's results store (--resume): resume with more memory for "
+            "each solve (fewer executor workers per machine, e.g. a smaller processes:N or Dask workers with more "
+            "memory each) or a lighter one (fewer reads, e.g. --sampler-option num_reads=N)") from exc
 
 
 def _solve_named(problem: LayerProblem, i: int, *args: Any) -> tuple[np.ndarray, dimod.SampleSet]:

@@ -429,6 +429,70 @@ def test_a_killed_process_worker_is_a_backend_error_naming_the_batch_and_earlier
     np.testing.assert_array_equal(resumed.integers, serial.integers)
 
 
+class _OutOfMemoryOnSeed(_FailsOnSeed):
+    """``sa`` whose allocation fails (numpy's ``MemoryError``) on ``bad_seed``'s call; on every call if it is -1."""
+
+    def __init__(self, bad_seed: int = -1) -> None:
+        super().__init__(bad_seed)
+
+    def sample(self, bqm, **kwargs):
+        if self.bad_seed in (-1, kwargs.get("seed")):
+            raise MemoryError("Unable to allocate 3.20 GiB for an array with shape (20000, 20000)")
+        return self.inner.sample(bqm, **kwargs)
+
+
+@pytest.mark.parametrize("spec", [None, "processes:2", "dask"])
+def test_a_solves_memory_error_names_the_layer_and_neuron_and_earlier_batches_are_kept(problem, serial, spec,
+                                                                                        request):
+    """A sampler's MemoryError (serial, in a process worker or a Dask worker) came back as a bare MemoryError
+    naming neither the layer nor the neuron nor what to do; it is now a BackendError (and still a MemoryError)."""
+    from qannealq.errors import BackendError
+
+    seeds = np.random.SeedSequence(5).generate_state(problem.num_neurons) & 0x7FFFFFFF
+    batches = _Batches()
+    if spec == "dask":
+        spec = "dask://" + request.getfixturevalue("local_cluster").scheduler_address.removeprefix("tcp://")
+    with make_executor(spec) or ThreadPoolExecutor(1) as pool:
+        with pytest.raises(BackendError, match=r"^layer 'layer', neuron 5: out of memory in the solve \(MemoryError: "
+                                               r"Unable to allocate 3.20 GiB.*--resume.*more memory") as caught:
+            quantize_layer(problem, "qubo", _OutOfMemoryOnSeed(int(seeds[5])), "sa", seed=5,
+                           executor=None if spec is None else pool, num_reads=3, checkpoint=batches)
+    assert isinstance(caught.value, MemoryError)
+    assert sorted(batches.saved) == [0]
+    resumed = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, num_reads=3, checkpoint=batches)
+    np.testing.assert_array_equal(resumed.integers, serial.integers)
+
+
+def test_a_memory_error_of_the_commands_own_code_stays_a_memory_error(problem):
+    """Only a solve's MemoryError is named as one: the caller's own (here saving a batch) is not relabelled."""
+    from qannealq.errors import QannealqError
+
+    class FullSave(_Batches):
+        def save(self, problem, start, rows, seed):
+            raise MemoryError("saving")
+
+    with pytest.raises(MemoryError, match="^saving$") as caught:
+        quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, num_reads=1, checkpoint=FullSave())
+    assert not isinstance(caught.value, QannealqError)
+
+
+def test_a_solves_memory_error_ends_the_command_with_its_message_and_exit_2(monkeypatch, tmp_path, capsys):
+    import importlib.metadata
+
+    from qannealq.cli import main
+
+    real = importlib.metadata.entry_points
+    eps = [importlib.metadata.EntryPoint("oom", f"{__name__}:_OutOfMemoryOnSeed", "qannealq.backends")]
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda **kw: eps if kw.get("group") == "qannealq.backends" else real(**kw))
+    code = main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "qubo",
+                 "--backend", "oom", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "qannealq: error: layer '0', neuron 0: out of memory in the solve (MemoryError: Unable to allocate" in err
+    assert "Traceback" not in err
+
+
 @pytest.mark.parametrize("reply", [None, b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n<html>dashboard</html>"])
 def test_a_server_that_is_not_a_dask_scheduler_is_a_clear_error_in_bounded_time(reply):
     """A server that accepts the connection and never answers kept Client() waiting forever (its timeout does not
