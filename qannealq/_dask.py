@@ -107,7 +107,7 @@ class DaskExecutor(StopOnError, Executor):
         thread.start()
         thread.join(timeout + 1)
         if "client" in outcome:
-            _check_workers(outcome["client"], "dask://" + address.removeprefix("tcp://"))
+            _check_workers(outcome["client"], "dask://" + address.removeprefix("tcp://"), timeout)
             return cls(outcome["client"])
         outcome["abandoned"] = True
         exc = outcome.get("error")
@@ -208,18 +208,31 @@ def _settle(task: Any, future: Future) -> None:
         pass
 
 
-def _check_workers(client: Any, shown: str) -> None:
-    """Refuse (closing ``client``) a cluster whose workers cannot import qannealq, and warn of another version.
+def _check_workers(client: Any, shown: str, timeout: float = 10.0) -> None:
+    """Refuse (closing ``client``) a cluster without workers or whose workers cannot import qannealq, and warn of
+    another version.
 
-    Such a worker failed the layer's first task with a traceback ending in Dask's ``Exception:
+    A worker without qannealq failed the layer's first task with a traceback ending in Dask's ``Exception:
     ModuleNotFoundError("No module named 'qannealq'")``, after the training. The probe is a builtin (``eval`` of a
-    fixed expression), so that it reaches a worker without qannealq.
+    fixed expression), so that it reaches a worker without qannealq. A scheduler without workers was accepted
+    too: the first layer, after the training, waited 10 s and stopped with "the executor stopped abruptly (...
+    No valid workers found)"; workers still starting are waited for ``timeout`` seconds.
 
     Raises:
+        ExecutorConnectionError: no worker joined the scheduler within ``timeout`` seconds.
         BackendUnavailableError: naming the workers, the error and what to install.
     """
     from qannealq import __version__
 
+    if not client.nthreads():
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError) as exc:
+            address = client.scheduler.address
+            client.close()
+            raise ExecutorConnectionError(
+                f"--executor={shown}: the Dask scheduler has no workers (none joined within {timeout:g} s); start "
+                f"some (dask worker {address} --nthreads 1) and run again") from exc
     found = client.run(eval, "__import__('qannealq').__version__", on_error="return")
     missing = {worker: error for worker, error in found.items() if isinstance(error, BaseException)}
     if missing:

@@ -653,6 +653,21 @@ def test_dask_workers_without_qannealq_are_refused_when_connecting(tmp_path):
             make_executor(address)
 
 
+def test_a_dask_scheduler_without_workers_is_refused_when_connecting_and_a_starting_one_is_waited_for():
+    """A scheduler without workers was accepted: the run trained, then its first layer waited 10 s and stopped with
+    "the executor stopped abruptly (a worker killed, ... or a Dask scheduler gone: ... No valid workers found)"."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=0, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
+                                  dashboard_address=None, worker_dashboard_address=None) as cluster:
+        address = "dask://" + cluster.scheduler_address.removeprefix("tcp://")
+        said = rf"^--executor={address}: the Dask scheduler has no workers \(none joined within 1 s\); start some"
+        with pytest.raises(ExecutorConnectionError, match=said + r" \(dask worker tcp://"):
+            make_executor(address, connect_timeout=1)
+        threading.Timer(0.5, cluster.scale, (1,)).start()
+        with make_executor(address, connect_timeout=60) as dask:
+            assert list(dask.map(_square, [2, 3])) == [4, 9]
+
+
 @pytest.mark.slow  # the client tries to reach the scheduler for 10 s
 def test_a_dask_scheduler_gone_mid_run_is_a_backend_error_naming_the_batch(problem, serial):
     """A scheduler that went away between two batches (stopped, its machine lost) ended the run in a traceback of
