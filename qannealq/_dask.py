@@ -6,10 +6,8 @@ Imported by :mod:`qannealq.executors`; ``dask.distributed`` itself is imported o
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import pickle
 import threading
 import weakref
 from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future, InvalidStateError
@@ -59,8 +57,7 @@ class DaskExecutor(StopOnError, Executor):
     """``dask://HOST:PORT``: the user's Dask scheduler behind the ``Executor`` interface.
 
     ``submit`` is ``Client.submit`` (``pure=False``); ``map`` scatters an argument that every call shares
-    (the same object) to every worker once, kept there for the next ``map`` while it is the same and unchanged
-    (a layer's batches), and sends the calls in chunks of about four per worker thread.
+    (the same object) to every worker once, and sends the calls in chunks of about four per worker thread.
     ``shutdown`` closes the client (the cluster is the user's and keeps running); with ``cancel_futures`` (or
     ``wait=False``, and a ``with`` block left by an exception) it first cancels every task not finished.
 
@@ -76,7 +73,6 @@ class DaskExecutor(StopOnError, Executor):
         self.client = client
         self.address = client.scheduler.address
         self._tasks: weakref.WeakSet = weakref.WeakSet()  # the Dask futures behind ours, cancelled by shutdown
-        self._shared: dict[int, tuple[Any, bytes | None, Any]] = {}  # id -> (object, digest, Dask future): last map's
 
     @classmethod
     def connect(cls, address: str, timeout: float = 10.0) -> "DaskExecutor":
@@ -149,7 +145,9 @@ class DaskExecutor(StopOnError, Executor):
     def _send(self, fn: Callable, calls: list[tuple], chunksize: int) -> list[Future]:
         """``map``'s calls sent in chunks, each argument they all share scattered first."""
         shared_positions = [k for k in range(len(calls[0])) if _is_shared(calls, k)]
-        futures = self._scatter([calls[0][k] for k in shared_positions])
+        # one object per shared argument (a list around it: scatter would split a dict or a list)
+        futures = self.client.scatter([calls[0][k] for k in shared_positions], hash=False,
+                                      broadcast=True) if shared_positions else []
         slots = {k: _Shared(j) for j, k in enumerate(shared_positions)}
         stripped = [tuple(slots.get(k, a) for k, a in enumerate(args)) for args in calls]
         parts = len(calls) if chunksize < 1 else math.ceil(len(calls) / chunksize)
@@ -157,30 +155,7 @@ class DaskExecutor(StopOnError, Executor):
             parts = min(parts, 4 * max(1, sum(self.client.nthreads().values())))
         return [self.submit(_call_chunk, fn, chunk, *futures) for chunk in _chunks(stripped, parts)]
 
-    def _scatter(self, values: list) -> list:
-        """Each of ``values`` on every worker: sent now, or kept from the previous ``map`` where it is the same
-        object, unchanged (the same pickle) and still held by the cluster. A layer solved in batches (a run's
-        checkpoint: 16 neurons each) sent its problem to every worker again for each batch, 5.4 MB per worker and
-        batch on MNIST's first layer; it is now sent once per layer. The previous map's other values are let go."""
-        kept: dict[int, tuple[Any, bytes | None, Any]] = {}
-        send = []
-        for value in values:
-            digest = _digest(value)
-            held = self._shared.get(id(value))
-            reuse = held is not None and held[0] is value and digest is not None and held[1] == digest \
-                and held[2].status == "finished"
-            kept[id(value)] = (value, digest, held[2] if reuse else None)
-            if not reuse:
-                send.append(value)
-        if send:
-            # one object per shared argument (a list around them: scatter would split a dict or a list)
-            for value, future in zip(send, self.client.scatter(send, hash=False, broadcast=True)):
-                kept[id(value)] = (*kept[id(value)][:2], future)
-        self._shared = kept
-        return [kept[id(value)][2] for value in values]
-
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._shared = {}
         tasks = [task for task in list(self._tasks) if not task.done()]
         if wait and not cancel_futures:
             self.client.gather(tasks, errors="skip")
@@ -246,14 +221,6 @@ def _check_workers(client: Any, shown: str, timeout: float = 10.0) -> None:
     if other:
         logger.warning("%s: Dask workers run qannealq %s, this client %s: install the same version everywhere",
                        shown, ", ".join(other), __version__)
-
-
-def _digest(value: Any) -> bytes | None:
-    """A digest of ``value``'s pickle (None where it does not pickle: it is then sent each time)."""
-    try:
-        return hashlib.blake2b(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), digest_size=16).digest()
-    except Exception:  # noqa: BLE001 - Dask's own serialization may still send it
-        return None
 
 
 def _is_shared(calls: list[tuple], k: int) -> bool:

@@ -227,28 +227,6 @@ def test_dask_local_cluster_equals_serial(local_cluster, problem, serial):
     _assert_same(result, serial)
 
 
-def test_a_layer_in_batches_sends_its_problem_to_the_dask_workers_once(local_cluster, problem, serial):
-    """Each batch of a checkpointed layer (a run's: 16 neurons) scattered the layer's problem to every worker again:
-    3 times for 3 batches here, 8 times 5.4 MB per worker on MNIST's first layer. It is sent once; a shared
-    value changed between two maps is sent again, and one no longer shared is let go."""
-    with make_executor("dask://" + local_cluster.scheduler_address.removeprefix("tcp://")) as dask:
-        sent = []
-        scatter = dask.client.scatter
-        dask.client.scatter = lambda data, **kw: sent.extend(type(v).__name__ for v in data) or scatter(data, **kw)
-        result = quantize_layer(problem, "qubo", get_sampler("sa"), "sa", seed=5, executor=dask, num_reads=3,
-                                checkpoint=_Batches())
-        assert "LayerProblem" in sent and len(sent) == len(set(sent))  # the problem, sampler, warm start: once each
-        layer = len(sent)
-        options = {"scale": 2}
-        assert list(dask.map(_describe, range(2), [options] * 2, [None] * 2)) == [(0, {"scale": 2}, None),
-                                                                                  (1, {"scale": 2}, None)]
-        options["scale"] = 3
-        assert list(dask.map(_describe, range(2), [options] * 2, [None] * 2)) == [(0, {"scale": 3}, None),
-                                                                                  (1, {"scale": 3}, None)]
-        assert sent[layer:] == ["dict", "dict"] and len(dask._shared) == 1
-    _assert_same(result, serial)
-
-
 def test_an_interrupted_dask_executor_cancels_the_rest_of_the_batch(local_cluster, tmp_path):
     address = "dask://" + local_cluster.scheduler_address.removeprefix("tcp://")
     started = _interrupt_after_first_result(make_executor(address), tmp_path / "log")
