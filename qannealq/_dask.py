@@ -93,7 +93,7 @@ class DaskExecutor(StopOnError, Executor):
             try:
                 outcome["client"] = Client(address, timeout=f"{timeout}s", set_as_default=False)
             except Exception as exc:  # noqa: BLE001 - reported below, whatever answered (or did not)
-                outcome["error"] = exc
+                outcome["error"] = exc.with_traceback(None)  # its frames hold the half-built Client
             if outcome.pop("abandoned", False) and "client" in outcome:
                 outcome["client"].close()
 
