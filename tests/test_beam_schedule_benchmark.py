@@ -11,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import beam_schedule  # noqa: E402  (imported, not skipped: a broken import fails here)
+from bench_cli import refused_first  # noqa: E402
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -22,14 +23,8 @@ import beam_schedule  # noqa: E402  (imported, not skipped: a broken import fail
     (["64:0"], "growth G > 0"),
 ])
 def test_an_option_it_cannot_use_is_refused_first(monkeypatch, capsys, extra, message):
-    def started(*args, **kwargs):
-        raise AssertionError(f"{extra}: the run started; it must be refused first")
-
-    monkeypatch.setattr(beam_schedule, "first_layer", started)
-    monkeypatch.setattr(sys, "argv", ["beam_schedule.py", "--dataset", "digits", "--bits", "2", *extra])
-    with pytest.raises(SystemExit):
-        beam_schedule.main()
-    assert message in capsys.readouterr().err
+    argv = ["beam_schedule.py", "--dataset", "digits", "--bits", "2", *extra]
+    assert message in refused_first(monkeypatch, capsys, beam_schedule, "first_layer", argv)
 
 
 def test_a_schedule_is_its_width_and_growth():

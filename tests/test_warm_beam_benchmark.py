@@ -5,21 +5,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import pytest
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import warm_beam  # noqa: E402  (imported, not skipped: a broken import fails here)
+from bench_cli import refused_first  # noqa: E402
 
 
 def _refused(monkeypatch, capsys, *argv: str) -> str:
-    def started(*args, **kwargs):
-        raise AssertionError(f"{argv}: the run started; it must be refused first")
-
-    monkeypatch.setattr(warm_beam, "first_layer", started)
-    monkeypatch.setattr(sys, "argv", ["warm_beam.py", "--datasets", "digits", "--bits", "2", *argv])
-    with pytest.raises(SystemExit):
-        warm_beam.main()
-    return capsys.readouterr().err
+    return refused_first(monkeypatch, capsys, warm_beam, "first_layer",
+                         ["warm_beam.py", "--datasets", "digits", "--bits", "2", *argv])
 
 
 def test_no_seeds_is_refused(monkeypatch, capsys, tmp_path):
