@@ -312,7 +312,17 @@ class WeightedLayerProblem(LayerProblem):
         return self.errors(self.base_values)
 
     def errors(self, values: np.ndarray) -> np.ndarray:
-        return self.stats.errors(values)
+        """``E_i`` of each row of ``values`` ``(n, m)``, straight from the samples; the latest results remembered
+        as :meth:`LayerProblem.errors` remembers its own (no product of a shared ``H``): a whole-layer solve asks
+        for its solution's errors twice (the solve loop's check of the sampler's energies, then the result's), and
+        each is a pass over every sample."""
+        q = np.ascontiguousarray(values, dtype=np.float64)
+        known = self._remembered.find(q)
+        if known is not None:
+            return known[1].copy()
+        out = self.stats.errors(q)
+        self._remembered.keep((q.copy(), out.copy(), None))
+        return out
 
     def neuron_errors(self, values: np.ndarray, rows: np.ndarray, products: np.ndarray | None = None) -> np.ndarray:
         """``E_i`` of the neurons ``rows`` at ``values`` ``(len(rows), m)``, straight from the samples (one product
