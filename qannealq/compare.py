@@ -307,14 +307,13 @@ def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat
     if isinstance(sampleset, dimod.SampleSet):
         sampleset.resolve()
     wall = time.perf_counter() - t0
-    check_sampleset(sampleset, list(instance.bqm.variables), name, f"neuron {instance.name}")
-    if sampleset.vartype is not instance.bqm.vartype:
-        sampleset = sampleset.change_vartype(instance.bqm.vartype, inplace=False)
-    labels = list(sampleset.variables)
-    energies = np.asarray(instance.bqm.energies((sampleset.record.sample, labels)), dtype=np.float64)
+    labels = list(instance.bqm.variables)
+    bits = check_sampleset(sampleset, labels, name, f"neuron {instance.name}")  # 0/1, in the BQM's order
+    samples = 2 * bits - 1 if instance.bqm.vartype is dimod.SPIN else bits
+    energies = np.asarray(instance.bqm.energies((samples, labels)), dtype=np.float64)
     reads = np.repeat(energies, sampleset.record.num_occurrences)
     timing = call_timing(sampleset, wall)
-    best = sampleset.record.sample[int(np.argmin(energies))] if len(energies) else np.array([])
+    best = samples[int(np.argmin(energies))] if len(energies) else np.array([])
     return {"backend": name, "instance": instance.name, "repeat": repeat, "seed": seed,
             "warm_start": bool(warm), "energies": reads.tolist(), "reads": int(reads.size),
             "best_sample": dict(zip((str(v) for v in labels), (int(b) for b in best))),
