@@ -13,6 +13,7 @@ at a time (:class:`FolderLock`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -35,31 +36,26 @@ __all__ = ["ResultStore", "StoreError", "FolderLock", "atomic_path", "atomic_wri
 FORMAT = 1
 
 
+@functools.lru_cache(maxsize=1)
 def code_version() -> str:
     """This qannealq: its version and, from a git checkout, the commit (``+changes`` where files differ from
     it). ``store.json`` lists every one that wrote units into the folder, so a study says what computed it."""
-    global _CODE
-    if _CODE is None:
-        import subprocess
-        from importlib import metadata
+    import subprocess
+    from importlib import metadata
 
-        try:
-            version = metadata.version("qannealq")
-        except metadata.PackageNotFoundError:
-            version = "unknown"
-        _CODE = f"qannealq {version}"
-        here = Path(__file__).resolve().parent.parent
-        try:
-            run = dict(cwd=here, capture_output=True, text=True, timeout=10, check=True)
-            commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], **run).stdout.strip()
-            changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
-            _CODE += f", git {commit}{'+changes' if changed else ''}" if commit else ""
-        except (OSError, subprocess.SubprocessError):
-            pass  # not a git checkout, or no git: the version alone
-    return _CODE
+    try:
+        code = f"qannealq {metadata.version('qannealq')}"
+    except metadata.PackageNotFoundError:
+        code = "qannealq unknown"
+    try:
+        run = dict(cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=10, check=True)
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], **run).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
+        return code + (f", git {commit}{'+changes' if changed else ''}" if commit else "")
+    except (OSError, subprocess.SubprocessError):
+        return code  # not a git checkout, or no git: the version alone
 
 
-_CODE: str | None = None
 #: Settings a command has stored since it gained them, each with the value every run stored before then used: a
 #: store without one reads as holding that value (it resumes with it, and refuses another, naming it). A setting
 #: whose absence does not say how the stored units were computed is not here: compare's ``warm_start_reads``

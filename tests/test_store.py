@@ -352,14 +352,14 @@ def test_store_json_lists_the_code_that_wrote_its_units_and_a_resume_by_other_co
 
     import qannealq.store as store
 
-    monkeypatch.setattr(store, "_CODE", "qannealq 0.1.0, git aaaa")
+    monkeypatch.setattr(store, "code_version", lambda: "qannealq 0.1.0, git aaaa")
     ResultStore.open(tmp_path / "s", "run", {"a": 1}).close()
     meta = tmp_path / "s" / "store.json"
     assert json.loads(meta.read_text())["code"] == ["qannealq 0.1.0, git aaaa"]
     with caplog.at_level("WARNING"):
         ResultStore.open(tmp_path / "s", "run", {"a": 1}, resume=True).close()
     assert not [r for r in caplog.records if "written by" in r.getMessage()]
-    monkeypatch.setattr(store, "_CODE", "qannealq 0.1.0, git bbbb")
+    monkeypatch.setattr(store, "code_version", lambda: "qannealq 0.1.0, git bbbb")
     with caplog.at_level("WARNING"):
         ResultStore.open(tmp_path / "s", "run", {"a": 1}, resume=True).close()
     said = [r.getMessage() for r in caplog.records if "written by" in r.getMessage()]
@@ -374,5 +374,5 @@ def test_store_json_lists_the_code_that_wrote_its_units_and_a_resume_by_other_co
     with caplog.at_level("WARNING"):
         ResultStore.open(tmp_path / "s", "run", {"a": 1}, resume=True).close()
     assert any("written by a qannealq that recorded no version" in r.getMessage() for r in caplog.records)
-    store._CODE = None
+    monkeypatch.undo()
     assert store.code_version().startswith("qannealq ")
