@@ -204,7 +204,7 @@ Fingerprint = Callable[[Mapping[str, Any]], "dict[str, str]"]
 def _with_added(stored: Mapping[str, Any], command: str) -> dict:
     """``stored`` settings (a copy) holding each of :data:`ADDED`'s settings of ``command`` that they lack, as the
     value the runs stored before it used (one whose enclosing mapping is absent is left absent)."""
-    settings = json.loads(json.dumps(dict(stored)))
+    settings = _canonical(dict(stored))
     for path, value in ADDED.get(command, {}).items():
         *parents, name = path.split(".")
         where: Any = settings
@@ -421,7 +421,8 @@ class ResultStore:
                     "folder that holds the same files, or start a new run")
             diff = []
             if write:
-                atomic_write(root / "store.json", json.dumps({**saved, "settings": settings}, indent=2))
+                saved = {**saved, "settings": settings}
+                atomic_write(root / "store.json", json.dumps(saved, indent=2))
                 logger.warning("--resume %s: the datasets are now read from the new folder (%s; the same files, by "
                                "their SHA-256)", root, "; ".join(moved))
         if diff:
@@ -442,7 +443,7 @@ class ResultStore:
         store = cls(root, command, settings)
         if write:
             (root / "units").mkdir(exist_ok=True)
-            cls._stamp(root, command)
+            cls._stamp(root, saved)
         store.resumed = list(store._keys())
         if write:  # the open itself (check() reads no unit): one cut short or edited is not done, so computed again
             for key in [k for k in store.resumed if not store.done(k)]:
@@ -451,12 +452,11 @@ class ResultStore:
         return store
 
     @classmethod
-    def _stamp(cls, root: Path, command: str) -> None:
+    def _stamp(cls, root: Path, saved: dict) -> None:
         """Add this qannealq (:func:`code_version`) to ``store.json``'s ``code`` where another one wrote the
         stored units, with a warning: the same settings under changed code may compute other results, and the
         resumed study then mixes both (a resume is let through: a fix elsewhere in the code should not cost the
         finished units)."""
-        saved = cls._saved(root, command)
         written, code = saved.get("code"), code_version()
         written = [str(c) for c in written] if isinstance(written, list) else []
         if code in written:
