@@ -103,8 +103,7 @@ class QuantizedModel:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Class predictions of the dequantized torch model; ``x`` is checked as :meth:`integer_forward` checks it
         (one sample without its batch dimension ended in torch's 'Dimension out of range', NaN gave class 0)."""
-        _check_finite(x)
-        h = torch.as_tensor(np.asarray(x), dtype=next(self.model.parameters()).dtype)
+        h = torch.as_tensor(_check_finite(x), dtype=next(self.model.parameters()).dtype)
         with torch.no_grad():
             for name, module in self.model.named_children():
                 _check_width(name, module, h.shape)
