@@ -69,7 +69,7 @@ class Objective:
         if self.name not in OBJECTIVES:
             raise InvalidArgumentError(f"objective={self.name!r} is unknown: choose one of {', '.join(OBJECTIVES)}")
         w = self.inactive_weight
-        if isinstance(w, bool) or not isinstance(w, (int, float, np.floating)) or not 0.0 <= w <= 1.0:
+        if not _is_weight(w):
             raise InvalidArgumentError(f"inactive_weight={w!r} must be a number in [0, 1] (0: inactive samples "
                                        "ignored, 1: the plain objective)")
         object.__setattr__(self, "inactive_weight", float(w))
@@ -114,9 +114,15 @@ def check_flags(objective: str, inactive_weight: float | None, memory_limit: int
         if value is not None and objective != "relu-aware":
             raise InvalidArgumentError(f"{flag} applies to --objective relu-aware, not {objective!r}")
     w = inactive_weight
-    if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float, np.floating)) or not 0 <= w <= 1):
+    if w is not None and not _is_weight(w):
         raise InvalidArgumentError(f"--inactive-weight={w!r} must be a number in [0, 1] (0: inactive samples "
                                    "ignored, 1: the plain objective)")
+
+
+def _is_weight(w: Any) -> bool:
+    """Whether ``w`` is an inactive weight: a number (not a bool) in [0, 1]; one rule for the API's and the
+    commands' checks, which name it differently."""
+    return not isinstance(w, bool) and isinstance(w, (int, float, np.floating)) and 0.0 <= w <= 1.0
 
 
 def _size(nbytes: int) -> str:
