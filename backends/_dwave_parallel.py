@@ -36,6 +36,7 @@ from dwave.embedding.chain_strength import uniform_torque_compensation
 from qannealq.backends._common import now_ns
 from qannealq.backends._dwave_embed import chain_break_fraction, child_ranges
 from qannealq.backends._dwave_report import layer_result
+from qannealq.backends.decompose import OPTION_RULES as DECOMPOSE_RULES
 from qannealq.checks import check_number
 from qannealq.contract import LayerSample
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
@@ -44,7 +45,7 @@ __all__ = ["Piece", "embed_piece", "chain_strength_of", "chain_break_method", "s
            "solve_layer", "CHAIN_OPTIONS", "DECOMPOSE_OPTIONS"]
 
 CHAIN_OPTIONS = ("chain_strength", "chain_strength_scale", "chain_break_method")
-DECOMPOSE_OPTIONS = ("capacity", "patience", "max_calls")
+DECOMPOSE_OPTIONS = tuple(DECOMPOSE_RULES)
 """The decomposition's options (:meth:`.decompose.DecomposingSampler.sample`): the neurons above ``capacity`` (else
 the largest clique) and how many sub-problem calls each may take."""
 

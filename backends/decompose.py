@@ -38,14 +38,15 @@ from qannealq.checks import at_least, check_positive, check_values
 from qannealq.contract import LayerComposite, check_options, draw_seed, max_variables
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["DecomposingSampler", "decomposed", "capacity_limited", "auto_decompose", "SUB_PROBLEM_SIZE"]
+__all__ = ["DecomposingSampler", "decomposed", "capacity_limited", "auto_decompose", "SUB_PROBLEM_SIZE", "OPTION_RULES"]
 
 _MISSING = object()
 SUB_PROBLEM_SIZE = {"exact": 16}
 """Default sub-problem size of backends whose time grows steeply below their capacity (by their ``name``):
 ``exact`` enumerates ``2^m`` states, ~0.2 s at 16 variables but ~30 s at its capacity of 24."""
 _OWN_PARAMETERS = ("initial_states", "seed", "capacity", "patience", "max_calls")
-_RULES = {"capacity": at_least(1), "patience": at_least(1), "max_calls": at_least(1)}  # None: the sampler's own
+OPTION_RULES = {"capacity": at_least(1), "patience": at_least(1), "max_calls": at_least(1)}  # None: the sampler's own
+"""The decomposition's own options and their rules (the QPU backend's whole-layer path takes the same)."""
 
 
 def _start_states(initial_states: Any, labels: list, spin: bool) -> np.ndarray | None:
@@ -150,7 +151,7 @@ class DecomposingSampler(LayerComposite):
     def check_options(self, options: dict) -> None:
         """Refuse a bad ``capacity``, ``patience`` or ``max_calls`` before any work, then the child's options by
         the child's own check (:func:`qannealq.contract.check_options`)."""
-        check_values(options, _RULES)
+        check_values(options, OPTION_RULES)
         self._check_fits_child(options.get("capacity") or self._capacity)
         check_options(self.child, self._child_kwargs(options))
 
@@ -189,7 +190,7 @@ class DecomposingSampler(LayerComposite):
         ``parameters`` go to every child call (``num_reads``...); others are warned about and dropped.
         """
         kwargs = self.remove_unknown_kwargs(**kwargs)
-        check_values({"capacity": capacity, "patience": patience, "max_calls": max_calls}, _RULES)
+        check_values({"capacity": capacity, "patience": patience, "max_calls": max_calls}, OPTION_RULES)
         self._check_fits_child(capacity or self._capacity)
         seed = draw_seed(seed)
         child_kw = self._child_kwargs(kwargs)

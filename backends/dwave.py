@@ -40,6 +40,7 @@ from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has
 from qannealq.backends._dwave_embed import finish, submit
 from qannealq.backends._dwave_parallel import DECOMPOSE_OPTIONS, chain_break_method, chain_strength_of, solve_layer
 from qannealq.backends._dwave_plan import QPUPlan, check_capacity_option, plan_bqms, plan_problems
+from qannealq.backends.decompose import OPTION_RULES as DECOMPOSE_RULES
 from qannealq.checks import (above, at_least, check_choice, check_flag, check_given, check_number, check_values,
                              is_count, one_of)
 from qannealq.contract import Closeable, LayerSample, LazyProperties, without_secrets
@@ -71,7 +72,7 @@ OPTION_RULES = {"num_reads": at_least(1), "anneal": one_of(*ANNEAL_MODES), "rein
                 "annealing_time": above(0, "microseconds"), "reversal_point": check_reversal_point,
                 "reversal_pause": check_reversal_pause, "chain_break_method": chain_break_method,
                 "programming_thermalization": at_least_zero_us, "readout_thermalization": at_least_zero_us,
-                **{name: at_least(1) for name in DECOMPOSE_OPTIONS}}
+                **DECOMPOSE_RULES}
 """The QPU options whose values are checked before any work (:meth:`QPUSampler.check_options`)."""
 QPU_PARAMETERS = ("num_reads", "chain_strength", "chain_strength_scale", "chain_break_method", "annealing_time",
                   "answer_mode", "anneal_schedule", "label", "programming_thermalization",
