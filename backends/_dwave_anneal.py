@@ -140,11 +140,10 @@ def _check_run_duration(properties: Mapping, options: Mapping[str, Any], backend
              "programming_thermalization": options.get("programming_thermalization")}
     for name, value in parts.items():
         parts[name] = float(value if is_number(value) else properties.get(f"default_{name}", 0.0) or 0.0)
-    duration = (parts["annealing_time"] + parts["readout_thermalization"]) * reads + parts[
-        "programming_thermalization"]
+    per_read = parts["annealing_time"] + parts["readout_thermalization"]
+    duration = per_read * reads + parts["programming_thermalization"]
     if duration > bounds[1]:
         who = f" (backend {backend!r})" if backend else ""
-        per_read = parts["annealing_time"] + parts["readout_thermalization"]
         most = int((bounds[1] - parts["programming_thermalization"]) // per_read) if per_read > 0 else 0
         raise InvalidArgumentError(
             f"num_reads={reads!r} x (annealing time {parts['annealing_time']:g} us + readout_thermalization "
