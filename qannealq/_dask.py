@@ -102,13 +102,13 @@ class DaskExecutor(StopOnError, Executor):
         thread = threading.Thread(target=start, name="qannealq-dask-connect", daemon=True)
         thread.start()
         thread.join(timeout + 1)
+        shown = "dask://" + address.removeprefix("tcp://")
         if "client" in outcome:
-            _check_workers(outcome["client"], "dask://" + address.removeprefix("tcp://"), timeout)
+            _check_workers(outcome["client"], shown, timeout)
             return cls(outcome["client"])
         outcome["abandoned"] = True
         exc = outcome.get("error")
         reason = f"{type(exc).__name__}: {exc}" if exc is not None else "no answer"
-        shown = "dask://" + address.removeprefix("tcp://")
         raise ExecutorConnectionError(f"--executor={shown}: no Dask scheduler answered at {address} within "
                                       f"{timeout:g} s ({reason}); start one (dask scheduler; dask worker "
                                       f"{address}) or check the host and port (the scheduler's, 8786 by default, "
