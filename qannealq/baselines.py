@@ -44,6 +44,7 @@ import numpy as np
 from qannealq import _pool
 from qannealq._deadline import RESERVE, Deadline
 from qannealq._pool import beam_thread_count, blas_threads, helper_pool
+from qannealq.checks import is_count, is_number
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, submatrix
 
@@ -431,9 +432,9 @@ def _gptq_plane(problem: LayerProblem, pivots: np.ndarray, lt: np.ndarray, restr
 
 
 def _gptq(problem: LayerProblem, restricted: bool, percdamp: float, block_size: int, order: str) -> np.ndarray:
-    if not isinstance(percdamp, (int, float, np.integer, np.floating)) or not 0 <= percdamp < np.inf:
+    if not is_number(percdamp) or percdamp < 0:
         raise InvalidArgumentError(f"percdamp={percdamp!r} must be a finite number >= 0 (GPTQ uses {GPTQ_PERCDAMP})")
-    if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
+    if not is_count(block_size, 1):
         # a negative size ran no block and returned the uninitialised integers of an empty array
         raise InvalidArgumentError(f"block_size={block_size!r} must be an integer >= 1 (inputs per lazy batch "
                                    "update; GPTQ uses 128)")
