@@ -27,7 +27,7 @@ from typing import ClassVar, Mapping
 import dimod
 import numpy as np
 
-from qannealq.errors import InvalidArgumentError
+from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.grid import Grid
 
 __all__ = ["LayerStats", "LayerProblem", "DecodedRow", "build_problem", "submatrix"]
@@ -448,6 +448,12 @@ def build_problem(stats: LayerStats, weight: np.ndarray, bias: np.ndarray | None
             f"and {'no' if grid.bias_step is None else 'a'} bias step, but the layer has {n} neurons and "
             f"{'no' if bias is None else 'a'} bias: make it with make_grid(weight, bias, ...) of this layer"
         )
+    # H_jl² <= H_jj H_ll and g_ij² <= H_jj c_i: a NaN or infinity anywhere in the statistics shows on H's diagonal or
+    # in c. GPTQ had returned integers of -2**63 on NaN statistics and raised a ZeroDivisionError on infinite ones
+    if not (np.all(np.isfinite(np.diag(stats.hessian))) and np.all(np.isfinite(stats.target_sq))):
+        raise NonFiniteError(
+            f"calibration statistics of {name} contain NaN or infinity: the layer's inputs or targets hold NaN or "
+            "infinity, or values whose squares summed overflow float64; clean or scale the calibration data")
     steps = grid.steps(f)
     base, free = grid.floor(w, steps)
     dead = np.diag(stats.hessian) <= 0.0

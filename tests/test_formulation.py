@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import GRIDS, random_layer
-from qannealq import InvalidArgumentError, LayerStats, build_problem, make_grid
+from qannealq import InvalidArgumentError, LayerStats, NonFiniteError, build_problem, make_grid
 
 
 def _random_assignments(rng, problem, count):
@@ -128,6 +128,20 @@ def test_statistics_shape_mismatch_is_a_clear_error():
         build_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 4))
     with pytest.raises(InvalidArgumentError, match="same N"):
         LayerStats.from_arrays(np.zeros((0, 3)), np.zeros((0, 2)))
+
+
+@pytest.mark.parametrize("value, where", [(np.nan, "inputs"), (np.inf, "inputs"), (1e200, "inputs"),
+                                          (np.nan, "targets")])
+def test_non_finite_statistics_are_refused_before_gptq_reads_them(value, where):
+    """Statistics of NaN, infinite or overflowing data (1e200 squared) are refused when the problem is built: GPTQ
+    had returned integers of -2**63 on NaN statistics, and raised a ZeroDivisionError on infinite ones."""
+    layer = random_layer(np.random.default_rng(0), 6, 3)
+    x, y = layer.x.copy(), layer.y.copy()
+    (x if where == "inputs" else y)[3, 2] = value
+    with np.errstate(over="ignore", invalid="ignore"):  # the statistics' own overflow
+        stats = LayerStats.from_arrays(x, y)
+    with pytest.raises(NonFiniteError, match="calibration statistics of layer contain NaN or infinity"):
+        build_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 4))
 
 
 def test_hessian_is_shared_not_copied_per_neuron():
