@@ -72,8 +72,14 @@ def _damping(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> float:
 
 
 def _diagonal_damping(diagonal: np.ndarray, dead: np.ndarray, percdamp: float) -> float:
-    """:func:`_damping` from ``H``'s diagonal alone."""
-    return percdamp * float(np.mean(np.where(dead, 1.0, diagonal)))
+    """:func:`_damping` from ``H``'s diagonal alone; a damping that overflows is refused (percdamp=1e308 had raised a
+    ZeroDivisionError in index and act order, its factor's diagonal 0)."""
+    mean = float(np.mean(np.where(dead, 1.0, diagonal)))
+    damp = percdamp * mean
+    if not np.isfinite(damp):
+        raise InvalidArgumentError(f"percdamp={percdamp!r} times H's mean diagonal ({mean:.6g}) overflows: give a "
+                                   f"percdamp of 1 or less (GPTQ uses {GPTQ_PERCDAMP})")
+    return damp
 
 
 def _damped(hessian: np.ndarray, dead: np.ndarray, percdamp: float) -> np.ndarray:

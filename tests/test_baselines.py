@@ -64,6 +64,22 @@ def test_percdamp_validated(order, percdamp):
         gptq(problem, percdamp=percdamp, order=order)
 
 
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_percdamp_whose_damping_overflows_is_refused(order):
+    """percdamp=1e308 is finite, but its damping (times H's mean diagonal) overflowed to infinity: index and
+    act order raised a ZeroDivisionError (the factor's diagonal 0), pivot order returned RTN's integers."""
+    from qannealq import LayerStats, build_problem, make_grid
+
+    layer = random_layer(np.random.default_rng(1), 5, 2)
+    x = 10.0 * layer.x  # H's mean diagonal about 80: 1e308 times it overflows
+    stats = LayerStats.from_arrays(x, x @ layer.weight.T + layer.bias)
+    problem = build_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 3))
+    for method in (gptq, gptq_restricted):
+        with pytest.raises(InvalidArgumentError, match=r"percdamp=1e\+308 times H's mean diagonal .* overflows"):
+            method(problem, percdamp=1e308, order=order)
+    assert gptq(problem, percdamp=1e300, order=order).shape == problem.base.shape  # large, not overflowing: runs
+
+
 def _permuted(problem, order):
     """``problem`` with its inputs taken in ``order``."""
     from dataclasses import replace
