@@ -96,16 +96,21 @@ def _float_accuracy(cells: list[CellResult]) -> tuple[float, float, int]:
 
 
 def summary_markdown(cells: list[CellResult], settings: dict) -> str:
-    """Markdown tables: accuracy (mean ± std over seeds) and summed layer error per method and bits."""
+    """Markdown tables: accuracy (mean ± std over seeds) and summed layer error per method and bits.
+
+    Every method and bit width of ``settings`` has its column and row, and a cell is marked ``(n=…)`` where fewer
+    than the ``seeds`` of ``settings`` finished, ``—`` where none did: the summary of an interrupted sweep dropped
+    the methods and bit widths not reached yet and read as a finished sweep of fewer seeds."""
     if not cells:
         return "no finished cells yet\n"
     aggs = aggregate(cells, settings.get("methods"))
-    methods = list(dict.fromkeys(a.method for a in aggs))
-    bits = sorted({a.bits for a in aggs}, reverse=True)
+    methods = list(dict.fromkeys([*settings.get("methods", []), *(a.method for a in aggs)]))
+    bits = sorted({*settings.get("bits", []), *(a.bits for a in aggs)}, reverse=True)
     table = {(a.method, a.bits): a for a in aggs}
     fmean, fstd, nets = _float_accuracy(cells)
     seeds = sorted({c.seed for c in cells})
-    most = max(a.n for a in aggs)
+    most = max(settings.get("seeds", 0), *(a.n for a in aggs))
+    planned = len(methods) * len(bits) * most
 
     def pm(mean: float, std: float, n: int, digits: str, spread: str) -> str:  # one value has no spread
         return f"{mean:{digits}} ± {std:{spread}}" if n > 1 else f"{mean:{digits}}"
@@ -115,6 +120,8 @@ def summary_markdown(cells: list[CellResult], settings: dict) -> str:
              f"{cells[0].num_calibration} calibration samples; seeds {seeds}; float accuracy "
              f"{pm(fmean, fstd, nets, '.4f', '.4f')} ({nets} network(s)); {over}"
              + (f" (n = seeds finished where fewer than {most})" if any(a.n < most for a in aggs) else "") + ".",
+             *(["", f"**Unfinished**: {len(cells)} of {planned} cells (interrupted, or still running; `qannealq "
+                f"sweep --resume` continues it)."] if len(cells) < planned else []),
              "", "| bits | " + " | ".join(f"{m} accuracy" for m in methods) + " |",
              "| --- |" + " --- |" * len(methods)]
     def cell(m: str, b: int, mean: str, std: str, digits: str, spread: str) -> str:
@@ -135,7 +142,8 @@ def summary_markdown(cells: list[CellResult], settings: dict) -> str:
         lines.append(f"| int{b} | " + " | ".join(row) + " |")
     grains = sorted({c.granularity for c in cells})
     lines += ["", f"grids used: {', '.join(grains)}; mean seconds per cell: "
-              + ", ".join(f"{m} {np.mean([a.seconds_mean for a in aggs if a.method == m]):.3g}" for m in methods)]
+              + ", ".join(f"{m} {np.mean([a.seconds_mean for a in aggs if a.method == m]):.3g}" for m in methods
+                          if any(a.method == m for a in aggs))]
     return "\n".join(lines) + "\n"
 
 

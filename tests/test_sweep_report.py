@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from qannealq.sweep_report import CellResult, summary_markdown
 
 
@@ -18,3 +20,20 @@ def test_a_cell_of_fewer_seeds_says_so_in_both_tables():
     accuracy, error = (line for line in text.splitlines() if line.startswith("| int4 |"))
     assert accuracy == "| int4 | 0.9050 ± 0.0071 | 0.9000 (n=1) |"
     assert error == "| int4 | 3 ± 1.4 | 1 (n=1) |"
+
+
+def test_an_interrupted_sweep_shows_the_cells_it_has_not_finished():
+    """Interrupted in seed 0's first qubo cell (of --methods rtn,gptq,qubo --bits 4,2 --seeds 2), summary.md showed
+    rtn and gptq at int4 alone under 'one seed, so no spread': the qubo column, the int2 row and the second seed
+    were dropped without a word, and the table read as a finished sweep."""
+    cells = [_cell("rtn", 0, 2.0), _cell("gptq", 0, 1.0)]
+    settings = {"preset": "paper", "methods": ["rtn", "gptq", "qubo:layer-sa"], "bits": [4, 2], "seeds": 2}
+    text = summary_markdown(cells, settings)
+    rows = [line for line in text.splitlines() if line.startswith("| int")]
+    assert rows == ["| int4 | 0.9000 (n=1) | 0.9000 (n=1) | — |", "| int2 | — | — | — |",
+                    "| int4 | 2 (n=1) | 1 (n=1) | — |", "| int2 | — | — | — |"]
+    assert "**Unfinished**: 2 of 12 cells" in text and "one seed, so no spread" not in text
+    assert "qubo:layer-sa accuracy" in text and "mean seconds per cell: rtn 0, gptq 0\n" in text
+    finished = [_cell(m, s, 1.0) for m in ("rtn", "gptq", "qubo:layer-sa") for s in (0, 1)]
+    finished += [replace(c, bits=2) for c in finished]
+    assert "Unfinished" not in summary_markdown(finished, settings)
