@@ -141,9 +141,9 @@ def summary_markdown(cells: list[CellResult], settings: dict) -> str:
         row = [cell(m, b, "error_mean", "error_std", ".4g", ".2g") for m in methods]
         lines.append(f"| int{b} | " + " | ".join(row) + " |")
     grains = sorted({c.granularity for c in cells})
+    seconds = {m: [c.seconds for c in cells if c.method == m] for m in methods}  # per cell, not per bit width
     lines += ["", f"grids used: {', '.join(grains)}; mean seconds per cell: "
-              + ", ".join(f"{m} {np.mean([a.seconds_mean for a in aggs if a.method == m]):.3g}" for m in methods
-                          if any(a.method == m for a in aggs))]
+              + ", ".join(f"{m} {np.mean(seconds[m]):.3g}" for m in methods if seconds[m])]
     return "\n".join(lines) + "\n"
 
 

@@ -37,3 +37,12 @@ def test_an_interrupted_sweep_shows_the_cells_it_has_not_finished():
     finished = [_cell(m, s, 1.0) for m in ("rtn", "gptq", "qubo:layer-sa") for s in (0, 1)]
     finished += [replace(c, bits=2) for c in finished]
     assert "Unfinished" not in summary_markdown(finished, settings)
+
+
+def test_mean_seconds_per_cell_is_over_the_cells():
+    """The 'mean seconds per cell' was the mean of each bit width's mean: with int4 on two seeds (1 s, 3 s) and
+    int2 on one (8 s) it read 5, where the three cells took 4 s on average."""
+    cells = [replace(_cell("rtn", 0, 1.0), seconds=1.0), replace(_cell("rtn", 1, 1.0), seconds=3.0),
+             replace(_cell("rtn", 0, 1.0), bits=2, seconds=8.0)]
+    text = summary_markdown(cells, {"preset": "paper", "methods": ["rtn"], "bits": [4, 2], "seeds": 2})
+    assert text.rstrip().endswith("mean seconds per cell: rtn 4")
