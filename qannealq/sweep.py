@@ -157,6 +157,10 @@ class SweepConfig:
                     f"{name!r} is not one of --methods {shown} ({', '.join(backends) or 'none'})" if option else
                     f"--sampler-option {key}: give BACKEND:KEY=VALUE, e.g. layer-sa:effort=fast")
         check_positive("--seeds", self.seeds)
+        if self.seeds > 2 ** 31:  # 10**11 ended in a MemoryError traceback, listing the seeds
+            raise InvalidArgumentError(f"--seeds={self.seeds} is more than 2**31: the seeds 0..N-1 draw the "
+                                       "calibration sets and seed the samplers (and the training), which take "
+                                       "seeds in 0..2**31-1; give a smaller --seeds")
         check_choice("--preset", self.preset, tuple(PRESETS))
         check_choice("--calibration", self.calibration, ("float", "sequential"))
         check_choice("--granularity", self.granularity, SWEEP_GRANULARITIES)
@@ -219,8 +223,8 @@ class SweepConfig:
                if ":" in k and canonical_name(k.partition(":")[0]) == canonical_name(backend)}
         return {**common, **own}
 
-    def seed_list(self) -> list[int]:
-        return list(range(self.seeds))
+    def seed_list(self) -> range:
+        return range(self.seeds)
 
     def goal(self) -> Objective:
         """The QUBOs' :class:`~qannealq.weighted.Objective` (objective, inactive weight, memory limit)."""

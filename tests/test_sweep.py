@@ -229,6 +229,19 @@ def test_backend_options_of_a_sweep_are_checked_before_training(argv, message, t
     assert not (tmp_path / "s").exists()
 
 
+def test_too_many_seeds_are_refused_before_any_training(tmp_path, capsys, monkeypatch):
+    """``--seeds 100000000000`` (a typo) ended in a MemoryError traceback: the sweep listed every seed first. Seeds
+    past 2**31-1 are ones no generator here takes; up to 2**31 are not listed before they are reached."""
+    import qannealq.experiment
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("a model was trained"))
+    assert main(["sweep", "--bits", "2", "--methods", "rtn", "--seeds", "100000000000",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert "--seeds=100000000000 is more than 2**31" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+    assert len(SweepConfig(seeds=2 ** 31).seed_list()) == 2 ** 31
+
+
 def test_a_sweep_with_a_data_dir_writes_its_outputs_and_resumes_from_a_moved_folder(tmp_path, monkeypatch):
     """``sweep --data-dir`` ended in a TypeError (a ``Path`` in ``sweep.json``) after its first cell; a moved
     folder with the same files resumes it (``store.json`` records their SHA-256)."""
