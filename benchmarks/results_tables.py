@@ -5,8 +5,8 @@ the low bit widths, and ``RESULTS/DATASET-PRESET-act`` and ``-pivot``, sweeps of
 alone, if present; a cell found in two is taken once; folders whose cells were computed with other settings are
 refused) for the presets ``paper`` and ``best``, and prints, per dataset, the accuracy table (mean ± std over the
 seeds, a cell of one seed without a spread, ``(n=…)`` where fewer seeds finished than in the rest of the table,
-``—`` where none did) and the summed layer error table, in Markdown; writes ``docs/results/DATASET-PRESET.png``
-(accuracy vs bits with mean ± std bands, layer error vs bits).
+``—`` where none did) and the summed layer error table (its ``(n=…)`` and ``—`` alike), in Markdown; writes
+``docs/results/DATASET-PRESET.png`` (accuracy vs bits with mean ± std bands, layer error vs bits).
 
 Run: ``.venv/bin/python benchmarks/results_tables.py [--results runs/results] [--docs docs/results]``.
 """
@@ -90,6 +90,12 @@ def _accuracy(agg, most: int) -> str:
     return text + (f" (n={agg.n})" if agg.n < most else "")
 
 
+def _error(agg, most: int) -> str:
+    """The mean summed layer error, with ``(n=…)`` as :func:`_accuracy` has it: a mean over fewer seeds is another
+    sample's, in this table as in the accuracy table (summary.md marks both)."""
+    return f"{agg.error_mean:.3g}" + (f" (n={agg.n})" if agg.n < most else "")
+
+
 def dataset_tables(results: Path, docs: Path, dataset: str) -> list[str]:
     runs = {p: load(results, dataset, p) for p in ("paper", "best")}
     runs = {p: v for p, v in runs.items() if v[0]}
@@ -121,8 +127,8 @@ def dataset_tables(results: Path, docs: Path, dataset: str) -> list[str]:
                    + " |")
     out += ["", "Summed layer error (calibration data, mean over seeds):", "", *header]
     for b in sorted(bits, reverse=True):
-        out.append(f"| int{b} | " + " | ".join(f"{table[c, b][0].error_mean:.3g}" if (c, b) in table else "—"
-                                               for c in cols) + " |")
+        out.append(f"| int{b} | " + " | ".join(_error(*table[c, b]) if (c, b) in table else "—" for c in cols)
+                   + " |")
     out += ["", " ".join(f"![{dataset}](docs/results/{dataset}-{p}.png)" for p in runs), ""]
     return out
 

@@ -64,6 +64,16 @@ def test_a_single_seed_is_shown_without_a_spread(tmp_path):
     assert rows[:2] == ["| int4 | 54.10 ± 0.14 | 64.10 ± 0.14 |", "| int2 | 52.00 (n=1) | 62.00 (n=1) |"]
 
 
+def test_the_error_table_says_where_fewer_seeds_finished(tmp_path):
+    """A -low folder of one seed under a main folder of two: the accuracy table marked its int2 '(n=1)', the error
+    table showed '2', one seed's error, beside int4's mean of two, as comparable."""
+    _folder(tmp_path / "r" / "digits-paper", ("rtn", "qubo"), seeds=2, bits=(4,))
+    _folder(tmp_path / "r" / "digits-paper-low", ("rtn", "qubo"), seeds=1, bits=(2,))
+    (tmp_path / "docs").mkdir()
+    rows = [line for line in _tables(tmp_path / "r", tmp_path) if line.startswith("| int")]
+    assert rows[2:] == ["| int4 | 4.5 | 14.5 |", "| int2 | 2 (n=1) | 12 (n=1) |"]
+
+
 def test_folders_of_other_settings_are_refused_not_merged(tmp_path):
     """A -act folder calibrated on 64 samples merged into a table of 256 (the line said '256 calibration
     samples' for both); folders differing in what each ran alone, or in the qubo options of a folder without
