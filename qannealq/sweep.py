@@ -370,6 +370,7 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
         settings["preset_means"] = ResultStore.stored_settings(out, "sweep").get("preset_means")
     ResultStore.check(out, "sweep", settings, config.resume, data_fingerprint)
     labels, seeds = config.labels(), config.seed_list()
+    departures = _departures(config)
     with ExitStack() as stack:
         samplers = _samplers(config, stack)
         trained: dict[int, Experiment] = {}
@@ -381,7 +382,8 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
         stack.callback(store.close)
         if store.resumed:
             reporter.message(f"resuming {out}: {len(store.resumed)} finished cell(s) kept, not recomputed")
-        reporter.message(f"sweep {config.model.dataset}, preset {config.preset}: {PRESETS[config.preset].description}")
+        reporter.message(f"sweep {config.model.dataset}, preset {config.preset}: {PRESETS[config.preset].description}"
+                         + (f"; overridden here: {', '.join(departures)}" if departures else ""))
         cells = [CellResult(**r) for r in store.records()]
         computed = 0
         goal = config.goal()
@@ -402,12 +404,29 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
                     store.put(key, asdict(cell))
                     cells.append(cell)
                     computed += 1
-                    write_outputs(out, settings, cells, plots=False)
+                    write_outputs(out, settings, cells, plots=False, departures=departures)
                     bar.update(1)
-    cells = write_outputs(out, settings, cells, plots=True)
+    cells = write_outputs(out, settings, cells, plots=True, departures=departures)
     reporter.message(f"wrote {out}/sweep.csv, sweep.json, summary.md and plots ({computed} cell(s) computed, "
                      f"{len(store.resumed)} kept)")
     return SweepSummary(out, cells, computed, len(store.resumed))
+
+
+def _departures(config: SweepConfig) -> list[str]:
+    """The settings used where they differ from what the preset's words say (``calibration sequential``...), and
+    an objective other than the paper's: ``summary.md`` names them after the preset's words, which alone said
+    "float calibration; per-tensor max-scale grid" of a ``--preset paper --calibration sequential --granularity
+    channel`` sweep."""
+    preset = PRESETS[config.preset]
+    out = [f"{name.replace('_', ' ')} {getattr(config, name) or 'none'}"
+           for name in ("calibration", "granularity", "int1", "backend", "warm_start")
+           if getattr(config, name) != getattr(preset, name)]
+    if dict(config.sampler_options) != dict(preset.sampler_options):
+        shown = ", ".join(f"{k}={v}" for k, v in redact(config.sampler_options).items())
+        out.append(f"sampler options {shown or 'none'}")
+    if config.goal().weighted:
+        out.append(f"objective {config.objective} (inactive weight {config.inactive_weight:g})")
+    return out
 
 
 def _default_out(config: SweepConfig) -> Path:

@@ -12,6 +12,7 @@ import json
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -95,8 +96,9 @@ def _float_accuracy(cells: list[CellResult]) -> tuple[float, float, int]:
     return float(np.mean(values)), _std(values), len(values)
 
 
-def summary_markdown(cells: list[CellResult], settings: dict) -> str:
-    """Markdown tables: accuracy (mean ± std over seeds) and summed layer error per method and bits.
+def summary_markdown(cells: list[CellResult], settings: dict, departures: Sequence[str] = ()) -> str:
+    """Markdown tables: accuracy (mean ± std over seeds) and summed layer error per method and bits; the preset's
+    words are followed by ``departures``, the settings used where they differ from those words.
 
     Every method and bit width of ``settings`` has its column and row, and a cell is marked ``(n=…)`` where fewer
     than the ``seeds`` of ``settings`` finished, ``—`` where none did: the summary of an interrupted sweep dropped
@@ -116,7 +118,8 @@ def summary_markdown(cells: list[CellResult], settings: dict) -> str:
         return f"{mean:{digits}} ± {std:{spread}}" if n > 1 else f"{mean:{digits}}"
 
     over = "mean ± std over seeds" if most > 1 else "one seed, so no spread"
-    lines = [f"**{cells[0].dataset}**, preset `{settings.get('preset')}` ({settings.get('preset_means')}); "
+    given = f"; overridden here: {', '.join(departures)}" if departures else ""
+    lines = [f"**{cells[0].dataset}**, preset `{settings.get('preset')}` ({settings.get('preset_means')}{given}); "
              f"{cells[0].num_calibration} calibration samples; seeds {seeds}; float accuracy "
              f"{pm(fmean, fstd, nets, '.4f', '.4f')} ({nets} network(s)); {over}"
              + (f" (n = seeds finished where fewer than {most})" if any(a.n < most for a in aggs) else "") + ".",
@@ -147,8 +150,10 @@ def summary_markdown(cells: list[CellResult], settings: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(out: Path, settings: dict, cells: list[CellResult], plots: bool = True) -> list[CellResult]:
-    """Rewrite ``sweep.csv``, ``sweep.json`` and ``summary.md`` (and the plots) from ``cells``, atomically."""
+def write_outputs(out: Path, settings: dict, cells: list[CellResult], plots: bool = True,
+                  departures: Sequence[str] = ()) -> list[CellResult]:
+    """Rewrite ``sweep.csv``, ``sweep.json`` and ``summary.md`` (and the plots) from ``cells``, atomically
+    (``departures``: see :func:`summary_markdown`)."""
     cells = sorted(cells, key=lambda c: (c.seed, -c.bits, c.method))
     layers = list(dict.fromkeys(name for c in cells for name in c.layer_errors))
     buffer = io.StringIO()
@@ -160,7 +165,7 @@ def write_outputs(out: Path, settings: dict, cells: list[CellResult], plots: boo
     payload = {"settings": settings, "cells": [asdict(c) for c in cells],
                "aggregates": [asdict(a) for a in aggregate(cells, settings.get("methods"))]}
     atomic_write(out / "sweep.json", json.dumps(payload, indent=2, default=json_default))  # a --data-dir as text
-    atomic_write(out / "summary.md", summary_markdown(cells, settings))
+    atomic_write(out / "summary.md", summary_markdown(cells, settings, departures))
     if plots and cells:
         plot_sweep(cells, out / "sweep.png", f"{cells[0].dataset}, preset {settings.get('preset')}",
                    settings.get("methods"))

@@ -171,6 +171,26 @@ def test_one_seed_shows_values_without_a_spread(tmp_path):
     assert "mean ± std over seeds" in (tmp_path / "two" / "summary.md").read_text()
 
 
+def test_summary_names_the_settings_that_override_the_preset(tmp_path):
+    """``--preset paper --calibration sequential --granularity channel --int1 sign``: summary.md said only the
+    preset's words, 'float calibration; per-tensor max-scale grid; int1 = {-max|w|, 0}', of cells computed
+    otherwise (sweep.csv had them right)."""
+    args = ["sweep", "--dataset", "digits", "--input-size", "4", "--bits", "1", "--methods", "rtn", "--seeds", "1",
+            "--preset", "paper"]
+    assert main([*args, "--calibration", "sequential", "--granularity", "channel", "--int1", "sign",
+                 "--out", str(tmp_path / "o")]) == 0
+    text = (tmp_path / "o" / "summary.md").read_text()
+    assert "no warm start; overridden here: calibration sequential, granularity channel, int1 sign); " in text
+    assert main([*args, "--out", str(tmp_path / "p")]) == 0
+    assert "overridden" not in (tmp_path / "p" / "summary.md").read_text()
+    from qannealq.sweep import _departures
+
+    relu = SweepConfig.from_preset("best", methods=("qubo",), objective="relu-aware", inactive_weight=0.25,
+                                   warm_start="none", sampler_options={"num_reads": 2})
+    assert _departures(relu) == ["warm start none", "sampler options num_reads=2",
+                           "objective relu-aware (inactive weight 0.25)"]
+
+
 def test_an_option_given_to_a_backend_reaches_it_under_its_alias():
     """``--methods qubo:neal --sampler-option sa:num_sweeps=10`` was refused ('sa' is not one of --methods
     qubo:neal), while ``qubo:sa,qubo:neal`` was refused as one backend twice: an alias is its backend."""
