@@ -14,7 +14,6 @@ Run: ``.venv/bin/python benchmarks/results_tables.py [--results runs/results] [-
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
