@@ -497,6 +497,8 @@ def test_run_command_in_sequential_mode_equals_quantize_model(tmp_path):
     (["--memory-limit", "8"], "--memory-limit applies to --objective relu-aware"),
     (["--objective", "relu-aware", "--memory-limit", "0"], "--memory-limit=0 must be a positive number of GiB"),
     (["--objective", "relu-aware", "--memory-limit", "-2"], "--memory-limit=-2 must be a positive number of GiB"),
+    # GiB finite but bytes not: int(inf) raised an OverflowError traceback
+    (["--objective", "relu-aware", "--memory-limit", "1e300"], "--memory-limit=1e+300 must be a positive number of "),
 ])
 def test_bad_objective_options_exit_2_before_training(command, argv, message, tmp_path, monkeypatch, capsys):
     import qannealq.experiment

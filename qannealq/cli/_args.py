@@ -212,7 +212,7 @@ def memory_limit_bytes(args: argparse.Namespace) -> int | None:
     gib = args.memory_limit
     if gib is None:
         return None
-    if not gib > 0 or gib == float("inf"):
+    if not gib > 0 or gib * 2 ** 30 == float("inf"):  # 1e300 GiB is infinite bytes: int() raised OverflowError
         raise InvalidArgumentError(f"--memory-limit={gib:g} must be a positive number of GiB, e.g. 16")
     return max(1, int(gib * 2 ** 30))
 
