@@ -35,6 +35,7 @@ from typing import Any, Callable, ClassVar, TypeVar
 
 import numpy as np
 
+from qannealq.checks import is_count, is_number
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid
@@ -73,8 +74,9 @@ class Objective:
             raise InvalidArgumentError(f"inactive_weight={w!r} must be a number in [0, 1] (0: inactive samples "
                                        "ignored, 1: the plain objective)")
         object.__setattr__(self, "inactive_weight", float(w))
-        if isinstance(self.memory_limit, bool) or not isinstance(self.memory_limit, int) or self.memory_limit < 1:
-            raise InvalidArgumentError(f"memory_limit={self.memory_limit!r} must be a positive number of bytes")
+        if not is_count(self.memory_limit):
+            raise InvalidArgumentError(f"memory_limit={self.memory_limit!r} must be a positive integer number of bytes")
+        object.__setattr__(self, "memory_limit", int(self.memory_limit))
 
     @property
     def weighted(self) -> bool:
@@ -120,9 +122,9 @@ def check_flags(objective: str, inactive_weight: float | None, memory_limit: int
 
 
 def _is_weight(w: Any) -> bool:
-    """Whether ``w`` is an inactive weight: a number (not a bool) in [0, 1]; one rule for the API's and the
-    commands' checks, which name it differently."""
-    return not isinstance(w, bool) and isinstance(w, (int, float, np.floating)) and 0.0 <= w <= 1.0
+    """Whether ``w`` is an inactive weight: a number (not a bool; a numpy integer too, which was refused as no
+    number) in [0, 1]; one rule for the API's and the commands' checks, which name it differently."""
+    return is_number(w) and 0.0 <= w <= 1.0
 
 
 def _size(nbytes: int) -> str:

@@ -4,6 +4,7 @@ plain problem exactly, which layers are weighted, per-neuron GPTQ and layer-sa, 
 from __future__ import annotations
 
 import logging
+import re
 
 from dataclasses import replace
 
@@ -412,6 +413,20 @@ def test_objective_options_are_checked():
             make_objective(**bad)
     with pytest.raises(InvalidArgumentError, match="objective='relu'"):
         quantize_model(torch.nn.Sequential(torch.nn.Linear(3, 2)), np.ones((4, 3)), 2, objective="relu")
+
+
+def test_objective_takes_numpy_numbers():
+    """A numpy integer weight or byte count (as an array's entry gives it) was refused: ``inactive_weight=np.int64(0)
+    must be a number in [0, 1]``, ``memory_limit=np.int64(1073741824) must be a positive number of bytes``."""
+    goal = Objective("relu-aware", np.int64(0), np.int64(2 ** 30))
+    assert (goal.inactive_weight, goal.memory_limit) == (0.0, 2 ** 30)
+    assert type(goal.inactive_weight) is float and type(goal.memory_limit) is int
+    assert make_objective("relu-aware", np.float32(0.5)).inactive_weight == 0.5
+    for bad, shown in ((True, "True"), (1.5e9, "1500000000.0"), (np.int64(0), "np.int64(0)")):
+        with pytest.raises(InvalidArgumentError, match=rf"memory_limit={re.escape(shown)} must be a positive integer"):
+            Objective("relu-aware", 0.0, bad)
+    with pytest.raises(InvalidArgumentError, match="inactive_weight=True must be a number"):
+        Objective("relu-aware", True)
 
 
 def test_sample_weights_are_checked_naming_the_bad_entry():
