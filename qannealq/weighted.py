@@ -102,6 +102,8 @@ def make_objective(objective: "str | Objective" = "preact", inactive_weight: flo
         if memory_limit is not None and memory_limit != objective.memory_limit:
             raise InvalidArgumentError("memory_limit is given twice (in the Objective and as an argument)")
         return objective
+    if objective not in OBJECTIVES:  # before the weight's check, which said the weight was the mistake
+        raise InvalidArgumentError(f"objective={objective!r} is unknown: choose one of {', '.join(OBJECTIVES)}")
     if inactive_weight is not None and objective != "relu-aware":
         raise InvalidArgumentError(f"inactive_weight={inactive_weight!r} applies to objective='relu-aware' only, "
                                    f"not {objective!r}")

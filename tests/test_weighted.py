@@ -413,6 +413,10 @@ def test_objective_options_are_checked():
             make_objective(**bad)
     with pytest.raises(InvalidArgumentError, match="objective='relu'"):
         quantize_model(torch.nn.Sequential(torch.nn.Linear(3, 2)), np.ones((4, 3)), 2, objective="relu")
+    # a misspelt objective with a weight was "inactive_weight=0.5 applies to objective='relu-aware' only, not 'relu'"
+    with pytest.raises(InvalidArgumentError, match="objective='relu' is unknown: choose one of preact, relu-aware"):
+        quantize_model(torch.nn.Sequential(torch.nn.Linear(3, 2)), np.ones((4, 3)), 2, objective="relu",
+                       inactive_weight=0.5)
 
 
 def test_objective_takes_numpy_numbers():
