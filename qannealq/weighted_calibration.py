@@ -65,8 +65,9 @@ class _WeightedAccumulator:
             raise InvalidArgumentError(
                 f"relu-aware objective: layer {self.name!r} keeps its calibration samples ({x.shape[1]} inputs, "
                 f"{y.shape[1]} neurons: 8(m + 2n) bytes each), over memory_limit={self.objective.memory_limit} "
-                "bytes after {} samples; use fewer calibration samples (--num-calibration) or a larger "
-                "Objective(memory_limit=...)".format(sum(len(a) for a in self.xs) + x.shape[0]))
+                "bytes after {} samples; use fewer calibration samples (--num-calibration) or a larger limit "
+                "(--memory-limit GIB; Objective(memory_limit=...) in Python)".format(
+                    sum(len(a) for a in self.xs) + x.shape[0]))
         self.xs.append(x.numpy())
         self.ys.append(y.numpy())
 

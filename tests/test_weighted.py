@@ -379,7 +379,8 @@ def test_every_backend_gets_ordinary_bqms():
 def test_memory_ceiling_is_a_clear_error_and_hessians_are_kept_only_when_they_fit(caplog):
     exp = tiny_digits()
     x = as_calibration_tensor(exp.calibration)
-    with pytest.raises(InvalidArgumentError, match="memory_limit=1000 bytes.*--num-calibration"):
+    # the larger limit was named as Objective(memory_limit=...) alone, which a command's user cannot give
+    with pytest.raises(InvalidArgumentError, match="memory_limit=1000 bytes.*--num-calibration.*--memory-limit GIB"):
         collect_weighted_stats(exp.model, exp.model, ["0"], x, Objective("relu-aware", 0.0, 1000))
     stats = collect_weighted_stats(exp.model, exp.model, ["0"], x, Objective("relu-aware", 0.0, 10 ** 6))["0"]
     assert stats.hessian(0) is stats.hessian(0)  # 16 x 17² numbers fit: formed once
