@@ -221,6 +221,9 @@ class RunConfig:
         stored = dict(settings.get("quantize", {}))
         stored["sampler_options"] = unredact(stored.get("sampler_options", {}), given.pop("sampler_options", {}),
                                              f"--resume {out}")
+        objective = stored.get("objective")
+        if "inactive_weight" not in given and given.get("objective", objective) != objective:
+            stored.pop("inactive_weight", None)  # the stored objective's: it was refused as given with --objective
         return cls(ModelConfig.from_stored(settings.get("model", {}), **(model or {})),
                    QuantizeConfig(**{**stored, **given}), Path(out), resume=True, **options)
 

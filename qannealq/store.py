@@ -62,6 +62,8 @@ def code_version() -> str:
 #: (before it, only the first read of a call started warm), so such a store is refused.
 ADDED: dict[str, dict[str, Any]] = {
     "run": {"quantize.objective": "preact", "quantize.inactive_weight": None},  # 494a15e, 2026-11-29
+    # a preact sweep stores neither (SweepConfig.stored_settings): the same value, on both sides of a comparison
+    "sweep": {"objective": "preact", "inactive_weight": None},
 }
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
@@ -409,7 +411,7 @@ class ResultStore:
     def _reopen(cls, root: Path, command: str, settings: dict, write: bool = True,
                 fingerprint: Fingerprint | None = None) -> "ResultStore":
         saved = cls._saved(root, command)
-        diff = settings_diff(_with_added(saved.get("settings", {}), command), settings)
+        diff = settings_diff(_with_added(saved.get("settings", {}), command), _with_added(settings, command))
         moved = [line for line in diff if line.split(":", 1)[0].endswith("data_dir")]
         recorded = saved.get("data") or {}
         if diff and len(moved) == len(diff) and recorded and fingerprint is not None:

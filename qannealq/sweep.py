@@ -194,6 +194,9 @@ class SweepConfig:
         model = ModelConfig.from_stored(stored.pop("model", {}), **given.pop("model", {}))
         stored["sampler_options"] = unredact(stored.get("sampler_options", {}), given.pop("sampler_options", {}),
                                              f"--resume {out}")
+        objective = stored.get("objective", "preact")  # a preact sweep stores neither it nor the weight
+        if "inactive_weight" not in given and given.get("objective", objective) != objective:
+            stored.pop("inactive_weight", None)  # the stored objective's: it was refused as given with --objective
         return cls(**{**stored, **given, "model": model, "out": Path(out), "resume": True})
 
     def labels(self) -> list[str]:

@@ -627,3 +627,22 @@ def test_threads_keeping_matrices_at_once_count_every_byte():
         list(pool.map(keep, range(16)))
     kept = [key for key in stats._kept if key[0] == "probe"]
     assert len(kept) == 16 and stats._kept.bytes["probe"] == 16 * 7 * 7 * 8
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_resume_with_another_objective_names_the_difference(command, tmp_path, capsys):
+    """``--resume DIR --objective preact`` on a relu-aware folder took the stored weight as given: "--inactive-weight
+    applies to --objective relu-aware, not 'preact'", a flag the user had not given."""
+    from qannealq.cli import main
+
+    tiny_digits()
+    out = tmp_path / command
+    assert main([command, "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "gptq",
+                 *(["--seeds", "1"] if command == "sweep" else []), "--objective", "relu-aware",
+                 "--inactive-weight", "0.1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main([command, "--resume", str(out), "--objective", "preact"]) == 2
+    err = capsys.readouterr().err
+    assert "differ from the stored" in err and "'relu-aware' -> 'preact'" in err and "applies to" not in err
+    assert main([command, "--resume", str(out), "--objective", "preact", "--inactive-weight", "0.1"]) == 2
+    assert "--inactive-weight applies to --objective relu-aware, not 'preact'" in capsys.readouterr().err
