@@ -85,11 +85,17 @@ def integer_linear(layer: QuantizedLayer, x: np.ndarray, exact_inputs: bool = Tr
 
     ``exact_inputs``: inputs as ``2p``-bit integers (``p = a - 1``) split into two ``p``-bit halves, each
     accumulated in int32 and combined exactly in int64; else one ``a``-bit pass.
+
+    Each row is first scaled by a power of two (exact) to a largest magnitude in ``[0.5, 1)``, and the logits
+    scaled back at the end: ``max|x| / Q`` of a row of tiny values (below ~1e-306) was a subnormal scale that
+    held few bits, or zero, and ``x / s`` put integers past ``Q`` or infinities into the int32 sums.
     """
     bits = layer.activation_bits
     half = bits - 1
     qmax = 2 ** (2 * half - 1) - 1 if exact_inputs else 2 ** (bits - 1) - 1
-    amax = np.abs(x).max(axis=1)
+    _, exponent = np.frexp(np.abs(x).max(axis=1, initial=0.0))
+    x = np.ldexp(x, -exponent[:, None])
+    amax = np.abs(x).max(axis=1, initial=0.0)
     scale = np.where(amax > 0, amax / qmax, 1.0)
     xq = np.rint(x / scale[:, None]).astype(np.int64)
     w = layer.weight_integers.astype(np.int32).T
@@ -99,5 +105,5 @@ def integer_linear(layer: QuantizedLayer, x: np.ndarray, exact_inputs: bool = Tr
         acc = (high.astype(np.int32) @ w).astype(np.int64) * 2 ** half + (low.astype(np.int32) @ w)
     else:
         acc = xq.astype(np.int32) @ w  # int32 accumulation: no overflow by activation_bits
-    y = acc * (scale[:, None] * layer.weight_scale[None, :])
+    y = np.ldexp(acc * (scale[:, None] * layer.weight_scale[None, :]), exponent[:, None])
     return y if not layer.has_bias else y + layer.values[:, -1]
