@@ -48,6 +48,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import zipfile
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -145,7 +146,8 @@ class QuantizedModel:
 
         Raises:
             BackendUnavailableError: the ``onnx`` package is missing (``pip install 'qannealq[onnx]'``).
-            InvalidArgumentError: ``input_shape`` missing where needed, or not an input the first Linear takes.
+            InvalidArgumentError: ``path`` is a folder or not a path, or ``input_shape`` missing where needed, or
+                not an input the first Linear takes.
         """
         from qannealq._onnx import build_onnx
 
@@ -208,8 +210,8 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
         extra: more settings to record (dataset, accuracy...), redacted like the others.
 
     Raises:
-        InvalidArgumentError: ``path`` is a folder, a module the format cannot hold, a layer result without
-            its grid, or a key of ``extra`` that is not text.
+        InvalidArgumentError: ``path`` is a folder or not a path, a module the format cannot hold, a layer result
+            without its grid, or a key of ``extra`` that is not text.
         StoreError: the file cannot be written (disk full, no permission).
     """
     _not_a_folder(path, "model.npz")
@@ -268,7 +270,16 @@ def _checksum(meta_text: str, arrays: Mapping[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def _check_path(path: Any, example: str) -> None:
+    """Refuse a ``path`` that is not one (``None``, a number): ``Path`` raised "expected str, bytes or os.PathLike
+    object, not NoneType", naming no argument."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise InvalidArgumentError(f"path={path!r} is not a file path: give one as text or a pathlib.Path, e.g. "
+                                   f"{example!r}")
+
+
 def _not_a_folder(path: str | Path, example: str) -> None:
+    _check_path(path, example)
     if Path(path).is_dir():
         raise InvalidArgumentError(f"path={str(path)!r} is a folder: give the file's path, e.g. "
                                    f"{str(Path(path) / example)!r}")
@@ -290,7 +301,9 @@ def load_quantized(path: str | Path) -> QuantizedModel:
     Raises:
         ModelFileError: missing, unreadable or truncated file, another format, a newer version of the format, or
             a checksum mismatch.
+        InvalidArgumentError: ``path`` is not a path (``None``, a number, empty text).
     """
+    _check_path(path, "model.npz")
     path = Path(path)
     if path.is_dir():
         raise ModelFileError(f"path={str(path)!r} is a folder, not a model file: give the .npz file (qannealq run "
@@ -394,4 +407,5 @@ def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
     """Logits of an exported ONNX model on inputs ``x``, computed by onnxruntime (CPU)."""
     from qannealq._onnx import run_onnx as run
 
+    _check_path(path, "model.onnx")
     return run(path, x)

@@ -180,6 +180,23 @@ def test_saving_onto_a_folder_names_the_path_and_a_file_to_give(saved, tmp_path)
             model.to_onnx(tmp_path)
 
 
+@pytest.mark.parametrize("path", [None, 3, ""])
+def test_a_path_that_is_not_one_is_refused_by_name(saved, path):
+    """``save(None)``, ``load_quantized(3)``, ``to_onnx(None)`` and ``run_onnx(None, x)`` raised Python's
+    "expected str, bytes or os.PathLike object, not NoneType" (onnxruntime's own TypeError for run_onnx), naming no
+    argument; ``save("")`` said that ``''`` was a folder."""
+    from qannealq.model_export import run_onnx
+
+    result, file = saved[4, "tensor"]
+    model = load_quantized(file)
+    calls = [lambda: result.save(path), lambda: load_quantized(path), lambda: model.to_onnx(path),
+             lambda: run_onnx(path, np.zeros((1, 16)))]
+    for call in calls:
+        with pytest.raises(InvalidArgumentError, match=re.escape(f"path={path!r} is not a file path: give one as "
+                                                                 "text or a pathlib.Path")):
+            call()
+
+
 def test_integer_inputs_of_the_wrong_shape_or_not_finite_are_refused(saved):
     """A wrong width ended in numpy's matmul error, a single sample in an ``AxisError``, and NaN inputs gave
     predictions from undefined integers."""
