@@ -59,6 +59,7 @@ import numpy as np
 import torch
 
 from qannealq._integer import QuantizedLayer, integer_linear
+from qannealq.checks import check_flag
 from qannealq.contract import read_repr, redact_values
 from qannealq.errors import InvalidArgumentError, QannealqError, StoreError
 from qannealq.grid import Grid
@@ -118,7 +119,11 @@ class QuantizedModel:
             x: inputs ``(N, f)`` (or what the model's first modules flatten to that), finite.
             exact_inputs: each layer's inputs as 29-bit integers in two int32 passes (default), or as
                 16-bit integers in one pass (``False``: what the ONNX graph's QuantizeLinear nodes do).
+
+        Raises:
+            InvalidArgumentError: ``x`` of another width or not finite, or ``exact_inputs`` not True or False.
         """
+        check_flag("exact_inputs", exact_inputs)  # "False" was true: the other mode, silently
         h = _check_finite(x)
         quantized = {layer.name: layer for layer in self.layers}
         for name, module in self.model.named_children():
@@ -146,12 +151,13 @@ class QuantizedModel:
 
         Raises:
             BackendUnavailableError: the ``onnx`` package is missing (``pip install 'qannealq[onnx]'``).
-            InvalidArgumentError: ``path`` is a folder or not a path, or ``input_shape`` missing where needed, or
-                not an input the first Linear takes.
+            InvalidArgumentError: ``path`` is a folder or not a path, ``quantize_activations`` not True or False,
+                or ``input_shape`` missing where needed, or not an input the first Linear takes.
         """
         from qannealq._onnx import build_onnx
 
         _not_a_folder(path, "model.onnx")
+        check_flag("quantize_activations", quantize_activations)
         return _atomic_bytes(Path(path), build_onnx(self, quantize_activations, input_shape).SerializeToString())
 
 

@@ -213,6 +213,20 @@ def test_integer_inputs_of_the_wrong_shape_or_not_finite_are_refused(saved):
         model.integer_predict(bad)
 
 
+def test_mode_flags_that_are_not_true_or_false_are_refused(saved, tmp_path):
+    """``integer_forward(x, exact_inputs="False")`` ran the exact mode and ``to_onnx(path,
+    quantize_activations="False")`` wrote the QDQ activations: any text is true."""
+    model = load_quantized(saved[4, "tensor"][1])
+    x = tiny_digits().data.x_test[:5]
+    with pytest.raises(InvalidArgumentError, match=re.escape("exact_inputs='False' must be True or False")):
+        model.integer_forward(x, exact_inputs="False")
+    with pytest.raises(InvalidArgumentError, match=re.escape("exact_inputs='no' must be True or False")):
+        model.integer_predict(x, "no")
+    with pytest.raises(InvalidArgumentError, match=re.escape("quantize_activations='False' must be True or False")):
+        model.to_onnx(tmp_path / "m.onnx", quantize_activations="False")
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_predict_checks_its_inputs_as_the_integer_pass_does(saved):
     """``predict`` passed x to torch unchecked: one sample without its batch dimension ended in torch's
     'IndexError: Dimension out of range', a wrong width in 'mat1 and mat2 shapes cannot be multiplied', and a NaN
