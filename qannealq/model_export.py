@@ -217,10 +217,13 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
 
     Raises:
         InvalidArgumentError: ``path`` is a folder or not a path, a module the format cannot hold, a layer result
-            without its grid, or a key of ``extra`` that is not text.
+            without its grid, ``extra`` that is no mapping, or a key of it that is not text.
         StoreError: the file cannot be written (disk full, no permission).
     """
     _not_a_folder(path, "model.npz")
+    if extra is not None and not isinstance(extra, Mapping):  # a list's words passed the key check below
+        raise InvalidArgumentError(f"extra={extra!r} must be a mapping of the settings to record, e.g. "
+                                   "{'dataset': 'mnist'}")
     bad = [key for key in (extra or {}) if not isinstance(key, str)]
     if bad:  # json's sort_keys failed on them with "'<' not supported between instances of 'int' and 'str'"
         raise InvalidArgumentError(f"extra: the keys of the settings to record must be text, not {bad[0]!r} "

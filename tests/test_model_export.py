@@ -354,6 +354,17 @@ def test_recorded_settings_need_text_keys(saved, tmp_path):
     assert load_quantized(tmp_path / "m.npz").meta["settings"]["epochs"] == 5
 
 
+@pytest.mark.parametrize("extra", [["dataset"], "digits", [("dataset", "digits")]])
+def test_recorded_settings_must_be_a_mapping(saved, tmp_path, extra):
+    """``save(path, ["dataset"])`` and ``save(path, "digits")`` ended in dict's "dictionary update sequence element
+    #0 has length 1; 2 is required", naming no argument; a list of pairs said its pair was a key that is not text."""
+    result, _ = saved[4, "tensor"]
+    with pytest.raises(InvalidArgumentError, match=re.escape(f"extra={extra!r} must be a mapping of the settings to "
+                                                             "record, e.g. {'dataset': 'mnist'}")):
+        result.save(tmp_path / "m.npz", extra)
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_recorded_settings_are_json_values_and_version_1_files_still_load(saved, tmp_path, monkeypatch):
     """Until version 2 each recorded setting was its ``repr`` text ("'mnist'", "5"): a reader of the JSON had
     to parse Python. Values JSON holds are now stored as themselves, anything else as its repr, secrets at any
