@@ -413,8 +413,13 @@ def _rebuild(arch: list[dict], layers: list[QuantizedLayer], arrays: Mapping[str
 
 
 def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
-    """Logits of an exported ONNX model on inputs ``x``, computed by onnxruntime (CPU)."""
+    """Logits of an exported ONNX model on inputs ``x``, computed by onnxruntime (CPU).
+
+    ``x`` is refused where it holds NaN or infinity, as :meth:`QuantizedModel.predict` refuses it: the graph's
+    input scale ``max|x| / 32767`` is NaN there, its ``Where`` takes 1 instead, and the row's logits came back
+    finite and meaningless (``[748, 1683, -8977]`` for one NaN among six inputs).
+    """
     from qannealq._onnx import run_onnx as run
 
     _check_path(path, "model.onnx")
-    return run(path, x)
+    return run(path, _check_finite(x))

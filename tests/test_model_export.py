@@ -227,6 +227,21 @@ def test_mode_flags_that_are_not_true_or_false_are_refused(saved, tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs the onnx extra")
+def test_run_onnx_refuses_inputs_that_are_not_finite(saved, tmp_path):
+    """A NaN input made the graph's input scale NaN, its ``Where`` took 1 instead, and ``run_onnx`` returned finite,
+    meaningless logits for the row (hundreds, where the model's are below 1), where ``predict`` refuses it."""
+    from qannealq.model_export import run_onnx
+
+    model = load_quantized(saved[4, "tensor"][1])
+    path = model.to_onnx(tmp_path / "m.onnx")
+    x = tiny_digits().data.x_test[:3].copy()
+    for bad in (np.nan, np.inf):
+        x[0, 0] = bad
+        with pytest.raises(InvalidArgumentError, match="x contains NaN or infinity"):
+            run_onnx(path, x)
+
+
 def test_predict_checks_its_inputs_as_the_integer_pass_does(saved):
     """``predict`` passed x to torch unchecked: one sample without its batch dimension ended in torch's
     'IndexError: Dimension out of range', a wrong width in 'mat1 and mat2 shapes cannot be multiplied', and a NaN
