@@ -741,3 +741,18 @@ def test_names_that_differ_only_where_a_store_key_does_not_are_refused():
     with pytest.raises(InvalidArgumentError, match="samplers: 'my sa' and 'my-sa' differ only"):
         compare_backends([a], {"my sa": get_sampler("exact"), "my-sa": get_sampler("exact")},
                          CompareSettings(repeats=1))
+
+
+def test_exact_makes_one_read_whatever_num_reads_the_other_backends_get(tiny):
+    """``--sampler-option num_reads=5`` reached ``exact``, which returned its 5 lowest states as 5 reads: p 0.2 and a
+    TTS99 4x its call on neurons it had solved. A shared one now passes it by; its own is refused before any call."""
+    settings = CompareSettings(reads=3, repeats=1, sampler_options={"*": {"num_reads": 5}})
+    result = compare_backends(tiny[:1], ["exact", "steepest"], settings)
+    exact = next(r for r in result.rows if r.backend == "exact")
+    assert exact.reads == 1 and exact.success_probability == 1.0
+    assert exact.tts99_solver_seconds == exact.solver_seconds
+    assert next(r for r in result.rows if r.backend == "steepest").reads == 5
+    with pytest.raises(InvalidArgumentError, match="--sampler-option exact:num_reads: 'exact' makes one read per call"):
+        compare_backends(tiny[:1], ["exact"], CompareSettings(sampler_options={"exact": {"num_reads": 3}}))
+    with pytest.raises(InvalidArgumentError, match="--sampler-option num_reads: none of the compared backends"):
+        compare_backends(tiny[:1], ["exact"], CompareSettings(sampler_options={"*": {"num_reads": 3}}))
