@@ -11,6 +11,7 @@ package, no credentials) is skipped with its reason. ``qannealq compare`` is the
 from __future__ import annotations
 
 import logging
+import math
 import time
 import zlib
 from dataclasses import asdict, dataclass, field, fields
@@ -95,8 +96,9 @@ class CompareSettings:
         for name, value in (("--eps", self.eps), ("--loose-eps", self.loose_eps)):
             if value is None and name == "--loose-eps":
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
-                raise InvalidArgumentError(f"{name}={value!r} must be a number >= 0 (a relative tolerance)")
+            # inf counted every read a success (p 1 for a backend 37x above the optimum; NaN where E_ref is 0)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise InvalidArgumentError(f"{name}={value!r} must be a finite number >= 0 (a relative tolerance)")
         if self.loose_eps is None:
             object.__setattr__(self, "loose_eps", max(LOOSE_EPS, self.eps))
         elif self.loose_eps < self.eps:

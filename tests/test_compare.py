@@ -323,6 +323,9 @@ def test_bad_settings_are_refused():
         CompareSettings(reads=0)
     with pytest.raises(InvalidArgumentError, match="--eps"):
         CompareSettings(eps=-1.0)
+    for key in ("eps", "loose_eps"):  # accepted, and every read of every backend was a success (p 1)
+        with pytest.raises(InvalidArgumentError, match=f"--{key.replace('_', '-')}=inf must be a finite number"):
+            CompareSettings(**{key: math.inf})
     with pytest.raises(InvalidArgumentError, match="not compared"):
         compare_backends(instances_from_layer(random_layer(np.random.default_rng(0), 6, 1).problem(4), [0], {},
                                               "r"), ["sa"], CompareSettings(sampler_options={"qaoa": {"reps": 2}}))
