@@ -50,7 +50,8 @@ compared backend that takes the key gets them (:meth:`CompareSettings.options_fo
 #: The second success target's default (within 1 %), or ``eps`` where that is larger.
 LOOSE_EPS = 0.01
 DETERMINISTIC = ("exact", "gurobi")
-"""Backends whose call returns the optimum, not samples: one read per call (``--reads`` is not passed)."""
+"""Backends whose call returns the optimum, not samples: one read per call (``--reads`` is not passed), known by
+the name compared or by their sampler's ``name`` (:func:`_deterministic`)."""
 _EXTRA_KEYS = ("chain_break_fraction", "chain_strength", "num_qubits", "max_chain_length", "reps", "shots",
                "optimizer_evals", "circuit_depth", "proved_optimal", "rounds", "backend_calls", "accepted",
                "capacity", "stop", "energies", "device")
@@ -127,7 +128,8 @@ class CompareSettings:
         name or an alias of it)."""
         shared = self.sampler_options.get(EVERY, {})
         known = accepted_options(sampler) if sampler is not None and shared else None
-        return {**{k: v for k, v in shared.items() if (known is None or k in known) and k not in _one_read(name)},
+        skip = _one_read(name, sampler)
+        return {**{k: v for k, v in shared.items() if (known is None or k in known) and k not in skip},
                 **_of_backend(self.sampler_options, name, {})}
 
     def capacity_for(self, name: str) -> int | None:
@@ -151,12 +153,20 @@ class CompareSettings:
         return cls(**{**kept, **given, "reference": reference})
 
 
-def _one_read(name: str) -> tuple[str, ...]:
-    """The read count a :data:`DETERMINISTIC` backend (``name``) must not be given: ``exact`` with ``num_reads=5``
-    returned its 5 lowest states as 5 reads, 4 of them failures, and reported p 0.2 and a TTS99 4x its call."""
+def _deterministic(name: str, sampler: Any = None) -> bool:
+    """Whether backend ``name`` is :data:`DETERMINISTIC`, by its name or by the ``name`` of ``sampler`` or of a
+    sampler it wraps: ``{"exact-30": ExactSampler(30)}`` got ``num_reads=10`` by its name, and its 10 lowest
+    states as 10 reads gave it p 0.1 and a TTS99 5x its call on neurons it had solved."""
     from qannealq.backends import canonical_name
 
-    return ("num_reads",) if canonical_name(name) in DETERMINISTIC else ()
+    return canonical_name(name) in DETERMINISTIC or any(getattr(s, "name", None) in DETERMINISTIC
+                                                        for s in composed(sampler))
+
+
+def _one_read(name: str, sampler: Any = None) -> tuple[str, ...]:
+    """The read count a :data:`DETERMINISTIC` backend (``name``) must not be given: ``exact`` with ``num_reads=5``
+    returned its 5 lowest states as 5 reads, 4 of them failures, and reported p 0.2 and a TTS99 4x its call."""
+    return ("num_reads",) if _deterministic(name, sampler) else ()
 
 
 def _of_backend(per_backend: Mapping[str, Any], name: str, default: Any = None) -> Any:
@@ -223,7 +233,7 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
         except (BackendUnavailableError, CredentialsError) as exc:
             skipped[name] = str(exc)
             continue
-        own = [key for key in _one_read(name) if key in _of_backend(settings.sampler_options, name, {})]
+        own = [key for key in _one_read(name, sampler) if key in _of_backend(settings.sampler_options, name, {})]
         if own:
             raise InvalidArgumentError(
                 f"--sampler-option {name}:{own[0]}: {name!r} makes one read per call in a comparison (it returns the "
@@ -242,8 +252,8 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
     if unknown:  # it was dropped without a word (a misspelt backend's capacity left the default in place)
         raise InvalidArgumentError(f"--capacity names backends {sorted(unknown)} that are not compared "
                                    f"({', '.join(given)}): give BACKEND=N for one of them")
-    known = [None if k is None else k - set(_one_read(name))
-             for name, k in ((name, accepted_options(sampler)) for name, sampler in samplers.items())]
+    known = [None if k is None else k - set(_one_read(name, sampler))
+             for name, sampler, k in ((n, s, accepted_options(s)) for n, s in samplers.items())]
     for key in settings.sampler_options.get(EVERY, {}):
         if samplers and not any(k is None or key in k for k in known):
             raise InvalidArgumentError(f"--sampler-option {key}: none of the compared backends "
@@ -309,7 +319,7 @@ def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat
     seed = unit_seed(settings.seed, name, instance.name, repeat) if "seed" in params else None
     if seed is not None:
         kwargs["seed"] = seed
-    if "num_reads" in params and canonical_name(name) not in DETERMINISTIC:
+    if "num_reads" in params and not _deterministic(name, sampler):
         kwargs.setdefault("num_reads", settings.reads)
     warm = settings.warm_start and "initial_states" in params and instance.warm_start is not None
     uses = getattr(sampler, "uses_initial_states", None)  # the decomposition passes a fitting BQM through
