@@ -136,17 +136,18 @@ def _row(unit: dict, instance: NeuronInstance, ref: Reference, eps: float, loose
         ref.energy, ref.provenance, ref.method, residual_gap(best, ref.energy),
         float(np.mean(residual_gap(energies, ref.energy))) if energies.size else math.nan, p,
         success_probability(energies, ref.energy, loose), unit["solver_s"], unit["wall_s"],
-        tts99(unit["solver_s"] / reads, p, _call(unit["backend"], unit["solver_s"])),
-        tts99(unit["wall_s"] / reads, p, _call(unit["backend"], unit["wall_s"])), unit["qpu_access_s"],
+        tts99(unit["solver_s"] / reads, p, _call(unit, unit["solver_s"])),
+        tts99(unit["wall_s"] / reads, p, _call(unit, unit["wall_s"])), unit["qpu_access_s"],
         info.get("chain_break_fraction"), info.get("chain_strength"), qubits, info.get("reps"),
         info.get("shots"), info.get("optimizer_evals"), info.get("circuit_depth"), info.get("rounds"),
         info.get("backend_calls"), _ratio(best, instance.baselines.get("rtn")),
         _ratio(best, instance.baselines.get("gptq")))
 
 
-def _call(backend: str, seconds: float) -> float | None:
-    """One call's time where it floors the backend's TTS99 (:data:`qannealq.metrics.ONE_CALL_FLOOR`), else None."""
-    return seconds if backend in ONE_CALL_FLOOR else None
+def _call(unit: dict, seconds: float) -> float | None:
+    """One call's time where it floors the backend's TTS99 (:data:`qannealq.metrics.ONE_CALL_FLOOR`: the unit says,
+    one stored before it did goes by its backend's name), else None."""
+    return seconds if unit.get("one_call_floor", unit["backend"] in ONE_CALL_FLOOR) else None
 
 
 def _ratio(value: float, base: float | None) -> float:
@@ -165,8 +166,8 @@ def _neuron(rows: list[CompareRow], units: list[dict], instance: NeuronInstance,
     return NeuronSummary(
         first.backend, first.instance, first.num_variables, len(rows), int(energies.size), best,
         mean, ref, first.reference_provenance, residual_gap(best, ref), p,
-        success_probability(energies, ref, loose), tts99(solver / reads, p, _call(first.backend, solver / len(rows))),
-        tts99(wall / reads, p, _call(first.backend, wall / len(rows))), _ratio(best, instance.baselines.get("rtn")),
+        success_probability(energies, ref, loose), tts99(solver / reads, p, _call(units[0], solver / len(rows))),
+        tts99(wall / reads, p, _call(units[0], wall / len(rows))), _ratio(best, instance.baselines.get("rtn")),
         _ratio(best, instance.baselines.get("gptq")), any(r.decomposed for r in rows))  # the pooled best's error
 
 

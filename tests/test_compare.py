@@ -771,3 +771,26 @@ def test_exact_under_another_name_makes_one_read_too(tiny):
     (row,) = result.rows
     assert row.reads == 1 and row.success_probability == 1.0 and row.residual_gap == 0.0
     assert row.tts99_solver_seconds == row.solver_seconds
+
+
+def test_qaoas_one_call_floor_holds_under_another_name(tiny):
+    """The one-call floor of ``qaoa``'s TTS99 went by the name compared: QAOA compared as ``qaoa-2`` had a TTS99 of
+    2.6 ms from its 0.45 s call. It now goes by the sampler's own name too (a stored unit says which)."""
+    from qannealq.backends import get_sampler
+
+    class Shots(dimod.Sampler):
+        """Stands for QAOA (its ``name``): 64 shots of the optimum from one call."""
+
+        name, parameters, properties = "qaoa", {}, {}
+
+        def sample(self, bqm, **kwargs):
+            best = get_sampler("exact").sample(bqm).record.sample
+            ss = dimod.SampleSet.from_samples_bqm((np.repeat(best, 64, axis=0), list(bqm.variables)), bqm)
+            ss.info["timing"] = {"sampling_ns": 64_000_000}
+            return ss
+
+    result = compare_backends(tiny[:1], {"qaoa-2": Shots()}, CompareSettings(repeats=1))
+    (row,), (neuron,) = result.rows, result.neurons
+    assert row.reads == 64 and row.success_probability == 1.0
+    assert row.tts99_solver_seconds == neuron.tts99_solver_seconds == pytest.approx(0.064)  # one call, not one shot
+    assert result.units[0]["one_call_floor"]
