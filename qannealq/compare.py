@@ -157,20 +157,32 @@ def _deterministic(name: str, sampler: Any = None) -> bool:
     """Whether backend ``name`` is :data:`DETERMINISTIC`, by its name or by the ``name`` of ``sampler`` or of a
     sampler it wraps: ``{"exact-30": ExactSampler(30)}`` got ``num_reads=10`` by its name, and its 10 lowest
     states as 10 reads gave it p 0.1 and a TTS99 5x its call on neurons it had solved."""
-    from qannealq.backends import canonical_name
-
-    return canonical_name(name) in DETERMINISTIC or any(getattr(s, "name", None) in DETERMINISTIC
-                                                        for s in composed(sampler))
+    return _known_as(name, sampler, DETERMINISTIC)
 
 
 def _one_call(name: str, sampler: Any) -> bool:
     """Whether backend ``name``'s TTS99 is at least one call (:data:`qannealq.metrics.ONE_CALL_FLOOR`), by its name
     or by the ``name`` of ``sampler`` or of one it wraps: the report went by the name alone, and ``qaoa`` compared
     as ``qaoa-2`` had a TTS99 of 2.6 ms from its 0.45 s call."""
-    from qannealq.backends import canonical_name
+    return _known_as(name, sampler, ONE_CALL_FLOOR)
 
-    return canonical_name(name) in ONE_CALL_FLOOR or any(getattr(s, "name", None) in ONE_CALL_FLOOR
-                                                         for s in composed(sampler))
+
+def _known_as(name: str, sampler: Any, names: Any) -> bool:
+    """Whether backend ``name`` is one of ``names``, by its name or by the ``name`` of ``sampler`` or of a sampler
+    it wraps. The walk stops at one of the registry's own backends, which is what its ``name`` says: the next
+    ``child`` of ``dwave-hybrid`` (or of the QPU backend) is its cloud client, built on first reading, and this
+    check alone had reached for the network (a ``RequestTimeout`` offline)."""
+    from qannealq.backends import BACKENDS, canonical_name
+
+    if canonical_name(name) in names:
+        return True
+    for inner in composed(sampler):
+        own = getattr(inner, "name", None)
+        if own in names:
+            return True
+        if isinstance(own, str) and canonical_name(own) in BACKENDS:
+            return False
+    return False
 
 
 def _one_read(name: str, sampler: Any = None) -> tuple[str, ...]:

@@ -794,3 +794,34 @@ def test_qaoas_one_call_floor_holds_under_another_name(tiny):
     assert row.reads == 64 and row.success_probability == 1.0
     assert row.tts99_solver_seconds == neuron.tts99_solver_seconds == pytest.approx(0.064)  # one call, not one shot
     assert result.units[0]["one_call_floor"]
+
+
+def test_reading_a_samplers_name_does_not_build_a_cloud_backends_client(tiny):
+    """Whether a compared sampler is ``exact`` or ``qaoa`` under another name is read from the samplers it wraps, but
+    not past one of the registry's own backends: ``dwave-hybrid``'s ``child`` is its cloud client, built on first
+    reading, and the check alone reached for the network (a ``RequestTimeout`` offline, before any call)."""
+    from qannealq.compare import _deterministic, _one_call
+
+    class LazyCloud(dimod.Sampler):
+        name, parameters, properties = "dwave-hybrid", {}, {}
+
+        @property
+        def child(self):
+            raise AssertionError("the cloud client was built")
+
+        def sample(self, bqm, **kwargs):  # pragma: no cover - never called
+            raise AssertionError
+
+    class Wrapper(dimod.Sampler):
+        name, parameters, properties = None, {}, {}
+
+        def __init__(self, child):
+            self.child = child
+
+        def sample(self, bqm, **kwargs):  # pragma: no cover - never called
+            raise AssertionError
+
+    for sampler in (LazyCloud(), Wrapper(LazyCloud())):
+        assert not _deterministic("hybrid-run", sampler) and not _one_call("hybrid-run", sampler)
+    exact = type("Exact", (dimod.Sampler,), {"name": "exact", "parameters": {}, "properties": {}, "sample": None})
+    assert _deterministic("mine", Wrapper(Wrapper(exact())))  # a caller's wrappers are still walked
