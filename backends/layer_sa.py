@@ -303,6 +303,19 @@ def _check(params: dict[str, Any]) -> None:
         check_range("beta_range", params["beta_range"])
 
 
+def _check_bits(given: np.ndarray) -> None:
+    """Refuse ``initial_states`` of the right shape whose values are not 0/1, naming the first such value (the
+    shape's message alone read "must be of shape (5, 17) ... got shape (5, 17)" for spins, NaN or 0.5)."""
+    bad = (given != 0) & (given != 1)
+    if not np.any(bad):
+        return
+    at = tuple(int(k) for k in np.argwhere(bad)[0])
+    spins = bool(np.all((given == -1) | (given == 1)))
+    raise InvalidArgumentError(f"initial_states must hold 0/1 bits (problem.encode of grid integers); got "
+                               f"initial_states[{', '.join(map(str, at))}]={np.asarray(given[at]).item()!r}"
+                               + ("; these look like -1/+1 spins: give (states + 1) // 2" if spins else ""))
+
+
 def _best_per_problem(energies: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
     """Index of the lowest-energy row of each problem (first on ties)."""
     order = np.lexsort((np.arange(owner.size), energies, owner))
@@ -527,10 +540,11 @@ class LayerSASampler(dimod.Sampler):
         shape = problem.free.shape
         fits = given.shape == shape or (given.ndim == 3 and given.shape[0] == shape[0] and given.shape[1] >= 1
                                         and given.shape[2] == shape[1])
-        if not fits or np.any((given != 0) & (given != 1)):
+        if not fits:
             raise InvalidArgumentError(f"initial_states must be a binary array of shape {shape} or (n, k, m) = "
                                        f"({shape[0]}, k, {shape[1]}) (problem.encode of grid integers; k starts "
                                        f"per neuron, the warm start first); got shape {given.shape}")
+        _check_bits(given)
         others = None
         if given.ndim == 3:
             given, others = given[:, 0], given[:, 1:]

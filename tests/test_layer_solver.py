@@ -128,6 +128,28 @@ def test_bad_options_are_named():
         LayerSASampler().sample_layer(problem, beta_range=(2.0, 1.0))
 
 
+def test_a_warm_start_of_the_right_shape_but_not_bits_names_the_value():
+    """Spins, NaN or 0.5 in ``initial_states`` of the layer's own shape were refused with "must be a binary array
+    of shape (4, 9) ... got shape (4, 9)": the message now names the first bad value (and spins as such)."""
+    _, problem = _problem(1, 8, 4, 2)
+    warm = problem.encode(gptq_restricted(problem)).astype(int)
+    spins = 2 * warm - 1
+    with pytest.raises(ValueError, match=r"0/1 bits .* got initial_states\[0, 0\]=-1; these look like -1/\+1 spins"):
+        LayerSASampler().sample_layer(problem, initial_states=spins, seed=0)
+    half = warm.astype(float)
+    half[1, 2] = 0.5
+    with pytest.raises(ValueError, match=r"got initial_states\[1, 2\]=0.5$"):
+        LayerSASampler().sample_layer(problem, initial_states=half, seed=0)
+    with pytest.raises(ValueError, match=r"got initial_states\[0, 1, 0\]=nan"):
+        LayerSASampler().sample_layer(problem, initial_states=np.stack([warm, np.full(warm.shape, np.nan)], 1),
+                                      seed=0)
+    with pytest.raises(ValueError, match=r"of shape \(4, 9\) .* got shape \(9, 4\)"):
+        LayerSASampler().sample_layer(problem, initial_states=warm.T, seed=0)
+    same = LayerSASampler().sample_layer(problem, initial_states=(spins + 1) // 2, seed=0)
+    np.testing.assert_array_equal(same.assignments,
+                                  LayerSASampler().sample_layer(problem, initial_states=warm, seed=0).assignments)
+
+
 @dimod.testing.load_sampler_bqm_tests(LayerSASampler())
 class TestDimodContract(unittest.TestCase):
     pass
