@@ -463,6 +463,12 @@ def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any], giv
     if known is None:  # parameters that need the network: leave the check to the sampler
         return
     unknown = sorted(set(options) - known)
+    for key in unknown:  # run's options go to its one backend: BACKEND:KEY read as a key, beside the key listed
+        _, scoped, option = key.partition(":")
+        if scoped and option in known - set(RESERVED_OPTIONS):
+            raise InvalidArgumentError(
+                f"{given} {key}: every option here goes to backend {backend!r}, by its key alone (BACKEND:KEY "
+                f"picks one of several backends in sweep and compare): give {option}=VALUE")
     if unknown:
         raise InvalidArgumentError(
             f"{given} {', '.join(unknown)}: backend {backend!r} does not take "

@@ -117,6 +117,9 @@ def no_training(monkeypatch):
      "--sampler-option num_read: backend 'sa' does not take"),
     (["run", "--methods", "qubo", "--sampler-option", "num_sweep=3"],
      "--sampler-option num_sweep: backend 'layer-sa' does not take"),
+    (["run", "--methods", "qubo", "--sampler-option", "layer-sa:time_limit=5"],  # "does not take ... time_limit"
+     "--sampler-option layer-sa:time_limit: every option here goes to backend 'layer-sa', by its key alone "
+     "(BACKEND:KEY picks one of several backends in sweep and compare): give time_limit=VALUE"),
     (["run", "--methods", "qubo", "--effort", "fast", "--sampler-option", "effort=thorough"],
      "sampler option effort is given twice, as 'fast' and 'thorough'"),
     (["run", "--methods", "qubo", "--backend", "sa", "--time-limit", "5"],
