@@ -303,17 +303,18 @@ def _check(params: dict[str, Any]) -> None:
         check_range("beta_range", params["beta_range"])
 
 
-def _check_bits(given: np.ndarray) -> None:
-    """Refuse ``initial_states`` of the right shape whose values are not 0/1, naming the first such value (the
-    shape's message alone read "must be of shape (5, 17) ... got shape (5, 17)" for spins, NaN or 0.5)."""
+def _as_bits(given: np.ndarray) -> np.ndarray:
+    """``initial_states`` of the right shape as 0/1 bits, read as dwave-samplers (and this sampler's ``sample``)
+    read a start: 0/1 values are bits, -1/+1 values spins (1 is 1 either way); anything else is refused, naming the
+    first such value (the shape's message alone read "must be of shape (5, 17) ... got shape (5, 17)")."""
+    if np.all((given == 0) | (given == 1)):
+        return given
+    if np.all((given == -1) | (given == 1)):
+        return (given + 1) // 2
     bad = (given != 0) & (given != 1)
-    if not np.any(bad):
-        return
     at = tuple(int(k) for k in np.argwhere(bad)[0])
-    spins = bool(np.all((given == -1) | (given == 1)))
-    raise InvalidArgumentError(f"initial_states must hold 0/1 bits (problem.encode of grid integers); got "
-                               f"initial_states[{', '.join(map(str, at))}]={np.asarray(given[at]).item()!r}"
-                               + ("; these look like -1/+1 spins: give (states + 1) // 2" if spins else ""))
+    raise InvalidArgumentError(f"initial_states must hold 0/1 bits (problem.encode of grid integers) or -1/+1 "
+                               f"spins; got initial_states[{', '.join(map(str, at))}]={np.asarray(given[at]).item()!r}")
 
 
 def _best_per_problem(energies: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
@@ -544,7 +545,7 @@ class LayerSASampler(dimod.Sampler):
             raise InvalidArgumentError(f"initial_states must be a binary array of shape {shape} or (n, k, m) = "
                                        f"({shape[0]}, k, {shape[1]}) (problem.encode of grid integers; k starts "
                                        f"per neuron, the warm start first); got shape {given.shape}")
-        _check_bits(given)
+        given = _as_bits(given)
         others = None
         if given.ndim == 3:
             given, others = given[:, 0], given[:, 1:]
