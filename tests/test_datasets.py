@@ -106,6 +106,26 @@ def test_cifar_batches_equal_the_same_images_as_an_image_folder(tmp_path):
     np.testing.assert_array_equal(folder.x_train, batches.x_train[order])
 
 
+def test_a_keras_style_cifar10_npz_is_flattened_channel_first_like_the_batches(tmp_path):
+    """Keras's ``cifar10.load_data()`` gives ``(N, 32, 32, 3)`` images and ``(N, 1)`` labels: saved as
+    ``cifar10.npz`` they were flattened R, G, B, R, ... where the batches give whole planes, so the same images
+    made other input vectors (a model from one source read the other's inputs scrambled)."""
+    train, test = images(10, (32, 32, 3)), images(4, (32, 32, 3), seed=3)
+    y, yt = np.arange(10) % 10, np.array([3, 1, 4, 1])
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    write_cifar_batches(tmp_path / "a" / "cifar-10-batches-py", train, y, test, yt, names)
+    batches = load_dataset("cifar10", data_dir=tmp_path / "a", cache=tmp_path / "cache")
+    write_npz(tmp_path / "k" / "cifar10.npz", train, y[:, None].astype(np.uint8), test, yt[:, None].astype(np.uint8))
+    keras = load_dataset("cifar10", data_dir=tmp_path / "k", cache=tmp_path / "cache")
+    assert keras.source.startswith("npz at")
+    np.testing.assert_array_equal(keras.x_train, batches.x_train)
+    np.testing.assert_array_equal(keras.x_test, batches.x_test)
+    np.testing.assert_array_equal(keras.y_train, y)
+    write_npz(tmp_path / "c" / "cifar10.npz", train.transpose(0, 3, 1, 2), y, test.transpose(0, 3, 1, 2), yt)
+    np.testing.assert_array_equal(load_dataset("cifar10", data_dir=tmp_path / "c", cache=tmp_path / "cache").x_train,
+                                  batches.x_train)  # an npz already channel-first is kept so
+
+
 def test_idx_compression_is_told_by_the_contents_not_the_name(tmp_path):
     """A browser that unpacks a ``.gz`` download keeps its name: the plain IDX file named ``.gz`` raised
     ``BadGzipFile: Not a gzipped file``; a gzipped one without ``.gz`` read as a bad magic."""

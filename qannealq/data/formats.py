@@ -45,8 +45,18 @@ def _flat(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.reshape(len(x), -1))
 
 
+def _channel_first(x: np.ndarray) -> np.ndarray:
+    """Colour images ``(N, H, W, C)`` as ``(N, C, H, W)``: Keras's ``cifar10.load_data()`` is channel-last, so a
+    ``cifar10.npz`` saved from it was flattened pixel by pixel (R, G, B, R, ...) where the batches and image
+    folders give whole planes, and a model or quantized export from one source read another's inputs wrongly."""
+    if x.ndim == 4 and x.shape[-1] in (1, 3, 4) and x.shape[1] not in (1, 3, 4):
+        return x.transpose(0, 3, 1, 2)
+    return x
+
+
 def read_npz(path: Path) -> RawSplits:
-    """A Keras-style npz: ``x_train, y_train, x_test, y_test`` (images of any shape, flattened here).
+    """A Keras-style npz: ``x_train, y_train, x_test, y_test`` (images of any shape, flattened here; colour
+    images channel-last ``(N, H, W, C)``, as Keras gives them, are flattened channel-first like every format).
 
     Raises:
         InvalidArgumentError: the file is not a readable npz (truncated or corrupt), or lacks an array.
@@ -56,8 +66,8 @@ def read_npz(path: Path) -> RawSplits:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
             if missing:
                 raise InvalidArgumentError(f"{path}: not a Keras-style dataset npz (missing {', '.join(missing)})")
-            return RawSplits(_flat(z["x_train"]), z["y_train"].astype(np.int64).ravel(), _flat(z["x_test"]),
-                             z["y_test"].astype(np.int64).ravel())
+            return RawSplits(_flat(_channel_first(z["x_train"])), z["y_train"].astype(np.int64).ravel(),
+                             _flat(_channel_first(z["x_test"])), z["y_test"].astype(np.int64).ravel())
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         if isinstance(exc, InvalidArgumentError):
             raise
