@@ -42,6 +42,18 @@ def test_npz_scales_pixels_and_shifts_emnist_letters_labels(tmp_path):
     assert data.source.startswith("npz at") and len(data.checksum) == 64
 
 
+@pytest.mark.parametrize("size", [4.0, True, 3, "4"])
+def test_digits_input_size_must_be_an_integer_dividing_8(size):
+    """4.0 and True equal 4 and 1, so they passed the check (and ModelConfig's) and failed in numpy's reshape
+    with "'float' object cannot be interpreted as an integer", naming neither the option nor what to give."""
+    with pytest.raises(ValueError, match=r"input_size=.* must divide 8: use 8, 4, 2 or 1"):
+        load_dataset("digits", input_size=size)
+
+
+def test_digits_input_size_takes_a_numpy_integer():
+    assert load_dataset("digits", input_size=np.int64(4)).name == "digits4x4"
+
+
 def test_labels_outside_the_published_range_are_refused(tmp_path):
     write_npz(tmp_path / "mnist.npz", images(4, (28, 28)), np.array([0, 1, 2, 10]), images(2, (28, 28)),
               np.array([0, 1]))

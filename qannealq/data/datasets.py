@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import numbers
 import os
 import zipfile
 import zlib
@@ -90,8 +91,10 @@ def load_digits(input_size: int = 8) -> Dataset:
     from sklearn.datasets import load_digits as _load
     from sklearn.model_selection import train_test_split
 
-    if input_size not in (1, 2, 4, 8):
-        raise InvalidArgumentError(f"input_size={input_size} must divide 8: use 8, 4, 2 or 1")
+    # 4.0 and True compare equal to 4 and 1, and failed later in numpy's reshape with a bare TypeError
+    if isinstance(input_size, bool) or not isinstance(input_size, numbers.Integral) or input_size not in (1, 2, 4, 8):
+        raise InvalidArgumentError(f"input_size={input_size!r} must divide 8: use 8, 4, 2 or 1")
+    input_size = int(input_size)
     raw = _load()
     images = raw.images.astype(np.float32) / 16.0
     k = 8 // input_size
