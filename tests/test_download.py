@@ -104,6 +104,39 @@ def test_download_then_load_idx_and_cifar_archives(server, tmp_path, monkeypatch
     np.testing.assert_array_equal(cifar.x_train[0], train[0].transpose(2, 0, 1).reshape(-1) / np.float32(255))
 
 
+def test_a_damaged_dataset_says_how_to_download_it_and_that_works(server, tmp_path, monkeypatch):
+    """A damaged file said "`qannealq datasets --download NAME` fetches one", but ``--download`` fetches only a
+    dataset found nowhere: the damaged file was found first and failed with the same message, in a data folder
+    and in the download folder alike. The message now says which file or folder to remove first."""
+    import shutil
+
+    www, url = server
+    x, xt = images(8, (28, 28)), images(3, (28, 28), seed=5)
+    files = write_idx_dataset(www, SPECS["mnist"].raw_files, x, np.arange(8) % 10, xt, np.arange(3))
+    monkeypatch.setitem(sources_module.SPECS, "mnist", replace(
+        SPECS["mnist"], resources=tuple(Resource(p.name, ("https://example.invalid/" + p.name,), _sha(p))
+                                        for p in files)))
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "mnist.npz").write_bytes(b"PK\x03\x04 cut short")
+    load = functools.partial(load_dataset, "mnist", data_dir=data_dir, download=True, cache=tmp_path / "cache",
+                             mirror=url)
+    with pytest.raises(ValueError, match="corrupt or truncated") as err:
+        load()
+    assert (f"move {data_dir / 'mnist.npz'} out of the data folder and run `qannealq datasets --download mnist`"
+            in str(err.value))
+    (data_dir / "mnist.npz").rename(tmp_path / "mnist.npz")  # as told
+    assert "(downloaded)" in load().source
+
+    downloaded = tmp_path / "cache" / "downloads" / "mnist"
+    (downloaded / files[0].name).write_bytes(files[0].read_bytes()[:100])  # damaged later
+    with pytest.raises(ValueError, match="corrupt or truncated") as err:
+        load()
+    assert f"delete {downloaded} and run `qannealq datasets --download mnist`" in str(err.value)
+    shutil.rmtree(downloaded)  # as told
+    np.testing.assert_array_equal(load().x_test, xt.reshape(3, -1) / np.float32(255))
+
+
 def _serve_cifar(www, tmp_path, monkeypatch) -> tuple[np.ndarray, Path]:
     """A 5 + 2 image CIFAR-10 archive in the test server's folder ``www``, as SPECS' one resource (its test labels
     1 and 2); returns the training images and the batches' folder the archive holds."""

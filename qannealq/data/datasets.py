@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from qannealq.data import formats
-from qannealq.data.sources import SPECS, DatasetSpec, Source, data_dirs, find_source
+from qannealq.data.sources import SPECS, DatasetSpec, Source, data_dirs, download_dir, find_source
 from qannealq.errors import InvalidArgumentError
 from qannealq.store import CACHE_REMEDY, atomic_path, atomic_write
 
@@ -297,5 +297,21 @@ def load_dataset(name: str, data_dir: str | Path | None = None, input_size: int 
         download_dataset(spec, cache, mirror)
         source = find_source(spec, data_dir, cache)
     checksum = source_checksum(source, cache)
-    raw = formats.read_npz(source.paths[0]) if source.format == "npz" else _decoded(source, spec, checksum, cache)
+    try:
+        raw = formats.read_npz(source.paths[0]) if source.format == "npz" else _decoded(source, spec, checksum, cache)
+    except InvalidArgumentError as exc:
+        raise InvalidArgumentError(f"{exc}{_refetch(spec, source, cache)}") from exc
     return _to_dataset(raw, spec, source, checksum)
+
+
+def _refetch(spec: DatasetSpec, source: Source, cache: Path) -> str:
+    """How to fetch a dataset whose files cannot be read. ``--download`` fetches only a dataset found nowhere,
+    so the damaged files must go first: the message's "`qannealq datasets --download NAME` fetches one" found the
+    same file again and failed with the same message."""
+    if not spec.resources:
+        return ""
+    fetch = f"`qannealq datasets --download {spec.name}`"
+    if source.downloaded:
+        return f"; to download it again, delete {download_dir(spec, cache)} and run {fetch}"
+    where = source.paths[0] if len(source.paths) == 1 else source.paths[0].parent
+    return f"; to download it instead, move {where} out of the data folder and run {fetch}"

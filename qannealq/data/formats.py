@@ -25,8 +25,7 @@ __all__ = ["RawSplits", "read_npz", "read_image_folder", "read_idx", "read_idx_p
            "IMAGE_SUFFIXES"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
-_REPLACE = ("replace it with a fresh copy (`qannealq datasets --download NAME` fetches one), or point --data-dir "
-            "at a folder holding a good copy")
+_REPLACE = "replace it with a fresh copy, or point --data-dir at a folder holding a good copy"
 _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
