@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -199,6 +200,24 @@ def test_missing_dataset_error_names_every_place_searched(tmp_path, monkeypatch)
         assert str(place) in text
     assert "qannealq datasets --download fashion-mnist" in text and "--data-dir" in text
     assert isinstance(err.value, FileNotFoundError)
+
+
+def test_a_qannealq_data_that_is_not_a_folder_is_named(tmp_path, monkeypatch, capsys):
+    """``$QANNEALQ_DATA`` set to a typo or to a file (``.../mnist.npz``) read as "not found (9 places searched)",
+    as ``--data-dir``'s typo did before it was checked; the error and the listing now say the variable is wrong."""
+    from qannealq.cli import main
+
+    write_npz(tmp_path / "mnist.npz", images(4, (28, 28)), np.arange(4), images(2, (28, 28)), np.arange(2))
+    monkeypatch.setenv("QANNEALQ_DATA", str(tmp_path / "mnist.npz"))
+    monkeypatch.setenv("QANNEALQ_CACHE", str(tmp_path / "cache"))
+    note = f"$QANNEALQ_DATA={str(tmp_path / 'mnist.npz')!r} is not a folder"
+    with pytest.raises(DatasetNotFoundError, match=re.escape(note)):
+        load_dataset("mnist")
+    assert main(["datasets", "mnist"]) == 0 and note in capsys.readouterr().out
+    monkeypatch.setenv("QANNEALQ_DATA", str(tmp_path))  # a folder: nothing said about the variable
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_dataset("fashion-mnist")
+    assert "QANNEALQ_DATA=" not in str(err.value)
 
 
 def test_search_order_and_default_folders(tmp_path, monkeypatch):

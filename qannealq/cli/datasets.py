@@ -32,7 +32,7 @@ def _line(name: str, args: argparse.Namespace) -> str:
 
     from qannealq.data import load_dataset
     from qannealq.data.datasets import cache_dir
-    from qannealq.data.sources import SPECS, DatasetNotFoundError, find_source
+    from qannealq.data.sources import SPECS, DatasetNotFoundError, data_env_note, find_source
 
     try:
         if args.no_load:
@@ -45,7 +45,7 @@ def _line(name: str, args: argparse.Namespace) -> str:
             return f"{name:<16} {exc}"
         fetch = f"`qannealq datasets --download {name}` fetches it, or " if SPECS[name].resources else ""
         return (f"{name:<16} not found ({len(str(exc).splitlines()) - 2} places searched; -v lists them): "
-                f"{fetch}point --data-dir at a folder holding it")
+                f"{data_env_note(args.data_dir)}{fetch}point --data-dir at a folder holding it")
     counts = np.bincount(data.y_train, minlength=data.num_classes)
     return (f"{name:<16} {data.source}\n{' ' * 17}train {data.x_train.shape}, test {data.x_test.shape}, "
             f"{data.num_classes} classes, train per class {counts.min()}..{counts.max()}")

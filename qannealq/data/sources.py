@@ -17,7 +17,7 @@ from pathlib import Path
 from qannealq.errors import QannealqError
 
 __all__ = ["Resource", "DatasetSpec", "Source", "SPECS", "DatasetNotFoundError", "data_dirs", "find_source",
-           "candidates", "download_dir"]
+           "candidates", "data_env_note", "download_dir"]
 
 
 class DatasetNotFoundError(QannealqError, FileNotFoundError):
@@ -200,5 +200,15 @@ def find_source(spec: DatasetSpec, data_dir: str | Path | None, cache: Path) -> 
     places = "\n".join(f"  - {_searched(s)}" for s in tried)
     fetch = (f"fetch it with `qannealq datasets --download {spec.name}` (or `qannealq sweep --download`, "
              f"download=True in Python), or " if spec.resources else "")
-    raise DatasetNotFoundError(f"dataset {spec.name!r} not found; searched, in order:\n{places}\n{fetch}"
-                               "point --data-dir (or $QANNEALQ_DATA) at a folder holding it")
+    raise DatasetNotFoundError(f"dataset {spec.name!r} not found; {data_env_note(data_dir)}searched, in order:\n"
+                               f"{places}\n{fetch}point --data-dir (or $QANNEALQ_DATA) at a folder holding it")
+
+
+def data_env_note(data_dir: str | Path | None) -> str:
+    """The first words of the not-found error when ``$QANNEALQ_DATA``, the folder searched, is none: a typo there
+    read as "not found (9 places searched)", as ``--data-dir``'s did before it was checked."""
+    env = os.environ.get("QANNEALQ_DATA")
+    if data_dir is not None or not env or Path(env).is_dir():
+        return ""
+    return (f"$QANNEALQ_DATA={env!r} is not a folder (set it to the folder holding the datasets, or unset it to "
+            "search ./datasets and ../shared/datasets); ")
