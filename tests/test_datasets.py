@@ -55,6 +55,30 @@ def test_digits_input_size_takes_a_numpy_integer():
     assert load_dataset("digits", input_size=np.int64(4)).name == "digits4x4"
 
 
+def test_npz_pixels_as_floats_or_wide_integers_are_scaled_to_the_same_inputs(tmp_path):
+    """Every npz was divided by 255: floats already in [0, 1] became inputs in [0, 1/255] and uint16 pixels inputs
+    up to 257, silently. Floats in [0, 1] are taken as they are, pixels 0..255 of any dtype divided by 255, and
+    anything else (standardised inputs, 16-bit pixels) refused by name."""
+    from qannealq.errors import InvalidArgumentError
+
+    x, xt, y = images(12, (28, 28)), images(4, (28, 28), seed=1), np.arange(12) % 10
+    write_npz(tmp_path / "u8" / "mnist.npz", x, y, xt, y[:4])
+    standard = load_dataset("mnist", data_dir=tmp_path / "u8", cache=tmp_path / "cache")
+    for name, (a, b) in {"f32": (x.astype(np.float32) / 255, xt.astype(np.float32) / 255),
+                         "f64": (x / 255.0, xt / 255.0), "i64": (x.astype(np.int64), xt.astype(np.int64)),
+                         "f255": (x.astype(np.float32), xt.astype(np.float32))}.items():
+        write_npz(tmp_path / name / "mnist.npz", a, y, b, y[:4])
+        data = load_dataset("mnist", data_dir=tmp_path / name, cache=tmp_path / "cache")
+        np.testing.assert_allclose(data.x_train, standard.x_train, rtol=0, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(data.x_test, standard.x_test, rtol=0, atol=1e-7, err_msg=name)
+        assert data.x_train.dtype == np.float32
+    for name, (a, b) in {"u16": (x.astype(np.uint16) * 257, xt.astype(np.uint16) * 257),
+                         "std": ((x - 33.3) / 78.0, (xt - 33.3) / 78.0)}.items():
+        write_npz(tmp_path / name / "mnist.npz", a, y, b, y[:4])
+        with pytest.raises(InvalidArgumentError, match=r"images of dtype .* give pixels 0\.\.255"):
+            load_dataset("mnist", data_dir=tmp_path / name, cache=tmp_path / "cache")
+
+
 def test_labels_outside_the_published_range_are_refused(tmp_path):
     write_npz(tmp_path / "mnist.npz", images(4, (28, 28)), np.array([0, 1, 2, 10]), images(2, (28, 28)),
               np.array([0, 1]))

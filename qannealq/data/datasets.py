@@ -229,7 +229,7 @@ def _decoded(source: Source, spec: DatasetSpec, checksum: str, cache: Path) -> f
 
 
 def _to_dataset(raw: formats.RawSplits, spec: DatasetSpec, source: Source, checksum: str) -> Dataset:
-    """Scale pixels to [0, 1] (float32), shift labels to 0..K-1 and check their range.
+    """Scale pixels to [0, 1] (float32, :func:`_pixel_scale`), shift labels to 0..K-1 and check their range.
 
     An image folder's labels are its sorted class folders' indices, from 0 whatever the published labels.
     """
@@ -243,9 +243,34 @@ def _to_dataset(raw: formats.RawSplits, spec: DatasetSpec, source: Source, check
                 f"{y.min() + offset}..{y.max() + offset}, expected {offset}.."
                 f"{spec.num_classes - 1 + offset}; check that the files belong to {spec.name}")
         ys.append(y)
-    xs = [x.reshape(len(x), -1).astype(np.float32) / 255.0 for x in (raw.x_train, raw.x_test)]
+    scale = _pixel_scale(raw, spec, source)
+    xs = [x.reshape(len(x), -1).astype(np.float32) / scale for x in (raw.x_train, raw.x_test)]
     return Dataset(spec.name, xs[0], ys[0], xs[1], ys[1], spec.num_classes, checksum, source.describe(),
                    raw.classes)
+
+
+def _pixel_scale(raw: formats.RawSplits, spec: DatasetSpec, source: Source) -> float:
+    """What the images are divided by to lie in [0, 1]: 255 for pixels 0..255 (uint8, or integers or floats of
+    that range), 1 for floats already in [0, 1]. Decided on both splits together, so that they are scaled alike.
+    Every image was divided by 255 before: an npz of floats in [0, 1] became inputs in [0, 1/255] and one of
+    uint16 pixels inputs up to 257, silently, with other accuracies than the standard data's.
+
+    Raises:
+        InvalidArgumentError: values outside 0..255 (standardised inputs, 16-bit pixels) or not numbers.
+    """
+    x_train, x_test = raw.x_train, raw.x_test
+    if x_train.dtype == np.uint8 and x_test.dtype == np.uint8:
+        return 255.0
+    kinds = {x_train.dtype.kind, x_test.dtype.kind}
+    values = [x for x in (x_train, x_test) if x.size]
+    lo = min((float(x.min()) for x in values), default=0.0)
+    hi = max((float(x.max()) for x in values), default=0.0)
+    if kinds <= {"u", "i", "f"} and np.isfinite(lo) and np.isfinite(hi) and lo >= 0 and hi <= 255:
+        return 1.0 if kinds == {"f"} and hi <= 1 else 255.0
+    raise InvalidArgumentError(
+        f"dataset {spec.name!r} from {source.describe()}: images of dtype {x_train.dtype}/{x_test.dtype} with values "
+        f"{lo:g}..{hi:g}; give pixels 0..255 (uint8 as published) or floats in [0, 1] (not standardised: qannealq "
+        "scales them itself)")
 
 
 def _spec(name: str) -> DatasetSpec:
