@@ -312,7 +312,9 @@ def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:
     else:
         instances = job.selection.load()
     names = {i.name for i in instances}
-    done = [row for row in job.done if row.get("name") in names and Path(job.out, f"{row['name']}.json").is_file()]
+    # a finished row is kept only with all three of its files: one deleted since is written again, not listed unwritten
+    done = [row for row in job.done if row.get("name") in names
+            and all(Path(job.out, f"{row['name']}.{ext}").is_file() for ext in ("json", "bqm", "coo"))]
     reporter.message(f"exporting {len(instances)} neuron QUBO(s) to {job.out}"
                      + (f" ({len(done)} finished before, kept)" if job.resume else ""))
     paths = export_instances(instances, job.out, job.reference, reporter, job.source(), done)

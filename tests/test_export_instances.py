@@ -207,6 +207,27 @@ def test_export_resume_keeps_what_was_finished_and_computes_the_rest(tmp_path, m
     assert len(load_instances(out)) == 4
 
 
+def test_export_resume_writes_again_an_instance_whose_bqm_or_coo_was_deleted(tmp_path, capsys):
+    """``--resume`` kept every row whose ``.json`` was there: a deleted ``.bqm`` stayed missing while the export
+    said it wrote every instance's three files, and ``compare --instances`` then refused the folder."""
+    from qannealq.cli import main
+
+    out = tmp_path / "out"
+    assert main(["export", "--dataset", "digits", "--input-size", "4", "--layer", "1", "--neurons", "0:3",
+                 "--out", str(out)]) == 0
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.suffix in (".bqm", ".coo")}
+    names = [row["name"] for row in json.loads((out / "index.json").read_text())["instances"]]
+    (out / f"{names[0]}.bqm").unlink()
+    (out / f"{names[2]}.coo").unlink()
+    capsys.readouterr()
+    assert main(["export", "--resume", str(out)]) == 0
+    assert "(1 finished before, kept)" in capsys.readouterr().out
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.suffix in (".bqm", ".coo")} == before
+    assert [row["name"] for row in json.loads((out / "index.json").read_text())["instances"]] == [
+        names[1], names[0], names[2]]
+    assert [i.name for i in load_instances(out)] == [names[1], names[0], names[2]]
+
+
 def test_export_resume_reads_a_moved_data_dir_when_its_files_are_the_same(tmp_path, monkeypatch, capsys):
     """``export --resume DIR --data-dir NEW`` kept reading the stored folder (refused where it had gone, read
     where it was still there); the new folder is now read, and refused where its files are not the export's."""
