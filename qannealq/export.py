@@ -205,7 +205,8 @@ def load_instances(folder: Path) -> list[NeuronInstance]:
 
     Raises:
         InvalidArgumentError: no ``index.json`` there, a file it lists is missing, truncated or not an instance
-            file (each named), or the folder is of another format (one a newer qannealq wrote, say).
+            file (each named), a ``.bqm`` is not its ``.json``'s (edited, or another instance's), or the folder
+            is of another format (one a newer qannealq wrote, say).
     """
     folder = Path(folder)
     try:
@@ -234,6 +235,7 @@ def load_instances(folder: Path) -> list[NeuronInstance]:
             raise InvalidArgumentError(f"--instances {folder}: instance {name!r} is unreadable ({type(exc).__name__}: "
                                        f"{exc}); re-export the folder") from None
         sample = dict(zip(labels, best["x"])) if best.get("x") else {}
+        _check_match(bqm, labels, sample, best["energy"], warm, f"--instances {folder}: instance {name!r}")
         ref = Reference(best["energy"], best["provenance"], f"file ({best['method']})", sample, 0.0)
         baselines = meta.pop("baselines")
         for key in ("format", "name", "files", "warm_start_energy"):
@@ -241,6 +243,30 @@ def load_instances(folder: Path) -> list[NeuronInstance]:
         out.append(NeuronInstance(name, bqm, meta, baselines,
                                   None if warm is None else dict(zip(labels, warm)), ref))
     return out
+
+
+def _check_match(bqm: dimod.BinaryQuadraticModel, labels: list, sample: dict, energy: float, warm: list | None,
+                 where: str) -> None:
+    """Refuse a ``.bqm`` that is not the one its ``.json`` was written with (edited, or another instance's file
+    under this name): its best known solution would be compared against an energy the BQM does not have, and the
+    gaps of every backend on it would be wrong without a word.
+
+    Raises:
+        InvalidArgumentError: the variables differ from the ``.json``'s labels, or the best known ``x`` does not
+            have the stated energy on the ``.bqm``.
+    """
+    if list(bqm.variables) != labels or (sample and len(sample) != len(labels)) or (
+            warm is not None and len(warm) != len(labels)):
+        raise InvalidArgumentError(f"{where}: its .bqm's variables are not the labels its .json was written for "
+                                   "(an edited file, or another instance's); re-export the folder")
+    if sample:
+        found = float(bqm.energy(sample))
+        # float noise of sums over terms as large as the offset, whichever order the solver added them in
+        scale = max(abs(float(energy)), abs(float(bqm.offset)), *(abs(float(b)) for b in bqm.linear.values()), 1e-300)
+        if not abs(found - float(energy)) <= 1e-9 * scale:
+            raise InvalidArgumentError(f"{where}: its best known x has energy {found!r} on its .bqm, not the "
+                                       f"{float(energy)!r} its .json states (an edited file, or another instance's); "
+                                       "re-export the folder")
 
 
 def library_instances(entries: Sequence[LibraryEntry] = LIBRARY, data_dir: Path | None = None,

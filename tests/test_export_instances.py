@@ -111,6 +111,34 @@ def test_a_damaged_instance_file_is_named(exported, tmp_path):
         load_instances(tmp_path / first)
 
 
+def test_a_bqm_that_is_not_its_json_s_is_refused(exported, tmp_path):
+    """A ``.bqm`` edited, or another instance's under this name, was read as it was: two swapped files ended in a
+    ``KeyError`` traceback from the warm start, an edited offset in gaps measured against an energy the BQM cannot
+    reach (every backend's gap and success wrong, without a word)."""
+    import shutil
+
+    instances, out = exported
+    first, second = (i.name for i in instances[:2])
+    shifted = tmp_path / "shifted"
+    shutil.copytree(out, shifted)
+    bqm = instances[0].bqm.copy()
+    bqm.offset += 0.05
+    with bqm.to_file() as fh:
+        (shifted / f"{first}.bqm").write_bytes(fh.read())
+    with pytest.raises(InvalidArgumentError, match=f"instance '{first}': its best known x has energy .* not the "
+                       ".* its .json states .*re-export the folder"):
+        load_instances(shifted)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(out, swapped)
+    relabelled = instances[1].bqm.relabel_variables({v: 100 + k for k, v in enumerate(instances[1].bqm.variables)},
+                                                    inplace=False)
+    with relabelled.to_file() as fh:
+        (swapped / f"{first}.bqm").write_bytes(fh.read())
+    with pytest.raises(InvalidArgumentError, match=f"instance '{first}': its .bqm's variables are not the labels"):
+        load_instances(swapped)
+    assert [i.name for i in load_instances(out)] == [i.name for i in instances]
+
+
 def test_the_library_names_the_three_sizes():
     assert {(e.dataset, e.input_size) for e in LIBRARY} == {("digits", 4), ("digits", None), ("mnist", None)}
 
