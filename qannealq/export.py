@@ -205,8 +205,8 @@ def load_instances(folder: Path) -> list[NeuronInstance]:
 
     Raises:
         InvalidArgumentError: no ``index.json`` there, a file it lists is missing, truncated or not an instance
-            file (each named), a ``.bqm`` is not its ``.json``'s (edited, or another instance's), or the folder
-            is of another format (one a newer qannealq wrote, say).
+            file (each named), it lists none, a ``.bqm`` is not its ``.json``'s (edited, or another instance's),
+            or the folder is of another format (one a newer qannealq wrote, say).
     """
     folder = Path(folder)
     try:
@@ -216,6 +216,10 @@ def load_instances(folder: Path) -> list[NeuronInstance]:
         raise InvalidArgumentError(f"--instances {folder}: no readable index.json ({type(exc).__name__}: {exc}); "
                                    "export instances with `qannealq export` first") from None
     check_format(index, f"--instances {folder}: index.json")
+    if not rows:  # index.json is written before the first instance: a comparison of nothing failed on its sizes
+        raise InvalidArgumentError(f"--instances {folder}: index.json lists no instance (an export interrupted "
+                                   f"before its first one finished); continue it with `qannealq export --resume "
+                                   f"{folder}`")
     out = []
     for name in rows:
         try:

@@ -169,6 +169,23 @@ def test_an_interrupted_export_lists_what_it_finished(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "FORMAT.txt").is_file()
 
 
+def test_an_export_interrupted_before_its_first_instance_is_refused_by_compare(tmp_path, monkeypatch, capsys):
+    """``index.json`` is written before the first instance: an export stopped then left a folder on which
+    ``compare --instances`` ended in an ``IndexError`` traceback (the sizes of no instance)."""
+    import qannealq.export
+    from qannealq.cli import main
+
+    instances = instances_from_experiment(tiny_digits(), 1, 2, "0:2")
+    monkeypatch.setattr(qannealq.export, "reference_optimum", _interrupted_at(1, qannealq.export.reference_optimum))
+    with pytest.raises(KeyboardInterrupt):
+        export_instances(instances, tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "index.json").read_text())["instances"] == []
+    assert main(["compare", "--instances", str(tmp_path / "out"), "--backends", "steepest", "--out",
+                 str(tmp_path / "cmp")]) == 2
+    assert (f"--instances {tmp_path / 'out'}: index.json lists no instance (an export interrupted before its first "
+            f"one finished); continue it with `qannealq export --resume {tmp_path / 'out'}`") in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["export", "--library", "--dataset", "mnist", "--bits", "4"],
      "--dataset, --bits: --library chooses the neurons, so these are not used; leave them out, or leave out "
