@@ -79,6 +79,16 @@ def test_npz_pixels_as_floats_or_wide_integers_are_scaled_to_the_same_inputs(tmp
             load_dataset("mnist", data_dir=tmp_path / name, cache=tmp_path / "cache")
 
 
+def test_npz_of_binarised_boolean_images_is_read_as_0_and_1(tmp_path):
+    """A binarised MNIST saved as booleans was refused as "images of dtype bool/bool with values 0..1; give ...
+    floats in [0, 1]", values it held; True is a white pixel, as 255 of uint8 and 1.0 of floats are."""
+    x, xt, y = images(12, (28, 28)) > 127, images(4, (28, 28), seed=1) > 127, np.arange(12) % 10
+    write_npz(tmp_path / "b" / "mnist.npz", x, y, xt, y[:4])
+    data = load_dataset("mnist", data_dir=tmp_path / "b", cache=tmp_path / "cache")
+    np.testing.assert_array_equal(data.x_train, x.reshape(12, -1).astype(np.float32))
+    np.testing.assert_array_equal(data.x_test, xt.reshape(4, -1).astype(np.float32))
+
+
 def test_labels_outside_the_published_range_are_refused(tmp_path):
     write_npz(tmp_path / "mnist.npz", images(4, (28, 28)), np.array([0, 1, 2, 10]), images(2, (28, 28)),
               np.array([0, 1]))

@@ -251,7 +251,7 @@ def _to_dataset(raw: formats.RawSplits, spec: DatasetSpec, source: Source, check
 
 def _pixel_scale(raw: formats.RawSplits, spec: DatasetSpec, source: Source) -> float:
     """What the images are divided by to lie in [0, 1]: 255 for pixels 0..255 (uint8, or integers or floats of
-    that range), 1 for floats already in [0, 1]. Decided on both splits together, so that they are scaled alike.
+    that range), 1 for floats already in [0, 1] and for booleans (binarised images). Decided on both splits together, so that they are scaled alike.
     Every image was divided by 255 before: an npz of floats in [0, 1] became inputs in [0, 1/255] and one of
     uint16 pixels inputs up to 257, silently, with other accuracies than the standard data's.
 
@@ -261,6 +261,8 @@ def _pixel_scale(raw: formats.RawSplits, spec: DatasetSpec, source: Source) -> f
     x_train, x_test = raw.x_train, raw.x_test
     if x_train.dtype == np.uint8 and x_test.dtype == np.uint8:
         return 255.0
+    if x_train.dtype == np.bool_ and x_test.dtype == np.bool_:  # binarised images: refused as "values 0..1"
+        return 1.0
     kinds = {x_train.dtype.kind, x_test.dtype.kind}
     values = [x for x in (x_train, x_test) if x.size]
     lo = min((float(x.min()) for x in values), default=0.0)
