@@ -123,8 +123,9 @@ def summary_markdown(cells: list[CellResult], settings: dict, departures: Sequen
              f"{cells[0].num_calibration} calibration samples; seeds {seeds}; float accuracy "
              f"{pm(fmean, fstd, nets, '.4f', '.4f')} ({nets} network(s)); {over}"
              + (f" (n = seeds finished where fewer than {most})" if any(a.n < most for a in aggs) else "") + ".",
-             *(["", f"**Unfinished**: {len(cells)} of {planned} cells (interrupted, or still running; `qannealq "
-                f"sweep --resume` continues it)."] if len(cells) < planned else []),
+             *(["", f"**Unfinished**: {len(cells)} of {planned} cells finished, {planned - len(cells)} to go "
+                "(interrupted, or still running; `qannealq sweep --resume` continues it)."]
+               if len(cells) < planned else []),
              "", "| bits | " + " | ".join(f"{m} accuracy" for m in methods) + " |",
              "| --- |" + " --- |" * len(methods)]
     def cell(m: str, b: int, mean: str, std: str, digits: str, spread: str) -> str:

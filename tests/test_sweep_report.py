@@ -32,11 +32,19 @@ def test_an_interrupted_sweep_shows_the_cells_it_has_not_finished():
     rows = [line for line in text.splitlines() if line.startswith("| int")]
     assert rows == ["| int4 | 0.9000 (n=1) | 0.9000 (n=1) | — |", "| int2 | — | — | — |",
                     "| int4 | 2 (n=1) | 1 (n=1) | — |", "| int2 | — | — | — |"]
-    assert "**Unfinished**: 2 of 12 cells" in text and "one seed, so no spread" not in text
+    assert "**Unfinished**: 2 of 12 cells finished, 10 to go" in text and "one seed, so no spread" not in text
     assert "qubo:layer-sa accuracy" in text and "mean seconds per cell: rtn 0, gptq 0\n" in text
     finished = [_cell(m, s, 1.0) for m in ("rtn", "gptq", "qubo:layer-sa") for s in (0, 1)]
     finished += [replace(c, bits=2) for c in finished]
     assert "Unfinished" not in summary_markdown(finished, settings)
+
+
+def test_the_unfinished_line_counts_the_cells_left():
+    """One cell done of 8 read "**Unfinished**: 1 of 8 cells": one cell unfinished, where 7 were."""
+    settings = {"preset": "paper", "methods": ["rtn", "gptq"], "bits": [4, 2], "seeds": 2}
+    line = next(line for line in summary_markdown([_cell("rtn", 0, 2.0)], settings).splitlines()
+                if line.startswith("**Unfinished**"))
+    assert line.startswith("**Unfinished**: 1 of 8 cells finished, 7 to go (")
 
 
 def test_mean_seconds_per_cell_is_over_the_cells():
