@@ -311,10 +311,13 @@ def _as_bits(given: np.ndarray) -> np.ndarray:
         return given
     if np.all((given == -1) | (given == 1)):
         return (given + 1) // 2
-    bad = (given != 0) & (given != 1)
+    spins = np.any(given == -1)  # a spin start with a stray 0 named its first -1, a value it allows, not the 0
+    bad = (given != (-1 if spins else 0)) & (given != 1)
     at = tuple(int(k) for k in np.argwhere(bad)[0])
-    raise InvalidArgumentError(f"initial_states must hold 0/1 bits (problem.encode of grid integers) or -1/+1 "
-                               f"spins; got initial_states[{', '.join(map(str, at))}]={np.asarray(given[at]).item()!r}")
+    kind = "holds -1, so it is read as -1/+1 spins" if spins else "must hold 0/1 bits (problem.encode of grid " \
+        "integers) or -1/+1 spins"
+    raise InvalidArgumentError(f"initial_states {kind}; got initial_states[{', '.join(map(str, at))}]="
+                               f"{np.asarray(given[at]).item()!r}")
 
 
 def _best_per_problem(energies: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:

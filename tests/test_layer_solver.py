@@ -149,6 +149,16 @@ def test_a_warm_start_of_the_right_shape_but_not_bits_names_the_value():
     np.testing.assert_array_equal(spins.energies, bits.energies)
 
 
+def test_a_spin_start_with_a_stray_zero_names_the_zero():
+    """Spins with one 0 were refused naming their first -1 ("got initial_states[0, 0]=-1"), a value the same
+    message allows, not the 0 that was wrong."""
+    _, problem = _problem(1, 8, 4, 2)
+    spins = 2 * problem.encode(gptq_restricted(problem)).astype(int) - 1
+    spins[2, 3] = 0
+    with pytest.raises(ValueError, match=r"read as -1/\+1 spins; got initial_states\[2, 3\]=0$"):
+        LayerSASampler().sample_layer(problem, initial_states=spins, seed=0)
+
+
 @dimod.testing.load_sampler_bqm_tests(LayerSASampler())
 class TestDimodContract(unittest.TestCase):
     pass
