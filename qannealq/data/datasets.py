@@ -251,7 +251,8 @@ def _to_dataset(raw: formats.RawSplits, spec: DatasetSpec, source: Source, check
 
 def _pixel_scale(raw: formats.RawSplits, spec: DatasetSpec, source: Source) -> float:
     """What the images are divided by to lie in [0, 1]: 255 for pixels 0..255 (uint8, or integers or floats of
-    that range), 1 for floats already in [0, 1] and for booleans (binarised images). Decided on both splits together, so that they are scaled alike.
+    that range), 1 for floats already in [0, 1] and for booleans (binarised images). Decided on both splits
+    together, so that they are scaled alike.
     Every image was divided by 255 before: an npz of floats in [0, 1] became inputs in [0, 1/255] and one of
     uint16 pixels inputs up to 257, silently, with other accuracies than the standard data's.
 
