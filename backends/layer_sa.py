@@ -91,7 +91,7 @@ from qannealq._pool import beam_threads, thread_count
 from qannealq.baselines import layer_blas_threads, rtn, warm_start_integers
 from qannealq.checks import check_positive, check_range, is_number
 from qannealq.errors import InvalidArgumentError
-from qannealq.formulation import LayerProblem
+from qannealq.formulation import LayerProblem, check_single_precision
 from qannealq.contract import LayerSample, draw_seed
 
 from ._layer_dense import DenseQubos, Rows
@@ -507,6 +507,7 @@ class LayerSASampler(dimod.Sampler):
         With a beam in its effort (not ``fast``), on a layer below :data:`qannealq.baselines.ONE_BLAS_INPUTS` inputs
         it runs on one BLAS thread per library, whatever the caller set (:func:`qannealq.baselines.layer_blas_threads`).
         """
+        check_single_precision(problem, "layer-sa")
         with layer_blas_threads(problem, self.warm_start_beam(problem.num_coordinates, **kwargs)):
             return self._sample_layer(problem, initial_states, seed, **kwargs)
 

@@ -46,7 +46,7 @@ from qannealq._deadline import RESERVE, Deadline
 from qannealq._pool import beam_thread_count, blas_threads, helper_pool
 from qannealq.checks import is_count, is_number
 from qannealq.errors import InvalidArgumentError
-from qannealq.formulation import LayerProblem, submatrix
+from qannealq.formulation import LayerProblem, check_single_precision, submatrix
 
 __all__ = ["rtn", "gptq", "gptq_restricted", "ORDERS", "BASELINES", "BEAM_STARTS", "DEFAULT_WARM_START",
            "GPTQ_PERCDAMP", "RANK_DEFICIENT_PERCDAMP", "PILOT_NEURONS", "PILOT_MARGIN", "DEADLINE_PILOT_WIDTH",
@@ -807,6 +807,8 @@ def warm_start_integers(problem: LayerProblem, name: str = DEFAULT_WARM_START, b
         return problem.restrict(rtn(problem))
     if name not in _GPTQ_FORMS:
         raise InvalidArgumentError(f"warm start {name!r} is unknown: choose one of {', '.join(BASELINES)}")
+    if beam:
+        check_single_precision(problem, "the warm start's beam (warm_start_beam)")
     if beam and problem.per_neuron:
         return _neuron_beam_start(problem, name, int(beam), float(growth), deadline)
     restricted, order = _GPTQ_FORMS[name]

@@ -30,7 +30,7 @@ import numpy as np
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.grid import Grid
 
-__all__ = ["LayerStats", "LayerProblem", "DecodedRow", "build_problem", "submatrix"]
+__all__ = ["LayerStats", "LayerProblem", "DecodedRow", "build_problem", "submatrix", "check_single_precision"]
 
 
 def submatrix(mat: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -460,3 +460,34 @@ def build_problem(stats: LayerStats, weight: np.ndarray, bias: np.ndarray | None
     base[:, dead] = grid.nearest(w[:, dead], steps[:, dead])
     free[:, dead] = False
     return LayerProblem(stats, grid, w, steps, base, free, bias is not None, name)
+
+
+#: The grid steps and ``H`` diagonals :func:`check_single_precision` accepts: the beam keeps the weights (about
+#: a step's size) and ``H``'s inverse factor (about ``H^-1/2``) in float32, whose normal numbers span 2**-126..2**128.
+#: At these bounds the beam was measured still right (a float64 model scaled by 1e-36), one step beyond them it
+#: never ended (1e-38).
+SINGLE_STEPS = (2.0 ** -126, 2.0 ** 126)
+SINGLE_DIAGONALS = (2.0 ** -250, 2.0 ** 250)
+
+
+def check_single_precision(problem: "LayerProblem", who: str) -> None:
+    """Refuse a layer whose grid steps or ``H`` diagonals lie outside :data:`SINGLE_STEPS` and
+    :data:`SINGLE_DIAGONALS` for ``who``, a search that keeps them in float32 (``layer-sa``, the warm start's
+    beam). On a float64 model whose weights or calibration inputs were below about 1e-38 the beam's float32 copies
+    underflowed to 0 or overflowed to inf, and it never ended (no end in 150 s where the layer took 0.2 s).
+
+    Raises:
+        InvalidArgumentError: naming the layer, the magnitude and the float64 searches to use instead.
+    """
+    free = np.asarray(problem.free, bool)
+    if not free.any():
+        return
+    step = float(np.max(np.abs(problem.steps[free])))
+    h = float(np.max(problem.stats.hessian_diagonals if problem.per_neuron else np.diag(problem.hessian)))
+    for what, value, (lo, hi) in (("largest grid step", step, SINGLE_STEPS),
+                                  ("largest diagonal of H (mean squared input)", h, SINGLE_DIAGONALS)):
+        if value > 0 and not lo <= value <= hi:
+            raise InvalidArgumentError(
+                f"layer {problem.name!r}: its {what} is {value:.3g}, outside the {lo:.3g}..{hi:.3g} that {who} "
+                "handles (it keeps them in float32); scale the model's weights or inputs into a usual range, or "
+                "use a float64 search: --backend sa, tabu or steepest, or --methods gptq / rtn")

@@ -204,3 +204,26 @@ def test_layer_modules_import_one_way():
     order = tuple(graphlib.TopologicalSorter(graph).static_order())  # raises CycleError on a loop
     assert order.index("_layer_dense") < order.index("_layer_schedule") < order.index("_layer_run") \
         < order.index("_layer_single") < order.index("layer_sa")
+
+
+@pytest.mark.parametrize("weight_scale, input_scale", [(1e-40, 1.0), (1.0, 1e-40), (1e40, 1.0), (1.0, 1e130)])
+def test_a_layer_beyond_single_precision_is_refused_not_searched_for_ever(weight_scale, input_scale):
+    """The warm start's beam keeps the weights and ``H``'s inverse factor in float32: on a float64 model whose
+    weights or inputs were below about 1e-38 they underflowed (or overflowed) and the beam never ended. Such a layer
+    is refused, naming the layer and the float64 searches; one scaled by 2**-50 is still solved, to the same states."""
+    from helpers import RandomLayer
+    from qannealq.baselines import warm_start_integers
+
+    # no bias and no dead input: GPTQ's damping counts their H_jj as 1, which does not scale with the inputs
+    layer = random_layer(np.random.default_rng(3), 12, 4, samples=80, dead=0, bias=False)
+    scaled = RandomLayer(layer.x * input_scale, layer.y * weight_scale * input_scale, layer.weight * weight_scale,
+                         None)
+    problem = scaled.problem(4)
+    with pytest.raises(ValueError, match=r"largest (grid step|diagonal of H).* --backend sa"):
+        warm_start_integers(problem, beam=8)
+    with pytest.raises(ValueError, match=r"layer-sa handles"):
+        LayerSASampler().sample_layer(problem, seed=0, effort="fast")
+    usual = layer.problem(4)
+    a = 2.0 ** -50  # exact in floating point: the same states bit for bit
+    small = RandomLayer(layer.x * a, layer.y * a * a, layer.weight * a, None).problem(4)
+    np.testing.assert_array_equal(warm_start_integers(small, beam=8), warm_start_integers(usual, beam=8))
