@@ -109,7 +109,16 @@ RANGED_OPTIONS = ("num_reads", "annealing_time", "programming_thermalization", "
 def check_solver_ranges(properties: Mapping, options: Mapping[str, Any], backend: str = "") -> None:
     """Refuse an option of :data:`RANGED_OPTIONS` outside the solver's ``<name>_range`` property, before any
     call: the QPU refuses it only when the problem is submitted (after training), and the mock took
-    ``num_reads=100000``, which its annealer then ran for minutes. ``backend``: named in the error."""
+    ``num_reads=100000``, which its annealer then ran for minutes. ``backend``: named in the error.
+
+    ``annealing_time`` and ``anneal_schedule`` together are refused too: the solver takes one or the other (a
+    schedule's last time is its anneal time); both went through every check and failed in dwave-cloud-client's
+    timing estimate (a ``ValueError`` traceback after training) or at the first call."""
+    if options.get("annealing_time") is not None and options.get("anneal_schedule") is not None:
+        who = f" (backend {backend!r})" if backend else ""
+        raise InvalidArgumentError(f"annealing_time={options['annealing_time']!r} and anneal_schedule="
+                                   f"{options['anneal_schedule']!r} were both given{who}: the solver takes only one "
+                                   "(a schedule's last time t is its anneal time); give one of them")
     for name in RANGED_OPTIONS:
         value, bounds = options.get(name), properties.get(f"{name}_range")
         if value is None or not bounds or isinstance(value, bool) or not isinstance(value, (int, float)):

@@ -307,6 +307,22 @@ def test_options_outside_the_solvers_ranges_are_refused_before_any_call(monkeypa
     qpu.check_ranges(num_reads=10000, annealing_time=0.5)  # the bounds themselves are in range
 
 
+def test_annealing_time_and_anneal_schedule_together_are_refused_before_any_call(monkeypatch):
+    """The solver takes one or the other: both passed every check, then the layer path failed in dwave-cloud-client's
+    timing estimate with a bare ``ValueError`` (a traceback from ``run``, after training) and the one-neuron path
+    (``compare``'s) at its first QPU call."""
+    _no_sampling(monkeypatch)
+    qpu = get_sampler("dwave-mock", topology_shape=[6], num_reads=5)
+    both = {"annealing_time": 5, "anneal_schedule": [[0, 0], [5, 1]]}
+    message = re.escape("annealing_time=5 and anneal_schedule=[[0, 0], [5, 1]] were both given (backend "
+                        "'dwave-mock'): the solver takes only one")
+    for ask in (lambda: qpu.check_ranges(**both), lambda: qpu.plan([digits_layer(2)], **both),
+                lambda: qpu.sample_layer(digits_layer(2), seed=0, **both),
+                lambda: qpu.sample(digits_layer(2).neuron_bqm(0), **both)):
+        with pytest.raises(InvalidArgumentError, match=message):
+            ask()
+
+
 @pytest.mark.parametrize("options", [{"annealing_time": 1000}, {"annealing_time": 999},
                                      {"readout_thermalization": 980}, {"programming_thermalization": 10000},
                                      {"anneal_schedule": [[0, 0], [1000, 1]]}, {"anneal_schedule": [[0, 0], [998, 1]]}])
@@ -375,6 +391,8 @@ def test_anneal_schedules_are_refused_where_dwave_systems_validator_refuses_them
                                                 "'dwave-mock')"),
     (["--sampler-option", "anneal_schedule=[[0,0],[3000,1]]"], "it lasts 3000 us, beyond the solver's longest anneal"),
     (["--sampler-option", "anneal_schedule=[[0,0],[0.1,1]]", "--dry-run"], "a segment's slope 10 per us is steeper"),
+    (["--sampler-option", "annealing_time=5", "--sampler-option", "anneal_schedule=[[0,0],[5,1]]"],
+     "annealing_time=5 and anneal_schedule=[[0, 0], [5, 1]] were both given (backend 'dwave-mock')"),
 ])
 def test_run_refuses_qpu_options_out_of_range_before_training(argv, message, tmp_path, capsys, monkeypatch):
     import qannealq.experiment
