@@ -50,7 +50,9 @@ OPTION_RULES = {"capacity": at_least(1), "patience": at_least(1), "max_calls": a
 
 
 def _start_states(initial_states: Any, labels: list, spin: bool) -> np.ndarray | None:
-    """Every given initial state over ``labels`` as binary float rows ``(k, m)``, or None when none is given."""
+    """Every given initial state over ``labels`` as binary float rows ``(k, m)``, or None when none is given: 0/1
+    values as bits and -1/+1 values as spins whatever the BQM's vartype (``spin``), as dwave-samplers read them
+    (``sa`` started from -1s on a BINARY BQM starts from 0s; this refused them)."""
     if initial_states is None:
         return None
     arr, names = dimod.as_samples(initial_states)
@@ -62,13 +64,13 @@ def _start_states(initial_states: Any, labels: list, spin: bool) -> np.ndarray |
         raise InvalidArgumentError(f"initial_states lacks variables {missing[:5]} of the BQM; give states "
                                    "over all of its variables")
     x = np.asarray(arr, dtype=np.float64)[:, [column[v] for v in labels]]
-    values = (-1.0, 1.0) if spin else (0.0, 1.0)
-    wrong = sorted({float(value) for value in x.ravel() if value not in values})
-    if wrong:
-        vartype = "SPIN" if spin else "BINARY"
-        raise InvalidArgumentError(f"initial_states holds values {wrong[:5]} that are not {vartype} values: this "
-                                   f"BQM is {vartype}, give a state of {int(values[0])}s and 1s")
-    return (x + 1) / 2 if spin else x
+    if np.isin(x, (0.0, 1.0)).all():  # read as dwave-samplers (and warm_bits) read a start, whatever the vartype
+        return x
+    if np.isin(x, (-1.0, 1.0)).all():
+        return (x + 1) / 2
+    wrong = sorted({float(value) for value in x.ravel() if value not in (-1.0, 0.0, 1.0)}) or [-1.0, 0.0]
+    raise InvalidArgumentError(f"initial_states holds values {wrong[:5]}: give 0/1 (binary) or -1/+1 (spin) "
+                               "values, one or the other throughout")
 
 
 class DecomposingSampler(LayerComposite):

@@ -108,18 +108,21 @@ def test_a_random_start_without_initial_states_and_the_seed_makes_it_determinist
     assert a.info["start"] == "greedy" and a.info["energies"] == b.info["energies"]
 
 
-@pytest.mark.parametrize("vartype, start", [("BINARY", -1), ("SPIN", 0)])
-def test_initial_states_of_the_other_vartype_are_refused(vartype, start):
-    """A SPIN start for a BINARY BQM was read as binary: the decomposition returned samples holding -1 (and a
-    BINARY start for a SPIN BQM, 0s). It is refused naming initial_states and the BQM's vartype."""
+@pytest.mark.parametrize("vartype, start, same", [("BINARY", -1, 0), ("SPIN", 0, -1)])
+def test_initial_states_of_the_other_vartype_are_read_as_dwave_samplers_read_them(vartype, start, same):
+    """A SPIN start for a BINARY BQM was once read as binary (samples holding -1), then refused; ``sa`` (dwave-samplers)
+    reads -1 as 0 on a BINARY BQM and 0 as -1 on a SPIN one, and so does the decomposition now: the same samples as
+    from the start in the BQM's own values. A start mixing 0 and -1, or holding 2, is refused."""
     rng = np.random.default_rng(0)
     bqm = dimod.BinaryQuadraticModel({i: rng.normal() for i in range(12)},
                                      {(i, j): rng.normal() for i in range(12) for j in range(i + 1, 12)}, 0.0, vartype)
     sampler = decomposed("exact", capacity=3, max_calls=1)
-    with pytest.raises(InvalidArgumentError, match=f"initial_states holds values .* not {vartype} values"):
-        sampler.sample(bqm, initial_states={v: start for v in bqm.variables}, seed=0)
-    good = {v: 1 for v in bqm.variables}  # 1 is a value of both vartypes
-    assert set(np.unique(sampler.sample(bqm, initial_states=good, seed=0).record.sample)) <= set(bqm.vartype.value)
+    other = sampler.sample(bqm, initial_states={v: start for v in bqm.variables}, seed=0)
+    own = sampler.sample(bqm, initial_states={v: same for v in bqm.variables}, seed=0)
+    np.testing.assert_array_equal(other.record.sample, own.record.sample)
+    assert set(np.unique(other.record.sample)) <= set(bqm.vartype.value)
+    with pytest.raises(InvalidArgumentError, match=r"initial_states holds values \[-1.0, 0.0\]"):
+        sampler.sample(bqm, initial_states={v: (-1, 0, 1)[v % 3] for v in bqm.variables}, seed=0)
 
 
 def test_sub_calls_bound_the_backend_calls_a_call_makes(easy):
