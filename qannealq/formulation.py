@@ -468,13 +468,21 @@ def build_problem(stats: LayerStats, weight: np.ndarray, bias: np.ndarray | None
 #: never ended (1e-38).
 SINGLE_STEPS = (2.0 ** -126, 2.0 ** 126)
 SINGLE_DIAGONALS = (2.0 ** -250, 2.0 ** 250)
+#: The largest weight and the largest ``d_ij sqrt(H_jj)`` it accepts: the beam keeps the weights themselves (up to
+#: ``2**(bits-1)`` steps) and its errors in the layer's output units (a step times about ``sqrt(H_jj)``, weight
+#: times input) in float32 too. Weights of 1.1e38 on an int4 grid (steps 8.3e37) overflowed, and a layer whose
+#: weights and inputs were both scaled by 1e20 (or 1e-23), each in range, had errors under- or overflow: the beam
+#: returned starts up to 2.1x worse, silently, and layer-sa's results were up to 13% worse.
+SINGLE_WEIGHTS = 2.0 ** 126
+SINGLE_OUTPUTS = (2.0 ** -126, 2.0 ** 126)
 
 
 def check_single_precision(problem: "LayerProblem", who: str) -> None:
-    """Refuse a layer whose grid steps or ``H`` diagonals lie outside :data:`SINGLE_STEPS` and
-    :data:`SINGLE_DIAGONALS` for ``who``, a search that keeps them in float32 (``layer-sa``, the warm start's
-    beam). On a float64 model whose weights or calibration inputs were below about 1e-38 the beam's float32 copies
-    underflowed to 0 or overflowed to inf, and it never ended (no end in 150 s where the layer took 0.2 s).
+    """Refuse a layer whose grid steps, ``H`` diagonals, weights or steps' effects on the output ``d_ij sqrt(H_jj)``
+    lie outside :data:`SINGLE_STEPS`, :data:`SINGLE_DIAGONALS`, :data:`SINGLE_WEIGHTS` and :data:`SINGLE_OUTPUTS`
+    for ``who``, a search that keeps them in float32 (``layer-sa``, the warm start's beam). On a float64 model whose
+    weights or calibration inputs were below about 1e-38 the beam's float32 copies underflowed to 0 or overflowed
+    to inf, and it never ended (no end in 150 s where the layer took 0.2 s).
 
     Raises:
         InvalidArgumentError: naming the layer, the magnitude and the float64 searches to use instead.
@@ -482,10 +490,17 @@ def check_single_precision(problem: "LayerProblem", who: str) -> None:
     free = np.asarray(problem.free, bool)
     if not free.any():
         return
+    diagonals = problem.stats.hessian_diagonals if problem.per_neuron else np.diag(problem.hessian)
+    diagonals = np.broadcast_to(diagonals, free.shape)
     step = float(np.max(np.abs(problem.steps[free])))
-    h = float(np.max(problem.stats.hessian_diagonals if problem.per_neuron else np.diag(problem.hessian)))
+    h = float(np.max(diagonals))
+    weight = float(np.max(np.abs(problem.weights[diagonals > 0]), initial=0.0))  # a dead input's is not searched
+    output = float(np.max(np.abs(problem.steps[free]) * np.sqrt(diagonals[free])))
     for what, value, (lo, hi) in (("largest grid step", step, SINGLE_STEPS),
-                                  ("largest diagonal of H (mean squared input)", h, SINGLE_DIAGONALS)):
+                                  ("largest diagonal of H (mean squared input)", h, SINGLE_DIAGONALS),
+                                  ("largest weight", weight, (0.0, SINGLE_WEIGHTS)),
+                                  ("largest grid step times the root of its H diagonal (a step's effect on the "
+                                   "output: weight times input)", output, SINGLE_OUTPUTS)):
         if value > 0 and not lo <= value <= hi:
             raise InvalidArgumentError(
                 f"layer {problem.name!r}: its {what} is {value:.3g}, outside the {lo:.3g}..{hi:.3g} that {who} "

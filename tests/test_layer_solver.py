@@ -227,3 +227,26 @@ def test_a_layer_beyond_single_precision_is_refused_not_searched_for_ever(weight
     a = 2.0 ** -50  # exact in floating point: the same states bit for bit
     small = RandomLayer(layer.x * a, layer.y * a * a, layer.weight * a, None).problem(4)
     np.testing.assert_array_equal(warm_start_integers(small, beam=8), warm_start_integers(usual, beam=8))
+
+
+@pytest.mark.parametrize("weight_scale, input_scale, what", [(1.1e38, 1.0, "largest weight"),
+                                                              (1e20, 1e20, "root of its H diagonal"),
+                                                              (1e-23, 1e-23, "root of its H diagonal")])
+def test_a_layer_whose_weights_or_output_errors_leave_single_precision_is_refused(weight_scale, input_scale, what):
+    """The beam also keeps the weights (up to ``2**(bits-1)`` steps) and its errors in the output's units (a step
+    times ``sqrt(H_jj)``) in float32: with weights of 1.1e38 on an int4 grid (steps 8.3e37), or weights and inputs
+    each in range but both scaled by 1e20 or 1e-23, they overflowed or underflowed and the beam's start was up to
+    2.1x worse, silently. Such a layer is refused; one scaled by 2**60 both ways is still solved to the same states."""
+    from helpers import RandomLayer
+    from qannealq.baselines import warm_start_integers
+
+    layer = random_layer(np.random.default_rng(3), 12, 4, samples=80, dead=0, bias=False)
+    problem = RandomLayer(layer.x * input_scale, layer.y * weight_scale * input_scale, layer.weight * weight_scale,
+                          None).problem(4)
+    with pytest.raises(ValueError, match=rf"{what} .* --backend sa"):
+        warm_start_integers(problem, beam=8)
+    with pytest.raises(ValueError, match=r"layer-sa handles"):
+        LayerSASampler().sample_layer(problem, seed=0, effort="fast")
+    a = 2.0 ** 60
+    large = RandomLayer(layer.x * a, layer.y * a * a, layer.weight * a, None).problem(4)
+    np.testing.assert_array_equal(warm_start_integers(large, beam=8), warm_start_integers(layer.problem(4), beam=8))
