@@ -487,15 +487,19 @@ def check_single_precision(problem: "LayerProblem", who: str) -> None:
     Raises:
         InvalidArgumentError: naming the layer, the magnitude and the float64 searches to use instead.
     """
-    free = np.asarray(problem.free, bool)
-    if not free.any():
+    if not np.any(problem.free):
         return
-    diagonals = problem.stats.hessian_diagonals if problem.per_neuron else np.diag(problem.hessian)
-    diagonals = np.broadcast_to(diagonals, free.shape)
-    step = float(np.max(np.abs(problem.steps[free])))
+    steps = problem.steps  # positive; a row's fixed coordinates share its free ones' step
+    if problem.per_neuron:  # one H_i per neuron: its diagonals (n, m)
+        diagonals = problem.stats.hessian_diagonals
+        output = float(np.max(steps * np.sqrt(diagonals)))
+        weight = float(np.max(np.abs(problem.weights), where=diagonals > 0, initial=0.0))
+    else:  # by column maxima: two passes over (n, m), not six (3.5 ms on MNIST's first layer, 44 on CIFAR-10's)
+        diagonals = np.diag(problem.hessian)
+        output = float(np.max(steps.max(axis=0) * np.sqrt(diagonals)))
+        weight = float(np.max(np.abs(problem.weights).max(axis=0), where=diagonals > 0, initial=0.0))
+    step = float(steps.max())
     h = float(np.max(diagonals))
-    weight = float(np.max(np.abs(problem.weights[diagonals > 0]), initial=0.0))  # a dead input's is not searched
-    output = float(np.max(np.abs(problem.steps[free]) * np.sqrt(diagonals[free])))
     for what, value, (lo, hi) in (("largest grid step", step, SINGLE_STEPS),
                                   ("largest diagonal of H (mean squared input)", h, SINGLE_DIAGONALS),
                                   ("largest weight", weight, (0.0, SINGLE_WEIGHTS)),
