@@ -7,9 +7,10 @@ qiskit's ``StatevectorSampler`` otherwise. One qubit per variable, so the qubit 
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import dimod
 import numpy as np
@@ -29,6 +30,7 @@ __all__ = ["QAOASampler", "to_quadratic_program"]
 OPTIMIZERS = {"cobyla": COBYLA, "nelder-mead": NELDER_MEAD, "spsa": SPSA}
 MOST_QUBITS = 30
 """The largest ``max_qubits``: both simulators hold the full statevector, 16 bytes an amplitude (16 GiB at 30)."""
+_GLOBAL_RANDOM = threading.Lock()  # held while a solve seeds and uses qiskit-optimization's global generator
 
 
 def to_quadratic_program(bqm: dimod.BinaryQuadraticModel) -> tuple[QuadraticProgram, list]:
@@ -69,13 +71,15 @@ def _seeded(seed: int) -> Iterator[None]:
 
     SPSA draws its perturbation directions (and its calibration's) from ``algorithm_globals.random``, which the
     sampler and the initial point do not touch: unseeded, two calls with the same seed fitted other angles and
-    measured other counts."""
-    before = algorithm_globals.random_seed
-    algorithm_globals.random_seed = seed
-    try:
-        yield
-    finally:
-        algorithm_globals.random_seed = before
+    measured other counts. The generator is one per process, so the solve holds a lock: calls in threads
+    (``--executor threads:N``) reseeded it under each other, and 4 calls fitted other angles than in series."""
+    with _GLOBAL_RANDOM:
+        before = algorithm_globals.random_seed
+        algorithm_globals.random_seed = seed
+        try:
+            yield
+        finally:
+            algorithm_globals.random_seed = before
 
 
 def _depth(ansatz, pass_manager) -> int | None:
@@ -171,7 +175,8 @@ class QAOASampler(dimod.Sampler):
                     initial_point=np.random.default_rng(seed).uniform(-np.pi, np.pi, 2 * (reps or self.reps)),
                     pass_manager=pm, callback=lambda *_: evals.__setitem__(0, evals[0] + 1))
         t1 = now_ns()
-        with warnings.catch_warnings(), _seeded(seed):
+        seeded = _seeded(seed) if self.optimizer == "spsa" else nullcontext()  # the others do not draw from it
+        with warnings.catch_warnings(), seeded:
             warnings.simplefilter("ignore", DeprecationWarning)
             result = MinimumEigenOptimizer(qaoa).solve(qp)
         t2 = now_ns()

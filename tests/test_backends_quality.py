@@ -169,6 +169,22 @@ def test_qaoa_is_reproducible_with_a_seed_under_every_optimizer(optimizer):
     assert algorithm_globals.random_seed is None
 
 
+def test_qaoa_with_spsa_gives_the_serial_answer_in_threads():
+    """SPSA draws from qiskit-optimization's one global generator, which each call seeded for its solve: calls in
+    threads (``--executor threads:N``, a ThreadPoolExecutor) reseeded it under each other, and 4 calls with seeds
+    10-13 fitted other angles than the same calls one after the other (the executor must not change a sample)."""
+    pytest.importorskip("qiskit_optimization")
+    from concurrent.futures import ThreadPoolExecutor
+
+    sampler = get_sampler("qaoa", optimizer="spsa", maxiter=3, shots=64)
+    bqms = digits_neurons(6, 4, min_variables=4)
+    serial = [sampler.sample(bqm, seed=10 + k).info["optimal_parameters"] for k, bqm in enumerate(bqms)]
+    with ThreadPoolExecutor(len(bqms)) as pool:
+        threaded = list(pool.map(lambda k: sampler.sample(bqms[k], seed=10 + k).info["optimal_parameters"],
+                                 range(len(bqms))))
+    assert threaded == serial
+
+
 def test_steepest_warm_started_at_the_optimum_stays_there():
     bqm = digits_neurons(12, 1)[0]
     best = dimod.ExactSolver().sample(bqm).first.sample
