@@ -53,6 +53,7 @@ class _Recorded:
         self.check_options(kwargs)
         check_capacity(self.name, bqm, self.properties["max_variables"])
         seed = draw_seed(seed)
+        _reads_of_given_states(kwargs)
         for key, value in self._defaults(bqm).items():
             if kwargs.get(key) is None:
                 kwargs[key] = value
@@ -64,6 +65,28 @@ class _Recorded:
         """Refuse a bad value of an option this backend checks (:attr:`option_rules`), naming it: before any work,
         where dwave-samplers would raise later, or never (``tabu``'s ``timeout=-5`` ran without end)."""
         check_values(options, self.option_rules)
+
+
+def _reads_of_given_states(kwargs: dict) -> None:
+    """With ``initial_states_generator='none'`` every read starts from a given state: ``num_reads`` left out is
+    their number (dwave-samplers' own default, where ``tabu`` and ``steepest`` default to 10 reads), and one above
+    it is refused here, naming both options, where dimod raised a bare "insufficient number of initial states
+    given" (after training: the solve loop gives one warm row a neuron)."""
+    if kwargs.get("initial_states_generator") != "none":
+        return
+    states = kwargs.get("initial_states")
+    rows = 0 if states is None else len(dimod.as_samples(states)[0])
+    if not rows:
+        raise InvalidArgumentError("initial_states_generator='none' starts every read from a given state, and no "
+                                   "initial_states were given: give some (a warm start), or leave the generator out")
+    reads = kwargs.get("num_reads")
+    if reads is None:
+        kwargs["num_reads"] = rows
+    elif reads > rows:
+        raise InvalidArgumentError(f"initial_states_generator='none' starts every read from a given state: "
+                                   f"num_reads={reads} needs {reads}, and {rows} initial_states were given: give "
+                                   f"num_reads <= {rows}, or leave the generator out (the other reads start at "
+                                   "random)")
 
 
 class SimulatedAnnealing(_Recorded, SimulatedAnnealingSampler):

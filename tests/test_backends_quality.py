@@ -262,6 +262,34 @@ def test_qaoa_refuses_fewer_cobyla_evaluations_than_its_angles_need():
     assert get_sampler("qaoa", maxiter=3, reps=2, optimizer="spsa").maxiter == 3  # SPSA has no such floor
 
 
+@pytest.mark.parametrize("name", ["sa", "tabu", "steepest"])
+def test_initial_states_generator_none_reads_the_given_states(name):
+    """``initial_states_generator='none'`` starts only from the given states, and the solve loop gives one warm row
+    a neuron: ``tabu`` and ``steepest`` asked dimod for their default 10 reads, and ``qannealq run --backend steepest
+    --sampler-option initial_states_generator=none`` ended after training in dimod's bare "ValueError: insufficient
+    number of initial states given". Without ``num_reads`` they make one read per given state (as ``sa`` did); a
+    ``num_reads`` above the states given (dimod's error in all three) is refused naming both options."""
+    from qannealq.errors import InvalidArgumentError
+
+    problem = digits_layer(2)
+    options = {"timeout": 5} if name == "tabu" else {}
+    result = quantize_layer(problem, "qubo", get_sampler(name), name, seed=1, initial_states_generator="none",
+                            **options)
+    assert all(len(ss) == 1 for ss in result.samplesets)
+    if name != "sa":  # a descent from the warm start (sa's anneal starts hot and may end above it)
+        assert np.all(result.errors <= result.warm_start_errors + 1e-9)
+    bqm = problem.neuron_bqm(0)
+    labels = list(bqm.variables)
+    rows = np.array([[0] * len(labels), [1] * len(labels)], dtype=np.int8)
+    ss = get_sampler(name).sample(bqm, initial_states=(rows, labels), initial_states_generator="none", seed=2,
+                                  **options)
+    assert ss.record.num_occurrences.sum() == 2
+    with pytest.raises(InvalidArgumentError, match=r"initial_states_generator='none'.*num_reads=3.*2 initial_states"):
+        get_sampler(name).sample(bqm, initial_states=(rows, labels), initial_states_generator="none", num_reads=3)
+    with pytest.raises(InvalidArgumentError, match=r"initial_states_generator='none'.*no initial_states"):
+        get_sampler(name).sample(bqm, initial_states_generator="none")
+
+
 def test_tabu_takes_a_tenure_above_a_neurons_size_as_its_largest():
     """A given ``tenure`` must lie in ``0..m-1`` for dwave-samplers, and the neurons of a layer differ in ``m``:
     ``--sampler-option tenure=40`` ended the run in its ``ValueError`` after training. It is capped per BQM."""
