@@ -14,7 +14,7 @@ import dimod
 import numpy as np
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
 
-from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
+from qannealq.backends._common import check_capacity, draw_seed, now_ns, record, warm_bits
 from qannealq.checks import above, at_least, check_flag, check_given, check_range, check_values, is_number, one_of
 from qannealq.errors import InvalidArgumentError
 
@@ -53,7 +53,7 @@ class _Recorded:
         self.check_options(kwargs)
         check_capacity(self.name, bqm, self.properties["max_variables"])
         seed = draw_seed(seed)
-        _reads_of_given_states(kwargs)
+        _check_given_states(kwargs)
         for key, value in self._defaults(bqm).items():
             if kwargs.get(key) is None:
                 kwargs[key] = value
@@ -67,15 +67,22 @@ class _Recorded:
         check_values(options, self.option_rules)
 
 
-def _reads_of_given_states(kwargs: dict) -> None:
-    """With ``initial_states_generator='none'`` every read starts from a given state: ``num_reads`` left out is
+def _check_given_states(kwargs: dict) -> None:
+    """Refuse ``initial_states`` holding other values than bits or spins (:func:`warm_bits`), where dimod said
+    only "given samples_like is of an unknown vartype".
+
+    With ``initial_states_generator='none'`` every read starts from a given state: ``num_reads`` left out is
     their number (dwave-samplers' own default, where ``tabu`` and ``steepest`` default to 10 reads), and one above
     it is refused here, naming both options, where dimod raised a bare "insufficient number of initial states
     given" (after training: the solve loop gives one warm row a neuron)."""
+    states = kwargs.get("initial_states")
+    rows = 0
+    if states is not None:
+        arr = dimod.as_samples(states)[0]
+        warm_bits(arr.ravel())  # every row bits, or every row spins, as dimod reads them
+        rows = len(arr)
     if kwargs.get("initial_states_generator") != "none":
         return
-    states = kwargs.get("initial_states")
-    rows = 0 if states is None else len(dimod.as_samples(states)[0])
     if not rows:
         raise InvalidArgumentError("initial_states_generator='none' starts every read from a given state, and no "
                                    "initial_states were given: give some (a warm start), or leave the generator out")

@@ -290,6 +290,21 @@ def test_initial_states_generator_none_reads_the_given_states(name):
         get_sampler(name).sample(bqm, initial_states_generator="none")
 
 
+@pytest.mark.parametrize("name", ["sa", "tabu", "steepest"])
+def test_a_warm_start_of_other_values_than_bits_or_spins_is_refused_naming_initial_states(name):
+    """A row holding a 2, a 0.5, or -1 beside 0 ended in dimod's "given samples_like is of an unknown vartype",
+    which names neither the argument nor what it takes (``gurobi`` named both); bits and spins still pass."""
+    from qannealq.errors import InvalidArgumentError
+
+    bqm = dimod.BinaryQuadraticModel({0: 1.0, 1: -1.0, 2: 0.5}, {(0, 1): -2.0}, 0.0, "BINARY")
+    sampler = get_sampler(name)
+    for row in ([0, 1, 2], [0.5, 1, 0], [-1, 0, 1]):
+        with pytest.raises(InvalidArgumentError, match=r"initial_states must hold 0/1 \(binary\) or -1/\+1 \(spin\)"):
+            sampler.sample(bqm, initial_states=[row], num_reads=1, seed=0)
+    for row in ([0, 1, 1], [-1, 1, 1]):
+        assert sampler.sample(bqm, initial_states=[row], num_reads=1, seed=0).first.energy == pytest.approx(-2.0)
+
+
 def test_tabu_takes_a_tenure_above_a_neurons_size_as_its_largest():
     """A given ``tenure`` must lie in ``0..m-1`` for dwave-samplers, and the neurons of a layer differ in ``m``:
     ``--sampler-option tenure=40`` ended the run in its ``ValueError`` after training. It is capped per BQM."""
