@@ -98,6 +98,22 @@ def check_topology_shape(topology_type: str, topology_shape) -> list[int]:
     return [int(n) for n in topology_shape]
 
 
+
+def _check_forward(schedule: object) -> None:
+    """Refuse, in one BQM's ``sample``, an ``anneal_schedule`` that starts at s=1: a reverse anneal needs a state to
+    start from, which only the whole-layer path has (the warm start); ``initial_state`` is not taken here. It
+    passed every check and failed in dwave-cloud-client with a bare "reverse annealing requested ... but
+    ``initial_state`` not provided"."""
+    try:
+        first = float(schedule[0][1])  # type: ignore[index]
+    except (TypeError, IndexError, KeyError, ValueError):
+        return  # no schedule, or one the solver's own checks refuse
+    if first == 1.0:
+        raise InvalidArgumentError(
+            f"anneal_schedule={schedule!r} starts at s=1, a reverse anneal, which needs a state to start from: one "
+            "BQM's sample takes none; start the schedule at s=0, or quantize whole layers (qannealq run, "
+            "sample_layer), which anneal back from the warm start")
+
 class QPUSampler(Closeable, dimod.Sampler):
     """``dwave``: a D-Wave QPU, many neurons per call through disjoint clique embeddings.
 
@@ -299,6 +315,7 @@ class QPUSampler(Closeable, dimod.Sampler):
         if bqm.num_variables == 0:
             return record(dimod.SampleSet.from_samples_bqm([{}], bqm), seed, start)
         check_solver_ranges(self.child.properties, kwargs, self.name)
+        _check_forward(kwargs.get("anneal_schedule"))
         clique = self.embedding(bqm.num_variables)
         embedding = {v: clique[k] for k, v in enumerate(bqm.variables)}
         base = chain_strength if chain_strength is not None else self.chain_strength

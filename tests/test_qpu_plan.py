@@ -489,3 +489,23 @@ def test_sweep_plans_its_qpu_cells_left_and_keeps_to_a_budget(tmp_path, capsys, 
     assert main(["sweep", "--resume", str(out), "--dry-run", "--qpu-budget", "5"]) == 0
     printed = capsys.readouterr().out
     assert " s1 " in printed and " s0 " not in printed and "total: 2 QPU calls" in printed
+
+
+def test_one_bqms_sample_refuses_a_reverse_schedule_before_any_call():
+    """An ``anneal_schedule`` starting at s=1 asks for a reverse anneal from a state, which one BQM's ``sample``
+    does not take (``initial_state`` is dropped as unknown): it passed every check and failed in dwave-cloud-client
+    with a bare ValueError. It is refused before any call; a forward schedule still runs."""
+    import dimod
+    from qannealq.backends import get_sampler
+
+    rng = np.random.default_rng(0)
+    bqm = dimod.BinaryQuadraticModel({i: rng.normal() for i in range(6)},
+                                     {(i, j): rng.normal() for i in range(6) for j in range(i + 1, 6)}, 0.0, "BINARY")
+    sampler = get_sampler("dwave-mock")
+    calls = []
+    real = sampler.child.sample
+    sampler.child.sample = lambda *a, **k: calls.append(1) or real(*a, **k)
+    with pytest.raises(InvalidArgumentError, match=r"anneal_schedule=.* starts at s=1, a reverse anneal"):
+        sampler.sample(bqm, num_reads=5, seed=0, anneal_schedule=[[0, 1], [5, 0.5], [10, 1]])
+    assert not calls
+    assert len(sampler.sample(bqm, num_reads=5, seed=0, anneal_schedule=[[0, 0], [10, 1]]).record) > 0
