@@ -87,13 +87,19 @@ def test_the_real_pins_reject_a_fake_mnist_and_nothing_is_kept(server, tmp_path)
     assert not any(p.is_file() for p in (tmp_path / "cache").rglob("*"))
 
 
-def test_download_then_load_idx_and_cifar_archives(server, tmp_path, monkeypatch):
-    www, url = server
+def _serve_mnist(www, monkeypatch) -> tuple[np.ndarray, list]:
+    """MNIST's IDX files of 8 + 3 images served from ``www``, and SPECS' MNIST pointed at them: test images, files."""
     x, xt = images(8, (28, 28)), images(3, (28, 28), seed=5)
     files = write_idx_dataset(www, SPECS["mnist"].raw_files, x, np.arange(8) % 10, xt, np.arange(3))
     monkeypatch.setitem(sources_module.SPECS, "mnist", replace(
         SPECS["mnist"], resources=tuple(Resource(p.name, ("https://example.invalid/" + p.name,), _sha(p))
                                         for p in files)))
+    return xt, files
+
+
+def test_download_then_load_idx_and_cifar_archives(server, tmp_path, monkeypatch):
+    www, url = server
+    xt, files = _serve_mnist(www, monkeypatch)
     data = load_dataset("mnist", data_dir=tmp_path / "empty", download=True, cache=tmp_path / "cache", mirror=url)
     np.testing.assert_array_equal(data.x_test, xt.reshape(3, -1) / np.float32(255))
     assert "(downloaded)" in data.source
@@ -111,11 +117,7 @@ def test_a_damaged_dataset_says_how_to_download_it_and_that_works(server, tmp_pa
     import shutil
 
     www, url = server
-    x, xt = images(8, (28, 28)), images(3, (28, 28), seed=5)
-    files = write_idx_dataset(www, SPECS["mnist"].raw_files, x, np.arange(8) % 10, xt, np.arange(3))
-    monkeypatch.setitem(sources_module.SPECS, "mnist", replace(
-        SPECS["mnist"], resources=tuple(Resource(p.name, ("https://example.invalid/" + p.name,), _sha(p))
-                                        for p in files)))
+    xt, files = _serve_mnist(www, monkeypatch)
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     (data_dir / "mnist.npz").write_bytes(b"PK\x03\x04 cut short")
