@@ -19,7 +19,7 @@ from qannealq.checks import check_flag, check_positive, is_number
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["AnnealSettings", "anneal_settings", "check_solver_ranges", "check_anneal_schedule", "estimate_access_us",
-           "ANNEAL_MODES",
+           "ANNEAL_MODES", "starts_at_one",
            "SOLVER_OPTIONS", "RANGED_OPTIONS", "RAMP_US"]
 
 ANNEAL_MODES = ("auto", "forward", "reverse")
@@ -205,7 +205,7 @@ def check_anneal_schedule(schedule: Any, properties: Mapping, backend: str = "")
                    f"anneal time {bounds[0]:g} us = {1.0 / bounds[0]:g})")
 
 
-def _starts_at_one(schedule: Any) -> bool:
+def starts_at_one(schedule: Any) -> bool:
     """Whether an ``anneal_schedule`` starts at s=1 (a reverse anneal; :func:`check_anneal_schedule` names what is
     wrong with a malformed one)."""
     try:
@@ -235,7 +235,7 @@ def anneal_settings(parameters: Mapping, options: Mapping[str, Any], warm: bool,
     passed = tuple((k, options[k]) for k in SOLVER_OPTIONS if k in options and options[k] is not None)
     supports = "initial_state" in parameters and "anneal_schedule" in parameters
     given = options.get("anneal_schedule")
-    if _starts_at_one(given):
+    if starts_at_one(given):
         if mode == "forward":
             raise InvalidArgumentError(f"anneal_schedule={given!r} starts at s=1, a reverse anneal, and anneal="
                                        "'forward' was asked: give a schedule starting at s=0, or anneal='auto'")

@@ -33,7 +33,7 @@ from minorminer.busclique import busgraph_cache
 
 from qannealq.backends._common import check_capacity, close_child, draw_seed, now_ns, record
 from qannealq.backends._dwave_anneal import (ANNEAL_MODES, check_reversal_pause, check_reversal_point,
-                                             check_solver_ranges)
+                                             check_solver_ranges, starts_at_one)
 from qannealq.backends._dwave_cliques import CliqueCache
 from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has_credentials, missing_credentials,
                                             portable_config, require_credentials, require_sent_token)
@@ -98,21 +98,17 @@ def check_topology_shape(topology_type: str, topology_shape) -> list[int]:
     return [int(n) for n in topology_shape]
 
 
-
 def _check_forward(schedule: object) -> None:
     """Refuse, in one BQM's ``sample``, an ``anneal_schedule`` that starts at s=1: a reverse anneal needs a state to
     start from, which only the whole-layer path has (the warm start); ``initial_state`` is not taken here. It
     passed every check and failed in dwave-cloud-client with a bare "reverse annealing requested ... but
     ``initial_state`` not provided"."""
-    try:
-        first = float(schedule[0][1])  # type: ignore[index]
-    except (TypeError, IndexError, KeyError, ValueError):
-        return  # no schedule, or one the solver's own checks refuse
-    if first == 1.0:
+    if starts_at_one(schedule):
         raise InvalidArgumentError(
             f"anneal_schedule={schedule!r} starts at s=1, a reverse anneal, which needs a state to start from: one "
             "BQM's sample takes none; start the schedule at s=0, or quantize whole layers (qannealq run, "
             "sample_layer), which anneal back from the warm start")
+
 
 class QPUSampler(Closeable, dimod.Sampler):
     """``dwave``: a D-Wave QPU, many neurons per call through disjoint clique embeddings.
