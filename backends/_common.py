@@ -10,7 +10,7 @@ import numpy as np
 from qannealq.contract import check_capacity, draw_seed
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["check_capacity", "draw_seed", "record", "now_ns", "dense_binary", "close_child", "warm_bits"]
+__all__ = ["check_capacity", "draw_seed", "record", "now_ns", "dense_binary", "close_child", "warm_bits", "as_bits"]
 
 now_ns = time.perf_counter_ns
 
@@ -46,14 +46,23 @@ def dense_binary(bqm: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, np.ndarra
     return np.asarray(lin, dtype=np.float64), mat + mat.T, float(offset), list(labels)
 
 
+def as_bits(values: np.ndarray) -> np.ndarray | None:
+    """``values`` as bits, read as dwave-samplers read ``initial_states``: 0/1 values are bits and -1/+1 values
+    spins (1 is 1 either way), whatever the BQM's vartype; None for anything else (each caller names it its way).
+    The dtype stays."""
+    if np.isin(values, (0, 1)).all():
+        return values
+    if np.isin(values, (-1, 1)).all():
+        return (values + 1) // 2
+    return None
+
+
 def warm_bits(row) -> np.ndarray:
-    """One warm-start row as bits, read as dwave-samplers reads ``initial_states``: 0/1 values are bits and -1/+1
-    values spins (1 is 1 either way), whatever the BQM's vartype; anything else is refused."""
+    """One warm-start row as bits (:func:`as_bits`), uint8; anything else is refused."""
     arr = np.asarray(row)
-    if np.isin(arr, (0, 1)).all():
-        return arr.astype(np.uint8)
-    if np.isin(arr, (-1, 1)).all():
-        return ((arr + 1) // 2).astype(np.uint8)
+    bits = as_bits(arr)
+    if bits is not None:
+        return bits.astype(np.uint8)
     raise InvalidArgumentError(f"initial_states must hold 0/1 (binary) or -1/+1 (spin) values; got "
                                f"{sorted(set(arr.tolist()))[:6]}")
 

@@ -32,7 +32,7 @@ from typing import Any
 import dimod
 import numpy as np
 
-from qannealq.backends._common import dense_binary
+from qannealq.backends._common import as_bits, dense_binary
 from qannealq.backends._decompose_search import Search, backend_name, child_summary, greedy, timing_of
 from qannealq.checks import at_least, check_positive, check_values
 from qannealq.contract import LayerComposite, check_options, draw_seed, max_variables
@@ -64,10 +64,9 @@ def _start_states(initial_states: Any, labels: list, spin: bool) -> np.ndarray |
         raise InvalidArgumentError(f"initial_states lacks variables {missing[:5]} of the BQM; give states "
                                    "over all of its variables")
     x = np.asarray(arr, dtype=np.float64)[:, [column[v] for v in labels]]
-    if np.isin(x, (0.0, 1.0)).all():  # read as dwave-samplers (and warm_bits) read a start, whatever the vartype
-        return x
-    if np.isin(x, (-1.0, 1.0)).all():
-        return (x + 1) / 2
+    bits = as_bits(x)
+    if bits is not None:
+        return bits
     wrong = sorted({float(value) for value in x.ravel() if value not in (-1.0, 0.0, 1.0)}) or [-1.0, 0.0]
     raise InvalidArgumentError(f"initial_states holds values {wrong[:5]}: give 0/1 (binary) or -1/+1 (spin) "
                                "values, one or the other throughout")

@@ -94,6 +94,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, check_single_precision
 from qannealq.contract import LayerSample, draw_seed
 
+from ._common import as_bits
 from ._layer_dense import DenseQubos, Rows
 from ._layer_kernel import fields_from_products
 from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
@@ -307,10 +308,9 @@ def _as_bits(given: np.ndarray) -> np.ndarray:
     """``initial_states`` of the right shape as 0/1 bits, read as dwave-samplers (and this sampler's ``sample``)
     read a start: 0/1 values are bits, -1/+1 values spins (1 is 1 either way); anything else is refused, naming the
     first such value (the shape's message alone read "must be of shape (5, 17) ... got shape (5, 17)")."""
-    if np.all((given == 0) | (given == 1)):
-        return given
-    if np.all((given == -1) | (given == 1)):
-        return (given + 1) // 2
+    bits = as_bits(given)
+    if bits is not None:
+        return bits
     spins = np.any(given == -1)  # a spin start with a stray 0 named its first -1, a value it allows, not the 0
     bad = (given != (-1 if spins else 0)) & (given != 1)
     at = tuple(int(k) for k in np.argwhere(bad)[0])
