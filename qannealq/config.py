@@ -18,7 +18,7 @@ from qannealq.checks import as_values, check_choice, check_data_dir, check_disti
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
 from qannealq.solve import METHODS, WARM_STARTS
-from qannealq.weighted import OBJECTIVES, check_flags, make_objective
+from qannealq.weighted import OBJECTIVES, check_flags, make_objective, resumed_weight
 
 __all__ = ["ModelConfig", "QuantizeConfig", "RunConfig", "check_choice", "check_positive", "parse_warm_start",
            "check_qpu_budget"]
@@ -221,9 +221,7 @@ class RunConfig:
         stored = dict(settings.get("quantize", {}))
         stored["sampler_options"] = unredact(stored.get("sampler_options", {}), given.pop("sampler_options", {}),
                                              f"--resume {out}")
-        objective = stored.get("objective")
-        if "inactive_weight" not in given and given.get("objective", objective) != objective:
-            stored.pop("inactive_weight", None)  # the stored objective's: it was refused as given with --objective
+        resumed_weight(stored, given)
         return cls(ModelConfig.from_stored(settings.get("model", {}), **(model or {})),
                    QuantizeConfig(**{**stored, **given}), Path(out), resume=True, **options)
 

@@ -34,7 +34,7 @@ from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS
 from qannealq.store import ResultStore, unit_key
-from qannealq.weighted import Objective, check_flags, make_objective
+from qannealq.weighted import Objective, check_flags, make_objective, resumed_weight
 from qannealq.sweep_report import CellResult, write_outputs
 
 __all__ = ["Preset", "PRESETS", "SweepConfig", "SweepSummary", "parse_method", "sweep"]
@@ -194,9 +194,7 @@ class SweepConfig:
         model = ModelConfig.from_stored(stored.pop("model", {}), **given.pop("model", {}))
         stored["sampler_options"] = unredact(stored.get("sampler_options", {}), given.pop("sampler_options", {}),
                                              f"--resume {out}")
-        objective = stored.get("objective", "preact")  # a preact sweep stores neither it nor the weight
-        if "inactive_weight" not in given and given.get("objective", objective) != objective:
-            stored.pop("inactive_weight", None)  # the stored objective's: it was refused as given with --objective
+        resumed_weight(stored, given)
         return cls(**{**stored, **given, "model": model, "out": Path(out), "resume": True})
 
     def labels(self) -> list[str]:

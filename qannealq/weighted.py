@@ -44,7 +44,7 @@ _T = TypeVar("_T")
 logger = logging.getLogger(__name__)
 
 __all__ = ["OBJECTIVES", "DEFAULT_INACTIVE_WEIGHT", "DEFAULT_MEMORY_LIMIT", "Objective", "make_objective",
-           "check_flags", "WeightedLayerStats", "WeightedLayerProblem", "build_weighted_problem"]
+           "check_flags", "resumed_weight", "WeightedLayerStats", "WeightedLayerProblem", "build_weighted_problem"]
 
 OBJECTIVES = ("preact", "relu-aware")
 DEFAULT_INACTIVE_WEIGHT = 0.0
@@ -109,6 +109,17 @@ def make_objective(objective: "str | Objective" = "preact", inactive_weight: flo
                                    f"not {objective!r}")
     return Objective(objective, DEFAULT_INACTIVE_WEIGHT if inactive_weight is None else inactive_weight,
                      DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
+
+
+def resumed_weight(stored: dict, given: dict) -> None:
+    """Drop the stored ``inactive_weight`` from a resume's ``stored`` settings where ``given`` changes the objective
+    and gives no weight: the weight belongs to the stored objective, and taken as given it was refused with
+    "--inactive-weight applies to --objective relu-aware, not 'preact'", a flag the user never gave, instead of
+    the settings' difference. A store without an objective is a preact one (``run``'s before it had the option,
+    a preact sweep's always)."""
+    objective = stored.get("objective", "preact")
+    if "inactive_weight" not in given and given.get("objective", objective) != objective:
+        stored.pop("inactive_weight", None)
 
 
 def check_flags(objective: str, inactive_weight: float | None, memory_limit: int | None) -> None:
