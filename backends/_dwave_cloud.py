@@ -3,12 +3,19 @@
 The API token is never stored in a repr, message, result or pickle: :func:`has_credentials` only says whether one
 is configured, :func:`require_credentials` names where to set one, and a sampler sent to an executor's workers
 (pickled) leaves its token behind (:func:`portable_config`): each worker reads its own (:func:`require_sent_token`).
+
+dwave-cloud-client logs its whole configuration, request headers and all, at DEBUG and TRACE, token included; its
+own redacting formatter only serves ``DWAVE_LOG_LEVEL``'s handler, so a user's ``logging.basicConfig(level=DEBUG)``
+printed the token. Wherever qannealq reads a token or hands one over, :func:`guard_logs` redacts it in every record
+of the ``dwave`` loggers as the record is made (:func:`redact_text`), whatever handler or level prints it.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
+import threading
 from typing import Any, Mapping
 
 import dimod
@@ -16,11 +23,11 @@ import numpy as np
 
 from qannealq.backends._common import check_capacity, close_child, now_ns, record
 from qannealq.checks import above, check_values
-from qannealq.contract import Closeable, LazyProperties, is_secret, without_secrets
+from qannealq.contract import REDACTED, Closeable, LazyProperties, is_secret, without_secrets
 from qannealq.errors import CredentialsError, InvalidArgumentError
 
 __all__ = ["HybridSampler", "has_credentials", "require_credentials", "missing_credentials", "portable_config",
-           "require_sent_token", "CREDENTIALS_HINT"]
+           "require_sent_token", "CREDENTIALS_HINT", "guard_logs", "redact_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,20 +35,85 @@ CREDENTIALS_HINT = ("set the DWAVE_API_TOKEN environment variable to your Leap A
                     "`dwave config create` (or `dwave setup`) to write it to the dwave config file")
 
 
+_KNOWN_SECRETS: set[str] = set()
+_GUARD = threading.Lock()
+_SECRET_VALUE = re.compile(r"""((?:token|secret|password|api[_-]?key|credential)[\w-]*['"]?\s*[:=]\s*)(['"])"""
+                           r"""(?:(?!\2).)+\2""", re.IGNORECASE)
+"""A quoted value after a key that names a secret (:func:`qannealq.contract.is_secret`'s words): ``'token': '...'``
+in a dict's repr, ``token='...'`` in a dataclass's, ``'X-Auth-Token': '...'`` in request headers."""
+_TOKEN_SHAPE = re.compile(r"\b([0-9A-Za-z]{2,4}-)?[0-9A-Fa-f]{32,}\b")
+"""A SAPI token (``ABC-`` and 40 hex digits) or any run of 32+ hex digits (dwave-cloud-client's own redacting
+formatter's shapes; problem ids are UUIDs, with dashes, and stay readable)."""
+
+
+def redact_text(text: str) -> str:
+    """``text`` with every token qannealq has seen (:func:`guard_logs`), every quoted value of a secret key and
+    every token-shaped string replaced by ``<redacted>``."""
+    for secret in sorted(_KNOWN_SECRETS, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = _SECRET_VALUE.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}{m.group(2)}", text)
+    return _TOKEN_SHAPE.sub(lambda m: f"{m.group(1) or ''}{REDACTED}", text)
+
+
+def _redact_record(record: logging.LogRecord) -> None:
+    """Format the record's message once and keep it redacted, with no args left (a repr of a config, a header
+    dict or an exception among them); its traceback and stack as redacted text."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 (args that do not fit the message: the handler would print both)
+        message = f"{record.msg} {record.args!r}"
+    record.msg, record.args = redact_text(message), ()
+    if record.exc_info:
+        record.exc_text = record.exc_text or logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None  # a formatter of the user's would render the unredacted exception again
+    if record.exc_text:
+        record.exc_text = redact_text(record.exc_text)
+    if record.stack_info:
+        record.stack_info = redact_text(record.stack_info)
+
+
+def guard_logs(config: Mapping[str, Any] | None = None) -> None:
+    """Redact D-Wave tokens in every record of the ``dwave`` loggers (dwave-cloud-client, dwave-system) from now
+    on, and remember the tokens known here: ``DWAVE_API_TOKEN`` and ``config``'s secret keys' values.
+
+    Installed once per process as a record factory around the current one: a filter on the ``dwave`` logger
+    would miss its children's records (``dwave.cloud.client.base``...), and one on handlers would miss the
+    user's. Records are redacted when made, so whatever level and handler the user sets up prints no token."""
+    values = [os.environ.get("DWAVE_API_TOKEN"), *(v for k, v in (config or {}).items() if is_secret(k))]
+    with _GUARD:
+        _KNOWN_SECRETS.update(v for v in values if isinstance(v, str) and len(v) >= 8)
+        previous = logging.getLogRecordFactory()
+        if getattr(previous, "redacts_dwave_tokens", False):
+            return
+
+        def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = previous(*args, **kwargs)
+            if record.name == "dwave" or record.name.startswith("dwave."):
+                _redact_record(record)
+            return record
+
+        factory.redacts_dwave_tokens = True  # type: ignore[attr-defined]
+        logging.setLogRecordFactory(factory)
+
+
 def has_credentials() -> bool:
     """Whether a D-Wave API token is configured (environment or config file); never calls the network."""
+    guard_logs()  # load_config logs the config file's contents at TRACE
     if os.environ.get("DWAVE_API_TOKEN"):
         return True
     try:
         from dwave.cloud.config import load_config
 
-        return bool(load_config().get("token"))
+        config = load_config()
     except Exception:  # an unreadable config file means no usable token
         return False
+    guard_logs(config)
+    return bool(config.get("token"))
 
 
 def require_credentials(backend: str, config: dict) -> None:
     """Refuse to build ``backend`` without a token (in ``config`` or configured), naming where to set one."""
+    guard_logs(config)
     if not (config.get("token") or has_credentials()):
         raise CredentialsError(f"backend {backend!r} needs a D-Wave API token and none was found: {CREDENTIALS_HINT}")
 
@@ -107,6 +179,7 @@ class HybridSampler(Closeable, dimod.Sampler):
             from dwave.system import LeapHybridSampler
 
             require_sent_token(self.name, self._withheld)
+            guard_logs(self._config)
             self._child = LeapHybridSampler(**self._config)
         return self._child
 

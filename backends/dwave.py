@@ -35,8 +35,9 @@ from qannealq.backends._common import check_capacity, close_child, draw_seed, no
 from qannealq.backends._dwave_anneal import (ANNEAL_MODES, check_reversal_pause, check_reversal_point,
                                              check_solver_ranges, starts_at_one)
 from qannealq.backends._dwave_cliques import CliqueCache
-from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, has_credentials, missing_credentials,
-                                            portable_config, require_credentials, require_sent_token)
+from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, guard_logs, has_credentials,
+                                            missing_credentials, portable_config, require_credentials,
+                                            require_sent_token)
 from qannealq.backends._dwave_embed import finish, submit
 from qannealq.backends._dwave_parallel import DECOMPOSE_OPTIONS, chain_break_method, chain_strength_of, solve_layer
 from qannealq.backends._dwave_plan import QPUPlan, check_capacity_option, plan_bqms, plan_problems
@@ -177,6 +178,7 @@ class QPUSampler(Closeable, dimod.Sampler):
     def _make_child(self) -> dimod.Sampler:
         from dwave.system import DWaveSampler
 
+        guard_logs(self._config)  # also in a worker, which reads its own token
         return DWaveSampler(**self._config)
 
     @property

@@ -324,6 +324,81 @@ def test_the_token_never_leaks(fake_dwave_token, monkeypatch, capsys, caplog, tm
     assert not leaks, "the API token appeared in an output"
 
 
+SAPI_SHAPED_TOKEN = "DEV-0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.mark.parametrize("where", ["environment", "config file"])
+def test_the_token_never_reaches_a_debug_or_trace_record(no_dwave_token, monkeypatch, caplog, capsys, tmp_path,
+                                                         where):
+    """dwave-cloud-client logs its configuration and request headers at DEBUG and TRACE (level 5), token and all:
+    with the root logger at DEBUG (``logging.basicConfig``, a notebook), 30 of 44 records of building the real
+    ``DWaveSampler`` carried the token. Every record of a run with no network (the HTTP layer refuses each
+    request at once) is redacted as it is made, whatever handler prints it, and the failure's message and the
+    run's files hold no token either. Both tokens: a SAPI-shaped one and the tests' unshaped fake."""
+    import traceback
+
+    import requests
+
+    tokens = [SAPI_SHAPED_TOKEN, FAKE_TOKEN]
+    if where == "environment":
+        monkeypatch.setenv("DWAVE_API_TOKEN", FAKE_TOKEN)
+        secret = FAKE_TOKEN
+    else:
+        conf = tmp_path / "with-token.conf"
+        conf.write_text(f"[defaults]\ntoken = {SAPI_SHAPED_TOKEN}\n")
+        monkeypatch.setenv("DWAVE_CONFIG_FILE", str(conf))
+        secret = SAPI_SHAPED_TOKEN
+    sent: list = []
+
+    def no_network(adapter, request, **kwargs):
+        sent.append(request.headers.get("X-Auth-Token"))
+        raise requests.exceptions.ConnectionError("no network here")
+
+    monkeypatch.setattr("requests.adapters.HTTPAdapter.send", no_network)
+    caplog.set_level(5)  # dwave-cloud-client's TRACE
+    texts = []
+    sampler = get_sampler("dwave")
+    with pytest.raises(Exception) as info:
+        sampler.sample(digits_neurons(7, 1)[0], num_reads=5).resolve()
+    texts.append("".join(traceback.format_exception(info.value)))
+    out = tmp_path / "run"
+    code = main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "qubo", "--backend",
+                 "dwave", "--retries", "0", "--out", str(out), "-v"])
+    assert code == 2 and sent and set(sent) == {secret}  # the token was handed over, and nothing connected
+    records = [r for r in caplog.records if r.name.startswith("dwave")]
+    assert any(r.levelno == 5 for r in records) and any("<redacted>" in r.getMessage() for r in records)
+    texts += [r.getMessage() + repr(r.args) + str(r.exc_text) + str(r.stack_info) for r in caplog.records]
+    texts.append(_all_output(capsys, caplog, out))
+    for token in tokens:
+        for part in (token, token[-12:]):
+            assert not [t for t in texts if part in t], f"the API token ({part!r}) appeared in a record or output"
+
+
+def test_redaction_keeps_records_whole(fake_dwave_token, caplog):
+    """A redacted record keeps its text and its non-string arguments' values; a record whose arguments do not fit
+    its message, and one with a traceback, are redacted too; records of other loggers are left as they are."""
+    from qannealq.backends._dwave_cloud import guard_logs, redact_text
+
+    guard_logs({"token": "plain-secret-value"})
+    caplog.set_level(logging.DEBUG)
+    log = logging.getLogger("dwave.cloud.client.base")
+    log.debug("config=%r n=%d x=%.1f obj=%s", {"token": FAKE_TOKEN, "solver": None}, 3, 2.5, [1, None])
+    log.debug("headers %s", {"X-Auth-Token": SAPI_SHAPED_TOKEN})
+    log.debug("two %s %s", FAKE_TOKEN)  # one argument short
+    try:
+        raise ValueError(f"bad token {SAPI_SHAPED_TOKEN}")
+    except ValueError:
+        log.debug("failed", exc_info=True)
+    logging.getLogger("other").debug("kept %s", "plain-secret-value")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "config={'token': '<redacted>', 'solver': None} n=3 x=2.5 obj=[1, None]"
+    assert messages[1] == "headers {'X-Auth-Token': '<redacted>'}"
+    assert FAKE_TOKEN not in messages[2] and "two %s %s" in messages[2]
+    assert SAPI_SHAPED_TOKEN not in caplog.text and "<redacted>\n" in caplog.text
+    assert caplog.records[-1].args == ("plain-secret-value",)  # not a dwave record
+    assert redact_text("problem 1f4d0b1e-6c7a-4d55-9a51-0a3cd1b2c3d4") == "problem 1f4d0b1e-6c7a-4d55-9a51-0a3cd1b2c3d4"
+
+
 @pytest.mark.live
 def test_live_qpu_and_hybrid_on_a_neuron():
     if not dwave_backend.has_credentials():
