@@ -20,7 +20,9 @@ keeps each neuron's lowest-energy sample, or the warm start where no sample beat
 :class:`~qannealq.contract.LayerSample` whose ``info["qpu"]`` holds the per-call and per-neuron figures. A
 neuron with more variables than the largest clique (or than a ``capacity`` option) is solved by capacity-aware
 decomposition (:class:`~.decompose.DecomposingSampler` around the QPU, one sub-problem per call, with the
-``capacity``, ``patience`` and ``max_calls`` options given), as the per-neuron path does.
+``capacity``, ``patience`` and ``max_calls`` options given), as the per-neuron path does. Where a call fails,
+every other call of the layer is still waited for, and the QPU time of those answered goes with the error
+(:func:`~qannealq.contract.note_spent`): a retry counts it (``failed_qpu_access_time``).
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from dwave.embedding.chain_strength import uniform_torque_compensation
 
 from qannealq.backends._common import now_ns
 from qannealq.backends._dwave_embed import chain_break_fraction, child_ranges
-from qannealq.backends._dwave_report import layer_result
+from qannealq.backends._dwave_report import answered_timing, layer_result
 from qannealq.backends.decompose import OPTION_RULES as DECOMPOSE_RULES
 from qannealq.checks import check_number
-from qannealq.contract import LayerSample
+from qannealq.contract import LayerSample, note_spent
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
 __all__ = ["Piece", "embed_piece", "chain_strength_of", "chain_break_method", "submit_call", "neuron_sampleset",
@@ -202,41 +204,46 @@ def solve_layer(qpu, problem, initial_states: np.ndarray | None = None, seed: in
     kwargs = plan.settings.solver_kwargs({} if plan.settings.reverse else None)
     method = chain_break_method("chain_break_method", chain.get("chain_break_method", majority_vote))
     seeds = np.random.SeedSequence(seed).generate_state(max(len(plan.calls), 1)) & 0x7FFFFFFF
-    futures, answers = {}, []
-    for c, call in enumerate(plan.calls):
-        pieces = [embed_piece(i, bqms[i], call.embeddings.chains(k, list(bqms[i].variables)), qpu.child.adjacency,
-                              qpu.child.properties, chain.get("chain_strength", qpu.chain_strength),
-                              chain.get("chain_strength_scale", qpu.chain_strength_scale))
-                  for k, i in enumerate(call.neurons)]
-        qpu._seed_call(int(seeds[c]))
-        answers.append(submit_call(qpu.child, pieces, kwargs, warm))
-        futures.update({p.neuron: neuron_sampleset(answers[-1], p, c, len(pieces), method) for p in pieces})
-    submitted = now_ns()
-    warm_rows = None if initial_states is None else np.asarray(initial_states)
-    futures.update(_decomposed(qpu, problem, plan, warm_rows, seed, chain, decompose))
-    for answer in answers:
-        answer.resolve()
-    resolved = now_ns()
-    return layer_result(problem, plan, futures, warm_rows, seed, (start, submitted, resolved))
+    futures, answers, decomposed = {}, [], {}
+    try:
+        for c, call in enumerate(plan.calls):
+            pieces = [embed_piece(i, bqms[i], call.embeddings.chains(k, list(bqms[i].variables)),
+                                  qpu.child.adjacency, qpu.child.properties,
+                                  chain.get("chain_strength", qpu.chain_strength),
+                                  chain.get("chain_strength_scale", qpu.chain_strength_scale))
+                      for k, i in enumerate(call.neurons)]
+            qpu._seed_call(int(seeds[c]))
+            answers.append(submit_call(qpu.child, pieces, kwargs, warm))
+            futures.update({p.neuron: neuron_sampleset(answers[-1], p, c, len(pieces), method) for p in pieces})
+        submitted = now_ns()
+        warm_rows = None if initial_states is None else np.asarray(initial_states)
+        _decomposed(qpu, problem, plan, warm_rows, seed, chain, decompose, decomposed)
+        futures.update(decomposed)
+        for answer in answers:
+            answer.resolve()
+        resolved = now_ns()
+        return layer_result(problem, plan, futures, warm_rows, seed, (start, submitted, resolved))
+    except Exception as exc:
+        note_spent(exc, answered_timing([*answers, *decomposed.values()]))
+        raise
 
 
 def _decomposed(qpu, problem, plan, warm_rows: np.ndarray | None, seed: int | None, chain: dict,
-                decompose: dict) -> dict:
+                decompose: dict, out: dict) -> None:
     """Neurons above the largest clique (or ``decompose["capacity"]``), each by capacity-aware decomposition on
     the QPU (one sub-problem per call; ``decompose``: its :data:`DECOMPOSE_OPTIONS`), warm-started like the others.
     Every sub-call takes the layer's ``chain`` options and solver options (``annealing_time``, ``label``...) as the
     planned calls do; it is a forward anneal (one neuron, no warm state on its qubits), so a reverse anneal's
-    schedule is not passed."""
+    schedule is not passed. Each neuron's SampleSet goes into ``out`` as it is made (a later one's failure
+    keeps the time of those before)."""
     if not plan.decomposed:
-        return {}
+        return
     from qannealq.backends.decompose import DecomposingSampler
 
     sampler = DecomposingSampler(qpu)
     seeds = np.random.SeedSequence([seed or 0, 1]).generate_state(len(plan.decomposed)) & 0x7FFFFFFF
-    out = {}
     for i, neuron_seed in zip(plan.decomposed, seeds.tolist()):
         start = None if warm_rows is None else {int(j): int(warm_rows[i, j]) for j in problem.variables(i)}
         out[i] = sampler.sample(problem.neuron_bqm(i), initial_states=start, seed=neuron_seed,
                                 num_reads=plan.settings.num_reads, **dict(plan.settings.solver_options), **chain,
                                 **decompose)
-    return out

@@ -12,7 +12,8 @@ than the warm start), and writes ``info``:
   and per neuron its call, the call's access time, its share (the call's time over its neurons), its
   chain-break fraction and chain strength; the anneal (forward/reverse, schedule) and how many neurons kept
   the warm start; the neurons decomposed (above the largest clique or the ``capacity`` option), their calls and
-  QPU time (also in the ``timing`` sums); ``summary`` is one line of them;
+  QPU time (also in the ``timing`` sums); ``failed_qpu_access_time_us``, the QPU time of failed tries of the
+  layer that a retry sent again (0 here: :func:`count_failed` sets it); ``summary`` is one line of them;
 * ``samplesets``: each neuron's raw SampleSet (a neuron without variables: its one empty sample, no call).
 """
 
@@ -24,7 +25,7 @@ import numpy as np
 from qannealq.backends._common import now_ns
 from qannealq.contract import LayerSample
 
-__all__ = ["layer_result", "qpu_summary"]
+__all__ = ["layer_result", "qpu_summary", "answered_timing", "count_failed"]
 
 _SUMMED = ("qpu_access_time", "qpu_programming_time", "qpu_sampling_time")
 
@@ -89,7 +90,31 @@ def qpu_summary(qpu: dict) -> str:
             + (f", {len(qpu['decomposed_neurons'])} neuron(s) above the largest clique (or the "
                f"capacity given) decomposed in "
                f"{qpu['decomposed_calls']} more call(s) ({ms(qpu['decomposed_qpu_access_time_us'])})"
-               if qpu["decomposed_neurons"] else ""))
+               if qpu["decomposed_neurons"] else "")
+            + (f", and {ms(qpu['failed_qpu_access_time_us'])} of QPU access on failed tries sent again"
+               if qpu.get("failed_qpu_access_time_us") else ""))
+
+
+def answered_timing(samplesets: list) -> dict[str, float]:
+    """The QPU's own figures (:data:`_SUMMED`) summed over the ``samplesets`` that resolve (a layer's calls when
+    one failed: each is waited for; a failed one reports nothing)."""
+    total: dict[str, float] = {}
+    for sampleset in samplesets:
+        try:
+            timing = sampleset.info.get("timing") or {}  # resolves it
+        except Exception:  # noqa: BLE001 (a failed call's own error: the layer's first is raised)
+            continue
+        for key in _SUMMED:
+            if key in timing:
+                total[key] = total.get(key, 0.0) + float(timing[key])
+    return total
+
+
+def count_failed(qpu: dict, failed_us: float) -> None:
+    """Add to a layer's ``qpu`` figures the QPU access time of its failed tries (a retry's; microseconds), kept
+    apart from ``qpu_access_time_us``, which with the per-call and per-neuron figures is the answer's own."""
+    qpu["failed_qpu_access_time_us"] = float(qpu.get("failed_qpu_access_time_us") or 0.0) + float(failed_us)
+    qpu["summary"] = qpu_summary(qpu)
 
 
 def layer_result(problem, plan, futures: dict, warm_rows: np.ndarray | None, seed: int | None,
@@ -117,6 +142,7 @@ def layer_result(problem, plan, futures: dict, warm_rows: np.ndarray | None, see
                                                    for info in decomposed]) if decomposed else 0.0
     qpu["qpu_access_time_us"] = _total(qpu["call_qpu_access_time_us"])
     qpu["estimated_qpu_access_time_us"] = _total(qpu["call_estimated_us"])
+    qpu["failed_qpu_access_time_us"] = 0.0
     qpu["summary"] = qpu_summary(qpu)
     reported = [samplesets[c.neurons[0]].info["timing"] for c in plan.calls]
     reported += [samplesets[i].info.get("timing") or {} for i in plan.decomposed]

@@ -19,6 +19,11 @@ unknown solver, a bad request, any other ``OSError``) fail at once, without retr
 :class:`~qannealq.errors.BackendError` names the backend, the number of tries and the cause (the solve loop
 adds the layer and the neuron). Errors that are not backend failures (a bad input, a bug, a
 ``QannealqError``) pass through unchanged.
+
+A failed try may have spent device time: a QPU layer's calls answered before another call failed
+(:func:`qannealq.contract.note_spent`). The successful try's ``info["timing"]`` keeps its own figures and gets
+that time beside them as ``failed_<key>`` (``failed_qpu_access_time``, microseconds), and a QPU layer's ``qpu``
+figures ``failed_qpu_access_time_us``; the last try's error says how much was spent.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any, Callable, TypeVar
 import dimod
 import numpy as np
 
-from qannealq.contract import LayerComposite, LayerSample, draw_seed
+from qannealq.contract import LayerComposite, LayerSample, draw_seed, spent_timing
 from qannealq.errors import BackendError, InvalidArgumentError, QannealqError
 
 __all__ = ["RetryComposite", "classify", "TRANSIENT", "FATAL", "NETWORK_ERRNOS", "is_cloud", "with_retries"]
@@ -163,17 +168,21 @@ class RetryComposite(LayerComposite):
         # 2.0 ** 1024 overflows (OverflowError); 2 ** 1023 times any backoff is past any max_backoff
         return min(self.max_backoff, self.backoff * 2.0 ** min(attempt, 1023)) * jitter
 
-    def _run(self, tries: list[Callable[[], T]], what: str) -> tuple[T, int]:
-        """Call ``tries[0]`` then ``tries[-1]`` until one succeeds; the result and the number of failed tries."""
+    def _run(self, tries: list[Callable[[], T]], what: str) -> tuple[T, int, dict[str, float]]:
+        """Call ``tries[0]`` then ``tries[-1]`` until one succeeds; the result, the number of failed tries and the
+        device time they spent (:func:`~qannealq.contract.spent_timing`)."""
+        spent: dict[str, float] = {}
         for k in range(self.retries + 1):
             call = tries[min(k, len(tries) - 1)]
             try:
-                return call(), k
+                return call(), k, spent
             except Exception as exc:
                 kind = classify(exc)
                 if kind is None:
                     raise
-                cause = f"{type(exc).__name__}: {exc}"
+                for key, value in spent_timing(exc).items():
+                    spent[key] = spent.get(key, 0.0) + value
+                cause = f"{type(exc).__name__}: {exc}{_spent_text(spent)}"
                 if kind == FATAL:
                     raise BackendError(f"backend {self.backend!r} failed on {what}: {cause} (not retried: "
                                        "not a transient error)") from exc
@@ -190,7 +199,8 @@ class RetryComposite(LayerComposite):
     def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
         """Submit ``bqm`` now; resolving the SampleSet retries (resubmits) until a try succeeds.
 
-        ``info["retries"]`` is the number of failed tries before the one that succeeded.
+        ``info["retries"]`` is the number of failed tries before the one that succeeded; the device time they
+        spent, where they report any, is in ``info["timing"]`` as ``failed_<key>`` (see the module docstring).
         """
         try:
             first: dimod.SampleSet | Exception = self.child.sample(bqm, **kwargs)
@@ -209,8 +219,9 @@ class RetryComposite(LayerComposite):
 
         def hook(_: object) -> dimod.SampleSet:
             what = f"a BQM of {bqm.num_variables} variables"
-            sampleset, failed = self._run([resolve_first, resolve_again], what)
+            sampleset, failed, spent = self._run([resolve_first, resolve_again], what)
             sampleset.info["retries"] = failed
+            _count_failed(sampleset.info, spent)
             return sampleset
 
         return dimod.SampleSet.from_future(_Pending(first), hook)
@@ -223,9 +234,29 @@ class RetryComposite(LayerComposite):
         def call() -> LayerSample:
             return parent(problem, initial_states=initial_states, seed=seed, **kwargs)
 
-        result, failed = self._run([call], f"layer {getattr(problem, 'name', '?')!r}")
+        result, failed, spent = self._run([call], f"layer {getattr(problem, 'name', '?')!r}")
         result.info["retries"] = failed
+        _count_failed(result.info, spent)
         return result
+
+
+def _spent_text(spent: dict[str, float]) -> str:
+    access = spent.get("qpu_access_time")
+    return f" ({access / 1e3:.2f} ms of QPU access time spent on the failed tries)" if access else ""
+
+
+def _count_failed(info: dict, spent: dict[str, float]) -> None:
+    """Put the failed tries' device time beside the successful try's own figures, never into them: those stay
+    the answer's (per call, per neuron, its time-to-solution)."""
+    if not spent:
+        return
+    timing = info["timing"] = dict(info.get("timing") or {})
+    for key, value in spent.items():
+        timing[f"failed_{key}"] = timing.get(f"failed_{key}", 0.0) + value
+    if isinstance(info.get("qpu"), dict) and "qpu_access_time" in spent:
+        from qannealq.backends._dwave_report import count_failed
+
+        count_failed(info["qpu"], spent["qpu_access_time"])
 
 
 class _Pending:

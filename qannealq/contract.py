@@ -36,8 +36,8 @@ __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
            "draw_seed", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
            "check_parameters", "check_keywords", "check_options", "check_reserved", "RESERVED_OPTIONS",
-           "describe_capacity", "max_variables", "merge_timing", "redact", "redact_values", "unredact", "read_repr",
-           "REDACTED",
+           "describe_capacity", "max_variables", "merge_timing", "note_spent", "spent_timing", "redact", "redact_values",
+           "unredact", "read_repr", "REDACTED",
            "is_secret", "without_secrets", "LazyProperties", "composed", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
@@ -508,6 +508,22 @@ def check_options(sampler: Any, options: Mapping[str, Any]) -> None:
     hook = getattr(sampler, "check_options", None)
     if callable(hook):
         hook(dict(options))
+
+
+def note_spent(exc: BaseException, timing: Mapping[str, float]) -> BaseException:
+    """Add to ``exc`` the device time a failed attempt had already spent, in ``info["timing"]``'s own units (a
+    QPU's ``qpu_access_time``... in microseconds: a layer's calls answered before another failed), so that a
+    retry (:class:`~qannealq.backends.retry.RetryComposite`) counts it; returns ``exc``."""
+    spent = spent_timing(exc)
+    for key, value in timing.items():
+        spent[key] = spent.get(key, 0.0) + float(value)
+    exc.qannealq_spent_timing = spent  # type: ignore[attr-defined]
+    return exc
+
+
+def spent_timing(exc: BaseException) -> dict[str, float]:
+    """The device time :func:`note_spent` recorded on ``exc`` (empty where none)."""
+    return dict(getattr(exc, "qannealq_spent_timing", None) or {})
 
 
 def merge_timing(infos: Iterable[Mapping[str, Any]]) -> dict[str, int]:

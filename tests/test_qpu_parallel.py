@@ -135,6 +135,60 @@ def test_a_layer_in_fewer_calls_than_neurons_each_sample_decoded_to_its_neuron(m
     assert qpu["anneal"] == "forward" and "summary" in qpu  # no warm start: forward
 
 
+def _failing_calls(monkeypatch, failing: set, where: str = "resolved"):
+    """A ``dwave-mock`` on P4 whose calls numbered in ``failing`` (from 1) fail with a solver failure, when
+    submitted or when their answer is resolved (the mock has annealed them: the device did the work)."""
+    from dwave.cloud.exceptions import SolverFailureError
+
+    sampler = get_sampler("dwave-mock", topology_shape=[4], num_reads=100)
+    real, count = sampler.child.sample, [0]
+
+    def fail(_):
+        raise SolverFailureError("solver failed")
+
+    def sample(bqm, **kwargs):
+        count[0] += 1
+        if count[0] in failing and where == "submitted":
+            fail(None)
+        answer = real(bqm, **kwargs)
+        return dimod.SampleSet.from_future(answer, fail) if count[0] in failing else answer
+
+    monkeypatch.setattr(sampler.child, "sample", sample)
+    return sampler
+
+
+@pytest.mark.parametrize("where", ["resolved", "submitted"])
+def test_a_retried_layer_counts_its_failed_tries_qpu_time_apart(monkeypatch, where):
+    """A layer's second call failed after its first was answered: the retry sent the whole layer again, and the
+    first try's answered call (its QPU access time, 36 ms here) reached no figure: the layer reported the second
+    try's two calls only. It is now counted apart (``failed_qpu_access_time``), the answer's own figures staying
+    those of a run without the failure; a layer whose every try fails says in its error how much they spent."""
+    from qannealq.backends.retry import RetryComposite
+    from qannealq.errors import BackendError
+
+    problem = _second_layer(4)
+    clean = quantize_layer(problem, "qubo", get_sampler("dwave-mock", topology_shape=[4], num_reads=100),
+                           "dwave-mock", seed=4, warm_start=None)
+    first_call = clean.info["qpu"]["call_qpu_access_time_us"][0]
+    flaky = RetryComposite(_failing_calls(monkeypatch, {2}, where), retries=2, backend="dwave-mock", backoff=0.0)
+    result = quantize_layer(problem, "qubo", flaky, "dwave-mock", seed=4, warm_start=None)
+    qpu, timing = result.info["qpu"], result.info["timing"]
+    assert result.info["retries"] == 1 and qpu["calls"] == 2 and first_call > 0
+    assert timing.get("failed_qpu_access_time", 0.0) == pytest.approx(first_call)  # was lost: 0
+    assert clean.info["qpu"]["failed_qpu_access_time_us"] == 0.0
+    np.testing.assert_array_equal(result.integers, clean.integers)
+    for key in ("qpu_access_time_us", "call_qpu_access_time_us", "neuron_qpu_share_us"):
+        assert qpu[key] == clean.info["qpu"][key]  # the answer's own time, as without the failure
+    assert timing["qpu_access_time"] == clean.info["timing"]["qpu_access_time"]
+    assert qpu["failed_qpu_access_time_us"] == timing["failed_qpu_access_time"]
+    assert f"{first_call / 1e3:.2f} ms of QPU access on failed tries" in qpu["summary"]
+    down = RetryComposite(_failing_calls(monkeypatch, {2, 4, 6}, where), retries=2, backend="dwave-mock",
+                          backoff=0.0)
+    with pytest.raises(BackendError, match=rf"after 3 tries: SolverFailureError: solver failed "
+                                           rf"\({3 * first_call / 1e3:.2f} ms of QPU access time spent"):
+        quantize_layer(problem, "qubo", down, "dwave-mock", seed=4, warm_start=None)
+
+
 def test_reverse_anneal_parameters_reach_the_solver_and_never_lose_to_the_warm_start(monkeypatch):
     sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=20)
     calls = _Calls(sampler, monkeypatch)
