@@ -6,8 +6,10 @@ Imported by :mod:`qannealq.executors`; ``dask.distributed`` itself is imported o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
+import pickle
 import threading
 import weakref
 from concurrent.futures import BrokenExecutor, CancelledError, Executor, Future, InvalidStateError
@@ -57,7 +59,11 @@ class DaskExecutor(StopOnError, Executor):
     """``dask://HOST:PORT``: the user's Dask scheduler behind the ``Executor`` interface.
 
     ``submit`` is ``Client.submit`` (``pure=False``); ``map`` scatters an argument that every call shares
-    (the same object) to every worker once, and sends the calls in chunks of about four per worker thread.
+    (the same object) to every worker once, and sends the calls in chunks of about four per worker thread. The
+    shared arguments stay on the workers until the next ``map`` (or ``shutdown``), which sends again only those
+    whose content changed (a digest of their pickle): the solve loop maps a layer batch by batch (checkpoints),
+    and each batch sent the layer's problem again (its ``H`` ``m x m``; 16 times on a layer of 128 neurons in
+    batches of 8).
     ``shutdown`` closes the client (the cluster is the user's and keeps running); with ``cancel_futures`` (or
     ``wait=False``, and a ``with`` block left by an exception) it first cancels every task not finished.
 
@@ -73,6 +79,8 @@ class DaskExecutor(StopOnError, Executor):
         self.client = client
         self.address = client.scheduler.address
         self._tasks: weakref.WeakSet = weakref.WeakSet()  # the Dask futures behind ours, cancelled by shutdown
+        self._scattered: dict[bytes, Any] = {}  # the last map's shared arguments on the workers, by digest
+        self._scattering = threading.Lock()
 
     @classmethod
     def connect(cls, address: str, timeout: float = 10.0) -> "DaskExecutor":
@@ -145,9 +153,7 @@ class DaskExecutor(StopOnError, Executor):
     def _send(self, fn: Callable, calls: list[tuple], chunksize: int) -> list[Future]:
         """``map``'s calls sent in chunks, each argument they all share scattered first."""
         shared_positions = [k for k in range(len(calls[0])) if _is_shared(calls, k)]
-        # one object per shared argument (a list around it: scatter would split a dict or a list)
-        futures = self.client.scatter([calls[0][k] for k in shared_positions], hash=False,
-                                      broadcast=True) if shared_positions else []
+        futures = self._scatter([calls[0][k] for k in shared_positions])
         slots = {k: _Shared(j) for j, k in enumerate(shared_positions)}
         stripped = [tuple(slots.get(k, a) for k, a in enumerate(args)) for args in calls]
         parts = len(calls) if chunksize < 1 else math.ceil(len(calls) / chunksize)
@@ -155,7 +161,28 @@ class DaskExecutor(StopOnError, Executor):
             parts = min(parts, 4 * max(1, sum(self.client.nthreads().values())))
         return [self.submit(_call_chunk, fn, chunk, *futures) for chunk in _chunks(stripped, parts)]
 
+    def _scatter(self, values: list) -> list:
+        """Each value's Dask future on every worker: the future of the previous ``map`` where the content is the
+        same and the workers still hold it, else the value scattered now. Only these are kept for the next map."""
+        if not values:
+            return []
+        digests = [_digest(value) for value in values]
+        with self._scattering:
+            kept = {d: f for d, f in self._scattered.items() if d in digests and f.status == "finished"}
+            missing = [k for k, d in enumerate(digests) if d is None or d not in kept]
+            # one object per shared argument (a list around it: scatter would split a dict or a list)
+            sent = self.client.scatter([values[k] for k in missing], hash=False, broadcast=True) if missing else []
+            futures = [kept.get(d) for d in digests]
+            for k, future in zip(missing, sent):
+                futures[k] = future
+                if digests[k] is not None:
+                    kept[digests[k]] = future
+            self._scattered = kept
+            return futures
+
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._scattering:
+            self._scattered = {}
         tasks = [task for task in list(self._tasks) if not task.done()]
         if wait and not cancel_futures:
             self.client.gather(tasks, errors="skip")
@@ -221,6 +248,22 @@ def _check_workers(client: Any, shown: str, timeout: float = 10.0) -> None:
     if other:
         logger.warning("%s: Dask workers run qannealq %s, this client %s: install the same version everywhere",
                        shown, ", ".join(other), __version__)
+
+
+def _digest(value: Any) -> bytes | None:
+    """A digest of ``value``'s pickle (arrays hashed in place, not copied), or None where it does not pickle."""
+    buffers: list = []
+    try:
+        stream = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except Exception:  # noqa: BLE001 - Dask may still send it (cloudpickle): sent each time, not kept
+        return None
+    digest = hashlib.blake2b(stream, digest_size=32)
+    for buffer in buffers:
+        try:
+            digest.update(buffer.raw())
+        except BufferError:  # not contiguous
+            digest.update(bytes(buffer))
+    return digest.digest()
 
 
 def _is_shared(calls: list[tuple], k: int) -> bool:

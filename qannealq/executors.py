@@ -17,7 +17,8 @@ anything is sent, so neither the executor nor the number of workers changes a sa
 What is sent must pickle. ``map`` sends each call's arguments; both executors here group the calls into a
 few chunks (about four per worker) so that an argument shared by every call (the layer's
 :class:`~qannealq.formulation.LayerProblem`, whose ``H`` is ``m x m``) travels once per chunk, not once per
-neuron; :class:`DaskExecutor` scatters such an argument to every worker once. A sampler that does not pickle
+neuron; :class:`DaskExecutor` scatters such an argument to every worker once, and keeps it there for the
+next ``map`` (a layer's next batch) where its content is the same. A sampler that does not pickle
 (one holding a licence or cloud client) is sent by name, with its constructor options, by :func:`portable_sampler`
 and built in the worker.
 
