@@ -3,7 +3,8 @@
 A run folder holds ``store.json`` (the command, its settings, a format version and, where a ``--data-dir`` was
 given, the SHA-256 of the datasets' files found there) and ``units/``, one JSON
 file per finished unit (a method x bits row, a sweep cell, a compare task, a batch of neurons), each written
-to a temporary file and renamed, so a unit is either wholly there or absent whatever interrupts the run.
+to a temporary file, synced and renamed, the folder synced after (:func:`replace_synced`), so a unit is either
+wholly there or absent whatever interrupts the run, a power loss included.
 Resuming (``ResultStore.open(out, command, settings, resume=True)``) refuses different settings and says which
 differ (a ``--data-dir`` alone may differ where the files found there have the recorded SHA-256; a setting an
 older store lacks reads as :data:`ADDED`'s value, where it has one); a fresh run
@@ -13,6 +14,7 @@ at a time (:class:`FolderLock`).
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
@@ -30,8 +32,8 @@ from qannealq.errors import InvalidArgumentError, StoreError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ResultStore", "StoreError", "FolderLock", "atomic_path", "atomic_write", "settings_diff", "unit_key",
-           "key_part", "json_default", "OUT_REMEDY", "CACHE_REMEDY"]
+__all__ = ["ResultStore", "StoreError", "FolderLock", "atomic_path", "atomic_write", "replace_synced", "sync_folder",
+           "settings_diff", "unit_key", "key_part", "json_default", "OUT_REMEDY", "CACHE_REMEDY"]
 
 FORMAT = 1
 
@@ -164,13 +166,39 @@ def atomic_path(path: Path, remedy: str = OUT_REMEDY) -> Iterator[Path]:
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         yield tmp
-        os.replace(tmp, path)
+        replace_synced(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}; {remedy}") from exc
     except BaseException:  # Ctrl-C between the write and the rename: no temporary file left behind
         tmp.unlink(missing_ok=True)
         raise
+
+
+def replace_synced(tmp: Path, path: Path) -> None:
+    """``os.replace(tmp, path)``, then the folder synced to disk (:func:`sync_folder`): a rename changes only the
+    folder, so after a power loss an unsynced folder may show the old file (or none) though the new one was synced.
+    """
+    os.replace(tmp, path)
+    sync_folder(Path(path).parent)
+
+
+def sync_folder(folder: Path) -> None:
+    """``fsync`` the folder itself, so that its entries (a rename, a new file or folder) survive a power loss.
+
+    A no-op where a folder cannot be opened (Windows) or its file system does not sync folders (``EINVAL``).
+    """
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, text: str | bytes, remedy: str = OUT_REMEDY) -> None:
@@ -375,6 +403,7 @@ class ResultStore:
                                        f"--resume {root}, or give another --out folder")
         try:
             (root / "units").mkdir(parents=True, exist_ok=True)
+            sync_folder(root.parent)  # the new folder's own entry (store.json's write syncs root and its units/)
         except OSError as exc:
             raise StoreError(f"cannot create the results folder {root}: {exc.strerror or exc}; choose another "
                              "--out folder") from exc

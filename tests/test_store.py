@@ -210,6 +210,50 @@ def test_atomic_path_renames_on_success_and_cleans_up_on_failure_or_interrupt(tm
     assert str(caught.value) == f"cannot write {target}: No space left on device; {CACHE_REMEDY}"
 
 
+def test_every_atomic_write_syncs_its_folder_after_the_rename(tmp_path, monkeypatch):
+    """A rename changes only the folder: the file was synced, the folder never, so after a power loss a unit, a
+    neuron batch or store.json could come back as the old file or none. Each kind of write now syncs the folder
+    after its rename (and a new results folder its parent)."""
+    import hashlib
+    import os
+
+    import numpy as np
+
+    from qannealq.checkpoint import StoreCheckpoint
+    from qannealq.data.download import fetch_resource
+    from qannealq.data.sources import Resource
+    from helpers import random_layer
+
+    events = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.fstat(fd).st_ino)) or fsync(fd))
+    monkeypatch.setattr(os, "replace", lambda src, dst: replace(src, dst) or events.append(("replace", Path(dst))))
+
+    def synced_after_renames(*expected):
+        renamed = [(k, dst) for k, (what, dst) in enumerate(events) if what == "replace"]
+        assert sorted(dst.name for _, dst in renamed) == sorted(expected)
+        for k, dst in renamed:
+            assert ("fsync", dst.parent.stat().st_ino) in events[k + 1:], f"{dst.parent} not synced after {dst.name}"
+        events.clear()
+
+    store = ResultStore.open(tmp_path / "new" / "r", "run", {})
+    assert ("fsync", (tmp_path / "new").stat().st_ino) in events  # the new folder's own entry
+    synced_after_renames("store.json")
+    store.put(unit_key(bits=4, method="rtn"), {"x": 1.5})
+    synced_after_renames("bits=4_method=rtn.json")
+    problem = random_layer(np.random.default_rng(0), 6, 3).problem(2)
+    StoreCheckpoint(store, {"bits": 2, "method": "qubo"}, batch_size=2).save(problem, 0, np.ones((2, 7)), 1)
+    synced_after_renames("bits=2_layer=layer_method=qubo_neurons=0-1.json")
+    with atomic_path(tmp_path / "cache.npz") as tmp:
+        np.savez(tmp, x=np.arange(3))
+    synced_after_renames("cache.npz")
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www" / "f.bin").write_bytes(b"published bytes")
+    fetch_resource(Resource("f.bin", ((tmp_path / "www" / "f.bin").as_uri(),),
+                            hashlib.sha256(b"published bytes").hexdigest()), tmp_path / "dl")
+    synced_after_renames("f.bin")
+
+
 def _table(out):
     with open(out / "results.csv") as fh:
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]

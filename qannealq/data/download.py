@@ -22,7 +22,7 @@ from typing import Sequence
 
 from qannealq.data.sources import DatasetSpec, Resource, download_dir
 from qannealq.errors import QannealqError
-from qannealq.store import CACHE_REMEDY, atomic_path
+from qannealq.store import CACHE_REMEDY, atomic_path, replace_synced
 
 __all__ = ["ChecksumError", "DownloadError", "sha256_file", "fetch_resource", "download_dataset"]
 
@@ -90,7 +90,7 @@ def fetch_resource(resource: Resource, folder: Path, mirror: str | None = None, 
             raise ChecksumError(f"{url}: SHA-256 {digest} differs from the pinned {resource.sha256}; the file was "
                                 "deleted. The server sent other bytes than the published file: try again later "
                                 "or fetch it by hand and check it")
-        os.replace(tmp, path)
+        replace_synced(tmp, path)
         return path
     raise DownloadError(f"could not download {resource.filename}: " + "; ".join(errors)
                         + f". Check the network, or fetch the file by hand to {path} and download again (a file "
