@@ -156,8 +156,8 @@ class FolderLock:
 @contextmanager
 def atomic_path(path: Path, remedy: str = OUT_REMEDY) -> Iterator[Path]:
     """A temporary path in ``path``'s folder (same suffix, so writers that go by it keep working) for the block
-    to write; renamed onto ``path`` when the block ends, removed when it fails or is interrupted, so ``path``
-    is either the old file or the complete new one.
+    to write; synced to disk and renamed onto ``path`` when the block ends (:func:`replace_synced`), removed when
+    it fails or is interrupted, so ``path`` is either the old file or the complete new one, after a power loss too.
 
     Raises:
         StoreError: the folder is not writable or the disk is full; the message ends with ``remedy``.
@@ -176,9 +176,16 @@ def atomic_path(path: Path, remedy: str = OUT_REMEDY) -> Iterator[Path]:
 
 
 def replace_synced(tmp: Path, path: Path) -> None:
-    """``os.replace(tmp, path)``, then the folder synced to disk (:func:`sync_folder`): a rename changes only the
-    folder, so after a power loss an unsynced folder may show the old file (or none) though the new one was synced.
+    """``os.replace(tmp, path)`` between two syncs to disk: ``tmp``'s content first (writers given a path, such as
+    ``np.savez`` or ``savefig``, never synced it: after a power loss the rename could survive its data, an empty
+    file taken for a complete one), then the folder (:func:`sync_folder`): a rename changes only the folder, so
+    after a power loss an unsynced folder may show the old file (or none) though the new one was synced.
     """
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
     sync_folder(Path(path).parent)
 
@@ -202,15 +209,13 @@ def sync_folder(folder: Path) -> None:
 
 
 def atomic_write(path: Path, text: str | bytes, remedy: str = OUT_REMEDY) -> None:
-    """Write ``text`` (or bytes) to ``path`` through :func:`atomic_path`, synced to disk before the rename.
+    """Write ``text`` (or bytes) to ``path`` through :func:`atomic_path` (synced to disk before the rename).
 
     Raises:
         StoreError: the folder is not writable or the disk is full (the temporary file is removed).
     """
     with atomic_path(path, remedy) as tmp, open(tmp, "wb" if isinstance(text, bytes) else "w") as fh:
         fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
 
 
 def _canonical(value: Any) -> Any:

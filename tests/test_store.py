@@ -210,10 +210,11 @@ def test_atomic_path_renames_on_success_and_cleans_up_on_failure_or_interrupt(tm
     assert str(caught.value) == f"cannot write {target}: No space left on device; {CACHE_REMEDY}"
 
 
-def test_every_atomic_write_syncs_its_folder_after_the_rename(tmp_path, monkeypatch):
+def test_every_atomic_write_syncs_its_file_and_then_its_folder(tmp_path, monkeypatch):
     """A rename changes only the folder: the file was synced, the folder never, so after a power loss a unit, a
     neuron batch or store.json could come back as the old file or none. Each kind of write now syncs the folder
-    after its rename (and a new results folder its parent)."""
+    after its rename (and a new results folder its parent). A file written by a writer given its path (np.savez,
+    savefig, a download) was renamed unsynced: now synced before its rename."""
     import hashlib
     import os
 
@@ -233,6 +234,7 @@ def test_every_atomic_write_syncs_its_folder_after_the_rename(tmp_path, monkeypa
         renamed = [(k, dst) for k, (what, dst) in enumerate(events) if what == "replace"]
         assert sorted(dst.name for _, dst in renamed) == sorted(expected)
         for k, dst in renamed:
+            assert ("fsync", dst.stat().st_ino) in events[:k], f"{dst.name} not synced before its rename"
             assert ("fsync", dst.parent.stat().st_ino) in events[k + 1:], f"{dst.parent} not synced after {dst.name}"
         events.clear()
 
