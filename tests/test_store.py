@@ -157,6 +157,23 @@ def test_a_folder_another_process_writes_is_refused_naming_it_until_that_process
     proc.wait()
 
 
+def test_a_file_system_without_locks_leaves_the_folder_unguarded_not_a_traceback(tmp_path, monkeypatch):
+    """``flock`` failing (``ENOLCK``: some network mounts) or missing (no ``fcntl``) is the documented fallback: the
+    folder is written unlocked, and resumed."""
+    import errno
+    import fcntl
+
+    def no_locks(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    store = ResultStore.open(tmp_path / "r", "run", {"a": 1})
+    store.put("k", {"x": 1})
+    assert ResultStore.open(tmp_path / "r", "run", {"a": 1}, resume=True).resumed == ["k"]
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl raises ImportError, as on Windows
+    assert ResultStore.open(tmp_path / "r", "run", {"a": 1}, resume=True).resumed == ["k"]
+
+
 def test_a_truncated_unit_counts_as_not_done(tmp_path):
     store = ResultStore.open(tmp_path / "r", "run", {})
     store.put("k", {"x": 1})
