@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from dataclasses import dataclass
+from typing import Any, Iterator
 
 import dimod
 
@@ -21,7 +22,7 @@ from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["BackendSpec", "BACKENDS", "ALIASES", "canonical_name", "get_sampler", "resolve_sampler",
            "available_backends", "BackendStatus", "capacity_of", "UNDOCUMENTED_CAPACITY", "with_retries", "decomposed",
-           "auto_decompose", "built_options", "retries_failures"]
+           "auto_decompose", "built_options", "composed", "retries_failures"]
 
 UNDOCUMENTED_CAPACITY = "see its documentation"
 
@@ -232,12 +233,28 @@ def with_retries(name: str, sampler: dimod.Sampler, retries: int, seed: int | No
     return wrap(name, sampler, retries, seed)
 
 
+def composed(sampler: Any, depth: int = 16) -> Iterator[Any]:
+    """``sampler`` and the samplers it wraps, outermost first, each composite's ``child`` down the chain (at most
+    ``depth``: a retry wrapper around a decomposition around a QPU backend is three). The walk stops at one of the
+    registry's own backends, which is what its ``name`` says: the next ``child`` of ``dwave-hybrid`` (or of the QPU
+    backend) is its cloud client, built on first reading, and a check of names alone had reached for the network
+    (a ``RequestTimeout`` offline)."""
+    for _ in range(depth):
+        if sampler is None:
+            return
+        yield sampler
+        own = getattr(sampler, "name", None)
+        if isinstance(own, str) and canonical_name(own) in BACKENDS:
+            return
+        sampler = getattr(sampler, "child", None)
+
+
 def retries_failures(sampler: dimod.Sampler) -> bool:
-    """Whether ``sampler`` (or a composite's child at any depth) retries transient failures: a cloud backend
+    """Whether ``sampler`` (or a sampler it wraps: :func:`composed`) retries transient failures: a cloud backend
     wrapped by :func:`with_retries`."""
     from qannealq.backends.retry import RetryComposite
 
-    return isinstance(sampler, RetryComposite) or any(map(retries_failures, getattr(sampler, "children", ())))
+    return any(isinstance(inner, RetryComposite) for inner in composed(sampler))
 
 
 def decomposed(sampler: "str | dimod.Sampler", capacity: int | None = None, **options: object) -> dimod.Sampler:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import dimod
 import numpy as np
 
-from qannealq.contract import composed
 from qannealq.report import Reporter
 
 if TYPE_CHECKING:
@@ -29,7 +28,7 @@ def paid(name: str, sampler: dimod.Sampler) -> bool:
     """Whether a call of ``sampler`` (registered as ``name``) costs QPU time or credit: a :data:`PAID` name, or
     the sampler or a child of it (a composite's ``child``, down the chain) saying ``paid_calls`` (ours: ``dwave``,
     ``dwave-hybrid``) or being one of dwave-system's :data:`PAID_CLASSES`; the mocks are not."""
-    from qannealq.backends import canonical_name
+    from qannealq.backends import canonical_name, composed
 
     if canonical_name(name) in PAID:
         return True

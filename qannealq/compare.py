@@ -27,7 +27,7 @@ from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
 from qannealq._sample_checks import check_sampleset
 from qannealq.checks import as_values, check_distinct, check_positive, check_seed
-from qannealq.contract import accepted_options, check_parameters, check_qpu_ranges, composed, redact, unredact
+from qannealq.contract import accepted_options, check_parameters, check_qpu_ranges, redact, unredact
 from qannealq.data import data_fingerprint
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import ONE_CALL_FLOOR, call_timing
@@ -169,20 +169,11 @@ def _one_call(name: str, sampler: Any) -> bool:
 
 def _known_as(name: str, sampler: Any, names: Any) -> bool:
     """Whether backend ``name`` is one of ``names``, by its name or by the ``name`` of ``sampler`` or of a sampler
-    it wraps. The walk stops at one of the registry's own backends, which is what its ``name`` says: the next
-    ``child`` of ``dwave-hybrid`` (or of the QPU backend) is its cloud client, built on first reading, and this
-    check alone had reached for the network (a ``RequestTimeout`` offline)."""
-    from qannealq.backends import BACKENDS, canonical_name
+    it wraps, down to one of the registry's own backends (:func:`qannealq.backends.composed`: not its cloud
+    client)."""
+    from qannealq.backends import canonical_name, composed
 
-    if canonical_name(name) in names:
-        return True
-    for inner in composed(sampler):
-        own = getattr(inner, "name", None)
-        if own in names:
-            return True
-        if isinstance(own, str) and canonical_name(own) in BACKENDS:
-            return False
-    return False
+    return canonical_name(name) in names or any(getattr(inner, "name", None) in names for inner in composed(sampler))
 
 
 def _one_read(name: str, sampler: Any = None) -> tuple[str, ...]:
@@ -509,6 +500,8 @@ def _embed_ahead(sampler: dimod.Sampler, todo: Sequence[NeuronInstance]) -> None
     a set-up once per size and process that fell in the first timed call of each size (``dwave-mock`` loading and
     checking its 64 cached embeddings of a size: 0.17 s against 0.01-0.02 s for its other calls, a wall-time
     TTS99 12x too long). A size without an embedding is left to its call, which says so."""
+    from qannealq.backends import composed
+
     sampler = next((s for s in composed(sampler) if callable(getattr(type(s), "embedding", None))), None)
     if sampler is None:
         return

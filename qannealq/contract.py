@@ -38,7 +38,7 @@ __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_
            "check_parameters", "check_keywords", "check_options", "check_reserved", "RESERVED_OPTIONS",
            "describe_capacity", "max_variables", "merge_timing", "note_spent", "spent_timing", "redact", "redact_values",
            "unredact", "read_repr", "REDACTED",
-           "is_secret", "without_secrets", "LazyProperties", "composed", "TIMING_KEYS"]
+           "is_secret", "without_secrets", "LazyProperties", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
 REDACTED = "<redacted>"
@@ -306,16 +306,6 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
             close = getattr(child, "close", None)
             if callable(close):
                 close()
-
-
-def composed(sampler: Any, depth: int = 16) -> Iterator[Any]:
-    """``sampler`` and the samplers it wraps, outermost first, each composite's ``child`` down the chain (at most
-    ``depth``: a retry wrapper around a decomposition around a QPU backend is three)."""
-    for _ in range(depth):
-        if sampler is None:
-            return
-        yield sampler
-        sampler = getattr(sampler, "child", None)
 
 
 def draw_seed(seed: int | None) -> int:

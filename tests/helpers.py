@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import dimod
 import numpy as np
 import pytest
 
@@ -101,3 +102,28 @@ def check_layer_energies(layer: RandomLayer, problem: LayerProblem, sample) -> N
         bqm = problem.neuron_bqm(i)
         energy = bqm.energy(dict(zip(idx.tolist(), sample.assignments[i, idx].tolist()))) if idx.size else bqm.offset
         assert energy == pytest.approx(sample.energies[i], rel=1e-9, abs=1e-12)
+
+
+class LazyCloud(dimod.Sampler):
+    """A registry backend (by its name) whose ``child`` is a cloud client built on first reading: reading it fails."""
+
+    name, parameters, properties = "dwave-hybrid", {}, {}
+
+    @property
+    def child(self):
+        raise AssertionError("the cloud client was built")
+
+    def sample(self, bqm, **kwargs):  # pragma: no cover - never called
+        raise AssertionError
+
+
+class Wrapper(dimod.Sampler):
+    """A caller's own wrapper: a ``child``, no ``children``, no name."""
+
+    name, parameters, properties = None, {}, {}
+
+    def __init__(self, child):
+        self.child = child
+
+    def sample(self, bqm, **kwargs):  # pragma: no cover - never called
+        raise AssertionError

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from backend_fixtures import tiny_digits
-from helpers import random_layer
+from helpers import LazyCloud, Wrapper, random_layer
 from qannealq._compare_command import CompareJob, Selection
 from qannealq._compare_pace import duration, time_left
 from qannealq._compare_instances import instances_from_experiment, instances_from_layer
@@ -801,25 +801,6 @@ def test_reading_a_samplers_name_does_not_build_a_cloud_backends_client(tiny):
     not past one of the registry's own backends: ``dwave-hybrid``'s ``child`` is its cloud client, built on first
     reading, and the check alone reached for the network (a ``RequestTimeout`` offline, before any call)."""
     from qannealq.compare import _deterministic, _one_call
-
-    class LazyCloud(dimod.Sampler):
-        name, parameters, properties = "dwave-hybrid", {}, {}
-
-        @property
-        def child(self):
-            raise AssertionError("the cloud client was built")
-
-        def sample(self, bqm, **kwargs):  # pragma: no cover - never called
-            raise AssertionError
-
-    class Wrapper(dimod.Sampler):
-        name, parameters, properties = None, {}, {}
-
-        def __init__(self, child):
-            self.child = child
-
-        def sample(self, bqm, **kwargs):  # pragma: no cover - never called
-            raise AssertionError
 
     for sampler in (LazyCloud(), Wrapper(LazyCloud())):
         assert not _deterministic("hybrid-run", sampler) and not _one_call("hybrid-run", sampler)

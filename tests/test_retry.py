@@ -9,8 +9,8 @@ import dimod
 import numpy as np
 import pytest
 
-from helpers import random_layer
-from qannealq.backends import BACKENDS, BackendSpec, get_sampler
+from helpers import LazyCloud, Wrapper, random_layer
+from qannealq.backends import BACKENDS, BackendSpec, composed, decomposed, get_sampler, retries_failures
 from qannealq.backends.classical import SimulatedAnnealing
 from qannealq.backends.retry import FATAL, TRANSIENT, RetryComposite, classify, with_retries
 from qannealq.cli import main
@@ -217,6 +217,21 @@ def test_cloud_backends_are_wrapped_and_local_ones_are_not():
     assert isinstance(mock, RetryComposite) and mock.retries == 2 and mock.backend == "dwave-mock"
     with pytest.raises(InvalidArgumentError, match="retries=-1"):
         RetryComposite(sa, retries=-1)
+
+
+def test_retries_are_found_under_wrappers_but_not_past_a_registry_backend():
+    """``retries_failures`` walked ``children`` and compare's name checks ``child``: one walk now
+    (:func:`qannealq.backends.composed`), which stops at one of the registry's backends, whose next ``child`` is its
+    cloud client, built on first reading (``dwave-hybrid``'s reached for the network)."""
+
+    cloud = LazyCloud()
+    outer = Wrapper(cloud)
+    assert list(composed(outer)) == [outer, cloud]
+    assert not retries_failures(cloud) and not retries_failures(Wrapper(cloud))
+    retried = RetryComposite(cloud, retries=1, backend="dwave-hybrid")
+    assert retries_failures(retried) and retries_failures(Wrapper(retried))
+    assert retries_failures(decomposed(retried, capacity=4))
+    assert not retries_failures(decomposed("sa", capacity=4))
 
 
 class FlakyCloudSA(SimulatedAnnealing):
