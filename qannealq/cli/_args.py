@@ -87,6 +87,14 @@ def sampler_options(pairs) -> dict:
     return out
 
 
+#: The qubo method's flags that ``check_options_apply`` refuses without it: the option, what it is to the method,
+#: and whether it needs a plain ``qubo`` (``--backend``: a ``qubo:NAME`` method names its own sampler).
+_QUBO_FLAGS = (("backend", "is the sampler of the qubo method", True),
+               ("warm_start", "is the qubo method's initial state", False),
+               ("executor", "runs the qubo method's neuron solves", False),
+               ("retries", "retries the qubo method's cloud backend", False))
+
+
 def check_options_apply(args: argparse.Namespace, options) -> None:
     """Options of the ``qubo`` method given with ``--methods`` that have none would be ignored, so they are
     refused: sampler options (``--sampler-option``, ``--effort``, ``--time-limit``; ``options``, the parsed dict),
@@ -100,18 +108,12 @@ def check_options_apply(args: argparse.Namespace, options) -> None:
                                    f"--time-limit too) are the qubo method's, and --methods {shown} has no qubo: add "
                                    "qubo to --methods or leave them out")
     explicit = getattr(args, "explicit", None) or ()
-    if "backend" in explicit and not any(kind == "qubo" and not name for kind, _, name in kinds):
-        raise InvalidArgumentError(f"--backend {args.backend} is the sampler of the qubo method, and --methods {shown} "
-                                   "has no plain qubo: add qubo to --methods or leave --backend out")
-    if "warm_start" in explicit and not any(kind == "qubo" for kind, _, _ in kinds):
-        raise InvalidArgumentError(f"--warm-start {args.warm_start} is the qubo method's initial state, and --methods "
-                                   f"{shown} has no qubo: add qubo to --methods or leave --warm-start out")
-    if "executor" in explicit and args.executor is not None and not any(kind == "qubo" for kind, _, _ in kinds):
-        raise InvalidArgumentError(f"--executor {args.executor} runs the qubo method's neuron solves, and --methods "
-                                   f"{shown} has no qubo: add qubo to --methods or leave --executor out")
-    if "retries" in explicit and not any(kind == "qubo" for kind, _, _ in kinds):
-        raise InvalidArgumentError(f"--retries {args.retries} retries the qubo method's cloud backend, and --methods "
-                                   f"{shown} has no qubo: add qubo to --methods or leave --retries out")
+    for key, role, plain in _QUBO_FLAGS:
+        if key in explicit and getattr(args, key) is not None and not any(
+                kind == "qubo" and not (plain and name) for kind, _, name in kinds):
+            flag, qubo = "--" + key.replace("_", "-"), "plain qubo" if plain else "qubo"
+            raise InvalidArgumentError(f"{flag} {getattr(args, key)} {role}, and --methods {shown} has no {qubo}: "
+                                       f"add qubo to --methods or leave {flag} out")
     if "objective" in explicit and args.objective != "preact" and all(kind == "rtn" for kind, _, _ in kinds):
         raise InvalidArgumentError(f"--objective {args.objective} is the error that GPTQ and the QUBOs minimise, and "
                                    f"--methods {shown} has RTN alone, which does not depend on it: add a method or "
