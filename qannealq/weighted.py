@@ -104,9 +104,7 @@ def make_objective(objective: "str | Objective" = "preact", inactive_weight: flo
         return objective
     if objective not in OBJECTIVES:  # before the weight's check, which said the weight was the mistake
         raise InvalidArgumentError(f"objective={objective!r} is unknown: choose one of {', '.join(OBJECTIVES)}")
-    if inactive_weight is not None and objective != "relu-aware":
-        raise InvalidArgumentError(f"inactive_weight={inactive_weight!r} applies to objective='relu-aware' only, "
-                                   f"not {objective!r}")
+    _check_options(objective, inactive_weight, memory_limit, flags=False)
     return Objective(objective, DEFAULT_INACTIVE_WEIGHT if inactive_weight is None else inactive_weight,
                      DEFAULT_MEMORY_LIMIT if memory_limit is None else memory_limit)
 
@@ -125,13 +123,21 @@ def resumed_weight(stored: dict, given: dict) -> None:
 def check_flags(objective: str, inactive_weight: float | None, memory_limit: int | None) -> None:
     """``--inactive-weight`` and ``--memory-limit`` checked as the commands name them (:func:`make_objective`
     names its arguments): relu-aware's alone, the weight in [0, 1]."""
-    for flag, value in (("--inactive-weight", inactive_weight), ("--memory-limit", memory_limit)):
+    _check_options(objective, inactive_weight, memory_limit, flags=True)
+
+
+def _check_options(objective: str, inactive_weight: float | None, memory_limit: int | None, flags: bool) -> None:
+    """``inactive_weight`` and ``memory_limit`` are relu-aware's alone (a preact layer keeps no samples), the weight
+    in [0, 1]: one rule for the API and the commands, named as the flags (``flags``) or as the arguments."""
+    for key, value in (("inactive_weight", inactive_weight), ("memory_limit", memory_limit)):
         if value is not None and objective != "relu-aware":
-            raise InvalidArgumentError(f"{flag} applies to --objective relu-aware, not {objective!r}")
+            raise InvalidArgumentError(f"--{key.replace('_', '-')} applies to --objective relu-aware, not {objective!r}"
+                                       if flags else f"{key}={value!r} applies to objective='relu-aware' only, not "
+                                       f"{objective!r}")
     w = inactive_weight
     if w is not None and not _is_weight(w):
-        raise InvalidArgumentError(f"--inactive-weight={w!r} must be a number in [0, 1] (0: inactive samples "
-                                   "ignored, 1: the plain objective)")
+        raise InvalidArgumentError(f"{'--inactive-weight' if flags else 'inactive_weight'}={w!r} must be a number in "
+                                   "[0, 1] (0: inactive samples ignored, 1: the plain objective)")
 
 
 def _is_weight(w: Any) -> bool:

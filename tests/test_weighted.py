@@ -412,6 +412,10 @@ def test_objective_options_are_checked():
                 {"objective": "relu-aware", "inactive_weight": 2}, {"objective": "preact", "inactive_weight": 0.5}):
         with pytest.raises(InvalidArgumentError):
             make_objective(**bad)
+    # the commands refused --memory-limit with preact, the API took it and ignored it (a preact layer keeps no samples)
+    with pytest.raises(InvalidArgumentError, match=r"memory_limit=1048576 applies to objective='relu-aware' only, not "
+                                                   "'preact'"):
+        make_objective("preact", memory_limit=2 ** 20)
     with pytest.raises(InvalidArgumentError, match="objective='relu'"):
         quantize_model(torch.nn.Sequential(torch.nn.Linear(3, 2)), np.ones((4, 3)), 2, objective="relu")
     # a misspelt objective with a weight was "inactive_weight=0.5 applies to objective='relu-aware' only, not 'relu'"
