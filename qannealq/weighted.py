@@ -285,10 +285,17 @@ class WeightedLayerStats:
         """Bytes of the samples (``X̂``, ``Y``, weights)."""
         return self.inputs.nbytes + self.targets.nbytes + self.weights.nbytes
 
-    def errors(self, values: np.ndarray) -> np.ndarray:
-        """``E_i`` of each row of ``values`` ``(n, m)``, straight from the samples."""
-        residual = self.inputs @ np.asarray(values, np.float64).T - self.targets
-        return np.einsum("sn,sn->n", self.weights, residual * residual) / self.num_samples
+    def errors(self, values: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+        """``E_i`` of each row of ``values`` ``(n, m)`` (or of the neurons ``rows``: ``(len(rows), m)``), straight
+        from the samples; for some neurons, without the samples of weight 0 for all of them (relu-aware with
+        ``w = 0``: those inactive for each), which add nothing."""
+        weights, targets, inputs = self.weights, self.targets, self.inputs
+        if rows is not None:
+            weights = weights[:, rows]
+            used = weights.any(axis=1)
+            weights, targets, inputs = weights[used], targets[used][:, rows], inputs[used]
+        residual = inputs @ np.asarray(values, np.float64).T - targets
+        return np.einsum("sn,sn->n", weights, residual * residual) / self.num_samples
 
     def quadratic_forms(self, rows: np.ndarray) -> np.ndarray:
         """``u_iᵀ H_i u_i`` of each row ``u_i`` of ``rows`` ``(n, m)``."""
@@ -359,13 +366,7 @@ class WeightedLayerProblem(LayerProblem):
         if products is not None:
             raise InvalidArgumentError(f"{self.name}: products of a shared H mean nothing for per-neuron H_i; call "
                                        "neuron_errors(values, rows) without them")
-        q = np.asarray(values, np.float64)
-        rows = np.asarray(rows)
-        stats = self.stats
-        weights = stats.weights[:, rows]
-        used = weights.any(axis=1)  # a sample of weight 0 for every row adds nothing (relu-aware: the inactive)
-        residual = stats.inputs[used] @ q.T - stats.targets[used][:, rows]
-        return np.einsum("sk,sk->k", weights[used], residual * residual) / stats.num_samples
+        return self.stats.errors(values, np.asarray(rows))
 
     def qubo_energies(self, assignments: np.ndarray) -> np.ndarray:
         v = np.where(self.free, np.asarray(assignments, dtype=np.float64), 0.0)
