@@ -11,9 +11,10 @@ import time
 import dimod
 import numpy as np
 
+from qannealq.contract import sampler_name
 from qannealq.errors import BackendError
 
-__all__ = ["Search", "greedy", "timing_of", "child_summary", "backend_name"]
+__all__ = ["Search", "greedy", "timing_of", "child_summary"]
 
 
 def greedy(lin: np.ndarray, mat: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -96,7 +97,7 @@ class Search:
             answer.resolve()
             child_ns += time.perf_counter_ns() - t
             if len(answer) == 0:
-                raise BackendError(f"{backend_name(child)} returned no sample for the decomposition's sub-problem "
+                raise BackendError(f"{sampler_name(child)} returned no sample for the decomposition's sub-problem "
                                    f"{len(infos) + 1} ({len(idx)} of {x.size} variables): a sub-solver must return at "
                                    "least one sample per call")
             infos.append(answer.info)
@@ -124,11 +125,6 @@ class Search:
         trial = x.copy()
         trial[idx] = [values[v] for v in sub.variables]
         return trial
-
-
-def backend_name(child: dimod.Sampler) -> str:
-    """The backend's name for messages (a registered backend's, a retry composite's, else its class name)."""
-    return str(getattr(child, "name", None) or getattr(child, "backend", None) or type(child).__name__)
 
 
 def timing_of(infos: list[dict], own_ns: int) -> dict:

@@ -33,9 +33,9 @@ import dimod
 import numpy as np
 
 from qannealq.backends._common import as_bits, dense_binary
-from qannealq.backends._decompose_search import Search, backend_name, child_summary, greedy, timing_of
+from qannealq.backends._decompose_search import Search, child_summary, greedy, timing_of
 from qannealq.checks import at_least, check_positive, check_values
-from qannealq.contract import LayerComposite, check_options, draw_seed, max_variables
+from qannealq.contract import LayerComposite, check_options, draw_seed, max_variables, sampler_name
 from qannealq.errors import InvalidArgumentError
 
 __all__ = ["DecomposingSampler", "decomposed", "capacity_limited", "auto_decompose", "SUB_PROBLEM_SIZE", "OPTION_RULES"]
@@ -107,8 +107,7 @@ class DecomposingSampler(LayerComposite):
             return self._capacity
         limit = max_variables(self.child, "give the decomposition a capacity")  # unreachable: a BackendError
         if limit is None:
-            child = getattr(self.child, "backend", None) or type(self.child).__name__  # a retry composite's backend
-            raise InvalidArgumentError(f"{child} states no max_variables: give the decomposition a capacity")
+            raise InvalidArgumentError(f"{sampler_name(self.child)} states no max_variables: give the decomposition a capacity")
         return limit
 
     @property
@@ -165,7 +164,7 @@ class DecomposingSampler(LayerComposite):
         limit = self.exceeded_limit(capacity)
         if limit is not None:
             raise InvalidArgumentError(f"capacity={capacity} is above the {limit} variables that backend "
-                                       f"{backend_name(self.child)!r} takes: its sub-problems must fit it; give at "
+                                       f"{sampler_name(self.child)!r} takes: its sub-problems must fit it; give at "
                                        f"most {limit}, or leave it out for the backend's own")
 
     def exceeded_limit(self, capacity: int | None) -> int | None:

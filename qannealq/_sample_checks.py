@@ -20,7 +20,7 @@ import numpy as np
 
 from qannealq.errors import BackendError
 
-__all__ = ["ENERGY_RTOL", "sampler_name", "check_sampleset", "best_sample_row", "check_layer_sample"]
+__all__ = ["ENERGY_RTOL", "check_sampleset", "best_sample_row", "check_layer_sample"]
 
 #: How far a reported energy may be from the BQM's, relative to the larger of its size and the size of the BQM's
 #: offset (its energy at v = 0, the sum's first term), but at most 1: float64 sums agree to about 1e-12 on the
@@ -28,15 +28,6 @@ __all__ = ["ENERGY_RTOL", "sampler_name", "check_sampleset", "best_sample_row", 
 #: the larger of the energy and 1 alone, the tolerance was an absolute 1e-5 where energies are small, a neuron's
 #: whole 8e-6 on that layer at int8: energies all 0, or another read's, passed.
 ENERGY_RTOL = 1e-5
-
-
-def sampler_name(sampler: Any, backend: str = "") -> str:
-    """``backend`` where the caller named it, else the registry name :func:`qannealq.backends.get_sampler` built
-    ``sampler`` under, else its class's name."""
-    if backend:
-        return backend
-    built = getattr(sampler, "_qannealq_built", None)
-    return str(built[0]) if built else type(sampler).__name__
 
 
 def _timing(info: Any, backend: str, what: str) -> None:

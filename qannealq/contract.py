@@ -34,7 +34,7 @@ from qannealq.errors import BackendError, InvalidArgumentError, ProblemTooLargeE
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
-           "draw_seed", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
+           "draw_seed", "sampler_name", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
            "check_parameters", "check_keywords", "check_options", "check_reserved", "RESERVED_OPTIONS",
            "describe_capacity", "max_variables", "merge_timing", "note_spent", "spent_timing", "redact", "redact_values",
            "unredact", "read_repr", "REDACTED",
@@ -308,6 +308,16 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
                 close()
 
 
+def sampler_name(sampler: Any, backend: str = "") -> str:
+    """The name of ``sampler`` in results and messages: ``backend`` where the caller named it, else the registry
+    name :func:`qannealq.backends.get_sampler` built it under, else its own ``name`` (our backends'), a retry
+    composite's ``backend``, else its class's name."""
+    built = getattr(sampler, "_qannealq_built", None)
+    own = getattr(sampler, "name", None)
+    return str(backend or (built and built[0]) or (isinstance(own, str) and own) or getattr(sampler, "backend", None)
+               or type(sampler).__name__)
+
+
 def draw_seed(seed: int | None) -> int:
     """``seed`` checked, or a fresh 31-bit seed when None (so that the seed used can be recorded).
 
@@ -348,8 +358,7 @@ def max_variables(sampler: Any, hint: str = "") -> int | None:
     except QannealqError:  # not a passing network failure: the worker needs a token of its own, say
         raise
     except Exception as exc:
-        name = getattr(sampler, "backend", None) or type(sampler).__name__
-        raise BackendError(f"{name} could not give its capacity (max_variables): {type(exc).__name__}: {exc}; the "
+        raise BackendError(f"{sampler_name(sampler)} could not give its capacity (max_variables): {type(exc).__name__}: {exc}; the "
                            f"solver may be unreachable: run again later{', or ' + hint if hint else ''}") from None
     return None if limit is None else int(limit)
 
@@ -481,7 +490,7 @@ def check_keywords(backend: str, sampler: Any, options: Mapping[str, Any], given
         InvalidArgumentError: a reserved or (a backend of ours) an unknown key, or a bad value.
     """
     if callable(getattr(sampler, "check_options", None)) and accepted_options(sampler) is not None:
-        check_parameters(backend or type(sampler).__name__, sampler, options, given)
+        check_parameters(sampler_name(sampler, backend), sampler, options, given)
         return
     check_reserved(options, given)
     check_options(sampler, options)

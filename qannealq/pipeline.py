@@ -21,7 +21,7 @@ import torch
 from qannealq.baselines import DEFAULT_WARM_START
 from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
 from qannealq.checks import check_positive
-from qannealq.contract import check_keywords, check_parameters, draw_seed, redact_values
+from qannealq.contract import check_keywords, check_parameters, draw_seed, redact_values, sampler_name
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import (GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, ZERO_SIGN_STEP, Grid, check_bits,
@@ -217,7 +217,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         check_parameters(sampler, solver, sampler_kwargs, given="quantize_model keyword")
     elif solver is not None:  # a sampler object: a backend of ours refuses unknown keys, another warns
         check_keywords("", solver, sampler_kwargs, given="quantize_model keyword")  # values before any calibration
-    backend = "" if solver is None else (sampler if isinstance(sampler, str) else type(sampler).__name__)
+    backend = "" if solver is None else sampler_name(solver, sampler if isinstance(sampler, str) else "")
     if granularity == "best":
         data = as_calibration_tensor(calibration_data, dtype=next(model.parameters()).dtype)  # a loader read once
         results = {grid: quantize_model(model, data, bits, method, solver if solver is not None else sampler,

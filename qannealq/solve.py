@@ -30,12 +30,12 @@ import numpy as np
 
 from qannealq import _near
 from qannealq._pool import beam_threads
-from qannealq._sample_checks import best_sample_row, check_layer_sample, sampler_name
+from qannealq._sample_checks import best_sample_row, check_layer_sample
 from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, prepare_start,
                                 rank_deficient, rehearse_start, warm_start_integers)
 from qannealq.contract import (accepted_options, check_keywords, draw_seed, layer_solver, merge_timing,
                                warms_up, warm_start_beam, warm_start_growth, warm_start_paths, warm_start_pilot,
-                               warm_start_deadline, warm_start_threads)
+                               warm_start_deadline, warm_start_threads, sampler_name)
 from qannealq.errors import BackendError, InvalidArgumentError, SolveMemoryError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid

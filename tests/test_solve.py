@@ -118,8 +118,8 @@ def test_a_backend_of_ours_refuses_an_unknown_or_reserved_keyword_before_any_wor
     _, problem = small_layer
     monkeypatch.setattr(qannealq.solve, "warm_up", lambda *a, **k: pytest.fail("warmed up"))  # refused before it
     for sampler, backend in ((get_sampler("layer-sa"), "layer-sa"), (get_sampler("sa"), "")):
-        with pytest.raises(InvalidArgumentError, match=r"quantize_layer keyword time_limt: backend '(layer-sa|"
-                                                       r"SimulatedAnnealing)' does not take this option; valid keys: "):
+        with pytest.raises(InvalidArgumentError, match=r"quantize_layer keyword time_limt: backend '(layer-sa|sa)' "
+                                                       r"does not take this option; valid keys: "):
             quantize_layer(problem, "qubo", sampler, backend, time_limt=30)
     with pytest.raises(InvalidArgumentError, match="quantize_layer keyword initial_states: the warm start gives"):
         quantize_layer(problem, "qubo", get_sampler("exact"), initial_states=np.zeros((1, 3)))
@@ -132,8 +132,11 @@ def test_a_backend_of_ours_refuses_an_unknown_or_reserved_keyword_before_any_wor
         result = quantize_layer(problem, "qubo", dimod.RandomSampler(), num_reads=2, bogus=1, seed=0)
     assert result.errors.shape == (problem.num_neurons,)
     model = torch.nn.Sequential(torch.nn.Linear(6, 3))
-    with pytest.raises(InvalidArgumentError, match="quantize_model keyword num_sweep: backend 'SimulatedAnnealing'"):
+    # named 'SimulatedAnnealing' here and in its result, while its solve's errors said 'sa': one name now
+    with pytest.raises(InvalidArgumentError, match="quantize_model keyword num_sweep: backend 'sa'"):
         quantize_model(model, torch.randn(64, 6), 2, "qubo", get_sampler("sa"), num_sweep=10)
+    result = quantize_model(model, torch.randn(64, 6), 2, "qubo", get_sampler("sa"), num_reads=1, num_sweeps=10)
+    assert result.backend == "sa" and {layer.backend for layer in result.layers} == {"sa"}
 
 
 def test_a_sampler_of_the_users_that_returns_no_sample_is_named_with_the_neuron_and_layer(small_layer):
