@@ -231,7 +231,8 @@ def solve_layer(qpu, problem, initial_states: np.ndarray | None = None, seed: in
 def _decomposed(qpu, problem, plan, warm_rows: np.ndarray | None, seed: int | None, chain: dict,
                 decompose: dict, out: dict) -> None:
     """Neurons above the largest clique (or ``decompose["capacity"]``), each by capacity-aware decomposition on
-    the QPU (one sub-problem per call; ``decompose``: its :data:`DECOMPOSE_OPTIONS`), warm-started like the others.
+    the QPU (one sub-problem per call; ``decompose``: its :data:`DECOMPOSE_OPTIONS`, the decomposition's settings
+    for every neuron), warm-started like the others.
     Every sub-call takes the layer's ``chain`` options and solver options (``annealing_time``, ``label``...) as the
     planned calls do; it is a forward anneal (one neuron, no warm state on its qubits), so a reverse anneal's
     schedule is not passed. Each neuron's SampleSet goes into ``out`` as it is made (a later one's failure
@@ -240,10 +241,9 @@ def _decomposed(qpu, problem, plan, warm_rows: np.ndarray | None, seed: int | No
         return
     from qannealq.backends.decompose import DecomposingSampler
 
-    sampler = DecomposingSampler(qpu)
+    sampler = DecomposingSampler(qpu, **decompose)
     seeds = np.random.SeedSequence([seed or 0, 1]).generate_state(len(plan.decomposed)) & 0x7FFFFFFF
     for i, neuron_seed in zip(plan.decomposed, seeds.tolist()):
         start = None if warm_rows is None else {int(j): int(warm_rows[i, j]) for j in problem.variables(i)}
         out[i] = sampler.sample(problem.neuron_bqm(i), initial_states=start, seed=neuron_seed,
-                                num_reads=plan.settings.num_reads, **dict(plan.settings.solver_options), **chain,
-                                **decompose)
+                                num_reads=plan.settings.num_reads, **dict(plan.settings.solver_options), **chain)
