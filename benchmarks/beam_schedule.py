@@ -21,19 +21,21 @@ import numpy as np
 from frontier import first_layer, subset_reference  # benchmarks/ is the script's folder
 from _threads import pinned  # benchmarks/_threads.py, beside this script
 from qannealq import baselines
-from qannealq._gptq_beam import beam_search, beam_widths
+from qannealq._gptq_beam import beam_search, beam_widths, check_growth
+from qannealq.checks import check_positive
 
 
 def schedule(text: str) -> tuple[str, int, float]:
-    """``"384:64"`` -> ``("384:64", 384, 64.0)``, ``"64"`` -> ``("64", 64, 1.0)``: a width >= 1, a growth > 0."""
+    """``"384:64"`` -> ``("384:64", 384, 64.0)``, ``"64"`` -> ``("64", 64, 1.0)``: a width and a growth as the beam
+    takes them (the library's checks: an InvalidArgumentError is a ValueError)."""
     width, _, growth = text.partition(":")
     try:
-        parsed = int(width), float(growth or 1.0)
+        parsed = check_positive("width", int(width)), float(growth or 1.0)
+        check_growth(parsed[1])
     except ValueError:
-        parsed = 0, 0.0
-    if parsed[0] < 1 or not (np.isfinite(parsed[1]) and parsed[1] > 0):
-        raise argparse.ArgumentTypeError(f"{text!r}: give K (a constant width, a whole number >= 1) or K:G (growth G "
-                                         "> 0: the width from K / G in the first block to K in the last), e.g. 384:64")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give K (a constant width, a whole number >= 1) or K:G (growth G > 0: the width from K / G in "
+            "the first block to K in the last), e.g. 384:64") from None
     return (text, *parsed)
 
 
