@@ -34,7 +34,8 @@ from qannealq.errors import BackendError, InvalidArgumentError, ProblemTooLargeE
 
 __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
-           "draw_seed", "sampler_name", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget", "accepted_options",
+           "draw_seed", "sampler_name", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget",
+           "accepted_options",
            "check_parameters", "check_keywords", "check_options", "check_reserved", "RESERVED_OPTIONS",
            "describe_capacity", "max_variables", "merge_timing", "note_spent", "spent_timing", "redact", "redact_values",
            "unredact", "read_repr", "REDACTED",
@@ -358,8 +359,9 @@ def max_variables(sampler: Any, hint: str = "") -> int | None:
     except QannealqError:  # not a passing network failure: the worker needs a token of its own, say
         raise
     except Exception as exc:
-        raise BackendError(f"{sampler_name(sampler)} could not give its capacity (max_variables): {type(exc).__name__}: {exc}; the "
-                           f"solver may be unreachable: run again later{', or ' + hint if hint else ''}") from None
+        raise BackendError(f"{sampler_name(sampler)} could not give its capacity (max_variables): "
+                           f"{type(exc).__name__}: {exc}; the solver may be unreachable: run again later"
+                           f"{', or ' + hint if hint else ''}") from None
     return None if limit is None else int(limit)
 
 
