@@ -107,7 +107,8 @@ class DecomposingSampler(LayerComposite):
             return self._capacity
         limit = max_variables(self.child, "give the decomposition a capacity")  # unreachable: a BackendError
         if limit is None:
-            raise InvalidArgumentError(f"{sampler_name(self.child)} states no max_variables: give the decomposition a capacity")
+            raise InvalidArgumentError(f"{sampler_name(self.child)} states no max_variables: give the decomposition "
+                                       "a capacity")
         return limit
 
     @property
@@ -152,20 +153,20 @@ class DecomposingSampler(LayerComposite):
         """Refuse a bad ``capacity``, ``patience`` or ``max_calls`` before any work, then the child's options by
         the child's own check (:func:`qannealq.contract.check_options`)."""
         check_values(options, OPTION_RULES)
-        self._check_fits_child(options.get("capacity") or self._capacity)
+        self.check_fits_child(options.get("capacity") or self._capacity)
         check_options(self.child, self._child_kwargs(options))
 
-    def _check_fits_child(self, capacity: int | None) -> None:
+    def check_fits_child(self, capacity: int | None, given: str = "", backend: str = "") -> None:
         """Refuse a given ``capacity`` above the limit the child states (its class's ``default_max_variables``, a
         number: ``exact`` 24, ``qaoa`` its ``max_qubits``): its sub-problems would not fit it, and ``qannealq run
         --backend qaoa --sampler-option capacity=25`` trained, then failed at the first neuron with qaoa's own
         refusal, which names ``max_qubits`` and not the option. A limit known only once connected (a QPU's) is
-        not read here."""
+        not read here. ``given`` names the option (``capacity=N``), ``backend`` the child (its own name)."""
         limit = self.exceeded_limit(capacity)
         if limit is not None:
-            raise InvalidArgumentError(f"capacity={capacity} is above the {limit} variables that backend "
-                                       f"{sampler_name(self.child)!r} takes: its sub-problems must fit it; give at "
-                                       f"most {limit}, or leave it out for the backend's own")
+            raise InvalidArgumentError(f"{given or f'capacity={capacity}'} is above the {limit} variables that backend "
+                                       f"{backend or sampler_name(self.child)!r} takes: its sub-problems must fit it; "
+                                       f"give at most {limit}, or leave it out for the backend's own")
 
     def exceeded_limit(self, capacity: int | None) -> int | None:
         """The child's limit where ``capacity`` is above it, else None: only a limit its class states as a number
@@ -191,7 +192,7 @@ class DecomposingSampler(LayerComposite):
         """
         kwargs = self.remove_unknown_kwargs(**kwargs)
         check_values({"capacity": capacity, "patience": patience, "max_calls": max_calls}, OPTION_RULES)
-        self._check_fits_child(capacity or self._capacity)
+        self.check_fits_child(capacity or self._capacity)
         seed = draw_seed(seed)
         child_kw = self._child_kwargs(kwargs)
         size = capacity or self.sub_size

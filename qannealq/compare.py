@@ -277,22 +277,18 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
 
 def _check_capacity(name: str, sampler: Any, settings: CompareSettings) -> None:
     """Refuse a decomposition capacity (``--capacity`` or the ``capacity`` sampler option) above the limit that
-    backend ``name`` states (:meth:`~qannealq.backends.decompose.DecomposingSampler.exceeded_limit`: ``exact``
+    backend ``name`` states (:meth:`~qannealq.backends.decompose.DecomposingSampler.check_fits_child`: ``exact``
     24, ``qaoa`` 20), naming the flag: its sub-problems would not fit it, and ``--capacity exact=30`` failed at
     its first call, after the training, the reference optima and the backends before it, naming no option."""
-    exceeded = getattr(sampler, "exceeded_limit", None)
-    if exceeded is None:
+    check = getattr(sampler, "check_fits_child", None)
+    if check is None:
         return  # not decomposed: no capacity of its own to check
     given = [(f"--capacity {name}={value}", value) for value in (settings.capacity_for(name),) if value is not None]
     option = settings.options_for(name, sampler).get("capacity")
     if isinstance(option, int) and not isinstance(option, bool):
         given.append((f"--sampler-option {name}:capacity={option}", option))
     for flag, value in given:
-        limit = exceeded(value)
-        if limit is not None:
-            raise InvalidArgumentError(f"{flag} is above the {limit} variables that backend {name!r} takes: its "
-                                       f"sub-problems must fit it; give at most {limit}, or leave it out for the "
-                                       "backend's default")
+        check(value, flag, name)
 
 
 def check_backend_options(names: Sequence[str], settings: CompareSettings,
