@@ -160,7 +160,7 @@ class QAOASampler(dimod.Sampler):
         """
         self.remove_unknown_kwargs(**kwargs)
         self.check_options({"reps": reps, "maxiter": maxiter, "shots": shots})
-        check_capacity(self.name, bqm, self.max_qubits, "one qubit per variable",
+        check_capacity(self.name, bqm, self.max_qubits, self.capacity_reason,
                        "raise max_qubits (time and memory double per qubit) or use 'sa'")
         seed = draw_seed(seed)
         shots = shots or self.shots
