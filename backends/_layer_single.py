@@ -12,7 +12,7 @@ from qannealq.errors import InvalidArgumentError
 
 from ._common import warm_bits
 from ._layer_dense import DenseQubos
-from ._layer_run import make_run
+from ._layer_run import make_run, resolve_device
 from ._layer_schedule import Clock, effort
 
 __all__ = ["sample_bqm"]
@@ -43,7 +43,10 @@ def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_
     if not labels:
         reads = effort(params, 1)[0]
         ss = dimod.SampleSet.from_samples_bqm((np.empty((reads, 0), np.int8), []), bqm)
-        ss.info.update(timing={"preprocessing_ns": 0, "sampling_ns": 0, "postprocessing_ns": 0}, seed=seed)
+        # the keys of any other BQM's info: the device a run would use (a CUDA one torch does not see is refused
+        # as there), and no limit cut a run that did not start
+        ss.info.update(timing={"preprocessing_ns": 0, "sampling_ns": 0, "postprocessing_ns": 0}, seed=seed,
+                       device=resolve_device(params["device"]), time_limited=False)
         return ss
     start = _initial_row(initial_states, labels, seed)
     clock = Clock(params["time_limit"], start=t0 / 1e9)

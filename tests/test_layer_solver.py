@@ -102,6 +102,20 @@ def test_sample_single_bqm_matches_exact():
     assert ss.first.energy == pytest.approx(dimod.ExactSolver().sample(spin).first.energy)
 
 
+
+@pytest.mark.filterwarnings("ignore:All bqm biases are zero")
+def test_a_single_bqm_without_variables_reports_what_any_other_does():
+    """An empty BQM's (or an offset's alone) ``info`` lacked ``device`` and ``time_limited``, which every other
+    BQM's carries: a reader of ``info["time_limited"]`` failed with a KeyError on it."""
+    sampler = LayerSASampler()
+    normal = sampler.sample(dimod.BinaryQuadraticModel({0: -1.0}, {}, 0.5, "BINARY"), seed=1, num_reads=2)
+    for bqm in (dimod.BinaryQuadraticModel("BINARY"), dimod.BinaryQuadraticModel({}, {}, 3.5, "SPIN")):
+        ss = sampler.sample(bqm, seed=1, num_reads=2)
+        assert set(ss.info) == set(normal.info)
+        assert ss.info["device"] == normal.info["device"] == "cpu" and ss.info["time_limited"] is False
+        assert len(ss) == 2 and np.all(ss.record.energy == bqm.offset)
+
+
 def test_solve_loop_uses_the_whole_layer_path(solver):
     layer, problem = _problem(5, 30, 8, 3)
     result = quantize_layer(problem, "qubo", solver, "layer-sa", seed=2)
