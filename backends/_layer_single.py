@@ -34,7 +34,9 @@ def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_
                seed: int) -> dimod.SampleSet:
     """Polish the initial state, run ``num_reads`` reheat anneals from it, return each read's best.
 
-    ``initial_states`` (its first row) is the start; without it, a seeded random state.
+    ``initial_states`` (its first row) is the start; without it, a seeded random state. Always ``num_reads``
+    samples (the preset's where None): where no anneal runs (``num_sweeps=0``, or a time limit that leaves no
+    time for its set-up) every read is the polished start.
     """
     t0 = time.perf_counter_ns()
     spin = bqm.vartype is dimod.SPIN
@@ -55,7 +57,8 @@ def sample_bqm(bqm: dimod.BinaryQuadraticModel, params: dict[str, Any], initial_
     with run:
         polished = run.polish(start[None, :])
         rows = run.anneal(polished, seed).v
-    rows = rows if len(rows) else polished.v  # no anneal (sweeps = 0): the polished start
+    if not len(rows):  # no anneal (no sweeps, or no time for its set-up): each read ends at the polished start
+        rows = np.repeat(polished.v, effort(params, len(labels))[0], axis=0)
     t2 = time.perf_counter_ns()
     samples = rows.astype(np.int8)
     if spin:

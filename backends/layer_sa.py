@@ -606,7 +606,9 @@ class LayerSASampler(dimod.Sampler):
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, initial_states: Any = None, seed: int | None = None,
                **kwargs: Any) -> dimod.SampleSet:
-        """Anneal one BQM; returns ``num_reads`` samples (the best of each read)."""
+        """Anneal one BQM; returns ``num_reads`` samples (the best of each read), also where no anneal runs
+        (``num_sweeps=0``, or a ``time_limit`` that leaves no time for its set-up): each read is then the polished
+        start."""
         self.remove_unknown_kwargs(**kwargs)
         seed = draw_seed(seed)
         return sample_bqm(bqm, self._params(kwargs), initial_states, seed)

@@ -116,6 +116,23 @@ def test_a_single_bqm_without_variables_reports_what_any_other_does():
         assert len(ss) == 2 and np.all(ss.record.energy == bqm.offset)
 
 
+
+def test_a_single_bqm_gets_num_reads_samples_when_no_anneal_runs():
+    """Under ``time_limit=1e-4`` (no time for the anneal's set-up) or without sweeps the polished start came back
+    alone: one sample where ``sample`` promises ``num_reads`` (the preset's 128 here). Each read that ran no sweep
+    ends at the polished start, as dwave-samplers' reads without sweeps end at their starts."""
+    _, problem = _problem(4, 40, 1, 3)
+    bqm = problem.neuron_bqm(0)
+    sampler = LayerSASampler()
+    reads = len(sampler.sample(bqm, seed=3))
+    for kwargs in ({"time_limit": 1e-9}, {"time_limit": 1e-4}, {"num_sweeps": 0}):
+        for asked in (None, 5):
+            ss = sampler.sample(bqm, seed=3, num_reads=asked, **kwargs)
+            assert len(ss) == (asked or reads), kwargs
+            assert np.allclose(ss.record.energy, bqm.energies(ss)) and len(set(ss.record.energy)) == 1
+    assert sampler.sample(bqm, seed=3, time_limit=1e-9).info["time_limited"] is True
+
+
 def test_solve_loop_uses_the_whole_layer_path(solver):
     layer, problem = _problem(5, 30, 8, 3)
     result = quantize_layer(problem, "qubo", solver, "layer-sa", seed=2)
