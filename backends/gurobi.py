@@ -127,8 +127,11 @@ class GurobiSampler(Closeable, dimod.Sampler):
         seed = draw_seed(seed)
         start = now_ns()
         p, a, offset, labels = convex_form(bqm)
-        if not labels:
-            return record(dimod.SampleSet.from_samples_bqm([{}], bqm), seed, start)
+        if not labels:  # the offset is the one energy: optimal without a model, reported as any other BQM's
+            ss = dimod.SampleSet.from_samples_bqm([{}], bqm)
+            ss.info.update(proved_optimal=True, objective_bound=float(offset), mip_gap=0.0,
+                           status=int(gp.GRB.OPTIMAL))
+            return record(ss, seed, start)
         scale = _unit_scale(p, a)
         model = self._model(p / scale, a / scale, seed, num_reads, time_limit)
         if initial_states is not None:

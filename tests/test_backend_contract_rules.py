@@ -469,6 +469,22 @@ def test_a_bqm_without_variables_gets_num_reads_samples_at_its_offset(name):
         assert set(ss.info["timing"]) >= {"preprocessing_ns", "sampling_ns", "postprocessing_ns"}
 
 
+def test_gurobi_proves_a_bqm_without_variables_optimal():
+    """Gurobi's info on a BQM without variables (empty, or an offset alone) lacked ``proved_optimal``,
+    ``objective_bound``, ``mip_gap`` and ``status``, which every other BQM's carries: ``compare``'s reference read
+    the missing ``proved_optimal`` as False and called the offset, the one possible energy, an incumbent."""
+    pytest.importorskip("gurobipy")
+    import gurobipy as gp
+
+    with get_sampler("gurobi") as sampler:
+        normal = sampler.sample(_bqm(), seed=1)
+        for bqm in (dimod.BinaryQuadraticModel("BINARY"), dimod.BinaryQuadraticModel({}, {}, 3.5, "SPIN")):
+            ss = sampler.sample(bqm, seed=1)
+            assert set(ss.info) == set(normal.info)
+            assert ss.info["proved_optimal"] is True and ss.info["status"] == gp.GRB.OPTIMAL
+            assert ss.info["objective_bound"] == ss.first.energy == bqm.offset and ss.info["mip_gap"] == 0.0
+
+
 @pytest.mark.parametrize("name", ["exact", "gurobi"])
 def test_num_reads_none_is_the_default_as_check_parameters_says(name):
     """``check_values`` passes ``None`` as the sampler's default; exact and gurobi then raised TypeError
