@@ -10,7 +10,8 @@ import numpy as np
 from qannealq.contract import check_capacity, draw_seed
 from qannealq.errors import InvalidArgumentError
 
-__all__ = ["check_capacity", "draw_seed", "record", "now_ns", "dense_binary", "close_child", "warm_bits", "as_bits"]
+__all__ = ["check_capacity", "draw_seed", "solver_seed", "record", "now_ns", "dense_binary", "close_child", "warm_bits",
+           "as_bits"]
 
 now_ns = time.perf_counter_ns
 
@@ -33,6 +34,16 @@ def record(sampleset: dimod.SampleSet, seed: int | None, start_ns: int, **timing
     info["timing"] = times
     info["seed"] = seed
     return sampleset
+
+
+def solver_seed(seed: int | None, bound: int) -> int | None:
+    """The contract's ``seed`` (``0..2**32-1``, :func:`draw_seed`) for a solver that takes seeds below ``bound``:
+    itself within that range (a result recorded under it is the solver's own), else one derived from all its bits
+    (``SeedSequence``), so that seeds apart by ``bound`` are other seeds (``seed % bound`` made ``s + 2**31`` the
+    same as ``s``); None stays None."""
+    if seed is None or seed < bound:
+        return seed
+    return int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] % np.uint64(bound))
 
 
 def dense_binary(bqm: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, np.ndarray, float, list]:

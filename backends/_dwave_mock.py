@@ -25,6 +25,7 @@ import networkx as nx
 import numpy as np
 from dwave.system.testing import MockDWaveSampler
 
+from qannealq.backends._common import solver_seed
 from qannealq.backends._dwave_anneal import estimate_access_us
 
 __all__ = ["TimedMockDWaveSampler", "MockAnnealer", "modelled_timing"]
@@ -54,7 +55,9 @@ class MockAnnealer(dimod.Sampler):
                **ignored: Any) -> dimod.SampleSet:
         order = {v: k for k, v in enumerate(bqm.variables)}
         parts = [sorted(c, key=order.__getitem__) for c in nx.connected_components(_graph(bqm))]
-        seeds = [seed] if len(parts) == 1 else (np.random.SeedSequence(seed).generate_state(len(parts)) & 0x7FFFFFFF).tolist()
+        # dwave-samplers' annealer takes seeds below 2**31; a larger one of the contract's is hashed into them
+        seeds = [solver_seed(seed, 2 ** 31)] if len(parts) == 1 else \
+            (np.random.SeedSequence(seed).generate_state(len(parts)) & 0x7FFFFFFF).tolist()
         columns = [self._anneal(bqm, part, num_reads, s, initial_state, anneal_schedule)
                    for part, s in zip(parts, seeds)]
         labels = [v for part in parts for v in part]

@@ -14,7 +14,7 @@ import dimod
 import numpy as np
 from dwave.samplers import SimulatedAnnealingSampler, SteepestDescentSolver, TabuSampler
 
-from qannealq.backends._common import check_capacity, draw_seed, now_ns, record, warm_bits
+from qannealq.backends._common import check_capacity, draw_seed, now_ns, record, solver_seed, warm_bits
 from qannealq.checks import above, at_least, check_flag, check_given, check_range, check_values, is_number, one_of
 from qannealq.errors import InvalidArgumentError
 
@@ -28,7 +28,8 @@ class _Recorded:
     default_max_variables: int | None = None  # any size
     capacity_reason = ""
     option_rules: dict = {}  # each option's check (:mod:`qannealq.checks`); others are left to dwave-samplers
-    seed_bound = 2 ** 32  # the dwave-samplers sampler takes seeds below it; the contract's (draw_seed) are folded
+    seed_bound = 2 ** 32  # the dwave-samplers sampler takes seeds below it; the contract's beyond are hashed into
+    # its range (solver_seed)
 
     def __init__(self) -> None:
         super().__init__()  # dwave-samplers sets properties and parameters on the instance
@@ -59,7 +60,7 @@ class _Recorded:
                 kwargs[key] = value
         self._fit(bqm, kwargs)
         start = now_ns()
-        return record(super().sample(bqm, seed=seed % self.seed_bound, **kwargs), seed, start)
+        return record(super().sample(bqm, seed=solver_seed(seed, self.seed_bound), **kwargs), seed, start)
 
     def check_options(self, options: dict) -> None:
         """Refuse a bad value of an option this backend checks (:attr:`option_rules`), naming it: before any work,
@@ -99,8 +100,9 @@ def _check_given_states(kwargs: dict) -> None:
 class SimulatedAnnealing(_Recorded, SimulatedAnnealingSampler):
     """``sa`` (alias ``neal``): dwave-samplers' simulated annealing; every parameter passes through.
 
-    A seed from ``2**31`` on (the contract's seeds go to ``2**32 - 1``) is taken modulo ``2**31``: dwave-samplers'
-    annealer refused it with a ``ValueError`` ("'seed' should be an integer between 0 and 2^32 - 1").
+    A seed from ``2**31`` on (the contract's seeds go to ``2**32 - 1``) is hashed into ``0..2**31-1``
+    (:func:`._common.solver_seed`): dwave-samplers' annealer refused it with a ``ValueError`` ("'seed' should be an
+    integer between 0 and 2^32 - 1"), and taken modulo ``2**31`` seeds ``s`` and ``s + 2**31`` gave the same samples.
     """
 
     name = "sa"

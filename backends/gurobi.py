@@ -16,7 +16,8 @@ import dimod
 import gurobipy as gp
 import numpy as np
 
-from qannealq.backends._common import check_capacity, dense_binary, draw_seed, now_ns, record, warm_bits
+from qannealq.backends._common import (check_capacity, dense_binary, draw_seed, now_ns, record, solver_seed,
+                                       warm_bits)
 from qannealq.checks import above, at_least, check_positive, check_values
 from qannealq.contract import Closeable
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
@@ -24,6 +25,7 @@ from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 __all__ = ["GurobiSampler", "convex_form"]
 
 _SIZE_LIMITED = 10010  # GurobiError.errno: "Model too large for size-limited license"
+_GUROBI_SEEDS = 2_000_000_001  # its Seed parameter takes 0..2e9; the contract's beyond are hashed into it
 
 
 def convex_form(bqm: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, np.ndarray, float, list]:
@@ -161,7 +163,7 @@ class GurobiSampler(Closeable, dimod.Sampler):
         model = gp.Model(env=self._environment())
         x = model.addMVar(len(a), vtype=gp.GRB.BINARY, name="x")
         model.setObjective(x @ p @ x + a @ x, gp.GRB.MINIMIZE)  # the offset is added back to its bound
-        model.Params.Seed = seed % 2_000_000_000
+        model.Params.Seed = solver_seed(seed, _GUROBI_SEEDS)
         model.Params.Threads = self.threads
         model.Params.MIPGap = 0.0
         model.Params.PoolSolutions = num_reads

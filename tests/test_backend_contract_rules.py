@@ -439,6 +439,53 @@ def test_every_seed_the_contract_takes_is_taken_and_recorded(name):
         assert np.allclose(first.record.energy, _bqm().energies(first))
 
 
+def _rugged_bqm(n: int = 12) -> dimod.BinaryQuadraticModel:
+    """A dense random BQM whose short anneals end in many states: its samples show the seed."""
+    rng = np.random.default_rng(1)
+    return dimod.BinaryQuadraticModel({i: rng.normal() for i in range(n)}, {(i, j): rng.normal() for i in range(n)
+                                                                           for j in range(i + 1, n)}, 0.0, "BINARY")
+
+
+@pytest.mark.parametrize("name, options", [("sa", {"num_reads": 20, "num_sweeps": 3}),
+                                           ("dwave-mock", {"num_reads": 20})])
+def test_seeds_apart_by_the_solvers_range_give_other_samples(name, options):
+    """dwave-samplers' annealer takes seeds below ``2**31``, the contract's go to ``2**32 - 1``: ``sa`` took
+    seed ``s + 2**31`` as ``s`` (the same samples), and ``dwave-mock``, whose annealer got the seed as given,
+    failed on it with dwave-samplers' ``ValueError``. A seed beyond the range is hashed into it; one within it
+    is the solver's own seed, as before."""
+    if name == "dwave-mock":
+        pytest.importorskip("dwave.system")
+    sampler = mock_qpu() if name == "dwave-mock" else get_sampler(name)
+    bqm = _rugged_bqm()
+
+    def samples(seed):
+        ss = sampler.sample(bqm, seed=seed, **options)
+        ss.resolve()
+        assert ss.info["seed"] == seed
+        return ss.record.sample.tobytes() + ss.record.num_occurrences.tobytes()
+
+    assert samples(5 + 2 ** 31) == samples(5 + 2 ** 31) != samples(5)
+    assert samples(2 ** 32 - 1) != samples(2 ** 31 - 1)
+    if name == "sa":
+        from dwave.samplers import SimulatedAnnealingSampler
+
+        own = SimulatedAnnealingSampler().sample(bqm, seed=5, **options)
+        assert samples(5) == own.record.sample.tobytes() + own.record.num_occurrences.tobytes()
+
+
+def test_gurobi_seeds_apart_by_its_range_are_other_seeds():
+    """Gurobi takes seeds up to 2e9: seed ``s + 2e9`` was taken as ``s``."""
+    pytest.importorskip("gurobipy")
+    with get_sampler("gurobi") as sampler:
+        p, a = np.eye(2), np.ones(2)
+        seeds = []
+        for seed in (5, 5 + 2_000_000_000, 7, 2 ** 32 - 1):
+            model = sampler._model(p, a, seed, 1, None)
+            seeds.append(model.getParamInfo("Seed")[2])
+            model.dispose()
+    assert seeds[0] == 5 and seeds[2] == 7 and len(set(seeds)) == 4 and max(seeds) < 2_000_000_000
+
+
 @pytest.mark.parametrize("dtype", [np.int64, np.float64, np.int8])
 def test_sa_takes_initial_states_of_any_dtype_in_any_variable_order(dtype):
     """dwave-samplers' annealer takes int8 states alone: an int64 or float array ended in "Buffer dtype
