@@ -310,8 +310,11 @@ class QPUSampler(Closeable, dimod.Sampler):
                        "use 'dwave-hybrid' or 'sa'")
         seed = self._seed(kwargs)
         kwargs.setdefault("num_reads", self.num_reads)
-        if bqm.num_variables == 0:
-            return record(dimod.SampleSet.from_samples_bqm([{}], bqm), seed, start)
+        if bqm.num_variables == 0:  # no call: no qubit, no chain broken (the statistics of any other BQM's info)
+            empty = dimod.SampleSet.from_samples_bqm([{}], bqm, chain_break_fraction=[0.0])
+            empty.info.update(chain_strength=None, chain_break_fraction=0.0, num_qubits=0, max_chain_length=0,
+                              neurons_in_call=0)
+            return record(empty, seed, start)
         check_solver_ranges(self.child.properties, kwargs, self.name)
         _check_forward(kwargs.get("anneal_schedule"))
         clique = self.embedding(bqm.num_variables)

@@ -532,6 +532,23 @@ def test_gurobi_proves_a_bqm_without_variables_optimal():
             assert ss.info["objective_bound"] == ss.first.energy == bqm.offset and ss.info["mip_gap"] == 0.0
 
 
+def test_a_qpu_bqm_without_variables_reports_the_chain_statistics_of_no_call():
+    """``dwave-mock`` (the ``dwave`` code) on a BQM without variables returned no ``chain_break_fraction``, per
+    sample or in ``info``, which its docstring promises, nor ``chain_strength``, ``num_qubits``,
+    ``max_chain_length`` and ``neurons_in_call``: a reader of ``info["chain_break_fraction"]`` (as
+    ``benchmarks/qpu_quality.py``) failed with a KeyError. No call is made: no qubit, no chain broken."""
+    pytest.importorskip("dwave.system")
+    normal = mock_qpu().sample(_bqm(), seed=1, num_reads=5)
+    ours = {"chain_strength", "chain_break_fraction", "num_qubits", "max_chain_length", "neurons_in_call"}
+    assert ours <= set(normal.info) and "chain_break_fraction" in normal.record.dtype.names
+    for bqm in (dimod.BinaryQuadraticModel("BINARY"), dimod.BinaryQuadraticModel({}, {}, 3.5, "SPIN")):
+        ss = mock_qpu().sample(bqm, seed=1, num_reads=5)
+        ss.resolve()
+        assert ours <= set(ss.info) and list(ss.record.chain_break_fraction) == [0.0]
+        assert (ss.info["chain_break_fraction"], ss.info["num_qubits"], ss.info["neurons_in_call"]) == (0.0, 0, 0)
+        assert ss.first.energy == bqm.offset and ss.info["seed"] == 1 and "timing" in ss.info
+
+
 @pytest.mark.parametrize("name", ["exact", "gurobi"])
 def test_num_reads_none_is_the_default_as_check_parameters_says(name):
     """``check_values`` passes ``None`` as the sampler's default; exact and gurobi then raised TypeError
