@@ -8,7 +8,8 @@ labels, assignments of the wrong shape or a result that is no SampleSet or Layer
 error or an ``AttributeError``, naming nothing. Each is refused here with a :class:`~qannealq.errors.BackendError`
 naming the backend and what is wrong (the solve loop adds the layer and the neuron). Energies are the BQM's
 (ARCHITECTURE.md §1: ``energy(v) == E_i(decode(v))``) to :data:`ENERGY_RTOL`; an ``info`` without ``timing`` is
-allowed (dimod's own samplers keep none).
+allowed, from a SampleSet or a LayerSample (dimod's own samplers keep none; every backend of ours reports it, which
+``tests/test_backends_contract.py`` checks).
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def best_sample_row(problem: Any, i: int, sampleset: Any, backend: str) -> np.nd
 def check_layer_sample(problem: Any, result: Any, backend: str) -> tuple[np.ndarray, dict]:
     """The binary assignments ``(n, m)`` and info of a whole-layer sampler's ``result``, after checking that it is a
     :class:`~qannealq.contract.LayerSample` of ``(n, m)`` assignments, 0 or 1 at every free coordinate, ``(n,)``
-    energies that agree with the layer's, and an info dict with a timing of numbers.
+    energies that agree with the layer's, and an info dict with a timing of numbers where it has one (optional, as
+    for a SampleSet: the module docstring).
 
     Raises:
         BackendError: naming ``backend`` and what is wrong.
