@@ -140,6 +140,19 @@ def test_datasets_refuses_a_data_dir_that_is_not_there(capsys):
     assert "--data-dir='/nonexistent' not found: give an existing folder" in capsys.readouterr().err
 
 
+def test_datasets_exits_2_when_a_named_dataset_is_missing(tmp_path, monkeypatch, capsys):
+    """``datasets mnist`` with MNIST found nowhere printed how to get it and exited 0: a script or CI step checking
+    its data could not tell. Listing every dataset (no names) still exits 0: some are usually absent."""
+    monkeypatch.setenv("QANNEALQ_DATA", str(tmp_path))
+    monkeypatch.setenv("QANNEALQ_CACHE", str(tmp_path / "cache"))
+    assert main(["datasets", "--no-load", "mnist", "digits"]) == 2
+    captured = capsys.readouterr()
+    assert "mnist            not found" in captured.out and "digits           scikit-learn" in captured.out
+    assert captured.err.strip() == ("qannealq: error: mnist not found: `qannealq datasets --download mnist` fetches "
+                                    "it, or point --data-dir at a folder holding it")
+    assert main(["datasets", "--no-load"]) == 0
+
+
 def test_data_dir_help_names_every_default_folder(capsys, monkeypatch):
     """Every command's ``--data-dir`` help and its refusal said "else ../shared/datasets", leaving out
     ``./datasets``, which is searched first (the README's "Where a dataset is looked for", ``data_dirs``)."""

@@ -3,7 +3,8 @@
 Datasets are searched in the data folder (--data-dir, else $QANNEALQ_DATA, else ./datasets and
 ../shared/datasets) as NAME.npz, an ImageFolder tree NAME/{train,test}/<class>/* or the official raw files,
 then in the cache's downloads folder. A download comes from the dataset's canonical location and every file
-is checked against its pinned SHA-256.
+is checked against its pinned SHA-256. A dataset named on the command line and found nowhere makes the
+command exit 2 (after the listing), so that a script can check its data.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only say where each is, without loading it (not with --download)")
 
 
-def _line(name: str, args: argparse.Namespace) -> str:
+def _line(name: str, args: argparse.Namespace) -> tuple[str, bool]:
+    """The listing's line of dataset ``name``, and whether it was found."""
     import numpy as np
 
     from qannealq.data import load_dataset
@@ -38,22 +40,22 @@ def _line(name: str, args: argparse.Namespace) -> str:
         if args.no_load:
             where = "scikit-learn" if name == "digits" else find_source(SPECS[name], args.data_dir,
                                                                         cache_dir()).describe()
-            return f"{name:<16} {where}"
+            return f"{name:<16} {where}", True
         data = load_dataset(name, args.data_dir, download=args.download)
     except DatasetNotFoundError as exc:
         if getattr(args, "verbose", False):
-            return f"{name:<16} {exc}"
+            return f"{name:<16} {exc}", False
         fetch = f"`qannealq datasets --download {name}` fetches it, or " if SPECS[name].resources else ""
         return (f"{name:<16} not found ({len(str(exc).splitlines()) - 2} places searched; -v lists them): "
-                f"{data_env_note(args.data_dir)}{fetch}point --data-dir at a folder holding it")
+                f"{data_env_note(args.data_dir)}{fetch}point --data-dir at a folder holding it"), False
     counts = np.bincount(data.y_train, minlength=data.num_classes)
     return (f"{name:<16} {data.source}\n{' ' * 17}train {data.x_train.shape}, test {data.x_test.shape}, "
-            f"{data.num_classes} classes, train per class {counts.min()}..{counts.max()}")
+            f"{data.num_classes} classes, train per class {counts.min()}..{counts.max()}"), True
 
 
 def main(args: argparse.Namespace) -> int:
     from qannealq.checks import check_data_dir
-    from qannealq.data import DATASETS
+    from qannealq.data import DATASETS, DatasetNotFoundError
     from qannealq.errors import InvalidArgumentError
 
     if args.data_dir is not None:
@@ -69,6 +71,22 @@ def main(args: argparse.Namespace) -> int:
         raise InvalidArgumentError("--download needs the names of the datasets to fetch, e.g. "
                                    "`qannealq datasets --download mnist`")
     reporter = ConsoleReporter()
+    missing = []
     for name in names:
-        reporter.message(_line(name, args))
+        line, found = _line(name, args)
+        reporter.message(line)
+        if not found:
+            missing.append(name)
+    if missing and args.names:  # a script or CI step checking its data reads the exit code (it was 0)
+        raise DatasetNotFoundError(_how_to_get(missing, args.data_dir))
     return 0
+
+
+def _how_to_get(missing: list[str], data_dir: Path | None) -> str:
+    from qannealq.data.sources import SPECS, data_env_note
+
+    them = "it" if len(missing) == 1 else "them"
+    fetchable = [name for name in missing if SPECS[name].resources]
+    fetch = f"`qannealq datasets --download {' '.join(fetchable)}` fetches {them}, or " if fetchable else ""
+    return (f"{', '.join(missing)} not found: {data_env_note(data_dir)}{fetch}point --data-dir at a folder "
+            f"holding {them}")
