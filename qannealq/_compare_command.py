@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from qannealq._compare_instances import NeuronInstance, instances_from_experiment
+from qannealq._compare_instances import DEFAULT_NEURONS, NeuronInstance, instances_from_experiment
 from qannealq._compare_plots import plot_all
 from qannealq._compare_reference import ReferenceOptions
 from qannealq._compare_report import CompareResult, format_summary
@@ -46,7 +46,7 @@ class Selection:
     model: ModelConfig = field(default_factory=ModelConfig)
     layer: int | str = 0
     bits: int = 2
-    neurons: str | None = "0:8"
+    neurons: str | None = DEFAULT_NEURONS
     granularity: str = "tensor"
     int1: str = "sign"
     instances: Path | None = None

@@ -22,7 +22,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
 __all__ = ["NeuronInstance", "Reference", "instances_from_layer", "instances_from_experiment", "parse_neurons",
-           "layer_index"]
+           "layer_index", "DEFAULT_NEURONS"]
 
 
 @dataclass
@@ -107,11 +107,18 @@ class NeuronInstance:
         return np.repeat(row, max(int(reads), 1), axis=0), labels
 
 
+DEFAULT_NEURONS = "0:8"
+"""``compare``'s default selection: the first 8 neurons, fewer on a smaller layer (the one range clipped)."""
+
+
 def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:
     """Neuron indices from ``"0:16"``, ``"3"``, ``"0,4,7"`` or a list; None means all ``count`` neurons.
 
+    A range reaching past the layer's end is refused, as an index is (``0:99`` on a 16-neuron layer compared 16
+    without a word, where the study asked for 99); only :data:`DEFAULT_NEURONS` is clipped to the layer.
+
     Raises:
-        InvalidArgumentError: a malformed text, an index outside ``0..count-1`` or one given twice.
+        InvalidArgumentError: a malformed text, an index or range outside ``0..count-1`` or an index given twice.
     """
     if text is None:
         return list(range(count))
@@ -121,9 +128,12 @@ def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:
                 parts = [int(p) if p.strip() else None for p in text.split(":")]
                 picked = list(range(count))[slice(*parts)]
             else:
-                picked = [int(t) for t in text.split(",") if t.strip()]
+                parts, picked = [], [int(t) for t in text.split(",") if t.strip()]
         except (TypeError, ValueError):
             raise InvalidArgumentError(f"--neurons={text!r} must look like 0:16, 0:16:4, 3 or 0,4,7") from None
+        if any(p is not None and not -count <= p <= count for p in parts[:2]) and text != DEFAULT_NEURONS:
+            raise InvalidArgumentError(f"--neurons={text!r} reaches past the layer's end: this layer has {count} "
+                                       f"neurons, 0..{count - 1}; give a range within them, e.g. 0:{count}")
     else:
         picked = [int(t) for t in text]
     bad = [i for i in picked if not 0 <= i < count]

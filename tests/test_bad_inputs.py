@@ -224,6 +224,23 @@ def test_a_neuron_named_twice_is_refused(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_neuron_range_past_the_layers_end_is_refused(tmp_path, capsys):
+    """``compare --neurons 0:99`` on a 16-neuron layer compared 16 without a word (a Python slice, clipped); the
+    default, the first 8, still takes fewer on a smaller layer."""
+    from qannealq._compare_instances import DEFAULT_NEURONS, parse_neurons
+
+    err = _cli_error(["compare", "--input-size", "4", "--neurons", "0:99", "--backends", "exact", "--out",
+                      str(tmp_path / "o")], capsys)
+    assert "--neurons='0:99' reaches past the layer's end: this layer has 16 neurons, 0..15; give a range within " \
+        "them, e.g. 0:16" in err
+    assert not (tmp_path / "o").exists()
+    for bad in ("12:20", "-20:", "0:17:2"):
+        with pytest.raises(ValueError, match="reaches past the layer's end: this layer has 16 neurons"):
+            parse_neurons(bad, 16)
+    assert parse_neurons("0:16", 16) == list(range(16)) and parse_neurons("-4:", 16) == [12, 13, 14, 15]
+    assert parse_neurons(DEFAULT_NEURONS, 4) == [0, 1, 2, 3]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--bits", "4", "--methods", "rtn,gptq,rtn"], "--methods=rtn,gptq,rtn names rtn more than once"),
     (["sweep", "--bits", "4,2,4", "--methods", "rtn"], "--bits=4,2,4 names 4 more than once"),

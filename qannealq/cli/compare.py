@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Mapping
 
+from qannealq._compare_instances import DEFAULT_NEURONS
 from qannealq.cli._args import (MODEL_OPTIONS, add_model_arguments, add_qpu_arguments, given_options, model_config,
                                 option, str_list)
 from qannealq.errors import InvalidArgumentError
@@ -44,13 +45,14 @@ def capacity_option(text: str) -> tuple[str, int]:
         raise argparse.ArgumentTypeError(f"expected BACKEND=N (e.g. qaoa=16), got {text!r}") from None
 
 
-def add_selection_arguments(parser: argparse.ArgumentParser, neurons: str | None = "0:8") -> None:
+def add_selection_arguments(parser: argparse.ArgumentParser, neurons: str | None = DEFAULT_NEURONS) -> None:
     """The model (or instances folder), layer, neurons, bits and grid options shared with ``export``."""
     add_model_arguments(parser)
     group = parser.add_argument_group("neurons")
     group.add_argument("--layer", default="0", help="Linear layer: position (0 = first, -1 = last) or module name")
-    group.add_argument("--neurons", default=neurons, help="neurons of that layer: 0:16, 0:16:4, 3 or 0,4,7 "
-                       f"(default {neurons or 'all'})")
+    group.add_argument("--neurons", default=neurons, help="neurons of that layer: 0:16, 0:16:4, 3 or 0,4,7; a "
+                       "range past the layer's end is refused (default " + (f"{neurons}, fewer on a smaller layer)"
+                                                                            if neurons else "all)"))
     group.add_argument("--bits", type=int, default=2, help="grid bit width (1..8)")
     group.add_argument("--granularity", default="tensor", choices=("tensor", "channel"))
     group.add_argument("--int1", default="sign", choices=("sign", "paper"))
