@@ -17,7 +17,7 @@ from qannealq.calibration import CALIBRATION_MODES
 from qannealq.checks import as_values, check_choice, check_data_dir, check_distinct, check_positive, check_seed
 from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
-from qannealq.solve import METHODS, WARM_STARTS
+from qannealq.solve import METHODS, parse_warm_start
 from qannealq.weighted import OBJECTIVES, check_flags, make_objective, resumed_weight
 
 __all__ = ["ModelConfig", "QuantizeConfig", "RunConfig", "check_choice", "check_positive", "parse_warm_start",
@@ -30,17 +30,6 @@ def check_qpu_budget(value: Any) -> float:
         raise InvalidArgumentError(f"--qpu-budget={value!r} must be a positive number of seconds of QPU access "
                                    "time, e.g. 0.5")
     return float(value)
-
-
-def parse_warm_start(value: str | None) -> str | None:
-    """``none``/``None``/empty -> None; else one of the baselines (``gptq-restricted-pivot``,
-    ``gptq-restricted-act``, ``gptq-restricted``, their unrestricted forms, ``rtn``)."""
-    if value in (None, "none", "None", ""):
-        return None
-    choices = tuple(w for w in WARM_STARTS if w)
-    if value not in choices:
-        raise InvalidArgumentError(f"--warm-start={value!r} must be one of {', '.join(choices)} or none")
-    return value
 
 
 @dataclass(frozen=True)

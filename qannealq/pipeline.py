@@ -26,7 +26,7 @@ from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import (GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, ZERO_SIGN_STEP, Grid, check_bits,
                            held_grid, make_grid)
-from qannealq.solve import METHODS, WARM_STARTS, LayerResult, NeuronCheckpoint, quantize_layer
+from qannealq.solve import METHODS, LayerResult, NeuronCheckpoint, parse_warm_start, quantize_layer
 from qannealq.weighted import Objective, WeightedLayerStats, build_weighted_problem, make_objective
 from qannealq.weighted_calibration import collect_weighted_stats, relu_fed_layers, stale_weighted
 
@@ -204,8 +204,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     """
     from qannealq.backends import resolve_sampler
 
-    warm_start = None if warm_start == "none" else warm_start  # as --warm-start none says it
-    _check_options(method, calibration, granularity, int1, warm_start, batch_size, seed, progress)
+    warm_start = parse_warm_start(warm_start, "warm_start")  # as --warm-start says it
+    _check_options(method, calibration, granularity, int1, batch_size, seed, progress)
     goal = make_objective(objective, inactive_weight)
     t0 = time.perf_counter()
     if sampler_kwargs and method != "qubo":  # they would be ignored (a misspelt calibration= among them)
@@ -287,13 +287,12 @@ def _check_finite(model: torch.nn.Module, names: Sequence[str]) -> None:
                                      "model before quantizing it")
 
 
-def _check_options(method: str, calibration: str, granularity: str, int1: str, warm_start: str | None,
-                   batch_size: int, seed: int | None = None, progress: Any = None) -> None:
+def _check_options(method: str, calibration: str, granularity: str, int1: str, batch_size: int,
+                   seed: int | None = None, progress: Any = None) -> None:
     """Every option of :func:`quantize_model` checked before any work (the seed was checked only when the first
     layer's sampler drew it, after the calibration pass)."""
     for name, value, allowed in (("method", method, METHODS), ("calibration", calibration, CALIBRATION_MODES),
-                                 ("granularity", granularity, GRANULARITY_CHOICES), ("int1", int1, INT1_SCHEMES),
-                                 ("warm_start", warm_start, WARM_STARTS)):
+                                 ("granularity", granularity, GRANULARITY_CHOICES), ("int1", int1, INT1_SCHEMES)):
         if value not in allowed:
             shown = ", ".join(repr(a) for a in allowed)
             raise InvalidArgumentError(f"{name}={value!r} is unknown: choose one of {shown}")

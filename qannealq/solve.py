@@ -40,14 +40,26 @@ from qannealq.errors import BackendError, InvalidArgumentError, SolveMemoryError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid
 
-__all__ = ["METHODS", "WARM_STARTS", "LayerResult", "quantize_layer", "solve_neuron", "submit_neuron", "best_row",
-           "NeuronProgress", "NeuronCheckpoint", "accepts_parameter", "warm_up"]
+__all__ = ["METHODS", "WARM_STARTS", "parse_warm_start", "LayerResult", "quantize_layer", "solve_neuron",
+           "submit_neuron", "best_row", "NeuronProgress", "NeuronCheckpoint", "accepts_parameter", "warm_up"]
 
 logger = logging.getLogger(__name__)
 
 METHODS = (*BASELINES, "qubo")
 WARM_STARTS = (*BASELINES, None)
 NeuronProgress = Callable[[int], None]
+
+
+def parse_warm_start(value: str | None, name: str = "--warm-start") -> str | None:
+    """The one rule for a warm start, the command line's and the Python API's alike: ``none``/``None``/empty
+    -> None; else one of the baselines (``gptq-restricted-pivot``, ``gptq-restricted-act``, ``gptq-restricted``,
+    their unrestricted forms, ``rtn``). ``name``: the argument named in the refusal."""
+    if value in (None, "none", "None", ""):
+        return None
+    choices = tuple(w for w in WARM_STARTS if w)
+    if value not in choices:
+        raise InvalidArgumentError(f"{name}={value!r} must be one of {', '.join(choices)} or none")
+    return value
 
 
 class NeuronCheckpoint(Protocol):
@@ -438,7 +450,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
         method: one of :data:`METHODS`.
         sampler: the ``dimod.Sampler`` for ``method="qubo"``.
         backend: the sampler's name, recorded in the result.
-        warm_start: baseline whose floor/ceil assignment seeds the sampler (``initial_states``), or None.
+        warm_start: baseline whose floor/ceil assignment seeds the sampler (``initial_states``), or None
+            (``"none"`` too, as on the command line).
         seed: base seed; each neuron gets a seed derived from it; drawn at random (and recorded) if None.
         executor: optional executor mapping the per-neuron solves.
         progress: called with the number of neurons just finished.
@@ -447,6 +460,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
     """
     if method not in METHODS:
         raise InvalidArgumentError(f"method={method!r} is unknown: choose one of {', '.join(METHODS)}")
+    warm_start = parse_warm_start(warm_start, "warm_start")  # "none", as --warm-start none says it, was refused
     if method == "qubo" and sampler is not None and not getattr(_inside, "active", False):
         check_keywords(backend, sampler, sampler_kwargs, given="quantize_layer keyword")  # before the warm-up
     # the layer's time (and a time limit) counts its solve, not the first loading of its compiled code here
@@ -462,8 +476,6 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
     else:
         if sampler is None:
             raise InvalidArgumentError("method='qubo' needs a sampler (a backend name or a dimod.Sampler)")
-        if warm_start not in WARM_STARTS:
-            raise InvalidArgumentError(f"warm_start={warm_start!r} must be one of {WARM_STARTS}")
         warm = deadline = None
         m = problem.num_coordinates
         whole = layer_solver(sampler) is not None

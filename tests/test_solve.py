@@ -107,6 +107,23 @@ def test_bad_method_and_missing_sampler(small_layer):
         quantize_layer(problem, "qubo", get_sampler("exact"), seed=-3)
 
 
+def test_quantize_layer_takes_the_warm_starts_the_command_line_takes(small_layer):
+    """``quantize_layer(..., warm_start="none")`` was refused ("must be one of (..., None)") where ``--warm-start
+    none`` and ``quantize_model(warm_start="none")`` were accepted: one rule (:func:`parse_warm_start`) for all."""
+    from qannealq.solve import parse_warm_start
+
+    _, problem = small_layer
+    cold = quantize_layer(problem, "qubo", get_sampler("exact"), "exact", warm_start=None)
+    for value in ("none", "None", ""):
+        result = quantize_layer(problem, "qubo", get_sampler("exact"), "exact", warm_start=value)
+        assert result.warm_start_errors is None
+        np.testing.assert_array_equal(result.integers, cold.integers)
+    with pytest.raises(InvalidArgumentError, match=r"^warm_start='best' must be one of rtn, .* or none$"):
+        quantize_layer(problem, "qubo", get_sampler("exact"), warm_start="best")
+    with pytest.raises(InvalidArgumentError, match=r"^--warm-start='best' must be one of rtn, .* or none$"):
+        parse_warm_start("best")
+
+
 def test_a_backend_of_ours_refuses_an_unknown_or_reserved_keyword_before_any_work(small_layer, monkeypatch):
     """``quantize_layer(..., time_limt=30)`` was warned about and dropped (dimod's rule), and the layer ran with no
     limit; ``initial_states=`` and ``late=`` went through. A backend of ours lists every option it takes, so
