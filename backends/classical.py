@@ -67,6 +67,12 @@ class _Recorded:
         where dwave-samplers would raise later, or never (``tabu``'s ``timeout=-5`` ran without end)."""
         check_values(options, self.option_rules)
 
+    def check_start_rows(self, options: dict, rows: int) -> None:
+        """Refuse ``options`` that need more given initial states than the ``rows`` each BQM will get (the solve
+        loop gives one warm row a neuron, none without a warm start): before training, with the refusal
+        :meth:`sample` would make at the first neuron."""
+        _check_start_rows(dict(options), rows)
+
 
 def _check_given_states(kwargs: dict) -> None:
     """Refuse ``initial_states`` holding other values than bits or spins (:func:`warm_bits`), where dimod said
@@ -82,6 +88,12 @@ def _check_given_states(kwargs: dict) -> None:
         arr = dimod.as_samples(states)[0]
         warm_bits(arr.ravel())  # every row bits, or every row spins, as dimod reads them
         rows = len(arr)
+    _check_start_rows(kwargs, rows)
+
+
+def _check_start_rows(kwargs: dict, rows: int) -> None:
+    """``initial_states_generator='none'`` with ``rows`` given initial states: none is refused, and so is a
+    ``num_reads`` above ``rows`` (left out, it becomes ``rows``, in ``kwargs``)."""
     if kwargs.get("initial_states_generator") != "none":
         return
     if not rows:

@@ -36,9 +36,9 @@ __all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_
            "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
            "draw_seed", "sampler_name", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget",
            "accepted_options",
-           "check_parameters", "check_keywords", "check_options", "check_reserved", "RESERVED_OPTIONS",
-           "describe_capacity", "max_variables", "merge_timing", "note_spent", "spent_timing", "redact", "redact_values",
-           "unredact", "read_repr", "REDACTED",
+           "check_parameters", "check_keywords", "check_options", "check_start_rows", "check_reserved",
+           "RESERVED_OPTIONS", "describe_capacity", "max_variables", "merge_timing", "note_spent", "spent_timing",
+           "redact", "redact_values", "unredact", "read_repr", "REDACTED",
            "is_secret", "without_secrets", "LazyProperties", "TIMING_KEYS"]
 
 TIMING_KEYS = ("preprocessing_ns", "sampling_ns", "postprocessing_ns")
@@ -525,6 +525,23 @@ def note_spent(exc: BaseException, timing: Mapping[str, float]) -> BaseException
 def spent_timing(exc: BaseException) -> dict[str, float]:
     """The device time :func:`note_spent` recorded on ``exc`` (empty where none)."""
     return dict(getattr(exc, "qannealq_spent_timing", None) or {})
+
+
+def check_start_rows(sampler: Any, options: Mapping[str, Any], rows: int, given: str = "--sampler-option") -> None:
+    """Refuse sampler ``options`` that need more given initial states than the ``rows`` each BQM will get (its
+    ``check_start_rows(options, rows)`` hook where it has one: ``initial_states_generator='none'`` without a warm
+    start, or with a ``num_reads`` above its rows), before any work: the sampler refused them only at the first
+    neuron, after training and calibration.
+
+    Raises:
+        InvalidArgumentError: the sampler's own refusal, after ``given``.
+    """
+    hook = getattr(sampler, "check_start_rows", None)
+    if callable(hook):
+        try:
+            hook(dict(options), rows)
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"{given} {exc}") from None
 
 
 def merge_timing(infos: Iterable[Mapping[str, Any]]) -> dict[str, int]:

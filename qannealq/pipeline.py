@@ -26,7 +26,8 @@ from qannealq.errors import InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import (GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES, ZERO_SIGN_STEP, Grid, check_bits,
                            held_grid, make_grid)
-from qannealq.solve import METHODS, LayerResult, NeuronCheckpoint, parse_warm_start, quantize_layer
+from qannealq.solve import (METHODS, LayerResult, NeuronCheckpoint, check_warm_rows, parse_warm_start,
+                            quantize_layer)
 from qannealq.weighted import Objective, WeightedLayerStats, build_weighted_problem, make_objective
 from qannealq.weighted_calibration import collect_weighted_stats, relu_fed_layers, stale_weighted
 
@@ -217,6 +218,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         check_parameters(sampler, solver, sampler_kwargs, given="quantize_model keyword")
     elif solver is not None:  # a sampler object: a backend of ours refuses unknown keys, another warns
         check_keywords("", solver, sampler_kwargs, given="quantize_model keyword")  # values before any calibration
+    if solver is not None:
+        check_warm_rows(solver, sampler_kwargs, warm_start, given="quantize_model keyword")
     backend = "" if solver is None else sampler_name(solver, sampler if isinstance(sampler, str) else "")
     if granularity == "best":
         data = as_calibration_tensor(calibration_data, dtype=next(model.parameters()).dtype)  # a loader read once

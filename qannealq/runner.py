@@ -23,7 +23,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.experiment import Experiment, calibrate, formulate_grids, prepare, reusable_stats
 from qannealq.pipeline import ModelResult, quantize_model, skipped_layers
 from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_table, plot_accuracy
-from qannealq.solve import accepts_parameter
+from qannealq.solve import accepts_parameter, check_warm_rows
 from qannealq.checkpoint import StoreCheckpoint, is_batch_key
 from qannealq.store import ResultStore, unit_key
 from qannealq.weighted import make_objective
@@ -66,6 +66,7 @@ def resolve_backend(quant: QuantizeConfig, seed: int | None = None) -> dimod.Sam
 
     sampler = wrap_backend(quant.backend, resolve_sampler(quant.backend), quant.retries, seed)
     check_parameters(quant.backend, sampler, quant.sampler_options)  # the decomposition's options included
+    check_warm_rows(sampler, quant.sampler_options, quant.warm_start)  # generator 'none' without a warm start
     return sampler
 
 

@@ -33,15 +33,16 @@ from qannealq._pool import beam_threads
 from qannealq._sample_checks import best_sample_row, check_layer_sample
 from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, prepare_start,
                                 rank_deficient, rehearse_start, warm_start_integers)
-from qannealq.contract import (accepted_options, check_keywords, draw_seed, layer_solver, merge_timing,
-                               warms_up, warm_start_beam, warm_start_growth, warm_start_paths, warm_start_pilot,
-                               warm_start_deadline, warm_start_threads, sampler_name)
+from qannealq.contract import (accepted_options, check_keywords, check_start_rows, draw_seed, layer_solver,
+                               merge_timing, warms_up, warm_start_beam, warm_start_growth, warm_start_paths,
+                               warm_start_pilot, warm_start_deadline, warm_start_threads, sampler_name)
 from qannealq.errors import BackendError, InvalidArgumentError, SolveMemoryError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid
 
 __all__ = ["METHODS", "WARM_STARTS", "parse_warm_start", "LayerResult", "quantize_layer", "solve_neuron",
-           "submit_neuron", "best_row", "NeuronProgress", "NeuronCheckpoint", "accepts_parameter", "warm_up"]
+           "submit_neuron", "best_row", "NeuronProgress", "NeuronCheckpoint", "accepts_parameter", "warm_up",
+           "check_warm_rows"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,14 @@ def accepts_parameter(sampler: dimod.Sampler, name: str) -> bool:
         return name in sampler.parameters
     except Exception:  # a sampler whose parameters property needs a network call
         return False
+
+
+def check_warm_rows(sampler: dimod.Sampler, options: dict[str, Any], warm_start: str | None,
+                    given: str = "--sampler-option") -> None:
+    """Refuse sampler ``options`` that need more initial states than the solve loop will give each neuron (one
+    warm row, :func:`submit_neuron`; none without ``warm_start``), before training (:func:`check_start_rows`)."""
+    warm = warm_start is not None and layer_solver(sampler) is None and accepts_parameter(sampler, "initial_states")
+    check_start_rows(sampler, options, int(warm), given)
 
 
 def submit_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np.ndarray | None,

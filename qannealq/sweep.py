@@ -32,7 +32,7 @@ from qannealq.experiment import Experiment, calibrate, calibration_draw, formula
 from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
 from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
-from qannealq.solve import METHODS
+from qannealq.solve import METHODS, check_warm_rows
 from qannealq.store import ResultStore, unit_key
 from qannealq.weighted import Objective, check_flags, make_objective, resumed_weight
 from qannealq.sweep_report import CellResult, write_outputs
@@ -267,6 +267,7 @@ def _samplers(config: SweepConfig, stack: ExitStack) -> dict[str, Any]:
                 stack.enter_context(closing(sampler))
             options = config.options_for(backend, sampler)
             check_parameters(backend, sampler, options)
+            check_warm_rows(sampler, options, config.warm_start)
             check_qpu_ranges(sampler, options)  # num_reads=100000 on a QPU: refused before training, as in run
             samplers[backend] = sampler
     _check_common(config, samplers)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import sys
+from unittest import mock
 
 import dimod
 import numpy as np
 import pytest
+import torch
 
 from backend_fixtures import digits_layer, digits_neurons, mock_qpu, optimum
 from qannealq.backends import get_sampler
+from qannealq.pipeline import quantize_model
 from qannealq.solve import quantize_layer
 
 TIMING_KEYS = {"preprocessing_ns", "sampling_ns", "postprocessing_ns"}
@@ -288,6 +291,10 @@ def test_initial_states_generator_none_reads_the_given_states(name):
         get_sampler(name).sample(bqm, initial_states=(rows, labels), initial_states_generator="none", num_reads=3)
     with pytest.raises(InvalidArgumentError, match=r"initial_states_generator='none'.*no initial_states"):
         get_sampler(name).sample(bqm, initial_states_generator="none")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3))  # refused before the calibration pass, as run refuses it
+    with pytest.raises(InvalidArgumentError, match=r"^quantize_model keyword initial_states_generator='none'.*no "
+                       "initial_states"), mock.patch("qannealq.pipeline.collect_stats", side_effect=AssertionError):
+        quantize_model(model, torch.zeros(8, 4), 2, "qubo", name, warm_start="none", initial_states_generator="none")
 
 
 @pytest.mark.parametrize("name", ["sa", "tabu", "steepest"])

@@ -126,6 +126,16 @@ def no_training(monkeypatch):
      "--sampler-option time_limit: backend 'sa' does not take"),
     (["run", "--methods", "rtn,gptq", "--retries", "5"],  # it ran, retrying nothing, without a word
      "--retries 5 retries the qubo method's cloud backend, and --methods rtn,gptq has no qubo"),
+    # refused at the first neuron, after training and calibration
+    (["run", "--methods", "qubo", "--backend", "sa", "--warm-start", "none", "--sampler-option",
+      "initial_states_generator=none"], "--sampler-option initial_states_generator='none' starts every read from a "
+     "given state, and no initial_states were given: give some (a warm start), or leave the generator out"),
+    (["run", "--methods", "qubo", "--backend", "tabu", "--sampler-option", "initial_states_generator=none",
+      "--sampler-option", "num_reads=5"], "initial_states_generator='none' starts every read from a given state: "
+     "num_reads=5 needs 5, and 1 initial_states were given: give num_reads <= 1"),
+    (["sweep", "--dataset", "digits", "--methods", "qubo:sa", "--warm-start", "none", "--sampler-option",
+      "initial_states_generator=none"], "initial_states_generator='none' starts every read from a given state, and "
+     "no initial_states were given"),
 ])
 def test_bad_arguments_exit_2_before_any_training(argv, message, tmp_path, capsys, no_training):
     assert main([*argv, "--out", str(tmp_path / "x")]) == 2
