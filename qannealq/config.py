@@ -32,6 +32,16 @@ def check_qpu_budget(value: Any) -> float:
     return float(value)
 
 
+def _recipe_value(stored: Mapping[str, Any], name: str) -> Any:
+    """The recipe's ``hidden`` or ``epochs`` of the stored model's dataset (None for a dataset unknown here)."""
+    from qannealq.data.recipes import recipe
+
+    try:
+        return getattr(recipe(stored.get("dataset", "digits"), stored.get("input_size")), name)
+    except KeyError:
+        return None
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Which network to quantize: a dataset, its trained MLP and the calibration draw.
@@ -57,7 +67,15 @@ class ModelConfig:
 
     @classmethod
     def from_stored(cls, stored: Mapping[str, Any], **given: Any) -> "ModelConfig":
-        """The config stored by a results store (a plain dict), with the fields ``given`` in its place."""
+        """The config stored by a results store (a plain dict), with the fields ``given`` in its place.
+
+        A ``hidden`` or ``epochs`` given equal to the recipe's value, where the stored run left it to the recipe
+        (None), is the stored value: ``--resume DIR --hidden 16`` of a run of the 16-16-10 model was refused."""
+        given = {**given}
+        for name in ("hidden", "epochs"):
+            if stored.get(name) is None and given.get(name) is not None and _recipe_value(stored, name) == (
+                    tuple(as_values(given[name], numbers.Integral)) if name == "hidden" else given[name]):
+                del given[name]
         fields_ = {**stored, **given}
         if fields_.get("hidden") is not None:
             fields_["hidden"] = tuple(fields_["hidden"])

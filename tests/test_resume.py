@@ -191,3 +191,21 @@ def test_layers_whose_names_differ_only_in_characters_a_key_replaces_keep_their_
     assert sorted(checks[1].loaded) == sorted(checks[0].saved) and checks[1].saved == []  # nothing solved again
     for first, again in zip(results[0].layers, results[1].layers):
         np.testing.assert_array_equal(first.integers, again.integers)
+
+
+def test_a_resume_accepts_the_recipes_own_hidden_sizes_and_epochs(tmp_path):
+    """A run stored without ``--hidden`` or ``--epochs`` (the recipe's, stored as None) refused ``--resume DIR
+    --hidden 16 --epochs 60``, the 16-16-10 model's own values ("model.hidden: None -> [16]"); other values
+    are still refused, as is any value differing from one the run stored."""
+    from qannealq.config import ModelConfig, QuantizeConfig, RunConfig
+
+    stored = RunConfig(ModelConfig(dataset="digits", input_size=4), QuantizeConfig(methods=("rtn",)),
+                       tmp_path).stored_settings()
+    for given in ({"hidden": (16,)}, {"hidden": [16], "epochs": 60}, {"epochs": 60}):
+        resumed = RunConfig.from_stored(stored, tmp_path, given)
+        assert resumed.stored_settings() == stored and resumed.model.hidden is None, given
+    for given in ({"hidden": (32,)}, {"epochs": 5}):
+        assert RunConfig.from_stored(stored, tmp_path, given).stored_settings() != stored, given
+    wide = RunConfig(ModelConfig(dataset="digits", hidden=(32,)), QuantizeConfig(methods=("rtn",)),
+                     tmp_path).stored_settings()
+    assert RunConfig.from_stored(wide, tmp_path, {"hidden": (32,), "epochs": 60}).stored_settings() == wide
