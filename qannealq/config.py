@@ -21,7 +21,10 @@ from qannealq.solve import METHODS, parse_warm_start
 from qannealq.weighted import OBJECTIVES, check_flags, make_objective, resumed_weight
 
 __all__ = ["ModelConfig", "QuantizeConfig", "RunConfig", "check_choice", "check_positive", "parse_warm_start",
-           "check_qpu_budget"]
+           "check_qpu_budget", "DEFAULT_RETRIES"]
+
+#: Retries of a cloud backend's transient failures where ``--retries`` is not given.
+DEFAULT_RETRIES = 3
 
 
 def check_qpu_budget(value: Any) -> float:
@@ -130,8 +133,9 @@ class QuantizeConfig:
         objective: ``preact`` (the paper's) or ``relu-aware`` (:mod:`qannealq.weighted`).
         inactive_weight: ``relu-aware``: weight of the samples where the float neuron is off (None: the
             default, :data:`qannealq.weighted.DEFAULT_INACTIVE_WEIGHT`, recorded as its value).
-        retries: retries of a cloud backend's transient failures (:mod:`qannealq.backends.retry`); not a
-            setting of the results (a resumed run may change it).
+        retries: retries of a cloud backend's transient failures (:mod:`qannealq.backends.retry`; None: the
+            default, :data:`DEFAULT_RETRIES`); not a setting of the results (a resumed run may change it). A value
+            given where the backend calls no cloud service gets a note (the default gets none).
         memory_limit: ``relu-aware``: bytes a layer's samples and per-neuron matrices may hold (None: the
             default, :data:`qannealq.weighted.DEFAULT_MEMORY_LIMIT`); not a setting of the results either.
     """
@@ -144,7 +148,7 @@ class QuantizeConfig:
     granularity: str = "tensor"
     int1: str = "sign"
     warm_start: str | None = DEFAULT_WARM_START
-    retries: int = 3
+    retries: int | None = None
     objective: str = "preact"
     inactive_weight: float | None = None
     memory_limit: int | None = None
@@ -169,11 +173,17 @@ class QuantizeConfig:
         object.__setattr__(self, "warm_start", parse_warm_start(self.warm_start))
         if not isinstance(self.backend, str) or not self.backend:
             raise InvalidArgumentError(f"--backend={self.backend!r} must be a backend name (see qannealq backends)")
-        check_positive("--retries", self.retries, minimum=0)
+        if self.retries is not None:
+            check_positive("--retries", self.retries, minimum=0)
         check_choice("--objective", self.objective, OBJECTIVES)
         check_flags(self.objective, self.inactive_weight, self.memory_limit)
         goal = make_objective(self.objective, self.inactive_weight, self.memory_limit)
         object.__setattr__(self, "inactive_weight", goal.inactive_weight if goal.weighted else None)
+
+    @property
+    def retry_count(self) -> int:
+        """The retries a cloud backend gets: ``retries``, or :data:`DEFAULT_RETRIES` where it was not given."""
+        return DEFAULT_RETRIES if self.retries is None else self.retries
 
 
 @dataclass(frozen=True)

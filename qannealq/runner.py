@@ -64,7 +64,7 @@ def resolve_backend(quant: QuantizeConfig, seed: int | None = None) -> dimod.Sam
         return None
     from qannealq.backends import resolve_sampler
 
-    sampler = wrap_backend(quant.backend, resolve_sampler(quant.backend), quant.retries, seed)
+    sampler = wrap_backend(quant.backend, resolve_sampler(quant.backend), quant.retry_count, seed)
     check_parameters(quant.backend, sampler, quant.sampler_options)  # the decomposition's options included
     check_warm_rows(sampler, quant.sampler_options, quant.warm_start)  # generator 'none' without a warm start
     return sampler
@@ -207,10 +207,10 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
 
             how, warm = _qubo_line(q.backend, sampler, warm)
             reporter.message(f"qubo method: {how}")
-            if q.retries != QuantizeConfig.retries and not retries_failures(sampler):
+            if q.retries is not None and not retries_failures(sampler):
                 reporter.message(f"--retries {q.retries} is not used: backend {q.backend!r} calls no cloud service "
                                  "(retries apply to dwave, dwave-hybrid, dwave-mock and backends that need a token)")
-            sampler, where = _distribute(q.backend, sampler, executor, q.retries, config.model.seed)
+            sampler, where = _distribute(q.backend, sampler, executor, q.retry_count, config.model.seed)
             reporter.message(where)
         if config.dry_run or config.qpu_budget is not None:
             _qpu_plan(config, exp, sampler, stats, warm, reporter, out)

@@ -243,6 +243,12 @@ def test_run_says_retries_are_not_used_by_a_backend_that_calls_no_service(tmp_pa
     assert "--retries 5 is not used: backend 'sa' calls no cloud service" in capsys.readouterr().out
     assert main([*base, "--backend", "dwave-mock", "--dry-run"]) == 0
     assert "--retries" not in capsys.readouterr().out
+    # a typed --retries equal to the default (3) was taken for no --retries at all: no note
+    typed = [*base[:-1], "3", "--backend", "sa", "--sampler-option", "num_reads=1", "--out", str(tmp_path / "sa3")]
+    assert main(typed) == 0
+    assert "--retries 3 is not used: backend 'sa' calls no cloud service" in capsys.readouterr().out
+    assert main([*base[:-2], "--backend", "sa", "--sampler-option", "num_reads=1", "--out", str(tmp_path / "no")]) == 0
+    assert "--retries" not in capsys.readouterr().out
 
 
 def test_effort_and_time_limit_flags_are_layer_sa_sampler_options(capsys):

@@ -190,7 +190,7 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
                        "rank-deficient H (fewer calibration samples than live inputs) a GPTQ start is also taken "
                        "at a tenth of GPTQ's damping, and each neuron keeps the better")
     add_objective_arguments(group)
-    group.add_argument("--retries", type=int, default=3,
+    group.add_argument("--retries", type=int, default=None,
                        help="retries of a cloud backend's transient failures (network, timeouts, solver-side), "
                        "with exponential backoff and jitter (default 3)")
 
