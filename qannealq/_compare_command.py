@@ -302,7 +302,7 @@ class ExportJob:
 
 def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:
     """Export the instances with their best known solutions; returns the metadata files."""
-    from qannealq.export import export_instances, library_instances
+    from qannealq.export import changed_files, export_instances, library_instances
 
     reporter = reporter or LogReporter()
     if Path(job.out).is_dir():  # another export writing it: refused before the model is trained or loaded
@@ -312,9 +312,15 @@ def run_export(job: ExportJob, reporter: Reporter | None = None) -> list[Path]:
     else:
         instances = job.selection.load()
     names = {i.name for i in instances}
-    # a finished row is kept only with all three of its files: one deleted since is written again, not listed unwritten
-    done = [row for row in job.done if row.get("name") in names
-            and all(Path(job.out, f"{row['name']}.{ext}").is_file() for ext in ("json", "bqm", "coo"))]
+    # a finished row is kept only with its three files as written: one deleted since is written again, not listed
+    # unwritten, and one edited since (its SHA-256 not index.json's) is written again, not kept altered
+    changed = {row["name"]: changed_files(job.out, row) for row in job.done if row.get("name") in names}
+    for name, files in changed.items():
+        edited = [f for f in files if Path(job.out, f).is_file()]
+        if edited:
+            reporter.message(f"--resume {job.out}: {', '.join(edited)} changed since the export (SHA-256): "
+                             f"writing {name} again")
+    done = [row for row in job.done if row.get("name") in names and not changed[row["name"]]]
     reporter.message(f"exporting {len(instances)} neuron QUBO(s) to {job.out}"
                      + (f" ({len(done)} finished before, kept)" if job.resume else ""))
     paths = export_instances(instances, job.out, job.reference, reporter, job.source(), done)

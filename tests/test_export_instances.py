@@ -139,6 +139,60 @@ def test_a_bqm_that_is_not_its_json_s_is_refused(exported, tmp_path):
     assert [i.name for i in load_instances(out)] == [i.name for i in instances]
 
 
+def _edit_json(path, edit) -> None:
+    meta = json.loads(path.read_text())
+    edit(meta)
+    path.write_text(json.dumps(meta, indent=1))
+
+
+@pytest.mark.parametrize("file, edit", [
+    ("json", lambda f: _edit_json(f, lambda m: m["warm_start"].__setitem__(0, 1 - m["warm_start"][0]))),
+    ("json", lambda f: _edit_json(f, lambda m: m["baselines"].__setitem__("gptq", m["baselines"]["gptq"] / 2))),
+    ("coo", lambda f: f.write_text(f.read_text().replace("offset ", "offset 1", 1))),
+])
+def test_an_instance_file_edited_since_the_export_is_refused_by_name(file, edit, exported, tmp_path):
+    """``load_instances`` checked a ``.bqm`` against its ``.json`` alone: a flipped warm-start bit, a halved GPTQ
+    error or an edited ``.coo`` offset were read without a word, and a study compared against altered data; each
+    file's SHA-256, recorded in ``index.json``, is now checked."""
+    import shutil
+
+    instances, out = exported
+    folder = tmp_path / "edited"
+    shutil.copytree(out, folder)
+    name = instances[1].name
+    edit(folder / f"{name}.{file}")
+    with pytest.raises(InvalidArgumentError, match=f"--instances {folder}: {name}.{file} is not the file the export "
+                       f"wrote \\(its SHA-256 [0-9a-f]{{64}} is not index.json's [0-9a-f]{{64}}: edited or damaged "
+                       f"since\\); export the folder again, or write the instance again with `qannealq export "
+                       f"--resume {folder}`"):
+        load_instances(folder)
+    rows = json.loads((out / "index.json").read_text())["instances"]
+    assert all(set(row["sha256"]) == {"json", "bqm", "coo"} for row in rows)
+
+
+def test_a_folder_exported_before_the_checksums_loads_with_one_warning(exported, tmp_path, caplog):
+    """A folder whose ``index.json`` has no ``sha256`` (written before they were recorded) still loads, saying once
+    that its files cannot be verified."""
+    import logging
+    import shutil
+
+    instances, out = exported
+    folder = tmp_path / "old"
+    shutil.copytree(out, folder)
+    index = json.loads((folder / "index.json").read_text())
+    for row in index["instances"]:
+        del row["sha256"]
+    (folder / "index.json").write_text(json.dumps(index))
+    with caplog.at_level(logging.WARNING, logger="qannealq.export"):
+        assert [i.name for i in load_instances(folder)] == [i.name for i in instances]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"--instances {folder}: 3 of 3 instance(s) have no checksums in index.json (exported before qannealq "
+        "recorded them): their files cannot be verified; export the folder again to have them checked"]
+    caplog.clear()
+    load_instances(out)
+    assert not caplog.records
+
+
 def test_the_library_names_the_three_sizes():
     assert {(e.dataset, e.input_size) for e in LIBRARY} == {("digits", 4), ("digits", None), ("mnist", None)}
 
@@ -271,6 +325,28 @@ def test_export_resume_writes_again_an_instance_whose_bqm_or_coo_was_deleted(tmp
     assert [row["name"] for row in json.loads((out / "index.json").read_text())["instances"]] == [
         names[1], names[0], names[2]]
     assert [i.name for i in load_instances(out)] == [names[1], names[0], names[2]]
+
+
+def test_export_resume_writes_again_an_instance_whose_file_was_edited(tmp_path, capsys):
+    """``--resume`` kept every row whose three files were there, an edited one too: the folder stayed altered (and
+    ``compare --instances`` now refuses it); a file whose SHA-256 is not ``index.json``'s is written again."""
+    from qannealq.cli import main
+
+    out = tmp_path / "out"
+    assert main(["export", "--dataset", "digits", "--input-size", "4", "--layer", "1", "--neurons", "0:2",
+                 "--out", str(out)]) == 0
+    names = [row["name"] for row in json.loads((out / "index.json").read_text())["instances"]]
+    before = json.loads((out / f"{names[0]}.json").read_text())
+    _edit_json(out / f"{names[0]}.json", lambda m: m["baselines"].__setitem__("rtn", 0.0))
+    with pytest.raises(InvalidArgumentError, match=f"{names[0]}.json is not the file the export wrote"):
+        load_instances(out)
+    capsys.readouterr()
+    assert main(["export", "--resume", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f"{names[0]}.json changed since the export (SHA-256): writing {names[0]} again" in printed
+    assert "(1 finished before, kept)" in printed
+    assert json.loads((out / f"{names[0]}.json").read_text())["baselines"] == before["baselines"]
+    assert [i.name for i in load_instances(out)] == [names[1], names[0]]
 
 
 def test_export_resume_reads_a_moved_data_dir_when_its_files_are_the_same(tmp_path, monkeypatch, capsys):
