@@ -6,6 +6,7 @@ The command-line modules only parse into :class:`CompareJob` / :class:`ExportJob
 
 from __future__ import annotations
 
+import hashlib
 import json
 from contextlib import ExitStack, nullcontext
 from dataclasses import asdict, dataclass, field, fields
@@ -80,6 +81,15 @@ class Selection:
 
         return instances_from_experiment(prepare(self.model), self.layer, self.bits, self.neurons,
                                          self.granularity, self.int1)
+
+    def identity(self) -> dict:
+        """For an instances folder, the SHA-256 of its ``index.json`` (which holds each file's SHA-256): what
+        ``compare.json`` records beside :meth:`describe` to say which export was compared. Not in the stored
+        settings that a resume matches: ``export --resume`` adds rows to it, and the instances themselves are
+        matched by their digests."""
+        if self.instances is None:
+            return {}
+        return {"index_sha256": hashlib.sha256(Path(self.instances, "index.json").read_bytes()).hexdigest()}
 
     def describe(self) -> dict:
         if self.instances is not None:
@@ -222,7 +232,7 @@ def _run_opened(job: CompareJob, out: Path, qpus: dict[str, Any], reporter: Repo
                 ) -> tuple[CompareResult | None, Path]:
     """:func:`run_compare` from its options, with the QPU backends ``qpus`` built."""
     check_backend_options(job.backends, job.settings, qpus)  # keys, values, a solver's ranges: before any training
-    instances = job.selection.load()
+    instances, identity = job.selection.load(), job.selection.identity()
     sizes = sorted({i.num_variables for i in instances})
     reporter.message(f"{len(instances)} neuron QUBO(s) of {sizes[0]}-{sizes[-1]} variables; backends "
                      f"{', '.join(job.backends)}; {job.settings.reads} reads x {job.settings.repeats} repeats; "
@@ -233,6 +243,7 @@ def _run_opened(job: CompareJob, out: Path, qpus: dict[str, Any], reporter: Repo
             return None, out
     result = compare_backends(instances, {name: qpus.get(name) for name in job.backends}, job.settings, out,
                               job.resume, reporter, job.selection.describe())
+    result.settings["source"] = {**result.settings["source"], **identity}
     for name in {r.backend for r in result.rows if r.decomposed}:
         reporter.message(f"backend {name!r}: neurons above its capacity were solved by capacity-aware "
                          "decomposition (column 'decomposed')")

@@ -423,7 +423,7 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
         resume: continue the comparison stored in ``out`` (same settings), skipping finished calls.
         reporter: messages and progress (default: the log).
         source: where the instances come from (dataset, layer, bits, or an instances folder), stored with
-            the settings.
+            the settings (in ``out``'s ``store.json`` and the result's ``settings``, which ``compare.json`` holds).
 
     Returns:
         :class:`~qannealq._compare_report.CompareResult` (rows per call, summaries per backend and neuron,
@@ -462,7 +462,9 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
             close = getattr(sampler, "close", None)
             if callable(close):
                 close()
-    return summarise(instances, refs, units, settings, skipped, list(built))
+    result = summarise(instances, refs, units, settings, skipped, list(built))
+    result.settings = {**stored, **result.settings}  # compare.json says what was compared, as store.json does
+    return result
 
 
 def _warm_up(sampler: dimod.Sampler, name: str, instances: Sequence[NeuronInstance], settings: CompareSettings,

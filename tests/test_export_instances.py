@@ -193,6 +193,29 @@ def test_a_folder_exported_before_the_checksums_loads_with_one_warning(exported,
     assert not caplog.records
 
 
+def test_compare_json_names_the_instances_folder_and_its_index(exported, tmp_path, monkeypatch, capsys):
+    """``compare.json``'s settings were the sampling options alone: its reader could not tell which neurons were
+    compared, though ``store.json`` said it; they now hold the source as ``store.json`` does (the folder as given),
+    the instance names and backends, and the SHA-256 of the folder's ``index.json``."""
+    import hashlib
+
+    from qannealq.cli import main
+
+    instances, out = exported
+    monkeypatch.chdir(out.parent)
+    argv = ["compare", "--instances", out.name, "--backends", "steepest", "--reads", "2", "--repeats", "1"]
+    assert main([*argv, "--out", str(tmp_path / "cmp")]) == 0
+    settings = json.loads((tmp_path / "cmp" / "compare.json").read_text())["settings"]
+    stored = json.loads((tmp_path / "cmp" / "store.json").read_text())["settings"]
+    index = hashlib.sha256((out / "index.json").read_bytes()).hexdigest()
+    assert settings["source"] == {**stored["source"], "index_sha256": index} == {"instances": out.name,
+                                                                                  "index_sha256": index}
+    assert settings["instances"] == [i.name for i in instances] and settings["backends"] == ["steepest"]
+    assert settings["reads"] == 2 and settings["eps"] == 1e-9
+    assert main(["compare", "--resume", str(tmp_path / "cmp")]) == 0  # the resume matches the stored settings
+    assert json.loads((tmp_path / "cmp" / "compare.json").read_text())["settings"] == settings
+
+
 def test_the_library_names_the_three_sizes():
     assert {(e.dataset, e.input_size) for e in LIBRARY} == {("digits", 4), ("digits", None), ("mnist", None)}
 
