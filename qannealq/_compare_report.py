@@ -20,7 +20,7 @@ import numpy as np
 
 from qannealq._compare_instances import NeuronInstance, Reference
 from qannealq._compare_reference import settle
-from qannealq.metrics import ONE_CALL_FLOOR, residual_gap, success_probability, tts99
+from qannealq.metrics import ONE_CALL_FLOOR, energy_noise, residual_gap, success_probability, tts99
 from qannealq.store import atomic_write, json_default
 
 __all__ = ["CompareRow", "NeuronSummary", "BackendSummary", "CompareResult", "summarise", "backend_summaries",
@@ -120,11 +120,11 @@ class BackendSummary:
     median_error_vs_gptq: float
 
 
-def _row(unit: dict, instance: NeuronInstance, ref: Reference, eps: float, loose: float) -> CompareRow:
+def _row(unit: dict, instance: NeuronInstance, ref: Reference, eps: float, loose: float, noise: float) -> CompareRow:
     energies = np.asarray(unit["energies"], dtype=np.float64)
     reads = max(int(unit["reads"]), 1)
     info, meta = unit.get("info", {}), instance.meta
-    p = success_probability(energies, ref.energy, eps)
+    p = success_probability(energies, ref.energy, eps, noise)
     best = float(energies.min()) if energies.size else math.nan
     qubits = info.get("num_qubits")
     if qubits is None and unit["backend"] == "qaoa":
@@ -135,7 +135,7 @@ def _row(unit: dict, instance: NeuronInstance, ref: Reference, eps: float, loose
         unit["decomposed"], unit["warm_start"], best, float(energies.mean()) if energies.size else math.nan,
         ref.energy, ref.provenance, ref.method, residual_gap(best, ref.energy),
         float(np.mean(residual_gap(energies, ref.energy))) if energies.size else math.nan, p,
-        success_probability(energies, ref.energy, loose), unit["solver_s"], unit["wall_s"],
+        success_probability(energies, ref.energy, loose, noise), unit["solver_s"], unit["wall_s"],
         tts99(unit["solver_s"] / reads, p, _call(unit, unit["solver_s"])),
         tts99(unit["wall_s"] / reads, p, _call(unit, unit["wall_s"])), unit["qpu_access_s"],
         info.get("chain_break_fraction"), info.get("chain_strength"), qubits, info.get("reps"),
@@ -155,18 +155,19 @@ def _ratio(value: float, base: float | None) -> float:
 
 
 def _neuron(rows: list[CompareRow], units: list[dict], instance: NeuronInstance, eps: float,
-            loose: float) -> NeuronSummary:
+            loose: float, noise: float) -> NeuronSummary:
     energies = np.concatenate([np.asarray(u["energies"], dtype=np.float64) for u in units])
     reads = max(int(energies.size), 1)
     first, ref = rows[0], rows[0].reference_energy
-    p = success_probability(energies, ref, eps)
+    p = success_probability(energies, ref, eps, noise)
     # calls that returned no sample (a time-limited solver that found none): NaN, as their rows have
     best, mean = (float(energies.min()), float(energies.mean())) if energies.size else (math.nan, math.nan)
     solver, wall = sum(r.solver_seconds for r in rows), sum(r.wall_seconds for r in rows)
     return NeuronSummary(
         first.backend, first.instance, first.num_variables, len(rows), int(energies.size), best,
         mean, ref, first.reference_provenance, residual_gap(best, ref), p,
-        success_probability(energies, ref, loose), tts99(solver / reads, p, _call(units[0], solver / len(rows))),
+        success_probability(energies, ref, loose, noise),
+        tts99(solver / reads, p, _call(units[0], solver / len(rows))),
         tts99(wall / reads, p, _call(units[0], wall / len(rows))), _ratio(best, instance.baselines.get("rtn")),
         _ratio(best, instance.baselines.get("gptq")), any(r.decomposed for r in rows))  # the pooled best's error
 
@@ -258,14 +259,16 @@ def summarise(instances: Sequence[NeuronInstance], refs: dict[str, Reference], u
             if u["instance"] == name and u["energies"]:
                 found[u["backend"]] = min(found.get(u["backend"], math.inf), min(u["energies"]))
         final[name] = settle(ref, found)
-    rows = [_row(u, by_name[u["instance"]], final[u["instance"]], settings.eps, settings.loose_eps) for u in units]
+    noise = {i.name: energy_noise(i.bqm) for i in instances}  # an optimum of 0 computed as 1e-16 is one
+    rows = [_row(u, by_name[u["instance"]], final[u["instance"]], settings.eps, settings.loose_eps,
+                 noise[u["instance"]]) for u in units]
     neurons = []
     for backend in backends:
         for instance in instances:
             pick = [k for k, u in enumerate(units) if u["backend"] == backend and u["instance"] == instance.name]
             if pick:
                 neurons.append(_neuron([rows[k] for k in pick], [units[k] for k in pick], instance, settings.eps,
-                                       settings.loose_eps))
+                                       settings.loose_eps, noise[instance.name]))
     return CompareResult(rows, neurons, layer_summaries(neurons), final, skipped, units, settings.stored())
 
 
@@ -323,7 +326,8 @@ def format_summary(result: CompareResult, backends: Sequence[BackendSummary] | N
                  "capacity")
     eps, loose = result.settings.get("eps"), result.settings.get("loose_eps")
     if eps is not None and loose is not None:  # the targets p and p (loose) count, as --eps and --loose-eps set them
-        lines.append(f"success: a read with E <= E_ref + {eps:g} |E_ref| (p), and + {loose:g} |E_ref| (p (loose))")
+        lines.append(f"success: a read with E <= E_ref + {eps:g} |E_ref| (p), and + {loose:g} |E_ref| (p (loose)), "
+                     "each + the float noise of the neuron's energies")
     for name, reason in result.skipped.items():
         lines.append(f"skipped {name}: {reason}")
     return "\n".join(lines)

@@ -65,7 +65,8 @@ class CompareSettings:
         reads: ``num_reads`` per call for backends that take it (not for :data:`DETERMINISTIC` ones; qaoa's
             reads are its ``shots``).
         repeats: calls per backend and instance, each with its own seed.
-        eps: success when ``E <= E_ref + eps |E_ref|`` (1e-9: the optimum up to float noise).
+        eps: success when ``E <= E_ref + eps |E_ref| + noise`` (1e-9: the optimum up to float noise; ``noise``:
+            :func:`qannealq.metrics.energy_noise`, which counts an optimum of 0 computed as 1e-16).
         loose_eps: a second, looser target, at least ``eps`` (None: 0.01, within 1 %, or ``eps`` where that is
             larger).
         seed: base of every call's seed (:func:`unit_seed`).

@@ -170,3 +170,46 @@ def test_qaoas_tts99_is_at_least_one_call_its_shots_share_one_optimisation():
     rare = [10.0] + [20.0] * 1023  # p = 1/1024: about 4714 shots' time, more than one call
     row = _summarise([toy], [_unit("qaoa", toy.name, 0, rare, seconds=1.0)], repeats=1).rows[0]
     assert row.tts99_solver_seconds == pytest.approx(math.log(0.01) / math.log1p(-1 / 1024) / 1024)
+
+
+def test_an_optimum_of_energy_zero_reached_is_a_success():
+    """Success was ``E <= E_ref + eps |E_ref|``: where the reference (a Gurobi or file energy) is exactly 0, the
+    optimum ``0.3 + 0.1 + 0.2 - 0.6`` that ``exact`` returned, computed as 1.1e-16, failed both targets (p 0, TTS99
+    inf); the target now adds the BQM's float noise (a few ulps of the sum of its |coefficients|)."""
+    from qannealq.metrics import NOISE_ULPS, energy_noise
+
+    bqm = dimod.BQM({0: 0.1, 1: 0.2}, {(0, 1): -0.6}, 0.3, "BINARY")
+    optimum = {0: 1, 1: 1}
+    assert 0 < bqm.energy(optimum) <= energy_noise(bqm) == NOISE_ULPS * np.spacing(1.2)
+    degenerate = NeuronInstance("zero-L0-n0", bqm, {}, {"rtn": 1.0, "gptq": 1.0}, {0: 0, 1: 0},
+                                Reference(0.0, "proven", "gurobi", optimum))
+    result = compare_backends([degenerate], ["exact"], CompareSettings(reads=1, repeats=2))
+    assert result.references[degenerate.name].energy == 0.0
+    assert [(r.success_probability, r.success_probability_loose) for r in result.rows] == [(1.0, 1.0)] * 2
+    assert all(math.isfinite(r.tts99_solver_seconds) for r in result.rows)
+    assert result.rows[0].best_energy == bqm.energy(optimum) > 0
+    above = _summarise([degenerate], [_unit("sa", degenerate.name, 0, [0.1, bqm.energy(optimum)])], optimum=0.0)
+    assert above.rows[0].success_probability == 0.5  # a real state above 0 still fails
+
+
+def test_the_float_noise_leaves_p_and_tts99_of_a_neuron_unchanged():
+    """On real neurons the noise is below a tenth of ``eps |E_ref|``: every read of four backends on tiny-digits neurons
+    counts as it did under ``E <= E_ref + eps |E_ref|`` alone, at both targets, and TTS99 is the same."""
+    from backend_fixtures import tiny_digits
+    from qannealq._compare_instances import instances_from_experiment
+    from qannealq.metrics import energy_noise, success_probability, tts99
+
+    instances = instances_from_experiment(tiny_digits(), 0, 2, "0:3")
+    settings = CompareSettings(reads=8, repeats=2, warm_start=False)
+    result = compare_backends(instances, ["sa", "steepest", "tabu", "exact"], settings)
+    by_name = {i.name: i for i in instances}
+    for row in result.rows:
+        unit = next(u for u in result.units if (u["backend"], u["instance"], u["repeat"]) ==
+                    (row.backend, row.instance, row.repeat))
+        ref = row.reference_energy
+        assert energy_noise(by_name[row.instance].bqm) < 0.1 * settings.eps * abs(ref)
+        before = success_probability(unit["energies"], ref, settings.eps)
+        assert row.success_probability == before
+        assert row.success_probability_loose == success_probability(unit["energies"], ref, settings.loose_eps)
+        assert row.tts99_solver_seconds == tts99(unit["solver_s"] / row.reads, before)
+    assert {r.success_probability for r in result.rows} - {0.0, 1.0}  # reads on both sides of the target
