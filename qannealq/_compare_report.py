@@ -127,7 +127,7 @@ def _row(unit: dict, instance: NeuronInstance, ref: Reference, eps: float, loose
     p = success_probability(energies, ref.energy, eps, noise)
     best = float(energies.min()) if energies.size else math.nan
     qubits = info.get("num_qubits")
-    if qubits is None and unit["backend"] == "qaoa":
+    if qubits is None and unit["backend"] == "qaoa":  # a unit stored before run_unit recorded it
         qubits = min(instance.num_variables, info.get("capacity") or instance.num_variables)
     return CompareRow(
         unit["backend"], instance.name, str(meta.get("dataset", "")), meta.get("layer"), meta.get("neuron"),

@@ -43,7 +43,11 @@ logger = logging.getLogger(__name__)
 OFFLINE_BACKENDS = ("sa", "tabu", "steepest", "exact", "gurobi", "qaoa", "dwave-mock", "layer-sa")
 DEFAULT_OPTIONS = {"gurobi": {"time_limit": 10.0}}
 """Options every call of a backend gets unless ``sampler_options`` say otherwise (Gurobi would otherwise
-search until it proves the optimum, which on ~60-variable neurons takes hours)."""
+search until it proves the optimum, which on ~60-variable neurons takes hours); known by the name compared or by
+their sampler's ``name`` (:func:`_default_options`)."""
+QUBIT_PER_VARIABLE = ("qaoa",)
+"""Backends that use one qubit per variable of the BQM they solve and do not report ``num_qubits``: their
+``qubits`` column is the neuron's size, or the decomposition's sub-problem size where smaller."""
 EVERY = "*"
 """The ``sampler_options`` entry for options given without a backend (``--sampler-option KEY=VALUE``): each
 compared backend that takes the key gets them (:meth:`CompareSettings.options_for`)."""
@@ -175,6 +179,12 @@ def _known_as(name: str, sampler: Any, names: Any) -> bool:
     from qannealq.backends import canonical_name, composed
 
     return canonical_name(name) in names or any(getattr(inner, "name", None) in names for inner in composed(sampler))
+
+
+def _default_options(name: str, sampler: Any) -> dict:
+    """Backend ``name``'s :data:`DEFAULT_OPTIONS`, by its name or by the ``name`` of ``sampler`` or of one it
+    wraps: ``gurobi`` compared as ``gurobi-fast`` got no ``time_limit`` by its name, and searched for a proof."""
+    return next((dict(options) for key, options in DEFAULT_OPTIONS.items() if _known_as(name, sampler, (key,))), {})
 
 
 def _one_read(name: str, sampler: Any = None) -> tuple[str, ...]:
@@ -322,10 +332,8 @@ def _extras(info: Mapping[str, Any]) -> dict:
 def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat: int,
              settings: CompareSettings) -> dict:
     """One call of ``sampler`` on ``instance``: every read's energy (recomputed on the BQM), timing, seed."""
-    from qannealq.backends import canonical_name
-
     params = set(sampler.parameters)
-    kwargs = {**DEFAULT_OPTIONS.get(canonical_name(name), {}), **settings.options_for(name, sampler)}
+    kwargs = {**_default_options(name, sampler), **settings.options_for(name, sampler)}
     seed = unit_seed(settings.seed, name, instance.name, repeat) if "seed" in params else None
     if seed is not None:
         kwargs["seed"] = seed
@@ -351,6 +359,10 @@ def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat
     reads = np.repeat(energies, sampleset.record.num_occurrences)
     timing = call_timing(sampleset, wall)
     best = samples[int(np.argmin(energies))] if len(energies) else np.array([])
+    info = _extras(sampleset.info)
+    if "num_qubits" not in info and _known_as(name, sampler, QUBIT_PER_VARIABLE):
+        # by the sampler: the report went by the name alone, and qaoa compared as qaoa-12 had no qubits
+        info["num_qubits"] = min(instance.num_variables, info.get("capacity") or instance.num_variables)
     return {"backend": name, "instance": instance.name, "repeat": repeat, "seed": seed,
             "warm_start": bool(warm), "energies": reads.tolist(), "reads": int(reads.size),
             "best_sample": dict(zip((str(v) for v in labels), (int(b) for b in best))),
@@ -358,7 +370,7 @@ def run_unit(sampler: dimod.Sampler, name: str, instance: NeuronInstance, repeat
             "decomposed": bool(sampleset.info.get("decomposed", False)), "one_call_floor": _one_call(name, sampler),
             "timing": {k: v for k, v in (sampleset.info.get("timing") or {}).items()
                        if isinstance(v, (int, float))},
-            "info": _extras(sampleset.info)}
+            "info": info}
 
 
 def _references(instances: Sequence[NeuronInstance], store, settings: CompareSettings,

@@ -796,6 +796,36 @@ def test_qaoas_one_call_floor_holds_under_another_name(tiny):
     assert result.units[0]["one_call_floor"]
 
 
+def test_qubits_and_gurobis_time_limit_go_by_the_sampler_under_another_name(tiny):
+    """The ``qubits`` column and ``gurobi``'s default ``time_limit`` went by the name compared: QAOA compared as
+    ``qaoa-12`` had no qubits, and Gurobi as ``gurobi-fast`` got no time limit (a search for a proof, hours on
+    60-variable neurons). Both now go by the sampler's own name too."""
+    from qannealq.backends import get_sampler
+
+    class Stand(dimod.Sampler):
+        """Stands for backend ``name``: the optimum, recording each call's ``time_limit``."""
+
+        parameters, properties = {"time_limit": []}, {}
+
+        def __init__(self, name):
+            self.name, self.limits = name, []
+
+        def sample(self, bqm, time_limit=None):
+            self.limits.append(time_limit)
+            return get_sampler("exact").sample(bqm).truncate(1)
+
+    for name in ("qaoa", "qaoa-12"):
+        result = compare_backends(tiny[:1], {name: Stand("qaoa")}, CompareSettings(repeats=1))
+        assert result.rows[0].qubits == tiny[0].num_variables
+    for name in ("gurobi", "gurobi-fast"):
+        gurobi = Stand("gurobi")
+        compare_backends(tiny[:1], {name: gurobi}, CompareSettings(repeats=1))
+        assert gurobi.limits == [10.0, 10.0]  # the warm-up call and the timed one
+    other = Stand("mine")
+    result = compare_backends(tiny[:1], {"mine": other}, CompareSettings(repeats=1))
+    assert other.limits == [None, None] and result.rows[0].qubits is None
+
+
 def test_reading_a_samplers_name_does_not_build_a_cloud_backends_client(tiny):
     """Whether a compared sampler is ``exact`` or ``qaoa`` under another name is read from the samplers it wraps, but
     not past one of the registry's own backends: ``dwave-hybrid``'s ``child`` is its cloud client, built on first
