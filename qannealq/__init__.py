@@ -17,16 +17,14 @@ import os
 BLAS_SPIN = "4"
 os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", BLAS_SPIN)
 
-import importlib
-import importlib.util
+from qannealq._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
-#: The public names and the module of each, imported on first use (PEP 562 ``__getattr__``): importing them all
-#: here loaded torch, numpy, dimod, scipy and the compiled kernels' modules (2.5 s), which every ``qannealq``
-#: command then waited for before parsing its arguments (``--help`` and an argument error too), and Ctrl-C
-#: during that import printed a traceback instead of the command's one line and exit 130.
-_EXPORTS = {
+#: The public names by module, each imported on first use (PEP 562, :func:`qannealq._lazy.lazy_exports`), so that
+#: ``import qannealq`` loads neither torch nor numpy: every ``qannealq`` command, ``--help`` and argument errors
+#: included, waited 2.5 s for them before parsing its arguments, and Ctrl-C then printed a traceback.
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "baselines": ("gptq", "gptq_restricted", "rtn"),
     "contract": ("LayerComposite", "LayerSample", "LayerSampler", "draw_seed", "redact"),
     "errors": ("BackendUnavailableError", "CalibrationError", "CredentialsError", "InvalidArgumentError",
@@ -36,23 +34,4 @@ _EXPORTS = {
     "model_export": ("QuantizedModel", "load_quantized"),
     "pipeline": ("ModelResult", "formulate_layer", "quantize_model"),
     "solve": ("LayerResult", "quantize_layer"),
-}
-_HOME = {name: module for module, names in _EXPORTS.items() for name in names}
-
-__all__ = sorted(_HOME)
-
-
-def __getattr__(name: str):
-    """A public name, imported from its module on first use; else a submodule, imported (``qannealq.solve``
-    after ``import qannealq`` alone, as when this package imported its modules eagerly)."""
-    if name in _HOME:
-        value = getattr(importlib.import_module(f"{__name__}.{_HOME[name]}"), name)
-        globals()[name] = value
-        return value
-    if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+})

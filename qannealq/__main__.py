@@ -3,6 +3,10 @@ on the PATH (a virtual environment not activated, a checkout used through ``PYTH
 
 import sys
 
-from qannealq.cli import main
+try:
+    from qannealq.cli import main
+except KeyboardInterrupt:  # Ctrl-C before the command's own handling: the same line and exit code, no traceback
+    print("qannealq: interrupted", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import dimod
 import numpy as np
 
+from qannealq._defaults import DEFAULT_NEURONS
 from qannealq.baselines import BASELINES
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
@@ -105,10 +106,6 @@ class NeuronInstance:
         labels = list(self.bqm.variables)
         row = np.array([[self.warm_start[v] for v in labels]], dtype=np.int8)
         return np.repeat(row, max(int(reads), 1), axis=0), labels
-
-
-DEFAULT_NEURONS = "0:8"
-"""``compare``'s default selection: the first 8 neurons, fewer on a smaller layer (the one range clipped)."""
 
 
 def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:

@@ -43,6 +43,7 @@ import numpy as np
 
 from qannealq import _pool
 from qannealq._deadline import RESERVE, Deadline
+from qannealq._defaults import DEFAULT_WARM_START
 from qannealq._pool import beam_thread_count, blas_threads, helper_pool
 from qannealq.checks import is_count, is_number
 from qannealq.errors import InvalidArgumentError
@@ -631,11 +632,6 @@ BASELINES = {"rtn": rtn, **{name: partial(gptq_restricted if restricted else gpt
 
 #: The warm starts a beam search widens (:func:`warm_start_integers`): GPTQ's forms, not RTN.
 BEAM_STARTS = tuple(_GPTQ_FORMS)
-
-#: The warm start of every sampler that takes one, unless told otherwise: GPTQ-restricted in pivot order, which
-#: starts ``layer-sa``'s default anneal closest to the best known (the frontier tables of docs/layer-sa.md).
-DEFAULT_WARM_START = "gptq-restricted-pivot"
-
 
 #: The second damping of a warm start on a rank-deficient ``H``: see :func:`warm_start_integers`.
 RANK_DEFICIENT_PERCDAMP = 0.001

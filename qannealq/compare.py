@@ -25,6 +25,7 @@ from qannealq._compare_instances import NeuronInstance, Reference, instances_fro
 from qannealq._compare_pace import outlook, paid, part, time_left
 from qannealq._compare_reference import ReferenceOptions, reference_optimum
 from qannealq._compare_report import CompareResult, CompareRow, format_summary, summarise
+from qannealq._defaults import EVERY, OFFLINE_BACKENDS
 from qannealq._sample_checks import check_sampleset
 from qannealq.checks import as_values, check_distinct, check_positive, check_seed
 from qannealq.contract import accepted_options, check_parameters, check_qpu_ranges, redact, unredact
@@ -40,7 +41,6 @@ __all__ = ["CompareSettings", "compare_backends", "check_backend_options", "stor
 
 logger = logging.getLogger(__name__)
 
-OFFLINE_BACKENDS = ("sa", "tabu", "steepest", "exact", "gurobi", "qaoa", "dwave-mock", "layer-sa")
 DEFAULT_OPTIONS = {"gurobi": {"time_limit": 10.0}}
 """Options every call of a backend gets unless ``sampler_options`` say otherwise (Gurobi would otherwise
 search until it proves the optimum, which on ~60-variable neurons takes hours); known by the name compared or by
@@ -48,9 +48,6 @@ their sampler's ``name`` (:func:`_default_options`)."""
 QUBIT_PER_VARIABLE = ("qaoa",)
 """Backends that use one qubit per variable of the BQM they solve and do not report ``num_qubits``: their
 ``qubits`` column is the neuron's size, or the decomposition's sub-problem size where smaller."""
-EVERY = "*"
-"""The ``sampler_options`` entry for options given without a backend (``--sampler-option KEY=VALUE``): each
-compared backend that takes the key gets them (:meth:`CompareSettings.options_for`)."""
 #: The second success target's default (within 1 %), or ``eps`` where that is larger.
 LOOSE_EPS = 0.01
 DETERMINISTIC = ("exact", "gurobi")

@@ -35,6 +35,7 @@ from typing import Any, Callable, ClassVar, TypeVar
 
 import numpy as np
 
+from qannealq._defaults import DEFAULT_INACTIVE_WEIGHT, DEFAULT_MEMORY_LIMIT
 from qannealq.checks import is_count, is_number
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
@@ -47,8 +48,6 @@ __all__ = ["OBJECTIVES", "DEFAULT_INACTIVE_WEIGHT", "DEFAULT_MEMORY_LIMIT", "Obj
            "check_flags", "resumed_weight", "WeightedLayerStats", "WeightedLayerProblem", "build_weighted_problem"]
 
 OBJECTIVES = ("preact", "relu-aware")
-DEFAULT_INACTIVE_WEIGHT = 0.0
-DEFAULT_MEMORY_LIMIT = 4 * 2 ** 30
 
 
 @dataclass(frozen=True)

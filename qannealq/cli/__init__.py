@@ -5,6 +5,11 @@ the library with a console reporter, and returns an exit code. A :class:`Qanneal
 its message; Ctrl-C exit 130, SIGTERM (which stops a command as Ctrl-C does) exit 143. A subcommand module
 ``qannealq/cli/NAME.py`` provides ``HELP``, ``add_arguments(parser)`` and ``main(args) -> int``; it is listed
 once in :data:`COMMANDS`.
+
+Parsing needs only these modules and what argparse shows (:mod:`qannealq._defaults`,
+:data:`qannealq.data.sources.DATASETS`): a subcommand imports the library (torch, numpy, numba's kernels: seconds)
+in its ``main``, inside the handling of Ctrl-C, so that ``--help`` and an argument error answer at once and Ctrl-C
+at any moment gives the one line and exit 130.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import sys
 import threading
 from typing import Sequence
 
-from qannealq import store as _store
 from qannealq.errors import QannealqError
 
 __all__ = ["main", "build_parser", "COMMANDS"]
@@ -64,32 +68,43 @@ def _explicit(argv: Sequence[str] | None) -> frozenset[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = build_parser().parse_args(argv)
-    args.explicit = _explicit(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
     previous = _on_sigterm()
     _TERMINATED.clear()
-    _store.OPENED.clear()
+    opened = _opened()
+    opened.clear()
+    command = None
     try:
-        return _module(args.command).main(args)
+        args = build_parser().parse_args(argv)
+        args.explicit = _explicit(argv)
+        command = args.command
+        logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s")
+        return _module(command).main(args)
     except QannealqError as exc:
         print(f"qannealq: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         how = "terminated (SIGTERM)" if _TERMINATED else "interrupted"  # or a solver's own interrupt after ours
-        print(f"qannealq: {how}; {_kept(args.command)}", file=sys.stderr)
+        print(f"qannealq: {how}" + ("" if command is None else f"; {_kept(command)}"), file=sys.stderr)
         return 128 + signal.SIGTERM if _TERMINATED else 130
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _opened() -> list:
+    """The results stores opened in this process (:data:`qannealq.store.OPENED`), or an empty list where no
+    command has loaded :mod:`qannealq.store` yet (it loads numpy and dimod: not before the arguments are parsed)."""
+    store = sys.modules.get("qannealq.store")
+    return [] if store is None else store.OPENED
+
+
 def _kept(command: str) -> str:
     """Where an interrupted command's finished results are: the results store it opened, or none yet where a
     command that stores them stopped before its store existed (training, calibrating)."""
-    if _store.OPENED:
-        return f"results finished so far are in {_store.OPENED[-1]}: continue with --resume {_store.OPENED[-1]}"
+    opened = _opened()
+    if opened:
+        return f"results finished so far are in {opened[-1]}: continue with --resume {opened[-1]}"
     if command in STORING:
         return "stopped before any result was stored: run the command again (a network's training goes on " \
             "where it stopped)"

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import ast
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from qannealq.baselines import DEFAULT_WARM_START
-from qannealq.config import ModelConfig, QuantizeConfig
+from qannealq._defaults import DEFAULT_INACTIVE_WEIGHT, DEFAULT_MEMORY_LIMIT, DEFAULT_WARM_START
 from qannealq.errors import InvalidArgumentError
-from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT, DEFAULT_MEMORY_LIMIT
+
+if TYPE_CHECKING:  # the configs load numpy and torch: imported where built, after the arguments are parsed
+    from qannealq.config import ModelConfig, QuantizeConfig
 
 __all__ = ["int_list", "str_list", "option", "check_options_apply", "MODEL_OPTIONS", "given_options",
            "add_model_arguments", "model_config", "add_quantize_arguments", "quantize_config", "add_executor_argument",
@@ -140,7 +142,7 @@ def given_options(args: argparse.Namespace, names) -> dict:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The options that choose a dataset, its trained MLP and the calibration draw (:class:`ModelConfig`)."""
-    from qannealq.data import DATASETS
+    from qannealq.data.sources import DATASETS
 
     group = parser.add_argument_group("model and data")
     group.add_argument("--dataset", default="digits", choices=DATASETS)
@@ -158,6 +160,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def model_config(args: argparse.Namespace) -> ModelConfig:
     """The validated :class:`ModelConfig` of the parsed options."""
+    from qannealq.config import ModelConfig
+
     return ModelConfig(dataset=args.dataset, input_size=args.input_size, data_dir=args.data_dir,
                        hidden=None if args.hidden is None else tuple(args.hidden), epochs=args.epochs,
                        seed=args.seed, num_calibration=args.num_calibration)
@@ -221,6 +225,8 @@ def memory_limit_bytes(args: argparse.Namespace) -> int | None:
 
 def quantize_config(args: argparse.Namespace) -> QuantizeConfig:
     """The validated :class:`QuantizeConfig` of the parsed options (the qubo method's options only with it)."""
+    from qannealq.config import QuantizeConfig
+
     config = QuantizeConfig(bits=tuple(args.bits), methods=tuple(args.methods), backend=args.backend,
                             sampler_options=sampler_options(args.sampler_option), calibration=args.calibration,
                             granularity=args.granularity, int1=args.int1, warm_start=args.warm_start,

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Mapping
 
-from qannealq._compare_instances import DEFAULT_NEURONS
+from qannealq._defaults import DEFAULT_NEURONS, EVERY, OFFLINE_BACKENDS
 from qannealq.cli._args import (MODEL_OPTIONS, add_model_arguments, add_qpu_arguments, given_options, model_config,
                                 option, str_list)
 from qannealq.errors import InvalidArgumentError
@@ -25,8 +25,6 @@ HELP = "compare backends on the same neuron QUBOs: residual gap, success probabi
 def backend_option(text: str) -> tuple[str, str, object]:
     """``BACKEND:KEY=VALUE`` -> ``(backend, key, value)`` (the value read as a Python literal when it is one);
     ``KEY=VALUE`` -> ``("*", key, value)``, for every compared backend that takes the key."""
-    from qannealq.compare import EVERY
-
     if ":" not in text.partition("=")[0]:
         return (EVERY, *option(text))
     backend, sep, rest = text.partition(":")
@@ -105,8 +103,6 @@ def reference_options(args: argparse.Namespace):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from qannealq.compare import OFFLINE_BACKENDS
-
     add_selection_arguments(parser)
     parser.add_argument("--instances", type=Path, default=None, metavar="DIR",
                         help="compare on instances exported by `qannealq export` instead of a model")

@@ -8,7 +8,6 @@ from pathlib import Path
 from qannealq.cli._args import (MODEL_OPTIONS, add_executor_argument, add_model_arguments, add_qpu_arguments,
                                 add_quantize_arguments, given_options, memory_limit_bytes, model_config,
                                 quantize_config)
-from qannealq.config import RunConfig
 from qannealq.cli._console import ConsoleReporter
 
 HELP = "train or load a model, quantize it with each method and bit width"
@@ -34,6 +33,7 @@ _QUANTIZE = ("bits", "methods", "backend", "sampler_option", "calibration", "gra
 
 
 def main(args: argparse.Namespace) -> int:
+    from qannealq.config import RunConfig
     from qannealq.runner import run
 
     options = {"executor": args.executor, "save_model": args.save_model, "dry_run": args.dry_run,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from qannealq.data.datasets import (DATASETS, Dataset, cache_dir, data_fingerprint, dataset_checksum,
-                                    default_data_dir, load_dataset, load_digits, load_npz, source_checksum)
-from qannealq.data.models import MLP, accuracy, checkpoint_path, partial_path, train_mlp
-from qannealq.data.sources import DatasetNotFoundError
+from qannealq._lazy import lazy_exports
 
-__all__ = ["DATASETS", "Dataset", "DatasetNotFoundError", "data_fingerprint", "dataset_checksum", "default_data_dir",
-           "load_dataset", "load_digits", "load_npz", "source_checksum", "MLP", "accuracy", "cache_dir",
-           "checkpoint_path", "partial_path", "train_mlp"]
+#: Imported on first use (:func:`qannealq._lazy.lazy_exports`): ``models`` loads torch, and the command line's
+#: parser needs only :data:`qannealq.data.sources.DATASETS`.
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "datasets": ("DATASETS", "Dataset", "cache_dir", "data_fingerprint", "dataset_checksum", "default_data_dir",
+                 "load_dataset", "load_digits", "load_npz", "source_checksum"),
+    "models": ("MLP", "accuracy", "checkpoint_path", "partial_path", "train_mlp"),
+    "sources": ("DatasetNotFoundError",),
+})

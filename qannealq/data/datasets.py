@@ -24,7 +24,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from qannealq.data import formats
-from qannealq.data.sources import SPECS, DatasetSpec, Source, data_dirs, download_dir, find_source
+from qannealq.data.sources import DATASETS, SPECS, DatasetSpec, Source, data_dirs, download_dir, find_source
 from qannealq.errors import InvalidArgumentError
 from qannealq.store import CACHE_REMEDY, atomic_path, atomic_write
 
@@ -33,9 +33,6 @@ __all__ = ["Dataset", "DATASETS", "cache_dir", "data_fingerprint", "dataset_chec
 
 logger = logging.getLogger(__name__)
 
-DATASETS = ("digits", "mnist", "fashion-mnist", "emnist-letters", "cifar10",
-            *(name for name in SPECS if name.startswith("emnist-") and name != "emnist-letters"))
-"""Every dataset name; EMNIST's other splits load when their files are present (or downloaded)."""
 _CACHE_FORMAT = 1
 
 

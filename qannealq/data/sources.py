@@ -16,7 +16,7 @@ from pathlib import Path
 
 from qannealq.errors import QannealqError
 
-__all__ = ["Resource", "DatasetSpec", "Source", "SPECS", "DatasetNotFoundError", "data_dirs", "find_source",
+__all__ = ["Resource", "DatasetSpec", "Source", "SPECS", "DATASETS", "DatasetNotFoundError", "data_dirs", "find_source",
            "candidates", "data_env_note", "download_dir"]
 
 
@@ -103,6 +103,11 @@ SPECS: dict[str, DatasetSpec] = {
     "cifar10": DatasetSpec("cifar10", 10, 0, "cifar", (), ("cifar-10-batches-py", "cifar10/cifar-10-batches-py"),
                            False, (_CIFAR_TAR,)),
 }
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "emnist-letters", "cifar10",
+            *(name for name in SPECS if name.startswith("emnist-") and name != "emnist-letters"))
+"""Every dataset name; EMNIST's other splits load when their files are present (or downloaded). Here, beside
+:data:`SPECS`, and not in :mod:`qannealq.data.datasets` (which imports numpy): ``--dataset``'s choices."""
 
 
 @dataclass(frozen=True)
