@@ -13,6 +13,7 @@ Hooks are removed on every exit path.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -25,6 +26,8 @@ from qannealq.formulation import LayerStats
 __all__ = ["CALIBRATION_MODES", "as_calibration_tensor", "linear_layers", "collect_stats", "Accumulator", "as_rows"]
 
 CALIBRATION_MODES = ("float", "sequential")
+
+logger = logging.getLogger(__name__)
 
 
 def _loader_inputs(loader: torch.utils.data.DataLoader) -> torch.Tensor:
@@ -138,7 +141,41 @@ def linear_layers(model: torch.nn.Module, data: torch.Tensor, names: Sequence[st
         reached = list(dict.fromkeys(order))
         raise CalibrationError(f"layers {missing} are not reached by a forward pass on the calibration data (unused "
                                f"by forward()): pass layers={reached}, the ones it reaches")
+    _check_untied(model, order)
     return order
+
+
+def _check_untied(model: torch.nn.Module, names: Sequence[str]) -> None:
+    """Refuse two layers to quantize that share a weight or bias Parameter (``b.weight = a.weight``): the quantized
+    copy keeps the tie, so the later layer's values replaced the earlier one's, whose reported errors no longer held.
+    A tie to a module left in float (one of the pair quantized, a head tied to an embedding) is kept, with a
+    warning: that module then holds the quantized values too."""
+    owners: dict[int, list[str]] = {}
+    for module_name, module in model.named_modules():
+        for key, param in module.named_parameters(recurse=False):
+            owners.setdefault(id(param), []).append(f"{module_name}.{key}")
+    modules = dict(model.named_modules())
+    tied: dict[str, list[str]] = {}
+    for name in names:
+        for key in ("weight", "bias"):
+            param = getattr(modules[name], key, None)
+            others = [] if param is None else [o for o in owners[id(param)] if o != f"{name}.{key}"]
+            if others:
+                tied.setdefault(name, []).extend(others)
+    clashes = {name: others for name, others in tied.items() if any(o.rsplit(".", 1)[0] in names for o in others)}
+    if clashes:
+        one: list[str] = []  # the first layer of each tied group, and the untied ones
+        for name in names:
+            if not any(o.rsplit(".", 1)[0] in one for o in tied.get(name, [])):
+                one.append(name)
+        shown = "; ".join(f"{n!r} with {', '.join(others)}" for n, others in clashes.items())
+        raise InvalidArgumentError(
+            f"Linear layers to quantize share a Parameter (tied weights: {shown}): one rounding cannot be fitted to "
+            "each, and the one written last replaced the other's; untie them (e.g. b.weight = "
+            f"torch.nn.Parameter(b.weight.detach().clone())), or quantize one layer of each tied group: layers={one}")
+    for name, others in tied.items():
+        logger.warning("layer %r shares a Parameter with %s (tied): the quantized copy keeps the tie, so they hold "
+                       "this layer's quantized values too", name, ", ".join(others))
 
 
 def as_rows(x: torch.Tensor, y: torch.Tensor, bias: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -193,6 +193,35 @@ def test_shared_and_unused_layers_are_named_with_the_layers_to_quantize_instead(
     assert _no_hooks(net)
 
 
+def _tied_net():
+    """Linear '2' holds '0''s weight Parameter (``b.weight = a.weight``)."""
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        net = torch.nn.Sequential(torch.nn.Linear(6, 6), torch.nn.ReLU(), torch.nn.Linear(6, 6), torch.nn.ReLU(),
+                                  torch.nn.Linear(6, 2)).double()
+    net[2].weight = net[0].weight
+    return net
+
+
+def test_two_layers_to_quantize_sharing_a_weight_are_refused_and_one_of_them_is_quantized(caplog):
+    """The quantized copy keeps the tie: layer '2''s values replaced layer '0''s, whose reported error no longer
+    held (0.057 reported, 0.14 in fact, with qubo:sa at 3 bits), without a word."""
+    net, x = _tied_net(), _data()
+    with pytest.raises(InvalidArgumentError, match=r"share a Parameter \(tied weights: '0' with 2\.weight; '2' with "
+                                                   r"0\.weight\).* quantize one layer of each tied group: "
+                                                   r"layers=\['0', '4'\]"):
+        quantize_model(net, x, 3, method="gptq")
+    with caplog.at_level("WARNING", logger="qannealq.calibration"):
+        result = quantize_model(net, x, 3, method="gptq", layers=["0", "4"])
+    assert "layer '0' shares a Parameter with 2.weight" in caplog.text
+    first = result.layers[0]
+    inputs, targets = x.numpy(), net[0](x).detach().numpy()
+    np.testing.assert_allclose(_direct(inputs, targets, first.values), first.errors, rtol=1e-9)
+    np.testing.assert_array_equal(result.model[0].weight.detach().numpy(), first.values[:, :6])
+    assert result.model[2].weight is result.model[0].weight  # the tie kept, as the warning says
+    assert _no_hooks(net)
+
+
 class _ByKeyword(torch.nn.Module):
     """``_net()``'s layers, each called with its input by keyword (``self.fc(input=x)``)."""
 
