@@ -89,7 +89,11 @@ def integer_linear(layer: QuantizedLayer, x: np.ndarray, exact_inputs: bool = Tr
     Each row is first scaled by a power of two (exact) to a largest magnitude in ``[0.5, 1)``, and the logits
     scaled back at the end: ``max|x| / Q`` of a row of tiny values (below ~1e-306) was a subnormal scale that
     held few bits, or zero, and ``x / s`` put integers past ``Q`` or infinities into the int32 sums.
+
+    ``x`` of another dtype (float16, float32, integers) is first cast to float64, which holds each of its values
+    exactly: in float16 the scale ``max|x| / Q`` (about ``2**-29``) was zero, and the logits garbage.
     """
+    x = np.asarray(x, dtype=np.float64)
     bits = layer.activation_bits
     half = bits - 1
     qmax = 2 ** (2 * half - 1) - 1 if exact_inputs else 2 ** (bits - 1) - 1

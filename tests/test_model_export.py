@@ -421,6 +421,22 @@ def test_recorded_settings_are_json_values_and_version_1_files_still_load(saved,
                                   load_quantized(path).integer_predict(tiny_digits().data.x_test))
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.int64])
+def test_integer_linear_takes_inputs_of_any_dtype_as_their_float64_values(saved, dtype):
+    """In float16 the scale ``max|x| / Q`` (about 2**-29) was zero: the logits were garbage (1.0 off on logits of
+    size 0.3); float32 rounded the scale (3e-8 off). Each dtype's values are exact in float64, and give float64's
+    logits."""
+    from qannealq._integer import integer_linear
+
+    layer = load_quantized(saved[4, "tensor"][1]).layers[0]
+    x = np.random.default_rng(0).normal(scale=4.0, size=(20, layer.in_features)).astype(dtype)
+    out = integer_linear(layer, x)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, integer_linear(layer, x.astype(np.float64)))
+    np.testing.assert_allclose(out, x.astype(np.float64) @ layer.values[:, :-1].T + layer.values[:, -1],
+                               rtol=1e-6, atol=1e-6)
+
+
 def test_a_module_used_twice_is_saved_at_each_use(tmp_path):
     """``act = ReLU(); Sequential(Linear, act, Linear, act, Linear)`` was saved without its second ReLU (and a
     tied Linear left in float without its second use): named_children() yields an instance once. The file
