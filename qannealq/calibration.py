@@ -23,7 +23,8 @@ from qannealq.checks import as_values, check_distinct
 from qannealq.errors import CalibrationError, InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerStats
 
-__all__ = ["CALIBRATION_MODES", "as_calibration_tensor", "linear_layers", "collect_stats", "Accumulator", "as_rows"]
+__all__ = ["CALIBRATION_MODES", "as_calibration_tensor", "model_inputs", "linear_layers", "collect_stats",
+           "Accumulator", "as_rows"]
 
 CALIBRATION_MODES = ("float", "sequential")
 
@@ -44,9 +45,18 @@ def _loader_inputs(loader: torch.utils.data.DataLoader) -> torch.Tensor:
     return torch.cat(batches)
 
 
-def as_calibration_tensor(data: object, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def model_inputs(model: torch.nn.Module, data: object) -> torch.Tensor:
+    """``data`` as :func:`as_calibration_tensor` returns it for ``model``: in the dtype of its parameters, but integer
+    data kept as they are where the model holds an ``Embedding`` or ``EmbeddingBag`` (token indices: cast to
+    float, they failed in the embedding with "Expected tensor for argument #1 'indices' to have ... Long, Int")."""
+    indices = any(isinstance(m, (torch.nn.Embedding, torch.nn.EmbeddingBag)) for m in model.modules())
+    return as_calibration_tensor(data, dtype=next(model.parameters()).dtype, indices=indices)
+
+
+def as_calibration_tensor(data: object, dtype: torch.dtype = torch.float32, indices: bool = False) -> torch.Tensor:
     """Validate calibration inputs (array or tensor, first axis = samples; or a ``DataLoader`` whose batches are
-    inputs or ``(inputs, labels)``, every batch taken) and return a tensor."""
+    inputs or ``(inputs, labels)``, every batch taken) and return a tensor of ``dtype`` (integer data left as they
+    are if ``indices``: an embedding's inputs)."""
     try:
         if isinstance(data, torch.utils.data.DataLoader):
             tensor = _loader_inputs(data)
@@ -65,6 +75,8 @@ def as_calibration_tensor(data: object, dtype: torch.dtype = torch.float32) -> t
         )
     if not torch.isfinite(tensor).all():
         raise NonFiniteError("calibration data contain NaN or infinity: clean them before calibrating")
+    if indices and not tensor.is_floating_point() and not tensor.is_complex():
+        return tensor
     converted = tensor.to(dtype)
     if not torch.isfinite(converted).all():  # finite data beyond the model's float16 range (was "NaN or infinity")
         raise NonFiniteError(f"calibration data reach {float(tensor.abs().max()):.6g} in magnitude, beyond the range "

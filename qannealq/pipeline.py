@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from qannealq.baselines import DEFAULT_WARM_START
-from qannealq.calibration import CALIBRATION_MODES, as_calibration_tensor, collect_stats, linear_layers
+from qannealq.calibration import CALIBRATION_MODES, collect_stats, linear_layers, model_inputs
 from qannealq.checks import check_positive
 from qannealq.contract import check_keywords, check_parameters, draw_seed, redact_values, sampler_name
 from qannealq.errors import InvalidArgumentError, NonFiniteError
@@ -222,7 +222,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         check_warm_rows(solver, sampler_kwargs, warm_start, given="quantize_model keyword")
     backend = "" if solver is None else sampler_name(solver, sampler if isinstance(sampler, str) else "")
     if granularity == "best":
-        data = as_calibration_tensor(calibration_data, dtype=next(model.parameters()).dtype)  # a loader read once
+        data = model_inputs(model, calibration_data)  # a loader read once
         results = {grid: quantize_model(model, data, bits, method, solver if solver is not None else sampler,
                                         calibration, grid, int1, layers, warm_start, seed, batch_size, progress,
                                         _grid_checkpoint(checkpoint, grid), float_stats, executor, goal,
@@ -234,7 +234,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
                        settings={**best.settings, "grid_errors": {g: r.layer_error for g, r in results.items()}})
     run = _Run(check_bits(bits), method, backend, calibration, granularity, int1, warm_start, seed, batch_size,
                sampler_kwargs, goal)
-    data = as_calibration_tensor(calibration_data, dtype=next(model.parameters()).dtype)
+    data = model_inputs(model, calibration_data)
     was_training = model.training
     try:
         names = linear_layers(model.eval(), data, layers)

@@ -13,7 +13,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from qannealq.calibration import Accumulator, as_calibration_tensor, as_rows, collect_stats
+from qannealq.calibration import Accumulator, as_rows, collect_stats, model_inputs
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerStats
 from qannealq.weighted import Objective, WeightedLayerStats
@@ -93,7 +93,7 @@ def with_weighted_stats(model: torch.nn.Module, data: object, objective: Objecti
     reused for every bit width and method); ``stats`` unchanged for the ``preact`` objective."""
     out = dict(stats)
     if objective.weighted:
-        data = as_calibration_tensor(data, dtype=next(model.parameters()).dtype)
+        data = model_inputs(model, data)
         fed = relu_fed_layers(model, data, list(stats))
         out.update(collect_weighted_stats(model, model, fed, data, objective, batch_size))
     return out

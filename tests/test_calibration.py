@@ -222,6 +222,37 @@ def test_two_layers_to_quantize_sharing_a_weight_are_refused_and_one_of_them_is_
     assert _no_hooks(net)
 
 
+class _Text(torch.nn.Module):
+    """A bag-of-tokens classifier: its inputs are token indices."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb, self.fc1, self.fc2 = torch.nn.EmbeddingBag(50, 8), torch.nn.Linear(8, 6), torch.nn.Linear(6, 3)
+
+    def forward(self, tokens):
+        return self.fc2(torch.relu(self.fc1(self.emb(tokens))))
+
+
+@pytest.mark.parametrize("mode", ["float", "sequential"])
+def test_a_model_with_an_embedding_is_calibrated_on_its_integer_token_indices(mode):
+    """Calibration data were cast to the first parameter's float dtype: the embedding then failed, "Expected tensor
+    for argument #1 'indices' to have one of the following scalar types: Long, Int". A model without an embedding
+    still gets integer data (uint8 pixels) as floats."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    net, tokens = _Text(), torch.randint(0, 50, (40, 7))
+    loader = DataLoader(TensorDataset(tokens, torch.zeros(40, dtype=torch.long)), batch_size=16)
+    result = quantize_model(net, loader, 4, method="gptq", calibration=mode)
+    assert [layer.name for layer in result.layers] == ["fc1", "fc2"]
+    assert result.settings["skipped_layers"] == {"emb": "EmbeddingBag"}
+    inputs = net.emb(tokens).detach().double().numpy()
+    targets = net.fc1(net.emb(tokens)).detach().double().numpy()
+    np.testing.assert_allclose(_direct(inputs, targets, result.layers[0].values), result.layers[0].errors, rtol=1e-6)
+    pixels = np.random.default_rng(0).integers(0, 256, size=(30, 6), dtype=np.uint8)
+    assert quantize_model(_net(), pixels, 4, method="rtn").settings["num_calibration"] == 30
+
+
 class _ByKeyword(torch.nn.Module):
     """``_net()``'s layers, each called with its input by keyword (``self.fc(input=x)``)."""
 
