@@ -85,13 +85,34 @@ def as_calibration_tensor(data: object, dtype: torch.dtype = torch.float32, indi
     return converted
 
 
+class _WrongWidth(Exception):
+    """A Linear layer got inputs of another width than its ``in_features`` (raised by :func:`_forward`'s hooks)."""
+
+
+def _check_width(name: str, module: torch.nn.Linear, args: tuple, kwargs: dict) -> None:
+    x = args[0] if args else next(iter(kwargs.values()), None)
+    if isinstance(x, torch.Tensor) and x.ndim and x.shape[-1] != module.in_features:
+        raise _WrongWidth(f"layer {name!r} (Linear) takes {module.in_features} input features, and gets them of shape "
+                          f"{tuple(x.shape)}")
+
+
 def _forward(model: torch.nn.Module, batch: torch.Tensor) -> None:
+    """Run ``model`` on ``batch``; a Linear layer given inputs of another width is named (torch's message, "mat1
+    and mat2 shapes cannot be multiplied (1x240 and 12x6)", named neither the layer nor the widths)."""
+    handles = [module.register_forward_pre_hook(lambda mod, args, kwargs, _n=name: _check_width(_n, mod, args, kwargs),
+                                                with_kwargs=True)
+               for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)]
+    shape = tuple(batch.shape[1:])
     try:
         model(batch)
+    except _WrongWidth as exc:
+        raise CalibrationError(f"the model cannot run on calibration data of shape {shape} per sample: {exc}; give "
+                               "inputs of the shape the model was trained on") from None
     except RuntimeError as exc:
-        raise CalibrationError(
-            f"the model cannot run on calibration data of shape {tuple(batch.shape[1:])} per sample: {exc}"
-        ) from None
+        raise CalibrationError(f"the model cannot run on calibration data of shape {shape} per sample: {exc}") from None
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextlib.contextmanager

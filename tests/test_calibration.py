@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -251,6 +253,33 @@ def test_a_model_with_an_embedding_is_calibrated_on_its_integer_token_indices(mo
     np.testing.assert_allclose(_direct(inputs, targets, result.layers[0].values), result.layers[0].errors, rtol=1e-6)
     pixels = np.random.default_rng(0).integers(0, 256, size=(30, 6), dtype=np.uint8)
     assert quantize_model(_net(), pixels, 4, method="rtn").settings["num_calibration"] == 30
+
+
+class _Skip(torch.nn.Module):
+    """``head`` takes the hidden features and the inputs, concatenated."""
+
+    def __init__(self, inputs=6):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 4), torch.nn.ReLU())
+        self.head = torch.nn.Linear(4 + inputs, 2)
+
+    def forward(self, x):
+        return self.head(torch.cat([self.body(x), x.flatten(1)], 1))
+
+
+@pytest.mark.parametrize("data, layer, width, got", [(np.ones((8, 2, 4)), "body.1", 6, (1, 8)),
+                                                      (np.ones((8, 6)), "head", 7, (1, 10))])
+def test_calibration_data_of_the_wrong_width_name_the_layer_and_both_widths(data, layer, width, got):
+    """torch's "mat1 and mat2 shapes cannot be multiplied (1x8 and 6x4)" named neither the layer nor what it takes
+    (the calibration data of the wrong shape, or the model's own inputs to a layer behind a concatenation)."""
+    net = _Skip() if layer == "body.1" else _Skip(inputs=3)
+    per_sample = re.escape(str(data.shape[1:]))
+    with pytest.raises(CalibrationError, match=rf"the model cannot run on calibration data of shape {per_sample} per "
+                                               rf"sample: layer '{layer}' \(Linear\) takes {width} input features, "
+                                               rf"and gets them of shape {re.escape(str(got))}; give inputs"):
+        quantize_model(net, data, 4, method="rtn")
+    assert _no_hooks(net) and all(not m._forward_pre_hooks for m in net.modules())
+    assert [l.name for l in quantize_model(_Skip(), np.ones((8, 6)), 4, method="rtn").layers] == ["body.1", "head"]
 
 
 class _ByKeyword(torch.nn.Module):
