@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -36,6 +36,12 @@ def _loader_inputs(loader: torch.utils.data.DataLoader) -> torch.Tensor:
     batches = []
     for batch in loader:
         inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if isinstance(inputs, Mapping):  # which value is the input is the model's to say
+            keys = ", ".join(repr(k) for k in inputs)
+            first = next(iter(inputs), "input")
+            raise CalibrationError(f"a DataLoader's batches are dicts (keys {keys}): which one holds the inputs is not "
+                                   f"known; give the inputs alone, e.g. torch.cat([batch[{first!r}] for batch in "
+                                   "loader])")
         if not isinstance(inputs, torch.Tensor):
             raise CalibrationError(f"a DataLoader's batches must hold input tensors (or (inputs, labels) pairs), "
                                    f"got {type(inputs).__name__}")
@@ -66,6 +72,7 @@ def as_calibration_tensor(data: object, dtype: torch.dtype = torch.float32, indi
         raise
     except (TypeError, ValueError) as exc:
         hint = (" (a pair (inputs, labels)? give the inputs alone)" if isinstance(data, tuple) and len(data) == 2
+                else " (batches from a generator? give torch.cat(list(batches)))" if isinstance(data, Iterator)
                 else "")
         raise CalibrationError(f"calibration data must be an array or tensor of inputs, or a DataLoader{hint}: "
                                f"{exc}") from None

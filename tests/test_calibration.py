@@ -171,6 +171,38 @@ def test_a_dataloader_is_calibration_data_and_a_pair_gets_a_hint():
         quantize_model(model, DataLoader(TensorDataset(x[:0]), batch_size=8), bits=3, method="gptq")
 
 
+class _Dicts(torch.utils.data.Dataset):
+    """Samples as dicts, the way many datasets hold them."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return {"pixels": self.x[i], "label": 0}
+
+
+def test_a_dataloader_of_dicts_and_a_generator_of_batches_say_what_to_pass():
+    """A DataLoader of dicts got "batches must hold input tensors (or (inputs, labels) pairs), got dict", a generator
+    numpy's "can't convert np.ndarray of type numpy.object_": neither said what to pass instead."""
+    from torch.utils.data import DataLoader
+
+    x = torch.randn(20, 6)
+    with pytest.raises(CalibrationError, match=re.escape("a DataLoader's batches are dicts (keys 'pixels', 'label'): "
+                                                         "which one holds the inputs is not known; give the inputs "
+                                                         "alone, e.g. torch.cat([batch['pixels'] for batch in "
+                                                         "loader])")):
+        quantize_model(_net(), DataLoader(_Dicts(x), batch_size=8), 4, method="rtn")
+    with pytest.raises(CalibrationError, match=re.escape("(batches from a generator? give torch.cat(list(batches)))")):
+        quantize_model(_net(), (x[i:i + 8] for i in range(0, 20, 8)), 4, method="rtn")
+    loader = DataLoader(_Dicts(x), batch_size=8)
+    plain = quantize_model(_net(), x, 4, method="rtn")
+    assert quantize_model(_net(), torch.cat([b["pixels"] for b in loader]), 4, method="rtn").layer_error == \
+        plain.layer_error
+
+
 class _Shared(torch.nn.Module):
     """``a`` runs twice per forward pass; ``unused`` never runs."""
 
