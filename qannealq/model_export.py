@@ -202,8 +202,13 @@ def _architecture(model: torch.nn.Module, quantized: set[str]) -> list[dict]:
                 raise InvalidArgumentError(f"module {name}: only Flatten(1, -1) can be saved")
             arch.append({"name": name, "type": kind})
         else:
-            raise InvalidArgumentError(f"module {name} ({kind}) cannot be saved: the format holds Sequential "
-                                       f"models of Linear, Dropout and {', '.join(_ACTIVATIONS)}")
+            nested = (" (a Sequential inside the Sequential: quantize one flat Sequential, e.g. "
+                      "torch.nn.Sequential(*outer[:k], *outer[k], *outer[k + 1:]), to save it)"
+                      if isinstance(module, torch.nn.Sequential) else "")
+            raise InvalidArgumentError(f"module {name} ({kind}) cannot be saved{nested}: the format holds Sequential "
+                                       f"models of Linear, Dropout and {', '.join(_ACTIVATIONS)}; save "
+                                       "result.model.state_dict() with torch.save instead (the quantized values, in "
+                                       "float)")
     return arch
 
 

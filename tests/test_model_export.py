@@ -263,8 +263,27 @@ def test_a_model_with_other_modules_is_refused_by_name():
     exp = tiny_digits()
     result = quantize_model(exp.model, exp.calibration, 4, "rtn", None)
     result.model = torch.nn.Sequential(torch.nn.Unflatten(1, (1, 16)), torch.nn.Conv1d(1, 1, 1), *result.model)
-    with pytest.raises(InvalidArgumentError, match=r"module 0 \(Unflatten\) cannot be saved"):
+    with pytest.raises(InvalidArgumentError, match=r"module 0 \(Unflatten\) cannot be saved: .*; save "
+                                                   r"result.model.state_dict\(\) with torch.save instead"):
         result.save("never-written.npz")
+
+
+def test_a_nested_sequential_is_refused_saying_to_quantize_it_flat(tmp_path):
+    """``Sequential(Flatten(), Sequential(Linear, ReLU), Linear)`` got "module 1 (Sequential) cannot be saved: the
+    format holds Sequential models of ...", which said neither what to do nor that its modules were all ones the
+    format holds; the same modules in one flat Sequential save and load."""
+    torch.manual_seed(0)
+    inner = torch.nn.Sequential(torch.nn.Linear(8, 6), torch.nn.ReLU())
+    outer = torch.nn.Sequential(torch.nn.Flatten(), inner, torch.nn.Linear(6, 3))
+    x = np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32)
+    with pytest.raises(InvalidArgumentError, match=r"module 1 \(Sequential\) cannot be saved \(a Sequential inside "
+                                                   r"the Sequential: quantize one flat Sequential, e\.g\. "
+                                                   r"torch\.nn\.Sequential\(\*outer\[:k\], \*outer\[k\]"):
+        quantize_model(outer, x, 4, "rtn", None).save(tmp_path / "m.npz")
+    flat = torch.nn.Sequential(*outer[:1], *outer[1], *outer[2:])
+    result = quantize_model(flat, x, 4, "rtn", None)
+    np.testing.assert_array_equal(_logits(load_quantized(result.save(tmp_path / "m.npz")).model, x),
+                                  _logits(result.model, x))
 
 
 def test_loads_in_a_fresh_python_process(saved, tmp_path):
