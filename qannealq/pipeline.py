@@ -169,7 +169,8 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     """Quantize every ``nn.Linear`` layer of ``model`` (or those named in ``layers``).
 
     Args:
-        model: the trained float network (its weights are not modified; its train/eval mode is restored).
+        model: the trained float network (its weights are not modified; each module's train/eval mode is
+            restored).
         calibration_data: inputs ``(N, ...)``, array or tensor; or a ``DataLoader`` whose batches are inputs or
             ``(inputs, labels)`` (every batch is taken).
         bits: 1..8.
@@ -235,7 +236,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     run = _Run(check_bits(bits), method, backend, calibration, granularity, int1, warm_start, seed, batch_size,
                sampler_kwargs, goal)
     data = model_inputs(model, calibration_data)
-    was_training = model.training
+    modes = [(module, module.training) for module in model.modules()]  # each module's (a frozen BatchNorm's eval)
     try:
         names = linear_layers(model.eval(), data, layers)
         _check_finite(model, names)
@@ -244,7 +245,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
         quant_model, results, t_form = _quantize_layers(model, names, data, run, solver, progress, checkpoint,
                                                         dict(float_stats or {}), executor)
     finally:
-        model.train(was_training)
+        _restore_modes(modes)
     settings = {"layers": names, "skipped_layers": skipped, "warm_start": warm_start, "seed": seed, "int1": int1,
                 "num_calibration": int(data.shape[0]),
                 "sampler_kwargs": redact_values(sampler_kwargs), **goal.describe(),
@@ -252,6 +253,13 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
     warm_ups = sum(result.info.get("warm_up_seconds", 0.0) for result in results)  # once per process: not the run's
     return ModelResult(quant_model, results, method, backend, run.bits, calibration, granularity,
                        time.perf_counter() - t0 - warm_ups, t_form, settings)
+
+
+def _restore_modes(modes: Sequence[tuple[torch.nn.Module, bool]]) -> None:
+    """Each module's train/eval mode as recorded (parents first: ``train(mode)`` sets the children too, then their
+    own); ``model.train(was_training)`` put a BatchNorm the user had frozen in eval back in train mode."""
+    for module, mode in modes:
+        module.train(mode)
 
 
 def _grid_checkpoint(checkpoint: NeuronCheckpoint | None, grid: str) -> NeuronCheckpoint | None:

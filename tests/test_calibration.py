@@ -94,6 +94,26 @@ def test_quantized_copy_holds_grid_values_and_original_untouched():
     assert [l.name for l in result.layers] == ["0", "2"]
 
 
+@pytest.mark.parametrize("options", [{}, {"granularity": "best"}, {"objective": "relu-aware"},
+                                     {"calibration": "sequential"}])
+def test_each_modules_own_train_or_eval_mode_is_restored(options):
+    """``model.train(was_training)`` put every module in the model's mode: a BatchNorm frozen in eval while the
+    model fine-tunes came back in train mode (its running statistics then moved), a Dropout kept in train mode
+    in an eval model came back in eval."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5), torch.nn.ReLU(), torch.nn.Dropout(0.2),
+                              torch.nn.Linear(5, 3)).double()
+    for model_mode, other in ((True, "1"), (False, "3")):
+        net.train(model_mode)
+        dict(net.named_modules())[other].train(not model_mode)
+        before = {name: module.training for name, module in net.named_modules()}
+        quantize_model(net, _data(), bits=3, method="rtn", **options)
+        assert {name: module.training for name, module in net.named_modules()} == before
+        with pytest.raises(CalibrationError):
+            quantize_model(net, np.zeros((8, 7)), bits=3, method="rtn", **options)
+        assert {name: module.training for name, module in net.named_modules()} == before
+
+
 class _Reordered(torch.nn.Module):
     """Layers defined in the reverse of the order the forward pass runs them."""
 
