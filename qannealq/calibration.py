@@ -13,6 +13,7 @@ Hooks are removed on every exit path.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -103,6 +104,18 @@ def _check_width(name: str, module: torch.nn.Linear, args: tuple, kwargs: dict) 
                           f"{tuple(x.shape)}")
 
 
+def _more_than_one_input(model: torch.nn.Module) -> str | None:
+    """The signature of ``model.forward`` where it cannot be called with one argument, else None."""
+    try:
+        signature = inspect.signature(model.forward)
+        signature.bind(None)
+    except ValueError:  # no signature to read (a builtin): not known to take more
+        return None
+    except TypeError:
+        return str(signature)
+    return None
+
+
 def _forward(model: torch.nn.Module, batch: torch.Tensor) -> None:
     """Run ``model`` on ``batch``; a Linear layer given inputs of another width is named (torch's message, "mat1
     and mat2 shapes cannot be multiplied (1x240 and 12x6)", named neither the layer nor the widths)."""
@@ -117,6 +130,13 @@ def _forward(model: torch.nn.Module, batch: torch.Tensor) -> None:
                                "inputs of the shape the model was trained on") from None
     except RuntimeError as exc:
         raise CalibrationError(f"the model cannot run on calibration data of shape {shape} per sample: {exc}") from None
+    except TypeError as exc:
+        signature = _more_than_one_input(model)
+        if signature is None:
+            raise
+        raise CalibrationError(f"the model's forward{signature} takes more than one input, and calibration runs "
+                               f"model(batch) on the calibration data alone ({exc}): quantize a Module whose forward "
+                               "takes one tensor (e.g. the inputs concatenated) and calls it") from None
     finally:
         for handle in handles:
             handle.remove()

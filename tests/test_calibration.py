@@ -334,6 +334,49 @@ def test_calibration_data_of_the_wrong_width_name_the_layer_and_both_widths(data
     assert [l.name for l in quantize_model(_Skip(), np.ones((8, 6)), 4, method="rtn").layers] == ["body.1", "head"]
 
 
+class _Masked(torch.nn.Module):
+    """A model of two inputs: ``forward(x, mask)``."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = torch.nn.Linear(6, 4).double(), torch.nn.Linear(4, 2).double()
+
+    def forward(self, x, mask):
+        return self.b(torch.relu(self.a(x * mask)))
+
+
+class _Joined(torch.nn.Module):
+    """``_Masked`` on one tensor: the inputs and the mask concatenated."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, joined):
+        return self.inner(*joined.split(6, dim=1))
+
+
+def test_a_model_of_two_inputs_is_refused_saying_to_quantize_a_one_input_wrapper():
+    """``forward(x, mask)`` ended in a bare TypeError ("forward() missing 1 required positional argument: 'mask'"),
+    not a QannealqError; the error now names the signature and what to do, which works."""
+    net, x = _Masked(), _data()
+    with pytest.raises(CalibrationError, match=re.escape("the model's forward(x, mask) takes more than one input, and "
+                                                         "calibration runs model(batch) on the calibration data alone "
+                                                         "(")):
+        quantize_model(net, x, 4, method="rtn")
+    result = quantize_model(_Joined(net), torch.cat([x, torch.ones_like(x)], 1), 4, method="rtn")
+    assert [layer.name for layer in result.layers] == ["inner.a", "inner.b"]
+    plain = quantize_model(torch.nn.Sequential(net.a, torch.nn.ReLU(), net.b), x, 4, method="rtn")  # mask = 1
+    np.testing.assert_allclose([l.error for l in result.layers], [l.error for l in plain.layers], rtol=1e-12)
+    with pytest.raises(TypeError, match="unsupported operand"):  # a TypeError inside forward is the model's own
+        quantize_model(torch.nn.Sequential(_Joined(net), _Broken()), x.repeat(1, 2), 4, method="rtn")
+
+
+class _Broken(torch.nn.Module):
+    def forward(self, x):
+        return x + "text"
+
+
 class _ByKeyword(torch.nn.Module):
     """``_net()``'s layers, each called with its input by keyword (``self.fc(input=x)``)."""
 
