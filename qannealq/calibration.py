@@ -199,8 +199,10 @@ def linear_layers(model: torch.nn.Module, data: torch.Tensor, names: Sequence[st
     missing = [n for n in names if n not in order]
     if missing:
         reached = list(dict.fromkeys(order))
-        raise CalibrationError(f"layers {missing} are not reached by a forward pass on the calibration data (unused "
-                               f"by forward()): pass layers={reached}, the ones it reaches")
+        raise CalibrationError(f"layers {missing} are not reached by a forward pass on the calibration data (their "
+                               "forward() is not called: unused, or their weight read directly, as "
+                               "MultiheadAttention reads its out_proj's, and not calibrated here): pass "
+                               f"layers={reached}, the ones it reaches")
     _check_untied(model, order)
     return order
 

@@ -377,6 +377,25 @@ class _Broken(torch.nn.Module):
         return x + "text"
 
 
+class _Attention(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attn, self.fc = torch.nn.MultiheadAttention(6, 2, batch_first=True), torch.nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(self.attn(x, x, x)[0].mean(1))
+
+
+def test_a_linear_whose_weight_is_read_directly_is_named_so():
+    """MultiheadAttention reads its out_proj's weight without calling its forward(): the message said the layer
+    was "unused by forward()", which it is not."""
+    torch.manual_seed(0)
+    with pytest.raises(CalibrationError, match=r"layers \['attn.out_proj'\] are not reached .* their weight read "
+                                               r"directly, as MultiheadAttention reads its out_proj's, .* pass "
+                                               r"layers=\['fc'\]"):
+        quantize_model(_Attention(), torch.randn(10, 4, 6), 4, method="rtn")
+
+
 class _ByKeyword(torch.nn.Module):
     """``_net()``'s layers, each called with its input by keyword (``self.fc(input=x)``)."""
 
