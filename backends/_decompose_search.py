@@ -11,10 +11,12 @@ import time
 import dimod
 import numpy as np
 
-from qannealq.contract import sampler_name
+from qannealq.contract import note_spent, sampler_name
 from qannealq.errors import BackendError
 
 __all__ = ["Search", "greedy", "timing_of", "child_summary"]
+
+_QPU_FIGURES = ("qpu_access_time", "qpu_programming_time", "qpu_sampling_time")
 
 
 def greedy(lin: np.ndarray, mat: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -79,9 +81,21 @@ class Search:
     def run(self, child: dimod.Sampler, x: np.ndarray, capacity: int, patience: int, max_calls: int,
             child_kw: dict) -> tuple[np.ndarray, dict, list[dict]]:
         """Rounds until ``patience`` rounds without improvement or ``max_calls`` calls; the final state, the
-        log (rounds, energies...) and every child call's ``info``."""
+        log (rounds, energies...) and every child call's ``info``. Where a call fails, the QPU time of those
+        answered before it goes with the error (:func:`~qannealq.contract.note_spent`: a retry counts it)."""
+        infos: list[dict] = []
+        try:
+            return self._rounds(child, x, capacity, patience, max_calls, child_kw, infos)
+        except Exception as exc:
+            spent = {k: v for k, v in timing_of(infos, 0).items() if k in _QPU_FIGURES}
+            if spent:
+                note_spent(exc, spent)
+            raise
+
+    def _rounds(self, child: dimod.Sampler, x: np.ndarray, capacity: int, patience: int, max_calls: int,
+                child_kw: dict, infos: list[dict]) -> tuple[np.ndarray, dict, list[dict]]:
         energy = self.energy(x)
-        energies, sizes, infos = [energy], [], []
+        energies, sizes = [energy], []
         stale = accepted = child_ns = 0
         takes = set(child.parameters)
         while len(infos) < max_calls and stale < patience:

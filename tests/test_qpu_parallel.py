@@ -419,3 +419,35 @@ def test_the_decomposition_options_reach_the_neurons_it_decomposes(monkeypatch):
         with pytest.raises(InvalidArgumentError, match="capacity=11 is above the 10 variables of the largest clique"):
             ask()
     assert len(calls.kwargs) == 4  # refused before any call
+
+
+def test_a_decomposed_neurons_failed_sub_call_keeps_the_qpu_time_of_those_before(monkeypatch):
+    """Two neurons decomposed in 2 sub-calls each; the fourth call (the second neuron's second) fails once. The
+    failed try's first three calls were answered, but the retry counted only the first neuron's two: the
+    decomposition dropped its own answered sub-calls' QPU time when a later one failed."""
+    from dwave.cloud.exceptions import SolverFailureError
+
+    from qannealq.backends.retry import RetryComposite
+
+    problem = _second_layer(4)
+    free = problem.free.copy()
+    free[2:] = False
+    two = replace(problem, free=free)
+    sampler = get_sampler("dwave-mock", topology_shape=[2], num_reads=5)
+    real, times = sampler.child.sample, []
+
+    def sample(bqm, **kwargs):
+        if len(times) == 3:
+            times.append(None)  # the fourth call fails, once
+            raise SolverFailureError("solver failed")
+        answer = real(bqm, **kwargs)
+        times.append(answer.info["timing"]["qpu_access_time"])
+        return answer
+
+    monkeypatch.setattr(sampler.child, "sample", sample)
+    flaky = RetryComposite(sampler, retries=1, backend="dwave-mock", backoff=0.0)
+    result = quantize_layer(two, "qubo", flaky, "dwave-mock", seed=0, warm_start=None, max_calls=2, patience=5,
+                            capacity=4)
+    assert result.info["retries"] == 1 and times[3] is None and len(times) == 8
+    assert result.info["timing"]["failed_qpu_access_time"] == pytest.approx(sum(times[:3]))  # was sum(times[:2])
+    assert result.info["qpu"]["failed_qpu_access_time_us"] == pytest.approx(sum(times[:3]))
