@@ -88,7 +88,8 @@ def guard_logs(config: Mapping[str, Any] | None = None) -> None:
 
         def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
             record = previous(*args, **kwargs)
-            if record.name == "dwave" or record.name.startswith("dwave."):
+            name = record.name  # None from logging.makeLogRecord, which sets the record's fields afterwards
+            if isinstance(name, str) and (name == "dwave" or name.startswith("dwave.")):
                 _redact_record(record)
             return record
 

@@ -471,3 +471,15 @@ def test_a_pickled_cloud_sampler_leaves_its_token_and_client_behind(no_dwave_tok
     monkeypatch.setenv("DWAVE_API_TOKEN", "worker-token")
     assert copy.sample(bqm).first.energy == pytest.approx(optimum(bqm), abs=1e-9)
     assert configs[-1] == {"solver": "some-solver"}  # built from the worker's own credentials
+
+
+def test_the_record_factory_leaves_make_log_record_working(fake_dwave_token):
+    """logging.makeLogRecord (distributed's Client.forward_logging, socket log receivers, dill) builds a record
+    with no name, then sets its fields: once guard_logs had run (available_backends does), it raised
+    AttributeError: 'NoneType' object has no attribute 'startswith' in every process-wide caller."""
+    from qannealq.backends._dwave_cloud import guard_logs
+
+    guard_logs()
+    for name in ("dwave.cloud.client", "other"):
+        record = logging.makeLogRecord({"name": name, "msg": "forwarded %s", "args": (1,)})
+        assert record.name == name and record.getMessage() == "forwarded 1"
