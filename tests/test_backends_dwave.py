@@ -483,3 +483,23 @@ def test_the_record_factory_leaves_make_log_record_working(fake_dwave_token):
     for name in ("dwave.cloud.client", "other"):
         record = logging.makeLogRecord({"name": name, "msg": "forwarded %s", "args": (1,)})
         assert record.name == name and record.getMessage() == "forwarded 1"
+
+
+def test_redaction_is_linear_in_the_message():
+    """The secret-key pattern was tried from every secret word inside a word, each try running to the word's end
+    and back: 8 kB of ``token`` repeated took about a second, 40 kB 20 s, a 1 MB message hours (a record is
+    redacted as it is made, so the logging call hung). A key is now tried from a word's start only: the 1 MB
+    message takes well under a second (a hang, not a speed, is what the limit catches; re holds the GIL, hence
+    a process)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}  # the qannealq under test
+    code = ("from qannealq.backends._dwave_cloud import redact_text\n"
+            "text = 'token' * 200000\n"
+            "assert redact_text(text) == text and redact_text(text + \"='S'\") == text + \"='<redacted>'\"\n")
+    try:
+        subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail("redact_text hung on a 1 MB message")
