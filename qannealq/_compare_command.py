@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from qannealq._compare_instances import DEFAULT_NEURONS, NeuronInstance, instances_from_experiment
+from qannealq._compare_instances import DEFAULT_NEURONS, NeuronInstance, default_neurons, instances_from_experiment
 from qannealq._compare_plots import plot_all
 from qannealq._compare_reference import ReferenceOptions
 from qannealq._compare_report import CompareResult, format_summary
@@ -66,6 +66,8 @@ class Selection:
         ``model`` may be a dict of :class:`ModelConfig` fields to change."""
         stored = dict(source)
         model = ModelConfig.from_stored(stored.pop("model", {}), **given.pop("model", {}))
+        if "neurons" in stored:  # the default stored as its text: clipped again on a smaller layer
+            stored["neurons"] = default_neurons(stored["neurons"])
         chosen = {**stored, **given}
         if chosen.get("instances") is not None:
             chosen["instances"] = Path(chosen["instances"])

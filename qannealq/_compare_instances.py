@@ -23,7 +23,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem
 
 __all__ = ["NeuronInstance", "Reference", "instances_from_layer", "instances_from_experiment", "parse_neurons",
-           "layer_index", "DEFAULT_NEURONS"]
+           "layer_index", "DEFAULT_NEURONS", "default_neurons"]
 
 
 @dataclass
@@ -108,6 +108,12 @@ class NeuronInstance:
         return np.repeat(row, max(int(reads), 1), axis=0), labels
 
 
+def default_neurons(text: Any) -> Any:
+    """``text``, or :data:`DEFAULT_NEURONS` where it is the default's text stored by a comparison (which took the
+    default: a typed range past the layer's end was refused before anything was stored)."""
+    return DEFAULT_NEURONS if text == DEFAULT_NEURONS else text
+
+
 def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:
     """Neuron indices from ``"0:16"``, ``"3"``, ``"0,4,7"`` or a list; None means all ``count`` neurons.
 
@@ -128,7 +134,7 @@ def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:
                 parts, picked = [], [int(t) for t in text.split(",") if t.strip()]
         except (TypeError, ValueError):
             raise InvalidArgumentError(f"--neurons={text!r} must look like 0:16, 0:16:4, 3 or 0,4,7") from None
-        if any(p is not None and not -count <= p <= count for p in parts[:2]) and text != DEFAULT_NEURONS:
+        if any(p is not None and not -count <= p <= count for p in parts[:2]) and not isinstance(text, _DefaultNeurons):
             raise InvalidArgumentError(f"--neurons={text!r} reaches past the layer's end: this layer has {count} "
                                        f"neurons, 0..{count - 1}; give a range within them, e.g. 0:{count}")
     else:

@@ -16,8 +16,15 @@ DEFAULT_WARM_START = "gptq-restricted-pivot"
 DEFAULT_INACTIVE_WEIGHT = 0.0
 DEFAULT_MEMORY_LIMIT = 4 * 2 ** 30
 
-DEFAULT_NEURONS = "0:8"
-"""``compare``'s default selection: the first 8 neurons, fewer on a smaller layer (the one range clipped)."""
+class _DefaultNeurons(str):
+    """The type of :data:`DEFAULT_NEURONS` alone: a ``0:8`` typed (``--neurons 0:8``, ``Selection(neurons=...)``)
+    is a range like any other, refused past the layer's end as ``0:9`` is."""
+
+
+DEFAULT_NEURONS = _DefaultNeurons("0:8")
+"""``compare``'s default selection: the first 8 neurons, fewer on a smaller layer (the one range clipped). Only
+this object is clipped, not the text ``"0:8"`` (:func:`qannealq._compare_instances.default_neurons` restores it from
+stored settings)."""
 
 #: The backends ``compare`` runs unless told otherwise (:mod:`qannealq.compare`).
 OFFLINE_BACKENDS = ("sa", "tabu", "steepest", "exact", "gurobi", "qaoa", "dwave-mock", "layer-sa")

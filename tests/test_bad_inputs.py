@@ -241,6 +241,22 @@ def test_a_neuron_range_past_the_layers_end_is_refused(tmp_path, capsys):
     assert parse_neurons(DEFAULT_NEURONS, 4) == [0, 1, 2, 3]
 
 
+def test_a_typed_default_neuron_range_is_refused_past_the_layers_end_as_any_range():
+    """``--neurons 0:8`` typed on a layer of 4 neurons compared 4 without a word where ``0:9`` was refused: the
+    default was told by its text. The default alone is clipped; one stored by a comparison is, on its resume."""
+    from qannealq._compare_command import Selection
+    from qannealq._compare_instances import DEFAULT_NEURONS, parse_neurons
+
+    for typed in ("0:8", "".join(["0", ":8"])):
+        with pytest.raises(ValueError, match="reaches past the layer's end: this layer has 4 neurons"):
+            parse_neurons(typed, 4)
+    assert parse_neurons(Selection().neurons, 4) == [0, 1, 2, 3] == parse_neurons(DEFAULT_NEURONS, 4)
+    resumed = Selection.from_stored(Selection().describe())  # store.json's text "0:8": the default it was
+    assert parse_neurons(resumed.neurons, 4) == [0, 1, 2, 3] and resumed.describe() == Selection().describe()
+    with pytest.raises(ValueError, match="reaches past the layer's end"):
+        parse_neurons(Selection.from_stored(Selection().describe(), neurons="0:8").neurons, 4)  # typed again
+
+
 @pytest.mark.parametrize("argv, message", [
     (["run", "--bits", "4", "--methods", "rtn,gptq,rtn"], "--methods=rtn,gptq,rtn names rtn more than once"),
     (["sweep", "--bits", "4,2,4", "--methods", "rtn"], "--bits=4,2,4 names 4 more than once"),
