@@ -180,8 +180,14 @@ def replace_synced(tmp: Path, path: Path) -> None:
     ``np.savez`` or ``savefig``, never synced it: after a power loss the rename could survive its data, an empty
     file taken for a complete one), then the folder (:func:`sync_folder`): a rename changes only the folder, so
     after a power loss an unsynced folder may show the old file (or none) though the new one was synced.
+    ``tmp`` is opened for writing: Windows syncs (``FlushFileBuffers``) only a handle with write access, and
+    refused a read-only one with ``EBADF``, failing every write; read-only where its writer made it so (POSIX
+    syncs that).
     """
-    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        fd = os.open(tmp, os.O_RDWR)
+    except PermissionError:
+        fd = os.open(tmp, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

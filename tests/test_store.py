@@ -439,3 +439,31 @@ def test_store_json_lists_the_code_that_wrote_its_units_and_a_resume_by_other_co
     assert any("written by a qannealq that recorded no version" in r.getMessage() for r in caplog.records)
     monkeypatch.undo()
     assert store.code_version().startswith("qannealq ")
+
+
+def test_a_write_syncs_its_file_through_a_handle_open_for_writing(tmp_path, monkeypatch):
+    """Windows' fsync (FlushFileBuffers) needs a handle with write access and fails a read-only one with EBADF:
+    replace_synced synced the finished temporary file through a read-only handle, so every atomic write (each
+    unit, store.json) raised StoreError there. Emulated here: fsync of a read-only descriptor fails as on
+    Windows, and a folder cannot be opened (sync_folder's no-op)."""
+    import errno
+    import os
+
+    fcntl = pytest.importorskip("fcntl")
+    fsync, synced = os.fsync, []
+
+    def windows_fsync(fd):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        synced.append(os.fstat(fd).st_ino)
+        return fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", windows_fsync)
+    monkeypatch.setattr("qannealq.store.sync_folder", lambda folder: None)
+    atomic_write(tmp_path / "store.json", "{}")
+    assert (tmp_path / "store.json").read_text() == "{}" and synced == [(tmp_path / "store.json").stat().st_ino]
+    monkeypatch.setattr(os, "fsync", fsync)
+    with atomic_path(tmp_path / "read-only.txt") as tmp:  # a writer that leaves its file read-only (POSIX)
+        tmp.write_text("x")
+        tmp.chmod(0o444)
+    assert (tmp_path / "read-only.txt").read_text() == "x"
