@@ -134,7 +134,8 @@ def parse_neurons(text: str | Sequence[int] | None, count: int) -> list[int]:
                 parts, picked = [], [int(t) for t in text.split(",") if t.strip()]
         except (TypeError, ValueError):
             raise InvalidArgumentError(f"--neurons={text!r} must look like 0:16, 0:16:4, 3 or 0,4,7") from None
-        if any(p is not None and not -count <= p <= count for p in parts[:2]) and not isinstance(text, _DefaultNeurons):
+        clipped = isinstance(text, type(DEFAULT_NEURONS))  # the default alone: fewer neurons on a smaller layer
+        if any(p is not None and not -count <= p <= count for p in parts[:2]) and not clipped:
             raise InvalidArgumentError(f"--neurons={text!r} reaches past the layer's end: this layer has {count} "
                                        f"neurons, 0..{count - 1}; give a range within them, e.g. 0:{count}")
     else:
