@@ -3,8 +3,8 @@
 Instances: the library of :data:`qannealq.export.LIBRARY` (built here from the cached models, or read from a
 folder exported by ``qannealq export --library --out DIR`` with ``--instances DIR``):
 
-* ``17``: digits 4x4, first layer, int2 and int4, neurons 0-7 (15-17 variables; optimum proven by ``exact``);
-* ``60``: digits 8x8, first layer, int2 and int4, neurons 0-7 (57-61 variables; best-known);
+* ``17``: digits 4x4, first layer, int2 and int4, neurons 0-7 (14-17 variables; optimum proven by ``exact``);
+* ``60``: digits 8x8, first layer, int2 and int4, neurons 0-7 (58-61 variables; best-known);
 * ``600``: MNIST's first layer, int4, neurons 0-3 (599 variables; best-known).
 
 Every offline backend runs on every size it can: ``qaoa`` directly on the 17-variable set and through the

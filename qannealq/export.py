@@ -77,7 +77,7 @@ LIBRARY = (
     LibraryEntry("digits", None, 0, 4, "0:8"),
     LibraryEntry("mnist", None, 0, 4, "0:4"),
 )
-"""The benchmark library: 16 instances of 15-17 variables (digits 4x4), 16 of ~60 (digits 8x8), 4 of ~600
+"""The benchmark library: 16 instances of 14-17 variables (digits 4x4), 16 of ~60 (digits 8x8), 4 of ~600
 (MNIST's first layer); models and calibration draws as ``qannealq run`` makes them (seed 0)."""
 
 
