@@ -33,7 +33,7 @@ from qannealq.data import data_fingerprint
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import ONE_CALL_FLOOR, call_timing
 from qannealq.report import LogReporter, Reporter
-from qannealq.store import ResultStore, unit_key
+from qannealq.store import ResultStore, check_distinct_keys, unit_key
 
 __all__ = ["CompareSettings", "compare_backends", "check_backend_options", "stored_settings", "OFFLINE_BACKENDS",
            "DETERMINISTIC", "DEFAULT_OPTIONS", "unit_seed", "run_unit", "NeuronInstance", "Reference", "CompareResult",
@@ -405,20 +405,6 @@ def _check_same_instances(instances: Sequence[NeuronInstance], store, out: Path 
             "is not the one it read); resume with those, or start a new comparison with --out")
 
 
-def _check_distinct_keys(what: str, names: Sequence[str]) -> None:
-    """Refuse two ``names`` that differ only where a store key (:func:`unit_key`, letters, digits and ``._=-``)
-    does not: their units would share one key, so instance ``n-0`` took the reference optimum computed for
-    ``n 0`` (in memory too), and a resume read backend ``my-sa``'s calls for ``my sa``'s."""
-    seen: dict[str, str] = {}
-    for name in names:
-        key = unit_key(name=name)
-        if seen.get(key, name) != name:
-            raise InvalidArgumentError(f"{what}: {seen[key]!r} and {name!r} differ only in characters a results key "
-                                       "replaces (it keeps letters, digits and ._=-), so their results would be "
-                                       "confused: rename one")
-        seen[key] = name
-
-
 def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str] | Mapping[str, dimod.Sampler],
                      settings: CompareSettings | None = None, out: Path | None = None, resume: bool = False,
                      reporter: Reporter | None = None, source: Mapping[str, Any] | None = None) -> CompareResult:
@@ -451,8 +437,8 @@ def compare_backends(instances: Sequence[NeuronInstance], samplers: Sequence[str
     names = [i.name for i in instances]
     if len(set(names)) != len(names):
         raise InvalidArgumentError("instance names must be unique")
-    _check_distinct_keys("samplers", list(samplers))
-    _check_distinct_keys("instances", names)
+    check_distinct_keys("samplers", list(samplers))
+    check_distinct_keys("instances", names)
     built, skipped = _build(samplers, settings)
     for name, reason in skipped.items():
         reporter.message(f"skipping backend {name!r}: {reason}")

@@ -25,7 +25,7 @@ import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from qannealq.contract import read_repr
 from qannealq.errors import InvalidArgumentError, StoreError
@@ -33,7 +33,7 @@ from qannealq.errors import InvalidArgumentError, StoreError
 logger = logging.getLogger(__name__)
 
 __all__ = ["ResultStore", "StoreError", "FolderLock", "atomic_path", "atomic_write", "replace_synced", "sync_folder",
-           "settings_diff", "unit_key", "key_part", "json_default", "OUT_REMEDY", "CACHE_REMEDY"]
+           "settings_diff", "unit_key", "key_part", "check_distinct_keys", "json_default", "OUT_REMEDY", "CACHE_REMEDY"]
 
 FORMAT = 1
 
@@ -307,6 +307,26 @@ def key_part(text: str) -> str:
     text = str(text)
     safe = _SAFE.sub("-", text)
     return text if safe == text else f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+def check_distinct_keys(what: str, names: Sequence[str]) -> None:
+    """Refuse two ``names`` that differ only where a store key (:func:`unit_key`, letters, digits and ``._=-``)
+    does not: their units would share one key, so instance ``n-0`` took the reference optimum computed for
+    ``n 0`` (in memory too), a resume read backend ``my-sa``'s calls for ``my sa``'s, and a sweep's cell of
+    ``qubo:my+sa`` overwrote that of ``qubo:my-sa`` (a resume then had the second alone, and never computed the
+    first again).
+
+    Raises:
+        InvalidArgumentError: two such names, both named.
+    """
+    seen: dict[str, str] = {}
+    for name in names:
+        key = unit_key(name=name)
+        if seen.get(key, name) != name:
+            raise InvalidArgumentError(f"{what}: {seen[key]!r} and {name!r} differ only in characters a results key "
+                                       "replaces (it keeps letters, digits and ._=-), so their results would be "
+                                       "confused: rename one")
+        seen[key] = name
 
 
 @dataclass

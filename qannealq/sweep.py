@@ -33,7 +33,7 @@ from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
 from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS, check_warm_rows
-from qannealq.store import ResultStore, unit_key
+from qannealq.store import ResultStore, check_distinct_keys, unit_key
 from qannealq.weighted import Objective, check_flags, make_objective, resumed_weight
 from qannealq.sweep_report import CellResult, write_outputs
 
@@ -144,6 +144,7 @@ class SweepConfig:
         resolved = [f"qubo:{canonical_name(b)}" if m == "qubo" else m for m, _, b in
                     (label.partition(":") for label in self.labels())]
         check_distinct("--methods", resolved, self.methods)  # qubo and qubo:layer-sa, qubo:sa and qubo:neal: one
+        check_distinct_keys("--methods", self.labels())  # qubo:my-sa and qubo:my+sa: one cell file
         backends = self.qubo_backends()
         scoped_keys = [k for k in self.sampler_options if ":" in k]
         check_distinct("--sampler-option", [f"{canonical_name(k.partition(':')[0])}:{k.partition(':')[2]}"

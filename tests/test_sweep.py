@@ -284,3 +284,26 @@ def test_a_sweep_with_a_data_dir_writes_its_outputs_and_resumes_from_a_moved_fol
     after = _table(tmp_path / "s")
     assert [{k: v for k, v in r.items() if "seconds" not in k} for r in after] == \
            [{k: v for k, v in r.items() if "seconds" not in k} for r in before]
+
+
+def test_two_backends_whose_names_share_a_results_key_are_refused_before_any_training(tmp_path, capsys, monkeypatch):
+    """Third-party backends ``my-sa`` and ``my+sa`` (entry points) gave cells of one key,
+    ``bits=2_method=qubo-my-sa_seed=0``: the second overwrote the first's file, so a resume (of the finished sweep
+    too) had ``qubo:my+sa``'s cell alone and never computed ``qubo:my-sa``'s again ("1 of 2 cells finished")."""
+    import importlib.metadata
+
+    import qannealq.experiment
+
+    eps = [importlib.metadata.EntryPoint("my-sa", "qannealq.backends.classical:SimulatedAnnealing",
+                                         "qannealq.backends"),
+           importlib.metadata.EntryPoint("my+sa", "qannealq.backends.classical:Tabu", "qannealq.backends")]
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda **kw: eps if kw.get("group") == "qannealq.backends" else real(**kw))
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("a model was trained"))
+    assert main(["sweep", "--bits", "2", "--seeds", "1", "--methods", "qubo:my-sa,qubo:my+sa", "--warm-start", "none",
+                 "--out", str(tmp_path / "s")]) == 2
+    assert ("--methods: 'qubo:my-sa' and 'qubo:my+sa' differ only in characters a results key replaces"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "s").exists()
+    SweepConfig(methods=("qubo:my-sa", "qubo:sa"), warm_start=None)  # names of keys of their own are taken
