@@ -7,7 +7,8 @@ layer's name, with a hash of it where it holds characters a key replaces: :func:
 written atomically. Its record holds the binary rows (one ``"0101..."`` string per neuron over all coordinates), the
 layer seed and a fingerprint of the batch's problem (the floor integers and the free mask), and is used only
 when they and the layer's name match. Once the unit's own row is stored, :meth:`StoreCheckpoint.discard` removes
-its batches.
+its batches. A batch stored before layer names were keyed by ``key_part`` (under ``layer=fc-1`` for ``fc 1``) is
+loaded from that key (its record names the layer, so it is used for that layer alone) and removed alike.
 """
 
 from __future__ import annotations
@@ -68,6 +69,10 @@ class StoreCheckpoint:
         """The rows saved for this batch, or None (none saved, or saved for another problem or seed)."""
         key = self.key(problem, start, stop)
         record = self.store.get(key)
+        legacy = unit_key(**self.unit, layer=problem.name, neurons=f"{start}-{stop - 1}")
+        if record is None and legacy != key:  # a store written before key_part: the name as the key kept it
+            old = self.store.get(legacy)  # for this layer alone (fc 1 and fc-1 shared it)
+            key, record = (legacy, old) if old is not None and old.get("layer") == problem.name else (key, None)
         if record is None:
             return None
         rows = record.get("rows") or []

@@ -193,6 +193,43 @@ def test_layers_whose_names_differ_only_in_characters_a_key_replaces_keep_their_
         np.testing.assert_array_equal(first.integers, again.integers)
 
 
+def test_a_batch_stored_under_a_layer_key_of_before_key_part_is_loaded_and_removed(tmp_path):
+    """A store written before layer names were keyed by ``key_part`` holds layer ``fc 1``'s batch under
+    ``layer=heads.fc-1``: a resume looked for ``layer=heads.fc-1-<hash>`` alone, solved the layer again and left the
+    old file in the folder for good. It is loaded from the old key, for its own layer alone, and removed."""
+    import torch
+
+    from qannealq import quantize_model
+    from qannealq.store import unit_key
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = torch.nn.ModuleDict({"fc 1": torch.nn.Linear(6, 5), "fc-1": torch.nn.Linear(5, 3)})
+
+        def forward(self, x):
+            return self.heads["fc-1"](torch.relu(self.heads["fc 1"](x)))
+
+    torch.manual_seed(0)
+    net, x, units = Net(), torch.randn(64, 6), tmp_path / "r" / "units"
+    store = ResultStore.open(tmp_path / "r", "mine", {"bits": 2})
+    first = StoreCheckpoint(store, {"bits": 2})
+    done = quantize_model(net, x, 2, "qubo", "sa", seed=1, checkpoint=first, num_reads=5)
+    store.close()
+    (units / "bits=2_layer=heads.fc-1_neurons=0-2.json").unlink()  # an older store kept fc 1's batch there
+    old = unit_key(bits=2, layer="heads.fc 1", neurons="0-4")
+    assert old == "bits=2_layer=heads.fc-1_neurons=0-4"
+    (units / f"{first.saved[0]}.json").rename(units / f"{old}.json")
+    store = ResultStore.open(tmp_path / "r", "mine", {"bits": 2}, resume=True)
+    again = StoreCheckpoint(store, {"bits": 2})
+    resumed = quantize_model(net, x, 2, "qubo", "sa", seed=1, checkpoint=again, num_reads=5)
+    assert again.loaded == [old] and again.saved == [first.saved[1]]  # fc 1's batch loaded; fc-1's had none
+    np.testing.assert_array_equal(done.layers[0].integers, resumed.layers[0].integers)
+    again.discard()
+    store.close()
+    assert list(units.iterdir()) == []  # the old file removed with the others
+
+
 def test_a_resume_accepts_the_recipes_own_hidden_sizes_and_epochs(tmp_path):
     """A run stored without ``--hidden`` or ``--epochs`` (the recipe's, stored as None) refused ``--resume DIR
     --hidden 16 --epochs 60``, the 16-16-10 model's own values ("model.hidden: None -> [16]"); other values
