@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -94,6 +95,21 @@ class StoreCheckpoint:
                              "fingerprint": _fingerprint(problem, start, stop), "rows": text})
         self.saved.append(key)
         logger.info("solved and saved neurons %d-%d of layer %s as %s", start, stop - 1, problem.name, key)
+
+    def discard_left(self, keys: Iterable[str]) -> list[str]:
+        """Remove the batches of this unit among the store's ``keys`` (:attr:`ResultStore.resumed`): a run stopped
+        between storing the unit and :meth:`discard` left them, and a resume, which skips the stored unit, kept
+        them for good. Returns their keys."""
+        mark = {"granularity": "QQGRIDQQ", "layer": "QQLAYERQQ", "neurons": "QQNEURONSQQ"}
+        grid = {} if "granularity" in self.unit else {"granularity": mark["granularity"]}  # best: each grid's own
+        pattern = re.escape(unit_key(**grid, **self.unit, layer=mark["layer"], neurons=mark["neurons"]))
+        pattern = (pattern.replace(re.escape(f"granularity={mark['granularity']}_"), "(?:granularity=[A-Za-z]+_)?")
+                   .replace(mark["layer"], ".+").replace(mark["neurons"], r"\d+-\d+"))
+        left = [key for key in keys if is_batch_key(key) and re.fullmatch(pattern, key)]
+        for key in left:
+            self.store.discard(key)
+            logger.info("removed %s, a batch of the stored unit left by an interrupted run", key)
+        return left
 
     def discard(self) -> None:
         """Remove every batch this checkpoint loaded or saved (call once the unit itself is stored)."""

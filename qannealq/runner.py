@@ -252,6 +252,8 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                 qubo = method == "qubo"
                 stored = store.get(key)
                 if stored is not None:
+                    if qubo:  # stopped between the row and its batches' removal: they go now
+                        StoreCheckpoint(store, {"bits": bits, "method": method}).discard_left(store.resumed)
                     writer.add(ResultRow(**stored))
                     if models is not None and not model_path(models, bits, method).is_file():
                         reporter.message(f"int{bits} {method} was finished by a run without --save-model: its "

@@ -138,6 +138,31 @@ def test_batches_are_used_only_for_the_same_problem_and_seed(tmp_path, caplog):
     assert len(store.records()) == 1  # the one put here, not the checkpoint's
 
 
+def test_batches_left_by_a_stop_between_the_row_and_their_removal_are_removed_on_resume(tmp_path, monkeypatch):
+    """A Ctrl-C (or SIGKILL) after a qubo row was stored but before its batches were removed left them in
+    ``units/`` for good: the resume skipped the stored row, so nothing removed them, and every later resume said
+    they were kept. The resume removes them; the results are the stored row's."""
+    out, options = tmp_path / "run", ["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods",
+                                      "qubo", "--backend", "sa", "--sampler-option", "num_reads=2", "--warm-start",
+                                      "none"]
+    real = StoreCheckpoint.discard
+
+    def stop(self):
+        raise KeyboardInterrupt  # right after store.put of the row, as a Ctrl-C there
+
+    monkeypatch.setattr(StoreCheckpoint, "discard", stop)
+    assert main([*options, "--out", str(out)]) == 130
+    left = sorted(p.stem for p in (out / "units").glob("*.json"))
+    assert left == ["bits=2_layer=0_method=qubo_neurons=0-15", "bits=2_layer=2_method=qubo_neurons=0-9",
+                    "bits=2_method=qubo"]
+    row = json.loads((out / "units" / "bits=2_method=qubo.json").read_text())["record"]
+    monkeypatch.setattr(StoreCheckpoint, "discard", real)
+    assert main(["run", "--resume", str(out)]) == 0
+    assert sorted(p.stem for p in (out / "units").glob("*.json")) == ["bits=2_method=qubo"]
+    (result,) = json.loads((out / "results.json").read_text())["results"]
+    assert (result["accuracy"], result["layer_error"]) == (row["accuracy"], row["layer_error"])  # the stored row
+
+
 def test_resume_alone_takes_the_stored_options_and_asks_for_a_secret_again(tmp_path):
     from qannealq.config import ModelConfig, QuantizeConfig, RunConfig
     from qannealq.errors import InvalidArgumentError
