@@ -363,6 +363,7 @@ class ResultStore:
         if (root / "store.json").exists():
             raise InvalidArgumentError(f"{root} already holds the results of a run: continue it with "
                                        f"--resume {root}, or give another --out folder")
+        cls._refuse_stray_units(root)
         parent = root
         while not parent.exists() and parent != parent.parent:
             parent = parent.parent
@@ -432,6 +433,7 @@ class ResultStore:
         if meta.exists():
             raise InvalidArgumentError(f"{root} already holds the results of a {command} run: continue it with "
                                        f"--resume {root}, or give another --out folder")
+        cls._refuse_stray_units(root)
         try:
             (root / "units").mkdir(parents=True, exist_ok=True)
             sync_folder(root.parent)  # the new folder's own entry (store.json's write syncs root and its units/)
@@ -451,6 +453,22 @@ class ResultStore:
             FolderLock.release(lock)
             raise
         return cls(root, command, settings)._holding(lock)
+
+    @classmethod
+    def _refuse_stray_units(cls, root: Path) -> None:
+        """Refuse a new run into a folder whose ``units/`` holds units without a ``store.json`` (deleted or
+        damaged, or a copied ``units/``): the commands take every stored unit as finished, so a run with other
+        settings reported another run's rows as its own (``--num-calibration 64`` gave the 1024-sample row).
+
+        Raises:
+            InvalidArgumentError: such units are there (how many, and the first).
+        """
+        stray = list(cls(Path(root), "", {})._keys())
+        if stray:
+            raise InvalidArgumentError(
+                f"{root} holds {len(stray)} result unit(s) in units/ ({stray[0]}.json...) but no store.json saying "
+                "how they were computed: a new run there would take them as its own; give another --out folder, or "
+                "remove units/ to start over")
 
     def _holding(self, lock: str | None) -> "ResultStore":
         """This store, holding ``lock`` (from :meth:`FolderLock.acquire`) until :meth:`close` or until it is

@@ -297,6 +297,26 @@ def test_run_resume_recomputes_only_the_missing_rows(tmp_path, monkeypatch):
     assert main([*argv[:-2], "--sampler-option", "num_reads=3", "--resume", str(part)]) == 2
 
 
+def test_a_new_run_into_units_without_a_store_json_is_refused_before_training(tmp_path, monkeypatch, capsys):
+    """A folder whose store.json was deleted (or a copied ``units/``) kept its units, and ``--resume`` said to start
+    a new run: ``--out`` on that folder with ``--num-calibration 64`` reported the 1024-sample run's rtn row
+    (layer error 12.12, its own 12.90) and stored it under the new settings. Such a folder is refused, and one
+    whose ``units/`` is empty (a run stopped before its store.json was written) is taken."""
+    import qannealq.experiment
+
+    argv = ["run", "--bits", "4", "--methods", "rtn"]
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    (tmp_path / "a" / "store.json").unlink()
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("a model was trained"))
+    assert main([*argv, "--num-calibration", "64", "--out", str(tmp_path / "a")]) == 2
+    assert "holds 1 result unit(s) in units/ (bits=4_method=rtn.json...) but no store.json" in capsys.readouterr().err
+    assert not (tmp_path / "a" / "store.json").exists()
+    with pytest.raises(InvalidArgumentError, match="no store.json"):  # the Python API alike
+        ResultStore.open(tmp_path / "a", "run", {"a": 1})
+    (tmp_path / "a" / "units" / "bits=4_method=rtn.json").unlink()
+    ResultStore.open(tmp_path / "a", "run", {"a": 1}).close()
+
+
 def test_run_refuses_an_unwritable_out_before_training(tmp_path, monkeypatch, capsys):
     import os
 
