@@ -218,6 +218,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/tmp/qannealq-objective.jsonl"))
     parser.add_argument("--summary", action="store_true", help="only print the tables of --out")
     args = parser.parse_args()
+    if args.summary and not args.out.is_file():  # a FileNotFoundError traceback
+        parser.error(f"--summary: no results file {args.out}; run the benchmark with --out {args.out} first")
+    if not args.summary:  # the README's --out runs/objective/objective.jsonl: a folder a fresh checkout lacks
+        args.out.parent.mkdir(parents=True, exist_ok=True)
     with pinned(args.threads, torch_threads=args.threads) as threads:
         print(f"threads: {threads}; layer-sa {args.threads}; results -> {args.out}", flush=True)
         if not args.summary:
