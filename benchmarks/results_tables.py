@@ -145,6 +145,10 @@ def main() -> None:
             lines += dataset_tables(args.results, args.docs, dataset)
         except InvalidArgumentError as exc:
             raise SystemExit(f"results_tables.py: error: {exc}") from None
+    if not lines:  # a --results without sweep folders printed nothing and ended with status 0
+        parser.error(f"--results {args.results}: no sweep folder there (DATASET-paper or DATASET-best, each with "
+                     f"its store.json) for {args.datasets}; run `qannealq sweep --out {args.results}/DATASET-PRESET` "
+                     "first, or give --results the folder that holds them")
     print("\n".join(lines))
 
 

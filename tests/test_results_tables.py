@@ -104,3 +104,19 @@ def test_the_heading_names_each_presets_float_accuracy_where_they_differ(tmp_pat
     model = ModelConfig(dataset="digits", num_calibration=256, seed=1)
     _folder(results / "digits-best", ("rtn",), bits=(4,), float_accuracy=0.925, model=model)
     assert _tables(results, tmp_path)[0] == "#### digits — float accuracy paper 90.00 %, best 92.50 %"
+
+
+def test_a_results_folder_without_sweeps_is_refused(tmp_path, monkeypatch, capsys):
+    """``--results`` naming no sweep folder (a typo, or runs/results not there yet) printed nothing and ended with
+    status 0; a folder that holds one prints its tables."""
+    empty = tmp_path / "elsewhere"
+    monkeypatch.setattr(sys, "argv", ["results_tables.py", "--results", str(empty), "--docs", str(tmp_path / "docs"),
+                                      "--datasets", "digits"])
+    with pytest.raises(SystemExit) as exc:
+        results_tables.main()
+    assert exc.value.code == 2 and f"--results {empty}" in capsys.readouterr().err
+    _folder(tmp_path / "r" / "digits-paper", ("rtn", "gptq"), seeds=1, bits=(2,))
+    monkeypatch.setattr(sys, "argv", ["results_tables.py", "--results", str(tmp_path / "r"), "--docs",
+                                      str(tmp_path / "docs"), "--datasets", "digits"])
+    results_tables.main()
+    assert "| int2 |" in capsys.readouterr().out
