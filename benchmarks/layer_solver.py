@@ -27,7 +27,9 @@ import numpy as np
 import torch
 
 from qannealq.backends import get_sampler
+from qannealq.backends._layer_run import resolve_device
 from qannealq.calibration import as_calibration_tensor
+from qannealq.errors import BackendUnavailableError
 from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem, LayerStats
 from qannealq.pipeline import formulate_layer
@@ -168,6 +170,10 @@ def main() -> None:
                              "else numba), "
                              "cuda (torch on the GPU), torch-cpu (the torch implementation on the CPU)")
     args = parser.parse_args()
+    try:  # before the model: without a CUDA device, --device cuda ended in a traceback from the warm-up
+        resolve_device(args.device)
+    except BackendUnavailableError as exc:
+        parser.error(f"--device {args.device}: {exc}")
     with pinned(args.threads, torch_threads=args.threads) as threads:
         print(f"threads: {threads}; layer-sa {args.threads}")
         bench(args)

@@ -48,3 +48,17 @@ def test_partners_speed_times_each_end_to_end_run_without_an_earlier_runs_cached
     monkeypatch.setattr(sys, "argv", ["partners_speed.py", "--repeats", "2", "--blas-threads", "1", "--threads", "1"])
     partners_speed.main()
     assert len(seen) == 7 and not any(seen)  # the warm-up and two rounds of three
+
+
+def test_cuda_without_a_cuda_device_is_refused_before_the_model(monkeypatch, capsys):
+    """``--device cuda`` on a machine without CUDA loaded the MNIST model and then ended in a traceback
+    (BackendUnavailableError from the kernel's warm-up); it is refused first, with the library's reason."""
+    import pytest
+    import torch
+
+    from bench_cli import refused_first
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is there: --device cuda runs")
+    err = refused_first(monkeypatch, capsys, layer_solver, "bench", ["layer_solver.py", "--device", "cuda"])
+    assert "--device cuda" in err and "no CUDA device" in err
