@@ -88,7 +88,8 @@ def main() -> None:
     print(f"MNIST MLP {exp.sizes}, first layer {layer.num_neurons} neurons x {layer.num_coordinates} coordinates, "
           f"int{args.bits}; solving the first {problem.num_neurons} neurons (a subset) with per-neuron sa "
           f"(1 read, 1000 sweeps, no warm start), seed {args.seed}; {os.cpu_count()} cores on this machine; "
-          f"{args.threads} BLAS/OpenMP thread(s) per worker and in this process; load average "
+          f"{args.threads} BLAS/OpenMP thread(s) per worker and in this process; OPENBLAS_THREAD_TIMEOUT "
+          f"{os.environ.get('OPENBLAS_THREAD_TIMEOUT', 'OpenBLAS default')}; load average "
           + ", ".join(f"{v:.1f}" for v in os.getloadavg()))
     with ExitStack() as stack:
         t0 = time.perf_counter()
