@@ -43,9 +43,9 @@ from qannealq.solve import quantize_layer  # noqa: E402
 
 def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--neurons", type=int, default=32, help="first N neurons of the 128 (default 32)")
+    parser.add_argument("--neurons", type=count, default=32, help="first N neurons of the 128 (default 32)")
     parser.add_argument("--bits", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads per worker and here")
+    parser.add_argument("--threads", type=count, default=1, help="BLAS/OpenMP threads per worker and here")
     parser.add_argument("--repeats", type=count, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dask", action="store_true", help="also a Dask LocalCluster of 1 and 2 workers")
