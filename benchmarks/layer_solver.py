@@ -34,7 +34,7 @@ from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem, LayerStats
 from qannealq.pipeline import formulate_layer
 from qannealq.solve import quantize_layer
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 BITS = (4, 3, 2)
 FAST = ("rtn", "gptq", "gptq-restricted", "layer-sa")
@@ -125,9 +125,9 @@ def run_layer(problem: LayerProblem, args: argparse.Namespace) -> dict[str, Run]
     runs = {m: measure(problem, m, args.repeats, args.seed, **(layer_sa if m == "layer-sa" else {}))
             for m in FAST}
     new = problem.errors(runs["layer-sa"].values)
-    for name, reads, count in (("sa", 1, args.sa_neurons), ("sa x10", 10, args.sa10_neurons)):
+    for name, reads, chosen in (("sa", 1, args.sa_neurons), ("sa x10", 10, args.sa10_neurons)):
         n = problem.num_neurons
-        rows = np.arange(n) if not 0 < count < n else np.linspace(0, n - 1, count).astype(int)
+        rows = np.arange(n) if not 0 < chosen < n else np.linspace(0, n - 1, chosen).astype(int)
         run = measure(subset(problem, rows), "sa", 1, args.seed, memory_neurons=2, backend="sa", warm_start=None,
                       num_reads=reads)
         run.seconds *= n / rows.size
@@ -159,8 +159,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None,
                         help="folder with mnist.npz (default: $QANNEALQ_DATA, ./datasets or ../shared/datasets)")
-    parser.add_argument("--threads", type=int, default=2, help="BLAS threads and layer-sa threads")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of the fast methods (best kept)")
+    parser.add_argument("--threads", type=count, default=2, help="BLAS threads and layer-sa threads")
+    parser.add_argument("--repeats", type=count, default=3, help="timed runs of the fast methods (best kept)")
     parser.add_argument("--sa-neurons", type=int, default=0, help="neurons per layer for sa, 1 read (0: all)")
     parser.add_argument("--sa10-neurons", type=int, default=32, help="neurons per layer for sa with 10 reads")
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=list(BITS))

@@ -62,3 +62,13 @@ def test_cuda_without_a_cuda_device_is_refused_before_the_model(monkeypatch, cap
         pytest.skip("a CUDA device is there: --device cuda runs")
     err = refused_first(monkeypatch, capsys, layer_solver, "bench", ["layer_solver.py", "--device", "cuda"])
     assert "--device cuda" in err and "no CUDA device" in err
+
+
+def test_no_repeats_or_threads_is_refused_before_the_model(monkeypatch, capsys):
+    """``--repeats 0`` loaded the MNIST model, warmed the kernel up and ended in a traceback (AttributeError:
+    'NoneType' object has no attribute 'error', no timed run); ``--threads 0``, in torch.set_num_threads."""
+    from bench_cli import refused_first
+
+    for option in ("--repeats", "--threads"):
+        err = refused_first(monkeypatch, capsys, layer_solver, "bench", ["layer_solver.py", option, "0"])
+        assert option in err and ">= 1" in err
