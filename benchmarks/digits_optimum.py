@@ -21,7 +21,7 @@ import numpy as np
 from qannealq.backends import get_sampler
 from qannealq.errors import QannealqError
 from qannealq.experiment import formulate, prepare
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 BITS = (4, 3, 2)
 
@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--gurobi-seconds", type=float, default=2.0, help="Gurobi time limit per neuron")
-    parser.add_argument("--threads", type=int, default=2, help="BLAS, torch and layer-sa threads (default 2)")
+    parser.add_argument("--threads", type=count, default=2, help="BLAS, torch and layer-sa threads (default 2)")
     args = parser.parse_args()
     with pinned(args.threads, torch_threads=args.threads) as threads:
         print(f"{threads}; layer-sa threads {args.threads}", flush=True)

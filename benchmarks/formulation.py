@@ -21,7 +21,7 @@ import torch
 from qannealq.calibration import collect_stats
 from qannealq.experiment import prepare
 from qannealq.pipeline import formulate_layer
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 
 def naive_neuron_bqm(x_aug: np.ndarray, y: np.ndarray, problem, i: int):
@@ -45,7 +45,7 @@ def naive_neuron_bqm(x_aug: np.ndarray, y: np.ndarray, problem, i: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=count, default=1)
     parser.add_argument("--naive-neurons", type=int, default=4)
     parser.add_argument("--num-calibration", type=int, default=1024)
     parser.add_argument("--bits", type=int, default=4)

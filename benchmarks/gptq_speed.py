@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from scipy.linalg.lapack import dtrtri
 
-from frontier import first_layer  # benchmarks/ is the script's folder
+from frontier import first_layer, thread_counts  # benchmarks/ is the script's folder
 from qannealq import baselines
 from qannealq._gptq_beam import gptq_path
 from qannealq._lapack import invert_lower
@@ -148,7 +148,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="mnist")
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=[4])
-    parser.add_argument("--blas-threads", type=lambda t: [int(b) for b in t.split(",")], default=[1, 2])
+    parser.add_argument("--blas-threads", type=thread_counts, default=[1, 2])
     parser.add_argument("--repeats", type=count, default=5)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

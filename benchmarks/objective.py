@@ -39,7 +39,7 @@ from qannealq.experiment import calibrate, prepare
 from qannealq.pipeline import quantize_model
 from qannealq.weighted import DEFAULT_INACTIVE_WEIGHT, make_objective
 from qannealq.weighted_calibration import with_weighted_stats
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "emnist-letters")
 
@@ -212,7 +212,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=_list(int), default=[0],
                         help="seeds of the model's training, the calibration draw and layer-sa")
     parser.add_argument("--inactive-weights", type=_list(float), default=[DEFAULT_INACTIVE_WEIGHT])
-    parser.add_argument("--threads", type=int, default=2, help="BLAS, torch and layer-sa threads")
+    parser.add_argument("--threads", type=count, default=2, help="BLAS, torch and layer-sa threads")
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--memory", action="store_true", help="also trace the peak memory of one run each")
     parser.add_argument("--out", type=Path, default=Path("/tmp/qannealq-objective.jsonl"))

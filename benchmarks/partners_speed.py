@@ -27,7 +27,7 @@ from unittest import mock
 import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 import numpy as np
 
-from frontier import first_layer  # benchmarks/ is the script's folder
+from frontier import first_layer, thread_counts  # benchmarks/ is the script's folder
 from gptq_speed import best
 from qannealq.backends import _layer_dense, get_sampler
 from qannealq.backends._layer_dense import coupling_strength, ranked_partners
@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="mnist")
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=[4])
     parser.add_argument("--efforts", default="fast")
-    parser.add_argument("--blas-threads", type=lambda t: [int(b) for b in t.split(",")], default=[1, 2])
+    parser.add_argument("--blas-threads", type=thread_counts, default=[1, 2])
     parser.add_argument("--threads", type=int, default=2, help="layer-sa's num_threads")
     parser.add_argument("--repeats", type=count, default=6)
     parser.add_argument("--seed", type=int, default=0)

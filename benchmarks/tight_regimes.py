@@ -37,7 +37,7 @@ from typing import Iterator
 
 import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy loads it, qannealq.BLAS_SPIN)
 
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 from frontier import first_layer, timed
 from gpu_layer import load, problems
 from qannealq import _deadline
@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--limits", type=lambda t: sorted(float(k) for k in t.split(",") if k),
                         default=[10.0, 14.0, 18.0, 22.0], help="GPTQ times, e.g. 10,14,18,22")
     parser.add_argument("--threads", type=int, default=None, help="layer-sa's num_threads (default: one per core)")
-    parser.add_argument("--blas-threads", type=int, default=1)
+    parser.add_argument("--blas-threads", type=count, default=1)
     parser.add_argument("--gptq-runs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference", type=json.loads, default={},

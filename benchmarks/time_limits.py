@@ -153,7 +153,7 @@ def table(record: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     layer_arguments(parser)
-    parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads of the layer-sa runs")
+    parser.add_argument("--blas-threads", type=count, default=1, help="BLAS threads of the layer-sa runs")
     parser.add_argument("--gptq-runs", type=count, default=6, help="GPTQ's timed runs before the points")
     parser.add_argument("--repeats", type=count, default=3, help="rounds of the time-limited points")
     parser.add_argument("--default-limits", type=limits, default=limits("5,6,7,8,10,15,20"),

@@ -55,7 +55,7 @@ def main() -> None:
                         default=[None], help="populations in a row ('preset': the effort's), e.g. preset,1")
     parser.add_argument("--seeds", type=count, default=2, help="seeds of the anneal per point (>= 1)")
     parser.add_argument("--threads", type=int, default=2, help="layer-sa threads (the beam runs one per CPU)")
-    parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads of layer-sa's runs (GPTQ is "
+    parser.add_argument("--blas-threads", type=count, default=1, help="BLAS threads of layer-sa's runs (GPTQ is "
                         "timed at its fastest of 1 and 2)")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--frontier", type=Path, default=Path("runs/frontier"),
