@@ -82,3 +82,24 @@ def test_ctrl_c_during_the_commands_heavy_imports_gives_one_line_and_exit_130(ar
     out = _command(*args, interrupt=heavy)
     assert out.returncode == 130, out.stderr
     assert len(out.stderr.splitlines()) == 1 and out.stderr.startswith("qannealq: interrupted" + kept), out.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("select"), "poll"), reason="the closed reader is told by poll()")
+def test_output_into_a_reader_that_went_away_ends_quietly():
+    """``qannealq datasets | head -1``: the reader closed the pipe, and the command ended in a ``BrokenPipeError``
+    traceback (exit 1). It now stops as a command killed by SIGPIPE would (141), with nothing on stderr; a
+    ``BrokenPipeError`` of another pipe is not taken for it (the command's own error)."""
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the command writes its first line
+    try:
+        done = subprocess.run([sys.executable, "-m", "qannealq", "datasets"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=300)
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (141, "")
+    other = ("import sys; from qannealq import cli; from qannealq.cli import datasets\n"
+             "def fail(args): raise BrokenPipeError(32, 'a worker pipe')\n"
+             "datasets.main = fail\n"
+             "sys.exit(cli.main(['datasets']))")
+    out = _python(other)
+    assert out.returncode == 1 and "BrokenPipeError: [Errno 32] a worker pipe" in out.stderr

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
+import select
 import signal
 import sys
 import threading
@@ -87,9 +89,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         how = "terminated (SIGTERM)" if _TERMINATED else "interrupted"  # or a solver's own interrupt after ours
         print(f"qannealq: {how}" + ("" if command is None else f"; {_kept(command)}"), file=sys.stderr)
         return 128 + signal.SIGTERM if _TERMINATED else 130
+    except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # another pipe (a worker's, a subprocess's): not the reader of our output
+        return 128 + signal.SIGPIPE  # as a command killed by SIGPIPE: `qannealq datasets | head -1`
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _stdout_closed() -> bool:
+    """Whether the reader of standard output went away (a pipe into ``head``: its write end polls as an error);
+    if so, standard output is pointed at ``os.devnull``, so that Python's own flush at exit prints no second
+    ``BrokenPipeError``. False where that cannot be told (no ``poll``: Windows)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    if not any(events & select.POLLERR for _, events in poller.poll(0)):
+        return False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+    return True
 
 
 def _opened() -> list:
