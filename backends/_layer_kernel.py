@@ -24,8 +24,13 @@ import numba
 import numpy as np
 
 from ._layer_dense import MAX_EXPONENT
+from ._layer_rank import strongest_rows
 
-__all__ = ["anneal_block", "polish_block", "up_fields", "row_energies", "anneal_rows"]
+__all__ = ["anneal_block", "polish_block", "up_fields", "row_energies", "anneal_rows", "load_signatures"]
+
+#: The dtypes of the matrix ``M`` the kernels read: ``M`` itself, and the chain moves' copy of it (``layer-sa``'s
+#: ``chain_precision``, float32 by default: :attr:`._layer_run._Run.chain_mat`), with hop tables of the same.
+MAT_DTYPES = (np.float64, np.float32)
 
 _MULT = np.uint64(0x2545F4914F6CDD1D)
 
@@ -457,3 +462,33 @@ def anneal_rows(mat, diag, lin, steps, free, nbr, coup, indptr, indices, owner, 
     v[rows], best_v[rows] = vv, best
     u[rows] = steps[own] * vv
     g[rows] = u[rows] @ mat
+
+
+def load_signatures() -> None:
+    """Load (from numba's on-disk cache, or compile) every signature of this module's kernels, and of
+    :func:`._layer_rank.strongest_rows`, that a ``layer-sa`` run on the CPU calls, by calling each once on a
+    two-coordinate problem: :func:`polish_block` and :func:`anneal_block` with ``M`` in each of :data:`MAT_DTYPES`
+    (pair flips read ``M``, chain moves its float32 copy: ``chain_mat``), :func:`fields_from_products` on
+    writable and read-only products. A solve loads each on its first call, which its time limit would count:
+    :func:`qannealq.solve.warm_up` calls this (through ``LayerSASampler.load_compiled``) so that none is left
+    to a stand-in solve that a loaded machine cuts before the phases that run it (the chains' descent and the
+    anneal's final polish read the float32 copy)."""
+    m = 2
+    steps, free = np.ones((1, m)), np.ones((1, m), np.bool_)
+    indptr, indices, owner, rows = np.array([0, m]), np.arange(m), np.zeros(1, np.int64), np.zeros(1, np.int64)
+    one, stop = np.ones(1), np.zeros(1, np.int64)
+    for dtype in MAT_DTYPES:
+        mat = np.eye(m, dtype=dtype)
+        nbr, coup = np.full((m, 1), -1, np.int64), np.zeros((m, 1))
+        hop2, hop3 = np.zeros((0, 0, 0), dtype), np.zeros((0, 0, 0, 0), dtype)
+        v, h = np.zeros((1, m), np.uint8), np.ones((1, m))
+        energy, best_e, best_v = np.zeros(1), np.zeros(1), v.copy()
+        common = (mat, steps, free, nbr, coup, hop2, hop3, 0, indptr, indices, owner, v, h, energy, best_e, best_v,
+                  one)
+        polish_block(*common, 1, stop, rows)
+        anneal_block(*common, one, one, 1, 0, 1, 1, np.ones(1, np.uint64), stop, rows)
+    products = np.zeros((1, m))
+    fields_from_products(products, products, np.ones(m), steps, np.zeros((1, m), np.uint8), indices)
+    products.setflags(write=False)  # a layer's remembered product (its errors'), read-only
+    fields_from_products(products, np.zeros((1, m)), np.ones(m), steps, np.zeros((1, m), np.uint8), indices)
+    strongest_rows(np.eye(m), np.ones(m), np.zeros((m, 1), np.int64), np.zeros((m, 1)), 0, m)

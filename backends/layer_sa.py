@@ -96,7 +96,7 @@ from qannealq.contract import LayerSample, draw_seed
 
 from ._common import as_bits
 from ._layer_dense import DenseQubos, Rows
-from ._layer_kernel import fields_from_products
+from ._layer_kernel import fields_from_products, load_signatures
 from ._layer_run import _Run, make_run, resolve_device  # noqa: F401  (re-exported: tests import them here)
 from ._layer_schedule import (EFFORTS, Clock, anneal_schedule, beam_growth, beam_width, chain_depth,  # noqa: F401
                               cycles, effort, hot_ladder, population, preset, recombination, rtn_start)
@@ -418,6 +418,13 @@ class LayerSASampler(dimod.Sampler):
         effort=slow`` stops before training, not at its first layer; a CUDA ``device`` torch does not see too
         (``BackendUnavailableError``)."""
         resolve_device(self._params(options)["device"])
+
+    def load_compiled(self, **kwargs: Any) -> None:
+        """Load every signature of the compiled kernels a run with these options may call, whatever its timing
+        (:func:`qannealq.contract.load_compiled`, called by :func:`qannealq.solve.warm_up` before its stand-in
+        solves): on the CPU, :func:`._layer_kernel.load_signatures` (a torch device runs none of them)."""
+        if resolve_device(self._params(kwargs)["device"]) == "cpu":
+            load_signatures()
 
     def warm_start_beam(self, inputs: int | None = None, **kwargs: Any) -> int:
         """The width of the beam search this run's warm start should run on a layer of ``inputs`` coordinates

@@ -32,8 +32,9 @@ from qannealq._deadline import Deadline
 from qannealq.checks import is_count
 from qannealq.errors import BackendError, InvalidArgumentError, ProblemTooLargeError, QannealqError
 
-__all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "warm_start_beam",
-           "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline", "warm_start_threads",
+__all__ = ["LayerSample", "LayerSampler", "LayerComposite", "Closeable", "layer_solver", "warms_up", "load_compiled",
+           "warm_start_beam", "warm_start_growth", "warm_start_paths", "warm_start_pilot", "warm_start_deadline",
+           "warm_start_threads",
            "draw_seed", "sampler_name", "check_capacity", "qpu_planner", "check_qpu_ranges", "check_plans_budget",
            "accepted_options",
            "check_parameters", "check_keywords", "check_options", "check_start_rows", "check_reserved",
@@ -117,6 +118,16 @@ def warms_up(sampler: Any) -> bool:
         return bool(sampler.properties.get("warm_up", False))
     except Exception:  # a sampler whose properties need the network: no
         return False
+
+
+def load_compiled(sampler: Any, kwargs: dict[str, Any]) -> None:
+    """Load the compiled code ``sampler`` called with ``kwargs`` may run, every signature of it whatever a solve's
+    timing (:func:`qannealq.solve.warm_up`, before its stand-in solves, which a loaded machine may cut before
+    their later phases): what its ``load_compiled(**kwargs)`` does (``layer-sa``: its numba kernels' signatures;
+    a composite of ours: its child's), nothing where it has none."""
+    load = getattr(sampler, "load_compiled", None)
+    if callable(load):
+        load(**kwargs)
 
 
 def warm_start_beam(sampler: Any, kwargs: dict[str, Any], inputs: int | None = None) -> int:
@@ -267,6 +278,10 @@ class LayerComposite(Closeable, dimod.ComposedSampler):
     def check_options(self, options: Mapping[str, Any]) -> None:
         """The child's :func:`check_options` (a composite that takes options of its own checks them first)."""
         check_options(self.child, options)
+
+    def load_compiled(self, **kwargs: Any) -> None:
+        """The child's :func:`load_compiled`."""
+        load_compiled(self.child, kwargs)
 
     def warm_start_beam(self, inputs: int | None = None, **kwargs: Any) -> int:
         """The child's :func:`warm_start_beam`."""

@@ -34,8 +34,9 @@ from qannealq._sample_checks import best_sample_row, check_layer_sample
 from qannealq.baselines import (BASELINES, BEAM_STARTS, DEFAULT_WARM_START, layer_blas_threads, prepare_start,
                                 rank_deficient, rehearse_start, warm_start_integers)
 from qannealq.contract import (accepted_options, check_keywords, check_start_rows, draw_seed, layer_solver,
-                               merge_timing, warms_up, warm_start_beam, warm_start_growth, warm_start_paths,
-                               warm_start_pilot, warm_start_deadline, warm_start_threads, sampler_name)
+                               merge_timing, warms_up, load_compiled, warm_start_beam, warm_start_growth,
+                               warm_start_paths, warm_start_pilot, warm_start_deadline, warm_start_threads,
+                               sampler_name)
 from qannealq.errors import BackendError, InvalidArgumentError, SolveMemoryError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
 from qannealq.grid import Grid, make_grid
@@ -406,6 +407,7 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
                     if warm_start in BASELINES:  # a start too short for its beam is the baseline's own (SKIP_BEAM)
                         BASELINES[warm_start](stand_in)
                 _near.load()  # a solution's errors near a remembered product's (compiled)
+                load_compiled(sampler, options)  # every kernel signature, though a solve below be cut before it
                 for _ in range(WARM_UP_SOLVES):  # the loading itself may cut a solve short of a later phase
                     before = compiled_count()
                     done = quantize_layer(stand_in, "qubo", sampler, warm_start=warm_start, seed=0, **options)
