@@ -303,6 +303,10 @@ WARM_UP_LIMIT = 0.5
 #: three such solves (the third the first to anneal), and with two its layer compiled the anneal inside the clock
 #: (11.6 s under a limit of 0.1 s).
 WARM_UP_SOLVES = 6
+#: The widest beam of a warm-up's warm start without a deadline (:func:`_load_beam`): as wide as the beam's
+#: widest branch (:data:`qannealq.baselines.BOTH_ORDERS_WIDTH`), narrower than a preset's (128-512: 40-370 ms on
+#: MNIST-like stand-ins).
+WARM_UP_BEAM = 64
 #: Options that are not part of a warm-up's kind of layer (:func:`warm_up`): the limit is the warm-up's own.
 _NOT_KIND = ("time_limit", "time_spent")
 _warmed: set = set()
@@ -341,6 +345,20 @@ def compiled_count() -> int:
                 signatures = getattr(value, "signatures", None) if hasattr(value, "py_func") else None
                 count += len(signatures) if isinstance(signatures, list) else 0
     return count
+
+
+def _load_beam(stand_in: LayerProblem, sampler: dimod.Sampler, warm_start: str, options: dict[str, Any]) -> None:
+    """:func:`warm_up`'s warm start on ``stand_in`` with the beam ``sampler`` asks for, narrowed to
+    :data:`WARM_UP_BEAM`, and no deadline: every branch of the beam's code runs, so its compiled functions are
+    loaded whatever the stand-in solves' timing (under their own limit, a loaded machine cut their beam, or left it
+    out, and the layer's solve loaded ``_group_search`` and ``_spread_paths`` inside its limit)."""
+    m = stand_in.num_coordinates
+    beam = min(warm_start_beam(sampler, options, m), WARM_UP_BEAM)
+    if warm_start not in BEAM_STARTS or beam == 0:
+        return
+    with beam_threads(warm_start_threads(sampler, options, m)):
+        warm_start_integers(stand_in, warm_start, beam, min(warm_start_paths(sampler, options, m), beam),
+                            growth=warm_start_growth(sampler, options, m), pilot=warm_start_pilot(sampler, options, m))
 
 
 def _sampler_defaults(sampler: dimod.Sampler) -> str:
@@ -406,6 +424,7 @@ def warm_up(problem: LayerProblem, method: str = "qubo", sampler: dimod.Sampler 
                     options["time_limit"] = WARM_UP_LIMIT
                     if warm_start in BASELINES:  # a start too short for its beam is the baseline's own (SKIP_BEAM)
                         BASELINES[warm_start](stand_in)
+                        _load_beam(stand_in, sampler, warm_start, options)
                 _near.load()  # a solution's errors near a remembered product's (compiled)
                 load_compiled(sampler, options)  # every kernel signature, though a solve below be cut before it
                 for _ in range(WARM_UP_SOLVES):  # the loading itself may cut a solve short of a later phase
