@@ -184,6 +184,22 @@ def test_resume_alone_takes_the_stored_options_and_asks_for_a_secret_again(tmp_p
     assert settings_diff(stored, other.stored_settings()) == ["model.seed: 0 -> 3"]
 
 
+def _heads_net(outputs: int):
+    """A model whose Linear layers' names hold characters a unit key replaces (``heads.fc 1``, ``heads.fc-1``), the
+    second of ``outputs`` neurons; built after the caller's seed."""
+    import torch
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = torch.nn.ModuleDict({"fc 1": torch.nn.Linear(6, 5), "fc-1": torch.nn.Linear(5, outputs)})
+
+        def forward(self, x):
+            return self.heads["fc-1"](torch.relu(self.heads["fc 1"](x)))
+
+    return Net()
+
+
 def test_layers_whose_names_differ_only_in_characters_a_key_replaces_keep_their_own_batches(tmp_path):
     """A ModuleDict's ``"fc 1"`` and ``"fc-1"`` had one batch key (``layer=heads.fc-1``): the second layer
     overwrote the first's batch (and said it was 'saved for another problem' in an uninterrupted call), so a
@@ -196,16 +212,8 @@ def test_layers_whose_names_differ_only_in_characters_a_key_replaces_keep_their_
     assert key_part("0") == "0" and key_part("layers.3") == "layers.3"  # the run's keys are as before
     assert len({key_part(n) for n in ("fc 1", "fc/1", "fc-1", "fc:1")}) == 4
 
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.heads = torch.nn.ModuleDict({"fc 1": torch.nn.Linear(6, 5), "fc-1": torch.nn.Linear(5, 5)})
-
-        def forward(self, x):
-            return self.heads["fc-1"](torch.relu(self.heads["fc 1"](x)))
-
     torch.manual_seed(0)
-    net, x = Net(), torch.randn(64, 6)
+    net, x = _heads_net(5), torch.randn(64, 6)
     results, checks = [], []
     for resume in (False, True):
         store = ResultStore.open(tmp_path / "r", "mine", {"bits": 2}, resume=resume)
@@ -227,16 +235,8 @@ def test_a_batch_stored_under_a_layer_key_of_before_key_part_is_loaded_and_remov
     from qannealq import quantize_model
     from qannealq.store import unit_key
 
-    class Net(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.heads = torch.nn.ModuleDict({"fc 1": torch.nn.Linear(6, 5), "fc-1": torch.nn.Linear(5, 3)})
-
-        def forward(self, x):
-            return self.heads["fc-1"](torch.relu(self.heads["fc 1"](x)))
-
     torch.manual_seed(0)
-    net, x, units = Net(), torch.randn(64, 6), tmp_path / "r" / "units"
+    net, x, units = _heads_net(3), torch.randn(64, 6), tmp_path / "r" / "units"
     store = ResultStore.open(tmp_path / "r", "mine", {"bits": 2})
     first = StoreCheckpoint(store, {"bits": 2})
     done = quantize_model(net, x, 2, "qubo", "sa", seed=1, checkpoint=first, num_reads=5)
