@@ -106,14 +106,13 @@ class StoreCheckpoint:
         pattern = (pattern.replace(re.escape(f"granularity={mark['granularity']}_"), "(?:granularity=[A-Za-z]+_)?")
                    .replace(mark["layer"], ".+").replace(mark["neurons"], r"\d+-\d+"))
         left = [key for key in keys if is_batch_key(key) and re.fullmatch(pattern, key)]
+        self.store.discard(*left)
         for key in left:
-            self.store.discard(key)
             logger.info("removed %s, a batch of the stored unit left by an interrupted run", key)
         return left
 
     def discard(self) -> None:
         """Remove every batch this checkpoint loaded or saved (call once the unit itself is stored)."""
-        for key in dict.fromkeys(self.loaded + self.saved):
-            self.store.discard(key)
+        self.store.discard(*dict.fromkeys(self.loaded + self.saved))
         self.loaded.clear()
         self.saved.clear()

@@ -575,12 +575,17 @@ class ResultStore:
         """Write one finished unit atomically (replacing a previous record of the same key)."""
         atomic_write(self._path(key), json.dumps({"key": key, "record": _canonical(dict(record))}))
 
-    def discard(self, key: str) -> None:
-        """Remove unit ``key`` (e.g. a batch of neuron rows superseded by its finished row); absent is fine."""
-        try:
-            self._path(key).unlink(missing_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot remove {self._path(key)}: {exc.strerror or exc}") from exc
+    def discard(self, *keys: str) -> None:
+        """Remove units ``keys`` (e.g. the batches of neuron rows superseded by their finished row); absent is
+        fine. ``units/`` is synced after (once for all): an unlink changes only the folder, so after a power loss
+        an unsynced folder could give a removed batch back, and the next resume counted it among the kept."""
+        for key in keys:
+            try:
+                self._path(key).unlink(missing_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot remove {self._path(key)}: {exc.strerror or exc}") from exc
+        if keys:
+            sync_folder(self.root / "units")
 
     def records(self) -> list[dict]:
         """Every finished unit's record, ordered by key."""

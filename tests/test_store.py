@@ -278,6 +278,42 @@ def _table(out):
         return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(fh)]
 
 
+def test_removing_batches_syncs_their_folder_after_the_last_removal(tmp_path, monkeypatch):
+    """An unlink changes only the folder: ``discard`` never synced it, so after a power loss the batches a
+    finished row superseded could come back, and the next resume said "2 batch(es) of solved neurons kept"
+    for a run that had none. ``units/`` is now synced once after the removals (a checkpoint's and those a
+    stopped run left); nothing removed, nothing synced."""
+    import os
+
+    import numpy as np
+
+    from qannealq.checkpoint import StoreCheckpoint
+    from helpers import random_layer
+
+    store = ResultStore.open(tmp_path / "r", "run", {})
+    problem = random_layer(np.random.default_rng(0), 6, 4).problem(2)
+    check = StoreCheckpoint(store, {"bits": 2, "method": "qubo"}, batch_size=2)
+    for start in (0, 2):
+        check.save(problem, start, np.ones((2, problem.num_coordinates)), 1)
+    store.put(unit_key(bits=2, method="qubo"), {"x": 1})
+    events = []
+    fsync, unlink = os.fsync, os.unlink
+    monkeypatch.setattr(os, "fsync", lambda fd: events.append(("fsync", os.fstat(fd).st_ino)) or fsync(fd))
+    monkeypatch.setattr(os, "unlink", lambda path, **kw: unlink(path, **kw) or events.append(("unlink", path)))
+    units = ("fsync", (tmp_path / "r" / "units").stat().st_ino)
+    check.discard()
+    assert [what for what, _ in events] == ["unlink", "unlink", "fsync"] and events[-1] == units
+    assert [p.stem for p in (tmp_path / "r" / "units").glob("*.json")] == ["bits=2_method=qubo"]
+    events.clear()
+    check.save(problem, 0, np.ones((2, problem.num_coordinates)), 1)  # as a stopped run leaves it
+    events.clear()
+    assert StoreCheckpoint(store, {"bits": 2, "method": "qubo"}).discard_left(list(store._keys())) == [check.saved[0]]
+    assert [what for what, _ in events] == ["unlink", "fsync"] and events[-1] == units
+    events.clear()
+    store.discard()
+    assert events == []
+
+
 def test_run_resume_recomputes_only_the_missing_rows(tmp_path, monkeypatch):
     argv = ["run", "--bits", "4,2", "--methods", "rtn,qubo", "--backend", "sa", "--sampler-option", "num_reads=2"]
     full = tmp_path / "full"
