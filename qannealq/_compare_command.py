@@ -226,6 +226,7 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
         flag = "--dry-run" if job.qpu_budget is None else f"--qpu-budget={job.qpu_budget:g}"
         raise InvalidArgumentError(f"{flag}: none of --backends spends QPU time; it applies to dwave and dwave-mock")
     with ExitStack() as stack:  # a QPU backend built once: one cloud client for its options, plan and calls
+        stack.enter_context(FolderLock.held(out if job.resume else None))
         qpus = {name: stack.enter_context(get_sampler(name)) for name in planning}
         return _run_opened(job, out, qpus, reporter)
 

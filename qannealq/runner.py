@@ -25,7 +25,7 @@ from qannealq.pipeline import ModelResult, quantize_model, skipped_layers
 from qannealq.report import LogReporter, Reporter, ResultRow, RunWriter, format_table, plot_accuracy
 from qannealq.solve import accepts_parameter, check_warm_rows
 from qannealq.checkpoint import StoreCheckpoint, is_batch_key
-from qannealq.store import ResultStore, unit_key
+from qannealq.store import FolderLock, ResultStore, unit_key
 from qannealq.weighted import make_objective
 
 __all__ = ["run", "RunSummary", "default_out_dir", "resolve_backend", "model_path"]
@@ -189,9 +189,15 @@ def run(config: RunConfig, reporter: Reporter | None = None) -> RunSummary:
     any training. Float statistics are computed once and reused for every (bits, method) pair.
     """
     reporter = reporter or LogReporter()
-    q = config.quantize
     out = Path(config.out) if config.out is not None else default_out_dir(config.model.dataset)
     ResultStore.check(out, "run", config.stored_settings(), config.resume, data_fingerprint)
+    with FolderLock.held(out if config.resume else None):
+        return _run(config, reporter, out)
+
+
+def _run(config: RunConfig, reporter: Reporter, out: Path) -> RunSummary:
+    """:func:`run` once its folder is checked (and, on ``--resume``, locked)."""
+    q = config.quantize
     sampler = resolve_backend(q, config.model.seed)
     _check_qpu_options(config, sampler)
     executor = make_executor(config.executor)  # a Dask scheduler is reached before any training

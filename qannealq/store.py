@@ -142,6 +142,23 @@ class FolderLock:
         cls.release(cls.acquire(root))
 
     @classmethod
+    @contextmanager
+    def held(cls, root: Path | None) -> Iterator[None]:
+        """``root``'s lock held for the block (nothing where ``root`` is None or not a folder). A command
+        resuming a folder takes it right after its checks, before it prepares anything: two resumes started at
+        the same moment both passed :meth:`check`, and the second was refused only when it opened the store,
+        after loading or training its model (minutes). The store opened in the block shares the lock.
+
+        Raises:
+            StoreError: another process holds it.
+        """
+        key = cls.acquire(root) if root is not None else None
+        try:
+            yield
+        finally:
+            cls.release(key)
+
+    @classmethod
     def release(cls, key: str | None) -> None:
         """One holder fewer of ``key`` (from :meth:`acquire`); the last one unlocks the folder."""
         entry = cls._held.get(key) if key is not None else None

@@ -33,7 +33,7 @@ from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
 from qannealq.pipeline import quantize_model
 from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS, check_warm_rows
-from qannealq.store import ResultStore, check_distinct_keys, unit_key
+from qannealq.store import FolderLock, ResultStore, check_distinct_keys, unit_key
 from qannealq.weighted import Objective, check_flags, make_objective, resumed_weight
 from qannealq.sweep_report import CellResult, write_outputs
 
@@ -375,6 +375,7 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
     labels, seeds = config.labels(), config.seed_list()
     departures = _departures(config)
     with ExitStack() as stack:
+        stack.enter_context(FolderLock.held(out if config.resume else None))
         samplers = _samplers(config, stack)
         trained: dict[int, Experiment] = {}
         if config.dry_run or config.qpu_budget is not None:

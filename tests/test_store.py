@@ -157,6 +157,54 @@ def test_a_folder_another_process_writes_is_refused_naming_it_until_that_process
     proc.wait()
 
 
+_TAKE = """
+import sys, time
+from qannealq.errors import StoreError
+from qannealq.store import FolderLock
+try:
+    FolderLock.acquire(sys.argv[1])
+except StoreError as exc:
+    print(exc, flush=True)
+else:
+    print("took it", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("command", ["run", "sweep", "compare"])
+def test_a_second_resume_is_refused_before_this_one_prepares_its_model_not_after(tmp_path, monkeypatch, command):
+    """Two resumes of one folder started at the same moment both passed the folder check (which let the lock go
+    again), both trained; the second was refused only when it opened the store, minutes later (a sweep trains
+    before that only to plan a --qpu-budget). A resume now holds the folder from its check on: another process
+    trying it while this one prepares its model is refused then, and this one goes on."""
+    import qannealq.experiment
+    import qannealq.sweep
+
+    out = tmp_path / command
+    options = {"run": ["--methods", "rtn"], "sweep": ["--methods", "qubo", "--backend", "dwave-mock", "--seeds",
+                                                       "1", "--sampler-option", "num_reads=2"],
+               "compare": ["--neurons", "0", "--backends", "exact", "--repeats", "1"]}[command]
+    assert main([command, "--dataset", "digits", "--input-size", "4", "--bits", "2", *options, "--out", str(out)]) == 0
+    for unit in (out / "units").glob("*.json"):  # a unit left to compute: a sweep prepares its model only then
+        unit.unlink()
+    module = {"run": qannealq.runner, "sweep": qannealq.sweep, "compare": qannealq.experiment}[command]
+    real, others = module.prepare, []
+
+    def prepare(*args, **kwargs):  # another resume of the folder, started as this one prepares its model
+        others.append(subprocess.Popen([sys.executable, "-c", _TAKE, str(out)], stdout=subprocess.PIPE, text=True))
+        others[-1].said = others[-1].stdout.readline().strip()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "prepare", prepare)
+    try:
+        assert main([command, "--resume", str(out), *(["--qpu-budget", "1e5"] if command == "sweep" else [])]) == 0
+    finally:
+        for proc in others:
+            proc.kill()
+            proc.wait()
+    assert len(others) == 1 and others[0].said.startswith(f"{out} is in use by another qannealq process (pid ")
+
+
 def test_a_file_system_without_locks_leaves_the_folder_unguarded_not_a_traceback(tmp_path, monkeypatch):
     """``flock`` failing (``ENOLCK``: some network mounts) or missing (no ``fcntl``) is the documented fallback: the
     folder is written unlocked, and resumed."""
