@@ -5,7 +5,8 @@ torch, which ``qannealq --help`` and an argument error would wait for. Each is r
 from __future__ import annotations
 
 __all__ = ["DEFAULT_WARM_START", "DEFAULT_INACTIVE_WEIGHT", "DEFAULT_MEMORY_LIMIT", "DEFAULT_NEURONS",
-           "OFFLINE_BACKENDS", "EVERY"]
+           "OFFLINE_BACKENDS", "EVERY", "CALIBRATION_MODES", "GRANULARITIES", "GRANULARITY_CHOICES", "INT1_SCHEMES",
+           "OBJECTIVES"]
 
 #: The warm start of every sampler that takes one, unless told otherwise: GPTQ-restricted in pivot order, which
 #: starts ``layer-sa``'s default anneal closest to the best known (the frontier tables of docs/layer-sa.md).
@@ -25,6 +26,16 @@ DEFAULT_NEURONS = _DefaultNeurons("0:8")
 """``compare``'s default selection: the first 8 neurons, fewer on a smaller layer (the one range clipped). Only
 this object is clipped, not the text ``"0:8"`` (:func:`qannealq._compare_instances.default_neurons` restores it from
 stored settings)."""
+
+#: ``--calibration``'s modes (:mod:`qannealq.calibration`); the grids (:mod:`qannealq.grid`); what a quantization
+#: may ask for: a grid, or ``best``, both grids solved and the lower summed layer error kept
+#: (:func:`qannealq.pipeline.quantize_model`); the int1 schemes; the per-neuron objectives (:mod:`qannealq.weighted`).
+#: The parser's choices are these tuples, not copies of them.
+CALIBRATION_MODES = ("float", "sequential")
+GRANULARITIES = ("tensor", "channel")
+GRANULARITY_CHOICES = (*GRANULARITIES, "best")
+INT1_SCHEMES = ("sign", "paper")
+OBJECTIVES = ("preact", "relu-aware")
 
 #: The backends ``compare`` runs unless told otherwise (:mod:`qannealq.compare`).
 OFFLINE_BACKENDS = ("sa", "tabu", "steepest", "exact", "gurobi", "qaoa", "dwave-mock", "layer-sa")

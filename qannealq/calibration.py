@@ -20,14 +20,13 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 import torch
 
+from qannealq._defaults import CALIBRATION_MODES
 from qannealq.checks import as_values, check_distinct
 from qannealq.errors import CalibrationError, InvalidArgumentError, NonFiniteError
 from qannealq.formulation import LayerStats
 
 __all__ = ["CALIBRATION_MODES", "as_calibration_tensor", "model_inputs", "linear_layers", "collect_stats",
            "Accumulator", "as_rows"]
-
-CALIBRATION_MODES = ("float", "sequential")
 
 logger = logging.getLogger(__name__)
 

@@ -22,15 +22,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from qannealq._defaults import GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES
 from qannealq.errors import InvalidArgumentError, NonFiniteError
 
 __all__ = ["Grid", "make_grid", "held_grid", "check_bits", "GRANULARITIES", "GRANULARITY_CHOICES", "INT1_SCHEMES"]
 
-GRANULARITIES = ("tensor", "channel")
-#: What a quantization may ask for: a grid, or ``best``, both grids solved and the lower summed layer error kept
-#: (:func:`qannealq.pipeline.quantize_model`).
-GRANULARITY_CHOICES = (*GRANULARITIES, "best")
-INT1_SCHEMES = ("sign", "paper")
 ZERO_SIGN_STEP = 2.0 ** -40
 """The sign scheme's step for an all-zero row or bias vector: levels of ±4.5e-13, zero to float32 rounding next to
 any weight, whose square (a BQM coefficient's factor) is still a normal float32."""

@@ -35,7 +35,7 @@ from typing import Any, Callable, ClassVar, TypeVar
 
 import numpy as np
 
-from qannealq._defaults import DEFAULT_INACTIVE_WEIGHT, DEFAULT_MEMORY_LIMIT
+from qannealq._defaults import DEFAULT_INACTIVE_WEIGHT, DEFAULT_MEMORY_LIMIT, OBJECTIVES
 from qannealq.checks import is_count, is_number
 from qannealq.errors import InvalidArgumentError
 from qannealq.formulation import LayerProblem, LayerStats, build_problem
@@ -46,8 +46,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["OBJECTIVES", "DEFAULT_INACTIVE_WEIGHT", "DEFAULT_MEMORY_LIMIT", "Objective", "make_objective",
            "check_flags", "resumed_weight", "WeightedLayerStats", "WeightedLayerProblem", "build_weighted_problem"]
-
-OBJECTIVES = ("preact", "relu-aware")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,28 @@ def test_help_says_what_the_tool_does_and_version_matches_the_package(capsys):
     assert capsys.readouterr().out.strip() == f"qannealq {qannealq.__version__}" == f"qannealq {project['version']}"
 
 
+def test_the_choices_of_the_command_line_are_the_librarys_own_lists():
+    """``--calibration``, ``--granularity``, ``--int1`` and ``--objective`` spelled their choices out again: a
+    mode added to the library (grid.INT1_SCHEMES grown by one) stayed refused by the parser. Each is now the
+    library's tuple itself (kept in :mod:`qannealq._defaults`, which ``--help`` loads without numpy or torch)."""
+    import argparse
+
+    from qannealq.calibration import CALIBRATION_MODES
+    from qannealq.cli import build_parser
+    from qannealq.grid import GRANULARITIES, GRANULARITY_CHOICES, INT1_SCHEMES
+    from qannealq.weighted import OBJECTIVES
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    expected = {"run": {"calibration": CALIBRATION_MODES, "granularity": GRANULARITY_CHOICES, "int1": INT1_SCHEMES,
+                        "objective": OBJECTIVES},
+                "sweep": {"calibration": CALIBRATION_MODES, "granularity": GRANULARITY_CHOICES, "int1": INT1_SCHEMES,
+                          "objective": OBJECTIVES},
+                "compare": {"granularity": GRANULARITIES, "int1": INT1_SCHEMES}}
+    for command, options in expected.items():
+        found = {a.dest: a.choices for a in commands[command]._actions if a.dest in options}
+        assert found == options and all(found[o] is options[o] for o in options), command
+
+
 def test_sweep_help_gives_each_presets_warm_start(capsys):
     """``sweep --help`` called gptq-restricted-pivot "the presets' qubo start", but ``--preset paper`` (the
     paper's per-neuron ``sa``) has no warm start (the README's preset table; ``sweep.json``: ``warm_start`` None)."""

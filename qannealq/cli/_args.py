@@ -7,7 +7,8 @@ import ast
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from qannealq._defaults import DEFAULT_INACTIVE_WEIGHT, DEFAULT_MEMORY_LIMIT, DEFAULT_WARM_START
+from qannealq._defaults import (CALIBRATION_MODES, DEFAULT_INACTIVE_WEIGHT, DEFAULT_MEMORY_LIMIT, DEFAULT_WARM_START,
+                                GRANULARITY_CHOICES, INT1_SCHEMES, OBJECTIVES)
 from qannealq.errors import InvalidArgumentError
 
 if TYPE_CHECKING:  # the configs load numpy and torch: imported where built, after the arguments are parsed
@@ -181,11 +182,11 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
                        help="passed to the qubo method's sampler, e.g. num_reads=10 (repeatable; refused without qubo "
                        "in --methods)")
     add_layer_sa_arguments(group)
-    group.add_argument("--calibration", default="float", choices=("float", "sequential"))
-    group.add_argument("--granularity", default="tensor", choices=("tensor", "channel", "best"),
+    group.add_argument("--calibration", default="float", choices=CALIBRATION_MODES)
+    group.add_argument("--granularity", default="tensor", choices=GRANULARITY_CHOICES,
                        help="the grid's step per tensor or per output channel; best: both solved per row, the lower "
                        "summed layer error on the calibration data kept")
-    group.add_argument("--int1", default="sign", choices=("sign", "paper"),
+    group.add_argument("--int1", default="sign", choices=INT1_SCHEMES,
                        help="int1 grid: ±alpha (sign) or the paper's {-max|w|, 0}")
     group.add_argument("--warm-start", default=DEFAULT_WARM_START,
                        help="initial state for samplers that take one: gptq-restricted-pivot (the default: "
@@ -201,7 +202,7 @@ def add_quantize_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_objective_arguments(group: argparse._ArgumentGroup) -> None:
     """``--objective`` and ``--inactive-weight`` (:func:`qannealq.weighted.make_objective`)."""
-    group.add_argument("--objective", default="preact", choices=("preact", "relu-aware"),
+    group.add_argument("--objective", default="preact", choices=OBJECTIVES,
                        help="per-neuron error the QUBOs minimise: the paper's pre-activation error, or relu-aware "
                        "(layers followed by a ReLU weight each sample by whether the float neuron is active)")
     group.add_argument("--inactive-weight", type=float, default=None, metavar="W",

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Mapping
 
-from qannealq._defaults import DEFAULT_NEURONS, EVERY, OFFLINE_BACKENDS
+from qannealq._defaults import DEFAULT_NEURONS, EVERY, GRANULARITIES, INT1_SCHEMES, OFFLINE_BACKENDS
 from qannealq.cli._args import (MODEL_OPTIONS, add_model_arguments, add_qpu_arguments, given_options, model_config,
                                 option, str_list)
 from qannealq.errors import InvalidArgumentError
@@ -52,8 +52,8 @@ def add_selection_arguments(parser: argparse.ArgumentParser, neurons: str | None
                        "range past the layer's end is refused (default " + (f"{neurons}, fewer on a smaller layer)"
                                                                             if neurons else "all)"))
     group.add_argument("--bits", type=int, default=2, help="grid bit width (1..8)")
-    group.add_argument("--granularity", default="tensor", choices=("tensor", "channel"))
-    group.add_argument("--int1", default="sign", choices=("sign", "paper"))
+    group.add_argument("--granularity", default="tensor", choices=GRANULARITIES)
+    group.add_argument("--int1", default="sign", choices=INT1_SCHEMES)
 
 
 def layer(text: str | int) -> int | str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from qannealq._defaults import CALIBRATION_MODES, GRANULARITY_CHOICES, INT1_SCHEMES
 from qannealq.cli._args import (MODEL_OPTIONS, add_layer_sa_arguments, add_model_arguments, add_objective_arguments,
                                 add_qpu_arguments, check_options_apply, given_options, int_list, memory_limit_bytes,
                                 model_config, option, sampler_options, str_list)
@@ -37,10 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="passed to every qubo sampler that takes it, e.g. num_reads=1, or as BACKEND:KEY=VALUE "
                        "to one of them, e.g. sa:num_reads=10 (repeatable; refused without qubo in --methods)")
     add_layer_sa_arguments(group)
-    group.add_argument("--calibration", default=None, choices=("float", "sequential"))
-    group.add_argument("--granularity", default=None, choices=("tensor", "channel", "best"),
+    group.add_argument("--calibration", default=None, choices=CALIBRATION_MODES)
+    group.add_argument("--granularity", default=None, choices=GRANULARITY_CHOICES,
                        help="best: per cell the grid with the lower summed layer error on the calibration data")
-    group.add_argument("--int1", default=None, choices=("sign", "paper"))
+    group.add_argument("--int1", default=None, choices=INT1_SCHEMES)
     group.add_argument("--warm-start", default=None,
                        help="gptq-restricted-pivot (the qubo start of --preset best and without a preset; --preset "
                        "paper: none), gptq-restricted-act, gptq-restricted, gptq-pivot, gptq-act, gptq, rtn or none")
