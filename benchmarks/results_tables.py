@@ -6,7 +6,8 @@ alone, if present; a cell found in two is taken once; folders whose cells were c
 refused) for the presets ``paper`` and ``best``, and prints, per dataset, the accuracy table (mean ± std over the
 seeds, a cell of one seed without a spread, ``(n=…)`` where fewer seeds finished than in the rest of the table,
 ``—`` where none did) and the summed layer error table (its ``(n=…)`` and ``—`` alike), in Markdown; writes
-``docs/results/DATASET-PRESET.png`` (accuracy vs bits with mean ± std bands, layer error vs bits).
+``DOCS/DATASET-PRESET.png`` (accuracy vs bits with mean ± std bands, layer error vs bits), which the tables link
+to from the folder it runs in (the README's, for the default ``--docs docs/results``).
 
 Run: ``.venv/bin/python benchmarks/results_tables.py [--results runs/results] [--docs docs/results]``.
 """
@@ -14,6 +15,7 @@ Run: ``.venv/bin/python benchmarks/results_tables.py [--results runs/results] [-
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -95,7 +97,18 @@ def _error(agg, most: int) -> str:
     return f"{agg.error_mean:.3g}" + (f" (n={agg.n})" if agg.n < most else "")
 
 
-def dataset_tables(results: Path, docs: Path, dataset: str) -> list[str]:
+def _link(image: Path, tables: Path) -> str:
+    """``image``'s path as a Markdown link in a file of the folder ``tables`` (absolute where none is relative:
+    another drive)."""
+    try:
+        return Path(os.path.relpath(Path(image).resolve(), Path(tables).resolve())).as_posix()
+    except ValueError:
+        return Path(image).resolve().as_posix()
+
+
+def dataset_tables(results: Path, docs: Path, dataset: str, tables: Path = Path(".")) -> list[str]:
+    """The Markdown of ``dataset``'s tables, its plots written to ``docs`` and linked from a file in the folder
+    ``tables`` (a link always said docs/results/, whatever ``docs``: another --docs gave links to nothing)."""
     runs = {p: load(results, dataset, p) for p in ("paper", "best")}
     runs = {p: v for p, v in runs.items() if v[0]}
     if not runs:
@@ -128,7 +141,7 @@ def dataset_tables(results: Path, docs: Path, dataset: str) -> list[str]:
     for b in sorted(bits, reverse=True):
         out.append(f"| int{b} | " + " | ".join(_error(*table[c, b]) if (c, b) in table else "—" for c in cols)
                    + " |")
-    out += ["", " ".join(f"![{dataset}](docs/results/{dataset}-{p}.png)" for p in runs), ""]
+    out += ["", " ".join(f"![{dataset}]({_link(docs / f'{dataset}-{p}.png', tables)})" for p in runs), ""]
     return out
 
 

@@ -120,3 +120,21 @@ def test_a_results_folder_without_sweeps_is_refused(tmp_path, monkeypatch, capsy
                                       str(tmp_path / "docs"), "--datasets", "digits"])
     results_tables.main()
     assert "| int2 |" in capsys.readouterr().out
+
+
+def test_the_plots_are_linked_where_docs_puts_them_from_the_folder_the_tables_go_to(tmp_path, monkeypatch, capsys):
+    """``--docs DIR`` wrote the plots to DIR but the tables linked ``docs/results/…`` whatever DIR was: images
+    that do not exist. A link now leads from the working folder (where the README the tables go to is) to the
+    plot; the default ``--docs docs/results`` keeps its links."""
+    _folder(tmp_path / "r" / "digits-paper", ("rtn", "gptq"), seeds=1, bits=(2,))
+    (tmp_path / "repo").mkdir()
+    monkeypatch.chdir(tmp_path / "repo")
+    for docs, link in ((tmp_path / "site" / "img", "../site/img/digits-paper.png"),
+                       (Path("docs/results"), "docs/results/digits-paper.png")):
+        monkeypatch.setattr(sys, "argv", ["results_tables.py", "--results", str(tmp_path / "r"), "--docs", str(docs),
+                                          "--datasets", "digits"])
+        results_tables.main()
+        assert f"![digits]({link})" in capsys.readouterr().out.splitlines()
+        assert (tmp_path / "repo" / link).is_file()
+    lines = results_tables.dataset_tables(tmp_path / "r", tmp_path / "site" / "img", "digits", tables=tmp_path / "site")
+    assert lines[-2] == "![digits](img/digits-paper.png)"
