@@ -124,14 +124,30 @@ def _inverse_cholesky(hessian: np.ndarray, dead: np.ndarray, percdamp: float) ->
         return u
     h = _live_copy(hessian, live)
     h[np.diag_indices_from(h)] += damp
+    top = float(np.max(np.diag(h)))
     info = cholesky_lower(h)  # L in h read column-major (h.T), the GIL released
     if info == 0:
+        _check_pivots(np.diag(h), top, percdamp, "GPTQ's factor")
         info = invert_lower(h)
     if info != 0:
         raise InvalidArgumentError(f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's factor (LAPACK "
                                    f"info {info}): give percdamp > 0 (GPTQ uses {GPTQ_PERCDAMP})")
     u[np.ix_(live, live)] = np.tril(h.T)
     return u
+
+
+def _check_pivots(factor_diagonal: np.ndarray, top: float, percdamp: float, what: str) -> None:
+    """Refuses a Cholesky factor of a damped ``H`` whose smallest pivot (``L_jj²``) is at most ``m ε`` times the
+    largest diagonal ``top`` of the matrix factored (LAPACK ``?pstrf``'s rank tolerance): the matrix is singular
+    to rounding. Without this, an exactly singular ``H`` at ``percdamp=0`` (two equal inputs, fewer samples than
+    inputs) was factored or refused depending on the sign its rounding left on a zero pivot."""
+    pivots = factor_diagonal * factor_diagonal
+    tolerance = factor_diagonal.size * np.finfo(np.float64).eps * top
+    if pivots.size and not np.min(pivots) > tolerance:  # NaN too
+        raise InvalidArgumentError(
+            f"percdamp={percdamp!r} leaves the layer's H singular for {what} (a pivot of {np.min(pivots):.3g} "
+            f"against a rank tolerance of {tolerance:.3g}): give percdamp > {percdamp!r} "
+            f"(GPTQ uses {GPTQ_PERCDAMP})")
 
 
 #: GPTQ's input orders (the module docstring).
@@ -154,10 +170,12 @@ def _pivot_cholesky(damped: np.ndarray, percdamp: float, block: int = 64) -> tup
         raise InvalidArgumentError(f"block={block!r} must be an integer >= 1 (pivots per trailing update)")
     h = np.ascontiguousarray(damped, dtype=np.float64)
     pivots = np.arange(h.shape[0])  # position -> row
+    top = float(np.max(np.diag(h))) if h.size else 0.0
     if pivoted_cholesky(h, pivots, int(block)) >= 0:
         raise InvalidArgumentError(
             f"percdamp={percdamp!r} leaves the layer's H singular for GPTQ's pivot order: give percdamp > 0 "
             f"(GPTQ uses {GPTQ_PERCDAMP})")
+    _check_pivots(np.diag(h), top, percdamp, "GPTQ's pivot order")
     return pivots, h
 
 

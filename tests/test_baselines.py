@@ -209,6 +209,33 @@ def test_order_and_percdamp_errors_name_the_argument():
     assert gptq_restricted(singular, order="pivot").shape == (2, 6)  # the default damping is enough
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_undamped_singular_h_is_refused_whatever_the_rounding(seed):
+    """An exactly singular H at percdamp=0 (two equal inputs, an input the combination of two others, fewer
+    samples than inputs) was factored or refused depending on the sign rounding left on its zero pivot: on 4 of
+    these 12 layers some order ran. It is now refused in every order; a full-rank H still runs undamped."""
+    from qannealq import LayerStats, build_problem, make_grid
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(200, 60)) * np.logspace(0, 3, 60)
+    if seed % 3 == 0:
+        x = x[:40]
+    elif seed % 3 == 1:
+        x[:, 7] = x[:, 30]
+    else:
+        x[:, 5] = 2 * x[:, 9] - x[:, 11]
+    w = rng.normal(size=(3, 60))
+    singular = build_problem(LayerStats.from_arrays(x, x @ w.T, bias=False), w, None, make_grid(w, None, 4))
+    for order in ORDERS:
+        with pytest.raises(InvalidArgumentError, match="percdamp=0.0 leaves the layer's H singular.*percdamp > 0"):
+            gptq(singular, percdamp=0.0, order=order)
+        assert gptq(singular, order=order).shape == (3, 60)  # the default damping is enough
+    x = rng.normal(size=(200, 60))
+    full = build_problem(LayerStats.from_arrays(x, x @ w.T, bias=False), w, None, make_grid(w, None, 4))
+    for order in ORDERS:
+        assert gptq(full, percdamp=0.0, order=order).shape == (3, 60)
+
+
 def test_warm_start_on_a_rank_deficient_h_keeps_each_neurons_better_damping():
     """Fewer calibration samples than live inputs (dead inputs do not count): the warm start is, per neuron, the
     lower-energy one of GPTQ damped 0.01 and 0.001; with enough samples it is GPTQ damped 0.01 alone."""
