@@ -19,13 +19,14 @@ import numpy as np
 
 from qannealq._compare_instances import NeuronInstance, Reference
 from qannealq.checks import check_number, check_positive, check_seed
+from qannealq.metrics import energy_noise
 
 __all__ = ["ReferenceOptions", "reference_optimum", "better", "settle", "PROVEN", "BEST_KNOWN"]
 
 logger = logging.getLogger(__name__)
 
 PROVEN, BEST_KNOWN = "proven", "best-known"
-_TOLERANCE = 1e-9  # relative: energies closer than this are the same optimum (float noise)
+_TOLERANCE = 1e-9  # relative: energies closer than this, or than the BQM's float noise, are the same optimum
 
 
 @dataclass(frozen=True)
@@ -98,40 +99,49 @@ def _gurobi(instance: NeuronInstance, start: Reference, options: ReferenceOption
                      sample, time.perf_counter() - t0)
 
 
-def better(a: Reference | None, b: Reference | None) -> Reference | None:
-    """The lower of two references; on a tie (within float noise) the proven one."""
+def _tolerance(energy: float, other: float, noise: float) -> float:
+    """How far two energies of one BQM may lie apart and be the same optimum: :data:`_TOLERANCE` of the larger,
+    and at least ``noise`` (:func:`qannealq.metrics.energy_noise`). Relative alone, an optimum of 0 was beaten by
+    the -1e-17 of a state whose terms summed in another order."""
+    return _TOLERANCE * max(abs(energy), abs(other)) + noise
+
+
+def better(a: Reference | None, b: Reference | None, noise: float = 0.0) -> Reference | None:
+    """The lower of two references; on a tie (within :func:`_tolerance`, ``noise`` the BQM's float noise) the
+    proven one, where only one is."""
     if a is None or b is None:
         return a or b
-    scale = max(abs(a.energy), abs(b.energy), 1e-300)
-    if abs(a.energy - b.energy) <= _TOLERANCE * scale:
-        return a if a.provenance == PROVEN or b.provenance != PROVEN else b
-    return a if a.energy < b.energy else b
+    if (a.provenance == PROVEN) != (b.provenance == PROVEN) and \
+            abs(a.energy - b.energy) <= _tolerance(a.energy, b.energy, noise):
+        return a if a.provenance == PROVEN else b
+    return a if a.energy <= b.energy else b
 
 
 def reference_optimum(instance: NeuronInstance, options: ReferenceOptions = ReferenceOptions()) -> Reference:
     """The reference optimum of ``instance`` before any compared backend ran (see the module docstring)."""
     from qannealq.backends import get_sampler
 
-    stored = instance.reference
+    stored, noise = instance.reference, energy_noise(instance.bqm)
     if instance.num_variables <= options.exact_limit:
         t0 = time.perf_counter()
         energy, sample = _sample_dict(get_sampler("exact", max_variables=max(options.exact_limit, 0))
                                       .sample(instance.bqm))
-        return better(Reference(energy, PROVEN, "exact", sample, time.perf_counter() - t0), stored)
-    found = better(_long_run(instance, options), stored)
+        return better(Reference(energy, PROVEN, "exact", sample, time.perf_counter() - t0), stored, noise)
+    found = better(_long_run(instance, options), stored, noise)
     if options.proof_seconds > 0 and _gurobi_ready():
-        found = better(_gurobi(instance, found, options), found)
+        found = better(_gurobi(instance, found, options), found, noise)
     return found
 
 
-def settle(reference: Reference, found: dict[str, float]) -> Reference:
+def settle(reference: Reference, found: dict[str, float], noise: float = 0.0) -> Reference:
     """The final reference: ``reference``, unless a compared backend found a lower energy (``found``: its
-    lowest energy per backend). A proven optimum beaten beyond float noise is logged as an inconsistency."""
+    lowest energy per backend) beyond float noise (:func:`_tolerance`, ``noise`` the BQM's). A proven optimum
+    so beaten is logged as an inconsistency."""
     if not found:
         return reference
     backend = min(found, key=found.get)
     energy = found[backend]
-    if energy >= reference.energy - _TOLERANCE * max(abs(reference.energy), 1e-300):
+    if energy >= reference.energy - _tolerance(reference.energy, reference.energy, noise):
         return reference
     if reference.provenance == PROVEN:
         logger.warning("backend %s found %.17g below the proven optimum %.17g (%s): keeping the lower energy",

@@ -252,14 +252,14 @@ def summarise(instances: Sequence[NeuronInstance], refs: dict[str, Reference], u
               settings: Any, skipped: dict[str, str], backends: list[str]) -> CompareResult:
     """Rows and summaries from raw units, against references settled with every backend's best energy."""
     by_name = {i.name: i for i in instances}
+    noise = {i.name: energy_noise(i.bqm) for i in instances}  # an optimum of 0 computed as 1e-16 is one
     final = {}
     for name, ref in refs.items():
         found = {}
         for u in units:
             if u["instance"] == name and u["energies"]:
                 found[u["backend"]] = min(found.get(u["backend"], math.inf), min(u["energies"]))
-        final[name] = settle(ref, found)
-    noise = {i.name: energy_noise(i.bqm) for i in instances}  # an optimum of 0 computed as 1e-16 is one
+        final[name] = settle(ref, found, noise[name])
     rows = [_row(u, by_name[u["instance"]], final[u["instance"]], settings.eps, settings.loose_eps,
                  noise[u["instance"]]) for u in units]
     neurons = []

@@ -29,6 +29,7 @@ import dimod
 from qannealq._compare_instances import NeuronInstance, Reference, instances_from_experiment
 from qannealq._compare_reference import ReferenceOptions, better, reference_optimum
 from qannealq.errors import InvalidArgumentError
+from qannealq.metrics import energy_noise
 from qannealq.report import LogReporter, Reporter
 from qannealq.store import FolderLock, atomic_write
 
@@ -178,7 +179,7 @@ def _export(instances: Sequence[NeuronInstance], out: Path, options: ReferenceOp
     with reporter.progress(len(instances), "exporting", "neuron") as bar:
         bar.update(sum(instance.name in finished for instance in instances))
         for instance in (i for i in instances if i.name not in finished):
-            ref = better(reference_optimum(instance, options), instance.reference)
+            ref = better(reference_optimum(instance, options), instance.reference, energy_noise(instance.bqm))
             meta = _metadata(instance, ref)
             with instance.bqm.to_file() as fh:
                 data = fh.read()

@@ -192,6 +192,31 @@ def test_an_optimum_of_energy_zero_reached_is_a_success():
     assert above.rows[0].success_probability == 0.5  # a real state above 0 still fails
 
 
+def test_a_read_below_an_optimum_of_zero_by_float_noise_does_not_beat_it(caplog):
+    """settle and better compared energies within 1e-9 of the larger alone: a read of -1e-17 against a proven optimum
+    of 0 was logged as below it, became the best-known reference, and a read at 0 then had a residual gap of 1 (100
+    %); a proven 1e-17 lost a tie to a stored best-known 0. Both now allow the BQM's float noise too; a read below
+    the optimum by more than it still settles the reference."""
+    from qannealq._compare_reference import better, settle
+    from qannealq.metrics import energy_noise
+
+    bqm = dimod.BQM({0: 0.1, 1: 0.2}, {(0, 1): -0.6}, 0.3, "BINARY")
+    degenerate = NeuronInstance("zero-L0-n0", bqm, {}, {"rtn": 1.0, "gptq": 1.0})
+    with caplog.at_level("WARNING", logger="qannealq._compare_reference"):
+        result = _summarise([degenerate], [_unit("sa", degenerate.name, 0, [-1e-17]),
+                                           _unit("tabu", degenerate.name, 0, [0.0])], optimum=0.0)
+    assert not caplog.records
+    assert result.references[degenerate.name].provenance == "proven"
+    assert [(r.backend, r.residual_gap) for r in result.rows] == [("sa", -1e-17), ("tabu", 0.0)]
+    noise = energy_noise(bqm)
+    assert better(Reference(1e-17, "proven", "exact"), Reference(0.0, "best-known", "file"), noise).provenance == \
+        "proven"
+    below = _summarise([degenerate], [_unit("sa", degenerate.name, 0, [-3 * noise])], optimum=0.0)
+    assert below.references[degenerate.name].energy == -3 * noise
+    assert below.references[degenerate.name].provenance == "best-known"
+    assert settle(Reference(0.0, "proven", "exact"), {"sa": -3 * noise}, noise).energy == -3 * noise
+
+
 def test_the_float_noise_leaves_p_and_tts99_of_a_neuron_unchanged():
     """On real neurons the noise is below a tenth of ``eps |E_ref|``: every read of four backends on tiny-digits neurons
     counts as it did under ``E <= E_ref + eps |E_ref|`` alone, at both targets, and TTS99 is the same."""
