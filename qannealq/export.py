@@ -84,6 +84,11 @@ LIBRARY = (
 
 def write_coo(bqm: dimod.BinaryQuadraticModel, path: Path, header: str = "") -> None:
     """``bqm`` (BINARY) as the plain-text COO format, variables numbered in the BQM's variable order."""
+    atomic_write(Path(path), _coo_text(bqm, header))
+
+
+def _coo_text(bqm: dimod.BinaryQuadraticModel, header: str = "") -> str:
+    """The text :func:`write_coo` writes."""
     if bqm.vartype is not dimod.BINARY:
         bqm = bqm.change_vartype(dimod.BINARY, inplace=False)
     index = {v: k for k, v in enumerate(bqm.variables)}
@@ -93,7 +98,7 @@ def write_coo(bqm: dimod.BinaryQuadraticModel, path: Path, header: str = "") -> 
     for u, v, b in bqm.iter_quadratic():
         k, l = sorted((index[u], index[v]))
         lines.append(f"{k} {l} {float(b)!r}")
-    atomic_write(Path(path), "\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def read_coo(path: Path) -> dimod.BinaryQuadraticModel:
@@ -182,14 +187,15 @@ def _export(instances: Sequence[NeuronInstance], out: Path, options: ReferenceOp
             ref = better(reference_optimum(instance, options), instance.reference, energy_noise(instance.bqm))
             meta = _metadata(instance, ref)
             with instance.bqm.to_file() as fh:
-                data = fh.read()
-            atomic_write(out / f"{instance.name}.bqm", data)  # a full disk: StoreError, not OSError's traceback
-            write_coo(instance.bqm, out / f"{instance.name}.coo", f"qannealq neuron QUBO {instance.name}; "
-                      f"metadata in {instance.name}.json")
-            atomic_write(out / f"{instance.name}.json", json.dumps(meta, indent=1))
+                files = {"bqm": fh.read()}
+            files["coo"] = _coo_text(instance.bqm, f"qannealq neuron QUBO {instance.name}; metadata in "
+                                     f"{instance.name}.json").encode()
+            files["json"] = json.dumps(meta, indent=1).encode()
+            for ext in ("bqm", "coo", "json"):  # a full disk: StoreError, not OSError's traceback
+                atomic_write(out / f"{instance.name}.{ext}", files[ext])
             index.append({"name": instance.name, "num_variables": instance.num_variables,
                           "best_known_energy": ref.energy, "provenance": ref.provenance,
-                          "sha256": {ext: _sha256((out / f"{instance.name}.{ext}").read_bytes()) for ext in _FILES}})
+                          "sha256": {ext: _sha256(files[ext]) for ext in _FILES}})  # the bytes written
             # after each instance: an interrupted export leaves a folder that lists what it finished
             atomic_write(out / "index.json", json.dumps({**head, "instances": index}, indent=1))
             bar.update(1)

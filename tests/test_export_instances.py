@@ -170,6 +170,31 @@ def test_an_instance_file_edited_since_the_export_is_refused_by_name(file, edit,
     assert all(set(row["sha256"]) == {"json", "bqm", "coo"} for row in rows)
 
 
+def test_the_recorded_checksums_are_of_the_bytes_written_not_read_back(exported, tmp_path, monkeypatch):
+    """The export read each .bqm, .coo and .json back from disk to hash it, though it held their bytes: it now
+    hashes the bytes it writes, and index.json's digests are those of the files on disk."""
+    import hashlib
+    from pathlib import Path
+
+    instances, _ = exported
+    out = tmp_path / "out"
+    read = Path.read_bytes
+
+    def no_read_back(path):
+        assert out not in path.parents, f"the export read back {path.name}"
+        return read(path)
+
+    monkeypatch.setattr(Path, "read_bytes", no_read_back)
+    export_instances(instances[:2], out)
+    monkeypatch.undo()
+    rows = json.loads((out / "index.json").read_text())["instances"]
+    assert [row["name"] for row in rows] == [i.name for i in instances[:2]]
+    for row in rows:
+        assert row["sha256"] == {ext: hashlib.sha256((out / f"{row['name']}.{ext}").read_bytes()).hexdigest()
+                                 for ext in ("json", "bqm", "coo")}
+    assert [i.name for i in load_instances(out)] == [row["name"] for row in rows]
+
+
 def test_a_folder_exported_before_the_checksums_loads_with_one_warning(exported, tmp_path, caplog):
     """A folder whose ``index.json`` has no ``sha256`` (written before they were recorded) still loads, saying once
     that its files cannot be verified."""
