@@ -225,9 +225,11 @@ def _run(config: RunConfig, reporter: Reporter, out: Path) -> RunSummary:
         store = ResultStore.open(out, "run", config.stored_settings(), config.resume, data_fingerprint)
         try:
             if store.resumed:
-                batches = sum(map(is_batch_key, store.resumed))
-                reporter.message(f"resuming {out}: {len(store.resumed) - batches} finished row(s) and {batches} "
-                                 "batch(es) of solved neurons kept, not recomputed")
+                left = _discard_left(store, q)
+                batches = sum(is_batch_key(key) and key not in left for key in store.resumed)
+                reporter.message(f"resuming {out}: {len(store.resumed) - batches - len(left)} finished row(s) and "
+                                 f"{batches} batch(es) of solved neurons kept, not recomputed"
+                                 + (f"; {len(left)} batch(es) of finished rows removed" if left else ""))
             writer = RunWriter(out, _settings(config, exp, warm))
             models = out / "models" if config.save_model else None
             if models is not None:  # now, not with the first model: a resume cut short before it goes on saving
@@ -241,6 +243,17 @@ def _run(config: RunConfig, reporter: Reporter, out: Path) -> RunSummary:
                   f"{exp.name}, {q.calibration} calibration")
     reporter.message(f"wrote {out / 'results.csv'}, {out / 'results.json'}, {out / 'accuracy_vs_bits.png'}")
     return RunSummary(out, list(writer.rows), exp.float_accuracy)
+
+
+def _discard_left(store: ResultStore, q: QuantizeConfig) -> set[str]:
+    """The batches of the stored qubo rows among a resumed store's units, removed: a run stopped between storing a
+    row and removing its batches left them (:meth:`StoreCheckpoint.discard_left`). Removed before the resume says
+    what it keeps: counted among the kept batches, they made it announce neurons it would not use."""
+    left: set[str] = set()
+    for bits in q.bits:
+        if "qubo" in q.methods and store.get(unit_key(bits=bits, method="qubo")) is not None:
+            left.update(StoreCheckpoint(store, {"bits": bits, "method": "qubo"}).discard_left(store.resumed))
+    return left
 
 
 def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats, writer: RunWriter,
@@ -258,8 +271,6 @@ def _sweep(exp: Experiment, q: QuantizeConfig, sampler, warm: str | None, stats,
                 qubo = method == "qubo"
                 stored = store.get(key)
                 if stored is not None:
-                    if qubo:  # stopped between the row and its batches' removal: they go now
-                        StoreCheckpoint(store, {"bits": bits, "method": method}).discard_left(store.resumed)
                     writer.add(ResultRow(**stored))
                     if models is not None and not model_path(models, bits, method).is_file():
                         reporter.message(f"int{bits} {method} was finished by a run without --save-model: its "

@@ -138,10 +138,12 @@ def test_batches_are_used_only_for_the_same_problem_and_seed(tmp_path, caplog):
     assert len(store.records()) == 1  # the one put here, not the checkpoint's
 
 
-def test_batches_left_by_a_stop_between_the_row_and_their_removal_are_removed_on_resume(tmp_path, monkeypatch):
+def test_batches_left_by_a_stop_between_the_row_and_their_removal_are_removed_on_resume(tmp_path, monkeypatch,
+                                                                                         capsys):
     """A Ctrl-C (or SIGKILL) after a qubo row was stored but before its batches were removed left them in
     ``units/`` for good: the resume skipped the stored row, so nothing removed them, and every later resume said
-    they were kept. The resume removes them; the results are the stored row's."""
+    they were kept. The resume removes them, and says so (it announced "2 batch(es) of solved neurons kept", which
+    it then removed); the results are the stored row's."""
     out, options = tmp_path / "run", ["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods",
                                       "qubo", "--backend", "sa", "--sampler-option", "num_reads=2", "--warm-start",
                                       "none"]
@@ -157,7 +159,10 @@ def test_batches_left_by_a_stop_between_the_row_and_their_removal_are_removed_on
                     "bits=2_method=qubo"]
     row = json.loads((out / "units" / "bits=2_method=qubo.json").read_text())["record"]
     monkeypatch.setattr(StoreCheckpoint, "discard", real)
+    capsys.readouterr()
     assert main(["run", "--resume", str(out)]) == 0
+    assert (f"resuming {out}: 1 finished row(s) and 0 batch(es) of solved neurons kept, not recomputed; 2 batch(es) "
+            "of finished rows removed") in capsys.readouterr().out
     assert sorted(p.stem for p in (out / "units").glob("*.json")) == ["bits=2_method=qubo"]
     (result,) = json.loads((out / "results.json").read_text())["results"]
     assert (result["accuracy"], result["layer_error"]) == (row["accuracy"], row["layer_error"])  # the stored row
