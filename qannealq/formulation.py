@@ -479,7 +479,8 @@ def build_problem(stats: LayerStats, weight: np.ndarray, bias: np.ndarray | None
     if not (np.all(np.isfinite(np.diag(stats.hessian))) and np.all(np.isfinite(stats.target_sq))):
         raise NonFiniteError(
             f"calibration statistics of {name} contain NaN or infinity: the layer's inputs or targets hold NaN or "
-            "infinity, or values whose squares summed overflow float64; clean or scale the calibration data")
+            "infinity, or values whose squares summed overflow float64 (beyond about 1e154; the targets are the layer's "
+            "outputs, so weights that large overflow them too): clean or scale the calibration data, or the weights")
     steps = grid.steps(f)
     base, free = grid.floor(w, steps)
     dead = np.diag(stats.hessian) <= 0.0

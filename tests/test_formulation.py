@@ -131,7 +131,7 @@ def test_statistics_shape_mismatch_is_a_clear_error():
 
 
 @pytest.mark.parametrize("value, where", [(np.nan, "inputs"), (np.inf, "inputs"), (1e200, "inputs"),
-                                          (np.nan, "targets")])
+                                          (np.nan, "targets"), (1e200, "targets")])
 def test_non_finite_statistics_are_refused_before_gptq_reads_them(value, where):
     """Statistics of NaN, infinite or overflowing data (1e200 squared) are refused when the problem is built: GPTQ
     had returned integers of -2**63 on NaN statistics, and raised a ZeroDivisionError on infinite ones."""
@@ -140,8 +140,9 @@ def test_non_finite_statistics_are_refused_before_gptq_reads_them(value, where):
     (x if where == "inputs" else y)[3, 2] = value
     with np.errstate(over="ignore", invalid="ignore"):  # the statistics' own overflow
         stats = LayerStats.from_arrays(x, y)
-    with pytest.raises(NonFiniteError, match="calibration statistics of layer contain NaN or infinity"):
+    with pytest.raises(NonFiniteError, match="calibration statistics of layer contain NaN or infinity") as caught:
         build_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 4))
+    assert "the calibration data, or the weights" in str(caught.value)  # the targets are the weights' outputs
 
 
 def test_hessian_is_shared_not_copied_per_neuron():
