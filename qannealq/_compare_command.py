@@ -271,6 +271,8 @@ class ExportJob:
     def __post_init__(self) -> None:
         if self.library == (self.selection is not None):
             raise InvalidArgumentError("give either --library or a model selection (--dataset, --layer, --bits)")
+        if Path(self.out).exists() and not Path(self.out).is_dir():  # mkdir's FileExistsError, after the training
+            raise InvalidArgumentError(f"--out={str(self.out)!r} is an existing file, not a folder: give a folder path")
         if not self.resume and Path(self.out, "index.json").exists():  # its files were overwritten, index replaced
             raise InvalidArgumentError(f"--out={str(self.out)!r} holds an export already (index.json): continue it "
                                        f"with --resume {self.out}, give another --out folder, or remove that one")

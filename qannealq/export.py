@@ -28,7 +28,7 @@ import dimod
 
 from qannealq._compare_instances import NeuronInstance, Reference, instances_from_experiment
 from qannealq._compare_reference import ReferenceOptions, better, reference_optimum
-from qannealq.errors import InvalidArgumentError
+from qannealq.errors import InvalidArgumentError, StoreError
 from qannealq.metrics import energy_noise
 from qannealq.report import LogReporter, Reporter
 from qannealq.store import FolderLock, atomic_write
@@ -163,10 +163,17 @@ def export_instances(instances: Sequence[NeuronInstance], out: Path, options: Re
 
     The best known solution of each is :func:`~qannealq._compare_reference.reference_optimum` (exact up to 24
     variables, else a long ``layer-sa`` run and Gurobi), or the instance's own reference when better.
+
+    Raises:
+        StoreError: ``out`` cannot be created (a file in its place or above it) or a file cannot be written.
     """
     reporter = reporter or LogReporter()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in its place or above it: FileExistsError's traceback
+        raise StoreError(f"cannot create the instances folder {out}: {exc.strerror or exc}; give the path of a "
+                         "folder") from exc
     lock = FolderLock.acquire(out)  # one export writes a folder at a time (Gurobi's proofs are not repeated)
     try:
         return _export(instances, out, options, reporter, source, done)

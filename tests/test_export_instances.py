@@ -491,3 +491,22 @@ def test_a_bqm_file_that_cannot_be_written_is_a_store_error_and_keeps_the_finish
     with pytest.raises(StoreError, match=f"cannot write .*{instances[2].name}.bqm"):
         export_instances(instances, tmp_path / "out")
     assert [i.name for i in load_instances(tmp_path / "out")] == [i.name for i in instances[:2]]
+
+
+def test_an_out_that_is_a_file_is_refused_before_the_model_is_trained(tmp_path, monkeypatch, capsys):
+    """``export --out FILE`` trained the model, then ended in ``mkdir``'s FileExistsError traceback (``run`` and
+    ``compare`` refuse it by name); the API raised the same OSError, a file above the folder too."""
+    import qannealq.experiment
+    from qannealq.cli import main
+    from qannealq.errors import StoreError
+
+    (tmp_path / "a file").write_text("not a folder")
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("a model was trained"))
+    assert main(["export", "--dataset", "digits", "--input-size", "4", "--out", str(tmp_path / "a file")]) == 2
+    assert f"--out={str(tmp_path / 'a file')!r} is an existing file, not a folder" in capsys.readouterr().err
+    monkeypatch.undo()
+    instances = instances_from_experiment(tiny_digits(), 1, 2, "0:1")
+    for out in (tmp_path / "a file", tmp_path / "a file" / "sub"):
+        with pytest.raises(StoreError, match="cannot create the instances folder .*give the path of a folder"):
+            export_instances(instances, out)
+    assert (tmp_path / "a file").read_text() == "not a folder"
