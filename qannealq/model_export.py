@@ -218,11 +218,13 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
     Args:
         result: the quantized model and its per-layer results (each with its grid).
         path: the file to write (atomically: a temporary file, then a rename).
-        extra: more settings to record (dataset, accuracy...), redacted like the others.
+        extra: more settings to record (dataset, accuracy...), redacted like the others; one the result records
+            already (``bits``, ``method``, ``seed``...) only with the same value.
 
     Raises:
         InvalidArgumentError: ``path`` is a folder or not a path, a module the format cannot hold, a layer result
-            without its grid, ``extra`` that is no mapping, or a key of it that is not text.
+            without its grid, ``extra`` that is no mapping, a key of it that is not text, or one the result records
+            with another value (``bits``, ``method``, ``seed``...).
         StoreError: the file cannot be written (disk full, no permission).
     """
     _not_a_folder(path, "model.npz")
@@ -257,8 +259,9 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
             if module.bias is not None:
                 arrays[f"f{entry['name']}.bias"] = _numpy(module.bias)
     settings = {"method": result.method, "backend": result.backend, "bits": result.bits,
-                "calibration": result.calibration, "granularity": result.granularity, **result.settings,
-                **dict(extra or {})}
+                "calibration": result.calibration, "granularity": result.granularity, **result.settings}
+    _check_extra(extra or {}, settings)
+    settings.update(extra or {})
     meta = {"format": FORMAT, "version": VERSION, "architecture": arch, "layers": layers_meta,
             "method": result.method, "backend": result.backend, "bits": result.bits,
             "layer_error": result.layer_error, "settings": redact_values(settings)}
@@ -266,6 +269,16 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(meta_text), checksum=np.array(_checksum(meta_text, arrays)), **arrays)
     return _atomic_bytes(Path(path), buffer.getvalue())
+
+
+def _check_extra(extra: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:
+    """Refuse a setting of ``extra`` that the result records with another value: ``{"bits": 2}`` replaced an int4
+    model's recorded ``bits``, and the file said int2 beside its int4 grids."""
+    for key, value in extra.items():
+        if key in recorded and redact_values({key: value}) != redact_values({key: recorded[key]}):
+            raise InvalidArgumentError(f"extra: {key}={value!r} contradicts the model's own setting {key}="
+                                       f"{recorded[key]!r}, which the file records: leave it out, or record it under "
+                                       f"another name (e.g. {'asked_' + key!r})")
 
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -75,7 +75,8 @@ class ModelResult:
         """Write the quantized model (int8 grid integers, steps, offsets, bits, redacted settings, checksum).
 
         Load it with :func:`qannealq.load_quantized`; see :mod:`qannealq.model_export` for the format.
-        ``extra`` adds settings to record (dataset, accuracy...).
+        ``extra`` adds settings to record (dataset, accuracy...); one the result records already (``bits``,
+        ``method``...) only with the same value.
         """
         from qannealq.model_export import save_quantized
 

@@ -388,6 +388,19 @@ def test_recorded_settings_need_text_keys(saved, tmp_path):
     assert load_quantized(tmp_path / "m.npz").meta["settings"]["epochs"] == 5
 
 
+def test_recorded_settings_cannot_contradict_the_model_s_own(saved, tmp_path):
+    """``save(path, {"bits": 2, "method": "qubo"})`` of an int4 gptq model wrote a file whose settings said int2
+    qubo beside its int4 grids: the extra settings replaced the recorded ones without a word."""
+    result, _ = saved[4, "tensor"]
+    for key, value in (("bits", 2), ("method", "qubo"), ("granularity", "channel"), ("seed", 1)):
+        with pytest.raises(InvalidArgumentError, match=re.escape(f"extra: {key}={value!r} contradicts the model's "
+                                                                 f"own setting {key}=")):
+            result.save(tmp_path / "m.npz", {"dataset": "digits", key: value})
+        assert not (tmp_path / "m.npz").exists()
+    loaded = load_quantized(result.save(tmp_path / "m.npz", {"bits": np.int64(4), "seed": 0, "method": "gptq"}))
+    assert (loaded.settings["bits"], loaded.settings["seed"], loaded.meta["layers"][0]["bits"]) == (4, 0, 4)
+
+
 @pytest.mark.parametrize("extra", [["dataset"], "digits", [("dataset", "digits")]])
 def test_recorded_settings_must_be_a_mapping(saved, tmp_path, extra):
     """``save(path, ["dataset"])`` and ``save(path, "digits")`` ended in dict's "dictionary update sequence element
