@@ -74,6 +74,7 @@ _READS = (1, 2)  # the versions load_quantized reads (1: settings as repr text)
 # what reading a damaged or foreign file raises (RuntimeError, NotImplementedError: zipfile's "is encrypted" and
 # "compression method is not supported" for a changed byte of its directory)
 _UNREADABLE = (OSError, ValueError, EOFError, RuntimeError, zipfile.BadZipFile)
+_ZIP_MAGIC = b"PK\x03\x04"  # how np.savez's archive begins: its first member's local header
 _ACTIVATIONS = {"ReLU": torch.nn.ReLU, "Flatten": torch.nn.Flatten, "Identity": torch.nn.Identity,
                 "Tanh": torch.nn.Tanh, "Sigmoid": torch.nn.Sigmoid}
 
@@ -337,6 +338,7 @@ def load_quantized(path: str | Path) -> QuantizedModel:
                              "--save-model writes OUT/models/int{bits}-{method}.npz)")
     if not path.is_file():
         raise ModelFileError(f"path={str(path)!r}: no such model file")
+    _check_zip(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
@@ -364,6 +366,23 @@ def load_quantized(path: str | Path) -> QuantizedModel:
         meta["settings"] = _literal_values(meta.get("settings", {}))
     layers = [_layer(entry, arrays, k) for k, entry in enumerate(meta["layers"])]
     return QuantizedModel(_rebuild(meta["architecture"], layers, arrays), layers, meta, computed)
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse a file that does not begin as a zip archive (an ``.npz``) before ``np.load`` reads it by its content:
+    an ``.npy`` array came back as an ndarray ("'numpy.ndarray' object does not support the context manager
+    protocol"), and any other file (ONNX, text) was a pickle that it advised loading unsafely with allow_pickle."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(_ZIP_MAGIC))
+    except OSError as exc:
+        raise ModelFileError(f"{path} cannot be read: {exc.strerror or exc}") from exc
+    if head != _ZIP_MAGIC:
+        found = "is empty (truncated to nothing)" if not head else (
+            f"begins with {head!r}, not a zip archive's {_ZIP_MAGIC!r} (another format, e.g. an .npy array, an ONNX "
+            "model or text, or its first bytes damaged)")
+        raise ModelFileError(f"{path} is not a qannealq model file: it {found}; give the .npz file that "
+                             "ModelResult.save or qannealq run --save-model wrote")
 
 
 def _failing_crc(path: Path) -> str | None:

@@ -151,6 +151,28 @@ def test_truncated_missing_and_foreign_files_are_clear_errors(saved, tmp_path):
         load_quantized(tmp_path / "other.npz")
 
 
+@pytest.mark.parametrize("content, found", [
+    (None, r"begins with b'\\x93NUM', not a zip archive's"),  # an .npy array, np.save's
+    (b"dataset,accuracy\n", r"begins with b'data', not a zip archive's"),
+    (b"", r"is empty \(truncated to nothing\)"),
+])
+def test_a_file_that_is_no_zip_archive_is_refused_by_name(tmp_path, content, found):
+    """An ``.npy`` file ended in "TypeError: 'numpy.ndarray' object does not support the context manager protocol"
+    (np.load reads a file by its content), and a text or ONNX file in np.load's advice to load it unsafely as a
+    pickle ("If you trust the file you can load it unsafely using the `allow_pickle=` keyword argument")."""
+    path = tmp_path / "not-a-model.npz"
+    if content is None:
+        with open(path, "wb") as fh:
+            np.save(fh, np.arange(4))
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ModelFileError) as caught:
+        load_quantized(path)
+    assert re.search(f"is not a qannealq model file: it {found}", str(caught.value))
+    assert "give the .npz file that ModelResult.save or qannealq run --save-model wrote" in str(caught.value)
+    assert "pickle" not in str(caught.value)
+
+
 def test_a_file_of_a_newer_version_says_so(saved, tmp_path):
     """A version 3 file (a newer qannealq's) was 'not a qannealq-quantized-model file of version 1 or 2', as a
     foreign file is: it is one, and the remedy is a newer qannealq, not saving the model again."""
