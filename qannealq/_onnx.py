@@ -14,8 +14,8 @@ Each quantized ``Linear`` becomes, in opset 21:
 * a ``Gemm`` (``transB=1``) of the two.
 
 Float layers become a ``Gemm`` with float initializers; ``ReLU``, ``Tanh``, ``Sigmoid`` and ``Flatten``
-map to their ONNX operators, ``Identity`` and ``Dropout`` to ``Identity``. :func:`run_onnx` runs a file with
-onnxruntime. Needs the ``onnx`` extra (``pip install 'qannealq[onnx]'``).
+map to their ONNX operators, ``Identity`` and ``Dropout`` to ``Identity``. :func:`load_session` and
+:func:`run_session` run a file with onnxruntime. Needs the ``onnx`` extra (``pip install 'qannealq[onnx]'``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
-__all__ = ["build_onnx", "run_onnx", "OPSET"]
+__all__ = ["build_onnx", "load_session", "run_session", "OPSET"]
 
 OPSET = 21
 _OPS = {"ReLU": "Relu", "Tanh": "Tanh", "Sigmoid": "Sigmoid", "Identity": "Identity", "Dropout": "Identity"}
@@ -146,12 +146,16 @@ def _checked_shape(input_shape: Any, flattens: bool, features: int) -> list[int 
     return [d if isinstance(d, str) else int(d) for d in dims]
 
 
-def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
-    """Logits of the ONNX model at ``path`` on inputs ``x``, computed by onnxruntime on the CPU.
+def load_session(path: str | Path) -> Any:
+    """An onnxruntime session (CPU) of the ONNX model at ``path``; onnxruntime's own error where it cannot load it.
 
     Raises:
         BackendUnavailableError: onnxruntime is missing.
     """
     ort = _require("onnxruntime")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def run_session(session: Any, x: np.ndarray) -> np.ndarray:
+    """Logits of a :func:`load_session` session on inputs ``x``."""
     return session.run(["logits"], {"input": np.asarray(x, dtype=np.float32)})[0]

@@ -331,13 +331,8 @@ def load_quantized(path: str | Path) -> QuantizedModel:
             a checksum mismatch.
         InvalidArgumentError: ``path`` is not a path (``None``, a number, empty text).
     """
-    _check_path(path, "model.npz")
-    path = Path(path)
-    if path.is_dir():
-        raise ModelFileError(f"path={str(path)!r} is a folder, not a model file: give the .npz file (qannealq run "
-                             "--save-model writes OUT/models/int{bits}-{method}.npz)")
-    if not path.is_file():
-        raise ModelFileError(f"path={str(path)!r}: no such model file")
+    path = _existing_file(path, "model.npz", "a model file", "give the .npz file (qannealq run --save-model writes "
+                          "OUT/models/int{bits}-{method}.npz)")
     _check_zip(path)
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -366,6 +361,17 @@ def load_quantized(path: str | Path) -> QuantizedModel:
         meta["settings"] = _literal_values(meta.get("settings", {}))
     layers = [_layer(entry, arrays, k) for k, entry in enumerate(meta["layers"])]
     return QuantizedModel(_rebuild(meta["architecture"], layers, arrays), layers, meta, computed)
+
+
+def _existing_file(path: Any, example: str, name: str, remedy: str) -> Path:
+    """``path`` as a Path, refused where it is not one, is a folder or is missing (``name``: "a model file")."""
+    _check_path(path, example)
+    path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"path={str(path)!r} is a folder, not {name}: {remedy}")
+    if not path.is_file():
+        raise ModelFileError(f"path={str(path)!r}: no such {name.split(' ', 1)[1]}")
+    return path
 
 
 def _check_zip(path: Path) -> None:
@@ -455,8 +461,21 @@ def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
     ``x`` is refused where it holds NaN or infinity, as :meth:`QuantizedModel.predict` refuses it: the graph's
     input scale ``max|x| / 32767`` is NaN there, its ``Where`` takes 1 instead, and the row's logits came back
     finite and meaningless (``[748, 1683, -8977]`` for one NaN among six inputs).
-    """
-    from qannealq._onnx import run_onnx as run
 
-    _check_path(path, "model.onnx")
-    return run(path, _check_finite(x))
+    Raises:
+        ModelFileError: ``path`` is missing, a folder, or no ONNX model onnxruntime can load (onnxruntime's own
+            errors said "Protobuf parsing failed" for a folder and for a ``.npz`` model file alike).
+        InvalidArgumentError: ``path`` is not a path, or ``x`` holds NaN or infinity.
+    """
+    from qannealq._onnx import load_session, run_session
+
+    path = _existing_file(path, "model.onnx", "an ONNX model file", "give the file QuantizedModel.to_onnx wrote")
+    x = _check_finite(x)
+    try:
+        session = load_session(path)
+    except QannealqError:
+        raise
+    except Exception as exc:  # onnxruntime's InvalidProtobuf, InvalidGraph, Fail...: plain Exception subclasses
+        raise ModelFileError(f"{path} is not an ONNX model onnxruntime can load ({type(exc).__name__}: {exc}); "
+                             "write it again with QuantizedModel.to_onnx") from exc
+    return run_session(session, x)

@@ -264,6 +264,27 @@ def test_run_onnx_refuses_inputs_that_are_not_finite(saved, tmp_path):
             run_onnx(path, x)
 
 
+def test_run_onnx_names_a_missing_folder_or_foreign_file(saved, tmp_path):
+    """``run_onnx`` passed the path to onnxruntime: a folder and a ``.npz`` model file said "INVALID_PROTOBUF : Load
+    model from ... failed:Protobuf parsing failed" alike, a missing file raised onnxruntime's NoSuchFile, none of
+    them a qannealq error."""
+    pytest.importorskip("onnxruntime")
+    from qannealq.model_export import run_onnx
+
+    model = load_quantized(saved[4, "tensor"][1])
+    path = model.to_onnx(tmp_path / "m.onnx")
+    x = tiny_digits().data.x_test[:3]
+    (tmp_path / "cut.onnx").write_bytes(path.read_bytes()[:100])
+    folder = "is a folder, not an ONNX model file: give the file QuantizedModel.to_onnx wrote"
+    for where, message in ((tmp_path, folder),
+                           (tmp_path / "absent.onnx", "no such ONNX model file"),
+                           (saved[4, "tensor"][1], r"is not an ONNX model onnxruntime can load \(InvalidProtobuf: "),
+                           (tmp_path / "cut.onnx", "is not an ONNX model onnxruntime can load")):
+        with pytest.raises(ModelFileError, match=message):
+            run_onnx(where, x)
+    np.testing.assert_array_equal(run_onnx(path, x).argmax(1), model.predict(x))
+
+
 def test_predict_checks_its_inputs_as_the_integer_pass_does(saved):
     """``predict`` passed x to torch unchecked: one sample without its batch dimension ended in torch's
     'IndexError: Dimension out of range', a wrong width in 'mat1 and mat2 shapes cannot be multiplied', and a NaN
