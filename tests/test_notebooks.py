@@ -12,6 +12,7 @@ student runs).
 from __future__ import annotations
 
 import ast
+import re
 import resource
 import time
 from pathlib import Path
@@ -134,3 +135,31 @@ def test_solution_runs(path, kernel):
 @pytest.mark.parametrize("path", LABS, ids=lambda p: p.stem)
 def test_notebook_runs_with_default_settings(path, kernel):
     execute(path, {}, kernel)
+
+
+def run_cells(nb, kernel: str, folder: Path = NOTEBOOKS) -> None:
+    """Execute ``nb`` (possibly cut short) in a fresh ``kernel``; raise on the first cell error."""
+    nbclient.NotebookClient(nb, timeout=600, kernel_name=kernel, allow_errors=False,
+                            resources={"metadata": {"path": str(folder)}}).execute()
+
+
+def test_lab02_exercise_2_says_which_neurons_the_second_layer_has(kernel):
+    """Lab 02's exercise 2 moves to the second layer, which has 10 neurons: the first layer's ``NEURONS``
+    (10, 13) are not among them. With the settings the exercise gives, the lab's first cells run; with
+    ``LAYER = 1`` alone the lab stops at once, naming ``NEURONS`` and the layer's neurons, not with
+    "neuron index 10 is out of range" from inside the library."""
+    path = NOTEBOOKS / "02_backends_side_by_side.ipynb"
+    exercise = next(cell.source for cell in nbformat.read(path, as_version=4).cells
+                    if cell.cell_type == "markdown" and "## Exercises" in cell.source)
+    assert "`LAYER = 1` and `NEURONS = (0, 1)`" in exercise, "exercise 2 gives every setting it needs"
+    for overrides, error in (({"LAYER": 1, "NEURONS": (0, 1)}, None), ({"LAYER": 1}, r"NEURONS = \(10, 13\)")):
+        nb = nbformat.read(path, as_version=4)
+        inject(nb, overrides)
+        nb.cells = nb.cells[:next(k for k, cell in enumerate(nb.cells) if "neuron_bqm" in cell.source) + 1]
+        if error is None:
+            run_cells(nb, kernel)
+            continue
+        with pytest.raises(nbclient.exceptions.CellExecutionError) as caught:
+            run_cells(nb, kernel)
+        assert caught.value.ename == "InvalidArgumentError", caught.value.ename
+        assert re.search(error, caught.value.evalue) and "0..9" in caught.value.evalue, caught.value.evalue
