@@ -465,7 +465,8 @@ def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
     Raises:
         ModelFileError: ``path`` is missing, a folder, or no ONNX model onnxruntime can load (onnxruntime's own
             errors said "Protobuf parsing failed" for a folder and for a ``.npz`` model file alike).
-        InvalidArgumentError: ``path`` is not a path, or ``x`` holds NaN or infinity.
+        InvalidArgumentError: ``path`` is not a path, or ``x`` holds NaN or infinity or has another shape than
+            the model's input.
     """
     from qannealq._onnx import load_session, run_session
 
@@ -478,4 +479,15 @@ def run_onnx(path: str | Path, x: np.ndarray) -> np.ndarray:
     except Exception as exc:  # onnxruntime's InvalidProtobuf, InvalidGraph, Fail...: plain Exception subclasses
         raise ModelFileError(f"{path} is not an ONNX model onnxruntime can load ({type(exc).__name__}: {exc}); "
                              "write it again with QuantizedModel.to_onnx") from exc
+    _check_onnx_shape(session.get_inputs()[0].shape, x.shape)
     return run_session(session, x)
+
+
+def _check_onnx_shape(declared: Sequence[Any], shape: Sequence[int]) -> None:
+    """Refuse ``x`` of another shape than the graph's input (``declared``: its dimensions, text for the batch's),
+    as :meth:`QuantizedModel.predict` refuses it, rather than with onnxruntime's own ``InvalidArgument``."""
+    fixed = [d if isinstance(d, int) else None for d in declared]
+    if len(shape) != len(fixed) or any(d is not None and d != k for d, k in zip(fixed, shape)):
+        wanted = ", ".join("N" if d is None else str(d) for d in fixed)
+        raise InvalidArgumentError(f"the ONNX model takes inputs ({wanted}), and x has shape {tuple(shape)}: give x "
+                                   "of the shape the model was quantized on")

@@ -264,6 +264,24 @@ def test_run_onnx_refuses_inputs_that_are_not_finite(saved, tmp_path):
             run_onnx(path, x)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None, reason="needs the onnx extra")
+def test_run_onnx_refuses_inputs_of_another_shape_as_predict_does(saved, tmp_path):
+    """Inputs of another width or rank reached onnxruntime, whose ``InvalidArgument`` ("Got invalid dimensions for
+    input: input ... Got: 15 Expected: 16") is no qannealq error, where ``predict`` names the shape it takes."""
+    from qannealq.model_export import run_onnx
+
+    model = load_quantized(saved[4, "tensor"][1])
+    path = model.to_onnx(tmp_path / "m.onnx")
+    x = tiny_digits().data.x_test[:3]
+    assert run_onnx(path, x).shape == (3, 10)
+    for bad in (x[:, :-1], x[0], x.reshape(3, 1, -1)):
+        with pytest.raises(InvalidArgumentError, match=re.escape(f"the ONNX model takes inputs (N, {x.shape[1]}), and "
+                                                                 f"x has shape {bad.shape}")):
+            run_onnx(path, bad)
+        with pytest.raises(InvalidArgumentError, match="give x of the shape the model was quantized on"):
+            model.predict(bad)
+
+
 def test_run_onnx_names_a_missing_folder_or_foreign_file(saved, tmp_path):
     """``run_onnx`` passed the path to onnxruntime: a folder and a ``.npz`` model file said "INVALID_PROTOBUF : Load
     model from ... failed:Protobuf parsing failed" alike, a missing file raised onnxruntime's NoSuchFile, none of
