@@ -14,8 +14,8 @@ keeps them per (solver graph, clique size):
   search order, so the first embedding of a size is the same whatever was searched before (one neuron per
   call always uses it); :meth:`CliqueCache.best` orders the whole set best first: most couplers among its
   qubits (an interaction split over more couplers, chains held by more couplers: on the mock's 17-cliques,
-  lower energies than the embeddings with fewest couplers), then fewest qubits; so a layer of ``n`` neurons
-  uses the best ``n`` embeddings, not the first ``n`` found;
+  lower energies than the embeddings with fewest couplers), then fewest qubits, leaving out those with longer
+  chains than a limit; so a layer of ``n`` neurons uses the best ``n`` embeddings, not the first ``n`` found;
 * an entry is checked when read (format, graph, size, every embedding a valid clique minor of the graph, all
   pairwise disjoint): a corrupt or foreign entry is logged and rebuilt.
 """
@@ -131,15 +131,20 @@ class CliqueCache:
         self._sets[size] = found
         return found
 
-    def best(self, size: int) -> CliqueEmbeddings:
+    def best(self, size: int, max_chain: int | None = None) -> CliqueEmbeddings:
         """The set of :meth:`get` for many neurons, best first: most couplers among an embedding's qubits, then
-        fewest qubits (search order otherwise)."""
+        fewest qubits (search order otherwise).
+
+        ``max_chain`` leaves out the embeddings with a longer chain: the greedy search on the qubits left free
+        finds some with much longer chains than the first (on Pegasus P16, 21-cliques with chains of up to 10
+        qubits beside the first's 4), and those have the most couplers, so they would come first."""
         def key(emb):
             qubits = [q for chain in emb for q in chain]
             return -self.graph.subgraph(qubits).number_of_edges(), len(qubits)
 
         found = self.get(size, 2)
-        return CliqueEmbeddings(size, tuple(sorted(found.embeddings, key=key)), found.exhausted)
+        kept = [emb for emb in found.embeddings if max_chain is None or max(map(len, emb)) <= max_chain]
+        return CliqueEmbeddings(size, tuple(sorted(kept, key=key)), found.exhausted)
 
     def _load(self, size: int) -> CliqueEmbeddings | None:
         path = self.path(size)

@@ -198,7 +198,7 @@ def neuron_groups(qpu, sizes: np.ndarray, parallel: bool) -> tuple[list, str | N
     Many per call: neurons are grouped by the longest chain of their own size's best clique, each group on the
     clique of its largest neuron, so that no neuron gets longer chains than it would alone (a layer of 9- to
     11-variable neurons on Pegasus: 9 and 10 have chains of 2 qubits, 11 of 3, so two groups), and every group
-    as many per call as disjoint embeddings of its clique fit.
+    as many per call as disjoint embeddings of its clique with chains no longer than that fit.
     """
     own = {int(s): qpu.cliques.get(int(s), 1) for s in np.unique(sizes[sizes > 0])}
     missing = [s for s, found in own.items() if not len(found)]
@@ -211,7 +211,7 @@ def neuron_groups(qpu, sizes: np.ndarray, parallel: bool) -> tuple[list, str | N
     for chain in sorted(set(longest.values())):
         members = [s for s in own if longest[s] == chain]
         neurons = [int(i) for i in np.flatnonzero(np.isin(sizes, members))]
-        found = qpu.cliques.best(max(members)) if len(neurons) > 1 else own[max(members)]
+        found = qpu.cliques.best(max(members), chain) if len(neurons) > 1 else own[max(members)]
         groups.append((neurons, found, len(found)))
     return groups, None
 

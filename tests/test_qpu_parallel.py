@@ -9,6 +9,7 @@ import json
 import logging
 import warnings
 from dataclasses import replace
+from types import SimpleNamespace
 
 import dimod
 import networkx as nx
@@ -240,6 +241,24 @@ def test_parallel_false_keeps_one_neuron_per_call(monkeypatch):
     again = quantize_layer(problem, "qubo", one, "dwave-mock", seed=2, parallel=False, warm_start=None)
     assert len(calls.kwargs) == again.info["qpu"]["calls"] == problem.num_neurons
     assert again.info["qpu"]["neurons_per_call"] == [1] * problem.num_neurons
+
+
+def test_no_neuron_of_a_call_gets_longer_chains_than_alone():
+    """The greedy search finds, beside P6's 10-cliques of 2-qubit chains, some with chains of 5 and 6 qubits;
+    they have the most couplers, so the best-first order put them first: a layer of 10-variable neurons had
+    its first two neurons on 6- and 5-qubit chains (2 alone). Those embeddings are left out of a call."""
+    sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=5)
+    alone = max(map(len, sampler.embedding(10).values()))
+    assert alone == 2 and max(max(map(len, emb)) for emb in sampler.cliques.get(10, 2).embeddings) > alone
+    free = np.zeros((30, 12), dtype=bool)
+    free[:, :10] = True
+    layer = sampler.plan([SimpleNamespace(name="ten", grid=SimpleNamespace(bits=None), free=free)],
+                         warm_start=False).layers[0]
+    assert sum(len(call.neurons) for call in layer.calls) == 30 and layer.per_call > 1
+    for call in layer.calls:
+        for k in range(len(call.neurons)):
+            assert max(map(len, call.embeddings.chains(k, list(range(10))).values())) == alone
+            assert call.embeddings.qubits(k, 10) == 20
 
 
 def _read_mean(result) -> float:
