@@ -43,8 +43,8 @@ from qannealq.checks import check_number
 from qannealq.contract import LayerSample, note_spent
 from qannealq.errors import InvalidArgumentError, ProblemTooLargeError
 
-__all__ = ["Piece", "embed_piece", "chain_strength_of", "chain_break_method", "submit_call", "neuron_sampleset",
-           "solve_layer", "CHAIN_OPTIONS", "DECOMPOSE_OPTIONS"]
+__all__ = ["Piece", "embed_piece", "chain_strength_of", "chain_break_method", "seeded_chain_breaks", "submit_call",
+           "neuron_sampleset", "solve_layer", "CHAIN_OPTIONS", "DECOMPOSE_OPTIONS"]
 
 CHAIN_OPTIONS = ("chain_strength", "chain_strength_scale", "chain_break_method")
 DECOMPOSE_OPTIONS = tuple(DECOMPOSE_RULES)
@@ -176,6 +176,25 @@ def chain_break_method(option: str, method):
     return getattr(chain_breaks, method)
 
 
+def seeded_chain_breaks(method, seed):
+    """``method``, or for dwave-system's ``weighted_random`` the same rule drawing from a generator seeded with
+    ``seed`` (a SeedSequence entropy; None: fresh): dwave-system's draws from numpy's global generator, so a
+    mock run with a recorded seed gave another answer every time its chains broke."""
+    from dwave.embedding import chain_breaks
+
+    if method is not chain_breaks.weighted_random:
+        return method
+    rng = np.random.default_rng(seed)
+
+    def weighted_random(samples, chains):  # one qubit per chain, for every read, as dwave-system's
+        samples, labels = dimod.as_samples(samples)
+        index = {v: k for k, v in enumerate(labels)}
+        picks = [index[rng.choice(list(chain))] for chain in chains]
+        return samples[:, picks], np.arange(samples.shape[0])
+
+    return weighted_random
+
+
 def _warm_states(problem, initial_states: np.ndarray | None) -> dict | None:
     if initial_states is None:
         return None
@@ -214,7 +233,9 @@ def solve_layer(qpu, problem, initial_states: np.ndarray | None = None, seed: in
                       for k, i in enumerate(call.neurons)]
             qpu._seed_call(int(seeds[c]))
             answers.append(submit_call(qpu.child, pieces, kwargs, warm))
-            futures.update({p.neuron: neuron_sampleset(answers[-1], p, c, len(pieces), method) for p in pieces})
+            futures.update({p.neuron: neuron_sampleset(answers[-1], p, c, len(pieces),
+                                                       seeded_chain_breaks(method, [int(seeds[c]), k]))
+                            for k, p in enumerate(pieces)})
         submitted = now_ns()
         warm_rows = None if initial_states is None else np.asarray(initial_states)
         _decomposed(qpu, problem, plan, warm_rows, seed, chain, decompose, decomposed)

@@ -39,7 +39,8 @@ from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, gua
                                             missing_credentials, portable_config, require_credentials,
                                             require_sent_token)
 from qannealq.backends._dwave_embed import finish, submit
-from qannealq.backends._dwave_parallel import DECOMPOSE_OPTIONS, chain_break_method, chain_strength_of, solve_layer
+from qannealq.backends._dwave_parallel import (DECOMPOSE_OPTIONS, chain_break_method, chain_strength_of,
+                                               seeded_chain_breaks, solve_layer)
 from qannealq.backends._dwave_plan import QPUPlan, check_capacity_option, plan_bqms, plan_problems
 from qannealq.backends.decompose import OPTION_RULES as DECOMPOSE_RULES
 from qannealq.checks import (above, at_least, check_choice, check_flag, check_given, check_number, check_values,
@@ -324,7 +325,8 @@ class QPUSampler(Closeable, dimod.Sampler):
         chain_strength_of(bqm, embedding, 1.0, scale)  # checks the scale before any submission
         marks: dict = {}
         if "chain_break_method" in kwargs:  # a name, as the whole-layer path takes it, to dwave-system's function
-            kwargs["chain_break_method"] = chain_break_method("chain_break_method", kwargs["chain_break_method"])
+            kwargs["chain_break_method"] = seeded_chain_breaks(
+                chain_break_method("chain_break_method", kwargs["chain_break_method"]), seed)
         answer = submit(self.child, bqm, embedding, lambda b, e: chain_strength_of(b, e, base, scale), marks,
                         **kwargs)
         return dimod.SampleSet.from_future(

@@ -386,6 +386,29 @@ def test_the_chain_break_fraction_counts_every_read_of_a_histogram_answer(monkey
         assert not np.isclose(per_read, ss.record.chain_break_fraction.mean())  # the records' mean differs
 
 
+def test_weighted_random_chain_breaks_repeat_with_the_seed():
+    """dwave-system's ``weighted_random`` draws from numpy's global generator: with chains broken (a weak
+    chain strength) two runs of the same seed on the mock gave other answers, on both paths."""
+    problem = digits_layer(3)
+    sampler = get_sampler("dwave-mock", topology_shape=[6], num_reads=10)
+    options = {"chain_break_method": "weighted_random", "chain_strength": 0.05}
+    runs = []
+    for draw in (1, 2):
+        np.random.seed(draw)  # what dwave-system's rule draws from: the answer must not depend on it
+        runs.append(sampler.sample_layer(problem, seed=7, **options))
+    assert min(runs[0].info["qpu"]["neuron_chain_break_fraction"]) > 0.1
+    assert np.array_equal(runs[0].assignments, runs[1].assignments)
+    assert runs[0].energies.tolist() == runs[1].energies.tolist()
+    one = []
+    for draw in (1, 2):
+        np.random.seed(draw)
+        one.append(sampler.sample(problem.neuron_bqm(0), seed=3, num_reads=10, **options))
+    assert one[0].info["chain_break_fraction"] > 0.1
+    assert one[0].record.sample.tolist() == one[1].record.sample.tolist()
+    other = sampler.sample_layer(problem, seed=8, **options)  # the draws follow the seed
+    assert not np.array_equal(other.assignments, runs[0].assignments)
+
+
 def test_a_chain_break_method_that_drops_reads_is_refused(monkeypatch):
     """``discard`` drops every read with a broken chain: with few reads a neuron had none left and the layer
     failed in ``np.argmin`` of an empty sequence. It is refused before any call, on both paths; a function of
