@@ -264,6 +264,11 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
         _check_capacity(name, sampler, settings)  # before the decomposition's own check, to name the flag
         check_parameters(name, sampler, settings.options_for(name, sampler))
         samplers[name] = sampler
+    if not samplers:  # `--backends dwave` without a token computed every reference optimum, then compared nothing
+        reasons = "; ".join(f"{name}: {reason}" for name, reason in skipped.items())
+        raise InvalidArgumentError(f"--backends={','.join(given)}: no backend to compare is ready ({reasons}); "
+                                   "nothing would be compared: give at least one ready backend (`qannealq backends` "
+                                   "shows each one's status)")
     compared = {canonical_name(name) for name in given} | {EVERY}
     unknown = {name for name in settings.sampler_options if canonical_name(name) not in compared}
     if unknown:

@@ -81,6 +81,24 @@ def test_compare_writes_the_documented_columns_and_skips_an_unready_backend(tiny
     _check_metrics_independently(rows, data)
 
 
+def test_a_comparison_whose_every_backend_is_skipped_is_refused_before_any_training(tiny, tmp_path, capsys,
+                                                                                    no_dwave_token, monkeypatch):
+    """``--backends dwave`` without a token computed every reference optimum (10 s a 8x8-digits neuron), then
+    compared nothing and exited 0 with an empty table."""
+    pytest.importorskip("dwave.system")
+    import qannealq.experiment
+
+    monkeypatch.setattr(qannealq.experiment, "prepare", lambda *a, **k: pytest.fail("the model was loaded"))
+    out = tmp_path / "cmp"
+    assert main(["compare", "--neurons", "0:2", "--backends", "dwave", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--backends=dwave: no backend to compare is ready (dwave: no credentials" in err
+    assert "DWAVE_API_TOKEN" in err and "Traceback" not in err
+    assert not out.exists()
+    with pytest.raises(InvalidArgumentError, match="no backend to compare is ready"):
+        compare_backends(tiny, ["dwave"], CompareSettings(reads=2, repeats=1))
+
+
 def _check_metrics_independently(rows: list[dict], data: dict) -> None:
     """p and TTS99 recomputed from the stored energies and timings with the textbook formula."""
     refs = {name: ref["energy"] for name, ref in data["references"].items()}
