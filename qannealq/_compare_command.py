@@ -167,6 +167,19 @@ def _planning(names: tuple[str, ...]) -> list[str]:
     return [name for name in names if canonical_name(name) in planning]
 
 
+def _refuse_unready_planning(names: tuple[str, ...], flag: str) -> None:
+    """Refuse ``flag`` (``--dry-run``, ``--qpu-budget``) naming a backend of ``names`` that plans its QPU calls and
+    is not ready, with what it lacks: ``--backends dwave --dry-run`` without a token was told that none of
+    --backends spends QPU time."""
+    from qannealq.backends import available_backends, canonical_name
+
+    named = {canonical_name(name) for name in names}
+    for row in available_backends():
+        if row.name in named and row.plans_qpu and row.status != "ready":
+            raise InvalidArgumentError(f"{flag}: backend {row.name!r} spends QPU time but is not ready to plan it "
+                                       f"({row.status}: {row.hint}); or plan on dwave-mock, offline")
+
+
 def qpu_plans(job: CompareJob, instances: list[NeuronInstance], reporter: Reporter,
               samplers: dict[str, Any] | None = None) -> list:
     """The QPU plan of every ready backend of ``job`` that plans its calls (``dwave``, ``dwave-mock``): each
@@ -224,6 +237,7 @@ def run_compare(job: CompareJob, reporter: Reporter | None = None) -> tuple[Comp
     planning = _planning(job.backends)
     if (job.dry_run or job.qpu_budget is not None) and not planning:
         flag = "--dry-run" if job.qpu_budget is None else f"--qpu-budget={job.qpu_budget:g}"
+        _refuse_unready_planning(job.backends, flag)
         raise InvalidArgumentError(f"{flag}: none of --backends spends QPU time; it applies to dwave and dwave-mock")
     with ExitStack() as stack:  # a QPU backend built once: one cloud client for its options, plan and calls
         stack.enter_context(FolderLock.held(out if job.resume else None))

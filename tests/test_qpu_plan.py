@@ -247,6 +247,18 @@ def test_compare_dry_run_and_budget(tmp_path, capsys, monkeypatch):
     assert "none of --backends spends QPU time" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("flags", [["--dry-run"], ["--qpu-budget", "5"]])
+def test_compare_plan_of_a_qpu_backend_without_a_token_says_what_it_lacks(flags, tmp_path, capsys, no_dwave_token):
+    """``compare --backends dwave --dry-run`` without a token was told that none of --backends spends QPU time."""
+    argv = ["compare", "--input-size", "4", "--neurons", "0:2", "--backends", "sa,dwave", *flags,
+            "--out", str(tmp_path / "cmp")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{flags[0]}{'=5' if len(flags) > 1 else ''}: backend 'dwave' spends QPU time but is not ready to plan " \
+           "it (no credentials: no D-Wave API token found" in err
+    assert "none of --backends" not in err and not (tmp_path / "cmp").exists()
+
+
 
 
 @pytest.mark.parametrize("capacity", [["--capacity", "dwave-mock=10"], ["--sampler-option", "dwave-mock:capacity=10"]])
