@@ -47,21 +47,31 @@ def to_quadratic_program(bqm: dimod.BinaryQuadraticModel) -> tuple[QuadraticProg
     return qp, labels
 
 
+def _aer() -> tuple | None:
+    """``(AerSimulator, SamplerV2, generate_preset_pass_manager)``, or None where qiskit-aer is not installed."""
+    try:
+        from qiskit.transpiler import generate_preset_pass_manager
+        from qiskit_aer import AerSimulator
+        from qiskit_aer.primitives import SamplerV2
+    except ImportError:
+        return None
+    return AerSimulator, SamplerV2, generate_preset_pass_manager
+
+
+def _no_aer() -> BackendUnavailableError:
+    return BackendUnavailableError("simulator='aer' needs qiskit-aer, which is not installed: pip install "
+                                   "'qannealq[qiskit]', or give simulator='auto' (Aer when installed) or 'statevector'")
+
+
 def _primitive(shots: int, seed: int, simulator: str):
     """Aer's SamplerV2 (with a matching pass manager) or StatevectorSampler, as ``(sampler, pass_manager)``."""
-    if simulator in ("auto", "aer"):
-        try:
-            from qiskit.transpiler import generate_preset_pass_manager
-            from qiskit_aer import AerSimulator
-            from qiskit_aer.primitives import SamplerV2
-        except ImportError:
-            if simulator == "aer":
-                raise BackendUnavailableError("simulator='aer' needs qiskit-aer, which is not installed: "
-                                              "pip install 'qannealq[qiskit]'") from None
-        else:
-            sim = AerSimulator(seed_simulator=seed)
-            pm = generate_preset_pass_manager(optimization_level=1, backend=sim)
-            return SamplerV2(default_shots=shots, seed=seed), pm
+    aer = _aer() if simulator in ("auto", "aer") else None
+    if aer is not None:
+        simulator_class, sampler_class, pass_manager = aer
+        pm = pass_manager(optimization_level=1, backend=simulator_class(seed_simulator=seed))
+        return sampler_class(default_shots=shots, seed=seed), pm
+    if simulator == "aer":
+        raise _no_aer()
     return StatevectorSampler(default_shots=shots, seed=seed), None
 
 
@@ -111,6 +121,8 @@ class QAOASampler(dimod.Sampler):
         check_choice("optimizer", optimizer, tuple(OPTIMIZERS))  # a tuple: a list given is refused, not unhashable
         if simulator not in ("auto", "aer", "statevector"):
             raise InvalidArgumentError(f"simulator={simulator!r} must be 'auto', 'aer' or 'statevector'")
+        if simulator == "aer" and _aer() is None:  # the first sample refused it, after a run's training
+            raise _no_aer()
         reps, maxiter, shots, max_qubits = (check_positive(name, value) for name, value in (
             ("reps", reps), ("maxiter", maxiter), ("shots", shots), ("max_qubits", max_qubits)))
         if max_qubits > MOST_QUBITS:  # the first call failed in the simulator's allocation, after training

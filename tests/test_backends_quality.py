@@ -12,6 +12,7 @@ import torch
 
 from backend_fixtures import digits_layer, digits_neurons, mock_qpu, optimum
 from qannealq.backends import get_sampler
+from qannealq.errors import BackendUnavailableError
 from qannealq.pipeline import quantize_model
 from qannealq.solve import quantize_layer
 
@@ -237,7 +238,20 @@ def test_qaoa_falls_back_to_the_statevector_sampler_without_aer(monkeypatch):
     assert ss.info["simulator"].endswith("StatevectorSampler")
     assert np.allclose(bqm.energies(ss), ss.record.energy)
     with pytest.raises(ImportError, match=r"pip install 'qannealq\[qiskit\]'"):
-        get_sampler("qaoa", simulator="aer").sample(bqm)
+        get_sampler("qaoa", simulator="aer")
+
+
+def test_qaoa_refuses_simulator_aer_without_aer_when_built(monkeypatch):
+    """``simulator='aer'`` without qiskit-aer was accepted by the constructor and refused only by the first
+    ``sample``: after a run's training and calibration, or a comparison's reference optima. It is refused when
+    the sampler is built, naming the option and the install command."""
+    pytest.importorskip("qiskit_optimization")
+    from qannealq.backends.qiskit import QAOASampler
+
+    monkeypatch.setitem(sys.modules, "qiskit_aer", None)
+    with pytest.raises(BackendUnavailableError, match=r"simulator='aer' needs qiskit-aer.*pip install"):
+        QAOASampler(simulator="aer")
+    assert QAOASampler(simulator="auto").simulator == "auto"  # falls back to the statevector sampler
 
 
 def test_qaoa_records_its_circuit_depth_and_qubits():
