@@ -166,7 +166,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
                    progress: ProgressCallback | None = None, checkpoint: NeuronCheckpoint | None = None,
                    float_stats: Mapping[str, LayerStats] | None = None, executor: Executor | None = None,
                    objective: "str | Objective" = "preact", inactive_weight: float | None = None,
-                   **sampler_kwargs: Any) -> ModelResult:
+                   memory_limit: int | None = None, **sampler_kwargs: Any) -> ModelResult:
     """Quantize every ``nn.Linear`` layer of ``model`` (or those named in ``layers``).
 
     Args:
@@ -199,6 +199,9 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
             sample by whether the float neuron is active (:mod:`qannealq.weighted`); or an ``Objective``.
         inactive_weight: ``relu-aware``: the weight of inactive samples (default
             :data:`qannealq.weighted.DEFAULT_INACTIVE_WEIGHT`; 0 ignores them).
+        memory_limit: ``relu-aware``: bytes a layer's samples and per-neuron matrices may hold (default
+            :data:`qannealq.weighted.DEFAULT_MEMORY_LIMIT`; ``--memory-limit``); the time changes, not the results.
+            Taken as a sampler option, it was refused as one the backend does not take.
         **sampler_kwargs: passed to the qubo method's sampler (a backend given by name must list each in its
             ``parameters``; with another method they are refused, as they would be ignored).
 
@@ -209,7 +212,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
 
     warm_start = parse_warm_start(warm_start, "warm_start")  # as --warm-start says it
     _check_options(method, calibration, granularity, int1, batch_size, seed, progress)
-    goal = make_objective(objective, inactive_weight)
+    goal = make_objective(objective, inactive_weight, memory_limit)
     t0 = time.perf_counter()
     if sampler_kwargs and method != "qubo":  # they would be ignored (a misspelt calibration= among them)
         raise InvalidArgumentError(f"{', '.join(sorted(sampler_kwargs))}: method {method!r} takes no sampler options "

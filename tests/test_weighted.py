@@ -424,6 +424,25 @@ def test_objective_options_are_checked():
                        inactive_weight=0.5)
 
 
+def test_quantize_model_takes_memory_limit():
+    """``memory_limit=`` (``--memory-limit`` in bytes) was taken as a sampler option and refused with "backend
+    'layer-sa' does not take this option" (or "method 'gptq' takes no sampler options"), although
+    :func:`make_objective` takes it beside ``inactive_weight``; now it limits the layer like the flag."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3))
+    x = torch.randn(200, 6)
+    plain = quantize_model(model, x, 2, "gptq", objective="relu-aware")
+    limited = quantize_model(model, x, 2, "gptq", objective="relu-aware", memory_limit=10 ** 6)
+    np.testing.assert_array_equal(limited.layers[0].integers, plain.layers[0].integers)
+    assert "memory_limit" not in limited.settings
+    with pytest.raises(InvalidArgumentError, match="layer '0' keeps its calibration samples.*memory_limit=1000 bytes"):
+        quantize_model(model, x, 2, "qubo", "layer-sa", objective="relu-aware", memory_limit=1000)
+    with pytest.raises(InvalidArgumentError, match="memory_limit=1000 applies to objective='relu-aware' only"):
+        quantize_model(model, x, 2, "gptq", memory_limit=1000)
+    with pytest.raises(InvalidArgumentError, match="memory_limit is given twice"):
+        quantize_model(model, x, 2, "gptq", objective=Objective("relu-aware"), memory_limit=1000)
+
+
 def test_objective_takes_numpy_numbers():
     """A numpy integer weight or byte count (as an array's entry gives it) was refused: ``inactive_weight=np.int64(0)
     must be a number in [0, 1]``, ``memory_limit=np.int64(1073741824) must be a positive number of bytes``."""
