@@ -74,6 +74,9 @@ class Objective:
         if not is_count(self.memory_limit):
             raise InvalidArgumentError(f"memory_limit={self.memory_limit!r} must be a positive integer number of bytes")
         object.__setattr__(self, "memory_limit", int(self.memory_limit))
+        if not self.weighted:  # make_objective refuses them; given here they were ignored without a word
+            _check_options(self.name, None if w == DEFAULT_INACTIVE_WEIGHT else w,
+                           None if self.memory_limit == DEFAULT_MEMORY_LIMIT else self.memory_limit, flags=False)
 
     @property
     def weighted(self) -> bool:

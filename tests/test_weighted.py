@@ -443,6 +443,18 @@ def test_quantize_model_takes_memory_limit():
         quantize_model(model, x, 2, "gptq", objective=Objective("relu-aware"), memory_limit=1000)
 
 
+def test_preact_objective_refuses_relu_aware_options():
+    """``Objective("preact", 0.5)`` (or with a ``memory_limit``) was taken and its option ignored: a preact run
+    weighs every sample alike and keeps no samples, and the results recorded ``inactive_weight: None``; the same
+    options through :func:`make_objective` were refused."""
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))
+    with pytest.raises(InvalidArgumentError, match=r"inactive_weight=0.5 applies to objective='relu-aware' only"):
+        quantize_model(model, np.ones((4, 3)), 2, "gptq", objective=Objective("preact", 0.5))
+    with pytest.raises(InvalidArgumentError, match=r"memory_limit=1048576 applies to objective='relu-aware' only"):
+        Objective("preact", memory_limit=2 ** 20)
+    assert Objective("preact").describe() == Objective("preact", 0, 2 ** 32).describe()
+
+
 def test_objective_takes_numpy_numbers():
     """A numpy integer weight or byte count (as an array's entry gives it) was refused: ``inactive_weight=np.int64(0)
     must be a number in [0, 1]``, ``memory_limit=np.int64(1073741824) must be a positive number of bytes``."""
