@@ -26,6 +26,58 @@ def test_gptq_beats_rtn_on_the_same_hessian(bits, granularity):
     assert scores["gptq-restricted"] <= scores["rtn"] * 1.0001
 
 
+
+def _frantar_gptq(w, steps, lo, hi, offset, hessian, order, restricted, block):
+    """GPTQ as the reference code of Frantar et al. writes it, in float64, independent of the package: dead inputs
+    a unit diagonal and weight 0, act order by the diagonal after that, damping 1 % of the mean diagonal, the upper
+    Cholesky factor of H⁻¹, lazy batch updates of ``block`` columns. Restricted: each weight's clipped floor or
+    the level above it (ARCHITECTURE.md's fixed coordinates)."""
+    h, w = hessian.copy(), w.copy()
+    m = h.shape[0]
+    dead = np.diag(h) == 0
+    h[dead, dead] = 1.0
+    raw = np.floor(w / steps - offset)
+    low = np.clip(raw, lo, hi)
+    high = np.where((raw == low) & (low < hi), low + 1, low)
+    w[:, dead] = 0.0
+    perm = np.argsort(-np.diag(h), kind="stable") if order == "act" else np.arange(m)
+    w, h, steps, low, high = w[:, perm], h[np.ix_(perm, perm)], steps[:, perm], low[:, perm], high[:, perm]
+    h[np.diag_indices(m)] += 0.01 * np.mean(np.diag(h))
+    u = np.linalg.cholesky(np.linalg.inv(h)).T
+    q = np.zeros(w.shape)
+    for a in range(0, m, block):
+        b = min(a + block, m)
+        errs = np.zeros((w.shape[0], b - a))
+        for j in range(a, b):
+            z = np.floor(w[:, j] / steps[:, j] - offset + 0.5)
+            q[:, j] = np.clip(z, low[:, j], high[:, j]) if restricted else np.clip(z, lo, hi)
+            errs[:, j - a] = (w[:, j] - steps[:, j] * (q[:, j] + offset)) / u[j, j]
+            w[:, j:b] -= np.outer(errs[:, j - a], u[j, j:b])
+        w[:, b:] -= errs @ u[a:b, b:]
+    return q[:, np.argsort(perm)], dead
+
+
+@pytest.mark.parametrize("bits, granularity, int1", [(4, "tensor", "sign"), (2, "channel", "sign"),
+                                                     (1, "tensor", "paper"), (1, "channel", "sign")])
+@pytest.mark.parametrize("bias", [True, False])
+def test_gptq_equals_an_independent_reference(bits, granularity, int1, bias):
+    """Index and act order, plain and restricted, across blocks, per-tensor and per-channel grids, the bias as an
+    input of constant 1: the integers of every live input are the reference's (a dead one is rounded to nearest of
+    its weight instead of the reference's 0, which no calibration sample sees); the errors are those of the data."""
+    layer = random_layer(np.random.default_rng(bits + 10 * bias), 30, 6, samples=200, bias=bias)
+    problem = layer.problem(bits, granularity, int1)
+    x = layer.x_aug
+    grid = problem.grid
+    for order in ("index", "act"):
+        for restricted in (False, True):
+            ints = (gptq_restricted if restricted else gptq)(problem, order=order, block_size=7)
+            want, dead = _frantar_gptq(problem.weights, problem.steps, grid.lo, grid.hi, grid.offset,
+                                       x.T @ x / len(x), order, restricted, 7)
+            np.testing.assert_array_equal(ints[:, ~dead], want[:, ~dead])
+            np.testing.assert_array_equal(ints[:, dead], rtn(problem)[:, dead])
+            values = grid.dequantize(ints, problem.steps)
+            np.testing.assert_allclose(problem.errors(values), layer.direct_errors(values), rtol=1e-9)
+
 def test_rtn_is_nearest_level():
     rng = np.random.default_rng(0)
     problem = random_layer(rng, 10, 3).problem(4)
