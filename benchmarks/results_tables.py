@@ -4,8 +4,9 @@ Reads ``RESULTS/DATASET-PRESET`` (and ``RESULTS/DATASET-PRESET-low``, a second f
 the low bit widths, and ``RESULTS/DATASET-PRESET-act`` and ``-pivot``, sweeps of ``gptq-act`` and ``gptq-pivot``
 alone, if present; a cell found in two is taken once; folders whose cells were computed with other settings are
 refused) for the presets ``paper`` and ``best``, and prints, per dataset, the accuracy table (mean ± std over the
-seeds, a cell of one seed without a spread, ``(n=…)`` where fewer seeds finished than in the rest of the table,
-``—`` where none did) and the summed layer error table (its ``(n=…)`` and ``—`` alike), in Markdown; writes
+seeds, a cell of one seed without a spread, ``(n=…)`` where fewer seeds finished than the folders' ``--seeds``
+or than in the rest of the table, ``—`` where none did: every method and bit width of the folders has its column
+and row) and the summed layer error table (its ``(n=…)`` and ``—`` alike), in Markdown; writes
 ``DOCS/DATASET-PRESET.png`` (accuracy vs bits with mean ± std bands, layer error vs bits), which the tables link
 to from the folder it runs in (the README's, for the default ``--docs docs/results``).
 
@@ -34,7 +35,7 @@ ORDER = {"rtn": 0, "gptq": 1, "gptq-act": 2, "gptq-pivot": 3}
 def load(results: Path, dataset: str, preset: str) -> tuple[list[CellResult], dict | None]:
     """The cells of one dataset and preset (main folder, then ``-low``, then ``-act`` and ``-pivot``: sweeps of
     the act- and pivot-order GPTQ baselines, ``--methods gptq-act``, ``gptq-pivot``) and the stored settings,
-    with the methods of every folder."""
+    with the methods and bit widths of every folder and the most seeds of any."""
     cells, settings, seen, first = [], None, set(), None
     for suffix in ("", "-low", "-act", "-pivot"):
         root = results / f"{dataset}-{preset}{suffix}"
@@ -49,6 +50,8 @@ def load(results: Path, dataset: str, preset: str) -> tuple[list[CellResult], di
                 f"({'; '.join(differences)}): rerun {root.name} with the settings of {first[0].name}, or move it "
                 f"out of {results}")
         settings["methods"] += [m for m in stored["methods"] if m not in settings["methods"]]
+        settings["bits"] = sorted({*settings.get("bits", []), *stored.get("bits", [])}, reverse=True)
+        settings["seeds"] = max(settings.get("seeds", 0), stored.get("seeds", 0))
         for record in ResultStore(root, "sweep", stored).records():
             cell = CellResult(**record)
             if (cell.method, cell.bits, cell.seed) not in seen:
@@ -117,10 +120,12 @@ def dataset_tables(results: Path, docs: Path, dataset: str, tables: Path = Path(
     for preset, (cells, settings) in runs.items():
         plot_sweep(cells, docs / f"{dataset}-{preset}.png", f"{dataset}, preset {preset}", settings["methods"])
         aggs = aggregate(cells, settings["methods"])
-        most = max(a.n for a in aggs)
+        most = max(settings.get("seeds", 0), *(a.n for a in aggs))  # a sweep stopped early: fewer seeds marked
+        for method in [*settings["methods"], *(a.method for a in aggs)]:  # a method not reached yet: its "—"
+            if (preset, method) not in cols:
+                cols.append((preset, method))
+        bits.update(settings.get("bits", []))
         for agg in aggs:
-            if (preset, agg.method) not in cols:
-                cols.append((preset, agg.method))
             table[(preset, agg.method), agg.bits] = (agg, most)
             bits.add(agg.bits)
         floats[preset] = np.mean(list({c.train_seed: c.float_accuracy for c in cells}.values()))

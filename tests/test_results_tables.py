@@ -138,3 +138,19 @@ def test_the_plots_are_linked_where_docs_puts_them_from_the_folder_the_tables_go
         assert (tmp_path / "repo" / link).is_file()
     lines = results_tables.dataset_tables(tmp_path / "r", tmp_path / "site" / "img", "digits", tables=tmp_path / "site")
     assert lines[-2] == "![digits](img/digits-paper.png)"
+
+
+def test_an_unfinished_sweep_keeps_its_columns_and_rows_and_marks_fewer_seeds(tmp_path):
+    """A sweep of rtn and qubo at int4 and int2 over 2 seeds stopped after one rtn int4 cell: the tables dropped the
+    QUBO column and the int2 row and showed '54.00', a finished table of one method, one bit width and one seed;
+    as summary.md does, every column and row of the stored settings is kept, '—' where no seed finished, and
+    '(n=…)' marks a cell of fewer seeds than the sweep's."""
+    root = _folder(tmp_path / "r" / "digits-paper", ("rtn", "qubo"), seeds=2, bits=(4, 2))
+    for unit in (root / "units").glob("*.json"):
+        if unit.stem != unit_key(method="rtn", bits=4, seed=0):
+            unit.unlink()
+    (tmp_path / "docs").mkdir()
+    lines = _tables(tmp_path / "r", tmp_path)
+    assert [line for line in lines if line.startswith("| bits |")] == ["| bits | paper: RTN | paper: QUBO (sa) |"] * 2
+    assert [line for line in lines if line.startswith("| int")] == [
+        "| int4 | 54.00 (n=1) | — |", "| int2 | — | — |", "| int4 | 4 (n=1) | — |", "| int2 | — | — |"]
