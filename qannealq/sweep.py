@@ -27,7 +27,7 @@ from qannealq.config import ModelConfig, check_choice, check_positive, check_qpu
 from qannealq.contract import (accepted_options, check_parameters, check_plans_budget, check_qpu_ranges, qpu_planner,
                                redact, unredact)
 from qannealq.data import data_fingerprint
-from qannealq.errors import InvalidArgumentError
+from qannealq.errors import InvalidArgumentError, QannealqError
 from qannealq.experiment import Experiment, calibrate, calibration_draw, formulate_grids, prepare, reusable_stats
 from qannealq.grid import GRANULARITY_CHOICES, INT1_SCHEMES, check_bits
 from qannealq.pipeline import quantize_model
@@ -404,7 +404,11 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
                 stats = reusable_stats(exp, config.calibration, goal)  # once per seed
                 for label, bits, key in todo:
                     bar.status(f"seed {seed} int{bits} {label}")
-                    cell = _cell(exp, config, label, bits, seed, samplers.get(label.partition(":")[2]), stats)
+                    try:
+                        cell = _cell(exp, config, label, bits, seed, samplers.get(label.partition(":")[2]), stats)
+                    except QannealqError as exc:
+                        raise _failed(exc, f"{label} int{bits} seed {seed}", out, settings, cells,
+                                      departures) from exc
                     store.put(key, asdict(cell))
                     cells.append(cell)
                     computed += 1
@@ -414,6 +418,16 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
     reporter.message(f"wrote {out}/sweep.csv, sweep.json, summary.md and plots ({computed} cell(s) computed, "
                      f"{len(store.resumed)} kept)")
     return SweepSummary(out, cells, computed, len(store.resumed))
+
+
+def _failed(exc: QannealqError, cell: str, out: Path, settings: dict, cells: list[CellResult],
+            departures: list[str]) -> QannealqError:
+    """``exc`` of the cell that failed, naming it and the resume (a backend's message alone named neither the
+    method, bits and seed nor the finished cells kept); ``summary.md`` says which cell failed (it read
+    "interrupted, or still running")."""
+    write_outputs(out, settings, cells, plots=False, departures=departures, failed=f"{cell}: {exc}")
+    return type(exc)(f"sweep cell {cell} failed ({len(cells)} finished cell(s) kept in {out}; `qannealq sweep "
+                     f"--resume {out}` computes it again): {exc}")
 
 
 def _departures(config: SweepConfig) -> list[str]:

@@ -96,15 +96,17 @@ def _float_accuracy(cells: list[CellResult]) -> tuple[float, float, int]:
     return float(np.mean(values)), _std(values), len(values)
 
 
-def summary_markdown(cells: list[CellResult], settings: dict, departures: Sequence[str] = ()) -> str:
+def summary_markdown(cells: list[CellResult], settings: dict, departures: Sequence[str] = (),
+                     failed: str | None = None) -> str:
     """Markdown tables: accuracy (mean ± std over seeds) and summed layer error per method and bits; the preset's
-    words are followed by ``departures``, the settings used where they differ from those words.
+    words are followed by ``departures``, the settings used where they differ from those words; ``failed``: the
+    cell whose error stopped the sweep, and the error (it is in no mean).
 
     Every method and bit width of ``settings`` has its column and row, and a cell is marked ``(n=…)`` where fewer
     than the ``seeds`` of ``settings`` finished, ``—`` where none did: the summary of an interrupted sweep dropped
     the methods and bit widths not reached yet and read as a finished sweep of fewer seeds."""
     if not cells:
-        return "no finished cells yet\n"
+        return "no finished cells yet\n" + (f"\nfailed: {failed}\n" if failed else "")
     aggs = aggregate(cells, settings.get("methods"))
     methods = list(dict.fromkeys([*settings.get("methods", []), *(a.method for a in aggs)]))
     bits = sorted({*settings.get("bits", []), *(a.bits for a in aggs)}, reverse=True)
@@ -124,7 +126,8 @@ def summary_markdown(cells: list[CellResult], settings: dict, departures: Sequen
              f"{pm(fmean, fstd, nets, '.4f', '.4f')} ({nets} network(s)); {over}"
              + (f" (n = seeds finished where fewer than {most})" if any(a.n < most for a in aggs) else "") + ".",
              *(["", f"**Unfinished**: {len(cells)} of {planned} cells finished, {planned - len(cells)} to go "
-                "(interrupted, or still running; `qannealq sweep --resume` continues it)."]
+                + (f"(stopped by a failed cell; `qannealq sweep --resume` computes it again); failed: {failed}"
+                   if failed else "(interrupted, or still running; `qannealq sweep --resume` continues it).")]
                if len(cells) < planned else []),
              "", "| bits | " + " | ".join(f"{m} accuracy" for m in methods) + " |",
              "| --- |" + " --- |" * len(methods)]
@@ -152,9 +155,9 @@ def summary_markdown(cells: list[CellResult], settings: dict, departures: Sequen
 
 
 def write_outputs(out: Path, settings: dict, cells: list[CellResult], plots: bool = True,
-                  departures: Sequence[str] = ()) -> list[CellResult]:
+                  departures: Sequence[str] = (), failed: str | None = None) -> list[CellResult]:
     """Rewrite ``sweep.csv``, ``sweep.json`` and ``summary.md`` (and the plots) from ``cells``, atomically
-    (``departures``: see :func:`summary_markdown`)."""
+    (``departures``, ``failed``: see :func:`summary_markdown`)."""
     cells = sorted(cells, key=lambda c: (c.seed, -c.bits, c.method))
     layers = list(dict.fromkeys(name for c in cells for name in c.layer_errors))
     buffer = io.StringIO()
@@ -166,7 +169,7 @@ def write_outputs(out: Path, settings: dict, cells: list[CellResult], plots: boo
     payload = {"settings": settings, "cells": [asdict(c) for c in cells],
                "aggregates": [asdict(a) for a in aggregate(cells, settings.get("methods"))]}
     atomic_write(out / "sweep.json", json.dumps(payload, indent=2, default=json_default))  # a --data-dir as text
-    atomic_write(out / "summary.md", summary_markdown(cells, settings, departures))
+    atomic_write(out / "summary.md", summary_markdown(cells, settings, departures, failed))
     if plots and cells:
         plot_sweep(cells, out / "sweep.png", f"{cells[0].dataset}, preset {settings.get('preset')}",
                    settings.get("methods"))

@@ -307,3 +307,34 @@ def test_two_backends_whose_names_share_a_results_key_are_refused_before_any_tra
             in capsys.readouterr().err)
     assert not (tmp_path / "s").exists()
     SweepConfig(methods=("qubo:my-sa", "qubo:sa"), warm_start=None)  # names of keys of their own are taken
+
+
+def test_a_failed_cell_is_named_and_reported_as_failed_not_averaged_in(tmp_path, monkeypatch, capsys):
+    """A backend error in cell gptq int2 seed 1 ended the sweep with the backend's message alone (no cell, no
+    word of the finished cells kept) and summary.md read "interrupted, or still running"; the error now names the
+    cell and the resume, summary.md the failed cell, and the resume computes it."""
+    import qannealq.sweep
+    from qannealq.errors import BackendError
+
+    original = qannealq.sweep.quantize_model
+
+    def failing(model, x, bits, method, *args, **kwargs):
+        if (method, bits, kwargs.get("seed")) == ("gptq", 2, 1):
+            raise BackendError("layer '0', neuron 3: backend 'dwave' failed after 4 tries: SolverFailureError")
+        return original(model, x, bits, method, *args, **kwargs)
+
+    out = tmp_path / "s"
+    args = ["sweep", "--dataset", "digits", "--input-size", "4", "--bits", "4,2", "--seeds", "2", "--methods",
+            "rtn,gptq", "--out", str(out)]
+    monkeypatch.setattr(qannealq.sweep, "quantize_model", failing)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cell gptq int2 seed 1 failed" in err and f"--resume {out}" in err and "SolverFailureError" in err
+    summary = (out / "summary.md").read_text()
+    assert "7 of 8 cells finished" in summary and "failed: gptq int2 seed 1" in summary
+    aggregates = json.loads((out / "sweep.json").read_text())["aggregates"]
+    assert [a["n"] for a in aggregates if (a["method"], a["bits"]) == ("gptq", 2)] == [1]
+    monkeypatch.setattr(qannealq.sweep, "quantize_model", original)
+    assert main(["sweep", "--resume", str(out)]) == 0
+    summary = (out / "summary.md").read_text()
+    assert "failed" not in summary and "Unfinished" not in summary
