@@ -171,6 +171,22 @@ def test_one_seed_shows_values_without_a_spread(tmp_path):
     assert "mean ± std over seeds" in (tmp_path / "two" / "summary.md").read_text()
 
 
+def test_a_cell_takes_the_model_s_own_seconds_not_its_warm_ups(tmp_path, monkeypatch):
+    """A cell's seconds were the wall time around ``quantize_model``, the first loading (in a fresh checkout the
+    compiling) of its kernels included, which the model's own ``seconds`` leaves out as ``run``'s table does: a
+    digits sweep of a fresh clone gave its first layer-sa cell 65 s and the next 3.7 s ("mean seconds per cell"
+    34 s)."""
+    import qannealq.sweep as sweep_module
+
+    real = sweep_module.quantize_model
+    monkeypatch.setattr(sweep_module, "quantize_model", lambda *a, **k: replace(real(*a, **k), seconds=123.25))
+    out = tmp_path / "s"
+    assert main(["sweep", "--dataset", "digits", "--input-size", "4", "--bits", "4", "--methods", "rtn", "--seeds", "1",
+                 "--out", str(out)]) == 0
+    (cell,) = json.loads((out / "sweep.json").read_text())["cells"]
+    assert cell["seconds"] == 123.25
+
+
 def test_summary_names_the_settings_that_override_the_preset(tmp_path):
     """``--preset paper --calibration sequential --granularity channel --int1 sign``: summary.md said only the
     preset's words, 'float calibration; per-tensor max-scale grid; int1 = {-max|w|, 0}', of cells computed
