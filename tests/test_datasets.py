@@ -223,6 +223,25 @@ def test_a_damaged_raw_file_is_named_with_how_to_replace_it(tmp_path, fmt, damag
     assert not (tmp_path / "cache" / "datasets").is_dir() or not list((tmp_path / "cache" / "datasets").glob("*.npz"))
 
 
+@pytest.mark.parametrize("listed", [64, 16])
+def test_a_data_file_differing_from_its_folders_sha256sums_is_refused(tmp_path, listed):
+    """A modified mnist.npz beside a SHA256SUMS listing the original (as ../shared/datasets ships one) was loaded
+    silently, its changed labels trained on; the list's digests (full, or their first 16 hex digits) are checked."""
+    import hashlib
+
+    from qannealq.data.download import ChecksumError
+
+    x = images(20, (28, 28))
+    path = write_npz(tmp_path / "mnist.npz", x, np.arange(20) % 10, x[:5], np.arange(5))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    (tmp_path / "SHA256SUMS").write_text(f"{'0' * 64}  fashion-mnist.npz\n{digest[:listed]}  mnist.npz\n")
+    assert load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache").y_train[1] == 1
+    write_npz(path, x, np.arange(20) % 10, x[:5], np.arange(5) % 3)  # test labels changed
+    with pytest.raises(ChecksumError, match="SHA256SUMS lists for it: the file was modified") as err:
+        load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+    assert str(path) in str(err.value) and path.is_file()
+
+
 def test_missing_dataset_error_names_every_place_searched(tmp_path, monkeypatch):
     monkeypatch.setenv("QANNEALQ_DATA", str(tmp_path / "data"))
     with pytest.raises(DatasetNotFoundError) as err:

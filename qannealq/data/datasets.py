@@ -145,8 +145,38 @@ def source_checksum(source: Source, cache: str | Path | None = None) -> str:
     from qannealq.data.download import sha256_file
 
     for path in files:
-        digest.update(sha256_file(path).encode())
+        sha = sha256_file(path)
+        _check_listed_sha256(path, sha)
+        digest.update(sha.encode())
     return digest.hexdigest()
+
+
+_SUMS_FILE = "SHA256SUMS"
+
+
+def _check_listed_sha256(path: Path, sha: str) -> None:
+    """Refuse a data file whose SHA-256 ``sha`` differs from the one its folder's ``SHA256SUMS`` lists for it
+    (``sha256sum``'s lines, ``HEX  NAME`` or ``HEX *NAME``; a digest of at least 16 hex digits is compared as a
+    prefix). Without this check a modified ``mnist.npz`` beside the shared folder's ``SHA256SUMS`` was loaded
+    silently (and trained its own model); a file the list does not name is not checked.
+
+    Raises:
+        ChecksumError: the digests differ; the file is kept.
+    """
+    sums = path.parent / _SUMS_FILE
+    if not sums.is_file():
+        return
+    for line in sums.read_text(errors="replace").splitlines():
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2 or parts[1].removeprefix("*") != path.name:
+            continue
+        listed = parts[0].lower()
+        if 16 <= len(listed) <= 64 and all(c in "0123456789abcdef" for c in listed) and not sha.startswith(listed):
+            from qannealq.data.download import ChecksumError
+
+            raise ChecksumError(f"{path}: SHA-256 {sha} differs from the {listed} that {sums} lists for it: the file "
+                                "was modified or damaged; replace it with a fresh copy (or point --data-dir at a "
+                                f"folder holding a good one), or update {sums} if the change is meant")
 
 
 def dataset_checksum(name: str, data_dir: str | Path | None = None, cache: str | Path | None = None) -> str:

@@ -35,7 +35,8 @@ class DownloadError(QannealqError, OSError):
 
 
 class ChecksumError(DownloadError):
-    """A downloaded (or stored) file's SHA-256 differs from the pinned one; the file has been deleted."""
+    """A downloaded (or stored) file's SHA-256 differs from the pinned one; the file has been deleted. Also a data
+    file's differing from the one its folder's ``SHA256SUMS`` lists (that file is kept)."""
 
 
 def sha256_file(path: Path) -> str:
