@@ -96,6 +96,19 @@ def test_labels_outside_the_published_range_are_refused(tmp_path):
         load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
 
 
+@pytest.mark.parametrize("y_train, shape", [(np.eye(10, dtype=np.uint8)[np.arange(20) % 10], r"\(20, 10\)"),
+                                            (np.arange(19) % 10, r"\(19,\)")])
+def test_npz_labels_not_one_per_image_are_refused(tmp_path, y_train, shape):
+    """One-hot labels (20, 10) were raveled into 200 labels of 0 and 1 beside 20 images: the dataset loaded, a
+    network trained on the wrong labels, and accuracy failed in numpy ("operands could not be broadcast")."""
+    from qannealq.errors import InvalidArgumentError
+
+    write_npz(tmp_path / "mnist.npz", images(20, (28, 28)), y_train, images(2, (28, 28)), np.array([[0], [1]]))
+    with pytest.raises(InvalidArgumentError, match=rf"y_train has shape {shape} for the 20 images of x_train; give "
+                                                   "one integer label per image"):
+        load_dataset("mnist", data_dir=tmp_path, cache=tmp_path / "cache")
+
+
 def test_image_folder_decodes_rgb_channel_first_with_sorted_class_labels(tmp_path):
     rgb = images(6, (4, 5, 3))
     write_image_folder(tmp_path / "cifar10", {"train": [(CLASSES[k % 3], rgb[k]) for k in range(6)],

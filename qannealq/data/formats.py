@@ -65,12 +65,25 @@ def read_npz(path: Path) -> RawSplits:
             missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in z.files]
             if missing:
                 raise InvalidArgumentError(f"{path}: not a Keras-style dataset npz (missing {', '.join(missing)})")
-            return RawSplits(_flat(_channel_first(z["x_train"])), z["y_train"].astype(np.int64).ravel(),
-                             _flat(_channel_first(z["x_test"])), z["y_test"].astype(np.int64).ravel())
+            x_train, x_test = z["x_train"], z["x_test"]
+            return RawSplits(_flat(_channel_first(x_train)), _labels(path, "train", x_train, z["y_train"]),
+                             _flat(_channel_first(x_test)), _labels(path, "test", x_test, z["y_test"]))
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         if isinstance(exc, InvalidArgumentError):
             raise
         raise _corrupt(path, exc) from exc
+
+
+def _labels(path: Path, split: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """One int64 label per image (Keras's ``(N, 1)`` column taken as ``(N,)``). Labels were raveled whatever their
+    shape: one-hot ``(N, 10)`` labels became 10 N labels of 0 and 1 beside N images, which trained a network on
+    the wrong labels and failed only in the accuracy's numpy broadcast."""
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1 or len(y) != len(x):
+        raise InvalidArgumentError(f"{path}: y_{split} has shape {y.shape} for the {len(x)} images of x_{split}; give "
+                                   "one integer label per image (class indices, not one-hot: take the argmax)")
+    return y.astype(np.int64)
 
 
 def _corrupt(path: Path, exc: BaseException) -> InvalidArgumentError:
