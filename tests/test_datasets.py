@@ -122,6 +122,19 @@ def test_image_folder_decodes_rgb_channel_first_with_sorted_class_labels(tmp_pat
     np.testing.assert_array_equal(data.x_train[0], first_airplane.transpose(2, 0, 1).reshape(-1) / np.float32(255))
 
 
+def test_an_image_folder_whose_test_split_has_a_class_train_lacks_is_refused(tmp_path):
+    """CIFAR-10 with train/truck missing (a copy cut short) loaded: truck's 1000 test images were left out, the
+    9000 others scored by a 10-output network trained on 9 classes, silently."""
+    from qannealq.errors import InvalidArgumentError
+
+    rgb = images(6, (4, 5, 3))
+    write_image_folder(tmp_path / "cifar10", {"train": [(CLASSES[k % 2], rgb[k]) for k in range(6)],
+                                              "test": [(c, rgb[k]) for k, c in enumerate(CLASSES)]})
+    (tmp_path / "cifar10" / "test" / "empty").mkdir()  # a folder of no images leaves nothing out
+    with pytest.raises(InvalidArgumentError, match=r"test has class folders bird that .*train lacks"):
+        load_dataset("cifar10", data_dir=tmp_path, cache=tmp_path / "cache")
+
+
 def test_emnist_letters_as_an_image_folder(tmp_path):
     """An image folder's labels count from 0 (its sorted class folders A..Z): EMNIST letters' published offset
     of 1 was subtracted from them too, and the folder refused as 'train labels span 0..25, expected 1..26'."""

@@ -119,10 +119,20 @@ def _split_folder(root: Path, classes: list[str]) -> tuple[np.ndarray, np.ndarra
 
 
 def read_image_folder(root: Path) -> RawSplits:
-    """``root/train/<class>/*`` and ``root/test/<class>/*``; labels are the class folders' sorted order."""
+    """``root/train/<class>/*`` and ``root/test/<class>/*``; labels are the class folders' sorted order.
+
+    A test class folder of images that train/ lacks is refused: its images were left out of the test set, silently
+    (CIFAR-10 with train/truck missing: 9000 test images, 9 classes, and a 10-output network).
+    """
     classes = sorted(p.name for p in (root / "train").iterdir() if p.is_dir())
     if not classes:
         raise InvalidArgumentError(f"{root}/train has no class folders: expected train/<class>/<image files>")
+    extra = sorted(p.name for p in (root / "test").iterdir() if p.is_dir() and p.name not in classes
+                   and any(f.suffix.lower() in IMAGE_SUFFIXES for f in p.iterdir()))
+    if extra:
+        raise InvalidArgumentError(f"{root}/test has class folders {', '.join(extra)} that {root}/train lacks (their "
+                                   "images would be left out): give train/ and test/ the same class folders (was a "
+                                   "copy cut short?)")
     x_train, y_train = _split_folder(root / "train", classes)
     x_test, y_test = _split_folder(root / "test", classes)
     return RawSplits(x_train, y_train, x_test, y_test, tuple(classes))
