@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import re
+import threading
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,9 +94,15 @@ class FolderLock:
     when the last of them is closed (:meth:`ResultStore.close`, which the commands call as they end) or
     garbage-collected. Where the file system has no locks (``ENOLCK``, some network
     mounts) or the folder is read-only, nothing is locked.
+
+    The count is kept under a lock of the process: two threads opening one folder at once both found it not held,
+    and the second's ``flock`` on a descriptor of its own failed against the first's, refused as "in use by
+    another qannealq process" naming this process's own pid. Reentrant: a store's garbage collection releases
+    from whatever thread happens to collect, inside an acquire too.
     """
 
     _held: dict[str, list[int]] = {}  # resolved root -> [fd, count]
+    _counting = threading.RLock()
 
     @classmethod
     def acquire(cls, root: Path) -> str | None:
@@ -105,6 +112,11 @@ class FolderLock:
             StoreError: another process holds it.
         """
         key = str(Path(root).resolve())
+        with cls._counting:
+            return cls._acquire(root, key)
+
+    @classmethod
+    def _acquire(cls, root: Path, key: str) -> str | None:
         if key in cls._held:
             cls._held[key][1] += 1
             return key
@@ -161,13 +173,20 @@ class FolderLock:
     @classmethod
     def release(cls, key: str | None) -> None:
         """One holder fewer of ``key`` (from :meth:`acquire`); the last one unlocks the folder."""
-        entry = cls._held.get(key) if key is not None else None
-        if entry is None:
+        if key is None:
             return
-        entry[1] -= 1
-        if entry[1] <= 0:
-            del cls._held[key]
-            os.close(entry[0])  # closing the descriptor releases the flock
+        with cls._counting:
+            entry = cls._held.get(key)
+            if entry is None:
+                return
+            entry[1] -= 1
+            if entry[1] <= 0:
+                del cls._held[key]
+                os.close(entry[0])  # closing the descriptor releases the flock
+
+
+if hasattr(os, "register_at_fork"):  # a forked child has no thread left to let go of its parent's lock
+    os.register_at_fork(after_in_child=lambda: setattr(FolderLock, "_counting", threading.RLock()))
 
 
 @contextmanager

@@ -571,3 +571,46 @@ def test_a_write_syncs_its_file_through_a_handle_open_for_writing(tmp_path, monk
         tmp.write_text("x")
         tmp.chmod(0o444)
     assert (tmp_path / "read-only.txt").read_text() == "x"
+
+
+def test_two_threads_opening_one_folder_at_once_share_its_lock(tmp_path, monkeypatch):
+    """Two threads of one process taking a folder's lock at the same moment both found it not held yet, and the
+    second's ``flock`` (on a descriptor of its own) failed against the first's: a StoreError "in use by another
+    qannealq process" naming this process's own pid. Both now hold it, counted; it goes when both let it go."""
+    import os
+    import threading
+
+    import qannealq.store
+    from qannealq.store import FolderLock
+
+    real_open, meet = os.open, threading.Barrier(2)
+
+    def open_together(path, *args, **kwargs):  # each thread reaches the lock file before either has it
+        if str(path).endswith(".lock"):
+            try:
+                meet.wait(timeout=2)
+            except threading.BrokenBarrierError:  # serialized: the other thread comes only once this one is done
+                pass
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(qannealq.store.os, "open", open_together)
+    keys = [None, None]
+
+    def take(j):
+        try:
+            keys[j] = FolderLock.acquire(tmp_path)
+        except StoreError as exc:
+            keys[j] = exc
+
+    threads = [threading.Thread(target=take, args=(j,)) for j in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    monkeypatch.setattr(qannealq.store.os, "open", real_open)
+    key = str(tmp_path.resolve())
+    assert keys == [key, key]
+    assert FolderLock._held[key][1] == 2
+    FolderLock.release(key)
+    FolderLock.release(key)
+    assert key not in FolderLock._held
