@@ -18,6 +18,7 @@ reverse-anneal emulation, so that the ``dwave`` code path (plans, budgets, warm 
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import dimod
@@ -120,6 +121,22 @@ class TimedMockDWaveSampler(MockDWaveSampler):
         options.setdefault("parameter_warnings", False)
         super().__init__(**options)
         self.properties["problem_timing_data"] = qpu_problem_timing_data("advantage")
+
+    @property
+    def substitute_kwargs(self) -> dict:
+        """The substitute sampler's keyword arguments for this thread's calls: those the last call of this thread
+        set (:meth:`qannealq.backends.dwave.MockQPUSampler._seed_call`, the seed of its next call), else the
+        constructor's. They were the instance's: a sampler shared by threads (``--executor threads:N``, a user's
+        own threads) seeded the mock, another thread seeded it again before it sampled, and a call recorded with
+        seed 11 returned seed 22's reads (7 of 20 calls two threads made at once)."""
+        return getattr(self._calls, "kwargs", self._constructed)
+
+    @substitute_kwargs.setter
+    def substitute_kwargs(self, value: dict) -> None:
+        if "_calls" not in self.__dict__:  # the constructor's: every thread's until it sets its own
+            self._calls, self._constructed = threading.local(), value
+        else:
+            self._calls.kwargs = value
 
     def sample(self, bqm: dimod.BinaryQuadraticModel, **kwargs: Any) -> dimod.SampleSet:
         answer = super().sample(bqm, **kwargs)

@@ -503,3 +503,37 @@ def test_redaction_is_linear_in_the_message():
         subprocess.run([sys.executable, "-c", code], check=True, timeout=120, env=env)
     except subprocess.TimeoutExpired:
         pytest.fail("redact_text hung on a 1 MB message")
+
+
+def test_mock_calls_of_two_threads_at_once_keep_their_own_seeds(monkeypatch):
+    """One ``dwave-mock`` sampler shared by two threads (``--executor threads:N``, a user's own threads): each
+    call set the seed of the mock's next sample on the shared mock, so a call whose seed the other thread set
+    again before it sampled returned the other seed's reads under its own recorded seed (7 of 20 calls of two
+    threads at once). Here both threads seed before either samples: each gets its serial reads."""
+    import threading
+
+    sampler = get_sampler("dwave-mock", topology_type="pegasus", topology_shape=[6], num_reads=20)
+    bqms = digits_neurons(12, 2, min_variables=5)
+    serial = [sampler.sample(bqm, seed=11 + k) for k, bqm in enumerate(bqms)]
+    real_check, meet = dwave_backend.check_solver_ranges, threading.Barrier(2, timeout=30)
+
+    def seeded_together(*args):  # between a call's seeding and its submission
+        meet.wait()
+        return real_check(*args)
+
+    monkeypatch.setattr(dwave_backend, "check_solver_ranges", seeded_together)
+    both: list = [None, None]
+
+    def call(k):
+        both[k] = sampler.sample(bqms[k], seed=11 + k)
+        both[k].resolve()
+
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for alone, together in zip(serial, both):
+        assert together.info["seed"] == alone.info["seed"]
+        assert np.array_equal(together.record.sample, alone.record.sample)
+        assert np.array_equal(together.record.num_occurrences, alone.record.num_occurrences)
