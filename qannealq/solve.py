@@ -171,11 +171,31 @@ def solve_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: np
     return best_row(problem, i, sampleset, sampler_name(sampler, backend)), sampleset
 
 
+#: What to do after a per-neuron solve ran out of memory (:func:`_naming`).
+_PER_NEURON_MEMORY = ("the neurons of earlier batches are kept in a run's results store (--resume): resume with more "
+                      "memory for each solve (fewer executor workers per machine, e.g. a smaller processes:N or Dask "
+                      "workers with more memory each) or a lighter one (fewer reads, e.g. --sampler-option "
+                      "num_reads=N)")
+#: A whole-layer solver's options that lighten its solve (:func:`_whole_layer_memory`): the executor maps no
+#: whole-layer solve, and its own threads each hold their rows (and its warm start's beam groups).
+_LIGHTER = {"num_threads": "fewer threads (num_threads=N)", "num_reads": "fewer reads (num_reads=N)",
+            "warm_start_beam": "a narrower warm-start beam (warm_start_beam=N)",
+            "effort": "a lighter effort (effort=fast)"}
+
+
+def _whole_layer_memory(sampler: dimod.Sampler) -> str:
+    """What to do after a whole-layer solve ran out of memory: the options of :data:`_LIGHTER` ``sampler`` takes."""
+    ways = [text for key, text in _LIGHTER.items() if key in (accepted_options(sampler) or ())]
+    return ("the layers finished before are kept in a run's results store (--resume): resume with more memory or a "
+            "lighter solve" + (f" (--sampler-option: {', '.join(ways)})" if ways else ""))
+
+
 @contextmanager
-def _naming(problem: LayerProblem, where: str) -> Iterator[None]:
+def _naming(problem: LayerProblem, where: str, advice: str = _PER_NEURON_MEMORY) -> Iterator[None]:
     """Raise a :class:`BackendError` again with the layer and the neuron(s) it failed on; a sampler's
-    ``MemoryError`` too (:class:`SolveMemoryError`), in the process that ran it: from an executor's worker it came
-    back as a bare ``MemoryError`` naming nothing, while one of the command's own code stays what it is."""
+    ``MemoryError`` too (:class:`SolveMemoryError`, saying what to do: ``advice``), in the process that ran it: from
+    an executor's worker it came back as a bare ``MemoryError`` naming nothing, while one of the command's own code
+    stays what it is."""
     try:
         yield
     except SolveMemoryError:
@@ -183,11 +203,8 @@ def _naming(problem: LayerProblem, where: str) -> Iterator[None]:
     except BackendError as exc:
         raise BackendError(f"layer {problem.name!r}, {where}: {exc}") from exc
     except MemoryError as exc:
-        raise SolveMemoryError(
-            f"layer {problem.name!r}, {where}: out of memory in the solve (MemoryError: {exc or 'no details'}); the "
-            "neurons of earlier batches are kept in a run's results store (--resume): resume with more memory for "
-            "each solve (fewer executor workers per machine, e.g. a smaller processes:N or Dask workers with more "
-            "memory each) or a lighter one (fewer reads, e.g. --sampler-option num_reads=N)") from exc
+        raise SolveMemoryError(f"layer {problem.name!r}, {where}: out of memory in the solve (MemoryError: "
+                               f"{exc or 'no details'}); {advice}") from exc
 
 
 def _solve_named(problem: LayerProblem, i: int, *args: Any) -> tuple[np.ndarray, dimod.SampleSet]:
@@ -264,7 +281,7 @@ def _whole_layer(problem: LayerProblem, solver, warm: np.ndarray | None, seed: i
     stored = None if checkpoint is None else checkpoint.load(problem, 0, n, seed)
     if stored is not None:
         return np.asarray(stored), {"resumed": True}
-    with _naming(problem, f"all {n} neurons (whole-layer solve)"):
+    with _naming(problem, f"all {n} neurons (whole-layer solve)", _whole_layer_memory(solver)):
         result = solver.sample_layer(problem, initial_states=warm, seed=seed, **sampler_kwargs)
         assignments, info = check_layer_sample(problem, result, sampler_name(solver, backend))
     if checkpoint is not None:

@@ -300,3 +300,24 @@ def test_quantize_model_takes_none_as_the_command_line_spells_it():
     spelled = quantize_model(model, data, 2, sampler="sa", warm_start="none", seed=1, num_reads=2)
     plain = quantize_model(model, data, 2, sampler="sa", warm_start=None, seed=1, num_reads=2)
     assert spelled.settings["warm_start"] is None and spelled.layer_error == plain.layer_error
+
+
+def test_a_whole_layer_solves_memory_error_says_what_lightens_that_solve(small_layer, no_warm_up, monkeypatch):
+    """layer-sa's MemoryError named the layer but told the user to use fewer executor workers (processes:N), which
+    map no whole-layer solve, and named none of its own options that hold its memory (threads, reads, beam)."""
+    from qannealq.errors import SolveMemoryError
+
+    _, problem = small_layer
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 3.20 GiB for an array with shape (1024, 420000)")
+
+    sampler = get_sampler("layer-sa")
+    monkeypatch.setattr(type(sampler), "_sample_layer", out_of_memory)
+    with pytest.raises(SolveMemoryError, match=r"^layer 'layer', all 4 neurons \(whole-layer solve\): out of memory "
+                                               r"in the solve \(MemoryError: Unable to allocate 3.20 GiB") as caught:
+        quantize_layer(problem, "qubo", sampler, "layer-sa", seed=0, warm_start=None)
+    words = str(caught.value)
+    assert "--resume" in words and "processes:N" not in words and "executor" not in words
+    for option in ("num_threads=N", "num_reads=N", "warm_start_beam=N", "effort=fast"):
+        assert option in words
