@@ -190,6 +190,19 @@ def _whole_layer_memory(sampler: dimod.Sampler) -> str:
             "lighter solve" + (f" (--sampler-option: {', '.join(ways)})" if ways else ""))
 
 
+#: What to do after a baseline (a method, or a per-neuron sampler's warm start) ran out of memory: its ``H`` and
+#: factors are ``m²``, its rows ``n · m``, whatever the options.
+_BASELINE_MEMORY = ("the results finished before are kept in a run's results store (--resume): resume with more "
+                    "memory (fewer runs or workers beside it on the machine)")
+
+
+def _start_memory(sampler: dimod.Sampler, whole: bool) -> str:
+    """What to do after the solve loop's warm start for ``sampler`` ran out of memory: a whole-layer sampler's
+    options lighten its beam (:func:`_whole_layer_memory`); RTN has no factorization, and no beam."""
+    return (f"{_whole_layer_memory(sampler) if whole else _BASELINE_MEMORY}, or RTN's warm start (--warm-start rtn: "
+            "no factorization, no beam)")
+
+
 @contextmanager
 def _naming(problem: LayerProblem, where: str, advice: str = _PER_NEURON_MEMORY) -> Iterator[None]:
     """Raise a :class:`BackendError` again with the layer and the neuron(s) it failed on; a sampler's
@@ -516,7 +529,8 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
     warm_errors = None
     samplesets, info, used_seed = None, {}, None
     if method in BASELINES:
-        integers = BASELINES[method](problem)
+        with _naming(problem, f"method {method}", _BASELINE_MEMORY):
+            integers = BASELINES[method](problem)
         values = problem.grid.dequantize(integers, problem.steps)
         if progress:
             progress(problem.num_neurons)
@@ -536,7 +550,9 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                 # a whole-layer sampler's time limit covers the layer: its share for the start, the rest after it
                 deadline = warm_start_deadline(sampler, sampler_kwargs, m, t0) if whole else None
                 # its beams in the sampler's threads: a run on one thread searches on one, beam included
-                with beam_threads(warm_start_threads(sampler, sampler_kwargs, m) if whole else None):
+                with beam_threads(warm_start_threads(sampler, sampler_kwargs, m) if whole else None), \
+                        _naming(problem, f"warm start {warm_start}" + (f" (beam of {beam})" if beam else ""),
+                                _start_memory(sampler, whole)):
                     starts = warm_start_integers(problem, warm_start, beam, paths,
                                                  growth=warm_start_growth(sampler, sampler_kwargs, m),
                                                  pilot=warm_start_pilot(sampler, sampler_kwargs, m),

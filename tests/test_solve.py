@@ -321,3 +321,34 @@ def test_a_whole_layer_solves_memory_error_says_what_lightens_that_solve(small_l
     assert "--resume" in words and "processes:N" not in words and "executor" not in words
     for option in ("num_threads=N", "num_reads=N", "warm_start_beam=N", "effort=fast"):
         assert option in words
+
+
+@pytest.mark.parametrize("backend, method, warm_start, where, words", [
+    ("layer-sa", "qubo", "gptq", r"warm start gptq \(beam of \d+\)", "warm_start_beam=N"),
+    ("sa", "qubo", "gptq", r"warm start gptq", "--warm-start rtn"),
+    (None, "gptq", None, r"method gptq", "more memory"),
+])
+def test_a_memory_error_of_a_warm_start_or_baseline_names_the_layer_and_what_to_do(small_layer, no_warm_up,
+                                                                                     monkeypatch, backend, method,
+                                                                                     warm_start, where, words):
+    """The warm start's beam (layer-sa's, in its threads) or GPTQ's factorization out of memory ended in a bare
+    MemoryError traceback (from qannealq/_gptq_beam.py's search, naming neither the layer nor what to do): only the
+    sampler's call was named. Both are now a SolveMemoryError."""
+    from qannealq import _gptq_beam, baselines
+    from qannealq.errors import SolveMemoryError
+
+    _, problem = small_layer
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("Unable to allocate 3.20 GiB for an array with shape (8, 420000, 128)")
+
+    if backend == "layer-sa":
+        monkeypatch.setattr(_gptq_beam, "_spread_paths", out_of_memory)  # in a beam's thread
+    else:
+        monkeypatch.setattr(baselines, "_inverse_cholesky", out_of_memory)
+        monkeypatch.setattr(baselines, "_pivot_cholesky", out_of_memory)
+    sampler = get_sampler(backend, warm_start_beam=16) if backend == "layer-sa" else backend and get_sampler(backend)
+    with pytest.raises(SolveMemoryError, match=rf"^layer 'layer', {where}: out of memory in the solve \(MemoryError: "
+                                               r"Unable to allocate 3.20 GiB.*--resume") as caught:
+        quantize_layer(problem, method, sampler, backend or "", seed=0, warm_start=warm_start)
+    assert words in str(caught.value) and isinstance(caught.value, MemoryError)
