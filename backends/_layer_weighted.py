@@ -16,7 +16,8 @@ turn, from the same start and seed, sharing the time left in the same way (where
 share). A run again that the limit does not cut returns what the run without a limit returns; else the lower
 of the two. ``time_limited`` is true only where a returned row comes from a search the limit cut (or the
 limit cut the layer's warm start): a limit that the layer meets returns its states without a limit, whatever
-the timing. The layer's trace is its summed energy after each neuron's run.
+the timing; ``descended`` where any neuron's search was the tight path's greedy descent, as on a whole layer.
+The layer's trace is its summed energy after each neuron's run.
 """
 
 from __future__ import annotations
@@ -139,11 +140,13 @@ def sample_per_neuron(problem: Any, warm: np.ndarray, starts: list[np.ndarray], 
                                                                              before)))
     best = warm.copy()
     start_energies, chosen = np.zeros(len(starts)), np.zeros(len(starts), np.int64)
+    descended = False
     for i, result in enumerate(results):
         if result is not None:
             best[i, result.idx] = result.row
             start_energies += result.stats["polished_start_energies"]
             chosen += result.stats["starts_chosen"]
+            descended |= bool(result.stats.get("descended", False))
             clock.cut |= result.cut
     t2 = time.perf_counter_ns()
     energies = problem.qubo_energies(best)
@@ -154,6 +157,6 @@ def sample_per_neuron(problem: Any, warm: np.ndarray, starts: list[np.ndarray], 
                        "postprocessing_ns": time.perf_counter_ns() - t2},
             "seed": seed, "device": device, "params": params, "effort": params["effort"],
             "per_neuron": True, "polished_start_energies": start_energies.tolist(), "starts_chosen": chosen.tolist(),
-            "time_limited": clock.cut, "late": late, "retried": retried,
+            "time_limited": clock.cut, "late": late, "descended": descended, "retried": retried,
             "trace": {"seconds": [t for t, _ in clock.trace], "energy": [e for _, e in clock.trace]}}
     return LayerSample(best, energies, info)

@@ -469,6 +469,23 @@ def test_time_limit_bounds_a_layer_of_per_neuron_hessians_and_traces_it():
     assert free.info["time_limited"] is False and len(free.info["trace"]["energy"]) == problem.num_neurons + 2
 
 
+def test_a_layer_of_per_neuron_hessians_reports_whether_it_descended():
+    """``info["descended"]`` (README: the tight path's greedy descent ran) was missing on a relu-aware layer (one
+    ``H_i`` per neuron): ``sample.info["descended"]`` raised KeyError, also where each neuron's search, late on
+    1100 inputs (a population's width), was the polish and the descent by chains."""
+    from qannealq.weighted import WeightedLayerStats, build_weighted_problem
+
+    from qannealq import make_grid
+
+    for inputs, late in ((1100, True), (160, False)):
+        layer = random_layer(np.random.default_rng(41), inputs, 2, samples=600)
+        stats = WeightedLayerStats.from_arrays(layer.x, layer.y, np.where(layer.y > 0, 1.0, 0.1), True)
+        problem = build_weighted_problem(stats, layer.weight, layer.bias, make_grid(layer.weight, layer.bias, 3))
+        sample = LayerSASampler().sample_layer(problem, seed=3, late=late, warm_start_beam=0)
+        assert sample.info["per_neuron"] and sample.info["late"] is late
+        assert sample.info["descended"] is late
+
+
 def test_the_trace_ends_at_the_returned_energy_and_never_rises():
     """A run the limit cut keeps the energies its kernels tracked (float32 couplings on chains); the returned
     states' float64 energy could lie above them, the trace's last point rising by 1e-10 relative."""
