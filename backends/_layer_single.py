@@ -22,7 +22,12 @@ def _initial_row(initial_states: Any, labels: list, seed: int) -> np.ndarray:
     """The first initial state reordered to ``labels`` (binary), or a seeded random state."""
     if initial_states is None:
         return np.random.default_rng(seed).integers(0, 2, len(labels)).astype(np.uint8)
-    arr, init_labels = dimod.as_samples(initial_states)
+    try:
+        arr, init_labels = dimod.as_samples(initial_states)
+    except (ValueError, TypeError) as exc:  # dimod's own words named neither the argument nor the way out
+        raise InvalidArgumentError(f"initial_states must be one state or a list of states (0/1 or -1/+1 values) "
+                                   f"over the BQM's {len(labels)} variables, or a SampleSet; dimod could not "
+                                   f"read it: {exc}") from None
     if arr.shape[0] == 0 or set(init_labels) != set(labels):
         raise InvalidArgumentError(f"initial_states must give one state over exactly the BQM's {len(labels)} "
                                    f"variables; got labels {list(init_labels)[:5]}...")

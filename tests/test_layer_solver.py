@@ -21,6 +21,7 @@ from helpers import layer_problem as _problem, check_layer_energies as _check_en
 from qannealq import gptq_restricted, quantize_layer  # noqa: E402
 from qannealq.backends import get_sampler  # noqa: E402
 from qannealq.backends.layer_sa import LayerSASampler  # noqa: E402
+from qannealq.errors import InvalidArgumentError  # noqa: E402
 from qannealq.formulation import LayerProblem  # noqa: E402
 
 
@@ -101,6 +102,18 @@ def test_sample_single_bqm_matches_exact():
     ss = LayerSASampler().sample(spin, seed=0, initial_states=[{"a": 1, "b": -1}])
     assert ss.first.energy == pytest.approx(dimod.ExactSolver().sample(spin).first.energy)
 
+
+
+def test_a_single_bqm_refuses_unreadable_initial_states_naming_them():
+    """A 3-D ``initial_states`` (a layer's ``(n, k, m)`` given to ``sample``) or ragged rows failed in dimod with a
+    bare ValueError, "expected samples_like to be <= 2 dimensions" or "setting an array element with a
+    sequence...", naming neither the argument nor what it takes."""
+    bqm = dimod.BinaryQuadraticModel({0: -1.0, 1: 0.5, 2: 0.25}, {(0, 1): -2.0}, 0.0, "BINARY")
+    for bad in (np.zeros((1, 1, 3)), [[0, 1, 0], [0, 1]]):
+        with pytest.raises(InvalidArgumentError, match=r"^initial_states must be one state or a list of states .* "
+                           r"over the BQM's 3 variables, or a SampleSet; dimod could not read it: "):
+            LayerSASampler().sample(bqm, seed=0, initial_states=bad)
+    assert LayerSASampler().sample(bqm, seed=0, initial_states=[[1, 1, 0]]).first.energy == -2.5
 
 
 @pytest.mark.filterwarnings("ignore:All bqm biases are zero")
