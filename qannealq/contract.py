@@ -464,6 +464,12 @@ def check_reserved(options: Mapping[str, Any], given: str = "--sampler-option") 
         raise InvalidArgumentError(f"{given} {key}: {RESERVED_OPTIONS[key]}; it is not a sampler option here")
 
 
+#: The sampler options the commands also take as flags of their own (``qannealq.cli._args``: ``--effort`` and
+#: ``--time-limit`` go in as ``--sampler-option effort=...`` and ``time_limit=...``): a refusal names both, as
+#: ``run --backend sa --time-limit 5`` was told only of a "--sampler-option time_limit" it was not given.
+_OPTION_FLAGS = {"effort": "--effort", "time_limit": "--time-limit"}
+
+
 def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any], given: str = "--sampler-option") -> None:
     """Refuse sampler options that ``sampler.parameters`` does not list, naming the valid ones.
 
@@ -486,6 +492,8 @@ def check_parameters(backend: str, sampler: Any, options: Mapping[str, Any], giv
                 f"{given} {key}: every option here goes to backend {backend!r}, by its key alone (BACKEND:KEY "
                 f"picks one of several backends in sweep and compare): give {option}=VALUE")
     if unknown:
+        if given == "--sampler-option":  # the commands' --effort and --time-limit are sampler options too
+            unknown = [f"{key} (or {_OPTION_FLAGS[key]})" if key in _OPTION_FLAGS else key for key in unknown]
         raise InvalidArgumentError(
             f"{given} {', '.join(unknown)}: backend {backend!r} does not take "
             f"{'this option' if len(unknown) == 1 else 'these options'}; valid keys: "

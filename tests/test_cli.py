@@ -145,7 +145,7 @@ def no_training(monkeypatch):
     (["run", "--methods", "qubo", "--effort", "fast", "--sampler-option", "effort=thorough"],
      "sampler option effort is given twice, as 'fast' and 'thorough'"),
     (["run", "--methods", "qubo", "--backend", "sa", "--time-limit", "5"],
-     "--sampler-option time_limit: backend 'sa' does not take"),
+     "--sampler-option time_limit (or --time-limit): backend 'sa' does not take"),
     (["run", "--methods", "rtn,gptq", "--retries", "5"],  # it ran, retrying nothing, without a word
      "--retries 5 retries the qubo method's cloud backend, and --methods rtn,gptq has no qubo"),
     # refused at the first neuron, after training and calibration

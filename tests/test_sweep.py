@@ -248,7 +248,10 @@ def test_an_option_given_as_backend_key_goes_to_that_qubo_backend_alone(tmp_path
     (["--methods", "qubo:sa,qubo:layer-sa", "--sampler-option", "num_redas=3"],
      "--sampler-option num_redas: none of the qubo backends of --methods qubo:sa,qubo:layer-sa (sa, layer-sa) "
      "takes this option"),
-    (["--methods", "qubo:sa", "--effort", "fast"], "--sampler-option effort: backend 'sa' does not take this option"),
+    (["--methods", "qubo:sa", "--effort", "fast"],
+     "--sampler-option effort (or --effort): backend 'sa' does not take this option"),
+    (["--methods", "qubo:sa", "--time-limit", "5"],
+     "--sampler-option time_limit (or --time-limit): backend 'sa' does not take this option"),
     (["--methods", "qubo:sa", "--sampler-option", "tabu:timeout=3"],
      "--sampler-option tabu:timeout: BACKEND:KEY gives an option to one qubo backend, and 'tabu' is not one of "
      "--methods qubo:sa (sa)"),
