@@ -333,3 +333,19 @@ def test_a_sub_solver_that_returns_no_sample_is_named():
     with pytest.raises(BackendError, match=r"_NoSamples returned no sample for the decomposition's sub-problem 1 "
                                            r"\(4 of 12 variables\)"):
         decomposed(_NoSamples(), capacity=4).sample(bqm, seed=0)
+
+
+def test_a_constant_added_to_the_energy_changes_no_step(easy):
+    """The rounds compare energies less the offset: with 1e10 times the largest coefficient added (energies still
+    resolved to ~1e-6 of it), gains below 1e-12 of the energy (0.01 of it) had been refused: 2 of 5 accepted, and
+    the search ended 0.0115 higher (0.41 without the constant)."""
+    bqm = easy.neuron_bqm(0)
+    lin, (_, _, quad), _ = bqm.to_numpy_vectors()
+    largest = max(np.abs(lin).max(), np.abs(quad).max())
+    shifted = bqm.copy()
+    shifted.offset += 1e10 * largest
+    sampler = decomposed("exact", capacity=12, patience=30)
+    plain, high = sampler.sample(bqm, seed=2), sampler.sample(shifted, seed=2)
+    assert high.info["accepted"] == plain.info["accepted"] and high.info["rounds"] == plain.info["rounds"]
+    assert high.first.sample == plain.first.sample
+    assert high.first.energy - shifted.offset == pytest.approx(plain.first.energy - bqm.offset, abs=1e-4 * largest)
