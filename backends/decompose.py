@@ -170,9 +170,12 @@ class DecomposingSampler(LayerComposite):
 
     def exceeded_limit(self, capacity: int | None) -> int | None:
         """The child's limit where ``capacity`` is above it, else None: only a limit its class states as a number
-        (``default_max_variables``), so that no QPU is contacted."""
+        (``default_max_variables``), so that no QPU is contacted, or, where its class states none (a sampler of
+        yours), its ``properties["max_variables"]``, as :func:`capacity_limited` reads it: a sampler declaring 8
+        there had been handed whole 17-variable neurons under ``capacity=20``."""
         declared = _declared_capacity(self.child)
-        if capacity is None or not isinstance(declared, int) or isinstance(declared, bool):
+        numeric = isinstance(declared, int) and not isinstance(declared, bool)
+        if capacity is None or not (numeric or declared is _MISSING):
             return None
         limit = max_variables(self.child)
         return limit if limit is not None and capacity > limit else None

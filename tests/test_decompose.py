@@ -96,7 +96,7 @@ def test_a_bqm_within_capacity_goes_straight_to_the_backend():
     problem = random_layer(np.random.default_rng(1), 15, 1, dead=0).problem(4)
     bqm = problem.neuron_bqm(0)
     child = Recording()
-    ss = decomposed(child, capacity=100).sample(bqm)
+    ss = decomposed(child, capacity=24).sample(bqm)
     assert child.sizes == [bqm.num_variables] and ss.info["decomposed"] is False
     assert ss.first.energy == pytest.approx(get_sampler("exact").sample(bqm).first.energy, rel=1e-12)
 
@@ -194,6 +194,29 @@ def test_a_capacity_above_the_backends_own_limit_is_refused_before_any_call():
         check_options(small, {})
     with pytest.raises(InvalidArgumentError, match=r"capacity=8 is above the 5 variables"):
         small.sample(bqm)
+
+
+def test_a_capacity_above_the_limit_a_sampler_of_yours_states_is_refused():
+    """A sampler of yours states its capacity as ``properties["max_variables"]`` (the backend contract), not as a
+    class's ``default_max_variables``: ``run --backend mine --sampler-option capacity=20`` with 8 there was taken,
+    and the decomposition handed it whole 17-variable neurons, which it failed on after training. Refused now, as
+    a built-in backend's; a capacity within it is taken."""
+    from qannealq.contract import check_options
+
+    class EightAtMost(Recording):
+        properties = {"max_variables": 8}
+
+    child = EightAtMost()
+    with pytest.raises(InvalidArgumentError, match=r"capacity=20 is above the 8 variables that backend "
+                                                   r"'EightAtMost' takes: .* give at most 8"):
+        check_options(decomposed(child), {"capacity": 20})
+    bqm = random_layer(np.random.default_rng(1), 16, 1, dead=0).problem(4).neuron_bqm(0)
+    with pytest.raises(InvalidArgumentError, match=r"capacity=20 is above the 8 variables"):
+        decomposed(child, capacity=20).sample(bqm)
+    assert child.sizes == []
+    check_options(decomposed(child), {"capacity": 8})
+    decomposed(child, capacity=8).sample(bqm, seed=2)
+    assert child.sizes and max(child.sizes) <= 8
 
 
 def test_auto_decompose_wraps_capacity_limited_backends_only():
