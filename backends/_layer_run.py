@@ -399,12 +399,5 @@ class _Run:
         self.clock.keep(TAIL_SAMPLED * self.product_seconds)
 
     def _stride(self, steps_left: int, per_sweep: float | None) -> int:
-        """Steps of the schedule per sweep so that the ``steps_left`` fit the time left (two sweeps kept for the
-        final polish); 1 until the speed is known or when they fit (then nothing depends on timing)."""
-        if per_sweep is None:
-            return 1
-        affordable = int(0.9 * (self.clock.remaining() - 2.0 * per_sweep) / max(per_sweep, 1e-9))
-        if affordable >= steps_left:
-            return 1
-        self.clock.cut = True
-        return max(1, -(-steps_left // max(affordable, 1)))
+        """Steps of the schedule per sweep so that the ``steps_left`` fit the time left (:meth:`Clock.stride`)."""
+        return self.clock.stride(steps_left, per_sweep)

@@ -435,6 +435,19 @@ class Clock:
         self.cut |= over
         return over
 
+    def stride(self, steps_left: int, per_sweep: float | None) -> int:
+        """Steps of an anneal's schedule per sweep so that the ``steps_left`` fit the time left (two sweeps kept
+        for the final polish) at ``per_sweep`` seconds a sweep; 1 without a limit, until the speed is known
+        (None) or when they fit (then nothing depends on timing), else marks the run as cut. Both anneals (numba
+        and torch) take their schedule in such strides, so that they always end cold, however short the time."""
+        if self.limit is None or per_sweep is None:
+            return 1
+        affordable = int(0.9 * (self.remaining() - 2.0 * per_sweep) / max(per_sweep, 1e-9))
+        if affordable >= steps_left:
+            return 1
+        self.cut = True
+        return max(1, -(-steps_left // max(affordable, 1)))
+
     def record(self, energy: float) -> None:
         """Add a trace point, the best total energy now, and raise the points before it that lie below it to it:
         those are the kernels' tracked energies (float32 couplings on chains) of states whose energy a later point

@@ -28,6 +28,7 @@ local minimum), and data-centre GPUs run fp64 at a useful rate.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -148,27 +149,36 @@ class TorchRun:
                      base: torch.Tensor) -> torch.Tensor:
         """``S`` Metropolis sweeps then a polish (stopping at the clock's limit); the best state of each row.
 
+        Under a time limit, as the numba anneal: each sweep is timed, and the schedule's steps are taken in
+        strides wide enough to reach its cold end before the limit, two sweeps' time kept for the polish
+        (:meth:`Clock.stride`; cut where they stood, a short limit left the rows near the hot end, unpolished).
         ``base`` ``(n, 1)``: the problems' energies at the start, for the clock's trace.
         """
         g = self._field(v)
         energy = torch.zeros(v.shape[:2], dtype=torch.float64, device=self.device)
         best_e = energy.clone()
         best = v.clone()
-        phases = [(s, beta[:, :, s]) for s in range(beta.shape[2])] + [(None, None)]
-        for s, b in phases:
+        sweeps, step = beta.shape[2], 0
+        while True:
             if self.clock.expired():
                 break
-            if s is None:
+            begun = time.perf_counter()
+            if step >= sweeps:
                 change = self._chain_polish(v, g) + self._polish(v, g)
-            elif self.depth >= 3:
-                change = self._chain_sweep(v, g, b, gen)
             else:
-                change = self._sweep(v, g, b, gen)
+                b = beta[:, :, step]
+                change = self._chain_sweep(v, g, b, gen) if self.depth >= 3 else self._sweep(v, g, b, gen)
             energy = energy + change
             better = energy < best_e
             best_e = torch.where(better, energy, best_e)
             best = torch.where(better[:, :, None], v, best)
             self.clock.record(float((base + best_e).min(dim=1).values.sum()))
+            if step >= sweeps:
+                break
+            per_sweep = time.perf_counter() - begun
+            # the cold end (the last step) always runs, then the polish
+            step = sweeps if step == sweeps - 1 else min(step + self.clock.stride(sweeps - 1 - step, per_sweep),
+                                                         sweeps - 1)
         return best
 
     def _delta(self, v: torch.Tensor, g: torch.Tensor, j: int) -> torch.Tensor:

@@ -159,6 +159,35 @@ def test_time_limit_and_trace_on_the_torch_path():
     assert energy.size >= 3 and np.all(np.diff(energy) <= 1e-12 * abs(energy[0]))
 
 
+def test_a_limited_torch_anneal_takes_its_schedule_in_strides_to_end_cold_then_polishes(monkeypatch):
+    """Under a limit far shorter than its schedule the torch anneal stopped at the sweep that passed it, near the
+    hot end and unpolished (100000 sweeps under 1 s: 15 sweeps from beta 2.73 to 2.73 of a schedule ending at 97;
+    10.04 against the polished start's 10.28, numba 7.35 from 9.83). As the numba anneal, it now strides the
+    schedule to reach its cold end within the limit, then polishes (8.86 there)."""
+    from qannealq.backends._layer_torch import TorchRun
+
+    layer, problem = _problem(6, 40, 6, 3)
+    warm = problem.encode(gptq_restricted(problem))
+    schedules, swept, polished = [], [], []
+    anneal_rows, sweep, polish = TorchRun._anneal_rows, TorchRun._sweep, TorchRun._polish
+    monkeypatch.setattr(TorchRun, "_anneal_rows", lambda self, v, beta, *a: schedules.append(beta.clone())
+                        or anneal_rows(self, v, beta, *a))
+    monkeypatch.setattr(TorchRun, "_sweep", lambda self, v, g, beta, gen: swept.append(beta.clone())
+                        or sweep(self, v, g, beta, gen))
+    monkeypatch.setattr(TorchRun, "_polish", lambda self, v, g, bounded=True: polished.append(bounded)
+                        or polish(self, v, g, bounded))
+    solver = LayerSASampler(device="torch-cpu", num_reads=4, num_sweeps=100_000, hot_acceptance=0.3)
+    sample = solver.sample_layer(problem, initial_states=warm, seed=1, time_limit=1.0)
+    assert sample.info["time_limited"] is True
+    _check_energies(layer, problem, sample)
+    assert np.all(sample.energies <= problem.qubo_energies(warm) + 1e-15)
+    assert len(schedules) == 1 and schedules[0].shape[2] == 100_000
+    assert 2 <= len(swept) < 100_000
+    torch.testing.assert_close(swept[0], schedules[0][:, :, 0])
+    torch.testing.assert_close(swept[-1], schedules[0][:, :, -1])  # the cold end
+    assert polished[-1] is True  # the anneal's own polish (bounded by the limit) ran after the sweeps
+
+
 def test_the_polish_of_the_start_runs_past_a_spent_limit_as_the_numba_one_does():
     """The start's polish is not bounded by the limit on either path (a limited run ends at least where ``fast``
     does): the torch one stopped at the spent clock, and the first neuron here kept its all-zero start's energy
