@@ -118,9 +118,15 @@ class BackendStatus:
 def capacity_of(cls: type) -> str:
     """The capacity of backend class ``cls`` in words, from its ``default_max_variables`` and ``capacity_reason``.
 
-    A class without ``default_max_variables`` (a third-party sampler) gets :data:`UNDOCUMENTED_CAPACITY`.
+    A class without ``default_max_variables`` (a third-party sampler) gets the ``max_variables`` its class-level
+    ``properties`` dict states, as the contract reads it from an instance (a sampler stating 8 there was listed
+    "see its documentation"), else :data:`UNDOCUMENTED_CAPACITY`.
     """
     if not hasattr(cls, "default_max_variables"):
+        stated = vars(cls).get("properties")  # a dict on the class; a property (an instance's) cannot be read here
+        limit = stated.get("max_variables") if isinstance(stated, dict) else None
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+            return describe_capacity(limit, "its properties' max_variables")
         return UNDOCUMENTED_CAPACITY
     return describe_capacity(cls.default_max_variables, getattr(cls, "capacity_reason", "") or "")
 

@@ -51,6 +51,21 @@ def test_capacity_text_is_read_from_the_class(monkeypatch):
     assert capacity_of(dimod.ExactSolver) == UNDOCUMENTED_CAPACITY
 
 
+def test_a_third_party_class_states_its_capacity_in_its_properties():
+    """A sampler of yours with ``properties = {"max_variables": 8}`` on its class (the contract's way to state a
+    capacity) was listed "see its documentation", though decomposition and capacity checks read the 8."""
+    class Mine(dimod.Sampler):
+        properties = {"max_variables": 8}
+        parameters = {}
+
+        def sample(self, bqm, **kwargs):  # pragma: no cover - listed, never sampled
+            raise NotImplementedError
+
+    assert capacity_of(Mine) == "8 (its properties' max_variables)"
+    Mine.properties = {"max_variables": True}
+    assert capacity_of(Mine) == UNDOCUMENTED_CAPACITY
+
+
 def test_mock_capacity_text_is_its_real_largest_clique():
     pytest.importorskip("dwave.system")
     from qannealq.backends.dwave import MockQPUSampler
