@@ -204,11 +204,12 @@ def _start_memory(sampler: dimod.Sampler, whole: bool) -> str:
 
 
 @contextmanager
-def _naming(problem: LayerProblem, where: str, advice: str = _PER_NEURON_MEMORY) -> Iterator[None]:
+def _naming(problem: LayerProblem, where: str,
+            advice: str | Callable[[], str] = _PER_NEURON_MEMORY) -> Iterator[None]:
     """Raise a :class:`BackendError` again with the layer and the neuron(s) it failed on; a sampler's
-    ``MemoryError`` too (:class:`SolveMemoryError`, saying what to do: ``advice``), in the process that ran it: from
-    an executor's worker it came back as a bare ``MemoryError`` naming nothing, while one of the command's own code
-    stays what it is."""
+    ``MemoryError`` too (:class:`SolveMemoryError`, saying what to do: ``advice``, or what it returns, formed only
+    then: a sampler's options may be read from its solver), in the process that ran it: from an executor's worker it
+    came back as a bare ``MemoryError`` naming nothing, while one of the command's own code stays what it is."""
     try:
         yield
     except SolveMemoryError:
@@ -217,7 +218,7 @@ def _naming(problem: LayerProblem, where: str, advice: str = _PER_NEURON_MEMORY)
         raise BackendError(f"layer {problem.name!r}, {where}: {exc}") from exc
     except MemoryError as exc:
         raise SolveMemoryError(f"layer {problem.name!r}, {where}: out of memory in the solve (MemoryError: "
-                               f"{exc or 'no details'}); {advice}") from exc
+                               f"{exc or 'no details'}); {advice() if callable(advice) else advice}") from exc
 
 
 def _solve_named(problem: LayerProblem, i: int, *args: Any) -> tuple[np.ndarray, dimod.SampleSet]:
@@ -294,7 +295,7 @@ def _whole_layer(problem: LayerProblem, solver, warm: np.ndarray | None, seed: i
     stored = None if checkpoint is None else checkpoint.load(problem, 0, n, seed)
     if stored is not None:
         return np.asarray(stored), {"resumed": True}
-    with _naming(problem, f"all {n} neurons (whole-layer solve)", _whole_layer_memory(solver)):
+    with _naming(problem, f"all {n} neurons (whole-layer solve)", lambda: _whole_layer_memory(solver)):
         result = solver.sample_layer(problem, initial_states=warm, seed=seed, **sampler_kwargs)
         assignments, info = check_layer_sample(problem, result, sampler_name(solver, backend))
     if checkpoint is not None:
@@ -552,7 +553,7 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                 # its beams in the sampler's threads: a run on one thread searches on one, beam included
                 with beam_threads(warm_start_threads(sampler, sampler_kwargs, m) if whole else None), \
                         _naming(problem, f"warm start {warm_start}" + (f" (beam of {beam})" if beam else ""),
-                                _start_memory(sampler, whole)):
+                                lambda: _start_memory(sampler, whole)):
                     starts = warm_start_integers(problem, warm_start, beam, paths,
                                                  growth=warm_start_growth(sampler, sampler_kwargs, m),
                                                  pilot=warm_start_pilot(sampler, sampler_kwargs, m),
