@@ -26,7 +26,7 @@ from qannealq.errors import InvalidArgumentError
 from qannealq.grid import GRANULARITIES, INT1_SCHEMES, check_bits
 from qannealq.report import LogReporter, Reporter
 from qannealq.runner import default_out_dir
-from qannealq.store import FolderLock, ResultStore, json_default, unit_key
+from qannealq.store import FolderLock, ResultStore, json_default, refuse_file_out, unit_key
 
 __all__ = ["Selection", "CompareJob", "ExportJob", "run_compare", "run_export"]
 
@@ -285,8 +285,7 @@ class ExportJob:
     def __post_init__(self) -> None:
         if self.library == (self.selection is not None):
             raise InvalidArgumentError("give either --library or a model selection (--dataset, --layer, --bits)")
-        if Path(self.out).exists() and not Path(self.out).is_dir():  # mkdir's FileExistsError, after the training
-            raise InvalidArgumentError(f"--out={str(self.out)!r} is an existing file, not a folder: give a folder path")
+        refuse_file_out(self.out)
         if not self.resume and Path(self.out, "index.json").exists():  # its files were overwritten, index replaced
             raise InvalidArgumentError(f"--out={str(self.out)!r} holds an export already (index.json): continue it "
                                        f"with --resume {self.out}, give another --out folder, or remove that one")

@@ -34,7 +34,8 @@ from qannealq.errors import InvalidArgumentError, StoreError
 logger = logging.getLogger(__name__)
 
 __all__ = ["ResultStore", "StoreError", "FolderLock", "atomic_path", "atomic_write", "replace_synced", "sync_folder",
-           "settings_diff", "unit_key", "key_part", "check_distinct_keys", "json_default", "OUT_REMEDY", "CACHE_REMEDY"]
+           "settings_diff", "unit_key", "key_part", "check_distinct_keys", "refuse_file_out", "json_default",
+           "OUT_REMEDY", "CACHE_REMEDY"]
 
 FORMAT = 1
 
@@ -345,6 +346,17 @@ def key_part(text: str) -> str:
     return text if safe == text else f"{safe}-{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
+def refuse_file_out(root: Path) -> None:
+    """Refuse an ``--out`` that names an existing file (its folder's creation failed with ``FileExistsError``,
+    after the model's training): the results stores' and the instance export's one check.
+
+    Raises:
+        InvalidArgumentError: ``root`` is a file.
+    """
+    if Path(root).exists() and not Path(root).is_dir():
+        raise InvalidArgumentError(f"--out={str(root)!r} is an existing file, not a folder: give a folder path")
+
+
 def check_distinct_keys(what: str, names: Sequence[str]) -> None:
     """Refuse two ``names`` that differ only where a store key (:func:`unit_key`, letters, digits and ``._=-``)
     does not: their units would share one key, so instance ``n-0`` took the reference optimum computed for
@@ -390,8 +402,7 @@ class ResultStore:
         Also refuses a folder that cannot be created or written (the nearest existing parent not writable).
         """
         root = Path(root)
-        if root.exists() and not root.is_dir():
-            raise InvalidArgumentError(f"--out={str(root)!r} is an existing file, not a folder: give a folder path")
+        refuse_file_out(root)
         if resume:
             cls._reopen(root, command, _canonical(dict(settings)), write=False, fingerprint=fingerprint)
             FolderLock.check(root)  # another process on it: refused before any work
@@ -453,8 +464,7 @@ class ResultStore:
             StoreError: the folder cannot be created or written.
         """
         root = Path(root)
-        if root.exists() and not root.is_dir():
-            raise InvalidArgumentError(f"--out={str(root)!r} is an existing file, not a folder: give a folder path")
+        refuse_file_out(root)
         meta = root / "store.json"
         settings = _canonical(dict(settings))
         if resume:
