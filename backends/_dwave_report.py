@@ -122,12 +122,11 @@ def layer_result(problem, plan, futures: dict, warm_rows: np.ndarray | None, see
     """The layer's :class:`LayerSample` (see the module docstring); ``marks`` = (start, submitted, resolved) ns."""
     start, submitted, resolved = marks
     rows, samplesets = _best_rows(problem, futures)
-    energies = problem.qubo_energies(rows)
     kept = np.zeros(problem.num_neurons, dtype=bool)
-    if warm_rows is not None:
-        warm_energies = problem.qubo_energies(warm_rows)
-        kept = warm_energies < energies
-        rows[kept], energies[kept] = np.asarray(warm_rows)[kept], warm_energies[kept]
+    if warm_rows is None:
+        energies = problem.qubo_energies(rows)
+    else:
+        rows, energies, kept = problem.keep_lower(rows, warm_rows)
     settings = plan.settings
     qpu = {"clique_size": plan.clique_size, "per_call": plan.per_call, "calls": len(plan.calls),
            "neurons_per_call": [len(c.neurons) for c in plan.calls], "num_reads": settings.num_reads,

@@ -112,6 +112,8 @@ def _layer_rows(result: ModelResult) -> list[dict]:
              "variables": l.num_variables,
              "warm_start_error": None if l.warm_start_errors is None else float(l.warm_start_errors.sum()),
              **_decomposed(l),
+             # a per-neuron backend's neurons whose best read was above the warm start they were handed
+             **({"warm_start_kept": l.info["warm_start_kept"]} if "warm_start_kept" in l.info else {}),
              **({"qpu": l.info["qpu"]} if "qpu" in l.info else {})}  # QPU calls and per-neuron QPU time
             for l in result.layers]
 
@@ -170,6 +172,10 @@ def _say_decomposed(reporter: Reporter, bits: int, result: ModelResult) -> None:
         if _decomposed(layer):
             reporter.message(f"int{bits} {layer.name}: {_decomposed(layer)['decomposed_neurons']} neuron(s) above "
                              "the backend's capacity solved by decomposition")
+        if layer.info.get("warm_start_kept"):
+            reporter.message(f"int{bits} {layer.name}: warm start kept for {layer.info['warm_start_kept']} of "
+                             f"{layer.errors.size} neuron(s), the backend's best read above it (more reads or "
+                             "sweeps may help)")
 
 
 def _settings(config: RunConfig, exp: Experiment, warm: str | None) -> dict:

@@ -150,7 +150,7 @@ def submit_neuron(problem: LayerProblem, i: int, sampler: dimod.Sampler, warm: n
     kwargs = dict(sampler_kwargs)
     if seed is not None and accepts_parameter(sampler, "seed"):
         kwargs.setdefault("seed", seed)
-    if warm is not None and accepts_parameter(sampler, "initial_states"):
+    if _handed_warm(sampler, warm, sampler_kwargs):
         idx = problem.variables(i)
         kwargs.setdefault("initial_states", (warm[i, idx][None, :].astype(np.int8), idx.tolist()))
     return sampler.sample(bqm, **kwargs)
@@ -314,7 +314,19 @@ def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
         return assignments, info.pop("samplesets", None), info  # a whole-layer sampler may keep its raw sets
     rows, samplesets = _per_neuron(problem, sampler, warm, seed, executor, progress, sampler_kwargs, checkpoint,
                                    backend)
-    return np.stack(rows), samplesets, {"timing": merge_timing(ss.info for ss in samplesets if ss is not None)}
+    info = {"timing": merge_timing(ss.info for ss in samplesets if ss is not None)}
+    assignments = np.stack(rows)
+    if _handed_warm(sampler, warm, sampler_kwargs):  # its start is an assignment it was given: never worse
+        # the stored batches hold the sampler's own rows, so a resumed layer keeps the same neurons' starts
+        assignments, _, kept = problem.keep_lower(assignments, warm)
+        info["warm_start_kept"] = int(kept.sum())
+    return assignments, samplesets, info
+
+
+def _handed_warm(sampler: dimod.Sampler, warm: np.ndarray | None, sampler_kwargs: dict[str, Any]) -> bool:
+    """Whether :func:`submit_neuron` gives each neuron's BQM its warm row as the initial state."""
+    return (warm is not None and "initial_states" not in sampler_kwargs
+            and accepts_parameter(sampler, "initial_states"))
 
 
 #: The most inputs a warm-up's stand-in layer has (:func:`warm_up`): above every size at which ``layer-sa``

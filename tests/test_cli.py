@@ -97,6 +97,14 @@ def test_run_on_digits_writes_results(tmp_path, capsys):
     assert 0 < first["layers"][0]["variables"] < 32 * 65  # dead border pixels and clipped weights are fixed
     assert sum(l["error"] for l in first["layers"]) == pytest.approx(first["layer_error"])
     assert (out / "accuracy_vs_bits.png").stat().st_size > 1000
+    # sa's one read from each warm row may end above it (most of the first layer's neurons at int4): each such
+    # neuron keeps its start, counted in results.json and said on the console
+    for row in payload["results"]:
+        for layer in row["layers"] if row["method"] == "qubo" else ():
+            assert layer["error"] <= layer["warm_start_error"] * (1 + 1e-9)
+            assert 0 <= layer["warm_start_kept"] <= layer["neurons"]
+    kept = [l["warm_start_kept"] for r in payload["results"] if r["method"] == "qubo" for l in r["layers"]]
+    assert sum(kept) > 0 and "warm start kept for" in printed
 
 
 def test_run_without_out_creates_a_folder_under_runs(tmp_path, monkeypatch, capsys):

@@ -79,13 +79,80 @@ def test_lowest_energy_sample_used_and_warm_start_and_seed_passed(small_layer):
     assert result.seed == 11
     for i, (kwargs, ss) in enumerate(zip(sampler.calls, result.samplesets)):
         assert ss.record.energy[0] > ss.record.energy.min()
-        assert result.errors[i] == pytest.approx(ss.record.energy.min(), rel=1e-9)
+        # its lowest read, or the warm start it was handed where that is lower
+        assert result.errors[i] == pytest.approx(min(ss.record.energy.min(), result.warm_start_errors[i]), rel=1e-9)
         states, labels = kwargs["initial_states"]
         assert labels == problem.variables(i).tolist()
         np.testing.assert_array_equal(states[0], warm[i, labels])
     assert len({c["seed"] for c in sampler.calls}) == problem.num_neurons  # a derived seed per neuron
     again = quantize_layer(problem, "qubo", _RecordingSampler(), "recording", seed=11)
     np.testing.assert_array_equal(again.integers, result.integers)
+
+
+def test_without_a_warm_start_the_lowest_read_is_used(small_layer):
+    _, problem = small_layer
+    result = quantize_layer(problem, "qubo", _RecordingSampler(), "recording", seed=11, warm_start=None)
+    for i, ss in enumerate(result.samplesets):
+        assert result.errors[i] == pytest.approx(ss.record.energy.min(), rel=1e-9)
+    assert "warm_start_kept" not in result.info
+
+
+class _Flipping(dimod.Sampler):
+    """One read: the complement of its initial state (random where none is given): never better than a good start."""
+
+    parameters = {"seed": [], "initial_states": []}
+    properties: dict = {}
+
+    def sample(self, bqm, seed=None, initial_states=None):
+        labels = list(bqm.variables)
+        if initial_states is None:
+            state = np.random.default_rng(seed).integers(0, 2, len(labels))
+        else:
+            states, given = initial_states
+            state = 1 - np.asarray(states[0])[[given.index(v) for v in labels]]
+        return dimod.SampleSet.from_samples_bqm((state[None, :], labels), bqm)
+
+
+class _FlippingNoStart(_Flipping):
+    parameters = {"seed": []}
+
+
+class _Batches:
+    """A checkpoint in memory (the NeuronCheckpoint protocol): batches of 2 neurons."""
+
+    batch_size = 2
+
+    def __init__(self):
+        self.rows = {}
+
+    def load(self, problem, start, stop, seed):
+        return self.rows.get((start, stop, seed))
+
+    def save(self, problem, start, rows, seed):
+        self.rows[(start, start + len(rows), seed)] = np.array(rows)
+
+
+def test_a_per_neuron_sampler_handed_the_warm_start_never_ends_above_it(small_layer):
+    _, problem = small_layer
+    raw = quantize_layer(problem, "qubo", _Flipping(), "flip", seed=5, warm_start=None)
+    warm = problem.encode(gptq_restricted(problem, order="pivot"))
+    flipped = problem.qubo_energies(np.where(problem.free, 1 - warm, 0))
+    above = flipped > problem.qubo_energies(warm)
+    assert above.sum() >= 2  # the test means something: some neurons' reads end above their start
+    checkpoint = _Batches()
+    result = quantize_layer(problem, "qubo", _Flipping(), "flip", seed=5, checkpoint=checkpoint)
+    np.testing.assert_allclose(result.errors, np.minimum(flipped, result.warm_start_errors), rtol=1e-9)
+    assert np.all(result.errors <= result.warm_start_errors * (1 + 1e-12))
+    assert result.info["warm_start_kept"] == above.sum()
+    # the batches hold the sampler's own rows: a resume keeps the same starts and says so
+    resumed = quantize_layer(problem, "qubo", _Flipping(), "flip", seed=5, checkpoint=checkpoint)
+    np.testing.assert_array_equal(resumed.integers, result.integers)
+    assert resumed.info["warm_start_kept"] == above.sum()
+    # a sampler that takes no initial state was not started from the warm start: its reads are its own
+    other = quantize_layer(problem, "qubo", _FlippingNoStart(), "flip", seed=5)
+    assert "warm_start_kept" not in other.info
+    np.testing.assert_allclose(other.errors, raw.errors, rtol=1e-12)
+    assert np.any(other.errors > other.warm_start_errors)
 
 
 def test_warm_start_errors_recorded(small_layer):
