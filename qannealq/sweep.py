@@ -34,9 +34,9 @@ from qannealq.report import LogReporter, Reporter
 from qannealq.solve import METHODS, check_warm_rows
 from qannealq.store import FolderLock, ResultStore, check_distinct_keys, unit_key
 from qannealq.weighted import Objective, check_flags, make_objective, resumed_weight
-from qannealq.sweep_report import CellResult, write_outputs
+from qannealq.sweep_report import CellResult, FailedCell, write_outputs
 
-__all__ = ["Preset", "PRESETS", "SweepConfig", "SweepSummary", "parse_method", "sweep"]
+__all__ = ["Preset", "PRESETS", "SweepConfig", "SweepSummary", "SweepCellsFailedError", "parse_method", "sweep"]
 
 SWEEP_GRANULARITIES = GRANULARITY_CHOICES  # run takes best too since 2026-12-06
 
@@ -99,6 +99,10 @@ class SweepConfig:
         memory_limit: ``relu-aware``: bytes a layer's samples and per-neuron matrices may hold (None: the
             default); not stored (it changes the time, not the results).
         out, resume: the results folder, and whether to continue the sweep stored there.
+        keep_going: a cell that raises is recorded (``summary.md``, ``sweep.json``) and the sweep goes on with
+            the others, then raises :class:`SweepCellsFailedError` naming the failed cells (``--resume``
+            computes them again); without it the first failed cell stops the sweep. Not stored (it changes
+            how far a run goes, not what a cell computes).
         download: fetch the dataset when it is found nowhere (SHA-256 checked).
         dry_run, qpu_budget: print the QPU plan of the cells left (their qubo backends that spend QPU time:
             ``dwave``, ``dwave-mock``) and stop; refuse a plan above ``qpu_budget`` seconds before any call.
@@ -121,6 +125,7 @@ class SweepConfig:
     memory_limit: int | None = None
     out: Path | None = None
     resume: bool = False
+    keep_going: bool = False
     download: bool = False
     dry_run: bool = False
     qpu_budget: float | None = None
@@ -235,6 +240,7 @@ class SweepConfig:
         """What must match to resume (secrets redacted), and what the results spell out."""
         settings = asdict(self)
         settings.pop("out"), settings.pop("resume"), settings.pop("download"), settings.pop("memory_limit")
+        settings.pop("keep_going")
         settings.pop("dry_run"), settings.pop("qpu_budget")  # how far to go now, not what is computed
         settings["sampler_options"] = redact(self.sampler_options)
         settings["methods"] = self.labels()
@@ -246,12 +252,26 @@ class SweepConfig:
 
 @dataclass(frozen=True)
 class SweepSummary:
-    """What :func:`sweep` produced: the folder, every cell (sorted) and how many were computed now."""
+    """What :func:`sweep` produced: the folder, every cell (sorted) and how many were computed now; ``failed``:
+    the cells ``keep_going`` went past."""
 
     out: Path
     cells: list[CellResult]
     computed: int
     resumed: int
+    failed: list[FailedCell] = field(default_factory=list)
+
+
+class SweepCellsFailedError(QannealqError, RuntimeError):
+    """``keep_going``: cells of the sweep failed (named in the message); the others are finished and stored.
+
+    Attributes:
+        summary: the :class:`SweepSummary` of the sweep, its ``failed`` cells included.
+    """
+
+    def __init__(self, message: str, summary: SweepSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 def _samplers(config: SweepConfig, stack: ExitStack) -> dict[str, Any]:
@@ -363,6 +383,9 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
     """Run (or continue) the sweep; each finished cell is stored at once; outputs rewritten after each.
 
     Every option, the folder and the backends (and their options) are checked before any training.
+
+    Raises:
+        SweepCellsFailedError: ``keep_going``, after every other cell and the outputs: the cells that failed.
     """
     reporter = reporter or LogReporter()
     out = Path(config.out) if config.out is not None else _default_out(config)
@@ -387,6 +410,7 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
         reporter.message(f"sweep {config.model.dataset}, preset {config.preset}: {PRESETS[config.preset].description}"
                          + (f"; overridden here: {', '.join(departures)}" if departures else ""))
         cells = [CellResult(**r) for r in store.records()]
+        failed: list[FailedCell] = []
         computed = 0
         goal = config.goal()
         total = len(labels) * len(config.bits) * len(seeds)
@@ -404,28 +428,47 @@ def sweep(config: SweepConfig, reporter: Reporter | None = None) -> SweepSummary
                     bar.status(f"seed {seed} int{bits} {label}")
                     try:
                         cell = _cell(exp, config, label, bits, seed, samplers.get(label.partition(":")[2]), stats)
-                    except QannealqError as exc:
-                        raise _failed(exc, f"{label} int{bits} seed {seed}", out, settings, cells,
-                                      departures) from exc
-                    store.put(key, asdict(cell))
-                    cells.append(cell)
-                    computed += 1
-                    write_outputs(out, settings, cells, plots=False, departures=departures)
+                    except Exception as exc:
+                        if not (config.keep_going or isinstance(exc, QannealqError)):
+                            raise  # a bug's traceback, as before --keep-going
+                        failure = FailedCell(exp.name, label, bits, seed, _error_text(exc))
+                        if not config.keep_going:
+                            raise _failed(exc, failure, out, settings, cells, departures) from exc
+                        failed.append(failure)
+                        reporter.message(f"sweep cell {failure.name} failed (--keep-going: going on with the "
+                                         f"others): {failure.error}")
+                    else:
+                        store.put(key, asdict(cell))
+                        cells.append(cell)
+                        computed += 1
+                    write_outputs(out, settings, cells, plots=False, departures=departures, failed=failed)
                     bar.update(1)
-    cells = write_outputs(out, settings, cells, plots=True, departures=departures)
+    cells = write_outputs(out, settings, cells, plots=True, departures=departures, failed=failed)
     reporter.message(f"wrote {out}/sweep.csv, sweep.json, summary.md and plots ({computed} cell(s) computed, "
-                     f"{len(store.resumed)} kept)")
-    return SweepSummary(out, cells, computed, len(store.resumed))
+                     f"{len(store.resumed)} kept" + (f", {len(failed)} failed" if failed else "") + ")")
+    summary = SweepSummary(out, cells, computed, len(store.resumed), failed)
+    if failed:
+        raise SweepCellsFailedError(
+            f"{len(failed)} sweep cell(s) failed ({len(cells)} finished cell(s) kept in {out}; `qannealq sweep "
+            f"--resume {out}` computes the failed ones again): "
+            + "; ".join(f"{f.dataset} {f.name}: {f.error}" for f in failed), summary)
+    return summary
 
 
-def _failed(exc: QannealqError, cell: str, out: Path, settings: dict, cells: list[CellResult],
+def _error_text(exc: BaseException) -> str:
+    """The error as a line: its message, with the exception's type where the message is not a qannealq one (a
+    bare ``KeyError: 'x'`` read ``'x'``)."""
+    return str(exc) if isinstance(exc, QannealqError) else f"{type(exc).__name__}: {exc}"
+
+
+def _failed(exc: QannealqError, failure: FailedCell, out: Path, settings: dict, cells: list[CellResult],
             departures: list[str]) -> QannealqError:
     """``exc`` of the cell that failed, naming it and the resume (a backend's message alone named neither the
     method, bits and seed nor the finished cells kept); ``summary.md`` says which cell failed (it read
     "interrupted, or still running")."""
-    write_outputs(out, settings, cells, plots=False, departures=departures, failed=f"{cell}: {exc}")
-    return type(exc)(f"sweep cell {cell} failed ({len(cells)} finished cell(s) kept in {out}; `qannealq sweep "
-                     f"--resume {out}` computes it again): {exc}")
+    write_outputs(out, settings, cells, plots=False, departures=departures, failed=[failure])
+    return type(exc)(f"sweep cell {failure.name} failed ({len(cells)} finished cell(s) kept in {out}; `qannealq "
+                     f"sweep --resume {out}` computes it again): {exc}")
 
 
 def _departures(config: SweepConfig) -> list[str]:

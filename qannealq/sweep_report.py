@@ -18,8 +18,8 @@ import numpy as np
 
 from qannealq.store import atomic_path, atomic_write, json_default
 
-__all__ = ["CellResult", "CSV_COLUMNS", "Aggregate", "aggregate", "summary_markdown", "write_outputs",
-           "plot_sweep"]
+__all__ = ["CellResult", "FailedCell", "CSV_COLUMNS", "Aggregate", "aggregate", "summary_markdown",
+           "write_outputs", "plot_sweep"]
 
 CSV_COLUMNS = ("dataset", "preset", "method", "backend", "bits", "seed", "train_seed", "calibration",
                "granularity", "int1", "num_calibration", "accuracy", "float_accuracy", "layer_error", "seconds")
@@ -55,6 +55,21 @@ class CellResult:
     layer_errors: dict = field(default_factory=dict)
     seconds: float = 0.0
     candidates: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FailedCell:
+    """A (method, bits, seed) whose quantization raised: in no mean, computed again by ``--resume``."""
+
+    dataset: str
+    method: str
+    bits: int
+    seed: int
+    error: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.method} int{self.bits} seed {self.seed}"
 
 
 @dataclass(frozen=True)
@@ -97,16 +112,18 @@ def _float_accuracy(cells: list[CellResult]) -> tuple[float, float, int]:
 
 
 def summary_markdown(cells: list[CellResult], settings: dict, departures: Sequence[str] = (),
-                     failed: str | None = None) -> str:
+                     failed: Sequence[FailedCell] = ()) -> str:
     """Markdown tables: accuracy (mean ± std over seeds) and summed layer error per method and bits; the preset's
     words are followed by ``departures``, the settings used where they differ from those words; ``failed``: the
-    cell whose error stopped the sweep, and the error (it is in no mean).
+    cells whose error stopped the sweep (one) or that ``--keep-going`` went past, each in no mean, marked
+    ``(k failed)`` in the tables (``failed`` where no seed finished) and listed with its error.
 
     Every method and bit width of ``settings`` has its column and row, and a cell is marked ``(n=…)`` where fewer
     than the ``seeds`` of ``settings`` finished, ``—`` where none did: the summary of an interrupted sweep dropped
     the methods and bit widths not reached yet and read as a finished sweep of fewer seeds."""
+    failures = "; ".join(f"{f.name}: {f.error}" for f in failed)
     if not cells:
-        return "no finished cells yet\n" + (f"\nfailed: {failed}\n" if failed else "")
+        return "no finished cells yet\n" + (f"\nfailed: {failures}\n" if failed else "")
     aggs = aggregate(cells, settings.get("methods"))
     methods = list(dict.fromkeys([*settings.get("methods", []), *(a.method for a in aggs)]))
     bits = sorted({*settings.get("bits", []), *(a.bits for a in aggs)}, reverse=True)
@@ -126,7 +143,8 @@ def summary_markdown(cells: list[CellResult], settings: dict, departures: Sequen
              f"{pm(fmean, fstd, nets, '.4f', '.4f')} ({nets} network(s)); {over}"
              + (f" (n = seeds finished where fewer than {most})" if any(a.n < most for a in aggs) else "") + ".",
              *(["", f"**Unfinished**: {len(cells)} of {planned} cells finished, {planned - len(cells)} to go "
-                + (f"(stopped by a failed cell; `qannealq sweep --resume` computes it again); failed: {failed}"
+                + (f"({len(failed)} failed; `qannealq sweep --resume` computes {'it' if len(failed) == 1 else 'them'} "
+                   f"again); failed: {failures}"
                    if failed else "(interrupted, or still running; `qannealq sweep --resume` continues it).")]
                if len(cells) < planned else []),
              "", "| bits | " + " | ".join(f"{m} accuracy" for m in methods) + " |",
@@ -134,10 +152,12 @@ def summary_markdown(cells: list[CellResult], settings: dict, departures: Sequen
     def cell(m: str, b: int, mean: str, std: str, digits: str, spread: str) -> str:
         """A table cell, with the seeds it holds where fewer than the most finished (both tables: the error's
         mean over fewer seeds is another sample's, as the accuracy's is)."""
+        lost = sum(f.method == m and f.bits == b for f in failed)
         if (m, b) not in table:
-            return "—"
+            return "failed" if lost else "—"
         a = table[m, b]
-        return pm(getattr(a, mean), getattr(a, std), a.n, digits, spread) + (f" (n={a.n})" if a.n < most else "")
+        return (pm(getattr(a, mean), getattr(a, std), a.n, digits, spread) + (f" (n={a.n})" if a.n < most else "")
+                + (f" ({lost} failed)" if lost else ""))
 
     for b in bits:
         row = [cell(m, b, "accuracy_mean", "accuracy_std", ".4f", ".4f") for m in methods]
@@ -155,9 +175,9 @@ def summary_markdown(cells: list[CellResult], settings: dict, departures: Sequen
 
 
 def write_outputs(out: Path, settings: dict, cells: list[CellResult], plots: bool = True,
-                  departures: Sequence[str] = (), failed: str | None = None) -> list[CellResult]:
+                  departures: Sequence[str] = (), failed: Sequence[FailedCell] = ()) -> list[CellResult]:
     """Rewrite ``sweep.csv``, ``sweep.json`` and ``summary.md`` (and the plots) from ``cells``, atomically
-    (``departures``, ``failed``: see :func:`summary_markdown`)."""
+    (``departures``, ``failed``: see :func:`summary_markdown`; ``sweep.json`` lists the failed cells too)."""
     cells = sorted(cells, key=lambda c: (c.seed, -c.bits, c.method))
     layers = list(dict.fromkeys(name for c in cells for name in c.layer_errors))
     buffer = io.StringIO()
@@ -167,7 +187,8 @@ def write_outputs(out: Path, settings: dict, cells: list[CellResult], plots: boo
         writer.writerow([getattr(c, k) for k in CSV_COLUMNS] + [c.layer_errors.get(name, "") for name in layers])
     atomic_write(out / "sweep.csv", buffer.getvalue())
     payload = {"settings": settings, "cells": [asdict(c) for c in cells],
-               "aggregates": [asdict(a) for a in aggregate(cells, settings.get("methods"))]}
+               "aggregates": [asdict(a) for a in aggregate(cells, settings.get("methods"))],
+               "failed": [asdict(f) for f in failed]}
     atomic_write(out / "sweep.json", json.dumps(payload, indent=2, default=json_default))  # a --data-dir as text
     atomic_write(out / "summary.md", summary_markdown(cells, settings, departures, failed))
     if plots and cells:

@@ -328,6 +328,21 @@ def test_two_backends_whose_names_share_a_results_key_are_refused_before_any_tra
     SweepConfig(methods=("qubo:my-sa", "qubo:sa"), warm_start=None)  # names of keys of their own are taken
 
 
+def _failing_cells(monkeypatch, errors: dict):
+    """Make the sweep's cells (method, bits, seed) of ``errors`` raise theirs; returns the real quantize_model."""
+    import qannealq.sweep
+
+    original = qannealq.sweep.quantize_model
+
+    def failing(model, x, bits, method, *args, **kwargs):
+        if (method, bits, kwargs.get("seed")) in errors:
+            raise errors[method, bits, kwargs.get("seed")]
+        return original(model, x, bits, method, *args, **kwargs)
+
+    monkeypatch.setattr(qannealq.sweep, "quantize_model", failing)
+    return original
+
+
 def test_a_failed_cell_is_named_and_reported_as_failed_not_averaged_in(tmp_path, monkeypatch, capsys):
     """A backend error in cell gptq int2 seed 1 ended the sweep with the backend's message alone (no cell, no
     word of the finished cells kept) and summary.md read "interrupted, or still running"; the error now names the
@@ -335,17 +350,11 @@ def test_a_failed_cell_is_named_and_reported_as_failed_not_averaged_in(tmp_path,
     import qannealq.sweep
     from qannealq.errors import BackendError
 
-    original = qannealq.sweep.quantize_model
-
-    def failing(model, x, bits, method, *args, **kwargs):
-        if (method, bits, kwargs.get("seed")) == ("gptq", 2, 1):
-            raise BackendError("layer '0', neuron 3: backend 'dwave' failed after 4 tries: SolverFailureError")
-        return original(model, x, bits, method, *args, **kwargs)
-
+    original = _failing_cells(monkeypatch, {("gptq", 2, 1): BackendError(
+        "layer '0', neuron 3: backend 'dwave' failed after 4 tries: SolverFailureError")})
     out = tmp_path / "s"
     args = ["sweep", "--dataset", "digits", "--input-size", "4", "--bits", "4,2", "--seeds", "2", "--methods",
             "rtn,gptq", "--out", str(out)]
-    monkeypatch.setattr(qannealq.sweep, "quantize_model", failing)
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "cell gptq int2 seed 1 failed" in err and f"--resume {out}" in err and "SolverFailureError" in err
@@ -357,3 +366,57 @@ def test_a_failed_cell_is_named_and_reported_as_failed_not_averaged_in(tmp_path,
     assert main(["sweep", "--resume", str(out)]) == 0
     summary = (out / "summary.md").read_text()
     assert "failed" not in summary and "Unfinished" not in summary
+
+
+def test_keep_going_records_failed_cells_computes_the_others_and_resume_retries_them(tmp_path, monkeypatch, capsys):
+    """A failed cell stopped the whole sweep, the other cells not computed (hours lost on a long sweep).
+    ``--keep-going`` records each failed cell (a backend's error and a bug's alike), computes every other one,
+    marks the failed ones in summary.md and sweep.json, exits non-zero naming them, and ``--resume`` retries them."""
+    import qannealq.sweep
+    from qannealq.errors import BackendError
+
+    original = _failing_cells(monkeypatch, {
+        ("gptq", 2, 1): BackendError("backend 'dwave' failed after 4 tries: SolverFailureError"),
+        ("rtn", 4, 0): KeyError("no_such_layer")})
+    out = tmp_path / "s"
+    args = ["sweep", "--dataset", "digits", "--input-size", "4", "--bits", "4,2", "--seeds", "2", "--methods",
+            "rtn,gptq", "--out", str(out), "--keep-going"]
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert ("2 sweep cell(s) failed (6 finished cell(s) kept" in captured.err and f"--resume {out}" in captured.err
+            and "digits4x4 rtn int4 seed 0: KeyError: 'no_such_layer'" in captured.err
+            and "digits4x4 gptq int2 seed 1: backend 'dwave' failed" in captured.err)
+    summary = (out / "summary.md").read_text()
+    assert summary in captured.out  # the tables of the cells that finished are printed before the error
+    assert "6 of 8 cells finished, 2 to go (2 failed;" in summary and "failed: rtn int4 seed 0: KeyError" in summary
+    rows = [line.strip("| ").split(" | ") for line in summary.splitlines() if line.startswith("| int")]
+    for row in rows:  # accuracy, then layer error: rtn at int4 and gptq at int2 lost one seed of two
+        failures = [i for i, text in enumerate(row) if text.endswith("(n=1) (1 failed)")]
+        assert failures == ([1] if row[0] == "int4" else [2])
+    payload = json.loads((out / "sweep.json").read_text())
+    assert [(f["dataset"], f["method"], f["bits"], f["seed"]) for f in payload["failed"]] == \
+        [("digits4x4", "rtn", 4, 0), ("digits4x4", "gptq", 2, 1)]
+    assert len(payload["cells"]) == 6 and len(_table(out)) == 6 and (out / "sweep.png").exists()
+
+    config = SweepConfig(model=ModelConfig(dataset="digits", input_size=4), bits=(4, 2), methods=("rtn", "gptq"),
+                         seeds=2, out=out, resume=True, keep_going=True)
+    with pytest.raises(qannealq.sweep.SweepCellsFailedError) as raised:  # still failing: the API says so too
+        sweep(config)
+    assert [f.name for f in raised.value.summary.failed] == ["rtn int4 seed 0", "gptq int2 seed 1"]
+    assert raised.value.summary.computed == 0 and len(raised.value.summary.cells) == 6
+    monkeypatch.setattr(qannealq.sweep, "quantize_model", original)
+    assert main(["sweep", "--resume", str(out)]) == 0  # --keep-going is not a stored setting
+    summary = (out / "summary.md").read_text()
+    assert "failed" not in summary and "Unfinished" not in summary
+    assert json.loads((out / "sweep.json").read_text())["failed"] == [] and len(_table(out)) == 8
+
+
+def test_without_keep_going_a_bug_in_a_cell_still_stops_the_sweep(tmp_path, monkeypatch):
+    """The default is unchanged: the first failed cell stops the sweep, a non-qannealq error with its traceback."""
+    _failing_cells(monkeypatch, {("rtn", 4, 0): KeyError("no_such_layer")})
+    config = SweepConfig(model=ModelConfig(dataset="digits", input_size=4), bits=(4,), methods=("rtn",), seeds=2,
+                         out=tmp_path / "s")
+    with pytest.raises(KeyError, match="no_such_layer"):
+        sweep(config)
+    assert json.loads((tmp_path / "s" / "store.json").read_text())["command"] == "sweep"
+    assert not list((tmp_path / "s" / "units").iterdir())

@@ -54,3 +54,17 @@ def test_mean_seconds_per_cell_is_over_the_cells():
              replace(_cell("rtn", 0, 1.0), bits=2, seconds=8.0)]
     text = summary_markdown(cells, {"preset": "paper", "methods": ["rtn"], "bits": [4, 2], "seeds": 2})
     assert text.rstrip().endswith("mean seconds per cell: rtn 4")
+
+
+def test_a_cell_that_failed_on_every_seed_reads_failed_not_unreached():
+    """Under --keep-going a (method, bits) whose every seed failed showed '—', as a cell not reached yet."""
+    from qannealq.sweep_report import FailedCell
+
+    settings = {"preset": "paper", "methods": ["rtn", "gptq"], "bits": [4], "seeds": 1}
+    lost = [FailedCell("digits", "gptq", 4, 0, "BackendError: down")]
+    text = summary_markdown([_cell("rtn", 0, 2.0)], settings, failed=lost)
+    assert [line for line in text.splitlines() if line.startswith("| int4")] == \
+        ["| int4 | 0.9000 | failed |", "| int4 | 2 | failed |"]
+    assert "1 of 2 cells finished, 1 to go (1 failed; `qannealq sweep --resume` computes it again); failed: gptq " \
+           "int4 seed 0: BackendError: down" in text
+    assert "failed: gptq int4 seed 0: BackendError: down" in summary_markdown([], settings, failed=lost)

@@ -48,6 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_objective_arguments(group)
     group.add_argument("--download", action="store_true",
                        help="fetch the dataset from its canonical location if it is found nowhere (SHA-256 checked)")
+    group.add_argument("--keep-going", action="store_true",
+                       help="a cell that fails is recorded (summary.md, sweep.json) and the sweep goes on with the "
+                       "others; the exit is non-zero, naming the failed cells, which --resume computes again "
+                       "(default: the first failed cell stops the sweep)")
     add_qpu_arguments(parser)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", type=Path, default=None, help="results folder (default: a new folder in runs/)")
@@ -68,12 +72,13 @@ def _resumed(args: argparse.Namespace):
 
     return SweepConfig.from_stored(ResultStore.stored_settings(args.resume, "sweep"), args.resume,
                                    download=args.download, memory_limit=memory_limit_bytes(args),
+                                   keep_going=args.keep_going,
                                    dry_run=args.dry_run, qpu_budget=args.qpu_budget,
                                    model=given_options(args, MODEL_OPTIONS), **given_options(args, _SWEEP))
 
 
 def main(args: argparse.Namespace) -> int:
-    from qannealq.sweep import SweepConfig, sweep
+    from qannealq.sweep import SweepCellsFailedError, SweepConfig, sweep
 
     if args.train_seeds and "seed" in args.explicit:  # each network is trained with its cell's seed 0..N-1
         raise InvalidArgumentError(f"--seed={args.seed} has no effect with --train-seeds, which trains one network "
@@ -88,10 +93,14 @@ def main(args: argparse.Namespace) -> int:
             calibration=args.calibration, granularity=args.granularity, int1=args.int1,
             warm_start=args.warm_start, objective=args.objective, inactive_weight=args.inactive_weight,
             memory_limit=memory_limit_bytes(args), out=args.out, download=args.download, dry_run=args.dry_run,
-            qpu_budget=args.qpu_budget)
+            qpu_budget=args.qpu_budget, keep_going=args.keep_going)
         check_options_apply(args, {} if args.sampler_option is None else sampler_options(args.sampler_option))
     reporter = ConsoleReporter()
-    summary = sweep(config, reporter)
+    try:
+        summary = sweep(config, reporter)
+    except SweepCellsFailedError as exc:  # --keep-going: the tables of the others, then the failed cells (exit 2)
+        reporter.message((exc.summary.out / "summary.md").read_text())
+        raise
     if not config.dry_run:
         reporter.message((summary.out / "summary.md").read_text())
     return 0
