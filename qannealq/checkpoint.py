@@ -5,10 +5,12 @@
 its own, keyed ``bits=B_layer=L_method=M_neurons=START-END`` (plus the caller's other key parts; ``L`` the
 layer's name, with a hash of it where it holds characters a key replaces: :func:`~qannealq.store.key_part`),
 written atomically. Its record holds the binary rows (one ``"0101..."`` string per neuron over all coordinates), the
-layer seed and a fingerprint of the batch's problem (the floor integers and the free mask), and is used only
-when they and the layer's name match. Once the unit's own row is stored, :meth:`StoreCheckpoint.discard` removes
-its batches. A batch stored before layer names were keyed by ``key_part`` (under ``layer=fc-1`` for ``fc 1``) is
-loaded from that key (its record names the layer, so it is used for that layer alone) and removed alike.
+layer seed and a fingerprint of the batch's problem (the floor integers and the free mask), and is used only when
+they and the layer's name match; a whole-layer solve's batch (the layer's one) also holds its warm start's name and
+per-neuron errors, so that a resume that loads it computes no warm start (a batch stored before they were kept
+resumes with its warm start computed again). Once the unit's own row is stored, :meth:`StoreCheckpoint.discard`
+removes its batches. A batch stored before layer names were keyed by ``key_part`` (under ``layer=fc-1`` for
+``fc 1``) is loaded from that key (its record names the layer, so it is used for that layer alone) and removed alike.
 """
 
 from __future__ import annotations
@@ -66,14 +68,19 @@ class StoreCheckpoint:
         """The store key of neurons ``start..stop-1`` of ``problem``'s layer."""
         return unit_key(**self.unit, layer=key_part(problem.name), neurons=f"{start}-{stop - 1}")
 
-    def load(self, problem: LayerProblem, start: int, stop: int, seed: int) -> np.ndarray | None:
-        """The rows saved for this batch, or None (none saved, or saved for another problem or seed)."""
+    def _record(self, problem: LayerProblem, start: int, stop: int) -> tuple[str, dict | None]:
+        """The key and the stored record of this batch (None: none stored)."""
         key = self.key(problem, start, stop)
         record = self.store.get(key)
         legacy = unit_key(**self.unit, layer=problem.name, neurons=f"{start}-{stop - 1}")
         if record is None and legacy != key:  # a store written before key_part: the name as the key kept it
             old = self.store.get(legacy)  # for this layer alone (fc 1 and fc-1 shared it)
             key, record = (legacy, old) if old is not None and old.get("layer") == problem.name else (key, None)
+        return key, record
+
+    def load(self, problem: LayerProblem, start: int, stop: int, seed: int) -> np.ndarray | None:
+        """The rows saved for this batch, or None (none saved, or saved for another problem or seed)."""
+        key, record = self._record(problem, start, stop)
         if record is None:
             return None
         rows = record.get("rows") or []
@@ -86,13 +93,28 @@ class StoreCheckpoint:
         logger.info("resumed neurons %d-%d of layer %s from %s", start, stop - 1, problem.name, key)
         return np.array([[c == "1" for c in r] for r in rows], dtype=np.int64)
 
-    def save(self, problem: LayerProblem, start: int, rows: np.ndarray, seed: int) -> None:
-        """Keep the binary rows of neurons ``start..start+len(rows)-1`` (atomically)."""
+    def load_warm_start(self, problem: LayerProblem, start: int, stop: int, warm_start: str) -> np.ndarray | None:
+        """The per-neuron errors of the warm start ``warm_start`` saved with this batch (call after :meth:`load`
+        returned its rows), or None: a batch stored before they were kept (its warm start is computed again), one
+        of a per-neuron solve, or one saved with another warm start."""
+        record = self._record(problem, start, stop)[1] or {}
+        errors = record.get("warm_start_errors")
+        if record.get("warm_start") != warm_start or not isinstance(errors, list) or len(errors) != stop - start:
+            return None
+        return np.array(errors, dtype=np.float64)
+
+    def save(self, problem: LayerProblem, start: int, rows: np.ndarray, seed: int,
+             warm_start: tuple[str, np.ndarray] | None = None) -> None:
+        """Keep the binary rows of neurons ``start..start+len(rows)-1`` (atomically), with ``warm_start``, the name
+        and the per-neuron errors of the warm start they were solved from (a whole-layer solve's: a resume that
+        loads the batch then needs no warm start, :meth:`load_warm_start`)."""
         stop = start + len(rows)
         key = self.key(problem, start, stop)
         text = ["".join("1" if v else "0" for v in row) for row in np.asarray(rows).tolist()]
+        start_of = {} if warm_start is None else {"warm_start": warm_start[0],
+                                                  "warm_start_errors": np.asarray(warm_start[1], float).tolist()}
         self.store.put(key, {"layer": problem.name, "start": start, "stop": stop, "seed": seed,
-                             "fingerprint": _fingerprint(problem, start, stop), "rows": text})
+                             "fingerprint": _fingerprint(problem, start, stop), "rows": text, **start_of})
         self.saved.append(key)
         logger.info("solved and saved neurons %d-%d of layer %s as %s", start, stop - 1, problem.name, key)
 

@@ -68,7 +68,10 @@ class NeuronCheckpoint(Protocol):
     """Where the finished rows of a layer's QUBO solve are kept, batch by batch, so that it can resume.
 
     ``load`` returns the binary rows ``(stop - start, m)`` of neurons ``start..stop-1`` saved before for the same
-    problem and layer seed, or None; ``save`` keeps them once solved.
+    problem and layer seed, or None; ``save`` keeps them once solved. A checkpoint with a ``load_warm_start(problem,
+    start, stop, warm_start)`` method (:class:`~qannealq.checkpoint.StoreCheckpoint`) also keeps a whole-layer
+    solve's warm start: its ``save`` is given ``warm_start=(name, per-neuron errors)``, and a layer whose batch and
+    warm-start errors are stored is resumed without computing its warm start.
     """
 
     batch_size: int
@@ -286,29 +289,45 @@ def _per_neuron(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
     return rows, samplesets
 
 
+def _stored_layer(problem: LayerProblem, checkpoint: NeuronCheckpoint | None, seed: int,
+                  warm_start: str | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """A whole-layer solve's stored batch (the layer's one): its rows, and the errors of its warm start where the
+    checkpoint kept them (``load_warm_start``, :class:`qannealq.checkpoint.StoreCheckpoint`), so that a resume
+    computes no warm start for it (a beam: minutes on CIFAR-10 at ``effort=thorough``); None where not stored."""
+    stored = None if checkpoint is None else checkpoint.load(problem, 0, problem.num_neurons, seed)
+    kept = getattr(checkpoint, "load_warm_start", None)
+    if stored is None or warm_start is None or kept is None:
+        return stored, None
+    return np.asarray(stored), kept(problem, 0, problem.num_neurons, warm_start)
+
+
 def _whole_layer(problem: LayerProblem, solver, warm: np.ndarray | None, seed: int,
                  checkpoint: NeuronCheckpoint | None, sampler_kwargs: dict[str, Any],
-                 backend: str = "") -> tuple[np.ndarray, dict]:
-    """All neurons at once (one checkpoint batch); the result checked against the contract
+                 backend: str = "", stored: np.ndarray | None = None,
+                 warm_start: tuple[str, np.ndarray] | None = None) -> tuple[np.ndarray, dict]:
+    """All neurons at once (one checkpoint batch, ``stored`` where :func:`_stored_layer` found it, saved with
+    ``warm_start``'s name and errors where the checkpoint keeps them); the result checked against the contract
     (:func:`qannealq._sample_checks.check_layer_sample`) before it is decoded or saved."""
     n = problem.num_neurons
-    stored = None if checkpoint is None else checkpoint.load(problem, 0, n, seed)
     if stored is not None:
         return np.asarray(stored), {"resumed": True}
     with _naming(problem, f"all {n} neurons (whole-layer solve)", lambda: _whole_layer_memory(solver)):
         result = solver.sample_layer(problem, initial_states=warm, seed=seed, **sampler_kwargs)
         assignments, info = check_layer_sample(problem, result, sampler_name(solver, backend))
     if checkpoint is not None:
-        checkpoint.save(problem, 0, assignments, seed)
+        keeps = warm_start is not None and hasattr(checkpoint, "load_warm_start")
+        checkpoint.save(problem, 0, assignments, seed, **({"warm_start": warm_start} if keeps else {}))
     return assignments, info
 
 
 def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None, seed: int,
                 executor: Executor | None, progress: NeuronProgress | None, sampler_kwargs: dict[str, Any],
-                checkpoint: NeuronCheckpoint | None = None, backend: str = "") -> tuple[np.ndarray, list | None, dict]:
+                checkpoint: NeuronCheckpoint | None = None, backend: str = "", stored: np.ndarray | None = None,
+                warm_start: tuple[str, np.ndarray] | None = None) -> tuple[np.ndarray, list | None, dict]:
     whole = layer_solver(sampler)
     if whole is not None:
-        assignments, info = _whole_layer(problem, whole, warm, seed, checkpoint, sampler_kwargs, backend)
+        assignments, info = _whole_layer(problem, whole, warm, seed, checkpoint, sampler_kwargs, backend, stored,
+                                         warm_start)
         if progress:
             progress(problem.num_neurons)
         return assignments, info.pop("samplesets", None), info  # a whole-layer sampler may keep its raw sets
@@ -554,10 +573,13 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
         m = problem.num_coordinates
         whole = layer_solver(sampler) is not None
         beam = warm_start_beam(sampler, sampler_kwargs, m)
+        used_seed = draw_seed(seed)
+        # a whole layer is one batch: stored with its warm start's errors, it is resumed without the warm start
+        stored, warm_errors = _stored_layer(problem, checkpoint, used_seed, warm_start) if whole else (None, None)
         # a whole-layer solve with a beam, of a narrow layer, on one BLAS thread, whatever the caller set: its own
         # threads use the cores (qannealq.baselines.layer_blas_threads)
         with layer_blas_threads(problem, beam) if whole else nullcontext():
-            if warm_start is not None:
+            if warm_start is not None and warm_errors is None:
                 # a whole-layer solver may ask for several starts per neuron (the beam's survivors): (n, paths, m)
                 paths = warm_start_paths(sampler, sampler_kwargs, m) if whole else 1
                 # a whole-layer sampler's time limit covers the layer: its share for the start, the rest after it
@@ -586,9 +608,9 @@ def quantize_layer(problem: LayerProblem, method: str = "qubo", sampler: dimod.S
                         sampler_kwargs["start_cut"] = True
                     if deadline.searched_tight:  # little time was left for the beam: the search is planned for it
                         sampler_kwargs["start_tight"] = True
-            used_seed = draw_seed(seed)
+            kept = None if warm_start is None else (warm_start, warm_errors)
             assignments, samplesets, info = _solve_qubo(problem, sampler, warm, used_seed, executor, progress,
-                                                        sampler_kwargs, checkpoint, backend)
+                                                        sampler_kwargs, checkpoint, backend, stored, kept)
             if deadline is not None and deadline.cut:  # the time limit narrowed the warm start's beam
                 info = {**info, "time_limited": True}
             integers, values = problem.decode_layer(assignments)

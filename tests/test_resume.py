@@ -276,3 +276,107 @@ def test_a_resume_accepts_the_recipes_own_hidden_sizes_and_epochs(tmp_path):
     wide = RunConfig(ModelConfig(dataset="digits", hidden=(32,)), QuantizeConfig(methods=("rtn",)),
                      tmp_path).stored_settings()
     assert RunConfig.from_stored(wide, tmp_path, {"hidden": (32,), "epochs": 60}).stored_settings() == wide
+
+
+def _count_warm_starts(monkeypatch) -> list[str]:
+    """The names of the layers whose warm start :func:`qannealq.solve.quantize_layer` computes (a warm-up's stand-in
+    layer left out)."""
+    from qannealq import solve
+
+    calls, real = [], solve.warm_start_integers
+
+    def counting(problem, *args, **kwargs):
+        calls.append(problem.name)
+        return real(problem, *args, **kwargs)
+
+    monkeypatch.setattr(solve, "warm_start_integers", counting)
+    return calls
+
+
+def test_a_resumed_whole_layer_solve_skips_the_warm_start_of_a_stored_layer_and_keeps_its_error(tmp_path,
+                                                                                                 monkeypatch):
+    """A resume of a ``layer-sa`` solve computed each layer's warm start (a beam: minutes on CIFAR-10 at
+    ``effort=thorough``) and then loaded the layer's stored batch. The batch keeps the warm start's errors: a layer
+    whose batch is stored is not started again, and its ``warm_start_errors`` are the uninterrupted run's."""
+    import torch
+
+    from qannealq import quantize_model
+
+    calls = _count_warm_starts(monkeypatch)
+    torch.manual_seed(0)
+    net, x, names = _heads_net(5), torch.randn(64, 6), ["heads.fc 1", "heads.fc-1"]
+    results, checks = [], []
+    for resume in (False, True, True):
+        store = ResultStore.open(tmp_path / "r", "mine", {"bits": 2}, resume=resume)
+        checks.append(StoreCheckpoint(store, {"bits": 2}))
+        if len(checks) == 3:  # the second layer's batch lost: only its warm start runs again
+            store.discard(checks[0].saved[1])
+        calls.clear()
+        results.append(quantize_model(net, x, 2, "qubo", "layer-sa", seed=1, checkpoint=checks[-1]))
+        store.close()
+        assert [c for c in calls if c in names] == [names, [], names[1:]][len(checks) - 1]
+    assert sorted(checks[1].loaded) == sorted(checks[0].saved) and checks[1].saved == []
+    assert checks[2].loaded == checks[0].saved[:1] and checks[2].saved == checks[0].saved[1:]
+    for again in results[1:]:
+        for first, layer in zip(results[0].layers, again.layers):
+            np.testing.assert_array_equal(first.integers, layer.integers)
+            np.testing.assert_array_equal(first.warm_start_errors, layer.warm_start_errors)
+
+
+def test_a_whole_layer_batch_stored_without_warm_start_errors_resumes_with_the_warm_start_computed(tmp_path,
+                                                                                                   monkeypatch):
+    """A batch stored before it kept the warm start's errors (an older store) is still loaded; its layer's warm
+    start is computed again for them, as before."""
+    import torch
+
+    from qannealq import quantize_model
+
+    calls = _count_warm_starts(monkeypatch)
+    torch.manual_seed(0)
+    net, x, names = _heads_net(5), torch.randn(64, 6), ["heads.fc 1", "heads.fc-1"]
+    store = ResultStore.open(tmp_path / "r", "mine", {"bits": 2})
+    first = StoreCheckpoint(store, {"bits": 2})
+    done = quantize_model(net, x, 2, "qubo", "layer-sa", seed=1, checkpoint=first)
+    for key in first.saved:
+        record = store.get(key)
+        assert record.pop("warm_start_errors", None) is not None  # kept by this version
+        store.put(key, record)
+    store.close()
+    store = ResultStore.open(tmp_path / "r", "mine", {"bits": 2}, resume=True)
+    again = StoreCheckpoint(store, {"bits": 2})
+    calls.clear()
+    resumed = quantize_model(net, x, 2, "qubo", "layer-sa", seed=1, checkpoint=again)
+    store.close()
+    assert [c for c in calls if c in names] == names and sorted(again.loaded) == sorted(first.saved)
+    assert again.saved == []
+    for a, b in zip(done.layers, resumed.layers):
+        np.testing.assert_array_equal(a.integers, b.integers)
+        np.testing.assert_array_equal(a.warm_start_errors, b.warm_start_errors)
+
+
+def test_a_resumed_layer_sa_run_computes_the_warm_start_of_its_unsolved_layer_alone(tmp_path, monkeypatch, capsys):
+    """``qannealq run --resume`` of a ``layer-sa`` row stopped in its second layer: the first layer's batch is loaded
+    without its warm start, and results.json (each layer's ``warm_start_error`` included) is the uninterrupted
+    run's."""
+    options = ["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "qubo", "--backend",
+               "layer-sa", "--effort", "fast"]
+    assert main([*options, "--out", str(tmp_path / "full")]) == 0
+    real, saves = StoreCheckpoint.save, []
+
+    def stop_at_the_second(self, *args, **kwargs):
+        saves.append(args[0].name)
+        if len(saves) == 2:
+            raise KeyboardInterrupt  # as a Ctrl-C in the second layer's solve
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(StoreCheckpoint, "save", stop_at_the_second)
+    out = tmp_path / "run"
+    assert main([*options, "--out", str(out)]) == 130
+    monkeypatch.setattr(StoreCheckpoint, "save", real)
+    calls = _count_warm_starts(monkeypatch)
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out)]) == 0
+    assert "1 batch(es) of solved neurons kept" in capsys.readouterr().out
+    assert [c for c in calls if c in saves] == saves[1:]
+    assert _table(out) == _table(tmp_path / "full")
+    assert all(layer["warm_start_error"] is not None for layer in _table(out)[1][0])
