@@ -400,6 +400,32 @@ def test_an_interrupt_names_the_folder_to_resume_or_says_nothing_was_stored(comm
         assert "results folder" not in err and not (out / "store.json").exists()
 
 
+def test_an_interrupt_during_the_import_of_a_compiled_module_is_an_interrupt(tmp_path, monkeypatch, capsys):
+    """Ctrl-C while ``qannealq run`` imported scipy (sklearn's loading of digits) ended in a traceback of
+    ``ImportError: initialization failed``, exit 1: a compiled (pybind11) module's import turns the
+    KeyboardInterrupt into an ImportError whose cause it is. It is the interrupt's line and exit 130; an
+    ImportError of its own is not hidden."""
+    import qannealq.experiment
+
+    def cut(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", cut)
+    options = ["run", "--dataset", "digits", "--methods", "rtn", "--out", str(tmp_path / "out")]
+    assert main(options) == 130
+    assert "qannealq: interrupted; stopped before any result was stored" in capsys.readouterr().err
+
+    def missing(*args, **kwargs):
+        raise ImportError("No module named 'mine'")
+
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", missing)
+    with pytest.raises(ImportError, match="mine"):
+        main(options)
+
+
 def test_python_dash_m_qannealq_is_the_command():
     """``python -m qannealq`` ran nothing ("No module named qannealq.__main__"): where the console script is not on
     the PATH it is the way to the command, with its exit codes."""

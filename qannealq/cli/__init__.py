@@ -86,9 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"qannealq: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        how = "terminated (SIGTERM)" if _TERMINATED else "interrupted"  # or a solver's own interrupt after ours
-        print(f"qannealq: {how}" + ("" if command is None else f"; {_kept(command)}"), file=sys.stderr)
-        return 128 + signal.SIGTERM if _TERMINATED else 130
+        return _interrupted(command)
+    except ImportError as exc:
+        if not isinstance(exc.__cause__, KeyboardInterrupt):
+            raise
+        return _interrupted(command)  # a compiled module's import (scipy's) stopped by Ctrl-C raises this one
     except BrokenPipeError:
         if not _stdout_closed():
             raise  # another pipe (a worker's, a subprocess's): not the reader of our output
@@ -96,6 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(command: str | None) -> int:
+    """Say that the command was interrupted (and where its results are); its exit code."""
+    how = "terminated (SIGTERM)" if _TERMINATED else "interrupted"  # or a solver's own interrupt after ours
+    print(f"qannealq: {how}" + ("" if command is None else f"; {_kept(command)}"), file=sys.stderr)
+    return 128 + signal.SIGTERM if _TERMINATED else 130
 
 
 def _stdout_closed() -> bool:
