@@ -247,11 +247,16 @@ CHAIN_DEPTH = 4
 
 
 def chain_depth(params: dict[str, Any], m: int) -> int:
-    """Length of the chain moves (:func:`._layer_kernel._chain_sweep`) on ``m`` coordinates: ``params["chain"]``,
-    or (None) :data:`CHAIN_DEPTH` from :data:`CHAIN_INPUTS` coordinates on, else 0; below 3, single and pair
-    flips."""
+    """Length of the chain moves (:func:`._layer_kernel._chain_sweep`) on ``m`` coordinates: ``params["chain"]``
+    up to ``m`` (at least 3), or (None) :data:`CHAIN_DEPTH` from :data:`CHAIN_INPUTS` coordinates on, else 0; below
+    3, single and pair flips.
+
+    A chain's members are distinct coordinates, so no chain is longer than ``m``: the numba kernel stops there, but
+    it allocated ``chain`` slots a row and sweep (``chain=10**9`` on a 21-coordinate layer ran past 5 minutes) and
+    the torch path builds every step up to ``chain`` (``chain=210`` there took 186 s against 25 s for 21, the same
+    result)."""
     if params.get("chain") is not None:
-        return int(params["chain"])
+        return min(int(params["chain"]), max(int(m), 3))
     return CHAIN_DEPTH if m >= CHAIN_INPUTS and preset(params).chain_sweeps > 0 else 0
 
 
