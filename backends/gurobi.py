@@ -26,6 +26,9 @@ __all__ = ["GurobiSampler", "convex_form"]
 
 _SIZE_LIMITED = 10010  # GurobiError.errno: "Model too large for size-limited license"
 _GUROBI_SEEDS = 2_000_000_001  # its Seed parameter takes 0..2e9; the contract's beyond are hashed into it
+#: Gurobi's PoolSolutions, which ``num_reads`` sets, takes up to 2e9: 2**31 failed after the model was built, with
+#: an OverflowError naming no option ("value too large to convert to int"), past the CLI's option check.
+_MAX_POOL = 2_000_000_000
 
 
 def convex_form(bqm: dimod.BinaryQuadraticModel) -> tuple[np.ndarray, np.ndarray, float, list]:
@@ -109,6 +112,10 @@ class GurobiSampler(Closeable, dimod.Sampler):
     def check_options(self, options: dict) -> None:
         """Refuse a bad ``num_reads`` or ``time_limit`` before any work (:func:`qannealq.contract.check_options`)."""
         check_values(options, {"num_reads": at_least(1), "time_limit": above(0, "seconds")})
+        reads = options.get("num_reads")
+        if reads is not None and reads > _MAX_POOL:
+            raise InvalidArgumentError(f"num_reads={reads!r} is above the {_MAX_POOL:,} solutions Gurobi's pool holds: "
+                                       "give at most that")
 
     def _environment(self) -> gp.Env:
         if self._env is None:  # an empty env keeps Gurobi's licence banner off stdout

@@ -74,6 +74,21 @@ def test_gurobi_warm_start_and_pool():
     _assert_optimal(ss, bqm)
 
 
+def test_gurobi_refuses_more_reads_than_its_pool_holds_before_any_work():
+    """``num_reads`` sets Gurobi's PoolSolutions (at most 2e9): 2**31 passed the option check and failed at the
+    first neuron with an OverflowError naming no option."""
+    pytest.importorskip("gurobipy")
+    from qannealq.errors import InvalidArgumentError
+
+    sampler = get_sampler("gurobi")
+    with pytest.raises(InvalidArgumentError, match="num_reads=2147483648 .* at most"):
+        sampler.check_options({"num_reads": 2 ** 31})
+    bqm = dimod.BinaryQuadraticModel({0: 1.0, 1: -2.0}, {(0, 1): 1.5}, 0.0, "BINARY")
+    with pytest.raises(InvalidArgumentError, match="num_reads"):
+        sampler.sample(bqm, num_reads=2 ** 31)
+    assert sampler.sample(bqm, num_reads=2_000_000_000).first.energy == -2.0
+
+
 @pytest.mark.parametrize("name", ["gurobi", "layer-sa", "sa"])
 def test_a_warm_start_is_read_as_dwave_samplers_reads_it(name):
     """0/1 values are bits and -1/+1 spins whatever the BQM's vartype, as dwave-samplers reads them; anything
