@@ -136,12 +136,16 @@ def timed(problem: LayerProblem, method: str, backend: str | None, seed: int, **
 
 
 def solve(problem: LayerProblem, method: str, backend: str | None, seed: int, one_damping: bool = False,
-          **options) -> tuple[np.ndarray, float]:
+          own_reads: bool = False, **options) -> tuple[np.ndarray, float]:
     """Per-neuron energies and wall seconds of one run through the solve loop (:func:`timed`); ``one_damping``
     takes the warm start at GPTQ's damping alone, also on a rank-deficient ``H``
-    (:func:`qannealq.baselines.warm_start_integers` tries a second damping there)."""
+    (:func:`qannealq.baselines.warm_start_integers` tries a second damping there). ``own_reads``: a per-neuron
+    sampler's best read, where the solve loop keeps the warm start it handed the sampler if that is lower (the
+    frontier shows the sampler's own quality, as its points before that rule did)."""
     with mock.patch.object(qannealq.baselines, "rank_deficient", lambda _: False) if one_damping else nullcontext():
         result, seconds = timed(problem, method, backend, seed, **options)
+    if own_reads:
+        result = dataclasses.replace(result, errors=np.array([ss.first.energy for ss in result.samplesets]))
     if one_damping:
         options = {"one_damping": True, **options}
     shown = ", ".join(f"{k}={v}" for k, v in options.items() if k not in ("num_threads", "device"))
@@ -310,7 +314,7 @@ def per_neuron(problem: LayerProblem, args: argparse.Namespace, configs: list) -
     part = subset(problem, rows)
     out = []
     for backend, opts in configs:
-        energies, seconds = solve(part, "qubo", backend, args.seed, **opts)
+        energies, seconds = solve(part, "qubo", backend, args.seed, own_reads=True, **opts)
         out.append(point(backend, f"{backend} x{opts['num_reads']}", seconds, energies, rows, n,
                          args.blas_threads[0]))
     return out

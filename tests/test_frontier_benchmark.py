@@ -119,3 +119,31 @@ def test_the_best_known_is_the_lowest_of_every_run_and_a_subset_s_its_own_neuron
     assert frontier.subset_reference(stored, np.array([1]), 4) == 1.0
     assert frontier.subset_reference(stored, np.array([3]), 4) is None  # a neuron no run covered
     assert frontier.subset_reference(tmp_path / "none.json", np.array([0]), 3) is None
+
+
+def test_the_per_neuron_points_are_the_samplers_own_reads_not_the_warm_start_the_solve_loop_keeps(monkeypatch):
+    """The solve loop keeps a neuron's warm start where the sampler it handed it to ends above it; the frontier's
+    per-neuron ``sa``/``tabu`` points show the samplers' own quality (their best reads), as before that rule."""
+    import dimod
+
+    from helpers import random_layer
+    from qannealq.baselines import gptq_restricted
+
+    class Flipping(dimod.Sampler):  # one read: the complement of its start, above a good start
+        parameters = {"seed": [], "initial_states": [], "num_reads": []}
+        properties: dict = {}
+
+        def sample(self, bqm, seed=None, initial_states=None, num_reads=1):
+            states, given = initial_states
+            labels = list(bqm.variables)
+            state = 1 - np.asarray(states[0])[[given.index(v) for v in labels]]
+            return dimod.SampleSet.from_samples_bqm((state[None, :], labels), bqm)
+
+    problem = random_layer(np.random.default_rng(42), 12, 4, samples=200).problem(3)
+    monkeypatch.setattr(frontier, "get_sampler", lambda name: Flipping())
+    args = argparse.Namespace(neurons=4, seed=0, blas_threads=[1])
+    point = frontier.per_neuron(problem, args, [("sa", {"num_reads": 1})])[0]
+    warm = problem.encode(gptq_restricted(problem, order="pivot"))
+    flipped = problem.qubo_energies(np.where(problem.free, 1 - warm, 0))
+    np.testing.assert_allclose(point["energies"], flipped, rtol=1e-9)
+    assert np.any(flipped > problem.qubo_energies(warm))  # the loop's own result would have been lower
