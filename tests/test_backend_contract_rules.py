@@ -292,6 +292,7 @@ def test_sa_refuses_what_dwave_samplers_refuses_only_when_it_samples(bad, words)
 
 @pytest.mark.parametrize("name, bad, words", [
     ("layer-sa", {"beta_range": 3}, "beta_range=3 must be two positive numbers"),
+    ("layer-sa", {"beta_range": [5, 1]}, "beta_range=[5, 1] must be [hot, cold] with hot <= cold"),
     ("layer-sa", {"effort": ["fast"]}, "effort=['fast'] must be one of"),
     ("layer-sa", {"hot_acceptance": "abc"}, "hot_acceptance='abc' must be a probability within (0, 1)"),
     ("dwave-mock", {"chain_break_method": "abc"}, "chain_break_method='abc': use majority_vote (the default) or"),
@@ -303,7 +304,8 @@ def test_sa_refuses_what_dwave_samplers_refuses_only_when_it_samples(bad, words)
 def test_option_values_that_failed_inside_the_solver_are_refused_naming_them(name, bad, words):
     """Found by passing bad values of every option each backend lists: these passed the commands' check and
     then failed inside the solve with a TypeError, a ValueError or (``dwave-mock``'s ``chain_break_method='abc'``)
-    a RecursionError."""
+    a RecursionError; ``layer-sa``'s ``beta_range=[5, 1]`` (the ends swapped) was refused by the schedule only, once
+    the first layer's solve began, after training and calibration."""
     pytest.importorskip({"layer-sa": "numba", "dwave-mock": "dwave.system"}[name])
     with pytest.raises(InvalidArgumentError, match=re.escape(words)):
         check_parameters(name, get_sampler(name), bad)
