@@ -28,7 +28,8 @@ from qannealq._compare_report import CompareResult, CompareRow, format_summary, 
 from qannealq._defaults import EVERY, OFFLINE_BACKENDS
 from qannealq._sample_checks import check_sampleset
 from qannealq.checks import as_values, check_distinct, check_positive, check_seed
-from qannealq.contract import accepted_options, check_parameters, check_qpu_ranges, redact, unredact
+from qannealq.contract import (RESERVED_OPTIONS, accepted_options, check_parameters, check_qpu_ranges, redact,
+                               unredact)
 from qannealq.data import data_fingerprint
 from qannealq.errors import BackendUnavailableError, CredentialsError, InvalidArgumentError
 from qannealq.metrics import ONE_CALL_FLOOR, call_timing
@@ -282,9 +283,11 @@ def _build(names: Sequence[str] | Mapping[str, dimod.Sampler], settings: Compare
              for name, sampler, k in ((n, s, accepted_options(s)) for n, s in samplers.items())]
     for key in settings.sampler_options.get(EVERY, {}):
         if samplers and not any(k is None or key in k for k in known):
+            keys = "; ".join(f"{name}: {', '.join(sorted(k - set(RESERVED_OPTIONS))) or 'none'}"
+                             for name, k in zip(samplers, known))
             raise InvalidArgumentError(f"--sampler-option {key}: none of the compared backends "
-                                       f"({', '.join(samplers)}) takes this option; give BACKEND:KEY=VALUE to "
-                                       "one of them, or check the key (`qannealq backends` lists each one's)")
+                                       f"({', '.join(samplers)}) takes this option (their keys: {keys}); check the "
+                                       "key, or give BACKEND:KEY=VALUE to one of them")
     return samplers, skipped
 
 

@@ -9,6 +9,7 @@ import csv
 import dataclasses
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -762,6 +763,19 @@ def test_names_that_differ_only_where_a_store_key_does_not_are_refused():
     with pytest.raises(InvalidArgumentError, match="samplers: 'my sa' and 'my-sa' differ only"):
         compare_backends([a], {"my sa": get_sampler("exact"), "my-sa": get_sampler("exact")},
                          CompareSettings(repeats=1))
+
+
+def test_a_shared_option_no_compared_backend_takes_is_refused_listing_their_keys(tiny):
+    """The refusal sent the user to ``qannealq backends`` for each backend's keys, which that command does not list
+    (its columns: status, capacity, summary): ``compare --backends sa --sampler-option num_sweepz=3`` left the right
+    spelling to be found in the source. It now lists the keys each compared backend takes, as ``run``'s does."""
+    settings = CompareSettings(sampler_options={"*": {"num_sweepz": 1}})
+    with pytest.raises(InvalidArgumentError) as refused:
+        compare_backends(tiny, ["sa", "steepest"], settings)
+    message = str(refused.value)
+    assert "qannealq backends" not in message
+    assert re.search(r"sa: [a-z_, ]*\bnum_sweeps\b", message)
+    assert re.search(r"steepest: [a-z_, ]*\bnum_reads\b", message)
 
 
 def test_exact_makes_one_read_whatever_num_reads_the_other_backends_get(tiny):
