@@ -212,6 +212,7 @@ def quantize_model(model: torch.nn.Module, calibration_data: object, bits: int, 
 
     warm_start = parse_warm_start(warm_start, "warm_start")  # as --warm-start says it
     _check_options(method, calibration, granularity, int1, batch_size, seed, progress)
+    _check_float_stats(float_stats)
     goal = make_objective(objective, inactive_weight, memory_limit)
     t0 = time.perf_counter()
     if sampler_kwargs and method != "qubo":  # they would be ignored (a misspelt calibration= among them)
@@ -319,6 +320,38 @@ def _check_options(method: str, calibration: str, granularity: str, int1: str, b
                                    "in the layer) or None")
 
 
+def _check_float_stats(float_stats: object) -> None:
+    """``float_stats`` a mapping of layer names to statistics (``float_stats=3`` ended in a bare ``TypeError``)."""
+    if float_stats is None:
+        return
+    if not isinstance(float_stats, Mapping) or not all(
+            isinstance(s, (LayerStats, WeightedLayerStats)) for s in float_stats.values()):
+        raise InvalidArgumentError(f"float_stats must map layer names to the statistics calibrate(exp) computes "
+                                   f"({{name: LayerStats}}), got {type(float_stats).__name__}: pass calibrate(exp)'s "
+                                   "result for this model, or leave float_stats out")
+
+
+#: The share of a layer's energy at zero weights (its targets' own) that its float weights may leave in statistics
+#: given as ``float_stats``: the targets are the float layer's outputs, which its weights reproduce to float32
+#: rounding (about 1e-14 of it), where another model's statistics of the same shapes leave about all of it.
+STATS_MISMATCH = 1e-3
+
+
+def _check_stats_belong(problem: LayerProblem, name: str) -> None:
+    """Refuse ``float_stats`` of another model (or layer) for layer ``name``: the float weights must reproduce the
+    statistics' targets. Statistics of another MLP of the digits' shapes were used silently (a layer error of 230
+    where this model's give 0.41). A few neurons' errors, spread over the layer: a product of a few rows."""
+    rows = np.unique(np.linspace(0, problem.num_neurons - 1, min(4, problem.num_neurons)).astype(int))
+    dead = problem.dead if problem.dead.ndim == 1 else problem.dead[rows]  # per-neuron H_i: each its own
+    own = problem.neuron_errors(np.where(dead, 0.0, problem.weights[rows]), rows)
+    zero = problem.neuron_errors(np.zeros((rows.size, problem.num_coordinates)), rows)
+    if own.sum() > STATS_MISMATCH * zero.sum():
+        raise InvalidArgumentError(f"float_stats[{name!r}] are not this model's layer {name!r}: its float weights "
+                                   f"leave {own.sum() / zero.sum():.3g} of the targets' energy in them, where they "
+                                   "reproduce their own targets exactly; compute them with calibrate(exp) for this "
+                                   "model, or leave float_stats out")
+
+
 def _fresh(float_stats: Mapping[str, LayerStats], name: str, run: _Run) -> bool:
     """Whether ``float_stats`` holds ``name``'s statistics as ``run`` needs them (weighted by its objective)."""
     return name in float_stats and (name not in run.weighted or not stale_weighted(float_stats, [name], run.objective))
@@ -333,24 +366,30 @@ def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch
     quant_model = copy.deepcopy(float_model).eval()
     modules = dict(quant_model.named_modules())
     missing = [n for n in names if n not in float_stats]
+    given = set(float_stats) - set(missing)  # the caller's: checked against the layer once formulated
     if run.calibration == "float" and missing:
         float_stats.update(collect_stats(float_model, float_model, missing, data, run.batch_size))
     stale = stale_weighted(float_stats, run.weighted, run.objective) if run.calibration == "float" else []
+    given -= set(stale)
     if stale:
         float_stats.update(collect_weighted_stats(float_model, float_model, stale, data, run.objective,
                                                   run.batch_size))
     results, t_form = [], 0.0
     for index, name in enumerate(names):
         tf = time.perf_counter()
+        check = False
         if run.calibration == "float" or (index == 0 and _fresh(float_stats, name, run)):
             # sequential calibration's first layer sees the float network's inputs: its float statistics hold
             stats = float_stats[name]
             stats = stats if name in run.weighted or not isinstance(stats, WeightedLayerStats) else stats.plain
+            check = name in given
         elif name in run.weighted:
             stats = collect_weighted_stats(quant_model, float_model, [name], data, run.objective, run.batch_size)[name]
         else:
             stats = collect_stats(quant_model, float_model, [name], data, run.batch_size)[name]
         problem = formulate_layer(modules[name], stats, run.bits, run.granularity, run.int1, name)
+        if check:
+            _check_stats_belong(problem, name)
         t_form += time.perf_counter() - tf
         step = None if progress is None else (lambda k, _n=name, _t=problem.num_neurons: progress(_n, k, _t))
         result = quantize_layer(problem, run.method, solver, run.backend, run.warm_start,

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from helpers import random_layer
+import qannealq
 from qannealq import InvalidArgumentError, ProblemTooLargeError, gptq_restricted, quantize_layer
 from qannealq.backends import get_sampler
 from qannealq.contract import LayerComposite, layer_solver
@@ -419,3 +420,21 @@ def test_a_memory_error_of_a_warm_start_or_baseline_names_the_layer_and_what_to_
                                                r"Unable to allocate 3.20 GiB.*--resume") as caught:
         quantize_layer(problem, method, sampler, backend or "", seed=0, warm_start=warm_start)
     assert words in str(caught.value) and isinstance(caught.value, MemoryError)
+
+
+def test_float_stats_of_another_model_or_of_no_kind_are_refused_naming_float_stats():
+    """Statistics of another MLP of the same shapes were used silently (a layer error of 230 where the model's
+    own give 0.41), and ``float_stats=3`` ended in a bare TypeError."""
+    from qannealq.experiment import calibrate, prepare
+
+    exp, other = prepare(dataset="digits", input_size=4, seed=0), prepare(dataset="digits", input_size=4, seed=1)
+    own, foreign = calibrate(exp), calibrate(other)
+    kept = qannealq.quantize_model(exp.model, exp.calibration, 4, "rtn", float_stats=own)
+    fresh = qannealq.quantize_model(exp.model, exp.calibration, 4, "rtn")
+    assert kept.layer_error == pytest.approx(fresh.layer_error, rel=1e-9)
+    for calibration in ("float", "sequential"):  # sequential's first layer takes them too
+        with pytest.raises(InvalidArgumentError, match=r"float_stats\['0'\] are not this model's layer '0'"):
+            qannealq.quantize_model(exp.model, exp.calibration, 4, "rtn", float_stats=foreign,
+                                    calibration=calibration)
+    with pytest.raises(InvalidArgumentError, match="float_stats must map layer names.*got int"):
+        qannealq.quantize_model(exp.model, exp.calibration, 4, "rtn", float_stats=3)
