@@ -72,3 +72,24 @@ def test_no_repeats_or_threads_is_refused_before_the_model(monkeypatch, capsys):
     for option in ("--repeats", "--threads"):
         err = refused_first(monkeypatch, capsys, layer_solver, "bench", ["layer_solver.py", option, "0"])
         assert option in err and ">= 1" in err
+
+
+def test_gptq_speed_times_gptq_s_whole_call_without_an_earlier_calls_cached_products(monkeypatch):
+    """benchmarks/gptq_speed.py: its warm-up and every timed whole GPTQ call ran on the layer's one problem, so
+    each timed call found the products and errors the warm-up cached (MNIST's layer 0.10 s against 0.20 s on a
+    fresh copy, which put the whole call below its factor and steps alone)."""
+    import gptq_speed
+
+    _, problem = layer_problem(0, 6, 3, 2)
+    seen = []
+    real = gptq_speed.quantize_layer
+
+    def spy(p, method, **kwargs):
+        seen.append(bool({"_remembered", "weight_products", "linear", "offsets"} & set(vars(p))))
+        return real(p, method, **kwargs)
+
+    monkeypatch.setattr(gptq_speed, "quantize_layer", spy)
+    monkeypatch.setattr(gptq_speed, "first_layer", lambda dataset, bits, data_dir, seed: {2: problem})
+    monkeypatch.setattr(sys, "argv", ["gptq_speed.py", "--repeats", "2", "--blas-threads", "1"])
+    gptq_speed.main()
+    assert len(seen) == 3 and not any(seen)  # the warm-up and two timed calls
