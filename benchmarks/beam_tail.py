@@ -24,7 +24,7 @@ from scipy.linalg import solve_triangular
 import qannealq._gptq_beam as gptq_beam
 from frontier import first_layer  # benchmarks/ is the script's folder
 from layer_solver import subset
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 from qannealq.backends import get_sampler
 from qannealq.baselines import (GPTQ_PERCDAMP, RANK_DEFICIENT_PERCDAMP, _damping, _pivot_factor, rank_deficient,
                                 warm_start_integers)
@@ -62,7 +62,7 @@ def main() -> None:
     parser.add_argument("--neurons", type=int, default=64, help="neurons of the tail comparison")
     parser.add_argument("--tails", default="2048:16,4096:4", help="WIDTH:BLOCKS beams widened over their end")
     parser.add_argument("--compare", type=int, default=1024, help="a constant width to compare (0: none)")
-    parser.add_argument("--threads", type=int, default=2, help="layer-sa threads")
+    parser.add_argument("--threads", type=count, default=2, help="layer-sa threads")
     parser.add_argument("--data-dir", default=None)
     args = parser.parse_args()
     tails = [tuple(int(t) for t in item.split(":")) for item in args.tails.split(",") if item]

@@ -73,7 +73,7 @@ from qannealq.experiment import calibrate, prepare
 from qannealq.formulation import LayerProblem
 from qannealq.pipeline import formulate_layer
 from qannealq.solve import LayerResult, quantize_layer
-from _threads import pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 
 SLOW = ("4x default", "4x default, pair flips", "thorough", "thorough, one cycle (before the cycles)",
         "thorough, one read (before the population)")  # timed once
@@ -590,7 +590,7 @@ def layer_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--datasets", default="mnist,cifar10")
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=[4, 2])
     parser.add_argument("--data-dir", default=None, help="dataset folder (default: as the CLI's)")
-    parser.add_argument("--threads", type=int, default=2, help="layer-sa threads (numba)")
+    parser.add_argument("--threads", type=count, default=2, help="layer-sa threads (numba)")
 
 
 def main() -> None:

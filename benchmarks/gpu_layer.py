@@ -157,7 +157,7 @@ def main() -> None:
                         help="GPTQ times for the default under a time limit, e.g. 5,10")
     parser.add_argument("--repeats", type=count, default=2,
                         help="timed runs of each point, >= 1 (the best kept; a limited point's median of 3 at least)")
-    parser.add_argument("--threads", type=int, default=None, help="layer-sa's CPU threads (default: one per core)")
+    parser.add_argument("--threads", type=count, default=None, help="layer-sa's CPU threads (default: one per core)")
     parser.add_argument("--blas-threads", type=count, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write every point to this file, as it comes")

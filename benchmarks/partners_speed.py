@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--bits", type=lambda t: [int(b) for b in t.split(",")], default=[4])
     parser.add_argument("--efforts", default="fast")
     parser.add_argument("--blas-threads", type=thread_counts, default=[1, 2])
-    parser.add_argument("--threads", type=int, default=2, help="layer-sa's num_threads")
+    parser.add_argument("--threads", type=count, default=2, help="layer-sa's num_threads")
     parser.add_argument("--repeats", type=count, default=6)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

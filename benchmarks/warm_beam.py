@@ -54,7 +54,7 @@ def main() -> None:
     parser.add_argument("--cycles", type=lambda t: [None if p == "preset" else int(p) for p in t.split(",")],
                         default=[None], help="populations in a row ('preset': the effort's), e.g. preset,1")
     parser.add_argument("--seeds", type=count, default=2, help="seeds of the anneal per point (>= 1)")
-    parser.add_argument("--threads", type=int, default=2, help="layer-sa threads (the beam runs one per CPU)")
+    parser.add_argument("--threads", type=count, default=2, help="layer-sa threads (the beam runs one per CPU)")
     parser.add_argument("--blas-threads", type=count, default=1, help="BLAS threads of layer-sa's runs (GPTQ is "
                         "timed at its fastest of 1 and 2)")
     parser.add_argument("--data-dir", default=None)

@@ -26,3 +26,18 @@ def test_no_threads_is_refused(monkeypatch, capsys, name, option, first_step):
     script = importlib.import_module(name)  # imported, not skipped: a broken import fails here
     err = refused_first(monkeypatch, capsys, script, first_step, [f"{name}.py", option, "0"])
     assert option in err and ">= 1" in err
+
+
+LAYER_SA_THREADS = [("frontier", "first_layer"), ("time_limits", "first_layer"), ("warm_beam", "first_layer"),
+                    ("partners_speed", "first_layer"), ("beam_tail", "first_layer"), ("gpu_layer", "layer_arrays")]
+
+
+@pytest.mark.parametrize("name, first_step", LAYER_SA_THREADS)
+def test_no_layer_sa_threads_is_refused(monkeypatch, capsys, name, first_step):
+    """``--threads 0`` (layer-sa's num_threads) was taken: time_limits.py, partners_speed.py and beam_tail.py
+    ended in a traceback (InvalidArgumentError: num_threads=0 must be an integer >= 1) after building the layer
+    and timing GPTQ, and gpu_layer.py printed that error for every layer-sa point and ended with status 0 and a
+    table of GPTQ alone."""
+    script = importlib.import_module(name)
+    err = refused_first(monkeypatch, capsys, script, first_step, [f"{name}.py", "--threads", "0"])
+    assert "--threads" in err and ">= 1" in err
