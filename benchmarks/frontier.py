@@ -601,10 +601,10 @@ def main() -> None:
                              "time (default 1,2: GPTQ is fastest on 2 on CIFAR-10's layer on an idle 2-core "
                              "machine, on 1 on MNIST's or where the other core is busy); the slow points and the "
                              "per-neuron and long runs use the first")
-    parser.add_argument("--repeats", type=int, default=3,
+    parser.add_argument("--repeats", type=count, default=3,
                         help="timed runs of the fast methods (best kept; a time-limited point runs at least "
                              f"{LIMITED_RUNS} times and keeps its run of median error)")
-    parser.add_argument("--neurons", type=int, default=16, help="neurons for the per-neuron samplers")
+    parser.add_argument("--neurons", type=count, default=16, help="neurons for the per-neuron samplers")
     parser.add_argument("--per-neuron", type=per_neuron_list, default=per_neuron_list(PER_NEURON),
                         help=f"per-neuron samplers and read counts (default {PER_NEURON})")
     parser.add_argument("--long-sweeps", type=int, default=2048, help="sweeps of the long layer-sa runs (its "
@@ -612,10 +612,10 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the per-neuron sa/tabu points and long runs of "
                         "the JSON already in --out for each layer instead of rerunning the per-neuron samplers")
     parser.add_argument("--long-seeds", type=int, default=1, help="seeds of the long layer-sa runs")
-    parser.add_argument("--long-reads", type=int, default=1,
+    parser.add_argument("--long-reads", type=count, default=1,
                         help="reads of the long layer-sa runs (1: one long anneal; more: a population, recombined "
                              "where the effort's preset recombines)")
-    parser.add_argument("--long-cycles", type=int, default=1,
+    parser.add_argument("--long-cycles", type=count, default=1,
                         help="populations in a row of the long layer-sa runs (layer-sa's cycles; 1: one)")
     parser.add_argument("--long-effort", default="thorough", choices=["fast", "default", "thorough"],
                         help="effort of the long layer-sa runs (its warm start and temperatures; the sweeps are "
@@ -626,6 +626,9 @@ def main() -> None:
     parser.add_argument("--replot", action="store_true", help="measure nothing: rebuild frontier.md and "
                         "frontier.png from the frontier_*.json already in --out")
     args = parser.parse_args()
+    for name in ("long_sa_reads", "long_sweeps"):  # 0 is none; a negative one failed after every other point
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} {getattr(args, name)}: give a whole number >= 0")
     if args.replot:
         if not list(args.out.glob("frontier_*.json")):
             parser.error(f"--replot: no frontier_*.json in {args.out}; run the benchmark first (or give --out)")

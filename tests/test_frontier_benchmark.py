@@ -147,3 +147,17 @@ def test_the_per_neuron_points_are_the_samplers_own_reads_not_the_warm_start_the
     flipped = problem.qubo_energies(np.where(problem.free, 1 - warm, 0))
     np.testing.assert_allclose(point["energies"], flipped, rtol=1e-9)
     assert np.any(flipped > problem.qubo_energies(warm))  # the loop's own result would have been lower
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--repeats", "0", ">= 1"), ("--neurons", "0", ">= 1"), ("--long-reads", "0", ">= 1"),
+    ("--long-cycles", "0", ">= 1"), ("--long-sa-reads", "-1", ">= 0"), ("--long-sweeps", "-1", ">= 0")])
+def test_a_count_it_cannot_use_is_refused_before_the_layers(monkeypatch, capsys, option, value, message):
+    """These were taken and failed after the layers were built and GPTQ timed: ``--repeats 0`` on a KeyError
+    ('fast': no timed run of the points), ``--neurons 0`` on ``range() arg 3 must not be zero`` (the per-neuron
+    samplers on no neuron), and the long runs' counts in layer-sa's or sa's own check (``num_reads=0 must be an
+    integer >= 1``), after every other point."""
+    from bench_cli import refused_first
+
+    err = refused_first(monkeypatch, capsys, frontier, "first_layer", ["frontier.py", option, value])
+    assert option in err and message in err
