@@ -141,6 +141,19 @@ def listed(allowed: tuple, empty: bool = False):
     return parse
 
 
+def gptq_times(text: str) -> list[float]:
+    """``"5,10"`` -> ``[5.0, 10.0]``: limits in GPTQ times, each a finite number > 0 (``''``: none). A limit of 0 or
+    below failed in every device's solve, printed as the device's error, and the run ended with status 0 and no
+    limited point."""
+    try:
+        values = [float(k) for k in text.split(",") if k.strip()]
+    except ValueError:
+        values = [float("nan")]
+    if not all(np.isfinite(v) and v > 0 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: give limits in GPTQ times, each a number > 0, e.g. 5,10")
+    return values
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", type=listed(DATASETS), default=["mnist", "cifar10"],
@@ -153,7 +166,7 @@ def main() -> None:
     parser.add_argument("--devices", type=listed(("cpu", "cuda", "torch-cpu", "auto")), default=["cpu", "cuda"])
     parser.add_argument("--efforts", type=listed(tuple(EFFORTS), empty=True), default=["fast", "default"],
                         help="efforts run without a time limit ('' for none: the --limits points alone)")
-    parser.add_argument("--limits", type=lambda t: [float(k) for k in t.split(",") if k], default=[],
+    parser.add_argument("--limits", type=gptq_times, default=[],
                         help="GPTQ times for the default under a time limit, e.g. 5,10")
     parser.add_argument("--repeats", type=count, default=2,
                         help="timed runs of each point, >= 1 (the best kept; a limited point's median of 3 at least)")

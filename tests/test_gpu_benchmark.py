@@ -65,3 +65,14 @@ def test_no_repeats_is_refused_before_any_work(monkeypatch, capsys):
     else:
         raise AssertionError("--repeats 0 must stop the run with a message")
     assert "--repeats" in capsys.readouterr().err
+
+
+def test_a_limit_it_cannot_use_is_refused_before_the_layers(monkeypatch, capsys):
+    """``--limits 0,-1`` ran GPTQ, printed each limit's InvalidArgumentError (time_limit=0.0 must be a finite number
+    of seconds > 0) as the device's failure and ended with status 0 and a table of GPTQ alone."""
+    from bench_cli import refused_first
+
+    for limits in ("0", "5,-1", "nan", "x"):
+        err = refused_first(monkeypatch, capsys, gpu_layer, "layer_arrays", ["gpu_layer.py", "--limits", limits])
+        assert "--limits" in err and "> 0" in err
+    assert gpu_layer.gptq_times("5,10") == [5.0, 10.0] and gpu_layer.gptq_times("") == []
