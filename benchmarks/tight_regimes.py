@@ -40,6 +40,7 @@ import qannealq  # noqa: F401  (first: it shortens OpenBLAS's spin before numpy 
 from _threads import count, pinned  # benchmarks/_threads.py, beside this script
 from frontier import first_layer, timed
 from gpu_layer import load, problems
+from time_limits import by_layer
 from qannealq import _deadline
 from qannealq.backends import get_sampler, layer_sa
 from qannealq.formulation import LayerProblem
@@ -153,7 +154,8 @@ def main() -> None:
     parser.add_argument("--blas-threads", type=count, default=1)
     parser.add_argument("--gptq-runs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--reference", type=json.loads, default={},
+    parser.add_argument("--reference", type=by_layer("best-known total energies", "0.0633835", "4", "bit widths"),
+                        default={},
                         help='best-known totals per bit width, e.g. \'{"4": 0.0633835, "2": 1.2347}\'')
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write every row and run to this file")
@@ -164,6 +166,10 @@ def main() -> None:
         parser.error("--repeats and --gptq-runs: at least 1")
     if args.threads is not None and args.threads < 1:
         parser.error("--threads: at least 1 (or leave it out: one per core)")
+    unknown = sorted(set(args.reference) - {str(b) for b in args.bits})
+    if unknown:  # taken silently: the table then read 'above the lowest here'
+        parser.error(f"--reference names {', '.join(unknown)}, not among this run's bit widths "
+                     f"({', '.join(map(str, args.bits))})")
     layers = (problems(load(args.load / f"{args.dataset}.npz"), args.bits) if args.load is not None
               else first_layer(args.dataset, args.bits, args.data_dir, args.seed))
     out: list[dict] = []

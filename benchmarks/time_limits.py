@@ -47,19 +47,20 @@ def limits(text: str) -> list[float]:
     return values
 
 
-def by_layer(what: str, example: str) -> Callable[[str], dict[str, float]]:
-    """A parser of ``'{"mnist4": 0.012}'`` -> ``{"mnist4": 0.012}``: ``what`` per layer (dataset and bit width),
-    each a finite number > 0, refused when the option is read (a reference of 0 or a string was taken as given and
-    printed every error as "inf %" or failed after the whole run)."""
+def by_layer(what: str, example: str, key: str = "mnist4",
+             keys: str = "layer names (dataset and bit width, e.g. mnist4)") -> Callable[[str], dict[str, float]]:
+    """A parser of ``'{"mnist4": 0.012}'`` -> ``{"mnist4": 0.012}``: ``what`` per layer (``keys``: dataset and bit
+    width here; ``tight_regimes.py``'s bit widths), each a finite number > 0, refused when the option is read (a
+    reference of 0 or a string was taken as given and printed every error as "inf %" or failed after the whole
+    run)."""
     def parse(text: str) -> dict[str, float]:
         try:
             given = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({exc}): give e.g. '{{\"mnist4\": {example}}}'")
+            raise argparse.ArgumentTypeError(f"{text!r} is not JSON ({exc}): give e.g. '{{\"{key}\": {example}}}'")
         if not isinstance(given, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                   and np.isfinite(v) and v > 0 for v in given.values()):
-            raise argparse.ArgumentTypeError(f"{text!r}: give a JSON object of layer names (dataset and bit width, "
-                                             f"e.g. mnist4) to {what}, each > 0")
+            raise argparse.ArgumentTypeError(f"{text!r}: give a JSON object of {keys} to {what}, each > 0")
         return {str(k): float(v) for k, v in given.items()}
     return parse
 

@@ -60,3 +60,17 @@ def test_a_layer_without_a_population_stops_with_a_message(tmp_path, monkeypatch
     monkeypatch.setattr(sys, "argv", ["tight_regimes.py", "--load", str(tmp_path), "--limits", "0"])
     with pytest.raises(SystemExit):
         tight_regimes.main()  # --limits above 0 (argparse's error)
+
+
+@pytest.mark.parametrize("reference, message", [
+    ("0.5", "JSON object of bit widths"), ('{"2": 0}', "each > 0"), ('{"2": "x"}', "each > 0"),
+    ('{"4": 1.0}', "not among this run's bit widths")])
+def test_a_reference_it_cannot_use_is_refused_before_the_layer(monkeypatch, capsys, reference, message):
+    """``--reference`` was read by json.loads alone: a bare number ran every limit and ended in 'AttributeError:
+    'float' object has no attribute 'get'', ``{"2": 0}`` printed the lowest error here as 'above the reference
+    given', and a bit width not run was dropped silently ('above the lowest here')."""
+    from bench_cli import refused_first
+
+    err = refused_first(monkeypatch, capsys, tight_regimes, "first_layer",
+                        ["tight_regimes.py", "--bits", "2", "--reference", reference])
+    assert "--reference" in err and message in err
