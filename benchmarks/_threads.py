@@ -43,3 +43,23 @@ def count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
     return value
+
+
+def scale(text: str) -> float:
+    """An argparse type for a scale factor (a chain strength's): a finite number > 0 (0 was refused by the
+    sampler only after the models were prepared)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a finite number > 0")
+    return value
+
+
+def scales(text: str) -> list[float]:
+    """A comma list of :func:`scale`\ s (at least one)."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a comma list of finite numbers > 0, e.g. 0.5,1,2")
+    return [scale(t) for t in items]

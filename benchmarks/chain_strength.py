@@ -20,7 +20,7 @@ from qpu_quality import MODELS, run  # benchmarks/qpu_quality.py, beside this sc
 
 from qannealq.backends import get_sampler
 from qannealq.experiment import formulate, prepare
-from _threads import count, pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned, scales  # benchmarks/_threads.py, beside this script
 
 
 def measure(problem, sampler, scale: float, reads: int, seeds: int) -> tuple[float, float, float]:
@@ -31,7 +31,7 @@ def measure(problem, sampler, scale: float, reads: int, seeds: int) -> tuple[flo
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scales", type=lambda t: [float(x) for x in t.split(",")], default=[0.25, 0.5, 1, 2, 4])
+    parser.add_argument("--scales", type=scales, default=[0.25, 0.5, 1, 2, 4])
     parser.add_argument("--reads", type=count, default=50)
     parser.add_argument("--seeds", type=count, default=2)
     parser.add_argument("--bits", type=int, default=4)

@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--instances", type=Path, default=None, help="an exported library folder")
     parser.add_argument("--groups", type=groups_of, default=",".join(g.name for g in STUDY),
                         help="comma list of groups to run")
-    parser.add_argument("--reads", type=int, default=10)
+    parser.add_argument("--reads", type=count, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--warm-start", action="store_true", help="give GPTQ-restricted starts to backends")
     parser.add_argument("--threads", type=count, default=2, help="BLAS and layer-sa threads")

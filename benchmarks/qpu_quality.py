@@ -26,7 +26,7 @@ from qannealq.backends import get_sampler
 from qannealq.experiment import formulate, prepare
 from qannealq.metrics import read_energies
 from qannealq.solve import quantize_layer
-from _threads import count, pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned, scale  # benchmarks/_threads.py, beside this script
 
 MODELS = (("digits 4x4", {"input_size": 4}), ("digits 8x8", {}))
 WAYS = (("one/call", {"parallel": False}, None), ("parallel", {}, None), ("parallel+RA", {}, "gptq-restricted"))
@@ -58,7 +58,7 @@ def main() -> None:
     parser.add_argument("--bits", type=lambda t: [int(x) for x in t.split(",")], default=[4, 2])
     parser.add_argument("--reads", type=count, default=50)
     parser.add_argument("--seeds", type=count, default=2)
-    parser.add_argument("--chain-strength-scale", type=float, default=1.0)
+    parser.add_argument("--chain-strength-scale", type=scale, default=1.0)
     parser.add_argument("--threads", type=count, default=1)
     args = parser.parse_args()
     with pinned(args.threads) as threads:

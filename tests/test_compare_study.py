@@ -48,3 +48,11 @@ def test_no_threads_is_refused(monkeypatch, tmp_path, capsys):
         _main(monkeypatch, tmp_path, "--groups", "digits4x4", "--threads", "0")
     assert exc.value.code == 2 and "--threads" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_no_reads_is_refused_before_the_library_is_built(monkeypatch, tmp_path, capsys):
+    """``--reads 0`` built the library (about 8 s) and ended in a traceback from the harness's own check."""
+    with pytest.raises(SystemExit) as exc:
+        _main(monkeypatch, tmp_path, "--groups", "digits4x4", "--reads", "0")
+    assert exc.value.code == 2 and "--reads" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -47,6 +47,17 @@ def test_no_threads_is_refused(monkeypatch, capsys, script):
     assert "--threads" in _refused(monkeypatch, capsys, script, "--threads", "0")
 
 
+@pytest.mark.parametrize("script, option, value", [(chain_strength, "--scales", "0"), (chain_strength, "--scales", "1,-2"),
+                                                   (chain_strength, "--scales", ","),
+                                                   (qpu_quality, "--chain-strength-scale", "0"),
+                                                   (qpu_quality, "--chain-strength-scale", "inf")])
+def test_a_chain_strength_scale_it_cannot_use_is_refused(monkeypatch, capsys, script, option, value):
+    """A scale of 0 was refused by the sampler (an InvalidArgumentError traceback) after both models were
+    prepared."""
+    err = _refused(monkeypatch, capsys, script, option, value)
+    assert option in err and "> 0" in err
+
+
 def test_chain_strength_names_the_chains_it_measures():
     """Its docstring gives the clique chains' lengths on P16: it said 5-6 qubits for the 8x8 model's 61
     variables, where the embeddings have chains of 6 and 7 (as docs/backends.md's table says)."""
