@@ -444,8 +444,8 @@ class ResultStore:
                                        f"{type(saved).__name__} without a settings mapping); start a new run")
         if saved.get("command") != command:
             raise InvalidArgumentError(f"--resume {root}: that folder holds a {saved.get('command')!r} run, not "
-                                       f"a {command!r} run; give the folder of a {command} run, or start a new one "
-                                       "with --out")
+                                       f"a {command!r} run; give a folder that `qannealq {command}` wrote, or start "
+                                       "a new one with --out")
         return saved
 
     @classmethod

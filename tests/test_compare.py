@@ -675,7 +675,7 @@ def test_compare_resume_refuses_other_options_and_folders_that_are_not_compariso
 
     ResultStore.open(tmp_path / "run", "run", {})
     assert main(["compare", "--resume", str(tmp_path / "run")]) == 2
-    assert "holds a 'run' run, not a 'compare' run; give the folder of a compare run" in capsys.readouterr().err
+    assert "holds a 'run' run, not a 'compare' run; give a folder that `qannealq compare` wrote" in capsys.readouterr().err
     (tmp_path / "bare").mkdir()
     (tmp_path / "bare" / "store.json").write_text(json.dumps({"format": 1, "command": "compare"}))
     assert main(["compare", "--resume", str(tmp_path / "bare")]) == 2
