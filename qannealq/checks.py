@@ -105,10 +105,14 @@ def check_flag(option: str, value: Any) -> bool:
 
 
 def check_range(option: str, value: Any) -> tuple[float, float]:
-    """A pair of positive finite numbers ``(low, high)`` (e.g. an anneal's inverse temperatures)."""
+    """A pair of positive finite numbers ``(low, high)``, ``low <= high`` (e.g. an anneal's inverse temperatures,
+    hot to cold: ``sa`` annealed a reversed pair backwards without a word, ``layer-sa`` refused it after training)."""
     pair = isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.ndim == 1)
     if not pair or len(value) != 2 or not all(is_number(v) and v > 0 for v in value):
         raise InvalidArgumentError(f"{option}={value!r} must be two positive numbers [low, high], e.g. [0.1, 10]")
+    if value[0] > value[1]:
+        raise InvalidArgumentError(f"{option}={value!r} must be [low, high] with low <= high, e.g. [0.1, 10]: "
+                                   f"give [{value[1]!r}, {value[0]!r}]")
     return float(value[0]), float(value[1])
 
 
