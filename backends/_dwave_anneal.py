@@ -205,6 +205,10 @@ def check_anneal_schedule(schedule: Any, properties: Mapping, backend: str = "")
                    f"anneal time {bounds[0]:g} us = {1.0 / bounds[0]:g})")
 
 
+NO_WARM_REVERSE = (f"anneal='reverse' needs a warm start to anneal back from: use --warm-start {DEFAULT_WARM_START} "
+                   "(the default) or anneal='forward'")
+
+
 def starts_at_one(schedule: Any) -> bool:
     """Whether an ``anneal_schedule`` starts at s=1 (a reverse anneal; :func:`check_anneal_schedule` names what is
     wrong with a malformed one)."""
@@ -250,8 +254,7 @@ def anneal_settings(parameters: Mapping, options: Mapping[str, Any], warm: bool,
         raise InvalidArgumentError("anneal='reverse': this solver takes no initial_state/anneal_schedule; use "
                                    "anneal='forward' (or 'auto')")
     if mode == "reverse" and not warm:
-        raise InvalidArgumentError("anneal='reverse' needs a warm start to anneal back from: use --warm-start "
-                                   f"{DEFAULT_WARM_START} (the default) or anneal='forward'")
+        raise InvalidArgumentError(NO_WARM_REVERSE)
     reverse = mode == "reverse" or (mode == "auto" and warm and supports and not forward_asked)
     if not reverse:
         why = ("asked" if mode == "forward" else "no warm start" if not warm else

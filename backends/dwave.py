@@ -32,8 +32,8 @@ from dimod.exceptions import SamplerUnknownArgWarning
 from minorminer.busclique import busgraph_cache
 
 from qannealq.backends._common import check_capacity, close_child, draw_seed, now_ns, record
-from qannealq.backends._dwave_anneal import (ANNEAL_MODES, check_reversal_pause, check_reversal_point,
-                                             check_solver_ranges, starts_at_one)
+from qannealq.backends._dwave_anneal import (ANNEAL_MODES, NO_WARM_REVERSE, check_reversal_pause,
+                                             check_reversal_point, check_solver_ranges, starts_at_one)
 from qannealq.backends._dwave_cliques import CliqueCache
 from qannealq.backends._dwave_cloud import (CREDENTIALS_HINT, HybridSampler, guard_logs, has_credentials,
                                             missing_credentials, portable_config, require_credentials,
@@ -238,6 +238,12 @@ class QPUSampler(Closeable, dimod.Sampler):
         """Refuse a bad value of the options checked here (:data:`OPTION_RULES`) before any work and any QPU
         time (:func:`qannealq.contract.check_options`); the solver checks its other parameters itself."""
         check_values(options, OPTION_RULES)
+
+    def check_start_rows(self, options: dict, rows: int) -> None:
+        """Refuse ``anneal='reverse'`` on the whole-layer path when the run gives no warm start (``rows`` 0,
+        ``--warm-start none``): before training, where :meth:`plan` and :meth:`sample_layer` refused it after."""
+        if not rows and options.get("anneal", self.anneal) == "reverse" and options.get("parallel", self.parallel):
+            raise InvalidArgumentError(NO_WARM_REVERSE)
 
     def embedding(self, size: int) -> dict:
         """Clique embedding of variables ``0..size-1`` (the first of the cached set), found once per size."""

@@ -559,10 +559,10 @@ def check_start_rows(sampler: Any, options: Mapping[str, Any], rows: int, given:
     Raises:
         InvalidArgumentError: the sampler's own refusal, after ``given``.
     """
-    hook = getattr(sampler, "check_start_rows", None)
-    if callable(hook):
+    owner = _first_with(sampler, "check_start_rows")  # through composites (retries, decomposition)
+    if owner is not None:
         try:
-            hook(dict(options), rows)
+            owner.check_start_rows(dict(options), rows)
         except InvalidArgumentError as exc:
             raise InvalidArgumentError(f"{given} {exc}") from None
 

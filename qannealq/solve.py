@@ -135,8 +135,10 @@ def accepts_parameter(sampler: dimod.Sampler, name: str) -> bool:
 def check_warm_rows(sampler: dimod.Sampler, options: dict[str, Any], warm_start: str | None,
                     given: str = "--sampler-option") -> None:
     """Refuse sampler ``options`` that need more initial states than the solve loop will give each neuron (one
-    warm row, :func:`submit_neuron`; none without ``warm_start``), before training (:func:`check_start_rows`)."""
-    warm = warm_start is not None and layer_solver(sampler) is None and accepts_parameter(sampler, "initial_states")
+    warm row, :func:`submit_neuron`, or a whole-layer solver's row of the layer's start; none without
+    ``warm_start``), before training (:func:`check_start_rows`)."""
+    whole = layer_solver(sampler) is not None
+    warm = warm_start is not None and (whole or accepts_parameter(sampler, "initial_states"))
     check_start_rows(sampler, options, int(warm), given)
 
 

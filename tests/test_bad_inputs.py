@@ -145,6 +145,26 @@ def test_a_reversed_beta_range_is_refused_before_training(argv, tmp_path, capsys
     assert not out.exists()
 
 
+@pytest.mark.parametrize("argv", [
+    ["run", "--methods", "qubo", "--backend", "dwave-mock"],
+    ["sweep", "--methods", "qubo:dwave-mock"],
+])
+def test_a_reverse_anneal_without_a_warm_start_is_refused_before_training(argv, tmp_path, capsys, no_training):
+    """``--sampler-option anneal=reverse --warm-start none`` was refused only at the first layer, after training (on a
+    QPU, with its cloud client opened); the whole-layer path's warm start counts as each neuron's start row."""
+    pytest.importorskip("dwave.system")
+    out = tmp_path / "out"
+    err = _cli_error([*argv, "--sampler-option", "anneal=reverse", "--warm-start", "none", "--out", str(out)], capsys)
+    assert "--sampler-option anneal='reverse' needs a warm start to anneal back from: use --warm-start" in err
+    assert not out.exists()
+    from qannealq.backends import get_sampler
+    from qannealq.solve import check_warm_rows
+
+    qpu = get_sampler("dwave-mock")
+    check_warm_rows(qpu, {"anneal": "reverse"}, "gptq-restricted-pivot")  # a warm start to anneal back from
+    check_warm_rows(qpu, {"anneal": "reverse", "parallel": False}, None)  # one neuron a call: 'anneal' not used
+
+
 @pytest.mark.parametrize("argv, message", [
     (["sweep", "--methods", "rtn", "--effort", "fast"], ROWS["sampler-option-without-qubo"]),
     (["sweep", "--methods", "rtn", "--time-limit", "5"], "sampler options (--effort and --time-limit too) are"),
