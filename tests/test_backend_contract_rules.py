@@ -292,7 +292,7 @@ def test_sa_refuses_what_dwave_samplers_refuses_only_when_it_samples(bad, words)
 
 @pytest.mark.parametrize("name, bad, words", [
     ("layer-sa", {"beta_range": 3}, "beta_range=3 must be two positive numbers"),
-    ("layer-sa", {"beta_range": [5, 1]}, "beta_range=[5, 1] must be [hot, cold] with hot <= cold"),
+    ("layer-sa", {"beta_range": [5, 1]}, "beta_range=[5, 1] must be [low, high] with low <= high"),
     ("layer-sa", {"effort": ["fast"]}, "effort=['fast'] must be one of"),
     ("layer-sa", {"hot_acceptance": "abc"}, "hot_acceptance='abc' must be a probability within (0, 1)"),
     ("dwave-mock", {"chain_break_method": "abc"}, "chain_break_method='abc': use majority_vote (the default) or"),
