@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from qannealq._pool import thread_count
+
 from ._layer_dense import MAX_EXPONENT, DenseQubos, Rows, chain_partners, greedy_tolerance, pair_partners, \
     run_ranking
 from ._layer_schedule import Clock, anneal_schedule, chain_depth, restricted
@@ -46,7 +48,8 @@ class TorchRun:
 
     Args:
         dense: the problems (shared matrix kept once on the device).
-        params: the sampler's parameters (``pairs``, ``polish_sweeps``, schedule options).
+        params: the sampler's parameters (``pairs``, ``polish_sweeps``, schedule options; ``num_threads``: torch's
+            threads on the CPU within ``with run:``).
         device: a torch device (or its name: "cpu", "cuda", "cuda:1").
         clock: the solve's time limit and trace (checked and recorded after every sweep and polish step).
     """
@@ -55,6 +58,7 @@ class TorchRun:
                  clock: Clock | None = None) -> None:
         self.dense, self.params, self.device = dense, params, torch.device(device)
         self.clock = Clock() if clock is None else clock
+        self._threads: int | None = None  # torch's own thread count while a ``with run:`` sets num_threads
 
         def put(a: np.ndarray, dtype: torch.dtype = torch.float64) -> torch.Tensor:
             return torch.tensor(np.asarray(a), dtype=dtype, device=self.device)  # a copy: never aliases numpy
@@ -80,11 +84,18 @@ class TorchRun:
     # -- the interface of _layer_run._Run, used by layer_sa._solve ------------------------------------------------------------
 
     def __enter__(self) -> "TorchRun":
-        """``with run:`` as for ``_Run`` (which shares a thread pool within it); nothing to hold here."""
+        """``with run:`` as for ``_Run`` (which shares a thread pool within it): on the CPU, torch's threads are
+        ``num_threads`` (capped at the cores) within it, where given, and torch's own again after."""
+        self._threads = None
+        if self.device.type == "cpu" and self.params.get("num_threads") is not None:
+            self._threads = torch.get_num_threads()
+            torch.set_num_threads(thread_count(self.params["num_threads"], cap=True))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        return None
+        if self._threads is not None:
+            torch.set_num_threads(self._threads)
+            self._threads = None
 
     def polish(self, starts: np.ndarray, owner: np.ndarray | None = None, fields: np.ndarray | None = None,
                energies: np.ndarray | None = None) -> Rows:

@@ -265,3 +265,28 @@ def test_torch_chain_descent_escapes_pair_flip_minima():
     torch.testing.assert_close(g, run._field(v), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(pairs_min.energy + change, dense.energies(states), rtol=1e-9, atol=1e-12)
     assert np.all(change <= 0) and change.sum() < -1e-3 * pairs_min.energy.sum()
+
+
+def test_num_threads_sets_the_torch_threads_of_a_cpu_run(monkeypatch):
+    """``num_threads`` was ignored on ``torch-cpu``: the run took all of torch's threads whatever it said (2 here
+    with ``num_threads=1``; on a busy 2-core machine ``_move_costs`` of digits' first layer then took 41 ms a call
+    against 1 ms on one thread, and a 0.3 s limit ended at 0.95-1.7 s). Within the run torch now has
+    ``num_threads`` threads (capped at the cores), restored after; without it, torch's own."""
+    from qannealq.backends._layer_torch import TorchRun
+
+    _, problem = _problem(2, 12, 3, 2)
+    seen, polish = [], TorchRun._polish
+    monkeypatch.setattr(TorchRun, "_polish", lambda self, *a, **k: seen.append(torch.get_num_threads())
+                        or polish(self, *a, **k))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        one = LayerSASampler(device="torch-cpu", num_reads=2, num_sweeps=4).sample_layer(problem, seed=0,
+                                                                                        num_threads=1)
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        again = LayerSASampler(device="torch-cpu", num_reads=2, num_sweeps=4).sample_layer(problem, seed=0)
+        assert seen and set(seen) == {2} and torch.get_num_threads() == 2
+        np.testing.assert_array_equal(one.assignments, again.assignments)
+    finally:
+        torch.set_num_threads(before)
