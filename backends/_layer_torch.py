@@ -118,6 +118,23 @@ class TorchRun:
         states = v.transpose(0, 1).reshape(k * n, -1).to(torch.uint8).cpu().numpy()
         return Rows(states, owner, self.dense.energies(states, owner))
 
+    def descend(self, rows: Rows) -> Rows:
+        """Greedy sweeps of chain moves from ``rows`` (one per problem, in order) until no row improves,
+        ``polish_sweeps`` or the time limit (:meth:`_chain_polish`; a greedy sweep cut short only went down): the
+        search where no anneal fits, as ``_layer_run._Run.descend``. None where the run has no chain moves or the
+        time is already spent."""
+        n = self.dense.lin.shape[0]
+        if self.depth < 3 or rows.owner.size == 0 or self.clock.expired():
+            return rows.take(np.arange(0))
+        if not np.array_equal(rows.owner, np.arange(n)):
+            raise ValueError("TorchRun.descend takes one row per problem, in order")
+        v = torch.as_tensor(rows.v, dtype=torch.float64, device=self.device)[:, None, :]
+        self._chain_polish(v, self._field(v))
+        states = v[:, 0].to(torch.uint8).cpu().numpy()
+        down = Rows(states, rows.owner.copy(), self.dense.energies(states, rows.owner))
+        self.clock.record(float(down.energy.sum()))
+        return down
+
     def start(self, starts: np.ndarray, owner: np.ndarray | None = None) -> Rows:
         """Rows at the states ``starts`` ``(R, m)`` (row r of problem ``owner[r]``, default r) and their energies."""
         owner = np.arange(starts.shape[0]) if owner is None else owner

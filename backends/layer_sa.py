@@ -65,9 +65,9 @@ the best so far), for time-to-target (:func:`time_to_target`).
 Runs in a numba kernel, rows in parallel threads, each with its own seeded generator: deterministic for a
 seed whatever the thread count, and whatever the time limit as long as it cuts neither the beam nor the run
 (``info["time_limited"]`` is False; when it is True the result depends on timing). With a GPU (``device``),
-in torch on CUDA (:mod:`._layer_torch`: the same starts, schedule, moves (chains included) and polish, all rows
-updated in parallel one coordinate at a time; there a time limit stops the run after the sweep that passes it,
-without shortening the schedule). It is also a plain ``dimod.Sampler`` for single BQMs.
+in torch on CUDA (:mod:`._layer_torch`: the same starts, schedule, moves (chains included), polish and late
+descent, all rows updated in parallel one coordinate at a time; there a time limit stops the run after the sweep
+that passes it, without shortening the schedule). It is also a plain ``dimod.Sampler`` for single BQMs.
 
 Modules, each importing only those below it: this one (the sampler) -> :mod:`._layer_single` (one BQM) ->
 :mod:`._layer_run` (device choice, numba run) -> :mod:`._layer_kernel` (numba) and :mod:`._layer_torch`
@@ -686,7 +686,7 @@ def _solve(run: _Run, starts: list[np.ndarray], seed: int, others: np.ndarray | 
         # late (no sweeps, so no anneal ran: the time was tight, or nearly spent) on a layer of a population (wide,
         # of chain moves): the search is the polish and a greedy descent by chains while the time lasts
         descended = False
-        if run.params.get("late") and isinstance(run, _Run) and population(run.params, m, d.layer_inputs) is not None:
+        if run.params.get("late") and population(run.params, m, d.layer_inputs) is not None:
             rows = run.descend(chosen)
             best, descended = _fold(best, rows, n), rows.owner.size > 0
     stats = {"polished_start_energies": start_e.sum(axis=1).tolist(),
