@@ -224,8 +224,9 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
 
     Raises:
         InvalidArgumentError: ``path`` is a folder or not a path, a module the format cannot hold, a layer result
-            without its grid, ``extra`` that is no mapping, a key of it that is not text, or one the result records
-            with another value (``bits``, ``method``, ``seed``...).
+            without its grid or whose module in ``result.model`` no longer holds its values, ``extra`` that is no
+            mapping, a key of it that is not text, or one the result records with another value (``bits``,
+            ``method``, ``seed``...).
         StoreError: the file cannot be written (disk full, no permission).
     """
     _not_a_folder(path, "model.npz")
@@ -244,6 +245,7 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
     for k, layer in enumerate(result.layers):
         if layer.grid is None or layer.name not in modules:
             raise InvalidArgumentError(f"layer {layer.name!r} has no grid or is not a child of the model")
+        _check_holds(layer, modules[layer.name])
         grid = layer.grid
         if layer.integers.min() < grid.lo or layer.integers.max() > grid.hi or not -128 <= grid.lo <= grid.hi <= 127:
             raise InvalidArgumentError(f"layer {layer.name}: integers outside the int8 grid [{grid.lo}, {grid.hi}]")
@@ -270,6 +272,27 @@ def save_quantized(result: Any, path: str | Path, extra: Mapping[str, Any] | Non
     buffer = io.BytesIO()
     np.savez(buffer, meta=np.array(meta_text), checksum=np.array(_checksum(meta_text, arrays)), **arrays)
     return _atomic_bytes(Path(path), buffer.getvalue())
+
+
+def _check_holds(layer: Any, module: torch.nn.Module) -> None:
+    """Refuse a quantized layer whose module in ``result.model`` no longer holds its grid values, as loading would
+    rebuild them (``result.model[0]`` replaced or edited after quantizing): the file stores the grid, and it was
+    written all the same, then failed to load (a shape: torch's "The size of tensor a (20) must match ...") or
+    loaded a model other than ``result.model`` (edited weights, a bias dropped)."""
+    name, values, bias = layer.name, layer.values, layer.grid.bias_step is not None
+    n, width = values.shape
+    fits = isinstance(module, torch.nn.Linear) and (module.out_features, module.in_features + (
+        module.bias is not None)) == (n, width)
+    if fits:
+        parts = [(module.weight, values[:, :module.in_features])] + ([] if module.bias is None else
+                                                                    [(module.bias, values[:, -1])])
+        fits = all(torch.equal(param.detach().cpu(), torch.as_tensor(part, dtype=param.dtype)) for param, part in parts)
+    if not fits:
+        raise InvalidArgumentError(f"layer {name!r}: result.model's module {name} ({type(module).__name__}) does not "
+                                   f"hold the quantized values of the layer result (a Linear({width - bias}, {n}, "
+                                   f"bias={bias}) of weights step * (z + offset)): it was replaced or changed after "
+                                   "quantizing, and the file, which stores the grid, would not load as result.model; "
+                                   "quantize the model as it is now, or save the result unchanged")
 
 
 def _check_extra(extra: Mapping[str, Any], recorded: Mapping[str, Any]) -> None:

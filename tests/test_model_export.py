@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import json
 import re
@@ -701,3 +702,27 @@ def test_version_1_settings_read_numpy_scalars_back_at_any_depth(saved, tmp_path
         "shuffle": True, "sizes": (784, 128), "rates": [0.5, False], "note": "np.int64(3)",
         "lost": "np.float64(nan)"}
     assert type(settings["shuffle"]) is bool and type(settings["sizes"][0]) is int
+
+
+@pytest.mark.parametrize("change", ["reshaped", "replaced by ReLU", "weights edited", "bias dropped"])
+def test_a_model_changed_after_quantizing_is_refused_when_saving(saved, tmp_path, change):
+    """``result.model[0]`` replaced or edited after quantizing was saved all the same: the file stores the grid, so
+    a reshaped layer's file failed to load (torch's "The size of tensor a (20) must match the size of tensor b ..."),
+    a layer turned into a ReLU ended in "'ReLU' object has no attribute 'in_features'", and edited weights or a
+    dropped bias loaded as a model other than ``result.model``."""
+    result = copy.deepcopy(saved[4, "tensor"][0])
+    first = result.model[0]
+    if change == "reshaped":
+        result.model[0], result.model[2] = torch.nn.Linear(16, 20), torch.nn.Linear(20, 10)
+    elif change == "replaced by ReLU":
+        result.model[0] = torch.nn.ReLU()
+    elif change == "weights edited":
+        with torch.no_grad():
+            first.weight[0, 0] += 1e-3
+    else:
+        result.model[0] = torch.nn.Linear(16, first.out_features, bias=False)
+    with pytest.raises(InvalidArgumentError, match=r"layer '0': result.model's module 0 \((Linear|ReLU)\) does not "
+                                                   r"hold the quantized values of the layer result \(a Linear\(16, "
+                                                   r"16, bias=True\).*quantize the model as it is now"):
+        result.save(tmp_path / "m.npz")
+    assert not (tmp_path / "m.npz").exists()
