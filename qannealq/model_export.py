@@ -350,8 +350,8 @@ def load_quantized(path: str | Path) -> QuantizedModel:
     """Read a file written by :func:`save_quantized`, check its checksum and rebuild the torch model.
 
     Raises:
-        ModelFileError: missing, unreadable or truncated file, another format, a newer version of the format, or
-            a checksum mismatch.
+        ModelFileError: missing, unreadable or truncated file, another format, a newer version of the format, a
+            checksum mismatch, or metadata that disagrees with the arrays (layers, shapes, integers off the grid).
         InvalidArgumentError: ``path`` is not a path (``None``, a number, empty text).
     """
     path = _existing_file(path, "model.npz", "a model file", "give the .npz file (qannealq run --save-model writes "
@@ -382,8 +382,38 @@ def load_quantized(path: str | Path) -> QuantizedModel:
         raise _mismatch(path, f"stored {stored[:16]}..., computed {computed[:16]}...")
     if meta["version"] == 1:  # its settings were each value's repr: read back as values, as version 2 holds them
         meta["settings"] = _literal_values(meta.get("settings", {}))
-    layers = [_layer(entry, arrays, k) for k, entry in enumerate(meta["layers"])]
-    return QuantizedModel(_rebuild(meta["architecture"], layers, arrays), layers, meta, computed)
+    try:
+        layers = [_layer(entry, arrays, k) for k, entry in enumerate(meta["layers"])]
+        _check_layers(meta["architecture"], layers)
+        model = _rebuild(meta["architecture"], layers, arrays)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        detail = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ModelFileError(f"{path}: its metadata and arrays disagree ({detail}), though its checksum holds: it "
+                             f"was not written by ModelResult.save as a {FORMAT} file of version {version}; save "
+                             "the model again") from exc
+    return QuantizedModel(model, layers, meta, computed)
+
+
+def _check_layers(arch: list[dict], layers: list[QuantizedLayer]) -> None:
+    """Each quantized layer a quantized Linear of ``arch`` whose shape its integers have, within its grid's range:
+    a file whose metadata disagreed with its arrays (one written by another program, its checksum computed anew)
+    loaded a Linear of 15 inputs from 16 columns of integers (its bias the 16th weight), integers 100 on an int3
+    grid, or ended in a bare ``KeyError: 'q2.bias_step'``."""
+    linears = {entry["name"]: entry for entry in arch if entry["type"] == "Linear" and entry["quantized"]}
+    if sorted(linears) != sorted(layer.name for layer in layers):
+        raise ValueError(f"the architecture's quantized Linear layers {sorted(linears)} are not the layers stored, "
+                         f"{[layer.name for layer in layers]}")
+    for layer in layers:
+        entry, ints = linears[layer.name], layer.integers
+        shape = (entry["out"], entry["in"] + bool(entry["bias"]))
+        if ints.dtype != np.int8 or ints.shape != shape or layer.in_features != entry["in"] or \
+                layer.has_bias != entry["bias"] or layer.grid.weight_step.shape != (entry["out"],):
+            raise ValueError(f"layer {layer.name!r}: {ints.dtype} integers of shape {ints.shape} and "
+                             f"{layer.grid.weight_step.shape[0]} weight steps, where its Linear({entry['in']}, "
+                             f"{entry['out']}, bias={entry['bias']}) takes int8 {shape} and {entry['out']}")
+        if ints.size and (ints.min() < layer.grid.lo or ints.max() > layer.grid.hi):
+            raise ValueError(f"layer {layer.name!r}: integers in [{ints.min()}, {ints.max()}], outside its grid's "
+                             f"range [{layer.grid.lo}, {layer.grid.hi}]")
 
 
 def _existing_file(path: Any, example: str, name: str, remedy: str) -> Path:
@@ -472,8 +502,10 @@ def _rebuild(arch: list[dict], layers: list[QuantizedLayer], arrays: Mapping[str
             linears[entry["name"]] = module
         elif kind == "Dropout":
             module = torch.nn.Dropout(entry["p"])
-        else:
+        elif kind in _ACTIVATIONS:
             module = _ACTIVATIONS[kind]()
+        else:
+            raise ValueError(f"module {entry['name']} of type {kind!r}, none that the format holds")
         modules[entry["name"]] = module
     return torch.nn.Sequential(modules).eval()
 

@@ -726,3 +726,38 @@ def test_a_model_changed_after_quantizing_is_refused_when_saving(saved, tmp_path
                                                    r"16, bias=True\).*quantize the model as it is now"):
         result.save(tmp_path / "m.npz")
     assert not (tmp_path / "m.npz").exists()
+
+
+def _rewritten(path, out, edit_meta=lambda meta: None, edit_arrays=lambda arrays: None):
+    """``path``'s file with its metadata or arrays changed and its checksum computed anew (as another program
+    writing the format would), written to ``out``."""
+    from qannealq.model_export import _checksum
+
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files if key not in ("meta", "checksum")}
+        meta = json.loads(str(npz["meta"]))
+    edit_meta(meta)
+    edit_arrays(arrays)
+    text = json.dumps(meta, sort_keys=True)
+    np.savez(out, meta=np.array(text), checksum=np.array(_checksum(text, arrays)), **arrays)
+    return out
+
+
+@pytest.mark.parametrize("meta_edit, arrays_edit, detail", [
+    (lambda m: m["layers"].append(dict(m["layers"][0], name="9")), lambda a: None, r"no 'q2\.bias_step'"),
+    (lambda m: m["architecture"][0].update({"in": 15}), lambda a: None,
+     r"layer '0': int8 integers of shape \(16, 17\) and 16 weight steps, where its Linear\(15, 16, bias=True\) "
+     r"takes int8 \(16, 16\)"),
+    (lambda m: None, lambda a: a.update({"q0.integers": np.full_like(a["q0.integers"], 100)}),
+     r"layer '0': integers in \[100, 100\], outside its grid's range \[-8, 7\]"),
+    (lambda m: m["architecture"][1].update(type="GELU"), lambda a: None,
+     r"module 1 of type 'GELU', none that the format holds"),
+], ids=["a layer without arrays", "a Linear of other inputs", "integers off the grid", "an unknown module"])
+def test_a_file_whose_metadata_and_arrays_disagree_is_refused(saved, tmp_path, meta_edit, arrays_edit, detail):
+    """Only the checksum was checked: a file whose metadata disagreed with its arrays (checksum computed anew) ended
+    in a bare ``KeyError: 'q2.bias_step'`` or ``'GELU'``, or loaded silently wrong: a Linear of 15 inputs took the
+    16th weight column as its bias, and integers 100 on an int4 grid became weights far off it."""
+    path = _rewritten(saved[4, "tensor"][1], tmp_path / "other.npz", meta_edit, arrays_edit)
+    with pytest.raises(ModelFileError, match=rf"other\.npz: its metadata and arrays disagree \({detail}.*\), though "
+                                             r"its checksum holds: .*save the model again"):
+        load_quantized(path)
