@@ -163,8 +163,13 @@ class QuantizedModel:
 
 
 def _check_finite(x: np.ndarray) -> np.ndarray:
-    """``x`` as float64, refused where it holds NaN or infinity."""
-    h = np.asarray(x, dtype=np.float64)
+    """``x`` as float64, refused where it holds NaN or infinity, or is no array of numbers (text, ragged rows:
+    numpy's "could not convert string to float: 'abc'" named no argument)."""
+    try:
+        h = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"x must be an array of numbers (N, features), got {type(x).__name__} ({exc}): "
+                                   "give the inputs as a numpy array or tensor") from exc
     if not np.isfinite(h).all():
         raise InvalidArgumentError("x contains NaN or infinity: the integer inputs of a layer have no value for "
                                    "them, and the float model's predictions no meaning; clean the inputs first")

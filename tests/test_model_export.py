@@ -761,3 +761,20 @@ def test_a_file_whose_metadata_and_arrays_disagree_is_refused(saved, tmp_path, m
     with pytest.raises(ModelFileError, match=rf"other\.npz: its metadata and arrays disagree \({detail}.*\), though "
                                              r"its checksum holds: .*save the model again"):
         load_quantized(path)
+
+
+@pytest.mark.parametrize("x", ["abc", [[1.0, 2.0], [3.0]], [{"a": 1}]], ids=["text", "ragged rows", "objects"])
+def test_inputs_that_are_no_array_of_numbers_are_refused_by_name(saved, tmp_path, x):
+    """``predict``, ``integer_forward`` and ``run_onnx`` of text or ragged rows ended in numpy's own "could not
+    convert string to float: 'abc'" or "setting an array element with a sequence", naming no argument."""
+    from qannealq.model_export import run_onnx
+
+    model = load_quantized(saved[4, "tensor"][1])
+    calls = [model.predict, model.integer_forward, model.integer_predict]
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"):
+        onnx_path = model.to_onnx(tmp_path / "m.onnx")
+        calls.append(lambda x: run_onnx(onnx_path, x))
+    for call in calls:
+        with pytest.raises(InvalidArgumentError, match=r"x must be an array of numbers \(N, features\), got "
+                                                       r"(str|list) \(.*\): give the inputs as a numpy array"):
+            call(x)
