@@ -337,9 +337,10 @@ def _solve_qubo(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray 
                                    backend)
     info = {"timing": merge_timing(ss.info for ss in samplesets if ss is not None)}
     assignments = np.stack(rows)
-    if _handed_warm(sampler, warm, sampler_kwargs):  # its start is an assignment it was given: never worse
+    handed = _started_neurons(problem, sampler, warm, sampler_kwargs)
+    if handed.any():  # its start is an assignment it was given: never worse
         # the stored batches hold the sampler's own rows, so a resumed layer keeps the same neurons' starts
-        assignments, _, kept = problem.keep_lower(assignments, warm)
+        assignments, _, kept = problem.keep_lower(assignments, np.where(handed[:, None], warm, assignments))
         info["warm_start_kept"] = int(kept.sum())
     return assignments, samplesets, info
 
@@ -348,6 +349,24 @@ def _handed_warm(sampler: dimod.Sampler, warm: np.ndarray | None, sampler_kwargs
     """Whether :func:`submit_neuron` gives each neuron's BQM its warm row as the initial state."""
     return (warm is not None and "initial_states" not in sampler_kwargs
             and accepts_parameter(sampler, "initial_states"))
+
+
+def _started_neurons(problem: LayerProblem, sampler: dimod.Sampler, warm: np.ndarray | None,
+                     sampler_kwargs: dict[str, Any]) -> np.ndarray:
+    """Which neurons' solves start from the warm row :func:`submit_neuron` gives them, ``(n,)`` bool. The
+    decomposition (``uses_initial_states``; ``qannealq run`` puts qaoa, exact and dwave-hybrid in it) takes initial
+    states, yet passes a neuron within its capacity straight to its child, which may take none: that neuron's
+    reads are its child's own. Only the number of a neuron's variables decides it, so a BQM of its variables alone
+    is asked about (a neuron's whole BQM is ``m²`` coefficients)."""
+    n = problem.num_neurons
+    if not _handed_warm(sampler, warm, sampler_kwargs):
+        return np.zeros(n, dtype=bool)
+    uses = getattr(sampler, "uses_initial_states", None)
+    if not callable(uses):
+        return np.ones(n, dtype=bool)
+    capacity = sampler_kwargs.get("capacity")
+    return np.array([uses(dimod.BinaryQuadraticModel(dict.fromkeys(problem.variables(i).tolist(), 0.0), {}, 0.0,
+                                                     "BINARY"), capacity) for i in range(n)], dtype=bool)
 
 
 #: The most inputs a warm-up's stand-in layer has (:func:`warm_up`): above every size at which ``layer-sa``

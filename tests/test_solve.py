@@ -156,6 +156,29 @@ def test_a_per_neuron_sampler_handed_the_warm_start_never_ends_above_it(small_la
     assert np.any(other.errors > other.warm_start_errors)
 
 
+def test_a_neuron_the_decomposition_passes_to_a_child_taking_no_start_keeps_its_own_read(small_layer):
+    """``qannealq run`` puts a backend with a capacity (qaoa, exact, dwave-hybrid) in the decomposition, which takes
+    initial states but passes a neuron within its capacity straight to its child: a child that takes none (qaoa)
+    was never started from the warm start, yet its reads were replaced by it and counted as warm_start_kept."""
+    from qannealq.backends.decompose import decomposed
+
+    _, problem = small_layer
+    sizes = problem.free.sum(axis=1)
+    raw = quantize_layer(problem, "qubo", _FlippingNoStart(), "flip", seed=5, warm_start=None)
+    whole = quantize_layer(problem, "qubo", decomposed(_FlippingNoStart(), capacity=int(sizes.max())), "flip", seed=5)
+    assert "warm_start_kept" not in whole.info
+    np.testing.assert_allclose(whole.errors, raw.errors, rtol=1e-12)
+    assert np.any(whole.errors > whole.warm_start_errors)  # the test means something: reads above the start
+    # a neuron above the capacity is decomposed from its warm start: never above it; the others stay raw
+    capacity = int(sizes.min())
+    mixed = quantize_layer(problem, "qubo", decomposed(_FlippingNoStart(), capacity=capacity), "flip", seed=5)
+    fits = sizes <= capacity
+    assert 0 < fits.sum() < fits.size
+    np.testing.assert_allclose(mixed.errors[fits], raw.errors[fits], rtol=1e-12)
+    assert np.all(mixed.errors[~fits] <= mixed.warm_start_errors[~fits] * (1 + 1e-12))
+    assert mixed.info["warm_start_kept"] == 0
+
+
 def test_warm_start_errors_recorded(small_layer):
     _, problem = small_layer
     result = quantize_layer(problem, "qubo", get_sampler("exact"), "exact")
