@@ -7,6 +7,7 @@ qiskit's ``StatevectorSampler`` otherwise. One qubit per variable, so the qubit 
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections.abc import Iterator
@@ -27,10 +28,19 @@ from qannealq.errors import BackendUnavailableError, InvalidArgumentError
 
 __all__ = ["QAOASampler", "to_quadratic_program"]
 
+logger = logging.getLogger(__name__)
+
 OPTIMIZERS = {"cobyla": COBYLA, "nelder-mead": NELDER_MEAD, "spsa": SPSA}
 MOST_QUBITS = 30
 """The largest ``max_qubits``: both simulators hold the full statevector, 16 bytes an amplitude (16 GiB at 30)."""
 _GLOBAL_RANDOM = threading.Lock()  # held while a solve seeds and uses qiskit-optimization's global generator
+STATEVECTOR_QUIET = 16
+"""The most qubits a call simulates on qiskit's ``StatevectorSampler`` without a warning (about a minute at 16
+with the default ``maxiter``); above, the sampler warns once, with an estimate of the call's time."""
+STATEVECTOR_S_PER_AMPLITUDE = 25e-6
+"""``StatevectorSampler``'s seconds per amplitude and circuit evaluation: 15-28 us measured at 16-19 qubits (dense
+neuron BQMs, reps 1 and 2, x86_64, 2 shared cores, 2026-12-07), nearly independent of reps and couplings."""
+_WARNING = threading.Lock()  # one warning per sampler, also from calls in threads
 
 
 def to_quadratic_program(bqm: dimod.BinaryQuadraticModel) -> tuple[QuadraticProgram, list]:
@@ -92,6 +102,18 @@ def _seeded(seed: int) -> Iterator[None]:
             algorithm_globals.random_seed = before
 
 
+def _evaluations(optimizer: str, maxiter: int) -> int:
+    """Circuit evaluations of one call, about: COBYLA's ``maxiter``, Nelder-Mead's about 2 an iteration, SPSA's 2
+    an iteration plus its 50 to calibrate (measured 111 at ``maxiter=30``); plus the final sampling."""
+    return {"cobyla": maxiter, "nelder-mead": 2 * maxiter, "spsa": 2 * maxiter + 50}[optimizer] + 1
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
 def _depth(ansatz, pass_manager) -> int | None:
     """Depth of the circuit as run: transpiled by ``pass_manager`` (Aer), else decomposed to basic gates."""
     if ansatz is None:
@@ -132,6 +154,7 @@ class QAOASampler(dimod.Sampler):
                                        "neurons be decomposed")
         self.reps, self.optimizer, self.maxiter, self.shots = reps, optimizer, maxiter, shots
         self.max_qubits, self.simulator = max_qubits, simulator
+        self._warned = False
         self._check_cobyla(reps, maxiter)
 
     def __repr__(self) -> str:
@@ -183,6 +206,8 @@ class QAOASampler(dimod.Sampler):
                           preprocessing_ns=now_ns() - start)
         evals = [0]
         sampler, pm = _primitive(shots, seed, self.simulator)
+        if pm is None:
+            self._warn_slow(len(labels), maxiter or self.maxiter)
         qaoa = QAOA(sampler, OPTIMIZERS[self.optimizer](maxiter=maxiter or self.maxiter), reps=reps or self.reps,
                     initial_point=np.random.default_rng(seed).uniform(-np.pi, np.pi, 2 * (reps or self.reps)),
                     pass_manager=pm, callback=lambda *_: evals.__setitem__(0, evals[0] + 1))
@@ -201,6 +226,24 @@ class QAOASampler(dimod.Sampler):
         ss.info["timing"] = {"preprocessing_ns": t1 - start, "sampling_ns": t2 - t1,
                              "postprocessing_ns": now_ns() - t2}
         return record(ss, seed, start)
+
+    def _warn_slow(self, qubits: int, maxiter: int) -> None:
+        """Warn once above :data:`STATEVECTOR_QUIET` qubits on ``StatevectorSampler``: a 20-qubit call (the default
+        ``max_qubits``) ran for about 20 minutes without a word, and a run of 42 neurons of 17 variables for hours."""
+        if qubits <= STATEVECTOR_QUIET:
+            return
+        with _WARNING:
+            if self._warned:
+                return
+            self._warned = True
+        evaluations = _evaluations(self.optimizer, maxiter)
+        seconds = 2.0 ** qubits * evaluations * STATEVECTOR_S_PER_AMPLITUDE
+        logger.warning("qaoa: a call of %d qubits on qiskit's StatevectorSampler (simulator=%r%s) takes about %s "
+                       "(2^%d amplitudes x %d circuit evaluations x ~%.0f us), and each such neuron as long: use "
+                       "qiskit-aer (simulator='auto' or 'aer'; pip install 'qannealq[qiskit]'), or lower max_qubits "
+                       "(larger neurons are decomposed) or maxiter", qubits, self.simulator,
+                       ", qiskit-aer missing" if self.simulator == "auto" else "", _duration(seconds), qubits,
+                       evaluations, STATEVECTOR_S_PER_AMPLITUDE * 1e6)
 
     @staticmethod
     def _constant(bqm: dimod.BinaryQuadraticModel, labels: list, shots: int, reps: int) -> dimod.SampleSet:

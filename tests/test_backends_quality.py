@@ -256,6 +256,36 @@ def test_qaoa_falls_back_to_the_statevector_sampler_without_aer(monkeypatch):
         get_sampler("qaoa", simulator="aer")
 
 
+def test_qaoa_on_the_statevector_sampler_warns_once_before_a_long_call(monkeypatch, caplog):
+    """``StatevectorSampler`` takes ~25 us per amplitude and evaluation (2.8 s an evaluation at 17 qubits): at the
+    default ``max_qubits=20`` a call ran for about 20 minutes without a word. Above ``STATEVECTOR_QUIET`` qubits
+    (lowered here to keep the test short) the sampler warns once, with the estimate; Aer and small calls do not."""
+    pytest.importorskip("qiskit_optimization")
+    from qannealq.backends import qiskit as qaoa_module
+
+    monkeypatch.setattr(qaoa_module, "STATEVECTOR_QUIET", 4, raising=False)
+    small = dimod.BinaryQuadraticModel({"a": 1.0, "b": -1.0, "c": 0.5}, {("a", "b"): 0.5}, 0.0, "BINARY")
+    large = digits_neurons(6, 1, min_variables=5)[0]
+    assert small.num_variables <= 4 < large.num_variables
+    caplog.set_level("WARNING", logger=qaoa_module.__name__)
+    statevector = get_sampler("qaoa", simulator="statevector", maxiter=5, shots=32)
+    statevector.sample(small, seed=1)
+    assert not caplog.records
+    for seed in (1, 2):
+        statevector.sample(large, seed=seed)
+    [record] = caplog.records
+    message = record.getMessage()
+    assert f"a call of {large.num_variables} qubits on qiskit's StatevectorSampler (simulator='statevector')" in message
+    assert "x 6 circuit evaluations" in message and "use qiskit-aer" in message and "max_qubits" in message
+    caplog.clear()
+    if qaoa_module._aer() is not None:
+        get_sampler("qaoa", simulator="aer", maxiter=5, shots=32).sample(large, seed=1)
+        assert not caplog.records
+    monkeypatch.setitem(sys.modules, "qiskit_aer", None)
+    get_sampler("qaoa", maxiter=5, shots=32).sample(large, seed=1)
+    assert "(simulator='auto', qiskit-aer missing)" in caplog.records[0].getMessage()
+
+
 def test_qaoa_refuses_simulator_aer_without_aer_when_built(monkeypatch):
     """``simulator='aer'`` without qiskit-aer was accepted by the constructor and refused only by the first
     ``sample``: after a run's training and calibration, or a comparison's reference optima. It is refused when
