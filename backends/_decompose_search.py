@@ -164,10 +164,18 @@ def timing_of(infos: list[dict], own_ns: int) -> dict:
 
 
 def child_summary(infos: list[dict]) -> dict:
-    """Mean chain-break fraction and chain strength over the calls, where the child reports them."""
+    """The children's details over the calls, where they report them: mean chain-break fraction and chain strength
+    (a QPU); total optimiser evaluations and time, deepest circuit, and ``reps`` and ``shots`` where every call used
+    the same (QAOA). A decomposed ``qaoa`` call reported none of QAOA's, and ``compare`` left them blank."""
     out = {}
-    for key in ("chain_break_fraction", "chain_strength"):
+    for key, combine in (("chain_break_fraction", lambda v: float(np.mean(v))),
+                         ("chain_strength", lambda v: float(np.mean(v))), ("optimizer_evals", lambda v: int(sum(v))),
+                         ("optimizer_time_s", lambda v: float(sum(v))), ("circuit_depth", lambda v: int(max(v)))):
         values = [i[key] for i in infos if isinstance(i.get(key), (int, float))]
         if values:
-            out[key] = float(np.mean(values))
+            out[key] = combine(values)
+    for key in ("reps", "shots"):
+        values = {i.get(key) for i in infos}
+        if len(values) == 1 and isinstance(next(iter(values)), int):
+            out[key] = values.pop()
     return out

@@ -169,6 +169,9 @@ def test_works_with_qaoa(forty):
     ss = decomposed(qaoa, capacity=8, max_calls=3).sample(problem.neuron_bqm(i), initial_states=states, seed=4)
     assert ss.info["decomposed"] and 1 <= ss.info["backend_calls"] <= 3 and max(ss.info["sub_sizes"]) <= 8
     assert ss.first.energy <= warm_energy * (1 + 1e-12)
+    # QAOA's details over the calls (compare's columns were blank for a decomposed qaoa): 5 evaluations a call
+    assert ss.info["optimizer_evals"] == 5 * ss.info["backend_calls"] and ss.info["optimizer_time_s"] > 0
+    assert ss.info["circuit_depth"] > 0 and ss.info["reps"] == 1 and ss.info["shots"] == 256
 
 
 def test_a_capacity_above_the_backends_own_limit_is_refused_before_any_call():
