@@ -83,6 +83,11 @@ class ModelConfig:
         if fields_.get("hidden") is not None:
             fields_["hidden"] = tuple(fields_["hidden"])
         folder = fields_.get("data_dir")
+        if fields_.get("dataset") == "digits" and stored.get("data_dir") is None and given.get("data_dir") is not None:
+            # the store's refusal spoke of the files' SHA-256 and of links, which digits has none of
+            raise InvalidArgumentError(f"--resume: --data-dir={str(given['data_dir'])!r} does not apply: dataset "
+                                       "'digits' is embedded in scikit-learn and reads no data folder, and the stored "
+                                       "run was given none; resume without --data-dir")
         if "data_dir" not in given and folder is not None and not Path(folder).is_dir():
             where = " (a relative path: it is read from the folder the resume runs in)" if not Path(
                 folder).is_absolute() else ""

@@ -443,6 +443,21 @@ def test_a_resume_whose_data_dir_moved_says_what_to_do(tmp_path, capsys, monkeyp
     assert main(["run", "--resume", "r", "--data-dir", "moved"]) == 2  # no checksum: the link was the only way
 
 
+def test_a_digits_resume_given_a_data_dir_says_digits_reads_none(tmp_path, capsys, monkeypatch):
+    """``run --resume DIR --data-dir X`` of a digits run stored without one was refused with a hint to give the
+    stored --data-dir by a link, and that the run was stored without the files' SHA-256: digits has no files."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "X").mkdir()
+    assert main(["run", "--input-size", "4", "--bits", "2", "--methods", "rtn", "--out", "r"]) == 0
+    stored = (tmp_path / "r" / "store.json").read_text()
+    err = _cli_error(["run", "--resume", "r", "--data-dir", "X"], capsys)
+    assert "--data-dir='X' does not apply: dataset 'digits' is embedded in scikit-learn and reads no data " \
+           "folder, and the stored run was given none; resume without --data-dir" in err
+    assert "SHA-256" not in err and "link" not in err
+    assert (tmp_path / "r" / "store.json").read_text() == stored
+    assert main(["run", "--resume", "r"]) == 0
+
+
 def test_a_resume_reads_moved_datasets_when_their_files_are_the_same(tmp_path, capsys, monkeypatch, caplog):
     """``--data-dir NEW`` resumes a run whose datasets moved when the files found there have the stored SHA-256,
     and from then on reads them there; other files are refused, naming both checksums."""
