@@ -193,6 +193,29 @@ def test_datasets_exits_2_when_a_named_dataset_is_missing(tmp_path, monkeypatch,
     assert main(["datasets", "--no-load"]) == 0
 
 
+def test_datasets_lists_every_dataset_past_one_that_fails_its_sha256sums(tmp_path, monkeypatch, capsys):
+    """A data folder whose mnist.npz differs from its SHA256SUMS stopped the listing at mnist with that error alone:
+    fashion-mnist, in the same folder and good, was never shown. Each dataset is listed, the refused one with its
+    reason, and the command exits 2 naming it."""
+    import hashlib
+
+    import numpy as np
+
+    monkeypatch.setenv("QANNEALQ_CACHE", str(tmp_path / "cache"))
+    x, y = np.zeros((20, 28, 28), np.uint8), np.arange(20) % 10
+    for name in ("mnist", "fashion-mnist"):
+        np.savez(tmp_path / f"{name}.npz", x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
+    listed = hashlib.sha256(b"another file").hexdigest()
+    (tmp_path / "SHA256SUMS").write_text(f"{listed}  mnist.npz\n")
+    assert main(["datasets", "--data-dir", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert f"mnist            refused: {tmp_path / 'mnist.npz'}: SHA-256 " in captured.out and listed in captured.out
+    assert f"fashion-mnist    npz at {tmp_path / 'fashion-mnist.npz'}\n{' ' * 17}train (20, 784)" in captured.out
+    assert "cifar10          not found" in captured.out
+    assert captured.err.strip() == "qannealq: error: mnist refused: the listing above says why and what to do"
+    assert main(["datasets", "--data-dir", str(tmp_path), "fashion-mnist"]) == 0
+
+
 def test_data_dir_help_names_every_default_folder(capsys, monkeypatch):
     """Every command's ``--data-dir`` help and its refusal said "else ../shared/datasets", leaving out
     ``./datasets``, which is searched first (the README's "Where a dataset is looked for", ``data_dirs``)."""
