@@ -350,10 +350,18 @@ def refuse_file_out(root: Path) -> None:
     """Refuse an ``--out`` that names an existing file (its folder's creation failed with ``FileExistsError``,
     after the model's training): the results stores' and the instance export's one check.
 
+    A path the system cannot look up (a name over 255 bytes: ``ENAMETOOLONG``) is refused too: ``exists()``
+    raised its ``OSError``, a traceback before any work.
+
     Raises:
-        InvalidArgumentError: ``root`` is a file.
+        InvalidArgumentError: ``root`` is a file, or cannot be looked up.
     """
-    if Path(root).exists() and not Path(root).is_dir():
+    try:
+        is_file = Path(root).exists() and not Path(root).is_dir()
+    except OSError as exc:
+        raise InvalidArgumentError(f"--out={str(root)!r} cannot be used as a folder ({exc.strerror or exc}): give "
+                                   "a shorter or another folder path") from exc
+    if is_file:
         raise InvalidArgumentError(f"--out={str(root)!r} is an existing file, not a folder: give a folder path")
 
 

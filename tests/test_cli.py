@@ -263,6 +263,14 @@ def test_out_naming_an_existing_file_exits_2(tmp_path, capsys, no_training):
     assert target.read_text() == "keep me"
 
 
+def test_out_with_a_name_too_long_for_the_file_system_exits_2(tmp_path, capsys, no_training):
+    """A folder name over 255 bytes: Path.exists() raised ENAMETOOLONG, a traceback instead of a message."""
+    out = tmp_path / ("a" * 300)
+    assert main(["run", "--methods", "rtn", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"--out={str(out)!r} cannot be used as a folder (File name too long)" in err and "shorter" in err
+
+
 def test_backends_command_lists_sa_and_exact(capsys):
     assert main(["backends"]) == 0
     lines = capsys.readouterr().out.splitlines()
