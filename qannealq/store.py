@@ -205,11 +205,20 @@ def atomic_path(path: Path, remedy: str = OUT_REMEDY) -> Iterator[Path]:
         yield tmp
         replace_synced(tmp, path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}; {remedy}") from exc
     except BaseException:  # Ctrl-C between the write and the rename: no temporary file left behind
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: Path) -> None:
+    """Remove a failed write's temporary file, if any: where it could not be made, its removal fails alike (a path
+    over ``PATH_MAX``: ``ENAMETOOLONG``), and that second ``OSError`` replaced the write's :class:`StoreError`."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
 
 
 def replace_synced(tmp: Path, path: Path) -> None:

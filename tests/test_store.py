@@ -255,6 +255,21 @@ def test_atomic_write_failure_is_a_store_error_and_leaves_the_old_file(tmp_path,
     assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["f.json"]
 
 
+def test_a_unit_path_too_long_for_the_system_is_a_store_error(tmp_path):
+    """A results folder whose path leaves no room for its units' (a PATH_MAX of 4096: the run trained and solved
+    its first layer, then ended in a traceback): removing the temporary file that could not be made raised
+    ENAMETOOLONG again, which replaced the StoreError naming the file."""
+    root = tmp_path
+    while len(str(root)) < 4060:  # then store.json fits (4060 + 24 < 4096) and units/bits=2_method=qubo.json not
+        root = root / ("b" * min(200, 4060 - len(str(root)) - 1))
+        root.mkdir()
+    store = ResultStore.open(root, "run", {})
+    with pytest.raises(StoreError, match=r"cannot write .*units/bits=2_method=qubo\.json: File name too long; "):
+        store.put(unit_key(bits=2, method="qubo"), {"x": 1})
+    with pytest.raises(StoreError, match="File name too long"):
+        atomic_write(tmp_path / ("a" * 300 + ".json"), "x")
+
+
 def test_atomic_path_renames_on_success_and_cleans_up_on_failure_or_interrupt(tmp_path):
     """Writers that need a file name (savefig, np.savez, torch.save) get a temporary one with the same suffix;
     the target is the old file or the complete new one, never a partial one, and nothing is left behind."""
