@@ -23,12 +23,15 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from qannealq._defaults import GRANULARITIES
 from qannealq.formulation import LayerProblem
 from qannealq.store import ResultStore, key_part, unit_key
 
 __all__ = ["StoreCheckpoint", "is_batch_key", "DEFAULT_BATCH"]
 
 logger = logging.getLogger(__name__)
+
+_HASHED = re.compile(r".{100}-[0-9a-f]{16}")  # a key unit_key cut short, with a hash of the whole
 
 DEFAULT_BATCH = 16
 """Neurons per saved batch: an interruption loses at most this many neuron solves."""
@@ -127,11 +130,25 @@ class StoreCheckpoint:
         pattern = re.escape(unit_key(**grid, **self.unit, layer=mark["layer"], neurons=mark["neurons"]))
         pattern = (pattern.replace(re.escape(f"granularity={mark['granularity']}_"), "(?:granularity=[A-Za-z]+_)?")
                    .replace(mark["layer"], ".+").replace(mark["neurons"], r"\d+-\d+"))
-        left = [key for key in keys if is_batch_key(key) and re.fullmatch(pattern, key)]
+        left = [key for key in keys if is_batch_key(key) and re.fullmatch(pattern, key) or self._hashed_batch(key)]
         self.store.discard(*left)
         for key in left:
             logger.info("removed %s, a batch of the stored unit left by an interrupted run", key)
         return left
+
+    def _hashed_batch(self, key: str) -> bool:
+        """Whether ``key``, one that :func:`~qannealq.store.unit_key` cut short and hashed (a layer name of some 80
+        characters or more: its ``_method=..._neurons=`` parts are gone, so :meth:`discard_left`'s pattern missed
+        it and the batch stayed for good), is a batch of this unit: its record's layer and neurons give that key."""
+        if not _HASHED.fullmatch(key):
+            return False
+        record = self.store.get(key) or {}
+        layer, start, stop = (record.get(part) for part in ("layer", "start", "stop"))
+        if not isinstance(layer, str) or not isinstance(start, int) or not isinstance(stop, int):
+            return False
+        grids = [{}] if "granularity" in self.unit else [{}, *({"granularity": g} for g in GRANULARITIES)]
+        return any(unit_key(**grid, **self.unit, layer=name, neurons=f"{start}-{stop - 1}") == key
+                   for grid in grids for name in (key_part(layer), layer))  # layer: a key of before key_part
 
     def discard(self) -> None:
         """Remove every batch this checkpoint loaded or saved (call once the unit itself is stored)."""

@@ -260,6 +260,29 @@ def test_a_batch_stored_under_a_layer_key_of_before_key_part_is_loaded_and_remov
     assert list(units.iterdir()) == []  # the old file removed with the others
 
 
+def test_batches_of_a_layer_with_a_long_name_are_removed_as_left_by_a_stop(tmp_path):
+    """A layer name of 92 characters gives batch keys that unit_key cuts short and hashes, without their
+    ``_method=qubo_neurons=`` parts: discard_left (a resume after a stop between storing the row and removing its
+    batches) matched 2 of the 4 batches, and the long-named layer's stayed in units/ for good."""
+    import torch
+
+    from qannealq import quantize_model
+
+    torch.manual_seed(0)
+    long = "attention_output_" * 5 + "dense"  # layers "0.attention_output_...dense" (92 characters) and "1"
+    net = torch.nn.Sequential(torch.nn.ModuleDict({long: torch.nn.Linear(4, 4)}), torch.nn.Linear(4, 4))
+    net.forward = lambda x: net[1](net[0][long](x))
+    store = ResultStore.open(tmp_path / "r", "mine", {"bits": 2})
+    check = StoreCheckpoint(store, {"bits": 2, "method": "qubo"}, batch_size=2)
+    quantize_model(net, torch.randn(32, 4), 2, "qubo", "sa", seed=1, checkpoint=check, num_reads=2)
+    assert len(check.saved) == 4 and sum(len(key) == 117 for key in check.saved) == 2  # the long name's: hashed
+    other = StoreCheckpoint(store, {"bits": 4, "method": "qubo"})
+    assert other.discard_left(list(store._keys())) == []  # another unit's batches are kept
+    left = StoreCheckpoint(store, {"bits": 2, "method": "qubo"}).discard_left(list(store._keys()))
+    assert sorted(left) == sorted(check.saved) and list((tmp_path / "r" / "units").iterdir()) == []
+    store.close()
+
+
 def test_a_resume_accepts_the_recipes_own_hidden_sizes_and_epochs(tmp_path):
     """A run stored without ``--hidden`` or ``--epochs`` (the recipe's, stored as None) refused ``--resume DIR
     --hidden 16 --epochs 60``, the 16-16-10 model's own values ("model.hidden: None -> [16]"); other values
