@@ -416,13 +416,19 @@ class ResultStore:
               fingerprint: Fingerprint | None = None) -> None:
         """Every check of :meth:`open` without writing anything (so a command can fail before any work).
 
-        Also refuses a folder that cannot be created or written (the nearest existing parent not writable).
+        Also refuses a folder that cannot be created or written (the nearest existing parent not writable), and a
+        resumed one (or its ``units/``) that cannot be written: the resume trained the model and solved a layer
+        before its first write failed.
         """
         root = Path(root)
         refuse_file_out(root)
         if resume:
             cls._reopen(root, command, _canonical(dict(settings)), write=False, fingerprint=fingerprint)
             FolderLock.check(root)  # another process on it: refused before any work
+            for folder in (root, root / "units"):
+                if folder.is_dir() and not os.access(folder, os.W_OK | os.X_OK):
+                    raise StoreError(f"--resume {root}: {folder} is not writable; make it writable, or resume a "
+                                     "copy of the run folder")
             return
         if (root / "store.json").exists():
             raise InvalidArgumentError(f"{root} already holds the results of a run: continue it with "

@@ -271,6 +271,30 @@ def test_out_with_a_name_too_long_for_the_file_system_exits_2(tmp_path, capsys, 
     assert f"--out={str(out)!r} cannot be used as a folder (File name too long)" in err and "shorter" in err
 
 
+def test_resume_of_a_folder_that_cannot_be_written_exits_2_before_training(tmp_path, capsys, monkeypatch):
+    """A resumed folder whose units/ could not be written (read-only, or chattr +i) trained the model and solved
+    the first layer, then failed on its first unit ("cannot write .../units/bits=2_layer=0_...json: Operation not
+    permitted; free disk space or choose another --out folder")."""
+    import os
+
+    import qannealq.experiment
+
+    out = tmp_path / "r"
+    assert main(["run", "--dataset", "digits", "--input-size", "4", "--bits", "2", "--methods", "rtn", "--out",
+                 str(out)]) == 0
+    (out / "units" / "bits=2_method=rtn.json").unlink()
+    (out / "units").chmod(0o500)
+    if os.geteuid() == 0:  # root writes anywhere: make the permission check see what a user would
+        access = os.access
+        monkeypatch.setattr("qannealq.store.os.access",
+                            lambda path, mode: os.path.basename(path) != "units" and access(path, mode))
+    monkeypatch.setattr(qannealq.experiment, "train_mlp", lambda *a, **k: pytest.fail("trained before the refusal"))
+    capsys.readouterr()
+    assert main(["run", "--resume", str(out)]) == 2
+    assert f"--resume {out}: {out / 'units'} is not writable; make it writable" in capsys.readouterr().err
+    (out / "units").chmod(0o700)
+
+
 def test_backends_command_lists_sa_and_exact(capsys):
     assert main(["backends"]) == 0
     lines = capsys.readouterr().out.splitlines()
