@@ -177,7 +177,9 @@ def linear_layers(model: torch.nn.Module, data: torch.Tensor, names: Sequence[st
         check_distinct("layers", names)
     for name in names:
         if name not in modules:
-            raise InvalidArgumentError(f"layers: the model has no layer named {name!r}")
+            linear = [n for n, m in modules.items() if isinstance(m, torch.nn.Linear)]
+            raise InvalidArgumentError(f"layers: the model has no layer named {name!r}; its torch.nn.Linear layers "
+                                       f"are {linear} (model.named_modules())")
         if not isinstance(modules[name], torch.nn.Linear):
             raise InvalidArgumentError(
                 f"layers: {name!r} is a {type(modules[name]).__name__}, not a torch.nn.Linear; "
