@@ -25,6 +25,7 @@ from qiskit_optimization.utils import algorithm_globals
 from qannealq.backends._common import check_capacity, draw_seed, now_ns, record
 from qannealq.checks import at_least, check_choice, check_positive, check_values
 from qannealq.errors import BackendUnavailableError, InvalidArgumentError
+from qannealq.report import duration
 
 __all__ = ["QAOASampler", "to_quadratic_program"]
 
@@ -106,12 +107,6 @@ def _evaluations(optimizer: str, maxiter: int) -> int:
     """Circuit evaluations of one call, about: COBYLA's ``maxiter``, Nelder-Mead's about 2 an iteration, SPSA's 2
     an iteration plus its 50 to calibrate (measured 111 at ``maxiter=30``); plus the final sampling."""
     return {"cobyla": maxiter, "nelder-mead": 2 * maxiter, "spsa": 2 * maxiter + 50}[optimizer] + 1
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _depth(ansatz, pass_manager) -> int | None:
@@ -242,7 +237,7 @@ class QAOASampler(dimod.Sampler):
                        "(2^%d amplitudes x %d circuit evaluations x ~%.0f us), and each such neuron as long: use "
                        "qiskit-aer (simulator='auto' or 'aer'; pip install 'qannealq[qiskit]'), or lower max_qubits "
                        "(larger neurons are decomposed) or maxiter", qubits, self.simulator,
-                       ", qiskit-aer missing" if self.simulator == "auto" else "", _duration(seconds), qubits,
+                       ", qiskit-aer missing" if self.simulator == "auto" else "", duration(seconds), qubits,
                        evaluations, STATEVECTOR_S_PER_AMPLITUDE * 1e6)
 
     @staticmethod

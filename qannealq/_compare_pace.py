@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 import dimod
 import numpy as np
 
-from qannealq.report import Reporter
+from qannealq.report import Reporter, duration
 
 if TYPE_CHECKING:
     from qannealq._compare_instances import NeuronInstance
@@ -97,12 +97,3 @@ def time_left(walls: Sequence[float], calls: int) -> str:
         return ""
     left = each * calls
     return f" ({each:.0f} s a call; this backend about {duration(left)} more)"
-
-
-def duration(seconds: float) -> str:
-    """``95 s``, ``12 min``, ``3.4 h``."""
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

@@ -16,7 +16,7 @@ from qannealq.store import atomic_path, atomic_write
 logger = logging.getLogger(__name__)
 
 __all__ = ["ResultRow", "RunWriter", "CSV_COLUMNS", "format_table", "plot_accuracy", "Reporter", "Progress",
-           "LogReporter"]
+           "LogReporter", "duration"]
 
 CSV_COLUMNS = ("dataset", "method", "backend", "bits", "calibration", "granularity", "accuracy", "layer_error",
                "seconds")
@@ -61,6 +61,15 @@ class RunWriter:
         atomic_write(self.out / "results.csv", buffer.getvalue())
         payload = {"settings": self.settings, "results": [asdict(r) for r in self.rows]}
         atomic_write(self.out / "results.json", json.dumps(payload, indent=2, default=float))
+
+
+def duration(seconds: float) -> str:
+    """``95 s``, ``12 min``, ``3.4 h``: a time the user is told to expect (``compare``'s pace, a slow QAOA call)."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def format_table(rows: list[ResultRow], grids: bool = False) -> str:
