@@ -121,7 +121,7 @@ class TorchRun:
     def descend(self, rows: Rows) -> Rows:
         """Greedy sweeps of chain moves from ``rows`` (one per problem, in order) until no row improves,
         ``polish_sweeps`` or the time limit (:meth:`_chain_polish`; a greedy sweep cut short only went down): the
-        search where no anneal fits, as ``_layer_run._Run.descend``. None where the run has no chain moves or the
+        search where no anneal fits, as ``_layer_run._Run.descend``. No rows where the run has no chain moves or the
         time is already spent."""
         n = self.dense.lin.shape[0]
         if self.depth < 3 or rows.owner.size == 0 or self.clock.expired():
