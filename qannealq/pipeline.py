@@ -365,8 +365,8 @@ def _quantize_layers(float_model: torch.nn.Module, names: list[str], data: torch
     """Formulate and solve each layer in forward order; write its values into a copy of the model."""
     quant_model = copy.deepcopy(float_model).eval()
     modules = dict(quant_model.named_modules())
+    given = set(float_stats)  # the caller's (before any computed here): checked against the layer once formulated
     missing = [n for n in names if n not in float_stats]
-    given = set(float_stats) - set(missing)  # the caller's: checked against the layer once formulated
     if run.calibration == "float" and missing:
         float_stats.update(collect_stats(float_model, float_model, missing, data, run.batch_size))
     stale = stale_weighted(float_stats, run.weighted, run.objective) if run.calibration == "float" else []
