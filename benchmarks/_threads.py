@@ -46,8 +46,8 @@ def count(text: str) -> int:
 
 
 def scale(text: str) -> float:
-    """An argparse type for a scale factor (a chain strength's): a finite number > 0 (0 was refused by the
-    sampler only after the models were prepared)."""
+    """An argparse type for a scale factor (a chain strength's, a limit in GPTQ times): a finite number > 0 (0 was
+    refused by the sampler only after the models were prepared)."""
     try:
         value = float(text)
     except ValueError:
@@ -57,9 +57,9 @@ def scale(text: str) -> float:
     return value
 
 
-def scales(text: str) -> list[float]:
-    """A comma list of :func:`scale`\ s (at least one)."""
+def scales(text: str, example: str = "0.5,1,2", empty: bool = False) -> list[float]:
+    """A comma list of :func:`scale` values (an argparse type as it stands): at least one, or none where ``empty``."""
     items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a comma list of finite numbers > 0, e.g. 0.5,1,2")
+    if not items and not empty:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a comma list of finite numbers > 0, e.g. {example}")
     return [scale(t) for t in items]

@@ -37,7 +37,7 @@ from qannealq.data import DATASETS
 from qannealq.experiment import prepare
 from qannealq.formulation import LayerProblem, LayerStats
 from qannealq.pipeline import formulate_layer
-from _threads import count, pinned  # benchmarks/_threads.py, beside this script
+from _threads import count, pinned, scales  # benchmarks/_threads.py, beside this script
 
 
 def layer_arrays(dataset: str, data_dir: str | None, seed: int) -> dict[str, np.ndarray]:
@@ -145,13 +145,7 @@ def gptq_times(text: str) -> list[float]:
     """``"5,10"`` -> ``[5.0, 10.0]``: limits in GPTQ times, each a finite number > 0 (``''``: none). A limit of 0 or
     below failed in every device's solve, printed as the device's error, and the run ended with status 0 and no
     limited point."""
-    try:
-        values = [float(k) for k in text.split(",") if k.strip()]
-    except ValueError:
-        values = [float("nan")]
-    if not all(np.isfinite(v) and v > 0 for v in values):
-        raise argparse.ArgumentTypeError(f"{text!r}: give limits in GPTQ times, each a number > 0, e.g. 5,10")
-    return values
+    return scales(text, "5,10", empty=True)
 
 
 def main() -> None:
